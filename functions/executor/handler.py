@@ -1,0 +1,24 @@
+"""Lambda entry point of the payment executor (Task ``ExecutePaymentOrder``)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.executor.logic import execute_order
+from payments.observability import logger, metrics, tracer
+from payments.psp import default_psp
+from payments.repositories.payments import PaymentsRepository
+from payments.tasks import ExecuteOrderTask
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=ExecuteOrderTask)
+def handler(event: ExecuteOrderTask, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(checkout_id=event.checkout_id, payment_order_id=event.payment_order_id)
+    result = execute_order(event, PaymentsRepository(), default_psp())
+    metrics.add_metric(name=f"Order{result.status.value.title()}", unit="Count", value=1)
+    logger.info("payment order executed", extra={"status": result.status.value})
+    return result.model_dump(mode="json")

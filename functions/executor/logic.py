@@ -1,0 +1,65 @@
+"""Payment executor: execute one payment order against the PSP, exactly once.
+
+The order moves ``NOT_STARTED -> EXECUTING -> SUCCESS | FAILED`` by conditional
+writes. The PSP is called with the idempotency key ``payment_order_id``. If this
+task runs again for an order already ``EXECUTING`` (a crash, a timeout, a lost
+PSP answer, a duplicate delivery), it first asks the PSP what happened to that
+key and only charges if the PSP never saw it; the PSP deduplicates on the key in
+any case. So a retry never charges twice.
+"""
+
+from __future__ import annotations
+
+from payments.errors import StatusConflict
+from payments.models import OrderRecord
+from payments.psp import Approved, ChargeRequest, PaymentServiceProvider
+from payments.repositories.payments import PaymentsRepository
+from payments.status import OrderStatus
+from payments.tasks import ExecuteOrderTask, ExecutionResult
+
+
+def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: PaymentServiceProvider) -> ExecutionResult:
+    order = orders.get_order(task.payment_order_id)
+    if order.checkout_id != task.checkout_id:
+        raise StatusConflict(f"order {order.payment_order_id} belongs to checkout {order.checkout_id}, not {task.checkout_id}")
+    if order.status.is_final:
+        return _result(order)  # a duplicate delivery: report what happened, do nothing
+
+    outcome = None
+    if order.status is OrderStatus.EXECUTING:
+        outcome = psp.lookup(order.payment_order_id)  # an earlier attempt may have charged
+    else:
+        try:
+            order = orders.move_order(order.payment_order_id, OrderStatus.EXECUTING)
+        except StatusConflict:
+            order = orders.get_order(task.payment_order_id)
+            if order.status.is_final:
+                return _result(order)  # a racing execution finished it
+            raise
+
+    if outcome is None:
+        outcome = psp.charge(
+            ChargeRequest(
+                idempotency_key=order.payment_order_id,
+                amount_minor=order.amount_minor,
+                currency=order.currency,
+                token=task.payment_method.token,
+            )
+        )
+
+    if isinstance(outcome, Approved):
+        order = orders.move_order(
+            order.payment_order_id, OrderStatus.SUCCESS, psp_reference=outcome.psp_reference, charged_at=outcome.charged_at
+        )
+    else:
+        order = orders.move_order(order.payment_order_id, OrderStatus.FAILED, failure_reason=outcome.reason)
+    return _result(order)
+
+
+def _result(order: OrderRecord) -> ExecutionResult:
+    return ExecutionResult(
+        payment_order_id=order.payment_order_id,
+        status=order.status,
+        psp_reference=order.psp_reference,
+        failure_reason=order.failure_reason,
+    )

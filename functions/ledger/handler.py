@@ -1,0 +1,25 @@
+"""Lambda entry point of the ledger (Task ``AppendLedger``)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.ledger.logic import book_payin
+from payments.observability import logger, metrics, tracer
+from payments.repositories.ledger import LedgerRepository
+from payments.repositories.payments import PaymentsRepository
+from payments.tasks import OrderTask
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=OrderTask)
+def handler(event: OrderTask, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(payment_order_id=event.payment_order_id)
+    orders = PaymentsRepository()
+    result = book_payin(event.payment_order_id, orders, LedgerRepository(payments=orders))
+    if not result["appended_now"]:
+        metrics.add_metric(name="LedgerAppendReplayed", unit="Count", value=1)
+    return result

@@ -1,0 +1,138 @@
+"""Payment service logic: accept a checkout, start its workflow, finalize it, and read models.
+
+``accept_payment`` runs under Powertools idempotency (see ``api.py``): the
+``Idempotency-Key`` selects the record, the request body is the payload that a
+reuse of the key must match. Below it, storing is itself idempotent (conditional
+transaction, fingerprint compared on a collision) and the workflow's execution
+name is the checkout id, so a crash anywhere in between is repaired by a retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from payments import aws, money
+from payments.config import settings
+from payments.models import (
+    Balance,
+    CurrencyTotals,
+    OrderRecord,
+    PaymentOut,
+    PaymentRecord,
+    PaymentRequest,
+    TrialBalanceOut,
+    WalletOut,
+)
+from payments.observability import logger, metrics
+from payments.repositories.dynamo import error_code
+from payments.repositories.ledger import LedgerRepository
+from payments.repositories.payments import PaymentsRepository
+from payments.repositories.wallet import WalletRepository
+from payments.status import PaymentStatus, payment_outcome
+from payments.tasks import FinalizePaymentTask
+
+
+def fingerprint(idempotency_key: str, request: dict[str, Any]) -> str:
+    canonical = json.dumps({"key": idempotency_key, "request": request}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def accept_payment(idempotency_key: str, request: PaymentRequest, repo: PaymentsRepository) -> dict[str, Any]:
+    """Store the payment event and its orders, start the workflow, return the payment resource."""
+    body = request.model_dump(mode="json")
+    payment = PaymentRecord(
+        checkout_id=request.checkout_id,
+        buyer_id=request.buyer_info.buyer_id,
+        payment_order_ids=[o.payment_order_id for o in request.payment_orders],
+        payment_method_type=request.payment_method.type,
+        payment_method_token=request.payment_method.token,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint(idempotency_key, body),
+    )
+    orders = [
+        OrderRecord(
+            payment_order_id=o.payment_order_id,
+            checkout_id=request.checkout_id,
+            seller_account=o.seller_account,
+            amount_minor=o.amount_minor,
+            currency=o.currency,
+        )
+        for o in request.payment_orders
+    ]
+    outcome = repo.create(payment, orders)
+    if not outcome.created:
+        logger.info("payment already stored by an earlier attempt; resuming")
+    start_workflow(payment)
+    repo.move_payment(payment.checkout_id, PaymentStatus.PROCESSING)
+    metrics.add_metric(name="PaymentsAccepted", unit="Count", value=1)
+    return payment_view(request.checkout_id, repo).model_dump(mode="json")
+
+
+def start_workflow(payment: PaymentRecord) -> None:
+    """StartExecution named after the checkout: a second start of the same checkout is a no-op."""
+    execution_input = {
+        "checkout_id": payment.checkout_id,
+        "payment_method": {"type": payment.payment_method_type, "token": payment.payment_method_token},
+        "payment_orders": [{"payment_order_id": i} for i in payment.payment_order_ids],
+    }
+    try:
+        aws.client("stepfunctions").start_execution(
+            stateMachineArn=settings().state_machine_arn,
+            name=payment.checkout_id,
+            input=json.dumps(execution_input, sort_keys=True),
+        )
+    except ClientError as err:
+        if error_code(err) != "ExecutionAlreadyExists":
+            raise
+        logger.info("workflow already started for this checkout")
+
+
+def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dict[str, Any]:
+    """Park unresolved orders, then derive the payment status from the stored orders."""
+    for result in task.order_results:
+        if result.outcome == "NEEDS_ATTENTION":
+            error = result.error or {}
+            reason = f"{result.step or 'unknown'} step: {error.get('Error', 'error')}: {str(error.get('Cause', ''))[:500]}"
+            repo.flag_attention(result.payment_order_id, reason)
+            metrics.add_metric(name="NeedsAttention", unit="Count", value=1)
+            logger.error("payment order needs attention", extra={"payment_order_id": result.payment_order_id, "reason": reason})
+    payment = repo.get(task.checkout_id)
+    orders = repo.orders_of(payment)
+    status = payment_outcome([o.status for o in orders])
+    done = all(o.is_settled_internally for o in orders)
+    moved = repo.move_payment(task.checkout_id, status, is_payment_done=done)
+    if not moved:
+        logger.warning("payment status not moved", extra={"target": status.value})
+    return {"checkout_id": task.checkout_id, "status": status.value, "is_payment_done": done}
+
+
+# --- read models ------------------------------------------------------------------
+def payment_view(checkout_id: str, repo: PaymentsRepository) -> PaymentOut:
+    payment = repo.get(checkout_id)
+    orders = repo.orders_of(payment)
+    return PaymentOut(
+        checkout_id=payment.checkout_id,
+        status=payment.status,
+        is_payment_done=payment.is_payment_done,
+        payment_orders=[o.to_api() for o in orders],
+    )
+
+
+def wallet_view(seller_account: str, wallets: WalletRepository) -> WalletOut:
+    return WalletOut(
+        seller_account=seller_account,
+        balances=[Balance(currency=c, amount=money.format_minor(v, c)) for c, v in wallets.balances(seller_account).items()],
+    )
+
+
+def trial_balance_view(ledger: LedgerRepository) -> TrialBalanceOut:
+    return TrialBalanceOut(
+        currencies=[
+            CurrencyTotals(currency=c, debits=money.format_minor(d, c), credits=money.format_minor(cr, c))
+            for c, (d, cr) in ledger.trial_balance().items()
+        ]
+    )

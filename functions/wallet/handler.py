@@ -1,0 +1,25 @@
+"""Lambda entry point of the wallet (Task ``UpdateWallet``)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.wallet.logic import credit_seller
+from payments.observability import logger, metrics, tracer
+from payments.repositories.payments import PaymentsRepository
+from payments.repositories.wallet import WalletRepository
+from payments.tasks import OrderTask
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=OrderTask)
+def handler(event: OrderTask, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(payment_order_id=event.payment_order_id)
+    orders = PaymentsRepository()
+    result = credit_seller(event.payment_order_id, orders, WalletRepository(payments=orders))
+    if not result["applied_now"]:
+        metrics.add_metric(name="WalletCreditReplayed", unit="Count", value=1)
+    return result

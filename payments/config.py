@@ -1,0 +1,49 @@
+"""Runtime settings of every function, read from the environment once.
+
+The same names are set by the CDK stack (``infra/``) and by the local runtime
+(``payments.local``): this module is the single list of them.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+#: Hard bounds of the public API (documented in the README and the OpenAPI).
+MAX_ORDERS_PER_CHECKOUT = 50  # one DynamoDB transaction holds the payment and all its orders (<= 100 items)
+MAX_BODY_BYTES = 64 * 1024  # a 50-order checkout is ~10 KiB; anything larger is not a checkout
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # replay window of an Idempotency-Key
+
+
+class Settings(BaseModel):
+    payments_table: str = Field(default="payments")
+    wallets_table: str = Field(default="wallets")
+    ledger_table: str = Field(default="ledger")
+    idempotency_table: str = Field(default="idempotency")
+    psp_table: str = Field(default="psp-simulator")
+    reconciliation_table: str = Field(default="reconciliation")
+    settlement_bucket: str = Field(default="settlements")
+    state_machine_arn: str = Field(default="")
+    #: balance items per (seller, currency); see payments.repositories.wallet
+    wallet_shards: int = Field(default=4, ge=1, le=64)
+    #: running-total items per currency in the ledger (trial balance)
+    ledger_total_shards: int = Field(default=8, ge=1, le=64)
+    #: name of the PSP whose settlement files reconcile against our ledger
+    psp_name: str = Field(default="simulated-psp")
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = {name: os.environ[name.upper()] for name in cls.model_fields if name.upper() in os.environ}
+        return cls.model_validate(env)
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (the local runtime and tests change the environment)."""
+    settings.cache_clear()

@@ -1,0 +1,53 @@
+"""Domain errors.
+
+The class names of the ``Transient`` family are the names that
+``stepfunctions/payment.asl.json`` retries (``ErrorEquals``): a Lambda that raises
+one of them fails with that ``errorType`` and Step Functions retries it with
+backoff and jitter. Anything else is final for that step and is caught.
+"""
+
+
+class PaymentError(Exception):
+    """Base class of every domain error."""
+
+
+# --- transient: the step is retried by the state machine -------------------
+class TransientError(PaymentError):
+    """A dependency failed in a way that a later retry may fix."""
+
+
+class PspUnavailable(TransientError):
+    """The PSP could not be reached or answered 5xx; nothing was charged."""
+
+
+class PspOutcomeUnknown(TransientError):
+    """The PSP call may or may not have charged (timeout, lost answer).
+
+    Never resolved by charging again blindly: the retry asks the PSP by the
+    idempotency key first, and the PSP itself deduplicates on that key.
+    """
+
+
+class StoreUnavailable(TransientError):
+    """DynamoDB throttled or failed transiently."""
+
+
+# --- final: caught by the state machine, recorded, surfaced ------------------
+class InvariantViolation(PaymentError):
+    """A money invariant would be broken; the step refuses and asks for a human."""
+
+
+class StatusConflict(PaymentError):
+    """A late or duplicate signal tried to move a status backwards or sideways."""
+
+
+class NotFound(PaymentError):
+    pass
+
+
+class Conflict(PaymentError):
+    """A create collided with an existing resource (same id, other content)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field

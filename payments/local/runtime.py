@@ -1,0 +1,234 @@
+"""The local runtime: the whole system on one machine, no Docker, no AWS account.
+
+* an AWS-compatible endpoint (moto server) on ``aws_port``: DynamoDB, S3, Step Functions,
+  Lambda, so ``aws --endpoint-url`` and boto3 work as against a real account;
+* the tables of :mod:`payments.tables`, the settlement bucket with its ``incoming/``
+  notification to the reconcile function, and the state machine created from the
+  very ``stepfunctions/payment.asl.json`` that the CDK stack deploys, executed by
+  moto's ASL interpreter with Lambda tasks dispatched to the in-process handlers;
+* the HTTP API on ``port``: each request becomes an API Gateway REST proxy event
+  for ``functions/payment/handler.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from payments import aws
+from payments.config import Settings, reset_settings
+from payments.local import lambdas
+from payments.tables import TABLES
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/payments-local-lambda"
+
+#: ASL placeholder -> local function name (the CDK stack substitutes the real ARNs)
+ASL_FUNCTIONS = {
+    "ExecutorFunctionArn": "payments-executor",
+    "WalletFunctionArn": "payments-wallet",
+    "LedgerFunctionArn": "payments-ledger",
+    "PaymentFunctionArn": "payments-payment",
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def render_asl(path: Path, substitutions: dict[str, str]) -> str:
+    text = path.read_text()
+    for name, value in substitutions.items():
+        text = text.replace("${" + name + "}", value)
+    if "${" in text:
+        raise ValueError(f"unsubstituted placeholder left in {path.name}")
+    json.loads(text)
+    return text
+
+
+@dataclass
+class Endpoints:
+    api_url: str
+    aws_url: str
+    settings: Settings
+
+
+class LocalRuntime:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, aws_port: int | None = None, quiet: bool = True):
+        self.host = host
+        self.port = port
+        self.aws_port = aws_port or port + 1
+        self.quiet = quiet
+        self._moto: Any = None
+        self._http: Any = None
+        self.settings = Settings(state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:payments-payment")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://{self.host}:{self.aws_port}"
+
+    # --- lifecycle ----------------------------------------------------------------
+    def start(self) -> Endpoints:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._configure_environment()
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
+        lambdas.install_into_moto()
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
+        self._moto.start()
+        self._bootstrap()
+        from payments.local.http_api import serve_api
+
+        self._http = serve_api(self.host, self.port)
+        return Endpoints(self.api_url, self.aws_url, self.settings)
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+        if self._moto is not None:
+            self._moto.stop()
+
+    def __enter__(self) -> "LocalRuntime":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- set-up -------------------------------------------------------------------
+    def _configure_environment(self) -> None:
+        env = {
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "MOTO_PORT": str(self.aws_port),
+            "MOTO_HOST": self.host,
+            "POWERTOOLS_SERVICE_NAME": "payments-local",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING" if self.quiet else "INFO"),
+        }
+        for name, value in self.settings.model_dump().items():
+            env[name.upper()] = str(value)
+        os.environ.update(env)
+        reset_settings()
+        aws.reset_clients()
+
+    def _bootstrap(self) -> None:
+        s = self.settings
+        ddb = boto3.client("dynamodb", endpoint_url=self.aws_url, region_name=REGION)
+        for table in TABLES:
+            name = getattr(s, table.setting)
+            attributes = {table.partition_key} | ({table.sort_key} if table.sort_key else set())
+            for index in table.indexes:
+                attributes |= {index.partition_key} | ({index.sort_key} if index.sort_key else set())
+            spec: dict[str, Any] = {
+                "TableName": name,
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+                "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
+                + ([{"AttributeName": table.sort_key, "KeyType": "RANGE"}] if table.sort_key else []),
+            }
+            if table.indexes:
+                spec["GlobalSecondaryIndexes"] = [
+                    {
+                        "IndexName": index.name,
+                        "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
+                        + ([{"AttributeName": index.sort_key, "KeyType": "RANGE"}] if index.sort_key else []),
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                    for index in table.indexes
+                ]
+            ddb.create_table(**spec)
+            if table.ttl_attribute:
+                ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute})
+
+        iam = boto3.client("iam", endpoint_url=self.aws_url, region_name=REGION)
+        iam.create_role(
+            RoleName="payments-local-lambda",
+            AssumeRolePolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+            ),
+        )
+        lam = boto3.client("lambda", endpoint_url=self.aws_url, region_name=REGION)
+        arns: dict[str, str] = {}
+        for name, target in lambdas.FUNCTIONS.items():
+            module = target.split(":")[0]
+            response = lam.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=ROLE_ARN,
+                Handler=module + ".handler",
+                Code={"ZipFile": _placeholder_zip()},
+                Timeout=30,
+            )
+            arns[name] = response["FunctionArn"]
+
+        sfn = boto3.client("stepfunctions", endpoint_url=self.aws_url, region_name=REGION)
+        definition = render_asl(ROOT / "stepfunctions" / "payment.asl.json", {k: arns[v] for k, v in ASL_FUNCTIONS.items()})
+        created = sfn.create_state_machine(name="payments-payment", definition=definition, roleArn=ROLE_ARN, type="STANDARD")
+        assert created["stateMachineArn"] == s.state_machine_arn, created["stateMachineArn"]
+
+        s3 = boto3.client("s3", endpoint_url=self.aws_url, region_name=REGION)
+        s3.create_bucket(Bucket=s.settlement_bucket)
+        s3.put_bucket_notification_configuration(
+            Bucket=s.settlement_bucket,
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {
+                        "LambdaFunctionArn": arns["payments-reconcile"],
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}},
+                    }
+                ]
+            },
+        )
+
+
+def _placeholder_zip() -> bytes:
+    """moto needs a code package; the code that runs is the in-process handler."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "dispatched in-process by payments.local.lambdas\n")
+    return buffer.getvalue()
+
+
+def wait_forever() -> None:
+    event = threading.Event()
+    try:
+        while not event.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

@@ -1,0 +1,54 @@
+"""The PSP adapter interface: what the executor needs from a payment service provider.
+
+A real PSP adapter (Adyen, Stripe, ...) implements :class:`PaymentServiceProvider`;
+the default is :class:`payments.psp.simulator.SimulatedPsp`. Every call carries
+the idempotency key ``payment_order_id``: the PSP holds at most one charge per key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    idempotency_key: str  # our payment_order_id; the PSP's "merchant reference"
+    amount_minor: int
+    currency: str
+    token: str  # a PSP card token, never a card number
+
+
+@dataclass(frozen=True)
+class Approved:
+    psp_reference: str
+    charged_at: str  # ISO timestamp at the PSP; its UTC day is the settlement day
+
+
+@dataclass(frozen=True)
+class Declined:
+    reason: str  # machine-readable: card_declined, insufficient_funds, ...
+
+
+ChargeOutcome = Approved | Declined
+
+
+class PaymentServiceProvider(Protocol):
+    def charge(self, request: ChargeRequest) -> ChargeOutcome:
+        """Charge the card, deduplicated by ``request.idempotency_key``.
+
+        Raises :class:`payments.errors.PspUnavailable` when nothing was charged and a
+        retry may work, and :class:`payments.errors.PspOutcomeUnknown` when the call
+        may have charged (timeout, lost answer).
+        """
+        ...
+
+    def lookup(self, idempotency_key: str) -> ChargeOutcome | None:
+        """The outcome the PSP recorded for this key, or None if it never saw it."""
+        ...
+
+
+def default_psp() -> PaymentServiceProvider:
+    from payments.psp.simulator import SimulatedPsp
+
+    return SimulatedPsp()

@@ -1,0 +1,1 @@
+"""DynamoDB data access. Each module owns one table and documents its item layout."""

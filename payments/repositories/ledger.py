@@ -1,0 +1,168 @@
+"""The ledger table: append-only double-entry bookkeeping.
+
+Item layout (``pk``, ``sk``):
+
+* transaction  ``TXN#<payment_order_id>`` / ``TXN``: txn_id, payment_order_id, psp_reference,
+  seller_account, currency, amount_minor, postings [{account, side, amount_minor, currency}],
+  settlement_day (``<psp>#<YYYY-MM-DD>``, index ``by_settlement_day``), booked_at
+* totals shard ``TOTALS#<shard>`` / ``CCY#<currency>``: debits_minor, credits_minor, transactions
+
+The transaction id is derived from the payment order id, so appending is a
+conditional put: a retry fails the condition and appends nothing. The same
+``TransactWriteItems`` adds to a totals shard (the trial balance without a scan)
+and sets ``ledger_updated`` on the order. Entries are never updated; a
+correction is a reversing transaction with its own id.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from payments import aws, clock
+from payments.config import settings
+from payments.errors import InvariantViolation
+from payments.models import OrderRecord
+from payments.repositories.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.repositories.payments import PaymentsRepository
+from payments.status import OrderStatus
+
+DEBIT, CREDIT = "DEBIT", "CREDIT"
+
+
+def psp_receivable(psp: str) -> str:
+    return f"psp_receivable:{psp}"
+
+
+def seller_account_id(seller_account: str) -> str:
+    return f"seller:{seller_account}"
+
+
+def assert_balanced(postings: list[dict[str, Any]]) -> None:
+    """Invariant 3 for one transaction: per currency, debits equal credits, amounts positive."""
+    sums: dict[str, int] = defaultdict(int)
+    for posting in postings:
+        if not isinstance(posting["amount_minor"], int) or posting["amount_minor"] <= 0:
+            raise InvariantViolation(f"posting amount must be a positive integer: {posting}")
+        sums[posting["currency"]] += posting["amount_minor"] if posting["side"] == DEBIT else -posting["amount_minor"]
+    unbalanced = {c: s for c, s in sums.items() if s != 0}
+    if unbalanced or len(postings) < 2:
+        raise InvariantViolation(f"unbalanced ledger transaction: {postings}")
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    txn_id: str
+    appended: bool  # False: it had been appended before (a retry)
+
+
+class LedgerRepository:
+    def __init__(self, table: str | None = None, shards: int | None = None, client: Any = None, payments: PaymentsRepository | None = None):
+        self.table = table or settings().ledger_table
+        self.shards = shards or settings().ledger_total_shards
+        self.psp = settings().psp_name
+        self.ddb = client or aws.client("dynamodb")
+        self.payments = payments or PaymentsRepository(client=self.ddb)
+
+    def append_payin(self, order: OrderRecord) -> AppendResult:
+        """Book a successful charge: debit the PSP receivable, credit the seller."""
+        if order.status is not OrderStatus.SUCCESS or not order.psp_reference or not order.charged_at:
+            raise InvariantViolation(f"order {order.payment_order_id} is not a completed charge; nothing to book")
+        txn_id = f"payin:{order.payment_order_id}"
+        postings = [
+            {"account": psp_receivable(self.psp), "side": DEBIT, "amount_minor": order.amount_minor, "currency": order.currency},
+            {"account": seller_account_id(order.seller_account), "side": CREDIT, "amount_minor": order.amount_minor, "currency": order.currency},
+        ]
+        assert_balanced(postings)
+        item = {
+            "pk": f"TXN#{order.payment_order_id}",
+            "sk": "TXN",
+            "txn_id": txn_id,
+            "kind": "PAYIN",
+            "payment_order_id": order.payment_order_id,
+            "checkout_id": order.checkout_id,
+            "psp_reference": order.psp_reference,
+            "seller_account": order.seller_account,
+            "currency": order.currency,
+            "amount_minor": order.amount_minor,
+            "postings": postings,
+            "settlement_day": f"{self.psp}#{clock.day_of(order.charged_at)}",
+            "charged_at": order.charged_at,
+            "booked_at": clock.now_iso(),
+        }
+        shard = zlib.crc32(order.payment_order_id.encode()) % self.shards
+        try:
+            with transient_as_store_unavailable():
+                self.ddb.transact_write_items(
+                    TransactItems=[
+                        {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+                        {
+                            "Update": {
+                                "TableName": self.table,
+                                "Key": {"pk": {"S": f"TOTALS#{shard}"}, "sk": {"S": f"CCY#{order.currency}"}},
+                                "UpdateExpression": "ADD debits_minor :amount, credits_minor :amount, transactions :one SET currency = :ccy",
+                                "ExpressionAttributeValues": to_values({":amount": order.amount_minor, ":one": 1, ":ccy": order.currency}),
+                            }
+                        },
+                        self.payments.order_flag_update(order.payment_order_id, "ledger_updated"),
+                    ]
+                )
+        except ClientError as err:
+            if cancelled_by_condition(err, 0):
+                existing = self.find_transaction(order.payment_order_id)
+                if existing is None or (existing["amount_minor"], existing["currency"], existing["psp_reference"]) != (
+                    order.amount_minor,
+                    order.currency,
+                    order.psp_reference,
+                ):
+                    raise InvariantViolation(f"ledger transaction of {order.payment_order_id} does not match the order") from err
+                return AppendResult(txn_id, appended=False)
+            raise
+        return AppendResult(txn_id, appended=True)
+
+    def find_transaction(self, payment_order_id: str) -> dict[str, Any] | None:
+        with transient_as_store_unavailable():
+            response = self.ddb.get_item(
+                TableName=self.table, Key={"pk": {"S": f"TXN#{payment_order_id}"}, "sk": {"S": "TXN"}}, ConsistentRead=True
+            )
+        return from_item(response.get("Item"))
+
+    def trial_balance(self) -> dict[str, tuple[int, int]]:
+        """currency -> (debits, credits) in minor units, from the totals shards."""
+        totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for shard in range(self.shards):
+            for item in query_all(
+                self.ddb,
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=to_values({":pk": f"TOTALS#{shard}"}),
+                ConsistentRead=True,
+            ):
+                totals[item["currency"]][0] += item["debits_minor"]
+                totals[item["currency"]][1] += item["credits_minor"]
+        return {c: (d, cr) for c, (d, cr) in sorted(totals.items())}
+
+    def transactions_for_settlement_day(self, day: str, psp: str | None = None) -> Iterator[dict[str, Any]]:
+        """The PSP's transactions charged on a UTC day (what its settlement file should hold)."""
+        yield from query_all(
+            self.ddb,
+            TableName=self.table,
+            IndexName="by_settlement_day",
+            KeyConditionExpression="settlement_day = :day",
+            ExpressionAttributeValues=to_values({":day": f"{psp or self.psp}#{day}"}),
+        )
+
+    def transactions(self) -> Iterator[dict[str, Any]]:
+        for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
+            if item["sk"] == "TXN":
+                yield item
+
+    def totals_items(self) -> Iterator[dict[str, Any]]:
+        for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
+            if item["pk"].startswith("TOTALS#"):
+                yield item

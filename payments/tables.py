@@ -1,0 +1,44 @@
+"""The DynamoDB tables, their keys and indexes: one description for every runtime.
+
+The local runtime creates exactly these tables; the CDK stack declares them with
+the same keys (an infrastructure test compares the two). Item layouts are
+documented in the repository modules that own each table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    setting: str  # field of payments.config.Settings holding the table name
+    partition_key: str
+    sort_key: str | None = None
+    indexes: tuple[Index, ...] = field(default_factory=tuple)
+    ttl_attribute: str | None = None
+    holds_money: bool = True  # money or history: point-in-time recovery, retained on delete
+
+
+TABLES: tuple[Table, ...] = (
+    # payment events and payment orders (payments.repositories.payments)
+    Table("payments_table", "pk", "sk"),
+    # seller balances (sharded) and credit markers (payments.repositories.wallet)
+    Table("wallets_table", "pk", "sk"),
+    # append-only double-entry transactions and trial-balance totals
+    # (payments.repositories.ledger); by_settlement_day serves reconciliation
+    Table("ledger_table", "pk", "sk", (Index("by_settlement_day", "settlement_day", "psp_reference"),)),
+    # Powertools idempotency records of POST /v1/payments
+    Table("idempotency_table", "id", None, ttl_attribute="expiration", holds_money=False),
+    # the simulated PSP's own record of charges (payments.psp.simulator)
+    Table("psp_table", "pk", "sk", (Index("by_charge_day", "charge_day", "pk"),)),
+    # reconciliation runs and mismatches (payments.reconciliation)
+    Table("reconciliation_table", "pk", "sk"),
+)
