@@ -51,3 +51,11 @@ class Conflict(PaymentError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
+
+
+class InvalidRequest(PaymentError):
+    """A request that passed schema validation but breaks a rule across fields."""
+
+    def __init__(self, errors: list[dict[str, str]]):
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.executor.logic import execute_order
-from payments.observability import logger, metrics, tracer
+from payments.observability import logger, metrics, tracer, count
 from payments.psp import default_psp
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import ExecuteOrderTask
@@ -19,6 +19,6 @@ from payments.tasks import ExecuteOrderTask
 def handler(event: ExecuteOrderTask, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(checkout_id=event.checkout_id, payment_order_id=event.payment_order_id)
     result = execute_order(event, PaymentsRepository(), default_psp())
-    metrics.add_metric(name=f"Order{result.status.value.title()}", unit="Count", value=1)
+    count(f"Order{result.status.value.title()}")
     logger.info("payment order executed", extra={"status": result.status.value})
     return result.model_dump(mode="json")

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ledger.logic import book_payin
-from payments.observability import logger, metrics, tracer
+from payments.observability import logger, metrics, tracer, count
 from payments.repositories.ledger import LedgerRepository
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import OrderTask
@@ -21,5 +21,5 @@ def handler(event: OrderTask, context: LambdaContext) -> dict[str, Any]:
     orders = PaymentsRepository()
     result = book_payin(event.payment_order_id, orders, LedgerRepository(payments=orders))
     if not result["appended_now"]:
-        metrics.add_metric(name="LedgerAppendReplayed", unit="Count", value=1)
+        count("LedgerAppendReplayed")
     return result

@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from functions.payment import logic
 from functions.payment.problems import field_path, problem, validation_problem
 from payments.config import IDEMPOTENCY_TTL_SECONDS, MAX_BODY_BYTES, MAX_ORDERS_PER_CHECKOUT, settings
-from payments.errors import Conflict, NotFound, StoreUnavailable
+from payments.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
 from payments.models import PaymentOut, PaymentRequest, TrialBalanceOut, WalletOut
 from payments.observability import logger
 from payments.repositories.ledger import LedgerRepository
@@ -77,9 +77,7 @@ def _accept_once(command: dict[str, Any]) -> dict[str, Any]:
 def create_payment(request: Annotated[PaymentRequest, Body()], idempotency_key: IdempotencyKey) -> Response[PaymentOut]:
     duplicates = request.duplicate_order_fields()
     if duplicates:
-        return validation_problem(
-            [{"field": f, "message": "payment_order_id is repeated within this checkout"} for f in duplicates]
-        )
+        raise InvalidRequest([{"field": f, "message": "payment_order_id is repeated within this checkout"} for f in duplicates])
     resource = _accept_once(command={"idempotency_key": idempotency_key, "request": request.model_dump(mode="json")})
     return Response(
         status_code=202,
@@ -110,6 +108,11 @@ def _invalid(error: RequestValidationError) -> Response:
     # never echo the input: it may be the very thing that must not be logged or returned
     errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in error.errors()]
     return validation_problem(errors)
+
+
+@app.exception_handler(InvalidRequest)
+def _invalid_across_fields(error: InvalidRequest) -> Response:
+    return validation_problem(error.errors)
 
 
 @app.exception_handler(IdempotencyValidationError)

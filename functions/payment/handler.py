@@ -20,7 +20,7 @@ from functions.payment import logic
 from functions.payment.api import app, idempotency_config
 from functions.payment.problems import problem
 from payments.config import MAX_BODY_BYTES
-from payments.observability import logger, metrics, tracer
+from payments.observability import logger, metrics, tracer, count
 from payments.pan import find_pans
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import FinalizePaymentTask
@@ -32,30 +32,33 @@ from payments.tasks import FinalizePaymentTask
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("action") == "finalize_payment":
         return logic.finalize_payment(FinalizePaymentTask.model_validate(event), PaymentsRepository())
-    rejected = guard_body(event)
+    event, rejected = guard_body(event)
     if rejected is not None:
         return rejected
     idempotency_config.register_lambda_context(context)
     return app.resolve(event, context)
 
 
-def guard_body(event: dict[str, Any]) -> dict[str, Any] | None:
-    """Reject oversized bodies and bodies carrying a card number, before validation or logging."""
+def guard_body(event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Reject oversized bodies and bodies carrying a card number, before validation or logging.
+
+    Returns the event (base64 bodies decoded) and the rejection response, if any.
+    """
     raw = event.get("body")
     if not raw:
-        return None
+        return event, None
     data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
     if len(data) > MAX_BODY_BYTES:
-        return _as_proxy(problem(413, "payload-too-large", "Payload too large", f"The body exceeds {MAX_BODY_BYTES} bytes."))
+        return event, _as_proxy(problem(413, "payload-too-large", "Payload too large", f"The body exceeds {MAX_BODY_BYTES} bytes."))
     text = data.decode("utf-8", "replace")
     try:
         paths = find_pans(json.loads(text))
     except ValueError:
         paths = ["(body)"] if find_pans(text) else []
     if paths:
-        metrics.add_metric(name="CardNumberRejected", unit="Count", value=1)
+        count("CardNumberRejected")
         logger.warning("request rejected: card number in body", extra={"fields": paths})
-        return _as_proxy(
+        return event, _as_proxy(
             problem(
                 422,
                 "card-number-rejected",
@@ -66,7 +69,7 @@ def guard_body(event: dict[str, Any]) -> dict[str, Any] | None:
         )
     if event.get("isBase64Encoded"):
         event = {**event, "body": text, "isBase64Encoded": False}
-    return None
+    return event, None
 
 
 def _as_proxy(response: Any) -> dict[str, Any]:

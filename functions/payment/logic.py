@@ -27,7 +27,7 @@ from payments.models import (
     TrialBalanceOut,
     WalletOut,
 )
-from payments.observability import logger, metrics
+from payments.observability import logger, metrics, count
 from payments.repositories.dynamo import error_code
 from payments.repositories.ledger import LedgerRepository
 from payments.repositories.payments import PaymentsRepository
@@ -68,7 +68,7 @@ def accept_payment(idempotency_key: str, request: PaymentRequest, repo: Payments
         logger.info("payment already stored by an earlier attempt; resuming")
     start_workflow(payment)
     repo.move_payment(payment.checkout_id, PaymentStatus.PROCESSING)
-    metrics.add_metric(name="PaymentsAccepted", unit="Count", value=1)
+    count("PaymentsAccepted")
     return payment_view(request.checkout_id, repo).model_dump(mode="json")
 
 
@@ -98,7 +98,7 @@ def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dic
             error = result.error or {}
             reason = f"{result.step or 'unknown'} step: {error.get('Error', 'error')}: {str(error.get('Cause', ''))[:500]}"
             repo.flag_attention(result.payment_order_id, reason)
-            metrics.add_metric(name="NeedsAttention", unit="Count", value=1)
+            count("NeedsAttention")
             logger.error("payment order needs attention", extra={"payment_order_id": result.payment_order_id, "reason": reason})
     payment = repo.get(task.checkout_id)
     orders = repo.orders_of(payment)

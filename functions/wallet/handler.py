@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.wallet.logic import credit_seller
-from payments.observability import logger, metrics, tracer
+from payments.observability import logger, metrics, tracer, count
 from payments.repositories.payments import PaymentsRepository
 from payments.repositories.wallet import WalletRepository
 from payments.tasks import OrderTask
@@ -21,5 +21,5 @@ def handler(event: OrderTask, context: LambdaContext) -> dict[str, Any]:
     orders = PaymentsRepository()
     result = credit_seller(event.payment_order_id, orders, WalletRepository(payments=orders))
     if not result["applied_now"]:
-        metrics.add_metric(name="WalletCreditReplayed", unit="Count", value=1)
+        count("WalletCreditReplayed")
     return result

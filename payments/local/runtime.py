@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ import boto3
 
 from payments import aws
 from payments.config import Settings, reset_settings
-from payments.local import lambdas
+from payments.local import lambdas, moto_patches
 from payments.tables import TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,12 +90,14 @@ class LocalRuntime:
     # --- lifecycle ----------------------------------------------------------------
     def start(self) -> Endpoints:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         self._configure_environment()
         from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         lambdas.install_into_moto()
+        moto_patches.install()
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
         self._moto.start()
         self._bootstrap()

@@ -1,0 +1,53 @@
+# The front door. A newcomer needs two commands:  make demo  and  make test.
+# Both set up everything they need (Python venv, the CDK CLI from npm) on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo serve test test-unit test-integration test-infra synth cfn-lint openapi clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## demo: a Cyber Monday scenario end to end on the local runtime, with a summary
+demo: $(VENV)/.installed
+	$(BIN)/payments demo
+
+## serve: the API on :8080 and an AWS-compatible endpoint on :8081
+serve: $(VENV)/.installed
+	$(BIN)/payments serve
+
+## test: every test, cdk synth of every stage (cdk-nag included) and cfn-lint
+test: test-unit test-integration test-infra synth cfn-lint
+
+test-unit: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/unit tests/reconciliation
+
+# the local runtime owns process-wide moto state, so it runs in its own pytest process
+test-integration: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/integration
+
+test-infra: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/infrastructure
+
+synth: $(VENV)/.installed node_modules/.installed
+	npx cdk synth -q
+
+cfn-lint: synth
+	# W3005: CDK emits a redundant DependsOn from each function to its role
+	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
+
+openapi: $(VENV)/.installed
+	$(BIN)/payments openapi > docs/openapi.json
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache

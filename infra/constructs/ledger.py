@@ -1,0 +1,38 @@
+"""Ledger: the function that appends the double-entry transaction of a successful payment order."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.constructs.function import PaymentsFunction
+from infra.constructs.simulated_psp import PSP_NAME
+from infra.constructs.tables import PaymentTables
+from infra.stage import Stage
+
+
+class Ledger(Construct):
+    """``functions/ledger``: the AppendLedger task of the payment workflow.
+
+    The transaction id derives from the payment order id (a conditional put), and
+    the same ``TransactWriteItems`` adds to a trial-balance totals shard (an
+    update). ``PSP_NAME`` prefixes the ``settlement_day`` that reconciliation
+    queries by.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, stage: Stage, code: lambda_.Code, tables: PaymentTables) -> None:
+        super().__init__(scope, construct_id)
+        self.function = PaymentsFunction(
+            self,
+            "Ledger",
+            stage=stage,
+            code=code,
+            name="ledger",
+            description="Appends the balanced ledger transaction of a successful payment order (exactly once)",
+            timeout=cdk.Duration.seconds(10),
+            memory_size=256,
+            environment={"LEDGER_TOTAL_SHARDS": str(stage.ledger_total_shards), "PSP_NAME": PSP_NAME},
+        )
+        self.function.use_table("ledger_table", tables["ledger_table"], ["GetItem", "PutItem", "UpdateItem", "Query"])
+        self.function.use_table("payments_table", tables["payments_table"], ["GetItem", "UpdateItem"])

@@ -1,0 +1,65 @@
+"""Simulated PSP: the nightly job that writes the simulator's settlement file.
+
+The simulator itself runs in-process inside the executor (see
+``payments.psp.simulator``) and keeps its own record of charges in the PSP
+table. Like a real PSP it reports what it settled once a day: at 00:30 UTC
+this job writes the previous UTC day's charges as
+``incoming/simulated-psp/<YYYY-MM-DD>.csv`` into the settlement bucket, which
+triggers reconciliation.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.constructs.function import PaymentsFunction
+from infra.constructs.tables import PaymentTables
+from infra.stage import Stage
+
+PSP_NAME = "simulated-psp"  # Settings.psp_name; also the settlement file prefix under incoming/
+
+
+class SimulatedPsp(Construct):
+    """``functions/psp``, run nightly by an EventBridge schedule."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: Stage,
+        code: lambda_.Code,
+        tables: PaymentTables,
+        settlement_bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = PaymentsFunction(
+            self,
+            "Settle",
+            stage=stage,
+            code=code,
+            name="psp",
+            description="Simulated PSP: writes yesterday's settlement file to incoming/simulated-psp/",
+            timeout=cdk.Duration.minutes(2),
+            memory_size=512,
+            environment={"PSP_NAME": PSP_NAME, "SETTLEMENT_BUCKET": settlement_bucket.bucket_name},
+        )
+        self.function.use_table("psp_table", tables["psp_table"], ["Query", "GetItem"], indexes=["by_charge_day"])
+        self.function.use_objects(
+            settlement_bucket,
+            ["PutObject"],
+            [f"incoming/{PSP_NAME}/*"],
+            reason="One settlement file per day, named by its date: the job writes only under its own prefix.",
+        )
+        self.schedule = events.Rule(
+            self,
+            "Nightly",
+            description="Settle the previous UTC day of the simulated PSP",
+            schedule=events.Schedule.cron(minute="30", hour="0"),
+            targets=[targets.LambdaFunction(self.function.function, retry_attempts=2)],
+        )

@@ -1,0 +1,62 @@
+"""The DynamoDB tables, declared from ``payments/tables.py``.
+
+The tables are shared between capabilities (the payments table alone is used by
+five functions), so they are built here, once, from the same description the
+local runtime uses, and handed to each capability construct, which grants its
+functions exactly the actions they need. Tables that hold money or its history
+are retained on stack deletion and protected against deletion; every table has
+point-in-time recovery and AWS-managed KMS encryption.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+from infra.stage import Stage
+from payments.tables import TABLES
+
+
+def _attribute(name: str | None) -> dynamodb.Attribute | None:
+    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING) if name else None
+
+
+class PaymentTables(Construct):
+    """One table per entry of ``payments.tables.TABLES``, looked up by its ``Settings`` field."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, stage: Stage) -> None:
+        super().__init__(scope, construct_id)
+        self._tables: dict[str, dynamodb.Table] = {}
+        for spec in TABLES:
+            short_name = spec.setting.removesuffix("_table").replace("_", "-")
+            table = dynamodb.Table(
+                self,
+                "".join(part.capitalize() for part in spec.setting.split("_")),
+                table_name=stage.resource_name(short_name),
+                partition_key=_attribute(spec.partition_key),
+                sort_key=_attribute(spec.sort_key),
+                billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+                encryption=dynamodb.TableEncryption.AWS_MANAGED,
+                point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                    point_in_time_recovery_enabled=True
+                ),
+                time_to_live_attribute=spec.ttl_attribute,
+                deletion_protection=spec.holds_money,
+                removal_policy=cdk.RemovalPolicy.RETAIN if spec.holds_money else stage.disposable_removal_policy,
+            )
+            for index in spec.indexes:
+                table.add_global_secondary_index(
+                    index_name=index.name,
+                    partition_key=_attribute(index.partition_key),
+                    sort_key=_attribute(index.sort_key),
+                    projection_type=dynamodb.ProjectionType.ALL,
+                )
+            self._tables[spec.setting] = table
+
+    def __getitem__(self, setting: str) -> dynamodb.Table:
+        """The table whose name ``Settings.<setting>`` holds, e.g. ``tables["ledger_table"]``."""
+        return self._tables[setting]
+
+    def items(self) -> list[tuple[str, dynamodb.Table]]:
+        return list(self._tables.items())

@@ -1,0 +1,85 @@
+"""The payments stack: a thin composition of one construct per capability."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infra.bundling import lambda_code
+from infra.constructs.checkout_api import CheckoutApi
+from infra.constructs.ledger import Ledger
+from infra.constructs.observability import Observability
+from infra.constructs.payment_workflow import PaymentWorkflow, state_machine_arns
+from infra.constructs.reconciliation import Reconciliation
+from infra.constructs.simulated_psp import SimulatedPsp
+from infra.constructs.tables import PaymentTables
+from infra.constructs.wallet import Wallet
+from infra.stage import Stage
+
+
+class PaymentsStack(cdk.Stack):
+    """Checkout API -> payment workflow (executor, wallet, ledger) -> reconciliation, with observability."""
+
+    def __init__(self, scope: Construct, stage: Stage) -> None:
+        super().__init__(
+            scope,
+            stage.stack_name,
+            env=stage.env,
+            description=f"Serverless payment system ({stage.name})",
+            tags={"project": "serverless-payments", "stage": stage.name},
+        )
+        code = lambda_code()
+        tables = PaymentTables(self, "Tables", stage=stage)
+        wallet = Wallet(self, "Wallet", stage=stage, code=code, tables=tables)
+        ledger = Ledger(self, "Ledger", stage=stage, code=code, tables=tables)
+        state_machine_arn, executions_arn = state_machine_arns(self, stage)
+        checkout = CheckoutApi(
+            self,
+            "CheckoutApi",
+            stage=stage,
+            code=code,
+            tables=tables,
+            state_machine_arn=state_machine_arn,
+            state_machine_executions_arn=executions_arn,
+        )
+        workflow = PaymentWorkflow(
+            self,
+            "PaymentWorkflow",
+            stage=stage,
+            code=code,
+            tables=tables,
+            payment_function=checkout.function,
+            wallet_function=wallet.function,
+            ledger_function=ledger.function,
+        )
+        reconciliation = Reconciliation(self, "Reconciliation", stage=stage, code=code, tables=tables)
+        psp = SimulatedPsp(
+            self, "SimulatedPsp", stage=stage, code=code, tables=tables, settlement_bucket=reconciliation.bucket
+        )
+        Observability(
+            self,
+            "Observability",
+            stage=stage,
+            api=checkout.api,
+            state_machine=workflow.state_machine,
+            functions=[
+                checkout.function,
+                workflow.executor,
+                wallet.function,
+                ledger.function,
+                reconciliation.function,
+                psp.function,
+            ],
+            tables=tables,
+            dead_letters=reconciliation.dead_letters,
+        )
+
+        cdk.CfnOutput(self, "ApiUrl", value=checkout.api.url, description="Base URL; routes are under v1/")
+        cdk.CfnOutput(self, "SettlementBucketName", value=reconciliation.bucket.bucket_name)
+        cdk.CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
+        cdk.CfnOutput(
+            self,
+            "MerchantPolicyArn",
+            value=checkout.merchant_policy.managed_policy_arn,
+            description="Attach to a merchant's role to let it call POST/GET /v1/payments",
+        )

@@ -1,0 +1,103 @@
+"""The deployment stage (dev, prod, ...) as read from CDK context.
+
+Two stages differ only by context: ``cdk.json`` holds one entry per stage under
+``stages``, and ``-c key=value`` on the command line overrides the top-level
+keys. See docs/deploy.md for the list of keys.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_logs as logs
+from constructs import Node
+
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Everything that may differ between two deployments of the same stack."""
+
+    name: str
+    account: str | None
+    region: str | None
+    api_rate_limit: int  # steady-state requests per second of the whole API stage
+    api_burst_limit: int  # token-bucket size of the API stage
+    log_retention_days: int
+    log_level: str
+    wallet_shards: int  # balance items per (seller, currency); only ever increase it
+    ledger_total_shards: int  # trial-balance total items per currency; only ever increase it
+    retain_all_data: bool  # False: non-money tables, log groups and keys go with the stack
+    alarm_email: str | None
+
+    @classmethod
+    def from_context(cls, node: Node, name: str) -> "Stage":
+        """Read stage ``name`` from ``stages.<name>`` with top-level context overrides."""
+        if not _STAGE_NAME.match(name):
+            raise ValueError(f"stage name {name!r} must be 2-12 lowercase letters or digits")
+        stages: dict[str, dict[str, Any]] = node.try_get_context("stages") or {}
+        if name not in stages:
+            raise ValueError(f"unknown stage {name!r}: cdk.json context 'stages' defines {sorted(stages)}")
+        values = stages[name]
+
+        def value(key: str) -> Any:
+            override = node.try_get_context(key)
+            return override if override is not None else values.get(key)
+
+        return cls(
+            name=name,
+            account=value("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
+            region=value("region") or os.environ.get("CDK_DEFAULT_REGION"),
+            api_rate_limit=int(values["apiRateLimit"]),
+            api_burst_limit=int(values["apiBurstLimit"]),
+            log_retention_days=int(values["logRetentionDays"]),
+            log_level=str(values["logLevel"]),
+            wallet_shards=int(values["walletShards"]),
+            ledger_total_shards=int(values["ledgerTotalShards"]),
+            retain_all_data=bool(values["retainAllData"]),
+            alarm_email=value("alarmEmail") or None,
+        )
+
+    @property
+    def stack_name(self) -> str:
+        return f"Payments-{self.name}"
+
+    def resource_name(self, short: str) -> str:
+        """Physical name of a stage-scoped resource, e.g. ``payments-dev-ledger``."""
+        return f"payments-{self.name}-{short}"
+
+    @property
+    def env(self) -> cdk.Environment | None:
+        """None (an environment-agnostic stack) unless account or region is known."""
+        if self.account is None and self.region is None:
+            return None
+        return cdk.Environment(account=self.account, region=self.region)
+
+    @property
+    def disposable_removal_policy(self) -> cdk.RemovalPolicy:
+        """Removal policy of what holds no money and no audit trail (never used for money)."""
+        return cdk.RemovalPolicy.RETAIN if self.retain_all_data else cdk.RemovalPolicy.DESTROY
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        try:
+            return _RETENTION[self.log_retention_days]
+        except KeyError:
+            raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION)}") from None
+
+
+_RETENTION = {
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+}

@@ -1,0 +1,111 @@
+"""The ``payments`` command: the local runtime and the operator's tools.
+
+* ``payments serve``   the API and an AWS-compatible endpoint on this machine
+* ``payments demo``    a Cyber Monday scenario end to end, with a summary
+* ``payments verify``  check the money invariants over the current data
+* ``payments openapi`` print the OpenAPI description of the API
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from payments.local.runtime import LocalRuntime, free_port, wait_forever
+
+
+def _serve(args: argparse.Namespace) -> int:
+    runtime = LocalRuntime(args.host, args.port, args.aws_port, quiet=not args.verbose)
+    runtime.start()
+    s = runtime.settings
+    print(f"API:          {runtime.api_url}/v1/payments")
+    print(f"AWS endpoint: {runtime.aws_url}   (aws --endpoint-url {runtime.aws_url} ..., region us-east-1, any credentials)")
+    print(f"Bucket:       {s.settlement_bucket}  (settlement files go under incoming/, reports under reports/)")
+    print(f"Tables:       {', '.join([s.payments_table, s.wallets_table, s.ledger_table, s.idempotency_table, s.psp_table, s.reconciliation_table])}")
+    print(f"State machine: {s.state_machine_arn}")
+    print("ready", flush=True)
+    wait_forever()
+    runtime.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from payments import demo
+
+    runtime = LocalRuntime(port=free_port(), aws_port=free_port())
+    runtime.start()
+    try:
+        return demo.run(runtime.api_url, checkouts=args.checkouts, seed=args.seed, concurrency=args.concurrency)
+    finally:
+        runtime.stop()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    if args.endpoint:
+        os.environ["AWS_ENDPOINT_URL"] = args.endpoint
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from payments.invariants import check_current
+
+    report = check_current(expect_settled=not args.in_flight)
+    for line in report.summary_lines():
+        print(line)
+    for violation in report.violations:
+        print(f"VIOLATION {violation}")
+    if report.needs_attention:
+        print(f"needs attention: {', '.join(sorted(report.needs_attention))}")
+    return 0 if report.ok else 1
+
+
+def _openapi(_: argparse.Namespace) -> int:
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from functions.payment.api import app
+
+    print(json.dumps(json.loads(app.get_openapi_json_schema()), indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="payments", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API and an AWS-compatible endpoint locally")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--aws-port", type=int, default=None, help="default: port + 1")
+    serve.add_argument("--verbose", action="store_true", help="INFO logs of every function")
+    serve.set_defaults(func=_serve)
+
+    demo = commands.add_parser("demo", help="run a Cyber Monday scenario end to end and print a summary")
+    demo.add_argument("--checkouts", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--concurrency", type=int, default=8)
+    demo.set_defaults(func=_demo)
+
+    verify = commands.add_parser("verify", help="check the money invariants over the current data")
+    verify.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL"), help="AWS-compatible endpoint (default: real AWS)")
+    verify.add_argument("--in-flight", action="store_true", help="checkouts may still be running: skip the 'nothing lost' check")
+    verify.set_defaults(func=_verify)
+
+    openapi = commands.add_parser("openapi", help="print the OpenAPI description of the API")
+    openapi.set_defaults(func=_openapi)
+
+    try:
+        from payments.reconciliation.cli import add_commands
+    except ImportError:
+        pass
+    else:
+        add_commands(commands)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

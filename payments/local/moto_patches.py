@@ -1,0 +1,130 @@
+"""Two fixes to moto's in-memory DynamoDB so the local runtime behaves like DynamoDB under load.
+
+1. **Linearizable operations.** moto's DynamoDB backend is not thread-safe: a
+   scan or a transaction racing a write fails with "dictionary changed size
+   during iteration". DynamoDB serializes writes per item; here one re-entrant
+   lock serializes every data operation of the backend (the local runtime is
+   one process, so this costs little).
+2. **Transactions roll back per item.** moto snapshots whole tables with
+   ``copy.deepcopy`` before every ``TransactWriteItems`` so that it can roll
+   back; that is O(table size) per transaction and made a few hundred checkouts
+   take minutes. Under the lock, the same guarantee comes from snapshotting only
+   the items the transaction touches and restoring them if it is cancelled.
+
+And one to its Step Functions engine: it builds a new boto3 client for every
+Lambda task it runs (tens of milliseconds of CPU each); :func:`install` makes it
+reuse one client per region and service.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from typing import Any
+
+_LOCK = threading.RLock()
+_DATA_OPERATIONS = (
+    "put_item",
+    "get_item",
+    "update_item",
+    "delete_item",
+    "query",
+    "scan",
+    "batch_get_item",
+    "batch_write_item",
+    "transact_get_items",
+    "execute_statement",
+)
+
+
+class _NoTableCopy:
+    """Stands in for the ``copy`` module inside moto's transact_write_items only."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        return value
+
+
+def install() -> None:
+    _install_dynamodb()
+    _install_client_cache()
+
+
+def _install_client_cache() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    if getattr(boto_client.boto_client_for, "_payments_cached", False):
+        return
+    original = boto_client.boto_client_for
+    cache: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def cached(region: str, service: str, state_credentials: Any = None) -> Any:
+        with lock:
+            if (region, service) not in cache:
+                cache[(region, service)] = original(region=region, service=service, state_credentials=state_credentials)
+            return cache[(region, service)]
+
+    cached._payments_cached = True  # type: ignore[attr-defined]
+    boto_client.boto_client_for = cached
+    lambda_eval_utils.boto_client_for = cached
+
+
+def _install_dynamodb() -> None:
+    import moto.dynamodb.models as ddb
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    backend = ddb.DynamoDBBackend
+    if getattr(backend, "_payments_patched", False):
+        return
+
+    for name in _DATA_OPERATIONS:
+        original = getattr(backend, name)
+
+        @functools.wraps(original)
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _LOCK:
+                return __original(self, *args, **kwargs)
+
+        setattr(backend, name, locked)
+
+    original_transact = backend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        with _LOCK:
+            snapshots = []
+            for entry in transact_items:
+                op_type, op = next(iter(entry.items()))
+                table = self.get_table(op["TableName"])
+                key = op["Item"] if op_type == "Put" else op["Key"]
+                hash_key = DynamoType(key[table.hash_key_attr])
+                range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+                snapshots.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+            real_copy = ddb.copy
+            ddb.copy = _NoTableCopy  # type: ignore[assignment]
+            try:
+                return original_transact(self, transact_items)
+            except Exception:
+                for table, hash_key, range_key, item in reversed(snapshots):
+                    _restore(table, hash_key, range_key, item)
+                raise
+            finally:
+                ddb.copy = real_copy
+
+    backend.transact_write_items = transact_write_items
+    backend._payments_patched = True
+
+
+def _restore(table: Any, hash_key: Any, range_key: Any, item: Any) -> None:
+    if range_key is None:
+        if item is None:
+            table.items.pop(hash_key, None)
+        else:
+            table.items[hash_key] = item
+        return
+    if item is None:
+        table.items.get(hash_key, {}).pop(range_key, None)
+    else:
+        table.items.setdefault(hash_key, {})[range_key] = item

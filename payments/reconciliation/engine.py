@@ -1,0 +1,549 @@
+"""The matching engine for Adyen settlement reports: a sorted-merge join in bounded memory.
+
+Design
+======
+A settlement file and the ledger are two lists of payments keyed by PSP
+reference. Loading either into a dict costs memory proportional to the day; at a
+million rows that is hundreds of MiB. Instead both sides are brought into
+``psp_reference`` order and merged like two sorted decks of cards:
+
+* **Ledger side**: already sorted. The ledger's ``by_settlement_day`` index has
+  ``psp_reference`` as its sort key, so a Query streams the day in order
+  (:class:`~payments.reconciliation.sources.LedgerSource`). Memory: one page.
+* **Settlement side**: rows arrive in the file's order. Each ``Settled`` row becomes a
+  compact :class:`SettledEntry` (~250 bytes in memory); every ``Bounds.run_rows``
+  entries are sorted and spilled to a temporary file as one *sorted run*
+  (an external merge sort). The runs are then merged with ``heapq.merge``, which
+  holds one entry per run. Memory: one run (~25 MiB at 100k rows) plus one entry per
+  run, **flat in the file's size**; disk: ~80 bytes per row in ``/tmp``.
+* Everything else a row carries (fees, net, record-type counts, rejected rows,
+  refunds and unknown types) is folded into a :class:`Partial` as it streams by.
+
+The distributed path (:mod:`.chunks`) is the same algorithm cut at different
+places: each chunk of the file is one Partial plus one sorted run written to S3,
+and the merge step joins the runs with the ledger exactly as here. That is why a
+merge of N chunks equals the single pass (a test checks it).
+
+Which ledger day: the file's *window day* is the UTC day most of its ``Settled``
+rows were charged on (ties: the later day); with no ``Settled`` rows, the day the
+caller infers from the object key (``.../2026-11-30.csv``), if any. Ledger
+transactions of that day absent from the file are ``MISSING_IN_SETTLEMENT``. Rows
+charged on other days (late settlements carried over) are looked up one by one by
+merchant reference, at most ``Bounds.max_point_lookups`` times.
+
+Every row ends in exactly one outcome, and :func:`merge_join` asserts it:
+``rows == matched + row mismatches + rejected + recorded`` (architecture invariant 6).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, Self, TextIO
+
+from payments.errors import InvariantViolation
+from payments.reconciliation import adyen, rules
+from payments.reconciliation.detect import ADYEN
+from payments.reconciliation.model import (
+    AMOUNT_MISMATCH,
+    CURRENCY_MISMATCH,
+    DUPLICATE_IN_SETTLEMENT,
+    MISSING_IN_LEDGER,
+    MISSING_IN_SETTLEMENT,
+    ROW_KINDS,
+    Bounds,
+    Mismatch,
+    Rejected,
+    UnreadableFile,
+)
+from payments.reconciliation.sources import LedgerEntry, LedgerSource
+
+TOTAL_FIELDS = (
+    "gross_credit",
+    "gross_debit",
+    "net_credit",
+    "net_debit",
+    "commission",
+    "markup",
+    "scheme_fees",
+    "interchange",
+    "payout",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SettledEntry:
+    """What the join needs of one ``Settled`` row; its spilled form is one tab-separated line
+    (references are validated plain, see :mod:`.adyen`, so no field holds a tab)."""
+
+    psp_reference: str
+    line: int
+    payment_order_id: str
+    currency: str
+    amount_minor: int
+    charged_at: str
+
+    def to_tsv(self) -> str:
+        return f"{self.psp_reference}\t{self.line}\t{self.payment_order_id}\t{self.currency}\t{self.amount_minor}\t{self.charged_at}\n"
+
+    @classmethod
+    def from_tsv(cls, text: str) -> SettledEntry:
+        ref, line, order, ccy, amount, charged_at = text.rstrip("\n").split("\t")
+        return cls(ref, int(line), order, ccy, int(amount), charged_at)
+
+    def same_payment(self, other: SettledEntry) -> bool:
+        return (self.payment_order_id, self.currency, self.amount_minor, self.charged_at) == (
+            other.payment_order_id,
+            other.currency,
+            other.amount_minor,
+            other.charged_at,
+        )
+
+
+@dataclass
+class Partial:
+    """Everything a stretch of rows contributes that needs no ledger; partials add up."""
+
+    rows: int = 0
+    recorded: int = 0  # account-level rows (fees, payouts): recorded in totals
+    last_line: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)  # adjustments and unknown types
+    totals: dict[str, dict[str, int]] = field(default_factory=dict)  # currency -> TOTAL_FIELDS
+    record_types: Counter[str] = field(default_factory=Counter)
+    days: Counter[str] = field(default_factory=Counter)  # Settled rows per UTC day
+
+    def add(self, item: adyen.SettlementRow | tuple[int, str], bounds: Bounds) -> SettledEntry | None:
+        """Account for one parsed row (or rejected line); return its entry if it is to be matched."""
+        self.rows += 1
+        if self.rows > bounds.max_rows:
+            raise UnreadableFile(f"more than {bounds.max_rows} rows")
+        if isinstance(item, tuple):
+            line, reason = item
+            self.last_line = max(self.last_line, line)
+            self.rejected.append(Rejected(line, reason))
+            if len(self.rejected) > bounds.max_rejected_rows:
+                raise UnreadableFile(f"more than {bounds.max_rejected_rows} malformed rows")
+            return None
+        row = item
+        self.last_line = max(self.last_line, row.line)
+        self.record_types[row.record_type] += 1
+        self._add_totals(row)
+        if row.record_type in adyen.PAYMENT_TYPES:
+            self.days[row.day] += 1
+            return SettledEntry(
+                row.psp_reference, row.line, row.merchant_reference, row.gross_currency, row.gross_credit, row.charged_at
+            )
+        if row.record_type in adyen.ACCOUNT_TYPES:
+            self.recorded += 1
+            return None
+        classification, rule = (
+            rules.adjustment(row.record_type)
+            if row.record_type in adyen.ADJUSTMENT_TYPES
+            else rules.unknown_record_type(row.record_type)
+        )
+        self.mismatches.append(
+            Mismatch(
+                MISSING_IN_LEDGER,
+                row.psp_reference or None,
+                row.merchant_reference or None,
+                row.gross_currency,
+                row.gross_credit - row.gross_debit,
+                None,
+                classification,
+                rule,
+                line=row.line,
+            )
+        )
+        return None
+
+    def _add_totals(self, row: adyen.SettlementRow) -> None:
+        gross = self.totals.setdefault(row.gross_currency, dict.fromkeys(TOTAL_FIELDS, 0))
+        gross["gross_credit"] += row.gross_credit
+        gross["gross_debit"] += row.gross_debit
+        net = self.totals.setdefault(row.net_currency, dict.fromkeys(TOTAL_FIELDS, 0))
+        net["net_credit"] += row.net_credit
+        net["net_debit"] += row.net_debit
+        for name, amount in zip(("commission", "markup", "scheme_fees", "interchange"), row.fees, strict=True):
+            net[name] += amount
+        if row.record_type == "MerchantPayout":
+            net["payout"] += row.net_debit
+
+    def merge(self, other: Partial) -> None:
+        self.rows += other.rows
+        self.recorded += other.recorded
+        self.last_line = max(self.last_line, other.last_line)
+        self.rejected.extend(other.rejected)
+        self.mismatches.extend(other.mismatches)
+        for ccy, sums in other.totals.items():
+            mine = self.totals.setdefault(ccy, dict.fromkeys(TOTAL_FIELDS, 0))
+            for name, amount in sums.items():
+                mine[name] += amount
+        self.record_types.update(other.record_types)
+        self.days.update(other.days)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "recorded": self.recorded,
+            "last_line": self.last_line,
+            "rejected": [r.to_report() for r in self.rejected],
+            "mismatches": [m.to_json() for m in self.mismatches],
+            "totals": self.totals,
+            "record_types": dict(self.record_types),
+            "days": dict(self.days),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Partial:
+        return cls(
+            rows=data["rows"],
+            recorded=data["recorded"],
+            last_line=data["last_line"],
+            rejected=[Rejected(r["line"], r["reason"]) for r in data["rejected"]],
+            mismatches=[Mismatch.from_json(m) for m in data["mismatches"]],
+            totals=data["totals"],
+            record_types=Counter(data["record_types"]),
+            days=Counter(data["days"]),
+        )
+
+
+@dataclass
+class Result:
+    """The outcome of reconciling one file, before it is rendered as a report."""
+
+    format: str
+    rows: int
+    matched: int
+    recorded: int
+    rejected: list[Rejected]
+    mismatches: list[Mismatch]
+    mismatches_omitted: int
+    totals: dict[str, dict[str, int]]
+    record_types: dict[str, int]
+    window_day: str | None
+    sellers: set[str]
+    sellers_truncated: bool
+    statements: list[dict[str, Any]] = field(default_factory=list)  # bank statements only
+
+    @property
+    def clean(self) -> bool:
+        return (
+            not self.mismatches
+            and not self.rejected
+            and not self.mismatches_omitted
+            and all(s["balanced"] for s in self.statements)
+        )
+
+
+def window_day(days: Counter[str], hint: str | None) -> str | None:
+    if not days:
+        return hint
+    return max(days.items(), key=lambda item: (item[1], item[0]))[0]
+
+
+class _Collector:
+    """Bounded mismatch list plus the counters the row-outcome invariant needs."""
+
+    def __init__(self, bounds: Bounds):
+        self.bounds = bounds
+        self.kept: list[Mismatch] = []
+        self.omitted = 0
+        self.row_mismatches = 0
+
+    def add(self, mismatch: Mismatch) -> None:
+        if mismatch.kind in ROW_KINDS:
+            self.row_mismatches += 1
+        if len(self.kept) < self.bounds.max_mismatches:
+            self.kept.append(mismatch)
+        else:
+            self.omitted += 1
+
+
+def merge_join(
+    partial: Partial, runs: list[Iterable[SettledEntry]], ledger: LedgerSource, bounds: Bounds, day_hint: str | None
+) -> Result:
+    """Join the sorted settlement runs with the ledger's window day; classify every difference."""
+    out = _Collector(bounds)
+    for mismatch in partial.mismatches:
+        out.add(mismatch)
+    day = window_day(partial.days, day_hint)
+    sellers: set[str] = set()
+    truncated = False
+    matched = 0
+    lookups = 0
+
+    def note_seller(entry: LedgerEntry) -> None:
+        nonlocal truncated
+        if entry.seller_account in sellers:
+            return
+        if len(sellers) < bounds.max_three_way_sellers:
+            sellers.add(entry.seller_account)
+        else:
+            truncated = True
+
+    def compare(row: SettledEntry, led: LedgerEntry) -> None:
+        nonlocal matched
+        note_seller(led)
+        common = {
+            "psp_reference": row.psp_reference,
+            "payment_order_id": row.payment_order_id,
+            "line": row.line,
+            "seller_account": led.seller_account,
+        }
+        if led.payment_order_id != row.payment_order_id:
+            cls, rule = rules.booked_under_another("PSP reference", f"order {led.payment_order_id}")
+            out.add(
+                Mismatch(
+                    MISSING_IN_LEDGER,
+                    currency=row.currency,
+                    settlement_amount_minor=row.amount_minor,
+                    ledger_amount_minor=None,
+                    classification=cls,
+                    rule=rule,
+                    **common,
+                )
+            )
+        elif led.currency != row.currency:
+            cls, rule = rules.CURRENCY
+            out.add(
+                Mismatch(
+                    CURRENCY_MISMATCH,
+                    currency=row.currency,
+                    settlement_amount_minor=row.amount_minor,
+                    ledger_amount_minor=led.amount_minor,
+                    classification=cls,
+                    rule=rule,
+                    ledger_currency=led.currency,
+                    **common,
+                )
+            )
+        elif led.amount_minor != row.amount_minor:
+            cls, rule = rules.AMOUNT
+            out.add(
+                Mismatch(
+                    AMOUNT_MISMATCH,
+                    currency=row.currency,
+                    settlement_amount_minor=row.amount_minor,
+                    ledger_amount_minor=led.amount_minor,
+                    classification=cls,
+                    rule=rule,
+                    **common,
+                )
+            )
+        else:
+            matched += 1
+
+    def carried_over(row: SettledEntry) -> None:
+        nonlocal lookups
+        if lookups >= bounds.max_point_lookups:
+            cls, rule = rules.LOOKUP_BUDGET
+            found = None
+        else:
+            lookups += 1
+            found = ledger.find(row.payment_order_id)
+            if found is not None and found.psp_reference == row.psp_reference:
+                compare(row, found)
+                return
+            cls, rule = (
+                rules.UNKNOWN_PAYMENT
+                if found is None
+                else rules.booked_under_another(f"order {row.payment_order_id}", f"PSP reference {found.psp_reference}")
+            )
+        out.add(
+            Mismatch(
+                MISSING_IN_LEDGER,
+                row.psp_reference,
+                row.payment_order_id,
+                row.currency,
+                row.amount_minor,
+                None,
+                cls,
+                rule,
+                line=row.line,
+            )
+        )
+
+    def missing(led: LedgerEntry) -> None:
+        note_seller(led)
+        cls, rule = rules.missing_in_settlement(led.charged_at)
+        out.add(
+            Mismatch(
+                MISSING_IN_SETTLEMENT,
+                led.psp_reference,
+                led.payment_order_id,
+                led.currency,
+                None,
+                led.amount_minor,
+                cls,
+                rule,
+                seller_account=led.seller_account,
+            )
+        )
+
+    ledger_stream = _assert_ascending(ledger.day_entries(day) if day else iter(()))
+    led = next(ledger_stream, None)
+    settled = heapq.merge(*runs, key=attrgetter("psp_reference", "line"))
+    for reference, same_reference in itertools.groupby(settled, key=attrgetter("psp_reference")):
+        rows = iter(same_reference)
+        first = next(rows)
+        for duplicate in rows:
+            cls, rule = rules.DUPLICATE_IDENTICAL if duplicate.same_payment(first) else rules.DUPLICATE_CONFLICTING
+            out.add(
+                Mismatch(
+                    DUPLICATE_IN_SETTLEMENT,
+                    reference,
+                    duplicate.payment_order_id,
+                    duplicate.currency,
+                    duplicate.amount_minor,
+                    None,
+                    cls,
+                    rule,
+                    line=duplicate.line,
+                )
+            )
+        while led is not None and led.psp_reference < reference:
+            missing(led)
+            led = next(ledger_stream, None)
+        if led is not None and led.psp_reference == reference:
+            compare(first, led)
+            led = next(ledger_stream, None)
+        else:
+            carried_over(first)
+    while led is not None:
+        missing(led)
+        led = next(ledger_stream, None)
+
+    rejected = sorted(partial.rejected, key=attrgetter("line"))
+    accounted = matched + out.row_mismatches + len(rejected) + partial.recorded
+    if accounted != partial.rows:
+        raise InvariantViolation(f"{partial.rows} rows but {accounted} outcomes: a row was lost or counted twice")
+    return Result(
+        format=ADYEN,
+        rows=partial.rows,
+        matched=matched,
+        recorded=partial.recorded,
+        rejected=rejected,
+        mismatches=sorted(out.kept, key=Mismatch.sort_key),
+        mismatches_omitted=out.omitted,
+        totals={ccy: partial.totals[ccy] for ccy in sorted(partial.totals)},
+        record_types=dict(sorted(partial.record_types.items())),
+        window_day=day,
+        sellers=sellers,
+        sellers_truncated=truncated,
+    )
+
+
+def _assert_ascending(entries: Iterator[LedgerEntry]) -> Iterator[LedgerEntry]:
+    previous = ""
+    for entry in entries:
+        if entry.psp_reference <= previous:
+            raise InvariantViolation(
+                f"ledger day stream not strictly ascending at {entry.psp_reference!r}: the merge join needs it sorted"
+            )
+        previous = entry.psp_reference
+        yield entry
+
+
+# --- reading: the header, the rows, the sorted runs -------------------------------------
+
+
+def read_header(lines: Iterator[tuple[int, str | None]]) -> adyen.Layout:
+    """Consume the header line and locate the columns."""
+    for _, text in lines:
+        if text is None:
+            raise UnreadableFile("the header line exceeds the line-length bound")
+        if not text.strip():
+            continue
+        try:
+            header = adyen.split_line(text)
+        except ValueError as err:
+            raise UnreadableFile(f"unreadable header: {err}") from None
+        return adyen.column_index([h.strip() for h in header])
+    raise UnreadableFile("empty file (no header line)")
+
+
+class SortedRuns:
+    """Collects entries; every ``run_rows`` of them are sorted and spilled to ``spill_dir``.
+
+    A file with a single run never touches the disk. Use as a context manager: the
+    spill files are removed on exit.
+    """
+
+    def __init__(self, bounds: Bounds, spill_dir: str | None = None):
+        self.bounds = bounds
+        self._buffer: list[SettledEntry] = []
+        self._dir = tempfile.TemporaryDirectory(prefix="reconcile-", dir=spill_dir)
+        self._paths: list[str] = []
+        self._open: list[TextIO] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._open:
+            handle.close()
+        self._dir.cleanup()
+
+    def add(self, entry: SettledEntry) -> None:
+        self._buffer.append(entry)
+        if len(self._buffer) >= self.bounds.run_rows:
+            self._spill()
+
+    def _spill(self) -> None:
+        self._buffer.sort(key=attrgetter("psp_reference", "line"))
+        path = os.path.join(self._dir.name, f"run-{len(self._paths):05d}.tsv")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.writelines(entry.to_tsv() for entry in self._buffer)
+        self._paths.append(path)
+        self._buffer = []
+
+    def runs(self) -> list[Iterable[SettledEntry]]:
+        if not self._paths:
+            self._buffer.sort(key=attrgetter("psp_reference", "line"))
+            return [self._buffer]
+        if self._buffer:
+            self._spill()
+        runs: list[Iterable[SettledEntry]] = []
+        for path in self._paths:
+            handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed in __exit__
+            self._open.append(handle)
+            runs.append(map(SettledEntry.from_tsv, handle))
+        return runs
+
+
+def fold_rows(lines: Iterator[tuple[int, str | None]], layout: adyen.Layout, bounds: Bounds, runs: SortedRuns) -> Partial:
+    """Stream rows into a Partial and the sorted runs."""
+    partial = Partial()
+    for item in adyen.iter_rows(lines, layout):
+        entry = partial.add(item, bounds)
+        if entry is not None:
+            runs.add(entry)
+    return partial
+
+
+def check_truncation(partial: Partial, ended_with_newline: bool) -> None:
+    """A file whose last line has no terminator *and* does not parse was cut short in transit."""
+    if not ended_with_newline and partial.rejected and max(r.line for r in partial.rejected) == partial.last_line:
+        raise UnreadableFile(f"truncated: the last line ({partial.last_line}) is incomplete")
+
+
+def reconcile_adyen(
+    lines: Iterator[tuple[int, str | None]],
+    ended_with_newline: Callable[[], bool],
+    ledger: LedgerSource,
+    bounds: Bounds,
+    day_hint: str | None = None,
+) -> Result:
+    """The single pass: header, rows into runs, then the merge join."""
+    layout = read_header(lines)
+    with SortedRuns(bounds) as runs:
+        partial = fold_rows(lines, layout, bounds, runs)
+        check_truncation(partial, ended_with_newline())
+        return merge_join(partial, runs.runs(), ledger, bounds, day_hint)

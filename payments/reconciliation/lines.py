@@ -1,0 +1,144 @@
+"""Bounded, streaming line reading over any binary stream (an S3 body or a local file).
+
+The engine never holds a file: it reads blocks of :data:`BLOCK_BYTES`, cuts them
+into physical lines, and hands them on one at a time. Every line is bounded
+(``Bounds.max_line_bytes``: a longer one is yielded as ``None`` and the caller
+rejects that row; its bytes are skipped, not buffered), every file is bounded
+(``max_file_bytes``, checked on what is actually read, not on what a header
+claims), and the text must be UTF-8 (a NUL byte or an invalid sequence makes
+the whole file unreadable: it is binary or in another encoding, and guessing an
+encoding for money data is worse than quarantining it).
+
+One record is one physical line: quoted line breaks inside CSV fields are not
+supported (no settlement format we read emits them), which is what makes it
+sound to split a file into chunks at line boundaries (:mod:`.chunks`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Protocol
+
+from payments.reconciliation.model import UnreadableFile
+
+BLOCK_BYTES = 1024 * 1024
+
+
+class BinaryStream(Protocol):
+    def read(self, size: int = -1) -> bytes: ...
+
+
+class Prefixed:
+    """A stream whose first bytes were already read (to sniff the format) and are replayed."""
+
+    def __init__(self, head: bytes, rest: BinaryStream):
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._rest.read(size) if size >= 0 else self._rest.read()
+        if size < 0:
+            out, self._head = self._head + self._rest.read(), b""
+            return out
+        out, self._head = self._head[:size], self._head[size:]
+        return out  # a short read is allowed: readers loop until b""
+
+
+def sniff(stream: BinaryStream, size: int) -> tuple[bytes, Prefixed]:
+    """Read up to ``size`` bytes for format detection; return them and a stream that replays them."""
+    head = b""
+    while len(head) < size:
+        block = stream.read(size - len(head))
+        if not block:
+            break
+        head += block
+    return head, Prefixed(head, stream)
+
+
+class Metered:
+    """A stream that counts and hashes what is read through it, and stops at ``max_bytes``
+    (checked on the bytes actually read, not on what a header or ContentLength claims)."""
+
+    def __init__(self, stream: BinaryStream, max_bytes: int):
+        self._stream = stream
+        self._max_bytes = max_bytes
+        self.bytes_read = 0
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size) if size >= 0 else self._stream.read()
+        self.bytes_read += len(data)
+        if self.bytes_read > self._max_bytes:
+            raise UnreadableFile(f"file exceeds the bound of {self._max_bytes} bytes")
+        self.sha256.update(data)
+        return data
+
+
+class LineReader:
+    """Iterates ``(line_number, text | None)`` over a binary stream; text has no line terminator.
+
+    ``line_number`` is 1-based and counts from ``first_line`` (a chunk starts mid-file);
+    ``limit`` stops after that many bytes (a chunk's byte range). ``None`` means the line
+    exceeded ``max_line_bytes``. ``ended_with_newline`` is known once iteration ends.
+    """
+
+    def __init__(self, stream: BinaryStream, max_line_bytes: int, first_line: int = 1, limit: int | None = None):
+        self._stream = stream
+        self._max_line = max_line_bytes
+        self._next_line = first_line
+        self._limit = limit
+        self._consumed = 0
+        self.ended_with_newline = True
+
+    def _blocks(self) -> Iterator[bytes]:
+        while self._limit is None or self._consumed < self._limit:
+            want = BLOCK_BYTES if self._limit is None else min(BLOCK_BYTES, self._limit - self._consumed)
+            block = self._stream.read(want)
+            if not block:
+                return
+            self._consumed += len(block)
+            yield block
+
+    def __iter__(self) -> Iterator[tuple[int, str | None]]:
+        pending = bytearray()
+        overlong = False
+        for block in self._blocks():
+            start = 0
+            while True:
+                end = block.find(b"\n", start)
+                if end < 0:
+                    if not overlong:
+                        pending += block[start:]
+                        if len(pending) > self._max_line:
+                            overlong, pending = True, bytearray()
+                    break
+                if overlong:
+                    piece: bytes | None = None
+                else:
+                    pending += block[start:end]
+                    piece = bytes(pending) if len(pending) <= self._max_line else None
+                yield self._emit(piece)
+                pending, overlong = bytearray(), False
+                start = end + 1
+        if pending or overlong:
+            self.ended_with_newline = False
+            yield self._emit(None if overlong else bytes(pending))
+
+    def _emit(self, raw: bytes | None) -> tuple[int, str | None]:
+        number = self._next_line
+        self._next_line += 1
+        if raw is None:
+            return number, None
+        if b"\x00" in raw:
+            raise UnreadableFile(f"binary content (NUL byte) at line {number}")
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise UnreadableFile(f"not UTF-8 text at line {number} (byte {err.start} of the line)") from None
+        if number == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        return number, text

@@ -1,0 +1,137 @@
+"""The vocabulary of reconciliation: bounds, mismatch kinds, classes, and the records they produce.
+
+Every bound of the engine is in :class:`Bounds` (TigerBeetle style: nothing is
+unbounded, and exceeding a bound is an explicit outcome, never a silent drop).
+Tests pass smaller bounds; production uses the defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from payments.money import format_minor
+
+# --- mismatch kinds (the contract) ---------------------------------------------
+MISSING_IN_LEDGER = "MISSING_IN_LEDGER"  # settled at the PSP, unknown to us
+MISSING_IN_SETTLEMENT = "MISSING_IN_SETTLEMENT"  # in our ledger for the day, absent from the file
+AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+DUPLICATE_IN_SETTLEMENT = "DUPLICATE_IN_SETTLEMENT"
+#: kinds that consume a settlement row (MISSING_IN_SETTLEMENT is a ledger-side finding)
+ROW_KINDS = frozenset({MISSING_IN_LEDGER, AMOUNT_MISMATCH, CURRENCY_MISMATCH, DUPLICATE_IN_SETTLEMENT})
+
+# --- classification (the three classes of the design) ---------------------------
+AUTO_RESOLVABLE = "AUTO_RESOLVABLE"
+MANUAL = "MANUAL"
+UNCLASSIFIED = "UNCLASSIFIED"
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Explicit limits of one reconciliation. Each one is a decision, explained here."""
+
+    #: a file larger than this is quarantined ("oversized"). 8 GiB is ~27 M Adyen rows,
+    #: ten times a very large merchant's day; beyond it the file is not a settlement file.
+    max_file_bytes: int = 8 * 1024 * MiB
+    #: above this a file goes to the Step Functions Distributed Map (when one is configured):
+    #: 512 MiB streams in well under Lambda's 15 minutes at ~100k rows/s.
+    max_single_pass_bytes: int = 512 * MiB
+    #: bank statements go through third-party parsers that hold one statement in memory;
+    #: a day's statement of one account is kilobytes, 16 MiB is generous.
+    max_bank_statement_bytes: int = 16 * MiB
+    #: one physical line; an Adyen row is ~300 bytes. Longer lines are rejected rows.
+    max_line_bytes: int = 4096
+    #: rows of one file (Adyen data lines or bank entries).
+    max_rows: int = 30_000_000
+    #: settlement rows sorted in memory before they are spilled as one sorted run
+    #: (~250 bytes each in memory: ~25 MiB per run, whatever the file size).
+    run_rows: int = 100_000
+    #: bytes of one Distributed Map chunk (~200k rows: one run per chunk).
+    chunk_bytes: int = 64 * MiB
+    #: more malformed rows than this and the file is garbage: quarantined.
+    max_rejected_rows: int = 10_000
+    #: mismatches kept in the report and the table; more are counted in ``mismatches_omitted``.
+    max_mismatches: int = 100_000
+    #: point lookups for rows outside the file's day (carry-over rows) before giving up on them.
+    max_point_lookups: int = 10_000
+    #: sellers whose wallet and ledger projection are compared (three-way check).
+    max_three_way_sellers: int = 1_000
+    #: how much of the head is read to recognise the format.
+    sniff_bytes: int = 64 * 1024
+
+
+class UnreadableFile(Exception):
+    """The file as a whole cannot be reconciled (binary, encoding, truncated, oversized, ...).
+
+    The service moves such a file to ``quarantine/`` with a report saying why.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RowError(ValueError):
+    """One row is malformed: it becomes a ``rejected_rows`` entry with its line number."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    line: int
+    reason: str
+
+    def to_report(self) -> dict[str, Any]:
+        return {"line": self.line, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    kind: str
+    psp_reference: str | None
+    payment_order_id: str | None
+    currency: str  # the settlement's currency (the ledger's for MISSING_IN_SETTLEMENT)
+    settlement_amount_minor: int | None
+    ledger_amount_minor: int | None
+    classification: str
+    rule: str
+    line: int | None = None  # 1-based line of the settlement row, if there is one
+    ledger_currency: str | None = None  # set when it differs from ``currency``
+    seller_account: str | None = None
+
+    @property
+    def mismatch_id(self) -> str:
+        """Deterministic identity: the same file yields the same ids (idempotent storage)."""
+        return f"{self.kind}#{self.psp_reference or self.payment_order_id or '-'}#{self.line or 0}"
+
+    def sort_key(self) -> tuple[str, str, int]:
+        return (self.kind, self.psp_reference or self.payment_order_id or "", self.line or 0)
+
+    def to_report(self) -> dict[str, Any]:
+        ledger_ccy = self.ledger_currency or self.currency
+        out: dict[str, Any] = {
+            "mismatch_id": self.mismatch_id,
+            "kind": self.kind,
+            "psp_reference": self.psp_reference,
+            "payment_order_id": self.payment_order_id,
+            "ledger_amount": None if self.ledger_amount_minor is None else format_minor(self.ledger_amount_minor, ledger_ccy),
+            "settlement_amount": None
+            if self.settlement_amount_minor is None
+            else format_minor(self.settlement_amount_minor, self.currency),
+            "currency": self.currency,
+            "classification": self.classification,
+            "rule": self.rule,
+            "line": self.line,
+        }
+        if self.ledger_currency and self.ledger_currency != self.currency:
+            out["ledger_currency"] = self.ledger_currency
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Mismatch:
+        return cls(**data)

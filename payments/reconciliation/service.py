@@ -1,0 +1,271 @@
+"""Reconciling an object of the settlement bucket: engine + S3 + reports + table + quarantine.
+
+One file's life::
+
+    incoming/<path>        --(ObjectCreated)-->  reconcile_object
+      readable   -> reports/incoming/<path>.json | .html | .mismatches.csv, run + mismatches in the table
+      unreadable -> moved to quarantine/<path> (copy + delete), quarantine/<path>.reason.json,
+                    reports/incoming/<path>.json with "quarantined": {"reason": ...}
+      too big for one Lambda (and a state machine configured) -> stepfunctions/reconcile.asl.json
+
+The bucket layout keeps the trigger safe: only ``incoming/`` notifies, and nothing
+here writes under ``incoming/``. Everything is deterministic in the file's bytes:
+reconciling the same file twice writes the same reports and no new table items.
+S3 or DynamoDB failures are not input problems: they raise, and the Lambda's
+asynchronous retry (then its failure destination) takes over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from payments import aws
+from payments.config import settings
+from payments.money import format_minor
+from payments.reconciliation import bank, chunks, detect, engine, report
+from payments.reconciliation.lines import BinaryStream, LineReader, Metered, sniff
+from payments.reconciliation.model import Bounds, UnreadableFile
+from payments.reconciliation.sources import BalanceSource, DynamoBalanceSource, DynamoLedgerSource, LedgerSource
+from payments.reconciliation.store import ReconciliationStore
+
+INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "work/"
+#: environment variable naming the Distributed Map state machine (unset: always single pass)
+STATE_MACHINE_ENV = "RECONCILE_STATE_MACHINE_ARN"
+_DAY_IN_KEY = re.compile(r"(\d{4}-\d{2}-\d{2})[^/]*$")
+
+
+def day_hint(key: str) -> str | None:
+    """The day a key names (``incoming/simulated-psp/2026-11-30.csv``), used only when the
+    file itself has no ``Settled`` row to tell its day."""
+    match = _DAY_IN_KEY.search(key)
+    return match.group(1) if match else None
+
+
+def reconcile_stream(
+    stream: BinaryStream, ledger: LedgerSource, bounds: Bounds, payouts: bank.PayoutBook | None = None, hint: str | None = None
+) -> tuple[engine.Result, str]:
+    """The whole single pass over any binary stream: detect, parse, match. Returns (result, sha256).
+
+    Raises :class:`UnreadableFile` for anything that is not a readable settlement file.
+    """
+    metered = Metered(stream, bounds.max_file_bytes)
+    head, replay = sniff(metered, bounds.sniff_bytes)
+    fmt = detect.detect(head)
+    if fmt in detect.BANK_FORMATS:
+        result = bank.reconcile_statement(fmt, replay, bounds, payouts)
+    else:
+        reader = LineReader(replay, bounds.max_line_bytes)
+        result = engine.reconcile_adyen(iter(reader), lambda: reader.ended_with_newline, ledger, bounds, hint)
+    while metered.read(1024 * 1024):  # a bank parser may stop at its closing tag: hash the whole file
+        pass
+    return result, metered.sha256.hexdigest()
+
+
+def three_way(sellers: set[str], truncated: bool, balances: BalanceSource) -> dict[str, Any]:
+    """Wallet balance vs ledger projection for the sellers a file touched (invariant 4)."""
+    projection = balances.ledger_projection(sellers) if sellers else {}
+    differences = []
+    for seller in sorted(sellers):
+        wallet = balances.wallet_balances(seller)
+        ledger = projection.get(seller, {})
+        for ccy in sorted(set(wallet) | set(ledger)):
+            if wallet.get(ccy, 0) != ledger.get(ccy, 0):
+                differences.append(
+                    {
+                        "seller_account": seller,
+                        "currency": ccy,
+                        "wallet_amount": format_minor(wallet.get(ccy, 0), ccy),
+                        "ledger_amount": format_minor(ledger.get(ccy, 0), ccy),
+                        "difference": format_minor(wallet.get(ccy, 0) - ledger.get(ccy, 0), ccy),
+                    }
+                )
+    return {"sellers_checked": len(sellers), "sellers_truncated": truncated, "differences": differences}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    source_key: str
+    status: str  # RECONCILED | QUARANTINED | DISTRIBUTED | SKIPPED
+    report_key: str | None = None
+    mismatches: int = 0
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+class Reconciler:
+    """Reconciles objects of one bucket. Every collaborator can be injected (tests, benchmark)."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str | None = None,
+        s3: Any = None,
+        ledger: LedgerSource | None = None,
+        store: ReconciliationStore | None = None,
+        balances: BalanceSource | None = None,
+        bounds: Bounds | None = None,
+        state_machine_arn: str | None = None,
+        sfn: Any = None,
+        on_metric: Callable[[str, int], None] | None = None,
+    ):
+        self.bucket = bucket or settings().settlement_bucket
+        self.s3 = s3 or aws.client("s3")
+        self.ledger = ledger or DynamoLedgerSource(psp=settings().psp_name)
+        self.store = store or ReconciliationStore()
+        self.balances = balances or DynamoBalanceSource()
+        self.bounds = bounds or Bounds()
+        self.state_machine_arn = state_machine_arn if state_machine_arn is not None else os.environ.get(STATE_MACHINE_ENV, "")
+        self._sfn = sfn
+        self.on_metric = on_metric or (lambda name, value: None)
+
+    # --- the single-function path ---------------------------------------------------------
+    def reconcile_object(self, key: str) -> Outcome:
+        if not key.startswith(INCOMING):
+            return Outcome(key, "SKIPPED", detail="not under incoming/")
+        try:
+            size = self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return Outcome(key, "SKIPPED", detail="object no longer exists (already handled)")
+            raise
+        if size > self.bounds.max_file_bytes:
+            return self.quarantine(key, f"oversized: {size} bytes exceeds the bound of {self.bounds.max_file_bytes}")
+        if size > self.bounds.max_single_pass_bytes and self.state_machine_arn:
+            return self._start_distributed(key)
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            result, digest = reconcile_stream(body, self.ledger, self.bounds, self.store, day_hint(key))
+        except UnreadableFile as err:
+            return self.quarantine(key, err.reason)
+        finally:
+            body.close()
+        return self.finish(key, result, digest)
+
+    def finish(self, key: str, result: engine.Result, digest: str) -> Outcome:
+        """Three-way check, reports, table records, metrics: shared by both paths."""
+        checked = three_way(result.sellers, result.sellers_truncated, self.balances) if result.format == detect.ADYEN else None
+        rendered = report.build(key, digest, result, checked)
+        report_key = self._write_reports(key, rendered)
+        self.store.save_run(rendered, report_key)
+        payouts = {ccy: sums["payout"] for ccy, sums in result.totals.items() if sums.get("payout")}
+        if payouts:
+            self.store.record_payouts(key, payouts)
+        count = len(result.mismatches) + result.mismatches_omitted
+        self.on_metric("ReconciliationMismatches", count)
+        self.on_metric("SettlementRowsRejected", len(result.rejected))
+        if checked and checked["differences"]:
+            self.on_metric("WalletLedgerDifferences", len(checked["differences"]))
+        return Outcome(key, "RECONCILED", report_key, count)
+
+    def _write_reports(self, key: str, rendered: dict[str, Any]) -> str:
+        base = REPORTS + key
+        self._put(base + ".json", report.to_json(rendered), "application/json")
+        self._put(base + ".html", report.to_html(rendered), "text/html; charset=utf-8")
+        self._put(base + ".mismatches.csv", report.to_csv(rendered), "text/csv; charset=utf-8")
+        return base + ".json"
+
+    def _put(self, key: str, text: str, content_type: str) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
+
+    # --- quarantine --------------------------------------------------------------------------
+    def quarantine(self, key: str, reason: str) -> Outcome:
+        target = QUARANTINE + key.removeprefix(INCOMING)
+        self.s3.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": key})
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
+        self._put(target + ".reason.json", json.dumps({"source_key": key, "reason": reason}, indent=2) + "\n", "application/json")
+        rendered = report.quarantined(key, reason, target)
+        report_key = REPORTS + key + ".json"
+        self._put(report_key, report.to_json(rendered), "application/json")
+        self.store.save_run(rendered, report_key)
+        self.on_metric("SettlementFilesQuarantined", 1)
+        return Outcome(key, "QUARANTINED", report_key, detail=reason)
+
+    # --- the distributed path (stepfunctions/reconcile.asl.json) ----------------------------
+    def _start_distributed(self, key: str) -> Outcome:
+        sfn = self._sfn or aws.client("stepfunctions")
+        etag = self.s3.head_object(Bucket=self.bucket, Key=key)["ETag"].strip('"')
+        name = re.sub(r"[^A-Za-z0-9_-]", "-", key.removeprefix(INCOMING))[:60] + "-" + etag[:16]
+        try:
+            sfn.start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps({"bucket": self.bucket, "key": key})
+            )
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                raise
+        return Outcome(key, "DISTRIBUTED", detail=name)
+
+    def plan(self, key: str) -> dict[str, Any]:
+        """Task PlanChunks: byte ranges at line boundaries. An unreadable file is quarantined
+        here and the plan has no chunks (the Map then does nothing and MergeChunks skips)."""
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            head, replay = sniff(body, self.bounds.sniff_bytes)
+            fmt = detect.detect(head)
+            if fmt != detect.ADYEN:
+                raise UnreadableFile(
+                    f"{fmt} files are bounded to {self.bounds.max_bank_statement_bytes} bytes; this one is far larger"
+                )
+            plan = chunks.plan_chunks(replay, self.bounds)
+            chunks.columns_of(plan)  # validates the header before any chunk runs
+        except UnreadableFile as err:
+            outcome = self.quarantine(key, err.reason)
+            return {"quarantined": True, "chunks": [], "outcome": outcome.to_json()}
+        finally:
+            body.close()
+        return {"quarantined": False, "run_prefix": f"{WORK}{plan.sha256[:16]}/", **plan.to_json()}
+
+    def reconcile_chunk(self, key: str, plan: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
+        """Task ReconcileChunk (one Map item): the chunk's partial and sorted run, written to S3."""
+        the_plan, the_chunk = chunks.Plan.from_json(_plan_fields(plan)), chunks.Chunk(**chunk)
+        body = self.s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={the_chunk.start}-{the_chunk.end - 1}")["Body"]
+        try:
+            partial, entries = chunks.process_chunk(body, the_chunk, the_plan, self.bounds)
+        finally:
+            body.close()
+        base = f"{plan['run_prefix']}chunk-{the_chunk.index:05d}"
+        self._put(base + ".json", json.dumps(partial.to_json()), "application/json")
+        self._put(base + ".tsv", "".join(e.to_tsv() for e in entries), "text/tab-separated-values")
+        return {"index": the_chunk.index, "partial_key": base + ".json", "run_key": base + ".tsv"}
+
+    def merge_chunks(self, key: str, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+        """Task MergeChunks: add the partials, merge-join the runs with the ledger, finish."""
+        if plan.get("quarantined"):
+            return plan["outcome"]
+        the_plan = chunks.Plan.from_json(_plan_fields(plan))
+        ordered = sorted(results, key=lambda r: r["index"])
+        partials = [
+            engine.Partial.from_json(json.loads(self.s3.get_object(Bucket=self.bucket, Key=r["partial_key"])["Body"].read()))
+            for r in ordered
+        ]
+        bodies = [self.s3.get_object(Bucket=self.bucket, Key=r["run_key"])["Body"] for r in ordered]
+        try:
+            runs = [_entries(body) for body in bodies]
+            result = chunks.merge_chunks(partials, runs, the_plan, self.ledger, self.bounds, day_hint(key))
+        except UnreadableFile as err:
+            return self.quarantine(key, err.reason).to_json()
+        finally:
+            for body in bodies:
+                body.close()
+        outcome = self.finish(key, result, the_plan.sha256)
+        for r in ordered:
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": r["partial_key"]}, {"Key": r["run_key"]}]})
+        return outcome.to_json()
+
+
+def _plan_fields(plan: dict[str, Any]) -> dict[str, Any]:
+    return {name: plan[name] for name in ("chunks", "header", "sha256", "size", "ended_with_newline")}
+
+
+def _entries(body: Any) -> Iterator[engine.SettledEntry]:
+    for raw in body.iter_lines(chunk_size=1024 * 1024):
+        if raw:
+            yield engine.SettledEntry.from_tsv(raw.decode("utf-8"))

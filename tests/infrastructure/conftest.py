@@ -1,0 +1,41 @@
+"""Synthesise the CDK app once per test session (every stage, bundling skipped, cdk-nag on)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.app import build_app
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    outdir: Path
+    templates: dict[str, dict[str, Any]]  # stack name -> CloudFormation template
+
+    def resources(self, stack: str, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.templates[stack]["Resources"].items() if v["Type"] == resource_type}
+
+
+@pytest.fixture(scope="session")
+def synthesis(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
+    # Given the context of cdk.json, with asset bundling skipped for every stack
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    context["aws:cdk:bundling-stacks"] = []
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    # When the app is synthesised (cdk-nag runs as a validation plugin and fails synthesis on a finding)
+    app, stacks = build_app(context, outdir=str(outdir))
+    app.synth()
+    templates = {s.stack_name: json.loads((outdir / f"{s.stack_name}.template.json").read_text()) for s in stacks}
+    return Synthesis(outdir=outdir, templates=templates)
+
+
+@pytest.fixture(scope="session")
+def dev(synthesis: Synthesis) -> dict[str, Any]:
+    return synthesis.templates["Payments-dev"]

@@ -1,0 +1,32 @@
+"""Small readers of synthesised CloudFormation templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
+def function_named(template: dict[str, Any], short_name: str, stage: str = "dev") -> tuple[str, dict[str, Any]]:
+    """(logical id, properties) of the Lambda function ``payments-<stage>-<short_name>``."""
+    for logical_id, resource in resources(template, "AWS::Lambda::Function").items():
+        if resource["Properties"].get("FunctionName") == f"payments-{stage}-{short_name}":
+            return logical_id, resource["Properties"]
+    raise AssertionError(f"no function {short_name}")
+
+
+def policy_statements_of_role(template: dict[str, Any], role_logical_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+PROGRAM_FUNCTIONS = ("payment", "executor", "wallet", "ledger", "reconcile", "psp")

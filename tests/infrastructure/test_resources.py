@@ -1,0 +1,174 @@
+"""API, functions, bucket, reconciliation trigger, alarms and outputs of the synthesised stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.bundling import DEPENDENCIES, DEPENDENCIES_WITHOUT_THEIRS, LocalPythonBundling
+from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources
+
+ROUTES = {("POST", "/v1/payments"), ("GET", "/v1/payments/{checkout_id}"), ("GET", "/v1/wallets/{seller_account}"), ("GET", "/v1/ledger/trial-balance")}
+
+
+def _path(template, resource_id):
+    parts = []
+    while isinstance(resource_id, str) or "Ref" in resource_id:
+        logical = resource_id if isinstance(resource_id, str) else resource_id["Ref"]
+        resource = template["Resources"][logical]
+        if resource["Type"] != "AWS::ApiGateway::Resource":
+            break
+        parts.append(resource["Properties"]["PathPart"])
+        resource_id = resource["Properties"]["ParentId"]
+    return "/" + "/".join(reversed(parts))
+
+
+def test_api_routes_require_iam_and_proxy_to_the_payment_function(dev):
+    # Given the API methods
+    methods = resources(dev, "AWS::ApiGateway::Method").values()
+    payment_id, _ = function_named(dev, "payment")
+    # Then exactly the four routes exist
+    assert {(m["Properties"]["HttpMethod"], _path(dev, m["Properties"]["ResourceId"])) for m in methods} == ROUTES
+    for method in methods:
+        props = method["Properties"]
+        # each signed with SigV4 and proxied to the payment function
+        assert props["AuthorizationType"] == "AWS_IAM"
+        assert props["Integration"]["Type"] == "AWS_PROXY"
+        assert payment_id in str(props["Integration"]["Uri"])
+
+
+def test_api_stage_is_throttled_logged_and_traced(dev):
+    # Given the API stage
+    (stage,) = resources(dev, "AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    # Then it has throttling from context, access logs and tracing, and never logs bodies
+    (settings,) = props["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == 20 and settings["ThrottlingBurstLimit"] == 40
+    assert settings["DataTraceEnabled"] is False
+    assert "DestinationArn" in props["AccessLogSetting"]
+    assert props["TracingEnabled"] is True
+
+
+def test_api_gateway_errors_are_problem_details(dev):
+    # Given API Gateway's own responses (auth, throttling, size)
+    responses = resources(dev, "AWS::ApiGateway::GatewayResponse").values()
+    # Then each answers application/problem+json
+    assert {r["Properties"]["ResponseType"] for r in responses} >= {"THROTTLED", "REQUEST_TOO_LARGE", "DEFAULT_4XX", "DEFAULT_5XX"}
+    for response in responses:
+        headers = response["Properties"]["ResponseParameters"]
+        assert headers["gatewayresponse.header.Content-Type"] == "'application/problem+json'"
+
+
+@pytest.mark.parametrize("name", PROGRAM_FUNCTIONS)
+def test_functions_share_one_runtime_shape(dev, name):
+    # Given a function
+    _, props = function_named(dev, name)
+    # Then it runs on Python 3.13, ARM, traced, bounded, with Powertools settings
+    assert props["Runtime"] == "python3.13" and props["Architectures"] == ["arm64"]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["Timeout"] <= 300 and props["MemorySize"] <= 1024
+    env = props["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == name
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Payments"
+    assert env["LOG_LEVEL"] == "DEBUG"
+
+
+def test_bundle_excludes_the_runtime_sdk():
+    # Given the dependencies bundled into the asset
+    # Then boto3 is not among them (the Lambda runtime provides it)
+    assert not {"boto3", "botocore"} & {*DEPENDENCIES, *DEPENDENCIES_WITHOUT_THEIRS}
+
+
+def test_settlement_bucket_is_private_versioned_encrypted_and_logged(dev):
+    # Given the settlement bucket (the one with versioning)
+    (bucket_id, bucket), = ((k, v) for k, v in resources(dev, "AWS::S3::Bucket").items() if "VersioningConfiguration" in v["Properties"])
+    props = bucket["Properties"]
+    # Then it blocks public access, is encrypted, versioned, retained and access-logged
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert "DestinationBucketName" in props["LoggingConfiguration"]
+    # and archives incoming/ and quarantine/, expiring old versions
+    rules = props["LifecycleConfiguration"]["Rules"]
+    assert {r.get("Prefix") for r in rules if "Transitions" in r} == {"incoming/", "quarantine/"}
+    assert any("NoncurrentVersionExpiration" in r for r in rules)
+    # and its policy denies every request not made over TLS
+    (policy,) = (p for p in resources(dev, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id})
+    (deny,) = (s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_new_settlement_files_trigger_reconciliation(dev):
+    # Given the bucket notification configuration
+    (notifications,) = resources(dev, "Custom::S3BucketNotifications").values()
+    (config,) = notifications["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    reconcile_id, _ = function_named(dev, "reconcile")
+    # Then objects created under incoming/ invoke the reconcile function
+    assert config["Events"] == ["s3:ObjectCreated:*"]
+    assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "incoming/"}]
+    assert config["LambdaFunctionArn"] == {"Fn::GetAtt": [reconcile_id, "Arn"]}
+
+
+def test_failed_reconciliation_lands_in_an_encrypted_dead_letter_queue(dev):
+    # Given the reconcile function's async invocation config
+    (invoke_config,) = resources(dev, "AWS::Lambda::EventInvokeConfig").values()
+    props = invoke_config["Properties"]
+    (queue_id, queue), = resources(dev, "AWS::SQS::Queue").items()
+    # Then it retries twice, then sends the event to the queue
+    assert props["MaximumRetryAttempts"] == 2
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    # which is encrypted and TLS-only
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    (policy,) = resources(dev, "AWS::SQS::QueuePolicy").values()
+    assert policy["Properties"]["PolicyDocument"]["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_settlement_job_runs_nightly(dev):
+    # Given the EventBridge rule
+    (rule,) = resources(dev, "AWS::Events::Rule").values()
+    psp_id, _ = function_named(dev, "psp")
+    # Then it runs the PSP settlement job once a day
+    assert rule["Properties"]["ScheduleExpression"] == "cron(30 0 * * ? *)"
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [psp_id, "Arn"]}
+
+
+def test_alarms_cover_every_silent_failure(dev):
+    # Given the alarms and the topic they notify
+    alarms = list(resources(dev, "AWS::CloudWatch::Alarm").values())
+    (topic_id, topic), = resources(dev, "AWS::SNS::Topic").items()
+    metrics = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName")) for a in alarms}
+    # Then the workflow, the custom metrics, the DLQ, functions and tables are all alarmed
+    for expected in [
+        ("AWS/States", "ExecutionsFailed"),
+        ("AWS/States", "ExecutionsTimedOut"),
+        ("AWS/States", "ExecutionsAborted"),
+        ("Payments", "NeedsAttention"),
+        ("Payments", "ReconciliationMismatches"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+    ]:
+        assert expected in metrics, expected
+    table_alarms = [a for a in alarms if "Metrics" in a["Properties"]]
+    assert len(table_alarms) == 2 * len(resources(dev, "AWS::DynamoDB::Table"))
+    needs_attention = next(a for a in alarms if a["Properties"].get("MetricName") == "NeedsAttention")
+    assert needs_attention["Properties"]["Dimensions"] == [{"Name": "service", "Value": "payment"}]
+    assert needs_attention["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+    assert needs_attention["Properties"]["Threshold"] == 0
+    # each notifying the encrypted topic
+    assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for a in alarms)
+    assert "KmsMasterKeyId" in topic["Properties"]
+
+
+def test_outputs(dev):
+    # Then the stack tells where the API, the bucket and the state machine are
+    assert {"ApiUrl", "SettlementBucketName", "StateMachineArn", "MerchantPolicyArn"} <= set(dev["Outputs"])
+
+
+def test_local_bundling_fails_loudly_instead_of_falling_back_to_docker(tmp_path):
+    # Given a requirement pip cannot satisfy
+    bundling = LocalPythonBundling(("payments-no-such-package==0.0.0",), ())
+    # When the asset is bundled
+    # Then synthesis stops with pip's error (returning False would make CDK try Docker)
+    with pytest.raises(RuntimeError, match="pip failed"):
+        bundling.try_bundle(str(tmp_path), None)

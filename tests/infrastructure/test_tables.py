@@ -1,0 +1,67 @@
+"""The synthesised DynamoDB tables are exactly those of payments/tables.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from payments.tables import TABLES
+from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources
+
+
+def _tables_by_setting(template: dict[str, Any], stage: str) -> dict[str, dict[str, Any]]:
+    """Each table as found through the environment variable a function reads it from."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in PROGRAM_FUNCTIONS:
+        _, function = function_named(template, name, stage)
+        for key, value in function["Environment"]["Variables"].items():
+            if isinstance(value, dict) and "Ref" in value:
+                table = template["Resources"][value["Ref"]]
+                if table["Type"] == "AWS::DynamoDB::Table":
+                    found[key.lower()] = table
+    return found
+
+
+def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": partition_key, "KeyType": "HASH"}]
+    return schema + ([{"AttributeName": sort_key, "KeyType": "RANGE"}] if sort_key else [])
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_tables_match_the_shared_description(synthesis, stage):
+    # Given the synthesised stack of the stage
+    template = synthesis.templates[f"Payments-{stage}"]
+    # When the tables are looked up through the functions' environment
+    tables = _tables_by_setting(template, stage)
+    # Then there is one table per entry of payments/tables.py and no other
+    assert set(tables) == {spec.setting for spec in TABLES}
+    assert len(resources(template, "AWS::DynamoDB::Table")) == len(TABLES)
+    for spec in TABLES:
+        table = tables[spec.setting]
+        props = table["Properties"]
+        # with the same keys and indexes, every key attribute a string
+        assert props["KeySchema"] == _key_schema(spec.partition_key, spec.sort_key), spec.setting
+        expected_indexes = {i.name: _key_schema(i.partition_key, i.sort_key) for i in spec.indexes}
+        actual_indexes = {i["IndexName"]: i["KeySchema"] for i in props.get("GlobalSecondaryIndexes", [])}
+        assert actual_indexes == expected_indexes, spec.setting
+        assert all(a["AttributeType"] == "S" for a in props["AttributeDefinitions"])
+        # and the same TTL attribute
+        ttl = props.get("TimeToLiveSpecification")
+        assert (ttl["AttributeName"] if ttl else None) == spec.ttl_attribute, spec.setting
+        # on demand, encrypted, recoverable
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["SSESpecification"] == {"SSEEnabled": True}
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        # and money is never deleted with the stack
+        if spec.holds_money or stage == "prod":
+            assert table["DeletionPolicy"] == "Retain", spec.setting
+        if spec.holds_money:
+            assert props["DeletionProtectionEnabled"] is True, spec.setting
+
+
+def test_dev_idempotency_table_goes_with_the_stack(dev):
+    # Given the dev stage, whose context does not retain data without money
+    tables = _tables_by_setting(dev, "dev")
+    # Then the idempotency records (replay window of a key, no money) are deleted with the stack
+    assert tables["idempotency_table"]["DeletionPolicy"] == "Delete"

@@ -1,0 +1,145 @@
+"""Unit-test fixtures: moto in-process DynamoDB with the tables of ``payments/tables.py``.
+
+The tables are created exactly as the local runtime creates them
+(``payments.local.runtime.LocalRuntime._bootstrap``, DynamoDB part only), so the
+repositories run against the same keys and indexes as everywhere else. No
+network, no server: ``mock_aws`` patches botocore in the test process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+# Powertools must never try to flush metrics or trace in unit tests.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "payments-unit")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Payments")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+from payments import aws  # noqa: E402
+from payments.config import reset_settings, settings  # noqa: E402
+from payments.models import OrderRecord, PaymentRecord  # noqa: E402
+from payments.repositories.ledger import LedgerRepository  # noqa: E402
+from payments.repositories.payments import PaymentsRepository  # noqa: E402
+from payments.repositories.wallet import WalletRepository  # noqa: E402
+from payments.tables import TABLES  # noqa: E402
+
+REGION = "us-east-1"
+
+
+def create_tables(ddb: Any) -> None:
+    """The DynamoDB part of ``LocalRuntime._bootstrap``: every table of TABLES, same keys and indexes."""
+    s = settings()
+    for table in TABLES:
+        name = getattr(s, table.setting)
+        attributes = {table.partition_key} | ({table.sort_key} if table.sort_key else set())
+        for index in table.indexes:
+            attributes |= {index.partition_key} | ({index.sort_key} if index.sort_key else set())
+        spec: dict[str, Any] = {
+            "TableName": name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+            "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
+            + ([{"AttributeName": table.sort_key, "KeyType": "RANGE"}] if table.sort_key else []),
+        }
+        if table.indexes:
+            spec["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
+                    + ([{"AttributeName": index.sort_key, "KeyType": "RANGE"}] if index.sort_key else []),
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in table.indexes
+            ]
+        ddb.create_table(**spec)
+        if table.ttl_attribute:
+            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute})
+
+
+@pytest.fixture()
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials and region, no endpoint override, default table names; caches reset."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for name in ("PAYMENTS_TABLE", "WALLETS_TABLE", "LEDGER_TABLE", "IDEMPOTENCY_TABLE", "PSP_TABLE",
+                 "RECONCILIATION_TABLE", "WALLET_SHARDS", "LEDGER_TOTAL_SHARDS", "PSP_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    reset_settings()
+    aws.reset_clients()
+    yield
+    reset_settings()
+    aws.reset_clients()
+
+
+@pytest.fixture()
+def ddb(aws_env: None) -> Iterator[Any]:
+    """A low-level DynamoDB client on moto, with every table of TABLES created and empty."""
+    with mock_aws():
+        aws.reset_clients()
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_tables(client)
+        yield client
+    aws.reset_clients()
+
+
+@dataclass
+class Repos:
+    payments: PaymentsRepository
+    wallets: WalletRepository
+    ledger: LedgerRepository
+
+
+@pytest.fixture()
+def repos(ddb: Any) -> Repos:
+    payments = PaymentsRepository()
+    return Repos(payments=payments, wallets=WalletRepository(payments=payments), ledger=LedgerRepository(payments=payments))
+
+
+def payment_record(checkout_id: str, order_ids: list[str], fingerprint: str = "f" * 64, token: str = "tok_visa") -> PaymentRecord:
+    return PaymentRecord(
+        checkout_id=checkout_id,
+        buyer_id="buyer_42",
+        payment_order_ids=order_ids,
+        payment_method_type="card",
+        payment_method_token=token,
+        idempotency_key=f"key-{checkout_id}",
+        request_fingerprint=fingerprint,
+    )
+
+
+def order_record(payment_order_id: str, checkout_id: str, seller: str = "seller_books", amount_minor: int = 1999, currency: str = "USD") -> OrderRecord:
+    return OrderRecord(
+        payment_order_id=payment_order_id,
+        checkout_id=checkout_id,
+        seller_account=seller,
+        amount_minor=amount_minor,
+        currency=currency,
+    )
+
+
+def store_checkout(
+    repo: PaymentsRepository,
+    checkout_id: str,
+    orders: list[tuple[str, str, int, str]],
+    fingerprint: str = "f" * 64,
+    token: str = "tok_visa",
+) -> list[OrderRecord]:
+    """Store a checkout whose orders are (payment_order_id, seller, amount_minor, currency)."""
+    records = [order_record(po, checkout_id, seller, amount, ccy) for po, seller, amount, ccy in orders]
+    outcome = repo.create(payment_record(checkout_id, [r.payment_order_id for r in records], fingerprint, token), records)
+    assert outcome.created
+    return records
