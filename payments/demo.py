@@ -9,6 +9,7 @@ balance, and every money invariant checked over the stored data.
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import time
@@ -74,6 +75,38 @@ def build_scenario(n: int, seed: int, sellers: int = 40, run_id: str = "") -> Sc
         )
     replays = {c["checkout_id"] for c in checkouts if rng.random() < REPLAY_SHARE}
     return Scenario(checkouts, replays)
+
+
+def settle_and_reconcile(timeout: float = 120.0) -> bool:
+    """Close the day: the PSP writes its settlement file, the S3 trigger reconciles it."""
+    from payments import aws, clock
+    from payments.config import settings
+    from payments.reconciliation.cli import psp_settle
+
+    print("\nSettlement and reconciliation:")
+    print("  ", end="")
+    key = psp_settle(clock.now().date().isoformat(), None)
+    s3 = aws.client("s3")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            body = s3.get_object(Bucket=settings().settlement_bucket, Key=f"reports/{key}.json")["Body"].read()
+            break
+        except s3.exceptions.NoSuchKey:
+            time.sleep(0.5)
+    else:
+        print(f"  no report for {key} within {timeout:.0f}s")
+        return False
+    report = json.loads(body)
+    kinds = Counter(m["kind"] for m in report["mismatches"])
+    outcomes = report["summary"]["row_outcomes"]
+    print(
+        f"  reports/{key}.json: {report['rows']} rows: {outcomes['matched']} matched, {outcomes['recorded']} recorded "
+        f"(fees, payouts), {len(report['mismatches'])} mismatches{' ' + str(dict(kinds)) if kinds else ''}, "
+        f"{len(report['rejected_rows'])} rejected; wallet/ledger three-way check: "
+        f"{len(report.get('three_way', {}).get('differences', []))} differences"
+    )
+    return bool(report["clean"]) and not report["rejected_rows"]
 
 
 def _bar(done: int, total: int, started: float, label: str) -> None:
@@ -155,6 +188,8 @@ def run(api_url: str, checkouts: int = 300, seed: int = 2026, concurrency: int =
     for violation in report.violations[:20]:
         print(f"  VIOLATION {violation}")
     print(f"\n{checkouts} checkouts in {wall:.1f}s wall time ({checkouts / wall:.1f} checkouts/s end to end)")
-    ok = report.ok and not pending and not replay_mismatch and set(answers) == {202}
+
+    reconciled = settle_and_reconcile()
+    ok = report.ok and reconciled and not pending and not replay_mismatch and set(answers) == {202}
     print("RESULT: " + ("all invariants hold" if ok else "PROBLEMS FOUND"))
     return 0 if ok else 1

@@ -152,7 +152,11 @@ def check(
         if [debits, credits_] != txn_totals.get(currency, [0, 0]):
             report.fail(3, f"trial balance {currency} {debits}/{credits_} != sum of transactions {txn_totals.get(currency)}", currency)
 
-    # 4. wallet = ledger projection
+    # 4. wallet = ledger projection (an order parked after its wallet credit but before its
+    # ledger append is a known, surfaced gap: its credit counts as in flight, not as a violation)
+    for ref, order in orders.items():
+        if order.needs_attention and len(credits.get(ref, [])) == 1 and not transactions.get(ref):
+            projection[(seller_account_id(order.seller_account), order.currency)] += order.amount_minor
     for seller, currency in set(balances) | {(a.split(":", 1)[1], c) for a, c in projection if a.startswith("seller:")}:
         report.checks[4] += 1
         expected = projection.get((seller_account_id(seller), currency), 0)

@@ -16,7 +16,7 @@ from payments.iso4217 import MINOR_UNITS
 #: a DynamoDB number, and small enough that sums of millions of orders stay exact.
 MAX_ORDER_MINOR_UNITS = 10**13
 
-_DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]*)(?:\.([0-9]+))?$")
+_DECIMAL_RE = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
 
 
 class InvalidAmount(ValueError):
@@ -45,7 +45,7 @@ def parse_amount(amount: str, currency: str) -> int:
     if not isinstance(amount, str):
         raise InvalidAmount("amount must be a decimal string such as \"19.99\", not a JSON number")
     digits = exponent(currency)
-    match = _DECIMAL_RE.match(amount)
+    match = _DECIMAL_RE.fullmatch(amount)
     if match is None:
         raise InvalidAmount(f"'{amount}' is not a plain decimal string such as \"19.99\"")
     whole, fraction = match.group(1), match.group(2) or ""

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+#: digit groups joined by single spaces or dashes ("4111 1111 1111 1111 12/28" has two such runs)
+_DIGIT_GROUPS = re.compile(r"\d+(?:[ -]\d+)*")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -27,10 +28,21 @@ def luhn_valid(digits: str) -> bool:
 
 
 def contains_pan(text: str) -> bool:
-    for match in _CANDIDATE.finditer(text):
-        digits = re.sub(r"[ -]", "", match.group(0))
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            return True
+    """True if some consecutive digit groups of ``text`` spell a 13-19 digit Luhn-valid number.
+
+    Groups are tried whole (a solid run of digits is never split), so a PAN written
+    next to other numbers (an expiry date, a CVC) is still found.
+    """
+    for match in _DIGIT_GROUPS.finditer(text):
+        groups = re.split(r"[ -]", match.group(0))
+        for start in range(len(groups)):
+            digits = ""
+            for group in groups[start:]:
+                digits += group
+                if len(digits) > 19:
+                    break
+                if len(digits) >= 13 and luhn_valid(digits):
+                    return True
     return False
 
 
@@ -39,14 +51,16 @@ def find_pans(document: Any, path: str = "") -> list[str]:
     found: list[str] = []
     if isinstance(document, dict):
         for key, value in document.items():
-            child = f"{path}.{key}" if path else str(key)
             if contains_pan(str(key)):
-                found.append(child)
+                # the key itself is the card number: name the place, never the digits
+                found.append(f"{path}.(key)" if path else "(key)")
+                continue
+            child = f"{path}.{key}" if path else str(key)
             found.extend(find_pans(value, child))
     elif isinstance(document, list):
         for index, value in enumerate(document):
             found.extend(find_pans(value, f"{path}[{index}]"))
-    elif isinstance(document, (str, int)) and not isinstance(document, bool):
+    elif isinstance(document, (str, int, float)) and not isinstance(document, bool):
         if contains_pan(str(document)):
             found.append(path or "(body)")
     return found

@@ -19,6 +19,11 @@ from payments.local.lambdas import DISPATCHER
 #: API Gateway's own hard limit on a request payload
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 
+#: A Lambda execution environment handles one request at a time, and the Powertools
+#: resolver relies on it (its per-request context is a module-level attribute). The
+#: local front door runs the one environment it has the same way: one request at a time.
+_ENVIRONMENT = threading.Lock()
+
 
 def to_proxy_event(request: Request, body: bytes) -> dict[str, Any]:
     headers = {k: v for k, v in request.headers.items()}
@@ -60,7 +65,8 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     handler = DISPATCHER.handler_for("payments-payment")
     from payments.local.lambdas import LambdaContext
 
-    result = handler(to_proxy_event(request, body), LambdaContext(function_name="payments-payment"))
+    with _ENVIRONMENT:
+        result = handler(to_proxy_event(request, body), LambdaContext(function_name="payments-payment"))
     payload = result.get("body") or ""
     data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
     response = Response(data, status=result["statusCode"])

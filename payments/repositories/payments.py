@@ -81,8 +81,7 @@ class PaymentsRepository:
                             }
                         }
                         for item in items
-                    ],
-                    ClientRequestToken=payment.request_fingerprint[:36],
+                    ]
                 )
         except ClientError as err:
             if not cancelled_by_condition(err, 0) and not any(
@@ -224,6 +223,10 @@ class PaymentsRepository:
         for i, status in enumerate(ORDER_TRANSITIONS[target]):
             values[f":from{i}"] = status.value
             placeholders.append(f":from{i}")
+        if not placeholders:  # no status may move to the target (NOT_STARTED): refuse without writing
+            current = self.get_order(payment_order_id)
+            self.record_anomaly(payment_order_id, f"refused {current.status.value} -> {target.value}")
+            raise StatusConflict(f"order {payment_order_id} is {current.status.value}; refusing to move it to {target.value}")
         try:
             with transient_as_store_unavailable():
                 response = self.ddb.update_item(

@@ -23,15 +23,18 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Payments")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
-from payments import aws  # noqa: E402
-from payments.config import reset_settings, settings  # noqa: E402
-from payments.models import OrderRecord, PaymentRecord  # noqa: E402
-from payments.repositories.ledger import LedgerRepository  # noqa: E402
-from payments.repositories.payments import PaymentsRepository  # noqa: E402
-from payments.repositories.wallet import WalletRepository  # noqa: E402
-from payments.tables import TABLES  # noqa: E402
+from payments import aws
+from payments.config import Settings, reset_settings, settings
+from payments.models import OrderRecord, PaymentRecord
+from payments.repositories.ledger import LedgerRepository
+from payments.repositories.payments import PaymentsRepository
+from payments.repositories.wallet import WalletRepository
+from payments.status import OrderStatus
+from payments.tables import TABLES
 
 REGION = "us-east-1"
+#: environment variables read by payments.config.Settings (unset: the defaults apply)
+SETTINGS_ENV = tuple(name.upper() for name in Settings.model_fields)
 
 
 def create_tables(ddb: Any) -> None:
@@ -64,36 +67,38 @@ def create_tables(ddb: Any) -> None:
             ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute})
 
 
-@pytest.fixture()
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fake credentials and region, no endpoint override, default table names; caches reset."""
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    for name in ("PAYMENTS_TABLE", "WALLETS_TABLE", "LEDGER_TABLE", "IDEMPOTENCY_TABLE", "PSP_TABLE",
-                 "RECONCILIATION_TABLE", "WALLET_SHARDS", "LEDGER_TOTAL_SHARDS", "PSP_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    reset_settings()
-    aws.reset_clients()
-    yield
-    reset_settings()
-    aws.reset_clients()
+@pytest.fixture(scope="package")
+def aws_session() -> Iterator[Any]:
+    """Fake credentials and region, no endpoint override, default table names; caches reset once.
 
-
-@pytest.fixture()
-def ddb(aws_env: None) -> Iterator[Any]:
-    """A low-level DynamoDB client on moto, with every table of TABLES created and empty."""
-    with mock_aws():
+    boto3 clients are costly to build (~0.15 s each), so the package shares them: moto's
+    interception is global to botocore, so a client built once is mocked by every
+    ``mock_aws`` context that follows.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_DEFAULT_REGION", REGION)
+        mp.setenv("AWS_REGION", REGION)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_SECURITY_TOKEN", "testing")
+        mp.setenv("AWS_SESSION_TOKEN", "testing")
+        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", *SETTINGS_ENV):
+            mp.delenv(name, raising=False)
+        reset_settings()
         aws.reset_clients()
-        client = boto3.client("dynamodb", region_name=REGION)
-        create_tables(client)
-        yield client
+        yield boto3.client("dynamodb", region_name=REGION)
+    reset_settings()
     aws.reset_clients()
+
+
+@pytest.fixture()
+def ddb(aws_session: Any) -> Iterator[Any]:
+    """A low-level DynamoDB client on a fresh moto backend with every table of TABLES created and empty."""
+    with mock_aws():
+        reset_settings()
+        create_tables(aws_session)
+        yield aws_session
+    reset_settings()
 
 
 @dataclass
@@ -143,3 +148,9 @@ def store_checkout(
     outcome = repo.create(payment_record(checkout_id, [r.payment_order_id for r in records], fingerprint, token), records)
     assert outcome.created
     return records
+
+
+def succeed(repo: PaymentsRepository, payment_order_id: str, psp_reference: str | None = None, charged_at: str = "2026-11-30T10:00:00.000Z") -> OrderRecord:
+    """Move a stored order NOT_STARTED -> EXECUTING -> SUCCESS, as the executor does after an approval."""
+    repo.move_order(payment_order_id, OrderStatus.EXECUTING)
+    return repo.move_order(payment_order_id, OrderStatus.SUCCESS, psp_reference=psp_reference or f"psp_{payment_order_id}", charged_at=charged_at)

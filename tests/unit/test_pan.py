@@ -103,6 +103,31 @@ def test_find_pans_findings_never_carry_the_card_digits() -> None:
         assert not re.search(r"\d{13}", path), path
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111 1111 1111 1111 12/28",  # card number followed by its expiry date
+        "4111 1111 1111 1111 12/28 123",  # ... and its CVC
+        "4111111111111111 1",  # followed by a lone digit
+        "1 4111111111111111",  # preceded by a quantity
+        "378282246310005 1234",  # Amex followed by a four-digit code
+    ],
+)
+def test_contains_pan_finds_a_card_number_next_to_other_digit_groups(text: str) -> None:
+    # Given a Luhn-valid PAN separated by a space from neighbouring digits (the 13-19 digit run
+    # the module describes is there, but a longer, Luhn-invalid run also starts or ends at it)
+    # When scanned
+    # Then the PAN is still found
+    assert contains_pan(text) is True
+
+
+def test_find_pans_finds_a_card_number_written_with_its_expiry_in_a_field() -> None:
+    # Given a seller account holding "number expiry" as a shopper might type it
+    body = _checkout(seller_account="4111 1111 1111 1111 12/28")
+    # When scanned / Then the field is reported
+    assert find_pans(body) == ["payment_orders[1].seller_account"]
+
+
 # --- what is not flagged --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "text",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from payments import clock
 from payments.errors import Conflict, NotFound, StatusConflict
 from payments.repositories.payments import PaymentsRepository
 from payments.status import OrderStatus, PaymentStatus
@@ -238,6 +241,48 @@ def test_moving_an_unknown_payment_changes_nothing(repos: Repos, ddb: Any) -> No
     assert _items(ddb) == []
 
 
-def test_repository_reads_its_table_name_from_settings(ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_repository_reads_its_table_name_from_settings(ddb: Any) -> None:
     # Given the default settings / When a repository is built / Then it uses the "payments" table
     assert PaymentsRepository().table == "payments"
+
+
+class TokenHonouringClient:
+    """The moto client, plus what moto leaves out: DynamoDB's ClientRequestToken contract for
+    TransactWriteItems. Within the 10-minute window, the same token with the same items succeeds
+    without writing again, and the same token with other items fails with
+    IdempotentParameterMismatchException (AWS API reference, TransactWriteItems)."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+        self._seen: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        token = kwargs.get("ClientRequestToken")
+        if token is not None and token in self._seen:
+            if self._seen[token] != kwargs["TransactItems"]:
+                raise ClientError(
+                    {"Error": {"Code": "IdempotentParameterMismatchException", "Message": "token reused with other parameters"}},
+                    "TransactWriteItems",
+                )
+            return {}
+        result = self._inner.transact_write_items(**kwargs)
+        if token is not None:
+            self._seen[token] = kwargs["TransactItems"]
+        return result
+
+
+def test_a_retried_create_within_the_token_window_returns_the_stored_payment(ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given DynamoDB's ClientRequestToken behaviour, and a clock that moves between calls
+    ticks = itertools.count()
+    monkeypatch.setattr(clock, "now_iso", lambda: f"2026-11-30T10:00:{next(ticks):02d}.000Z")
+    repo = PaymentsRepository(client=TokenHonouringClient(ddb))
+    repo.create(payment_record("chk_1", ["po_1"], "a" * 64), [order_record("po_1", "chk_1")])
+    # When the same request is stored again a few seconds later (the caller's retry after a
+    # failure further on, e.g. StartExecution throttled)
+    outcome = repo.create(payment_record("chk_1", ["po_1"], "a" * 64), [order_record("po_1", "chk_1")])
+    # Then it is recognised as the earlier payment, as it is without the token
+    assert outcome.created is False
+    assert outcome.payment.created_at == "2026-11-30T10:00:00.000Z"
