@@ -8,6 +8,7 @@ documented in the repository modules that own each table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -42,3 +43,35 @@ TABLES: tuple[Table, ...] = (
     # reconciliation runs and mismatches (payments.reconciliation)
     Table("reconciliation_table", "pk", "sk"),
 )
+
+
+def create_table_request(table: Table, name: str) -> dict[str, Any]:
+    """The DynamoDB ``CreateTable`` request of a table (on-demand, string keys)."""
+    attributes = {table.partition_key} | ({table.sort_key} if table.sort_key else set())
+    for index in table.indexes:
+        attributes |= {index.partition_key} | ({index.sort_key} if index.sort_key else set())
+    request: dict[str, Any] = {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+        "KeySchema": _key_schema(table.partition_key, table.sort_key),
+    }
+    if table.indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {"IndexName": i.name, "KeySchema": _key_schema(i.partition_key, i.sort_key), "Projection": {"ProjectionType": "ALL"}}
+            for i in table.indexes
+        ]
+    return request
+
+
+def create_tables(ddb: Any, settings: Any) -> None:
+    """Create every table of :data:`TABLES` under the names ``settings`` gives them (local runtime, tests)."""
+    for table in TABLES:
+        name = getattr(settings, table.setting)
+        ddb.create_table(**create_table_request(table, name))
+        if table.ttl_attribute:
+            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute})
+
+
+def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
+    return [{"AttributeName": partition_key, "KeyType": "HASH"}] + ([{"AttributeName": sort_key, "KeyType": "RANGE"}] if sort_key else [])

@@ -30,7 +30,7 @@ import boto3
 from payments import aws
 from payments.config import Settings, reset_settings
 from payments.local import lambdas, moto_patches
-from payments.tables import TABLES
+from payments.tables import create_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -142,32 +142,7 @@ class LocalRuntime:
 
     def _bootstrap(self) -> None:
         s = self.settings
-        ddb = boto3.client("dynamodb", endpoint_url=self.aws_url, region_name=REGION)
-        for table in TABLES:
-            name = getattr(s, table.setting)
-            attributes = {table.partition_key} | ({table.sort_key} if table.sort_key else set())
-            for index in table.indexes:
-                attributes |= {index.partition_key} | ({index.sort_key} if index.sort_key else set())
-            spec: dict[str, Any] = {
-                "TableName": name,
-                "BillingMode": "PAY_PER_REQUEST",
-                "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
-                "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
-                + ([{"AttributeName": table.sort_key, "KeyType": "RANGE"}] if table.sort_key else []),
-            }
-            if table.indexes:
-                spec["GlobalSecondaryIndexes"] = [
-                    {
-                        "IndexName": index.name,
-                        "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
-                        + ([{"AttributeName": index.sort_key, "KeyType": "RANGE"}] if index.sort_key else []),
-                        "Projection": {"ProjectionType": "ALL"},
-                    }
-                    for index in table.indexes
-                ]
-            ddb.create_table(**spec)
-            if table.ttl_attribute:
-                ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute})
+        create_tables(boto3.client("dynamodb", endpoint_url=self.aws_url, region_name=REGION), s)
 
         iam = boto3.client("iam", endpoint_url=self.aws_url, region_name=REGION)
         iam.create_role(

@@ -26,7 +26,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 from payments import aws
 from payments.config import reset_settings, settings
 from payments.repositories.dynamo import to_item
-from payments.tables import TABLES
+from payments.tables import create_tables
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "settlements"
 DAY = "2026-11-30"
@@ -125,32 +125,6 @@ class Aws:
         )
 
 
-def create_tables(ddb: Any) -> None:
-    for table in TABLES:
-        keys = [(table.partition_key, "HASH")] + ([(table.sort_key, "RANGE")] if table.sort_key else [])
-        attributes = {name for name, _ in keys}
-        indexes = []
-        for index in table.indexes:
-            index_keys = [(index.partition_key, "HASH")] + ([(index.sort_key, "RANGE")] if index.sort_key else [])
-            attributes |= {name for name, _ in index_keys}
-            indexes.append(
-                {
-                    "IndexName": index.name,
-                    "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in index_keys],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            )
-        kwargs: dict[str, Any] = {
-            "TableName": getattr(settings(), table.setting),
-            "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in keys],
-            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n in sorted(attributes)],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-        if indexes:
-            kwargs["GlobalSecondaryIndexes"] = indexes
-        ddb.create_table(**kwargs)
-
-
 @pytest.fixture
 def cloud() -> Iterator[Aws]:
     with mock_aws():
@@ -158,7 +132,7 @@ def cloud() -> Iterator[Aws]:
         aws.reset_clients()
         ddb = boto3.client("dynamodb")
         s3 = boto3.client("s3")
-        create_tables(ddb)
+        create_tables(ddb, settings())
         s3.create_bucket(Bucket=settings().settlement_bucket)
         yield Aws(s3=s3, ddb=ddb, bucket=settings().settlement_bucket)
         aws.reset_clients()

@@ -30,41 +30,11 @@ from payments.repositories.ledger import LedgerRepository
 from payments.repositories.payments import PaymentsRepository
 from payments.repositories.wallet import WalletRepository
 from payments.status import OrderStatus
-from payments.tables import TABLES
+from payments.tables import create_tables
 
 REGION = "us-east-1"
 #: environment variables read by payments.config.Settings (unset: the defaults apply)
 SETTINGS_ENV = tuple(name.upper() for name in Settings.model_fields)
-
-
-def create_tables(ddb: Any) -> None:
-    """The DynamoDB part of ``LocalRuntime._bootstrap``: every table of TABLES, same keys and indexes."""
-    s = settings()
-    for table in TABLES:
-        name = getattr(s, table.setting)
-        attributes = {table.partition_key} | ({table.sort_key} if table.sort_key else set())
-        for index in table.indexes:
-            attributes |= {index.partition_key} | ({index.sort_key} if index.sort_key else set())
-        spec: dict[str, Any] = {
-            "TableName": name,
-            "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
-            "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
-            + ([{"AttributeName": table.sort_key, "KeyType": "RANGE"}] if table.sort_key else []),
-        }
-        if table.indexes:
-            spec["GlobalSecondaryIndexes"] = [
-                {
-                    "IndexName": index.name,
-                    "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
-                    + ([{"AttributeName": index.sort_key, "KeyType": "RANGE"}] if index.sort_key else []),
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-                for index in table.indexes
-            ]
-        ddb.create_table(**spec)
-        if table.ttl_attribute:
-            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute})
 
 
 @pytest.fixture(scope="package")
@@ -96,7 +66,7 @@ def ddb(aws_session: Any) -> Iterator[Any]:
     """A low-level DynamoDB client on a fresh moto backend with every table of TABLES created and empty."""
     with mock_aws():
         reset_settings()
-        create_tables(aws_session)
+        create_tables(aws_session, settings())
         yield aws_session
     reset_settings()
 
