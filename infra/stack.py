@@ -62,6 +62,7 @@ class PaymentsStack(cdk.Stack):
             stage=stage,
             api=checkout.api,
             state_machine=workflow.state_machine,
+            reconcile_state_machine=reconciliation.state_machine,
             functions=[
                 checkout.function,
                 workflow.executor,
@@ -77,6 +78,12 @@ class PaymentsStack(cdk.Stack):
         cdk.CfnOutput(self, "ApiUrl", value=checkout.api.url, description="Base URL; routes are under v1/")
         cdk.CfnOutput(self, "SettlementBucketName", value=reconciliation.bucket.bucket_name)
         cdk.CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
+        cdk.CfnOutput(
+            self,
+            "ReconcileStateMachineArn",
+            value=reconciliation.state_machine.state_machine_arn,
+            description="Reconciles settlement files above 512 MiB (Distributed Map); started by the reconcile function",
+        )
         cdk.CfnOutput(
             self,
             "MerchantPolicyArn",

@@ -3,6 +3,8 @@
 Alarms (all to one encrypted SNS topic, optionally subscribed by e-mail):
 
 * the payment workflow: failed, timed-out or aborted executions;
+* the reconcile state machine (large settlement files): failed, timed-out or aborted executions
+  (any of them leaves a file without its report);
 * ``Payments/NeedsAttention`` (service ``payment``): an order parked as NEEDS_ATTENTION;
 * ``Payments/ReconciliationMismatches`` (service ``reconcile``): a settlement mismatch;
 * every function: Errors and Throttles;
@@ -59,6 +61,7 @@ class Observability(Construct):
         stage: Stage,
         api: apigw.RestApi,
         state_machine: sfn.StateMachine,
+        reconcile_state_machine: sfn.StateMachine,
         functions: Sequence[PaymentsFunction],
         tables: PaymentTables,
         dead_letters: sqs.IQueue,
@@ -98,6 +101,18 @@ class Observability(Construct):
         }
         for alarm_id, metric in workflow_metrics.items():
             self._alarm(alarm_id, metric, "A payment workflow execution did not complete: find it in the console")
+        reconcile_metrics = {
+            "ReconcileExecutionsFailed": reconcile_state_machine.metric_failed(period=PERIOD),
+            "ReconcileExecutionsTimedOut": reconcile_state_machine.metric_timed_out(period=PERIOD),
+            "ReconcileExecutionsAborted": reconcile_state_machine.metric_aborted(period=PERIOD),
+        }
+        for alarm_id, metric in reconcile_metrics.items():
+            self._alarm(
+                alarm_id,
+                metric,
+                "A large settlement file was not reconciled (reconcile state machine): find the execution in the "
+                "console, fix the cause, then start a new execution (see docs/deploy.md)",
+            )
         needs_attention = self._custom_metric("NeedsAttention", service="payment")
         self._alarm("NeedsAttention", needs_attention, "A payment order is parked as NEEDS_ATTENTION: resolve it")
         mismatches = self._custom_metric("ReconciliationMismatches", service="reconcile")
@@ -132,6 +147,15 @@ class Observability(Construct):
             cloudwatch.GraphWidget(
                 title="Payment workflow executions",
                 left=[state_machine.metric_started(period=PERIOD), state_machine.metric_succeeded(period=PERIOD), *workflow_metrics.values()],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Reconciliation of large files (state machine executions)",
+                left=[
+                    reconcile_state_machine.metric_started(period=PERIOD),
+                    reconcile_state_machine.metric_succeeded(period=PERIOD),
+                    *reconcile_metrics.values(),
+                ],
                 width=12,
             ),
             cloudwatch.GraphWidget(

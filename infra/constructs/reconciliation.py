@@ -1,38 +1,97 @@
-"""Reconciliation: the settlement bucket and the function that matches settlement files to the ledger.
+"""Reconciliation: the settlement bucket, the function that matches settlement files to the ledger,
+and the Distributed Map state machine that reconciles files too large for one invocation.
 
-Key layout of the settlement bucket:
+Key layout of the settlement bucket (``payments.reconciliation.service``):
 
 * ``incoming/<source>/...``  settlement files (PSP, bank); a new object here invokes the reconcile function
-* ``reports/<input key>.json``  the reconciliation report of each input
-* ``quarantine/<input key>``  inputs that could not be read at all (moved out of ``incoming/``)
+* ``reports/<input key>.json|.html|.mismatches.csv``  the reconciliation report of each input
+  (e.g. ``reports/incoming/simulated-psp/2026-11-30.csv.json``)
+* ``quarantine/<path under incoming/>`` (+ ``.reason.json``)  inputs that could not be read at all
+  (copied out of ``incoming/``, then deleted there)
+* ``work/<sha256[:16]>/chunk-<n>.json|.tsv``  intermediate results of the distributed path, deleted
+  by its last step
 
 Nothing is lost: S3 invokes the function asynchronously; after the invocation
 and two retries fail, the event goes to an encrypted dead-letter queue, whose
 depth raises an alarm (see the observability construct).
+
+Large files: above ``Bounds.max_single_pass_bytes`` (512 MiB) the function starts
+``stepfunctions/reconcile.asl.json`` (``payments-<stage>-reconcile``) instead of
+reconciling in place; its three Task states run the same function with an
+``action``. The state machine has a fixed name so that the function is given its
+ARN (``RECONCILE_STATE_MACHINE_ARN``) without a reference: the state machine
+invokes the function, so a reference back would be a dependency cycle.
+
+Why STANDARD and not EXPRESS: a Distributed Map is only allowed in a Standard
+parent; an execution may run longer than Express's 5 minutes (one Task alone may
+take 15); ``StartExecution`` deduplicates on the execution name, which the
+function derives from the key and ETag, so a duplicate S3 event starts nothing
+twice. Cost: about 4 transitions per chunk plus 5, i.e. well under a cent for the
+largest file (8 GiB, 128 chunks of 64 MiB).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.simulated_psp import PSP_NAME
 from infra.constructs.tables import PaymentTables
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
 
-INCOMING, REPORTS, QUARANTINE = "incoming/", "reports/", "quarantine/"
+INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "work/"
 ARCHIVE_AFTER = cdk.Duration.days(90)
+ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "reconcile.asl.json"
+#: Below the 900 s TimeoutSeconds of every Task in the ASL, so that a run that is too slow fails
+#: as the function's own timeout (not retried) instead of States.Timeout (retried while it still runs).
+#: The single pass is bounded to 512 MiB (~3 M Adyen rows): minutes at the engine's throughput.
+RECONCILE_TIMEOUT = cdk.Duration.minutes(14)
+#: 1,769 MB is where Lambda gives a function one full vCPU; the engine is single-threaded and CPU-bound,
+#: so more buys no speed. Its memory is flat in the file's size (one sorted run of 100k rows, ~25 MiB;
+#: a chunk's entries, ~50 MiB; at most 100k mismatches kept for the report).
+RECONCILE_MEMORY_MB = 1769
+#: The single pass spills ~72-80 bytes per Settled row to /tmp (a 512 MiB file of 172-byte rows:
+#: ~3.1 M rows, ~230 MB); a spilled row is never longer than its CSV row, so 512 MiB of file is the
+#: upper bound. 2 GiB holds that bound four times over, including the spill a timed-out invocation
+#: leaves behind in a reused execution environment.
+RECONCILE_EPHEMERAL_STORAGE = cdk.Size.gibibytes(2)
+
+
+def reconcile_state_machine_name(stage: Stage) -> str:
+    return stage.resource_name("reconcile")
+
+
+def reconcile_state_machine_arns(scope: Construct, stage: Stage) -> tuple[str, str]:
+    """(state machine ARN, ARN pattern of its Distributed Map child executions), built from the fixed name.
+
+    Child workflow executions are named ``execution:<state machine>/<map run label>:<id>``.
+    """
+    stack = cdk.Stack.of(scope)
+    name = reconcile_state_machine_name(stage)
+    machine = stack.format_arn(
+        service="states", resource="stateMachine", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+    )
+    children = stack.format_arn(
+        service="states", resource="execution", resource_name=f"{name}/*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+    )
+    return machine, children
 
 
 class Reconciliation(Construct):
-    """The settlement bucket, its access-log bucket, ``functions/reconcile`` and its dead-letter queue."""
+    """The settlement bucket, its access-log bucket, ``functions/reconcile``, its dead-letter queue and
+    the large-file state machine."""
 
     def __init__(self, scope: Construct, construct_id: str, *, stage: Stage, code: lambda_.Code, tables: PaymentTables) -> None:
         super().__init__(scope, construct_id)
@@ -88,6 +147,7 @@ class Reconciliation(Construct):
             "This queue is itself the dead-letter destination of the reconcile function; its depth raises an "
             "alarm and an operator replays its messages.",
         )
+        machine_arn, child_executions_arn = reconcile_state_machine_arns(self, stage)
         self.function = PaymentsFunction(
             self,
             "Reconcile",
@@ -95,14 +155,21 @@ class Reconciliation(Construct):
             code=code,
             name="reconcile",
             description="Reconciles a settlement file under incoming/ with the ledger; writes reports/",
-            timeout=cdk.Duration.minutes(5),
-            memory_size=1024,
-            environment={"PSP_NAME": PSP_NAME, "SETTLEMENT_BUCKET": self.bucket.bucket_name},
+            timeout=RECONCILE_TIMEOUT,
+            memory_size=RECONCILE_MEMORY_MB,
+            ephemeral_storage_size=RECONCILE_EPHEMERAL_STORAGE,
+            environment={
+                "PSP_NAME": PSP_NAME,
+                "SETTLEMENT_BUCKET": self.bucket.bucket_name,
+                # Built from the fixed name, not referenced (the state machine invokes this function).
+                "RECONCILE_STATE_MACHINE_ARN": machine_arn,
+            },
             retry_attempts=2,
             max_event_age=cdk.Duration.hours(6),
             on_failure=destinations.SqsDestination(self.dead_letters),
         )
         fn = self.function
+        # HeadObject, GetObject (also ranged) and the source of CopyObject need s3:GetObject.
         fn.use_objects(
             self.bucket,
             ["GetObject", "DeleteObject"],  # read an input; delete it when it is moved to quarantine/
@@ -111,10 +178,21 @@ class Reconciliation(Construct):
         )
         fn.use_objects(
             self.bucket,
-            ["PutObject"],
+            ["PutObject"],  # reports; the destination of CopyObject and the .reason.json of quarantine
             [f"{REPORTS}*", f"{QUARANTINE}*"],
             reason="Reports and quarantined files are named after their input, unknown in advance.",
         )
+        fn.use_objects(
+            self.bucket,
+            ["GetObject", "PutObject", "DeleteObject"],  # chunk partials and sorted runs: written, merged, deleted
+            [f"{WORK}*"],
+            reason="Intermediate results of the distributed path are named after the input's sha256, unknown "
+            "in advance; the last step deletes them (DeleteObjects authorises s3:DeleteObject per key).",
+        )
+        # Without s3:ListBucket, HeadObject on a key already moved to quarantine/ answers 403, not 404, and
+        # the service could not tell "already handled" (a duplicate S3 event) from a real failure.
+        fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]))
+        fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
         fn.use_table("ledger_table", tables["ledger_table"], ["Query", "GetItem"], indexes=["by_settlement_day"])
         fn.use_table("wallets_table", tables["wallets_table"], ["Query", "GetItem"])
         fn.use_table(
@@ -138,3 +216,56 @@ class Reconciliation(Construct):
             "CDK's bucket-notification custom resource (deploy time only) writes its logs through AWS's "
             "basic execution policy; the role cannot be customised through the L2 API.",
         )
+
+        self.state_machine = self._state_machine(stage, machine_arn, child_executions_arn)
+
+    def _state_machine(self, stage: Stage, machine_arn: str, child_executions_arn: str) -> sfn.StateMachine:
+        """``stepfunctions/reconcile.asl.json`` as written, its three Tasks on the reconcile function."""
+        name = reconcile_state_machine_name(stage)
+        self.log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{name}",
+            retention=stage.log_retention,
+            removal_policy=stage.disposable_removal_policy,
+        )
+        machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=name,
+            state_machine_type=sfn.StateMachineType.STANDARD,  # see the module docstring
+            definition_body=sfn.DefinitionBody.from_string(ASL_PATH.read_text()),  # inline: the states are in the template
+            definition_substitutions={"ReconcileFunctionArn": self.function.function.function_arn},
+            logs=sfn.LogOptions(
+                destination=self.log_group,
+                level=sfn.LogLevel.ALL,
+                # Payloads are keys, byte ranges and the CSV header: no settlement rows. Kept out of the logs
+                # anyway (the execution history holds them for 90 days), like the payment workflow's.
+                include_execution_data=False,
+            ),
+            tracing_enabled=True,
+        )
+        # The Task states invoke the function by its unqualified ARN.
+        machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function.function_arn])
+        )
+        # The Distributed Map (items from the state input: no ItemReader, no ResultWriter, hence no S3 access)
+        # runs each chunk as a child execution of this same state machine under this role.
+        machine.add_to_role_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
+        machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[child_executions_arn])
+        )
+        acknowledge_wildcard_resource(
+            machine,
+            child_executions_arn,
+            "The Distributed Map's child executions are named by Step Functions (<map run label>:<id>), unknown "
+            "in advance; the wildcard covers only the child executions of this state machine.",
+        )
+        acknowledge(
+            machine,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing and the CloudWatch Logs vended-log delivery APIs (logs:CreateLogDelivery, ...) that "
+            "Step Functions logging needs support no resource-level permissions; lambda:InvokeFunction is "
+            "granted on the reconcile function only.",
+        )
+        return machine

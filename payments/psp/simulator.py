@@ -75,9 +75,11 @@ class SimulatedPsp:
         return outcome
 
     def lookup(self, idempotency_key: str) -> ChargeOutcome | None:
-        item = from_item(
-            self.ddb.get_item(TableName=self.table, Key=_key(f"KEY#{idempotency_key}", "OUTCOME"), ConsistentRead=True).get("Item")
-        )
+        try:
+            response = self.ddb.get_item(TableName=self.table, Key=_key(f"KEY#{idempotency_key}", "OUTCOME"), ConsistentRead=True)
+        except ClientError as err:
+            raise PspUnavailable(f"simulated PSP storage: {err}") from err
+        item = from_item(response.get("Item"))
         if item is None:
             return None
         if item["outcome"] == "APPROVED":
