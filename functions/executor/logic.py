@@ -25,10 +25,8 @@ def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: Payme
     if order.status.is_final:
         return _result(order)  # a duplicate delivery: report what happened, do nothing
 
-    outcome = None
-    if order.status is OrderStatus.EXECUTING:
-        outcome = psp.lookup(order.payment_order_id)  # an earlier attempt may have charged
-    else:
+    resumed = order.status is OrderStatus.EXECUTING
+    if not resumed:
         try:
             order = orders.move_order(order.payment_order_id, OrderStatus.EXECUTING)
         except StatusConflict:
@@ -36,7 +34,11 @@ def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: Payme
             if order.status.is_final:
                 return _result(order)  # a racing execution finished it
             raise
+        # (a racing attempt that is EXECUTING right now makes the move a no-op; both then
+        # charge with the same idempotency key and the PSP holds one charge for it)
 
+    # an earlier attempt may have charged before it crashed: ask the PSP before charging
+    outcome = psp.lookup(order.payment_order_id) if resumed else None
     if outcome is None:
         outcome = psp.charge(
             ChargeRequest(

@@ -95,6 +95,9 @@ def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dic
     """Park unresolved orders, then derive the payment status from the stored orders."""
     for result in task.order_results:
         if result.outcome == "NEEDS_ATTENTION":
+            if repo.get_order(result.payment_order_id).is_settled_internally:
+                logger.info("unresolved in this execution but completed by another", extra={"payment_order_id": result.payment_order_id})
+                continue
             error = result.error or {}
             reason = f"{result.step or 'unknown'} step: {error.get('Error', 'error')}: {str(error.get('Cause', ''))[:500]}"
             repo.flag_attention(result.payment_order_id, reason)
