@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo serve test test-unit test-integration test-infra synth cfn-lint openapi clean
+.PHONY: demo serve chaos bench test test-unit test-integration test-chaos test-infra synth cfn-lint openapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,12 @@ demo: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(BIN)/payments serve
 
+## chaos: fixed-seed fault injection at every step of the local runtime, then every invariant
+chaos: $(VENV)/.installed
+	$(BIN)/payments chaos --checkouts 300 --seed 7
+
 ## test: every test, cdk synth of every stage (cdk-nag included) and cfn-lint
-test: test-unit test-integration test-infra synth cfn-lint
+test: test-unit test-integration test-chaos test-infra synth cfn-lint
 
 test-unit: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/unit tests/reconciliation
@@ -35,6 +39,10 @@ test-unit: $(VENV)/.installed
 # the local runtime owns process-wide moto state, so it runs in its own pytest process
 test-integration: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/integration
+
+# the chaos tests own a local runtime too: their own pytest process
+test-chaos: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/chaos
 
 test-infra: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/infrastructure

@@ -4,6 +4,9 @@
 * ``payments demo``    a Cyber Monday scenario end to end, with a summary
 * ``payments verify``  check the money invariants over the current data
 * ``payments openapi`` print the OpenAPI description of the API
+* ``payments stuck``   list payments unfinished beyond a deadline; ``payments resume`` re-drives one
+* ``payments chaos``   the fault-injection harness on the local runtime
+* ``payments psp settle`` / ``payments reconcile FILE``  the day's settlement file; reconcile a file
 """
 
 from __future__ import annotations
@@ -93,12 +96,13 @@ def parser() -> argparse.ArgumentParser:
     openapi = commands.add_parser("openapi", help="print the OpenAPI description of the API")
     openapi.set_defaults(func=_openapi)
 
-    try:
-        from payments.reconciliation.cli import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(commands)
+    from payments.chaos.cli import add_commands as add_chaos_commands
+    from payments.operations import add_commands as add_operations_commands
+    from payments.reconciliation.cli import add_commands as add_reconciliation_commands
+
+    add_reconciliation_commands(commands)  # payments psp settle / payments reconcile
+    add_chaos_commands(commands)  # payments chaos
+    add_operations_commands(commands)  # payments stuck / payments resume
     return root
 
 

@@ -201,12 +201,15 @@ class PaymentsRepository:
         psp_reference: str | None = None,
         charged_at: str | None = None,
         failure_reason: str | None = None,
+        signal: str | None = None,
     ) -> OrderRecord:
         """Move an order's status forward, conditionally; return the stored order afterwards.
 
         A repeat of the transition that already happened (same target, same PSP
-        reference) is a no-op. Any other move out of a final status is refused:
-        it is recorded as an anomaly and :class:`StatusConflict` is raised.
+        reference) changes nothing: our own retries repeat silently, while an
+        external ``signal`` (a PSP notification, named by its source) that
+        repeats is recorded as an anomaly. Any other move out of a final status
+        is refused: it is recorded as an anomaly and :class:`StatusConflict` is raised.
         """
         now = clock.now_iso()
         values: dict[str, Any] = {
@@ -244,11 +247,14 @@ class PaymentsRepository:
                 raise
             current = self.get_order(payment_order_id)
             if current.status is target and (psp_reference is None or current.psp_reference == psp_reference):
-                return current  # the same transition again: a retry, harmless
+                if signal is not None:
+                    self.record_anomaly(payment_order_id, f"duplicate {signal}: {target.value}")
+                return current  # the same transition again: harmless, not applied twice
             self.record_anomaly(
                 payment_order_id,
                 f"refused {current.status.value} -> {target.value}"
-                + (f" (psp_reference {psp_reference})" if psp_reference else ""),
+                + (f" (psp_reference {psp_reference})" if psp_reference else "")
+                + (f" from {signal}" if signal else ""),
             )
             raise StatusConflict(
                 f"order {payment_order_id} is {current.status.value}; refusing to move it to {target.value}"

@@ -1,0 +1,410 @@
+"""The chaos harness: N checkouts through the real ASL with a seeded fault schedule, then every check.
+
+Phases (each one is also a check):
+
+1. **submit** every checkout through the HTTP API (``POST /v1/payments``, retried with the
+   same ``Idempotency-Key`` on a 503/409 as a client should); for a seeded share, start a
+   second execution of the same checkout (another name, the same input): two workflows race;
+2. **settle**: wait until every checkout is final or parked NEEDS_ATTENTION and no
+   execution is running;
+3. **audit** (invariants 1-6 over all stored data, ``payments.invariants.check_current``)
+   and **stuck detection** (``payments stuck``: exactly the unfinished or parked payments);
+4. **resume** every parked checkout with the runbook's ``payments resume`` (faults off: the
+   incident is over), then audit again: nothing stuck, nothing parked, everything done;
+5. **late notifications** of PSP outcomes after the orders are final (contradicting,
+   repeated, out of order): never applied, recorded as anomalies;
+6. **reconciliation** (invariant 7): the simulated PSP settles each day of the run into the
+   settlement bucket; the reconcile function runs from the S3 notification (crashing once
+   halfway, then retried by Lambda's asynchronous retry); the same event is delivered
+   again; the report must be clean and identical, with no duplicate records;
+7. the final audit, and the report: faults by kind, checks, violations, wall time,
+   the schedule digest (same seed => same digest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote_plus
+
+from botocore.exceptions import ClientError
+
+from payments import aws
+from payments.chaos import schedule as s
+from payments.chaos.faults import ChaosInjector, FaultLog
+from payments.chaos.schedule import FaultProfile, FaultSchedule
+from payments.config import settings
+from payments.demo import build_scenario
+from payments.errors import StatusConflict
+from payments.invariants import INVARIANTS, Report, check_current
+from payments.local.client import ApiClient
+from payments.repositories.payments import PaymentsRepository
+from payments.status import OrderStatus
+
+Printer = Callable[[str], None]
+
+
+@dataclass
+class ChaosConfig:
+    checkouts: int = 300
+    seed: int = 7
+    concurrency: int = 8
+    profile: FaultProfile = field(default_factory=FaultProfile)
+    #: scale of the ASL Retry waits (1.0: real seconds, as in AWS)
+    time_scale: float = 1.0
+    settle_timeout: float = 900.0
+    #: added to ids so that several runs can share one runtime; the schedule ignores it
+    run_tag: str = ""
+    reconcile: bool = True
+    #: a late *repeat* of the final outcome must also be recorded as an anomaly (ARCHITECTURE.md
+    #: invariant 5 says so; the code treats an identical repeat as a harmless no-op)
+
+
+@dataclass
+class ChaosResult:
+    config: ChaosConfig
+    checkouts: int = 0
+    orders: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    checks: Counter[str] = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    schedule_digest: str = ""
+    planned: dict[str, int] = field(default_factory=dict)
+    injected_digest: str = ""
+    orders_by_status: Counter[str] = field(default_factory=Counter)
+    parked: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    reports: dict[str, Report] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def violated_invariants(self) -> set[int]:
+        found = set()
+        for report in self.reports.values():
+            found |= {v.invariant for v in report.violations}
+        return found
+
+
+class _Checks:
+    def __init__(self, result: ChaosResult):
+        self.result = result
+        self._lock = threading.Lock()
+
+    def check(self, name: str, ok: bool, detail: str = "") -> bool:
+        with self._lock:
+            self.result.checks[name] += 1
+            if not ok:
+                self.result.violations.append(f"[{name}] {detail}")
+        return ok
+
+    def audit(self, phase: str, expect_settled: bool = True) -> Report:
+        report = check_current(expect_settled=expect_settled)
+        self.result.reports[phase] = report
+        for number, count in report.checks.items():
+            self.result.checks[f"invariant {number} ({phase})"] += count
+        for violation in report.violations:
+            self.result.violations.append(f"[invariant {violation.invariant}, {phase}] {violation}")
+        return report
+
+
+def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
+    started = time.monotonic()
+    result = ChaosResult(config)
+    checks = _Checks(result)
+    scenario = build_scenario(config.checkouts, config.seed, run_id=config.run_tag)
+    prefix = f"cm{config.seed}{config.run_tag}"
+    schedule = FaultSchedule(config.seed, config.profile, prefix=prefix)
+    result.checkouts = len(scenario.checkouts)
+    result.orders = sum(len(c["payment_orders"]) for c in scenario.checkouts)
+    result.schedule_digest, result.planned = schedule.digest(scenario.checkouts)
+    out(
+        f"chaos: {result.checkouts} checkouts, {result.orders} payment orders, seed {config.seed}, "
+        f"time scale {config.time_scale}, schedule digest {result.schedule_digest}"
+    )
+    log = FaultLog()
+    injector = ChaosInjector(schedule, log, time_scale=config.time_scale)
+    client = ApiClient(api_url, timeout=60)
+    repo = PaymentsRepository()
+    mark = time.monotonic()
+    with injector:
+        # 1. submit
+        _submit(client, scenario.checkouts, schedule, log, checks, config)
+        result.phases["submit"] = time.monotonic() - mark
+        mark = time.monotonic()
+        # 2. settle
+        pending = _wait_settled(client, [c["checkout_id"] for c in scenario.checkouts], config.settle_timeout)
+        checks.check("every checkout final or parked within the deadline", not pending, f"{len(pending)} unsettled, e.g. {sorted(pending)[:5]}")
+        result.phases["settle"] = time.monotonic() - mark
+        mark = time.monotonic()
+        injector.enabled = False
+        # 3. audit + stuck detection
+        before = checks.audit("after the run")
+        result.parked = sorted(before.needs_attention)
+        _check_stuck_detection(repo, checks, prefix)
+        # 4. resume what is parked, as the runbook says
+        result.resumed = _resume_parked(repo, checks, prefix)
+        result.phases["resume"] = time.monotonic() - mark
+        mark = time.monotonic()
+        # 5. late notifications
+        _late_notifications(repo, schedule, log, checks, prefix)
+        # 6. reconciliation, with its own faults
+        if config.reconcile:
+            injector.enabled = True
+            injector.active_steps = {"reconcile"}
+            _reconcile(schedule, log, checks, config)
+            injector.enabled = False
+        result.phases["reconcile"] = time.monotonic() - mark
+    # 7. final audit
+    after = checks.audit("final")
+    result.orders_by_status = Counter(
+        o.status.value + ("+NEEDS_ATTENTION" if o.needs_attention else "") for o in repo.scan_orders() if o.checkout_id.startswith(prefix)
+    )
+    checks.check("nothing left parked after resume", not after.needs_attention, f"still parked: {sorted(after.needs_attention)[:10]}")
+    result.faults = log.by_kind()
+    result.injected_digest = hashlib.sha256(
+        "\n".join(sorted(f"{e.kind} {e.step} {schedule.logical(e.key)} {e.attempt}" for e in log.events)).encode()
+    ).hexdigest()[:16]
+    result.wall_seconds = time.monotonic() - started
+    print_report(result, out)
+    return result
+
+
+# --- phases ---------------------------------------------------------------------------------
+def _submit(client: ApiClient, checkouts: list[dict[str, Any]], schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: ChaosConfig) -> None:
+    sfn = aws.client("stepfunctions")
+
+    def submit(checkout: dict[str, Any]) -> None:
+        key = f"idem-{checkout['checkout_id']}"
+        reply = None
+        for attempt in range(6):
+            reply = client.pay(checkout, key)
+            if reply.status not in (409, 503):
+                break
+            time.sleep(0.2 * (attempt + 1))
+        assert reply is not None
+        checks.check("POST /v1/payments answered 202", reply.status == 202, f"{checkout['checkout_id']}: {reply.status} {reply.body}")
+        if reply.status == 202 and schedule.race_execution(checkout["checkout_id"]):
+            execution_input = {
+                "checkout_id": checkout["checkout_id"],
+                "payment_method": checkout["payment_method"],
+                "payment_orders": [{"payment_order_id": o["payment_order_id"]} for o in checkout["payment_orders"]],
+            }
+            sfn.start_execution(
+                stateMachineArn=settings().state_machine_arn, name=f"{checkout['checkout_id']}-race", input=json.dumps(execution_input, sort_keys=True)
+            )
+            log.add(s.RACE_EXECUTION, "workflow", checkout["checkout_id"], 1)
+
+    with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
+        list(pool.map(submit, checkouts))
+
+
+def _running_executions() -> int:
+    sfn = aws.client("stepfunctions")
+    count = 0
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=settings().state_machine_arn, statusFilter="RUNNING"):
+        count += len(page["executions"])
+    return count
+
+
+def _wait_settled(client: ApiClient, checkout_ids: list[str], timeout: float) -> set[str]:
+    pending = set(checkout_ids)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pending:
+            ids = sorted(pending)
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                for checkout_id, reply in zip(ids, pool.map(client.payment, ids)):
+                    body = reply.body if reply.status == 200 else {}
+                    parked = any(o.get("needs_attention") for o in body.get("payment_orders", []))
+                    if body.get("is_payment_done") or body.get("status") == "FAILED" or parked:
+                        pending.discard(checkout_id)
+        if not pending and _running_executions() == 0:
+            return pending
+        time.sleep(0.5)
+    return pending
+
+
+def _check_stuck_detection(repo: PaymentsRepository, checks: _Checks, prefix: str) -> None:
+    from payments.operations import find_stuck
+
+    listed = {p.checkout_id for p in find_stuck(timedelta(0), repo=repo) if p.checkout_id.startswith(prefix)}
+    expected = set()
+    orders_by_checkout: dict[str, list[Any]] = {}
+    for order in repo.scan_orders():
+        orders_by_checkout.setdefault(order.checkout_id, []).append(order)
+    for payment in repo.scan_payments():
+        if not payment.checkout_id.startswith(prefix):
+            continue
+        if not payment.status.is_final or any(o.needs_attention for o in orders_by_checkout.get(payment.checkout_id, [])):
+            expected.add(payment.checkout_id)
+    checks.check(
+        "payments stuck lists exactly the unfinished or parked payments",
+        listed == expected,
+        f"listed but not expected {sorted(listed - expected)[:5]}, expected but not listed {sorted(expected - listed)[:5]}",
+    )
+
+
+def _resume_parked(repo: PaymentsRepository, checks: _Checks, prefix: str) -> list[str]:
+    from payments.operations import find_stuck, resume
+
+    stuck = [p for p in find_stuck(timedelta(0), repo=repo) if p.checkout_id.startswith(prefix)]
+    resumed = []
+
+    def one(checkout_id: str) -> None:
+        outcome = resume(checkout_id, timeout=300, repo=repo)
+        checks.check(
+            "payments resume settles a parked checkout",
+            outcome.ok,
+            f"{checkout_id}: {outcome.execution_name} {outcome.execution_status}, payment {outcome.payment_status}, "
+            f"done {outcome.is_payment_done}, still parked {outcome.still_parked}",
+        )
+        resumed.append(checkout_id)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, [p.checkout_id for p in stuck]))
+    left = [p.checkout_id for p in find_stuck(timedelta(0), repo=repo) if p.checkout_id.startswith(prefix)]
+    checks.check("payments stuck is empty after resume", not left, f"still stuck: {left[:5]}")
+    return sorted(resumed)
+
+
+def _late_notifications(
+    repo: PaymentsRepository, schedule: FaultSchedule, log: FaultLog, checks: _Checks, prefix: str
+) -> None:
+    for order in sorted(repo.scan_orders(), key=lambda o: o.payment_order_id):
+        if not order.checkout_id.startswith(prefix) or not order.status.is_final:
+            continue
+        kind = schedule.late_notification(order.payment_order_id)
+        if kind is None:
+            continue
+        log.add(kind, "notification", order.payment_order_id, 1, order.status.value)
+        success = order.status is OrderStatus.SUCCESS
+        if kind == s.LATE_CONTRADICTING:
+            move: dict[str, Any] = (
+                {"target": OrderStatus.FAILED, "failure_reason": "late_decline"}
+                if success
+                else {"target": OrderStatus.SUCCESS, "psp_reference": "psp_late_" + hashlib.sha256(order.payment_order_id.encode()).hexdigest()[:12], "charged_at": order.updated_at}
+            )
+        elif kind == s.LATE_REPEATED:
+            move = {"target": order.status, "psp_reference": order.psp_reference, "charged_at": order.charged_at} if success else {"target": order.status, "failure_reason": order.failure_reason}
+        else:
+            move = {"target": OrderStatus.EXECUTING}
+        target = move.pop("target")
+        try:
+            repo.move_order(order.payment_order_id, target, signal="late PSP notification", **move)
+        except StatusConflict:
+            pass
+        after = repo.get_order(order.payment_order_id)
+        unchanged = (after.status, after.psp_reference, after.failure_reason, after.status_history) == (
+            order.status, order.psp_reference, order.failure_reason, order.status_history
+        )
+        checks.check("a late notification is never applied", unchanged, f"{order.payment_order_id}: {kind} changed the order ({order.status.value} -> {after.status.value})")
+        recorded = len(after.anomalies) == len(order.anomalies) + 1
+        checks.check("a late notification is recorded as an anomaly", recorded, f"{order.payment_order_id}: {kind} ({order.status.value} -> {target.value}) left {len(after.anomalies) - len(order.anomalies)} new anomalies")
+
+
+def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: ChaosConfig) -> None:
+    from payments.local.lambdas import DEAD_LETTERS, DISPATCHER
+    from payments.psp.simulator import SimulatedPsp
+    from payments.reconciliation.settlement import settle_day
+    from payments.reconciliation.store import ReconciliationStore
+
+    s3 = aws.client("s3")
+    bucket = settings().settlement_bucket
+    store = ReconciliationStore()
+    days = sorted({c["charge_day"] for c in SimulatedPsp().all_charges()})
+    dead_before = len(DEAD_LETTERS)
+    for day in days:
+        key, rows = settle_day(day)
+        report_key = f"reports/{key}.json"
+        # the run of *this* file (the same day may have been reconciled before, in a shared runtime):
+        # its summary is the last record written, under the file's sha256
+        sha256 = hashlib.sha256(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest()
+        deadline = time.monotonic() + 120
+        summary = None
+        while time.monotonic() < deadline:
+            summary = store.summary(key)
+            if summary is not None and summary.get("sha256") == sha256:
+                break
+            summary = None
+            time.sleep(0.3)
+        if not checks.check("the settlement file was reconciled (S3 notification -> reconcile)", summary is not None, f"{key}: no run recorded within 120s"):
+            continue
+        report = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
+        checks.check(
+            "reconciliation: zero mismatches after a clean day (invariant 7)",
+            not report["mismatches"],
+            f"{key}: {len(report['mismatches'])} mismatches, e.g. {report['mismatches'][:3]}",
+        )
+        checks.check("reconciliation: no rejected rows", not report["rejected_rows"], f"{key}: {report['rejected_rows'][:3]}")
+        diffs = report.get("three_way", {}).get("differences", [])
+        checks.check("reconciliation: wallets equal the ledger for the sellers of the file", not diffs, f"{key}: {diffs[:3]}")
+        charged = sum(1 for _ in SimulatedPsp().charges_for_day(day))
+        checks.check(
+            "reconciliation: every charge of the day matched, every row read",
+            report["matched"] == charged and report["rows"] == rows,
+            f"{key}: rows {report['rows']} of {rows} written, matched {report['matched']} of {charged} charges",
+        )
+        # the same ObjectCreated event again: same report, no duplicate records
+        if config.profile.s3_duplicate:
+            items_before = _run_items(store, key)
+            raw_before = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
+            event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="")}}}]}
+            log.add(s.S3_DUPLICATE, "reconcile", key, 2)
+            payload, errored = DISPATCHER.invoke("payments-reconcile", event)
+            checks.check("a duplicate S3 event is reconciled without error", not errored, payload.decode()[:300])
+            raw_after = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
+            checks.check("a duplicate S3 event writes the same report", raw_before == raw_after, f"{report_key} changed")
+            checks.check("a duplicate S3 event adds no records", _run_items(store, key) == items_before, f"{key}: records changed")
+        if config.profile.reconcile_crash:
+            crashed = [e for e in log.of_kind(s.RECONCILE_CRASH) if e.key == key]
+            checks.check("the reconciliation crash was injected and recovered by a retry", bool(crashed), f"{key}: no crash was injected")
+    checks.check("no asynchronous invocation dead-lettered", len(DEAD_LETTERS) == dead_before, f"{DEAD_LETTERS[dead_before:][:2]}")
+
+
+def _run_items(store: Any, key: str) -> list[dict[str, Any]]:
+    from payments.repositories.dynamo import query_all, to_values
+    from payments.reconciliation.store import run_pk
+
+    return sorted(
+        (json.dumps(i, sort_keys=True, default=str) for i in query_all(
+            store.ddb, TableName=store.table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_values({":pk": run_pk(key)})
+        )),
+    )  # type: ignore[return-value]
+
+
+# --- report --------------------------------------------------------------------------------------
+def print_report(result: ChaosResult, out: Printer = print) -> None:
+    out("")
+    out(f"Checkouts: {result.checkouts} ({result.orders} payment orders); orders by status: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(result.orders_by_status.items())))
+    out(f"Parked NEEDS_ATTENTION after the run: {len(result.parked)}; resumed with `payments resume`: {len(result.resumed)}")
+    out(f"Faults injected ({sum(result.faults.values())}):")
+    for kind, count in sorted(result.faults.items()):
+        out(f"  {kind:<26} {count}")
+    out(f"Checks run ({sum(result.checks.values())}):")
+    for name, count in sorted(result.checks.items()):
+        out(f"  {count:>7}  {name}")
+    out(f"Violations: {len(result.violations)}")
+    for violation in result.violations[:30]:
+        out(f"  VIOLATION {violation}")
+    if len(result.violations) > 30:
+        out(f"  ... and {len(result.violations) - 30} more")
+    phases = ", ".join(f"{k} {v:.1f}s" for k, v in result.phases.items())
+    out(f"Schedule digest {result.schedule_digest} (planned: {sum(result.planned.values())} fault decisions); injected digest {result.injected_digest}")
+    out(f"Wall time {result.wall_seconds:.1f}s ({phases})")
+    out("RESULT: " + ("no violations" if result.ok else "VIOLATIONS FOUND"))
+
+
+__all__ = ["ChaosConfig", "ChaosResult", "run", "INVARIANTS"]

@@ -1,0 +1,228 @@
+"""The fault schedule: which fault is injected where, decided by hashing, never by a shared RNG.
+
+Every decision is ``unit(seed, *where) < rate``: a pure function of the seed and of
+*where* the system is (the logical id of the checkout or order, the step, the
+attempt number, the index of the DynamoDB call inside that attempt...). Thread
+scheduling, the number of worker threads or the order in which the state machine
+happens to run its Map iterations cannot change what is decided for a given place;
+the same seed gives the same schedule, and :meth:`FaultSchedule.digest` proves it.
+
+Logical ids are the ids without the run prefix (``po_00042_1``), so a run repeated
+with a fresh prefix (tests share one runtime) draws the same faults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+
+#: the state machine's task steps (and the reconcile function) the schedule knows
+TASK_STEPS = ("executor", "wallet", "ledger", "finalize")
+#: attempts the ASL allows per step (stepfunctions/payment.asl.json: 1 + MaxAttempts)
+ASL_ATTEMPTS = {"executor": 7, "wallet": 9, "ledger": 9, "finalize": 9, "reconcile": 3}
+
+# Lambda-level faults (one per task attempt)
+CRASH_BEFORE = "crash_before"  # the invocation fails before the handler runs (Lambda.ServiceException)
+CRASH_AFTER = "crash_after"  # the handler ran and wrote; its answer is lost (Lambda.ServiceException)
+TIMEOUT = "timeout"  # the task outlives TimeoutSeconds (States.Timeout), then completes its writes anyway
+DUPLICATE = "duplicate"  # delivered twice: run twice, the second result is returned
+RACE = "race"  # delivered twice at the same time: two concurrent runs, real conditional-check races
+SLOW = "slow"  # the invocation is slow (well under the task timeout)
+RUNTIME_EXIT = "runtime_exit"  # the runtime dies after the write (Runtime.ExitError: not retried -> parked)
+PERSISTENT = "persistent"  # every attempt of this step fails transiently: retries exhausted -> parked
+LAMBDA_KINDS = (CRASH_BEFORE, CRASH_AFTER, TIMEOUT, DUPLICATE, RACE, SLOW, RUNTIME_EXIT)
+
+# DynamoDB faults (one per call of a handler to a service table)
+THROTTLE = "ddb_throttle"  # ProvisionedThroughputExceededException / ThrottlingException
+INTERNAL = "ddb_internal"  # InternalServerError
+TXN_CONFLICT = "ddb_txn_conflict"  # TransactionCanceledException [TransactionConflict] (transactions only)
+
+# PSP faults (one per call of the executor to the PSP adapter)
+PSP_OUTAGE = "psp_outage"  # PspUnavailable before anything is charged
+PSP_LOST_ANSWER = "psp_lost_answer"  # the charge happens, the answer is lost (PspOutcomeUnknown)
+PSP_SLOW = "psp_slow"
+PSP_LOOKUP_OUTAGE = "psp_lookup_outage"  # the status lookup after an unknown outcome fails
+
+# workflow-level and later faults
+RACE_EXECUTION = "race_execution"  # a second execution of the same checkout (another name, same input)
+LATE_CONTRADICTING = "late_contradicting"  # a late PSP notification contradicting the final outcome
+LATE_REPEATED = "late_repeated"  # a late duplicate of the final outcome
+LATE_OUT_OF_ORDER = "late_out_of_order"  # a stale EXECUTING signal arriving after the final one
+LATE_KINDS = (LATE_CONTRADICTING, LATE_REPEATED, LATE_OUT_OF_ORDER)
+S3_DUPLICATE = "s3_duplicate_event"  # the settlement file's ObjectCreated event delivered twice
+RECONCILE_CRASH = "reconcile_crash_midway"  # reports written, records not: the invocation crashes
+
+
+@dataclass(frozen=True)
+class FaultProfile:
+    """Rates of every fault. The defaults keep retries within the ASL's MaxAttempts except
+    where a fault is meant to exhaust them (``persistent``, ``runtime_exit``)."""
+
+    # per task attempt, for attempts <= lambda_max_attempt
+    crash_before: float = 0.05
+    crash_after: float = 0.05
+    timeout: float = 0.015
+    duplicate: float = 0.06
+    race: float = 0.04
+    slow: float = 0.03
+    runtime_exit: float = 0.006
+    lambda_max_attempt: int = 2
+    # per (order or checkout, step)
+    persistent: float = 0.004
+    # per DynamoDB call of a handler, for attempts <= ddb_max_attempt
+    ddb_throttle: float = 0.02
+    ddb_internal: float = 0.005
+    ddb_txn_conflict: float = 0.03
+    ddb_max_attempt: int = 2
+    # per PSP call, for calls <= psp_max_call
+    psp_outage: float = 0.08
+    psp_lost_answer: float = 0.08
+    psp_slow: float = 0.05
+    psp_lookup_outage: float = 0.10
+    psp_max_call: int = 3
+    slow_seconds: float = 0.3
+    # per checkout / per final order
+    race_execution: float = 0.05
+    late_notification: float = 0.12
+    # the settlement file
+    s3_duplicate: bool = True
+    reconcile_crash: bool = True
+    #: steps whose Lambda-level faults are enabled (all by default)
+    steps: tuple[str, ...] = TASK_STEPS
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+#: named profiles for the CLI
+PROFILES: dict[str, FaultProfile] = {
+    "default": FaultProfile(),
+    "none": FaultProfile(
+        **{k: 0.0 for k in ("crash_before", "crash_after", "timeout", "duplicate", "race", "slow", "runtime_exit", "persistent",
+                            "ddb_throttle", "ddb_internal", "ddb_txn_conflict", "psp_outage", "psp_lost_answer", "psp_slow",
+                            "psp_lookup_outage", "race_execution", "late_notification")},
+        s3_duplicate=False,
+        reconcile_crash=False,
+    ),
+    "heavy": FaultProfile(
+        crash_before=0.10, crash_after=0.10, timeout=0.05, duplicate=0.10, race=0.08, slow=0.05, runtime_exit=0.01,
+        persistent=0.01, ddb_throttle=0.05, ddb_internal=0.01, ddb_txn_conflict=0.05, psp_outage=0.15,
+        psp_lost_answer=0.15, psp_lookup_outage=0.15, race_execution=0.10, late_notification=0.2,
+    ),
+}
+
+
+def unit(seed: int, *where: object) -> float:
+    """A number in [0, 1) determined by the seed and the place only."""
+    digest = hashlib.sha256(json.dumps([seed, *where], separators=(",", ":")).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _pick(u: float, table: Iterable[tuple[str, float]]) -> str | None:
+    edge = 0.0
+    for kind, rate in table:
+        edge += rate
+        if u < edge:
+            return kind
+    return None
+
+
+@dataclass
+class FaultSchedule:
+    seed: int
+    profile: FaultProfile = field(default_factory=FaultProfile)
+    #: the run prefix stripped from ids before hashing (``cm7x1_po_00001_0`` -> ``po_00001_0``)
+    prefix: str = ""
+
+    def logical(self, ident: str) -> str:
+        if self.prefix and ident.startswith(self.prefix + "_"):
+            return ident[len(self.prefix) + 1 :]
+        return ident
+
+    # --- decisions --------------------------------------------------------------------------
+    def lambda_fault(self, step: str, key: str, attempt: int) -> str | None:
+        p = self.profile
+        if step not in p.steps and step != "reconcile":
+            return None
+        if step == "reconcile":
+            return RECONCILE_CRASH if (p.reconcile_crash and attempt == 1) else None
+        if self.persistent(step, key):
+            return PERSISTENT
+        if attempt > p.lambda_max_attempt:
+            return None
+        table = [(k, getattr(p, k)) for k in LAMBDA_KINDS]
+        if step == "finalize":
+            # FinalizePayment retries States.ALL; a runtime exit there is retried like the rest
+            table = [(k, r) for k, r in table if k != RUNTIME_EXIT]
+        return _pick(unit(self.seed, "lambda", step, self.logical(key), attempt), table)
+
+    def persistent(self, step: str, key: str) -> bool:
+        if step not in ("executor", "wallet", "ledger") or step not in self.profile.steps:
+            return False
+        return unit(self.seed, "persistent", step, self.logical(key)) < self.profile.persistent
+
+    def ddb_fault(self, step: str, key: str, attempt: int, call: int, operation: str) -> str | None:
+        p = self.profile
+        if attempt > p.ddb_max_attempt or step not in p.steps:
+            return None
+        table = [(THROTTLE, p.ddb_throttle), (INTERNAL, p.ddb_internal)]
+        if operation == "TransactWriteItems":
+            table.append((TXN_CONFLICT, p.ddb_txn_conflict))
+        return _pick(unit(self.seed, "ddb", step, self.logical(key), attempt, call), table)
+
+    def psp_fault(self, operation: str, key: str, call: int) -> str | None:
+        p = self.profile
+        if call > p.psp_max_call or "executor" not in p.steps:
+            return None
+        if operation == "lookup":
+            table = [(PSP_LOOKUP_OUTAGE, p.psp_lookup_outage)]
+        else:
+            table = [(PSP_OUTAGE, p.psp_outage), (PSP_LOST_ANSWER, p.psp_lost_answer), (PSP_SLOW, p.psp_slow)]
+        return _pick(unit(self.seed, "psp", operation, self.logical(key), call), table)
+
+    def race_execution(self, checkout_id: str) -> bool:
+        return unit(self.seed, "race_execution", self.logical(checkout_id)) < self.profile.race_execution
+
+    def late_notification(self, payment_order_id: str) -> str | None:
+        key = self.logical(payment_order_id)
+        if unit(self.seed, "late", key) >= self.profile.late_notification:
+            return None
+        return _pick(unit(self.seed, "late_kind", key), [(LATE_CONTRADICTING, 0.5), (LATE_REPEATED, 0.25), (LATE_OUT_OF_ORDER, 0.25)])
+
+    def slow_seconds(self, *where: object) -> float:
+        return self.profile.slow_seconds * (0.2 + unit(self.seed, "slow", *where))
+
+    # --- the schedule as data ----------------------------------------------------------------
+    def plan(self, checkouts: list[dict[str, object]]) -> Iterator[str]:
+        """Every decision for these checkouts, one line each (what :meth:`digest` hashes)."""
+        for checkout in checkouts:
+            cid = self.logical(str(checkout["checkout_id"]))
+            yield f"{cid} race_execution={self.race_execution(cid)}"
+            for attempt in range(1, ASL_ATTEMPTS["finalize"] + 1):
+                yield f"{cid} finalize#{attempt} {self.lambda_fault('finalize', cid, attempt)}"
+                for call in range(8):
+                    yield f"{cid} finalize#{attempt}.{call} {self.ddb_fault('finalize', cid, attempt, call, 'TransactWriteItems')}"
+            for order in checkout["payment_orders"]:  # type: ignore[attr-defined]
+                oid = self.logical(order["payment_order_id"])
+                yield f"{oid} late={self.late_notification(oid)}"
+                for op in ("charge", "lookup"):
+                    for call in range(1, self.profile.psp_max_call + 1):
+                        yield f"{oid} psp.{op}#{call} {self.psp_fault(op, oid, call)}"
+                for step in ("executor", "wallet", "ledger"):
+                    for attempt in range(1, ASL_ATTEMPTS[step] + 1):
+                        yield f"{oid} {step}#{attempt} {self.lambda_fault(step, oid, attempt)}"
+                        for call in range(8):
+                            yield f"{oid} {step}#{attempt}.{call} {self.ddb_fault(step, oid, attempt, call, 'TransactWriteItems')}"
+
+    def digest(self, checkouts: list[dict[str, object]]) -> tuple[str, dict[str, int]]:
+        """(sha256 of the planned schedule, planned faults by kind) for these checkouts."""
+        h = hashlib.sha256(json.dumps(self.profile.to_json(), sort_keys=True).encode())
+        planned: dict[str, int] = {}
+        for line in self.plan(checkouts):
+            h.update(line.encode() + b"\n")
+            kind = line.rsplit(" ", 1)[-1]
+            if kind not in ("None", "race_execution=False") and not kind.startswith("late=None"):
+                planned[kind] = planned.get(kind, 0) + 1
+        return h.hexdigest()[:16], dict(sorted(planned.items()))

@@ -1,0 +1,132 @@
+"""The chaos harness in CI: a fixed-seed run must hold every invariant, and the harness
+must catch a system whose protection was removed.
+
+The tests share one runtime and the invariants are checked over *all* stored data, so
+the test that breaks a protection runs last (it leaves corrupted balances behind).
+Size: ``CHAOS_CHECKOUTS`` (default 120; the ASL's retry waits and timeouts run at a
+tenth of real time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from payments.chaos import harness
+from payments.chaos import schedule as s
+from payments.chaos.schedule import PROFILES, FaultProfile, FaultSchedule
+from payments.demo import build_scenario
+from payments.local.runtime import LocalRuntime
+from payments.repositories.dynamo import to_item, to_values
+from payments.repositories.wallet import CreditResult, WalletRepository, shard_of
+
+CHECKOUTS = int(os.environ.get("CHAOS_CHECKOUTS", "120"))
+SEED = 7
+TIME_SCALE = 0.1
+QUIET = lambda line: None  # noqa: E731
+
+
+def tag() -> str:
+    return "x" + uuid.uuid4().hex[:6]
+
+
+# --- the schedule ---------------------------------------------------------------------------
+def test_same_seed_gives_the_same_schedule_whatever_the_run_prefix() -> None:
+    # Given the same seed and scenario built under two different run prefixes
+    first, second = build_scenario(40, SEED, run_id="a1"), build_scenario(40, SEED, run_id="b2")
+    # When the schedule of each is digested
+    one = FaultSchedule(SEED, FaultProfile(), prefix=f"cm{SEED}a1").digest(first.checkouts)
+    two = FaultSchedule(SEED, FaultProfile(), prefix=f"cm{SEED}b2").digest(second.checkouts)
+    other = FaultSchedule(SEED + 1, FaultProfile(), prefix=f"cm{SEED}a1").digest(first.checkouts)
+    # Then the digests agree, and another seed gives another schedule
+    assert one == two
+    assert one[0] != other[0]
+    assert sum(one[1].values()) > 0
+
+
+def test_a_decision_depends_on_the_place_only() -> None:
+    schedule = FaultSchedule(SEED, PROFILES["heavy"])
+    decisions = [schedule.lambda_fault("wallet", f"po_{i}", a) for i in range(200) for a in (1, 2)]
+    assert decisions == [schedule.lambda_fault("wallet", f"po_{i}", a) for i in range(200) for a in (1, 2)]
+    assert {d for d in decisions if d} >= {s.CRASH_BEFORE, s.CRASH_AFTER, s.DUPLICATE, s.RACE}
+
+
+# --- the runbook tools -------------------------------------------------------------------------
+def test_parked_orders_are_listed_by_stuck_and_settled_by_resume(runtime: LocalRuntime) -> None:
+    from payments.operations import find_stuck, parse_duration
+
+    # Given checkouts whose wallet step fails on every attempt (retries exhausted: parked)
+    profile = dataclasses.replace(PROFILES["none"], persistent=1.0, steps=("wallet",))
+    config = harness.ChaosConfig(checkouts=3, seed=SEED, profile=profile, time_scale=TIME_SCALE, run_tag=tag(), reconcile=False)
+    # When the harness runs (it audits, lists stuck payments, resumes them, audits again)
+    result = harness.run(runtime.api_url, config, out=QUIET)
+    # Then every successful order was parked, listed, resumed, and the audit is clean
+    assert result.faults[s.PERSISTENT] > 0
+    assert result.parked and result.resumed, result
+    assert result.ok, "\n".join(result.violations)
+    assert result.checks["payments resume settles a parked checkout"] == len(result.resumed)
+    assert not [p for p in find_stuck(timedelta(0)) if p.parked]
+    assert parse_duration("15m") == timedelta(minutes=15) and parse_duration("90") == timedelta(seconds=90)
+
+
+# --- the proof ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_fixed_seed_chaos_run_holds_every_invariant(runtime: LocalRuntime) -> None:
+    # Given the default fault profile and a fixed seed
+    lines: list[str] = []
+    config = harness.ChaosConfig(checkouts=CHECKOUTS, seed=SEED, time_scale=TIME_SCALE, run_tag=tag(), settle_timeout=240)
+    # When CHECKOUTS checkouts go through the real ASL under that schedule
+    result = harness.run(runtime.api_url, config, out=lines.append)
+    # Then faults of every family were injected ...
+    kinds = set(result.faults)
+    for family in ({s.CRASH_BEFORE, s.CRASH_AFTER}, {s.DUPLICATE, s.RACE}, {s.THROTTLE, s.TXN_CONFLICT},
+                   {s.PSP_LOST_ANSWER}, {s.PSP_OUTAGE}, {s.LATE_CONTRADICTING}, {s.RECONCILE_CRASH}, {s.S3_DUPLICATE}):
+        assert kinds & family, (family, result.faults)
+    # ... and no check failed (the report is the assertion message)
+    assert result.ok, "\n".join(lines)
+    # and the schedule is the one the seed names
+    again = FaultSchedule(SEED, FaultProfile(), prefix=f"cm{SEED}{config.run_tag}").digest(
+        build_scenario(CHECKOUTS, SEED, run_id=config.run_tag).checkouts
+    )
+    assert again[0] == result.schedule_digest
+
+
+def _credit_without_marker_condition(self: WalletRepository, order) -> CreditResult:  # type: ignore[no-untyped-def]
+    """WalletRepository.credit with its protection removed: the marker put is unconditional."""
+    shard = shard_of(order.payment_order_id, self.shards)
+    marker = {"pk": f"CREDIT#{order.payment_order_id}", "sk": "CREDIT", "payment_order_id": order.payment_order_id,
+              "seller_account": order.seller_account, "currency": order.currency, "amount_minor": order.amount_minor, "shard": shard}
+    self.ddb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": self.table, "Item": to_item(marker)}},
+            {"Update": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": f"WALLET#{order.seller_account}#{shard}"}, "sk": {"S": f"CCY#{order.currency}"}},
+                "UpdateExpression": "ADD balance_minor :amount, credits :one SET seller_account = :seller, currency = :ccy",
+                "ExpressionAttributeValues": to_values({":amount": order.amount_minor, ":one": 1, ":seller": order.seller_account, ":ccy": order.currency}),
+            }},
+            self.payments.order_flag_update(order.payment_order_id, "wallet_updated"),
+        ]
+    )
+    return CreditResult(order.payment_order_id, applied=True, shard=shard)
+
+
+def test_zz_removing_the_wallet_protection_is_reported(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs last: it corrupts the wallets table on purpose."""
+    # Given a wallet whose exactly-once marker condition was dropped
+    monkeypatch.setattr(WalletRepository, "credit", _credit_without_marker_condition)
+    # and wallet tasks delivered twice (in sequence or concurrently)
+    profile = dataclasses.replace(PROFILES["none"], duplicate=0.5, race=0.3, steps=("wallet",))
+    lines: list[str] = []
+    config = harness.ChaosConfig(checkouts=12, seed=SEED, profile=profile, time_scale=TIME_SCALE, run_tag=tag())
+    # When the harness runs
+    result = harness.run(runtime.api_url, config, out=lines.append)
+    # Then it reports the double credits: wallet != ledger projection (invariant 4)
+    assert result.faults[s.DUPLICATE] + result.faults[s.RACE] > 0
+    assert not result.ok
+    assert 4 in result.violated_invariants(), "\n".join(lines)
+    assert any("wallets equal the ledger" in v for v in result.violations), "\n".join(lines)
