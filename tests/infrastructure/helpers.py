@@ -17,6 +17,14 @@ def function_named(template: dict[str, Any], short_name: str, stage: str = "dev"
     raise AssertionError(f"no function {short_name}")
 
 
+def state_machine_named(template: dict[str, Any], short_name: str, stage: str = "dev") -> tuple[str, dict[str, Any]]:
+    """(logical id, properties) of the state machine ``payments-<stage>-<short_name>``."""
+    for logical_id, resource in resources(template, "AWS::StepFunctions::StateMachine").items():
+        if resource["Properties"].get("StateMachineName") == f"payments-{stage}-{short_name}":
+            return logical_id, resource["Properties"]
+    raise AssertionError(f"no state machine {short_name}")
+
+
 def policy_statements_of_role(template: dict[str, Any], role_logical_id: str) -> list[dict[str, Any]]:
     statements: list[dict[str, Any]] = []
     for policy in resources(template, "AWS::IAM::Policy").values():

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.infrastructure.helpers import as_list, function_named, policy_statements_of_role, resources
+from payments.reconciliation.service import INCOMING, QUARANTINE, REPORTS, WORK
+from tests.infrastructure.helpers import as_list, function_named, policy_statements_of_role, resources, state_machine_named
 
 #: function -> Settings field of a table -> the DynamoDB actions it may perform there
 EXPECTED_TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
@@ -37,12 +38,17 @@ EXPECTED_TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
     },
     "psp": {"psp_table": {"Query", "GetItem"}},
 }
-#: function -> S3 action -> key patterns of the settlement bucket
+#: function -> S3 action -> key patterns of the settlement bucket ("<bucket>": the bucket itself).
+#: The prefixes are the ones payments.reconciliation.service uses:
+#: * GetObject covers HeadObject, ranged GETs and the source of CopyObject (incoming/ -> quarantine/);
+#: * DeleteObject covers DeleteObjects (work/ clean-up) and the move out of incoming/;
+#: * ListBucket makes HeadObject of a key already moved away answer 404 (handled as "already handled"), not 403.
 EXPECTED_OBJECT_ACTIONS: dict[str, dict[str, set[str]]] = {
     "reconcile": {
-        "s3:GetObject": {"/incoming/*"},
-        "s3:DeleteObject": {"/incoming/*"},
-        "s3:PutObject": {"/reports/*", "/quarantine/*"},
+        "s3:GetObject": {f"/{INCOMING}*", f"/{WORK}*"},
+        "s3:DeleteObject": {f"/{INCOMING}*", f"/{WORK}*"},
+        "s3:PutObject": {f"/{REPORTS}*", f"/{QUARANTINE}*", f"/{WORK}*"},
+        "s3:ListBucket": {"<bucket>"},
     },
     "psp": {"s3:PutObject": {"/incoming/simulated-psp/*"}},
 }
@@ -57,6 +63,28 @@ def _table_settings(function: dict[str, Any]) -> dict[str, str]:
         for key, value in function["Environment"]["Variables"].items()
         if isinstance(value, dict) and "Ref" in value
     }
+
+
+def _object_pattern(resource: Any) -> str:
+    """``/<key pattern>`` of an object ARN (bucket ARN + pattern), ``<bucket>`` for the bucket's own ARN."""
+    if "Fn::GetAtt" in resource:
+        return "<bucket>"
+    return resource["Fn::Join"][1][1]
+
+
+def _states_grants(statements: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """states:* action -> the resources it is granted on."""
+    grants: dict[str, list[Any]] = defaultdict(list)
+    for statement in statements:
+        for action in as_list(statement["Action"]):
+            if action.startswith("states:"):
+                grants[action] += as_list(statement["Resource"])
+    return dict(grants)
+
+
+def _arn_tail(resource: Any) -> str:
+    """The literal end of a ``format_arn`` ARN (``:stateMachine:payments-dev-payment``)."""
+    return resource["Fn::Join"][1][-1]
 
 
 def _role_statements(template: dict[str, Any], name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -101,7 +129,14 @@ def test_reconciliation_reads_the_settlement_index_by_its_arn(dev):
     # Given the reconcile function's role policy
     _, statements = _role_statements(dev, "reconcile")
     # Then the ledger index it queries is granted by name, not by index/*
-    joined = [r["Fn::Join"][1][1] for s in statements for r in as_list(s["Resource"]) if "Fn::Join" in r]
+    joined = [
+        part
+        for s in statements
+        for r in as_list(s["Resource"])
+        if "Fn::Join" in r
+        for part in r["Fn::Join"][1]
+        if isinstance(part, str)
+    ]
     assert "/index/by_settlement_day" in joined
     assert not any(part.endswith("/index/*") for part in joined)
 
@@ -116,7 +151,7 @@ def test_function_objects_and_wildcards(dev, name):
         for action in as_list(statement["Action"]):
             if action.startswith("s3:"):
                 for resource in as_list(statement["Resource"]):
-                    granted[action].add(resource["Fn::Join"][1][1])
+                    granted[action].add(_object_pattern(resource))
     # Then it may touch only the key prefixes it owns
     assert dict(granted) == EXPECTED_OBJECT_ACTIONS.get(name, {})
     # and "*" is a resource only for X-Ray, which has no resource ARNs
@@ -128,18 +163,59 @@ def test_function_objects_and_wildcards(dev, name):
 def test_payment_function_starts_and_reads_only_its_state_machine(dev):
     # Given the payment function's role policy
     _, statements = _role_statements(dev, "payment")
-    states = {a: s["Resource"] for s in statements for a in as_list(s["Action"]) if a.startswith("states:")}
+    states = _states_grants(statements)
     # Then it may start the stage's payment state machine and describe its executions, nothing else
-    assert set(states) == {"states:StartExecution", "states:DescribeExecution"}
-    assert states["states:StartExecution"]["Fn::Join"][1][-1] == ":stateMachine:payments-dev-payment"
-    assert states["states:DescribeExecution"]["Fn::Join"][1][-1] == ":execution:payments-dev-payment:*"
+    assert {a: [_arn_tail(r) for r in rs] for a, rs in states.items()} == {
+        "states:StartExecution": [":stateMachine:payments-dev-payment"],
+        "states:DescribeExecution": [":execution:payments-dev-payment:*"],
+    }
+
+
+def test_reconcile_function_starts_only_the_reconcile_state_machine(dev):
+    # Given the reconcile function's role policy
+    _, statements = _role_statements(dev, "reconcile")
+    states = _states_grants(statements)
+    # Then its only Step Functions permission is starting the stage's reconcile state machine
+    assert {a: [_arn_tail(r) for r in rs] for a, rs in states.items()} == {
+        "states:StartExecution": [":stateMachine:payments-dev-reconcile"],
+    }
+
+
+def _state_machine_statements(template: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    _, machine = state_machine_named(template, name)
+    return policy_statements_of_role(template, machine["RoleArn"]["Fn::GetAtt"][0])
+
+
+def _invoked(statements: list[dict[str, Any]]) -> set[str]:
+    return {
+        r["Fn::GetAtt"][0] for s in statements if "lambda:InvokeFunction" in as_list(s["Action"]) for r in as_list(s["Resource"])
+    }
 
 
 def test_state_machine_invokes_exactly_the_four_task_functions(dev):
-    # Given the state machine's role
-    (machine,) = resources(dev, "AWS::StepFunctions::StateMachine").values()
-    statements = policy_statements_of_role(dev, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
+    # Given the payment state machine's role
+    statements = _state_machine_statements(dev, "payment")
     # Then lambda:InvokeFunction is granted on the four task functions and nothing else
-    invoked = {r["Fn::GetAtt"][0] for s in statements if s["Action"] == "lambda:InvokeFunction" for r in as_list(s["Resource"])}
     expected = {function_named(dev, n)[0] for n in ("payment", "executor", "wallet", "ledger")}
-    assert invoked == expected
+    assert _invoked(statements) == expected
+    # and it has no Step Functions permission (it has no nested workflow)
+    assert _states_grants(statements) == {}
+
+
+def test_reconcile_state_machine_invokes_only_the_reconcile_function_and_runs_its_own_map(dev):
+    # Given the reconcile state machine's role
+    statements = _state_machine_statements(dev, "reconcile")
+    # Then it may invoke the reconcile function and no other
+    assert _invoked(statements) == {function_named(dev, "reconcile")[0]}
+    # start its own Distributed Map child executions, and describe or stop only those
+    assert {a: [_arn_tail(r) for r in rs] for a, rs in _states_grants(statements).items()} == {
+        "states:StartExecution": [":stateMachine:payments-dev-reconcile"],
+        "states:DescribeExecution": [":execution:payments-dev-reconcile/*"],
+        "states:StopExecution": [":execution:payments-dev-reconcile/*"],
+    }
+    # and nothing else but logs delivery and X-Ray (whose APIs have no resource ARNs)
+    services = {a.split(":")[0] for s in statements for a in as_list(s["Action"])}
+    assert services == {"lambda", "states", "logs", "xray"}
+    for statement in statements:
+        if statement["Resource"] == "*":
+            assert {a.split(":")[0] for a in as_list(statement["Action"])} <= {"logs", "xray"}

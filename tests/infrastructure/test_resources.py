@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from infra.bundling import DEPENDENCIES, DEPENDENCIES_WITHOUT_THEIRS, LocalPythonBundling
-from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources
+from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources, state_machine_named
 
+#: function -> (timeout s, memory MB, /tmp MB); the others are bounded by DEFAULT_SHAPE.
+#: reconcile: the 512 MiB single pass and the distributed path's Tasks (900 s each in the ASL) run in it;
+#: 1,769 MB is one full vCPU; /tmp holds its sorted-run spill (~80 bytes per row, at most ~512 MiB).
+SHAPES = {"reconcile": (840, 1769, 2048)}
+DEFAULT_SHAPE = (300, 1024, 512)
 ROUTES = {("POST", "/v1/payments"), ("GET", "/v1/payments/{checkout_id}"), ("GET", "/v1/wallets/{seller_account}"), ("GET", "/v1/ledger/trial-balance")}
 
 
@@ -65,7 +70,13 @@ def test_functions_share_one_runtime_shape(dev, name):
     # Then it runs on Python 3.13, ARM, traced, bounded, with Powertools settings
     assert props["Runtime"] == "python3.13" and props["Architectures"] == ["arm64"]
     assert props["TracingConfig"] == {"Mode": "Active"}
-    assert props["Timeout"] <= 300 and props["MemorySize"] <= 1024
+    timeout, memory, tmp = SHAPES.get(name, DEFAULT_SHAPE)
+    if name in SHAPES:
+        assert (props["Timeout"], props["MemorySize"], props["EphemeralStorage"]["Size"]) == (timeout, memory, tmp)
+    else:
+        assert props["Timeout"] <= timeout and props["MemorySize"] <= memory
+        assert props.get("EphemeralStorage", {"Size": 512})["Size"] <= tmp
+    assert "ReservedConcurrentExecutions" not in props
     env = props["Environment"]["Variables"]
     assert env["POWERTOOLS_SERVICE_NAME"] == name
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Payments"
@@ -92,6 +103,9 @@ def test_settlement_bucket_is_private_versioned_encrypted_and_logged(dev):
     rules = props["LifecycleConfiguration"]["Rules"]
     assert {r.get("Prefix") for r in rules if "Transitions" in r} == {"incoming/", "quarantine/"}
     assert any("NoncurrentVersionExpiration" in r for r in rules)
+    # and expires the distributed path's intermediate results under work/ (left behind by a failed run)
+    (work,) = (r for r in rules if r.get("Prefix") == "work/")
+    assert work["ExpirationInDays"] == 7 and work["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
     # and its policy denies every request not made over TLS
     (policy,) = (p for p in resources(dev, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id})
     (deny,) = (s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny")
@@ -160,9 +174,32 @@ def test_alarms_cover_every_silent_failure(dev):
     assert "KmsMasterKeyId" in topic["Properties"]
 
 
+@pytest.mark.parametrize("name", ["payment", "reconcile"])
+def test_every_state_machine_alarms_on_executions_that_do_not_complete(dev, name):
+    # Given the state machine and the alarms on its metrics
+    machine_id, _ = state_machine_named(dev, name)
+    alarms = [
+        a["Properties"]
+        for a in resources(dev, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Dimensions") == [{"Name": "StateMachineArn", "Value": {"Ref": machine_id}}]
+    ]
+    # Then a failed, timed-out or aborted execution raises an alarm in the period it happens
+    assert {a["MetricName"] for a in alarms} == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    for alarm in alarms:
+        assert alarm["Namespace"] == "AWS/States"
+        assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["EvaluationPeriods"]) == ("GreaterThanThreshold", 0, 1)
+    # and the dashboard graphs its executions
+    (dashboard,) = resources(dev, "AWS::CloudWatch::Dashboard").values()
+    assert {"Ref": machine_id} in dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+
+
 def test_outputs(dev):
     # Then the stack tells where the API, the bucket and the state machine are
-    assert {"ApiUrl", "SettlementBucketName", "StateMachineArn", "MerchantPolicyArn"} <= set(dev["Outputs"])
+    assert {"ApiUrl", "SettlementBucketName", "StateMachineArn", "ReconcileStateMachineArn", "MerchantPolicyArn"} <= set(
+        dev["Outputs"]
+    )
+    reconcile_id, _ = state_machine_named(dev, "reconcile")
+    assert dev["Outputs"]["ReconcileStateMachineArn"]["Value"] == {"Ref": reconcile_id}
 
 
 def test_local_bundling_fails_loudly_instead_of_falling_back_to_docker(tmp_path):

@@ -1,4 +1,4 @@
-"""The deployed state machine is stepfunctions/payment.asl.json, wired to importable handlers."""
+"""The deployed state machines are stepfunctions/*.asl.json, wired to importable handlers."""
 
 from __future__ import annotations
 
@@ -9,40 +9,75 @@ from pathlib import Path
 
 import pytest
 
-from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources
+from payments.reconciliation.service import STATE_MACHINE_ENV
+from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources, state_machine_named
 
-ASL = Path(__file__).resolve().parents[2] / "stepfunctions" / "payment.asl.json"
+STEPFUNCTIONS = Path(__file__).resolve().parents[2] / "stepfunctions"
+ASL = STEPFUNCTIONS / "payment.asl.json"
+RECONCILE_ASL = STEPFUNCTIONS / "reconcile.asl.json"
+#: state machine short name -> (its ASL file, the placeholders and the function each one must be)
+MACHINES = {
+    "payment": (
+        ASL,
+        {
+            "ExecutorFunctionArn": "executor",
+            "WalletFunctionArn": "wallet",
+            "LedgerFunctionArn": "ledger",
+            "PaymentFunctionArn": "payment",
+        },
+    ),
+    "reconcile": (RECONCILE_ASL, {"ReconcileFunctionArn": "reconcile"}),
+}
 SUBSTITUTION = re.compile(r"^\$\{(\w+)\}$")
 
 
-def _task_resources(states: dict) -> list[str]:
+def _states(states: dict) -> list[dict]:
+    """Every state, those inside Map item processors included."""
     found = []
     for state in states.values():
-        if state["Type"] == "Task":
-            found.append(state["Resource"])
+        found.append(state)
         if state["Type"] == "Map":
-            found += _task_resources(state["ItemProcessor"]["States"])
+            found += _states(state["ItemProcessor"]["States"])
     return found
 
 
-def test_state_machine_is_the_asl_file_standard_traced_and_logged(dev):
+def _task_resources(states: dict) -> list[str]:
+    return [state["Resource"] for state in _states(states) if state["Type"] == "Task"]
+
+
+def test_the_stack_has_exactly_the_two_state_machines(dev):
+    names = {m["Properties"]["StateMachineName"] for m in resources(dev, "AWS::StepFunctions::StateMachine").values()}
+    assert names == {"payments-dev-payment", "payments-dev-reconcile"}
+
+
+@pytest.mark.parametrize("name", sorted(MACHINES))
+def test_state_machine_is_the_asl_file_standard_traced_and_logged(dev, name):
     # Given the synthesised state machine
-    (machine,) = resources(dev, "AWS::StepFunctions::StateMachine").values()
-    props = machine["Properties"]
+    asl, _ = MACHINES[name]
+    _, props = state_machine_named(dev, name)
     # Then its definition is the ASL file, unchanged
-    assert json.loads(props["DefinitionString"]) == json.loads(ASL.read_text())
-    # a Standard workflow (exactly-once transitions, execution names deduplicate starts)
+    assert json.loads(props["DefinitionString"]) == json.loads(asl.read_text())
+    # a Standard workflow (payment: exactly-once transitions and name dedup; reconcile: a Distributed Map
+    # needs a Standard parent, and the reconcile function's execution names deduplicate starts)
     assert props["StateMachineType"] == "STANDARD"
-    assert props["StateMachineName"] == "payments-dev-payment"
     assert props["TracingConfiguration"] == {"Enabled": True}
-    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    # logging every event to its own vended-logs group, without execution data
+    logging = props["LoggingConfiguration"]
+    assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is False
+    (destination,) = logging["Destinations"]
+    log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    log_group = dev["Resources"][log_group_id]["Properties"]
+    assert log_group["LogGroupName"] == f"/aws/vendedlogs/states/payments-dev-{name}"
+    assert log_group["RetentionInDays"] == 14
 
 
-def test_every_task_resource_is_a_function_of_the_stack(dev):
+@pytest.mark.parametrize("name", sorted(MACHINES))
+def test_every_task_resource_is_a_function_of_the_stack(dev, name):
     # Given the Task resources of the ASL and the state machine's substitutions
-    (machine,) = resources(dev, "AWS::StepFunctions::StateMachine").values()
-    substitutions = machine["Properties"]["DefinitionSubstitutions"]
-    tasks = _task_resources(json.loads(ASL.read_text())["States"])
+    asl, expected = MACHINES[name]
+    _, props = state_machine_named(dev, name)
+    substitutions = props["DefinitionSubstitutions"]
+    tasks = _task_resources(json.loads(asl.read_text())["States"])
     functions = resources(dev, "AWS::Lambda::Function")
     # Then every Task names a ${...} placeholder, and every placeholder is a function's ARN
     assert tasks
@@ -52,8 +87,31 @@ def test_every_task_resource_is_a_function_of_the_stack(dev):
         target = substitutions[match.group(1)]
         assert target["Fn::GetAtt"][1] == "Arn" and target["Fn::GetAtt"][0] in functions
     assert set(substitutions) == {SUBSTITUTION.match(t).group(1) for t in tasks}
-    # and FinalizePayment runs on the payment function
-    assert substitutions["PaymentFunctionArn"]["Fn::GetAtt"][0] == function_named(dev, "payment")[0]
+    # and each placeholder is exactly the expected function (FinalizePayment: payment; all of reconcile's: reconcile)
+    assert {k: v["Fn::GetAtt"][0] for k, v in substitutions.items()} == {
+        k: function_named(dev, fn)[0] for k, fn in expected.items()
+    }
+
+
+def test_reconcile_map_is_distributed_over_its_input_without_s3_items():
+    # Given the Map states of the reconcile ASL
+    maps = [s for s in _states(json.loads(RECONCILE_ASL.read_text())["States"]) if s["Type"] == "Map"]
+    # Then there is one Distributed Map, whose child workflows are Standard
+    (the_map,) = maps
+    assert the_map["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    # reading its items from the state input and keeping its results there: the state machine's role
+    # needs no S3 access (an ItemReader or ResultWriter would need it)
+    assert "ItemsPath" in the_map
+    assert "ItemReader" not in the_map and "ResultWriter" not in the_map
+
+
+def test_reconcile_function_times_out_before_the_tasks_that_run_it(dev):
+    # Given the reconcile function and the Tasks of the reconcile ASL
+    _, function = function_named(dev, "reconcile")
+    tasks = [s for s in _states(json.loads(RECONCILE_ASL.read_text())["States"]) if s["Type"] == "Task"]
+    # Then the function's own timeout fires first (and is within Lambda's 15 minutes)
+    assert function["Timeout"] <= 900
+    assert all(function["Timeout"] < task["TimeoutSeconds"] for task in tasks)
 
 
 @pytest.mark.parametrize("name", PROGRAM_FUNCTIONS)
@@ -75,3 +133,12 @@ def test_payment_function_knows_the_state_machine_without_a_reference(dev):
     arn = function["Environment"]["Variables"]["STATE_MACHINE_ARN"]
     # Then its STATE_MACHINE_ARN is built from the fixed name, not a Ref (which would be a cycle)
     assert arn["Fn::Join"][1][-1] == ":stateMachine:payments-dev-payment"
+
+
+def test_reconcile_function_knows_its_state_machine_without_a_reference(dev):
+    # Given the reconcile function (which the reconcile state machine invokes)
+    _, function = function_named(dev, "reconcile")
+    arn = function["Environment"]["Variables"][STATE_MACHINE_ENV]
+    # Then RECONCILE_STATE_MACHINE_ARN (the variable the service reads) is built from the fixed name, not a Ref (which would be a cycle)
+    assert arn["Fn::Join"][1][-1] == ":stateMachine:payments-dev-reconcile"
+    assert "Ref" not in json.dumps(arn).replace('"Ref": "AWS::', "")
