@@ -35,7 +35,9 @@ DEPENDENCIES_WITHOUT_THEIRS = ("aws-xray-sdk", "wrapt")
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 PIP_PLATFORM = "manylinux2014_aarch64"  # must match ARCHITECTURE
-_IGNORED = ("__pycache__", "*.pyc", "tests", "test_*.py")
+#: not deployed: tests, and the code that only runs on a workstation (the local runtime on moto,
+#: the fault-injection harness, the demo, the command line and the operator's tools)
+_IGNORED = ("__pycache__", "*.pyc", "tests", "test_*.py", "local", "chaos", "demo.py", "cli.py", "operations.py")
 
 
 def pinned(names: tuple[str, ...]) -> tuple[str, ...]:
