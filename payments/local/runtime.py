@@ -77,6 +77,7 @@ class LocalRuntime:
         self.quiet = quiet
         self._moto: Any = None
         self._http: Any = None
+        self._saved_environment: dict[str, str] | None = None
         self.settings = Settings(state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:payments-payment")
 
     @property
@@ -89,6 +90,7 @@ class LocalRuntime:
 
     # --- lifecycle ----------------------------------------------------------------
     def start(self) -> Endpoints:
+        self._saved_environment = dict(os.environ)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         self._configure_environment()
@@ -111,6 +113,11 @@ class LocalRuntime:
             self._http.shutdown()
         if self._moto is not None:
             self._moto.stop()
+        if self._saved_environment is not None:  # give the process its environment back
+            os.environ.clear()
+            os.environ.update(self._saved_environment)
+            reset_settings()
+            aws.reset_clients()
 
     def __enter__(self) -> "LocalRuntime":
         self.start()

@@ -6,34 +6,23 @@ After every test the money invariants are checked over all stored data.
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from payments import aws
-from payments.config import reset_settings
 from payments.invariants import check_current
 from payments.local.client import ApiClient, Reply
-from payments.local.runtime import LocalRuntime, free_port
+from payments.local.runtime import LocalRuntime, free_port, wait_until
 
 SETTLE_TIMEOUT_S = 60.0
 
 
 @pytest.fixture(scope="package")
 def runtime() -> Iterator[LocalRuntime]:
-    saved = dict(os.environ)
-    rt = LocalRuntime(port=free_port(), aws_port=free_port())
-    rt.start()
-    yield rt
-    rt.stop()
-    os.environ.clear()
-    os.environ.update(saved)
-    reset_settings()
-    aws.reset_clients()
+    with LocalRuntime(port=free_port(), aws_port=free_port()) as rt:  # restores the environment on exit
+        yield rt
 
 
 @pytest.fixture()
@@ -71,17 +60,18 @@ def checkout(token: str = "tok_visa", orders: list[tuple[str, str, str]] | None 
 
 def wait_done(api: ApiClient, checkout_id: str, timeout: float = SETTLE_TIMEOUT_S) -> dict[str, Any]:
     """Poll GET /v1/payments/{id} until the payment is done, failed, or parked."""
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    seen: dict[str, Any] = {}
+
+    def settled() -> bool:
         reply = api.payment(checkout_id)
         assert reply.status == 200, reply.body
-        body = reply.body
+        seen["body"] = body = reply.body
         parked = any(o["needs_attention"] for o in body["payment_orders"])
-        if body["is_payment_done"] or body["status"] == "FAILED" or parked:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"payment {checkout_id} not settled within {timeout}s: {body}")
+        return bool(body["is_payment_done"] or body["status"] == "FAILED" or parked)
+
+    if not wait_until(settled, timeout, interval=0.2):
+        raise AssertionError(f"payment {checkout_id} not settled within {timeout}s: {seen.get('body')}")
+    return seen["body"]
 
 
 def assert_problem(reply: Reply, status: int, type_suffix: str, field: str | None = None) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from typing import Any
 
 from payments import aws, clock
 from payments.config import settings
+from payments.local.runtime import wait_until
 from payments.reconciliation.cli import psp_settle
 from tests.integration.conftest import checkout, wait_done
 
@@ -24,17 +24,19 @@ def s3_get(key: str) -> bytes | None:
         return None
 
 
-def wait_report(key: str, not_before: str | None = None) -> dict[str, Any]:
+def wait_report(key: str) -> dict[str, Any]:
     """The JSON report of an uploaded file, as written by the reconcile function (S3-triggered)."""
-    deadline = time.monotonic() + REPORT_TIMEOUT_S
-    while time.monotonic() < deadline:
+    found: dict[str, Any] = {}
+
+    def written() -> bool:
         body = s3_get(f"reports/{key}.json")
         if body is not None:
-            report = json.loads(body)
-            if not_before is None or report.get("sha256") != not_before:
-                return report
-        time.sleep(0.2)
-    raise AssertionError(f"no report for {key} within {REPORT_TIMEOUT_S}s")
+            found["report"] = json.loads(body)
+        return body is not None
+
+    if not wait_until(written, REPORT_TIMEOUT_S, interval=0.2):
+        raise AssertionError(f"no report for {key} within {REPORT_TIMEOUT_S}s")
+    return found["report"]
 
 
 def put(key: str, body: bytes) -> None:
@@ -105,8 +107,5 @@ def test_a_file_that_cannot_be_read_is_quarantined_with_a_reason(api):
     # When the trigger runs, then the file is moved to quarantine/ with a report saying why
     report = wait_report(key)
     assert report["quarantined"]["reason"], report
-    deadline = time.monotonic() + REPORT_TIMEOUT_S
-    while s3_get(key) is not None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert s3_get(key) is None
+    assert wait_until(lambda: s3_get(key) is None, REPORT_TIMEOUT_S, interval=0.2)
     assert s3_get("quarantine/simulated-psp/garbage.csv") is not None
