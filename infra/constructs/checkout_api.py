@@ -21,9 +21,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.constructs.common import stage_log_group
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
@@ -95,12 +95,7 @@ class CheckoutApi(Construct):
             "executions of this stage's payment state machine.",
         )
 
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=stage.log_retention,
-            removal_policy=stage.disposable_removal_policy,
-        )
+        self.access_logs = stage_log_group(self, "AccessLogs", stage=stage)
         self.api = apigw.RestApi(
             self,
             "Api",

@@ -15,11 +15,11 @@ import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.bundling import ARCHITECTURE, RUNTIME
+from infra.constructs.common import stage_log_group
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
 
@@ -46,13 +46,7 @@ class PaymentsFunction(Construct):
         super().__init__(scope, construct_id)
         self.name = name  # also the Powertools service name: the "service" metric dimension
         function_name = stage.resource_name(name)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{function_name}",
-            retention=stage.log_retention,
-            removal_policy=stage.disposable_removal_policy,
-        )
+        self.log_group = stage_log_group(self, "Logs", stage=stage, log_group_name=f"/aws/lambda/{function_name}")
         self.role = iam.Role(
             self,
             "Role",

@@ -21,16 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import aws_cdk as cdk
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.simulated_psp import PSP_NAME
 from infra.constructs.tables import PaymentTables
-from infra.nag import acknowledge
 from infra.stage import Stage
 
 ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "payment.asl.json"
@@ -42,15 +39,8 @@ def state_machine_name(stage: Stage) -> str:
 
 def state_machine_arns(scope: Construct, stage: Stage) -> tuple[str, str]:
     """(state machine ARN, ARN pattern of its executions), built from the fixed name."""
-    stack = cdk.Stack.of(scope)
     name = state_machine_name(stage)
-    machine = stack.format_arn(
-        service="states", resource="stateMachine", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
-    )
-    executions = stack.format_arn(
-        service="states", resource="execution", resource_name=f"{name}:*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
-    )
-    return machine, executions
+    return fixed_name_state_machine_arns(scope, name, executions=f"{name}:*")
 
 
 class PaymentWorkflow(Construct):
@@ -84,44 +74,19 @@ class PaymentWorkflow(Construct):
         # The simulated PSP runs in-process and keeps its own record of charges.
         self.executor.use_table("psp_table", tables["psp_table"], ["GetItem", "PutItem", "UpdateItem", "Query"])
 
-        tasks = {
-            "ExecutorFunctionArn": self.executor,
-            "WalletFunctionArn": wallet_function,
-            "LedgerFunctionArn": ledger_function,
-            "PaymentFunctionArn": payment_function,
-        }
         name = state_machine_name(stage)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{name}",
-            retention=stage.log_retention,
-            removal_policy=stage.disposable_removal_policy,
-        )
-        self.state_machine = sfn.StateMachine(
+        self.log_group = stage_log_group(self, "Logs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}")
+        self.state_machine = asl_state_machine(
             self,
             "StateMachine",
-            state_machine_name=name,
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(ASL_PATH.read_text()),  # inline: the states are in the template
-            definition_substitutions={key: fn.function.function_arn for key, fn in tasks.items()},
-            logs=sfn.LogOptions(
-                destination=self.log_group,
-                level=sfn.LogLevel.ALL,
-                include_execution_data=False,  # inputs carry buyer data and PSP tokens
-            ),
-            tracing_enabled=True,
-        )
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[fn.function.function_arn for fn in tasks.values()],
-            )
-        )
-        acknowledge(
-            self.state_machine,
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray tracing and the CloudWatch Logs vended-log delivery APIs (logs:CreateLogDelivery, ...) that "
-            "Step Functions logging needs support no resource-level permissions; lambda:InvokeFunction is "
-            "granted on the four task functions only.",
+            name=name,
+            asl_path=ASL_PATH,
+            task_functions={
+                "ExecutorFunctionArn": self.executor.function,
+                "WalletFunctionArn": wallet_function.function,
+                "LedgerFunctionArn": ledger_function.function,
+                "PaymentFunctionArn": payment_function.function,
+            },
+            log_group=self.log_group,
+            invoked_functions="the four task functions",
         )

@@ -38,13 +38,13 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.simulated_psp import PSP_NAME
 from infra.constructs.tables import PaymentTables
@@ -78,15 +78,8 @@ def reconcile_state_machine_arns(scope: Construct, stage: Stage) -> tuple[str, s
 
     Child workflow executions are named ``execution:<state machine>/<map run label>:<id>``.
     """
-    stack = cdk.Stack.of(scope)
     name = reconcile_state_machine_name(stage)
-    machine = stack.format_arn(
-        service="states", resource="stateMachine", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
-    )
-    children = stack.format_arn(
-        service="states", resource="execution", resource_name=f"{name}/*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
-    )
-    return machine, children
+    return fixed_name_state_machine_arns(scope, name, executions=f"{name}/*")
 
 
 class Reconciliation(Construct):
@@ -230,32 +223,17 @@ class Reconciliation(Construct):
     def _state_machine(self, stage: Stage, machine_arn: str, child_executions_arn: str) -> sfn.StateMachine:
         """``stepfunctions/reconcile.asl.json`` as written, its three Tasks on the reconcile function."""
         name = reconcile_state_machine_name(stage)
-        self.log_group = logs.LogGroup(
-            self,
-            "StateMachineLogs",
-            log_group_name=f"/aws/vendedlogs/states/{name}",
-            retention=stage.log_retention,
-            removal_policy=stage.disposable_removal_policy,
-        )
-        machine = sfn.StateMachine(
+        self.log_group = stage_log_group(self, "StateMachineLogs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}")
+        # STANDARD: see the module docstring. Payloads are keys, byte ranges and the CSV header: no settlement
+        # rows. Kept out of the logs anyway (the execution history holds them for 90 days), like the payment workflow's.
+        machine = asl_state_machine(
             self,
             "StateMachine",
-            state_machine_name=name,
-            state_machine_type=sfn.StateMachineType.STANDARD,  # see the module docstring
-            definition_body=sfn.DefinitionBody.from_string(ASL_PATH.read_text()),  # inline: the states are in the template
-            definition_substitutions={"ReconcileFunctionArn": self.function.function.function_arn},
-            logs=sfn.LogOptions(
-                destination=self.log_group,
-                level=sfn.LogLevel.ALL,
-                # Payloads are keys, byte ranges and the CSV header: no settlement rows. Kept out of the logs
-                # anyway (the execution history holds them for 90 days), like the payment workflow's.
-                include_execution_data=False,
-            ),
-            tracing_enabled=True,
-        )
-        # The Task states invoke the function by its unqualified ARN.
-        machine.add_to_role_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function.function_arn])
+            name=name,
+            asl_path=ASL_PATH,
+            task_functions={"ReconcileFunctionArn": self.function.function},
+            log_group=self.log_group,
+            invoked_functions="the reconcile function",
         )
         # The Distributed Map (items from the state input: no ItemReader, no ResultWriter, hence no S3 access)
         # runs each chunk as a child execution of this same state machine under this role.
@@ -268,12 +246,5 @@ class Reconciliation(Construct):
             child_executions_arn,
             "The Distributed Map's child executions are named by Step Functions (<map run label>:<id>), unknown "
             "in advance; the wildcard covers only the child executions of this state machine.",
-        )
-        acknowledge(
-            machine,
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray tracing and the CloudWatch Logs vended-log delivery APIs (logs:CreateLogDelivery, ...) that "
-            "Step Functions logging needs support no resource-level permissions; lambda:InvokeFunction is "
-            "granted on the reconcile function only.",
         )
         return machine

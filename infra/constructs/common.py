@@ -1,0 +1,90 @@
+"""Pieces shared by the constructs: stage log groups and the state machines deployed from ASL files.
+
+Both state machines (``payment`` and ``reconcile``) follow the same pattern: a
+fixed name built from the stage, so that the functions they invoke are given
+their ARN without a reference (a reference back would be a dependency cycle);
+the ASL file deployed as written, with its ``${...}`` placeholders filled with
+function ARNs; logs to a vended log group; X-Ray tracing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.nag import acknowledge
+from infra.stage import Stage
+
+
+def stage_log_group(scope: Construct, construct_id: str, *, stage: Stage, log_group_name: str | None = None) -> logs.LogGroup:
+    """A log group kept for the stage's retention, removed with the stack unless the stage retains data."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        log_group_name=log_group_name,
+        retention=stage.log_retention,
+        removal_policy=stage.disposable_removal_policy,
+    )
+
+
+def fixed_name_state_machine_arns(scope: Construct, name: str, *, executions: str) -> tuple[str, str]:
+    """(ARN of state machine ``name``, ARN pattern of its executions), built from the name, not referenced.
+
+    ``executions`` is the execution resource name pattern, e.g. ``<name>:*`` or ``<name>/*``.
+    """
+    stack = cdk.Stack.of(scope)
+    machine = stack.format_arn(
+        service="states", resource="stateMachine", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+    )
+    execution_arns = stack.format_arn(
+        service="states", resource="execution", resource_name=executions, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+    )
+    return machine, execution_arns
+
+
+def asl_state_machine(
+    scope: Construct,
+    construct_id: str,
+    *,
+    name: str,
+    asl_path: Path,
+    task_functions: Mapping[str, lambda_.IFunction],
+    log_group: logs.ILogGroup,
+    invoked_functions: str,
+) -> sfn.StateMachine:
+    """The STANDARD state machine ``name`` running ``asl_path`` as written, logged and traced.
+
+    ``task_functions`` maps each ``${placeholder}`` of the ASL to the function whose ARN fills it; the
+    state machine may invoke exactly those functions (``invoked_functions`` names them in the cdk-nag
+    acknowledgment). Execution data stays out of the logs: payment inputs carry buyer data and PSP
+    tokens, and the execution history holds every payload anyway.
+    """
+    machine = sfn.StateMachine(
+        scope,
+        construct_id,
+        state_machine_name=name,
+        state_machine_type=sfn.StateMachineType.STANDARD,
+        definition_body=sfn.DefinitionBody.from_string(asl_path.read_text()),  # inline: the states are in the template
+        definition_substitutions={key: fn.function_arn for key, fn in task_functions.items()},
+        logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        tracing_enabled=True,
+    )
+    # The Task states invoke the functions by their unqualified ARNs.
+    machine.add_to_role_policy(
+        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fn.function_arn for fn in task_functions.values()])
+    )
+    acknowledge(
+        machine,
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray tracing and the CloudWatch Logs vended-log delivery APIs (logs:CreateLogDelivery, ...) that "
+        "Step Functions logging needs support no resource-level permissions; lambda:InvokeFunction is "
+        f"granted on {invoked_functions} only.",
+    )
+    return machine
