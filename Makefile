@@ -30,6 +30,11 @@ serve: $(VENV)/.installed
 chaos: $(VENV)/.installed
 	$(BIN)/payments chaos --checkouts 300 --seed 7
 
+## bench: the benchmark suite (figures, not tests): prints one table, writes docs/benchmarks.md
+bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.run
+
 ## test: every test, cdk synth of every stage (cdk-nag included) and cfn-lint
 test: test-unit test-integration test-chaos test-infra synth cfn-lint
 

@@ -1,0 +1,265 @@
+"""The benchmark suite: one table, printed and written to docs/benchmarks.md.
+
+    .venv/bin/python -m bench.run            # default run (about 10 minutes on 2 busy cores)
+    .venv/bin/python -m bench.run --quick    # a smaller run (about 3-4 minutes)
+    .venv/bin/python -m bench.run --full     # + the 1M-row reconciliation (adds minutes)
+
+Sections (each is also a script of its own in bench/): cold start (bench.cold_start),
+warm overhead (bench.warm), counts and cost per million checkouts (bench.cost), hot seller
+(bench.hot_seller), local throughput and profile (bench.throughput), reconciliation
+(bench/bench_reconcile.py, engine vs pandas). Every figure is a median of several runs;
+every comparison is measured alternately in the same run. The raw figures go to
+bench/out/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from typing import Any
+
+from bench import cold_start, cost, hot_seller, throughput, warm
+from bench.common import OUT, ROOT, Results, log, machine, median, table
+
+SIZES = {"quick": dict(cold=2, warm=10, cost=3, verify=80, demo=40, demo_runs=1, rec=[50_000], rec_repeats=2),
+         "default": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000], rec_repeats=3),
+         "full": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000, 1_000_000], rec_repeats=3)}  # fmt: skip
+
+
+def section_cold(r: Results, repeats: int) -> None:
+    log("cold start ...")
+    data = cold_start.run(repeats)
+    data["asset"] = cold_start.asset_size()
+    r.raw["cold_start"] = data
+    t = data["targets"]
+    floor = t["floor/pyc"]
+    r.add("cold start", "floor: import boto3 + 1 client (CPU / wall / peak RSS)", f"{floor['cpu_ms']:.0f} ms / {floor['wall_ms']:.0f} ms / {floor['maxrss_mib']:.0f} MiB", "", "1.00", f"{repeats} fresh interpreters, alternated with the rows below")
+    for name in cold_start.FUNCTIONS:
+        pyc, asset, imp = t[f"{name}/pyc"], t[f"{name}/asset"], t[f"{name}/import"]
+        top = ", ".join(f"{k} {v:.0f}" for k, v in data["importtime"][name][:3])
+        r.add(
+            "cold start",
+            f"{name}: import + first client, CPU (import only) / peak RSS",
+            f"{pyc['cpu_ms']:.0f} ms ({imp['cpu_ms']:.0f}) / {pyc['maxrss_mib']:.0f} MiB",
+            f"floor {floor['cpu_ms']:.0f} ms / {floor['maxrss_mib']:.0f} MiB",
+            f"{pyc['cpu_ms'] / floor['cpu_ms']:.2f}x CPU, {pyc['maxrss_mib'] / floor['maxrss_mib']:.2f}x RSS",
+            f"as bundled (no .pyc): {asset['cpu_ms']:.0f} ms = {asset['cpu_ms'] / floor['cpu_ms']:.2f}x; top self import ms: {top}",
+        )
+    a = data["asset"]
+    if "bytes" in a:
+        r.add("cold start", "deployed shared asset (unzipped)", f"{a['bytes'] / 2**20:.1f} MiB, {a['files']} files", "Lambda limit 250 MB", f"{a['bytes'] / 250e6:.3f}", f"{a['pyc_files']} .pyc; largest: " + ", ".join(f"{k} {v} MiB" for k, v in a["largest"][:4]) + f"; {a['source']}")
+    else:
+        r.add("cold start", "deployed shared asset", a["source"])
+
+
+def section_warm(r: Results, n: int) -> dict[str, Any]:
+    log("warm overhead ...")
+    data = warm.run(n)
+    r.raw["warm"] = data
+    for label, d in data.items():
+        h, b = d["handler"], d["bare"]
+        r.add(
+            "warm",
+            f"{label}: own CPU per invocation (AWS calls excluded)",
+            f"{h['own_ms']:.2f} ms",
+            f"bare logic call {b['own_ms']:.2f} ms",
+            f"{h['own_ms'] / b['own_ms']:.2f}x (+{h['own_ms'] - b['own_ms']:.2f} ms)",
+            f"n={h['n']}+{b['n']} alternated; {h['aws_calls']:.0f} AWS calls; {h['log_bytes']:.0f} log bytes",
+        )
+    return data
+
+
+def section_cost(r: Results, checkouts: int, warm_data: dict[str, Any] | None) -> None:
+    log("counts and cost ...")
+    counts = cost.count(checkouts)
+    priced = cost.price(counts, warm_data)
+    r.raw["cost"] = {"counts": counts, "priced": priced}
+    inv = counts["invocations_per_checkout"]
+    calls = counts["api_calls_per_checkout"]
+    ddb = {k.split(":")[1]: v for k, v in calls.items() if k.startswith("dynamodb:")}
+    r.add("cost inputs", "Step Functions state transitions per checkout (3 orders)", f"{counts['transitions_per_checkout']:.0f}", "docs/deploy.md says 4 + 5n = 19", "", f"{counts['history_events_per_checkout']:.0f} history events; {checkouts} checkouts, statuses {dict(counts['statuses'])}")
+    r.add("cost inputs", "Lambda invocations per checkout", f"{sum(inv.values()):.0f}", "", "", ", ".join(f"{k} {v:.0f}" for k, v in inv.items()) + " (payment = POST + FinalizePayment)")
+    r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout", f"{sum(ddb.values()):.0f} / {counts['wru_per_checkout']:.0f} / {counts['rru_per_checkout']:.0f}", "", "", ", ".join(f"{k} {v:.0f}" for k, v in ddb.items()) + "; units computed from item sizes (moto)")
+    ms = priced["modelled_billed_ms"]
+    r.add("cost inputs", "modelled billed ms per invocation (AWS)", ", ".join(f"{k} {v}" for k, v in ms.items()), "", "", f"local handler CPU x (1769 MB / memory) + {cost.AWS_CALL_MS:.0f} ms per AWS call; {priced['lambda_gb_s_per_checkout']:.3f} GB-s per checkout")
+    base = priced["standard/arm64"]["total_per_million"]
+    for key in ("standard/arm64", "standard/x86_64", "express/arm64", "express/x86_64"):
+        d = priced[key]
+        items = sorted(d["items_per_million"].items(), key=lambda kv: -kv[1])
+        r.add(
+            "cost",
+            f"USD per million checkouts: {key}" + (" (DEPLOYED)" if key == "standard/arm64" else ""),
+            f"{d['total_per_million']:,.0f}",
+            "standard/arm64" if key != "standard/arm64" else "",
+            f"{d['total_per_million'] / base:.2f}" if key != "standard/arm64" else "1.00",
+            ", ".join(f"{k} {v:,.1f}" for k, v in items[:4]) + "; prices: docs/prices-us-east-1.json (recalled, re-check)",
+        )
+
+
+def section_hot(r: Results, verify: int) -> None:
+    log("hot seller ...")
+    rows = hot_seller.spread(10_000)
+    seq = hot_seller.spread(10_000, sequential=True)
+    checked = hot_seller.verify(verify, 8) if verify else None
+    r.raw["hot_seller"] = {"spread": rows, "spread_sequential_ids": seq, "verify": checked}
+    for row in rows:
+        if row["shards"] in (1, 2, 4, 8, 12, 16):
+            r.add(
+                "hot seller",
+                f"WALLET_SHARDS={row['shards']}: credits on the hottest shard / ceiling per seller",
+                f"{max(row['per_shard'])} of 10,000 / {row['ceiling_credits_per_s']:,.0f} credits/s",
+                "even spread",
+                f"{row['max_over_mean']:.3f} max/mean",
+                "random order ids; 2 WCU per credit on the shard item (transaction, < 1 KB), 1,000 WCU/s per partition",
+            )
+    if checked:
+        r.add("hot seller", f"verified on moto: {checked['credits']} credits, 8 shards", str(checked["stored_per_shard"]), "predicted by shard_of", "match" if checked["match"] else "MISMATCH", f"balance {checked['balance_minor']} minor units")
+
+
+def section_throughput(r: Results, checkouts: int, runs: int) -> None:
+    log("throughput ...")
+    data = throughput.run(checkouts, runs)
+    r.raw["throughput"] = data
+    r.add("local", f"payments demo end to end ({checkouts} checkouts, {data['orders']} orders)", f"{data['checkouts_per_s']:.1f} checkouts/s", "", "", f"runs {data['runs']}; {data['results'][0]}; includes PSP retry backoff waits of the scenario"
+          + (f"; STALLED runs (excluded): {data['stalled_runs']}" if data["stalled_runs"] else ""))
+    prof = data.get("profile")
+    if prof:
+        layers = ", ".join(f"{k} {v:.0%}" for k, v in prof["layers"][:6])
+        leaves = ", ".join(f"{k} {v:.0%}" for k, v in prof["leaf"][:4])
+        r.add("local", "where the CPU goes (py-spy --gil: the thread holding the GIL, share of samples by layer)", layers, "", "", f"{prof['samples']} samples, profiled run {data.get('profiled_checkouts_per_s')} checkouts/s; top leaves: {leaves}")
+    elif "profile_error" in data:
+        r.add("local", "profile", "py-spy failed", "", "", data["profile_error"][-200:])
+
+
+def section_reconcile(r: Results, sizes: list[int], repeats: int) -> None:
+    log("reconciliation ...")
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_reconcile as br
+
+    out = {}
+    for rows in sizes:
+        path = br.generate(rows)
+        runs: dict[str, list[dict[str, Any]]] = {"engine": [], "pandas": []}
+        for i in range(repeats):  # alternately: engine, pandas, engine, pandas ...
+            for tool in (("engine", "pandas") if i % 2 == 0 else ("pandas", "engine")):
+                runs[tool].append(br.measure(tool, path, rows, 1))
+        summary = {t: {"seconds": median([x["seconds"] for x in v]), "peak_mib": median([x["peak_mib"] for x in v]), "mismatches": v[0]["mismatches"]} for t, v in runs.items()}
+        out[rows] = summary
+        e, p = summary["engine"], summary["pandas"]
+        r.add(
+            "reconciliation",
+            f"{rows:,} settlement rows: engine wall / peak RSS",
+            f"{e['seconds']:.2f} s / {e['peak_mib']:.0f} MiB",
+            f"pandas merge {p['seconds']:.2f} s / {p['peak_mib']:.0f} MiB",
+            f"{e['seconds'] / p['seconds']:.2f}x time, {e['peak_mib'] / p['peak_mib']:.2f}x RSS",
+            f"{rows / e['seconds']:,.0f} rows/s; mismatches {e['mismatches']} (pandas {p['mismatches']}); {repeats} runs each, alternated",
+        )
+    r.raw["reconciliation"] = out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The benchmark suite: one table, also written to docs/benchmarks.md")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="smaller run")
+    mode.add_argument("--full", action="store_true", help="include the 1M-row reconciliation")
+    parser.add_argument("--only", nargs="+", choices=["cold", "warm", "cost", "hot", "throughput", "reconcile"], help="run these sections only")
+    parser.add_argument("--no-write", action="store_true", help="print the table, do not write docs/benchmarks.md")
+    args = parser.parse_args()
+    size = SIZES["quick" if args.quick else "full" if args.full else "default"]
+    chosen = set(args.only or ["cold", "warm", "cost", "hot", "throughput", "reconcile"])
+    started = time.monotonic()
+    when = dt.datetime.now(dt.timezone.utc)
+    info = machine()
+    r = Results()
+    warm_data = None
+    # Order matters: on Linux a child's ru_maxrss starts from its parent's high-water mark at
+    # fork, so the sections that fork measured children (cold start, reconciliation) run while
+    # this process is still small; cost and hot seller load moto into this process, so they go last.
+    if "cold" in chosen:
+        section_cold(r, size["cold"])
+    if "reconcile" in chosen:
+        section_reconcile(r, size["rec"], size["rec_repeats"])
+    if "warm" in chosen:
+        warm_data = section_warm(r, size["warm"])
+    if "throughput" in chosen:
+        section_throughput(r, size["demo"], size["demo_runs"])
+    if "cost" in chosen:
+        section_cost(r, size["cost"], warm_data)
+    if "hot" in chosen:
+        section_hot(r, size["verify"])
+    order = ["cold start", "warm", "cost inputs", "cost", "hot seller", "local", "reconciliation"]
+    r.rows.sort(key=lambda row: order.index(row.area))
+    elapsed = time.monotonic() - started
+    mode_name = "quick" if args.quick else "full" if args.full else "default"
+    header = (
+        f"Run {when:%Y-%m-%d %H:%M} UTC, `python -m bench.run{' --' + mode_name if mode_name != 'default' else ''}` ({mode_name}, {elapsed / 60:.1f} min); "
+        f"machine: {info['cpu']}, {info['cores']} cores, {info['implementation']} {info['python']}, {info['os']}, load average at start {info['load_at_start']} (shared, noisy: medians)."
+    )
+    text = table(r.rows)
+    print(header)
+    print()
+    print(text)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps({"when": when.isoformat(), "machine": info, "mode": mode_name, "raw": r.raw}, indent=1, default=str))
+    if not args.no_write and not args.only:
+        write_doc(header, text)
+        log("written: docs/benchmarks.md, bench/out/results.json")
+
+
+DOC_HEAD = """# Benchmarks
+
+Generated by `make bench` (`.venv/bin/python -m bench.run`; `--quick` for a smaller run, `--full`
+to add the 1M-row reconciliation). Do not edit by hand: re-run. Raw figures: `bench/out/results.json`.
+Each figure is a median of several runs; each comparison (ratio column) is measured alternately with
+its baseline in the same run, because the machine is shared.
+
+"""
+
+DOC_NOTES = """
+
+## How to read it
+
+* **cold start**: a fresh interpreter per sample imports `functions.<name>.handler` (its module-level
+  init) and creates the DynamoDB client its first invocation creates; the floor is `import boto3` +
+  one client. CPU time is measured inside the child (interpreter start-up excluded), peak RSS is the
+  child's `ru_maxrss`. Environment as deployed: `LAMBDA_TASK_ROOT` set (so Powertools' Tracer is
+  enabled and patches botocore & co, the X-Ray SDK being installed locally), metrics enabled, fake
+  credentials, `AWS_DEFAULT_REGION=us-east-1`; `POWERTOOLS_TRACE_DISABLED` is **not** set.
+  "as bundled (no .pyc)" loads the asset's packages from a copy without `__pycache__`, with `-B`:
+  the asset is built with `pip install --no-compile` and `*.pyc` ignored, and `/var/task` is
+  read-only, so in Lambda every cold start compiles them from source. Import attribution comes
+  from `python -X importtime` (self time per top-level package, one sample: indicative only).
+  Local x86 CPU, not a Lambda arm64 sandbox: compare ratios, not milliseconds.
+* **warm**: the handler's own CPU per invocation with every AWS call's CPU subtracted (moto
+  in-process), against the same work done without Powertools (parse with the same pydantic
+  model, call the same logic function, serialise), alternately. Tracing disabled (no daemon).
+* **cost inputs / cost**: counted in the local runtime for checkouts of 3 orders on the happy
+  path (`tok_visa`), sequentially. Lambda durations in AWS are a *model* (stated in the row);
+  the dominant item (Standard state transitions) does not depend on it. Not included: storage,
+  PITR, KMS, data transfer, CloudWatch metrics/alarms, the GET polls of clients, free tiers.
+  The nightly settlement/reconciliation (a few S3 requests and one Lambda run per day) is
+  independent of the number of checkouts.
+* **hot seller**: `shard_of` over 10,000 random order ids of one seller; the ceiling is
+  500 credits/s per shard item (a transactional write of an item < 1 KB is 2 WCU; 1,000 WCU/s per
+  partition) times credits / credits on the hottest shard. The other two items of a credit
+  transaction (the credit marker and the order flag) are keyed by the order: never hot.
+  `WALLET_SHARDS` (`Settings.wallet_shards`, 1-64, default 4) may only be raised, never lowered:
+  readers sum `range(wallet_shards)`.
+* **local**: `payments demo` throughput on this machine, including the scenario's PSP retry
+  backoff waits; the profile is py-spy `--gil` (samples of whichever thread holds the GIL, i.e. Python CPU) over
+  one extra run of half the checkouts. A run whose workflows do not all finish within 240 s is
+  reported as STALLED and excluded from the median (its demo output is kept in bench/out/).
+* **reconciliation**: `bench/bench_reconcile.py` (engine vs a plain pandas merge), each run a fresh
+  subprocess, engine and pandas alternated. The default run uses 250k rows; `--full` adds 1M.
+"""
+
+
+def write_doc(header: str, text: str) -> None:
+    (ROOT / "docs" / "benchmarks.md").write_text(DOC_HEAD + header + "\n\n" + text + "\n" + DOC_NOTES)
+
+
+if __name__ == "__main__":
+    main()
