@@ -33,7 +33,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-from bench.common import ROOT, log, median
+from bench.common import ROOT, median
 
 ORDERS = 3
 #: assumptions of the duration model (stated in the report)

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections import Counter
 from contextlib import redirect_stdout
 from pathlib import Path

@@ -27,7 +27,7 @@ from payments.models import (
     TrialBalanceOut,
     WalletOut,
 )
-from payments.observability import logger, metrics, count
+from payments.observability import logger, count
 from payments.repositories.dynamo import error_code
 from payments.repositories.ledger import LedgerRepository
 from payments.repositories.payments import PaymentsRepository

@@ -35,7 +35,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
-from botocore.exceptions import ClientError
 
 from payments import aws
 from payments.chaos import schedule as s
