@@ -139,7 +139,7 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
     mark = time.monotonic()
     with injector:
         # 1. submit
-        _submit(client, scenario.checkouts, schedule, log, checks, config)
+        _submit(client, scenario.checkouts, schedule, log, checks, config, out)
         result.phases["submit"] = time.monotonic() - mark
         mark = time.monotonic()
         # 2. settle
@@ -181,8 +181,23 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
 
 
 # --- phases ---------------------------------------------------------------------------------
-def _submit(client: ApiClient, checkouts: list[dict[str, Any]], schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: ChaosConfig) -> None:
+def _submit(
+    client: ApiClient, checkouts: list[dict[str, Any]], schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: ChaosConfig, out: Printer
+) -> None:
     sfn = aws.client("stepfunctions")
+    started = time.monotonic()
+    every = max(100, len(checkouts) // 20)
+    done = 0
+    done_lock = threading.Lock()
+
+    def progress() -> None:
+        nonlocal done
+        with done_lock:
+            done += 1
+            if done % every or done == len(checkouts):
+                return
+            elapsed = time.monotonic() - started
+            out(f"chaos: submitted {done}/{len(checkouts)} in {elapsed:.0f} s ({done / elapsed:.2f}/s), {len(log.events)} faults so far")
 
     def submit(checkout: dict[str, Any]) -> None:
         key = f"idem-{checkout['checkout_id']}"
@@ -204,6 +219,7 @@ def _submit(client: ApiClient, checkouts: list[dict[str, Any]], schedule: FaultS
                 stateMachineArn=settings().state_machine_arn, name=f"{checkout['checkout_id']}-race", input=json.dumps(execution_input, sort_keys=True)
             )
             log.add(s.RACE_EXECUTION, "workflow", checkout["checkout_id"], 1)
+        progress()
 
     with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
         list(pool.map(submit, checkouts))
