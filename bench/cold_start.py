@@ -5,25 +5,31 @@
 Each sample is a fresh interpreter (a subprocess) that times, from inside, the import of
 one handler module (its module-level init) plus the creation of the DynamoDB client its
 first invocation creates (``payments.aws.client("dynamodb")``), and reports its CPU time,
-wall time and peak RSS (``ru_maxrss``, interpreter included). The floor is the same
+wall time and peak RSS (``VmHWM``, interpreter included). The floor is the same
 interpreter doing ``import boto3; boto3.client("dynamodb")``. Floor and functions are run
 alternately, round after round (the order rotates each round), so machine noise hits both.
 
+Where it runs (``lambda_layout``): Lambda's code layout rebuilt in ``bench/out/lambda/``
+with a Python of the runtime's version (3.13, found as the bundling finds it): the asset
+built by ``infra.bundling.LocalPythonBundling`` for this machine's architecture, first on
+``sys.path`` like ``/var/task``, then boto3 & co compiled, like the runtime's
+``/var/runtime``; children run with ``-I``. Without a Python 3.13 it falls back to this
+interpreter and the venv (and the report says so).
+
 The environment is the deployed one as far as it matters to import (``deployed_env``):
 ``LAMBDA_TASK_ROOT`` is set, so Powertools' Tracer is *enabled* (it imports the X-Ray SDK
-and patches botocore & co at import, as in Lambda; the X-Ray SDK is installed locally);
-``POWERTOOLS_TRACE_DISABLED`` / ``POWERTOOLS_METRICS_DISABLED`` are NOT set; fake
-credentials; ``AWS_DEFAULT_REGION``/``AWS_REGION`` = us-east-1; the table names.
+and patches botocore at import, as in Lambda); ``POWERTOOLS_TRACE_DISABLED`` /
+``POWERTOOLS_METRICS_DISABLED`` are NOT set; fake credentials;
+``AWS_DEFAULT_REGION``/``AWS_REGION`` = us-east-1; the table names.
 
-Two variants of each function:
+Variants of each function:
 
-* ``pyc``: third-party and first-party modules load from cached bytecode (``__pycache__``);
-* ``asset``: the asset's own packages (Powertools, pydantic, X-Ray SDK, jmespath, wrapt,
-  typing_*; ``payments``, ``functions``) are loaded from a copy *without* ``__pycache__``
-  and with ``-B``, i.e. compiled from source at every cold start, which is what happens
-  in Lambda with the asset as bundled today (``pip install --no-compile`` and ``*.pyc``
-  ignored; ``/var/task`` is read-only so Python cannot cache what it compiles). boto3 and
-  botocore come from the Lambda runtime, which ships them compiled, so they keep ``.pyc``.
+* ``pyc``: as deployed: the asset with the bytecode the bundling compiles into it;
+* ``import``: the same, the handler import alone (no client);
+* ``asset``: the asset without ``__pycache__``, run with ``-B``: compiled from source at
+  every cold start, which is what Lambda did before the bundling shipped bytecode
+  (``/var/task`` is read-only so Python cannot cache what it compiles). boto3 and
+  botocore come from the runtime, which ships them compiled, so they keep ``.pyc``.
 """
 
 from __future__ import annotations
@@ -31,15 +37,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
 from collections import defaultdict
+from dataclasses import dataclass
 from importlib import util as importlib_util
 from pathlib import Path
 from typing import Any
 
 from bench.common import OUT, PYTHON, ROOT, log, median
+from infra.bundling import DEPENDENCIES, DEPENDENCIES_WITHOUT_THEIRS, LocalPythonBundling, bytecode_python, compile_bytecode, pinned
 
 FUNCTIONS = ("payment", "executor", "wallet", "ledger", "reconcile", "psp")
 #: top-level modules of the deployed asset besides boto3/botocore (infra/bundling.py + their deps)
@@ -55,7 +64,10 @@ import json, resource, time
 t0 = time.perf_counter(); c0 = time.process_time()
 {body}
 c1 = time.process_time(); t1 = time.perf_counter()
-print(json.dumps({{"wall": t1 - t0, "cpu": c1 - c0, "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across fork+exec, so it would show the parent's peak
+hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+peak_kib = hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"wall": t1 - t0, "cpu": c1 - c0, "maxrss_mib": peak_kib / 1024}}))
 """
 FLOOR = 'import boto3\nboto3.client("dynamodb")'
 IMPORT_ONLY = "import functions.{name}.handler"
@@ -111,14 +123,68 @@ def source_tree() -> Path:
     return target
 
 
-def sample(body: str, env: dict[str, str], source: Path | None = None, importtime: bool = False) -> dict[str, Any]:
+#: packages of the Lambda Python runtime itself (``/var/runtime``): boto3 and what it needs
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+LAMBDA = OUT / "lambda"
+#: prepended to the child in the Lambda layout: /var/task first, then /var/runtime, as in Lambda
+LAMBDA_PATH = "import sys; sys.path[:0] = [{task!r}, {runtime!r}]\n"
+
+
+@dataclass(frozen=True)
+class LambdaLayout:
+    """The sandbox's code layout reproduced here, with an interpreter of the runtime's version."""
+
+    python: str
+    task: Path  # the asset exactly as `infra/bundling.py` builds it, for this machine's architecture
+    task_sources: Path  # the same without bytecode: what was shipped before bytecode was compiled in
+    runtime: Path  # boto3 & co, compiled, as the runtime provides them
+
+
+def lambda_layout() -> LambdaLayout | None:
+    """Build the layout (the asset is rebuilt every run from pip's cache: ~10 s), or None without Python 3.13."""
+    python = bytecode_python()
+    if python is None:
+        return None
+    machine_platform = f"manylinux2014_{platform.machine()}"
+    task, task_sources, runtime = LAMBDA / "task", LAMBDA / "task-sources", LAMBDA / "runtime"
+    for path in (task, task_sources):
+        shutil.rmtree(path, ignore_errors=True)
+    bundling = LocalPythonBundling(pinned(DEPENDENCIES), pinned(DEPENDENCIES_WITHOUT_THEIRS), platform=machine_platform, python=None)
+    bundling.try_bundle(str(task_sources))
+    shutil.copytree(task_sources, task)
+    compile_bytecode(python, task)
+    wanted = pinned(RUNTIME_PACKAGES)
+    marker = runtime / ".installed"
+    if not marker.exists() or marker.read_text() != "\n".join(wanted):
+        shutil.rmtree(runtime, ignore_errors=True)
+        LocalPythonBundling(wanted, (), platform=machine_platform, python=None)._pip_install(runtime, wanted)
+        compile_bytecode(python, runtime)
+        marker.write_text("\n".join(wanted))
+    return LambdaLayout(python, task, task_sources, runtime)
+
+
+def sample(
+    body: str, env: dict[str, str], source: Path | None = None, importtime: bool = False, layout: LambdaLayout | None = None, sources_only: bool = False
+) -> dict[str, Any]:
     args = [PYTHON]
     env = dict(env)
+    if layout is not None:
+        task = layout.task_sources if sources_only else layout.task
+        args = [layout.python, "-I"] + (["-B"] if sources_only else [])
+        env["LAMBDA_TASK_ROOT"] = str(task)
+        body = LAMBDA_PATH.format(task=str(task), runtime=str(layout.runtime)) + body
+        if importtime:
+            args += ["-X", "importtime"]
+        return _child(args, body, env, importtime)
     if source is not None:
         args.append("-B")
         env["PYTHONPATH"] = str(source)
     if importtime:
         args += ["-X", "importtime"]
+    return _child(args, body, env, importtime)
+
+
+def _child(args: list[str], body: str, env: dict[str, str], importtime: bool) -> dict[str, Any]:
     OUT.mkdir(parents=True, exist_ok=True)
     # cwd outside the repository: first-party packages resolve through the install (or the copy)
     done = subprocess.run([*args, "-c", CHILD.format(body=body)], env=env, cwd=OUT, capture_output=True, text=True, check=False)
@@ -140,22 +206,29 @@ def top_packages(importtime: str, top: int = 4) -> list[tuple[str, float]]:
     return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
 
 
-def run(repeats: int = 5, variants: tuple[str, ...] = ("pyc", "asset")) -> dict[str, Any]:
-    source = source_tree() if "asset" in variants else None
-    targets: list[tuple[str, str, str, Path | None]] = [("floor", "pyc", FLOOR, None)]
+def run(repeats: int = 5) -> dict[str, Any]:
+    """Lambda layout (Python 3.13) when available: floor, each function as shipped (bytecode) and
+    as sources only; otherwise this interpreter with the venv's bytecode and a copy without it."""
+    layout = lambda_layout()
+    if layout is None:
+        log("  cold start: no Python 3.13 here; measuring with this interpreter (see the notes)")
+    source = source_tree() if layout is None else None
+    # (name, variant, body, source copy, sources_only)
+    targets: list[tuple[str, str, str, Path | None, bool]] = [("floor", "pyc", FLOOR, None, False)]
     for name in FUNCTIONS:
-        targets.append((name, "import", IMPORT_ONLY.format(name=name), None))
-        if "pyc" in variants:
-            targets.append((name, "pyc", IMPORT_AND_CLIENT.format(name=name), None))
-        if "asset" in variants:
-            targets.append((name, "asset", IMPORT_AND_CLIENT.format(name=name), source))
+        targets.append((name, "import", IMPORT_ONLY.format(name=name), None, False))
+        targets.append((name, "pyc", IMPORT_AND_CLIENT.format(name=name), None, False))
+        targets.append((name, "asset", IMPORT_AND_CLIENT.format(name=name), source, True))
     samples: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for round_ in range(repeats):
         shift = round_ % len(targets)
-        for name, variant, body, src in targets[shift:] + targets[:shift]:  # rotate the order each round
-            samples[(name, variant)].append(sample(body, deployed_env(name if name != "floor" else "bench"), src))
+        for name, variant, body, src, sources_only in targets[shift:] + targets[:shift]:  # rotate the order each round
+            env = deployed_env(name if name != "floor" else "bench")
+            samples[(name, variant)].append(sample(body, env, src, layout=layout, sources_only=sources_only))
         log(f"  cold start: round {round_ + 1}/{repeats} done")
-    result: dict[str, Any] = {"repeats": repeats, "targets": {}}
+    result: dict[str, Any] = {"repeats": repeats, "targets": {}, "layout": None}
+    if layout is not None:
+        result["layout"] = {"python": layout.python, "task": str(layout.task.relative_to(ROOT)), "runtime": str(layout.runtime.relative_to(ROOT))}
     for (name, variant), runs in samples.items():
         result["targets"][f"{name}/{variant}"] = {
             "cpu_ms": median([r["cpu"] * 1000 for r in runs]),
@@ -166,7 +239,7 @@ def run(repeats: int = 5, variants: tuple[str, ...] = ("pyc", "asset")) -> dict[
     result["importtime"] = {}
     for name in FUNCTIONS:
         # attribution only (one sample, noisy): self import time per top-level package
-        sampled = sample(IMPORT_AND_CLIENT.format(name=name), deployed_env(name), importtime=True)
+        sampled = sample(IMPORT_AND_CLIENT.format(name=name), deployed_env(name), importtime=True, layout=layout)
         result["importtime"][name] = top_packages(sampled["importtime"])
     return result
 

@@ -36,17 +36,21 @@ def section_cold(r: Results, repeats: int) -> None:
     r.raw["cold_start"] = data
     t = data["targets"]
     floor = t["floor/pyc"]
-    r.add("cold start", "floor: import boto3 + 1 client (CPU / wall / peak RSS)", f"{floor['cpu_ms']:.0f} ms / {floor['wall_ms']:.0f} ms / {floor['maxrss_mib']:.0f} MiB", "", "1.00", f"{repeats} fresh interpreters, alternated with the rows below")
+    layout = data.get("layout")
+    where = f"Python 3.13, Lambda layout ({layout['task']})" if layout else "this interpreter, venv (no Python 3.13 here)"
+    r.add("cold start", f"floor: import boto3 + 1 client (CPU / wall / peak RSS), {where}", f"{floor['cpu_ms']:.0f} ms / {floor['wall_ms']:.0f} ms / {floor['maxrss_mib']:.0f} MiB", "", "1.00", f"{repeats} fresh interpreters, alternated with the rows below")
+    shipped = "as deployed (asset with .pyc)" if layout else "with the venv's .pyc"
+    before = "sources only (the asset before bytecode was shipped)" if layout else "as bundled (no .pyc)"
     for name in cold_start.FUNCTIONS:
         pyc, asset, imp = t[f"{name}/pyc"], t[f"{name}/asset"], t[f"{name}/import"]
         top = ", ".join(f"{k} {v:.0f}" for k, v in data["importtime"][name][:3])
         r.add(
             "cold start",
-            f"{name}: import + first client, CPU (import only) / peak RSS",
+            f"{name}: import + first client {shipped}, CPU (import only) / peak RSS",
             f"{pyc['cpu_ms']:.0f} ms ({imp['cpu_ms']:.0f}) / {pyc['maxrss_mib']:.0f} MiB",
             f"floor {floor['cpu_ms']:.0f} ms / {floor['maxrss_mib']:.0f} MiB",
             f"{pyc['cpu_ms'] / floor['cpu_ms']:.2f}x CPU, {pyc['maxrss_mib'] / floor['maxrss_mib']:.2f}x RSS",
-            f"as bundled (no .pyc): {asset['cpu_ms']:.0f} ms = {asset['cpu_ms'] / floor['cpu_ms']:.2f}x; top self import ms: {top}",
+            f"{before}: {asset['cpu_ms']:.0f} ms = {asset['cpu_ms'] / floor['cpu_ms']:.2f}x; top self import ms: {top}",
         )
     a = data["asset"]
     if "bytes" in a:
@@ -224,15 +228,19 @@ DOC_NOTES = """
 
 * **cold start**: a fresh interpreter per sample imports `functions.<name>.handler` (its module-level
   init) and creates the DynamoDB client its first invocation creates; the floor is `import boto3` +
-  one client. CPU time is measured inside the child (interpreter start-up excluded), peak RSS is the
-  child's `ru_maxrss`. Environment as deployed: `LAMBDA_TASK_ROOT` set (so Powertools' Tracer is
-  enabled and patches botocore & co, the X-Ray SDK being installed locally), metrics enabled, fake
-  credentials, `AWS_DEFAULT_REGION=us-east-1`; `POWERTOOLS_TRACE_DISABLED` is **not** set.
-  "as bundled (no .pyc)" loads the asset's packages from a copy without `__pycache__`, with `-B`:
-  the asset is built with `pip install --no-compile` and `*.pyc` ignored, and `/var/task` is
-  read-only, so in Lambda every cold start compiles them from source. Import attribution comes
-  from `python -X importtime` (self time per top-level package, one sample: indicative only).
-  Local x86 CPU, not a Lambda arm64 sandbox: compare ratios, not milliseconds.
+  one client, in the same interpreter and layout. CPU time is measured inside the child (interpreter
+  start-up excluded); peak RSS is the child's `VmHWM`. The layout is Lambda's, rebuilt each run in
+  `bench/out/lambda/`: the asset exactly as `infra/bundling.py` builds it (for this machine's
+  architecture instead of arm64), first on `sys.path` as `/var/task` is, then boto3 & co compiled as
+  the runtime's `/var/runtime`; the interpreter is a Python 3.13 (the runtime's version, found like
+  the bundling finds it), run with `-I`. "sources only" is the same asset without its `__pycache__`,
+  run with `-B`: what every cold start paid before the bundling compiled bytecode into the asset
+  (`/var/task` is read-only, so Python cannot cache what it compiles there). Environment as deployed:
+  `LAMBDA_TASK_ROOT` set (so Powertools' Tracer is enabled and patches botocore), metrics enabled,
+  fake credentials, `AWS_DEFAULT_REGION=us-east-1`. Import attribution comes from `python -X
+  importtime` (self time per top-level package, one sample: indicative only). Local x86 CPU, not a
+  Lambda arm64 sandbox: compare ratios, not milliseconds. Without a Python 3.13 the rows fall back
+  to this interpreter with the venv's bytecode (and say so).
 * **warm**: the handler's own CPU per invocation with every AWS call's CPU subtracted (moto
   in-process), against the same work done without Powertools (parse with the same pydantic
   model, call the same logic function, serialise), alternately. Tracing disabled (no daemon).

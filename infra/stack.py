@@ -28,7 +28,7 @@ class PaymentsStack(cdk.Stack):
             description=f"Serverless payment system ({stage.name})",
             tags={"project": "serverless-payments", "stage": stage.name},
         )
-        code = lambda_code()
+        code = lambda_code(self)
         tables = PaymentTables(self, "Tables", stage=stage)
         wallet = Wallet(self, "Wallet", stage=stage, code=code, tables=tables)
         ledger = Ledger(self, "Ledger", stage=stage, code=code, tables=tables)

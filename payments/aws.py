@@ -17,19 +17,28 @@ from botocore.config import Config
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
+#: one session for every client: a second client then reuses the session's loaded endpoint,
+#: partition and credential data instead of loading them again (a cold-start cost)
+_session: boto3.session.Session | None = None
 
 
 def client(service: str) -> Any:
+    global _session
     found = _clients.get(service)
     if found is not None:
         return found
-    with _lock:
+    with _lock:  # boto3 sessions are not thread-safe: clients are created under the lock
         if service not in _clients:
-            _clients[service] = boto3.session.Session().client(service, config=_CONFIG)
+            if _session is None:
+                _session = boto3.session.Session()
+            _clients[service] = _session.client(service, config=_CONFIG)
         return _clients[service]
 
 
 def reset_clients() -> None:
-    """Drop cached clients (the local runtime calls this after changing the endpoint)."""
+    """Drop cached clients and the session (the local runtime calls this after changing the
+    endpoint or the credentials)."""
+    global _session
     with _lock:
         _clients.clear()
+        _session = None

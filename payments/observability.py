@@ -17,7 +17,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 logger = Logger()
-tracer = Tracer()
+#: Only botocore is patched (every AWS call becomes a subsegment). The default patches every
+#: library X-Ray knows (requests, httplib, sqlite3, ...), importing each at cold start although
+#: no function uses them; a PSP adapter that calls out over HTTP adds its client library here.
+tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics(namespace="Payments")
 
 LOCAL_COUNTS: Counter[str] = Counter()

@@ -27,6 +27,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from functions.payment import logic
 from functions.payment.problems import field_path, problem, validation_problem
+from payments import aws
 from payments.config import IDEMPOTENCY_TTL_SECONDS, MAX_BODY_BYTES, MAX_ORDERS_PER_CHECKOUT, settings
 from payments.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
 from payments.models import PaymentOut, PaymentRequest, TrialBalanceOut, WalletOut
@@ -52,7 +53,9 @@ idempotency_config = IdempotencyConfig(
     expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
     raise_on_no_idempotency_key=True,
 )
-_persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table)
+# The shared DynamoDB client: the layer would otherwise build its own session and client at
+# import, a second copy of the most expensive part of the cold start.
+_persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=aws.client("dynamodb"))
 
 IdempotencyKey = Annotated[
     str,

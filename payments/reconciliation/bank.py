@@ -43,10 +43,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-import mt940
-from bai2 import bai2 as bai2_parser
-from bai2.constants import TypeCodeTransaction
-
 from payments.money import exponent, format_minor, is_currency
 from payments.reconciliation.detect import CAMT053, MT940
 from payments.reconciliation.engine import Result
@@ -167,6 +163,8 @@ def _mt940_statements(lines: Iterator[tuple[int, str | None]], rejected: list[Re
 
 
 def _parse_mt940(lines: Iterator[tuple[int, str | None]], rejected: list[Rejected]) -> Iterator[Statement]:
+    import mt940  # imported on first use: most runs reconcile a PSP report, not a bank statement
+
     for start, text in _mt940_statements(lines, rejected):
         try:
             parsed = mt940.models.Transactions()
@@ -204,6 +202,9 @@ def _parse_mt940(lines: Iterator[tuple[int, str | None]], rejected: list[Rejecte
 
 
 def _parse_bai2(lines: Iterator[tuple[int, str | None]], rejected: list[Rejected]) -> Iterator[Statement]:
+    from bai2 import bai2 as bai2_parser  # imported on first use, like mt940
+    from bai2.constants import TypeCodeTransaction
+
     records = []
     for line, text in lines:
         if text is None:

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-import pytest
+import shutil
+import subprocess
+import sys
 
-from infra.bundling import DEPENDENCIES, DEPENDENCIES_WITHOUT_THEIRS, LocalPythonBundling
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Annotations, Match
+
+import infra.bundling as bundling_module
+from infra.bundling import (
+    BYTECODE_PYTHON_ENV,
+    DEPENDENCIES,
+    DEPENDENCIES_WITHOUT_THEIRS,
+    REPO_ROOT,
+    RUNTIME,
+    TASK_ROOT,
+    LocalPythonBundling,
+    bytecode_python,
+    compile_bytecode,
+)
 from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources, state_machine_named
 
 #: function -> (timeout s, memory MB, /tmp MB); the others are bounded by DEFAULT_SHAPE.
@@ -209,3 +226,50 @@ def test_local_bundling_fails_loudly_instead_of_falling_back_to_docker(tmp_path)
     # Then synthesis stops with pip's error (returning False would make CDK try Docker)
     with pytest.raises(RuntimeError, match="pip failed"):
         bundling.try_bundle(str(tmp_path), None)
+
+
+@pytest.mark.skipif(bytecode_python() is None, reason="no Python of the Lambda runtime's version on this machine")
+def test_asset_bytecode_is_compiled_for_the_runtime_and_loads_without_its_source_mtime(tmp_path):
+    # Given a copy of the first-party package, compiled as the asset is
+    shutil.copytree(REPO_ROOT / "payments", tmp_path / "payments", ignore=shutil.ignore_patterns("__pycache__"))
+    compile_bytecode(bytecode_python(), tmp_path)
+    # Then every module has bytecode of the runtime's version, hash-based and unchecked
+    # (flags 0b01: the zip does not keep mtimes), recording its path in the Lambda sandbox
+    tag = "cpython-" + RUNTIME.name.removeprefix("python").replace(".", "")
+    sources = sorted(tmp_path.rglob("*.py"))
+    assert sources
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        header = pyc.read_bytes()[:16]
+        assert int.from_bytes(header[4:8], "little") == 0b01, pyc
+    probe = (
+        "import marshal, sys; data = open(sys.argv[1], 'rb').read(); "
+        "import importlib.util as u; assert data[:4] == u.MAGIC_NUMBER; print(marshal.loads(data[16:]).co_filename)"
+    )
+    money = tmp_path / "payments" / "__pycache__" / f"money.{tag}.pyc"
+    printed = subprocess.run([bytecode_python(), "-c", probe, str(money)], capture_output=True, text=True, check=True).stdout.strip()
+    assert printed == f"{TASK_ROOT}/payments/money.py"
+
+
+def test_stack_warns_when_the_asset_can_only_ship_sources(monkeypatch):
+    # Given no interpreter of the runtime's version to compile bytecode with
+    monkeypatch.setattr(bundling_module, "bytecode_python", lambda: None)
+    stack = cdk.Stack(cdk.App(), "Probe")
+    # When the code asset is declared
+    bundling_module.lambda_code(stack)
+    # Then the stack carries a warning naming the fix (cdk synth --strict fails on it)
+    warnings = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("No Python 3.13 interpreter"))
+    assert len(warnings) == 1
+
+
+def test_configured_bytecode_python_must_be_the_runtime_version(monkeypatch):
+    # Given $PAYMENTS_BYTECODE_PYTHON pointing at an interpreter of another version (this one, 3.11)
+    monkeypatch.setenv(BYTECODE_PYTHON_ENV, sys.executable)
+    bundling_module.bytecode_python.cache_clear()
+    try:
+        # Then the search refuses it rather than shipping bytecode the runtime cannot load
+        with pytest.raises(RuntimeError, match="the Lambda runtime is 3.13"):
+            bundling_module.bytecode_python()
+    finally:
+        monkeypatch.delenv(BYTECODE_PYTHON_ENV)
+        bundling_module.bytecode_python.cache_clear()
