@@ -53,9 +53,27 @@ idempotency_config = IdempotencyConfig(
     expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
     raise_on_no_idempotency_key=True,
 )
-# The shared DynamoDB client: the layer would otherwise build its own session and client at
-# import, a second copy of the most expensive part of the cold start.
-_persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=aws.client("dynamodb"))
+
+
+class _SharedClientPersistence(DynamoDBPersistenceLayer):
+    """The idempotency store on the process's shared DynamoDB client (``payments.aws``).
+
+    Given no client, the layer builds its own session and client at import: a second copy of
+    the most expensive part of the cold start. Reading the client at each use (rather than
+    keeping the one it was given) also follows ``aws.reset_clients()``, which the local runtime
+    calls when it points the process at another endpoint.
+    """
+
+    @property
+    def client(self) -> Any:
+        return aws.client("dynamodb")
+
+    @client.setter
+    def client(self, _given: Any) -> None:  # the base class assigns it in __init__
+        pass
+
+
+_persistence = _SharedClientPersistence(table_name=settings().idempotency_table, boto3_client=aws.client("dynamodb"))
 
 IdempotencyKey = Annotated[
     str,

@@ -18,9 +18,16 @@
    DynamoType objects first), so they are written with ``json.dumps``; anything
    that is not plain JSON (binary attributes, errors) takes moto's path.
 
-And one to its Step Functions engine: it builds a new boto3 client for every
-Lambda task it runs (tens of milliseconds of CPU each); :func:`install` makes it
-reuse one client per region and service.
+And two to its Step Functions engine:
+
+4. it builds a new boto3 client for every Lambda task it runs (tens of milliseconds
+   of CPU each); :func:`install` makes it reuse one client per region and service;
+5. it parses the state machine's ASL with ANTLR at the start of every execution (a
+   seventh of the demo's CPU); the parsed program is cached per definition text.
+   Sharing it between executions is safe for the same reason that the iterations of
+   one Map already share it: the components keep no evaluation state of their own
+   (attempt counters and the like live in each execution's environment, keyed by
+   component), and each component's heap key is assigned here once, before sharing.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ def install() -> None:
     _install_dynamodb()
     _install_fast_dynamodb_responses()
     _install_client_cache()
+    _install_program_cache()
 
 
 _FAST_OPERATIONS = frozenset(
@@ -87,6 +95,7 @@ def _install_fast_dynamodb_responses() -> None:
 
 def _install_client_cache() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto import settings as moto_settings
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     if getattr(boto_client.boto_client_for, "_payments_cached", False):
@@ -96,14 +105,55 @@ def _install_client_cache() -> None:
     lock = threading.Lock()
 
     def cached(region: str, service: str, state_credentials: Any = None) -> Any:
+        # keyed by the server's port too: the client points at it, and a later runtime in this
+        # process (another test session's) listens on another port
+        key = (region, service, moto_settings.moto_server_port())
         with lock:
-            if (region, service) not in cache:
-                cache[(region, service)] = original(region=region, service=service, state_credentials=state_credentials)
-            return cache[(region, service)]
+            if key not in cache:
+                cache[key] = original(region=region, service=service, state_credentials=state_credentials)
+            return cache[key]
 
     cached._payments_cached = True  # type: ignore[attr-defined]
     boto_client.boto_client_for = cached
     lambda_eval_utils.boto_client_for = cached
+
+
+def _install_program_cache() -> None:
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    if getattr(ExecutionWorker._get_evaluation_entrypoint, "_payments_cached", False):
+        return
+    programs: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def assign_heap_keys(component: Any, seen: set[int]) -> None:
+        # heap_key is created lazily on first use; created concurrently by two executions it could
+        # differ between them and lose a retry counter, so every component gets its key now
+        if id(component) in seen:
+            return
+        seen.add(id(component))
+        if isinstance(component, EvalComponent):
+            component.heap_key  # noqa: B018 - the property assigns the key
+        children = component.__dict__.values() if hasattr(component, "__dict__") else ()
+        for child in children:
+            for item in child if isinstance(child, (list, tuple)) else (child.values() if isinstance(child, dict) else (child,)):
+                if isinstance(item, EvalComponent) or (hasattr(item, "__dict__") and type(item).__module__.startswith("moto.stepfunctions.parser.asl.component")):
+                    assign_heap_keys(item, seen)
+
+    def cached_entrypoint(self: Any) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        with lock:
+            program = programs.get(definition)
+            if program is None:
+                program = AmazonStateLanguageParser.parse(definition)[0]
+                assign_heap_keys(program, set())
+                programs[definition] = program
+            return program
+
+    cached_entrypoint._payments_cached = True  # type: ignore[attr-defined]
+    ExecutionWorker._get_evaluation_entrypoint = cached_entrypoint
 
 
 def _install_dynamodb() -> None:

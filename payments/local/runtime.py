@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+import urllib.request
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -102,6 +103,9 @@ class LocalRuntime:
         moto_patches.install()
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
         self._moto.start()
+        # moto's backends are process-global: a runtime started earlier in this process (another
+        # test session's) left its tables and state machines behind. Start from nothing.
+        urllib.request.urlopen(urllib.request.Request(f"{self.aws_url}/moto-api/reset", method="POST"), timeout=30).read()
         self._bootstrap()
         from payments.local.http_api import serve_api
 
