@@ -127,8 +127,16 @@ def section_throughput(r: Results, checkouts: int, runs: int) -> None:
     log("throughput ...")
     data = throughput.run(checkouts, runs)
     r.raw["throughput"] = data
-    r.add("local", f"payments demo end to end ({checkouts} checkouts, {data['orders']} orders)", f"{data['checkouts_per_s']:.1f} checkouts/s", "", "", f"runs {data['runs']}; {data['results'][0]}; includes PSP retry backoff waits of the scenario"
-          + (f"; STALLED runs (excluded): {data['stalled_runs']}" if data["stalled_runs"] else ""))
+    base = data["baseline_checkouts_per_s"]
+    r.add(
+        "local",
+        f"payments demo end to end ({checkouts} checkouts, {data['orders']} orders)",
+        f"{data['checkouts_per_s']:.1f} checkouts/s",
+        f"baseline (AWS calls over HTTP, ASL parsed per execution) {base:.1f} checkouts/s",
+        f"{data['checkouts_per_s'] / base:.2f}x",
+        f"runs {data['runs']} vs baseline {data['baseline_runs']}, alternated; {data['results'][0]}; includes PSP retry backoff waits of the scenario"
+        + (f"; STALLED runs (excluded): {data['stalled_runs']}" if data["stalled_runs"] else ""),
+    )
     prof = data.get("profile")
     if prof:
         layers = ", ".join(f"{k} {v:.0%}" for k, v in prof["layers"][:6])
@@ -260,6 +268,10 @@ DOC_NOTES = """
   backoff waits; the profile is py-spy `--gil` (samples of whichever thread holds the GIL, i.e. Python CPU) over
   one extra run of half the checkouts. A run whose workflows do not all finish within 240 s is
   reported as STALLED and excluded from the median (its demo output is kept in bench/out/).
+  Each run alternates with a run of the baseline, the local runtime before its two speed-ups:
+  `PAYMENTS_LOCAL_TRANSPORT=http` (the process's AWS calls over the socket to moto instead of
+  to moto's WSGI application in-process, `payments/local/inprocess.py`) and
+  `PAYMENTS_LOCAL_ASL_CACHE=off` (moto parses the ASL for every execution again).
 * **reconciliation**: `bench/bench_reconcile.py` (engine vs a plain pandas merge), each run a fresh
   subprocess, engine and pandas alternated. The default run uses 250k rows; `--full` adds 1M.
 """

@@ -10,6 +10,11 @@ last workflow finished), which is parsed. Then one more run under py-spy
 i.e. Python CPU, not threads blocked in sockets; half the checkouts), aggregated here: the
 share of samples per leaf function (self) and per layer (the first frame, from the leaf up,
 that belongs to a known layer). The profiled run's rate is reported apart (py-spy slows it).
+
+Each run is paired with a run of the **baseline**, alternately: the local runtime as it was
+before its two speed-ups (``PAYMENTS_LOCAL_TRANSPORT=http``: this process's AWS calls go
+over the socket to the moto server instead of to its WSGI application in-process;
+``PAYMENTS_LOCAL_ASL_CACHE=off``: moto parses the ASL again for every execution).
 """
 
 from __future__ import annotations
@@ -87,11 +92,17 @@ def child(checkouts: int) -> None:
     )
 
 
-def one_run(checkouts: int, profile: Path | None = None) -> dict[str, Any]:
+BASELINE_ENV = {"PAYMENTS_LOCAL_TRANSPORT": "http", "PAYMENTS_LOCAL_ASL_CACHE": "off"}
+
+
+def one_run(checkouts: int, profile: Path | None = None, baseline: bool = False) -> dict[str, Any]:
     command = [PYTHON, "-m", "bench.throughput", "--child", "--checkouts", str(checkouts)]
     if profile is not None:
         command = [str(PY_SPY), "record", "--nonblocking", "--format", "raw", "--rate", "50", "--gil", "--threads", "-o", str(profile), "--", *command]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    env = {k: v for k, v in os.environ.items() if k not in BASELINE_ENV}
+    if baseline:
+        env.update(BASELINE_ENV)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     lines = [l for l in done.stdout.strip().splitlines() if l.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"throughput run failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -127,10 +138,11 @@ def aggregate(raw: Path, top: int = 8) -> dict[str, Any]:
 
 
 def run(checkouts: int = 100, runs: int = 2, profile: bool = True) -> dict[str, Any]:
-    results = []
-    for i in range(runs):
+    results, baselines = [], []
+    for i in range(runs):  # alternately: the runtime as it is, then the baseline
         results.append(one_run(checkouts))
-        log(f"  throughput: run {i + 1}/{runs}: {results[-1]['checkouts_per_s']} checkouts/s")
+        baselines.append(one_run(checkouts, baseline=True))
+        log(f"  throughput: run {i + 1}/{runs}: {results[-1]['checkouts_per_s']} checkouts/s (baseline {baselines[-1]['checkouts_per_s']})")
     # a run whose workflows did not all finish measured the timeout, not the throughput
     settled = [r for r in results if not r.get("unsettled")]
     out: dict[str, Any] = {
@@ -140,6 +152,9 @@ def run(checkouts: int = 100, runs: int = 2, profile: bool = True) -> dict[str, 
         "stalled_runs": [{"unsettled": r["unsettled"], "output": r["output"]} for r in results if r.get("unsettled")],
         "checkouts_per_s": median([r["checkouts_per_s"] for r in settled]) if settled else float("nan"),
         "results": [r["result"] for r in results],
+        "baseline_runs": [r["checkouts_per_s"] for r in baselines],
+        "baseline_checkouts_per_s": median([r["checkouts_per_s"] for r in baselines if not r.get("unsettled")]),
+        "baseline_results": [r["result"] for r in baselines],
     }
     if profile and PY_SPY.exists():
         raw = OUT / "demo-profile.txt"

@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import threading
 from typing import Any
 
@@ -65,7 +66,8 @@ def install() -> None:
     _install_dynamodb()
     _install_fast_dynamodb_responses()
     _install_client_cache()
-    _install_program_cache()
+    if os.environ.get("PAYMENTS_LOCAL_ASL_CACHE", "on") != "off":  # off: the baseline of bench/throughput.py
+        _install_program_cache()
 
 
 _FAST_OPERATIONS = frozenset(

@@ -30,7 +30,7 @@ import boto3
 
 from payments import aws
 from payments.config import Settings, reset_settings
-from payments.local import lambdas, moto_patches
+from payments.local import inprocess, lambdas, moto_patches
 from payments.tables import create_tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,8 +71,11 @@ class Endpoints:
 
 
 class LocalRuntime:
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, aws_port: int | None = None, quiet: bool = True):
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, aws_port: int | None = None, quiet: bool = True, in_process: bool | None = None):
         self.host = host
+        #: this process's own AWS calls reach moto without HTTP (payments/local/inprocess.py);
+        #: PAYMENTS_LOCAL_TRANSPORT=http sends them over the socket (to watch them, or compare)
+        self.in_process = in_process if in_process is not None else os.environ.get("PAYMENTS_LOCAL_TRANSPORT", "inprocess") != "http"
         self.port = port
         self.aws_port = aws_port or port + 1
         self.quiet = quiet
@@ -103,6 +106,9 @@ class LocalRuntime:
         moto_patches.install()
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
         self._moto.start()
+        if self.in_process:
+            for host in {self.host, "localhost", "127.0.0.1"}:
+                inprocess.install(f"{host}:{self.aws_port}", self._moto._server.app)
         # moto's backends are process-global: a runtime started earlier in this process (another
         # test session's) left its tables and state machines behind. Start from nothing.
         urllib.request.urlopen(urllib.request.Request(f"{self.aws_url}/moto-api/reset", method="POST"), timeout=30).read()
@@ -116,6 +122,8 @@ class LocalRuntime:
         if self._http is not None:
             self._http.shutdown()
         if self._moto is not None:
+            for host in {self.host, "localhost", "127.0.0.1"}:
+                inprocess.uninstall(f"{host}:{self.aws_port}")
             self._moto.stop()
         if self._saved_environment is not None:  # give the process its environment back
             os.environ.clear()
