@@ -27,6 +27,7 @@ import hashlib
 import json
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -136,41 +137,46 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
     injector = ChaosInjector(schedule, log, time_scale=config.time_scale)
     client = ApiClient(api_url, timeout=60)
     repo = PaymentsRepository()
-    mark = time.monotonic()
-    with injector:
-        # 1. submit
-        _submit(client, scenario.checkouts, schedule, log, checks, config, out)
-        result.phases["submit"] = time.monotonic() - mark
+    try:
         mark = time.monotonic()
-        # 2. settle
-        pending = _wait_settled(client, [c["checkout_id"] for c in scenario.checkouts], config.settle_timeout)
-        checks.check("every checkout final or parked within the deadline", not pending, f"{len(pending)} unsettled, e.g. {sorted(pending)[:5]}")
-        result.phases["settle"] = time.monotonic() - mark
-        mark = time.monotonic()
-        injector.enabled = False
-        # 3. audit + stuck detection
-        before = checks.audit("after the run")
-        result.parked = sorted(before.needs_attention)
-        _check_stuck_detection(repo, checks, prefix)
-        # 4. resume what is parked, as the runbook says
-        result.resumed = _resume_parked(repo, checks, prefix)
-        result.phases["resume"] = time.monotonic() - mark
-        mark = time.monotonic()
-        # 5. late notifications
-        _late_notifications(repo, schedule, log, checks, prefix)
-        # 6. reconciliation, with its own faults
-        if config.reconcile:
-            injector.enabled = True
-            injector.active_steps = {"reconcile"}
-            _reconcile(schedule, log, checks, config)
+        with injector:
+            # 1. submit
+            _submit(client, scenario.checkouts, schedule, log, checks, config, out)
+            result.phases["submit"] = time.monotonic() - mark
+            mark = time.monotonic()
+            # 2. settle
+            pending = _wait_settled(client, [c["checkout_id"] for c in scenario.checkouts], config.settle_timeout)
+            checks.check("every checkout final or parked within the deadline", not pending, f"{len(pending)} unsettled, e.g. {sorted(pending)[:5]}")
+            result.phases["settle"] = time.monotonic() - mark
+            mark = time.monotonic()
             injector.enabled = False
-        result.phases["reconcile"] = time.monotonic() - mark
-    # 7. final audit
-    after = checks.audit("final")
-    result.orders_by_status = Counter(
-        o.status.value + ("+NEEDS_ATTENTION" if o.needs_attention else "") for o in repo.scan_orders() if o.checkout_id.startswith(prefix)
-    )
-    checks.check("nothing left parked after resume", not after.needs_attention, f"still parked: {sorted(after.needs_attention)[:10]}")
+            # 3. audit + stuck detection
+            before = checks.audit("after the run")
+            out(f"chaos: audit after the run: {sum(before.checks.values())} invariant checks, {len(before.violations)} violations, {len(before.needs_attention)} parked")
+            result.parked = sorted(before.needs_attention)
+            _check_stuck_detection(repo, checks, prefix)
+            # 4. resume what is parked, as the runbook says
+            result.resumed = _resume_parked(repo, checks, prefix)
+            result.phases["resume"] = time.monotonic() - mark
+            mark = time.monotonic()
+            # 5. late notifications
+            _late_notifications(repo, schedule, log, checks, prefix)
+            # 6. reconciliation, with its own faults
+            if config.reconcile:
+                injector.enabled = True
+                injector.active_steps = {"reconcile"}
+                _reconcile(schedule, log, checks, config)
+                injector.enabled = False
+            result.phases["reconcile"] = time.monotonic() - mark
+        # 7. final audit
+        after = checks.audit("final")
+        result.orders_by_status = Counter(
+            o.status.value + ("+NEEDS_ATTENTION" if o.needs_attention else "") for o in repo.scan_orders() if o.checkout_id.startswith(prefix)
+        )
+        checks.check("nothing left parked after resume", not after.needs_attention, f"still parked: {sorted(after.needs_attention)[:10]}")
+    except Exception as err:  # noqa: BLE001 - a crashed phase is a finding: report what ran, exit non-zero
+        out("chaos: a phase raised:\n" + "".join(traceback.format_exception(err))[-3000:])
+        checks.check("every phase ran to the end", False, f"{type(err).__name__}: {err}"[:500])
     result.faults = log.by_kind()
     result.injected_digest = hashlib.sha256(
         "\n".join(sorted(f"{e.kind} {e.step} {schedule.logical(e.key)} {e.attempt}" for e in log.events)).encode()
