@@ -214,7 +214,9 @@ def count(checkouts: int = 10) -> dict[str, Any]:
     from payments.local.runtime import REGION, LocalRuntime, free_port
 
     counters = Counters()
-    runtime = LocalRuntime(port=free_port(), aws_port=free_port(), quiet=True)
+    # over the socket: a handler's thread CPU must not include moto's own work serving its calls
+    # (the in-process transport would run that on the handler's thread)
+    runtime = LocalRuntime(port=free_port(), aws_port=free_port(), quiet=True, in_process=False)
     runtime.start()
     try:
         install_counters(counters)
