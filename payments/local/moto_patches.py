@@ -21,7 +21,8 @@
 And two to its Step Functions engine:
 
 4. it builds a new boto3 client for every Lambda task it runs (tens of milliseconds
-   of CPU each); :func:`install` makes it reuse one client per region and service;
+   of CPU each); :func:`install` makes it reuse one client per region, service and
+   server port;
 5. it parses the state machine's ASL with ANTLR at the start of every execution (a
    seventh of the demo's CPU); the parsed program is cached per definition text.
    Sharing it between executions is safe for the same reason that the iterations of
