@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 
 from payments import aws
@@ -165,7 +165,7 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
             if config.reconcile:
                 injector.enabled = True
                 injector.active_steps = {"reconcile"}
-                _reconcile(schedule, log, checks, config)
+                _reconcile(schedule, log, checks, config, out)
                 injector.enabled = False
             result.phases["reconcile"] = time.monotonic() - mark
         # 7. final audit
@@ -335,7 +335,7 @@ def _late_notifications(
         checks.check("a late notification is recorded as an anomaly", recorded, f"{order.payment_order_id}: {kind} ({order.status.value} -> {target.value}) left {len(after.anomalies) - len(order.anomalies)} new anomalies")
 
 
-def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: ChaosConfig) -> None:
+def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: ChaosConfig, out: Printer) -> None:
     from payments.local.lambdas import DEAD_LETTERS, DISPATCHER
     from payments.psp.simulator import SimulatedPsp
     from payments.reconciliation.settlement import settle_day
@@ -347,20 +347,32 @@ def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: 
     days = sorted({c["charge_day"] for c in SimulatedPsp().all_charges()})
     dead_before = len(DEAD_LETTERS)
     for day in days:
+        seen = len(DISPATCHER.async_invocations)
         key, rows = settle_day(day)
         report_key = f"reports/{key}.json"
+        # wait for the invocation itself (its retries included), not for a guessed deadline: the
+        # time a file takes grows with its rows (and doubles with the injected crash)
+        invocation = _wait_async_reconcile(DISPATCHER, seen, key)
+        if not checks.check("the settlement file's S3 notification invoked reconcile", invocation is not None, f"{key}: no invocation within {NOTIFICATION_SECONDS} s"):
+            continue
+        assert invocation is not None
+        finished = checks.check(
+            "the reconcile invocation succeeded within Lambda's bounds",
+            bool(invocation.succeeded),
+            f"{key}: {'still running' if not invocation.done else 'dead-lettered'} after {invocation.attempts} attempts, {time.monotonic() - invocation.queued:.0f} s",
+        )
+        out(f"chaos: {key}: {rows} rows, reconciled in {invocation.seconds:.1f} s over {invocation.attempts} attempts")
+        if not finished:
+            continue
         # the run of *this* file (the same day may have been reconciled before, in a shared runtime):
         # its summary is the last record written, under the file's sha256
         sha256 = hashlib.sha256(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest()
-        deadline = time.monotonic() + 120
-        summary = None
-        while time.monotonic() < deadline:
-            summary = store.summary(key)
-            if summary is not None and summary.get("sha256") == sha256:
-                break
-            summary = None
-            time.sleep(0.3)
-        if not checks.check("the settlement file was reconciled (S3 notification -> reconcile)", summary is not None, f"{key}: no run recorded within 120s"):
+        summary = store.summary(key)
+        if not checks.check(
+            "the settlement file was reconciled (S3 notification -> reconcile)",
+            summary is not None and summary.get("sha256") == sha256,
+            f"{key}: the invocation succeeded but recorded no run of sha256 {sha256[:16]} (summary {summary})",
+        ):
             continue
         report = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
         checks.check(
@@ -392,6 +404,36 @@ def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: 
             crashed = [e for e in log.of_kind(s.RECONCILE_CRASH) if e.key == key]
             checks.check("the reconciliation crash was injected and recovered by a retry", bool(crashed), f"{key}: no crash was injected")
     checks.check("no asynchronous invocation dead-lettered", len(DEAD_LETTERS) == dead_before, f"{DEAD_LETTERS[dead_before:][:2]}")
+
+
+#: how long S3 may take to deliver an ObjectCreated notification (moto delivers it on the PUT)
+NOTIFICATION_SECONDS = 60
+#: one attempt of the deployed reconcile function is bounded by its timeout
+#: (``RECONCILE_TIMEOUT`` in infra/constructs/reconciliation.py); Lambda makes 3 attempts
+RECONCILE_ATTEMPT_SECONDS = 14 * 60
+
+
+def _wait_async_reconcile(dispatcher: Any, seen: int, key: str) -> Any:
+    """The asynchronous reconcile invocation for ``key`` queued after the first ``seen`` ones,
+    once it has finished (or its attempts' bound passed); None if S3 never invoked it."""
+    from payments.local.lambdas import ASYNC_RETRIES
+
+    def find() -> Any:
+        for invocation in dispatcher.async_invocations[seen:]:
+            records = invocation.event.get("Records", []) if isinstance(invocation.event, dict) else []
+            if invocation.function_name == "payments-reconcile" and records and unquote_plus(records[0]["s3"]["object"]["key"]) == key:
+                return invocation
+        return None
+
+    deadline = time.monotonic() + NOTIFICATION_SECONDS
+    while (invocation := find()) is None:
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
+    deadline = invocation.queued + RECONCILE_ATTEMPT_SECONDS * (1 + ASYNC_RETRIES)
+    while not invocation.done and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return invocation
 
 
 def _run_items(store: Any, key: str) -> list[dict[str, Any]]:

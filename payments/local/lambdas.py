@@ -9,7 +9,9 @@ name, which is what the ASL's ``Retry``/``Catch`` match on).
 
 Asynchronous invocations (S3 notifications) run on a small worker pool with
 Lambda's async retry policy (2 retries); an event that still fails is kept in
-:data:`DEAD_LETTERS`, never dropped.
+:data:`DEAD_LETTERS`, never dropped. Each one's fate (attempts, seconds, whether it
+succeeded) is kept in :attr:`Dispatcher.async_invocations`, so a caller can wait for
+the invocation itself rather than guess a deadline.
 """
 
 from __future__ import annotations
@@ -37,6 +39,23 @@ FUNCTIONS: dict[str, str] = {
 
 ASYNC_RETRIES = 2
 DEAD_LETTERS: list[dict[str, Any]] = []
+
+
+@dataclass
+class AsyncInvocation:
+    """One asynchronous (``Event``) invocation, with its retries, as the Lambda service runs it."""
+
+    function_name: str
+    event: Any
+    queued: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+    #: None while queued or running; then True (an attempt succeeded) or False (dead-lettered)
+    succeeded: bool | None = None
+    seconds: float = 0.0  # from the first attempt's start to the last attempt's end
+
+    @property
+    def done(self) -> bool:
+        return self.succeeded is not None
 
 
 @dataclass
@@ -76,6 +95,7 @@ class Dispatcher:
         #: hooks run around every invocation: (function_name, event) -> None (fault injection, counting)
         self.before_invoke: list[Callable[[str, Any], None]] = []
         self.invocations: dict[str, int] = {}
+        self.async_invocations: list[AsyncInvocation] = []
 
     def handler_for(self, function_name: str) -> Callable[[Any, Any], Any]:
         name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
@@ -103,16 +123,31 @@ class Dispatcher:
             }
             return json.dumps(payload).encode(), True
 
-    def invoke_async(self, function_name: str, event: Any) -> None:
+    def invoke_async(self, function_name: str, event: Any) -> AsyncInvocation:
+        record = AsyncInvocation(function_name.rsplit(":", 1)[-1], event)
+        with self._lock:
+            self.async_invocations.append(record)
+
         def run() -> None:
-            for attempt in range(1 + ASYNC_RETRIES):
-                payload, errored = self.invoke(function_name, event)
-                if not errored:
-                    return
-                time.sleep(0.2 * (attempt + 1))
-            DEAD_LETTERS.append({"function": function_name, "event": event, "error": json.loads(payload)})
+            started = time.monotonic()
+            try:
+                for attempt in range(1 + ASYNC_RETRIES):
+                    record.attempts = attempt + 1
+                    payload, errored = self.invoke(function_name, event)
+                    if not errored:
+                        record.succeeded = True
+                        return
+                    time.sleep(0.2 * (attempt + 1))
+                DEAD_LETTERS.append({"function": function_name, "event": event, "error": json.loads(payload)})
+                record.succeeded = False
+            finally:
+                record.seconds = time.monotonic() - started
+                if record.succeeded is None:  # the dispatcher itself failed: the event is not lost
+                    DEAD_LETTERS.append({"function": function_name, "event": event, "error": "dispatcher failure"})
+                    record.succeeded = False
 
         self._async.submit(run)
+        return record
 
 
 DISPATCHER = Dispatcher()
