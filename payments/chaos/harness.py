@@ -452,7 +452,7 @@ def print_report(result: ChaosResult, out: Printer = print) -> None:
     out("")
     out(f"Checkouts: {result.checkouts} ({result.orders} payment orders); orders by status: "
         + ", ".join(f"{k} {v}" for k, v in sorted(result.orders_by_status.items())))
-    out(f"Parked NEEDS_ATTENTION after the run: {len(result.parked)}; resumed with `payments resume`: {len(result.resumed)}")
+    out(f"Parked NEEDS_ATTENTION after the run: {len(result.parked)} payment orders; checkouts resumed with `payments resume`: {len(result.resumed)}")
     out(f"Faults injected ({sum(result.faults.values())}):")
     for kind, count in sorted(result.faults.items()):
         out(f"  {kind:<26} {count}")
