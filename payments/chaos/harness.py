@@ -34,12 +34,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote_plus, unquote_plus
+from urllib.parse import quote_plus
 
 
 from payments import aws
 from payments.chaos import schedule as s
-from payments.chaos.faults import ChaosInjector, FaultLog
+from payments.chaos.faults import ChaosInjector, FaultLog, step_of
 from payments.chaos.schedule import FaultProfile, FaultSchedule
 from payments.config import settings
 from payments.demo import build_scenario
@@ -420,8 +420,7 @@ def _wait_async_reconcile(dispatcher: Any, seen: int, key: str) -> Any:
 
     def find() -> Any:
         for invocation in dispatcher.async_invocations[seen:]:
-            records = invocation.event.get("Records", []) if isinstance(invocation.event, dict) else []
-            if invocation.function_name == "payments-reconcile" and records and unquote_plus(records[0]["s3"]["object"]["key"]) == key:
+            if step_of(invocation.function_name, invocation.event) == ("reconcile", key):
                 return invocation
         return None
 

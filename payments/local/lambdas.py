@@ -128,23 +128,25 @@ class Dispatcher:
         with self._lock:
             self.async_invocations.append(record)
 
+        def attempts() -> bool:
+            for attempt in range(1 + ASYNC_RETRIES):
+                record.attempts = attempt + 1
+                payload, errored = self.invoke(function_name, event)
+                if not errored:
+                    return True
+                time.sleep(0.2 * (attempt + 1))
+            DEAD_LETTERS.append({"function": function_name, "event": event, "error": json.loads(payload)})
+            return False
+
         def run() -> None:
-            started = time.monotonic()
+            started, succeeded = time.monotonic(), False
             try:
-                for attempt in range(1 + ASYNC_RETRIES):
-                    record.attempts = attempt + 1
-                    payload, errored = self.invoke(function_name, event)
-                    if not errored:
-                        record.succeeded = True
-                        return
-                    time.sleep(0.2 * (attempt + 1))
-                DEAD_LETTERS.append({"function": function_name, "event": event, "error": json.loads(payload)})
-                record.succeeded = False
+                succeeded = attempts()
+            except Exception as err:  # noqa: BLE001 - the dispatcher itself failed: the event is not lost
+                DEAD_LETTERS.append({"function": function_name, "event": event, "error": f"dispatcher: {err!r}"})
             finally:
                 record.seconds = time.monotonic() - started
-                if record.succeeded is None:  # the dispatcher itself failed: the event is not lost
-                    DEAD_LETTERS.append({"function": function_name, "event": event, "error": "dispatcher failure"})
-                    record.succeeded = False
+                record.succeeded = succeeded  # last: a waiter that sees it done reads final figures
 
         self._async.submit(run)
         return record
