@@ -151,6 +151,13 @@ def check(
             report.fail(3, f"trial balance {currency}: debits {debits} != credits {credits_}", currency)
         if [debits, credits_] != txn_totals.get(currency, [0, 0]):
             report.fail(3, f"trial balance {currency} {debits}/{credits_} != sum of transactions {txn_totals.get(currency)}", currency)
+    # the seller accounts' running totals (what reconciliation's three-way check reads) = their postings
+    account_totals = ledger.all_account_totals()
+    for account, currency in sorted(set(account_totals) | {k for k in projection if k[0].startswith("seller:")}):
+        report.checks[3] += 1
+        kept, summed = account_totals.get((account, currency), 0), projection.get((account, currency), 0)
+        if kept != summed:
+            report.fail(3, f"account totals of {account} {currency}: {kept} != sum of its postings {summed}", account)
 
     # 4. wallet = ledger projection (an order parked after its wallet credit but before its
     # ledger append is a known, surfaced gap: its credit counts as in flight, not as a violation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -102,3 +103,30 @@ def query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
     for page in paginator.paginate(**kwargs):
         for item in page.get("Items", []):
             yield from_item(item)  # type: ignore[misc]
+
+
+#: BatchGetItem's limit of keys per request
+BATCH_GET_KEYS = 100
+#: rounds of UnprocessedKeys retried before giving up (DynamoDB returns them under throttling)
+BATCH_GET_ROUNDS = 8
+
+
+def batch_get(client: Any, table: str, keys: list[dict[str, str]]) -> Iterator[dict[str, Any]]:
+    """The items found under ``keys`` (plain ``{"pk": ..., "sk": ...}`` strings), strongly
+    consistent, 100 keys per request; unprocessed keys are asked again with a backoff, and
+    a batch that keeps coming back unprocessed raises StoreUnavailable (never a partial answer)."""
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        pending: dict[str, Any] = {
+            table: {"Keys": [to_item(k) for k in keys[start : start + BATCH_GET_KEYS]], "ConsistentRead": True}
+        }
+        for round_ in range(BATCH_GET_ROUNDS):
+            with transient_as_store_unavailable():
+                response = client.batch_get_item(RequestItems=pending)
+            for item in response.get("Responses", {}).get(table, []):
+                yield from_item(item)  # type: ignore[misc]
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(min(1.0, 0.05 * 2**round_))
+        else:
+            raise StoreUnavailable(f"DynamoDB: {len(pending[table]['Keys'])} keys of {table} stayed unprocessed")

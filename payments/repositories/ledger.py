@@ -6,11 +6,17 @@ Item layout (``pk``, ``sk``):
   seller_account, currency, amount_minor, postings [{account, side, amount_minor, currency}],
   settlement_day (``<psp>#<YYYY-MM-DD>``, index ``by_settlement_day``), booked_at
 * totals shard ``TOTALS#<shard>`` / ``CCY#<currency>``: debits_minor, credits_minor, transactions
+* seller account shard ``ACCOUNT#seller:<id>`` / ``CCY#<currency>#<shard>``: debits_minor,
+  credits_minor, transactions (the seller's ledger projection without a scan)
 
 The transaction id is derived from the payment order id, so appending is a
 conditional put: a retry fails the condition and appends nothing. The same
 ``TransactWriteItems`` adds to a totals shard (the trial balance without a scan)
-and sets ``ledger_updated`` on the order. Entries are never updated; a
+and to a shard of the seller's account totals (what reconciliation's three-way
+check compares each wallet with, read by key), and sets ``ledger_updated`` on
+the order. All or nothing: the totals move exactly when the transaction is
+appended. Shards keep a hot seller from making one item a write hotspot; both
+kinds of totals are checked against the transactions by ``payments verify``. Entries are never updated; a
 correction is a reversing transaction with its own id.
 """
 
@@ -28,7 +34,7 @@ from payments import aws, clock
 from payments.config import settings
 from payments.errors import InvariantViolation
 from payments.models import OrderRecord
-from payments.repositories.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.repositories.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
 from payments.repositories.payments import PaymentsRepository
 from payments.status import OrderStatus
 
@@ -41,6 +47,10 @@ def psp_receivable(psp: str) -> str:
 
 def seller_account_id(seller_account: str) -> str:
     return f"seller:{seller_account}"
+
+
+def account_totals_pk(account: str) -> str:
+    return f"ACCOUNT#{account}"
 
 
 def assert_balanced(postings: list[dict[str, Any]]) -> None:
@@ -109,6 +119,24 @@ class LedgerRepository:
                                 "ExpressionAttributeValues": to_values({":amount": order.amount_minor, ":one": 1, ":ccy": order.currency}),
                             }
                         },
+                        {
+                            "Update": {
+                                "TableName": self.table,
+                                "Key": {
+                                    "pk": {"S": account_totals_pk(seller_account_id(order.seller_account))},
+                                    "sk": {"S": f"CCY#{order.currency}#{shard}"},
+                                },
+                                "UpdateExpression": "ADD credits_minor :amount, transactions :one SET currency = :ccy, account = :account",
+                                "ExpressionAttributeValues": to_values(
+                                    {
+                                        ":amount": order.amount_minor,
+                                        ":one": 1,
+                                        ":ccy": order.currency,
+                                        ":account": seller_account_id(order.seller_account),
+                                    }
+                                ),
+                            }
+                        },
                         self.payments.order_flag_update(order.payment_order_id, "ledger_updated"),
                     ]
                 )
@@ -147,6 +175,20 @@ class LedgerRepository:
                 totals[item["currency"]][1] += item["credits_minor"]
         return {c: (d, cr) for c, (d, cr) in sorted(totals.items())}
 
+    def seller_totals_of(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(seller, currency) -> net credits of ``seller:<id>`` in that currency, for these
+        accounts only: their totals shards read by key (BatchGetItem)."""
+        keys = [
+            {"pk": account_totals_pk(seller_account_id(seller)), "sk": f"CCY#{ccy}#{shard}"}
+            for seller, ccy in sorted(accounts)
+            for shard in range(self.shards)
+        ]
+        totals = {account: 0 for account in accounts}
+        for item in batch_get(self.ddb, self.table, keys):
+            seller = item["account"].split(":", 1)[1]
+            totals[(seller, item["currency"])] += item.get("credits_minor", 0) - item.get("debits_minor", 0)
+        return totals
+
     def transactions_for_settlement_day(self, day: str, psp: str | None = None) -> Iterator[dict[str, Any]]:
         """The PSP's transactions charged on a UTC day (what its settlement file should hold)."""
         yield from query_all(
@@ -166,3 +208,11 @@ class LedgerRepository:
         for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
             if item["pk"].startswith("TOTALS#"):
                 yield item
+
+    def all_account_totals(self) -> dict[tuple[str, str], int]:
+        """(account, currency) -> net credits, over every account's totals shards (one scan)."""
+        net: dict[tuple[str, str], int] = defaultdict(int)
+        for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
+            if item["pk"].startswith("ACCOUNT#"):
+                net[(item["account"], item["currency"])] += item.get("credits_minor", 0) - item.get("debits_minor", 0)
+        return dict(net)

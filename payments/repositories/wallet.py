@@ -28,7 +28,7 @@ from payments import aws, clock
 from payments.config import settings
 from payments.errors import InvariantViolation
 from payments.models import OrderRecord
-from payments.repositories.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.repositories.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
 from payments.repositories.payments import PaymentsRepository
 from payments.status import OrderStatus
 
@@ -119,6 +119,15 @@ class WalletRepository:
             ):
                 totals[item["currency"]] += item["balance_minor"]
         return dict(sorted(totals.items()))
+
+    def balances_of(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(seller, currency) -> balance in minor units, for these accounts only: their
+        shards read by key (BatchGetItem), however many sellers and currencies there are."""
+        keys = [{"pk": f"WALLET#{seller}#{shard}", "sk": f"CCY#{ccy}"} for seller, ccy in sorted(accounts) for shard in range(self.shards)]
+        totals = {account: 0 for account in accounts}
+        for item in batch_get(self.ddb, self.table, keys):
+            totals[(item["seller_account"], item["currency"])] += item["balance_minor"]
+        return totals
 
     def scan(self) -> Iterator[dict[str, Any]]:
         """Every item of the table (balance shards and credit markers), for verification."""

@@ -163,3 +163,17 @@ def test_violations_print_the_invariant_and_the_ids(clean: Repos) -> None:
         "[1] at most one PSP charge per payment_order_id: PSP charge for an order we never stored (po_404, psp_x)"
     ]
     assert any(line.lstrip().startswith("FAIL 1.") for line in report.summary_lines())
+
+
+def test_a_seller_account_total_that_disagrees_with_its_postings_breaks_invariant_3(clean: Repos, ddb: Any) -> None:
+    # Given seller_books's running total (what reconciliation's three-way check reads) with an extra cent
+    items = ddb.scan(TableName="ledger", FilterExpression="begins_with(pk, :a)",
+                     ExpressionAttributeValues={":a": {"S": "ACCOUNT#seller:seller_books"}})["Items"]
+    ddb.update_item(TableName="ledger", Key={"pk": items[0]["pk"], "sk": items[0]["sk"]}, UpdateExpression="ADD credits_minor :m",
+                    ExpressionAttributeValues={":m": {"N": "1"}})
+    # When checked / Then invariant 3 fails on that account, and nothing else
+    report = _check(clean)
+    assert _broken(report) == {3}
+    assert [(v.ids, v.detail) for v in report.violations] == [
+        (["seller:seller_books"], "account totals of seller:seller_books USD: 2000 != sum of its postings 1999")
+    ]

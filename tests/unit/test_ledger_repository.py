@@ -120,3 +120,53 @@ def test_assert_balanced_rejects_broken_transactions(postings: list[dict[str, An
     # When checked / Then an InvariantViolation is raised
     with pytest.raises(InvariantViolation):
         assert_balanced(postings)
+
+
+# --- seller account running totals (what the three-way check reads by key) ------------------------
+def _account_items(ddb: Any) -> list[dict[str, Any]]:
+    return [i for i in ddb.scan(TableName="ledger")["Items"] if i["pk"]["S"].startswith("ACCOUNT#")]
+
+
+def test_each_append_adds_its_credit_to_the_sellers_account_totals_once(repos: Repos, ddb: Any) -> None:
+    # Given a hot seller with orders in two currencies and another seller
+    orders = [(f"po_{i}", "seller_hot", 100 + i, "USD" if i % 3 else "EUR") for i in range(9)] + [("po_x", "seller_x", 7, "USD")]
+    store_checkout(repos.payments, "chk_1", orders)
+    # When every order is booked, and each booking is retried
+    for po, *_ in orders:
+        repos.ledger.append_payin(succeed(repos.payments, po))
+        assert repos.ledger.append_payin(repos.payments.get_order(po)).appended is False
+    # Then the totals read by key are the sums of the credits, each counted once
+    accounts = {("seller_hot", "USD"), ("seller_hot", "EUR"), ("seller_x", "USD"), ("seller_none", "USD")}
+    assert repos.ledger.seller_totals_of(accounts) == {
+        ("seller_hot", "EUR"): 100 + 103 + 106,
+        ("seller_hot", "USD"): 101 + 102 + 104 + 105 + 107 + 108,
+        ("seller_x", "USD"): 7,
+        ("seller_none", "USD"): 0,
+    }
+    assert sum(int(i["transactions"]["N"]) for i in _account_items(ddb)) == len(orders)
+    # and the scan used by `payments verify` agrees
+    assert repos.ledger.all_account_totals() == {
+        ("seller:seller_hot", "EUR"): 309, ("seller:seller_hot", "USD"): 627, ("seller:seller_x", "USD"): 7,
+    }
+
+
+def test_a_refused_append_leaves_the_account_totals_untouched(repos: Repos, ddb: Any) -> None:
+    # Given a booked order, and a retry that disagrees with it
+    store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")])
+    order = succeed(repos.payments, "po_1")
+    repos.ledger.append_payin(order)
+    with pytest.raises(InvariantViolation):
+        repos.ledger.append_payin(order.model_copy(update={"psp_reference": "psp_other"}))
+    # Then the account totals moved with the one transaction only (same TransactWriteItems)
+    assert repos.ledger.seller_totals_of({("seller_books", "USD")}) == {("seller_books", "USD"): 1999}
+
+
+def test_account_totals_of_many_sellers_are_read_in_batches_of_100_keys(repos: Repos) -> None:
+    # Given 60 sellers (60 accounts x 4 shards = 240 keys: three BatchGetItem requests)
+    orders = [(f"po_{i}", f"seller_{i}", 10 + i, "USD") for i in range(60)]
+    store_checkout(repos.payments, "chk_1", orders)
+    for po, *_ in orders:
+        repos.ledger.append_payin(succeed(repos.payments, po))
+    # When their totals are read / Then each seller has exactly its credit
+    totals = repos.ledger.seller_totals_of({(f"seller_{i}", "USD") for i in range(60)})
+    assert totals == {(f"seller_{i}", "USD"): 10 + i for i in range(60)}
