@@ -194,8 +194,10 @@ class Reconciliation(Construct):
         # the service could not tell "already handled" (a duplicate S3 event) from a real failure.
         fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]))
         fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
-        fn.use_table("ledger_table", tables["ledger_table"], ["Query", "GetItem"], indexes=["by_settlement_day"])
-        fn.use_table("wallets_table", tables["wallets_table"], ["Query", "GetItem"])
+        # the day's transactions (index), carry-over rows (GetItem), and the three-way check's two sides
+        # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem)
+        fn.use_table("ledger_table", tables["ledger_table"], ["Query", "GetItem", "BatchGetItem"], indexes=["by_settlement_day"])
+        fn.use_table("wallets_table", tables["wallets_table"], ["BatchGetItem"])
         fn.use_table(
             "reconciliation_table",
             tables["reconciliation_table"],

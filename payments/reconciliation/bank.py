@@ -365,7 +365,7 @@ def reconcile_statement(fmt: str, stream: BinaryStream, bounds: Bounds, payouts:
         totals={},
         record_types={},
         window_day=None,
-        sellers=set(),
+        seller_accounts=set(),
         sellers_truncated=False,
         statements=reports,
     )

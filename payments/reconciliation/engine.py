@@ -228,7 +228,8 @@ class Result:
     totals: dict[str, dict[str, int]]
     record_types: dict[str, int]
     window_day: str | None
-    sellers: set[str]
+    #: the (seller, currency) accounts of the matched rows, for the three-way check
+    seller_accounts: set[tuple[str, str]]
     sellers_truncated: bool
     statements: list[dict[str, Any]] = field(default_factory=list)  # bank statements only
 
@@ -274,17 +275,18 @@ def merge_join(
     for mismatch in partial.mismatches:
         out.add(mismatch)
     day = window_day(partial.days, day_hint)
-    sellers: set[str] = set()
+    sellers: set[tuple[str, str]] = set()
     truncated = False
     matched = 0
     lookups = 0
 
     def note_seller(entry: LedgerEntry) -> None:
         nonlocal truncated
-        if entry.seller_account in sellers:
+        account = (entry.seller_account, entry.currency)
+        if account in sellers:
             return
         if len(sellers) < bounds.max_three_way_sellers:
-            sellers.add(entry.seller_account)
+            sellers.add(account)
         else:
             truncated = True
 
@@ -435,7 +437,7 @@ def merge_join(
         totals={ccy: partial.totals[ccy] for ccy in sorted(partial.totals)},
         record_types=dict(sorted(partial.record_types.items())),
         window_day=day,
-        sellers=sellers,
+        seller_accounts=sellers,
         sellers_truncated=truncated,
     )
 

@@ -57,7 +57,7 @@ class Bounds:
     max_mismatches: int = 100_000
     #: point lookups for rows outside the file's day (carry-over rows) before giving up on them.
     max_point_lookups: int = 10_000
-    #: sellers whose wallet and ledger projection are compared (three-way check).
+    #: (seller, currency) accounts whose wallet and ledger projection are compared (three-way check).
     max_three_way_sellers: int = 1_000
     #: how much of the head is read to recognise the format.
     sniff_bytes: int = 64 * 1024

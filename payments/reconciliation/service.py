@@ -68,24 +68,24 @@ def reconcile_stream(
     return result, metered.sha256.hexdigest()
 
 
-def three_way(sellers: set[str], truncated: bool, balances: BalanceSource) -> dict[str, Any]:
-    """Wallet balance vs ledger projection for the sellers a file touched (invariant 4)."""
-    projection = balances.ledger_projection(sellers) if sellers else {}
+def three_way(accounts: set[tuple[str, str]], truncated: bool, balances: BalanceSource) -> dict[str, Any]:
+    """Wallet balance vs ledger projection for the (seller, currency) accounts a file touched (invariant 4)."""
+    wallets = balances.wallet_balances(accounts) if accounts else {}
+    ledger = balances.ledger_projection(accounts) if accounts else {}
     differences = []
-    for seller in sorted(sellers):
-        wallet = balances.wallet_balances(seller)
-        ledger = projection.get(seller, {})
-        for ccy in sorted(set(wallet) | set(ledger)):
-            if wallet.get(ccy, 0) != ledger.get(ccy, 0):
-                differences.append(
-                    {
-                        "seller_account": seller,
-                        "currency": ccy,
-                        "wallet_amount": format_minor(wallet.get(ccy, 0), ccy),
-                        "ledger_amount": format_minor(ledger.get(ccy, 0), ccy),
-                        "difference": format_minor(wallet.get(ccy, 0) - ledger.get(ccy, 0), ccy),
-                    }
-                )
+    for seller, ccy in sorted(accounts):
+        wallet_amount, ledger_amount = wallets.get((seller, ccy), 0), ledger.get((seller, ccy), 0)
+        if wallet_amount != ledger_amount:
+            differences.append(
+                {
+                    "seller_account": seller,
+                    "currency": ccy,
+                    "wallet_amount": format_minor(wallet_amount, ccy),
+                    "ledger_amount": format_minor(ledger_amount, ccy),
+                    "difference": format_minor(wallet_amount - ledger_amount, ccy),
+                }
+            )
+    sellers = {seller for seller, _ in accounts}
     return {"sellers_checked": len(sellers), "sellers_truncated": truncated, "differences": differences}
 
 
@@ -152,7 +152,7 @@ class Reconciler:
 
     def finish(self, key: str, result: engine.Result, digest: str) -> Outcome:
         """Three-way check, reports, table records, metrics: shared by both paths."""
-        checked = three_way(result.sellers, result.sellers_truncated, self.balances) if result.format == detect.ADYEN else None
+        checked = three_way(result.seller_accounts, result.sellers_truncated, self.balances) if result.format == detect.ADYEN else None
         rendered = report.build(key, digest, result, checked)
         report_key = self._write_reports(key, rendered)
         self.store.save_run(rendered, report_key)

@@ -31,8 +31,8 @@ EXPECTED_TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
         "payments_table": {"GetItem", "UpdateItem"},
     },
     "reconcile": {
-        "ledger_table": {"Query", "GetItem"},
-        "wallets_table": {"Query", "GetItem"},
+        "ledger_table": {"Query", "GetItem", "BatchGetItem"},
+        "wallets_table": {"BatchGetItem"},
         "reconciliation_table": {"GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"},
         "payments_table": {"GetItem", "BatchGetItem"},
     },

@@ -97,6 +97,13 @@ class Aws:
             "booked_at": charged_at,
         }
         self.ddb.put_item(TableName=settings().ledger_table, Item=to_item(txn))
+        shard = zlib.crc32(order.encode()) % settings().ledger_total_shards
+        self.ddb.update_item(  # the seller account's running totals, kept in the same transaction
+            TableName=settings().ledger_table,
+            Key={"pk": {"S": f"ACCOUNT#seller:{seller}"}, "sk": {"S": f"CCY#{currency}#{shard}"}},
+            UpdateExpression="ADD credits_minor :a, transactions :one SET currency = :c, account = :acct",
+            ExpressionAttributeValues={":a": {"N": str(amount_minor)}, ":one": {"N": "1"}, ":c": {"S": currency}, ":acct": {"S": f"seller:{seller}"}},
+        )
         self.charge(psp_reference, order, amount_minor, currency, charged_at)
         self.credit_wallet(seller, order, amount_minor, currency)
 

@@ -12,7 +12,7 @@ from functions.psp.handler import handler as settle_handler
 from functions.reconcile.handler import handler as reconcile_handler
 from payments.reconciliation import adyen
 from payments.reconciliation.model import Bounds
-from payments.reconciliation.service import Reconciler
+from payments.reconciliation.service import Reconciler, three_way
 from payments.reconciliation.store import list_mismatches, resolve_mismatch
 from tests.reconciliation.conftest import DAY, Aws, Context
 
@@ -249,3 +249,40 @@ def test_too_many_malformed_rows_quarantine_the_file(cloud: Aws) -> None:
     # Then both are quarantined, each with its reason
     assert garbage.status == "QUARANTINED" and "more than 5 malformed rows" in garbage.detail
     assert bad_header.status == "QUARANTINED" and "required columns" in bad_header.detail
+
+
+class FixedBalances:
+    """A BalanceSource over fixed figures, recording which accounts were asked for."""
+
+    def __init__(self, wallets: dict[tuple[str, str], int], ledger: dict[tuple[str, str], int]):
+        self.wallets, self.ledger = wallets, ledger
+        self.asked: list[set[tuple[str, str]]] = []
+
+    def wallet_balances(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        self.asked.append(set(accounts))
+        return {a: self.wallets.get(a, 0) for a in accounts}
+
+    def ledger_projection(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        return {a: self.ledger.get(a, 0) for a in accounts}
+
+
+def test_the_three_way_check_compares_exactly_the_seller_currency_accounts_a_file_touched() -> None:
+    # Given a seller with two currencies, of which only EUR drifted, and a drift in an account the file did not touch
+    balances = FixedBalances(
+        wallets={("s1", "USD"): 500, ("s1", "EUR"): 1001, ("s2", "JPY"): 7, ("s3", "USD"): 99},
+        ledger={("s1", "USD"): 500, ("s1", "EUR"): 1000, ("s2", "JPY"): 7, ("s3", "USD"): 1},
+    )
+    # When the file touched s1 in USD and EUR, and s2 in JPY
+    checked = three_way({("s1", "USD"), ("s1", "EUR"), ("s2", "JPY")}, False, balances)
+    # Then two sellers were checked, only those accounts were read, and the EUR drift is the one difference
+    assert balances.asked == [{("s1", "USD"), ("s1", "EUR"), ("s2", "JPY")}]
+    assert checked == {
+        "sellers_checked": 2,
+        "sellers_truncated": False,
+        "differences": [
+            {"seller_account": "s1", "currency": "EUR", "wallet_amount": "10.01", "ledger_amount": "10.00", "difference": "0.01"}
+        ],
+    }
+    # and a file that touched no seller reads nothing
+    assert three_way(set(), False, balances) == {"sellers_checked": 0, "sellers_truncated": False, "differences": []}
+    assert len(balances.asked) == 1
