@@ -34,6 +34,7 @@ def _chaos(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         settle_timeout=args.timeout,
         reconcile=not args.no_reconcile,
+        checkouts_per_day=args.checkouts_per_day,
     )
     if not args.verbose:
         # parked orders log an ERROR each (the alarm) and moto logs every task failure: expected here
@@ -58,6 +59,12 @@ def add_commands(subparsers: Any) -> None:
     chaos.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP clients")
     chaos.add_argument("--time-scale", type=float, default=1.0, help="scale of the ASL Retry waits (1.0 = real seconds; 0.1 for CI)")
     chaos.add_argument("--timeout", type=float, default=900.0, help="seconds for every checkout to settle")
+    chaos.add_argument(
+        "--checkouts-per-day",
+        type=int,
+        default=6,
+        help="checkouts per simulated PSP day; each day is one settlement file with its own S3 and reconciliation faults (0: the wall clock, one day)",
+    )
     chaos.add_argument("--no-reconcile", action="store_true", help="skip the settlement + reconciliation phase")
     chaos.add_argument("--verbose", action="store_true", help="keep the functions' and moto's logs")
     chaos.set_defaults(func=_chaos)

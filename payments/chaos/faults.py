@@ -20,7 +20,10 @@ Seams used (all exist already; all are restored by :meth:`ChaosInjector.uninstal
   one that outlived them. The PSP simulator's table is "their" system and is left alone.
 * **PSP** -- ``functions.executor.handler.default_psp`` is replaced by a factory that
   wraps the simulator: outages, lost answers after a real charge, slow answers, failed
-  lookups.
+  lookups. The simulator may also be given a calendar (the harness's simulated PSP days).
+* **Reconciliation** -- the asynchronous invocation from the S3 notification crashes midway
+  (schedule.RECONCILE_CRASH_POINTS): a ``before-parameter-build.s3.PutObject`` hook raises
+  before its 2nd or 3rd report object, the DynamoDB hook before its first record.
 * **Step Functions retry waits** -- optionally scaled (``time_scale``): the ASL is the real
   one, only the seconds its Retry blocks sleep are shortened. ``TimeoutSeconds`` is never
   scaled: under load a healthy task can take seconds, and a shortened timeout would
@@ -116,14 +119,20 @@ class _Context(threading.local):
     key: str = ""
     attempt: int = 0
     ddb_calls: int = 0
-    crash_on_record: bool = False
+    #: where the running reconciliation crashes (schedule.RECONCILE_CRASH_POINTS), if it does
+    crash_point: str | None = None
+    report_puts: int = 0
 
 
 class ChaosInjector:
-    def __init__(self, schedule: FaultSchedule, log: FaultLog | None = None, time_scale: float = 1.0):
+    def __init__(
+        self, schedule: FaultSchedule, log: FaultLog | None = None, time_scale: float = 1.0, calendar: Callable[[Any], str] | None = None
+    ):
         self.schedule = schedule
         self.log = log or FaultLog()
         self.time_scale = time_scale
+        #: the simulated PSP's calendar (ChargeRequest -> charged_at), None: the wall clock
+        self.calendar = calendar
         #: faults are drawn only while enabled, and only for these steps
         self.enabled = True
         self.active_steps: set[str] = set(s.TASK_STEPS) | {"reconcile"}
@@ -153,11 +162,14 @@ class ChaosInjector:
         ddb = aws.client("dynamodb")
         ddb.meta.events.register("before-parameter-build.dynamodb", self._ddb_hook, unique_id="payments-chaos-ddb")
         self._restore.append(lambda: ddb.meta.events.unregister("before-parameter-build.dynamodb", unique_id="payments-chaos-ddb"))
+        s3_client = aws.client("s3")
+        s3_client.meta.events.register("before-parameter-build.s3.PutObject", self._s3_put_hook, unique_id="payments-chaos-s3")
+        self._restore.append(lambda: s3_client.meta.events.unregister("before-parameter-build.s3.PutObject", unique_id="payments-chaos-s3"))
 
         import functions.executor.handler as executor_handler
 
         real_factory = executor_handler.default_psp
-        executor_handler.default_psp = lambda: ChaosPsp(real_factory(), self)  # type: ignore[assignment]
+        executor_handler.default_psp = lambda: ChaosPsp(self._on_calendar(real_factory()), self)  # type: ignore[assignment]
         self._restore.append(lambda: setattr(executor_handler, "default_psp", real_factory))
 
         if self.time_scale != 1.0:
@@ -167,6 +179,11 @@ class ChaosInjector:
             retrier_decl.time = _ScaledTime(self.time_scale)  # type: ignore[assignment]
             self._restore.append(lambda: setattr(retrier_decl, "time", real_time))
         return self
+
+    def _on_calendar(self, psp: Any) -> Any:
+        if self.calendar is not None and hasattr(psp, "calendar"):
+            psp.calendar = self.calendar
+        return psp
 
     def uninstall(self) -> None:
         while self._restore:
@@ -204,18 +221,23 @@ class ChaosInjector:
 
         return invoke
 
-    def _run(self, step: str, key: str, attempt: int, handler: Callable[[Any, Any], Any], event: Any, context: Any, crash: bool = False) -> Any:
-        saved = (self._ctx.step, self._ctx.key, self._ctx.attempt, self._ctx.ddb_calls, self._ctx.crash_on_record)
-        self._ctx.step, self._ctx.key, self._ctx.attempt, self._ctx.ddb_calls, self._ctx.crash_on_record = step, key, attempt, 0, crash
+    def _run(self, step: str, key: str, attempt: int, handler: Callable[[Any, Any], Any], event: Any, context: Any, crash: str | None = None) -> Any:
+        ctx = self._ctx
+        saved = (ctx.step, ctx.key, ctx.attempt, ctx.ddb_calls, ctx.crash_point, ctx.report_puts)
+        ctx.step, ctx.key, ctx.attempt, ctx.ddb_calls, ctx.crash_point, ctx.report_puts = step, key, attempt, 0, crash, 0
         try:
             return handler(event, context)
         finally:
-            self._ctx.step, self._ctx.key, self._ctx.attempt, self._ctx.ddb_calls, self._ctx.crash_on_record = saved
+            ctx.step, ctx.key, ctx.attempt, ctx.ddb_calls, ctx.crash_point, ctx.report_puts = saved
 
     def _invoke(self, kind: str | None, step: str, key: str, attempt: int, handler: Callable[[Any, Any], Any], event: Any, context: Any) -> Any:
-        run = lambda crash=False: self._run(step, key, attempt, handler, event, context, crash)  # noqa: E731
+        run = lambda crash=None: self._run(step, key, attempt, handler, event, context, crash)  # noqa: E731
         if kind is None:
             return run()
+        if kind == s.RECONCILE_CRASH:
+            point = self.schedule.reconcile_crash(key, attempt)
+            self.log.add(kind, step, key, attempt, str(point))
+            return run(crash=point)
         self.log.add(kind, step, key, attempt)
         if kind == s.PERSISTENT:
             raise LambdaServiceException(f"chaos: {step} keeps failing for {key} (attempt {attempt})")
@@ -224,8 +246,6 @@ class ChaosInjector:
         if kind == s.SLOW:
             time.sleep(self.schedule.slow_seconds(step, key, attempt))
             return run()
-        if kind == s.RECONCILE_CRASH:
-            return run(crash=True)
         if kind == s.TIMEOUT:
             # a real States.Timeout: the task outlives the state's TimeoutSeconds, the state machine
             # gives up and retries, and this invocation still completes its writes afterwards
@@ -276,8 +296,8 @@ class ChaosInjector:
         tables = _tables_of(operation, params)
         if settings().psp_table in tables:
             return  # the simulated PSP is an external system: its faults are the PSP's
-        if ctx.crash_on_record and settings().reconciliation_table in tables and operation == "PutItem":
-            ctx.crash_on_record = False
+        if ctx.crash_point == "before_records" and settings().reconciliation_table in tables and operation == "PutItem":
+            ctx.crash_point = None
             raise ChaosCrash(f"chaos: reconciliation of {ctx.key} crashed after writing its reports, before its records")
         if ctx.step == "reconcile":
             return
@@ -288,6 +308,17 @@ class ChaosInjector:
             return
         self.log.add(kind, ctx.step, ctx.key, ctx.attempt, f"{operation} call {call}")
         raise _ddb_error(kind, operation, params)
+
+
+    def _s3_put_hook(self, params: dict[str, Any], **_: Any) -> None:
+        """The reconciliation's report objects: crash before the 2nd or the 3rd (a partial set)."""
+        ctx = self._ctx
+        if ctx.step != "reconcile" or not str(params.get("Key", "")).startswith("reports/"):
+            return
+        ctx.report_puts += 1
+        if ctx.crash_point == f"before_report_{ctx.report_puts}":
+            ctx.crash_point = None
+            raise ChaosCrash(f"chaos: reconciliation of {ctx.key} crashed after {ctx.report_puts - 1} of its report objects")
 
 
 def _tables_of(operation: str, params: dict[str, Any]) -> set[str]:

@@ -14,9 +14,15 @@ Phases (each one is also a check):
 5. **late notifications** of PSP outcomes after the orders are final (contradicting,
    repeated, out of order): never applied, recorded as anomalies;
 6. **reconciliation** (invariant 7): the simulated PSP settles each day of the run into the
-   settlement bucket; the reconcile function runs from the S3 notification (crashing once
-   halfway, then retried by Lambda's asynchronous retry); the same event is delivered
-   again; the report must be clean and identical, with no duplicate records;
+   settlement bucket, one file per day; the reconcile function runs from each file's S3
+   notification (crashing midway on a seeded share of attempts, then retried by Lambda's
+   asynchronous retry); the same event is delivered again once or twice; every report must
+   be clean and identical, with no duplicate records.
+   **Simulated PSP days**: the simulator's calendar puts ``checkouts_per_day`` checkouts on
+   each day (time compression, as a deterministic simulator does), so a run settles and
+   reconciles ``checkouts / checkouts_per_day`` files, each with its own settlement faults.
+   The days end yesterday; only the PSP's capture time is simulated (our own clock, hence
+   deadlines and stuck detection, is the wall clock);
 7. the final audit, and the report: faults by kind, checks, violations, wall time,
    the schedule digest (same seed => same digest).
 """
@@ -32,12 +38,12 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
 
-from payments import aws
+from payments import aws, clock
 from payments.chaos import schedule as s
 from payments.chaos.faults import ChaosInjector, FaultLog, step_of
 from payments.chaos.schedule import FaultProfile, FaultSchedule
@@ -64,6 +70,8 @@ class ChaosConfig:
     #: added to ids so that several runs can share one runtime; the schedule ignores it
     run_tag: str = ""
     reconcile: bool = True
+    #: checkouts per simulated PSP day (each day is one settlement file); 0: the wall clock
+    checkouts_per_day: int = 6
     #: a late *repeat* of the final outcome must also be recorded as an anomaly (ARCHITECTURE.md
     #: invariant 5 says so; the code treats an identical repeat as a harmless no-op)
 
@@ -126,15 +134,16 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
     scenario = build_scenario(config.checkouts, config.seed, run_id=config.run_tag)
     prefix = f"cm{config.seed}{config.run_tag}"
     schedule = FaultSchedule(config.seed, config.profile, prefix=prefix)
+    calendar = PspCalendar.spread(scenario.checkouts, config.checkouts_per_day)
     result.checkouts = len(scenario.checkouts)
     result.orders = sum(len(c["payment_orders"]) for c in scenario.checkouts)
-    result.schedule_digest, result.planned = schedule.digest(scenario.checkouts)
+    result.schedule_digest, result.planned = schedule.digest(scenario.checkouts, days=calendar.days)
     out(
-        f"chaos: {result.checkouts} checkouts, {result.orders} payment orders, seed {config.seed}, "
+        f"chaos: {result.checkouts} checkouts, {result.orders} payment orders over {calendar.days} PSP days, seed {config.seed}, "
         f"time scale {config.time_scale}, schedule digest {result.schedule_digest}"
     )
     log = FaultLog()
-    injector = ChaosInjector(schedule, log, time_scale=config.time_scale)
+    injector = ChaosInjector(schedule, log, time_scale=config.time_scale, calendar=calendar.charged_at if config.checkouts_per_day else None)
     client = ApiClient(api_url, timeout=60)
     repo = PaymentsRepository()
     try:
@@ -165,7 +174,7 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
             if config.reconcile:
                 injector.enabled = True
                 injector.active_steps = {"reconcile"}
-                _reconcile(schedule, log, checks, config, out)
+                _reconcile(schedule, log, checks, calendar, prefix, out)
                 injector.enabled = False
             result.phases["reconcile"] = time.monotonic() - mark
         # 7. final audit
@@ -335,35 +344,86 @@ def _late_notifications(
         checks.check("a late notification is recorded as an anomaly", recorded, f"{order.payment_order_id}: {kind} ({order.status.value} -> {target.value}) left {len(after.anomalies) - len(order.anomalies)} new anomalies")
 
 
-def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: ChaosConfig, out: Printer) -> None:
+@dataclass(frozen=True)
+class PspCalendar:
+    """The simulated PSP's days: checkout ``i`` of the run is captured on day ``i // per_day``,
+    counted from ``first`` (the run's days end yesterday)."""
+
+    first: date
+    days: int
+    day_of_order: dict[str, str]
+
+    @classmethod
+    def spread(cls, checkouts: list[dict[str, Any]], per_day: int) -> "PspCalendar":
+        days = -(-len(checkouts) // per_day) if per_day > 0 else 1
+        first = clock.now().date() - timedelta(days=days if per_day > 0 else 0)
+        day_of_order = {
+            order["payment_order_id"]: (first + timedelta(days=i // per_day)).isoformat()
+            for i, checkout in enumerate(checkouts)
+            for order in checkout["payment_orders"]
+        } if per_day > 0 else {}
+        return cls(first, days, day_of_order)
+
+    def charged_at(self, request: Any) -> str:
+        """A capture's time: its order's simulated day at the wall clock's time of day."""
+        now = clock.now_iso()
+        day = self.day_of_order.get(request.idempotency_key)
+        return now if day is None else f"{day}{now[10:]}"
+
+    def index(self, day: str) -> int:
+        return (date.fromisoformat(day) - self.first).days
+
+
+def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, calendar: PspCalendar, prefix: str, out: Printer) -> None:
     from payments.local.lambdas import DEAD_LETTERS, DISPATCHER
     from payments.psp.simulator import SimulatedPsp
-    from payments.reconciliation.settlement import settle_day
+    from payments.reconciliation.settlement import settle_day, settlement_key
     from payments.reconciliation.store import ReconciliationStore
 
     s3 = aws.client("s3")
     bucket = settings().settlement_bucket
     store = ReconciliationStore()
-    days = sorted({c["charge_day"] for c in SimulatedPsp().all_charges()})
-    dead_before = len(DEAD_LETTERS)
+    psp = SimulatedPsp()
+    charged: Counter[str] = Counter()  # charges per day, of every run in this runtime (what a file holds)
+    ours: set[str] = set()  # the days of this run
+    for charge in psp.all_charges():
+        charged[charge["charge_day"]] += 1
+        if str(charge["merchant_reference"]).startswith(prefix + "_"):
+            ours.add(charge["charge_day"])
+    days = sorted(ours)
     for day in days:
-        seen = len(DISPATCHER.async_invocations)
-        key, rows = settle_day(day)
-        report_key = f"reports/{key}.json"
-        # wait for the invocation itself (its retries included), not for a guessed deadline: the
-        # time a file takes grows with its rows (and doubles with the injected crash)
-        invocation = _wait_async_reconcile(DISPATCHER, seen, key)
-        if not checks.check("the settlement file's S3 notification invoked reconcile", invocation is not None, f"{key}: no invocation within {NOTIFICATION_SECONDS} s"):
+        schedule.settlement_days[settlement_key(day)] = calendar.index(day)
+    dead_before = len(DEAD_LETTERS)
+    # the PSP's nightly job for every day of the run: each file's notification queues an
+    # asynchronous reconcile invocation (Lambda runs them concurrently, retries each on failure)
+    mark = time.monotonic()
+    seen = len(DISPATCHER.async_invocations)
+    files = [(day, *settle_day(day)) for day in days]
+    invocations = _wait_async_reconciles(DISPATCHER, seen, {key for _, key, _ in files})
+    rows_total = sum(rows for _, _, rows in files)
+    out(f"chaos: {len(files)} settlement files ({rows_total} rows) written and reconciled from their S3 events in {time.monotonic() - mark:.0f} s")
+    attempts: Counter[int] = Counter()
+    seconds: list[float] = []
+    for day, key, rows in files:
+        invocation = invocations.get(key)
+        if not checks.check("the settlement file's S3 notification invoked reconcile", invocation is not None, f"{key}: no invocation"):
             continue
         assert invocation is not None
+        attempts[invocation.attempts] += 1
+        seconds.append(invocation.seconds)
         finished = checks.check(
             "the reconcile invocation succeeded within Lambda's bounds",
             bool(invocation.succeeded),
             f"{key}: {'still running' if not invocation.done else 'dead-lettered'} after {invocation.attempts} attempts, {time.monotonic() - invocation.queued:.0f} s",
         )
-        out(f"chaos: {key}: {rows} rows, reconciled in {invocation.seconds:.1f} s over {invocation.attempts} attempts")
         if not finished:
             continue
+        crashes = [e for e in log.of_kind(s.RECONCILE_CRASH) if e.key == key]
+        checks.check(
+            "each injected reconciliation crash was retried by Lambda (attempts = crashes + 1)",
+            invocation.attempts == len(crashes) + 1,
+            f"{key}: {invocation.attempts} attempts for {len(crashes)} injected crashes {[e.detail for e in crashes]}",
+        )
         # the run of *this* file (the same day may have been reconciled before, in a shared runtime):
         # its summary is the last record written, under the file's sha256
         sha256 = hashlib.sha256(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest()
@@ -374,7 +434,9 @@ def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: 
             f"{key}: the invocation succeeded but recorded no run of sha256 {sha256[:16]} (summary {summary})",
         ):
             continue
-        report = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
+        report_key = f"reports/{key}.json"
+        raw_report = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
+        report = json.loads(raw_report)
         checks.check(
             "reconciliation: zero mismatches after a clean day (invariant 7)",
             not report["mismatches"],
@@ -383,26 +445,29 @@ def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: 
         checks.check("reconciliation: no rejected rows", not report["rejected_rows"], f"{key}: {report['rejected_rows'][:3]}")
         diffs = report.get("three_way", {}).get("differences", [])
         checks.check("reconciliation: wallets equal the ledger for the sellers of the file", not diffs, f"{key}: {diffs[:3]}")
-        charged = sum(1 for _ in SimulatedPsp().charges_for_day(day))
         checks.check(
             "reconciliation: every charge of the day matched, every row read",
-            report["matched"] == charged and report["rows"] == rows,
-            f"{key}: rows {report['rows']} of {rows} written, matched {report['matched']} of {charged} charges",
+            report["matched"] == charged[day] and report["rows"] == rows,
+            f"{key}: rows {report['rows']} of {rows} written, matched {report['matched']} of {charged[day]} charges",
         )
-        # the same ObjectCreated event again: same report, no duplicate records
-        if config.profile.s3_duplicate:
+        # S3 delivers the same ObjectCreated event again: the same report, no new records
+        duplicates = schedule.s3_duplicates(key)
+        if duplicates:
             items_before = _run_items(store, key)
-            raw_before = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
             event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="")}}}]}
-            log.add(s.S3_DUPLICATE, "reconcile", key, 2)
-            payload, errored = DISPATCHER.invoke("payments-reconcile", event)
-            checks.check("a duplicate S3 event is reconciled without error", not errored, payload.decode()[:300])
-            raw_after = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
-            checks.check("a duplicate S3 event writes the same report", raw_before == raw_after, f"{report_key} changed")
-            checks.check("a duplicate S3 event adds no records", _run_items(store, key) == items_before, f"{key}: records changed")
-        if config.profile.reconcile_crash:
-            crashed = [e for e in log.of_kind(s.RECONCILE_CRASH) if e.key == key]
-            checks.check("the reconciliation crash was injected and recovered by a retry", bool(crashed), f"{key}: no crash was injected")
+            for delivery in range(2, 2 + duplicates):
+                log.add(s.S3_DUPLICATE, "reconcile", key, delivery)
+                payload, errored = DISPATCHER.invoke("payments-reconcile", event)
+                checks.check("a duplicate S3 event is reconciled without error", not errored, payload.decode()[:300])
+                raw_after = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
+                checks.check("a duplicate S3 event writes the same report", raw_report == raw_after, f"{report_key} changed on delivery {delivery}")
+            checks.check("duplicate S3 events add no records", _run_items(store, key) == items_before, f"{key}: records changed")
+    if seconds:
+        ordered = sorted(seconds)
+        out(
+            f"chaos: reconcile invocations by attempts: {dict(sorted(attempts.items()))}; "
+            f"seconds per file median {ordered[len(ordered) // 2]:.2f}, max {ordered[-1]:.2f}"
+        )
     checks.check("no asynchronous invocation dead-lettered", len(DEAD_LETTERS) == dead_before, f"{DEAD_LETTERS[dead_before:][:2]}")
 
 
@@ -413,26 +478,33 @@ NOTIFICATION_SECONDS = 60
 RECONCILE_ATTEMPT_SECONDS = 14 * 60
 
 
-def _wait_async_reconcile(dispatcher: Any, seen: int, key: str) -> Any:
-    """The asynchronous reconcile invocation for ``key`` queued after the first ``seen`` ones,
-    once it has finished (or its attempts' bound passed); None if S3 never invoked it."""
+def _wait_async_reconciles(dispatcher: Any, seen: int, keys: set[str]) -> dict[str, Any]:
+    """The asynchronous reconcile invocation of each key, queued after the first ``seen`` ones,
+    once finished. Bounded by Lambda's limits: S3 delivers within NOTIFICATION_SECONDS, and
+    the queue must finish *some* invocation (all its attempts) within their bound, or the
+    waiting stops; a key never invoked is missing from the answer."""
     from payments.local.lambdas import ASYNC_RETRIES
 
-    def find() -> Any:
-        for invocation in dispatcher.async_invocations[seen:]:
-            if step_of(invocation.function_name, invocation.event) == ("reconcile", key):
-                return invocation
-        return None
-
-    deadline = time.monotonic() + NOTIFICATION_SECONDS
-    while (invocation := find()) is None:
-        if time.monotonic() > deadline:
-            return None
+    found: dict[str, Any] = {}
+    scanned = seen
+    last_progress = time.monotonic()
+    done_before = 0
+    while True:
+        queued = dispatcher.async_invocations
+        for invocation in queued[scanned:]:
+            where = step_of(invocation.function_name, invocation.event)
+            if where is not None and where[0] == "reconcile" and where[1] in keys and where[1] not in found:
+                found[where[1]] = invocation
+        scanned = len(queued)
+        done = sum(1 for i in found.values() if i.done)
+        if done != done_before:
+            done_before, last_progress = done, time.monotonic()
+        if len(found) == len(keys) and done == len(found):
+            return found
+        waited = time.monotonic() - last_progress
+        if (len(found) < len(keys) and waited > NOTIFICATION_SECONDS and done == len(found)) or waited > RECONCILE_ATTEMPT_SECONDS * (1 + ASYNC_RETRIES):
+            return found
         time.sleep(0.2)
-    deadline = invocation.queued + RECONCILE_ATTEMPT_SECONDS * (1 + ASYNC_RETRIES)
-    while not invocation.done and time.monotonic() < deadline:
-        time.sleep(0.3)
-    return invocation
 
 
 def _run_items(store: Any, key: str) -> list[dict[str, Any]]:

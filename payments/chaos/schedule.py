@@ -51,8 +51,13 @@ LATE_CONTRADICTING = "late_contradicting"  # a late PSP notification contradicti
 LATE_REPEATED = "late_repeated"  # a late duplicate of the final outcome
 LATE_OUT_OF_ORDER = "late_out_of_order"  # a stale EXECUTING signal arriving after the final one
 LATE_KINDS = (LATE_CONTRADICTING, LATE_REPEATED, LATE_OUT_OF_ORDER)
-S3_DUPLICATE = "s3_duplicate_event"  # the settlement file's ObjectCreated event delivered twice
-RECONCILE_CRASH = "reconcile_crash_midway"  # reports written, records not: the invocation crashes
+S3_DUPLICATE = "s3_duplicate_event"  # a settlement file's ObjectCreated event delivered again
+RECONCILE_CRASH = "reconcile_crash_midway"  # the reconcile invocation crashes between its writes
+#: where a reconciliation crashes: before its 2nd or 3rd report object (a partial report set),
+#: or after every report and before its first record in the reconciliation table
+RECONCILE_CRASH_POINTS = ("before_report_2", "before_report_3", "before_records")
+#: the asynchronous attempts that may crash (Lambda makes 1 + 2 retries: the last one runs clean)
+RECONCILE_CRASH_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,11 @@ class FaultProfile:
     # per checkout / per final order
     race_execution: float = 0.05
     late_notification: float = 0.12
-    # the settlement file
-    s3_duplicate: bool = True
-    reconcile_crash: bool = True
+    # per settlement file (one per simulated PSP day): its event delivered again (and a third
+    # time at half the rate); its first attempt crashing midway (its retry crashing again at
+    # half the rate; the third and last attempt never does)
+    s3_duplicate: float = 1.0
+    reconcile_crash: float = 0.9
     #: steps whose Lambda-level faults are enabled (all by default)
     steps: tuple[str, ...] = TASK_STEPS
 
@@ -103,8 +110,8 @@ PROFILES: dict[str, FaultProfile] = {
         **{k: 0.0 for k in ("crash_before", "crash_after", "timeout", "duplicate", "race", "slow", "runtime_exit", "persistent",
                             "ddb_throttle", "ddb_internal", "ddb_txn_conflict", "psp_outage", "psp_lost_answer", "psp_slow",
                             "psp_lookup_outage", "race_execution", "late_notification")},
-        s3_duplicate=False,
-        reconcile_crash=False,
+        s3_duplicate=0.0,
+        reconcile_crash=0.0,
     ),
     "heavy": FaultProfile(
         crash_before=0.10, crash_after=0.10, timeout=0.05, duplicate=0.10, race=0.08, slow=0.05, runtime_exit=0.01,
@@ -135,6 +142,8 @@ class FaultSchedule:
     profile: FaultProfile = field(default_factory=FaultProfile)
     #: the run prefix stripped from ids before hashing (``cm7x1_po_00001_0`` -> ``po_00001_0``)
     prefix: str = ""
+    #: settlement file key -> its day's index in the run (set by the harness before it settles)
+    settlement_days: dict[str, int] = field(default_factory=dict)
 
     def logical(self, ident: str) -> str:
         if self.prefix and ident.startswith(self.prefix + "_"):
@@ -147,7 +156,7 @@ class FaultSchedule:
         if step not in p.steps and step != "reconcile":
             return None
         if step == "reconcile":
-            return RECONCILE_CRASH if (p.reconcile_crash and attempt == 1) else None
+            return RECONCILE_CRASH if self.reconcile_crash(key, attempt) else None
         if self.persistent(step, key):
             return PERSISTENT
         if attempt > p.lambda_max_attempt:
@@ -157,6 +166,28 @@ class FaultSchedule:
             # FinalizePayment retries States.ALL; a runtime exit there is retried like the rest
             table = [(k, r) for k, r in table if k != RUNTIME_EXIT]
         return _pick(unit(self.seed, "lambda", step, self.logical(key), attempt), table)
+
+    def reconcile_crash(self, key: str, attempt: int) -> str | None:
+        """Where the reconciliation of settlement file ``key`` crashes on this attempt, if it does."""
+        if attempt > RECONCILE_CRASH_ATTEMPTS:
+            return None
+        where = self.logical_file(key)
+        # attempt n runs only after attempt n-1 failed: a crash on n needs crashes on 1..n-1
+        for tried in range(1, attempt + 1):
+            if unit(self.seed, "reconcile_crash", where, tried) >= self.profile.reconcile_crash / tried:
+                return None
+        return RECONCILE_CRASH_POINTS[int(unit(self.seed, "reconcile_point", where, attempt) * len(RECONCILE_CRASH_POINTS))]
+
+    def s3_duplicates(self, key: str) -> int:
+        """How many extra times S3 delivers the ObjectCreated event of settlement file ``key``."""
+        u, rate = unit(self.seed, "s3_duplicate", self.logical_file(key)), self.profile.s3_duplicate
+        return 0 if u >= rate else 2 if u < rate / 2 else 1
+
+    def logical_file(self, key: str) -> str:
+        """A settlement file by its place in the run (``day#12``: the run's 13th PSP day), so the
+        decision does not depend on the calendar date the run happened to start on."""
+        index = self.settlement_days.get(key)
+        return key if index is None else f"day#{index}"
 
     def persistent(self, step: str, key: str) -> bool:
         if step not in ("executor", "wallet", "ledger") or step not in self.profile.steps:
@@ -195,8 +226,14 @@ class FaultSchedule:
         return self.profile.slow_seconds * (0.2 + unit(self.seed, "slow", *where))
 
     # --- the schedule as data ----------------------------------------------------------------
-    def plan(self, checkouts: list[dict[str, object]]) -> Iterator[str]:
-        """Every decision for these checkouts, one line each (what :meth:`digest` hashes)."""
+    def plan(self, checkouts: list[dict[str, object]], days: int = 1) -> Iterator[str]:
+        """Every decision for these checkouts and the run's ``days`` settlement files, one line
+        each (what :meth:`digest` hashes)."""
+        for index in range(days):
+            where = f"day#{index}"
+            yield f"{where} s3_duplicates={self.s3_duplicates(where)}"
+            for attempt in range(1, ASL_ATTEMPTS["reconcile"] + 1):
+                yield f"{where} reconcile#{attempt} {self.reconcile_crash(where, attempt)}"
         for checkout in checkouts:
             cid = self.logical(str(checkout["checkout_id"]))
             yield f"{cid} race_execution={self.race_execution(cid)}"
@@ -216,13 +253,18 @@ class FaultSchedule:
                         for call in range(8):
                             yield f"{oid} {step}#{attempt}.{call} {self.ddb_fault(step, oid, attempt, call, 'TransactWriteItems')}"
 
-    def digest(self, checkouts: list[dict[str, object]]) -> tuple[str, dict[str, int]]:
-        """(sha256 of the planned schedule, planned faults by kind) for these checkouts."""
+    def digest(self, checkouts: list[dict[str, object]], days: int = 1) -> tuple[str, dict[str, int]]:
+        """(sha256 of the planned schedule, planned faults by kind) for these checkouts and days."""
         h = hashlib.sha256(json.dumps(self.profile.to_json(), sort_keys=True).encode())
         planned: dict[str, int] = {}
-        for line in self.plan(checkouts):
+        for line in self.plan(checkouts, days):
             h.update(line.encode() + b"\n")
             kind = line.rsplit(" ", 1)[-1]
-            if kind not in ("None", "race_execution=False") and not kind.startswith("late=None"):
+            if kind.startswith("s3_duplicates="):
+                if kind != "s3_duplicates=0":
+                    planned[S3_DUPLICATE] = planned.get(S3_DUPLICATE, 0) + int(kind.split("=")[1])
+            elif kind in RECONCILE_CRASH_POINTS:
+                planned[RECONCILE_CRASH] = planned.get(RECONCILE_CRASH, 0) + 1
+            elif kind not in ("None", "race_execution=False") and not kind.startswith("late=None"):
                 planned[kind] = planned.get(kind, 0) + 1
         return h.hexdigest()[:16], dict(sorted(planned.items()))

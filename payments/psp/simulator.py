@@ -25,7 +25,7 @@ the key item not existing: two racing calls with one key produce one charge.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -51,9 +51,12 @@ class PspRequestRejected(Exception):
 
 
 class SimulatedPsp:
-    def __init__(self, table: str | None = None, client: Any = None):
+    def __init__(self, table: str | None = None, client: Any = None, calendar: Callable[[ChargeRequest], str] | None = None):
         self.table = table or settings().psp_table
         self.ddb = client or aws.client("dynamodb")
+        #: when a capture happens (ISO UTC; its day is the settlement day): the wall clock, or a
+        #: simulated calendar (the chaos harness spreads a run's charges over many PSP days)
+        self.calendar: Callable[[ChargeRequest], str] = calendar or (lambda request: clock.now_iso())
 
     # --- the PSP's API ------------------------------------------------------------
     def charge(self, request: ChargeRequest) -> ChargeOutcome:
@@ -143,7 +146,7 @@ class SimulatedPsp:
         return Declined(reason)
 
     def _capture(self, request: ChargeRequest) -> ChargeOutcome:
-        now = clock.now_iso()
+        now = self.calendar(request)
         psp_reference = "psp_" + secrets.token_hex(8)
         outcome_item = {
             "pk": f"KEY#{request.idempotency_key}",

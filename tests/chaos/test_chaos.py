@@ -55,6 +55,39 @@ def test_a_decision_depends_on_the_place_only() -> None:
     assert {d for d in decisions if d} >= {s.CRASH_BEFORE, s.CRASH_AFTER, s.DUPLICATE, s.RACE}
 
 
+def test_settlement_file_faults_are_decided_by_the_files_place_in_the_run() -> None:
+    # Given a schedule whose run settled 400 PSP days (two files named after their dates)
+    schedule = FaultSchedule(SEED, FaultProfile())
+    schedule.settlement_days = {"settlements/2026-11-02.csv": 3, "other-run/settlements/2027-01-09.csv": 3}
+    # Then two files at the same place get the same decisions, whatever their dates
+    for attempt in (1, 2, 3):
+        assert schedule.reconcile_crash("settlements/2026-11-02.csv", attempt) == schedule.reconcile_crash("day#3", attempt)
+    assert schedule.s3_duplicates("other-run/settlements/2027-01-09.csv") == schedule.s3_duplicates("day#3")
+    crashes = [[schedule.reconcile_crash(f"day#{i}", a) for a in (1, 2, 3)] for i in range(400)]
+    # and an attempt crashes only if the ones before it did, never the last of Lambda's three
+    assert all(c[2] is None and (c[1] is None or c[0] is not None) for c in crashes)
+    assert {c for row in crashes for c in row if c} == set(s.RECONCILE_CRASH_POINTS)
+    first, second = sum(c[0] is not None for c in crashes), sum(c[1] is not None for c in crashes)
+    assert 0.8 * 400 < first < 400 and 0.3 * 400 < second < 0.5 * 400  # rates 0.9 and 0.9 x 0.45
+    duplicates = [schedule.s3_duplicates(f"day#{i}") for i in range(400)]
+    assert set(duplicates) == {1, 2} and 150 < duplicates.count(2) < 250  # rate 1.0: a third delivery half the time
+    # and the `none` profile injects neither
+    quiet = FaultSchedule(SEED, PROFILES["none"])
+    assert {quiet.reconcile_crash(f"day#{i}", 1) for i in range(50)} == {None}
+    assert {quiet.s3_duplicates(f"day#{i}") for i in range(50)} == {0}
+
+
+def test_the_digest_counts_the_settlement_faults_of_every_day() -> None:
+    scenario = build_scenario(10, SEED, run_id="a1")
+    schedule = FaultSchedule(SEED, FaultProfile(), prefix=f"cm{SEED}a1")
+    digest_1, planned_1 = schedule.digest(scenario.checkouts, days=1)
+    digest_30, planned_30 = schedule.digest(scenario.checkouts, days=30)
+    assert digest_1 != digest_30
+    assert planned_30[s.S3_DUPLICATE] == sum(schedule.s3_duplicates(f"day#{i}") for i in range(30))
+    assert planned_30[s.RECONCILE_CRASH] == sum(bool(schedule.reconcile_crash(f"day#{i}", a)) for i in range(30) for a in (1, 2, 3))
+    assert planned_30[s.RECONCILE_CRASH] > planned_1.get(s.RECONCILE_CRASH, 0)
+
+
 # --- the runbook tools -------------------------------------------------------------------------
 def test_parked_orders_are_listed_by_stuck_and_settled_by_resume(runtime: LocalRuntime) -> None:
     from payments.operations import find_stuck, parse_duration
@@ -88,9 +121,13 @@ def test_a_fixed_seed_chaos_run_holds_every_invariant(runtime: LocalRuntime) -> 
         assert kinds & family, (family, result.faults)
     # ... and no check failed (the report is the assertion message)
     assert result.ok, "\n".join(lines)
+    # and every simulated PSP day was settled into its own file and reconciled (6 checkouts a day)
+    days = -(-CHECKOUTS // config.checkouts_per_day)
+    assert result.checks["reconciliation: zero mismatches after a clean day (invariant 7)"] == days
+    assert result.checks["each injected reconciliation crash was retried by Lambda (attempts = crashes + 1)"] == days
     # and the schedule is the one the seed names
     again = FaultSchedule(SEED, FaultProfile(), prefix=f"cm{SEED}{config.run_tag}").digest(
-        build_scenario(CHECKOUTS, SEED, run_id=config.run_tag).checkouts
+        build_scenario(CHECKOUTS, SEED, run_id=config.run_tag).checkouts, days=days
     )
     assert again[0] == result.schedule_digest
 
