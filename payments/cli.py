@@ -5,6 +5,7 @@
 * ``payments verify``  check the money invariants over the current data
 * ``payments openapi`` print the OpenAPI description of the API
 * ``payments stuck``   list payments unfinished beyond a deadline; ``payments resume`` re-drives one
+* ``payments backfill-account-totals``  the ledger's seller account totals, for a ledger booked before them
 * ``payments chaos``   the fault-injection harness on the local runtime
 * ``payments psp settle`` / ``payments reconcile FILE``  the day's settlement file; reconcile a file
 """
@@ -102,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
 
     add_reconciliation_commands(commands)  # payments psp settle / payments reconcile
     add_chaos_commands(commands)  # payments chaos
-    add_operations_commands(commands)  # payments stuck / payments resume
+    add_operations_commands(commands)  # payments stuck / resume / backfill-account-totals
     return root
 
 

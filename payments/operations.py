@@ -11,7 +11,10 @@
   cleared with an audit trail (``attention_resolved_at``, ``attention_resolution``);
   an order that fails again is parked again by the workflow itself.
 
-Both work against the local runtime (``--endpoint`` / ``AWS_ENDPOINT_URL``) and against a
+* ``payments backfill-account-totals``  adds the ledger transactions booked before the seller
+  account totals existed to those totals, each exactly once (safe while payments flow).
+
+All work against the local runtime (``--endpoint`` / ``AWS_ENDPOINT_URL``) and against a
 deployed stack (AWS credentials of the environment or ``AWS_PROFILE``; table names and the
 state machine ARN from ``PAYMENTS_TABLE``, ``STATE_MACHINE_ARN``, ... as for the functions).
 """
@@ -245,8 +248,17 @@ def _resume_command(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _backfill_command(args: argparse.Namespace) -> int:
+    from payments.repositories.ledger import LedgerRepository
+
+    _use_endpoint(args.endpoint)
+    read, added = LedgerRepository().backfill_account_totals()
+    print(f"{read} ledger transactions read, {added} added to their seller account totals now, {read - added} already counted")
+    return 0
+
+
 def add_commands(subparsers: Any) -> None:
-    """Register ``stuck`` and ``resume`` on the ``payments`` CLI's subparsers."""
+    """Register ``stuck``, ``resume`` and ``backfill-account-totals`` on the ``payments`` CLI's subparsers."""
     stuck = subparsers.add_parser("stuck", help="list payments unfinished beyond a deadline, and parked ones (exit 1 if any)")
     stuck.add_argument("--older-than", default="15m", help="deadline since acceptance, e.g. 90s, 15m, 2h (default 15m)")
     stuck.add_argument("--overdue-only", action="store_true", help="do not list final payments with parked orders")
@@ -258,6 +270,12 @@ def add_commands(subparsers: Any) -> None:
     resume_cmd.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the execution")
     resume_cmd.add_argument("--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)")
     resume_cmd.set_defaults(func=_resume_command)
+
+    backfill = subparsers.add_parser(
+        "backfill-account-totals", help="add ledger transactions booked before the seller account totals existed to them, once each"
+    )
+    backfill.add_argument("--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)")
+    backfill.set_defaults(func=_backfill_command)
 
 
 def main(argv: list[str] | None = None) -> int:

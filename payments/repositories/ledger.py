@@ -4,7 +4,8 @@ Item layout (``pk``, ``sk``):
 
 * transaction  ``TXN#<payment_order_id>`` / ``TXN``: txn_id, payment_order_id, psp_reference,
   seller_account, currency, amount_minor, postings [{account, side, amount_minor, currency}],
-  settlement_day (``<psp>#<YYYY-MM-DD>``, index ``by_settlement_day``), booked_at
+  settlement_day (``<psp>#<YYYY-MM-DD>``, index ``by_settlement_day``), booked_at,
+  in_account_totals
 * totals shard ``TOTALS#<shard>`` / ``CCY#<currency>``: debits_minor, credits_minor, transactions
 * seller account shard ``ACCOUNT#seller:<id>`` / ``CCY#<currency>#<shard>``: debits_minor,
   credits_minor, transactions (the seller's ledger projection without a scan)
@@ -13,11 +14,15 @@ The transaction id is derived from the payment order id, so appending is a
 conditional put: a retry fails the condition and appends nothing. The same
 ``TransactWriteItems`` adds to a totals shard (the trial balance without a scan)
 and to a shard of the seller's account totals (what reconciliation's three-way
-check compares each wallet with, read by key), and sets ``ledger_updated`` on
-the order. All or nothing: the totals move exactly when the transaction is
-appended. Shards keep a hot seller from making one item a write hotspot; both
-kinds of totals are checked against the transactions by ``payments verify``. Entries are never updated; a
-correction is a reversing transaction with its own id.
+check compares each wallet with, read by key), and sets ``ledger_updated`` on the
+order. All or nothing: the totals move exactly when the transaction is appended.
+Shards keep a hot seller from making one item a write hotspot; both kinds of
+totals are checked against the transactions by ``payments verify``.
+
+A transaction's money is never updated; a correction is a reversing transaction
+with its own id. The one attribute ever set afterwards is ``in_account_totals``:
+``payments backfill-account-totals`` adds the transactions of a ledger written
+before the account totals existed to them, each exactly once (the append sets it).
 """
 
 from __future__ import annotations
@@ -104,6 +109,8 @@ class LedgerRepository:
             "settlement_day": f"{self.psp}#{clock.day_of(order.charged_at)}",
             "charged_at": order.charged_at,
             "booked_at": clock.now_iso(),
+            # counted in the seller account's running totals (by this very transaction)
+            "in_account_totals": True,
         }
         shard = zlib.crc32(order.payment_order_id.encode()) % self.shards
         try:
@@ -119,24 +126,7 @@ class LedgerRepository:
                                 "ExpressionAttributeValues": to_values({":amount": order.amount_minor, ":one": 1, ":ccy": order.currency}),
                             }
                         },
-                        {
-                            "Update": {
-                                "TableName": self.table,
-                                "Key": {
-                                    "pk": {"S": account_totals_pk(seller_account_id(order.seller_account))},
-                                    "sk": {"S": f"CCY#{order.currency}#{shard}"},
-                                },
-                                "UpdateExpression": "ADD credits_minor :amount, transactions :one SET currency = :ccy, account = :account",
-                                "ExpressionAttributeValues": to_values(
-                                    {
-                                        ":amount": order.amount_minor,
-                                        ":one": 1,
-                                        ":ccy": order.currency,
-                                        ":account": seller_account_id(order.seller_account),
-                                    }
-                                ),
-                            }
-                        },
+                        self._account_totals_update(seller_account_id(order.seller_account), order.currency, shard, order.amount_minor, 0),
                         self.payments.order_flag_update(order.payment_order_id, "ledger_updated"),
                     ]
                 )
@@ -152,6 +142,62 @@ class LedgerRepository:
                 return AppendResult(txn_id, appended=False)
             raise
         return AppendResult(txn_id, appended=True)
+
+    def _account_totals_update(self, account: str, currency: str, shard: int, credits: int, debits: int) -> dict[str, Any]:
+        """The TransactWriteItems item that adds one transaction's postings to an account's totals shard."""
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": account_totals_pk(account)}, "sk": {"S": f"CCY#{currency}#{shard}"}},
+                "UpdateExpression": "ADD credits_minor :credits, debits_minor :debits, transactions :one SET currency = :ccy, account = :account",
+                "ExpressionAttributeValues": to_values({":credits": credits, ":debits": debits, ":one": 1, ":ccy": currency, ":account": account}),
+            }
+        }
+
+    def count_in_account_totals(self, txn: dict[str, Any]) -> bool:
+        """Add a transaction booked before the seller account totals existed to them, exactly once.
+
+        The transaction's ``in_account_totals`` flag is set in the same TransactWriteItems,
+        conditional on its absence: a second run, a racing run, or a transaction appended
+        by the current code (flag set at append) adds nothing. Returns whether it was added now.
+        """
+        sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        for posting in txn["postings"]:
+            if posting["account"].startswith("seller:"):
+                sums[(posting["account"], posting["currency"])][0 if posting["side"] == CREDIT else 1] += int(posting["amount_minor"])
+        shard = zlib.crc32(txn["payment_order_id"].encode()) % self.shards
+        try:
+            with transient_as_store_unavailable():
+                self.ddb.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": self.table,
+                                "Key": {"pk": {"S": txn["pk"]}, "sk": {"S": txn["sk"]}},
+                                "UpdateExpression": "SET in_account_totals = :yes",
+                                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(in_account_totals)",
+                                "ExpressionAttributeValues": to_values({":yes": True}),
+                            }
+                        },
+                        *(self._account_totals_update(account, ccy, shard, c, d) for (account, ccy), (c, d) in sorted(sums.items())),
+                    ]
+                )
+        except ClientError as err:
+            if cancelled_by_condition(err, 0):
+                return False
+            raise
+        return True
+
+    def backfill_account_totals(self) -> tuple[int, int]:
+        """(transactions read, transactions added now): every transaction not yet counted in
+        its seller account's totals is added (see :meth:`count_in_account_totals`). Safe to
+        run while payments flow, and to run again after an interruption."""
+        read = added = 0
+        for txn in self.transactions():
+            read += 1
+            if not txn.get("in_account_totals") and self.count_in_account_totals(txn):
+                added += 1
+        return read, added
 
     def find_transaction(self, payment_order_id: str) -> dict[str, Any] | None:
         with transient_as_store_unavailable():

@@ -170,3 +170,46 @@ def test_account_totals_of_many_sellers_are_read_in_batches_of_100_keys(repos: R
     # When their totals are read / Then each seller has exactly its credit
     totals = repos.ledger.seller_totals_of({(f"seller_{i}", "USD") for i in range(60)})
     assert totals == {(f"seller_{i}", "USD"): 10 + i for i in range(60)}
+
+
+def _as_booked_before_account_totals(ddb: Any) -> None:
+    """The ledger as the code before the seller account totals wrote it: no ACCOUNT# items, no flag."""
+    for item in _account_items(ddb):
+        ddb.delete_item(TableName="ledger", Key={"pk": item["pk"], "sk": item["sk"]})
+    for item in _txn_items(ddb):
+        ddb.update_item(TableName="ledger", Key={"pk": item["pk"], "sk": item["sk"]}, UpdateExpression="REMOVE in_account_totals")
+
+
+def test_the_backfill_counts_each_old_transaction_exactly_once(repos: Repos, ddb: Any) -> None:
+    # Given three transactions booked before the account totals existed
+    store_checkout(repos.payments, "chk_1", [("po_1", "a", 100, "USD"), ("po_2", "a", 250, "USD"), ("po_3", "b", 7, "EUR"), ("po_4", "b", 9, "EUR")])
+    for po in ("po_1", "po_2", "po_3"):
+        repos.ledger.append_payin(succeed(repos.payments, po))
+    _as_booked_before_account_totals(ddb)
+    assert repos.ledger.all_account_totals() == {}
+    # When the backfill runs, a new transaction is booked, and the backfill runs again (an interrupted first run)
+    assert repos.ledger.backfill_account_totals() == (3, 3)
+    repos.ledger.append_payin(succeed(repos.payments, "po_4"))
+    assert repos.ledger.backfill_account_totals() == (4, 0)
+    # Then every transaction is counted once: old ones by the backfill, the new one by its append
+    assert repos.ledger.all_account_totals() == {("seller:a", "USD"): 350, ("seller:b", "EUR"): 16}
+    assert sum(int(i["transactions"]["N"]) for i in _account_items(ddb)) == 4
+    # and a racing second backfill of an already counted transaction adds nothing
+    assert repos.ledger.count_in_account_totals(repos.ledger.find_transaction("po_1") | {"in_account_totals": None}) is False
+    assert repos.ledger.seller_totals_of({("a", "USD")}) == {("a", "USD"): 350}
+
+
+def test_the_backfill_command_reports_what_it_added(repos: Repos, ddb: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from payments.cli import main
+
+    store_checkout(repos.payments, "chk_1", [("po_1", "a", 100, "USD"), ("po_2", "a", 5, "USD")])
+    for po in ("po_1", "po_2"):
+        repos.ledger.append_payin(succeed(repos.payments, po))
+    _as_booked_before_account_totals(ddb)
+    assert main(["backfill-account-totals"]) == 0
+    assert main(["backfill-account-totals"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "2 ledger transactions read, 2 added to their seller account totals now, 0 already counted",
+        "2 ledger transactions read, 0 added to their seller account totals now, 2 already counted",
+    ]
+    assert repos.ledger.seller_totals_of({("a", "USD")}) == {("a", "USD"): 105}
