@@ -164,6 +164,9 @@ class Reconciliation(Construct):
                 "SETTLEMENT_BUCKET": self.bucket.bucket_name,
                 # Built from the fixed name, not referenced (the state machine invokes this function).
                 "RECONCILE_STATE_MACHINE_ARN": machine_arn,
+                # the three-way check reads every shard of a seller's wallet and ledger account totals
+                "WALLET_SHARDS": str(stage.wallet_shards),
+                "LEDGER_TOTAL_SHARDS": str(stage.ledger_total_shards),
             },
             retry_attempts=2,
             max_event_age=cdk.Duration.hours(6),

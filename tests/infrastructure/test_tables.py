@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from payments.tables import TABLES
+from tests.infrastructure.conftest import REPO_ROOT
 from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources
 
 
@@ -65,3 +67,22 @@ def test_dev_idempotency_table_goes_with_the_stack(dev):
     tables = _tables_by_setting(dev, "dev")
     # Then the idempotency records (replay window of a key, no money) are deleted with the stack
     assert tables["idempotency_table"]["DeletionPolicy"] == "Delete"
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_function_that_reads_sharded_money_items_knows_the_stages_shard_count(synthesis, stage):
+    # Given the stage's shard counts in cdk.json (a reader that assumes fewer shards misses money)
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["stages"][stage]
+    expected = {"WALLETS_TABLE": ("WALLET_SHARDS", str(context["walletShards"])),
+                "LEDGER_TABLE": ("LEDGER_TOTAL_SHARDS", str(context["ledgerTotalShards"]))}
+    template = synthesis.templates[f"Payments-{stage}"]
+    # When each program function's environment is read
+    checked = 0
+    for name in PROGRAM_FUNCTIONS:
+        env = function_named(template, name, stage)[1]["Environment"]["Variables"]
+        # Then every function given a sharded table is given that table's shard count
+        for table, (setting, count) in expected.items():
+            if table in env:
+                checked += 1
+                assert env.get(setting) == count, (name, setting)
+    assert checked >= 5  # payment (both), wallet, ledger, reconcile (both)
