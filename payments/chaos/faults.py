@@ -235,9 +235,9 @@ class ChaosInjector:
         if kind is None:
             return run()
         if kind == s.RECONCILE_CRASH:
-            point = self.schedule.reconcile_crash(key, attempt)
-            self.log.add(kind, step, key, attempt, str(point))
-            return run(crash=point)
+            # logged by the hook that crashes, when the run reaches the point (a run that ends
+            # before it, e.g. a quarantined file, crashes nowhere and logs nothing)
+            return run(crash=self.schedule.reconcile_crash(key, attempt))
         self.log.add(kind, step, key, attempt)
         if kind == s.PERSISTENT:
             raise LambdaServiceException(f"chaos: {step} keeps failing for {key} (attempt {attempt})")
@@ -297,7 +297,7 @@ class ChaosInjector:
         if settings().psp_table in tables:
             return  # the simulated PSP is an external system: its faults are the PSP's
         if ctx.crash_point == "before_records" and settings().reconciliation_table in tables and operation == "PutItem":
-            ctx.crash_point = None
+            self._crash_now(ctx)
             raise ChaosCrash(f"chaos: reconciliation of {ctx.key} crashed after writing its reports, before its records")
         if ctx.step == "reconcile":
             return
@@ -317,8 +317,13 @@ class ChaosInjector:
             return
         ctx.report_puts += 1
         if ctx.crash_point == f"before_report_{ctx.report_puts}":
-            ctx.crash_point = None
+            self._crash_now(ctx)
             raise ChaosCrash(f"chaos: reconciliation of {ctx.key} crashed after {ctx.report_puts - 1} of its report objects")
+
+    def _crash_now(self, ctx: _Context) -> None:
+        """Log the reconciliation crash that is about to be raised at ``ctx.crash_point`` (once)."""
+        self.log.add(s.RECONCILE_CRASH, "reconcile", str(ctx.key), ctx.attempt, str(ctx.crash_point))
+        ctx.crash_point = None
 
 
 def _tables_of(operation: str, params: dict[str, Any]) -> set[str]:

@@ -188,11 +188,16 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
         checks.check("every phase ran to the end", False, f"{type(err).__name__}: {err}"[:500])
     result.faults = log.by_kind()
     result.injected_digest = hashlib.sha256(
-        "\n".join(sorted(f"{e.kind} {e.step} {schedule.logical(e.key)} {e.attempt}" for e in log.events)).encode()
+        "\n".join(sorted(f"{e.kind} {e.step} {_logical(schedule, e.step, e.key)} {e.attempt}" for e in log.events)).encode()
     ).hexdigest()[:16]
     result.wall_seconds = time.monotonic() - started
     print_report(result, out)
     return result
+
+
+def _logical(schedule: FaultSchedule, step: str, key: str) -> str:
+    """A fault's place, free of the run's prefix and of the calendar (settlement files by day index)."""
+    return schedule.logical_file(key) if step == "reconcile" else schedule.logical(key)
 
 
 # --- phases ---------------------------------------------------------------------------------
@@ -490,12 +495,12 @@ def _wait_async_reconciles(dispatcher: Any, seen: int, keys: set[str]) -> dict[s
     last_progress = time.monotonic()
     done_before = 0
     while True:
-        queued = dispatcher.async_invocations
-        for invocation in queued[scanned:]:
+        batch = dispatcher.async_invocations[scanned:]  # one copy: what it holds is what was scanned
+        scanned += len(batch)
+        for invocation in batch:
             where = step_of(invocation.function_name, invocation.event)
             if where is not None and where[0] == "reconcile" and where[1] in keys and where[1] not in found:
                 found[where[1]] = invocation
-        scanned = len(queued)
         done = sum(1 for i in found.values() if i.done)
         if done != done_before:
             done_before, last_progress = done, time.monotonic()

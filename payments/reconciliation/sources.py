@@ -99,7 +99,7 @@ class BalanceSource(Protocol):
 
 class DynamoBalanceSource:
     """Wallets from the wallets table; the ledger side from the seller accounts' running
-    totals, which the ledger's append transaction keeps (``ACCOUNT#seller:<id>``). Both are
+    totals, which the ledger's append transaction keeps (``ACCOUNT#seller:<id>#<shard>``). Both are
     read by key (BatchGetItem): a file's check costs a request per ~100 shards, whatever the
     size of the ledger. ``payments verify`` checks those totals against the postings
     themselves (invariant 3), so the three-way check does not have to.

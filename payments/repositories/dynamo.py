@@ -111,22 +111,25 @@ BATCH_GET_KEYS = 100
 BATCH_GET_ROUNDS = 8
 
 
-def batch_get(client: Any, table: str, keys: list[dict[str, str]]) -> Iterator[dict[str, Any]]:
+def batch_get(client: Any, table: str, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
     """The items found under ``keys`` (plain ``{"pk": ..., "sk": ...}`` strings), strongly
     consistent, 100 keys per request; unprocessed keys are asked again with a backoff, and
-    a batch that keeps coming back unprocessed raises StoreUnavailable (never a partial answer)."""
+    a batch that keeps coming back unprocessed raises StoreUnavailable: all or nothing,
+    never a partial answer."""
+    found: list[dict[str, Any]] = []
     for start in range(0, len(keys), BATCH_GET_KEYS):
         pending: dict[str, Any] = {
             table: {"Keys": [to_item(k) for k in keys[start : start + BATCH_GET_KEYS]], "ConsistentRead": True}
         }
         for round_ in range(BATCH_GET_ROUNDS):
+            if round_:
+                time.sleep(min(1.0, 0.05 * 2 ** (round_ - 1)))
             with transient_as_store_unavailable():
                 response = client.batch_get_item(RequestItems=pending)
-            for item in response.get("Responses", {}).get(table, []):
-                yield from_item(item)  # type: ignore[misc]
+            found.extend(from_item(item) for item in response.get("Responses", {}).get(table, []))  # type: ignore[misc]
             pending = response.get("UnprocessedKeys") or {}
             if not pending:
                 break
-            time.sleep(min(1.0, 0.05 * 2**round_))
         else:
             raise StoreUnavailable(f"DynamoDB: {len(pending[table]['Keys'])} keys of {table} stayed unprocessed")
+    return found

@@ -7,8 +7,8 @@ Item layout (``pk``, ``sk``):
   settlement_day (``<psp>#<YYYY-MM-DD>``, index ``by_settlement_day``), booked_at,
   in_account_totals
 * totals shard ``TOTALS#<shard>`` / ``CCY#<currency>``: debits_minor, credits_minor, transactions
-* seller account shard ``ACCOUNT#seller:<id>`` / ``CCY#<currency>#<shard>``: debits_minor,
-  credits_minor, transactions (the seller's ledger projection without a scan)
+* seller account shard ``ACCOUNT#seller:<id>#<shard>`` / ``CCY#<currency>``: account, currency,
+  debits_minor, credits_minor, transactions (the seller's ledger projection without a scan)
 
 The transaction id is derived from the payment order id, so appending is a
 conditional put: a retry fails the condition and appends nothing. The same
@@ -54,8 +54,9 @@ def seller_account_id(seller_account: str) -> str:
     return f"seller:{seller_account}"
 
 
-def account_totals_pk(account: str) -> str:
-    return f"ACCOUNT#{account}"
+def account_totals_pk(account: str, shard: int) -> str:
+    """The shard is in the partition key, as for wallets: a hot seller's appends spread over partitions."""
+    return f"ACCOUNT#{account}#{shard}"
 
 
 def assert_balanced(postings: list[dict[str, Any]]) -> None:
@@ -148,7 +149,7 @@ class LedgerRepository:
         return {
             "Update": {
                 "TableName": self.table,
-                "Key": {"pk": {"S": account_totals_pk(account)}, "sk": {"S": f"CCY#{currency}#{shard}"}},
+                "Key": {"pk": {"S": account_totals_pk(account, shard)}, "sk": {"S": f"CCY#{currency}"}},
                 "UpdateExpression": "ADD credits_minor :credits, debits_minor :debits, transactions :one SET currency = :ccy, account = :account",
                 "ExpressionAttributeValues": to_values({":credits": credits, ":debits": debits, ":one": 1, ":ccy": currency, ":account": account}),
             }
@@ -225,7 +226,7 @@ class LedgerRepository:
         """(seller, currency) -> net credits of ``seller:<id>`` in that currency, for these
         accounts only: their totals shards read by key (BatchGetItem)."""
         keys = [
-            {"pk": account_totals_pk(seller_account_id(seller)), "sk": f"CCY#{ccy}#{shard}"}
+            {"pk": account_totals_pk(seller_account_id(seller), shard), "sk": f"CCY#{ccy}"}
             for seller, ccy in sorted(accounts)
             for shard in range(self.shards)
         ]

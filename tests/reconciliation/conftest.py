@@ -100,7 +100,7 @@ class Aws:
         shard = zlib.crc32(order.encode()) % settings().ledger_total_shards
         self.ddb.update_item(  # the seller account's running totals, kept in the same transaction
             TableName=settings().ledger_table,
-            Key={"pk": {"S": f"ACCOUNT#seller:{seller}"}, "sk": {"S": f"CCY#{currency}#{shard}"}},
+            Key={"pk": {"S": f"ACCOUNT#seller:{seller}#{shard}"}, "sk": {"S": f"CCY#{currency}"}},
             UpdateExpression="ADD credits_minor :a, transactions :one SET currency = :c, account = :acct",
             ExpressionAttributeValues={":a": {"N": str(amount_minor)}, ":one": {"N": "1"}, ":c": {"S": currency}, ":acct": {"S": f"seller:{seller}"}},
         )

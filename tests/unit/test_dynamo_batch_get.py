@@ -31,8 +31,11 @@ class ThrottlingClient:
 
 
 @pytest.fixture(autouse=True)
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dynamo.time, "sleep", lambda _s: None)
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The backoff's sleeps, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(dynamo.time, "sleep", slept.append)
+    return slept
 
 
 def _keys(n: int) -> list[dict[str, str]]:
@@ -48,18 +51,20 @@ def test_every_found_item_comes_back_once_in_requests_of_at_most_100_keys() -> N
     assert client.requests == [100, 100, 50]
 
 
-def test_unprocessed_keys_are_asked_again_until_answered() -> None:
+def test_unprocessed_keys_are_asked_again_until_answered(sleeps: list[float]) -> None:
     # Given DynamoDB leaving 30 keys unprocessed on the first three requests
     client = ThrottlingClient({f"K#{i}": {"pk": f"K#{i}", "sk": "V", "n": i} for i in range(100)}, unprocessed=30, throttled_rounds=3)
     # When read / Then nothing is missing: the unprocessed keys were asked again
     assert sorted(item["n"] for item in batch_get(client, "t", _keys(100))) == list(range(100))
     assert client.requests == [100, 30, 30, 30]
+    assert sleeps == [0.05, 0.1, 0.2]  # a growing backoff before each new request, none before the first
 
 
-def test_keys_that_stay_unprocessed_raise_store_unavailable_rather_than_a_partial_answer() -> None:
+def test_keys_that_stay_unprocessed_raise_store_unavailable_rather_than_a_partial_answer(sleeps: list[float]) -> None:
     # Given DynamoDB that never processes the last 5 keys
     client = ThrottlingClient({f"K#{i}": {"pk": f"K#{i}", "sk": "V", "n": i} for i in range(10)}, unprocessed=5, throttled_rounds=10**6)
     # When read to the end / Then StoreUnavailable (transient: the caller's retry asks again)
     with pytest.raises(StoreUnavailable, match="5 keys of t stayed unprocessed"):
-        list(batch_get(client, "t", _keys(10)))
+        batch_get(client, "t", _keys(10))
     assert len(client.requests) == dynamo.BATCH_GET_ROUNDS
+    assert len(sleeps) == dynamo.BATCH_GET_ROUNDS - 1  # no pointless sleep after the last round

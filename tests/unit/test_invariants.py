@@ -168,7 +168,7 @@ def test_violations_print_the_invariant_and_the_ids(clean: Repos) -> None:
 def test_a_seller_account_total_that_disagrees_with_its_postings_breaks_invariant_3(clean: Repos, ddb: Any) -> None:
     # Given seller_books's running total (what reconciliation's three-way check reads) with an extra cent
     items = ddb.scan(TableName="ledger", FilterExpression="begins_with(pk, :a)",
-                     ExpressionAttributeValues={":a": {"S": "ACCOUNT#seller:seller_books"}})["Items"]
+                     ExpressionAttributeValues={":a": {"S": "ACCOUNT#seller:seller_books#"}})["Items"]
     ddb.update_item(TableName="ledger", Key={"pk": items[0]["pk"], "sk": items[0]["sk"]}, UpdateExpression="ADD credits_minor :m",
                     ExpressionAttributeValues={":m": {"N": "1"}})
     # When checked / Then invariant 3 fails on that account, and nothing else
