@@ -22,7 +22,7 @@ from payments.status import ORDER_TRANSITIONS, OrderStatus, PaymentStatus, payme
 INVARIANTS = {
     1: "at most one PSP charge per payment_order_id",
     2: "exactly-once effects: a successful order has one wallet credit and one ledger transaction; others none",
-    3: "the ledger balances: every transaction and the trial balance",
+    3: "the ledger balances: every transaction, the trial balance and the seller account totals",
     4: "each wallet equals its ledger projection",
     5: "statuses only moved forward",
     6: "nothing is lost: every checkout is final or explicitly NEEDS_ATTENTION",
