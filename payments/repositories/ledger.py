@@ -113,7 +113,7 @@ class LedgerRepository:
             # counted in the seller account's running totals (by this very transaction)
             "in_account_totals": True,
         }
-        shard = zlib.crc32(order.payment_order_id.encode()) % self.shards
+        shard = self._shard(order.payment_order_id)
         try:
             with transient_as_store_unavailable():
                 self.ddb.transact_write_items(
@@ -144,6 +144,10 @@ class LedgerRepository:
             raise
         return AppendResult(txn_id, appended=True)
 
+    def _shard(self, payment_order_id: str) -> int:
+        """The totals shard of an order's transaction: the append and the backfill must agree."""
+        return zlib.crc32(payment_order_id.encode()) % self.shards
+
     def _account_totals_update(self, account: str, currency: str, shard: int, credits: int, debits: int) -> dict[str, Any]:
         """The TransactWriteItems item that adds one transaction's postings to an account's totals shard."""
         return {
@@ -166,7 +170,7 @@ class LedgerRepository:
         for posting in txn["postings"]:
             if posting["account"].startswith("seller:"):
                 sums[(posting["account"], posting["currency"])][0 if posting["side"] == CREDIT else 1] += int(posting["amount_minor"])
-        shard = zlib.crc32(txn["payment_order_id"].encode()) % self.shards
+        shard = self._shard(txn["payment_order_id"])
         try:
             with transient_as_store_unavailable():
                 self.ddb.transact_write_items(
