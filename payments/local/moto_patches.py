@@ -17,13 +17,27 @@
    data operations are already plain wire-format JSON (moto converts its
    DynamoType objects first), so they are written with ``json.dumps``; anything
    that is not plain JSON (binary attributes, errors) takes moto's path.
+4. **Queries read one partition, not the table.** moto answers every ``Query``
+   by sorting all the items of the table and testing each (``Table.all_items``),
+   for table and index queries alike: a settlement day's ``by_charge_day`` query
+   cost time proportional to everything ever charged, and a 10,000-checkout chaos
+   run slowed down as it went. Here a table query reads only its hash key's
+   items, and a global secondary index query reads the items of a hash-key index
+   kept per table: built on the first query of the index, then updated after
+   every write that can change an item (``Table.put_item``, ``Table.delete_item``,
+   ``update_item``, a cancelled transaction's restore) and dropped when the
+   table's indexes change. moto's own query then runs over those candidates, so
+   key conditions, sorting, filters, limits and pagination are still moto's. An
+   index entry that went stale only costs a look-up (moto re-checks the key); an
+   entry missing would lose an item, which is why every write path re-indexes
+   (the unit tests compare queries with a scan after random writes).
 
 And two to its Step Functions engine:
 
-4. it builds a new boto3 client for every Lambda task it runs (tens of milliseconds
+5. it builds a new boto3 client for every Lambda task it runs (tens of milliseconds
    of CPU each); :func:`install` makes it reuse one client per region, service and
    server port;
-5. it parses the state machine's ASL with ANTLR at the start of every execution (a
+6. it parses the state machine's ASL with ANTLR at the start of every execution (a
    seventh of the demo's CPU); the parsed program is cached per definition text.
    Sharing it between executions is safe for the same reason that the iterations of
    one Map already share it: the components keep no evaluation state of their own
@@ -65,6 +79,8 @@ class _NoTableCopy:
 
 def install() -> None:
     _install_dynamodb()
+    if os.environ.get("PAYMENTS_LOCAL_QUERY_INDEX", "on") != "off":  # off: the baseline of bench/query_index.py
+        _install_query_index()
     _install_fast_dynamodb_responses()
     _install_client_cache()
     if os.environ.get("PAYMENTS_LOCAL_ASL_CACHE", "on") != "off":  # off: the baseline of bench/throughput.py
@@ -205,13 +221,181 @@ def _install_dynamodb() -> None:
 
 
 def _restore(table: Any, hash_key: Any, range_key: Any, item: Any) -> None:
-    if range_key is None:
+    try:
+        if range_key is None:
+            if item is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = item
+            return
         if item is None:
-            table.items.pop(hash_key, None)
+            table.items.get(hash_key, {}).pop(range_key, None)
         else:
-            table.items[hash_key] = item
+            table.items.setdefault(hash_key, {})[range_key] = item
+    finally:
+        _reindex(table, hash_key, range_key)
+
+
+# --- 4. queries read one partition -------------------------------------------------------
+
+_QUERY_SCOPE = threading.local()  # (table, candidates) while moto's Table.query runs on this thread
+_INDEXES = "_payments_gsi_indexes"  # attribute of a moto Table: {index name: _HashIndex}
+
+
+class _HashIndex:
+    """The primary keys of a table's items by the values of one GSI's hash-key attributes."""
+
+    def __init__(self, hash_attrs: tuple[str, ...]) -> None:
+        self.hash_attrs = hash_attrs
+        self.buckets: dict[tuple[Any, ...], dict[tuple[Any, Any], None]] = {}
+        self.placed: dict[tuple[Any, Any], tuple[Any, ...]] = {}  # primary key -> its bucket
+
+    def place(self, key: tuple[Any, Any], item: Any) -> None:
+        old = self.placed.pop(key, None)
+        if old is not None:
+            bucket = self.buckets.get(old)
+            if bucket is not None:
+                bucket.pop(key, None)
+                if not bucket:
+                    del self.buckets[old]
+        if item is None:
+            return
+        values = tuple(item.attrs.get(name) for name in self.hash_attrs)
+        if any(value is None for value in values):
+            return  # DynamoDB leaves an item without the index's key out of the index
+        try:
+            self.buckets.setdefault(values, {})[key] = None
+        except TypeError:  # a list or map where a key attribute should be: no query can match it
+            return
+        self.placed[key] = values
+
+
+def _stored_item(table: Any, hash_key: Any, range_key: Any) -> Any:
+    partition = table.items.get(hash_key)
+    if table.range_key_attr is None:
+        return partition
+    return partition.get(range_key) if partition else None
+
+
+def _reindex(table: Any, hash_key: Any, range_key: Any) -> None:
+    indexes = table.__dict__.get(_INDEXES)
+    if not indexes:
         return
-    if item is None:
-        table.items.get(hash_key, {}).pop(range_key, None)
-    else:
-        table.items.setdefault(hash_key, {})[range_key] = item
+    item = _stored_item(table, hash_key, range_key)
+    for index in indexes.values():
+        index.place((hash_key, range_key), item)
+
+
+def _gsi_candidates(table: Any, index_name: str, conditions: list[tuple[str, Any]]) -> list[Any] | None:
+    gsi = next((i for i in table.global_indexes if i.name == index_name), None)
+    if gsi is None:
+        return None  # a local index, or none: moto's own path (and its error)
+    hash_attrs = tuple(k["AttributeName"] for k in gsi.schema if k["KeyType"] == "HASH")
+    wanted = dict(conditions)
+    if set(wanted) != set(hash_attrs):
+        return None
+    indexes = table.__dict__.setdefault(_INDEXES, {})
+    index = indexes.get(index_name)
+    if index is None or index.hash_attrs != hash_attrs:
+        index = indexes[index_name] = _HashIndex(hash_attrs)
+        for hash_key, partition in table.items.items():
+            if table.range_key_attr is None:
+                index.place((hash_key, None), partition)
+            else:
+                for range_key, item in partition.items():
+                    index.place((hash_key, range_key), item)
+    try:
+        keys = list(index.buckets.get(tuple(wanted[name] for name in hash_attrs), ()))
+    except TypeError:
+        return None
+    items = (_stored_item(table, hash_key, range_key) for hash_key, range_key in keys)
+    return [item for item in items if item is not None]
+
+
+def _table_candidates(table: Any, hash_key: Any) -> list[Any] | None:
+    if hash_key is None:
+        return None
+    partition = table.items.get(hash_key)
+    if partition is None:
+        return []
+    return [partition] if table.range_key_attr is None else list(partition.values())
+
+
+def _install_query_index() -> None:
+    import moto.dynamodb.models as ddb
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table, "_payments_query_index", False):
+        return
+    original_all_items = Table.all_items
+    original_query = Table.query
+    original_put = Table.put_item
+    original_delete = Table.delete_item
+    backend = ddb.DynamoDBBackend
+    original_update = backend.update_item
+    original_update_indexes = backend.update_table_global_indexes
+
+    def all_items(self: Any) -> Any:
+        scope = getattr(_QUERY_SCOPE, "value", None)
+        if scope is not None and scope[0] is self:
+            return scope[1]
+        return original_all_items(self)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        with _LOCK:
+            if index_name:
+                candidates = _gsi_candidates(self, index_name, kwargs.get("hash_key_conditions") or [])
+            else:
+                candidates = _table_candidates(self, hash_key)
+            if candidates is None:
+                return original_query(self, hash_key, *args, **kwargs)
+            _QUERY_SCOPE.value = (self, candidates)
+            try:
+                return original_query(self, hash_key, *args, **kwargs)
+            finally:
+                _QUERY_SCOPE.value = None
+
+    def put_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _LOCK:
+            item = original_put(self, *args, **kwargs)
+            _reindex(self, item.hash_key, item.range_key)
+            return item
+
+    def delete_item(self: Any, hash_key: Any, range_key: Any) -> Any:
+        with _LOCK:
+            try:
+                return original_delete(self, hash_key, range_key)
+            finally:
+                _reindex(self, hash_key, range_key)
+
+    def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        # moto updates an existing item in place, where Table.put_item does not see it
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        with _LOCK:
+            try:
+                return original_update(self, table_name, key, *args, **kwargs)
+            finally:
+                table = self.get_table(table_name)
+                if table.hash_key_attr in key:
+                    range_attr = table.range_key_attr
+                    range_key = DynamoType(key[range_attr]) if range_attr and range_attr in key else None
+                    _reindex(table, DynamoType(key[table.hash_key_attr]), range_key)
+                else:
+                    table.__dict__.pop(_INDEXES, None)  # a key moto reads another way: rebuild on the next query
+
+    def update_table_global_indexes(self: Any, table: Any, *args: Any, **kwargs: Any) -> Any:
+        with _LOCK:
+            try:
+                return original_update_indexes(self, table, *args, **kwargs)
+            finally:
+                table.__dict__.pop(_INDEXES, None)
+
+    Table.all_items = all_items
+    Table.query = query
+    Table.put_item = put_item
+    Table.delete_item = delete_item
+    backend.update_item = functools.wraps(original_update)(update_item)
+    backend.update_table_global_indexes = update_table_global_indexes
+    Table._payments_query_index = True
