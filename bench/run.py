@@ -6,7 +6,8 @@
 
 Sections (each is also a script of its own in bench/): cold start (bench.cold_start),
 warm overhead (bench.warm), counts and cost per million checkouts (bench.cost), hot seller
-(bench.hot_seller), local throughput and profile (bench.throughput), reconciliation
+(bench.hot_seller), local throughput and profile (bench.throughput), the local runtime's
+query index over moto's DynamoDB (bench.query_index), reconciliation
 (bench/bench_reconcile.py, engine vs pandas). Every figure is a median of several runs;
 every comparison is measured alternately in the same run. The raw figures go to
 bench/out/results.json.
@@ -21,12 +22,12 @@ import sys
 import time
 from typing import Any
 
-from bench import cold_start, cost, hot_seller, throughput, warm
-from bench.common import OUT, ROOT, Results, log, machine, median, table
+from bench import cold_start, cost, hot_seller, query_index, throughput, warm
+from bench.common import OUT, ROOT, Results, log, machine, median, spread, table
 
-SIZES = {"quick": dict(cold=2, warm=10, cost=3, verify=80, demo=40, demo_runs=1, rec=[50_000], rec_repeats=2),
-         "default": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000], rec_repeats=3),
-         "full": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000, 1_000_000], rec_repeats=3)}  # fmt: skip
+SIZES = {"quick": dict(cold=2, warm=10, cost=3, verify=80, demo=40, demo_runs=1, rec=[50_000], rec_repeats=2, qi=[2_000], qi_runs=1),
+         "default": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000], rec_repeats=3, qi=[2_000, 10_000], qi_runs=2),
+         "full": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000, 1_000_000], rec_repeats=3, qi=[2_000, 10_000], qi_runs=3)}  # fmt: skip
 
 
 def section_cold(r: Results, repeats: int) -> None:
@@ -146,6 +147,23 @@ def section_throughput(r: Results, checkouts: int, runs: int) -> None:
         r.add("local", "profile", "py-spy failed", "", "", data["profile_error"][-200:])
 
 
+def section_query_index(r: Results, sizes: list[int], runs: int) -> None:
+    log("local query index ...")
+    data = query_index.run(sizes, runs, queries=200)
+    r.raw["query_index"] = data
+    for size, got in data.items():
+        for kind, label in query_index.KINDS:
+            base, fast = median(got["moto"][kind]), median(got["patched"][kind])
+            r.add(
+                "local",
+                f"moto DynamoDB {label}, table of {size:,} items (payments/local/moto_patches.py part 4)",
+                f"{fast:.2f} ms",
+                f"moto's own Query (every item sorted and tested) {base:.2f} ms",
+                f"{base / fast:.1f}x faster",
+                f"median per query of 200, {runs} fresh processes each, alternated; spread {spread(got['patched'][kind])} vs {spread(got['moto'][kind])} ms",
+            )
+
+
 def section_reconcile(r: Results, sizes: list[int], repeats: int) -> None:
     log("reconciliation ...")
     sys.path.insert(0, str(ROOT / "bench"))
@@ -177,11 +195,11 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smaller run")
     mode.add_argument("--full", action="store_true", help="include the 1M-row reconciliation")
-    parser.add_argument("--only", nargs="+", choices=["cold", "warm", "cost", "hot", "throughput", "reconcile"], help="run these sections only")
+    parser.add_argument("--only", nargs="+", choices=["cold", "warm", "cost", "hot", "throughput", "query_index", "reconcile"], help="run these sections only")
     parser.add_argument("--no-write", action="store_true", help="print the table, do not write docs/benchmarks.md")
     args = parser.parse_args()
     size = SIZES["quick" if args.quick else "full" if args.full else "default"]
-    chosen = set(args.only or ["cold", "warm", "cost", "hot", "throughput", "reconcile"])
+    chosen = set(args.only or ["cold", "warm", "cost", "hot", "throughput", "query_index", "reconcile"])
     started = time.monotonic()
     when = dt.datetime.now(dt.timezone.utc)
     info = machine()
@@ -198,6 +216,8 @@ def main() -> None:
         warm_data = section_warm(r, size["warm"])
     if "throughput" in chosen:
         section_throughput(r, size["demo"], size["demo_runs"])
+    if "query_index" in chosen:
+        section_query_index(r, size["qi"], size["qi_runs"])
     if "cost" in chosen:
         section_cost(r, size["cost"], warm_data)
     if "hot" in chosen:

@@ -21,9 +21,12 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from payments.local import moto_patches
+from payments.tables import Index, Table, create_table_request
 
 GSI_VALUES = ("day#1", "day#2", "day#3")
 PKS = tuple(f"P{i}" for i in range(6))
+RANGED = Table("unused", "pk", "sk", (Index("by_gk", "gk", "gr"),))  # as the ledger: the index has a sort key
+FLAT = Table("unused", "pk", None, (Index("by_gk", "gk"),))
 
 
 @pytest.fixture
@@ -31,28 +34,8 @@ def ddb() -> Iterator[Any]:
     moto_patches.install()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="ranged",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gk", "gr")],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "by_gk",
-                    "KeySchema": [{"AttributeName": "gk", "KeyType": "HASH"}, {"AttributeName": "gr", "KeyType": "RANGE"}],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.create_table(
-            TableName="flat",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "gk")],
-            GlobalSecondaryIndexes=[
-                {"IndexName": "by_gk", "KeySchema": [{"AttributeName": "gk", "KeyType": "HASH"}], "Projection": {"ProjectionType": "ALL"}}
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        for name, table in (("ranged", RANGED), ("flat", FLAT)):
+            client.create_table(**create_table_request(table, name))
         yield client
 
 
