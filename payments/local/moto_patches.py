@@ -265,7 +265,7 @@ class _HashIndex:
             return  # DynamoDB leaves an item without the index's key out of the index
         try:
             self.buckets.setdefault(values, {})[key] = None
-        except TypeError:  # a list or map where a key attribute should be: no query can match it
+        except (TypeError, ArithmeticError):  # a set, list, map or malformed number as a key: no query can match it
             return
         self.placed[key] = values
 
@@ -306,8 +306,8 @@ def _gsi_candidates(table: Any, index_name: str, conditions: list[tuple[str, Any
                     index.place((hash_key, range_key), item)
     try:
         keys = list(index.buckets.get(tuple(wanted[name] for name in hash_attrs), ()))
-    except TypeError:
-        return None
+    except (TypeError, ArithmeticError):
+        return None  # moto's own path, and its own answer (or error)
     items = (_stored_item(table, hash_key, range_key) for hash_key, range_key in keys)
     return [item for item in items if item is not None]
 
@@ -327,6 +327,8 @@ def _install_query_index() -> None:
 
     if getattr(Table, "_payments_query_index", False):
         return
+    # needs part 2 (install() applies both): moto's own rollback would swap in a deep copy of the
+    # table, with the index as it was before the transaction; part 2's restore goes through _reindex
     original_all_items = Table.all_items
     original_query = Table.query
     original_put = Table.put_item
@@ -356,11 +358,21 @@ def _install_query_index() -> None:
             finally:
                 _QUERY_SCOPE.value = None
 
-    def put_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        # in finally: moto may store the item and then fail (a stream's subscriber gone)
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
         with _LOCK:
-            item = original_put(self, *args, **kwargs)
-            _reindex(self, item.hash_key, item.range_key)
-            return item
+            try:
+                return original_put(self, item_attrs, *args, **kwargs)
+            finally:
+                try:
+                    hash_key = DynamoType(item_attrs[self.hash_key_attr])
+                    range_key = DynamoType(item_attrs[self.range_key_attr]) if self.range_key_attr else None
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    pass  # refused by moto's validation before anything was stored
+                else:
+                    _reindex(self, hash_key, range_key)
 
     def delete_item(self: Any, hash_key: Any, range_key: Any) -> Any:
         with _LOCK:
