@@ -193,7 +193,6 @@ def _install_json_path_cache() -> None:
 
 def _install_dynamodb() -> None:
     import moto.dynamodb.models as ddb
-    from moto.dynamodb.models.dynamo_type import DynamoType
 
     backend = ddb.DynamoDBBackend
     if getattr(backend, "_payments_patched", False):
@@ -217,9 +216,7 @@ def _install_dynamodb() -> None:
             for entry in transact_items:
                 op_type, op = next(iter(entry.items()))
                 table = self.get_table(op["TableName"])
-                key = op["Item"] if op_type == "Put" else op["Key"]
-                hash_key = DynamoType(key[table.hash_key_attr])
-                range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+                hash_key, range_key = _primary_key(table, op["Item"] if op_type == "Put" else op["Key"])
                 snapshots.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
             real_copy = ddb.copy
             ddb.copy = _NoTableCopy  # type: ignore[assignment]
@@ -234,6 +231,14 @@ def _install_dynamodb() -> None:
 
     backend.transact_write_items = transact_write_items
     backend._payments_patched = True
+
+
+def _primary_key(table: Any, attrs: dict[str, Any]) -> tuple[Any, Any]:
+    """(hash key, range key or None) of a table's item or key, in the wire format; KeyError if incomplete."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    range_attr = table.range_key_attr
+    return DynamoType(attrs[table.hash_key_attr]), (DynamoType(attrs[range_attr]) if range_attr else None)
 
 
 def _restore(table: Any, hash_key: Any, range_key: Any, item: Any) -> None:
@@ -376,19 +381,16 @@ def _install_query_index() -> None:
 
     def put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         # in finally: moto may store the item and then fail (a stream's subscriber gone)
-        from moto.dynamodb.models.dynamo_type import DynamoType
-
         with _LOCK:
             try:
                 return original_put(self, item_attrs, *args, **kwargs)
             finally:
                 try:
-                    hash_key = DynamoType(item_attrs[self.hash_key_attr])
-                    range_key = DynamoType(item_attrs[self.range_key_attr]) if self.range_key_attr else None
+                    key = _primary_key(self, item_attrs)
                 except (KeyError, TypeError, ValueError, AttributeError):
                     pass  # refused by moto's validation before anything was stored
                 else:
-                    _reindex(self, hash_key, range_key)
+                    _reindex(self, *key)
 
     def delete_item(self: Any, hash_key: Any, range_key: Any) -> Any:
         with _LOCK:
@@ -399,18 +401,14 @@ def _install_query_index() -> None:
 
     def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         # moto updates an existing item in place, where Table.put_item does not see it
-        from moto.dynamodb.models.dynamo_type import DynamoType
-
         with _LOCK:
             try:
                 return original_update(self, table_name, key, *args, **kwargs)
             finally:
                 table = self.get_table(table_name)
-                if table.hash_key_attr in key:
-                    range_attr = table.range_key_attr
-                    range_key = DynamoType(key[range_attr]) if range_attr and range_attr in key else None
-                    _reindex(table, DynamoType(key[table.hash_key_attr]), range_key)
-                else:
+                try:
+                    _reindex(table, *_primary_key(table, key))
+                except (KeyError, TypeError, ValueError, AttributeError):
                     table.__dict__.pop(_INDEXES, None)  # a key moto reads another way: rebuild on the next query
 
     def update_table_global_indexes(self: Any, table: Any, *args: Any, **kwargs: Any) -> Any:
