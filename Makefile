@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-export PATH := $(CURDIR)/$(BIN):$(PATH)
+# node_modules/.bin first: the Node.js LTS pinned in package.json (the npm package `node`) runs the
+# CDK CLI and the jsii runtime behind aws-cdk-lib, whatever Node the machine has (npm is enough).
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: demo serve chaos bench test test-unit test-integration test-chaos test-infra synth cfn-lint openapi clean
 
@@ -49,7 +51,7 @@ test-integration: $(VENV)/.installed
 test-chaos: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/chaos
 
-test-infra: $(VENV)/.installed
+test-infra: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m pytest -q tests/infrastructure
 
 synth: $(VENV)/.installed node_modules/.installed
