@@ -17,10 +17,14 @@ import json
 import os
 import sys
 
-from payments.local.runtime import LocalRuntime, free_port, wait_forever
+# The operator's commands (verify, stuck, resume, reconcile, backfill-account-totals) run from
+# `pip install .` alone, against a deployed stack: the local runtime (moto, werkzeug, the dev extra)
+# is imported only by the dev commands that start it (serve, demo, chaos).
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from payments.local.runtime import LocalRuntime, wait_forever
+
     runtime = LocalRuntime(args.host, args.port, args.aws_port, quiet=not args.verbose)
     runtime.start()
     s = runtime.settings
@@ -37,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from payments import demo
+    from payments.local.runtime import LocalRuntime, free_port
 
     runtime = LocalRuntime(port=free_port(), aws_port=free_port())
     runtime.start()
