@@ -24,6 +24,7 @@ from payments.config import settings
 from payments.errors import Conflict, NotFound, StatusConflict
 from payments.models import OrderRecord, PaymentRecord
 from payments.repositories.dynamo import (
+    batch_get,
     cancelled_by_condition,
     from_item,
     is_condition_failure,
@@ -128,21 +129,14 @@ class PaymentsRepository:
         return found
 
     def orders_of(self, payment: PaymentRecord) -> list[OrderRecord]:
-        """The payment's orders, in request order (BatchGetItem, unprocessed keys retried)."""
-        found: dict[str, OrderRecord] = {}
+        """The payment's orders, in request order.
+
+        One ``batch_get`` (strongly consistent, unprocessed keys asked again with a backoff, all or
+        nothing): a throttled read raises StoreUnavailable (503), so only orders that are really
+        absent are NotFound (404)."""
         ids = list(payment.payment_order_ids)
-        for start in range(0, len(ids), 100):
-            keys = [order_key(i) for i in ids[start : start + 100]]
-            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-            for _ in range(8):
-                with transient_as_store_unavailable():
-                    response = self.ddb.batch_get_item(RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.table, []):
-                    record = OrderRecord.model_validate(_strip_keys(from_item(raw)))
-                    found[record.payment_order_id] = record
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
+        items = batch_get(self.ddb, self.table, [{"pk": f"ORDER#{i}", "sk": "ORDER"} for i in ids])
+        found = {record.payment_order_id: record for record in (OrderRecord.model_validate(_strip_keys(i)) for i in items)}
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFound(f"payment '{payment.checkout_id}' lacks stored orders {missing}")

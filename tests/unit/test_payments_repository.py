@@ -286,3 +286,31 @@ def test_a_retried_create_within_the_token_window_returns_the_stored_payment(ddb
     # Then it is recognised as the earlier payment, as it is without the token
     assert outcome.created is False
     assert outcome.payment.created_at == "2026-11-30T10:00:00.000Z"
+
+
+# --- orders_of under throttling ---------------------------------------------------------------
+class _Throttled:
+    """A DynamoDB client whose BatchGetItem leaves every key unprocessed, as under throttling."""
+
+    def __init__(self, real: Any):
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+        return {"Responses": {}, "UnprocessedKeys": RequestItems}
+
+
+def test_orders_of_a_throttled_read_is_store_unavailable_never_not_found(repos: Repos, ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a stored checkout whose order reads stay unprocessed (throttled)
+    from payments.errors import StoreUnavailable
+    from payments.repositories import dynamo
+
+    store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD"), ("po_2", "seller_toys", 500, "USD")])
+    stored = repos.payments.get("chk_1")
+    monkeypatch.setattr(dynamo.time, "sleep", lambda _: None)
+    monkeypatch.setattr(repos.payments, "ddb", _Throttled(ddb))
+    # When its orders are read / Then the read is unavailable (a 503 to retry), not a missing order (404)
+    with pytest.raises(StoreUnavailable):
+        repos.payments.orders_of(stored)
