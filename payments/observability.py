@@ -12,6 +12,8 @@ them every 100 values, since a disabled flush never clears its buffer.
 
 import threading
 from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
@@ -22,6 +24,23 @@ logger = Logger()
 #: no function uses them; a PSP adapter that calls out over HTTP adds its client library here.
 tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics(namespace="Payments")
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def entry_point(handler: Handler) -> Handler:
+    """The one instrumentation policy of every Lambda handler, outermost first:
+
+    * the logger takes the Lambda context and **clears its appended keys** at each invocation, so a
+      warm container never carries one checkout's ids into the next invocation's logs;
+    * the tracer opens the handler's subsegment but **never records the response** as metadata:
+      a response holds payment data (amounts, sellers, references), which has no place in X-Ray;
+    * the metrics are flushed at the end of the invocation.
+    """
+    instrumented = metrics.log_metrics(handler)
+    instrumented = tracer.capture_lambda_handler(instrumented, capture_response=False)
+    return logger.inject_lambda_context(instrumented, clear_state=True)  # type: ignore[return-value]
+
 
 LOCAL_COUNTS: Counter[str] = Counter()
 _lock = threading.Lock()

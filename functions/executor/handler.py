@@ -6,15 +6,13 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.executor.logic import execute_order
-from payments.observability import logger, metrics, tracer, count
+from payments.observability import count, entry_point, logger
 from payments.psp import default_psp
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import ExecuteOrderTask
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point
 @event_parser(model=ExecuteOrderTask)
 def handler(event: ExecuteOrderTask, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(checkout_id=event.checkout_id, payment_order_id=event.payment_order_id)

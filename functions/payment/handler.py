@@ -20,15 +20,13 @@ from functions.payment import logic
 from functions.payment.api import app, idempotency_config
 from functions.payment.problems import problem
 from payments.config import MAX_BODY_BYTES
-from payments.observability import logger, metrics, tracer, count
+from payments.observability import count, entry_point, logger
 from payments.pan import find_pans
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import FinalizePaymentTask
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("action") == "finalize_payment":
         return logic.finalize_payment(FinalizePaymentTask.model_validate(event), PaymentsRepository())

@@ -13,13 +13,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments.clock import now
-from payments.observability import count, logger, metrics, tracer
+from payments.observability import count, entry_point, logger
 from payments.reconciliation.settlement import settle_day
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     day = (event or {}).get("date") or (now() - timedelta(days=1)).date().isoformat()
     key, rows = settle_day(day)

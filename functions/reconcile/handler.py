@@ -21,13 +21,11 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.observability import count, logger, metrics, tracer
+from payments.observability import count, entry_point, logger
 from payments.reconciliation.service import Reconciler
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     action = event.get("action")
     if action is not None:

@@ -6,15 +6,13 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.wallet.logic import credit_seller
-from payments.observability import logger, metrics, tracer, count
+from payments.observability import count, entry_point, logger
 from payments.repositories.payments import PaymentsRepository
 from payments.repositories.wallet import WalletRepository
 from payments.tasks import OrderTask
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point
 @event_parser(model=OrderTask)
 def handler(event: OrderTask, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(payment_order_id=event.payment_order_id)
