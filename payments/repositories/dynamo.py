@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import zlib
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -133,3 +134,10 @@ def batch_get(client: Any, table: str, keys: list[dict[str, str]]) -> list[dict[
         else:
             raise StoreUnavailable(f"DynamoDB: {len(pending[table]['Keys'])} keys of {table} stayed unprocessed")
     return found
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The write shard of a money item keyed by ``key`` (a payment order id): stable across
+    processes and releases (crc32, not Python's salted ``hash``), so a retry, the backfill and
+    every reader agree on it. Wallet balances and ledger account totals both shard with it."""
+    return zlib.crc32(key.encode()) % shards

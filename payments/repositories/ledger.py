@@ -27,7 +27,6 @@ before the account totals existed to them, each exactly once (the append sets it
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from payments.config import settings
 from payments.errors import InvariantViolation
 from payments.models import OrderRecord
 from payments.repositories.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.repositories.dynamo import shard_of
 from payments.repositories.payments import PaymentsRepository
 from payments.status import OrderStatus
 
@@ -146,7 +146,7 @@ class LedgerRepository:
 
     def _shard(self, payment_order_id: str) -> int:
         """The totals shard of an order's transaction: the append and the backfill must agree."""
-        return zlib.crc32(payment_order_id.encode()) % self.shards
+        return shard_of(payment_order_id, self.shards)
 
     def _account_totals_update(self, account: str, currency: str, shard: int, credits: int, debits: int) -> dict[str, Any]:
         """The TransactWriteItems item that adds one transaction's postings to an account's totals shard."""

@@ -16,7 +16,6 @@ may be raised, never lowered (readers read ``range(wallet_shards)``).
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,12 +28,12 @@ from payments.config import settings
 from payments.errors import InvariantViolation
 from payments.models import OrderRecord
 from payments.repositories.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.repositories.dynamo import shard_of
 from payments.repositories.payments import PaymentsRepository
 from payments.status import OrderStatus
 
 
-def shard_of(payment_order_id: str, shards: int) -> int:
-    return zlib.crc32(payment_order_id.encode()) % shards
+__all__ = ["CreditResult", "WalletRepository", "shard_of"]
 
 
 @dataclass(frozen=True)
