@@ -27,7 +27,8 @@ def _build() -> dict[str, int]:
     table: dict[str, int] = {}
     for exponent, codes in ((0, _ZERO), (2, _TWO), (3, _THREE), (4, _FOUR)):
         for code in codes.split():
-            assert code not in table, f"duplicate ISO 4217 code {code}"
+            if code in table:
+                raise ValueError(f"duplicate ISO 4217 code {code}")
             table[code] = exponent
     return table
 

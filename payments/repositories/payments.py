@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from payments import aws, clock
 from payments.config import settings
-from payments.errors import Conflict, NotFound, StatusConflict
+from payments.errors import Conflict, InvariantViolation, NotFound, StatusConflict
 from payments.models import OrderRecord, PaymentRecord
 from payments.repositories.dynamo import (
     batch_get,
@@ -279,7 +279,8 @@ class PaymentsRepository:
     def order_flag_update(self, payment_order_id: str, flag: str) -> dict[str, Any]:
         """A TransactWriteItems ``Update`` that sets ``wallet_updated``/``ledger_updated``
         on a SUCCESS order, for the wallet and ledger transactions to include."""
-        assert flag in ("wallet_updated", "ledger_updated"), flag
+        if flag not in ("wallet_updated", "ledger_updated"):
+            raise ValueError(f"not an order effect flag: {flag!r}")
         return {
             "Update": {
                 "TableName": self.table,
@@ -295,5 +296,6 @@ class PaymentsRepository:
 
 
 def _strip_keys(item: dict[str, Any] | None) -> dict[str, Any]:
-    assert item is not None
+    if item is None:
+        raise InvariantViolation("a stored item was expected here and is absent")
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
