@@ -17,6 +17,11 @@ class ChargeRequest:
     amount_minor: int
     currency: str
     token: str  # a PSP card token, never a card number
+    #: the buyer the token is stored under at the PSP (Adyen: ``shopperReference``); None when unknown
+    shopper_reference: str | None = None
+    #: when the order first went to the PSP with this key (ISO UTC): a PSP whose keys expire (Adyen)
+    #: must not resend a key older than it keeps it. None: this is the first attempt.
+    first_attempt_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,16 @@ class PaymentServiceProvider(Protocol):
 
 
 def default_psp() -> PaymentServiceProvider:
+    """The PSP the settings name (``PAYMENTS_PSP``): ``simulator`` (default) or ``adyen``."""
+    from payments.config import settings
+
+    name = settings().payments_psp
+    if name == "adyen":
+        from payments.psp.adyen import AdyenPsp
+
+        return AdyenPsp.from_env()
+    if name != "simulator":
+        raise ValueError(f"PAYMENTS_PSP={name!r}: expected 'simulator' or 'adyen'")
     from payments.psp.simulator import SimulatedPsp
 
     return SimulatedPsp()
