@@ -46,6 +46,10 @@ def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: Payme
                 amount_minor=order.amount_minor,
                 currency=order.currency,
                 token=task.payment_method.token,
+                # a PSP that charges stored tokens per shopper (Adyen) names the buyer; others skip the read
+                shopper_reference=orders.get(order.checkout_id).buyer_id if getattr(psp, "needs_shopper_reference", False) else None,
+                # a resend names when the key was first sent: a PSP whose keys expire refuses an old one
+                first_attempt_at=_executing_since(order) if resumed else None,
             )
         )
 
@@ -56,6 +60,11 @@ def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: Payme
     else:
         order = orders.move_order(order.payment_order_id, OrderStatus.FAILED, failure_reason=outcome.reason)
     return _result(order)
+
+
+def _executing_since(order: OrderRecord) -> str | None:
+    """When the order first went EXECUTING (its first PSP call with this key), from its history."""
+    return next((entry["at"] for entry in order.status_history if entry.get("status") == OrderStatus.EXECUTING.value), order.created_at or None)
 
 
 def _result(order: OrderRecord) -> ExecutionResult:

@@ -20,6 +20,7 @@ Behaviour
       ``error_after`` (processed, then 500), ``rate_limit`` (429), ``slow`` (processing takes
       ``slow_seconds``: a second request with the key meets the in-flight 704), ``lost``
       (processed, the connection closes unanswered), ``garbled`` (processed, a 200 that is not JSON);
+      any other error answer is scripted with :meth:`AdyenFake.script`;
     * refunds, reversals and cancels answer 201 ``received``; every outcome is also queued as a
       standard notification signed with the HMAC key (:mod:`payments.psp.hmac`), delivered by
       :meth:`AdyenFake.deliver`;
@@ -184,6 +185,7 @@ class AdyenFake:
         self._keys: dict[str, _Key] = {}
         self._calls: dict[str, int] = {}
         self._faults: list[tuple[str, str | None]] = []  # (fault, path suffix it applies to or None)
+        self._scripted: list[Reply] = []  # answered before anything else, nothing processed
         self.payments: dict[str, dict[str, Any]] = {}  # pspReference -> payment
         self.modifications: dict[str, dict[str, Any]] = {}  # pspReference -> refund / reversal / cancel
         self.notifications: list[dict[str, Any]] = []  # signed, not yet delivered
@@ -200,6 +202,12 @@ class AdyenFake:
             raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
         with self._lock:
             self._faults.extend([(fault, path)] * times)
+
+    def script(self, status: int, error_code: str, message: str = "scripted", error_type: str = "internal", **headers: str) -> None:
+        """The next request is answered with this ServiceError and not processed (an Adyen error
+        the fake cannot otherwise produce: 502, 504, 703, a 500 'too many requests', ...)."""
+        with self._lock:
+            self._scripted.append(_error(status, error_code, message, error_type, **headers))
 
     def _take_fault(self, path: str) -> str | None:
         with self._lock:
@@ -223,6 +231,10 @@ class AdyenFake:
             return _error(400, "702", "Unexpected input: not JSON", "validation")
         with self._lock:
             self.requests.append((method, path, headers, body))
+        with self._lock:
+            scripted = self._scripted.pop(0) if self._scripted else None
+        if scripted is not None:
+            return scripted
         if headers.get("x-api-key") != self.api_key:
             return _error(401, "000", "HTTP Status Response - Unauthorized", "security")
         if not path.startswith(f"/{VERSION}/"):
@@ -494,13 +506,16 @@ class AdyenFake:
                     self.close_connection = True
                     return  # no status line: the client sees the connection closed unanswered
                 payload = b"<html>502 Bad Gateway" if reply.transport == "garbled" else json.dumps(reply.body).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json" if reply.transport != "garbled" else "text/html")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json" if reply.transport != "garbled" else "text/html")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up waiting (its read timeout)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 pass
