@@ -31,6 +31,7 @@ Behaviour
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import secrets
@@ -546,3 +547,70 @@ def _brand(token: str) -> str:
         if brand in token.lower():
             return brand
     return "visa"
+
+
+# --- beside the local runtime (payments serve / demo --psp adyen-fake) ---------------------------
+class LocalAdyen:
+    """The fake on a local port, and the runtime's settings pointing the Adyen adapter at it.
+
+    :meth:`start` before ``LocalRuntime.start`` (the runtime exports its settings to the
+    environment the in-process functions read): the executor then charges through
+    :class:`payments.psp.adyen.AdyenPsp` over HTTP, exactly as a deployed stage would.
+    """
+
+    API_KEY = "local-adyen-api-key"
+    RETURN_URL = "https://localhost/checkout/return"
+
+    def __init__(self, runtime: Any, host: str = "127.0.0.1", port: int = 0):
+        import os
+
+        self.runtime = runtime
+        self.host, self.port = host, port
+        self.fake = AdyenFake(
+            api_key=self.API_KEY,
+            merchant_account=os.environ.get("PAYMENTS_PSP_MERCHANT_ACCOUNT", "LocalMerchant"),
+            hmac_key=os.environ.get("PAYMENTS_PSP_HMAC_KEY", "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"),
+        )
+        self.base_url = ""
+        self._environment: dict[str, str] = {}
+
+    def start(self) -> str:
+        import os
+
+        self.base_url = self.fake.serve(self.host, self.port)
+        self._environment = {
+            "ADYEN_API_KEY": self.API_KEY,
+            "ADYEN_MERCHANT_ACCOUNT": self.fake.merchant_account,
+            "ADYEN_BASE_URL": self.base_url,
+            "ADYEN_RETURN_URL": self.RETURN_URL,
+            "ADYEN_ENVIRONMENT": "test",
+        }
+        os.environ.update(self._environment)
+        self.runtime.settings = self.runtime.settings.model_copy(update={"payments_psp": "adyen", "psp_name": "adyen"})
+        if self.fake.spec is None:
+            print(f"warning: {CHECKOUT_SPEC} not found: the Adyen fake does not validate requests")
+        return self.base_url
+
+    def charges(self) -> list[dict[str, Any]]:
+        return self.fake.charges()
+
+    def settle(self, day: str) -> str:
+        """Write the fake's Settlement Details Report for a UTC day into the settlement bucket; its key."""
+        from payments import aws
+        from payments.config import settings
+        from payments.reconciliation.settlement import settlement_key
+
+        out = io.StringIO()
+        rows = self.fake.write_settlement(day, out)
+        key = settlement_key(day)
+        aws.client("s3").put_object(Bucket=settings().settlement_bucket, Key=key, Body=out.getvalue().encode(), ContentType="text/csv")
+        invalid = len(self.fake.invalid_requests)
+        print(f"wrote {key} ({rows} rows, from the Adyen fake; {len(self.fake.requests)} requests to it, {invalid} invalid against Checkout {VERSION})")
+        return key
+
+    def stop(self) -> None:
+        import os
+
+        self.fake.close()
+        for name in self._environment:
+            os.environ.pop(name, None)
