@@ -8,6 +8,7 @@ the idempotency key ``payment_order_id``: the PSP holds at most one charge per k
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -59,11 +60,19 @@ def default_psp() -> PaymentServiceProvider:
 
     name = settings().payments_psp
     if name == "adyen":
-        from payments.psp.adyen import AdyenPsp
+        import os
 
-        return AdyenPsp.from_env()
+        # one adapter per container and configuration (its library client is reused across invocations)
+        return _adyen_psp(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ADYEN_"))))
     if name != "simulator":
         raise ValueError(f"PAYMENTS_PSP={name!r}: expected 'simulator' or 'adyen'")
     from payments.psp.simulator import SimulatedPsp
 
     return SimulatedPsp()
+
+
+@lru_cache(maxsize=4)
+def _adyen_psp(configuration: tuple[tuple[str, str], ...]) -> PaymentServiceProvider:
+    from payments.psp.adyen import AdyenPsp, AdyenSettings
+
+    return AdyenPsp(AdyenSettings.from_env(dict(configuration)))

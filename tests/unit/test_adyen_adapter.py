@@ -365,3 +365,31 @@ def test_the_executor_on_adyen_survives_a_lost_answer_with_one_charge(repos: Rep
     buyer = repos.payments.get("chk_1").buyer_id
     sent = [b for _, p, _, b in fake.requests if p == "/v72/payments"]
     assert len(sent) == 2 and sent[0] == sent[1] and sent[0]["shopperReference"] == buyer
+
+
+def test_the_settings_choose_the_psp_and_one_adyen_adapter_serves_a_container(aws_session: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from payments.config import reset_settings
+    from payments.psp import default_psp
+    from payments.psp.simulator import SimulatedPsp
+
+    # Given the simulator by default, then PAYMENTS_PSP=adyen with its settings
+    reset_settings()
+    assert isinstance(default_psp(), SimulatedPsp)
+    monkeypatch.setenv("PAYMENTS_PSP", "adyen")
+    for name, value in {"ADYEN_API_KEY": "k", "ADYEN_MERCHANT_ACCOUNT": MERCHANT, "ADYEN_RETURN_URL": RETURN_URL, "ADYEN_BASE_URL": "http://127.0.0.1:9/v72"}.items():
+        monkeypatch.setenv(name, value)
+    reset_settings()
+    try:
+        # When the executor asks twice
+        first, second = default_psp(), default_psp()
+        # Then it is the Adyen adapter, the same object, configured from the environment
+        assert isinstance(first, AdyenPsp) and first is second
+        assert first.config.merchant_account == MERCHANT and first.config.base_url == "http://127.0.0.1:9/v72"
+        # and an unknown PSP name is refused
+        monkeypatch.setenv("PAYMENTS_PSP", "stripe")
+        reset_settings()
+        with pytest.raises(ValueError, match="PAYMENTS_PSP"):
+            default_psp()
+    finally:
+        monkeypatch.delenv("PAYMENTS_PSP")
+        reset_settings()
