@@ -5,7 +5,9 @@ writes. The PSP is called with the idempotency key ``payment_order_id``. If this
 task runs again for an order already ``EXECUTING`` (a crash, a timeout, a lost
 PSP answer, a duplicate delivery), it first asks the PSP what happened to that
 key and only charges if the PSP never saw it; the PSP deduplicates on the key in
-any case. So a retry never charges twice.
+any case. So a retry never charges twice. (A PSP without a lookup, Adyen, answers
+None and the charge resends the same request with the same key, which it answers
+from its idempotency store; it refuses to resend a key older than it keeps keys.)
 """
 
 from __future__ import annotations
