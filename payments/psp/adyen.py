@@ -140,7 +140,12 @@ RecurringModel = Literal["CardOnFile", "Subscription", "UnscheduledCardOnFile"]
 class AdyenSettings(BaseModel):
     """The adapter's settings, from ``ADYEN_*`` environment variables (the stage sets them)."""
 
-    api_key: str = Field(min_length=1)
+    #: the API key itself (local runs, tests), or ...
+    api_key: str | None = Field(default=None, min_length=1)
+    #: ... the Secrets Manager secret holding it (deployed): read per container, refreshed every
+    #: ``secret_max_age`` seconds so that a rotated key is picked up without a deployment
+    api_key_secret_arn: str | None = Field(default=None, min_length=1)
+    secret_max_age: int = Field(default=300, ge=0, le=3600)
     merchant_account: str = Field(min_length=1)
     #: v72 requires it on every /payments; an off-session token charge never sends the shopper there
     return_url: str = Field(min_length=1, max_length=1024)
@@ -156,6 +161,8 @@ class AdyenSettings(BaseModel):
 
     @model_validator(mode="after")
     def _endpoint(self) -> "AdyenSettings":
+        if (self.api_key is None) == (self.api_key_secret_arn is None):
+            raise ValueError("set exactly one of ADYEN_API_KEY and ADYEN_API_KEY_SECRET_ARN")
         if self.environment == "live":
             if not self.live_url_prefix:
                 raise ValueError("ADYEN_LIVE_URL_PREFIX is required for the live environment")
@@ -197,8 +204,8 @@ class AdyenPsp:
     def __init__(self, config: AdyenSettings, *, now: Callable[[], datetime] = clock.now):
         self.config = config
         self._now = now
-        client = AdyenClient(
-            xapikey=config.api_key,
+        self._client = client = AdyenClient(
+            xapikey=config.api_key or "unset",  # a secret's value is set before every call (_authenticate)
             platform=config.environment,
             live_endpoint_prefix=config.live_url_prefix,
             http_timeout=config.http_timeout,
@@ -227,6 +234,7 @@ class AdyenPsp:
             return declined
         self._refuse_expired_key(request.idempotency_key, request.first_attempt_at)
         body = self.payment_request(request)
+        self._authenticate()
         result = _call(
             f"payment {request.idempotency_key}",
             lambda: self._checkout.payments_api.payments(body, idempotency_key=request.idempotency_key),
@@ -243,6 +251,7 @@ class AdyenPsp:
             "reference": request.refund_id,
             "merchantRefundReason": REFUND_REASONS.get(request.reason or "", "OTHER"),
         }
+        self._authenticate()
         result = _call(
             f"refund {request.refund_id}",
             lambda: self._checkout.modifications_api.refund_captured_payment(
@@ -254,6 +263,20 @@ class AdyenPsp:
             raise PspOutcomeUnknown(f"refund {request.refund_id}: unexpected answer (status {answer.get('status')!r})")
         logger.info("adyen refund received", extra={"refund_id": request.refund_id, "psp_reference": answer["pspReference"]})
         return RefundReceived(psp_reference=answer["pspReference"], payment_psp_reference=request.psp_reference)
+
+    def _authenticate(self) -> None:
+        """The API key for the next call: the configured one, or the secret's (cached ``secret_max_age`` s)."""
+        if self.config.api_key_secret_arn is None:
+            return
+        from aws_lambda_powertools.utilities import parameters
+
+        try:
+            key = parameters.get_secret(self.config.api_key_secret_arn, max_age=self.config.secret_max_age)
+        except parameters.exceptions.GetParameterError as err:
+            raise PspUnavailable(f"the Adyen API key secret could not be read: {type(err.__cause__ or err).__name__}") from err
+        if not isinstance(key, str) or not key.strip():
+            raise PspRequestInvalid("the Adyen API key secret is empty or binary")
+        self._client.xapikey = key.strip()
 
     # --- the request ---------------------------------------------------------------------
     def payment_request(self, request: ChargeRequest) -> dict[str, Any]:

@@ -393,3 +393,27 @@ def test_the_settings_choose_the_psp_and_one_adyen_adapter_serves_a_container(aw
     finally:
         monkeypatch.delenv("PAYMENTS_PSP")
         reset_settings()
+
+
+def test_the_api_key_is_read_from_its_secret_and_a_rotation_is_picked_up(aws_session: object, fake: AdyenFake) -> None:
+    from moto import mock_aws
+
+    with mock_aws():
+        import boto3
+
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = secrets.create_secret(Name="payments-dev-adyen-api-key", SecretString=API_KEY)["ARN"]
+        # Given an adapter configured with the secret, not the key (re-read at every call: max age 0)
+        psp = AdyenPsp(
+            AdyenSettings(api_key_secret_arn=arn, secret_max_age=0, merchant_account=MERCHANT, return_url=RETURN_URL, base_url=fake.base_url)  # type: ignore[attr-defined]
+        )
+        # When it charges, then the secret is rotated to a key Adyen does not know, and it charges again
+        assert isinstance(psp.charge(charge_request("po_1")), Approved)
+        secrets.put_secret_value(SecretId=arn, SecretString="rotated-key")
+        # Then the first call authenticated with the secret's key and the second with the new one
+        with pytest.raises(PspRequestInvalid, match="HTTP 401"):
+            psp.charge(charge_request("po_2"))
+        assert [h["x-api-key"] for _, _, h, _ in fake.requests] == [API_KEY, "rotated-key"]
+    # and exactly one of the key and its secret must be configured
+    with pytest.raises(ValueError, match="exactly one"):
+        AdyenSettings(merchant_account=MERCHANT, return_url=RETURN_URL)
