@@ -179,3 +179,39 @@ def test_the_unavailable_token_fails_twice_per_key_before_processing(token: str)
     statuses = [_post(fake, "/payments", _payment("po_1", token), key="po_1").status for _ in range(3)]
     # Then twice 503 with nothing processed, then the payment
     assert statuses == [503, 503, 200] and len(fake.payments) == 1
+
+
+def test_the_fakes_notifications_validate_against_adyens_webhook_spec() -> None:
+    webhooks_path = REPO.parent / "shared" / "specs" / "adyen" / "Webhooks-v1.json"
+    if not webhooks_path.is_file():
+        pytest.skip(f"Adyen's Webhooks-v1.json is not at {webhooks_path}")
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    document = json.loads(webhooks_path.read_text())
+    registry = Registry().with_resource("urn:adyen:webhooks", Resource(contents=document, specification=DRAFT202012))
+    fake = _fake()
+    # Given every event the fake sends: authorisations (one refused), a refund, a reversal, a cancel, a chargeback and its reversal
+    ok = _post(fake, "/payments", _payment("po_1"), key="po_1").body
+    _post(fake, "/payments", _payment("po_2", "tok_chargeDeclined"), key="po_2")
+    partial = _post(fake, "/payments", _payment("po_3", "tok_adyenPartial"), key="po_3").body
+    _post(fake, f"/payments/{ok['pspReference']}/refunds", {"merchantAccount": MERCHANT, "amount": {"currency": "EUR", "value": 500}, "reference": "rf_1"}, key="rf_1")  # type: ignore[index]
+    _post(fake, f"/payments/{partial['pspReference']}/reversals", {"merchantAccount": MERCHANT, "reference": "po_3"}, key="rev_3")  # type: ignore[index]
+    _post(fake, f"/payments/{ok['pspReference']}/cancels", {"merchantAccount": MERCHANT}, key="cxl_1")  # type: ignore[index]
+    fake.chargeback(ok["pspReference"])  # type: ignore[index]
+    fake.chargeback(ok["pspReference"], reversed_=True)  # type: ignore[index]
+    events = set()
+    for body in fake.notifications:
+        item = body["notificationItems"][0]["NotificationRequestItem"]
+        events.add(item["eventCode"])
+        # When each is checked against its event's request schema in Adyen's Webhooks document
+        # (additionalData aside: the spec's lists no hmacSignature, real payloads carry it; FACTS.md §3)
+        additional = item["additionalData"]
+        bare = {**body, "notificationItems": [{"NotificationRequestItem": {k: v for k, v in item.items() if k != "additionalData"}}]}
+        schema = document["webhooks"]["/" + item["eventCode"]]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        validator = Draft202012Validator({"$ref": "urn:adyen:webhooks" + schema}, registry=registry)
+        # Then it validates, and additionalData is a string map holding the signature
+        assert [e.message for e in validator.iter_errors(bare)] == [], item
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in additional.items()) and additional["hmacSignature"]
+    assert events == {"AUTHORISATION", "REFUND", "CANCEL_OR_REFUND", "CANCELLATION", "CHARGEBACK", "CHARGEBACK_REVERSED"}
