@@ -417,3 +417,16 @@ def test_the_api_key_is_read_from_its_secret_and_a_rotation_is_picked_up(aws_ses
     # and exactly one of the key and its secret must be configured
     with pytest.raises(ValueError, match="exactly one"):
         AdyenSettings(merchant_account=MERCHANT, return_url=RETURN_URL)
+
+
+def test_live_settings_reach_the_documented_live_url_and_test_the_test_url() -> None:
+    # Given a live adapter with its prefix, and a test adapter without a base URL
+    live = AdyenPsp(AdyenSettings(api_key="k", merchant_account=MERCHANT, return_url=RETURN_URL, environment="live", live_url_prefix="1797a841fbb37ca7-AdyenDemo"))
+    test = AdyenPsp(AdyenSettings(api_key="k", merchant_account=MERCHANT, return_url=RETURN_URL))
+    # When the library resolves the /payments URL as it does before sending
+    def url(psp: AdyenPsp) -> str:
+        return psp._client._determine_api_url(psp.config.environment, psp._checkout.payments_api.baseUrl + "/payments")
+
+    # Then they are FACTS.md §1's: the live one with its extra /checkout segment, both on v72
+    assert url(live) == "https://1797a841fbb37ca7-AdyenDemo-checkout-live.adyenpayments.com/checkout/v72/payments"
+    assert url(test) == "https://checkout-test.adyen.com/v72/payments"
