@@ -38,6 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
     s = runtime.settings
     if adyen is not None:
         print(f"PSP:          Adyen adapter -> fake Checkout API at {adyen.base_url}")  # type: ignore[attr-defined]
+        print(f"              settle a day: curl -X POST {adyen.admin_url}/settle -d '{{\"date\": \"YYYY-MM-DD\"}}'")  # type: ignore[attr-defined]
     print(f"API:          {runtime.api_url}/v1/payments")
     print(f"AWS endpoint: {runtime.aws_url}   (aws --endpoint-url {runtime.aws_url} ..., region us-east-1, any credentials)")
     print(f"Bucket:       {s.settlement_bucket}  (settlement files go under incoming/, reports under reports/)")

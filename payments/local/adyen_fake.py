@@ -195,6 +195,8 @@ class AdyenFake:
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.invalid_requests: list[tuple[str, list[str]]] = []
         self._server: ThreadingHTTPServer | None = None
+        #: operator requests under ``/_fake/`` (not Adyen's API): path, JSON body -> (status, JSON answer)
+        self.admin: Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]] | None = None
 
     # --- test control ---------------------------------------------------------------------
     def inject(self, fault: str, times: int = 1, path: str | None = None) -> None:
@@ -502,7 +504,14 @@ class AdyenFake:
 
             def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                reply = fake.handle("POST", self.path, dict(self.headers.items()), raw)
+                if self.path.startswith("/_fake/") and fake.admin is not None:
+                    try:
+                        status, answer = fake.admin(self.path, json.loads(raw or b"{}"))
+                    except Exception as err:  # noqa: BLE001 - an operator's request: say what failed
+                        status, answer = 500, {"error": f"{type(err).__name__}: {err}"}
+                    reply = Reply(status, answer)
+                else:
+                    reply = fake.handle("POST", self.path, dict(self.headers.items()), raw)
                 if reply.transport == "lost":
                     self.close_connection = True
                     return  # no status line: the client sees the connection closed unanswered
@@ -577,6 +586,7 @@ class LocalAdyen:
     def start(self) -> str:
         import os
 
+        self.fake.admin = self._admin
         self.base_url = self.fake.serve(self.host, self.port)
         self._environment = {
             "ADYEN_API_KEY": self.API_KEY,
@@ -593,6 +603,20 @@ class LocalAdyen:
 
     def charges(self) -> list[dict[str, Any]]:
         return self.fake.charges()
+
+    def _admin(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``POST /_fake/settle {"date": "YYYY-MM-DD"}`` writes that day's report (default: today);
+        ``POST /_fake/deliver {"url": ...}`` posts the queued signed notifications there."""
+        if path == "/_fake/settle":
+            day = body.get("date") or clock.now().date().isoformat()
+            return 200, {"key": self.settle(day)}
+        if path == "/_fake/deliver":
+            return 200, {"delivered": self.fake.deliver(body["url"]), "queued": len(self.fake.notifications)}
+        return 404, {"error": f"unknown operator path {path}"}
+
+    @property
+    def admin_url(self) -> str:
+        return self.base_url.rsplit("/", 1)[0] + "/_fake"
 
     def settle(self, day: str) -> str:
         """Write the fake's Settlement Details Report for a UTC day into the settlement bucket; its key."""

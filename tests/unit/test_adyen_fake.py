@@ -215,3 +215,26 @@ def test_the_fakes_notifications_validate_against_adyens_webhook_spec() -> None:
         assert [e.message for e in validator.iter_errors(bare)] == [], item
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in additional.items()) and additional["hmacSignature"]
     assert events == {"AUTHORISATION", "REFUND", "CANCEL_OR_REFUND", "CANCELLATION", "CHARGEBACK", "CHARGEBACK_REVERSED"}
+
+
+def test_operator_requests_under_fake_reach_the_admin_hook_not_adyens_api() -> None:
+    import urllib.error
+    import urllib.request
+
+    # Given a served fake whose operator hook records what it is asked
+    fake = _fake()
+    asked: list[tuple[str, dict]] = []
+    fake.admin = lambda path, body: (asked.append((path, body)) or (200, {"ok": True}))  # type: ignore[func-returns-value]
+    base = fake.serve()
+    try:
+        # When an operator posts to /_fake/settle, and a client posts to /v72/payments without a key
+        request = urllib.request.Request(base.rsplit("/", 1)[0] + "/_fake/settle", data=b'{"date": "2026-11-30"}', method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.loads(response.read())
+        with pytest.raises(urllib.error.HTTPError) as unauthorised:
+            urllib.request.urlopen(urllib.request.Request(base + "/payments", data=b"{}", method="POST"), timeout=5)
+    finally:
+        fake.close()
+    # Then the hook answered the operator, and Adyen's API still demanded its key
+    assert answer == {"ok": True} and asked == [("/_fake/settle", {"date": "2026-11-30"})]
+    assert unauthorised.value.code == 401
