@@ -91,7 +91,9 @@ MAX_STORED_PAYMENT_METHOD_ID = 64
 MAX_REFERENCE = 80
 
 #: Adyen refusalReasonCode -> our failure_reason (docs.adyen.com/development-resources/refusal-reasons).
-#: Codes not listed become ``refused:<Adyen's refusalReason text>``.
+#: Codes not listed are looked up by text (:data:`REFUSAL_TEXTS`), else ``refused:<Adyen's text>``.
+#: The table follows Adyen's refusal-reasons page as remembered, not the specs at hand (which only
+#: name the field): verify it against a test account before relying on the finer reasons.
 REFUSAL_REASONS = {
     "2": "card_declined",
     "3": "referral",
@@ -118,6 +120,19 @@ REFUSAL_REASONS = {
     "29": "withdrawal_count_exceeded",
     "31": "suspected_fraud",
     "32": "avs_declined",
+}
+
+#: Adyen refusalReason text -> our failure_reason, for answers without a refusalReasonCode (the
+#: classic API's, e.g. Adyen's library sample "CVC Declined")
+REFUSAL_TEXTS = {
+    "refused": "card_declined",
+    "not enough balance": "insufficient_funds",
+    "cvc declined": "cvc_declined",
+    "expired card": "expired_card",
+    "blocked card": "card_blocked",
+    "invalid card number": "invalid_card_number",
+    "issuer unavailable": "issuer_unavailable",
+    "fraud": "fraud",
 }
 
 SHOPPER_ACTION_CODES = frozenset({"RedirectShopper", "IdentifyShopper", "ChallengeShopper", "PresentToShopper"})
@@ -374,7 +389,8 @@ def _refusal(answer: Mapping[str, Any]) -> str:
     code = str(answer.get("refusalReasonCode") or "")
     if code in REFUSAL_REASONS:
         return REFUSAL_REASONS[code]
-    return "refused:" + _slug(answer.get("refusalReason") or "unspecified")
+    text = str(answer.get("refusalReason") or "")
+    return REFUSAL_TEXTS.get(text.strip().lower()) or "refused:" + _slug(text or "unspecified")
 
 
 def _header(headers: Any, name: str) -> str | None:

@@ -430,3 +430,22 @@ def test_live_settings_reach_the_documented_live_url_and_test_the_test_url() -> 
     # Then they are FACTS.md §1's: the live one with its extra /checkout segment, both on v72
     assert url(live) == "https://1797a841fbb37ca7-AdyenDemo-checkout-live.adyenpayments.com/checkout/v72/payments"
     assert url(test) == "https://checkout-test.adyen.com/v72/payments"
+
+
+def test_refusal_reasons_come_from_the_code_then_the_text() -> None:
+    from pathlib import Path
+
+    from payments.psp.adyen import _refusal
+
+    # Given refusals with a code, with only a text (Adyen's library sample), and with neither known
+    sample = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "adyen" / "samples" / "py-authorise-refused-cvc-declined.json"
+    # When they are mapped
+    # Then the code wins, the text is the fallback, and an unknown text is kept, slugged
+    assert _refusal({"refusalReasonCode": "12", "refusalReason": "Not enough balance"}) == "insufficient_funds"
+    assert _refusal({"refusalReason": "Not enough balance"}) == "insufficient_funds"
+    assert _refusal({"refusalReason": "Withdrawal amount exceeded!"}) == "refused:withdrawal_amount_exceeded"
+    assert _refusal({}) == "refused:unspecified"
+    if sample.is_file():
+        import json
+
+        assert _refusal(json.loads(sample.read_text())) == "cvc_declined"
