@@ -40,7 +40,7 @@ from constructs import Construct
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("payments", "functions")  # first-party code copied into the asset
 #: Installed with their own dependencies, pinned to the versions installed here.
-DEPENDENCIES = ("aws-lambda-powertools", "pydantic", "mt-940", "bai2")
+DEPENDENCIES = ("aws-lambda-powertools", "pydantic", "mt-940", "bai2", "adyen")
 #: What the Powertools Tracer needs (its [tracer] extra), installed without dependencies: the
 #: remaining one is botocore, which must stay the runtime's own (it is paired with the runtime's boto3).
 DEPENDENCIES_WITHOUT_THEIRS = ("aws-xray-sdk", "wrapt")

@@ -22,12 +22,27 @@ import sys
 # is imported only by the dev commands that start it (serve, demo, chaos).
 
 
+def _local_psp(runtime: LocalRuntime, name: str) -> object | None:
+    """``--psp adyen-fake``: Adyen's Checkout API faked on a local port, charged through the Adyen adapter."""
+    if name != "adyen-fake":
+        return None
+    from payments.local.adyen_fake import LocalAdyen
+
+    adyen = LocalAdyen(runtime)
+    adyen.start()
+    return adyen
+
+
 def _serve(args: argparse.Namespace) -> int:
     from payments.local.runtime import LocalRuntime, wait_forever
 
     runtime = LocalRuntime(args.host, args.port, args.aws_port, quiet=not args.verbose)
+    adyen = _local_psp(runtime, args.psp)
     runtime.start()
     s = runtime.settings
+    if adyen is not None:
+        print(f"PSP:          Adyen adapter -> fake Checkout API at {adyen.base_url}")  # type: ignore[attr-defined]
+        print(f"              settle a day: curl -X POST {adyen.admin_url}/settle -d '{{\"date\": \"YYYY-MM-DD\"}}'")  # type: ignore[attr-defined]
     print(f"API:          {runtime.api_url}/v1/payments")
     print(f"AWS endpoint: {runtime.aws_url}   (aws --endpoint-url {runtime.aws_url} ..., region us-east-1, any credentials)")
     print(f"Bucket:       {s.settlement_bucket}  (settlement files go under incoming/, reports under reports/)")
@@ -44,11 +59,15 @@ def _demo(args: argparse.Namespace) -> int:
     from payments.local.runtime import LocalRuntime, free_port
 
     runtime = LocalRuntime(port=free_port(), aws_port=free_port())
+    adyen = _local_psp(runtime, args.psp)
     runtime.start()
     try:
-        return demo.run(runtime.api_url, checkouts=args.checkouts, seed=args.seed, concurrency=args.concurrency)
+        extra = {"psp_charges": adyen.charges, "settle": adyen.settle} if adyen is not None else {}  # type: ignore[attr-defined]
+        return demo.run(runtime.api_url, checkouts=args.checkouts, seed=args.seed, concurrency=args.concurrency, **extra)
     finally:
         runtime.stop()
+        if adyen is not None:
+            adyen.stop()  # type: ignore[attr-defined]
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -86,12 +105,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--aws-port", type=int, default=None, help="default: port + 1")
     serve.add_argument("--verbose", action="store_true", help="INFO logs of every function")
+    serve.add_argument("--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges")
     serve.set_defaults(func=_serve)
 
     demo = commands.add_parser("demo", help="run a Cyber Monday scenario end to end and print a summary")
     demo.add_argument("--checkouts", type=int, default=300)
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--concurrency", type=int, default=8)
+    demo.add_argument("--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges")
     demo.set_defaults(func=_demo)
 
     verify = commands.add_parser("verify", help="check the money invariants over the current data")

@@ -32,6 +32,8 @@ class Settings(BaseModel):
     ledger_total_shards: int = Field(default=8, ge=1, le=64)
     #: name of the PSP whose settlement files reconcile against our ledger
     psp_name: str = Field(default="simulated-psp")
+    #: which PSP adapter the executor charges through: "simulator" or "adyen" (its own ADYEN_* settings)
+    payments_psp: str = Field(default="simulator")
 
     @classmethod
     def from_env(cls) -> "Settings":

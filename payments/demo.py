@@ -14,6 +14,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,7 +85,7 @@ def build_scenario(n: int, seed: int, sellers: int = 40, run_id: str = "") -> Sc
     return Scenario(checkouts, replays)
 
 
-def settle_and_reconcile(timeout: float = 120.0) -> bool:
+def settle_and_reconcile(timeout: float = 120.0, settle: Callable[[str], str] | None = None) -> bool:
     """Close the day: the PSP writes its settlement file, the S3 trigger reconciles it."""
     from payments import aws, clock
     from payments.config import settings
@@ -92,7 +93,8 @@ def settle_and_reconcile(timeout: float = 120.0) -> bool:
 
     print("\nSettlement and reconciliation:")
     print("  ", end="")
-    key = psp_settle(clock.now().date().isoformat(), None)
+    day = clock.now().date().isoformat()
+    key = settle(day) if settle is not None else psp_settle(day, None)
     s3 = aws.client("s3")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -126,7 +128,16 @@ def _bar(done: int, total: int, started: float, label: str) -> None:
         sys.stderr.write("\n")
 
 
-def run(api_url: str, checkouts: int = 300, seed: int = 2026, concurrency: int = 8, timeout: float = 600.0) -> int:
+def run(
+    api_url: str,
+    checkouts: int = 300,
+    seed: int = 2026,
+    concurrency: int = 8,
+    timeout: float = 600.0,
+    psp_charges: Callable[[], list[dict[str, Any]]] | None = None,
+    settle: Callable[[str], str] | None = None,
+) -> int:
+    """``psp_charges`` and ``settle``: another PSP's record of charges and settlement file (default: the simulator's)."""
     client = ApiClient(api_url)
     scenario = build_scenario(checkouts, seed, run_id=run_id())
     started = time.monotonic()
@@ -188,7 +199,7 @@ def run(api_url: str, checkouts: int = 300, seed: int = 2026, concurrency: int =
     for row in client.trial_balance().body["currencies"]:
         print(f"  {row['currency']}  debits {row['debits']:>14}  credits {row['credits']:>14}")
 
-    report = check_current()
+    report = check_current(psp_charges=psp_charges() if psp_charges is not None else None)
     print("\nMoney invariants:")
     for line in report.summary_lines():
         print(line)
@@ -196,7 +207,7 @@ def run(api_url: str, checkouts: int = 300, seed: int = 2026, concurrency: int =
         print(f"  VIOLATION {violation}")
     print(f"\n{checkouts} checkouts in {wall:.1f}s wall time ({checkouts / wall:.1f} checkouts/s end to end)")
 
-    reconciled = settle_and_reconcile()
+    reconciled = settle_and_reconcile(settle=settle)
     ok = report.ok and reconciled and not pending and not replay_mismatch and set(answers) == {202}
     print("RESULT: " + ("all invariants hold" if ok else "PROBLEMS FOUND"))
     return 0 if ok else 1

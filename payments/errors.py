@@ -28,6 +28,16 @@ class PspOutcomeUnknown(TransientError):
     """
 
 
+class PspAwaitingNotification(PaymentError):
+    """The PSP holds the charge but decides it later (Adyen ``Received``/``Pending``), or its outcome
+    can no longer be asked for safely (the idempotency key is too old to resend).
+
+    Final for the execute step, on purpose not retried: the order is parked (NEEDS_ATTENTION,
+    still EXECUTING) and the PSP's AUTHORISATION notification settles it. Never resolved by
+    charging again.
+    """
+
+
 class StoreUnavailable(TransientError):
     """DynamoDB throttled or failed transiently."""
 
@@ -39,6 +49,11 @@ class InvariantViolation(PaymentError):
 
 class StatusConflict(PaymentError):
     """A late or duplicate signal tried to move a status backwards or sideways."""
+
+
+class PspRequestInvalid(PaymentError):
+    """The PSP rejected the request itself (bad credentials, a malformed request, an idempotency key
+    reused with another body): nothing was processed, and repeating it unchanged cannot help."""
 
 
 class NotFound(PaymentError):

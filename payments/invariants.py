@@ -209,8 +209,10 @@ def _check_history(order: OrderRecord, report: Report) -> None:
         report.fail(5, f"status {order.status.value} is not the last of its history", order.payment_order_id)
 
 
-def check_current(expect_settled: bool = True) -> Report:
-    """Check the tables named by the current settings (the local runtime or a deployed stack)."""
+def check_current(expect_settled: bool = True, psp_charges: list[dict[str, Any]] | None = None) -> Report:
+    """Check the tables named by the current settings (the local runtime or a deployed stack).
+
+    ``psp_charges``: the PSP's record of charges; default: the simulated PSP's table."""
     from payments.psp.simulator import SimulatedPsp
 
     payments = PaymentsRepository()
@@ -218,6 +220,6 @@ def check_current(expect_settled: bool = True) -> Report:
         payments,
         WalletRepository(payments=payments),
         LedgerRepository(payments=payments),
-        list(SimulatedPsp().all_charges()),
+        psp_charges if psp_charges is not None else list(SimulatedPsp().all_charges()),
         expect_settled=expect_settled,
     )

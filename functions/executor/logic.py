@@ -5,7 +5,9 @@ writes. The PSP is called with the idempotency key ``payment_order_id``. If this
 task runs again for an order already ``EXECUTING`` (a crash, a timeout, a lost
 PSP answer, a duplicate delivery), it first asks the PSP what happened to that
 key and only charges if the PSP never saw it; the PSP deduplicates on the key in
-any case. So a retry never charges twice.
+any case. So a retry never charges twice. (A PSP without a lookup, Adyen, answers
+None and the charge resends the same request with the same key, which it answers
+from its idempotency store; it refuses to resend a key older than it keeps keys.)
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: Payme
                 amount_minor=order.amount_minor,
                 currency=order.currency,
                 token=task.payment_method.token,
+                # a PSP that charges stored tokens per shopper (Adyen) names the buyer; others skip the read
+                shopper_reference=orders.get(order.checkout_id).buyer_id if getattr(psp, "needs_shopper_reference", False) else None,
+                # a resend names when the key was first sent: a PSP whose keys expire refuses an old one
+                first_attempt_at=_executing_since(order) if resumed else None,
             )
         )
 
@@ -56,6 +62,11 @@ def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: Payme
     else:
         order = orders.move_order(order.payment_order_id, OrderStatus.FAILED, failure_reason=outcome.reason)
     return _result(order)
+
+
+def _executing_since(order: OrderRecord) -> str | None:
+    """When the order first went EXECUTING (its first PSP call with this key), from its history."""
+    return next((entry["at"] for entry in order.status_history if entry.get("status") == OrderStatus.EXECUTING.value), order.created_at or None)
 
 
 def _result(order: OrderRecord) -> ExecutionResult:

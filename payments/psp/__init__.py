@@ -8,6 +8,7 @@ the idempotency key ``payment_order_id``: the PSP holds at most one charge per k
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -17,6 +18,11 @@ class ChargeRequest:
     amount_minor: int
     currency: str
     token: str  # a PSP card token, never a card number
+    #: the buyer the token is stored under at the PSP (Adyen: ``shopperReference``); None when unknown
+    shopper_reference: str | None = None
+    #: when the order first went to the PSP with this key (ISO UTC): a PSP whose keys expire (Adyen)
+    #: must not resend a key older than it keeps it. None: this is the first attempt.
+    first_attempt_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,24 @@ class PaymentServiceProvider(Protocol):
 
 
 def default_psp() -> PaymentServiceProvider:
+    """The PSP the settings name (``PAYMENTS_PSP``): ``simulator`` (default) or ``adyen``."""
+    from payments.config import settings
+
+    name = settings().payments_psp
+    if name == "adyen":
+        import os
+
+        # one adapter per container and configuration (its library client is reused across invocations)
+        return _adyen_psp(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ADYEN_"))))
+    if name != "simulator":
+        raise ValueError(f"PAYMENTS_PSP={name!r}: expected 'simulator' or 'adyen'")
     from payments.psp.simulator import SimulatedPsp
 
     return SimulatedPsp()
+
+
+@lru_cache(maxsize=4)
+def _adyen_psp(configuration: tuple[tuple[str, str], ...]) -> PaymentServiceProvider:
+    from payments.psp.adyen import AdyenPsp, AdyenSettings
+
+    return AdyenPsp(AdyenSettings.from_env(dict(configuration)))

@@ -1,0 +1,445 @@
+"""Adyen as the PSP: the executor's :class:`~payments.psp.PaymentServiceProvider` on Adyen's
+Checkout API v72, through Adyen's official library (PyPI ``adyen`` 16.x).
+
+Charge (``POST /payments``)
+    ``amount`` in minor units (our ISO 4217 exponent), ``reference`` = ``Idempotency-Key`` =
+    ``payment_order_id`` (at most 64 characters by our identifier rule, Adyen allows 64 and 80),
+    the card as a stored payment method: our token is the ``storedPaymentMethodId`` stored under
+    ``shopperReference`` = the buyer's id, charged merchant-initiated (``shopperInteraction``
+    ``ContAuth``, ``recurringProcessingModel`` from the settings), and ``returnUrl`` (v72 requires
+    it even for a token; it is never visited by an off-session charge).
+
+Outcome, per ``resultCode`` (``../shared/specs/adyen/FACTS.md`` §1)
+    ========================================= ===================================================
+    ``Authorised``                            :class:`Approved` (order SUCCESS)
+    ``Refused``                               :class:`Declined` with the refusal reason (FAILED)
+    ``Error``                                 :class:`Declined` ``psp_error:...``: final for this
+                                              key (Adyen replays it for the same key), nothing charged
+    ``Cancelled``                             :class:`Declined` ``cancelled``
+    ``RedirectShopper``, ``IdentifyShopper``, :class:`Declined` ``shopper_action_not_supported:<code>``
+    ``ChallengeShopper``, ``PresentToShopper``  (3-D Secure / redirects are not supported yet; an
+                                              off-session token charge should not get them)
+    ``PartiallyAuthorised``                   we never ask for partial authorisation: the partial
+                                              authorisation is reversed (``/reversals``) and the order
+                                              declined ``partially_authorised_reversed``
+    ``Received``, ``Pending``                 :class:`PspAwaitingNotification`: parked, the
+                                              AUTHORISATION notification decides
+    ``AuthenticationFinished``,               unexpected for a payment: parked the same way
+    ``AuthenticationNotRequired``, ``Success``
+    no ``resultCode`` (a garbled answer)      :class:`PspOutcomeUnknown` (retried with the same key)
+    ========================================= ===================================================
+
+Errors
+    * connection refused, DNS failure, connect timeout (the request never left):
+      :class:`PspUnavailable`; 429, 503 and ``errorCode 703`` (idempotency store down), and a 500
+      saying "too many requests": :class:`PspUnavailable`;
+    * read timeout, connection reset, truncated answer, 500/502/504: :class:`PspOutcomeUnknown`;
+    * 409/422 ``errorCode 704`` with ``transient-error: true`` (the first request with this key is
+      still in flight): :class:`PspOutcomeUnknown`; without the header (the key was used for
+      another request): :class:`PspRequestInvalid`;
+    * any other 4xx (400, 401, 403, 404, 422): :class:`PspRequestInvalid`, nothing processed; the
+      order is parked for an operator, never failed on our own configuration's account.
+
+Unknown outcomes
+    Adyen has no lookup by reference, so :meth:`AdyenPsp.lookup` answers None and the executor's
+    retry resends the same request with the same key: Adyen answers with the first answer and
+    never processes the key twice. That is only safe while Adyen keeps the key (at least 31 days
+    documented, older pages say 7 to 14): past ``key_valid_for`` (7 days) the adapter refuses to
+    resend and parks the order (:class:`PspAwaitingNotification`).
+
+Library traps handled here (FACTS.md §5)
+    * the HTTP client is forced to urllib: the library prefers ``requests`` when it is installed,
+      so tests (``requests`` present) and Lambda (absent) would otherwise run different clients
+      that raise different exceptions;
+    * transport failures surface as raw ``urllib``/``http.client``/``socket`` exceptions, not as
+      ``AdyenError``; HTTP errors as ``AdyenAPI*Error`` with ``status_code``, ``error_code`` and
+      ``headers`` (read case-insensitively); a success exposes no headers;
+    * ``platform="test"`` rewrites ``-live`` to ``-test`` in any URL, and ``platform="live"`` needs
+      the live URL prefix; a custom base URL (the local fake) is set on every service object and is
+      refused for live;
+    * the ``Idempotency-Key`` header is only sent for a truthy key: the key is checked non-empty.
+
+Nothing here logs a request body, a token or a card number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import socket
+import urllib.error
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from Adyen.client import AdyenClient
+from Adyen.exceptions import AdyenAPIResponseError, AdyenError
+from Adyen.services import AdyenCheckoutApi
+from pydantic import BaseModel, Field, model_validator
+
+from payments import clock, money
+from payments.errors import PspAwaitingNotification, PspOutcomeUnknown, PspRequestInvalid, PspUnavailable
+from payments.observability import logger
+from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
+
+CHECKOUT_API_VERSION = "v72"
+MAX_IDEMPOTENCY_KEY = 64
+MAX_STORED_PAYMENT_METHOD_ID = 64
+MAX_REFERENCE = 80
+
+#: Adyen refusalReasonCode -> our failure_reason (docs.adyen.com/development-resources/refusal-reasons).
+#: Codes not listed are looked up by text (:data:`REFUSAL_TEXTS`), else ``refused:<Adyen's text>``.
+#: The table follows Adyen's refusal-reasons page as remembered, not the specs at hand (which only
+#: name the field): verify it against a test account before relying on the finer reasons.
+REFUSAL_REASONS = {
+    "2": "card_declined",
+    "3": "referral",
+    "4": "acquirer_error",
+    "5": "card_blocked",
+    "6": "expired_card",
+    "7": "invalid_amount",
+    "8": "invalid_card_number",
+    "9": "issuer_unavailable",
+    "10": "not_supported",
+    "11": "authentication_failed",
+    "12": "insufficient_funds",
+    "14": "fraud",
+    "15": "cancelled",
+    "16": "shopper_cancelled",
+    "20": "fraud",
+    "22": "fraud",
+    "23": "transaction_not_permitted",
+    "24": "cvc_declined",
+    "25": "restricted_card",
+    "26": "revocation_of_auth",
+    "27": "card_declined",
+    "28": "withdrawal_amount_exceeded",
+    "29": "withdrawal_count_exceeded",
+    "31": "suspected_fraud",
+    "32": "avs_declined",
+}
+
+#: Adyen refusalReason text -> our failure_reason, for answers without a refusalReasonCode (the
+#: classic API's, e.g. Adyen's library sample "CVC Declined")
+REFUSAL_TEXTS = {
+    "refused": "card_declined",
+    "not enough balance": "insufficient_funds",
+    "cvc declined": "cvc_declined",
+    "expired card": "expired_card",
+    "blocked card": "card_blocked",
+    "invalid card number": "invalid_card_number",
+    "issuer unavailable": "issuer_unavailable",
+    "fraud": "fraud",
+}
+
+SHOPPER_ACTION_CODES = frozenset({"RedirectShopper", "IdentifyShopper", "ChallengeShopper", "PresentToShopper"})
+AWAITING_CODES = frozenset({"Received", "Pending"})
+UNEXPECTED_CODES = frozenset({"AuthenticationFinished", "AuthenticationNotRequired", "Success"})
+
+#: our refund reasons (issue 18) -> Adyen's merchantRefundReason enum
+REFUND_REASONS = {
+    "requested_by_customer": "CUSTOMER REQUEST",
+    "customer_request": "CUSTOMER REQUEST",
+    "duplicate": "DUPLICATE",
+    "fraudulent": "FRAUD",
+    "fraud": "FRAUD",
+    "return": "RETURN",
+}
+
+RecurringModel = Literal["CardOnFile", "Subscription", "UnscheduledCardOnFile"]
+
+
+class AdyenSettings(BaseModel):
+    """The adapter's settings, from ``ADYEN_*`` environment variables (the stage sets them)."""
+
+    #: the API key itself (local runs, tests), or ...
+    api_key: str | None = Field(default=None, min_length=1)
+    #: ... the Secrets Manager secret holding it (deployed): read per container, refreshed every
+    #: ``secret_max_age`` seconds so that a rotated key is picked up without a deployment
+    api_key_secret_arn: str | None = Field(default=None, min_length=1)
+    secret_max_age: int = Field(default=300, ge=0, le=3600)
+    merchant_account: str = Field(min_length=1)
+    #: v72 requires it on every /payments; an off-session token charge never sends the shopper there
+    return_url: str = Field(min_length=1, max_length=1024)
+    environment: Literal["test", "live"] = "test"
+    #: the company's live URL prefix (Customer Area > Developers > API URLs); live only
+    live_url_prefix: str | None = None
+    #: Checkout base URL with the version segment (the local fake); test only
+    base_url: str | None = None
+    http_timeout: int = Field(default=10, ge=1, le=25)  # below the execute step's 30 s
+    recurring_processing_model: RecurringModel = "UnscheduledCardOnFile"
+    #: how long a key is resent: Adyen keeps keys >= 31 days today; 7 is the safe floor of its docs' history
+    key_valid_days: int = Field(default=7, ge=1, le=31)
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> "AdyenSettings":
+        if (self.api_key is None) == (self.api_key_secret_arn is None):
+            raise ValueError("set exactly one of ADYEN_API_KEY and ADYEN_API_KEY_SECRET_ARN")
+        if self.environment == "live":
+            if not self.live_url_prefix:
+                raise ValueError("ADYEN_LIVE_URL_PREFIX is required for the live environment")
+            if self.base_url:
+                raise ValueError("ADYEN_BASE_URL is for the test environment only (live URLs come from the prefix)")
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "AdyenSettings":
+        env = os.environ if environ is None else environ
+        values = {name: env[f"ADYEN_{name.upper()}"] for name in cls.model_fields if f"ADYEN_{name.upper()}" in env}
+        return cls.model_validate(values)
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    refund_id: str  # our refund id: Adyen's refund ``reference`` and the Idempotency-Key
+    psp_reference: str  # the charge's pspReference
+    amount_minor: int
+    currency: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundReceived:
+    """Adyen accepted the refund request ("received"): the refund is PENDING until the REFUND
+    notification (``success`` true or false) decides it."""
+
+    psp_reference: str  # the refund's own pspReference (the notification's pspReference)
+    payment_psp_reference: str
+
+
+class AdyenPsp:
+    """The executor's PSP on Adyen. One per container: the library client is reused."""
+
+    #: the executor passes the buyer's id as ``ChargeRequest.shopper_reference``
+    needs_shopper_reference = True
+
+    def __init__(self, config: AdyenSettings, *, now: Callable[[], datetime] = clock.now):
+        self.config = config
+        self._now = now
+        self._client = client = AdyenClient(
+            xapikey=config.api_key or "unset",  # a secret's value is set before every call (_authenticate)
+            platform=config.environment,
+            live_endpoint_prefix=config.live_url_prefix,
+            http_timeout=config.http_timeout,
+            http_force="urllib",  # the client Lambda has (no requests there); tests run the same one
+        )
+        self._checkout = AdyenCheckoutApi(client=client)
+        if config.base_url:
+            base = config.base_url.rstrip("/")
+            # every service object has its own baseUrl (FACTS §5)
+            self._checkout.payments_api.baseUrl = base
+            self._checkout.modifications_api.baseUrl = base
+
+    @classmethod
+    def from_env(cls) -> "AdyenPsp":
+        return cls(AdyenSettings.from_env())
+
+    # --- the executor's interface -------------------------------------------------------
+    def lookup(self, idempotency_key: str) -> ChargeOutcome | None:
+        """Adyen has no lookup by merchant reference: always None, and the caller resends the same
+        request with the same key (:meth:`charge`), which Adyen answers from its idempotency store."""
+        return None
+
+    def charge(self, request: ChargeRequest) -> ChargeOutcome:
+        declined = self._unchargeable(request)
+        if declined is not None:
+            return declined
+        self._refuse_expired_key(request.idempotency_key, request.first_attempt_at)
+        body = self.payment_request(request)
+        self._authenticate()
+        result = _call(
+            f"payment {request.idempotency_key}",
+            lambda: self._checkout.payments_api.payments(body, idempotency_key=request.idempotency_key),
+        )
+        return self._outcome(request, result.message if isinstance(result.message, dict) else {})
+
+    # --- refunds (the refund flow is issue 18's; this is its adapter call) ---------------
+    def refund(self, request: RefundRequest) -> RefundReceived:
+        _check_key(request.refund_id)
+        money.exponent(request.currency)  # an ISO 4217 currency, or InvalidAmount
+        body: dict[str, Any] = {
+            "merchantAccount": self.config.merchant_account,
+            "amount": {"currency": request.currency, "value": request.amount_minor},
+            "reference": request.refund_id,
+            "merchantRefundReason": REFUND_REASONS.get(request.reason or "", "OTHER"),
+        }
+        self._authenticate()
+        result = _call(
+            f"refund {request.refund_id}",
+            lambda: self._checkout.modifications_api.refund_captured_payment(
+                body, request.psp_reference, idempotency_key=request.refund_id
+            ),
+        )
+        answer = result.message if isinstance(result.message, dict) else {}
+        if answer.get("status") != "received" or not answer.get("pspReference"):
+            raise PspOutcomeUnknown(f"refund {request.refund_id}: unexpected answer (status {answer.get('status')!r})")
+        logger.info("adyen refund received", extra={"refund_id": request.refund_id, "psp_reference": answer["pspReference"]})
+        return RefundReceived(psp_reference=answer["pspReference"], payment_psp_reference=request.psp_reference)
+
+    def _authenticate(self) -> None:
+        """The API key for the next call: the configured one, or the secret's (cached ``secret_max_age`` s)."""
+        if self.config.api_key_secret_arn is None:
+            return
+        from aws_lambda_powertools.utilities import parameters
+
+        try:
+            key = parameters.get_secret(self.config.api_key_secret_arn, max_age=self.config.secret_max_age)
+        except parameters.exceptions.GetParameterError as err:
+            raise PspUnavailable(f"the Adyen API key secret could not be read: {type(err.__cause__ or err).__name__}") from err
+        if not isinstance(key, str) or not key.strip():
+            raise PspRequestInvalid("the Adyen API key secret is empty or binary")
+        self._client.xapikey = key.strip()
+
+    # --- the request ---------------------------------------------------------------------
+    def payment_request(self, request: ChargeRequest) -> dict[str, Any]:
+        """The /payments body for a charge (the same bytes on every resend of a key)."""
+        money.exponent(request.currency)  # an ISO 4217 currency, or InvalidAmount
+        return {
+            "merchantAccount": self.config.merchant_account,
+            "amount": {"currency": request.currency, "value": request.amount_minor},
+            "reference": request.idempotency_key,
+            "paymentMethod": {"type": "scheme", "storedPaymentMethodId": request.token},
+            "shopperReference": request.shopper_reference,
+            "shopperInteraction": "ContAuth",
+            "recurringProcessingModel": self.config.recurring_processing_model,
+            "returnUrl": self.config.return_url,
+        }
+
+    def _unchargeable(self, request: ChargeRequest) -> Declined | None:
+        _check_key(request.idempotency_key)
+        if request.shopper_reference is None:
+            raise PspRequestInvalid("Adyen charges a stored token under a shopperReference: none was given")
+        if not 3 <= len(request.shopper_reference) <= 256:
+            return Declined("shopper_reference_invalid")  # Adyen cannot have stored a token under it
+        if not request.token or len(request.token) > MAX_STORED_PAYMENT_METHOD_ID:
+            return Declined("payment_method_not_supported")  # not an Adyen storedPaymentMethodId
+        return None
+
+    def _refuse_expired_key(self, key: str, first_attempt_at: str | None) -> None:
+        if first_attempt_at is None:
+            return
+        first = datetime.fromisoformat(first_attempt_at.replace("Z", "+00:00"))
+        age = self._now() - first
+        if age > timedelta(days=self.config.key_valid_days):
+            raise PspAwaitingNotification(
+                f"payment {key}: the idempotency key is {age.days} days old (resent for {self.config.key_valid_days}); "
+                "not resending it, the AUTHORISATION notification decides"
+            )
+
+    # --- the answer ------------------------------------------------------------------------
+    def _outcome(self, request: ChargeRequest, answer: dict[str, Any]) -> ChargeOutcome:
+        key = request.idempotency_key
+        code = answer.get("resultCode")
+        psp_reference = answer.get("pspReference")
+        logger.info("adyen payment answered", extra={"payment_order_id": key, "result_code": code, "psp_reference": psp_reference})
+        if code == "Authorised":
+            if not psp_reference:
+                raise PspOutcomeUnknown(f"payment {key}: Authorised without a pspReference")
+            return Approved(psp_reference=psp_reference, charged_at=clock.now_iso())
+        if code == "Refused":
+            return Declined(_refusal(answer))
+        if code == "Error":
+            return Declined("psp_error:" + _slug(answer.get("refusalReason") or "unspecified"))
+        if code == "Cancelled":
+            return Declined("cancelled")
+        if code in SHOPPER_ACTION_CODES:
+            return Declined(f"shopper_action_not_supported:{code}")
+        if code == "PartiallyAuthorised":
+            self._reverse(key, psp_reference)
+            return Declined("partially_authorised_reversed")
+        if code in AWAITING_CODES or code in UNEXPECTED_CODES:
+            if code in UNEXPECTED_CODES:
+                logger.warning("adyen answered an unexpected resultCode", extra={"payment_order_id": key, "result_code": code})
+            raise PspAwaitingNotification(f"payment {key}: Adyen answered {code} (pspReference {psp_reference}); the AUTHORISATION notification decides")
+        if code is None:
+            raise PspOutcomeUnknown(f"payment {key}: an answer without resultCode")
+        logger.warning("adyen answered an unknown resultCode", extra={"payment_order_id": key, "result_code": code})
+        raise PspAwaitingNotification(f"payment {key}: unknown resultCode {code!r}; the AUTHORISATION notification decides")
+
+    def _reverse(self, key: str, psp_reference: str | None) -> None:
+        """Give back a partial authorisation we never asked for (cancel, or refund once captured)."""
+        if not psp_reference:
+            raise PspAwaitingNotification(f"payment {key}: PartiallyAuthorised without a pspReference")
+        reversal_key = "rev-" + hashlib.sha256(key.encode()).hexdigest()[:56]
+        # a failure is retried as a whole: the charge replays its answer, the reversal key dedups
+        _call(
+            f"reversal of payment {key}",
+            lambda: self._checkout.modifications_api.refund_or_cancel_payment(
+                {"merchantAccount": self.config.merchant_account, "reference": key}, psp_reference, idempotency_key=reversal_key
+            ),
+        )
+        logger.warning("adyen partial authorisation reversed", extra={"payment_order_id": key, "psp_reference": psp_reference})
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _check_key(key: str) -> None:
+    # the library omits the header for a falsy key: an empty key would charge without idempotency
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise PspRequestInvalid(f"an Adyen Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters, got {len(key or '')}")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:80] or "unspecified"
+
+
+def _refusal(answer: Mapping[str, Any]) -> str:
+    code = str(answer.get("refusalReasonCode") or "")
+    if code in REFUSAL_REASONS:
+        return REFUSAL_REASONS[code]
+    text = str(answer.get("refusalReason") or "")
+    return REFUSAL_TEXTS.get(text.strip().lower()) or "refused:" + _slug(text or "unspecified")
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers or isinstance(headers, str):
+        return None
+    try:
+        items = headers.items()
+    except AttributeError:
+        return None
+    for key, value in items:
+        if str(key).lower() == name:
+            return str(value)
+    return None
+
+
+def _call(what: str, send: Callable[[], Any]) -> Any:
+    try:
+        return send()
+    except Exception as err:  # noqa: BLE001 - every failure is classified; an unforeseen one passes as is
+        mapped = _classified(err, what)
+        if mapped is err:
+            raise
+        raise mapped from err
+
+
+def _classified(err: Exception, what: str) -> Exception:
+    """One library or transport failure as a domain error (see the module docstring)."""
+    if isinstance(err, AdyenAPIResponseError):
+        status = err.status_code if isinstance(err.status_code, int) else 0
+        code = str(err.error_code or "")
+        text = f"{what}: HTTP {status} errorCode {code or '-'}"
+        if code == "704":
+            if (_header(err.headers, "transient-error") or "").lower() == "true":
+                return PspOutcomeUnknown(text + ": the first request with this key is still in flight")
+            return PspRequestInvalid(text + ": the idempotency key was used for another request")
+        if status in (429, 503) or code == "703":  # rate limited, or not taken in: nothing processed
+            return PspUnavailable(text)
+        if status == 500 and "too many requests" in str(err.raw_response).lower():
+            return PspUnavailable(text + " (rate limited)")
+        if status >= 500:
+            return PspOutcomeUnknown(text)
+        return PspRequestInvalid(text)
+    if isinstance(err, AdyenError):  # raised before sending (missing credentials and the like)
+        return PspRequestInvalid(f"{what}: {type(err).__name__}")
+    if isinstance(err, urllib.error.URLError):
+        # urllib wraps only connect/send failures: the request never reached Adyen complete
+        return PspUnavailable(f"{what}: could not reach Adyen ({type(err.reason).__name__})")
+    if isinstance(err, (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError)):
+        return PspOutcomeUnknown(f"{what}: the answer was lost ({type(err).__name__})")
+    if isinstance(err, ValueError):  # an unreadable answer body
+        return PspOutcomeUnknown(f"{what}: unreadable answer ({type(err).__name__})")
+    return err
