@@ -149,9 +149,10 @@ def find_pans(document: Any, path: str = "") -> list[str]:
 
 
 def find_control_characters(document: Any) -> list[str]:
-    """Field paths whose key or string value holds a control character (NUL, tab, newline, DEL...)."""
+    """Field paths whose key or string value holds a control character (NUL, tab, newline, DEL...)
+    or half a UTF-16 surrogate pair (which no store can encode)."""
     found: list[str] = []
     for where, text in _walk(document):
-        if any(unicodedata.category(c) == "Cc" for c in text):
+        if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
             found.append(where)
     return found

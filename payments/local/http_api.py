@@ -59,7 +59,10 @@ def to_proxy_event(request: Request, body: bytes) -> dict[str, Any]:
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     request = Request(environ)
     if (request.content_length or 0) > API_GATEWAY_MAX_BODY:
-        response = Response('{"message": "Request Too Long"}', status=413, content_type="application/json")
+        # API Gateway's own answer (a gateway response mapped to a problem in infra/constructs/checkout_api.py)
+        problem = '{"type": "urn:payments:problem:payload-too-large", "title": "Payload too large", "status": 413, ' \
+            '"detail": "The body exceeds API Gateway\'s 10 MiB limit."}'
+        response = Response(problem, status=413, content_type="application/problem+json")
         return response(environ, start_response)
     body = request.get_data(cache=False)
     handler = DISPATCHER.handler_for("payments-payment")
