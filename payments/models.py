@@ -35,6 +35,30 @@ AMOUNT_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
 EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
 ACTIVE_CURRENCIES = sorted(MINOR_UNITS)
 
+
+def amount_pattern(digits: int) -> str:
+    """The decimal strings greater than zero with at most ``digits`` fraction digits (whole part <= 14 - digits digits).
+
+    ``amount_pattern(2)`` accepts ``19.99``, ``5``, ``0.01``, ``0.10``; refuses ``0``, ``0.00``, ``1.999``, ``01``.
+    """
+    whole = rf"[1-9][0-9]{{0,{13 - digits}}}"
+    if digits == 0:
+        return rf"^{whole}$"
+    # 0.x with at least one non-zero digit among at most `digits`
+    below_one = "|".join("0" * zeros + "[1-9]" + (f"[0-9]{{0,{digits - zeros - 1}}}" if digits - zeros > 1 else "") for zeros in range(digits))
+    return rf"^(?:{whole}(?:\.[0-9]{{1,{digits}}})?|0\.(?:{below_one}))$"
+
+
+def _currency_amount_pairs(schema: dict[str, object]) -> None:
+    """Document the rule across currency and amount: one branch per ISO 4217 exponent."""
+    by_digits: dict[int, list[str]] = {}
+    for code, digits in MINOR_UNITS.items():
+        by_digits.setdefault(digits, []).append(code)
+    schema["oneOf"] = [
+        {"properties": {"currency": {"enum": sorted(codes)}, "amount": {"pattern": amount_pattern(digits)}}}
+        for digits, codes in sorted(by_digits.items())
+    ]
+
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True)
 
 
@@ -55,7 +79,7 @@ class PaymentMethod(BaseModel):
 
 
 class PaymentOrderIn(BaseModel):
-    model_config = _STRICT
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True, json_schema_extra=_currency_amount_pairs)
     payment_order_id: Annotated[
         str,
         _identifier(

@@ -101,6 +101,17 @@ def _path_fields(path: str, routes: list[Any]) -> list[str]:
     return ["path"]
 
 
+def _unroutable_parameters(path: str, routes: list[Any]) -> list[str]:
+    for route in routes:
+        if "{" not in route.openapi_path:
+            continue
+        shape = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(route.openapi_path))
+        match = re.fullmatch(shape, path)
+        if match:
+            return sorted(match.groupdict())
+    return []
+
+
 def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, Any], Response | None]:
     """Check an API Gateway proxy event; returns the event to resolve (body decoded) or the rejection."""
     path = event.get("path") or "/"
@@ -119,8 +130,15 @@ def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, A
     if any(contains_pan(value) for value in _headers_named(event, "Idempotency-Key")):
         return event, card_number_problem(["header Idempotency-Key"], "Idempotency-Key")
 
-    # 2. the method
+    # 2. the route and the method
     matching = [route for route in routes if route.rule.match(path)]
+    if not matching:
+        unroutable = _unroutable_parameters(path, routes)
+        if unroutable:
+            # the path has a route's shape, but a parameter holds characters no identifier has
+            return event, validation_problem(
+                [{"field": name, "message": "must match ^[A-Za-z0-9_-]+$"} for name in unroutable], "The path is not valid."
+            )
     allowed = sorted({route.method for route in matching})
     if matching and method not in allowed:
         return event, problem(

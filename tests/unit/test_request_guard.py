@@ -259,3 +259,12 @@ def test_a_get_ignores_a_body_it_does_not_take(call):
     # Given a GET with a body that is not JSON / When it is sent / Then the body is not parsed: 200
     status, _, body, _ = call(proxy_event("GET", "/v1/ledger/trial-balance", body="[" * 30_000, headers={"Content-Type": "text/plain"}))
     assert status == 200, body
+
+
+@pytest.mark.parametrize(("path", "field"), [("/v1/wallets/\u00d7\u00f8", "seller_account"), ("/v1/payments/a b", "checkout_id")])
+def test_a_path_parameter_outside_the_identifier_characters_is_a_422_naming_it(call, path, field):
+    # Given a GET whose path parameter holds characters the router does not take (schemathesis found a 404 here)
+    status, headers, body, _ = call(proxy_event("GET", path))
+    # Then it is a validation problem naming the parameter, as documented, not an undocumented 404
+    assert_problem(status, headers, body, 422, "validation-error")
+    assert fields(body) == [field]
