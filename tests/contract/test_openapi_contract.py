@@ -18,9 +18,12 @@ import schemathesis
 from hypothesis import HealthCheck, seed, settings
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    missing_required_header,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 from schemathesis.checks import not_a_server_error
 
@@ -37,7 +40,16 @@ SETTLE_TIMEOUT_S = 240.0
 
 schema = schemathesis.openapi.from_path(DOCUMENT)
 schema.config.generation.update(modes=["positive", "negative"], deterministic=True, database="none")
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance, response_headers_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    negative_data_rejection,  # a request outside the schema is refused with a 4xx
+    missing_required_header,  # no Idempotency-Key: a 4xx
+    unsupported_method,  # a method the path does not document: 405 with Allow
+]
 
 SENT: Counter[str] = Counter()
 STATUSES: Counter[str] = Counter()
