@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.payment import logic
 from functions.payment.api import app, idempotency_config, routes
 from functions.payment.guard import guard_request
+from functions.payment.problems import problem
 from payments.observability import logger, metrics, tracer
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import FinalizePaymentTask
@@ -29,7 +30,11 @@ from payments.tasks import FinalizePaymentTask
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("action") == "finalize_payment":
         return logic.finalize_payment(FinalizePaymentTask.model_validate(event), PaymentsRepository())
-    event, rejected = guard_request(event, routes())
+    try:
+        event, rejected = guard_request(event, routes())
+    except Exception:  # a bug in the guard is ours: a problem, never a Lambda error (the request is not logged)
+        logger.exception("request guard failed")
+        rejected = problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")
     if rejected is not None:
         return as_proxy(rejected)
     idempotency_config.register_lambda_context(context)

@@ -68,8 +68,14 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     handler = DISPATCHER.handler_for("payments-payment")
     from payments.local.lambdas import LambdaContext
 
-    with _ENVIRONMENT:
-        result = handler(to_proxy_event(request, body), LambdaContext(function_name="payments-payment"))
+    try:
+        with _ENVIRONMENT:
+            result = handler(to_proxy_event(request, body), LambdaContext(function_name="payments-payment"))
+    except Exception:
+        # what API Gateway answers when the function fails (DEFAULT_5XX, shaped as a problem): never an HTML page
+        problem = '{"type": "urn:payments:problem:internal-error", "title": "Internal error", "status": 502, ' \
+            '"detail": "The payment function failed; please retry with the same Idempotency-Key."}'
+        return Response(problem, status=502, content_type="application/problem+json")(environ, start_response)
     payload = result.get("body") or ""
     data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
     response = Response(data, status=result["statusCode"])

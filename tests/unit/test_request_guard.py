@@ -268,3 +268,20 @@ def test_a_path_parameter_outside_the_identifier_characters_is_a_422_naming_it(c
     # Then it is a validation problem naming the parameter, as documented, not an undocumented 404
     assert_problem(status, headers, body, 422, "validation-error")
     assert fields(body) == [field]
+
+
+def test_no_validation_error_quotes_a_value_that_was_sent(call):
+    # Given a checkout where every field is wrong and carries a distinctive value
+    marker = "Zq9MARK"
+    body = {
+        "checkout_id": f"{marker} 1",
+        "buyer_info": {"buyer_id": f"{marker}/2", "email": f"{marker}3"},
+        "payment_method": {"type": f"{marker}4", "token": f"{marker}5"},
+        "payment_orders": [{"payment_order_id": f"{marker}.6", "seller_account": f"{marker}?7", "amount": f"{marker}8", "currency": f"{marker}9"}],
+    }
+    # When it is posted
+    status, headers, problem_body, text = call(proxy_event(body=json.dumps(body)))
+    # Then every field is named, and none of the values comes back
+    assert_problem(status, headers, problem_body, 422, "validation-error")
+    assert len(fields(problem_body)) >= 8
+    assert marker not in text
