@@ -120,11 +120,14 @@ def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, A
     # 1. the card-number policy outside the body
     if contains_pan(path) or contains_pan(unquote(path)):
         return event, card_number_problem(_path_fields(path, routes), "path")
-    query_fields = [
-        f"query {name}"
-        for name, values in ((event.get("multiValueQueryStringParameters") or {}) | {k: [v] for k, v in (event.get("queryStringParameters") or {}).items()}).items()
-        if contains_pan(str(name)) or any(contains_pan(str(v)) for v in (values or []))
-    ]
+    query = dict(event.get("multiValueQueryStringParameters") or {})
+    query.update({k: [v] for k, v in (event.get("queryStringParameters") or {}).items()})
+    query_fields: list[str] = []
+    for name, values in query.items():
+        if contains_pan(str(name)):
+            query_fields.append("query (key)")  # the name is the card number: never repeat it
+        elif any(contains_pan(str(v)) for v in values or []):
+            query_fields.append(f"query {name}")
     if query_fields:
         return event, card_number_problem(sorted(set(query_fields)), "query string")
     if any(contains_pan(value) for value in _headers_named(event, "Idempotency-Key")):

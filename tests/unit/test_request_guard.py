@@ -285,3 +285,15 @@ def test_no_validation_error_quotes_a_value_that_was_sent(call):
     assert_problem(status, headers, problem_body, 422, "validation-error")
     assert len(fields(problem_body)) >= 8
     assert marker not in text
+
+
+@pytest.mark.parametrize(("query", "field"), [({"note": PAN}, "query note"), ({PAN: "1"}, "query (key)")])
+def test_a_card_number_in_the_query_string_is_refused_without_repeating_it(call, query, field):
+    # Given a GET with a card number as a query value, or as a query name
+    event = proxy_event("GET", "/v1/ledger/trial-balance")
+    event["queryStringParameters"] = query
+    event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+    # When it is sent / Then it is refused naming the place, and the digits are not in the answer
+    status, headers, body, text = call(event)
+    assert_problem(status, headers, body, 422, "card-number-rejected")
+    assert fields(body) == [field] and PAN not in text
