@@ -111,7 +111,7 @@ def _items(document: dict[Any, Any]) -> list[tuple[Any, Any]]:
     return document.pairs if isinstance(document, Pairs) else list(document.items())
 
 
-def _walk(document: Any, path: str = "") -> Iterator[tuple[str, str]]:
+def walk(document: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """(field path, text) of every key, string and number of a parsed JSON document, without recursion."""
     stack: list[tuple[Any, str]] = [(document, path)]
     while stack:
@@ -136,7 +136,7 @@ def find_pans(document: Any, path: str = "") -> list[str]:
     """
     found: list[str] = []
     skip_under: set[str] = set()
-    for where, text in _walk(document, path):
+    for where, text in walk(document, path):
         if any(where == s or where.startswith(s + ".") or where.startswith(s + "[") for s in skip_under):
             continue
         if contains_pan(text):
@@ -152,7 +152,7 @@ def find_control_characters(document: Any) -> list[str]:
     """Field paths whose key or string value holds a control character (NUL, tab, newline, DEL...)
     or half a UTF-16 surrogate pair (which no store can encode)."""
     found: list[str] = []
-    for where, text in _walk(document):
+    for where, text in walk(document):
         if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
             found.append(where)
     return found

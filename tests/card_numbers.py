@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 from payments import aws
-from payments.pan import contains_pan
+from payments.pan import contains_pan, walk
 
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 _HEX = re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{32,}(?![0-9A-Za-z])")
@@ -100,9 +100,8 @@ def _text_places(key: str, text: str) -> list[str]:
         except ValueError:
             pass
         else:
-            from payments.pan import _walk  # the request guard's own walk over keys and values
-
-            return [f"{key}: {where}" for where, value in _walk(document) if holds_card_number(value)]
+            # the request guard's own walk over keys and values
+            return [f"{key}: {where}" for where, value in walk(document) if holds_card_number(value)]
     if key.endswith(".csv"):
         return [
             f"{key}: line {line} column {column}"

@@ -82,6 +82,7 @@ def routes() -> list[Any]:
     """The resolver's routes (its own route table, read by the request guard for 405 and path checks)."""
     return app._static_routes + app._dynamic_routes
 
+
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="idempotency_key",
     payload_validation_jmespath="request",

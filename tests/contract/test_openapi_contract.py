@@ -16,6 +16,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, seed, settings
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     missing_required_header,
@@ -25,7 +26,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
     unsupported_method,
 )
-from schemathesis.checks import not_a_server_error
 
 from payments.invariants import check_current
 from payments.local.runtime import wait_until
