@@ -49,7 +49,8 @@ app.configure_openapi(
         "value sent. A raw card number (13-19 digits passing the Luhn check, in any script's digits, digit groups "
         "joined by spaces or punctuation) anywhere in a request (body keys and values, path, query, Idempotency-Key) "
         "is refused with 422 card-number-rejected and never stored or logged. A method a path does not answer gets "
-        "405 with an Allow header."
+        "405 with an Allow header. Deployed, API Gateway itself may also answer, with problem details too: 403 "
+        "(request not signed with SigV4 or not allowed), 429 (throttled), 413 (over its 10 MB), 502/504."
     ),
 )
 
