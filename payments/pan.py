@@ -90,6 +90,15 @@ def contains_pan(text: str) -> bool:
     return False
 
 
+def redacted(text: str) -> str:
+    """``text`` with its digits replaced by ``#`` if, as a whole, it spells a card number.
+
+    A field path is built from client keys, each checked on its own; joined by dots, two short
+    numeric keys ("4242424" and "424242424") could spell a card number that neither holds.
+    """
+    return "".join("#" if c.isdecimal() else c for c in text) if contains_pan(text) else text
+
+
 class Pairs(dict):  # type: ignore[type-arg]
     """A JSON object that remembers every (key, value) pair as sent, duplicates included.
 

@@ -30,7 +30,7 @@ from aws_lambda_powertools.event_handler import Response
 from functions.payment.problems import problem, validation_problem
 from payments.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from payments.observability import count, logger
-from payments.pan import Pairs, contains_pan, find_control_characters, find_pans
+from payments.pan import Pairs, contains_pan, find_control_characters, find_pans, redacted
 
 #: a JSON string (escapes included) or one bracket: strings are skipped, brackets counted
 _JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
@@ -56,7 +56,7 @@ def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
 
 def card_number_problem(fields: list[str], where: str) -> Response:
     count("CardNumberRejected")
-    logger.warning(f"request rejected: card number in {where}", extra={"fields": fields})
+    logger.warning(f"request rejected: card number in {where}", extra={"fields": [redacted(f) for f in fields]})
     return problem(
         422,
         "card-number-rejected",

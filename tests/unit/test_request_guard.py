@@ -297,3 +297,19 @@ def test_a_card_number_in_the_query_string_is_refused_without_repeating_it(call,
     status, headers, body, text = call(event)
     assert_problem(status, headers, body, 422, "card-number-rejected")
     assert fields(body) == [field] and PAN not in text
+
+
+def test_field_paths_made_of_short_numeric_keys_never_spell_a_card_number(call):
+    # Given nested keys, each too short to be a card number, that joined by a dot spell one
+    # ("4242424" + "." + "424240002": 16 digits passing Luhn), above a value the guard refuses (a NUL)
+    from payments.pan import contains_pan
+
+    assert not contains_pan("4242424") and not contains_pan("424240002") and contains_pan("4242424.424240002")
+    body = checkout()
+    body["4242424"] = {"424240002": "a\u0000"}
+    # When it is posted
+    status, headers, problem_body, text = call(proxy_event(body=json.dumps(body)))
+    # Then the field is named with its digits masked, and no field path in the answer spells the card number
+    assert_problem(status, headers, problem_body, 422, "validation-error")
+    assert fields(problem_body) == ["#######.#########"]
+    assert "4242424.424240002" not in text
