@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # CDK CLI and the jsii runtime behind aws-cdk-lib, whatever Node the machine has (npm is enough).
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: demo serve chaos bench test test-unit test-integration test-chaos test-infra synth cfn-lint openapi clean
+.PHONY: demo serve chaos bench test test-unit test-integration test-contract test-chaos test-infra synth cfn-lint openapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run
 
 ## test: every test, cdk synth of every stage (cdk-nag included) and cfn-lint
-test: test-unit test-integration test-chaos test-infra synth cfn-lint
+test: test-unit test-integration test-contract test-chaos test-infra synth cfn-lint
 
 test-unit: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/unit tests/reconciliation
@@ -46,6 +46,10 @@ test-unit: $(VENV)/.installed
 # the local runtime owns process-wide moto state, so it runs in its own pytest process
 test-integration: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/integration
+
+# schemathesis over docs/openapi.json against its own local runtime: its own pytest process
+test-contract: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/contract
 
 # the chaos tests own a local runtime too: their own pytest process
 test-chaos: $(VENV)/.installed

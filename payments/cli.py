@@ -92,8 +92,28 @@ def _openapi(_: argparse.Namespace) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     from functions.payment.api import app
 
-    print(json.dumps(json.loads(app.get_openapi_json_schema()), indent=2))
+    print(json.dumps(tidy_openapi(json.loads(app.get_openapi_json_schema())), indent=2))
     return 0
+
+
+def tidy_openapi(document: dict) -> dict:
+    """Responses in status order, and no component schema that nothing refers to.
+
+    Powertools adds its own validation-error schemas to every document; the API answers
+    problem details instead (see ``functions/payment/api.py``), so they describe nothing.
+    """
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"] = dict(sorted(operation["responses"].items()))
+    schemas = document.get("components", {}).get("schemas", {})
+    while True:
+        text = json.dumps({k: v for k, v in document.items() if k != "components"}) + json.dumps(schemas)
+        unused = [name for name in schemas if f'"#/components/schemas/{name}"' not in text]
+        if not unused:
+            return document
+        for name in unused:
+            del schemas[name]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 #: Hard bounds of the public API (documented in the README and the OpenAPI).
 MAX_ORDERS_PER_CHECKOUT = 50  # one DynamoDB transaction holds the payment and all its orders (<= 100 items)
 MAX_BODY_BYTES = 64 * 1024  # a 50-order checkout is ~10 KiB; anything larger is not a checkout
+MAX_JSON_DEPTH = 32  # a checkout nests 3 levels; deeper bodies are refused before they are parsed
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # replay window of an Idempotency-Key
 
 

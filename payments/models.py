@@ -12,19 +12,62 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from payments import money
 from payments.config import MAX_ORDERS_PER_CHECKOUT
+from payments.iso4217 import MINOR_UNITS
 from payments.status import OrderStatus, PaymentStatus
 
 #: Identifiers become DynamoDB keys, Step Functions execution names (<= 80 chars,
 #: no spaces or specials) and PSP idempotency keys, so they are kept plain.
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]+$"
+NO_CARD_NUMBER = (
+    " Must not hold a card number: a run of 13-19 digits passing the Luhn check, digit groups joined by"
+    " '_' or '-' included, is refused (422 card-number-rejected)."
+)
+
+
+def _identifier(description: str) -> object:
+    return Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=description + NO_CARD_NUMBER)
+
+
+Identifier = Annotated[str, _identifier("Identifier: ASCII letters, digits, '_' and '-'.")]
+#: the decimal shape of an amount; the currency's minor units and the bounds are checked beside it
+AMOUNT_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+#: printable, no spaces or control characters, one '@' and a dot in the domain
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
+ACTIVE_CURRENCIES = sorted(MINOR_UNITS)
+
+
+def amount_pattern(digits: int) -> str:
+    """The decimal strings greater than zero with at most ``digits`` fraction digits (whole part <= 14 - digits digits).
+
+    ``amount_pattern(2)`` accepts ``19.99``, ``5``, ``0.01``, ``0.10``; refuses ``0``, ``0.00``, ``1.999``, ``01``.
+    """
+    whole = rf"[1-9][0-9]{{0,{13 - digits}}}"
+    if digits == 0:
+        return rf"^{whole}$"
+    # 0.x with at least one non-zero digit among at most `digits`
+    below_one = "|".join("0" * zeros + "[1-9]" + (f"[0-9]{{0,{digits - zeros - 1}}}" if digits - zeros > 1 else "") for zeros in range(digits))
+    return rf"^(?:{whole}(?:\.[0-9]{{1,{digits}}})?|0\.(?:{below_one}))$"
+
+
+def _currency_amount_pairs(schema: dict[str, object]) -> None:
+    """Document the rule across currency and amount: one branch per ISO 4217 exponent."""
+    by_digits: dict[int, list[str]] = {}
+    for code, digits in MINOR_UNITS.items():
+        by_digits.setdefault(digits, []).append(code)
+    schema["oneOf"] = [
+        {"properties": {"currency": {"enum": sorted(codes)}, "amount": {"pattern": amount_pattern(digits)}}}
+        for digits, codes in sorted(by_digits.items())
+    ]
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True)
 
 
 class BuyerInfo(BaseModel):
     model_config = _STRICT
-    buyer_id: Identifier
-    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    buyer_id: Annotated[str, _identifier("The merchant's id of the buyer: ASCII letters, digits, '_' and '-'.")]
+    email: Annotated[
+        str, Field(max_length=254, pattern=EMAIL_PATTERN, description="The buyer's e-mail address; no spaces or control characters.")
+    ] | None = None
 
 
 class PaymentMethod(BaseModel):
@@ -36,18 +79,45 @@ class PaymentMethod(BaseModel):
 
 
 class PaymentOrderIn(BaseModel):
-    model_config = _STRICT
-    payment_order_id: Identifier
-    seller_account: Identifier
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True, json_schema_extra=_currency_amount_pairs)
+    payment_order_id: Annotated[
+        str,
+        _identifier(
+            "Unique within the checkout and across the system: a payment_order_id already used by another checkout is "
+            "answered 409 resource-conflict. ASCII letters, digits, '_' and '-'."
+        ),
+    ]
+    seller_account: Annotated[str, _identifier("The seller's account: ASCII letters, digits, '_' and '-'.")]
     # currency is declared before amount so that the amount validator can see it
-    currency: Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
-    amount: Annotated[str, Field(min_length=1, max_length=32, description='Decimal string in major units, e.g. "19.99"')]
+    currency: Annotated[
+        str,
+        Field(
+            min_length=3,
+            max_length=3,
+            pattern=r"^[A-Z]{3}$",
+            description="An active ISO 4217 currency code.",
+            json_schema_extra={"enum": ACTIVE_CURRENCIES},
+        ),
+    ]
+    amount: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=32,
+            pattern=AMOUNT_PATTERN,
+            description=(
+                'Decimal string in major units, e.g. "19.99": greater than zero, no sign, exponent or spaces, at most as '
+                "many fraction digits as the currency's ISO 4217 minor units (USD 2, JPY 0, KWD 3), at most "
+                f"{money.MAX_ORDER_MINOR_UNITS} minor units. Never a JSON number."
+            ),
+        ),
+    ]
 
     @field_validator("currency")
     @classmethod
     def _active_currency(cls, value: str) -> str:
         if not money.is_currency(value):
-            raise ValueError(f"'{value}' is not an active ISO 4217 currency code")
+            raise ValueError("not an active ISO 4217 currency code")
         return value
 
     @field_validator("amount")
@@ -67,7 +137,13 @@ class PaymentRequest(BaseModel):
     """Body of ``POST /v1/payments``."""
 
     model_config = _STRICT
-    checkout_id: Identifier
+    checkout_id: Annotated[
+        str,
+        _identifier(
+            "The merchant's id of the checkout, unique across the system: the same checkout_id under another "
+            "Idempotency-Key or with another body is answered 409 resource-conflict. ASCII letters, digits, '_' and '-'."
+        ),
+    ]
     buyer_info: BuyerInfo
     payment_method: PaymentMethod
     payment_orders: Annotated[list[PaymentOrderIn], Field(min_length=1, max_length=MAX_ORDERS_PER_CHECKOUT)]
@@ -84,6 +160,21 @@ class PaymentRequest(BaseModel):
 
 
 # --- resources returned by the API --------------------------------------------------
+class ProblemFieldError(BaseModel):
+    field: str = Field(description="Path of the offending field (payment_orders[2].amount), or 'header <Name>', or '(body)'.")
+    message: str = Field(description="The rule it breaks; never the value that was sent.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail (``application/problem+json``)."""
+
+    type: str = Field(pattern=r"^urn:payments:problem:[a-z-]+$", description="URN naming the problem; the README lists them.")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    errors: list[ProblemFieldError] | None = Field(default=None, description="The offending fields, for validation failures.")
+
+
 class PaymentOrderOut(BaseModel):
     payment_order_id: str
     seller_account: str

@@ -28,7 +28,7 @@ def exponent(currency: str) -> int:
     try:
         return MINOR_UNITS[currency]
     except KeyError:
-        raise InvalidAmount(f"'{currency}' is not an active ISO 4217 currency code") from None
+        raise InvalidAmount("not an active ISO 4217 currency code") from None
 
 
 def is_currency(code: str) -> bool:
@@ -47,12 +47,13 @@ def parse_amount(amount: str, currency: str) -> int:
     digits = exponent(currency)
     match = _DECIMAL_RE.fullmatch(amount)
     if match is None:
-        raise InvalidAmount(f"'{amount}' is not a plain decimal string such as \"19.99\"")
+        # never quote the input: it may be a card number written with dots or spaces
+        raise InvalidAmount("not a plain decimal string such as \"19.99\" (digits, at most one '.', no sign or spaces)")
     whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > digits:
         raise InvalidAmount(
             f"{currency} has {digits} minor-unit digit{'s' if digits != 1 else ''}; "
-            f"'{amount}' has {len(fraction)}"
+            f"the amount has {len(fraction)}"
         )
     minor = int(whole) * 10**digits + int(fraction.ljust(digits, "0") or "0")
     if minor <= 0:

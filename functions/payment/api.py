@@ -26,11 +26,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from functions.payment import logic
-from functions.payment.problems import field_path, problem, validation_problem
+from functions.payment.problems import PROBLEM_JSON, field_path, problem, validation_problem
 from payments import aws
-from payments.config import IDEMPOTENCY_TTL_SECONDS, MAX_BODY_BYTES, MAX_ORDERS_PER_CHECKOUT, settings
+from payments.config import IDEMPOTENCY_TTL_SECONDS, MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_ORDERS_PER_CHECKOUT, settings
 from payments.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
-from payments.models import PaymentOut, PaymentRequest, TrialBalanceOut, WalletOut
+from payments.models import IDENTIFIER_PATTERN, NO_CARD_NUMBER, PaymentOut, PaymentRequest, Problem, TrialBalanceOut, WalletOut
 from payments.observability import logger
 from payments.repositories.ledger import LedgerRepository
 from payments.repositories.payments import PaymentsRepository
@@ -43,9 +43,46 @@ app.configure_openapi(
     summary="Pay-in checkout API of the serverless payment system",
     description=(
         f"Amounts are decimal strings in major units. A checkout holds at most {MAX_ORDERS_PER_CHECKOUT} payment "
-        f"orders and its body at most {MAX_BODY_BYTES} bytes. Errors are RFC 9457 problem details."
+        f"orders; its body is application/json (charset utf-8, if given; else 415), at most {MAX_BODY_BYTES} bytes "
+        f"(else 413), nested at most {MAX_JSON_DEPTH} levels deep, without repeated keys or control characters. "
+        "Errors are RFC 9457 problem details (application/problem+json) naming the field and the rule, never the "
+        "value sent. A raw card number (13-19 digits passing the Luhn check, in any script's digits, digit groups "
+        "joined by spaces or punctuation) anywhere in a request (body keys and values, path, query, Idempotency-Key) "
+        "is refused with 422 card-number-rejected and never stored or logged. A method a path does not answer gets "
+        "405 with an Allow header. Deployed, API Gateway itself may also answer, with problem details too: 403 "
+        "(request not signed with SigV4 or not allowed), 429 (throttled), 413 (over its 10 MB), 502/504."
     ),
 )
+
+
+def _problems(*statuses: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI responses: an RFC 9457 problem for each status."""
+    descriptions = {
+        400: "Malformed request: not UTF-8, not JSON, or nested too deep (malformed-request)",
+        404: "Unknown resource (not-found)",
+        409: "Conflict: the checkout_id or a payment_order_id belongs to another request (resource-conflict), or this "
+        "Idempotency-Key is being processed right now (request-in-progress, Retry-After)",
+        413: "The body is too large (payload-too-large)",
+        415: "The body is not application/json (unsupported-media-type)",
+        422: "A field breaks the contract (validation-error), a card number was sent (card-number-rejected), or the "
+        "Idempotency-Key was used with another body (idempotency-key-reused)",
+        500: "Unexpected error; retry with the same Idempotency-Key (internal-error)",
+        503: "The store is throttled; retry with the same Idempotency-Key (service-unavailable, Retry-After)",
+    }
+    return {s: {"description": descriptions[s], "content": {PROBLEM_JSON: {"model": Problem}}} for s in statuses}
+
+
+def _ok(status: int, description: str, model: type, headers: dict[str, Any] | None = None) -> dict[int, dict[str, Any]]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"model": model}}}
+    if headers:
+        response["headers"] = headers
+    return {status: response}
+
+
+def routes() -> list[Any]:
+    """The resolver's routes (its own route table, read by the request guard for 405 and path checks)."""
+    return app._static_routes + app._dynamic_routes
+
 
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="idempotency_key",
@@ -82,10 +119,12 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=255,
         pattern=r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$",
-        description="Client-chosen key; a retry with the same key and body returns the first answer.",
+        description="Client-chosen key; a retry with the same key and body returns the first answer." + NO_CARD_NUMBER,
     ),
 ]
-Identifier = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Identifier = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description="ASCII letters, digits, '_' and '-'." + NO_CARD_NUMBER)
+]
 
 
 @idempotent_function(data_keyword_argument="command", persistence_store=_persistence, config=idempotency_config)
@@ -94,7 +133,19 @@ def _accept_once(command: dict[str, Any]) -> dict[str, Any]:
     return logic.accept_payment(command["idempotency_key"], request, PaymentsRepository())
 
 
-@app.post("/v1/payments", summary="Accept a checkout (the Buy button)", responses={202: {"description": "Accepted"}})
+@app.post(
+    "/v1/payments",
+    summary="Accept a checkout (the Buy button)",
+    responses={
+        **_ok(
+            202,
+            "Accepted: the payment resource. The same key and body again answer the same.",
+            PaymentOut,
+            {"Location": {"description": "/v1/payments/{checkout_id}", "schema": {"type": "string"}}},
+        ),
+        **_problems(400, 409, 413, 415, 422, 500, 503),
+    },
+)
 def create_payment(request: Annotated[PaymentRequest, Body()], idempotency_key: IdempotencyKey) -> Response[PaymentOut]:
     duplicates = request.duplicate_order_fields()
     if duplicates:
@@ -108,17 +159,29 @@ def create_payment(request: Annotated[PaymentRequest, Body()], idempotency_key: 
     )
 
 
-@app.get("/v1/payments/<checkout_id>", summary="A payment and its orders")
+@app.get(
+    "/v1/payments/<checkout_id>",
+    summary="A payment and its orders",
+    responses={**_ok(200, "The payment and its orders", PaymentOut), **_problems(404, 422, 500, 503)},
+)
 def get_payment(checkout_id: Identifier) -> PaymentOut:
     return logic.payment_view(checkout_id, PaymentsRepository())
 
 
-@app.get("/v1/wallets/<seller_account>", summary="A seller's balances")
+@app.get(
+    "/v1/wallets/<seller_account>",
+    summary="A seller's balances",
+    responses={**_ok(200, "The seller's balance in each currency (none yet: an empty list)", WalletOut), **_problems(422, 500, 503)},
+)
 def get_wallet(seller_account: Identifier) -> WalletOut:
     return logic.wallet_view(seller_account, WalletRepository())
 
 
-@app.get("/v1/ledger/trial-balance", summary="Debits and credits per currency")
+@app.get(
+    "/v1/ledger/trial-balance",
+    summary="Debits and credits per currency",
+    responses={**_ok(200, "Debits and credits per currency", TrialBalanceOut), **_problems(422, 500, 503)},
+)
 def get_trial_balance() -> TrialBalanceOut:
     return logic.trial_balance_view(LedgerRepository())
 
@@ -177,7 +240,8 @@ def _unavailable(error: StoreUnavailable) -> Response:
 
 @app.not_found
 def _no_route(_: Exception) -> Response:
-    return problem(404, "not-found", "Not found", f"No route {app.current_event.http_method} {app.current_event.path}")
+    # the path is the client's: it is never quoted back
+    return problem(404, "not-found", "Not found", "No such resource.")
 
 
 @app.exception_handler(Exception)

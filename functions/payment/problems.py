@@ -10,6 +10,8 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
+from payments.pan import redacted
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:payments:problem:"
 
@@ -24,7 +26,8 @@ def problem(
 ) -> Response:
     body: dict[str, Any] = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
     if errors:
-        body["errors"] = errors
+        # field paths are made of client keys: never let them spell a card number
+        body["errors"] = [{**e, "field": redacted(e["field"])} if "field" in e else e for e in errors]
     return Response(status_code=status, content_type=PROBLEM_JSON, body=json.dumps(body), headers=headers or {})
 
 

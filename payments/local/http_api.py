@@ -59,14 +59,23 @@ def to_proxy_event(request: Request, body: bytes) -> dict[str, Any]:
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     request = Request(environ)
     if (request.content_length or 0) > API_GATEWAY_MAX_BODY:
-        response = Response('{"message": "Request Too Long"}', status=413, content_type="application/json")
+        # API Gateway's own answer (a gateway response mapped to a problem in infra/constructs/checkout_api.py)
+        problem = '{"type": "urn:payments:problem:payload-too-large", "title": "Payload too large", "status": 413, ' \
+            '"detail": "The body exceeds API Gateway\'s 10 MiB limit."}'
+        response = Response(problem, status=413, content_type="application/problem+json")
         return response(environ, start_response)
     body = request.get_data(cache=False)
     handler = DISPATCHER.handler_for("payments-payment")
     from payments.local.lambdas import LambdaContext
 
-    with _ENVIRONMENT:
-        result = handler(to_proxy_event(request, body), LambdaContext(function_name="payments-payment"))
+    try:
+        with _ENVIRONMENT:
+            result = handler(to_proxy_event(request, body), LambdaContext(function_name="payments-payment"))
+    except Exception:
+        # what API Gateway answers when the function fails (DEFAULT_5XX, shaped as a problem): never an HTML page
+        problem = '{"type": "urn:payments:problem:internal-error", "title": "Internal error", "status": 502, ' \
+            '"detail": "The payment function failed; please retry with the same Idempotency-Key."}'
+        return Response(problem, status=502, content_type="application/problem+json")(environ, start_response)
     payload = result.get("body") or ""
     data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
     response = Response(data, status=result["statusCode"])

@@ -33,6 +33,7 @@ from botocore.exceptions import ClientError
 from payments import aws, clock
 from payments.config import settings
 from payments.errors import PspOutcomeUnknown, PspUnavailable
+from payments.pan import contains_pan
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
 from payments.repositories.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values
 
@@ -45,6 +46,15 @@ UNAVAILABLE_CALLS = 2
 TIMEOUT_TOKEN = "tok_pspTimeout"
 MERCHANT_ACCOUNT = "PaymentsMarketplaceECOM"
 
+
+
+def new_psp_reference() -> str:
+    """``psp_`` and 16 hex digits, drawn again in the rare case (about 1 in 10,000) that they hold a
+    run of 13+ decimal digits passing Luhn: a reference must never look like a card number."""
+    while True:
+        reference = "psp_" + secrets.token_hex(8)
+        if not contains_pan(reference):
+            return reference
 
 class PspRequestRejected(Exception):
     """The PSP refused the request itself (for example a reused key with another amount). Final."""
@@ -147,7 +157,7 @@ class SimulatedPsp:
 
     def _capture(self, request: ChargeRequest) -> ChargeOutcome:
         now = self.calendar(request)
-        psp_reference = "psp_" + secrets.token_hex(8)
+        psp_reference = new_psp_reference()
         outcome_item = {
             "pk": f"KEY#{request.idempotency_key}",
             "sk": "OUTCOME",

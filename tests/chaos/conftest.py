@@ -8,9 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 from payments.local.runtime import LocalRuntime, free_port
+from tests.card_numbers import scan_runtime
 
 
 @pytest.fixture(scope="package")
 def runtime() -> Iterator[LocalRuntime]:
     with LocalRuntime(port=free_port(), aws_port=free_port()) as rt:  # restores the environment on exit
         yield rt
+        # after the whole package: no card number in any table or object, in any form (issue 14)
+        assert scan_runtime() == [], "card numbers stored"

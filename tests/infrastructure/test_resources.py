@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -45,8 +46,8 @@ def _path(template, resource_id):
 
 
 def test_api_routes_require_iam_and_proxy_to_the_payment_function(dev):
-    # Given the API methods
-    methods = resources(dev, "AWS::ApiGateway::Method").values()
+    # Given the API methods (but the ANY method of each route, which answers 405)
+    methods = [m for m in resources(dev, "AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] != "ANY"]
     payment_id, _ = function_named(dev, "payment")
     # Then exactly the four routes exist
     assert {(m["Properties"]["HttpMethod"], _path(dev, m["Properties"]["ResourceId"])) for m in methods} == ROUTES
@@ -56,6 +57,25 @@ def test_api_routes_require_iam_and_proxy_to_the_payment_function(dev):
         assert props["AuthorizationType"] == "AWS_IAM"
         assert props["Integration"]["Type"] == "AWS_PROXY"
         assert payment_id in str(props["Integration"]["Uri"])
+
+
+def test_other_methods_of_a_route_are_answered_405_with_allow_without_reaching_a_backend(dev):
+    # Given the ANY method of each route (API Gateway prefers a route's explicit methods over it)
+    anys = [m["Properties"] for m in resources(dev, "AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] == "ANY"]
+    allowed = {path: method for method, path in ROUTES}
+    # Then every route has one, answering a 405 problem with the route's own method in Allow
+    assert sorted(_path(dev, m["ResourceId"]) for m in anys) == sorted(allowed)
+    for method in anys:
+        integration = method["Integration"]
+        assert integration["Type"] == "MOCK" and method["AuthorizationType"] == "NONE"
+        assert integration["RequestTemplates"] == {"application/json": '{"statusCode": 405}'}
+        (response,) = integration["IntegrationResponses"]
+        assert response["StatusCode"] == "405"
+        allow = allowed[_path(dev, method["ResourceId"])]
+        assert response["ResponseParameters"]["method.response.header.Allow"] == f"'{allow}'"
+        assert response["ResponseParameters"]["method.response.header.Content-Type"] == "'application/problem+json'"
+        body = json.loads(response["ResponseTemplates"]["application/json"])
+        assert body["status"] == 405 and body["type"] == "urn:payments:problem:method-not-allowed"
 
 
 def test_api_stage_is_throttled_logged_and_traced(dev):

@@ -15,6 +15,7 @@ import pytest
 from payments.invariants import check_current
 from payments.local.client import ApiClient, Reply
 from payments.local.runtime import LocalRuntime, free_port, wait_until
+from tests.card_numbers import scan_runtime
 
 SETTLE_TIMEOUT_S = 60.0
 
@@ -23,6 +24,8 @@ SETTLE_TIMEOUT_S = 60.0
 def runtime() -> Iterator[LocalRuntime]:
     with LocalRuntime(port=free_port(), aws_port=free_port()) as rt:  # restores the environment on exit
         yield rt
+        # after the whole package: no card number in any table or object, in any form (issue 14)
+        assert scan_runtime() == [], "card numbers stored"
 
 
 @pytest.fixture()

@@ -142,3 +142,105 @@ def test_a_body_that_is_not_a_json_object_is_rejected(api, raw):
     reply = api.request("POST", "/v1/payments", raw=raw, headers={"Idempotency-Key": "bad-raw"})
     assert 400 <= reply.status < 500 and reply.body["type"].startswith("urn:payments:problem:"), reply.body
     assert stored_items() == before
+
+
+# --- issue 14: a hostile client against `payments serve` ------------------------------------------
+PAN_ = "4242424242424242"
+
+
+@pytest.mark.parametrize(
+    "where", ["checkout_id", "buyer_info.buyer_id", "payment_orders[0].payment_order_id", "payment_orders[1].seller_account"]
+)
+def test_an_identifier_that_is_a_card_number_with_underscores_is_refused_and_nothing_is_stored(api, where):
+    # Given a checkout whose identifier is a card number with underscores (the identifier pattern allows '_')
+    body = mutate(where, "4242_4242_4242_4242")(checkout())
+    before = stored_items()
+    # When it is sent
+    reply = api.pay(body, f"bad-id-pan-{where}")
+    # Then it is a card-number problem naming the field; no Location, no digits in the answer, nothing stored
+    assert_problem(reply, 422, ":card-number-rejected", where)
+    assert "Location" not in reply.headers and "4242" not in json.dumps(reply.body)
+    assert stored_items() == before
+
+
+def test_a_card_number_in_the_first_of_two_duplicate_keys_is_refused(api):
+    # Given a body whose first checkout_id is a card number, the second a valid id
+    body = checkout()
+    raw = json.dumps(body).replace('"checkout_id": ', f'"checkout_id": "{PAN_}", "checkout_id": ', 1).encode()
+    before = stored_items()
+    # When it is sent
+    reply = api.request("POST", "/v1/payments", raw=raw, headers={"Idempotency-Key": "bad-dup-key-pan"})
+    # Then the first value is checked too
+    assert_problem(reply, 422, ":card-number-rejected", "checkout_id")
+    assert PAN_ not in json.dumps(reply.body)
+    assert stored_items() == before
+
+
+@pytest.mark.parametrize("digits", ["".join(chr(0xFF10 + int(c)) for c in "5555555555554444"), "".join(chr(0x0660 + int(c)) for c in "5555555555554444")], ids=["full-width", "arabic-indic"])
+def test_a_card_number_in_other_scripts_digits_is_refused(api, digits):
+    # Given an e-mail address holding a card number in full-width or Arabic-Indic digits
+    body = mutate("buyer_info.email", f"{digits}@example.com")(checkout())
+    before = stored_items()
+    # When it is sent / Then it is refused like an ASCII card number
+    reply = api.pay(body, "bad-unicode-pan")
+    assert_problem(reply, 422, ":card-number-rejected", "buyer_info.email")
+    assert stored_items() == before
+
+
+def test_a_card_number_in_the_idempotency_key_is_never_stored(api):
+    # Given a valid checkout whose Idempotency-Key is a card number
+    before = stored_items()
+    # When it is sent
+    reply = api.pay(checkout(), "4242 4242 4242 4242")
+    # Then it is refused naming the header, before the idempotency layer stores anything
+    assert_problem(reply, 422, ":card-number-rejected", "header Idempotency-Key")
+    assert stored_items() == before
+
+
+def test_a_card_number_in_a_get_path_is_not_echoed(api):
+    # Given a GET of a payment whose id is a card number / When it is sent
+    reply = api.payment(PAN_)
+    # Then it is refused naming the parameter, and the digits are not in the answer
+    assert_problem(reply, 422, ":card-number-rejected", "checkout_id")
+    assert PAN_ not in json.dumps(reply.body)
+
+
+@pytest.mark.parametrize("amount", ["4242.4242.4242.4242", "4242/4242/4242/4242", "4242  4242  4242  4242", "4242\u00a04242\u00a04242\u00a04242"])
+def test_a_card_number_as_an_amount_is_not_echoed(api, amount):
+    # Given an amount that is a card number with dots, slashes, double or no-break spaces
+    body = mutate("payment_orders[0].amount", amount)(checkout())
+    # When it is sent / Then it is refused naming the field, never quoting it
+    reply = api.pay(body, "bad-amount-pan")
+    assert_problem(reply, 422, ":card-number-rejected", "payment_orders[0].amount")
+    assert "4242" not in json.dumps(reply.body)
+
+
+@pytest.mark.parametrize("raw", [b"[" * 30_000, b'{"a":' * 2_000 + b"1" + b"}" * 2_000], ids=["30000-brackets", "2000-deep-objects"])
+def test_a_deeply_nested_body_is_a_400_problem(api, raw):
+    before = stored_items()
+    reply = api.request("POST", "/v1/payments", raw=raw, headers={"Idempotency-Key": "bad-deep"})
+    assert_problem(reply, 400, ":malformed-request", "(body)")
+    assert stored_items() == before
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "multipart/form-data"])
+def test_a_body_that_is_not_json_by_media_type_is_a_415_problem(api, content_type):
+    before = stored_items()
+    raw = json.dumps(checkout()).encode()
+    reply = api.request("POST", "/v1/payments", raw=raw, headers={"Idempotency-Key": "bad-media", "Content-Type": content_type})
+    assert_problem(reply, 415, ":unsupported-media-type", "header Content-Type")
+    assert stored_items() == before
+
+
+def test_a_nul_in_the_email_is_refused_naming_it(api):
+    before = stored_items()
+    reply = api.pay(mutate("buyer_info.email", "a\u0000b@example.com")(checkout()), "bad-nul")
+    assert_problem(reply, 422, ":validation-error", "buyer_info.email")
+    assert stored_items() == before
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [("DELETE", "/v1/payments", "POST"), ("PUT", "/v1/payments/chk_1", "GET"), ("POST", "/v1/ledger/trial-balance", "GET")])
+def test_an_unknown_method_is_a_405_problem_with_allow(api, method, path, allow):
+    reply = api.request(method, path)
+    assert_problem(reply, 405, ":method-not-allowed")
+    assert reply.headers["Allow"] == allow

@@ -20,3 +20,14 @@ def test_demo_ids_hold_no_card_number_whatever_the_time():
         # Then no checkout body carries anything the PAN guard would reject
         for checkout in scenario.checkouts:
             assert find_pans(checkout) == [], checkout["checkout_id"]
+
+
+def test_demo_and_chaos_ids_and_keys_pass_the_stricter_card_number_policy():
+    # Given the scenarios the demo and the chaos harness build (seeds of `make demo`, `make chaos`, the chaos
+    # tests), under the policy that joins digit groups across '_' and '-' (issue 14)
+    for seed in (2026, 7, 11, 42):
+        scenario = build_scenario(300, seed, run_id=run_id(1_764_035_000 + seed))
+        for checkout in scenario.checkouts:
+            # Then no body and no Idempotency-Key they send holds anything the guard would refuse
+            assert find_pans(checkout) == [], checkout["checkout_id"]
+            assert not contains_pan(f"idem-{checkout['checkout_id']}")

@@ -90,21 +90,35 @@ def test_parse_amount_rejects_zero(amount: str, currency: str) -> None:
 @pytest.mark.parametrize(
     ("amount", "currency", "message"),
     [
-        ("1.999", "USD", "USD has 2 minor-unit digits; '1.999' has 3"),
-        ("1.5", "JPY", "JPY has 0 minor-unit digits; '1.5' has 1"),
-        ("1.0", "JPY", "JPY has 0 minor-unit digits; '1.0' has 1"),
-        ("1.2345", "KWD", "KWD has 3 minor-unit digits; '1.2345' has 4"),
-        ("1.23456", "CLF", "CLF has 4 minor-unit digits; '1.23456' has 5"),
-        ("0.000", "USD", "USD has 2 minor-unit digits; '0.000' has 3"),
+        ("1.999", "USD", "USD has 2 minor-unit digits; the amount has 3"),
+        ("1.5", "JPY", "JPY has 0 minor-unit digits; the amount has 1"),
+        ("1.0", "JPY", "JPY has 0 minor-unit digits; the amount has 1"),
+        ("1.2345", "KWD", "KWD has 3 minor-unit digits; the amount has 4"),
+        ("1.23456", "CLF", "CLF has 4 minor-unit digits; the amount has 5"),
+        ("0.000", "USD", "USD has 2 minor-unit digits; the amount has 3"),
     ],
 )
 def test_parse_amount_rejects_more_fraction_digits_than_the_currency_has(amount: str, currency: str, message: str) -> None:
     # Given an amount with more fraction digits than the currency's ISO 4217 exponent (even trailing zeros)
     # When it is parsed
-    # Then it is refused with a message naming both digit counts
+    # Then it is refused with a message naming both digit counts, never quoting the amount
     with pytest.raises(InvalidAmount) as raised:
         parse_amount(amount, currency)
     assert str(raised.value) == message
+    assert amount not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["4242.4242.4242.4242", "4242/4242/4242/4242", "4242  4242  4242  4242", "4242\u00a04242\u00a04242\u00a04242"],
+)
+def test_a_malformed_amount_is_refused_without_quoting_it(amount: str) -> None:
+    # Given an amount field holding a card number written with dots, slashes, double or no-break spaces
+    # When it is parsed
+    with pytest.raises(InvalidAmount) as raised:
+        parse_amount(amount, "USD")
+    # Then the message states the rule and carries none of the digits
+    assert "4242" not in str(raised.value)
 
 
 @pytest.mark.parametrize(

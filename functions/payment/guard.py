@@ -1,0 +1,231 @@
+"""The request guard: what runs on an API Gateway event before anything is parsed further, logged or stored.
+
+In order, each step answering a 4xx RFC 9457 problem that names the field and the
+rule, never the value:
+
+1. the card-number policy (:mod:`payments.pan`) over the path (its parameters), the
+   query string and the ``Idempotency-Key`` header (the one header we store):
+   422 ``card-number-rejected``;
+2. an unknown method on a known path: 405 ``method-not-allowed`` with ``Allow``;
+3. for a route that takes a body: the media type (only ``application/json``, with an
+   optional ``charset=utf-8``; else 415), the size (413), UTF-8 (400), the nesting
+   depth counted over the text without recursion (400), the JSON syntax (400), then
+   the card-number policy over every key and value (duplicate keys included: 422),
+   control characters (422), and duplicate keys (422).
+
+A route that takes no body never sees one: a GET's body is dropped unread.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import Response
+
+from functions.payment.problems import problem, validation_problem
+from payments.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from payments.observability import count, logger
+from payments.pan import Pairs, contains_pan, find_control_characters, find_pans, redacted
+
+#: a JSON string (escapes included) or one bracket: strings are skipped, brackets counted
+_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+_CHARSETS = {"utf-8", "utf8"}
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if arrays/objects nest deeper than ``limit`` (brackets inside strings do not count).
+
+    A scan, not a parse: ``"[" * 30000`` is answered in linear time, with no recursion.
+    """
+    depth = 0
+    for token in _JSON_TOKENS.finditer(text):
+        char = token.group(0)
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def card_number_problem(fields: list[str], where: str) -> Response:
+    count("CardNumberRejected")
+    logger.warning(f"request rejected: card number in {where}", extra={"fields": [redacted(f) for f in fields]})
+    return problem(
+        422,
+        "card-number-rejected",
+        "Card number not accepted",
+        "Raw card numbers are never accepted; send a PSP token in payment_method.token. Nothing was stored.",
+        [{"field": f, "message": "looks like a card number (PAN)"} for f in fields],
+    )
+
+
+def malformed(detail: str) -> Response:
+    return problem(400, "malformed-request", "Malformed request", detail, [{"field": "(body)", "message": detail}])
+
+
+def header(event: dict[str, Any], name: str) -> str | None:
+    lower = name.lower()
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == lower:
+            return value
+    for key, values in (event.get("multiValueHeaders") or {}).items():
+        if key.lower() == lower and values:
+            return values[0]
+    return None
+
+
+def _headers_named(event: dict[str, Any], name: str) -> list[str]:
+    lower = name.lower()
+    found = [v for k, v in (event.get("headers") or {}).items() if k.lower() == lower and isinstance(v, str)]
+    for key, values in (event.get("multiValueHeaders") or {}).items():
+        if key.lower() == lower:
+            found.extend(v for v in values or [] if isinstance(v, str))
+    return found
+
+
+def _path_fields(path: str, routes: list[Any]) -> list[str]:
+    """The path parameters (or "path") holding a card number."""
+    for route in routes:
+        match = route.rule.match(path)
+        if match and match.groupdict():
+            named = [name for name, value in match.groupdict().items() if contains_pan(unquote(value or ""))]
+            if named:
+                return named
+    return ["path"]
+
+
+def _unroutable_parameters(path: str, routes: list[Any]) -> list[str]:
+    for route in routes:
+        if "{" not in route.openapi_path:
+            continue
+        shape = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(route.openapi_path))
+        match = re.fullmatch(shape, path)
+        if match:
+            return sorted(match.groupdict())
+    return []
+
+
+def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, Any], Response | None]:
+    """Check an API Gateway proxy event; returns the event to resolve (body decoded) or the rejection."""
+    path = event.get("path") or "/"
+    method = str(event.get("httpMethod") or "").upper()
+
+    # 1. the card-number policy outside the body
+    if contains_pan(path) or contains_pan(unquote(path)):
+        return event, card_number_problem(_path_fields(path, routes), "path")
+    query = dict(event.get("multiValueQueryStringParameters") or {})
+    query.update({k: [v] for k, v in (event.get("queryStringParameters") or {}).items()})
+    query_fields: list[str] = []
+    for name, values in query.items():
+        if contains_pan(str(name)):
+            query_fields.append("query (key)")  # the name is the card number: never repeat it
+        elif any(contains_pan(str(v)) for v in values or []):
+            query_fields.append(f"query {name}")
+    if query_fields:
+        return event, card_number_problem(sorted(set(query_fields)), "query string")
+    if any(contains_pan(value) for value in _headers_named(event, "Idempotency-Key")):
+        return event, card_number_problem(["header Idempotency-Key"], "Idempotency-Key")
+
+    # 2. the route and the method
+    matching = [route for route in routes if route.rule.match(path)]
+    if not matching:
+        unroutable = _unroutable_parameters(path, routes)
+        if unroutable:
+            # the path has a route's shape, but a parameter holds characters no identifier has
+            return event, validation_problem(
+                [{"field": name, "message": "must match ^[A-Za-z0-9_-]+$"} for name in unroutable], "The path is not valid."
+            )
+    allowed = sorted({route.method for route in matching})
+    if matching and method not in allowed:
+        return event, problem(
+            405,
+            "method-not-allowed",
+            "Method not allowed",
+            f"This path answers {', '.join(allowed)} only.",
+            headers={"Allow": ", ".join(allowed)},
+        )
+    takes_body = any(route.method == method and route.body_field is not None for route in matching)
+    if not takes_body:
+        return {**event, "body": None, "isBase64Encoded": False}, None
+
+    # 3. the body
+    raw = event.get("body")
+    if not raw:
+        return event, None
+    media_type = header(event, "Content-Type")
+    if not _is_json(media_type):
+        return event, problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "The body must be application/json (charset utf-8, if given).",
+            [{"field": "header Content-Type", "message": "must be application/json"}],
+        )
+    try:
+        data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
+    except (binascii.Error, ValueError):
+        return event, malformed("The body is not valid base64.")
+    if len(data) > MAX_BODY_BYTES:
+        return event, problem(413, "payload-too-large", "Payload too large", f"The body exceeds {MAX_BODY_BYTES} bytes.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return event, malformed("The body is not UTF-8 text.")
+    if json_too_deep(text):
+        return event, malformed(f"The body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.")
+    try:
+        document = json.loads(text, object_pairs_hook=Pairs.from_pairs)
+    except (ValueError, RecursionError):
+        # not JSON: still never answer (or log) a card number as something else
+        if contains_pan(text):
+            return event, card_number_problem(["(body)"], "body")
+        return event, malformed("The body is not valid JSON.")
+    pans = find_pans(document)
+    if pans:
+        return event, card_number_problem(pans, "body")
+    controls = find_control_characters(document)
+    if controls:
+        return event, validation_problem([{"field": f, "message": "contains a control character"} for f in controls])
+    repeated = _duplicate_keys(document)
+    if repeated:
+        return event, validation_problem([{"field": f, "message": "key repeated in the same object"} for f in repeated])
+    return {**event, "body": text, "isBase64Encoded": False}, None
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media, *params = content_type.split(";")
+    if media.strip().lower() != "application/json":
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in _CHARSETS:
+            return False
+    return True
+
+
+def _duplicate_keys(document: Any) -> list[str]:
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(document, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            pairs = node.pairs if isinstance(node, Pairs) else list(node.items())
+            seen: set[str] = set()
+            for key, value in pairs:
+                child = f"{where}.{key}" if where else str(key)
+                if key in seen and child not in found:
+                    found.append(child)
+                seen.add(key)
+                stack.append((value, child))
+        elif isinstance(node, list):
+            stack.extend((value, f"{where}[{index}]") for index, value in enumerate(node))
+    return found
