@@ -26,10 +26,11 @@ hide a day of settlements), and the report writers escape every field anyway.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -91,6 +92,15 @@ TEXT_COLUMNS = (
 )
 
 PAYMENT_TYPES = frozenset({"Settled", "SettledBulk"})
+#: the adjustments of a payment that the report names and totals on their own (matched
+#: against the ledger once it books refunds and chargebacks): type -> totals field
+REFUNDED, CHARGEBACK, CHARGEBACK_REVERSED, REFUNDED_REVERSED = "Refunded", "Chargeback", "ChargebackReversed", "RefundedReversed"
+ADJUSTMENT_TOTALS = {
+    REFUNDED: "refunded",
+    CHARGEBACK: "chargeback",
+    CHARGEBACK_REVERSED: "chargeback_reversed",
+    REFUNDED_REVERSED: "refunded_reversed",
+}
 ADJUSTMENT_TYPES = frozenset(
     {
         "Refunded",
@@ -148,12 +158,19 @@ def column_index(header: list[str]) -> Layout:
     return Layout(len(header), positions, tuple((name, positions[name]) for name in TEXT_COLUMNS if name in positions))
 
 
+class IncompleteRow(RowError):
+    """A row that ends early (fewer fields than the header, or an open quote): on the last
+    line of a file without a final newline, the mark of a file cut short in transit."""
+
+
 def split_line(text: str) -> list[str]:
     if '"' not in text:
         return text.split(",")  # what csv.reader returns for an unquoted line, ten times faster
     try:
         return next(csv.reader([text], strict=True))
     except (csv.Error, StopIteration) as err:
+        if "EOF" in str(err) or "unexpected end" in str(err):
+            raise IncompleteRow(f"malformed CSV: {err}") from None
         raise RowError(f"malformed CSV: {err}") from None
 
 
@@ -164,20 +181,61 @@ def looks_like_formula(value: str) -> bool:
 
 
 def parse_minor(text: str, currency: str, column: str) -> int:
-    """An unsigned decimal string to minor units; empty is zero. Exact: no float anywhere."""
+    """An unsigned decimal string to minor units; empty is zero. Exact: no float anywhere.
+
+    Adyen writes amounts below one without the leading zero (``.91``): that is ``0.91``.
+    """
     if not text:
         return 0
     whole, dot, fraction = text.partition(".")
-    if not (whole.isascii() and whole.isdigit() and len(whole) <= 16) or (
+    if not ((whole.isascii() and whole.isdigit() and len(whole) <= 16) or (dot and not whole)) or (
         dot and not (fraction.isascii() and fraction.isdigit() and len(fraction) <= 8)
     ):
         raise RowError(f"{column} '{text[:40]}' is not an unsigned decimal amount")
     digits = exponent(currency)
     if len(fraction) > digits:
         if fraction[digits:].strip("0"):
-            raise RowError(f"{column} '{text}' has more decimals than {currency} allows ({digits})")
+            raise RowError(f"{column} '{text[:40]}' has more decimals than {currency} allows ({digits})")
         fraction = fraction[:digits]
-    return int(whole) * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
+    return int(whole or "0") * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
+
+
+#: The ``TimeZone`` abbreviations Adyen writes (the account's report zone, changing with
+#: daylight saving: PST in winter, PDT in summer) and their UTC offsets in minutes
+#: (../shared/specs/adyen/FACTS.md section 4). The abbreviation names the offset in force
+#: when the row was written, so it is exact even in the repeated hour when clocks go back
+#: (``01:30 PDT`` and ``01:30 PST`` are an hour apart), which an IANA zone alone cannot say.
+#: Ambiguous abbreviations (``CST``: US Central or China; ``IST``: India, Ireland or Israel)
+#: are not here: they are read only through :data:`ZONE_ENV` (see :func:`utc_offset`).
+#: Anything else is unknown and the row is rejected (fail closed).
+ABBREVIATIONS: dict[str, int] = {
+    "UTC": 0,
+    "GMT": 0,
+    "WET": 0,
+    "BST": 60,  # British Summer Time, the only BST Adyen's documentation names
+    "WEST": 60,
+    "CET": 60,
+    "CEST": 120,
+    "EET": 120,
+    "EEST": 180,
+    "MSK": 180,
+    "EST": -300,
+    "EDT": -240,
+    "CDT": -300,
+    "MST": -420,
+    "MDT": -360,
+    "PST": -480,
+    "PDT": -420,
+    "SGT": 480,
+    "HKT": 480,
+    "JST": 540,
+    "AEST": 600,
+    "AEDT": 660,
+}
+#: the account's configured report zone (an IANA name such as ``America/Chicago``), when
+#: the operator sets it: abbreviations are then checked against it (DST included) and the
+#: ambiguous ones are resolved by it
+ZONE_ENV = "ADYEN_REPORT_TIME_ZONE"
 
 
 @lru_cache(maxsize=64)
@@ -185,21 +243,57 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def _configured_zone() -> ZoneInfo | None:
+    name = os.environ.get(ZONE_ENV, "")
+    if not name:
+        return None
+    try:
+        return _zone(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RowError(f"{ZONE_ENV} '{name[:40]}' is not an IANA time zone") from None
+
+
+def utc_offset(zone: str, moment: datetime) -> timedelta:
+    """The UTC offset of a local ``moment`` labelled with Adyen's ``TimeZone`` value."""
+    configured = _configured_zone()
+    if configured is not None and zone not in ("UTC", "GMT"):
+        # the abbreviation must be one the account's zone uses at that moment (either side
+        # of a repeated hour): PDT in January is not Los Angeles time, whatever it claims
+        for fold in (0, 1):
+            candidate = moment.replace(tzinfo=configured, fold=fold)
+            if candidate.tzname() == zone:
+                offset = candidate.utcoffset()
+                assert offset is not None
+                return offset
+        if zone in ABBREVIATIONS or "/" not in zone:
+            raise RowError(f"TimeZone '{zone[:40]}' is not in force in {configured.key} at {moment:%Y-%m-%d %H:%M:%S}")
+    if zone in ABBREVIATIONS:
+        return timedelta(minutes=ABBREVIATIONS[zone])
+    if "/" in zone and zone.isascii():  # an IANA name (not what Adyen writes; accepted when unambiguous)
+        try:
+            offset = moment.replace(tzinfo=_zone(zone)).utcoffset()
+        except (ZoneInfoNotFoundError, ValueError):
+            offset = None
+        if offset is not None:
+            return offset
+    raise RowError(f"TimeZone '{zone[:40]}' is unknown")
+
+
 def to_utc(local: str, zone: str) -> str:
     """``2026-11-30 14:02:11`` in ``zone`` -> ``2026-11-30T13:02:11Z``."""
     if not _TIMESTAMP.match(local):
         raise RowError(f"Creation Date '{local[:40]}' is not YYYY-MM-DD HH:MM:SS")
+    if zone in ("UTC", ""):
+        return f"{local[:10]}T{local[11:]}Z"
     try:
         moment = datetime.fromisoformat(local)
     except ValueError:
         raise RowError(f"Creation Date '{local[:40]}' is not a valid date and time") from None
-    if zone == "UTC":
-        return f"{local[:10]}T{local[11:]}Z"
     try:
-        tz = _zone(zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise RowError(f"TimeZone '{zone[:40]}' is unknown") from None
-    return moment.replace(tzinfo=tz).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        utc = moment - utc_offset(zone, moment)
+    except OverflowError:
+        raise RowError(f"Creation Date '{local[:40]}' is out of range") from None
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +319,8 @@ class SettlementRow:
 
 def parse_row(fields: list[str], layout: Layout, line: int) -> SettlementRow:
     if len(fields) != layout.width:
-        raise RowError(f"expected {layout.width} fields, found {len(fields)}")
+        error = IncompleteRow if len(fields) < layout.width else RowError
+        raise error(f"expected {layout.width} fields, found {len(fields)}")
     positions = layout.positions
 
     def get(name: str) -> str:
@@ -238,6 +333,10 @@ def parse_row(fields: list[str], layout: Layout, line: int) -> SettlementRow:
     if not record_type:
         raise RowError("Type is empty")
     gross_ccy, net_ccy = get("Gross Currency"), get("Net Currency") or get("Gross Currency")
+    if not gross_ccy and record_type not in PAYMENT_TYPES and not (get("Gross Debit (GC)") or get("Gross Credit (GC)")):
+        # account-level rows (Fee, MerchantPayout, Balancetransfer, ...) carry their amount
+        # only in the Net columns, with an empty Gross Currency: they are in the net currency
+        gross_ccy = net_ccy
     for name, code in (("Gross Currency", gross_ccy), ("Net Currency", net_ccy)):
         if not is_currency(code):
             raise RowError(f"{name} '{code[:10]}' is not an active ISO 4217 code")
@@ -399,15 +498,18 @@ def _row(
     ]
 
 
-def iter_rows(lines: Iterator[tuple[int, str | None]], layout: Layout) -> Iterator[SettlementRow | tuple[int, str]]:
-    """Parsed rows, or ``(line, reason)`` for a rejected one. Blank lines carry no data and are skipped."""
+def iter_rows(
+    lines: Iterator[tuple[int, str | None]], layout: Layout
+) -> Iterator[SettlementRow | tuple[int, str, bool]]:
+    """Parsed rows, or ``(line, reason, incomplete)`` for a rejected one (``incomplete``: the
+    row ends early, see :class:`IncompleteRow`). Blank lines carry no data and are skipped."""
     for line, text in lines:
         if text is None:
-            yield line, "line longer than the bound"
+            yield line, "line longer than the bound", False
             continue
         if not text.strip():
             continue
         try:
             yield parse_row(split_line(text), layout, line)
         except RowError as err:
-            yield line, str(err)
+            yield line, str(err), isinstance(err, IncompleteRow)

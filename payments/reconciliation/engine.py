@@ -73,7 +73,12 @@ TOTAL_FIELDS = (
     "markup",
     "scheme_fees",
     "interchange",
-    "payout",
+    "payout",  # MerchantPayout rows: net debit - net credit
+    "fee",  # Fee rows (account-level fees invoiced in the batch): net debit - net credit
+    "refunded",  # Refunded rows: net debit - net credit
+    "chargeback",  # Chargeback rows: net debit - net credit
+    "chargeback_reversed",  # ChargebackReversed rows: net credit - net debit
+    "refunded_reversed",  # RefundedReversed rows: net credit - net debit
 )
 
 
@@ -113,20 +118,24 @@ class Partial:
     rows: int = 0
     recorded: int = 0  # account-level rows (fees, payouts): recorded in totals
     last_line: int = 0
+    #: the line of the last rejected row that ended early (0: none), see check_truncation
+    last_incomplete: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)  # adjustments and unknown types
     totals: dict[str, dict[str, int]] = field(default_factory=dict)  # currency -> TOTAL_FIELDS
     record_types: Counter[str] = field(default_factory=Counter)
     days: Counter[str] = field(default_factory=Counter)  # Settled rows per UTC day
 
-    def add(self, item: adyen.SettlementRow | tuple[int, str], bounds: Bounds) -> SettledEntry | None:
+    def add(self, item: adyen.SettlementRow | tuple[int, str, bool], bounds: Bounds) -> SettledEntry | None:
         """Account for one parsed row (or rejected line); return its entry if it is to be matched."""
         self.rows += 1
         if self.rows > bounds.max_rows:
             raise UnreadableFile(f"more than {bounds.max_rows} rows")
         if isinstance(item, tuple):
-            line, reason = item
+            line, reason, incomplete = item
             self.last_line = max(self.last_line, line)
+            if incomplete:
+                self.last_incomplete = max(self.last_incomplete, line)
             self.rejected.append(Rejected(line, reason))
             if len(self.rejected) > bounds.max_rejected_rows:
                 raise UnreadableFile(f"more than {bounds.max_rejected_rows} malformed rows")
@@ -173,18 +182,24 @@ class Partial:
         for name, amount in zip(("commission", "markup", "scheme_fees", "interchange"), row.fees, strict=True):
             net[name] += amount
         if row.record_type == "MerchantPayout":
-            net["payout"] += row.net_debit
+            net["payout"] += row.net_debit - row.net_credit
+        elif row.record_type == "Fee":
+            net["fee"] += row.net_debit - row.net_credit
+        elif row.record_type in adyen.ADJUSTMENT_TOTALS:
+            debit = row.net_debit - row.net_credit
+            net[adyen.ADJUSTMENT_TOTALS[row.record_type]] += debit if row.record_type in (adyen.REFUNDED, adyen.CHARGEBACK) else -debit
 
     def merge(self, other: Partial) -> None:
         self.rows += other.rows
         self.recorded += other.recorded
         self.last_line = max(self.last_line, other.last_line)
+        self.last_incomplete = max(self.last_incomplete, other.last_incomplete)
         self.rejected.extend(other.rejected)
         self.mismatches.extend(other.mismatches)
         for ccy, sums in other.totals.items():
             mine = self.totals.setdefault(ccy, dict.fromkeys(TOTAL_FIELDS, 0))
             for name, amount in sums.items():
-                mine[name] += amount
+                mine[name] = mine.get(name, 0) + amount
         self.record_types.update(other.record_types)
         self.days.update(other.days)
 
@@ -193,6 +208,7 @@ class Partial:
             "rows": self.rows,
             "recorded": self.recorded,
             "last_line": self.last_line,
+            "last_incomplete": self.last_incomplete,
             "rejected": [r.to_report() for r in self.rejected],
             "mismatches": [m.to_json() for m in self.mismatches],
             "totals": self.totals,
@@ -206,6 +222,7 @@ class Partial:
             rows=data["rows"],
             recorded=data["recorded"],
             last_line=data["last_line"],
+            last_incomplete=data.get("last_incomplete", 0),
             rejected=[Rejected(r["line"], r["reason"]) for r in data["rejected"]],
             mismatches=[Mismatch.from_json(m) for m in data["mismatches"]],
             totals=data["totals"],
@@ -239,7 +256,7 @@ class Result:
             not self.mismatches
             and not self.rejected
             and not self.mismatches_omitted
-            and all(s["balanced"] for s in self.statements)
+            and all(s["balanced"] is not False for s in self.statements)  # None: cannot be checked
         )
 
 
@@ -531,8 +548,10 @@ def fold_rows(lines: Iterator[tuple[int, str | None]], layout: adyen.Layout, bou
 
 
 def check_truncation(partial: Partial, ended_with_newline: bool) -> None:
-    """A file whose last line has no terminator *and* does not parse was cut short in transit."""
-    if not ended_with_newline and partial.rejected and max(r.line for r in partial.rejected) == partial.last_line:
+    """A file whose last line has no terminator *and* ends early (fewer fields than the header,
+    an open quote) was cut short in transit. A complete last row without a final newline is
+    an ordinary row, rejected or not, like any other (Adyen writes such files)."""
+    if not ended_with_newline and partial.last_incomplete and partial.last_incomplete == partial.last_line:
         raise UnreadableFile(f"truncated: the last line ({partial.last_line}) is incomplete")
 
 

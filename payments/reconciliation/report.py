@@ -162,7 +162,8 @@ def to_html(report: dict[str, Any]) -> str:
             f"<h2>Statement {e(statement['statement_id'])} ({e(statement['account'])})</h2>"
             f"<p>opening {e(statement['opening_balance'])} + credits {e(statement['credits'])} - debits {e(statement['debits'])} "
             f"= {e(statement['computed_closing_balance'])}; closing {e(statement['closing_balance'])} {e(statement['currency'])}: "
-            f"<strong>{'balanced' if statement['balanced'] else 'NOT BALANCED'}</strong></p>"
+            f"<strong>{'balanced' if statement['balanced'] else 'cannot be checked' if statement['balanced'] is None else 'NOT BALANCED'}</strong>"
+            f" ({e(statement['balance_check'])})</p>"
         )
     three_way = report.get("three_way")
     if three_way and three_way.get("differences"):
