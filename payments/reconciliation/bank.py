@@ -604,14 +604,16 @@ def _camt_statement(element: ET.Element, statement_id: str) -> Statement:
 # --- the entry point -----------------------------------------------------------------------
 
 
-def reconcile_statement(fmt: str, stream: BinaryStream, bounds: Bounds, payouts: PayoutBook | None) -> Result:
+def reconcile_statement(
+    fmt: str, stream: BinaryStream, bounds: Bounds, payouts: PayoutBook | None, encoding: str = "utf-8"
+) -> Result:
     """Parse a bank file, balance-check each statement, match credits to PSP payouts."""
     rejected: list[Rejected] = []
     limited = Metered(stream, bounds.max_bank_statement_bytes)
     if fmt == CAMT053:
         statements = _parse_camt053(limited, rejected)
     else:
-        reader = LineReader(limited, bounds.max_line_bytes)
+        reader = LineReader(limited, bounds.max_line_bytes, encoding=encoding)
         statements = _parse_mt940(iter(reader), rejected) if fmt == MT940 else _parse_bai2(iter(reader), rejected)
     reports, rows, matched = [], 0, 0
     for statement in statements:
@@ -637,4 +639,5 @@ def reconcile_statement(fmt: str, stream: BinaryStream, bounds: Bounds, payouts:
         seller_accounts=set(),
         sellers_truncated=False,
         statements=reports,
+        encoding="utf-8" if fmt == CAMT053 else encoding,
     )

@@ -249,6 +249,8 @@ class Result:
     seller_accounts: set[tuple[str, str]]
     sellers_truncated: bool
     statements: list[dict[str, Any]] = field(default_factory=list)  # bank statements only
+    #: the text encoding the file was read in (UTF-8, or a bank file's legacy code page)
+    encoding: str = "utf-8"
 
     @property
     def clean(self) -> bool:

@@ -47,6 +47,7 @@ def build(source_key: str, sha256: str, result: Result, three_way: dict[str, Any
         "mismatches": [m.to_report() for m in result.mismatches],
         "rejected_rows": [r.to_report() for r in result.rejected],
         "sha256": sha256,
+        "encoding": result.encoding,
         "clean": result.clean and not (three_way or {}).get("differences"),
         "summary": {
             "window_day": result.window_day,
