@@ -454,11 +454,42 @@ def bai2_records(lines: Iterator[tuple[int, str | None]]) -> Iterator[tuple[int,
         yield flush(pending)
 
 
+#: what may follow each record code (``88`` continues the record before it)
+_BAI2_NEXT = {
+    "": {"01"},
+    "01": {"02", "99"},
+    "02": {"03", "98"},
+    "03": {"16", "49"},
+    "16": {"16", "49"},
+    "49": {"03", "98"},
+    "98": {"02", "99"},
+    "99": set(),
+}
+
+
+def check_bai2_structure(records: list[tuple[int, str]]) -> None:
+    """The record order BAI2 prescribes (01, then groups 02..98 of accounts 03..49, then 99),
+    checked before the parser runs: the parser loops forever on a file that ends early."""
+    previous = ""
+    for line, record in records:
+        code = record[:2]
+        if code == "88" and previous:
+            continue
+        if code not in _BAI2_NEXT.get(previous, set()):
+            after = f"after a {previous} record" if previous else "first"
+            raise UnreadableFile(f"BAI2 structure: a {code[:2]!r} record at line {line} cannot come {after}")
+        previous = code
+    if previous != "99":
+        raise UnreadableFile("BAI2 structure: the file ends before its 99 trailer (truncated)")
+
+
 def _parse_bai2(lines: Iterator[tuple[int, str | None]], rejected: list[Rejected]) -> Iterator[Statement]:
     from bai2 import bai2 as bai2_parser  # imported on first use, like mt940
     from bai2.constants import TypeCodeTransaction
 
-    records = [text for _, text in bai2_records(lines)]
+    numbered = list(bai2_records(lines))
+    check_bai2_structure(numbered)
+    records = [text for _, text in numbered]
     try:
         document = bai2_parser.parse_from_lines(records, check_integrity=False)
     except Exception as err:  # noqa: BLE001 - any parser failure means the file's structure is broken
@@ -551,6 +582,8 @@ def _parse_camt053(stream: BinaryStream, rejected: list[Rejected]) -> Iterator[S
             element.clear()
     except ET.ParseError as err:
         raise UnreadableFile(f"truncated or malformed XML: {err}") from None
+    except (LookupError, ValueError) as err:  # an unknown or multi-byte encoding declaration
+        raise UnreadableFile(f"XML not readable: {str(err)[:200]}") from None
 
 
 def _camt_statement(element: ET.Element, statement_id: str) -> Statement:

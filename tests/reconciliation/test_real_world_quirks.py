@@ -358,3 +358,17 @@ def test_camt053_amount_currency_is_checked_against_the_statement_currency() -> 
     # Then the SEK balance is not read as EUR: the statement is flagged, the EUR one balances
     assert wrong["balanced"] is False and "CLBD is in SEK" in wrong["problems"][0]
     assert right["balanced"] is True
+
+
+def test_a_bai2_file_that_ends_before_its_trailers_is_quarantined_not_parsed_forever() -> None:
+    # Given a BAI2 file cut short after a 16 record (found by the fuzzer: the parser looped)
+    data = BAI2_EMPTY_FIRST_SUMMARY.split(b"\n49,")[0]
+    # When reconciled / Then it is quarantined with a reason
+    with pytest.raises(UnreadableFile, match="99 trailer"):
+        reconcile(data)
+
+
+def test_camt053_with_an_unknown_encoding_declaration_is_quarantined() -> None:
+    data = CAMT.replace("{closing}", "EUR").replace('encoding="UTF-8"', 'encoding="UTF-9"').encode()
+    with pytest.raises(UnreadableFile, match="XML"):
+        reconcile(data)
