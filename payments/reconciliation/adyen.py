@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from payments.money import exponent, format_minor, is_currency
@@ -135,7 +135,7 @@ _FORMULA_START = ("=", "+", "@", "\t", "\r")
 _TIMESTAMP = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layout:
     """Where each column is in this file (-1: an optional column that is absent)."""
 
@@ -145,6 +145,12 @@ class Layout:
 
     def at(self, name: str) -> int:
         return self.positions.get(name, -1)
+
+    @property
+    def amount_positions(self) -> tuple[int, ...]:
+        """gross debit, gross credit, net debit, net credit, then the four fee columns (-1: absent)."""
+        names = ("Gross Debit (GC)", "Gross Credit (GC)", "Net Debit (NC)", "Net Credit (NC)", *FEE_COLUMNS)
+        return tuple(self.at(name) for name in names)
 
 
 def column_index(header: list[str]) -> Layout:
@@ -180,6 +186,13 @@ def looks_like_formula(value: str) -> bool:
     return value.startswith("-") and not _IDENTIFIER.match(value)
 
 
+_AMOUNT = re.compile(r"([0-9]{0,16})(?:\.([0-9]{1,8}))?")
+#: parsed amounts by (text, exponent): a settlement file repeats the same few thousand
+#: amounts (prices, fees) hundreds of times; bounded, cleared when full
+_AMOUNTS: dict[tuple[str, int], int] = {}
+_AMOUNTS_MAX = 200_000
+
+
 def parse_minor(text: str, currency: str, column: str) -> int:
     """An unsigned decimal string to minor units; empty is zero. Exact: no float anywhere.
 
@@ -187,17 +200,23 @@ def parse_minor(text: str, currency: str, column: str) -> int:
     """
     if not text:
         return 0
-    whole, dot, fraction = text.partition(".")
-    if not ((whole.isascii() and whole.isdigit() and len(whole) <= 16) or (dot and not whole)) or (
-        dot and not (fraction.isascii() and fraction.isdigit() and len(fraction) <= 8)
-    ):
-        raise RowError(f"{column} '{text[:40]}' is not an unsigned decimal amount")
     digits = exponent(currency)
+    known = _AMOUNTS.get((text, digits))
+    if known is not None:
+        return known
+    match = _AMOUNT.fullmatch(text)
+    if match is None or not (match.group(1) or match.group(2)) or not text.isascii():
+        raise RowError(f"{column} '{text[:40]}' is not an unsigned decimal amount")
+    whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > digits:
         if fraction[digits:].strip("0"):
             raise RowError(f"{column} '{text[:40]}' has more decimals than {currency} allows ({digits})")
         fraction = fraction[:digits]
-    return int(whole or "0") * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
+    value = int(whole or "0") * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
+    if len(_AMOUNTS) >= _AMOUNTS_MAX:
+        _AMOUNTS.clear()
+    _AMOUNTS[(text, digits)] = value
+    return value
 
 
 #: The ``TimeZone`` abbreviations Adyen writes (the account's report zone, changing with
@@ -296,8 +315,7 @@ def to_utc(local: str, zone: str) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True, slots=True)
-class SettlementRow:
+class SettlementRow(NamedTuple):
     line: int
     record_type: str
     psp_reference: str
@@ -317,48 +335,64 @@ class SettlementRow:
         return self.charged_at[:10]
 
 
+_FORMULA_FIRST = frozenset("=+@\t\r-")
+_AMOUNT_NAMES = ("Gross Debit (GC)", "Gross Credit (GC)", "Net Debit (NC)", "Net Credit (NC)", *FEE_COLUMNS)
+
+
+@lru_cache(maxsize=16)
+def _plan(layout: Layout) -> tuple[int, ...]:
+    at = layout.at
+    return (
+        at("Type"), at("Gross Currency"), at("Net Currency"), at("Psp Reference"), at("Merchant Reference"),
+        at("Creation Date"), at("TimeZone"), at("Batch Number"),
+    )  # fmt: skip
+
+
 def parse_row(fields: list[str], layout: Layout, line: int) -> SettlementRow:
     if len(fields) != layout.width:
         error = IncompleteRow if len(fields) < layout.width else RowError
         raise error(f"expected {layout.width} fields, found {len(fields)}")
-    positions = layout.positions
-
-    def get(name: str) -> str:
-        return fields[positions[name]].strip() if name in positions else ""
-
     for name, index in layout.text_positions:
-        if fields[index] and looks_like_formula(fields[index]):
+        value = fields[index]
+        if value and value[0] in _FORMULA_FIRST and looks_like_formula(value):
             raise RowError(f"{name} looks like a spreadsheet formula")
-    record_type = get("Type")
+    i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, i_batch = _plan(layout)
+    record_type = fields[i_type].strip()
     if not record_type:
         raise RowError("Type is empty")
-    gross_ccy, net_ccy = get("Gross Currency"), get("Net Currency") or get("Gross Currency")
-    if not gross_ccy and record_type not in PAYMENT_TYPES and not (get("Gross Debit (GC)") or get("Gross Credit (GC)")):
+    raw = [fields[i].strip() if i >= 0 else "" for i in _amount_plan(layout)]
+    gross_ccy = fields[i_gross].strip()
+    net_ccy = (fields[i_net].strip() if i_net >= 0 else "") or gross_ccy
+    if not gross_ccy and record_type not in PAYMENT_TYPES and not (raw[0] or raw[1]):
         # account-level rows (Fee, MerchantPayout, Balancetransfer, ...) carry their amount
         # only in the Net columns, with an empty Gross Currency: they are in the net currency
         gross_ccy = net_ccy
-    for name, code in (("Gross Currency", gross_ccy), ("Net Currency", net_ccy)):
-        if not is_currency(code):
-            raise RowError(f"{name} '{code[:10]}' is not an active ISO 4217 code")
-    psp_reference, merchant_reference = get("Psp Reference"), get("Merchant Reference")
+    if not is_currency(gross_ccy):
+        raise RowError(f"Gross Currency '{gross_ccy[:10]}' is not an active ISO 4217 code")
+    if net_ccy != gross_ccy and not is_currency(net_ccy):
+        raise RowError(f"Net Currency '{net_ccy[:10]}' is not an active ISO 4217 code")
+    psp_reference, merchant_reference = fields[i_psp].strip(), fields[i_merchant].strip()
     if psp_reference and not _REFERENCE.match(psp_reference):
         raise RowError("Psp Reference is not a plain reference")
     if merchant_reference and not _REFERENCE.match(merchant_reference):
         raise RowError("Merchant Reference is not a plain reference")
+    amounts = [
+        parse_minor(text, gross_ccy if n < 2 else net_ccy, _AMOUNT_NAMES[n]) if text else 0 for n, text in enumerate(raw)
+    ]
     row = SettlementRow(
-        line=line,
-        record_type=record_type,
-        psp_reference=psp_reference,
-        merchant_reference=merchant_reference,
-        charged_at=to_utc(get("Creation Date"), get("TimeZone")),
-        gross_currency=gross_ccy,
-        gross_debit=parse_minor(get("Gross Debit (GC)"), gross_ccy, "Gross Debit (GC)"),
-        gross_credit=parse_minor(get("Gross Credit (GC)"), gross_ccy, "Gross Credit (GC)"),
-        net_currency=net_ccy,
-        net_debit=parse_minor(get("Net Debit (NC)"), net_ccy, "Net Debit (NC)"),
-        net_credit=parse_minor(get("Net Credit (NC)"), net_ccy, "Net Credit (NC)"),
-        fees=tuple(parse_minor(get(name), net_ccy, name) for name in FEE_COLUMNS),  # type: ignore[arg-type]
-        batch_number=get("Batch Number"),
+        line,
+        record_type,
+        psp_reference,
+        merchant_reference,
+        to_utc(fields[i_created].strip(), fields[i_zone].strip()),
+        gross_ccy,
+        amounts[0],
+        amounts[1],
+        net_ccy,
+        amounts[2],
+        amounts[3],
+        (amounts[4], amounts[5], amounts[6], amounts[7]),
+        fields[i_batch].strip() if i_batch >= 0 else "",
     )
     if record_type in PAYMENT_TYPES:
         if not psp_reference or not merchant_reference:
@@ -366,6 +400,11 @@ def parse_row(fields: list[str], layout: Layout, line: int) -> SettlementRow:
         if row.gross_credit <= 0 or row.gross_debit != 0:
             raise RowError(f"{record_type} row must have a positive Gross Credit (GC) and no Gross Debit (GC)")
     return row
+
+
+@lru_cache(maxsize=16)
+def _amount_plan(layout: Layout) -> tuple[int, ...]:
+    return layout.amount_positions
 
 
 # --- writing (the simulated PSP's nightly report) ------------------------------------

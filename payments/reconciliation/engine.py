@@ -45,7 +45,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Self, TextIO
+from typing import Any, NamedTuple, Self, TextIO
 
 from payments.errors import InvariantViolation
 from payments.reconciliation import adyen, rules
@@ -82,10 +82,12 @@ TOTAL_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SettledEntry:
+class SettledEntry(NamedTuple):
     """What the join needs of one ``Settled`` row; its spilled form is one tab-separated line
-    (references are validated plain, see :mod:`.adyen`, so no field holds a tab)."""
+    (references are validated plain, see :mod:`.adyen`, so no field holds a tab).
+
+    A named tuple: cheap to create, and its natural order is (PSP reference, line), the
+    order of the sorted runs, so they sort and merge without a key function."""
 
     psp_reference: str
     line: int
@@ -131,7 +133,7 @@ class Partial:
         self.rows += 1
         if self.rows > bounds.max_rows:
             raise UnreadableFile(f"more than {bounds.max_rows} rows")
-        if isinstance(item, tuple):
+        if not isinstance(item, adyen.SettlementRow):
             line, reason, incomplete = item
             self.last_line = max(self.last_line, line)
             if incomplete:
@@ -172,22 +174,34 @@ class Partial:
         )
         return None
 
+    def _sums(self, ccy: str) -> dict[str, int]:
+        sums = self.totals.get(ccy)
+        if sums is None:
+            sums = self.totals[ccy] = dict.fromkeys(TOTAL_FIELDS, 0)
+        return sums
+
     def _add_totals(self, row: adyen.SettlementRow) -> None:
-        gross = self.totals.setdefault(row.gross_currency, dict.fromkeys(TOTAL_FIELDS, 0))
+        gross = self._sums(row.gross_currency)
         gross["gross_credit"] += row.gross_credit
         gross["gross_debit"] += row.gross_debit
-        net = self.totals.setdefault(row.net_currency, dict.fromkeys(TOTAL_FIELDS, 0))
+        net = gross if row.net_currency == row.gross_currency else self._sums(row.net_currency)
         net["net_credit"] += row.net_credit
         net["net_debit"] += row.net_debit
-        for name, amount in zip(("commission", "markup", "scheme_fees", "interchange"), row.fees, strict=True):
-            net[name] += amount
-        if row.record_type == "MerchantPayout":
+        commission, markup, scheme_fees, interchange = row.fees
+        net["commission"] += commission
+        net["markup"] += markup
+        net["scheme_fees"] += scheme_fees
+        net["interchange"] += interchange
+        kind = row.record_type
+        if kind in adyen.PAYMENT_TYPES:
+            return
+        if kind == "MerchantPayout":
             net["payout"] += row.net_debit - row.net_credit
-        elif row.record_type == "Fee":
+        elif kind == "Fee":
             net["fee"] += row.net_debit - row.net_credit
-        elif row.record_type in adyen.ADJUSTMENT_TOTALS:
+        elif kind in adyen.ADJUSTMENT_TOTALS:
             debit = row.net_debit - row.net_credit
-            net[adyen.ADJUSTMENT_TOTALS[row.record_type]] += debit if row.record_type in (adyen.REFUNDED, adyen.CHARGEBACK) else -debit
+            net[adyen.ADJUSTMENT_TOTALS[kind]] += debit if kind in (adyen.REFUNDED, adyen.CHARGEBACK) else -debit
 
     def merge(self, other: Partial) -> None:
         self.rows += other.rows
@@ -410,7 +424,7 @@ def merge_join(
 
     ledger_stream = _assert_ascending(ledger.day_entries(day) if day else iter(()))
     led = next(ledger_stream, None)
-    settled = heapq.merge(*runs, key=attrgetter("psp_reference", "line"))
+    settled = heapq.merge(*runs)  # each run ascending by (psp_reference, line)
     for reference, same_reference in itertools.groupby(settled, key=attrgetter("psp_reference")):
         rows = iter(same_reference)
         first = next(rows)
@@ -518,7 +532,7 @@ class SortedRuns:
             self._spill()
 
     def _spill(self) -> None:
-        self._buffer.sort(key=attrgetter("psp_reference", "line"))
+        self._buffer.sort()  # (psp_reference, line): lines are unique, so the rest never decides
         path = os.path.join(self._dir.name, f"run-{len(self._paths):05d}.tsv")
         with open(path, "w", encoding="utf-8") as handle:
             handle.writelines(entry.to_tsv() for entry in self._buffer)
@@ -527,7 +541,7 @@ class SortedRuns:
 
     def runs(self) -> list[Iterable[SettledEntry]]:
         if not self._paths:
-            self._buffer.sort(key=attrgetter("psp_reference", "line"))
+            self._buffer.sort()
             return [self._buffer]
         if self._buffer:
             self._spill()
