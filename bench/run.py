@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.run            # default run (about 10 minutes on 2 busy cores)
     .venv/bin/python -m bench.run --quick    # a smaller run (about 3-4 minutes)
-    .venv/bin/python -m bench.run --full     # + the 1M-row reconciliation (adds minutes)
+    .venv/bin/python -m bench.run --full     # larger runs of the other sections
 
 Sections (each is also a script of its own in bench/): cold start (bench.cold_start),
 warm overhead (bench.warm), counts and cost per million checkouts (bench.cost), hot seller
@@ -26,7 +26,7 @@ from bench import cold_start, cost, hot_seller, query_index, throughput, warm
 from bench.common import OUT, ROOT, Results, log, machine, median, spread, table
 
 SIZES = {"quick": dict(cold=2, warm=10, cost=3, verify=80, demo=40, demo_runs=1, rec=[50_000], rec_repeats=2, qi=[2_000], qi_runs=1),
-         "default": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000], rec_repeats=3, qi=[2_000, 10_000], qi_runs=2),
+         "default": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000, 1_000_000], rec_repeats=3, qi=[2_000, 10_000], qi_runs=2),
          "full": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000, 1_000_000], rec_repeats=3, qi=[2_000, 10_000], qi_runs=3)}  # fmt: skip
 
 
@@ -176,16 +176,27 @@ def section_reconcile(r: Results, sizes: list[int], repeats: int) -> None:
         for i in range(repeats):  # alternately: engine, pandas, engine, pandas ...
             for tool in (("engine", "pandas") if i % 2 == 0 else ("pandas", "engine")):
                 runs[tool].append(br.measure(tool, path, rows, 1))
-        summary = {t: {"seconds": median([x["seconds"] for x in v]), "peak_mib": median([x["peak_mib"] for x in v]), "mismatches": v[0]["mismatches"]} for t, v in runs.items()}
+        summary = {t: {"seconds": median([x["seconds"] for x in v]), "cpu_seconds": median([x["cpu_seconds"] for x in v]), "peak_mib": median([x["peak_mib"] for x in v]), "mismatches": v[0]["mismatches"]} for t, v in runs.items()}
         out[rows] = summary
         e, p = summary["engine"], summary["pandas"]
         r.add(
             "reconciliation",
-            f"{rows:,} settlement rows: engine wall / peak RSS",
-            f"{e['seconds']:.2f} s / {e['peak_mib']:.0f} MiB",
-            f"pandas merge {p['seconds']:.2f} s / {p['peak_mib']:.0f} MiB",
-            f"{e['seconds'] / p['seconds']:.2f}x time, {e['peak_mib'] / p['peak_mib']:.2f}x RSS",
-            f"{rows / e['seconds']:,.0f} rows/s; mismatches {e['mismatches']} (pandas {p['mismatches']}); {repeats} runs each, alternated",
+            f"{rows:,} settlement rows: engine rows/s / peak RSS",
+            f"{rows / e['seconds']:,.0f} rows/s ({e['seconds']:.2f} s, CPU {e['cpu_seconds']:.2f} s) / {e['peak_mib']:.0f} MiB",
+            f"pandas merge {rows / p['seconds']:,.0f} rows/s ({p['seconds']:.2f} s, CPU {p['cpu_seconds']:.2f} s) / {p['peak_mib']:.0f} MiB",
+            f"rows/s ratio {p['seconds'] / e['seconds']:.2f} (CPU {p['cpu_seconds'] / e['cpu_seconds']:.2f}), {e['peak_mib'] / p['peak_mib']:.2f}x RSS",
+            f"mismatches {e['mismatches']} (pandas {p['mismatches']}); {repeats} runs each, alternated, same run",
+        )
+    if len(out) > 1:
+        sizes_run = sorted(out)
+        lo, hi = out[sizes_run[0]]["engine"], out[sizes_run[-1]]["engine"]
+        r.add(
+            "reconciliation",
+            f"engine peak RSS, {sizes_run[0]:,} -> {sizes_run[-1]:,} rows",
+            f"{lo['peak_mib']:.0f} -> {hi['peak_mib']:.0f} MiB",
+            "flat is the design (sorted runs spilled every Bounds.run_rows)",
+            f"{hi['peak_mib'] / lo['peak_mib']:.2f}x",
+            "",
         )
     r.raw["reconciliation"] = out
 

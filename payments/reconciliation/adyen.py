@@ -187,10 +187,18 @@ def looks_like_formula(value: str) -> bool:
 
 
 _AMOUNT = re.compile(r"([0-9]{0,16})(?:\.([0-9]{1,8}))?")
-#: parsed amounts by (text, exponent): a settlement file repeats the same few thousand
-#: amounts (prices, fees) hundreds of times; bounded, cleared when full
-_AMOUNTS: dict[tuple[str, int], int] = {}
-_AMOUNTS_MAX = 200_000
+#: parsed amounts per minor-unit exponent, by text: a settlement file repeats the same few
+#: thousand amounts (prices, fees) hundreds of times; bounded, cleared when full
+_AMOUNTS: dict[int, dict[str, int]] = {}
+_AMOUNTS_MAX = 100_000
+
+
+def _amount_cache(currency: str) -> dict[str, int]:
+    digits = exponent(currency)
+    cache = _AMOUNTS.get(digits)
+    if cache is None:
+        cache = _AMOUNTS[digits] = {}
+    return cache
 
 
 def parse_minor(text: str, currency: str, column: str) -> int:
@@ -200,10 +208,11 @@ def parse_minor(text: str, currency: str, column: str) -> int:
     """
     if not text:
         return 0
-    digits = exponent(currency)
-    known = _AMOUNTS.get((text, digits))
+    cache = _amount_cache(currency)
+    known = cache.get(text)
     if known is not None:
         return known
+    digits = exponent(currency)
     match = _AMOUNT.fullmatch(text)
     if match is None or not (match.group(1) or match.group(2)) or not text.isascii():
         raise RowError(f"{column} '{text[:40]}' is not an unsigned decimal amount")
@@ -213,9 +222,9 @@ def parse_minor(text: str, currency: str, column: str) -> int:
             raise RowError(f"{column} '{text[:40]}' has more decimals than {currency} allows ({digits})")
         fraction = fraction[:digits]
     value = int(whole or "0") * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
-    if len(_AMOUNTS) >= _AMOUNTS_MAX:
-        _AMOUNTS.clear()
-    _AMOUNTS[(text, digits)] = value
+    if len(cache) >= _AMOUNTS_MAX:
+        cache.clear()
+    cache[text] = value
     return value
 
 
@@ -376,9 +385,14 @@ def parse_row(fields: list[str], layout: Layout, line: int) -> SettlementRow:
         raise RowError("Psp Reference is not a plain reference")
     if merchant_reference and not _REFERENCE.match(merchant_reference):
         raise RowError("Merchant Reference is not a plain reference")
-    amounts = [
-        parse_minor(text, gross_ccy if n < 2 else net_ccy, _AMOUNT_NAMES[n]) if text else 0 for n, text in enumerate(raw)
-    ]
+    gross_cache, net_cache = _amount_cache(gross_ccy), _amount_cache(net_ccy)
+    caches = (gross_cache, gross_cache, net_cache, net_cache, net_cache, net_cache, net_cache, net_cache)
+    amounts = [cache.get(text) if text else 0 for cache, text in zip(caches, raw, strict=True)]
+    if None in amounts:  # not seen yet in this currency: parse (and remember) it
+        amounts = [
+            parse_minor(text, gross_ccy if n < 2 else net_ccy, _AMOUNT_NAMES[n]) if amount is None else amount
+            for n, (text, amount) in enumerate(zip(raw, amounts, strict=True))
+        ]
     row = SettlementRow(
         line,
         record_type,
