@@ -159,6 +159,7 @@ def to_html(report: dict[str, Any]) -> str:
             parts.append(f"<tr><td>{row['line']}</td><td>{e(row['reason'])}</td></tr>")
         parts.append("</table>")
     for statement in report.get("statements", []):
+        statement = {k: "-" if v is None else v for k, v in statement.items()}  # a balance the file lacks
         parts.append(
             f"<h2>Statement {e(statement['statement_id'])} ({e(statement['account'])})</h2>"
             f"<p>opening {e(statement['opening_balance'])} + credits {e(statement['credits'])} - debits {e(statement['debits'])} "

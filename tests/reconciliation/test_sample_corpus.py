@@ -116,7 +116,9 @@ class EmptyLedger:
 def reconcile(path: Path) -> str:
     with path.open("rb") as handle:
         result, digest = reconcile_stream(handle, EmptyLedger(), Bounds(), None, None)  # type: ignore[arg-type]
-    return report.to_json(report.build(path.name, digest, result, None))
+    built = report.build(path.name, digest, result, None)
+    report.to_html(built), report.to_csv(built)  # every rendering the Lambda writes must render
+    return report.to_json(built)
 
 
 def test_the_corpus_is_the_one_sources_md_describes() -> None:
