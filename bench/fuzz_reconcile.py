@@ -211,7 +211,9 @@ def reconcile_once(data: bytes, bounds: Bounds) -> str:
         result, digest = reconcile_stream(io.BytesIO(data), EmptyLedger(), bounds, Payouts(), "2026-11-30")  # type: ignore[arg-type]
     except UnreadableFile as err:
         return "QUARANTINED " + err.reason
-    return report.to_json(report.build("fuzz", digest, result, None))
+    built = report.build("fuzz", digest, result, None)
+    report.to_html(built), report.to_csv(built)  # the Lambda writes all three renderings
+    return report.to_json(built)
 
 
 def run(files: int, seed: int, out: Any = sys.stdout) -> dict[str, Any]:
