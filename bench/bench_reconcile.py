@@ -148,11 +148,15 @@ def run_pandas(path: Path, rows: int) -> dict:
 
 
 def child(tool: str, path: Path, rows: int) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime  # imports excluded, like the wall time
     started = time.perf_counter()
     outcome = (run_engine if tool == "engine" else run_pandas)(path, rows)
     seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mib": peak_mib, **outcome}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mib = usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mib": peak_mib, **outcome}))
 
 
 def measure(tool: str, path: Path, rows: int, repeats: int) -> dict:
@@ -169,6 +173,7 @@ def measure(tool: str, path: Path, rows: int, repeats: int) -> dict:
     seconds = statistics.median(r["seconds"] for r in runs)
     return {
         "seconds": seconds,
+        "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
         "rows_per_s": rows / seconds,
         "peak_mib": statistics.median(r["peak_mib"] for r in runs),
         "matched": runs[0]["matched"],

@@ -8,6 +8,7 @@ throttling is retried here a little, and beyond that by the state machine.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -31,8 +32,28 @@ def client(service: str) -> Any:
         if service not in _clients:
             if _session is None:
                 _session = boto3.session.Session()
-            _clients[service] = _session.client(service, config=_CONFIG)
+            _clients[service] = _session.client(service, config=_CONFIG, **local_defaults(_session))
         return _clients[service]
+
+
+#: what a local AWS-compatible endpoint accepts when nothing is configured (it checks neither)
+LOCAL_REGION, LOCAL_KEY = "us-east-1", "local"
+
+
+def local_defaults(session: boto3.session.Session) -> dict[str, str]:
+    """A region and credentials for a client of the *local* endpoint (``AWS_ENDPOINT_URL``)
+    when none are configured, so that ``payments reconcile FILE --endpoint URL`` and the
+    other local commands work with no AWS variable and no ``~/.aws``. Against AWS (no
+    endpoint) nothing is added: a missing region or credential stays an error there."""
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        return {}
+    defaults: dict[str, str] = {}
+    if not session.region_name:
+        defaults["region_name"] = LOCAL_REGION
+    if session.get_credentials() is None:
+        defaults["aws_access_key_id"] = LOCAL_KEY
+        defaults["aws_secret_access_key"] = LOCAL_KEY
+    return defaults
 
 
 def reset_clients() -> None:

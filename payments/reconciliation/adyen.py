@@ -26,12 +26,13 @@ hide a day of settlements), and the report writers escape every field anyway.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from payments.money import exponent, format_minor, is_currency
@@ -91,6 +92,15 @@ TEXT_COLUMNS = (
 )
 
 PAYMENT_TYPES = frozenset({"Settled", "SettledBulk"})
+#: the adjustments of a payment that the report names and totals on their own (matched
+#: against the ledger once it books refunds and chargebacks): type -> totals field
+REFUNDED, CHARGEBACK, CHARGEBACK_REVERSED, REFUNDED_REVERSED = "Refunded", "Chargeback", "ChargebackReversed", "RefundedReversed"
+ADJUSTMENT_TOTALS = {
+    REFUNDED: "refunded",
+    CHARGEBACK: "chargeback",
+    CHARGEBACK_REVERSED: "chargeback_reversed",
+    REFUNDED_REVERSED: "refunded_reversed",
+}
 ADJUSTMENT_TYPES = frozenset(
     {
         "Refunded",
@@ -125,7 +135,7 @@ _FORMULA_START = ("=", "+", "@", "\t", "\r")
 _TIMESTAMP = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layout:
     """Where each column is in this file (-1: an optional column that is absent)."""
 
@@ -135,6 +145,12 @@ class Layout:
 
     def at(self, name: str) -> int:
         return self.positions.get(name, -1)
+
+    @property
+    def amount_positions(self) -> tuple[int, ...]:
+        """gross debit, gross credit, net debit, net credit, then the four fee columns (-1: absent)."""
+        names = ("Gross Debit (GC)", "Gross Credit (GC)", "Net Debit (NC)", "Net Credit (NC)", *FEE_COLUMNS)
+        return tuple(self.at(name) for name in names)
 
 
 def column_index(header: list[str]) -> Layout:
@@ -148,12 +164,19 @@ def column_index(header: list[str]) -> Layout:
     return Layout(len(header), positions, tuple((name, positions[name]) for name in TEXT_COLUMNS if name in positions))
 
 
+class IncompleteRow(RowError):
+    """A row that ends early (fewer fields than the header, or an open quote): on the last
+    line of a file without a final newline, the mark of a file cut short in transit."""
+
+
 def split_line(text: str) -> list[str]:
     if '"' not in text:
         return text.split(",")  # what csv.reader returns for an unquoted line, ten times faster
     try:
         return next(csv.reader([text], strict=True))
     except (csv.Error, StopIteration) as err:
+        if "EOF" in str(err) or "unexpected end" in str(err):
+            raise IncompleteRow(f"malformed CSV: {err}") from None
         raise RowError(f"malformed CSV: {err}") from None
 
 
@@ -163,21 +186,84 @@ def looks_like_formula(value: str) -> bool:
     return value.startswith("-") and not _IDENTIFIER.match(value)
 
 
+_AMOUNT = re.compile(r"([0-9]{0,16})(?:\.([0-9]{1,8}))?")
+#: parsed amounts per minor-unit exponent, by text: a settlement file repeats the same few
+#: thousand amounts (prices, fees) hundreds of times; bounded, cleared when full
+_AMOUNTS: dict[int, dict[str, int]] = {}
+_AMOUNTS_MAX = 100_000
+
+
+def _amount_cache(currency: str) -> dict[str, int]:
+    digits = exponent(currency)
+    cache = _AMOUNTS.get(digits)
+    if cache is None:
+        cache = _AMOUNTS[digits] = {}
+    return cache
+
+
 def parse_minor(text: str, currency: str, column: str) -> int:
-    """An unsigned decimal string to minor units; empty is zero. Exact: no float anywhere."""
+    """An unsigned decimal string to minor units; empty is zero. Exact: no float anywhere.
+
+    Adyen writes amounts below one without the leading zero (``.91``): that is ``0.91``.
+    """
     if not text:
         return 0
-    whole, dot, fraction = text.partition(".")
-    if not (whole.isascii() and whole.isdigit() and len(whole) <= 16) or (
-        dot and not (fraction.isascii() and fraction.isdigit() and len(fraction) <= 8)
-    ):
-        raise RowError(f"{column} '{text[:40]}' is not an unsigned decimal amount")
+    cache = _amount_cache(currency)
+    known = cache.get(text)
+    if known is not None:
+        return known
     digits = exponent(currency)
+    match = _AMOUNT.fullmatch(text)
+    if match is None or not (match.group(1) or match.group(2)) or not text.isascii():
+        raise RowError(f"{column} '{text[:40]}' is not an unsigned decimal amount")
+    whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > digits:
         if fraction[digits:].strip("0"):
-            raise RowError(f"{column} '{text}' has more decimals than {currency} allows ({digits})")
+            raise RowError(f"{column} '{text[:40]}' has more decimals than {currency} allows ({digits})")
         fraction = fraction[:digits]
-    return int(whole) * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
+    value = int(whole or "0") * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
+    if len(cache) >= _AMOUNTS_MAX:
+        cache.clear()
+    cache[text] = value
+    return value
+
+
+#: The ``TimeZone`` abbreviations Adyen writes (the account's report zone, changing with
+#: daylight saving: PST in winter, PDT in summer) and their UTC offsets in minutes
+#: (../shared/specs/adyen/FACTS.md section 4). The abbreviation names the offset in force
+#: when the row was written, so it is exact even in the repeated hour when clocks go back
+#: (``01:30 PDT`` and ``01:30 PST`` are an hour apart), which an IANA zone alone cannot say.
+#: Ambiguous abbreviations (``CST``: US Central or China; ``IST``: India, Ireland or Israel)
+#: are not here: they are read only through :data:`ZONE_ENV` (see :func:`utc_offset`).
+#: Anything else is unknown and the row is rejected (fail closed).
+ABBREVIATIONS: dict[str, int] = {
+    "UTC": 0,
+    "GMT": 0,
+    "WET": 0,
+    "BST": 60,  # British Summer Time, the only BST Adyen's documentation names
+    "WEST": 60,
+    "CET": 60,
+    "CEST": 120,
+    "EET": 120,
+    "EEST": 180,
+    "MSK": 180,
+    "EST": -300,
+    "EDT": -240,
+    "CDT": -300,
+    "MST": -420,
+    "MDT": -360,
+    "PST": -480,
+    "PDT": -420,
+    "SGT": 480,
+    "HKT": 480,
+    "JST": 540,
+    "AEST": 600,
+    "AEDT": 660,
+}
+#: the account's configured report zone (an IANA name such as ``America/Chicago``), when
+#: the operator sets it: abbreviations are then checked against it (DST included) and the
+#: ambiguous ones are resolved by it
+ZONE_ENV = "ADYEN_REPORT_TIME_ZONE"
 
 
 @lru_cache(maxsize=64)
@@ -185,25 +271,60 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def _configured_zone() -> ZoneInfo | None:
+    name = os.environ.get(ZONE_ENV, "")
+    if not name:
+        return None
+    try:
+        return _zone(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RowError(f"{ZONE_ENV} '{name[:40]}' is not an IANA time zone") from None
+
+
+def utc_offset(zone: str, moment: datetime) -> timedelta:
+    """The UTC offset of a local ``moment`` labelled with Adyen's ``TimeZone`` value."""
+    configured = _configured_zone()
+    if configured is not None and zone not in ("UTC", "GMT"):
+        # the abbreviation must be one the account's zone uses at that moment (either side
+        # of a repeated hour): PDT in January is not Los Angeles time, whatever it claims
+        for fold in (0, 1):
+            candidate = moment.replace(tzinfo=configured, fold=fold)
+            if candidate.tzname() == zone:
+                offset = candidate.utcoffset()
+                assert offset is not None
+                return offset
+        if zone in ABBREVIATIONS or "/" not in zone:
+            raise RowError(f"TimeZone '{zone[:40]}' is not in force in {configured.key} at {moment:%Y-%m-%d %H:%M:%S}")
+    if zone in ABBREVIATIONS:
+        return timedelta(minutes=ABBREVIATIONS[zone])
+    if "/" in zone and zone.isascii():  # an IANA name (not what Adyen writes; accepted when unambiguous)
+        try:
+            offset = moment.replace(tzinfo=_zone(zone)).utcoffset()
+        except (ZoneInfoNotFoundError, ValueError):
+            offset = None
+        if offset is not None:
+            return offset
+    raise RowError(f"TimeZone '{zone[:40]}' is unknown")
+
+
 def to_utc(local: str, zone: str) -> str:
     """``2026-11-30 14:02:11`` in ``zone`` -> ``2026-11-30T13:02:11Z``."""
     if not _TIMESTAMP.match(local):
         raise RowError(f"Creation Date '{local[:40]}' is not YYYY-MM-DD HH:MM:SS")
+    if zone in ("UTC", ""):
+        return f"{local[:10]}T{local[11:]}Z"
     try:
         moment = datetime.fromisoformat(local)
     except ValueError:
         raise RowError(f"Creation Date '{local[:40]}' is not a valid date and time") from None
-    if zone == "UTC":
-        return f"{local[:10]}T{local[11:]}Z"
     try:
-        tz = _zone(zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise RowError(f"TimeZone '{zone[:40]}' is unknown") from None
-    return moment.replace(tzinfo=tz).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        utc = moment - utc_offset(zone, moment)
+    except OverflowError:
+        raise RowError(f"Creation Date '{local[:40]}' is out of range") from None
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True, slots=True)
-class SettlementRow:
+class SettlementRow(NamedTuple):
     line: int
     record_type: str
     psp_reference: str
@@ -223,43 +344,69 @@ class SettlementRow:
         return self.charged_at[:10]
 
 
+_FORMULA_FIRST = frozenset("=+@\t\r-")
+_AMOUNT_NAMES = ("Gross Debit (GC)", "Gross Credit (GC)", "Net Debit (NC)", "Net Credit (NC)", *FEE_COLUMNS)
+
+
+@lru_cache(maxsize=16)
+def _plan(layout: Layout) -> tuple[int, ...]:
+    at = layout.at
+    return (
+        at("Type"), at("Gross Currency"), at("Net Currency"), at("Psp Reference"), at("Merchant Reference"),
+        at("Creation Date"), at("TimeZone"), at("Batch Number"),
+    )  # fmt: skip
+
+
 def parse_row(fields: list[str], layout: Layout, line: int) -> SettlementRow:
     if len(fields) != layout.width:
-        raise RowError(f"expected {layout.width} fields, found {len(fields)}")
-    positions = layout.positions
-
-    def get(name: str) -> str:
-        return fields[positions[name]].strip() if name in positions else ""
-
+        error = IncompleteRow if len(fields) < layout.width else RowError
+        raise error(f"expected {layout.width} fields, found {len(fields)}")
     for name, index in layout.text_positions:
-        if fields[index] and looks_like_formula(fields[index]):
+        value = fields[index]
+        if value and value[0] in _FORMULA_FIRST and looks_like_formula(value):
             raise RowError(f"{name} looks like a spreadsheet formula")
-    record_type = get("Type")
+    i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, i_batch = _plan(layout)
+    record_type = fields[i_type].strip()
     if not record_type:
         raise RowError("Type is empty")
-    gross_ccy, net_ccy = get("Gross Currency"), get("Net Currency") or get("Gross Currency")
-    for name, code in (("Gross Currency", gross_ccy), ("Net Currency", net_ccy)):
-        if not is_currency(code):
-            raise RowError(f"{name} '{code[:10]}' is not an active ISO 4217 code")
-    psp_reference, merchant_reference = get("Psp Reference"), get("Merchant Reference")
+    raw = [fields[i].strip() if i >= 0 else "" for i in _amount_plan(layout)]
+    gross_ccy = fields[i_gross].strip()
+    net_ccy = (fields[i_net].strip() if i_net >= 0 else "") or gross_ccy
+    if not gross_ccy and record_type not in PAYMENT_TYPES and not (raw[0] or raw[1]):
+        # account-level rows (Fee, MerchantPayout, Balancetransfer, ...) carry their amount
+        # only in the Net columns, with an empty Gross Currency: they are in the net currency
+        gross_ccy = net_ccy
+    if not is_currency(gross_ccy):
+        raise RowError(f"Gross Currency '{gross_ccy[:10]}' is not an active ISO 4217 code")
+    if net_ccy != gross_ccy and not is_currency(net_ccy):
+        raise RowError(f"Net Currency '{net_ccy[:10]}' is not an active ISO 4217 code")
+    psp_reference, merchant_reference = fields[i_psp].strip(), fields[i_merchant].strip()
     if psp_reference and not _REFERENCE.match(psp_reference):
         raise RowError("Psp Reference is not a plain reference")
     if merchant_reference and not _REFERENCE.match(merchant_reference):
         raise RowError("Merchant Reference is not a plain reference")
+    gross_cache, net_cache = _amount_cache(gross_ccy), _amount_cache(net_ccy)
+    caches = (gross_cache, gross_cache, net_cache, net_cache, net_cache, net_cache, net_cache, net_cache)
+    amounts = [cache.get(text) if text else 0 for cache, text in zip(caches, raw, strict=True)]
+    if None in amounts:  # not seen yet in this currency: parse (and remember) it
+        amounts = [
+            parse_minor(text, gross_ccy if n < 2 else net_ccy, _AMOUNT_NAMES[n]) if amount is None else amount
+            for n, (text, amount) in enumerate(zip(raw, amounts, strict=True))
+        ]
     row = SettlementRow(
-        line=line,
-        record_type=record_type,
-        psp_reference=psp_reference,
-        merchant_reference=merchant_reference,
-        charged_at=to_utc(get("Creation Date"), get("TimeZone")),
-        gross_currency=gross_ccy,
-        gross_debit=parse_minor(get("Gross Debit (GC)"), gross_ccy, "Gross Debit (GC)"),
-        gross_credit=parse_minor(get("Gross Credit (GC)"), gross_ccy, "Gross Credit (GC)"),
-        net_currency=net_ccy,
-        net_debit=parse_minor(get("Net Debit (NC)"), net_ccy, "Net Debit (NC)"),
-        net_credit=parse_minor(get("Net Credit (NC)"), net_ccy, "Net Credit (NC)"),
-        fees=tuple(parse_minor(get(name), net_ccy, name) for name in FEE_COLUMNS),  # type: ignore[arg-type]
-        batch_number=get("Batch Number"),
+        line,
+        record_type,
+        psp_reference,
+        merchant_reference,
+        to_utc(fields[i_created].strip(), fields[i_zone].strip()),
+        gross_ccy,
+        amounts[0],
+        amounts[1],
+        net_ccy,
+        amounts[2],
+        amounts[3],
+        (amounts[4], amounts[5], amounts[6], amounts[7]),
+        fields[i_batch].strip() if i_batch >= 0 else "",
     )
     if record_type in PAYMENT_TYPES:
         if not psp_reference or not merchant_reference:
@@ -267,6 +414,11 @@ def parse_row(fields: list[str], layout: Layout, line: int) -> SettlementRow:
         if row.gross_credit <= 0 or row.gross_debit != 0:
             raise RowError(f"{record_type} row must have a positive Gross Credit (GC) and no Gross Debit (GC)")
     return row
+
+
+@lru_cache(maxsize=16)
+def _amount_plan(layout: Layout) -> tuple[int, ...]:
+    return layout.amount_positions
 
 
 # --- writing (the simulated PSP's nightly report) ------------------------------------
@@ -399,15 +551,18 @@ def _row(
     ]
 
 
-def iter_rows(lines: Iterator[tuple[int, str | None]], layout: Layout) -> Iterator[SettlementRow | tuple[int, str]]:
-    """Parsed rows, or ``(line, reason)`` for a rejected one. Blank lines carry no data and are skipped."""
+def iter_rows(
+    lines: Iterator[tuple[int, str | None]], layout: Layout
+) -> Iterator[SettlementRow | tuple[int, str, bool]]:
+    """Parsed rows, or ``(line, reason, incomplete)`` for a rejected one (``incomplete``: the
+    row ends early, see :class:`IncompleteRow`). Blank lines carry no data and are skipped."""
     for line, text in lines:
         if text is None:
-            yield line, "line longer than the bound"
+            yield line, "line longer than the bound", False
             continue
         if not text.strip():
             continue
         try:
             yield parse_row(split_line(text), layout, line)
         except RowError as err:
-            yield line, str(err)
+            yield line, str(err), isinstance(err, IncompleteRow)

@@ -119,11 +119,12 @@ def process_chunk(
     reader = LineReader(stream, bounds.max_line_bytes, first_line=chunk.first_line, limit=chunk.end - chunk.start)
     entries: list[engine.SettledEntry] = []
     partial = engine.Partial()
-    for item in engine.adyen.iter_rows(iter(reader), layout):
-        entry = partial.add(item, bounds)
-        if entry is not None:
-            entries.append(entry)
-    entries.sort(key=lambda e: (e.psp_reference, e.line))
+    with engine.paused_gc():
+        for item in engine.adyen.iter_rows(iter(reader), layout):
+            entry = partial.add(item, bounds)
+            if entry is not None:
+                entries.append(entry)
+        entries.sort()  # (psp_reference, line)
     return partial, entries
 
 

@@ -79,7 +79,13 @@ def _print_summary(rendered: dict[str, Any]) -> None:
     for row in rendered["rejected_rows"]:
         print(f"  rejected line {row['line']}: {row['reason']}")
     for statement in rendered.get("statements", []):
-        state = "balanced" if statement["balanced"] else "NOT BALANCED: " + "; ".join(statement["problems"])
+        state = (
+            "balanced"
+            if statement["balanced"]
+            else f"cannot check ({statement['balance_check']})"
+            if statement["balanced"] is None
+            else "NOT BALANCED: " + "; ".join(statement["problems"])
+        )
         print(
             f"  statement {statement['statement_id']} {statement['account']} {statement['currency']}: {len(statement['entries'])} entries, {state}"
         )

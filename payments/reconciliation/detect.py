@@ -9,9 +9,16 @@
 ``mt940``                   SWIFT MT940 tags: ``:20:`` and an opening balance ``:60F:``/``:60M:``
 =========================== ==================================================================
 
-Anything else is unreadable and quarantined: empty, binary (a NUL byte), not
-UTF-8, an XML document type declaration (entity expansion is refused outright),
-or an unrecognised layout.
+Anything else is unreadable and quarantined: empty, binary (a NUL byte), an XML
+document type declaration (entity expansion is refused outright), or an
+unrecognised layout.
+
+Encodings: UTF-8 (a BOM allowed). Banks also export MT940 and BAI2 in legacy
+single-byte code pages (a Hungarian bank's MT940 in CP852); for those two formats
+a file that is not UTF-8 is decoded with the code page :func:`legacy_encoding`
+picks, deterministically, from :data:`LEGACY_ENCODINGS`, and the report names it.
+An Adyen report or a camt.053 document that is not UTF-8 is refused (both are
+specified as UTF-8).
 """
 
 from __future__ import annotations
@@ -46,8 +53,61 @@ def decode_head(head: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
+#: candidate legacy code pages, in order of preference when two read a file equally well:
+#: Central European DOS and Windows, ISO Latin-2, Western Windows, Cyrillic Windows and DOS
+LEGACY_ENCODINGS = ("cp852", "cp1250", "iso8859_2", "cp1252", "cp1251", "cp866")
+
+
+def _plausibility(text: str) -> int:
+    """How much a decoding of a statement reads like words: a non-ASCII letter scores,
+    more so in lower case (statement text is mostly lower case); an upper-case letter
+    after a lower-case one, a symbol, box drawing or a control character costs."""
+    score, previous = 0, " "
+    for char in text:
+        if ord(char) >= 128:
+            if char.isalpha():
+                score += 2 if char.islower() else (-1 if previous.islower() else 1)
+            else:
+                score -= 3
+        previous = char
+    return score
+
+
+def legacy_encoding(data: bytes) -> str:
+    """The legacy code page that reads ``data`` best (ties: :data:`LEGACY_ENCODINGS` order)."""
+    best, best_score = "", None
+    for encoding in LEGACY_ENCODINGS:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        score = _plausibility(text)
+        if best_score is None or score > best_score:
+            best, best_score = encoding, score
+    if not best:
+        raise UnreadableFile("not UTF-8 text, nor a legacy single-byte encoding")
+    return best
+
+
+def sniff(head: bytes) -> tuple[str, str]:
+    """(format, encoding) of a file from its head."""
+    try:
+        return _detect_text(decode_head(head)), "utf-8"
+    except UnreadableFile as err:
+        if not head or b"\x00" in head or not err.reason.startswith("not UTF-8"):
+            raise
+        encoding = legacy_encoding(head)
+        fmt = _detect_text(head.decode(encoding))
+        if fmt not in (MT940, BAI2):
+            raise
+        return fmt, encoding
+
+
 def detect(head: bytes) -> str:
-    text = decode_head(head)
+    return sniff(head)[0]
+
+
+def _detect_text(text: str) -> str:
     stripped = text.lstrip()
     if not stripped:
         raise UnreadableFile("empty file (whitespace only)")

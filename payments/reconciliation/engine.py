@@ -37,6 +37,8 @@ Every row ends in exactly one outcome, and :func:`merge_join` asserts it:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
 import itertools
 import os
@@ -45,7 +47,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Self, TextIO
+from typing import Any, NamedTuple, Self, TextIO
 
 from payments.errors import InvariantViolation
 from payments.reconciliation import adyen, rules
@@ -73,14 +75,21 @@ TOTAL_FIELDS = (
     "markup",
     "scheme_fees",
     "interchange",
-    "payout",
+    "payout",  # MerchantPayout rows: net debit - net credit
+    "fee",  # Fee rows (account-level fees invoiced in the batch): net debit - net credit
+    "refunded",  # Refunded rows: net debit - net credit
+    "chargeback",  # Chargeback rows: net debit - net credit
+    "chargeback_reversed",  # ChargebackReversed rows: net credit - net debit
+    "refunded_reversed",  # RefundedReversed rows: net credit - net debit
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SettledEntry:
+class SettledEntry(NamedTuple):
     """What the join needs of one ``Settled`` row; its spilled form is one tab-separated line
-    (references are validated plain, see :mod:`.adyen`, so no field holds a tab)."""
+    (references are validated plain, see :mod:`.adyen`, so no field holds a tab).
+
+    A named tuple: cheap to create, and its natural order is (PSP reference, line), the
+    order of the sorted runs, so they sort and merge without a key function."""
 
     psp_reference: str
     line: int
@@ -113,20 +122,24 @@ class Partial:
     rows: int = 0
     recorded: int = 0  # account-level rows (fees, payouts): recorded in totals
     last_line: int = 0
+    #: the line of the last rejected row that ended early (0: none), see check_truncation
+    last_incomplete: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)  # adjustments and unknown types
     totals: dict[str, dict[str, int]] = field(default_factory=dict)  # currency -> TOTAL_FIELDS
     record_types: Counter[str] = field(default_factory=Counter)
     days: Counter[str] = field(default_factory=Counter)  # Settled rows per UTC day
 
-    def add(self, item: adyen.SettlementRow | tuple[int, str], bounds: Bounds) -> SettledEntry | None:
+    def add(self, item: adyen.SettlementRow | tuple[int, str, bool], bounds: Bounds) -> SettledEntry | None:
         """Account for one parsed row (or rejected line); return its entry if it is to be matched."""
         self.rows += 1
         if self.rows > bounds.max_rows:
             raise UnreadableFile(f"more than {bounds.max_rows} rows")
-        if isinstance(item, tuple):
-            line, reason = item
+        if not isinstance(item, adyen.SettlementRow):
+            line, reason, incomplete = item
             self.last_line = max(self.last_line, line)
+            if incomplete:
+                self.last_incomplete = max(self.last_incomplete, line)
             self.rejected.append(Rejected(line, reason))
             if len(self.rejected) > bounds.max_rejected_rows:
                 raise UnreadableFile(f"more than {bounds.max_rejected_rows} malformed rows")
@@ -163,28 +176,46 @@ class Partial:
         )
         return None
 
+    def _sums(self, ccy: str) -> dict[str, int]:
+        sums = self.totals.get(ccy)
+        if sums is None:
+            sums = self.totals[ccy] = dict.fromkeys(TOTAL_FIELDS, 0)
+        return sums
+
     def _add_totals(self, row: adyen.SettlementRow) -> None:
-        gross = self.totals.setdefault(row.gross_currency, dict.fromkeys(TOTAL_FIELDS, 0))
+        gross = self._sums(row.gross_currency)
         gross["gross_credit"] += row.gross_credit
         gross["gross_debit"] += row.gross_debit
-        net = self.totals.setdefault(row.net_currency, dict.fromkeys(TOTAL_FIELDS, 0))
+        net = gross if row.net_currency == row.gross_currency else self._sums(row.net_currency)
         net["net_credit"] += row.net_credit
         net["net_debit"] += row.net_debit
-        for name, amount in zip(("commission", "markup", "scheme_fees", "interchange"), row.fees, strict=True):
-            net[name] += amount
-        if row.record_type == "MerchantPayout":
-            net["payout"] += row.net_debit
+        commission, markup, scheme_fees, interchange = row.fees
+        net["commission"] += commission
+        net["markup"] += markup
+        net["scheme_fees"] += scheme_fees
+        net["interchange"] += interchange
+        kind = row.record_type
+        if kind in adyen.PAYMENT_TYPES:
+            return
+        if kind == "MerchantPayout":
+            net["payout"] += row.net_debit - row.net_credit
+        elif kind == "Fee":
+            net["fee"] += row.net_debit - row.net_credit
+        elif kind in adyen.ADJUSTMENT_TOTALS:
+            debit = row.net_debit - row.net_credit
+            net[adyen.ADJUSTMENT_TOTALS[kind]] += debit if kind in (adyen.REFUNDED, adyen.CHARGEBACK) else -debit
 
     def merge(self, other: Partial) -> None:
         self.rows += other.rows
         self.recorded += other.recorded
         self.last_line = max(self.last_line, other.last_line)
+        self.last_incomplete = max(self.last_incomplete, other.last_incomplete)
         self.rejected.extend(other.rejected)
         self.mismatches.extend(other.mismatches)
         for ccy, sums in other.totals.items():
             mine = self.totals.setdefault(ccy, dict.fromkeys(TOTAL_FIELDS, 0))
             for name, amount in sums.items():
-                mine[name] += amount
+                mine[name] = mine.get(name, 0) + amount
         self.record_types.update(other.record_types)
         self.days.update(other.days)
 
@@ -193,6 +224,7 @@ class Partial:
             "rows": self.rows,
             "recorded": self.recorded,
             "last_line": self.last_line,
+            "last_incomplete": self.last_incomplete,
             "rejected": [r.to_report() for r in self.rejected],
             "mismatches": [m.to_json() for m in self.mismatches],
             "totals": self.totals,
@@ -206,6 +238,7 @@ class Partial:
             rows=data["rows"],
             recorded=data["recorded"],
             last_line=data["last_line"],
+            last_incomplete=data.get("last_incomplete", 0),
             rejected=[Rejected(r["line"], r["reason"]) for r in data["rejected"]],
             mismatches=[Mismatch.from_json(m) for m in data["mismatches"]],
             totals=data["totals"],
@@ -232,6 +265,8 @@ class Result:
     seller_accounts: set[tuple[str, str]]
     sellers_truncated: bool
     statements: list[dict[str, Any]] = field(default_factory=list)  # bank statements only
+    #: the text encoding the file was read in (UTF-8, or a bank file's legacy code page)
+    encoding: str = "utf-8"
 
     @property
     def clean(self) -> bool:
@@ -239,7 +274,7 @@ class Result:
             not self.mismatches
             and not self.rejected
             and not self.mismatches_omitted
-            and all(s["balanced"] for s in self.statements)
+            and all(s["balanced"] is not False for s in self.statements)  # None: cannot be checked
         )
 
 
@@ -391,7 +426,7 @@ def merge_join(
 
     ledger_stream = _assert_ascending(ledger.day_entries(day) if day else iter(()))
     led = next(ledger_stream, None)
-    settled = heapq.merge(*runs, key=attrgetter("psp_reference", "line"))
+    settled = heapq.merge(*runs)  # each run ascending by (psp_reference, line)
     for reference, same_reference in itertools.groupby(settled, key=attrgetter("psp_reference")):
         rows = iter(same_reference)
         first = next(rows)
@@ -499,7 +534,7 @@ class SortedRuns:
             self._spill()
 
     def _spill(self) -> None:
-        self._buffer.sort(key=attrgetter("psp_reference", "line"))
+        self._buffer.sort()  # (psp_reference, line): lines are unique, so the rest never decides
         path = os.path.join(self._dir.name, f"run-{len(self._paths):05d}.tsv")
         with open(path, "w", encoding="utf-8") as handle:
             handle.writelines(entry.to_tsv() for entry in self._buffer)
@@ -508,7 +543,7 @@ class SortedRuns:
 
     def runs(self) -> list[Iterable[SettledEntry]]:
         if not self._paths:
-            self._buffer.sort(key=attrgetter("psp_reference", "line"))
+            self._buffer.sort()
             return [self._buffer]
         if self._buffer:
             self._spill()
@@ -518,6 +553,21 @@ class SortedRuns:
             self._open.append(handle)
             runs.append(map(SettledEntry.from_tsv, handle))
         return runs
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused for one pass. The pass creates millions of small
+    acyclic objects (rows, entries: tuples of str and int) and holds up to ``run_rows`` of
+    them; each automatic collection would traverse them all again (a third of the pass's
+    CPU at 250k rows). Reference counting still frees everything; cycles wait until after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def fold_rows(lines: Iterator[tuple[int, str | None]], layout: adyen.Layout, bounds: Bounds, runs: SortedRuns) -> Partial:
@@ -531,8 +581,10 @@ def fold_rows(lines: Iterator[tuple[int, str | None]], layout: adyen.Layout, bou
 
 
 def check_truncation(partial: Partial, ended_with_newline: bool) -> None:
-    """A file whose last line has no terminator *and* does not parse was cut short in transit."""
-    if not ended_with_newline and partial.rejected and max(r.line for r in partial.rejected) == partial.last_line:
+    """A file whose last line has no terminator *and* ends early (fewer fields than the header,
+    an open quote) was cut short in transit. A complete last row without a final newline is
+    an ordinary row, rejected or not, like any other (Adyen writes such files)."""
+    if not ended_with_newline and partial.last_incomplete and partial.last_incomplete == partial.last_line:
         raise UnreadableFile(f"truncated: the last line ({partial.last_line}) is incomplete")
 
 
@@ -545,7 +597,7 @@ def reconcile_adyen(
 ) -> Result:
     """The single pass: header, rows into runs, then the merge join."""
     layout = read_header(lines)
-    with SortedRuns(bounds) as runs:
+    with paused_gc(), SortedRuns(bounds) as runs:
         partial = fold_rows(lines, layout, bounds, runs)
         check_truncation(partial, ended_with_newline())
         return merge_join(partial, runs.runs(), ledger, bounds, day_hint)

@@ -5,7 +5,7 @@ into physical lines, and hands them on one at a time. Every line is bounded
 (``Bounds.max_line_bytes``: a longer one is yielded as ``None`` and the caller
 rejects that row; its bytes are skipped, not buffered), every file is bounded
 (``max_file_bytes``, checked on what is actually read, not on what a header
-claims), and the text must be UTF-8 (a NUL byte or an invalid sequence makes
+claims), and the text must be UTF-8 or the legacy code page detected for a bank file (a NUL byte or an invalid sequence makes
 the whole file unreadable: it is binary or in another encoding, and guessing an
 encoding for money data is worse than quarantining it).
 
@@ -84,8 +84,16 @@ class LineReader:
     exceeded ``max_line_bytes``. ``ended_with_newline`` is known once iteration ends.
     """
 
-    def __init__(self, stream: BinaryStream, max_line_bytes: int, first_line: int = 1, limit: int | None = None):
+    def __init__(
+        self,
+        stream: BinaryStream,
+        max_line_bytes: int,
+        first_line: int = 1,
+        limit: int | None = None,
+        encoding: str = "utf-8",
+    ):
         self._stream = stream
+        self._encoding = encoding
         self._max_line = max_line_bytes
         self._next_line = first_line
         self._limit = limit
@@ -136,9 +144,9 @@ class LineReader:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode(self._encoding)
         except UnicodeDecodeError as err:
-            raise UnreadableFile(f"not UTF-8 text at line {number} (byte {err.start} of the line)") from None
+            raise UnreadableFile(f"not {self._encoding} text at line {number} (byte {err.start} of the line)") from None
         if number == 1 and text.startswith("\ufeff"):
             text = text[1:]
         return number, text

@@ -47,6 +47,7 @@ def build(source_key: str, sha256: str, result: Result, three_way: dict[str, Any
         "mismatches": [m.to_report() for m in result.mismatches],
         "rejected_rows": [r.to_report() for r in result.rejected],
         "sha256": sha256,
+        "encoding": result.encoding,
         "clean": result.clean and not (three_way or {}).get("differences"),
         "summary": {
             "window_day": result.window_day,
@@ -158,11 +159,13 @@ def to_html(report: dict[str, Any]) -> str:
             parts.append(f"<tr><td>{row['line']}</td><td>{e(row['reason'])}</td></tr>")
         parts.append("</table>")
     for statement in report.get("statements", []):
+        statement = {k: "-" if v is None else v for k, v in statement.items()}  # a balance the file lacks
         parts.append(
             f"<h2>Statement {e(statement['statement_id'])} ({e(statement['account'])})</h2>"
             f"<p>opening {e(statement['opening_balance'])} + credits {e(statement['credits'])} - debits {e(statement['debits'])} "
             f"= {e(statement['computed_closing_balance'])}; closing {e(statement['closing_balance'])} {e(statement['currency'])}: "
-            f"<strong>{'balanced' if statement['balanced'] else 'NOT BALANCED'}</strong></p>"
+            f"<strong>{'balanced' if statement['balanced'] else 'cannot be checked' if statement['balanced'] is None else 'NOT BALANCED'}</strong>"
+            f" ({e(statement['balance_check'])})</p>"
         )
     three_way = report.get("three_way")
     if three_way and three_way.get("differences"):

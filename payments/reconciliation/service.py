@@ -57,9 +57,9 @@ def reconcile_stream(
     """
     metered = Metered(stream, bounds.max_file_bytes)
     head, replay = sniff(metered, bounds.sniff_bytes)
-    fmt = detect.detect(head)
+    fmt, encoding = detect.sniff(head)
     if fmt in detect.BANK_FORMATS:
-        result = bank.reconcile_statement(fmt, replay, bounds, payouts)
+        result = bank.reconcile_statement(fmt, replay, bounds, payouts, encoding)
     else:
         reader = LineReader(replay, bounds.max_line_bytes)
         result = engine.reconcile_adyen(iter(reader), lambda: reader.ended_with_newline, ledger, bounds, hint)
