@@ -171,26 +171,8 @@ def wait_execution(arn: str, timeout: float, interval: float = 0.5) -> str:
 
 
 def clear_attention(payment_order_id: str, resolution: str, repo: PaymentsRepository | None = None) -> bool:
-    """Clear NEEDS_ATTENTION on an order that is settled now (FAILED, or SUCCESS with its wallet
-    credit and ledger transaction); keep the reason and record when and how. False if it is not."""
-    repo = repo or PaymentsRepository()
-    try:
-        repo.ddb.update_item(
-            TableName=repo.table,
-            Key=order_key(payment_order_id),
-            UpdateExpression="SET needs_attention = :no, attention_resolved_at = :now, attention_resolution = :how, updated_at = :now",
-            ConditionExpression="needs_attention = :yes AND (#status = :failed OR (#status = :success AND wallet_updated = :yes AND ledger_updated = :yes))",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=to_values(
-                {":no": False, ":yes": True, ":now": clock.now_iso(), ":how": resolution[:500],
-                 ":failed": OrderStatus.FAILED.value, ":success": OrderStatus.SUCCESS.value}
-            ),
-        )
-    except ClientError as err:
-        if is_condition_failure(err):
-            return False
-        raise
-    return True
+    """Clear NEEDS_ATTENTION on an order that is settled now (see ``PaymentsRepository.clear_attention``)."""
+    return (repo or PaymentsRepository()).clear_attention(payment_order_id, resolution)
 
 
 def resume(checkout_id: str, *, timeout: float = 600.0, repo: PaymentsRepository | None = None) -> ResumeResult:
