@@ -77,30 +77,45 @@ def section_warm(r: Results, n: int) -> dict[str, Any]:
     return data
 
 
+BASELINE = ROOT / "bench" / "baseline" / "cost-7d0cec3.json"
+
+
 def section_cost(r: Results, checkouts: int, warm_data: dict[str, Any] | None) -> None:
     log("counts and cost ...")
     counts = cost.count(checkouts)
     priced = cost.price(counts, warm_data)
     r.raw["cost"] = {"counts": counts, "priced": priced}
+    before = json.loads(BASELINE.read_text()) if BASELINE.exists() else None
+    before_priced = cost.price(before, warm_data) if before else None
     inv = counts["invocations_per_checkout"]
-    calls = counts["api_calls_per_checkout"]
-    ddb = {k.split(":")[1]: v for k, v in calls.items() if k.startswith("dynamodb:")}
-    r.add("cost inputs", "Step Functions state transitions per checkout (3 orders)", f"{counts['transitions_per_checkout']:.0f}", "docs/deploy.md says 4 + 5n = 19", "", f"{counts['history_events_per_checkout']:.0f} history events; {checkouts} checkouts, statuses {dict(counts['statuses'])}")
+    r.add("cost inputs", "Step Functions state transitions per checkout (3 orders)", f"{counts['transitions_per_checkout']:.0f}", "2 + 5 orders = 17", "", f"{counts['history_events_per_checkout']:.0f} history events (Standard logs ALL of them; Express logs the {priced['sfn_log_events']['ERROR']:.0f} failure events); {checkouts} checkouts, statuses {dict(counts['statuses'])}")
     r.add("cost inputs", "Lambda invocations per checkout", f"{sum(inv.values()):.0f}", "", "", ", ".join(f"{k} {v:.0f}" for k, v in inv.items()) + " (payment = POST + FinalizePayment)")
-    r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout", f"{sum(ddb.values()):.0f} / {counts['wru_per_checkout']:.0f} / {counts['rru_per_checkout']:.0f}", "", "", ", ".join(f"{k} {v:.0f}" for k, v in ddb.items()) + "; units computed from item sizes (moto)")
+    ours = priced["dynamodb_ours"]
+    if before_priced:
+        was = before_priced["dynamodb_ours"]
+        r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout (ours, GSI writes included)", f"{ours['requests']:.0f} / {ours['wru']:.0f} / {ours['rru']:.0f}",
+              f"before (7d0cec3) {was['requests']:.0f} / {was['wru']:.0f} / {was['rru']:.0f}", f"{ours['wru'] / was['wru']:.2f}x WRU",
+              "POST answers from what it stored (-1 GetItem, -1 BatchGetItem); +2 WRU: the recovery index (in at create, out when done); see docs/capacity.md for every read and write")
+    else:
+        r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout (ours, GSI writes included)", f"{ours['requests']:.0f} / {ours['wru']:.0f} / {ours['rru']:.0f}", "", "", "")
+    psp = priced["dynamodb_with_psp_simulator"]
+    r.add("cost inputs", "the simulated PSP's own table per checkout (not priced: a real PSP's cost)", f"{psp['requests'] - ours['requests']:.0f} / {psp['wru'] - ours['wru']:.0f} / {psp['rru'] - ours['rru']:.0f}", "", "", f"USD {priced['psp_simulator_dynamodb_per_million']:.1f} per million checkouts if it were counted (dev stages deploy it)")
+    for table_op, v in counts["dynamodb_by_table_operation"].items():
+        r.add("dynamodb per checkout", table_op, f"{v['requests']:.0f} req / {v['wru']:.0f} WRU / {v['rru']:.0f} RRU", "", "", "")
     ms = priced["modelled_billed_ms"]
-    r.add("cost inputs", "modelled billed ms per invocation (AWS)", ", ".join(f"{k} {v}" for k, v in ms.items()), "", "", f"local handler CPU x (1769 MB / memory) + {cost.AWS_CALL_MS:.0f} ms per AWS call; {priced['lambda_gb_s_per_checkout']:.3f} GB-s per checkout")
+    r.add("cost inputs", "modelled billed ms per invocation (AWS)", ", ".join(f"{k} {v}" for k, v in ms.items()), "", "", f"local handler CPU x (1769 MB / memory) + {cost.AWS_CALL_MS:.0f} ms per AWS call; {priced['lambda_gb_s_per_checkout']:.3f} GB-s per checkout; Express billed {priced['express_execution_s']} s x 64 MB")
     base = priced["standard/arm64"]["total_per_million"]
-    for key in ("standard/arm64", "standard/x86_64", "express/arm64", "express/x86_64"):
+    for key in ("express/arm64", "standard/arm64", "express-log-all/arm64", "express/x86_64", "standard/x86_64"):
         d = priced[key]
         items = sorted(d["items_per_million"].items(), key=lambda kv: -kv[1])
+        was = f"; before (7d0cec3 counts): {before_priced[key]['total_per_million']:,.0f}" if before_priced else ""
         r.add(
             "cost",
-            f"USD per million checkouts: {key}" + (" (DEPLOYED)" if key == "standard/arm64" else ""),
-            f"{d['total_per_million']:,.0f}",
-            "standard/arm64" if key != "standard/arm64" else "",
-            f"{d['total_per_million'] / base:.2f}" if key != "standard/arm64" else "1.00",
-            ", ".join(f"{k} {v:,.1f}" for k, v in items[:4]) + "; prices: docs/prices-us-east-1.json (recalled, re-check)",
+            f"USD per million 3-order checkouts: {key}" + (" (DEPLOYED: workflowType EXPRESS, logs ERROR)" if key == "express/arm64" else ""),
+            f"{d['total_per_million']:,.1f}",
+            "standard/arm64 (same run)" if key != "standard/arm64" else "",
+            f"{d['total_per_million'] / base:.2f}",
+            ", ".join(f"{k} {v:,.1f}" for k, v in items[:5]) + was + "; prices: docs/prices-us-east-1.json (recalled, re-check)",
         )
 
 
@@ -222,7 +237,7 @@ def main() -> None:
         section_cost(r, size["cost"], warm_data)
     if "hot" in chosen:
         section_hot(r, size["verify"])
-    order = ["cold start", "warm", "cost inputs", "cost", "hot seller", "local", "reconciliation"]
+    order = ["cold start", "warm", "cost inputs", "dynamodb per checkout", "cost", "capacity", "hot seller", "local", "reconciliation"]
     r.rows.sort(key=lambda row: order.index(row.area))
     elapsed = time.monotonic() - started
     mode_name = "quick" if args.quick else "full" if args.full else "default"
