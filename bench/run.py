@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from bench import cold_start, cost, hot_seller, query_index, throughput, warm
+from bench import capacity, cold_start, cost, hot_seller, query_index, throughput, warm
 from bench.common import OUT, ROOT, Results, log, machine, median, spread, table
 
 SIZES = {"quick": dict(cold=2, warm=10, cost=3, verify=80, demo=40, demo_runs=1, rec=[50_000], rec_repeats=2, qi=[2_000], qi_runs=1),
@@ -119,6 +119,28 @@ def section_cost(r: Results, checkouts: int, warm_data: dict[str, Any] | None) -
         )
 
 
+def section_capacity(r: Results) -> None:
+    """The capacity model (bench/capacity.py; the full tables are docs/capacity.md)."""
+    log("capacity model ...")
+    raw: dict[str, Any] = {}
+    for n in (1, 3, 10):
+        express, e_quota, _ = capacity.sustainable(n, express=True)
+        standard, s_quota, _ = capacity.sustainable(n, express=False)
+        configured, c_quota, _ = capacity.sustainable(n, express=True, include_ours=True)
+        raw[n] = {"express": express, "standard": standard, "configured": configured}
+        r.add("capacity", f"{n} order(s) per checkout: checkouts/s per region at AWS default quotas, Express",
+              f"{express:,.0f}", f"Standard {standard:,.0f} (binds: {s_quota.name})", f"{express / standard:.2f}x",
+              f"binds first: {e_quota.name}; as cdk.json prod is set: {configured:,.0f} ({c_quota.name})")
+        for target in (5_000, 20_000):
+            needed = capacity.raises_for(target, n)
+            r.add("capacity", f"{n} order(s): raises for {target:,} checkouts/s", f"{len(needed)} quotas/settings", "", "",
+                  "; ".join(f"{q.name.split(':')[0]} {q.name.split(':', 1)[1].strip()} -> {v}" for q, v in needed))
+    shards = capacity.wallet_shards_for(10_000)
+    r.add("capacity", "wallet shards for one seller at 10,000 credits/s", str(shards["shards"]), f"prod walletShards {capacity.PROD_WALLET_SHARDS}", "",
+          f"hottest shard {shards['max_over_mean']:.3f}x the mean, ceiling {shards['ceiling_credits_per_s']:,.0f} credits/s (real shard_of, 10,000 random ids)")
+    r.raw["capacity"] = raw
+
+
 def section_hot(r: Results, verify: int) -> None:
     log("hot seller ...")
     rows = hot_seller.spread(10_000)
@@ -210,11 +232,11 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smaller run")
     mode.add_argument("--full", action="store_true", help="include the 1M-row reconciliation")
-    parser.add_argument("--only", nargs="+", choices=["cold", "warm", "cost", "hot", "throughput", "query_index", "reconcile"], help="run these sections only")
+    parser.add_argument("--only", nargs="+", choices=["cold", "warm", "cost", "capacity", "hot", "throughput", "query_index", "reconcile"], help="run these sections only")
     parser.add_argument("--no-write", action="store_true", help="print the table, do not write docs/benchmarks.md")
     args = parser.parse_args()
     size = SIZES["quick" if args.quick else "full" if args.full else "default"]
-    chosen = set(args.only or ["cold", "warm", "cost", "hot", "throughput", "query_index", "reconcile"])
+    chosen = set(args.only or ["cold", "warm", "cost", "capacity", "hot", "throughput", "query_index", "reconcile"])
     started = time.monotonic()
     when = dt.datetime.now(dt.timezone.utc)
     info = machine()
@@ -235,6 +257,8 @@ def main() -> None:
         section_query_index(r, size["qi"], size["qi_runs"])
     if "cost" in chosen:
         section_cost(r, size["cost"], warm_data)
+    if "capacity" in chosen:
+        section_capacity(r)
     if "hot" in chosen:
         section_hot(r, size["verify"])
     order = ["cold start", "warm", "cost inputs", "dynamodb per checkout", "cost", "capacity", "hot seller", "local", "reconciliation"]
@@ -293,6 +317,13 @@ DOC_NOTES = """
   PITR, KMS, data transfer, CloudWatch metrics/alarms, the GET polls of clients, free tiers.
   The nightly settlement/reconciliation (a few S3 requests and one Lambda run per day) is
   independent of the number of checkouts.
+* **dynamodb per checkout**: every DynamoDB request of one 3-order checkout, by table and operation,
+  with its write and read units (GSI writes included, computed from the items' sizes and index keys);
+  why each one is there is docs/capacity.md, "Every read and write of a checkout".
+* **capacity**: `bench/capacity.py`, the quota model of docs/capacity.md (`python -m bench.capacity`
+  prints its full tables): checkouts/s per region at AWS default quotas for 1, 3 and 10 orders, the
+  quota that binds first, the raises for 5,000 and 20,000 checkouts/s, the wallet shards for one
+  seller at 10,000 credits/s. A model, not a load test: quota values are the documented defaults.
 * **hot seller**: `shard_of` over 10,000 random order ids of one seller; the ceiling is
   500 credits/s per shard item (a transactional write of an item < 1 KB is 2 WCU; 1,000 WCU/s per
   partition) times credits / credits on the hottest shard. The other two items of a credit
