@@ -110,8 +110,14 @@ def start_workflow(payment: PaymentRecord, name: str | None = None) -> None:
         logger.info("workflow already started for this checkout")
 
 
+#: errors that park an order because a step *refused* (money would be wrong, the PSP saw the key with
+#: another amount, a contradicting signal): a human decides, the recovery does not re-drive them
+REFUSALS = ("InvariantViolation", "PspRequestRejected", "StatusConflict")
+
+
 def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dict[str, Any]:
     """Park unresolved orders, then derive the payment status from the stored orders."""
+    refused = any(r.outcome == "NEEDS_ATTENTION" and (r.error or {}).get("Error") in REFUSALS for r in task.order_results)
     for result in task.order_results:
         if result.outcome == "NEEDS_ATTENTION":
             if repo.get_order(result.payment_order_id).is_settled_internally:
@@ -130,8 +136,11 @@ def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dic
         if order.needs_attention and order.is_settled_internally:
             # parked by an earlier execution, settled by this one (a re-drive): resolved, with its audit trail
             repo.clear_attention(order.payment_order_id, "settled by a later execution of the workflow")
-    # not done (an order parked): the recovery re-drives it when due, a bounded number of times
-    moved = repo.move_payment(task.checkout_id, status, is_payment_done=done, recheck_at=None if done else recovery_due())
+    # not done (an order parked for a transient cause: retries exhausted): the recovery re-drives it when
+    # due, a bounded number of times; parked by a refusal: out of the recovery's hands
+    moved = repo.move_payment(
+        task.checkout_id, status, is_payment_done=done, recheck_at=None if done else recovery_due(), stop_recovery=refused and not done
+    )
     if not moved:
         logger.warning("payment status not moved", extra={"target": status.value})
     return {"checkout_id": task.checkout_id, "status": status.value, "is_payment_done": done}

@@ -182,13 +182,20 @@ class PaymentsRepository:
 
     # --- payment status ---------------------------------------------------------
     def move_payment(
-        self, checkout_id: str, target: PaymentStatus, *, is_payment_done: bool = False, recheck_at: str | None = None
+        self,
+        checkout_id: str,
+        target: PaymentStatus,
+        *,
+        is_payment_done: bool = False,
+        recheck_at: str | None = None,
+        stop_recovery: bool = False,
     ) -> bool:
         """Move the payment status forward; returns False, changing nothing, if it may not.
 
         Entering the status it already has is allowed (a retried finalize), and
         ``is_payment_done`` only ever goes from false to true. A payment done leaves the
-        recovery index; ``recheck_at`` (a payment with parked orders) moves its due time.
+        recovery index; ``recheck_at`` (a payment with parked orders) moves its due time;
+        ``stop_recovery`` takes it out of the index undone (a human decides: a refusal, not an outage).
         """
         values: dict[str, Any] = {":target": target.value, ":now": clock.now_iso()}
         sets = ["#status = :target", "updated_at = :now"]
@@ -196,6 +203,8 @@ class PaymentsRepository:
         if is_payment_done:
             sets.append("is_payment_done = :done")
             values[":done"] = True
+            removes = ["unfinished", "recovery_due"]
+        elif stop_recovery:
             removes = ["unfinished", "recovery_due"]
         elif recheck_at is not None:
             sets.append("recovery_due = :due")

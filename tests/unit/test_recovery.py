@@ -159,3 +159,19 @@ def test_the_start_marker_is_won_once(repos: Repos) -> None:
     assert repos.payments.claim_start("chk_1") is True
     assert repos.payments.claim_start("chk_1") is False
     assert repos.payments.get("chk_1").status is PaymentStatus.PROCESSING
+
+
+def test_an_order_parked_by_a_refusal_is_left_to_an_operator(repos: Repos, machine: Any, later: Any) -> None:
+    # Given a checkout whose order was parked because a step refused (not an outage)
+    store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")])
+    repos.payments.claim_start("chk_1")
+    task = FinalizePaymentTask(
+        action="finalize_payment", checkout_id="chk_1",
+        order_results=[OrderResult(payment_order_id="po_1", outcome="NEEDS_ATTENTION", step="execute", error={"Error": "PspRequestRejected"})],
+    )
+    finalize_payment(task, repos.payments)
+    # When the recovery runs long after the deadline
+    later(10 * settings().recovery_delay_seconds)
+    # Then it does not re-drive it: the order stays parked for a human decision (the alarm fired)
+    assert recovery.run(repos.payments).examined == 0 and executions(machine) == []
+    assert repos.payments.get_order("po_1").needs_attention
