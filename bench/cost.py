@@ -67,7 +67,10 @@ class Counters:
         self.calls: Counter[str] = Counter()
         self.wru = 0.0
         self.rru = 0.0
+        self.gsi_wru = 0.0  # included in wru
         self.item_bytes: dict[str, list[int]] = defaultdict(list)
+        #: "table operation" -> [requests, WRU, RRU]
+        self.by_table_op: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
         self.invocations: Counter[str] = Counter()
         self.cpu_ms: dict[str, list[float]] = defaultdict(list)
         self.wall_ms: dict[str, list[float]] = defaultdict(list)
@@ -98,6 +101,17 @@ def _item_size(item: dict[str, Any] | None) -> int:
     return sum(len(k.encode()) + _wire_size(v) for k, v in (item or {}).items())
 
 
+def _indexes(table_name: str) -> tuple[Any, ...]:
+    """The GSIs of a table by its name (payments/tables.py, named as the settings name them)."""
+    from payments.config import settings
+    from payments.tables import TABLES
+
+    for spec in TABLES:
+        if getattr(settings(), spec.setting) == table_name:
+            return spec.indexes
+    return ()
+
+
 def install_counters(counters: Counters) -> None:
     from botocore.client import BaseClient
     from moto.dynamodb.models import dynamodb_backends
@@ -108,13 +122,38 @@ def install_counters(counters: Counters) -> None:
 
     original = BaseClient._make_api_call
 
-    def stored_size(table_name: str, key_or_item: dict[str, Any]) -> int:
+    def stored(table_name: str, key_or_item: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """(size, the values of the index key attributes) of the stored item (0, {} if none)."""
         with moto_patches._LOCK:
             table = dynamodb_backends[ACCOUNT][REGION].get_table(table_name)
             hash_key = DynamoType(key_or_item[table.hash_key_attr])
             range_key = DynamoType(key_or_item[table.range_key_attr]) if table.range_key_attr else None
             item = table.get_item(hash_key, range_key)
-            return item.size() if item is not None else 0
+            if item is None:
+                return 0, {}
+            keys = {a for index in _indexes(table_name) for a in (index.partition_key, index.sort_key) if a}
+            return item.size(), {a: item.attrs[a].value for a in keys if a in item.attrs}
+
+    def stored_size(table_name: str, key_or_item: dict[str, Any]) -> int:
+        return stored(table_name, key_or_item)[0]
+
+    def index_wru(table_name: str, before: tuple[int, dict[str, Any]], after: tuple[int, dict[str, Any]]) -> float:
+        """Write units of the GSIs a base-table write propagates to: an item entering or leaving an
+        index is one write, a key change two (delete + put), an update of an item that stays is one
+        write for an ALL projection (any attribute is projected) and none for KEYS_ONLY."""
+        units = 0.0
+        for index in _indexes(table_name):
+            was = index.partition_key in before[1] and (not index.sort_key or index.sort_key in before[1])
+            now = index.partition_key in after[1] and (not index.sort_key or index.sort_key in after[1])
+            projection = getattr(index, "projection", "ALL")  # the Index of older commits has no projection: ALL
+            size = max(before[0], after[0]) if projection == "ALL" else 100
+            one = max(1, math.ceil(size / 1024))
+            keys_changed = any(before[1].get(a) != after[1].get(a) for a in (index.partition_key, index.sort_key) if a)
+            if was and now:
+                units += 2 * one if keys_changed else (one if projection == "ALL" and before[0] != 0 else 0)
+            elif was or now:
+                units += one
+        return units
 
     def write_targets(operation: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any], int]]:
         """(table, key or item, multiplier) of every item a write touches."""
@@ -146,17 +185,21 @@ def install_counters(counters: Counters) -> None:
         if service != "dynamodb":
             return original(client, operation, params)
         targets = write_targets(operation, params)
-        before = [stored_size(t, k) for t, k, _ in targets]
+        before = [stored(t, k) for t, k, _ in targets]
         response = None
         try:
             response = original(client, operation, params)
             return response
         finally:
             wru = 0.0
-            for (table, key, multiplier), size_before in zip(targets, before):
-                size = max(size_before, stored_size(table, key))
+            gsi_wru = 0.0
+            for (table, key, multiplier), was in zip(targets, before):
+                now = stored(table, key)
+                size = max(was[0], now[0])
                 counters.item_bytes[table].append(size)
                 wru += multiplier * max(1, math.ceil(size / 1024))
+                gsi_wru += index_wru(table, was, now)
+            wru += gsi_wru
             rru = 0.0
             eventual = 0.5 if not params.get("ConsistentRead") else 1.0
             if operation == "GetItem":
@@ -174,9 +217,18 @@ def install_counters(counters: Counters) -> None:
                     factor = 1.0 if spec.get("ConsistentRead") else 0.5
                     for key in spec["Keys"]:
                         rru += factor * max(1, math.ceil(stored_size(table, key) / 4096))
+            tables = sorted({t for t, _, _ in targets} or {params.get("TableName", "")} or set(params.get("RequestItems", {})))
+            if operation == "BatchGetItem":
+                tables = sorted(params["RequestItems"])
+            label = f"{','.join(tables)} {operation}" + (f" ({params['IndexName']})" if params.get("IndexName") else "")
             with counters.lock:
                 counters.wru += wru
                 counters.rru += rru
+                counters.gsi_wru += gsi_wru
+                row = counters.by_table_op[label]
+                row[0] += 1
+                row[1] += wru
+                row[2] += rru
 
     BaseClient._make_api_call = timed
 
@@ -216,7 +268,8 @@ def count(checkouts: int = 10) -> dict[str, Any]:
     counters = Counters()
     # over the socket: a handler's thread CPU must not include moto's own work serving its calls
     # (the in-process transport would run that on the handler's thread)
-    runtime = LocalRuntime(port=free_port(), aws_port=free_port(), quiet=True, in_process=False)
+    # the recovery schedule is off: its cost is per minute (a Query per shard), not per checkout
+    runtime = LocalRuntime(port=free_port(), aws_port=free_port(), quiet=True, in_process=False, recovery_interval=0)
     runtime.start()
     try:
         install_counters(counters)
@@ -274,6 +327,8 @@ def count(checkouts: int = 10) -> dict[str, Any]:
         "api_calls_per_checkout": {k: v / n for k, v in sorted(counters.calls.items())},
         "wru_per_checkout": counters.wru / n,
         "rru_per_checkout": counters.rru / n,
+        "gsi_wru_per_checkout": counters.gsi_wru / n,
+        "dynamodb_by_table_operation": {k: {"requests": v[0] / n, "wru": v[1] / n, "rru": v[2] / n} for k, v in sorted(counters.by_table_op.items())},
         "max_item_bytes": {k: max(v) for k, v in counters.item_bytes.items()},
     }
 
@@ -283,8 +338,25 @@ def model_duration_ms(cpu_ms: float, aws_calls: float, memory_mb: int) -> float:
     return math.ceil(cpu_ms * max(1.0, FULL_VCPU_MB / memory_mb) + aws_calls * AWS_CALL_MS)
 
 
+PSP_TABLE = "psp-simulator"  # the simulated PSP's own record: a real PSP's cost, not ours
+#: history events a state machine logging at ERROR writes (failures only)
+ERROR_EVENTS = ("Failed", "TimedOut", "Aborted")
+
+
+def dynamodb_units(counts: dict[str, Any], *, with_psp: bool) -> dict[str, float]:
+    """Requests, WRU and RRU per checkout, with or without the simulated PSP's table."""
+    rows = [v for k, v in counts["dynamodb_by_table_operation"].items() if with_psp or not k.startswith(PSP_TABLE + " ")]
+    return {key: sum(r[key] for r in rows) for key in ("requests", "wru", "rru")}
+
+
 def price(counts: dict[str, Any], warm: dict[str, Any] | None = None) -> dict[str, Any]:
-    """USD per million checkouts, per design (Standard/Express) x architecture (arm64/x86_64)."""
+    """USD per million checkouts, per design x architecture.
+
+    Designs: ``standard`` (transitions, logging ALL: what was deployed before issue 17),
+    ``express`` (requests + duration, logging ERROR: deployed now) and ``express-log-all``
+    (the same logging every event, for comparison). DynamoDB is priced without the simulated
+    PSP's table (a real PSP's own cost, not ours; shown apart as ``psp_simulator_dynamodb``).
+    """
     p = prices()
     memory = memory_sizes()
     per_fn = counts["invocations_per_checkout"]
@@ -301,13 +373,20 @@ def price(counts: dict[str, Any], warm: dict[str, Any] | None = None) -> dict[st
         measured = [v["handler"]["log_bytes"] for v in warm.values()]
         log_per_invocation = sum(measured) / len(measured)
     lambda_log_gb = lambda_requests * log_per_invocation / 1e9
-    sfn_log_gb = counts["history_events_per_checkout"] * counts["sfn_log_bytes_per_event"] / 1e9
+    events = counts["history_events_per_checkout"]
+    error_events = sum(v for k, v in counts["history_event_types"].items() if k.endswith(ERROR_EVENTS))
+    log_bytes = counts["sfn_log_bytes_per_event"]
     calls = counts["api_calls_per_checkout"]
     s3_put = sum(v for k, v in calls.items() if k.startswith("s3:Put"))
     s3_get = sum(v for k, v in calls.items() if k.startswith("s3:Get"))
+    ours, psp = dynamodb_units(counts, with_psp=False), dynamodb_units(counts, with_psp=True)
+    ddb = p["dynamodb"]
+
+    def dynamodb_usd(units: dict[str, float]) -> float:
+        return units["wru"] * ddb["on_demand_write_request_units_per_million"] / 1e6 + units["rru"] * ddb["on_demand_read_request_units_per_million"] / 1e6
+
     common = {
-        "dynamodb": counts["wru_per_checkout"] * p["dynamodb"]["on_demand_write_request_units_per_million"] / 1e6
-        + counts["rru_per_checkout"] * p["dynamodb"]["on_demand_read_request_units_per_million"] / 1e6,
+        "dynamodb": dynamodb_usd(ours),
         "api_gateway_rest": 1 * p["apigateway"]["rest_requests_per_million"] / 1e6,
         "lambda_requests": lambda_requests * p["lambda"]["requests_per_million"] / 1e6,
         "s3": s3_put * p["s3"]["put_per_1000"] / 1e3 + s3_get * p["s3"]["get_per_1000"] / 1e3,
@@ -318,18 +397,25 @@ def price(counts: dict[str, Any], warm: dict[str, Any] | None = None) -> dict[st
     # execute -> wallet -> ledger, the orders run in parallel in the Map, then finalize)
     critical_ms = sum(durations.get(fn, 0) for fn in ("executor", "wallet", "ledger", "payment")) + 4 * SFN_TASK_OVERHEAD_MS
     express_s = math.ceil(critical_ms / 100) / 10
+    express = p["stepfunctions"]["express_requests_per_million"] / 1e6 + express_s * 0.0625 * p["stepfunctions"]["express_gb_second"]
+    vended = p["cloudwatch_logs"]["vended_logs_ingestion_per_gb"]
     designs = {
         "standard": {
             "stepfunctions": counts["transitions_per_checkout"] * p["stepfunctions"]["standard_per_1000_transitions"] / 1e3,
-            "logs_stepfunctions": sfn_log_gb * p["cloudwatch_logs"]["vended_logs_ingestion_per_gb"],
+            "logs_stepfunctions": events * log_bytes / 1e9 * vended,
         },
-        "express": {
-            "stepfunctions": p["stepfunctions"]["express_requests_per_million"] / 1e6
-            + express_s * 0.0625 * p["stepfunctions"]["express_gb_second"],
-            "logs_stepfunctions": sfn_log_gb * p["cloudwatch_logs"]["vended_logs_ingestion_per_gb"],
-        },
+        "express": {"stepfunctions": express, "logs_stepfunctions": error_events * log_bytes / 1e9 * vended},
+        "express-log-all": {"stepfunctions": express, "logs_stepfunctions": events * log_bytes / 1e9 * vended},
     }
-    out: dict[str, Any] = {"modelled_billed_ms": durations, "lambda_gb_s_per_checkout": gb_s, "express_execution_s": express_s}
+    out: dict[str, Any] = {
+        "modelled_billed_ms": durations,
+        "lambda_gb_s_per_checkout": gb_s,
+        "express_execution_s": express_s,
+        "dynamodb_ours": ours,
+        "dynamodb_with_psp_simulator": psp,
+        "psp_simulator_dynamodb_per_million": (dynamodb_usd(psp) - dynamodb_usd(ours)) * 1e6,
+        "sfn_log_events": {"ALL": events, "ERROR": error_events},
+    }
     for design, parts in designs.items():
         for arch, key in (("arm64", "arm64_gb_second"), ("x86_64", "x86_64_gb_second")):
             items = {**common, **parts, "lambda_duration": gb_s * p["lambda"][key]}

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from bench import cold_start, cost, hot_seller, query_index, throughput, warm
+from bench import capacity, cold_start, cost, hot_seller, query_index, throughput, warm
 from bench.common import OUT, ROOT, Results, log, machine, median, spread, table
 
 SIZES = {"quick": dict(cold=2, warm=10, cost=3, verify=80, demo=40, demo_runs=1, rec=[50_000], rec_repeats=2, qi=[2_000], qi_runs=1),
@@ -77,31 +77,68 @@ def section_warm(r: Results, n: int) -> dict[str, Any]:
     return data
 
 
+BASELINE = ROOT / "bench" / "baseline" / "cost-7d0cec3.json"
+
+
 def section_cost(r: Results, checkouts: int, warm_data: dict[str, Any] | None) -> None:
     log("counts and cost ...")
     counts = cost.count(checkouts)
     priced = cost.price(counts, warm_data)
     r.raw["cost"] = {"counts": counts, "priced": priced}
+    before = json.loads(BASELINE.read_text()) if BASELINE.exists() else None
+    before_priced = cost.price(before, warm_data) if before else None
     inv = counts["invocations_per_checkout"]
-    calls = counts["api_calls_per_checkout"]
-    ddb = {k.split(":")[1]: v for k, v in calls.items() if k.startswith("dynamodb:")}
-    r.add("cost inputs", "Step Functions state transitions per checkout (3 orders)", f"{counts['transitions_per_checkout']:.0f}", "docs/deploy.md says 4 + 5n = 19", "", f"{counts['history_events_per_checkout']:.0f} history events; {checkouts} checkouts, statuses {dict(counts['statuses'])}")
+    r.add("cost inputs", "Step Functions state transitions per checkout (3 orders)", f"{counts['transitions_per_checkout']:.0f}", "2 + 5 orders = 17", "", f"{counts['history_events_per_checkout']:.0f} history events (Standard logs ALL of them; Express logs the {priced['sfn_log_events']['ERROR']:.0f} failure events); {checkouts} checkouts, statuses {dict(counts['statuses'])}")
     r.add("cost inputs", "Lambda invocations per checkout", f"{sum(inv.values()):.0f}", "", "", ", ".join(f"{k} {v:.0f}" for k, v in inv.items()) + " (payment = POST + FinalizePayment)")
-    r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout", f"{sum(ddb.values()):.0f} / {counts['wru_per_checkout']:.0f} / {counts['rru_per_checkout']:.0f}", "", "", ", ".join(f"{k} {v:.0f}" for k, v in ddb.items()) + "; units computed from item sizes (moto)")
+    ours = priced["dynamodb_ours"]
+    if before_priced:
+        was = before_priced["dynamodb_ours"]
+        r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout (ours, GSI writes included)", f"{ours['requests']:.0f} / {ours['wru']:.0f} / {ours['rru']:.0f}",
+              f"before (7d0cec3) {was['requests']:.0f} / {was['wru']:.0f} / {was['rru']:.0f}", f"{ours['wru'] / was['wru']:.2f}x WRU",
+              "POST answers from what it stored (-1 GetItem, -1 BatchGetItem); +2 WRU: the recovery index (in at create, out when done); see docs/capacity.md for every read and write")
+    else:
+        r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout (ours, GSI writes included)", f"{ours['requests']:.0f} / {ours['wru']:.0f} / {ours['rru']:.0f}", "", "", "")
+    psp = priced["dynamodb_with_psp_simulator"]
+    r.add("cost inputs", "the simulated PSP's own table per checkout (not priced: a real PSP's cost)", f"{psp['requests'] - ours['requests']:.0f} / {psp['wru'] - ours['wru']:.0f} / {psp['rru'] - ours['rru']:.0f}", "", "", f"USD {priced['psp_simulator_dynamodb_per_million']:.1f} per million checkouts if it were counted (dev stages deploy it)")
+    for table_op, v in counts["dynamodb_by_table_operation"].items():
+        r.add("dynamodb per checkout", table_op, f"{v['requests']:.0f} req / {v['wru']:.0f} WRU / {v['rru']:.0f} RRU", "", "", "")
     ms = priced["modelled_billed_ms"]
-    r.add("cost inputs", "modelled billed ms per invocation (AWS)", ", ".join(f"{k} {v}" for k, v in ms.items()), "", "", f"local handler CPU x (1769 MB / memory) + {cost.AWS_CALL_MS:.0f} ms per AWS call; {priced['lambda_gb_s_per_checkout']:.3f} GB-s per checkout")
+    r.add("cost inputs", "modelled billed ms per invocation (AWS)", ", ".join(f"{k} {v}" for k, v in ms.items()), "", "", f"local handler CPU x (1769 MB / memory) + {cost.AWS_CALL_MS:.0f} ms per AWS call; {priced['lambda_gb_s_per_checkout']:.3f} GB-s per checkout; Express billed {priced['express_execution_s']} s x 64 MB")
     base = priced["standard/arm64"]["total_per_million"]
-    for key in ("standard/arm64", "standard/x86_64", "express/arm64", "express/x86_64"):
+    for key in ("express/arm64", "standard/arm64", "express-log-all/arm64", "express/x86_64", "standard/x86_64"):
         d = priced[key]
         items = sorted(d["items_per_million"].items(), key=lambda kv: -kv[1])
+        was = f"; before (7d0cec3 counts): {before_priced[key]['total_per_million']:,.0f}" if before_priced else ""
         r.add(
             "cost",
-            f"USD per million checkouts: {key}" + (" (DEPLOYED)" if key == "standard/arm64" else ""),
-            f"{d['total_per_million']:,.0f}",
-            "standard/arm64" if key != "standard/arm64" else "",
-            f"{d['total_per_million'] / base:.2f}" if key != "standard/arm64" else "1.00",
-            ", ".join(f"{k} {v:,.1f}" for k, v in items[:4]) + "; prices: docs/prices-us-east-1.json (recalled, re-check)",
+            f"USD per million 3-order checkouts: {key}" + (" (DEPLOYED: workflowType EXPRESS, logs ERROR)" if key == "express/arm64" else ""),
+            f"{d['total_per_million']:,.1f}",
+            "standard/arm64 (same run)" if key != "standard/arm64" else "",
+            f"{d['total_per_million'] / base:.2f}",
+            ", ".join(f"{k} {v:,.1f}" for k, v in items[:5]) + was + "; prices: docs/prices-us-east-1.json (recalled, re-check)",
         )
+
+
+def section_capacity(r: Results) -> None:
+    """The capacity model (bench/capacity.py; the full tables are docs/capacity.md)."""
+    log("capacity model ...")
+    raw: dict[str, Any] = {}
+    for n in (1, 3, 10):
+        express, e_quota, _ = capacity.sustainable(n, express=True)
+        standard, s_quota, _ = capacity.sustainable(n, express=False)
+        configured, c_quota, _ = capacity.sustainable(n, express=True, include_ours=True)
+        raw[n] = {"express": express, "standard": standard, "configured": configured}
+        r.add("capacity", f"{n} order(s) per checkout: checkouts/s per region at AWS default quotas, Express",
+              f"{express:,.0f}", f"Standard {standard:,.0f} (binds: {s_quota.name})", f"{express / standard:.2f}x",
+              f"binds first: {e_quota.name}; as cdk.json prod is set: {configured:,.0f} ({c_quota.name})")
+        for target in (5_000, 20_000):
+            needed = capacity.raises_for(target, n)
+            r.add("capacity", f"{n} order(s): raises for {target:,} checkouts/s", f"{len(needed)} quotas/settings", "", "",
+                  "; ".join(f"{q.name.split(':')[0]} {q.name.split(':', 1)[1].strip()} -> {v}" for q, v in needed))
+    shards = capacity.wallet_shards_for(10_000)
+    r.add("capacity", "wallet shards for one seller at 10,000 credits/s", str(shards["shards"]), f"prod walletShards {capacity.PROD_WALLET_SHARDS}", "",
+          f"hottest shard {shards['max_over_mean']:.3f}x the mean, ceiling {shards['ceiling_credits_per_s']:,.0f} credits/s (real shard_of, 10,000 random ids)")
+    r.raw["capacity"] = raw
 
 
 def section_hot(r: Results, verify: int) -> None:
@@ -206,11 +243,11 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smaller run")
     mode.add_argument("--full", action="store_true", help="include the 1M-row reconciliation")
-    parser.add_argument("--only", nargs="+", choices=["cold", "warm", "cost", "hot", "throughput", "query_index", "reconcile"], help="run these sections only")
+    parser.add_argument("--only", nargs="+", choices=["cold", "warm", "cost", "capacity", "hot", "throughput", "query_index", "reconcile"], help="run these sections only")
     parser.add_argument("--no-write", action="store_true", help="print the table, do not write docs/benchmarks.md")
     args = parser.parse_args()
     size = SIZES["quick" if args.quick else "full" if args.full else "default"]
-    chosen = set(args.only or ["cold", "warm", "cost", "hot", "throughput", "query_index", "reconcile"])
+    chosen = set(args.only or ["cold", "warm", "cost", "capacity", "hot", "throughput", "query_index", "reconcile"])
     started = time.monotonic()
     when = dt.datetime.now(dt.timezone.utc)
     info = machine()
@@ -231,9 +268,11 @@ def main() -> None:
         section_query_index(r, size["qi"], size["qi_runs"])
     if "cost" in chosen:
         section_cost(r, size["cost"], warm_data)
+    if "capacity" in chosen:
+        section_capacity(r)
     if "hot" in chosen:
         section_hot(r, size["verify"])
-    order = ["cold start", "warm", "cost inputs", "cost", "hot seller", "local", "reconciliation"]
+    order = ["cold start", "warm", "cost inputs", "dynamodb per checkout", "cost", "capacity", "hot seller", "local", "reconciliation"]
     r.rows.sort(key=lambda row: order.index(row.area))
     elapsed = time.monotonic() - started
     mode_name = "quick" if args.quick else "full" if args.full else "default"
@@ -289,6 +328,13 @@ DOC_NOTES = """
   PITR, KMS, data transfer, CloudWatch metrics/alarms, the GET polls of clients, free tiers.
   The nightly settlement/reconciliation (a few S3 requests and one Lambda run per day) is
   independent of the number of checkouts.
+* **dynamodb per checkout**: every DynamoDB request of one 3-order checkout, by table and operation,
+  with its write and read units (GSI writes included, computed from the items' sizes and index keys);
+  why each one is there is docs/capacity.md, "Every read and write of a checkout".
+* **capacity**: `bench/capacity.py`, the quota model of docs/capacity.md (`python -m bench.capacity`
+  prints its full tables): checkouts/s per region at AWS default quotas for 1, 3 and 10 orders, the
+  quota that binds first, the raises for 5,000 and 20,000 checkouts/s, the wallet shards for one
+  seller at 10,000 credits/s. A model, not a load test: quota values are the documented defaults.
 * **hot seller**: `shard_of` over 10,000 random order ids of one seller; the ceiling is
   500 credits/s per shard item (a transactional write of an item < 1 KB is 2 WCU; 1,000 WCU/s per
   partition) times credits / credits on the hottest shard. The other two items of a credit

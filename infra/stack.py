@@ -11,6 +11,7 @@ from infra.constructs.ledger import Ledger
 from infra.constructs.observability import Observability
 from infra.constructs.payment_workflow import PaymentWorkflow, state_machine_arns
 from infra.constructs.reconciliation import Reconciliation
+from infra.constructs.recovery import Recovery
 from infra.constructs.simulated_psp import SimulatedPsp
 from infra.constructs.tables import PaymentTables
 from infra.constructs.wallet import Wallet
@@ -52,6 +53,7 @@ class PaymentsStack(cdk.Stack):
             wallet_function=wallet.function,
             ledger_function=ledger.function,
         )
+        recovery = Recovery(self, "Recovery", stage=stage, code=code, tables=tables, state_machine_arn=state_machine_arn)
         reconciliation = Reconciliation(self, "Reconciliation", stage=stage, code=code, tables=tables)
         psp = SimulatedPsp(
             self, "SimulatedPsp", stage=stage, code=code, tables=tables, settlement_bucket=reconciliation.bucket
@@ -68,6 +70,7 @@ class PaymentsStack(cdk.Stack):
                 workflow.executor,
                 wallet.function,
                 ledger.function,
+                recovery.function,
                 reconciliation.function,
                 psp.function,
             ],

@@ -34,6 +34,9 @@ class Stage:
     ledger_total_shards: int  # trial-balance total items per currency; only ever increase it
     retain_all_data: bool  # False: non-money tables, log groups and keys go with the stack
     alarm_email: str | None
+    #: the payment workflow's type: EXPRESS (default: priced per execution, no transition quota)
+    #: or STANDARD (exactly-once transitions, name-deduplicated starts, durable history)
+    workflow_type: str = "EXPRESS"
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> "Stage":
@@ -61,6 +64,7 @@ class Stage:
             ledger_total_shards=int(values["ledgerTotalShards"]),
             retain_all_data=bool(values["retainAllData"]),
             alarm_email=value("alarmEmail") or None,
+            workflow_type=_workflow_type(value("workflowType")),
         )
 
     @property
@@ -89,6 +93,16 @@ class Stage:
             return _RETENTION[self.log_retention_days]
         except KeyError:
             raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION)}") from None
+
+
+WORKFLOW_TYPES = ("EXPRESS", "STANDARD")
+
+
+def _workflow_type(value: Any) -> str:
+    chosen = str(value or "EXPRESS").upper()
+    if chosen not in WORKFLOW_TYPES:
+        raise ValueError(f"workflowType must be one of {WORKFLOW_TYPES}, not {value!r}")
+    return chosen
 
 
 _RETENTION = {

@@ -31,6 +31,14 @@ class Settings(BaseModel):
     wallet_shards: int = Field(default=4, ge=1, le=64)
     #: running-total items per currency in the ledger (trial balance)
     ledger_total_shards: int = Field(default=8, ge=1, le=64)
+    #: automatic recovery (payments.recovery): a payment unfinished this long after it was accepted
+    #: (or after its last re-drive, or after an order was parked) is re-driven. Longer than an Express
+    #: execution may live (5 minutes), so a re-drive never overtakes a live first execution in AWS.
+    recovery_delay_seconds: float = Field(default=360.0, gt=0)
+    #: re-drives of one payment before its unfinished orders are parked NEEDS_ATTENTION (alarm)
+    recovery_max_attempts: int = Field(default=3, ge=1, le=20)
+    #: partitions of the by_recovery_due index (spreads its writes; only ever increase it)
+    recovery_shards: int = Field(default=16, ge=1, le=256)
     #: name of the PSP whose settlement files reconcile against our ledger
     psp_name: str = Field(default="simulated-psp")
     #: which PSP adapter the executor charges through: "simulator" or "adyen" (its own ADYEN_* settings)

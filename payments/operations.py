@@ -3,7 +3,9 @@
 * ``payments stuck --older-than 15m``  payments still ``PENDING``/``PROCESSING`` after the
   deadline, and payments with an order parked ``NEEDS_ATTENTION``; exit 1 if any.
 * ``payments resume CHECKOUT_ID``       re-runs the checkout's workflow as a new execution
-  of the same state machine named ``<checkout_id>-resume-<n>`` with the original input.
+  of the same state machine named ``<checkout_id>-resume-<n>`` with the original input
+  (Express: ``<checkout_id>-resume-<time>``, watched through the payment, since Express
+  executions cannot be described).
   Every step is idempotent (the executor asks the PSP before charging, the wallet credit
   and the ledger transaction are conditional on a per-order marker), so re-running the
   whole workflow only does what is missing, and ``FinalizePayment`` re-derives the
@@ -131,13 +133,26 @@ def workflow_input(checkout_id: str, repo: PaymentsRepository | None = None) -> 
     }
 
 
+def workflow_type(machine: str) -> str:
+    """EXPRESS or STANDARD (the payment workflow's type is a per-stage setting)."""
+    return str(aws.client("stepfunctions").describe_state_machine(stateMachineArn=machine).get("type", "STANDARD"))
+
+
 def start_resume_execution(checkout_id: str, repo: PaymentsRepository | None = None) -> tuple[str, str]:
-    """Start ``<checkout_id>-resume-<n>`` (the first free n, or join one still running). Returns (name, arn)."""
+    """Start ``<checkout_id>-resume-<n>`` (the first free n, or join one still running). Returns (name, arn).
+
+    An Express workflow has no DescribeExecution (and no name deduplication): its resume is started
+    under a name of its own and its ARN is returned empty; :func:`resume` then watches the payment.
+    """
     sfn = aws.client("stepfunctions")
     machine = settings().state_machine_arn
     if not machine:
         raise RuntimeError("STATE_MACHINE_ARN is not set: cannot resume")
     execution_input = json.dumps(workflow_input(checkout_id, repo), sort_keys=True)
+    if workflow_type(machine) == "EXPRESS":
+        name = f"{checkout_id}-resume-{clock.now().strftime('%Y%m%dT%H%M%S%f')}"[:80]
+        sfn.start_execution(stateMachineArn=machine, name=name, input=execution_input)
+        return name, ""
     prefix = machine.replace(":stateMachine:", ":execution:") + ":"
     for n in range(1, MAX_RESUMES + 1):
         name = f"{checkout_id}-resume-{n}"
@@ -170,34 +185,33 @@ def wait_execution(arn: str, timeout: float, interval: float = 0.5) -> str:
         time.sleep(interval)
 
 
+def wait_payment(checkout_id: str, since: str, timeout: float, repo: PaymentsRepository, interval: float = 0.5) -> str:
+    """The outcome of an Express re-run, seen in the payments table once its FinalizePayment wrote the
+    payment (``updated_at`` after ``since``): SUCCEEDED when it is done, PARKED when an order is still
+    parked; TIMED_OUT when no finalize came in time (an Express execution lives at most 5 minutes)."""
+    deadline = time.monotonic() + min(timeout, 330.0)
+    while True:
+        payment = repo.get(checkout_id)
+        if payment.is_payment_done:
+            return "SUCCEEDED"
+        if (payment.updated_at or "") >= since and any(o.needs_attention for o in repo.orders_of(payment)):
+            return "PARKED"
+        if time.monotonic() > deadline:
+            return "TIMED_OUT"
+        time.sleep(interval)
+
+
 def clear_attention(payment_order_id: str, resolution: str, repo: PaymentsRepository | None = None) -> bool:
-    """Clear NEEDS_ATTENTION on an order that is settled now (FAILED, or SUCCESS with its wallet
-    credit and ledger transaction); keep the reason and record when and how. False if it is not."""
-    repo = repo or PaymentsRepository()
-    try:
-        repo.ddb.update_item(
-            TableName=repo.table,
-            Key=order_key(payment_order_id),
-            UpdateExpression="SET needs_attention = :no, attention_resolved_at = :now, attention_resolution = :how, updated_at = :now",
-            ConditionExpression="needs_attention = :yes AND (#status = :failed OR (#status = :success AND wallet_updated = :yes AND ledger_updated = :yes))",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=to_values(
-                {":no": False, ":yes": True, ":now": clock.now_iso(), ":how": resolution[:500],
-                 ":failed": OrderStatus.FAILED.value, ":success": OrderStatus.SUCCESS.value}
-            ),
-        )
-    except ClientError as err:
-        if is_condition_failure(err):
-            return False
-        raise
-    return True
+    """Clear NEEDS_ATTENTION on an order that is settled now (see ``PaymentsRepository.clear_attention``)."""
+    return (repo or PaymentsRepository()).clear_attention(payment_order_id, resolution)
 
 
 def resume(checkout_id: str, *, timeout: float = 600.0, repo: PaymentsRepository | None = None) -> ResumeResult:
     """Re-run a checkout's idempotent workflow, wait for it, clear the flags of what it settled."""
     repo = repo or PaymentsRepository()
+    since = clock.now_iso()
     name, arn = start_resume_execution(checkout_id, repo)
-    status = wait_execution(arn, timeout)
+    status = wait_execution(arn, timeout) if arn else wait_payment(checkout_id, since, timeout, repo)
     payment = repo.get(checkout_id)
     orders = repo.orders_of(payment)
     cleared, still = [], []

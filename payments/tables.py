@@ -16,6 +16,7 @@ class Index:
     name: str
     partition_key: str
     sort_key: str | None = None
+    projection: str = "ALL"  # ALL or KEYS_ONLY
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ class Table:
 
 TABLES: tuple[Table, ...] = (
     # payment events and payment orders (payments.repositories.payments)
-    Table("payments_table", "pk", "sk"),
+    # by_recovery_due: a sparse index of the payments not finished yet (payments.recovery), keys only:
+    # only the payment item carries `unfinished` (a shard, "U#<n>") and `recovery_due` (ISO time)
+    Table("payments_table", "pk", "sk", (Index("by_recovery_due", "unfinished", "recovery_due", "KEYS_ONLY"),)),
     # seller balances (sharded) and credit markers (payments.repositories.wallet)
     Table("wallets_table", "pk", "sk"),
     # append-only double-entry transactions and trial-balance totals
@@ -58,7 +61,7 @@ def create_table_request(table: Table, name: str) -> dict[str, Any]:
     }
     if table.indexes:
         request["GlobalSecondaryIndexes"] = [
-            {"IndexName": i.name, "KeySchema": _key_schema(i.partition_key, i.sort_key), "Projection": {"ProjectionType": "ALL"}}
+            {"IndexName": i.name, "KeySchema": _key_schema(i.partition_key, i.sort_key), "Projection": {"ProjectionType": i.projection}}
             for i in table.indexes
         ]
     return request

@@ -3,8 +3,14 @@
 ``accept_payment`` runs under Powertools idempotency (see ``api.py``): the
 ``Idempotency-Key`` selects the record, the request body is the payload that a
 reuse of the key must match. Below it, storing is itself idempotent (conditional
-transaction, fingerprint compared on a collision) and the workflow's execution
-name is the checkout id, so a crash anywhere in between is repaired by a retry.
+transaction, fingerprint compared on a collision), and the workflow is started
+only by whoever wins the conditional ``PENDING -> PROCESSING`` move (the
+"started" marker): an Express workflow's starts are not deduplicated by name, so
+the marker, not the orchestrator, keeps a client retry from starting a second
+execution. A crash after storing and before starting (marker won or not, client
+retrying or not) leaves the payment in the recovery index: the recovery function
+re-drives it when it is due (``payments.recovery``). A duplicate execution, if one
+ever starts, is harmless: every task is a conditional write.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from payments.models import (
 from payments.observability import logger, count
 from payments.repositories.dynamo import error_code
 from payments.repositories.ledger import LedgerRepository
-from payments.repositories.payments import PaymentsRepository
+from payments.repositories.payments import PaymentsRepository, recovery_due
 from payments.repositories.wallet import WalletRepository
 from payments.status import PaymentStatus, payment_outcome
 from payments.tasks import FinalizePaymentTask
@@ -66,14 +72,27 @@ def accept_payment(idempotency_key: str, request: PaymentRequest, repo: Payments
     outcome = repo.create(payment, orders)
     if not outcome.created:
         logger.info("payment already stored by an earlier attempt; resuming")
-    start_workflow(payment)
-    repo.move_payment(payment.checkout_id, PaymentStatus.PROCESSING)
+    claimed = repo.claim_start(payment.checkout_id)
+    if claimed:
+        start_workflow(payment)
+    else:
+        logger.info("workflow already started for this checkout (or left to the recovery)")
     count("PaymentsAccepted")
+    if outcome.created and claimed:
+        # just stored and started by this request: the resource as accepted, without reading it back
+        return PaymentOut(
+            checkout_id=payment.checkout_id,
+            status=PaymentStatus.PROCESSING,
+            is_payment_done=False,
+            payment_orders=[o.to_api() for o in orders],
+        ).model_dump(mode="json")
     return payment_view(request.checkout_id, repo).model_dump(mode="json")
 
 
-def start_workflow(payment: PaymentRecord) -> None:
-    """StartExecution named after the checkout: a second start of the same checkout is a no-op."""
+def start_workflow(payment: PaymentRecord, name: str | None = None) -> None:
+    """StartExecution named after the checkout (or ``name``). A Standard workflow refuses a second
+    start of the same name (ExecutionAlreadyExists: already started); an Express one would run it
+    again, which is why the callers start only after a conditional marker (see the module doc)."""
     execution_input = {
         "checkout_id": payment.checkout_id,
         "payment_method": {"type": payment.payment_method_type, "token": payment.payment_method_token},
@@ -82,7 +101,7 @@ def start_workflow(payment: PaymentRecord) -> None:
     try:
         aws.client("stepfunctions").start_execution(
             stateMachineArn=settings().state_machine_arn,
-            name=payment.checkout_id,
+            name=name or payment.checkout_id,
             input=json.dumps(execution_input, sort_keys=True),
         )
     except ClientError as err:
@@ -91,8 +110,14 @@ def start_workflow(payment: PaymentRecord) -> None:
         logger.info("workflow already started for this checkout")
 
 
+#: errors that park an order because a step *refused* (money would be wrong, the PSP saw the key with
+#: another amount, a contradicting signal): a human decides, the recovery does not re-drive them
+REFUSALS = ("InvariantViolation", "PspRequestRejected", "StatusConflict")
+
+
 def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dict[str, Any]:
     """Park unresolved orders, then derive the payment status from the stored orders."""
+    refused = any(r.outcome == "NEEDS_ATTENTION" and (r.error or {}).get("Error") in REFUSALS for r in task.order_results)
     for result in task.order_results:
         if result.outcome == "NEEDS_ATTENTION":
             if repo.get_order(result.payment_order_id).is_settled_internally:
@@ -107,7 +132,15 @@ def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dic
     orders = repo.orders_of(payment)
     status = payment_outcome([o.status for o in orders])
     done = all(o.is_settled_internally for o in orders)
-    moved = repo.move_payment(task.checkout_id, status, is_payment_done=done)
+    for order in orders:
+        if order.needs_attention and order.is_settled_internally:
+            # parked by an earlier execution, settled by this one (a re-drive): resolved, with its audit trail
+            repo.clear_attention(order.payment_order_id, "settled by a later execution of the workflow")
+    # not done (an order parked for a transient cause: retries exhausted): the recovery re-drives it when
+    # due, a bounded number of times; parked by a refusal: out of the recovery's hands
+    moved = repo.move_payment(
+        task.checkout_id, status, is_payment_done=done, recheck_at=None if done else recovery_due(), stop_recovery=refused and not done
+    )
     if not moved:
         logger.warning("payment status not moved", extra={"target": status.value})
     return {"checkout_id": task.checkout_id, "status": status.value, "is_payment_done": done}

@@ -58,22 +58,26 @@ def asl_state_machine(
     task_functions: Mapping[str, lambda_.IFunction],
     log_group: logs.ILogGroup,
     invoked_functions: str,
+    state_machine_type: sfn.StateMachineType = sfn.StateMachineType.STANDARD,
+    log_level: sfn.LogLevel = sfn.LogLevel.ALL,
 ) -> sfn.StateMachine:
-    """The STANDARD state machine ``name`` running ``asl_path`` as written, logged and traced.
+    """The state machine ``name`` (STANDARD unless told) running ``asl_path`` as written, logged and traced.
 
     ``task_functions`` maps each ``${placeholder}`` of the ASL to the function whose ARN fills it; the
     state machine may invoke exactly those functions (``invoked_functions`` names them in the cdk-nag
     acknowledgment). Execution data stays out of the logs: payment inputs carry buyer data and PSP
-    tokens, and the execution history holds every payload anyway.
+    tokens (a Standard execution's history holds every payload anyway). ``log_level``: a Standard
+    workflow logs ``ALL`` (its history is kept by the service too); the Express payment workflow logs
+    ``ERROR`` (its only history is the log; see docs/runbook.md, "Express workflow logs").
     """
     machine = sfn.StateMachine(
         scope,
         construct_id,
         state_machine_name=name,
-        state_machine_type=sfn.StateMachineType.STANDARD,
+        state_machine_type=state_machine_type,
         definition_body=sfn.DefinitionBody.from_string(asl_path.read_text()),  # inline: the states are in the template
         definition_substitutions={key: fn.function_arn for key, fn in task_functions.items()},
-        logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        logs=sfn.LogOptions(destination=log_group, level=log_level, include_execution_data=False),
         tracing_enabled=True,
     )
     # The Task states invoke the functions by their unqualified ARNs.

@@ -30,7 +30,7 @@ class Ledger(Construct):
             code=code,
             name="ledger",
             description="Appends the balanced ledger transaction of a successful payment order (exactly once)",
-            timeout=cdk.Duration.seconds(10),
+            timeout=cdk.Duration.seconds(6),  # below the task's TimeoutSeconds (8) in the ASL
             memory_size=256,
             environment={"LEDGER_TOTAL_SHARDS": str(stage.ledger_total_shards), "PSP_NAME": PSP_NAME},
         )

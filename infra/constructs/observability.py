@@ -6,6 +6,8 @@ Alarms (all to one encrypted SNS topic, optionally subscribed by e-mail):
 * the reconcile state machine (large settlement files): failed, timed-out or aborted executions
   (any of them leaves a file without its report);
 * ``Payments/NeedsAttention`` (service ``payment``): an order parked as NEEDS_ATTENTION;
+* ``Payments/RecoveryGaveUp`` (service ``recovery``): a payment still unfinished after its automatic
+  re-drives, its orders parked NEEDS_ATTENTION;
 * ``Payments/ReconciliationMismatches`` (service ``reconcile``): a settlement mismatch;
 * every function: Errors and Throttles;
 * every table: ThrottledRequests and SystemErrors;
@@ -115,6 +117,14 @@ class Observability(Construct):
             )
         needs_attention = self._custom_metric("NeedsAttention", service="payment")
         self._alarm("NeedsAttention", needs_attention, "A payment order is parked as NEEDS_ATTENTION: resolve it")
+        gave_up = self._custom_metric("RecoveryGaveUp", service="recovery")
+        self._alarm(
+            "RecoveryGaveUp",
+            gave_up,
+            "A payment is still unfinished after its automatic re-drives: its orders are parked NEEDS_ATTENTION "
+            "(docs/runbook.md, 'Automatic recovery')",
+        )
+        redriven = self._custom_metric("PaymentsRedriven", service="recovery")
         mismatches = self._custom_metric("ReconciliationMismatches", service="reconcile")
         self._alarm("ReconciliationMismatches", mismatches, "A settlement file does not match the ledger: see reports/")
         for fn in functions:
@@ -159,8 +169,8 @@ class Observability(Construct):
                 width=12,
             ),
             cloudwatch.GraphWidget(
-                title="Needs attention and reconciliation",
-                left=[needs_attention, mismatches],
+                title="Needs attention, recovery and reconciliation",
+                left=[needs_attention, redriven, gave_up, mismatches],
                 right=[dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")],
                 width=12,
             ),

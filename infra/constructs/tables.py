@@ -50,7 +50,7 @@ class PaymentTables(Construct):
                     index_name=index.name,
                     partition_key=_attribute(index.partition_key),
                     sort_key=_attribute(index.sort_key),
-                    projection_type=dynamodb.ProjectionType.ALL,
+                    projection_type=dynamodb.ProjectionType[index.projection],
                 )
             self._tables[spec.setting] = table
 

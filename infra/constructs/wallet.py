@@ -28,7 +28,7 @@ class Wallet(Construct):
             code=code,
             name="wallet",
             description="Credits the seller's wallet for a successful payment order (exactly once)",
-            timeout=cdk.Duration.seconds(10),
+            timeout=cdk.Duration.seconds(6),  # below the task's TimeoutSeconds (8) in the ASL
             memory_size=256,
             environment={"WALLET_SHARDS": str(stage.wallet_shards)},
         )

@@ -35,6 +35,8 @@ def _chaos(args: argparse.Namespace) -> int:
         settle_timeout=args.timeout,
         reconcile=not args.no_reconcile,
         checkouts_per_day=args.checkouts_per_day,
+        recovery=not args.no_recovery,
+        recovery_delay=args.recovery_delay,
     )
     if not args.verbose:
         # parked orders log an ERROR each (the alarm) and moto logs every task failure: expected here
@@ -66,6 +68,8 @@ def add_commands(subparsers: Any) -> None:
         help="checkouts per simulated PSP day; each day is one settlement file with its own S3 and reconciliation faults (0: the wall clock, one day)",
     )
     chaos.add_argument("--no-reconcile", action="store_true", help="skip the settlement + reconciliation phase")
+    chaos.add_argument("--no-recovery", action="store_true", help="switch the automatic recovery off (a protection removed: crashed starts stay unfinished)")
+    chaos.add_argument("--recovery-delay", type=float, default=45.0, help="seconds a payment may stay unfinished before the recovery re-drives it")
     chaos.add_argument("--verbose", action="store_true", help="keep the functions' and moto's logs")
     chaos.set_defaults(func=_chaos)
 

@@ -60,8 +60,8 @@ LambdaServiceException = _error_class("Lambda.ServiceException")
 RuntimeExitError = _error_class("Runtime.ExitError")
 
 
-#: TimeoutSeconds of every task of stepfunctions/payment.asl.json
-TASK_TIMEOUT_SECONDS = 30
+#: TimeoutSeconds of each task of stepfunctions/payment.asl.json
+TASK_TIMEOUT_SECONDS = s.TASK_TIMEOUTS
 
 
 class ChaosCrash(Exception):
@@ -172,6 +172,27 @@ class ChaosInjector:
         executor_handler.default_psp = lambda: ChaosPsp(self._on_calendar(real_factory()), self)  # type: ignore[assignment]
         self._restore.append(lambda: setattr(executor_handler, "default_psp", real_factory))
 
+        # the payment function's crash between storing a checkout and starting its workflow
+        import functions.payment.logic as payment_logic
+        from payments.repositories.payments import PaymentsRepository
+
+        real_claim, real_start = PaymentsRepository.claim_start, payment_logic.start_workflow
+        injector = self
+
+        def claim_start(repo: Any, checkout_id: str) -> bool:
+            injector._start_crash(checkout_id, "before_marker")
+            return real_claim(repo, checkout_id)
+
+        def start_workflow(payment: Any, name: str | None = None) -> None:
+            if name is None:
+                injector._start_crash(payment.checkout_id, "after_marker")
+            real_start(payment, name)
+
+        PaymentsRepository.claim_start = claim_start  # type: ignore[method-assign]
+        payment_logic.start_workflow = start_workflow  # type: ignore[assignment]
+        self._restore.append(lambda: setattr(PaymentsRepository, "claim_start", real_claim))
+        self._restore.append(lambda: setattr(payment_logic, "start_workflow", real_start))
+
         if self.time_scale != 1.0:
             from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
@@ -195,6 +216,31 @@ class ChaosInjector:
     def __exit__(self, *exc: object) -> None:
         self.uninstall()
 
+    # --- the payment function and the Express workflow -------------------------------------------
+    def _start_crash(self, checkout_id: str, point: str) -> None:
+        """Crash the payment function at ``point`` for a scheduled checkout, the first time only."""
+        if not self.enabled or self.schedule.start_crash(checkout_id) != point:
+            return
+        if self.next_attempt("start_crash", checkout_id) != 1:
+            return
+        self.log.add(s.START_CRASH, "payment", checkout_id, 1, point)
+        raise ChaosCrash(f"chaos: the payment function crashed for {checkout_id} after storing it, before starting its workflow ({point})")
+
+    def _lose_execution(self, checkout_id: str) -> None:
+        """Stop the first execution of a scheduled checkout (its name is the checkout id): an Express
+        execution lost midway. Nothing after the running task happens; the recovery re-drives it."""
+        if not self.enabled or not self.schedule.express_lost(checkout_id) or self.next_attempt("express_lost", checkout_id) != 1:
+            return
+        sfn = aws.client("stepfunctions")
+        arn = settings().state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + checkout_id
+        try:
+            if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+                return
+            sfn.stop_execution(executionArn=arn, error="Chaos.ExecutionLost", cause="an Express execution lost midway")
+        except ClientError:  # not started under its own name (its start crashed): nothing to lose
+            return
+        self.log.add(s.EXPRESS_LOST, "workflow", checkout_id, 1)
+
     # --- attempts ------------------------------------------------------------------------------
     def next_attempt(self, *what: str) -> int:
         with self._lock:
@@ -217,6 +263,11 @@ class ChaosInjector:
             step, key = where
             attempt = self.next_attempt("lambda", step, key)
             kind = self.schedule.lambda_fault(step, key, attempt)
+            if step == "executor" and self.schedule.express_lost(str(event.get("checkout_id", ""))):
+                try:
+                    return self._invoke(kind, step, key, attempt, handler, event, context)
+                finally:  # lost right after its first charge attempt: the task's writes stand, nothing follows
+                    self._lose_execution(str(event["checkout_id"]))
             return self._invoke(kind, step, key, attempt, handler, event, context)
 
         return invoke
@@ -249,7 +300,7 @@ class ChaosInjector:
         if kind == s.TIMEOUT:
             # a real States.Timeout: the task outlives the state's TimeoutSeconds, the state machine
             # gives up and retries, and this invocation still completes its writes afterwards
-            time.sleep(TASK_TIMEOUT_SECONDS + 0.5)
+            time.sleep(TASK_TIMEOUT_SECONDS[step] + 0.5)
             return run()
         if kind in (s.CRASH_AFTER, s.RUNTIME_EXIT):
             run()

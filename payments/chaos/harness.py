@@ -4,9 +4,16 @@ Phases (each one is also a check):
 
 1. **submit** every checkout through the HTTP API (``POST /v1/payments``, retried with the
    same ``Idempotency-Key`` on a 503/409 as a client should); for a seeded share, start a
-   second execution of the same checkout (another name, the same input): two workflows race;
+   second execution of the same checkout (another name, the same input): two workflows race.
+   The Express faults: for a seeded share the payment function crashes after storing the
+   checkout and before starting its workflow, and the client never retries (``start_crash``);
+   the same execution runs a second time, overlapping the first (``express_twice``); the
+   first execution is lost midway, right after its first charge (``express_lost``);
 2. **settle**: wait until every checkout is final or parked NEEDS_ATTENTION and no
-   execution is running;
+   execution is running, **without an operator's command**: the recovery schedule
+   (``functions/recovery``, every ``recovery_interval`` s, deadline ``recovery_delay`` s) is
+   what finishes the crashed and lost ones. With ``recovery=False`` they stay unfinished
+   and the run reports the violation;
 3. **audit** (invariants 1-6 over all stored data, ``payments.invariants.check_current``)
    and **stuck detection** (``payments stuck``: exactly the unfinished or parked payments);
 4. **resume** every parked checkout with the runbook's ``payments resume`` (faults off: the
@@ -72,6 +79,11 @@ class ChaosConfig:
     reconcile: bool = True
     #: checkouts per simulated PSP day (each day is one settlement file); 0: the wall clock
     checkouts_per_day: int = 6
+    #: automatic recovery (functions/recovery) runs during the run; False: a protection removed
+    recovery: bool = True
+    #: the recovery's deadline (RECOVERY_DELAY_SECONDS) and schedule period during the run, seconds
+    recovery_delay: float = 45.0
+    recovery_interval: float = 2.0
     #: a late *repeat* of the final outcome must also be recorded as an anomaly (ARCHITECTURE.md
     #: invariant 5 says so; the code treats an identical repeat as a harmless no-op)
 
@@ -90,6 +102,9 @@ class ChaosResult:
     orders_by_status: Counter[str] = field(default_factory=Counter)
     parked: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
+    #: checkouts the recovery re-drove at least once, and those it gave up on (parked)
+    redriven: list[str] = field(default_factory=list)
+    recovery_gave_up: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
     reports: dict[str, Report] = field(default_factory=dict)
@@ -146,19 +161,30 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
     injector = ChaosInjector(schedule, log, time_scale=config.time_scale, calendar=calendar.charged_at if config.checkouts_per_day else None)
     client = ApiClient(api_url, timeout=60)
     repo = PaymentsRepository()
+    recovery = _Recovery(config)
     try:
         mark = time.monotonic()
-        with injector:
+        with injector, recovery:
             # 1. submit
             _submit(client, scenario.checkouts, schedule, log, checks, config, out)
             result.phases["submit"] = time.monotonic() - mark
             mark = time.monotonic()
             # 2. settle
-            pending = _wait_settled(client, [c["checkout_id"] for c in scenario.checkouts], config.settle_timeout)
+            ids = [c["checkout_id"] for c in scenario.checkouts]
+            pending = _wait_settled(client, ids, config.settle_timeout)
             checks.check("every checkout final or parked within the deadline", not pending, f"{len(pending)} unsettled, e.g. {sorted(pending)[:5]}")
+            for checkout_id in ids:
+                checks.check(
+                    "a checkout ends final or NEEDS_ATTENTION without an operator's command",
+                    checkout_id not in pending,
+                    f"{checkout_id}: still unfinished after {config.settle_timeout:.0f} s (recovery {'on' if config.recovery else 'OFF'})",
+                )
             result.phases["settle"] = time.monotonic() - mark
             mark = time.monotonic()
             injector.enabled = False
+            recovery.pause()
+            _wait_no_execution(120)
+            result.redriven, result.recovery_gave_up = _recovered(repo, prefix)
             # 3. audit + stuck detection
             before = checks.audit("after the run")
             out(f"chaos: audit after the run: {sum(before.checks.values())} invariant checks, {len(before.violations)} violations, {len(before.needs_attention)} parked")
@@ -219,8 +245,17 @@ def _submit(
             elapsed = time.monotonic() - started
             out(f"chaos: submitted {done}/{len(checkouts)} in {elapsed:.0f} s ({done / elapsed:.2f}/s), {len(log.events)} faults so far")
 
+    def start_again(name: str, execution_input: dict[str, Any]) -> None:
+        sfn.start_execution(stateMachineArn=settings().state_machine_arn, name=name, input=json.dumps(execution_input, sort_keys=True))
+
     def submit(checkout: dict[str, Any]) -> None:
         key = f"idem-{checkout['checkout_id']}"
+        if schedule.start_crash(checkout["checkout_id"]):
+            # the payment function crashes after storing, before starting; this client never retries
+            reply = client.pay(checkout, key)
+            checks.check("a POST whose function crashed is answered 5xx (and not retried)", reply.status >= 500, f"{checkout['checkout_id']}: {reply.status} {reply.body}")
+            progress()
+            return
         reply = None
         for attempt in range(6):
             reply = client.pay(checkout, key)
@@ -229,20 +264,95 @@ def _submit(
             time.sleep(0.2 * (attempt + 1))
         assert reply is not None
         checks.check("POST /v1/payments answered 202", reply.status == 202, f"{checkout['checkout_id']}: {reply.status} {reply.body}")
+        execution_input = {
+            "checkout_id": checkout["checkout_id"],
+            "payment_method": checkout["payment_method"],
+            "payment_orders": [{"payment_order_id": o["payment_order_id"]} for o in checkout["payment_orders"]],
+        }
         if reply.status == 202 and schedule.race_execution(checkout["checkout_id"]):
-            execution_input = {
-                "checkout_id": checkout["checkout_id"],
-                "payment_method": checkout["payment_method"],
-                "payment_orders": [{"payment_order_id": o["payment_order_id"]} for o in checkout["payment_orders"]],
-            }
-            sfn.start_execution(
-                stateMachineArn=settings().state_machine_arn, name=f"{checkout['checkout_id']}-race", input=json.dumps(execution_input, sort_keys=True)
-            )
+            start_again(f"{checkout['checkout_id']}-race", execution_input)
             log.add(s.RACE_EXECUTION, "workflow", checkout["checkout_id"], 1)
+        delay = schedule.express_twice(checkout["checkout_id"])
+        if reply.status == 202 and delay is not None:
+            # Express is at-least-once: the same execution runs again, overlapping the first at some point.
+            # (moto deduplicates names like Standard, so the second run gets a name of its own.)
+            time.sleep(delay)
+            start_again(f"{checkout['checkout_id']}-twice", execution_input)
+            log.add(s.EXPRESS_TWICE, "workflow", checkout["checkout_id"], 1, f"after {delay} s")
         progress()
 
     with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
         list(pool.map(submit, checkouts))
+
+
+class _Recovery:
+    """The local runtime's recovery schedule, set for the run (deadline, period, on/off), restored after."""
+
+    def __init__(self, config: ChaosConfig):
+        from payments.local import runtime as local_runtime
+
+        self.config = config
+        self.schedule = local_runtime.CURRENT.recovery if local_runtime.CURRENT is not None else None
+        self._saved: tuple[Any, ...] | None = None
+
+    def __enter__(self) -> "_Recovery":
+        import os
+
+        from payments.config import reset_settings
+
+        if self.schedule is None:
+            if self.config.recovery:
+                raise RuntimeError("the chaos harness needs the local runtime of this process for its recovery schedule")
+            return self
+        self._saved = (self.schedule.enabled, self.schedule.interval, os.environ.get("RECOVERY_DELAY_SECONDS"))
+        os.environ["RECOVERY_DELAY_SECONDS"] = str(self.config.recovery_delay)
+        reset_settings()
+        self.schedule.interval = self.config.recovery_interval
+        self.schedule.enabled = self.config.recovery
+        return self
+
+    def pause(self) -> None:
+        """No new recovery run; the one in progress, if any, ends first."""
+        if self.schedule is not None:
+            self.schedule.enabled = False
+            with self.schedule._lock:
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        from payments.config import reset_settings
+
+        if self.schedule is None or self._saved is None:
+            return
+        self.pause()
+        enabled, interval, delay = self._saved
+        if delay is None:
+            os.environ.pop("RECOVERY_DELAY_SECONDS", None)
+        else:
+            os.environ["RECOVERY_DELAY_SECONDS"] = delay
+        reset_settings()
+        self.schedule.interval, self.schedule.enabled = interval, enabled
+
+
+def _wait_no_execution(timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _running_executions() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def _recovered(repo: PaymentsRepository, prefix: str) -> tuple[list[str], list[str]]:
+    """(checkouts re-driven by the recovery, checkouts it gave up on) of this run."""
+    redriven, gave_up = [], []
+    for item in repo.ddb.get_paginator("scan").paginate(TableName=repo.table, ConsistentRead=True):
+        for raw in item.get("Items", []):
+            if raw["sk"]["S"] != "PAYMENT" or not raw["pk"]["S"].startswith(f"CHECKOUT#{prefix}"):
+                continue
+            if "recovery_attempts" in raw:
+                redriven.append(raw["pk"]["S"].removeprefix("CHECKOUT#"))
+            if "recovery_gave_up_at" in raw:
+                gave_up.append(raw["pk"]["S"].removeprefix("CHECKOUT#"))
+    return sorted(redriven), sorted(gave_up)
 
 
 def _running_executions() -> int:
@@ -528,6 +638,8 @@ def print_report(result: ChaosResult, out: Printer = print) -> None:
     out("")
     out(f"Checkouts: {result.checkouts} ({result.orders} payment orders); orders by status: "
         + ", ".join(f"{k} {v}" for k, v in sorted(result.orders_by_status.items())))
+    out(f"Recovered without an operator: {len(result.redriven)} checkouts re-driven by the recovery schedule, "
+        f"{len(result.recovery_gave_up)} given up (parked NEEDS_ATTENTION)")
     out(f"Parked NEEDS_ATTENTION after the run: {len(result.parked)} payment orders; checkouts resumed with `payments resume`: {len(result.resumed)}")
     out(f"Faults injected ({sum(result.faults.values())}):")
     for kind, count in sorted(result.faults.items()):

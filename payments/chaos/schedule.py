@@ -17,11 +17,25 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 #: the state machine's task steps (and the reconcile function) the schedule knows
 TASK_STEPS = ("executor", "wallet", "ledger", "finalize")
-#: attempts the ASL allows per step (stepfunctions/payment.asl.json: 1 + MaxAttempts)
-ASL_ATTEMPTS = {"executor": 7, "wallet": 9, "ledger": 9, "finalize": 9, "reconcile": 3}
+#: the ASL state of each task step
+_STATE_OF_STEP = {"executor": "ExecutePaymentOrder", "wallet": "UpdateWallet", "ledger": "AppendLedger", "finalize": "FinalizePayment"}
+
+
+def _asl_tasks() -> dict[str, dict[str, object]]:
+    asl = json.loads((Path(__file__).resolve().parents[2] / "stepfunctions" / "payment.asl.json").read_text())
+    states = {**asl["States"], **asl["States"]["ProcessPaymentOrders"]["ItemProcessor"]["States"]}
+    return {step: states[name] for step, name in _STATE_OF_STEP.items()}
+
+
+#: attempts the ASL allows per step (stepfunctions/payment.asl.json: 1 + MaxAttempts), read from it;
+#: reconcile: Lambda's asynchronous invocation (1 + 2 retries)
+ASL_ATTEMPTS = {step: 1 + sum(r["MaxAttempts"] for r in task["Retry"]) for step, task in _asl_tasks().items()} | {"reconcile": 3}  # type: ignore[attr-defined]
+#: TimeoutSeconds of each task step, read from the ASL
+TASK_TIMEOUTS = {step: float(task["TimeoutSeconds"]) for step, task in _asl_tasks().items()}  # type: ignore[arg-type]
 
 # Lambda-level faults (one per task attempt)
 CRASH_BEFORE = "crash_before"  # the invocation fails before the handler runs (Lambda.ServiceException)
@@ -47,6 +61,11 @@ PSP_LOOKUP_OUTAGE = "psp_lookup_outage"  # the status lookup after an unknown ou
 
 # workflow-level and later faults
 RACE_EXECUTION = "race_execution"  # a second execution of the same checkout (another name, same input)
+# the payment function and the Express workflow (recovered by functions/recovery, without an operator)
+START_CRASH = "start_crash"  # the payment function crashes after storing, before starting; the client never retries
+START_CRASH_POINTS = ("before_marker", "after_marker")  # before or after the conditional PENDING -> PROCESSING
+EXPRESS_TWICE = "express_twice"  # an Express execution runs twice: the same input again, overlapping the first
+EXPRESS_LOST = "express_lost"  # an Express execution is lost midway (after its first charge): nothing after it runs
 LATE_CONTRADICTING = "late_contradicting"  # a late PSP notification contradicting the final outcome
 LATE_REPEATED = "late_repeated"  # a late duplicate of the final outcome
 LATE_OUT_OF_ORDER = "late_out_of_order"  # a stale EXECUTING signal arriving after the final one
@@ -91,6 +110,10 @@ class FaultProfile:
     # per checkout / per final order
     race_execution: float = 0.05
     late_notification: float = 0.12
+    # per checkout: the payment function's crash before the start, an execution run twice, lost midway
+    start_crash: float = 0.03
+    express_twice: float = 0.04
+    express_lost: float = 0.03
     # per settlement file (one per simulated PSP day): its event delivered again (and a third
     # time at half the rate); its first attempt crashing midway (its retry crashing again at
     # half the rate; the third and last attempt never does)
@@ -109,7 +132,8 @@ PROFILES: dict[str, FaultProfile] = {
     "none": FaultProfile(
         **{k: 0.0 for k in ("crash_before", "crash_after", "timeout", "duplicate", "race", "slow", "runtime_exit", "persistent",
                             "ddb_throttle", "ddb_internal", "ddb_txn_conflict", "psp_outage", "psp_lost_answer", "psp_slow",
-                            "psp_lookup_outage", "race_execution", "late_notification")},
+                            "psp_lookup_outage", "race_execution", "late_notification", "start_crash", "express_twice",
+                            "express_lost")},
         s3_duplicate=0.0,
         reconcile_crash=0.0,
     ),
@@ -117,6 +141,7 @@ PROFILES: dict[str, FaultProfile] = {
         crash_before=0.10, crash_after=0.10, timeout=0.05, duplicate=0.10, race=0.08, slow=0.05, runtime_exit=0.01,
         persistent=0.01, ddb_throttle=0.05, ddb_internal=0.01, ddb_txn_conflict=0.05, psp_outage=0.15,
         psp_lost_answer=0.15, psp_lookup_outage=0.15, race_execution=0.10, late_notification=0.2,
+        start_crash=0.06, express_twice=0.08, express_lost=0.06,
     ),
 }
 
@@ -216,6 +241,23 @@ class FaultSchedule:
     def race_execution(self, checkout_id: str) -> bool:
         return unit(self.seed, "race_execution", self.logical(checkout_id)) < self.profile.race_execution
 
+    def start_crash(self, checkout_id: str) -> str | None:
+        """Where the payment function crashes for this checkout, if it does (START_CRASH_POINTS)."""
+        key = self.logical(checkout_id)
+        if unit(self.seed, "start_crash", key) >= self.profile.start_crash:
+            return None
+        return START_CRASH_POINTS[int(unit(self.seed, "start_crash_point", key) * len(START_CRASH_POINTS))]
+
+    def express_twice(self, checkout_id: str) -> float | None:
+        """Seconds after the first start at which the same execution starts again, if it does."""
+        key = self.logical(checkout_id)
+        if unit(self.seed, "express_twice", key) >= self.profile.express_twice:
+            return None
+        return round(2.0 * unit(self.seed, "express_twice_delay", key), 3)
+
+    def express_lost(self, checkout_id: str) -> bool:
+        return unit(self.seed, "express_lost", self.logical(checkout_id)) < self.profile.express_lost
+
     def late_notification(self, payment_order_id: str) -> str | None:
         key = self.logical(payment_order_id)
         if unit(self.seed, "late", key) >= self.profile.late_notification:
@@ -237,6 +279,10 @@ class FaultSchedule:
         for checkout in checkouts:
             cid = self.logical(str(checkout["checkout_id"]))
             yield f"{cid} race_execution={self.race_execution(cid)}"
+            crash, twice, lost = self.start_crash(cid), self.express_twice(cid), self.express_lost(cid)
+            yield f"{cid} start {START_CRASH if crash else None}"
+            yield f"{cid} twice {EXPRESS_TWICE if twice is not None else None}"
+            yield f"{cid} lost {EXPRESS_LOST if lost else None}"
             for attempt in range(1, ASL_ATTEMPTS["finalize"] + 1):
                 yield f"{cid} finalize#{attempt} {self.lambda_fault('finalize', cid, attempt)}"
                 for call in range(8):

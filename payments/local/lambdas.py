@@ -35,6 +35,7 @@ FUNCTIONS: dict[str, str] = {
     "payments-ledger": "functions.ledger.handler:handler",
     "payments-reconcile": "functions.reconcile.handler:handler",
     "payments-psp-settle": "functions.psp.handler:handler",
+    "payments-recovery": "functions.recovery.handler:handler",
 }
 
 ASYNC_RETRIES = 2

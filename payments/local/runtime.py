@@ -7,7 +7,17 @@
   very ``stepfunctions/payment.asl.json`` that the CDK stack deploys, executed by
   moto's ASL interpreter with Lambda tasks dispatched to the in-process handlers;
 * the HTTP API on ``port``: each request becomes an API Gateway REST proxy event
-  for ``functions/payment/handler.py``.
+  for ``functions/payment/handler.py``;
+* the recovery schedule: a thread that invokes ``functions/recovery`` every
+  ``recovery_interval`` seconds, as the EventBridge rule does every minute in AWS.
+
+The payment state machine is created with the deployed type (``PAYMENTS_WORKFLOW_TYPE``,
+default EXPRESS, as ``cdk.json``): moto then checks the ASL with its Express static
+analyser. What moto does not emulate of Express (docs/runbook.md, "Express locally"):
+it deduplicates execution names and keeps a history like Standard, and it does not end
+an execution at 5 minutes. The code never relies on either: starts are guarded by the
+conditional marker, re-drives and resumes have names of their own, and the chaos harness
+injects the Express behaviours (an execution run twice, an execution lost midway).
 """
 
 from __future__ import annotations
@@ -47,6 +57,41 @@ ASL_FUNCTIONS = {
 }
 
 
+#: the runtime started last in this process (the chaos harness drives its recovery schedule)
+CURRENT: "LocalRuntime | None" = None
+
+
+class RecoverySchedule:
+    """Invokes the recovery function every ``interval`` seconds while ``enabled`` (EventBridge's rule)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.enabled = interval > 0
+        self.runs = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="recovery-schedule", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def run_now(self) -> Any:
+        """One recovery run, through the in-process Lambda dispatcher (as the schedule invokes it)."""
+        with self._lock:  # one run at a time, as a reserved concurrency of 1 would
+            payload, errored = lambdas.DISPATCHER.invoke("payments-recovery", {"source": "aws.events", "detail-type": "Scheduled Event"})
+            self.runs += 1
+        return json.loads(payload) if payload else None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(max(0.2, self.interval)):
+            if self.enabled:
+                self.run_now()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -71,8 +116,18 @@ class Endpoints:
 
 
 class LocalRuntime:
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, aws_port: int | None = None, quiet: bool = True, in_process: bool | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        aws_port: int | None = None,
+        quiet: bool = True,
+        in_process: bool | None = None,
+        recovery_interval: float = 10.0,
+    ):
         self.host = host
+        self.recovery = RecoverySchedule(recovery_interval)
+        self.workflow_type = os.environ.get("PAYMENTS_WORKFLOW_TYPE", "EXPRESS").upper()
         #: this process's own AWS calls reach moto without HTTP (payments/local/inprocess.py);
         #: PAYMENTS_LOCAL_TRANSPORT=http sends them over the socket (to watch them, or compare)
         self.in_process = in_process if in_process is not None else os.environ.get("PAYMENTS_LOCAL_TRANSPORT", "inprocess") != "http"
@@ -116,9 +171,16 @@ class LocalRuntime:
         from payments.local.http_api import serve_api
 
         self._http = serve_api(self.host, self.port)
+        self.recovery.start()
+        global CURRENT
+        CURRENT = self
         return Endpoints(self.api_url, self.aws_url, self.settings)
 
     def stop(self) -> None:
+        global CURRENT
+        if CURRENT is self:
+            CURRENT = None
+        self.recovery.stop()
         if self._http is not None:
             self._http.shutdown()
         if self._moto is not None:
@@ -186,7 +248,7 @@ class LocalRuntime:
 
         sfn = boto3.client("stepfunctions", endpoint_url=self.aws_url, region_name=REGION)
         definition = render_asl(ROOT / "stepfunctions" / "payment.asl.json", {k: arns[v] for k, v in ASL_FUNCTIONS.items()})
-        created = sfn.create_state_machine(name="payments-payment", definition=definition, roleArn=ROLE_ARN, type="STANDARD")
+        created = sfn.create_state_machine(name="payments-payment", definition=definition, roleArn=ROLE_ARN, type=self.workflow_type)
         assert created["stateMachineArn"] == s.state_machine_arn, created["stateMachineArn"]
 
         s3 = boto3.client("s3", endpoint_url=self.aws_url, region_name=REGION)

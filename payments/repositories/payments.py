@@ -5,6 +5,12 @@ Item layout (``pk``, ``sk``):
 * payment  ``CHECKOUT#<checkout_id>`` / ``PAYMENT`` : :class:`PaymentRecord`
 * order    ``ORDER#<payment_order_id>`` / ``ORDER`` : :class:`OrderRecord`
 
+A payment not finished yet also carries ``unfinished`` (``U#<shard>``) and
+``recovery_due`` (ISO time): the keys of the sparse ``by_recovery_due`` index that
+the recovery function (:mod:`payments.recovery`) queries; both are removed when the
+payment is done (``is_payment_done``), so the index holds only the live payments.
+``recovery_attempts`` counts the recovery's re-drives (a conditional counter).
+
 A payment and all its orders are created in one transaction, each item
 conditioned on ``attribute_not_exists(pk)``: a checkout id or payment order id is
 used once, system-wide. Statuses move forward only, through condition
@@ -13,8 +19,10 @@ expressions built from :mod:`payments.status`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -44,6 +52,17 @@ def order_key(payment_order_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"ORDER#{payment_order_id}"}, "sk": {"S": "ORDER"}}
 
 
+def recovery_shard(checkout_id: str, shards: int) -> str:
+    """The ``unfinished`` value of a payment: its partition of the by_recovery_due index."""
+    return f"U#{int.from_bytes(hashlib.sha256(checkout_id.encode()).digest()[:4], 'big') % shards}"
+
+
+def recovery_due(seconds: float | None = None) -> str:
+    """The ISO time ``seconds`` (default: the recovery delay) from now: when recovery looks again."""
+    delay = settings().recovery_delay_seconds if seconds is None else seconds
+    return (clock.now() + timedelta(seconds=delay)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass(frozen=True)
 class CreateOutcome:
     payment: PaymentRecord
@@ -60,7 +79,10 @@ class PaymentsRepository:
         """Store the payment event and its orders atomically, or find the identical earlier one."""
         now = clock.now_iso()
         payment = payment.model_copy(update={"created_at": now, "updated_at": now})
-        items = [{"pk": f"CHECKOUT#{payment.checkout_id}", "sk": "PAYMENT", **payment.model_dump(mode="json")}]
+        # the payment enters the recovery index at once: if nothing finishes it before it is due
+        # (a crash before the workflow started, an execution lost), the recovery re-drives it
+        recovery = {"unfinished": recovery_shard(payment.checkout_id, settings().recovery_shards), "recovery_due": recovery_due()}
+        items = [{"pk": f"CHECKOUT#{payment.checkout_id}", "sk": "PAYMENT", **payment.model_dump(mode="json"), **recovery}]
         for order in orders:
             order = order.model_copy(
                 update={
@@ -153,17 +175,34 @@ class PaymentsRepository:
                 yield OrderRecord.model_validate(_strip_keys(item))
 
     # --- payment status ---------------------------------------------------------
-    def move_payment(self, checkout_id: str, target: PaymentStatus, *, is_payment_done: bool = False) -> bool:
+    def move_payment(
+        self,
+        checkout_id: str,
+        target: PaymentStatus,
+        *,
+        is_payment_done: bool = False,
+        recheck_at: str | None = None,
+        stop_recovery: bool = False,
+    ) -> bool:
         """Move the payment status forward; returns False, changing nothing, if it may not.
 
         Entering the status it already has is allowed (a retried finalize), and
-        ``is_payment_done`` only ever goes from false to true.
+        ``is_payment_done`` only ever goes from false to true. A payment done leaves the
+        recovery index; ``recheck_at`` (a payment with parked orders) moves its due time;
+        ``stop_recovery`` takes it out of the index undone (a human decides: a refusal, not an outage).
         """
         values: dict[str, Any] = {":target": target.value, ":now": clock.now_iso()}
         sets = ["#status = :target", "updated_at = :now"]
+        removes: list[str] = []
         if is_payment_done:
             sets.append("is_payment_done = :done")
             values[":done"] = True
+            removes = ["unfinished", "recovery_due"]
+        elif stop_recovery:
+            removes = ["unfinished", "recovery_due"]
+        elif recheck_at is not None:
+            sets.append("recovery_due = :due")
+            values[":due"] = recheck_at
         if target.is_final:
             sets.append("finalized_at = if_not_exists(finalized_at, :now)")
         placeholders = [":target"]
@@ -175,10 +214,36 @@ class PaymentsRepository:
                 self.ddb.update_item(
                     TableName=self.table,
                     Key=payment_key(checkout_id),
-                    UpdateExpression="SET " + ", ".join(sets),
+                    UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
                     ConditionExpression=f"attribute_exists(pk) AND #status IN ({', '.join(placeholders)})",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues=to_values(values),
+                )
+        except ClientError as err:
+            if is_condition_failure(err):
+                return False
+            raise
+        return True
+
+    def claim_start(self, checkout_id: str) -> bool:
+        """``PENDING -> PROCESSING``, strictly: the conditional "started" marker of a checkout.
+
+        Whoever wins it starts the workflow; a retry that finds the payment PROCESSING (or
+        beyond) does not start another execution (Express starts are not deduplicated by
+        name). A crash between this write and the start leaves the payment in the recovery
+        index, which re-drives it when it is due.
+        """
+        try:
+            with transient_as_store_unavailable():
+                self.ddb.update_item(
+                    TableName=self.table,
+                    Key=payment_key(checkout_id),
+                    UpdateExpression="SET #status = :processing, updated_at = :now",
+                    ConditionExpression="#status = :pending",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues=to_values(
+                        {":processing": PaymentStatus.PROCESSING.value, ":pending": PaymentStatus.PENDING.value, ":now": clock.now_iso()}
+                    ),
                 )
         except ClientError as err:
             if is_condition_failure(err):
@@ -275,6 +340,28 @@ class PaymentsRepository:
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues=to_values({":yes": True, ":reason": reason[:1000], ":now": clock.now_iso()}),
             )
+
+    def clear_attention(self, payment_order_id: str, resolution: str) -> bool:
+        """Clear NEEDS_ATTENTION on an order that is settled now (FAILED, or SUCCESS with its wallet
+        credit and ledger transaction); keep the reason and record when and how. False if it is not."""
+        try:
+            with transient_as_store_unavailable():
+                self.ddb.update_item(
+                    TableName=self.table,
+                    Key=order_key(payment_order_id),
+                    UpdateExpression="SET needs_attention = :no, attention_resolved_at = :now, attention_resolution = :how, updated_at = :now",
+                    ConditionExpression="needs_attention = :yes AND (#status = :failed OR (#status = :success AND wallet_updated = :yes AND ledger_updated = :yes))",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues=to_values(
+                        {":no": False, ":yes": True, ":now": clock.now_iso(), ":how": resolution[:500],
+                         ":failed": OrderStatus.FAILED.value, ":success": OrderStatus.SUCCESS.value}
+                    ),
+                )
+        except ClientError as err:
+            if is_condition_failure(err):
+                return False
+            raise
+        return True
 
     def order_flag_update(self, payment_order_id: str, flag: str) -> dict[str, Any]:
         """A TransactWriteItems ``Update`` that sets ``wallet_updated``/``ledger_updated``

@@ -106,6 +106,44 @@ def test_parked_orders_are_listed_by_stuck_and_settled_by_resume(runtime: LocalR
     assert parse_duration("15m") == timedelta(minutes=15) and parse_duration("90") == timedelta(seconds=90)
 
 
+# --- automatic recovery of the Express workflow -----------------------------------------------------
+EXPRESS_FAULTS = dataclasses.replace(PROFILES["none"], start_crash=0.35, express_twice=0.3, express_lost=0.35)
+
+
+def test_express_faults_end_final_without_an_operator(runtime: LocalRuntime) -> None:
+    # Given payment functions that crash before starting (the client never retries), executions run
+    # twice, executions lost midway, and a recovery deadline of 3 s
+    config = harness.ChaosConfig(
+        checkouts=12, seed=SEED, profile=EXPRESS_FAULTS, time_scale=TIME_SCALE, run_tag=tag(), reconcile=False,
+        recovery_delay=3.0, recovery_interval=0.5, settle_timeout=90,
+    )
+    lines: list[str] = []
+    # When the harness runs
+    result = harness.run(runtime.api_url, config, out=lines.append)
+    # Then every kind was injected, the recovery re-drove the checkouts left behind, and no check failed
+    assert result.faults[s.START_CRASH] > 0 and result.faults[s.EXPRESS_TWICE] > 0 and result.faults[s.EXPRESS_LOST] > 0, result.faults
+    assert result.redriven, "\n".join(lines)
+    assert result.ok, "\n".join(lines)
+    assert result.checks["a checkout ends final or NEEDS_ATTENTION without an operator's command"] == 12
+
+
+def test_without_the_recovery_a_crashed_start_is_reported(runtime: LocalRuntime) -> None:
+    # Given a payment function that crashes after storing every checkout, before starting its workflow,
+    # clients that never retry, and the recovery switched off (the protection removed)
+    profile = dataclasses.replace(PROFILES["none"], start_crash=1.0)
+    config = harness.ChaosConfig(
+        checkouts=3, seed=SEED, profile=profile, time_scale=TIME_SCALE, run_tag=tag(), reconcile=False, recovery=False, settle_timeout=8,
+    )
+    lines: list[str] = []
+    # When the harness runs
+    result = harness.run(runtime.api_url, config, out=lines.append)
+    # Then it reports every checkout left unfinished without an operator's command
+    assert result.faults[s.START_CRASH] == 3
+    assert not result.ok
+    assert sum("without an operator's command" in v for v in result.violations) == 3, "\n".join(lines)
+    assert not result.redriven
+
+
 # --- the proof ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_fixed_seed_chaos_run_holds_every_invariant(runtime: LocalRuntime) -> None:

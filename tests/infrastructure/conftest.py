@@ -39,3 +39,17 @@ def synthesis(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
 @pytest.fixture(scope="session")
 def dev(synthesis: Synthesis) -> dict[str, Any]:
     return synthesis.templates["Payments-dev"]
+
+
+@pytest.fixture(scope="session")
+def standard_dev(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The dev stack synthesised with ``workflowType`` STANDARD (cdk-nag included)."""
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    context["aws:cdk:bundling-stacks"] = []
+    context["stage"] = "dev"
+    context["workflowType"] = "STANDARD"  # a top-level key overrides the stage's (infra/stage.py)
+    outdir = tmp_path_factory.mktemp("cdk.out.standard")
+    app, stacks = build_app(context, outdir=str(outdir))
+    app.synth()
+    (stack,) = stacks
+    return json.loads((outdir / f"{stack.stack_name}.template.json").read_text())

@@ -37,6 +37,7 @@ EXPECTED_TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
         "payments_table": {"GetItem", "BatchGetItem"},
     },
     "psp": {"psp_table": {"Query", "GetItem"}},
+    "recovery": {"payments_table": {"Query", "UpdateItem", "GetItem", "BatchGetItem"}},
 }
 #: function -> S3 action -> key patterns of the settlement bucket ("<bucket>": the bucket itself).
 #: The prefixes are the ones payments.reconciliation.service uses:
@@ -141,7 +142,7 @@ def test_reconciliation_reads_the_settlement_index_by_its_arn(dev):
     assert not any(part.endswith("/index/*") for part in joined)
 
 
-@pytest.mark.parametrize("name", ["payment", "executor", "wallet", "ledger", "reconcile", "psp"])
+@pytest.mark.parametrize("name", ["payment", "executor", "wallet", "ledger", "reconcile", "psp", "recovery"])
 def test_function_objects_and_wildcards(dev, name):
     # Given the function's role policy
     _, statements = _role_statements(dev, name)
@@ -169,6 +170,28 @@ def test_payment_function_starts_and_reads_only_its_state_machine(dev):
         "states:StartExecution": [":stateMachine:payments-dev-payment"],
         "states:DescribeExecution": [":execution:payments-dev-payment:*"],
     }
+
+
+def test_recovery_queries_only_its_index_and_starts_only_the_payment_state_machine(dev):
+    # Given the recovery function's role policy
+    _, statements = _role_statements(dev, "recovery")
+    # Then it starts the stage's payment state machine and does nothing else with Step Functions
+    assert {a: [_arn_tail(r) for r in rs] for a, rs in _states_grants(statements).items()} == {
+        "states:StartExecution": [":stateMachine:payments-dev-payment"],
+    }
+    # and the index it queries is granted by its own ARN, no Scan anywhere
+    joined = [part for s in statements for r in as_list(s["Resource"]) if "Fn::Join" in r for part in r["Fn::Join"][1] if isinstance(part, str)]
+    assert "/index/by_recovery_due" in joined
+    assert not any("Scan" in a for s in statements for a in as_list(s["Action"]))
+
+
+def test_recovery_runs_every_minute(dev):
+    # Given the EventBridge rules of the stack
+    rules = [r["Properties"] for r in resources(dev, "AWS::Events::Rule").values()]
+    recovery_id, _ = function_named(dev, "recovery")
+    # Then one runs the recovery function every minute
+    (rule,) = [r for r in rules if any(t["Arn"] == {"Fn::GetAtt": [recovery_id, "Arn"]} for t in r["Targets"])]
+    assert rule["ScheduleExpression"] == "rate(1 minute)" and rule["State"] == "ENABLED"
 
 
 def test_reconcile_function_starts_only_the_reconcile_state_machine(dev):

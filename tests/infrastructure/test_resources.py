@@ -175,9 +175,9 @@ def test_failed_reconciliation_lands_in_an_encrypted_dead_letter_queue(dev):
 
 
 def test_settlement_job_runs_nightly(dev):
-    # Given the EventBridge rule
-    (rule,) = resources(dev, "AWS::Events::Rule").values()
+    # Given the EventBridge rule that targets the PSP function (the other one runs the recovery)
     psp_id, _ = function_named(dev, "psp")
+    (rule,) = [r for r in resources(dev, "AWS::Events::Rule").values() if r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [psp_id, "Arn"]}]
     # Then it runs the PSP settlement job once a day
     assert rule["Properties"]["ScheduleExpression"] == "cron(30 0 * * ? *)"
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [psp_id, "Arn"]}
@@ -194,6 +194,7 @@ def test_alarms_cover_every_silent_failure(dev):
         ("AWS/States", "ExecutionsTimedOut"),
         ("AWS/States", "ExecutionsAborted"),
         ("Payments", "NeedsAttention"),
+        ("Payments", "RecoveryGaveUp"),
         ("Payments", "ReconciliationMismatches"),
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ("AWS/Lambda", "Errors"),
@@ -206,6 +207,8 @@ def test_alarms_cover_every_silent_failure(dev):
     assert needs_attention["Properties"]["Dimensions"] == [{"Name": "service", "Value": "payment"}]
     assert needs_attention["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
     assert needs_attention["Properties"]["Threshold"] == 0
+    gave_up = next(a for a in alarms if a["Properties"].get("MetricName") == "RecoveryGaveUp")
+    assert gave_up["Properties"]["Dimensions"] == [{"Name": "service", "Value": "recovery"}] and gave_up["Properties"]["Threshold"] == 0
     # each notifying the encrypted topic
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for a in alarms)
     assert "KmsMasterKeyId" in topic["Properties"]

@@ -50,25 +50,62 @@ def test_the_stack_has_exactly_the_two_state_machines(dev):
     assert names == {"payments-dev-payment", "payments-dev-reconcile"}
 
 
+#: state machine -> (type, log level) as the dev stage deploys them (cdk.json: dev has no workflowType override)
+DEV_TYPES = {"payment": ("EXPRESS", "ERROR"), "reconcile": ("STANDARD", "ALL")}
+
+
 @pytest.mark.parametrize("name", sorted(MACHINES))
-def test_state_machine_is_the_asl_file_standard_traced_and_logged(dev, name):
+def test_state_machine_is_the_asl_file_of_its_type_traced_and_logged(dev, name):
     # Given the synthesised state machine
     asl, _ = MACHINES[name]
     _, props = state_machine_named(dev, name)
     # Then its definition is the ASL file, unchanged
     assert json.loads(props["DefinitionString"]) == json.loads(asl.read_text())
-    # a Standard workflow (payment: exactly-once transitions and name dedup; reconcile: a Distributed Map
-    # needs a Standard parent, and the reconcile function's execution names deduplicate starts)
-    assert props["StateMachineType"] == "STANDARD"
+    # the payment workflow is EXPRESS by default (exactly-once effects come from the conditional writes;
+    # the recovery function re-drives what an execution left unfinished); reconcile stays STANDARD (a
+    # Distributed Map needs a Standard parent, and its execution names deduplicate starts)
+    machine_type, level = DEV_TYPES[name]
+    assert props["StateMachineType"] == machine_type
     assert props["TracingConfiguration"] == {"Enabled": True}
-    # logging every event to its own vended-logs group, without execution data
+    # logging to its own vended-logs group, without execution data (Express: failures only)
     logging = props["LoggingConfiguration"]
-    assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is False
+    assert logging["Level"] == level and logging["IncludeExecutionData"] is False
     (destination,) = logging["Destinations"]
     log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
     log_group = dev["Resources"][log_group_id]["Properties"]
     assert log_group["LogGroupName"] == f"/aws/vendedlogs/states/payments-dev-{name}"
     assert log_group["RetentionInDays"] == 14
+
+
+def test_every_stage_of_cdk_json_runs_the_payment_workflow_as_express(synthesis):
+    # Given every stage that cdk.json defines
+    for stack, template in synthesis.templates.items():
+        stage = stack.removeprefix("Payments-")
+        _, props = state_machine_named(template, "payment", stage=stage)
+        # Then its payment workflow is EXPRESS, logged at ERROR
+        assert (props["StateMachineType"], props["LoggingConfiguration"]["Level"]) == ("EXPRESS", "ERROR"), stack
+
+
+def test_a_stage_can_select_the_standard_payment_workflow(standard_dev):
+    # Given the dev stage synthesised with workflowType STANDARD (cdk.json key, here a context override)
+    _, props = state_machine_named(standard_dev, "payment")
+    # Then the payment workflow is the same ASL as a STANDARD state machine logging every event
+    assert json.loads(props["DefinitionString"]) == json.loads(ASL.read_text())
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["LoggingConfiguration"]["Level"] == "ALL" and props["LoggingConfiguration"]["IncludeExecutionData"] is False
+
+
+def test_an_unknown_workflow_type_is_refused():
+    import aws_cdk as cdk
+
+    from infra.stage import Stage
+
+    # Given a stage whose workflowType is neither EXPRESS nor STANDARD
+    app = cdk.App(context={"stages": {"dev": {"apiRateLimit": 1, "apiBurstLimit": 1, "logRetentionDays": 14, "logLevel": "INFO",
+                                              "walletShards": 1, "ledgerTotalShards": 1, "retainAllData": False, "workflowType": "EXPRESSO"}}})
+    # Then the stage cannot be read
+    with pytest.raises(ValueError, match="workflowType"):
+        Stage.from_context(app.node, "dev")
 
 
 @pytest.mark.parametrize("name", sorted(MACHINES))

@@ -1,0 +1,55 @@
+"""Recovery: the scheduled function that re-drives payments unfinished past their deadline.
+
+``functions/recovery`` runs every minute (an EventBridge rule). It finds the due payments
+through the sparse ``by_recovery_due`` index of the payments table (one Query per shard,
+never a Scan), re-drives each through the payment workflow with the input of its first
+start, and after ``recovery_max_attempts`` re-drives parks what is still unsettled as
+NEEDS_ATTENTION (``RecoveryGaveUp`` metric and alarm, in Observability). See
+``payments/recovery.py`` for the protocol and docs/runbook.md for the operator's side.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.constructs.function import PaymentsFunction
+from infra.constructs.tables import PaymentTables
+from infra.stage import Stage
+from payments.recovery import INDEX
+
+SCHEDULE = cdk.Duration.minutes(1)
+
+
+class Recovery(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: Stage, code: lambda_.Code, tables: PaymentTables, state_machine_arn: str
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = PaymentsFunction(
+            self,
+            "Recovery",
+            stage=stage,
+            code=code,
+            name="recovery",
+            description="Every minute: re-drives payments unfinished past their deadline (bounded), then parks them NEEDS_ATTENTION",
+            timeout=cdk.Duration.seconds(50),  # below the schedule's period: runs do not pile up
+            memory_size=256,
+            environment={"STATE_MACHINE_ARN": state_machine_arn},
+        )
+        fn = self.function
+        # Query: the due payments, on the index only; UpdateItem: the conditional claim, the give-up and
+        # the NEEDS_ATTENTION flags; GetItem + BatchGetItem: a payment's orders when it gives up
+        fn.use_table("payments_table", tables["payments_table"], ["Query", "UpdateItem", "GetItem", "BatchGetItem"], indexes=[INDEX])
+        fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[state_machine_arn]))
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            description="Runs the payments recovery every minute",
+            schedule=events.Schedule.rate(SCHEDULE),
+            targets=[targets.LambdaFunction(fn.function, retry_attempts=0)],  # the next minute is the retry
+        )
