@@ -1,4 +1,4 @@
-"""Lambda entry point of the recovery (EventBridge Scheduler, every minute): see payments/recovery.py."""
+"""Lambda entry point of the recovery (an EventBridge rule invokes it every minute): see payments/recovery.py."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments import recovery
-from payments.observability import logger, metrics, tracer
+from payments.observability import entry_point, logger
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = recovery.run().summary()
     logger.info("recovery run", extra=summary)
