@@ -32,6 +32,12 @@ class Settings(BaseModel):
     ledger_total_shards: int = Field(default=8, ge=1, le=64)
     #: name of the PSP whose settlement files reconcile against our ledger
     psp_name: str = Field(default="simulated-psp")
+    #: the refund workflow (stepfunctions/refund.asl.json) and the queue of PSP notifications
+    refund_state_machine_arn: str = Field(default="")
+    notifications_queue_url: str = Field(default="")
+    #: the PSP's notification HMAC key (hex) and the merchant account code it must name
+    payments_psp_hmac_key: str = Field(default="")
+    payments_psp_merchant_account: str = Field(default="LocalMerchant")
 
     @classmethod
     def from_env(cls) -> "Settings":
