@@ -107,6 +107,9 @@ def parser() -> argparse.ArgumentParser:
     from payments.reconciliation.cli import add_commands as add_reconciliation_commands
 
     add_reconciliation_commands(commands)  # payments psp settle / payments reconcile
+    from payments.refunds.cli import add_psp_commands
+
+    add_psp_commands(commands)  # payments psp chargeback / chargeback-reversed
     add_chaos_commands(commands)  # payments chaos
     add_operations_commands(commands)  # payments stuck / resume / backfill-account-totals
     return root

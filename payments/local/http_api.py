@@ -56,17 +56,27 @@ def to_proxy_event(request: Request, body: bytes) -> dict[str, Any]:
     }
 
 
+def function_for(path: str) -> str:
+    """The function behind a route, as API Gateway integrates them (infra/)."""
+    if path == "/v1/refunds" or path.startswith("/v1/refunds/"):
+        return "payments-refunds"
+    if path == "/v1/psp/notifications":
+        return "payments-notifications"
+    return "payments-payment"
+
+
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     request = Request(environ)
     if (request.content_length or 0) > API_GATEWAY_MAX_BODY:
         response = Response('{"message": "Request Too Long"}', status=413, content_type="application/json")
         return response(environ, start_response)
     body = request.get_data(cache=False)
-    handler = DISPATCHER.handler_for("payments-payment")
+    function = function_for(request.path)
+    handler = DISPATCHER.handler_for(function)
     from payments.local.lambdas import LambdaContext
 
     with _ENVIRONMENT:
-        result = handler(to_proxy_event(request, body), LambdaContext(function_name="payments-payment"))
+        result = handler(to_proxy_event(request, body), LambdaContext(function_name=function))
     payload = result.get("body") or ""
     data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
     response = Response(data, status=result["statusCode"])

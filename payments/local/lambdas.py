@@ -35,6 +35,8 @@ FUNCTIONS: dict[str, str] = {
     "payments-ledger": "functions.ledger.handler:handler",
     "payments-reconcile": "functions.reconcile.handler:handler",
     "payments-psp-settle": "functions.psp.handler:handler",
+    "payments-refunds": "functions.refunds.handler:handler",
+    "payments-notifications": "functions.notifications.handler:handler",
 }
 
 ASYNC_RETRIES = 2

@@ -246,7 +246,18 @@ class SimulatedPsp:
             item["originalReference"] = original_reference
         if reason:
             item["reason"] = reason
-        return signed(item, settings().payments_psp_hmac_key)
+        return signed(item, self.webhook_key())
+
+    def webhook_key(self) -> str:
+        """The HMAC key (hex) the PSP signs its notifications with: the stage's key, or the one
+        the local runtime generated for its run and left in the PSP's table (``payments psp`` commands)."""
+        key = settings().payments_psp_hmac_key or (self._get("CONFIG#webhook", "CONFIG") or {}).get("hmac_key", "")
+        if not key:
+            raise PspRequestRejected("no notification HMAC key: set PAYMENTS_PSP_HMAC_KEY")
+        return key
+
+    def configure_webhook_key(self, hex_key: str) -> None:
+        self.ddb.put_item(TableName=self.table, Item=to_item({"pk": "CONFIG#webhook", "sk": "CONFIG", "hmac_key": hex_key}))
 
     def disputes(self) -> Iterator[dict[str, Any]]:
         for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
