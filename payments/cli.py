@@ -73,7 +73,11 @@ def _openapi(_: argparse.Namespace) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     from functions.payment.api import app
 
-    print(json.dumps(json.loads(app.get_openapi_json_schema()), indent=2))
+    spec = json.loads(app.get_openapi_json_schema())
+    from functions.refunds.api import openapi_additions
+
+    openapi_additions(spec)  # the refunds API and the PSP's webhook (issue 18)
+    print(json.dumps(spec, indent=2))
     return 0
 
 

@@ -139,3 +139,33 @@ def _no_route(_: Exception) -> Response:
 def _unexpected(error: Exception) -> Response:
     logger.exception("unexpected error")
     return problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")
+
+
+#: POST /v1/psp/notifications is not a resolver route (functions/notifications/handler.py): its OpenAPI entry
+NOTIFICATIONS_PATH = {
+    "post": {
+        "summary": "The PSP's notifications (Adyen standard webhooks, HMAC-signed per item)",
+        "description": (
+            "Body in Adyen's standard notification format; every item's additionalData.hmacSignature is verified "
+            "(PAYMENTS_PSP_HMAC_KEY). Any bad or missing signature: 401, nothing stored. Otherwise each item is stored "
+            "once and processed asynchronously, and the answer is 200 with the text [accepted]."
+        ),
+        "operationId": "psp_notifications_v1_psp_notifications_post",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["notificationItems"]}}}},
+        "responses": {
+            "200": {"description": "Stored", "content": {"text/plain": {"schema": {"type": "string", "enum": ["[accepted]"]}}}},
+            "401": {"description": "A bad or missing HMAC signature", "content": {"application/problem+json": {"schema": {"type": "object"}}}},
+        },
+    }
+}
+
+
+def openapi_additions(spec: dict[str, Any]) -> dict[str, Any]:
+    """Merge this API's paths and schemas, and the webhook's path, into the checkout API's OpenAPI."""
+    import json
+
+    own = json.loads(app.get_openapi_json_schema())
+    spec.setdefault("paths", {}).update(own.get("paths", {}))
+    spec.setdefault("components", {}).setdefault("schemas", {}).update(own.get("components", {}).get("schemas", {}))
+    spec["paths"]["/v1/psp/notifications"] = NOTIFICATIONS_PATH
+    return spec
