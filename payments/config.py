@@ -37,6 +37,8 @@ class Settings(BaseModel):
     notifications_queue_url: str = Field(default="")
     #: the PSP's notification HMAC key (hex) and the merchant account code it must name
     payments_psp_hmac_key: str = Field(default="")
+    #: in AWS: the Secrets Manager secret holding that key (hex; several comma-separated during a rotation)
+    payments_psp_hmac_key_secret: str = Field(default="")
     payments_psp_merchant_account: str = Field(default="LocalMerchant")
 
     @classmethod

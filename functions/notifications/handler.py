@@ -4,7 +4,7 @@ Not IAM-authenticated (a PSP cannot sign SigV4): the HMAC of every item is its a
 and the route is throttled. Order of work, as Adyen advises: verify every item's HMAC (one bad
 or missing signature: 401, nothing stored) -> store each item once (its event identity) ->
 enqueue it for processing -> answer ``200 [accepted]``. Processing runs later
-(``functions.notifications.consumer``), so a failure in business logic never fails the webhook.
+(``functions.notifications_consumer``), so a failure in business logic never fails the webhook.
 Without a queue configured, items are processed right after storing (a failure there is
 logged; the stored item is processed again on its redelivery).
 """
@@ -43,7 +43,7 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
     items = parse(data)
     if items is None:
         return _problem(400, "malformed-notification", "Malformed notification", "Expected Adyen's {\"notificationItems\": [{\"NotificationRequestItem\": {...}}]}.")
-    keys = [k for k in settings().payments_psp_hmac_key.split(",") if k.strip()]
+    keys = hmac_keys()
     if not keys:
         logger.error("no PSP HMAC key configured: every notification is refused")
     bad = [i for i, item in enumerate(items) if not keys or not signature.is_valid(item, keys)]
@@ -60,6 +60,17 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
             to_process.append(stored.notification_id)
     dispatch(to_process, store)
     return {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": ACCEPTED, "isBase64Encoded": False}
+
+
+def hmac_keys() -> list[str]:
+    """The stage's notification HMAC keys: ``PAYMENTS_PSP_HMAC_KEY`` (local runtime), else the
+    Secrets Manager secret named by ``PAYMENTS_PSP_HMAC_KEY_SECRET`` (cached for 5 minutes)."""
+    text = settings().payments_psp_hmac_key
+    if not text and settings().payments_psp_hmac_key_secret:
+        from aws_lambda_powertools.utilities import parameters
+
+        text = str(parameters.get_secret(settings().payments_psp_hmac_key_secret, max_age=300))
+    return [k.strip() for k in text.split(",") if k.strip()]
 
 
 def parse(data: bytes) -> list[dict[str, Any]] | None:

@@ -37,4 +37,4 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-PROGRAM_FUNCTIONS = ("payment", "executor", "wallet", "ledger", "reconcile", "psp")
+PROGRAM_FUNCTIONS = ("payment", "executor", "wallet", "ledger", "reconcile", "psp", "refunds", "notifications", "notifications_consumer")

@@ -149,7 +149,7 @@ def test_authorisation_settles_an_order_whose_outcome_was_unknown(env: Repos, ps
 
 
 def test_the_consumer_reports_a_reversal_before_its_chargeback_as_a_batch_failure(env: Repos, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch) -> None:
-    from functions.notifications import consumer
+    from functions.notifications_consumer import handler as consumer
     from payments.local.lambdas import LambdaContext
 
     # Given stored notifications (a queue is configured, so the API only stores them)
@@ -163,9 +163,9 @@ def test_the_consumer_reports_a_reversal_before_its_chargeback_as_a_batch_failur
         return {"Records": [{"messageId": i, "body": json.dumps({"notification_id": i}), "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}} for i in ids]}
 
     # When the reversal comes off the queue before the chargeback
-    result = consumer.handler(sqs_event(rev_id, cb_id), LambdaContext("payments-notifications-consumer"))
+    result = consumer.handler(sqs_event(rev_id, cb_id), LambdaContext("payments-notifications_consumer"))
     # Then only the reversal is reported for redelivery; redelivered, it applies once
     assert result == {"batchItemFailures": [{"itemIdentifier": rev_id}]}
     assert balance(env) == 0
-    assert consumer.handler(sqs_event(rev_id, rev_id), LambdaContext("payments-notifications-consumer")) == {"batchItemFailures": []}
+    assert consumer.handler(sqs_event(rev_id, rev_id), LambdaContext("payments-notifications_consumer")) == {"batchItemFailures": []}
     assert balance(env) == 7000
