@@ -177,6 +177,7 @@ class SimulatedPsp:
     def raise_chargeback(self, payment_order_id: str, amount_minor: int | None = None) -> dict[str, Any]:
         """The cardholder's bank disputes a charge: record the dispute (funds deducted) and
         return its CHARGEBACK notification item. ``amount_minor`` omitted: the whole charge."""
+        key = self.webhook_key()  # before anything is recorded: a dispute is never left unannounced
         outcome = self._get(f"KEY#{payment_order_id}", "OUTCOME")
         if outcome is None or outcome.get("outcome") != "APPROVED":
             raise PspRequestRejected(f"no captured charge for {payment_order_id}")
@@ -198,10 +199,11 @@ class SimulatedPsp:
         }
         dispute["dispute_reference"] = dispute["pk"].split("#", 1)[1]
         self.ddb.put_item(TableName=self.table, Item=to_item(dispute), ConditionExpression="attribute_not_exists(pk)")
-        return self.notification("CHARGEBACK", dispute["dispute_reference"], charge["psp_reference"], payment_order_id, amount, charge["currency"])
+        return self.notification("CHARGEBACK", dispute["dispute_reference"], charge["psp_reference"], payment_order_id, amount, charge["currency"], key=key)
 
     def reverse_chargeback(self, dispute_reference: str) -> dict[str, Any]:
         """The merchant's defence won: the dispute's funds come back (CHARGEBACK_REVERSED)."""
+        key = self.webhook_key()
         now = clock.now_iso()
         response = self.ddb.update_item(
             TableName=self.table,
@@ -213,7 +215,7 @@ class SimulatedPsp:
         )
         d = from_item(response["Attributes"])
         assert d is not None
-        return self.notification("CHARGEBACK_REVERSED", dispute_reference, d["original_reference"], d["payment_order_id"], d["amount_minor"], d["currency"])
+        return self.notification("CHARGEBACK_REVERSED", dispute_reference, d["original_reference"], d["payment_order_id"], d["amount_minor"], d["currency"], key=key)
 
     def refund_notification(self, refund_id: str) -> dict[str, Any] | None:
         """The REFUND notification of a refund the PSP decided (None: it never saw the key)."""
@@ -227,7 +229,7 @@ class SimulatedPsp:
 
     def notification(
         self, event_code: str, psp_reference: str, original_reference: str | None, merchant_reference: str,
-        amount_minor: int, currency: str, *, success: bool = True, reason: str | None = None,
+        amount_minor: int, currency: str, *, success: bool = True, reason: str | None = None, key: str | None = None,
     ) -> dict[str, Any]:
         """One ``NotificationRequestItem`` in Adyen's standard format, HMAC-signed with the stage's key."""
         from payments.notifications.signature import signed
@@ -246,7 +248,7 @@ class SimulatedPsp:
             item["originalReference"] = original_reference
         if reason:
             item["reason"] = reason
-        return signed(item, self.webhook_key())
+        return signed(item, key or self.webhook_key())
 
     def webhook_key(self) -> str:
         """The HMAC key (hex) the PSP signs its notifications with: the stage's key, or the one
@@ -263,6 +265,33 @@ class SimulatedPsp:
         for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
             if item["sk"] == "DISPUTE":
                 yield {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+    def modifications_for_day(self, day: str) -> Iterator[dict[str, Any]]:
+        """The day's refunds, chargebacks and reversals as the settlement file's rows carry them
+        (Adyen: ``Refunded``, ``Chargeback``, ``ChargebackReversed``; ``Psp Reference`` is the
+        payment's, ``Modification Reference`` the modification's own), in a stable order.
+
+        A scan: the simulator's modifications are few, and only the nightly job reads them."""
+        rows = []
+        for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
+            if item["sk"] == "REFUND" and item.get("succeeded") and item.get("modification_day") == day:
+                rows.append(("Refunded", item["refunded_at"], item["original_reference"], item["psp_reference"], item["payment_order_id"], item["merchant_reference"], item))
+            elif item["sk"] == "DISPUTE":
+                if item.get("modification_day") == day:
+                    rows.append(("Chargeback", item["charged_back_at"], item["original_reference"], item["dispute_reference"], item["payment_order_id"], "", item))
+                if item.get("reversal_day") == day:
+                    rows.append(("ChargebackReversed", item["reversed_at"], item["original_reference"], item["dispute_reference"], item["payment_order_id"], "", item))
+        for record_type, at, psp_reference, modification_reference, merchant_reference, modification_merchant_reference, item in sorted(rows, key=lambda r: (r[1], r[3], r[0])):
+            yield {
+                "record_type": record_type,
+                "psp_reference": psp_reference,
+                "modification_reference": modification_reference,
+                "merchant_reference": merchant_reference,
+                "modification_merchant_reference": modification_merchant_reference,
+                "amount_minor": item["amount_minor"],
+                "currency": item["currency"],
+                "at": at,
+            }
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         return from_item(self.ddb.get_item(TableName=self.table, Key=_key(pk, sk), ConsistentRead=True).get("Item"))

@@ -245,3 +245,52 @@ def test_chargeback_on_a_refunded_order_is_booked_and_flagged(repos: Repos, refu
     assert balance(repos) == 7000 - 6000 - 7000
     # and the invariant holds: the over-return is known and surfaced, not silent
     assert invariants(repos, refunds, psp).violations == []
+
+
+def test_a_crash_between_the_psp_refund_and_the_wallet_debit_is_repaired_once(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+    # Given a refund the PSP executed, whose outcome was never applied (the task crashed after the call)
+    paid(repos, psp, "po_1", 7000)
+    accept(refunds, "rf_1", "po_1")
+    first = logic.execute_refund("rf_1", refunds, psp)
+    assert balance(repos) == 7000 and refunds.get("rf_1").status is RefundStatus.PENDING
+    # When the workflow's retry runs the whole refund again
+    outcome = run_refund(refunds, psp, "rf_1")
+    # Then the PSP answered the same refund (its idempotency key), and the money moved once
+    assert outcome == {"refund_id": "rf_1", "status": "SUCCEEDED", "applied": True}
+    assert refunds.get("rf_1").psp_reference == first["psp_reference"]
+    assert len(list(psp.all_refunds())) == 1
+    assert balance(repos) == 1000
+    assert invariants(repos, refunds, psp).violations == []
+
+
+def test_parking_keeps_the_reservation_and_flags_the_refund(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+    paid(repos, psp, "po_1", 7000)
+    accept(refunds, "rf_1", "po_1")
+    before = LOCAL_COUNTS["RefundNeedsAttention"]
+    parked = logic.park_refund({"refund_id": "rf_1", "step": "execute", "error": {"Error": "PspUnavailable", "Cause": "down"}}, refunds)
+    refund = refunds.get("rf_1")
+    assert parked["parked"] is True and refund.needs_attention and "PspUnavailable" in (refund.attention_reason or "")
+    assert LOCAL_COUNTS["RefundNeedsAttention"] == before + 1
+    assert repos.payments.get_order("po_1").refund_reserved_minor == 6000  # still reserved: never guessed
+    assert invariants(repos, refunds, psp).violations == []
+
+
+def test_the_psp_lists_the_days_modifications_for_its_settlement_file(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch) -> None:
+    from payments import clock
+    from payments.config import reset_settings
+
+    monkeypatch.setenv("PAYMENTS_PSP_HMAC_KEY", "00ff" * 16)
+    reset_settings()
+    paid(repos, psp, "po_1", 7000)
+    accept(refunds, "rf_1", "po_1", "10.00")
+    run_refund(refunds, psp, "rf_1")
+    chargeback = psp.raise_chargeback("po_1", 2000)
+    psp.reverse_chargeback(chargeback["pspReference"])
+    rows = list(psp.modifications_for_day(clock.day_of(clock.now_iso())))
+    charge_ref = repos.payments.get_order("po_1").psp_reference
+    assert [(r["record_type"], r["amount_minor"], r["psp_reference"]) for r in rows] == [
+        ("Refunded", 1000, charge_ref),
+        ("Chargeback", 2000, charge_ref),
+        ("ChargebackReversed", 2000, charge_ref),
+    ]
+    assert rows[0]["modification_merchant_reference"] == "rf_1" and rows[1]["modification_reference"] == chargeback["pspReference"]
