@@ -37,6 +37,7 @@ FUNCTIONS: dict[str, str] = {
     "payments-psp-settle": "functions.psp.handler:handler",
     "payments-refunds": "functions.refunds.handler:handler",
     "payments-notifications": "functions.notifications.handler:handler",
+    "payments-notifications-consumer": "functions.notifications_consumer.handler:handler",
 }
 
 ASYNC_RETRIES = 2

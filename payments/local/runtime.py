@@ -91,7 +91,9 @@ class LocalRuntime:
             # the PSP's webhook key: PAYMENTS_PSP_HMAC_KEY (hex), else one for this run
             payments_psp_hmac_key=os.environ.get("PAYMENTS_PSP_HMAC_KEY") or secrets.token_hex(32),
             payments_psp_merchant_account=os.environ.get("PAYMENTS_PSP_MERCHANT_ACCOUNT") or "LocalMerchant",
+            notifications_queue_url=f"{self.aws_url}/{ACCOUNT}/payments-notifications",
         )
+        self._pollers: list[Any] = []
 
     @property
     def api_url(self) -> str:
@@ -128,6 +130,8 @@ class LocalRuntime:
         return Endpoints(self.api_url, self.aws_url, self.settings)
 
     def stop(self) -> None:
+        for poller in self._pollers:
+            poller.stop()
         if self._http is not None:
             self._http.shutdown()
         if self._moto is not None:
@@ -203,6 +207,15 @@ class LocalRuntime:
         refund = render_asl(ROOT / "stepfunctions" / "refund.asl.json", {k: arns[v] for k, v in REFUND_ASL_FUNCTIONS.items()})
         created = sfn.create_state_machine(name="payments-refund", definition=refund, roleArn=ROLE_ARN, type="STANDARD")
         assert created["stateMachineArn"] == s.refund_state_machine_arn, created["stateMachineArn"]
+
+        # the PSP's notifications: webhook -> queue (+ dead-letter queue) -> consumer, as in AWS
+        from payments.local.queues import QueuePoller, create_queue_with_dlq
+
+        url, arn = create_queue_with_dlq(boto3.client("sqs", endpoint_url=self.aws_url, region_name=REGION), "payments-notifications")
+        assert url == s.notifications_queue_url, url
+        self._pollers = [QueuePoller(url, arn, "payments-notifications-consumer")]
+        for poller in self._pollers:
+            poller.start()
 
         s3 = boto3.client("s3", endpoint_url=self.aws_url, region_name=REGION)
         s3.create_bucket(Bucket=s.settlement_bucket)

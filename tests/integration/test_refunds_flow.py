@@ -5,6 +5,7 @@ autouse fixture checks every invariant (8 included) after each test."""
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,6 +37,16 @@ def wait_refund(api: ApiClient, refund_id: str) -> dict[str, Any]:
 
     assert wait_until(decided, 60, interval=0.2), seen
     return seen["body"]
+
+
+def balance_becomes(api: ApiClient, seller: str, amount: str) -> None:
+    """Notifications are applied asynchronously (queue -> consumer): wait for the balance, then check it stays."""
+    def reached() -> bool:
+        return api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": amount}]
+
+    assert wait_until(reached, 30, interval=0.1), api.wallet(seller).body
+    time.sleep(0.5)
+    assert reached(), api.wallet(seller).body
 
 
 def notify(api: ApiClient, *items: dict[str, Any]) -> Any:
@@ -87,7 +98,7 @@ def test_notifications_bad_signature_duplicates_and_a_chargeback_with_its_revers
     for _ in range(2):
         reply = notify(api, chargeback)
         assert reply.status == 200 and reply.body == "[accepted]"
-    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "0.00"}]
+    balance_becomes(api, seller, "0.00")
     rf = unique("rf")
     refused = refund(api, {"refund_id": rf, "payment_order_id": po, "amount": "1.00", "currency": "USD"}, "k-" + rf)
     assert refused.status == 409 and refused.body["type"] == "urn:payments:problem:order-not-refundable"
@@ -95,4 +106,23 @@ def test_notifications_bad_signature_duplicates_and_a_chargeback_with_its_revers
     reversal = psp.reverse_chargeback(chargeback["pspReference"])
     notify(api, reversal)
     notify(api, reversal)
+    balance_becomes(api, seller, "70.00")
+
+
+def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(api: ApiClient) -> None:
+    # Given a chargeback and its reversal, delivered in the wrong order
+    po, seller = paid_order(api)
+    psp = SimulatedPsp()
+    chargeback = psp.raise_chargeback(po, 2500)
+    reversal = psp.reverse_chargeback(chargeback["pspReference"])
+    assert notify(api, reversal).status == 200
+    time.sleep(1.0)
+    # Then the reversal is not applied before its chargeback (it stays on the queue)
     assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "70.00"}]
+    # When the chargeback arrives, the queue redelivers the reversal, and both apply once
+    assert notify(api, chargeback).status == 200
+    balance_becomes(api, seller, "70.00")
+    from payments.notifications.store import NotificationStore
+
+    outcomes = {n["event_code"]: n.get("outcome") for n in NotificationStore().scan() if n["psp_reference"] == chargeback["pspReference"]}
+    assert wait_until(lambda: {n["event_code"]: n.get("outcome") for n in NotificationStore().scan() if n["psp_reference"] == chargeback["pspReference"]} == {"CHARGEBACK": "APPLIED", "CHARGEBACK_REVERSED": "APPLIED"}, 30), outcomes
