@@ -44,9 +44,14 @@ def _chaos(args: argparse.Namespace) -> int:
     runtime.start()
     try:
         result = harness.run(runtime.api_url, config)
+        ok = result.ok
+        if not args.no_money_back:  # issue 18: refunds, notifications and chargebacks on the run's orders
+            from payments.chaos.money_back import run_money_back
+
+            ok = run_money_back(runtime.api_url, f"cm{config.seed}{config.run_tag}", config.seed, concurrency=config.concurrency).ok and ok
     finally:
         runtime.stop()
-    return 0 if result.ok else 1
+    return 0 if ok else 1
 
 
 def add_commands(subparsers: Any) -> None:
@@ -66,6 +71,7 @@ def add_commands(subparsers: Any) -> None:
         help="checkouts per simulated PSP day; each day is one settlement file with its own S3 and reconciliation faults (0: the wall clock, one day)",
     )
     chaos.add_argument("--no-reconcile", action="store_true", help="skip the settlement + reconciliation phase")
+    chaos.add_argument("--no-money-back", action="store_true", help="skip the refunds / notifications / chargebacks phase")
     chaos.add_argument("--verbose", action="store_true", help="keep the functions' and moto's logs")
     chaos.set_defaults(func=_chaos)
 
