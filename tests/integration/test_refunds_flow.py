@@ -121,8 +121,10 @@ def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(ap
     assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "70.00"}]
     # When the chargeback arrives, the queue redelivers the reversal, and both apply once
     assert notify(api, chargeback).status == 200
-    balance_becomes(api, seller, "70.00")
     from payments.notifications.store import NotificationStore
 
-    outcomes = {n["event_code"]: n.get("outcome") for n in NotificationStore().scan() if n["psp_reference"] == chargeback["pspReference"]}
-    assert wait_until(lambda: {n["event_code"]: n.get("outcome") for n in NotificationStore().scan() if n["psp_reference"] == chargeback["pspReference"]} == {"CHARGEBACK": "APPLIED", "CHARGEBACK_REVERSED": "APPLIED"}, 30), outcomes
+    def outcomes() -> dict[str, Any]:
+        return {n["event_code"]: n.get("outcome") for n in NotificationStore().scan() if n["psp_reference"] == chargeback["pspReference"]}
+
+    assert wait_until(lambda: outcomes() == {"CHARGEBACK": "APPLIED", "CHARGEBACK_REVERSED": "APPLIED"}, 30), outcomes()
+    balance_becomes(api, seller, "70.00")
