@@ -34,6 +34,10 @@ def fingerprint(idempotency_key: str, request: dict[str, Any]) -> str:
 
 def accept_refund(idempotency_key: str, request: RefundRequest, refunds: RefundsRepository, *, start: bool = True) -> dict[str, Any]:
     """Reserve the amount on the order and start the refund workflow; the refund resource."""
+    print_ = fingerprint(idempotency_key, request.model_dump(mode="json"))
+    existing = refunds.find(request.refund_id)
+    if existing is not None and existing.request_fingerprint == print_:
+        return existing.to_api().model_dump(mode="json")  # a retry: the same refund, nothing new
     order = refunds.payments.get_order(request.payment_order_id)
     if request.currency != order.currency:
         raise InvalidRequest([{"field": "currency", "message": f"the order is in {order.currency}"}])
@@ -51,7 +55,7 @@ def accept_refund(idempotency_key: str, request: RefundRequest, refunds: Refunds
         currency=order.currency,
         reason=request.reason,
         idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint(idempotency_key, request.model_dump(mode="json")),
+        request_fingerprint=print_,
     )
     reserved = refunds.reserve(record, order)
     if start and reserved.refund.status is RefundStatus.PENDING:
