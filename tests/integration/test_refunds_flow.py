@@ -128,3 +128,20 @@ def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(ap
 
     assert wait_until(lambda: outcomes() == {"CHARGEBACK": "APPLIED", "CHARGEBACK_REVERSED": "APPLIED"}, 30), outcomes()
     balance_becomes(api, seller, "70.00")
+
+
+def test_payments_psp_chargeback_raises_one_and_delivers_it(api: ApiClient, runtime: Any, capsys: Any) -> None:
+    from payments.cli import main
+
+    # Given a paid order of 70.00
+    po, seller = paid_order(api)
+    # When the operator makes the simulated PSP raise a chargeback of 10.00
+    assert main(["psp", "chargeback", po, "--amount", "10.00", "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
+    printed = capsys.readouterr().out
+    # Then its signed notification was accepted and the seller lost 10.00 once
+    assert "notification delivered: 200 [accepted]" in printed
+    balance_becomes(api, seller, "60.00")
+    dispute = printed.split()[1]
+    # and its reversal gives it back
+    assert main(["psp", "chargeback-reversed", dispute, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
+    balance_becomes(api, seller, "70.00")
