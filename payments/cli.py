@@ -25,6 +25,7 @@ import sys
 def _serve(args: argparse.Namespace) -> int:
     from payments.local.runtime import LocalRuntime, wait_forever
 
+    given_key = bool(os.environ.get("PAYMENTS_PSP_HMAC_KEY"))  # the runtime exports the one it uses
     runtime = LocalRuntime(args.host, args.port, args.aws_port, quiet=not args.verbose)
     runtime.start()
     s = runtime.settings
@@ -33,6 +34,9 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"Bucket:       {s.settlement_bucket}  (settlement files go under incoming/, reports under reports/)")
     print(f"Tables:       {', '.join([s.payments_table, s.wallets_table, s.ledger_table, s.idempotency_table, s.psp_table, s.reconciliation_table])}")
     print(f"State machine: {s.state_machine_arn}")
+    print(f"Refunds:      {runtime.api_url}/v1/refunds   (state machine {s.refund_state_machine_arn})")
+    key_source = "PAYMENTS_PSP_HMAC_KEY" if given_key else f"generated for this run: {s.payments_psp_hmac_key}"
+    print(f"PSP webhook:  {runtime.api_url}/v1/psp/notifications   (merchant account {s.payments_psp_merchant_account}, HMAC key {key_source})")
     print("ready", flush=True)
     wait_forever()
     runtime.stop()
