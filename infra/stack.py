@@ -12,6 +12,7 @@ from infra.constructs.observability import Observability
 from infra.constructs.payment_workflow import PaymentWorkflow, state_machine_arns
 from infra.constructs.reconciliation import Reconciliation
 from infra.constructs.recovery import Recovery
+from infra.constructs.refunds import Refunds
 from infra.constructs.simulated_psp import SimulatedPsp
 from infra.constructs.tables import PaymentTables
 from infra.constructs.wallet import Wallet
@@ -58,7 +59,8 @@ class PaymentsStack(cdk.Stack):
         psp = SimulatedPsp(
             self, "SimulatedPsp", stage=stage, code=code, tables=tables, settlement_bucket=reconciliation.bucket
         )
-        Observability(
+        refunds = Refunds(self, "Refunds", stage=stage, code=code, tables=tables, api=checkout.api)
+        observability = Observability(
             self,
             "Observability",
             stage=stage,
@@ -73,10 +75,13 @@ class PaymentsStack(cdk.Stack):
                 recovery.function,
                 reconciliation.function,
                 psp.function,
+                *refunds.functions,
             ],
             tables=tables,
             dead_letters=reconciliation.dead_letters,
         )
+        refunds.add_alarms(observability.topic, observability.alarms, observability.dashboard)
+        refunds.grant_merchant(checkout.merchant_policy, stage)
 
         cdk.CfnOutput(self, "ApiUrl", value=checkout.api.url, description="Base URL; routes are under v1/")
         cdk.CfnOutput(self, "SettlementBucketName", value=reconciliation.bucket.bucket_name)

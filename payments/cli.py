@@ -36,6 +36,7 @@ def _local_psp(runtime: LocalRuntime, name: str) -> object | None:
 def _serve(args: argparse.Namespace) -> int:
     from payments.local.runtime import LocalRuntime, wait_forever
 
+    given_key = bool(os.environ.get("PAYMENTS_PSP_HMAC_KEY"))  # the runtime exports the one it uses
     runtime = LocalRuntime(args.host, args.port, args.aws_port, quiet=not args.verbose)
     adyen = _local_psp(runtime, args.psp)
     runtime.start()
@@ -48,6 +49,9 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"Bucket:       {s.settlement_bucket}  (settlement files go under incoming/, reports under reports/)")
     print(f"Tables:       {', '.join([s.payments_table, s.wallets_table, s.ledger_table, s.idempotency_table, s.psp_table, s.reconciliation_table])}")
     print(f"State machine: {s.state_machine_arn}")
+    print(f"Refunds:      {runtime.api_url}/v1/refunds   (state machine {s.refund_state_machine_arn})")
+    key_source = "PAYMENTS_PSP_HMAC_KEY" if given_key else f"generated for this run: {s.payments_psp_hmac_key}"
+    print(f"PSP webhook:  {runtime.api_url}/v1/psp/notifications   (merchant account {s.payments_psp_merchant_account}, HMAC key {key_source})")
     print("ready", flush=True)
     wait_forever()
     runtime.stop()
@@ -92,7 +96,11 @@ def _openapi(_: argparse.Namespace) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     from functions.payment.api import app
 
-    print(json.dumps(tidy_openapi(json.loads(app.get_openapi_json_schema())), indent=2))
+    spec = json.loads(app.get_openapi_json_schema())
+    from functions.refunds.api import openapi_additions
+
+    openapi_additions(spec)  # the refunds API and the PSP's webhook (issue 18)
+    print(json.dumps(tidy_openapi(spec), indent=2))
     return 0
 
 
@@ -148,6 +156,9 @@ def parser() -> argparse.ArgumentParser:
     from payments.reconciliation.cli import add_commands as add_reconciliation_commands
 
     add_reconciliation_commands(commands)  # payments psp settle / payments reconcile
+    from payments.refunds.cli import add_psp_commands
+
+    add_psp_commands(commands)  # payments psp chargeback / chargeback-reversed
     add_chaos_commands(commands)  # payments chaos
     add_operations_commands(commands)  # payments stuck / resume / backfill-account-totals
     return root

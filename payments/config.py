@@ -43,6 +43,14 @@ class Settings(BaseModel):
     psp_name: str = Field(default="simulated-psp")
     #: which PSP adapter the executor charges through: "simulator" or "adyen" (its own ADYEN_* settings)
     payments_psp: str = Field(default="simulator")
+    #: the refund workflow (stepfunctions/refund.asl.json) and the queue of PSP notifications
+    refund_state_machine_arn: str = Field(default="")
+    notifications_queue_url: str = Field(default="")
+    #: the PSP's notification HMAC key (hex) and the merchant account code it must name
+    payments_psp_hmac_key: str = Field(default="")
+    #: in AWS: the Secrets Manager secret holding that key (hex; several comma-separated during a rotation)
+    payments_psp_hmac_key_secret: str = Field(default="")
+    payments_psp_merchant_account: str = Field(default="LocalMerchant")
 
     @classmethod
     def from_env(cls) -> "Settings":

@@ -26,6 +26,8 @@ INVARIANTS = {
     4: "each wallet equals its ledger projection",
     5: "statuses only moved forward",
     6: "nothing is lost: every checkout is final or explicitly NEEDS_ATTENTION",
+    8: "money back at most once: per order succeeded refunds + chargebacks - reversals <= charged; "
+    "at most one PSP refund per refund_id; each refund, chargeback and reversal moved wallet and ledger once",
 }
 
 
@@ -69,6 +71,8 @@ def check(
     psp_charges: list[dict[str, Any]],
     *,
     expect_settled: bool = True,
+    refunds: Any = None,
+    psp_refunds: list[dict[str, Any]] | None = None,
 ) -> Report:
     """Check every invariant. ``expect_settled``: all accepted checkouts should have finished."""
     report = Report()
@@ -96,14 +100,22 @@ def check(
     # 2. exactly-once wallet and ledger effects
     credits: dict[str, list[dict[str, Any]]] = defaultdict(list)
     balances: dict[tuple[str, str], int] = defaultdict(int)
+    wallet_adjustments: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in wallets.scan():
         if item["pk"].startswith("CREDIT#"):
             credits[item["payment_order_id"]].append(item)
         elif item["pk"].startswith("WALLET#"):
             balances[(item["seller_account"], item["currency"])] += item["balance_minor"]
+        elif item["pk"].startswith("ADJUST#"):
+            wallet_adjustments[item["adjustment_id"]].append(item)
     transactions: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    # refunds, chargebacks and reversals (issue 18): checked by 3, 4 and 8, not by 2
+    ledger_adjustments: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for txn in ledger.transactions():
-        transactions[txn["payment_order_id"]].append(txn)
+        if txn.get("kind", "PAYIN") == "PAYIN":
+            transactions[txn["payment_order_id"]].append(txn)
+        else:
+            ledger_adjustments[txn["txn_id"]].append(txn)
     for ref in set(credits) | set(transactions) | set(orders):
         report.checks[2] += 1
         order = orders.get(ref)
@@ -131,7 +143,7 @@ def check(
     # 3. the ledger balances
     projection: dict[tuple[str, str], int] = defaultdict(int)
     txn_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for group in transactions.values():
+    for group in [*transactions.values(), *ledger_adjustments.values()]:
         for txn in group:
             report.checks[3] += 1
             try:
@@ -194,7 +206,82 @@ def check(
                 report.fail(6, f"is_payment_done is {payment.is_payment_done}, orders say {done}", payment.checkout_id)
             if payment.status is PaymentStatus.PENDING:
                 report.fail(6, "payment accepted but its workflow never started", payment.checkout_id)
+    if refunds is not None:
+        _check_money_back(report, orders, refunds, wallet_adjustments, ledger_adjustments, psp_refunds)
     return report
+
+
+def _check_money_back(
+    report: Report,
+    orders: dict[str, OrderRecord],
+    refunds: Any,
+    wallet_adjustments: dict[str, list[dict[str, Any]]],
+    ledger_adjustments: dict[str, list[dict[str, Any]]],
+    psp_refunds: list[dict[str, Any]] | None,
+) -> None:
+    """Invariant 8 (issue 18): refunds, chargebacks and reversals."""
+    reserved: dict[str, int] = defaultdict(int)
+    refunded: dict[str, int] = defaultdict(int)
+    charged_back: dict[str, int] = defaultdict(int)
+    reversed_: dict[str, int] = defaultdict(int)
+    expected: dict[str, tuple[int, str]] = {}  # adjustment id -> (signed amount, payment_order_id)
+    records = refunds.scan_refunds()
+    for refund in records:
+        report.checks[8] += 1
+        if refund.status.value != "FAILED":
+            reserved[refund.payment_order_id] += refund.amount_minor
+        if refund.status.value == "SUCCEEDED":
+            refunded[refund.payment_order_id] += refund.amount_minor
+            expected[f"refund:{refund.refund_id}"] = (-refund.amount_minor, refund.payment_order_id)
+    for dispute in refunds.scan_disputes():
+        report.checks[8] += 1
+        ref, order_id = dispute["dispute_reference"], dispute["payment_order_id"]
+        charged_back[order_id] += dispute["amount_minor"]
+        expected[f"chargeback:{ref}"] = (-dispute["amount_minor"], order_id)
+        if dispute.get("reversed_minor") is not None:
+            reversed_[order_id] += dispute["reversed_minor"]
+            expected[f"chargeback_reversed:{ref}"] = (dispute["reversed_minor"], order_id)
+    for adjustment_id in set(expected) | set(wallet_adjustments) | set(ledger_adjustments):
+        report.checks[8] += 1
+        amount, order_id = expected.get(adjustment_id, (0, "?"))
+        wallet, txns = wallet_adjustments.get(adjustment_id, []), ledger_adjustments.get(adjustment_id, [])
+        if adjustment_id not in expected:
+            report.fail(8, f"{len(wallet)} wallet and {len(txns)} ledger movements for no decided refund or dispute", adjustment_id)
+        elif len(wallet) != 1 or len(txns) != 1:
+            report.fail(8, f"{len(wallet)} wallet and {len(txns)} ledger movements (expected one each)", adjustment_id, order_id)
+        elif wallet[0]["delta_minor"] != amount or txns[0]["amount_minor"] != abs(amount):
+            report.fail(8, f"moved {wallet[0]['delta_minor']} / {txns[0]['amount_minor']}, decided {amount}", adjustment_id, order_id)
+    for order_id, order in orders.items():
+        if not (order.refund_reserved_minor or order.chargeback_minor or reserved.get(order_id) or charged_back.get(order_id)):
+            continue
+        report.checks[8] += 1
+        kept = (order.refund_reserved_minor, order.refunded_minor, order.chargeback_minor, order.chargeback_reversed_minor)
+        summed = (reserved[order_id], refunded[order_id], charged_back[order_id], reversed_[order_id])
+        if kept != summed:
+            report.fail(8, f"order keeps reserved/refunded/chargeback/reversed {kept}, its records sum to {summed}", order_id)
+        given_back = refunded[order_id] + charged_back[order_id] - reversed_[order_id]
+        if given_back > order.amount_minor and not order.needs_attention:
+            report.fail(8, f"gave back {given_back} of {order.amount_minor} charged, and nobody was told", order_id)
+        if reserved[order_id] > order.amount_minor:
+            report.fail(8, f"refunds reserved {reserved[order_id]} of {order.amount_minor} charged", order_id)
+    if psp_refunds is not None:
+        ours = {r.refund_id: r for r in records}
+        per_key = Counter(r["merchant_reference"] for r in psp_refunds)
+        for psp_refund in psp_refunds:
+            report.checks[8] += 1
+            key = psp_refund["merchant_reference"]
+            refund = ours.get(key)
+            if per_key[key] > 1:
+                report.fail(8, f"{per_key[key]} refunds at the PSP", key)
+            elif refund is None:
+                report.fail(8, "PSP refund for a refund we never stored", key)
+            elif psp_refund.get("succeeded") and refund.status.value == "FAILED":
+                report.fail(8, "refunded at the PSP but FAILED here", key)
+            elif not psp_refund.get("succeeded") and refund.status.value == "SUCCEEDED":
+                report.fail(8, "refused at the PSP but SUCCEEDED here", key)
+        for refund in records:
+            if refund.status.value == "SUCCEEDED" and per_key[refund.refund_id] == 0:
+                report.fail(8, "SUCCEEDED here, unknown at the PSP", refund.refund_id)
 
 
 def _check_history(order: OrderRecord, report: Report) -> None:
@@ -215,11 +302,16 @@ def check_current(expect_settled: bool = True, psp_charges: list[dict[str, Any]]
     ``psp_charges``: the PSP's record of charges; default: the simulated PSP's table."""
     from payments.psp.simulator import SimulatedPsp
 
+    from payments.refunds.repository import RefundsRepository
+
     payments = PaymentsRepository()
+    psp = SimulatedPsp()
     return check(
         payments,
         WalletRepository(payments=payments),
         LedgerRepository(payments=payments),
-        psp_charges if psp_charges is not None else list(SimulatedPsp().all_charges()),
+        psp_charges if psp_charges is not None else list(psp.all_charges()),
         expect_settled=expect_settled,
+        refunds=RefundsRepository(payments=payments),
+        psp_refunds=list(psp.all_refunds()),
     )

@@ -186,6 +186,9 @@ class PaymentOrderOut(BaseModel):
     ledger_updated: bool = False
     failure_reason: str | None = None
     needs_attention: bool = False
+    #: succeeded refunds, and chargebacks net of their reversals (decimal strings; issue 18)
+    refunded_amount: str | None = None
+    chargeback_amount: str | None = None
 
 
 class PaymentOut(BaseModel):
@@ -234,6 +237,12 @@ class OrderRecord(BaseModel):
     status_history: list[dict[str, str]] = Field(default_factory=list)
     #: late or duplicate signals that were recorded but not applied
     anomalies: list[dict[str, str]] = Field(default_factory=list)
+    #: money given back (payments.refunds): refunds reserved (pending + succeeded), succeeded,
+    #: chargebacks booked and chargebacks reversed, in minor units
+    refund_reserved_minor: int = 0
+    refunded_minor: int = 0
+    chargeback_minor: int = 0
+    chargeback_reversed_minor: int = 0
     created_at: str = ""
     updated_at: str = ""
 
@@ -249,6 +258,8 @@ class OrderRecord(BaseModel):
             ledger_updated=self.ledger_updated,
             failure_reason=self.failure_reason,
             needs_attention=self.needs_attention,
+            refunded_amount=money.format_minor(self.refunded_minor, self.currency),
+            chargeback_amount=money.format_minor(self.chargeback_minor - self.chargeback_reversed_minor, self.currency),
         )
 
     @property

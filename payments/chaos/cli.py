@@ -46,9 +46,14 @@ def _chaos(args: argparse.Namespace) -> int:
     runtime.start()
     try:
         result = harness.run(runtime.api_url, config)
+        ok = result.ok
+        if not args.no_money_back:  # issue 18: refunds, notifications and chargebacks on the run's orders
+            from payments.chaos.money_back import run_money_back
+
+            ok = run_money_back(runtime.api_url, f"cm{config.seed}{config.run_tag}", config.seed, concurrency=config.concurrency).ok and ok
     finally:
         runtime.stop()
-    return 0 if result.ok else 1
+    return 0 if ok else 1
 
 
 def add_commands(subparsers: Any) -> None:
@@ -70,6 +75,7 @@ def add_commands(subparsers: Any) -> None:
     chaos.add_argument("--no-reconcile", action="store_true", help="skip the settlement + reconciliation phase")
     chaos.add_argument("--no-recovery", action="store_true", help="switch the automatic recovery off (a protection removed: crashed starts stay unfinished)")
     chaos.add_argument("--recovery-delay", type=float, default=45.0, help="seconds a payment may stay unfinished before the recovery re-drives it")
+    chaos.add_argument("--no-money-back", action="store_true", help="skip the refunds / notifications / chargebacks phase")
     chaos.add_argument("--verbose", action="store_true", help="keep the functions' and moto's logs")
     chaos.set_defaults(func=_chaos)
 

@@ -56,6 +56,15 @@ def to_proxy_event(request: Request, body: bytes) -> dict[str, Any]:
     }
 
 
+def function_for(path: str) -> str:
+    """The function behind a route, as API Gateway integrates them (infra/)."""
+    if path == "/v1/refunds" or path.startswith("/v1/refunds/"):
+        return "payments-refunds"
+    if path == "/v1/psp/notifications":
+        return "payments-notifications"
+    return "payments-payment"
+
+
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     request = Request(environ)
     if (request.content_length or 0) > API_GATEWAY_MAX_BODY:
@@ -65,16 +74,17 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
         response = Response(problem, status=413, content_type="application/problem+json")
         return response(environ, start_response)
     body = request.get_data(cache=False)
-    handler = DISPATCHER.handler_for("payments-payment")
+    function = function_for(request.path)
+    handler = DISPATCHER.handler_for(function)
     from payments.local.lambdas import LambdaContext
 
     try:
         with _ENVIRONMENT:
-            result = handler(to_proxy_event(request, body), LambdaContext(function_name="payments-payment"))
+            result = handler(to_proxy_event(request, body), LambdaContext(function_name=function))
     except Exception:
         # what API Gateway answers when the function fails (DEFAULT_5XX, shaped as a problem): never an HTML page
         problem = '{"type": "urn:payments:problem:internal-error", "title": "Internal error", "status": 502, ' \
-            '"detail": "The payment function failed; please retry with the same Idempotency-Key."}'
+            '"detail": "The function failed; please retry with the same Idempotency-Key."}'
         return Response(problem, status=502, content_type="application/problem+json")(environ, start_response)
     payload = result.get("body") or ""
     data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()

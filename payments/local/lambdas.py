@@ -36,6 +36,9 @@ FUNCTIONS: dict[str, str] = {
     "payments-reconcile": "functions.reconcile.handler:handler",
     "payments-psp-settle": "functions.psp.handler:handler",
     "payments-recovery": "functions.recovery.handler:handler",
+    "payments-refunds": "functions.refunds.handler:handler",
+    "payments-notifications": "functions.notifications.handler:handler",
+    "payments-notifications-consumer": "functions.notifications_consumer.handler:handler",
 }
 
 ASYNC_RETRIES = 2

@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -55,6 +56,8 @@ ASL_FUNCTIONS = {
     "LedgerFunctionArn": "payments-ledger",
     "PaymentFunctionArn": "payments-payment",
 }
+#: the same for stepfunctions/refund.asl.json (issue 18)
+REFUND_ASL_FUNCTIONS = {"RefundFunctionArn": "payments-refunds"}
 
 
 #: the runtime started last in this process (the chaos harness drives its recovery schedule)
@@ -137,7 +140,15 @@ class LocalRuntime:
         self._moto: Any = None
         self._http: Any = None
         self._saved_environment: dict[str, str] | None = None
-        self.settings = Settings(state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:payments-payment")
+        self.settings = Settings(
+            state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:payments-payment",
+            refund_state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:payments-refund",
+            # the PSP's webhook key: PAYMENTS_PSP_HMAC_KEY (hex), else one for this run
+            payments_psp_hmac_key=os.environ.get("PAYMENTS_PSP_HMAC_KEY") or secrets.token_hex(32),
+            payments_psp_merchant_account=os.environ.get("PAYMENTS_PSP_MERCHANT_ACCOUNT") or "LocalMerchant",
+            notifications_queue_url=f"{self.aws_url}/{ACCOUNT}/payments-notifications",
+        )
+        self._pollers: list[Any] = []
 
     @property
     def api_url(self) -> str:
@@ -181,6 +192,8 @@ class LocalRuntime:
         if CURRENT is self:
             CURRENT = None
         self.recovery.stop()
+        for poller in self._pollers:
+            poller.stop()
         if self._http is not None:
             self._http.shutdown()
         if self._moto is not None:
@@ -224,6 +237,9 @@ class LocalRuntime:
     def _bootstrap(self) -> None:
         s = self.settings
         create_tables(boto3.client("dynamodb", endpoint_url=self.aws_url, region_name=REGION), s)
+        from payments.psp.simulator import SimulatedPsp
+
+        SimulatedPsp().configure_webhook_key(s.payments_psp_hmac_key)  # for `payments psp chargeback`
 
         iam = boto3.client("iam", endpoint_url=self.aws_url, region_name=REGION)
         iam.create_role(
@@ -250,6 +266,18 @@ class LocalRuntime:
         definition = render_asl(ROOT / "stepfunctions" / "payment.asl.json", {k: arns[v] for k, v in ASL_FUNCTIONS.items()})
         created = sfn.create_state_machine(name="payments-payment", definition=definition, roleArn=ROLE_ARN, type=self.workflow_type)
         assert created["stateMachineArn"] == s.state_machine_arn, created["stateMachineArn"]
+        refund = render_asl(ROOT / "stepfunctions" / "refund.asl.json", {k: arns[v] for k, v in REFUND_ASL_FUNCTIONS.items()})
+        created = sfn.create_state_machine(name="payments-refund", definition=refund, roleArn=ROLE_ARN, type="STANDARD")
+        assert created["stateMachineArn"] == s.refund_state_machine_arn, created["stateMachineArn"]
+
+        # the PSP's notifications: webhook -> queue (+ dead-letter queue) -> consumer, as in AWS
+        from payments.local.queues import QueuePoller, create_queue_with_dlq
+
+        url, arn = create_queue_with_dlq(boto3.client("sqs", endpoint_url=self.aws_url, region_name=REGION), "payments-notifications")
+        assert url == s.notifications_queue_url, url
+        self._pollers = [QueuePoller(url, arn, "payments-notifications-consumer")]
+        for poller in self._pollers:
+            poller.start()
 
         s3 = boto3.client("s3", endpoint_url=self.aws_url, region_name=REGION)
         s3.create_bucket(Bucket=s.settlement_bucket)

@@ -9,6 +9,7 @@ its settlement file) and behaves by test token as the contract says:
 ``tok_insufficientFunds``  declined, final (``insufficient_funds``)
 ``tok_pspUnavailable``     the first two calls for a key fail transiently, then it charges
 ``tok_pspTimeout``         the first call charges, but its answer is lost
+``tok_refundFails``        approved; every refund of the charge fails at the PSP
 any other ``tok_`` token   approved
 ========================= ===============================================================
 
@@ -17,6 +18,12 @@ Item layout of the PSP table (``pk``, ``sk``):
 * ``KEY#<idempotency key>`` / ``OUTCOME``   the outcome recorded for a key (approved or declined)
 * ``CHARGE#<psp_reference>`` / ``CHARGE``   one captured charge; index ``by_charge_day`` lists a day
 * ``ATTEMPTS#<idempotency key>`` / ``ATTEMPTS``  how many calls the key has seen (drives the flaky tokens)
+* ``REFUND#<refund_id>`` / ``REFUND``       one refund (succeeded or failed), keyed by our refund_id
+* ``DISPUTE#<dispute reference>`` / ``DISPUTE``  a chargeback raised by the cardholder's bank,
+  and once reversed its reversal
+
+Refunds, chargebacks and reversals are announced by signed notifications in Adyen's standard
+format (:meth:`SimulatedPsp.notification`); the caller delivers them.
 
 The key item and the charge item are written in one transaction conditioned on
 the key item not existing: two racing calls with one key produce one charge.
@@ -44,6 +51,7 @@ DECLINING_TOKENS = {
 UNAVAILABLE_TOKEN = "tok_pspUnavailable"
 UNAVAILABLE_CALLS = 2
 TIMEOUT_TOKEN = "tok_pspTimeout"
+REFUND_FAILS_TOKEN = "tok_refundFails"
 MERCHANT_ACCOUNT = "PaymentsMarketplaceECOM"
 
 
@@ -98,6 +106,205 @@ class SimulatedPsp:
         if item["outcome"] == "APPROVED":
             return Approved(psp_reference=item["psp_reference"], charged_at=item["charged_at"])
         return Declined(reason=item["reason"])
+
+    # --- refunds and disputes (issue 18) ---------------------------------------------
+    def refund(self, call: Any) -> Any:
+        """Refund (part of) a charge, once per ``call.idempotency_key`` (our refund_id).
+
+        The refund and the charge's refunded total are written in one transaction, the total
+        conditioned on staying within the captured amount: the PSP never refunds more than it
+        charged, nor twice for one key. ``tok_refundFails`` charges refuse every refund."""
+        from payments.refunds.psp import RefundAnswer
+
+        try:
+            self._count_attempt(f"refund:{call.idempotency_key}")
+            existing = self._get(f"REFUND#{call.idempotency_key}", "REFUND")
+            if existing is not None:
+                if (existing["amount_minor"], existing["currency"]) != (call.amount_minor, call.currency):
+                    raise PspRequestRejected(f"idempotency key {call.idempotency_key} was used for {existing['amount_minor']} {existing['currency']}")
+                return RefundAnswer(existing["succeeded"], existing.get("psp_reference"), existing.get("reason"))
+            charge = self._get(f"CHARGE#{call.original_psp_reference}", "CHARGE")
+        except ClientError as err:
+            raise PspUnavailable(f"simulated PSP storage: {err}") from err
+        now = clock.now_iso()
+        item = {
+            "pk": f"REFUND#{call.idempotency_key}",
+            "sk": "REFUND",
+            "merchant_reference": call.idempotency_key,
+            "payment_order_id": call.payment_order_id,
+            "original_reference": call.original_psp_reference,
+            "amount_minor": call.amount_minor,
+            "currency": call.currency,
+            "refunded_at": now,
+            "modification_day": clock.day_of(now),
+        }
+        reason = None
+        if charge is None or charge["currency"] != call.currency:
+            reason = "unknown_charge"
+        elif charge.get("refund_fails"):
+            reason = "refund_declined"
+        items: list[dict[str, Any]] = []
+        if reason is None:
+            item.update(succeeded=True, psp_reference="psp_" + secrets.token_hex(8))
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _key(f"CHARGE#{call.original_psp_reference}", "CHARGE"),
+                        "UpdateExpression": "SET refunded_minor = if_not_exists(refunded_minor, :zero) + :amount",
+                        "ConditionExpression": "attribute_not_exists(refunded_minor) OR refunded_minor <= :limit",
+                        "ExpressionAttributeValues": to_values({":zero": 0, ":amount": call.amount_minor, ":limit": charge["amount_minor"] - call.amount_minor}),
+                    }
+                }
+            )
+        else:
+            item.update(succeeded=False, reason=reason)
+        items.insert(0, {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}})
+        try:
+            self.ddb.transact_write_items(TransactItems=items)
+        except ClientError as err:
+            if cancelled_by_condition(err, 0):
+                return self.refund(call)  # a concurrent call with the same key won: its answer is the answer
+            if cancelled_by_condition(err, 1):
+                item.update(succeeded=False, reason="exceeds_captured_amount", psp_reference=None)
+                try:
+                    self.ddb.put_item(TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
+                except ClientError:
+                    return self.refund(call)
+            else:
+                raise PspUnavailable(f"simulated PSP storage: {err}") from err
+        return RefundAnswer(item["succeeded"], item.get("psp_reference"), item.get("reason"))
+
+    def lookup_refund(self, refund_id: str) -> dict[str, Any] | None:
+        item = self._get(f"REFUND#{refund_id}", "REFUND")
+        return {k: v for k, v in item.items() if k not in ("pk", "sk")} if item else None
+
+    def all_refunds(self) -> Iterator[dict[str, Any]]:
+        for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
+            if item["sk"] == "REFUND":
+                yield {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+    def raise_chargeback(self, payment_order_id: str, amount_minor: int | None = None) -> dict[str, Any]:
+        """The cardholder's bank disputes a charge: record the dispute (funds deducted) and
+        return its CHARGEBACK notification item. ``amount_minor`` omitted: the whole charge."""
+        key = self.webhook_key()  # before anything is recorded: a dispute is never left unannounced
+        outcome = self._get(f"KEY#{payment_order_id}", "OUTCOME")
+        if outcome is None or outcome.get("outcome") != "APPROVED":
+            raise PspRequestRejected(f"no captured charge for {payment_order_id}")
+        charge = self._get(f"CHARGE#{outcome['psp_reference']}", "CHARGE")
+        assert charge is not None
+        amount = charge["amount_minor"] if amount_minor is None else amount_minor
+        if not 0 < amount <= charge["amount_minor"]:
+            raise PspRequestRejected(f"a chargeback of {amount} does not fit the charge of {charge['amount_minor']}")
+        now = clock.now_iso()
+        dispute = {
+            "pk": f"DISPUTE#{'dsp_' + secrets.token_hex(8)}",
+            "sk": "DISPUTE",
+            "payment_order_id": payment_order_id,
+            "original_reference": charge["psp_reference"],
+            "amount_minor": amount,
+            "currency": charge["currency"],
+            "charged_back_at": now,
+            "modification_day": clock.day_of(now),
+        }
+        dispute["dispute_reference"] = dispute["pk"].split("#", 1)[1]
+        self.ddb.put_item(TableName=self.table, Item=to_item(dispute), ConditionExpression="attribute_not_exists(pk)")
+        return self.notification("CHARGEBACK", dispute["dispute_reference"], charge["psp_reference"], payment_order_id, amount, charge["currency"], key=key)
+
+    def reverse_chargeback(self, dispute_reference: str) -> dict[str, Any]:
+        """The merchant's defence won: the dispute's funds come back (CHARGEBACK_REVERSED)."""
+        key = self.webhook_key()
+        now = clock.now_iso()
+        response = self.ddb.update_item(
+            TableName=self.table,
+            Key=_key(f"DISPUTE#{dispute_reference}", "DISPUTE"),
+            UpdateExpression="SET reversed_at = if_not_exists(reversed_at, :now), reversal_day = if_not_exists(reversal_day, :day)",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=to_values({":now": now, ":day": clock.day_of(now)}),
+            ReturnValues="ALL_NEW",
+        )
+        d = from_item(response["Attributes"])
+        assert d is not None
+        return self.notification("CHARGEBACK_REVERSED", dispute_reference, d["original_reference"], d["payment_order_id"], d["amount_minor"], d["currency"], key=key)
+
+    def refund_notification(self, refund_id: str) -> dict[str, Any] | None:
+        """The REFUND notification of a refund the PSP decided (None: it never saw the key)."""
+        r = self.lookup_refund(refund_id)
+        if r is None:
+            return None
+        return self.notification(
+            "REFUND", r.get("psp_reference") or f"psp_refund_{refund_id}", r["original_reference"], refund_id,
+            r["amount_minor"], r["currency"], success=bool(r["succeeded"]), reason=r.get("reason"),
+        )
+
+    def notification(
+        self, event_code: str, psp_reference: str, original_reference: str | None, merchant_reference: str,
+        amount_minor: int, currency: str, *, success: bool = True, reason: str | None = None, key: str | None = None,
+    ) -> dict[str, Any]:
+        """One ``NotificationRequestItem`` in Adyen's standard format, HMAC-signed with the stage's key."""
+        from payments.notifications.signature import signed
+
+        item: dict[str, Any] = {
+            "eventCode": event_code,
+            "success": "true" if success else "false",
+            "pspReference": psp_reference,
+            "merchantReference": merchant_reference,
+            "merchantAccountCode": settings().payments_psp_merchant_account,
+            "amount": {"value": amount_minor, "currency": currency},
+            "eventDate": clock.now_iso(),
+            "additionalData": {},
+        }
+        if original_reference:
+            item["originalReference"] = original_reference
+        if reason:
+            item["reason"] = reason
+        return signed(item, key or self.webhook_key())
+
+    def webhook_key(self) -> str:
+        """The HMAC key (hex) the PSP signs its notifications with: the stage's key, or the one
+        the local runtime generated for its run and left in the PSP's table (``payments psp`` commands)."""
+        key = settings().payments_psp_hmac_key or (self._get("CONFIG#webhook", "CONFIG") or {}).get("hmac_key", "")
+        if not key:
+            raise PspRequestRejected("no notification HMAC key: set PAYMENTS_PSP_HMAC_KEY")
+        return key
+
+    def configure_webhook_key(self, hex_key: str) -> None:
+        self.ddb.put_item(TableName=self.table, Item=to_item({"pk": "CONFIG#webhook", "sk": "CONFIG", "hmac_key": hex_key}))
+
+    def disputes(self) -> Iterator[dict[str, Any]]:
+        for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
+            if item["sk"] == "DISPUTE":
+                yield {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+    def modifications_for_day(self, day: str) -> Iterator[dict[str, Any]]:
+        """The day's refunds, chargebacks and reversals as the settlement file's rows carry them
+        (Adyen: ``Refunded``, ``Chargeback``, ``ChargebackReversed``; ``Psp Reference`` is the
+        payment's, ``Modification Reference`` the modification's own), in a stable order.
+
+        A scan: the simulator's modifications are few, and only the nightly job reads them."""
+        rows = []
+        for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
+            if item["sk"] == "REFUND" and item.get("succeeded") and item.get("modification_day") == day:
+                rows.append(("Refunded", item["refunded_at"], item["original_reference"], item["psp_reference"], item["payment_order_id"], item["merchant_reference"], item))
+            elif item["sk"] == "DISPUTE":
+                if item.get("modification_day") == day:
+                    rows.append(("Chargeback", item["charged_back_at"], item["original_reference"], item["dispute_reference"], item["payment_order_id"], "", item))
+                if item.get("reversal_day") == day:
+                    rows.append(("ChargebackReversed", item["reversed_at"], item["original_reference"], item["dispute_reference"], item["payment_order_id"], "", item))
+        for record_type, at, psp_reference, modification_reference, merchant_reference, modification_merchant_reference, item in sorted(rows, key=lambda r: (r[1], r[3], r[0])):
+            yield {
+                "record_type": record_type,
+                "psp_reference": psp_reference,
+                "modification_reference": modification_reference,
+                "merchant_reference": merchant_reference,
+                "modification_merchant_reference": modification_merchant_reference,
+                "amount_minor": item["amount_minor"],
+                "currency": item["currency"],
+                "at": at,
+            }
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        return from_item(self.ddb.get_item(TableName=self.table, Key=_key(pk, sk), ConsistentRead=True).get("Item"))
 
     # --- what the PSP tells its merchants later (settlement) ------------------------
     def charges_for_day(self, day: str) -> Iterator[dict[str, Any]]:
@@ -178,6 +385,7 @@ class SimulatedPsp:
             "charged_at": now,
             "charge_day": clock.day_of(now),
             "payment_method": _brand(request.token),
+            "refund_fails": request.token == REFUND_FAILS_TOKEN,
         }
         try:
             self.ddb.transact_write_items(

@@ -144,6 +144,62 @@ class LedgerRepository:
             raise
         return AppendResult(txn_id, appended=True)
 
+    def adjustment_items(
+        self,
+        txn_id: str,
+        kind: str,
+        order: OrderRecord,
+        amount_minor: int,
+        psp_reference: str | None,
+        *,
+        to_seller: bool,
+    ) -> list[dict[str, Any]]:
+        """The TransactWriteItems items of one balanced transaction that gives money back
+        (issue 18): a refund or a chargeback debits the seller and credits the PSP receivable
+        (the pay-in reversed); a chargeback reversal (``to_seller``) books it the other way.
+        The transaction item ``TXN#<txn_id>`` is put on ``attribute_not_exists``, with the
+        totals and the seller account totals, in the caller's transaction: once, or not at all.
+        Its ``kind`` tells it from the pay-in (``PAYIN``); it has no ``settlement_day`` (the
+        settlement index lists charges)."""
+        seller = seller_account_id(order.seller_account)
+        receivable = psp_receivable(self.psp)
+        debit, credit = (receivable, seller) if to_seller else (seller, receivable)
+        postings = [
+            {"account": debit, "side": DEBIT, "amount_minor": amount_minor, "currency": order.currency},
+            {"account": credit, "side": CREDIT, "amount_minor": amount_minor, "currency": order.currency},
+        ]
+        assert_balanced(postings)
+        item = {
+            "pk": f"TXN#{txn_id}",
+            "sk": "TXN",
+            "txn_id": txn_id,
+            "kind": kind,
+            "payment_order_id": order.payment_order_id,
+            "checkout_id": order.checkout_id,
+            "psp_reference": psp_reference,
+            "original_psp_reference": order.psp_reference,
+            "seller_account": order.seller_account,
+            "currency": order.currency,
+            "amount_minor": amount_minor,
+            "postings": postings,
+            "modification_day": clock.day_of(clock.now_iso()),
+            "booked_at": clock.now_iso(),
+            "in_account_totals": True,
+        }
+        shard = self._shard(txn_id)
+        return [
+            {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {"pk": {"S": f"TOTALS#{shard}"}, "sk": {"S": f"CCY#{order.currency}"}},
+                    "UpdateExpression": "ADD debits_minor :amount, credits_minor :amount, transactions :one SET currency = :ccy",
+                    "ExpressionAttributeValues": to_values({":amount": amount_minor, ":one": 1, ":ccy": order.currency}),
+                }
+            },
+            self._account_totals_update(seller, order.currency, shard, amount_minor if to_seller else 0, 0 if to_seller else amount_minor),
+        ]
+
     def _shard(self, payment_order_id: str) -> int:
         """The totals shard of an order's transaction: the append and the backfill must agree."""
         return shard_of(payment_order_id, self.shards)

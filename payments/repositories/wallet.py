@@ -89,6 +89,48 @@ class WalletRepository:
             raise
         return CreditResult(order.payment_order_id, applied=True, shard=shard)
 
+    def adjustment_items(
+        self, adjustment_id: str, kind: str, payment_order_id: str, seller_account: str, currency: str, delta_minor: int
+    ) -> list[dict[str, Any]]:
+        """The TransactWriteItems items of a wallet adjustment (issue 18: a refund or chargeback
+        takes money off, a chargeback reversal gives it back): an ``ADJUST#<adjustment_id>``
+        marker (``attribute_not_exists``) and a signed ``ADD`` to one balance shard. The caller
+        puts them in the transaction that decides the refund or books the dispute, so the wallet
+        moves exactly when that decision is stored, once. A balance may go below zero."""
+        if not isinstance(delta_minor, int) or delta_minor == 0:
+            raise InvariantViolation(f"wallet adjustment {adjustment_id} must move a non-zero integer amount")
+        shard = shard_of(adjustment_id, self.shards)
+        marker = {
+            "pk": f"ADJUST#{adjustment_id}",
+            "sk": "ADJUST",
+            "adjustment_id": adjustment_id,
+            "kind": kind,
+            "payment_order_id": payment_order_id,
+            "seller_account": seller_account,
+            "currency": currency,
+            "delta_minor": delta_minor,
+            "shard": shard,
+            "applied_at": clock.now_iso(),
+        }
+        return [
+            {"Put": {"TableName": self.table, "Item": to_item(marker), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {"pk": {"S": f"WALLET#{seller_account}#{shard}"}, "sk": {"S": f"CCY#{currency}"}},
+                    "UpdateExpression": "ADD balance_minor :amount, adjustments :one SET seller_account = :seller, currency = :ccy",
+                    "ExpressionAttributeValues": to_values({":amount": delta_minor, ":one": 1, ":seller": seller_account, ":ccy": currency}),
+                }
+            },
+        ]
+
+    def find_adjustment(self, adjustment_id: str) -> dict[str, Any] | None:
+        with transient_as_store_unavailable():
+            response = self.ddb.get_item(
+                TableName=self.table, Key={"pk": {"S": f"ADJUST#{adjustment_id}"}, "sk": {"S": "ADJUST"}}, ConsistentRead=True
+            )
+        return from_item(response.get("Item"))
+
     def _check_marker(self, order: OrderRecord) -> None:
         marker = self.find_credit(order.payment_order_id)
         if marker is None or (marker["seller_account"], marker["currency"], marker["amount_minor"]) != (

@@ -37,4 +37,4 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-PROGRAM_FUNCTIONS = ("payment", "executor", "wallet", "ledger", "reconcile", "psp", "recovery")
+PROGRAM_FUNCTIONS = ("payment", "executor", "wallet", "ledger", "reconcile", "psp", "recovery", "refunds", "notifications", "notifications_consumer")

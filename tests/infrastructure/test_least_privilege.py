@@ -38,6 +38,20 @@ EXPECTED_TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
     },
     "psp": {"psp_table": {"Query", "GetItem"}},
     "recovery": {"payments_table": {"Query", "UpdateItem", "GetItem", "BatchGetItem"}},
+    # issue 18: the reservation and the outcomes are TransactWriteItems over payments, wallets and ledger
+    "refunds": {
+        "idempotency_table": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
+        "payments_table": {"GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"},
+        "wallets_table": {"PutItem", "UpdateItem"},
+        "ledger_table": {"PutItem", "UpdateItem"},
+        "psp_table": {"GetItem", "PutItem", "UpdateItem"},
+    },
+    "notifications": {"payments_table": {"PutItem", "UpdateItem"}},
+    "notifications_consumer": {
+        "payments_table": {"GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"},
+        "wallets_table": {"GetItem", "PutItem", "UpdateItem"},
+        "ledger_table": {"GetItem", "PutItem", "UpdateItem"},
+    },
 }
 #: function -> S3 action -> key patterns of the settlement bucket ("<bucket>": the bucket itself).
 #: The prefixes are the ones payments.reconciliation.service uses:

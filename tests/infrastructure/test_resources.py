@@ -30,6 +30,7 @@ from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, reso
 #: 1,769 MB is one full vCPU; /tmp holds its sorted-run spill (~80 bytes per row, at most ~512 MiB).
 SHAPES = {"reconcile": (840, 1769, 2048)}
 DEFAULT_SHAPE = (300, 1024, 512)
+REFUND_ROUTE_PREFIXES = ("/v1/refunds", "/v1/psp/")
 ROUTES = {("POST", "/v1/payments"), ("GET", "/v1/payments/{checkout_id}"), ("GET", "/v1/wallets/{seller_account}"), ("GET", "/v1/ledger/trial-balance")}
 
 
@@ -46,8 +47,12 @@ def _path(template, resource_id):
 
 
 def test_api_routes_require_iam_and_proxy_to_the_payment_function(dev):
-    # Given the API methods (but the ANY method of each route, which answers 405)
-    methods = [m for m in resources(dev, "AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] != "ANY"]
+    # Given the API methods (but the ANY method of each route, which answers 405, and the refund routes:
+    # tests/infrastructure/test_refunds.py)
+    methods = [
+        m for m in resources(dev, "AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] != "ANY" and not _path(dev, m["Properties"]["ResourceId"]).startswith(REFUND_ROUTE_PREFIXES)
+    ]
     payment_id, _ = function_named(dev, "payment")
     # Then exactly the four routes exist
     assert {(m["Properties"]["HttpMethod"], _path(dev, m["Properties"]["ResourceId"])) for m in methods} == ROUTES
@@ -83,7 +88,7 @@ def test_api_stage_is_throttled_logged_and_traced(dev):
     (stage,) = resources(dev, "AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
     # Then it has throttling from context, access logs and tracing, and never logs bodies
-    (settings,) = props["MethodSettings"]
+    (settings,) = [s for s in props["MethodSettings"] if s["ResourcePath"] == "/*"]  # the webhook's own: test_refunds.py
     assert settings["ThrottlingRateLimit"] == 20 and settings["ThrottlingBurstLimit"] == 40
     assert settings["DataTraceEnabled"] is False
     assert "DestinationArn" in props["AccessLogSetting"]
@@ -164,13 +169,13 @@ def test_failed_reconciliation_lands_in_an_encrypted_dead_letter_queue(dev):
     # Given the reconcile function's async invocation config
     (invoke_config,) = resources(dev, "AWS::Lambda::EventInvokeConfig").values()
     props = invoke_config["Properties"]
-    (queue_id, queue), = resources(dev, "AWS::SQS::Queue").items()
+    (queue_id, queue), = [(k, q) for k, q in resources(dev, "AWS::SQS::Queue").items() if q["Properties"]["QueueName"] == "payments-dev-reconcile-dlq"]
     # Then it retries twice, then sends the event to the queue
     assert props["MaximumRetryAttempts"] == 2
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     # which is encrypted and TLS-only
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    (policy,) = resources(dev, "AWS::SQS::QueuePolicy").values()
+    (policy,) = [p for p in resources(dev, "AWS::SQS::QueuePolicy").values() if {"Ref": queue_id} in p["Properties"]["Queues"]]
     assert policy["Properties"]["PolicyDocument"]["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 

@@ -27,6 +27,7 @@ MACHINES = {
         },
     ),
     "reconcile": (RECONCILE_ASL, {"ReconcileFunctionArn": "reconcile"}),
+    "refund": (STEPFUNCTIONS / "refund.asl.json", {"RefundFunctionArn": "refunds"}),
 }
 SUBSTITUTION = re.compile(r"^\$\{(\w+)\}$")
 
@@ -47,7 +48,7 @@ def _task_resources(states: dict) -> list[str]:
 
 def test_the_stack_has_exactly_the_two_state_machines(dev):
     names = {m["Properties"]["StateMachineName"] for m in resources(dev, "AWS::StepFunctions::StateMachine").values()}
-    assert names == {"payments-dev-payment", "payments-dev-reconcile"}
+    assert names == {"payments-dev-payment", "payments-dev-reconcile", "payments-dev-refund"}
 
 
 #: state machine -> (type, log level) as the dev stage deploys them (cdk.json: dev has no workflowType override)

@@ -1,0 +1,34 @@
+"""SQS consumer of stored PSP notifications (Powertools batch processing, partial failures).
+
+Each message names a stored notification; :func:`payments.notifications.apply.process` applies
+it once. A record that raises (a transient failure, or a reversal whose chargeback has not
+arrived yet) is reported as a batch item failure: SQS delivers it again later, and after the
+queue's ``maxReceiveCount`` moves it to the dead-letter queue (alarmed).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from payments.notifications.apply import process
+from payments.notifications.store import NotificationStore
+from payments.observability import entry_point
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> str:
+    notification_id = json.loads(record.body)["notification_id"]
+    from payments.refunds.repository import RefundsRepository
+
+    return process(notification_id, NotificationStore(), RefundsRepository())
+
+
+@entry_point
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,284 @@
+"""Refunds and the PSP's notifications (issue 18): functions, the refund workflow, the queue, routes, alarms.
+
+* ``refunds``: ``POST /v1/refunds`` and ``GET /v1/refunds/{refund_id}`` (IAM-authenticated like the
+  rest of the API) and the tasks of the refund workflow (``stepfunctions/refund.asl.json``, a
+  STANDARD state machine with a fixed name: executions are named after refund ids, started once).
+* ``notifications``: ``POST /v1/psp/notifications``. **Not IAM-authenticated**: a PSP cannot sign
+  SigV4; the HMAC of every item is its authentication (the key is a Secrets Manager secret of the
+  stage), and the route has its own, lower throttle. It only verifies, stores and enqueues.
+* ``notifications_consumer``: applies the stored notifications from an encrypted SQS queue (partial
+  batch failures); a message that keeps failing moves to a dead-letter queue, which raises an alarm.
+
+Every role is granted the exact table actions its code uses and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
+from infra.constructs.function import METRICS_NAMESPACE, PaymentsFunction
+from infra.constructs.simulated_psp import PSP_NAME
+from infra.constructs.tables import PaymentTables
+from infra.nag import acknowledge, acknowledge_wildcard_resource
+from infra.stage import Stage
+
+ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "refund.asl.json"
+PERIOD = cdk.Duration.minutes(5)
+#: the webhook route's own throttle, as a share of the stage's: an unauthenticated route must not be a
+#: way to exhaust the API's limit (a PSP retries what was throttled: delivery is at least once)
+NOTIFICATIONS_SHARE = 2  # at most half of the stage's rate and burst
+CONSUMER_TIMEOUT = cdk.Duration.seconds(30)
+
+
+class Refunds(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: Stage,
+        code: lambda_.Code,
+        tables: PaymentTables,
+        api: apigw.RestApi,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        shards = {"WALLET_SHARDS": str(stage.wallet_shards), "LEDGER_TOTAL_SHARDS": str(stage.ledger_total_shards), "PSP_NAME": PSP_NAME}
+        name = stage.resource_name("refund")
+        machine_arn, executions_arn = fixed_name_state_machine_arns(self, name, executions=f"{name}:*")
+
+        # --- the refunds API and the refund workflow's tasks ------------------------------
+        self.function = PaymentsFunction(
+            self,
+            "Refunds",
+            stage=stage,
+            code=code,
+            name="refunds",
+            description="Refunds API (POST/GET /v1/refunds) and the refund workflow's tasks",
+            timeout=cdk.Duration.seconds(20),  # below the tasks' TimeoutSeconds (30) and API Gateway's 29 s
+            memory_size=512,
+            environment={"REFUND_STATE_MACHINE_ARN": machine_arn, **shards},
+        )
+        fn = self.function
+        fn.use_table("idempotency_table", tables["idempotency_table"], ["GetItem", "PutItem", "UpdateItem", "DeleteItem"])
+        # the reservation and the outcome are TransactWriteItems over payments, wallets and ledger
+        fn.use_table("payments_table", tables["payments_table"], ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"])
+        fn.use_table("wallets_table", tables["wallets_table"], ["PutItem", "UpdateItem"])
+        fn.use_table("ledger_table", tables["ledger_table"], ["PutItem", "UpdateItem"])
+        # the simulated PSP runs in-process and keeps its own record of refunds
+        fn.use_table("psp_table", tables["psp_table"], ["GetItem", "PutItem", "UpdateItem"])
+        fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
+
+        self.log_group = stage_log_group(self, "WorkflowLogs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}")
+        self.state_machine = asl_state_machine(
+            self,
+            "StateMachine",
+            name=name,
+            asl_path=ASL_PATH,
+            task_functions={"RefundFunctionArn": fn.function},
+            log_group=self.log_group,
+            invoked_functions="the refunds function",
+        )
+        del executions_arn  # the function starts executions; it never reads them
+
+        # --- notifications: webhook -> store -> queue -> consumer --------------------------
+        self.hmac_key = secretsmanager.Secret(
+            self,
+            "NotificationHmacKey",
+            secret_name=stage.resource_name("psp-notification-hmac-key"),
+            description="HMAC key (hex) of the PSP's notifications; set it to the key of the PSP's webhook configuration",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True, exclude_uppercase=True, exclude_characters="ghijklmnopqrstuvwxyz"
+            ),
+            removal_policy=stage.disposable_removal_policy,
+        )
+        acknowledge(
+            self.hmac_key,
+            "AwsSolutions-SMG4",
+            "The key is generated by the PSP (Adyen Customer Area) and rotated there; the new one is pasted here, "
+            "comma-separated with the old one while queued notifications are still signed with it.",
+        )
+        self.dead_letters = sqs.Queue(
+            self,
+            "NotificationDeadLetters",
+            queue_name=stage.resource_name("notifications-dlq"),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the notifications queue; its depth raises an alarm.",
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Notifications",
+            queue_name=stage.resource_name("notifications"),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=cdk.Duration.seconds(CONSUMER_TIMEOUT.to_seconds() * 6),
+            retention_period=cdk.Duration.days(14),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=8, queue=self.dead_letters),
+        )
+        self.webhook = PaymentsFunction(
+            self,
+            "Webhook",
+            stage=stage,
+            code=code,
+            name="notifications",
+            description="POST /v1/psp/notifications: verify every item's HMAC, store it once, enqueue it, answer [accepted]",
+            timeout=cdk.Duration.seconds(8),  # Adyen waits 10 s for the acknowledgement
+            memory_size=256,
+            environment={"NOTIFICATIONS_QUEUE_URL": self.queue.queue_url, "PAYMENTS_PSP_HMAC_KEY_SECRET": self.hmac_key.secret_arn},
+        )
+        self.webhook.use_table("payments_table", tables["payments_table"], ["PutItem", "UpdateItem"])
+        self.queue.grant_send_messages(self.webhook.role)
+        self.hmac_key.grant_read(self.webhook.role)
+
+        self.consumer = PaymentsFunction(
+            self,
+            "Consumer",
+            stage=stage,
+            code=code,
+            name="notifications_consumer",
+            description="Applies stored PSP notifications (AUTHORISATION, REFUND, CHARGEBACK, CHARGEBACK_REVERSED) once, forward only",
+            timeout=CONSUMER_TIMEOUT,
+            memory_size=512,
+            environment=shards,
+        )
+        consumer = self.consumer
+        consumer.use_table("payments_table", tables["payments_table"], ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"])
+        consumer.use_table("wallets_table", tables["wallets_table"], ["GetItem", "PutItem", "UpdateItem"])
+        consumer.use_table("ledger_table", tables["ledger_table"], ["GetItem", "PutItem", "UpdateItem"])
+        consumer.function.add_event_source(
+            sources.SqsEventSource(self.queue, batch_size=10, report_batch_item_failures=True, max_concurrency=5)
+        )
+
+        # --- routes ------------------------------------------------------------------------
+        v1 = api.root.get_resource("v1") or api.root.add_resource("v1")
+        refunds = v1.add_resource("refunds")
+        integration = apigw.LambdaIntegration(fn.function, proxy=True, allow_test_invoke=False)
+        refunds.add_method("POST", integration, request_parameters={"method.request.header.Idempotency-Key": True})
+        refunds.add_resource("{refund_id}").add_method("GET", integration)
+        notifications = v1.add_resource("psp").add_resource("notifications")
+        webhook_method = notifications.add_method(
+            "POST",
+            apigw.LambdaIntegration(self.webhook.function, proxy=True, allow_test_invoke=False),
+            authorization_type=apigw.AuthorizationType.NONE,
+        )
+        for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+            acknowledge(
+                webhook_method,
+                rule,
+                "The PSP's webhook cannot sign SigV4 nor hold Cognito tokens: the HMAC signature of every "
+                "notification item (verified in constant time, 401 otherwise) authenticates it, and the route is throttled.",
+            )
+        stage_resource = api.deployment_stage.node.default_child
+        assert isinstance(stage_resource, apigw.CfnStage)
+        stage_resource.add_property_override(
+            "MethodSettings",
+            [
+                *[_method_setting(s) for s in (stage_resource.method_settings or [])],
+                {
+                    "HttpMethod": "POST",
+                    "ResourcePath": "/~1v1~1psp~1notifications",
+                    "ThrottlingRateLimit": max(1, stage.api_rate_limit // NOTIFICATIONS_SHARE),
+                    "ThrottlingBurstLimit": max(1, stage.api_burst_limit // NOTIFICATIONS_SHARE),
+                    "LoggingLevel": "ERROR",
+                    "MetricsEnabled": True,
+                    "DataTraceEnabled": False,
+                },
+            ],
+        )
+        self.api = api
+        self.functions = [self.function, self.webhook, self.consumer]
+
+    def grant_merchant(self, policy: iam.ManagedPolicy, stage: Stage) -> None:
+        """Let the merchant's backend (the checkout API's merchant policy) refund and read refunds."""
+        read = self.api.arn_for_execute_api("GET", "/v1/refunds/*", stage.name)
+        policy.add_statements(
+            iam.PolicyStatement(actions=["execute-api:Invoke"], resources=[self.api.arn_for_execute_api("POST", "/v1/refunds", stage.name), read])
+        )
+        acknowledge_wildcard_resource(policy, read, "The route's path parameter is the refund id, unknown in advance.")
+
+    def add_alarms(self, topic: object, alarms: list[cloudwatch.Alarm], dashboard: cloudwatch.Dashboard) -> None:
+        """The alarms of money flowing back, on the stage's alarm topic, and their dashboard row."""
+        metrics = {
+            "RefundExecutionsFailed": (self.state_machine.metric_failed(period=PERIOD), "A refund workflow execution failed"),
+            "RefundNeedsAttention": (_metric("RefundNeedsAttention", "refunds"), "A refund is parked as NEEDS_ATTENTION: resolve it"),
+            "ChargebackOnRefundedOrder": (
+                _metric("ChargebackOnRefundedOrder", "notifications_consumer"),
+                "A chargeback hit an order already refunded: the platform has a claim to pursue (order NEEDS_ATTENTION)",
+            ),
+            "NotificationDeadLettersVisible": (
+                self.dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                "A PSP notification could not be applied after retries: it is in the dead-letter queue",
+            ),
+        }
+        for alarm_id, (metric, description) in metrics.items():
+            alarm = metric.create_alarm(
+                self,
+                alarm_id,
+                alarm_description=description,
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(actions.SnsAction(topic))  # type: ignore[arg-type]
+            alarms.append(alarm)
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Refunds, chargebacks and PSP notifications",
+                left=[
+                    self.state_machine.metric_started(period=PERIOD),
+                    self.state_machine.metric_succeeded(period=PERIOD),
+                    _metric("RefundSucceeded", "refunds"),
+                    _metric("RefundFailed", "refunds"),
+                    _metric("ChargebackBooked", "notifications_consumer"),
+                    _metric("NotificationReceived", "notifications"),
+                    _metric("NotificationSignatureRejected", "notifications"),
+                ],
+                right=[m for m, _ in metrics.values()],
+                width=24,
+            )
+        )
+
+
+def _metric(name: str, service: str) -> cloudwatch.Metric:
+    return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": service}, statistic="Sum", period=PERIOD)
+
+
+def _method_setting(setting: object) -> object:
+    """A stage's existing MethodSetting (CDK property object) in CloudFormation's casing."""
+    if isinstance(setting, dict):
+        return setting
+    return cdk.Stack.of(setting).resolve(setting) if hasattr(setting, "node") else _to_cfn(setting)
+
+
+def _to_cfn(setting: object) -> dict[str, object]:
+    fields = {
+        "http_method": "HttpMethod",
+        "resource_path": "ResourcePath",
+        "logging_level": "LoggingLevel",
+        "metrics_enabled": "MetricsEnabled",
+        "data_trace_enabled": "DataTraceEnabled",
+        "throttling_rate_limit": "ThrottlingRateLimit",
+        "throttling_burst_limit": "ThrottlingBurstLimit",
+        "caching_enabled": "CachingEnabled",
+        "cache_ttl_in_seconds": "CacheTtlInSeconds",
+        "cache_data_encrypted": "CacheDataEncrypted",
+    }
+    return {cfn: getattr(setting, py) for py, cfn in fields.items() if getattr(setting, py, None) is not None}

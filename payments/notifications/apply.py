@@ -1,0 +1,134 @@
+"""What each notification does, forward only (issue 18; CONTRACT.md, POST /v1/psp/notifications).
+
+* ``AUTHORISATION`` settles an order whose outcome was unknown (success: SUCCESS, then the
+  idempotent wallet credit and ledger append; otherwise FAILED);
+* ``REFUND`` decides a pending refund by ``success`` (first outcome wins);
+* ``CHARGEBACK`` takes ``amount`` off the seller (wallet and ledger, once per dispute);
+* ``CHARGEBACK_REVERSED`` gives it back (once; before its chargeback: retried later).
+
+Anything else is stored and IGNORED. An item for another merchant account, for an unknown
+order or refund, or contradicting what is stored is an ANOMALY: recorded, never applied, and
+never a backwards move. ``merchantReference`` is our payment_order_id (a refund's: our
+refund_id); ``originalReference`` the charge's psp_reference.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from payments import clock
+from payments.config import settings
+from payments.errors import StatusConflict
+from payments.notifications.store import NotificationStore
+from payments.observability import count, logger
+from payments.refunds.models import RefundStatus
+from payments.refunds.repository import RefundsRepository
+from payments.status import OrderStatus
+
+
+def process(notification_id: str, store: NotificationStore, refunds: RefundsRepository) -> str:
+    """Apply a stored notification once; returns its outcome. Raises on a transient failure
+    (the queue redelivers it; every effect below is idempotent, so a redelivery is harmless)."""
+    stored = store.get(notification_id)
+    if "outcome" in stored:
+        return "DUPLICATE"
+    outcome, detail = apply_item(json.loads(stored["raw"]), refunds)
+    if outcome == "ANOMALY":
+        count("NotificationAnomaly")
+        logger.warning("notification anomaly", extra={"notification_id": notification_id, "detail": detail})
+    store.mark(notification_id, outcome, detail)
+    count(f"Notification{outcome.capitalize()}")
+    return outcome
+
+
+def apply_item(item: dict[str, Any], refunds: RefundsRepository) -> tuple[str, str]:
+    code = item.get("eventCode")
+    if item.get("merchantAccountCode") != settings().payments_psp_merchant_account:
+        return "ANOMALY", f"for merchant account {item.get('merchantAccountCode')!r}, not ours"
+    success = item.get("success") == "true"
+    amount = item.get("amount") or {}
+    value, currency = amount.get("value"), amount.get("currency")
+    if code == "AUTHORISATION":
+        return _authorisation(item, success, value, currency, refunds)
+    if code == "REFUND":
+        return _refund(item, success, value, currency, refunds)
+    if code in ("CHARGEBACK", "CHARGEBACK_REVERSED"):
+        if not success:
+            return "IGNORED", f"{code} with success=false"
+        order = refunds.payments.find_order(str(item.get("merchantReference") or ""))
+        if order is None or order.psp_reference != item.get("originalReference"):
+            return "ANOMALY", f"{code} for an unknown charge {item.get('originalReference')} / {item.get('merchantReference')}"
+        if not isinstance(value, int):
+            return "ANOMALY", f"{code} without an integer amount"
+        book = refunds.book_chargeback if code == "CHARGEBACK" else refunds.reverse_chargeback
+        booked = book(order, str(item["pspReference"]), value, str(currency))
+        if booked.anomaly:
+            return "ANOMALY", booked.anomaly
+        detail = "booked" if booked.applied else "already booked"
+        if booked.needs_attention:
+            detail += "; order flagged NEEDS_ATTENTION (refunds and chargebacks exceed the charge)"
+        return ("APPLIED" if booked.applied else "DUPLICATE"), detail
+    return "IGNORED", f"event code {code!r} is not handled"
+
+
+def _authorisation(item: dict[str, Any], success: bool, value: Any, currency: Any, refunds: RefundsRepository) -> tuple[str, str]:
+    payments = refunds.payments
+    order_id = str(item.get("merchantReference") or "")
+    order = payments.find_order(order_id)
+    if order is None:
+        return "ANOMALY", f"AUTHORISATION for an unknown order {order_id!r}"
+    if (value, currency) != (order.amount_minor, order.currency):
+        payments.record_anomaly(order_id, f"AUTHORISATION of {value} {currency} for an order of {order.amount_minor} {order.currency}")
+        return "ANOMALY", "amount differs from the order"
+    try:
+        if success:
+            order = payments.move_order(
+                order_id, OrderStatus.SUCCESS, psp_reference=str(item.get("pspReference")), charged_at=_utc(item.get("eventDate")) or clock.now_iso(), signal="AUTHORISATION notification"
+            )
+        else:
+            before = order.status
+            order = payments.move_order(order_id, OrderStatus.FAILED, failure_reason=str(item.get("reason") or "refused"), signal="AUTHORISATION notification")
+            return ("DUPLICATE" if before is OrderStatus.FAILED else "APPLIED"), "order FAILED"
+    except StatusConflict as err:
+        return "ANOMALY", str(err)
+    credited = refunds.wallets.credit(order).applied
+    appended = refunds.ledger.append_payin(order).appended
+    return ("APPLIED" if credited or appended else "DUPLICATE"), "order SUCCESS; wallet and ledger booked once"
+
+
+def _refund(item: dict[str, Any], success: bool, value: Any, currency: Any, refunds: RefundsRepository) -> tuple[str, str]:
+    refund_id = str(item.get("merchantReference") or "")
+    refund = refunds.find(refund_id)
+    if refund is None:
+        return "ANOMALY", f"REFUND for an unknown refund {refund_id!r}"
+    order = refunds.payments.get_order(refund.payment_order_id)
+    if (value, currency) != (refund.amount_minor, refund.currency) or item.get("originalReference") != order.psp_reference:
+        refunds.record_anomaly(refund_id, f"REFUND notification of {value} {currency} on {item.get('originalReference')} does not match")
+        return "ANOMALY", "amount, currency or original reference differ from the refund"
+    decided = refunds.decide(
+        refund_id,
+        success,
+        psp_reference=str(item.get("pspReference") or "") or None,
+        failure_reason=str(item.get("reason") or "refused by the PSP"),
+        source="notification",
+    )
+    if decided.applied:
+        return "APPLIED", f"refund {decided.refund.status.value}"
+    target = RefundStatus.SUCCEEDED if success else RefundStatus.FAILED
+    if decided.refund.status is target:
+        return "DUPLICATE", f"refund already {target.value}"
+    return "ANOMALY", f"refund is {decided.refund.status.value}; the notification said {target.value}"
+
+
+def _utc(event_date: Any) -> str | None:
+    if not isinstance(event_date, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(event_date.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,92 @@
+"""Refund models: the body of ``POST /v1/refunds``, the stored refund, the resource."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from payments import money
+from payments.models import Identifier
+
+
+class RefundStatus(StrEnum):
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not RefundStatus.PENDING
+
+
+class RefundRequest(BaseModel):
+    """Body of ``POST /v1/refunds``; ``amount`` omitted: everything still refundable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    refund_id: Identifier
+    payment_order_id: Identifier
+    currency: Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
+    amount: Annotated[str, Field(min_length=1, max_length=32, description='Decimal string in major units, e.g. "5.00"')] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_ -]+$")] | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _active_currency(cls, value: str) -> str:
+        if not money.is_currency(value):
+            raise ValueError(f"'{value}' is not an active ISO 4217 currency code")
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_fits_currency(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            money.parse_amount(value, info.data.get("currency") or "USD")
+        return value
+
+
+class RefundOut(BaseModel):
+    refund_id: str
+    payment_order_id: str
+    amount: str
+    currency: str
+    status: RefundStatus
+    psp_reference: str | None = None
+    failure_reason: str | None = None
+    reason: str | None = None
+    needs_attention: bool = False
+
+
+class RefundRecord(BaseModel):
+    refund_id: str
+    payment_order_id: str
+    seller_account: str
+    amount_minor: int
+    currency: str
+    status: RefundStatus = RefundStatus.PENDING
+    reason: str | None = None
+    psp_reference: str | None = None
+    failure_reason: str | None = None
+    #: which signal decided it first: "psp" (the PSP's answer) or "notification"
+    decided_by: str | None = None
+    idempotency_key: str = ""
+    request_fingerprint: str = ""
+    needs_attention: bool = False
+    attention_reason: str | None = None
+    anomalies: list[dict[str, str]] = Field(default_factory=list)
+    created_at: str = ""
+    updated_at: str = ""
+
+    def to_api(self) -> RefundOut:
+        return RefundOut(
+            refund_id=self.refund_id,
+            payment_order_id=self.payment_order_id,
+            amount=money.format_minor(self.amount_minor, self.currency),
+            currency=self.currency,
+            status=self.status,
+            psp_reference=self.psp_reference,
+            failure_reason=self.failure_reason,
+            reason=self.reason,
+            needs_attention=self.needs_attention,
+        )

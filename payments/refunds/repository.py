@@ -1,0 +1,401 @@
+"""Refunds, chargebacks and chargeback reversals, stored in the payments table (issue 18).
+
+Item layout (``pk``, ``sk``), beside the payments and orders of :mod:`payments.repositories.payments`:
+
+* refund     ``REFUND#<refund_id>`` / ``REFUND``: :class:`RefundRecord`
+* dispute    ``CHARGEBACK#<dispute psp_reference>`` / ``CHARGEBACK``: payment_order_id, amount_minor,
+  currency, booked_at, and once reversed ``reversed_minor``, ``reversed_at``
+
+and on the order item (:class:`OrderRecord`): ``refund_reserved_minor`` (pending + succeeded
+refunds), ``refunded_minor`` (succeeded), ``chargeback_minor``, ``chargeback_reversed_minor``.
+
+**The reservation.** Accepting a refund is one ``TransactWriteItems``: put the refund
+(``attribute_not_exists``) and add its amount to the order's ``refund_reserved_minor`` on the
+condition that the order is ``SUCCESS``, has no chargeback, and held at most
+``charged - amount`` before: DynamoDB cannot add in a condition, so the limit is computed from
+the order's immutable charged amount. Whatever arrives concurrently, the condition is evaluated
+on the stored item, so pending + succeeded never exceeds what was charged.
+
+**The outcome, once.** Deciding a refund is one transaction gated on ``status = PENDING``:
+SUCCEEDED adds to ``refunded_minor``, puts the wallet adjustment (marker + balance shard) and
+appends the balanced reversing ledger transaction; FAILED releases the reservation. Whichever
+signal comes first (the PSP's answer or its REFUND notification) wins; the other fails the
+condition and changes nothing (a contradiction is recorded as an anomaly).
+
+**Disputes.** A chargeback is one transaction gated on its dispute item not existing (wallet
+and ledger once); a reversal is one gated on the dispute existing and not yet reversed. A
+chargeback that, with the refunds, gives back more than was charged is booked (it happened at
+the PSP) and the order is flagged NEEDS_ATTENTION.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from payments import aws, clock
+from payments.config import settings
+from payments.errors import Conflict, InvariantViolation, NotFound, PaymentError, TransientError
+from payments.models import OrderRecord
+from payments.observability import count, logger
+from payments.refunds.models import RefundRecord, RefundStatus
+from payments.repositories.dynamo import cancellation_codes, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.repositories.ledger import LedgerRepository
+from payments.repositories.payments import PaymentsRepository, order_key
+from payments.repositories.wallet import WalletRepository
+from payments.status import OrderStatus
+
+
+class OrderNotRefundable(PaymentError):
+    """Only a SUCCESS order without a chargeback can be refunded (409)."""
+
+
+class RefundExceedsRemaining(PaymentError):
+    """The refund would take the order's refunds over what was charged (422)."""
+
+    def __init__(self, message: str, remaining_minor: int):
+        super().__init__(message)
+        self.remaining_minor = remaining_minor
+
+
+class ChargebackNotBooked(TransientError):
+    """A reversal arrived before its chargeback (out of order): retried later, never guessed."""
+
+
+def refund_key(refund_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"REFUND#{refund_id}"}, "sk": {"S": "REFUND"}}
+
+
+def dispute_key(dispute_reference: str) -> dict[str, Any]:
+    return {"pk": {"S": f"CHARGEBACK#{dispute_reference}"}, "sk": {"S": "CHARGEBACK"}}
+
+
+@dataclass(frozen=True)
+class Reserved:
+    refund: RefundRecord
+    created: bool  # False: the same request had stored it before (a retry)
+
+
+@dataclass(frozen=True)
+class Decided:
+    refund: RefundRecord
+    applied: bool  # False: it had been decided before (by this signal or the other one)
+
+
+@dataclass(frozen=True)
+class Booked:
+    applied: bool  # False: a duplicate; nothing moved
+    needs_attention: bool = False
+    anomaly: str | None = None
+
+
+class RefundsRepository:
+    def __init__(
+        self,
+        table: str | None = None,
+        client: Any = None,
+        payments: PaymentsRepository | None = None,
+        wallets: WalletRepository | None = None,
+        ledger: LedgerRepository | None = None,
+    ):
+        self.table = table or settings().payments_table
+        self.ddb = client or aws.client("dynamodb")
+        self.payments = payments or PaymentsRepository(table=self.table, client=self.ddb)
+        self.wallets = wallets or WalletRepository(client=self.ddb, payments=self.payments)
+        self.ledger = ledger or LedgerRepository(client=self.ddb, payments=self.payments)
+
+    # --- reservation --------------------------------------------------------------------
+    def reservation_condition(self) -> str:
+        """The condition on the order that makes the reservation safe under concurrency."""
+        return (
+            "attribute_exists(pk) AND #status = :success"
+            " AND (attribute_not_exists(chargeback_minor) OR chargeback_minor = :zero)"
+            " AND (attribute_not_exists(refund_reserved_minor) OR refund_reserved_minor <= :limit)"
+        )
+
+    def reserve(self, refund: RefundRecord, order: OrderRecord) -> Reserved:
+        """Store a PENDING refund and reserve its amount on the order, or find the identical one."""
+        if refund.amount_minor <= 0:
+            raise RefundExceedsRemaining("a refund moves a positive amount", order.amount_minor - order.refund_reserved_minor)
+        now = clock.now_iso()
+        refund = refund.model_copy(update={"status": RefundStatus.PENDING, "created_at": now, "updated_at": now})
+        limit = order.amount_minor - refund.amount_minor
+        item = {"pk": f"REFUND#{refund.refund_id}", "sk": "REFUND", **refund.model_dump(mode="json")}
+        try:
+            if limit < 0:
+                raise _WouldExceed()
+            with transient_as_store_unavailable():
+                self.ddb.transact_write_items(
+                    TransactItems=[
+                        {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+                        {
+                            "Update": {
+                                "TableName": self.table,
+                                "Key": order_key(order.payment_order_id),
+                                "UpdateExpression": "SET refund_reserved_minor = if_not_exists(refund_reserved_minor, :zero) + :amount, updated_at = :now",
+                                "ConditionExpression": self.reservation_condition(),
+                                "ExpressionAttributeNames": {"#status": "status"},
+                                "ExpressionAttributeValues": to_values(
+                                    {":zero": 0, ":amount": refund.amount_minor, ":now": now, ":success": OrderStatus.SUCCESS.value, ":limit": limit}
+                                ),
+                            }
+                        },
+                    ]
+                )
+        except (ClientError, _WouldExceed) as err:
+            if isinstance(err, ClientError) and cancelled_by_condition(err, 0):
+                existing = self.get(refund.refund_id)
+                if existing.request_fingerprint == refund.request_fingerprint:
+                    return Reserved(existing, created=False)
+                raise Conflict(f"refund_id '{refund.refund_id}' is already used by another refund", field="refund_id") from err
+            if isinstance(err, ClientError) and not cancelled_by_condition(err, 1):
+                raise
+            # the order refused the reservation: say why, from the order as it is now
+            existing = self.find(refund.refund_id)
+            if existing is not None and existing.request_fingerprint == refund.request_fingerprint:
+                return Reserved(existing, created=False)
+            current = self.payments.get_order(order.payment_order_id)
+            if current.status is not OrderStatus.SUCCESS:
+                raise OrderNotRefundable(f"order {current.payment_order_id} is {current.status.value}; only a SUCCESS order can be refunded") from None
+            if current.chargeback_minor > 0:
+                raise OrderNotRefundable(f"order {current.payment_order_id} has a chargeback; it cannot be refunded as well") from None
+            remaining = current.amount_minor - current.refund_reserved_minor
+            raise RefundExceedsRemaining(
+                f"order {current.payment_order_id} has {remaining} minor units left to refund; {refund.amount_minor} asked", remaining
+            ) from None
+        return Reserved(refund, created=True)
+
+    # --- read ---------------------------------------------------------------------------
+    def find(self, refund_id: str) -> RefundRecord | None:
+        with transient_as_store_unavailable():
+            item = from_item(self.ddb.get_item(TableName=self.table, Key=refund_key(refund_id), ConsistentRead=True).get("Item"))
+        return RefundRecord.model_validate(_strip(item)) if item else None
+
+    def get(self, refund_id: str) -> RefundRecord:
+        found = self.find(refund_id)
+        if found is None:
+            raise NotFound(f"no refund '{refund_id}'")
+        return found
+
+    def find_dispute(self, dispute_reference: str) -> dict[str, Any] | None:
+        with transient_as_store_unavailable():
+            item = from_item(self.ddb.get_item(TableName=self.table, Key=dispute_key(dispute_reference), ConsistentRead=True).get("Item"))
+        return _strip(item) if item else None
+
+    def scan_refunds(self) -> list[RefundRecord]:
+        return [RefundRecord.model_validate(_strip(i)) for i in self._scan("REFUND")]
+
+    def scan_disputes(self) -> list[dict[str, Any]]:
+        return [_strip(i) for i in self._scan("CHARGEBACK")]
+
+    def _scan(self, sk: str) -> list[dict[str, Any]]:
+        return [
+            item
+            for item in query_all(
+                self.ddb,
+                _op="scan",
+                TableName=self.table,
+                ConsistentRead=True,
+                FilterExpression="sk = :sk",
+                ExpressionAttributeValues=to_values({":sk": sk}),
+            )
+        ]
+
+    # --- the outcome, exactly once ------------------------------------------------------------
+    def decide(
+        self, refund_id: str, succeeded: bool, *, psp_reference: str | None = None, failure_reason: str | None = None, source: str = "psp"
+    ) -> Decided:
+        """PENDING -> SUCCEEDED (wallet, ledger, refunded amount) or FAILED (reservation released)."""
+        refund = self.get(refund_id)
+        target = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
+        now = clock.now_iso()
+        values: dict[str, Any] = {":target": target.value, ":pending": RefundStatus.PENDING.value, ":now": now, ":source": source}
+        sets = ["#status = :target", "updated_at = :now", "decided_by = :source"]
+        if psp_reference:
+            values[":ref"] = psp_reference
+            sets.append("psp_reference = :ref")
+        if failure_reason and not succeeded:
+            values[":reason"] = failure_reason[:500]
+            sets.append("failure_reason = :reason")
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": refund_key(refund_id),
+                    "UpdateExpression": "SET " + ", ".join(sets),
+                    "ConditionExpression": "#status = :pending",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": to_values(values),
+                }
+            }
+        ]
+        if succeeded:
+            order = self.payments.get_order(refund.payment_order_id)
+            items.append(self._order_add(refund.payment_order_id, "refunded_minor", refund.amount_minor))
+            items += self.wallets.adjustment_items(
+                f"refund:{refund_id}", "REFUND", refund.payment_order_id, refund.seller_account, refund.currency, -refund.amount_minor
+            )
+            items += self.ledger.adjustment_items(f"refund:{refund_id}", "REFUND", order, refund.amount_minor, psp_reference, to_seller=False)
+        else:
+            items.append(self._order_add(refund.payment_order_id, "refund_reserved_minor", -refund.amount_minor))
+        try:
+            with transient_as_store_unavailable():
+                self.ddb.transact_write_items(TransactItems=items)
+        except ClientError as err:
+            if not cancelled_by_condition(err, 0):
+                if "ConditionalCheckFailed" in cancellation_codes(err):
+                    raise InvariantViolation(f"refund {refund_id} is PENDING but its effects exist: {cancellation_codes(err)}") from err
+                raise
+            current = self.get(refund_id)
+            if current.status is not target or (psp_reference and current.psp_reference and current.psp_reference != psp_reference):
+                self.record_anomaly(refund_id, f"{source} said {target.value}" + (f" ({psp_reference})" if psp_reference else "") + f" after {current.status.value} by {current.decided_by}")
+            return Decided(current, applied=False)
+        count("RefundSucceeded" if succeeded else "RefundFailed")
+        return Decided(self.get(refund_id), applied=True)
+
+    def record_anomaly(self, refund_id: str, what: str) -> None:
+        count("NotificationAnomaly")
+        logger.warning("refund anomaly", extra={"refund_id": refund_id, "what": what})
+        with transient_as_store_unavailable():
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=refund_key(refund_id),
+                UpdateExpression="SET anomalies = list_append(if_not_exists(anomalies, :empty), :entry)",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=to_values({":empty": [], ":entry": [{"what": what[:500], "at": clock.now_iso()}]}),
+            )
+
+    def flag_attention(self, refund_id: str, reason: str) -> None:
+        """Park a refund as NEEDS_ATTENTION (its workflow gave up; an operator resumes it)."""
+        with transient_as_store_unavailable():
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=refund_key(refund_id),
+                UpdateExpression="SET needs_attention = :yes, attention_reason = :reason, updated_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=to_values({":yes": True, ":reason": reason[:1000], ":now": clock.now_iso()}),
+            )
+
+    # --- disputes -----------------------------------------------------------------------------
+    def book_chargeback(self, order: OrderRecord, dispute_reference: str, amount_minor: int, currency: str) -> Booked:
+        """Take a chargeback off the seller (wallet and ledger), once per dispute reference."""
+        if currency != order.currency or amount_minor <= 0:
+            return Booked(applied=False, anomaly=f"chargeback of {amount_minor} {currency} on an order in {order.currency}")
+        now = clock.now_iso()
+        dispute = {
+            "pk": f"CHARGEBACK#{dispute_reference}",
+            "sk": "CHARGEBACK",
+            "dispute_reference": dispute_reference,
+            "payment_order_id": order.payment_order_id,
+            "seller_account": order.seller_account,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "booked_at": now,
+        }
+        items = [
+            {"Put": {"TableName": self.table, "Item": to_item(dispute), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": order_key(order.payment_order_id),
+                    "UpdateExpression": "SET chargeback_minor = if_not_exists(chargeback_minor, :zero) + :amount, updated_at = :now",
+                    "ConditionExpression": "#status = :success",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": to_values({":zero": 0, ":amount": amount_minor, ":now": now, ":success": OrderStatus.SUCCESS.value}),
+                }
+            },
+            *self.wallets.adjustment_items(f"chargeback:{dispute_reference}", "CHARGEBACK", order.payment_order_id, order.seller_account, currency, -amount_minor),
+            *self.ledger.adjustment_items(f"chargeback:{dispute_reference}", "CHARGEBACK", order, amount_minor, dispute_reference, to_seller=False),
+        ]
+        applied = True
+        try:
+            with transient_as_store_unavailable():
+                self.ddb.transact_write_items(TransactItems=items)
+        except ClientError as err:
+            if cancelled_by_condition(err, 0):
+                existing = self.find_dispute(dispute_reference)
+                if existing is None or (existing["payment_order_id"], existing["amount_minor"], existing["currency"]) != (order.payment_order_id, amount_minor, currency):
+                    return Booked(applied=False, anomaly=f"chargeback {dispute_reference} contradicts the one booked: {existing}")
+                applied = False
+            elif cancelled_by_condition(err, 1):
+                return Booked(applied=False, anomaly=f"chargeback {dispute_reference} on an order that is not SUCCESS")
+            else:
+                raise
+        if applied:
+            count("ChargebackBooked")
+        # checked on a duplicate too: a crash between the booking and the flag is repaired by the redelivery
+        return Booked(applied=applied, needs_attention=self._flag_if_overpaid(order.payment_order_id))
+
+    def _flag_if_overpaid(self, payment_order_id: str) -> bool:
+        order = self.payments.get_order(payment_order_id)
+        given_back = order.refund_reserved_minor + order.chargeback_minor - order.chargeback_reversed_minor
+        if given_back <= order.amount_minor:
+            return False
+        if not order.needs_attention:
+            reason = (
+                f"chargeback on a refunded order: refunds {order.refund_reserved_minor} + chargebacks "
+                f"{order.chargeback_minor - order.chargeback_reversed_minor} > charged {order.amount_minor}; claim to pursue"
+            )
+            self.payments.flag_attention(payment_order_id, reason)
+            count("NeedsAttention")
+            count("ChargebackOnRefundedOrder")
+            logger.error("chargeback on a refunded order", extra={"payment_order_id": payment_order_id})
+        return True
+
+    def reverse_chargeback(self, order: OrderRecord, dispute_reference: str, amount_minor: int, currency: str) -> Booked:
+        """Give a chargeback back to the seller, once; before its chargeback it raises (retried later)."""
+        dispute = self.find_dispute(dispute_reference)
+        if dispute is None:
+            raise ChargebackNotBooked(f"reversal of chargeback {dispute_reference} arrived before the chargeback")
+        if dispute.get("reversed_minor") is not None:
+            if dispute["reversed_minor"] == amount_minor:
+                return Booked(applied=False)
+            return Booked(applied=False, anomaly=f"reversal of {amount_minor} contradicts the one booked ({dispute['reversed_minor']})")
+        if dispute["payment_order_id"] != order.payment_order_id or currency != dispute["currency"] or not 0 < amount_minor <= dispute["amount_minor"]:
+            return Booked(applied=False, anomaly=f"reversal of {amount_minor} {currency} does not fit chargeback {dispute_reference}")
+        now = clock.now_iso()
+        items = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": dispute_key(dispute_reference),
+                    "UpdateExpression": "SET reversed_minor = :amount, reversed_at = :now",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(reversed_minor)",
+                    "ExpressionAttributeValues": to_values({":amount": amount_minor, ":now": now}),
+                }
+            },
+            self._order_add(order.payment_order_id, "chargeback_reversed_minor", amount_minor),
+            *self.wallets.adjustment_items(f"chargeback_reversed:{dispute_reference}", "CHARGEBACK_REVERSED", order.payment_order_id, order.seller_account, currency, amount_minor),
+            *self.ledger.adjustment_items(f"chargeback_reversed:{dispute_reference}", "CHARGEBACK_REVERSED", order, amount_minor, dispute_reference, to_seller=True),
+        ]
+        try:
+            with transient_as_store_unavailable():
+                self.ddb.transact_write_items(TransactItems=items)
+        except ClientError as err:
+            if cancelled_by_condition(err, 0):
+                return self.reverse_chargeback(order, dispute_reference, amount_minor, currency)  # decided concurrently
+            raise
+        count("ChargebackReversed")
+        return Booked(applied=True)
+
+    def _order_add(self, payment_order_id: str, attribute: str, delta: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": order_key(payment_order_id),
+                "UpdateExpression": f"SET {attribute} = if_not_exists({attribute}, :zero) + :delta, updated_at = :now",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": to_values({":zero": 0, ":delta": delta, ":now": clock.now_iso()}),
+            }
+        }
+
+
+class _WouldExceed(Exception):
+    pass
+
+
+def _strip(item: dict[str, Any] | None) -> dict[str, Any]:
+    assert item is not None
+    return {k: v for k, v in item.items() if k not in ("pk", "sk")}

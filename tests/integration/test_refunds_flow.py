@@ -1,0 +1,147 @@
+"""Refunds, notifications and chargebacks end to end on the local runtime (issue 18): the real
+HTTP API, stepfunctions/refund.asl.json interpreted by moto, the real handlers. The package's
+autouse fixture checks every invariant (8 included) after each test."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from payments.local.client import ApiClient
+from payments.local.runtime import wait_until
+from payments.psp.simulator import SimulatedPsp
+from tests.integration.conftest import checkout, unique, wait_done
+
+
+def paid_order(api: ApiClient, amount: str = "70.00", token: str = "tok_visa") -> tuple[str, str]:
+    seller = unique("seller")
+    body = checkout(token=token, orders=[(seller, amount, "USD")])
+    assert api.pay(body, "key-" + body["checkout_id"]).status == 202
+    done = wait_done(api, body["checkout_id"])
+    assert done["status"] == "SUCCEEDED", done
+    return body["payment_orders"][0]["payment_order_id"], seller
+
+
+def refund(api: ApiClient, body: dict[str, Any], key: str) -> Any:
+    return api.request("POST", "/v1/refunds", body, headers={"Idempotency-Key": key})
+
+
+def wait_refund(api: ApiClient, refund_id: str) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def decided() -> bool:
+        seen["body"] = api.request("GET", f"/v1/refunds/{refund_id}").body
+        return seen["body"]["status"] != "PENDING" or seen["body"]["needs_attention"]
+
+    assert wait_until(decided, 60, interval=0.2), seen
+    return seen["body"]
+
+
+def balance_becomes(api: ApiClient, seller: str, amount: str) -> None:
+    """Notifications are applied asynchronously (queue -> consumer): wait for the balance, then check it stays."""
+    def reached() -> bool:
+        return api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": amount}]
+
+    assert wait_until(reached, 30, interval=0.1), api.wallet(seller).body
+    time.sleep(0.5)
+    assert reached(), api.wallet(seller).body
+
+
+def notify(api: ApiClient, *items: dict[str, Any]) -> Any:
+    return api.request("POST", "/v1/psp/notifications", {"live": "false", "notificationItems": [{"NotificationRequestItem": i} for i in items]})
+
+
+def test_twenty_concurrent_refunds_one_accepted_then_succeeded(api: ApiClient) -> None:
+    # Given a paid order of 70.00
+    po, seller = paid_order(api)
+    # When 20 refunds of 60.00 arrive at once
+    bodies = [{"refund_id": unique("rf"), "payment_order_id": po, "amount": "60.00", "currency": "USD"} for _ in range(20)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        replies = list(pool.map(lambda b: refund(api, b, "key-" + b["refund_id"]), bodies))
+    # Then exactly one is accepted and 19 are refund-exceeds-remaining
+    statuses = sorted(r.status for r in replies)
+    assert statuses == [202] + [422] * 19, statuses
+    assert all(r.body["type"] == "urn:payments:problem:refund-exceeds-remaining" for r in replies if r.status == 422)
+    accepted = next(r for r in replies if r.status == 202)
+    rf = accepted.body["refund_id"]
+    assert accepted.headers["Location"] == f"/v1/refunds/{rf}"
+    # And the workflow refunds it: the seller keeps 10.00, the order shows 60.00 refunded
+    assert wait_refund(api, rf)["status"] == "SUCCEEDED"
+    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "10.00"}]
+    # And a replay returns the same refund and starts nothing new
+    body = next(b for b in bodies if b["refund_id"] == rf)
+    again = refund(api, body, "key-" + rf)
+    assert again.status == 202 and again.body["refund_id"] == rf and again.body["amount"] == "60.00"
+
+
+def test_refund_fails_token_ends_failed_with_no_money_moved(api: ApiClient) -> None:
+    po, seller = paid_order(api, token="tok_refundFails")
+    rf = unique("rf")
+    assert refund(api, {"refund_id": rf, "payment_order_id": po, "currency": "USD"}, "k-" + rf).status == 202
+    decided = wait_refund(api, rf)
+    assert decided["status"] == "FAILED" and decided["failure_reason"] == "refund_declined"
+    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "70.00"}]
+
+
+def test_notifications_bad_signature_duplicates_and_a_chargeback_with_its_reversal(api: ApiClient) -> None:
+    po, seller = paid_order(api)
+    psp = SimulatedPsp()
+    chargeback = psp.raise_chargeback(po)
+    # A bad signature is 401 and changes nothing
+    forged = json.loads(json.dumps(chargeback))
+    forged["additionalData"]["hmacSignature"] = "AAAA" + forged["additionalData"]["hmacSignature"][4:]
+    assert notify(api, forged).status == 401
+    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "70.00"}]
+    # The chargeback, delivered twice, takes 70.00 once; a refund is then refused
+    for _ in range(2):
+        reply = notify(api, chargeback)
+        assert reply.status == 200 and reply.body == "[accepted]"
+    balance_becomes(api, seller, "0.00")
+    rf = unique("rf")
+    refused = refund(api, {"refund_id": rf, "payment_order_id": po, "amount": "1.00", "currency": "USD"}, "k-" + rf)
+    assert refused.status == 409 and refused.body["type"] == "urn:payments:problem:order-not-refundable"
+    # The reversal, delivered twice, gives it back once
+    reversal = psp.reverse_chargeback(chargeback["pspReference"])
+    notify(api, reversal)
+    notify(api, reversal)
+    balance_becomes(api, seller, "70.00")
+
+
+def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(api: ApiClient) -> None:
+    # Given a chargeback and its reversal, delivered in the wrong order
+    po, seller = paid_order(api)
+    psp = SimulatedPsp()
+    chargeback = psp.raise_chargeback(po, 2500)
+    reversal = psp.reverse_chargeback(chargeback["pspReference"])
+    assert notify(api, reversal).status == 200
+    time.sleep(1.0)
+    # Then the reversal is not applied before its chargeback (it stays on the queue)
+    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "70.00"}]
+    # When the chargeback arrives, the queue redelivers the reversal, and both apply once
+    assert notify(api, chargeback).status == 200
+    from payments.notifications.store import NotificationStore
+
+    def outcomes() -> dict[str, Any]:
+        return {n["event_code"]: n.get("outcome") for n in NotificationStore().scan() if n["psp_reference"] == chargeback["pspReference"]}
+
+    assert wait_until(lambda: outcomes() == {"CHARGEBACK": "APPLIED", "CHARGEBACK_REVERSED": "APPLIED"}, 30), outcomes()
+    balance_becomes(api, seller, "70.00")
+
+
+def test_payments_psp_chargeback_raises_one_and_delivers_it(api: ApiClient, runtime: Any, capsys: Any) -> None:
+    from payments.cli import main
+
+    # Given a paid order of 70.00
+    po, seller = paid_order(api)
+    # When the operator makes the simulated PSP raise a chargeback of 10.00
+    assert main(["psp", "chargeback", po, "--amount", "10.00", "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
+    printed = capsys.readouterr().out
+    # Then its signed notification was accepted and the seller lost 10.00 once
+    assert "notification delivered: 200 [accepted]" in printed
+    balance_becomes(api, seller, "60.00")
+    dispute = printed.split()[1]
+    # and its reversal gives it back
+    assert main(["psp", "chargeback-reversed", dispute, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
+    balance_becomes(api, seller, "70.00")
