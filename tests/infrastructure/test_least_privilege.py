@@ -242,3 +242,78 @@ def test_reconcile_state_machine_invokes_only_the_reconcile_function_and_runs_it
     for statement in statements:
         if statement["Resource"] == "*":
             assert {a.split(":")[0] for a in as_list(statement["Action"])} <= {"logs", "xray"}
+
+
+def _secret_grants(template: dict[str, Any]) -> dict[str, list[tuple[set[str], list[Any]]]]:
+    """role logical id -> [(secretsmanager actions, resources)] of every identity policy of the stack."""
+    grants: dict[str, list[tuple[set[str], list[Any]]]] = defaultdict(list)
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = {a for a in as_list(statement["Action"]) if a.startswith("secretsmanager:")}
+            if actions:
+                for role in policy["Properties"]["Roles"]:
+                    grants[role["Ref"]].append((actions, as_list(statement["Resource"])))
+    return dict(grants)
+
+
+def _secret_logical_id(template: dict[str, Any], name: str) -> str:
+    (logical_id,) = [k for k, v in resources(template, "AWS::SecretsManager::Secret").items() if v["Properties"]["Name"] == name]
+    return logical_id
+
+
+def test_only_the_executor_reads_the_adyen_api_key_and_nobody_the_hmac_key_yet(prod):
+    # Given prod (Adyen) and every secretsmanager permission of its roles
+    grants = _secret_grants(prod)
+    _, executor = function_named(prod, "executor", stage="prod")
+    api_key = _secret_logical_id(prod, "payments-prod-adyen-api-key")
+    # Then exactly one role has any: the executor's, which may read the API key secret and nothing else
+    assert grants == {executor["Role"]["Fn::GetAtt"][0]: [({"secretsmanager:GetSecretValue"}, [{"Ref": api_key}])]}
+    # and no secret has a resource policy opening it to someone else
+    assert resources(prod, "AWS::SecretsManager::ResourcePolicy") == {}
+
+
+def test_the_hmac_key_can_be_granted_to_one_function_alone(prod):
+    # Given prod's stack rebuilt with the HMAC key granted to the reconcile function (standing in for the
+    # notifications function of issue 18, which is not part of this stack yet)
+    from infra.app import build_app
+    from tests.infrastructure.conftest import REPO_ROOT
+    import json
+    import tempfile
+
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    context.update({"aws:cdk:bundling-stacks": [], "stage": "prod"})
+    _, (stack,) = build_app(context, outdir=tempfile.mkdtemp())
+    assert stack.adyen is not None
+    reconcile = next(c for c in stack.node.find_all() if getattr(c, "name", None) == "reconcile" and hasattr(c, "role"))
+    stack.adyen.grant_hmac_keys(reconcile)
+    template = _template(stack)
+    # Then that function reads the HMAC key (named in its environment), the executor the API key, nobody more
+    hmac_key = _secret_logical_id(template, "payments-prod-adyen-hmac-key")
+    _, function = function_named(template, "reconcile", stage="prod")
+    assert function["Environment"]["Variables"]["PAYMENTS_PSP_HMAC_KEY_SECRET"] == {"Ref": hmac_key}
+    grants = _secret_grants(template)
+    assert grants[function["Role"]["Fn::GetAtt"][0]] == [({"secretsmanager:GetSecretValue"}, [{"Ref": hmac_key}])]
+    assert len(grants) == 2
+
+
+def _template(stack: Any) -> dict[str, Any]:
+    import aws_cdk as cdk
+
+    return cdk.assertions.Template.from_stack(stack).to_json()
+
+
+def test_dev_with_the_simulator_has_no_secret_permission(dev):
+    # Given dev (the simulated PSP), then no role may read any secret
+    assert _secret_grants(dev) == {}
+
+
+def test_an_api_key_secret_imported_by_name_is_granted_with_its_suffix_only(live_prod):
+    # Given prod configured live with the API key secret imported by name
+    template = live_prod.templates["Payments-prod"]
+    grants = _secret_grants(template)
+    _, executor = function_named(template, "executor", stage="prod")
+    # Then the executor alone reads it, matched by name and Secrets Manager's 6-character suffix
+    ((actions, (resource,)),) = grants.pop(executor["Role"]["Fn::GetAtt"][0])
+    assert actions == {"secretsmanager:GetSecretValue"}
+    assert resource["Fn::Join"][1][-1].endswith(":secret:acme/adyen/live-api-key-??????")
+    assert grants == {}
