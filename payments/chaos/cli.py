@@ -38,16 +38,34 @@ def _chaos(args: argparse.Namespace) -> int:
         recovery=not args.no_recovery,
         recovery_delay=args.recovery_delay,
     )
+    if args.psp == "adyen-fake" and args.checkouts_per_day:
+        # the adapter records the wall clock as the capture time (Adyen tells no other): one PSP day
+        print("chaos: --psp adyen-fake settles the wall clock's day (--checkouts-per-day 0)")
+        config = dataclasses.replace(config, checkouts_per_day=0)
     if not args.verbose:
         # parked orders log an ERROR each (the alarm) and moto logs every task failure: expected here
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
         logging.getLogger("moto").setLevel(logging.CRITICAL)
     runtime = LocalRuntime(port=free_port(), aws_port=free_port())
+    adyen = None
+    if args.psp == "adyen-fake":
+        from payments.local.adyen_fake import LocalAdyen
+
+        adyen = LocalAdyen(runtime)
+        adyen.start()  # before the runtime: it exports the settings that point the executor at the fake
+        config = dataclasses.replace(config, psp=adyen)
     runtime.start()
     try:
         result = harness.run(runtime.api_url, config)
+        if adyen is not None:
+            invalid = len(adyen.fake.invalid_requests)
+            print(f"chaos: the Adyen fake received {len(adyen.fake.requests)} requests, {invalid} invalid against the Checkout spec")
+            if invalid:
+                result.violations.append(f"[every request to Adyen validates against the Checkout spec] {invalid} invalid")
     finally:
         runtime.stop()
+        if adyen is not None:
+            adyen.stop()
     return 0 if result.ok else 1
 
 
@@ -71,6 +89,7 @@ def add_commands(subparsers: Any) -> None:
     chaos.add_argument("--no-recovery", action="store_true", help="switch the automatic recovery off (a protection removed: crashed starts stay unfinished)")
     chaos.add_argument("--recovery-delay", type=float, default=45.0, help="seconds a payment may stay unfinished before the recovery re-drives it")
     chaos.add_argument("--verbose", action="store_true", help="keep the functions' and moto's logs")
+    chaos.add_argument("--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges (adyen-fake: the Adyen adapter over HTTP to the local fake)")
     chaos.set_defaults(func=_chaos)
 
 
