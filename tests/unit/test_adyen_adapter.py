@@ -449,3 +449,33 @@ def test_refusal_reasons_come_from_the_code_then_the_text() -> None:
         import json
 
         assert _refusal(json.loads(sample.read_text())) == "cvc_declined"
+
+
+#: (refusalReasonCode, refusalReason) as Adyen's test values pair them
+#: (docs.adyen.com/development-resources/testing/result-codes; see REFUSAL_REASONS' comment)
+ADYEN_REFUSAL_PAIRS = [
+    ("2", "Refused"), ("3", "Referral"), ("4", "Acquirer Error"), ("5", "Blocked Card"), ("6", "Expired Card"),
+    ("7", "Invalid Amount"), ("8", "Invalid Card Number"), ("9", "Issuer Unavailable"), ("11", "3D Not Authenticated"),
+    ("12", "Not enough balance"), ("14", "Acquirer Fraud"), ("20", "FRAUD"), ("22", "FRAUD-CANCELLED"),
+    ("23", "Transaction Not Permitted"), ("24", "CVC Declined"), ("25", "Restricted Card"), ("26", "Revocation Of Auth"),
+    ("27", "Declined Non Generic"), ("31", "Issuer Suspected Fraud"), ("38", "Authentication required"),
+]
+
+
+@pytest.mark.parametrize(("code", "text"), ADYEN_REFUSAL_PAIRS)
+def test_a_refusal_maps_to_the_same_reason_by_code_or_by_its_text(code: str, text: str) -> None:
+    from payments.psp.adyen import REFUSAL_REASONS, REFUSAL_TEXTS, _refusal
+
+    # Given one of Adyen's refusals, with its code and without it (the classic API sends only the text)
+    # When each is mapped
+    # Then both give the same reason: the code table and the text table describe the same refusal
+    assert code in REFUSAL_REASONS and text.lower() in REFUSAL_TEXTS
+    assert _refusal({"refusalReasonCode": code, "refusalReason": text}) == _refusal({"refusalReason": text})
+
+
+def test_codes_that_are_not_refusals_are_not_in_the_table() -> None:
+    from payments.psp.adyen import REFUSAL_REASONS
+
+    # Given Adyen's codes that come with Authorised (0, 30: partially approved) or Received (13)
+    # Then none of them names a refusal reason (an unexpected one falls back to the text)
+    assert not {"0", "13", "30"} & set(REFUSAL_REASONS)
