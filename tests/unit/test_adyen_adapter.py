@@ -419,6 +419,33 @@ def test_the_api_key_is_read_from_its_secret_and_a_rotation_is_picked_up(aws_ses
         AdyenSettings(merchant_account=MERCHANT, return_url=RETURN_URL)
 
 
+def test_the_api_key_secret_is_read_once_per_container_within_its_max_age(aws_session: object, fake: AdyenFake) -> None:
+    from aws_lambda_powertools.utilities import parameters
+    from moto import mock_aws
+
+    parameters.clear_caches()
+    with mock_aws():
+        import boto3
+
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = secrets.create_secret(Name="payments-dev-adyen-api-key-cached", SecretString=API_KEY)["ARN"]
+        # Given an adapter as the stage configures it (the secret kept 300 s per container)
+        psp = AdyenPsp(
+            AdyenSettings(api_key_secret_arn=arn, secret_max_age=300, merchant_account=MERCHANT, return_url=RETURN_URL, base_url=fake.base_url)  # type: ignore[attr-defined]
+        )
+        # When it charges, the secret is rotated, and it charges again within the max age
+        assert isinstance(psp.charge(charge_request("po_c1")), Approved)
+        secrets.put_secret_value(SecretId=arn, SecretString="rotated-key")
+        assert isinstance(psp.charge(charge_request("po_c2")), Approved)
+        # Then both charges used the key read once (no Secrets Manager call per charge) ...
+        assert [h["x-api-key"] for _, _, h, _ in fake.requests] == [API_KEY, API_KEY]
+        # ... and a new container (or the max age passed) reads the rotated one
+        parameters.clear_caches()
+        with pytest.raises(PspRequestInvalid, match="HTTP 401"):
+            psp.charge(charge_request("po_c3"))
+    parameters.clear_caches()
+
+
 def test_live_settings_reach_the_documented_live_url_and_test_the_test_url() -> None:
     # Given a live adapter with its prefix, and a test adapter without a base URL
     live = AdyenPsp(AdyenSettings(api_key="k", merchant_account=MERCHANT, return_url=RETURN_URL, environment="live", live_url_prefix="1797a841fbb37ca7-AdyenDemo"))
