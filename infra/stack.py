@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.bundling import lambda_code
+from infra.constructs.adyen_psp import AdyenPsp
 from infra.constructs.checkout_api import CheckoutApi
 from infra.constructs.ledger import Ledger
 from infra.constructs.observability import Observability
@@ -56,10 +57,30 @@ class PaymentsStack(cdk.Stack):
         )
         recovery = Recovery(self, "Recovery", stage=stage, code=code, tables=tables, state_machine_arn=state_machine_arn)
         reconciliation = Reconciliation(self, "Reconciliation", stage=stage, code=code, tables=tables)
-        psp = SimulatedPsp(
-            self, "SimulatedPsp", stage=stage, code=code, tables=tables, settlement_bucket=reconciliation.bucket
-        )
-        refunds = Refunds(self, "Refunds", stage=stage, code=code, tables=tables, api=checkout.api)
+        psp_functions = []
+        #: the Adyen construct (its secrets) when the stage charges through Adyen, else None
+        self.adyen: AdyenPsp | None = None
+        if stage.psp == "adyen":
+            self.adyen = AdyenPsp(self, "Adyen", stage=stage)
+            self.adyen.use_api_key(workflow.executor)
+            if stage.adyen is not None and stage.adyen.placeholder:
+                cdk.Annotations.of(self).add_warning_v2(
+                    "payments:adyen-merchant-account",
+                    f"stage {stage.name}: adyenMerchantAccount is the placeholder {stage.adyen.merchant_account!r}; "
+                    "set it before deploying (docs/deploy.md, 'Connecting Adyen')",
+                )
+            if stage.production and stage.adyen is not None and stage.adyen.environment == "test":
+                cdk.Annotations.of(self).add_warning_v2(
+                    "payments:adyen-test-environment",
+                    f"production stage {stage.name} charges Adyen's TEST environment: no real money moves until "
+                    "adyenEnvironment is 'live' with adyenLiveUrlPrefix (docs/deploy.md, 'Going live')",
+                )
+        else:
+            simulated = SimulatedPsp(
+                self, "SimulatedPsp", stage=stage, code=code, tables=tables, settlement_bucket=reconciliation.bucket
+            )
+            psp_functions.append(simulated.function)
+        refunds = Refunds(self, "Refunds", stage=stage, code=code, tables=tables, api=checkout.api, adyen=self.adyen)
         observability = Observability(
             self,
             "Observability",
@@ -74,7 +95,7 @@ class PaymentsStack(cdk.Stack):
                 ledger.function,
                 recovery.function,
                 reconciliation.function,
-                psp.function,
+                *psp_functions,
                 *refunds.functions,
             ],
             tables=tables,

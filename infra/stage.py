@@ -37,6 +37,12 @@ class Stage:
     #: the payment workflow's type: EXPRESS (default: priced per execution, no transition quota)
     #: or STANDARD (exactly-once transitions, name-deduplicated starts, durable history)
     workflow_type: str = "EXPRESS"
+    #: a production stage takes real money: synthesis refuses the simulated PSP for it
+    production: bool = False
+    #: the PSP the executor charges: "simulated" (in-process simulator, nightly settlement job) or "adyen"
+    psp: str = "simulated"
+    #: Adyen's settings when ``psp`` is "adyen" (None otherwise)
+    adyen: "AdyenStage | None" = None
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> "Stage":
@@ -52,6 +58,17 @@ class Stage:
             override = node.try_get_context(key)
             return override if override is not None else values.get(key)
 
+        production = _flag(value("production"))
+        psp = str(value("psp") or "simulated")
+        if psp not in PSPS:
+            raise ValueError(f"stage {name!r}: psp must be one of {PSPS}, not {psp!r}")
+        if production and psp == "simulated":
+            raise ValueError(
+                f"stage {name!r} is a production stage (production: true) and cannot deploy the simulated PSP: "
+                "set psp to 'adyen' with adyenMerchantAccount and adyenReturnUrl, and adyenEnvironment 'live' with "
+                "adyenLiveUrlPrefix to take real money (cdk.json 'stages', or -c key=value); see docs/deploy.md, "
+                "'Connecting Adyen'"
+            )
         return cls(
             name=name,
             account=value("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
@@ -65,7 +82,15 @@ class Stage:
             retain_all_data=bool(values["retainAllData"]),
             alarm_email=value("alarmEmail") or None,
             workflow_type=_workflow_type(value("workflowType")),
+            production=production,
+            psp=psp,
+            adyen=AdyenStage.from_values(name, value) if psp == "adyen" else None,
         )
+
+    @property
+    def psp_name(self) -> str:
+        """``PSP_NAME``: the PSP's name in the ledger's receivable account and under ``incoming/``."""
+        return "adyen" if self.psp == "adyen" else "simulated-psp"
 
     @property
     def stack_name(self) -> str:
@@ -93,6 +118,74 @@ class Stage:
             return _RETENTION[self.log_retention_days]
         except KeyError:
             raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION)}") from None
+
+
+def _flag(value: Any) -> bool:
+    """A boolean key of cdk.json (a JSON boolean) or of ``-c key=value`` (the string "true"/"false")."""
+    if isinstance(value, str):
+        if value.strip().lower() not in ("true", "false", ""):
+            raise ValueError(f"expected true or false, not {value!r}")
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+PSPS = ("simulated", "adyen")
+ADYEN_ENVIRONMENTS = ("test", "live")
+#: the merchant account placeholder of cdk.json: synthesis warns until an operator replaces it
+ADYEN_PLACEHOLDER = "SET_ADYEN_MERCHANT_ACCOUNT"
+
+
+@dataclass(frozen=True)
+class AdyenStage:
+    """Adyen's settings of a stage (keys ``adyen*`` of the stage; see docs/deploy.md)."""
+
+    merchant_account: str
+    return_url: str  # v72 requires returnUrl on every /payments; an off-session charge never visits it
+    environment: str  # test | live
+    live_url_prefix: str | None  # live only: Customer Area > Developers > API URLs
+    #: an existing secret (name or complete ARN) holding the API key; None: the stack creates an empty one
+    api_key_secret: str | None
+    #: an existing secret (name or complete ARN) holding the HMAC key(s); None: the stack creates an empty one
+    hmac_key_secret: str | None
+    #: seconds a function keeps a secret's value before reading it again (per container)
+    secret_max_age: int = 300
+
+    @property
+    def placeholder(self) -> bool:
+        return self.merchant_account == ADYEN_PLACEHOLDER
+
+    @classmethod
+    def from_values(cls, stage: str, value: Any) -> "AdyenStage":
+        def required(key: str) -> str:
+            found = value(key)
+            if not found or not str(found).strip():
+                raise ValueError(f"stage {stage!r} uses psp 'adyen' and needs {key} (cdk.json 'stages', or -c {key}=...); see docs/deploy.md")
+            return str(found).strip()
+
+        environment = str(value("adyenEnvironment") or "test")
+        if environment not in ADYEN_ENVIRONMENTS:
+            raise ValueError(f"stage {stage!r}: adyenEnvironment must be one of {ADYEN_ENVIRONMENTS}, not {environment!r}")
+        prefix = value("adyenLiveUrlPrefix") or None
+        if environment == "live" and not prefix:
+            raise ValueError(
+                f"stage {stage!r}: adyenEnvironment 'live' needs adyenLiveUrlPrefix, the company's prefix "
+                "(Adyen Customer Area > Developers > API URLs)"
+            )
+        return_url = required("adyenReturnUrl")
+        if not return_url.startswith("https://"):
+            raise ValueError(f"stage {stage!r}: adyenReturnUrl must be an https:// URL, not {return_url!r}")
+        max_age = int(value("adyenSecretMaxAge") or 300)
+        if not 0 <= max_age <= 3600:
+            raise ValueError(f"stage {stage!r}: adyenSecretMaxAge must be 0 to 3600 seconds")
+        return cls(
+            merchant_account=required("adyenMerchantAccount"),
+            return_url=return_url,
+            environment=environment,
+            live_url_prefix=str(prefix) if prefix else None,
+            api_key_secret=value("adyenApiKeySecret") or None,
+            hmac_key_secret=value("adyenHmacKeySecret") or None,
+            secret_max_age=max_age,
+        )
 
 
 WORKFLOW_TYPES = ("EXPRESS", "STANDARD")

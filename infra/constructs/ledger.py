@@ -7,7 +7,6 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constructs.function import PaymentsFunction
-from infra.constructs.simulated_psp import PSP_NAME
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
 
@@ -32,7 +31,7 @@ class Ledger(Construct):
             description="Appends the balanced ledger transaction of a successful payment order (exactly once)",
             timeout=cdk.Duration.seconds(6),  # below the task's TimeoutSeconds (8) in the ASL
             memory_size=256,
-            environment={"LEDGER_TOTAL_SHARDS": str(stage.ledger_total_shards), "PSP_NAME": PSP_NAME},
+            environment={"LEDGER_TOTAL_SHARDS": str(stage.ledger_total_shards), "PSP_NAME": stage.psp_name},
         )
         self.function.use_table("ledger_table", tables["ledger_table"], ["GetItem", "PutItem", "UpdateItem", "Query"])
         self.function.use_table("payments_table", tables["payments_table"], ["GetItem", "UpdateItem"])

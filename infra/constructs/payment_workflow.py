@@ -33,7 +33,6 @@ from constructs import Construct
 
 from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
 from infra.constructs.function import PaymentsFunction
-from infra.constructs.simulated_psp import PSP_NAME
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge
 from infra.stage import Stage
@@ -76,11 +75,13 @@ class PaymentWorkflow(Construct):
             description="Executes one payment order: charges the PSP with the order id as idempotency key",
             timeout=cdk.Duration.seconds(12),  # below the task's TimeoutSeconds (15) in the ASL
             memory_size=256,
-            environment={"PSP_NAME": PSP_NAME},
+            environment={"PSP_NAME": stage.psp_name},
         )
         self.executor.use_table("payments_table", tables["payments_table"], ["GetItem", "UpdateItem"])
-        # The simulated PSP runs in-process and keeps its own record of charges.
-        self.executor.use_table("psp_table", tables["psp_table"], ["GetItem", "PutItem", "UpdateItem", "Query"])
+        if stage.psp == "simulated":
+            # The simulated PSP runs in-process and keeps its own record of charges. With Adyen, the
+            # stack gives the executor its ADYEN_* settings and the API key secret (infra/constructs/adyen_psp.py).
+            self.executor.use_table("psp_table", tables["psp_table"], ["GetItem", "PutItem", "UpdateItem", "Query"])
 
         name = state_machine_name(stage)
         self.log_group = stage_log_group(self, "Logs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}")

@@ -46,7 +46,6 @@ from constructs import Construct
 
 from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
 from infra.constructs.function import PaymentsFunction
-from infra.constructs.simulated_psp import PSP_NAME
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
@@ -160,7 +159,7 @@ class Reconciliation(Construct):
             memory_size=RECONCILE_MEMORY_MB,
             ephemeral_storage_size=RECONCILE_EPHEMERAL_STORAGE,
             environment={
-                "PSP_NAME": PSP_NAME,
+                "PSP_NAME": stage.psp_name,
                 "SETTLEMENT_BUCKET": self.bucket.bucket_name,
                 # Built from the fixed name, not referenced (the state machine invokes this function).
                 "RECONCILE_STATE_MACHINE_ARN": machine_arn,

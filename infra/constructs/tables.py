@@ -29,6 +29,8 @@ class PaymentTables(Construct):
         super().__init__(scope, construct_id)
         self._tables: dict[str, dynamodb.Table] = {}
         for spec in TABLES:
+            if spec.setting == "psp_table" and stage.psp != "simulated":
+                continue  # the simulated PSP's record of charges: deployed with the simulator only
             short_name = spec.setting.removesuffix("_table").replace("_", "-")
             table = dynamodb.Table(
                 self,

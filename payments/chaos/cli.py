@@ -38,21 +38,41 @@ def _chaos(args: argparse.Namespace) -> int:
         recovery=not args.no_recovery,
         recovery_delay=args.recovery_delay,
     )
+    if args.psp == "adyen-fake" and args.checkouts_per_day:
+        # the adapter records the wall clock as the capture time (Adyen tells no other): one PSP day
+        print("chaos: --psp adyen-fake settles the wall clock's day (--checkouts-per-day 0)")
+        config = dataclasses.replace(config, checkouts_per_day=0)
     if not args.verbose:
         # parked orders log an ERROR each (the alarm) and moto logs every task failure: expected here
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
         logging.getLogger("moto").setLevel(logging.CRITICAL)
     runtime = LocalRuntime(port=free_port(), aws_port=free_port())
+    adyen = None
+    if args.psp == "adyen-fake":
+        from payments.local.adyen_fake import LocalAdyen
+
+        adyen = LocalAdyen(runtime)
+        adyen.start()  # before the runtime: it exports the settings that point the executor at the fake
+        config = dataclasses.replace(config, psp=adyen)
     runtime.start()
     try:
         result = harness.run(runtime.api_url, config)
+        if adyen is not None:
+            invalid = len(adyen.fake.invalid_requests)
+            print(f"chaos: the Adyen fake received {len(adyen.fake.requests)} requests, {invalid} invalid against the Checkout spec")
+            if invalid:
+                result.violations.append(f"[every request to Adyen validates against the Checkout spec] {invalid} invalid")
         ok = result.ok
-        if not args.no_money_back:  # issue 18: refunds, notifications and chargebacks on the run's orders
+        if adyen is not None and not args.no_money_back:
+            print("chaos: the money-back phase (refunds, notifications, chargebacks) runs against the simulated PSP only: skipped")
+        elif not args.no_money_back:  # issue 18: refunds, notifications and chargebacks on the run's orders
             from payments.chaos.money_back import run_money_back
 
             ok = run_money_back(runtime.api_url, f"cm{config.seed}{config.run_tag}", config.seed, concurrency=config.concurrency).ok and ok
     finally:
         runtime.stop()
+        if adyen is not None:
+            adyen.stop()
     return 0 if ok else 1
 
 
@@ -77,6 +97,7 @@ def add_commands(subparsers: Any) -> None:
     chaos.add_argument("--recovery-delay", type=float, default=45.0, help="seconds a payment may stay unfinished before the recovery re-drives it")
     chaos.add_argument("--no-money-back", action="store_true", help="skip the refunds / notifications / chargebacks phase")
     chaos.add_argument("--verbose", action="store_true", help="keep the functions' and moto's logs")
+    chaos.add_argument("--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges (adyen-fake: the Adyen adapter over HTTP to the local fake)")
     chaos.set_defaults(func=_chaos)
 
 

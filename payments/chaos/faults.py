@@ -441,6 +441,10 @@ class ChaosPsp:
             raise PspUnavailable("chaos: PSP status lookup failed")
         return self.inner.lookup(idempotency_key)
 
+    def __getattr__(self, name: str) -> Any:
+        # what else the executor asks of its PSP (Adyen's ``needs_shopper_reference``) is the adapter's
+        return getattr(self.inner, name)
+
 
 class _ScaledTime:
     """Stands in for the ``time`` module inside moto's retrier: its waits are scaled."""

@@ -84,6 +84,10 @@ class ChaosConfig:
     #: the recovery's deadline (RECOVERY_DELAY_SECONDS) and schedule period during the run, seconds
     recovery_delay: float = 45.0
     recovery_interval: float = 2.0
+    #: another PSP than the simulator (``payments chaos --psp adyen-fake``: the local Adyen fake,
+    #: ``payments.local.adyen_fake.LocalAdyen``): its ``charges()`` are the PSP's record for
+    #: invariant 1 and its ``settle(day)`` writes the day's settlement file. None: the simulator
+    psp: Any = None
     #: a late *repeat* of the final outcome must also be recorded as an anomaly (ARCHITECTURE.md
     #: invariant 5 says so; the code treats an identical repeat as a harmless no-op)
 
@@ -133,7 +137,8 @@ class _Checks:
         return ok
 
     def audit(self, phase: str, expect_settled: bool = True) -> Report:
-        report = check_current(expect_settled=expect_settled)
+        psp = self.result.config.psp
+        report = check_current(expect_settled=expect_settled, psp_charges=psp.charges() if psp is not None else None)
         self.result.reports[phase] = report
         for number, count in report.checks.items():
             self.result.checks[f"invariant {number} ({phase})"] += count
@@ -200,7 +205,7 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
             if config.reconcile:
                 injector.enabled = True
                 injector.active_steps = {"reconcile"}
-                _reconcile(schedule, log, checks, calendar, prefix, out)
+                _reconcile(schedule, log, checks, calendar, prefix, out, config.psp)
                 injector.enabled = False
             result.phases["reconcile"] = time.monotonic() - mark
         # 7. final audit
@@ -489,7 +494,9 @@ class PspCalendar:
         return (date.fromisoformat(day) - self.first).days
 
 
-def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, calendar: PspCalendar, prefix: str, out: Printer) -> None:
+def _reconcile(
+    schedule: FaultSchedule, log: FaultLog, checks: _Checks, calendar: PspCalendar, prefix: str, out: Printer, other_psp: Any = None
+) -> None:
     from payments.local.lambdas import DEAD_LETTERS, DISPATCHER
     from payments.psp.simulator import SimulatedPsp
     from payments.reconciliation.settlement import settle_day, settlement_key
@@ -498,10 +505,16 @@ def _reconcile(schedule: FaultSchedule, log: FaultLog, checks: _Checks, calendar
     s3 = aws.client("s3")
     bucket = settings().settlement_bucket
     store = ReconciliationStore()
-    psp = SimulatedPsp()
+    if other_psp is None:
+        all_charges = list(SimulatedPsp().all_charges())
+    else:  # another PSP's record (the Adyen fake's captured payments), its day from its capture time
+        all_charges = [{**c, "charge_day": clock.day_of(c["charged_at"])} for c in other_psp.charges()]
+
+        settle_day = other_psp.settle_day  # noqa: F811 - the other PSP's nightly job
+
     charged: Counter[str] = Counter()  # charges per day, of every run in this runtime (what a file holds)
     ours: set[str] = set()  # the days of this run
-    for charge in psp.all_charges():
+    for charge in all_charges:
         charged[charge["charge_day"]] += 1
         if str(charge["merchant_reference"]).startswith(prefix + "_"):
             ours.add(charge["charge_day"])

@@ -620,6 +620,10 @@ class LocalAdyen:
 
     def settle(self, day: str) -> str:
         """Write the fake's Settlement Details Report for a UTC day into the settlement bucket; its key."""
+        return self.settle_day(day)[0]
+
+    def settle_day(self, day: str) -> tuple[str, int]:
+        """:meth:`settle`, answering (S3 key, data rows written) like the simulator's ``settle_day``."""
         from payments import aws
         from payments.config import settings
         from payments.reconciliation.settlement import settlement_key
@@ -630,7 +634,7 @@ class LocalAdyen:
         aws.client("s3").put_object(Bucket=settings().settlement_bucket, Key=key, Body=out.getvalue().encode(), ContentType="text/csv")
         invalid = len(self.fake.invalid_requests)
         print(f"wrote {key} ({rows} rows, from the Adyen fake; {len(self.fake.requests)} requests to it, {invalid} invalid against Checkout {VERSION})")
-        return key
+        return key, rows
 
     def stop(self) -> None:
         import os

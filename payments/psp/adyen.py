@@ -90,49 +90,85 @@ MAX_IDEMPOTENCY_KEY = 64
 MAX_STORED_PAYMENT_METHOD_ID = 64
 MAX_REFERENCE = 80
 
-#: Adyen refusalReasonCode -> our failure_reason (docs.adyen.com/development-resources/refusal-reasons).
+#: Adyen refusalReasonCode -> our failure_reason.
+#: Source: Adyen's "Refusal reasons" page (https://docs.adyen.com/development-resources/refusal-reasons,
+#: stored docs: its refusalReason texts and descriptions) and its test values ("Testing result codes and
+#: refusal reasons", https://docs.adyen.com/development-resources/testing/result-codes: holderName ->
+#: refusalReasonCode/refusalReason). The stored copy of the refusal-reasons page is cut before its code
+#: column, so each code <-> text pair below was checked against the test-values table as transcribed by a
+#: third-party Adyen integration's test suite and against the order of the ``adyen`` Rust crate's
+#: ``RefusalReason`` enum (docs.rs), which agree: 2 Refused ... 46 Transaction blocked by Adyen.
+#: Not a refusal: 0 (may come with Authorised), 13 (Received/pending), 30 (partially approved).
 #: Codes not listed are looked up by text (:data:`REFUSAL_TEXTS`), else ``refused:<Adyen's text>``.
-#: The table follows Adyen's refusal-reasons page as remembered, not the specs at hand (which only
-#: name the field): verify it against a test account before relying on the finer reasons.
 REFUSAL_REASONS = {
-    "2": "card_declined",
-    "3": "referral",
-    "4": "acquirer_error",
-    "5": "card_blocked",
-    "6": "expired_card",
-    "7": "invalid_amount",
-    "8": "invalid_card_number",
-    "9": "issuer_unavailable",
-    "10": "not_supported",
-    "11": "authentication_failed",
-    "12": "insufficient_funds",
-    "14": "fraud",
-    "15": "cancelled",
-    "16": "shopper_cancelled",
-    "20": "fraud",
-    "22": "fraud",
-    "23": "transaction_not_permitted",
-    "24": "cvc_declined",
-    "25": "restricted_card",
-    "26": "revocation_of_auth",
-    "27": "card_declined",
-    "28": "withdrawal_amount_exceeded",
-    "29": "withdrawal_count_exceeded",
-    "31": "suspected_fraud",
-    "32": "avs_declined",
+    "2": "card_declined",  # Refused
+    "3": "referral",  # Referral
+    "4": "acquirer_error",  # Acquirer Error (resultCode Error)
+    "5": "card_blocked",  # Blocked Card
+    "6": "expired_card",  # Expired Card
+    "7": "invalid_amount",  # Invalid Amount
+    "8": "invalid_card_number",  # Invalid Card Number
+    "9": "issuer_unavailable",  # Issuer Unavailable
+    "10": "not_supported",  # Not supported
+    "11": "authentication_failed",  # 3D Not Authenticated
+    "12": "insufficient_funds",  # Not enough balance
+    "14": "fraud",  # Acquirer Fraud
+    "15": "cancelled",  # Cancelled
+    "16": "shopper_cancelled",  # Shopper Cancelled
+    "17": "invalid_pin",  # Invalid Pin
+    "18": "pin_tries_exceeded",  # Pin tries exceeded
+    "19": "pin_validation_not_possible",  # Pin validation not possible
+    "20": "fraud",  # FRAUD (Adyen's risk check)
+    "21": "not_submitted",  # Not Submitted
+    "22": "fraud",  # FRAUD-CANCELLED (resultCode Cancelled)
+    "23": "transaction_not_permitted",  # Transaction Not Permitted
+    "24": "cvc_declined",  # CVC Declined
+    "25": "restricted_card",  # Restricted Card
+    "26": "revocation_of_auth",  # Revocation Of Auth (the shopper stopped recurring payments: never retry)
+    "27": "card_declined",  # Declined Non Generic (a response that cannot be mapped reliably)
+    "28": "withdrawal_amount_exceeded",  # Withdrawal amount exceeded
+    "29": "withdrawal_count_exceeded",  # Withdrawal count exceeded
+    "31": "suspected_fraud",  # Issuer Suspected Fraud
+    "32": "avs_declined",  # AVS Declined
+    "33": "pin_required",  # Card requires online pin
+    "34": "no_checking_account",  # No checking account available on Card
+    "35": "no_savings_account",  # No savings account available on Card
+    "36": "pin_required",  # Mobile PIN required
+    "37": "contactless_fallback",  # Contactless fallback
+    "38": "authentication_required",  # Authentication required (the issuer refused the exemption: needs 3DS)
+    "39": "authentication_failed",  # RReq not received from DS
+    "40": "card_declined",  # Current AID is in Penalty Box.
+    "41": "pin_required",  # CVM Required Restart Payment
+    "42": "authentication_failed",  # 3DS Authentication Error
+    "43": "pin_required",  # Online PIN required
+    "44": "card_declined",  # Try another interface
+    "45": "card_declined",  # Chip downgrade mode
+    "46": "retry_blocked",  # Transaction blocked by Adyen to prevent excessive retry fees
 }
 
 #: Adyen refusalReason text -> our failure_reason, for answers without a refusalReasonCode (the
-#: classic API's, e.g. Adyen's library sample "CVC Declined")
+#: classic API's, e.g. Adyen's library sample "CVC Declined"); texts as on the refusal-reasons page
 REFUSAL_TEXTS = {
     "refused": "card_declined",
+    "referral": "referral",
     "not enough balance": "insufficient_funds",
     "cvc declined": "cvc_declined",
     "expired card": "expired_card",
     "blocked card": "card_blocked",
+    "restricted card": "restricted_card",
     "invalid card number": "invalid_card_number",
+    "invalid amount": "invalid_amount",
     "issuer unavailable": "issuer_unavailable",
+    "acquirer error": "acquirer_error",
+    "acquirer fraud": "fraud",
     "fraud": "fraud",
+    "fraud-cancelled": "fraud",
+    "issuer suspected fraud": "suspected_fraud",
+    "declined non generic": "card_declined",
+    "transaction not permitted": "transaction_not_permitted",
+    "3d not authenticated": "authentication_failed",
+    "authentication required": "authentication_required",
+    "revocation of auth": "revocation_of_auth",
 }
 
 SHOPPER_ACTION_CODES = frozenset({"RedirectShopper", "IdentifyShopper", "ChallengeShopper", "PresentToShopper"})

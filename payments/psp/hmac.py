@@ -13,6 +13,13 @@ is the payload's literal string (``"true"``/``"false"``, never Python's ``True``
 is the hex string from Adyen's Customer Area; the signature is base64 of HMAC-SHA256 over
 the UTF-8 signing string, compared in constant time. Several keys may be accepted at once
 (the current and the previous one while a rotation drains Adyen's retry queue).
+
+Rotation (:func:`keys_from_secret`): the deployed stage keeps the key in a Secrets Manager
+secret whose value is the hex key, or during a rotation the JSON object
+``{"current": "<hex>", "previous": "<hex>", "previous_valid_until": "<ISO 8601 UTC>"}``.
+Adyen signs every notification it has not yet delivered with the key configured when it
+sends it, and retries a notification it could not deliver (for days): accepting the previous
+key until ``previous_valid_until`` lets the queue drain after the webhook's key is changed.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ import base64
 import binascii
 import hashlib
 import hmac as _hmac
+import json
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 SIGNED_FIELDS = (
@@ -125,3 +134,79 @@ def signed(item: Mapping[str, Any], hex_key: str) -> dict[str, Any]:
     additional.pop("hmacSignature", None)
     copy["additionalData"] = {**additional, "hmacSignature": sign(copy, hex_key)}
     return copy
+
+
+def keys_from_secret(value: str, now: datetime | None = None) -> list[str]:
+    """The HMAC keys a notification may be signed with, from the secret's value.
+
+    * ``"<hex>"``: one key; ``"<hex>,<hex>"``: each of them (the local runtime's form);
+    * ``{"current": "<hex>", "previous": "<hex>", "previous_valid_until": "<ISO 8601>"}``: the current
+      key, and the previous one while ``now`` is before ``previous_valid_until`` (an offset-less time
+      is UTC; without ``previous_valid_until`` the previous key is accepted until it is removed).
+
+    Every key is checked to be hex (:class:`InvalidHmacKey` otherwise, as for a missing current key):
+    a badly put secret is an operator's error that must surface, never a silently empty key list.
+    """
+    text = (value or "").strip()
+    if not text:
+        raise InvalidHmacKey("the HMAC key secret is empty")
+    if not text.startswith("{"):
+        keys = [part.strip() for part in text.split(",") if part.strip()]
+    else:
+        try:
+            document = json.loads(text)
+        except ValueError as err:
+            raise InvalidHmacKey("the HMAC key secret is not valid JSON") from err
+        if not isinstance(document, dict) or not isinstance(document.get("current"), str) or not document["current"].strip():
+            raise InvalidHmacKey('the HMAC key secret needs {"current": "<hex key>"}')
+        unknown = set(document) - {"current", "previous", "previous_valid_until"}
+        if unknown:
+            raise InvalidHmacKey(f"the HMAC key secret has unknown fields {sorted(unknown)}")
+        keys = [document["current"].strip()]
+        previous = document.get("previous")
+        if previous is not None:
+            if not isinstance(previous, str) or not previous.strip():
+                raise InvalidHmacKey("previous must be the previous hex key")
+            if _previous_valid(document.get("previous_valid_until"), now or datetime.now(timezone.utc)):
+                keys.append(previous.strip())
+    for key in keys:
+        _key_bytes(key)  # hex and non-empty, or InvalidHmacKey
+    return keys
+
+
+def _previous_valid(until: Any, now: datetime) -> bool:
+    if until is None:
+        return True
+    if not isinstance(until, str):
+        raise InvalidHmacKey("previous_valid_until must be an ISO 8601 date-time")
+    try:
+        limit = datetime.fromisoformat(until.strip().replace("Z", "+00:00"))
+    except ValueError as err:
+        raise InvalidHmacKey(f"previous_valid_until {until!r} is not an ISO 8601 date-time") from err
+    if limit.tzinfo is None:
+        limit = limit.replace(tzinfo=timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return now < limit
+
+
+def configured_keys(environ: Mapping[str, str] | None = None, now: datetime | None = None) -> list[str]:
+    """The keys of this deployment: ``PAYMENTS_PSP_HMAC_KEY`` (local runs, tests), else the secret
+    ``PAYMENTS_PSP_HMAC_KEY_SECRET`` (name or ARN) read through Powertools parameters and kept
+    ``ADYEN_SECRET_MAX_AGE`` seconds (default 300) per container, so a rotated value is picked up
+    without a deployment. Both hold a value :func:`keys_from_secret` reads."""
+    import os
+
+    env = os.environ if environ is None else environ
+    direct = env.get("PAYMENTS_PSP_HMAC_KEY", "")
+    if direct.strip():
+        return keys_from_secret(direct, now)
+    secret = env.get("PAYMENTS_PSP_HMAC_KEY_SECRET", "")
+    if not secret.strip():
+        raise InvalidHmacKey("no HMAC key configured: set PAYMENTS_PSP_HMAC_KEY or PAYMENTS_PSP_HMAC_KEY_SECRET")
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(secret.strip(), max_age=int(env.get("ADYEN_SECRET_MAX_AGE", "300")))
+    if not isinstance(value, str):
+        raise InvalidHmacKey("the HMAC key secret must be a string, not binary")
+    return keys_from_secret(value, now)

@@ -42,6 +42,37 @@ def dev(synthesis: Synthesis) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
+def prod(synthesis: Synthesis) -> dict[str, Any]:
+    """The prod stack of cdk.json: psp adyen (test environment, placeholder merchant account)."""
+    return synthesis.templates["Payments-prod"]
+
+
+#: prod as an operator configures it to take real money (docs/deploy.md, "Going live"): live
+#: environment, a real-looking merchant account, the API key secret imported by name
+LIVE_PROD = {
+    "stage": "prod",
+    "adyenEnvironment": "live",
+    "adyenLiveUrlPrefix": "1797a841fbb37ca7-AdyenDemo",
+    "adyenMerchantAccount": "AcmeShopECOM",
+    "adyenReturnUrl": "https://shop.example.com/checkout/return",
+    "adyenApiKeySecret": "acme/adyen/live-api-key",
+}
+
+
+@pytest.fixture(scope="session")
+def live_prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
+    """prod synthesised with :data:`LIVE_PROD` on top of cdk.json (cdk-nag included)."""
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    context["aws:cdk:bundling-stacks"] = []
+    context.update(LIVE_PROD)
+    outdir = tmp_path_factory.mktemp("cdk.out.live")
+    app, stacks = build_app(context, outdir=str(outdir))
+    app.synth()
+    templates = {s.stack_name: json.loads((outdir / f"{s.stack_name}.template.json").read_text()) for s in stacks}
+    return Synthesis(outdir=outdir, templates=templates)
+
+
+@pytest.fixture(scope="session")
 def standard_dev(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The dev stack synthesised with ``workflowType`` STANDARD (cdk-nag included)."""
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]

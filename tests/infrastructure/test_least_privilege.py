@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from collections import defaultdict
 from typing import Any
 
@@ -256,3 +258,74 @@ def test_reconcile_state_machine_invokes_only_the_reconcile_function_and_runs_it
     for statement in statements:
         if statement["Resource"] == "*":
             assert {a.split(":")[0] for a in as_list(statement["Action"])} <= {"logs", "xray"}
+
+
+def _secret_grants(template: dict[str, Any]) -> dict[str, list[tuple[set[str], list[Any]]]]:
+    """role logical id -> [(secretsmanager actions, resources)] of every identity policy of the stack."""
+    grants: dict[str, list[tuple[set[str], list[Any]]]] = defaultdict(list)
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = {a for a in as_list(statement["Action"]) if a.startswith("secretsmanager:")}
+            if actions:
+                for role in policy["Properties"]["Roles"]:
+                    grants[role["Ref"]].append((actions, as_list(statement["Resource"])))
+    return dict(grants)
+
+
+def _secret_logical_id(template: dict[str, Any], name: str) -> str:
+    (logical_id,) = [k for k, v in resources(template, "AWS::SecretsManager::Secret").items() if v["Properties"]["Name"] == name]
+    return logical_id
+
+
+def test_the_adyen_api_key_is_read_by_the_executor_and_refunds_and_the_hmac_key_by_the_webhook_alone(prod):
+    # Given prod (Adyen) and every secretsmanager permission of its roles
+    grants = _secret_grants(prod)
+    _, executor = function_named(prod, "executor", stage="prod")
+    _, refunds = function_named(prod, "refunds", stage="prod")
+    _, webhook = function_named(prod, "notifications", stage="prod")
+    api_key = _secret_logical_id(prod, "payments-prod-adyen-api-key")
+    hmac_key = _secret_logical_id(prod, "payments-prod-adyen-hmac-key")
+    # Then the functions that call Adyen read the API key secret and nothing else, the webhook reads the
+    # HMAC key secret (named in its environment) and nothing else, and no other role reads any secret
+    read = {"secretsmanager:GetSecretValue"}
+    assert grants == {
+        executor["Role"]["Fn::GetAtt"][0]: [(read, [{"Ref": api_key}])],
+        refunds["Role"]["Fn::GetAtt"][0]: [(read, [{"Ref": api_key}])],
+        webhook["Role"]["Fn::GetAtt"][0]: [(read, [{"Ref": hmac_key}])],
+    }
+    assert webhook["Environment"]["Variables"]["PAYMENTS_PSP_HMAC_KEY_SECRET"] == {"Ref": hmac_key}
+    # and the simulator's own generated key does not exist on an Adyen stage
+    assert "payments-prod-psp-notification-hmac-key" not in {v["Properties"]["Name"] for v in resources(prod, "AWS::SecretsManager::Secret").values()}
+    # and no secret has a resource policy opening it to someone else
+    assert resources(prod, "AWS::SecretsManager::ResourcePolicy") == {}
+
+
+def _template(stack: Any) -> dict[str, Any]:
+    import aws_cdk as cdk
+
+    return cdk.assertions.Template.from_stack(stack).to_json()
+
+
+def test_dev_with_the_simulator_reads_only_its_notification_hmac_key(dev):
+    # Given dev (the simulated PSP), then the notifications webhook alone reads a secret: the stage's
+    # generated notification HMAC key (there is no API key to read)
+    _, webhook = function_named(dev, "notifications", stage="dev")
+    hmac_key = _secret_logical_id(dev, "payments-dev-psp-notification-hmac-key")
+    assert _secret_grants(dev) == {webhook["Role"]["Fn::GetAtt"][0]: [({"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}, [{"Ref": hmac_key}])]}
+
+
+def test_an_api_key_secret_imported_by_name_is_granted_with_its_suffix_only(live_prod):
+    # Given prod configured live with the API key secret imported by name
+    template = live_prod.templates["Payments-prod"]
+    grants = _secret_grants(template)
+    # Then the functions that call Adyen (executor, refunds) read it, matched by name and Secrets
+    # Manager's 6-character suffix, and the webhook reads the HMAC key only
+    for name in ("executor", "refunds"):
+        _, function = function_named(template, name, stage="prod")
+        ((actions, (resource,)),) = grants.pop(function["Role"]["Fn::GetAtt"][0])
+        assert actions == {"secretsmanager:GetSecretValue"}
+        assert resource["Fn::Join"][1][-1].endswith(":secret:acme/adyen/live-api-key-??????")
+    _, webhook = function_named(template, "notifications", stage="prod")
+    ((actions, resources_),) = grants.pop(webhook["Role"]["Fn::GetAtt"][0])
+    assert actions == {"secretsmanager:GetSecretValue"} and "api-key" not in json.dumps(resources_)
+    assert grants == {}

@@ -12,10 +12,24 @@ from tests.infrastructure.conftest import REPO_ROOT
 from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources
 
 
+def _simulated(stage: str) -> bool:
+    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["stages"][stage].get("psp", "simulated") == "simulated"
+
+
+def _functions(stage: str) -> tuple[str, ...]:
+    """The program functions of the stage: the simulated PSP's nightly job only where it is the PSP."""
+    return PROGRAM_FUNCTIONS if _simulated(stage) else tuple(n for n in PROGRAM_FUNCTIONS if n != "psp")
+
+
+def _specs(stage: str) -> list[Any]:
+    """The tables of the stage: the simulated PSP's record of charges only where it is the PSP."""
+    return [spec for spec in TABLES if _simulated(stage) or spec.setting != "psp_table"]
+
+
 def _tables_by_setting(template: dict[str, Any], stage: str) -> dict[str, dict[str, Any]]:
     """Each table as found through the environment variable a function reads it from."""
     found: dict[str, dict[str, Any]] = {}
-    for name in PROGRAM_FUNCTIONS:
+    for name in _functions(stage):
         _, function = function_named(template, name, stage)
         for key, value in function["Environment"]["Variables"].items():
             if isinstance(value, dict) and "Ref" in value:
@@ -36,10 +50,12 @@ def test_tables_match_the_shared_description(synthesis, stage):
     template = synthesis.templates[f"Payments-{stage}"]
     # When the tables are looked up through the functions' environment
     tables = _tables_by_setting(template, stage)
-    # Then there is one table per entry of payments/tables.py and no other
-    assert set(tables) == {spec.setting for spec in TABLES}
-    assert len(resources(template, "AWS::DynamoDB::Table")) == len(TABLES)
-    for spec in TABLES:
+    # Then there is one table per entry of payments/tables.py and no other (the simulated PSP's
+    # record of charges only on a stage whose PSP is the simulator)
+    assert set(tables) == {spec.setting for spec in _specs(stage)}
+    assert len(resources(template, "AWS::DynamoDB::Table")) == len(_specs(stage))
+    assert ("psp_table" in tables) == (stage == "dev")
+    for spec in _specs(stage):
         table = tables[spec.setting]
         props = table["Properties"]
         # with the same keys and indexes, every key attribute a string
@@ -78,7 +94,7 @@ def test_every_function_that_reads_sharded_money_items_knows_the_stages_shard_co
     template = synthesis.templates[f"Payments-{stage}"]
     # When each program function's environment is read
     checked = 0
-    for name in PROGRAM_FUNCTIONS:
+    for name in _functions(stage):
         env = function_named(template, name, stage)[1]["Environment"]["Variables"]
         # Then every function given a sharded table is given that table's shard count
         for table, (setting, count) in expected.items():

@@ -52,7 +52,7 @@ def test_the_stack_has_exactly_the_two_state_machines(dev):
 
 
 #: state machine -> (type, log level) as the dev stage deploys them (cdk.json: dev has no workflowType override)
-DEV_TYPES = {"payment": ("EXPRESS", "ERROR"), "reconcile": ("STANDARD", "ALL")}
+DEV_TYPES = {"payment": ("EXPRESS", "ERROR"), "reconcile": ("STANDARD", "ALL"), "refund": ("STANDARD", "ALL")}
 
 
 @pytest.mark.parametrize("name", sorted(MACHINES))
@@ -64,7 +64,8 @@ def test_state_machine_is_the_asl_file_of_its_type_traced_and_logged(dev, name):
     assert json.loads(props["DefinitionString"]) == json.loads(asl.read_text())
     # the payment workflow is EXPRESS by default (exactly-once effects come from the conditional writes;
     # the recovery function re-drives what an execution left unfinished); reconcile stays STANDARD (a
-    # Distributed Map needs a Standard parent, and its execution names deduplicate starts)
+    # Distributed Map needs a Standard parent, and its execution names deduplicate starts); the refund
+    # workflow is STANDARD too (a refund's execution name is its refund_id: a duplicate start is refused)
     machine_type, level = DEV_TYPES[name]
     assert props["StateMachineType"] == machine_type
     assert props["TracingConfiguration"] == {"Enabled": True}

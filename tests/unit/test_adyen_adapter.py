@@ -419,6 +419,33 @@ def test_the_api_key_is_read_from_its_secret_and_a_rotation_is_picked_up(aws_ses
         AdyenSettings(merchant_account=MERCHANT, return_url=RETURN_URL)
 
 
+def test_the_api_key_secret_is_read_once_per_container_within_its_max_age(aws_session: object, fake: AdyenFake) -> None:
+    from aws_lambda_powertools.utilities import parameters
+    from moto import mock_aws
+
+    parameters.clear_caches()
+    with mock_aws():
+        import boto3
+
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = secrets.create_secret(Name="payments-dev-adyen-api-key-cached", SecretString=API_KEY)["ARN"]
+        # Given an adapter as the stage configures it (the secret kept 300 s per container)
+        psp = AdyenPsp(
+            AdyenSettings(api_key_secret_arn=arn, secret_max_age=300, merchant_account=MERCHANT, return_url=RETURN_URL, base_url=fake.base_url)  # type: ignore[attr-defined]
+        )
+        # When it charges, the secret is rotated, and it charges again within the max age
+        assert isinstance(psp.charge(charge_request("po_c1")), Approved)
+        secrets.put_secret_value(SecretId=arn, SecretString="rotated-key")
+        assert isinstance(psp.charge(charge_request("po_c2")), Approved)
+        # Then both charges used the key read once (no Secrets Manager call per charge) ...
+        assert [h["x-api-key"] for _, _, h, _ in fake.requests] == [API_KEY, API_KEY]
+        # ... and a new container (or the max age passed) reads the rotated one
+        parameters.clear_caches()
+        with pytest.raises(PspRequestInvalid, match="HTTP 401"):
+            psp.charge(charge_request("po_c3"))
+    parameters.clear_caches()
+
+
 def test_live_settings_reach_the_documented_live_url_and_test_the_test_url() -> None:
     # Given a live adapter with its prefix, and a test adapter without a base URL
     live = AdyenPsp(AdyenSettings(api_key="k", merchant_account=MERCHANT, return_url=RETURN_URL, environment="live", live_url_prefix="1797a841fbb37ca7-AdyenDemo"))
@@ -449,3 +476,33 @@ def test_refusal_reasons_come_from_the_code_then_the_text() -> None:
         import json
 
         assert _refusal(json.loads(sample.read_text())) == "cvc_declined"
+
+
+#: (refusalReasonCode, refusalReason) as Adyen's test values pair them
+#: (docs.adyen.com/development-resources/testing/result-codes; see REFUSAL_REASONS' comment)
+ADYEN_REFUSAL_PAIRS = [
+    ("2", "Refused"), ("3", "Referral"), ("4", "Acquirer Error"), ("5", "Blocked Card"), ("6", "Expired Card"),
+    ("7", "Invalid Amount"), ("8", "Invalid Card Number"), ("9", "Issuer Unavailable"), ("11", "3D Not Authenticated"),
+    ("12", "Not enough balance"), ("14", "Acquirer Fraud"), ("20", "FRAUD"), ("22", "FRAUD-CANCELLED"),
+    ("23", "Transaction Not Permitted"), ("24", "CVC Declined"), ("25", "Restricted Card"), ("26", "Revocation Of Auth"),
+    ("27", "Declined Non Generic"), ("31", "Issuer Suspected Fraud"), ("38", "Authentication required"),
+]
+
+
+@pytest.mark.parametrize(("code", "text"), ADYEN_REFUSAL_PAIRS)
+def test_a_refusal_maps_to_the_same_reason_by_code_or_by_its_text(code: str, text: str) -> None:
+    from payments.psp.adyen import REFUSAL_REASONS, REFUSAL_TEXTS, _refusal
+
+    # Given one of Adyen's refusals, with its code and without it (the classic API sends only the text)
+    # When each is mapped
+    # Then both give the same reason: the code table and the text table describe the same refusal
+    assert code in REFUSAL_REASONS and text.lower() in REFUSAL_TEXTS
+    assert _refusal({"refusalReasonCode": code, "refusalReason": text}) == _refusal({"refusalReason": text})
+
+
+def test_codes_that_are_not_refusals_are_not_in_the_table() -> None:
+    from payments.psp.adyen import REFUSAL_REASONS
+
+    # Given Adyen's codes that come with Authorised (0, 30: partially approved) or Received (13)
+    # Then none of them names a refusal reason (an unexpected one falls back to the text)
+    assert not {"0", "13", "30"} & set(REFUSAL_REASONS)
