@@ -644,7 +644,10 @@ def fold_batches(
     values; the equivalence is tested row by row (tests/reconciliation/test_fold.py)."""
     width = layout.width
     i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, _ = adyen._plan(layout)
-    i_gd, i_gc, i_nd, i_nc, i_commission, i_markup, i_scheme, i_interchange = adyen._amount_plan(layout)
+    amount_at = adyen._amount_plan(layout)
+    i_gd, i_gc, i_nd, i_nc, i_commission, i_markup, i_scheme, i_interchange = amount_at
+    amount_names = adyen._AMOUNT_NAMES
+    parse_minor = adyen.parse_minor
     if min(i_commission, i_markup, i_scheme, i_interchange) < 0:  # optional fee columns absent
         for first, texts in batches:
             for line, text in enumerate(texts, first):
@@ -664,8 +667,9 @@ def fold_batches(
         try:
             block = "\n".join(texts)  # type: ignore[arg-type]
             clean = '"' not in block and not _formula_in(block)
+            plain = clean and _no_padding(block)
         except TypeError:  # a None: a line too long
-            clean = False
+            clean = plain = False
         block = ""
         fast = 0
         entries: list[Entry] = []
@@ -675,14 +679,16 @@ def fold_batches(
                 _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
             f = text.split(",")  # type: ignore[union-attr]
+            if not plain:  # a field may have spaces around it: strip them all, as parse_row does
+                f = [value.strip() for value in f]
             if len(f) != width:
                 _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
-            kind = f[i_type].strip()
-            gross_ccy = f[i_gross].strip()
-            net_ccy = f[i_net].strip() or gross_ccy
-            psp = f[i_psp].strip()
-            merchant = f[i_merchant].strip()
+            kind = f[i_type]
+            gross_ccy = f[i_gross]
+            net_ccy = f[i_net] or gross_ccy
+            psp = f[i_psp]
+            merchant = f[i_merchant]
             gross_cache = amount_caches.get(gross_ccy)
             net_cache = amount_caches.get(net_ccy)
             if (
@@ -700,37 +706,36 @@ def fold_batches(
                             amount_caches[ccy] = adyen._amount_cache(ccy)
                 _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
-            t = f[i_gd].strip()
+            t = f[i_gd]
             gross_debit = gross_cache.get(t) if t else 0
-            t = f[i_gc].strip()
+            t = f[i_gc]
             gross_credit = gross_cache.get(t) if t else 0
-            t = f[i_nd].strip()
+            t = f[i_nd]
             net_debit = net_cache.get(t) if t else 0
-            t = f[i_nc].strip()
+            t = f[i_nc]
             net_credit = net_cache.get(t) if t else 0
-            t = f[i_commission].strip()
+            t = f[i_commission]
             commission = net_cache.get(t) if t else 0
-            t = f[i_markup].strip()
+            t = f[i_markup]
             markup = net_cache.get(t) if t else 0
-            t = f[i_scheme].strip()
+            t = f[i_scheme]
             scheme = net_cache.get(t) if t else 0
-            t = f[i_interchange].strip()
+            t = f[i_interchange]
             interchange = net_cache.get(t) if t else 0
-            if (
-                gross_debit != 0  # also None: not parsed yet (parse_row parses and caches it)
-                or gross_credit is None
-                or gross_credit <= 0
-                or net_debit is None
-                or net_credit is None
-                or commission is None
-                or markup is None
-                or scheme is None
-                or interchange is None
-            ):
+            if None in (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange):
+                try:  # an amount not seen yet in its currency: parsed (and cached) as parse_row would
+                    gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = [
+                        parse_minor(f[at], gross_ccy if n < 2 else net_ccy, amount_names[n])
+                        for n, at in enumerate(amount_at)
+                    ]
+                except row_error:
+                    _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
+                    continue
+            if gross_debit != 0 or gross_credit <= 0:  # type: ignore[operator]
                 _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
-            created = f[i_created].strip()
-            zone = f[i_zone].strip()
+            created = f[i_created]
+            zone = f[i_zone]
             if (zone == "UTC" or not zone) and timestamp(created):
                 charged_at = f"{created[:10]}T{created[11:]}Z"
             else:
@@ -776,6 +781,19 @@ def _formula_in(block: str) -> bool:
     if "=" in block or "+" in block or "@" in block or "\t" in block or "\r" in block:
         return True
     return block.startswith("-") or ",-" in block or "\n-" in block
+
+
+#: what ``str.strip`` removes that may stand at a field's edge in ASCII text (tabs and carriage
+#: returns already send a block to the careful path, see _formula_in)
+_PADDING = (", ", " ,", "\n ", " \n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
+def _no_padding(block: str) -> bool:
+    """Whether no field of these lines has whitespace at either end (``strip`` would keep
+    every field as it is), in a few C-level scans of the block."""
+    if not block.isascii() or block.startswith(" ") or block.endswith(" "):
+        return False
+    return not any(padding in block for padding in _PADDING)
 
 
 def _fold_one(partial: Partial, runs: SortedRuns, item: adyen.SettlementRow | tuple[int, str, bool] | None, bounds: Bounds) -> None:
