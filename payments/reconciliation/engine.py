@@ -11,11 +11,11 @@ million rows that is hundreds of MiB. Instead both sides are brought into
   ``psp_reference`` as its sort key, so a Query streams the day in order
   (:class:`~payments.reconciliation.sources.LedgerSource`). Memory: one page.
 * **Settlement side**: rows arrive in the file's order. Each ``Settled`` row becomes a
-  compact :class:`SettledEntry` (~250 bytes in memory); every ``Bounds.run_rows``
+  compact entry (a plain tuple of :class:`SettledEntry`'s fields, ~400 bytes in memory); every ``Bounds.run_rows``
   entries are sorted and spilled to a temporary file as one *sorted run*
-  (an external merge sort). The runs are then merged with ``heapq.merge``, which
-  holds one entry per run. Memory: one run (~25 MiB at 100k rows) plus one entry per
-  run, **flat in the file's size**; disk: ~80 bytes per row in ``/tmp``.
+  (an external merge sort). The runs are then merged (:func:`merge_runs`, a batch at a time), which
+  holds one batch of ``SPILL_BATCH`` entries per run. Memory: one run (~40 MiB at 100k rows) plus
+  one batch per run, **flat in the file's size**; disk: ~100 bytes per row in ``/tmp``.
 * Everything else a row carries (fees, net, record-type counts, rejected rows,
   refunds and unknown types) is folded into a :class:`Partial` as it streams by.
 
@@ -37,9 +37,10 @@ Every row ends in exactly one outcome, and :func:`merge_join` asserts it:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
-import heapq
+import itertools
 import marshal
 import os
 import tempfile
@@ -427,49 +428,44 @@ def merge_join(
 
     ledger_stream = _assert_ascending(ledger.day_entries(day) if day else iter(()))
     led = next(ledger_stream, None)
-    settled = heapq.merge(*runs)  # each run ascending by (psp_reference, line)
-
-    def settle(entry: Entry) -> None:
-        """The first row of a PSP reference against the ledger (both streams ascending)."""
-        nonlocal led, matched
-        reference = entry[0]
-        while led is not None and led.psp_reference < reference:
-            missing(led)
-            led = next(ledger_stream, None)
-        if led is not None and led.psp_reference == reference:
-            if led.payment_order_id == entry[2] and led.currency == entry[3] and led.amount_minor == entry[4]:
-                note_seller(led)
-                matched += 1
-            else:
-                compare(SettledEntry._make(entry), led)
-            led = next(ledger_stream, None)
-        else:
-            carried_over(SettledEntry._make(entry))
-
-    first: Entry | None = None
-    for entry in settled:
-        if first is not None and entry[0] == first[0]:
-            duplicate = SettledEntry._make(entry)
-            cls, rule = rules.DUPLICATE_IDENTICAL if duplicate.same_payment(SettledEntry._make(first)) else rules.DUPLICATE_CONFLICTING
-            out.add(
-                Mismatch(
-                    DUPLICATE_IN_SETTLEMENT,
-                    duplicate.psp_reference,
-                    duplicate.payment_order_id,
-                    duplicate.currency,
-                    duplicate.amount_minor,
-                    None,
-                    cls,
-                    rule,
-                    line=duplicate.line,
-                )
-            )
-            continue
-        if first is not None:
-            settle(first)
-        first = entry
-    if first is not None:
-        settle(first)
+    first: Entry | None = None  # the first row of the current PSP reference
+    for batch in itertools.chain(merge_runs(runs), [[_END]]):  # ascending by (psp_reference, line)
+        for entry in batch:
+            if first is not None:
+                if entry[0] == first[0] and entry is not _END:  # a duplicate of the current reference
+                    duplicate = SettledEntry._make(entry)
+                    same = duplicate.same_payment(SettledEntry._make(first))
+                    cls, rule = rules.DUPLICATE_IDENTICAL if same else rules.DUPLICATE_CONFLICTING
+                    out.add(
+                        Mismatch(
+                            DUPLICATE_IN_SETTLEMENT,
+                            duplicate.psp_reference,
+                            duplicate.payment_order_id,
+                            duplicate.currency,
+                            duplicate.amount_minor,
+                            None,
+                            cls,
+                            rule,
+                            line=duplicate.line,
+                        )
+                    )
+                    continue
+                # the current reference is complete: its first row against the ledger
+                reference = first[0]
+                while led is not None and led.psp_reference < reference:
+                    missing(led)
+                    led = next(ledger_stream, None)
+                if led is not None and led.psp_reference == reference:
+                    if led.payment_order_id == first[2] and led.currency == first[3] and led.amount_minor == first[4]:
+                        if (led.seller_account, led.currency) not in sellers:
+                            note_seller(led)
+                        matched += 1
+                    else:
+                        compare(SettledEntry._make(first), led)
+                    led = next(ledger_stream, None)
+                else:
+                    carried_over(SettledEntry._make(first))
+            first = entry
     while led is not None:
         missing(led)
         led = next(ledger_stream, None)
@@ -521,6 +517,63 @@ def read_header(lines: Iterator[tuple[int, str | None]]) -> adyen.Layout:
             raise UnreadableFile(f"unreadable header: {err}") from None
         return adyen.column_index([h.strip() for h in header])
     raise UnreadableFile("empty file (no header line)")
+
+
+#: after the last entry (never compared: it only closes the last PSP reference)
+_END: Entry = ("", 0, "", "", 0, "")
+
+
+def merge_runs(runs: list[Iterable[Entry]] | list[Iterable[SettledEntry]]) -> Iterator[list[Entry]]:
+    """The runs (each ascending) merged into one ascending sequence, in batches.
+
+    Like ``heapq.merge`` but a batch at a time: take the smallest of the runs' current last
+    entries as a bound, move every run's entries up to it into one list and sort that
+    (concatenated sorted pieces: a C-level merge). Everything left in any run is above
+    the bound, so the batches follow each other in order. Memory: a batch per run."""
+    sources = [_batches_of(run) for run in runs]
+    heads: dict[int, list[Entry]] = {}
+    for index, source in enumerate(sources):
+        batch = next(source, None)
+        if batch:
+            heads[index] = batch
+    while heads:
+        if len(heads) == 1:
+            (index, batch), = heads.items()
+            yield batch
+            yield from sources[index]
+            return
+        bound = min(batch[-1] for batch in heads.values())
+        out: list[Entry] = []
+        for index, batch in list(heads.items()):
+            cut = bisect.bisect_right(batch, bound)
+            out += batch[:cut]
+            if cut < len(batch):
+                heads[index] = batch[cut:]
+            else:
+                following = next(sources[index], None)
+                if following:
+                    heads[index] = following
+                else:
+                    del heads[index]
+        out.sort()
+        yield out
+
+
+def _batches_of(run: Iterable[Entry] | Iterable[SettledEntry]) -> Iterator[list[Entry]]:
+    if isinstance(run, _SpilledRun):
+        yield from run.batches()
+    elif isinstance(run, list):
+        if run:
+            yield run  # type: ignore[misc]
+    else:  # any other iterable of entries (a chunk's run streamed back from S3)
+        batch: list[Entry] = []
+        for entry in run:
+            batch.append(tuple(entry))  # type: ignore[arg-type]
+            if len(batch) >= SPILL_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 #: entries per marshalled batch in a spilled run: what reading a run holds at a time
@@ -585,15 +638,24 @@ class SortedRuns:
         for path in self._paths:
             handle = open(path, "rb")  # noqa: SIM115 - closed in __exit__
             self._open.append(handle)
-            runs.append(_read_run(handle))
+            runs.append(_SpilledRun(handle))
         return runs
 
 
-def _read_run(handle: BinaryIO) -> Iterator[Entry]:
+class _SpilledRun:
     """One spilled run: length-prefixed marshalled batches (``marshal.load`` on a file object
     reads it a few bytes at a time; one ``read`` per batch and ``loads`` is ten times faster)."""
-    while size := int.from_bytes(handle.read(8), "little"):
-        yield from marshal.loads(handle.read(size))
+
+    def __init__(self, handle: BinaryIO):
+        self._handle = handle
+
+    def batches(self) -> Iterator[list[Entry]]:
+        while size := int.from_bytes(self._handle.read(8), "little"):
+            yield marshal.loads(self._handle.read(size))
+
+    def __iter__(self) -> Iterator[Entry]:
+        for batch in self.batches():
+            yield from batch
 
 
 @contextlib.contextmanager
@@ -661,15 +723,18 @@ def fold_batches(
     row_error = adyen.RowError
     amount_caches: dict[str, dict[str, int]] = {}  # currency -> adyen's cache of parsed amounts
     sums: dict[tuple[str, str], list[int]] = {}  # (gross, net currency) -> gc, nd, nc, 4 fees
-    kinds: dict[str, int] = {}
     days: dict[str, int] = {}
+    bulk = 0  # SettledBulk rows among the fast ones (the others are Settled)
+    day, day_rows = "", 0
+    pair = ("", "")
+    s_gc = s_nd = s_nc = s_co = s_ma = s_sc = s_in = 0
+    fast_rows = 0
     for first, texts in batches:
         try:
             block = "\n".join(texts)  # type: ignore[arg-type]
             clean = '"' not in block and not _formula_in(block)
-            plain = clean and _no_padding(block)
         except TypeError:  # a None: a line too long
-            clean = plain = False
+            clean = False
         block = ""
         fast = 0
         entries: list[Entry] = []
@@ -679,11 +744,11 @@ def fold_batches(
                 _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
             f = text.split(",")  # type: ignore[union-attr]
-            if not plain:  # a field may have spaces around it: strip them all, as parse_row does
-                f = [value.strip() for value in f]
             if len(f) != width:
                 _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
+            # fields are taken as they are: a padded one (parse_row strips) fails a check here
+            # (type, currency, reference, amount, time) and the row goes to parse_row
             kind = f[i_type]
             gross_ccy = f[i_gross]
             net_ccy = f[i_net] or gross_ccy
@@ -725,8 +790,10 @@ def fold_batches(
             if None in (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange):
                 try:  # an amount not seen yet in its currency: parsed (and cached) as parse_row would
                     gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = [
-                        parse_minor(f[at], gross_ccy if n < 2 else net_ccy, amount_names[n])
-                        for n, at in enumerate(amount_at)
+                        parse_minor(f[at], gross_ccy if n < 2 else net_ccy, amount_names[n]) if known is None else known
+                        for n, (at, known) in enumerate(
+                            zip(amount_at, (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange), strict=True)
+                        )
                     ]
                 except row_error:
                     _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
@@ -740,32 +807,43 @@ def fold_batches(
                 charged_at = f"{created[:10]}T{created[11:]}Z"
             else:
                 try:
-                    charged_at = to_utc(created, zone)
+                    charged_at = to_utc(created.strip(), zone.strip())
                 except row_error:
                     _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
                     continue
             fast += 1
-            kinds[kind] = kinds.get(kind, 0) + 1
-            day = charged_at[:10]
-            days[day] = days.get(day, 0) + 1
-            acc = sums.get((gross_ccy, net_ccy))
-            if acc is None:
-                acc = sums[(gross_ccy, net_ccy)] = [0] * 7
-            acc[0] += gross_credit
-            acc[1] += net_debit
-            acc[2] += net_credit
-            acc[3] += commission
-            acc[4] += markup
-            acc[5] += scheme
-            acc[6] += interchange
+            bulk += kind != "Settled"
+            if charged_at[:10] != day:  # rows come day by day: counted in a local until the day changes
+                if day_rows:
+                    days[day] = days.get(day, 0) + day_rows
+                day, day_rows = charged_at[:10], 0
+            day_rows += 1
+            if gross_ccy != pair[0] or net_ccy != pair[1]:  # likewise the totals, per currency pair
+                if pair[0]:
+                    _add_sums(sums, pair, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in))
+                pair = (gross_ccy, net_ccy)
+                s_gc = s_nd = s_nc = s_co = s_ma = s_sc = s_in = 0
+            s_gc += gross_credit
+            s_nd += net_debit
+            s_nc += net_credit
+            s_co += commission
+            s_ma += markup
+            s_sc += scheme
+            s_in += interchange
             append((psp, line, merchant, gross_ccy, gross_credit, charged_at))
         if fast:
+            fast_rows += fast
             partial.rows += fast
             partial.last_line = max(partial.last_line, entries[-1][1])
             if partial.rows > bounds.max_rows:
                 raise UnreadableFile(f"more than {bounds.max_rows} rows")
             runs.extend(entries)
-    partial.record_types.update(kinds)
+    if day_rows:
+        days[day] = days.get(day, 0) + day_rows
+    if pair[0]:
+        _add_sums(sums, pair, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in))
+    kinds = {"Settled": fast_rows - bulk, "SettledBulk": bulk}
+    partial.record_types.update({kind: count for kind, count in kinds.items() if count})
     partial.days.update(days)
     for (gross_ccy, net_ccy), acc in sums.items():
         gross = partial._sums(gross_ccy)
@@ -783,17 +861,12 @@ def _formula_in(block: str) -> bool:
     return block.startswith("-") or ",-" in block or "\n-" in block
 
 
-#: what ``str.strip`` removes that may stand at a field's edge in ASCII text (tabs and carriage
-#: returns already send a block to the careful path, see _formula_in)
-_PADDING = (", ", " ,", "\n ", " \n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
-
-
-def _no_padding(block: str) -> bool:
-    """Whether no field of these lines has whitespace at either end (``strip`` would keep
-    every field as it is), in a few C-level scans of the block."""
-    if not block.isascii() or block.startswith(" ") or block.endswith(" "):
-        return False
-    return not any(padding in block for padding in _PADDING)
+def _add_sums(sums: dict[tuple[str, str], list[int]], pair: tuple[str, str], amounts: tuple[int, ...]) -> None:
+    acc = sums.get(pair)
+    if acc is None:
+        acc = sums[pair] = [0] * len(amounts)
+    for i, amount in enumerate(amounts):
+        acc[i] += amount
 
 
 def _fold_one(partial: Partial, runs: SortedRuns, item: adyen.SettlementRow | tuple[int, str, bool] | None, bounds: Bounds) -> None:
