@@ -250,6 +250,9 @@ def main() -> None:
     if not args.no_write and not args.only:
         write_doc(header, text)
         log("written: docs/benchmarks.md, bench/out/results.json")
+    elif not args.no_write and r.rows:
+        splice_doc(header, r.rows)
+        log(f"written: the {', '.join(sorted({row.area for row in r.rows}))} rows of docs/benchmarks.md, bench/out/results.json")
 
 
 DOC_HEAD = """# Benchmarks
@@ -306,6 +309,35 @@ DOC_NOTES = """
 * **reconciliation**: `bench/bench_reconcile.py` (engine vs a plain pandas merge), each run a fresh
   subprocess, engine and pandas alternated. The default run uses 250k rows; `--full` adds 1M.
 """
+
+
+def splice_doc(header: str, rows: list[Any]) -> None:
+    """``--only``: replace the rows of the areas just measured in docs/benchmarks.md (the other
+    areas' rows stay, from their own run) and say which run they come from."""
+    path = ROOT / "docs" / "benchmarks.md"
+    areas = sorted({row.area for row in rows})
+    fresh = table(rows).splitlines()[2:]
+    note = f"The {', '.join(areas)} rows come from a later run of that section alone: {header}"
+    out: list[str] = []
+    inserted = skip_blank = False
+    for line in path.read_text().splitlines():
+        if line.startswith(f"The {', '.join(areas)} rows come from a later run"):
+            skip_blank = True  # the note and the blank line after it
+            continue
+        if skip_blank and not line:
+            skip_blank = False
+            continue
+        if line.startswith("| area |"):
+            out += [note, ""]
+        if line.startswith("| ") and line[2:].split(" | ")[0] in areas:
+            if not inserted:
+                out += fresh
+                inserted = True
+            continue
+        out.append(line)
+    if not inserted:
+        raise SystemExit(f"docs/benchmarks.md has no {', '.join(areas)} rows to replace: run the whole suite")
+    path.write_text("\n".join(out) + "\n")
 
 
 def write_doc(header: str, text: str) -> None:
