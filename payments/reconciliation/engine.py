@@ -47,7 +47,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, BinaryIO, NamedTuple, Self
 
 from payments.errors import InvariantViolation
@@ -576,6 +576,10 @@ def _batches_of(run: Iterable[Entry] | Iterable[SettledEntry]) -> Iterator[list[
             yield batch
 
 
+#: the sort key of a run: entries are added in line order and the sort is stable, so this
+#: orders them by (PSP reference, line) as the whole tuple would, at a string sort's speed
+_REFERENCE_OF = itemgetter(0)
+
 #: entries per marshalled batch in a spilled run: what reading a run holds at a time
 SPILL_BATCH = 4096
 #: a settlement entry as the engine moves it: the fields of :class:`SettledEntry`, in its order
@@ -618,7 +622,7 @@ class SortedRuns:
 
     def _spill(self) -> None:
         buffer = self._buffer
-        buffer.sort()  # (psp_reference, line): lines are unique, so the rest never decides
+        buffer.sort(key=_REFERENCE_OF)  # stable, and added in line order: (psp_reference, line)
         path = os.path.join(self._dir.name, f"run-{len(self._paths):05d}.bin")
         with open(path, "wb") as handle:
             for start in range(0, len(buffer), SPILL_BATCH):
@@ -630,7 +634,7 @@ class SortedRuns:
 
     def runs(self) -> list[Iterable[Entry]]:
         if not self._paths:
-            self._buffer.sort()
+            self._buffer.sort(key=_REFERENCE_OF)
             return [self._buffer]
         if self._buffer:
             self._spill()
@@ -713,7 +717,7 @@ def fold_batches(
     if min(i_commission, i_markup, i_scheme, i_interchange) < 0:  # optional fee columns absent
         for first, texts in batches:
             for line, text in enumerate(texts, first):
-                _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
+                _fold_one(partial, runs.add, adyen.parse_or_reject(text, layout, line), bounds)
         return
     payment_types = adyen.PAYMENT_TYPES
     plain_reference = adyen._REFERENCE.match
@@ -736,16 +740,16 @@ def fold_batches(
         except TypeError:  # a None: a line too long
             clean = False
         block = ""
-        fast = 0
+        fast = last_fast = 0
         entries: list[Entry] = []
         append = entries.append
         for line, text in enumerate(texts, first):
             if not clean and (text is None or '"' in text or formula(text) is not None):
-                _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
+                _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
             f = text.split(",")  # type: ignore[union-attr]
             if len(f) != width:
-                _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
+                _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
             # fields are taken as they are: a padded one (parse_row strips) fails a check here
             # (type, currency, reference, amount, time) and the row goes to parse_row
@@ -769,7 +773,7 @@ def fold_batches(
                     for ccy in (gross_ccy, net_ccy):
                         if ccy not in amount_caches and ccy in MINOR_UNITS:
                             amount_caches[ccy] = adyen._amount_cache(ccy)
-                _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
+                _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
             t = f[i_gd]
             gross_debit = gross_cache.get(t) if t else 0
@@ -796,10 +800,10 @@ def fold_batches(
                         )
                     ]
                 except row_error:
-                    _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
+                    _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                     continue
             if gross_debit != 0 or gross_credit <= 0:  # type: ignore[operator]
-                _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
+                _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
             created = f[i_created]
             zone = f[i_zone]
@@ -809,7 +813,7 @@ def fold_batches(
                 try:
                     charged_at = to_utc(created.strip(), zone.strip())
                 except row_error:
-                    _fold_one(partial, runs, adyen.parse_or_reject(text, layout, line), bounds)
+                    _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                     continue
             fast += 1
             bulk += kind != "Settled"
@@ -831,13 +835,15 @@ def fold_batches(
             s_sc += scheme
             s_in += interchange
             append((psp, line, merchant, gross_ccy, gross_credit, charged_at))
+            last_fast = line
         if fast:
             fast_rows += fast
             partial.rows += fast
-            partial.last_line = max(partial.last_line, entries[-1][1])
+            partial.last_line = max(partial.last_line, last_fast)
             if partial.rows > bounds.max_rows:
                 raise UnreadableFile(f"more than {bounds.max_rows} rows")
-            runs.extend(entries)
+        if entries:
+            runs.extend(entries)  # in line order, as SortedRuns needs
     if day_rows:
         days[day] = days.get(day, 0) + day_rows
     if pair[0]:
@@ -869,11 +875,13 @@ def _add_sums(sums: dict[tuple[str, str], list[int]], pair: tuple[str, str], amo
         acc[i] += amount
 
 
-def _fold_one(partial: Partial, runs: SortedRuns, item: adyen.SettlementRow | tuple[int, str, bool] | None, bounds: Bounds) -> None:
+def _fold_one(
+    partial: Partial, add: Callable[[Entry], None], item: adyen.SettlementRow | tuple[int, str, bool] | None, bounds: Bounds
+) -> None:
     if item is not None:
         entry = partial.add(item, bounds)
         if entry is not None:
-            runs.add(entry)
+            add(tuple(entry))  # type: ignore[arg-type]
 
 
 def check_truncation(partial: Partial, ended_with_newline: bool) -> None:

@@ -186,3 +186,4 @@ def test_mutated_files_end_as_the_row_by_row_path_ends_them(monkeypatch: pytest.
     fast, slow = both_paths(bytes(data))
     # Then both end the same (the same result, or the same reason to quarantine)
     assert fast == slow
+
