@@ -703,11 +703,13 @@ def fold_batches(
     :func:`adyen.parse_row` returns, for the rows that are plainly valid ``Settled`` rows.
 
     Such a row (the bulk of any file) is checked and folded here with no per-row objects but
-    its entry; anything else (another record type, a quote, a formula-like or malformed
-    field, an amount not seen yet, a line too long) goes to ``parse_row`` and
+    its entry (amounts not seen yet are parsed with ``parse_minor``, as ``parse_row`` would);
+    anything else (another record type, a quote, a formula-like, padded or malformed field,
+    an unknown currency or time zone, a line too long) goes to ``parse_row`` and
     ``Partial.add`` unchanged, so every row ends exactly as it would there. The fast path
     accepts a row only if every check ``parse_row`` makes passes, and computes the same
-    values; the equivalence is tested row by row (tests/reconciliation/test_fold.py)."""
+    values; the equivalence is tested on every quirk and on seeded mutations
+    (tests/reconciliation/test_fold.py). Entries reach the runs in line order."""
     width = layout.width
     i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, _ = adyen._plan(layout)
     amount_at = adyen._amount_plan(layout)
