@@ -238,7 +238,7 @@ def main() -> None:
     elapsed = time.monotonic() - started
     mode_name = "quick" if args.quick else "full" if args.full else "default"
     header = (
-        f"Run {when:%Y-%m-%d %H:%M} UTC, `python -m bench.run{' --' + mode_name if mode_name != 'default' else ''}` ({mode_name}, {elapsed / 60:.1f} min); "
+        f"Run {when:%Y-%m-%d %H:%M} UTC, `python -m bench.run{' --' + mode_name if mode_name != 'default' else ''}{' --only ' + ' '.join(args.only) if args.only else ''}` ({mode_name}, {elapsed / 60:.1f} min); "
         f"machine: {info['cpu']}, {info['cores']} cores, {info['implementation']} {info['python']}, {info['os']}, load average at start {info['load_at_start']} (shared, noisy: medians)."
     )
     text = table(r.rows)
