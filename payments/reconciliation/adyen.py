@@ -345,6 +345,9 @@ class SettlementRow(NamedTuple):
 
 
 _FORMULA_FIRST = frozenset("=+@\t\r-")
+#: a field (of any column) that starts like a formula, in one line or a block of lines: a
+#: block without one needs no per-column check (see :func:`looks_like_formula`)
+FORMULA_FIELD = re.compile(r"(?:^|,)[=+@\t\r-]", re.MULTILINE)
 _AMOUNT_NAMES = ("Gross Debit (GC)", "Gross Credit (GC)", "Net Debit (NC)", "Net Credit (NC)", *FEE_COLUMNS)
 
 
@@ -549,6 +552,18 @@ def _row(
         "",
         batch,
     ]
+
+
+def parse_or_reject(text: str | None, layout: Layout, line: int) -> SettlementRow | tuple[int, str, bool] | None:
+    """One physical line: its row, ``(line, reason, incomplete)`` if rejected, None if blank."""
+    if text is None:
+        return line, "line longer than the bound", False
+    if not text.strip():
+        return None
+    try:
+        return parse_row(split_line(text), layout, line)
+    except RowError as err:
+        return line, str(err), isinstance(err, IncompleteRow)
 
 
 def iter_rows(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from payments.reconciliation import engine
@@ -117,15 +117,12 @@ def process_chunk(
     """``stream`` yields exactly the chunk's bytes (a ranged read)."""
     layout = columns_of(plan)
     reader = LineReader(stream, bounds.max_line_bytes, first_line=chunk.first_line, limit=chunk.end - chunk.start)
-    entries: list[engine.SettledEntry] = []
     partial = engine.Partial()
-    with engine.paused_gc():
-        for item in engine.adyen.iter_rows(iter(reader), layout):
-            entry = partial.add(item, bounds)
-            if entry is not None:
-                entries.append(entry)
-        entries.sort()  # (psp_reference, line)
-    return partial, entries
+    in_memory = replace(bounds, run_rows=bounds.max_rows + 1)  # one chunk is one run: never spilled
+    with engine.paused_gc(), engine.SortedRuns(in_memory) as runs:
+        engine.fold_batches(reader.batches(), layout, in_memory, partial, runs)
+        (entries,) = runs.runs()  # sorted by (psp_reference, line)
+        return partial, list(map(engine.SettledEntry._make, entries))
 
 
 def merge_chunks(

@@ -109,30 +109,67 @@ class LineReader:
             self._consumed += len(block)
             yield block
 
-    def __iter__(self) -> Iterator[tuple[int, str | None]]:
-        pending = bytearray()
-        overlong = False
+    def __iter__(self) -> Lines:
+        return Lines(self.batches())
+
+    def batches(self) -> Iterator[tuple[int, list[str | None]]]:
+        """The lines in batches, one per block read: ``(number of the first line, texts)``.
+
+        The same lines as iterating, cut out and decoded a block at a time (a C-level split and
+        one decode per block instead of per line): the per-line work of a large file."""
+        carry = b""  # the unfinished line at the end of the previous block
+        overlong = False  # ... which already exceeds max_line_bytes (its bytes are skipped)
+        max_line = self._max_line
         for block in self._blocks():
-            start = 0
-            while True:
-                end = block.find(b"\n", start)
-                if end < 0:
-                    if not overlong:
-                        pending += block[start:]
-                        if len(pending) > self._max_line:
-                            overlong, pending = True, bytearray()
-                    break
-                if overlong:
-                    piece: bytes | None = None
-                else:
-                    pending += block[start:end]
-                    piece = bytes(pending) if len(pending) <= self._max_line else None
-                yield self._emit(piece)
-                pending, overlong = bytearray(), False
-                start = end + 1
-        if pending or overlong:
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                if not overlong:
+                    carry += block
+                    if len(carry) > max_line:
+                        overlong, carry = True, b""
+                continue
+            if overlong:  # the overlong line ends at the block's first newline
+                first = block.find(b"\n")
+                yield self._next_line, [None]
+                self._next_line += 1
+                data, overlong = block[first + 1 : cut], False
+                if first == cut:
+                    carry = block[cut + 1 :]
+                    if len(carry) > max_line:
+                        overlong, carry = True, b""
+                    continue
+            else:
+                data = carry + block[:cut] if carry else block[:cut]
+            carry = block[cut + 1 :]
+            if len(carry) > max_line:
+                overlong, carry = True, b""
+            yield from self._decode(data)
+        if carry or overlong:
             self.ended_with_newline = False
-            yield self._emit(None if overlong else bytes(pending))
+            yield from self._decode(None if overlong else carry)
+
+    def _decode(self, data: bytes | None) -> Iterator[tuple[int, list[str | None]]]:
+        """Complete lines (joined by newlines, the last one's newline excluded) as one batch."""
+        first = self._next_line
+        if data is not None and b"\x00" not in data and data.isascii():
+            text = data.decode("ascii")  # every code page we read is ASCII-compatible
+            lines: list[str | None] = text.split("\n")  # type: ignore[assignment]
+            if max(map(len, lines)) <= self._max_line:  # type: ignore[arg-type]
+                if "\r" in text:
+                    lines = [line[:-1] if line.endswith("\r") else line for line in lines]  # type: ignore[union-attr]
+                self._next_line += len(lines)
+                yield first, lines
+                return
+        # the careful path, line by line: long lines, NUL bytes, non-ASCII text, the BOM
+        out: list[str | None] = []
+        try:
+            for raw in [None] if data is None else data.split(b"\n"):
+                out.append(self._emit(raw if raw is None or len(raw) <= self._max_line else None)[1])
+        except UnreadableFile:
+            if out:
+                yield first, out  # the lines before the unreadable one, as iterating line by line would
+            raise
+        yield first, out
 
     def _emit(self, raw: bytes | None) -> tuple[int, str | None]:
         number = self._next_line
@@ -150,3 +187,31 @@ class LineReader:
         if number == 1 and text.startswith("\ufeff"):
             text = text[1:]
         return number, text
+
+
+class Lines:
+    """``(line_number, text | None)`` one at a time over a :class:`LineReader`'s batches;
+    :meth:`batches` hands the rest over in batches (after a header was read line by line)."""
+
+    def __init__(self, batches: Iterator[tuple[int, list[str | None]]]):
+        self._batches = batches
+        self._first = 0
+        self._pending: list[str | None] = []
+        self._next = 0
+
+    def __iter__(self) -> Lines:
+        return self
+
+    def __next__(self) -> tuple[int, str | None]:
+        while self._next >= len(self._pending):
+            self._first, self._pending = next(self._batches)
+            self._next = 0
+        index = self._next
+        self._next += 1
+        return self._first + index, self._pending[index]
+
+    def batches(self) -> Iterator[tuple[int, list[str | None]]]:
+        if self._next < len(self._pending):
+            yield self._first + self._next, self._pending[self._next :]
+        self._pending, self._next = [], 0
+        yield from self._batches

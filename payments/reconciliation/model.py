@@ -47,7 +47,7 @@ class Bounds:
     #: rows of one file (Adyen data lines or bank entries).
     max_rows: int = 30_000_000
     #: settlement rows sorted in memory before they are spilled as one sorted run
-    #: (~250 bytes each in memory: ~25 MiB per run, whatever the file size).
+    #: (~400 bytes each in memory: ~40 MiB per run, whatever the file size).
     run_rows: int = 100_000
     #: bytes of one Distributed Map chunk (~200k rows: one run per chunk).
     chunk_bytes: int = 64 * MiB
