@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from payments.config import reset_settings
-from payments.notifications.signature import signed
+from payments.psp.hmac import signed
 from payments.notifications.store import NotificationStore
 from payments.psp.simulator import SimulatedPsp
 from payments.refunds import logic
@@ -43,7 +43,7 @@ def post(*items: dict[str, Any]) -> dict[str, Any]:
     from functions.notifications.handler import receive
 
     body = {"live": "false", "notificationItems": [{"NotificationRequestItem": i} for i in items]}
-    return receive({"httpMethod": "POST", "path": "/v1/psp/notifications", "body": json.dumps(body), "isBase64Encoded": False})
+    return receive({"httpMethod": "POST", "path": "/v1/psp/notifications", "headers": {"Content-Type": "application/json"}, "body": json.dumps(body), "isBase64Encoded": False})
 
 
 def balance(repos: Repos) -> int:
