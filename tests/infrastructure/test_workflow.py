@@ -52,7 +52,9 @@ def test_the_stack_has_exactly_the_two_state_machines(dev):
 
 
 #: state machine -> (type, log level) as the dev stage deploys them (cdk.json: dev has no workflowType override)
-DEV_TYPES = {"payment": ("EXPRESS", "ERROR"), "reconcile": ("STANDARD", "ALL")}
+#: the refund workflow is STANDARD: its execution is named after the refund, and a Standard execution
+#: name is what makes a second start of the same refund a no-op (payments/refunds/logic.start_workflow)
+DEV_TYPES = {"payment": ("EXPRESS", "ERROR"), "reconcile": ("STANDARD", "ALL"), "refund": ("STANDARD", "ALL")}
 
 
 @pytest.mark.parametrize("name", sorted(MACHINES))
