@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from payments import money
-from payments.models import ACTIVE_CURRENCIES, AMOUNT_PATTERN, Identifier, _currency_amount_pairs
+from payments.models import ACTIVE_CURRENCIES, AMOUNT_PATTERN, IDENTIFIER_PATTERN, NO_CARD_NUMBER, Identifier, _currency_amount_pairs
 
 
 class RefundStatus(StrEnum):
@@ -26,7 +26,17 @@ class RefundRequest(BaseModel):
 
     # the currency/amount rule documented as for a payment order: one branch per ISO 4217 exponent
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_currency_amount_pairs)
-    refund_id: Identifier
+    refund_id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=64,
+            pattern=IDENTIFIER_PATTERN,
+            description="The refund's id, chosen by the client: unique across the system (one already used by another "
+            "refund is answered 409 resource-conflict); the PSP's idempotency key of the refund. ASCII letters, digits, "
+            "'_' and '-'." + NO_CARD_NUMBER,
+        ),
+    ]
     payment_order_id: Identifier
     currency: Annotated[
         str,

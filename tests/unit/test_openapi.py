@@ -84,6 +84,7 @@ def test_amounts_currencies_and_identifiers_are_described_exactly():
     for field in ("refund_id", "payment_order_id"):
         prop = refund["properties"][field]
         assert prop["pattern"] == "^[A-Za-z0-9_-]+$" and prop["maxLength"] == 64 and "card number" in prop["description"].lower()
+    assert "unique" in refund["properties"]["refund_id"]["description"] and "409" in refund["properties"]["refund_id"]["description"]
     for path, name in (("/v1/refunds/{refund_id}", "refund_id"), ("/v1/payments/{checkout_id}", "checkout_id")):
         parameter = next(p for p in _document()["paths"][path]["get"]["parameters"] if p["in"] == "path")
         assert parameter["name"] == name and parameter["schema"]["pattern"] == "^[A-Za-z0-9_-]+$"
