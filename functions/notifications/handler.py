@@ -3,7 +3,12 @@
 Not IAM-authenticated (a PSP cannot sign SigV4): the HMAC of every item is its authentication,
 and the route is throttled. Order of work, as Adyen advises: verify every item's HMAC (one bad
 or missing signature: 401, nothing stored) -> store each item once (its event identity) ->
-enqueue it for processing -> answer ``200 [accepted]``. Processing runs later
+enqueue it for processing -> answer ``200 [accepted]``. Before any of it, the request is
+checked as the APIs' request guard does (``functions.payment.guard``), without its card-number
+policy (an Adyen pspReference is 16 digits and may pass the Luhn check; nothing unsigned is
+stored): method (405 with ``Allow: POST``), media type (415), size (413), UTF-8, nesting depth
+(counted before parsing) and JSON syntax (400), Adyen's shape (400). No answer quotes what
+was sent, and no client input leads to a 5xx. Processing runs later
 (``functions.notifications_consumer``), so a failure in business logic never fails the webhook.
 Without a queue configured, items are processed right after storing (a failure there is
 logged; the stored item is processed again on its redelivery).
@@ -12,16 +17,18 @@ logged; the stored item is processed again on its redelivery).
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.payment.guard import header, is_json, json_too_deep
 from functions.payment.problems import PROBLEM_JSON, TYPE_PREFIX
 from payments import aws
-from payments.config import MAX_BODY_BYTES, settings
-from payments.errors import TransientError
-from payments.notifications import signature
+from payments.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, settings
+from payments.errors import StoreUnavailable, TransientError
+from payments.psp import hmac as adyen_hmac
 from payments.notifications.apply import process
 from payments.notifications.store import NotificationStore
 from payments.observability import count, entry_point, logger
@@ -32,21 +39,42 @@ ACCEPTED = "[accepted]"
 
 @entry_point
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return receive(event)
+    try:
+        return receive(event)
+    except (StoreUnavailable, TransientError):
+        # not acknowledged: the PSP delivers again (the stored items are kept, a redelivery changes nothing)
+        logger.warning("notification not stored or not enqueued: the PSP will deliver it again")
+        return _problem(503, "service-unavailable", "Service unavailable", "Please deliver the notification again.", {"Retry-After": "1"})
+    except Exception:  # a bug or a configuration error is ours: a problem (the PSP retries), never the request logged
+        logger.exception("notification not accepted")
+        return _problem(500, "internal-error", "Internal error", "Please deliver the notification again.")
 
 
 def receive(event: dict[str, Any]) -> dict[str, Any]:
+    if str(event.get("httpMethod") or "POST").upper() != "POST":
+        return _problem(405, "method-not-allowed", "Method not allowed", "This path answers POST only.", {"Allow": "POST"})
+    if not is_json(header(event, "Content-Type")):
+        return _problem(415, "unsupported-media-type", "Unsupported media type", "The body must be application/json (charset utf-8, if given).")
     raw = event.get("body") or ""
-    data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
+    try:
+        data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
+    except (binascii.Error, ValueError):
+        return _malformed("The body is not valid base64.")
     if len(data) > MAX_BODY_BYTES:
         return _problem(413, "payload-too-large", "Payload too large", f"The body exceeds {MAX_BODY_BYTES} bytes.")
-    items = parse(data)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _malformed("The body is not UTF-8 text.")
+    if json_too_deep(text):
+        return _malformed(f"The body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.")
+    items = parse(text)
     if items is None:
-        return _problem(400, "malformed-notification", "Malformed notification", "Expected Adyen's {\"notificationItems\": [{\"NotificationRequestItem\": {...}}]}.")
+        return _malformed("Expected Adyen's {\"notificationItems\": [{\"NotificationRequestItem\": {...}}]}.")
     keys = hmac_keys()
     if not keys:
         logger.error("no PSP HMAC key configured: every notification is refused")
-    bad = [i for i, item in enumerate(items) if not keys or not signature.is_valid(item, keys)]
+    bad = [i for i, item in enumerate(items) if not keys or not adyen_hmac.is_valid(item, keys)]
     if bad:
         count("NotificationSignatureRejected", len(bad))
         logger.warning("notification refused: bad or missing HMAC signature", extra={"items": bad})
@@ -63,20 +91,21 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def hmac_keys() -> list[str]:
-    """The stage's notification HMAC keys: ``PAYMENTS_PSP_HMAC_KEY`` (local runtime), else the
-    Secrets Manager secret named by ``PAYMENTS_PSP_HMAC_KEY_SECRET`` (cached for 5 minutes)."""
-    text = settings().payments_psp_hmac_key
-    if not text and settings().payments_psp_hmac_key_secret:
-        from aws_lambda_powertools.utilities import parameters
+    """The stage's notification HMAC keys (``payments.psp.hmac.configured_keys``): ``PAYMENTS_PSP_HMAC_KEY``
+    (local runtime), else the Secrets Manager secret named by ``PAYMENTS_PSP_HMAC_KEY_SECRET``, cached per
+    container; a plain hex key, comma-separated keys, or the rotation form that keeps the previous key
+    valid until a given time. None configured: no key (every item is refused, and an error is logged);
+    a configured but malformed key raises (a 500: the PSP delivers again once it is fixed)."""
+    if not (settings().payments_psp_hmac_key.strip() or settings().payments_psp_hmac_key_secret.strip()):
+        return []
+    return adyen_hmac.configured_keys()
 
-        text = str(parameters.get_secret(settings().payments_psp_hmac_key_secret, max_age=300))
-    return [k.strip() for k in text.split(",") if k.strip()]
 
-
-def parse(data: bytes) -> list[dict[str, Any]] | None:
+def parse(text: str) -> list[dict[str, Any]] | None:
+    """The items of Adyen's standard body, or None for anything else (not JSON, another shape)."""
     try:
-        body = json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(text)
+    except (ValueError, RecursionError):
         return None
     wrapped = body.get("notificationItems") if isinstance(body, dict) else None
     if not isinstance(wrapped, list) or not wrapped:
@@ -109,6 +138,10 @@ def dispatch(notification_ids: list[str], store: NotificationStore) -> None:
             logger.exception("notification stored but not processed", extra={"notification_id": notification_id})
 
 
-def _problem(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
+def _malformed(detail: str) -> dict[str, Any]:
+    return _problem(400, "malformed-notification", "Malformed notification", detail)
+
+
+def _problem(status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     body = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
-    return {"statusCode": status, "headers": {"Content-Type": PROBLEM_JSON}, "body": json.dumps(body), "isBase64Encoded": False}
+    return {"statusCode": status, "headers": {"Content-Type": PROBLEM_JSON, **(headers or {})}, "body": json.dumps(body), "isBase64Encoded": False}

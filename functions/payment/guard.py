@@ -160,7 +160,7 @@ def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, A
     if not raw:
         return event, None
     media_type = header(event, "Content-Type")
-    if not _is_json(media_type):
+    if not is_json(media_type):
         return event, problem(
             415,
             "unsupported-media-type",
@@ -199,7 +199,8 @@ def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, A
     return {**event, "body": text, "isBase64Encoded": False}, None
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json(content_type: str | None) -> bool:
+    """``application/json``, with at most a UTF-8 charset parameter."""
     if not content_type:
         return False
     media, *params = content_type.split(";")

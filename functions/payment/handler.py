@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.payment import logic
 from functions.payment.api import app, idempotency_config, routes
 from functions.payment.guard import guard_request
-from functions.payment.problems import problem
+from functions.payment.problems import as_proxy, problem
 from payments.observability import entry_point, logger
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import FinalizePaymentTask
@@ -37,12 +37,3 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return as_proxy(rejected)
     idempotency_config.register_lambda_context(context)
     return app.resolve(event, context)
-
-
-def as_proxy(response: Any) -> dict[str, Any]:
-    return {
-        "statusCode": response.status_code,
-        "headers": {"Content-Type": response.headers.get("Content-Type", "application/problem+json"), **{k: v for k, v in response.headers.items() if isinstance(v, str)}},
-        "body": response.body,
-        "isBase64Encoded": False,
-    }

@@ -3,8 +3,10 @@
 * ``POST /v1/refunds``              reserve and start a refund (``Idempotency-Key`` required)
 * ``GET  /v1/refunds/{refund_id}``  the refund resource
 
-Problems are those of the checkout API (``functions.payment.problems``), plus
-``order-not-refundable`` (409) and ``refund-exceeds-remaining`` (422). A rejected request
+Every request first passes the checkout API's request guard (``functions.payment.guard``,
+called by ``handler.py`` with :func:`routes`). Problems are those of the checkout API
+(``functions.payment.problems``), plus ``order-not-refundable`` (409) and
+``refund-exceeds-remaining`` (422); none quotes a value the client sent. A rejected request
 stores nothing: the reservation is one conditional transaction, and Powertools deletes the
 idempotency record of a request that raised.
 """
@@ -19,16 +21,51 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError, IdempotencyValidationError
 
-from functions.payment.problems import field_path, problem, validation_problem
+from functions.payment.problems import PROBLEM_JSON, field_path, problem, validation_problem
 from payments import aws
-from payments.config import IDEMPOTENCY_TTL_SECONDS, settings
+from payments.config import IDEMPOTENCY_TTL_SECONDS, MAX_BODY_BYTES, MAX_JSON_DEPTH, settings
 from payments.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
+from payments.models import IDENTIFIER_PATTERN, NO_CARD_NUMBER, Problem
 from payments.observability import logger
 from payments.refunds import logic
 from payments.refunds.models import RefundOut, RefundRequest
 from payments.refunds.repository import OrderNotRefundable, RefundExceedsRemaining, RefundsRepository
 
 app = APIGatewayRestResolver(enable_validation=True)
+
+#: what each problem status of this API means (the checkout API's, plus the refund's own)
+_DESCRIPTIONS = {
+    400: "Malformed request: not UTF-8, not JSON, or nested too deep (malformed-request)",
+    404: "No such refund, or no such payment order (not-found)",
+    409: "The order cannot be refunded: not SUCCESS, or charged back (order-not-refundable); the refund_id belongs to "
+    "another refund (resource-conflict); or this Idempotency-Key is being processed right now (request-in-progress, "
+    "Retry-After)",
+    413: f"The body is larger than {MAX_BODY_BYTES} bytes (payload-too-large)",
+    415: "The body is not application/json (unsupported-media-type)",
+    422: "A field breaks the contract, or the currency is not the order's (validation-error), the amount exceeds what "
+    "remains refundable (refund-exceeds-remaining), a card number was sent (card-number-rejected), or the "
+    "Idempotency-Key was used with another body (idempotency-key-reused)",
+    500: "Unexpected error; retry with the same Idempotency-Key (internal-error)",
+    503: "The store is throttled; retry with the same Idempotency-Key (service-unavailable, Retry-After)",
+}
+
+
+def _problems(*statuses: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI responses: an RFC 9457 problem for each status."""
+    return {s: {"description": _DESCRIPTIONS[s], "content": {PROBLEM_JSON: {"model": Problem}}} for s in statuses}
+
+
+def _ok(status: int, description: str, headers: dict[str, Any] | None = None) -> dict[int, dict[str, Any]]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"model": RefundOut}}}
+    if headers:
+        response["headers"] = headers
+    return {status: response}
+
+
+def routes() -> list[Any]:
+    """The resolver's routes (read by the request guard for 405 and path checks)."""
+    return app._static_routes + app._dynamic_routes
+
 
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="idempotency_key",
@@ -54,9 +91,17 @@ _persistence = _SharedClientPersistence(table_name=settings().idempotency_table,
 
 IdempotencyKey = Annotated[
     str,
-    Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$"),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$",
+        description="Client-chosen key; a retry with the same key and body returns the first answer." + NO_CARD_NUMBER,
+    ),
 ]
-Identifier = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Identifier = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description="ASCII letters, digits, '_' and '-'." + NO_CARD_NUMBER)
+]
 
 
 @idempotent_function(data_keyword_argument="command", persistence_store=_persistence, config=idempotency_config)
@@ -64,13 +109,29 @@ def _accept_once(command: dict[str, Any]) -> dict[str, Any]:
     return logic.accept_refund(command["idempotency_key"], RefundRequest.model_validate(command["request"]), RefundsRepository())
 
 
-@app.post("/v1/refunds", summary="Give money back", responses={202: {"description": "Accepted"}})
+@app.post(
+    "/v1/refunds",
+    summary="Give money back",
+    description=(
+        f"Reserves the amount on a SUCCESS payment order and starts the refund at the PSP. The body is application/json "
+        f"(charset utf-8, if given), at most {MAX_BODY_BYTES} bytes, nested at most {MAX_JSON_DEPTH} levels deep, without "
+        "repeated keys or control characters."
+    ),
+    responses={
+        **_ok(
+            202,
+            "Accepted: the refund resource (PENDING until the PSP decides). The same key and body again answer the same.",
+            {"Location": {"description": "/v1/refunds/{refund_id}", "schema": {"type": "string"}}},
+        ),
+        **_problems(400, 404, 409, 413, 415, 422, 500, 503),
+    },
+)
 def create_refund(request: Annotated[RefundRequest, Body()], idempotency_key: IdempotencyKey) -> Response[RefundOut]:
     resource = _accept_once(command={"idempotency_key": idempotency_key, "request": request.model_dump(mode="json")})
     return Response(status_code=202, content_type="application/json", body=resource, headers={"Location": f"/v1/refunds/{resource['refund_id']}"})
 
 
-@app.get("/v1/refunds/<refund_id>", summary="A refund")
+@app.get("/v1/refunds/<refund_id>", summary="A refund", responses={**_ok(200, "The refund"), **_problems(404, 422, 500, 503)})
 def get_refund(refund_id: Identifier) -> RefundOut:
     return RefundsRepository().get(refund_id).to_api()
 
@@ -89,12 +150,14 @@ def _invalid_across_fields(error: InvalidRequest) -> Response:
 
 @app.exception_handler(OrderNotRefundable)
 def _not_refundable(error: OrderNotRefundable) -> Response:
-    return problem(409, "order-not-refundable", "Order not refundable", str(error), [{"field": "payment_order_id", "message": str(error)}])
+    detail = "Only a SUCCESS payment order without a chargeback can be refunded."
+    return problem(409, "order-not-refundable", "Order not refundable", detail, [{"field": "payment_order_id", "message": detail}])
 
 
 @app.exception_handler(RefundExceedsRemaining)
 def _exceeds(error: RefundExceedsRemaining) -> Response:
-    return problem(422, "refund-exceeds-remaining", "Refund exceeds what remains refundable", str(error), [{"field": "amount", "message": str(error)}])
+    detail = "The refund exceeds what remains refundable on the order (its amount less the refunds already reserved)."
+    return problem(422, "refund-exceeds-remaining", "Refund exceeds what remains refundable", detail, [{"field": "amount", "message": detail}])
 
 
 @app.exception_handler(IdempotencyValidationError)
@@ -115,13 +178,16 @@ def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
 
 @app.exception_handler(Conflict)
 def _conflict(error: Conflict) -> Response:
-    errors = [{"field": error.field, "message": str(error)}] if error.field else None
-    return problem(409, "resource-conflict", "Conflict with an existing resource", str(error), errors)
+    detail = "This identifier is already used by another request." if error.field else "Conflict with an existing resource."
+    errors = [{"field": error.field, "message": "already used by another request"}] if error.field else None
+    return problem(409, "resource-conflict", "Conflict with an existing resource", detail, errors)
 
 
 @app.exception_handler(NotFound)
-def _not_found(error: NotFound) -> Response:
-    return problem(404, "not-found", "Not found", str(error))
+def _not_found(_: NotFound) -> Response:
+    if app.current_event.http_method == "POST":
+        return problem(404, "not-found", "Not found", "No such payment order.", [{"field": "payment_order_id", "message": "no such payment order"}])
+    return problem(404, "not-found", "Not found", "No such refund.")
 
 
 @app.exception_handler(StoreUnavailable)
@@ -132,7 +198,7 @@ def _unavailable(error: StoreUnavailable) -> Response:
 
 @app.not_found
 def _no_route(_: Exception) -> Response:
-    return problem(404, "not-found", "Not found", f"No route {app.current_event.http_method} {app.current_event.path}")
+    return problem(404, "not-found", "Not found", "No such resource.")  # the path is the client's: never quoted back
 
 
 @app.exception_handler(Exception)
@@ -142,19 +208,50 @@ def _unexpected(error: Exception) -> Response:
 
 
 #: POST /v1/psp/notifications is not a resolver route (functions/notifications/handler.py): its OpenAPI entry
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 NOTIFICATIONS_PATH = {
     "post": {
         "summary": "The PSP's notifications (Adyen standard webhooks, HMAC-signed per item)",
         "description": (
-            "Body in Adyen's standard notification format; every item's additionalData.hmacSignature is verified "
-            "(PAYMENTS_PSP_HMAC_KEY). Any bad or missing signature: 401, nothing stored. Otherwise each item is stored "
-            "once and processed asynchronously, and the answer is 200 with the text [accepted]."
+            "Body in Adyen's standard notification format, application/json (charset utf-8, if given), at most "
+            f"{MAX_BODY_BYTES} bytes, nested at most {MAX_JSON_DEPTH} levels deep. Every item's "
+            "additionalData.hmacSignature is verified (the stage's HMAC keys, hex; the previous key too during a "
+            "rotation). Any bad or missing signature: 401, nothing stored. Otherwise each item is stored once and "
+            "processed asynchronously, and the answer is 200 with the text [accepted]. Not signed with SigV4 (a PSP "
+            "cannot): the HMAC is the authentication. A method other than POST: 405 with Allow."
         ),
         "operationId": "psp_notifications_v1_psp_notifications_post",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["notificationItems"]}}}},
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["notificationItems"],
+                        "properties": {
+                            "live": {"type": "string", "enum": ["true", "false"]},
+                            "notificationItems": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["NotificationRequestItem"],
+                                    "properties": {"NotificationRequestItem": {"type": "object"}},
+                                },
+                            },
+                        },
+                    }
+                }
+            },
+        },
         "responses": {
-            "200": {"description": "Stored", "content": {"text/plain": {"schema": {"type": "string", "enum": ["[accepted]"]}}}},
-            "401": {"description": "A bad or missing HMAC signature", "content": {"application/problem+json": {"schema": {"type": "object"}}}},
+            "200": {"description": "Every item stored (or already stored)", "content": {"text/plain": {"schema": {"type": "string", "enum": ["[accepted]"]}}}},
+            "400": {"description": "Not UTF-8, not JSON, nested too deep, or not Adyen's format (malformed-notification)", "content": _PROBLEM_CONTENT},
+            "401": {"description": "A bad or missing HMAC signature on any item; nothing stored (invalid-signature)", "content": _PROBLEM_CONTENT},
+            "413": {"description": f"The body is larger than {MAX_BODY_BYTES} bytes (payload-too-large)", "content": _PROBLEM_CONTENT},
+            "415": {"description": "The body is not application/json (unsupported-media-type)", "content": _PROBLEM_CONTENT},
+            "500": {"description": "Unexpected error; the PSP delivers again (internal-error)", "content": _PROBLEM_CONTENT},
+            "503": {"description": "Not stored or not enqueued; the PSP delivers again (service-unavailable, Retry-After)", "content": _PROBLEM_CONTENT},
         },
     }
 }

@@ -138,7 +138,7 @@ class CheckoutApi(Construct):
         trial_balance = v1.add_resource("ledger").add_resource("trial-balance")
         trial_balance.add_method("GET")
         for resource, allow in ((payments, "POST"), (payment, "GET"), (wallet, "GET"), (trial_balance, "GET")):
-            self._answer_other_methods_405(resource, allow)
+            answer_other_methods_405(resource, allow)
         for response_type, status in _GATEWAY_PROBLEMS:
             self._answer_as_problem(response_type, status)
 
@@ -163,43 +163,6 @@ class CheckoutApi(Construct):
             "The route's path parameter is the checkout id, unknown in advance.",
         )
         self._acknowledge_findings()
-
-    def _answer_other_methods_405(self, resource: apigw.Resource, allow: str) -> None:
-        """Every other method of a route: 405 problem with ``Allow``, as the function answers locally.
-
-        Without it API Gateway answers an unknown method on a known path with 403 ``Missing Authentication
-        Token``. The ``ANY`` method (explicit methods take precedence over it) is a mock integration: no
-        backend is reached, so it needs no authorization; a body of another media type than JSON gets API
-        Gateway's 415 (a problem too, through DEFAULT_4XX).
-        """
-        headers = {"method.response.header.Allow": f"'{allow}'", "method.response.header.Content-Type": "'application/problem+json'"}
-        problem = (
-            '{"type": "urn:payments:problem:method-not-allowed", "title": "Method not allowed", "status": 405, '
-            f'"detail": "This path answers {allow} only."}}'
-        )
-        method = resource.add_method(
-            "ANY",
-            apigw.MockIntegration(
-                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
-                request_templates={"application/json": '{"statusCode": 405}'},
-                integration_responses=[
-                    apigw.IntegrationResponse(status_code="405", response_parameters=headers, response_templates={"application/json": problem})
-                ],
-            ),
-            authorization_type=apigw.AuthorizationType.NONE,
-            method_responses=[apigw.MethodResponse(status_code="405", response_parameters={k: True for k in headers})],
-        )
-        acknowledge(
-            method,
-            "AwsSolutions-APIG4",
-            "A mock integration answering 405 (method not allowed) for the methods a route does not have: it reaches "
-            "no backend and returns a constant problem, so there is nothing to authorize.",
-        )
-        acknowledge(
-            method,
-            "AwsSolutions-COG4",
-            "A mock integration answering 405 for the methods a route does not have: no backend, no caller to identify.",
-        )
 
     def _answer_as_problem(self, response_type: apigw.ResponseType, status: str | None) -> None:
         status_member = f', "status": {status}' if status else ""
@@ -243,3 +206,41 @@ class CheckoutApi(Construct):
             "The account-level role API Gateway uses to write execution logs; AWS's managed policy is the "
             "documented one and allows only CloudWatch Logs writes.",
         )
+
+
+def answer_other_methods_405(resource: apigw.Resource, allow: str) -> None:
+    """Every other method of a route: 405 problem with ``Allow``, as the function answers locally.
+
+    Without it API Gateway answers an unknown method on a known path with 403 ``Missing Authentication
+    Token``. The ``ANY`` method (explicit methods take precedence over it) is a mock integration: no
+    backend is reached, so it needs no authorization; a body of another media type than JSON gets API
+    Gateway's 415 (a problem too, through DEFAULT_4XX).
+    """
+    headers = {"method.response.header.Allow": f"'{allow}'", "method.response.header.Content-Type": "'application/problem+json'"}
+    problem = (
+        '{"type": "urn:payments:problem:method-not-allowed", "title": "Method not allowed", "status": 405, '
+        f'"detail": "This path answers {allow} only."}}'
+    )
+    method = resource.add_method(
+        "ANY",
+        apigw.MockIntegration(
+            passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+            request_templates={"application/json": '{"statusCode": 405}'},
+            integration_responses=[
+                apigw.IntegrationResponse(status_code="405", response_parameters=headers, response_templates={"application/json": problem})
+            ],
+        ),
+        authorization_type=apigw.AuthorizationType.NONE,
+        method_responses=[apigw.MethodResponse(status_code="405", response_parameters={k: True for k in headers})],
+    )
+    acknowledge(
+        method,
+        "AwsSolutions-APIG4",
+        "A mock integration answering 405 (method not allowed) for the methods a route does not have: it reaches "
+        "no backend and returns a constant problem, so there is nothing to authorize.",
+    )
+    acknowledge(
+        method,
+        "AwsSolutions-COG4",
+        "A mock integration answering 405 for the methods a route does not have: no backend, no caller to identify.",
+    )

@@ -28,6 +28,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.adyen_psp import AdyenPsp
+from infra.constructs.checkout_api import answer_other_methods_405
 from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
 from infra.constructs.function import METRICS_NAMESPACE, PaymentsFunction
 from infra.constructs.tables import PaymentTables
@@ -184,8 +185,12 @@ class Refunds(Construct):
         refunds = v1.add_resource("refunds")
         integration = apigw.LambdaIntegration(fn.function, proxy=True, allow_test_invoke=False)
         refunds.add_method("POST", integration, request_parameters={"method.request.header.Idempotency-Key": True})
-        refunds.add_resource("{refund_id}").add_method("GET", integration)
+        refund = refunds.add_resource("{refund_id}")
+        refund.add_method("GET", integration)
         notifications = v1.add_resource("psp").add_resource("notifications")
+        # every other method: 405 problem with Allow, as the functions answer locally (issue 14)
+        for resource, allow in ((refunds, "POST"), (refund, "GET"), (notifications, "POST")):
+            answer_other_methods_405(resource, allow)
         webhook_method = notifications.add_method(
             "POST",
             apigw.LambdaIntegration(self.webhook.function, proxy=True, allow_test_invoke=False),

@@ -84,6 +84,7 @@ from payments import clock, money
 from payments.errors import PspAwaitingNotification, PspOutcomeUnknown, PspRequestInvalid, PspUnavailable
 from payments.observability import logger
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
+from payments.refunds.psp import RefundAnswer, RefundCall
 
 CHECKOUT_API_VERSION = "v72"
 MAX_IDEMPOTENCY_KEY = 64
@@ -228,24 +229,6 @@ class AdyenSettings(BaseModel):
         return cls.model_validate(values)
 
 
-@dataclass(frozen=True)
-class RefundRequest:
-    refund_id: str  # our refund id: Adyen's refund ``reference`` and the Idempotency-Key
-    psp_reference: str  # the charge's pspReference
-    amount_minor: int
-    currency: str
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class RefundReceived:
-    """Adyen accepted the refund request ("received"): the refund is PENDING until the REFUND
-    notification (``success`` true or false) decides it."""
-
-    psp_reference: str  # the refund's own pspReference (the notification's pspReference)
-    payment_psp_reference: str
-
-
 class AdyenPsp:
     """The executor's PSP on Adyen. One per container: the library client is reused."""
 
@@ -293,27 +276,33 @@ class AdyenPsp:
         return self._outcome(request, result.message if isinstance(result.message, dict) else {})
 
     # --- refunds (the refund flow is issue 18's; this is its adapter call) ---------------
-    def refund(self, request: RefundRequest) -> RefundReceived:
-        _check_key(request.refund_id)
-        money.exponent(request.currency)  # an ISO 4217 currency, or InvalidAmount
+    def refund(self, call: RefundCall) -> RefundAnswer:
+        """The refund flow's PSP call (:class:`payments.refunds.psp.RefundingPsp`): ``POST
+        /payments/{pspReference}/refunds`` with ``Idempotency-Key`` = ``reference`` = our refund_id.
+
+        Adyen answers ``received``: the answer decides nothing (``succeeded`` None, the refund stays
+        PENDING) and the REFUND notification, whose ``pspReference`` is the one returned here,
+        decides it. A resend with the same key gets Adyen's first answer."""
+        _check_key(call.idempotency_key)
+        money.exponent(call.currency)  # an ISO 4217 currency, or InvalidAmount
         body: dict[str, Any] = {
             "merchantAccount": self.config.merchant_account,
-            "amount": {"currency": request.currency, "value": request.amount_minor},
-            "reference": request.refund_id,
-            "merchantRefundReason": REFUND_REASONS.get(request.reason or "", "OTHER"),
+            "amount": {"currency": call.currency, "value": call.amount_minor},
+            "reference": call.idempotency_key,
+            "merchantRefundReason": REFUND_REASONS.get(call.reason or "", "OTHER"),
         }
         self._authenticate()
         result = _call(
-            f"refund {request.refund_id}",
+            f"refund {call.idempotency_key}",
             lambda: self._checkout.modifications_api.refund_captured_payment(
-                body, request.psp_reference, idempotency_key=request.refund_id
+                body, call.original_psp_reference, idempotency_key=call.idempotency_key
             ),
         )
         answer = result.message if isinstance(result.message, dict) else {}
         if answer.get("status") != "received" or not answer.get("pspReference"):
-            raise PspOutcomeUnknown(f"refund {request.refund_id}: unexpected answer (status {answer.get('status')!r})")
-        logger.info("adyen refund received", extra={"refund_id": request.refund_id, "psp_reference": answer["pspReference"]})
-        return RefundReceived(psp_reference=answer["pspReference"], payment_psp_reference=request.psp_reference)
+            raise PspOutcomeUnknown(f"refund {call.idempotency_key}: unexpected answer (status {answer.get('status')!r})")
+        logger.info("adyen refund received", extra={"refund_id": call.idempotency_key, "psp_reference": answer["pspReference"]})
+        return RefundAnswer(succeeded=None, psp_reference=str(answer["pspReference"]))
 
     def _authenticate(self) -> None:
         """The API key for the next call: the configured one, or the secret's (cached ``secret_max_age`` s)."""

@@ -14,6 +14,11 @@ is the hex string from Adyen's Customer Area; the signature is base64 of HMAC-SH
 the UTF-8 signing string, compared in constant time. Several keys may be accepted at once
 (the current and the previous one while a rotation drains Adyen's retry queue).
 
+The one verifier of the system: the Adyen adapter and its fake, the notifications webhook
+(``functions/notifications``), the simulated PSP and the chaos harness all use it. Whatever an
+item holds (a forged one may hold anything), :func:`is_valid` answers True or False; only a
+badly configured key raises.
+
 Rotation (:func:`keys_from_secret`): the deployed stage keeps the key in a Secrets Manager
 secret whose value is the hex key, or during a rotation the JSON object
 ``{"current": "<hex>", "previous": "<hex>", "previous_valid_until": "<ISO 8601 UTC>"}``.
@@ -59,7 +64,9 @@ def _text(value: Any) -> str:
 
 def signing_string(item: Mapping[str, Any]) -> str:
     """The string Adyen signs for one ``NotificationRequestItem``."""
-    amount = item.get("amount") or {}
+    amount = item.get("amount")
+    if not isinstance(amount, Mapping):  # a forged item may carry anything here: it signs as empty, never raises
+        amount = {}
     fields = {
         "pspReference": item.get("pspReference"),
         "originalReference": item.get("originalReference"),
@@ -85,7 +92,8 @@ def _key_bytes(hex_key: str) -> bytes:
 
 def sign(item: Mapping[str, Any], hex_key: str) -> str:
     """The base64 signature of one item (what Adyen puts in ``additionalData.hmacSignature``)."""
-    digest = _hmac.new(_key_bytes(hex_key), signing_string(item).encode("utf-8"), hashlib.sha256).digest()
+    # surrogatepass: a lone surrogate (JSON "\ud800") cannot be in Adyen's payload; it must fail verification, not raise
+    digest = _hmac.new(_key_bytes(hex_key), signing_string(item).encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -102,7 +110,7 @@ def is_valid(item: Mapping[str, Any], hex_keys: str | Iterable[str]) -> bool:
     received = additional.get("hmacSignature") if isinstance(additional, Mapping) else None
     if not isinstance(received, str) or not received:
         return False
-    received_bytes = received.encode("utf-8")
+    received_bytes = received.encode("utf-8", "surrogatepass")
     valid = False
     for key in keys:  # every key is tried (no early exit), each comparison in constant time
         valid |= _hmac.compare_digest(sign(item, key).encode("ascii"), received_bytes)

@@ -242,7 +242,7 @@ class SimulatedPsp:
         amount_minor: int, currency: str, *, success: bool = True, reason: str | None = None, key: str | None = None,
     ) -> dict[str, Any]:
         """One ``NotificationRequestItem`` in Adyen's standard format, HMAC-signed with the stage's key."""
-        from payments.notifications.signature import signed
+        from payments.psp.hmac import signed
 
         item: dict[str, Any] = {
             "eventCode": event_code,

@@ -91,8 +91,10 @@ def execute_refund(refund_id: str, refunds: RefundsRepository, psp: RefundingPsp
             original_psp_reference=str(order.psp_reference),
             amount_minor=refund.amount_minor,
             currency=refund.currency,
+            reason=refund.reason,
         )
     )
+    # succeeded None: the PSP received the refund (Adyen), its REFUND notification decides it
     return {"refund_id": refund_id, "decided": False, "succeeded": answer.succeeded, "psp_reference": answer.psp_reference, "reason": answer.reason}
 
 
@@ -102,6 +104,10 @@ def apply_refund_outcome(task: dict[str, Any], refunds: RefundsRepository) -> di
     execution = task.get("execution") or task
     if execution.get("decided"):
         return {"refund_id": refund_id, "status": refunds.get(refund_id).status.value, "applied": False}
+    if execution.get("succeeded") is None:
+        # received, not decided (Adyen): the refund stays PENDING, reserved, until its REFUND notification
+        refund = refunds.record_psp_reference(refund_id, execution.get("psp_reference"))
+        return {"refund_id": refund_id, "status": refund.status.value, "applied": False, "awaiting_notification": True}
     decided = refunds.decide(
         refund_id,
         bool(execution["succeeded"]),

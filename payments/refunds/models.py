@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from payments import money
-from payments.models import Identifier
+from payments.models import ACTIVE_CURRENCIES, AMOUNT_PATTERN, IDENTIFIER_PATTERN, NO_CARD_NUMBER, Identifier, _currency_amount_pairs
 
 
 class RefundStatus(StrEnum):
@@ -24,18 +24,50 @@ class RefundStatus(StrEnum):
 class RefundRequest(BaseModel):
     """Body of ``POST /v1/refunds``; ``amount`` omitted: everything still refundable."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-    refund_id: Identifier
+    # the currency/amount rule documented as for a payment order: one branch per ISO 4217 exponent
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_currency_amount_pairs)
+    refund_id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=64,
+            pattern=IDENTIFIER_PATTERN,
+            description="The refund's id, chosen by the client: unique across the system (one already used by another "
+            "refund is answered 409 resource-conflict); the PSP's idempotency key of the refund. ASCII letters, digits, "
+            "'_' and '-'." + NO_CARD_NUMBER,
+        ),
+    ]
     payment_order_id: Identifier
-    currency: Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
-    amount: Annotated[str, Field(min_length=1, max_length=32, description='Decimal string in major units, e.g. "5.00"')] | None = None
+    currency: Annotated[
+        str,
+        Field(
+            min_length=3,
+            max_length=3,
+            pattern=r"^[A-Z]{3}$",
+            description="An active ISO 4217 currency code: the order's currency (else 422).",
+            json_schema_extra={"enum": ACTIVE_CURRENCIES},
+        ),
+    ]
+    amount: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=32,
+            pattern=AMOUNT_PATTERN,
+            description=(
+                'Decimal string in major units, e.g. "5.00": greater than zero, at most as many fraction digits as the '
+                "currency's ISO 4217 minor units, at most what remains refundable on the order (else 422 "
+                "refund-exceeds-remaining). Omitted: everything still refundable. Never a JSON number."
+            ),
+        ),
+    ] | None = None
     reason: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_ -]+$")] | None = None
 
     @field_validator("currency")
     @classmethod
     def _active_currency(cls, value: str) -> str:
         if not money.is_currency(value):
-            raise ValueError(f"'{value}' is not an active ISO 4217 currency code")
+            raise ValueError("not an active ISO 4217 currency code")  # never the value sent
         return value
 
     @field_validator("amount")

@@ -1,6 +1,9 @@
-"""What the refund flow needs from a PSP (the simulator implements it; issue 18).
+"""What the refund flow needs from a PSP (issue 18): the simulator and the Adyen adapter implement it.
 
 A refund carries the idempotency key ``refund_id``: the PSP holds at most one refund per key.
+A PSP either decides the refund in its answer (the simulator: ``succeeded`` True or False) or
+only receives it (Adyen's ``/payments/{pspReference}/refunds`` answers ``received``): then
+``succeeded`` is None, the refund stays PENDING, and the PSP's REFUND notification decides it.
 """
 
 from __future__ import annotations
@@ -16,13 +19,19 @@ class RefundCall:
     original_psp_reference: str  # the charge's psp_reference
     amount_minor: int
     currency: str
+    reason: str | None = None  # the client's reason (Adyen: mapped to merchantRefundReason)
 
 
 @dataclass(frozen=True)
 class RefundAnswer:
-    succeeded: bool
+    #: True/False: decided by the answer; None: received, the REFUND notification decides
+    succeeded: bool | None
     psp_reference: str | None  # the refund's own reference at the PSP
     reason: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.succeeded is None
 
 
 class RefundingPsp(Protocol):

@@ -41,7 +41,7 @@ from payments.errors import Conflict, InvariantViolation, NotFound, PaymentError
 from payments.models import OrderRecord
 from payments.observability import count, logger
 from payments.refunds.models import RefundRecord, RefundStatus
-from payments.repositories.dynamo import cancellation_codes, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.repositories.dynamo import cancellation_codes, cancelled_by_condition, from_item, is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
 from payments.repositories.ledger import LedgerRepository
 from payments.repositories.payments import PaymentsRepository, order_key
 from payments.repositories.wallet import WalletRepository
@@ -266,6 +266,25 @@ class RefundsRepository:
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues=to_values({":empty": [], ":entry": [{"what": what[:500], "at": clock.now_iso()}]}),
             )
+
+    def record_psp_reference(self, refund_id: str, psp_reference: str | None) -> RefundRecord:
+        """The PSP's reference of a refund it received but has not decided yet (Adyen): kept on the
+        PENDING refund, conditionally (a decided refund, or one that has a reference, is left as it is)."""
+        if psp_reference:
+            try:
+                with transient_as_store_unavailable():
+                    self.ddb.update_item(
+                        TableName=self.table,
+                        Key=refund_key(refund_id),
+                        UpdateExpression="SET psp_reference = :ref, updated_at = :now",
+                        ConditionExpression="#status = :pending AND attribute_not_exists(psp_reference)",
+                        ExpressionAttributeNames={"#status": "status"},
+                        ExpressionAttributeValues=to_values({":ref": psp_reference, ":pending": RefundStatus.PENDING.value, ":now": clock.now_iso()}),
+                    )
+            except ClientError as err:
+                if not is_condition_failure(err):
+                    raise
+        return self.get(refund_id)
 
     def flag_attention(self, refund_id: str, reason: str) -> None:
         """Park a refund as NEEDS_ATTENTION (its workflow gave up; an operator resumes it)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.infrastructure.helpers import function_named, policy_statements_of_role, resources, state_machine_named
-from tests.infrastructure.test_resources import _path
+from tests.infrastructure.test_resources import _path, assert_405_methods
 
 
 def _methods(dev):
@@ -18,6 +18,13 @@ def test_refund_routes_are_iam_signed_and_proxied_to_the_refunds_function(dev):
     for route in (("POST", "/v1/refunds"), ("GET", "/v1/refunds/{refund_id}")):
         assert methods[route]["AuthorizationType"] == "AWS_IAM"
         assert refunds_id in str(methods[route]["Integration"]["Uri"])
+
+
+def test_other_methods_of_the_refund_routes_and_the_webhook_are_answered_405_with_allow(dev):
+    # Given the ANY methods under /v1/refunds and /v1/psp (mock integrations: no backend reached)
+    anys = [p for (method, path), p in _methods(dev).items() if method == "ANY" and path.startswith(("/v1/refunds", "/v1/psp"))]
+    # Then each route has one, answering a 405 problem naming the route's own method in Allow
+    assert_405_methods(dev, anys, {"/v1/refunds": "POST", "/v1/refunds/{refund_id}": "GET", "/v1/psp/notifications": "POST"})
 
 
 def test_the_webhook_is_unauthenticated_but_throttled_on_its_own(dev):

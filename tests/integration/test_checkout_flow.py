@@ -139,8 +139,11 @@ def test_unknown_payment_is_a_404_problem(api):
 
 
 def test_unknown_route_is_a_404_problem(api):
+    reply = api.request("GET", "/v1/no_such_route_Marker")
+    assert reply.status == 404 and reply.body["type"].endswith(":not-found") and "Marker" not in str(reply.body)
+    # while a method a known route does not answer is a 405 naming the one it does (the refunds' too)
     reply = api.request("GET", "/v1/refunds")
-    assert reply.status == 404 and reply.body["type"].endswith(":not-found")
+    assert reply.status == 405 and reply.headers["Allow"] == "POST" and reply.body["type"].endswith(":method-not-allowed")
 
 
 def test_a_seller_with_no_sales_has_no_balances(api):

@@ -19,7 +19,8 @@ from payments.local.runtime import free_port
 from payments.models import PaymentMethod
 from payments.psp import Approved, Declined
 from payments.psp import hmac as adyen_hmac
-from payments.psp.adyen import AdyenPsp, AdyenSettings, RefundReceived, RefundRequest
+from payments.psp.adyen import AdyenPsp, AdyenSettings
+from payments.refunds.psp import RefundAnswer, RefundCall
 from payments.status import OrderStatus
 from payments.tasks import ExecuteOrderTask
 from tests.unit.adyen_support import API_KEY, HMAC_KEY, MERCHANT, RETURN_URL, adapter, charge_request, fake, psp, spec_or_skip  # noqa: F401
@@ -48,7 +49,7 @@ def test_every_request_the_adapter_sends_validates_against_the_checkout_spec(fak
     _charge_until_answered(psp, charge_request("po_jpy", amount_minor=500, currency="JPY"))
     _charge_until_answered(psp, charge_request("po_kwd", amount_minor=1250, currency="KWD"))
     authorised = fake.charges()[0]
-    psp.refund(RefundRequest("rf_1", authorised["psp_reference"], 100, authorised["currency"], "requested_by_customer"))
+    psp.refund(refund_call("rf_1", authorised["psp_reference"], 100, authorised["currency"], "requested_by_customer"))
     # When the requests the fake received are checked against Adyen's document
     # Then each one validates and was accepted (no 422 from the fake's own validation)
     assert fake.invalid_requests == []
@@ -318,16 +319,20 @@ def test_the_adapter_logs_no_token_and_no_request_body(fake: AdyenFake, psp: Ady
 
 
 # --- refunds ------------------------------------------------------------------------------------------
+def refund_call(refund_id: str, psp_reference: str, amount_minor: int, currency: str, reason: str | None = None) -> RefundCall:
+    return RefundCall(refund_id, "po_refunded", psp_reference, amount_minor, currency, reason)
+
+
 def test_a_refund_is_received_and_its_outcome_comes_by_signed_notification(fake: AdyenFake, psp: AdyenPsp) -> None:
     # Given a charged order and one whose refunds fail at the scheme
     ok = psp.charge(charge_request("po_1"))
     failing = psp.charge(charge_request("po_2", "tok_refundFails"))
     # When each is refunded (the first twice with the same refund id: a retry)
-    first = psp.refund(RefundRequest("rf_1", ok.psp_reference, 500, "USD", "requested_by_customer"))  # type: ignore[union-attr]
-    again = psp.refund(RefundRequest("rf_1", ok.psp_reference, 500, "USD", "requested_by_customer"))  # type: ignore[union-attr]
-    psp.refund(RefundRequest("rf_2", failing.psp_reference, 1999, "USD"))  # type: ignore[union-attr]
+    first = psp.refund(refund_call("rf_1", ok.psp_reference, 500, "USD", "requested_by_customer"))  # type: ignore[union-attr]
+    again = psp.refund(refund_call("rf_1", ok.psp_reference, 500, "USD", "requested_by_customer"))  # type: ignore[union-attr]
+    psp.refund(refund_call("rf_2", failing.psp_reference, 1999, "USD"))  # type: ignore[union-attr]
     # Then the refund is received (pending) once, and the REFUND notifications decide, signed
-    assert isinstance(first, RefundReceived) and first == again
+    assert isinstance(first, RefundAnswer) and first.pending and first.succeeded is None and first == again
     refunds = [n["notificationItems"][0]["NotificationRequestItem"] for n in fake.notifications]
     refunds = [item for item in refunds if item["eventCode"] == "REFUND"]
     assert [(r["merchantReference"], r["originalReference"], r["success"]) for r in refunds] == [
@@ -347,7 +352,7 @@ def test_a_refund_is_received_and_its_outcome_comes_by_signed_notification(fake:
 
 def test_a_refund_of_an_unknown_payment_is_rejected(fake: AdyenFake, psp: AdyenPsp) -> None:
     with pytest.raises(PspRequestInvalid, match="HTTP 422"):
-        psp.refund(RefundRequest("rf_1", "NOSUCHPAYMENT000", 500, "USD"))
+        psp.refund(refund_call("rf_1", "NOSUCHPAYMENT000", 500, "USD"))
 
 
 # --- through the executor ------------------------------------------------------------------------------

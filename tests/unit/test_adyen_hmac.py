@@ -83,7 +83,10 @@ def test_any_signed_field_changed_fails_verification(change: dict) -> None:
     assert adyen_hmac.is_valid(item, LIB_KEY) is False
 
 
-@pytest.mark.parametrize("additional", [None, {}, {"hmacSignature": ""}, {"hmacSignature": None}, "not a map"])
+@pytest.mark.parametrize(
+    "additional",
+    [None, {}, {"hmacSignature": ""}, {"hmacSignature": None}, "not a map", {"hmacSignature": "not base64 at all é"}, {"hmacSignature": "\udfff"}],
+)
 def test_a_missing_or_empty_signature_is_false_never_none_or_an_exception(additional: object) -> None:
     # Given an item without a usable signature (the library returns None or raises KeyError here)
     item = dict(LIB_ITEM)
@@ -91,6 +94,18 @@ def test_a_missing_or_empty_signature_is_false_never_none_or_an_exception(additi
         item["additionalData"] = additional
     # When it is verified
     # Then the answer is False
+    assert adyen_hmac.is_valid(item, LIB_KEY) is False
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [{"amount": ["EUR", 1130]}, {"amount": "1130 EUR"}, {"amount": 1130}, {"pspReference": "\ud800"}, {"merchantReference": {"nested": [1]}}],
+)
+def test_a_forged_item_holding_anything_is_false_never_an_exception(forged: dict) -> None:
+    # Given an item whose signed fields hold what Adyen never sends (not a map, a lone surrogate, an object)
+    item = {**LIB_ITEM, **forged, "additionalData": {"hmacSignature": LIB_SIGNATURE}}
+    # When it is verified (the webhook verifies before anything else)
+    # Then the answer is False, not an exception the webhook would turn into a 5xx
     assert adyen_hmac.is_valid(item, LIB_KEY) is False
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from payments.config import reset_settings
-from payments.notifications.signature import signed
+from payments.psp.hmac import signed
 from payments.notifications.store import NotificationStore
 from payments.psp.simulator import SimulatedPsp
 from payments.refunds import logic
@@ -43,7 +43,7 @@ def post(*items: dict[str, Any]) -> dict[str, Any]:
     from functions.notifications.handler import receive
 
     body = {"live": "false", "notificationItems": [{"NotificationRequestItem": i} for i in items]}
-    return receive({"httpMethod": "POST", "path": "/v1/psp/notifications", "body": json.dumps(body), "isBase64Encoded": False})
+    return receive({"httpMethod": "POST", "path": "/v1/psp/notifications", "headers": {"Content-Type": "application/json"}, "body": json.dumps(body), "isBase64Encoded": False})
 
 
 def balance(repos: Repos) -> int:
@@ -69,6 +69,61 @@ def test_a_bad_or_missing_signature_is_401_and_stores_nothing(env: Repos, psp: S
         assert json.loads(response["body"])["type"] == "urn:payments:problem:invalid-signature"
     assert NotificationStore().scan() == []
     assert balance(env) == 7000
+
+
+def webhook(method: str = "POST", body: str | None = "{}", content_type: str | None = "application/json", encoded: bool = False) -> dict[str, Any]:
+    from functions.notifications.handler import handler
+    from payments.local.lambdas import LambdaContext
+
+    headers = {"Content-Type": content_type} if content_type else {}
+    event = {"httpMethod": method, "path": "/v1/psp/notifications", "headers": headers, "body": body, "isBase64Encoded": encoded}
+    return handler(event, LambdaContext("payments-notifications"))
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "slug"),
+    [
+        ({"method": "GET", "body": None}, 405, "method-not-allowed"),
+        ({"method": "DELETE"}, 405, "method-not-allowed"),
+        ({"content_type": "text/plain"}, 415, "unsupported-media-type"),
+        ({"content_type": None}, 415, "unsupported-media-type"),
+        ({"content_type": "application/json; charset=latin-1"}, 415, "unsupported-media-type"),
+        ({"body": "x" * (64 * 1024 + 1)}, 413, "payload-too-large"),
+        ({"body": "[" * 60_000}, 400, "malformed-notification"),
+        ({"body": '{"notificationItems": ' + "[" * 40 + "]" * 40 + "}"}, 400, "malformed-notification"),
+        ({"body": "not json Marker"}, 400, "malformed-notification"),
+        ({"body": "//8=", "encoded": True}, 400, "malformed-notification"),  # not UTF-8
+        ({"body": "not base64!", "encoded": True}, 400, "malformed-notification"),
+        ({"body": '{"notificationItems": []}'}, 400, "malformed-notification"),
+        ({"body": '{"notificationItems": [{"NotificationRequestItem": "Marker"}]}'}, 400, "malformed-notification"),
+        # forged items holding anything where Adyen's fields go: refused as unsigned, never a 5xx
+        ({"body": '{"notificationItems": [{"NotificationRequestItem": {"amount": ["Marker"], "additionalData": {"hmacSignature": "x"}}}]}'}, 401, "invalid-signature"),
+        ({"body": '{"notificationItems": [{"NotificationRequestItem": {"pspReference": "\\ud800", "additionalData": {"hmacSignature": "\\udfff"}}}]}'}, 401, "invalid-signature"),
+        ({"body": '{"notificationItems": [{"NotificationRequestItem": {"amount": {"value": {"a": 1}}, "success": true, "additionalData": "Marker"}}]}'}, 401, "invalid-signature"),
+    ],
+)
+def test_the_webhook_refuses_bad_requests_with_a_problem_never_a_5xx(env: Repos, request_: dict[str, Any], status: int, slug: str) -> None:
+    # Given a request to the webhook that is not a signed Adyen notification
+    # When it is posted
+    response = webhook(**request_)
+    body = json.loads(response["body"])
+    # Then the answer is the problem for it, which quotes nothing that was sent, and nothing was stored
+    assert (response["statusCode"], body["type"]) == (status, f"urn:payments:problem:{slug}")
+    assert response["headers"]["Content-Type"] == "application/problem+json" and "Marker" not in response["body"]
+    if status == 405:
+        assert response["headers"]["Allow"] == "POST"
+    assert NotificationStore().scan() == []
+
+
+def test_a_signed_notification_through_the_entry_point_is_accepted(env: Repos, psp: SimulatedPsp) -> None:
+    # Given a genuine chargeback notification, with the media type Adyen sends (charset included)
+    paid(env, psp, "po_1", 7000)
+    body = json.dumps({"live": "false", "notificationItems": [{"NotificationRequestItem": psp.raise_chargeback("po_1")}]})
+    # When it is posted to the function
+    response = webhook(body=body, content_type="application/json; charset=UTF-8")
+    # Then the answer is Adyen's literal [accepted] and the item is stored
+    assert (response["statusCode"], response["body"], response["headers"]["Content-Type"]) == (200, "[accepted]", "text/plain")
+    assert len(NotificationStore().scan()) == 1
 
 
 def test_chargeback_and_reversal_delivered_twice_and_out_of_order_move_money_once(env: Repos, psp: SimulatedPsp) -> None:
@@ -169,3 +224,23 @@ def test_the_consumer_reports_a_reversal_before_its_chargeback_as_a_batch_failur
     assert balance(env) == 0
     assert consumer.handler(sqs_event(rev_id, rev_id), LambdaContext("payments-notifications_consumer")) == {"batchItemFailures": []}
     assert balance(env) == 7000
+
+
+def test_during_a_key_rotation_the_webhook_accepts_the_previous_key_until_its_deadline(env: Repos, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a chargeback signed with the stage's key, and the key then rotated: the stage now holds the
+    # rotation form, with the old key still valid for a while (queued notifications are signed with it)
+    paid(env, psp, "po_1", 7000)
+    item = psp.raise_chargeback("po_1")
+    new_key = "A" * 64
+    rotation = {"current": new_key, "previous": KEY, "previous_valid_until": "2999-01-01T00:00:00Z"}
+    monkeypatch.setenv("PAYMENTS_PSP_HMAC_KEY", json.dumps(rotation))
+    reset_settings()
+    # When it is delivered / Then it is accepted
+    assert post(item)["statusCode"] == 200
+    # and once the previous key's deadline has passed, a notification signed with it is refused
+    monkeypatch.setenv("PAYMENTS_PSP_HMAC_KEY", json.dumps({**rotation, "previous_valid_until": "2000-01-01T00:00:00Z"}))
+    reset_settings()
+    late = signed(dict(item, pspReference="9913333333333339"), KEY)  # a new event, signed with the old key
+    assert post(late)["statusCode"] == 401
+    # while the same event signed with the new key is accepted
+    assert post(signed(dict(item, pspReference="9913333333333339"), new_key))["statusCode"] == 200

@@ -34,6 +34,9 @@ def test_every_error_the_api_answers_is_documented_as_a_problem():
         ("get", "/v1/payments/{checkout_id}"): {"200", "404", "422", "500", "503"},
         ("get", "/v1/wallets/{seller_account}"): {"200", "422", "500", "503"},
         ("get", "/v1/ledger/trial-balance"): {"200", "422", "500", "503"},
+        ("post", "/v1/refunds"): {"202", "400", "404", "409", "413", "415", "422", "500", "503"},
+        ("get", "/v1/refunds/{refund_id}"): {"200", "404", "422", "500", "503"},
+        ("post", "/v1/psp/notifications"): {"200", "400", "401", "413", "415", "500", "503"},
     }
     for (method, path), statuses in expected.items():
         responses = doc["paths"][path][method]["responses"]
@@ -43,8 +46,13 @@ def test_every_error_the_api_answers_is_documented_as_a_problem():
             # and every error is application/problem+json with the Problem schema, nothing else
             if int(status) >= 400:
                 assert response["content"] == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            elif path == "/v1/psp/notifications":
+                # the webhook answers Adyen's literal text
+                assert response["content"] == {"text/plain": {"schema": {"type": "string", "enum": ["[accepted]"]}}}
             else:
                 assert list(response["content"]) == ["application/json"]
+    # and no operation is left undocumented by the table above
+    assert {(m, p) for p, ops in doc["paths"].items() for m in ops} == set(expected)
     # and Powertools' own validation-error schemas, which the API never answers, are gone
     assert not {"HTTPValidationError", "ValidationError"} & set(doc["components"]["schemas"])
 
@@ -68,6 +76,20 @@ def test_amounts_currencies_and_identifiers_are_described_exactly():
         assert not re.fullmatch(pattern, "1." + "9" * (digits + 1))
         assert not re.fullmatch(pattern, "0") and not re.fullmatch(pattern, "-1") and not re.fullmatch(pattern, "1e3")
     # identifiers: the pattern, the card-number rule and the uniqueness across the system
+    # a refund's currency and amount follow the same rule, one branch per exponent
+    refund = schemas["RefundRequest"]
+    assert refund["properties"]["currency"]["enum"] == sorted(MINOR_UNITS)
+    assert {b["properties"]["amount"]["pattern"]: b["properties"]["currency"]["enum"] for b in refund["oneOf"]} == branches
+    assert "refund" not in refund["required"] and "amount" not in refund["required"]  # omitted: everything still refundable
+    for field in ("refund_id", "payment_order_id"):
+        prop = refund["properties"][field]
+        assert prop["pattern"] == "^[A-Za-z0-9_-]+$" and prop["maxLength"] == 64 and "card number" in prop["description"].lower()
+    assert "unique" in refund["properties"]["refund_id"]["description"] and "409" in refund["properties"]["refund_id"]["description"]
+    for path, name in (("/v1/refunds/{refund_id}", "refund_id"), ("/v1/payments/{checkout_id}", "checkout_id")):
+        parameter = next(p for p in _document()["paths"][path]["get"]["parameters"] if p["in"] == "path")
+        assert parameter["name"] == name and parameter["schema"]["pattern"] == "^[A-Za-z0-9_-]+$"
+    refund_key = next(p for p in _document()["paths"]["/v1/refunds"]["post"]["parameters"] if p["in"] == "header")
+    assert refund_key["name"].lower() == "idempotency-key" and refund_key["required"] is True and "card number" in refund_key["description"].lower()
     for schema, field in (("PaymentRequest", "checkout_id"), ("PaymentOrderIn", "payment_order_id")):
         prop = schemas[schema]["properties"][field]
         assert prop["pattern"] == "^[A-Za-z0-9_-]+$"

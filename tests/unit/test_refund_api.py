@@ -96,3 +96,48 @@ def test_bad_input_names_the_field(api: Any, change: dict[str, Any], field: str)
 def test_a_card_number_is_rejected_before_anything(api: Any) -> None:
     status, body, _ = call(api, event("POST", "/v1/refunds", {**BODY, "reason": "4111 1111 1111 1111"}))
     assert status == 422 and body["type"] == "urn:payments:problem:card-number-rejected"
+
+
+def test_the_checkout_request_guard_answers_before_the_refunds_api(api: Any) -> None:
+    # Given requests the checkout API's guard refuses: a method the path does not answer, another media type,
+    # a body nested deeper than allowed, a repeated key, and a card number in the Idempotency-Key and the path
+    text = event("POST", "/v1/refunds", BODY)
+    text["headers"]["Content-Type"] = "text/plain"
+    deep = event("POST", "/v1/refunds")
+    deep["body"] = "[" * 50_000
+    repeated = event("POST", "/v1/refunds")
+    repeated["body"] = '{"refund_id": "rf_1", "refund_id": "rf_2", "payment_order_id": "po_1", "currency": "USD"}'
+    # When each is sent to the refunds function
+    # Then each is the guard's problem, and nothing was stored or started
+    status, body, headers = call(api, event("DELETE", "/v1/refunds/rf_1"))
+    assert (status, body["type"], headers["Allow"]) == (405, "urn:payments:problem:method-not-allowed", "GET")
+    assert call(api, event("GET", "/v1/refunds"))[2]["Allow"] == "POST"
+    assert call(api, text)[:2][0] == 415
+    status, body, _ = call(api, deep)
+    assert status == 400 and body["type"] == "urn:payments:problem:malformed-request"
+    status, body, _ = call(api, repeated)
+    assert status == 422 and [e["field"] for e in body["errors"]] == ["refund_id"]
+    status, body, _ = call(api, event("POST", "/v1/refunds", BODY, key="4111-1111-1111-1111"))
+    assert status == 422 and [e["field"] for e in body["errors"]] == ["header Idempotency-Key"]
+    status, body, _ = call(api, event("GET", "/v1/refunds/4111111111111111"))
+    assert status == 422 and body["type"] == "urn:payments:problem:card-number-rejected" and "4111" not in json.dumps(body)
+    assert api.started == []
+    assert call(api, event("GET", "/v1/refunds/rf_1"))[0] == 404
+
+
+def test_no_problem_quotes_what_the_client_sent(api: Any) -> None:
+    # Given requests naming things that do not exist or are not valid, with recognisable values
+    sent = [
+        event("POST", "/v1/refunds", {**BODY, "payment_order_id": "po_Unknown_Marker"}),
+        event("POST", "/v1/refunds", {**BODY, "currency": "QQX"}),
+        event("GET", "/v1/refunds/rf_Unknown_Marker"),
+        event("GET", "/v1/refunds/rf_Unknown_Marker/extra_Marker"),
+    ]
+    for evt in sent:
+        # When each is sent
+        status, body, _ = call(api, evt)
+        # Then the answer is a problem naming the field, never the value
+        assert status in (404, 422), status
+        assert "Marker" not in json.dumps(body) and "QQX" not in json.dumps(body), body
+    status, body, _ = call(api, sent[0])
+    assert status == 404 and body["errors"] == [{"field": "payment_order_id", "message": "no such payment order"}]

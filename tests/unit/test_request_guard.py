@@ -214,7 +214,7 @@ def test_a_body_of_another_media_type_is_a_415_problem(call, ddb, content_type):
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON;charset=\"UTF-8\""])
 def test_json_with_or_without_a_utf8_charset_passes_the_media_type_check(content_type):
-    from functions.payment.guard import _is_json
+    from functions.payment.guard import is_json as _is_json
 
     assert _is_json(content_type) is True
 
