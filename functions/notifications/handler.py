@@ -28,10 +28,10 @@ from functions.payment.problems import PROBLEM_JSON, TYPE_PREFIX
 from payments import aws
 from payments.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, settings
 from payments.errors import StoreUnavailable, TransientError
-from payments.psp import hmac as adyen_hmac
 from payments.notifications.apply import process
 from payments.notifications.store import NotificationStore
 from payments.observability import count, entry_point, logger
+from payments.psp import hmac as adyen_hmac
 from payments.refunds.repository import RefundsRepository
 
 ACCEPTED = "[accepted]"

@@ -18,19 +18,19 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
 
+from functions.api_kit import IdempotencyKey, Identifier, idempotency_store, new_idempotency_config
 from functions.payment import logic
 from functions.payment.problems import PROBLEM_JSON, field_path, problem, validation_problem
-from payments import aws
-from payments.config import IDEMPOTENCY_TTL_SECONDS, MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_ORDERS_PER_CHECKOUT, settings
+from payments.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_ORDERS_PER_CHECKOUT
 from payments.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
-from payments.models import IDENTIFIER_PATTERN, NO_CARD_NUMBER, PaymentOut, PaymentRequest, Problem, TrialBalanceOut, WalletOut
+from payments.models import PaymentOut, PaymentRequest, Problem, TrialBalanceOut, WalletOut
 from payments.observability import logger
 from payments.repositories.ledger import LedgerRepository
 from payments.repositories.payments import PaymentsRepository
@@ -79,52 +79,8 @@ def _ok(status: int, description: str, model: type, headers: dict[str, Any] | No
     return {status: response}
 
 
-def routes() -> list[Any]:
-    """The resolver's routes (its own route table, read by the request guard for 405 and path checks)."""
-    return app._static_routes + app._dynamic_routes
-
-
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="idempotency_key",
-    payload_validation_jmespath="request",
-    expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
-    raise_on_no_idempotency_key=True,
-)
-
-
-class _SharedClientPersistence(DynamoDBPersistenceLayer):
-    """The idempotency store on the process's shared DynamoDB client (``payments.aws``).
-
-    Given no client, the layer builds its own session and client at import: a second copy of
-    the most expensive part of the cold start. Reading the client at each use (rather than
-    keeping the one it was given) also follows ``aws.reset_clients()``, which the local runtime
-    calls when it points the process at another endpoint.
-    """
-
-    @property
-    def client(self) -> Any:
-        return aws.client("dynamodb")
-
-    @client.setter
-    def client(self, _given: Any) -> None:  # the base class assigns it in __init__
-        pass
-
-
-_persistence = _SharedClientPersistence(table_name=settings().idempotency_table, boto3_client=aws.client("dynamodb"))
-
-IdempotencyKey = Annotated[
-    str,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$",
-        description="Client-chosen key; a retry with the same key and body returns the first answer." + NO_CARD_NUMBER,
-    ),
-]
-Identifier = Annotated[
-    str, Path(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description="ASCII letters, digits, '_' and '-'." + NO_CARD_NUMBER)
-]
+idempotency_config = new_idempotency_config()
+_persistence = idempotency_store()
 
 
 @idempotent_function(data_keyword_argument="command", persistence_store=_persistence, config=idempotency_config)

@@ -15,11 +15,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.api_kit import resolve_guarded
 from functions.payment import logic
-from functions.payment.api import app, idempotency_config, routes
-from functions.payment.guard import guard_request
-from functions.payment.problems import as_proxy, problem
-from payments.observability import entry_point, logger
+from functions.payment.api import app, idempotency_config
+from payments.observability import entry_point
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import FinalizePaymentTask
 
@@ -28,12 +27,4 @@ from payments.tasks import FinalizePaymentTask
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("action") == "finalize_payment":
         return logic.finalize_payment(FinalizePaymentTask.model_validate(event), PaymentsRepository())
-    try:
-        event, rejected = guard_request(event, routes())
-    except Exception:  # a bug in the guard is ours: a problem, never a Lambda error (the request is not logged)
-        logger.exception("request guard failed")
-        rejected = problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")
-    if rejected is not None:
-        return as_proxy(rejected)
-    idempotency_config.register_lambda_context(context)
-    return app.resolve(event, context)
+    return resolve_guarded(app, idempotency_config, event, context)

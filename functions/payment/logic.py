@@ -33,7 +33,7 @@ from payments.models import (
     TrialBalanceOut,
     WalletOut,
 )
-from payments.observability import logger, count
+from payments.observability import count, logger
 from payments.repositories.dynamo import error_code
 from payments.repositories.ledger import LedgerRepository
 from payments.repositories.payments import PaymentsRepository, recovery_due

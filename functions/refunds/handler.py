@@ -15,10 +15,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.payment.guard import guard_request
-from functions.payment.problems import as_proxy, problem
-from functions.refunds.api import app, idempotency_config, routes
-from payments.observability import entry_point, logger
+from functions.api_kit import resolve_guarded
+from functions.refunds.api import app, idempotency_config
+from payments.observability import entry_point
 from payments.psp import default_psp
 from payments.refunds import logic
 from payments.refunds.repository import RefundsRepository
@@ -33,12 +32,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return logic.apply_refund_outcome(event, RefundsRepository())
     if action == "park_refund":
         return logic.park_refund(event, RefundsRepository())
-    try:
-        event, rejected = guard_request(event, routes())
-    except Exception:  # a bug in the guard is ours: a problem, never a Lambda error (the request is not logged)
-        logger.exception("request guard failed")
-        rejected = problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")
-    if rejected is not None:
-        return as_proxy(rejected)
-    idempotency_config.register_lambda_context(context)
-    return app.resolve(event, context)
+    return resolve_guarded(app, idempotency_config, event, context)

@@ -1,0 +1,92 @@
+"""What the two HTTP APIs share: the checkout API (``functions/payment``) and the refunds API
+(``functions/refunds``), each its own Powertools resolver in its own Lambda.
+
+* the request's way in: the request guard (``functions/payment/guard.py``: card numbers, method,
+  media type, size, depth) before the resolver, and the idempotency layer told the Lambda context;
+* the idempotency store on the process's shared DynamoDB client, and its configuration;
+* the ``Idempotency-Key`` header and the path identifiers, described once for both OpenAPI documents.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+from functions.payment.guard import guard_request
+from functions.payment.problems import as_proxy, problem
+from payments import aws
+from payments.config import IDEMPOTENCY_TTL_SECONDS, settings
+from payments.models import IDENTIFIER_PATTERN, NO_CARD_NUMBER
+from payments.observability import logger
+
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$",
+        description="Client-chosen key; a retry with the same key and body returns the first answer." + NO_CARD_NUMBER,
+    ),
+]
+Identifier = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description="ASCII letters, digits, '_' and '-'." + NO_CARD_NUMBER)
+]
+
+
+def routes_of(app: APIGatewayRestResolver) -> list[Any]:
+    """The resolver's routes (its own route table, read by the request guard for 405 and path checks)."""
+    return app._static_routes + app._dynamic_routes
+
+
+def new_idempotency_config() -> IdempotencyConfig:
+    """The command ``{"idempotency_key": ..., "request": ...}`` is keyed by the client's key and
+    validated by its body (the same key with another body is refused); replays for 24 hours."""
+    return IdempotencyConfig(
+        event_key_jmespath="idempotency_key",
+        payload_validation_jmespath="request",
+        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+        raise_on_no_idempotency_key=True,
+    )
+
+
+class SharedClientPersistence(DynamoDBPersistenceLayer):
+    """The idempotency store on the process's shared DynamoDB client (``payments.aws``).
+
+    Given no client, the layer builds its own session and client at import: a second copy of
+    the most expensive part of the cold start. Reading the client at each use (rather than
+    keeping the one it was given) also follows ``aws.reset_clients()``, which the local runtime
+    calls when it points the process at another endpoint.
+    """
+
+    @property
+    def client(self) -> Any:
+        return aws.client("dynamodb")
+
+    @client.setter
+    def client(self, _given: Any) -> None:  # the base class assigns it in __init__
+        pass
+
+
+def idempotency_store() -> SharedClientPersistence:
+    return SharedClientPersistence(table_name=settings().idempotency_table, boto3_client=aws.client("dynamodb"))
+
+
+def resolve_guarded(
+    app: APIGatewayRestResolver, config: IdempotencyConfig, event: dict[str, Any], context: Any
+) -> dict[str, Any]:
+    """An API Gateway event through the request guard, then the resolver. A rejected request is
+    answered with its problem; a bug in the guard is ours: a 500 problem, never a Lambda error,
+    and the request is not logged."""
+    try:
+        event, rejected = guard_request(event, routes_of(app))
+    except Exception:
+        logger.exception("request guard failed")
+        rejected = problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")
+    if rejected is not None:
+        return as_proxy(rejected)
+    config.register_lambda_context(context)
+    return app.resolve(event, context)
