@@ -35,7 +35,7 @@ chaos: $(VENV)/.installed
 ## bench: the benchmark suite (figures, not tests): prints one table, writes docs/benchmarks.md
 bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m payments_dev.bench.run
 
 ## test: every test, cdk synth of every stage (cdk-nag included) and cfn-lint
 test: test-unit test-integration test-contract test-chaos test-infra synth cfn-lint

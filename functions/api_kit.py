@@ -17,10 +17,10 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from functions.payment.guard import guard_request
 from functions.payment.problems import as_proxy, problem
-from payments import aws
-from payments.config import IDEMPOTENCY_TTL_SECONDS, settings
-from payments.models import IDENTIFIER_PATTERN, NO_CARD_NUMBER
-from payments.observability import logger
+from payments.kernel import aws
+from payments.kernel.config import IDEMPOTENCY_TTL_SECONDS, settings
+from payments.payin.models import IDENTIFIER_PATTERN, NO_CARD_NUMBER
+from payments.kernel.observability import logger
 
 IdempotencyKey = Annotated[
     str,
@@ -54,7 +54,7 @@ def new_idempotency_config() -> IdempotencyConfig:
 
 
 class SharedClientPersistence(DynamoDBPersistenceLayer):
-    """The idempotency store on the process's shared DynamoDB client (``payments.aws``).
+    """The idempotency store on the process's shared DynamoDB client (``payments.kernel.aws``).
 
     Given no client, the layer builds its own session and client at import: a second copy of
     the most expensive part of the cold start. Reading the client at each use (rather than

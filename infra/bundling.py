@@ -1,6 +1,6 @@
 """The one code asset shared by every Lambda function, bundled without Docker.
 
-The asset holds the ``payments`` and ``functions`` packages plus the third-party
+The asset holds the deployed core (an allow-list: :data:`SHIPPED_PACKAGES`) plus the third-party
 dependencies the runtime does not provide (boto3 and botocore it does). The
 dependencies are installed by ``pip`` as prebuilt wheels for the Lambda platform
 (``--platform manylinux2014_aarch64 --only-binary=:all:``), so no container is
@@ -38,7 +38,21 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("payments", "functions")  # first-party code copied into the asset
+#: The first-party code the asset ships: an allow-list of packages. A module outside them is not
+#: deployed, whatever its name; the operator's tools (payments.ops) and the dev package
+#: (payments_dev: local runtime, chaos harness, demo, bench) are not on it, and
+#: tests/infrastructure/test_asset.py proves that no shipped module imports anything outside it.
+SHIPPED_PACKAGES = (
+    "functions",
+    "payments/kernel",
+    "payments/payin",
+    "payments/accounts",
+    "payments/psp",
+    "payments/refunds",
+    "payments/notifications",
+    "payments/reconciliation",
+)
+SHIPPED_FILES = ("payments/__init__.py",)
 #: Installed with their own dependencies, pinned to the versions installed here.
 DEPENDENCIES = ("aws-lambda-powertools", "pydantic", "mt-940", "bai2", "adyen")
 #: What the Powertools Tracer needs (its [tracer] extra), installed without dependencies: the
@@ -51,9 +65,8 @@ PIP_PLATFORM = "manylinux2014_aarch64"  # must match ARCHITECTURE
 TASK_ROOT = "/var/task"
 #: overrides the search for an interpreter of the runtime's version (an absolute path)
 BYTECODE_PYTHON_ENV = "PAYMENTS_BYTECODE_PYTHON"
-#: not deployed: tests, and the code that only runs on a workstation (the local runtime on moto,
-#: the fault-injection harness, the demo, the command line and the operator's tools)
-_IGNORED = ("__pycache__", "*.pyc", "tests", "test_*.py", "local", "chaos", "demo.py", "cli.py", "operations.py")
+#: never copied from a shipped package: compiled files of this machine's interpreter
+_NOT_SOURCE = ("__pycache__", "*.pyc")
 
 
 def pinned(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -84,8 +97,9 @@ class LocalPythonBundling:
         out = Path(output_dir)
         self._pip_install(out, self._requirements)
         self._pip_install(out, self._requirements_without_deps, "--no-deps")
-        for package in PACKAGES:
-            shutil.copytree(REPO_ROOT / package, out / package, ignore=shutil.ignore_patterns(*_IGNORED))
+        for relative in shipped_files():
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO_ROOT / relative, out / relative)
         if self._python is not None:
             compile_bytecode(self._python, out)
         return True
@@ -157,21 +171,25 @@ def compile_bytecode(python: str, out: Path) -> None:
         raise RuntimeError(f"compiling the asset's bytecode failed:\n{result.stderr or result.stdout}"[:4000])
 
 
-def _is_shipped(relative: Path) -> bool:
-    """The same rule as the copy's ``ignore_patterns``, applied to every part of the path."""
-    return not any(fnmatch(part, pattern) for part in relative.parts for pattern in _IGNORED)
+def shipped_files() -> list[Path]:
+    """Every first-party file the asset holds, relative to the repository: the allow-list's packages
+    (sources and data, not this machine's bytecode) and its single files."""
+    files = [Path(name) for name in SHIPPED_FILES]
+    for package in SHIPPED_PACKAGES:
+        for path in sorted((REPO_ROOT / package).rglob("*")):
+            relative = path.relative_to(REPO_ROOT)
+            if path.is_file() and not any(fnmatch(part, pattern) for part in relative.parts for pattern in _NOT_SOURCE):
+                files.append(relative)
+    return files
 
 
 def _fingerprint(requirements: tuple[str, ...], bytecode: bool) -> str:
     """Hash of what goes into the asset, so an unchanged asset is neither rebuilt nor re-uploaded."""
     digest = hashlib.sha256()
     digest.update(f"{RUNTIME.name}|{PIP_PLATFORM}|bytecode={bytecode}|{'|'.join(requirements)}".encode())
-    for package in PACKAGES:
-        for path in sorted((REPO_ROOT / package).rglob("*")):
-            relative = path.relative_to(REPO_ROOT)
-            if path.is_file() and _is_shipped(relative):
-                digest.update(str(relative).encode())
-                digest.update(path.read_bytes())
+    for relative in shipped_files():
+        digest.update(str(relative).encode())
+        digest.update((REPO_ROOT / relative).read_bytes())
     return digest.hexdigest()
 
 

@@ -1,15 +1,18 @@
-"""Shared domain package of the serverless payment system.
+"""The deployed core of the serverless payment system, by bounded context.
 
-Every Lambda function under ``functions/`` is a thin adapter over this package:
+Every Lambda function under ``functions/`` is a thin adapter (handler -> logic) over these:
 
-* ``payments.money``         ISO 4217 currencies, decimal strings <-> integer minor units
-* ``payments.models``        the public API models (pydantic) and the workflow messages
-* ``payments.errors``        domain errors; their class names are the ASL ``ErrorEquals`` names
-* ``payments.status``        the forward-only status machines of payments and orders
-* ``payments.repositories``  DynamoDB data access (conditional writes, transactions)
-* ``payments.psp``           the PSP adapter interface and the simulated PSP
-* ``payments.invariants``    the money invariants, checked over the stored data
-* ``payments.local``         the local runtime (moto server + HTTP API + the real ASL)
+* ``payments.kernel``          the shared kernel: money, errors, settings, AWS clients, observability
+* ``payments.payin``           pay-in: checkouts, payment orders, forward-only statuses, recovery
+* ``payments.accounts``        the books: seller wallets and the double-entry ledger
+* ``payments.psp``             the PSP adapters (simulator, Adyen) and the notification HMAC
+* ``payments.refunds``         refunds: the reservation, the PSP refund, the reversing entries
+* ``payments.notifications``   the PSP's notifications: stored once, applied forward only
+* ``payments.reconciliation``  settlement files and bank statements against the ledger
+
+``payments.ops`` is the operator's command (installed, never shipped in the Lambda asset); the
+dev tooling (local runtime, chaos harness, demo, benchmarks) is the separate ``payments_dev``
+package, which nothing here imports.
 """
 
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """Test helper: scan every DynamoDB table and every S3 object of a runtime for card numbers.
 
 A finding is a Luhn-valid run of 13-19 digits in any form the request guard refuses
-(:func:`payments.pan.contains_pan`: any Unicode decimal digits, groups joined by spaces or
+(:func:`payments.kernel.pan.contains_pan`: any Unicode decimal digits, groups joined by spaces or
 punctuation). Findings name the place (table, item key attribute names, attribute path; bucket
 and object key, cell), never the digits.
 
@@ -28,8 +28,8 @@ import json
 import re
 from typing import Any
 
-from payments import aws
-from payments.pan import contains_pan, walk
+from payments.kernel import aws
+from payments.kernel.pan import contains_pan, walk
 
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 _HEX = re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{32,}(?![0-9A-Za-z])")

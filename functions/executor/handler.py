@@ -6,10 +6,10 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.executor.logic import execute_order
-from payments.observability import count, entry_point, logger
+from payments.kernel.observability import count, entry_point, logger
 from payments.psp import default_psp
-from payments.repositories.payments import PaymentsRepository
-from payments.tasks import ExecuteOrderTask
+from payments.payin.repository import PaymentsRepository
+from payments.payin.tasks import ExecuteOrderTask
 
 
 @entry_point

@@ -12,12 +12,12 @@ from its idempotency store; it refuses to resend a key older than it keeps keys.
 
 from __future__ import annotations
 
-from payments.errors import StatusConflict
-from payments.models import OrderRecord
+from payments.kernel.errors import StatusConflict
+from payments.payin.models import OrderRecord
 from payments.psp import Approved, ChargeRequest, PaymentServiceProvider
-from payments.repositories.payments import PaymentsRepository
-from payments.status import OrderStatus
-from payments.tasks import ExecuteOrderTask, ExecutionResult
+from payments.payin.repository import PaymentsRepository
+from payments.payin.status import OrderStatus
+from payments.payin.tasks import ExecuteOrderTask, ExecutionResult
 
 
 def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: PaymentServiceProvider) -> ExecutionResult:

@@ -6,10 +6,10 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ledger.logic import book_payin
-from payments.observability import count, entry_point, logger
-from payments.repositories.ledger import LedgerRepository
-from payments.repositories.payments import PaymentsRepository
-from payments.tasks import OrderTask
+from payments.kernel.observability import count, entry_point, logger
+from payments.accounts.ledger import LedgerRepository
+from payments.payin.repository import PaymentsRepository
+from payments.payin.tasks import OrderTask
 
 
 @entry_point

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from payments.repositories.ledger import LedgerRepository
-from payments.repositories.payments import PaymentsRepository
+from payments.accounts.ledger import LedgerRepository
+from payments.payin.repository import PaymentsRepository
 
 
 def book_payin(payment_order_id: str, orders: PaymentsRepository, ledger: LedgerRepository) -> dict[str, object]:

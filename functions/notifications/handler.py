@@ -25,12 +25,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.payment.guard import header, is_json, json_too_deep
 from functions.payment.problems import PROBLEM_JSON, TYPE_PREFIX
-from payments import aws
-from payments.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, settings
-from payments.errors import StoreUnavailable, TransientError
+from payments.kernel import aws
+from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, settings
+from payments.kernel.errors import StoreUnavailable, TransientError
 from payments.notifications.apply import process
 from payments.notifications.store import NotificationStore
-from payments.observability import count, entry_point, logger
+from payments.kernel.observability import count, entry_point, logger
 from payments.psp import hmac as adyen_hmac
 from payments.refunds.repository import RefundsRepository
 

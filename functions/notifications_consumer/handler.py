@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments.notifications.apply import process
 from payments.notifications.store import NotificationStore
-from payments.observability import entry_point
+from payments.kernel.observability import entry_point
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -28,13 +28,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from functions.api_kit import IdempotencyKey, Identifier, idempotency_store, new_idempotency_config
 from functions.payment import logic
 from functions.payment.problems import PROBLEM_JSON, field_path, problem, validation_problem
-from payments.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_ORDERS_PER_CHECKOUT
-from payments.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
-from payments.models import PaymentOut, PaymentRequest, Problem, TrialBalanceOut, WalletOut
-from payments.observability import logger
-from payments.repositories.ledger import LedgerRepository
-from payments.repositories.payments import PaymentsRepository
-from payments.repositories.wallet import WalletRepository
+from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_ORDERS_PER_CHECKOUT
+from payments.kernel.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
+from payments.payin.models import PaymentOut, PaymentRequest, Problem, TrialBalanceOut, WalletOut
+from payments.kernel.observability import logger
+from payments.accounts.ledger import LedgerRepository
+from payments.payin.repository import PaymentsRepository
+from payments.accounts.wallet import WalletRepository
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.configure_openapi(

@@ -3,7 +3,7 @@
 In order, each step answering a 4xx RFC 9457 problem that names the field and the
 rule, never the value:
 
-1. the card-number policy (:mod:`payments.pan`) over the path (its parameters), the
+1. the card-number policy (:mod:`payments.kernel.pan`) over the path (its parameters), the
    query string and the ``Idempotency-Key`` header (the one header we store):
    422 ``card-number-rejected``;
 2. an unknown method on a known path: 405 ``method-not-allowed`` with ``Allow``;
@@ -28,9 +28,9 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler import Response
 
 from functions.payment.problems import problem, validation_problem
-from payments.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
-from payments.observability import count, logger
-from payments.pan import Pairs, contains_pan, find_control_characters, find_pans, redacted
+from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from payments.kernel.observability import count, logger
+from payments.kernel.pan import Pairs, contains_pan, find_control_characters, find_pans, redacted
 
 #: a JSON string (escapes included) or one bracket: strings are skipped, brackets counted
 _JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)

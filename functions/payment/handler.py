@@ -18,9 +18,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.api_kit import resolve_guarded
 from functions.payment import logic
 from functions.payment.api import app, idempotency_config
-from payments.observability import entry_point
-from payments.repositories.payments import PaymentsRepository
-from payments.tasks import FinalizePaymentTask
+from payments.kernel.observability import entry_point
+from payments.payin.repository import PaymentsRepository
+from payments.payin.tasks import FinalizePaymentTask
 
 
 @entry_point

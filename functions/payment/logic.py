@@ -9,7 +9,7 @@ only by whoever wins the conditional ``PENDING -> PROCESSING`` move (the
 the marker, not the orchestrator, keeps a client retry from starting a second
 execution. A crash after storing and before starting (marker won or not, client
 retrying or not) leaves the payment in the recovery index: the recovery function
-re-drives it when it is due (``payments.recovery``). A duplicate execution, if one
+re-drives it when it is due (``payments.payin.recovery``). A duplicate execution, if one
 ever starts, is harmless: every task is a conditional write.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from payments import aws, money
-from payments.config import settings
-from payments.models import (
+from payments.kernel import aws, money
+from payments.kernel.config import settings
+from payments.payin.models import (
     Balance,
     CurrencyTotals,
     OrderRecord,
@@ -33,13 +33,13 @@ from payments.models import (
     TrialBalanceOut,
     WalletOut,
 )
-from payments.observability import count, logger
-from payments.repositories.dynamo import error_code
-from payments.repositories.ledger import LedgerRepository
-from payments.repositories.payments import PaymentsRepository, recovery_due
-from payments.repositories.wallet import WalletRepository
-from payments.status import PaymentStatus, payment_outcome
-from payments.tasks import FinalizePaymentTask
+from payments.kernel.observability import count, logger
+from payments.kernel.dynamo import error_code
+from payments.accounts.ledger import LedgerRepository
+from payments.payin.repository import PaymentsRepository, recovery_due
+from payments.accounts.wallet import WalletRepository
+from payments.payin.status import PaymentStatus, payment_outcome
+from payments.payin.tasks import FinalizePaymentTask
 
 
 def fingerprint(idempotency_key: str, request: dict[str, Any]) -> str:

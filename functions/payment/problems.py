@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from payments.pan import redacted
+from payments.kernel.pan import redacted
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:payments:problem:"

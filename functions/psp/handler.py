@@ -12,8 +12,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.clock import now
-from payments.observability import count, entry_point, logger
+from payments.kernel.clock import now
+from payments.kernel.observability import count, entry_point, logger
 from payments.reconciliation.settlement import settle_day
 
 

@@ -11,7 +11,7 @@ Two kinds of events reach it:
 
 Metrics (namespace ``Payments``): ``ReconciliationMismatches``, ``SettlementRowsRejected``,
 ``SettlementFilesQuarantined``, ``WalletLedgerDifferences`` (through
-:func:`payments.observability.count`, which keeps them local when metrics are disabled).
+:func:`payments.kernel.observability.count`, which keeps them local when metrics are disabled).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.observability import count, entry_point, logger
+from payments.kernel.observability import count, entry_point, logger
 from payments.reconciliation.service import Reconciler
 
 

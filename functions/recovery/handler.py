@@ -1,4 +1,4 @@
-"""Lambda entry point of the recovery (an EventBridge rule invokes it every minute): see payments/recovery.py."""
+"""Lambda entry point of the recovery (an EventBridge rule invokes it every minute): see payments/payin/recovery.py."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments import recovery
-from payments.observability import entry_point, logger
+from payments.payin import recovery
+from payments.kernel.observability import entry_point, logger
 
 
 @entry_point

@@ -23,10 +23,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 
 from functions.api_kit import IdempotencyKey, Identifier, idempotency_store, new_idempotency_config
 from functions.payment.problems import PROBLEM_JSON, field_path, problem, validation_problem
-from payments.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
-from payments.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
-from payments.models import Problem
-from payments.observability import logger
+from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from payments.kernel.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
+from payments.payin.models import Problem
+from payments.kernel.observability import logger
 from payments.refunds import logic
 from payments.refunds.models import RefundOut, RefundRequest
 from payments.refunds.repository import OrderNotRefundable, RefundExceedsRemaining, RefundsRepository

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api_kit import resolve_guarded
 from functions.refunds.api import app, idempotency_config
-from payments.observability import entry_point
+from payments.kernel.observability import entry_point
 from payments.psp import default_psp
 from payments.refunds import logic
 from payments.refunds.repository import RefundsRepository

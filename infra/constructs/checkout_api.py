@@ -6,7 +6,7 @@
   wrongly signed requests are rejected by API Gateway before any code runs.
 * Throttling: a stage-wide rate and burst limit from context.
 * Request size: API Gateway's hard limit is 10 MB; the payment function rejects
-  bodies over ``payments.config.MAX_BODY_BYTES`` (64 KiB) with a 413 problem.
+  bodies over ``payments.kernel.config.MAX_BODY_BYTES`` (64 KiB) with a 413 problem.
 * Validation happens in the function (pydantic), so every rejection is an
   RFC 9457 problem naming the offending field path, as the contract requires;
   API Gateway's own errors (auth, throttling, size) are shaped as problems too.

@@ -4,7 +4,7 @@ Every function runs the shared code asset on the same runtime and architecture,
 traces with X-Ray, logs JSON through Powertools to its own log group, and has a
 role of its own that starts empty: each grant below names the exact actions on
 the exact resources, and each table grant also sets the environment variable
-through which ``payments.config.Settings`` finds the table.
+through which ``payments.kernel.config.Settings`` finds the table.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ through the sparse ``by_recovery_due`` index of the payments table (one Query pe
 never a Scan), re-drives each through the payment workflow with the input of its first
 start, and after ``recovery_max_attempts`` re-drives parks what is still unsettled as
 NEEDS_ATTENTION (``RecoveryGaveUp`` metric and alarm, in Observability). See
-``payments/recovery.py`` for the protocol and docs/runbook.md for the operator's side.
+``payments/payin/recovery.py`` for the protocol and docs/runbook.md for the operator's side.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from constructs import Construct
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
-from payments.recovery import INDEX
+from payments.payin.recovery import INDEX
 
 SCHEDULE = cdk.Duration.minutes(1)
 

@@ -1,4 +1,4 @@
-"""The DynamoDB tables, declared from ``payments/tables.py``.
+"""The DynamoDB tables, declared from ``payments/kernel/tables.py``.
 
 The tables are shared between capabilities (the payments table alone is used by
 five functions), so they are built here, once, from the same description the
@@ -15,7 +15,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.stage import Stage
-from payments.tables import TABLES
+from payments.kernel.tables import TABLES
 
 
 def _attribute(name: str | None) -> dynamodb.Attribute | None:
@@ -23,7 +23,7 @@ def _attribute(name: str | None) -> dynamodb.Attribute | None:
 
 
 class PaymentTables(Construct):
-    """One table per entry of ``payments.tables.TABLES``, looked up by its ``Settings`` field."""
+    """One table per entry of ``payments.kernel.tables.TABLES``, looked up by its ``Settings`` field."""
 
     def __init__(self, scope: Construct, construct_id: str, *, stage: Stage) -> None:
         super().__init__(scope, construct_id)

@@ -18,14 +18,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from payments import clock
-from payments.config import settings
-from payments.errors import StatusConflict
+from payments.kernel import clock
+from payments.kernel.config import settings
+from payments.kernel.errors import StatusConflict
 from payments.notifications.store import NotificationStore
-from payments.observability import count, logger
+from payments.kernel.observability import count, logger
 from payments.refunds.models import RefundStatus
 from payments.refunds.repository import RefundsRepository
-from payments.status import OrderStatus
+from payments.payin.status import OrderStatus
 
 
 def process(notification_id: str, store: NotificationStore, refunds: RefundsRepository) -> str:

@@ -20,10 +20,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from payments import aws, clock
-from payments.config import settings
-from payments.errors import NotFound
-from payments.repositories.dynamo import from_item, is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.kernel import aws, clock
+from payments.kernel.config import settings
+from payments.kernel.errors import NotFound
+from payments.kernel.dynamo import from_item, is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
 
 OUTCOMES = ("APPLIED", "DUPLICATE", "ANOMALY", "IGNORED")
 

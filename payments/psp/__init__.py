@@ -43,8 +43,8 @@ class PaymentServiceProvider(Protocol):
     def charge(self, request: ChargeRequest) -> ChargeOutcome:
         """Charge the card, deduplicated by ``request.idempotency_key``.
 
-        Raises :class:`payments.errors.PspUnavailable` when nothing was charged and a
-        retry may work, and :class:`payments.errors.PspOutcomeUnknown` when the call
+        Raises :class:`payments.kernel.errors.PspUnavailable` when nothing was charged and a
+        retry may work, and :class:`payments.kernel.errors.PspOutcomeUnknown` when the call
         may have charged (timeout, lost answer).
         """
         ...
@@ -56,7 +56,7 @@ class PaymentServiceProvider(Protocol):
 
 def default_psp() -> PaymentServiceProvider:
     """The PSP the settings name (``PAYMENTS_PSP``): ``simulator`` (default) or ``adyen``."""
-    from payments.config import settings
+    from payments.kernel.config import settings
 
     name = settings().payments_psp
     if name == "adyen":

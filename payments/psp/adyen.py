@@ -80,9 +80,9 @@ from Adyen.exceptions import AdyenAPIResponseError, AdyenError
 from Adyen.services import AdyenCheckoutApi
 from pydantic import BaseModel, Field, model_validator
 
-from payments import clock, money
-from payments.errors import PspAwaitingNotification, PspOutcomeUnknown, PspRequestInvalid, PspUnavailable
-from payments.observability import logger
+from payments.kernel import clock, money
+from payments.kernel.errors import PspAwaitingNotification, PspOutcomeUnknown, PspRequestInvalid, PspUnavailable
+from payments.kernel.observability import logger
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
 from payments.refunds.psp import RefundAnswer, RefundCall
 

@@ -37,12 +37,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from payments import aws, clock
-from payments.config import settings
-from payments.errors import PspOutcomeUnknown, PspUnavailable
-from payments.pan import contains_pan
+from payments.kernel import aws, clock
+from payments.kernel.config import settings
+from payments.kernel.errors import PspOutcomeUnknown, PspUnavailable
+from payments.kernel.pan import contains_pan
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
-from payments.repositories.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values
+from payments.kernel.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values
 
 DECLINING_TOKENS = {
     "tok_chargeDeclined": "card_declined",

@@ -35,7 +35,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from payments.money import exponent, format_minor, is_currency
+from payments.kernel.money import exponent, format_minor, is_currency
 from payments.reconciliation.model import RowError, UnreadableFile
 
 COLUMNS = (

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from payments.money import exponent, format_minor, is_currency
+from payments.kernel.money import exponent, format_minor, is_currency
 from payments.reconciliation.detect import CAMT053, MT940
 from payments.reconciliation.engine import Result
 from payments.reconciliation.lines import BinaryStream, LineReader, Metered

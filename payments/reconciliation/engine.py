@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any, BinaryIO, NamedTuple, Self
 
-from payments.errors import InvariantViolation
-from payments.iso4217 import MINOR_UNITS
+from payments.kernel.errors import InvariantViolation
+from payments.kernel.iso4217 import MINOR_UNITS
 from payments.reconciliation import adyen, rules
 from payments.reconciliation.detect import ADYEN
 from payments.reconciliation.model import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from payments.money import format_minor
+from payments.kernel.money import format_minor
 
 # --- mismatch kinds (the contract) ---------------------------------------------
 MISSING_IN_LEDGER = "MISSING_IN_LEDGER"  # settled at the PSP, unknown to us

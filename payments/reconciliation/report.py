@@ -21,7 +21,7 @@ import io
 import json
 from typing import Any
 
-from payments.money import format_minor
+from payments.kernel.money import format_minor
 from payments.reconciliation.engine import Result
 
 CSV_COLUMNS = (

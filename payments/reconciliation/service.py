@@ -26,9 +26,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from payments import aws
-from payments.config import settings
-from payments.money import format_minor
+from payments.kernel import aws
+from payments.kernel.config import settings
+from payments.kernel.money import format_minor
 from payments.reconciliation import bank, chunks, detect, engine, report
 from payments.reconciliation.lines import BinaryStream, LineReader, Metered, sniff
 from payments.reconciliation.model import Bounds, UnreadableFile

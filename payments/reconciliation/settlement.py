@@ -14,8 +14,8 @@ import tempfile
 from datetime import date
 from typing import IO, Any
 
-from payments import aws
-from payments.config import settings
+from payments.kernel import aws
+from payments.kernel.config import settings
 from payments.psp.simulator import SimulatedPsp
 from payments.reconciliation import adyen
 

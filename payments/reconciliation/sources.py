@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from payments.repositories.ledger import LedgerRepository
-from payments.repositories.wallet import WalletRepository
+from payments.accounts.ledger import LedgerRepository
+from payments.accounts.wallet import WalletRepository
 
 
 @dataclass(frozen=True, slots=True)

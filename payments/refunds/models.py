@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from payments import money
-from payments.models import ACTIVE_CURRENCIES, AMOUNT_PATTERN, IDENTIFIER_PATTERN, NO_CARD_NUMBER, Identifier, _currency_amount_pairs
+from payments.kernel import money
+from payments.payin.models import ACTIVE_CURRENCIES, AMOUNT_PATTERN, IDENTIFIER_PATTERN, NO_CARD_NUMBER, Identifier, _currency_amount_pairs
 
 
 class RefundStatus(StrEnum):

@@ -38,6 +38,6 @@ class RefundingPsp(Protocol):
     def refund(self, call: RefundCall) -> RefundAnswer:
         """Refund (part of) a charge, deduplicated by ``call.idempotency_key``.
 
-        Raises :class:`payments.errors.PspUnavailable` / :class:`payments.errors.PspOutcomeUnknown`
+        Raises :class:`payments.kernel.errors.PspUnavailable` / :class:`payments.kernel.errors.PspOutcomeUnknown`
         like a charge: the retry repeats the same key, and the PSP refunds a key once."""
         ...

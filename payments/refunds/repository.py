@@ -1,6 +1,6 @@
 """Refunds, chargebacks and chargeback reversals, stored in the payments table (issue 18).
 
-Item layout (``pk``, ``sk``), beside the payments and orders of :mod:`payments.repositories.payments`:
+Item layout (``pk``, ``sk``), beside the payments and orders of :mod:`payments.payin.repository`:
 
 * refund     ``REFUND#<refund_id>`` / ``REFUND``: :class:`RefundRecord`
 * dispute    ``CHARGEBACK#<dispute psp_reference>`` / ``CHARGEBACK``: payment_order_id, amount_minor,
@@ -35,17 +35,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from payments import aws, clock
-from payments.config import settings
-from payments.errors import Conflict, InvariantViolation, NotFound, PaymentError, TransientError
-from payments.models import OrderRecord
-from payments.observability import count, logger
+from payments.kernel import aws, clock
+from payments.kernel.config import settings
+from payments.kernel.errors import Conflict, InvariantViolation, NotFound, PaymentError, TransientError
+from payments.payin.models import OrderRecord
+from payments.kernel.observability import count, logger
 from payments.refunds.models import RefundRecord, RefundStatus
-from payments.repositories.dynamo import cancellation_codes, cancelled_by_condition, from_item, is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
-from payments.repositories.ledger import LedgerRepository
-from payments.repositories.payments import PaymentsRepository, order_key
-from payments.repositories.wallet import WalletRepository
-from payments.status import OrderStatus
+from payments.kernel.dynamo import cancellation_codes, cancelled_by_condition, from_item, is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.accounts.ledger import LedgerRepository
+from payments.payin.repository import PaymentsRepository, order_key
+from payments.accounts.wallet import WalletRepository
+from payments.payin.status import OrderStatus
 
 
 class OrderNotRefundable(PaymentError):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from payments.local.runtime import LocalRuntime, free_port
+from payments_dev.local.runtime import LocalRuntime, free_port
 from tests.card_numbers import scan_runtime
 
 

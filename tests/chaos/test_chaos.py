@@ -16,13 +16,13 @@ from datetime import timedelta
 
 import pytest
 
-from payments.chaos import harness
-from payments.chaos import schedule as s
-from payments.chaos.schedule import PROFILES, FaultProfile, FaultSchedule
-from payments.demo import build_scenario
-from payments.local.runtime import LocalRuntime
-from payments.repositories.dynamo import to_item, to_values
-from payments.repositories.wallet import CreditResult, WalletRepository, shard_of
+from payments_dev.chaos import harness
+from payments_dev.chaos import schedule as s
+from payments_dev.chaos.schedule import PROFILES, FaultProfile, FaultSchedule
+from payments_dev.demo import build_scenario
+from payments_dev.local.runtime import LocalRuntime
+from payments.kernel.dynamo import to_item, to_values
+from payments.accounts.wallet import CreditResult, WalletRepository, shard_of
 
 CHECKOUTS = int(os.environ.get("CHAOS_CHECKOUTS", "120"))
 SEED = 7
@@ -90,7 +90,7 @@ def test_the_digest_counts_the_settlement_faults_of_every_day() -> None:
 
 # --- the runbook tools -------------------------------------------------------------------------
 def test_parked_orders_are_listed_by_stuck_and_settled_by_resume(runtime: LocalRuntime) -> None:
-    from payments.operations import find_stuck, parse_duration
+    from payments.ops.operations import find_stuck, parse_duration
 
     # Given checkouts whose wallet step fails on every attempt (retries exhausted: parked)
     profile = dataclasses.replace(PROFILES["none"], persistent=1.0, steps=("wallet",))
@@ -215,7 +215,7 @@ def test_the_chaos_command_holds_every_invariant_against_the_adyen_fake() -> Non
     from pathlib import Path
 
     # Given the chaos command with the executor charging the local Adyen fake over HTTP
-    command = [sys.executable, "-m", "payments.cli", "chaos", "--psp", "adyen-fake", "--checkouts", "12", "--seed", str(SEED),
+    command = [sys.executable, "-m", "payments.ops.cli", "chaos", "--psp", "adyen-fake", "--checkouts", "12", "--seed", str(SEED),
                "--time-scale", str(TIME_SCALE), "--timeout", "240"]
     # When it runs (faults at every step, the PSP's answers lost after a charge among them)
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=Path(__file__).resolve().parents[2])

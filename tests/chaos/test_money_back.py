@@ -1,4 +1,4 @@
-"""Money flowing back under chaos (payments/chaos/money_back.py, issue 18): after a fixed-seed
+"""Money flowing back under chaos (payments_dev/chaos/money_back.py, issue 18): after a fixed-seed
 pay-in run, concurrent refunds, duplicated / lost / late / out-of-order notifications,
 chargebacks and reversals hold every invariant; with the reservation's condition removed the
 harness reports it."""
@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from payments.chaos import harness
-from payments.chaos.money_back import run_money_back
-from payments.local.runtime import LocalRuntime, free_port
+from payments_dev.chaos import harness
+from payments_dev.chaos.money_back import run_money_back
+from payments_dev.local.runtime import LocalRuntime, free_port
 from payments.refunds.repository import RefundsRepository
 
 CHECKOUTS = 40

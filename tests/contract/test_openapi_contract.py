@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from payments.invariants import check_current
-from payments.local.runtime import wait_until
+from payments.ops.invariants import check_current
+from payments_dev.local.runtime import wait_until
 from tests.card_numbers import scan_runtime
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"

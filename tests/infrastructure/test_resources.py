@@ -282,9 +282,9 @@ def test_asset_bytecode_is_compiled_for_the_runtime_and_loads_without_its_source
         "import marshal, sys; data = open(sys.argv[1], 'rb').read(); "
         "import importlib.util as u; assert data[:4] == u.MAGIC_NUMBER; print(marshal.loads(data[16:]).co_filename)"
     )
-    money = tmp_path / "payments" / "__pycache__" / f"money.{tag}.pyc"
+    money = tmp_path / "payments" / "kernel" / "__pycache__" / f"money.{tag}.pyc"
     printed = subprocess.run([bytecode_python(), "-c", probe, str(money)], capture_output=True, text=True, check=True).stdout.strip()
-    assert printed == f"{TASK_ROOT}/payments/money.py"
+    assert printed == f"{TASK_ROOT}/payments/kernel/money.py"
 
 
 def test_stack_warns_when_the_asset_can_only_ship_sources(monkeypatch):

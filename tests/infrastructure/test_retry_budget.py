@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from payments.config import MAX_ORDERS_PER_CHECKOUT
+from payments.kernel.config import MAX_ORDERS_PER_CHECKOUT
 from tests.infrastructure.helpers import function_named
 
 ASL = Path(__file__).resolve().parents[2] / "stepfunctions" / "payment.asl.json"

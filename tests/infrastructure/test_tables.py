@@ -1,4 +1,4 @@
-"""The synthesised DynamoDB tables are exactly those of payments/tables.py."""
+"""The synthesised DynamoDB tables are exactly those of payments/kernel/tables.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from payments.tables import TABLES
+from payments.kernel.tables import TABLES
 from tests.infrastructure.conftest import REPO_ROOT
 from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources
 
@@ -50,7 +50,7 @@ def test_tables_match_the_shared_description(synthesis, stage):
     template = synthesis.templates[f"Payments-{stage}"]
     # When the tables are looked up through the functions' environment
     tables = _tables_by_setting(template, stage)
-    # Then there is one table per entry of payments/tables.py and no other (the simulated PSP's
+    # Then there is one table per entry of payments/kernel/tables.py and no other (the simulated PSP's
     # record of charges only on a stage whose PSP is the simulator)
     assert set(tables) == {spec.setting for spec in _specs(stage)}
     assert len(resources(template, "AWS::DynamoDB::Table")) == len(_specs(stage))

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from payments.invariants import check_current
-from payments.local.client import ApiClient, Reply
-from payments.local.runtime import LocalRuntime, free_port, wait_until
+from payments.ops.invariants import check_current
+from payments_dev.local.client import ApiClient, Reply
+from payments_dev.local.runtime import LocalRuntime, free_port, wait_until
 from tests.card_numbers import scan_runtime
 
 SETTLE_TIMEOUT_S = 60.0

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from payments import aws
-from payments.config import settings
+from payments.kernel import aws
+from payments.kernel.config import settings
 from tests.integration.conftest import assert_problem, checkout
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from payments.psp.simulator import SimulatedPsp
-from payments.repositories.ledger import LedgerRepository
-from payments.repositories.payments import PaymentsRepository
-from payments.repositories.wallet import WalletRepository
+from payments.accounts.ledger import LedgerRepository
+from payments.payin.repository import PaymentsRepository
+from payments.accounts.wallet import WalletRepository
 from tests.integration.conftest import checkout, wait_done
 
 

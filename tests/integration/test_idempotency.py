@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 
-from payments.config import settings
+from payments.kernel.config import settings
 from payments.psp.simulator import SimulatedPsp
-from payments.repositories.payments import PaymentsRepository
+from payments.payin.repository import PaymentsRepository
 from tests.integration.conftest import assert_problem, checkout, wait_done
 
 

@@ -7,10 +7,10 @@ import io
 import json
 from typing import Any
 
-from payments import aws, clock
-from payments.config import settings
-from payments.local.runtime import wait_until
-from payments.reconciliation.cli import psp_settle
+from payments.kernel import aws, clock
+from payments.kernel.config import settings
+from payments_dev.local.runtime import wait_until
+from payments.ops.reconcile import psp_settle
 from tests.integration.conftest import checkout, wait_done
 
 REPORT_TIMEOUT_S = 60.0

@@ -9,8 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from payments.local.client import ApiClient
-from payments.local.runtime import wait_until
+from payments_dev.local.client import ApiClient
+from payments_dev.local.runtime import wait_until
 from payments.psp.simulator import SimulatedPsp
 from tests.integration.conftest import checkout, unique, wait_done
 
@@ -131,7 +131,7 @@ def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(ap
 
 
 def test_payments_psp_chargeback_raises_one_and_delivers_it(api: ApiClient, runtime: Any, capsys: Any) -> None:
-    from payments.cli import main
+    from payments.ops.cli import main
 
     # Given a paid order of 70.00
     po, seller = paid_order(api)

@@ -1,4 +1,4 @@
-"""Reconciliation tests run against moto in-process: the tables of payments/tables.py and the bucket."""
+"""Reconciliation tests run against moto in-process: the tables of payments/kernel/tables.py and the bucket."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "reconcile")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
-from payments import aws
-from payments.config import reset_settings, settings
-from payments.repositories.dynamo import to_item
-from payments.tables import create_tables
+from payments.kernel import aws
+from payments.kernel.config import reset_settings, settings
+from payments.kernel.dynamo import to_item
+from payments.kernel.tables import create_tables
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "settlements"
 DAY = "2026-11-30"
@@ -76,7 +76,7 @@ class Aws:
 
     # --- seeding, in the item layouts of the repositories -----------------------------
     def book(self, psp_reference: str, order: str, seller: str, amount_minor: int, currency: str, charged_at: str) -> None:
-        """A ledger transaction (payments.repositories.ledger) and the PSP's charge (payments.psp.simulator)."""
+        """A ledger transaction (payments.accounts.ledger) and the PSP's charge (payments.psp.simulator)."""
         postings = [
             {"account": "psp_receivable:simulated-psp", "side": "DEBIT", "amount_minor": amount_minor, "currency": currency},
             {"account": f"seller:{seller}", "side": "CREDIT", "amount_minor": amount_minor, "currency": currency},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from payments.reconciliation.cli import add_commands
+from payments.ops.reconcile import add_commands
 from tests.reconciliation.conftest import DAY, FIXTURES, Aws
 
 

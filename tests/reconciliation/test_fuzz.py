@@ -1,10 +1,10 @@
-"""The engine never raises on input: 5,000 mutated files in CI (bench/fuzz_reconcile.py runs 100,000)."""
+"""The engine never raises on input: 5,000 mutated files in CI (payments_dev/bench/fuzz_reconcile.py runs 100,000)."""
 
 from __future__ import annotations
 
 import io
 
-from bench.fuzz_reconcile import run
+from payments_dev.bench.fuzz_reconcile import run
 
 
 def test_a_thousand_mutated_files_are_each_reported_or_quarantined() -> None:

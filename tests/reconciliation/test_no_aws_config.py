@@ -17,8 +17,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from payments.config import Settings
-from payments.tables import create_tables
+from payments.kernel.config import Settings
+from payments.kernel.tables import create_tables
 from tests.reconciliation.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ def run_without_aws(args: list[str], home: Path) -> subprocess.CompletedProcess[
     env["HOME"] = str(home)
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from payments.cli import main; sys.exit(main())", *args],
+        [sys.executable, "-c", "import sys; from payments.ops.cli import main; sys.exit(main())", *args],
         env=env,
         cwd=str(home),
         capture_output=True,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from payments.local.adyen_fake import AdyenFake, CheckoutSpec, checkout_spec
+from payments_dev.local.adyen_fake import AdyenFake, CheckoutSpec, checkout_spec
 from payments.psp import ChargeRequest
 from payments.psp.adyen import AdyenPsp, AdyenSettings
 

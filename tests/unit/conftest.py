@@ -1,7 +1,7 @@
-"""Unit-test fixtures: moto in-process DynamoDB with the tables of ``payments/tables.py``.
+"""Unit-test fixtures: moto in-process DynamoDB with the tables of ``payments/kernel/tables.py``.
 
 The tables are created exactly as the local runtime creates them
-(``payments.local.runtime.LocalRuntime._bootstrap``, DynamoDB part only), so the
+(``payments_dev.local.runtime.LocalRuntime._bootstrap``, DynamoDB part only), so the
 repositories run against the same keys and indexes as everywhere else. No
 network, no server: ``mock_aws`` patches botocore in the test process.
 """
@@ -23,17 +23,17 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Payments")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
-from payments import aws
-from payments.config import Settings, reset_settings, settings
-from payments.models import OrderRecord, PaymentRecord
-from payments.repositories.ledger import LedgerRepository
-from payments.repositories.payments import PaymentsRepository
-from payments.repositories.wallet import WalletRepository
-from payments.status import OrderStatus
-from payments.tables import create_tables
+from payments.kernel import aws
+from payments.kernel.config import Settings, reset_settings, settings
+from payments.payin.models import OrderRecord, PaymentRecord
+from payments.accounts.ledger import LedgerRepository
+from payments.payin.repository import PaymentsRepository
+from payments.accounts.wallet import WalletRepository
+from payments.payin.status import OrderStatus
+from payments.kernel.tables import create_tables
 
 REGION = "us-east-1"
-#: environment variables read by payments.config.Settings (unset: the defaults apply)
+#: environment variables read by payments.kernel.config.Settings (unset: the defaults apply)
 SETTINGS_ENV = tuple(name.upper() for name in Settings.model_fields)
 
 

@@ -1,0 +1,175 @@
+"""The wallets table: how much each seller has, per currency, credited exactly once per order.
+
+Item layout (``pk``, ``sk``):
+
+* credit marker  ``CREDIT#<payment_order_id>`` / ``CREDIT``: seller_account, currency, amount_minor, shard
+* balance shard  ``WALLET#<seller_account>#<shard>`` / ``CCY#<currency>``: balance_minor, credits
+
+A credit is one ``TransactWriteItems``: put the marker (``attribute_not_exists``),
+``ADD`` the amount to one balance shard, and set ``wallet_updated`` on the order
+(only if it is ``SUCCESS``). A retry fails the marker's condition and changes
+nothing: exactly once. The shard is a stable hash of the order id, so a hot
+seller's credits spread over ``wallet_shards`` partition keys (DynamoDB allows
+1,000 WCU/s per partition); the balance is the sum of the shards. The shard count
+may be raised, never lowered (readers read ``range(wallet_shards)``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from payments.kernel import aws, clock
+from payments.kernel.config import settings
+from payments.kernel.errors import InvariantViolation
+from payments.payin.models import OrderRecord
+from payments.kernel.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.kernel.dynamo import shard_of
+from payments.payin.repository import PaymentsRepository
+from payments.payin.status import OrderStatus
+
+
+__all__ = ["CreditResult", "WalletRepository", "shard_of"]
+
+
+@dataclass(frozen=True)
+class CreditResult:
+    payment_order_id: str
+    applied: bool  # False: it had been applied before (a retry)
+    shard: int
+
+
+class WalletRepository:
+    def __init__(self, table: str | None = None, shards: int | None = None, client: Any = None, payments: PaymentsRepository | None = None):
+        self.table = table or settings().wallets_table
+        self.shards = shards or settings().wallet_shards
+        self.ddb = client or aws.client("dynamodb")
+        self.payments = payments or PaymentsRepository(client=self.ddb)
+
+    def credit(self, order: OrderRecord) -> CreditResult:
+        if order.status is not OrderStatus.SUCCESS:
+            raise InvariantViolation(f"order {order.payment_order_id} is {order.status.value}; only SUCCESS orders credit a wallet")
+        shard = shard_of(order.payment_order_id, self.shards)
+        marker = {
+            "pk": f"CREDIT#{order.payment_order_id}",
+            "sk": "CREDIT",
+            "payment_order_id": order.payment_order_id,
+            "seller_account": order.seller_account,
+            "currency": order.currency,
+            "amount_minor": order.amount_minor,
+            "shard": shard,
+            "applied_at": clock.now_iso(),
+        }
+        try:
+            with transient_as_store_unavailable():
+                self.ddb.transact_write_items(
+                    TransactItems=[
+                        {"Put": {"TableName": self.table, "Item": to_item(marker), "ConditionExpression": "attribute_not_exists(pk)"}},
+                        {
+                            "Update": {
+                                "TableName": self.table,
+                                "Key": {"pk": {"S": f"WALLET#{order.seller_account}#{shard}"}, "sk": {"S": f"CCY#{order.currency}"}},
+                                "UpdateExpression": "ADD balance_minor :amount, credits :one SET seller_account = :seller, currency = :ccy",
+                                "ExpressionAttributeValues": to_values(
+                                    {":amount": order.amount_minor, ":one": 1, ":seller": order.seller_account, ":ccy": order.currency}
+                                ),
+                            }
+                        },
+                        self.payments.order_flag_update(order.payment_order_id, "wallet_updated"),
+                    ]
+                )
+        except ClientError as err:
+            if cancelled_by_condition(err, 0):
+                self._check_marker(order)
+                return CreditResult(order.payment_order_id, applied=False, shard=shard)
+            raise
+        return CreditResult(order.payment_order_id, applied=True, shard=shard)
+
+    def adjustment_items(
+        self, adjustment_id: str, kind: str, payment_order_id: str, seller_account: str, currency: str, delta_minor: int
+    ) -> list[dict[str, Any]]:
+        """The TransactWriteItems items of a wallet adjustment (issue 18: a refund or chargeback
+        takes money off, a chargeback reversal gives it back): an ``ADJUST#<adjustment_id>``
+        marker (``attribute_not_exists``) and a signed ``ADD`` to one balance shard. The caller
+        puts them in the transaction that decides the refund or books the dispute, so the wallet
+        moves exactly when that decision is stored, once. A balance may go below zero."""
+        if not isinstance(delta_minor, int) or delta_minor == 0:
+            raise InvariantViolation(f"wallet adjustment {adjustment_id} must move a non-zero integer amount")
+        shard = shard_of(adjustment_id, self.shards)
+        marker = {
+            "pk": f"ADJUST#{adjustment_id}",
+            "sk": "ADJUST",
+            "adjustment_id": adjustment_id,
+            "kind": kind,
+            "payment_order_id": payment_order_id,
+            "seller_account": seller_account,
+            "currency": currency,
+            "delta_minor": delta_minor,
+            "shard": shard,
+            "applied_at": clock.now_iso(),
+        }
+        return [
+            {"Put": {"TableName": self.table, "Item": to_item(marker), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {"pk": {"S": f"WALLET#{seller_account}#{shard}"}, "sk": {"S": f"CCY#{currency}"}},
+                    "UpdateExpression": "ADD balance_minor :amount, adjustments :one SET seller_account = :seller, currency = :ccy",
+                    "ExpressionAttributeValues": to_values({":amount": delta_minor, ":one": 1, ":seller": seller_account, ":ccy": currency}),
+                }
+            },
+        ]
+
+    def find_adjustment(self, adjustment_id: str) -> dict[str, Any] | None:
+        with transient_as_store_unavailable():
+            response = self.ddb.get_item(
+                TableName=self.table, Key={"pk": {"S": f"ADJUST#{adjustment_id}"}, "sk": {"S": "ADJUST"}}, ConsistentRead=True
+            )
+        return from_item(response.get("Item"))
+
+    def _check_marker(self, order: OrderRecord) -> None:
+        marker = self.find_credit(order.payment_order_id)
+        if marker is None or (marker["seller_account"], marker["currency"], marker["amount_minor"]) != (
+            order.seller_account,
+            order.currency,
+            order.amount_minor,
+        ):
+            raise InvariantViolation(f"credit marker of {order.payment_order_id} does not match the order: {marker}")
+
+    def find_credit(self, payment_order_id: str) -> dict[str, Any] | None:
+        with transient_as_store_unavailable():
+            response = self.ddb.get_item(
+                TableName=self.table, Key={"pk": {"S": f"CREDIT#{payment_order_id}"}, "sk": {"S": "CREDIT"}}, ConsistentRead=True
+            )
+        return from_item(response.get("Item"))
+
+    def balances(self, seller_account: str) -> dict[str, int]:
+        """currency -> balance in minor units, summed over the seller's shards."""
+        totals: dict[str, int] = defaultdict(int)
+        for shard in range(self.shards):
+            for item in query_all(
+                self.ddb,
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=to_values({":pk": f"WALLET#{seller_account}#{shard}"}),
+                ConsistentRead=True,
+            ):
+                totals[item["currency"]] += item["balance_minor"]
+        return dict(sorted(totals.items()))
+
+    def balances_of(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(seller, currency) -> balance in minor units, for these accounts only: their
+        shards read by key (BatchGetItem), however many sellers and currencies there are."""
+        keys = [{"pk": f"WALLET#{seller}#{shard}", "sk": f"CCY#{ccy}"} for seller, ccy in sorted(accounts) for shard in range(self.shards)]
+        totals = {account: 0 for account in accounts}
+        for item in batch_get(self.ddb, self.table, keys):
+            totals[(item["seller_account"], item["currency"])] += item["balance_minor"]
+        return totals
+
+    def scan(self) -> Iterator[dict[str, Any]]:
+        """Every item of the table (balance shards and credit markers), for verification."""
+        yield from query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True)

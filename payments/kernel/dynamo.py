@@ -1,0 +1,143 @@
+"""Small helpers over the low-level DynamoDB client shared by the repositories."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import zlib
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from payments.kernel.errors import StoreUnavailable
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+#: DynamoDB error codes that a later attempt may not hit again
+TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def to_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items()}
+
+
+def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; ours are all integers (minor units, counters)."""
+    if isinstance(value, Decimal):
+        if value != value.to_integral_value():
+            raise ValueError(f"non-integer number {value} in a money table")
+        return int(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def error_code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")
+
+
+def is_condition_failure(err: ClientError) -> bool:
+    return error_code(err) == "ConditionalCheckFailedException"
+
+
+def cancellation_codes(err: ClientError) -> list[str]:
+    """Per-item reasons of a cancelled TransactWriteItems ("None" for items that were fine)."""
+    reasons = err.response.get("CancellationReasons") or []
+    return [r.get("Code", "None") for r in reasons]
+
+
+def cancelled_by_condition(err: ClientError, index: int) -> bool:
+    codes = cancellation_codes(err)
+    return error_code(err) == "TransactionCanceledException" and index < len(codes) and codes[index] == "ConditionalCheckFailed"
+
+
+def is_transient(err: ClientError) -> bool:
+    code = error_code(err)
+    if code in TRANSIENT_CODES:
+        return True
+    if code == "TransactionCanceledException":
+        return any(c in ("ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded") for c in cancellation_codes(err))
+    return False
+
+
+@contextlib.contextmanager
+def transient_as_store_unavailable() -> Iterator[None]:
+    """Re-raise throttling and transient DynamoDB errors as StoreUnavailable (retried by the state machine)."""
+    try:
+        yield
+    except ClientError as err:
+        if is_transient(err):
+            raise StoreUnavailable(f"DynamoDB: {error_code(err)}") from err
+        raise
+
+
+def query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a Query or Scan (``kwargs['_op']`` selects which), page by page."""
+    op = kwargs.pop("_op", "query")
+    paginator = client.get_paginator(op)
+    for page in paginator.paginate(**kwargs):
+        for item in page.get("Items", []):
+            yield from_item(item)  # type: ignore[misc]
+
+
+#: BatchGetItem's limit of keys per request
+BATCH_GET_KEYS = 100
+#: rounds of UnprocessedKeys retried before giving up (DynamoDB returns them under throttling)
+BATCH_GET_ROUNDS = 8
+
+
+def batch_get(client: Any, table: str, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The items found under ``keys`` (plain ``{"pk": ..., "sk": ...}`` strings), strongly
+    consistent, 100 keys per request; unprocessed keys are asked again with a backoff, and
+    a batch that keeps coming back unprocessed raises StoreUnavailable: all or nothing,
+    never a partial answer."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        pending: dict[str, Any] = {
+            table: {"Keys": [to_item(k) for k in keys[start : start + BATCH_GET_KEYS]], "ConsistentRead": True}
+        }
+        for round_ in range(BATCH_GET_ROUNDS):
+            if round_:
+                time.sleep(min(1.0, 0.05 * 2 ** (round_ - 1)))
+            with transient_as_store_unavailable():
+                response = client.batch_get_item(RequestItems=pending)
+            found.extend(from_item(item) for item in response.get("Responses", {}).get(table, []))  # type: ignore[misc]
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+        else:
+            raise StoreUnavailable(f"DynamoDB: {len(pending[table]['Keys'])} keys of {table} stayed unprocessed")
+    return found
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The write shard of a money item keyed by ``key`` (a payment order id): stable across
+    processes and releases (crc32, not Python's salted ``hash``), so a retry, the backfill and
+    every reader agree on it. Wallet balances and ledger account totals both shard with it."""
+    return zlib.crc32(key.encode()) % shards

@@ -1,0 +1,80 @@
+"""The DynamoDB tables, their keys and indexes: one description for every runtime.
+
+The local runtime creates exactly these tables; the CDK stack declares them with
+the same keys (an infrastructure test compares the two). Item layouts are
+documented in the repository modules that own each table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    projection: str = "ALL"  # ALL or KEYS_ONLY
+
+
+@dataclass(frozen=True)
+class Table:
+    setting: str  # field of payments.kernel.config.Settings holding the table name
+    partition_key: str
+    sort_key: str | None = None
+    indexes: tuple[Index, ...] = field(default_factory=tuple)
+    ttl_attribute: str | None = None
+    holds_money: bool = True  # money or history: point-in-time recovery, retained on delete
+
+
+TABLES: tuple[Table, ...] = (
+    # payment events and payment orders (payments.payin.repository)
+    # by_recovery_due: a sparse index of the payments not finished yet (payments.payin.recovery), keys only:
+    # only the payment item carries `unfinished` (a shard, "U#<n>") and `recovery_due` (ISO time)
+    Table("payments_table", "pk", "sk", (Index("by_recovery_due", "unfinished", "recovery_due", "KEYS_ONLY"),)),
+    # seller balances (sharded) and credit markers (payments.accounts.wallet)
+    Table("wallets_table", "pk", "sk"),
+    # append-only double-entry transactions and trial-balance totals
+    # (payments.accounts.ledger); by_settlement_day serves reconciliation
+    Table("ledger_table", "pk", "sk", (Index("by_settlement_day", "settlement_day", "psp_reference"),)),
+    # Powertools idempotency records of POST /v1/payments
+    Table("idempotency_table", "id", None, ttl_attribute="expiration", holds_money=False),
+    # the simulated PSP's own record of charges (payments.psp.simulator)
+    Table("psp_table", "pk", "sk", (Index("by_charge_day", "charge_day", "pk"),)),
+    # reconciliation runs and mismatches (payments.reconciliation)
+    Table("reconciliation_table", "pk", "sk"),
+)
+
+
+def create_table_request(table: Table, name: str) -> dict[str, Any]:
+    """The DynamoDB ``CreateTable`` request of a table (on-demand, string keys)."""
+    attributes = {table.partition_key} | ({table.sort_key} if table.sort_key else set())
+    for index in table.indexes:
+        attributes |= {index.partition_key} | ({index.sort_key} if index.sort_key else set())
+    request: dict[str, Any] = {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+        "KeySchema": _key_schema(table.partition_key, table.sort_key),
+    }
+    if table.indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {"IndexName": i.name, "KeySchema": _key_schema(i.partition_key, i.sort_key), "Projection": {"ProjectionType": i.projection}}
+            for i in table.indexes
+        ]
+    return request
+
+
+def create_tables(ddb: Any, settings: Any) -> None:
+    """Create every table of :data:`TABLES` under the names ``settings`` gives them (local runtime, tests)."""
+    for table in TABLES:
+        name = getattr(settings, table.setting)
+        ddb.create_table(**create_table_request(table, name))
+        if table.ttl_attribute:
+            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute})
+
+
+def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
+    return [{"AttributeName": partition_key, "KeyType": "HASH"}] + ([{"AttributeName": sort_key, "KeyType": "RANGE"}] if sort_key else [])

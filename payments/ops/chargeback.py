@@ -1,0 +1,96 @@
+"""``payments psp chargeback PAYMENT_ORDER_ID [--amount A]`` (and ``chargeback-reversed``).
+
+The simulated PSP raises a chargeback (recorded at the PSP, a row in the day's file) and
+delivers its signed CHARGEBACK notification to the API, as the real PSP's webhook would.
+It talks to the running ``payments serve``: the AWS-compatible endpoint (``--endpoint``, else
+``AWS_ENDPOINT_URL``) and the API (``--api``, else ``PAYMENTS_API_URL``, else the endpoint's
+port minus one, as ``payments serve`` lays them out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from payments.kernel import aws, money
+from payments.kernel.config import reset_settings
+
+
+def add_psp_commands(subparsers: Any) -> None:
+    """Add the dispute commands under the existing ``payments psp`` command."""
+    psp = subparsers.choices.get("psp")
+    if psp is None:
+        return
+    actions = [a for a in psp._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001 - argparse has no public lookup
+    if not actions:
+        return
+    chargeback = actions[0].add_parser("chargeback", help="raise a chargeback on a payment order and deliver its notification")
+    chargeback.add_argument("payment_order_id")
+    chargeback.add_argument("--amount", help="decimal amount in the order's currency (default: the whole charge)")
+    reversed_ = actions[0].add_parser("chargeback-reversed", help="reverse a chargeback (by its dispute reference) and deliver its notification")
+    reversed_.add_argument("dispute_reference")
+    for command in (chargeback, reversed_):
+        command.add_argument("--endpoint", help="AWS-compatible endpoint URL (default: AWS_ENDPOINT_URL)")
+        command.add_argument("--api", help="API base URL (default: PAYMENTS_API_URL, else the endpoint's port - 1)")
+    chargeback.set_defaults(func=_chargeback)
+    reversed_.set_defaults(func=_reversed)
+
+
+def _setup(args: argparse.Namespace) -> str:
+    """Point the PSP at the runtime's endpoint; no AWS variables needed (local credentials, region)."""
+    endpoint = args.endpoint or os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:8081"  # `payments serve`'s default
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    aws.reset_clients()
+    reset_settings()
+    api = args.api or os.environ.get("PAYMENTS_API_URL")
+    if not api:
+        endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:8081"))
+        api = urlunsplit((endpoint.scheme, f"{endpoint.hostname}:{(endpoint.port or 8081) - 1}", "", "", ""))
+    return api.rstrip("/")
+
+
+def _chargeback(args: argparse.Namespace) -> int:
+    from payments.psp.simulator import SimulatedPsp
+
+    api = _setup(args)
+    psp = SimulatedPsp()
+    amount = None
+    if args.amount is not None:
+        outcome = psp.lookup(args.payment_order_id)
+        charge = next((c for c in psp.all_charges() if c["merchant_reference"] == args.payment_order_id), None)
+        if outcome is None or charge is None:
+            print(f"no charge for {args.payment_order_id} at the PSP")
+            return 1
+        amount = money.parse_amount(args.amount, charge["currency"])
+    item = psp.raise_chargeback(args.payment_order_id, amount)
+    print(f"chargeback {item['pspReference']} on {args.payment_order_id}: {item['amount']['value']} {item['amount']['currency']} (minor units)")
+    return deliver(api, item)
+
+
+def _reversed(args: argparse.Namespace) -> int:
+    from payments.psp.simulator import SimulatedPsp
+
+    api = _setup(args)
+    item = SimulatedPsp().reverse_chargeback(args.dispute_reference)
+    print(f"chargeback {args.dispute_reference} reversed")
+    return deliver(api, item)
+
+
+def deliver(api: str, item: dict[str, Any]) -> int:
+    body = json.dumps({"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}).encode()
+    request = urllib.request.Request(f"{api}/v1/psp/notifications", data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            print(f"notification delivered: {response.status} {response.read().decode()}")
+            return 0
+    except urllib.error.HTTPError as err:
+        print(f"notification refused: {err.code} {err.read().decode()}")
+        return 1

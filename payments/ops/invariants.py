@@ -1,0 +1,317 @@
+"""The money invariants of ARCHITECTURE.md, checked over the stored data.
+
+Used after every test scenario, by ``payments demo`` and by ``payments verify``
+(locally, or against a deployed stack after an incident). Each violation names
+the invariant and the ids involved. The checks read whole tables: they are an
+audit, not a hot path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from payments.kernel.errors import InvariantViolation
+from payments.payin.models import OrderRecord
+from payments.accounts.ledger import CREDIT, DEBIT, LedgerRepository, assert_balanced, seller_account_id
+from payments.payin.repository import PaymentsRepository
+from payments.accounts.wallet import WalletRepository
+from payments.payin.status import ORDER_TRANSITIONS, OrderStatus, PaymentStatus, payment_outcome
+
+INVARIANTS = {
+    1: "at most one PSP charge per payment_order_id",
+    2: "exactly-once effects: a successful order has one wallet credit and one ledger transaction; others none",
+    3: "the ledger balances: every transaction, the trial balance and the seller account totals",
+    4: "each wallet equals its ledger projection",
+    5: "statuses only moved forward",
+    6: "nothing is lost: every checkout is final or explicitly NEEDS_ATTENTION",
+    8: "money back at most once: per order succeeded refunds + chargebacks - reversals <= charged; "
+    "at most one PSP refund per refund_id; each refund, chargeback and reversal moved wallet and ledger once",
+}
+
+
+@dataclass
+class Violation:
+    invariant: int
+    detail: str
+    ids: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"[{self.invariant}] {INVARIANTS[self.invariant]}: {self.detail} ({', '.join(self.ids)})"
+
+
+@dataclass
+class Report:
+    checks: Counter[int] = field(default_factory=Counter)
+    violations: list[Violation] = field(default_factory=list)
+    orders_by_status: Counter[str] = field(default_factory=Counter)
+    needs_attention: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def fail(self, invariant: int, detail: str, *ids: str) -> None:
+        self.violations.append(Violation(invariant, detail, list(ids)))
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for number, text in INVARIANTS.items():
+            broken = sum(1 for v in self.violations if v.invariant == number)
+            mark = "ok  " if not broken else "FAIL"
+            lines.append(f"  {mark} {number}. {text}: {self.checks[number]} checks, {broken} violations")
+        return lines
+
+
+def check(
+    payments: PaymentsRepository,
+    wallets: WalletRepository,
+    ledger: LedgerRepository,
+    psp_charges: list[dict[str, Any]],
+    *,
+    expect_settled: bool = True,
+    refunds: Any = None,
+    psp_refunds: list[dict[str, Any]] | None = None,
+) -> Report:
+    """Check every invariant. ``expect_settled``: all accepted checkouts should have finished."""
+    report = Report()
+    orders = {o.payment_order_id: o for o in payments.scan_orders()}
+    for order in orders.values():
+        report.orders_by_status[order.status.value] += 1
+        if order.needs_attention:
+            report.needs_attention.append(order.payment_order_id)
+
+    # 1. at most one PSP charge per order, and every charge known to us
+    charges_per_order = Counter(c["merchant_reference"] for c in psp_charges)
+    for charge in psp_charges:
+        report.checks[1] += 1
+        ref = charge["merchant_reference"]
+        order = orders.get(ref)
+        if charges_per_order[ref] > 1:
+            report.fail(1, f"{charges_per_order[ref]} charges at the PSP", ref)
+        elif order is None:
+            report.fail(1, "PSP charge for an order we never stored", ref, charge["psp_reference"])
+        elif order.status is OrderStatus.SUCCESS and order.psp_reference != charge["psp_reference"]:
+            report.fail(1, f"order records {order.psp_reference}, PSP charged {charge['psp_reference']}", ref)
+        elif order.status is not OrderStatus.SUCCESS and not order.needs_attention:
+            report.fail(1, f"charged at the PSP but the order is {order.status.value}", ref)
+
+    # 2. exactly-once wallet and ledger effects
+    credits: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    balances: dict[tuple[str, str], int] = defaultdict(int)
+    wallet_adjustments: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in wallets.scan():
+        if item["pk"].startswith("CREDIT#"):
+            credits[item["payment_order_id"]].append(item)
+        elif item["pk"].startswith("WALLET#"):
+            balances[(item["seller_account"], item["currency"])] += item["balance_minor"]
+        elif item["pk"].startswith("ADJUST#"):
+            wallet_adjustments[item["adjustment_id"]].append(item)
+    transactions: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    # refunds, chargebacks and reversals (issue 18): checked by 3, 4 and 8, not by 2
+    ledger_adjustments: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for txn in ledger.transactions():
+        if txn.get("kind", "PAYIN") == "PAYIN":
+            transactions[txn["payment_order_id"]].append(txn)
+        else:
+            ledger_adjustments[txn["txn_id"]].append(txn)
+    for ref in set(credits) | set(transactions) | set(orders):
+        report.checks[2] += 1
+        order = orders.get(ref)
+        n_credit, n_txn = len(credits.get(ref, [])), len(transactions.get(ref, []))
+        if order is None:
+            report.fail(2, f"{n_credit} credits and {n_txn} ledger transactions for an unknown order", ref)
+            continue
+        if order.status is OrderStatus.SUCCESS:
+            settled = order.wallet_updated and order.ledger_updated
+            if (n_credit, n_txn) != (1, 1) and (settled or not order.needs_attention):
+                report.fail(2, f"SUCCESS order has {n_credit} wallet credits and {n_txn} ledger transactions", ref)
+            if order.wallet_updated != (n_credit == 1) or order.ledger_updated != (n_txn == 1):
+                report.fail(2, "wallet_updated/ledger_updated flags disagree with the stored effects", ref)
+            for credit in credits.get(ref, []):
+                if (credit["amount_minor"], credit["currency"], credit["seller_account"]) != (
+                    order.amount_minor, order.currency, order.seller_account
+                ):
+                    report.fail(2, "wallet credit differs from the order", ref)
+            for txn in transactions.get(ref, []):
+                if (txn["amount_minor"], txn["currency"], txn["psp_reference"]) != (order.amount_minor, order.currency, order.psp_reference):
+                    report.fail(2, "ledger transaction differs from the order", ref)
+        elif n_credit or n_txn:
+            report.fail(2, f"{order.status.value} order has {n_credit} wallet credits and {n_txn} ledger transactions", ref)
+
+    # 3. the ledger balances
+    projection: dict[tuple[str, str], int] = defaultdict(int)
+    txn_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for group in [*transactions.values(), *ledger_adjustments.values()]:
+        for txn in group:
+            report.checks[3] += 1
+            try:
+                assert_balanced(txn["postings"])
+            except InvariantViolation as err:
+                report.fail(3, str(err), txn["txn_id"])
+            for posting in txn["postings"]:
+                side = 0 if posting["side"] == DEBIT else 1
+                txn_totals[posting["currency"]][side] += posting["amount_minor"]
+                sign = 1 if posting["side"] == CREDIT else -1
+                projection[(posting["account"], posting["currency"])] += sign * posting["amount_minor"]
+    trial = ledger.trial_balance()
+    for currency in set(trial) | set(txn_totals):
+        report.checks[3] += 1
+        debits, credits_ = trial.get(currency, (0, 0))
+        if debits != credits_:
+            report.fail(3, f"trial balance {currency}: debits {debits} != credits {credits_}", currency)
+        if [debits, credits_] != txn_totals.get(currency, [0, 0]):
+            report.fail(3, f"trial balance {currency} {debits}/{credits_} != sum of transactions {txn_totals.get(currency)}", currency)
+    # the seller accounts' running totals (what reconciliation's three-way check reads) = their postings
+    account_totals = ledger.all_account_totals()
+    for account, currency in sorted(set(account_totals) | {k for k in projection if k[0].startswith("seller:")}):
+        report.checks[3] += 1
+        kept, summed = account_totals.get((account, currency), 0), projection.get((account, currency), 0)
+        if kept != summed:
+            report.fail(3, f"account totals of {account} {currency}: {kept} != sum of its postings {summed}", account)
+
+    # 4. wallet = ledger projection (an order parked after its wallet credit but before its
+    # ledger append is a known, surfaced gap: its credit counts as in flight, not as a violation)
+    for ref, order in orders.items():
+        if order.needs_attention and len(credits.get(ref, [])) == 1 and not transactions.get(ref):
+            projection[(seller_account_id(order.seller_account), order.currency)] += order.amount_minor
+    for seller, currency in set(balances) | {(a.split(":", 1)[1], c) for a, c in projection if a.startswith("seller:")}:
+        report.checks[4] += 1
+        expected = projection.get((seller_account_id(seller), currency), 0)
+        if balances.get((seller, currency), 0) != expected:
+            report.fail(4, f"wallet {balances.get((seller, currency), 0)} != ledger {expected} {currency}", seller)
+
+    # 5. statuses only moved forward
+    for order in orders.values():
+        report.checks[5] += 1
+        _check_history(order, report)
+
+    # 6. nothing is lost
+    if expect_settled:
+        for payment in payments.scan_payments():
+            report.checks[6] += 1
+            mine = [orders[i] for i in payment.payment_order_ids if i in orders]
+            if len(mine) != len(payment.payment_order_ids):
+                report.fail(6, "payment lacks stored orders", payment.checkout_id)
+                continue
+            attention = any(o.needs_attention for o in mine)
+            expected = payment_outcome([o.status for o in mine])
+            if not payment.status.is_final and not attention:
+                report.fail(6, f"payment is {payment.status.value} with no order needing attention", payment.checkout_id)
+            elif payment.status.is_final and payment.status is not expected:
+                report.fail(6, f"payment is {payment.status.value} but its orders say {expected.value}", payment.checkout_id)
+            done = all(o.is_settled_internally for o in mine)
+            if payment.is_payment_done != done and not attention:
+                report.fail(6, f"is_payment_done is {payment.is_payment_done}, orders say {done}", payment.checkout_id)
+            if payment.status is PaymentStatus.PENDING:
+                report.fail(6, "payment accepted but its workflow never started", payment.checkout_id)
+    if refunds is not None:
+        _check_money_back(report, orders, refunds, wallet_adjustments, ledger_adjustments, psp_refunds)
+    return report
+
+
+def _check_money_back(
+    report: Report,
+    orders: dict[str, OrderRecord],
+    refunds: Any,
+    wallet_adjustments: dict[str, list[dict[str, Any]]],
+    ledger_adjustments: dict[str, list[dict[str, Any]]],
+    psp_refunds: list[dict[str, Any]] | None,
+) -> None:
+    """Invariant 8 (issue 18): refunds, chargebacks and reversals."""
+    reserved: dict[str, int] = defaultdict(int)
+    refunded: dict[str, int] = defaultdict(int)
+    charged_back: dict[str, int] = defaultdict(int)
+    reversed_: dict[str, int] = defaultdict(int)
+    expected: dict[str, tuple[int, str]] = {}  # adjustment id -> (signed amount, payment_order_id)
+    records = refunds.scan_refunds()
+    for refund in records:
+        report.checks[8] += 1
+        if refund.status.value != "FAILED":
+            reserved[refund.payment_order_id] += refund.amount_minor
+        if refund.status.value == "SUCCEEDED":
+            refunded[refund.payment_order_id] += refund.amount_minor
+            expected[f"refund:{refund.refund_id}"] = (-refund.amount_minor, refund.payment_order_id)
+    for dispute in refunds.scan_disputes():
+        report.checks[8] += 1
+        ref, order_id = dispute["dispute_reference"], dispute["payment_order_id"]
+        charged_back[order_id] += dispute["amount_minor"]
+        expected[f"chargeback:{ref}"] = (-dispute["amount_minor"], order_id)
+        if dispute.get("reversed_minor") is not None:
+            reversed_[order_id] += dispute["reversed_minor"]
+            expected[f"chargeback_reversed:{ref}"] = (dispute["reversed_minor"], order_id)
+    for adjustment_id in set(expected) | set(wallet_adjustments) | set(ledger_adjustments):
+        report.checks[8] += 1
+        amount, order_id = expected.get(adjustment_id, (0, "?"))
+        wallet, txns = wallet_adjustments.get(adjustment_id, []), ledger_adjustments.get(adjustment_id, [])
+        if adjustment_id not in expected:
+            report.fail(8, f"{len(wallet)} wallet and {len(txns)} ledger movements for no decided refund or dispute", adjustment_id)
+        elif len(wallet) != 1 or len(txns) != 1:
+            report.fail(8, f"{len(wallet)} wallet and {len(txns)} ledger movements (expected one each)", adjustment_id, order_id)
+        elif wallet[0]["delta_minor"] != amount or txns[0]["amount_minor"] != abs(amount):
+            report.fail(8, f"moved {wallet[0]['delta_minor']} / {txns[0]['amount_minor']}, decided {amount}", adjustment_id, order_id)
+    for order_id, order in orders.items():
+        if not (order.refund_reserved_minor or order.chargeback_minor or reserved.get(order_id) or charged_back.get(order_id)):
+            continue
+        report.checks[8] += 1
+        kept = (order.refund_reserved_minor, order.refunded_minor, order.chargeback_minor, order.chargeback_reversed_minor)
+        summed = (reserved[order_id], refunded[order_id], charged_back[order_id], reversed_[order_id])
+        if kept != summed:
+            report.fail(8, f"order keeps reserved/refunded/chargeback/reversed {kept}, its records sum to {summed}", order_id)
+        given_back = refunded[order_id] + charged_back[order_id] - reversed_[order_id]
+        if given_back > order.amount_minor and not order.needs_attention:
+            report.fail(8, f"gave back {given_back} of {order.amount_minor} charged, and nobody was told", order_id)
+        if reserved[order_id] > order.amount_minor:
+            report.fail(8, f"refunds reserved {reserved[order_id]} of {order.amount_minor} charged", order_id)
+    if psp_refunds is not None:
+        ours = {r.refund_id: r for r in records}
+        per_key = Counter(r["merchant_reference"] for r in psp_refunds)
+        for psp_refund in psp_refunds:
+            report.checks[8] += 1
+            key = psp_refund["merchant_reference"]
+            refund = ours.get(key)
+            if per_key[key] > 1:
+                report.fail(8, f"{per_key[key]} refunds at the PSP", key)
+            elif refund is None:
+                report.fail(8, "PSP refund for a refund we never stored", key)
+            elif psp_refund.get("succeeded") and refund.status.value == "FAILED":
+                report.fail(8, "refunded at the PSP but FAILED here", key)
+            elif not psp_refund.get("succeeded") and refund.status.value == "SUCCEEDED":
+                report.fail(8, "refused at the PSP but SUCCEEDED here", key)
+        for refund in records:
+            if refund.status.value == "SUCCEEDED" and per_key[refund.refund_id] == 0:
+                report.fail(8, "SUCCEEDED here, unknown at the PSP", refund.refund_id)
+
+
+def _check_history(order: OrderRecord, report: Report) -> None:
+    history = [OrderStatus(h["status"]) for h in order.status_history]
+    if not history or history[0] is not OrderStatus.NOT_STARTED:
+        report.fail(5, "history does not start at NOT_STARTED", order.payment_order_id)
+        return
+    for before, after in zip(history, history[1:]):
+        if before not in ORDER_TRANSITIONS[after]:
+            report.fail(5, f"moved {before.value} -> {after.value}", order.payment_order_id)
+    if history[-1] is not order.status:
+        report.fail(5, f"status {order.status.value} is not the last of its history", order.payment_order_id)
+
+
+def check_current(expect_settled: bool = True, psp_charges: list[dict[str, Any]] | None = None) -> Report:
+    """Check the tables named by the current settings (the local runtime or a deployed stack).
+
+    ``psp_charges``: the PSP's record of charges; default: the simulated PSP's table."""
+    from payments.psp.simulator import SimulatedPsp
+
+    from payments.refunds.repository import RefundsRepository
+
+    payments = PaymentsRepository()
+    psp = SimulatedPsp()
+    return check(
+        payments,
+        WalletRepository(payments=payments),
+        LedgerRepository(payments=payments),
+        psp_charges if psp_charges is not None else list(psp.all_charges()),
+        expect_settled=expect_settled,
+        refunds=RefundsRepository(payments=payments),
+        psp_refunds=list(psp.all_refunds()),
+    )

@@ -1,0 +1,303 @@
+"""Operator tools of the runbook (docs/runbook.md): find stuck payments, resume parked ones.
+
+* ``payments stuck --older-than 15m``  payments still ``PENDING``/``PROCESSING`` after the
+  deadline, and payments with an order parked ``NEEDS_ATTENTION``; exit 1 if any.
+* ``payments resume CHECKOUT_ID``       re-runs the checkout's workflow as a new execution
+  of the same state machine named ``<checkout_id>-resume-<n>`` with the original input
+  (Express: ``<checkout_id>-resume-<time>``, watched through the payment, since Express
+  executions cannot be described).
+  Every step is idempotent (the executor asks the PSP before charging, the wallet credit
+  and the ledger transaction are conditional on a per-order marker), so re-running the
+  whole workflow only does what is missing, and ``FinalizePayment`` re-derives the
+  payment status. Orders that are settled afterwards get their ``needs_attention`` flag
+  cleared with an audit trail (``attention_resolved_at``, ``attention_resolution``);
+  an order that fails again is parked again by the workflow itself.
+
+* ``payments backfill-account-totals``  adds the ledger transactions booked before the seller
+  account totals existed to those totals, each exactly once (safe while payments flow).
+
+All work against the local runtime (``--endpoint`` / ``AWS_ENDPOINT_URL``) and against a
+deployed stack (AWS credentials of the environment or ``AWS_PROFILE``; table names and the
+state machine ARN from ``PAYMENTS_TABLE``, ``STATE_MACHINE_ARN``, ... as for the functions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from payments.kernel import aws, clock
+from payments.kernel.config import reset_settings, settings
+from payments.kernel.dynamo import error_code, is_condition_failure, to_values
+from payments.payin.repository import PaymentsRepository, order_key
+from payments.payin.status import OrderStatus, PaymentStatus
+
+MAX_RESUMES = 20  # execution names <checkout>-resume-1 .. -20; beyond that, a human looks closer
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``2h``, ``1d`` or plain seconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d)")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return timedelta(seconds=value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+
+
+def _parse_time(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+# --- stuck payments --------------------------------------------------------------------------
+@dataclass
+class StuckPayment:
+    checkout_id: str
+    status: str
+    age_seconds: float
+    orders: dict[str, str] = field(default_factory=dict)  # payment_order_id -> status
+    parked: list[str] = field(default_factory=list)  # orders flagged NEEDS_ATTENTION
+    reason: str = ""
+
+    def line(self) -> str:
+        orders = ", ".join(f"{k}={v}" + ("(NEEDS_ATTENTION)" if k in self.parked else "") for k, v in self.orders.items())
+        return f"{self.checkout_id:<40} {self.status:<17} {self.age_seconds / 60:8.1f} min  {self.reason:<22} {orders}"
+
+
+def find_stuck(older_than: timedelta, *, now: datetime | None = None, include_parked: bool = True, repo: PaymentsRepository | None = None) -> list[StuckPayment]:
+    """Payments not final ``older_than`` after they were accepted, and (``include_parked``)
+    payments of any age with an order parked NEEDS_ATTENTION that is not resolved yet.
+
+    A full scan of the payments table: an audit for an operator or a scheduled check, not a
+    hot path. (At scale: a sparse GSI on unfinished payments; see docs/runbook.md.)
+    """
+    repo = repo or PaymentsRepository()
+    now = now or clock.now()
+    orders_by_checkout: dict[str, list[Any]] = {}
+    for order in repo.scan_orders():
+        orders_by_checkout.setdefault(order.checkout_id, []).append(order)
+    found: list[StuckPayment] = []
+    for payment in repo.scan_payments():
+        age = (now - _parse_time(payment.created_at)).total_seconds() if payment.created_at else 0.0
+        orders = orders_by_checkout.get(payment.checkout_id, [])
+        parked = [o.payment_order_id for o in orders if o.needs_attention]
+        overdue = not payment.status.is_final and age >= older_than.total_seconds()
+        if overdue or (include_parked and parked):
+            reason = "overdue " + payment.status.value if overdue else "parked NEEDS_ATTENTION"
+            found.append(
+                StuckPayment(
+                    payment.checkout_id, payment.status.value, age, {o.payment_order_id: o.status.value for o in orders}, parked, reason
+                )
+            )
+    return sorted(found, key=lambda p: -p.age_seconds)
+
+
+# --- resume -------------------------------------------------------------------------------------
+@dataclass
+class ResumeResult:
+    checkout_id: str
+    execution_name: str
+    execution_status: str
+    payment_status: str
+    is_payment_done: bool
+    cleared: list[str] = field(default_factory=list)  # orders whose NEEDS_ATTENTION flag was cleared
+    still_parked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.execution_status == "SUCCEEDED" and not self.still_parked and self.payment_status in (
+            PaymentStatus.SUCCEEDED.value,
+            PaymentStatus.PARTIALLY_FAILED.value,
+            PaymentStatus.FAILED.value,
+        ) and self.is_payment_done_expected
+
+    is_payment_done_expected: bool = True
+
+
+def workflow_input(checkout_id: str, repo: PaymentsRepository | None = None) -> dict[str, Any]:
+    """The execution input of a checkout, rebuilt from the stored payment (as ``start_workflow`` builds it)."""
+    payment = (repo or PaymentsRepository()).get(checkout_id)
+    return {
+        "checkout_id": payment.checkout_id,
+        "payment_method": {"type": payment.payment_method_type, "token": payment.payment_method_token},
+        "payment_orders": [{"payment_order_id": i} for i in payment.payment_order_ids],
+    }
+
+
+def workflow_type(machine: str) -> str:
+    """EXPRESS or STANDARD (the payment workflow's type is a per-stage setting)."""
+    return str(aws.client("stepfunctions").describe_state_machine(stateMachineArn=machine).get("type", "STANDARD"))
+
+
+def start_resume_execution(checkout_id: str, repo: PaymentsRepository | None = None) -> tuple[str, str]:
+    """Start ``<checkout_id>-resume-<n>`` (the first free n, or join one still running). Returns (name, arn).
+
+    An Express workflow has no DescribeExecution (and no name deduplication): its resume is started
+    under a name of its own and its ARN is returned empty; :func:`resume` then watches the payment.
+    """
+    sfn = aws.client("stepfunctions")
+    machine = settings().state_machine_arn
+    if not machine:
+        raise RuntimeError("STATE_MACHINE_ARN is not set: cannot resume")
+    execution_input = json.dumps(workflow_input(checkout_id, repo), sort_keys=True)
+    if workflow_type(machine) == "EXPRESS":
+        name = f"{checkout_id}-resume-{clock.now().strftime('%Y%m%dT%H%M%S%f')}"[:80]
+        sfn.start_execution(stateMachineArn=machine, name=name, input=execution_input)
+        return name, ""
+    prefix = machine.replace(":stateMachine:", ":execution:") + ":"
+    for n in range(1, MAX_RESUMES + 1):
+        name = f"{checkout_id}-resume-{n}"
+        try:
+            described = sfn.describe_execution(executionArn=prefix + name)
+        except ClientError as err:
+            if error_code(err) not in ("ExecutionDoesNotExist", "ResourceNotFound"):
+                raise
+        else:
+            if described["status"] == "RUNNING":
+                return name, described["executionArn"]  # an operator already resumed it: join
+            continue
+        try:
+            started = sfn.start_execution(stateMachineArn=machine, name=name, input=execution_input)
+        except ClientError as err:
+            if error_code(err) == "ExecutionAlreadyExists":
+                continue  # a concurrent resume took this name
+            raise
+        return name, started["executionArn"]
+    raise RuntimeError(f"{checkout_id} was resumed {MAX_RESUMES} times already: investigate by hand (docs/runbook.md)")
+
+
+def wait_execution(arn: str, timeout: float, interval: float = 0.5) -> str:
+    sfn = aws.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while True:
+        status = sfn.describe_execution(executionArn=arn)["status"]
+        if status != "RUNNING" or time.monotonic() > deadline:
+            return status
+        time.sleep(interval)
+
+
+def wait_payment(checkout_id: str, since: str, timeout: float, repo: PaymentsRepository, interval: float = 0.5) -> str:
+    """The outcome of an Express re-run, seen in the payments table once its FinalizePayment wrote the
+    payment (``updated_at`` after ``since``): SUCCEEDED when it is done, PARKED when an order is still
+    parked; TIMED_OUT when no finalize came in time (an Express execution lives at most 5 minutes)."""
+    deadline = time.monotonic() + min(timeout, 330.0)
+    while True:
+        payment = repo.get(checkout_id)
+        if payment.is_payment_done:
+            return "SUCCEEDED"
+        if (payment.updated_at or "") >= since and any(o.needs_attention for o in repo.orders_of(payment)):
+            return "PARKED"
+        if time.monotonic() > deadline:
+            return "TIMED_OUT"
+        time.sleep(interval)
+
+
+def clear_attention(payment_order_id: str, resolution: str, repo: PaymentsRepository | None = None) -> bool:
+    """Clear NEEDS_ATTENTION on an order that is settled now (see ``PaymentsRepository.clear_attention``)."""
+    return (repo or PaymentsRepository()).clear_attention(payment_order_id, resolution)
+
+
+def resume(checkout_id: str, *, timeout: float = 600.0, repo: PaymentsRepository | None = None) -> ResumeResult:
+    """Re-run a checkout's idempotent workflow, wait for it, clear the flags of what it settled."""
+    repo = repo or PaymentsRepository()
+    since = clock.now_iso()
+    name, arn = start_resume_execution(checkout_id, repo)
+    status = wait_execution(arn, timeout) if arn else wait_payment(checkout_id, since, timeout, repo)
+    payment = repo.get(checkout_id)
+    orders = repo.orders_of(payment)
+    cleared, still = [], []
+    for order in orders:
+        if not order.needs_attention:
+            continue
+        if clear_attention(order.payment_order_id, f"resumed by execution {name} ({status})", repo):
+            cleared.append(order.payment_order_id)
+        else:
+            still.append(order.payment_order_id)
+    payment = repo.get(checkout_id)
+    done_expected = all(o.is_settled_internally for o in repo.orders_of(payment))
+    return ResumeResult(
+        checkout_id, name, status, payment.status.value, payment.is_payment_done, cleared, still,
+        is_payment_done_expected=(payment.is_payment_done == done_expected),
+    )
+
+
+# --- CLI -------------------------------------------------------------------------------------------
+def _use_endpoint(endpoint: str | None) -> None:
+    if endpoint:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        if not os.environ.get("STATE_MACHINE_ARN"):
+            os.environ["STATE_MACHINE_ARN"] = "arn:aws:states:us-east-1:123456789012:stateMachine:payments-payment"
+        aws.reset_clients()
+        reset_settings()
+
+
+def _stuck_command(args: argparse.Namespace) -> int:
+    _use_endpoint(args.endpoint)
+    found = find_stuck(parse_duration(args.older_than), include_parked=not args.overdue_only)
+    for payment in found:
+        print(payment.line())
+    print(f"{len(found)} payment(s) stuck (older than {args.older_than}) or parked" if found else "nothing stuck")
+    return 1 if found else 0
+
+
+def _resume_command(args: argparse.Namespace) -> int:
+    _use_endpoint(args.endpoint)
+    result = resume(args.checkout_id, timeout=args.timeout)
+    print(
+        f"{result.checkout_id}: execution {result.execution_name} {result.execution_status}; payment {result.payment_status}, "
+        f"is_payment_done {result.is_payment_done}; cleared {result.cleared or '-'}; still parked {result.still_parked or '-'}"
+    )
+    return 0 if result.ok else 1
+
+
+def _backfill_command(args: argparse.Namespace) -> int:
+    from payments.accounts.ledger import LedgerRepository
+
+    _use_endpoint(args.endpoint)
+    read, added = LedgerRepository().backfill_account_totals()
+    print(f"{read} ledger transactions read, {added} added to their seller account totals now, {read - added} already counted")
+    return 0
+
+
+def add_commands(subparsers: Any) -> None:
+    """Register ``stuck``, ``resume`` and ``backfill-account-totals`` on the ``payments`` CLI's subparsers."""
+    stuck = subparsers.add_parser("stuck", help="list payments unfinished beyond a deadline, and parked ones (exit 1 if any)")
+    stuck.add_argument("--older-than", default="15m", help="deadline since acceptance, e.g. 90s, 15m, 2h (default 15m)")
+    stuck.add_argument("--overdue-only", action="store_true", help="do not list final payments with parked orders")
+    stuck.add_argument("--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)")
+    stuck.set_defaults(func=_stuck_command)
+
+    resume_cmd = subparsers.add_parser("resume", help="re-run a parked or stuck checkout's idempotent workflow")
+    resume_cmd.add_argument("checkout_id")
+    resume_cmd.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the execution")
+    resume_cmd.add_argument("--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)")
+    resume_cmd.set_defaults(func=_resume_command)
+
+    backfill = subparsers.add_parser(
+        "backfill-account-totals", help="add ledger transactions booked before the seller account totals existed to them, once each"
+    )
+    backfill.add_argument("--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)")
+    backfill.set_defaults(func=_backfill_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = argparse.ArgumentParser(prog="payments-ops")
+    add_commands(root.add_subparsers(dest="command", required=True))
+    args = root.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

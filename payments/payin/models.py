@@ -1,0 +1,285 @@
+"""Models: the public API (pydantic, validated at the edge) and the stored records.
+
+Amounts cross the API as decimal strings in major units and are stored as
+integer minor units (``amount_minor``); see :mod:`payments.kernel.money`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from payments.kernel import money
+from payments.kernel.config import MAX_ORDERS_PER_CHECKOUT
+from payments.kernel.iso4217 import MINOR_UNITS
+from payments.payin.status import OrderStatus, PaymentStatus
+
+#: Identifiers become DynamoDB keys, Step Functions execution names (<= 80 chars,
+#: no spaces or specials) and PSP idempotency keys, so they are kept plain.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]+$"
+NO_CARD_NUMBER = (
+    " Must not hold a card number: a run of 13-19 digits passing the Luhn check, digit groups joined by"
+    " '_' or '-' included, is refused (422 card-number-rejected)."
+)
+
+
+def _identifier(description: str) -> object:
+    return Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=description + NO_CARD_NUMBER)
+
+
+Identifier = Annotated[str, _identifier("Identifier: ASCII letters, digits, '_' and '-'.")]
+#: the decimal shape of an amount; the currency's minor units and the bounds are checked beside it
+AMOUNT_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+#: printable, no spaces or control characters, one '@' and a dot in the domain
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
+ACTIVE_CURRENCIES = sorted(MINOR_UNITS)
+
+
+def amount_pattern(digits: int) -> str:
+    """The decimal strings greater than zero with at most ``digits`` fraction digits (whole part <= 14 - digits digits).
+
+    ``amount_pattern(2)`` accepts ``19.99``, ``5``, ``0.01``, ``0.10``; refuses ``0``, ``0.00``, ``1.999``, ``01``.
+    """
+    whole = rf"[1-9][0-9]{{0,{13 - digits}}}"
+    if digits == 0:
+        return rf"^{whole}$"
+    # 0.x with at least one non-zero digit among at most `digits`
+    below_one = "|".join("0" * zeros + "[1-9]" + (f"[0-9]{{0,{digits - zeros - 1}}}" if digits - zeros > 1 else "") for zeros in range(digits))
+    return rf"^(?:{whole}(?:\.[0-9]{{1,{digits}}})?|0\.(?:{below_one}))$"
+
+
+def _currency_amount_pairs(schema: dict[str, object]) -> None:
+    """Document the rule across currency and amount: one branch per ISO 4217 exponent."""
+    by_digits: dict[int, list[str]] = {}
+    for code, digits in MINOR_UNITS.items():
+        by_digits.setdefault(digits, []).append(code)
+    schema["oneOf"] = [
+        {"properties": {"currency": {"enum": sorted(codes)}, "amount": {"pattern": amount_pattern(digits)}}}
+        for digits, codes in sorted(by_digits.items())
+    ]
+
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True)
+
+
+class BuyerInfo(BaseModel):
+    model_config = _STRICT
+    buyer_id: Annotated[str, _identifier("The merchant's id of the buyer: ASCII letters, digits, '_' and '-'.")]
+    email: Annotated[
+        str, Field(max_length=254, pattern=EMAIL_PATTERN, description="The buyer's e-mail address; no spaces or control characters.")
+    ] | None = None
+
+
+class PaymentMethod(BaseModel):
+    """Card data is a PSP token only; raw card numbers are rejected before validation."""
+
+    model_config = _STRICT
+    type: Literal["card"]
+    token: Annotated[str, Field(min_length=5, max_length=128, pattern=r"^tok_[A-Za-z0-9_]+$")]
+
+
+class PaymentOrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True, json_schema_extra=_currency_amount_pairs)
+    payment_order_id: Annotated[
+        str,
+        _identifier(
+            "Unique within the checkout and across the system: a payment_order_id already used by another checkout is "
+            "answered 409 resource-conflict. ASCII letters, digits, '_' and '-'."
+        ),
+    ]
+    seller_account: Annotated[str, _identifier("The seller's account: ASCII letters, digits, '_' and '-'.")]
+    # currency is declared before amount so that the amount validator can see it
+    currency: Annotated[
+        str,
+        Field(
+            min_length=3,
+            max_length=3,
+            pattern=r"^[A-Z]{3}$",
+            description="An active ISO 4217 currency code.",
+            json_schema_extra={"enum": ACTIVE_CURRENCIES},
+        ),
+    ]
+    amount: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=32,
+            pattern=AMOUNT_PATTERN,
+            description=(
+                'Decimal string in major units, e.g. "19.99": greater than zero, no sign, exponent or spaces, at most as '
+                "many fraction digits as the currency's ISO 4217 minor units (USD 2, JPY 0, KWD 3), at most "
+                f"{money.MAX_ORDER_MINOR_UNITS} minor units. Never a JSON number."
+            ),
+        ),
+    ]
+
+    @field_validator("currency")
+    @classmethod
+    def _active_currency(cls, value: str) -> str:
+        if not money.is_currency(value):
+            raise ValueError("not an active ISO 4217 currency code")
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_fits_currency(cls, value: str, info: ValidationInfo) -> str:
+        currency = info.data.get("currency")
+        # an invalid currency is reported on its own field; check the amount's shape with 2 digits
+        money.parse_amount(value, currency if currency else "USD")
+        return value
+
+    @property
+    def amount_minor(self) -> int:
+        return money.parse_amount(self.amount, self.currency)
+
+
+class PaymentRequest(BaseModel):
+    """Body of ``POST /v1/payments``."""
+
+    model_config = _STRICT
+    checkout_id: Annotated[
+        str,
+        _identifier(
+            "The merchant's id of the checkout, unique across the system: the same checkout_id under another "
+            "Idempotency-Key or with another body is answered 409 resource-conflict. ASCII letters, digits, '_' and '-'."
+        ),
+    ]
+    buyer_info: BuyerInfo
+    payment_method: PaymentMethod
+    payment_orders: Annotated[list[PaymentOrderIn], Field(min_length=1, max_length=MAX_ORDERS_PER_CHECKOUT)]
+
+    def duplicate_order_fields(self) -> list[str]:
+        """Field paths of payment_order_ids repeated within this request."""
+        seen: set[str] = set()
+        duplicates: list[str] = []
+        for index, order in enumerate(self.payment_orders):
+            if order.payment_order_id in seen:
+                duplicates.append(f"payment_orders[{index}].payment_order_id")
+            seen.add(order.payment_order_id)
+        return duplicates
+
+
+# --- resources returned by the API --------------------------------------------------
+class ProblemFieldError(BaseModel):
+    field: str = Field(description="Path of the offending field (payment_orders[2].amount), or 'header <Name>', or '(body)'.")
+    message: str = Field(description="The rule it breaks; never the value that was sent.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail (``application/problem+json``)."""
+
+    type: str = Field(pattern=r"^urn:payments:problem:[a-z-]+$", description="URN naming the problem; the README lists them.")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    errors: list[ProblemFieldError] | None = Field(default=None, description="The offending fields, for validation failures.")
+
+
+class PaymentOrderOut(BaseModel):
+    payment_order_id: str
+    seller_account: str
+    amount: str
+    currency: str
+    status: OrderStatus
+    psp_reference: str | None = None
+    wallet_updated: bool = False
+    ledger_updated: bool = False
+    failure_reason: str | None = None
+    needs_attention: bool = False
+    #: succeeded refunds, and chargebacks net of their reversals (decimal strings; issue 18)
+    refunded_amount: str | None = None
+    chargeback_amount: str | None = None
+
+
+class PaymentOut(BaseModel):
+    checkout_id: str
+    status: PaymentStatus
+    is_payment_done: bool
+    payment_orders: list[PaymentOrderOut]
+
+
+class Balance(BaseModel):
+    currency: str
+    amount: str
+
+
+class WalletOut(BaseModel):
+    seller_account: str
+    balances: list[Balance]
+
+
+class CurrencyTotals(BaseModel):
+    currency: str
+    debits: str
+    credits: str
+
+
+class TrialBalanceOut(BaseModel):
+    currencies: list[CurrencyTotals]
+
+
+# --- stored records ---------------------------------------------------------------
+class OrderRecord(BaseModel):
+    payment_order_id: str
+    checkout_id: str
+    seller_account: str
+    amount_minor: int
+    currency: str
+    status: OrderStatus = OrderStatus.NOT_STARTED
+    psp_reference: str | None = None
+    charged_at: str | None = None
+    failure_reason: str | None = None
+    wallet_updated: bool = False
+    ledger_updated: bool = False
+    needs_attention: bool = False
+    attention_reason: str | None = None
+    #: every status this order has had, in order, with the time (invariant 5 is checked on it)
+    status_history: list[dict[str, str]] = Field(default_factory=list)
+    #: late or duplicate signals that were recorded but not applied
+    anomalies: list[dict[str, str]] = Field(default_factory=list)
+    #: money given back (payments.refunds): refunds reserved (pending + succeeded), succeeded,
+    #: chargebacks booked and chargebacks reversed, in minor units
+    refund_reserved_minor: int = 0
+    refunded_minor: int = 0
+    chargeback_minor: int = 0
+    chargeback_reversed_minor: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+
+    def to_api(self) -> PaymentOrderOut:
+        return PaymentOrderOut(
+            payment_order_id=self.payment_order_id,
+            seller_account=self.seller_account,
+            amount=money.format_minor(self.amount_minor, self.currency),
+            currency=self.currency,
+            status=self.status,
+            psp_reference=self.psp_reference,
+            wallet_updated=self.wallet_updated,
+            ledger_updated=self.ledger_updated,
+            failure_reason=self.failure_reason,
+            needs_attention=self.needs_attention,
+            refunded_amount=money.format_minor(self.refunded_minor, self.currency),
+            chargeback_amount=money.format_minor(self.chargeback_minor - self.chargeback_reversed_minor, self.currency),
+        )
+
+    @property
+    def is_settled_internally(self) -> bool:
+        """Final, and if it succeeded, its wallet and ledger effects are both recorded."""
+        if self.status is OrderStatus.SUCCESS:
+            return self.wallet_updated and self.ledger_updated
+        return self.status is OrderStatus.FAILED
+
+
+class PaymentRecord(BaseModel):
+    checkout_id: str
+    status: PaymentStatus = PaymentStatus.PENDING
+    is_payment_done: bool = False
+    buyer_id: str
+    payment_order_ids: list[str]
+    payment_method_type: str
+    payment_method_token: str
+    idempotency_key: str
+    request_fingerprint: str
+    created_at: str = ""
+    updated_at: str = ""
+    finalized_at: str | None = None

@@ -1,0 +1,402 @@
+"""The benchmark suite: one table, printed and written to docs/benchmarks.md.
+
+    .venv/bin/python -m payments_dev.bench.run            # default run, 1M-row reconciliation included (about 15 minutes on 2 busy cores)
+    .venv/bin/python -m payments_dev.bench.run --quick    # a smaller run (about 3-4 minutes)
+    .venv/bin/python -m payments_dev.bench.run --full     # larger runs of the other sections
+
+Sections (each is also a script of its own in payments_dev/bench/): cold start (payments_dev.bench.cold_start),
+warm overhead (payments_dev.bench.warm), counts and cost per million checkouts (payments_dev.bench.cost), hot seller
+(payments_dev.bench.hot_seller), local throughput and profile (payments_dev.bench.throughput), the local runtime's
+query index over moto's DynamoDB (payments_dev.bench.query_index), reconciliation
+(payments_dev/bench/bench_reconcile.py, engine vs pandas). Every figure is a median of several runs;
+every comparison is measured alternately in the same run. The raw figures go to
+payments_dev/bench/out/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from typing import Any
+
+from payments_dev.bench import capacity, cold_start, cost, hot_seller, query_index, throughput, warm
+from payments_dev.bench.common import OUT, ROOT, Results, log, machine, median, spread, table
+
+SIZES = {"quick": dict(cold=2, warm=10, cost=3, verify=80, demo=40, demo_runs=1, rec=[50_000], rec_repeats=2, qi=[2_000], qi_runs=1),
+         "default": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000, 1_000_000], rec_repeats=3, qi=[2_000, 10_000], qi_runs=2),
+         "full": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000, 1_000_000], rec_repeats=3, qi=[2_000, 10_000], qi_runs=3)}  # fmt: skip
+
+
+def section_cold(r: Results, repeats: int) -> None:
+    log("cold start ...")
+    data = cold_start.run(repeats)
+    data["asset"] = cold_start.asset_size()
+    r.raw["cold_start"] = data
+    t = data["targets"]
+    floor = t["floor/pyc"]
+    layout = data.get("layout")
+    where = f"Python 3.13, Lambda layout ({layout['task']})" if layout else "this interpreter, venv (no Python 3.13 here)"
+    r.add("cold start", f"floor: import boto3 + 1 client (CPU / wall / peak RSS), {where}", f"{floor['cpu_ms']:.0f} ms / {floor['wall_ms']:.0f} ms / {floor['maxrss_mib']:.0f} MiB", "", "1.00", f"{repeats} fresh interpreters, alternated with the rows below")
+    shipped = "as deployed (asset with .pyc)" if layout else "with the venv's .pyc"
+    before = "sources only (the asset before bytecode was shipped)" if layout else "as bundled (no .pyc)"
+    for name in cold_start.FUNCTIONS:
+        pyc, asset, imp = t[f"{name}/pyc"], t[f"{name}/asset"], t[f"{name}/import"]
+        top = ", ".join(f"{k} {v:.0f}" for k, v in data["importtime"][name][:3])
+        r.add(
+            "cold start",
+            f"{name}: import + first client {shipped}, CPU (import only) / peak RSS",
+            f"{pyc['cpu_ms']:.0f} ms ({imp['cpu_ms']:.0f}) / {pyc['maxrss_mib']:.0f} MiB",
+            f"floor {floor['cpu_ms']:.0f} ms / {floor['maxrss_mib']:.0f} MiB",
+            f"{pyc['cpu_ms'] / floor['cpu_ms']:.2f}x CPU, {pyc['maxrss_mib'] / floor['maxrss_mib']:.2f}x RSS",
+            f"{before}: {asset['cpu_ms']:.0f} ms = {asset['cpu_ms'] / floor['cpu_ms']:.2f}x; top self import ms: {top}",
+        )
+    a = data["asset"]
+    if "bytes" in a:
+        r.add("cold start", "deployed shared asset (unzipped)", f"{a['bytes'] / 2**20:.1f} MiB, {a['files']} files", "Lambda limit 250 MB", f"{a['bytes'] / 250e6:.3f}", f"{a['pyc_files']} .pyc; largest: " + ", ".join(f"{k} {v} MiB" for k, v in a["largest"][:4]) + f"; {a['source']}")
+    else:
+        r.add("cold start", "deployed shared asset", a["source"])
+
+
+def section_warm(r: Results, n: int) -> dict[str, Any]:
+    log("warm overhead ...")
+    data = warm.run(n)
+    r.raw["warm"] = data
+    for label, d in data.items():
+        h, b = d["handler"], d["bare"]
+        r.add(
+            "warm",
+            f"{label}: own CPU per invocation (AWS calls excluded)",
+            f"{h['own_ms']:.2f} ms",
+            f"bare logic call {b['own_ms']:.2f} ms",
+            f"{h['own_ms'] / b['own_ms']:.2f}x (+{h['own_ms'] - b['own_ms']:.2f} ms)",
+            f"n={h['n']}+{b['n']} alternated; {h['aws_calls']:.0f} AWS calls; {h['log_bytes']:.0f} log bytes",
+        )
+    return data
+
+
+BASELINE = ROOT / "payments_dev" / "bench" / "baseline" / "cost-7d0cec3.json"
+
+
+def section_cost(r: Results, checkouts: int, warm_data: dict[str, Any] | None) -> None:
+    log("counts and cost ...")
+    counts = cost.count(checkouts)
+    priced = cost.price(counts, warm_data)
+    r.raw["cost"] = {"counts": counts, "priced": priced}
+    before = json.loads(BASELINE.read_text()) if BASELINE.exists() else None
+    before_priced = cost.price(before, warm_data) if before else None
+    inv = counts["invocations_per_checkout"]
+    r.add("cost inputs", "Step Functions state transitions per checkout (3 orders)", f"{counts['transitions_per_checkout']:.0f}", "2 + 5 orders = 17", "", f"{counts['history_events_per_checkout']:.0f} history events (Standard logs ALL of them; Express logs the {priced['sfn_log_events']['ERROR']:.0f} failure events); {checkouts} checkouts, statuses {dict(counts['statuses'])}")
+    r.add("cost inputs", "Lambda invocations per checkout", f"{sum(inv.values()):.0f}", "", "", ", ".join(f"{k} {v:.0f}" for k, v in inv.items()) + " (payment = POST + FinalizePayment)")
+    ours = priced["dynamodb_ours"]
+    if before_priced:
+        was = before_priced["dynamodb_ours"]
+        r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout (ours, GSI writes included)", f"{ours['requests']:.0f} / {ours['wru']:.0f} / {ours['rru']:.0f}",
+              f"before (7d0cec3) {was['requests']:.0f} / {was['wru']:.0f} / {was['rru']:.0f}", f"{ours['wru'] / was['wru']:.2f}x WRU",
+              "POST answers from what it stored (-1 GetItem, -1 BatchGetItem); +2 WRU: the recovery index (in at create, out when done); see docs/capacity.md for every read and write")
+    else:
+        r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout (ours, GSI writes included)", f"{ours['requests']:.0f} / {ours['wru']:.0f} / {ours['rru']:.0f}", "", "", "")
+    psp = priced["dynamodb_with_psp_simulator"]
+    r.add("cost inputs", "the simulated PSP's own table per checkout (not priced: a real PSP's cost)", f"{psp['requests'] - ours['requests']:.0f} / {psp['wru'] - ours['wru']:.0f} / {psp['rru'] - ours['rru']:.0f}", "", "", f"USD {priced['psp_simulator_dynamodb_per_million']:.1f} per million checkouts if it were counted (dev stages deploy it)")
+    for table_op, v in counts["dynamodb_by_table_operation"].items():
+        r.add("dynamodb per checkout", table_op, f"{v['requests']:.0f} req / {v['wru']:.0f} WRU / {v['rru']:.0f} RRU", "", "", "")
+    ms = priced["modelled_billed_ms"]
+    r.add("cost inputs", "modelled billed ms per invocation (AWS)", ", ".join(f"{k} {v}" for k, v in ms.items()), "", "", f"local handler CPU x (1769 MB / memory) + {cost.AWS_CALL_MS:.0f} ms per AWS call; {priced['lambda_gb_s_per_checkout']:.3f} GB-s per checkout; Express billed {priced['express_execution_s']} s x 64 MB")
+    base = priced["standard/arm64"]["total_per_million"]
+    for key in ("express/arm64", "standard/arm64", "express-log-all/arm64", "express/x86_64", "standard/x86_64"):
+        d = priced[key]
+        items = sorted(d["items_per_million"].items(), key=lambda kv: -kv[1])
+        was = f"; before (7d0cec3 counts): {before_priced[key]['total_per_million']:,.0f}" if before_priced else ""
+        r.add(
+            "cost",
+            f"USD per million 3-order checkouts: {key}" + (" (DEPLOYED: workflowType EXPRESS, logs ERROR)" if key == "express/arm64" else ""),
+            f"{d['total_per_million']:,.1f}",
+            "standard/arm64 (same run)" if key != "standard/arm64" else "",
+            f"{d['total_per_million'] / base:.2f}",
+            ", ".join(f"{k} {v:,.1f}" for k, v in items[:5]) + was + "; prices: docs/prices-us-east-1.json (recalled, re-check)",
+        )
+
+
+def section_capacity(r: Results) -> None:
+    """The capacity model (payments_dev/bench/capacity.py; the full tables are docs/capacity.md)."""
+    log("capacity model ...")
+    raw: dict[str, Any] = {}
+    for n in (1, 3, 10):
+        express, e_quota, _ = capacity.sustainable(n, express=True)
+        standard, s_quota, _ = capacity.sustainable(n, express=False)
+        configured, c_quota, _ = capacity.sustainable(n, express=True, include_ours=True)
+        raw[n] = {"express": express, "standard": standard, "configured": configured}
+        r.add("capacity", f"{n} order(s) per checkout: checkouts/s per region at AWS default quotas, Express",
+              f"{express:,.0f}", f"Standard {standard:,.0f} (binds: {s_quota.name})", f"{express / standard:.2f}x",
+              f"binds first: {e_quota.name}; as cdk.json prod is set: {configured:,.0f} ({c_quota.name})")
+        for target in (5_000, 20_000):
+            needed = capacity.raises_for(target, n)
+            r.add("capacity", f"{n} order(s): raises for {target:,} checkouts/s", f"{len(needed)} quotas/settings", "", "",
+                  "; ".join(f"{q.name.split(':')[0]} {q.name.split(':', 1)[1].strip()} -> {v}" for q, v in needed))
+    shards = capacity.wallet_shards_for(10_000)
+    r.add("capacity", "wallet shards for one seller at 10,000 credits/s", str(shards["shards"]), f"prod walletShards {capacity.PROD_WALLET_SHARDS}", "",
+          f"hottest shard {shards['max_over_mean']:.3f}x the mean, ceiling {shards['ceiling_credits_per_s']:,.0f} credits/s (real shard_of, 10,000 random ids)")
+    r.raw["capacity"] = raw
+
+
+def section_hot(r: Results, verify: int) -> None:
+    log("hot seller ...")
+    rows = hot_seller.spread(10_000)
+    seq = hot_seller.spread(10_000, sequential=True)
+    checked = hot_seller.verify(verify, 8) if verify else None
+    r.raw["hot_seller"] = {"spread": rows, "spread_sequential_ids": seq, "verify": checked}
+    for row in rows:
+        if row["shards"] in (1, 2, 4, 8, 12, 16):
+            r.add(
+                "hot seller",
+                f"WALLET_SHARDS={row['shards']}: credits on the hottest shard / ceiling per seller",
+                f"{max(row['per_shard'])} of 10,000 / {row['ceiling_credits_per_s']:,.0f} credits/s",
+                "even spread",
+                f"{row['max_over_mean']:.3f} max/mean",
+                "random order ids; 2 WCU per credit on the shard item (transaction, < 1 KB), 1,000 WCU/s per partition",
+            )
+    if checked:
+        r.add("hot seller", f"verified on moto: {checked['credits']} credits, 8 shards", str(checked["stored_per_shard"]), "predicted by shard_of", "match" if checked["match"] else "MISMATCH", f"balance {checked['balance_minor']} minor units")
+
+
+def section_throughput(r: Results, checkouts: int, runs: int) -> None:
+    log("throughput ...")
+    data = throughput.run(checkouts, runs)
+    r.raw["throughput"] = data
+    base = data["baseline_checkouts_per_s"]
+    r.add(
+        "local",
+        f"payments demo end to end ({checkouts} checkouts, {data['orders']} orders)",
+        f"{data['checkouts_per_s']:.1f} checkouts/s",
+        f"baseline (AWS calls over HTTP, ASL parsed per execution) {base:.1f} checkouts/s",
+        f"{data['checkouts_per_s'] / base:.2f}x",
+        f"runs {data['runs']} vs baseline {data['baseline_runs']}, alternated; {data['results'][0]}; includes PSP retry backoff waits of the scenario"
+        + (f"; STALLED runs (excluded): {data['stalled_runs']}" if data["stalled_runs"] else ""),
+    )
+    prof = data.get("profile")
+    if prof:
+        layers = ", ".join(f"{k} {v:.0%}" for k, v in prof["layers"][:6])
+        leaves = ", ".join(f"{k} {v:.0%}" for k, v in prof["leaf"][:4])
+        r.add("local", "where the CPU goes (py-spy --gil: the thread holding the GIL, share of samples by layer)", layers, "", "", f"{prof['samples']} samples, profiled run {data.get('profiled_checkouts_per_s')} checkouts/s; top leaves: {leaves}")
+    elif "profile_error" in data:
+        r.add("local", "profile", "py-spy failed", "", "", data["profile_error"][-200:])
+
+
+def section_query_index(r: Results, sizes: list[int], runs: int) -> None:
+    log("local query index ...")
+    data = query_index.run(sizes, runs, queries=200)
+    r.raw["query_index"] = data
+    for size, got in data.items():
+        for kind, label in query_index.KINDS:
+            base, fast = median(got["moto"][kind]), median(got["patched"][kind])
+            r.add(
+                "local",
+                f"moto DynamoDB {label}, table of {size:,} items (payments_dev/local/moto_patches.py part 4)",
+                f"{fast:.2f} ms",
+                f"moto's own Query (every item sorted and tested) {base:.2f} ms",
+                f"{base / fast:.1f}x faster",
+                f"median per query of 200, {runs} fresh processes each, alternated; spread {spread(got['patched'][kind])} vs {spread(got['moto'][kind])} ms",
+            )
+
+
+def section_reconcile(r: Results, sizes: list[int], repeats: int) -> None:
+    log("reconciliation ...")
+    sys.path.insert(0, str(ROOT / "payments_dev" / "bench"))
+    import bench_reconcile as br
+
+    out = {}
+    for rows in sizes:
+        path = br.generate(rows)
+        runs: dict[str, list[dict[str, Any]]] = {"engine": [], "pandas": []}
+        for i in range(repeats):  # alternately: engine, pandas, engine, pandas ...
+            for tool in (("engine", "pandas") if i % 2 == 0 else ("pandas", "engine")):
+                runs[tool].append(br.measure(tool, path, rows, 1))
+        summary = {t: {"seconds": median([x["seconds"] for x in v]), "cpu_seconds": median([x["cpu_seconds"] for x in v]), "peak_mib": median([x["peak_mib"] for x in v]), "mismatches": v[0]["mismatches"]} for t, v in runs.items()}
+        out[rows] = summary
+        e, p = summary["engine"], summary["pandas"]
+        r.add(
+            "reconciliation",
+            f"{rows:,} settlement rows: engine rows/s / peak RSS",
+            f"{rows / e['seconds']:,.0f} rows/s ({e['seconds']:.2f} s, CPU {e['cpu_seconds']:.2f} s) / {e['peak_mib']:.0f} MiB",
+            f"pandas merge {rows / p['seconds']:,.0f} rows/s ({p['seconds']:.2f} s, CPU {p['cpu_seconds']:.2f} s) / {p['peak_mib']:.0f} MiB",
+            f"rows/s ratio {p['seconds'] / e['seconds']:.2f} (CPU {p['cpu_seconds'] / e['cpu_seconds']:.2f}), {e['peak_mib'] / p['peak_mib']:.2f}x RSS",
+            f"mismatches {e['mismatches']} (pandas {p['mismatches']}); {repeats} runs each, alternated, same run",
+        )
+    if len(out) > 1:
+        sizes_run = sorted(out)
+        lo, hi = out[sizes_run[0]]["engine"], out[sizes_run[-1]]["engine"]
+        r.add(
+            "reconciliation",
+            f"engine peak RSS, {sizes_run[0]:,} -> {sizes_run[-1]:,} rows",
+            f"{lo['peak_mib']:.0f} -> {hi['peak_mib']:.0f} MiB",
+            "flat is the design (sorted runs spilled every Bounds.run_rows)",
+            f"{hi['peak_mib'] / lo['peak_mib']:.2f}x",
+            "",
+        )
+    r.raw["reconciliation"] = out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The benchmark suite: one table, also written to docs/benchmarks.md")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="smaller run")
+    mode.add_argument("--full", action="store_true", help="include the 1M-row reconciliation")
+    parser.add_argument("--only", nargs="+", choices=["cold", "warm", "cost", "capacity", "hot", "throughput", "query_index", "reconcile"], help="run these sections only")
+    parser.add_argument("--no-write", action="store_true", help="print the table, do not write docs/benchmarks.md")
+    args = parser.parse_args()
+    size = SIZES["quick" if args.quick else "full" if args.full else "default"]
+    chosen = set(args.only or ["cold", "warm", "cost", "capacity", "hot", "throughput", "query_index", "reconcile"])
+    started = time.monotonic()
+    when = dt.datetime.now(dt.timezone.utc)
+    info = machine()
+    r = Results()
+    warm_data = None
+    # Order matters: on Linux a child's ru_maxrss starts from its parent's high-water mark at
+    # fork, so the sections that fork measured children (cold start, reconciliation) run while
+    # this process is still small; cost and hot seller load moto into this process, so they go last.
+    if "cold" in chosen:
+        section_cold(r, size["cold"])
+    if "reconcile" in chosen:
+        section_reconcile(r, size["rec"], size["rec_repeats"])
+    if "warm" in chosen:
+        warm_data = section_warm(r, size["warm"])
+    if "throughput" in chosen:
+        section_throughput(r, size["demo"], size["demo_runs"])
+    if "query_index" in chosen:
+        section_query_index(r, size["qi"], size["qi_runs"])
+    if "cost" in chosen:
+        section_cost(r, size["cost"], warm_data)
+    if "capacity" in chosen:
+        section_capacity(r)
+    if "hot" in chosen:
+        section_hot(r, size["verify"])
+    order = ["cold start", "warm", "cost inputs", "dynamodb per checkout", "cost", "capacity", "hot seller", "local", "reconciliation"]
+    r.rows.sort(key=lambda row: order.index(row.area))
+    elapsed = time.monotonic() - started
+    mode_name = "quick" if args.quick else "full" if args.full else "default"
+    header = (
+        f"Run {when:%Y-%m-%d %H:%M} UTC, `python -m payments_dev.bench.run{' --' + mode_name if mode_name != 'default' else ''}{' --only ' + ' '.join(args.only) if args.only else ''}` ({mode_name}, {elapsed / 60:.1f} min); "
+        f"machine: {info['cpu']}, {info['cores']} cores, {info['implementation']} {info['python']}, {info['os']}, load average at start {info['load_at_start']} (shared, noisy: medians)."
+    )
+    text = table(r.rows)
+    print(header)
+    print()
+    print(text)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps({"when": when.isoformat(), "machine": info, "mode": mode_name, "raw": r.raw}, indent=1, default=str))
+    if not args.no_write and not args.only:
+        write_doc(header, text)
+        log("written: docs/benchmarks.md, payments_dev/bench/out/results.json")
+    elif not args.no_write and r.rows:
+        splice_doc(header, r.rows)
+        log(f"written: the {', '.join(sorted({row.area for row in r.rows}))} rows of docs/benchmarks.md, payments_dev/bench/out/results.json")
+
+
+DOC_HEAD = """# Benchmarks
+
+Generated by `make bench` (`.venv/bin/python -m payments_dev.bench.run`; `--quick` for a smaller run, `--full`
+for larger runs of the other sections; the default includes the 1M-row reconciliation). Do not edit by hand: re-run. Raw figures: `payments_dev/bench/out/results.json`.
+Each figure is a median of several runs; each comparison (ratio column) is measured alternately with
+its baseline in the same run, because the machine is shared.
+
+"""
+
+DOC_NOTES = """
+
+## How to read it
+
+* **cold start**: a fresh interpreter per sample imports `functions.<name>.handler` (its module-level
+  init) and creates the DynamoDB client its first invocation creates; the floor is `import boto3` +
+  one client, in the same interpreter and layout. CPU time is measured inside the child (interpreter
+  start-up excluded); peak RSS is the child's `VmHWM`. The layout is Lambda's, rebuilt each run in
+  `payments_dev/bench/out/lambda/`: the asset exactly as `infra/bundling.py` builds it (for this machine's
+  architecture instead of arm64), first on `sys.path` as `/var/task` is, then boto3 & co compiled as
+  the runtime's `/var/runtime`; the interpreter is a Python 3.13 (the runtime's version, found like
+  the bundling finds it), run with `-I`. "sources only" is the same asset without its `__pycache__`,
+  run with `-B`: what every cold start paid before the bundling compiled bytecode into the asset
+  (`/var/task` is read-only, so Python cannot cache what it compiles there). Environment as deployed:
+  `LAMBDA_TASK_ROOT` set (so Powertools' Tracer is enabled and patches botocore), metrics enabled,
+  fake credentials, `AWS_DEFAULT_REGION=us-east-1`. Import attribution comes from `python -X
+  importtime` (self time per top-level package, one sample: indicative only). Local x86 CPU, not a
+  Lambda arm64 sandbox: compare ratios, not milliseconds. Without a Python 3.13 the rows fall back
+  to this interpreter with the venv's bytecode (and say so).
+* **warm**: the handler's own CPU per invocation with every AWS call's CPU subtracted (moto
+  in-process), against the same work done without Powertools (parse with the same pydantic
+  model, call the same logic function, serialise), alternately. Tracing disabled (no daemon).
+* **cost inputs / cost**: counted in the local runtime for checkouts of 3 orders on the happy
+  path (`tok_visa`), sequentially. Lambda durations in AWS are a *model* (stated in the row);
+  the dominant item (Standard state transitions) does not depend on it. Not included: storage,
+  PITR, KMS, data transfer, CloudWatch metrics/alarms, the GET polls of clients, free tiers.
+  The nightly settlement/reconciliation (a few S3 requests and one Lambda run per day) is
+  independent of the number of checkouts.
+* **dynamodb per checkout**: every DynamoDB request of one 3-order checkout, by table and operation,
+  with its write and read units (GSI writes included, computed from the items' sizes and index keys);
+  why each one is there is docs/capacity.md, "Every read and write of a checkout".
+* **capacity**: `payments_dev/bench/capacity.py`, the quota model of docs/capacity.md (`python -m payments_dev.bench.capacity`
+  prints its full tables): checkouts/s per region at AWS default quotas for 1, 3 and 10 orders, the
+  quota that binds first, the raises for 5,000 and 20,000 checkouts/s, the wallet shards for one
+  seller at 10,000 credits/s. A model, not a load test: quota values are the documented defaults.
+* **hot seller**: `shard_of` over 10,000 random order ids of one seller; the ceiling is
+  500 credits/s per shard item (a transactional write of an item < 1 KB is 2 WCU; 1,000 WCU/s per
+  partition) times credits / credits on the hottest shard. The other two items of a credit
+  transaction (the credit marker and the order flag) are keyed by the order: never hot.
+  `WALLET_SHARDS` (`Settings.wallet_shards`, 1-64, default 4) may only be raised, never lowered:
+  readers sum `range(wallet_shards)`.
+* **local**: `payments demo` throughput on this machine, including the scenario's PSP retry
+  backoff waits; the profile is py-spy `--gil` (samples of whichever thread holds the GIL, i.e. Python CPU) over
+  one extra run of half the checkouts. A run whose workflows do not all finish within 240 s is
+  reported as STALLED and excluded from the median (its demo output is kept in payments_dev/bench/out/).
+  Each run alternates with a run of the baseline, the local runtime before its two speed-ups:
+  `PAYMENTS_LOCAL_TRANSPORT=http` (the process's AWS calls over the socket to moto instead of
+  to moto's WSGI application in-process, `payments_dev/local/inprocess.py`) and
+  `PAYMENTS_LOCAL_ASL_CACHE=off` (moto parses the ASL for every execution again).
+* **reconciliation**: `payments_dev/bench/bench_reconcile.py` (engine vs a plain pandas merge), each run a fresh
+  subprocess, engine and pandas alternated; 250k and 1M rows (`--quick`: 50k). `--only reconcile`
+  re-runs this section alone and replaces its rows here. Both sides build the same synthetic
+  ledger (the engine streams it, pandas holds it); pandas' time includes its import. The engine
+  is pure Python (no compiled reader, so nothing added to the reconcile function's asset and no
+  extra cold start): lines are cut and decoded a 1 MiB block at a time, plainly valid `Settled`
+  rows are folded without per-row objects, sorted runs are spilled as marshalled batches every
+  `Bounds.run_rows` (100k) entries and merged a batch at a time; its peak RSS is bounded by one
+  run, whatever the file's size. Wall-time ratios swing with the machine's load; the CPU ratio
+  is the steadier figure.
+"""
+
+
+def splice_doc(header: str, rows: list[Any]) -> None:
+    """``--only``: replace the rows of the areas just measured in docs/benchmarks.md (the other
+    areas' rows stay, from their own run) and say which run they come from."""
+    path = ROOT / "docs" / "benchmarks.md"
+    areas = sorted({row.area for row in rows})
+    fresh = table(rows).splitlines()[2:]
+    note = f"The {', '.join(areas)} rows come from a later run of that section alone: {header}"
+    out: list[str] = []
+    inserted = skip_blank = False
+    for line in path.read_text().splitlines():
+        if line.startswith(f"The {', '.join(areas)} rows come from a later run"):
+            skip_blank = True  # the note and the blank line after it
+            continue
+        if skip_blank and not line:
+            skip_blank = False
+            continue
+        if line.startswith("| area |"):
+            out += [note, ""]
+        if line.startswith("| ") and line[2:].split(" | ")[0] in areas:
+            if not inserted:
+                out += fresh
+                inserted = True
+            continue
+        out.append(line)
+    if not inserted:
+        raise SystemExit(f"docs/benchmarks.md has no {', '.join(areas)} rows to replace: run the whole suite")
+    path.write_text("\n".join(out) + "\n")
+
+
+def write_doc(header: str, text: str) -> None:
+    (ROOT / "docs" / "benchmarks.md").write_text(DOC_HEAD + header + "\n\n" + text + "\n" + DOC_NOTES)
+
+
+if __name__ == "__main__":
+    main()

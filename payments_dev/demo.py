@@ -1,0 +1,213 @@
+"""``payments demo``: a Cyber Monday on the local runtime, end to end.
+
+Hundreds of checkouts across many sellers and currencies go through the real
+HTTP API, the real state machine definition and the real handlers: good cards,
+declines, a flaky PSP, lost PSP answers, and idempotent replays of the same
+request. Then the summary: orders by status, top seller balances, the trial
+balance, and every money invariant checked over the stored data.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from payments.kernel import money
+from payments.ops.invariants import check_current
+from payments_dev.local.client import ApiClient
+
+#: (token, weight): mostly good cards, and every failure mode of the simulated PSP
+TOKENS = [
+    ("tok_visa", 50),
+    ("tok_mastercard", 20),
+    ("tok_amex", 8),
+    ("tok_chargeDeclined", 6),
+    ("tok_insufficientFunds", 4),
+    ("tok_pspUnavailable", 7),
+    ("tok_pspTimeout", 5),
+]
+#: (currency, weight, typical order amount in major units)
+CURRENCIES = [("USD", 50, 60), ("EUR", 25, 50), ("GBP", 10, 40), ("JPY", 10, 7000), ("KWD", 5, 20)]
+REPLAY_SHARE = 0.1
+
+
+@dataclass
+class Scenario:
+    checkouts: list[dict[str, Any]]
+    replays: set[str] = field(default_factory=set)
+
+
+def run_id(now: float | None = None) -> str:
+    """A per-run tag for the ids: a letter then the time. The letter keeps the seed's and the
+    time's digits apart: run together they make a 13-19 digit run, Luhn-valid one time in ten,
+    which the API rightly rejects as a card number."""
+    return f"r{int(time.time() if now is None else now)}"
+
+
+def build_scenario(n: int, seed: int, sellers: int = 40, run_id: str = "") -> Scenario:
+    rng = random.Random(seed)
+    seller_names = [f"seller_{i:03d}" for i in range(sellers)]
+    hot = seller_names[:4]  # a few big sellers get most of the traffic
+    checkouts = []
+    prefix = f"cm{seed}{run_id}"
+    for i in range(n):
+        currency, _, typical = rng.choices(CURRENCIES, weights=[c[1] for c in CURRENCIES])[0]
+        token = rng.choices([t for t, _ in TOKENS], weights=[w for _, w in TOKENS])[0]
+        count = rng.choices([1, 2, 3, 4], weights=[40, 30, 20, 10])[0]
+        chosen = rng.sample(seller_names, count) if rng.random() < 0.6 else rng.sample(hot, min(count, len(hot)))
+        orders = []
+        for j, seller in enumerate(chosen):
+            minor = max(1, int(rng.lognormvariate(0, 0.8) * typical * 10 ** money.exponent(currency)))
+            orders.append(
+                {
+                    "payment_order_id": f"{prefix}_po_{i:05d}_{j}",
+                    "seller_account": seller,
+                    "amount": money.format_minor(minor, currency),
+                    "currency": currency,
+                }
+            )
+        checkouts.append(
+            {
+                "checkout_id": f"{prefix}_chk_{i:05d}",
+                "buyer_info": {"buyer_id": f"buyer_{rng.randrange(10_000):05d}", "email": f"shopper{i}@example.com"},
+                "payment_method": {"type": "card", "token": token},
+                "payment_orders": orders,
+            }
+        )
+    replays = {c["checkout_id"] for c in checkouts if rng.random() < REPLAY_SHARE}
+    return Scenario(checkouts, replays)
+
+
+def settle_and_reconcile(timeout: float = 120.0, settle: Callable[[str], str] | None = None) -> bool:
+    """Close the day: the PSP writes its settlement file, the S3 trigger reconciles it."""
+    from payments.kernel import aws, clock
+    from payments.kernel.config import settings
+    from payments.ops.reconcile import psp_settle
+
+    print("\nSettlement and reconciliation:")
+    print("  ", end="")
+    day = clock.now().date().isoformat()
+    key = settle(day) if settle is not None else psp_settle(day, None)
+    s3 = aws.client("s3")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            body = s3.get_object(Bucket=settings().settlement_bucket, Key=f"reports/{key}.json")["Body"].read()
+            break
+        except s3.exceptions.NoSuchKey:
+            time.sleep(0.5)
+    else:
+        print(f"  no report for {key} within {timeout:.0f}s")
+        return False
+    report = json.loads(body)
+    kinds = Counter(m["kind"] for m in report["mismatches"])
+    outcomes = report["summary"]["row_outcomes"]
+    print(
+        f"  reports/{key}.json: {report['rows']} rows: {outcomes['matched']} matched, {outcomes['recorded']} recorded "
+        f"(fees, payouts), {len(report['mismatches'])} mismatches{' ' + str(dict(kinds)) if kinds else ''}, "
+        f"{len(report['rejected_rows'])} rejected; wallet/ledger three-way check: "
+        f"{len(report.get('three_way', {}).get('differences', []))} differences"
+    )
+    return bool(report["clean"]) and not report["rejected_rows"]
+
+
+def _bar(done: int, total: int, started: float, label: str) -> None:
+    width = 40
+    filled = int(width * done / max(total, 1))
+    rate = done / max(time.monotonic() - started, 1e-9)
+    sys.stderr.write(f"\r  {label:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:5.1f}/s)")
+    sys.stderr.flush()
+    if done >= total:
+        sys.stderr.write("\n")
+
+
+def run(
+    api_url: str,
+    checkouts: int = 300,
+    seed: int = 2026,
+    concurrency: int = 8,
+    timeout: float = 600.0,
+    psp_charges: Callable[[], list[dict[str, Any]]] | None = None,
+    settle: Callable[[str], str] | None = None,
+) -> int:
+    """``psp_charges`` and ``settle``: another PSP's record of charges and settlement file (default: the simulator's)."""
+    client = ApiClient(api_url)
+    scenario = build_scenario(checkouts, seed, run_id=run_id())
+    started = time.monotonic()
+    print(f"Cyber Monday: {checkouts} checkouts, {sum(len(c['payment_orders']) for c in scenario.checkouts)} payment orders, seed {seed}")
+
+    answers: Counter[int] = Counter()
+    replay_mismatch: list[str] = []
+
+    def submit(checkout: dict[str, Any]) -> None:
+        key = f"idem-{checkout['checkout_id']}"
+        first = client.pay(checkout, key)
+        answers[first.status] += 1
+        if checkout["checkout_id"] in scenario.replays:
+            again = client.pay(checkout, key)  # the shopper double-clicks Buy
+            if (again.status, again.body) != (first.status, first.body):
+                replay_mismatch.append(checkout["checkout_id"])
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for _ in pool.map(submit, scenario.checkouts):
+            done += 1
+            _bar(done, checkouts, started, "submitted")
+    submitted_at = time.monotonic()
+
+    pending = {c["checkout_id"] for c in scenario.checkouts}
+    final: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            for checkout_id, reply in zip(list(pending), pool.map(client.payment, list(pending))):
+                body = reply.body
+                attention = any(o.get("needs_attention") for o in body.get("payment_orders", []))
+                if body.get("is_payment_done") or attention or body.get("status") in ("FAILED",):
+                    final[checkout_id] = body
+                    pending.discard(checkout_id)
+        _bar(len(final), checkouts, submitted_at, "settled")
+        if pending:
+            time.sleep(0.5)
+    wall = time.monotonic() - started
+
+    orders = [o for body in final.values() for o in body["payment_orders"]]
+    print("\nPayments by status:  " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(b["status"] for b in final.values()).items())))
+    print("Orders by status:    " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(o["status"] for o in orders).items())))
+    reasons = Counter(o["failure_reason"] for o in orders if o["failure_reason"])
+    print("Decline reasons:     " + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none"))
+    print(f"HTTP answers:        {dict(sorted(answers.items()))}; replays {len(scenario.replays)}, identical {len(scenario.replays) - len(replay_mismatch)}")
+    if pending:
+        print(f"NOT SETTLED within {timeout:.0f}s: {len(pending)} checkouts, e.g. {sorted(pending)[:3]}")
+
+    totals: Counter[tuple[str, str]] = Counter()
+    for o in orders:
+        if o["status"] == "SUCCESS":
+            totals[(o["seller_account"], o["currency"])] += money.parse_amount(o["amount"], o["currency"])
+    print("\nTop sellers (wallet balances from GET /v1/wallets):")
+    for (seller, currency), _ in totals.most_common(5):
+        balances = {b["currency"]: b["amount"] for b in client.wallet(seller).body["balances"]}
+        print(f"  {seller:<12} {currency} {balances.get(currency, '0'):>14}")
+    print("\nTrial balance (GET /v1/ledger/trial-balance):")
+    for row in client.trial_balance().body["currencies"]:
+        print(f"  {row['currency']}  debits {row['debits']:>14}  credits {row['credits']:>14}")
+
+    report = check_current(psp_charges=psp_charges() if psp_charges is not None else None)
+    print("\nMoney invariants:")
+    for line in report.summary_lines():
+        print(line)
+    for violation in report.violations[:20]:
+        print(f"  VIOLATION {violation}")
+    print(f"\n{checkouts} checkouts in {wall:.1f}s wall time ({checkouts / wall:.1f} checkouts/s end to end)")
+
+    reconciled = settle_and_reconcile(settle=settle)
+    ok = report.ok and reconciled and not pending and not replay_mismatch and set(answers) == {202}
+    print("RESULT: " + ("all invariants hold" if ok else "PROBLEMS FOUND"))
+    return 0 if ok else 1

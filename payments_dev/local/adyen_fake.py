@@ -1,0 +1,644 @@
+"""A local fake of Adyen's Checkout API v72 (development only: never imported by deployed code).
+
+It checks every request against Adyen's own OpenAPI document (``CheckoutService-v72.json`` from
+``../shared/specs/adyen/``, read in place, never copied into the repository) with jsonschema
+2020-12, and answers bodies that the same document describes (the tests validate them too).
+
+Behaviour
+    * ``X-API-Key`` and ``merchantAccount`` are checked (401 / 403 with Adyen's generic bodies);
+    * idempotency as Adyen documents it: the same ``Idempotency-Key`` with the same request is
+      answered with the first answer and never processed twice; while the first is still being
+      processed: 409 ``errorCode 704`` with ``transient-error: true``; the same key with another
+      request: 422 ``704`` without that header (Adyen does not document this case; FACTS.md §2);
+    * the contract's test tokens as stored payment methods (``storedPaymentMethodId``):
+      ``tok_chargeDeclined`` / ``tok_insufficientFunds`` are Refused (codes 2 / 12),
+      ``tok_pspUnavailable`` fails its first two calls per key with a 503 before processing,
+      ``tok_pspTimeout`` charges and loses the first answer (the connection closes unanswered),
+      ``tok_refundFails`` charges and every refund of it fails in its REFUND notification, any
+      other token is Authorised; Adyen-only outcomes have tokens of their own (:data:`RESULT_TOKENS`);
+    * fault injection (:meth:`AdyenFake.inject`): ``error_before`` (500, nothing processed),
+      ``error_after`` (processed, then 500), ``rate_limit`` (429), ``slow`` (processing takes
+      ``slow_seconds``: a second request with the key meets the in-flight 704), ``lost``
+      (processed, the connection closes unanswered), ``garbled`` (processed, a 200 that is not JSON);
+      any other error answer is scripted with :meth:`AdyenFake.script`;
+    * refunds, reversals and cancels answer 201 ``received``; every outcome is also queued as a
+      standard notification signed with the HMAC key (:mod:`payments.psp.hmac`), delivered by
+      :meth:`AdyenFake.deliver`;
+    * :meth:`AdyenFake.write_settlement` writes a day's Settlement Details Report with the
+      simulator's writer (:func:`payments.reconciliation.adyen.write_report`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import secrets
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from payments.kernel import clock
+from payments.kernel.money import is_currency
+from payments.psp import hmac as adyen_hmac
+from payments.reconciliation import adyen as report
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_DIR = ROOT.parent / "shared" / "specs" / "adyen"
+CHECKOUT_SPEC = SPEC_DIR / "CheckoutService-v72.json"
+VERSION = "v72"
+
+DECLINES = {
+    "tok_chargeDeclined": ("Refused", "2"),
+    "tok_insufficientFunds": ("Not enough balance", "12"),
+}
+UNAVAILABLE_TOKEN, UNAVAILABLE_CALLS = "tok_pspUnavailable", 2
+TIMEOUT_TOKEN = "tok_pspTimeout"
+REFUND_FAILS_TOKEN = "tok_refundFails"
+#: tokens for the resultCodes the contract's tokens do not reach
+RESULT_TOKENS = {
+    "tok_adyenReceived": "Received",
+    "tok_adyenPending": "Pending",
+    "tok_adyenRedirect": "RedirectShopper",
+    "tok_adyenIdentify": "IdentifyShopper",
+    "tok_adyenChallenge": "ChallengeShopper",
+    "tok_adyenPresent": "PresentToShopper",
+    "tok_adyenPartial": "PartiallyAuthorised",
+    "tok_adyenCancelled": "Cancelled",
+    "tok_adyenError": "Error",
+    "tok_adyenAuthenticationFinished": "AuthenticationFinished",
+}
+FAULTS = ("error_before", "error_after", "rate_limit", "slow", "lost", "garbled")
+_REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+
+
+# --- the specification ------------------------------------------------------------------------
+class CheckoutSpec:
+    """Adyen's Checkout OpenAPI document as request and response validators (jsonschema 2020-12)."""
+
+    def __init__(self, path: Path = CHECKOUT_SPEC):
+        from jsonschema import Draft202012Validator
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT202012
+
+        self.document = json.loads(Path(path).read_text())
+        self._registry = Registry().with_resource("urn:adyen:checkout", Resource(contents=self.document, specification=DRAFT202012))
+        self._validator = Draft202012Validator
+        self._templates = [(template, _template_regex(template)) for template in self.document["paths"]]
+        self._cache: dict[str, Any] = {}
+
+    def _validator_for(self, pointer: str) -> Any:
+        if pointer not in self._cache:
+            self._cache[pointer] = self._validator({"$ref": "urn:adyen:checkout" + pointer}, registry=self._registry)
+        return self._cache[pointer]
+
+    def template(self, path: str) -> str | None:
+        for template, regex in self._templates:
+            if regex.fullmatch(path):
+                return template
+        return None
+
+    def errors(self, schema_name: str, instance: Any) -> list[str]:
+        validator = self._validator_for(f"#/components/schemas/{schema_name}")
+        return [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:200]}" for e in validator.iter_errors(instance)]
+
+    def request_schema(self, method: str, template: str) -> str:
+        operation = self.document["paths"][template][method.lower()]
+        return operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+
+    def response_schema(self, method: str, template: str, status: int) -> str:
+        responses = self.document["paths"][template][method.lower()]["responses"]
+        described = responses.get(str(status))
+        if described is None or "content" not in described:
+            return "ServiceError"  # every error body Adyen sends is a ServiceError
+        return described["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+
+    def request_errors(self, method: str, path: str, body: Any) -> list[str]:
+        template = self.template(path)
+        if template is None or method.lower() not in self.document["paths"][template]:
+            return [f"{method} {path} is not an operation of Checkout {VERSION}"]
+        return self.errors(self.request_schema(method, template), body)
+
+    def response_errors(self, method: str, path: str, status: int, body: Any) -> list[str]:
+        template = self.template(path)
+        if template is None:
+            return [f"{path} is not a path of Checkout {VERSION}"]
+        return self.errors(self.response_schema(method, template, status), body)
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)))
+
+
+@lru_cache(maxsize=1)
+def checkout_spec() -> CheckoutSpec | None:
+    """The spec if ``../shared/specs/adyen`` is there, else None (the fake then validates nothing)."""
+    return CheckoutSpec() if CHECKOUT_SPEC.is_file() else None
+
+
+# --- the fake ----------------------------------------------------------------------------------
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any] | None
+    headers: dict[str, str] = field(default_factory=dict)
+    #: "lost": close the connection without an answer; "garbled": answer bytes that are not JSON
+    transport: str | None = None
+
+
+@dataclass
+class _Key:
+    fingerprint: str
+    reply: Reply | None = None  # None while in flight
+
+
+def _error(status: int, code: str, message: str, error_type: str, **headers: str) -> Reply:
+    return Reply(status, {"status": status, "errorCode": code, "message": message, "errorType": error_type}, dict(headers))
+
+
+class AdyenFake:
+    """Adyen's Checkout API in memory; :meth:`handle` is the whole API, :meth:`serve` puts it on HTTP."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "fake-api-key",
+        merchant_account: str = "LocalMerchant",
+        hmac_key: str = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056",
+        spec: CheckoutSpec | None | bool = True,
+        slow_seconds: float = 0.5,
+        calendar: Callable[[dict[str, Any]], str] | None = None,
+    ):
+        self.api_key = api_key
+        self.merchant_account = merchant_account
+        self.hmac_key = hmac_key
+        self.spec: CheckoutSpec | None = checkout_spec() if spec is True else (spec or None)
+        self.slow_seconds = slow_seconds
+        self.calendar = calendar or (lambda payment: clock.now_iso())
+        self._lock = threading.Lock()
+        self._keys: dict[str, _Key] = {}
+        self._calls: dict[str, int] = {}
+        self._faults: list[tuple[str, str | None]] = []  # (fault, path suffix it applies to or None)
+        self._scripted: list[Reply] = []  # answered before anything else, nothing processed
+        self.payments: dict[str, dict[str, Any]] = {}  # pspReference -> payment
+        self.modifications: dict[str, dict[str, Any]] = {}  # pspReference -> refund / reversal / cancel
+        self.notifications: list[dict[str, Any]] = []  # signed, not yet delivered
+        self.delivered: list[dict[str, Any]] = []
+        #: every request received, as (method, path, headers, body) with the headers lower-cased
+        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        self.invalid_requests: list[tuple[str, list[str]]] = []
+        self._server: ThreadingHTTPServer | None = None
+        #: operator requests under ``/_fake/`` (not Adyen's API): path, JSON body -> (status, JSON answer)
+        self.admin: Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]] | None = None
+
+    # --- test control ---------------------------------------------------------------------
+    def inject(self, fault: str, times: int = 1, path: str | None = None) -> None:
+        """The next ``times`` requests (ending in ``path`` if given) meet ``fault``."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
+        with self._lock:
+            self._faults.extend([(fault, path)] * times)
+
+    def script(self, status: int, error_code: str, message: str = "scripted", error_type: str = "internal", **headers: str) -> None:
+        """The next request is answered with this ServiceError and not processed (an Adyen error
+        the fake cannot otherwise produce: 502, 504, 703, a 500 'too many requests', ...)."""
+        with self._lock:
+            self._scripted.append(_error(status, error_code, message, error_type, **headers))
+
+    def _take_fault(self, path: str) -> str | None:
+        with self._lock:
+            for i, (fault, suffix) in enumerate(self._faults):
+                if suffix is None or path.endswith(suffix):
+                    del self._faults[i]
+                    return fault
+        return None
+
+    def charges(self) -> list[dict[str, Any]]:
+        """Every authorised (captured) payment: what Adyen would settle."""
+        with self._lock:
+            return [dict(p) for p in self.payments.values() if p["result_code"] == "Authorised"]
+
+    # --- the API -----------------------------------------------------------------------------
+    def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        headers = {k.lower(): v for k, v in headers.items()}
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            return _error(400, "702", "Unexpected input: not JSON", "validation")
+        with self._lock:
+            self.requests.append((method, path, headers, body))
+        with self._lock:
+            scripted = self._scripted.pop(0) if self._scripted else None
+        if scripted is not None:
+            return scripted
+        if headers.get("x-api-key") != self.api_key:
+            return _error(401, "000", "HTTP Status Response - Unauthorized", "security")
+        if not path.startswith(f"/{VERSION}/"):
+            return _error(404, "000", f"not a Checkout {VERSION} path", "validation")
+        api_path = path[len(VERSION) + 1 :]
+        if self.spec is not None:
+            problems = self.spec.request_errors(method, api_path, body)
+            if problems:
+                with self._lock:
+                    self.invalid_requests.append((f"{method} {api_path}", problems))
+                return _error(422, "14_000", "Request does not match Checkout v72: " + "; ".join(problems)[:500], "validation")
+        if not isinstance(body, dict) or body.get("merchantAccount") != self.merchant_account:
+            return _error(403, "901", "Invalid Merchant Account", "security")
+        route = self._route(method, api_path)
+        if route is None:
+            return _error(404, "000", f"{method} {api_path} is not served by the fake", "validation")
+        operation, psp_reference = route
+
+        key = headers.get("idempotency-key")
+        fingerprint = hashlib.sha256(f"{method} {api_path} ".encode() + json.dumps(body, sort_keys=True).encode()).hexdigest()
+        fault = self._take_fault(api_path)
+        if key:
+            with self._lock:
+                seen = self._keys.get(key)
+                if seen is not None:
+                    if seen.fingerprint != fingerprint:
+                        return _error(422, "704", "request already processed or in progress", "validation")
+                    if seen.reply is None:
+                        return _error(409, "704", "request already processed or in progress", "validation", **{"transient-error": "true"})
+                    return _replayed(seen.reply, key)
+                self._calls[key] = calls = self._calls.get(key, 0) + 1
+        else:
+            calls = 1
+        if fault == "error_before":
+            return _error(500, "000", "Internal error (nothing processed)", "internal")
+        if fault == "rate_limit":
+            return _error(429, "000", "Too many requests", "internal")
+        token = ((body.get("paymentMethod") or {}).get("storedPaymentMethodId")) if operation == "payments" else None
+        if token == UNAVAILABLE_TOKEN and calls <= UNAVAILABLE_CALLS:
+            return _error(503, "000", f"Service unavailable (call {calls} of {UNAVAILABLE_CALLS} failing)", "internal")
+        if key:
+            with self._lock:
+                if key in self._keys:  # a racing request with the key got in first
+                    return _error(409, "704", "request already processed or in progress", "validation", **{"transient-error": "true"})
+                self._keys[key] = _Key(fingerprint)
+        try:
+            if fault == "slow":
+                time.sleep(self.slow_seconds)
+            reply = self._process(operation, psp_reference, body)
+        except BaseException:
+            if key:
+                with self._lock:
+                    self._keys.pop(key, None)
+            raise
+        if key:
+            with self._lock:
+                if reply.status >= 400:
+                    self._keys.pop(key, None)  # a validation error is not stored: nothing was processed
+                else:
+                    self._keys[key].reply = reply
+        reply = Reply(reply.status, reply.body, {**reply.headers, **({"Idempotency-Key": key} if key else {})})
+        if fault == "error_after":
+            return _error(500, "000", "Internal error", "internal")
+        if fault == "lost" or (token == TIMEOUT_TOKEN and calls == 1):
+            return Reply(reply.status, reply.body, reply.headers, transport="lost")
+        if fault == "garbled":
+            return Reply(reply.status, reply.body, reply.headers, transport="garbled")
+        return reply
+
+    @staticmethod
+    def _route(method: str, api_path: str) -> tuple[str, str | None] | None:
+        if method != "POST":
+            return None
+        if api_path == "/payments":
+            return "payments", None
+        match = re.fullmatch(r"/payments/([^/]+)/(refunds|reversals|cancels)", api_path)
+        if match:
+            return match.group(2), match.group(1)
+        return None
+
+    def _process(self, operation: str, psp_reference: str | None, body: dict[str, Any]) -> Reply:
+        if operation == "payments":
+            return self._payment(body)
+        return self._modification(operation, psp_reference or "", body)
+
+    def _payment(self, body: dict[str, Any]) -> Reply:
+        method = body["paymentMethod"]
+        token = method.get("storedPaymentMethodId")
+        if not token:
+            return _error(422, "14_001", "the fake charges stored payment methods (storedPaymentMethodId) only", "validation")
+        if not body.get("shopperReference"):
+            return _error(422, "14_002", "shopperReference is required with a storedPaymentMethodId", "validation")
+        if not body.get("recurringProcessingModel"):
+            return _error(422, "14_003", "recurringProcessingModel is required with a storedPaymentMethodId", "validation")
+        amount = body["amount"]
+        if not is_currency(amount["currency"]) or amount["value"] <= 0:
+            return _error(422, "137", "Invalid amount specified", "validation")
+        psp_reference = _psp_reference()
+        result_code = "Refused" if token in DECLINES else RESULT_TOKENS.get(token, "Authorised")
+        brand = _brand(token)
+        answer: dict[str, Any] = {
+            "pspReference": psp_reference,
+            "resultCode": result_code,
+            "merchantReference": body["reference"],
+            "amount": dict(amount),
+            "paymentMethod": {"type": "scheme", "brand": brand},
+            "additionalData": {"paymentMethod": brand},
+        }
+        if token in DECLINES:
+            answer["refusalReason"], answer["refusalReasonCode"] = DECLINES[token]
+        elif result_code == "Error":
+            answer["refusalReason"], answer["refusalReasonCode"] = "Acquirer Error", "4"
+        elif result_code == "PartiallyAuthorised":
+            answer["amount"] = {"currency": amount["currency"], "value": amount["value"] // 2}
+        elif result_code == "RedirectShopper":
+            answer["action"] = {"type": "redirect", "paymentMethodType": "scheme", "method": "GET", "url": "https://checkoutshopper-test.adyen.com/redirect"}
+        elif result_code in ("IdentifyShopper", "ChallengeShopper"):
+            subtype = "fingerprint" if result_code == "IdentifyShopper" else "challenge"
+            answer["action"] = {"type": "threeDS2", "subtype": subtype, "paymentMethodType": "scheme", "token": secrets.token_urlsafe(16)}
+        payment = {
+            "psp_reference": psp_reference,
+            "merchant_reference": body["reference"],
+            "merchant_account": body["merchantAccount"],
+            "amount_minor": int(amount["value"]),
+            "currency": amount["currency"],
+            "token": token,
+            "shopper_reference": body["shopperReference"],
+            "result_code": result_code,
+            "payment_method": brand,
+            "refunded_minor": 0,
+        }
+        payment["charged_at"] = self.calendar(payment)
+        with self._lock:
+            self.payments[psp_reference] = payment
+        if result_code in ("Authorised", "Refused", "Error", "Received", "Pending"):
+            success = result_code == "Authorised" or (result_code in ("Received", "Pending") and token not in DECLINES)
+            reason = answer.get("refusalReason", "") if not success else f"{secrets.randbelow(900000) + 100000}:1111:03/2030"
+            self._notify("AUTHORISATION", psp_reference, None, body["reference"], amount, success, reason, brand)
+        return Reply(200, answer, {"pspReference": psp_reference})
+
+    def _modification(self, operation: str, payment_reference: str, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            payment = self.payments.get(payment_reference)
+        if payment is None or payment["result_code"] not in ("Authorised", "PartiallyAuthorised", "Received", "Pending"):
+            return _error(422, "167", "Original pspReference required for this operation", "validation")
+        psp_reference = _psp_reference()
+        answer: dict[str, Any] = {
+            "merchantAccount": body["merchantAccount"],
+            "paymentPspReference": payment_reference,
+            "pspReference": psp_reference,
+            "status": "received",
+        }
+        if body.get("reference"):
+            answer["reference"] = body["reference"]
+        if operation == "refunds":
+            amount = body["amount"]
+            answer["amount"] = dict(amount)
+            with self._lock:
+                ok = (
+                    payment["token"] != REFUND_FAILS_TOKEN
+                    and amount["currency"] == payment["currency"]
+                    and payment["refunded_minor"] + amount["value"] <= payment["amount_minor"]
+                )
+                if ok:
+                    payment["refunded_minor"] += amount["value"]
+            event, notify_amount, reason = "REFUND", amount, "" if ok else "Refund failed at the fake (declined by the scheme)"
+        else:
+            ok = True
+            event = {"reversals": "CANCEL_OR_REFUND", "cancels": "CANCELLATION"}[operation]
+            notify_amount, reason = {"currency": payment["currency"], "value": payment["amount_minor"]}, ""
+        with self._lock:
+            self.modifications[psp_reference] = {"operation": operation, "payment": payment_reference, "body": body, "success": ok}
+        self._notify(event, psp_reference, payment_reference, body.get("reference") or payment["merchant_reference"], notify_amount, ok, reason, payment["payment_method"])
+        return Reply(201, answer, {"pspReference": psp_reference})
+
+    # --- notifications ---------------------------------------------------------------------------
+    def _notify(
+        self,
+        event: str,
+        psp_reference: str,
+        original_reference: str | None,
+        merchant_reference: str,
+        amount: dict[str, Any],
+        success: bool,
+        reason: str,
+        payment_method: str,
+    ) -> None:
+        item: dict[str, Any] = {
+            "amount": {"currency": amount["currency"], "value": int(amount["value"])},
+            "eventCode": event,
+            "eventDate": clock.now().astimezone().isoformat(timespec="seconds"),
+            "merchantAccountCode": self.merchant_account,
+            "merchantReference": merchant_reference,
+            "pspReference": psp_reference,
+            "paymentMethod": payment_method,
+            "reason": reason,
+            "success": "true" if success else "false",
+        }
+        if original_reference:
+            item["originalReference"] = original_reference
+        with self._lock:
+            self.notifications.append(self.notification(item))
+
+    def notification(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A standard notification body carrying the item, signed with the fake's HMAC key."""
+        return {"live": "false", "notificationItems": [{"NotificationRequestItem": adyen_hmac.signed(item, self.hmac_key)}]}
+
+    def chargeback(self, psp_reference: str, amount_minor: int | None = None, *, reversed_: bool = False) -> dict[str, Any]:
+        """Queue a CHARGEBACK (or CHARGEBACK_REVERSED) notification for an authorised payment."""
+        with self._lock:
+            payment = self.payments[psp_reference]
+        value = payment["amount_minor"] if amount_minor is None else amount_minor
+        self._notify(
+            "CHARGEBACK_REVERSED" if reversed_ else "CHARGEBACK",
+            _psp_reference(),
+            psp_reference,
+            payment["merchant_reference"],
+            {"currency": payment["currency"], "value": value},
+            True,
+            "Fraudulent transaction (fake)",
+            payment["payment_method"],
+        )
+        return self.notifications[-1]
+
+    def deliver(self, url: str, timeout: float = 10.0) -> int:
+        """POST every queued notification to ``url``; those answered 2xx leave the queue. Returns how many."""
+        delivered = 0
+        with self._lock:
+            queue, self.notifications = self.notifications, []
+        kept: list[dict[str, Any]] = []
+        for body in queue:
+            request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    ok = 200 <= response.status < 300
+            except OSError:
+                ok = False
+            if ok:
+                delivered += 1
+                self.delivered.append(body)
+            else:
+                kept.append(body)  # Adyen retries later: it stays queued
+        with self._lock:
+            self.notifications = kept + self.notifications
+        return delivered
+
+    # --- settlement ------------------------------------------------------------------------------
+    def charges_for_day(self, day: str) -> Iterator[dict[str, Any]]:
+        for charge in sorted(self.charges(), key=lambda c: (c["charged_at"], c["psp_reference"])):
+            if clock.day_of(charge["charged_at"]) == day:
+                yield charge
+
+    def write_settlement(self, day: str, out: report.Writable) -> int:
+        """The day's Settlement Details Report (the simulator's writer): returns the rows written."""
+        return report.write_report(self.charges_for_day(day), day, out)
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on a thread; returns the Checkout base URL (``http://host:port/v72``)."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/_fake/") and fake.admin is not None:
+                    try:
+                        status, answer = fake.admin(self.path, json.loads(raw or b"{}"))
+                    except Exception as err:  # noqa: BLE001 - an operator's request: say what failed
+                        status, answer = 500, {"error": f"{type(err).__name__}: {err}"}
+                    reply = Reply(status, answer)
+                else:
+                    reply = fake.handle("POST", self.path, dict(self.headers.items()), raw)
+                if reply.transport == "lost":
+                    self.close_connection = True
+                    return  # no status line: the client sees the connection closed unanswered
+                payload = b"<html>502 Bad Gateway" if reply.transport == "garbled" else json.dumps(reply.body).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json" if reply.transport != "garbled" else "text/html")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up waiting (its read timeout)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="adyen-fake", daemon=True).start()
+        bound_host, bound_port = self._server.server_address[:2]
+        return f"http://{bound_host}:{bound_port}/{VERSION}"
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _replayed(reply: Reply, key: str) -> Reply:
+    return Reply(reply.status, reply.body, {**reply.headers, "Idempotency-Key": key})
+
+
+def _psp_reference() -> str:
+    return "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(16))
+
+
+def _brand(token: str) -> str:
+    for brand in ("visa", "mastercard", "amex"):
+        if brand in token.lower():
+            return brand
+    return "visa"
+
+
+# --- beside the local runtime (payments serve / demo --psp adyen-fake) ---------------------------
+class LocalAdyen:
+    """The fake on a local port, and the runtime's settings pointing the Adyen adapter at it.
+
+    :meth:`start` before ``LocalRuntime.start`` (the runtime exports its settings to the
+    environment the in-process functions read): the executor then charges through
+    :class:`payments.psp.adyen.AdyenPsp` over HTTP, exactly as a deployed stage would.
+    """
+
+    API_KEY = "local-adyen-api-key"
+    RETURN_URL = "https://localhost/checkout/return"
+
+    def __init__(self, runtime: Any, host: str = "127.0.0.1", port: int = 0):
+        import os
+
+        self.runtime = runtime
+        self.host, self.port = host, port
+        self.fake = AdyenFake(
+            api_key=self.API_KEY,
+            merchant_account=os.environ.get("PAYMENTS_PSP_MERCHANT_ACCOUNT", "LocalMerchant"),
+            hmac_key=os.environ.get("PAYMENTS_PSP_HMAC_KEY", "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"),
+        )
+        self.base_url = ""
+        self._environment: dict[str, str] = {}
+
+    def start(self) -> str:
+        import os
+
+        self.fake.admin = self._admin
+        self.base_url = self.fake.serve(self.host, self.port)
+        self._environment = {
+            "ADYEN_API_KEY": self.API_KEY,
+            "ADYEN_MERCHANT_ACCOUNT": self.fake.merchant_account,
+            "ADYEN_BASE_URL": self.base_url,
+            "ADYEN_RETURN_URL": self.RETURN_URL,
+            "ADYEN_ENVIRONMENT": "test",
+        }
+        os.environ.update(self._environment)
+        self.runtime.settings = self.runtime.settings.model_copy(update={"payments_psp": "adyen", "psp_name": "adyen"})
+        if self.fake.spec is None:
+            print(f"warning: {CHECKOUT_SPEC} not found: the Adyen fake does not validate requests")
+        return self.base_url
+
+    def charges(self) -> list[dict[str, Any]]:
+        return self.fake.charges()
+
+    def _admin(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``POST /_fake/settle {"date": "YYYY-MM-DD"}`` writes that day's report (default: today);
+        ``POST /_fake/deliver {"url": ...}`` posts the queued signed notifications there."""
+        if path == "/_fake/settle":
+            day = body.get("date") or clock.now().date().isoformat()
+            return 200, {"key": self.settle(day)}
+        if path == "/_fake/deliver":
+            return 200, {"delivered": self.fake.deliver(body["url"]), "queued": len(self.fake.notifications)}
+        return 404, {"error": f"unknown operator path {path}"}
+
+    @property
+    def admin_url(self) -> str:
+        return self.base_url.rsplit("/", 1)[0] + "/_fake"
+
+    def settle(self, day: str) -> str:
+        """Write the fake's Settlement Details Report for a UTC day into the settlement bucket; its key."""
+        return self.settle_day(day)[0]
+
+    def settle_day(self, day: str) -> tuple[str, int]:
+        """:meth:`settle`, answering (S3 key, data rows written) like the simulator's ``settle_day``."""
+        from payments.kernel import aws
+        from payments.kernel.config import settings
+        from payments.reconciliation.settlement import settlement_key
+
+        out = io.StringIO()
+        rows = self.fake.write_settlement(day, out)
+        key = settlement_key(day)
+        aws.client("s3").put_object(Bucket=settings().settlement_bucket, Key=key, Body=out.getvalue().encode(), ContentType="text/csv")
+        invalid = len(self.fake.invalid_requests)
+        print(f"wrote {key} ({rows} rows, from the Adyen fake; {len(self.fake.requests)} requests to it, {invalid} invalid against Checkout {VERSION})")
+        return key, rows
+
+    def stop(self) -> None:
+        import os
+
+        self.fake.close()
+        for name in self._environment:
+            os.environ.pop(name, None)

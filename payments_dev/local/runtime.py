@@ -1,0 +1,321 @@
+"""The local runtime: the whole system on one machine, no Docker, no AWS account.
+
+* an AWS-compatible endpoint (moto server) on ``aws_port``: DynamoDB, S3, Step Functions,
+  Lambda, so ``aws --endpoint-url`` and boto3 work as against a real account;
+* the tables of :mod:`payments.kernel.tables`, the settlement bucket with its ``incoming/``
+  notification to the reconcile function, and the state machine created from the
+  very ``stepfunctions/payment.asl.json`` that the CDK stack deploys, executed by
+  moto's ASL interpreter with Lambda tasks dispatched to the in-process handlers;
+* the HTTP API on ``port``: each request becomes an API Gateway REST proxy event
+  for ``functions/payment/handler.py``;
+* the recovery schedule: a thread that invokes ``functions/recovery`` every
+  ``recovery_interval`` seconds, as the EventBridge rule does every minute in AWS.
+
+The payment state machine is created with the deployed type (``PAYMENTS_WORKFLOW_TYPE``,
+default EXPRESS, as ``cdk.json``): moto then checks the ASL with its Express static
+analyser. What moto does not emulate of Express (docs/runbook.md, "Express locally"):
+it deduplicates execution names and keeps a history like Standard, and it does not end
+an execution at 5 minutes. The code never relies on either: starts are guarded by the
+conditional marker, re-drives and resumes have names of their own, and the chaos harness
+injects the Express behaviours (an execution run twice, an execution lost midway).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import urllib.request
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from payments.kernel import aws
+from payments.kernel.config import Settings, reset_settings
+from payments_dev.local import inprocess, lambdas, moto_patches
+from payments.kernel.tables import create_tables
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/payments-local-lambda"
+
+#: ASL placeholder -> local function name (the CDK stack substitutes the real ARNs)
+ASL_FUNCTIONS = {
+    "ExecutorFunctionArn": "payments-executor",
+    "WalletFunctionArn": "payments-wallet",
+    "LedgerFunctionArn": "payments-ledger",
+    "PaymentFunctionArn": "payments-payment",
+}
+#: the same for stepfunctions/refund.asl.json (issue 18)
+REFUND_ASL_FUNCTIONS = {"RefundFunctionArn": "payments-refunds"}
+
+
+#: the runtime started last in this process (the chaos harness drives its recovery schedule)
+CURRENT: "LocalRuntime | None" = None
+
+
+class RecoverySchedule:
+    """Invokes the recovery function every ``interval`` seconds while ``enabled`` (EventBridge's rule)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.enabled = interval > 0
+        self.runs = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="recovery-schedule", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def run_now(self) -> Any:
+        """One recovery run, through the in-process Lambda dispatcher (as the schedule invokes it)."""
+        with self._lock:  # one run at a time, as a reserved concurrency of 1 would
+            payload, errored = lambdas.DISPATCHER.invoke("payments-recovery", {"source": "aws.events", "detail-type": "Scheduled Event"})
+            self.runs += 1
+        return json.loads(payload) if payload else None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(max(0.2, self.interval)):
+            if self.enabled:
+                self.run_now()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def render_asl(path: Path, substitutions: dict[str, str]) -> str:
+    text = path.read_text()
+    for name, value in substitutions.items():
+        text = text.replace("${" + name + "}", value)
+    if "${" in text:
+        raise ValueError(f"unsubstituted placeholder left in {path.name}")
+    json.loads(text)
+    return text
+
+
+@dataclass
+class Endpoints:
+    api_url: str
+    aws_url: str
+    settings: Settings
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        aws_port: int | None = None,
+        quiet: bool = True,
+        in_process: bool | None = None,
+        recovery_interval: float = 10.0,
+    ):
+        self.host = host
+        self.recovery = RecoverySchedule(recovery_interval)
+        self.workflow_type = os.environ.get("PAYMENTS_WORKFLOW_TYPE", "EXPRESS").upper()
+        #: this process's own AWS calls reach moto without HTTP (payments_dev/local/inprocess.py);
+        #: PAYMENTS_LOCAL_TRANSPORT=http sends them over the socket (to watch them, or compare)
+        self.in_process = in_process if in_process is not None else os.environ.get("PAYMENTS_LOCAL_TRANSPORT", "inprocess") != "http"
+        self.port = port
+        self.aws_port = aws_port or port + 1
+        self.quiet = quiet
+        self._moto: Any = None
+        self._http: Any = None
+        self._saved_environment: dict[str, str] | None = None
+        self.settings = Settings(
+            state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:payments-payment",
+            refund_state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:payments-refund",
+            # the PSP's webhook key: PAYMENTS_PSP_HMAC_KEY (hex), else one for this run
+            payments_psp_hmac_key=os.environ.get("PAYMENTS_PSP_HMAC_KEY") or secrets.token_hex(32),
+            payments_psp_merchant_account=os.environ.get("PAYMENTS_PSP_MERCHANT_ACCOUNT") or "LocalMerchant",
+            notifications_queue_url=f"{self.aws_url}/{ACCOUNT}/payments-notifications",
+        )
+        self._pollers: list[Any] = []
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://{self.host}:{self.aws_port}"
+
+    # --- lifecycle ----------------------------------------------------------------
+    def start(self) -> Endpoints:
+        self._saved_environment = dict(os.environ)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        self._configure_environment()
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
+        lambdas.install_into_moto()
+        moto_patches.install()
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
+        self._moto.start()
+        if self.in_process:
+            for host in {self.host, "localhost", "127.0.0.1"}:
+                inprocess.install(f"{host}:{self.aws_port}", self._moto._server.app)
+        # moto's backends are process-global: a runtime started earlier in this process (another
+        # test session's) left its tables and state machines behind. Start from nothing.
+        urllib.request.urlopen(urllib.request.Request(f"{self.aws_url}/moto-api/reset", method="POST"), timeout=30).read()
+        self._bootstrap()
+        from payments_dev.local.http_api import serve_api
+
+        self._http = serve_api(self.host, self.port)
+        self.recovery.start()
+        global CURRENT
+        CURRENT = self
+        return Endpoints(self.api_url, self.aws_url, self.settings)
+
+    def stop(self) -> None:
+        global CURRENT
+        if CURRENT is self:
+            CURRENT = None
+        self.recovery.stop()
+        for poller in self._pollers:
+            poller.stop()
+        if self._http is not None:
+            self._http.shutdown()
+        if self._moto is not None:
+            for host in {self.host, "localhost", "127.0.0.1"}:
+                inprocess.uninstall(f"{host}:{self.aws_port}")
+            self._moto.stop()
+        if self._saved_environment is not None:  # give the process its environment back
+            os.environ.clear()
+            os.environ.update(self._saved_environment)
+            reset_settings()
+            aws.reset_clients()
+
+    def __enter__(self) -> "LocalRuntime":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- set-up -------------------------------------------------------------------
+    def _configure_environment(self) -> None:
+        env = {
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "MOTO_PORT": str(self.aws_port),
+            "MOTO_HOST": self.host,
+            "POWERTOOLS_SERVICE_NAME": "payments-local",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING" if self.quiet else "INFO"),
+        }
+        for name, value in self.settings.model_dump().items():
+            env[name.upper()] = str(value)
+        os.environ.update(env)
+        reset_settings()
+        aws.reset_clients()
+
+    def _bootstrap(self) -> None:
+        s = self.settings
+        create_tables(boto3.client("dynamodb", endpoint_url=self.aws_url, region_name=REGION), s)
+        from payments.psp.simulator import SimulatedPsp
+
+        SimulatedPsp().configure_webhook_key(s.payments_psp_hmac_key)  # for `payments psp chargeback`
+
+        iam = boto3.client("iam", endpoint_url=self.aws_url, region_name=REGION)
+        iam.create_role(
+            RoleName="payments-local-lambda",
+            AssumeRolePolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+            ),
+        )
+        lam = boto3.client("lambda", endpoint_url=self.aws_url, region_name=REGION)
+        arns: dict[str, str] = {}
+        for name, target in lambdas.FUNCTIONS.items():
+            module = target.split(":")[0]
+            response = lam.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=ROLE_ARN,
+                Handler=module + ".handler",
+                Code={"ZipFile": _placeholder_zip()},
+                Timeout=30,
+            )
+            arns[name] = response["FunctionArn"]
+
+        sfn = boto3.client("stepfunctions", endpoint_url=self.aws_url, region_name=REGION)
+        definition = render_asl(ROOT / "stepfunctions" / "payment.asl.json", {k: arns[v] for k, v in ASL_FUNCTIONS.items()})
+        created = sfn.create_state_machine(name="payments-payment", definition=definition, roleArn=ROLE_ARN, type=self.workflow_type)
+        assert created["stateMachineArn"] == s.state_machine_arn, created["stateMachineArn"]
+        refund = render_asl(ROOT / "stepfunctions" / "refund.asl.json", {k: arns[v] for k, v in REFUND_ASL_FUNCTIONS.items()})
+        created = sfn.create_state_machine(name="payments-refund", definition=refund, roleArn=ROLE_ARN, type="STANDARD")
+        assert created["stateMachineArn"] == s.refund_state_machine_arn, created["stateMachineArn"]
+
+        # the PSP's notifications: webhook -> queue (+ dead-letter queue) -> consumer, as in AWS
+        from payments_dev.local.queues import QueuePoller, create_queue_with_dlq
+
+        url, arn = create_queue_with_dlq(boto3.client("sqs", endpoint_url=self.aws_url, region_name=REGION), "payments-notifications")
+        assert url == s.notifications_queue_url, url
+        self._pollers = [QueuePoller(url, arn, "payments-notifications-consumer")]
+        for poller in self._pollers:
+            poller.start()
+
+        s3 = boto3.client("s3", endpoint_url=self.aws_url, region_name=REGION)
+        s3.create_bucket(Bucket=s.settlement_bucket)
+        s3.put_bucket_notification_configuration(
+            Bucket=s.settlement_bucket,
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {
+                        "LambdaFunctionArn": arns["payments-reconcile"],
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}},
+                    }
+                ]
+            },
+        )
+
+
+def _placeholder_zip() -> bytes:
+    """moto needs a code package; the code that runs is the in-process handler."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "dispatched in-process by payments_dev.local.lambdas\n")
+    return buffer.getvalue()
+
+
+def wait_forever() -> None:
+    event = threading.Event()
+    try:
+        while not event.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

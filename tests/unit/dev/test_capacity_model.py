@@ -1,0 +1,55 @@
+"""The capacity model (payments_dev/bench/capacity.py): its arithmetic and what it concludes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from payments_dev.bench import capacity
+
+BASELINE = Path(__file__).resolve().parents[3] / "payments_dev" / "bench" / "baseline" / "cost-7d0cec3.json"
+
+
+def test_standard_is_bound_by_its_start_and_transition_quotas():
+    # Given the default quotas
+    # Then a Standard workflow sustains 300 one-order checkouts/s (StartExecution) and 5,000 / 17 three-order ones
+    one, quota_one, _ = capacity.sustainable(1, express=False)
+    three, quota_three, _ = capacity.sustainable(3, express=False)
+    assert (round(one), quota_one.name) == (300, "Step Functions Standard: StartExecution refill (us-east-1)")
+    assert three == pytest.approx(5_000 / 17) and "state transitions" in quota_three.name
+
+
+def test_express_is_not_bound_by_step_functions_and_beats_standard():
+    for n in (1, 3, 10):
+        express, quota, _ = capacity.sustainable(n, express=True)
+        standard, _, _ = capacity.sustainable(n, express=False)
+        assert express > standard and "Step Functions" not in quota.name
+
+
+def test_the_write_units_per_checkout_match_what_the_cost_bench_counts():
+    # Given the per-table write units the cost bench counted for 3-order checkouts (before issue 17: no recovery index)
+    counted = json.loads(BASELINE.read_text())["dynamodb_by_table_operation"]
+
+    # Then the model's formulas add up to the same (minus the recovery index's 2, plus the idempotency record's 3)
+    assert capacity.ledger_wru(3) + capacity.wallets_wru(3) + capacity.payments_wru(3) - 2 + 3 == pytest.approx(
+        sum(v["wru"] for k, v in counted.items() if not k.startswith("psp-simulator"))
+    )
+
+
+def test_5000_checkouts_per_second_need_named_raises_and_are_reachable():
+    # Given a target of 5,000 three-order checkouts/s
+    needed = {quota.name for quota, _ in capacity.raises_for(5_000, 3)}
+    # Then the Lambda concurrency, the stage throttle and the table throughput must be raised
+    assert "Lambda: concurrent executions per account and region" in needed
+    assert "API Gateway: the stage's throttle (cdk.json prod apiRateLimit)" in needed
+    # and once every listed quota is raised to what it needs, the region sustains the target
+    raised = {q.name: 5_000 * q.use(3) for q in capacity.QUOTAS if q.name in needed}
+    assert capacity.sustainable(3, values=raised, express=True, include_ours=True)[0] >= 5_000
+
+
+def test_one_seller_at_10000_credits_per_second_needs_more_wallet_shards_than_prod_has():
+    shards = capacity.wallet_shards_for(10_000)
+    assert shards["shards"] > capacity.PROD_WALLET_SHARDS and shards["ceiling_credits_per_s"] >= 10_000
+    assert 10_000 / 500 <= shards["shards"] <= capacity.shards_needed(10_000) + 2

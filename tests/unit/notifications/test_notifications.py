@@ -1,0 +1,246 @@
+"""POST /v1/psp/notifications and its SQS consumer (issue 18): HMAC on every item, store once,
+[accepted], forward-only application, anomalies, duplicates and out-of-order deliveries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from payments.kernel.config import reset_settings
+from payments.psp.hmac import signed
+from payments.notifications.store import NotificationStore
+from payments.psp.simulator import SimulatedPsp
+from payments.refunds import logic
+from payments.refunds.models import RefundRequest
+from payments.refunds.repository import RefundsRepository
+from payments.payin.status import OrderStatus
+from tests.unit.conftest import Repos, store_checkout
+from tests.unit.refunds.test_refunds import invariants, paid
+
+KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+
+
+@pytest.fixture()
+def env(repos: Repos, monkeypatch: pytest.MonkeyPatch) -> Repos:
+    monkeypatch.setenv("PAYMENTS_PSP_HMAC_KEY", KEY)
+    reset_settings()
+    return repos
+
+
+@pytest.fixture()
+def psp(env: Repos) -> SimulatedPsp:
+    return SimulatedPsp()
+
+
+@pytest.fixture()
+def refunds(env: Repos) -> RefundsRepository:
+    return RefundsRepository(payments=env.payments, wallets=env.wallets, ledger=env.ledger)
+
+
+def post(*items: dict[str, Any]) -> dict[str, Any]:
+    from functions.notifications.handler import receive
+
+    body = {"live": "false", "notificationItems": [{"NotificationRequestItem": i} for i in items]}
+    return receive({"httpMethod": "POST", "path": "/v1/psp/notifications", "headers": {"Content-Type": "application/json"}, "body": json.dumps(body), "isBase64Encoded": False})
+
+
+def balance(repos: Repos) -> int:
+    return repos.wallets.balances("seller_books").get("USD", 0)
+
+
+def outcomes() -> list[str]:
+    return sorted(n.get("outcome", "-") for n in NotificationStore().scan())
+
+
+def test_a_bad_or_missing_signature_is_401_and_stores_nothing(env: Repos, psp: SimulatedPsp) -> None:
+    # Given a settled order and a genuine chargeback notification, tampered or unsigned
+    paid(env, psp, "po_1", 7000)
+    good = psp.raise_chargeback("po_1")
+    tampered = json.loads(json.dumps(good))
+    tampered["amount"]["value"] = 1
+    unsigned = {k: v for k, v in good.items() if k != "additionalData"}
+    for items in ((tampered,), (unsigned,), (good, unsigned)):
+        # When it is posted
+        response = post(*items)
+        # Then it is refused, and nothing was stored or moved
+        assert response["statusCode"] == 401
+        assert json.loads(response["body"])["type"] == "urn:payments:problem:invalid-signature"
+    assert NotificationStore().scan() == []
+    assert balance(env) == 7000
+
+
+def webhook(method: str = "POST", body: str | None = "{}", content_type: str | None = "application/json", encoded: bool = False) -> dict[str, Any]:
+    from functions.notifications.handler import handler
+    from payments_dev.local.lambdas import LambdaContext
+
+    headers = {"Content-Type": content_type} if content_type else {}
+    event = {"httpMethod": method, "path": "/v1/psp/notifications", "headers": headers, "body": body, "isBase64Encoded": encoded}
+    return handler(event, LambdaContext("payments-notifications"))
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "slug"),
+    [
+        ({"method": "GET", "body": None}, 405, "method-not-allowed"),
+        ({"method": "DELETE"}, 405, "method-not-allowed"),
+        ({"content_type": "text/plain"}, 415, "unsupported-media-type"),
+        ({"content_type": None}, 415, "unsupported-media-type"),
+        ({"content_type": "application/json; charset=latin-1"}, 415, "unsupported-media-type"),
+        ({"body": "x" * (64 * 1024 + 1)}, 413, "payload-too-large"),
+        ({"body": "[" * 60_000}, 400, "malformed-notification"),
+        ({"body": '{"notificationItems": ' + "[" * 40 + "]" * 40 + "}"}, 400, "malformed-notification"),
+        ({"body": "not json Marker"}, 400, "malformed-notification"),
+        ({"body": "//8=", "encoded": True}, 400, "malformed-notification"),  # not UTF-8
+        ({"body": "not base64!", "encoded": True}, 400, "malformed-notification"),
+        ({"body": '{"notificationItems": []}'}, 400, "malformed-notification"),
+        ({"body": '{"notificationItems": [{"NotificationRequestItem": "Marker"}]}'}, 400, "malformed-notification"),
+        # forged items holding anything where Adyen's fields go: refused as unsigned, never a 5xx
+        ({"body": '{"notificationItems": [{"NotificationRequestItem": {"amount": ["Marker"], "additionalData": {"hmacSignature": "x"}}}]}'}, 401, "invalid-signature"),
+        ({"body": '{"notificationItems": [{"NotificationRequestItem": {"pspReference": "\\ud800", "additionalData": {"hmacSignature": "\\udfff"}}}]}'}, 401, "invalid-signature"),
+        ({"body": '{"notificationItems": [{"NotificationRequestItem": {"amount": {"value": {"a": 1}}, "success": true, "additionalData": "Marker"}}]}'}, 401, "invalid-signature"),
+    ],
+)
+def test_the_webhook_refuses_bad_requests_with_a_problem_never_a_5xx(env: Repos, request_: dict[str, Any], status: int, slug: str) -> None:
+    # Given a request to the webhook that is not a signed Adyen notification
+    # When it is posted
+    response = webhook(**request_)
+    body = json.loads(response["body"])
+    # Then the answer is the problem for it, which quotes nothing that was sent, and nothing was stored
+    assert (response["statusCode"], body["type"]) == (status, f"urn:payments:problem:{slug}")
+    assert response["headers"]["Content-Type"] == "application/problem+json" and "Marker" not in response["body"]
+    if status == 405:
+        assert response["headers"]["Allow"] == "POST"
+    assert NotificationStore().scan() == []
+
+
+def test_a_signed_notification_through_the_entry_point_is_accepted(env: Repos, psp: SimulatedPsp) -> None:
+    # Given a genuine chargeback notification, with the media type Adyen sends (charset included)
+    paid(env, psp, "po_1", 7000)
+    body = json.dumps({"live": "false", "notificationItems": [{"NotificationRequestItem": psp.raise_chargeback("po_1")}]})
+    # When it is posted to the function
+    response = webhook(body=body, content_type="application/json; charset=UTF-8")
+    # Then the answer is Adyen's literal [accepted] and the item is stored
+    assert (response["statusCode"], response["body"], response["headers"]["Content-Type"]) == (200, "[accepted]", "text/plain")
+    assert len(NotificationStore().scan()) == 1
+
+
+def test_chargeback_and_reversal_delivered_twice_and_out_of_order_move_money_once(env: Repos, psp: SimulatedPsp) -> None:
+    # Given a settled order of 70.00 and the PSP's chargeback and its reversal
+    paid(env, psp, "po_1", 7000)
+    chargeback = psp.raise_chargeback("po_1")
+    reversal = psp.reverse_chargeback(chargeback["pspReference"])
+    # When the reversal arrives first, then the chargeback twice, then the reversal again (its retry)
+    first = post(reversal)
+    assert first == {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": "[accepted]", "isBase64Encoded": False}
+    assert balance(env) == 7000  # stored, not applied: its chargeback is not booked yet
+    assert post(chargeback)["body"] == "[accepted]"
+    assert balance(env) == 0
+    assert post(chargeback)["statusCode"] == 200
+    assert post(reversal)["statusCode"] == 200
+    # Then the wallet and the ledger moved once for each, and each item was stored once
+    assert balance(env) == 7000
+    assert env.ledger.trial_balance()["USD"] == (21000, 21000)
+    assert outcomes() == ["APPLIED", "APPLIED"]
+    assert invariants(env, RefundsRepository(), psp).violations == []
+
+
+def test_refund_notification_duplicate_and_contradicting_change_nothing(env: Repos, psp: SimulatedPsp, refunds: RefundsRepository) -> None:
+    # Given a refund decided SUCCEEDED by the PSP's answer
+    paid(env, psp, "po_1", 7000)
+    logic.accept_refund("k", RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"), refunds, start=False)
+    execution = logic.execute_refund("rf_1", refunds, psp)
+    logic.apply_refund_outcome({"refund_id": "rf_1", "execution": execution}, refunds)
+    notification = psp.refund_notification("rf_1")
+    assert notification is not None
+    # When its REFUND notification arrives, and a forged-looking late "false" one signed with our key
+    post(notification)
+    late = signed({**{k: v for k, v in notification.items() if k != "additionalData"}, "success": "false"}, KEY)
+    post(late)
+    # Then nothing moved again, and the contradiction is an anomaly, never a backwards move
+    assert refunds.get("rf_1").status.value == "SUCCEEDED"
+    assert balance(env) == 1000
+    assert outcomes() == ["ANOMALY", "DUPLICATE"]
+    assert invariants(env, refunds, psp).violations == []
+
+
+def test_a_notification_that_beats_the_psp_answer_decides_the_refund(env: Repos, psp: SimulatedPsp, refunds: RefundsRepository) -> None:
+    paid(env, psp, "po_1", 7000)
+    logic.accept_refund("k", RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"), refunds, start=False)
+    execution = logic.execute_refund("rf_1", refunds, psp)
+    post(psp.refund_notification("rf_1"))  # type: ignore[arg-type]
+    assert logic.apply_refund_outcome({"refund_id": "rf_1", "execution": execution}, refunds)["applied"] is False
+    assert refunds.get("rf_1").decided_by == "notification"
+    assert balance(env) == 1000
+    assert invariants(env, refunds, psp).violations == []
+
+
+def test_an_item_for_another_merchant_account_is_accepted_and_never_applied(env: Repos, psp: SimulatedPsp) -> None:
+    paid(env, psp, "po_1", 7000)
+    item = psp.raise_chargeback("po_1")
+    foreign = signed({**{k: v for k, v in item.items() if k != "additionalData"}, "merchantAccountCode": "SomeoneElse"}, KEY)
+    assert post(foreign)["statusCode"] == 200
+    assert balance(env) == 7000
+    assert outcomes() == ["ANOMALY"]
+
+
+def test_authorisation_settles_an_order_whose_outcome_was_unknown(env: Repos, psp: SimulatedPsp) -> None:
+    # Given an order left EXECUTING (the PSP's answer was lost)
+    store_checkout(env.payments, "chk_1", [("po_1", "seller_books", 7000, "USD")])
+    env.payments.move_order("po_1", OrderStatus.EXECUTING)
+    item = psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 7000, "USD")
+    # When its AUTHORISATION arrives twice
+    post(item)
+    post(item)
+    # Then the order is SUCCESS, credited and booked once
+    order = env.payments.get_order("po_1")
+    assert order.status is OrderStatus.SUCCESS and order.psp_reference == "psp_abc" and order.wallet_updated and order.ledger_updated
+    assert balance(env) == 7000
+    # and a contradicting refusal afterwards is an anomaly
+    post(psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 7000, "USD", success=False))
+    assert env.payments.get_order("po_1").status is OrderStatus.SUCCESS
+    assert outcomes() == ["ANOMALY", "APPLIED"]
+
+
+def test_the_consumer_reports_a_reversal_before_its_chargeback_as_a_batch_failure(env: Repos, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.notifications_consumer import handler as consumer
+    from payments_dev.local.lambdas import LambdaContext
+
+    # Given stored notifications (a queue is configured, so the API only stores them)
+    paid(env, psp, "po_1", 7000)
+    chargeback = psp.raise_chargeback("po_1")
+    reversal = psp.reverse_chargeback(chargeback["pspReference"])
+    store = NotificationStore()
+    rev_id, cb_id = store.store(reversal).notification_id, store.store(chargeback).notification_id
+
+    def sqs_event(*ids: str) -> dict[str, Any]:
+        return {"Records": [{"messageId": i, "body": json.dumps({"notification_id": i}), "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}} for i in ids]}
+
+    # When the reversal comes off the queue before the chargeback
+    result = consumer.handler(sqs_event(rev_id, cb_id), LambdaContext("payments-notifications_consumer"))
+    # Then only the reversal is reported for redelivery; redelivered, it applies once
+    assert result == {"batchItemFailures": [{"itemIdentifier": rev_id}]}
+    assert balance(env) == 0
+    assert consumer.handler(sqs_event(rev_id, rev_id), LambdaContext("payments-notifications_consumer")) == {"batchItemFailures": []}
+    assert balance(env) == 7000
+
+
+def test_during_a_key_rotation_the_webhook_accepts_the_previous_key_until_its_deadline(env: Repos, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a chargeback signed with the stage's key, and the key then rotated: the stage now holds the
+    # rotation form, with the old key still valid for a while (queued notifications are signed with it)
+    paid(env, psp, "po_1", 7000)
+    item = psp.raise_chargeback("po_1")
+    new_key = "A" * 64
+    rotation = {"current": new_key, "previous": KEY, "previous_valid_until": "2999-01-01T00:00:00Z"}
+    monkeypatch.setenv("PAYMENTS_PSP_HMAC_KEY", json.dumps(rotation))
+    reset_settings()
+    # When it is delivered / Then it is accepted
+    assert post(item)["statusCode"] == 200
+    # and once the previous key's deadline has passed, a notification signed with it is refused
+    monkeypatch.setenv("PAYMENTS_PSP_HMAC_KEY", json.dumps({**rotation, "previous_valid_until": "2000-01-01T00:00:00Z"}))
+    reset_settings()
+    late = signed(dict(item, pspReference="9913333333333339"), KEY)  # a new event, signed with the old key
+    assert post(late)["statusCode"] == 401
+    # while the same event signed with the new key is accepted
+    assert post(signed(dict(item, pspReference="9913333333333339"), new_key))["statusCode"] == 200
