@@ -4,23 +4,28 @@
 * the request's way in: the request guard (``functions/payment/guard.py``: card numbers, method,
   media type, size, depth) before the resolver, and the idempotency layer told the Lambda context;
 * the idempotency store on the process's shared DynamoDB client, and its configuration;
-* the ``Idempotency-Key`` header and the path identifiers, described once for both OpenAPI documents.
+* the ``Idempotency-Key`` header and the path identifiers, described once for both OpenAPI documents;
+* the OpenAPI responses (a problem per status, a JSON body) and the problems both answer alike
+  (validation, idempotency, a throttled store, no such route, an unexpected error).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError, IdempotencyValidationError
 
 from functions.payment.guard import guard_request
-from functions.payment.problems import as_proxy, problem
+from functions.payment.problems import PROBLEM_JSON, as_proxy, field_path, problem, validation_problem
 from payments.kernel import aws
 from payments.kernel.config import IDEMPOTENCY_TTL_SECONDS, settings
-from payments.payin.models import IDENTIFIER_PATTERN, NO_CARD_NUMBER
+from payments.kernel.errors import InvalidRequest, StoreUnavailable
 from payments.kernel.observability import logger
+from payments.payin.models import IDENTIFIER_PATTERN, NO_CARD_NUMBER, Problem
 
 IdempotencyKey = Annotated[
     str,
@@ -90,3 +95,57 @@ def resolve_guarded(
         return as_proxy(rejected)
     config.register_lambda_context(context)
     return app.resolve(event, context)
+
+
+def problem_responses(descriptions: dict[int, str], *statuses: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI responses: an RFC 9457 problem for each status, described by the API's own words."""
+    return {s: {"description": descriptions[s], "content": {PROBLEM_JSON: {"model": Problem}}} for s in statuses}
+
+
+def json_response(status: int, description: str, model: type, headers: dict[str, Any] | None = None) -> dict[int, dict[str, Any]]:
+    """An OpenAPI response with a JSON body of ``model`` (and its headers)."""
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"model": model}}}
+    if headers:
+        response["headers"] = headers
+    return {status: response}
+
+
+def answer_common_problems(app: APIGatewayRestResolver) -> None:
+    """The problems both APIs answer alike. What a client sent is never quoted back: it may be the
+    very thing that must not be logged or returned (a card number). Conflicts and unknown resources
+    are each API's own (their words name its resources)."""
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response:
+        errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in error.errors()]
+        return validation_problem(errors)
+
+    @app.exception_handler(InvalidRequest)
+    def _invalid_across_fields(error: InvalidRequest) -> Response:
+        return validation_problem(error.errors)
+
+    @app.exception_handler(IdempotencyValidationError)
+    def _key_reused(_: IdempotencyValidationError) -> Response:
+        detail = "This Idempotency-Key was already used with a different request body; use a new key for a new request."
+        errors = [{"field": "header Idempotency-Key", "message": "reused with a different body"}]
+        return problem(422, "idempotency-key-reused", "Idempotency-Key reused", detail, errors)
+
+    @app.exception_handler(IdempotencyAlreadyInProgressError)
+    def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
+        detail = "A request with this Idempotency-Key is being processed; retry shortly to get its result."
+        return problem(409, "request-in-progress", "Request in progress", detail, headers={"Retry-After": "1"})
+
+    @app.exception_handler(StoreUnavailable)
+    def _unavailable(error: StoreUnavailable) -> Response:
+        logger.warning("store unavailable", extra={"error": str(error)})
+        detail = "Please retry with the same Idempotency-Key."
+        return problem(503, "service-unavailable", "Service unavailable", detail, headers={"Retry-After": "1"})
+
+    @app.not_found
+    def _no_route(_: Exception) -> Response:
+        return problem(404, "not-found", "Not found", "No such resource.")  # the path is the client's: never quoted back
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        logger.exception("unexpected error")
+        return problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")

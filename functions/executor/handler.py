@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.executor.logic import execute_order
 from payments.kernel.observability import count, entry_point, logger
-from payments.psp import default_psp
 from payments.payin.repository import PaymentsRepository
 from payments.payin.tasks import ExecuteOrderTask
+from payments.psp import default_psp
 
 
 @entry_point

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from payments.kernel.errors import StatusConflict
 from payments.payin.models import OrderRecord
-from payments.psp import Approved, ChargeRequest, PaymentServiceProvider
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
 from payments.payin.tasks import ExecuteOrderTask, ExecutionResult
+from payments.psp import Approved, ChargeRequest, PaymentServiceProvider
 
 
 def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: PaymentServiceProvider) -> ExecutionResult:

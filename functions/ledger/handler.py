@@ -6,8 +6,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ledger.logic import book_payin
-from payments.kernel.observability import count, entry_point, logger
 from payments.accounts.ledger import LedgerRepository
+from payments.kernel.observability import count, entry_point, logger
 from payments.payin.repository import PaymentsRepository
 from payments.payin.tasks import OrderTask
 

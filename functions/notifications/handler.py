@@ -28,9 +28,9 @@ from functions.payment.problems import PROBLEM_JSON, TYPE_PREFIX
 from payments.kernel import aws
 from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, settings
 from payments.kernel.errors import StoreUnavailable, TransientError
+from payments.kernel.observability import count, entry_point, logger
 from payments.notifications.apply import process
 from payments.notifications.store import NotificationStore
-from payments.kernel.observability import count, entry_point, logger
 from payments.psp import hmac as adyen_hmac
 from payments.refunds.repository import RefundsRepository
 

@@ -15,9 +15,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from payments.kernel.observability import entry_point
 from payments.notifications.apply import process
 from payments.notifications.store import NotificationStore
-from payments.kernel.observability import entry_point
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

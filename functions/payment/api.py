@@ -17,24 +17,26 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 
-from functions.api_kit import IdempotencyKey, Identifier, idempotency_store, new_idempotency_config
+from functions.api_kit import (
+    IdempotencyKey,
+    Identifier,
+    answer_common_problems,
+    idempotency_store,
+    json_response,
+    new_idempotency_config,
+    problem_responses,
+)
 from functions.payment import logic
-from functions.payment.problems import PROBLEM_JSON, field_path, problem, validation_problem
-from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_ORDERS_PER_CHECKOUT
-from payments.kernel.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
-from payments.payin.models import PaymentOut, PaymentRequest, Problem, TrialBalanceOut, WalletOut
-from payments.kernel.observability import logger
+from functions.payment.problems import problem
 from payments.accounts.ledger import LedgerRepository
-from payments.payin.repository import PaymentsRepository
 from payments.accounts.wallet import WalletRepository
+from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_ORDERS_PER_CHECKOUT
+from payments.kernel.errors import Conflict, InvalidRequest, NotFound
+from payments.payin.models import PaymentOut, PaymentRequest, TrialBalanceOut, WalletOut
+from payments.payin.repository import PaymentsRepository
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.configure_openapi(
@@ -55,28 +57,25 @@ app.configure_openapi(
 )
 
 
+_DESCRIPTIONS = {
+    400: "Malformed request: not UTF-8, not JSON, or nested too deep (malformed-request)",
+    404: "Unknown resource (not-found)",
+    409: "Conflict: the checkout_id or a payment_order_id belongs to another request (resource-conflict), or this "
+    "Idempotency-Key is being processed right now (request-in-progress, Retry-After)",
+    413: "The body is too large (payload-too-large)",
+    415: "The body is not application/json (unsupported-media-type)",
+    422: "A field breaks the contract (validation-error), a card number was sent (card-number-rejected), or the "
+    "Idempotency-Key was used with another body (idempotency-key-reused)",
+    500: "Unexpected error; retry with the same Idempotency-Key (internal-error)",
+    503: "The store is throttled; retry with the same Idempotency-Key (service-unavailable, Retry-After)",
+}
+
+
 def _problems(*statuses: int) -> dict[int, dict[str, Any]]:
-    """OpenAPI responses: an RFC 9457 problem for each status."""
-    descriptions = {
-        400: "Malformed request: not UTF-8, not JSON, or nested too deep (malformed-request)",
-        404: "Unknown resource (not-found)",
-        409: "Conflict: the checkout_id or a payment_order_id belongs to another request (resource-conflict), or this "
-        "Idempotency-Key is being processed right now (request-in-progress, Retry-After)",
-        413: "The body is too large (payload-too-large)",
-        415: "The body is not application/json (unsupported-media-type)",
-        422: "A field breaks the contract (validation-error), a card number was sent (card-number-rejected), or the "
-        "Idempotency-Key was used with another body (idempotency-key-reused)",
-        500: "Unexpected error; retry with the same Idempotency-Key (internal-error)",
-        503: "The store is throttled; retry with the same Idempotency-Key (service-unavailable, Retry-After)",
-    }
-    return {s: {"description": descriptions[s], "content": {PROBLEM_JSON: {"model": Problem}}} for s in statuses}
+    return problem_responses(_DESCRIPTIONS, *statuses)
 
 
-def _ok(status: int, description: str, model: type, headers: dict[str, Any] | None = None) -> dict[int, dict[str, Any]]:
-    response: dict[str, Any] = {"description": description, "content": {"application/json": {"model": model}}}
-    if headers:
-        response["headers"] = headers
-    return {status: response}
+_ok = json_response
 
 
 idempotency_config = new_idempotency_config()
@@ -143,38 +142,7 @@ def get_trial_balance() -> TrialBalanceOut:
 
 
 # --- errors -> problems -------------------------------------------------------------
-@app.exception_handler(RequestValidationError)
-def _invalid(error: RequestValidationError) -> Response:
-    # never echo the input: it may be the very thing that must not be logged or returned
-    errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in error.errors()]
-    return validation_problem(errors)
-
-
-@app.exception_handler(InvalidRequest)
-def _invalid_across_fields(error: InvalidRequest) -> Response:
-    return validation_problem(error.errors)
-
-
-@app.exception_handler(IdempotencyValidationError)
-def _key_reused(_: IdempotencyValidationError) -> Response:
-    return problem(
-        422,
-        "idempotency-key-reused",
-        "Idempotency-Key reused",
-        "This Idempotency-Key was already used with a different request body; use a new key for a new request.",
-        [{"field": "header Idempotency-Key", "message": "reused with a different body"}],
-    )
-
-
-@app.exception_handler(IdempotencyAlreadyInProgressError)
-def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
-    return problem(
-        409,
-        "request-in-progress",
-        "Request in progress",
-        "A request with this Idempotency-Key is being processed; retry shortly to get its result.",
-        headers={"Retry-After": "1"},
-    )
+answer_common_problems(app)  # validation, idempotency, a throttled store, no such route, the unexpected
 
 
 @app.exception_handler(Conflict)
@@ -186,21 +154,3 @@ def _conflict(error: Conflict) -> Response:
 @app.exception_handler(NotFound)
 def _not_found(error: NotFound) -> Response:
     return problem(404, "not-found", "Not found", str(error))
-
-
-@app.exception_handler(StoreUnavailable)
-def _unavailable(error: StoreUnavailable) -> Response:
-    logger.warning("store unavailable", extra={"error": str(error)})
-    return problem(503, "service-unavailable", "Service unavailable", "Please retry with the same Idempotency-Key.", headers={"Retry-After": "1"})
-
-
-@app.not_found
-def _no_route(_: Exception) -> Response:
-    # the path is the client's: it is never quoted back
-    return problem(404, "not-found", "Not found", "No such resource.")
-
-
-@app.exception_handler(Exception)
-def _unexpected(error: Exception) -> Response:
-    logger.exception("unexpected error")
-    return problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")

@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.payin import recovery
 from payments.kernel.observability import entry_point, logger
+from payments.payin import recovery
 
 
 @entry_point

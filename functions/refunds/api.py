@@ -16,17 +16,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError, IdempotencyValidationError
 
-from functions.api_kit import IdempotencyKey, Identifier, idempotency_store, new_idempotency_config
-from functions.payment.problems import PROBLEM_JSON, field_path, problem, validation_problem
+from functions import api_kit
+from functions.api_kit import IdempotencyKey, Identifier
+from functions.payment.problems import PROBLEM_JSON, problem
 from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
-from payments.kernel.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
-from payments.payin.models import Problem
-from payments.kernel.observability import logger
+from payments.kernel.errors import Conflict, NotFound
 from payments.refunds import logic
 from payments.refunds.models import RefundOut, RefundRequest
 from payments.refunds.repository import OrderNotRefundable, RefundExceedsRemaining, RefundsRepository
@@ -51,19 +48,15 @@ _DESCRIPTIONS = {
 
 
 def _problems(*statuses: int) -> dict[int, dict[str, Any]]:
-    """OpenAPI responses: an RFC 9457 problem for each status."""
-    return {s: {"description": _DESCRIPTIONS[s], "content": {PROBLEM_JSON: {"model": Problem}}} for s in statuses}
+    return api_kit.problem_responses(_DESCRIPTIONS, *statuses)
 
 
 def _ok(status: int, description: str, headers: dict[str, Any] | None = None) -> dict[int, dict[str, Any]]:
-    response: dict[str, Any] = {"description": description, "content": {"application/json": {"model": RefundOut}}}
-    if headers:
-        response["headers"] = headers
-    return {status: response}
+    return api_kit.json_response(status, description, RefundOut, headers)
 
 
-idempotency_config = new_idempotency_config()
-_persistence = idempotency_store()
+idempotency_config = api_kit.new_idempotency_config()
+_persistence = api_kit.idempotency_store()
 
 
 @idempotent_function(data_keyword_argument="command", persistence_store=_persistence, config=idempotency_config)
@@ -99,15 +92,7 @@ def get_refund(refund_id: Identifier) -> RefundOut:
 
 
 # --- errors -> problems -------------------------------------------------------------
-@app.exception_handler(RequestValidationError)
-def _invalid(error: RequestValidationError) -> Response:
-    errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in error.errors()]
-    return validation_problem(errors, "The request is not a valid refund.")
-
-
-@app.exception_handler(InvalidRequest)
-def _invalid_across_fields(error: InvalidRequest) -> Response:
-    return validation_problem(error.errors, "The request is not a valid refund.")
+api_kit.answer_common_problems(app)  # validation, idempotency, a throttled store, no such route, the unexpected
 
 
 @app.exception_handler(OrderNotRefundable)
@@ -122,22 +107,6 @@ def _exceeds(error: RefundExceedsRemaining) -> Response:
     return problem(422, "refund-exceeds-remaining", "Refund exceeds what remains refundable", detail, [{"field": "amount", "message": detail}])
 
 
-@app.exception_handler(IdempotencyValidationError)
-def _key_reused(_: IdempotencyValidationError) -> Response:
-    return problem(
-        422,
-        "idempotency-key-reused",
-        "Idempotency-Key reused",
-        "This Idempotency-Key was already used with a different request body; use a new key for a new request.",
-        [{"field": "header Idempotency-Key", "message": "reused with a different body"}],
-    )
-
-
-@app.exception_handler(IdempotencyAlreadyInProgressError)
-def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
-    return problem(409, "request-in-progress", "Request in progress", "A request with this Idempotency-Key is being processed; retry shortly.", headers={"Retry-After": "1"})
-
-
 @app.exception_handler(Conflict)
 def _conflict(error: Conflict) -> Response:
     detail = "This identifier is already used by another request." if error.field else "Conflict with an existing resource."
@@ -150,23 +119,6 @@ def _not_found(_: NotFound) -> Response:
     if app.current_event.http_method == "POST":
         return problem(404, "not-found", "Not found", "No such payment order.", [{"field": "payment_order_id", "message": "no such payment order"}])
     return problem(404, "not-found", "Not found", "No such refund.")
-
-
-@app.exception_handler(StoreUnavailable)
-def _unavailable(error: StoreUnavailable) -> Response:
-    logger.warning("store unavailable", extra={"error": str(error)})
-    return problem(503, "service-unavailable", "Service unavailable", "Please retry with the same Idempotency-Key.", headers={"Retry-After": "1"})
-
-
-@app.not_found
-def _no_route(_: Exception) -> Response:
-    return problem(404, "not-found", "Not found", "No such resource.")  # the path is the client's: never quoted back
-
-
-@app.exception_handler(Exception)
-def _unexpected(error: Exception) -> Response:
-    logger.exception("unexpected error")
-    return problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")
 
 
 #: POST /v1/psp/notifications is not a resolver route (functions/notifications/handler.py): its OpenAPI entry

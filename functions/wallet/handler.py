@@ -6,9 +6,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.wallet.logic import credit_seller
+from payments.accounts.wallet import WalletRepository
 from payments.kernel.observability import count, entry_point, logger
 from payments.payin.repository import PaymentsRepository
-from payments.accounts.wallet import WalletRepository
 from payments.payin.tasks import OrderTask
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from payments.payin.repository import PaymentsRepository
 from payments.accounts.wallet import WalletRepository
+from payments.payin.repository import PaymentsRepository
 
 
 def credit_seller(payment_order_id: str, orders: PaymentsRepository, wallets: WalletRepository) -> dict[str, object]:

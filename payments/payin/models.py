@@ -6,9 +6,9 @@ integer minor units (``amount_minor``); see :mod:`payments.kernel.money`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from payments.kernel import money
 from payments.kernel.config import MAX_ORDERS_PER_CHECKOUT
@@ -26,6 +26,30 @@ NO_CARD_NUMBER = (
 
 def _identifier(description: str) -> object:
     return Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=description + NO_CARD_NUMBER)
+
+
+def currency_field(description: str) -> Any:
+    """An ISO 4217 code in a request body: three capitals, listed as an enum in the OpenAPI document."""
+    return Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description=description, json_schema_extra={"enum": ACTIVE_CURRENCIES})
+
+
+def amount_field(description: str) -> Any:
+    """A decimal amount in major units, as a string (never a JSON number)."""
+    return Field(min_length=1, max_length=32, pattern=AMOUNT_PATTERN, description=description)
+
+
+def active_currency(value: str) -> str:
+    if not money.is_currency(value):
+        raise ValueError("not an active ISO 4217 currency code")  # never the value sent
+    return value
+
+
+def amount_fits_currency(value: str | None, info: ValidationInfo) -> str | None:
+    """The amount has at most the currency's minor-unit digits and fits the bounds. An invalid
+    currency is reported on its own field; the amount's shape is then checked with 2 digits."""
+    if value is not None:
+        money.parse_amount(value, info.data.get("currency") or "USD")
+    return value
 
 
 Identifier = Annotated[str, _identifier("Identifier: ASCII letters, digits, '_' and '-'.")]
@@ -89,44 +113,16 @@ class PaymentOrderIn(BaseModel):
     ]
     seller_account: Annotated[str, _identifier("The seller's account: ASCII letters, digits, '_' and '-'.")]
     # currency is declared before amount so that the amount validator can see it
-    currency: Annotated[
-        str,
-        Field(
-            min_length=3,
-            max_length=3,
-            pattern=r"^[A-Z]{3}$",
-            description="An active ISO 4217 currency code.",
-            json_schema_extra={"enum": ACTIVE_CURRENCIES},
-        ),
-    ]
+    currency: Annotated[str, currency_field("An active ISO 4217 currency code."), AfterValidator(active_currency)]
     amount: Annotated[
         str,
-        Field(
-            min_length=1,
-            max_length=32,
-            pattern=AMOUNT_PATTERN,
-            description=(
-                'Decimal string in major units, e.g. "19.99": greater than zero, no sign, exponent or spaces, at most as '
-                "many fraction digits as the currency's ISO 4217 minor units (USD 2, JPY 0, KWD 3), at most "
-                f"{money.MAX_ORDER_MINOR_UNITS} minor units. Never a JSON number."
-            ),
+        amount_field(
+            'Decimal string in major units, e.g. "19.99": greater than zero, no sign, exponent or spaces, at most as '
+            "many fraction digits as the currency's ISO 4217 minor units (USD 2, JPY 0, KWD 3), at most "
+            f"{money.MAX_ORDER_MINOR_UNITS} minor units. Never a JSON number."
         ),
+        AfterValidator(amount_fits_currency),
     ]
-
-    @field_validator("currency")
-    @classmethod
-    def _active_currency(cls, value: str) -> str:
-        if not money.is_currency(value):
-            raise ValueError("not an active ISO 4217 currency code")
-        return value
-
-    @field_validator("amount")
-    @classmethod
-    def _amount_fits_currency(cls, value: str, info: ValidationInfo) -> str:
-        currency = info.data.get("currency")
-        # an invalid currency is reported on its own field; check the amount's shape with 2 digits
-        money.parse_amount(value, currency if currency else "USD")
-        return value
 
     @property
     def amount_minor(self) -> int:

@@ -5,10 +5,19 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from payments.kernel import money
-from payments.payin.models import ACTIVE_CURRENCIES, AMOUNT_PATTERN, IDENTIFIER_PATTERN, NO_CARD_NUMBER, Identifier, _currency_amount_pairs
+from payments.payin.models import (
+    IDENTIFIER_PATTERN,
+    NO_CARD_NUMBER,
+    Identifier,
+    _currency_amount_pairs,
+    active_currency,
+    amount_field,
+    amount_fits_currency,
+    currency_field,
+)
 
 
 class RefundStatus(StrEnum):
@@ -39,43 +48,18 @@ class RefundRequest(BaseModel):
     ]
     payment_order_id: Identifier
     currency: Annotated[
-        str,
-        Field(
-            min_length=3,
-            max_length=3,
-            pattern=r"^[A-Z]{3}$",
-            description="An active ISO 4217 currency code: the order's currency (else 422).",
-            json_schema_extra={"enum": ACTIVE_CURRENCIES},
-        ),
+        str, currency_field("An active ISO 4217 currency code: the order's currency (else 422)."), AfterValidator(active_currency)
     ]
     amount: Annotated[
         str,
-        Field(
-            min_length=1,
-            max_length=32,
-            pattern=AMOUNT_PATTERN,
-            description=(
-                'Decimal string in major units, e.g. "5.00": greater than zero, at most as many fraction digits as the '
-                "currency's ISO 4217 minor units, at most what remains refundable on the order (else 422 "
-                "refund-exceeds-remaining). Omitted: everything still refundable. Never a JSON number."
-            ),
+        amount_field(
+            'Decimal string in major units, e.g. "5.00": greater than zero, at most as many fraction digits as the '
+            "currency's ISO 4217 minor units, at most what remains refundable on the order (else 422 "
+            "refund-exceeds-remaining). Omitted: everything still refundable. Never a JSON number."
         ),
+        AfterValidator(amount_fits_currency),
     ] | None = None
     reason: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_ -]+$")] | None = None
-
-    @field_validator("currency")
-    @classmethod
-    def _active_currency(cls, value: str) -> str:
-        if not money.is_currency(value):
-            raise ValueError("not an active ISO 4217 currency code")  # never the value sent
-        return value
-
-    @field_validator("amount")
-    @classmethod
-    def _amount_fits_currency(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is not None:
-            money.parse_amount(value, info.data.get("currency") or "USD")
-        return value
 
 
 class RefundOut(BaseModel):
