@@ -8,11 +8,29 @@ by the command that starts it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from payments_dev.local.runtime import LocalRuntime
+
+#: what the dev commands need beyond ``pip install .``: the dev extra's modules, and the clone's files
+DEV_MODULES = ("moto", "werkzeug")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CLONE_FILES = ("stepfunctions/payment.asl.json", "stepfunctions/refund.asl.json", "pyproject.toml")
+
+
+def missing() -> str | None:
+    """Why the dev commands cannot run here, or None. They need the dev extra and a clone of the
+    repository (the local runtime interprets the same ASL files the stack deploys)."""
+    absent = [name for name in DEV_MODULES if importlib.util.find_spec(name) is None]
+    if absent:
+        return f"{', '.join(absent)} not installed"
+    if not all((REPO_ROOT / name).is_file() for name in CLONE_FILES):
+        return "not a clone of the repository: the local runtime runs its stepfunctions/*.asl.json"
+    return None
 
 
 def _local_psp(runtime: LocalRuntime, name: str) -> object | None:

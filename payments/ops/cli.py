@@ -26,24 +26,29 @@ DEV_COMMANDS = {
     "demo": "run a Cyber Monday scenario end to end and print a summary",
     "chaos": "run checkouts through the local runtime with seeded fault injection, then check every invariant",
 }
-DEV_EXTRA_HINT = "pip install 'serverless-payments[dev]' (or, in a clone: pip install -e '.[dev]')"
+DEV_EXTRA_HINT = "in a clone of the repository, pip install -e '.[dev]' (or make serve / make demo / make chaos)"
 
 
 def add_dev_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``serve``, ``demo`` and ``chaos`` from the dev package, or placeholders naming the dev extra."""
+    """``serve``, ``demo`` and ``chaos`` from the dev package, or placeholders that say what is missing:
+    the dev extra (moto, werkzeug), or a clone of the repository (the local runtime runs its ASL files)."""
     try:
-        from payments_dev.cli import add_commands
-    except ModuleNotFoundError as missing:
-        for name, help_text in DEV_COMMANDS.items():
-            command = commands.add_parser(name, help=f"{help_text} (needs the dev extra)", add_help=False)
-            command.add_argument("rest", nargs=argparse.REMAINDER)
-            command.set_defaults(func=lambda _args, name=name, missing=missing: _needs_dev_extra(name, missing))
+        from payments_dev import cli as dev
+
+        missing = dev.missing()
+    except ModuleNotFoundError as error:
+        missing = f"{error.name} is not installed"
+    if missing is None:
+        dev.add_commands(commands)
         return
-    add_commands(commands)
+    for name, help_text in DEV_COMMANDS.items():
+        command = commands.add_parser(name, help=f"{help_text} (needs the dev extra)", add_help=False)
+        command.add_argument("rest", nargs=argparse.REMAINDER)
+        command.set_defaults(func=lambda _args, name=name: _needs_dev_extra(name, missing))
 
 
-def _needs_dev_extra(name: str, missing: ModuleNotFoundError) -> int:
-    print(f"payments {name} is a dev command and needs the dev extra ({missing.name} is not installed): {DEV_EXTRA_HINT}", file=sys.stderr)
+def _needs_dev_extra(name: str, missing: str) -> int:
+    print(f"payments {name} is a dev command and needs the dev extra ({missing}): {DEV_EXTRA_HINT}", file=sys.stderr)
     return 2
 
 
