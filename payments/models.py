@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from payments import money
+from payments.money import MAX_ORDER_MINOR_UNITS, Money, is_currency, parse_amount
 from payments.config import MAX_ORDERS_PER_CHECKOUT
 from payments.iso4217 import MINOR_UNITS
 from payments.status import OrderStatus, PaymentStatus
@@ -108,7 +108,7 @@ class PaymentOrderIn(BaseModel):
             description=(
                 'Decimal string in major units, e.g. "19.99": greater than zero, no sign, exponent or spaces, at most as '
                 "many fraction digits as the currency's ISO 4217 minor units (USD 2, JPY 0, KWD 3), at most "
-                f"{money.MAX_ORDER_MINOR_UNITS} minor units. Never a JSON number."
+                f"{MAX_ORDER_MINOR_UNITS} minor units. Never a JSON number."
             ),
         ),
     ]
@@ -116,7 +116,7 @@ class PaymentOrderIn(BaseModel):
     @field_validator("currency")
     @classmethod
     def _active_currency(cls, value: str) -> str:
-        if not money.is_currency(value):
+        if not is_currency(value):
             raise ValueError("not an active ISO 4217 currency code")
         return value
 
@@ -125,12 +125,17 @@ class PaymentOrderIn(BaseModel):
     def _amount_fits_currency(cls, value: str, info: ValidationInfo) -> str:
         currency = info.data.get("currency")
         # an invalid currency is reported on its own field; check the amount's shape with 2 digits
-        money.parse_amount(value, currency if currency else "USD")
+        parse_amount(value, currency if currency else "USD")
         return value
 
     @property
     def amount_minor(self) -> int:
-        return money.parse_amount(self.amount, self.currency)
+        return self.money.minor
+
+    @property
+    def money(self) -> Money:
+        """The validated amount as :class:`payments.money.Money`."""
+        return Money.parse(self.amount, self.currency)
 
 
 class PaymentRequest(BaseModel):
@@ -246,11 +251,30 @@ class OrderRecord(BaseModel):
     created_at: str = ""
     updated_at: str = ""
 
+    @property
+    def money(self) -> Money:
+        """What the order charges (``amount_minor`` in ``currency``)."""
+        return Money(self.amount_minor, self.currency)
+
+    @property
+    def refund_reserved(self) -> Money:
+        """Refunds reserved on the order: pending and succeeded."""
+        return Money(self.refund_reserved_minor, self.currency)
+
+    @property
+    def refunded(self) -> Money:
+        return Money(self.refunded_minor, self.currency)
+
+    @property
+    def chargeback_net(self) -> Money:
+        """Chargebacks booked net of their reversals."""
+        return Money(self.chargeback_minor - self.chargeback_reversed_minor, self.currency)
+
     def to_api(self) -> PaymentOrderOut:
         return PaymentOrderOut(
             payment_order_id=self.payment_order_id,
             seller_account=self.seller_account,
-            amount=money.format_minor(self.amount_minor, self.currency),
+            amount=self.money.format(),
             currency=self.currency,
             status=self.status,
             psp_reference=self.psp_reference,
@@ -258,8 +282,8 @@ class OrderRecord(BaseModel):
             ledger_updated=self.ledger_updated,
             failure_reason=self.failure_reason,
             needs_attention=self.needs_attention,
-            refunded_amount=money.format_minor(self.refunded_minor, self.currency),
-            chargeback_amount=money.format_minor(self.chargeback_minor - self.chargeback_reversed_minor, self.currency),
+            refunded_amount=self.refunded.format(),
+            chargeback_amount=self.chargeback_net.format(),
         )
 
     @property

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from payments import money
+from payments.money import Money, is_currency, parse_amount
 from payments.models import ACTIVE_CURRENCIES, AMOUNT_PATTERN, IDENTIFIER_PATTERN, NO_CARD_NUMBER, Identifier, _currency_amount_pairs
 
 
@@ -66,7 +66,7 @@ class RefundRequest(BaseModel):
     @field_validator("currency")
     @classmethod
     def _active_currency(cls, value: str) -> str:
-        if not money.is_currency(value):
+        if not is_currency(value):
             raise ValueError("not an active ISO 4217 currency code")  # never the value sent
         return value
 
@@ -74,7 +74,7 @@ class RefundRequest(BaseModel):
     @classmethod
     def _amount_fits_currency(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            money.parse_amount(value, info.data.get("currency") or "USD")
+            parse_amount(value, info.data.get("currency") or "USD")
         return value
 
 
@@ -110,11 +110,16 @@ class RefundRecord(BaseModel):
     created_at: str = ""
     updated_at: str = ""
 
+    @property
+    def money(self) -> Money:
+        """What the refund gives back (``amount_minor`` in ``currency``)."""
+        return Money(self.amount_minor, self.currency)
+
     def to_api(self) -> RefundOut:
         return RefundOut(
             refund_id=self.refund_id,
             payment_order_id=self.payment_order_id,
-            amount=money.format_minor(self.amount_minor, self.currency),
+            amount=self.money.format(),
             currency=self.currency,
             status=self.status,
             psp_reference=self.psp_reference,
