@@ -80,7 +80,7 @@ from Adyen.exceptions import AdyenAPIResponseError, AdyenError
 from Adyen.services import AdyenCheckoutApi
 from pydantic import BaseModel, Field, model_validator
 
-from payments import clock, money
+from payments import clock
 from payments.errors import PspAwaitingNotification, PspOutcomeUnknown, PspRequestInvalid, PspUnavailable
 from payments.observability import logger
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
@@ -284,10 +284,10 @@ class AdyenPsp:
         PENDING) and the REFUND notification, whose ``pspReference`` is the one returned here,
         decides it. A resend with the same key gets Adyen's first answer."""
         _check_key(call.idempotency_key)
-        money.exponent(call.currency)  # an ISO 4217 currency, or InvalidAmount
+        amount = call.money  # integer minor units of an ISO 4217 currency, or InvalidAmount
         body: dict[str, Any] = {
             "merchantAccount": self.config.merchant_account,
-            "amount": {"currency": call.currency, "value": call.amount_minor},
+            "amount": {"currency": amount.currency, "value": amount.minor},
             "reference": call.idempotency_key,
             "merchantRefundReason": REFUND_REASONS.get(call.reason or "", "OTHER"),
         }
@@ -321,10 +321,10 @@ class AdyenPsp:
     # --- the request ---------------------------------------------------------------------
     def payment_request(self, request: ChargeRequest) -> dict[str, Any]:
         """The /payments body for a charge (the same bytes on every resend of a key)."""
-        money.exponent(request.currency)  # an ISO 4217 currency, or InvalidAmount
+        amount = request.money  # integer minor units of an ISO 4217 currency, or InvalidAmount
         return {
             "merchantAccount": self.config.merchant_account,
-            "amount": {"currency": request.currency, "value": request.amount_minor},
+            "amount": {"currency": amount.currency, "value": amount.minor},
             "reference": request.idempotency_key,
             "paymentMethod": {"type": "scheme", "storedPaymentMethodId": request.token},
             "shopperReference": request.shopper_reference,

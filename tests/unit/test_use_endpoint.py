@@ -15,9 +15,16 @@ VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    saved = {name: os.environ.get(name) for name in VARIABLES}
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
     yield monkeypatch
+    # use_endpoint writes os.environ itself: put every variable back as it was, then drop the caches
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     aws.reset_clients()
     settings.cache_clear()
 
