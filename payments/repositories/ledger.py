@@ -45,6 +45,7 @@ from payments.repositories.dynamo import shard_of
 from payments.repositories.payments import PaymentsRepository
 from payments.status import OrderStatus
 
+
 class Side(StrEnum):
     """The side of a posting; its value is what the stored item holds (``"DEBIT"``, ``"CREDIT"``)."""
 
