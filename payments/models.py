@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from payments.money import MAX_ORDER_MINOR_UNITS, Money, is_currency, parse_amount
 from payments.config import MAX_ORDERS_PER_CHECKOUT
 from payments.iso4217 import MINOR_UNITS
+from payments.money import MAX_ORDER_MINOR_UNITS, Money, is_currency, parse_amount
 from payments.status import OrderStatus, PaymentStatus
 
 #: Identifiers become DynamoDB keys, Step Functions execution names (<= 80 chars,

@@ -200,7 +200,9 @@ def _html_three_way(report: dict[str, Any]) -> list[str]:
     three_way = report.get("three_way")
     if not (three_way and three_way.get("differences")):
         return []
-    parts = ["<h2>Wallet vs ledger differences</h2><table><tr><th>seller</th><th>currency</th><th>wallet</th><th>ledger</th></tr>"]
+    parts = [
+        "<h2>Wallet vs ledger differences</h2><table><tr><th>seller</th><th>currency</th><th>wallet</th><th>ledger</th></tr>"
+    ]
     for diff in three_way["differences"]:
         parts.append(
             f"<tr><td>{e(diff['seller_account'])}</td><td>{e(diff['currency'])}</td>"

@@ -235,8 +235,11 @@ class RefundsRepository:
         if succeeded:
             order = self.payments.get_order(refund.payment_order_id)
             items.append(self._order_add(refund.payment_order_id, "refunded_minor", refund.amount_minor))
-            items += self.wallets.adjustment_items(f"refund:{refund_id}", "REFUND", refund.payment_order_id, refund.seller_account, -refund.money)
-            items += self.ledger.adjustment_items(f"refund:{refund_id}", "REFUND", order, refund.money, psp_reference, to_seller=False)
+            adjustment = f"refund:{refund_id}"
+            items += self.wallets.adjustment_items(
+                adjustment, "REFUND", refund.payment_order_id, refund.seller_account, -refund.money
+            )
+            items += self.ledger.adjustment_items(adjustment, "REFUND", order, refund.money, psp_reference, to_seller=False)
         else:
             items.append(self._order_add(refund.payment_order_id, "refund_reserved_minor", -refund.amount_minor))
         try:
@@ -300,6 +303,7 @@ class RefundsRepository:
     def book_chargeback(self, order: OrderRecord, dispute_reference: str, amount: Money) -> Booked:
         """Take a chargeback off the seller (wallet and ledger), once per dispute reference."""
         amount_minor, currency = amount.minor, amount.currency
+        adjustment = f"chargeback:{dispute_reference}"
         if currency != order.currency or amount_minor <= 0:
             return Booked(applied=False, anomaly=f"chargeback of {amount_minor} {currency} on an order in {order.currency}")
         now = clock.now_iso()
@@ -325,8 +329,8 @@ class RefundsRepository:
                     "ExpressionAttributeValues": to_values({":zero": 0, ":amount": amount_minor, ":now": now, ":success": OrderStatus.SUCCESS.value}),
                 }
             },
-            *self.wallets.adjustment_items(f"chargeback:{dispute_reference}", "CHARGEBACK", order.payment_order_id, order.seller_account, -amount),
-            *self.ledger.adjustment_items(f"chargeback:{dispute_reference}", "CHARGEBACK", order, amount, dispute_reference, to_seller=False),
+            *self.wallets.adjustment_items(adjustment, "CHARGEBACK", order.payment_order_id, order.seller_account, -amount),
+            *self.ledger.adjustment_items(adjustment, "CHARGEBACK", order, amount, dispute_reference, to_seller=False),
         ]
         applied = True
         try:
@@ -366,6 +370,7 @@ class RefundsRepository:
     def reverse_chargeback(self, order: OrderRecord, dispute_reference: str, amount: Money) -> Booked:
         """Give a chargeback back to the seller, once; before its chargeback it raises (retried later)."""
         amount_minor, currency = amount.minor, amount.currency
+        adjustment = f"chargeback_reversed:{dispute_reference}"
         dispute = self.find_dispute(dispute_reference)
         if dispute is None:
             raise ChargebackNotBooked(f"reversal of chargeback {dispute_reference} arrived before the chargeback")
@@ -387,8 +392,10 @@ class RefundsRepository:
                 }
             },
             self._order_add(order.payment_order_id, "chargeback_reversed_minor", amount_minor),
-            *self.wallets.adjustment_items(f"chargeback_reversed:{dispute_reference}", "CHARGEBACK_REVERSED", order.payment_order_id, order.seller_account, amount),
-            *self.ledger.adjustment_items(f"chargeback_reversed:{dispute_reference}", "CHARGEBACK_REVERSED", order, amount, dispute_reference, to_seller=True),
+            *self.wallets.adjustment_items(
+                adjustment, "CHARGEBACK_REVERSED", order.payment_order_id, order.seller_account, amount
+            ),
+            *self.ledger.adjustment_items(adjustment, "CHARGEBACK_REVERSED", order, amount, dispute_reference, to_seller=True),
         ]
         try:
             with transient_as_store_unavailable():

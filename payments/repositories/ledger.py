@@ -40,8 +40,16 @@ from payments.config import settings
 from payments.errors import InvariantViolation
 from payments.models import OrderRecord
 from payments.money import Money
-from payments.repositories.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
-from payments.repositories.dynamo import shard_of
+from payments.repositories.dynamo import (
+    batch_get,
+    cancelled_by_condition,
+    from_item,
+    query_all,
+    shard_of,
+    to_item,
+    to_values,
+    transient_as_store_unavailable,
+)
 from payments.repositories.payments import PaymentsRepository
 from payments.status import OrderStatus
 
@@ -76,7 +84,8 @@ class Posting:
 
     def to_item(self) -> dict[str, Any]:
         """The stored form, unchanged: ``{account, side, amount_minor, currency}``."""
-        return {"account": self.account, "side": self.side.value, "amount_minor": self.amount.minor, "currency": self.amount.currency}
+        amount = self.amount
+        return {"account": self.account, "side": self.side.value, "amount_minor": amount.minor, "currency": amount.currency}
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Posting:
@@ -163,7 +172,8 @@ class LedgerRepository:
             raise InvariantViolation(f"order {order.payment_order_id} is not a completed charge; nothing to book")
         txn_id = f"payin:{order.payment_order_id}"
         amount = order.money
-        txn = LedgerTransaction.transfer(debit=psp_receivable(self.psp), credit=seller_account_id(order.seller_account), amount=amount)
+        seller = seller_account_id(order.seller_account)
+        txn = LedgerTransaction.transfer(debit=psp_receivable(self.psp), credit=seller, amount=amount)
         item = {
             "pk": f"TXN#{order.payment_order_id}",
             "sk": "TXN",
@@ -189,7 +199,7 @@ class LedgerRepository:
                     TransactItems=[
                         {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
                         self._totals_update(shard, amount),
-                        self._account_totals_update(seller_account_id(order.seller_account), shard, credits=amount, debits=Money.zero(amount.currency)),
+                        self._account_totals_update(seller, shard, credits=amount, debits=Money.zero(amount.currency)),
                         self.payments.order_flag_update(order.payment_order_id, "ledger_updated"),
                     ]
                 )
@@ -247,11 +257,13 @@ class LedgerRepository:
             "in_account_totals": True,
         }
         shard = self._shard(txn_id)
-        none = Money.zero(amount.currency)
+        nothing = Money.zero(amount.currency)
         return [
             {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
             self._totals_update(shard, amount),
-            self._account_totals_update(seller, shard, credits=amount if to_seller else none, debits=none if to_seller else amount),
+            self._account_totals_update(
+                seller, shard, credits=amount if to_seller else nothing, debits=nothing if to_seller else amount
+            ),
         ]
 
     def _shard(self, payment_order_id: str) -> int:

@@ -117,7 +117,9 @@ class WalletRepository:
                 "TableName": self.table,
                 "Key": {"pk": {"S": f"WALLET#{seller_account}#{shard}"}, "sk": {"S": f"CCY#{delta.currency}"}},
                 "UpdateExpression": f"ADD balance_minor :amount, {counter} :one SET seller_account = :seller, currency = :ccy",
-                "ExpressionAttributeValues": to_values({":amount": delta.minor, ":one": 1, ":seller": seller_account, ":ccy": delta.currency}),
+                "ExpressionAttributeValues": to_values(
+                    {":amount": delta.minor, ":one": 1, ":seller": seller_account, ":ccy": delta.currency}
+                ),
             }
         }
 

@@ -17,6 +17,15 @@ from payments.repositories.ledger import LedgerTransaction, Posting, Side, Unbal
 from tests.unit.conftest import Repos, store_checkout, succeed
 
 positive = st.integers(min_value=1, max_value=10**13)
+USD5 = Money(5, "USD")
+
+
+def _debit(account: str, amount: Money) -> Posting:
+    return Posting(account, Side.DEBIT, amount)
+
+
+def _credit(account: str, amount: Money) -> Posting:
+    return Posting(account, Side.CREDIT, amount)
 
 
 def test_side_is_a_str_enum_equal_to_the_stored_strings() -> None:
@@ -52,7 +61,7 @@ def test_any_split_of_debits_against_one_credit_balances(debits: list[int], curr
 def test_a_credit_off_by_anything_is_refused(amount: int, off: int) -> None:
     # Given a debit and a credit that differ / When built / Then UnbalancedTransaction (an InvariantViolation)
     with pytest.raises(UnbalancedTransaction):
-        LedgerTransaction.of([Posting("a", Side.DEBIT, Money(amount, "USD")), Posting("b", Side.CREDIT, Money(amount + off, "USD"))])
+        LedgerTransaction.of([_debit("a", Money(amount, "USD")), _credit("b", Money(amount + off, "USD"))])
     assert issubclass(UnbalancedTransaction, InvariantViolation)
 
 
@@ -61,8 +70,8 @@ def test_a_credit_off_by_anything_is_refused(amount: int, off: int) -> None:
     [
         pytest.param(lambda: LedgerTransaction.of([]), id="empty"),
         pytest.param(lambda: LedgerTransaction.of([Posting("a", Side.DEBIT, Money(5, "USD"))]), id="one-posting"),
-        pytest.param(lambda: LedgerTransaction.of([Posting("a", Side.DEBIT, Money(5, "USD")), Posting("b", Side.DEBIT, Money(5, "USD"))]), id="debits-only"),
-        pytest.param(lambda: LedgerTransaction.of([Posting("a", Side.DEBIT, Money(5, "USD")), Posting("b", Side.CREDIT, Money(5, "EUR"))]), id="other-currency"),
+        pytest.param(lambda: LedgerTransaction.of([_debit("a", USD5), _debit("b", USD5)]), id="debits-only"),
+        pytest.param(lambda: LedgerTransaction.of([_debit("a", USD5), _credit("b", Money(5, "EUR"))]), id="other-currency"),
         pytest.param(lambda: Posting("a", Side.DEBIT, Money(0, "USD")), id="zero"),
         pytest.param(lambda: Posting("a", Side.DEBIT, Money(-5, "USD")), id="negative"),
         pytest.param(lambda: Posting("a", "DEBIT", Money(5, "USD")), id="side-as-bare-string"),  # type: ignore[arg-type]
@@ -103,7 +112,10 @@ def test_the_ledger_refuses_an_adjustment_in_another_currency(repos: Repos) -> N
     # and a USD one is the balanced pair, debiting the seller
     put = repos.ledger.adjustment_items("refund:r1", "REFUND", order, Money(500, "USD"), None, to_seller=False)[0]["Put"]["Item"]
     postings = [{k: next(iter(v.values())) for k, v in p["M"].items()} for p in put["postings"]["L"]]
-    assert [(p["account"], p["side"], p["amount_minor"]) for p in postings] == [("seller:seller_books", "DEBIT", "500"), ("psp_receivable:simulated-psp", "CREDIT", "500")]
+    assert [(p["account"], p["side"], p["amount_minor"]) for p in postings] == [
+        ("seller:seller_books", "DEBIT", "500"),
+        ("psp_receivable:simulated-psp", "CREDIT", "500"),
+    ]
 
 
 def test_wallet_adjustment_refuses_a_zero_move(repos: Repos) -> None:

@@ -115,7 +115,13 @@ def test_format_then_parse_round_trips_for_every_exponent(currency: str, minor: 
 
 @pytest.mark.parametrize(
     ("text", "currency", "minor", "canonical"),
-    [("19.99", "USD", 1999, "19.99"), ("5", "USD", 500, "5.00"), ("5", "JPY", 5, "5"), ("1.25", "KWD", 1250, "1.250"), ("0.0001", "CLF", 1, "0.0001")],
+    [
+        ("19.99", "USD", 1999, "19.99"),
+        ("5", "USD", 500, "5.00"),
+        ("5", "JPY", 5, "5"),
+        ("1.25", "KWD", 1250, "1.250"),
+        ("0.0001", "CLF", 1, "0.0001"),
+    ],
 )
 def test_parse_and_format_examples(text: str, currency: str, minor: int, canonical: str) -> None:
     # Given API decimal strings / When parsed / Then minor units; formatted back: the canonical string
