@@ -1,7 +1,9 @@
 """Money: decimal strings at the edges, integer minor units everywhere inside.
 
 Never a float. ``parse_amount`` is the only way an amount enters the system and
-``format_minor`` the only way one leaves it.
+``format_minor`` the only way one leaves it. Between the two, an amount crosses function
+boundaries as :class:`Money` (minor units and their currency together, arithmetic within one
+currency only); stored items and the API keep ``amount_minor``/``currency`` and decimal strings.
 """
 
 from __future__ import annotations

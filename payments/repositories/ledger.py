@@ -19,6 +19,10 @@ order. All or nothing: the totals move exactly when the transaction is appended.
 Shards keep a hot seller from making one item a write hotspot; both kinds of
 totals are checked against the transactions by ``payments verify``.
 
+In code a transaction is a :class:`LedgerTransaction` of :class:`Posting` (account, :class:`Side`,
+:class:`~payments.money.Money`) that cannot be built unbalanced; stored, its postings are the
+plain maps above, the same attribute names and values as ever.
+
 A transaction's money is never updated; a correction is a reversing transaction
 with its own id. The one attribute ever set afterwards is ``in_account_totals``:
 ``payments backfill-account-totals`` adds the transactions of a ledger written
