@@ -42,11 +42,12 @@ def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: Payme
     # an earlier attempt may have charged before it crashed: ask the PSP before charging
     outcome = psp.lookup(order.payment_order_id) if resumed else None
     if outcome is None:
+        amount = order.money  # a valid ISO 4217 amount in integer minor units, or no PSP call at all
         outcome = psp.charge(
             ChargeRequest(
                 idempotency_key=order.payment_order_id,
-                amount_minor=order.amount_minor,
-                currency=order.currency,
+                amount_minor=amount.minor,
+                currency=amount.currency,
                 token=task.payment_method.token,
                 # a PSP that charges stored tokens per shopper (Adyen) names the buyer; others skip the read
                 shopper_reference=orders.get(order.checkout_id).buyer_id if getattr(psp, "needs_shopper_reference", False) else None,

@@ -116,10 +116,32 @@ def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, A
     """Check an API Gateway proxy event; returns the event to resolve (body decoded) or the rejection."""
     path = event.get("path") or "/"
     method = str(event.get("httpMethod") or "").upper()
+    # 1. the card-number policy outside the body, 2. the route and the method
+    rejection = _card_number_outside_body(event, path, routes)
+    matching: list[Any] = []
+    if rejection is None:
+        matching, rejection = _route(path, method, routes)
+    if rejection is not None:
+        return event, rejection
+    takes_body = any(route.method == method and route.body_field is not None for route in matching)
+    if not takes_body:
+        return {**event, "body": None, "isBase64Encoded": False}, None
+    # 3. the body
+    raw = event.get("body")
+    if not raw:
+        return event, None
+    text, rejection = _body_text(event, raw)
+    if rejection is None:
+        rejection = _document_problem(text)
+    if rejection is not None:
+        return event, rejection
+    return {**event, "body": text, "isBase64Encoded": False}, None
 
-    # 1. the card-number policy outside the body
+
+def _card_number_outside_body(event: dict[str, Any], path: str, routes: list[Any]) -> Response | None:
+    """A card number in the path, the query string (names or values) or the Idempotency-Key."""
     if contains_pan(path) or contains_pan(unquote(path)):
-        return event, card_number_problem(_path_fields(path, routes), "path")
+        return card_number_problem(_path_fields(path, routes), "path")
     query = dict(event.get("multiValueQueryStringParameters") or {})
     query.update({k: [v] for k, v in (event.get("queryStringParameters") or {}).items()})
     query_fields: list[str] = []
@@ -129,39 +151,40 @@ def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, A
         elif any(contains_pan(str(v)) for v in values or []):
             query_fields.append(f"query {name}")
     if query_fields:
-        return event, card_number_problem(sorted(set(query_fields)), "query string")
+        return card_number_problem(sorted(set(query_fields)), "query string")
     if any(contains_pan(value) for value in _headers_named(event, "Idempotency-Key")):
-        return event, card_number_problem(["header Idempotency-Key"], "Idempotency-Key")
+        return card_number_problem(["header Idempotency-Key"], "Idempotency-Key")
+    return None
 
-    # 2. the route and the method
+
+def _route(path: str, method: str, routes: list[Any]) -> tuple[list[Any], Response | None]:
+    """The routes matching the path, or why none can answer: a parameter no identifier has (422)
+    or a method the path does not answer (405)."""
     matching = [route for route in routes if route.rule.match(path)]
     if not matching:
         unroutable = _unroutable_parameters(path, routes)
         if unroutable:
             # the path has a route's shape, but a parameter holds characters no identifier has
-            return event, validation_problem(
+            return matching, validation_problem(
                 [{"field": name, "message": "must match ^[A-Za-z0-9_-]+$"} for name in unroutable], "The path is not valid."
             )
     allowed = sorted({route.method for route in matching})
     if matching and method not in allowed:
-        return event, problem(
+        return matching, problem(
             405,
             "method-not-allowed",
             "Method not allowed",
             f"This path answers {', '.join(allowed)} only.",
             headers={"Allow": ", ".join(allowed)},
         )
-    takes_body = any(route.method == method and route.body_field is not None for route in matching)
-    if not takes_body:
-        return {**event, "body": None, "isBase64Encoded": False}, None
+    return matching, None
 
-    # 3. the body
-    raw = event.get("body")
-    if not raw:
-        return event, None
+
+def _body_text(event: dict[str, Any], raw: str) -> tuple[str, Response | None]:
+    """The body as UTF-8 JSON text within the size bound, or why not (415, 400, 413)."""
     media_type = header(event, "Content-Type")
     if not is_json(media_type):
-        return event, problem(
+        return "", problem(
             415,
             "unsupported-media-type",
             "Unsupported media type",
@@ -171,32 +194,38 @@ def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, A
     try:
         data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
     except (binascii.Error, ValueError):
-        return event, malformed("The body is not valid base64.")
+        return "", malformed("The body is not valid base64.")
     if len(data) > MAX_BODY_BYTES:
-        return event, problem(413, "payload-too-large", "Payload too large", f"The body exceeds {MAX_BODY_BYTES} bytes.")
+        return "", problem(413, "payload-too-large", "Payload too large", f"The body exceeds {MAX_BODY_BYTES} bytes.")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return event, malformed("The body is not UTF-8 text.")
+        return "", malformed("The body is not UTF-8 text.")
     if json_too_deep(text):
-        return event, malformed(f"The body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.")
+        return "", malformed(f"The body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.")
+    return text, None
+
+
+def _document_problem(text: str) -> Response | None:
+    """Why the JSON body is refused before validation: not JSON, a card number anywhere in it,
+    a control character, or a key repeated in one object."""
     try:
         document = json.loads(text, object_pairs_hook=Pairs.from_pairs)
     except (ValueError, RecursionError):
         # not JSON: still never answer (or log) a card number as something else
         if contains_pan(text):
-            return event, card_number_problem(["(body)"], "body")
-        return event, malformed("The body is not valid JSON.")
+            return card_number_problem(["(body)"], "body")
+        return malformed("The body is not valid JSON.")
     pans = find_pans(document)
     if pans:
-        return event, card_number_problem(pans, "body")
+        return card_number_problem(pans, "body")
     controls = find_control_characters(document)
     if controls:
-        return event, validation_problem([{"field": f, "message": "contains a control character"} for f in controls])
+        return validation_problem([{"field": f, "message": "contains a control character"} for f in controls])
     repeated = _duplicate_keys(document)
     if repeated:
-        return event, validation_problem([{"field": f, "message": "key repeated in the same object"} for f in repeated])
-    return {**event, "body": text, "isBase64Encoded": False}, None
+        return validation_problem([{"field": f, "message": "key repeated in the same object"} for f in repeated])
+    return None
 
 
 def is_json(content_type: str | None) -> bool:

@@ -21,12 +21,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from payments.accounts.ledger import LedgerRepository
-from payments.accounts.wallet import WalletRepository
-from payments.kernel import aws, money
+from payments.kernel import aws
 from payments.kernel.config import settings
-from payments.kernel.dynamo import error_code
-from payments.kernel.observability import count, logger
 from payments.payin.models import (
     Balance,
     CurrencyTotals,
@@ -37,7 +33,12 @@ from payments.payin.models import (
     TrialBalanceOut,
     WalletOut,
 )
+from payments.kernel.money import Money
+from payments.kernel.observability import count, logger
+from payments.kernel.dynamo import error_code
+from payments.accounts.ledger import LedgerRepository
 from payments.payin.repository import PaymentsRepository, recovery_due
+from payments.accounts.wallet import WalletRepository
 from payments.payin.status import PaymentStatus, payment_outcome
 from payments.payin.tasks import FinalizePaymentTask
 
@@ -64,10 +65,10 @@ def accept_payment(idempotency_key: str, request: PaymentRequest, repo: Payments
             payment_order_id=o.payment_order_id,
             checkout_id=request.checkout_id,
             seller_account=o.seller_account,
-            amount_minor=o.amount_minor,
-            currency=o.currency,
+            amount_minor=amount.minor,
+            currency=amount.currency,
         )
-        for o in request.payment_orders
+        for o, amount in ((o, o.money) for o in request.payment_orders)
     ]
     outcome = repo.create(payment, orders)
     if not outcome.created:
@@ -161,14 +162,14 @@ def payment_view(checkout_id: str, repo: PaymentsRepository) -> PaymentOut:
 def wallet_view(seller_account: str, wallets: WalletRepository) -> WalletOut:
     return WalletOut(
         seller_account=seller_account,
-        balances=[Balance(currency=c, amount=money.format_minor(v, c)) for c, v in wallets.balances(seller_account).items()],
+        balances=[Balance(currency=c, amount=Money(v, c).format()) for c, v in wallets.balances(seller_account).items()],
     )
 
 
 def trial_balance_view(ledger: LedgerRepository) -> TrialBalanceOut:
     return TrialBalanceOut(
         currencies=[
-            CurrencyTotals(currency=c, debits=money.format_minor(d, c), credits=money.format_minor(cr, c))
+            CurrencyTotals(currency=c, debits=Money(d, c).format(), credits=Money(cr, c).format())
             for c, (d, cr) in ledger.trial_balance().items()
         ]
     )

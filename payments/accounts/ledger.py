@@ -19,6 +19,10 @@ order. All or nothing: the totals move exactly when the transaction is appended.
 Shards keep a hot seller from making one item a write hotspot; both kinds of
 totals are checked against the transactions by ``payments verify``.
 
+In code a transaction is a :class:`LedgerTransaction` of :class:`Posting` (account, :class:`Side`,
+:class:`~payments.kernel.money.Money`) that cannot be built unbalanced; stored, its postings are the
+plain maps above, the same attribute names and values as ever.
+
 A transaction's money is never updated; a correction is a reversing transaction
 with its own id. The one attribute ever set afterwards is ``in_account_totals``:
 ``payments backfill-account-totals`` adds the transactions of a ledger written
@@ -28,8 +32,9 @@ before the account totals existed to them, each exactly once (the append sets it
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -38,12 +43,98 @@ from payments.kernel import aws, clock
 from payments.kernel.config import settings
 from payments.kernel.errors import InvariantViolation
 from payments.payin.models import OrderRecord
-from payments.kernel.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
-from payments.kernel.dynamo import shard_of
+from payments.kernel.money import Money
+from payments.kernel.dynamo import (
+    batch_get,
+    cancelled_by_condition,
+    from_item,
+    query_all,
+    shard_of,
+    to_item,
+    to_values,
+    transient_as_store_unavailable,
+)
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
 
-DEBIT, CREDIT = "DEBIT", "CREDIT"
+
+class Side(StrEnum):
+    """The side of a posting; its value is what the stored item holds (``"DEBIT"``, ``"CREDIT"``)."""
+
+    DEBIT = "DEBIT"
+    CREDIT = "CREDIT"
+
+
+DEBIT, CREDIT = Side.DEBIT, Side.CREDIT
+
+
+class UnbalancedTransaction(InvariantViolation):
+    """A set of postings that is not one balanced double-entry transaction (invariant 3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One line of a ledger transaction: ``amount`` (positive) on one ``side`` of ``account``."""
+
+    account: str
+    side: Side
+    amount: Money
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.side, Side):
+            raise UnbalancedTransaction(f"posting side must be DEBIT or CREDIT, got {self.side!r}")
+        if not isinstance(self.amount, Money) or not self.amount.is_positive():
+            raise UnbalancedTransaction(f"posting amount must be positive Money: {self.amount!r}")
+
+    def to_item(self) -> dict[str, Any]:
+        """The stored form, unchanged: ``{account, side, amount_minor, currency}``."""
+        amount = self.amount
+        return {"account": self.account, "side": self.side.value, "amount_minor": amount.minor, "currency": amount.currency}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Posting:
+        """A stored posting read back; anything that is not a valid posting raises UnbalancedTransaction."""
+        try:
+            return cls(item["account"], Side(item["side"]), Money(item["amount_minor"], item["currency"]))
+        except (KeyError, ValueError) as err:  # InvalidAmount is a ValueError, so is a bad Side
+            raise UnbalancedTransaction(f"not a valid posting: {item}: {err}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTransaction:
+    """The postings of one double-entry transaction: at least two, and per currency the debits
+    equal the credits. Built only through :meth:`of` or :meth:`transfer`, which refuse anything
+    else with :class:`UnbalancedTransaction` (an error, not an ``assert``: it holds under ``-O``)."""
+
+    postings: tuple[Posting, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.postings) < 2:
+            raise UnbalancedTransaction(f"a ledger transaction needs two postings or more: {self.postings}")
+        net: dict[str, Money] = {}
+        for posting in self.postings:
+            signed = posting.amount if posting.side is Side.DEBIT else -posting.amount
+            net[signed.currency] = net.get(signed.currency, Money.zero(signed.currency)) + signed
+        unbalanced = {ccy: str(amount) for ccy, amount in net.items() if amount.minor != 0}
+        if unbalanced:
+            raise UnbalancedTransaction(f"unbalanced ledger transaction (debits - credits: {unbalanced}): {self.postings}")
+
+    @classmethod
+    def of(cls, postings: Iterable[Posting]) -> LedgerTransaction:
+        return cls(tuple(postings))
+
+    @classmethod
+    def transfer(cls, *, debit: str, credit: str, amount: Money) -> LedgerTransaction:
+        """``amount`` debited to one account and credited to another: the two-posting transaction."""
+        return cls((Posting(debit, Side.DEBIT, amount), Posting(credit, Side.CREDIT, amount)))
+
+    @classmethod
+    def from_items(cls, items: Iterable[dict[str, Any]]) -> LedgerTransaction:
+        return cls(tuple(Posting.from_item(item) for item in items))
+
+    def to_items(self) -> list[dict[str, Any]]:
+        """The stored ``postings`` attribute, byte-compatible with what was always written."""
+        return [posting.to_item() for posting in self.postings]
 
 
 def psp_receivable(psp: str) -> str:
@@ -60,15 +151,9 @@ def account_totals_pk(account: str, shard: int) -> str:
 
 
 def assert_balanced(postings: list[dict[str, Any]]) -> None:
-    """Invariant 3 for one transaction: per currency, debits equal credits, amounts positive."""
-    sums: dict[str, int] = defaultdict(int)
-    for posting in postings:
-        if not isinstance(posting["amount_minor"], int) or posting["amount_minor"] <= 0:
-            raise InvariantViolation(f"posting amount must be a positive integer: {posting}")
-        sums[posting["currency"]] += posting["amount_minor"] if posting["side"] == DEBIT else -posting["amount_minor"]
-    unbalanced = {c: s for c, s in sums.items() if s != 0}
-    if unbalanced or len(postings) < 2:
-        raise InvariantViolation(f"unbalanced ledger transaction: {postings}")
+    """Invariant 3 for one stored transaction: per currency, debits equal credits, amounts
+    positive integer minor units. Raises InvariantViolation (UnbalancedTransaction) otherwise."""
+    LedgerTransaction.from_items(postings)
 
 
 @dataclass(frozen=True)
@@ -90,11 +175,9 @@ class LedgerRepository:
         if order.status is not OrderStatus.SUCCESS or not order.psp_reference or not order.charged_at:
             raise InvariantViolation(f"order {order.payment_order_id} is not a completed charge; nothing to book")
         txn_id = f"payin:{order.payment_order_id}"
-        postings = [
-            {"account": psp_receivable(self.psp), "side": DEBIT, "amount_minor": order.amount_minor, "currency": order.currency},
-            {"account": seller_account_id(order.seller_account), "side": CREDIT, "amount_minor": order.amount_minor, "currency": order.currency},
-        ]
-        assert_balanced(postings)
+        amount = order.money
+        seller = seller_account_id(order.seller_account)
+        txn = LedgerTransaction.transfer(debit=psp_receivable(self.psp), credit=seller, amount=amount)
         item = {
             "pk": f"TXN#{order.payment_order_id}",
             "sk": "TXN",
@@ -106,7 +189,7 @@ class LedgerRepository:
             "seller_account": order.seller_account,
             "currency": order.currency,
             "amount_minor": order.amount_minor,
-            "postings": postings,
+            "postings": txn.to_items(),
             "settlement_day": f"{self.psp}#{clock.day_of(order.charged_at)}",
             "charged_at": order.charged_at,
             "booked_at": clock.now_iso(),
@@ -119,15 +202,8 @@ class LedgerRepository:
                 self.ddb.transact_write_items(
                     TransactItems=[
                         {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
-                        {
-                            "Update": {
-                                "TableName": self.table,
-                                "Key": {"pk": {"S": f"TOTALS#{shard}"}, "sk": {"S": f"CCY#{order.currency}"}},
-                                "UpdateExpression": "ADD debits_minor :amount, credits_minor :amount, transactions :one SET currency = :ccy",
-                                "ExpressionAttributeValues": to_values({":amount": order.amount_minor, ":one": 1, ":ccy": order.currency}),
-                            }
-                        },
-                        self._account_totals_update(seller_account_id(order.seller_account), order.currency, shard, order.amount_minor, 0),
+                        self._totals_update(shard, amount),
+                        self._account_totals_update(seller, shard, credits=amount, debits=Money.zero(amount.currency)),
                         self.payments.order_flag_update(order.payment_order_id, "ledger_updated"),
                     ]
                 )
@@ -149,7 +225,7 @@ class LedgerRepository:
         txn_id: str,
         kind: str,
         order: OrderRecord,
-        amount_minor: int,
+        amount: Money,
         psp_reference: str | None,
         *,
         to_seller: bool,
@@ -164,11 +240,9 @@ class LedgerRepository:
         seller = seller_account_id(order.seller_account)
         receivable = psp_receivable(self.psp)
         debit, credit = (receivable, seller) if to_seller else (seller, receivable)
-        postings = [
-            {"account": debit, "side": DEBIT, "amount_minor": amount_minor, "currency": order.currency},
-            {"account": credit, "side": CREDIT, "amount_minor": amount_minor, "currency": order.currency},
-        ]
-        assert_balanced(postings)
+        if amount.currency != order.currency:
+            raise InvariantViolation(f"{kind} {txn_id} of {amount} on an order in {order.currency}")
+        txn = LedgerTransaction.transfer(debit=debit, credit=credit, amount=amount)
         item = {
             "pk": f"TXN#{txn_id}",
             "sk": "TXN",
@@ -180,38 +254,49 @@ class LedgerRepository:
             "original_psp_reference": order.psp_reference,
             "seller_account": order.seller_account,
             "currency": order.currency,
-            "amount_minor": amount_minor,
-            "postings": postings,
+            "amount_minor": amount.minor,
+            "postings": txn.to_items(),
             "modification_day": clock.day_of(clock.now_iso()),
             "booked_at": clock.now_iso(),
             "in_account_totals": True,
         }
         shard = self._shard(txn_id)
+        nothing = Money.zero(amount.currency)
         return [
             {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": {"pk": {"S": f"TOTALS#{shard}"}, "sk": {"S": f"CCY#{order.currency}"}},
-                    "UpdateExpression": "ADD debits_minor :amount, credits_minor :amount, transactions :one SET currency = :ccy",
-                    "ExpressionAttributeValues": to_values({":amount": amount_minor, ":one": 1, ":ccy": order.currency}),
-                }
-            },
-            self._account_totals_update(seller, order.currency, shard, amount_minor if to_seller else 0, 0 if to_seller else amount_minor),
+            self._totals_update(shard, amount),
+            self._account_totals_update(
+                seller, shard, credits=amount if to_seller else nothing, debits=nothing if to_seller else amount
+            ),
         ]
 
     def _shard(self, payment_order_id: str) -> int:
         """The totals shard of an order's transaction: the append and the backfill must agree."""
         return shard_of(payment_order_id, self.shards)
 
-    def _account_totals_update(self, account: str, currency: str, shard: int, credits: int, debits: int) -> dict[str, Any]:
+    def _totals_update(self, shard: int, amount: Money) -> dict[str, Any]:
+        """The TransactWriteItems item that adds one balanced transaction of ``amount`` (its debits,
+        equal to its credits) to a totals shard: the trial balance without a scan."""
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": f"TOTALS#{shard}"}, "sk": {"S": f"CCY#{amount.currency}"}},
+                "UpdateExpression": "ADD debits_minor :amount, credits_minor :amount, transactions :one SET currency = :ccy",
+                "ExpressionAttributeValues": to_values({":amount": amount.minor, ":one": 1, ":ccy": amount.currency}),
+            }
+        }
+
+    def _account_totals_update(self, account: str, shard: int, *, credits: Money, debits: Money) -> dict[str, Any]:
         """The TransactWriteItems item that adds one transaction's postings to an account's totals shard."""
+        currency = (credits - debits).currency  # one currency, else CurrencyMismatch
         return {
             "Update": {
                 "TableName": self.table,
                 "Key": {"pk": {"S": account_totals_pk(account, shard)}, "sk": {"S": f"CCY#{currency}"}},
                 "UpdateExpression": "ADD credits_minor :credits, debits_minor :debits, transactions :one SET currency = :ccy, account = :account",
-                "ExpressionAttributeValues": to_values({":credits": credits, ":debits": debits, ":one": 1, ":ccy": currency, ":account": account}),
+                "ExpressionAttributeValues": to_values(
+                    {":credits": credits.minor, ":debits": debits.minor, ":one": 1, ":ccy": currency, ":account": account}
+                ),
             }
         }
 
@@ -222,10 +307,12 @@ class LedgerRepository:
         conditional on its absence: a second run, a racing run, or a transaction appended
         by the current code (flag set at append) adds nothing. Returns whether it was added now.
         """
-        sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-        for posting in txn["postings"]:
-            if posting["account"].startswith("seller:"):
-                sums[(posting["account"], posting["currency"])][0 if posting["side"] == CREDIT else 1] += int(posting["amount_minor"])
+        sums: dict[tuple[str, str], dict[Side, Money]] = {}
+        for posting in LedgerTransaction.from_items(txn["postings"]).postings:
+            if posting.account.startswith("seller:"):
+                zero = Money.zero(posting.amount.currency)
+                sides = sums.setdefault((posting.account, posting.amount.currency), {Side.CREDIT: zero, Side.DEBIT: zero})
+                sides[posting.side] += posting.amount
         shard = self._shard(txn["payment_order_id"])
         try:
             with transient_as_store_unavailable():
@@ -240,7 +327,10 @@ class LedgerRepository:
                                 "ExpressionAttributeValues": to_values({":yes": True}),
                             }
                         },
-                        *(self._account_totals_update(account, ccy, shard, c, d) for (account, ccy), (c, d) in sorted(sums.items())),
+                        *(
+                            self._account_totals_update(account, shard, credits=sides[Side.CREDIT], debits=sides[Side.DEBIT])
+                            for (account, _), sides in sorted(sums.items())
+                        ),
                     ]
                 )
         except ClientError as err:

@@ -27,6 +27,7 @@ from payments.kernel import aws, clock
 from payments.kernel.config import settings
 from payments.kernel.errors import InvariantViolation
 from payments.payin.models import OrderRecord
+from payments.kernel.money import Money
 from payments.kernel.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
 from payments.kernel.dynamo import shard_of
 from payments.payin.repository import PaymentsRepository
@@ -54,13 +55,14 @@ class WalletRepository:
         if order.status is not OrderStatus.SUCCESS:
             raise InvariantViolation(f"order {order.payment_order_id} is {order.status.value}; only SUCCESS orders credit a wallet")
         shard = shard_of(order.payment_order_id, self.shards)
+        amount = order.money
         marker = {
             "pk": f"CREDIT#{order.payment_order_id}",
             "sk": "CREDIT",
             "payment_order_id": order.payment_order_id,
             "seller_account": order.seller_account,
-            "currency": order.currency,
-            "amount_minor": order.amount_minor,
+            "currency": amount.currency,
+            "amount_minor": amount.minor,
             "shard": shard,
             "applied_at": clock.now_iso(),
         }
@@ -69,16 +71,7 @@ class WalletRepository:
                 self.ddb.transact_write_items(
                     TransactItems=[
                         {"Put": {"TableName": self.table, "Item": to_item(marker), "ConditionExpression": "attribute_not_exists(pk)"}},
-                        {
-                            "Update": {
-                                "TableName": self.table,
-                                "Key": {"pk": {"S": f"WALLET#{order.seller_account}#{shard}"}, "sk": {"S": f"CCY#{order.currency}"}},
-                                "UpdateExpression": "ADD balance_minor :amount, credits :one SET seller_account = :seller, currency = :ccy",
-                                "ExpressionAttributeValues": to_values(
-                                    {":amount": order.amount_minor, ":one": 1, ":seller": order.seller_account, ":ccy": order.currency}
-                                ),
-                            }
-                        },
+                        self._balance_update(order.seller_account, shard, amount, counter="credits"),
                         self.payments.order_flag_update(order.payment_order_id, "wallet_updated"),
                     ]
                 )
@@ -90,14 +83,14 @@ class WalletRepository:
         return CreditResult(order.payment_order_id, applied=True, shard=shard)
 
     def adjustment_items(
-        self, adjustment_id: str, kind: str, payment_order_id: str, seller_account: str, currency: str, delta_minor: int
+        self, adjustment_id: str, kind: str, payment_order_id: str, seller_account: str, delta: Money
     ) -> list[dict[str, Any]]:
         """The TransactWriteItems items of a wallet adjustment (issue 18: a refund or chargeback
         takes money off, a chargeback reversal gives it back): an ``ADJUST#<adjustment_id>``
         marker (``attribute_not_exists``) and a signed ``ADD`` to one balance shard. The caller
         puts them in the transaction that decides the refund or books the dispute, so the wallet
         moves exactly when that decision is stored, once. A balance may go below zero."""
-        if not isinstance(delta_minor, int) or delta_minor == 0:
+        if not isinstance(delta, Money) or delta.minor == 0:
             raise InvariantViolation(f"wallet adjustment {adjustment_id} must move a non-zero integer amount")
         shard = shard_of(adjustment_id, self.shards)
         marker = {
@@ -107,22 +100,28 @@ class WalletRepository:
             "kind": kind,
             "payment_order_id": payment_order_id,
             "seller_account": seller_account,
-            "currency": currency,
-            "delta_minor": delta_minor,
+            "currency": delta.currency,
+            "delta_minor": delta.minor,
             "shard": shard,
             "applied_at": clock.now_iso(),
         }
         return [
             {"Put": {"TableName": self.table, "Item": to_item(marker), "ConditionExpression": "attribute_not_exists(pk)"}},
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": {"pk": {"S": f"WALLET#{seller_account}#{shard}"}, "sk": {"S": f"CCY#{currency}"}},
-                    "UpdateExpression": "ADD balance_minor :amount, adjustments :one SET seller_account = :seller, currency = :ccy",
-                    "ExpressionAttributeValues": to_values({":amount": delta_minor, ":one": 1, ":seller": seller_account, ":ccy": currency}),
-                }
-            },
+            self._balance_update(seller_account, shard, delta, counter="adjustments"),
         ]
+
+    def _balance_update(self, seller_account: str, shard: int, delta: Money, *, counter: str) -> dict[str, Any]:
+        """The TransactWriteItems item that adds ``delta`` (signed) to one balance shard and counts it."""
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": f"WALLET#{seller_account}#{shard}"}, "sk": {"S": f"CCY#{delta.currency}"}},
+                "UpdateExpression": f"ADD balance_minor :amount, {counter} :one SET seller_account = :seller, currency = :ccy",
+                "ExpressionAttributeValues": to_values(
+                    {":amount": delta.minor, ":one": 1, ":seller": seller_account, ":ccy": delta.currency}
+                ),
+            }
+        }
 
     def find_adjustment(self, adjustment_id: str) -> dict[str, Any] | None:
         with transient_as_store_unavailable():

@@ -63,3 +63,24 @@ def reset_clients() -> None:
     with _lock:
         _clients.clear()
         _session = None
+
+
+def use_endpoint(endpoint: str | None, **defaults: str) -> None:
+    """Point every client and the settings at an AWS-compatible ``endpoint`` (the operator
+    commands' ``--endpoint``, e.g. a running ``payments serve``); nothing when it is None.
+
+    The local region and credentials are filled in when unset (a local endpoint checks
+    neither), as are ``defaults`` (other variables a command needs locally, e.g.
+    ``STATE_MACHINE_ARN``); a variable already set non-empty is kept. The cached clients and
+    settings are dropped so that the next use reads the new environment."""
+    if not endpoint:
+        return
+    from payments.kernel.config import reset_settings  # config does not import this module; kept lazy all the same
+
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    local = {"AWS_ACCESS_KEY_ID": LOCAL_KEY, "AWS_SECRET_ACCESS_KEY": LOCAL_KEY, "AWS_DEFAULT_REGION": LOCAL_REGION}
+    for name, value in {**local, **defaults}.items():
+        if not os.environ.get(name):
+            os.environ[name] = value
+    reset_clients()
+    reset_settings()

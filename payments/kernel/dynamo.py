@@ -139,5 +139,6 @@ def batch_get(client: Any, table: str, keys: list[dict[str, str]]) -> list[dict[
 def shard_of(key: str, shards: int) -> int:
     """The write shard of a money item keyed by ``key`` (a payment order id): stable across
     processes and releases (crc32, not Python's salted ``hash``), so a retry, the backfill and
-    every reader agree on it. Wallet balances and ledger account totals both shard with it."""
+    every reader agree on it. Wallet balances, ledger totals and account totals, and the
+    recovery index's ``unfinished`` partitions all shard with it: the only shard hash."""
     return zlib.crc32(key.encode()) % shards

@@ -1,12 +1,15 @@
 """Money: decimal strings at the edges, integer minor units everywhere inside.
 
 Never a float. ``parse_amount`` is the only way an amount enters the system and
-``format_minor`` the only way one leaves it.
+``format_minor`` the only way one leaves it. Between the two, an amount crosses function
+boundaries as :class:`Money` (minor units and their currency together, arithmetic within one
+currency only); stored items and the API keep ``amount_minor``/``currency`` and decimal strings.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 
 from payments.kernel.iso4217 import MINOR_UNITS
@@ -75,3 +78,93 @@ def format_minor(minor: int, currency: str) -> str:
 
 def to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal(format_minor(minor, currency))
+
+
+class CurrencyMismatch(InvalidAmount):
+    """Arithmetic or a comparison across two currencies: there is no implicit exchange rate."""
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in integer minor units of one active ISO 4217 currency.
+
+    ``Money(1999, "USD")`` is 19.99 USD. Immutable and hashable; ``+``, ``-``, unary ``-``,
+    ``sum`` and the orderings work within one currency and raise :class:`CurrencyMismatch`
+    across two; multiplying or dividing money is left out on purpose (no rounding hides here).
+    The stored and wire forms do not change: items keep ``amount_minor`` and ``currency``,
+    the API keeps the decimal string (:meth:`parse`, :meth:`format`). Never a float.
+    """
+
+    minor: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.minor, int) or isinstance(self.minor, bool):
+            raise InvalidAmount(f"minor units must be an int, got {type(self.minor).__name__}")
+        if not isinstance(self.currency, str) or not is_currency(self.currency):
+            raise InvalidAmount("not an active ISO 4217 currency code")
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(0, currency)
+
+    @classmethod
+    def parse(cls, amount: str, currency: str) -> Money:
+        """The API's decimal string in major units, validated as :func:`parse_amount` does
+        (positive, no more fraction digits than the currency has, at most the order bound)."""
+        return cls(parse_amount(amount, currency), currency)
+
+    @property
+    def exponent(self) -> int:
+        """Minor-unit digits of the currency (ISO 4217): 2 for USD, 0 for JPY, 3 for KWD."""
+        return MINOR_UNITS[self.currency]
+
+    def format(self) -> str:
+        """The canonical decimal string of the API (``"19.99"``, ``"5"`` for JPY)."""
+        return format_minor(self.minor, self.currency)
+
+    def to_decimal(self) -> Decimal:
+        return to_decimal(self.minor, self.currency)
+
+    def is_positive(self) -> bool:
+        return self.minor > 0
+
+    def __str__(self) -> str:
+        return f"{self.format()} {self.currency}"
+
+    def _same_currency(self, other: object) -> Money:
+        if not isinstance(other, Money):
+            raise TypeError(f"expected Money, got {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatch(f"{self.currency} and {other.currency} do not add up: convert explicitly")
+        return other
+
+    def __add__(self, other: Money) -> Money:
+        return Money(self.minor + self._same_currency(other).minor, self.currency)
+
+    def __radd__(self, other: object) -> Money:
+        # sum(amounts) starts from the int 0
+        if isinstance(other, int) and not isinstance(other, bool) and other == 0:
+            return self
+        return self._same_currency(other) + self
+
+    def __sub__(self, other: Money) -> Money:
+        return Money(self.minor - self._same_currency(other).minor, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.minor, self.currency)
+
+    def __abs__(self) -> Money:
+        return Money(abs(self.minor), self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        return self.minor < self._same_currency(other).minor
+
+    def __le__(self, other: Money) -> bool:
+        return self.minor <= self._same_currency(other).minor
+
+    def __gt__(self, other: Money) -> bool:
+        return self.minor > self._same_currency(other).minor
+
+    def __ge__(self, other: Money) -> bool:
+        return self.minor >= self._same_currency(other).minor

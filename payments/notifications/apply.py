@@ -21,6 +21,7 @@ from typing import Any
 from payments.kernel import clock
 from payments.kernel.config import settings
 from payments.kernel.errors import StatusConflict
+from payments.kernel.money import InvalidAmount, Money
 from payments.notifications.store import NotificationStore
 from payments.kernel.observability import count, logger
 from payments.refunds.models import RefundStatus
@@ -62,8 +63,11 @@ def apply_item(item: dict[str, Any], refunds: RefundsRepository) -> tuple[str, s
             return "ANOMALY", f"{code} for an unknown charge {item.get('originalReference')} / {item.get('merchantReference')}"
         if not isinstance(value, int):
             return "ANOMALY", f"{code} without an integer amount"
+        notified = _money(value, currency)
+        if notified is None:
+            return "ANOMALY", f"{code} of {value} {currency} on an order in {order.currency}"
         book = refunds.book_chargeback if code == "CHARGEBACK" else refunds.reverse_chargeback
-        booked = book(order, str(item["pspReference"]), value, str(currency))
+        booked = book(order, str(item["pspReference"]), notified)
         if booked.anomaly:
             return "ANOMALY", booked.anomaly
         detail = "booked" if booked.applied else "already booked"
@@ -79,7 +83,7 @@ def _authorisation(item: dict[str, Any], success: bool, value: Any, currency: An
     order = payments.find_order(order_id)
     if order is None:
         return "ANOMALY", f"AUTHORISATION for an unknown order {order_id!r}"
-    if (value, currency) != (order.amount_minor, order.currency):
+    if _money(value, currency) != order.money:
         payments.record_anomaly(order_id, f"AUTHORISATION of {value} {currency} for an order of {order.amount_minor} {order.currency}")
         return "ANOMALY", "amount differs from the order"
     try:
@@ -104,7 +108,7 @@ def _refund(item: dict[str, Any], success: bool, value: Any, currency: Any, refu
     if refund is None:
         return "ANOMALY", f"REFUND for an unknown refund {refund_id!r}"
     order = refunds.payments.get_order(refund.payment_order_id)
-    if (value, currency) != (refund.amount_minor, refund.currency) or item.get("originalReference") != order.psp_reference:
+    if _money(value, currency) != refund.money or item.get("originalReference") != order.psp_reference:
         refunds.record_anomaly(refund_id, f"REFUND notification of {value} {currency} on {item.get('originalReference')} does not match")
         return "ANOMALY", "amount, currency or original reference differ from the refund"
     decided = refunds.decide(
@@ -120,6 +124,15 @@ def _refund(item: dict[str, Any], success: bool, value: Any, currency: Any, refu
     if decided.refund.status is target:
         return "DUPLICATE", f"refund already {target.value}"
     return "ANOMALY", f"refund is {decided.refund.status.value}; the notification said {target.value}"
+
+
+def _money(value: Any, currency: Any) -> Money | None:
+    """A notification's ``amount`` (``value`` in minor units, ``currency``) as Money; None when it
+    is not an integer in an active ISO 4217 currency (what the notification says is not trusted)."""
+    try:
+        return Money(value, currency)
+    except InvalidAmount:
+        return None
 
 
 def _utc(event_date: Any) -> str | None:

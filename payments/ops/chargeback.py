@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from payments.kernel import aws, money
-from payments.kernel.config import reset_settings
 
 
 def add_psp_commands(subparsers: Any) -> None:
@@ -44,12 +43,7 @@ def add_psp_commands(subparsers: Any) -> None:
 def _setup(args: argparse.Namespace) -> str:
     """Point the PSP at the runtime's endpoint; no AWS variables needed (local credentials, region)."""
     endpoint = args.endpoint or os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:8081"  # `payments serve`'s default
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    aws.reset_clients()
-    reset_settings()
+    aws.use_endpoint(endpoint)
     api = args.api or os.environ.get("PAYMENTS_API_URL")
     if not api:
         endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:8081"))

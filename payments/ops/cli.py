@@ -53,11 +53,9 @@ def _needs_dev_extra(name: str, missing: str) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    if args.endpoint:
-        os.environ["AWS_ENDPOINT_URL"] = args.endpoint
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from payments.kernel import aws
+
+    aws.use_endpoint(args.endpoint)
     from payments.ops.invariants import check_current
 
     report = check_current(expect_settled=not args.in_flight)

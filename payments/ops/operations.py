@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -36,10 +35,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
-from payments.kernel.config import reset_settings, settings
-from payments.kernel.dynamo import error_code, is_condition_failure, to_values
-from payments.payin.repository import PaymentsRepository, order_key
-from payments.payin.status import OrderStatus, PaymentStatus
+from payments.kernel.config import settings
+from payments.kernel.dynamo import error_code
+from payments.payin.repository import PaymentsRepository
+from payments.payin.status import PaymentStatus
 
 MAX_RESUMES = 20  # execution names <checkout>-resume-1 .. -20; beyond that, a human looks closer
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
@@ -231,20 +230,12 @@ def resume(checkout_id: str, *, timeout: float = 600.0, repo: PaymentsRepository
 
 
 # --- CLI -------------------------------------------------------------------------------------------
-def _use_endpoint(endpoint: str | None) -> None:
-    if endpoint:
-        os.environ["AWS_ENDPOINT_URL"] = endpoint
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-        if not os.environ.get("STATE_MACHINE_ARN"):
-            os.environ["STATE_MACHINE_ARN"] = "arn:aws:states:us-east-1:123456789012:stateMachine:payments-payment"
-        aws.reset_clients()
-        reset_settings()
+#: the local runtime's payment state machine (what `resume` starts when pointed at `payments serve`)
+LOCAL_STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:payments-payment"
 
 
 def _stuck_command(args: argparse.Namespace) -> int:
-    _use_endpoint(args.endpoint)
+    aws.use_endpoint(args.endpoint, STATE_MACHINE_ARN=LOCAL_STATE_MACHINE_ARN)
     found = find_stuck(parse_duration(args.older_than), include_parked=not args.overdue_only)
     for payment in found:
         print(payment.line())
@@ -253,7 +244,7 @@ def _stuck_command(args: argparse.Namespace) -> int:
 
 
 def _resume_command(args: argparse.Namespace) -> int:
-    _use_endpoint(args.endpoint)
+    aws.use_endpoint(args.endpoint, STATE_MACHINE_ARN=LOCAL_STATE_MACHINE_ARN)
     result = resume(args.checkout_id, timeout=args.timeout)
     print(
         f"{result.checkout_id}: execution {result.execution_name} {result.execution_status}; payment {result.payment_status}, "
@@ -265,7 +256,7 @@ def _resume_command(args: argparse.Namespace) -> int:
 def _backfill_command(args: argparse.Namespace) -> int:
     from payments.accounts.ledger import LedgerRepository
 
-    _use_endpoint(args.endpoint)
+    aws.use_endpoint(args.endpoint, STATE_MACHINE_ARN=LOCAL_STATE_MACHINE_ARN)
     read, added = LedgerRepository().backfill_account_totals()
     print(f"{read} ledger transactions read, {added} added to their seller account totals now, {read - added} already counted")
     return 0

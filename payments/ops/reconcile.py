@@ -11,13 +11,12 @@ wallet/ledger differences, and 2 when the file cannot be read at all.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
 from payments.kernel import aws
 from payments.kernel.clock import now
-from payments.kernel.config import reset_settings, settings
+from payments.kernel.config import settings
 from payments.reconciliation import report
 from payments.reconciliation.detect import ADYEN
 from payments.reconciliation.model import Bounds, UnreadableFile
@@ -29,16 +28,9 @@ from payments.reconciliation.store import ReconciliationStore
 EXIT_CLEAN, EXIT_MISMATCHES, EXIT_UNREADABLE = 0, 1, 2
 
 
-def _use_endpoint(endpoint_url: str | None) -> None:
-    if endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
-        aws.reset_clients()
-        reset_settings()
-
-
 def psp_settle(date: str | None, endpoint_url: str | None) -> str:
     """Write the simulated PSP's settlement file for a UTC day (default: today); return its key."""
-    _use_endpoint(endpoint_url)
+    aws.use_endpoint(endpoint_url)
     key, rows = settle_day(date or now().date().isoformat())
     print(f"wrote {key} ({rows} rows)")
     return key
@@ -118,5 +110,5 @@ def _settle_command(args: argparse.Namespace) -> int:
 
 
 def _reconcile_command(args: argparse.Namespace) -> int:
-    _use_endpoint(args.endpoint)
+    aws.use_endpoint(args.endpoint)
     return reconcile_local_file(args.file, args.json)

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from payments.kernel import money
 from payments.kernel.config import MAX_ORDERS_PER_CHECKOUT
 from payments.kernel.iso4217 import MINOR_UNITS
+from payments.kernel.money import MAX_ORDER_MINOR_UNITS, Money, is_currency, parse_amount
 from payments.payin.status import OrderStatus, PaymentStatus
 
 #: Identifiers become DynamoDB keys, Step Functions execution names (<= 80 chars,
@@ -39,7 +39,7 @@ def amount_field(description: str) -> Any:
 
 
 def active_currency(value: str) -> str:
-    if not money.is_currency(value):
+    if not is_currency(value):
         raise ValueError("not an active ISO 4217 currency code")  # never the value sent
     return value
 
@@ -48,7 +48,7 @@ def amount_fits_currency(value: str | None, info: ValidationInfo) -> str | None:
     """The amount has at most the currency's minor-unit digits and fits the bounds. An invalid
     currency is reported on its own field; the amount's shape is then checked with 2 digits."""
     if value is not None:
-        money.parse_amount(value, info.data.get("currency") or "USD")
+        parse_amount(value, info.data.get("currency") or "USD")
     return value
 
 
@@ -119,14 +119,19 @@ class PaymentOrderIn(BaseModel):
         amount_field(
             'Decimal string in major units, e.g. "19.99": greater than zero, no sign, exponent or spaces, at most as '
             "many fraction digits as the currency's ISO 4217 minor units (USD 2, JPY 0, KWD 3), at most "
-            f"{money.MAX_ORDER_MINOR_UNITS} minor units. Never a JSON number."
+            f"{MAX_ORDER_MINOR_UNITS} minor units. Never a JSON number."
         ),
         AfterValidator(amount_fits_currency),
     ]
 
     @property
     def amount_minor(self) -> int:
-        return money.parse_amount(self.amount, self.currency)
+        return self.money.minor
+
+    @property
+    def money(self) -> Money:
+        """The validated amount as :class:`payments.kernel.money.Money`."""
+        return Money.parse(self.amount, self.currency)
 
 
 class PaymentRequest(BaseModel):
@@ -242,11 +247,30 @@ class OrderRecord(BaseModel):
     created_at: str = ""
     updated_at: str = ""
 
+    @property
+    def money(self) -> Money:
+        """What the order charges (``amount_minor`` in ``currency``)."""
+        return Money(self.amount_minor, self.currency)
+
+    @property
+    def refund_reserved(self) -> Money:
+        """Refunds reserved on the order: pending and succeeded."""
+        return Money(self.refund_reserved_minor, self.currency)
+
+    @property
+    def refunded(self) -> Money:
+        return Money(self.refunded_minor, self.currency)
+
+    @property
+    def chargeback_net(self) -> Money:
+        """Chargebacks booked net of their reversals."""
+        return Money(self.chargeback_minor - self.chargeback_reversed_minor, self.currency)
+
     def to_api(self) -> PaymentOrderOut:
         return PaymentOrderOut(
             payment_order_id=self.payment_order_id,
             seller_account=self.seller_account,
-            amount=money.format_minor(self.amount_minor, self.currency),
+            amount=self.money.format(),
             currency=self.currency,
             status=self.status,
             psp_reference=self.psp_reference,
@@ -254,8 +278,8 @@ class OrderRecord(BaseModel):
             ledger_updated=self.ledger_updated,
             failure_reason=self.failure_reason,
             needs_attention=self.needs_attention,
-            refunded_amount=money.format_minor(self.refunded_minor, self.currency),
-            chargeback_amount=money.format_minor(self.chargeback_minor - self.chargeback_reversed_minor, self.currency),
+            refunded_amount=self.refunded.format(),
+            chargeback_amount=self.chargeback_net.format(),
         )
 
     @property

@@ -19,7 +19,6 @@ expressions built from :mod:`payments.payin.status`.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,6 +36,7 @@ from payments.kernel.dynamo import (
     from_item,
     is_condition_failure,
     query_all,
+    shard_of,
     to_item,
     to_values,
     transient_as_store_unavailable,
@@ -53,8 +53,10 @@ def order_key(payment_order_id: str) -> dict[str, Any]:
 
 
 def recovery_shard(checkout_id: str, shards: int) -> str:
-    """The ``unfinished`` value of a payment: its partition of the by_recovery_due index."""
-    return f"U#{int.from_bytes(hashlib.sha256(checkout_id.encode()).digest()[:4], 'big') % shards}"
+    """The ``unfinished`` value of a payment: its partition of the by_recovery_due index (the one
+    shard hash, :func:`payments.kernel.dynamo.shard_of`; recovery reads every shard, so a
+    payment stored under an earlier hash is found all the same)."""
+    return f"U#{shard_of(checkout_id, shards)}"
 
 
 def recovery_due(seconds: float | None = None) -> str:

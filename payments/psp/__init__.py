@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
+from payments.kernel.money import Money
+
 
 @dataclass(frozen=True)
 class ChargeRequest:
@@ -23,6 +25,11 @@ class ChargeRequest:
     #: when the order first went to the PSP with this key (ISO UTC): a PSP whose keys expire (Adyen)
     #: must not resend a key older than it keeps it. None: this is the first attempt.
     first_attempt_at: str | None = None
+
+    @property
+    def money(self) -> Money:
+        """What to charge, as Money (raises InvalidAmount on a currency that is not active ISO 4217)."""
+        return Money(self.amount_minor, self.currency)
 
 
 @dataclass(frozen=True)

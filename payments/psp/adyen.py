@@ -71,7 +71,6 @@ import re
 import socket
 import urllib.error
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -80,7 +79,7 @@ from Adyen.exceptions import AdyenAPIResponseError, AdyenError
 from Adyen.services import AdyenCheckoutApi
 from pydantic import BaseModel, Field, model_validator
 
-from payments.kernel import clock, money
+from payments.kernel import clock
 from payments.kernel.errors import PspAwaitingNotification, PspOutcomeUnknown, PspRequestInvalid, PspUnavailable
 from payments.kernel.observability import logger
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
@@ -284,10 +283,10 @@ class AdyenPsp:
         PENDING) and the REFUND notification, whose ``pspReference`` is the one returned here,
         decides it. A resend with the same key gets Adyen's first answer."""
         _check_key(call.idempotency_key)
-        money.exponent(call.currency)  # an ISO 4217 currency, or InvalidAmount
+        amount = call.money  # integer minor units of an ISO 4217 currency, or InvalidAmount
         body: dict[str, Any] = {
             "merchantAccount": self.config.merchant_account,
-            "amount": {"currency": call.currency, "value": call.amount_minor},
+            "amount": {"currency": amount.currency, "value": amount.minor},
             "reference": call.idempotency_key,
             "merchantRefundReason": REFUND_REASONS.get(call.reason or "", "OTHER"),
         }
@@ -321,10 +320,10 @@ class AdyenPsp:
     # --- the request ---------------------------------------------------------------------
     def payment_request(self, request: ChargeRequest) -> dict[str, Any]:
         """The /payments body for a charge (the same bytes on every resend of a key)."""
-        money.exponent(request.currency)  # an ISO 4217 currency, or InvalidAmount
+        amount = request.money  # integer minor units of an ISO 4217 currency, or InvalidAmount
         return {
             "merchantAccount": self.config.merchant_account,
-            "amount": {"currency": request.currency, "value": request.amount_minor},
+            "amount": {"currency": amount.currency, "value": amount.minor},
             "reference": request.idempotency_key,
             "paymentMethod": {"type": "scheme", "storedPaymentMethodId": request.token},
             "shopperReference": request.shopper_reference,

@@ -39,7 +39,7 @@ from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.errors import PspOutcomeUnknown, PspUnavailable
+from payments.kernel.errors import InvariantViolation, PspOutcomeUnknown, PspUnavailable
 from payments.kernel.pan import contains_pan
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
 from payments.kernel.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values
@@ -192,7 +192,8 @@ class SimulatedPsp:
         if outcome is None or outcome.get("outcome") != "APPROVED":
             raise PspRequestRejected(f"no captured charge for {payment_order_id}")
         charge = self._get(f"CHARGE#{outcome['psp_reference']}", "CHARGE")
-        assert charge is not None
+        if charge is None:
+            raise InvariantViolation(f"the approved charge of {payment_order_id} has no charge record")
         amount = charge["amount_minor"] if amount_minor is None else amount_minor
         if not 0 < amount <= charge["amount_minor"]:
             raise PspRequestRejected(f"a chargeback of {amount} does not fit the charge of {charge['amount_minor']}")
@@ -223,8 +224,9 @@ class SimulatedPsp:
             ExpressionAttributeValues=to_values({":now": now, ":day": clock.day_of(now)}),
             ReturnValues="ALL_NEW",
         )
-        d = from_item(response["Attributes"])
-        assert d is not None
+        d = from_item(response.get("Attributes"))
+        if d is None:
+            raise InvariantViolation(f"dispute {dispute_reference} was updated but not returned")
         return self.notification("CHARGEBACK_REVERSED", dispute_reference, d["original_reference"], d["payment_order_id"], d["amount_minor"], d["currency"], key=key)
 
     def refund_notification(self, refund_id: str) -> dict[str, Any] | None:

@@ -289,9 +289,8 @@ def utc_offset(zone: str, moment: datetime) -> timedelta:
         # of a repeated hour): PDT in January is not Los Angeles time, whatever it claims
         for fold in (0, 1):
             candidate = moment.replace(tzinfo=configured, fold=fold)
-            if candidate.tzname() == zone:
-                offset = candidate.utcoffset()
-                assert offset is not None
+            offset = candidate.utcoffset()  # never None for an aware datetime in a ZoneInfo
+            if candidate.tzname() == zone and offset is not None:
                 return offset
         if zone in ABBREVIATIONS or "/" not in zone:
             raise RowError(f"TimeZone '{zone[:40]}' is not in force in {configured.key} at {moment:%Y-%m-%d %H:%M:%S}")

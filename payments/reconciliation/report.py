@@ -124,8 +124,19 @@ def to_html(report: dict[str, Any]) -> str:
     if "quarantined" in report:
         parts.append(f"<p><strong>Quarantined:</strong> {e(report['quarantined']['reason'])}</p></body></html>")
         return "\n".join(parts) + "\n"
+    parts += _html_summary(report)
+    parts += _html_mismatches(report)
+    parts += _html_statements(report)
+    parts += _html_three_way(report)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _html_summary(report: dict[str, Any]) -> list[str]:
+    """The run's figures and its totals per currency."""
+    e = html.escape
     summary = report["summary"]
-    parts.append("<table>")
+    parts = ["<table>"]
     for label, value in (
         ("Format", report["format"]),
         ("Day", summary["window_day"]),
@@ -144,7 +155,13 @@ def to_html(report: dict[str, Any]) -> str:
         for ccy, sums in summary["totals"].items():
             parts.append(f"<tr><td>{e(ccy)}</td>" + "".join(f"<td>{e(sums[n])}</td>" for n in names) + "</tr>")
         parts.append("</table>")
-    parts.append("<h2>Mismatches</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in CSV_COLUMNS) + "</tr>")
+    return parts
+
+
+def _html_mismatches(report: dict[str, Any]) -> list[str]:
+    """The mismatches (a row per mismatch, classed by its classification) and the rejected rows."""
+    e = html.escape
+    parts = ["<h2>Mismatches</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in CSV_COLUMNS) + "</tr>"]
     for mismatch in report["mismatches"]:
         cls = e(mismatch["classification"])
         parts.append(
@@ -158,6 +175,13 @@ def to_html(report: dict[str, Any]) -> str:
         for row in report["rejected_rows"]:
             parts.append(f"<tr><td>{row['line']}</td><td>{e(row['reason'])}</td></tr>")
         parts.append("</table>")
+    return parts
+
+
+def _html_statements(report: dict[str, Any]) -> list[str]:
+    """A bank statement's balance check, one paragraph per statement."""
+    e = html.escape
+    parts = []
     for statement in report.get("statements", []):
         statement = {k: "-" if v is None else v for k, v in statement.items()}  # a balance the file lacks
         parts.append(
@@ -167,16 +191,22 @@ def to_html(report: dict[str, Any]) -> str:
             f"<strong>{'balanced' if statement['balanced'] else 'cannot be checked' if statement['balanced'] is None else 'NOT BALANCED'}</strong>"
             f" ({e(statement['balance_check'])})</p>"
         )
+    return parts
+
+
+def _html_three_way(report: dict[str, Any]) -> list[str]:
+    """The wallet vs ledger differences of the three-way check, if any."""
+    e = html.escape
     three_way = report.get("three_way")
-    if three_way and three_way.get("differences"):
+    if not (three_way and three_way.get("differences")):
+        return []
+    parts = [
+        "<h2>Wallet vs ledger differences</h2><table><tr><th>seller</th><th>currency</th><th>wallet</th><th>ledger</th></tr>"
+    ]
+    for diff in three_way["differences"]:
         parts.append(
-            "<h2>Wallet vs ledger differences</h2><table><tr><th>seller</th><th>currency</th><th>wallet</th><th>ledger</th></tr>"
+            f"<tr><td>{e(diff['seller_account'])}</td><td>{e(diff['currency'])}</td>"
+            f"<td>{e(diff['wallet_amount'])}</td><td>{e(diff['ledger_amount'])}</td></tr>"
         )
-        for diff in three_way["differences"]:
-            parts.append(
-                f"<tr><td>{e(diff['seller_account'])}</td><td>{e(diff['currency'])}</td>"
-                f"<td>{e(diff['wallet_amount'])}</td><td>{e(diff['ledger_amount'])}</td></tr>"
-            )
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    parts.append("</table>")
+    return parts

@@ -42,17 +42,17 @@ def accept_refund(idempotency_key: str, request: RefundRequest, refunds: Refunds
     if request.currency != order.currency:
         raise InvalidRequest([{"field": "currency", "message": f"the order is in {order.currency}"}])
     if request.amount is not None:
-        amount = money.parse_amount(request.amount, request.currency)
+        amount = money.Money.parse(request.amount, request.currency)
     else:
-        amount = order.amount_minor - order.refund_reserved_minor
-        if amount <= 0:
+        amount = order.money - order.refund_reserved
+        if not amount.is_positive():
             raise RefundExceedsRemaining(f"order {order.payment_order_id} has nothing left to refund", 0)
     record = RefundRecord(
         refund_id=request.refund_id,
         payment_order_id=order.payment_order_id,
         seller_account=order.seller_account,
-        amount_minor=amount,
-        currency=order.currency,
+        amount_minor=amount.minor,
+        currency=amount.currency,
         reason=request.reason,
         idempotency_key=idempotency_key,
         request_fingerprint=print_,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from payments.kernel import money
+from payments.kernel.money import Money
 from payments.payin.models import (
     IDENTIFIER_PATTERN,
     NO_CARD_NUMBER,
@@ -94,11 +94,16 @@ class RefundRecord(BaseModel):
     created_at: str = ""
     updated_at: str = ""
 
+    @property
+    def money(self) -> Money:
+        """What the refund gives back (``amount_minor`` in ``currency``)."""
+        return Money(self.amount_minor, self.currency)
+
     def to_api(self) -> RefundOut:
         return RefundOut(
             refund_id=self.refund_id,
             payment_order_id=self.payment_order_id,
-            amount=money.format_minor(self.amount_minor, self.currency),
+            amount=self.money.format(),
             currency=self.currency,
             status=self.status,
             psp_reference=self.psp_reference,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from payments.kernel.money import Money
+
 
 @dataclass(frozen=True)
 class RefundCall:
@@ -20,6 +22,11 @@ class RefundCall:
     amount_minor: int
     currency: str
     reason: str | None = None  # the client's reason (Adyen: mapped to merchantRefundReason)
+
+    @property
+    def money(self) -> Money:
+        """What to refund, as Money."""
+        return Money(self.amount_minor, self.currency)
 
 
 @dataclass(frozen=True)

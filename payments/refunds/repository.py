@@ -39,6 +39,7 @@ from payments.kernel import aws, clock
 from payments.kernel.config import settings
 from payments.kernel.errors import Conflict, InvariantViolation, NotFound, PaymentError, TransientError
 from payments.payin.models import OrderRecord
+from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
 from payments.refunds.models import RefundRecord, RefundStatus
 from payments.kernel.dynamo import cancellation_codes, cancelled_by_condition, from_item, is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
@@ -234,10 +235,11 @@ class RefundsRepository:
         if succeeded:
             order = self.payments.get_order(refund.payment_order_id)
             items.append(self._order_add(refund.payment_order_id, "refunded_minor", refund.amount_minor))
+            adjustment = f"refund:{refund_id}"
             items += self.wallets.adjustment_items(
-                f"refund:{refund_id}", "REFUND", refund.payment_order_id, refund.seller_account, refund.currency, -refund.amount_minor
+                adjustment, "REFUND", refund.payment_order_id, refund.seller_account, -refund.money
             )
-            items += self.ledger.adjustment_items(f"refund:{refund_id}", "REFUND", order, refund.amount_minor, psp_reference, to_seller=False)
+            items += self.ledger.adjustment_items(adjustment, "REFUND", order, refund.money, psp_reference, to_seller=False)
         else:
             items.append(self._order_add(refund.payment_order_id, "refund_reserved_minor", -refund.amount_minor))
         try:
@@ -298,8 +300,10 @@ class RefundsRepository:
             )
 
     # --- disputes -----------------------------------------------------------------------------
-    def book_chargeback(self, order: OrderRecord, dispute_reference: str, amount_minor: int, currency: str) -> Booked:
+    def book_chargeback(self, order: OrderRecord, dispute_reference: str, amount: Money) -> Booked:
         """Take a chargeback off the seller (wallet and ledger), once per dispute reference."""
+        amount_minor, currency = amount.minor, amount.currency
+        adjustment = f"chargeback:{dispute_reference}"
         if currency != order.currency or amount_minor <= 0:
             return Booked(applied=False, anomaly=f"chargeback of {amount_minor} {currency} on an order in {order.currency}")
         now = clock.now_iso()
@@ -325,8 +329,8 @@ class RefundsRepository:
                     "ExpressionAttributeValues": to_values({":zero": 0, ":amount": amount_minor, ":now": now, ":success": OrderStatus.SUCCESS.value}),
                 }
             },
-            *self.wallets.adjustment_items(f"chargeback:{dispute_reference}", "CHARGEBACK", order.payment_order_id, order.seller_account, currency, -amount_minor),
-            *self.ledger.adjustment_items(f"chargeback:{dispute_reference}", "CHARGEBACK", order, amount_minor, dispute_reference, to_seller=False),
+            *self.wallets.adjustment_items(adjustment, "CHARGEBACK", order.payment_order_id, order.seller_account, -amount),
+            *self.ledger.adjustment_items(adjustment, "CHARGEBACK", order, amount, dispute_reference, to_seller=False),
         ]
         applied = True
         try:
@@ -363,8 +367,10 @@ class RefundsRepository:
             logger.error("chargeback on a refunded order", extra={"payment_order_id": payment_order_id})
         return True
 
-    def reverse_chargeback(self, order: OrderRecord, dispute_reference: str, amount_minor: int, currency: str) -> Booked:
+    def reverse_chargeback(self, order: OrderRecord, dispute_reference: str, amount: Money) -> Booked:
         """Give a chargeback back to the seller, once; before its chargeback it raises (retried later)."""
+        amount_minor, currency = amount.minor, amount.currency
+        adjustment = f"chargeback_reversed:{dispute_reference}"
         dispute = self.find_dispute(dispute_reference)
         if dispute is None:
             raise ChargebackNotBooked(f"reversal of chargeback {dispute_reference} arrived before the chargeback")
@@ -386,15 +392,17 @@ class RefundsRepository:
                 }
             },
             self._order_add(order.payment_order_id, "chargeback_reversed_minor", amount_minor),
-            *self.wallets.adjustment_items(f"chargeback_reversed:{dispute_reference}", "CHARGEBACK_REVERSED", order.payment_order_id, order.seller_account, currency, amount_minor),
-            *self.ledger.adjustment_items(f"chargeback_reversed:{dispute_reference}", "CHARGEBACK_REVERSED", order, amount_minor, dispute_reference, to_seller=True),
+            *self.wallets.adjustment_items(
+                adjustment, "CHARGEBACK_REVERSED", order.payment_order_id, order.seller_account, amount
+            ),
+            *self.ledger.adjustment_items(adjustment, "CHARGEBACK_REVERSED", order, amount, dispute_reference, to_seller=True),
         ]
         try:
             with transient_as_store_unavailable():
                 self.ddb.transact_write_items(TransactItems=items)
         except ClientError as err:
             if cancelled_by_condition(err, 0):
-                return self.reverse_chargeback(order, dispute_reference, amount_minor, currency)  # decided concurrently
+                return self.reverse_chargeback(order, dispute_reference, amount)  # decided concurrently
             raise
         count("ChargebackReversed")
         return Booked(applied=True)
@@ -415,6 +423,5 @@ class _WouldExceed(Exception):
     pass
 
 
-def _strip(item: dict[str, Any] | None) -> dict[str, Any]:
-    assert item is not None
+def _strip(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}

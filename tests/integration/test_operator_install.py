@@ -9,7 +9,6 @@ The dev commands there say what to install instead of failing with a traceback.
 from __future__ import annotations
 
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

@@ -15,6 +15,7 @@ from functions.wallet.logic import credit_seller
 from payments.ops.invariants import Report, check
 from payments_dev.local import moto_patches
 from payments.payin.models import PaymentMethod
+from payments.kernel.money import Money
 from payments.kernel.observability import LOCAL_COUNTS
 from payments.psp.simulator import SimulatedPsp
 from payments.refunds import logic
@@ -207,15 +208,15 @@ def test_chargeback_and_reversal_move_wallet_and_ledger_once_each(repos: Repos, 
     order = repos.payments.get_order("po_1")
     # When a reversal arrives before its chargeback (out of order)
     with pytest.raises(ChargebackNotBooked):
-        refunds.reverse_chargeback(order, "dsp_1", 7000, "USD")
+        refunds.reverse_chargeback(order, "dsp_1", Money(7000, "USD"))
     assert balance(repos) == 7000
     # and then the chargeback arrives twice, and the reversal twice
-    assert refunds.book_chargeback(order, "dsp_1", 7000, "USD").applied is True
-    assert refunds.book_chargeback(order, "dsp_1", 7000, "USD").applied is False
+    assert refunds.book_chargeback(order, "dsp_1", Money(7000, "USD")).applied is True
+    assert refunds.book_chargeback(order, "dsp_1", Money(7000, "USD")).applied is False
     assert balance(repos) == 0
     assert repos.payments.get_order("po_1").to_api().chargeback_amount == "70.00"
-    assert refunds.reverse_chargeback(order, "dsp_1", 7000, "USD").applied is True
-    assert refunds.reverse_chargeback(order, "dsp_1", 7000, "USD").applied is False
+    assert refunds.reverse_chargeback(order, "dsp_1", Money(7000, "USD")).applied is True
+    assert refunds.reverse_chargeback(order, "dsp_1", Money(7000, "USD")).applied is False
     # Then the wallet and the ledger moved once for each
     assert balance(repos) == 7000
     assert repos.ledger.trial_balance()["USD"] == (7000 * 3, 7000 * 3)
@@ -225,7 +226,7 @@ def test_chargeback_and_reversal_move_wallet_and_ledger_once_each(repos: Repos, 
 
 def test_refund_is_refused_after_a_chargeback(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
     paid(repos, psp, "po_1", 7000)
-    refunds.book_chargeback(repos.payments.get_order("po_1"), "dsp_1", 2000, "USD")
+    refunds.book_chargeback(repos.payments.get_order("po_1"), "dsp_1", Money(2000, "USD"))
     with pytest.raises(OrderNotRefundable):
         accept(refunds, "rf_1", "po_1", "10.00")
     assert refunds.scan_refunds() == []
@@ -238,7 +239,7 @@ def test_chargeback_on_a_refunded_order_is_booked_and_flagged(repos: Repos, refu
     run_refund(refunds, psp, "rf_1")
     before = LOCAL_COUNTS["ChargebackOnRefundedOrder"]
     # When the cardholder's bank charges back the whole 70.00
-    booked = refunds.book_chargeback(repos.payments.get_order("po_1"), "dsp_1", 7000, "USD")
+    booked = refunds.book_chargeback(repos.payments.get_order("po_1"), "dsp_1", Money(7000, "USD"))
     # Then it is booked (it happened at the PSP), the order needs attention and the alarm metric counts it
     assert booked.applied and booked.needs_attention
     order = repos.payments.get_order("po_1")
