@@ -114,7 +114,10 @@ def load(function: Function, environ: Mapping[str, str] | None = None) -> Settin
                 f"function {function.name!r} on stage {stage!r}: {', '.join(missing)} not set; a deployed function "
                 "requires every variable of its settings (payments/registry.py), none has a default there"
             )
-    return settings() if environ is None else Settings.from_env(env)
+        if environ is None:
+            return settings()
+    # outside a deployed stage the process's cached settings are left alone (tests change the environment)
+    return Settings.from_env(env)
 
 
 @lru_cache(maxsize=1)

@@ -6,10 +6,14 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.executor.logic import execute_order
+from payments import config, registry
 from payments.observability import count, entry_point, logger
 from payments.psp import default_psp
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import ExecuteOrderTask
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.EXECUTOR)
 
 
 @entry_point

@@ -6,10 +6,14 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ledger.logic import book_payin
+from payments import config, registry
 from payments.observability import count, entry_point, logger
 from payments.repositories.ledger import LedgerRepository
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import OrderTask
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.LEDGER)
 
 
 @entry_point

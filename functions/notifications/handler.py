@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.payment.guard import header, is_json, json_too_deep
 from functions.payment.problems import PROBLEM_JSON, TYPE_PREFIX
-from payments import aws
+from payments import aws, config, registry
 from payments.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, settings
 from payments.errors import StoreUnavailable, TransientError
 from payments.notifications.apply import process
@@ -33,6 +33,9 @@ from payments.notifications.store import NotificationStore
 from payments.observability import count, entry_point, logger
 from payments.psp import hmac as adyen_hmac
 from payments.refunds.repository import RefundsRepository
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.NOTIFICATIONS)
 
 ACCEPTED = "[accepted]"
 

@@ -15,9 +15,13 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from payments import config, registry
 from payments.notifications.apply import process
 from payments.notifications.store import NotificationStore
 from payments.observability import entry_point
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.NOTIFICATIONS_CONSUMER)
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -18,9 +18,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.api_kit import resolve_guarded
 from functions.payment import logic
 from functions.payment.api import app, idempotency_config
+from payments import config, registry
 from payments.observability import entry_point
 from payments.repositories.payments import PaymentsRepository
 from payments.tasks import FinalizePaymentTask
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.PAYMENT)
 
 
 @entry_point

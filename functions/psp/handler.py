@@ -12,9 +12,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from payments import config, registry
 from payments.clock import now
 from payments.observability import count, entry_point, logger
 from payments.reconciliation.settlement import settle_day
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.PSP)
 
 
 @entry_point

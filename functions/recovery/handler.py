@@ -6,8 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments import recovery
+from payments import config, recovery, registry
 from payments.observability import entry_point, logger
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.RECOVERY)
 
 
 @entry_point

@@ -17,10 +17,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api_kit import resolve_guarded
 from functions.refunds.api import app, idempotency_config
+from payments import config, registry
 from payments.observability import entry_point
 from payments.psp import default_psp
 from payments.refunds import logic
 from payments.refunds.repository import RefundsRepository
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.REFUNDS)
 
 
 @entry_point

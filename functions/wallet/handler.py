@@ -6,10 +6,14 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.wallet.logic import credit_seller
+from payments import config, registry
 from payments.observability import count, entry_point, logger
 from payments.repositories.payments import PaymentsRepository
 from payments.repositories.wallet import WalletRepository
 from payments.tasks import OrderTask
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.WALLET)
 
 
 @entry_point
