@@ -227,9 +227,9 @@ class Refunds(Construct):
         """The alarms of money flowing back, on the stage's alarm topic, and their dashboard row."""
         metrics = {
             "RefundExecutionsFailed": (self.state_machine.metric_failed(period=PERIOD), "A refund workflow execution failed"),
-            "RefundNeedsAttention": (_metric("RefundNeedsAttention", "refunds"), "A refund is parked as NEEDS_ATTENTION: resolve it"),
+            "RefundNeedsAttention": (_metric("RefundNeedsAttention", registry.REFUNDS.name), "A refund is parked as NEEDS_ATTENTION: resolve it"),
             "ChargebackOnRefundedOrder": (
-                _metric("ChargebackOnRefundedOrder", "notifications_consumer"),
+                _metric("ChargebackOnRefundedOrder", registry.NOTIFICATIONS_CONSUMER.name),
                 "A chargeback hit an order already refunded: the platform has a claim to pursue (order NEEDS_ATTENTION)",
             ),
             "NotificationDeadLettersVisible": (
@@ -255,11 +255,11 @@ class Refunds(Construct):
                 left=[
                     self.state_machine.metric_started(period=PERIOD),
                     self.state_machine.metric_succeeded(period=PERIOD),
-                    _metric("RefundSucceeded", "refunds"),
-                    _metric("RefundFailed", "refunds"),
-                    _metric("ChargebackBooked", "notifications_consumer"),
-                    _metric("NotificationReceived", "notifications"),
-                    _metric("NotificationSignatureRejected", "notifications"),
+                    _metric("RefundSucceeded", registry.REFUNDS.name),
+                    _metric("RefundFailed", registry.REFUNDS.name),
+                    _metric("ChargebackBooked", registry.NOTIFICATIONS_CONSUMER.name),
+                    _metric("NotificationReceived", registry.NOTIFICATIONS.name),
+                    _metric("NotificationSignatureRejected", registry.NOTIFICATIONS.name),
                 ],
                 right=[m for m, _ in metrics.values()],
                 width=24,
