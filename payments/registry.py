@@ -53,7 +53,9 @@ class Function:
     #: ``(ASL file, placeholder)`` pairs whose ``${placeholder}`` this function's ARN fills
     asl_placeholders: tuple[tuple[str, str], ...] = ()
     tables: tuple[TableAccess, ...] = ()
-    #: ``payments.config.Settings`` fields (other than its tables) it requires on every stage
+    #: ``payments.config.Settings`` fields (other than its tables) it requires on every stage. The
+    #: recovery tunables (``recovery_delay_seconds``, ``recovery_max_attempts``, ``recovery_shards``) are
+    #: not listed: they are the same on every stage, their values are the model's (docs/runbook.md)
     settings: tuple[str, ...] = ()
     #: IAM actions other than DynamoDB, logs and X-Ray (``service:Action``): the CDK construct grants
     #: them on the exact resources; a grant of an action not listed here is refused at synthesis
@@ -239,7 +241,10 @@ NOTIFICATIONS_CONSUMER = Function(
     ),
     settings=("payments_psp_merchant_account", "psp_name", *_SHARDS),
     # the SQS event source mapping's poller (CDK's SqsEventSource)
-    actions=("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+    actions=(
+        *("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"),
+        *("sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+    ),
 )
 
 #: every function, in the order the stack builds them

@@ -58,7 +58,11 @@ class Refunds(Construct):
         adyen: AdyenPsp | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        shards = {"wallet_shards": str(stage.wallet_shards), "ledger_total_shards": str(stage.ledger_total_shards), "psp_name": stage.psp_name}
+        shards = {
+            "wallet_shards": str(stage.wallet_shards),
+            "ledger_total_shards": str(stage.ledger_total_shards),
+            "psp_name": stage.psp_name,
+        }
         name = stage.resource_name("refund")
         #: the merchant account the PSP's notifications must name: Adyen's, or (simulated PSP, whose
         #: notifications carry the same setting) the settings' own value
@@ -227,7 +231,10 @@ class Refunds(Construct):
         """The alarms of money flowing back, on the stage's alarm topic, and their dashboard row."""
         metrics = {
             "RefundExecutionsFailed": (self.state_machine.metric_failed(period=PERIOD), "A refund workflow execution failed"),
-            "RefundNeedsAttention": (_metric("RefundNeedsAttention", registry.REFUNDS.name), "A refund is parked as NEEDS_ATTENTION: resolve it"),
+            "RefundNeedsAttention": (
+                _metric("RefundNeedsAttention", registry.REFUNDS.name),
+                "A refund is parked as NEEDS_ATTENTION: resolve it",
+            ),
             "ChargebackOnRefundedOrder": (
                 _metric("ChargebackOnRefundedOrder", registry.NOTIFICATIONS_CONSUMER.name),
                 "A chargeback hit an order already refunded: the platform has a claim to pursue (order NEEDS_ATTENTION)",

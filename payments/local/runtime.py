@@ -78,7 +78,13 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "payments_stage": "",  # not a deployed stage: the handlers' cold start does not require every setting
 }
 #: set per run in LocalRuntime.__init__
-RUN_SETTINGS = ("state_machine_arn", "refund_state_machine_arn", "payments_psp_hmac_key", "payments_psp_merchant_account", "notifications_queue_url")
+RUN_SETTINGS = (
+    "state_machine_arn",
+    "refund_state_machine_arn",
+    "payments_psp_hmac_key",
+    "payments_psp_merchant_account",
+    "notifications_queue_url",
+)
 
 #: the runtime started last in this process (the chaos harness drives its recovery schedule)
 CURRENT: "LocalRuntime | None" = None
@@ -105,7 +111,8 @@ class RecoverySchedule:
     def run_now(self) -> Any:
         """One recovery run, through the in-process Lambda dispatcher (as the schedule invokes it)."""
         with self._lock:  # one run at a time, as a reserved concurrency of 1 would
-            payload, errored = lambdas.DISPATCHER.invoke(registry.RECOVERY.local_name, {"source": "aws.events", "detail-type": "Scheduled Event"})
+            event = {"source": "aws.events", "detail-type": "Scheduled Event"}
+            payload, errored = lambdas.DISPATCHER.invoke(registry.RECOVERY.local_name, event)
             self.runs += 1
         return json.loads(payload) if payload else None
 

@@ -11,7 +11,14 @@ import pytest
 
 from payments.reconciliation.service import INCOMING, QUARANTINE, REPORTS, WORK
 from payments import registry
-from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, as_list, function_named, policy_statements_of_role, resources, state_machine_named
+from tests.infrastructure.helpers import (
+    PROGRAM_FUNCTIONS,
+    as_list,
+    function_named,
+    policy_statements_of_role,
+    resources,
+    state_machine_named,
+)
 
 #: the stacks of cdk.json: (fixture, stage name, its PSP)
 STACKS = (("dev", "dev", "simulated"), ("prod", "prod", "adyen"))

@@ -41,7 +41,8 @@ def test_a_function_environment_is_exactly_its_required_settings(request, fixtur
 
 def test_the_notification_functions_know_the_merchant_account_of_the_stage(prod, live_prod):
     # Given the webhook and the consumer, which refuse a notification naming another merchant account
-    for template, account in ((prod, "SET_ADYEN_MERCHANT_ACCOUNT"), (live_prod.templates["Payments-prod"], LIVE_PROD["adyenMerchantAccount"])):
+    stages = ((prod, "SET_ADYEN_MERCHANT_ACCOUNT"), (live_prod.templates["Payments-prod"], LIVE_PROD["adyenMerchantAccount"]))
+    for template, account in stages:
         for spec in (registry.NOTIFICATIONS, registry.NOTIFICATIONS_CONSUMER):
             # Then their merchant account is the stage's Adyen merchant account (not a local default)
             assert _variables(template, spec.name, "prod")[env_name("payments_psp_merchant_account")] == account

@@ -20,7 +20,11 @@ RECONCILE_ASL = STEPFUNCTIONS / registry.RECONCILE_ASL
 #: state machine short name -> (its ASL file, the placeholders and the function each one must be: the registry's)
 MACHINES = {
     machine: (STEPFUNCTIONS / asl, {p: f.name for p, f in registry.asl_functions(asl).items()})
-    for machine, asl in (("payment", registry.PAYMENT_ASL), ("reconcile", registry.RECONCILE_ASL), ("refund", registry.REFUND_ASL))
+    for machine, asl in (
+        ("payment", registry.PAYMENT_ASL),
+        ("reconcile", registry.RECONCILE_ASL),
+        ("refund", registry.REFUND_ASL),
+    )
 }
 SUBSTITUTION = re.compile(r"^\$\{(\w+)\}$")
 

@@ -96,7 +96,8 @@ def test_a_handler_cold_start_fails_in_a_deployed_stage_without_its_variables():
     env = {k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME", "SYSTEMROOT")}
     env |= {"AWS_DEFAULT_REGION": "us-east-1", STAGE_ENV: "dev", "PYTHONPATH": str(ROOT)}
     # When the handler module is imported (the cold start)
-    result = subprocess.run([sys.executable, "-c", "import functions.wallet.handler"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-c", "import functions.wallet.handler"]
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     # Then the import fails with an error naming every missing variable
     assert result.returncode != 0
     assert "MissingSettings" in result.stderr
