@@ -46,3 +46,30 @@ def test_the_notification_functions_know_the_merchant_account_of_the_stage(prod,
         for spec in (registry.NOTIFICATIONS, registry.NOTIFICATIONS_CONSUMER):
             # Then their merchant account is the stage's Adyen merchant account (not a local default)
             assert _variables(template, spec.name, "prod")[env_name("payments_psp_merchant_account")] == account
+
+
+def test_a_grant_or_variable_the_registry_does_not_declare_is_refused_at_synthesis():
+    import aws_cdk as cdk
+    from aws_cdk import aws_lambda as lambda_
+
+    from infra.constructs.function import PaymentsFunction
+    from infra.constructs.tables import PaymentTables
+    from infra.stage import Stage
+
+    # Given the wallet function built from its registry entry in a bare stack of the dev stage
+    context = {"stages": {"dev": {"apiRateLimit": 1, "apiBurstLimit": 1, "logRetentionDays": 14, "logLevel": "INFO",
+                                  "walletShards": 1, "ledgerTotalShards": 1, "retainAllData": False}}}
+    app = cdk.App(context=context)
+    stage = Stage.from_context(app.node, "dev")
+    stack = cdk.Stack(app, "Bare")
+    tables = PaymentTables(stack, "Tables", stage=stage)
+    wallet = PaymentsFunction(
+        stack, "Wallet", stage=stage, code=lambda_.Code.from_inline("x"), spec=registry.WALLET, tables=tables,
+        settings={"wallet_shards": "1"},
+    )
+    # When it is given an action its entry does not declare, or a variable of a setting it does not use
+    # Then synthesis stops, naming the function and the registry
+    with pytest.raises(ValueError, match=r"wallet: \['states:StartExecution'\] not declared"):
+        wallet.allow(["states:StartExecution"], ["arn:aws:states:us-east-1:123456789012:stateMachine:x"])
+    with pytest.raises(ValueError, match="'settlement_bucket' is not a setting of its registry entry"):
+        wallet.set_setting("settlement_bucket", "bucket")
