@@ -18,6 +18,7 @@ from infra.constructs.simulated_psp import SimulatedPsp
 from infra.constructs.tables import PaymentTables
 from infra.constructs.wallet import Wallet
 from infra.stage import Stage
+from functions import registry
 
 
 class PaymentsStack(cdk.Stack):
@@ -81,6 +82,20 @@ class PaymentsStack(cdk.Stack):
             )
             psp_functions.append(simulated.function)
         refunds = Refunds(self, "Refunds", stage=stage, code=code, tables=tables, api=checkout.api, adyen=self.adyen)
+        functions = [
+            checkout.function,
+            workflow.executor,
+            wallet.function,
+            ledger.function,
+            recovery.function,
+            reconciliation.function,
+            *psp_functions,
+            *refunds.functions,
+        ]
+        # every function of the registry that the stage's PSP needs is deployed, once
+        deployed = sorted(f.spec.name for f in functions)
+        if deployed != sorted(f.name for f in registry.deployed_on(stage.psp)):  # type: ignore[arg-type]
+            raise ValueError(f"stage {stage.name}: the stack builds {deployed}, not the registry's functions")
         observability = Observability(
             self,
             "Observability",
@@ -88,16 +103,7 @@ class PaymentsStack(cdk.Stack):
             api=checkout.api,
             state_machine=workflow.state_machine,
             reconcile_state_machine=reconciliation.state_machine,
-            functions=[
-                checkout.function,
-                workflow.executor,
-                wallet.function,
-                ledger.function,
-                recovery.function,
-                reconciliation.function,
-                *psp_functions,
-                *refunds.functions,
-            ],
+            functions=functions,
             tables=tables,
             dead_letters=reconciliation.dead_letters,
         )

@@ -93,6 +93,11 @@ class Stage:
         return "adyen" if self.psp == "adyen" else "simulated-psp"
 
     @property
+    def payments_psp(self) -> str:
+        """``Settings.payments_psp``: the adapter the functions charge and refund through."""
+        return "adyen" if self.psp == "adyen" else "simulator"
+
+    @property
     def stack_name(self) -> str:
         return f"Payments-{self.name}"
 

@@ -5,11 +5,16 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import registry
 from functions.ledger.logic import book_payin
 from payments.accounts.ledger import LedgerRepository
+from payments.kernel import config
 from payments.kernel.observability import count, entry_point, logger
 from payments.payin.repository import PaymentsRepository
 from payments.payin.tasks import OrderTask
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.LEDGER)
 
 
 @entry_point

@@ -23,9 +23,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import registry
 from functions.payment.guard import header, is_json, json_too_deep
 from functions.payment.problems import PROBLEM_JSON, TYPE_PREFIX
-from payments.kernel import aws
+from payments.kernel import aws, config
 from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, settings
 from payments.kernel.errors import StoreUnavailable, TransientError
 from payments.kernel.observability import count, entry_point, logger
@@ -33,6 +34,9 @@ from payments.notifications.apply import process
 from payments.notifications.store import NotificationStore
 from payments.psp import hmac as adyen_hmac
 from payments.refunds.repository import RefundsRepository
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.NOTIFICATIONS)
 
 ACCEPTED = "[accepted]"
 

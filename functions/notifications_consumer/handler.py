@@ -15,9 +15,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import registry
+from payments.kernel import config
 from payments.kernel.observability import entry_point
 from payments.notifications.apply import process
 from payments.notifications.store import NotificationStore
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.NOTIFICATIONS_CONSUMER)
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

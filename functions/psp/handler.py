@@ -12,9 +12,14 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import registry
+from payments.kernel import config
 from payments.kernel.clock import now
 from payments.kernel.observability import count, entry_point, logger
 from payments.reconciliation.settlement import settle_day
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.PSP)
 
 
 @entry_point

@@ -21,8 +21,13 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import registry
+from payments.kernel import config
 from payments.kernel.observability import count, entry_point, logger
 from payments.reconciliation.service import Reconciler
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.RECONCILE)
 
 
 @entry_point

@@ -6,8 +6,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import registry
+from payments.kernel import config
 from payments.kernel.observability import entry_point, logger
 from payments.payin import recovery
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.RECOVERY)
 
 
 @entry_point

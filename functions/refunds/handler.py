@@ -15,12 +15,17 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import registry
 from functions.api_kit import resolve_guarded
 from functions.refunds.api import app, idempotency_config
+from payments.kernel import config
 from payments.kernel.observability import entry_point
 from payments.psp import default_psp
 from payments.refunds import logic
 from payments.refunds.repository import RefundsRepository
+
+#: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
+config.load(registry.REFUNDS)
 
 
 @entry_point

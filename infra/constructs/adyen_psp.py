@@ -22,13 +22,13 @@ are issued, not by a rotation Lambda.
 
 from __future__ import annotations
 
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.constructs.function import PaymentsFunction
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import AdyenStage, Stage
+from payments.psp.adyen import AdyenSettings
 
 ROTATION_REASON = (
     "Adyen issues the API key and the HMAC key in its Customer Area; Secrets Manager cannot rotate them. "
@@ -85,24 +85,23 @@ class AdyenPsp(Construct):
     def use_api_key(self, executor: PaymentsFunction) -> None:
         """The executor charges through Adyen: its settings, and read access to the API key only."""
         environment = {
-            "PAYMENTS_PSP": "adyen",
-            "ADYEN_API_KEY_SECRET_ARN": self._secret_id(self.api_key_secret),
-            "ADYEN_SECRET_MAX_AGE": str(self.config.secret_max_age),
-            "ADYEN_MERCHANT_ACCOUNT": self.config.merchant_account,
-            "ADYEN_RETURN_URL": self.config.return_url,
-            "ADYEN_ENVIRONMENT": self.config.environment,
+            "api_key_secret_arn": self._secret_id(self.api_key_secret),
+            "secret_max_age": str(self.config.secret_max_age),
+            "merchant_account": self.config.merchant_account,
+            "return_url": self.config.return_url,
+            "environment": self.config.environment,
         }
         if self.config.live_url_prefix:
-            environment["ADYEN_LIVE_URL_PREFIX"] = self.config.live_url_prefix
-        for key, value in environment.items():
-            executor.function.add_environment(key, value)
+            environment["live_url_prefix"] = self.config.live_url_prefix
+        for field, value in environment.items():
+            executor.function.add_environment(AdyenSettings.env_name(field), value)
         self._grant_read(self.api_key_secret, executor, "the Adyen API key secret")
 
     def grant_hmac_keys(self, function: PaymentsFunction) -> None:
         """``function`` verifies Adyen's notifications: ``PAYMENTS_PSP_HMAC_KEY_SECRET`` (read by
         ``payments.psp.hmac.configured_keys``) and read access to the HMAC key secret only."""
-        function.function.add_environment("PAYMENTS_PSP_HMAC_KEY_SECRET", self._secret_id(self.hmac_key_secret))
-        function.function.add_environment("ADYEN_SECRET_MAX_AGE", str(self.config.secret_max_age))
+        function.set_setting("payments_psp_hmac_key_secret", self._secret_id(self.hmac_key_secret))
+        function.set_setting("adyen_secret_max_age", str(self.config.secret_max_age))
         self._grant_read(self.hmac_key_secret, function, "the Adyen HMAC key secret")
 
     @staticmethod
@@ -115,7 +114,7 @@ class AdyenPsp(Construct):
         # GetSecretValue only (Powertools needs nothing else); an imported-by-name secret is matched
         # by Secrets Manager's 6-character suffix, as CDK's own grantRead does
         resource = secret.secret_full_arn or f"{secret.secret_arn}-??????"
-        function.role.add_to_principal_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[resource]))
+        function.allow(["secretsmanager:GetSecretValue"], [resource])
         if secret.secret_full_arn is None:
             acknowledge_wildcard_resource(
                 function.role,

@@ -28,6 +28,7 @@ from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
+from functions import registry
 
 #: API Gateway's own error responses, answered as RFC 9457 problems (status None: varies by cause).
 _GATEWAY_PROBLEMS: tuple[tuple[apigw.ResponseType, str | None], ...] = (
@@ -62,32 +63,19 @@ class CheckoutApi(Construct):
             "Payment",
             stage=stage,
             code=code,
-            name="payment",
-            description="Checkout API (POST/GET /v1/...) and the FinalizePayment task of the payment workflow",
-            timeout=cdk.Duration.seconds(10),  # below API Gateway's 29 s integration timeout
-            memory_size=512,
-            environment={
+            spec=registry.PAYMENT,
+            tables=tables,
+            settings={
                 # The ARN is built from the workflow's fixed name, not referenced: the state
                 # machine invokes this function, so a reference would be a dependency cycle.
-                "STATE_MACHINE_ARN": state_machine_arn,
-                "WALLET_SHARDS": str(stage.wallet_shards),
-                "LEDGER_TOTAL_SHARDS": str(stage.ledger_total_shards),
+                "state_machine_arn": state_machine_arn,
+                "wallet_shards": str(stage.wallet_shards),
+                "ledger_total_shards": str(stage.ledger_total_shards),
             },
         )
         fn = self.function
-        fn.use_table("idempotency_table", tables["idempotency_table"], ["GetItem", "PutItem", "UpdateItem", "DeleteItem"])
-        # ConditionCheckItem and PutItem authorise the TransactWriteItems that stores a payment with its orders.
-        fn.use_table(
-            "payments_table",
-            tables["payments_table"],
-            ["GetItem", "PutItem", "UpdateItem", "BatchGetItem", "Query", "ConditionCheckItem"],
-        )
-        fn.use_table("wallets_table", tables["wallets_table"], ["Query", "GetItem", "BatchGetItem"])
-        fn.use_table("ledger_table", tables["ledger_table"], ["Query", "GetItem", "BatchGetItem"])
-        fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[state_machine_arn]))
-        fn.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[state_machine_executions_arn])
-        )
+        fn.allow(["states:StartExecution"], [state_machine_arn])
+        fn.allow(["states:DescribeExecution"], [state_machine_executions_arn])
         acknowledge_wildcard_resource(
             fn.role,
             state_machine_executions_arn,

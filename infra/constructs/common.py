@@ -9,8 +9,9 @@ function ARNs; logs to a vended log group; X-Ray tracing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -21,6 +22,14 @@ from constructs import Construct
 
 from infra.nag import acknowledge
 from infra.stage import Stage
+from functions import registry
+
+
+class TaskFunction(Protocol):
+    """A deployed registry function (``infra.constructs.function.PaymentsFunction``)."""
+
+    spec: registry.Function
+    function: lambda_.Function
 
 
 def stage_log_group(scope: Construct, construct_id: str, *, stage: Stage, log_group_name: str | None = None) -> logs.LogGroup:
@@ -55,7 +64,7 @@ def asl_state_machine(
     *,
     name: str,
     asl_path: Path,
-    task_functions: Mapping[str, lambda_.IFunction],
+    task_functions: Sequence[TaskFunction],
     log_group: logs.ILogGroup,
     invoked_functions: str,
     state_machine_type: sfn.StateMachineType = sfn.StateMachineType.STANDARD,
@@ -63,26 +72,32 @@ def asl_state_machine(
 ) -> sfn.StateMachine:
     """The state machine ``name`` (STANDARD unless told) running ``asl_path`` as written, logged and traced.
 
-    ``task_functions`` maps each ``${placeholder}`` of the ASL to the function whose ARN fills it; the
+    ``task_functions`` are the functions whose ARNs fill the ``${placeholder}``s of the ASL, each the one
+    the registry names for it (``functions.registry.Function.asl_placeholders``); the
     state machine may invoke exactly those functions (``invoked_functions`` names them in the cdk-nag
     acknowledgment). Execution data stays out of the logs: payment inputs carry buyer data and PSP
     tokens (a Standard execution's history holds every payload anyway). ``log_level``: a Standard
     workflow logs ``ALL`` (its history is kept by the service too); the Express payment workflow logs
     ``ERROR`` (its only history is the log; see docs/runbook.md, "Express workflow logs").
     """
+    placeholders = registry.asl_functions(asl_path.name)
+    by_spec = {fn.spec: fn.function for fn in task_functions}
+    if set(by_spec) != set(placeholders.values()):
+        raise ValueError(f"{asl_path.name}: its placeholders are filled by {sorted(f.name for f in placeholders.values())}")
+    substitutions = {placeholder: by_spec[spec] for placeholder, spec in placeholders.items()}
     machine = sfn.StateMachine(
         scope,
         construct_id,
         state_machine_name=name,
         state_machine_type=state_machine_type,
         definition_body=sfn.DefinitionBody.from_string(asl_path.read_text()),  # inline: the states are in the template
-        definition_substitutions={key: fn.function_arn for key, fn in task_functions.items()},
+        definition_substitutions={key: fn.function_arn for key, fn in substitutions.items()},
         logs=sfn.LogOptions(destination=log_group, level=log_level, include_execution_data=False),
         tracing_enabled=True,
     )
     # The Task states invoke the functions by their unqualified ARNs.
     machine.add_to_role_policy(
-        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fn.function_arn for fn in task_functions.values()])
+        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fn.function_arn for fn in substitutions.values()])
     )
     acknowledge(
         machine,

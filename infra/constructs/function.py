@@ -1,15 +1,18 @@
 """One Lambda function of the payment system, with its role, log group and grants.
 
-Every function runs the shared code asset on the same runtime and architecture,
-traces with X-Ray, logs JSON through Powertools to its own log group, and has a
-role of its own that starts empty: each grant below names the exact actions on
-the exact resources, and each table grant also sets the environment variable
-through which ``payments.kernel.config.Settings`` finds the table.
+Every function is an entry of ``functions.registry`` (its name, handler, memory, timeout, reserved
+concurrency, tables and actions): this construct builds it from that entry. Every function runs
+the shared code asset on the same runtime and architecture, traces with X-Ray, logs JSON through
+Powertools to its own log group, and has a role of its own that starts empty: the table grants are
+the registry's table accesses (each also sets the variable through which ``payments.kernel.config.Settings``
+finds the table), every other grant names exact resources and may only use actions the registry
+declares for the function. ``PAYMENTS_STAGE`` marks the deployed stage: the handler's cold start
+then requires every setting of the registry entry (``payments.kernel.config.load``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -22,12 +25,14 @@ from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.constructs.common import stage_log_group
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
+from functions import registry
+from payments.kernel.config import STAGE_ENV, env_name
 
 METRICS_NAMESPACE = "Payments"
 
 
 class PaymentsFunction(Construct):
-    """``functions/<name>/handler.py:handler`` deployed as ``payments-<stage>-<name>``."""
+    """The registry entry ``spec``: ``functions/<name>/handler.py:handler`` as ``payments-<stage>-<name>``."""
 
     def __init__(
         self,
@@ -36,16 +41,18 @@ class PaymentsFunction(Construct):
         *,
         stage: Stage,
         code: lambda_.Code,
-        name: str,
-        description: str,
-        timeout: cdk.Duration,
-        memory_size: int,
-        environment: dict[str, str] | None = None,
+        spec: registry.Function,
+        tables: Mapping[str, dynamodb.ITable],
+        settings: Mapping[str, str] | None = None,
         **function_options: object,
     ) -> None:
+        """``tables``: the stage's tables by ``Settings`` field; ``settings``: the values of the entry's other
+        required settings, by ``Settings`` field (set as their variables)."""
         super().__init__(scope, construct_id)
-        self.name = name  # also the Powertools service name: the "service" metric dimension
-        function_name = stage.resource_name(name)
+        self.spec = spec
+        self.name = spec.name  # also the Powertools service name: the "service" metric dimension
+        self.psp: registry.Psp = stage.psp  # type: ignore[assignment]
+        function_name = stage.resource_name(spec.name)
         self.log_group = stage_log_group(self, "Logs", stage=stage, log_group_name=f"/aws/lambda/{function_name}")
         self.role = iam.Role(
             self,
@@ -54,17 +61,19 @@ class PaymentsFunction(Construct):
             description=f"{function_name}: its own log group, tables and objects only",
         )
         self.log_group.grant_write(self.role)
+        if spec.reserved_concurrency is not None:
+            function_options["reserved_concurrent_executions"] = spec.reserved_concurrency
         self.function = lambda_.Function(
             self,
             "Function",
             function_name=function_name,
-            description=description,
+            description=spec.description,
             code=code,
-            handler=f"functions.{name}.handler.handler",
+            handler=spec.handler,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            timeout=timeout,
-            memory_size=memory_size,
+            timeout=cdk.Duration.seconds(spec.timeout_s),
+            memory_size=spec.memory_mb,
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
@@ -72,13 +81,17 @@ class PaymentsFunction(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             tracing=lambda_.Tracing.ACTIVE,
             environment={
-                "POWERTOOLS_SERVICE_NAME": name,
+                "POWERTOOLS_SERVICE_NAME": spec.name,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "LOG_LEVEL": stage.log_level,
-                **(environment or {}),
+                STAGE_ENV: stage.name,
             },
             **function_options,
         )
+        for setting, value in (settings or {}).items():
+            self.set_setting(setting, value)
+        for access in spec.tables_for(self.psp):
+            self._use_table(access, tables[access.setting])
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
@@ -92,23 +105,36 @@ class PaymentsFunction(Construct):
             "on it; moving to a newer runtime is a deliberate upgrade, not a side effect of a CDK update.",
         )
 
-    def use_table(
-        self,
-        setting: str,
-        table: dynamodb.ITable,
-        actions: Sequence[str],
-        *,
-        indexes: Sequence[str] = (),
-    ) -> None:
-        """Set ``SETTING`` (a ``Settings`` field upper-cased) to the table name; allow ``actions`` on it.
+    def set_setting(self, setting: str, value: str) -> None:
+        """Set the variable of ``Settings.<setting>``, which must be one the registry entry requires."""
+        if setting not in self.spec.required_settings(self.psp):
+            raise ValueError(f"{self.name}: {setting!r} is not a setting of its registry entry (functions/registry.py)")
+        self.function.add_environment(env_name(setting), value)
 
-        ``indexes`` lists the GSIs the function queries: each is granted by its own ARN.
-        """
-        self.function.add_environment(setting.upper(), table.table_name)
-        resources = [table.table_arn, *(f"{table.table_arn}/index/{index}" for index in indexes)]
+    def _use_table(self, access: registry.TableAccess, table: dynamodb.ITable) -> None:
+        """Set the table's variable to its name; allow the access's actions on it and on its indexes."""
+        self.function.add_environment(env_name(access.setting), table.table_name)
+        resources = [table.table_arn, *(f"{table.table_arn}/index/{index}" for index in access.indexes)]
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=[f"dynamodb:{action}" for action in actions], resources=resources)
+            iam.PolicyStatement(actions=[f"dynamodb:{action}" for action in access.actions], resources=resources)
         )
+
+    def _check_actions(self, actions: Sequence[str]) -> None:
+        undeclared = sorted(set(actions) - self.spec.actions_for(self.psp))
+        if undeclared:
+            raise ValueError(f"{self.name}: {undeclared} not declared in its registry entry (functions/registry.py)")
+
+    def allow(self, actions: Sequence[str], resources: Sequence[str]) -> None:
+        """Allow ``actions`` (each declared by the registry entry) on exactly ``resources``."""
+        self._check_actions(actions)
+        self.role.add_to_principal_policy(iam.PolicyStatement(actions=list(actions), resources=list(resources)))
+
+    def grant(self, grant: Callable[[iam.IGrantable], iam.Grant]) -> iam.Grant:
+        """Run a CDK ``grant_*`` method for this role; the actions it grants must be declared in the registry."""
+        result = grant(self.role)
+        if result.principal_statement is not None:
+            self._check_actions(result.principal_statement.actions)
+        return result
 
     def use_objects(self, bucket: s3.IBucket, actions: Sequence[str], key_patterns: Sequence[str], *, reason: str) -> None:
         """Allow ``actions`` on the objects whose keys match ``key_patterns`` (e.g. ``incoming/*``).
@@ -116,8 +142,6 @@ class PaymentsFunction(Construct):
         ``reason`` says why a key prefix, not a key, is granted (it becomes the cdk-nag acknowledgment).
         """
         resources = [bucket.arn_for_objects(pattern) for pattern in key_patterns]
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=[f"s3:{action}" for action in actions], resources=resources)
-        )
+        self.allow([f"s3:{action}" for action in actions], resources)
         for resource in resources:
             acknowledge_wildcard_resource(self.role, resource, reason)

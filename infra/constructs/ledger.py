@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
+from functions import registry
 
 
 class Ledger(Construct):
@@ -27,11 +27,7 @@ class Ledger(Construct):
             "Ledger",
             stage=stage,
             code=code,
-            name="ledger",
-            description="Appends the balanced ledger transaction of a successful payment order (exactly once)",
-            timeout=cdk.Duration.seconds(6),  # below the task's TimeoutSeconds (8) in the ASL
-            memory_size=256,
-            environment={"LEDGER_TOTAL_SHARDS": str(stage.ledger_total_shards), "PSP_NAME": stage.psp_name},
+            spec=registry.LEDGER,
+            tables=tables,
+            settings={"ledger_total_shards": str(stage.ledger_total_shards), "psp_name": stage.psp_name},
         )
-        self.function.use_table("ledger_table", tables["ledger_table"], ["GetItem", "PutItem", "UpdateItem", "Query"])
-        self.function.use_table("payments_table", tables["payments_table"], ["GetItem", "UpdateItem"])

@@ -37,6 +37,7 @@ from constructs import Construct
 from infra.constructs.function import METRICS_NAMESPACE, PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
+from functions import registry
 
 PERIOD = cdk.Duration.minutes(5)
 #: The table operations our functions use (an alarm's metric math holds at most 10 metrics).
@@ -115,17 +116,17 @@ class Observability(Construct):
                 "A large settlement file was not reconciled (reconcile state machine): find the execution in the "
                 "console, fix the cause, then start a new execution (see docs/deploy.md)",
             )
-        needs_attention = self._custom_metric("NeedsAttention", service="payment")
+        needs_attention = self._custom_metric("NeedsAttention", service=registry.PAYMENT.name)
         self._alarm("NeedsAttention", needs_attention, "A payment order is parked as NEEDS_ATTENTION: resolve it")
-        gave_up = self._custom_metric("RecoveryGaveUp", service="recovery")
+        gave_up = self._custom_metric("RecoveryGaveUp", service=registry.RECOVERY.name)
         self._alarm(
             "RecoveryGaveUp",
             gave_up,
             "A payment is still unfinished after its automatic re-drives: its orders are parked NEEDS_ATTENTION "
             "(docs/runbook.md, 'Automatic recovery')",
         )
-        redriven = self._custom_metric("PaymentsRedriven", service="recovery")
-        mismatches = self._custom_metric("ReconciliationMismatches", service="reconcile")
+        redriven = self._custom_metric("PaymentsRedriven", service=registry.RECOVERY.name)
+        mismatches = self._custom_metric("ReconciliationMismatches", service=registry.RECONCILE.name)
         self._alarm("ReconciliationMismatches", mismatches, "A settlement file does not match the ledger: see reports/")
         for fn in functions:
             self._alarm(f"{fn.name}Errors", fn.function.metric_errors(period=PERIOD), f"{fn.name} function errors")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -36,6 +35,7 @@ from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge
 from infra.stage import Stage
+from functions import registry
 
 ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "payment.asl.json"
 
@@ -71,17 +71,12 @@ class PaymentWorkflow(Construct):
             "Executor",
             stage=stage,
             code=code,
-            name="executor",
-            description="Executes one payment order: charges the PSP with the order id as idempotency key",
-            timeout=cdk.Duration.seconds(12),  # below the task's TimeoutSeconds (15) in the ASL
-            memory_size=256,
-            environment={"PSP_NAME": stage.psp_name},
+            spec=registry.EXECUTOR,
+            tables=tables,
+            # With Adyen, the stack gives the executor its ADYEN_* settings and the API key secret
+            # (infra/constructs/adyen_psp.py); with the simulator, the PSP table (the registry's access).
+            settings={"psp_name": stage.psp_name, "payments_psp": stage.payments_psp},
         )
-        self.executor.use_table("payments_table", tables["payments_table"], ["GetItem", "UpdateItem"])
-        if stage.psp == "simulated":
-            # The simulated PSP runs in-process and keeps its own record of charges. With Adyen, the
-            # stack gives the executor its ADYEN_* settings and the API key secret (infra/constructs/adyen_psp.py).
-            self.executor.use_table("psp_table", tables["psp_table"], ["GetItem", "PutItem", "UpdateItem", "Query"])
 
         name = state_machine_name(stage)
         self.log_group = stage_log_group(self, "Logs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}")
@@ -90,12 +85,7 @@ class PaymentWorkflow(Construct):
             "StateMachine",
             name=name,
             asl_path=ASL_PATH,
-            task_functions={
-                "ExecutorFunctionArn": self.executor.function,
-                "WalletFunctionArn": wallet_function.function,
-                "LedgerFunctionArn": ledger_function.function,
-                "PaymentFunctionArn": payment_function.function,
-            },
+            task_functions=[self.executor, wallet_function, ledger_function, payment_function],
             log_group=self.log_group,
             invoked_functions="the four task functions",
             state_machine_type=sfn.StateMachineType[stage.workflow_type],

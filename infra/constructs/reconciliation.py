@@ -49,18 +49,13 @@ from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
+from functions import registry
 
 INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "work/"
 ARCHIVE_AFTER = cdk.Duration.days(90)
 ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "reconcile.asl.json"
-#: Below the 900 s TimeoutSeconds of every Task in the ASL, so that a run that is too slow fails
-#: as the function's own timeout (not retried) instead of States.Timeout (retried while it still runs).
-#: The single pass is bounded to 512 MiB (~3 M Adyen rows): minutes at the engine's throughput.
-RECONCILE_TIMEOUT = cdk.Duration.minutes(14)
-#: 1,769 MB is where Lambda gives a function one full vCPU; the engine is single-threaded and CPU-bound,
-#: so more buys no speed. Its memory is flat in the file's size (one sorted run of 100k rows, ~25 MiB;
-#: a chunk's entries, ~50 MiB; at most 100k mismatches kept for the report).
-RECONCILE_MEMORY_MB = 1769
+# The function's timeout (below the 900 s TimeoutSeconds of every Task in the ASL) and memory (one full
+# vCPU) are in its registry entry, functions.registry.RECONCILE, with their reasons.
 #: The single pass spills ~72-80 bytes per Settled row to /tmp (a 512 MiB file of 172-byte rows:
 #: ~3.1 M rows, ~230 MB); a spilled row is never longer than its CSV row, so 512 MiB of file is the
 #: upper bound. 2 GiB holds that bound four times over, including the spill a timed-out invocation
@@ -153,19 +148,17 @@ class Reconciliation(Construct):
             "Reconcile",
             stage=stage,
             code=code,
-            name="reconcile",
-            description="Reconciles a settlement file under incoming/ with the ledger; writes reports/",
-            timeout=RECONCILE_TIMEOUT,
-            memory_size=RECONCILE_MEMORY_MB,
+            spec=registry.RECONCILE,
+            tables=tables,
             ephemeral_storage_size=RECONCILE_EPHEMERAL_STORAGE,
-            environment={
-                "PSP_NAME": stage.psp_name,
-                "SETTLEMENT_BUCKET": self.bucket.bucket_name,
+            settings={
+                "psp_name": stage.psp_name,
+                "settlement_bucket": self.bucket.bucket_name,
                 # Built from the fixed name, not referenced (the state machine invokes this function).
-                "RECONCILE_STATE_MACHINE_ARN": machine_arn,
+                "reconcile_state_machine_arn": machine_arn,
                 # the three-way check reads every shard of a seller's wallet and ledger account totals
-                "WALLET_SHARDS": str(stage.wallet_shards),
-                "LEDGER_TOTAL_SHARDS": str(stage.ledger_total_shards),
+                "wallet_shards": str(stage.wallet_shards),
+                "ledger_total_shards": str(stage.ledger_total_shards),
             },
             retry_attempts=2,
             max_event_age=cdk.Duration.hours(6),
@@ -194,18 +187,8 @@ class Reconciliation(Construct):
         )
         # Without s3:ListBucket, HeadObject on a key already moved to quarantine/ answers 403, not 404, and
         # the service could not tell "already handled" (a duplicate S3 event) from a real failure.
-        fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]))
-        fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
-        # the day's transactions (index), carry-over rows (GetItem), and the three-way check's two sides
-        # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem)
-        fn.use_table("ledger_table", tables["ledger_table"], ["Query", "GetItem", "BatchGetItem"], indexes=["by_settlement_day"])
-        fn.use_table("wallets_table", tables["wallets_table"], ["BatchGetItem"])
-        fn.use_table(
-            "reconciliation_table",
-            tables["reconciliation_table"],
-            ["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],
-        )
-        fn.use_table("payments_table", tables["payments_table"], ["GetItem", "BatchGetItem"])
+        fn.allow(["s3:ListBucket"], [self.bucket.bucket_arn])
+        fn.allow(["states:StartExecution"], [machine_arn])
         self.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
             s3n.LambdaDestination(fn.function),
@@ -235,7 +218,7 @@ class Reconciliation(Construct):
             "StateMachine",
             name=name,
             asl_path=ASL_PATH,
-            task_functions={"ReconcileFunctionArn": self.function.function},
+            task_functions=[self.function],
             log_group=self.log_group,
             invoked_functions="the reconcile function",
         )

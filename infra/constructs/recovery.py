@@ -13,14 +13,13 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from functions import registry
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
-from payments.payin.recovery import INDEX
 
 SCHEDULE = cdk.Duration.minutes(1)
 
@@ -35,17 +34,12 @@ class Recovery(Construct):
             "Recovery",
             stage=stage,
             code=code,
-            name="recovery",
-            description="Every minute: re-drives payments unfinished past their deadline (bounded), then parks them NEEDS_ATTENTION",
-            timeout=cdk.Duration.seconds(50),  # below the schedule's period: runs do not pile up
-            memory_size=256,
-            environment={"STATE_MACHINE_ARN": state_machine_arn},
+            spec=registry.RECOVERY,
+            tables=tables,
+            settings={"state_machine_arn": state_machine_arn},
         )
         fn = self.function
-        # Query: the due payments, on the index only; UpdateItem: the conditional claim, the give-up and
-        # the NEEDS_ATTENTION flags; GetItem + BatchGetItem: a payment's orders when it gives up
-        fn.use_table("payments_table", tables["payments_table"], ["Query", "UpdateItem", "GetItem", "BatchGetItem"], indexes=[INDEX])
-        fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[state_machine_arn]))
+        fn.allow(["states:StartExecution"], [state_machine_arn])
         self.rule = events.Rule(
             self,
             "Schedule",

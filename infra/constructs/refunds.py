@@ -34,13 +34,15 @@ from infra.constructs.function import METRICS_NAMESPACE, PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
+from functions import registry
+from payments.kernel.config import Settings
 
 ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "refund.asl.json"
 PERIOD = cdk.Duration.minutes(5)
 #: the webhook route's own throttle, as a share of the stage's: an unauthenticated route must not be a
 #: way to exhaust the API's limit (a PSP retries what was throttled: delivery is at least once)
 NOTIFICATIONS_SHARE = 2  # at most half of the stage's rate and burst
-CONSUMER_TIMEOUT = cdk.Duration.seconds(30)
+CONSUMER_TIMEOUT = cdk.Duration.seconds(registry.NOTIFICATIONS_CONSUMER.timeout_s)
 
 
 class Refunds(Construct):
@@ -56,8 +58,17 @@ class Refunds(Construct):
         adyen: AdyenPsp | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        shards = {"WALLET_SHARDS": str(stage.wallet_shards), "LEDGER_TOTAL_SHARDS": str(stage.ledger_total_shards), "PSP_NAME": stage.psp_name}
+        shards = {
+            "wallet_shards": str(stage.wallet_shards),
+            "ledger_total_shards": str(stage.ledger_total_shards),
+            "psp_name": stage.psp_name,
+        }
         name = stage.resource_name("refund")
+        #: the merchant account the PSP's notifications must name: Adyen's, or (simulated PSP, whose
+        #: notifications carry the same setting) the settings' own value
+        merchant_account = adyen.config.merchant_account if adyen is not None else str(
+            Settings.model_fields["payments_psp_merchant_account"].default
+        )
         machine_arn, executions_arn = fixed_name_state_machine_arns(self, name, executions=f"{name}:*")
 
         # --- the refunds API and the refund workflow's tasks ------------------------------
@@ -66,25 +77,16 @@ class Refunds(Construct):
             "Refunds",
             stage=stage,
             code=code,
-            name="refunds",
-            description="Refunds API (POST/GET /v1/refunds) and the refund workflow's tasks",
-            timeout=cdk.Duration.seconds(20),  # below the tasks' TimeoutSeconds (30) and API Gateway's 29 s
-            memory_size=512,
-            environment={"REFUND_STATE_MACHINE_ARN": machine_arn, **shards},
+            spec=registry.REFUNDS,
+            tables=tables,
+            settings={"refund_state_machine_arn": machine_arn, "payments_psp": stage.payments_psp, **shards},
         )
         fn = self.function
-        fn.use_table("idempotency_table", tables["idempotency_table"], ["GetItem", "PutItem", "UpdateItem", "DeleteItem"])
-        # the reservation and the outcome are TransactWriteItems over payments, wallets and ledger
-        fn.use_table("payments_table", tables["payments_table"], ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"])
-        fn.use_table("wallets_table", tables["wallets_table"], ["PutItem", "UpdateItem"])
-        fn.use_table("ledger_table", tables["ledger_table"], ["PutItem", "UpdateItem"])
         if adyen is not None:
             # refunds go to Adyen (/payments/{pspReference}/refunds): its settings and its API key only
+            # (with the simulator, the PSP table: the registry's access)
             adyen.use_api_key(fn)
-        else:
-            # the simulated PSP runs in-process and keeps its own record of refunds
-            fn.use_table("psp_table", tables["psp_table"], ["GetItem", "PutItem", "UpdateItem"])
-        fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
+        fn.allow(["states:StartExecution"], [machine_arn])
 
         self.log_group = stage_log_group(self, "WorkflowLogs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}")
         self.state_machine = asl_state_machine(
@@ -92,7 +94,7 @@ class Refunds(Construct):
             "StateMachine",
             name=name,
             asl_path=ASL_PATH,
-            task_functions={"RefundFunctionArn": fn.function},
+            task_functions=[fn],
             log_group=self.log_group,
             invoked_functions="the refunds function",
         )
@@ -147,35 +149,29 @@ class Refunds(Construct):
             "Webhook",
             stage=stage,
             code=code,
-            name="notifications",
-            description="POST /v1/psp/notifications: verify every item's HMAC, store it once, enqueue it, answer [accepted]",
-            timeout=cdk.Duration.seconds(8),  # Adyen waits 10 s for the acknowledgement
-            memory_size=256,
-            environment={"NOTIFICATIONS_QUEUE_URL": self.queue.queue_url},
+            spec=registry.NOTIFICATIONS,
+            tables=tables,
+            settings={"notifications_queue_url": self.queue.queue_url, "payments_psp_merchant_account": merchant_account},
         )
-        self.webhook.use_table("payments_table", tables["payments_table"], ["PutItem", "UpdateItem"])
-        self.queue.grant_send_messages(self.webhook.role)
+        self.webhook.grant(self.queue.grant_send_messages)
         if adyen is not None:
             adyen.grant_hmac_keys(self.webhook)
         elif self.hmac_key is not None:
-            self.webhook.function.add_environment("PAYMENTS_PSP_HMAC_KEY_SECRET", self.hmac_key.secret_arn)
-            self.hmac_key.grant_read(self.webhook.role)
+            self.webhook.set_setting("payments_psp_hmac_key_secret", self.hmac_key.secret_arn)
+            self.webhook.set_setting("adyen_secret_max_age", str(Settings.model_fields["adyen_secret_max_age"].default))
+            # GetSecretValue only (Powertools needs nothing else; grant_read would add DescribeSecret)
+            self.webhook.allow(["secretsmanager:GetSecretValue"], [self.hmac_key.secret_arn])
 
         self.consumer = PaymentsFunction(
             self,
             "Consumer",
             stage=stage,
             code=code,
-            name="notifications_consumer",
-            description="Applies stored PSP notifications (AUTHORISATION, REFUND, CHARGEBACK, CHARGEBACK_REVERSED) once, forward only",
-            timeout=CONSUMER_TIMEOUT,
-            memory_size=512,
-            environment=shards,
+            spec=registry.NOTIFICATIONS_CONSUMER,
+            tables=tables,
+            settings={**shards, "payments_psp_merchant_account": merchant_account},
         )
         consumer = self.consumer
-        consumer.use_table("payments_table", tables["payments_table"], ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"])
-        consumer.use_table("wallets_table", tables["wallets_table"], ["GetItem", "PutItem", "UpdateItem"])
-        consumer.use_table("ledger_table", tables["ledger_table"], ["GetItem", "PutItem", "UpdateItem"])
         consumer.function.add_event_source(
             sources.SqsEventSource(self.queue, batch_size=10, report_batch_item_failures=True, max_concurrency=5)
         )
@@ -235,9 +231,12 @@ class Refunds(Construct):
         """The alarms of money flowing back, on the stage's alarm topic, and their dashboard row."""
         metrics = {
             "RefundExecutionsFailed": (self.state_machine.metric_failed(period=PERIOD), "A refund workflow execution failed"),
-            "RefundNeedsAttention": (_metric("RefundNeedsAttention", "refunds"), "A refund is parked as NEEDS_ATTENTION: resolve it"),
+            "RefundNeedsAttention": (
+                _metric("RefundNeedsAttention", registry.REFUNDS.name),
+                "A refund is parked as NEEDS_ATTENTION: resolve it",
+            ),
             "ChargebackOnRefundedOrder": (
-                _metric("ChargebackOnRefundedOrder", "notifications_consumer"),
+                _metric("ChargebackOnRefundedOrder", registry.NOTIFICATIONS_CONSUMER.name),
                 "A chargeback hit an order already refunded: the platform has a claim to pursue (order NEEDS_ATTENTION)",
             ),
             "NotificationDeadLettersVisible": (
@@ -263,11 +262,11 @@ class Refunds(Construct):
                 left=[
                     self.state_machine.metric_started(period=PERIOD),
                     self.state_machine.metric_succeeded(period=PERIOD),
-                    _metric("RefundSucceeded", "refunds"),
-                    _metric("RefundFailed", "refunds"),
-                    _metric("ChargebackBooked", "notifications_consumer"),
-                    _metric("NotificationReceived", "notifications"),
-                    _metric("NotificationSignatureRejected", "notifications"),
+                    _metric("RefundSucceeded", registry.REFUNDS.name),
+                    _metric("RefundFailed", registry.REFUNDS.name),
+                    _metric("ChargebackBooked", registry.NOTIFICATIONS_CONSUMER.name),
+                    _metric("NotificationReceived", registry.NOTIFICATIONS.name),
+                    _metric("NotificationSignatureRejected", registry.NOTIFICATIONS.name),
                 ],
                 right=[m for m, _ in metrics.values()],
                 width=24,

@@ -10,7 +10,6 @@ triggers reconciliation.
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -20,6 +19,7 @@ from constructs import Construct
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
+from functions import registry
 
 PSP_NAME = "simulated-psp"  # Settings.psp_name; also the settlement file prefix under incoming/
 
@@ -43,13 +43,10 @@ class SimulatedPsp(Construct):
             "Settle",
             stage=stage,
             code=code,
-            name="psp",
-            description="Simulated PSP: writes yesterday's settlement file to incoming/simulated-psp/",
-            timeout=cdk.Duration.minutes(2),
-            memory_size=512,
-            environment={"PSP_NAME": PSP_NAME, "SETTLEMENT_BUCKET": settlement_bucket.bucket_name},
+            spec=registry.PSP,
+            tables=tables,
+            settings={"psp_name": PSP_NAME, "settlement_bucket": settlement_bucket.bucket_name},
         )
-        self.function.use_table("psp_table", tables["psp_table"], ["Query", "GetItem"], indexes=["by_charge_day"])
         self.function.use_objects(
             settlement_bucket,
             ["PutObject"],

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
+from functions import registry
 
 
 class Wallet(Construct):
@@ -26,11 +26,7 @@ class Wallet(Construct):
             "Wallet",
             stage=stage,
             code=code,
-            name="wallet",
-            description="Credits the seller's wallet for a successful payment order (exactly once)",
-            timeout=cdk.Duration.seconds(6),  # below the task's TimeoutSeconds (8) in the ASL
-            memory_size=256,
-            environment={"WALLET_SHARDS": str(stage.wallet_shards)},
+            spec=registry.WALLET,
+            tables=tables,
+            settings={"wallet_shards": str(stage.wallet_shards)},
         )
-        self.function.use_table("wallets_table", tables["wallets_table"], ["GetItem", "PutItem", "UpdateItem", "Query"])
-        self.function.use_table("payments_table", tables["payments_table"], ["GetItem", "UpdateItem"])

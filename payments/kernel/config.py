@@ -1,15 +1,25 @@
 """Runtime settings of every function, read from the environment once.
 
-The same names are set by the CDK stack (``infra/``) and by the local runtime
-(``payments_dev.local``): this module is the single list of them.
+This model is the single list of the variables: a field's variable is its name upper-cased
+(:func:`env_name`). The CDK stack (``infra/constructs/function.py``) sets, on each function, the
+variables of the fields its registry entry requires (``functions.registry.Function.required_settings``);
+the local runtime (``payments_dev.local.runtime``) sets every one of them explicitly.
+
+Deployed stages are marked by ``PAYMENTS_STAGE`` (set by the CDK on every function): there, a
+function's handler calls :func:`load` at import, which fails the cold start with an error naming
+each required variable that is not set, instead of running with a default. Without the marker
+(local runtime, tests, the operator CLI) the defaults below apply to what is not set.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 
 from pydantic import BaseModel, Field
+
+from functions.registry import Function, Psp
 
 #: Hard bounds of the public API (documented in the README and the OpenAPI).
 MAX_ORDERS_PER_CHECKOUT = 50  # one DynamoDB transaction holds the payment and all its orders (<= 100 items)
@@ -51,11 +61,63 @@ class Settings(BaseModel):
     #: in AWS: the Secrets Manager secret holding that key (hex; several comma-separated during a rotation)
     payments_psp_hmac_key_secret: str = Field(default="")
     payments_psp_merchant_account: str = Field(default="LocalMerchant")
+    #: seconds a secret read through Powertools parameters is kept per container (the HMAC key secret;
+    #: the Adyen adapter's API key too, through its own ``AdyenSettings.secret_max_age``)
+    adyen_secret_max_age: int = Field(default=300, ge=0, le=3600)
+    #: the state machine of the large-file reconciliation (``stepfunctions/reconcile.asl.json``)
+    reconcile_state_machine_arn: str = Field(default="")
+    #: the stage's name: set in deployed stages only (the marker that makes required settings required)
+    payments_stage: str = Field(default="")
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        env = {name: os.environ[name.upper()] for name in cls.model_fields if name.upper() in os.environ}
-        return cls.model_validate(env)
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        values = {name: env[env_name(name)] for name in cls.model_fields if env_name(name) in env}
+        return cls.model_validate(values)
+
+
+def env_name(field: str) -> str:
+    """The environment variable of the ``Settings`` field ``field`` (e.g. ``PAYMENTS_TABLE``)."""
+    if field not in Settings.model_fields:
+        raise KeyError(f"{field!r} is not a field of payments.kernel.config.Settings")
+    return field.upper()
+
+
+#: the variable whose presence marks a deployed stage
+STAGE_ENV = env_name("payments_stage")
+
+
+class MissingSettings(RuntimeError):
+    """A deployed function's cold start without a variable its registry entry requires."""
+
+
+def missing_settings(function: Function, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The variables ``function`` requires in a deployed stage that ``environ`` does not set."""
+    env = os.environ if environ is None else environ
+    psp: Psp = "adyen" if env.get(env_name("payments_psp")) == "adyen" else "simulated"
+    return sorted(env_name(f) for f in function.required_settings(psp) if not env.get(env_name(f), "").strip())
+
+
+def load(function: Function, environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings of ``function``, validated once at its cold start (call it at handler import).
+
+    In a deployed stage (``PAYMENTS_STAGE`` set) every variable the function's registry entry requires
+    must be set and not empty: otherwise :class:`MissingSettings` names each one that is missing. Values
+    are validated by the model either way (a malformed one is a pydantic ``ValidationError`` naming it).
+    """
+    env = os.environ if environ is None else environ
+    stage = env.get(STAGE_ENV, "")
+    if stage:
+        missing = missing_settings(function, env)
+        if missing:
+            raise MissingSettings(
+                f"function {function.name!r} on stage {stage!r}: {', '.join(missing)} not set; a deployed function "
+                "requires every variable of its settings (functions/registry.py), none has a default there"
+            )
+        if environ is None:
+            return settings()
+    # outside a deployed stage the process's cached settings are left alone (tests change the environment)
+    return Settings.from_env(env)
 
 
 @lru_cache(maxsize=1)

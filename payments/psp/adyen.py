@@ -222,9 +222,16 @@ class AdyenSettings(BaseModel):
         return self
 
     @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable of the field ``field`` (``ADYEN_<FIELD>``)."""
+        if field not in cls.model_fields:
+            raise KeyError(f"{field!r} is not a field of AdyenSettings")
+        return f"ADYEN_{field.upper()}"
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "AdyenSettings":
         env = os.environ if environ is None else environ
-        values = {name: env[f"ADYEN_{name.upper()}"] for name in cls.model_fields if f"ADYEN_{name.upper()}" in env}
+        values = {name: env[cls.env_name(name)] for name in cls.model_fields if cls.env_name(name) in env}
         return cls.model_validate(values)
 
 

@@ -202,19 +202,22 @@ def configured_keys(environ: Mapping[str, str] | None = None, now: datetime | No
     """The keys of this deployment: ``PAYMENTS_PSP_HMAC_KEY`` (local runs, tests), else the secret
     ``PAYMENTS_PSP_HMAC_KEY_SECRET`` (name or ARN) read through Powertools parameters and kept
     ``ADYEN_SECRET_MAX_AGE`` seconds (default 300) per container, so a rotated value is picked up
-    without a deployment. Both hold a value :func:`keys_from_secret` reads."""
-    import os
+    without a deployment. Both hold a value :func:`keys_from_secret` reads. The three are fields of
+    ``payments.kernel.config.Settings`` (read from ``environ`` when given, else the process's settings)."""
+    from payments.kernel.config import Settings, env_name, settings
 
-    env = os.environ if environ is None else environ
-    direct = env.get("PAYMENTS_PSP_HMAC_KEY", "")
+    config = settings() if environ is None else Settings.from_env(environ)
+    direct = config.payments_psp_hmac_key
     if direct.strip():
         return keys_from_secret(direct, now)
-    secret = env.get("PAYMENTS_PSP_HMAC_KEY_SECRET", "")
+    secret = config.payments_psp_hmac_key_secret
     if not secret.strip():
-        raise InvalidHmacKey("no HMAC key configured: set PAYMENTS_PSP_HMAC_KEY or PAYMENTS_PSP_HMAC_KEY_SECRET")
+        raise InvalidHmacKey(
+            f"no HMAC key configured: set {env_name('payments_psp_hmac_key')} or {env_name('payments_psp_hmac_key_secret')}"
+        )
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(secret.strip(), max_age=int(env.get("ADYEN_SECRET_MAX_AGE", "300")))
+    value = parameters.get_secret(secret.strip(), max_age=config.adyen_secret_max_age)
     if not isinstance(value, str):
         raise InvalidHmacKey("the HMAC key secret must be a string, not binary")
     return keys_from_secret(value, now)

@@ -14,6 +14,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from functions import registry
 from payments_dev.local.lambdas import DISPATCHER
 
 #: API Gateway's own hard limit on a request payload
@@ -59,10 +60,10 @@ def to_proxy_event(request: Request, body: bytes) -> dict[str, Any]:
 def function_for(path: str) -> str:
     """The function behind a route, as API Gateway integrates them (infra/)."""
     if path == "/v1/refunds" or path.startswith("/v1/refunds/"):
-        return "payments-refunds"
+        return registry.REFUNDS.local_name
     if path == "/v1/psp/notifications":
-        return "payments-notifications"
-    return "payments-payment"
+        return registry.NOTIFICATIONS.local_name
+    return registry.PAYMENT.local_name
 
 
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:

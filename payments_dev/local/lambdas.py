@@ -27,19 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-#: local function name -> "module:function" of its handler (mirrors infra/)
-FUNCTIONS: dict[str, str] = {
-    "payments-payment": "functions.payment.handler:handler",
-    "payments-executor": "functions.executor.handler:handler",
-    "payments-wallet": "functions.wallet.handler:handler",
-    "payments-ledger": "functions.ledger.handler:handler",
-    "payments-reconcile": "functions.reconcile.handler:handler",
-    "payments-psp-settle": "functions.psp.handler:handler",
-    "payments-recovery": "functions.recovery.handler:handler",
-    "payments-refunds": "functions.refunds.handler:handler",
-    "payments-notifications": "functions.notifications.handler:handler",
-    "payments-notifications-consumer": "functions.notifications_consumer.handler:handler",
-}
+from functions import registry
+
+#: local function name -> "module:function" of its handler (functions.registry, as infra/ deploys them)
+FUNCTIONS: dict[str, str] = {f.local_name: f"{f.module}:handler" for f in registry.FUNCTIONS}
 
 ASYNC_RETRIES = 2
 DEAD_LETTERS: list[dict[str, Any]] = []

@@ -39,26 +39,53 @@ from typing import Any
 
 import boto3
 
+from functions import registry
 from payments.kernel import aws
 from payments.kernel.config import Settings, reset_settings
-from payments_dev.local import inprocess, lambdas, moto_patches
 from payments.kernel.tables import create_tables
+from payments_dev.local import inprocess, lambdas, moto_patches
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/payments-local-lambda"
 
-#: ASL placeholder -> local function name (the CDK stack substitutes the real ARNs)
-ASL_FUNCTIONS = {
-    "ExecutorFunctionArn": "payments-executor",
-    "WalletFunctionArn": "payments-wallet",
-    "LedgerFunctionArn": "payments-ledger",
-    "PaymentFunctionArn": "payments-payment",
-}
+#: ASL placeholder -> local function name (the CDK stack substitutes the real ARNs), from the registry
+ASL_FUNCTIONS = {p: f.local_name for p, f in registry.asl_functions(registry.PAYMENT_ASL).items()}
 #: the same for stepfunctions/refund.asl.json (issue 18)
-REFUND_ASL_FUNCTIONS = {"RefundFunctionArn": "payments-refunds"}
+REFUND_ASL_FUNCTIONS = {p: f.local_name for p, f in registry.asl_functions(registry.REFUND_ASL).items()}
 
+
+#: every setting the local runtime gives its functions, set explicitly (not left to the model's defaults);
+#: those that depend on the run (ARNs, URLs, the webhook key) are added in LocalRuntime.__init__
+LOCAL_SETTINGS: dict[str, Any] = {
+    "payments_table": "payments",
+    "wallets_table": "wallets",
+    "ledger_table": "ledger",
+    "idempotency_table": "idempotency",
+    "psp_table": "psp-simulator",
+    "reconciliation_table": "reconciliation",
+    "settlement_bucket": "settlements",
+    "wallet_shards": 4,
+    "ledger_total_shards": 8,
+    "recovery_delay_seconds": 360.0,
+    "recovery_max_attempts": 3,
+    "recovery_shards": 16,
+    "psp_name": "simulated-psp",
+    "payments_psp": "simulator",
+    "payments_psp_hmac_key_secret": "",
+    "adyen_secret_max_age": 300,
+    "reconcile_state_machine_arn": "",
+    "payments_stage": "",  # not a deployed stage: the handlers' cold start does not require every setting
+}
+#: set per run in LocalRuntime.__init__
+RUN_SETTINGS = (
+    "state_machine_arn",
+    "refund_state_machine_arn",
+    "payments_psp_hmac_key",
+    "payments_psp_merchant_account",
+    "notifications_queue_url",
+)
 
 #: the runtime started last in this process (the chaos harness drives its recovery schedule)
 CURRENT: "LocalRuntime | None" = None
@@ -85,7 +112,8 @@ class RecoverySchedule:
     def run_now(self) -> Any:
         """One recovery run, through the in-process Lambda dispatcher (as the schedule invokes it)."""
         with self._lock:  # one run at a time, as a reserved concurrency of 1 would
-            payload, errored = lambdas.DISPATCHER.invoke("payments-recovery", {"source": "aws.events", "detail-type": "Scheduled Event"})
+            event = {"source": "aws.events", "detail-type": "Scheduled Event"}
+            payload, errored = lambdas.DISPATCHER.invoke(registry.RECOVERY.local_name, event)
             self.runs += 1
         return json.loads(payload) if payload else None
 
@@ -141,6 +169,7 @@ class LocalRuntime:
         self._http: Any = None
         self._saved_environment: dict[str, str] | None = None
         self.settings = Settings(
+            **LOCAL_SETTINGS,
             state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:payments-payment",
             refund_state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:payments-refund",
             # the PSP's webhook key: PAYMENTS_PSP_HMAC_KEY (hex), else one for this run
@@ -263,10 +292,10 @@ class LocalRuntime:
             arns[name] = response["FunctionArn"]
 
         sfn = boto3.client("stepfunctions", endpoint_url=self.aws_url, region_name=REGION)
-        definition = render_asl(ROOT / "stepfunctions" / "payment.asl.json", {k: arns[v] for k, v in ASL_FUNCTIONS.items()})
+        definition = render_asl(ROOT / "stepfunctions" / registry.PAYMENT_ASL, {k: arns[v] for k, v in ASL_FUNCTIONS.items()})
         created = sfn.create_state_machine(name="payments-payment", definition=definition, roleArn=ROLE_ARN, type=self.workflow_type)
         assert created["stateMachineArn"] == s.state_machine_arn, created["stateMachineArn"]
-        refund = render_asl(ROOT / "stepfunctions" / "refund.asl.json", {k: arns[v] for k, v in REFUND_ASL_FUNCTIONS.items()})
+        refund = render_asl(ROOT / "stepfunctions" / registry.REFUND_ASL, {k: arns[v] for k, v in REFUND_ASL_FUNCTIONS.items()})
         created = sfn.create_state_machine(name="payments-refund", definition=refund, roleArn=ROLE_ARN, type="STANDARD")
         assert created["stateMachineArn"] == s.refund_state_machine_arn, created["stateMachineArn"]
 
@@ -275,7 +304,7 @@ class LocalRuntime:
 
         url, arn = create_queue_with_dlq(boto3.client("sqs", endpoint_url=self.aws_url, region_name=REGION), "payments-notifications")
         assert url == s.notifications_queue_url, url
-        self._pollers = [QueuePoller(url, arn, "payments-notifications-consumer")]
+        self._pollers = [QueuePoller(url, arn, registry.NOTIFICATIONS_CONSUMER.local_name)]
         for poller in self._pollers:
             poller.start()
 
@@ -286,7 +315,7 @@ class LocalRuntime:
             NotificationConfiguration={
                 "LambdaFunctionConfigurations": [
                     {
-                        "LambdaFunctionArn": arns["payments-reconcile"],
+                        "LambdaFunctionArn": arns[registry.RECONCILE.local_name],
                         "Events": ["s3:ObjectCreated:*"],
                         "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}},
                     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions import registry
+
 
 def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
@@ -37,4 +39,5 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-PROGRAM_FUNCTIONS = ("payment", "executor", "wallet", "ledger", "reconcile", "psp", "recovery", "refunds", "notifications", "notifications_consumer")
+#: every function's name, from the registry (the only list of them)
+PROGRAM_FUNCTIONS = tuple(f.name for f in registry.FUNCTIONS)

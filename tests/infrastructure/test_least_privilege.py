@@ -10,64 +10,40 @@ from typing import Any
 import pytest
 
 from payments.reconciliation.service import INCOMING, QUARANTINE, REPORTS, WORK
-from tests.infrastructure.helpers import as_list, function_named, policy_statements_of_role, resources, state_machine_named
+from functions import registry
+from tests.infrastructure.helpers import (
+    PROGRAM_FUNCTIONS,
+    as_list,
+    function_named,
+    policy_statements_of_role,
+    resources,
+    state_machine_named,
+)
 
-#: function -> Settings field of a table -> the DynamoDB actions it may perform there
-EXPECTED_TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
-    "payment": {
-        "idempotency_table": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
-        "payments_table": {"GetItem", "PutItem", "UpdateItem", "BatchGetItem", "Query", "ConditionCheckItem"},
-        "wallets_table": {"Query", "GetItem", "BatchGetItem"},
-        "ledger_table": {"Query", "GetItem", "BatchGetItem"},
-    },
-    "executor": {
-        "payments_table": {"GetItem", "UpdateItem"},
-        "psp_table": {"GetItem", "PutItem", "UpdateItem", "Query"},
-    },
-    "wallet": {
-        "wallets_table": {"GetItem", "PutItem", "UpdateItem", "Query"},
-        "payments_table": {"GetItem", "UpdateItem"},
-    },
-    "ledger": {
-        "ledger_table": {"GetItem", "PutItem", "UpdateItem", "Query"},
-        "payments_table": {"GetItem", "UpdateItem"},
-    },
-    "reconcile": {
-        "ledger_table": {"Query", "GetItem", "BatchGetItem"},
-        "wallets_table": {"BatchGetItem"},
-        "reconciliation_table": {"GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"},
-        "payments_table": {"GetItem", "BatchGetItem"},
-    },
-    "psp": {"psp_table": {"Query", "GetItem"}},
-    "recovery": {"payments_table": {"Query", "UpdateItem", "GetItem", "BatchGetItem"}},
-    # issue 18: the reservation and the outcomes are TransactWriteItems over payments, wallets and ledger
-    "refunds": {
-        "idempotency_table": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
-        "payments_table": {"GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"},
-        "wallets_table": {"PutItem", "UpdateItem"},
-        "ledger_table": {"PutItem", "UpdateItem"},
-        "psp_table": {"GetItem", "PutItem", "UpdateItem"},
-    },
-    "notifications": {"payments_table": {"PutItem", "UpdateItem"}},
-    "notifications_consumer": {
-        "payments_table": {"GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"},
-        "wallets_table": {"GetItem", "PutItem", "UpdateItem"},
-        "ledger_table": {"GetItem", "PutItem", "UpdateItem"},
-    },
-}
+#: the stacks of cdk.json: (fixture, stage name, its PSP)
+STACKS = (("dev", "dev", "simulated"), ("prod", "prod", "adyen"))
+#: the functions of each stack, as the registry declares them
+DEPLOYED = [(fixture, stage, psp, f) for fixture, stage, psp in STACKS for f in registry.deployed_on(psp)]
+
+
+def _expected_table_actions(spec: registry.Function, psp: registry.Psp) -> dict[str, set[str]]:
+    """Settings field of a table -> the DynamoDB actions the registry declares for ``spec`` on ``psp``."""
+    return {access.setting: set(access.actions) for access in spec.tables_for(psp)}
+
+
 #: function -> S3 action -> key patterns of the settlement bucket ("<bucket>": the bucket itself).
 #: The prefixes are the ones payments.reconciliation.service uses:
 #: * GetObject covers HeadObject, ranged GETs and the source of CopyObject (incoming/ -> quarantine/);
 #: * DeleteObject covers DeleteObjects (work/ clean-up) and the move out of incoming/;
 #: * ListBucket makes HeadObject of a key already moved away answer 404 (handled as "already handled"), not 403.
 EXPECTED_OBJECT_ACTIONS: dict[str, dict[str, set[str]]] = {
-    "reconcile": {
+    registry.RECONCILE.name: {
         "s3:GetObject": {f"/{INCOMING}*", f"/{WORK}*"},
         "s3:DeleteObject": {f"/{INCOMING}*", f"/{WORK}*"},
         "s3:PutObject": {f"/{REPORTS}*", f"/{QUARANTINE}*", f"/{WORK}*"},
         "s3:ListBucket": {"<bucket>"},
     },
-    "psp": {"s3:PutObject": {"/incoming/simulated-psp/*"}},
+    registry.PSP.name: {"s3:PutObject": {"/incoming/simulated-psp/*"}},
 }
 #: Actions whose services support no resource-level permissions
 RESOURCE_STAR_ALLOWED = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -104,8 +80,8 @@ def _arn_tail(resource: Any) -> str:
     return resource["Fn::Join"][1][-1]
 
 
-def _role_statements(template: dict[str, Any], name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    _, function = function_named(template, name)
+def _role_statements(template: dict[str, Any], name: str, stage: str = "dev") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    _, function = function_named(template, name, stage=stage)
     return function, policy_statements_of_role(template, function["Role"]["Fn::GetAtt"][0])
 
 
@@ -121,10 +97,10 @@ def test_no_policy_grants_a_wildcard_action(dev):
     assert [a for a in actions if "*" in a] == []
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_TABLE_ACTIONS))
-def test_function_touches_only_its_own_tables(dev, name):
-    # Given the function's role policy
-    function, statements = _role_statements(dev, name)
+@pytest.mark.parametrize(("fixture", "stage", "psp", "spec"), DEPLOYED, ids=[f"{d[1]}-{d[3].name}" for d in DEPLOYED])
+def test_function_touches_only_its_own_tables(request, fixture, stage, psp, spec):
+    # Given the function's role policy on a stage of cdk.json
+    function, statements = _role_statements(request.getfixturevalue(fixture), spec.name, stage)
     settings = _table_settings(function)
     # When its DynamoDB statements are grouped by table
     granted: dict[str, set[str]] = defaultdict(set)
@@ -138,8 +114,29 @@ def test_function_touches_only_its_own_tables(dev, name):
             else:  # an index: arn + "/index/<name>", of a table it also holds
                 table_id = resource["Fn::Join"][1][0]["Fn::GetAtt"][0]
                 assert table_id in settings
-    # Then they are exactly the actions it needs, on exactly the tables it uses
-    assert dict(granted) == EXPECTED_TABLE_ACTIONS[name]
+    # Then they are exactly the actions its registry entry declares, on exactly the tables it declares
+    assert dict(granted) == _expected_table_actions(spec, psp)
+
+
+@pytest.mark.parametrize(("fixture", "stage", "psp", "spec"), DEPLOYED, ids=[f"{d[1]}-{d[3].name}" for d in DEPLOYED])
+def test_every_other_action_of_a_function_is_declared_in_the_registry(request, fixture, stage, psp, spec):
+    # Given the function's role policy on a stage of cdk.json
+    _, statements = _role_statements(request.getfixturevalue(fixture), spec.name, stage)
+    # When its actions other than DynamoDB (checked per table above), its log group and X-Ray are listed
+    actions = {a for s in statements for a in as_list(s["Action"]) if a.split(":")[0] not in ("dynamodb", "logs", "xray")}
+    # Then they are exactly the ones its registry entry declares for the stage's PSP
+    assert actions == spec.actions_for(psp)
+    # and its index grants are exactly the registry's indexes
+    indexes = {
+        part.removeprefix("/index/")
+        for s in statements
+        if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+        for r in as_list(s["Resource"])
+        if "Fn::Join" in r
+        for part in r["Fn::Join"][1]
+        if isinstance(part, str) and part.startswith("/index/")
+    }
+    assert indexes == {i for t in spec.tables_for(psp) for i in t.indexes}
 
 
 def test_reconciliation_reads_the_settlement_index_by_its_arn(dev):
@@ -158,7 +155,7 @@ def test_reconciliation_reads_the_settlement_index_by_its_arn(dev):
     assert not any(part.endswith("/index/*") for part in joined)
 
 
-@pytest.mark.parametrize("name", ["payment", "executor", "wallet", "ledger", "reconcile", "psp", "recovery"])
+@pytest.mark.parametrize("name", PROGRAM_FUNCTIONS)
 def test_function_objects_and_wildcards(dev, name):
     # Given the function's role policy
     _, statements = _role_statements(dev, name)
@@ -235,7 +232,8 @@ def test_state_machine_invokes_exactly_the_four_task_functions(dev):
     # Given the payment state machine's role
     statements = _state_machine_statements(dev, "payment")
     # Then lambda:InvokeFunction is granted on the four task functions and nothing else
-    expected = {function_named(dev, n)[0] for n in ("payment", "executor", "wallet", "ledger")}
+    expected = {function_named(dev, f.name)[0] for f in registry.asl_functions(registry.PAYMENT_ASL).values()}
+    assert len(expected) == 4
     assert _invoked(statements) == expected
     # and it has no Step Functions permission (it has no nested workflow)
     assert _states_grants(statements) == {}
@@ -311,7 +309,8 @@ def test_dev_with_the_simulator_reads_only_its_notification_hmac_key(dev):
     # generated notification HMAC key (there is no API key to read)
     _, webhook = function_named(dev, "notifications", stage="dev")
     hmac_key = _secret_logical_id(dev, "payments-dev-psp-notification-hmac-key")
-    assert _secret_grants(dev) == {webhook["Role"]["Fn::GetAtt"][0]: [({"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}, [{"Ref": hmac_key}])]}
+    # (GetSecretValue only, as on Adyen's stages: Powertools needs nothing else; CDK's grant_read added DescribeSecret)
+    assert _secret_grants(dev) == {webhook["Role"]["Fn::GetAtt"][0]: [({"secretsmanager:GetSecretValue"}, [{"Ref": hmac_key}])]}
 
 
 def test_an_api_key_secret_imported_by_name_is_granted_with_its_suffix_only(live_prod):

@@ -9,25 +9,22 @@ from pathlib import Path
 
 import pytest
 
+from functions import registry
+from payments.kernel.config import env_name
 from payments.reconciliation.service import STATE_MACHINE_ENV
 from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources, state_machine_named
 
 STEPFUNCTIONS = Path(__file__).resolve().parents[2] / "stepfunctions"
-ASL = STEPFUNCTIONS / "payment.asl.json"
-RECONCILE_ASL = STEPFUNCTIONS / "reconcile.asl.json"
-#: state machine short name -> (its ASL file, the placeholders and the function each one must be)
+ASL = STEPFUNCTIONS / registry.PAYMENT_ASL
+RECONCILE_ASL = STEPFUNCTIONS / registry.RECONCILE_ASL
+#: state machine short name -> (its ASL file, the placeholders and the function each one must be: the registry's)
 MACHINES = {
-    "payment": (
-        ASL,
-        {
-            "ExecutorFunctionArn": "executor",
-            "WalletFunctionArn": "wallet",
-            "LedgerFunctionArn": "ledger",
-            "PaymentFunctionArn": "payment",
-        },
-    ),
-    "reconcile": (RECONCILE_ASL, {"ReconcileFunctionArn": "reconcile"}),
-    "refund": (STEPFUNCTIONS / "refund.asl.json", {"RefundFunctionArn": "refunds"}),
+    machine: (STEPFUNCTIONS / asl, {p: f.name for p, f in registry.asl_functions(asl).items()})
+    for machine, asl in (
+        ("payment", registry.PAYMENT_ASL),
+        ("reconcile", registry.RECONCILE_ASL),
+        ("refund", registry.REFUND_ASL),
+    )
 }
 SUBSTITUTION = re.compile(r"^\$\{(\w+)\}$")
 
@@ -178,6 +175,7 @@ def test_reconcile_function_knows_its_state_machine_without_a_reference(dev):
     # Given the reconcile function (which the reconcile state machine invokes)
     _, function = function_named(dev, "reconcile")
     arn = function["Environment"]["Variables"][STATE_MACHINE_ENV]
+    assert STATE_MACHINE_ENV == env_name("reconcile_state_machine_arn")  # the settings model's variable
     # Then RECONCILE_STATE_MACHINE_ARN (the variable the service reads) is built from the fixed name, not a Ref (which would be a cycle)
     assert arn["Fn::Join"][1][-1] == ":stateMachine:payments-dev-reconcile"
     assert "Ref" not in json.dumps(arn).replace('"Ref": "AWS::', "")

@@ -1,0 +1,274 @@
+"""The functions of the payment system: one entry each, the only list of them.
+
+Read by the CDK app (``infra/constructs/function.py`` builds each function from its entry and
+grants exactly the table actions declared here), by the local runtime (``payments_dev.local``: the
+in-process dispatcher and the ASL substitutions) and by the tests (``tests/infrastructure`` check
+that the synthesised functions, state machines and IAM policies are what this module declares).
+
+Data only: no CDK, no boto3, no moto; the deployed functions import it (``payments.kernel.config``
+validates each function's settings at cold start against :meth:`Function.required_settings`).
+
+A function ``<name>`` is ``functions/<name>/handler.py:handler``, deployed as
+``payments-<stage>-<name>`` and run locally as ``payments-<name>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+#: a stage's PSP (``infra.stage.Stage.psp``)
+Psp = Literal["simulated", "adyen"]
+PSPS: tuple[Psp, ...] = ("simulated", "adyen")
+
+#: the state machines, as ``stepfunctions/<file>``; their ``${...}`` placeholders are filled by the
+#: functions whose :attr:`Function.asl_placeholders` name them
+PAYMENT_ASL = "payment.asl.json"
+RECONCILE_ASL = "reconcile.asl.json"
+REFUND_ASL = "refund.asl.json"
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    """The DynamoDB ``actions`` a function performs on one table (and ``indexes`` it queries)."""
+
+    #: the ``payments.kernel.config.Settings`` field holding the table's name (its variable: upper-cased)
+    setting: str
+    #: DynamoDB actions without the ``dynamodb:`` prefix
+    actions: tuple[str, ...]
+    #: global secondary indexes it queries, each granted by its own ARN
+    indexes: tuple[str, ...] = ()
+    #: only on stages whose PSP is this one (None: every stage)
+    psp: Psp | None = None
+
+
+@dataclass(frozen=True)
+class Function:
+    """One Lambda function: its identity, its sizing, what it may touch and which settings it needs."""
+
+    name: str
+    description: str
+    memory_mb: int
+    timeout_s: int
+    #: ``(ASL file, placeholder)`` pairs whose ``${placeholder}`` this function's ARN fills
+    asl_placeholders: tuple[tuple[str, str], ...] = ()
+    tables: tuple[TableAccess, ...] = ()
+    #: ``payments.kernel.config.Settings`` fields (other than its tables) it requires on every stage. The
+    #: recovery tunables (``recovery_delay_seconds``, ``recovery_max_attempts``, ``recovery_shards``) are
+    #: not listed: they are the same on every stage, their values are the model's (docs/runbook.md)
+    settings: tuple[str, ...] = ()
+    #: IAM actions other than DynamoDB, logs and X-Ray (``service:Action``): the CDK construct grants
+    #: them on the exact resources; a grant of an action not listed here is refused at synthesis
+    actions: tuple[str, ...] = ()
+    #: the same, only on stages whose PSP is the key's
+    psp_actions: tuple[tuple[Psp, tuple[str, ...]], ...] = ()
+    reserved_concurrency: int | None = None
+
+    @property
+    def module(self) -> str:
+        return f"functions.{self.name}.handler"
+
+    @property
+    def handler(self) -> str:
+        """The Lambda handler string: ``functions.<name>.handler.handler``."""
+        return f"{self.module}.handler"
+
+    @property
+    def local_name(self) -> str:
+        """The function's name in the local runtime (moto's Lambda, the in-process dispatcher)."""
+        return f"payments-{self.name}"
+
+    def tables_for(self, psp: Psp) -> tuple[TableAccess, ...]:
+        return tuple(t for t in self.tables if t.psp in (None, psp))
+
+    def actions_for(self, psp: Psp) -> frozenset[str]:
+        return frozenset(self.actions) | frozenset(a for p, extra in self.psp_actions if p == psp for a in extra)
+
+    def required_settings(self, psp: Psp) -> frozenset[str]:
+        """Every ``Settings`` field this function needs on a stage of ``psp``: its tables and the rest."""
+        return frozenset({t.setting for t in self.tables_for(psp)} | set(self.settings))
+
+    def placeholders(self, asl: str) -> tuple[str, ...]:
+        return tuple(p for file, p in self.asl_placeholders if file == asl)
+
+
+_IDEMPOTENCY = TableAccess("idempotency_table", ("GetItem", "PutItem", "UpdateItem", "DeleteItem"))
+_SHARDS = ("wallet_shards", "ledger_total_shards")
+_START = "states:StartExecution"
+_READ_SECRET = "secretsmanager:GetSecretValue"
+
+PAYMENT = Function(
+    name="payment",
+    description="Checkout API (POST/GET /v1/...) and the FinalizePayment task of the payment workflow",
+    memory_mb=512,
+    timeout_s=10,  # below API Gateway's 29 s integration timeout
+    asl_placeholders=((PAYMENT_ASL, "PaymentFunctionArn"),),
+    tables=(
+        _IDEMPOTENCY,
+        # ConditionCheckItem and PutItem authorise the TransactWriteItems that stores a payment with its orders
+        TableAccess("payments_table", ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "Query", "ConditionCheckItem")),
+        TableAccess("wallets_table", ("Query", "GetItem", "BatchGetItem")),
+        TableAccess("ledger_table", ("Query", "GetItem", "BatchGetItem")),
+    ),
+    settings=("state_machine_arn", *_SHARDS),
+    actions=(_START, "states:DescribeExecution"),
+)
+EXECUTOR = Function(
+    name="executor",
+    description="Executes one payment order: charges the PSP with the order id as idempotency key",
+    memory_mb=256,
+    timeout_s=12,  # below the task's TimeoutSeconds (15) in the ASL
+    asl_placeholders=((PAYMENT_ASL, "ExecutorFunctionArn"),),
+    tables=(
+        TableAccess("payments_table", ("GetItem", "UpdateItem")),
+        # the simulated PSP runs in-process and keeps its own record of charges
+        TableAccess("psp_table", ("GetItem", "PutItem", "UpdateItem", "Query"), psp="simulated"),
+    ),
+    settings=("psp_name", "payments_psp"),
+    psp_actions=(("adyen", (_READ_SECRET,)),),  # the Adyen API key secret only
+)
+WALLET = Function(
+    name="wallet",
+    description="Credits the seller's wallet for a successful payment order (exactly once)",
+    memory_mb=256,
+    timeout_s=6,  # below the task's TimeoutSeconds (8) in the ASL
+    asl_placeholders=((PAYMENT_ASL, "WalletFunctionArn"),),
+    tables=(
+        TableAccess("wallets_table", ("GetItem", "PutItem", "UpdateItem", "Query")),
+        TableAccess("payments_table", ("GetItem", "UpdateItem")),
+    ),
+    settings=("wallet_shards",),
+)
+LEDGER = Function(
+    name="ledger",
+    description="Appends the balanced ledger transaction of a successful payment order (exactly once)",
+    memory_mb=256,
+    timeout_s=6,  # below the task's TimeoutSeconds (8) in the ASL
+    asl_placeholders=((PAYMENT_ASL, "LedgerFunctionArn"),),
+    tables=(
+        TableAccess("ledger_table", ("GetItem", "PutItem", "UpdateItem", "Query")),
+        TableAccess("payments_table", ("GetItem", "UpdateItem")),
+    ),
+    settings=("ledger_total_shards", "psp_name"),
+)
+RECONCILE = Function(
+    name="reconcile",
+    description="Reconciles a settlement file under incoming/ with the ledger; writes reports/",
+    #: 1,769 MB is where Lambda gives a function one full vCPU; the engine is single-threaded and CPU-bound,
+    #: so more buys no speed. Its memory is flat in the file's size (one sorted run of 100k rows, ~25 MiB;
+    #: a chunk's entries, ~50 MiB; at most 100k mismatches kept for the report).
+    memory_mb=1769,
+    #: Below the 900 s TimeoutSeconds of every Task in the ASL, so that a run that is too slow fails
+    #: as the function's own timeout (not retried) instead of States.Timeout (retried while it still runs).
+    #: The single pass is bounded to 512 MiB (~3 M Adyen rows): minutes at the engine's throughput.
+    timeout_s=14 * 60,
+    asl_placeholders=((RECONCILE_ASL, "ReconcileFunctionArn"),),
+    tables=(
+        # the day's transactions (index), carry-over rows (GetItem), and the three-way check's two sides
+        # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem)
+        TableAccess("ledger_table", ("Query", "GetItem", "BatchGetItem"), indexes=("by_settlement_day",)),
+        TableAccess("wallets_table", ("BatchGetItem",)),
+        TableAccess("reconciliation_table", ("GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem")),
+        TableAccess("payments_table", ("GetItem", "BatchGetItem")),
+    ),
+    settings=("psp_name", "settlement_bucket", "reconcile_state_machine_arn", *_SHARDS),
+    actions=(
+        *("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", _START),
+        # its failure destination, the dead-letter queue (CDK's SqsDestination)
+        *("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
+    ),
+)
+PSP = Function(
+    name="psp",
+    description="Simulated PSP: writes yesterday's settlement file to incoming/simulated-psp/",
+    memory_mb=512,
+    timeout_s=120,
+    tables=(TableAccess("psp_table", ("Query", "GetItem"), indexes=("by_charge_day",)),),
+    settings=("psp_name", "settlement_bucket"),
+    actions=("s3:PutObject",),
+)
+RECOVERY = Function(
+    name="recovery",
+    description="Every minute: re-drives payments unfinished past their deadline (bounded), then parks them NEEDS_ATTENTION",
+    memory_mb=256,
+    timeout_s=50,  # below the schedule's period: runs do not pile up
+    tables=(
+        # Query: the due payments, on the index only; UpdateItem: the conditional claim, the give-up and
+        # the NEEDS_ATTENTION flags; GetItem + BatchGetItem: a payment's orders when it gives up
+        TableAccess("payments_table", ("Query", "UpdateItem", "GetItem", "BatchGetItem"), indexes=("by_recovery_due",)),
+    ),
+    settings=("state_machine_arn",),
+    actions=(_START,),
+)
+REFUNDS = Function(
+    name="refunds",
+    description="Refunds API (POST/GET /v1/refunds) and the refund workflow's tasks",
+    memory_mb=512,
+    timeout_s=20,  # below the tasks' TimeoutSeconds (30) and API Gateway's 29 s
+    asl_placeholders=((REFUND_ASL, "RefundFunctionArn"),),
+    tables=(
+        _IDEMPOTENCY,
+        # the reservation and the outcome are TransactWriteItems over payments, wallets and ledger
+        TableAccess("payments_table", ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem")),
+        TableAccess("wallets_table", ("PutItem", "UpdateItem")),
+        TableAccess("ledger_table", ("PutItem", "UpdateItem")),
+        # the simulated PSP runs in-process and keeps its own record of refunds
+        TableAccess("psp_table", ("GetItem", "PutItem", "UpdateItem"), psp="simulated"),
+    ),
+    settings=("refund_state_machine_arn", "psp_name", "payments_psp", *_SHARDS),
+    actions=(_START,),
+    psp_actions=(("adyen", (_READ_SECRET,)),),  # the Adyen API key secret only
+)
+NOTIFICATIONS = Function(
+    name="notifications",
+    description="POST /v1/psp/notifications: verify every item's HMAC, store it once, enqueue it, answer [accepted]",
+    memory_mb=256,
+    timeout_s=8,  # Adyen waits 10 s for the acknowledgement
+    tables=(TableAccess("payments_table", ("PutItem", "UpdateItem")),),
+    settings=("notifications_queue_url", "payments_psp_hmac_key_secret", "adyen_secret_max_age", "payments_psp_merchant_account"),
+    # the queue (CDK's grant_send_messages) and the HMAC key secret
+    actions=("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", _READ_SECRET),
+)
+NOTIFICATIONS_CONSUMER = Function(
+    name="notifications_consumer",
+    description="Applies stored PSP notifications (AUTHORISATION, REFUND, CHARGEBACK, CHARGEBACK_REVERSED) once, forward only",
+    memory_mb=512,
+    timeout_s=30,
+    tables=(
+        TableAccess("payments_table", ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem")),
+        TableAccess("wallets_table", ("GetItem", "PutItem", "UpdateItem")),
+        TableAccess("ledger_table", ("GetItem", "PutItem", "UpdateItem")),
+    ),
+    settings=("payments_psp_merchant_account", "psp_name", *_SHARDS),
+    # the SQS event source mapping's poller (CDK's SqsEventSource)
+    actions=(
+        *("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"),
+        *("sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+    ),
+)
+
+#: every function, in the order the stack builds them
+FUNCTIONS: tuple[Function, ...] = (
+    PAYMENT,
+    EXECUTOR,
+    WALLET,
+    LEDGER,
+    RECONCILE,
+    PSP,
+    RECOVERY,
+    REFUNDS,
+    NOTIFICATIONS,
+    NOTIFICATIONS_CONSUMER,
+)
+BY_NAME: dict[str, Function] = {f.name: f for f in FUNCTIONS}
+BY_LOCAL_NAME: dict[str, Function] = {f.local_name: f for f in FUNCTIONS}
+
+
+def deployed_on(psp: Psp) -> tuple[Function, ...]:
+    """The functions a stage of ``psp`` deploys (the simulated PSP's nightly job only with the simulator)."""
+    return tuple(f for f in FUNCTIONS if f is not PSP or psp == "simulated")
+
+
+def asl_functions(asl: str) -> dict[str, Function]:
+    """``${placeholder}`` of ``stepfunctions/<asl>`` -> the function whose ARN fills it."""
+    return {p: f for f in FUNCTIONS for p in f.placeholders(asl)}
