@@ -196,9 +196,12 @@ class Reconciliation(Construct):
         # the service could not tell "already handled" (a duplicate S3 event) from a real failure.
         fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]))
         fn.role.add_to_principal_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
-        # the day's transactions (index), carry-over rows (GetItem), and the three-way check's two sides
-        # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem)
-        fn.use_table("ledger_table", tables["ledger_table"], ["Query", "GetItem", "BatchGetItem"], indexes=["by_settlement_day"])
+        # the day's charges and the day's refunds/chargebacks/reversals (indexes), carry-over rows (GetItem),
+        # and the three-way check's two sides read by key: the seller accounts' ledger totals and their
+        # wallet shards (BatchGetItem)
+        fn.use_table(
+            "ledger_table", tables["ledger_table"], ["Query", "GetItem", "BatchGetItem"], indexes=["by_settlement_day", "by_modification_day"]
+        )
         fn.use_table("wallets_table", tables["wallets_table"], ["BatchGetItem"])
         fn.use_table(
             "reconciliation_table",

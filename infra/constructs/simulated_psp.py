@@ -49,7 +49,7 @@ class SimulatedPsp(Construct):
             memory_size=512,
             environment={"PSP_NAME": PSP_NAME, "SETTLEMENT_BUCKET": settlement_bucket.bucket_name},
         )
-        self.function.use_table("psp_table", tables["psp_table"], ["Query", "GetItem"], indexes=["by_charge_day"])
+        self.function.use_table("psp_table", tables["psp_table"], ["Query", "GetItem"], indexes=["by_charge_day", "by_modification_day"])
         self.function.use_objects(
             settlement_bucket,
             ["PutObject"],

@@ -57,6 +57,10 @@ class Bounds:
     max_mismatches: int = 100_000
     #: point lookups for rows outside the file's day (carry-over rows) before giving up on them.
     max_point_lookups: int = 10_000
+    #: refund, chargeback and reversal rows of one file, held in memory (~300 bytes each) to be
+    #: matched with the day's ledger adjustments by key; a day has far fewer than charges.
+    #: More and the file is quarantined (it is not a day of one merchant's settlements).
+    max_adjustment_rows: int = 1_000_000
     #: (seller, currency) accounts whose wallet and ledger projection are compared (three-way check).
     max_three_way_sellers: int = 1_000
     #: how much of the head is read to recognise the format.
@@ -100,11 +104,19 @@ class Mismatch:
     line: int | None = None  # 1-based line of the settlement row, if there is one
     ledger_currency: str | None = None  # set when it differs from ``currency``
     seller_account: str | None = None
+    #: a refund's, chargeback's or reversal's mismatch: the file's record type (``Refunded``,
+    #: ``Chargeback``, ``ChargebackReversed``) and ``psp_reference`` is the modification's own
+    #: reference; None for a payment (``Settled``)
+    record_type: str | None = None
 
     @property
     def mismatch_id(self) -> str:
-        """Deterministic identity: the same file yields the same ids (idempotent storage)."""
-        return f"{self.kind}#{self.psp_reference or self.payment_order_id or '-'}#{self.line or 0}"
+        """Deterministic identity: the same file yields the same ids (idempotent storage). An
+        adjustment's names its record type: a chargeback and its reversal share a reference."""
+        reference = self.psp_reference or self.payment_order_id or "-"
+        if self.record_type:
+            return f"{self.kind}#{self.record_type}:{reference}#{self.line or 0}"
+        return f"{self.kind}#{reference}#{self.line or 0}"
 
     def sort_key(self) -> tuple[str, str, int]:
         return (self.kind, self.psp_reference or self.payment_order_id or "", self.line or 0)
@@ -127,6 +139,8 @@ class Mismatch:
         }
         if self.ledger_currency and self.ledger_currency != self.currency:
             out["ledger_currency"] = self.ledger_currency
+        if self.record_type:
+            out["record_type"] = self.record_type
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def settle_day(day: str, *, psp: SimulatedPsp | None = None, s3: Any = None, buc
     psp = psp or SimulatedPsp()
     key = settlement_key(day)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b") as spool:
-        rows = adyen.write_report(psp.charges_for_day(day), day, _Utf8(spool))
+        rows = adyen.write_report(psp.charges_for_day(day), day, _Utf8(spool), psp.modifications_for_day(day))
         spool.seek(0)
         (s3 or aws.client("s3")).upload_fileobj(
             spool, bucket or settings().settlement_bucket, key, ExtraArgs={"ContentType": "text/csv"}
