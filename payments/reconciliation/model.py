@@ -8,23 +8,43 @@ Tests pass smaller bounds; production uses the defaults.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from payments.money import format_minor
 
 # --- mismatch kinds (the contract) ---------------------------------------------
-MISSING_IN_LEDGER = "MISSING_IN_LEDGER"  # settled at the PSP, unknown to us
-MISSING_IN_SETTLEMENT = "MISSING_IN_SETTLEMENT"  # in our ledger for the day, absent from the file
-AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
-CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
-DUPLICATE_IN_SETTLEMENT = "DUPLICATE_IN_SETTLEMENT"
+class MismatchKind(StrEnum):
+    """The contract's mismatch kinds; a member *is* its string (reports, tables, JSON)."""
+
+    MISSING_IN_LEDGER = "MISSING_IN_LEDGER"  # settled at the PSP, unknown to us
+    MISSING_IN_SETTLEMENT = "MISSING_IN_SETTLEMENT"  # in our ledger for the day, absent from the file
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    DUPLICATE_IN_SETTLEMENT = "DUPLICATE_IN_SETTLEMENT"
+
+
+MISSING_IN_LEDGER = MismatchKind.MISSING_IN_LEDGER
+MISSING_IN_SETTLEMENT = MismatchKind.MISSING_IN_SETTLEMENT
+AMOUNT_MISMATCH = MismatchKind.AMOUNT_MISMATCH
+CURRENCY_MISMATCH = MismatchKind.CURRENCY_MISMATCH
+DUPLICATE_IN_SETTLEMENT = MismatchKind.DUPLICATE_IN_SETTLEMENT
 #: kinds that consume a settlement row (MISSING_IN_SETTLEMENT is a ledger-side finding)
 ROW_KINDS = frozenset({MISSING_IN_LEDGER, AMOUNT_MISMATCH, CURRENCY_MISMATCH, DUPLICATE_IN_SETTLEMENT})
 
+
 # --- classification (the three classes of the design) ---------------------------
-AUTO_RESOLVABLE = "AUTO_RESOLVABLE"
-MANUAL = "MANUAL"
-UNCLASSIFIED = "UNCLASSIFIED"
+class Classification(StrEnum):
+    """The three classes of the design; a member *is* its string."""
+
+    AUTO_RESOLVABLE = "AUTO_RESOLVABLE"
+    MANUAL = "MANUAL"
+    UNCLASSIFIED = "UNCLASSIFIED"
+
+
+AUTO_RESOLVABLE = Classification.AUTO_RESOLVABLE
+MANUAL = Classification.MANUAL
+UNCLASSIFIED = Classification.UNCLASSIFIED
 
 MiB = 1024 * 1024
 
@@ -93,13 +113,13 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Mismatch:
-    kind: str
+    kind: MismatchKind
     psp_reference: str | None
     payment_order_id: str | None
     currency: str  # the settlement's currency (the ledger's for MISSING_IN_SETTLEMENT)
     settlement_amount_minor: int | None
     ledger_amount_minor: int | None
-    classification: str
+    classification: Classification
     rule: str
     line: int | None = None  # 1-based line of the settlement row, if there is one
     ledger_currency: str | None = None  # set when it differs from ``currency``
@@ -148,4 +168,4 @@ class Mismatch:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Mismatch:
-        return cls(**data)
+        return cls(**{**data, "kind": MismatchKind(data["kind"]), "classification": Classification(data["classification"])})

@@ -219,3 +219,25 @@ def test_too_many_adjustment_rows_quarantine_the_file() -> None:
     # Given a bound of 3 adjustment rows / When a file with 4 is reconciled / Then it is unreadable
     with pytest.raises(UnreadableFile, match="refund and chargeback rows"):
         reconcile(settlement_file(), ADJUSTMENTS, Bounds(max_adjustment_rows=3))
+
+
+def test_mismatch_kinds_and_classes_are_str_enums_written_as_their_strings() -> None:
+    import json
+
+    from payments.reconciliation.model import Classification, Mismatch, MismatchKind
+
+    # Given a report with mismatches of several kinds (the enums' members inside)
+    built = reconcile(settlement_file(MODIFICATIONS[:3]), ADJUSTMENTS[1:])
+    # When it is rendered as JSON / Then kinds and classes are their plain strings, unchanged
+    rendered = json.loads(report.to_json(built))
+    assert [(m["kind"], m["classification"]) for m in rendered["mismatches"]] == [
+        ("MISSING_IN_LEDGER", "MANUAL"),
+        ("MISSING_IN_SETTLEMENT", "MANUAL"),
+    ]
+    assert set(MismatchKind) == {"MISSING_IN_LEDGER", "MISSING_IN_SETTLEMENT", "AMOUNT_MISMATCH", "CURRENCY_MISMATCH", "DUPLICATE_IN_SETTLEMENT"}
+    assert set(Classification) == {"AUTO_RESOLVABLE", "MANUAL", "UNCLASSIFIED"}
+    # And a mismatch read back from its JSON (the distributed path) has its enum members again
+    mismatch = Mismatch(MismatchKind.AMOUNT_MISMATCH, "psp_1", "po_1", "USD", 1, 2, Classification.MANUAL, "amount", line=3)
+    again = Mismatch.from_json(json.loads(json.dumps(mismatch.to_json())))
+    assert again == mismatch and again.kind is MismatchKind.AMOUNT_MISMATCH and again.classification is Classification.MANUAL
+    assert again.mismatch_id == "AMOUNT_MISMATCH#psp_1#3"
