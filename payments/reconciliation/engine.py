@@ -558,6 +558,8 @@ def _match_adjustments(
     by_txn: dict[str, LedgerAdjustment] = {}
     for adjustment in ledger.day_adjustments(day) if day else ():
         by_txn[adjustment.txn_id] = adjustment
+        if len(by_txn) > bounds.max_adjustment_rows:  # held in memory like the file's: the same bound
+            raise UnreadableFile(f"the ledger's day {day} has more than {bounds.max_adjustment_rows} refunds and chargebacks")
         if adjustment.psp_reference:
             by_key[(adjustment.record_type, adjustment.psp_reference)] = adjustment
     first_row: dict[str, AdjustmentEntry] = {}  # txn_id (or row key) -> the row that took it

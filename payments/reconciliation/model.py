@@ -79,7 +79,7 @@ class Bounds:
     max_point_lookups: int = 10_000
     #: refund, chargeback and reversal rows of one file, held in memory (~300 bytes each) to be
     #: matched with the day's ledger adjustments by key; a day has far fewer than charges.
-    #: More and the file is quarantined (it is not a day of one merchant's settlements).
+    #: More (in the file, or booked in the ledger that day) and the file is quarantined.
     max_adjustment_rows: int = 1_000_000
     #: (seller, currency) accounts whose wallet and ledger projection are compared (three-way check).
     max_three_way_sellers: int = 1_000
