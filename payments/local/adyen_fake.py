@@ -505,7 +505,7 @@ class AdyenFake:
         types = {"refunds": "Refunded", "chargeback": "Chargeback", "chargeback_reversed": "ChargebackReversed"}
         with self._lock:
             found = [(reference, dict(m), dict(self.payments[m["payment"]])) for reference, m in self.modifications.items()]
-        for reference, m, payment in sorted(found, key=lambda f: (f[1]["at"], f[0])):
+        for reference, m, payment in sorted(found, key=lambda f: f[1]["at"]):  # stable: one millisecond keeps the order they happened in
             if m["operation"] in types and m["success"] and clock.day_of(m["at"]) == day:
                 yield {
                     "record_type": types[m["operation"]],

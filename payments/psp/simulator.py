@@ -57,6 +57,8 @@ UNAVAILABLE_CALLS = 2
 TIMEOUT_TOKEN = "tok_pspTimeout"
 REFUND_FAILS_TOKEN = "tok_refundFails"
 MERCHANT_ACCOUNT = "PaymentsMarketplaceECOM"
+#: the order of a day's modifications made in one millisecond (a reversal never precedes its chargeback)
+_RANK = {"Refunded": 0, "Chargeback": 1, "ChargebackReversed": 2}
 
 
 
@@ -314,7 +316,7 @@ class SimulatedPsp:
                 rows.append(("Chargeback", item["charged_back_at"], item["dispute_reference"], "", item))
             elif item["sk"] == "REVERSAL":
                 rows.append(("ChargebackReversed", item["reversed_at"], item["dispute_reference"], "", item))
-        for record_type, at, modification_reference, modification_merchant_reference, item in sorted(rows, key=lambda r: (r[1], r[2], r[0])):
+        for record_type, at, modification_reference, modification_merchant_reference, item in sorted(rows, key=lambda r: (r[1], _RANK[r[0]], r[2])):
             yield {
                 "record_type": record_type,
                 "psp_reference": item["original_reference"],
