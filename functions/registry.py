@@ -166,7 +166,7 @@ RECONCILE = Function(
     tables=(
         # the day's transactions (index), carry-over rows (GetItem), and the three-way check's two sides
         # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem)
-        TableAccess("ledger_table", ("Query", "GetItem", "BatchGetItem"), indexes=("by_settlement_day",)),
+        TableAccess("ledger_table", ("Query", "GetItem", "BatchGetItem"), indexes=("by_settlement_day", "by_modification_day")),
         TableAccess("wallets_table", ("BatchGetItem",)),
         TableAccess("reconciliation_table", ("GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem")),
         TableAccess("payments_table", ("GetItem", "BatchGetItem")),
@@ -183,7 +183,7 @@ PSP = Function(
     description="Simulated PSP: writes yesterday's settlement file to incoming/simulated-psp/",
     memory_mb=512,
     timeout_s=120,
-    tables=(TableAccess("psp_table", ("Query", "GetItem"), indexes=("by_charge_day",)),),
+    tables=(TableAccess("psp_table", ("Query", "GetItem"), indexes=("by_charge_day", "by_modification_day")),),
     settings=("psp_name", "settlement_bucket"),
     actions=("s3:PutObject",),
 )

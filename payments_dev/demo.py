@@ -3,8 +3,12 @@
 Hundreds of checkouts across many sellers and currencies go through the real
 HTTP API, the real state machine definition and the real handlers: good cards,
 declines, a flaky PSP, lost PSP answers, and idempotent replays of the same
-request. Then the summary: orders by status, top seller balances, the trial
-balance, and every money invariant checked over the stored data.
+request. Then money flows back (on the simulated PSP): a few refunds through
+``POST /v1/refunds``, and a chargeback and its reversal as the PSP's signed
+notifications. Then the summary: orders by status, top seller balances, the trial
+balance, and every money invariant checked over the stored data; the PSP's
+settlement file of the day (charges, ``Refunded``, ``Chargeback`` and
+``ChargebackReversed`` rows) is reconciled.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ TOKENS = [
 #: (currency, weight, typical order amount in major units)
 CURRENCIES = [("USD", 50, 60), ("EUR", 25, 50), ("GBP", 10, 40), ("JPY", 10, 7000), ("KWD", 5, 20)]
 REPLAY_SHARE = 0.1
+#: successful orders refunded after the checkouts (the first ones in id order, deterministic per seed):
+#: this many refunds of half the amount, then one of the whole amount
+PARTIAL_REFUNDS = 3
 
 
 @dataclass
@@ -115,7 +122,69 @@ def settle_and_reconcile(timeout: float = 120.0, settle: Callable[[str], str] | 
         f"{len(report['rejected_rows'])} rejected; wallet/ledger three-way check: "
         f"{len(report.get('three_way', {}).get('differences', []))} differences"
     )
+    adjustments = report["summary"].get("adjustments") or {}
+    if any(counts["rows"] or counts["missing_in_settlement"] for counts in adjustments.values()):
+        print(
+            "  refunds and chargebacks: "
+            + ", ".join(f"{kind} {c['matched']}/{c['rows']} matched" + (f" ({c['missing_in_settlement']} missing from the file)" if c["missing_in_settlement"] else "") for kind, c in adjustments.items())
+        )
     return bool(report["clean"]) and not report["rejected_rows"]
+
+
+def money_back(client: ApiClient, final: dict[str, Any], run: str, timeout: float = 120.0) -> bool:
+    """Refunds through the API and a chargeback with its reversal from the simulated PSP, each
+    waited for; prints one line. True if every one ended as it should."""
+    from payments_dev.local.runtime import wait_until
+    from payments.psp.simulator import SimulatedPsp
+
+    succeeded = sorted(
+        ((o["payment_order_id"], checkout_id, o) for checkout_id, body in final.items() for o in body["payment_orders"] if o["status"] == "SUCCESS"),
+        key=lambda t: t[0],
+    )
+    if len(succeeded) < PARTIAL_REFUNDS + 2:
+        print("\nMoney back: too few successful orders for refunds and a chargeback")
+        return True
+    refunds: list[tuple[str, str]] = []
+    for i, (po, _, order) in enumerate(succeeded[: PARTIAL_REFUNDS + 1]):
+        minor = money.parse_amount(order["amount"], order["currency"])
+        amount = minor if i == PARTIAL_REFUNDS else max(1, minor // 2)
+        refund_id = f"{run}_rf_{i}"
+        body = {"refund_id": refund_id, "payment_order_id": po, "amount": money.format_minor(amount, order["currency"]), "currency": order["currency"]}
+        reply = client.request("POST", "/v1/refunds", body, headers={"Idempotency-Key": f"idem-{refund_id}"})
+        if reply.status != 202:
+            print(f"\nMoney back: refund {refund_id} answered {reply.status} {reply.body}")
+            return False
+        refunds.append((refund_id, body["amount"] + " " + body["currency"]))
+    statuses: dict[str, str] = {}
+
+    def decided() -> bool:
+        for refund_id, _ in refunds:
+            if statuses.get(refund_id, "PENDING") == "PENDING":
+                statuses[refund_id] = client.request("GET", f"/v1/refunds/{refund_id}").body.get("status", "PENDING")
+        return all(status != "PENDING" for status in statuses.values())
+
+    wait_until(decided, timeout, interval=0.2)
+    po, checkout_id, order = succeeded[PARTIAL_REFUNDS + 1]
+    psp = SimulatedPsp()
+
+    def deliver(item: dict[str, Any], chargeback_amount: str) -> bool:
+        client.request("POST", "/v1/psp/notifications", {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]})
+        return wait_until(
+            lambda: any(o["payment_order_id"] == po and o.get("chargeback_amount") == chargeback_amount for o in client.payment(checkout_id).body["payment_orders"]),
+            timeout,
+            interval=0.2,
+        )
+
+    chargeback = psp.raise_chargeback(po)
+    charged_back = deliver(chargeback, order["amount"])
+    reversed_ = charged_back and deliver(psp.reverse_chargeback(chargeback["pspReference"]), money.format_minor(0, order["currency"]))
+    outcome = Counter(statuses.values())
+    print(
+        f"\nMoney back:          refunds {', '.join(f'{k} {v}' for k, v in sorted(outcome.items()))} "
+        f"({', '.join(amount for _, amount in refunds)}); chargeback of {order['amount']} {order['currency']} on {po} "
+        f"{'applied' if charged_back else 'NOT APPLIED'}, its reversal {'applied' if reversed_ else 'NOT APPLIED'}"
+    )
+    return outcome == Counter({"SUCCEEDED": len(refunds)}) and reversed_
 
 
 def _bar(done: int, total: int, started: float, label: str) -> None:
@@ -139,7 +208,8 @@ def run(
 ) -> int:
     """``psp_charges`` and ``settle``: another PSP's record of charges and settlement file (default: the simulator's)."""
     client = ApiClient(api_url)
-    scenario = build_scenario(checkouts, seed, run_id=run_id())
+    run_tag = run_id()
+    scenario = build_scenario(checkouts, seed, run_id=run_tag)
     started = time.monotonic()
     print(f"Cyber Monday: {checkouts} checkouts, {sum(len(c['payment_orders']) for c in scenario.checkouts)} payment orders, seed {seed}")
 
@@ -186,6 +256,8 @@ def run(
     print(f"HTTP answers:        {dict(sorted(answers.items()))}; replays {len(scenario.replays)}, identical {len(scenario.replays) - len(replay_mismatch)}")
     if pending:
         print(f"NOT SETTLED within {timeout:.0f}s: {len(pending)} checkouts, e.g. {sorted(pending)[:3]}")
+    # money back (issue 18): on the simulated PSP, whose chargebacks the demo can raise
+    money_back_ok = money_back(client, final, f"cm{seed}{run_tag}") if psp_charges is None else True
 
     totals: Counter[tuple[str, str]] = Counter()
     for o in orders:
@@ -208,6 +280,6 @@ def run(
     print(f"\n{checkouts} checkouts in {wall:.1f}s wall time ({checkouts / wall:.1f} checkouts/s end to end)")
 
     reconciled = settle_and_reconcile(settle=settle)
-    ok = report.ok and reconciled and not pending and not replay_mismatch and set(answers) == {202}
+    ok = report.ok and reconciled and money_back_ok and not pending and not replay_mismatch and set(answers) == {202}
     print("RESULT: " + ("all invariants hold" if ok else "PROBLEMS FOUND"))
     return 0 if ok else 1

@@ -5,7 +5,9 @@ Item layout (``pk``, ``sk``):
 * transaction  ``TXN#<payment_order_id>`` / ``TXN``: txn_id, payment_order_id, psp_reference,
   seller_account, currency, amount_minor, postings [{account, side, amount_minor, currency}],
   settlement_day (``<psp>#<YYYY-MM-DD>``, index ``by_settlement_day``), booked_at,
-  in_account_totals
+  in_account_totals; a refund, chargeback or reversal (``TXN#<kind>:<id>``, see
+  :meth:`LedgerRepository.adjustment_items`) carries ``modification_settlement_day`` instead
+  (``<psp>#<YYYY-MM-DD>``, the sparse index ``by_modification_day``, sort key ``txn_id``)
 * totals shard ``TOTALS#<shard>`` / ``CCY#<currency>``: debits_minor, credits_minor, transactions
 * seller account shard ``ACCOUNT#seller:<id>#<shard>`` / ``CCY#<currency>``: account, currency,
   debits_minor, credits_minor, transactions (the seller's ledger projection without a scan)
@@ -236,13 +238,17 @@ class LedgerRepository:
         The transaction item ``TXN#<txn_id>`` is put on ``attribute_not_exists``, with the
         totals and the seller account totals, in the caller's transaction: once, or not at all.
         Its ``kind`` tells it from the pay-in (``PAYIN``); it has no ``settlement_day`` (the
-        settlement index lists charges)."""
+        settlement index lists charges) but a ``modification_settlement_day`` (``<psp>#<day>``,
+        the sparse index ``by_modification_day``): reconciliation lists the day's refunds,
+        chargebacks and reversals with one Query and matches them with the file's rows."""
         seller = seller_account_id(order.seller_account)
         receivable = psp_receivable(self.psp)
         debit, credit = (receivable, seller) if to_seller else (seller, receivable)
         if amount.currency != order.currency:
             raise InvariantViolation(f"{kind} {txn_id} of {amount} on an order in {order.currency}")
         txn = LedgerTransaction.transfer(debit=debit, credit=credit, amount=amount)
+        now = clock.now_iso()
+        day = clock.day_of(now)
         item = {
             "pk": f"TXN#{txn_id}",
             "sk": "TXN",
@@ -256,8 +262,9 @@ class LedgerRepository:
             "currency": order.currency,
             "amount_minor": amount.minor,
             "postings": txn.to_items(),
-            "modification_day": clock.day_of(clock.now_iso()),
-            "booked_at": clock.now_iso(),
+            "modification_day": day,
+            "modification_settlement_day": f"{self.psp}#{day}",
+            "booked_at": now,
             "in_account_totals": True,
         }
         shard = self._shard(txn_id)
@@ -393,6 +400,18 @@ class LedgerRepository:
             TableName=self.table,
             IndexName="by_settlement_day",
             KeyConditionExpression="settlement_day = :day",
+            ExpressionAttributeValues=to_values({":day": f"{psp or self.psp}#{day}"}),
+        )
+
+    def adjustments_for_day(self, day: str, psp: str | None = None) -> Iterator[dict[str, Any]]:
+        """The PSP's refunds, chargebacks and chargeback reversals booked on a UTC day (what
+        its settlement file's ``Refunded``, ``Chargeback``, ``ChargebackReversed`` rows should
+        match), by ``txn_id``: one Query of the sparse index ``by_modification_day``."""
+        yield from query_all(
+            self.ddb,
+            TableName=self.table,
+            IndexName="by_modification_day",
+            KeyConditionExpression="modification_settlement_day = :day",
             ExpressionAttributeValues=to_values({":day": f"{psp or self.psp}#{day}"}),
         )
 

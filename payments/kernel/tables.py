@@ -37,12 +37,19 @@ TABLES: tuple[Table, ...] = (
     # seller balances (sharded) and credit markers (payments.accounts.wallet)
     Table("wallets_table", "pk", "sk"),
     # append-only double-entry transactions and trial-balance totals
-    # (payments.accounts.ledger); by_settlement_day serves reconciliation
-    Table("ledger_table", "pk", "sk", (Index("by_settlement_day", "settlement_day", "psp_reference"),)),
+    # (payments.accounts.ledger); by_settlement_day serves reconciliation (charges), and the
+    # sparse by_modification_day too (refunds, chargebacks, reversals: only they carry the key)
+    Table(
+        "ledger_table",
+        "pk",
+        "sk",
+        (Index("by_settlement_day", "settlement_day", "psp_reference"), Index("by_modification_day", "modification_settlement_day", "txn_id")),
+    ),
     # Powertools idempotency records of POST /v1/payments
     Table("idempotency_table", "id", None, ttl_attribute="expiration", holds_money=False),
-    # the simulated PSP's own record of charges (payments.psp.simulator)
-    Table("psp_table", "pk", "sk", (Index("by_charge_day", "charge_day", "pk"),)),
+    # the simulated PSP's own record of charges (payments.psp.simulator); by_modification_day
+    # (sparse) lists a day's refunds, chargebacks and reversals for its settlement file
+    Table("psp_table", "pk", "sk", (Index("by_charge_day", "charge_day", "pk"), Index("by_modification_day", "modification_day", "pk"))),
     # reconciliation runs and mismatches (payments.reconciliation)
     Table("reconciliation_table", "pk", "sk"),
 )

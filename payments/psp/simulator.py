@@ -21,6 +21,10 @@ Item layout of the PSP table (``pk``, ``sk``):
 * ``REFUND#<refund_id>`` / ``REFUND``       one refund (succeeded or failed), keyed by our refund_id
 * ``DISPUTE#<dispute reference>`` / ``DISPUTE``  a chargeback raised by the cardholder's bank,
   and once reversed its reversal
+* ``REVERSAL#<dispute reference>`` / ``REVERSAL``  the reversal of a chargeback, on its own day
+
+Refunds (succeeded or not), disputes and reversals carry ``modification_day``: the sparse index
+``by_modification_day`` lists a day's modifications for its settlement file (no Scan).
 
 Refunds, chargebacks and reversals are announced by signed notifications in Adyen's standard
 format (:meth:`SimulatedPsp.notification`); the caller delivers them.
@@ -53,6 +57,8 @@ UNAVAILABLE_CALLS = 2
 TIMEOUT_TOKEN = "tok_pspTimeout"
 REFUND_FAILS_TOKEN = "tok_refundFails"
 MERCHANT_ACCOUNT = "PaymentsMarketplaceECOM"
+#: the order of a day's modifications made in one millisecond (a reversal never precedes its chargeback)
+_RANK = {"Refunded": 0, "Chargeback": 1, "ChargebackReversed": 2}
 
 
 
@@ -145,7 +151,7 @@ class SimulatedPsp:
             reason = "refund_declined"
         items: list[dict[str, Any]] = []
         if reason is None:
-            item.update(succeeded=True, psp_reference="psp_" + secrets.token_hex(8))
+            item.update(succeeded=True, psp_reference=new_psp_reference(), payment_method=charge.get("payment_method", "visa"))
             items.append(
                 {
                     "Update": {
@@ -207,6 +213,7 @@ class SimulatedPsp:
             "currency": charge["currency"],
             "charged_back_at": now,
             "modification_day": clock.day_of(now),
+            "payment_method": charge.get("payment_method", "visa"),
         }
         dispute["dispute_reference"] = dispute["pk"].split("#", 1)[1]
         self.ddb.put_item(TableName=self.table, Item=to_item(dispute), ConditionExpression="attribute_not_exists(pk)")
@@ -227,6 +234,17 @@ class SimulatedPsp:
         d = from_item(response.get("Attributes"))
         if d is None:
             raise InvariantViolation(f"dispute {dispute_reference} was updated but not returned")
+        # the reversal on its own item, so that the index lists it on its own day (the dispute
+        # item is listed on the chargeback's): the same content whenever it is written again
+        reversal = {
+            "pk": f"REVERSAL#{dispute_reference}",
+            "sk": "REVERSAL",
+            **{k: d[k] for k in ("dispute_reference", "payment_order_id", "original_reference", "amount_minor", "currency") if k in d},
+            "payment_method": d.get("payment_method", "visa"),
+            "reversed_at": d["reversed_at"],
+            "modification_day": d["reversal_day"],
+        }
+        self.ddb.put_item(TableName=self.table, Item=to_item(reversal))
         return self.notification("CHARGEBACK_REVERSED", dispute_reference, d["original_reference"], d["payment_order_id"], d["amount_minor"], d["currency"], key=key)
 
     def refund_notification(self, refund_id: str) -> dict[str, Any] | None:
@@ -281,25 +299,34 @@ class SimulatedPsp:
     def modifications_for_day(self, day: str) -> Iterator[dict[str, Any]]:
         """The day's refunds, chargebacks and reversals as the settlement file's rows carry them
         (Adyen: ``Refunded``, ``Chargeback``, ``ChargebackReversed``; ``Psp Reference`` is the
-        payment's, ``Modification Reference`` the modification's own), in a stable order.
+        payment's, ``Modification Reference`` the modification's own, ``Modification Merchant
+        Reference`` a refund's reference: our refund_id), in a stable order.
 
-        A scan: the simulator's modifications are few, and only the nightly job reads them."""
+        One Query of the sparse index ``by_modification_day`` (failed refunds are listed too,
+        and left out here: no money moved)."""
         rows = []
-        for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
-            if item["sk"] == "REFUND" and item.get("succeeded") and item.get("modification_day") == day:
-                rows.append(("Refunded", item["refunded_at"], item["original_reference"], item["psp_reference"], item["payment_order_id"], item["merchant_reference"], item))
+        for item in query_all(
+            self.ddb,
+            TableName=self.table,
+            IndexName="by_modification_day",
+            KeyConditionExpression="modification_day = :day",
+            ExpressionAttributeValues=to_values({":day": day}),
+        ):
+            if item["sk"] == "REFUND" and item.get("succeeded"):
+                rows.append(("Refunded", item["refunded_at"], item["psp_reference"], item["merchant_reference"], item))
             elif item["sk"] == "DISPUTE":
-                if item.get("modification_day") == day:
-                    rows.append(("Chargeback", item["charged_back_at"], item["original_reference"], item["dispute_reference"], item["payment_order_id"], "", item))
-                if item.get("reversal_day") == day:
-                    rows.append(("ChargebackReversed", item["reversed_at"], item["original_reference"], item["dispute_reference"], item["payment_order_id"], "", item))
-        for record_type, at, psp_reference, modification_reference, merchant_reference, modification_merchant_reference, item in sorted(rows, key=lambda r: (r[1], r[3], r[0])):
+                rows.append(("Chargeback", item["charged_back_at"], item["dispute_reference"], "", item))
+            elif item["sk"] == "REVERSAL":
+                rows.append(("ChargebackReversed", item["reversed_at"], item["dispute_reference"], "", item))
+        for record_type, at, modification_reference, modification_merchant_reference, item in sorted(rows, key=lambda r: (r[1], _RANK[r[0]], r[2])):
             yield {
                 "record_type": record_type,
-                "psp_reference": psp_reference,
+                "psp_reference": item["original_reference"],
                 "modification_reference": modification_reference,
-                "merchant_reference": merchant_reference,
+                "merchant_reference": item["payment_order_id"],
                 "modification_merchant_reference": modification_merchant_reference,
+                "merchant_account": MERCHANT_ACCOUNT,
+                "payment_method": item.get("payment_method", "visa"),
                 "amount_minor": item["amount_minor"],
                 "currency": item["currency"],
                 "at": at,

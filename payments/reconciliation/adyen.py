@@ -9,9 +9,12 @@ local to the row's ``TimeZone`` and is converted to UTC (a day is a UTC day).
 Record types and what the engine does with them:
 
 * :data:`PAYMENT_TYPES` (``Settled``): one captured payment; matched against the ledger.
-* :data:`ADJUSTMENT_TYPES` (refunds, chargebacks and their reversals): money moved at the
-  PSP for a payment; our ledger books no refunds or chargebacks yet, so each is a
-  ``MISSING_IN_LEDGER`` for a human (rule ``adjustment: ...``).
+* :data:`MATCHED_ADJUSTMENTS` (``Refunded``, ``Chargeback``, ``ChargebackReversed``): money
+  moved back at the PSP for a payment, matched against the ledger's refund, chargeback and
+  reversal transactions by the row's ``Modification Reference`` (the modification's own PSP
+  reference), like charges.
+* the other :data:`ADJUSTMENT_TYPES` (``RefundedReversed``, ``SecondChargeback``, ...): our
+  ledger books no such thing, so each is a ``MISSING_IN_LEDGER`` for a human (rule ``adjustment: ...``).
 * :data:`ACCOUNT_TYPES` (fees, payouts, corrections): merchant-account movements with no
   payment of ours behind them; recorded in the summary totals (fees, net, payouts).
 * anything else: ``MISSING_IN_LEDGER``, ``UNCLASSIFIED`` (rule ``record type: unknown``).
@@ -101,6 +104,8 @@ ADJUSTMENT_TOTALS = {
     CHARGEBACK_REVERSED: "chargeback_reversed",
     REFUNDED_REVERSED: "refunded_reversed",
 }
+#: the adjustments the ledger books (issue 18), and the ledger ``kind`` of each
+MATCHED_ADJUSTMENTS = {REFUNDED: "REFUND", CHARGEBACK: "CHARGEBACK", CHARGEBACK_REVERSED: "CHARGEBACK_REVERSED"}
 ADJUSTMENT_TYPES = frozenset(
     {
         "Refunded",
@@ -337,6 +342,10 @@ class SettlementRow(NamedTuple):
     net_credit: int
     fees: tuple[int, int, int, int]  # commission, markup, scheme fees, interchange (net currency)
     batch_number: str
+    #: an adjustment's own PSP reference and merchant reference (a refund's: our refund_id);
+    #: read for the record types the ledger matches (:data:`MATCHED_ADJUSTMENTS`) only
+    modification_reference: str = ""
+    modification_merchant_reference: str = ""
 
     @property
     def day(self) -> str:
@@ -415,7 +424,32 @@ def parse_row(fields: list[str], layout: Layout, line: int) -> SettlementRow:
             raise RowError(f"{record_type} row without Psp Reference or Merchant Reference")
         if row.gross_credit <= 0 or row.gross_debit != 0:
             raise RowError(f"{record_type} row must have a positive Gross Credit (GC) and no Gross Debit (GC)")
+    elif record_type in MATCHED_ADJUSTMENTS:
+        return _adjustment(row, fields, layout)
     return row
+
+
+def _adjustment(row: SettlementRow, fields: list[str], layout: Layout) -> SettlementRow:
+    """A ``Refunded``, ``Chargeback`` or ``ChargebackReversed`` row with its modification's
+    references (checked plain like the others: they become keys). Nothing else is required of
+    it: a row the engine cannot match (no Modification Reference) is a mismatch, not a rejection."""
+    at = layout.at("Modification Reference")
+    modification = fields[at].strip() if at >= 0 else ""
+    at = layout.at("Modification Merchant Reference")
+    modification_merchant = fields[at].strip() if at >= 0 else ""
+    if modification and not _REFERENCE.match(modification):
+        raise RowError("Modification Reference is not a plain reference")
+    if modification_merchant and not _REFERENCE.match(modification_merchant):
+        raise RowError("Modification Merchant Reference is not a plain reference")
+    return row._replace(modification_reference=modification, modification_merchant_reference=modification_merchant)
+
+
+def adjustment_amount(row: SettlementRow) -> int:
+    """What an adjustment moved, in gross minor units, positive on the side Adyen books it: a
+    refund or a chargeback is a Gross Debit, a chargeback reversal a Gross Credit."""
+    if row.record_type in (CHARGEBACK_REVERSED, REFUNDED_REVERSED):
+        return row.gross_credit - row.gross_debit
+    return row.gross_debit - row.gross_credit
 
 
 @lru_cache(maxsize=16)
@@ -454,12 +488,28 @@ def fees_for(amount_minor: int, currency: str) -> tuple[int, int, int, int]:
     )
 
 
-def write_report(charges: Iterable[dict[str, Any]], day: str, out: Writable) -> int:
-    """Write one day's Settlement Details Report: a ``Settled`` row per charge, then one
-    ``MerchantPayout`` row per currency paying out the batch's net. Returns the row count.
+def chargeback_fee(currency: str) -> int:
+    """The simulated PSP's fee for handling a chargeback (Adyen books it in ``Markup (NC)`` of the
+    ``Chargeback`` row, on top of the disputed amount): 10 of the currency's major unit."""
+    return 10 * 10 ** exponent(currency)
+
+
+def write_report(
+    charges: Iterable[dict[str, Any]], day: str, out: Writable, modifications: Iterable[dict[str, Any]] = ()
+) -> int:
+    """Write one day's Settlement Details Report: a ``Settled`` row per charge, then a row per
+    refund, chargeback and chargeback reversal, then one ``MerchantPayout`` row per currency
+    paying out the batch's net (none when the net is not positive: it carries over). Returns
+    the row count.
 
     ``charges`` are the simulated PSP's records (``SimulatedPsp.charges_for_day``),
-    consumed once as a stream; only per-currency totals are kept.
+    consumed once as a stream; only per-currency totals are kept. ``modifications`` are
+    ``SimulatedPsp.modifications_for_day``'s, written as Adyen writes them (the real reports in
+    ``../shared/samples/adyen``): ``Psp Reference`` and ``Merchant Reference`` are the payment's,
+    ``Modification Reference`` the modification's own PSP reference, ``Modification Merchant
+    Reference`` a refund's reference (our refund_id); a ``Refunded`` row is a Gross and Net
+    Debit with no fees, a ``Chargeback`` a Gross Debit whose Net Debit adds the chargeback fee
+    (in ``Markup (NC)``), a ``ChargebackReversed`` a Gross and Net Credit (the fee stays).
     """
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -490,7 +540,44 @@ def write_report(charges: Iterable[dict[str, Any]], day: str, out: Writable) -> 
             )
         )
         rows += 1
+    for modification in modifications:
+        record_type, ccy, amount = modification["record_type"], modification["currency"], int(modification["amount_minor"])
+        gross = format_minor(amount, ccy)
+        fees = ["", "", "", ""]
+        if record_type == CHARGEBACK_REVERSED:
+            gross_debit, gross_credit, net_debit, net_credit, net = "", gross, "", gross, amount
+        elif record_type == CHARGEBACK:
+            fee = chargeback_fee(ccy)
+            fees[1] = format_minor(fee, ccy)
+            gross_debit, gross_credit, net_debit, net_credit, net = gross, "", format_minor(amount + fee, ccy), "", -(amount + fee)
+        elif record_type == REFUNDED:
+            gross_debit, gross_credit, net_debit, net_credit, net = gross, "", gross, "", -amount
+        else:
+            raise ValueError(f"the simulated PSP writes no {record_type} rows")
+        payouts[ccy] = payouts.get(ccy, 0) + net
+        writer.writerow(
+            _row(
+                modification.get("merchant_account", ""),
+                modification["psp_reference"],
+                modification["merchant_reference"],
+                modification.get("payment_method", "visa"),
+                modification["at"][:19].replace("T", " "),
+                record_type,
+                modification["modification_reference"],
+                ccy,
+                gross_debit,
+                gross_credit,
+                net_debit=net_debit,
+                net_credit=net_credit,
+                fees=fees,
+                batch=batch,
+                modification_merchant_reference=modification.get("modification_merchant_reference", ""),
+            )
+        )
+        rows += 1
     for ccy, net in sorted(payouts.items()):
+        if net <= 0:
+            continue  # nothing to pay out: the negative balance carries over to the next batch
         writer.writerow(
             _row(
                 "",
@@ -528,6 +615,7 @@ def _row(
     batch: str,
     net_debit: str = "",
     net_credit: str = "",
+    modification_merchant_reference: str = "",
 ) -> list[str]:
     return [
         COMPANY_ACCOUNT,
@@ -548,7 +636,7 @@ def _row(
         net_credit,
         *fees,
         method,
-        "",
+        modification_merchant_reference,
         batch,
     ]
 

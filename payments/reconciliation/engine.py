@@ -17,7 +17,13 @@ million rows that is hundreds of MiB. Instead both sides are brought into
   holds one batch of ``SPILL_BATCH`` entries per run. Memory: one run (~40 MiB at 100k rows) plus
   one batch per run, **flat in the file's size**; disk: ~100 bytes per row in ``/tmp``.
 * Everything else a row carries (fees, net, record-type counts, rejected rows,
-  refunds and unknown types) is folded into a :class:`Partial` as it streams by.
+  unknown types) is folded into a :class:`Partial` as it streams by.
+* **Refunds, chargebacks, reversals** (``Refunded``, ``Chargeback``, ``ChargebackReversed``
+  rows, far fewer than charges) are kept in the Partial as :class:`AdjustmentEntry` and,
+  after the charges, matched by key with the ledger's adjustments booked on the window day
+  (``LedgerSource.day_adjustments``; rows of another day by transaction id, within the
+  point-lookup budget): matched, ``MISSING_IN_LEDGER``, ``MISSING_IN_SETTLEMENT``,
+  ``AMOUNT_MISMATCH``, ``CURRENCY_MISMATCH``, ``DUPLICATE_IN_SETTLEMENT``, as for charges.
 
 The distributed path (:mod:`.chunks`) is the same algorithm cut at different
 places: each chunk of the file is one Partial plus one sorted run written to S3,
@@ -66,7 +72,7 @@ from payments.reconciliation.model import (
     Rejected,
     UnreadableFile,
 )
-from payments.reconciliation.sources import LedgerEntry, LedgerSource
+from payments.reconciliation.sources import LedgerAdjustment, LedgerEntry, LedgerSource, adjustment_txn_id
 
 TOTAL_FIELDS = (
     "gross_credit",
@@ -117,6 +123,22 @@ class SettledEntry(NamedTuple):
         )
 
 
+class AdjustmentEntry(NamedTuple):
+    """What matching needs of one ``Refunded``, ``Chargeback`` or ``ChargebackReversed`` row."""
+
+    record_type: str
+    modification_reference: str  # the modification's own PSP reference
+    line: int
+    payment_order_id: str  # the row's Merchant Reference: the payment's
+    psp_reference: str  # the payment's
+    modification_merchant_reference: str  # a refund's: our refund_id
+    currency: str
+    amount_minor: int  # positive on the side Adyen books it (adyen.adjustment_amount)
+
+    def same(self, other: AdjustmentEntry) -> bool:
+        return self[3:] == other[3:] and self[:2] == other[:2]
+
+
 @dataclass
 class Partial:
     """Everything a stretch of rows contributes that needs no ledger; partials add up."""
@@ -131,6 +153,7 @@ class Partial:
     totals: dict[str, dict[str, int]] = field(default_factory=dict)  # currency -> TOTAL_FIELDS
     record_types: Counter[str] = field(default_factory=Counter)
     days: Counter[str] = field(default_factory=Counter)  # Settled rows per UTC day
+    adjustments: list[AdjustmentEntry] = field(default_factory=list)  # matched after the charges
 
     def add(self, item: adyen.SettlementRow | tuple[int, str, bool], bounds: Bounds) -> SettledEntry | None:
         """Account for one parsed row (or rejected line); return its entry if it is to be matched."""
@@ -157,6 +180,22 @@ class Partial:
             )
         if row.record_type in adyen.ACCOUNT_TYPES:
             self.recorded += 1
+            return None
+        if row.record_type in adyen.MATCHED_ADJUSTMENTS:
+            self.adjustments.append(
+                AdjustmentEntry(
+                    row.record_type,
+                    row.modification_reference,
+                    row.line,
+                    row.merchant_reference,
+                    row.psp_reference,
+                    row.modification_merchant_reference,
+                    row.gross_currency,
+                    adyen.adjustment_amount(row),
+                )
+            )
+            if len(self.adjustments) > bounds.max_adjustment_rows:
+                raise UnreadableFile(f"more than {bounds.max_adjustment_rows} refund and chargeback rows")
             return None
         classification, rule = (
             rules.adjustment(row.record_type)
@@ -220,6 +259,7 @@ class Partial:
                 mine[name] = mine.get(name, 0) + amount
         self.record_types.update(other.record_types)
         self.days.update(other.days)
+        self.adjustments.extend(other.adjustments)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -232,6 +272,7 @@ class Partial:
             "totals": self.totals,
             "record_types": dict(self.record_types),
             "days": dict(self.days),
+            "adjustments": [list(a) for a in self.adjustments],
         }
 
     @classmethod
@@ -246,6 +287,7 @@ class Partial:
             totals=data["totals"],
             record_types=Counter(data["record_types"]),
             days=Counter(data["days"]),
+            adjustments=[AdjustmentEntry._make(a) for a in data.get("adjustments", ())],
         )
 
 
@@ -269,6 +311,9 @@ class Result:
     statements: list[dict[str, Any]] = field(default_factory=list)  # bank statements only
     #: the text encoding the file was read in (UTF-8, or a bank file's legacy code page)
     encoding: str = "utf-8"
+    #: refunds, chargebacks and reversals: record type -> {rows, matched, mismatched,
+    #: missing_in_settlement} (Adyen files; every matched record type, zeros included)
+    adjustments: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -470,6 +515,9 @@ def merge_join(
         missing(led)
         led = next(ledger_stream, None)
 
+    adjusted, lookups = _match_adjustments(partial.adjustments, ledger, day, out, bounds, lookups, note_seller)
+    matched += sum(counts["matched"] for counts in adjusted.values())
+
     rejected = sorted(partial.rejected, key=attrgetter("line"))
     accounted = matched + out.row_mismatches + len(rejected) + partial.recorded
     if accounted != partial.rows:
@@ -487,7 +535,109 @@ def merge_join(
         window_day=day,
         seller_accounts=sellers,
         sellers_truncated=truncated,
+        adjustments=adjusted,
     )
+
+
+def _match_adjustments(
+    entries: list[AdjustmentEntry],
+    ledger: LedgerSource,
+    day: str | None,
+    out: _Collector,
+    bounds: Bounds,
+    lookups: int,
+    note_seller: Callable[[Any], None],
+) -> tuple[dict[str, dict[str, int]], int]:
+    """Match the file's refund, chargeback and reversal rows with the ledger's (like charges):
+    each row by (record type, Modification Reference) or by the transaction id it names, first
+    among the window day's ledger adjustments, then (a row of another day) by one point lookup
+    within ``bounds.max_point_lookups``. The day's ledger adjustments left over are
+    ``MISSING_IN_SETTLEMENT``. Returns the per-record-type counts and the lookups used."""
+    counts = {record_type: {"rows": 0, "matched": 0, "mismatched": 0, "missing_in_settlement": 0} for record_type in adyen.MATCHED_ADJUSTMENTS}
+    by_key: dict[tuple[str, str], LedgerAdjustment] = {}
+    by_txn: dict[str, LedgerAdjustment] = {}
+    for adjustment in ledger.day_adjustments(day) if day else ():
+        by_txn[adjustment.txn_id] = adjustment
+        if len(by_txn) > bounds.max_adjustment_rows:  # held in memory like the file's: the same bound
+            raise UnreadableFile(f"the ledger's day {day} has more than {bounds.max_adjustment_rows} refunds and chargebacks")
+        if adjustment.psp_reference:
+            by_key[(adjustment.record_type, adjustment.psp_reference)] = adjustment
+    first_row: dict[str, AdjustmentEntry] = {}  # txn_id (or row key) -> the row that took it
+
+    def mismatch(kind: str, row: AdjustmentEntry, rule: tuple[str, str], led: LedgerAdjustment | None = None) -> None:
+        counts[row.record_type]["mismatched"] += 1
+        out.add(
+            Mismatch(
+                kind,
+                row.modification_reference or None,
+                row.payment_order_id or None,
+                row.currency,
+                row.amount_minor,
+                None if led is None or kind == MISSING_IN_LEDGER else led.amount_minor,
+                rule[0],
+                rule[1],
+                line=row.line,
+                ledger_currency=led.currency if led is not None and kind == CURRENCY_MISMATCH else None,
+                seller_account=None if led is None else led.seller_account,
+                record_type=row.record_type,
+            )
+        )
+
+    for row in sorted(entries, key=attrgetter("line")):
+        counts[row.record_type]["rows"] += 1
+        txn_id = adjustment_txn_id(row.record_type, row.modification_reference, row.modification_merchant_reference)
+        identity = txn_id or f"{row.record_type}#{row.modification_reference}"
+        earlier = first_row.get(identity)
+        if earlier is not None:
+            mismatch(DUPLICATE_IN_SETTLEMENT, row, rules.DUPLICATE_IDENTICAL if row.same(earlier) else rules.DUPLICATE_CONFLICTING)
+            continue
+        first_row[identity] = row
+        led = by_key.pop((row.record_type, row.modification_reference), None) if row.modification_reference else None
+        if led is not None:
+            by_txn.pop(led.txn_id, None)
+        elif txn_id is not None:
+            led = by_txn.pop(txn_id, None)
+            if led is not None:
+                by_key.pop((led.record_type, led.psp_reference), None)
+            elif lookups < bounds.max_point_lookups:
+                lookups += 1
+                led = ledger.find_adjustment(txn_id)  # booked on another day than the PSP's
+            else:
+                mismatch(MISSING_IN_LEDGER, row, rules.LOOKUP_BUDGET)
+                continue
+        if led is None or led.record_type != row.record_type:
+            mismatch(MISSING_IN_LEDGER, row, rules.unknown_adjustment(row.record_type))
+            continue
+        note_seller(led)
+        if led.payment_order_id != row.payment_order_id or (led.original_psp_reference and led.original_psp_reference != row.psp_reference):
+            mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {row.modification_reference}", f"order {led.payment_order_id}, payment {led.original_psp_reference}"), led)
+        elif (led.psp_reference and row.modification_reference and led.psp_reference != row.modification_reference):
+            mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {txn_id}", f"PSP reference {led.psp_reference}"), led)
+        elif led.currency != row.currency:
+            mismatch(CURRENCY_MISMATCH, row, rules.CURRENCY, led)
+        elif led.amount_minor != row.amount_minor:
+            mismatch(AMOUNT_MISMATCH, row, rules.AMOUNT, led)
+        else:
+            counts[row.record_type]["matched"] += 1
+    for led in sorted(by_txn.values(), key=attrgetter("txn_id")):  # booked that day, absent from the file
+        note_seller(led)
+        counts[led.record_type]["missing_in_settlement"] += 1
+        cls, rule = rules.missing_in_settlement(led.booked_at)
+        out.add(
+            Mismatch(
+                MISSING_IN_SETTLEMENT,
+                led.psp_reference or led.txn_id,
+                led.payment_order_id,
+                led.currency,
+                None,
+                led.amount_minor,
+                cls,
+                rule,
+                seller_account=led.seller_account,
+                record_type=led.record_type,
+            )
+        )
+    return counts, lookups
 
 
 def _assert_ascending(entries: Iterator[LedgerEntry]) -> Iterator[LedgerEntry]:

@@ -8,23 +8,43 @@ Tests pass smaller bounds; production uses the defaults.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from payments.kernel.money import format_minor
 
 # --- mismatch kinds (the contract) ---------------------------------------------
-MISSING_IN_LEDGER = "MISSING_IN_LEDGER"  # settled at the PSP, unknown to us
-MISSING_IN_SETTLEMENT = "MISSING_IN_SETTLEMENT"  # in our ledger for the day, absent from the file
-AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
-CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
-DUPLICATE_IN_SETTLEMENT = "DUPLICATE_IN_SETTLEMENT"
+class MismatchKind(StrEnum):
+    """The contract's mismatch kinds; a member *is* its string (reports, tables, JSON)."""
+
+    MISSING_IN_LEDGER = "MISSING_IN_LEDGER"  # settled at the PSP, unknown to us
+    MISSING_IN_SETTLEMENT = "MISSING_IN_SETTLEMENT"  # in our ledger for the day, absent from the file
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    DUPLICATE_IN_SETTLEMENT = "DUPLICATE_IN_SETTLEMENT"
+
+
+MISSING_IN_LEDGER = MismatchKind.MISSING_IN_LEDGER
+MISSING_IN_SETTLEMENT = MismatchKind.MISSING_IN_SETTLEMENT
+AMOUNT_MISMATCH = MismatchKind.AMOUNT_MISMATCH
+CURRENCY_MISMATCH = MismatchKind.CURRENCY_MISMATCH
+DUPLICATE_IN_SETTLEMENT = MismatchKind.DUPLICATE_IN_SETTLEMENT
 #: kinds that consume a settlement row (MISSING_IN_SETTLEMENT is a ledger-side finding)
 ROW_KINDS = frozenset({MISSING_IN_LEDGER, AMOUNT_MISMATCH, CURRENCY_MISMATCH, DUPLICATE_IN_SETTLEMENT})
 
+
 # --- classification (the three classes of the design) ---------------------------
-AUTO_RESOLVABLE = "AUTO_RESOLVABLE"
-MANUAL = "MANUAL"
-UNCLASSIFIED = "UNCLASSIFIED"
+class Classification(StrEnum):
+    """The three classes of the design; a member *is* its string."""
+
+    AUTO_RESOLVABLE = "AUTO_RESOLVABLE"
+    MANUAL = "MANUAL"
+    UNCLASSIFIED = "UNCLASSIFIED"
+
+
+AUTO_RESOLVABLE = Classification.AUTO_RESOLVABLE
+MANUAL = Classification.MANUAL
+UNCLASSIFIED = Classification.UNCLASSIFIED
 
 MiB = 1024 * 1024
 
@@ -57,6 +77,10 @@ class Bounds:
     max_mismatches: int = 100_000
     #: point lookups for rows outside the file's day (carry-over rows) before giving up on them.
     max_point_lookups: int = 10_000
+    #: refund, chargeback and reversal rows of one file, held in memory (~300 bytes each) to be
+    #: matched with the day's ledger adjustments by key; a day has far fewer than charges.
+    #: More (in the file, or booked in the ledger that day) and the file is quarantined.
+    max_adjustment_rows: int = 1_000_000
     #: (seller, currency) accounts whose wallet and ledger projection are compared (three-way check).
     max_three_way_sellers: int = 1_000
     #: how much of the head is read to recognise the format.
@@ -89,22 +113,30 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Mismatch:
-    kind: str
+    kind: MismatchKind
     psp_reference: str | None
     payment_order_id: str | None
     currency: str  # the settlement's currency (the ledger's for MISSING_IN_SETTLEMENT)
     settlement_amount_minor: int | None
     ledger_amount_minor: int | None
-    classification: str
+    classification: Classification
     rule: str
     line: int | None = None  # 1-based line of the settlement row, if there is one
     ledger_currency: str | None = None  # set when it differs from ``currency``
     seller_account: str | None = None
+    #: a refund's, chargeback's or reversal's mismatch: the file's record type (``Refunded``,
+    #: ``Chargeback``, ``ChargebackReversed``) and ``psp_reference`` is the modification's own
+    #: reference; None for a payment (``Settled``)
+    record_type: str | None = None
 
     @property
     def mismatch_id(self) -> str:
-        """Deterministic identity: the same file yields the same ids (idempotent storage)."""
-        return f"{self.kind}#{self.psp_reference or self.payment_order_id or '-'}#{self.line or 0}"
+        """Deterministic identity: the same file yields the same ids (idempotent storage). An
+        adjustment's names its record type: a chargeback and its reversal share a reference."""
+        reference = self.psp_reference or self.payment_order_id or "-"
+        if self.record_type:
+            return f"{self.kind}#{self.record_type}:{reference}#{self.line or 0}"
+        return f"{self.kind}#{reference}#{self.line or 0}"
 
     def sort_key(self) -> tuple[str, str, int]:
         return (self.kind, self.psp_reference or self.payment_order_id or "", self.line or 0)
@@ -127,6 +159,8 @@ class Mismatch:
         }
         if self.ledger_currency and self.ledger_currency != self.currency:
             out["ledger_currency"] = self.ledger_currency
+        if self.record_type:
+            out["record_type"] = self.record_type
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -134,4 +168,4 @@ class Mismatch:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Mismatch:
-        return cls(**data)
+        return cls(**{**data, "kind": MismatchKind(data["kind"]), "classification": Classification(data["classification"])})

@@ -4,8 +4,9 @@ The JSON keys named by the contract (``source_key``, ``format``, ``rows``,
 ``matched``, ``mismatches[kind, psp_reference, payment_order_id, ledger_amount,
 settlement_amount, currency, classification]``, ``rejected_rows[line, reason]``)
 are exactly as specified; the rest is added: each mismatch's ``rule``,
-``mismatch_id`` and ``line``; ``summary`` (row outcomes, record types, gross/net/fee
-totals per currency); ``three_way``; ``statements`` for bank files;
+``mismatch_id`` and ``line`` (and ``record_type`` for a refund's, chargeback's or
+reversal's); ``summary`` (row outcomes, record types, the refund/chargeback/reversal
+outcomes per record type in ``adjustments``, gross/net/fee totals per currency); ``three_way``; ``statements`` for bank files;
 ``quarantined`` for files that could not be read. The report holds no timestamp:
 the same file gives the same report, byte for byte.
 
@@ -60,6 +61,9 @@ def build(source_key: str, sha256: str, result: Result, three_way: dict[str, Any
             "mismatches_omitted": result.mismatches_omitted,
             "mismatches_by_classification": _count(m.classification for m in result.mismatches),
             "record_types": result.record_types,
+            # refunds, chargebacks and reversals matched like charges: per record type, its rows and
+            # their outcomes, and the ledger's adjustments of the day absent from the file
+            **({"adjustments": result.adjustments} if result.adjustments else {}),
             "totals": {ccy: {name: format_minor(v, ccy) for name, v in sums.items()} for ccy, sums in result.totals.items()},
         },
     }

@@ -21,7 +21,10 @@ rule                                  class             when
 ``duplicate: conflicting rows``       MANUAL            same PSP reference, different order/amount/currency
 ``unknown: no ledger transaction``    MANUAL            MISSING_IN_LEDGER, the order is not in our ledger
 ``reference: booked under another``   MANUAL            PSP reference and order disagree with the ledger
-``adjustment: not booked``            MANUAL            a refund/chargeback row (our ledger has none yet)
+``unknown: no ledger <record type>``  MANUAL            MISSING_IN_LEDGER of a Refunded, Chargeback or
+                                                        ChargebackReversed row: no such ledger transaction
+``adjustment: not booked``            MANUAL            an adjustment the ledger never books
+                                                        (RefundedReversed, SecondChargeback, ...)
 ``record type: unknown``              UNCLASSIFIED      a record type this engine does not know
 ``lookup budget exhausted``           UNCLASSIFIED      a row outside the file's day beyond
                                                         ``Bounds.max_point_lookups`` point lookups
@@ -49,6 +52,10 @@ LOOKUP_BUDGET = (UNCLASSIFIED, "lookup budget exhausted: row outside the file's 
 
 def booked_under_another(what: str, other: str) -> tuple[str, str]:
     return MANUAL, f"reference: {what} is booked in the ledger under {other}"
+
+
+def unknown_adjustment(record_type: str) -> tuple[str, str]:
+    return MANUAL, f"unknown: {record_type} at the PSP, no such ledger transaction"
 
 
 def adjustment(record_type: str) -> tuple[str, str]:

@@ -2,8 +2,9 @@
 
 The report goes to ``s3://<settlement_bucket>/incoming/<psp_name>/<YYYY-MM-DD>.csv``,
 which triggers reconciliation. It is produced from the PSP's own record of
-charges (:meth:`SimulatedPsp.charges_for_day`), never from our ledger: that is the
-point of reconciling. The rows are streamed into a spooled temporary file
+charges (:meth:`SimulatedPsp.charges_for_day`) and of refunds, chargebacks and their
+reversals (:meth:`SimulatedPsp.modifications_for_day`: ``Refunded``, ``Chargeback``,
+``ChargebackReversed`` rows), never from our ledger: that is the point of reconciling. The rows are streamed into a spooled temporary file
 (memory up to 8 MiB, then disk) and uploaded; writing the same day twice writes
 the same bytes (charges come in index order, the batch number is the day's).
 """
@@ -32,7 +33,7 @@ def settle_day(day: str, *, psp: SimulatedPsp | None = None, s3: Any = None, buc
     psp = psp or SimulatedPsp()
     key = settlement_key(day)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b") as spool:
-        rows = adyen.write_report(psp.charges_for_day(day), day, _Utf8(spool))
+        rows = adyen.write_report(psp.charges_for_day(day), day, _Utf8(spool), psp.modifications_for_day(day))
         spool.seek(0)
         (s3 or aws.client("s3")).upload_fileobj(
             spool, bucket or settings().settlement_bucket, key, ExtraArgs={"ContentType": "text/csv"}

@@ -8,6 +8,10 @@ benchmark and tests from memory, with the engine none the wiser.
 **order**. DynamoDB gives that for free: the ledger's ``by_settlement_day`` index
 has ``psp_reference`` as its sort key, and a Query returns items in sort-key
 order. The engine asserts the order as it consumes it.
+
+The ledger's refunds, chargebacks and reversals (:class:`LedgerAdjustment`) come by day too
+(``day_adjustments``: the sparse index ``by_modification_day``, in any order: the engine
+matches them by key) and one by one by transaction id (``find_adjustment``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,58 @@ class LedgerEntry:
         )
 
 
+#: ledger ``kind`` -> the record type of the settlement row that matches it
+RECORD_TYPE_OF_KIND = {"REFUND": "Refunded", "CHARGEBACK": "Chargeback", "CHARGEBACK_REVERSED": "ChargebackReversed"}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAdjustment:
+    """A refund, chargeback or chargeback reversal booked in the ledger (issue 18)."""
+
+    txn_id: str  # refund:<refund_id>, chargeback:<dispute>, chargeback_reversed:<dispute>
+    record_type: str  # the settlement row it matches: Refunded, Chargeback, ChargebackReversed
+    psp_reference: str  # the modification's own PSP reference ("" if the PSP gave none)
+    original_psp_reference: str  # the payment's
+    payment_order_id: str
+    seller_account: str
+    currency: str
+    amount_minor: int
+    booked_at: str  # ISO UTC
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> LedgerAdjustment | None:
+        """None for a transaction that is not an adjustment (a pay-in)."""
+        record_type = RECORD_TYPE_OF_KIND.get(item.get("kind", ""))
+        if record_type is None:
+            return None
+        return cls(
+            txn_id=item["txn_id"],
+            record_type=record_type,
+            psp_reference=item.get("psp_reference") or "",
+            original_psp_reference=item.get("original_psp_reference") or "",
+            payment_order_id=item["payment_order_id"],
+            seller_account=item["seller_account"],
+            currency=item["currency"],
+            amount_minor=int(item["amount_minor"]),
+            booked_at=item["booked_at"],
+        )
+
+
+def adjustment_txn_id(record_type: str, modification_reference: str, modification_merchant_reference: str) -> str | None:
+    """The ledger transaction id a settlement row's adjustment must have (None: cannot tell):
+    a refund's is named by our refund_id (the row's Modification Merchant Reference), a
+    chargeback's and a reversal's by the dispute's PSP reference (its Modification Reference)."""
+    if record_type == "Refunded":
+        return f"refund:{modification_merchant_reference}" if modification_merchant_reference else None
+    if not modification_reference:
+        return None
+    if record_type == "Chargeback":
+        return f"chargeback:{modification_reference}"
+    if record_type == "ChargebackReversed":
+        return f"chargeback_reversed:{modification_reference}"
+    return None
+
+
 class LedgerSource(Protocol):
     def day_entries(self, day: str) -> Iterator[LedgerEntry]:
         """The PSP's ledger transactions of a UTC day, ascending by ``psp_reference``."""
@@ -49,6 +105,14 @@ class LedgerSource(Protocol):
 
     def find(self, payment_order_id: str) -> LedgerEntry | None:
         """One transaction by our payment order id (the settlement's Merchant Reference)."""
+        ...
+
+    def day_adjustments(self, day: str) -> Iterator[LedgerAdjustment]:
+        """The refunds, chargebacks and reversals booked on a UTC day, in any order."""
+        ...
+
+    def find_adjustment(self, txn_id: str) -> LedgerAdjustment | None:
+        """One refund, chargeback or reversal by its transaction id."""
         ...
 
 
@@ -67,13 +131,24 @@ class DynamoLedgerSource:
         item = self.repository.find_transaction(payment_order_id)
         return None if item is None else LedgerEntry.from_item(item)
 
+    def day_adjustments(self, day: str) -> Iterator[LedgerAdjustment]:
+        for item in self.repository.adjustments_for_day(day, psp=self.psp):
+            adjustment = LedgerAdjustment.from_item(item)
+            if adjustment is not None:
+                yield adjustment
+
+    def find_adjustment(self, txn_id: str) -> LedgerAdjustment | None:
+        item = self.repository.find_transaction(txn_id)  # the item is TXN#<txn_id>, as a pay-in's is TXN#<order>
+        return None if item is None else LedgerAdjustment.from_item(item)
+
 
 class InMemoryLedgerSource:
     """A ledger held in memory (benchmark, tests): sorted once per day on first use."""
 
-    def __init__(self, entries: Iterable[LedgerEntry]):
+    def __init__(self, entries: Iterable[LedgerEntry], adjustments: Iterable[LedgerAdjustment] = ()):
         self._by_day: dict[str, list[LedgerEntry]] = defaultdict(list)
         self._by_order: dict[str, LedgerEntry] = {}
+        self._adjustments = {a.txn_id: a for a in adjustments}
         for entry in entries:
             self._by_day[entry.charged_at[:10]].append(entry)
             self._by_order[entry.payment_order_id] = entry
@@ -85,6 +160,12 @@ class InMemoryLedgerSource:
 
     def find(self, payment_order_id: str) -> LedgerEntry | None:
         return self._by_order.get(payment_order_id)
+
+    def day_adjustments(self, day: str) -> Iterator[LedgerAdjustment]:
+        return (a for a in self._adjustments.values() if a.booked_at[:10] == day)
+
+    def find_adjustment(self, txn_id: str) -> LedgerAdjustment | None:
+        return self._adjustments.get(txn_id)
 
 
 class BalanceSource(Protocol):

@@ -107,6 +107,12 @@ class SyntheticLedger:
         i = int(payment_order_id.removeprefix("po_"))
         return self.data.ledger_entry(i) if i < self.data.rows and self.data.in_ledger(i) else None
 
+    def day_adjustments(self, day: str) -> Iterator[object]:
+        return iter(())  # the synthetic day has no refunds or chargebacks
+
+    def find_adjustment(self, txn_id: str) -> None:
+        return None
+
 
 def generate(rows: int) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)

@@ -80,6 +80,12 @@ class EmptyLedger:
     def find(self, payment_order_id: str) -> LedgerEntry | None:
         return None
 
+    def day_adjustments(self, day: str) -> Any:
+        return iter(())
+
+    def find_adjustment(self, txn_id: str) -> None:
+        return None
+
 
 class Payouts:
     def find_payout(self, currency: str, amount_minor: int) -> dict[str, Any] | None:

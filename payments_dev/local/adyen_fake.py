@@ -409,7 +409,7 @@ class AdyenFake:
             event = {"reversals": "CANCEL_OR_REFUND", "cancels": "CANCELLATION"}[operation]
             notify_amount, reason = {"currency": payment["currency"], "value": payment["amount_minor"]}, ""
         with self._lock:
-            self.modifications[psp_reference] = {"operation": operation, "payment": payment_reference, "body": body, "success": ok}
+            self.modifications[psp_reference] = {"operation": operation, "payment": payment_reference, "body": body, "success": ok, "at": clock.now_iso()}
         self._notify(event, psp_reference, payment_reference, body.get("reference") or payment["merchant_reference"], notify_amount, ok, reason, payment["payment_method"])
         return Reply(201, answer, {"pspReference": psp_reference})
 
@@ -450,9 +450,18 @@ class AdyenFake:
         with self._lock:
             payment = self.payments[psp_reference]
         value = payment["amount_minor"] if amount_minor is None else amount_minor
+        reference = _psp_reference()
+        with self._lock:
+            self.modifications[reference] = {
+                "operation": "chargeback_reversed" if reversed_ else "chargeback",
+                "payment": psp_reference,
+                "body": {"amount": {"currency": payment["currency"], "value": value}},
+                "success": True,
+                "at": clock.now_iso(),
+            }
         self._notify(
             "CHARGEBACK_REVERSED" if reversed_ else "CHARGEBACK",
-            _psp_reference(),
+            reference,
             psp_reference,
             payment["merchant_reference"],
             {"currency": payment["currency"], "value": value},
@@ -490,9 +499,30 @@ class AdyenFake:
             if clock.day_of(charge["charged_at"]) == day:
                 yield charge
 
+    def modifications_for_day(self, day: str) -> Iterator[dict[str, Any]]:
+        """The day's successful refunds, chargebacks and reversals, as the simulator lists its own
+        (:meth:`payments.psp.simulator.SimulatedPsp.modifications_for_day`)."""
+        types = {"refunds": "Refunded", "chargeback": "Chargeback", "chargeback_reversed": "ChargebackReversed"}
+        with self._lock:
+            found = [(reference, dict(m), dict(self.payments[m["payment"]])) for reference, m in self.modifications.items()]
+        for reference, m, payment in sorted(found, key=lambda f: f[1]["at"]):  # stable: one millisecond keeps the order they happened in
+            if m["operation"] in types and m["success"] and clock.day_of(m["at"]) == day:
+                yield {
+                    "record_type": types[m["operation"]],
+                    "psp_reference": m["payment"],
+                    "modification_reference": reference,
+                    "merchant_reference": payment["merchant_reference"],
+                    "modification_merchant_reference": m["body"].get("reference", "") if m["operation"] == "refunds" else "",
+                    "merchant_account": self.merchant_account,
+                    "payment_method": payment["payment_method"],
+                    "amount_minor": int(m["body"]["amount"]["value"]),
+                    "currency": m["body"]["amount"]["currency"],
+                    "at": m["at"],
+                }
+
     def write_settlement(self, day: str, out: report.Writable) -> int:
         """The day's Settlement Details Report (the simulator's writer): returns the rows written."""
-        return report.write_report(self.charges_for_day(day), day, out)
+        return report.write_report(self.charges_for_day(day), day, out, self.modifications_for_day(day))
 
     # --- HTTP ---------------------------------------------------------------------------------------
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:

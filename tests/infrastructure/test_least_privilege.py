@@ -152,6 +152,7 @@ def test_reconciliation_reads_the_settlement_index_by_its_arn(dev):
         if isinstance(part, str)
     ]
     assert "/index/by_settlement_day" in joined
+    assert "/index/by_modification_day" in joined  # the day's refunds, chargebacks and reversals
     assert not any(part.endswith("/index/*") for part in joined)
 
 

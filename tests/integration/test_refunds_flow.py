@@ -145,3 +145,62 @@ def test_payments_psp_chargeback_raises_one_and_delivers_it(api: ApiClient, runt
     # and its reversal gives it back
     assert main(["psp", "chargeback-reversed", dispute, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
     balance_becomes(api, seller, "70.00")
+
+
+def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mismatches(api: ApiClient) -> None:
+    import csv
+    import io
+
+    from payments.kernel import aws, clock
+    from payments.kernel.config import settings
+    from payments.ops.reconcile import psp_settle
+    from tests.integration.test_reconciliation_flow import put, s3_get, wait_report
+
+    # Given a charge of 70.00, a refund of 15.00 SUCCEEDED, and a chargeback of 20.00 with its reversal
+    po, seller = paid_order(api)
+    rf = unique("rf")
+    assert refund(api, {"refund_id": rf, "payment_order_id": po, "amount": "15.00", "currency": "USD"}, "k-" + rf).status == 202
+    assert wait_refund(api, rf)["status"] == "SUCCEEDED"
+    psp = SimulatedPsp()
+    chargeback = psp.raise_chargeback(po, 2000)
+    assert notify(api, chargeback).status == 200
+    balance_becomes(api, seller, "35.00")
+    assert notify(api, psp.reverse_chargeback(chargeback["pspReference"])).status == 200
+    balance_becomes(api, seller, "55.00")
+
+    # When the PSP settles the day (the S3 trigger reconciles the file; an earlier test's report of
+    # the day is removed first, to see the new one)
+    day = clock.now().date().isoformat()
+    aws.client("s3").delete_object(Bucket=settings().settlement_bucket, Key=f"reports/incoming/simulated-psp/{day}.csv.json")
+    key = psp_settle(day, None)
+    report = wait_report(key)
+
+    # Then the file holds the refund's, the chargeback's and the reversal's rows for the order
+    rows = list(csv.DictReader(io.StringIO(s3_get(key).decode())))
+    ours = sorted((r["Type"], r["Modification Merchant Reference"]) for r in rows if r["Merchant Reference"] == po and r["Type"] != "Settled")
+    assert ours == [("Chargeback", ""), ("ChargebackReversed", ""), ("Refunded", rf)]
+    # And the day reconciles with 0 mismatches, the refund and chargeback rows counted as matched
+    assert report["mismatches"] == [] and report["rejected_rows"] == [], report["mismatches"][:3]
+    assert report["clean"] is True
+    adjustments = report["summary"]["adjustments"]
+    for record_type in ("Refunded", "Chargeback", "ChargebackReversed"):
+        counts = adjustments[record_type]
+        assert counts["matched"] == counts["rows"] >= 1 and counts["mismatched"] == counts["missing_in_settlement"] == 0, adjustments
+
+    # When a copy of the file without our refund's row is uploaded
+    text = s3_get(key).decode()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in csv.reader(io.StringIO(text)):
+        if "Refunded" in row and rf in row:
+            continue
+        writer.writerow(row)
+    short_key = key.replace(".csv", "-without-refund.csv")
+    aws.client("s3").delete_object(Bucket=settings().settlement_bucket, Key=f"reports/{short_key}.json")
+    put(short_key, out.getvalue().encode())
+    short = wait_report(short_key)
+    # Then the ledger's refund is reported MISSING_IN_SETTLEMENT, and nothing else
+    assert [(m["kind"], m.get("record_type"), m["payment_order_id"], m["ledger_amount"]) for m in short["mismatches"]] == [
+        ("MISSING_IN_SETTLEMENT", "Refunded", po, "15.00")
+    ]
+    assert short["summary"]["adjustments"]["Refunded"]["missing_in_settlement"] == 1 and short["clean"] is False

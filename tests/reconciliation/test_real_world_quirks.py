@@ -24,6 +24,12 @@ class EmptyLedger:
     def find(self, payment_order_id: str) -> LedgerEntry | None:
         return None
 
+    def day_adjustments(self, day: str) -> Any:
+        return iter(())
+
+    def find_adjustment(self, txn_id: str) -> None:
+        return None
+
 
 def reconcile(data: bytes) -> dict[str, Any]:
     result, digest = reconcile_stream(io.BytesIO(data), EmptyLedger(), Bounds(), None, None)  # type: ignore[arg-type]

@@ -112,6 +112,12 @@ class EmptyLedger:
     def find(self, payment_order_id: str) -> LedgerEntry | None:
         return None
 
+    def day_adjustments(self, day: str) -> Any:
+        return iter(())
+
+    def find_adjustment(self, txn_id: str) -> None:
+        return None
+
 
 def reconcile(path: Path) -> str:
     with path.open("rb") as handle:

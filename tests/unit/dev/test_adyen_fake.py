@@ -159,6 +159,36 @@ def test_the_settlement_report_has_one_settled_row_per_authorised_charge_and_par
     assert [r.record_type for r in parsed].count("MerchantPayout") == 1
 
 
+def test_the_settlement_report_has_the_days_refund_and_chargeback_rows() -> None:
+    from payments.kernel import clock
+
+    fake = _fake()
+    # Given a charge, a refund of it, a refund that fails, a chargeback and its reversal, all today
+    ok = _post(fake, "/payments", _payment("po_1", value=1999, currency="USD"), key="po_1").body
+    _post(fake, "/payments", _payment("po_2", "tok_refundFails", value=500, currency="USD"), key="po_2")
+    charge = ok["pspReference"]  # type: ignore[index]
+    refund = _post(fake, f"/payments/{charge}/refunds", {"merchantAccount": MERCHANT, "amount": {"currency": "USD", "value": 500}, "reference": "rf_1"}, key="rf_1").body
+    failed = [c["psp_reference"] for c in fake.charges() if c["merchant_reference"] == "po_2"][0]
+    _post(fake, f"/payments/{failed}/refunds", {"merchantAccount": MERCHANT, "amount": {"currency": "USD", "value": 500}, "reference": "rf_2"}, key="rf_2")
+    fake.chargeback(charge, 700)
+    fake.chargeback(charge, 700, reversed_=True)
+    # When the day's report is written and read back
+    out = io.StringIO()
+    fake.write_settlement(clock.day_of(clock.now_iso()), out)
+    lines = out.getvalue().splitlines()
+    layout = report.column_index(lines[0].split(","))
+    parsed = [report.parse_row(report.split_line(line), layout, n) for n, line in enumerate(lines[1:], start=2)]
+    # Then the successful refund, the chargeback and the reversal have their rows (the failed refund none),
+    # naming the payment and the modification as the simulator's do
+    adjustments = [(r.record_type, r.psp_reference, r.merchant_reference, r.modification_merchant_reference, report.adjustment_amount(r)) for r in parsed if r.record_type in report.MATCHED_ADJUSTMENTS]
+    assert adjustments == [
+        ("Refunded", charge, "po_1", "rf_1", 500),
+        ("Chargeback", charge, "po_1", "", 700),
+        ("ChargebackReversed", charge, "po_1", "", 700),
+    ]
+    assert parsed[[r.record_type for r in parsed].index("Refunded")].modification_reference == refund["pspReference"]  # type: ignore[index]
+
+
 def test_the_fake_is_not_shipped_with_the_functions() -> None:
     # Given the asset's allow-list
     from infra.bundling import shipped_files

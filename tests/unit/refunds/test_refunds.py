@@ -297,3 +297,88 @@ def test_the_psp_lists_the_days_modifications_for_its_settlement_file(repos: Rep
         ("ChargebackReversed", 2000, charge_ref),
     ]
     assert rows[0]["modification_merchant_reference"] == "rf_1" and rows[1]["modification_reference"] == chargeback["pspReference"]
+
+
+# --- the day's settlement file: Refunded, Chargeback, ChargebackReversed rows, reconciled ---------
+
+
+def settled_day(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch) -> tuple[str, bytes]:
+    """A charge of 70.00, a refund of 10.00 SUCCEEDED, a refund FAILED (tok_refundFails), a chargeback
+    of 20.00 and its reversal, booked through the notifications; the day settled by the simulator."""
+    import boto3
+
+    from payments.kernel import clock
+    from payments.kernel.config import reset_settings, settings
+    from payments.notifications.apply import apply_item
+    from payments.reconciliation.settlement import settle_day
+
+    monkeypatch.setenv("PAYMENTS_PSP_HMAC_KEY", "00ff" * 16)
+    reset_settings()
+    paid(repos, psp, "po_1", 7000)
+    paid(repos, psp, "po_2", 3000, token="tok_refundFails")
+    accept(refunds, "rf_1", "po_1", "10.00")
+    run_refund(refunds, psp, "rf_1")
+    accept(refunds, "rf_2", "po_2", "5.00")
+    run_refund(refunds, psp, "rf_2")
+    chargeback = psp.raise_chargeback("po_1", 2000)
+    assert apply_item(chargeback, refunds)[0] == "APPLIED"
+    assert apply_item(psp.reverse_chargeback(chargeback["pspReference"]), refunds)[0] == "APPLIED"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=settings().settlement_bucket)
+    day = clock.day_of(clock.now_iso())
+    key, _ = settle_day(day, psp=psp, s3=s3)
+    return day, s3.get_object(Bucket=settings().settlement_bucket, Key=key)["Body"].read()
+
+
+def test_the_days_settlement_file_has_refund_and_chargeback_rows_as_adyen_writes_them(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csv
+    import io
+
+    # Given a day with a refund, a failed refund, a chargeback and its reversal
+    _, body = settled_day(repos, refunds, psp, monkeypatch)
+    # When its settlement file is read
+    rows = {r["Type"]: r for r in csv.DictReader(io.StringIO(body.decode()))}
+    # Then it holds one row of each kind (the failed refund moved no money: no row)
+    assert sorted(rows) == ["Chargeback", "ChargebackReversed", "MerchantPayout", "Refunded", "Settled"]
+    charge_ref = repos.payments.get_order("po_1").psp_reference
+    refund, chargeback, reversal = rows["Refunded"], rows["Chargeback"], rows["ChargebackReversed"]
+    # And each names the payment (Psp Reference, Merchant Reference) and the modification (its references)
+    assert {r["Psp Reference"] for r in (refund, chargeback, reversal)} == {charge_ref}
+    assert {r["Merchant Reference"] for r in (refund, chargeback, reversal)} == {"po_1"}
+    assert refund["Modification Reference"] == refunds.get("rf_1").psp_reference and refund["Modification Merchant Reference"] == "rf_1"
+    assert chargeback["Modification Reference"] == reversal["Modification Reference"] == refunds.scan_disputes()[0]["dispute_reference"]
+    # And the amounts are on Adyen's sides: refunds and chargebacks debit (the chargeback fee on top, in Markup), reversals credit
+    amounts = ("Gross Debit (GC)", "Gross Credit (GC)", "Net Debit (NC)", "Net Credit (NC)", "Markup (NC)")
+    assert [refund[c] for c in amounts] == ["10.00", "", "10.00", "", ""]
+    assert [chargeback[c] for c in amounts] == ["20.00", "", "30.00", "", "10.00"]
+    assert [reversal[c] for c in amounts] == ["", "20.00", "", "20.00", ""]
+    # And the payout is the batch's net: the charges' net, less the refund and the chargeback (fee included), plus the reversal
+    settled_net = sum(int(r["Net Credit (NC)"].replace(".", "")) for r in csv.DictReader(io.StringIO(body.decode())) if r["Type"] == "Settled")
+    assert int(rows["MerchantPayout"]["Net Debit (NC)"].replace(".", "")) == settled_net - 1000 - 3000 + 2000
+
+
+def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mismatches(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from payments.reconciliation.model import Bounds
+    from payments.reconciliation.service import reconcile_stream
+    from payments.reconciliation.sources import DynamoLedgerSource
+
+    # Given the day's file of two charges, a refund, a chargeback and its reversal
+    day, body = settled_day(repos, refunds, psp, monkeypatch)
+    # When it is reconciled against the ledger
+    result, _ = reconcile_stream(io.BytesIO(body), DynamoLedgerSource(repos.ledger), Bounds(), None, None)
+    # Then every row matched: the charges and each refund, chargeback and reversal row
+    assert result.mismatches == [] and result.rejected == [] and result.window_day == day
+    assert result.matched == 5
+    assert result.adjustments == {
+        "Refunded": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
+        "Chargeback": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
+        "ChargebackReversed": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
+    }
+    # And the three-way check covers the seller the adjustments touched
+    assert ("seller_books", "USD") in result.seller_accounts
