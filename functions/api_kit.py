@@ -83,7 +83,7 @@ def resolve_guarded(
     and the request is not logged."""
     try:
         event, rejected = guard_request(event, routes_of(app))
-    except Exception:
+    except Exception:  # noqa: BLE001 - a bug in the guard is answered with a 500 problem, never a Lambda error
         logger.exception("request guard failed")
         rejected = problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")
     if rejected is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from payments.errors import InvariantViolation
@@ -289,7 +290,7 @@ def _check_history(order: OrderRecord, report: Report) -> None:
     if not history or history[0] is not OrderStatus.NOT_STARTED:
         report.fail(5, "history does not start at NOT_STARTED", order.payment_order_id)
         return
-    for before, after in zip(history, history[1:]):
+    for before, after in pairwise(history):
         if before not in ORDER_TRANSITIONS[after]:
             report.fail(5, f"moved {before.value} -> {after.value}", order.payment_order_id)
     if history[-1] is not order.status:
@@ -301,7 +302,6 @@ def check_current(expect_settled: bool = True, psp_charges: list[dict[str, Any]]
 
     ``psp_charges``: the PSP's record of charges; default: the simulated PSP's table."""
     from payments.psp.simulator import SimulatedPsp
-
     from payments.refunds.repository import RefundsRepository
 
     payments = PaymentsRepository()

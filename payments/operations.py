@@ -37,9 +37,9 @@ from botocore.exceptions import ClientError
 
 from payments import aws, clock
 from payments.config import reset_settings, settings
-from payments.repositories.dynamo import error_code, is_condition_failure, to_values
-from payments.repositories.payments import PaymentsRepository, order_key
-from payments.status import OrderStatus, PaymentStatus
+from payments.repositories.dynamo import error_code
+from payments.repositories.payments import PaymentsRepository
+from payments.status import PaymentStatus
 
 MAX_RESUMES = 20  # execution names <checkout>-resume-1 .. -20; beyond that, a human looks closer
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")

@@ -143,7 +143,7 @@ class ChaosInjector:
         self._restore: list[Callable[[], None]] = []
 
     # --- install / uninstall -----------------------------------------------------------------
-    def install(self) -> "ChaosInjector":
+    def install(self) -> ChaosInjector:
         from payments.local.lambdas import DISPATCHER
 
         original = DISPATCHER.handler_for
@@ -210,7 +210,7 @@ class ChaosInjector:
         while self._restore:
             self._restore.pop()()
 
-    def __enter__(self) -> "ChaosInjector":
+    def __enter__(self) -> ChaosInjector:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:

@@ -49,7 +49,6 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
-
 from payments import aws, clock
 from payments.chaos import schedule as s
 from payments.chaos.faults import ChaosInjector, FaultLog, step_of
@@ -300,7 +299,7 @@ class _Recovery:
         self.schedule = local_runtime.CURRENT.recovery if local_runtime.CURRENT is not None else None
         self._saved: tuple[Any, ...] | None = None
 
-    def __enter__(self) -> "_Recovery":
+    def __enter__(self) -> _Recovery:
         import os
 
         from payments.config import reset_settings
@@ -474,7 +473,7 @@ class PspCalendar:
     day_of_order: dict[str, str]
 
     @classmethod
-    def spread(cls, checkouts: list[dict[str, Any]], per_day: int) -> "PspCalendar":
+    def spread(cls, checkouts: list[dict[str, Any]], per_day: int) -> PspCalendar:
         days = -(-len(checkouts) // per_day) if per_day > 0 else 1
         first = clock.now().date() - timedelta(days=days if per_day > 0 else 0)
         day_of_order = {
@@ -510,7 +509,7 @@ def _reconcile(
     else:  # another PSP's record (the Adyen fake's captured payments), its day from its capture time
         all_charges = [{**c, "charge_day": clock.day_of(c["charged_at"])} for c in other_psp.charges()]
 
-        settle_day = other_psp.settle_day  # noqa: F811 - the other PSP's nightly job
+        settle_day = other_psp.settle_day  # the other PSP's nightly job
 
     charged: Counter[str] = Counter()  # charges per day, of every run in this runtime (what a file holds)
     ours: set[str] = set()  # the days of this run
@@ -636,8 +635,8 @@ def _wait_async_reconciles(dispatcher: Any, seen: int, keys: set[str]) -> dict[s
 
 
 def _run_items(store: Any, key: str) -> list[dict[str, Any]]:
-    from payments.repositories.dynamo import query_all, to_values
     from payments.reconciliation.store import run_pk
+    from payments.repositories.dynamo import query_all, to_values
 
     return sorted(
         (json.dumps(i, sort_keys=True, default=str) for i in query_all(
@@ -671,4 +670,4 @@ def print_report(result: ChaosResult, out: Printer = print) -> None:
     out("RESULT: " + ("no violations" if result.ok else "VIOLATIONS FOUND"))
 
 
-__all__ = ["ChaosConfig", "ChaosResult", "run", "INVARIANTS"]
+__all__ = ["INVARIANTS", "ChaosConfig", "ChaosResult", "run"]

@@ -28,8 +28,8 @@ from typing import Any
 
 from payments.invariants import check_current
 from payments.local.client import ApiClient
-from payments.psp.hmac import signed
 from payments.notifications.store import NotificationStore
+from payments.psp.hmac import signed
 from payments.psp.simulator import SimulatedPsp
 from payments.repositories.payments import PaymentsRepository
 from payments.status import OrderStatus

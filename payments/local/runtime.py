@@ -61,7 +61,7 @@ REFUND_ASL_FUNCTIONS = {"RefundFunctionArn": "payments-refunds"}
 
 
 #: the runtime started last in this process (the chaos harness drives its recovery schedule)
-CURRENT: "LocalRuntime | None" = None
+CURRENT: LocalRuntime | None = None
 
 
 class RecoverySchedule:
@@ -206,7 +206,7 @@ class LocalRuntime:
             reset_settings()
             aws.reset_clients()
 
-    def __enter__(self) -> "LocalRuntime":
+    def __enter__(self) -> LocalRuntime:
         self.start()
         return self
 

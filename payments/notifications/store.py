@@ -89,7 +89,8 @@ class NotificationStore:
 
     def mark(self, notification_id: str, outcome: str, detail: str) -> bool:
         """Record the outcome of its first processing; False if it had one already."""
-        assert outcome in OUTCOMES, outcome
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r} (one of {OUTCOMES})")
         try:
             with transient_as_store_unavailable():
                 self.ddb.update_item(

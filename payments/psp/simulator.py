@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -43,6 +43,9 @@ from payments.errors import PspOutcomeUnknown, PspUnavailable
 from payments.pan import contains_pan
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
 from payments.repositories.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values
+
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 DECLINING_TOKENS = {
     "tok_chargeDeclined": "card_declined",
@@ -143,7 +146,7 @@ class SimulatedPsp:
             reason = "unknown_charge"
         elif charge.get("refund_fails"):
             reason = "refund_declined"
-        items: list[dict[str, Any]] = []
+        items: list[TransactWriteItemTypeDef] = []
         if reason is None:
             item.update(succeeded=True, psp_reference="psp_" + secrets.token_hex(8))
             items.append(

@@ -98,7 +98,7 @@ class Outcome:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(self.__dict__)
 
 
 class Reconciler:

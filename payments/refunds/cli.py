@@ -26,7 +26,7 @@ def add_psp_commands(subparsers: Any) -> None:
     psp = subparsers.choices.get("psp")
     if psp is None:
         return
-    actions = [a for a in psp._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001 - argparse has no public lookup
+    actions = [a for a in psp._actions if isinstance(a, argparse._SubParsersAction)]  # argparse has no public lookup
     if not actions:
         return
     chargeback = actions[0].add_parser("chargeback", help="raise a chargeback on a payment order and deliver its notification")

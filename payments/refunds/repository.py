@@ -31,7 +31,7 @@ the PSP) and the order is flagged NEEDS_ATTENTION.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -46,6 +46,9 @@ from payments.repositories.ledger import LedgerRepository
 from payments.repositories.payments import PaymentsRepository, order_key
 from payments.repositories.wallet import WalletRepository
 from payments.status import OrderStatus
+
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
 class OrderNotRefundable(PaymentError):
@@ -219,7 +222,7 @@ class RefundsRepository:
         if failure_reason and not succeeded:
             values[":reason"] = failure_reason[:500]
             sets.append("failure_reason = :reason")
-        items: list[dict[str, Any]] = [
+        items: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
                     "TableName": self.table,
@@ -313,7 +316,7 @@ class RefundsRepository:
             "currency": currency,
             "booked_at": now,
         }
-        items = [
+        items: list[TransactWriteItemTypeDef] = [
             {"Put": {"TableName": self.table, "Item": to_item(dispute), "ConditionExpression": "attribute_not_exists(pk)"}},
             {
                 "Update": {
@@ -375,7 +378,7 @@ class RefundsRepository:
         if dispute["payment_order_id"] != order.payment_order_id or currency != dispute["currency"] or not 0 < amount_minor <= dispute["amount_minor"]:
             return Booked(applied=False, anomaly=f"reversal of {amount_minor} {currency} does not fit chargeback {dispute_reference}")
         now = clock.now_iso()
-        items = [
+        items: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
                     "TableName": self.table,
@@ -399,7 +402,7 @@ class RefundsRepository:
         count("ChargebackReversed")
         return Booked(applied=True)
 
-    def _order_add(self, payment_order_id: str, attribute: str, delta: int) -> dict[str, Any]:
+    def _order_add(self, payment_order_id: str, attribute: str, delta: int) -> TransactWriteItemTypeDef:
         return {
             "Update": {
                 "TableName": self.table,

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -38,10 +38,12 @@ from payments import aws, clock
 from payments.config import settings
 from payments.errors import InvariantViolation
 from payments.models import OrderRecord
-from payments.repositories.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
-from payments.repositories.dynamo import shard_of
+from payments.repositories.dynamo import batch_get, cancelled_by_condition, from_item, query_all, shard_of, to_item, to_values, transient_as_store_unavailable
 from payments.repositories.payments import PaymentsRepository
 from payments.status import OrderStatus
+
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 DEBIT, CREDIT = "DEBIT", "CREDIT"
 
@@ -153,7 +155,7 @@ class LedgerRepository:
         psp_reference: str | None,
         *,
         to_seller: bool,
-    ) -> list[dict[str, Any]]:
+    ) -> list[TransactWriteItemTypeDef]:
         """The TransactWriteItems items of one balanced transaction that gives money back
         (issue 18): a refund or a chargeback debits the seller and credits the PSP receivable
         (the pay-in reversed); a chargeback reversal (``to_seller``) books it the other way.
@@ -204,7 +206,7 @@ class LedgerRepository:
         """The totals shard of an order's transaction: the append and the backfill must agree."""
         return shard_of(payment_order_id, self.shards)
 
-    def _account_totals_update(self, account: str, currency: str, shard: int, credits: int, debits: int) -> dict[str, Any]:
+    def _account_totals_update(self, account: str, currency: str, shard: int, credits: int, debits: int) -> TransactWriteItemTypeDef:
         """The TransactWriteItems item that adds one transaction's postings to an account's totals shard."""
         return {
             "Update": {
@@ -290,7 +292,7 @@ class LedgerRepository:
             for seller, ccy in sorted(accounts)
             for shard in range(self.shards)
         ]
-        totals = {account: 0 for account in accounts}
+        totals = dict.fromkeys(accounts, 0)
         for item in batch_get(self.ddb, self.table, keys):
             seller = item["account"].split(":", 1)[1]
             totals[(seller, item["currency"])] += item.get("credits_minor", 0) - item.get("debits_minor", 0)

@@ -23,7 +23,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -42,6 +42,9 @@ from payments.repositories.dynamo import (
     transient_as_store_unavailable,
 )
 from payments.status import ORDER_TRANSITIONS, PAYMENT_TRANSITIONS, OrderStatus, PaymentStatus
+
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
 def payment_key(checkout_id: str) -> dict[str, Any]:
@@ -363,7 +366,7 @@ class PaymentsRepository:
             raise
         return True
 
-    def order_flag_update(self, payment_order_id: str, flag: str) -> dict[str, Any]:
+    def order_flag_update(self, payment_order_id: str, flag: str) -> TransactWriteItemTypeDef:
         """A TransactWriteItems ``Update`` that sets ``wallet_updated``/``ledger_updated``
         on a SUCCESS order, for the wallet and ledger transactions to include."""
         if flag not in ("wallet_updated", "ledger_updated"):

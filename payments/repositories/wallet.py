@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -27,11 +27,12 @@ from payments import aws, clock
 from payments.config import settings
 from payments.errors import InvariantViolation
 from payments.models import OrderRecord
-from payments.repositories.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
-from payments.repositories.dynamo import shard_of
+from payments.repositories.dynamo import batch_get, cancelled_by_condition, from_item, query_all, shard_of, to_item, to_values, transient_as_store_unavailable
 from payments.repositories.payments import PaymentsRepository
 from payments.status import OrderStatus
 
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 __all__ = ["CreditResult", "WalletRepository", "shard_of"]
 
@@ -91,7 +92,7 @@ class WalletRepository:
 
     def adjustment_items(
         self, adjustment_id: str, kind: str, payment_order_id: str, seller_account: str, currency: str, delta_minor: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[TransactWriteItemTypeDef]:
         """The TransactWriteItems items of a wallet adjustment (issue 18: a refund or chargeback
         takes money off, a chargeback reversal gives it back): an ``ADJUST#<adjustment_id>``
         marker (``attribute_not_exists``) and a signed ``ADD`` to one balance shard. The caller
@@ -165,7 +166,7 @@ class WalletRepository:
         """(seller, currency) -> balance in minor units, for these accounts only: their
         shards read by key (BatchGetItem), however many sellers and currencies there are."""
         keys = [{"pk": f"WALLET#{seller}#{shard}", "sk": f"CCY#{ccy}"} for seller, ccy in sorted(accounts) for shard in range(self.shards)]
-        totals = {account: 0 for account in accounts}
+        totals = dict.fromkeys(accounts, 0)
         for item in batch_get(self.ddb, self.table, keys):
             totals[(item["seller_account"], item["currency"])] += item["balance_minor"]
         return totals

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from payments.config import reset_settings
-from payments.psp.hmac import signed
 from payments.notifications.store import NotificationStore
+from payments.psp.hmac import signed
 from payments.psp.simulator import SimulatedPsp
 from payments.refunds import logic
 from payments.refunds.models import RefundRequest

@@ -298,7 +298,7 @@ class _Throttled:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # boto3's parameter name
         return {"Responses": {}, "UnprocessedKeys": RequestItems}
 
 
