@@ -16,6 +16,10 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the dev extra's local runtime, named in annotations only (never imported here)
+    from payments.local.runtime import LocalRuntime
 
 # The operator's commands (verify, stuck, resume, reconcile, backfill-account-totals) run from
 # `pip install .` alone, against a deployed stack: the local runtime (moto, werkzeug, the dev extra)
@@ -104,7 +108,7 @@ def _openapi(_: argparse.Namespace) -> int:
     return 0
 
 
-def tidy_openapi(document: dict) -> dict:
+def tidy_openapi(document: dict[str, Any]) -> dict[str, Any]:
     """Responses in status order, and no component schema that nothing refers to.
 
     Powertools adds its own validation-error schemas to every document; the API answers

@@ -78,6 +78,7 @@ def check(
     """Check every invariant. ``expect_settled``: all accepted checkouts should have finished."""
     report = Report()
     orders = {o.payment_order_id: o for o in payments.scan_orders()}
+    order: OrderRecord | None  # an order of the scan, or the one a reference names (None: unknown)
     for order in orders.values():
         report.orders_by_status[order.status.value] += 1
         if order.needs_attention:
@@ -197,11 +198,11 @@ def check(
                 report.fail(6, "payment lacks stored orders", payment.checkout_id)
                 continue
             attention = any(o.needs_attention for o in mine)
-            expected = payment_outcome([o.status for o in mine])
+            outcome = payment_outcome([o.status for o in mine])
             if not payment.status.is_final and not attention:
                 report.fail(6, f"payment is {payment.status.value} with no order needing attention", payment.checkout_id)
-            elif payment.status.is_final and payment.status is not expected:
-                report.fail(6, f"payment is {payment.status.value} but its orders say {expected.value}", payment.checkout_id)
+            elif payment.status.is_final and payment.status is not outcome:
+                report.fail(6, f"payment is {payment.status.value} but its orders say {outcome.value}", payment.checkout_id)
             done = all(o.is_settled_internally for o in mine)
             if payment.is_payment_done != done and not attention:
                 report.fail(6, f"is_payment_done is {payment.is_payment_done}, orders say {done}", payment.checkout_id)

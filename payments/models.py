@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.config import JsonDict
 
 from payments import money
 from payments.config import MAX_ORDERS_PER_CHECKOUT
@@ -49,13 +50,13 @@ def amount_pattern(digits: int) -> str:
     return rf"^(?:{whole}(?:\.[0-9]{{1,{digits}}})?|0\.(?:{below_one}))$"
 
 
-def _currency_amount_pairs(schema: dict[str, object]) -> None:
+def _currency_amount_pairs(schema: JsonDict) -> None:
     """Document the rule across currency and amount: one branch per ISO 4217 exponent."""
     by_digits: dict[int, list[str]] = {}
     for code, digits in MINOR_UNITS.items():
         by_digits.setdefault(digits, []).append(code)
     schema["oneOf"] = [
-        {"properties": {"currency": {"enum": sorted(codes)}, "amount": {"pattern": amount_pattern(digits)}}}
+        {"properties": {"currency": {"enum": [*sorted(codes)]}, "amount": {"pattern": amount_pattern(digits)}}}
         for digits, codes in sorted(by_digits.items())
     ]
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -124,7 +124,7 @@ def recover(checkout_id: str, seen_due: str, repo: PaymentsRepository, result: R
     except ClientError as err:
         if not is_condition_failure(err):
             raise
-        old = from_item(err.response.get("Item")) or {}
+        old = from_item(cast("dict[str, Any] | None", err.response.get("Item"))) or {}  # ALL_OLD on the condition failure
         exhausted = (
             old.get("recovery_due") == seen_due and "unfinished" in old and int(old.get("recovery_attempts", 0)) >= s.recovery_max_attempts
         )

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -55,7 +56,7 @@ app.configure_openapi(
 )
 
 
-def _problems(*statuses: int) -> dict[int, dict[str, Any]]:
+def _problems(*statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI responses: an RFC 9457 problem for each status."""
     descriptions = {
         400: "Malformed request: not UTF-8, not JSON, or nested too deep (malformed-request)",
@@ -72,8 +73,8 @@ def _problems(*statuses: int) -> dict[int, dict[str, Any]]:
     return {s: {"description": descriptions[s], "content": {PROBLEM_JSON: {"model": Problem}}} for s in statuses}
 
 
-def _ok(status: int, description: str, model: type, headers: dict[str, Any] | None = None) -> dict[int, dict[str, Any]]:
-    response: dict[str, Any] = {"description": description, "content": {"application/json": {"model": model}}}
+def _ok(status: int, description: str, model: type, headers: dict[str, OpenAPIResponseHeader] | None = None) -> dict[int, OpenAPIResponse]:
+    response: OpenAPIResponse = {"description": description, "content": {"application/json": {"model": model}}}
     if headers:
         response["headers"] = headers
     return {status: response}
@@ -144,19 +145,19 @@ def get_trial_balance() -> TrialBalanceOut:
 
 # --- errors -> problems -------------------------------------------------------------
 @app.exception_handler(RequestValidationError)
-def _invalid(error: RequestValidationError) -> Response:
+def _invalid(error: RequestValidationError) -> Response[str]:
     # never echo the input: it may be the very thing that must not be logged or returned
     errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in error.errors()]
     return validation_problem(errors)
 
 
 @app.exception_handler(InvalidRequest)
-def _invalid_across_fields(error: InvalidRequest) -> Response:
+def _invalid_across_fields(error: InvalidRequest) -> Response[str]:
     return validation_problem(error.errors)
 
 
 @app.exception_handler(IdempotencyValidationError)
-def _key_reused(_: IdempotencyValidationError) -> Response:
+def _key_reused(_: IdempotencyValidationError) -> Response[str]:
     return problem(
         422,
         "idempotency-key-reused",
@@ -167,7 +168,7 @@ def _key_reused(_: IdempotencyValidationError) -> Response:
 
 
 @app.exception_handler(IdempotencyAlreadyInProgressError)
-def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
+def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response[str]:
     return problem(
         409,
         "request-in-progress",
@@ -178,29 +179,29 @@ def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
 
 
 @app.exception_handler(Conflict)
-def _conflict(error: Conflict) -> Response:
+def _conflict(error: Conflict) -> Response[str]:
     errors = [{"field": error.field, "message": str(error)}] if error.field else None
     return problem(409, "resource-conflict", "Conflict with an existing resource", str(error), errors)
 
 
 @app.exception_handler(NotFound)
-def _not_found(error: NotFound) -> Response:
+def _not_found(error: NotFound) -> Response[str]:
     return problem(404, "not-found", "Not found", str(error))
 
 
 @app.exception_handler(StoreUnavailable)
-def _unavailable(error: StoreUnavailable) -> Response:
+def _unavailable(error: StoreUnavailable) -> Response[str]:
     logger.warning("store unavailable", extra={"error": str(error)})
     return problem(503, "service-unavailable", "Service unavailable", "Please retry with the same Idempotency-Key.", headers={"Retry-After": "1"})
 
 
 @app.not_found
-def _no_route(_: Exception) -> Response:
+def _no_route(_: Exception) -> Response[str]:
     # the path is the client's: it is never quoted back
     return problem(404, "not-found", "Not found", "No such resource.")
 
 
 @app.exception_handler(Exception)
-def _unexpected(error: Exception) -> Response:
+def _unexpected(error: Exception) -> Response[str]:
     logger.exception("unexpected error")
     return problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")

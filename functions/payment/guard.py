@@ -54,7 +54,7 @@ def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def card_number_problem(fields: list[str], where: str) -> Response:
+def card_number_problem(fields: list[str], where: str) -> Response[str]:
     count("CardNumberRejected")
     logger.warning(f"request rejected: card number in {where}", extra={"fields": [redacted(f) for f in fields]})
     return problem(
@@ -66,16 +66,18 @@ def card_number_problem(fields: list[str], where: str) -> Response:
     )
 
 
-def malformed(detail: str) -> Response:
+def malformed(detail: str) -> Response[str]:
     return problem(400, "malformed-request", "Malformed request", detail, [{"field": "(body)", "message": detail}])
 
 
 def header(event: dict[str, Any], name: str) -> str | None:
     lower = name.lower()
-    for key, value in (event.get("headers") or {}).items():
+    headers: dict[str, str] = event.get("headers") or {}  # API Gateway's proxy event: names and values are strings
+    multi_value_headers: dict[str, list[str]] = event.get("multiValueHeaders") or {}
+    for key, value in headers.items():
         if key.lower() == lower:
             return value
-    for key, values in (event.get("multiValueHeaders") or {}).items():
+    for key, values in multi_value_headers.items():
         if key.lower() == lower and values:
             return values[0]
     return None
@@ -112,7 +114,7 @@ def _unroutable_parameters(path: str, routes: list[Any]) -> list[str]:
     return []
 
 
-def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, Any], Response | None]:
+def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, Any], Response[str] | None]:
     """Check an API Gateway proxy event; returns the event to resolve (body decoded) or the rejection."""
     path = event.get("path") or "/"
     method = str(event.get("httpMethod") or "").upper()

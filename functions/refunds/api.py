@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError, IdempotencyValidationError
 
@@ -50,13 +51,13 @@ _DESCRIPTIONS = {
 }
 
 
-def _problems(*statuses: int) -> dict[int, dict[str, Any]]:
+def _problems(*statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI responses: an RFC 9457 problem for each status."""
     return {s: {"description": _DESCRIPTIONS[s], "content": {PROBLEM_JSON: {"model": Problem}}} for s in statuses}
 
 
-def _ok(status: int, description: str, headers: dict[str, Any] | None = None) -> dict[int, dict[str, Any]]:
-    response: dict[str, Any] = {"description": description, "content": {"application/json": {"model": RefundOut}}}
+def _ok(status: int, description: str, headers: dict[str, OpenAPIResponseHeader] | None = None) -> dict[int, OpenAPIResponse]:
+    response: OpenAPIResponse = {"description": description, "content": {"application/json": {"model": RefundOut}}}
     if headers:
         response["headers"] = headers
     return {status: response}
@@ -100,30 +101,30 @@ def get_refund(refund_id: Identifier) -> RefundOut:
 
 # --- errors -> problems -------------------------------------------------------------
 @app.exception_handler(RequestValidationError)
-def _invalid(error: RequestValidationError) -> Response:
+def _invalid(error: RequestValidationError) -> Response[str]:
     errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in error.errors()]
     return validation_problem(errors, "The request is not a valid refund.")
 
 
 @app.exception_handler(InvalidRequest)
-def _invalid_across_fields(error: InvalidRequest) -> Response:
+def _invalid_across_fields(error: InvalidRequest) -> Response[str]:
     return validation_problem(error.errors, "The request is not a valid refund.")
 
 
 @app.exception_handler(OrderNotRefundable)
-def _not_refundable(error: OrderNotRefundable) -> Response:
+def _not_refundable(error: OrderNotRefundable) -> Response[str]:
     detail = "Only a SUCCESS payment order without a chargeback can be refunded."
     return problem(409, "order-not-refundable", "Order not refundable", detail, [{"field": "payment_order_id", "message": detail}])
 
 
 @app.exception_handler(RefundExceedsRemaining)
-def _exceeds(error: RefundExceedsRemaining) -> Response:
+def _exceeds(error: RefundExceedsRemaining) -> Response[str]:
     detail = "The refund exceeds what remains refundable on the order (its amount less the refunds already reserved)."
     return problem(422, "refund-exceeds-remaining", "Refund exceeds what remains refundable", detail, [{"field": "amount", "message": detail}])
 
 
 @app.exception_handler(IdempotencyValidationError)
-def _key_reused(_: IdempotencyValidationError) -> Response:
+def _key_reused(_: IdempotencyValidationError) -> Response[str]:
     return problem(
         422,
         "idempotency-key-reused",
@@ -134,37 +135,37 @@ def _key_reused(_: IdempotencyValidationError) -> Response:
 
 
 @app.exception_handler(IdempotencyAlreadyInProgressError)
-def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
+def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response[str]:
     return problem(409, "request-in-progress", "Request in progress", "A request with this Idempotency-Key is being processed; retry shortly.", headers={"Retry-After": "1"})
 
 
 @app.exception_handler(Conflict)
-def _conflict(error: Conflict) -> Response:
+def _conflict(error: Conflict) -> Response[str]:
     detail = "This identifier is already used by another request." if error.field else "Conflict with an existing resource."
     errors = [{"field": error.field, "message": "already used by another request"}] if error.field else None
     return problem(409, "resource-conflict", "Conflict with an existing resource", detail, errors)
 
 
 @app.exception_handler(NotFound)
-def _not_found(_: NotFound) -> Response:
+def _not_found(_: NotFound) -> Response[str]:
     if app.current_event.http_method == "POST":
         return problem(404, "not-found", "Not found", "No such payment order.", [{"field": "payment_order_id", "message": "no such payment order"}])
     return problem(404, "not-found", "Not found", "No such refund.")
 
 
 @app.exception_handler(StoreUnavailable)
-def _unavailable(error: StoreUnavailable) -> Response:
+def _unavailable(error: StoreUnavailable) -> Response[str]:
     logger.warning("store unavailable", extra={"error": str(error)})
     return problem(503, "service-unavailable", "Service unavailable", "Please retry with the same Idempotency-Key.", headers={"Retry-After": "1"})
 
 
 @app.not_found
-def _no_route(_: Exception) -> Response:
+def _no_route(_: Exception) -> Response[str]:
     return problem(404, "not-found", "Not found", "No such resource.")  # the path is the client's: never quoted back
 
 
 @app.exception_handler(Exception)
-def _unexpected(error: Exception) -> Response:
+def _unexpected(error: Exception) -> Response[str]:
     logger.exception("unexpected error")
     return problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")
 

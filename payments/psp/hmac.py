@@ -122,7 +122,7 @@ def items_of(notification: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     items = notification.get("notificationItems")
     if not isinstance(items, list):
         return []
-    return [entry.get("NotificationRequestItem") for entry in items if isinstance(entry, Mapping) and isinstance(entry.get("NotificationRequestItem"), Mapping)]
+    return [item for entry in items if isinstance(entry, Mapping) and isinstance(item := entry.get("NotificationRequestItem"), Mapping)]
 
 
 def all_valid(notification: Mapping[str, Any], hex_keys: str | Iterable[str]) -> bool:

@@ -147,7 +147,7 @@ class SimulatedPsp:
         elif charge.get("refund_fails"):
             reason = "refund_declined"
         items: list[TransactWriteItemTypeDef] = []
-        if reason is None:
+        if reason is None and charge is not None:  # (no reason: the charge is known)
             item.update(succeeded=True, psp_reference="psp_" + secrets.token_hex(8))
             items.append(
                 {
@@ -195,7 +195,8 @@ class SimulatedPsp:
         if outcome is None or outcome.get("outcome") != "APPROVED":
             raise PspRequestRejected(f"no captured charge for {payment_order_id}")
         charge = self._get(f"CHARGE#{outcome['psp_reference']}", "CHARGE")
-        assert charge is not None
+        if charge is None:
+            raise PspRequestRejected(f"no charge {outcome['psp_reference']} behind the approved outcome of {payment_order_id}")
         amount = charge["amount_minor"] if amount_minor is None else amount_minor
         if not 0 < amount <= charge["amount_minor"]:
             raise PspRequestRejected(f"a chargeback of {amount} does not fit the charge of {charge['amount_minor']}")
@@ -227,7 +228,6 @@ class SimulatedPsp:
             ReturnValues="ALL_NEW",
         )
         d = from_item(response["Attributes"])
-        assert d is not None
         return self.notification("CHARGEBACK_REVERSED", dispute_reference, d["original_reference"], d["payment_order_id"], d["amount_minor"], d["currency"], key=key)
 
     def refund_notification(self, refund_id: str) -> dict[str, Any] | None:

@@ -156,9 +156,9 @@ class RefundsRepository:
             if isinstance(err, ClientError) and not cancelled_by_condition(err, 1):
                 raise
             # the order refused the reservation: say why, from the order as it is now
-            existing = self.find(refund.refund_id)
-            if existing is not None and existing.request_fingerprint == refund.request_fingerprint:
-                return Reserved(existing, created=False)
+            found = self.find(refund.refund_id)
+            if found is not None and found.request_fingerprint == refund.request_fingerprint:
+                return Reserved(found, created=False)
             current = self.payments.get_order(order.payment_order_id)
             if current.status is not OrderStatus.SUCCESS:
                 raise OrderNotRefundable(f"order {current.payment_order_id} is {current.status.value}; only a SUCCESS order can be refunded") from None
