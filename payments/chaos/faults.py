@@ -34,6 +34,7 @@ HTTP API requests (``POST/GET /v1/...``) pass through untouched.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -307,10 +308,8 @@ class ChaosInjector:
             error = {s.CRASH_AFTER: LambdaServiceException, s.RUNTIME_EXIT: RuntimeExitError}[kind]
             raise error(f"chaos: {step} ran for {key} but its answer was lost ({kind})")
         if kind == s.DUPLICATE:
-            try:
+            with contextlib.suppress(Exception):  # the first delivery's fate is not what the caller sees
                 run()
-            except Exception:  # noqa: BLE001 - the first delivery's fate is not what the caller sees
-                pass
             return run()
         if kind == s.RACE:
             return self._race(run)

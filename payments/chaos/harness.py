@@ -36,6 +36,7 @@ Phases (each one is also a check):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -374,7 +375,7 @@ def _wait_settled(client: ApiClient, checkout_ids: list[str], timeout: float) ->
         if pending:
             ids = sorted(pending)
             with ThreadPoolExecutor(max_workers=8) as pool:
-                for checkout_id, reply in zip(ids, pool.map(client.payment, ids)):
+                for checkout_id, reply in zip(ids, pool.map(client.payment, ids), strict=True):
                     body = reply.body if reply.status == 200 else {}
                     parked = any(o.get("needs_attention") for o in body.get("payment_orders", []))
                     if body.get("is_payment_done") or body.get("status") == "FAILED" or parked:
@@ -450,10 +451,8 @@ def _late_notifications(
         else:
             move = {"target": OrderStatus.EXECUTING}
         target = move.pop("target")
-        try:
+        with contextlib.suppress(StatusConflict):
             repo.move_order(order.payment_order_id, target, signal="late PSP notification", **move)
-        except StatusConflict:
-            pass
         after = repo.get_order(order.payment_order_id)
         unchanged = (after.status, after.psp_reference, after.failure_reason, after.status_history) == (
             order.status, order.psp_reference, order.failure_reason, order.status_history

@@ -85,7 +85,7 @@ class RecoverySchedule:
     def run_now(self) -> Any:
         """One recovery run, through the in-process Lambda dispatcher (as the schedule invokes it)."""
         with self._lock:  # one run at a time, as a reserved concurrency of 1 would
-            payload, errored = lambdas.DISPATCHER.invoke("payments-recovery", {"source": "aws.events", "detail-type": "Scheduled Event"})
+            payload, _errored = lambdas.DISPATCHER.invoke("payments-recovery", {"source": "aws.events", "detail-type": "Scheduled Event"})
             self.runs += 1
         return json.loads(payload) if payload else None
 

@@ -35,7 +35,7 @@ import hashlib
 import hmac as _hmac
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from typing import Any
 
 SIGNED_FIELDS = (

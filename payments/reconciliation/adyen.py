@@ -291,8 +291,8 @@ def utc_offset(zone: str, moment: datetime) -> timedelta:
             candidate = moment.replace(tzinfo=configured, fold=fold)
             if candidate.tzname() == zone:
                 offset = candidate.utcoffset()
-                assert offset is not None
-                return offset
+                if offset is not None:  # always, for a ZoneInfo zone
+                    return offset
         if zone in ABBREVIATIONS or "/" not in zone:
             raise RowError(f"TimeZone '{zone[:40]}' is not in force in {configured.key} at {moment:%Y-%m-%d %H:%M:%S}")
     if zone in ABBREVIATIONS:

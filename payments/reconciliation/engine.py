@@ -665,7 +665,7 @@ class _SpilledRun:
 
     def batches(self) -> Iterator[list[Entry]]:
         while size := int.from_bytes(self._handle.read(8), "little"):
-            yield marshal.loads(self._handle.read(size))
+            yield marshal.loads(self._handle.read(size))  # noqa: S302 - our own spill file, written by this process
 
     def __iter__(self) -> Iterator[Entry]:
         for batch in self.batches():

@@ -194,9 +194,8 @@ class RefundsRepository:
         return [_strip(i) for i in self._scan("CHARGEBACK")]
 
     def _scan(self, sk: str) -> list[dict[str, Any]]:
-        return [
-            item
-            for item in query_all(
+        return list(
+            query_all(
                 self.ddb,
                 _op="scan",
                 TableName=self.table,
@@ -204,7 +203,7 @@ class RefundsRepository:
                 FilterExpression="sk = :sk",
                 ExpressionAttributeValues=to_values({":sk": sk}),
             )
-        ]
+        )
 
     # --- the outcome, exactly once ------------------------------------------------------------
     def decide(
@@ -418,6 +417,5 @@ class _WouldExceed(Exception):
     pass
 
 
-def _strip(item: dict[str, Any] | None) -> dict[str, Any]:
-    assert item is not None
+def _strip(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}

@@ -304,7 +304,7 @@ def test_configured_bytecode_python_must_be_the_runtime_version(monkeypatch):
     bundling_module.bytecode_python.cache_clear()
     try:
         # Then the search refuses it rather than shipping bytecode the runtime cannot load
-        with pytest.raises(RuntimeError, match="the Lambda runtime is 3.13"):
+        with pytest.raises(RuntimeError, match=r"the Lambda runtime is 3\.13"):
             bundling_module.bytecode_python()
     finally:
         monkeypatch.delenv(BYTECODE_PYTHON_ENV)
