@@ -296,3 +296,18 @@ def test_the_psp_lists_the_days_modifications_for_its_settlement_file(repos: Rep
         ("ChargebackReversed", 2000, charge_ref),
     ]
     assert rows[0]["modification_merchant_reference"] == "rf_1" and rows[1]["modification_reference"] == chargeback["pspReference"]
+
+
+def test_the_refund_task_takes_the_stages_psp_only_if_it_refunds(repos: Repos) -> None:
+    from payments.refunds.psp import RefundingPsp, refunding
+
+    class ChargesOnly:
+        def charge(self, request: Any) -> None: ...
+
+    # Given the simulator (which refunds) and a PSP that only charges
+    simulator = SimulatedPsp()
+    # When each is taken as the refund task's PSP
+    # Then the simulator is, and the other is a configuration error that names it
+    assert refunding(simulator) is simulator and isinstance(simulator, RefundingPsp)
+    with pytest.raises(TypeError, match="ChargesOnly"):
+        refunding(ChargesOnly())
