@@ -20,6 +20,7 @@ from functions.refunds.api import app, idempotency_config
 from payments.kernel.observability import entry_point
 from payments.psp import default_psp
 from payments.refunds import logic
+from payments.refunds.psp import refunding
 from payments.refunds.repository import RefundsRepository
 
 
@@ -27,7 +28,7 @@ from payments.refunds.repository import RefundsRepository
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action = event.get("action")
     if action == "execute_refund":
-        return logic.execute_refund(event["refund_id"], RefundsRepository(), default_psp())
+        return logic.execute_refund(event["refund_id"], RefundsRepository(), refunding(default_psp()))
     if action == "apply_refund_outcome":
         return logic.apply_refund_outcome(event, RefundsRepository())
     if action == "park_refund":

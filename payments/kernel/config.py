@@ -53,7 +53,7 @@ class Settings(BaseModel):
     payments_psp_merchant_account: str = Field(default="LocalMerchant")
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         env = {name: os.environ[name.upper()] for name in cls.model_fields if name.upper() in os.environ}
         return cls.model_validate(env)
 

@@ -41,8 +41,8 @@ import boto3
 
 from payments.kernel import aws
 from payments.kernel.config import Settings, reset_settings
-from payments_dev.local import inprocess, lambdas, moto_patches
 from payments.kernel.tables import create_tables
+from payments_dev.local import inprocess, lambdas, moto_patches
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -61,7 +61,7 @@ REFUND_ASL_FUNCTIONS = {"RefundFunctionArn": "payments-refunds"}
 
 
 #: the runtime started last in this process (the chaos harness drives its recovery schedule)
-CURRENT: "LocalRuntime | None" = None
+CURRENT: LocalRuntime | None = None
 
 
 class RecoverySchedule:
@@ -85,7 +85,7 @@ class RecoverySchedule:
     def run_now(self) -> Any:
         """One recovery run, through the in-process Lambda dispatcher (as the schedule invokes it)."""
         with self._lock:  # one run at a time, as a reserved concurrency of 1 would
-            payload, errored = lambdas.DISPATCHER.invoke("payments-recovery", {"source": "aws.events", "detail-type": "Scheduled Event"})
+            payload, _errored = lambdas.DISPATCHER.invoke("payments-recovery", {"source": "aws.events", "detail-type": "Scheduled Event"})
             self.runs += 1
         return json.loads(payload) if payload else None
 
@@ -206,7 +206,7 @@ class LocalRuntime:
             reset_settings()
             aws.reset_clients()
 
-    def __enter__(self) -> "LocalRuntime":
+    def __enter__(self) -> LocalRuntime:
         self.start()
         return self
 
