@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # CDK CLI and the jsii runtime behind aws-cdk-lib, whatever Node the machine has (npm is enough).
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: demo serve chaos bench test test-unit test-integration test-contract test-chaos test-infra synth cfn-lint openapi clean
+.PHONY: demo serve chaos bench lint test test-unit test-integration test-contract test-chaos test-infra synth cfn-lint openapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,15 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m payments_dev.bench.run
 
-## test: every test, cdk synth of every stage (cdk-nag included) and cfn-lint
-test: test-unit test-integration test-contract test-chaos test-infra synth cfn-lint
+## test: the lint gates first, then every test, cdk synth of every stage (cdk-nag included) and cfn-lint
+test: lint test-unit test-integration test-contract test-chaos test-infra synth cfn-lint
+
+## lint: ruff's rules, ruff's formatting (checked, never rewritten here) and mypy over the deployed code
+## (configuration: [tool.ruff] and [tool.mypy] in pyproject.toml; the same hooks: .pre-commit-config.yaml)
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-unit: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/unit tests/reconciliation

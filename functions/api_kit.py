@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError, IdempotencyValidationError
 
@@ -88,7 +89,7 @@ def resolve_guarded(
     and the request is not logged."""
     try:
         event, rejected = guard_request(event, routes_of(app))
-    except Exception:
+    except Exception:  # noqa: BLE001 - a bug in the guard is answered with a 500 problem, never a Lambda error
         logger.exception("request guard failed")
         rejected = problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")
     if rejected is not None:
@@ -97,14 +98,16 @@ def resolve_guarded(
     return app.resolve(event, context)
 
 
-def problem_responses(descriptions: dict[int, str], *statuses: int) -> dict[int, dict[str, Any]]:
+def problem_responses(descriptions: dict[int, str], *statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI responses: an RFC 9457 problem for each status, described by the API's own words."""
     return {s: {"description": descriptions[s], "content": {PROBLEM_JSON: {"model": Problem}}} for s in statuses}
 
 
-def json_response(status: int, description: str, model: type, headers: dict[str, Any] | None = None) -> dict[int, dict[str, Any]]:
+def json_response(
+    status: int, description: str, model: type, headers: dict[str, OpenAPIResponseHeader] | None = None
+) -> dict[int, OpenAPIResponse]:
     """An OpenAPI response with a JSON body of ``model`` (and its headers)."""
-    response: dict[str, Any] = {"description": description, "content": {"application/json": {"model": model}}}
+    response: OpenAPIResponse = {"description": description, "content": {"application/json": {"model": model}}}
     if headers:
         response["headers"] = headers
     return {status: response}
@@ -116,36 +119,36 @@ def answer_common_problems(app: APIGatewayRestResolver) -> None:
     are each API's own (their words name its resources)."""
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(error: RequestValidationError) -> Response:
+    def _invalid(error: RequestValidationError) -> Response[str]:
         errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in error.errors()]
         return validation_problem(errors)
 
     @app.exception_handler(InvalidRequest)
-    def _invalid_across_fields(error: InvalidRequest) -> Response:
+    def _invalid_across_fields(error: InvalidRequest) -> Response[str]:
         return validation_problem(error.errors)
 
     @app.exception_handler(IdempotencyValidationError)
-    def _key_reused(_: IdempotencyValidationError) -> Response:
+    def _key_reused(_: IdempotencyValidationError) -> Response[str]:
         detail = "This Idempotency-Key was already used with a different request body; use a new key for a new request."
         errors = [{"field": "header Idempotency-Key", "message": "reused with a different body"}]
         return problem(422, "idempotency-key-reused", "Idempotency-Key reused", detail, errors)
 
     @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
+    def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response[str]:
         detail = "A request with this Idempotency-Key is being processed; retry shortly to get its result."
         return problem(409, "request-in-progress", "Request in progress", detail, headers={"Retry-After": "1"})
 
     @app.exception_handler(StoreUnavailable)
-    def _unavailable(error: StoreUnavailable) -> Response:
+    def _unavailable(error: StoreUnavailable) -> Response[str]:
         logger.warning("store unavailable", extra={"error": str(error)})
         detail = "Please retry with the same Idempotency-Key."
         return problem(503, "service-unavailable", "Service unavailable", detail, headers={"Retry-After": "1"})
 
     @app.not_found
-    def _no_route(_: Exception) -> Response:
+    def _no_route(_: Exception) -> Response[str]:
         return problem(404, "not-found", "Not found", "No such resource.")  # the path is the client's: never quoted back
 
     @app.exception_handler(Exception)
-    def _unexpected(error: Exception) -> Response:
+    def _unexpected(error: Exception) -> Response[str]:
         logger.exception("unexpected error")
         return problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")

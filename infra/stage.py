@@ -42,10 +42,10 @@ class Stage:
     #: the PSP the executor charges: "simulated" (in-process simulator, nightly settlement job) or "adyen"
     psp: str = "simulated"
     #: Adyen's settings when ``psp`` is "adyen" (None otherwise)
-    adyen: "AdyenStage | None" = None
+    adyen: AdyenStage | None = None
 
     @classmethod
-    def from_context(cls, node: Node, name: str) -> "Stage":
+    def from_context(cls, node: Node, name: str) -> Stage:
         """Read stage ``name`` from ``stages.<name>`` with top-level context overrides."""
         if not _STAGE_NAME.match(name):
             raise ValueError(f"stage name {name!r} must be 2-12 lowercase letters or digits")
@@ -160,7 +160,7 @@ class AdyenStage:
         return self.merchant_account == ADYEN_PLACEHOLDER
 
     @classmethod
-    def from_values(cls, stage: str, value: Any) -> "AdyenStage":
+    def from_values(cls, stage: str, value: Any) -> AdyenStage:
         def required(key: str) -> str:
             found = value(key)
             if not found or not str(found).strip():

@@ -237,7 +237,7 @@ def run(
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            for checkout_id, reply in zip(list(pending), pool.map(client.payment, list(pending))):
+            for checkout_id, reply in zip(list(pending), pool.map(client.payment, list(pending)), strict=True):
                 body = reply.body
                 attention = any(o.get("needs_attention") for o in body.get("payment_orders", []))
                 if body.get("is_payment_done") or attention or body.get("status") in ("FAILED",):

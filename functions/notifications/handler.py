@@ -49,7 +49,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # not acknowledged: the PSP delivers again (the stored items are kept, a redelivery changes nothing)
         logger.warning("notification not stored or not enqueued: the PSP will deliver it again")
         return _problem(503, "service-unavailable", "Service unavailable", "Please deliver the notification again.", {"Retry-After": "1"})
-    except Exception:  # a bug or a configuration error is ours: a problem (the PSP retries), never the request logged
+    except Exception:  # noqa: BLE001 - a bug or a configuration error is ours: a problem (the PSP retries), never the request logged
         logger.exception("notification not accepted")
         return _problem(500, "internal-error", "Internal error", "Please deliver the notification again.")
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
 from functions.api_kit import (
@@ -71,7 +72,7 @@ _DESCRIPTIONS = {
 }
 
 
-def _problems(*statuses: int) -> dict[int, dict[str, Any]]:
+def _problems(*statuses: int) -> dict[int, OpenAPIResponse]:
     return problem_responses(_DESCRIPTIONS, *statuses)
 
 
@@ -146,11 +147,11 @@ answer_common_problems(app)  # validation, idempotency, a throttled store, no su
 
 
 @app.exception_handler(Conflict)
-def _conflict(error: Conflict) -> Response:
+def _conflict(error: Conflict) -> Response[str]:
     errors = [{"field": error.field, "message": str(error)}] if error.field else None
     return problem(409, "resource-conflict", "Conflict with an existing resource", str(error), errors)
 
 
 @app.exception_handler(NotFound)
-def _not_found(error: NotFound) -> Response:
+def _not_found(error: NotFound) -> Response[str]:
     return problem(404, "not-found", "Not found", str(error))

@@ -54,7 +54,7 @@ def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def card_number_problem(fields: list[str], where: str) -> Response:
+def card_number_problem(fields: list[str], where: str) -> Response[str]:
     count("CardNumberRejected")
     logger.warning(f"request rejected: card number in {where}", extra={"fields": [redacted(f) for f in fields]})
     return problem(
@@ -66,16 +66,18 @@ def card_number_problem(fields: list[str], where: str) -> Response:
     )
 
 
-def malformed(detail: str) -> Response:
+def malformed(detail: str) -> Response[str]:
     return problem(400, "malformed-request", "Malformed request", detail, [{"field": "(body)", "message": detail}])
 
 
 def header(event: dict[str, Any], name: str) -> str | None:
     lower = name.lower()
-    for key, value in (event.get("headers") or {}).items():
+    headers: dict[str, str] = event.get("headers") or {}  # API Gateway's proxy event: names and values are strings
+    multi_value_headers: dict[str, list[str]] = event.get("multiValueHeaders") or {}
+    for key, value in headers.items():
         if key.lower() == lower:
             return value
-    for key, values in (event.get("multiValueHeaders") or {}).items():
+    for key, values in multi_value_headers.items():
         if key.lower() == lower and values:
             return values[0]
     return None
@@ -112,7 +114,7 @@ def _unroutable_parameters(path: str, routes: list[Any]) -> list[str]:
     return []
 
 
-def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, Any], Response | None]:
+def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, Any], Response[str] | None]:
     """Check an API Gateway proxy event; returns the event to resolve (body decoded) or the rejection."""
     path = event.get("path") or "/"
     method = str(event.get("httpMethod") or "").upper()
@@ -138,7 +140,7 @@ def guard_request(event: dict[str, Any], routes: list[Any]) -> tuple[dict[str, A
     return {**event, "body": text, "isBase64Encoded": False}, None
 
 
-def _card_number_outside_body(event: dict[str, Any], path: str, routes: list[Any]) -> Response | None:
+def _card_number_outside_body(event: dict[str, Any], path: str, routes: list[Any]) -> Response[str] | None:
     """A card number in the path, the query string (names or values) or the Idempotency-Key."""
     if contains_pan(path) or contains_pan(unquote(path)):
         return card_number_problem(_path_fields(path, routes), "path")
@@ -157,7 +159,7 @@ def _card_number_outside_body(event: dict[str, Any], path: str, routes: list[Any
     return None
 
 
-def _route(path: str, method: str, routes: list[Any]) -> tuple[list[Any], Response | None]:
+def _route(path: str, method: str, routes: list[Any]) -> tuple[list[Any], Response[str] | None]:
     """The routes matching the path, or why none can answer: a parameter no identifier has (422)
     or a method the path does not answer (405)."""
     matching = [route for route in routes if route.rule.match(path)]
@@ -180,7 +182,7 @@ def _route(path: str, method: str, routes: list[Any]) -> tuple[list[Any], Respon
     return matching, None
 
 
-def _body_text(event: dict[str, Any], raw: str) -> tuple[str, Response | None]:
+def _body_text(event: dict[str, Any], raw: str) -> tuple[str, Response[str] | None]:
     """The body as UTF-8 JSON text within the size bound, or why not (415, 400, 413)."""
     media_type = header(event, "Content-Type")
     if not is_json(media_type):
@@ -206,7 +208,7 @@ def _body_text(event: dict[str, Any], raw: str) -> tuple[str, Response | None]:
     return text, None
 
 
-def _document_problem(text: str) -> Response | None:
+def _document_problem(text: str) -> Response[str] | None:
     """Why the JSON body is refused before validation: not JSON, a card number anywhere in it,
     a control character, or a key repeated in one object."""
     try:

@@ -21,8 +21,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from payments.accounts.ledger import LedgerRepository
+from payments.accounts.wallet import WalletRepository
 from payments.kernel import aws
 from payments.kernel.config import settings
+from payments.kernel.dynamo import error_code
+from payments.kernel.money import Money
+from payments.kernel.observability import count, logger
 from payments.payin.models import (
     Balance,
     CurrencyTotals,
@@ -33,12 +38,7 @@ from payments.payin.models import (
     TrialBalanceOut,
     WalletOut,
 )
-from payments.kernel.money import Money
-from payments.kernel.observability import count, logger
-from payments.kernel.dynamo import error_code
-from payments.accounts.ledger import LedgerRepository
 from payments.payin.repository import PaymentsRepository, recovery_due
-from payments.accounts.wallet import WalletRepository
 from payments.payin.status import PaymentStatus, payment_outcome
 from payments.payin.tasks import FinalizePaymentTask
 

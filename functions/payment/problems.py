@@ -23,7 +23,7 @@ def problem(
     detail: str,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
-) -> Response:
+) -> Response[str]:
     body: dict[str, Any] = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
     if errors:
         # field paths are made of client keys: never let them spell a card number
@@ -50,7 +50,7 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return path or "(body)"
 
 
-def validation_problem(errors: list[dict[str, str]], detail: str = "The request is not a valid checkout.") -> Response:
+def validation_problem(errors: list[dict[str, str]], detail: str = "The request is not a valid checkout.") -> Response[str]:
     return problem(422, "validation-error", "Request validation failed", detail, errors)
 
 

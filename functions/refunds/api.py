@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
 from functions import api_kit
@@ -47,11 +48,11 @@ _DESCRIPTIONS = {
 }
 
 
-def _problems(*statuses: int) -> dict[int, dict[str, Any]]:
+def _problems(*statuses: int) -> dict[int, OpenAPIResponse]:
     return api_kit.problem_responses(_DESCRIPTIONS, *statuses)
 
 
-def _ok(status: int, description: str, headers: dict[str, Any] | None = None) -> dict[int, dict[str, Any]]:
+def _ok(status: int, description: str, headers: dict[str, OpenAPIResponseHeader] | None = None) -> dict[int, OpenAPIResponse]:
     return api_kit.json_response(status, description, RefundOut, headers)
 
 
@@ -96,26 +97,26 @@ api_kit.answer_common_problems(app)  # validation, idempotency, a throttled stor
 
 
 @app.exception_handler(OrderNotRefundable)
-def _not_refundable(error: OrderNotRefundable) -> Response:
+def _not_refundable(error: OrderNotRefundable) -> Response[str]:
     detail = "Only a SUCCESS payment order without a chargeback can be refunded."
     return problem(409, "order-not-refundable", "Order not refundable", detail, [{"field": "payment_order_id", "message": detail}])
 
 
 @app.exception_handler(RefundExceedsRemaining)
-def _exceeds(error: RefundExceedsRemaining) -> Response:
+def _exceeds(error: RefundExceedsRemaining) -> Response[str]:
     detail = "The refund exceeds what remains refundable on the order (its amount less the refunds already reserved)."
     return problem(422, "refund-exceeds-remaining", "Refund exceeds what remains refundable", detail, [{"field": "amount", "message": detail}])
 
 
 @app.exception_handler(Conflict)
-def _conflict(error: Conflict) -> Response:
+def _conflict(error: Conflict) -> Response[str]:
     detail = "This identifier is already used by another request." if error.field else "Conflict with an existing resource."
     errors = [{"field": error.field, "message": "already used by another request"}] if error.field else None
     return problem(409, "resource-conflict", "Conflict with an existing resource", detail, errors)
 
 
 @app.exception_handler(NotFound)
-def _not_found(_: NotFound) -> Response:
+def _not_found(_: NotFound) -> Response[str]:
     if app.current_event.http_method == "POST":
         return problem(404, "not-found", "Not found", "No such payment order.", [{"field": "payment_order_id", "message": "no such payment order"}])
     return problem(404, "not-found", "Not found", "No such refund.")

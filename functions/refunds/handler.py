@@ -22,6 +22,7 @@ from payments.kernel import config
 from payments.kernel.observability import entry_point
 from payments.psp import default_psp
 from payments.refunds import logic
+from payments.refunds.psp import refunding
 from payments.refunds.repository import RefundsRepository
 
 #: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
@@ -32,7 +33,7 @@ config.load(registry.REFUNDS)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action = event.get("action")
     if action == "execute_refund":
-        return logic.execute_refund(event["refund_id"], RefundsRepository(), default_psp())
+        return logic.execute_refund(event["refund_id"], RefundsRepository(), refunding(default_psp()))
     if action == "apply_refund_outcome":
         return logic.apply_refund_outcome(event, RefundsRepository())
     if action == "park_refund":

@@ -76,7 +76,8 @@ class AdyenPsp(Construct):
         )
         # created empty: the operator puts the value Adyen issued (a generated string would be a wrong key)
         cfn = secret.node.default_child
-        assert isinstance(cfn, secretsmanager.CfnSecret)
+        if not isinstance(cfn, secretsmanager.CfnSecret):
+            raise TypeError(f"expected the secret's CfnSecret, found {type(cfn).__name__}")
         cfn.add_property_deletion_override("GenerateSecretString")
         acknowledge(secret, "AwsSolutions-SMG4", ROTATION_REASON)
         return secret

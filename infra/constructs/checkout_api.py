@@ -219,7 +219,7 @@ def answer_other_methods_405(resource: apigw.Resource, allow: str) -> None:
             ],
         ),
         authorization_type=apigw.AuthorizationType.NONE,
-        method_responses=[apigw.MethodResponse(status_code="405", response_parameters={k: True for k in headers})],
+        method_responses=[apigw.MethodResponse(status_code="405", response_parameters=dict.fromkeys(headers, True))],
     )
     acknowledge(
         method,

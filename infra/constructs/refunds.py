@@ -200,7 +200,8 @@ class Refunds(Construct):
                 "notification item (verified in constant time, 401 otherwise) authenticates it, and the route is throttled.",
             )
         stage_resource = api.deployment_stage.node.default_child
-        assert isinstance(stage_resource, apigw.CfnStage)
+        if not isinstance(stage_resource, apigw.CfnStage):
+            raise TypeError(f"expected the deployment stage's CfnStage, found {type(stage_resource).__name__}")
         stage_resource.add_property_override(
             "MethodSettings",
             [

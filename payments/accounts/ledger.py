@@ -37,15 +37,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.errors import InvariantViolation
-from payments.payin.models import OrderRecord
-from payments.kernel.money import Money
 from payments.kernel.dynamo import (
     batch_get,
     cancelled_by_condition,
@@ -56,8 +53,14 @@ from payments.kernel.dynamo import (
     to_values,
     transient_as_store_unavailable,
 )
+from payments.kernel.errors import InvariantViolation
+from payments.kernel.money import Money
+from payments.payin.models import OrderRecord
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
+
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
 class Side(StrEnum):
@@ -231,7 +234,7 @@ class LedgerRepository:
         psp_reference: str | None,
         *,
         to_seller: bool,
-    ) -> list[dict[str, Any]]:
+    ) -> list[TransactWriteItemTypeDef]:
         """The TransactWriteItems items of one balanced transaction that gives money back
         (issue 18): a refund or a chargeback debits the seller and credits the PSP receivable
         (the pay-in reversed); a chargeback reversal (``to_seller``) books it the other way.
@@ -281,7 +284,7 @@ class LedgerRepository:
         """The totals shard of an order's transaction: the append and the backfill must agree."""
         return shard_of(payment_order_id, self.shards)
 
-    def _totals_update(self, shard: int, amount: Money) -> dict[str, Any]:
+    def _totals_update(self, shard: int, amount: Money) -> TransactWriteItemTypeDef:
         """The TransactWriteItems item that adds one balanced transaction of ``amount`` (its debits,
         equal to its credits) to a totals shard: the trial balance without a scan."""
         return {
@@ -293,7 +296,7 @@ class LedgerRepository:
             }
         }
 
-    def _account_totals_update(self, account: str, shard: int, *, credits: Money, debits: Money) -> dict[str, Any]:
+    def _account_totals_update(self, account: str, shard: int, *, credits: Money, debits: Money) -> TransactWriteItemTypeDef:
         """The TransactWriteItems item that adds one transaction's postings to an account's totals shard."""
         currency = (credits - debits).currency  # one currency, else CurrencyMismatch
         return {
@@ -387,7 +390,7 @@ class LedgerRepository:
             for seller, ccy in sorted(accounts)
             for shard in range(self.shards)
         ]
-        totals = {account: 0 for account in accounts}
+        totals = dict.fromkeys(accounts, 0)
         for item in batch_get(self.ddb, self.table, keys):
             seller = item["account"].split(":", 1)[1]
             totals[(seller, item["currency"])] += item.get("credits_minor", 0) - item.get("debits_minor", 0)

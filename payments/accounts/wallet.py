@@ -19,20 +19,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
+from payments.kernel.dynamo import batch_get, cancelled_by_condition, from_item, query_all, shard_of, to_item, to_values, transient_as_store_unavailable
 from payments.kernel.errors import InvariantViolation
-from payments.payin.models import OrderRecord
 from payments.kernel.money import Money
-from payments.kernel.dynamo import batch_get, cancelled_by_condition, from_item, query_all, to_item, to_values, transient_as_store_unavailable
-from payments.kernel.dynamo import shard_of
+from payments.payin.models import OrderRecord
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
 
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 __all__ = ["CreditResult", "WalletRepository", "shard_of"]
 
@@ -84,7 +85,7 @@ class WalletRepository:
 
     def adjustment_items(
         self, adjustment_id: str, kind: str, payment_order_id: str, seller_account: str, delta: Money
-    ) -> list[dict[str, Any]]:
+    ) -> list[TransactWriteItemTypeDef]:
         """The TransactWriteItems items of a wallet adjustment (issue 18: a refund or chargeback
         takes money off, a chargeback reversal gives it back): an ``ADJUST#<adjustment_id>``
         marker (``attribute_not_exists``) and a signed ``ADD`` to one balance shard. The caller
@@ -110,7 +111,7 @@ class WalletRepository:
             self._balance_update(seller_account, shard, delta, counter="adjustments"),
         ]
 
-    def _balance_update(self, seller_account: str, shard: int, delta: Money, *, counter: str) -> dict[str, Any]:
+    def _balance_update(self, seller_account: str, shard: int, delta: Money, *, counter: str) -> TransactWriteItemTypeDef:
         """The TransactWriteItems item that adds ``delta`` (signed) to one balance shard and counts it."""
         return {
             "Update": {
@@ -164,7 +165,7 @@ class WalletRepository:
         """(seller, currency) -> balance in minor units, for these accounts only: their
         shards read by key (BatchGetItem), however many sellers and currencies there are."""
         keys = [{"pk": f"WALLET#{seller}#{shard}", "sk": f"CCY#{ccy}"} for seller, ccy in sorted(accounts) for shard in range(self.shards)]
-        totals = {account: 0 for account in accounts}
+        totals = dict.fromkeys(accounts, 0)
         for item in batch_get(self.ddb, self.table, keys):
             totals[(item["seller_account"], item["currency"])] += item["balance_minor"]
         return totals

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
+
+if TYPE_CHECKING:  # boto3-stubs (the dev extra): each service's typed client, for mypy only
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
 _lock = threading.Lock()
@@ -23,7 +29,16 @@ _clients: dict[str, Any] = {}
 _session: boto3.session.Session | None = None
 
 
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["s3"]) -> S3Client: ...
+@overload
+def client(service: Literal["sqs"]) -> SQSClient: ...
+@overload
+def client(service: Literal["stepfunctions"]) -> SFNClient: ...
 def client(service: str) -> Any:
+    """The shared client of ``service``, typed by boto3-stubs for each service the code calls."""
     global _session
     found = _clients.get(service)
     if found is not None:
@@ -32,7 +47,7 @@ def client(service: str) -> Any:
         if service not in _clients:
             if _session is None:
                 _session = boto3.session.Session()
-            _clients[service] = _session.client(service, config=_CONFIG, **local_defaults(_session))
+            _clients[service] = _session.client(service, config=_CONFIG, **local_defaults(_session))  # type: ignore[call-overload]  # service names a literal of the overloads above
         return _clients[service]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -39,7 +39,12 @@ def to_values(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in values.items()}
 
 
-def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
+@overload
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]: ...
+@overload
+def from_item(item: Mapping[str, Any] | None) -> dict[str, Any] | None: ...
+def from_item(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A DynamoDB item (its attribute values) as plain values; None stays None."""
     if item is None:
         return None
     return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
@@ -103,7 +108,7 @@ def query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
     paginator = client.get_paginator(op)
     for page in paginator.paginate(**kwargs):
         for item in page.get("Items", []):
-            yield from_item(item)  # type: ignore[misc]
+            yield from_item(item)
 
 
 #: BatchGetItem's limit of keys per request
@@ -127,7 +132,7 @@ def batch_get(client: Any, table: str, keys: list[dict[str, str]]) -> list[dict[
                 time.sleep(min(1.0, 0.05 * 2 ** (round_ - 1)))
             with transient_as_store_unavailable():
                 response = client.batch_get_item(RequestItems=pending)
-            found.extend(from_item(item) for item in response.get("Responses", {}).get(table, []))  # type: ignore[misc]
+            found.extend(from_item(item) for item in response.get("Responses", {}).get(table, []))
             pending = response.get("UnprocessedKeys") or {}
             if not pending:
                 break

@@ -58,7 +58,7 @@ def parse_amount(amount: str, currency: str) -> int:
             f"{currency} has {digits} minor-unit digit{'s' if digits != 1 else ''}; "
             f"the amount has {len(fraction)}"
         )
-    minor = int(whole) * 10**digits + int(fraction.ljust(digits, "0") or "0")
+    minor: int = int(whole) * 10**digits + int(fraction.ljust(digits, "0") or "0")
     if minor <= 0:
         raise InvalidAmount("amount must be greater than zero")
     if minor > MAX_ORDER_MINOR_UNITS:

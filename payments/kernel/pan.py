@@ -110,7 +110,7 @@ class Pairs(dict):  # type: ignore[type-arg]
     pairs: list[tuple[str, Any]]
 
     @classmethod
-    def from_pairs(cls, pairs: list[tuple[str, Any]]) -> "Pairs":
+    def from_pairs(cls, pairs: list[tuple[str, Any]]) -> Pairs:
         obj = cls(pairs)
         obj.pairs = pairs
         return obj
@@ -146,7 +146,7 @@ def find_pans(document: Any, path: str = "") -> list[str]:
     found: list[str] = []
     skip_under: set[str] = set()
     for where, text in walk(document, path):
-        if any(where == s or where.startswith(s + ".") or where.startswith(s + "[") for s in skip_under):
+        if any(where == s or where.startswith((s + ".", s + "[")) for s in skip_under):
             continue
         if contains_pan(text):
             found.append(where)

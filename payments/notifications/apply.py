@@ -22,11 +22,11 @@ from payments.kernel import clock
 from payments.kernel.config import settings
 from payments.kernel.errors import StatusConflict
 from payments.kernel.money import InvalidAmount, Money
-from payments.notifications.store import NotificationStore
 from payments.kernel.observability import count, logger
+from payments.notifications.store import NotificationStore
+from payments.payin.status import OrderStatus
 from payments.refunds.models import RefundStatus
 from payments.refunds.repository import RefundsRepository
-from payments.payin.status import OrderStatus
 
 
 def process(notification_id: str, store: NotificationStore, refunds: RefundsRepository) -> str:

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 # The operator's commands (verify, stuck, resume, reconcile, backfill-account-totals) run from
 # `pip install .` alone, against a deployed stack. The dev commands (serve, demo, chaos) live in the
@@ -38,9 +39,10 @@ def add_dev_commands(commands: argparse._SubParsersAction) -> None:  # type: ign
         missing = dev.missing()
     except ModuleNotFoundError as error:
         missing = f"{error.name} is not installed"
-    if missing is None:
-        dev.add_commands(commands)
-        return
+    else:
+        if missing is None:
+            dev.add_commands(commands)
+            return
     for name, help_text in DEV_COMMANDS.items():
         command = commands.add_parser(name, help=f"{help_text} (needs the dev extra)", add_help=False)
         command.add_argument("rest", nargs=argparse.REMAINDER)
@@ -80,7 +82,7 @@ def _openapi(_: argparse.Namespace) -> int:
     return 0
 
 
-def tidy_openapi(document: dict) -> dict:
+def tidy_openapi(document: dict[str, Any]) -> dict[str, Any]:
     """Responses in status order, and no component schema that nothing refers to.
 
     Powertools adds its own validation-error schemas to every document; the API answers

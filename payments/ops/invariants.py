@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
+from payments.accounts.ledger import CREDIT, DEBIT, LedgerRepository, assert_balanced, seller_account_id
+from payments.accounts.wallet import WalletRepository
 from payments.kernel.errors import InvariantViolation
 from payments.payin.models import OrderRecord
-from payments.accounts.ledger import CREDIT, DEBIT, LedgerRepository, assert_balanced, seller_account_id
 from payments.payin.repository import PaymentsRepository
-from payments.accounts.wallet import WalletRepository
 from payments.payin.status import ORDER_TRANSITIONS, OrderStatus, PaymentStatus, payment_outcome
 
 INVARIANTS = {
@@ -77,6 +78,7 @@ def check(
     """Check every invariant. ``expect_settled``: all accepted checkouts should have finished."""
     report = Report()
     orders = {o.payment_order_id: o for o in payments.scan_orders()}
+    order: OrderRecord | None  # an order of the scan, or the one a reference names (None: unknown)
     for order in orders.values():
         report.orders_by_status[order.status.value] += 1
         if order.needs_attention:
@@ -196,11 +198,11 @@ def check(
                 report.fail(6, "payment lacks stored orders", payment.checkout_id)
                 continue
             attention = any(o.needs_attention for o in mine)
-            expected = payment_outcome([o.status for o in mine])
+            outcome = payment_outcome([o.status for o in mine])
             if not payment.status.is_final and not attention:
                 report.fail(6, f"payment is {payment.status.value} with no order needing attention", payment.checkout_id)
-            elif payment.status.is_final and payment.status is not expected:
-                report.fail(6, f"payment is {payment.status.value} but its orders say {expected.value}", payment.checkout_id)
+            elif payment.status.is_final and payment.status is not outcome:
+                report.fail(6, f"payment is {payment.status.value} but its orders say {outcome.value}", payment.checkout_id)
             done = all(o.is_settled_internally for o in mine)
             if payment.is_payment_done != done and not attention:
                 report.fail(6, f"is_payment_done is {payment.is_payment_done}, orders say {done}", payment.checkout_id)
@@ -289,7 +291,7 @@ def _check_history(order: OrderRecord, report: Report) -> None:
     if not history or history[0] is not OrderStatus.NOT_STARTED:
         report.fail(5, "history does not start at NOT_STARTED", order.payment_order_id)
         return
-    for before, after in zip(history, history[1:]):
+    for before, after in pairwise(history):
         if before not in ORDER_TRANSITIONS[after]:
             report.fail(5, f"moved {before.value} -> {after.value}", order.payment_order_id)
     if history[-1] is not order.status:
@@ -301,7 +303,6 @@ def check_current(expect_settled: bool = True, psp_charges: list[dict[str, Any]]
 
     ``psp_charges``: the PSP's record of charges; default: the simulated PSP's table."""
     from payments.psp.simulator import SimulatedPsp
-
     from payments.refunds.repository import RefundsRepository
 
     payments = PaymentsRepository()

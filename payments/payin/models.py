@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic.config import JsonDict
 
 from payments.kernel.config import MAX_ORDERS_PER_CHECKOUT
 from payments.kernel.iso4217 import MINOR_UNITS
@@ -30,7 +31,7 @@ def _identifier(description: str) -> object:
 
 def currency_field(description: str) -> Any:
     """An ISO 4217 code in a request body: three capitals, listed as an enum in the OpenAPI document."""
-    return Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description=description, json_schema_extra={"enum": ACTIVE_CURRENCIES})
+    return Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description=description, json_schema_extra={"enum": [*ACTIVE_CURRENCIES]})
 
 
 def amount_field(description: str) -> Any:
@@ -73,13 +74,13 @@ def amount_pattern(digits: int) -> str:
     return rf"^(?:{whole}(?:\.[0-9]{{1,{digits}}})?|0\.(?:{below_one}))$"
 
 
-def _currency_amount_pairs(schema: dict[str, object]) -> None:
+def _currency_amount_pairs(schema: JsonDict) -> None:
     """Document the rule across currency and amount: one branch per ISO 4217 exponent."""
     by_digits: dict[int, list[str]] = {}
     for code, digits in MINOR_UNITS.items():
         by_digits.setdefault(digits, []).append(code)
     schema["oneOf"] = [
-        {"properties": {"currency": {"enum": sorted(codes)}, "amount": {"pattern": amount_pattern(digits)}}}
+        {"properties": {"currency": {"enum": [*sorted(codes)]}, "amount": {"pattern": amount_pattern(digits)}}}
         for digits, codes in sorted(by_digits.items())
     ]
 

@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.payin.models import PaymentRecord
-from payments.kernel.observability import count, logger
 from payments.kernel.dynamo import error_code, from_item, is_condition_failure, query_all, to_values
+from payments.kernel.observability import count, logger
+from payments.payin.models import PaymentRecord
 from payments.payin.repository import PaymentsRepository, payment_key, recovery_due
 from payments.payin.status import payment_outcome
 
@@ -124,7 +124,7 @@ def recover(checkout_id: str, seen_due: str, repo: PaymentsRepository, result: R
     except ClientError as err:
         if not is_condition_failure(err):
             raise
-        old = from_item(err.response.get("Item")) or {}
+        old = from_item(cast("dict[str, Any] | None", err.response.get("Item"))) or {}  # ALL_OLD on the condition failure
         exhausted = (
             old.get("recovery_due") == seen_due and "unfinished" in old and int(old.get("recovery_attempts", 0)) >= s.recovery_max_attempts
         )

@@ -22,14 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.errors import Conflict, InvariantViolation, NotFound, StatusConflict
-from payments.payin.models import OrderRecord, PaymentRecord
 from payments.kernel.dynamo import (
     batch_get,
     cancelled_by_condition,
@@ -41,7 +39,12 @@ from payments.kernel.dynamo import (
     to_values,
     transient_as_store_unavailable,
 )
+from payments.kernel.errors import Conflict, InvariantViolation, NotFound, StatusConflict
+from payments.payin.models import OrderRecord, PaymentRecord
 from payments.payin.status import ORDER_TRANSITIONS, PAYMENT_TRANSITIONS, OrderStatus, PaymentStatus
+
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
 def payment_key(checkout_id: str) -> dict[str, Any]:
@@ -365,7 +368,7 @@ class PaymentsRepository:
             raise
         return True
 
-    def order_flag_update(self, payment_order_id: str, flag: str) -> dict[str, Any]:
+    def order_flag_update(self, payment_order_id: str, flag: str) -> TransactWriteItemTypeDef:
         """A TransactWriteItems ``Update`` that sets ``wallet_updated``/``ledger_updated``
         on a SUCCESS order, for the wallet and ledger transactions to include."""
         if flag not in ("wallet_updated", "ledger_updated"):

@@ -211,7 +211,7 @@ class AdyenSettings(BaseModel):
     key_valid_days: int = Field(default=7, ge=1, le=31)
 
     @model_validator(mode="after")
-    def _endpoint(self) -> "AdyenSettings":
+    def _endpoint(self) -> AdyenSettings:
         if (self.api_key is None) == (self.api_key_secret_arn is None):
             raise ValueError("set exactly one of ADYEN_API_KEY and ADYEN_API_KEY_SECRET_ARN")
         if self.environment == "live":
@@ -259,7 +259,7 @@ class AdyenPsp:
             self._checkout.modifications_api.baseUrl = base
 
     @classmethod
-    def from_env(cls) -> "AdyenPsp":
+    def from_env(cls) -> AdyenPsp:
         return cls(AdyenSettings.from_env())
 
     # --- the executor's interface -------------------------------------------------------
@@ -440,7 +440,7 @@ def _header(headers: Any, name: str) -> str | None:
 def _call(what: str, send: Callable[[], Any]) -> Any:
     try:
         return send()
-    except Exception as err:  # noqa: BLE001 - every failure is classified; an unforeseen one passes as is
+    except Exception as err:  # every failure is classified; an unforeseen one passes as is
         mapped = _classified(err, what)
         if mapped is err:
             raise

@@ -35,7 +35,7 @@ import hashlib
 import hmac as _hmac
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 SIGNED_FIELDS = (
@@ -122,7 +122,7 @@ def items_of(notification: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     items = notification.get("notificationItems")
     if not isinstance(items, list):
         return []
-    return [entry.get("NotificationRequestItem") for entry in items if isinstance(entry, Mapping) and isinstance(entry.get("NotificationRequestItem"), Mapping)]
+    return [item for entry in items if isinstance(entry, Mapping) and isinstance(item := entry.get("NotificationRequestItem"), Mapping)]
 
 
 def all_valid(notification: Mapping[str, Any], hex_keys: str | Iterable[str]) -> bool:
@@ -175,7 +175,7 @@ def keys_from_secret(value: str, now: datetime | None = None) -> list[str]:
         if previous is not None:
             if not isinstance(previous, str) or not previous.strip():
                 raise InvalidHmacKey("previous must be the previous hex key")
-            if _previous_valid(document.get("previous_valid_until"), now or datetime.now(timezone.utc)):
+            if _previous_valid(document.get("previous_valid_until"), now or datetime.now(UTC)):
                 keys.append(previous.strip())
     for key in keys:
         _key_bytes(key)  # hex and non-empty, or InvalidHmacKey
@@ -192,9 +192,9 @@ def _previous_valid(until: Any, now: datetime) -> bool:
     except ValueError as err:
         raise InvalidHmacKey(f"previous_valid_until {until!r} is not an ISO 8601 date-time") from err
     if limit.tzinfo is None:
-        limit = limit.replace(tzinfo=timezone.utc)
+        limit = limit.replace(tzinfo=UTC)
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     return now < limit
 
 

@@ -37,16 +37,19 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
+from payments.kernel.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values
 from payments.kernel.errors import InvariantViolation, PspOutcomeUnknown, PspUnavailable
 from payments.kernel.pan import contains_pan
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
-from payments.kernel.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values
+
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 DECLINING_TOKENS = {
     "tok_chargeDeclined": "card_declined",
@@ -149,8 +152,8 @@ class SimulatedPsp:
             reason = "unknown_charge"
         elif charge.get("refund_fails"):
             reason = "refund_declined"
-        items: list[dict[str, Any]] = []
-        if reason is None:
+        items: list[TransactWriteItemTypeDef] = []
+        if reason is None and charge is not None:  # (no reason: the charge is known)
             item.update(succeeded=True, psp_reference=new_psp_reference(), payment_method=charge.get("payment_method", "visa"))
             items.append(
                 {

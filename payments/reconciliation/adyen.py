@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from payments.kernel.money import exponent, format_minor, is_currency
@@ -226,7 +226,7 @@ def parse_minor(text: str, currency: str, column: str) -> int:
         if fraction[digits:].strip("0"):
             raise RowError(f"{column} '{text[:40]}' has more decimals than {currency} allows ({digits})")
         fraction = fraction[:digits]
-    value = int(whole or "0") * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
+    value: int = int(whole or "0") * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
     if len(cache) >= _AMOUNTS_MAX:
         cache.clear()
     cache[text] = value
@@ -404,6 +404,7 @@ def parse_row(fields: list[str], layout: Layout, line: int) -> SettlementRow:
             parse_minor(text, gross_ccy if n < 2 else net_ccy, _AMOUNT_NAMES[n]) if amount is None else amount
             for n, (text, amount) in enumerate(zip(raw, amounts, strict=True))
         ]
+    known = cast("list[int]", amounts)  # every None was parsed just above (a cast costs nothing per row)
     row = SettlementRow(
         line,
         record_type,
@@ -411,12 +412,12 @@ def parse_row(fields: list[str], layout: Layout, line: int) -> SettlementRow:
         merchant_reference,
         to_utc(fields[i_created].strip(), fields[i_zone].strip()),
         gross_ccy,
-        amounts[0],
-        amounts[1],
+        known[0],
+        known[1],
         net_ccy,
-        amounts[2],
-        amounts[3],
-        (amounts[4], amounts[5], amounts[6], amounts[7]),
+        known[2],
+        known[3],
+        (known[4], known[5], known[6], known[7]),
         fields[i_batch].strip() if i_batch >= 0 else "",
     )
     if record_type in PAYMENT_TYPES:

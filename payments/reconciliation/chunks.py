@@ -21,11 +21,12 @@ the merged result equals the single-pass result (tested).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from payments.reconciliation import engine
+from payments.reconciliation.adyen import Layout
 from payments.reconciliation.lines import BLOCK_BYTES, BinaryStream, LineReader
 from payments.reconciliation.model import Bounds, UnreadableFile
 from payments.reconciliation.sources import LedgerSource
@@ -107,7 +108,7 @@ def plan_chunks(stream: BinaryStream, bounds: Bounds) -> Plan:
     return Plan(chunks, text, digest.hexdigest(), pos, last_byte == b"\n")
 
 
-def columns_of(plan: Plan) -> engine.adyen.Layout:
+def columns_of(plan: Plan) -> Layout:
     return engine.read_header(iter([(1, plan.header)]))
 
 
@@ -127,7 +128,7 @@ def process_chunk(
 
 def merge_chunks(
     partials: Iterable[engine.Partial],
-    runs: list[Iterable[engine.SettledEntry]],
+    runs: Sequence[Iterable[engine.SettledEntry]],
     plan: Plan,
     ledger: LedgerSource,
     bounds: Bounds,

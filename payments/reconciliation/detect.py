@@ -126,6 +126,6 @@ def _detect_text(text: str) -> str:
         header = next(csv.reader([first_line]))
     except csv.Error:
         header = []
-    if _ADYEN_MARKERS <= set(header):
+    if set(header) >= _ADYEN_MARKERS:
         return ADYEN
     raise UnreadableFile("unrecognised format (not an Adyen settlement report, MT940, BAI2 or camt.053)")

@@ -51,10 +51,10 @@ import marshal
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
-from typing import Any, BinaryIO, NamedTuple, Self
+from typing import Any, BinaryIO, NamedTuple, Self, TypedDict
 
 from payments.kernel.errors import InvariantViolation
 from payments.kernel.iso4217 import MINOR_UNITS
@@ -70,6 +70,7 @@ from payments.reconciliation.model import (
     Bounds,
     Mismatch,
     Rejected,
+    RowError,
     UnreadableFile,
 )
 from payments.reconciliation.sources import LedgerAdjustment, LedgerEntry, LedgerSource, adjustment_txn_id
@@ -349,8 +350,17 @@ class _Collector:
             self.omitted += 1
 
 
+class _Identity(TypedDict):
+    """What a settled row and its ledger entry name in common, as :class:`Mismatch` fields."""
+
+    psp_reference: str | None
+    payment_order_id: str | None
+    line: int | None
+    seller_account: str | None
+
+
 def merge_join(
-    partial: Partial, runs: list[Iterable[Entry]] | list[Iterable[SettledEntry]], ledger: LedgerSource, bounds: Bounds, day_hint: str | None
+    partial: Partial, runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]], ledger: LedgerSource, bounds: Bounds, day_hint: str | None
 ) -> Result:
     """Join the sorted settlement runs with the ledger's window day; classify every difference."""
     out = _Collector(bounds)
@@ -375,7 +385,7 @@ def merge_join(
     def compare(row: SettledEntry, led: LedgerEntry) -> None:
         nonlocal matched
         note_seller(led)
-        common = {
+        common: _Identity = {
             "psp_reference": row.psp_reference,
             "payment_order_id": row.payment_order_id,
             "line": row.line,
@@ -673,7 +683,7 @@ def read_header(lines: Iterator[tuple[int, str | None]]) -> adyen.Layout:
 _END: Entry = ("", 0, "", "", 0, "")
 
 
-def merge_runs(runs: list[Iterable[Entry]] | list[Iterable[SettledEntry]]) -> Iterator[list[Entry]]:
+def merge_runs(runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]]) -> Iterator[list[Entry]]:
     """The runs (each ascending) merged into one ascending sequence, in batches.
 
     Like ``heapq.merge`` but a batch at a time: take the smallest of the runs' current last
@@ -714,7 +724,7 @@ def _batches_of(run: Iterable[Entry] | Iterable[SettledEntry]) -> Iterator[list[
         yield from run.batches()
     elif isinstance(run, list):
         if run:
-            yield run  # type: ignore[misc]
+            yield run
     else:  # any other iterable of entries (a chunk's run streamed back from S3)
         batch: list[Entry] = []
         for entry in run:
@@ -805,7 +815,7 @@ class _SpilledRun:
 
     def batches(self) -> Iterator[list[Entry]]:
         while size := int.from_bytes(self._handle.read(8), "little"):
-            yield marshal.loads(self._handle.read(size))
+            yield marshal.loads(self._handle.read(size))  # noqa: S302 - our own spill file, written by this process
 
     def __iter__(self) -> Iterator[Entry]:
         for batch in self.batches():
@@ -876,7 +886,7 @@ def fold_batches(
     timestamp = adyen._TIMESTAMP.match
     formula = adyen.FORMULA_FIELD.search
     to_utc = adyen.to_utc
-    row_error = adyen.RowError
+    row_error = RowError
     amount_caches: dict[str, dict[str, int]] = {}  # currency -> adyen's cache of parsed amounts
     sums: dict[tuple[str, str], list[int]] = {}  # (gross, net currency) -> gc, nd, nc, 4 fees
     days: dict[str, int] = {}
@@ -943,7 +953,10 @@ def fold_batches(
             scheme = net_cache.get(t) if t else 0
             t = f[i_interchange]
             interchange = net_cache.get(t) if t else 0
-            if None in (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange):
+            if (  # `is None` each, not `None in (...)`: no tuple per row, and the types narrow to int below
+                gross_debit is None or gross_credit is None or net_debit is None or net_credit is None
+                or commission is None or markup is None or scheme is None or interchange is None
+            ):
                 try:  # an amount not seen yet in its currency: parsed (and cached) as parse_row would
                     gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = [
                         parse_minor(f[at], gross_ccy if n < 2 else net_ccy, amount_names[n]) if known is None else known
@@ -954,7 +967,7 @@ def fold_batches(
                 except row_error:
                     _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                     continue
-            if gross_debit != 0 or gross_credit <= 0:  # type: ignore[operator]
+            if gross_debit != 0 or gross_credit <= 0:
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
             created = f[i_created]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Protocol, cast
 
 from payments.reconciliation.model import UnreadableFile
 
@@ -153,12 +153,12 @@ class LineReader:
         first = self._next_line
         if data is not None and b"\x00" not in data and data.isascii():
             text = data.decode("ascii")  # every code page we read is ASCII-compatible
-            lines: list[str | None] = text.split("\n")  # type: ignore[assignment]
-            if max(map(len, lines)) <= self._max_line:  # type: ignore[arg-type]
+            texts = text.split("\n")
+            if max(map(len, texts)) <= self._max_line:
                 if "\r" in text:
-                    lines = [line[:-1] if line.endswith("\r") else line for line in lines]  # type: ignore[union-attr]
-                self._next_line += len(lines)
-                yield first, lines
+                    texts = [line[:-1] if line.endswith("\r") else line for line in texts]
+                self._next_line += len(texts)
+                yield first, cast("list[str | None]", texts)  # a list of str is one of str | None (no copy)
                 return
         # the careful path, line by line: long lines, NUL bytes, non-ASCII text, the BOM
         out: list[str | None] = []

@@ -98,7 +98,7 @@ class Outcome:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(self.__dict__)
 
 
 class Reconciler:
@@ -242,7 +242,8 @@ class Reconciler:
     def merge_chunks(self, key: str, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
         """Task MergeChunks: add the partials, merge-join the runs with the ledger, finish."""
         if plan.get("quarantined"):
-            return plan["outcome"]
+            quarantined: dict[str, Any] = plan["outcome"]
+            return quarantined
         the_plan = chunks.Plan.from_json(_plan_fields(plan))
         ordered = sorted(results, key=lambda r: r["index"])
         partials = [

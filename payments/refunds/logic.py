@@ -19,12 +19,12 @@ from botocore.exceptions import ClientError
 
 from payments.kernel import aws, money
 from payments.kernel.config import settings
+from payments.kernel.dynamo import error_code
 from payments.kernel.errors import InvalidRequest
 from payments.kernel.observability import count, logger
 from payments.refunds.models import RefundRecord, RefundRequest, RefundStatus
 from payments.refunds.psp import RefundCall, RefundingPsp
 from payments.refunds.repository import RefundExceedsRemaining, RefundsRepository
-from payments.kernel.dynamo import error_code
 
 
 def fingerprint(idempotency_key: str, request: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ only receives it (Adyen's ``/payments/{pspReference}/refunds`` answers ``receive
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from payments.kernel.money import Money
 
@@ -41,6 +41,7 @@ class RefundAnswer:
         return self.succeeded is None
 
 
+@runtime_checkable
 class RefundingPsp(Protocol):
     def refund(self, call: RefundCall) -> RefundAnswer:
         """Refund (part of) a charge, deduplicated by ``call.idempotency_key``.
@@ -48,3 +49,10 @@ class RefundingPsp(Protocol):
         Raises :class:`payments.kernel.errors.PspUnavailable` / :class:`payments.kernel.errors.PspOutcomeUnknown`
         like a charge: the retry repeats the same key, and the PSP refunds a key once."""
         ...
+
+
+def refunding(psp: object) -> RefundingPsp:
+    """``psp`` (the stage's PSP) as one that refunds; one that does not is a configuration error."""
+    if not isinstance(psp, RefundingPsp):
+        raise TypeError(f"the stage's PSP ({type(psp).__name__}) does not refund")
+    return psp

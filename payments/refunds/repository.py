@@ -31,22 +31,25 @@ the PSP) and the order is flagged NEEDS_ATTENTION.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from payments.accounts.ledger import LedgerRepository
+from payments.accounts.wallet import WalletRepository
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
+from payments.kernel.dynamo import cancellation_codes, cancelled_by_condition, from_item, is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
 from payments.kernel.errors import Conflict, InvariantViolation, NotFound, PaymentError, TransientError
-from payments.payin.models import OrderRecord
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
-from payments.refunds.models import RefundRecord, RefundStatus
-from payments.kernel.dynamo import cancellation_codes, cancelled_by_condition, from_item, is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
-from payments.accounts.ledger import LedgerRepository
+from payments.payin.models import OrderRecord
 from payments.payin.repository import PaymentsRepository, order_key
-from payments.accounts.wallet import WalletRepository
 from payments.payin.status import OrderStatus
+from payments.refunds.models import RefundRecord, RefundStatus
+
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
 class OrderNotRefundable(PaymentError):
@@ -154,9 +157,9 @@ class RefundsRepository:
             if isinstance(err, ClientError) and not cancelled_by_condition(err, 1):
                 raise
             # the order refused the reservation: say why, from the order as it is now
-            existing = self.find(refund.refund_id)
-            if existing is not None and existing.request_fingerprint == refund.request_fingerprint:
-                return Reserved(existing, created=False)
+            found = self.find(refund.refund_id)
+            if found is not None and found.request_fingerprint == refund.request_fingerprint:
+                return Reserved(found, created=False)
             current = self.payments.get_order(order.payment_order_id)
             if current.status is not OrderStatus.SUCCESS:
                 raise OrderNotRefundable(f"order {current.payment_order_id} is {current.status.value}; only a SUCCESS order can be refunded") from None
@@ -192,9 +195,8 @@ class RefundsRepository:
         return [_strip(i) for i in self._scan("CHARGEBACK")]
 
     def _scan(self, sk: str) -> list[dict[str, Any]]:
-        return [
-            item
-            for item in query_all(
+        return list(
+            query_all(
                 self.ddb,
                 _op="scan",
                 TableName=self.table,
@@ -202,7 +204,7 @@ class RefundsRepository:
                 FilterExpression="sk = :sk",
                 ExpressionAttributeValues=to_values({":sk": sk}),
             )
-        ]
+        )
 
     # --- the outcome, exactly once ------------------------------------------------------------
     def decide(
@@ -220,7 +222,7 @@ class RefundsRepository:
         if failure_reason and not succeeded:
             values[":reason"] = failure_reason[:500]
             sets.append("failure_reason = :reason")
-        items: list[dict[str, Any]] = [
+        items: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
                     "TableName": self.table,
@@ -317,7 +319,7 @@ class RefundsRepository:
             "currency": currency,
             "booked_at": now,
         }
-        items = [
+        items: list[TransactWriteItemTypeDef] = [
             {"Put": {"TableName": self.table, "Item": to_item(dispute), "ConditionExpression": "attribute_not_exists(pk)"}},
             {
                 "Update": {
@@ -381,7 +383,7 @@ class RefundsRepository:
         if dispute["payment_order_id"] != order.payment_order_id or currency != dispute["currency"] or not 0 < amount_minor <= dispute["amount_minor"]:
             return Booked(applied=False, anomaly=f"reversal of {amount_minor} {currency} does not fit chargeback {dispute_reference}")
         now = clock.now_iso()
-        items = [
+        items: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
                     "TableName": self.table,
@@ -407,7 +409,7 @@ class RefundsRepository:
         count("ChargebackReversed")
         return Booked(applied=True)
 
-    def _order_add(self, payment_order_id: str, attribute: str, delta: int) -> dict[str, Any]:
+    def _order_add(self, payment_order_id: str, attribute: str, delta: int) -> TransactWriteItemTypeDef:
         return {
             "Update": {
                 "TableName": self.table,

@@ -47,8 +47,8 @@ from importlib import util as importlib_util
 from pathlib import Path
 from typing import Any
 
-from payments_dev.bench.common import OUT, PYTHON, ROOT, log, median
 from infra.bundling import DEPENDENCIES, DEPENDENCIES_WITHOUT_THEIRS, LocalPythonBundling, bytecode_python, compile_bytecode, pinned
+from payments_dev.bench.common import OUT, PYTHON, ROOT, log, median
 
 FUNCTIONS = ("payment", "executor", "wallet", "ledger", "reconcile", "psp")
 #: top-level modules of the deployed asset besides boto3/botocore (infra/bundling.py + their deps)

@@ -162,7 +162,7 @@ def install_counters(counters: Counters) -> None:
         if operation == "TransactWriteItems":
             out = []
             for entry in params["TransactItems"]:
-                (kind, op), = entry.items()
+                ((_, op),) = entry.items()
                 out.append((op["TableName"], op.get("Key") or op["Item"], 2))
             return out
         if operation == "BatchWriteItem":
@@ -193,7 +193,7 @@ def install_counters(counters: Counters) -> None:
         finally:
             wru = 0.0
             gsi_wru = 0.0
-            for (table, key, multiplier), was in zip(targets, before):
+            for (table, key, multiplier), was in zip(targets, before, strict=True):
                 now = stored(table, key)
                 size = max(was[0], now[0])
                 counters.item_bytes[table].append(size)
@@ -217,7 +217,7 @@ def install_counters(counters: Counters) -> None:
                     factor = 1.0 if spec.get("ConsistentRead") else 0.5
                     for key in spec["Keys"]:
                         rru += factor * max(1, math.ceil(stored_size(table, key) / 4096))
-            tables = sorted({t for t, _, _ in targets} or {params.get("TableName", "")} or set(params.get("RequestItems", {})))
+            tables = sorted({t for t, _, _ in targets} or {params.get("TableName", "")})
             if operation == "BatchGetItem":
                 tables = sorted(params["RequestItems"])
             label = f"{','.join(tables)} {operation}" + (f" ({params['IndexName']})" if params.get("IndexName") else "")

@@ -242,7 +242,7 @@ def run(files: int, seed: int, out: Any = sys.stdout) -> dict[str, Any]:
             outcomes["uncaught"] += 1
             findings.append(
                 {"file": n, "seed": seed, "base": name, "mutations": applied, "error": f"{type(err).__name__}: {err}"[:300],
-                 "where": traceback.format_exc().strip().splitlines()[-3:]}  # fmt: skip
+                 "where": traceback.format_exc().strip().splitlines()[-3:]}
             )
             print(f"UNCAUGHT file {n} (seed {seed}, base {name}, {applied}): {type(err).__name__}: {err}"[:400], file=out)
         if out is not None and files >= 10_000 and (n + 1) % 10_000 == 0:

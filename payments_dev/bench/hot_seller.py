@@ -66,13 +66,13 @@ def verify(credits: int = 400, shards: int = 8) -> dict[str, Any]:
     with mock_aws():
         import boto3
 
+        from payments.accounts.wallet import WalletRepository, shard_of
         from payments.kernel import aws
         from payments.kernel.config import reset_settings
+        from payments.kernel.tables import TABLES
         from payments.payin.models import OrderRecord, PaymentRecord
         from payments.payin.repository import PaymentsRepository
-        from payments.accounts.wallet import WalletRepository, shard_of
         from payments.payin.status import OrderStatus
-        from payments.kernel.tables import TABLES
 
         reset_settings()
         aws.reset_clients()

@@ -31,8 +31,8 @@ def child(size: int, queries: int) -> dict[str, float]:
     import boto3
     from moto import mock_aws
 
-    from payments_dev.local import moto_patches
     from payments.kernel.tables import TABLES, create_table_request
+    from payments_dev.local import moto_patches
 
     moto_patches.install()
     with mock_aws():

@@ -249,7 +249,7 @@ def main() -> None:
     size = SIZES["quick" if args.quick else "full" if args.full else "default"]
     chosen = set(args.only or ["cold", "warm", "cost", "capacity", "hot", "throughput", "query_index", "reconcile"])
     started = time.monotonic()
-    when = dt.datetime.now(dt.timezone.utc)
+    when = dt.datetime.now(dt.UTC)
     info = machine()
     r = Results()
     warm_data = None

@@ -103,7 +103,7 @@ def one_run(checkouts: int, profile: Path | None = None, baseline: bool = False)
     if baseline:
         env.update(BASELINE_ENV)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    lines = [l for l in done.stdout.strip().splitlines() if l.startswith("{")]
+    lines = [line for line in done.stdout.strip().splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"throughput run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(lines[-1])

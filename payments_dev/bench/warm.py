@@ -148,13 +148,13 @@ def child(n: int) -> dict[str, Any]:
         from functions.ledger.logic import book_payin
         from functions.payment import logic as payment_logic
         from functions.wallet.logic import credit_seller
-        from payments_dev.local.lambdas import LambdaContext
-        from payments.payin.models import PaymentRequest
-        from payments.psp import default_psp
         from payments.accounts.ledger import LedgerRepository
-        from payments.payin.repository import PaymentsRepository
         from payments.accounts.wallet import WalletRepository
+        from payments.payin.models import PaymentRequest
+        from payments.payin.repository import PaymentsRepository
         from payments.payin.tasks import ExecuteOrderTask, FinalizePaymentTask, OrderTask
+        from payments.psp import default_psp
+        from payments_dev.local.lambdas import LambdaContext
 
         def bare_payment(event: dict[str, Any], _: Any) -> dict[str, Any]:
             request = PaymentRequest.model_validate(json.loads(event["body"]))

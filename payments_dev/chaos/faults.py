@@ -34,6 +34,7 @@ HTTP API requests (``POST/GET /v1/...``) pass through untouched.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -45,10 +46,10 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from payments.kernel import aws
-from payments_dev.chaos import schedule as s
-from payments_dev.chaos.schedule import FaultSchedule
 from payments.kernel.config import settings
 from payments.kernel.errors import PspOutcomeUnknown, PspUnavailable
+from payments_dev.chaos import schedule as s
+from payments_dev.chaos.schedule import FaultSchedule
 
 
 def _error_class(name: str) -> type[Exception]:
@@ -143,7 +144,7 @@ class ChaosInjector:
         self._restore: list[Callable[[], None]] = []
 
     # --- install / uninstall -----------------------------------------------------------------
-    def install(self) -> "ChaosInjector":
+    def install(self) -> ChaosInjector:
         from payments_dev.local.lambdas import DISPATCHER
 
         original = DISPATCHER.handler_for
@@ -210,7 +211,7 @@ class ChaosInjector:
         while self._restore:
             self._restore.pop()()
 
-    def __enter__(self) -> "ChaosInjector":
+    def __enter__(self) -> ChaosInjector:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:
@@ -307,10 +308,8 @@ class ChaosInjector:
             error = {s.CRASH_AFTER: LambdaServiceException, s.RUNTIME_EXIT: RuntimeExitError}[kind]
             raise error(f"chaos: {step} ran for {key} but its answer was lost ({kind})")
         if kind == s.DUPLICATE:
-            try:
+            with contextlib.suppress(Exception):  # the first delivery's fate is not what the caller sees
                 run()
-            except Exception:  # noqa: BLE001 - the first delivery's fate is not what the caller sees
-                pass
             return run()
         if kind == s.RACE:
             return self._race(run)

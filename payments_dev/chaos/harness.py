@@ -36,6 +36,7 @@ Phases (each one is also a check):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -49,18 +50,17 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
-
 from payments.kernel import aws, clock
+from payments.kernel.config import settings
+from payments.kernel.errors import StatusConflict
+from payments.ops.invariants import INVARIANTS, Report, check_current
+from payments.payin.repository import PaymentsRepository
+from payments.payin.status import OrderStatus
 from payments_dev.chaos import schedule as s
 from payments_dev.chaos.faults import ChaosInjector, FaultLog, step_of
 from payments_dev.chaos.schedule import FaultProfile, FaultSchedule
-from payments.kernel.config import settings
 from payments_dev.demo import build_scenario
-from payments.kernel.errors import StatusConflict
-from payments.ops.invariants import INVARIANTS, Report, check_current
 from payments_dev.local.client import ApiClient
-from payments.payin.repository import PaymentsRepository
-from payments.payin.status import OrderStatus
 
 Printer = Callable[[str], None]
 
@@ -300,7 +300,7 @@ class _Recovery:
         self.schedule = local_runtime.CURRENT.recovery if local_runtime.CURRENT is not None else None
         self._saved: tuple[Any, ...] | None = None
 
-    def __enter__(self) -> "_Recovery":
+    def __enter__(self) -> _Recovery:
         import os
 
         from payments.kernel.config import reset_settings
@@ -375,7 +375,7 @@ def _wait_settled(client: ApiClient, checkout_ids: list[str], timeout: float) ->
         if pending:
             ids = sorted(pending)
             with ThreadPoolExecutor(max_workers=8) as pool:
-                for checkout_id, reply in zip(ids, pool.map(client.payment, ids)):
+                for checkout_id, reply in zip(ids, pool.map(client.payment, ids), strict=True):
                     body = reply.body if reply.status == 200 else {}
                     parked = any(o.get("needs_attention") for o in body.get("payment_orders", []))
                     if body.get("is_payment_done") or body.get("status") == "FAILED" or parked:
@@ -451,10 +451,8 @@ def _late_notifications(
         else:
             move = {"target": OrderStatus.EXECUTING}
         target = move.pop("target")
-        try:
+        with contextlib.suppress(StatusConflict):
             repo.move_order(order.payment_order_id, target, signal="late PSP notification", **move)
-        except StatusConflict:
-            pass
         after = repo.get_order(order.payment_order_id)
         unchanged = (after.status, after.psp_reference, after.failure_reason, after.status_history) == (
             order.status, order.psp_reference, order.failure_reason, order.status_history
@@ -474,7 +472,7 @@ class PspCalendar:
     day_of_order: dict[str, str]
 
     @classmethod
-    def spread(cls, checkouts: list[dict[str, Any]], per_day: int) -> "PspCalendar":
+    def spread(cls, checkouts: list[dict[str, Any]], per_day: int) -> PspCalendar:
         days = -(-len(checkouts) // per_day) if per_day > 0 else 1
         first = clock.now().date() - timedelta(days=days if per_day > 0 else 0)
         day_of_order = {
@@ -497,10 +495,10 @@ class PspCalendar:
 def _reconcile(
     schedule: FaultSchedule, log: FaultLog, checks: _Checks, calendar: PspCalendar, prefix: str, out: Printer, other_psp: Any = None
 ) -> None:
-    from payments_dev.local.lambdas import DEAD_LETTERS, DISPATCHER
     from payments.psp.simulator import SimulatedPsp
     from payments.reconciliation.settlement import settle_day, settlement_key
     from payments.reconciliation.store import ReconciliationStore
+    from payments_dev.local.lambdas import DEAD_LETTERS, DISPATCHER
 
     s3 = aws.client("s3")
     bucket = settings().settlement_bucket
@@ -510,7 +508,7 @@ def _reconcile(
     else:  # another PSP's record (the Adyen fake's captured payments), its day from its capture time
         all_charges = [{**c, "charge_day": clock.day_of(c["charged_at"])} for c in other_psp.charges()]
 
-        settle_day = other_psp.settle_day  # noqa: F811 - the other PSP's nightly job
+        settle_day = other_psp.settle_day  # the other PSP's nightly job
 
     charged: Counter[str] = Counter()  # charges per day, of every run in this runtime (what a file holds)
     ours: set[str] = set()  # the days of this run
@@ -671,4 +669,4 @@ def print_report(result: ChaosResult, out: Printer = print) -> None:
     out("RESULT: " + ("no violations" if result.ok else "VIOLATIONS FOUND"))
 
 
-__all__ = ["ChaosConfig", "ChaosResult", "run", "INVARIANTS"]
+__all__ = ["INVARIANTS", "ChaosConfig", "ChaosResult", "run"]

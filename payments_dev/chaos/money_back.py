@@ -26,13 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from payments.ops.invariants import check_current
-from payments_dev.local.client import ApiClient
-from payments.psp.hmac import signed
 from payments.notifications.store import NotificationStore
-from payments.psp.simulator import SimulatedPsp
+from payments.ops.invariants import check_current
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
+from payments.psp.hmac import signed
+from payments.psp.simulator import SimulatedPsp
+from payments_dev.local.client import ApiClient
 
 Printer = Callable[[str], None]
 

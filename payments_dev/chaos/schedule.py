@@ -130,10 +130,7 @@ class FaultProfile:
 PROFILES: dict[str, FaultProfile] = {
     "default": FaultProfile(),
     "none": FaultProfile(
-        **{k: 0.0 for k in ("crash_before", "crash_after", "timeout", "duplicate", "race", "slow", "runtime_exit", "persistent",
-                            "ddb_throttle", "ddb_internal", "ddb_txn_conflict", "psp_outage", "psp_lost_answer", "psp_slow",
-                            "psp_lookup_outage", "race_execution", "late_notification", "start_crash", "express_twice",
-                            "express_lost")},
+        **dict.fromkeys(("crash_before", "crash_after", "timeout", "duplicate", "race", "slow", "runtime_exit", "persistent", "ddb_throttle", "ddb_internal", "ddb_txn_conflict", "psp_outage", "psp_lost_answer", "psp_slow", "psp_lookup_outage", "race_execution", "late_notification", "start_crash", "express_twice", "express_lost"), 0.0),
         s3_duplicate=0.0,
         reconcile_crash=0.0,
     ),

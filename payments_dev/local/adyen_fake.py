@@ -172,7 +172,7 @@ class AdyenFake:
         api_key: str = "fake-api-key",
         merchant_account: str = "LocalMerchant",
         hmac_key: str = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056",
-        spec: CheckoutSpec | None | bool = True,
+        spec: CheckoutSpec | bool | None = True,
         slow_seconds: float = 0.5,
         calendar: Callable[[dict[str, Any]], str] | None = None,
     ):
@@ -532,7 +532,7 @@ class AdyenFake:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:  # http.server names the handler so
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path.startswith("/_fake/") and fake.admin is not None:
                     try:
@@ -557,7 +557,7 @@ class AdyenFake:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the client gave up waiting (its read timeout)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
         self._server = ThreadingHTTPServer((host, port), Handler)

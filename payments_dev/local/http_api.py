@@ -27,8 +27,8 @@ _ENVIRONMENT = threading.Lock()
 
 
 def to_proxy_event(request: Request, body: bytes) -> dict[str, Any]:
-    headers = {k: v for k, v in request.headers.items()}
-    query = {k: v for k, v in request.args.items()} or None
+    headers = dict(request.headers.items())
+    query = dict(request.args.items()) or None
     try:
         text: str | None = body.decode("utf-8") if body else None
         encoded = False
@@ -82,7 +82,7 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     try:
         with _ENVIRONMENT:
             result = handler(to_proxy_event(request, body), LambdaContext(function_name=function))
-    except Exception:
+    except Exception:  # noqa: BLE001 - any function failure is answered like API Gateway does
         # what API Gateway answers when the function fails (DEFAULT_5XX, shaped as a problem): never an HTML page
         problem = '{"type": "urn:payments:problem:internal-error", "title": "Internal error", "status": 502, ' \
             '"detail": "The function failed; please retry with the same Idempotency-Key."}'

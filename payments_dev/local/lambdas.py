@@ -110,7 +110,7 @@ class Dispatcher:
                 hook(name, event)
             result = self.handler_for(name)(event, LambdaContext(function_name=name))
             return json.dumps(result).encode(), False
-        except Exception as err:  # the Lambda runtime's contract: any exception is a function error
+        except Exception as err:  # noqa: BLE001 - the Lambda runtime's contract: any exception is a function error
             payload = {
                 "errorType": type(err).__name__,
                 "errorMessage": str(err),

@@ -118,8 +118,8 @@ def _install_fast_dynamodb_responses() -> None:
 
 
 def _install_client_cache() -> None:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto import settings as moto_settings
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     if getattr(boto_client.boto_client_for, "_payments_cached", False):

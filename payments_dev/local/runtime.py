@@ -88,7 +88,7 @@ RUN_SETTINGS = (
 )
 
 #: the runtime started last in this process (the chaos harness drives its recovery schedule)
-CURRENT: "LocalRuntime | None" = None
+CURRENT: LocalRuntime | None = None
 
 
 class RecoverySchedule:
@@ -235,7 +235,7 @@ class LocalRuntime:
             reset_settings()
             aws.reset_clients()
 
-    def __enter__(self) -> "LocalRuntime":
+    def __enter__(self) -> LocalRuntime:
         self.start()
         return self
 

@@ -16,13 +16,13 @@ from datetime import timedelta
 
 import pytest
 
+from payments.accounts.wallet import CreditResult, WalletRepository, shard_of
+from payments.kernel.dynamo import to_item, to_values
 from payments_dev.chaos import harness
 from payments_dev.chaos import schedule as s
 from payments_dev.chaos.schedule import PROFILES, FaultProfile, FaultSchedule
 from payments_dev.demo import build_scenario
 from payments_dev.local.runtime import LocalRuntime
-from payments.kernel.dynamo import to_item, to_values
-from payments.accounts.wallet import CreditResult, WalletRepository, shard_of
 
 CHECKOUTS = int(os.environ.get("CHAOS_CHECKOUTS", "120"))
 SEED = 7

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from payments.refunds.repository import RefundsRepository
 from payments_dev.chaos import harness
 from payments_dev.chaos.money_back import run_money_back
 from payments_dev.local.runtime import LocalRuntime, free_port
-from payments.refunds.repository import RefundsRepository
 
 CHECKOUTS = 40
 QUIET = lambda line: None  # noqa: E731

@@ -30,8 +30,19 @@ def _module_of(relative: Path) -> str:
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
+    """The imports that run: not those under ``if TYPE_CHECKING:`` (stubs for mypy, never imported)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -85,3 +96,16 @@ def test_the_import_check_catches_an_outsider(tmp_path: Path, outsider: str) -> 
     shipped = {_module_of(r) for r in shipped_files() if r.suffix == ".py"}
     top = name.split(".")[0]
     assert (top in FIRST_PARTY and not _is_shipped_module(name, shipped)) or top not in THIRD_PARTY_SHIPPED | set(sys.stdlib_module_names)
+
+
+def test_an_import_for_the_type_checker_only_is_not_an_outsider(tmp_path: Path) -> None:
+    # Given a module that names boto3-stubs' types for mypy only, and imports moto for real
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from mypy_boto3_dynamodb import DynamoDBClient\n"
+        "import moto\n"
+    )
+    # Then only the import that runs is checked
+    assert [name for _, name in _imports(probe)] == ["typing.TYPE_CHECKING", "moto"]

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 #: the warnings cdk.json's prod stage carries on purpose until an operator configures Adyen
 #: (infra/stack.py; docs/deploy.md, "Connecting Adyen"): each names what to set
 PROD_PLACEHOLDER_WARNINGS = {"payments:adyen-merchant-account", "payments:adyen-test-environment"}

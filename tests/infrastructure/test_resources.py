@@ -133,6 +133,21 @@ def test_functions_share_one_runtime_shape(dev, name):
     assert env["LOG_LEVEL"] == "DEBUG"
 
 
+def test_no_function_of_any_stage_records_its_responses_in_traces(synthesis):
+    # Given every function of every stage that runs this repository's code (handler in functions/)
+    ours = {
+        (stack, logical_id): resource["Properties"]
+        for stack in synthesis.templates
+        for logical_id, resource in synthesis.resources(stack, "AWS::Lambda::Function").items()
+        if str(resource["Properties"].get("Handler", "")).startswith("functions.")
+    }
+    assert len([stack for stack, _ in ours if stack == "Payments-dev"]) >= len(PROGRAM_FUNCTIONS)
+    # Then Powertools' tracer is told, by its environment, never to put a response (payment data)
+    # into a trace: the entry point's capture_response=False, and likewise any method traced later
+    for where, props in ours.items():
+        assert props["Environment"]["Variables"].get("POWERTOOLS_TRACER_CAPTURE_RESPONSE") == "false", where
+
+
 def test_bundle_excludes_the_runtime_sdk():
     # Given the dependencies bundled into the asset
     # Then boto3 is not among them (the Lambda runtime provides it)
@@ -304,7 +319,7 @@ def test_configured_bytecode_python_must_be_the_runtime_version(monkeypatch):
     bundling_module.bytecode_python.cache_clear()
     try:
         # Then the search refuses it rather than shipping bytecode the runtime cannot load
-        with pytest.raises(RuntimeError, match="the Lambda runtime is 3.13"):
+        with pytest.raises(RuntimeError, match=r"the Lambda runtime is 3\.13"):
             bundling_module.bytecode_python()
     finally:
         monkeypatch.delenv(BYTECODE_PYTHON_ENV)

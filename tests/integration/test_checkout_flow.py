@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from payments.psp.simulator import SimulatedPsp
 from payments.accounts.ledger import LedgerRepository
-from payments.payin.repository import PaymentsRepository
 from payments.accounts.wallet import WalletRepository
+from payments.payin.repository import PaymentsRepository
+from payments.psp.simulator import SimulatedPsp
 from tests.integration.conftest import checkout, wait_done
 
 
@@ -58,7 +58,7 @@ def test_a_checkout_with_two_sellers_charges_credits_and_books_each_order(api):
 
     # And the PSP holds exactly one charge per order
     ids = [o["payment_order_id"] for o in body["payment_orders"]]
-    assert charges_for(ids) == Counter({i: 1 for i in ids})
+    assert charges_for(ids) == Counter(dict.fromkeys(ids, 1))
 
 
 def test_amounts_keep_each_currencys_minor_units(api):
@@ -124,7 +124,7 @@ def test_a_lost_psp_answer_is_resolved_by_asking_the_psp_never_by_charging_again
     done = wait_done(api, body["checkout_id"])
     # Then every order ends SUCCESS with exactly one charge, whose reference the order records
     assert done["status"] == "SUCCEEDED" and done["is_payment_done"]
-    assert charges_for(ids) == Counter({i: 1 for i in ids})
+    assert charges_for(ids) == Counter(dict.fromkeys(ids, 1))
     charges = {c["merchant_reference"]: c["psp_reference"] for c in SimulatedPsp().all_charges() if c["merchant_reference"] in ids}
     assert {o["payment_order_id"]: o["psp_reference"] for o in done["payment_orders"]} == charges
     # And the order went NOT_STARTED -> EXECUTING -> SUCCESS, never back

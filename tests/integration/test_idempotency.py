@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 
 from payments.kernel.config import settings
-from payments.psp.simulator import SimulatedPsp
 from payments.payin.repository import PaymentsRepository
+from payments.psp.simulator import SimulatedPsp
 from tests.integration.conftest import assert_problem, checkout, wait_done
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments_dev.local.runtime import wait_until
 from payments.ops.reconcile import psp_settle
+from payments_dev.local.runtime import wait_until
 from tests.integration.conftest import checkout, wait_done
 
 REPORT_TIMEOUT_S = 60.0

@@ -9,9 +9,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from payments.psp.simulator import SimulatedPsp
 from payments_dev.local.client import ApiClient
 from payments_dev.local.runtime import wait_until
-from payments.psp.simulator import SimulatedPsp
 from tests.integration.conftest import checkout, unique, wait_done
 
 

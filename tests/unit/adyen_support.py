@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from payments_dev.local.adyen_fake import AdyenFake, CheckoutSpec, checkout_spec
 from payments.psp import ChargeRequest
 from payments.psp.adyen import AdyenPsp, AdyenSettings
+from payments_dev.local.adyen_fake import AdyenFake, CheckoutSpec, checkout_spec
 
 API_KEY = "test-api-key"
 MERCHANT = "LocalMerchant"

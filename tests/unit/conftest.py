@@ -23,14 +23,14 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Payments")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
+from payments.accounts.ledger import LedgerRepository
+from payments.accounts.wallet import WalletRepository
 from payments.kernel import aws
 from payments.kernel.config import Settings, reset_settings, settings
-from payments.payin.models import OrderRecord, PaymentRecord
-from payments.accounts.ledger import LedgerRepository
-from payments.payin.repository import PaymentsRepository
-from payments.accounts.wallet import WalletRepository
-from payments.payin.status import OrderStatus
 from payments.kernel.tables import create_tables
+from payments.payin.models import OrderRecord, PaymentRecord
+from payments.payin.repository import PaymentsRepository
+from payments.payin.status import OrderStatus
 
 REGION = "us-east-1"
 #: environment variables read by payments.kernel.config.Settings (unset: the defaults apply)

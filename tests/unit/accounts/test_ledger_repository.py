@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from payments.kernel.errors import InvariantViolation
 from payments.accounts.ledger import CREDIT, DEBIT, assert_balanced
+from payments.kernel.errors import InvariantViolation
 from payments.payin.status import OrderStatus
 from tests.unit.conftest import Repos, store_checkout, succeed
 

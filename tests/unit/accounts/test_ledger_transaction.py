@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from payments.accounts.ledger import LedgerTransaction, Posting, Side, UnbalancedTransaction
 from payments.kernel.errors import InvariantViolation
 from payments.kernel.money import Money
-from payments.accounts.ledger import LedgerTransaction, Posting, Side, UnbalancedTransaction
 from tests.unit.conftest import Repos, store_checkout, succeed
 
 positive = st.integers(min_value=1, max_value=10**13)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from payments.kernel.errors import InvariantViolation
 from payments.accounts.wallet import WalletRepository, shard_of
+from payments.kernel.errors import InvariantViolation
 from payments.payin.status import OrderStatus
 from tests.unit.conftest import Repos, store_checkout, succeed
 

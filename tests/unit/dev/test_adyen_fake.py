@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from payments_dev.local.adyen_fake import RESULT_TOKENS, AdyenFake, Reply
 from payments.psp import hmac as adyen_hmac
 from payments.reconciliation import adyen as report
+from payments_dev.local.adyen_fake import RESULT_TOKENS, AdyenFake, Reply
 from tests.unit.adyen_support import API_KEY, HMAC_KEY, MERCHANT, RETURN_URL, spec_or_skip
 
 REPO = Path(__file__).resolve().parents[3]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from payments_dev.demo import build_scenario, run_id
 from payments.kernel.pan import contains_pan, find_pans
+from payments_dev.demo import build_scenario, run_id
 
 
 def test_seed_and_time_run_together_would_look_like_a_card_number():

@@ -20,8 +20,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from payments_dev.local import moto_patches
 from payments.kernel.tables import Index, Table, create_table_request
+from payments_dev.local import moto_patches
 
 GSI_VALUES = ("day#1", "day#2", "day#3")
 PKS = tuple(f"P{i}" for i in range(6))

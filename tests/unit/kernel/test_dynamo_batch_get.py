@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from payments.kernel.errors import StoreUnavailable
 from payments.kernel import dynamo
 from payments.kernel.dynamo import batch_get, to_item
+from payments.kernel.errors import StoreUnavailable
 
 
 class ThrottlingClient:
@@ -19,7 +19,7 @@ class ThrottlingClient:
         self.items, self.unprocessed, self.throttled_rounds = items, unprocessed, throttled_rounds
         self.requests: list[int] = []
 
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # boto3's parameter name
         (table, request), = RequestItems.items()
         keys = request["Keys"]
         assert request["ConsistentRead"] is True and len(keys) <= 100

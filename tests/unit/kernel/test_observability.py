@@ -55,3 +55,20 @@ def test_every_handler_uses_the_policy_and_no_other_instrumentation() -> None:
         assert decorators[0] == "entry_point", (path, decorators)
         assert not [d for d in decorators if d.startswith(("logger.", "tracer.", "metrics."))], (path, decorators)
     assert observability.entry_point is entry_point
+
+
+def test_no_deployed_module_instruments_a_function_outside_the_policy() -> None:
+    # Given every module of the deployed code (functions/ and payments/; the dev tools are in payments_dev/)
+    modules = [path for folder in ("functions", "payments") for path in sorted((ROOT / folder).rglob("*.py"))]
+    assert len(modules) > 20
+    # Then only payments/kernel/observability.py calls Powertools' per-invocation instrumentation: one
+    # clear_state, one capture_response policy for every handler
+    own = ("inject_lambda_context", "capture_lambda_handler", "capture_method", "log_metrics")
+    found = [
+        (path.relative_to(ROOT).as_posix(), node.lineno)
+        for path in modules
+        if path.relative_to(ROOT).as_posix() != "payments/kernel/observability.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in own
+    ]
+    assert found == []

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from payments.kernel.config import reset_settings
-from payments.psp.hmac import signed
 from payments.notifications.store import NotificationStore
+from payments.payin.status import OrderStatus
+from payments.psp.hmac import signed
 from payments.psp.simulator import SimulatedPsp
 from payments.refunds import logic
 from payments.refunds.models import RefundRequest
 from payments.refunds.repository import RefundsRepository
-from payments.payin.status import OrderStatus
 from tests.unit.conftest import Repos, store_checkout
 from tests.unit.refunds.test_refunds import invariants, paid
 

@@ -77,7 +77,7 @@ def test_the_guard_refuses_dev_modules() -> None:
 @pytest.mark.parametrize("command", ["serve", "demo", "chaos"])
 def test_a_dev_command_without_the_dev_extra_names_what_to_install(command: str) -> None:
     # Given a Python without the dev extra
-    child = _CHILD.format(dev_only=DEV_ONLY, argv=[command]).replace('main({argv!r} + ["--help"])'.format(argv=[command]), f"sys.exit(main([{command!r}]))")
+    child = _CHILD.format(dev_only=DEV_ONLY, argv=[command]).replace(f'main({[command]!r} + ["--help"])', f"sys.exit(main([{command!r}]))")
 
     # When the operator runs a dev command
     result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)

@@ -10,13 +10,13 @@ from functions.executor.logic import execute_order
 from functions.ledger.logic import book_payin
 from functions.payment.logic import finalize_payment
 from functions.wallet.logic import credit_seller
+from payments.accounts.wallet import shard_of
+from payments.kernel.dynamo import to_item
 from payments.ops.invariants import Report, check
 from payments.payin.models import PaymentMethod
-from payments.psp.simulator import SimulatedPsp
-from payments.kernel.dynamo import to_item
-from payments.accounts.wallet import shard_of
 from payments.payin.status import OrderStatus, PaymentStatus
 from payments.payin.tasks import ExecuteOrderTask, FinalizePaymentTask, OrderResult
+from payments.psp.simulator import SimulatedPsp
 from tests.unit.conftest import Repos, store_checkout
 
 
@@ -125,7 +125,7 @@ def test_two_psp_charges_for_one_order_break_invariant_1(clean: Repos) -> None:
 
 def test_a_psp_charge_for_a_failed_order_breaks_invariant_1(clean: Repos) -> None:
     # Given a PSP charge for the declined order po_3
-    charges = list(SimulatedPsp().all_charges()) + [{"merchant_reference": "po_3", "psp_reference": "psp_x"}]
+    charges = [*SimulatedPsp().all_charges(), {"merchant_reference": "po_3", "psp_reference": "psp_x"}]
     # When checked / Then invariant 1 names po_3
     report = _check(clean, charges)
     assert [(v.invariant, v.ids) for v in report.violations] == [(1, ["po_3"])]
@@ -157,7 +157,7 @@ def test_a_payment_left_processing_without_attention_breaks_invariant_6(repos: R
 
 
 def test_violations_print_the_invariant_and_the_ids(clean: Repos) -> None:
-    charges = list(SimulatedPsp().all_charges()) + [{"merchant_reference": "po_404", "psp_reference": "psp_x"}]
+    charges = [*SimulatedPsp().all_charges(), {"merchant_reference": "po_404", "psp_reference": "psp_x"}]
     report = _check(clean, charges)
     assert [str(v) for v in report.violations] == [
         "[1] at most one PSP charge per payment_order_id: PSP charge for an order we never stored (po_404, psp_x)"

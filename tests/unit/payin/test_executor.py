@@ -9,11 +9,11 @@ import pytest
 from functions.executor.logic import execute_order
 from payments.kernel.errors import PspOutcomeUnknown, PspUnavailable, StatusConflict
 from payments.payin.models import PaymentMethod
-from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
-from payments.psp.simulator import SimulatedPsp
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
 from payments.payin.tasks import ExecuteOrderTask, ExecutionResult
+from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
+from payments.psp.simulator import SimulatedPsp
 from tests.unit.conftest import Repos, store_checkout
 
 

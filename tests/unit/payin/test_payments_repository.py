@@ -298,14 +298,14 @@ class _Throttled:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # boto3's parameter name
         return {"Responses": {}, "UnprocessedKeys": RequestItems}
 
 
 def test_orders_of_a_throttled_read_is_store_unavailable_never_not_found(repos: Repos, ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a stored checkout whose order reads stay unprocessed (throttled)
-    from payments.kernel.errors import StoreUnavailable
     from payments.kernel import dynamo
+    from payments.kernel.errors import StoreUnavailable
 
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD"), ("po_2", "seller_toys", 500, "USD")])
     stored = repos.payments.get("chk_1")

@@ -13,8 +13,8 @@ from functions.ledger.logic import book_payin
 from functions.payment.logic import finalize_payment
 from functions.wallet.logic import credit_seller
 from payments.kernel import aws, clock
-from payments.payin import recovery
 from payments.kernel.config import reset_settings, settings
+from payments.payin import recovery
 from payments.payin.repository import payment_key
 from payments.payin.status import PaymentStatus
 from payments.payin.tasks import FinalizePaymentTask, OrderResult

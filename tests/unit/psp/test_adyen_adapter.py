@@ -14,16 +14,18 @@ import pytest
 
 from functions.executor.logic import execute_order
 from payments.kernel.errors import PspAwaitingNotification, PspOutcomeUnknown, PspRequestInvalid, PspUnavailable
-from payments_dev.local.adyen_fake import AdyenFake
-from payments_dev.local.runtime import free_port
 from payments.payin.models import PaymentMethod
+from payments.payin.status import OrderStatus
+from payments.payin.tasks import ExecuteOrderTask
 from payments.psp import Approved, Declined
 from payments.psp import hmac as adyen_hmac
 from payments.psp.adyen import AdyenPsp, AdyenSettings
 from payments.refunds.psp import RefundAnswer, RefundCall
-from payments.payin.status import OrderStatus
-from payments.payin.tasks import ExecuteOrderTask
-from tests.unit.adyen_support import API_KEY, HMAC_KEY, MERCHANT, RETURN_URL, adapter, charge_request, fake, psp, spec_or_skip  # noqa: F401
+from payments_dev.local.adyen_fake import AdyenFake
+from payments_dev.local.runtime import free_port
+from tests.unit.adyen_support import API_KEY, HMAC_KEY, MERCHANT, RETURN_URL, adapter, charge_request, spec_or_skip
+from tests.unit.adyen_support import fake as fake  # the pytest fixtures, injected by name
+from tests.unit.adyen_support import psp as psp
 from tests.unit.conftest import Repos, store_checkout
 
 
@@ -190,7 +192,7 @@ def test_a_resend_while_the_first_is_in_flight_meets_704_and_is_unknown(fake: Ad
             threading.Event().wait(0.01)
         threading.Event().wait(0.1)
         # When the same request is sent while the first is processed
-        with pytest.raises(PspOutcomeUnknown, match="704.*in flight"):
+        with pytest.raises(PspOutcomeUnknown, match=r"704.*in flight"):
             psp.charge(charge_request("po_1"))
     finally:
         thread.join()

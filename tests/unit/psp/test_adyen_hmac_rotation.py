@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -14,7 +14,7 @@ from tests.unit.psp.test_adyen_hmac import LIB_ITEM, LIB_KEY, LIB_SIGNATURE
 
 NEW_KEY = "AB" * 32
 SIGNED_WITH_OLD = {**LIB_ITEM, "additionalData": {"hmacSignature": LIB_SIGNATURE}}
-NOON = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+NOON = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
 def _rotation(until: str | None = "2026-12-09T12:00:00Z") -> str:
@@ -37,7 +37,7 @@ def test_a_notification_queued_before_the_rotation_verifies_until_the_previous_k
     value = _rotation("2026-12-09T12:00:00Z")
     # When a notification signed with the previous key (queued at Adyen before the change) arrives
     during = adyen_hmac.keys_from_secret(value, now=NOON)
-    after = adyen_hmac.keys_from_secret(value, now=datetime(2026, 12, 9, 12, 0, tzinfo=timezone.utc))
+    after = adyen_hmac.keys_from_secret(value, now=datetime(2026, 12, 9, 12, 0, tzinfo=UTC))
     # Then it verifies during the week, and not once the previous key has expired
     assert during == [NEW_KEY, LIB_KEY] and adyen_hmac.is_valid(SIGNED_WITH_OLD, during) is True
     assert after == [NEW_KEY] and adyen_hmac.is_valid(SIGNED_WITH_OLD, after) is False

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from payments_dev.local.lambdas import LambdaContext
 from payments.psp.simulator import SimulatedPsp
+from payments_dev.local.lambdas import LambdaContext
 from tests.unit.conftest import Repos
 from tests.unit.refunds.test_refunds import paid
 

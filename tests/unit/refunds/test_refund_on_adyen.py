@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 
 from payments.kernel.config import reset_settings
-from payments_dev.local.adyen_fake import AdyenFake
-from payments_dev.local.lambdas import LambdaContext
 from payments.psp.adyen import AdyenPsp
 from payments.refunds import logic
 from payments.refunds.models import RefundStatus
 from payments.refunds.repository import RefundsRepository
+from payments_dev.local.adyen_fake import AdyenFake
+from payments_dev.local.lambdas import LambdaContext
 from tests.unit.adyen_support import API_KEY, HMAC_KEY, MERCHANT, RETURN_URL, fake, psp  # noqa: F401
 from tests.unit.conftest import Repos
 from tests.unit.refunds.test_refunds import accept, paid
 
 
 @pytest.fixture()
-def adyen_stage(fake: AdyenFake, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:  # noqa: F811
+def adyen_stage(fake: AdyenFake, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The settings of a stage on Adyen: the adapter pointed at the fake, the webhook's HMAC key."""
     values = {
         "PAYMENTS_PSP": "adyen",
@@ -58,7 +58,7 @@ def deliver(notification: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_refund_on_adyen_is_received_then_decided_by_its_notification(
-    repos: Repos, fake: AdyenFake, psp: AdyenPsp, adyen_stage: None  # noqa: F811
+    repos: Repos, fake: AdyenFake, psp: AdyenPsp, adyen_stage: None
 ) -> None:
     # Given an order charged at Adyen and a refund of part of it, reserved
     refunds = RefundsRepository(payments=repos.payments, wallets=repos.wallets, ledger=repos.ledger)
@@ -94,7 +94,7 @@ def test_a_refund_on_adyen_is_received_then_decided_by_its_notification(
     assert len([p for _, p, _, _ in fake.requests if p.endswith("/refunds")]) == 2
 
 
-def test_a_refund_adyen_refuses_is_failed_by_its_notification(repos: Repos, fake: AdyenFake, psp: AdyenPsp, adyen_stage: None) -> None:  # noqa: F811
+def test_a_refund_adyen_refuses_is_failed_by_its_notification(repos: Repos, fake: AdyenFake, psp: AdyenPsp, adyen_stage: None) -> None:
     # Given an order paid with a card whose refunds fail at the scheme, and a refund of all of it
     refunds = RefundsRepository(payments=repos.payments, wallets=repos.wallets, ledger=repos.ledger)
     paid(repos, psp, "po_2", 1999, token="tok_refundFails")  # type: ignore[arg-type]

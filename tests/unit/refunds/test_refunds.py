@@ -12,17 +12,17 @@ from functions.executor.logic import execute_order
 from functions.ledger.logic import book_payin
 from functions.payment.logic import finalize_payment
 from functions.wallet.logic import credit_seller
-from payments.ops.invariants import Report, check
-from payments_dev.local import moto_patches
-from payments.payin.models import PaymentMethod
 from payments.kernel.money import Money
 from payments.kernel.observability import LOCAL_COUNTS
+from payments.ops.invariants import Report, check
+from payments.payin.models import PaymentMethod
+from payments.payin.status import OrderStatus, PaymentStatus
+from payments.payin.tasks import ExecuteOrderTask, FinalizePaymentTask, OrderResult
 from payments.psp.simulator import SimulatedPsp
 from payments.refunds import logic
 from payments.refunds.models import RefundRequest, RefundStatus
 from payments.refunds.repository import ChargebackNotBooked, OrderNotRefundable, RefundExceedsRemaining, RefundsRepository
-from payments.payin.status import OrderStatus, PaymentStatus
-from payments.payin.tasks import ExecuteOrderTask, FinalizePaymentTask, OrderResult
+from payments_dev.local import moto_patches
 from tests.unit.conftest import Repos, store_checkout
 
 
@@ -382,3 +382,18 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
     }
     # And the three-way check covers the seller the adjustments touched
     assert ("seller_books", "USD") in result.seller_accounts
+
+
+def test_the_refund_task_takes_the_stages_psp_only_if_it_refunds(repos: Repos) -> None:
+    from payments.refunds.psp import RefundingPsp, refunding
+
+    class ChargesOnly:
+        def charge(self, request: Any) -> None: ...
+
+    # Given the simulator (which refunds) and a PSP that only charges
+    simulator = SimulatedPsp()
+    # When each is taken as the refund task's PSP
+    # Then the simulator is, and the other is a configuration error that names it
+    assert refunding(simulator) is simulator and isinstance(simulator, RefundingPsp)
+    with pytest.raises(TypeError, match="ChargesOnly"):
+        refunding(ChargesOnly())
