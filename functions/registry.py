@@ -95,7 +95,7 @@ class Function:
 _IDEMPOTENCY = TableAccess("idempotency_table", ("GetItem", "PutItem", "UpdateItem", "DeleteItem"))
 _SHARDS = ("wallet_shards", "ledger_total_shards")
 _START = "states:StartExecution"
-_READ_SECRET = "secretsmanager:GetSecretValue"
+_READ_SECRET = "secretsmanager:GetSecretValue"  # noqa: S105 -- an IAM action name, not a secret
 
 PAYMENT = Function(
     name="payment",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
+from functions import registry
 from infra.bundling import lambda_code
 from infra.constructs.adyen_psp import AdyenPsp
 from infra.constructs.checkout_api import CheckoutApi
@@ -18,7 +19,6 @@ from infra.constructs.simulated_psp import SimulatedPsp
 from infra.constructs.tables import PaymentTables
 from infra.constructs.wallet import Wallet
 from infra.stage import Stage
-from functions import registry
 
 
 class PaymentsStack(cdk.Stack):

@@ -134,8 +134,8 @@ def settle_and_reconcile(timeout: float = 120.0, settle: Callable[[str], str] | 
 def money_back(client: ApiClient, final: dict[str, Any], run: str, timeout: float = 120.0) -> bool:
     """Refunds through the API and a chargeback with its reversal from the simulated PSP, each
     waited for; prints one line. True if every one ended as it should."""
-    from payments_dev.local.runtime import wait_until
     from payments.psp.simulator import SimulatedPsp
+    from payments_dev.local.runtime import wait_until
 
     succeeded = sorted(
         ((o["payment_order_id"], checkout_id, o) for checkout_id, body in final.items() for o in body["payment_orders"] if o["status"] == "SUCCESS"),

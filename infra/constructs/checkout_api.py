@@ -23,12 +23,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from functions import registry
 from infra.constructs.common import stage_log_group
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
-from functions import registry
 
 #: API Gateway's own error responses, answered as RFC 9457 problems (status None: varies by cause).
 _GATEWAY_PROBLEMS: tuple[tuple[apigw.ResponseType, str | None], ...] = (

@@ -20,9 +20,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions import registry
 from infra.nag import acknowledge
 from infra.stage import Stage
-from functions import registry
 
 
 class TaskFunction(Protocol):

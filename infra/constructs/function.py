@@ -21,11 +21,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from functions import registry
 from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.constructs.common import stage_log_group
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
-from functions import registry
 from payments.kernel.config import STAGE_ENV, env_name
 
 METRICS_NAMESPACE = "Payments"

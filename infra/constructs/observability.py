@@ -34,10 +34,10 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions import registry
 from infra.constructs.function import METRICS_NAMESPACE, PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
-from functions import registry
 
 PERIOD = cdk.Duration.minutes(5)
 #: The table operations our functions use (an alarm's metric math holds at most 10 metrics).

@@ -30,12 +30,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions import registry
 from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge
 from infra.stage import Stage
-from functions import registry
 
 ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "payment.asl.json"
 

@@ -44,12 +44,12 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions import registry
 from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
-from functions import registry
 
 INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "work/"
 ARCHIVE_AFTER = cdk.Duration.days(90)

@@ -27,6 +27,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from functions import registry
 from infra.constructs.adyen_psp import AdyenPsp
 from infra.constructs.checkout_api import answer_other_methods_405
 from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
@@ -34,7 +35,6 @@ from infra.constructs.function import METRICS_NAMESPACE, PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
-from functions import registry
 from payments.kernel.config import Settings
 
 ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "refund.asl.json"

@@ -16,10 +16,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from functions import registry
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
-from functions import registry
 
 PSP_NAME = "simulated-psp"  # Settings.psp_name; also the settlement file prefix under incoming/
 

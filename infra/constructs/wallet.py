@@ -5,10 +5,10 @@ from __future__ import annotations
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from functions import registry
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
-from functions import registry
 
 
 class Wallet(Construct):

@@ -25,7 +25,16 @@ from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.dynamo import batch_get, cancelled_by_condition, from_item, query_all, shard_of, to_item, to_values, transient_as_store_unavailable
+from payments.kernel.dynamo import (
+    batch_get,
+    cancelled_by_condition,
+    from_item,
+    query_all,
+    shard_of,
+    to_item,
+    to_values,
+    transient_as_store_unavailable,
+)
 from payments.kernel.errors import InvariantViolation
 from payments.kernel.money import Money
 from payments.payin.models import OrderRecord

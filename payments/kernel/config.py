@@ -70,7 +70,7 @@ class Settings(BaseModel):
     payments_stage: str = Field(default="")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         values = {name: env[env_name(name)] for name in cls.model_fields if env_name(name) in env}
         return cls.model_validate(values)

@@ -22,7 +22,14 @@ from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.dynamo import from_item, is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.kernel.dynamo import (
+    from_item,
+    is_condition_failure,
+    query_all,
+    to_item,
+    to_values,
+    transient_as_store_unavailable,
+)
 from payments.kernel.errors import NotFound
 
 OUTCOMES = ("APPLIED", "DUPLICATE", "ANOMALY", "IGNORED")

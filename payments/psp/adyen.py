@@ -229,7 +229,7 @@ class AdyenSettings(BaseModel):
         return f"ADYEN_{field.upper()}"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "AdyenSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AdyenSettings:
         env = os.environ if environ is None else environ
         values = {name: env[cls.env_name(name)] for name in cls.model_fields if cls.env_name(name) in env}
         return cls.model_validate(values)

@@ -492,7 +492,7 @@ def fees_for(amount_minor: int, currency: str) -> tuple[int, int, int, int]:
 def chargeback_fee(currency: str) -> int:
     """The simulated PSP's fee for handling a chargeback (Adyen books it in ``Markup (NC)`` of the
     ``Chargeback`` row, on top of the disputed amount): 10 of the currency's major unit."""
-    return 10 * 10 ** exponent(currency)
+    return int(10 * 10 ** exponent(currency))  # int ** int is typed Any (a negative power is a float)
 
 
 def write_report(

@@ -69,6 +69,7 @@ from payments.reconciliation.model import (
     ROW_KINDS,
     Bounds,
     Mismatch,
+    MismatchKind,
     Rejected,
     RowError,
     UnreadableFile,
@@ -574,7 +575,7 @@ def _match_adjustments(
             by_key[(adjustment.record_type, adjustment.psp_reference)] = adjustment
     first_row: dict[str, AdjustmentEntry] = {}  # txn_id (or row key) -> the row that took it
 
-    def mismatch(kind: str, row: AdjustmentEntry, rule: tuple[str, str], led: LedgerAdjustment | None = None) -> None:
+    def mismatch(kind: MismatchKind, row: AdjustmentEntry, rule: rules.Rule, led: LedgerAdjustment | None = None) -> None:
         counts[row.record_type]["mismatched"] += 1
         out.add(
             Mismatch(

@@ -13,6 +13,7 @@ from typing import Any
 
 from payments.kernel.money import format_minor
 
+
 # --- mismatch kinds (the contract) ---------------------------------------------
 class MismatchKind(StrEnum):
     """The contract's mismatch kinds; a member *is* its string (reports, tables, JSON)."""

@@ -35,38 +35,41 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from payments.reconciliation.model import AUTO_RESOLVABLE, MANUAL, UNCLASSIFIED
+from payments.reconciliation.model import AUTO_RESOLVABLE, MANUAL, UNCLASSIFIED, Classification
+
+#: a rule's verdict: its class and its name (the report's ``rule``)
+Rule = tuple[Classification, str]
 
 #: a charge this close to midnight UTC may land in the next day's batch
 CUTOFF_MINUTES = 30
 
-TIMING = (AUTO_RESOLVABLE, f"timing: charged in the last {CUTOFF_MINUTES} minutes of the day, settles next day")
-NOT_SETTLED = (MANUAL, "missing: booked in the ledger, not settled by the PSP")
-AMOUNT = (MANUAL, "amount: settled amount differs from the ledger")
-CURRENCY = (MANUAL, "currency: settled in another currency than booked")
-DUPLICATE_IDENTICAL = (AUTO_RESOLVABLE, "duplicate: identical row repeated, counted once")
-DUPLICATE_CONFLICTING = (MANUAL, "duplicate: same PSP reference with different content")
-UNKNOWN_PAYMENT = (MANUAL, "unknown: settled at the PSP, no ledger transaction for the order")
-LOOKUP_BUDGET = (UNCLASSIFIED, "lookup budget exhausted: row outside the file's day not looked up")
+TIMING: Rule = (AUTO_RESOLVABLE, f"timing: charged in the last {CUTOFF_MINUTES} minutes of the day, settles next day")
+NOT_SETTLED: Rule = (MANUAL, "missing: booked in the ledger, not settled by the PSP")
+AMOUNT: Rule = (MANUAL, "amount: settled amount differs from the ledger")
+CURRENCY: Rule = (MANUAL, "currency: settled in another currency than booked")
+DUPLICATE_IDENTICAL: Rule = (AUTO_RESOLVABLE, "duplicate: identical row repeated, counted once")
+DUPLICATE_CONFLICTING: Rule = (MANUAL, "duplicate: same PSP reference with different content")
+UNKNOWN_PAYMENT: Rule = (MANUAL, "unknown: settled at the PSP, no ledger transaction for the order")
+LOOKUP_BUDGET: Rule = (UNCLASSIFIED, "lookup budget exhausted: row outside the file's day not looked up")
 
 
-def booked_under_another(what: str, other: str) -> tuple[str, str]:
+def booked_under_another(what: str, other: str) -> Rule:
     return MANUAL, f"reference: {what} is booked in the ledger under {other}"
 
 
-def unknown_adjustment(record_type: str) -> tuple[str, str]:
+def unknown_adjustment(record_type: str) -> Rule:
     return MANUAL, f"unknown: {record_type} at the PSP, no such ledger transaction"
 
 
-def adjustment(record_type: str) -> tuple[str, str]:
+def adjustment(record_type: str) -> Rule:
     return MANUAL, f"adjustment: {record_type} is not booked by the ledger"
 
 
-def unknown_record_type(record_type: str) -> tuple[str, str]:
+def unknown_record_type(record_type: str) -> Rule:
     return UNCLASSIFIED, f"record type: unknown '{record_type[:40]}'"
 
 
-def missing_in_settlement(charged_at: str) -> tuple[str, str]:
+def missing_in_settlement(charged_at: str) -> Rule:
     """TIMING if the charge was made within CUTOFF_MINUTES of the end of its UTC day."""
     try:
         moment = datetime.fromisoformat(charged_at)

@@ -39,7 +39,16 @@ from payments.accounts.ledger import LedgerRepository
 from payments.accounts.wallet import WalletRepository
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.dynamo import cancellation_codes, cancelled_by_condition, from_item, is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.kernel.dynamo import (
+    cancellation_codes,
+    cancelled_by_condition,
+    from_item,
+    is_condition_failure,
+    query_all,
+    to_item,
+    to_values,
+    transient_as_store_unavailable,
+)
 from payments.kernel.errors import Conflict, InvariantViolation, NotFound, PaymentError, TransientError
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger

@@ -47,7 +47,14 @@ from importlib import util as importlib_util
 from pathlib import Path
 from typing import Any
 
-from infra.bundling import DEPENDENCIES, DEPENDENCIES_WITHOUT_THEIRS, LocalPythonBundling, bytecode_python, compile_bytecode, pinned
+from infra.bundling import (
+    DEPENDENCIES,
+    DEPENDENCIES_WITHOUT_THEIRS,
+    LocalPythonBundling,
+    bytecode_python,
+    compile_bytecode,
+    pinned,
+)
 from payments_dev.bench.common import OUT, PYTHON, ROOT, log, median
 
 FUNCTIONS = ("payment", "executor", "wallet", "ledger", "reconcile", "psp")

@@ -113,7 +113,7 @@ class RecoverySchedule:
         """One recovery run, through the in-process Lambda dispatcher (as the schedule invokes it)."""
         with self._lock:  # one run at a time, as a reserved concurrency of 1 would
             event = {"source": "aws.events", "detail-type": "Scheduled Event"}
-            payload, errored = lambdas.DISPATCHER.invoke(registry.RECOVERY.local_name, event)
+            payload, _errored = lambdas.DISPATCHER.invoke(registry.RECOVERY.local_name, event)
             self.runs += 1
         return json.loads(payload) if payload else None
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from payments.reconciliation.service import INCOMING, QUARANTINE, REPORTS, WORK
 from functions import registry
+from payments.reconciliation.service import INCOMING, QUARANTINE, REPORTS, WORK
 from tests.infrastructure.helpers import (
     PROGRAM_FUNCTIONS,
     as_list,

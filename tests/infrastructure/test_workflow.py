@@ -175,7 +175,7 @@ def test_reconcile_function_knows_its_state_machine_without_a_reference(dev):
     # Given the reconcile function (which the reconcile state machine invokes)
     _, function = function_named(dev, "reconcile")
     arn = function["Environment"]["Variables"][STATE_MACHINE_ENV]
-    assert STATE_MACHINE_ENV == env_name("reconcile_state_machine_arn")  # the settings model's variable
+    assert env_name("reconcile_state_machine_arn") == STATE_MACHINE_ENV  # the settings model's variable
     # Then RECONCILE_STATE_MACHINE_ARN (the variable the service reads) is built from the fixed name, not a Ref (which would be a cycle)
     assert arn["Fn::Join"][1][-1] == ":stateMachine:payments-dev-reconcile"
     assert "Ref" not in json.dumps(arn).replace('"Ref": "AWS::', "")

@@ -168,7 +168,7 @@ def test_the_settlement_report_has_the_days_refund_and_chargeback_rows() -> None
     _post(fake, "/payments", _payment("po_2", "tok_refundFails", value=500, currency="USD"), key="po_2")
     charge = ok["pspReference"]  # type: ignore[index]
     refund = _post(fake, f"/payments/{charge}/refunds", {"merchantAccount": MERCHANT, "amount": {"currency": "USD", "value": 500}, "reference": "rf_1"}, key="rf_1").body
-    failed = [c["psp_reference"] for c in fake.charges() if c["merchant_reference"] == "po_2"][0]
+    failed = next(c["psp_reference"] for c in fake.charges() if c["merchant_reference"] == "po_2")
     _post(fake, f"/payments/{failed}/refunds", {"merchantAccount": MERCHANT, "amount": {"currency": "USD", "value": 500}, "reference": "rf_2"}, key="rf_2")
     fake.chargeback(charge, 700)
     fake.chargeback(charge, 700, reversed_=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from functions import registry
 from payments.kernel.config import Settings
-from payments.payin.recovery import INDEX as RECOVERY_INDEX
 from payments.kernel.tables import TABLES
+from payments.payin.recovery import INDEX as RECOVERY_INDEX
 
 ROOT = Path(__file__).resolve().parents[3]
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
@@ -52,4 +52,4 @@ def test_the_local_runtime_dispatches_every_registered_function():
     from payments_dev.local.lambdas import FUNCTIONS
 
     # Then it is the registry's functions, by their local names, on their handler modules
-    assert FUNCTIONS == {f.local_name: f"{f.module}:handler" for f in registry.FUNCTIONS}
+    assert {f.local_name: f"{f.module}:handler" for f in registry.FUNCTIONS} == FUNCTIONS

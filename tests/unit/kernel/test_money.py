@@ -8,7 +8,15 @@ from decimal import Decimal
 import pytest
 
 from payments.kernel.iso4217 import MINOR_UNITS
-from payments.kernel.money import MAX_ORDER_MINOR_UNITS, InvalidAmount, exponent, format_minor, is_currency, parse_amount, to_decimal
+from payments.kernel.money import (
+    MAX_ORDER_MINOR_UNITS,
+    InvalidAmount,
+    exponent,
+    format_minor,
+    is_currency,
+    parse_amount,
+    to_decimal,
+)
 
 CURRENCIES = {"USD": 2, "JPY": 0, "KWD": 3, "CLF": 4}
 

@@ -13,7 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payments.kernel.iso4217 import MINOR_UNITS
-from payments.kernel.money import MAX_ORDER_MINOR_UNITS, CurrencyMismatch, InvalidAmount, Money, format_minor, parse_amount
+from payments.kernel.money import (
+    MAX_ORDER_MINOR_UNITS,
+    CurrencyMismatch,
+    InvalidAmount,
+    Money,
+    format_minor,
+    parse_amount,
+)
 
 currencies = st.sampled_from(sorted(MINOR_UNITS))
 minors = st.integers(min_value=-(10**15), max_value=10**15)

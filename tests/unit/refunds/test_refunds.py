@@ -21,7 +21,12 @@ from payments.payin.tasks import ExecuteOrderTask, FinalizePaymentTask, OrderRes
 from payments.psp.simulator import SimulatedPsp
 from payments.refunds import logic
 from payments.refunds.models import RefundRequest, RefundStatus
-from payments.refunds.repository import ChargebackNotBooked, OrderNotRefundable, RefundExceedsRemaining, RefundsRepository
+from payments.refunds.repository import (
+    ChargebackNotBooked,
+    OrderNotRefundable,
+    RefundExceedsRemaining,
+    RefundsRepository,
+)
 from payments_dev.local import moto_patches
 from tests.unit.conftest import Repos, store_checkout
 
