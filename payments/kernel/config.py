@@ -64,6 +64,9 @@ class Settings(BaseModel):
     #: seconds a secret read through Powertools parameters is kept per container (the HMAC key secret;
     #: the Adyen adapter's API key too, through its own ``AdyenSettings.secret_max_age``)
     adyen_secret_max_age: int = Field(default=300, ge=0, le=3600)
+    #: the Adyen account's report time zone (an IANA name such as ``America/Chicago``), when the
+    #: operator sets it: the settlement report's zone abbreviations are then checked against it
+    adyen_report_time_zone: str = Field(default="")
     #: the state machine of the large-file reconciliation (``stepfunctions/reconcile.asl.json``)
     reconcile_state_machine_arn: str = Field(default="")
     #: the stage's name: set in deployed stages only (the marker that makes required settings required)

@@ -29,7 +29,6 @@ hide a day of settlements), and the report writers escape every field anyway.
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from payments.kernel.config import env_name, settings
 from payments.kernel.money import exponent, format_minor, is_currency
 from payments.reconciliation.model import RowError, UnreadableFile
 
@@ -268,7 +268,7 @@ ABBREVIATIONS: dict[str, int] = {
 #: the account's configured report zone (an IANA name such as ``America/Chicago``), when
 #: the operator sets it: abbreviations are then checked against it (DST included) and the
 #: ambiguous ones are resolved by it
-ZONE_ENV = "ADYEN_REPORT_TIME_ZONE"
+ZONE_ENV = env_name("adyen_report_time_zone")
 
 
 @lru_cache(maxsize=64)
@@ -277,7 +277,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def _configured_zone() -> ZoneInfo | None:
-    name = os.environ.get(ZONE_ENV, "")
+    name = settings().adyen_report_time_zone
     if not name:
         return None
     try:

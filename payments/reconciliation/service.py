@@ -18,7 +18,6 @@ asynchronous retry (then its failure destination) takes over.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from payments.kernel import aws
-from payments.kernel.config import settings
+from payments.kernel.config import env_name, settings
 from payments.kernel.money import format_minor
 from payments.reconciliation import bank, chunks, detect, engine, report
 from payments.reconciliation.lines import BinaryStream, LineReader, Metered, sniff
@@ -37,7 +36,7 @@ from payments.reconciliation.store import ReconciliationStore
 
 INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "work/"
 #: environment variable naming the Distributed Map state machine (unset: always single pass)
-STATE_MACHINE_ENV = "RECONCILE_STATE_MACHINE_ARN"
+STATE_MACHINE_ENV = env_name("reconcile_state_machine_arn")  # the large-file state machine, set by the CDK
 _DAY_IN_KEY = re.compile(r"(\d{4}-\d{2}-\d{2})[^/]*$")
 
 
@@ -123,7 +122,7 @@ class Reconciler:
         self.store = store or ReconciliationStore()
         self.balances = balances or DynamoBalanceSource()
         self.bounds = bounds or Bounds()
-        self.state_machine_arn = state_machine_arn if state_machine_arn is not None else os.environ.get(STATE_MACHINE_ENV, "")
+        self.state_machine_arn = state_machine_arn if state_machine_arn is not None else settings().reconcile_state_machine_arn
         self._sfn = sfn
         self.on_metric = on_metric or (lambda name, value: None)
 

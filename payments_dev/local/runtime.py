@@ -76,6 +76,7 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "payments_psp_hmac_key_secret": "",
     "adyen_secret_max_age": 300,
     "reconcile_state_machine_arn": "",
+    "adyen_report_time_zone": "",  # the simulator and the fake write UTC
     "payments_stage": "",  # not a deployed stage: the handlers' cold start does not require every setting
 }
 #: set per run in LocalRuntime.__init__

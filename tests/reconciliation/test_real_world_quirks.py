@@ -7,10 +7,12 @@ are read by test_sample_corpus.py); each one reproduces one quirk the engine fai
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from payments.kernel.config import reset_settings
 from payments.reconciliation import adyen, report
 from payments.reconciliation.model import Bounds, RowError, UnreadableFile
 from payments.reconciliation.service import reconcile_stream
@@ -87,11 +89,20 @@ def test_unknown_or_ambiguous_time_zones_fail_closed(zone: str) -> None:
         adyen.to_utc("2026-01-15 10:00:00", zone)
 
 
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """Settings read again from the environment the test sets, and again after it is undone."""
+    reset_settings()
+    yield
+    reset_settings()
+
+
 def test_the_configured_account_zone_resolves_ambiguous_abbreviations_and_checks_dst(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
 ) -> None:
     # Given the account's report zone is configured as US Central time
     monkeypatch.setenv(adyen.ZONE_ENV, "America/Chicago")
+    reset_settings()
     # When CST (ambiguous on its own) and CDT are read / Then they are US Central
     assert adyen.to_utc("2026-01-15 10:00:00", "CST") == "2026-01-15T16:00:00Z"
     assert adyen.to_utc("2026-07-15 10:00:00", "CDT") == "2026-07-15T15:00:00Z"
