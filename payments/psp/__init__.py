@@ -67,10 +67,10 @@ def default_psp() -> PaymentServiceProvider:
 
     name = settings().payments_psp
     if name == "adyen":
-        import os
+        from payments.psp.adyen import AdyenSettings
 
         # one adapter per container and configuration (its library client is reused across invocations)
-        return _adyen_psp(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ADYEN_"))))
+        return _adyen_psp(AdyenSettings.from_env().model_dump_json())
     if name != "simulator":
         raise ValueError(f"PAYMENTS_PSP={name!r}: expected 'simulator' or 'adyen'")
     from payments.psp.simulator import SimulatedPsp
@@ -79,7 +79,8 @@ def default_psp() -> PaymentServiceProvider:
 
 
 @lru_cache(maxsize=4)
-def _adyen_psp(configuration: tuple[tuple[str, str], ...]) -> PaymentServiceProvider:
+def _adyen_psp(configuration: str) -> PaymentServiceProvider:
+    """The adapter of one configuration (the settings model's JSON: hashable, validated once)."""
     from payments.psp.adyen import AdyenPsp, AdyenSettings
 
-    return AdyenPsp(AdyenSettings.from_env(dict(configuration)))
+    return AdyenPsp(AdyenSettings.model_validate_json(configuration))
