@@ -201,7 +201,7 @@ def test_recovery_queries_only_its_index_and_starts_only_the_payment_state_machi
 def test_recovery_runs_every_minute(dev):
     # Given the EventBridge rules of the stack
     rules = [r["Properties"] for r in resources(dev, "AWS::Events::Rule").values()]
-    recovery_id, _ = function_named(dev, "recovery")
+    recovery_id, _ = function_named(dev, registry.RECOVERY.name)
     # Then one runs the recovery function every minute
     (rule,) = [r for r in rules if any(t["Arn"] == {"Fn::GetAtt": [recovery_id, "Arn"]} for t in r["Targets"])]
     assert rule["ScheduleExpression"] == "rate(1 minute)" and rule["State"] == "ENABLED"
@@ -243,7 +243,7 @@ def test_reconcile_state_machine_invokes_only_the_reconcile_function_and_runs_it
     # Given the reconcile state machine's role
     statements = _state_machine_statements(dev, "reconcile")
     # Then it may invoke the reconcile function and no other
-    assert _invoked(statements) == {function_named(dev, "reconcile")[0]}
+    assert _invoked(statements) == {function_named(dev, registry.RECONCILE.name)[0]}
     # start its own Distributed Map child executions, and describe or stop only those
     assert {a: [_arn_tail(r) for r in rs] for a, rs in _states_grants(statements).items()} == {
         "states:StartExecution": [":stateMachine:payments-dev-reconcile"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from functions import registry
 from tests.infrastructure.helpers import function_named, policy_statements_of_role, resources, state_machine_named
 from tests.infrastructure.test_resources import _path, assert_405_methods
 
@@ -14,7 +15,7 @@ def _methods(dev):
 
 def test_refund_routes_are_iam_signed_and_proxied_to_the_refunds_function(dev):
     methods = _methods(dev)
-    refunds_id, _ = function_named(dev, "refunds")
+    refunds_id, _ = function_named(dev, registry.REFUNDS.name)
     for route in (("POST", "/v1/refunds"), ("GET", "/v1/refunds/{refund_id}")):
         assert methods[route]["AuthorizationType"] == "AWS_IAM"
         assert refunds_id in str(methods[route]["Integration"]["Uri"])
@@ -30,7 +31,7 @@ def test_other_methods_of_the_refund_routes_and_the_webhook_are_answered_405_wit
 def test_the_webhook_is_unauthenticated_but_throttled_on_its_own(dev):
     # Given the PSP's webhook route
     webhook = _methods(dev)[("POST", "/v1/psp/notifications")]
-    notifications_id, _ = function_named(dev, "notifications")
+    notifications_id, _ = function_named(dev, registry.NOTIFICATIONS.name)
     # Then it needs no SigV4 (the HMAC authenticates it) and goes to the notifications function
     assert webhook["AuthorizationType"] == "NONE"
     assert notifications_id in str(webhook["Integration"]["Uri"])
@@ -62,7 +63,7 @@ def test_refund_and_chargeback_alarms_exist(dev):
 
 
 def test_webhook_reads_only_its_secret_and_sends_only_to_its_queue(dev):
-    function_id, props = function_named(dev, "notifications")
+    function_id, props = function_named(dev, registry.NOTIFICATIONS.name)
     role = props["Role"]["Fn::GetAtt"][0]
     statements = policy_statements_of_role(dev, role)
     actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}

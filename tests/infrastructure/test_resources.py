@@ -12,6 +12,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 import infra.bundling as bundling_module
+from functions import registry
 from infra.bundling import (
     BYTECODE_PYTHON_ENV,
     DEPENDENCIES,
@@ -53,7 +54,7 @@ def test_api_routes_require_iam_and_proxy_to_the_payment_function(dev):
         m for m in resources(dev, "AWS::ApiGateway::Method").values()
         if m["Properties"]["HttpMethod"] != "ANY" and not _path(dev, m["Properties"]["ResourceId"]).startswith(REFUND_ROUTE_PREFIXES)
     ]
-    payment_id, _ = function_named(dev, "payment")
+    payment_id, _ = function_named(dev, registry.PAYMENT.name)
     # Then exactly the four routes exist
     assert {(m["Properties"]["HttpMethod"], _path(dev, m["Properties"]["ResourceId"])) for m in methods} == ROUTES
     for method in methods:
@@ -181,7 +182,7 @@ def test_new_settlement_files_trigger_reconciliation(dev):
     # Given the bucket notification configuration
     (notifications,) = resources(dev, "Custom::S3BucketNotifications").values()
     (config,) = notifications["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    reconcile_id, _ = function_named(dev, "reconcile")
+    reconcile_id, _ = function_named(dev, registry.RECONCILE.name)
     # Then objects created under incoming/ invoke the reconcile function
     assert config["Events"] == ["s3:ObjectCreated:*"]
     assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "incoming/"}]
@@ -204,7 +205,7 @@ def test_failed_reconciliation_lands_in_an_encrypted_dead_letter_queue(dev):
 
 def test_settlement_job_runs_nightly(dev):
     # Given the EventBridge rule that targets the PSP function (the other one runs the recovery)
-    psp_id, _ = function_named(dev, "psp")
+    psp_id, _ = function_named(dev, registry.PSP.name)
     (rule,) = [r for r in resources(dev, "AWS::Events::Rule").values() if r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [psp_id, "Arn"]}]
     # Then it runs the PSP settlement job once a day
     assert rule["Properties"]["ScheduleExpression"] == "cron(30 0 * * ? *)"

@@ -11,7 +11,8 @@ from tests.infrastructure.conftest import LIVE_PROD
 from tests.infrastructure.helpers import function_named
 
 #: set on every function for Powertools and the Lambda runtime, not settings of ours
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+#: Powertools' own variables (the Tracer never records responses: POWERTOOLS_TRACER_CAPTURE_RESPONSE=false)
+POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_TRACER_CAPTURE_RESPONSE", "LOG_LEVEL"}
 ADYEN_VARIABLES = {AdyenSettings.env_name(field) for field in AdyenSettings.model_fields}
 STACKS = (("dev", "dev", "simulated"), ("prod", "prod", "adyen"))
 DEPLOYED = [(fixture, stage, psp, f) for fixture, stage, psp in STACKS for f in registry.deployed_on(psp)]

@@ -143,7 +143,7 @@ def test_reconcile_map_is_distributed_over_its_input_without_s3_items():
 
 def test_reconcile_function_times_out_before_the_tasks_that_run_it(dev):
     # Given the reconcile function and the Tasks of the reconcile ASL
-    _, function = function_named(dev, "reconcile")
+    _, function = function_named(dev, registry.RECONCILE.name)
     tasks = [s for s in _states(json.loads(RECONCILE_ASL.read_text())["States"]) if s["Type"] == "Task"]
     # Then the function's own timeout fires first (and is within Lambda's 15 minutes)
     assert function["Timeout"] <= 900
@@ -165,7 +165,7 @@ def test_function_handler_is_importable(dev, name, monkeypatch):
 
 def test_payment_function_knows_the_state_machine_without_a_reference(dev):
     # Given the payment function (which the state machine invokes)
-    _, function = function_named(dev, "payment")
+    _, function = function_named(dev, registry.PAYMENT.name)
     arn = function["Environment"]["Variables"]["STATE_MACHINE_ARN"]
     # Then its STATE_MACHINE_ARN is built from the fixed name, not a Ref (which would be a cycle)
     assert arn["Fn::Join"][1][-1] == ":stateMachine:payments-dev-payment"
@@ -173,7 +173,7 @@ def test_payment_function_knows_the_state_machine_without_a_reference(dev):
 
 def test_reconcile_function_knows_its_state_machine_without_a_reference(dev):
     # Given the reconcile function (which the reconcile state machine invokes)
-    _, function = function_named(dev, "reconcile")
+    _, function = function_named(dev, registry.RECONCILE.name)
     arn = function["Environment"]["Variables"][STATE_MACHINE_ENV]
     assert env_name("reconcile_state_machine_arn") == STATE_MACHINE_ENV  # the settings model's variable
     # Then RECONCILE_STATE_MACHINE_ARN (the variable the service reads) is built from the fixed name, not a Ref (which would be a cycle)

@@ -15,6 +15,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from functions import registry
+
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -33,7 +35,7 @@ DAY = "2026-11-30"
 
 
 class Context:
-    function_name = "payments-reconcile"
+    function_name = registry.RECONCILE.local_name
     memory_limit_in_mb = 512
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:payments-reconcile"
     aws_request_id = "test-request"

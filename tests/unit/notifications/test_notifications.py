@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from functions import registry
 from payments.kernel.config import reset_settings
 from payments.notifications.store import NotificationStore
 from payments.payin.status import OrderStatus
@@ -77,7 +78,7 @@ def webhook(method: str = "POST", body: str | None = "{}", content_type: str | N
 
     headers = {"Content-Type": content_type} if content_type else {}
     event = {"httpMethod": method, "path": "/v1/psp/notifications", "headers": headers, "body": body, "isBase64Encoded": encoded}
-    return handler(event, LambdaContext("payments-notifications"))
+    return handler(event, LambdaContext(registry.NOTIFICATIONS.local_name))
 
 
 @pytest.mark.parametrize(
@@ -218,11 +219,11 @@ def test_the_consumer_reports_a_reversal_before_its_chargeback_as_a_batch_failur
         return {"Records": [{"messageId": i, "body": json.dumps({"notification_id": i}), "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}} for i in ids]}
 
     # When the reversal comes off the queue before the chargeback
-    result = consumer.handler(sqs_event(rev_id, cb_id), LambdaContext("payments-notifications_consumer"))
+    result = consumer.handler(sqs_event(rev_id, cb_id), LambdaContext(registry.NOTIFICATIONS_CONSUMER.local_name))
     # Then only the reversal is reported for redelivery; redelivered, it applies once
     assert result == {"batchItemFailures": [{"itemIdentifier": rev_id}]}
     assert balance(env) == 0
-    assert consumer.handler(sqs_event(rev_id, rev_id), LambdaContext("payments-notifications_consumer")) == {"batchItemFailures": []}
+    assert consumer.handler(sqs_event(rev_id, rev_id), LambdaContext(registry.NOTIFICATIONS_CONSUMER.local_name)) == {"batchItemFailures": []}
     assert balance(env) == 7000
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
+from functions import registry
 from payments_dev.local.lambdas import LambdaContext
 
 
@@ -49,7 +50,7 @@ def test_a_duplicate_in_flight_is_answered_409_with_retry_after(payment_handler,
 
     monkeypatch.setattr(api, "_accept_once", in_progress)
     # When the duplicate arrives
-    response = payment_handler.handler(event(BODY), LambdaContext("payments-payment"))
+    response = payment_handler.handler(event(BODY), LambdaContext(registry.PAYMENT.local_name))
     # Then it is a 409 problem telling the client to retry shortly
     headers = {k: v[0] for k, v in response["multiValueHeaders"].items()}
     assert response["statusCode"] == 409
@@ -66,7 +67,7 @@ def test_a_base64_encoded_body_is_decoded_before_the_guards_and_validation(payme
     evt = event(raw)
     evt["body"], evt["isBase64Encoded"] = base64.b64encode(json.dumps(raw).encode()).decode(), True
     # When it is handled
-    response = payment_handler.handler(evt, LambdaContext("payments-payment"))
+    response = payment_handler.handler(evt, LambdaContext(registry.PAYMENT.local_name))
     # Then the card number is found and rejected, naming the field
     assert response["statusCode"] == 422
     assert json.loads(response["body"])["errors"] == [{"field": "buyer_info.buyer_id", "message": "looks like a card number (PAN)"}]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from functions import registry
 from payments.kernel.config import settings
 from payments_dev.local.lambdas import LambdaContext
 
@@ -59,7 +60,7 @@ def call(ddb: Any):
     from functions.payment import handler
 
     def invoke(event: dict[str, Any]) -> tuple[int, dict[str, str], Any, str]:
-        response = handler.handler(event, LambdaContext("payments-payment"))
+        response = handler.handler(event, LambdaContext(registry.PAYMENT.local_name))
         headers = dict(response.get("headers") or {})
         headers.update({k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()})
         text = response.get("body") or ""

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from functions import registry
 from payments.psp.simulator import SimulatedPsp
 from payments_dev.local.lambdas import LambdaContext
 from tests.unit.conftest import Repos
@@ -40,7 +41,7 @@ def api(repos: Repos, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def call(api: Any, evt: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
-    response = api.handler(evt, LambdaContext("payments-refunds"))
+    response = api.handler(evt, LambdaContext(registry.REFUNDS.local_name))
     headers = {k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()} or response.get("headers", {})
     return response["statusCode"], json.loads(response["body"]), headers
 

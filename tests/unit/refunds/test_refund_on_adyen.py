@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from functions import registry
 from payments.kernel.config import reset_settings
 from payments.psp.adyen import AdyenPsp
 from payments.refunds import logic
@@ -47,7 +48,7 @@ def adyen_stage(fake: AdyenFake, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 def task(action: str, **fields: Any) -> dict[str, Any]:
     from functions.refunds.handler import handler
 
-    return handler({"action": action, **fields}, LambdaContext("payments-refunds"))
+    return handler({"action": action, **fields}, LambdaContext(registry.REFUNDS.local_name))
 
 
 def deliver(notification: dict[str, Any]) -> dict[str, Any]:
