@@ -47,6 +47,7 @@ from importlib import util as importlib_util
 from pathlib import Path
 from typing import Any
 
+from functions import registry
 from infra.bundling import (
     DEPENDENCIES,
     DEPENDENCIES_WITHOUT_THEIRS,
@@ -57,14 +58,15 @@ from infra.bundling import (
 )
 from payments_dev.bench.common import OUT, PYTHON, ROOT, log, median
 
-FUNCTIONS = ("payment", "executor", "wallet", "ledger", "reconcile", "psp")
+#: the pay-in path and reconciliation (the functions whose cold start the bench has always measured)
+FUNCTIONS = tuple(fn.name for fn in (registry.PAYMENT, registry.EXECUTOR, registry.WALLET, registry.LEDGER, registry.RECONCILE, registry.PSP))
 #: top-level modules of the deployed asset besides boto3/botocore (infra/bundling.py + their deps)
 ASSET_MODULES = (
     "aws_lambda_powertools", "pydantic", "pydantic_core", "aws_xray_sdk", "wrapt", "jmespath",
     "typing_extensions", "typing_inspection", "annotated_types", "mt940", "bai2",
 )  # fmt: skip
 FIRST_PARTY = ("payments", "functions")
-MEMORY_MB = {"payment": 512, "executor": 256, "wallet": 256, "ledger": 256, "reconcile": 1024, "psp": 512}
+MEMORY_MB = {fn.name: fn.memory_mb for fn in registry.FUNCTIONS}
 
 CHILD = """
 import json, resource, time

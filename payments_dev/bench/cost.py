@@ -33,6 +33,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
+from functions import registry
 from payments_dev.bench.common import ROOT, median
 
 ORDERS = 3
@@ -50,8 +51,8 @@ def prices() -> dict[str, Any]:
 
 
 def memory_sizes() -> dict[str, int]:
-    """MemorySize per function from the synthesized dev template, else the infra/ defaults."""
-    defaults = {"payment": 512, "executor": 256, "wallet": 256, "ledger": 256, "reconcile": 1024, "psp": 512}
+    """MemorySize per function from the synthesized dev template, else the registry's."""
+    defaults = {fn.name: fn.memory_mb for fn in registry.FUNCTIONS}
     template = ROOT / "cdk.out" / "Payments-dev.template.json"
     if template.exists():
         for resource in json.loads(template.read_text())["Resources"].values():
