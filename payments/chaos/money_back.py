@@ -294,18 +294,19 @@ def run_money_back(
     injector = ChaosInjector(schedule, log, time_scale=time_scale)
     injector.active_steps = set(s.REFUND_STEPS)  # the pay-in steps are done: only the refund workflow
     injector.before_refund_answer = run.notification_first
-    deadline = time.monotonic() + timeout
     try:
         with injector:
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 for future in [pool.submit(run.order, i, o) for i, o in enumerate(chosen)]:
                     future.result()
+            deadline = time.monotonic() + timeout
             undecided: list[str] = list(run.accepted)
             while undecided and time.monotonic() < deadline:
                 undecided = [r for r in undecided if run.client.request("GET", f"/v1/refunds/{r}").body["status"] == "PENDING"]
                 time.sleep(0.2)
             run.check("every accepted refund is decided", not undecided, f"still PENDING: {undecided[:5]}")
         run.after_decision(refunds)
+        deadline = time.monotonic() + timeout
         waiting: list[str] = ["?"]
         while waiting and time.monotonic() < deadline:
             waiting = [n["notification_id"] for n in run.store.scan() if "outcome" not in n and n["merchant_reference"].startswith(prefix)]
