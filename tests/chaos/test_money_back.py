@@ -125,3 +125,26 @@ def test_zz_a_refund_debit_that_is_not_idempotent_is_reported(runtime: LocalRunt
     # Then invariant 8 reports the refunds that moved the wallet and the ledger more than once
     assert not result.ok
     assert any("invariant 8" in v and "refund:" in v for v in result.violations), result.violations[:5]
+
+
+def test_zz_a_lost_refund_answer_taken_for_a_refusal_is_reported(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a refund workflow that takes a lost PSP answer (a read timeout) for a refusal instead
+    # of asking again with the same refund_id: it releases the reservation of a refund the PSP made
+    from payments.errors import PspOutcomeUnknown
+    from payments.refunds import logic
+
+    real = logic.execute_refund
+
+    def gives_up(refund_id, refunds, psp):  # type: ignore[no-untyped-def]
+        try:
+            return real(refund_id, refunds, psp)
+        except PspOutcomeUnknown:
+            return {"refund_id": refund_id, "decided": False, "succeeded": False, "psp_reference": None, "reason": "timeout"}
+
+    monkeypatch.setattr(logic, "execute_refund", gives_up)
+    prefix = _payin(runtime, 14)
+    # When the money-back chaos runs (the PSP refunds and its answer is lost, on a seeded share)
+    result = run_money_back(runtime.api_url, prefix, seed=14, out=QUIET, time_scale=0.1)
+    # Then invariant 8 reports the refunds made at the PSP and FAILED here
+    assert result.faults[s.REFUND_PSP_LOST_ANSWER] > 0
+    assert any("invariant 8" in v and "refunded at the PSP but FAILED here" in v for v in result.violations), result.violations[:5]
