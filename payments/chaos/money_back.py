@@ -219,6 +219,10 @@ class _Run:
         """What each injected fault should have left, refund by refund."""
         lost_answers = {e.key for e in self.log.of_kind(s.REFUND_PSP_LOST_ANSWER)}
         first = {e.key for e in self.log.of_kind(s.NOTIFICATION_FIRST)}
+        # an ExecuteRefund attempt that timed out still runs (and may be the one that meets the PSP
+        # first and delivers the notification), while the state machine's retry returns the PSP's
+        # answer at once: then the answer may decide first, and the notification is the duplicate
+        overtaken = {e.key for e in self.log.of_kind(s.TIMEOUT) if e.step == "refund_execute"}
         for refund_id in sorted(self.accepted):
             refund = records[refund_id]
             self.check("no refund parked NEEDS_ATTENTION (every fault within the ASL's retries)", not refund.needs_attention, f"{refund_id}: {refund.attention_reason}")
@@ -229,10 +233,16 @@ class _Run:
                     at_psp is not None and refund.status.value == ("SUCCEEDED" if at_psp["succeeded"] else "FAILED"),
                     f"{refund_id}: {refund.status.value} here, {at_psp and at_psp['succeeded']} at the PSP",
                 )
-            if refund_id in first:
+            if refund_id in first and refund_id not in overtaken:
                 self.check(
                     "a REFUND notification that beats the PSP's answer decides the refund; the answer changes nothing",
                     refund.decided_by == "notification" and refund.status.is_final and not any(a["what"].startswith("psp said") for a in refund.anomalies),
+                    f"{refund_id}: {refund.status.value} decided by {refund.decided_by}, anomalies {refund.anomalies}",
+                )
+            elif refund_id in first:
+                self.check(
+                    "a REFUND notification delivered while a timed-out attempt's retry answers: one decides, the other changes nothing",
+                    refund.status.is_final and not any(a["what"].startswith(("psp said", "notification said")) for a in refund.anomalies),
                     f"{refund_id}: {refund.status.value} decided by {refund.decided_by}, anomalies {refund.anomalies}",
                 )
 
