@@ -216,6 +216,12 @@ class RefundsRepository:
         )
 
     # --- the outcome, exactly once ------------------------------------------------------------
+    def decision_condition(self) -> str:
+        """The condition on the refund that makes its outcome happen once: the first signal (the
+        PSP's answer or its REFUND notification) wins, and with it the one wallet debit and ledger
+        reversal (or the one release of the reservation); any later signal changes nothing."""
+        return "#status = :pending"
+
     def decide(
         self, refund_id: str, succeeded: bool, *, psp_reference: str | None = None, failure_reason: str | None = None, source: str = "psp"
     ) -> Decided:
@@ -237,7 +243,7 @@ class RefundsRepository:
                     "TableName": self.table,
                     "Key": refund_key(refund_id),
                     "UpdateExpression": "SET " + ", ".join(sets),
-                    "ConditionExpression": "#status = :pending",
+                    "ConditionExpression": self.decision_condition(),
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": to_values(values),
                 }

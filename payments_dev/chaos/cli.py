@@ -68,7 +68,11 @@ def _chaos(args: argparse.Namespace) -> int:
         elif not args.no_money_back:  # issue 18: refunds, notifications and chargebacks on the run's orders
             from payments_dev.chaos.money_back import run_money_back
 
-            ok = run_money_back(runtime.api_url, f"cm{config.seed}{config.run_tag}", config.seed, concurrency=config.concurrency).ok and ok
+            money_back = run_money_back(
+                runtime.api_url, f"cm{config.seed}{config.run_tag}", config.seed, concurrency=config.concurrency, profile=profile, time_scale=config.time_scale
+            )
+            ok = money_back.ok and ok
+            print("RESULT (with money back): " + ("no violations" if ok else "VIOLATIONS FOUND"))
     finally:
         runtime.stop()
         if adyen is not None:

@@ -24,6 +24,13 @@ Seams used (all exist already; all are restored by :meth:`ChaosInjector.uninstal
 * **Reconciliation** -- the asynchronous invocation from the S3 notification crashes midway
   (schedule.RECONCILE_CRASH_POINTS): a ``before-parameter-build.s3.PutObject`` hook raises
   before its 2nd or 3rd report object, the DynamoDB hook before its first record.
+* **The refund workflow** (issue 18) -- its tasks (``payments-refunds`` with ``execute_refund`` /
+  ``apply_refund_outcome``, steps ``refund_execute`` / ``refund_apply``) get the Lambda-level and
+  DynamoDB faults above, keyed by the refund_id; ``functions.refunds.handler.default_psp`` is
+  wrapped like the executor's: the PSP's refund call fails before refunding, or refunds and
+  loses its answer (a crash between the PSP's refund and the wallet debit). Right after the
+  PSP decided, the REFUND notification may be delivered and applied before the answer is
+  returned (``before_refund_answer``, set by :mod:`payments_dev.chaos.money_back`).
 * **Step Functions retry waits** -- optionally scaled (``time_scale``): the ASL is the real
   one, only the seconds its Retry blocks sleep are shortened. ``TimeoutSeconds`` is never
   scaled: under load a healthy task can take seconds, and a shortened timeout would
@@ -70,6 +77,7 @@ class ChaosCrash(Exception):
 
 
 _STEP_OF = {"payments-executor": "executor", "payments-wallet": "wallet", "payments-ledger": "ledger"}
+_REFUND_STEP_OF = {"execute_refund": "refund_execute", "apply_refund_outcome": "refund_apply"}
 
 
 def step_of(function_name: str, event: Any) -> tuple[str, str] | None:
@@ -78,6 +86,8 @@ def step_of(function_name: str, event: Any) -> tuple[str, str] | None:
         return None
     if function_name in _STEP_OF and "payment_order_id" in event:
         return _STEP_OF[function_name], str(event["payment_order_id"])
+    if function_name == "payments-refunds" and event.get("action") in _REFUND_STEP_OF and "refund_id" in event:
+        return _REFUND_STEP_OF[event["action"]], str(event["refund_id"])
     if function_name == "payments-payment" and event.get("action") == "finalize_payment":
         return "finalize", str(event["checkout_id"])
     if function_name == "payments-reconcile" and event.get("Records"):
@@ -139,6 +149,9 @@ class ChaosInjector:
         self.active_steps: set[str] = set(s.TASK_STEPS) | {"reconcile"}
         self._ctx = _Context()
         self._attempts: Counter[tuple[str, str, str]] = Counter()
+        #: called with a refund_id right after the PSP decided it and before its answer is returned,
+        #: when the schedule says its REFUND notification comes first (None: not injected)
+        self.before_refund_answer: Callable[[str], None] | None = None
         self._lock = threading.Lock()
         self._wrapped: dict[str, Callable[[Any, Any], Any]] = {}
         self._restore: list[Callable[[], None]] = []
@@ -172,6 +185,11 @@ class ChaosInjector:
         real_factory = executor_handler.default_psp
         executor_handler.default_psp = lambda: ChaosPsp(self._on_calendar(real_factory()), self)  # type: ignore[assignment]
         self._restore.append(lambda: setattr(executor_handler, "default_psp", real_factory))
+        import functions.refunds.handler as refunds_handler
+
+        real_refunding = refunds_handler.default_psp
+        refunds_handler.default_psp = lambda: ChaosPsp(real_refunding(), self)  # type: ignore[assignment]
+        self._restore.append(lambda: setattr(refunds_handler, "default_psp", real_refunding))
 
         # the payment function's crash between storing a checkout and starting its workflow
         import functions.payment.logic as payment_logic
@@ -241,6 +259,21 @@ class ChaosInjector:
         except ClientError:  # not started under its own name (its start crashed): nothing to lose
             return
         self.log.add(s.EXPRESS_LOST, "workflow", checkout_id, 1)
+
+    def _notification_first(self, refund_id: str) -> None:
+        """The PSP decided the refund: its REFUND notification is applied before the answer returns."""
+        hook = self.before_refund_answer
+        if hook is None or not self._active("refund_execute") or not self.schedule.notification_first(refund_id):
+            return
+        if self.next_attempt("notification_first", refund_id) != 1:
+            return
+        self.log.add(s.NOTIFICATION_FIRST, "notification", refund_id, 1)
+        ctx = self._ctx
+        step, ctx.step = ctx.step, None  # the PSP's webhook is not the task: no faults in its calls
+        try:
+            hook(refund_id)
+        finally:
+            ctx.step = step
 
     # --- attempts ------------------------------------------------------------------------------
     def next_attempt(self, *what: str) -> int:
@@ -439,6 +472,25 @@ class ChaosPsp:
         if self._fault("lookup", idempotency_key) == s.PSP_LOOKUP_OUTAGE:
             raise PspUnavailable("chaos: PSP status lookup failed")
         return self.inner.lookup(idempotency_key)
+
+    def refund(self, call: Any) -> Any:
+        """The refund workflow's call (idempotency key ``refund_id``): an outage before anything is
+        refunded, or a refund whose answer is lost; right after the PSP decided, maybe its REFUND
+        notification first."""
+        refund_id = call.idempotency_key
+        kind = None
+        if self.injector._active("refund_execute"):
+            attempt = self.injector.next_attempt("psp", "refund", refund_id)
+            kind = self.injector.schedule.refund_psp_fault(refund_id, attempt)
+            if kind is not None:
+                self.injector.log.add(kind, "psp.refund", refund_id, attempt)
+        if kind == s.REFUND_PSP_OUTAGE:
+            raise PspUnavailable("chaos: PSP answered 503 to the refund; nothing refunded")
+        answer = self.inner.refund(call)
+        self.injector._notification_first(refund_id)
+        if kind == s.REFUND_PSP_LOST_ANSWER:
+            raise PspOutcomeUnknown("chaos: the PSP processed the refund but its answer was lost (read timeout)")
+        return answer
 
     def __getattr__(self, name: str) -> Any:
         # what else the executor asks of its PSP (Adyen's ``needs_shopper_reference``) is the adapter's

@@ -1,18 +1,29 @@
-"""Chaos for money flowing back (issue 18): concurrent refunds, duplicated, lost, late and
-out-of-order PSP notifications, chargebacks and reversals, over the orders of a chaos run.
+"""Chaos for money flowing back (issue 18): concurrent refunds, crashes in the refund workflow,
+duplicated, lost, late and out-of-order PSP notifications, chargebacks and reversals, over the
+orders of a chaos run.
 
 Run after the pay-in harness (``payments_dev.chaos.harness.run``) on the same runtime: it picks a
 seeded share of the run's settled orders and, for each one, concurrently
 
 * asks 2-5 refunds of 60 % of the order at once: exactly one may be accepted (202), the others
   are ``refund-exceeds-remaining`` (422);
-* delivers the PSP's REFUND notification 0, 1 or 2 times, as soon as the PSP has decided it
-  (often before the workflow applies the PSP's answer), and sometimes a contradicting late one;
+* runs the accepted refund's workflow (stepfunctions/refund.asl.json) under the fault schedule
+  of the pay-in run (:class:`payments_dev.chaos.schedule.FaultSchedule`, the same seed, decided by
+  the logical refund_id and attempt): its ``ExecuteRefund`` and ``ApplyRefundOutcome`` tasks
+  crash before or after their writes, time out, run twice in a row or at the same time, are
+  slow, meet DynamoDB throttling, errors and transaction conflicts; the PSP's refund call fails
+  before refunding or refunds and loses its answer (a crash between the PSP's refund and the
+  wallet debit, which is one transaction with the ledger append); for a seeded share the PSP's
+  REFUND notification is delivered and applied *before* the PSP's answer reaches the workflow;
+* delivers the REFUND notification, once the PSP decided the refund, once, never (lost), twice
+  one after the other or twice at the same time; after the refund is decided, for a seeded
+  share, a contradicting one or a late repeat (neither may change anything);
 * on another share, raises a chargeback (whole or partial; some on refunded orders), delivers it
-  once or twice, and sometimes its reversal too, before or after it, once or twice.
+  once or twice, and sometimes its reversal too, before or after it (out of order), once or twice.
 
-Then it waits until every refund is decided and every notification applied, and audits every
-invariant (8 included). Everything goes through the HTTP API, signed like the PSP signs.
+Then it waits until every refund is decided and every notification applied, checks what each
+fault should have left, and audits every invariant (8 included). Everything goes through the
+HTTP API, signed like the PSP signs. The faults are counted by kind and printed.
 """
 
 from __future__ import annotations
@@ -26,12 +37,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from payments.notifications.store import NotificationStore
+from payments.notifications.store import NotificationStore, identity
 from payments.ops.invariants import check_current
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
 from payments.psp.hmac import signed
 from payments.psp.simulator import SimulatedPsp
+from payments.refunds.repository import RefundsRepository
+from payments_dev.chaos import schedule as s
+from payments_dev.chaos.faults import ChaosInjector, FaultLog
+from payments_dev.chaos.schedule import FaultProfile, FaultSchedule
 from payments_dev.local.client import ApiClient
 
 Printer = Callable[[str], None]
@@ -51,30 +66,59 @@ class MoneyBackResult:
 
 
 class _Run:
-    def __init__(self, api_url: str, seed: int, result: MoneyBackResult):
+    def __init__(self, api_url: str, schedule: FaultSchedule, log: FaultLog, result: MoneyBackResult):
         self.client = ApiClient(api_url, timeout=60)
         self.psp = SimulatedPsp()
-        self.seed = seed
+        self.schedule = schedule
+        self.seed = schedule.seed
+        self.log = log
         self.result = result
         self._lock = threading.Lock()
         self.accepted: list[str] = []
+        self.store = NotificationStore()
 
-    def check(self, name: str, ok: bool, detail: str = "") -> None:
+    def check(self, name: str, ok: bool, detail: str = "") -> bool:
         with self._lock:
             self.result.checks[name] += 1
             if not ok:
                 self.result.violations.append(f"[{name}] {detail}")
+        return ok
 
-    def fault(self, kind: str) -> None:
-        with self._lock:
-            self.result.faults[kind] += 1
+    def fault(self, kind: str, key: str = "") -> None:
+        self.log.add(kind, "money back", key, 1)
 
     def notify(self, item: dict[str, Any]) -> None:
         reply = self.client.request("POST", "/v1/psp/notifications", {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]})
         self.check("every signed notification is acknowledged [accepted]", reply.status == 200 and reply.body == "[accepted]", f"{reply.status} {reply.body}")
 
+    def applied(self, item: dict[str, Any], seconds: float) -> bool:
+        """Wait until the stored notification of ``item`` has been processed (the queue drained it)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            found = self.store.ddb.get_item(
+                TableName=self.store.table, Key={"pk": {"S": f"NOTIFICATION#{identity(item)}"}, "sk": {"S": "NOTIFICATION"}}, ConsistentRead=True
+            ).get("Item")
+            if found is not None and "outcome" in found:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def notification_first(self, refund_id: str) -> None:
+        """Called by the injector inside ExecuteRefund, right after the PSP decided the refund and
+        before its answer returns: the PSP's REFUND notification is delivered and applied first."""
+        item = self.psp.refund_notification(refund_id)
+        if not self.check("the PSP knows the refund it just decided", item is not None, refund_id):
+            return
+        assert item is not None
+        self.notify(item)
+        self.check(
+            "a REFUND notification that beats the PSP's answer is applied before it (within 20 s)",
+            self.applied(item, 20.0),
+            f"{refund_id}: not processed in 20 s",
+        )
+
     def order(self, index: int, order: Any) -> None:
-        rng = random.Random(f"{self.seed}:{order.payment_order_id}")
+        rng = random.Random(f"{self.seed}:{self.schedule.logical(order.payment_order_id)}")
         if rng.random() < 0.7:
             self.refunds(rng, order)
         if rng.random() < 0.35:
@@ -87,7 +131,7 @@ class _Run:
         if ask * 2 <= order.amount_minor:
             return
         n = rng.randint(2, 5)
-        self.fault("concurrent refunds")
+        self.fault("concurrent refunds", order.payment_order_id)
         bodies = [
             {"refund_id": f"{order.payment_order_id}_rf{i}", "payment_order_id": order.payment_order_id, "amount": money.format_minor(ask, order.currency), "currency": order.currency}
             for i in range(n)
@@ -105,28 +149,102 @@ class _Run:
                 refund_id = reply.body["refund_id"]
                 with self._lock:
                     self.accepted.append(refund_id)
-                self.refund_notifications(rng, refund_id)
+                self.refund_notifications(refund_id)
 
-    def refund_notifications(self, rng: random.Random, refund_id: str) -> None:
-        deliveries = rng.choices([0, 1, 2], weights=[2, 5, 3])[0]
-        if deliveries == 0:
-            self.fault("REFUND notification lost")
+    def refund_notifications(self, refund_id: str) -> None:
+        """The REFUND notification, once the PSP decided the refund: once, lost, or twice (in a row or at once)."""
+        kind = self.schedule.refund_notification(refund_id)
+        if kind == s.REFUND_NOTIFICATION_LOST:
+            self.fault(kind, refund_id)
             return
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # the PSP call may meet outages, retries and a task timeout first
         item = None
         while item is None and time.monotonic() < deadline:  # as soon as the PSP has decided it
             item = self.psp.refund_notification(refund_id)
             if item is None:
                 time.sleep(0.05)
-        if item is None:
+        if not self.check("the PSP decides every accepted refund (within 120 s)", item is not None, refund_id):
             return
-        for _ in range(deliveries):
+        assert item is not None
+        if kind == s.REFUND_NOTIFICATION_CONCURRENT:
+            barrier = threading.Barrier(2)
+
+            def deliver() -> None:
+                barrier.wait()
+                self.notify(item)
+
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                list(pool.map(lambda _: deliver(), range(2)))
+        else:
+            for _ in range(s.REFUND_NOTIFICATION_KINDS.get(kind or "", 1)):
+                self.notify(item)
+        if kind is not None:
+            self.fault(kind, refund_id)
+
+    def after_decision(self, refunds: RefundsRepository) -> None:
+        """Once every refund is decided: a contradicting REFUND notification or a late repeat, for a
+        seeded share. Neither may change the refund, its order, the wallet or the ledger."""
+        late: list[tuple[str, str, dict[str, Any]]] = []
+        for refund_id in sorted(self.accepted):
+            kind = self.schedule.refund_notification_after(refund_id)
+            item = self.psp.refund_notification(refund_id) if kind else None
+            if kind is None or item is None:
+                continue
+            if kind == s.REFUND_NOTIFICATION_CONTRADICTING:
+                item = signed({**{k: v for k, v in item.items() if k != "additionalData"}, "success": "false" if item["success"] == "true" else "true"}, self.psp.webhook_key())
+            late.append((refund_id, kind, item))
+        before = {refund_id: refunds.get(refund_id) for refund_id, _, _ in late}
+        orders = {r.payment_order_id: refunds.payments.get_order(r.payment_order_id) for r in before.values()}
+        for refund_id, kind, item in late:
             self.notify(item)
-        self.fault("REFUND notification duplicated" if deliveries > 1 else "REFUND notification delivered")
-        if rng.random() < 0.15:
-            late = signed({**{k: v for k, v in item.items() if k != "additionalData"}, "success": "false" if item["success"] == "true" else "true"}, self.psp.webhook_key())
-            self.notify(late)
-            self.fault("contradicting late REFUND notification")
+            self.fault(kind, refund_id)
+        for refund_id, kind, item in late:
+            self.check("a late or contradicting REFUND notification is processed", self.applied(item, 60.0), f"{refund_id}: {kind} not processed")
+            was, now = before[refund_id], refunds.get(refund_id)
+            order_was, order_now = orders[was.payment_order_id], refunds.payments.get_order(was.payment_order_id)
+            self.check(
+                "a late or contradicting REFUND notification changes nothing",
+                (now.status, now.decided_by, now.psp_reference, order_now.refund_reserved_minor, order_now.refunded_minor)
+                == (was.status, was.decided_by, was.psp_reference, order_was.refund_reserved_minor, order_was.refunded_minor),
+                f"{refund_id}: {kind} moved {was.status.value}/{was.decided_by} -> {now.status.value}/{now.decided_by}",
+            )
+            if kind == s.REFUND_NOTIFICATION_CONTRADICTING:
+                self.check(
+                    "a contradicting REFUND notification is recorded as an anomaly",
+                    len(now.anomalies) > len(was.anomalies),
+                    f"{refund_id}: {len(was.anomalies)} -> {len(now.anomalies)} anomalies",
+                )
+
+    def audit_faults(self, refunds: RefundsRepository, records: dict[str, Any]) -> None:
+        """What each injected fault should have left, refund by refund."""
+        lost_answers = {e.key for e in self.log.of_kind(s.REFUND_PSP_LOST_ANSWER)}
+        first = {e.key for e in self.log.of_kind(s.NOTIFICATION_FIRST)}
+        # an ExecuteRefund attempt that timed out still runs (and may be the one that meets the PSP
+        # first and delivers the notification), while the state machine's retry returns the PSP's
+        # answer at once: then the answer may decide first, and the notification is the duplicate
+        overtaken = {e.key for e in self.log.of_kind(s.TIMEOUT) if e.step == "refund_execute"}
+        for refund_id in sorted(self.accepted):
+            refund = records[refund_id]
+            self.check("no refund parked NEEDS_ATTENTION (every fault within the ASL's retries)", not refund.needs_attention, f"{refund_id}: {refund.attention_reason}")
+            at_psp = self.psp.lookup_refund(refund_id)
+            if refund_id in lost_answers:
+                self.check(
+                    "a refund whose PSP answer was lost is decided as the PSP decided it",
+                    at_psp is not None and refund.status.value == ("SUCCEEDED" if at_psp["succeeded"] else "FAILED"),
+                    f"{refund_id}: {refund.status.value} here, {at_psp and at_psp['succeeded']} at the PSP",
+                )
+            if refund_id in first and refund_id not in overtaken:
+                self.check(
+                    "a REFUND notification that beats the PSP's answer decides the refund; the answer changes nothing",
+                    refund.decided_by == "notification" and refund.status.is_final and not any(a["what"].startswith("psp said") for a in refund.anomalies),
+                    f"{refund_id}: {refund.status.value} decided by {refund.decided_by}, anomalies {refund.anomalies}",
+                )
+            elif refund_id in first:
+                self.check(
+                    "a REFUND notification delivered while a timed-out attempt's retry answers: one decides, the other changes nothing",
+                    refund.status.is_final and not any(a["what"].startswith("psp said") for a in refund.anomalies),
+                    f"{refund_id}: {refund.status.value} decided by {refund.decided_by}, anomalies {refund.anomalies}",
+                )
 
     def dispute(self, rng: random.Random, order: Any) -> None:
         amount = order.amount_minor if rng.random() < 0.5 else max(1, order.amount_minor // 3)
@@ -135,21 +253,42 @@ class _Run:
         reversal = self.psp.reverse_chargeback(chargeback["pspReference"]) if reverse else None
         if reversal is not None and rng.random() < 0.5:
             self.notify(reversal)
-            self.fault("reversal before its chargeback")
-        for _ in range(rng.choice([1, 2])):
+            self.fault("reversal before its chargeback", order.payment_order_id)
+        times = rng.choice([1, 2])
+        for _ in range(times):
             self.notify(chargeback)
-        self.fault("chargeback")
+        self.fault("chargeback", order.payment_order_id)
+        if times > 1:
+            self.fault("chargeback duplicated", order.payment_order_id)
         if reversal is not None:
-            for _ in range(rng.choice([1, 2])):
+            times = rng.choice([1, 2])
+            for _ in range(times):
                 self.notify(reversal)
-            self.fault("reversal")
+            self.fault("reversal", order.payment_order_id)
+            if times > 1:
+                self.fault("reversal duplicated", order.payment_order_id)
 
 
-def run_money_back(api_url: str, prefix: str, seed: int, share: float = 0.5, concurrency: int = 6, timeout: float = 300.0, out: Printer = print) -> MoneyBackResult:
+def run_money_back(
+    api_url: str,
+    prefix: str,
+    seed: int,
+    share: float = 0.5,
+    concurrency: int = 6,
+    timeout: float = 300.0,
+    out: Printer = print,
+    profile: FaultProfile | None = None,
+    time_scale: float = 1.0,
+) -> MoneyBackResult:
+    """The money-back phase on the orders of the run ``prefix``, with the fault schedule of ``seed``
+    and ``profile`` (the pay-in run's) injected into the refund workflow."""
     started = time.monotonic()
     result = MoneyBackResult()
-    run = _Run(api_url, seed, result)
+    schedule = FaultSchedule(seed, profile or FaultProfile(), prefix=prefix)
+    log = FaultLog()
+    run = _Run(api_url, schedule, log, result)
     repo = PaymentsRepository()
+    refunds = RefundsRepository(payments=repo)
     candidates = sorted(
         (
             o
@@ -162,31 +301,47 @@ def run_money_back(api_url: str, prefix: str, seed: int, share: float = 0.5, con
     chosen = random.Random(seed).sample(candidates, int(len(candidates) * share))
     result.orders = len(chosen)
     out(f"money back: {len(chosen)} of {len(candidates)} settled orders get refunds, notifications and chargebacks")
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for future in [pool.submit(run.order, i, o) for i, o in enumerate(chosen)]:
-            future.result()
-    deadline = time.monotonic() + timeout
-    undecided: list[str] = list(run.accepted)
-    while undecided and time.monotonic() < deadline:
-        undecided = [r for r in undecided if run.client.request("GET", f"/v1/refunds/{r}").body["status"] == "PENDING"]
-        time.sleep(0.2)
-    run.check("every accepted refund is decided", not undecided, f"still PENDING: {undecided[:5]}")
-    store = NotificationStore()
-    waiting: list[str] = ["?"]
-    while waiting and time.monotonic() < deadline:
-        waiting = [n["notification_id"] for n in store.scan() if "outcome" not in n and n["merchant_reference"].startswith(prefix)]
-        time.sleep(0.2)
-    run.check("every stored notification is applied (the queue drains)", not waiting, f"{len(waiting)} waiting")
+    injector = ChaosInjector(schedule, log, time_scale=time_scale)
+    injector.active_steps = set(s.REFUND_STEPS)  # the pay-in steps are done: only the refund workflow
+    injector.before_refund_answer = run.notification_first
+    try:
+        with injector:
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                for future in [pool.submit(run.order, i, o) for i, o in enumerate(chosen)]:
+                    future.result()
+            deadline = time.monotonic() + timeout
+            undecided: list[str] = list(run.accepted)
+            while undecided and time.monotonic() < deadline:
+                undecided = [r for r in undecided if run.client.request("GET", f"/v1/refunds/{r}").body["status"] == "PENDING"]
+                time.sleep(0.2)
+            run.check("every accepted refund is decided", not undecided, f"still PENDING: {undecided[:5]}")
+        run.after_decision(refunds)
+        deadline = time.monotonic() + timeout
+        waiting: list[str] = ["?"]
+        while waiting and time.monotonic() < deadline:
+            waiting = [n["notification_id"] for n in run.store.scan() if "outcome" not in n and n["merchant_reference"].startswith(prefix)]
+            time.sleep(0.2)
+        run.check("every stored notification is applied (the queue drains)", not waiting, f"{len(waiting)} waiting")
+        run.audit_faults(refunds, {r.refund_id: r for r in refunds.scan_refunds() if r.refund_id.startswith(prefix)})
+    except Exception as err:  # noqa: BLE001 - a crashed phase is a finding: report what ran
+        run.check("the money-back phase ran to the end", False, f"{type(err).__name__}: {err}"[:500])
     report = check_current(expect_settled=True)
     for number, count in report.checks.items():
         result.checks[f"invariant {number} (money back)"] += count
     result.violations += [f"[invariant {v.invariant}, money back] {v}" for v in report.violations]
+    result.faults = log.by_kind()
     result.wall_seconds = time.monotonic() - started
-    out(
-        f"money back: {sum(result.checks.values())} checks, {len(result.violations)} violations, faults "
-        + ", ".join(f"{k} {v}" for k, v in sorted(result.faults.items()))
-        + f", {result.wall_seconds:.1f}s"
-    )
+    print_money_back(result, out)
+    return result
+
+
+def print_money_back(result: MoneyBackResult, out: Printer = print) -> None:
+    out(f"money back: {result.orders} orders, {sum(result.faults.values())} faults injected:")
+    for kind, count in sorted(result.faults.items()):
+        out(f"  {kind:<34} {count}")
+    out(f"money back: {sum(result.checks.values())} checks:")
+    for name, count in sorted(result.checks.items()):
+        out(f"  {count:>7}  {name}")
+    out(f"money back: {len(result.violations)} violations, {result.wall_seconds:.1f}s")
     for violation in result.violations[:20]:
         out(f"  VIOLATION {violation}")
-    return result

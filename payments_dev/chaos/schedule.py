@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,19 @@ def _asl_tasks() -> dict[str, dict[str, object]]:
 ASL_ATTEMPTS = {step: 1 + sum(r["MaxAttempts"] for r in task["Retry"]) for step, task in _asl_tasks().items()} | {"reconcile": 3}  # type: ignore[attr-defined]
 #: TimeoutSeconds of each task step, read from the ASL
 TASK_TIMEOUTS = {step: float(task["TimeoutSeconds"]) for step, task in _asl_tasks().items()}  # type: ignore[arg-type]
+
+#: the refund workflow's task steps (stepfunctions/refund.asl.json, issue 18) and their ASL states
+REFUND_STEPS = ("refund_execute", "refund_apply")
+_STATE_OF_REFUND_STEP = {"refund_execute": "ExecuteRefund", "refund_apply": "ApplyRefundOutcome"}
+
+
+def _refund_asl_tasks() -> dict[str, dict[str, object]]:
+    asl = json.loads((Path(__file__).resolve().parents[2] / "stepfunctions" / "refund.asl.json").read_text())
+    return {step: asl["States"][name] for step, name in _STATE_OF_REFUND_STEP.items()}
+
+
+ASL_ATTEMPTS |= {step: 1 + sum(r["MaxAttempts"] for r in task["Retry"]) for step, task in _refund_asl_tasks().items()}  # type: ignore[attr-defined]
+TASK_TIMEOUTS |= {step: float(task["TimeoutSeconds"]) for step, task in _refund_asl_tasks().items()}  # type: ignore[arg-type]
 
 # Lambda-level faults (one per task attempt)
 CRASH_BEFORE = "crash_before"  # the invocation fails before the handler runs (Lambda.ServiceException)
@@ -78,6 +92,21 @@ RECONCILE_CRASH_POINTS = ("before_report_2", "before_report_3", "before_records"
 #: the asynchronous attempts that may crash (Lambda makes 1 + 2 retries: the last one runs clean)
 RECONCILE_CRASH_ATTEMPTS = 2
 
+# money flowing back (issue 18): the refund workflow's tasks get the Lambda-level kinds above
+# (per refund_id and attempt, never ``persistent``: a parked refund has no operator's resume) and
+# the DynamoDB kinds (per call of a refund task); the PSP's refund call and the notifications
+# get their own kinds, keyed by the logical refund_id / payment_order_id
+REFUND_PSP_OUTAGE = "refund_psp_outage"  # PspUnavailable before anything is refunded
+REFUND_PSP_LOST_ANSWER = "refund_psp_lost_answer"  # the PSP refunds, its answer is lost (PspOutcomeUnknown): a crash between the PSP's refund and the wallet debit
+NOTIFICATION_FIRST = "refund_notification_first"  # the REFUND notification is applied before the PSP's synchronous answer reaches the workflow
+REFUND_NOTIFICATION_LOST = "refund_notification_lost"  # never delivered: the PSP's answer alone decides
+REFUND_NOTIFICATION_DUPLICATED = "refund_notification_duplicated"  # delivered twice, one after the other
+REFUND_NOTIFICATION_CONCURRENT = "refund_notification_concurrent"  # delivered twice at the same time
+REFUND_NOTIFICATION_CONTRADICTING = "refund_notification_contradicting"  # a late one saying the opposite
+REFUND_NOTIFICATION_LATE = "refund_notification_late"  # a repeat delivered after the refund was decided
+#: how many deliveries of a refund's REFUND notification (after the PSP decided it) each kind makes
+REFUND_NOTIFICATION_KINDS = {REFUND_NOTIFICATION_LOST: 0, REFUND_NOTIFICATION_DUPLICATED: 2, REFUND_NOTIFICATION_CONCURRENT: 2}
+
 
 @dataclass(frozen=True)
 class FaultProfile:
@@ -119,8 +148,18 @@ class FaultProfile:
     # half the rate; the third and last attempt never does)
     s3_duplicate: float = 1.0
     reconcile_crash: float = 0.9
-    #: steps whose Lambda-level faults are enabled (all by default)
-    steps: tuple[str, ...] = TASK_STEPS
+    # money flowing back (issue 18), per refund_id: the PSP's refund call (for calls <= psp_max_call);
+    # the REFUND notification applied before the PSP's answer; the notification's fate
+    refund_psp_outage: float = 0.08
+    refund_psp_lost_answer: float = 0.12
+    notification_first: float = 0.15
+    refund_notification_lost: float = 0.2
+    refund_notification_duplicated: float = 0.2
+    refund_notification_concurrent: float = 0.15
+    refund_notification_contradicting: float = 0.15
+    refund_notification_late: float = 0.15
+    #: steps whose Lambda-level faults are enabled (all by default, the refund workflow's included)
+    steps: tuple[str, ...] = TASK_STEPS + REFUND_STEPS
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -130,7 +169,17 @@ class FaultProfile:
 PROFILES: dict[str, FaultProfile] = {
     "default": FaultProfile(),
     "none": FaultProfile(
-        **dict.fromkeys(("crash_before", "crash_after", "timeout", "duplicate", "race", "slow", "runtime_exit", "persistent", "ddb_throttle", "ddb_internal", "ddb_txn_conflict", "psp_outage", "psp_lost_answer", "psp_slow", "psp_lookup_outage", "race_execution", "late_notification", "start_crash", "express_twice", "express_lost"), 0.0),
+        **dict.fromkeys(
+            (
+                "crash_before", "crash_after", "timeout", "duplicate", "race", "slow", "runtime_exit", "persistent",
+                "ddb_throttle", "ddb_internal", "ddb_txn_conflict", "psp_outage", "psp_lost_answer", "psp_slow",
+                "psp_lookup_outage", "race_execution", "late_notification", "start_crash", "express_twice",
+                "express_lost", "refund_psp_outage", "refund_psp_lost_answer", "notification_first",
+                "refund_notification_lost", "refund_notification_duplicated", "refund_notification_concurrent",
+                "refund_notification_contradicting", "refund_notification_late",
+            ),
+            0.0,
+        ),  # fmt: skip
         s3_duplicate=0.0,
         reconcile_crash=0.0,
     ),
@@ -138,7 +187,8 @@ PROFILES: dict[str, FaultProfile] = {
         crash_before=0.10, crash_after=0.10, timeout=0.05, duplicate=0.10, race=0.08, slow=0.05, runtime_exit=0.01,
         persistent=0.01, ddb_throttle=0.05, ddb_internal=0.01, ddb_txn_conflict=0.05, psp_outage=0.15,
         psp_lost_answer=0.15, psp_lookup_outage=0.15, race_execution=0.10, late_notification=0.2,
-        start_crash=0.06, express_twice=0.08, express_lost=0.06,
+        start_crash=0.06, express_twice=0.08, express_lost=0.06, refund_psp_outage=0.15, refund_psp_lost_answer=0.2,
+        notification_first=0.3,
     ),
 }
 
@@ -179,7 +229,7 @@ class FaultSchedule:
             return None
         if step == "reconcile":
             return RECONCILE_CRASH if self.reconcile_crash(key, attempt) else None
-        if self.persistent(step, key):
+        if step not in REFUND_STEPS and self.persistent(step, key):
             return PERSISTENT
         if attempt > p.lambda_max_attempt:
             return None
@@ -187,7 +237,8 @@ class FaultSchedule:
         if step == "finalize":
             # FinalizePayment retries States.ALL; a runtime exit there is retried like the rest
             table = [(k, r) for k, r in table if k != RUNTIME_EXIT]
-        return _pick(unit(self.seed, "lambda", step, self.logical(key), attempt), table)
+        place = self.refund_place(key) if step in REFUND_STEPS else self.logical(key)
+        return _pick(unit(self.seed, "lambda", step, place, attempt), table)
 
     def reconcile_crash(self, key: str, attempt: int) -> str | None:
         """Where the reconciliation of settlement file ``key`` crashes on this attempt, if it does."""
@@ -223,7 +274,8 @@ class FaultSchedule:
         table = [(THROTTLE, p.ddb_throttle), (INTERNAL, p.ddb_internal)]
         if operation == "TransactWriteItems":
             table.append((TXN_CONFLICT, p.ddb_txn_conflict))
-        return _pick(unit(self.seed, "ddb", step, self.logical(key), attempt, call), table)
+        place = self.refund_place(key) if step in REFUND_STEPS else self.logical(key)
+        return _pick(unit(self.seed, "ddb", step, place, attempt, call), table)
 
     def psp_fault(self, operation: str, key: str, call: int) -> str | None:
         p = self.profile
@@ -234,6 +286,38 @@ class FaultSchedule:
         else:
             table = [(PSP_OUTAGE, p.psp_outage), (PSP_LOST_ANSWER, p.psp_lost_answer), (PSP_SLOW, p.psp_slow)]
         return _pick(unit(self.seed, "psp", operation, self.logical(key), call), table)
+
+    # --- money flowing back (issue 18) ------------------------------------------------------
+    def refund_place(self, refund_id: str) -> str:
+        """A refund's place: its logical id, with the harness's ``_rf<i>`` suffix dropped. Which of
+        an order's concurrent refund requests is accepted is decided by a real race; the faults of
+        *the* accepted refund of an order must not depend on it."""
+        return re.sub(r"_rf\d+$", "", self.logical(refund_id)) + "/refund"
+
+    def refund_psp_fault(self, refund_id: str, call: int) -> str | None:
+        """The fault of the ``call``-th call of the refund workflow to the PSP for this refund."""
+        p = self.profile
+        if call > p.psp_max_call or "refund_execute" not in p.steps:
+            return None
+        table = [(REFUND_PSP_OUTAGE, p.refund_psp_outage), (REFUND_PSP_LOST_ANSWER, p.refund_psp_lost_answer)]
+        return _pick(unit(self.seed, "refund_psp", self.refund_place(refund_id), call), table)
+
+    def notification_first(self, refund_id: str) -> bool:
+        """The refund's REFUND notification is applied before the PSP's answer reaches the workflow."""
+        return unit(self.seed, "notification_first", self.refund_place(refund_id)) < self.profile.notification_first
+
+    def refund_notification(self, refund_id: str) -> str | None:
+        """The fate of a refund's REFUND notification once the PSP decided it (REFUND_NOTIFICATION_KINDS),
+        None: delivered once."""
+        p = self.profile
+        table = [(k, getattr(p, k)) for k in REFUND_NOTIFICATION_KINDS]
+        return _pick(unit(self.seed, "refund_notification", self.refund_place(refund_id)), table)
+
+    def refund_notification_after(self, refund_id: str) -> str | None:
+        """What arrives after the refund was decided: a contradicting or a repeated REFUND notification."""
+        p = self.profile
+        table = [(REFUND_NOTIFICATION_CONTRADICTING, p.refund_notification_contradicting), (REFUND_NOTIFICATION_LATE, p.refund_notification_late)]
+        return _pick(unit(self.seed, "refund_notification_after", self.refund_place(refund_id)), table)
 
     def race_execution(self, checkout_id: str) -> bool:
         return unit(self.seed, "race_execution", self.logical(checkout_id)) < self.profile.race_execution
