@@ -368,24 +368,107 @@ def merge_join(
     for mismatch in partial.mismatches:
         out.add(mismatch)
     day = window_day(partial.days, day_hint)
-    sellers: set[tuple[str, str]] = set()
-    truncated = False
-    matched = 0
-    lookups = 0
+    join = _Join(ledger, bounds, out)
+    join.merge(runs, day)
+    adjusted, join.lookups = _match_adjustments(partial.adjustments, ledger, day, out, bounds, join.lookups, join.note_seller)
+    join.matched += sum(counts["matched"] for counts in adjusted.values())
 
-    def note_seller(entry: LedgerEntry) -> None:
-        nonlocal truncated
+    rejected = sorted(partial.rejected, key=attrgetter("line"))
+    accounted = join.matched + out.row_mismatches + len(rejected) + partial.recorded
+    if accounted != partial.rows:
+        raise InvariantViolation(f"{partial.rows} rows but {accounted} outcomes: a row was lost or counted twice")
+    return Result(
+        format=ADYEN,
+        rows=partial.rows,
+        matched=join.matched,
+        recorded=partial.recorded,
+        rejected=rejected,
+        mismatches=sorted(out.kept, key=Mismatch.sort_key),
+        mismatches_omitted=out.omitted,
+        totals={ccy: partial.totals[ccy] for ccy in sorted(partial.totals)},
+        record_types=dict(sorted(partial.record_types.items())),
+        window_day=day,
+        seller_accounts=join.sellers,
+        sellers_truncated=join.truncated,
+        adjustments=adjusted,
+    )
+
+
+class _Join:
+    """The state of one merge join of the settled rows with the ledger: the outcomes (in
+    ``out``), the matched count, the seller accounts seen and the point lookups used."""
+
+    def __init__(self, ledger: LedgerSource, bounds: Bounds, out: _Collector):
+        self.ledger, self.bounds, self.out = ledger, bounds, out
+        self.sellers: set[tuple[str, str]] = set()
+        self.truncated = False
+        self.matched = 0
+        self.lookups = 0
+
+    def merge(self, runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]], day: str | None) -> None:
+        """The sorted merge: each PSP reference's first row against the ledger entry of that
+        reference (a match counted here, in a local), its other rows duplicates; ledger entries
+        passed over are missing in the settlement, rows with no entry that day carried over."""
+        sellers, note_seller, missing = self.sellers, self.note_seller, self.missing
+        compare, carried_over = self.compare, self.carried_over
+        matched = 0
+        ledger_stream = _assert_ascending(self.ledger.day_entries(day) if day else iter(()))
+        led = next(ledger_stream, None)
+        first: Entry | None = None  # the first row of the current PSP reference
+        for batch in itertools.chain(merge_runs(runs), [[_END]]):  # ascending by (psp_reference, line)
+            for entry in batch:
+                if first is not None:
+                    if entry[0] == first[0] and entry is not _END:  # a duplicate of the current reference
+                        self.duplicate(SettledEntry._make(entry), SettledEntry._make(first))
+                        continue
+                    # the current reference is complete: its first row against the ledger
+                    reference = first[0]
+                    while led is not None and led.psp_reference < reference:
+                        missing(led)
+                        led = next(ledger_stream, None)
+                    if led is not None and led.psp_reference == reference:
+                        if led.payment_order_id == first[2] and led.currency == first[3] and led.amount_minor == first[4]:
+                            if (led.seller_account, led.currency) not in sellers:
+                                note_seller(led)
+                            matched += 1
+                        else:
+                            compare(SettledEntry._make(first), led)
+                        led = next(ledger_stream, None)
+                    else:
+                        carried_over(SettledEntry._make(first))
+                first = entry
+        while led is not None:
+            missing(led)
+            led = next(ledger_stream, None)
+        self.matched += matched
+
+    def note_seller(self, entry: LedgerEntry) -> None:
         account = (entry.seller_account, entry.currency)
-        if account in sellers:
+        if account in self.sellers:
             return
-        if len(sellers) < bounds.max_three_way_sellers:
-            sellers.add(account)
+        if len(self.sellers) < self.bounds.max_three_way_sellers:
+            self.sellers.add(account)
         else:
-            truncated = True
+            self.truncated = True
 
-    def compare(row: SettledEntry, led: LedgerEntry) -> None:
-        nonlocal matched
-        note_seller(led)
+    def duplicate(self, duplicate: SettledEntry, first: SettledEntry) -> None:
+        cls, rule = rules.DUPLICATE_IDENTICAL if duplicate.same_payment(first) else rules.DUPLICATE_CONFLICTING
+        self.out.add(
+            Mismatch(
+                DUPLICATE_IN_SETTLEMENT,
+                duplicate.psp_reference,
+                duplicate.payment_order_id,
+                duplicate.currency,
+                duplicate.amount_minor,
+                None,
+                cls,
+                rule,
+                line=duplicate.line,
+            )
+        )
+
+    def compare(self, row: SettledEntry, led: LedgerEntry) -> None:
+        self.note_seller(led)
         common: _Identity = {
             "psp_reference": row.psp_reference,
             "payment_order_id": row.payment_order_id,
@@ -394,7 +477,7 @@ def merge_join(
         }
         if led.payment_order_id != row.payment_order_id:
             cls, rule = rules.booked_under_another("PSP reference", f"order {led.payment_order_id}")
-            out.add(
+            self.out.add(
                 Mismatch(
                     MISSING_IN_LEDGER,
                     currency=row.currency,
@@ -407,7 +490,7 @@ def merge_join(
             )
         elif led.currency != row.currency:
             cls, rule = rules.CURRENCY
-            out.add(
+            self.out.add(
                 Mismatch(
                     CURRENCY_MISMATCH,
                     currency=row.currency,
@@ -421,7 +504,7 @@ def merge_join(
             )
         elif led.amount_minor != row.amount_minor:
             cls, rule = rules.AMOUNT
-            out.add(
+            self.out.add(
                 Mismatch(
                     AMOUNT_MISMATCH,
                     currency=row.currency,
@@ -433,25 +516,23 @@ def merge_join(
                 )
             )
         else:
-            matched += 1
+            self.matched += 1
 
-    def carried_over(row: SettledEntry) -> None:
-        nonlocal lookups
-        if lookups >= bounds.max_point_lookups:
+    def carried_over(self, row: SettledEntry) -> None:
+        if self.lookups >= self.bounds.max_point_lookups:
             cls, rule = rules.LOOKUP_BUDGET
-            found = None
         else:
-            lookups += 1
-            found = ledger.find(row.payment_order_id)
+            self.lookups += 1
+            found = self.ledger.find(row.payment_order_id)
             if found is not None and found.psp_reference == row.psp_reference:
-                compare(row, found)
+                self.compare(row, found)
                 return
             cls, rule = (
                 rules.UNKNOWN_PAYMENT
                 if found is None
                 else rules.booked_under_another(f"order {row.payment_order_id}", f"PSP reference {found.psp_reference}")
             )
-        out.add(
+        self.out.add(
             Mismatch(
                 MISSING_IN_LEDGER,
                 row.psp_reference,
@@ -465,10 +546,10 @@ def merge_join(
             )
         )
 
-    def missing(led: LedgerEntry) -> None:
-        note_seller(led)
+    def missing(self, led: LedgerEntry) -> None:
+        self.note_seller(led)
         cls, rule = rules.missing_in_settlement(led.charged_at)
-        out.add(
+        self.out.add(
             Mismatch(
                 MISSING_IN_SETTLEMENT,
                 led.psp_reference,
@@ -481,73 +562,6 @@ def merge_join(
                 seller_account=led.seller_account,
             )
         )
-
-    ledger_stream = _assert_ascending(ledger.day_entries(day) if day else iter(()))
-    led = next(ledger_stream, None)
-    first: Entry | None = None  # the first row of the current PSP reference
-    for batch in itertools.chain(merge_runs(runs), [[_END]]):  # ascending by (psp_reference, line)
-        for entry in batch:
-            if first is not None:
-                if entry[0] == first[0] and entry is not _END:  # a duplicate of the current reference
-                    duplicate = SettledEntry._make(entry)
-                    same = duplicate.same_payment(SettledEntry._make(first))
-                    cls, rule = rules.DUPLICATE_IDENTICAL if same else rules.DUPLICATE_CONFLICTING
-                    out.add(
-                        Mismatch(
-                            DUPLICATE_IN_SETTLEMENT,
-                            duplicate.psp_reference,
-                            duplicate.payment_order_id,
-                            duplicate.currency,
-                            duplicate.amount_minor,
-                            None,
-                            cls,
-                            rule,
-                            line=duplicate.line,
-                        )
-                    )
-                    continue
-                # the current reference is complete: its first row against the ledger
-                reference = first[0]
-                while led is not None and led.psp_reference < reference:
-                    missing(led)
-                    led = next(ledger_stream, None)
-                if led is not None and led.psp_reference == reference:
-                    if led.payment_order_id == first[2] and led.currency == first[3] and led.amount_minor == first[4]:
-                        if (led.seller_account, led.currency) not in sellers:
-                            note_seller(led)
-                        matched += 1
-                    else:
-                        compare(SettledEntry._make(first), led)
-                    led = next(ledger_stream, None)
-                else:
-                    carried_over(SettledEntry._make(first))
-            first = entry
-    while led is not None:
-        missing(led)
-        led = next(ledger_stream, None)
-
-    adjusted, lookups = _match_adjustments(partial.adjustments, ledger, day, out, bounds, lookups, note_seller)
-    matched += sum(counts["matched"] for counts in adjusted.values())
-
-    rejected = sorted(partial.rejected, key=attrgetter("line"))
-    accounted = matched + out.row_mismatches + len(rejected) + partial.recorded
-    if accounted != partial.rows:
-        raise InvariantViolation(f"{partial.rows} rows but {accounted} outcomes: a row was lost or counted twice")
-    return Result(
-        format=ADYEN,
-        rows=partial.rows,
-        matched=matched,
-        recorded=partial.recorded,
-        rejected=rejected,
-        mismatches=sorted(out.kept, key=Mismatch.sort_key),
-        mismatches_omitted=out.omitted,
-        totals={ccy: partial.totals[ccy] for ccy in sorted(partial.totals)},
-        record_types=dict(sorted(partial.record_types.items())),
-        window_day=day,
-        seller_accounts=sellers,
-        sellers_truncated=truncated,
-        adjustments=adjusted,
-    )
 
 
 def _match_adjustments(
@@ -871,41 +885,58 @@ def fold_batches(
     accepts a row only if every check ``parse_row`` makes passes, and computes the same
     values; the equivalence is tested on every quirk and on seeded mutations
     (tests/reconciliation/test_fold.py). Entries reach the runs in line order."""
-    width = layout.width
-    i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, _ = adyen._plan(layout)
-    amount_at = adyen._amount_plan(layout)
-    i_gd, i_gc, i_nd, i_nc, i_commission, i_markup, i_scheme, i_interchange = amount_at
-    amount_names = adyen._AMOUNT_NAMES
-    parse_minor = adyen.parse_minor
-    if min(i_commission, i_markup, i_scheme, i_interchange) < 0:  # optional fee columns absent
+    if min(adyen._amount_plan(layout)[4:]) < 0:  # optional fee columns absent
         for first, texts in batches:
             for line, text in enumerate(texts, first):
                 _fold_one(partial, runs.add, adyen.parse_or_reject(text, layout, line), bounds)
         return
-    payment_types = adyen.PAYMENT_TYPES
-    plain_reference = adyen._REFERENCE.match
-    timestamp = adyen._TIMESTAMP.match
-    formula = adyen.FORMULA_FIELD.search
-    to_utc = adyen.to_utc
-    row_error = RowError
-    amount_caches: dict[str, dict[str, int]] = {}  # currency -> adyen's cache of parsed amounts
-    sums: dict[tuple[str, str], list[int]] = {}  # (gross, net currency) -> gc, nd, nc, 4 fees
-    days: dict[str, int] = {}
-    bulk = 0  # SettledBulk rows among the fast ones (the others are Settled)
-    day, day_rows = "", 0
-    pair = ("", "")
-    s_gc = s_nd = s_nc = s_co = s_ma = s_sc = s_in = 0
-    fast_rows = 0
+    fold = _FastFold(layout, bounds, partial)
     for first, texts in batches:
-        try:
-            block = "\n".join(texts)  # type: ignore[arg-type]
-            clean = '"' not in block and not _formula_in(block)
-        except TypeError:  # a None: a line too long
-            clean = False
-        block = ""
-        fast = last_fast = 0
         entries: list[Entry] = []
-        append = entries.append
+        fast, last_fast = fold.batch(first, texts, entries.append)
+        if fast:
+            fold.fast_rows += fast
+            partial.rows += fast
+            partial.last_line = max(partial.last_line, last_fast)
+            if partial.rows > bounds.max_rows:
+                raise UnreadableFile(f"more than {bounds.max_rows} rows")
+        if entries:
+            runs.extend(entries)  # in line order, as SortedRuns needs
+    fold.finish()
+
+
+class _FastFold:
+    """The state :func:`fold_batches` carries from batch to batch: the layout's column positions
+    and adyen's checks (unpacked into locals once per batch), the amount caches, and the
+    running day count and per-currency-pair sums of the fast rows, folded into the Partial
+    by :meth:`finish`."""
+
+    def __init__(self, layout: adyen.Layout, bounds: Bounds, partial: Partial):
+        self.layout, self.bounds, self.partial = layout, bounds, partial
+        i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, _ = adyen._plan(layout)
+        self.columns = (layout.width, i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone)
+        self.amount_at = adyen._amount_plan(layout)
+        self.checks = (adyen.PAYMENT_TYPES, adyen._REFERENCE.match, adyen._TIMESTAMP.match, adyen.FORMULA_FIELD.search)
+        self.to_utc = adyen.to_utc
+        self.amount_caches: dict[str, dict[str, int]] = {}  # currency -> adyen's cache of parsed amounts
+        self.sums: dict[tuple[str, str], list[int]] = {}  # (gross, net currency) -> gc, nd, nc, 4 fees
+        self.days: dict[str, int] = {}
+        self.bulk = 0  # SettledBulk rows among the fast ones (the others are Settled)
+        self.fast_rows = 0
+        self.day, self.day_rows, self.pair = "", 0, ("", "")
+        self.acc = (0, 0, 0, 0, 0, 0, 0)  # the current pair's gc, nd, nc, commission, markup, scheme, interchange
+
+    def batch(self, first: int, texts: list[str | None], append: Callable[[Entry], None]) -> tuple[int, int]:
+        """Fold one batch's rows; returns (fast rows, the last fast row's line). A row that fails a
+        check (a padded field fails one: parse_row strips) goes to ``parse_row`` unchanged."""
+        width, i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone = self.columns
+        i_gd, i_gc, i_nd, i_nc, i_commission, i_markup, i_scheme, i_interchange = self.amount_at
+        payment_types, plain_reference, timestamp, formula = self.checks
+        partial, layout, bounds, amount_caches, to_utc, row_error = self.partial, self.layout, self.bounds, self.amount_caches, self.to_utc, RowError
+        day, day_rows, pair, bulk = self.day, self.day_rows, self.pair, self.bulk
+        s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in = self.acc
+        clean = _clean_batch(texts)
+        fast = last_fast = 0
         for line, text in enumerate(texts, first):
             if not clean and (text is None or '"' in text or formula(text) is not None):
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
@@ -914,13 +945,8 @@ def fold_batches(
             if len(f) != width:
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
-            # fields are taken as they are: a padded one (parse_row strips) fails a check here
-            # (type, currency, reference, amount, time) and the row goes to parse_row
-            kind = f[i_type]
-            gross_ccy = f[i_gross]
+            kind, gross_ccy, psp, merchant = f[i_type], f[i_gross], f[i_psp], f[i_merchant]
             net_ccy = f[i_net] or gross_ccy
-            psp = f[i_psp]
-            merchant = f[i_merchant]
             gross_cache = amount_caches.get(gross_ccy)
             net_cache = amount_caches.get(net_ccy)
             if (
@@ -933,41 +959,27 @@ def fold_batches(
                 or plain_reference(merchant) is None
             ):
                 if kind in payment_types:  # an unseen currency: look it up once
-                    for ccy in (gross_ccy, net_ccy):
-                        if ccy not in amount_caches and ccy in MINOR_UNITS:
-                            amount_caches[ccy] = adyen._amount_cache(ccy)
+                    _add_amount_caches(amount_caches, gross_ccy, net_ccy)
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
-            t = f[i_gd]
-            gross_debit = gross_cache.get(t) if t else 0
-            t = f[i_gc]
-            gross_credit = gross_cache.get(t) if t else 0
-            t = f[i_nd]
-            net_debit = net_cache.get(t) if t else 0
-            t = f[i_nc]
-            net_credit = net_cache.get(t) if t else 0
-            t = f[i_commission]
-            commission = net_cache.get(t) if t else 0
-            t = f[i_markup]
-            markup = net_cache.get(t) if t else 0
-            t = f[i_scheme]
-            scheme = net_cache.get(t) if t else 0
-            t = f[i_interchange]
-            interchange = net_cache.get(t) if t else 0
+            gross_debit = gross_cache.get(t) if (t := f[i_gd]) else 0
+            gross_credit = gross_cache.get(t) if (t := f[i_gc]) else 0
+            net_debit = net_cache.get(t) if (t := f[i_nd]) else 0
+            net_credit = net_cache.get(t) if (t := f[i_nc]) else 0
+            commission = net_cache.get(t) if (t := f[i_commission]) else 0
+            markup = net_cache.get(t) if (t := f[i_markup]) else 0
+            scheme = net_cache.get(t) if (t := f[i_scheme]) else 0
+            interchange = net_cache.get(t) if (t := f[i_interchange]) else 0
             if (  # `is None` each, not `None in (...)`: no tuple per row, and the types narrow to int below
                 gross_debit is None or gross_credit is None or net_debit is None or net_credit is None
                 or commission is None or markup is None or scheme is None or interchange is None
             ):
-                try:  # an amount not seen yet in its currency: parsed (and cached) as parse_row would
-                    gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = [
-                        parse_minor(f[at], gross_ccy if n < 2 else net_ccy, amount_names[n]) if known is None else known
-                        for n, (at, known) in enumerate(
-                            zip(amount_at, (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange), strict=True)
-                        )
-                    ]
-                except row_error:
+                known = (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange)
+                amounts = _parse_amounts(f, self.amount_at, gross_ccy, net_ccy, known)
+                if amounts is None:
                     _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                     continue
+                gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = amounts
             if gross_debit != 0 or gross_credit <= 0:
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
@@ -985,12 +997,12 @@ def fold_batches(
             bulk += kind != "Settled"
             if charged_at[:10] != day:  # rows come day by day: counted in a local until the day changes
                 if day_rows:
-                    days[day] = days.get(day, 0) + day_rows
+                    self.days[day] = self.days.get(day, 0) + day_rows
                 day, day_rows = charged_at[:10], 0
             day_rows += 1
             if gross_ccy != pair[0] or net_ccy != pair[1]:  # likewise the totals, per currency pair
                 if pair[0]:
-                    _add_sums(sums, pair, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in))
+                    _add_sums(self.sums, pair, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in))
                 pair = (gross_ccy, net_ccy)
                 s_gc = s_nd = s_nc = s_co = s_ma = s_sc = s_in = 0
             s_gc += gross_credit
@@ -1002,27 +1014,58 @@ def fold_batches(
             s_in += interchange
             append((psp, line, merchant, gross_ccy, gross_credit, charged_at))
             last_fast = line
-        if fast:
-            fast_rows += fast
-            partial.rows += fast
-            partial.last_line = max(partial.last_line, last_fast)
-            if partial.rows > bounds.max_rows:
-                raise UnreadableFile(f"more than {bounds.max_rows} rows")
-        if entries:
-            runs.extend(entries)  # in line order, as SortedRuns needs
-    if day_rows:
-        days[day] = days.get(day, 0) + day_rows
-    if pair[0]:
-        _add_sums(sums, pair, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in))
-    kinds = {"Settled": fast_rows - bulk, "SettledBulk": bulk}
-    partial.record_types.update({kind: count for kind, count in kinds.items() if count})
-    partial.days.update(days)
-    for (gross_ccy, net_ccy), acc in sums.items():
-        gross = partial._sums(gross_ccy)
-        gross["gross_credit"] += acc[0]
-        net = gross if net_ccy == gross_ccy else partial._sums(net_ccy)
-        for name, amount in zip(("net_debit", "net_credit", "commission", "markup", "scheme_fees", "interchange"), acc[1:], strict=True):
-            net[name] += amount
+        self.day, self.day_rows, self.pair, self.bulk = day, day_rows, pair, bulk
+        self.acc = (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in)
+        return fast, last_fast
+
+    def finish(self) -> None:
+        """Fold what the fast rows counted into the Partial (after the last batch)."""
+        partial, days, sums = self.partial, self.days, self.sums
+        if self.day_rows:
+            days[self.day] = days.get(self.day, 0) + self.day_rows
+        if self.pair[0]:
+            _add_sums(sums, self.pair, self.acc)
+        kinds = {"Settled": self.fast_rows - self.bulk, "SettledBulk": self.bulk}
+        partial.record_types.update({kind: count for kind, count in kinds.items() if count})
+        partial.days.update(days)
+        for (gross_ccy, net_ccy), acc in sums.items():
+            gross = partial._sums(gross_ccy)
+            gross["gross_credit"] += acc[0]
+            net = gross if net_ccy == gross_ccy else partial._sums(net_ccy)
+            for name, amount in zip(("net_debit", "net_credit", "commission", "markup", "scheme_fees", "interchange"), acc[1:], strict=True):
+                net[name] += amount
+
+
+def _clean_batch(texts: list[str | None]) -> bool:
+    """Whether no line of the batch can need the per-line quote and formula checks: no line too
+    long (a None), no quote, no formula-like field (a few C-level scans of the joined block)."""
+    try:
+        block = "\n".join(texts)  # type: ignore[arg-type]
+    except TypeError:  # a None: a line too long
+        return False
+    return '"' not in block and not _formula_in(block)
+
+
+def _add_amount_caches(amount_caches: dict[str, dict[str, int]], gross_ccy: str, net_ccy: str) -> None:
+    """A payment row's currencies not seen yet (known ones only): adyen's amount cache of each."""
+    for ccy in (gross_ccy, net_ccy):
+        if ccy not in amount_caches and ccy in MINOR_UNITS:
+            amount_caches[ccy] = adyen._amount_cache(ccy)
+
+
+def _parse_amounts(
+    f: list[str], amount_at: tuple[int, ...], gross_ccy: str, net_ccy: str, known: tuple[int | None, ...]
+) -> list[int] | None:
+    """A fast row's eight amounts, those not seen yet in their currency parsed (and cached) as
+    ``parse_row`` would; None when one does not parse (the row goes to ``parse_row``)."""
+    parse_minor, amount_names = adyen.parse_minor, adyen._AMOUNT_NAMES
+    try:
+        return [
+            parse_minor(f[at], gross_ccy if n < 2 else net_ccy, amount_names[n]) if value is None else value
+            for n, (at, value) in enumerate(zip(amount_at, known, strict=True))
+        ]
+    except RowError:
+        return None
 
 
 def _formula_in(block: str) -> bool:
