@@ -578,20 +578,77 @@ def _match_adjustments(
     among the window day's ledger adjustments, then (a row of another day) by one point lookup
     within ``bounds.max_point_lookups``. The day's ledger adjustments left over are
     ``MISSING_IN_SETTLEMENT``. Returns the per-record-type counts and the lookups used."""
-    counts = {record_type: {"rows": 0, "matched": 0, "mismatched": 0, "missing_in_settlement": 0} for record_type in adyen.MATCHED_ADJUSTMENTS}
-    by_key: dict[tuple[str, str], LedgerAdjustment] = {}
-    by_txn: dict[str, LedgerAdjustment] = {}
-    for adjustment in ledger.day_adjustments(day) if day else ():
-        by_txn[adjustment.txn_id] = adjustment
-        if len(by_txn) > bounds.max_adjustment_rows:  # held in memory like the file's: the same bound
-            raise UnreadableFile(f"the ledger's day {day} has more than {bounds.max_adjustment_rows} refunds and chargebacks")
-        if adjustment.psp_reference:
-            by_key[(adjustment.record_type, adjustment.psp_reference)] = adjustment
-    first_row: dict[str, AdjustmentEntry] = {}  # txn_id (or row key) -> the row that took it
+    matcher = _AdjustmentMatch(ledger, out, bounds, lookups, note_seller)
+    matcher.index_day(day)
+    for row in sorted(entries, key=attrgetter("line")):
+        matcher.match(row)
+    matcher.missing_in_settlement()
+    return matcher.counts, matcher.lookups
 
-    def mismatch(kind: MismatchKind, row: AdjustmentEntry, rule: rules.Rule, led: LedgerAdjustment | None = None) -> None:
-        counts[row.record_type]["mismatched"] += 1
-        out.add(
+
+class _AdjustmentMatch:
+    """The state of :func:`_match_adjustments`: the day's ledger adjustments not matched yet (by
+    key and by transaction id), the rows seen (for duplicates), the counts and lookups."""
+
+    def __init__(self, ledger: LedgerSource, out: _Collector, bounds: Bounds, lookups: int, note_seller: Callable[[Any], None]):
+        self.ledger, self.out, self.bounds, self.lookups, self.note_seller = ledger, out, bounds, lookups, note_seller
+        self.counts = {record_type: {"rows": 0, "matched": 0, "mismatched": 0, "missing_in_settlement": 0} for record_type in adyen.MATCHED_ADJUSTMENTS}
+        self.by_key: dict[tuple[str, str], LedgerAdjustment] = {}
+        self.by_txn: dict[str, LedgerAdjustment] = {}
+        self.first_row: dict[str, AdjustmentEntry] = {}  # txn_id (or row key) -> the row that took it
+
+    def index_day(self, day: str | None) -> None:
+        for adjustment in self.ledger.day_adjustments(day) if day else ():
+            self.by_txn[adjustment.txn_id] = adjustment
+            if len(self.by_txn) > self.bounds.max_adjustment_rows:  # held in memory like the file's: the same bound
+                raise UnreadableFile(f"the ledger's day {day} has more than {self.bounds.max_adjustment_rows} refunds and chargebacks")
+            if adjustment.psp_reference:
+                self.by_key[(adjustment.record_type, adjustment.psp_reference)] = adjustment
+
+    def match(self, row: AdjustmentEntry) -> None:
+        """One row (in line order): a duplicate, or found and compared, or missing in the ledger."""
+        self.counts[row.record_type]["rows"] += 1
+        txn_id = adjustment_txn_id(row.record_type, row.modification_reference, row.modification_merchant_reference)
+        identity = txn_id or f"{row.record_type}#{row.modification_reference}"
+        earlier = self.first_row.get(identity)
+        if earlier is not None:
+            self.mismatch(DUPLICATE_IN_SETTLEMENT, row, rules.DUPLICATE_IDENTICAL if row.same(earlier) else rules.DUPLICATE_CONFLICTING)
+            return
+        self.first_row[identity] = row
+        led = self.by_key.pop((row.record_type, row.modification_reference), None) if row.modification_reference else None
+        if led is not None:
+            self.by_txn.pop(led.txn_id, None)
+        elif txn_id is not None:
+            led = self.by_txn.pop(txn_id, None)
+            if led is not None:
+                self.by_key.pop((led.record_type, led.psp_reference), None)
+            elif self.lookups < self.bounds.max_point_lookups:
+                self.lookups += 1
+                led = self.ledger.find_adjustment(txn_id)  # booked on another day than the PSP's
+            else:
+                self.mismatch(MISSING_IN_LEDGER, row, rules.LOOKUP_BUDGET)
+                return
+        if led is None or led.record_type != row.record_type:
+            self.mismatch(MISSING_IN_LEDGER, row, rules.unknown_adjustment(row.record_type))
+            return
+        self.compare(row, led, txn_id)
+
+    def compare(self, row: AdjustmentEntry, led: LedgerAdjustment, txn_id: str | None) -> None:
+        self.note_seller(led)
+        if led.payment_order_id != row.payment_order_id or (led.original_psp_reference and led.original_psp_reference != row.psp_reference):
+            self.mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {row.modification_reference}", f"order {led.payment_order_id}, payment {led.original_psp_reference}"), led)
+        elif (led.psp_reference and row.modification_reference and led.psp_reference != row.modification_reference):
+            self.mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {txn_id}", f"PSP reference {led.psp_reference}"), led)
+        elif led.currency != row.currency:
+            self.mismatch(CURRENCY_MISMATCH, row, rules.CURRENCY, led)
+        elif led.amount_minor != row.amount_minor:
+            self.mismatch(AMOUNT_MISMATCH, row, rules.AMOUNT, led)
+        else:
+            self.counts[row.record_type]["matched"] += 1
+
+    def mismatch(self, kind: MismatchKind, row: AdjustmentEntry, rule: rules.Rule, led: LedgerAdjustment | None = None) -> None:
+        self.counts[row.record_type]["mismatched"] += 1
+        self.out.add(
             Mismatch(
                 kind,
                 row.modification_reference or None,
@@ -608,61 +665,26 @@ def _match_adjustments(
             )
         )
 
-    for row in sorted(entries, key=attrgetter("line")):
-        counts[row.record_type]["rows"] += 1
-        txn_id = adjustment_txn_id(row.record_type, row.modification_reference, row.modification_merchant_reference)
-        identity = txn_id or f"{row.record_type}#{row.modification_reference}"
-        earlier = first_row.get(identity)
-        if earlier is not None:
-            mismatch(DUPLICATE_IN_SETTLEMENT, row, rules.DUPLICATE_IDENTICAL if row.same(earlier) else rules.DUPLICATE_CONFLICTING)
-            continue
-        first_row[identity] = row
-        led = by_key.pop((row.record_type, row.modification_reference), None) if row.modification_reference else None
-        if led is not None:
-            by_txn.pop(led.txn_id, None)
-        elif txn_id is not None:
-            led = by_txn.pop(txn_id, None)
-            if led is not None:
-                by_key.pop((led.record_type, led.psp_reference), None)
-            elif lookups < bounds.max_point_lookups:
-                lookups += 1
-                led = ledger.find_adjustment(txn_id)  # booked on another day than the PSP's
-            else:
-                mismatch(MISSING_IN_LEDGER, row, rules.LOOKUP_BUDGET)
-                continue
-        if led is None or led.record_type != row.record_type:
-            mismatch(MISSING_IN_LEDGER, row, rules.unknown_adjustment(row.record_type))
-            continue
-        note_seller(led)
-        if led.payment_order_id != row.payment_order_id or (led.original_psp_reference and led.original_psp_reference != row.psp_reference):
-            mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {row.modification_reference}", f"order {led.payment_order_id}, payment {led.original_psp_reference}"), led)
-        elif (led.psp_reference and row.modification_reference and led.psp_reference != row.modification_reference):
-            mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {txn_id}", f"PSP reference {led.psp_reference}"), led)
-        elif led.currency != row.currency:
-            mismatch(CURRENCY_MISMATCH, row, rules.CURRENCY, led)
-        elif led.amount_minor != row.amount_minor:
-            mismatch(AMOUNT_MISMATCH, row, rules.AMOUNT, led)
-        else:
-            counts[row.record_type]["matched"] += 1
-    for led in sorted(by_txn.values(), key=attrgetter("txn_id")):  # booked that day, absent from the file
-        note_seller(led)
-        counts[led.record_type]["missing_in_settlement"] += 1
-        cls, rule = rules.missing_in_settlement(led.booked_at)
-        out.add(
-            Mismatch(
-                MISSING_IN_SETTLEMENT,
-                led.psp_reference or led.txn_id,
-                led.payment_order_id,
-                led.currency,
-                None,
-                led.amount_minor,
-                cls,
-                rule,
-                seller_account=led.seller_account,
-                record_type=led.record_type,
+    def missing_in_settlement(self) -> None:
+        """The day's ledger adjustments no row took: booked that day, absent from the file."""
+        for led in sorted(self.by_txn.values(), key=attrgetter("txn_id")):
+            self.note_seller(led)
+            self.counts[led.record_type]["missing_in_settlement"] += 1
+            cls, rule = rules.missing_in_settlement(led.booked_at)
+            self.out.add(
+                Mismatch(
+                    MISSING_IN_SETTLEMENT,
+                    led.psp_reference or led.txn_id,
+                    led.payment_order_id,
+                    led.currency,
+                    None,
+                    led.amount_minor,
+                    cls,
+                    rule,
+                    seller_account=led.seller_account,
+                    record_type=led.record_type,
+                )
             )
-        )
-    return counts, lookups
 
 
 def _assert_ascending(entries: Iterator[LedgerEntry]) -> Iterator[LedgerEntry]:
@@ -893,7 +915,7 @@ def fold_batches(
     fold = _FastFold(layout, bounds, partial)
     for first, texts in batches:
         entries: list[Entry] = []
-        fast, last_fast = fold.batch(first, texts, entries.append)
+        fast, last_fast = fold.batch(first, texts, _clean_batch(texts), entries.append)
         if fast:
             fold.fast_rows += fast
             partial.rows += fast
@@ -916,9 +938,9 @@ class _FastFold:
         i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, _ = adyen._plan(layout)
         self.columns = (layout.width, i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone)
         self.amount_at = adyen._amount_plan(layout)
-        self.checks = (adyen.PAYMENT_TYPES, adyen._REFERENCE.match, adyen._TIMESTAMP.match, adyen.FORMULA_FIELD.search)
-        self.to_utc = adyen.to_utc
+        checks = (adyen.PAYMENT_TYPES, adyen._REFERENCE.match, adyen._TIMESTAMP.match, adyen.FORMULA_FIELD.search, adyen.to_utc)
         self.amount_caches: dict[str, dict[str, int]] = {}  # currency -> adyen's cache of parsed amounts
+        self.context = (*checks, partial, layout, bounds, self.amount_caches)
         self.sums: dict[tuple[str, str], list[int]] = {}  # (gross, net currency) -> gc, nd, nc, 4 fees
         self.days: dict[str, int] = {}
         self.bulk = 0  # SettledBulk rows among the fast ones (the others are Settled)
@@ -926,29 +948,23 @@ class _FastFold:
         self.day, self.day_rows, self.pair = "", 0, ("", "")
         self.acc = (0, 0, 0, 0, 0, 0, 0)  # the current pair's gc, nd, nc, commission, markup, scheme, interchange
 
-    def batch(self, first: int, texts: list[str | None], append: Callable[[Entry], None]) -> tuple[int, int]:
-        """Fold one batch's rows; returns (fast rows, the last fast row's line). A row that fails a
-        check (a padded field fails one: parse_row strips) goes to ``parse_row`` unchanged."""
+    def batch(self, first: int, texts: list[str | None], clean: bool, append: Callable[[Entry], None]) -> tuple[int, int]:
+        """Fold one batch's rows (``clean``: see :func:`_clean_batch`); returns (fast rows, the last
+        fast row's line). A field is taken as it is: a padded one (parse_row strips) fails a check."""
         width, i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone = self.columns
         i_gd, i_gc, i_nd, i_nc, i_commission, i_markup, i_scheme, i_interchange = self.amount_at
-        payment_types, plain_reference, timestamp, formula = self.checks
-        partial, layout, bounds, amount_caches, to_utc, row_error = self.partial, self.layout, self.bounds, self.amount_caches, self.to_utc, RowError
+        payment_types, plain_reference, timestamp, formula, to_utc, partial, layout, bounds, amount_caches = self.context
         day, day_rows, pair, bulk = self.day, self.day_rows, self.pair, self.bulk
         s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in = self.acc
-        clean = _clean_batch(texts)
         fast = last_fast = 0
         for line, text in enumerate(texts, first):
-            if not clean and (text is None or '"' in text or formula(text) is not None):
+            if (not clean and (text is None or '"' in text or formula(text) is not None)) or len(f := text.split(",")) != width:  # type: ignore[union-attr]
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
-            f = text.split(",")  # type: ignore[union-attr]
-            if len(f) != width:
-                _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
-                continue
-            kind, gross_ccy, psp, merchant = f[i_type], f[i_gross], f[i_psp], f[i_merchant]
+            kind, psp, merchant = f[i_type], f[i_psp], f[i_merchant]
+            gross_ccy = f[i_gross]
             net_ccy = f[i_net] or gross_ccy
-            gross_cache = amount_caches.get(gross_ccy)
-            net_cache = amount_caches.get(net_ccy)
+            gross_cache, net_cache = amount_caches.get(gross_ccy), amount_caches.get(net_ccy)
             if (
                 kind not in payment_types
                 or gross_cache is None
@@ -970,61 +986,44 @@ class _FastFold:
             markup = net_cache.get(t) if (t := f[i_markup]) else 0
             scheme = net_cache.get(t) if (t := f[i_scheme]) else 0
             interchange = net_cache.get(t) if (t := f[i_interchange]) else 0
-            if (  # `is None` each, not `None in (...)`: no tuple per row, and the types narrow to int below
-                gross_debit is None or gross_credit is None or net_debit is None or net_credit is None
-                or commission is None or markup is None or scheme is None or interchange is None
-            ):
-                known = (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange)
-                amounts = _parse_amounts(f, self.amount_at, gross_ccy, net_ccy, known)
-                if amounts is None:
-                    _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
-                    continue
-                gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = amounts
-            if gross_debit != 0 or gross_credit <= 0:
+            created, zone = f[i_created], f[i_zone]
+            try:  # an amount not seen yet in its currency or a time in another zone: as parse_row would
+                if (  # `is None` each, not `None in (...)`: no tuple per row, and the types narrow to int below
+                    gross_debit is None or gross_credit is None or net_debit is None or net_credit is None
+                    or commission is None or markup is None or scheme is None or interchange is None
+                ):
+                    gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = _parse_amounts(f, self.amount_at, gross_ccy, net_ccy, gross_cache, net_cache)
+                utc = (zone == "UTC" or not zone) and timestamp(created) is not None
+                charged_at = f"{created[:10]}T{created[11:]}Z" if utc else to_utc(created.strip(), zone.strip())
+            except RowError:
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
-            created = f[i_created]
-            zone = f[i_zone]
-            if (zone == "UTC" or not zone) and timestamp(created):
-                charged_at = f"{created[:10]}T{created[11:]}Z"
-            else:
-                try:
-                    charged_at = to_utc(created.strip(), zone.strip())
-                except row_error:
-                    _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
-                    continue
+            if gross_debit != 0 or gross_credit <= 0:  # after the time (a pure function): the same outcome
+                _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
+                continue
             fast += 1
             bulk += kind != "Settled"
             if charged_at[:10] != day:  # rows come day by day: counted in a local until the day changes
-                if day_rows:
-                    self.days[day] = self.days.get(day, 0) + day_rows
+                _add_day(self.days, day, day_rows)
                 day, day_rows = charged_at[:10], 0
             day_rows += 1
             if gross_ccy != pair[0] or net_ccy != pair[1]:  # likewise the totals, per currency pair
-                if pair[0]:
-                    _add_sums(self.sums, pair, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in))
+                _add_sums(self.sums, pair, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in))
                 pair = (gross_ccy, net_ccy)
                 s_gc = s_nd = s_nc = s_co = s_ma = s_sc = s_in = 0
-            s_gc += gross_credit
-            s_nd += net_debit
-            s_nc += net_credit
-            s_co += commission
-            s_ma += markup
-            s_sc += scheme
-            s_in += interchange
+            s_gc, s_nd, s_nc = s_gc + gross_credit, s_nd + net_debit, s_nc + net_credit
+            s_co, s_ma = s_co + commission, s_ma + markup  # two or three names at once: no tuple is built
+            s_sc, s_in = s_sc + scheme, s_in + interchange
             append((psp, line, merchant, gross_ccy, gross_credit, charged_at))
             last_fast = line
-        self.day, self.day_rows, self.pair, self.bulk = day, day_rows, pair, bulk
-        self.acc = (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in)
+        self.day, self.day_rows, self.pair, self.bulk, self.acc = day, day_rows, pair, bulk, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in)
         return fast, last_fast
 
     def finish(self) -> None:
         """Fold what the fast rows counted into the Partial (after the last batch)."""
         partial, days, sums = self.partial, self.days, self.sums
-        if self.day_rows:
-            days[self.day] = days.get(self.day, 0) + self.day_rows
-        if self.pair[0]:
-            _add_sums(sums, self.pair, self.acc)
+        _add_day(days, self.day, self.day_rows)
+        _add_sums(sums, self.pair, self.acc)
         kinds = {"Settled": self.fast_rows - self.bulk, "SettledBulk": self.bulk}
         partial.record_types.update({kind: count for kind, count in kinds.items() if count})
         partial.days.update(days)
@@ -1054,18 +1053,15 @@ def _add_amount_caches(amount_caches: dict[str, dict[str, int]], gross_ccy: str,
 
 
 def _parse_amounts(
-    f: list[str], amount_at: tuple[int, ...], gross_ccy: str, net_ccy: str, known: tuple[int | None, ...]
-) -> list[int] | None:
+    f: list[str], amount_at: tuple[int, ...], gross_ccy: str, net_ccy: str, gross_cache: dict[str, int], net_cache: dict[str, int]
+) -> list[int]:
     """A fast row's eight amounts, those not seen yet in their currency parsed (and cached) as
-    ``parse_row`` would; None when one does not parse (the row goes to ``parse_row``)."""
-    parse_minor, amount_names = adyen.parse_minor, adyen._AMOUNT_NAMES
-    try:
-        return [
-            parse_minor(f[at], gross_ccy if n < 2 else net_ccy, amount_names[n]) if value is None else value
-            for n, (at, value) in enumerate(zip(amount_at, known, strict=True))
-        ]
-    except RowError:
-        return None
+    ``parse_row`` would; raises :class:`RowError` when one does not parse."""
+    known = [(gross_cache if n < 2 else net_cache).get(f[at]) if f[at] else 0 for n, at in enumerate(amount_at)]
+    return [
+        adyen.parse_minor(f[at], gross_ccy if n < 2 else net_ccy, adyen._AMOUNT_NAMES[n]) if value is None else value
+        for n, (at, value) in enumerate(zip(amount_at, known, strict=True))
+    ]
 
 
 def _formula_in(block: str) -> bool:
@@ -1076,7 +1072,14 @@ def _formula_in(block: str) -> bool:
     return block.startswith("-") or ",-" in block or "\n-" in block
 
 
+def _add_day(days: dict[str, int], day: str, rows: int) -> None:
+    if rows:  # none before the first row
+        days[day] = days.get(day, 0) + rows
+
+
 def _add_sums(sums: dict[tuple[str, str], list[int]], pair: tuple[str, str], amounts: tuple[int, ...]) -> None:
+    if not pair[0]:  # none before the first row
+        return
     acc = sums.get(pair)
     if acc is None:
         acc = sums[pair] = [0] * len(amounts)
