@@ -992,7 +992,7 @@ class _FastFold:
                     gross_debit is None or gross_credit is None or net_debit is None or net_credit is None
                     or commission is None or markup is None or scheme is None or interchange is None
                 ):
-                    gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = _parse_amounts(f, self.amount_at, gross_ccy, net_ccy, gross_cache, net_cache)
+                    gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = _parse_amounts(f, self.amount_at, gross_ccy, net_ccy, (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange))
                 utc = (zone == "UTC" or not zone) and timestamp(created) is not None
                 charged_at = f"{created[:10]}T{created[11:]}Z" if utc else to_utc(created.strip(), zone.strip())
             except RowError:
@@ -1053,13 +1053,14 @@ def _add_amount_caches(amount_caches: dict[str, dict[str, int]], gross_ccy: str,
 
 
 def _parse_amounts(
-    f: list[str], amount_at: tuple[int, ...], gross_ccy: str, net_ccy: str, gross_cache: dict[str, int], net_cache: dict[str, int]
+    f: list[str], amount_at: tuple[int, ...], gross_ccy: str, net_ccy: str, known: tuple[int | None, ...]
 ) -> list[int]:
-    """A fast row's eight amounts, those not seen yet in their currency parsed (and cached) as
-    ``parse_row`` would; raises :class:`RowError` when one does not parse."""
-    known = [(gross_cache if n < 2 else net_cache).get(f[at]) if f[at] else 0 for n, at in enumerate(amount_at)]
+    """A fast row's eight amounts (``known``: from adyen's caches, None if not seen yet in their
+    currency), the others parsed (and cached) as ``parse_row`` would; raises :class:`RowError`
+    when one does not parse."""
+    parse_minor, names = adyen.parse_minor, adyen._AMOUNT_NAMES
     return [
-        adyen.parse_minor(f[at], gross_ccy if n < 2 else net_ccy, adyen._AMOUNT_NAMES[n]) if value is None else value
+        parse_minor(f[at], gross_ccy if n < 2 else net_ccy, names[n]) if value is None else value
         for n, (at, value) in enumerate(zip(amount_at, known, strict=True))
     ]
 
