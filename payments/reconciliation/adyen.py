@@ -515,7 +515,14 @@ def write_report(
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     batch = str(batch_number(day))
-    payouts: dict[str, int] = {}
+    payouts: dict[str, int] = {}  # currency -> the batch's net so far
+    rows = _write_charges(writer, charges, batch, payouts)
+    rows += _write_modifications(writer, modifications, batch, payouts)
+    return rows + _write_payouts(writer, payouts, day, batch)
+
+
+def _write_charges(writer: Any, charges: Iterable[dict[str, Any]], batch: str, payouts: dict[str, int]) -> int:
+    """A ``Settled`` row per charge, its net added to ``payouts``; returns the row count."""
     rows = 0
     for charge in charges:
         ccy, amount = charge["currency"], int(charge["amount_minor"])
@@ -541,20 +548,16 @@ def write_report(
             )
         )
         rows += 1
+    return rows
+
+
+def _write_modifications(writer: Any, modifications: Iterable[dict[str, Any]], batch: str, payouts: dict[str, int]) -> int:
+    """A row per refund, chargeback and chargeback reversal, its net added to ``payouts``;
+    returns the row count."""
+    rows = 0
     for modification in modifications:
         record_type, ccy, amount = modification["record_type"], modification["currency"], int(modification["amount_minor"])
-        gross = format_minor(amount, ccy)
-        fees = ["", "", "", ""]
-        if record_type == CHARGEBACK_REVERSED:
-            gross_debit, gross_credit, net_debit, net_credit, net = "", gross, "", gross, amount
-        elif record_type == CHARGEBACK:
-            fee = chargeback_fee(ccy)
-            fees[1] = format_minor(fee, ccy)
-            gross_debit, gross_credit, net_debit, net_credit, net = gross, "", format_minor(amount + fee, ccy), "", -(amount + fee)
-        elif record_type == REFUNDED:
-            gross_debit, gross_credit, net_debit, net_credit, net = gross, "", gross, "", -amount
-        else:
-            raise ValueError(f"the simulated PSP writes no {record_type} rows")
+        gross_debit, gross_credit, net_debit, net_credit, net, fees = _modification_amounts(record_type, ccy, amount)
         payouts[ccy] = payouts.get(ccy, 0) + net
         writer.writerow(
             _row(
@@ -576,6 +579,28 @@ def write_report(
             )
         )
         rows += 1
+    return rows
+
+
+def _modification_amounts(record_type: str, ccy: str, amount: int) -> tuple[str, str, str, str, int, list[str]]:
+    """A modification row's (gross debit, gross credit, net debit, net credit) texts, its net
+    in minor units (what it adds to the payout) and its four fee texts."""
+    gross = format_minor(amount, ccy)
+    fees = ["", "", "", ""]
+    if record_type == CHARGEBACK_REVERSED:
+        return "", gross, "", gross, amount, fees
+    if record_type == CHARGEBACK:
+        fee = chargeback_fee(ccy)
+        fees[1] = format_minor(fee, ccy)
+        return gross, "", format_minor(amount + fee, ccy), "", -(amount + fee), fees
+    if record_type == REFUNDED:
+        return gross, "", gross, "", -amount, fees
+    raise ValueError(f"the simulated PSP writes no {record_type} rows")
+
+
+def _write_payouts(writer: Any, payouts: dict[str, int], day: str, batch: str) -> int:
+    """One ``MerchantPayout`` row per currency with a positive net; returns the row count."""
+    rows = 0
     for ccy, net in sorted(payouts.items()):
         if net <= 0:
             continue  # nothing to pay out: the negative balance carries over to the next batch

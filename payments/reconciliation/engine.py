@@ -368,24 +368,107 @@ def merge_join(
     for mismatch in partial.mismatches:
         out.add(mismatch)
     day = window_day(partial.days, day_hint)
-    sellers: set[tuple[str, str]] = set()
-    truncated = False
-    matched = 0
-    lookups = 0
+    join = _Join(ledger, bounds, out)
+    join.merge(runs, day)
+    adjusted, join.lookups = _match_adjustments(partial.adjustments, ledger, day, out, bounds, join.lookups, join.note_seller)
+    join.matched += sum(counts["matched"] for counts in adjusted.values())
 
-    def note_seller(entry: LedgerEntry) -> None:
-        nonlocal truncated
+    rejected = sorted(partial.rejected, key=attrgetter("line"))
+    accounted = join.matched + out.row_mismatches + len(rejected) + partial.recorded
+    if accounted != partial.rows:
+        raise InvariantViolation(f"{partial.rows} rows but {accounted} outcomes: a row was lost or counted twice")
+    return Result(
+        format=ADYEN,
+        rows=partial.rows,
+        matched=join.matched,
+        recorded=partial.recorded,
+        rejected=rejected,
+        mismatches=sorted(out.kept, key=Mismatch.sort_key),
+        mismatches_omitted=out.omitted,
+        totals={ccy: partial.totals[ccy] for ccy in sorted(partial.totals)},
+        record_types=dict(sorted(partial.record_types.items())),
+        window_day=day,
+        seller_accounts=join.sellers,
+        sellers_truncated=join.truncated,
+        adjustments=adjusted,
+    )
+
+
+class _Join:
+    """The state of one merge join of the settled rows with the ledger: the outcomes (in
+    ``out``), the matched count, the seller accounts seen and the point lookups used."""
+
+    def __init__(self, ledger: LedgerSource, bounds: Bounds, out: _Collector):
+        self.ledger, self.bounds, self.out = ledger, bounds, out
+        self.sellers: set[tuple[str, str]] = set()
+        self.truncated = False
+        self.matched = 0
+        self.lookups = 0
+
+    def merge(self, runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]], day: str | None) -> None:
+        """The sorted merge: each PSP reference's first row against the ledger entry of that
+        reference (a match counted here, in a local), its other rows duplicates; ledger entries
+        passed over are missing in the settlement, rows with no entry that day carried over."""
+        sellers, note_seller, missing = self.sellers, self.note_seller, self.missing
+        compare, carried_over = self.compare, self.carried_over
+        matched = 0
+        ledger_stream = _assert_ascending(self.ledger.day_entries(day) if day else iter(()))
+        led = next(ledger_stream, None)
+        first: Entry | None = None  # the first row of the current PSP reference
+        for batch in itertools.chain(merge_runs(runs), [[_END]]):  # ascending by (psp_reference, line)
+            for entry in batch:
+                if first is not None:
+                    if entry[0] == first[0] and entry is not _END:  # a duplicate of the current reference
+                        self.duplicate(SettledEntry._make(entry), SettledEntry._make(first))
+                        continue
+                    # the current reference is complete: its first row against the ledger
+                    reference = first[0]
+                    while led is not None and led.psp_reference < reference:
+                        missing(led)
+                        led = next(ledger_stream, None)
+                    if led is not None and led.psp_reference == reference:
+                        if led.payment_order_id == first[2] and led.currency == first[3] and led.amount_minor == first[4]:
+                            if (led.seller_account, led.currency) not in sellers:
+                                note_seller(led)
+                            matched += 1
+                        else:
+                            compare(SettledEntry._make(first), led)
+                        led = next(ledger_stream, None)
+                    else:
+                        carried_over(SettledEntry._make(first))
+                first = entry
+        while led is not None:
+            missing(led)
+            led = next(ledger_stream, None)
+        self.matched += matched
+
+    def note_seller(self, entry: LedgerEntry) -> None:
         account = (entry.seller_account, entry.currency)
-        if account in sellers:
+        if account in self.sellers:
             return
-        if len(sellers) < bounds.max_three_way_sellers:
-            sellers.add(account)
+        if len(self.sellers) < self.bounds.max_three_way_sellers:
+            self.sellers.add(account)
         else:
-            truncated = True
+            self.truncated = True
 
-    def compare(row: SettledEntry, led: LedgerEntry) -> None:
-        nonlocal matched
-        note_seller(led)
+    def duplicate(self, duplicate: SettledEntry, first: SettledEntry) -> None:
+        cls, rule = rules.DUPLICATE_IDENTICAL if duplicate.same_payment(first) else rules.DUPLICATE_CONFLICTING
+        self.out.add(
+            Mismatch(
+                DUPLICATE_IN_SETTLEMENT,
+                duplicate.psp_reference,
+                duplicate.payment_order_id,
+                duplicate.currency,
+                duplicate.amount_minor,
+                None,
+                cls,
+                rule,
+                line=duplicate.line,
+            )
+        )
+
+    def compare(self, row: SettledEntry, led: LedgerEntry) -> None:
+        self.note_seller(led)
         common: _Identity = {
             "psp_reference": row.psp_reference,
             "payment_order_id": row.payment_order_id,
@@ -394,7 +477,7 @@ def merge_join(
         }
         if led.payment_order_id != row.payment_order_id:
             cls, rule = rules.booked_under_another("PSP reference", f"order {led.payment_order_id}")
-            out.add(
+            self.out.add(
                 Mismatch(
                     MISSING_IN_LEDGER,
                     currency=row.currency,
@@ -407,7 +490,7 @@ def merge_join(
             )
         elif led.currency != row.currency:
             cls, rule = rules.CURRENCY
-            out.add(
+            self.out.add(
                 Mismatch(
                     CURRENCY_MISMATCH,
                     currency=row.currency,
@@ -421,7 +504,7 @@ def merge_join(
             )
         elif led.amount_minor != row.amount_minor:
             cls, rule = rules.AMOUNT
-            out.add(
+            self.out.add(
                 Mismatch(
                     AMOUNT_MISMATCH,
                     currency=row.currency,
@@ -433,25 +516,23 @@ def merge_join(
                 )
             )
         else:
-            matched += 1
+            self.matched += 1
 
-    def carried_over(row: SettledEntry) -> None:
-        nonlocal lookups
-        if lookups >= bounds.max_point_lookups:
+    def carried_over(self, row: SettledEntry) -> None:
+        if self.lookups >= self.bounds.max_point_lookups:
             cls, rule = rules.LOOKUP_BUDGET
-            found = None
         else:
-            lookups += 1
-            found = ledger.find(row.payment_order_id)
+            self.lookups += 1
+            found = self.ledger.find(row.payment_order_id)
             if found is not None and found.psp_reference == row.psp_reference:
-                compare(row, found)
+                self.compare(row, found)
                 return
             cls, rule = (
                 rules.UNKNOWN_PAYMENT
                 if found is None
                 else rules.booked_under_another(f"order {row.payment_order_id}", f"PSP reference {found.psp_reference}")
             )
-        out.add(
+        self.out.add(
             Mismatch(
                 MISSING_IN_LEDGER,
                 row.psp_reference,
@@ -465,10 +546,10 @@ def merge_join(
             )
         )
 
-    def missing(led: LedgerEntry) -> None:
-        note_seller(led)
+    def missing(self, led: LedgerEntry) -> None:
+        self.note_seller(led)
         cls, rule = rules.missing_in_settlement(led.charged_at)
-        out.add(
+        self.out.add(
             Mismatch(
                 MISSING_IN_SETTLEMENT,
                 led.psp_reference,
@@ -481,73 +562,6 @@ def merge_join(
                 seller_account=led.seller_account,
             )
         )
-
-    ledger_stream = _assert_ascending(ledger.day_entries(day) if day else iter(()))
-    led = next(ledger_stream, None)
-    first: Entry | None = None  # the first row of the current PSP reference
-    for batch in itertools.chain(merge_runs(runs), [[_END]]):  # ascending by (psp_reference, line)
-        for entry in batch:
-            if first is not None:
-                if entry[0] == first[0] and entry is not _END:  # a duplicate of the current reference
-                    duplicate = SettledEntry._make(entry)
-                    same = duplicate.same_payment(SettledEntry._make(first))
-                    cls, rule = rules.DUPLICATE_IDENTICAL if same else rules.DUPLICATE_CONFLICTING
-                    out.add(
-                        Mismatch(
-                            DUPLICATE_IN_SETTLEMENT,
-                            duplicate.psp_reference,
-                            duplicate.payment_order_id,
-                            duplicate.currency,
-                            duplicate.amount_minor,
-                            None,
-                            cls,
-                            rule,
-                            line=duplicate.line,
-                        )
-                    )
-                    continue
-                # the current reference is complete: its first row against the ledger
-                reference = first[0]
-                while led is not None and led.psp_reference < reference:
-                    missing(led)
-                    led = next(ledger_stream, None)
-                if led is not None and led.psp_reference == reference:
-                    if led.payment_order_id == first[2] and led.currency == first[3] and led.amount_minor == first[4]:
-                        if (led.seller_account, led.currency) not in sellers:
-                            note_seller(led)
-                        matched += 1
-                    else:
-                        compare(SettledEntry._make(first), led)
-                    led = next(ledger_stream, None)
-                else:
-                    carried_over(SettledEntry._make(first))
-            first = entry
-    while led is not None:
-        missing(led)
-        led = next(ledger_stream, None)
-
-    adjusted, lookups = _match_adjustments(partial.adjustments, ledger, day, out, bounds, lookups, note_seller)
-    matched += sum(counts["matched"] for counts in adjusted.values())
-
-    rejected = sorted(partial.rejected, key=attrgetter("line"))
-    accounted = matched + out.row_mismatches + len(rejected) + partial.recorded
-    if accounted != partial.rows:
-        raise InvariantViolation(f"{partial.rows} rows but {accounted} outcomes: a row was lost or counted twice")
-    return Result(
-        format=ADYEN,
-        rows=partial.rows,
-        matched=matched,
-        recorded=partial.recorded,
-        rejected=rejected,
-        mismatches=sorted(out.kept, key=Mismatch.sort_key),
-        mismatches_omitted=out.omitted,
-        totals={ccy: partial.totals[ccy] for ccy in sorted(partial.totals)},
-        record_types=dict(sorted(partial.record_types.items())),
-        window_day=day,
-        seller_accounts=sellers,
-        sellers_truncated=truncated,
-        adjustments=adjusted,
-    )
 
 
 def _match_adjustments(
@@ -564,20 +578,77 @@ def _match_adjustments(
     among the window day's ledger adjustments, then (a row of another day) by one point lookup
     within ``bounds.max_point_lookups``. The day's ledger adjustments left over are
     ``MISSING_IN_SETTLEMENT``. Returns the per-record-type counts and the lookups used."""
-    counts = {record_type: {"rows": 0, "matched": 0, "mismatched": 0, "missing_in_settlement": 0} for record_type in adyen.MATCHED_ADJUSTMENTS}
-    by_key: dict[tuple[str, str], LedgerAdjustment] = {}
-    by_txn: dict[str, LedgerAdjustment] = {}
-    for adjustment in ledger.day_adjustments(day) if day else ():
-        by_txn[adjustment.txn_id] = adjustment
-        if len(by_txn) > bounds.max_adjustment_rows:  # held in memory like the file's: the same bound
-            raise UnreadableFile(f"the ledger's day {day} has more than {bounds.max_adjustment_rows} refunds and chargebacks")
-        if adjustment.psp_reference:
-            by_key[(adjustment.record_type, adjustment.psp_reference)] = adjustment
-    first_row: dict[str, AdjustmentEntry] = {}  # txn_id (or row key) -> the row that took it
+    matcher = _AdjustmentMatch(ledger, out, bounds, lookups, note_seller)
+    matcher.index_day(day)
+    for row in sorted(entries, key=attrgetter("line")):
+        matcher.match(row)
+    matcher.missing_in_settlement()
+    return matcher.counts, matcher.lookups
 
-    def mismatch(kind: MismatchKind, row: AdjustmentEntry, rule: rules.Rule, led: LedgerAdjustment | None = None) -> None:
-        counts[row.record_type]["mismatched"] += 1
-        out.add(
+
+class _AdjustmentMatch:
+    """The state of :func:`_match_adjustments`: the day's ledger adjustments not matched yet (by
+    key and by transaction id), the rows seen (for duplicates), the counts and lookups."""
+
+    def __init__(self, ledger: LedgerSource, out: _Collector, bounds: Bounds, lookups: int, note_seller: Callable[[Any], None]):
+        self.ledger, self.out, self.bounds, self.lookups, self.note_seller = ledger, out, bounds, lookups, note_seller
+        self.counts = {record_type: {"rows": 0, "matched": 0, "mismatched": 0, "missing_in_settlement": 0} for record_type in adyen.MATCHED_ADJUSTMENTS}
+        self.by_key: dict[tuple[str, str], LedgerAdjustment] = {}
+        self.by_txn: dict[str, LedgerAdjustment] = {}
+        self.first_row: dict[str, AdjustmentEntry] = {}  # txn_id (or row key) -> the row that took it
+
+    def index_day(self, day: str | None) -> None:
+        for adjustment in self.ledger.day_adjustments(day) if day else ():
+            self.by_txn[adjustment.txn_id] = adjustment
+            if len(self.by_txn) > self.bounds.max_adjustment_rows:  # held in memory like the file's: the same bound
+                raise UnreadableFile(f"the ledger's day {day} has more than {self.bounds.max_adjustment_rows} refunds and chargebacks")
+            if adjustment.psp_reference:
+                self.by_key[(adjustment.record_type, adjustment.psp_reference)] = adjustment
+
+    def match(self, row: AdjustmentEntry) -> None:
+        """One row (in line order): a duplicate, or found and compared, or missing in the ledger."""
+        self.counts[row.record_type]["rows"] += 1
+        txn_id = adjustment_txn_id(row.record_type, row.modification_reference, row.modification_merchant_reference)
+        identity = txn_id or f"{row.record_type}#{row.modification_reference}"
+        earlier = self.first_row.get(identity)
+        if earlier is not None:
+            self.mismatch(DUPLICATE_IN_SETTLEMENT, row, rules.DUPLICATE_IDENTICAL if row.same(earlier) else rules.DUPLICATE_CONFLICTING)
+            return
+        self.first_row[identity] = row
+        led = self.by_key.pop((row.record_type, row.modification_reference), None) if row.modification_reference else None
+        if led is not None:
+            self.by_txn.pop(led.txn_id, None)
+        elif txn_id is not None:
+            led = self.by_txn.pop(txn_id, None)
+            if led is not None:
+                self.by_key.pop((led.record_type, led.psp_reference), None)
+            elif self.lookups < self.bounds.max_point_lookups:
+                self.lookups += 1
+                led = self.ledger.find_adjustment(txn_id)  # booked on another day than the PSP's
+            else:
+                self.mismatch(MISSING_IN_LEDGER, row, rules.LOOKUP_BUDGET)
+                return
+        if led is None or led.record_type != row.record_type:
+            self.mismatch(MISSING_IN_LEDGER, row, rules.unknown_adjustment(row.record_type))
+            return
+        self.compare(row, led, txn_id)
+
+    def compare(self, row: AdjustmentEntry, led: LedgerAdjustment, txn_id: str | None) -> None:
+        self.note_seller(led)
+        if led.payment_order_id != row.payment_order_id or (led.original_psp_reference and led.original_psp_reference != row.psp_reference):
+            self.mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {row.modification_reference}", f"order {led.payment_order_id}, payment {led.original_psp_reference}"), led)
+        elif (led.psp_reference and row.modification_reference and led.psp_reference != row.modification_reference):
+            self.mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {txn_id}", f"PSP reference {led.psp_reference}"), led)
+        elif led.currency != row.currency:
+            self.mismatch(CURRENCY_MISMATCH, row, rules.CURRENCY, led)
+        elif led.amount_minor != row.amount_minor:
+            self.mismatch(AMOUNT_MISMATCH, row, rules.AMOUNT, led)
+        else:
+            self.counts[row.record_type]["matched"] += 1
+
+    def mismatch(self, kind: MismatchKind, row: AdjustmentEntry, rule: rules.Rule, led: LedgerAdjustment | None = None) -> None:
+        self.counts[row.record_type]["mismatched"] += 1
+        self.out.add(
             Mismatch(
                 kind,
                 row.modification_reference or None,
@@ -594,61 +665,26 @@ def _match_adjustments(
             )
         )
 
-    for row in sorted(entries, key=attrgetter("line")):
-        counts[row.record_type]["rows"] += 1
-        txn_id = adjustment_txn_id(row.record_type, row.modification_reference, row.modification_merchant_reference)
-        identity = txn_id or f"{row.record_type}#{row.modification_reference}"
-        earlier = first_row.get(identity)
-        if earlier is not None:
-            mismatch(DUPLICATE_IN_SETTLEMENT, row, rules.DUPLICATE_IDENTICAL if row.same(earlier) else rules.DUPLICATE_CONFLICTING)
-            continue
-        first_row[identity] = row
-        led = by_key.pop((row.record_type, row.modification_reference), None) if row.modification_reference else None
-        if led is not None:
-            by_txn.pop(led.txn_id, None)
-        elif txn_id is not None:
-            led = by_txn.pop(txn_id, None)
-            if led is not None:
-                by_key.pop((led.record_type, led.psp_reference), None)
-            elif lookups < bounds.max_point_lookups:
-                lookups += 1
-                led = ledger.find_adjustment(txn_id)  # booked on another day than the PSP's
-            else:
-                mismatch(MISSING_IN_LEDGER, row, rules.LOOKUP_BUDGET)
-                continue
-        if led is None or led.record_type != row.record_type:
-            mismatch(MISSING_IN_LEDGER, row, rules.unknown_adjustment(row.record_type))
-            continue
-        note_seller(led)
-        if led.payment_order_id != row.payment_order_id or (led.original_psp_reference and led.original_psp_reference != row.psp_reference):
-            mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {row.modification_reference}", f"order {led.payment_order_id}, payment {led.original_psp_reference}"), led)
-        elif (led.psp_reference and row.modification_reference and led.psp_reference != row.modification_reference):
-            mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {txn_id}", f"PSP reference {led.psp_reference}"), led)
-        elif led.currency != row.currency:
-            mismatch(CURRENCY_MISMATCH, row, rules.CURRENCY, led)
-        elif led.amount_minor != row.amount_minor:
-            mismatch(AMOUNT_MISMATCH, row, rules.AMOUNT, led)
-        else:
-            counts[row.record_type]["matched"] += 1
-    for led in sorted(by_txn.values(), key=attrgetter("txn_id")):  # booked that day, absent from the file
-        note_seller(led)
-        counts[led.record_type]["missing_in_settlement"] += 1
-        cls, rule = rules.missing_in_settlement(led.booked_at)
-        out.add(
-            Mismatch(
-                MISSING_IN_SETTLEMENT,
-                led.psp_reference or led.txn_id,
-                led.payment_order_id,
-                led.currency,
-                None,
-                led.amount_minor,
-                cls,
-                rule,
-                seller_account=led.seller_account,
-                record_type=led.record_type,
+    def missing_in_settlement(self) -> None:
+        """The day's ledger adjustments no row took: booked that day, absent from the file."""
+        for led in sorted(self.by_txn.values(), key=attrgetter("txn_id")):
+            self.note_seller(led)
+            self.counts[led.record_type]["missing_in_settlement"] += 1
+            cls, rule = rules.missing_in_settlement(led.booked_at)
+            self.out.add(
+                Mismatch(
+                    MISSING_IN_SETTLEMENT,
+                    led.psp_reference or led.txn_id,
+                    led.payment_order_id,
+                    led.currency,
+                    None,
+                    led.amount_minor,
+                    cls,
+                    rule,
+                    seller_account=led.seller_account,
+                    record_type=led.record_type,
+                )
             )
-        )
-    return counts, lookups
 
 
 def _assert_ascending(entries: Iterator[LedgerEntry]) -> Iterator[LedgerEntry]:
@@ -871,58 +907,64 @@ def fold_batches(
     accepts a row only if every check ``parse_row`` makes passes, and computes the same
     values; the equivalence is tested on every quirk and on seeded mutations
     (tests/reconciliation/test_fold.py). Entries reach the runs in line order."""
-    width = layout.width
-    i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, _ = adyen._plan(layout)
-    amount_at = adyen._amount_plan(layout)
-    i_gd, i_gc, i_nd, i_nc, i_commission, i_markup, i_scheme, i_interchange = amount_at
-    amount_names = adyen._AMOUNT_NAMES
-    parse_minor = adyen.parse_minor
-    if min(i_commission, i_markup, i_scheme, i_interchange) < 0:  # optional fee columns absent
+    if min(adyen._amount_plan(layout)[4:]) < 0:  # optional fee columns absent
         for first, texts in batches:
             for line, text in enumerate(texts, first):
                 _fold_one(partial, runs.add, adyen.parse_or_reject(text, layout, line), bounds)
         return
-    payment_types = adyen.PAYMENT_TYPES
-    plain_reference = adyen._REFERENCE.match
-    timestamp = adyen._TIMESTAMP.match
-    formula = adyen.FORMULA_FIELD.search
-    to_utc = adyen.to_utc
-    row_error = RowError
-    amount_caches: dict[str, dict[str, int]] = {}  # currency -> adyen's cache of parsed amounts
-    sums: dict[tuple[str, str], list[int]] = {}  # (gross, net currency) -> gc, nd, nc, 4 fees
-    days: dict[str, int] = {}
-    bulk = 0  # SettledBulk rows among the fast ones (the others are Settled)
-    day, day_rows = "", 0
-    pair = ("", "")
-    s_gc = s_nd = s_nc = s_co = s_ma = s_sc = s_in = 0
-    fast_rows = 0
+    fold = _FastFold(layout, bounds, partial)
     for first, texts in batches:
-        try:
-            block = "\n".join(texts)  # type: ignore[arg-type]
-            clean = '"' not in block and not _formula_in(block)
-        except TypeError:  # a None: a line too long
-            clean = False
-        block = ""
-        fast = last_fast = 0
         entries: list[Entry] = []
-        append = entries.append
+        fast, last_fast = fold.batch(first, texts, _clean_batch(texts), entries.append)
+        if fast:
+            fold.fast_rows += fast
+            partial.rows += fast
+            partial.last_line = max(partial.last_line, last_fast)
+            if partial.rows > bounds.max_rows:
+                raise UnreadableFile(f"more than {bounds.max_rows} rows")
+        if entries:
+            runs.extend(entries)  # in line order, as SortedRuns needs
+    fold.finish()
+
+
+class _FastFold:
+    """The state :func:`fold_batches` carries from batch to batch: the layout's column positions
+    and adyen's checks (unpacked into locals once per batch), the amount caches, and the
+    running day count and per-currency-pair sums of the fast rows, folded into the Partial
+    by :meth:`finish`."""
+
+    def __init__(self, layout: adyen.Layout, bounds: Bounds, partial: Partial):
+        self.layout, self.bounds, self.partial = layout, bounds, partial
+        i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, _ = adyen._plan(layout)
+        self.columns = (layout.width, i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone)
+        self.amount_at = adyen._amount_plan(layout)
+        checks = (adyen.PAYMENT_TYPES, adyen._REFERENCE.match, adyen._TIMESTAMP.match, adyen.FORMULA_FIELD.search, adyen.to_utc)
+        self.amount_caches: dict[str, dict[str, int]] = {}  # currency -> adyen's cache of parsed amounts
+        self.context = (*checks, partial, layout, bounds, self.amount_caches)
+        self.sums: dict[tuple[str, str], list[int]] = {}  # (gross, net currency) -> gc, nd, nc, 4 fees
+        self.days: dict[str, int] = {}
+        self.bulk = 0  # SettledBulk rows among the fast ones (the others are Settled)
+        self.fast_rows = 0
+        self.day, self.day_rows, self.pair = "", 0, ("", "")
+        self.acc = (0, 0, 0, 0, 0, 0, 0)  # the current pair's gc, nd, nc, commission, markup, scheme, interchange
+
+    def batch(self, first: int, texts: list[str | None], clean: bool, append: Callable[[Entry], None]) -> tuple[int, int]:
+        """Fold one batch's rows (``clean``: see :func:`_clean_batch`); returns (fast rows, the last
+        fast row's line). A field is taken as it is: a padded one (parse_row strips) fails a check."""
+        width, i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone = self.columns
+        i_gd, i_gc, i_nd, i_nc, i_commission, i_markup, i_scheme, i_interchange = self.amount_at
+        payment_types, plain_reference, timestamp, formula, to_utc, partial, layout, bounds, amount_caches = self.context
+        day, day_rows, pair, bulk = self.day, self.day_rows, self.pair, self.bulk
+        s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in = self.acc
+        fast = last_fast = 0
         for line, text in enumerate(texts, first):
-            if not clean and (text is None or '"' in text or formula(text) is not None):
+            if (not clean and (text is None or '"' in text or formula(text) is not None)) or len(f := text.split(",")) != width:  # type: ignore[union-attr]
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
-            f = text.split(",")  # type: ignore[union-attr]
-            if len(f) != width:
-                _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
-                continue
-            # fields are taken as they are: a padded one (parse_row strips) fails a check here
-            # (type, currency, reference, amount, time) and the row goes to parse_row
-            kind = f[i_type]
+            kind, psp, merchant = f[i_type], f[i_psp], f[i_merchant]
             gross_ccy = f[i_gross]
             net_ccy = f[i_net] or gross_ccy
-            psp = f[i_psp]
-            merchant = f[i_merchant]
-            gross_cache = amount_caches.get(gross_ccy)
-            net_cache = amount_caches.get(net_ccy)
+            gross_cache, net_cache = amount_caches.get(gross_ccy), amount_caches.get(net_ccy)
             if (
                 kind not in payment_types
                 or gross_cache is None
@@ -933,96 +975,94 @@ def fold_batches(
                 or plain_reference(merchant) is None
             ):
                 if kind in payment_types:  # an unseen currency: look it up once
-                    for ccy in (gross_ccy, net_ccy):
-                        if ccy not in amount_caches and ccy in MINOR_UNITS:
-                            amount_caches[ccy] = adyen._amount_cache(ccy)
+                    _add_amount_caches(amount_caches, gross_ccy, net_ccy)
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
-            t = f[i_gd]
-            gross_debit = gross_cache.get(t) if t else 0
-            t = f[i_gc]
-            gross_credit = gross_cache.get(t) if t else 0
-            t = f[i_nd]
-            net_debit = net_cache.get(t) if t else 0
-            t = f[i_nc]
-            net_credit = net_cache.get(t) if t else 0
-            t = f[i_commission]
-            commission = net_cache.get(t) if t else 0
-            t = f[i_markup]
-            markup = net_cache.get(t) if t else 0
-            t = f[i_scheme]
-            scheme = net_cache.get(t) if t else 0
-            t = f[i_interchange]
-            interchange = net_cache.get(t) if t else 0
-            if (  # `is None` each, not `None in (...)`: no tuple per row, and the types narrow to int below
-                gross_debit is None or gross_credit is None or net_debit is None or net_credit is None
-                or commission is None or markup is None or scheme is None or interchange is None
-            ):
-                try:  # an amount not seen yet in its currency: parsed (and cached) as parse_row would
-                    gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = [
-                        parse_minor(f[at], gross_ccy if n < 2 else net_ccy, amount_names[n]) if known is None else known
-                        for n, (at, known) in enumerate(
-                            zip(amount_at, (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange), strict=True)
-                        )
-                    ]
-                except row_error:
-                    _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
-                    continue
-            if gross_debit != 0 or gross_credit <= 0:
+            gross_debit = gross_cache.get(t) if (t := f[i_gd]) else 0
+            gross_credit = gross_cache.get(t) if (t := f[i_gc]) else 0
+            net_debit = net_cache.get(t) if (t := f[i_nd]) else 0
+            net_credit = net_cache.get(t) if (t := f[i_nc]) else 0
+            commission = net_cache.get(t) if (t := f[i_commission]) else 0
+            markup = net_cache.get(t) if (t := f[i_markup]) else 0
+            scheme = net_cache.get(t) if (t := f[i_scheme]) else 0
+            interchange = net_cache.get(t) if (t := f[i_interchange]) else 0
+            created, zone = f[i_created], f[i_zone]
+            try:  # an amount not seen yet in its currency or a time in another zone: as parse_row would
+                if (  # `is None` each, not `None in (...)`: no tuple per row, and the types narrow to int below
+                    gross_debit is None or gross_credit is None or net_debit is None or net_credit is None
+                    or commission is None or markup is None or scheme is None or interchange is None
+                ):
+                    gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = _parse_amounts(f, self.amount_at, gross_ccy, net_ccy, (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange))
+                utc = (zone == "UTC" or not zone) and timestamp(created) is not None
+                charged_at = f"{created[:10]}T{created[11:]}Z" if utc else to_utc(created.strip(), zone.strip())
+            except RowError:
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
-            created = f[i_created]
-            zone = f[i_zone]
-            if (zone == "UTC" or not zone) and timestamp(created):
-                charged_at = f"{created[:10]}T{created[11:]}Z"
-            else:
-                try:
-                    charged_at = to_utc(created.strip(), zone.strip())
-                except row_error:
-                    _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
-                    continue
+            if gross_debit != 0 or gross_credit <= 0:  # after the time (a pure function): the same outcome
+                _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
+                continue
             fast += 1
             bulk += kind != "Settled"
             if charged_at[:10] != day:  # rows come day by day: counted in a local until the day changes
-                if day_rows:
-                    days[day] = days.get(day, 0) + day_rows
+                _add_day(self.days, day, day_rows)
                 day, day_rows = charged_at[:10], 0
             day_rows += 1
             if gross_ccy != pair[0] or net_ccy != pair[1]:  # likewise the totals, per currency pair
-                if pair[0]:
-                    _add_sums(sums, pair, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in))
+                _add_sums(self.sums, pair, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in))
                 pair = (gross_ccy, net_ccy)
                 s_gc = s_nd = s_nc = s_co = s_ma = s_sc = s_in = 0
-            s_gc += gross_credit
-            s_nd += net_debit
-            s_nc += net_credit
-            s_co += commission
-            s_ma += markup
-            s_sc += scheme
-            s_in += interchange
+            s_gc, s_nd, s_nc = s_gc + gross_credit, s_nd + net_debit, s_nc + net_credit
+            s_co, s_ma = s_co + commission, s_ma + markup  # two or three names at once: no tuple is built
+            s_sc, s_in = s_sc + scheme, s_in + interchange
             append((psp, line, merchant, gross_ccy, gross_credit, charged_at))
             last_fast = line
-        if fast:
-            fast_rows += fast
-            partial.rows += fast
-            partial.last_line = max(partial.last_line, last_fast)
-            if partial.rows > bounds.max_rows:
-                raise UnreadableFile(f"more than {bounds.max_rows} rows")
-        if entries:
-            runs.extend(entries)  # in line order, as SortedRuns needs
-    if day_rows:
-        days[day] = days.get(day, 0) + day_rows
-    if pair[0]:
-        _add_sums(sums, pair, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in))
-    kinds = {"Settled": fast_rows - bulk, "SettledBulk": bulk}
-    partial.record_types.update({kind: count for kind, count in kinds.items() if count})
-    partial.days.update(days)
-    for (gross_ccy, net_ccy), acc in sums.items():
-        gross = partial._sums(gross_ccy)
-        gross["gross_credit"] += acc[0]
-        net = gross if net_ccy == gross_ccy else partial._sums(net_ccy)
-        for name, amount in zip(("net_debit", "net_credit", "commission", "markup", "scheme_fees", "interchange"), acc[1:], strict=True):
-            net[name] += amount
+        self.day, self.day_rows, self.pair, self.bulk, self.acc = day, day_rows, pair, bulk, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in)
+        return fast, last_fast
+
+    def finish(self) -> None:
+        """Fold what the fast rows counted into the Partial (after the last batch)."""
+        partial, days, sums = self.partial, self.days, self.sums
+        _add_day(days, self.day, self.day_rows)
+        _add_sums(sums, self.pair, self.acc)
+        kinds = {"Settled": self.fast_rows - self.bulk, "SettledBulk": self.bulk}
+        partial.record_types.update({kind: count for kind, count in kinds.items() if count})
+        partial.days.update(days)
+        for (gross_ccy, net_ccy), acc in sums.items():
+            gross = partial._sums(gross_ccy)
+            gross["gross_credit"] += acc[0]
+            net = gross if net_ccy == gross_ccy else partial._sums(net_ccy)
+            for name, amount in zip(("net_debit", "net_credit", "commission", "markup", "scheme_fees", "interchange"), acc[1:], strict=True):
+                net[name] += amount
+
+
+def _clean_batch(texts: list[str | None]) -> bool:
+    """Whether no line of the batch can need the per-line quote and formula checks: no line too
+    long (a None), no quote, no formula-like field (a few C-level scans of the joined block)."""
+    try:
+        block = "\n".join(texts)  # type: ignore[arg-type]
+    except TypeError:  # a None: a line too long
+        return False
+    return '"' not in block and not _formula_in(block)
+
+
+def _add_amount_caches(amount_caches: dict[str, dict[str, int]], gross_ccy: str, net_ccy: str) -> None:
+    """A payment row's currencies not seen yet (known ones only): adyen's amount cache of each."""
+    for ccy in (gross_ccy, net_ccy):
+        if ccy not in amount_caches and ccy in MINOR_UNITS:
+            amount_caches[ccy] = adyen._amount_cache(ccy)
+
+
+def _parse_amounts(
+    f: list[str], amount_at: tuple[int, ...], gross_ccy: str, net_ccy: str, known: tuple[int | None, ...]
+) -> list[int]:
+    """A fast row's eight amounts (``known``: from adyen's caches, None if not seen yet in their
+    currency), the others parsed (and cached) as ``parse_row`` would; raises :class:`RowError`
+    when one does not parse."""
+    parse_minor, names = adyen.parse_minor, adyen._AMOUNT_NAMES
+    return [
+        parse_minor(f[at], gross_ccy if n < 2 else net_ccy, names[n]) if value is None else value
+        for n, (at, value) in enumerate(zip(amount_at, known, strict=True))
+    ]
 
 
 def _formula_in(block: str) -> bool:
@@ -1033,7 +1073,14 @@ def _formula_in(block: str) -> bool:
     return block.startswith("-") or ",-" in block or "\n-" in block
 
 
+def _add_day(days: dict[str, int], day: str, rows: int) -> None:
+    if rows:  # none before the first row
+        days[day] = days.get(day, 0) + rows
+
+
 def _add_sums(sums: dict[tuple[str, str], list[int]], pair: tuple[str, str], amounts: tuple[int, ...]) -> None:
+    if not pair[0]:  # none before the first row
+        return
     acc = sums.get(pair)
     if acc is None:
         acc = sums[pair] = [0] * len(amounts)
