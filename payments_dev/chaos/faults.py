@@ -52,6 +52,7 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
+from functions import registry
 from payments.kernel import aws
 from payments.kernel.config import settings
 from payments.kernel.errors import PspOutcomeUnknown, PspUnavailable
@@ -76,7 +77,7 @@ class ChaosCrash(Exception):
     """An injected crash in the middle of a function (the reconciliation's)."""
 
 
-_STEP_OF = {"payments-executor": "executor", "payments-wallet": "wallet", "payments-ledger": "ledger"}
+_STEP_OF = {fn.local_name: fn.name for fn in (registry.EXECUTOR, registry.WALLET, registry.LEDGER)}
 _REFUND_STEP_OF = {"execute_refund": "refund_execute", "apply_refund_outcome": "refund_apply"}
 
 
@@ -86,11 +87,11 @@ def step_of(function_name: str, event: Any) -> tuple[str, str] | None:
         return None
     if function_name in _STEP_OF and "payment_order_id" in event:
         return _STEP_OF[function_name], str(event["payment_order_id"])
-    if function_name == "payments-refunds" and event.get("action") in _REFUND_STEP_OF and "refund_id" in event:
+    if function_name == registry.REFUNDS.local_name and event.get("action") in _REFUND_STEP_OF and "refund_id" in event:
         return _REFUND_STEP_OF[event["action"]], str(event["refund_id"])
-    if function_name == "payments-payment" and event.get("action") == "finalize_payment":
+    if function_name == registry.PAYMENT.local_name and event.get("action") == "finalize_payment":
         return "finalize", str(event["checkout_id"])
-    if function_name == "payments-reconcile" and event.get("Records"):
+    if function_name == registry.RECONCILE.local_name and event.get("Records"):
         key = event["Records"][0].get("s3", {}).get("object", {}).get("key", "")
         return "reconcile", unquote_plus(str(key))  # S3 event keys arrive URL-encoded
     return None

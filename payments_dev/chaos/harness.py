@@ -50,6 +50,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
+from functions import registry
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
 from payments.kernel.errors import StatusConflict
@@ -583,7 +584,7 @@ def _reconcile(
             event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="")}}}]}
             for delivery in range(2, 2 + duplicates):
                 log.add(s.S3_DUPLICATE, "reconcile", key, delivery)
-                payload, errored = DISPATCHER.invoke("payments-reconcile", event)
+                payload, errored = DISPATCHER.invoke(registry.RECONCILE.local_name, event)
                 checks.check("a duplicate S3 event is reconciled without error", not errored, payload.decode()[:300])
                 raw_after = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
                 checks.check("a duplicate S3 event writes the same report", raw_report == raw_after, f"{report_key} changed on delivery {delivery}")
