@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 #: the state machine's task steps (and the reconcile function) the schedule knows
@@ -168,20 +168,9 @@ class FaultProfile:
 #: named profiles for the CLI
 PROFILES: dict[str, FaultProfile] = {
     "default": FaultProfile(),
+    # every rate zero: the float fields but durations (bounds, steps and durations keep their defaults)
     "none": FaultProfile(
-        **dict.fromkeys(
-            (
-                "crash_before", "crash_after", "timeout", "duplicate", "race", "slow", "runtime_exit", "persistent",
-                "ddb_throttle", "ddb_internal", "ddb_txn_conflict", "psp_outage", "psp_lost_answer", "psp_slow",
-                "psp_lookup_outage", "race_execution", "late_notification", "start_crash", "express_twice",
-                "express_lost", "refund_psp_outage", "refund_psp_lost_answer", "notification_first",
-                "refund_notification_lost", "refund_notification_duplicated", "refund_notification_concurrent",
-                "refund_notification_contradicting", "refund_notification_late",
-            ),
-            0.0,
-        ),  # fmt: skip
-        s3_duplicate=0.0,
-        reconcile_crash=0.0,
+        **{f.name: 0.0 for f in fields(FaultProfile) if f.type in ("float", float) and not f.name.endswith("_seconds")}
     ),
     "heavy": FaultProfile(
         crash_before=0.10, crash_after=0.10, timeout=0.05, duplicate=0.10, race=0.08, slow=0.05, runtime_exit=0.01,
