@@ -106,7 +106,8 @@ def get_item(client: Any, table: str, key: dict[str, Any]) -> dict[str, Any] | N
     """The item under ``key`` (strongly consistent) as plain values, None if there is none;
     throttling raises StoreUnavailable."""
     with transient_as_store_unavailable():
-        return from_item(client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item"))
+        item: Mapping[str, Any] | None = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+    return from_item(item)
 
 
 def conditional_write(write: Callable[..., Any], **request: Any) -> bool:
