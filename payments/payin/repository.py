@@ -42,7 +42,7 @@ from payments.kernel.dynamo import (
     transact_write,
     transient_as_store_unavailable,
 )
-from payments.kernel.errors import Conflict, InvariantViolation, NotFound, StatusConflict
+from payments.kernel.errors import Conflict, InvariantViolation, NotFound, StatusConflict, must_exist
 from payments.payin.models import OrderRecord, PaymentRecord
 from payments.payin.status import ORDER_TRANSITIONS, PAYMENT_TRANSITIONS, OrderStatus, PaymentStatus
 
@@ -125,20 +125,14 @@ class PaymentsRepository:
         return PaymentRecord.model_validate(_strip_keys(item)) if item else None
 
     def get(self, checkout_id: str) -> PaymentRecord:
-        found = self.find(checkout_id)
-        if found is None:
-            raise NotFound(f"no payment with checkout_id '{checkout_id}'")
-        return found
+        return must_exist(self.find(checkout_id), f"no payment with checkout_id '{checkout_id}'")
 
     def find_order(self, payment_order_id: str) -> OrderRecord | None:
         item = get_item(self.ddb, self.table, order_key(payment_order_id))
         return OrderRecord.model_validate(_strip_keys(item)) if item else None
 
     def get_order(self, payment_order_id: str) -> OrderRecord:
-        found = self.find_order(payment_order_id)
-        if found is None:
-            raise NotFound(f"no payment order '{payment_order_id}'")
-        return found
+        return must_exist(self.find_order(payment_order_id), f"no payment order '{payment_order_id}'")
 
     def orders_of(self, payment: PaymentRecord) -> list[OrderRecord]:
         """The payment's orders, in request order.

@@ -47,7 +47,7 @@ from payments.kernel.dynamo import (
     to_values,
     transact_write,
 )
-from payments.kernel.errors import Conflict, InvariantViolation, NotFound, PaymentError, TransientError
+from payments.kernel.errors import Conflict, InvariantViolation, PaymentError, TransientError, must_exist
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
 from payments.payin.models import OrderRecord
@@ -182,10 +182,7 @@ class RefundsRepository:
         return RefundRecord.model_validate(_strip(item)) if item else None
 
     def get(self, refund_id: str) -> RefundRecord:
-        found = self.find(refund_id)
-        if found is None:
-            raise NotFound(f"no refund '{refund_id}'")
-        return found
+        return must_exist(self.find(refund_id), f"no refund '{refund_id}'")
 
     def find_dispute(self, dispute_reference: str) -> dict[str, Any] | None:
         item = get_item(self.ddb, self.table, dispute_key(dispute_reference))
