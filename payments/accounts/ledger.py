@@ -47,6 +47,7 @@ from payments.kernel.dynamo import (
     cancelled_by_condition,
     get_item,
     query_all,
+    query_index,
     to_item,
     to_values,
     transact_write,
@@ -374,23 +375,14 @@ class LedgerRepository(ShardedBook):
 
     def transactions_for_settlement_day(self, day: str, psp: str | None = None) -> Iterator[dict[str, Any]]:
         """The PSP's transactions charged on a UTC day (what its settlement file should hold)."""
-        return self._of_day("by_settlement_day", "settlement_day", f"{psp or self.psp}#{day}")
+        return query_index(self.ddb, self.table, "by_settlement_day", "settlement_day", f"{psp or self.psp}#{day}")
 
     def adjustments_for_day(self, day: str, psp: str | None = None) -> Iterator[dict[str, Any]]:
         """The PSP's refunds, chargebacks and chargeback reversals booked on a UTC day (what
         its settlement file's ``Refunded``, ``Chargeback``, ``ChargebackReversed`` rows should
         match), by ``txn_id``: one Query of the sparse index ``by_modification_day``."""
-        return self._of_day("by_modification_day", "modification_settlement_day", f"{psp or self.psp}#{day}")
-
-    def _of_day(self, index: str, attribute: str, psp_day: str) -> Iterator[dict[str, Any]]:
-        """The items of a day index (``<psp>#<YYYY-MM-DD>``), page by page."""
-        return query_all(
-            self.ddb,
-            TableName=self.table,
-            IndexName=index,
-            KeyConditionExpression=f"{attribute} = :day",
-            ExpressionAttributeValues=to_values({":day": psp_day}),
-        )
+        psp_day = f"{psp or self.psp}#{day}"
+        return query_index(self.ddb, self.table, "by_modification_day", "modification_settlement_day", psp_day)
 
     def transactions(self) -> Iterator[dict[str, Any]]:
         for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):

@@ -162,6 +162,17 @@ def query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
             yield from_item(item)
 
 
+def query_index(client: Any, table: str, index: str, attribute: str, value: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a secondary index whose partition key ``attribute`` is ``value``, page by page."""
+    return query_all(
+        client,
+        TableName=table,
+        IndexName=index,
+        KeyConditionExpression=f"{attribute} = :value",
+        ExpressionAttributeValues=to_values({":value": value}),
+    )
+
+
 #: BatchGetItem's limit of keys per request
 BATCH_GET_KEYS = 100
 #: rounds of UnprocessedKeys retried before giving up (DynamoDB returns them under throttling)
