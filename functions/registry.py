@@ -93,6 +93,8 @@ class Function:
 
 
 _IDEMPOTENCY = TableAccess("idempotency_table", ("GetItem", "PutItem", "UpdateItem", "DeleteItem"))
+#: an order read and moved (its status, its ``wallet_updated``/``ledger_updated`` flag)
+_ORDERS = TableAccess("payments_table", ("GetItem", "UpdateItem"))
 _SHARDS = ("wallet_shards", "ledger_total_shards")
 _START = "states:StartExecution"
 _READ_SECRET = "secretsmanager:GetSecretValue"  # noqa: S105 -- an IAM action name, not a secret
@@ -120,7 +122,7 @@ EXECUTOR = Function(
     timeout_s=12,  # below the task's TimeoutSeconds (15) in the ASL
     asl_placeholders=((PAYMENT_ASL, "ExecutorFunctionArn"),),
     tables=(
-        TableAccess("payments_table", ("GetItem", "UpdateItem")),
+        _ORDERS,
         # the simulated PSP runs in-process and keeps its own record of charges
         TableAccess("psp_table", ("GetItem", "PutItem", "UpdateItem", "Query"), psp="simulated"),
     ),
@@ -133,10 +135,7 @@ WALLET = Function(
     memory_mb=256,
     timeout_s=6,  # below the task's TimeoutSeconds (8) in the ASL
     asl_placeholders=((PAYMENT_ASL, "WalletFunctionArn"),),
-    tables=(
-        TableAccess("wallets_table", ("GetItem", "PutItem", "UpdateItem", "Query")),
-        TableAccess("payments_table", ("GetItem", "UpdateItem")),
-    ),
+    tables=(TableAccess("wallets_table", ("GetItem", "PutItem", "UpdateItem", "Query")), _ORDERS),
     settings=("wallet_shards",),
 )
 LEDGER = Function(
@@ -145,10 +144,7 @@ LEDGER = Function(
     memory_mb=256,
     timeout_s=6,  # below the task's TimeoutSeconds (8) in the ASL
     asl_placeholders=((PAYMENT_ASL, "LedgerFunctionArn"),),
-    tables=(
-        TableAccess("ledger_table", ("GetItem", "PutItem", "UpdateItem", "Query")),
-        TableAccess("payments_table", ("GetItem", "UpdateItem")),
-    ),
+    tables=(TableAccess("ledger_table", ("GetItem", "PutItem", "UpdateItem", "Query")), _ORDERS),
     settings=("ledger_total_shards", "psp_name"),
 )
 RECONCILE = Function(

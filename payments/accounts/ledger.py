@@ -39,19 +39,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from payments.kernel import aws, clock
+from payments.accounts import ShardedBook
+from payments.kernel import clock
 from payments.kernel.config import settings
 from payments.kernel.dynamo import (
     batch_get,
     cancelled_by_condition,
-    from_item,
+    get_item,
     query_all,
-    shard_of,
+    query_index,
     to_item,
     to_values,
-    transient_as_store_unavailable,
+    transact_write,
 )
 from payments.kernel.errors import InvariantViolation
 from payments.kernel.money import Money
@@ -167,13 +166,10 @@ class AppendResult:
     appended: bool  # False: it had been appended before (a retry)
 
 
-class LedgerRepository:
+class LedgerRepository(ShardedBook):
     def __init__(self, table: str | None = None, shards: int | None = None, client: Any = None, payments: PaymentsRepository | None = None):
-        self.table = table or settings().ledger_table
-        self.shards = shards or settings().ledger_total_shards
+        super().__init__(table or settings().ledger_table, shards or settings().ledger_total_shards, client, payments)
         self.psp = settings().psp_name
-        self.ddb = client or aws.client("dynamodb")
-        self.payments = payments or PaymentsRepository(client=self.ddb)
 
     def append_payin(self, order: OrderRecord) -> AppendResult:
         """Book a successful charge: debit the PSP receivable, credit the seller."""
@@ -202,27 +198,26 @@ class LedgerRepository:
             "in_account_totals": True,
         }
         shard = self._shard(order.payment_order_id)
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.transact_write_items(
-                    TransactItems=[
-                        {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
-                        self._totals_update(shard, amount),
-                        self._account_totals_update(seller, shard, credits=amount, debits=Money.zero(amount.currency)),
-                        self.payments.order_flag_update(order.payment_order_id, "ledger_updated"),
-                    ]
-                )
-        except ClientError as err:
-            if cancelled_by_condition(err, 0):
-                existing = self.find_transaction(order.payment_order_id)
-                if existing is None or (existing["amount_minor"], existing["currency"], existing["psp_reference"]) != (
-                    order.amount_minor,
-                    order.currency,
-                    order.psp_reference,
-                ):
-                    raise InvariantViolation(f"ledger transaction of {order.payment_order_id} does not match the order") from err
-                return AppendResult(txn_id, appended=False)
-            raise
+        refusal = transact_write(
+            self.ddb,
+            [
+                {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+                self._totals_update(shard, amount),
+                self._account_totals_update(seller, shard, credits=amount, debits=Money.zero(amount.currency)),
+                self.payments.order_flag_update(order.payment_order_id, "ledger_updated"),
+            ],
+        )
+        if refusal is not None:
+            if not cancelled_by_condition(refusal, 0):
+                raise refusal
+            existing = self.find_transaction(order.payment_order_id)
+            if existing is None or (existing["amount_minor"], existing["currency"], existing["psp_reference"]) != (
+                order.amount_minor,
+                order.currency,
+                order.psp_reference,
+            ):
+                raise InvariantViolation(f"ledger transaction of {order.payment_order_id} does not match the order") from refusal
+            return AppendResult(txn_id, appended=False)
         return AppendResult(txn_id, appended=True)
 
     def adjustment_items(
@@ -280,10 +275,6 @@ class LedgerRepository:
             ),
         ]
 
-    def _shard(self, payment_order_id: str) -> int:
-        """The totals shard of an order's transaction: the append and the backfill must agree."""
-        return shard_of(payment_order_id, self.shards)
-
     def _totals_update(self, shard: int, amount: Money) -> TransactWriteItemTypeDef:
         """The TransactWriteItems item that adds one balanced transaction of ``amount`` (its debits,
         equal to its credits) to a totals shard: the trial balance without a scan."""
@@ -324,30 +315,27 @@ class LedgerRepository:
                 sides = sums.setdefault((posting.account, posting.amount.currency), {Side.CREDIT: zero, Side.DEBIT: zero})
                 sides[posting.side] += posting.amount
         shard = self._shard(txn["payment_order_id"])
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Update": {
-                                "TableName": self.table,
-                                "Key": {"pk": {"S": txn["pk"]}, "sk": {"S": txn["sk"]}},
-                                "UpdateExpression": "SET in_account_totals = :yes",
-                                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(in_account_totals)",
-                                "ExpressionAttributeValues": to_values({":yes": True}),
-                            }
-                        },
-                        *(
-                            self._account_totals_update(account, shard, credits=sides[Side.CREDIT], debits=sides[Side.DEBIT])
-                            for (account, _), sides in sorted(sums.items())
-                        ),
-                    ]
-                )
-        except ClientError as err:
-            if cancelled_by_condition(err, 0):
-                return False
-            raise
-        return True
+        refusal = transact_write(
+            self.ddb,
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": {"S": txn["pk"]}, "sk": {"S": txn["sk"]}},
+                        "UpdateExpression": "SET in_account_totals = :yes",
+                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(in_account_totals)",
+                        "ExpressionAttributeValues": to_values({":yes": True}),
+                    }
+                },
+                *(
+                    self._account_totals_update(account, shard, credits=sides[Side.CREDIT], debits=sides[Side.DEBIT])
+                    for (account, _), sides in sorted(sums.items())
+                ),
+            ],
+        )
+        if refusal is not None and not cancelled_by_condition(refusal, 0):
+            raise refusal
+        return refusal is None
 
     def backfill_account_totals(self) -> tuple[int, int]:
         """(transactions read, transactions added now): every transaction not yet counted in
@@ -361,25 +349,14 @@ class LedgerRepository:
         return read, added
 
     def find_transaction(self, payment_order_id: str) -> dict[str, Any] | None:
-        with transient_as_store_unavailable():
-            response = self.ddb.get_item(
-                TableName=self.table, Key={"pk": {"S": f"TXN#{payment_order_id}"}, "sk": {"S": "TXN"}}, ConsistentRead=True
-            )
-        return from_item(response.get("Item"))
+        return get_item(self.ddb, self.table, {"pk": {"S": f"TXN#{payment_order_id}"}, "sk": {"S": "TXN"}})
 
     def trial_balance(self) -> dict[str, tuple[int, int]]:
         """currency -> (debits, credits) in minor units, from the totals shards."""
         totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for shard in range(self.shards):
-            for item in query_all(
-                self.ddb,
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues=to_values({":pk": f"TOTALS#{shard}"}),
-                ConsistentRead=True,
-            ):
-                totals[item["currency"]][0] += item["debits_minor"]
-                totals[item["currency"]][1] += item["credits_minor"]
+        for item in self._shard_items("TOTALS#"):
+            totals[item["currency"]][0] += item["debits_minor"]
+            totals[item["currency"]][1] += item["credits_minor"]
         return {c: (d, cr) for c, (d, cr) in sorted(totals.items())}
 
     def seller_totals_of(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -398,25 +375,14 @@ class LedgerRepository:
 
     def transactions_for_settlement_day(self, day: str, psp: str | None = None) -> Iterator[dict[str, Any]]:
         """The PSP's transactions charged on a UTC day (what its settlement file should hold)."""
-        yield from query_all(
-            self.ddb,
-            TableName=self.table,
-            IndexName="by_settlement_day",
-            KeyConditionExpression="settlement_day = :day",
-            ExpressionAttributeValues=to_values({":day": f"{psp or self.psp}#{day}"}),
-        )
+        return query_index(self.ddb, self.table, "by_settlement_day", "settlement_day", f"{psp or self.psp}#{day}")
 
     def adjustments_for_day(self, day: str, psp: str | None = None) -> Iterator[dict[str, Any]]:
         """The PSP's refunds, chargebacks and chargeback reversals booked on a UTC day (what
         its settlement file's ``Refunded``, ``Chargeback``, ``ChargebackReversed`` rows should
         match), by ``txn_id``: one Query of the sparse index ``by_modification_day``."""
-        yield from query_all(
-            self.ddb,
-            TableName=self.table,
-            IndexName="by_modification_day",
-            KeyConditionExpression="modification_settlement_day = :day",
-            ExpressionAttributeValues=to_values({":day": f"{psp or self.psp}#{day}"}),
-        )
+        psp_day = f"{psp or self.psp}#{day}"
+        return query_index(self.ddb, self.table, "by_modification_day", "modification_settlement_day", psp_day)
 
     def transactions(self) -> Iterator[dict[str, Any]]:
         for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):

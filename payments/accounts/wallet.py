@@ -21,19 +21,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from payments.kernel import aws, clock
+from payments.accounts import ShardedBook
+from payments.kernel import clock
 from payments.kernel.config import settings
 from payments.kernel.dynamo import (
     batch_get,
     cancelled_by_condition,
-    from_item,
+    get_item,
     query_all,
     shard_of,
     to_item,
     to_values,
-    transient_as_store_unavailable,
+    transact_write,
 )
 from payments.kernel.errors import InvariantViolation
 from payments.kernel.money import Money
@@ -54,17 +53,14 @@ class CreditResult:
     shard: int
 
 
-class WalletRepository:
+class WalletRepository(ShardedBook):
     def __init__(self, table: str | None = None, shards: int | None = None, client: Any = None, payments: PaymentsRepository | None = None):
-        self.table = table or settings().wallets_table
-        self.shards = shards or settings().wallet_shards
-        self.ddb = client or aws.client("dynamodb")
-        self.payments = payments or PaymentsRepository(client=self.ddb)
+        super().__init__(table or settings().wallets_table, shards or settings().wallet_shards, client, payments)
 
     def credit(self, order: OrderRecord) -> CreditResult:
         if order.status is not OrderStatus.SUCCESS:
             raise InvariantViolation(f"order {order.payment_order_id} is {order.status.value}; only SUCCESS orders credit a wallet")
-        shard = shard_of(order.payment_order_id, self.shards)
+        shard = self._shard(order.payment_order_id)
         amount = order.money
         marker = {
             "pk": f"CREDIT#{order.payment_order_id}",
@@ -76,20 +72,19 @@ class WalletRepository:
             "shard": shard,
             "applied_at": clock.now_iso(),
         }
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.transact_write_items(
-                    TransactItems=[
-                        {"Put": {"TableName": self.table, "Item": to_item(marker), "ConditionExpression": "attribute_not_exists(pk)"}},
-                        self._balance_update(order.seller_account, shard, amount, counter="credits"),
-                        self.payments.order_flag_update(order.payment_order_id, "wallet_updated"),
-                    ]
-                )
-        except ClientError as err:
-            if cancelled_by_condition(err, 0):
-                self._check_marker(order)
-                return CreditResult(order.payment_order_id, applied=False, shard=shard)
-            raise
+        refusal = transact_write(
+            self.ddb,
+            [
+                {"Put": {"TableName": self.table, "Item": to_item(marker), "ConditionExpression": "attribute_not_exists(pk)"}},
+                self._balance_update(order.seller_account, shard, amount, counter="credits"),
+                self.payments.order_flag_update(order.payment_order_id, "wallet_updated"),
+            ],
+        )
+        if refusal is not None:
+            if not cancelled_by_condition(refusal, 0):
+                raise refusal
+            self._check_marker(order)
+            return CreditResult(order.payment_order_id, applied=False, shard=shard)
         return CreditResult(order.payment_order_id, applied=True, shard=shard)
 
     def adjustment_items(
@@ -102,7 +97,7 @@ class WalletRepository:
         moves exactly when that decision is stored, once. A balance may go below zero."""
         if not isinstance(delta, Money) or delta.minor == 0:
             raise InvariantViolation(f"wallet adjustment {adjustment_id} must move a non-zero integer amount")
-        shard = shard_of(adjustment_id, self.shards)
+        shard = self._shard(adjustment_id)
         marker = {
             "pk": f"ADJUST#{adjustment_id}",
             "sk": "ADJUST",
@@ -134,11 +129,7 @@ class WalletRepository:
         }
 
     def find_adjustment(self, adjustment_id: str) -> dict[str, Any] | None:
-        with transient_as_store_unavailable():
-            response = self.ddb.get_item(
-                TableName=self.table, Key={"pk": {"S": f"ADJUST#{adjustment_id}"}, "sk": {"S": "ADJUST"}}, ConsistentRead=True
-            )
-        return from_item(response.get("Item"))
+        return get_item(self.ddb, self.table, {"pk": {"S": f"ADJUST#{adjustment_id}"}, "sk": {"S": "ADJUST"}})
 
     def _check_marker(self, order: OrderRecord) -> None:
         marker = self.find_credit(order.payment_order_id)
@@ -150,24 +141,13 @@ class WalletRepository:
             raise InvariantViolation(f"credit marker of {order.payment_order_id} does not match the order: {marker}")
 
     def find_credit(self, payment_order_id: str) -> dict[str, Any] | None:
-        with transient_as_store_unavailable():
-            response = self.ddb.get_item(
-                TableName=self.table, Key={"pk": {"S": f"CREDIT#{payment_order_id}"}, "sk": {"S": "CREDIT"}}, ConsistentRead=True
-            )
-        return from_item(response.get("Item"))
+        return get_item(self.ddb, self.table, {"pk": {"S": f"CREDIT#{payment_order_id}"}, "sk": {"S": "CREDIT"}})
 
     def balances(self, seller_account: str) -> dict[str, int]:
         """currency -> balance in minor units, summed over the seller's shards."""
         totals: dict[str, int] = defaultdict(int)
-        for shard in range(self.shards):
-            for item in query_all(
-                self.ddb,
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues=to_values({":pk": f"WALLET#{seller_account}#{shard}"}),
-                ConsistentRead=True,
-            ):
-                totals[item["currency"]] += item["balance_minor"]
+        for item in self._shard_items(f"WALLET#{seller_account}#"):
+            totals[item["currency"]] += item["balance_minor"]
         return dict(sorted(totals.items()))
 
     def balances_of(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:

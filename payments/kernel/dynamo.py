@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, overload
 
@@ -102,6 +102,57 @@ def transient_as_store_unavailable() -> Iterator[None]:
         raise
 
 
+def get_item(client: Any, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The item under ``key`` (strongly consistent) as plain values, None if there is none;
+    throttling raises StoreUnavailable."""
+    with transient_as_store_unavailable():
+        item: Mapping[str, Any] | None = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+    return from_item(item)
+
+
+def conditional_write(write: Callable[..., Any], **request: Any) -> bool:
+    """One conditional ``put_item``/``update_item`` (``write(**request)``): True when it was
+    applied, False when its condition failed (done before, or not allowed now: the caller's
+    condition says which), changing nothing; throttling raises StoreUnavailable, anything
+    else raises."""
+    try:
+        with transient_as_store_unavailable():
+            write(**request)
+    except ClientError as err:
+        if is_condition_failure(err):
+            return False
+        raise
+    return True
+
+
+def transact_write(client: Any, items: Any) -> ClientError | None:
+    """One TransactWriteItems: None when it was applied; the cancellation when a condition
+    refused it (nothing written: the caller reads which item with :func:`cancelled_by_condition`);
+    throttling raises StoreUnavailable, anything else raises."""
+    try:
+        with transient_as_store_unavailable():
+            client.transact_write_items(TransactItems=items)
+    except ClientError as err:
+        if error_code(err) == "TransactionCanceledException" and "ConditionalCheckFailed" in cancellation_codes(err):
+            return err
+        raise
+    return None
+
+
+def scan_sort_key(client: Any, table: str, sk: str) -> list[dict[str, Any]]:
+    """Every item of ``table`` whose sort key is ``sk`` (a Scan, strongly consistent)."""
+    return list(
+        query_all(
+            client,
+            _op="scan",
+            TableName=table,
+            ConsistentRead=True,
+            FilterExpression="sk = :sk",
+            ExpressionAttributeValues=to_values({":sk": sk}),
+        )
+    )
+
+
 def query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item of a Query or Scan (``kwargs['_op']`` selects which), page by page."""
     op = kwargs.pop("_op", "query")
@@ -109,6 +160,17 @@ def query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
     for page in paginator.paginate(**kwargs):
         for item in page.get("Items", []):
             yield from_item(item)
+
+
+def query_index(client: Any, table: str, index: str, attribute: str, value: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a secondary index whose partition key ``attribute`` is ``value``, page by page."""
+    return query_all(
+        client,
+        TableName=table,
+        IndexName=index,
+        KeyConditionExpression=f"{attribute} = :value",
+        ExpressionAttributeValues=to_values({":value": value}),
+    )
 
 
 #: BatchGetItem's limit of keys per request

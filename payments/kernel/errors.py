@@ -6,6 +6,10 @@ one of them fails with that ``errorType`` and Step Functions retries it with
 backoff and jitter. Anything else is final for that step and is caught.
 """
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class PaymentError(Exception):
     """Base class of every domain error."""
@@ -58,6 +62,13 @@ class PspRequestInvalid(PaymentError):
 
 class NotFound(PaymentError):
     pass
+
+
+def must_exist(found: T | None, message: str) -> T:
+    """``found`` itself, or :class:`NotFound` (``message``) when it is None: a ``find`` made a ``get``."""
+    if found is None:
+        raise NotFound(message)
+    return found
 
 
 class Conflict(PaymentError):

@@ -18,14 +18,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
 from payments.kernel.dynamo import (
+    conditional_write,
     from_item,
-    is_condition_failure,
-    query_all,
+    get_item,
+    scan_sort_key,
     to_item,
     to_values,
     transient_as_store_unavailable,
@@ -69,27 +68,23 @@ class NotificationStore:
             "received_at": clock.now_iso(),
             "deliveries": 1,
         }
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.put_item(TableName=self.table, Item=to_item(record), ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as err:
-            if not is_condition_failure(err):
-                raise
-            with transient_as_store_unavailable():
-                response = self.ddb.update_item(
-                    TableName=self.table,
-                    Key=_key(notification_id),
-                    UpdateExpression="ADD deliveries :one",
-                    ExpressionAttributeValues=to_values({":one": 1}),
-                    ReturnValues="ALL_NEW",
-                )
-            existing = from_item(response["Attributes"]) or {}
-            return Stored(notification_id, new=False, processed="outcome" in existing)
-        return Stored(notification_id, new=True, processed=False)
+        if conditional_write(
+            self.ddb.put_item, TableName=self.table, Item=to_item(record), ConditionExpression="attribute_not_exists(pk)"
+        ):
+            return Stored(notification_id, new=True, processed=False)
+        with transient_as_store_unavailable():  # a redelivery: count it, change nothing else
+            response = self.ddb.update_item(
+                TableName=self.table,
+                Key=_key(notification_id),
+                UpdateExpression="ADD deliveries :one",
+                ExpressionAttributeValues=to_values({":one": 1}),
+                ReturnValues="ALL_NEW",
+            )
+        existing = from_item(response["Attributes"]) or {}
+        return Stored(notification_id, new=False, processed="outcome" in existing)
 
     def get(self, notification_id: str) -> dict[str, Any]:
-        with transient_as_store_unavailable():
-            item = from_item(self.ddb.get_item(TableName=self.table, Key=_key(notification_id), ConsistentRead=True).get("Item"))
+        item = get_item(self.ddb, self.table, _key(notification_id))
         if item is None:
             raise NotFound(f"no notification {notification_id}")
         return item
@@ -98,29 +93,14 @@ class NotificationStore:
         """Record the outcome of its first processing; False if it had one already."""
         if outcome not in OUTCOMES:
             raise ValueError(f"not a notification outcome: {outcome!r} (one of {sorted(OUTCOMES)})")
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.update_item(
-                    TableName=self.table,
-                    Key=_key(notification_id),
-                    UpdateExpression="SET outcome = :outcome, detail = :detail, processed_at = :now",
-                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(outcome)",
-                    ExpressionAttributeValues=to_values({":outcome": outcome, ":detail": detail[:1000], ":now": clock.now_iso()}),
-                )
-        except ClientError as err:
-            if is_condition_failure(err):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.ddb.update_item,
+            TableName=self.table,
+            Key=_key(notification_id),
+            UpdateExpression="SET outcome = :outcome, detail = :detail, processed_at = :now",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(outcome)",
+            ExpressionAttributeValues=to_values({":outcome": outcome, ":detail": detail[:1000], ":now": clock.now_iso()}),
+        )
 
     def scan(self) -> list[dict[str, Any]]:
-        return list(
-            query_all(
-                self.ddb,
-                _op="scan",
-                TableName=self.table,
-                ConsistentRead=True,
-                FilterExpression="sk = :sk",
-                ExpressionAttributeValues=to_values({":sk": "NOTIFICATION"}),
-            )
-        )
+        return scan_sort_key(self.ddb, self.table, "NOTIFICATION")

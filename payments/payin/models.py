@@ -268,17 +268,10 @@ class OrderRecord(BaseModel):
         return Money(self.chargeback_minor - self.chargeback_reversed_minor, self.currency)
 
     def to_api(self) -> PaymentOrderOut:
+        """The API view: the fields it shares with the record, as stored, and the amounts formatted."""
         return PaymentOrderOut(
-            payment_order_id=self.payment_order_id,
-            seller_account=self.seller_account,
+            **self.model_dump(include=PaymentOrderOut.model_fields.keys() & OrderRecord.model_fields.keys()),
             amount=self.money.format(),
-            currency=self.currency,
-            status=self.status,
-            psp_reference=self.psp_reference,
-            wallet_updated=self.wallet_updated,
-            ledger_updated=self.ledger_updated,
-            failure_reason=self.failure_reason,
-            needs_attention=self.needs_attention,
             refunded_amount=self.refunded.format(),
             chargeback_amount=self.chargeback_net.format(),
         )

@@ -31,15 +31,18 @@ from payments.kernel.config import settings
 from payments.kernel.dynamo import (
     batch_get,
     cancelled_by_condition,
+    conditional_write,
     from_item,
+    get_item,
     is_condition_failure,
     query_all,
     shard_of,
     to_item,
     to_values,
+    transact_write,
     transient_as_store_unavailable,
 )
-from payments.kernel.errors import Conflict, InvariantViolation, NotFound, StatusConflict
+from payments.kernel.errors import Conflict, InvariantViolation, NotFound, StatusConflict, must_exist
 from payments.payin.models import OrderRecord, PaymentRecord
 from payments.payin.status import ORDER_TRANSITIONS, PAYMENT_TRANSITIONS, OrderStatus, PaymentStatus
 
@@ -97,63 +100,39 @@ class PaymentsRepository:
                 }
             )
             items.append({"pk": f"ORDER#{order.payment_order_id}", "sk": "ORDER", **order.model_dump(mode="json")})
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Put": {
-                                "TableName": self.table,
-                                "Item": to_item(item),
-                                "ConditionExpression": "attribute_not_exists(pk)",
-                            }
-                        }
-                        for item in items
-                    ]
-                )
-        except ClientError as err:
-            if not cancelled_by_condition(err, 0) and not any(
-                cancelled_by_condition(err, i) for i in range(1, len(items))
-            ):
-                raise
-            existing = self.find(payment.checkout_id)
-            if existing is not None:
-                if existing.request_fingerprint == payment.request_fingerprint:
-                    return CreateOutcome(existing, created=False)
-                raise Conflict(f"checkout '{payment.checkout_id}' already exists", field="checkout_id") from err
-            for index in range(1, len(items)):
-                if cancelled_by_condition(err, index):
-                    raise Conflict(
-                        f"payment_order_id '{orders[index - 1].payment_order_id}' is already used by another checkout",
-                        field=f"payment_orders[{index - 1}].payment_order_id",
-                    ) from err
-            raise
-        return CreateOutcome(payment, created=True)
+        refusal = transact_write(
+            self.ddb,
+            [{"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}} for item in items],
+        )
+        if refusal is None:
+            return CreateOutcome(payment, created=True)
+        existing = self.find(payment.checkout_id)
+        if existing is not None:
+            if existing.request_fingerprint == payment.request_fingerprint:
+                return CreateOutcome(existing, created=False)
+            raise Conflict(f"checkout '{payment.checkout_id}' already exists", field="checkout_id") from refusal
+        for index in range(1, len(items)):
+            if cancelled_by_condition(refusal, index):
+                raise Conflict(
+                    f"payment_order_id '{orders[index - 1].payment_order_id}' is already used by another checkout",
+                    field=f"payment_orders[{index - 1}].payment_order_id",
+                ) from refusal
+        raise refusal
 
     # --- read -----------------------------------------------------------------
     def find(self, checkout_id: str) -> PaymentRecord | None:
-        with transient_as_store_unavailable():
-            item = from_item(self.ddb.get_item(TableName=self.table, Key=payment_key(checkout_id), ConsistentRead=True).get("Item"))
+        item = get_item(self.ddb, self.table, payment_key(checkout_id))
         return PaymentRecord.model_validate(_strip_keys(item)) if item else None
 
     def get(self, checkout_id: str) -> PaymentRecord:
-        found = self.find(checkout_id)
-        if found is None:
-            raise NotFound(f"no payment with checkout_id '{checkout_id}'")
-        return found
+        return must_exist(self.find(checkout_id), f"no payment with checkout_id '{checkout_id}'")
 
     def find_order(self, payment_order_id: str) -> OrderRecord | None:
-        with transient_as_store_unavailable():
-            item = from_item(
-                self.ddb.get_item(TableName=self.table, Key=order_key(payment_order_id), ConsistentRead=True).get("Item")
-            )
+        item = get_item(self.ddb, self.table, order_key(payment_order_id))
         return OrderRecord.model_validate(_strip_keys(item)) if item else None
 
     def get_order(self, payment_order_id: str) -> OrderRecord:
-        found = self.find_order(payment_order_id)
-        if found is None:
-            raise NotFound(f"no payment order '{payment_order_id}'")
-        return found
+        return must_exist(self.find_order(payment_order_id), f"no payment order '{payment_order_id}'")
 
     def orders_of(self, payment: PaymentRecord) -> list[OrderRecord]:
         """The payment's orders, in request order.
@@ -214,21 +193,15 @@ class PaymentsRepository:
         for i, status in enumerate(PAYMENT_TRANSITIONS[target]):
             values[f":from{i}"] = status.value
             placeholders.append(f":from{i}")
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.update_item(
-                    TableName=self.table,
-                    Key=payment_key(checkout_id),
-                    UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
-                    ConditionExpression=f"attribute_exists(pk) AND #status IN ({', '.join(placeholders)})",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues=to_values(values),
-                )
-        except ClientError as err:
-            if is_condition_failure(err):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.ddb.update_item,
+            TableName=self.table,
+            Key=payment_key(checkout_id),
+            UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+            ConditionExpression=f"attribute_exists(pk) AND #status IN ({', '.join(placeholders)})",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=to_values(values),
+        )
 
     def claim_start(self, checkout_id: str) -> bool:
         """``PENDING -> PROCESSING``, strictly: the conditional "started" marker of a checkout.
@@ -238,23 +211,17 @@ class PaymentsRepository:
         name). A crash between this write and the start leaves the payment in the recovery
         index, which re-drives it when it is due.
         """
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.update_item(
-                    TableName=self.table,
-                    Key=payment_key(checkout_id),
-                    UpdateExpression="SET #status = :processing, updated_at = :now",
-                    ConditionExpression="#status = :pending",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues=to_values(
-                        {":processing": PaymentStatus.PROCESSING.value, ":pending": PaymentStatus.PENDING.value, ":now": clock.now_iso()}
-                    ),
-                )
-        except ClientError as err:
-            if is_condition_failure(err):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.ddb.update_item,
+            TableName=self.table,
+            Key=payment_key(checkout_id),
+            UpdateExpression="SET #status = :processing, updated_at = :now",
+            ConditionExpression="#status = :pending",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=to_values(
+                {":processing": PaymentStatus.PROCESSING.value, ":pending": PaymentStatus.PENDING.value, ":now": clock.now_iso()}
+            ),
+        )
 
     # --- order status -------------------------------------------------------------
     def move_order(
@@ -326,47 +293,27 @@ class PaymentsRepository:
         return OrderRecord.model_validate(_strip_keys(from_item(response["Attributes"])))
 
     def record_anomaly(self, payment_order_id: str, what: str) -> None:
-        with transient_as_store_unavailable():
-            self.ddb.update_item(
-                TableName=self.table,
-                Key=order_key(payment_order_id),
-                UpdateExpression="SET anomalies = list_append(if_not_exists(anomalies, :empty), :entry)",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=to_values({":empty": [], ":entry": [{"what": what, "at": clock.now_iso()}]}),
-            )
+        append_anomaly(self.ddb, self.table, order_key(payment_order_id), what)
 
     def flag_attention(self, payment_order_id: str, reason: str) -> None:
         """Park an order as NEEDS_ATTENTION (an operator resumes it; see the runbook)."""
-        with transient_as_store_unavailable():
-            self.ddb.update_item(
-                TableName=self.table,
-                Key=order_key(payment_order_id),
-                UpdateExpression="SET needs_attention = :yes, attention_reason = :reason, updated_at = :now",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=to_values({":yes": True, ":reason": reason[:1000], ":now": clock.now_iso()}),
-            )
+        set_attention(self.ddb, self.table, order_key(payment_order_id), reason)
 
     def clear_attention(self, payment_order_id: str, resolution: str) -> bool:
         """Clear NEEDS_ATTENTION on an order that is settled now (FAILED, or SUCCESS with its wallet
         credit and ledger transaction); keep the reason and record when and how. False if it is not."""
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.update_item(
-                    TableName=self.table,
-                    Key=order_key(payment_order_id),
-                    UpdateExpression="SET needs_attention = :no, attention_resolved_at = :now, attention_resolution = :how, updated_at = :now",
-                    ConditionExpression="needs_attention = :yes AND (#status = :failed OR (#status = :success AND wallet_updated = :yes AND ledger_updated = :yes))",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues=to_values(
-                        {":no": False, ":yes": True, ":now": clock.now_iso(), ":how": resolution[:500],
-                         ":failed": OrderStatus.FAILED.value, ":success": OrderStatus.SUCCESS.value}
-                    ),
-                )
-        except ClientError as err:
-            if is_condition_failure(err):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.ddb.update_item,
+            TableName=self.table,
+            Key=order_key(payment_order_id),
+            UpdateExpression="SET needs_attention = :no, attention_resolved_at = :now, attention_resolution = :how, updated_at = :now",
+            ConditionExpression="needs_attention = :yes AND (#status = :failed OR (#status = :success AND wallet_updated = :yes AND ledger_updated = :yes))",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=to_values(
+                {":no": False, ":yes": True, ":now": clock.now_iso(), ":how": resolution[:500],
+                 ":failed": OrderStatus.FAILED.value, ":success": OrderStatus.SUCCESS.value}
+            ),
+        )
 
     def order_flag_update(self, payment_order_id: str, flag: str) -> TransactWriteItemTypeDef:
         """A TransactWriteItems ``Update`` that sets ``wallet_updated``/``ledger_updated``
@@ -385,6 +332,31 @@ class PaymentsRepository:
                 ),
             }
         }
+
+
+def append_anomaly(client: Any, table: str, key: dict[str, Any], what: str) -> None:
+    """Append ``{what, at}`` to the ``anomalies`` of an existing item of the payments table
+    (an order, a refund): what was refused or contradicted, kept for the operator."""
+    with transient_as_store_unavailable():
+        client.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET anomalies = list_append(if_not_exists(anomalies, :empty), :entry)",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=to_values({":empty": [], ":entry": [{"what": what, "at": clock.now_iso()}]}),
+        )
+
+
+def set_attention(client: Any, table: str, key: dict[str, Any], reason: str) -> None:
+    """Park an existing item of the payments table (an order, a refund) as NEEDS_ATTENTION."""
+    with transient_as_store_unavailable():
+        client.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET needs_attention = :yes, attention_reason = :reason, updated_at = :now",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=to_values({":yes": True, ":reason": reason[:1000], ":now": clock.now_iso()}),
+        )
 
 
 def _strip_keys(item: dict[str, Any] | None) -> dict[str, Any]:

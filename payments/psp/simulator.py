@@ -43,7 +43,7 @@ from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.dynamo import cancelled_by_condition, from_item, query_all, to_item, to_values
+from payments.kernel.dynamo import cancelled_by_condition, from_item, query_all, query_index, to_item, to_values
 from payments.kernel.errors import InvariantViolation, PspOutcomeUnknown, PspUnavailable
 from payments.kernel.pan import contains_pan
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
@@ -308,13 +308,7 @@ class SimulatedPsp:
         One Query of the sparse index ``by_modification_day`` (failed refunds are listed too,
         and left out here: no money moved)."""
         rows = []
-        for item in query_all(
-            self.ddb,
-            TableName=self.table,
-            IndexName="by_modification_day",
-            KeyConditionExpression="modification_day = :day",
-            ExpressionAttributeValues=to_values({":day": day}),
-        ):
+        for item in query_index(self.ddb, self.table, "by_modification_day", "modification_day", day):
             if item["sk"] == "REFUND" and item.get("succeeded"):
                 rows.append(("Refunded", item["refunded_at"], item["psp_reference"], item["merchant_reference"], item))
             elif item["sk"] == "DISPUTE":
@@ -341,13 +335,7 @@ class SimulatedPsp:
     # --- what the PSP tells its merchants later (settlement) ------------------------
     def charges_for_day(self, day: str) -> Iterator[dict[str, Any]]:
         """Every capture of a UTC day: psp_reference, merchant_reference, amount_minor, currency, charged_at."""
-        for item in query_all(
-            self.ddb,
-            TableName=self.table,
-            IndexName="by_charge_day",
-            KeyConditionExpression="charge_day = :day",
-            ExpressionAttributeValues=to_values({":day": day}),
-        ):
+        for item in query_index(self.ddb, self.table, "by_charge_day", "charge_day", day):
             yield {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
     def all_charges(self) -> Iterator[dict[str, Any]]:

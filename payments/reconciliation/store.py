@@ -22,11 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.dynamo import is_condition_failure, query_all, to_item, to_values, transient_as_store_unavailable
+from payments.kernel.dynamo import conditional_write, query_all, to_item, to_values, transient_as_store_unavailable
 from payments.kernel.errors import NotFound
 
 OPEN, RESOLVED = "OPEN", "RESOLVED"
@@ -53,13 +51,8 @@ class ReconciliationStore:
                 "sha256": digest,
                 **{k: v for k, v in mismatch.items() if v is not None},
             }
-            try:
-                with transient_as_store_unavailable():
-                    self.ddb.put_item(TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
+            if conditional_write(self.ddb.put_item, TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"):
                 created += 1
-            except ClientError as err:
-                if not is_condition_failure(err):
-                    raise
         summary = {
             "pk": run_pk(source_key),
             "sk": "SUMMARY",
@@ -133,23 +126,19 @@ def resolve_mismatch(
     if summary is None:
         raise NotFound(f"no reconciliation run for {source_key}")
     key = {"pk": {"S": run_pk(source_key)}, "sk": {"S": f"MISMATCH#{summary['sha256'][:16]}#{mismatch_id}"}}
-    try:
-        with transient_as_store_unavailable():
-            store.ddb.update_item(
-                TableName=store.table,
-                Key=key,
-                UpdateExpression="SET #s = :resolved, resolution = :resolution, resolved_by = :by, resolved_at = :at",
-                ConditionExpression="attribute_exists(pk) AND #s = :open",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=to_values(
-                    {":resolved": RESOLVED, ":open": OPEN, ":resolution": resolution, ":by": resolved_by, ":at": clock.now_iso()}
-                ),
-            )
-    except ClientError as err:
-        if not is_condition_failure(err):
-            raise
-        existing = store.ddb.get_item(TableName=store.table, Key=key, ConsistentRead=True).get("Item")
-        if existing is None:
-            raise NotFound(f"no mismatch {mismatch_id} in the latest run of {source_key}") from None
-        return False
-    return True
+    if conditional_write(
+        store.ddb.update_item,
+        TableName=store.table,
+        Key=key,
+        UpdateExpression="SET #s = :resolved, resolution = :resolution, resolved_by = :by, resolved_at = :at",
+        ConditionExpression="attribute_exists(pk) AND #s = :open",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues=to_values(
+            {":resolved": RESOLVED, ":open": OPEN, ":resolution": resolution, ":by": resolved_by, ":at": clock.now_iso()}
+        ),
+    ):
+        return True
+    existing = store.ddb.get_item(TableName=store.table, Key=key, ConsistentRead=True).get("Item")
+    if existing is None:
+        raise NotFound(f"no mismatch {mismatch_id} in the latest run of {source_key}")
+    return False

@@ -100,14 +100,8 @@ class RefundRecord(BaseModel):
         return Money(self.amount_minor, self.currency)
 
     def to_api(self) -> RefundOut:
+        """The API view: the fields it shares with the record, as stored, and the amount formatted."""
         return RefundOut(
-            refund_id=self.refund_id,
-            payment_order_id=self.payment_order_id,
+            **self.model_dump(include=RefundOut.model_fields.keys() & RefundRecord.model_fields.keys()),
             amount=self.money.format(),
-            currency=self.currency,
-            status=self.status,
-            psp_reference=self.psp_reference,
-            failure_reason=self.failure_reason,
-            reason=self.reason,
-            needs_attention=self.needs_attention,
         )

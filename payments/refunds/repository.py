@@ -33,8 +33,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from payments.accounts.ledger import LedgerRepository
 from payments.accounts.wallet import WalletRepository
 from payments.kernel import aws, clock
@@ -42,18 +40,18 @@ from payments.kernel.config import settings
 from payments.kernel.dynamo import (
     cancellation_codes,
     cancelled_by_condition,
-    from_item,
-    is_condition_failure,
-    query_all,
+    conditional_write,
+    get_item,
+    scan_sort_key,
     to_item,
     to_values,
-    transient_as_store_unavailable,
+    transact_write,
 )
-from payments.kernel.errors import Conflict, InvariantViolation, NotFound, PaymentError, TransientError
+from payments.kernel.errors import Conflict, InvariantViolation, PaymentError, TransientError, must_exist
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
 from payments.payin.models import OrderRecord
-from payments.payin.repository import PaymentsRepository, order_key
+from payments.payin.repository import PaymentsRepository, append_anomaly, order_key, set_attention
 from payments.payin.status import OrderStatus
 from payments.refunds.models import RefundRecord, RefundStatus
 
@@ -136,84 +134,65 @@ class RefundsRepository:
         refund = refund.model_copy(update={"status": RefundStatus.PENDING, "created_at": now, "updated_at": now})
         limit = order.amount_minor - refund.amount_minor
         item = {"pk": f"REFUND#{refund.refund_id}", "sk": "REFUND", **refund.model_dump(mode="json")}
-        try:
-            if limit < 0:
-                raise _WouldExceed()
-            with transient_as_store_unavailable():
-                self.ddb.transact_write_items(
-                    TransactItems=[
-                        {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
-                        {
-                            "Update": {
-                                "TableName": self.table,
-                                "Key": order_key(order.payment_order_id),
-                                "UpdateExpression": "SET refund_reserved_minor = if_not_exists(refund_reserved_minor, :zero) + :amount, updated_at = :now",
-                                "ConditionExpression": self.reservation_condition(),
-                                "ExpressionAttributeNames": {"#status": "status"},
-                                "ExpressionAttributeValues": to_values(
-                                    {":zero": 0, ":amount": refund.amount_minor, ":now": now, ":success": OrderStatus.SUCCESS.value, ":limit": limit}
-                                ),
-                            }
-                        },
-                    ]
-                )
-        except (ClientError, _WouldExceed) as err:
-            if isinstance(err, ClientError) and cancelled_by_condition(err, 0):
+        if limit >= 0:  # else it exceeds the charge whatever the order holds: refused without writing
+            refusal = transact_write(
+                self.ddb,
+                [
+                    {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": order_key(order.payment_order_id),
+                            "UpdateExpression": "SET refund_reserved_minor = if_not_exists(refund_reserved_minor, :zero) + :amount, updated_at = :now",
+                            "ConditionExpression": self.reservation_condition(),
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": to_values(
+                                {":zero": 0, ":amount": refund.amount_minor, ":now": now, ":success": OrderStatus.SUCCESS.value, ":limit": limit}
+                            ),
+                        }
+                    },
+                ],
+            )
+            if refusal is None:
+                return Reserved(refund, created=True)
+            if cancelled_by_condition(refusal, 0):
                 existing = self.get(refund.refund_id)
                 if existing.request_fingerprint == refund.request_fingerprint:
                     return Reserved(existing, created=False)
-                raise Conflict(f"refund_id '{refund.refund_id}' is already used by another refund", field="refund_id") from err
-            if isinstance(err, ClientError) and not cancelled_by_condition(err, 1):
-                raise
-            # the order refused the reservation: say why, from the order as it is now
-            found = self.find(refund.refund_id)
-            if found is not None and found.request_fingerprint == refund.request_fingerprint:
-                return Reserved(found, created=False)
-            current = self.payments.get_order(order.payment_order_id)
-            if current.status is not OrderStatus.SUCCESS:
-                raise OrderNotRefundable(f"order {current.payment_order_id} is {current.status.value}; only a SUCCESS order can be refunded") from None
-            if current.chargeback_minor > 0:
-                raise OrderNotRefundable(f"order {current.payment_order_id} has a chargeback; it cannot be refunded as well") from None
-            remaining = current.amount_minor - current.refund_reserved_minor
-            raise RefundExceedsRemaining(
-                f"order {current.payment_order_id} has {remaining} minor units left to refund; {refund.amount_minor} asked", remaining
-            ) from None
-        return Reserved(refund, created=True)
+                raise Conflict(f"refund_id '{refund.refund_id}' is already used by another refund", field="refund_id") from refusal
+            if not cancelled_by_condition(refusal, 1):
+                raise refusal
+        # the order refused the reservation: say why, from the order as it is now
+        found = self.find(refund.refund_id)
+        if found is not None and found.request_fingerprint == refund.request_fingerprint:
+            return Reserved(found, created=False)
+        current = self.payments.get_order(order.payment_order_id)
+        if current.status is not OrderStatus.SUCCESS:
+            raise OrderNotRefundable(f"order {current.payment_order_id} is {current.status.value}; only a SUCCESS order can be refunded")
+        if current.chargeback_minor > 0:
+            raise OrderNotRefundable(f"order {current.payment_order_id} has a chargeback; it cannot be refunded as well")
+        remaining = current.amount_minor - current.refund_reserved_minor
+        raise RefundExceedsRemaining(
+            f"order {current.payment_order_id} has {remaining} minor units left to refund; {refund.amount_minor} asked", remaining
+        )
 
     # --- read ---------------------------------------------------------------------------
     def find(self, refund_id: str) -> RefundRecord | None:
-        with transient_as_store_unavailable():
-            item = from_item(self.ddb.get_item(TableName=self.table, Key=refund_key(refund_id), ConsistentRead=True).get("Item"))
+        item = get_item(self.ddb, self.table, refund_key(refund_id))
         return RefundRecord.model_validate(_strip(item)) if item else None
 
     def get(self, refund_id: str) -> RefundRecord:
-        found = self.find(refund_id)
-        if found is None:
-            raise NotFound(f"no refund '{refund_id}'")
-        return found
+        return must_exist(self.find(refund_id), f"no refund '{refund_id}'")
 
     def find_dispute(self, dispute_reference: str) -> dict[str, Any] | None:
-        with transient_as_store_unavailable():
-            item = from_item(self.ddb.get_item(TableName=self.table, Key=dispute_key(dispute_reference), ConsistentRead=True).get("Item"))
+        item = get_item(self.ddb, self.table, dispute_key(dispute_reference))
         return _strip(item) if item else None
 
     def scan_refunds(self) -> list[RefundRecord]:
-        return [RefundRecord.model_validate(_strip(i)) for i in self._scan("REFUND")]
+        return [RefundRecord.model_validate(_strip(i)) for i in scan_sort_key(self.ddb, self.table, "REFUND")]
 
     def scan_disputes(self) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self._scan("CHARGEBACK")]
-
-    def _scan(self, sk: str) -> list[dict[str, Any]]:
-        return list(
-            query_all(
-                self.ddb,
-                _op="scan",
-                TableName=self.table,
-                ConsistentRead=True,
-                FilterExpression="sk = :sk",
-                ExpressionAttributeValues=to_values({":sk": sk}),
-            )
-        )
+        return [_strip(i) for i in scan_sort_key(self.ddb, self.table, "CHARGEBACK")]
 
     # --- the outcome, exactly once ------------------------------------------------------------
     def decision_condition(self) -> str:
@@ -259,14 +238,10 @@ class RefundsRepository:
             items += self.ledger.adjustment_items(adjustment, "REFUND", order, refund.money, psp_reference, to_seller=False)
         else:
             items.append(self._order_add(refund.payment_order_id, "refund_reserved_minor", -refund.amount_minor))
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.transact_write_items(TransactItems=items)
-        except ClientError as err:
-            if not cancelled_by_condition(err, 0):
-                if "ConditionalCheckFailed" in cancellation_codes(err):
-                    raise InvariantViolation(f"refund {refund_id} is PENDING but its effects exist: {cancellation_codes(err)}") from err
-                raise
+        refusal = transact_write(self.ddb, items)
+        if refusal is not None:
+            if not cancelled_by_condition(refusal, 0):
+                raise InvariantViolation(f"refund {refund_id} is PENDING but its effects exist: {cancellation_codes(refusal)}") from refusal
             current = self.get(refund_id)
             if current.status is not target or (psp_reference and current.psp_reference and current.psp_reference != psp_reference):
                 self.record_anomaly(refund_id, f"{source} said {target.value}" + (f" ({psp_reference})" if psp_reference else "") + f" after {current.status.value} by {current.decided_by}")
@@ -277,44 +252,26 @@ class RefundsRepository:
     def record_anomaly(self, refund_id: str, what: str) -> None:
         count("NotificationAnomaly")
         logger.warning("refund anomaly", extra={"refund_id": refund_id, "what": what})
-        with transient_as_store_unavailable():
-            self.ddb.update_item(
-                TableName=self.table,
-                Key=refund_key(refund_id),
-                UpdateExpression="SET anomalies = list_append(if_not_exists(anomalies, :empty), :entry)",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=to_values({":empty": [], ":entry": [{"what": what[:500], "at": clock.now_iso()}]}),
-            )
+        append_anomaly(self.ddb, self.table, refund_key(refund_id), what[:500])
 
     def record_psp_reference(self, refund_id: str, psp_reference: str | None) -> RefundRecord:
         """The PSP's reference of a refund it received but has not decided yet (Adyen): kept on the
         PENDING refund, conditionally (a decided refund, or one that has a reference, is left as it is)."""
         if psp_reference:
-            try:
-                with transient_as_store_unavailable():
-                    self.ddb.update_item(
-                        TableName=self.table,
-                        Key=refund_key(refund_id),
-                        UpdateExpression="SET psp_reference = :ref, updated_at = :now",
-                        ConditionExpression="#status = :pending AND attribute_not_exists(psp_reference)",
-                        ExpressionAttributeNames={"#status": "status"},
-                        ExpressionAttributeValues=to_values({":ref": psp_reference, ":pending": RefundStatus.PENDING.value, ":now": clock.now_iso()}),
-                    )
-            except ClientError as err:
-                if not is_condition_failure(err):
-                    raise
+            conditional_write(  # False: decided already, or it has its reference; left as it is
+                self.ddb.update_item,
+                TableName=self.table,
+                Key=refund_key(refund_id),
+                UpdateExpression="SET psp_reference = :ref, updated_at = :now",
+                ConditionExpression="#status = :pending AND attribute_not_exists(psp_reference)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=to_values({":ref": psp_reference, ":pending": RefundStatus.PENDING.value, ":now": clock.now_iso()}),
+            )
         return self.get(refund_id)
 
     def flag_attention(self, refund_id: str, reason: str) -> None:
         """Park a refund as NEEDS_ATTENTION (its workflow gave up; an operator resumes it)."""
-        with transient_as_store_unavailable():
-            self.ddb.update_item(
-                TableName=self.table,
-                Key=refund_key(refund_id),
-                UpdateExpression="SET needs_attention = :yes, attention_reason = :reason, updated_at = :now",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=to_values({":yes": True, ":reason": reason[:1000], ":now": clock.now_iso()}),
-            )
+        set_attention(self.ddb, self.table, refund_key(refund_id), reason)
 
     # --- disputes -----------------------------------------------------------------------------
     def book_chargeback(self, order: OrderRecord, dispute_reference: str, amount: Money) -> Booked:
@@ -349,20 +306,17 @@ class RefundsRepository:
             *self.wallets.adjustment_items(adjustment, "CHARGEBACK", order.payment_order_id, order.seller_account, -amount),
             *self.ledger.adjustment_items(adjustment, "CHARGEBACK", order, amount, dispute_reference, to_seller=False),
         ]
-        applied = True
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.transact_write_items(TransactItems=items)
-        except ClientError as err:
-            if cancelled_by_condition(err, 0):
+        refusal = transact_write(self.ddb, items)
+        applied = refusal is None
+        if refusal is not None:
+            if cancelled_by_condition(refusal, 0):
                 existing = self.find_dispute(dispute_reference)
                 if existing is None or (existing["payment_order_id"], existing["amount_minor"], existing["currency"]) != (order.payment_order_id, amount_minor, currency):
                     return Booked(applied=False, anomaly=f"chargeback {dispute_reference} contradicts the one booked: {existing}")
-                applied = False
-            elif cancelled_by_condition(err, 1):
+            elif cancelled_by_condition(refusal, 1):
                 return Booked(applied=False, anomaly=f"chargeback {dispute_reference} on an order that is not SUCCESS")
             else:
-                raise
+                raise refusal
         if applied:
             count("ChargebackBooked")
         # checked on a duplicate too: a crash between the booking and the flag is repaired by the redelivery
@@ -414,13 +368,11 @@ class RefundsRepository:
             ),
             *self.ledger.adjustment_items(adjustment, "CHARGEBACK_REVERSED", order, amount, dispute_reference, to_seller=True),
         ]
-        try:
-            with transient_as_store_unavailable():
-                self.ddb.transact_write_items(TransactItems=items)
-        except ClientError as err:
-            if cancelled_by_condition(err, 0):
+        refusal = transact_write(self.ddb, items)
+        if refusal is not None:
+            if cancelled_by_condition(refusal, 0):
                 return self.reverse_chargeback(order, dispute_reference, amount)  # decided concurrently
-            raise
+            raise refusal
         count("ChargebackReversed")
         return Booked(applied=True)
 
@@ -434,10 +386,6 @@ class RefundsRepository:
                 "ExpressionAttributeValues": to_values({":zero": 0, ":delta": delta, ":now": clock.now_iso()}),
             }
         }
-
-
-class _WouldExceed(Exception):
-    pass
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:
