@@ -42,7 +42,13 @@ IdempotencyKey = Annotated[
     ),
 ]
 Identifier = Annotated[
-    str, Path(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description="ASCII letters, digits, '_' and '-'." + NO_CARD_NUMBER)
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=IDENTIFIER_PATTERN,
+        description="ASCII letters, digits, '_' and '-'." + NO_CARD_NUMBER,
+    ),
 ]
 
 
@@ -149,7 +155,9 @@ def answer_common_problems(app: APIGatewayRestResolver) -> None:
 
     @app.not_found
     def _no_route(_: Exception) -> Response[str]:
-        return problem(404, "not-found", "Not found", "No such resource.")  # the path is the client's: never quoted back
+        return problem(
+            404, "not-found", "Not found", "No such resource."
+        )  # the path is the client's: never quoted back
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[str]:

@@ -108,7 +108,9 @@ PAYMENT = Function(
     tables=(
         _IDEMPOTENCY,
         # ConditionCheckItem and PutItem authorise the TransactWriteItems that stores a payment with its orders
-        TableAccess("payments_table", ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "Query", "ConditionCheckItem")),
+        TableAccess(
+            "payments_table", ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "Query", "ConditionCheckItem")
+        ),
         TableAccess("wallets_table", ("Query", "GetItem", "BatchGetItem")),
         TableAccess("ledger_table", ("Query", "GetItem", "BatchGetItem")),
     ),
@@ -162,7 +164,9 @@ RECONCILE = Function(
     tables=(
         # the day's transactions (index), carry-over rows (GetItem), and the three-way check's two sides
         # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem)
-        TableAccess("ledger_table", ("Query", "GetItem", "BatchGetItem"), indexes=("by_settlement_day", "by_modification_day")),
+        TableAccess(
+            "ledger_table", ("Query", "GetItem", "BatchGetItem"), indexes=("by_settlement_day", "by_modification_day")
+        ),
         TableAccess("wallets_table", ("BatchGetItem",)),
         TableAccess("reconciliation_table", ("GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem")),
         TableAccess("payments_table", ("GetItem", "BatchGetItem")),
@@ -221,7 +225,12 @@ NOTIFICATIONS = Function(
     memory_mb=256,
     timeout_s=8,  # Adyen waits 10 s for the acknowledgement
     tables=(TableAccess("payments_table", ("PutItem", "UpdateItem")),),
-    settings=("notifications_queue_url", "payments_psp_hmac_key_secret", "adyen_secret_max_age", "payments_psp_merchant_account"),
+    settings=(
+        "notifications_queue_url",
+        "payments_psp_hmac_key_secret",
+        "adyen_secret_max_age",
+        "payments_psp_merchant_account",
+    ),
     # the queue (CDK's grant_send_messages) and the HMAC key secret
     actions=("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", _READ_SECRET),
 )

@@ -125,7 +125,12 @@ class LocalPythonBundling:
 
 def _python_version(executable: str) -> str | None:
     try:
-        result = subprocess.run([executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
@@ -148,7 +153,11 @@ def bytecode_python() -> str | None:
     candidates = [shutil.which(f"python{wanted}")]
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     candidates += sorted(
-        (str(p) for p in pyenv_root.glob(f"versions/{wanted}.*/bin/python{wanted}") if re.fullmatch(rf"{re.escape(wanted)}\.\d+", p.parent.parent.name)),
+        (
+            str(p)
+            for p in pyenv_root.glob(f"versions/{wanted}.*/bin/python{wanted}")
+            if re.fullmatch(rf"{re.escape(wanted)}\.\d+", p.parent.parent.name)
+        ),
         reverse=True,
     )
     candidates.append(sys.executable)

@@ -56,7 +56,9 @@ class PaymentsStack(cdk.Stack):
             wallet_function=wallet.function,
             ledger_function=ledger.function,
         )
-        recovery = Recovery(self, "Recovery", stage=stage, code=code, tables=tables, state_machine_arn=state_machine_arn)
+        recovery = Recovery(
+            self, "Recovery", stage=stage, code=code, tables=tables, state_machine_arn=state_machine_arn
+        )
         reconciliation = Reconciliation(self, "Reconciliation", stage=stage, code=code, tables=tables)
         psp_functions = []
         #: the Adyen construct (its secrets) when the stage charges through Adyen, else None

@@ -164,12 +164,16 @@ class AdyenStage:
         def required(key: str) -> str:
             found = value(key)
             if not found or not str(found).strip():
-                raise ValueError(f"stage {stage!r} uses psp 'adyen' and needs {key} (cdk.json 'stages', or -c {key}=...); see docs/deploy.md")
+                raise ValueError(
+                    f"stage {stage!r} uses psp 'adyen' and needs {key} (cdk.json 'stages', or -c {key}=...); see docs/deploy.md"
+                )
             return str(found).strip()
 
         environment = str(value("adyenEnvironment") or "test")
         if environment not in ADYEN_ENVIRONMENTS:
-            raise ValueError(f"stage {stage!r}: adyenEnvironment must be one of {ADYEN_ENVIRONMENTS}, not {environment!r}")
+            raise ValueError(
+                f"stage {stage!r}: adyenEnvironment must be one of {ADYEN_ENVIRONMENTS}, not {environment!r}"
+            )
         prefix = value("adyenLiveUrlPrefix") or None
         if environment == "live" and not prefix:
             raise ValueError(

@@ -54,15 +54,21 @@ def _serve(args: argparse.Namespace) -> int:
     s = runtime.settings
     if adyen is not None:
         print(f"PSP:          Adyen adapter -> fake Checkout API at {adyen.base_url}")  # type: ignore[attr-defined]
-        print(f"              settle a day: curl -X POST {adyen.admin_url}/settle -d '{{\"date\": \"YYYY-MM-DD\"}}'")  # type: ignore[attr-defined]
+        print(f'              settle a day: curl -X POST {adyen.admin_url}/settle -d \'{{"date": "YYYY-MM-DD"}}\'')  # type: ignore[attr-defined]
     print(f"API:          {runtime.api_url}/v1/payments")
-    print(f"AWS endpoint: {runtime.aws_url}   (aws --endpoint-url {runtime.aws_url} ..., region us-east-1, any credentials)")
+    print(
+        f"AWS endpoint: {runtime.aws_url}   (aws --endpoint-url {runtime.aws_url} ..., region us-east-1, any credentials)"
+    )
     print(f"Bucket:       {s.settlement_bucket}  (settlement files go under incoming/, reports under reports/)")
-    print(f"Tables:       {', '.join([s.payments_table, s.wallets_table, s.ledger_table, s.idempotency_table, s.psp_table, s.reconciliation_table])}")
+    print(
+        f"Tables:       {', '.join([s.payments_table, s.wallets_table, s.ledger_table, s.idempotency_table, s.psp_table, s.reconciliation_table])}"
+    )
     print(f"State machine: {s.state_machine_arn}")
     print(f"Refunds:      {runtime.api_url}/v1/refunds   (state machine {s.refund_state_machine_arn})")
     key_source = "PAYMENTS_PSP_HMAC_KEY" if given_key else f"generated for this run: {s.payments_psp_hmac_key}"
-    print(f"PSP webhook:  {runtime.api_url}/v1/psp/notifications   (merchant account {s.payments_psp_merchant_account}, HMAC key {key_source})")
+    print(
+        f"PSP webhook:  {runtime.api_url}/v1/psp/notifications   (merchant account {s.payments_psp_merchant_account}, HMAC key {key_source})"
+    )
     print("ready", flush=True)
     wait_forever()
     runtime.stop()
@@ -78,7 +84,9 @@ def _demo(args: argparse.Namespace) -> int:
     runtime.start()
     try:
         extra = {"psp_charges": adyen.charges, "settle": adyen.settle} if adyen is not None else {}  # type: ignore[attr-defined]
-        return demo.run(runtime.api_url, checkouts=args.checkouts, seed=args.seed, concurrency=args.concurrency, **extra)
+        return demo.run(
+            runtime.api_url, checkouts=args.checkouts, seed=args.seed, concurrency=args.concurrency, **extra
+        )
     finally:
         runtime.stop()
         if adyen is not None:
@@ -92,14 +100,18 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--aws-port", type=int, default=None, help="default: port + 1")
     serve.add_argument("--verbose", action="store_true", help="INFO logs of every function")
-    serve.add_argument("--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges")
+    serve.add_argument(
+        "--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges"
+    )
     serve.set_defaults(func=_serve)
 
     demo = commands.add_parser("demo", help="run a Cyber Monday scenario end to end and print a summary")
     demo.add_argument("--checkouts", type=int, default=300)
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--concurrency", type=int, default=8)
-    demo.add_argument("--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges")
+    demo.add_argument(
+        "--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges"
+    )
     demo.set_defaults(func=_demo)
 
     from payments_dev.chaos.cli import add_commands as add_chaos_commands

@@ -126,7 +126,11 @@ def settle_and_reconcile(timeout: float = 120.0, settle: Callable[[str], str] | 
     if any(counts["rows"] or counts["missing_in_settlement"] for counts in adjustments.values()):
         print(
             "  refunds and chargebacks: "
-            + ", ".join(f"{kind} {c['matched']}/{c['rows']} matched" + (f" ({c['missing_in_settlement']} missing from the file)" if c["missing_in_settlement"] else "") for kind, c in adjustments.items())
+            + ", ".join(
+                f"{kind} {c['matched']}/{c['rows']} matched"
+                + (f" ({c['missing_in_settlement']} missing from the file)" if c["missing_in_settlement"] else "")
+                for kind, c in adjustments.items()
+            )
         )
     return bool(report["clean"]) and not report["rejected_rows"]
 
@@ -138,7 +142,12 @@ def money_back(client: ApiClient, final: dict[str, Any], run: str, timeout: floa
     from payments_dev.local.runtime import wait_until
 
     succeeded = sorted(
-        ((o["payment_order_id"], checkout_id, o) for checkout_id, body in final.items() for o in body["payment_orders"] if o["status"] == "SUCCESS"),
+        (
+            (o["payment_order_id"], checkout_id, o)
+            for checkout_id, body in final.items()
+            for o in body["payment_orders"]
+            if o["status"] == "SUCCESS"
+        ),
         key=lambda t: t[0],
     )
     if len(succeeded) < PARTIAL_REFUNDS + 2:
@@ -149,7 +158,12 @@ def money_back(client: ApiClient, final: dict[str, Any], run: str, timeout: floa
         minor = money.parse_amount(order["amount"], order["currency"])
         amount = minor if i == PARTIAL_REFUNDS else max(1, minor // 2)
         refund_id = f"{run}_rf_{i}"
-        body = {"refund_id": refund_id, "payment_order_id": po, "amount": money.format_minor(amount, order["currency"]), "currency": order["currency"]}
+        body = {
+            "refund_id": refund_id,
+            "payment_order_id": po,
+            "amount": money.format_minor(amount, order["currency"]),
+            "currency": order["currency"],
+        }
         reply = client.request("POST", "/v1/refunds", body, headers={"Idempotency-Key": f"idem-{refund_id}"})
         if reply.status != 202:
             print(f"\nMoney back: refund {refund_id} answered {reply.status} {reply.body}")
@@ -168,16 +182,23 @@ def money_back(client: ApiClient, final: dict[str, Any], run: str, timeout: floa
     psp = SimulatedPsp()
 
     def deliver(item: dict[str, Any], chargeback_amount: str) -> bool:
-        client.request("POST", "/v1/psp/notifications", {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]})
+        client.request(
+            "POST", "/v1/psp/notifications", {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+        )
         return wait_until(
-            lambda: any(o["payment_order_id"] == po and o.get("chargeback_amount") == chargeback_amount for o in client.payment(checkout_id).body["payment_orders"]),
+            lambda: any(
+                o["payment_order_id"] == po and o.get("chargeback_amount") == chargeback_amount
+                for o in client.payment(checkout_id).body["payment_orders"]
+            ),
             timeout,
             interval=0.2,
         )
 
     chargeback = psp.raise_chargeback(po)
     charged_back = deliver(chargeback, order["amount"])
-    reversed_ = charged_back and deliver(psp.reverse_chargeback(chargeback["pspReference"]), money.format_minor(0, order["currency"]))
+    reversed_ = charged_back and deliver(
+        psp.reverse_chargeback(chargeback["pspReference"]), money.format_minor(0, order["currency"])
+    )
     outcome = Counter(statuses.values())
     print(
         f"\nMoney back:          refunds {', '.join(f'{k} {v}' for k, v in sorted(outcome.items()))} "
@@ -211,7 +232,9 @@ def run(
     run_tag = run_id()
     scenario = build_scenario(checkouts, seed, run_id=run_tag)
     started = time.monotonic()
-    print(f"Cyber Monday: {checkouts} checkouts, {sum(len(c['payment_orders']) for c in scenario.checkouts)} payment orders, seed {seed}")
+    print(
+        f"Cyber Monday: {checkouts} checkouts, {sum(len(c['payment_orders']) for c in scenario.checkouts)} payment orders, seed {seed}"
+    )
 
     answers: Counter[int] = Counter()
     replay_mismatch: list[str] = []
@@ -249,11 +272,18 @@ def run(
     wall = time.monotonic() - started
 
     orders = [o for body in final.values() for o in body["payment_orders"]]
-    print("\nPayments by status:  " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(b["status"] for b in final.values()).items())))
-    print("Orders by status:    " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(o["status"] for o in orders).items())))
+    print(
+        "\nPayments by status:  "
+        + ", ".join(f"{k} {v}" for k, v in sorted(Counter(b["status"] for b in final.values()).items()))
+    )
+    print(
+        "Orders by status:    " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(o["status"] for o in orders).items()))
+    )
     reasons = Counter(o["failure_reason"] for o in orders if o["failure_reason"])
     print("Decline reasons:     " + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none"))
-    print(f"HTTP answers:        {dict(sorted(answers.items()))}; replays {len(scenario.replays)}, identical {len(scenario.replays) - len(replay_mismatch)}")
+    print(
+        f"HTTP answers:        {dict(sorted(answers.items()))}; replays {len(scenario.replays)}, identical {len(scenario.replays) - len(replay_mismatch)}"
+    )
     if pending:
         print(f"NOT SETTLED within {timeout:.0f}s: {len(pending)} checkouts, e.g. {sorted(pending)[:3]}")
     # money back (issue 18): on the simulated PSP, whose chargebacks the demo can raise

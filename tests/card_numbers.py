@@ -49,7 +49,7 @@ def holds_card_number(text: str) -> bool:
 
 
 def _walk_attribute(value: dict[str, Any], path: str, found: list[str]) -> None:
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     name = path.rsplit(".", 1)[-1]
     if kind == "S":
         if holds_card_number(inner):

@@ -23,7 +23,9 @@ from payments.psp import Approved, ChargeRequest, PaymentServiceProvider
 def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: PaymentServiceProvider) -> ExecutionResult:
     order = orders.get_order(task.payment_order_id)
     if order.checkout_id != task.checkout_id:
-        raise StatusConflict(f"order {order.payment_order_id} belongs to checkout {order.checkout_id}, not {task.checkout_id}")
+        raise StatusConflict(
+            f"order {order.payment_order_id} belongs to checkout {order.checkout_id}, not {task.checkout_id}"
+        )
     if order.status.is_final:
         return _result(order)  # a duplicate delivery: report what happened, do nothing
 
@@ -50,7 +52,9 @@ def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: Payme
                 currency=amount.currency,
                 token=task.payment_method.token,
                 # a PSP that charges stored tokens per shopper (Adyen) names the buyer; others skip the read
-                shopper_reference=orders.get(order.checkout_id).buyer_id if getattr(psp, "needs_shopper_reference", False) else None,
+                shopper_reference=orders.get(order.checkout_id).buyer_id
+                if getattr(psp, "needs_shopper_reference", False)
+                else None,
                 # a resend names when the key was first sent: a PSP whose keys expire refuses an old one
                 first_attempt_at=_executing_since(order) if resumed else None,
             )
@@ -58,7 +62,10 @@ def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: Payme
 
     if isinstance(outcome, Approved):
         order = orders.move_order(
-            order.payment_order_id, OrderStatus.SUCCESS, psp_reference=outcome.psp_reference, charged_at=outcome.charged_at
+            order.payment_order_id,
+            OrderStatus.SUCCESS,
+            psp_reference=outcome.psp_reference,
+            charged_at=outcome.charged_at,
         )
     else:
         order = orders.move_order(order.payment_order_id, OrderStatus.FAILED, failure_reason=outcome.reason)
@@ -67,7 +74,10 @@ def execute_order(task: ExecuteOrderTask, orders: PaymentsRepository, psp: Payme
 
 def _executing_since(order: OrderRecord) -> str | None:
     """When the order first went EXECUTING (its first PSP call with this key), from its history."""
-    return next((entry["at"] for entry in order.status_history if entry.get("status") == OrderStatus.EXECUTING.value), order.created_at or None)
+    return next(
+        (entry["at"] for entry in order.status_history if entry.get("status") == OrderStatus.EXECUTING.value),
+        order.created_at or None,
+    )
 
 
 def _result(order: OrderRecord) -> ExecutionResult:

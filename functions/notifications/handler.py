@@ -48,7 +48,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except (StoreUnavailable, TransientError):
         # not acknowledged: the PSP delivers again (the stored items are kept, a redelivery changes nothing)
         logger.warning("notification not stored or not enqueued: the PSP will deliver it again")
-        return _problem(503, "service-unavailable", "Service unavailable", "Please deliver the notification again.", {"Retry-After": "1"})
+        return _problem(
+            503,
+            "service-unavailable",
+            "Service unavailable",
+            "Please deliver the notification again.",
+            {"Retry-After": "1"},
+        )
     except Exception:  # noqa: BLE001 - a bug or a configuration error is ours: a problem (the PSP retries), never the request logged
         logger.exception("notification not accepted")
         return _problem(500, "internal-error", "Internal error", "Please deliver the notification again.")
@@ -56,12 +62,23 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def receive(event: dict[str, Any]) -> dict[str, Any]:
     if str(event.get("httpMethod") or "POST").upper() != "POST":
-        return _problem(405, "method-not-allowed", "Method not allowed", "This path answers POST only.", {"Allow": "POST"})
+        return _problem(
+            405, "method-not-allowed", "Method not allowed", "This path answers POST only.", {"Allow": "POST"}
+        )
     if not is_json(header(event, "Content-Type")):
-        return _problem(415, "unsupported-media-type", "Unsupported media type", "The body must be application/json (charset utf-8, if given).")
+        return _problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "The body must be application/json (charset utf-8, if given).",
+        )
     raw = event.get("body") or ""
     try:
-        data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
+        data = (
+            base64.b64decode(raw, validate=True)
+            if event.get("isBase64Encoded")
+            else raw.encode("utf-8", "surrogatepass")
+        )
     except (binascii.Error, ValueError):
         return _malformed("The body is not valid base64.")
     if len(data) > MAX_BODY_BYTES:
@@ -74,7 +91,7 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
         return _malformed(f"The body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.")
     items = parse(text)
     if items is None:
-        return _malformed("Expected Adyen's {\"notificationItems\": [{\"NotificationRequestItem\": {...}}]}.")
+        return _malformed('Expected Adyen\'s {"notificationItems": [{"NotificationRequestItem": {...}}]}.')
     keys = hmac_keys()
     if not keys:
         logger.error("no PSP HMAC key configured: every notification is refused")
@@ -82,7 +99,12 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
     if bad:
         count("NotificationSignatureRejected", len(bad))
         logger.warning("notification refused: bad or missing HMAC signature", extra={"items": bad})
-        return _problem(401, "invalid-signature", "Invalid signature", "Every notification item must carry a valid HMAC signature. Nothing was stored.")
+        return _problem(
+            401,
+            "invalid-signature",
+            "Invalid signature",
+            "Every notification item must carry a valid HMAC signature. Nothing was stored.",
+        )
     store = NotificationStore()
     to_process = []
     for item in items:
@@ -128,7 +150,9 @@ def dispatch(notification_ids: list[str], store: NotificationStore) -> None:
             chunk = notification_ids[start : start + 10]
             response = sqs.send_message_batch(
                 QueueUrl=queue_url,
-                Entries=[{"Id": str(n), "MessageBody": json.dumps({"notification_id": i})} for n, i in enumerate(chunk)],
+                Entries=[
+                    {"Id": str(n), "MessageBody": json.dumps({"notification_id": i})} for n, i in enumerate(chunk)
+                ],
             )
             if response.get("Failed"):
                 # not acknowledged: the PSP delivers again, and the stored item is enqueued again
@@ -148,4 +172,9 @@ def _malformed(detail: str) -> dict[str, Any]:
 
 def _problem(status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     body = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
-    return {"statusCode": status, "headers": {"Content-Type": PROBLEM_JSON, **(headers or {})}, "body": json.dumps(body), "isBase64Encoded": False}
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": PROBLEM_JSON, **(headers or {})},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }

@@ -105,7 +105,9 @@ def _accept_once(command: dict[str, Any]) -> dict[str, Any]:
 def create_payment(request: Annotated[PaymentRequest, Body()], idempotency_key: IdempotencyKey) -> Response[PaymentOut]:
     duplicates = request.duplicate_order_fields()
     if duplicates:
-        raise InvalidRequest([{"field": f, "message": "payment_order_id is repeated within this checkout"} for f in duplicates])
+        raise InvalidRequest(
+            [{"field": f, "message": "payment_order_id is repeated within this checkout"} for f in duplicates]
+        )
     resource = _accept_once(command={"idempotency_key": idempotency_key, "request": request.model_dump(mode="json")})
     return Response(
         status_code=202,
@@ -127,7 +129,10 @@ def get_payment(checkout_id: Identifier) -> PaymentOut:
 @app.get(
     "/v1/wallets/<seller_account>",
     summary="A seller's balances",
-    responses={**_ok(200, "The seller's balance in each currency (none yet: an empty list)", WalletOut), **_problems(422, 500, 503)},
+    responses={
+        **_ok(200, "The seller's balance in each currency (none yet: an empty list)", WalletOut),
+        **_problems(422, 500, 503),
+    },
 )
 def get_wallet(seller_account: Identifier) -> WalletOut:
     return logic.wallet_view(seller_account, WalletRepository())

@@ -168,7 +168,8 @@ def _route(path: str, method: str, routes: list[Any]) -> tuple[list[Any], Respon
         if unroutable:
             # the path has a route's shape, but a parameter holds characters no identifier has
             return matching, validation_problem(
-                [{"field": name, "message": "must match ^[A-Za-z0-9_-]+$"} for name in unroutable], "The path is not valid."
+                [{"field": name, "message": "must match ^[A-Za-z0-9_-]+$"} for name in unroutable],
+                "The path is not valid.",
             )
     allowed = sorted({route.method for route in matching})
     if matching and method not in allowed:
@@ -194,7 +195,11 @@ def _body_text(event: dict[str, Any], raw: str) -> tuple[str, Response[str] | No
             [{"field": "header Content-Type", "message": "must be application/json"}],
         )
     try:
-        data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
+        data = (
+            base64.b64decode(raw, validate=True)
+            if event.get("isBase64Encoded")
+            else raw.encode("utf-8", "surrogatepass")
+        )
     except (binascii.Error, ValueError):
         return "", malformed("The body is not valid base64.")
     if len(data) > MAX_BODY_BYTES:

@@ -118,17 +118,26 @@ REFUSALS = ("InvariantViolation", "PspRequestRejected", "StatusConflict")
 
 def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dict[str, Any]:
     """Park unresolved orders, then derive the payment status from the stored orders."""
-    refused = any(r.outcome == "NEEDS_ATTENTION" and (r.error or {}).get("Error") in REFUSALS for r in task.order_results)
+    refused = any(
+        r.outcome == "NEEDS_ATTENTION" and (r.error or {}).get("Error") in REFUSALS for r in task.order_results
+    )
     for result in task.order_results:
         if result.outcome == "NEEDS_ATTENTION":
             if repo.get_order(result.payment_order_id).is_settled_internally:
-                logger.info("unresolved in this execution but completed by another", extra={"payment_order_id": result.payment_order_id})
+                logger.info(
+                    "unresolved in this execution but completed by another",
+                    extra={"payment_order_id": result.payment_order_id},
+                )
                 continue
             error = result.error or {}
-            reason = f"{result.step or 'unknown'} step: {error.get('Error', 'error')}: {str(error.get('Cause', ''))[:500]}"
+            reason = (
+                f"{result.step or 'unknown'} step: {error.get('Error', 'error')}: {str(error.get('Cause', ''))[:500]}"
+            )
             repo.flag_attention(result.payment_order_id, reason)
             count("NeedsAttention")
-            logger.error("payment order needs attention", extra={"payment_order_id": result.payment_order_id, "reason": reason})
+            logger.error(
+                "payment order needs attention", extra={"payment_order_id": result.payment_order_id, "reason": reason}
+            )
     payment = repo.get(task.checkout_id)
     orders = repo.orders_of(payment)
     status = payment_outcome([o.status for o in orders])
@@ -140,7 +149,11 @@ def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dic
     # not done (an order parked for a transient cause: retries exhausted): the recovery re-drives it when
     # due, a bounded number of times; parked by a refusal: out of the recovery's hands
     moved = repo.move_payment(
-        task.checkout_id, status, is_payment_done=done, recheck_at=None if done else recovery_due(), stop_recovery=refused and not done
+        task.checkout_id,
+        status,
+        is_payment_done=done,
+        recheck_at=None if done else recovery_due(),
+        stop_recovery=refused and not done,
     )
     if not moved:
         logger.warning("payment status not moved", extra={"target": status.value})
@@ -162,7 +175,9 @@ def payment_view(checkout_id: str, repo: PaymentsRepository) -> PaymentOut:
 def wallet_view(seller_account: str, wallets: WalletRepository) -> WalletOut:
     return WalletOut(
         seller_account=seller_account,
-        balances=[Balance(currency=c, amount=Money(v, c).format()) for c, v in wallets.balances(seller_account).items()],
+        balances=[
+            Balance(currency=c, amount=Money(v, c).format()) for c, v in wallets.balances(seller_account).items()
+        ],
     )
 
 

@@ -50,7 +50,9 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return path or "(body)"
 
 
-def validation_problem(errors: list[dict[str, str]], detail: str = "The request is not a valid checkout.") -> Response[str]:
+def validation_problem(
+    errors: list[dict[str, str]], detail: str = "The request is not a valid checkout."
+) -> Response[str]:
     return problem(422, "validation-error", "Request validation failed", detail, errors)
 
 
@@ -58,7 +60,10 @@ def as_proxy(response: Any) -> dict[str, Any]:
     """A resolver ``Response`` answered before the resolver runs, as an API Gateway proxy result."""
     return {
         "statusCode": response.status_code,
-        "headers": {"Content-Type": response.headers.get("Content-Type", "application/problem+json"), **{k: v for k, v in response.headers.items() if isinstance(v, str)}},
+        "headers": {
+            "Content-Type": response.headers.get("Content-Type", "application/problem+json"),
+            **{k: v for k, v in response.headers.items() if isinstance(v, str)},
+        },
         "body": response.body,
         "isBase64Encoded": False,
     }

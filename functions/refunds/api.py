@@ -52,7 +52,9 @@ def _problems(*statuses: int) -> dict[int, OpenAPIResponse]:
     return api_kit.problem_responses(_DESCRIPTIONS, *statuses)
 
 
-def _ok(status: int, description: str, headers: dict[str, OpenAPIResponseHeader] | None = None) -> dict[int, OpenAPIResponse]:
+def _ok(
+    status: int, description: str, headers: dict[str, OpenAPIResponseHeader] | None = None
+) -> dict[int, OpenAPIResponse]:
     return api_kit.json_response(status, description, RefundOut, headers)
 
 
@@ -62,7 +64,9 @@ _persistence = api_kit.idempotency_store()
 
 @idempotent_function(data_keyword_argument="command", persistence_store=_persistence, config=idempotency_config)
 def _accept_once(command: dict[str, Any]) -> dict[str, Any]:
-    return logic.accept_refund(command["idempotency_key"], RefundRequest.model_validate(command["request"]), RefundsRepository())
+    return logic.accept_refund(
+        command["idempotency_key"], RefundRequest.model_validate(command["request"]), RefundsRepository()
+    )
 
 
 @app.post(
@@ -84,10 +88,17 @@ def _accept_once(command: dict[str, Any]) -> dict[str, Any]:
 )
 def create_refund(request: Annotated[RefundRequest, Body()], idempotency_key: IdempotencyKey) -> Response[RefundOut]:
     resource = _accept_once(command={"idempotency_key": idempotency_key, "request": request.model_dump(mode="json")})
-    return Response(status_code=202, content_type="application/json", body=resource, headers={"Location": f"/v1/refunds/{resource['refund_id']}"})
+    return Response(
+        status_code=202,
+        content_type="application/json",
+        body=resource,
+        headers={"Location": f"/v1/refunds/{resource['refund_id']}"},
+    )
 
 
-@app.get("/v1/refunds/<refund_id>", summary="A refund", responses={**_ok(200, "The refund"), **_problems(404, 422, 500, 503)})
+@app.get(
+    "/v1/refunds/<refund_id>", summary="A refund", responses={**_ok(200, "The refund"), **_problems(404, 422, 500, 503)}
+)
 def get_refund(refund_id: Identifier) -> RefundOut:
     return RefundsRepository().get(refund_id).to_api()
 
@@ -99,18 +110,28 @@ api_kit.answer_common_problems(app)  # validation, idempotency, a throttled stor
 @app.exception_handler(OrderNotRefundable)
 def _not_refundable(error: OrderNotRefundable) -> Response[str]:
     detail = "Only a SUCCESS payment order without a chargeback can be refunded."
-    return problem(409, "order-not-refundable", "Order not refundable", detail, [{"field": "payment_order_id", "message": detail}])
+    return problem(
+        409, "order-not-refundable", "Order not refundable", detail, [{"field": "payment_order_id", "message": detail}]
+    )
 
 
 @app.exception_handler(RefundExceedsRemaining)
 def _exceeds(error: RefundExceedsRemaining) -> Response[str]:
     detail = "The refund exceeds what remains refundable on the order (its amount less the refunds already reserved)."
-    return problem(422, "refund-exceeds-remaining", "Refund exceeds what remains refundable", detail, [{"field": "amount", "message": detail}])
+    return problem(
+        422,
+        "refund-exceeds-remaining",
+        "Refund exceeds what remains refundable",
+        detail,
+        [{"field": "amount", "message": detail}],
+    )
 
 
 @app.exception_handler(Conflict)
 def _conflict(error: Conflict) -> Response[str]:
-    detail = "This identifier is already used by another request." if error.field else "Conflict with an existing resource."
+    detail = (
+        "This identifier is already used by another request." if error.field else "Conflict with an existing resource."
+    )
     errors = [{"field": error.field, "message": "already used by another request"}] if error.field else None
     return problem(409, "resource-conflict", "Conflict with an existing resource", detail, errors)
 
@@ -118,7 +139,13 @@ def _conflict(error: Conflict) -> Response[str]:
 @app.exception_handler(NotFound)
 def _not_found(_: NotFound) -> Response[str]:
     if app.current_event.http_method == "POST":
-        return problem(404, "not-found", "Not found", "No such payment order.", [{"field": "payment_order_id", "message": "no such payment order"}])
+        return problem(
+            404,
+            "not-found",
+            "Not found",
+            "No such payment order.",
+            [{"field": "payment_order_id", "message": "no such payment order"}],
+        )
     return problem(404, "not-found", "Not found", "No such refund.")
 
 
@@ -160,13 +187,34 @@ NOTIFICATIONS_PATH = {
             },
         },
         "responses": {
-            "200": {"description": "Every item stored (or already stored)", "content": {"text/plain": {"schema": {"type": "string", "enum": ["[accepted]"]}}}},
-            "400": {"description": "Not UTF-8, not JSON, nested too deep, or not Adyen's format (malformed-notification)", "content": _PROBLEM_CONTENT},
-            "401": {"description": "A bad or missing HMAC signature on any item; nothing stored (invalid-signature)", "content": _PROBLEM_CONTENT},
-            "413": {"description": f"The body is larger than {MAX_BODY_BYTES} bytes (payload-too-large)", "content": _PROBLEM_CONTENT},
-            "415": {"description": "The body is not application/json (unsupported-media-type)", "content": _PROBLEM_CONTENT},
-            "500": {"description": "Unexpected error; the PSP delivers again (internal-error)", "content": _PROBLEM_CONTENT},
-            "503": {"description": "Not stored or not enqueued; the PSP delivers again (service-unavailable, Retry-After)", "content": _PROBLEM_CONTENT},
+            "200": {
+                "description": "Every item stored (or already stored)",
+                "content": {"text/plain": {"schema": {"type": "string", "enum": ["[accepted]"]}}},
+            },
+            "400": {
+                "description": "Not UTF-8, not JSON, nested too deep, or not Adyen's format (malformed-notification)",
+                "content": _PROBLEM_CONTENT,
+            },
+            "401": {
+                "description": "A bad or missing HMAC signature on any item; nothing stored (invalid-signature)",
+                "content": _PROBLEM_CONTENT,
+            },
+            "413": {
+                "description": f"The body is larger than {MAX_BODY_BYTES} bytes (payload-too-large)",
+                "content": _PROBLEM_CONTENT,
+            },
+            "415": {
+                "description": "The body is not application/json (unsupported-media-type)",
+                "content": _PROBLEM_CONTENT,
+            },
+            "500": {
+                "description": "Unexpected error; the PSP delivers again (internal-error)",
+                "content": _PROBLEM_CONTENT,
+            },
+            "503": {
+                "description": "Not stored or not enqueued; the PSP delivers again (service-unavailable, Retry-After)",
+                "content": _PROBLEM_CONTENT,
+            },
         },
     }
 }

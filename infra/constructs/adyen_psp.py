@@ -62,7 +62,9 @@ class AdyenPsp(Construct):
             ),
         )
 
-    def _secret(self, construct_id: str, existing: str | None, *, name: str, description: str) -> secretsmanager.ISecret:
+    def _secret(
+        self, construct_id: str, existing: str | None, *, name: str, description: str
+    ) -> secretsmanager.ISecret:
         if existing:
             if existing.startswith("arn:"):
                 return secretsmanager.Secret.from_secret_complete_arn(self, construct_id, existing)

@@ -204,7 +204,10 @@ def answer_other_methods_405(resource: apigw.Resource, allow: str) -> None:
     backend is reached, so it needs no authorization; a body of another media type than JSON gets API
     Gateway's 415 (a problem too, through DEFAULT_4XX).
     """
-    headers = {"method.response.header.Allow": f"'{allow}'", "method.response.header.Content-Type": "'application/problem+json'"}
+    headers = {
+        "method.response.header.Allow": f"'{allow}'",
+        "method.response.header.Content-Type": "'application/problem+json'",
+    }
     problem = (
         '{"type": "urn:payments:problem:method-not-allowed", "title": "Method not allowed", "status": 405, '
         f'"detail": "This path answers {allow} only."}}'
@@ -215,7 +218,9 @@ def answer_other_methods_405(resource: apigw.Resource, allow: str) -> None:
             passthrough_behavior=apigw.PassthroughBehavior.NEVER,
             request_templates={"application/json": '{"statusCode": 405}'},
             integration_responses=[
-                apigw.IntegrationResponse(status_code="405", response_parameters=headers, response_templates={"application/json": problem})
+                apigw.IntegrationResponse(
+                    status_code="405", response_parameters=headers, response_templates={"application/json": problem}
+                )
             ],
         ),
         authorization_type=apigw.AuthorizationType.NONE,

@@ -32,7 +32,9 @@ class TaskFunction(Protocol):
     function: lambda_.Function
 
 
-def stage_log_group(scope: Construct, construct_id: str, *, stage: Stage, log_group_name: str | None = None) -> logs.LogGroup:
+def stage_log_group(
+    scope: Construct, construct_id: str, *, stage: Stage, log_group_name: str | None = None
+) -> logs.LogGroup:
     """A log group kept for the stage's retention, removed with the stack unless the stage retains data."""
     return logs.LogGroup(
         scope,
@@ -83,7 +85,9 @@ def asl_state_machine(
     placeholders = registry.asl_functions(asl_path.name)
     by_spec = {fn.spec: fn.function for fn in task_functions}
     if set(by_spec) != set(placeholders.values()):
-        raise ValueError(f"{asl_path.name}: its placeholders are filled by {sorted(f.name for f in placeholders.values())}")
+        raise ValueError(
+            f"{asl_path.name}: its placeholders are filled by {sorted(f.name for f in placeholders.values())}"
+        )
     substitutions = {placeholder: by_spec[spec] for placeholder, spec in placeholders.items()}
     machine = sfn.StateMachine(
         scope,
@@ -97,7 +101,9 @@ def asl_state_machine(
     )
     # The Task states invoke the functions by their unqualified ARNs.
     machine.add_to_role_policy(
-        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fn.function_arn for fn in substitutions.values()])
+        iam.PolicyStatement(
+            actions=["lambda:InvokeFunction"], resources=[fn.function_arn for fn in substitutions.values()]
+        )
     )
     acknowledge(
         machine,

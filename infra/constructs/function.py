@@ -139,7 +139,9 @@ class PaymentsFunction(Construct):
             self._check_actions(result.principal_statement.actions)
         return result
 
-    def use_objects(self, bucket: s3.IBucket, actions: Sequence[str], key_patterns: Sequence[str], *, reason: str) -> None:
+    def use_objects(
+        self, bucket: s3.IBucket, actions: Sequence[str], key_patterns: Sequence[str], *, reason: str
+    ) -> None:
         """Allow ``actions`` on the objects whose keys match ``key_patterns`` (e.g. ``incoming/*``).
 
         ``reason`` says why a key prefix, not a key, is granted (it becomes the cdk-nag acknowledgment).

@@ -20,7 +20,9 @@ class Ledger(Construct):
     queries by.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: Stage, code: lambda_.Code, tables: PaymentTables) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: Stage, code: lambda_.Code, tables: PaymentTables
+    ) -> None:
         super().__init__(scope, construct_id)
         self.function = PaymentsFunction(
             self,

@@ -151,13 +151,21 @@ class Observability(Construct):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="API requests and errors",
-                left=[api.metric_count(period=PERIOD), api.metric_client_error(period=PERIOD), api.metric_server_error(period=PERIOD)],
+                left=[
+                    api.metric_count(period=PERIOD),
+                    api.metric_client_error(period=PERIOD),
+                    api.metric_server_error(period=PERIOD),
+                ],
                 right=[api.metric_latency(period=PERIOD, statistic="p99")],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Payment workflow executions",
-                left=[state_machine.metric_started(period=PERIOD), state_machine.metric_succeeded(period=PERIOD), *workflow_metrics.values()],
+                left=[
+                    state_machine.metric_started(period=PERIOD),
+                    state_machine.metric_succeeded(period=PERIOD),
+                    *workflow_metrics.values(),
+                ],
                 width=12,
             ),
             cloudwatch.GraphWidget(

@@ -80,7 +80,9 @@ class Reconciliation(Construct):
     """The settlement bucket, its access-log bucket, ``functions/reconcile``, its dead-letter queue and
     the large-file state machine."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: Stage, code: lambda_.Code, tables: PaymentTables) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: Stage, code: lambda_.Code, tables: PaymentTables
+    ) -> None:
         super().__init__(scope, construct_id)
         self.access_log_bucket = s3.Bucket(
             self,
@@ -107,7 +109,9 @@ class Reconciliation(Construct):
                     s3.LifecycleRule(
                         id=f"archive-{prefix.rstrip('/')}",
                         prefix=prefix,
-                        transitions=[s3.Transition(storage_class=s3.StorageClass.GLACIER, transition_after=ARCHIVE_AFTER)],
+                        transitions=[
+                            s3.Transition(storage_class=s3.StorageClass.GLACIER, transition_after=ARCHIVE_AFTER)
+                        ],
                     )
                     for prefix in (INCOMING, QUARANTINE)
                 ),
@@ -210,7 +214,9 @@ class Reconciliation(Construct):
     def _state_machine(self, stage: Stage, machine_arn: str, child_executions_arn: str) -> sfn.StateMachine:
         """``stepfunctions/reconcile.asl.json`` as written, its three Tasks on the reconcile function."""
         name = reconcile_state_machine_name(stage)
-        self.log_group = stage_log_group(self, "StateMachineLogs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}")
+        self.log_group = stage_log_group(
+            self, "StateMachineLogs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}"
+        )
         # STANDARD: see the module docstring. Payloads are keys, byte ranges and the CSV header: no settlement
         # rows. Kept out of the logs anyway (the execution history holds them for 90 days), like the payment workflow's.
         machine = asl_state_machine(
@@ -226,7 +232,9 @@ class Reconciliation(Construct):
         # runs each chunk as a child execution of this same state machine under this role.
         machine.add_to_role_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
         machine.add_to_role_policy(
-            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[child_executions_arn])
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:StopExecution"], resources=[child_executions_arn]
+            )
         )
         acknowledge_wildcard_resource(
             machine,

@@ -26,7 +26,14 @@ SCHEDULE = cdk.Duration.minutes(1)
 
 class Recovery(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, stage: Stage, code: lambda_.Code, tables: PaymentTables, state_machine_arn: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: Stage,
+        code: lambda_.Code,
+        tables: PaymentTables,
+        state_machine_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = PaymentsFunction(

@@ -66,8 +66,10 @@ class Refunds(Construct):
         name = stage.resource_name("refund")
         #: the merchant account the PSP's notifications must name: Adyen's, or (simulated PSP, whose
         #: notifications carry the same setting) the settings' own value
-        merchant_account = adyen.config.merchant_account if adyen is not None else str(
-            Settings.model_fields["payments_psp_merchant_account"].default
+        merchant_account = (
+            adyen.config.merchant_account
+            if adyen is not None
+            else str(Settings.model_fields["payments_psp_merchant_account"].default)
         )
         machine_arn, executions_arn = fixed_name_state_machine_arns(self, name, executions=f"{name}:*")
 
@@ -88,7 +90,9 @@ class Refunds(Construct):
             adyen.use_api_key(fn)
         fn.allow(["states:StartExecution"], [machine_arn])
 
-        self.log_group = stage_log_group(self, "WorkflowLogs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}")
+        self.log_group = stage_log_group(
+            self, "WorkflowLogs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}"
+        )
         self.state_machine = asl_state_machine(
             self,
             "StateMachine",
@@ -111,7 +115,10 @@ class Refunds(Construct):
                 secret_name=stage.resource_name("psp-notification-hmac-key"),
                 description="HMAC key (hex) of the PSP's notifications; set it to the key of the PSP's webhook configuration",
                 generate_secret_string=secretsmanager.SecretStringGenerator(
-                    password_length=64, exclude_punctuation=True, exclude_uppercase=True, exclude_characters="ghijklmnopqrstuvwxyz"
+                    password_length=64,
+                    exclude_punctuation=True,
+                    exclude_uppercase=True,
+                    exclude_characters="ghijklmnopqrstuvwxyz",
                 ),
                 removal_policy=stage.disposable_removal_policy,
             )
@@ -151,7 +158,10 @@ class Refunds(Construct):
             code=code,
             spec=registry.NOTIFICATIONS,
             tables=tables,
-            settings={"notifications_queue_url": self.queue.queue_url, "payments_psp_merchant_account": merchant_account},
+            settings={
+                "notifications_queue_url": self.queue.queue_url,
+                "payments_psp_merchant_account": merchant_account,
+            },
         )
         self.webhook.grant(self.queue.grant_send_messages)
         if adyen is not None:
@@ -224,14 +234,20 @@ class Refunds(Construct):
         """Let the merchant's backend (the checkout API's merchant policy) refund and read refunds."""
         read = self.api.arn_for_execute_api("GET", "/v1/refunds/*", stage.name)
         policy.add_statements(
-            iam.PolicyStatement(actions=["execute-api:Invoke"], resources=[self.api.arn_for_execute_api("POST", "/v1/refunds", stage.name), read])
+            iam.PolicyStatement(
+                actions=["execute-api:Invoke"],
+                resources=[self.api.arn_for_execute_api("POST", "/v1/refunds", stage.name), read],
+            )
         )
         acknowledge_wildcard_resource(policy, read, "The route's path parameter is the refund id, unknown in advance.")
 
     def add_alarms(self, topic: object, alarms: list[cloudwatch.Alarm], dashboard: cloudwatch.Dashboard) -> None:
         """The alarms of money flowing back, on the stage's alarm topic, and their dashboard row."""
         metrics = {
-            "RefundExecutionsFailed": (self.state_machine.metric_failed(period=PERIOD), "A refund workflow execution failed"),
+            "RefundExecutionsFailed": (
+                self.state_machine.metric_failed(period=PERIOD),
+                "A refund workflow execution failed",
+            ),
             "RefundNeedsAttention": (
                 _metric("RefundNeedsAttention", registry.REFUNDS.name),
                 "A refund is parked as NEEDS_ATTENTION: resolve it",
@@ -276,7 +292,13 @@ class Refunds(Construct):
 
 
 def _metric(name: str, service: str) -> cloudwatch.Metric:
-    return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": service}, statistic="Sum", period=PERIOD)
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": service},
+        statistic="Sum",
+        period=PERIOD,
+    )
 
 
 def _method_setting(setting: object) -> object:

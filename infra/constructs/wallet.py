@@ -19,7 +19,9 @@ class Wallet(Construct):
     table; it reads the order from, and marks it on, the payments table.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: Stage, code: lambda_.Code, tables: PaymentTables) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: Stage, code: lambda_.Code, tables: PaymentTables
+    ) -> None:
         super().__init__(scope, construct_id)
         self.function = PaymentsFunction(
             self,

@@ -93,7 +93,12 @@ class Posting:
     def to_item(self) -> dict[str, Any]:
         """The stored form, unchanged: ``{account, side, amount_minor, currency}``."""
         amount = self.amount
-        return {"account": self.account, "side": self.side.value, "amount_minor": amount.minor, "currency": amount.currency}
+        return {
+            "account": self.account,
+            "side": self.side.value,
+            "amount_minor": amount.minor,
+            "currency": amount.currency,
+        }
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Posting:
@@ -121,7 +126,9 @@ class LedgerTransaction:
             net[signed.currency] = net.get(signed.currency, Money.zero(signed.currency)) + signed
         unbalanced = {ccy: str(amount) for ccy, amount in net.items() if amount.minor != 0}
         if unbalanced:
-            raise UnbalancedTransaction(f"unbalanced ledger transaction (debits - credits: {unbalanced}): {self.postings}")
+            raise UnbalancedTransaction(
+                f"unbalanced ledger transaction (debits - credits: {unbalanced}): {self.postings}"
+            )
 
     @classmethod
     def of(cls, postings: Iterable[Posting]) -> LedgerTransaction:
@@ -167,7 +174,13 @@ class AppendResult:
 
 
 class LedgerRepository(ShardedBook):
-    def __init__(self, table: str | None = None, shards: int | None = None, client: Any = None, payments: PaymentsRepository | None = None):
+    def __init__(
+        self,
+        table: str | None = None,
+        shards: int | None = None,
+        client: Any = None,
+        payments: PaymentsRepository | None = None,
+    ):
         super().__init__(table or settings().ledger_table, shards or settings().ledger_total_shards, client, payments)
         self.psp = settings().psp_name
 
@@ -201,7 +214,13 @@ class LedgerRepository(ShardedBook):
         refusal = transact_write(
             self.ddb,
             [
-                {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(item),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
                 self._totals_update(shard, amount),
                 self._account_totals_update(seller, shard, credits=amount, debits=Money.zero(amount.currency)),
                 self.payments.order_flag_update(order.payment_order_id, "ledger_updated"),
@@ -216,7 +235,9 @@ class LedgerRepository(ShardedBook):
                 order.currency,
                 order.psp_reference,
             ):
-                raise InvariantViolation(f"ledger transaction of {order.payment_order_id} does not match the order") from refusal
+                raise InvariantViolation(
+                    f"ledger transaction of {order.payment_order_id} does not match the order"
+                ) from refusal
             return AppendResult(txn_id, appended=False)
         return AppendResult(txn_id, appended=True)
 
@@ -268,7 +289,13 @@ class LedgerRepository(ShardedBook):
         shard = self._shard(txn_id)
         nothing = Money.zero(amount.currency)
         return [
-            {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": to_item(item),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
             self._totals_update(shard, amount),
             self._account_totals_update(
                 seller, shard, credits=amount if to_seller else nothing, debits=nothing if to_seller else amount
@@ -287,7 +314,9 @@ class LedgerRepository(ShardedBook):
             }
         }
 
-    def _account_totals_update(self, account: str, shard: int, *, credits: Money, debits: Money) -> TransactWriteItemTypeDef:
+    def _account_totals_update(
+        self, account: str, shard: int, *, credits: Money, debits: Money
+    ) -> TransactWriteItemTypeDef:
         """The TransactWriteItems item that adds one transaction's postings to an account's totals shard."""
         currency = (credits - debits).currency  # one currency, else CurrencyMismatch
         return {
@@ -296,7 +325,13 @@ class LedgerRepository(ShardedBook):
                 "Key": {"pk": {"S": account_totals_pk(account, shard)}, "sk": {"S": f"CCY#{currency}"}},
                 "UpdateExpression": "ADD credits_minor :credits, debits_minor :debits, transactions :one SET currency = :ccy, account = :account",
                 "ExpressionAttributeValues": to_values(
-                    {":credits": credits.minor, ":debits": debits.minor, ":one": 1, ":ccy": currency, ":account": account}
+                    {
+                        ":credits": credits.minor,
+                        ":debits": debits.minor,
+                        ":one": 1,
+                        ":ccy": currency,
+                        ":account": account,
+                    }
                 ),
             }
         }
@@ -312,7 +347,9 @@ class LedgerRepository(ShardedBook):
         for posting in LedgerTransaction.from_items(txn["postings"]).postings:
             if posting.account.startswith("seller:"):
                 zero = Money.zero(posting.amount.currency)
-                sides = sums.setdefault((posting.account, posting.amount.currency), {Side.CREDIT: zero, Side.DEBIT: zero})
+                sides = sums.setdefault(
+                    (posting.account, posting.amount.currency), {Side.CREDIT: zero, Side.DEBIT: zero}
+                )
                 sides[posting.side] += posting.amount
         shard = self._shard(txn["payment_order_id"])
         refusal = transact_write(

@@ -54,12 +54,20 @@ class CreditResult:
 
 
 class WalletRepository(ShardedBook):
-    def __init__(self, table: str | None = None, shards: int | None = None, client: Any = None, payments: PaymentsRepository | None = None):
+    def __init__(
+        self,
+        table: str | None = None,
+        shards: int | None = None,
+        client: Any = None,
+        payments: PaymentsRepository | None = None,
+    ):
         super().__init__(table or settings().wallets_table, shards or settings().wallet_shards, client, payments)
 
     def credit(self, order: OrderRecord) -> CreditResult:
         if order.status is not OrderStatus.SUCCESS:
-            raise InvariantViolation(f"order {order.payment_order_id} is {order.status.value}; only SUCCESS orders credit a wallet")
+            raise InvariantViolation(
+                f"order {order.payment_order_id} is {order.status.value}; only SUCCESS orders credit a wallet"
+            )
         shard = self._shard(order.payment_order_id)
         amount = order.money
         marker = {
@@ -75,7 +83,13 @@ class WalletRepository(ShardedBook):
         refusal = transact_write(
             self.ddb,
             [
-                {"Put": {"TableName": self.table, "Item": to_item(marker), "ConditionExpression": "attribute_not_exists(pk)"}},
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(marker),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
                 self._balance_update(order.seller_account, shard, amount, counter="credits"),
                 self.payments.order_flag_update(order.payment_order_id, "wallet_updated"),
             ],
@@ -111,11 +125,19 @@ class WalletRepository(ShardedBook):
             "applied_at": clock.now_iso(),
         }
         return [
-            {"Put": {"TableName": self.table, "Item": to_item(marker), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": to_item(marker),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
             self._balance_update(seller_account, shard, delta, counter="adjustments"),
         ]
 
-    def _balance_update(self, seller_account: str, shard: int, delta: Money, *, counter: str) -> TransactWriteItemTypeDef:
+    def _balance_update(
+        self, seller_account: str, shard: int, delta: Money, *, counter: str
+    ) -> TransactWriteItemTypeDef:
         """The TransactWriteItems item that adds ``delta`` (signed) to one balance shard and counts it."""
         return {
             "Update": {
@@ -153,7 +175,11 @@ class WalletRepository(ShardedBook):
     def balances_of(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """(seller, currency) -> balance in minor units, for these accounts only: their
         shards read by key (BatchGetItem), however many sellers and currencies there are."""
-        keys = [{"pk": f"WALLET#{seller}#{shard}", "sk": f"CCY#{ccy}"} for seller, ccy in sorted(accounts) for shard in range(self.shards)]
+        keys = [
+            {"pk": f"WALLET#{seller}#{shard}", "sk": f"CCY#{ccy}"}
+            for seller, ccy in sorted(accounts)
+            for shard in range(self.shards)
+        ]
         totals = dict.fromkeys(accounts, 0)
         for item in batch_get(self.ddb, self.table, keys):
             totals[(item["seller_account"], item["currency"])] += item["balance_minor"]

@@ -79,7 +79,11 @@ def cancellation_codes(err: ClientError) -> list[str]:
 
 def cancelled_by_condition(err: ClientError, index: int) -> bool:
     codes = cancellation_codes(err)
-    return error_code(err) == "TransactionCanceledException" and index < len(codes) and codes[index] == "ConditionalCheckFailed"
+    return (
+        error_code(err) == "TransactionCanceledException"
+        and index < len(codes)
+        and codes[index] == "ConditionalCheckFailed"
+    )
 
 
 def is_transient(err: ClientError) -> bool:
@@ -87,7 +91,10 @@ def is_transient(err: ClientError) -> bool:
     if code in TRANSIENT_CODES:
         return True
     if code == "TransactionCanceledException":
-        return any(c in ("ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded") for c in cancellation_codes(err))
+        return any(
+            c in ("ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded")
+            for c in cancellation_codes(err)
+        )
     return False
 
 

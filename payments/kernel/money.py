@@ -46,7 +46,7 @@ def parse_amount(amount: str, currency: str) -> int:
     currency has, and amounts above :data:`MAX_ORDER_MINOR_UNITS`.
     """
     if not isinstance(amount, str):
-        raise InvalidAmount("amount must be a decimal string such as \"19.99\", not a JSON number")
+        raise InvalidAmount('amount must be a decimal string such as "19.99", not a JSON number')
     digits = exponent(currency)
     match = _DECIMAL_RE.fullmatch(amount)
     if match is None:
@@ -55,8 +55,7 @@ def parse_amount(amount: str, currency: str) -> int:
     whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > digits:
         raise InvalidAmount(
-            f"{currency} has {digits} minor-unit digit{'s' if digits != 1 else ''}; "
-            f"the amount has {len(fraction)}"
+            f"{currency} has {digits} minor-unit digit{'s' if digits != 1 else ''}; the amount has {len(fraction)}"
         )
     minor: int = int(whole) * 10**digits + int(fraction.ljust(digits, "0") or "0")
     if minor <= 0:

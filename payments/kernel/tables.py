@@ -43,13 +43,21 @@ TABLES: tuple[Table, ...] = (
         "ledger_table",
         "pk",
         "sk",
-        (Index("by_settlement_day", "settlement_day", "psp_reference"), Index("by_modification_day", "modification_settlement_day", "txn_id")),
+        (
+            Index("by_settlement_day", "settlement_day", "psp_reference"),
+            Index("by_modification_day", "modification_settlement_day", "txn_id"),
+        ),
     ),
     # Powertools idempotency records of POST /v1/payments
     Table("idempotency_table", "id", None, ttl_attribute="expiration", holds_money=False),
     # the simulated PSP's own record of charges (payments.psp.simulator); by_modification_day
     # (sparse) lists a day's refunds, chargebacks and reversals for its settlement file
-    Table("psp_table", "pk", "sk", (Index("by_charge_day", "charge_day", "pk"), Index("by_modification_day", "modification_day", "pk"))),
+    Table(
+        "psp_table",
+        "pk",
+        "sk",
+        (Index("by_charge_day", "charge_day", "pk"), Index("by_modification_day", "modification_day", "pk")),
+    ),
     # reconciliation runs and mismatches (payments.reconciliation)
     Table("reconciliation_table", "pk", "sk"),
 )
@@ -68,7 +76,11 @@ def create_table_request(table: Table, name: str) -> dict[str, Any]:
     }
     if table.indexes:
         request["GlobalSecondaryIndexes"] = [
-            {"IndexName": i.name, "KeySchema": _key_schema(i.partition_key, i.sort_key), "Projection": {"ProjectionType": i.projection}}
+            {
+                "IndexName": i.name,
+                "KeySchema": _key_schema(i.partition_key, i.sort_key),
+                "Projection": {"ProjectionType": i.projection},
+            }
             for i in table.indexes
         ]
     return request
@@ -80,8 +92,12 @@ def create_tables(ddb: Any, settings: Any) -> None:
         name = getattr(settings, table.setting)
         ddb.create_table(**create_table_request(table, name))
         if table.ttl_attribute:
-            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute})
+            ddb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
+            )
 
 
 def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
-    return [{"AttributeName": partition_key, "KeyType": "HASH"}] + ([{"AttributeName": sort_key, "KeyType": "RANGE"}] if sort_key else [])
+    return [{"AttributeName": partition_key, "KeyType": "HASH"}] + (
+        [{"AttributeName": sort_key, "KeyType": "RANGE"}] if sort_key else []
+    )

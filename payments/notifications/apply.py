@@ -60,7 +60,10 @@ def apply_item(item: dict[str, Any], refunds: RefundsRepository) -> tuple[str, s
             return "IGNORED", f"{code} with success=false"
         order = refunds.payments.find_order(str(item.get("merchantReference") or ""))
         if order is None or order.psp_reference != item.get("originalReference"):
-            return "ANOMALY", f"{code} for an unknown charge {item.get('originalReference')} / {item.get('merchantReference')}"
+            return (
+                "ANOMALY",
+                f"{code} for an unknown charge {item.get('originalReference')} / {item.get('merchantReference')}",
+            )
         if not isinstance(value, int):
             return "ANOMALY", f"{code} without an integer amount"
         notified = _money(value, currency)
@@ -77,23 +80,36 @@ def apply_item(item: dict[str, Any], refunds: RefundsRepository) -> tuple[str, s
     return "IGNORED", f"event code {code!r} is not handled"
 
 
-def _authorisation(item: dict[str, Any], success: bool, value: Any, currency: Any, refunds: RefundsRepository) -> tuple[str, str]:
+def _authorisation(
+    item: dict[str, Any], success: bool, value: Any, currency: Any, refunds: RefundsRepository
+) -> tuple[str, str]:
     payments = refunds.payments
     order_id = str(item.get("merchantReference") or "")
     order = payments.find_order(order_id)
     if order is None:
         return "ANOMALY", f"AUTHORISATION for an unknown order {order_id!r}"
     if _money(value, currency) != order.money:
-        payments.record_anomaly(order_id, f"AUTHORISATION of {value} {currency} for an order of {order.amount_minor} {order.currency}")
+        payments.record_anomaly(
+            order_id, f"AUTHORISATION of {value} {currency} for an order of {order.amount_minor} {order.currency}"
+        )
         return "ANOMALY", "amount differs from the order"
     try:
         if success:
             order = payments.move_order(
-                order_id, OrderStatus.SUCCESS, psp_reference=str(item.get("pspReference")), charged_at=_utc(item.get("eventDate")) or clock.now_iso(), signal="AUTHORISATION notification"
+                order_id,
+                OrderStatus.SUCCESS,
+                psp_reference=str(item.get("pspReference")),
+                charged_at=_utc(item.get("eventDate")) or clock.now_iso(),
+                signal="AUTHORISATION notification",
             )
         else:
             before = order.status
-            order = payments.move_order(order_id, OrderStatus.FAILED, failure_reason=str(item.get("reason") or "refused"), signal="AUTHORISATION notification")
+            order = payments.move_order(
+                order_id,
+                OrderStatus.FAILED,
+                failure_reason=str(item.get("reason") or "refused"),
+                signal="AUTHORISATION notification",
+            )
             return ("DUPLICATE" if before is OrderStatus.FAILED else "APPLIED"), "order FAILED"
     except StatusConflict as err:
         return "ANOMALY", str(err)
@@ -102,14 +118,18 @@ def _authorisation(item: dict[str, Any], success: bool, value: Any, currency: An
     return ("APPLIED" if credited or appended else "DUPLICATE"), "order SUCCESS; wallet and ledger booked once"
 
 
-def _refund(item: dict[str, Any], success: bool, value: Any, currency: Any, refunds: RefundsRepository) -> tuple[str, str]:
+def _refund(
+    item: dict[str, Any], success: bool, value: Any, currency: Any, refunds: RefundsRepository
+) -> tuple[str, str]:
     refund_id = str(item.get("merchantReference") or "")
     refund = refunds.find(refund_id)
     if refund is None:
         return "ANOMALY", f"REFUND for an unknown refund {refund_id!r}"
     order = refunds.payments.get_order(refund.payment_order_id)
     if _money(value, currency) != refund.money or item.get("originalReference") != order.psp_reference:
-        refunds.record_anomaly(refund_id, f"REFUND notification of {value} {currency} on {item.get('originalReference')} does not match")
+        refunds.record_anomaly(
+            refund_id, f"REFUND notification of {value} {currency} on {item.get('originalReference')} does not match"
+        )
         return "ANOMALY", "amount, currency or original reference differ from the refund"
     decided = refunds.decide(
         refund_id,

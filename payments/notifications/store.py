@@ -69,7 +69,10 @@ class NotificationStore:
             "deliveries": 1,
         }
         if conditional_write(
-            self.ddb.put_item, TableName=self.table, Item=to_item(record), ConditionExpression="attribute_not_exists(pk)"
+            self.ddb.put_item,
+            TableName=self.table,
+            Item=to_item(record),
+            ConditionExpression="attribute_not_exists(pk)",
         ):
             return Stored(notification_id, new=True, processed=False)
         with transient_as_store_unavailable():  # a redelivery: count it, change nothing else
@@ -99,7 +102,9 @@ class NotificationStore:
             Key=_key(notification_id),
             UpdateExpression="SET outcome = :outcome, detail = :detail, processed_at = :now",
             ConditionExpression="attribute_exists(pk) AND attribute_not_exists(outcome)",
-            ExpressionAttributeValues=to_values({":outcome": outcome, ":detail": detail[:1000], ":now": clock.now_iso()}),
+            ExpressionAttributeValues=to_values(
+                {":outcome": outcome, ":detail": detail[:1000], ":now": clock.now_iso()}
+            ),
         )
 
     def scan(self) -> list[dict[str, Any]]:

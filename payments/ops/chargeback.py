@@ -28,10 +28,14 @@ def add_psp_commands(subparsers: Any) -> None:
     actions = [a for a in psp._actions if isinstance(a, argparse._SubParsersAction)]  # argparse has no public lookup
     if not actions:
         return
-    chargeback = actions[0].add_parser("chargeback", help="raise a chargeback on a payment order and deliver its notification")
+    chargeback = actions[0].add_parser(
+        "chargeback", help="raise a chargeback on a payment order and deliver its notification"
+    )
     chargeback.add_argument("payment_order_id")
     chargeback.add_argument("--amount", help="decimal amount in the order's currency (default: the whole charge)")
-    reversed_ = actions[0].add_parser("chargeback-reversed", help="reverse a chargeback (by its dispute reference) and deliver its notification")
+    reversed_ = actions[0].add_parser(
+        "chargeback-reversed", help="reverse a chargeback (by its dispute reference) and deliver its notification"
+    )
     reversed_.add_argument("dispute_reference")
     for command in (chargeback, reversed_):
         command.add_argument("--endpoint", help="AWS-compatible endpoint URL (default: AWS_ENDPOINT_URL)")
@@ -42,7 +46,9 @@ def add_psp_commands(subparsers: Any) -> None:
 
 def _setup(args: argparse.Namespace) -> str:
     """Point the PSP at the runtime's endpoint; no AWS variables needed (local credentials, region)."""
-    endpoint = args.endpoint or os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:8081"  # `payments serve`'s default
+    endpoint = (
+        args.endpoint or os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:8081"
+    )  # `payments serve`'s default
     aws.use_endpoint(endpoint)
     api = args.api or os.environ.get("PAYMENTS_API_URL")
     if not api:
@@ -65,7 +71,9 @@ def _chargeback(args: argparse.Namespace) -> int:
             return 1
         amount = money.parse_amount(args.amount, charge["currency"])
     item = psp.raise_chargeback(args.payment_order_id, amount)
-    print(f"chargeback {item['pspReference']} on {args.payment_order_id}: {item['amount']['value']} {item['amount']['currency']} (minor units)")
+    print(
+        f"chargeback {item['pspReference']} on {args.payment_order_id}: {item['amount']['value']} {item['amount']['currency']} (minor units)"
+    )
     return deliver(api, item)
 
 

@@ -103,14 +103,20 @@ def tidy_openapi(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="payments", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = argparse.ArgumentParser(
+        prog="payments", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     add_dev_commands(commands)  # payments serve / demo / chaos: from the dev extra
 
     verify = commands.add_parser("verify", help="check the money invariants over the current data")
-    verify.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL"), help="AWS-compatible endpoint (default: real AWS)")
-    verify.add_argument("--in-flight", action="store_true", help="checkouts may still be running: skip the 'nothing lost' check")
+    verify.add_argument(
+        "--endpoint", default=os.environ.get("AWS_ENDPOINT_URL"), help="AWS-compatible endpoint (default: real AWS)"
+    )
+    verify.add_argument(
+        "--in-flight", action="store_true", help="checkouts may still be running: skip the 'nothing lost' check"
+    )
     verify.set_defaults(func=_verify)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI description of the API")

@@ -133,14 +133,22 @@ def check(
                 report.fail(2, "wallet_updated/ledger_updated flags disagree with the stored effects", ref)
             for credit in credits.get(ref, []):
                 if (credit["amount_minor"], credit["currency"], credit["seller_account"]) != (
-                    order.amount_minor, order.currency, order.seller_account
+                    order.amount_minor,
+                    order.currency,
+                    order.seller_account,
                 ):
                     report.fail(2, "wallet credit differs from the order", ref)
             for txn in transactions.get(ref, []):
-                if (txn["amount_minor"], txn["currency"], txn["psp_reference"]) != (order.amount_minor, order.currency, order.psp_reference):
+                if (txn["amount_minor"], txn["currency"], txn["psp_reference"]) != (
+                    order.amount_minor,
+                    order.currency,
+                    order.psp_reference,
+                ):
                     report.fail(2, "ledger transaction differs from the order", ref)
         elif n_credit or n_txn:
-            report.fail(2, f"{order.status.value} order has {n_credit} wallet credits and {n_txn} ledger transactions", ref)
+            report.fail(
+                2, f"{order.status.value} order has {n_credit} wallet credits and {n_txn} ledger transactions", ref
+            )
 
     # 3. the ledger balances
     projection: dict[tuple[str, str], int] = defaultdict(int)
@@ -164,7 +172,11 @@ def check(
         if debits != credits_:
             report.fail(3, f"trial balance {currency}: debits {debits} != credits {credits_}", currency)
         if [debits, credits_] != txn_totals.get(currency, [0, 0]):
-            report.fail(3, f"trial balance {currency} {debits}/{credits_} != sum of transactions {txn_totals.get(currency)}", currency)
+            report.fail(
+                3,
+                f"trial balance {currency} {debits}/{credits_} != sum of transactions {txn_totals.get(currency)}",
+                currency,
+            )
     # the seller accounts' running totals (what reconciliation's three-way check reads) = their postings
     account_totals = ledger.all_account_totals()
     for account, currency in sorted(set(account_totals) | {k for k in projection if k[0].startswith("seller:")}):
@@ -200,9 +212,13 @@ def check(
             attention = any(o.needs_attention for o in mine)
             outcome = payment_outcome([o.status for o in mine])
             if not payment.status.is_final and not attention:
-                report.fail(6, f"payment is {payment.status.value} with no order needing attention", payment.checkout_id)
+                report.fail(
+                    6, f"payment is {payment.status.value} with no order needing attention", payment.checkout_id
+                )
             elif payment.status.is_final and payment.status is not outcome:
-                report.fail(6, f"payment is {payment.status.value} but its orders say {outcome.value}", payment.checkout_id)
+                report.fail(
+                    6, f"payment is {payment.status.value} but its orders say {outcome.value}", payment.checkout_id
+                )
             done = all(o.is_settled_internally for o in mine)
             if payment.is_payment_done != done and not attention:
                 report.fail(6, f"is_payment_done is {payment.is_payment_done}, orders say {done}", payment.checkout_id)
@@ -248,19 +264,42 @@ def _check_money_back(
         amount, order_id = expected.get(adjustment_id, (0, "?"))
         wallet, txns = wallet_adjustments.get(adjustment_id, []), ledger_adjustments.get(adjustment_id, [])
         if adjustment_id not in expected:
-            report.fail(8, f"{len(wallet)} wallet and {len(txns)} ledger movements for no decided refund or dispute", adjustment_id)
+            report.fail(
+                8,
+                f"{len(wallet)} wallet and {len(txns)} ledger movements for no decided refund or dispute",
+                adjustment_id,
+            )
         elif len(wallet) != 1 or len(txns) != 1:
-            report.fail(8, f"{len(wallet)} wallet and {len(txns)} ledger movements (expected one each)", adjustment_id, order_id)
+            report.fail(
+                8, f"{len(wallet)} wallet and {len(txns)} ledger movements (expected one each)", adjustment_id, order_id
+            )
         elif wallet[0]["delta_minor"] != amount or txns[0]["amount_minor"] != abs(amount):
-            report.fail(8, f"moved {wallet[0]['delta_minor']} / {txns[0]['amount_minor']}, decided {amount}", adjustment_id, order_id)
+            report.fail(
+                8,
+                f"moved {wallet[0]['delta_minor']} / {txns[0]['amount_minor']}, decided {amount}",
+                adjustment_id,
+                order_id,
+            )
     for order_id, order in orders.items():
-        if not (order.refund_reserved_minor or order.chargeback_minor or reserved.get(order_id) or charged_back.get(order_id)):
+        if not (
+            order.refund_reserved_minor
+            or order.chargeback_minor
+            or reserved.get(order_id)
+            or charged_back.get(order_id)
+        ):
             continue
         report.checks[8] += 1
-        kept = (order.refund_reserved_minor, order.refunded_minor, order.chargeback_minor, order.chargeback_reversed_minor)
+        kept = (
+            order.refund_reserved_minor,
+            order.refunded_minor,
+            order.chargeback_minor,
+            order.chargeback_reversed_minor,
+        )
         summed = (reserved[order_id], refunded[order_id], charged_back[order_id], reversed_[order_id])
         if kept != summed:
-            report.fail(8, f"order keeps reserved/refunded/chargeback/reversed {kept}, its records sum to {summed}", order_id)
+            report.fail(
+                8, f"order keeps reserved/refunded/chargeback/reversed {kept}, its records sum to {summed}", order_id
+            )
         given_back = refunded[order_id] + charged_back[order_id] - reversed_[order_id]
         if given_back > order.amount_minor and not order.needs_attention:
             report.fail(8, f"gave back {given_back} of {order.amount_minor} charged, and nobody was told", order_id)

@@ -68,11 +68,19 @@ class StuckPayment:
     reason: str = ""
 
     def line(self) -> str:
-        orders = ", ".join(f"{k}={v}" + ("(NEEDS_ATTENTION)" if k in self.parked else "") for k, v in self.orders.items())
+        orders = ", ".join(
+            f"{k}={v}" + ("(NEEDS_ATTENTION)" if k in self.parked else "") for k, v in self.orders.items()
+        )
         return f"{self.checkout_id:<40} {self.status:<17} {self.age_seconds / 60:8.1f} min  {self.reason:<22} {orders}"
 
 
-def find_stuck(older_than: timedelta, *, now: datetime | None = None, include_parked: bool = True, repo: PaymentsRepository | None = None) -> list[StuckPayment]:
+def find_stuck(
+    older_than: timedelta,
+    *,
+    now: datetime | None = None,
+    include_parked: bool = True,
+    repo: PaymentsRepository | None = None,
+) -> list[StuckPayment]:
     """Payments not final ``older_than`` after they were accepted, and (``include_parked``)
     payments of any age with an order parked NEEDS_ATTENTION that is not resolved yet.
 
@@ -94,7 +102,12 @@ def find_stuck(older_than: timedelta, *, now: datetime | None = None, include_pa
             reason = "overdue " + payment.status.value if overdue else "parked NEEDS_ATTENTION"
             found.append(
                 StuckPayment(
-                    payment.checkout_id, payment.status.value, age, {o.payment_order_id: o.status.value for o in orders}, parked, reason
+                    payment.checkout_id,
+                    payment.status.value,
+                    age,
+                    {o.payment_order_id: o.status.value for o in orders},
+                    parked,
+                    reason,
                 )
             )
     return sorted(found, key=lambda p: -p.age_seconds)
@@ -113,11 +126,17 @@ class ResumeResult:
 
     @property
     def ok(self) -> bool:
-        return self.execution_status == "SUCCEEDED" and not self.still_parked and self.payment_status in (
-            PaymentStatus.SUCCEEDED.value,
-            PaymentStatus.PARTIALLY_FAILED.value,
-            PaymentStatus.FAILED.value,
-        ) and self.is_payment_done_expected
+        return (
+            self.execution_status == "SUCCEEDED"
+            and not self.still_parked
+            and self.payment_status
+            in (
+                PaymentStatus.SUCCEEDED.value,
+                PaymentStatus.PARTIALLY_FAILED.value,
+                PaymentStatus.FAILED.value,
+            )
+            and self.is_payment_done_expected
+        )
 
     is_payment_done_expected: bool = True
 
@@ -224,7 +243,13 @@ def resume(checkout_id: str, *, timeout: float = 600.0, repo: PaymentsRepository
     payment = repo.get(checkout_id)
     done_expected = all(o.is_settled_internally for o in repo.orders_of(payment))
     return ResumeResult(
-        checkout_id, name, status, payment.status.value, payment.is_payment_done, cleared, still,
+        checkout_id,
+        name,
+        status,
+        payment.status.value,
+        payment.is_payment_done,
+        cleared,
+        still,
         is_payment_done_expected=(payment.is_payment_done == done_expected),
     )
 
@@ -258,13 +283,17 @@ def _backfill_command(args: argparse.Namespace) -> int:
 
     aws.use_endpoint(args.endpoint, STATE_MACHINE_ARN=LOCAL_STATE_MACHINE_ARN)
     read, added = LedgerRepository().backfill_account_totals()
-    print(f"{read} ledger transactions read, {added} added to their seller account totals now, {read - added} already counted")
+    print(
+        f"{read} ledger transactions read, {added} added to their seller account totals now, {read - added} already counted"
+    )
     return 0
 
 
 def add_commands(subparsers: Any) -> None:
     """Register ``stuck``, ``resume`` and ``backfill-account-totals`` on the ``payments`` CLI's subparsers."""
-    stuck = subparsers.add_parser("stuck", help="list payments unfinished beyond a deadline, and parked ones (exit 1 if any)")
+    stuck = subparsers.add_parser(
+        "stuck", help="list payments unfinished beyond a deadline, and parked ones (exit 1 if any)"
+    )
     stuck.add_argument("--older-than", default="15m", help="deadline since acceptance, e.g. 90s, 15m, 2h (default 15m)")
     stuck.add_argument("--overdue-only", action="store_true", help="do not list final payments with parked orders")
     stuck.add_argument("--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)")
@@ -273,13 +302,18 @@ def add_commands(subparsers: Any) -> None:
     resume_cmd = subparsers.add_parser("resume", help="re-run a parked or stuck checkout's idempotent workflow")
     resume_cmd.add_argument("checkout_id")
     resume_cmd.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the execution")
-    resume_cmd.add_argument("--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)")
+    resume_cmd.add_argument(
+        "--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)"
+    )
     resume_cmd.set_defaults(func=_resume_command)
 
     backfill = subparsers.add_parser(
-        "backfill-account-totals", help="add ledger transactions booked before the seller account totals existed to them, once each"
+        "backfill-account-totals",
+        help="add ledger transactions booked before the seller account totals existed to them, once each",
     )
-    backfill.add_argument("--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)")
+    backfill.add_argument(
+        "--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)"
+    )
     backfill.set_defaults(func=_backfill_command)
 
 

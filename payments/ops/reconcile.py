@@ -47,7 +47,11 @@ def reconcile_local_file(path: str, as_json: bool) -> int:
     except UnreadableFile as err:
         print(f"{path}: cannot be reconciled: {err.reason}", file=sys.stderr)
         return EXIT_UNREADABLE
-    checked = three_way(result.seller_accounts, result.sellers_truncated, DynamoBalanceSource()) if result.format == ADYEN else None
+    checked = (
+        three_way(result.seller_accounts, result.sellers_truncated, DynamoBalanceSource())
+        if result.format == ADYEN
+        else None
+    )
     rendered = report.build(path, digest, result, checked)
     if as_json:
         sys.stdout.write(report.to_json(rendered))

@@ -31,7 +31,13 @@ def _identifier(description: str) -> object:
 
 def currency_field(description: str) -> Any:
     """An ISO 4217 code in a request body: three capitals, listed as an enum in the OpenAPI document."""
-    return Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description=description, json_schema_extra={"enum": [*ACTIVE_CURRENCIES]})
+    return Field(
+        min_length=3,
+        max_length=3,
+        pattern=r"^[A-Z]{3}$",
+        description=description,
+        json_schema_extra={"enum": [*ACTIVE_CURRENCIES]},
+    )
 
 
 def amount_field(description: str) -> Any:
@@ -70,7 +76,10 @@ def amount_pattern(digits: int) -> str:
     if digits == 0:
         return rf"^{whole}$"
     # 0.x with at least one non-zero digit among at most `digits`
-    below_one = "|".join("0" * zeros + "[1-9]" + (f"[0-9]{{0,{digits - zeros - 1}}}" if digits - zeros > 1 else "") for zeros in range(digits))
+    below_one = "|".join(
+        "0" * zeros + "[1-9]" + (f"[0-9]{{0,{digits - zeros - 1}}}" if digits - zeros > 1 else "")
+        for zeros in range(digits)
+    )
     return rf"^(?:{whole}(?:\.[0-9]{{1,{digits}}})?|0\.(?:{below_one}))$"
 
 
@@ -84,15 +93,24 @@ def _currency_amount_pairs(schema: JsonDict) -> None:
         for digits, codes in sorted(by_digits.items())
     ]
 
+
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True)
 
 
 class BuyerInfo(BaseModel):
     model_config = _STRICT
     buyer_id: Annotated[str, _identifier("The merchant's id of the buyer: ASCII letters, digits, '_' and '-'.")]
-    email: Annotated[
-        str, Field(max_length=254, pattern=EMAIL_PATTERN, description="The buyer's e-mail address; no spaces or control characters.")
-    ] | None = None
+    email: (
+        Annotated[
+            str,
+            Field(
+                max_length=254,
+                pattern=EMAIL_PATTERN,
+                description="The buyer's e-mail address; no spaces or control characters.",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class PaymentMethod(BaseModel):
@@ -104,7 +122,9 @@ class PaymentMethod(BaseModel):
 
 
 class PaymentOrderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True, json_schema_extra=_currency_amount_pairs)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=False, strict=True, json_schema_extra=_currency_amount_pairs
+    )
     payment_order_id: Annotated[
         str,
         _identifier(
@@ -163,18 +183,24 @@ class PaymentRequest(BaseModel):
 
 # --- resources returned by the API --------------------------------------------------
 class ProblemFieldError(BaseModel):
-    field: str = Field(description="Path of the offending field (payment_orders[2].amount), or 'header <Name>', or '(body)'.")
+    field: str = Field(
+        description="Path of the offending field (payment_orders[2].amount), or 'header <Name>', or '(body)'."
+    )
     message: str = Field(description="The rule it breaks; never the value that was sent.")
 
 
 class Problem(BaseModel):
     """An RFC 9457 problem detail (``application/problem+json``)."""
 
-    type: str = Field(pattern=r"^urn:payments:problem:[a-z-]+$", description="URN naming the problem; the README lists them.")
+    type: str = Field(
+        pattern=r"^urn:payments:problem:[a-z-]+$", description="URN naming the problem; the README lists them."
+    )
     title: str
     status: int = Field(ge=400, le=599)
     detail: str
-    errors: list[ProblemFieldError] | None = Field(default=None, description="The offending fields, for validation failures.")
+    errors: list[ProblemFieldError] | None = Field(
+        default=None, description="The offending fields, for validation failures."
+    )
 
 
 class PaymentOrderOut(BaseModel):

@@ -59,7 +59,12 @@ class RecoveryRun:
     skipped: int = 0
 
     def summary(self) -> dict[str, Any]:
-        return {"examined": self.examined, "redriven": len(self.redriven), "gave_up": len(self.gave_up), "skipped": self.skipped}
+        return {
+            "examined": self.examined,
+            "redriven": len(self.redriven),
+            "gave_up": len(self.gave_up),
+            "skipped": self.skipped,
+        }
 
 
 def execution_input(payment: PaymentRecord) -> dict[str, Any]:
@@ -116,7 +121,14 @@ def recover(checkout_id: str, seen_due: str, repo: PaymentsRepository, result: R
             ConditionExpression="recovery_due = :seen AND attribute_exists(unfinished) "
             "AND (attribute_not_exists(recovery_attempts) OR recovery_attempts < :max)",
             ExpressionAttributeValues=to_values(
-                {":zero": 0, ":one": 1, ":next": recovery_due(), ":now": clock.now_iso(), ":seen": seen_due, ":max": s.recovery_max_attempts}
+                {
+                    ":zero": 0,
+                    ":one": 1,
+                    ":next": recovery_due(),
+                    ":now": clock.now_iso(),
+                    ":seen": seen_due,
+                    ":max": s.recovery_max_attempts,
+                }
             ),
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -124,9 +136,13 @@ def recover(checkout_id: str, seen_due: str, repo: PaymentsRepository, result: R
     except ClientError as err:
         if not is_condition_failure(err):
             raise
-        old = from_item(cast("dict[str, Any] | None", err.response.get("Item"))) or {}  # ALL_OLD on the condition failure
+        old = (
+            from_item(cast("dict[str, Any] | None", err.response.get("Item"))) or {}
+        )  # ALL_OLD on the condition failure
         exhausted = (
-            old.get("recovery_due") == seen_due and "unfinished" in old and int(old.get("recovery_attempts", 0)) >= s.recovery_max_attempts
+            old.get("recovery_due") == seen_due
+            and "unfinished" in old
+            and int(old.get("recovery_attempts", 0)) >= s.recovery_max_attempts
         )
         if exhausted:
             give_up(checkout_id, seen_due, int(old["recovery_attempts"]), repo)
@@ -146,7 +162,8 @@ def recover(checkout_id: str, seen_due: str, repo: PaymentsRepository, result: R
         if error_code(err) != "ExecutionAlreadyExists":  # Standard: this re-drive's name was started already
             raise
     logger.warning(
-        "payment re-driven", extra={"checkout_id": checkout_id, "execution": name, "status": payment.status.value, "attempt": attempt}
+        "payment re-driven",
+        extra={"checkout_id": checkout_id, "execution": name, "status": payment.status.value, "attempt": attempt},
     )
     result.redriven.append(checkout_id)
 

@@ -77,6 +77,24 @@ class CreateOutcome:
     created: bool  # False: the same request had already stored it (a retry)
 
 
+def _forward_update(target: OrderStatus, fields: dict[str, str | None]) -> tuple[list[str], list[str], dict[str, Any]]:
+    """The SET clauses, the placeholders of the statuses allowed to move to ``target`` (the
+    transition table) and the values of an order's forward move: its status, the time, the
+    history entry and the given ``fields`` that are not None."""
+    now = clock.now_iso()
+    values: dict[str, Any] = {":target": target.value, ":now": now, ":entry": [{"status": target.value, "at": now}]}
+    sets = ["#status = :target", "updated_at = :now", "status_history = list_append(status_history, :entry)"]
+    for name, value in fields.items():
+        if value is not None:
+            values[f":{name}"] = value
+            sets.append(f"{name} = :{name}")
+    placeholders = []
+    for i, status in enumerate(ORDER_TRANSITIONS[target]):
+        values[f":from{i}"] = status.value
+        placeholders.append(f":from{i}")
+    return sets, placeholders, values
+
+
 class PaymentsRepository:
     def __init__(self, table: str | None = None, client: Any = None):
         self.table = table or settings().payments_table
@@ -89,8 +107,13 @@ class PaymentsRepository:
         payment = payment.model_copy(update={"created_at": now, "updated_at": now})
         # the payment enters the recovery index at once: if nothing finishes it before it is due
         # (a crash before the workflow started, an execution lost), the recovery re-drives it
-        recovery = {"unfinished": recovery_shard(payment.checkout_id, settings().recovery_shards), "recovery_due": recovery_due()}
-        items = [{"pk": f"CHECKOUT#{payment.checkout_id}", "sk": "PAYMENT", **payment.model_dump(mode="json"), **recovery}]
+        recovery = {
+            "unfinished": recovery_shard(payment.checkout_id, settings().recovery_shards),
+            "recovery_due": recovery_due(),
+        }
+        items = [
+            {"pk": f"CHECKOUT#{payment.checkout_id}", "sk": "PAYMENT", **payment.model_dump(mode="json"), **recovery}
+        ]
         for order in orders:
             order = order.model_copy(
                 update={
@@ -102,7 +125,16 @@ class PaymentsRepository:
             items.append({"pk": f"ORDER#{order.payment_order_id}", "sk": "ORDER", **order.model_dump(mode="json")})
         refusal = transact_write(
             self.ddb,
-            [{"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}} for item in items],
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(item),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+                for item in items
+            ],
         )
         if refusal is None:
             return CreateOutcome(payment, created=True)
@@ -142,7 +174,9 @@ class PaymentsRepository:
         absent are NotFound (404)."""
         ids = list(payment.payment_order_ids)
         items = batch_get(self.ddb, self.table, [{"pk": f"ORDER#{i}", "sk": "ORDER"} for i in ids])
-        found = {record.payment_order_id: record for record in (OrderRecord.model_validate(_strip_keys(i)) for i in items)}
+        found = {
+            record.payment_order_id: record for record in (OrderRecord.model_validate(_strip_keys(i)) for i in items)
+        }
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFound(f"payment '{payment.checkout_id}' lacks stored orders {missing}")
@@ -219,7 +253,11 @@ class PaymentsRepository:
             ConditionExpression="#status = :pending",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=to_values(
-                {":processing": PaymentStatus.PROCESSING.value, ":pending": PaymentStatus.PENDING.value, ":now": clock.now_iso()}
+                {
+                    ":processing": PaymentStatus.PROCESSING.value,
+                    ":pending": PaymentStatus.PENDING.value,
+                    ":now": clock.now_iso(),
+                }
             ),
         )
 
@@ -242,25 +280,14 @@ class PaymentsRepository:
         repeats is recorded as an anomaly. Any other move out of a final status
         is refused: it is recorded as an anomaly and :class:`StatusConflict` is raised.
         """
-        now = clock.now_iso()
-        values: dict[str, Any] = {
-            ":target": target.value,
-            ":now": now,
-            ":entry": [{"status": target.value, "at": now}],
-        }
-        sets = ["#status = :target", "updated_at = :now", "status_history = list_append(status_history, :entry)"]
-        for name, value in (("psp_reference", psp_reference), ("charged_at", charged_at), ("failure_reason", failure_reason)):
-            if value is not None:
-                values[f":{name}"] = value
-                sets.append(f"{name} = :{name}")
-        placeholders = []
-        for i, status in enumerate(ORDER_TRANSITIONS[target]):
-            values[f":from{i}"] = status.value
-            placeholders.append(f":from{i}")
+        fields = {"psp_reference": psp_reference, "charged_at": charged_at, "failure_reason": failure_reason}
+        sets, placeholders, values = _forward_update(target, fields)
         if not placeholders:  # no status may move to the target (NOT_STARTED): refuse without writing
             current = self.get_order(payment_order_id)
             self.record_anomaly(payment_order_id, f"refused {current.status.value} -> {target.value}")
-            raise StatusConflict(f"order {payment_order_id} is {current.status.value}; refusing to move it to {target.value}")
+            raise StatusConflict(
+                f"order {payment_order_id} is {current.status.value}; refusing to move it to {target.value}"
+            )
         try:
             with transient_as_store_unavailable():
                 response = self.ddb.update_item(
@@ -310,8 +337,14 @@ class PaymentsRepository:
             ConditionExpression="needs_attention = :yes AND (#status = :failed OR (#status = :success AND wallet_updated = :yes AND ledger_updated = :yes))",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=to_values(
-                {":no": False, ":yes": True, ":now": clock.now_iso(), ":how": resolution[:500],
-                 ":failed": OrderStatus.FAILED.value, ":success": OrderStatus.SUCCESS.value}
+                {
+                    ":no": False,
+                    ":yes": True,
+                    ":now": clock.now_iso(),
+                    ":how": resolution[:500],
+                    ":failed": OrderStatus.FAILED.value,
+                    ":success": OrderStatus.SUCCESS.value,
+                }
             ),
         )
 

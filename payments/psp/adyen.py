@@ -306,8 +306,12 @@ class AdyenPsp:
         )
         answer = result.message if isinstance(result.message, dict) else {}
         if answer.get("status") != "received" or not answer.get("pspReference"):
-            raise PspOutcomeUnknown(f"refund {call.idempotency_key}: unexpected answer (status {answer.get('status')!r})")
-        logger.info("adyen refund received", extra={"refund_id": call.idempotency_key, "psp_reference": answer["pspReference"]})
+            raise PspOutcomeUnknown(
+                f"refund {call.idempotency_key}: unexpected answer (status {answer.get('status')!r})"
+            )
+        logger.info(
+            "adyen refund received", extra={"refund_id": call.idempotency_key, "psp_reference": answer["pspReference"]}
+        )
         return RefundAnswer(succeeded=None, psp_reference=str(answer["pspReference"]))
 
     def _authenticate(self) -> None:
@@ -319,7 +323,9 @@ class AdyenPsp:
         try:
             key = parameters.get_secret(self.config.api_key_secret_arn, max_age=self.config.secret_max_age)
         except parameters.exceptions.GetParameterError as err:
-            raise PspUnavailable(f"the Adyen API key secret could not be read: {type(err.__cause__ or err).__name__}") from err
+            raise PspUnavailable(
+                f"the Adyen API key secret could not be read: {type(err.__cause__ or err).__name__}"
+            ) from err
         if not isinstance(key, str) or not key.strip():
             raise PspRequestInvalid("the Adyen API key secret is empty or binary")
         self._client.xapikey = key.strip()
@@ -365,7 +371,10 @@ class AdyenPsp:
         key = request.idempotency_key
         code = answer.get("resultCode")
         psp_reference = answer.get("pspReference")
-        logger.info("adyen payment answered", extra={"payment_order_id": key, "result_code": code, "psp_reference": psp_reference})
+        logger.info(
+            "adyen payment answered",
+            extra={"payment_order_id": key, "result_code": code, "psp_reference": psp_reference},
+        )
         if code == "Authorised":
             if not psp_reference:
                 raise PspOutcomeUnknown(f"payment {key}: Authorised without a pspReference")
@@ -383,12 +392,18 @@ class AdyenPsp:
             return Declined("partially_authorised_reversed")
         if code in AWAITING_CODES or code in UNEXPECTED_CODES:
             if code in UNEXPECTED_CODES:
-                logger.warning("adyen answered an unexpected resultCode", extra={"payment_order_id": key, "result_code": code})
-            raise PspAwaitingNotification(f"payment {key}: Adyen answered {code} (pspReference {psp_reference}); the AUTHORISATION notification decides")
+                logger.warning(
+                    "adyen answered an unexpected resultCode", extra={"payment_order_id": key, "result_code": code}
+                )
+            raise PspAwaitingNotification(
+                f"payment {key}: Adyen answered {code} (pspReference {psp_reference}); the AUTHORISATION notification decides"
+            )
         if code is None:
             raise PspOutcomeUnknown(f"payment {key}: an answer without resultCode")
         logger.warning("adyen answered an unknown resultCode", extra={"payment_order_id": key, "result_code": code})
-        raise PspAwaitingNotification(f"payment {key}: unknown resultCode {code!r}; the AUTHORISATION notification decides")
+        raise PspAwaitingNotification(
+            f"payment {key}: unknown resultCode {code!r}; the AUTHORISATION notification decides"
+        )
 
     def _reverse(self, key: str, psp_reference: str | None) -> None:
         """Give back a partial authorisation we never asked for (cancel, or refund once captured)."""
@@ -399,17 +414,23 @@ class AdyenPsp:
         _call(
             f"reversal of payment {key}",
             lambda: self._checkout.modifications_api.refund_or_cancel_payment(
-                {"merchantAccount": self.config.merchant_account, "reference": key}, psp_reference, idempotency_key=reversal_key
+                {"merchantAccount": self.config.merchant_account, "reference": key},
+                psp_reference,
+                idempotency_key=reversal_key,
             ),
         )
-        logger.warning("adyen partial authorisation reversed", extra={"payment_order_id": key, "psp_reference": psp_reference})
+        logger.warning(
+            "adyen partial authorisation reversed", extra={"payment_order_id": key, "psp_reference": psp_reference}
+        )
 
 
 # --- helpers ------------------------------------------------------------------------------
 def _check_key(key: str) -> None:
     # the library omits the header for a falsy key: an empty key would charge without idempotency
     if not key or len(key) > MAX_IDEMPOTENCY_KEY:
-        raise PspRequestInvalid(f"an Adyen Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters, got {len(key or '')}")
+        raise PspRequestInvalid(
+            f"an Adyen Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters, got {len(key or '')}"
+        )
 
 
 def _slug(text: str) -> str:

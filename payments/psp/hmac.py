@@ -93,7 +93,9 @@ def _key_bytes(hex_key: str) -> bytes:
 def sign(item: Mapping[str, Any], hex_key: str) -> str:
     """The base64 signature of one item (what Adyen puts in ``additionalData.hmacSignature``)."""
     # surrogatepass: a lone surrogate (JSON "\ud800") cannot be in Adyen's payload; it must fail verification, not raise
-    digest = _hmac.new(_key_bytes(hex_key), signing_string(item).encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+    digest = _hmac.new(
+        _key_bytes(hex_key), signing_string(item).encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -122,7 +124,11 @@ def items_of(notification: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     items = notification.get("notificationItems")
     if not isinstance(items, list):
         return []
-    return [item for entry in items if isinstance(entry, Mapping) and isinstance(item := entry.get("NotificationRequestItem"), Mapping)]
+    return [
+        item
+        for entry in items
+        if isinstance(entry, Mapping) and isinstance(item := entry.get("NotificationRequestItem"), Mapping)
+    ]
 
 
 def all_valid(notification: Mapping[str, Any], hex_keys: str | Iterable[str]) -> bool:
@@ -165,7 +171,11 @@ def keys_from_secret(value: str, now: datetime | None = None) -> list[str]:
             document = json.loads(text)
         except ValueError as err:
             raise InvalidHmacKey("the HMAC key secret is not valid JSON") from err
-        if not isinstance(document, dict) or not isinstance(document.get("current"), str) or not document["current"].strip():
+        if (
+            not isinstance(document, dict)
+            or not isinstance(document.get("current"), str)
+            or not document["current"].strip()
+        ):
             raise InvalidHmacKey('the HMAC key secret needs {"current": "<hex key>"}')
         unknown = set(document) - {"current", "previous", "previous_valid_until"}
         if unknown:

@@ -49,7 +49,7 @@ from payments.kernel.pan import contains_pan
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
 
 if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef, TransactWriteItemTypeDef
 
 DECLINING_TOKENS = {
     "tok_chargeDeclined": "card_declined",
@@ -64,7 +64,6 @@ MERCHANT_ACCOUNT = "PaymentsMarketplaceECOM"
 _RANK = {"Refunded": 0, "Chargeback": 1, "ChargebackReversed": 2}
 
 
-
 def new_psp_reference() -> str:
     """``psp_`` and 16 hex digits, drawn again in the rare case (about 1 in 10,000) that they hold a
     run of 13+ decimal digits passing Luhn: a reference must never look like a card number."""
@@ -73,12 +72,15 @@ def new_psp_reference() -> str:
         if not contains_pan(reference):
             return reference
 
+
 class PspRequestRejected(Exception):
     """The PSP refused the request itself (for example a reused key with another amount). Final."""
 
 
 class SimulatedPsp:
-    def __init__(self, table: str | None = None, client: Any = None, calendar: Callable[[ChargeRequest], str] | None = None):
+    def __init__(
+        self, table: str | None = None, client: Any = None, calendar: Callable[[ChargeRequest], str] | None = None
+    ):
         self.table = table or settings().psp_table
         self.ddb = client or aws.client("dynamodb")
         #: when a capture happens (ISO UTC; its day is the settlement day): the wall clock, or a
@@ -106,7 +108,9 @@ class SimulatedPsp:
 
     def lookup(self, idempotency_key: str) -> ChargeOutcome | None:
         try:
-            response = self.ddb.get_item(TableName=self.table, Key=_key(f"KEY#{idempotency_key}", "OUTCOME"), ConsistentRead=True)
+            response = self.ddb.get_item(
+                TableName=self.table, Key=_key(f"KEY#{idempotency_key}", "OUTCOME"), ConsistentRead=True
+            )
         except ClientError as err:
             raise PspUnavailable(f"simulated PSP storage: {err}") from err
         item = from_item(response.get("Item"))
@@ -130,11 +134,35 @@ class SimulatedPsp:
             existing = self._get(f"REFUND#{call.idempotency_key}", "REFUND")
             if existing is not None:
                 if (existing["amount_minor"], existing["currency"]) != (call.amount_minor, call.currency):
-                    raise PspRequestRejected(f"idempotency key {call.idempotency_key} was used for {existing['amount_minor']} {existing['currency']}")
+                    raise PspRequestRejected(
+                        f"idempotency key {call.idempotency_key} was used for {existing['amount_minor']} {existing['currency']}"
+                    )
                 return RefundAnswer(existing["succeeded"], existing.get("psp_reference"), existing.get("reason"))
             charge = self._get(f"CHARGE#{call.original_psp_reference}", "CHARGE")
         except ClientError as err:
             raise PspUnavailable(f"simulated PSP storage: {err}") from err
+        item, items = self._refund_items(call, charge)
+        try:
+            self.ddb.transact_write_items(TransactItems=items)
+        except ClientError as err:
+            if cancelled_by_condition(err, 0):
+                return self.refund(call)  # a concurrent call with the same key won: its answer is the answer
+            if not cancelled_by_condition(err, 1):
+                raise PspUnavailable(f"simulated PSP storage: {err}") from err
+            item.update(succeeded=False, reason="exceeds_captured_amount", psp_reference=None)
+            try:
+                self.ddb.put_item(
+                    TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+                )
+            except ClientError:
+                return self.refund(call)
+        return RefundAnswer(item["succeeded"], item.get("psp_reference"), item.get("reason"))
+
+    def _refund_items(
+        self, call: Any, charge: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], list[TransactWriteItemTypeDef]]:
+        """The refund's record (succeeded, or refused with its reason) and the transaction that
+        writes it once: with the charge's refunded total kept within the captured amount."""
         now = clock.now_iso()
         item = {
             "pk": f"REFUND#{call.idempotency_key}",
@@ -147,14 +175,16 @@ class SimulatedPsp:
             "refunded_at": now,
             "modification_day": clock.day_of(now),
         }
-        reason = None
-        if charge is None or charge["currency"] != call.currency:
-            reason = "unknown_charge"
-        elif charge.get("refund_fails"):
-            reason = "refund_declined"
         items: list[TransactWriteItemTypeDef] = []
-        if reason is None and charge is not None:  # (no reason: the charge is known)
-            item.update(succeeded=True, psp_reference=new_psp_reference(), payment_method=charge.get("payment_method", "visa"))
+        if charge is None or charge["currency"] != call.currency:
+            item.update(succeeded=False, reason="unknown_charge")
+        elif charge.get("refund_fails"):
+            item.update(succeeded=False, reason="refund_declined")
+        else:
+            item.update(
+                succeeded=True, psp_reference=new_psp_reference(), payment_method=charge.get("payment_method", "visa")
+            )
+            limits = {":zero": 0, ":amount": call.amount_minor, ":limit": charge["amount_minor"] - call.amount_minor}
             items.append(
                 {
                     "Update": {
@@ -162,27 +192,16 @@ class SimulatedPsp:
                         "Key": _key(f"CHARGE#{call.original_psp_reference}", "CHARGE"),
                         "UpdateExpression": "SET refunded_minor = if_not_exists(refunded_minor, :zero) + :amount",
                         "ConditionExpression": "attribute_not_exists(refunded_minor) OR refunded_minor <= :limit",
-                        "ExpressionAttributeValues": to_values({":zero": 0, ":amount": call.amount_minor, ":limit": charge["amount_minor"] - call.amount_minor}),
+                        "ExpressionAttributeValues": to_values(limits),
                     }
                 }
             )
-        else:
-            item.update(succeeded=False, reason=reason)
-        items.insert(0, {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}})
-        try:
-            self.ddb.transact_write_items(TransactItems=items)
-        except ClientError as err:
-            if cancelled_by_condition(err, 0):
-                return self.refund(call)  # a concurrent call with the same key won: its answer is the answer
-            if cancelled_by_condition(err, 1):
-                item.update(succeeded=False, reason="exceeds_captured_amount", psp_reference=None)
-                try:
-                    self.ddb.put_item(TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
-                except ClientError:
-                    return self.refund(call)
-            else:
-                raise PspUnavailable(f"simulated PSP storage: {err}") from err
-        return RefundAnswer(item["succeeded"], item.get("psp_reference"), item.get("reason"))
+        put: PutTypeDef = {
+            "TableName": self.table,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        return item, [{"Put": put}, *items]
 
     def lookup_refund(self, refund_id: str) -> dict[str, Any] | None:
         item = self._get(f"REFUND#{refund_id}", "REFUND")
@@ -220,7 +239,15 @@ class SimulatedPsp:
         }
         dispute["dispute_reference"] = dispute["pk"].split("#", 1)[1]
         self.ddb.put_item(TableName=self.table, Item=to_item(dispute), ConditionExpression="attribute_not_exists(pk)")
-        return self.notification("CHARGEBACK", dispute["dispute_reference"], charge["psp_reference"], payment_order_id, amount, charge["currency"], key=key)
+        return self.notification(
+            "CHARGEBACK",
+            dispute["dispute_reference"],
+            charge["psp_reference"],
+            payment_order_id,
+            amount,
+            charge["currency"],
+            key=key,
+        )
 
     def reverse_chargeback(self, dispute_reference: str) -> dict[str, Any]:
         """The merchant's defence won: the dispute's funds come back (CHARGEBACK_REVERSED)."""
@@ -242,13 +269,25 @@ class SimulatedPsp:
         reversal = {
             "pk": f"REVERSAL#{dispute_reference}",
             "sk": "REVERSAL",
-            **{k: d[k] for k in ("dispute_reference", "payment_order_id", "original_reference", "amount_minor", "currency") if k in d},
+            **{
+                k: d[k]
+                for k in ("dispute_reference", "payment_order_id", "original_reference", "amount_minor", "currency")
+                if k in d
+            },
             "payment_method": d.get("payment_method", "visa"),
             "reversed_at": d["reversed_at"],
             "modification_day": d["reversal_day"],
         }
         self.ddb.put_item(TableName=self.table, Item=to_item(reversal))
-        return self.notification("CHARGEBACK_REVERSED", dispute_reference, d["original_reference"], d["payment_order_id"], d["amount_minor"], d["currency"], key=key)
+        return self.notification(
+            "CHARGEBACK_REVERSED",
+            dispute_reference,
+            d["original_reference"],
+            d["payment_order_id"],
+            d["amount_minor"],
+            d["currency"],
+            key=key,
+        )
 
     def refund_notification(self, refund_id: str) -> dict[str, Any] | None:
         """The REFUND notification of a refund the PSP decided (None: it never saw the key)."""
@@ -256,13 +295,28 @@ class SimulatedPsp:
         if r is None:
             return None
         return self.notification(
-            "REFUND", r.get("psp_reference") or f"psp_refund_{refund_id}", r["original_reference"], refund_id,
-            r["amount_minor"], r["currency"], success=bool(r["succeeded"]), reason=r.get("reason"),
+            "REFUND",
+            r.get("psp_reference") or f"psp_refund_{refund_id}",
+            r["original_reference"],
+            refund_id,
+            r["amount_minor"],
+            r["currency"],
+            success=bool(r["succeeded"]),
+            reason=r.get("reason"),
         )
 
     def notification(
-        self, event_code: str, psp_reference: str, original_reference: str | None, merchant_reference: str,
-        amount_minor: int, currency: str, *, success: bool = True, reason: str | None = None, key: str | None = None,
+        self,
+        event_code: str,
+        psp_reference: str,
+        original_reference: str | None,
+        merchant_reference: str,
+        amount_minor: int,
+        currency: str,
+        *,
+        success: bool = True,
+        reason: str | None = None,
+        key: str | None = None,
     ) -> dict[str, Any]:
         """One ``NotificationRequestItem`` in Adyen's standard format, HMAC-signed with the stage's key."""
         from payments.psp.hmac import signed
@@ -292,7 +346,9 @@ class SimulatedPsp:
         return key
 
     def configure_webhook_key(self, hex_key: str) -> None:
-        self.ddb.put_item(TableName=self.table, Item=to_item({"pk": "CONFIG#webhook", "sk": "CONFIG", "hmac_key": hex_key}))
+        self.ddb.put_item(
+            TableName=self.table, Item=to_item({"pk": "CONFIG#webhook", "sk": "CONFIG", "hmac_key": hex_key})
+        )
 
     def disputes(self) -> Iterator[dict[str, Any]]:
         for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
@@ -315,7 +371,9 @@ class SimulatedPsp:
                 rows.append(("Chargeback", item["charged_back_at"], item["dispute_reference"], "", item))
             elif item["sk"] == "REVERSAL":
                 rows.append(("ChargebackReversed", item["reversed_at"], item["dispute_reference"], "", item))
-        for record_type, at, modification_reference, modification_merchant_reference, item in sorted(rows, key=lambda r: (r[1], _RANK[r[0]], r[2])):
+        for record_type, at, modification_reference, modification_merchant_reference, item in sorted(
+            rows, key=lambda r: (r[1], _RANK[r[0]], r[2])
+        ):
             yield {
                 "record_type": record_type,
                 "psp_reference": item["original_reference"],
@@ -356,7 +414,9 @@ class SimulatedPsp:
 
     def _check_same_request(self, request: ChargeRequest) -> None:
         item = from_item(
-            self.ddb.get_item(TableName=self.table, Key=_key(f"KEY#{request.idempotency_key}", "OUTCOME"), ConsistentRead=True).get("Item")
+            self.ddb.get_item(
+                TableName=self.table, Key=_key(f"KEY#{request.idempotency_key}", "OUTCOME"), ConsistentRead=True
+            ).get("Item")
         )
         if item and (item["amount_minor"], item["currency"]) != (request.amount_minor, request.currency):
             raise PspRequestRejected(
@@ -375,7 +435,9 @@ class SimulatedPsp:
             "decided_at": now,
         }
         try:
-            self.ddb.put_item(TableName=self.table, Item=to_item(outcome_item), ConditionExpression="attribute_not_exists(pk)")
+            self.ddb.put_item(
+                TableName=self.table, Item=to_item(outcome_item), ConditionExpression="attribute_not_exists(pk)"
+            )
         except ClientError as err:
             if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise PspUnavailable(f"simulated PSP storage: {err}") from err
@@ -410,8 +472,20 @@ class SimulatedPsp:
         try:
             self.ddb.transact_write_items(
                 TransactItems=[
-                    {"Put": {"TableName": self.table, "Item": to_item(outcome_item), "ConditionExpression": "attribute_not_exists(pk)"}},
-                    {"Put": {"TableName": self.table, "Item": to_item(charge_item), "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(outcome_item),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(charge_item),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
                 ]
             )
         except ClientError as err:

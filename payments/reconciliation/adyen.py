@@ -97,7 +97,12 @@ TEXT_COLUMNS = (
 PAYMENT_TYPES = frozenset({"Settled", "SettledBulk"})
 #: the adjustments of a payment that the report names and totals on their own (matched
 #: against the ledger once it books refunds and chargebacks): type -> totals field
-REFUNDED, CHARGEBACK, CHARGEBACK_REVERSED, REFUNDED_REVERSED = "Refunded", "Chargeback", "ChargebackReversed", "RefundedReversed"
+REFUNDED, CHARGEBACK, CHARGEBACK_REVERSED, REFUNDED_REVERSED = (
+    "Refunded",
+    "Chargeback",
+    "ChargebackReversed",
+    "RefundedReversed",
+)
 ADJUSTMENT_TOTALS = {
     REFUNDED: "refunded",
     CHARGEBACK: "chargeback",
@@ -551,12 +556,18 @@ def _write_charges(writer: Any, charges: Iterable[dict[str, Any]], batch: str, p
     return rows
 
 
-def _write_modifications(writer: Any, modifications: Iterable[dict[str, Any]], batch: str, payouts: dict[str, int]) -> int:
+def _write_modifications(
+    writer: Any, modifications: Iterable[dict[str, Any]], batch: str, payouts: dict[str, int]
+) -> int:
     """A row per refund, chargeback and chargeback reversal, its net added to ``payouts``;
     returns the row count."""
     rows = 0
     for modification in modifications:
-        record_type, ccy, amount = modification["record_type"], modification["currency"], int(modification["amount_minor"])
+        record_type, ccy, amount = (
+            modification["record_type"],
+            modification["currency"],
+            int(modification["amount_minor"]),
+        )
         gross_debit, gross_credit, net_debit, net_credit, net, fees = _modification_amounts(record_type, ccy, amount)
         payouts[ccy] = payouts.get(ccy, 0) + net
         writer.writerow(

@@ -63,7 +63,20 @@ class PayoutBook(Protocol):
 
 #: currencies withdrawn from ISO 4217 that old statements still carry (the Deutsche Mark
 #: before 2002): read with their former minor units, never accepted for a payment
-WITHDRAWN_MINOR_UNITS = {"DEM": 2, "FRF": 2, "NLG": 2, "ATS": 2, "FIM": 2, "IEP": 2, "BEF": 0, "ITL": 0, "ESP": 0, "PTE": 0, "LUF": 0, "GRD": 0}
+WITHDRAWN_MINOR_UNITS = {
+    "DEM": 2,
+    "FRF": 2,
+    "NLG": 2,
+    "ATS": 2,
+    "FIM": 2,
+    "IEP": 2,
+    "BEF": 0,
+    "ITL": 0,
+    "ESP": 0,
+    "PTE": 0,
+    "LUF": 0,
+    "GRD": 0,
+}
 
 
 def known_currency(code: str) -> bool:
@@ -157,7 +170,9 @@ class Statement:
         matched = 0
         listed: list[dict[str, Any]] = []
         for entry in self.entries:
-            payout = payouts.find_payout(ccy, entry.amount_minor) if payouts is not None and entry.amount_minor > 0 else None
+            payout = (
+                payouts.find_payout(ccy, entry.amount_minor) if payouts is not None and entry.amount_minor > 0 else None
+            )
             matched += payout is not None
             if len(listed) < MAX_LISTED_ENTRIES:
                 listed.append(
@@ -303,7 +318,9 @@ def _mt940_tags(bank: str) -> dict[int | str, Any]:
     class WrappedStatement(mt940.tags.Statement):
         """``:61:`` whose supplementary details run over several lines (ING: ``/TRCD/...``)."""
 
-        pattern = mt940.tags.Statement.pattern.replace("(\\n?(?P<extra_details>.*))?", "(\\n?(?P<extra_details>(?:.|\\n)*))?")
+        pattern = mt940.tags.Statement.pattern.replace(
+            "(\\n?(?P<extra_details>.*))?", "(\\n?(?P<extra_details>(?:.|\\n)*))?"
+        )
 
     tags: dict[int | str, Any] = {28: WrappedStatementNumber(), "28C": WrappedStatementNumber(), 61: WrappedStatement()}
     if bank in _IBAN_REFERENCE_BANKS:
@@ -340,7 +357,9 @@ def _parse_mt940(lines: Iterator[tuple[int, str | None]], rejected: list[Rejecte
     for start, text, bank in _mt940_statements(lines, rejected):
         account_bank = _ACCOUNT_BANK.search(text)
         try:
-            parsed = mt940.models.Transactions(tags=_mt940_tags(account_bank.group(1) if account_bank else bank), options=options)
+            parsed = mt940.models.Transactions(
+                tags=_mt940_tags(account_bank.group(1) if account_bank else bank), options=options
+            )
             parsed.parse(text)
             data = parsed.data
             opening = data.get("final_opening_balance") or data.get("intermediate_opening_balance")
@@ -502,7 +521,9 @@ def _parse_bai2(lines: Iterator[tuple[int, str | None]], rejected: list[Rejected
             header = account.header
             ccy = header.currency or group_ccy
             if not known_currency(ccy):
-                rejected.append(Rejected(0, f"BAI2 account {header.customer_account_number}: unknown currency {ccy}"[:300]))
+                rejected.append(
+                    Rejected(0, f"BAI2 account {header.customer_account_number}: unknown currency {ccy}"[:300])
+                )
                 continue
             # a summary may be empty (``03,acct,USD,,,,,060,...``: no type code): it says nothing
             summaries = {s.type_code.code: s.amount for s in header.summary_items if s.type_code is not None}
@@ -517,7 +538,9 @@ def _parse_bai2(lines: Iterator[tuple[int, str | None]], rejected: list[Rejected
             )
             for detail in account.children:
                 if detail.type_code is None:
-                    raise UnreadableFile(f"BAI2 account {header.customer_account_number}: a 16 record without a type code")
+                    raise UnreadableFile(
+                        f"BAI2 account {header.customer_account_number}: a 16 record without a type code"
+                    )
                 sign = 1 if detail.type_code.transaction == TypeCodeTransaction.credit else -1
                 statement.entries.append(
                     Entry(
@@ -659,7 +682,9 @@ def reconcile_statement(
         if rows > bounds.max_rows:
             raise UnreadableFile(f"more than {bounds.max_rows} statement entries")
     if not reports:
-        raise UnreadableFile(f"no readable {fmt} statement in the file" + (f" ({rejected[0].reason})" if rejected else ""))
+        raise UnreadableFile(
+            f"no readable {fmt} statement in the file" + (f" ({rejected[0].reason})" if rejected else "")
+        )
     return Result(
         format=fmt,
         rows=rows,

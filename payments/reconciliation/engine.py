@@ -178,7 +178,12 @@ class Partial:
         if row.record_type in adyen.PAYMENT_TYPES:
             self.days[row.day] += 1
             return SettledEntry(
-                row.psp_reference, row.line, row.merchant_reference, row.gross_currency, row.gross_credit, row.charged_at
+                row.psp_reference,
+                row.line,
+                row.merchant_reference,
+                row.gross_currency,
+                row.gross_credit,
+                row.charged_at,
             )
         if row.record_type in adyen.ACCOUNT_TYPES:
             self.recorded += 1
@@ -361,7 +366,11 @@ class _Identity(TypedDict):
 
 
 def merge_join(
-    partial: Partial, runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]], ledger: LedgerSource, bounds: Bounds, day_hint: str | None
+    partial: Partial,
+    runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]],
+    ledger: LedgerSource,
+    bounds: Bounds,
+    day_hint: str | None,
 ) -> Result:
     """Join the sorted settlement runs with the ledger's window day; classify every difference."""
     out = _Collector(bounds)
@@ -370,7 +379,9 @@ def merge_join(
     day = window_day(partial.days, day_hint)
     join = _Join(ledger, bounds, out)
     join.merge(runs, day)
-    adjusted, join.lookups = _match_adjustments(partial.adjustments, ledger, day, out, bounds, join.lookups, join.note_seller)
+    adjusted, join.lookups = _match_adjustments(
+        partial.adjustments, ledger, day, out, bounds, join.lookups, join.note_seller
+    )
     join.matched += sum(counts["matched"] for counts in adjusted.values())
 
     rejected = sorted(partial.rejected, key=attrgetter("line"))
@@ -427,7 +438,11 @@ class _Join:
                         missing(led)
                         led = next(ledger_stream, None)
                     if led is not None and led.psp_reference == reference:
-                        if led.payment_order_id == first[2] and led.currency == first[3] and led.amount_minor == first[4]:
+                        if (
+                            led.payment_order_id == first[2]
+                            and led.currency == first[3]
+                            and led.amount_minor == first[4]
+                        ):
                             if (led.seller_account, led.currency) not in sellers:
                                 note_seller(led)
                             matched += 1
@@ -590,9 +605,14 @@ class _AdjustmentMatch:
     """The state of :func:`_match_adjustments`: the day's ledger adjustments not matched yet (by
     key and by transaction id), the rows seen (for duplicates), the counts and lookups."""
 
-    def __init__(self, ledger: LedgerSource, out: _Collector, bounds: Bounds, lookups: int, note_seller: Callable[[Any], None]):
+    def __init__(
+        self, ledger: LedgerSource, out: _Collector, bounds: Bounds, lookups: int, note_seller: Callable[[Any], None]
+    ):
         self.ledger, self.out, self.bounds, self.lookups, self.note_seller = ledger, out, bounds, lookups, note_seller
-        self.counts = {record_type: {"rows": 0, "matched": 0, "mismatched": 0, "missing_in_settlement": 0} for record_type in adyen.MATCHED_ADJUSTMENTS}
+        self.counts = {
+            record_type: {"rows": 0, "matched": 0, "mismatched": 0, "missing_in_settlement": 0}
+            for record_type in adyen.MATCHED_ADJUSTMENTS
+        }
         self.by_key: dict[tuple[str, str], LedgerAdjustment] = {}
         self.by_txn: dict[str, LedgerAdjustment] = {}
         self.first_row: dict[str, AdjustmentEntry] = {}  # txn_id (or row key) -> the row that took it
@@ -601,7 +621,9 @@ class _AdjustmentMatch:
         for adjustment in self.ledger.day_adjustments(day) if day else ():
             self.by_txn[adjustment.txn_id] = adjustment
             if len(self.by_txn) > self.bounds.max_adjustment_rows:  # held in memory like the file's: the same bound
-                raise UnreadableFile(f"the ledger's day {day} has more than {self.bounds.max_adjustment_rows} refunds and chargebacks")
+                raise UnreadableFile(
+                    f"the ledger's day {day} has more than {self.bounds.max_adjustment_rows} refunds and chargebacks"
+                )
             if adjustment.psp_reference:
                 self.by_key[(adjustment.record_type, adjustment.psp_reference)] = adjustment
 
@@ -612,10 +634,16 @@ class _AdjustmentMatch:
         identity = txn_id or f"{row.record_type}#{row.modification_reference}"
         earlier = self.first_row.get(identity)
         if earlier is not None:
-            self.mismatch(DUPLICATE_IN_SETTLEMENT, row, rules.DUPLICATE_IDENTICAL if row.same(earlier) else rules.DUPLICATE_CONFLICTING)
+            self.mismatch(
+                DUPLICATE_IN_SETTLEMENT,
+                row,
+                rules.DUPLICATE_IDENTICAL if row.same(earlier) else rules.DUPLICATE_CONFLICTING,
+            )
             return
         self.first_row[identity] = row
-        led = self.by_key.pop((row.record_type, row.modification_reference), None) if row.modification_reference else None
+        led = (
+            self.by_key.pop((row.record_type, row.modification_reference), None) if row.modification_reference else None
+        )
         if led is not None:
             self.by_txn.pop(led.txn_id, None)
         elif txn_id is not None:
@@ -635,10 +663,25 @@ class _AdjustmentMatch:
 
     def compare(self, row: AdjustmentEntry, led: LedgerAdjustment, txn_id: str | None) -> None:
         self.note_seller(led)
-        if led.payment_order_id != row.payment_order_id or (led.original_psp_reference and led.original_psp_reference != row.psp_reference):
-            self.mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {row.modification_reference}", f"order {led.payment_order_id}, payment {led.original_psp_reference}"), led)
-        elif (led.psp_reference and row.modification_reference and led.psp_reference != row.modification_reference):
-            self.mismatch(MISSING_IN_LEDGER, row, rules.booked_under_another(f"{row.record_type} {txn_id}", f"PSP reference {led.psp_reference}"), led)
+        if led.payment_order_id != row.payment_order_id or (
+            led.original_psp_reference and led.original_psp_reference != row.psp_reference
+        ):
+            self.mismatch(
+                MISSING_IN_LEDGER,
+                row,
+                rules.booked_under_another(
+                    f"{row.record_type} {row.modification_reference}",
+                    f"order {led.payment_order_id}, payment {led.original_psp_reference}",
+                ),
+                led,
+            )
+        elif led.psp_reference and row.modification_reference and led.psp_reference != row.modification_reference:
+            self.mismatch(
+                MISSING_IN_LEDGER,
+                row,
+                rules.booked_under_another(f"{row.record_type} {txn_id}", f"PSP reference {led.psp_reference}"),
+                led,
+            )
         elif led.currency != row.currency:
             self.mismatch(CURRENCY_MISMATCH, row, rules.CURRENCY, led)
         elif led.amount_minor != row.amount_minor:
@@ -646,7 +689,9 @@ class _AdjustmentMatch:
         else:
             self.counts[row.record_type]["matched"] += 1
 
-    def mismatch(self, kind: MismatchKind, row: AdjustmentEntry, rule: rules.Rule, led: LedgerAdjustment | None = None) -> None:
+    def mismatch(
+        self, kind: MismatchKind, row: AdjustmentEntry, rule: rules.Rule, led: LedgerAdjustment | None = None
+    ) -> None:
         self.counts[row.record_type]["mismatched"] += 1
         self.out.add(
             Mismatch(
@@ -735,7 +780,7 @@ def merge_runs(runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]
             heads[index] = batch
     while heads:
         if len(heads) == 1:
-            (index, batch), = heads.items()
+            ((index, batch),) = heads.items()
             yield batch
             yield from sources[index]
             return
@@ -874,7 +919,9 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def fold_rows(lines: Iterator[tuple[int, str | None]], layout: adyen.Layout, bounds: Bounds, runs: SortedRuns) -> Partial:
+def fold_rows(
+    lines: Iterator[tuple[int, str | None]], layout: adyen.Layout, bounds: Bounds, runs: SortedRuns
+) -> Partial:
     """Stream rows into a Partial and the sorted runs (in batches when ``lines`` has them:
     a :class:`~.lines.Lines` over a :class:`~.lines.LineReader`)."""
     partial = Partial()
@@ -938,7 +985,13 @@ class _FastFold:
         i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, _ = adyen._plan(layout)
         self.columns = (layout.width, i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone)
         self.amount_at = adyen._amount_plan(layout)
-        checks = (adyen.PAYMENT_TYPES, adyen._REFERENCE.match, adyen._TIMESTAMP.match, adyen.FORMULA_FIELD.search, adyen.to_utc)
+        checks = (
+            adyen.PAYMENT_TYPES,
+            adyen._REFERENCE.match,
+            adyen._TIMESTAMP.match,
+            adyen.FORMULA_FIELD.search,
+            adyen.to_utc,
+        )
         self.amount_caches: dict[str, dict[str, int]] = {}  # currency -> adyen's cache of parsed amounts
         self.context = (*checks, partial, layout, bounds, self.amount_caches)
         self.sums: dict[tuple[str, str], list[int]] = {}  # (gross, net currency) -> gc, nd, nc, 4 fees
@@ -948,17 +1001,27 @@ class _FastFold:
         self.day, self.day_rows, self.pair = "", 0, ("", "")
         self.acc = (0, 0, 0, 0, 0, 0, 0)  # the current pair's gc, nd, nc, commission, markup, scheme, interchange
 
-    def batch(self, first: int, texts: list[str | None], clean: bool, append: Callable[[Entry], None]) -> tuple[int, int]:
+    def batch(
+        self, first: int, texts: list[str | None], clean: bool, append: Callable[[Entry], None]
+    ) -> tuple[int, int]:
         """Fold one batch's rows (``clean``: see :func:`_clean_batch`); returns (fast rows, the last
-        fast row's line). A field is taken as it is: a padded one (parse_row strips) fails a check."""
+        fast row's line). A field is taken as it is: a padded one (parse_row strips) fails a check.
+
+        The one function of the deployed code over ~70 lines, on purpose: this is the per-row loop
+        of millions of rows, kept in one frame with its state in locals (a helper per row would cost
+        a call per row; measured in docs/benchmarks.md's reconciliation rows)."""
         width, i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone = self.columns
         i_gd, i_gc, i_nd, i_nc, i_commission, i_markup, i_scheme, i_interchange = self.amount_at
-        payment_types, plain_reference, timestamp, formula, to_utc, partial, layout, bounds, amount_caches = self.context
+        payment_types, plain_reference, timestamp, formula, to_utc, partial, layout, bounds, amount_caches = (
+            self.context
+        )
         day, day_rows, pair, bulk = self.day, self.day_rows, self.pair, self.bulk
         s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in = self.acc
         fast = last_fast = 0
         for line, text in enumerate(texts, first):
-            if (not clean and (text is None or '"' in text or formula(text) is not None)) or len(f := text.split(",")) != width:  # type: ignore[union-attr]
+            if (not clean and (text is None or '"' in text or formula(text) is not None)) or len(
+                f := text.split(",")  # type: ignore[union-attr]  # (clean: no None text)
+            ) != width:
                 _fold_one(partial, append, adyen.parse_or_reject(text, layout, line), bounds)
                 continue
             kind, psp, merchant = f[i_type], f[i_psp], f[i_merchant]
@@ -989,10 +1052,24 @@ class _FastFold:
             created, zone = f[i_created], f[i_zone]
             try:  # an amount not seen yet in its currency or a time in another zone: as parse_row would
                 if (  # `is None` each, not `None in (...)`: no tuple per row, and the types narrow to int below
-                    gross_debit is None or gross_credit is None or net_debit is None or net_credit is None
-                    or commission is None or markup is None or scheme is None or interchange is None
+                    gross_debit is None
+                    or gross_credit is None
+                    or net_debit is None
+                    or net_credit is None
+                    or commission is None
+                    or markup is None
+                    or scheme is None
+                    or interchange is None
                 ):
-                    gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = _parse_amounts(f, self.amount_at, gross_ccy, net_ccy, (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange))
+                    gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange = (
+                        _parse_amounts(
+                            f,
+                            self.amount_at,
+                            gross_ccy,
+                            net_ccy,
+                            (gross_debit, gross_credit, net_debit, net_credit, commission, markup, scheme, interchange),
+                        )
+                    )
                 utc = (zone == "UTC" or not zone) and timestamp(created) is not None
                 charged_at = f"{created[:10]}T{created[11:]}Z" if utc else to_utc(created.strip(), zone.strip())
             except RowError:
@@ -1016,7 +1093,13 @@ class _FastFold:
             s_sc, s_in = s_sc + scheme, s_in + interchange
             append((psp, line, merchant, gross_ccy, gross_credit, charged_at))
             last_fast = line
-        self.day, self.day_rows, self.pair, self.bulk, self.acc = day, day_rows, pair, bulk, (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in)
+        self.day, self.day_rows, self.pair, self.bulk, self.acc = (
+            day,
+            day_rows,
+            pair,
+            bulk,
+            (s_gc, s_nd, s_nc, s_co, s_ma, s_sc, s_in),
+        )
         return fast, last_fast
 
     def finish(self) -> None:
@@ -1031,7 +1114,9 @@ class _FastFold:
             gross = partial._sums(gross_ccy)
             gross["gross_credit"] += acc[0]
             net = gross if net_ccy == gross_ccy else partial._sums(net_ccy)
-            for name, amount in zip(("net_debit", "net_credit", "commission", "markup", "scheme_fees", "interchange"), acc[1:], strict=True):
+            for name, amount in zip(
+                ("net_debit", "net_credit", "commission", "markup", "scheme_fees", "interchange"), acc[1:], strict=True
+            ):
                 net[name] += amount
 
 
@@ -1089,7 +1174,10 @@ def _add_sums(sums: dict[tuple[str, str], list[int]], pair: tuple[str, str], amo
 
 
 def _fold_one(
-    partial: Partial, add: Callable[[Entry], None], item: adyen.SettlementRow | tuple[int, str, bool] | None, bounds: Bounds
+    partial: Partial,
+    add: Callable[[Entry], None],
+    item: adyen.SettlementRow | tuple[int, str, bool] | None,
+    bounds: Bounds,
 ) -> None:
     if item is not None:
         entry = partial.add(item, bounds)

@@ -149,7 +149,9 @@ class Mismatch:
             "kind": self.kind,
             "psp_reference": self.psp_reference,
             "payment_order_id": self.payment_order_id,
-            "ledger_amount": None if self.ledger_amount_minor is None else format_minor(self.ledger_amount_minor, ledger_ccy),
+            "ledger_amount": None
+            if self.ledger_amount_minor is None
+            else format_minor(self.ledger_amount_minor, ledger_ccy),
             "settlement_amount": None
             if self.settlement_amount_minor is None
             else format_minor(self.settlement_amount_minor, self.currency),
@@ -169,4 +171,6 @@ class Mismatch:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Mismatch:
-        return cls(**{**data, "kind": MismatchKind(data["kind"]), "classification": Classification(data["classification"])})
+        return cls(
+            **{**data, "kind": MismatchKind(data["kind"]), "classification": Classification(data["classification"])}
+        )

@@ -64,7 +64,9 @@ def build(source_key: str, sha256: str, result: Result, three_way: dict[str, Any
             # refunds, chargebacks and reversals matched like charges: per record type, its rows and
             # their outcomes, and the ledger's adjustments of the day absent from the file
             **({"adjustments": result.adjustments} if result.adjustments else {}),
-            "totals": {ccy: {name: format_minor(v, ccy) for name, v in sums.items()} for ccy, sums in result.totals.items()},
+            "totals": {
+                ccy: {name: format_minor(v, ccy) for name, v in sums.items()} for ccy, sums in result.totals.items()
+            },
         },
     }
     if result.statements:
@@ -155,7 +157,9 @@ def _html_summary(report: dict[str, Any]) -> list[str]:
     parts.append("</table>")
     if summary["totals"]:
         names = list(next(iter(summary["totals"].values())))
-        parts.append("<h2>Totals</h2><table><tr><th>Currency</th>" + "".join(f"<th>{e(n)}</th>" for n in names) + "</tr>")
+        parts.append(
+            "<h2>Totals</h2><table><tr><th>Currency</th>" + "".join(f"<th>{e(n)}</th>" for n in names) + "</tr>"
+        )
         for ccy, sums in summary["totals"].items():
             parts.append(f"<tr><td>{e(ccy)}</td>" + "".join(f"<td>{e(sums[n])}</td>" for n in names) + "</tr>")
         parts.append("</table>")

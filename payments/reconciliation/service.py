@@ -48,7 +48,11 @@ def day_hint(key: str) -> str | None:
 
 
 def reconcile_stream(
-    stream: BinaryStream, ledger: LedgerSource, bounds: Bounds, payouts: bank.PayoutBook | None = None, hint: str | None = None
+    stream: BinaryStream,
+    ledger: LedgerSource,
+    bounds: Bounds,
+    payouts: bank.PayoutBook | None = None,
+    hint: str | None = None,
 ) -> tuple[engine.Result, str]:
     """The whole single pass over any binary stream: detect, parse, match. Returns (result, sha256).
 
@@ -122,7 +126,9 @@ class Reconciler:
         self.store = store or ReconciliationStore()
         self.balances = balances or DynamoBalanceSource()
         self.bounds = bounds or Bounds()
-        self.state_machine_arn = state_machine_arn if state_machine_arn is not None else settings().reconcile_state_machine_arn
+        self.state_machine_arn = (
+            state_machine_arn if state_machine_arn is not None else settings().reconcile_state_machine_arn
+        )
         self._sfn = sfn
         self.on_metric = on_metric or (lambda name, value: None)
 
@@ -151,7 +157,11 @@ class Reconciler:
 
     def finish(self, key: str, result: engine.Result, digest: str) -> Outcome:
         """Three-way check, reports, table records, metrics: shared by both paths."""
-        checked = three_way(result.seller_accounts, result.sellers_truncated, self.balances) if result.format == detect.ADYEN else None
+        checked = (
+            three_way(result.seller_accounts, result.sellers_truncated, self.balances)
+            if result.format == detect.ADYEN
+            else None
+        )
         rendered = report.build(key, digest, result, checked)
         report_key = self._write_reports(key, rendered)
         self.store.save_run(rendered, report_key)
@@ -180,7 +190,11 @@ class Reconciler:
         target = QUARANTINE + key.removeprefix(INCOMING)
         self.s3.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": key})
         self.s3.delete_object(Bucket=self.bucket, Key=key)
-        self._put(target + ".reason.json", json.dumps({"source_key": key, "reason": reason}, indent=2) + "\n", "application/json")
+        self._put(
+            target + ".reason.json",
+            json.dumps({"source_key": key, "reason": reason}, indent=2) + "\n",
+            "application/json",
+        )
         rendered = report.quarantined(key, reason, target)
         report_key = REPORTS + key + ".json"
         self._put(report_key, report.to_json(rendered), "application/json")
@@ -228,7 +242,9 @@ class Reconciler:
     def reconcile_chunk(self, key: str, plan: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
         """Task ReconcileChunk (one Map item): the chunk's partial and sorted run, written to S3."""
         the_plan, the_chunk = chunks.Plan.from_json(_plan_fields(plan)), chunks.Chunk(**chunk)
-        body = self.s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={the_chunk.start}-{the_chunk.end - 1}")["Body"]
+        body = self.s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={the_chunk.start}-{the_chunk.end - 1}")[
+            "Body"
+        ]
         try:
             partial, entries = chunks.process_chunk(body, the_chunk, the_plan, self.bounds)
         finally:
@@ -246,7 +262,9 @@ class Reconciler:
         the_plan = chunks.Plan.from_json(_plan_fields(plan))
         ordered = sorted(results, key=lambda r: r["index"])
         partials = [
-            engine.Partial.from_json(json.loads(self.s3.get_object(Bucket=self.bucket, Key=r["partial_key"])["Body"].read()))
+            engine.Partial.from_json(
+                json.loads(self.s3.get_object(Bucket=self.bucket, Key=r["partial_key"])["Body"].read())
+            )
             for r in ordered
         ]
         bodies = [self.s3.get_object(Bucket=self.bucket, Key=r["run_key"])["Body"] for r in ordered]
@@ -260,7 +278,9 @@ class Reconciler:
                 body.close()
         outcome = self.finish(key, result, the_plan.sha256)
         for r in ordered:
-            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": r["partial_key"]}, {"Key": r["run_key"]}]})
+            self.s3.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": r["partial_key"]}, {"Key": r["run_key"]}]}
+            )
         return outcome.to_json()
 
 

@@ -27,7 +27,9 @@ def settlement_key(day: str, psp_name: str | None = None) -> str:
     return f"incoming/{psp_name or settings().psp_name}/{day}.csv"
 
 
-def settle_day(day: str, *, psp: SimulatedPsp | None = None, s3: Any = None, bucket: str | None = None) -> tuple[str, int]:
+def settle_day(
+    day: str, *, psp: SimulatedPsp | None = None, s3: Any = None, bucket: str | None = None
+) -> tuple[str, int]:
     """Write the day's file; returns (S3 key, data rows written)."""
     date.fromisoformat(day)  # a malformed day is a caller error: raise before writing anything
     psp = psp or SimulatedPsp()

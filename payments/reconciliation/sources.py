@@ -83,7 +83,9 @@ class LedgerAdjustment:
         )
 
 
-def adjustment_txn_id(record_type: str, modification_reference: str, modification_merchant_reference: str) -> str | None:
+def adjustment_txn_id(
+    record_type: str, modification_reference: str, modification_merchant_reference: str
+) -> str | None:
     """The ledger transaction id a settlement row's adjustment must have (None: cannot tell):
     a refund's is named by our refund_id (the row's Modification Merchant Reference), a
     chargeback's and a reversal's by the dispute's PSP reference (its Modification Reference)."""

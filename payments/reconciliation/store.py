@@ -51,7 +51,12 @@ class ReconciliationStore:
                 "sha256": digest,
                 **{k: v for k, v in mismatch.items() if v is not None},
             }
-            if conditional_write(self.ddb.put_item, TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"):
+            if conditional_write(
+                self.ddb.put_item,
+                TableName=self.table,
+                Item=to_item(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            ):
                 created += 1
         summary = {
             "pk": run_pk(source_key),
@@ -75,7 +80,12 @@ class ReconciliationStore:
         """Remember the PSP payouts of a report (currency -> minor units) for bank matching."""
         for currency, amount in payouts.items():
             if amount > 0:
-                item = {"pk": f"PAYOUT#{currency}#{amount}", "sk": source_key, "currency": currency, "amount_minor": amount}
+                item = {
+                    "pk": f"PAYOUT#{currency}#{amount}",
+                    "sk": source_key,
+                    "currency": currency,
+                    "amount_minor": amount,
+                }
                 with transient_as_store_unavailable():
                     self.ddb.put_item(TableName=self.table, Item=to_item(item))
 
@@ -99,7 +109,9 @@ class ReconciliationStore:
         return None
 
 
-def list_mismatches(source_key: str, status: str | None = None, store: ReconciliationStore | None = None) -> list[dict[str, Any]]:
+def list_mismatches(
+    source_key: str, status: str | None = None, store: ReconciliationStore | None = None
+) -> list[dict[str, Any]]:
     """The mismatches of the latest run of ``source_key`` (optionally only OPEN or RESOLVED ones)."""
     store = store or ReconciliationStore()
     summary = store.summary(source_key)
@@ -109,10 +121,14 @@ def list_mismatches(source_key: str, status: str | None = None, store: Reconcili
         store.ddb,
         TableName=store.table,
         KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues=to_values({":pk": run_pk(source_key), ":prefix": f"MISMATCH#{summary['sha256'][:16]}#"}),
+        ExpressionAttributeValues=to_values(
+            {":pk": run_pk(source_key), ":prefix": f"MISMATCH#{summary['sha256'][:16]}#"}
+        ),
     )
     return [
-        {k: v for k, v in item.items() if k not in ("pk", "sk")} for item in items if status is None or item["status"] == status
+        {k: v for k, v in item.items() if k not in ("pk", "sk")}
+        for item in items
+        if status is None or item["status"] == status
     ]
 
 
@@ -134,7 +150,13 @@ def resolve_mismatch(
         ConditionExpression="attribute_exists(pk) AND #s = :open",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues=to_values(
-            {":resolved": RESOLVED, ":open": OPEN, ":resolution": resolution, ":by": resolved_by, ":at": clock.now_iso()}
+            {
+                ":resolved": RESOLVED,
+                ":open": OPEN,
+                ":resolution": resolution,
+                ":by": resolved_by,
+                ":at": clock.now_iso(),
+            }
         ),
     ):
         return True

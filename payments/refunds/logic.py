@@ -32,7 +32,9 @@ def fingerprint(idempotency_key: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def accept_refund(idempotency_key: str, request: RefundRequest, refunds: RefundsRepository, *, start: bool = True) -> dict[str, Any]:
+def accept_refund(
+    idempotency_key: str, request: RefundRequest, refunds: RefundsRepository, *, start: bool = True
+) -> dict[str, Any]:
     """Reserve the amount on the order and start the refund workflow; the refund resource."""
     print_ = fingerprint(idempotency_key, request.model_dump(mode="json"))
     existing = refunds.find(request.refund_id)
@@ -69,7 +71,9 @@ def start_workflow(refund_id: str) -> None:
     """StartExecution named after the refund: a second start of the same refund is a no-op."""
     try:
         aws.client("stepfunctions").start_execution(
-            stateMachineArn=settings().refund_state_machine_arn, name=refund_id, input=json.dumps({"refund_id": refund_id})
+            stateMachineArn=settings().refund_state_machine_arn,
+            name=refund_id,
+            input=json.dumps({"refund_id": refund_id}),
         )
     except ClientError as err:
         if error_code(err) != "ExecutionAlreadyExists":
@@ -95,7 +99,13 @@ def execute_refund(refund_id: str, refunds: RefundsRepository, psp: RefundingPsp
         )
     )
     # succeeded None: the PSP received the refund (Adyen), its REFUND notification decides it
-    return {"refund_id": refund_id, "decided": False, "succeeded": answer.succeeded, "psp_reference": answer.psp_reference, "reason": answer.reason}
+    return {
+        "refund_id": refund_id,
+        "decided": False,
+        "succeeded": answer.succeeded,
+        "psp_reference": answer.psp_reference,
+        "reason": answer.reason,
+    }
 
 
 def apply_refund_outcome(task: dict[str, Any], refunds: RefundsRepository) -> dict[str, Any]:

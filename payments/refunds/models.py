@@ -48,17 +48,22 @@ class RefundRequest(BaseModel):
     ]
     payment_order_id: Identifier
     currency: Annotated[
-        str, currency_field("An active ISO 4217 currency code: the order's currency (else 422)."), AfterValidator(active_currency)
-    ]
-    amount: Annotated[
         str,
-        amount_field(
-            'Decimal string in major units, e.g. "5.00": greater than zero, at most as many fraction digits as the '
-            "currency's ISO 4217 minor units, at most what remains refundable on the order (else 422 "
-            "refund-exceeds-remaining). Omitted: everything still refundable. Never a JSON number."
-        ),
-        AfterValidator(amount_fits_currency),
-    ] | None = None
+        currency_field("An active ISO 4217 currency code: the order's currency (else 422)."),
+        AfterValidator(active_currency),
+    ]
+    amount: (
+        Annotated[
+            str,
+            amount_field(
+                'Decimal string in major units, e.g. "5.00": greater than zero, at most as many fraction digits as the '
+                "currency's ISO 4217 minor units, at most what remains refundable on the order (else 422 "
+                "refund-exceeds-remaining). Omitted: everything still refundable. Never a JSON number."
+            ),
+            AfterValidator(amount_fits_currency),
+        ]
+        | None
+    ) = None
     reason: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_ -]+$")] | None = None
 
 

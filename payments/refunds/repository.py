@@ -129,7 +129,9 @@ class RefundsRepository:
     def reserve(self, refund: RefundRecord, order: OrderRecord) -> Reserved:
         """Store a PENDING refund and reserve its amount on the order, or find the identical one."""
         if refund.amount_minor <= 0:
-            raise RefundExceedsRemaining("a refund moves a positive amount", order.amount_minor - order.refund_reserved_minor)
+            raise RefundExceedsRemaining(
+                "a refund moves a positive amount", order.amount_minor - order.refund_reserved_minor
+            )
         now = clock.now_iso()
         refund = refund.model_copy(update={"status": RefundStatus.PENDING, "created_at": now, "updated_at": now})
         limit = order.amount_minor - refund.amount_minor
@@ -138,7 +140,13 @@ class RefundsRepository:
             refusal = transact_write(
                 self.ddb,
                 [
-                    {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(item),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
                     {
                         "Update": {
                             "TableName": self.table,
@@ -147,7 +155,13 @@ class RefundsRepository:
                             "ConditionExpression": self.reservation_condition(),
                             "ExpressionAttributeNames": {"#status": "status"},
                             "ExpressionAttributeValues": to_values(
-                                {":zero": 0, ":amount": refund.amount_minor, ":now": now, ":success": OrderStatus.SUCCESS.value, ":limit": limit}
+                                {
+                                    ":zero": 0,
+                                    ":amount": refund.amount_minor,
+                                    ":now": now,
+                                    ":success": OrderStatus.SUCCESS.value,
+                                    ":limit": limit,
+                                }
                             ),
                         }
                     },
@@ -159,7 +173,9 @@ class RefundsRepository:
                 existing = self.get(refund.refund_id)
                 if existing.request_fingerprint == refund.request_fingerprint:
                     return Reserved(existing, created=False)
-                raise Conflict(f"refund_id '{refund.refund_id}' is already used by another refund", field="refund_id") from refusal
+                raise Conflict(
+                    f"refund_id '{refund.refund_id}' is already used by another refund", field="refund_id"
+                ) from refusal
             if not cancelled_by_condition(refusal, 1):
                 raise refusal
         # the order refused the reservation: say why, from the order as it is now
@@ -168,12 +184,17 @@ class RefundsRepository:
             return Reserved(found, created=False)
         current = self.payments.get_order(order.payment_order_id)
         if current.status is not OrderStatus.SUCCESS:
-            raise OrderNotRefundable(f"order {current.payment_order_id} is {current.status.value}; only a SUCCESS order can be refunded")
+            raise OrderNotRefundable(
+                f"order {current.payment_order_id} is {current.status.value}; only a SUCCESS order can be refunded"
+            )
         if current.chargeback_minor > 0:
-            raise OrderNotRefundable(f"order {current.payment_order_id} has a chargeback; it cannot be refunded as well")
+            raise OrderNotRefundable(
+                f"order {current.payment_order_id} has a chargeback; it cannot be refunded as well"
+            )
         remaining = current.amount_minor - current.refund_reserved_minor
         raise RefundExceedsRemaining(
-            f"order {current.payment_order_id} has {remaining} minor units left to refund; {refund.amount_minor} asked", remaining
+            f"order {current.payment_order_id} has {remaining} minor units left to refund; {refund.amount_minor} asked",
+            remaining,
         )
 
     # --- read ---------------------------------------------------------------------------
@@ -202,13 +223,24 @@ class RefundsRepository:
         return "#status = :pending"
 
     def decide(
-        self, refund_id: str, succeeded: bool, *, psp_reference: str | None = None, failure_reason: str | None = None, source: str = "psp"
+        self,
+        refund_id: str,
+        succeeded: bool,
+        *,
+        psp_reference: str | None = None,
+        failure_reason: str | None = None,
+        source: str = "psp",
     ) -> Decided:
         """PENDING -> SUCCEEDED (wallet, ledger, refunded amount) or FAILED (reservation released)."""
         refund = self.get(refund_id)
         target = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
         now = clock.now_iso()
-        values: dict[str, Any] = {":target": target.value, ":pending": RefundStatus.PENDING.value, ":now": now, ":source": source}
+        values: dict[str, Any] = {
+            ":target": target.value,
+            ":pending": RefundStatus.PENDING.value,
+            ":now": now,
+            ":source": source,
+        }
         sets = ["#status = :target", "updated_at = :now", "decided_by = :source"]
         if psp_reference:
             values[":ref"] = psp_reference
@@ -235,16 +267,27 @@ class RefundsRepository:
             items += self.wallets.adjustment_items(
                 adjustment, "REFUND", refund.payment_order_id, refund.seller_account, -refund.money
             )
-            items += self.ledger.adjustment_items(adjustment, "REFUND", order, refund.money, psp_reference, to_seller=False)
+            items += self.ledger.adjustment_items(
+                adjustment, "REFUND", order, refund.money, psp_reference, to_seller=False
+            )
         else:
             items.append(self._order_add(refund.payment_order_id, "refund_reserved_minor", -refund.amount_minor))
         refusal = transact_write(self.ddb, items)
         if refusal is not None:
             if not cancelled_by_condition(refusal, 0):
-                raise InvariantViolation(f"refund {refund_id} is PENDING but its effects exist: {cancellation_codes(refusal)}") from refusal
+                raise InvariantViolation(
+                    f"refund {refund_id} is PENDING but its effects exist: {cancellation_codes(refusal)}"
+                ) from refusal
             current = self.get(refund_id)
-            if current.status is not target or (psp_reference and current.psp_reference and current.psp_reference != psp_reference):
-                self.record_anomaly(refund_id, f"{source} said {target.value}" + (f" ({psp_reference})" if psp_reference else "") + f" after {current.status.value} by {current.decided_by}")
+            if current.status is not target or (
+                psp_reference and current.psp_reference and current.psp_reference != psp_reference
+            ):
+                self.record_anomaly(
+                    refund_id,
+                    f"{source} said {target.value}"
+                    + (f" ({psp_reference})" if psp_reference else "")
+                    + f" after {current.status.value} by {current.decided_by}",
+                )
             return Decided(current, applied=False)
         count("RefundSucceeded" if succeeded else "RefundFailed")
         return Decided(self.get(refund_id), applied=True)
@@ -265,7 +308,9 @@ class RefundsRepository:
                 UpdateExpression="SET psp_reference = :ref, updated_at = :now",
                 ConditionExpression="#status = :pending AND attribute_not_exists(psp_reference)",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=to_values({":ref": psp_reference, ":pending": RefundStatus.PENDING.value, ":now": clock.now_iso()}),
+                ExpressionAttributeValues=to_values(
+                    {":ref": psp_reference, ":pending": RefundStatus.PENDING.value, ":now": clock.now_iso()}
+                ),
             )
         return self.get(refund_id)
 
@@ -279,7 +324,9 @@ class RefundsRepository:
         amount_minor, currency = amount.minor, amount.currency
         adjustment = f"chargeback:{dispute_reference}"
         if currency != order.currency or amount_minor <= 0:
-            return Booked(applied=False, anomaly=f"chargeback of {amount_minor} {currency} on an order in {order.currency}")
+            return Booked(
+                applied=False, anomaly=f"chargeback of {amount_minor} {currency} on an order in {order.currency}"
+            )
         now = clock.now_iso()
         dispute = {
             "pk": f"CHARGEBACK#{dispute_reference}",
@@ -292,7 +339,13 @@ class RefundsRepository:
             "booked_at": now,
         }
         items: list[TransactWriteItemTypeDef] = [
-            {"Put": {"TableName": self.table, "Item": to_item(dispute), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": to_item(dispute),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
             {
                 "Update": {
                     "TableName": self.table,
@@ -300,10 +353,14 @@ class RefundsRepository:
                     "UpdateExpression": "SET chargeback_minor = if_not_exists(chargeback_minor, :zero) + :amount, updated_at = :now",
                     "ConditionExpression": "#status = :success",
                     "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": to_values({":zero": 0, ":amount": amount_minor, ":now": now, ":success": OrderStatus.SUCCESS.value}),
+                    "ExpressionAttributeValues": to_values(
+                        {":zero": 0, ":amount": amount_minor, ":now": now, ":success": OrderStatus.SUCCESS.value}
+                    ),
                 }
             },
-            *self.wallets.adjustment_items(adjustment, "CHARGEBACK", order.payment_order_id, order.seller_account, -amount),
+            *self.wallets.adjustment_items(
+                adjustment, "CHARGEBACK", order.payment_order_id, order.seller_account, -amount
+            ),
             *self.ledger.adjustment_items(adjustment, "CHARGEBACK", order, amount, dispute_reference, to_seller=False),
         ]
         refusal = transact_write(self.ddb, items)
@@ -311,8 +368,14 @@ class RefundsRepository:
         if refusal is not None:
             if cancelled_by_condition(refusal, 0):
                 existing = self.find_dispute(dispute_reference)
-                if existing is None or (existing["payment_order_id"], existing["amount_minor"], existing["currency"]) != (order.payment_order_id, amount_minor, currency):
-                    return Booked(applied=False, anomaly=f"chargeback {dispute_reference} contradicts the one booked: {existing}")
+                if existing is None or (
+                    existing["payment_order_id"],
+                    existing["amount_minor"],
+                    existing["currency"],
+                ) != (order.payment_order_id, amount_minor, currency):
+                    return Booked(
+                        applied=False, anomaly=f"chargeback {dispute_reference} contradicts the one booked: {existing}"
+                    )
             elif cancelled_by_condition(refusal, 1):
                 return Booked(applied=False, anomaly=f"chargeback {dispute_reference} on an order that is not SUCCESS")
             else:
@@ -348,9 +411,19 @@ class RefundsRepository:
         if dispute.get("reversed_minor") is not None:
             if dispute["reversed_minor"] == amount_minor:
                 return Booked(applied=False)
-            return Booked(applied=False, anomaly=f"reversal of {amount_minor} contradicts the one booked ({dispute['reversed_minor']})")
-        if dispute["payment_order_id"] != order.payment_order_id or currency != dispute["currency"] or not 0 < amount_minor <= dispute["amount_minor"]:
-            return Booked(applied=False, anomaly=f"reversal of {amount_minor} {currency} does not fit chargeback {dispute_reference}")
+            return Booked(
+                applied=False,
+                anomaly=f"reversal of {amount_minor} contradicts the one booked ({dispute['reversed_minor']})",
+            )
+        if (
+            dispute["payment_order_id"] != order.payment_order_id
+            or currency != dispute["currency"]
+            or not 0 < amount_minor <= dispute["amount_minor"]
+        ):
+            return Booked(
+                applied=False,
+                anomaly=f"reversal of {amount_minor} {currency} does not fit chargeback {dispute_reference}",
+            )
         now = clock.now_iso()
         items: list[TransactWriteItemTypeDef] = [
             {
@@ -366,7 +439,9 @@ class RefundsRepository:
             *self.wallets.adjustment_items(
                 adjustment, "CHARGEBACK_REVERSED", order.payment_order_id, order.seller_account, amount
             ),
-            *self.ledger.adjustment_items(adjustment, "CHARGEBACK_REVERSED", order, amount, dispute_reference, to_seller=True),
+            *self.ledger.adjustment_items(
+                adjustment, "CHARGEBACK_REVERSED", order, amount, dispute_reference, to_seller=True
+            ),
         ]
         refusal = transact_write(self.ddb, items)
         if refusal is not None:

@@ -150,7 +150,10 @@ def run_pandas(path: Path, rows: int) -> dict:
     both = merged[merged["_merge"] == "both"]
     differs = (both["amount"] != both["ledger_amount"]) | (both["Gross Currency"] != both["ledger_currency"])
     duplicates = int(settled["Psp Reference"].duplicated().sum())
-    return {"matched": int((~differs).sum()), "mismatches": int(differs.sum() + (merged["_merge"] != "both").sum() + duplicates)}
+    return {
+        "matched": int((~differs).sum()),
+        "mismatches": int(differs.sum() + (merged["_merge"] != "both").sum() + duplicates),
+    }
 
 
 def child(tool: str, path: Path, rows: int) -> None:
@@ -199,7 +202,9 @@ def main() -> None:
     if args.child:
         child(args.child, args.file, args.rows)
         return
-    print(f"{'rows':>10} {'tool':<8} {'median s':>9} {'rows/s':>10} {'peak RSS MiB':>13} {'matched':>9} {'mismatches':>10}")
+    print(
+        f"{'rows':>10} {'tool':<8} {'median s':>9} {'rows/s':>10} {'peak RSS MiB':>13} {'matched':>9} {'mismatches':>10}"
+    )
     for rows in args.sizes:
         path = generate(rows)
         for tool in args.tools:

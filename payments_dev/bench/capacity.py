@@ -85,41 +85,111 @@ def wallets_wru(n: int) -> float:
 
 
 QUOTAS: tuple[Quota, ...] = (
-    Quota("API Gateway: throttle per account and region", 10_000, "requests/s", "yes (Service Quotas)",
-          "https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html", lambda n: 1 + GET_POLLS,
-          "burst bucket 5,000; POST + the assumed GET poll"),
-    Quota("API Gateway: the stage's throttle (cdk.json prod apiRateLimit)", PROD_API_RATE_LIMIT, "requests/s", "setting: apiRateLimit",
-          "cdk.json (this repository)", lambda n: 1 + GET_POLLS, "our own guard rail: raise it with the account quota", ours=True),
-    Quota("Lambda: concurrent executions per account and region", 1_000, "concurrent executions", "yes (Service Quotas)",
-          "https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html", lambda_concurrency_seconds,
-          f"use = invocations x duration (modelled ms + {PSP_LATENCY_MS:.0f} ms PSP latency per charge)"),
-    Quota("Step Functions Standard: StartExecution refill (us-east-1)", 300, "starts/s", "yes (Service Quotas)",
-          "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html", lambda n: 1,
-          "token bucket 1,300; value recalled, re-check on the page"),
-    Quota("Step Functions Standard: state transitions refill (us-east-1)", 5_000, "transitions/s", "yes (Service Quotas)",
-          "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html", lambda n: 2 + 5 * n,
-          "2 + 5 per order (17 for 3 orders, counted by the cost bench); bucket 5,000; value recalled"),
-    Quota("Step Functions Express: StartExecution refill", 6_000, "starts/s", "yes (Service Quotas)",
-          "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html", lambda n: 1,
-          "Express has no state-transition quota; value recalled, re-check on the page"),
-    Quota("DynamoDB: on-demand write throughput per table (payments)", 40_000, "WRU/s", "yes (Service Quotas)",
-          "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html",
-          payments_wru, "the busiest table; reads are far below 40,000 RRU/s"),
-    Quota("DynamoDB: on-demand write throughput per table (ledger)", 40_000, "WRU/s", "yes (Service Quotas)",
-          "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html", ledger_wru),
-    Quota("DynamoDB: on-demand write throughput per table (wallets)", 40_000, "WRU/s", "yes (Service Quotas)",
-          "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html", wallets_wru),
-    Quota("DynamoDB: per partition, ledger trial-balance totals of one currency", PARTITION_WCU * PROD_LEDGER_TOTAL_SHARDS, "WCU/s",
-          "setting: ledgerTotalShards (x 1,000 WCU/s)", "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html",
-          lambda n: n * TRANSACTIONAL, f"every order adds to one of {PROD_LEDGER_TOTAL_SHARDS} TOTALS shards of its currency (all orders USD here)"),
-    Quota("DynamoDB: per partition, the recovery index (by_recovery_due)", PARTITION_WCU * RECOVERY_SHARDS, "WCU/s",
-          "setting: recovery_shards (x 1,000 WCU/s)", "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations",
-          lambda n: 2, f"each checkout enters and leaves one of {RECOVERY_SHARDS} shards"),
+    Quota(
+        "API Gateway: throttle per account and region",
+        10_000,
+        "requests/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html",
+        lambda n: 1 + GET_POLLS,
+        "burst bucket 5,000; POST + the assumed GET poll",
+    ),
+    Quota(
+        "API Gateway: the stage's throttle (cdk.json prod apiRateLimit)",
+        PROD_API_RATE_LIMIT,
+        "requests/s",
+        "setting: apiRateLimit",
+        "cdk.json (this repository)",
+        lambda n: 1 + GET_POLLS,
+        "our own guard rail: raise it with the account quota",
+        ours=True,
+    ),
+    Quota(
+        "Lambda: concurrent executions per account and region",
+        1_000,
+        "concurrent executions",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html",
+        lambda_concurrency_seconds,
+        f"use = invocations x duration (modelled ms + {PSP_LATENCY_MS:.0f} ms PSP latency per charge)",
+    ),
+    Quota(
+        "Step Functions Standard: StartExecution refill (us-east-1)",
+        300,
+        "starts/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html",
+        lambda n: 1,
+        "token bucket 1,300; value recalled, re-check on the page",
+    ),
+    Quota(
+        "Step Functions Standard: state transitions refill (us-east-1)",
+        5_000,
+        "transitions/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html",
+        lambda n: 2 + 5 * n,
+        "2 + 5 per order (17 for 3 orders, counted by the cost bench); bucket 5,000; value recalled",
+    ),
+    Quota(
+        "Step Functions Express: StartExecution refill",
+        6_000,
+        "starts/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html",
+        lambda n: 1,
+        "Express has no state-transition quota; value recalled, re-check on the page",
+    ),
+    Quota(
+        "DynamoDB: on-demand write throughput per table (payments)",
+        40_000,
+        "WRU/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html",
+        payments_wru,
+        "the busiest table; reads are far below 40,000 RRU/s",
+    ),
+    Quota(
+        "DynamoDB: on-demand write throughput per table (ledger)",
+        40_000,
+        "WRU/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html",
+        ledger_wru,
+    ),
+    Quota(
+        "DynamoDB: on-demand write throughput per table (wallets)",
+        40_000,
+        "WRU/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html",
+        wallets_wru,
+    ),
+    Quota(
+        "DynamoDB: per partition, ledger trial-balance totals of one currency",
+        PARTITION_WCU * PROD_LEDGER_TOTAL_SHARDS,
+        "WCU/s",
+        "setting: ledgerTotalShards (x 1,000 WCU/s)",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html",
+        lambda n: n * TRANSACTIONAL,
+        f"every order adds to one of {PROD_LEDGER_TOTAL_SHARDS} TOTALS shards of its currency (all orders USD here)",
+    ),
+    Quota(
+        "DynamoDB: per partition, the recovery index (by_recovery_due)",
+        PARTITION_WCU * RECOVERY_SHARDS,
+        "WCU/s",
+        "setting: recovery_shards (x 1,000 WCU/s)",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations",
+        lambda n: 2,
+        f"each checkout enters and leaves one of {RECOVERY_SHARDS} shards",
+    ),
 )
 
 #: what a target rate cannot get from a quota raise: per-seller hot items (see wallet_shards_for)
-PSP_NOTE = ("The PSP's rate limit is contractual and not public (the simulated PSP has none): "
-            "the tables show the authorisations/s the PSP must accept (n per checkout).")
+PSP_NOTE = (
+    "The PSP's rate limit is contractual and not public (the simulated PSP has none): "
+    "the tables show the authorisations/s the PSP must accept (n per checkout)."
+)
 
 
 def sustainable(
@@ -173,13 +243,19 @@ def wallet_shards_for(credits_per_s: float) -> dict[str, object]:
 
     for row in spread(10_000, max_shards=64):
         if row["ceiling_credits_per_s"] >= credits_per_s:
-            return {"shards": row["shards"], "ceiling_credits_per_s": row["ceiling_credits_per_s"], "max_over_mean": row["max_over_mean"]}
+            return {
+                "shards": row["shards"],
+                "ceiling_credits_per_s": row["ceiling_credits_per_s"],
+                "max_over_mean": row["max_over_mean"],
+            }
     raise ValueError(f"more than 64 shards needed for {credits_per_s} credits/s")
 
 
 def tables(targets: tuple[float, ...] = (5_000, 20_000), orders: tuple[int, ...] = (1, 3, 10)) -> str:
     lines = ["### AWS default quotas: sustainable checkouts/s per region", ""]
-    lines.append("| orders per checkout | Express: checkouts/s | binds first | Standard: checkouts/s | binds first | as cdk.json prod is set (Express) |")
+    lines.append(
+        "| orders per checkout | Express: checkouts/s | binds first | Standard: checkouts/s | binds first | as cdk.json prod is set (Express) |"
+    )
     lines.append("|---|---|---|---|---|---|")
     for n in orders:
         e, eq, _ = sustainable(n, express=True)
@@ -192,7 +268,9 @@ def tables(targets: tuple[float, ...] = (5_000, 20_000), orders: tuple[int, ...]
     for quota in QUOTAS:
         uses = " / ".join(f"{quota.use(n):g}" for n in orders)
         ceilings = " | ".join(f"{quota.checkouts_per_s(n):,.0f}" for n in orders)
-        lines.append(f"| {quota.name} | {quota.default:,.0f} {quota.unit} | {quota.adjustable} | {uses} {quota.unit.split('/')[0]} | {ceilings} | {quota.source}{'; ' + quota.note if quota.note else ''} |")
+        lines.append(
+            f"| {quota.name} | {quota.default:,.0f} {quota.unit} | {quota.adjustable} | {uses} {quota.unit.split('/')[0]} | {ceilings} | {quota.source}{'; ' + quota.note if quota.note else ''} |"
+        )
     for target in targets:
         lines += ["", f"### Raises for {target:,.0f} checkouts/s (Express)", ""]
         lines.append("| orders per checkout | quota or setting | needed | default |")
@@ -201,16 +279,23 @@ def tables(targets: tuple[float, ...] = (5_000, 20_000), orders: tuple[int, ...]
             for quota, value in raises_for(target, n):
                 lines.append(f"| {n} | {quota.name} | {value} | {quota.default:,.0f} {quota.unit} |")
             lines.append(f"| {n} | PSP authorisations (contract) | {target * n:,.0f}/s | - |")
-            lines.append(f"| {n} | Lambda scaling rate: 1,000 environments per 10 s per function (not adjustable) | "
-                         f"{ramp_seconds(target, n):,.0f} s for the executor to scale from zero: ramp the traffic or provision concurrency | - |")
+            lines.append(
+                f"| {n} | Lambda scaling rate: 1,000 environments per 10 s per function (not adjustable) | "
+                f"{ramp_seconds(target, n):,.0f} s for the executor to scale from zero: ramp the traffic or provision concurrency | - |"
+            )
     wallet = wallet_shards_for(10_000)
-    lines += ["", "### One seller at 10,000 credits/s", "",
-              f"* wallet shards (`walletShards`): **{wallet['shards']}** (hottest shard at {wallet['max_over_mean']:.3f}x the mean, "
-              f"ceiling {wallet['ceiling_credits_per_s']:,.0f} credits/s with the real `shard_of`; prod has {PROD_WALLET_SHARDS}: "
-              f"{wallet_shards_ceiling(PROD_WALLET_SHARDS):,.0f} credits/s)",
-              f"* the seller's ledger account totals share `ledgerTotalShards`: the same count is needed there "
-              f"({shards_needed(10_000)} by the formula with a 10% imbalance)",
-              "", PSP_NOTE]
+    lines += [
+        "",
+        "### One seller at 10,000 credits/s",
+        "",
+        f"* wallet shards (`walletShards`): **{wallet['shards']}** (hottest shard at {wallet['max_over_mean']:.3f}x the mean, "
+        f"ceiling {wallet['ceiling_credits_per_s']:,.0f} credits/s with the real `shard_of`; prod has {PROD_WALLET_SHARDS}: "
+        f"{wallet_shards_ceiling(PROD_WALLET_SHARDS):,.0f} credits/s)",
+        f"* the seller's ledger account totals share `ledgerTotalShards`: the same count is needed there "
+        f"({shards_needed(10_000)} by the formula with a 10% imbalance)",
+        "",
+        PSP_NOTE,
+    ]
     return "\n".join(lines)
 
 

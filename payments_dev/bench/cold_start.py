@@ -59,7 +59,10 @@ from infra.bundling import (
 from payments_dev.bench.common import OUT, PYTHON, ROOT, log, median
 
 #: the pay-in path and reconciliation (the functions whose cold start the bench has always measured)
-FUNCTIONS = tuple(fn.name for fn in (registry.PAYMENT, registry.EXECUTOR, registry.WALLET, registry.LEDGER, registry.RECONCILE, registry.PSP))
+FUNCTIONS = tuple(
+    fn.name
+    for fn in (registry.PAYMENT, registry.EXECUTOR, registry.WALLET, registry.LEDGER, registry.RECONCILE, registry.PSP)
+)
 #: top-level modules of the deployed asset besides boto3/botocore (infra/bundling.py + their deps)
 ASSET_MODULES = (
     "aws_lambda_powertools", "pydantic", "pydantic_core", "aws_xray_sdk", "wrapt", "jmespath",
@@ -158,7 +161,9 @@ def lambda_layout() -> LambdaLayout | None:
     task, task_sources, runtime = LAMBDA / "task", LAMBDA / "task-sources", LAMBDA / "runtime"
     for path in (task, task_sources):
         shutil.rmtree(path, ignore_errors=True)
-    bundling = LocalPythonBundling(pinned(DEPENDENCIES), pinned(DEPENDENCIES_WITHOUT_THEIRS), platform=machine_platform, python=None)
+    bundling = LocalPythonBundling(
+        pinned(DEPENDENCIES), pinned(DEPENDENCIES_WITHOUT_THEIRS), platform=machine_platform, python=None
+    )
     bundling.try_bundle(str(task_sources))
     shutil.copytree(task_sources, task)
     compile_bytecode(python, task)
@@ -173,7 +178,12 @@ def lambda_layout() -> LambdaLayout | None:
 
 
 def sample(
-    body: str, env: dict[str, str], source: Path | None = None, importtime: bool = False, layout: LambdaLayout | None = None, sources_only: bool = False
+    body: str,
+    env: dict[str, str],
+    source: Path | None = None,
+    importtime: bool = False,
+    layout: LambdaLayout | None = None,
+    sources_only: bool = False,
 ) -> dict[str, Any]:
     args = [PYTHON]
     env = dict(env)
@@ -196,7 +206,9 @@ def sample(
 def _child(args: list[str], body: str, env: dict[str, str], importtime: bool) -> dict[str, Any]:
     OUT.mkdir(parents=True, exist_ok=True)
     # cwd outside the repository: first-party packages resolve through the install (or the copy)
-    done = subprocess.run([*args, "-c", CHILD.format(body=body)], env=env, cwd=OUT, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*args, "-c", CHILD.format(body=body)], env=env, cwd=OUT, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"cold-start child failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -237,7 +249,11 @@ def run(repeats: int = 5) -> dict[str, Any]:
         log(f"  cold start: round {round_ + 1}/{repeats} done")
     result: dict[str, Any] = {"repeats": repeats, "targets": {}, "layout": None}
     if layout is not None:
-        result["layout"] = {"python": layout.python, "task": str(layout.task.relative_to(ROOT)), "runtime": str(layout.runtime.relative_to(ROOT))}
+        result["layout"] = {
+            "python": layout.python,
+            "task": str(layout.task.relative_to(ROOT)),
+            "runtime": str(layout.runtime.relative_to(ROOT)),
+        }
     for (name, variant), runs in samples.items():
         result["targets"][f"{name}/{variant}"] = {
             "cpu_ms": median([r["cpu"] * 1000 for r in runs]),

@@ -58,7 +58,11 @@ def memory_sizes() -> dict[str, int]:
         for resource in json.loads(template.read_text())["Resources"].values():
             props = resource.get("Properties", {})
             name = props.get("FunctionName")
-            if resource.get("Type") == "AWS::Lambda::Function" and isinstance(name, str) and name.startswith("payments-dev-"):
+            if (
+                resource.get("Type") == "AWS::Lambda::Function"
+                and isinstance(name, str)
+                and name.startswith("payments-dev-")
+            ):
                 defaults[name.removeprefix("payments-dev-")] = int(props.get("MemorySize", 128))
     return defaults
 
@@ -82,7 +86,7 @@ class Counters:
 
 def _wire_size(value: Any) -> int:
     """Approximate DynamoDB size of a wire-format attribute value."""
-    (kind, v), = value.items()
+    ((kind, v),) = value.items()
     if kind in ("S", "N"):
         return len(str(v).encode())
     if kind == "B":
@@ -288,7 +292,9 @@ def count(checkouts: int = 10) -> dict[str, Any]:
                 o["payment_order_id"] = f"cost{tag}_{i}_{o['payment_order_id']}"
             reply = api.pay(body, f"idem-{body['checkout_id']}")
             assert reply.status == 202, reply
-            arn = runtime.settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{body['checkout_id']}"
+            arn = (
+                runtime.settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{body['checkout_id']}"
+            )
             _ignore.on = True
             try:
                 deadline = time.monotonic() + 120
@@ -310,7 +316,14 @@ def count(checkouts: int = 10) -> dict[str, Any]:
     transitions = sum(v for k, v in types.items() if k.endswith("StateEntered"))
 
     def slim(e: dict[str, Any]) -> dict[str, Any]:  # a log record without execution data
-        return {k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items() if kk not in ("input", "output", "inputDetails", "outputDetails")}) for k, v in e.items()}
+        return {
+            k: (
+                v
+                if not isinstance(v, dict)
+                else {kk: vv for kk, vv in v.items() if kk not in ("input", "output", "inputDetails", "outputDetails")}
+            )
+            for k, v in e.items()
+        }
 
     log_bytes = [len(json.dumps(slim(e), default=str)) for h in histories for e in h["events"]]
     return {
@@ -329,7 +342,9 @@ def count(checkouts: int = 10) -> dict[str, Any]:
         "wru_per_checkout": counters.wru / n,
         "rru_per_checkout": counters.rru / n,
         "gsi_wru_per_checkout": counters.gsi_wru / n,
-        "dynamodb_by_table_operation": {k: {"requests": v[0] / n, "wru": v[1] / n, "rru": v[2] / n} for k, v in sorted(counters.by_table_op.items())},
+        "dynamodb_by_table_operation": {
+            k: {"requests": v[0] / n, "wru": v[1] / n, "rru": v[2] / n} for k, v in sorted(counters.by_table_op.items())
+        },
         "max_item_bytes": {k: max(v) for k, v in counters.item_bytes.items()},
     }
 
@@ -346,7 +361,9 @@ ERROR_EVENTS = ("Failed", "TimedOut", "Aborted")
 
 def dynamodb_units(counts: dict[str, Any], *, with_psp: bool) -> dict[str, float]:
     """Requests, WRU and RRU per checkout, with or without the simulated PSP's table."""
-    rows = [v for k, v in counts["dynamodb_by_table_operation"].items() if with_psp or not k.startswith(PSP_TABLE + " ")]
+    rows = [
+        v for k, v in counts["dynamodb_by_table_operation"].items() if with_psp or not k.startswith(PSP_TABLE + " ")
+    ]
     return {key: sum(r[key] for r in rows) for key in ("requests", "wru", "rru")}
 
 
@@ -384,7 +401,10 @@ def price(counts: dict[str, Any], warm: dict[str, Any] | None = None) -> dict[st
     ddb = p["dynamodb"]
 
     def dynamodb_usd(units: dict[str, float]) -> float:
-        return units["wru"] * ddb["on_demand_write_request_units_per_million"] / 1e6 + units["rru"] * ddb["on_demand_read_request_units_per_million"] / 1e6
+        return (
+            units["wru"] * ddb["on_demand_write_request_units_per_million"] / 1e6
+            + units["rru"] * ddb["on_demand_read_request_units_per_million"] / 1e6
+        )
 
     common = {
         "dynamodb": dynamodb_usd(ours),
@@ -396,13 +416,20 @@ def price(counts: dict[str, Any], warm: dict[str, Any] | None = None) -> dict[st
     }
     # Express: one request + duration of the execution (critical path: one order's
     # execute -> wallet -> ledger, the orders run in parallel in the Map, then finalize)
-    critical_ms = sum(durations.get(fn, 0) for fn in ("executor", "wallet", "ledger", "payment")) + 4 * SFN_TASK_OVERHEAD_MS
+    critical_ms = (
+        sum(durations.get(fn, 0) for fn in ("executor", "wallet", "ledger", "payment")) + 4 * SFN_TASK_OVERHEAD_MS
+    )
     express_s = math.ceil(critical_ms / 100) / 10
-    express = p["stepfunctions"]["express_requests_per_million"] / 1e6 + express_s * 0.0625 * p["stepfunctions"]["express_gb_second"]
+    express = (
+        p["stepfunctions"]["express_requests_per_million"] / 1e6
+        + express_s * 0.0625 * p["stepfunctions"]["express_gb_second"]
+    )
     vended = p["cloudwatch_logs"]["vended_logs_ingestion_per_gb"]
     designs = {
         "standard": {
-            "stepfunctions": counts["transitions_per_checkout"] * p["stepfunctions"]["standard_per_1000_transitions"] / 1e3,
+            "stepfunctions": counts["transitions_per_checkout"]
+            * p["stepfunctions"]["standard_per_1000_transitions"]
+            / 1e3,
             "logs_stepfunctions": events * log_bytes / 1e9 * vended,
         },
         "express": {"stepfunctions": express, "logs_stepfunctions": error_events * log_bytes / 1e9 * vended},
@@ -420,7 +447,10 @@ def price(counts: dict[str, Any], warm: dict[str, Any] | None = None) -> dict[st
     for design, parts in designs.items():
         for arch, key in (("arm64", "arm64_gb_second"), ("x86_64", "x86_64_gb_second")):
             items = {**common, **parts, "lambda_duration": gb_s * p["lambda"][key]}
-            out[f"{design}/{arch}"] = {"total_per_million": sum(items.values()) * 1e6, "items_per_million": {k: v * 1e6 for k, v in items.items()}}
+            out[f"{design}/{arch}"] = {
+                "total_per_million": sum(items.values()) * 1e6,
+                "items_per_million": {k: v * 1e6 for k, v in items.items()},
+            }
     return out
 
 

@@ -50,7 +50,7 @@ OWN_SEEDS: dict[str, bytes] = {
         + 'Co,Shop,3333333333333333,o3,visa,2026-03-02 10:00:00,CEST,Refunded,4444444444444444,USD,1.00,"",1,USD,1.00,"",,,,,visa,,7\n'
         + "Co,Shop,3333333333333333,o3,visa,2026-03-02 10:00:00,BST,ChargebackReversed,5,USD,,52,1,USD,,51.89,,.11,,,visa,,7\n"
         + "Co,Shop,,,,2026-03-02 11:00:00,CET,Fee,Transaction Fees  March 01,,,,,USD,0.09,,,,,,,,7\n"
-        + "Co,Shop,,,,2026-03-02 12:00:00,CET,MerchantPayout,\"payout, batch 7\",,,,,USD,9.61,,,,,,,,7"
+        + 'Co,Shop,,,,2026-03-02 12:00:00,CET,MerchantPayout,"payout, batch 7",,,,,USD,9.61,,,,,,,,7'
     ).encode(),
     "mt940-headers": (
         b"ABNANL2A\n940\nABNANL2A\n:20:S1\n:25:NL91ABNA0417164300\n:28C:1/1\n:60F:C261129EUR100,00\n"
@@ -111,7 +111,9 @@ def flip(rng: random.Random, data: bytes) -> bytes:
     out = bytearray(data)
     for _ in range(rng.randint(1, 8)):
         i = rng.randrange(len(out))
-        out[i] = rng.choice((out[i] ^ (1 << rng.randrange(8)), rng.randrange(256), ord(rng.choice(',/:;"\n\r-+.0123456789'))))
+        out[i] = rng.choice(
+            (out[i] ^ (1 << rng.randrange(8)), rng.randrange(256), ord(rng.choice(',/:;"\n\r-+.0123456789')))
+        )
     return bytes(out)
 
 
@@ -181,7 +183,11 @@ def binary(rng: random.Random, data: bytes) -> bytes:
 
 def insert_punctuation(rng: random.Random, data: bytes) -> bytes:
     at = rng.randrange(len(data) + 1)
-    return data[:at] + rng.choice((b'"', b",", b"/", b":61:", b":20:", b"\n88,", b"<", b"&", b"\x00", b"-", b"=cmd|")) + data[at:]
+    return (
+        data[:at]
+        + rng.choice((b'"', b",", b"/", b":61:", b":20:", b"\n88,", b"<", b"&", b"\x00", b"-", b"=cmd|"))
+        + data[at:]
+    )
 
 
 def replace_digits(rng: random.Random, data: bytes) -> bytes:
@@ -241,10 +247,18 @@ def run(files: int, seed: int, out: Any = sys.stdout) -> dict[str, Any]:
         except Exception as err:  # noqa: BLE001 - every other exception is what the fuzzer hunts
             outcomes["uncaught"] += 1
             findings.append(
-                {"file": n, "seed": seed, "base": name, "mutations": applied, "error": f"{type(err).__name__}: {err}"[:300],
-                 "where": traceback.format_exc().strip().splitlines()[-3:]}
+                {
+                    "file": n,
+                    "seed": seed,
+                    "base": name,
+                    "mutations": applied,
+                    "error": f"{type(err).__name__}: {err}"[:300],
+                    "where": traceback.format_exc().strip().splitlines()[-3:],
+                }
             )
-            print(f"UNCAUGHT file {n} (seed {seed}, base {name}, {applied}): {type(err).__name__}: {err}"[:400], file=out)
+            print(
+                f"UNCAUGHT file {n} (seed {seed}, base {name}, {applied}): {type(err).__name__}: {err}"[:400], file=out
+            )
         if out is not None and files >= 10_000 and (n + 1) % 10_000 == 0:
             print(f"  {n + 1} files, {dict(outcomes)}, {time.perf_counter() - started:.0f} s", file=out, flush=True)
     elapsed = time.perf_counter() - started

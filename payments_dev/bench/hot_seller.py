@@ -59,7 +59,9 @@ def spread(credits: int = 10_000, max_shards: int = 16, sequential: bool = False
 
 def verify(credits: int = 400, shards: int = 8) -> dict[str, Any]:
     """Credit one seller for real (moto in-process) and read back the shard items."""
-    os.environ.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
+    os.environ.update(
+        {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     from moto import mock_aws
 
@@ -83,7 +85,10 @@ def verify(credits: int = 400, shards: int = 8) -> dict[str, Any]:
             ddb.create_table(
                 TableName={"payments_table": "payments", "wallets_table": "wallets"}[table.setting],
                 BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             )
         payments = PaymentsRepository(table="payments")
@@ -101,11 +106,15 @@ def verify(credits: int = 400, shards: int = 8) -> dict[str, Any]:
             )  # fmt: skip
             for order_id in chunk:
                 payments.move_order(order_id, OrderStatus.EXECUTING)
-                order = payments.move_order(order_id, OrderStatus.SUCCESS, psp_reference=f"psp_{order_id}", charged_at="2026-11-30T10:00:00Z")
+                order = payments.move_order(
+                    order_id, OrderStatus.SUCCESS, psp_reference=f"psp_{order_id}", charged_at="2026-11-30T10:00:00Z"
+                )
                 wallets.credit(order)
         stored = {}
         for shard in range(shards):
-            item = ddb.get_item(TableName="wallets", Key={"pk": {"S": f"WALLET#seller_hot#{shard}"}, "sk": {"S": "CCY#USD"}}).get("Item")
+            item = ddb.get_item(
+                TableName="wallets", Key={"pk": {"S": f"WALLET#seller_hot#{shard}"}, "sk": {"S": "CCY#USD"}}
+            ).get("Item")
             stored[shard] = int(item["credits"]["N"]) if item else 0
         predicted = Counter(shard_of(i, shards) for i in ids)
         return {
@@ -123,7 +132,16 @@ def main() -> None:
     parser.add_argument("--credits", type=int, default=10_000)
     parser.add_argument("--verify", type=int, default=400)
     args = parser.parse_args()
-    print(json.dumps({"spread": spread(args.credits), "spread_sequential_ids": spread(args.credits, sequential=True), "verify": verify(args.verify) if args.verify else None}, indent=1))
+    print(
+        json.dumps(
+            {
+                "spread": spread(args.credits),
+                "spread_sequential_ids": spread(args.credits, sequential=True),
+                "verify": verify(args.verify) if args.verify else None,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

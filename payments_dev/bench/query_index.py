@@ -61,7 +61,11 @@ def child(size: int, queries: int) -> dict[str, float]:
         timings: dict[str, list[float]] = {"table": [], "index": []}
         for q in range(queries):
             began = time.perf_counter()
-            page = ddb.query(TableName="ledger", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": f"TXN#{(q * 7919) % (size // 2)}"}})
+            page = ddb.query(
+                TableName="ledger",
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": f"TXN#{(q * 7919) % (size // 2)}"}},
+            )
             timings["table"].append(time.perf_counter() - began)
             assert len(page["Items"]) == 2
             began = time.perf_counter()
@@ -80,7 +84,11 @@ def run_child(size: int, queries: int, patched: bool) -> dict[str, float]:
     env = dict(os.environ, PAYMENTS_LOCAL_QUERY_INDEX="on" if patched else "off")
     out = subprocess.run(
         [PYTHON, "-m", "payments_dev.bench.query_index", "--child", str(size), "--queries", str(queries)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -92,7 +100,10 @@ def run(sizes: list[int], runs: int, queries: int) -> dict[int, dict[str, dict[s
     """{size: {"moto"|"patched": {kind: [median ms per query of each run]}}}, baseline and patched alternated."""
     out: dict[int, dict[str, dict[str, list[float]]]] = {}
     for size in sizes:
-        got: dict[str, dict[str, list[float]]] = {"moto": {k: [] for k, _ in KINDS}, "patched": {k: [] for k, _ in KINDS}}
+        got: dict[str, dict[str, list[float]]] = {
+            "moto": {k: [] for k, _ in KINDS},
+            "patched": {k: [] for k, _ in KINDS},
+        }
         for i in range(runs):
             log(f"query index: {size} items, run {i + 1}/{runs} ...")
             for variant in ("moto", "patched"):
@@ -113,11 +124,15 @@ def main() -> None:
         print(json.dumps(child(args.child, args.queries)))
         return
     print(f"machine: {machine()}")
-    print(f"{'items':>7}  {'query':<42} {'moto (ms)':>10} {'patched (ms)':>13} {'speed-up':>9}  spread of the runs (moto / patched)")
+    print(
+        f"{'items':>7}  {'query':<42} {'moto (ms)':>10} {'patched (ms)':>13} {'speed-up':>9}  spread of the runs (moto / patched)"
+    )
     for size, got in run(args.sizes, args.runs, args.queries).items():
         for kind, label in KINDS:
             b, f = median(got["moto"][kind]), median(got["patched"][kind])
-            print(f"{size:>7}  {label:<42} {b:>10.2f} {f:>13.2f} {b / f:>8.1f}x  {spread(got['moto'][kind])} / {spread(got['patched'][kind])}")
+            print(
+                f"{size:>7}  {label:<42} {b:>10.2f} {f:>13.2f} {b / f:>8.1f}x  {spread(got['moto'][kind])} / {spread(got['patched'][kind])}"
+            )
     sys.stdout.flush()
 
 

@@ -38,8 +38,17 @@ def section_cold(r: Results, repeats: int) -> None:
     t = data["targets"]
     floor = t["floor/pyc"]
     layout = data.get("layout")
-    where = f"Python 3.13, Lambda layout ({layout['task']})" if layout else "this interpreter, venv (no Python 3.13 here)"
-    r.add("cold start", f"floor: import boto3 + 1 client (CPU / wall / peak RSS), {where}", f"{floor['cpu_ms']:.0f} ms / {floor['wall_ms']:.0f} ms / {floor['maxrss_mib']:.0f} MiB", "", "1.00", f"{repeats} fresh interpreters, alternated with the rows below")
+    where = (
+        f"Python 3.13, Lambda layout ({layout['task']})" if layout else "this interpreter, venv (no Python 3.13 here)"
+    )
+    r.add(
+        "cold start",
+        f"floor: import boto3 + 1 client (CPU / wall / peak RSS), {where}",
+        f"{floor['cpu_ms']:.0f} ms / {floor['wall_ms']:.0f} ms / {floor['maxrss_mib']:.0f} MiB",
+        "",
+        "1.00",
+        f"{repeats} fresh interpreters, alternated with the rows below",
+    )
     shipped = "as deployed (asset with .pyc)" if layout else "with the venv's .pyc"
     before = "sources only (the asset before bytecode was shipped)" if layout else "as bundled (no .pyc)"
     for name in cold_start.FUNCTIONS:
@@ -55,7 +64,16 @@ def section_cold(r: Results, repeats: int) -> None:
         )
     a = data["asset"]
     if "bytes" in a:
-        r.add("cold start", "deployed shared asset (unzipped)", f"{a['bytes'] / 2**20:.1f} MiB, {a['files']} files", "Lambda limit 250 MB", f"{a['bytes'] / 250e6:.3f}", f"{a['pyc_files']} .pyc; largest: " + ", ".join(f"{k} {v} MiB" for k, v in a["largest"][:4]) + f"; {a['source']}")
+        r.add(
+            "cold start",
+            "deployed shared asset (unzipped)",
+            f"{a['bytes'] / 2**20:.1f} MiB, {a['files']} files",
+            "Lambda limit 250 MB",
+            f"{a['bytes'] / 250e6:.3f}",
+            f"{a['pyc_files']} .pyc; largest: "
+            + ", ".join(f"{k} {v} MiB" for k, v in a["largest"][:4])
+            + f"; {a['source']}",
+        )
     else:
         r.add("cold start", "deployed shared asset", a["source"])
 
@@ -88,22 +106,69 @@ def section_cost(r: Results, checkouts: int, warm_data: dict[str, Any] | None) -
     before = json.loads(BASELINE.read_text()) if BASELINE.exists() else None
     before_priced = cost.price(before, warm_data) if before else None
     inv = counts["invocations_per_checkout"]
-    r.add("cost inputs", "Step Functions state transitions per checkout (3 orders)", f"{counts['transitions_per_checkout']:.0f}", "2 + 5 orders = 17", "", f"{counts['history_events_per_checkout']:.0f} history events (Standard logs ALL of them; Express logs the {priced['sfn_log_events']['ERROR']:.0f} failure events); {checkouts} checkouts, statuses {dict(counts['statuses'])}")
-    r.add("cost inputs", "Lambda invocations per checkout", f"{sum(inv.values()):.0f}", "", "", ", ".join(f"{k} {v:.0f}" for k, v in inv.items()) + " (payment = POST + FinalizePayment)")
+    r.add(
+        "cost inputs",
+        "Step Functions state transitions per checkout (3 orders)",
+        f"{counts['transitions_per_checkout']:.0f}",
+        "2 + 5 orders = 17",
+        "",
+        f"{counts['history_events_per_checkout']:.0f} history events (Standard logs ALL of them; Express logs the {priced['sfn_log_events']['ERROR']:.0f} failure events); {checkouts} checkouts, statuses {dict(counts['statuses'])}",
+    )
+    r.add(
+        "cost inputs",
+        "Lambda invocations per checkout",
+        f"{sum(inv.values()):.0f}",
+        "",
+        "",
+        ", ".join(f"{k} {v:.0f}" for k, v in inv.items()) + " (payment = POST + FinalizePayment)",
+    )
     ours = priced["dynamodb_ours"]
     if before_priced:
         was = before_priced["dynamodb_ours"]
-        r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout (ours, GSI writes included)", f"{ours['requests']:.0f} / {ours['wru']:.0f} / {ours['rru']:.0f}",
-              f"before (7d0cec3) {was['requests']:.0f} / {was['wru']:.0f} / {was['rru']:.0f}", f"{ours['wru'] / was['wru']:.2f}x WRU",
-              "POST answers from what it stored (-1 GetItem, -1 BatchGetItem); +2 WRU: the recovery index (in at create, out when done); see docs/capacity.md for every read and write")
+        r.add(
+            "cost inputs",
+            "DynamoDB requests / WRU / RRU per checkout (ours, GSI writes included)",
+            f"{ours['requests']:.0f} / {ours['wru']:.0f} / {ours['rru']:.0f}",
+            f"before (7d0cec3) {was['requests']:.0f} / {was['wru']:.0f} / {was['rru']:.0f}",
+            f"{ours['wru'] / was['wru']:.2f}x WRU",
+            "POST answers from what it stored (-1 GetItem, -1 BatchGetItem); +2 WRU: the recovery index (in at create, out when done); see docs/capacity.md for every read and write",
+        )
     else:
-        r.add("cost inputs", "DynamoDB requests / WRU / RRU per checkout (ours, GSI writes included)", f"{ours['requests']:.0f} / {ours['wru']:.0f} / {ours['rru']:.0f}", "", "", "")
+        r.add(
+            "cost inputs",
+            "DynamoDB requests / WRU / RRU per checkout (ours, GSI writes included)",
+            f"{ours['requests']:.0f} / {ours['wru']:.0f} / {ours['rru']:.0f}",
+            "",
+            "",
+            "",
+        )
     psp = priced["dynamodb_with_psp_simulator"]
-    r.add("cost inputs", "the simulated PSP's own table per checkout (not priced: a real PSP's cost)", f"{psp['requests'] - ours['requests']:.0f} / {psp['wru'] - ours['wru']:.0f} / {psp['rru'] - ours['rru']:.0f}", "", "", f"USD {priced['psp_simulator_dynamodb_per_million']:.1f} per million checkouts if it were counted (dev stages deploy it)")
+    r.add(
+        "cost inputs",
+        "the simulated PSP's own table per checkout (not priced: a real PSP's cost)",
+        f"{psp['requests'] - ours['requests']:.0f} / {psp['wru'] - ours['wru']:.0f} / {psp['rru'] - ours['rru']:.0f}",
+        "",
+        "",
+        f"USD {priced['psp_simulator_dynamodb_per_million']:.1f} per million checkouts if it were counted (dev stages deploy it)",
+    )
     for table_op, v in counts["dynamodb_by_table_operation"].items():
-        r.add("dynamodb per checkout", table_op, f"{v['requests']:.0f} req / {v['wru']:.0f} WRU / {v['rru']:.0f} RRU", "", "", "")
+        r.add(
+            "dynamodb per checkout",
+            table_op,
+            f"{v['requests']:.0f} req / {v['wru']:.0f} WRU / {v['rru']:.0f} RRU",
+            "",
+            "",
+            "",
+        )
     ms = priced["modelled_billed_ms"]
-    r.add("cost inputs", "modelled billed ms per invocation (AWS)", ", ".join(f"{k} {v}" for k, v in ms.items()), "", "", f"local handler CPU x (1769 MB / memory) + {cost.AWS_CALL_MS:.0f} ms per AWS call; {priced['lambda_gb_s_per_checkout']:.3f} GB-s per checkout; Express billed {priced['express_execution_s']} s x 64 MB")
+    r.add(
+        "cost inputs",
+        "modelled billed ms per invocation (AWS)",
+        ", ".join(f"{k} {v}" for k, v in ms.items()),
+        "",
+        "",
+        f"local handler CPU x (1769 MB / memory) + {cost.AWS_CALL_MS:.0f} ms per AWS call; {priced['lambda_gb_s_per_checkout']:.3f} GB-s per checkout; Express billed {priced['express_execution_s']} s x 64 MB",
+    )
     base = priced["standard/arm64"]["total_per_million"]
     for key in ("express/arm64", "standard/arm64", "express-log-all/arm64", "express/x86_64", "standard/x86_64"):
         d = priced[key]
@@ -111,11 +176,14 @@ def section_cost(r: Results, checkouts: int, warm_data: dict[str, Any] | None) -
         was = f"; before (7d0cec3 counts): {before_priced[key]['total_per_million']:,.0f}" if before_priced else ""
         r.add(
             "cost",
-            f"USD per million 3-order checkouts: {key}" + (" (DEPLOYED: workflowType EXPRESS, logs ERROR)" if key == "express/arm64" else ""),
+            f"USD per million 3-order checkouts: {key}"
+            + (" (DEPLOYED: workflowType EXPRESS, logs ERROR)" if key == "express/arm64" else ""),
             f"{d['total_per_million']:,.1f}",
             "standard/arm64 (same run)" if key != "standard/arm64" else "",
             f"{d['total_per_million'] / base:.2f}",
-            ", ".join(f"{k} {v:,.1f}" for k, v in items[:5]) + was + "; prices: docs/prices-us-east-1.json (recalled, re-check)",
+            ", ".join(f"{k} {v:,.1f}" for k, v in items[:5])
+            + was
+            + "; prices: docs/prices-us-east-1.json (recalled, re-check)",
         )
 
 
@@ -128,16 +196,33 @@ def section_capacity(r: Results) -> None:
         standard, s_quota, _ = capacity.sustainable(n, express=False)
         configured, c_quota, _ = capacity.sustainable(n, express=True, include_ours=True)
         raw[n] = {"express": express, "standard": standard, "configured": configured}
-        r.add("capacity", f"{n} order(s) per checkout: checkouts/s per region at AWS default quotas, Express",
-              f"{express:,.0f}", f"Standard {standard:,.0f} (binds: {s_quota.name})", f"{express / standard:.2f}x",
-              f"binds first: {e_quota.name}; as cdk.json prod is set: {configured:,.0f} ({c_quota.name})")
+        r.add(
+            "capacity",
+            f"{n} order(s) per checkout: checkouts/s per region at AWS default quotas, Express",
+            f"{express:,.0f}",
+            f"Standard {standard:,.0f} (binds: {s_quota.name})",
+            f"{express / standard:.2f}x",
+            f"binds first: {e_quota.name}; as cdk.json prod is set: {configured:,.0f} ({c_quota.name})",
+        )
         for target in (5_000, 20_000):
             needed = capacity.raises_for(target, n)
-            r.add("capacity", f"{n} order(s): raises for {target:,} checkouts/s", f"{len(needed)} quotas/settings", "", "",
-                  "; ".join(f"{q.name.split(':')[0]} {q.name.split(':', 1)[1].strip()} -> {v}" for q, v in needed))
+            r.add(
+                "capacity",
+                f"{n} order(s): raises for {target:,} checkouts/s",
+                f"{len(needed)} quotas/settings",
+                "",
+                "",
+                "; ".join(f"{q.name.split(':')[0]} {q.name.split(':', 1)[1].strip()} -> {v}" for q, v in needed),
+            )
     shards = capacity.wallet_shards_for(10_000)
-    r.add("capacity", "wallet shards for one seller at 10,000 credits/s", str(shards["shards"]), f"prod walletShards {capacity.PROD_WALLET_SHARDS}", "",
-          f"hottest shard {shards['max_over_mean']:.3f}x the mean, ceiling {shards['ceiling_credits_per_s']:,.0f} credits/s (real shard_of, 10,000 random ids)")
+    r.add(
+        "capacity",
+        "wallet shards for one seller at 10,000 credits/s",
+        str(shards["shards"]),
+        f"prod walletShards {capacity.PROD_WALLET_SHARDS}",
+        "",
+        f"hottest shard {shards['max_over_mean']:.3f}x the mean, ceiling {shards['ceiling_credits_per_s']:,.0f} credits/s (real shard_of, 10,000 random ids)",
+    )
     r.raw["capacity"] = raw
 
 
@@ -158,7 +243,14 @@ def section_hot(r: Results, verify: int) -> None:
                 "random order ids; 2 WCU per credit on the shard item (transaction, < 1 KB), 1,000 WCU/s per partition",
             )
     if checked:
-        r.add("hot seller", f"verified on moto: {checked['credits']} credits, 8 shards", str(checked["stored_per_shard"]), "predicted by shard_of", "match" if checked["match"] else "MISMATCH", f"balance {checked['balance_minor']} minor units")
+        r.add(
+            "hot seller",
+            f"verified on moto: {checked['credits']} credits, 8 shards",
+            str(checked["stored_per_shard"]),
+            "predicted by shard_of",
+            "match" if checked["match"] else "MISMATCH",
+            f"balance {checked['balance_minor']} minor units",
+        )
 
 
 def section_throughput(r: Results, checkouts: int, runs: int) -> None:
@@ -179,7 +271,14 @@ def section_throughput(r: Results, checkouts: int, runs: int) -> None:
     if prof:
         layers = ", ".join(f"{k} {v:.0%}" for k, v in prof["layers"][:6])
         leaves = ", ".join(f"{k} {v:.0%}" for k, v in prof["leaf"][:4])
-        r.add("local", "where the CPU goes (py-spy --gil: the thread holding the GIL, share of samples by layer)", layers, "", "", f"{prof['samples']} samples, profiled run {data.get('profiled_checkouts_per_s')} checkouts/s; top leaves: {leaves}")
+        r.add(
+            "local",
+            "where the CPU goes (py-spy --gil: the thread holding the GIL, share of samples by layer)",
+            layers,
+            "",
+            "",
+            f"{prof['samples']} samples, profiled run {data.get('profiled_checkouts_per_s')} checkouts/s; top leaves: {leaves}",
+        )
     elif "profile_error" in data:
         r.add("local", "profile", "py-spy failed", "", "", data["profile_error"][-200:])
 
@@ -211,9 +310,17 @@ def section_reconcile(r: Results, sizes: list[int], repeats: int) -> None:
         path = br.generate(rows)
         runs: dict[str, list[dict[str, Any]]] = {"engine": [], "pandas": []}
         for i in range(repeats):  # alternately: engine, pandas, engine, pandas ...
-            for tool in (("engine", "pandas") if i % 2 == 0 else ("pandas", "engine")):
+            for tool in ("engine", "pandas") if i % 2 == 0 else ("pandas", "engine"):
                 runs[tool].append(br.measure(tool, path, rows, 1))
-        summary = {t: {"seconds": median([x["seconds"] for x in v]), "cpu_seconds": median([x["cpu_seconds"] for x in v]), "peak_mib": median([x["peak_mib"] for x in v]), "mismatches": v[0]["mismatches"]} for t, v in runs.items()}
+        summary = {
+            t: {
+                "seconds": median([x["seconds"] for x in v]),
+                "cpu_seconds": median([x["cpu_seconds"] for x in v]),
+                "peak_mib": median([x["peak_mib"] for x in v]),
+                "mismatches": v[0]["mismatches"],
+            }
+            for t, v in runs.items()
+        }
         out[rows] = summary
         e, p = summary["engine"], summary["pandas"]
         r.add(
@@ -243,7 +350,12 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smaller run")
     mode.add_argument("--full", action="store_true", help="include the 1M-row reconciliation")
-    parser.add_argument("--only", nargs="+", choices=["cold", "warm", "cost", "capacity", "hot", "throughput", "query_index", "reconcile"], help="run these sections only")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["cold", "warm", "cost", "capacity", "hot", "throughput", "query_index", "reconcile"],
+        help="run these sections only",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the table, do not write docs/benchmarks.md")
     args = parser.parse_args()
     size = SIZES["quick" if args.quick else "full" if args.full else "default"]
@@ -272,7 +384,17 @@ def main() -> None:
         section_capacity(r)
     if "hot" in chosen:
         section_hot(r, size["verify"])
-    order = ["cold start", "warm", "cost inputs", "dynamodb per checkout", "cost", "capacity", "hot seller", "local", "reconciliation"]
+    order = [
+        "cold start",
+        "warm",
+        "cost inputs",
+        "dynamodb per checkout",
+        "cost",
+        "capacity",
+        "hot seller",
+        "local",
+        "reconciliation",
+    ]
     r.rows.sort(key=lambda row: order.index(row.area))
     elapsed = time.monotonic() - started
     mode_name = "quick" if args.quick else "full" if args.full else "default"
@@ -285,13 +407,17 @@ def main() -> None:
     print()
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps({"when": when.isoformat(), "machine": info, "mode": mode_name, "raw": r.raw}, indent=1, default=str))
+    (OUT / "results.json").write_text(
+        json.dumps({"when": when.isoformat(), "machine": info, "mode": mode_name, "raw": r.raw}, indent=1, default=str)
+    )
     if not args.no_write and not args.only:
         write_doc(header, text)
         log("written: docs/benchmarks.md, payments_dev/bench/out/results.json")
     elif not args.no_write and r.rows:
         splice_doc(header, r.rows)
-        log(f"written: the {', '.join(sorted({row.area for row in r.rows}))} rows of docs/benchmarks.md, payments_dev/bench/out/results.json")
+        log(
+            f"written: the {', '.join(sorted({row.area for row in r.rows}))} rows of docs/benchmarks.md, payments_dev/bench/out/results.json"
+        )
 
 
 DOC_HEAD = """# Benchmarks

@@ -98,7 +98,21 @@ BASELINE_ENV = {"PAYMENTS_LOCAL_TRANSPORT": "http", "PAYMENTS_LOCAL_ASL_CACHE": 
 def one_run(checkouts: int, profile: Path | None = None, baseline: bool = False) -> dict[str, Any]:
     command = [PYTHON, "-m", "payments_dev.bench.throughput", "--child", "--checkouts", str(checkouts)]
     if profile is not None:
-        command = [str(PY_SPY), "record", "--nonblocking", "--format", "raw", "--rate", "50", "--gil", "--threads", "-o", str(profile), "--", *command]
+        command = [
+            str(PY_SPY),
+            "record",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--rate",
+            "50",
+            "--gil",
+            "--threads",
+            "-o",
+            str(profile),
+            "--",
+            *command,
+        ]
     env = {k: v for k, v in os.environ.items() if k not in BASELINE_ENV}
     if baseline:
         env.update(BASELINE_ENV)
@@ -142,7 +156,9 @@ def run(checkouts: int = 100, runs: int = 2, profile: bool = True) -> dict[str, 
     for i in range(runs):  # alternately: the runtime as it is, then the baseline
         results.append(one_run(checkouts))
         baselines.append(one_run(checkouts, baseline=True))
-        log(f"  throughput: run {i + 1}/{runs}: {results[-1]['checkouts_per_s']} checkouts/s (baseline {baselines[-1]['checkouts_per_s']})")
+        log(
+            f"  throughput: run {i + 1}/{runs}: {results[-1]['checkouts_per_s']} checkouts/s (baseline {baselines[-1]['checkouts_per_s']})"
+        )
     # a run whose workflows did not all finish measured the timeout, not the throughput
     settled = [r for r in results if not r.get("unsettled")]
     out: dict[str, Any] = {

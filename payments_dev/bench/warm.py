@@ -94,7 +94,12 @@ def checkout_body(i: int, orders: int = 3) -> dict[str, Any]:
         "buyer_info": {"buyer_id": f"buyer_{i % 97}", "email": f"b{i}@example.com"},
         "payment_method": {"type": "card", "token": "tok_visa"},
         "payment_orders": [
-            {"payment_order_id": f"wpo_{i:06d}_{j}", "seller_account": f"seller_{(i + j) % 40:03d}", "amount": f"{10 + j}.99", "currency": "USD"}
+            {
+                "payment_order_id": f"wpo_{i:06d}_{j}",
+                "seller_account": f"seller_{(i + j) % 40:03d}",
+                "amount": f"{10 + j}.99",
+                "currency": "USD",
+            }
             for j in range(orders)
         ],
     }
@@ -112,7 +117,14 @@ def proxy_event(body: dict[str, Any], key: str) -> dict[str, Any]:
         "multiValueQueryStringParameters": None,
         "pathParameters": None,
         "stageVariables": None,
-        "requestContext": {"requestId": f"req-{key}", "stage": "bench", "httpMethod": "POST", "path": "/v1/payments", "resourcePath": "/v1/payments", "identity": {"sourceIp": "127.0.0.1"}},
+        "requestContext": {
+            "requestId": f"req-{key}",
+            "stage": "bench",
+            "httpMethod": "POST",
+            "path": "/v1/payments",
+            "resourcePath": "/v1/payments",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
         "body": text,
         "isBase64Encoded": False,
     }
@@ -165,15 +177,21 @@ def child(n: int) -> dict[str, Any]:
             return payment_logic.finalize_payment(FinalizePaymentTask.model_validate(event), PaymentsRepository())
 
         def bare_executor(event: dict[str, Any], _: Any) -> dict[str, Any]:
-            return execute_order(ExecuteOrderTask.model_validate(event), PaymentsRepository(), default_psp()).model_dump(mode="json")
+            return execute_order(
+                ExecuteOrderTask.model_validate(event), PaymentsRepository(), default_psp()
+            ).model_dump(mode="json")
 
         def bare_wallet(event: dict[str, Any], _: Any) -> dict[str, Any]:
             orders = PaymentsRepository()
-            return credit_seller(OrderTask.model_validate(event).payment_order_id, orders, WalletRepository(payments=orders))
+            return credit_seller(
+                OrderTask.model_validate(event).payment_order_id, orders, WalletRepository(payments=orders)
+            )
 
         def bare_ledger(event: dict[str, Any], _: Any) -> dict[str, Any]:
             orders = PaymentsRepository()
-            return book_payin(OrderTask.model_validate(event).payment_order_id, orders, LedgerRepository(payments=orders))
+            return book_payin(
+                OrderTask.model_validate(event).payment_order_id, orders, LedgerRepository(payments=orders)
+            )
 
         timer = AwsTimer()
         timer.install()
@@ -209,14 +227,23 @@ def child(n: int) -> dict[str, Any]:
         def accepted(result: dict[str, Any]) -> None:
             assert result["statusCode"] == 202, result
 
-        measure("payment POST", payment_h.handler, bare_payment, [proxy_event(c, f"idem-{c['checkout_id']}") for c in checkouts], accepted)
+        measure(
+            "payment POST",
+            payment_h.handler,
+            bare_payment,
+            [proxy_event(c, f"idem-{c['checkout_id']}") for c in checkouts],
+            accepted,
+        )
         orders = [(c["checkout_id"], o["payment_order_id"]) for c in checkouts for o in c["payment_orders"]]
         # each order runs either the handler or the bare call, alternately, in every step
         measure(
             "executor",
             executor_h.handler,
             bare_executor,
-            [{"checkout_id": c, "payment_order_id": o, "payment_method": {"type": "card", "token": "tok_visa"}} for c, o in orders],
+            [
+                {"checkout_id": c, "payment_order_id": o, "payment_method": {"type": "card", "token": "tok_visa"}}
+                for c, o in orders
+            ],
             lambda r: r["status"] == "SUCCESS" or (_ for _ in ()).throw(AssertionError(r)),
         )
         measure("wallet", wallet_h.handler, bare_wallet, [{"payment_order_id": o} for _, o in orders], lambda r: None)
@@ -225,7 +252,9 @@ def child(n: int) -> dict[str, Any]:
             {
                 "action": "finalize_payment",
                 "checkout_id": c["checkout_id"],
-                "order_results": [{"payment_order_id": o["payment_order_id"], "outcome": "SUCCESS"} for o in c["payment_orders"]],
+                "order_results": [
+                    {"payment_order_id": o["payment_order_id"], "outcome": "SUCCESS"} for o in c["payment_orders"]
+                ],
             }
             for c in checkouts
         ]
@@ -236,7 +265,14 @@ def child(n: int) -> dict[str, Any]:
 
 def run(n: int = 100) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_"))}
-    done = subprocess.run([PYTHON, "-m", "payments_dev.bench.warm", "--child", "--n", str(n)], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [PYTHON, "-m", "payments_dev.bench.warm", "--child", "--n", str(n)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"warm child failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -244,7 +280,9 @@ def run(n: int = 100) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Warm per-invocation CPU of each handler, AWS calls excluded")
-    parser.add_argument("--n", type=int, default=100, help="checkouts per kind (handler and bare): 2n checkouts, 6n orders")
+    parser.add_argument(
+        "--n", type=int, default=100, help="checkouts per kind (handler and bare): 2n checkouts, 6n orders"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -59,17 +59,28 @@ def _chaos(args: argparse.Namespace) -> int:
         result = harness.run(runtime.api_url, config)
         if adyen is not None:
             invalid = len(adyen.fake.invalid_requests)
-            print(f"chaos: the Adyen fake received {len(adyen.fake.requests)} requests, {invalid} invalid against the Checkout spec")
+            print(
+                f"chaos: the Adyen fake received {len(adyen.fake.requests)} requests, {invalid} invalid against the Checkout spec"
+            )
             if invalid:
-                result.violations.append(f"[every request to Adyen validates against the Checkout spec] {invalid} invalid")
+                result.violations.append(
+                    f"[every request to Adyen validates against the Checkout spec] {invalid} invalid"
+                )
         ok = result.ok
         if adyen is not None and not args.no_money_back:
-            print("chaos: the money-back phase (refunds, notifications, chargebacks) runs against the simulated PSP only: skipped")
+            print(
+                "chaos: the money-back phase (refunds, notifications, chargebacks) runs against the simulated PSP only: skipped"
+            )
         elif not args.no_money_back:  # issue 18: refunds, notifications and chargebacks on the run's orders
             from payments_dev.chaos.money_back import run_money_back
 
             money_back = run_money_back(
-                runtime.api_url, f"cm{config.seed}{config.run_tag}", config.seed, concurrency=config.concurrency, profile=profile, time_scale=config.time_scale
+                runtime.api_url,
+                f"cm{config.seed}{config.run_tag}",
+                config.seed,
+                concurrency=config.concurrency,
+                profile=profile,
+                time_scale=config.time_scale,
             )
             ok = money_back.ok and ok
             print("RESULT (with money back): " + ("no violations" if ok else "VIOLATIONS FOUND"))
@@ -82,13 +93,21 @@ def _chaos(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers: Any) -> None:
     """Register ``chaos`` on the ``payments`` CLI's subparsers."""
-    chaos = subparsers.add_parser("chaos", help="run checkouts through the local runtime with seeded fault injection, then check every invariant")
+    chaos = subparsers.add_parser(
+        "chaos", help="run checkouts through the local runtime with seeded fault injection, then check every invariant"
+    )
     chaos.add_argument("--checkouts", type=int, default=300)
     chaos.add_argument("--seed", type=int, default=7, help="same seed => same fault schedule (see the printed digest)")
-    chaos.add_argument("--profile", choices=sorted(PROFILES), default="default", help="fault rates (payments_dev/chaos/schedule.py)")
-    chaos.add_argument("--only-steps", default="", help="comma-separated task steps to inject into: executor,wallet,ledger,finalize")
+    chaos.add_argument(
+        "--profile", choices=sorted(PROFILES), default="default", help="fault rates (payments_dev/chaos/schedule.py)"
+    )
+    chaos.add_argument(
+        "--only-steps", default="", help="comma-separated task steps to inject into: executor,wallet,ledger,finalize"
+    )
     chaos.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP clients")
-    chaos.add_argument("--time-scale", type=float, default=1.0, help="scale of the ASL Retry waits (1.0 = real seconds; 0.1 for CI)")
+    chaos.add_argument(
+        "--time-scale", type=float, default=1.0, help="scale of the ASL Retry waits (1.0 = real seconds; 0.1 for CI)"
+    )
     chaos.add_argument("--timeout", type=float, default=900.0, help="seconds for every checkout to settle")
     chaos.add_argument(
         "--checkouts-per-day",
@@ -97,11 +116,27 @@ def add_commands(subparsers: Any) -> None:
         help="checkouts per simulated PSP day; each day is one settlement file with its own S3 and reconciliation faults (0: the wall clock, one day)",
     )
     chaos.add_argument("--no-reconcile", action="store_true", help="skip the settlement + reconciliation phase")
-    chaos.add_argument("--no-recovery", action="store_true", help="switch the automatic recovery off (a protection removed: crashed starts stay unfinished)")
-    chaos.add_argument("--recovery-delay", type=float, default=45.0, help="seconds a payment may stay unfinished before the recovery re-drives it")
-    chaos.add_argument("--no-money-back", action="store_true", help="skip the refunds / notifications / chargebacks phase")
+    chaos.add_argument(
+        "--no-recovery",
+        action="store_true",
+        help="switch the automatic recovery off (a protection removed: crashed starts stay unfinished)",
+    )
+    chaos.add_argument(
+        "--recovery-delay",
+        type=float,
+        default=45.0,
+        help="seconds a payment may stay unfinished before the recovery re-drives it",
+    )
+    chaos.add_argument(
+        "--no-money-back", action="store_true", help="skip the refunds / notifications / chargebacks phase"
+    )
     chaos.add_argument("--verbose", action="store_true", help="keep the functions' and moto's logs")
-    chaos.add_argument("--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges (adyen-fake: the Adyen adapter over HTTP to the local fake)")
+    chaos.add_argument(
+        "--psp",
+        choices=("simulator", "adyen-fake"),
+        default="simulator",
+        help="the PSP the executor charges (adyen-fake: the Adyen adapter over HTTP to the local fake)",
+    )
     chaos.set_defaults(func=_chaos)
 
 

@@ -138,7 +138,11 @@ class _Context(threading.local):
 
 class ChaosInjector:
     def __init__(
-        self, schedule: FaultSchedule, log: FaultLog | None = None, time_scale: float = 1.0, calendar: Callable[[Any], str] | None = None
+        self,
+        schedule: FaultSchedule,
+        log: FaultLog | None = None,
+        time_scale: float = 1.0,
+        calendar: Callable[[Any], str] | None = None,
     ):
         self.schedule = schedule
         self.log = log or FaultLog()
@@ -176,10 +180,18 @@ class ChaosInjector:
 
         ddb = aws.client("dynamodb")
         ddb.meta.events.register("before-parameter-build.dynamodb", self._ddb_hook, unique_id="payments-chaos-ddb")
-        self._restore.append(lambda: ddb.meta.events.unregister("before-parameter-build.dynamodb", unique_id="payments-chaos-ddb"))
+        self._restore.append(
+            lambda: ddb.meta.events.unregister("before-parameter-build.dynamodb", unique_id="payments-chaos-ddb")
+        )
         s3_client = aws.client("s3")
-        s3_client.meta.events.register("before-parameter-build.s3.PutObject", self._s3_put_hook, unique_id="payments-chaos-s3")
-        self._restore.append(lambda: s3_client.meta.events.unregister("before-parameter-build.s3.PutObject", unique_id="payments-chaos-s3"))
+        s3_client.meta.events.register(
+            "before-parameter-build.s3.PutObject", self._s3_put_hook, unique_id="payments-chaos-s3"
+        )
+        self._restore.append(
+            lambda: s3_client.meta.events.unregister(
+                "before-parameter-build.s3.PutObject", unique_id="payments-chaos-s3"
+            )
+        )
 
         import functions.executor.handler as executor_handler
 
@@ -244,12 +256,18 @@ class ChaosInjector:
         if self.next_attempt("start_crash", checkout_id) != 1:
             return
         self.log.add(s.START_CRASH, "payment", checkout_id, 1, point)
-        raise ChaosCrash(f"chaos: the payment function crashed for {checkout_id} after storing it, before starting its workflow ({point})")
+        raise ChaosCrash(
+            f"chaos: the payment function crashed for {checkout_id} after storing it, before starting its workflow ({point})"
+        )
 
     def _lose_execution(self, checkout_id: str) -> None:
         """Stop the first execution of a scheduled checkout (its name is the checkout id): an Express
         execution lost midway. Nothing after the running task happens; the recovery re-drives it."""
-        if not self.enabled or not self.schedule.express_lost(checkout_id) or self.next_attempt("express_lost", checkout_id) != 1:
+        if (
+            not self.enabled
+            or not self.schedule.express_lost(checkout_id)
+            or self.next_attempt("express_lost", checkout_id) != 1
+        ):
             return
         sfn = aws.client("stepfunctions")
         arn = settings().state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + checkout_id
@@ -307,16 +325,41 @@ class ChaosInjector:
 
         return invoke
 
-    def _run(self, step: str, key: str, attempt: int, handler: Callable[[Any, Any], Any], event: Any, context: Any, crash: str | None = None) -> Any:
+    def _run(
+        self,
+        step: str,
+        key: str,
+        attempt: int,
+        handler: Callable[[Any, Any], Any],
+        event: Any,
+        context: Any,
+        crash: str | None = None,
+    ) -> Any:
         ctx = self._ctx
         saved = (ctx.step, ctx.key, ctx.attempt, ctx.ddb_calls, ctx.crash_point, ctx.report_puts)
-        ctx.step, ctx.key, ctx.attempt, ctx.ddb_calls, ctx.crash_point, ctx.report_puts = step, key, attempt, 0, crash, 0
+        ctx.step, ctx.key, ctx.attempt, ctx.ddb_calls, ctx.crash_point, ctx.report_puts = (
+            step,
+            key,
+            attempt,
+            0,
+            crash,
+            0,
+        )
         try:
             return handler(event, context)
         finally:
             ctx.step, ctx.key, ctx.attempt, ctx.ddb_calls, ctx.crash_point, ctx.report_puts = saved
 
-    def _invoke(self, kind: str | None, step: str, key: str, attempt: int, handler: Callable[[Any, Any], Any], event: Any, context: Any) -> Any:
+    def _invoke(
+        self,
+        kind: str | None,
+        step: str,
+        key: str,
+        attempt: int,
+        handler: Callable[[Any, Any], Any],
+        event: Any,
+        context: Any,
+    ) -> Any:
         run = lambda crash=None: self._run(step, key, attempt, handler, event, context, crash)  # noqa: E731
         if kind is None:
             return run()
@@ -382,7 +425,9 @@ class ChaosInjector:
             return  # the simulated PSP is an external system: its faults are the PSP's
         if ctx.crash_point == "before_records" and settings().reconciliation_table in tables and operation == "PutItem":
             self._crash_now(ctx)
-            raise ChaosCrash(f"chaos: reconciliation of {ctx.key} crashed after writing its reports, before its records")
+            raise ChaosCrash(
+                f"chaos: reconciliation of {ctx.key} crashed after writing its reports, before its records"
+            )
         if ctx.step == "reconcile":
             return
         call = ctx.ddb_calls
@@ -393,7 +438,6 @@ class ChaosInjector:
         self.log.add(kind, ctx.step, ctx.key, ctx.attempt, f"{operation} call {call}")
         raise _ddb_error(kind, operation, params)
 
-
     def _s3_put_hook(self, params: dict[str, Any], **_: Any) -> None:
         """The reconciliation's report objects: crash before the 2nd or the 3rd (a partial set)."""
         ctx = self._ctx
@@ -402,7 +446,9 @@ class ChaosInjector:
         ctx.report_puts += 1
         if ctx.crash_point == f"before_report_{ctx.report_puts}":
             self._crash_now(ctx)
-            raise ChaosCrash(f"chaos: reconciliation of {ctx.key} crashed after {ctx.report_puts - 1} of its report objects")
+            raise ChaosCrash(
+                f"chaos: reconciliation of {ctx.key} crashed after {ctx.report_puts - 1} of its report objects"
+            )
 
     def _crash_now(self, ctx: _Context) -> None:
         """Log the reconciliation crash that is about to be raised at ``ctx.crash_point`` (once)."""
@@ -430,15 +476,24 @@ def _ddb_error(kind: str, operation: str, params: dict[str, Any]) -> ClientError
         if reasons:
             reasons[0] = {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
         response = {
-            "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled [TransactionConflict] (chaos)"},
+            "Error": {
+                "Code": "TransactionCanceledException",
+                "Message": "Transaction cancelled [TransactionConflict] (chaos)",
+            },
             "CancellationReasons": reasons,
             "ResponseMetadata": {"HTTPStatusCode": 400},
         }
     elif kind == s.THROTTLE:
         code = "ThrottlingException" if operation.startswith("Transact") else "ProvisionedThroughputExceededException"
-        response = {"Error": {"Code": code, "Message": "Rate exceeded (chaos)"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        response = {
+            "Error": {"Code": code, "Message": "Rate exceeded (chaos)"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
     else:
-        response = {"Error": {"Code": "InternalServerError", "Message": "Internal server error (chaos)"}, "ResponseMetadata": {"HTTPStatusCode": 500}}
+        response = {
+            "Error": {"Code": "InternalServerError", "Message": "Internal server error (chaos)"},
+            "ResponseMetadata": {"HTTPStatusCode": 500},
+        }
     return ClientError(response, operation)  # type: ignore[arg-type]
 
 

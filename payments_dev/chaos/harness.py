@@ -164,7 +164,9 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
         f"time scale {config.time_scale}, schedule digest {result.schedule_digest}"
     )
     log = FaultLog()
-    injector = ChaosInjector(schedule, log, time_scale=config.time_scale, calendar=calendar.charged_at if config.checkouts_per_day else None)
+    injector = ChaosInjector(
+        schedule, log, time_scale=config.time_scale, calendar=calendar.charged_at if config.checkouts_per_day else None
+    )
     client = ApiClient(api_url, timeout=60)
     repo = PaymentsRepository()
     recovery = _Recovery(config)
@@ -178,7 +180,11 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
             # 2. settle
             ids = [c["checkout_id"] for c in scenario.checkouts]
             pending = _wait_settled(client, ids, config.settle_timeout)
-            checks.check("every checkout final or parked within the deadline", not pending, f"{len(pending)} unsettled, e.g. {sorted(pending)[:5]}")
+            checks.check(
+                "every checkout final or parked within the deadline",
+                not pending,
+                f"{len(pending)} unsettled, e.g. {sorted(pending)[:5]}",
+            )
             for checkout_id in ids:
                 checks.check(
                     "a checkout ends final or NEEDS_ATTENTION without an operator's command",
@@ -193,7 +199,9 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
             result.redriven, result.recovery_gave_up = _recovered(repo, prefix)
             # 3. audit + stuck detection
             before = checks.audit("after the run")
-            out(f"chaos: audit after the run: {sum(before.checks.values())} invariant checks, {len(before.violations)} violations, {len(before.needs_attention)} parked")
+            out(
+                f"chaos: audit after the run: {sum(before.checks.values())} invariant checks, {len(before.violations)} violations, {len(before.needs_attention)} parked"
+            )
             result.parked = sorted(before.needs_attention)
             _check_stuck_detection(repo, checks, prefix)
             # 4. resume what is parked, as the runbook says
@@ -212,15 +220,23 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
         # 7. final audit
         after = checks.audit("final")
         result.orders_by_status = Counter(
-            o.status.value + ("+NEEDS_ATTENTION" if o.needs_attention else "") for o in repo.scan_orders() if o.checkout_id.startswith(prefix)
+            o.status.value + ("+NEEDS_ATTENTION" if o.needs_attention else "")
+            for o in repo.scan_orders()
+            if o.checkout_id.startswith(prefix)
         )
-        checks.check("nothing left parked after resume", not after.needs_attention, f"still parked: {sorted(after.needs_attention)[:10]}")
+        checks.check(
+            "nothing left parked after resume",
+            not after.needs_attention,
+            f"still parked: {sorted(after.needs_attention)[:10]}",
+        )
     except Exception as err:  # noqa: BLE001 - a crashed phase is a finding: report what ran, exit non-zero
         out("chaos: a phase raised:\n" + "".join(traceback.format_exception(err))[-3000:])
         checks.check("every phase ran to the end", False, f"{type(err).__name__}: {err}"[:500])
     result.faults = log.by_kind()
     result.injected_digest = hashlib.sha256(
-        "\n".join(sorted(f"{e.kind} {e.step} {_logical(schedule, e.step, e.key)} {e.attempt}" for e in log.events)).encode()
+        "\n".join(
+            sorted(f"{e.kind} {e.step} {_logical(schedule, e.step, e.key)} {e.attempt}" for e in log.events)
+        ).encode()
     ).hexdigest()[:16]
     result.wall_seconds = time.monotonic() - started
     print_report(result, out)
@@ -234,7 +250,13 @@ def _logical(schedule: FaultSchedule, step: str, key: str) -> str:
 
 # --- phases ---------------------------------------------------------------------------------
 def _submit(
-    client: ApiClient, checkouts: list[dict[str, Any]], schedule: FaultSchedule, log: FaultLog, checks: _Checks, config: ChaosConfig, out: Printer
+    client: ApiClient,
+    checkouts: list[dict[str, Any]],
+    schedule: FaultSchedule,
+    log: FaultLog,
+    checks: _Checks,
+    config: ChaosConfig,
+    out: Printer,
 ) -> None:
     sfn = aws.client("stepfunctions")
     started = time.monotonic()
@@ -249,17 +271,25 @@ def _submit(
             if done % every or done == len(checkouts):
                 return
             elapsed = time.monotonic() - started
-            out(f"chaos: submitted {done}/{len(checkouts)} in {elapsed:.0f} s ({done / elapsed:.2f}/s), {len(log.events)} faults so far")
+            out(
+                f"chaos: submitted {done}/{len(checkouts)} in {elapsed:.0f} s ({done / elapsed:.2f}/s), {len(log.events)} faults so far"
+            )
 
     def start_again(name: str, execution_input: dict[str, Any]) -> None:
-        sfn.start_execution(stateMachineArn=settings().state_machine_arn, name=name, input=json.dumps(execution_input, sort_keys=True))
+        sfn.start_execution(
+            stateMachineArn=settings().state_machine_arn, name=name, input=json.dumps(execution_input, sort_keys=True)
+        )
 
     def submit(checkout: dict[str, Any]) -> None:
         key = f"idem-{checkout['checkout_id']}"
         if schedule.start_crash(checkout["checkout_id"]):
             # the payment function crashes after storing, before starting; this client never retries
             reply = client.pay(checkout, key)
-            checks.check("a POST whose function crashed is answered 5xx (and not retried)", reply.status >= 500, f"{checkout['checkout_id']}: {reply.status} {reply.body}")
+            checks.check(
+                "a POST whose function crashed is answered 5xx (and not retried)",
+                reply.status >= 500,
+                f"{checkout['checkout_id']}: {reply.status} {reply.body}",
+            )
             progress()
             return
         reply = None
@@ -269,7 +299,11 @@ def _submit(
                 break
             time.sleep(0.2 * (attempt + 1))
         assert reply is not None
-        checks.check("POST /v1/payments answered 202", reply.status == 202, f"{checkout['checkout_id']}: {reply.status} {reply.body}")
+        checks.check(
+            "POST /v1/payments answered 202",
+            reply.status == 202,
+            f"{checkout['checkout_id']}: {reply.status} {reply.body}",
+        )
         execution_input = {
             "checkout_id": checkout["checkout_id"],
             "payment_method": checkout["payment_method"],
@@ -308,7 +342,9 @@ class _Recovery:
 
         if self.schedule is None:
             if self.config.recovery:
-                raise RuntimeError("the chaos harness needs the local runtime of this process for its recovery schedule")
+                raise RuntimeError(
+                    "the chaos harness needs the local runtime of this process for its recovery schedule"
+                )
             return self
         self._saved = (self.schedule.enabled, self.schedule.interval, os.environ.get("RECOVERY_DELAY_SECONDS"))
         os.environ["RECOVERY_DELAY_SECONDS"] = str(self.config.recovery_delay)
@@ -364,7 +400,9 @@ def _recovered(repo: PaymentsRepository, prefix: str) -> tuple[list[str], list[s
 def _running_executions() -> int:
     sfn = aws.client("stepfunctions")
     count = 0
-    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=settings().state_machine_arn, statusFilter="RUNNING"):
+    for page in sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=settings().state_machine_arn, statusFilter="RUNNING"
+    ):
         count += len(page["executions"])
     return count
 
@@ -398,7 +436,9 @@ def _check_stuck_detection(repo: PaymentsRepository, checks: _Checks, prefix: st
     for payment in repo.scan_payments():
         if not payment.checkout_id.startswith(prefix):
             continue
-        if not payment.status.is_final or any(o.needs_attention for o in orders_by_checkout.get(payment.checkout_id, [])):
+        if not payment.status.is_final or any(
+            o.needs_attention for o in orders_by_checkout.get(payment.checkout_id, [])
+        ):
             expected.add(payment.checkout_id)
     checks.check(
         "payments stuck lists exactly the unfinished or parked payments",
@@ -445,10 +485,18 @@ def _late_notifications(
             move: dict[str, Any] = (
                 {"target": OrderStatus.FAILED, "failure_reason": "late_decline"}
                 if success
-                else {"target": OrderStatus.SUCCESS, "psp_reference": "psp_late_" + hashlib.sha256(order.payment_order_id.encode()).hexdigest()[:12], "charged_at": order.updated_at}
+                else {
+                    "target": OrderStatus.SUCCESS,
+                    "psp_reference": "psp_late_" + hashlib.sha256(order.payment_order_id.encode()).hexdigest()[:12],
+                    "charged_at": order.updated_at,
+                }
             )
         elif kind == s.LATE_REPEATED:
-            move = {"target": order.status, "psp_reference": order.psp_reference, "charged_at": order.charged_at} if success else {"target": order.status, "failure_reason": order.failure_reason}
+            move = (
+                {"target": order.status, "psp_reference": order.psp_reference, "charged_at": order.charged_at}
+                if success
+                else {"target": order.status, "failure_reason": order.failure_reason}
+            )
         else:
             move = {"target": OrderStatus.EXECUTING}
         target = move.pop("target")
@@ -456,11 +504,22 @@ def _late_notifications(
             repo.move_order(order.payment_order_id, target, signal="late PSP notification", **move)
         after = repo.get_order(order.payment_order_id)
         unchanged = (after.status, after.psp_reference, after.failure_reason, after.status_history) == (
-            order.status, order.psp_reference, order.failure_reason, order.status_history
+            order.status,
+            order.psp_reference,
+            order.failure_reason,
+            order.status_history,
         )
-        checks.check("a late notification is never applied", unchanged, f"{order.payment_order_id}: {kind} changed the order ({order.status.value} -> {after.status.value})")
+        checks.check(
+            "a late notification is never applied",
+            unchanged,
+            f"{order.payment_order_id}: {kind} changed the order ({order.status.value} -> {after.status.value})",
+        )
         recorded = len(after.anomalies) == len(order.anomalies) + 1
-        checks.check("a late notification is recorded as an anomaly", recorded, f"{order.payment_order_id}: {kind} ({order.status.value} -> {target.value}) left {len(after.anomalies) - len(order.anomalies)} new anomalies")
+        checks.check(
+            "a late notification is recorded as an anomaly",
+            recorded,
+            f"{order.payment_order_id}: {kind} ({order.status.value} -> {target.value}) left {len(after.anomalies) - len(order.anomalies)} new anomalies",
+        )
 
 
 @dataclass(frozen=True)
@@ -476,11 +535,15 @@ class PspCalendar:
     def spread(cls, checkouts: list[dict[str, Any]], per_day: int) -> PspCalendar:
         days = -(-len(checkouts) // per_day) if per_day > 0 else 1
         first = clock.now().date() - timedelta(days=days if per_day > 0 else 0)
-        day_of_order = {
-            order["payment_order_id"]: (first + timedelta(days=i // per_day)).isoformat()
-            for i, checkout in enumerate(checkouts)
-            for order in checkout["payment_orders"]
-        } if per_day > 0 else {}
+        day_of_order = (
+            {
+                order["payment_order_id"]: (first + timedelta(days=i // per_day)).isoformat()
+                for i, checkout in enumerate(checkouts)
+                for order in checkout["payment_orders"]
+            }
+            if per_day > 0
+            else {}
+        )
         return cls(first, days, day_of_order)
 
     def charged_at(self, request: Any) -> str:
@@ -494,7 +557,13 @@ class PspCalendar:
 
 
 def _reconcile(
-    schedule: FaultSchedule, log: FaultLog, checks: _Checks, calendar: PspCalendar, prefix: str, out: Printer, other_psp: Any = None
+    schedule: FaultSchedule,
+    log: FaultLog,
+    checks: _Checks,
+    calendar: PspCalendar,
+    prefix: str,
+    out: Printer,
+    other_psp: Any = None,
 ) -> None:
     from payments.psp.simulator import SimulatedPsp
     from payments.reconciliation.settlement import settle_day, settlement_key
@@ -528,12 +597,16 @@ def _reconcile(
     files = [(day, *settle_day(day)) for day in days]
     invocations = _wait_async_reconciles(DISPATCHER, seen, {key for _, key, _ in files})
     rows_total = sum(rows for _, _, rows in files)
-    out(f"chaos: {len(files)} settlement files ({rows_total} rows) written and reconciled from their S3 events in {time.monotonic() - mark:.0f} s")
+    out(
+        f"chaos: {len(files)} settlement files ({rows_total} rows) written and reconciled from their S3 events in {time.monotonic() - mark:.0f} s"
+    )
     attempts: Counter[int] = Counter()
     seconds: list[float] = []
     for day, key, rows in files:
         invocation = invocations.get(key)
-        if not checks.check("the settlement file's S3 notification invoked reconcile", invocation is not None, f"{key}: no invocation"):
+        if not checks.check(
+            "the settlement file's S3 notification invoked reconcile", invocation is not None, f"{key}: no invocation"
+        ):
             continue
         assert invocation is not None
         attempts[invocation.attempts] += 1
@@ -569,9 +642,13 @@ def _reconcile(
             not report["mismatches"],
             f"{key}: {len(report['mismatches'])} mismatches, e.g. {report['mismatches'][:3]}",
         )
-        checks.check("reconciliation: no rejected rows", not report["rejected_rows"], f"{key}: {report['rejected_rows'][:3]}")
+        checks.check(
+            "reconciliation: no rejected rows", not report["rejected_rows"], f"{key}: {report['rejected_rows'][:3]}"
+        )
         diffs = report.get("three_way", {}).get("differences", [])
-        checks.check("reconciliation: wallets equal the ledger for the sellers of the file", not diffs, f"{key}: {diffs[:3]}")
+        checks.check(
+            "reconciliation: wallets equal the ledger for the sellers of the file", not diffs, f"{key}: {diffs[:3]}"
+        )
         checks.check(
             "reconciliation: every charge of the day matched, every row read",
             report["matched"] == charged[day] and report["rows"] == rows,
@@ -581,21 +658,39 @@ def _reconcile(
         duplicates = schedule.s3_duplicates(key)
         if duplicates:
             items_before = _run_items(store, key)
-            event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="")}}}]}
+            event = {
+                "Records": [
+                    {
+                        "eventSource": "aws:s3",
+                        "eventName": "ObjectCreated:Put",
+                        "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="")}},
+                    }
+                ]
+            }
             for delivery in range(2, 2 + duplicates):
                 log.add(s.S3_DUPLICATE, "reconcile", key, delivery)
                 payload, errored = DISPATCHER.invoke(registry.RECONCILE.local_name, event)
                 checks.check("a duplicate S3 event is reconciled without error", not errored, payload.decode()[:300])
                 raw_after = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
-                checks.check("a duplicate S3 event writes the same report", raw_report == raw_after, f"{report_key} changed on delivery {delivery}")
-            checks.check("duplicate S3 events add no records", _run_items(store, key) == items_before, f"{key}: records changed")
+                checks.check(
+                    "a duplicate S3 event writes the same report",
+                    raw_report == raw_after,
+                    f"{report_key} changed on delivery {delivery}",
+                )
+            checks.check(
+                "duplicate S3 events add no records", _run_items(store, key) == items_before, f"{key}: records changed"
+            )
     if seconds:
         ordered = sorted(seconds)
         out(
             f"chaos: reconcile invocations by attempts: {dict(sorted(attempts.items()))}; "
             f"seconds per file median {ordered[len(ordered) // 2]:.2f}, max {ordered[-1]:.2f}"
         )
-    checks.check("no asynchronous invocation dead-lettered", len(DEAD_LETTERS) == dead_before, f"{DEAD_LETTERS[dead_before:][:2]}")
+    checks.check(
+        "no asynchronous invocation dead-lettered",
+        len(DEAD_LETTERS) == dead_before,
+        f"{DEAD_LETTERS[dead_before:][:2]}",
+    )
 
 
 #: how long S3 may take to deliver an ObjectCreated notification (moto delivers it on the PUT)
@@ -629,7 +724,9 @@ def _wait_async_reconciles(dispatcher: Any, seen: int, keys: set[str]) -> dict[s
         if len(found) == len(keys) and done == len(found):
             return found
         waited = time.monotonic() - last_progress
-        if (len(found) < len(keys) and waited > NOTIFICATION_SECONDS and done == len(found)) or waited > RECONCILE_ATTEMPT_SECONDS * (1 + ASYNC_RETRIES):
+        if (
+            len(found) < len(keys) and waited > NOTIFICATION_SECONDS and done == len(found)
+        ) or waited > RECONCILE_ATTEMPT_SECONDS * (1 + ASYNC_RETRIES):
             return found
         time.sleep(0.2)
 
@@ -639,20 +736,32 @@ def _run_items(store: Any, key: str) -> list[dict[str, Any]]:
     from payments.reconciliation.store import run_pk
 
     return sorted(
-        (json.dumps(i, sort_keys=True, default=str) for i in query_all(
-            store.ddb, TableName=store.table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_values({":pk": run_pk(key)})
-        )),
+        (
+            json.dumps(i, sort_keys=True, default=str)
+            for i in query_all(
+                store.ddb,
+                TableName=store.table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=to_values({":pk": run_pk(key)}),
+            )
+        ),
     )  # type: ignore[return-value]
 
 
 # --- report --------------------------------------------------------------------------------------
 def print_report(result: ChaosResult, out: Printer = print) -> None:
     out("")
-    out(f"Checkouts: {result.checkouts} ({result.orders} payment orders); orders by status: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(result.orders_by_status.items())))
-    out(f"Recovered without an operator: {len(result.redriven)} checkouts re-driven by the recovery schedule, "
-        f"{len(result.recovery_gave_up)} given up (parked NEEDS_ATTENTION)")
-    out(f"Parked NEEDS_ATTENTION after the run: {len(result.parked)} payment orders; checkouts resumed with `payments resume`: {len(result.resumed)}")
+    out(
+        f"Checkouts: {result.checkouts} ({result.orders} payment orders); orders by status: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(result.orders_by_status.items()))
+    )
+    out(
+        f"Recovered without an operator: {len(result.redriven)} checkouts re-driven by the recovery schedule, "
+        f"{len(result.recovery_gave_up)} given up (parked NEEDS_ATTENTION)"
+    )
+    out(
+        f"Parked NEEDS_ATTENTION after the run: {len(result.parked)} payment orders; checkouts resumed with `payments resume`: {len(result.resumed)}"
+    )
     out(f"Faults injected ({sum(result.faults.values())}):")
     for kind, count in sorted(result.faults.items()):
         out(f"  {kind:<26} {count}")
@@ -665,7 +774,9 @@ def print_report(result: ChaosResult, out: Printer = print) -> None:
     if len(result.violations) > 30:
         out(f"  ... and {len(result.violations) - 30} more")
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in result.phases.items())
-    out(f"Schedule digest {result.schedule_digest} (planned: {sum(result.planned.values())} fault decisions); injected digest {result.injected_digest}")
+    out(
+        f"Schedule digest {result.schedule_digest} (planned: {sum(result.planned.values())} fault decisions); injected digest {result.injected_digest}"
+    )
     out(f"Wall time {result.wall_seconds:.1f}s ({phases})")
     out("RESULT: " + ("no violations" if result.ok else "VIOLATIONS FOUND"))
 

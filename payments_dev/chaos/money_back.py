@@ -88,15 +88,23 @@ class _Run:
         self.log.add(kind, "money back", key, 1)
 
     def notify(self, item: dict[str, Any]) -> None:
-        reply = self.client.request("POST", "/v1/psp/notifications", {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]})
-        self.check("every signed notification is acknowledged [accepted]", reply.status == 200 and reply.body == "[accepted]", f"{reply.status} {reply.body}")
+        reply = self.client.request(
+            "POST", "/v1/psp/notifications", {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+        )
+        self.check(
+            "every signed notification is acknowledged [accepted]",
+            reply.status == 200 and reply.body == "[accepted]",
+            f"{reply.status} {reply.body}",
+        )
 
     def applied(self, item: dict[str, Any], seconds: float) -> bool:
         """Wait until the stored notification of ``item`` has been processed (the queue drained it)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             found = self.store.ddb.get_item(
-                TableName=self.store.table, Key={"pk": {"S": f"NOTIFICATION#{identity(item)}"}, "sk": {"S": "NOTIFICATION"}}, ConsistentRead=True
+                TableName=self.store.table,
+                Key={"pk": {"S": f"NOTIFICATION#{identity(item)}"}, "sk": {"S": "NOTIFICATION"}},
+                ConsistentRead=True,
             ).get("Item")
             if found is not None and "outcome" in found:
                 return True
@@ -133,11 +141,23 @@ class _Run:
         n = rng.randint(2, 5)
         self.fault("concurrent refunds", order.payment_order_id)
         bodies = [
-            {"refund_id": f"{order.payment_order_id}_rf{i}", "payment_order_id": order.payment_order_id, "amount": money.format_minor(ask, order.currency), "currency": order.currency}
+            {
+                "refund_id": f"{order.payment_order_id}_rf{i}",
+                "payment_order_id": order.payment_order_id,
+                "amount": money.format_minor(ask, order.currency),
+                "currency": order.currency,
+            }
             for i in range(n)
         ]
         with ThreadPoolExecutor(max_workers=n) as pool:
-            replies = list(pool.map(lambda b: self.client.request("POST", "/v1/refunds", b, headers={"Idempotency-Key": "k-" + b["refund_id"]}), bodies))
+            replies = list(
+                pool.map(
+                    lambda b: self.client.request(
+                        "POST", "/v1/refunds", b, headers={"Idempotency-Key": "k-" + b["refund_id"]}
+                    ),
+                    bodies,
+                )
+            )
         statuses = Counter(r.status for r in replies)
         self.check(
             "exactly one of concurrent refunds exceeding the charge is accepted, the others are 422",
@@ -191,7 +211,13 @@ class _Run:
             if kind is None or item is None:
                 continue
             if kind == s.REFUND_NOTIFICATION_CONTRADICTING:
-                item = signed({**{k: v for k, v in item.items() if k != "additionalData"}, "success": "false" if item["success"] == "true" else "true"}, self.psp.webhook_key())
+                item = signed(
+                    {
+                        **{k: v for k, v in item.items() if k != "additionalData"},
+                        "success": "false" if item["success"] == "true" else "true",
+                    },
+                    self.psp.webhook_key(),
+                )
             late.append((refund_id, kind, item))
         before = {refund_id: refunds.get(refund_id) for refund_id, _, _ in late}
         orders = {r.payment_order_id: refunds.payments.get_order(r.payment_order_id) for r in before.values()}
@@ -199,13 +225,29 @@ class _Run:
             self.notify(item)
             self.fault(kind, refund_id)
         for refund_id, kind, item in late:
-            self.check("a late or contradicting REFUND notification is processed", self.applied(item, 60.0), f"{refund_id}: {kind} not processed")
+            self.check(
+                "a late or contradicting REFUND notification is processed",
+                self.applied(item, 60.0),
+                f"{refund_id}: {kind} not processed",
+            )
             was, now = before[refund_id], refunds.get(refund_id)
             order_was, order_now = orders[was.payment_order_id], refunds.payments.get_order(was.payment_order_id)
             self.check(
                 "a late or contradicting REFUND notification changes nothing",
-                (now.status, now.decided_by, now.psp_reference, order_now.refund_reserved_minor, order_now.refunded_minor)
-                == (was.status, was.decided_by, was.psp_reference, order_was.refund_reserved_minor, order_was.refunded_minor),
+                (
+                    now.status,
+                    now.decided_by,
+                    now.psp_reference,
+                    order_now.refund_reserved_minor,
+                    order_now.refunded_minor,
+                )
+                == (
+                    was.status,
+                    was.decided_by,
+                    was.psp_reference,
+                    order_was.refund_reserved_minor,
+                    order_was.refunded_minor,
+                ),
                 f"{refund_id}: {kind} moved {was.status.value}/{was.decided_by} -> {now.status.value}/{now.decided_by}",
             )
             if kind == s.REFUND_NOTIFICATION_CONTRADICTING:
@@ -225,7 +267,11 @@ class _Run:
         overtaken = {e.key for e in self.log.of_kind(s.TIMEOUT) if e.step == "refund_execute"}
         for refund_id in sorted(self.accepted):
             refund = records[refund_id]
-            self.check("no refund parked NEEDS_ATTENTION (every fault within the ASL's retries)", not refund.needs_attention, f"{refund_id}: {refund.attention_reason}")
+            self.check(
+                "no refund parked NEEDS_ATTENTION (every fault within the ASL's retries)",
+                not refund.needs_attention,
+                f"{refund_id}: {refund.attention_reason}",
+            )
             at_psp = self.psp.lookup_refund(refund_id)
             if refund_id in lost_answers:
                 self.check(
@@ -236,7 +282,9 @@ class _Run:
             if refund_id in first and refund_id not in overtaken:
                 self.check(
                     "a REFUND notification that beats the PSP's answer decides the refund; the answer changes nothing",
-                    refund.decided_by == "notification" and refund.status.is_final and not any(a["what"].startswith("psp said") for a in refund.anomalies),
+                    refund.decided_by == "notification"
+                    and refund.status.is_final
+                    and not any(a["what"].startswith("psp said") for a in refund.anomalies),
                     f"{refund_id}: {refund.status.value} decided by {refund.decided_by}, anomalies {refund.anomalies}",
                 )
             elif refund_id in first:
@@ -293,8 +341,13 @@ def run_money_back(
         (
             o
             for o in repo.scan_orders()
-            if o.checkout_id.startswith(prefix) and o.status is OrderStatus.SUCCESS and o.wallet_updated and o.ledger_updated
-            and not o.needs_attention and o.refund_reserved_minor == 0 and o.chargeback_minor == 0
+            if o.checkout_id.startswith(prefix)
+            and o.status is OrderStatus.SUCCESS
+            and o.wallet_updated
+            and o.ledger_updated
+            and not o.needs_attention
+            and o.refund_reserved_minor == 0
+            and o.chargeback_minor == 0
         ),
         key=lambda o: o.payment_order_id,
     )
@@ -312,14 +365,20 @@ def run_money_back(
             deadline = time.monotonic() + timeout
             undecided: list[str] = list(run.accepted)
             while undecided and time.monotonic() < deadline:
-                undecided = [r for r in undecided if run.client.request("GET", f"/v1/refunds/{r}").body["status"] == "PENDING"]
+                undecided = [
+                    r for r in undecided if run.client.request("GET", f"/v1/refunds/{r}").body["status"] == "PENDING"
+                ]
                 time.sleep(0.2)
             run.check("every accepted refund is decided", not undecided, f"still PENDING: {undecided[:5]}")
         run.after_decision(refunds)
         deadline = time.monotonic() + timeout
         waiting: list[str] = ["?"]
         while waiting and time.monotonic() < deadline:
-            waiting = [n["notification_id"] for n in run.store.scan() if "outcome" not in n and n["merchant_reference"].startswith(prefix)]
+            waiting = [
+                n["notification_id"]
+                for n in run.store.scan()
+                if "outcome" not in n and n["merchant_reference"].startswith(prefix)
+            ]
             time.sleep(0.2)
         run.check("every stored notification is applied (the queue drains)", not waiting, f"{len(waiting)} waiting")
         run.audit_faults(refunds, {r.refund_id: r for r in refunds.scan_refunds() if r.refund_id.startswith(prefix)})

@@ -23,7 +23,12 @@ from pathlib import Path
 #: the state machine's task steps (and the reconcile function) the schedule knows
 TASK_STEPS = ("executor", "wallet", "ledger", "finalize")
 #: the ASL state of each task step
-_STATE_OF_STEP = {"executor": "ExecutePaymentOrder", "wallet": "UpdateWallet", "ledger": "AppendLedger", "finalize": "FinalizePayment"}
+_STATE_OF_STEP = {
+    "executor": "ExecutePaymentOrder",
+    "wallet": "UpdateWallet",
+    "ledger": "AppendLedger",
+    "finalize": "FinalizePayment",
+}
 
 
 def _asl_tasks() -> dict[str, dict[str, object]]:
@@ -34,7 +39,9 @@ def _asl_tasks() -> dict[str, dict[str, object]]:
 
 #: attempts the ASL allows per step (stepfunctions/payment.asl.json: 1 + MaxAttempts), read from it;
 #: reconcile: Lambda's asynchronous invocation (1 + 2 retries)
-ASL_ATTEMPTS = {step: 1 + sum(r["MaxAttempts"] for r in task["Retry"]) for step, task in _asl_tasks().items()} | {"reconcile": 3}  # type: ignore[attr-defined]
+ASL_ATTEMPTS = {step: 1 + sum(r["MaxAttempts"] for r in task["Retry"]) for step, task in _asl_tasks().items()} | {
+    "reconcile": 3
+}  # type: ignore[attr-defined]
 #: TimeoutSeconds of each task step, read from the ASL
 TASK_TIMEOUTS = {step: float(task["TimeoutSeconds"]) for step, task in _asl_tasks().items()}  # type: ignore[arg-type]
 
@@ -105,7 +112,11 @@ REFUND_NOTIFICATION_CONCURRENT = "refund_notification_concurrent"  # delivered t
 REFUND_NOTIFICATION_CONTRADICTING = "refund_notification_contradicting"  # a late one saying the opposite
 REFUND_NOTIFICATION_LATE = "refund_notification_late"  # a repeat delivered after the refund was decided
 #: how many deliveries of a refund's REFUND notification (after the PSP decided it) each kind makes
-REFUND_NOTIFICATION_KINDS = {REFUND_NOTIFICATION_LOST: 0, REFUND_NOTIFICATION_DUPLICATED: 2, REFUND_NOTIFICATION_CONCURRENT: 2}
+REFUND_NOTIFICATION_KINDS = {
+    REFUND_NOTIFICATION_LOST: 0,
+    REFUND_NOTIFICATION_DUPLICATED: 2,
+    REFUND_NOTIFICATION_CONCURRENT: 2,
+}
 
 
 @dataclass(frozen=True)
@@ -173,10 +184,27 @@ PROFILES: dict[str, FaultProfile] = {
         **{f.name: 0.0 for f in fields(FaultProfile) if f.type in ("float", float) and not f.name.endswith("_seconds")}
     ),
     "heavy": FaultProfile(
-        crash_before=0.10, crash_after=0.10, timeout=0.05, duplicate=0.10, race=0.08, slow=0.05, runtime_exit=0.01,
-        persistent=0.01, ddb_throttle=0.05, ddb_internal=0.01, ddb_txn_conflict=0.05, psp_outage=0.15,
-        psp_lost_answer=0.15, psp_lookup_outage=0.15, race_execution=0.10, late_notification=0.2,
-        start_crash=0.06, express_twice=0.08, express_lost=0.06, refund_psp_outage=0.15, refund_psp_lost_answer=0.2,
+        crash_before=0.10,
+        crash_after=0.10,
+        timeout=0.05,
+        duplicate=0.10,
+        race=0.08,
+        slow=0.05,
+        runtime_exit=0.01,
+        persistent=0.01,
+        ddb_throttle=0.05,
+        ddb_internal=0.01,
+        ddb_txn_conflict=0.05,
+        psp_outage=0.15,
+        psp_lost_answer=0.15,
+        psp_lookup_outage=0.15,
+        race_execution=0.10,
+        late_notification=0.2,
+        start_crash=0.06,
+        express_twice=0.08,
+        express_lost=0.06,
+        refund_psp_outage=0.15,
+        refund_psp_lost_answer=0.2,
         notification_first=0.3,
     ),
 }
@@ -238,7 +266,9 @@ class FaultSchedule:
         for tried in range(1, attempt + 1):
             if unit(self.seed, "reconcile_crash", where, tried) >= self.profile.reconcile_crash / tried:
                 return None
-        return RECONCILE_CRASH_POINTS[int(unit(self.seed, "reconcile_point", where, attempt) * len(RECONCILE_CRASH_POINTS))]
+        return RECONCILE_CRASH_POINTS[
+            int(unit(self.seed, "reconcile_point", where, attempt) * len(RECONCILE_CRASH_POINTS))
+        ]
 
     def s3_duplicates(self, key: str) -> int:
         """How many extra times S3 delivers the ObjectCreated event of settlement file ``key``."""
@@ -305,7 +335,10 @@ class FaultSchedule:
     def refund_notification_after(self, refund_id: str) -> str | None:
         """What arrives after the refund was decided: a contradicting or a repeated REFUND notification."""
         p = self.profile
-        table = [(REFUND_NOTIFICATION_CONTRADICTING, p.refund_notification_contradicting), (REFUND_NOTIFICATION_LATE, p.refund_notification_late)]
+        table = [
+            (REFUND_NOTIFICATION_CONTRADICTING, p.refund_notification_contradicting),
+            (REFUND_NOTIFICATION_LATE, p.refund_notification_late),
+        ]
         return _pick(unit(self.seed, "refund_notification_after", self.refund_place(refund_id)), table)
 
     def race_execution(self, checkout_id: str) -> bool:
@@ -332,7 +365,10 @@ class FaultSchedule:
         key = self.logical(payment_order_id)
         if unit(self.seed, "late", key) >= self.profile.late_notification:
             return None
-        return _pick(unit(self.seed, "late_kind", key), [(LATE_CONTRADICTING, 0.5), (LATE_REPEATED, 0.25), (LATE_OUT_OF_ORDER, 0.25)])
+        return _pick(
+            unit(self.seed, "late_kind", key),
+            [(LATE_CONTRADICTING, 0.5), (LATE_REPEATED, 0.25), (LATE_OUT_OF_ORDER, 0.25)],
+        )
 
     def slow_seconds(self, *where: object) -> float:
         return self.profile.slow_seconds * (0.2 + unit(self.seed, "slow", *where))

@@ -89,7 +89,9 @@ class CheckoutSpec:
         from referencing.jsonschema import DRAFT202012
 
         self.document = json.loads(Path(path).read_text())
-        self._registry = Registry().with_resource("urn:adyen:checkout", Resource(contents=self.document, specification=DRAFT202012))
+        self._registry = Registry().with_resource(
+            "urn:adyen:checkout", Resource(contents=self.document, specification=DRAFT202012)
+        )
         self._validator = Draft202012Validator
         self._templates = [(template, _template_regex(template)) for template in self.document["paths"]]
         self._cache: dict[str, Any] = {}
@@ -107,7 +109,10 @@ class CheckoutSpec:
 
     def errors(self, schema_name: str, instance: Any) -> list[str]:
         validator = self._validator_for(f"#/components/schemas/{schema_name}")
-        return [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:200]}" for e in validator.iter_errors(instance)]
+        return [
+            f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:200]}"
+            for e in validator.iter_errors(instance)
+        ]
 
     def request_schema(self, method: str, template: str) -> str:
         operation = self.document["paths"][template][method.lower()]
@@ -160,7 +165,9 @@ class _Key:
 
 
 def _error(status: int, code: str, message: str, error_type: str, **headers: str) -> Reply:
-    return Reply(status, {"status": status, "errorCode": code, "message": message, "errorType": error_type}, dict(headers))
+    return Reply(
+        status, {"status": status, "errorCode": code, "message": message, "errorType": error_type}, dict(headers)
+    )
 
 
 class AdyenFake:
@@ -206,7 +213,9 @@ class AdyenFake:
         with self._lock:
             self._faults.extend([(fault, path)] * times)
 
-    def script(self, status: int, error_code: str, message: str = "scripted", error_type: str = "internal", **headers: str) -> None:
+    def script(
+        self, status: int, error_code: str, message: str = "scripted", error_type: str = "internal", **headers: str
+    ) -> None:
         """The next request is answered with this ServiceError and not processed (an Adyen error
         the fake cannot otherwise produce: 502, 504, 703, a 500 'too many requests', ...)."""
         with self._lock:
@@ -248,7 +257,9 @@ class AdyenFake:
             if problems:
                 with self._lock:
                     self.invalid_requests.append((f"{method} {api_path}", problems))
-                return _error(422, "14_000", "Request does not match Checkout v72: " + "; ".join(problems)[:500], "validation")
+                return _error(
+                    422, "14_000", "Request does not match Checkout v72: " + "; ".join(problems)[:500], "validation"
+                )
         if not isinstance(body, dict) or body.get("merchantAccount") != self.merchant_account:
             return _error(403, "901", "Invalid Merchant Account", "security")
         route = self._route(method, api_path)
@@ -257,7 +268,9 @@ class AdyenFake:
         operation, psp_reference = route
 
         key = headers.get("idempotency-key")
-        fingerprint = hashlib.sha256(f"{method} {api_path} ".encode() + json.dumps(body, sort_keys=True).encode()).hexdigest()
+        fingerprint = hashlib.sha256(
+            f"{method} {api_path} ".encode() + json.dumps(body, sort_keys=True).encode()
+        ).hexdigest()
         fault = self._take_fault(api_path)
         if key:
             with self._lock:
@@ -266,7 +279,13 @@ class AdyenFake:
                     if seen.fingerprint != fingerprint:
                         return _error(422, "704", "request already processed or in progress", "validation")
                     if seen.reply is None:
-                        return _error(409, "704", "request already processed or in progress", "validation", **{"transient-error": "true"})
+                        return _error(
+                            409,
+                            "704",
+                            "request already processed or in progress",
+                            "validation",
+                            **{"transient-error": "true"},
+                        )
                     return _replayed(seen.reply, key)
                 self._calls[key] = calls = self._calls.get(key, 0) + 1
         else:
@@ -281,7 +300,13 @@ class AdyenFake:
         if key:
             with self._lock:
                 if key in self._keys:  # a racing request with the key got in first
-                    return _error(409, "704", "request already processed or in progress", "validation", **{"transient-error": "true"})
+                    return _error(
+                        409,
+                        "704",
+                        "request already processed or in progress",
+                        "validation",
+                        **{"transient-error": "true"},
+                    )
                 self._keys[key] = _Key(fingerprint)
         try:
             if fault == "slow":
@@ -327,11 +352,15 @@ class AdyenFake:
         method = body["paymentMethod"]
         token = method.get("storedPaymentMethodId")
         if not token:
-            return _error(422, "14_001", "the fake charges stored payment methods (storedPaymentMethodId) only", "validation")
+            return _error(
+                422, "14_001", "the fake charges stored payment methods (storedPaymentMethodId) only", "validation"
+            )
         if not body.get("shopperReference"):
             return _error(422, "14_002", "shopperReference is required with a storedPaymentMethodId", "validation")
         if not body.get("recurringProcessingModel"):
-            return _error(422, "14_003", "recurringProcessingModel is required with a storedPaymentMethodId", "validation")
+            return _error(
+                422, "14_003", "recurringProcessingModel is required with a storedPaymentMethodId", "validation"
+            )
         amount = body["amount"]
         if not is_currency(amount["currency"]) or amount["value"] <= 0:
             return _error(422, "137", "Invalid amount specified", "validation")
@@ -353,10 +382,20 @@ class AdyenFake:
         elif result_code == "PartiallyAuthorised":
             answer["amount"] = {"currency": amount["currency"], "value": amount["value"] // 2}
         elif result_code == "RedirectShopper":
-            answer["action"] = {"type": "redirect", "paymentMethodType": "scheme", "method": "GET", "url": "https://checkoutshopper-test.adyen.com/redirect"}
+            answer["action"] = {
+                "type": "redirect",
+                "paymentMethodType": "scheme",
+                "method": "GET",
+                "url": "https://checkoutshopper-test.adyen.com/redirect",
+            }
         elif result_code in ("IdentifyShopper", "ChallengeShopper"):
             subtype = "fingerprint" if result_code == "IdentifyShopper" else "challenge"
-            answer["action"] = {"type": "threeDS2", "subtype": subtype, "paymentMethodType": "scheme", "token": secrets.token_urlsafe(16)}
+            answer["action"] = {
+                "type": "threeDS2",
+                "subtype": subtype,
+                "paymentMethodType": "scheme",
+                "token": secrets.token_urlsafe(16),
+            }
         payment = {
             "psp_reference": psp_reference,
             "merchant_reference": body["reference"],
@@ -374,14 +413,21 @@ class AdyenFake:
             self.payments[psp_reference] = payment
         if result_code in ("Authorised", "Refused", "Error", "Received", "Pending"):
             success = result_code == "Authorised" or (result_code in ("Received", "Pending") and token not in DECLINES)
-            reason = answer.get("refusalReason", "") if not success else f"{secrets.randbelow(900000) + 100000}:1111:03/2030"
+            reason = (
+                answer.get("refusalReason", "") if not success else f"{secrets.randbelow(900000) + 100000}:1111:03/2030"
+            )
             self._notify("AUTHORISATION", psp_reference, None, body["reference"], amount, success, reason, brand)
         return Reply(200, answer, {"pspReference": psp_reference})
 
     def _modification(self, operation: str, payment_reference: str, body: dict[str, Any]) -> Reply:
         with self._lock:
             payment = self.payments.get(payment_reference)
-        if payment is None or payment["result_code"] not in ("Authorised", "PartiallyAuthorised", "Received", "Pending"):
+        if payment is None or payment["result_code"] not in (
+            "Authorised",
+            "PartiallyAuthorised",
+            "Received",
+            "Pending",
+        ):
             return _error(422, "167", "Original pspReference required for this operation", "validation")
         psp_reference = _psp_reference()
         answer: dict[str, Any] = {
@@ -403,14 +449,33 @@ class AdyenFake:
                 )
                 if ok:
                     payment["refunded_minor"] += amount["value"]
-            event, notify_amount, reason = "REFUND", amount, "" if ok else "Refund failed at the fake (declined by the scheme)"
+            event, notify_amount, reason = (
+                "REFUND",
+                amount,
+                "" if ok else "Refund failed at the fake (declined by the scheme)",
+            )
         else:
             ok = True
             event = {"reversals": "CANCEL_OR_REFUND", "cancels": "CANCELLATION"}[operation]
             notify_amount, reason = {"currency": payment["currency"], "value": payment["amount_minor"]}, ""
         with self._lock:
-            self.modifications[psp_reference] = {"operation": operation, "payment": payment_reference, "body": body, "success": ok, "at": clock.now_iso()}
-        self._notify(event, psp_reference, payment_reference, body.get("reference") or payment["merchant_reference"], notify_amount, ok, reason, payment["payment_method"])
+            self.modifications[psp_reference] = {
+                "operation": operation,
+                "payment": payment_reference,
+                "body": body,
+                "success": ok,
+                "at": clock.now_iso(),
+            }
+        self._notify(
+            event,
+            psp_reference,
+            payment_reference,
+            body.get("reference") or payment["merchant_reference"],
+            notify_amount,
+            ok,
+            reason,
+            payment["payment_method"],
+        )
         return Reply(201, answer, {"pspReference": psp_reference})
 
     # --- notifications ---------------------------------------------------------------------------
@@ -443,9 +508,14 @@ class AdyenFake:
 
     def notification(self, item: dict[str, Any]) -> dict[str, Any]:
         """A standard notification body carrying the item, signed with the fake's HMAC key."""
-        return {"live": "false", "notificationItems": [{"NotificationRequestItem": adyen_hmac.signed(item, self.hmac_key)}]}
+        return {
+            "live": "false",
+            "notificationItems": [{"NotificationRequestItem": adyen_hmac.signed(item, self.hmac_key)}],
+        }
 
-    def chargeback(self, psp_reference: str, amount_minor: int | None = None, *, reversed_: bool = False) -> dict[str, Any]:
+    def chargeback(
+        self, psp_reference: str, amount_minor: int | None = None, *, reversed_: bool = False
+    ) -> dict[str, Any]:
         """Queue a CHARGEBACK (or CHARGEBACK_REVERSED) notification for an authorised payment."""
         with self._lock:
             payment = self.payments[psp_reference]
@@ -478,7 +548,9 @@ class AdyenFake:
             queue, self.notifications = self.notifications, []
         kept: list[dict[str, Any]] = []
         for body in queue:
-            request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+            )
             try:
                 with urllib.request.urlopen(request, timeout=timeout) as response:
                     ok = 200 <= response.status < 300
@@ -504,15 +576,21 @@ class AdyenFake:
         (:meth:`payments.psp.simulator.SimulatedPsp.modifications_for_day`)."""
         types = {"refunds": "Refunded", "chargeback": "Chargeback", "chargeback_reversed": "ChargebackReversed"}
         with self._lock:
-            found = [(reference, dict(m), dict(self.payments[m["payment"]])) for reference, m in self.modifications.items()]
-        for reference, m, payment in sorted(found, key=lambda f: f[1]["at"]):  # stable: one millisecond keeps the order they happened in
+            found = [
+                (reference, dict(m), dict(self.payments[m["payment"]])) for reference, m in self.modifications.items()
+            ]
+        for reference, m, payment in sorted(
+            found, key=lambda f: f[1]["at"]
+        ):  # stable: one millisecond keeps the order they happened in
             if m["operation"] in types and m["success"] and clock.day_of(m["at"]) == day:
                 yield {
                     "record_type": types[m["operation"]],
                     "psp_reference": m["payment"],
                     "modification_reference": reference,
                     "merchant_reference": payment["merchant_reference"],
-                    "modification_merchant_reference": m["body"].get("reference", "") if m["operation"] == "refunds" else "",
+                    "modification_merchant_reference": m["body"].get("reference", "")
+                    if m["operation"] == "refunds"
+                    else "",
                     "merchant_account": self.merchant_account,
                     "payment_method": payment["payment_method"],
                     "amount_minor": int(m["body"]["amount"]["value"]),
@@ -548,7 +626,9 @@ class AdyenFake:
                 payload = b"<html>502 Bad Gateway" if reply.transport == "garbled" else json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json" if reply.transport != "garbled" else "text/html")
+                    self.send_header(
+                        "Content-Type", "application/json" if reply.transport != "garbled" else "text/html"
+                    )
                     self.send_header("Content-Length", str(len(payload)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -608,7 +688,9 @@ class LocalAdyen:
         self.fake = AdyenFake(
             api_key=self.API_KEY,
             merchant_account=os.environ.get("PAYMENTS_PSP_MERCHANT_ACCOUNT", "LocalMerchant"),
-            hmac_key=os.environ.get("PAYMENTS_PSP_HMAC_KEY", "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"),
+            hmac_key=os.environ.get(
+                "PAYMENTS_PSP_HMAC_KEY", "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+            ),
         )
         self.base_url = ""
         self._environment: dict[str, str] = {}
@@ -661,9 +743,13 @@ class LocalAdyen:
         out = io.StringIO()
         rows = self.fake.write_settlement(day, out)
         key = settlement_key(day)
-        aws.client("s3").put_object(Bucket=settings().settlement_bucket, Key=key, Body=out.getvalue().encode(), ContentType="text/csv")
+        aws.client("s3").put_object(
+            Bucket=settings().settlement_bucket, Key=key, Body=out.getvalue().encode(), ContentType="text/csv"
+        )
         invalid = len(self.fake.invalid_requests)
-        print(f"wrote {key} ({rows} rows, from the Adyen fake; {len(self.fake.requests)} requests to it, {invalid} invalid against Checkout {VERSION})")
+        print(
+            f"wrote {key} ({rows} rows, from the Adyen fake; {len(self.fake.requests)} requests to it, {invalid} invalid against Checkout {VERSION})"
+        )
         return key, rows
 
     def stop(self) -> None:

@@ -70,8 +70,10 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     request = Request(environ)
     if (request.content_length or 0) > API_GATEWAY_MAX_BODY:
         # API Gateway's own answer (a gateway response mapped to a problem in infra/constructs/checkout_api.py)
-        problem = '{"type": "urn:payments:problem:payload-too-large", "title": "Payload too large", "status": 413, ' \
+        problem = (
+            '{"type": "urn:payments:problem:payload-too-large", "title": "Payload too large", "status": 413, '
             '"detail": "The body exceeds API Gateway\'s 10 MiB limit."}'
+        )
         response = Response(problem, status=413, content_type="application/problem+json")
         return response(environ, start_response)
     body = request.get_data(cache=False)
@@ -84,8 +86,10 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
             result = handler(to_proxy_event(request, body), LambdaContext(function_name=function))
     except Exception:  # noqa: BLE001 - any function failure is answered like API Gateway does
         # what API Gateway answers when the function fails (DEFAULT_5XX, shaped as a problem): never an HTML page
-        problem = '{"type": "urn:payments:problem:internal-error", "title": "Internal error", "status": 502, ' \
+        problem = (
+            '{"type": "urn:payments:problem:internal-error", "title": "Internal error", "status": 502, '
             '"detail": "The function failed; please retry with the same Idempotency-Key."}'
+        )
         return Response(problem, status=502, content_type="application/problem+json")(environ, start_response)
     payload = result.get("body") or ""
     data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()

@@ -47,7 +47,9 @@ def _send(request: Any, **_kwargs: Any) -> AWSResponse | None:
         body = body.read()
     if isinstance(body, str):
         body = body.encode("utf-8")
-    headers = [(name, value.decode("utf-8") if isinstance(value, bytes) else value) for name, value in request.headers.items()]
+    headers = [
+        (name, value.decode("utf-8") if isinstance(value, bytes) else value) for name, value in request.headers.items()
+    ]
     environ = EnvironBuilder(
         path=url.path or "/",
         base_url=f"{url.scheme}://{url.netloc}",

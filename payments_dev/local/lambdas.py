@@ -159,7 +159,9 @@ def install_into_moto() -> None:
 
     def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
         event = json.loads(body) if isinstance(body, (str, bytes)) and body else (body or {})
-        invocation_type = (request_headers or {}).get("X-Amz-Invocation-Type") or (request_headers or {}).get("x-amz-invocation-type")
+        invocation_type = (request_headers or {}).get("X-Amz-Invocation-Type") or (request_headers or {}).get(
+            "x-amz-invocation-type"
+        )
         if not request_headers or invocation_type == "Event":
             # S3 notifications arrive with no headers: asynchronous, as in AWS
             DISPATCHER.invoke_async(self.function_name, event)

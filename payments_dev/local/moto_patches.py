@@ -83,17 +83,32 @@ class _NoTableCopy:
 
 def install() -> None:
     _install_dynamodb()
-    if os.environ.get("PAYMENTS_LOCAL_QUERY_INDEX", "on") != "off":  # off: the baseline of payments_dev/bench/query_index.py
+    if (
+        os.environ.get("PAYMENTS_LOCAL_QUERY_INDEX", "on") != "off"
+    ):  # off: the baseline of payments_dev/bench/query_index.py
         _install_query_index()
     _install_fast_dynamodb_responses()
     _install_client_cache()
-    if os.environ.get("PAYMENTS_LOCAL_ASL_CACHE", "on") != "off":  # off: the baseline of payments_dev/bench/throughput.py
+    if (
+        os.environ.get("PAYMENTS_LOCAL_ASL_CACHE", "on") != "off"
+    ):  # off: the baseline of payments_dev/bench/throughput.py
         _install_program_cache()
         _install_json_path_cache()
 
 
 _FAST_OPERATIONS = frozenset(
-    {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems"}
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "TransactGetItems",
+    }
 )
 
 
@@ -162,8 +177,13 @@ def _install_program_cache() -> None:
             component.heap_key  # noqa: B018 - the property assigns the key
         children = component.__dict__.values() if hasattr(component, "__dict__") else ()
         for child in children:
-            for item in child if isinstance(child, (list, tuple)) else (child.values() if isinstance(child, dict) else (child,)):
-                if isinstance(item, EvalComponent) or (hasattr(item, "__dict__") and type(item).__module__.startswith("moto.stepfunctions.parser.asl.component")):
+            for item in (
+                child if isinstance(child, (list, tuple)) else (child.values() if isinstance(child, dict) else (child,))
+            ):
+                if isinstance(item, EvalComponent) or (
+                    hasattr(item, "__dict__")
+                    and type(item).__module__.startswith("moto.stepfunctions.parser.asl.component")
+                ):
                     assign_heap_keys(item, seen)
 
     def cached_entrypoint(self: Any) -> Any:

@@ -19,7 +19,12 @@ from payments_dev.local.lambdas import DISPATCHER
 
 class QueuePoller:
     def __init__(self, queue_url: str, queue_arn: str, function_name: str, batch_size: int = 10):
-        self.queue_url, self.queue_arn, self.function_name, self.batch_size = queue_url, queue_arn, function_name, batch_size
+        self.queue_url, self.queue_arn, self.function_name, self.batch_size = (
+            queue_url,
+            queue_arn,
+            function_name,
+            batch_size,
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"sqs-{function_name}", daemon=True)
         self.batches = 0
@@ -70,12 +75,15 @@ class QueuePoller:
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             sqs.delete_message_batch(
-                QueueUrl=self.queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)]
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
         return len(done)
 
 
-def create_queue_with_dlq(sqs: Any, name: str, *, visibility_timeout: int = 2, max_receive_count: int = 8) -> tuple[str, str]:
+def create_queue_with_dlq(
+    sqs: Any, name: str, *, visibility_timeout: int = 2, max_receive_count: int = 8
+) -> tuple[str, str]:
     """(queue URL, queue ARN) of a queue whose redrive policy moves a poisoned message to ``<name>-dlq``."""
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -162,7 +162,9 @@ class LocalRuntime:
         self.workflow_type = os.environ.get("PAYMENTS_WORKFLOW_TYPE", "EXPRESS").upper()
         #: this process's own AWS calls reach moto without HTTP (payments_dev/local/inprocess.py);
         #: PAYMENTS_LOCAL_TRANSPORT=http sends them over the socket (to watch them, or compare)
-        self.in_process = in_process if in_process is not None else os.environ.get("PAYMENTS_LOCAL_TRANSPORT", "inprocess") != "http"
+        self.in_process = (
+            in_process if in_process is not None else os.environ.get("PAYMENTS_LOCAL_TRANSPORT", "inprocess") != "http"
+        )
         self.port = port
         self.aws_port = aws_port or port + 1
         self.quiet = quiet
@@ -207,7 +209,9 @@ class LocalRuntime:
                 inprocess.install(f"{host}:{self.aws_port}", self._moto._server.app)
         # moto's backends are process-global: a runtime started earlier in this process (another
         # test session's) left its tables and state machines behind. Start from nothing.
-        urllib.request.urlopen(urllib.request.Request(f"{self.aws_url}/moto-api/reset", method="POST"), timeout=30).read()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.aws_url}/moto-api/reset", method="POST"), timeout=30
+        ).read()
         self._bootstrap()
         from payments_dev.local.http_api import serve_api
 
@@ -275,7 +279,16 @@ class LocalRuntime:
         iam.create_role(
             RoleName="payments-local-lambda",
             AssumeRolePolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
             ),
         )
         lam = boto3.client("lambda", endpoint_url=self.aws_url, region_name=REGION)
@@ -293,17 +306,25 @@ class LocalRuntime:
             arns[name] = response["FunctionArn"]
 
         sfn = boto3.client("stepfunctions", endpoint_url=self.aws_url, region_name=REGION)
-        definition = render_asl(ROOT / "stepfunctions" / registry.PAYMENT_ASL, {k: arns[v] for k, v in ASL_FUNCTIONS.items()})
-        created = sfn.create_state_machine(name="payments-payment", definition=definition, roleArn=ROLE_ARN, type=self.workflow_type)
+        definition = render_asl(
+            ROOT / "stepfunctions" / registry.PAYMENT_ASL, {k: arns[v] for k, v in ASL_FUNCTIONS.items()}
+        )
+        created = sfn.create_state_machine(
+            name="payments-payment", definition=definition, roleArn=ROLE_ARN, type=self.workflow_type
+        )
         assert created["stateMachineArn"] == s.state_machine_arn, created["stateMachineArn"]
-        refund = render_asl(ROOT / "stepfunctions" / registry.REFUND_ASL, {k: arns[v] for k, v in REFUND_ASL_FUNCTIONS.items()})
+        refund = render_asl(
+            ROOT / "stepfunctions" / registry.REFUND_ASL, {k: arns[v] for k, v in REFUND_ASL_FUNCTIONS.items()}
+        )
         created = sfn.create_state_machine(name="payments-refund", definition=refund, roleArn=ROLE_ARN, type="STANDARD")
         assert created["stateMachineArn"] == s.refund_state_machine_arn, created["stateMachineArn"]
 
         # the PSP's notifications: webhook -> queue (+ dead-letter queue) -> consumer, as in AWS
         from payments_dev.local.queues import QueuePoller, create_queue_with_dlq
 
-        url, arn = create_queue_with_dlq(boto3.client("sqs", endpoint_url=self.aws_url, region_name=REGION), "payments-notifications")
+        url, arn = create_queue_with_dlq(
+            boto3.client("sqs", endpoint_url=self.aws_url, region_name=REGION), "payments-notifications"
+        )
         assert url == s.notifications_queue_url, url
         self._pollers = [QueuePoller(url, arn, registry.NOTIFICATIONS_CONSUMER.local_name)]
         for poller in self._pollers:

@@ -61,7 +61,9 @@ def test_settlement_file_faults_are_decided_by_the_files_place_in_the_run() -> N
     schedule.settlement_days = {"settlements/2026-11-02.csv": 3, "other-run/settlements/2027-01-09.csv": 3}
     # Then two files at the same place get the same decisions, whatever their dates
     for attempt in (1, 2, 3):
-        assert schedule.reconcile_crash("settlements/2026-11-02.csv", attempt) == schedule.reconcile_crash("day#3", attempt)
+        assert schedule.reconcile_crash("settlements/2026-11-02.csv", attempt) == schedule.reconcile_crash(
+            "day#3", attempt
+        )
     assert schedule.s3_duplicates("other-run/settlements/2027-01-09.csv") == schedule.s3_duplicates("day#3")
     crashes = [[schedule.reconcile_crash(f"day#{i}", a) for a in (1, 2, 3)] for i in range(400)]
     # and an attempt crashes only if the ones before it did, never the last of Lambda's three
@@ -84,7 +86,9 @@ def test_the_digest_counts_the_settlement_faults_of_every_day() -> None:
     digest_30, planned_30 = schedule.digest(scenario.checkouts, days=30)
     assert digest_1 != digest_30
     assert planned_30[s.S3_DUPLICATE] == sum(schedule.s3_duplicates(f"day#{i}") for i in range(30))
-    assert planned_30[s.RECONCILE_CRASH] == sum(bool(schedule.reconcile_crash(f"day#{i}", a)) for i in range(30) for a in (1, 2, 3))
+    assert planned_30[s.RECONCILE_CRASH] == sum(
+        bool(schedule.reconcile_crash(f"day#{i}", a)) for i in range(30) for a in (1, 2, 3)
+    )
     assert planned_30[s.RECONCILE_CRASH] > planned_1.get(s.RECONCILE_CRASH, 0)
 
 
@@ -94,7 +98,9 @@ def test_parked_orders_are_listed_by_stuck_and_settled_by_resume(runtime: LocalR
 
     # Given checkouts whose wallet step fails on every attempt (retries exhausted: parked)
     profile = dataclasses.replace(PROFILES["none"], persistent=1.0, steps=("wallet",))
-    config = harness.ChaosConfig(checkouts=3, seed=SEED, profile=profile, time_scale=TIME_SCALE, run_tag=tag(), reconcile=False)
+    config = harness.ChaosConfig(
+        checkouts=3, seed=SEED, profile=profile, time_scale=TIME_SCALE, run_tag=tag(), reconcile=False
+    )
     # When the harness runs (it audits, lists stuck payments, resumes them, audits again)
     result = harness.run(runtime.api_url, config, out=QUIET)
     # Then every successful order was parked, listed, resumed, and the audit is clean
@@ -114,14 +120,23 @@ def test_express_faults_end_final_without_an_operator(runtime: LocalRuntime) -> 
     # Given payment functions that crash before starting (the client never retries), executions run
     # twice, executions lost midway, and a recovery deadline of 3 s
     config = harness.ChaosConfig(
-        checkouts=12, seed=SEED, profile=EXPRESS_FAULTS, time_scale=TIME_SCALE, run_tag=tag(), reconcile=False,
-        recovery_delay=3.0, recovery_interval=0.5, settle_timeout=90,
+        checkouts=12,
+        seed=SEED,
+        profile=EXPRESS_FAULTS,
+        time_scale=TIME_SCALE,
+        run_tag=tag(),
+        reconcile=False,
+        recovery_delay=3.0,
+        recovery_interval=0.5,
+        settle_timeout=90,
     )
     lines: list[str] = []
     # When the harness runs
     result = harness.run(runtime.api_url, config, out=lines.append)
     # Then every kind was injected, the recovery re-drove the checkouts left behind, and no check failed
-    assert result.faults[s.START_CRASH] > 0 and result.faults[s.EXPRESS_TWICE] > 0 and result.faults[s.EXPRESS_LOST] > 0, result.faults
+    assert (
+        result.faults[s.START_CRASH] > 0 and result.faults[s.EXPRESS_TWICE] > 0 and result.faults[s.EXPRESS_LOST] > 0
+    ), result.faults
     assert result.redriven, "\n".join(lines)
     assert result.ok, "\n".join(lines)
     assert result.checks["a checkout ends final or NEEDS_ATTENTION without an operator's command"] == 12
@@ -132,7 +147,14 @@ def test_without_the_recovery_a_crashed_start_is_reported(runtime: LocalRuntime)
     # clients that never retry, and the recovery switched off (the protection removed)
     profile = dataclasses.replace(PROFILES["none"], start_crash=1.0)
     config = harness.ChaosConfig(
-        checkouts=3, seed=SEED, profile=profile, time_scale=TIME_SCALE, run_tag=tag(), reconcile=False, recovery=False, settle_timeout=8,
+        checkouts=3,
+        seed=SEED,
+        profile=profile,
+        time_scale=TIME_SCALE,
+        run_tag=tag(),
+        reconcile=False,
+        recovery=False,
+        settle_timeout=8,
     )
     lines: list[str] = []
     # When the harness runs
@@ -149,13 +171,23 @@ def test_without_the_recovery_a_crashed_start_is_reported(runtime: LocalRuntime)
 def test_a_fixed_seed_chaos_run_holds_every_invariant(runtime: LocalRuntime) -> None:
     # Given the default fault profile and a fixed seed
     lines: list[str] = []
-    config = harness.ChaosConfig(checkouts=CHECKOUTS, seed=SEED, time_scale=TIME_SCALE, run_tag=tag(), settle_timeout=240)
+    config = harness.ChaosConfig(
+        checkouts=CHECKOUTS, seed=SEED, time_scale=TIME_SCALE, run_tag=tag(), settle_timeout=240
+    )
     # When CHECKOUTS checkouts go through the real ASL under that schedule
     result = harness.run(runtime.api_url, config, out=lines.append)
     # Then faults of every family were injected ...
     kinds = set(result.faults)
-    for family in ({s.CRASH_BEFORE, s.CRASH_AFTER}, {s.DUPLICATE, s.RACE}, {s.THROTTLE, s.TXN_CONFLICT},
-                   {s.PSP_LOST_ANSWER}, {s.PSP_OUTAGE}, {s.LATE_CONTRADICTING}, {s.RECONCILE_CRASH}, {s.S3_DUPLICATE}):
+    for family in (
+        {s.CRASH_BEFORE, s.CRASH_AFTER},
+        {s.DUPLICATE, s.RACE},
+        {s.THROTTLE, s.TXN_CONFLICT},
+        {s.PSP_LOST_ANSWER},
+        {s.PSP_OUTAGE},
+        {s.LATE_CONTRADICTING},
+        {s.RECONCILE_CRASH},
+        {s.S3_DUPLICATE},
+    ):
         assert kinds & family, (family, result.faults)
     # ... and no check failed (the report is the assertion message)
     assert result.ok, "\n".join(lines)
@@ -173,17 +205,36 @@ def test_a_fixed_seed_chaos_run_holds_every_invariant(runtime: LocalRuntime) -> 
 def _credit_without_marker_condition(self: WalletRepository, order) -> CreditResult:  # type: ignore[no-untyped-def]
     """WalletRepository.credit with its protection removed: the marker put is unconditional."""
     shard = shard_of(order.payment_order_id, self.shards)
-    marker = {"pk": f"CREDIT#{order.payment_order_id}", "sk": "CREDIT", "payment_order_id": order.payment_order_id,
-              "seller_account": order.seller_account, "currency": order.currency, "amount_minor": order.amount_minor, "shard": shard}
+    marker = {
+        "pk": f"CREDIT#{order.payment_order_id}",
+        "sk": "CREDIT",
+        "payment_order_id": order.payment_order_id,
+        "seller_account": order.seller_account,
+        "currency": order.currency,
+        "amount_minor": order.amount_minor,
+        "shard": shard,
+    }
     self.ddb.transact_write_items(
         TransactItems=[
             {"Put": {"TableName": self.table, "Item": to_item(marker)}},
-            {"Update": {
-                "TableName": self.table,
-                "Key": {"pk": {"S": f"WALLET#{order.seller_account}#{shard}"}, "sk": {"S": f"CCY#{order.currency}"}},
-                "UpdateExpression": "ADD balance_minor :amount, credits :one SET seller_account = :seller, currency = :ccy",
-                "ExpressionAttributeValues": to_values({":amount": order.amount_minor, ":one": 1, ":seller": order.seller_account, ":ccy": order.currency}),
-            }},
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {
+                        "pk": {"S": f"WALLET#{order.seller_account}#{shard}"},
+                        "sk": {"S": f"CCY#{order.currency}"},
+                    },
+                    "UpdateExpression": "ADD balance_minor :amount, credits :one SET seller_account = :seller, currency = :ccy",
+                    "ExpressionAttributeValues": to_values(
+                        {
+                            ":amount": order.amount_minor,
+                            ":one": 1,
+                            ":seller": order.seller_account,
+                            ":ccy": order.currency,
+                        }
+                    ),
+                }
+            },
             self.payments.order_flag_update(order.payment_order_id, "wallet_updated"),
         ]
     )
@@ -215,10 +266,26 @@ def test_the_chaos_command_holds_every_invariant_against_the_adyen_fake() -> Non
     from pathlib import Path
 
     # Given the chaos command with the executor charging the local Adyen fake over HTTP
-    command = [sys.executable, "-m", "payments.ops.cli", "chaos", "--psp", "adyen-fake", "--checkouts", "12", "--seed", str(SEED),
-               "--time-scale", str(TIME_SCALE), "--timeout", "240"]
+    command = [
+        sys.executable,
+        "-m",
+        "payments.ops.cli",
+        "chaos",
+        "--psp",
+        "adyen-fake",
+        "--checkouts",
+        "12",
+        "--seed",
+        str(SEED),
+        "--time-scale",
+        str(TIME_SCALE),
+        "--timeout",
+        "240",
+    ]
     # When it runs (faults at every step, the PSP's answers lost after a charge among them)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, check=False, cwd=Path(__file__).resolve().parents[2]
+    )
     out = done.stdout + done.stderr
     # Then every invariant held, including "at most one PSP charge per order" read from the fake's own record
     assert done.returncode == 0, out[-4000:]

@@ -53,40 +53,78 @@ def test_refunds_notifications_and_chargebacks_under_chaos_hold_every_invariant(
         assert result.faults[kind] > 0, result.faults
     # the refund workflow's own faults: crashes around the PSP's refund and the deciding transaction,
     # DynamoDB errors in its tasks, and every fate of the REFUND notification
-    for kind in (s.REFUND_PSP_LOST_ANSWER, s.REFUND_PSP_OUTAGE, s.NOTIFICATION_FIRST, s.CRASH_AFTER, s.THROTTLE, *s.REFUND_NOTIFICATION_KINDS,
-                 s.REFUND_NOTIFICATION_CONTRADICTING, s.REFUND_NOTIFICATION_LATE):
+    for kind in (
+        s.REFUND_PSP_LOST_ANSWER,
+        s.REFUND_PSP_OUTAGE,
+        s.NOTIFICATION_FIRST,
+        s.CRASH_AFTER,
+        s.THROTTLE,
+        *s.REFUND_NOTIFICATION_KINDS,
+        s.REFUND_NOTIFICATION_CONTRADICTING,
+        s.REFUND_NOTIFICATION_LATE,
+    ):
         assert result.faults[kind] > 0, result.faults
     assert result.checks["invariant 8 (money back)"] > 0
-    assert result.checks["a REFUND notification that beats the PSP's answer decides the refund; the answer changes nothing"] > 0
+    assert (
+        result.checks[
+            "a REFUND notification that beats the PSP's answer decides the refund; the answer changes nothing"
+        ]
+        > 0
+    )
     assert result.checks["a refund whose PSP answer was lost is decided as the PSP decided it"] > 0
 
 
 def test_refund_faults_are_decided_by_the_place_only() -> None:
     # Given two schedules of one seed for two runs (prefixes)
     one, other = FaultSchedule(7, prefix="cm7a"), FaultSchedule(7, prefix="cm7b")
+
     # When they decide the refund faults of the same logical refunds, whichever request won the race
     def decisions(schedule: FaultSchedule, prefix: str, winner: int) -> list[object]:
         return [
-            (schedule.refund_psp_fault(f"{prefix}_po_{i}_0_rf{winner}", call), schedule.notification_first(f"{prefix}_po_{i}_0_rf{winner}"),
-             schedule.refund_notification(f"{prefix}_po_{i}_0_rf{winner}"), schedule.refund_notification_after(f"{prefix}_po_{i}_0_rf{winner}"),
-             schedule.lambda_fault("refund_apply", f"{prefix}_po_{i}_0_rf{winner}", call),
-             schedule.ddb_fault("refund_execute", f"{prefix}_po_{i}_0_rf{winner}", call, 0, "TransactWriteItems"))
-            for i in range(300) for call in (1, 2)
+            (
+                schedule.refund_psp_fault(f"{prefix}_po_{i}_0_rf{winner}", call),
+                schedule.notification_first(f"{prefix}_po_{i}_0_rf{winner}"),
+                schedule.refund_notification(f"{prefix}_po_{i}_0_rf{winner}"),
+                schedule.refund_notification_after(f"{prefix}_po_{i}_0_rf{winner}"),
+                schedule.lambda_fault("refund_apply", f"{prefix}_po_{i}_0_rf{winner}", call),
+                schedule.ddb_fault("refund_execute", f"{prefix}_po_{i}_0_rf{winner}", call, 0, "TransactWriteItems"),
+            )
+            for i in range(300)
+            for call in (1, 2)
         ]
+
     # Then they are the same, and every kind is drawn; a refund step is never persistent; the "none" profile injects nothing
     assert decisions(one, "cm7a", 0) == decisions(other, "cm7b", 3)
     drawn = {d for row in decisions(one, "cm7a", 0) for d in row}
-    assert {s.REFUND_PSP_OUTAGE, s.REFUND_PSP_LOST_ANSWER, True, *s.REFUND_NOTIFICATION_KINDS, s.REFUND_NOTIFICATION_CONTRADICTING,
-            s.REFUND_NOTIFICATION_LATE, s.CRASH_AFTER, s.THROTTLE} <= drawn
-    assert s.PERSISTENT not in {one.lambda_fault(step, f"cm7a_po_{i}_0_rf0", 1) for step in s.REFUND_STEPS for i in range(2000)}
-    quiet = FaultSchedule(7, PROFILES["none"])
-    assert {(quiet.refund_psp_fault(f"po_{i}_rf0", 1), quiet.notification_first(f"po_{i}_rf0"), quiet.refund_notification(f"po_{i}_rf0"),
-             quiet.refund_notification_after(f"po_{i}_rf0"), quiet.lambda_fault("refund_execute", f"po_{i}_rf0", 1)) for i in range(500)} == {
-        (None, False, None, None, None)
+    assert {
+        s.REFUND_PSP_OUTAGE,
+        s.REFUND_PSP_LOST_ANSWER,
+        True,
+        *s.REFUND_NOTIFICATION_KINDS,
+        s.REFUND_NOTIFICATION_CONTRADICTING,
+        s.REFUND_NOTIFICATION_LATE,
+        s.CRASH_AFTER,
+        s.THROTTLE,
+    } <= drawn
+    assert s.PERSISTENT not in {
+        one.lambda_fault(step, f"cm7a_po_{i}_0_rf0", 1) for step in s.REFUND_STEPS for i in range(2000)
     }
+    quiet = FaultSchedule(7, PROFILES["none"])
+    assert {
+        (
+            quiet.refund_psp_fault(f"po_{i}_rf0", 1),
+            quiet.notification_first(f"po_{i}_rf0"),
+            quiet.refund_notification(f"po_{i}_rf0"),
+            quiet.refund_notification_after(f"po_{i}_rf0"),
+            quiet.lambda_fault("refund_execute", f"po_{i}_rf0", 1),
+        )
+        for i in range(500)
+    } == {(None, False, None, None, None)}
 
 
-def test_zz_removing_the_reservation_condition_is_reported(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zz_removing_the_reservation_condition_is_reported(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given the refund reservation without its bound (only the order's status is checked)
     monkeypatch.setattr(
         RefundsRepository,
@@ -101,16 +139,22 @@ def test_zz_removing_the_reservation_condition_is_reported(runtime: LocalRuntime
     assert any("exactly one of concurrent refunds" in v for v in result.violations), result.violations[:5]
 
 
-def test_zz_a_refund_debit_that_is_not_idempotent_is_reported(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zz_a_refund_debit_that_is_not_idempotent_is_reported(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a refund outcome that every signal applies again (the PENDING gate removed) with a debit
     # and a reversing ledger transaction keyed per application, not per refund (blnk #152)
-    monkeypatch.setattr(RefundsRepository, "decision_condition", lambda self: "attribute_exists(#status) AND (:pending = :pending)")
+    monkeypatch.setattr(
+        RefundsRepository, "decision_condition", lambda self: "attribute_exists(#status) AND (:pending = :pending)"
+    )
     applied: dict[str, int] = {}
 
     def per_application(real):  # type: ignore[no-untyped-def]
         def items(self, adjustment_id, *args, **kwargs):  # type: ignore[no-untyped-def]
             if adjustment_id.startswith("refund:"):
-                applied[f"{real.__qualname__}:{adjustment_id}"] = n = applied.get(f"{real.__qualname__}:{adjustment_id}", 0) + 1
+                applied[f"{real.__qualname__}:{adjustment_id}"] = n = (
+                    applied.get(f"{real.__qualname__}:{adjustment_id}", 0) + 1
+                )
                 adjustment_id = adjustment_id if n == 1 else f"{adjustment_id}#{n}"
             return real(self, adjustment_id, *args, **kwargs)
 
@@ -127,7 +171,9 @@ def test_zz_a_refund_debit_that_is_not_idempotent_is_reported(runtime: LocalRunt
     assert any("invariant 8" in v and "refund:" in v for v in result.violations), result.violations[:5]
 
 
-def test_zz_a_lost_refund_answer_taken_for_a_refusal_is_reported(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zz_a_lost_refund_answer_taken_for_a_refusal_is_reported(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a refund workflow that takes a lost PSP answer (a read timeout) for a refusal instead
     # of asking again with the same refund_id: it releases the reservation of a refund the PSP made
     from payments.kernel.errors import PspOutcomeUnknown
@@ -139,7 +185,13 @@ def test_zz_a_lost_refund_answer_taken_for_a_refusal_is_reported(runtime: LocalR
         try:
             return real(refund_id, refunds, psp)
         except PspOutcomeUnknown:
-            return {"refund_id": refund_id, "decided": False, "succeeded": False, "psp_reference": None, "reason": "timeout"}
+            return {
+                "refund_id": refund_id,
+                "decided": False,
+                "succeeded": False,
+                "psp_reference": None,
+                "reason": "timeout",
+            }
 
     monkeypatch.setattr(logic, "execute_refund", gives_up)
     prefix = _payin(runtime, 14)
@@ -147,4 +199,6 @@ def test_zz_a_lost_refund_answer_taken_for_a_refusal_is_reported(runtime: LocalR
     result = run_money_back(runtime.api_url, prefix, seed=14, out=QUIET, time_scale=0.1)
     # Then invariant 8 reports the refunds made at the PSP and FAILED here
     assert result.faults[s.REFUND_PSP_LOST_ANSWER] > 0
-    assert any("invariant 8" in v and "refunded at the PSP but FAILED here" in v for v in result.violations), result.violations[:5]
+    assert any("invariant 8" in v and "refunded at the PSP but FAILED here" in v for v in result.violations), (
+        result.violations[:5]
+    )

@@ -74,28 +74,48 @@ def send_and_check(case, runtime, session) -> None:
 
 @schema.include(method="POST", path="/v1/payments").parametrize()
 @seed(SEED)
-@settings(max_examples=CHECKOUT_EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=CHECKOUT_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_every_answer_to_a_checkout_is_documented(case, runtime, session):
     send_and_check(case, runtime, session)
 
 
 @schema.include(method="POST", path="/v1/refunds").parametrize()
 @seed(SEED)
-@settings(max_examples=REFUND_EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=REFUND_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_every_answer_to_a_refund_is_documented(case, runtime, session):
     send_and_check(case, runtime, session)
 
 
 @schema.include(method="POST", path="/v1/psp/notifications").parametrize()
 @seed(SEED)
-@settings(max_examples=WEBHOOK_EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=WEBHOOK_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_every_answer_of_the_psp_webhook_is_documented(case, runtime, session):
     send_and_check(case, runtime, session)
 
 
 @schema.exclude(method="POST").parametrize()
 @seed(SEED)
-@settings(max_examples=READ_EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=READ_EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 def test_every_answer_to_a_read_is_documented(case, runtime, session):
     send_and_check(case, runtime, session)
 
@@ -109,7 +129,9 @@ def test_after_the_run_money_invariants_hold_and_no_card_number_is_stored(runtim
             print(f"  {line}: {n}")
     assert total >= MIN_REQUESTS, dict(SENT)
     # When the accepted checkouts have settled
-    assert wait_until(lambda: check_current(expect_settled=True).ok, SETTLE_TIMEOUT_S, interval=1.0), "checkouts did not settle"
+    assert wait_until(lambda: check_current(expect_settled=True).ok, SETTLE_TIMEOUT_S, interval=1.0), (
+        "checkouts did not settle"
+    )
     # Then `payments verify` is clean
     report = check_current(expect_settled=True)
     assert report.ok, "\n".join(str(v) for v in report.violations)

@@ -19,8 +19,16 @@ from infra.bundling import REPO_ROOT, SHIPPED_FILES, SHIPPED_PACKAGES, shipped_f
 FIRST_PARTY = ("payments", "payments_dev", "functions", "infra", "tests")
 #: what the asset's pip install brings (infra/bundling.py DEPENDENCIES), and what the runtime has
 THIRD_PARTY_SHIPPED = {
-    "aws_lambda_powertools", "pydantic", "pydantic_core", "mt940", "bai2", "Adyen", "aws_xray_sdk",
-    "boto3", "botocore", "typing_extensions",
+    "aws_lambda_powertools",
+    "pydantic",
+    "pydantic_core",
+    "mt940",
+    "bai2",
+    "Adyen",
+    "aws_xray_sdk",
+    "boto3",
+    "botocore",
+    "typing_extensions",
 }
 
 
@@ -92,10 +100,12 @@ def test_the_import_check_catches_an_outsider(tmp_path: Path, outsider: str) -> 
     probe = tmp_path / "probe.py"
     probe.write_text(f"import {outsider}\n")
     # Then the check above would name it
-    (_, name), = _imports(probe)
+    ((_, name),) = _imports(probe)
     shipped = {_module_of(r) for r in shipped_files() if r.suffix == ".py"}
     top = name.split(".")[0]
-    assert (top in FIRST_PARTY and not _is_shipped_module(name, shipped)) or top not in THIRD_PARTY_SHIPPED | set(sys.stdlib_module_names)
+    assert (top in FIRST_PARTY and not _is_shipped_module(name, shipped)) or top not in THIRD_PARTY_SHIPPED | set(
+        sys.stdlib_module_names
+    )
 
 
 def test_an_import_for_the_type_checker_only_is_not_an_outsider(tmp_path: Path) -> None:

@@ -29,7 +29,8 @@ def test_cdk_nag_reports_no_unacknowledged_finding(synthesis):
     # Then no plugin reported a violation, error or warning (each acknowledgment has a reason in infra/),
     # except prod's two warnings saying what an operator must set before deploying it
     assert sorted(findings) == sorted(
-        ("Construct Annotations", f"Annotation::{rule}", "warning", "Payments-prod") for rule in PROD_PLACEHOLDER_WARNINGS
+        ("Construct Annotations", f"Annotation::{rule}", "warning", "Payments-prod")
+        for rule in PROD_PLACEHOLDER_WARNINGS
     )
 
 

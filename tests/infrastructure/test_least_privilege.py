@@ -79,7 +79,9 @@ def _arn_tail(resource: Any) -> str:
     return resource["Fn::Join"][1][-1]
 
 
-def _role_statements(template: dict[str, Any], name: str, stage: str = "dev") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _role_statements(
+    template: dict[str, Any], name: str, stage: str = "dev"
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     _, function = function_named(template, name, stage=stage)
     return function, policy_statements_of_role(template, function["Role"]["Fn::GetAtt"][0])
 
@@ -104,7 +106,9 @@ def test_function_touches_only_its_own_tables(request, fixture, stage, psp, spec
     # When its DynamoDB statements are grouped by table
     granted: dict[str, set[str]] = defaultdict(set)
     for statement in statements:
-        dynamodb_actions = {a.removeprefix("dynamodb:") for a in as_list(statement["Action"]) if a.startswith("dynamodb:")}
+        dynamodb_actions = {
+            a.removeprefix("dynamodb:") for a in as_list(statement["Action"]) if a.startswith("dynamodb:")
+        }
         if not dynamodb_actions:
             continue
         for resource in as_list(statement["Resource"]):
@@ -122,7 +126,9 @@ def test_every_other_action_of_a_function_is_declared_in_the_registry(request, f
     # Given the function's role policy on a stage of cdk.json
     _, statements = _role_statements(request.getfixturevalue(fixture), spec.name, stage)
     # When its actions other than DynamoDB (checked per table above), its log group and X-Ray are listed
-    actions = {a for s in statements for a in as_list(s["Action"]) if a.split(":")[0] not in ("dynamodb", "logs", "xray")}
+    actions = {
+        a for s in statements for a in as_list(s["Action"]) if a.split(":")[0] not in ("dynamodb", "logs", "xray")
+    }
     # Then they are exactly the ones its registry entry declares for the stage's PSP
     assert actions == spec.actions_for(psp)
     # and its index grants are exactly the registry's indexes
@@ -193,7 +199,14 @@ def test_recovery_queries_only_its_index_and_starts_only_the_payment_state_machi
         "states:StartExecution": [":stateMachine:payments-dev-payment"],
     }
     # and the index it queries is granted by its own ARN, no Scan anywhere
-    joined = [part for s in statements for r in as_list(s["Resource"]) if "Fn::Join" in r for part in r["Fn::Join"][1] if isinstance(part, str)]
+    joined = [
+        part
+        for s in statements
+        for r in as_list(s["Resource"])
+        if "Fn::Join" in r
+        for part in r["Fn::Join"][1]
+        if isinstance(part, str)
+    ]
     assert "/index/by_recovery_due" in joined
     assert not any("Scan" in a for s in statements for a in as_list(s["Action"]))
 
@@ -224,7 +237,10 @@ def _state_machine_statements(template: dict[str, Any], name: str) -> list[dict[
 
 def _invoked(statements: list[dict[str, Any]]) -> set[str]:
     return {
-        r["Fn::GetAtt"][0] for s in statements if "lambda:InvokeFunction" in as_list(s["Action"]) for r in as_list(s["Resource"])
+        r["Fn::GetAtt"][0]
+        for s in statements
+        if "lambda:InvokeFunction" in as_list(s["Action"])
+        for r in as_list(s["Resource"])
     }
 
 
@@ -271,7 +287,9 @@ def _secret_grants(template: dict[str, Any]) -> dict[str, list[tuple[set[str], l
 
 
 def _secret_logical_id(template: dict[str, Any], name: str) -> str:
-    (logical_id,) = [k for k, v in resources(template, "AWS::SecretsManager::Secret").items() if v["Properties"]["Name"] == name]
+    (logical_id,) = [
+        k for k, v in resources(template, "AWS::SecretsManager::Secret").items() if v["Properties"]["Name"] == name
+    ]
     return logical_id
 
 
@@ -293,7 +311,9 @@ def test_the_adyen_api_key_is_read_by_the_executor_and_refunds_and_the_hmac_key_
     }
     assert webhook["Environment"]["Variables"]["PAYMENTS_PSP_HMAC_KEY_SECRET"] == {"Ref": hmac_key}
     # and the simulator's own generated key does not exist on an Adyen stage
-    assert "payments-prod-psp-notification-hmac-key" not in {v["Properties"]["Name"] for v in resources(prod, "AWS::SecretsManager::Secret").values()}
+    assert "payments-prod-psp-notification-hmac-key" not in {
+        v["Properties"]["Name"] for v in resources(prod, "AWS::SecretsManager::Secret").values()
+    }
     # and no secret has a resource policy opening it to someone else
     assert resources(prod, "AWS::SecretsManager::ResourcePolicy") == {}
 
@@ -310,7 +330,9 @@ def test_dev_with_the_simulator_reads_only_its_notification_hmac_key(dev):
     _, webhook = function_named(dev, "notifications", stage="dev")
     hmac_key = _secret_logical_id(dev, "payments-dev-psp-notification-hmac-key")
     # (GetSecretValue only, as on Adyen's stages: Powertools needs nothing else; CDK's grant_read added DescribeSecret)
-    assert _secret_grants(dev) == {webhook["Role"]["Fn::GetAtt"][0]: [({"secretsmanager:GetSecretValue"}, [{"Ref": hmac_key}])]}
+    assert _secret_grants(dev) == {
+        webhook["Role"]["Fn::GetAtt"][0]: [({"secretsmanager:GetSecretValue"}, [{"Ref": hmac_key}])]
+    }
 
 
 def test_an_api_key_secret_imported_by_name_is_granted_with_its_suffix_only(live_prod):

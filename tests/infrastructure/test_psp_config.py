@@ -38,7 +38,14 @@ def test_a_production_stage_cannot_be_synthesised_with_the_simulated_psp(tmp_pat
     # Then synthesis stops with a message saying what to configure
     message = str(raised.value)
     assert "production stage" in message and "simulated PSP" in message
-    for key in ("psp", "adyenMerchantAccount", "adyenReturnUrl", "adyenEnvironment", "adyenLiveUrlPrefix", "docs/deploy.md"):
+    for key in (
+        "psp",
+        "adyenMerchantAccount",
+        "adyenReturnUrl",
+        "adyenEnvironment",
+        "adyenLiveUrlPrefix",
+        "docs/deploy.md",
+    ):
         assert key in message
 
 
@@ -63,7 +70,9 @@ def test_production_is_read_from_the_command_line_as_a_boolean(tmp_path):
 )
 def test_an_incomplete_adyen_configuration_names_the_missing_key(tmp_path, overrides, named):
     # Given dev switched to Adyen with one setting missing or wrong
-    context = _context(stage="dev", psp="adyen", adyenMerchantAccount="AcmeECOM", adyenReturnUrl="https://shop.example.com/r")
+    context = _context(
+        stage="dev", psp="adyen", adyenMerchantAccount="AcmeECOM", adyenReturnUrl="https://shop.example.com/r"
+    )
     context.update(overrides)
     # When the app is built, then it fails naming what to set
     with pytest.raises(ValueError, match=named):
@@ -80,8 +89,14 @@ def test_the_simulated_psp_deploys_only_where_it_is_the_psp(dev, prod):
     # and prod has neither the job, nor its schedule, nor its table
     with pytest.raises(AssertionError):
         function_named(prod, "psp", stage="prod")
-    assert "payments-prod-psp" not in {t["Properties"]["TableName"] for t in resources(prod, "AWS::DynamoDB::Table").values()}
-    targets = {t["Arn"]["Fn::GetAtt"][0] for r in resources(prod, "AWS::Events::Rule").values() for t in r["Properties"]["Targets"]}
+    assert "payments-prod-psp" not in {
+        t["Properties"]["TableName"] for t in resources(prod, "AWS::DynamoDB::Table").values()
+    }
+    targets = {
+        t["Arn"]["Fn::GetAtt"][0]
+        for r in resources(prod, "AWS::Events::Rule").values()
+        for t in r["Properties"]["Targets"]
+    }
     assert targets == {function_named(prod, "recovery", stage="prod")[0]}
 
 
@@ -89,7 +104,10 @@ def test_prod_creates_the_two_adyen_secrets_empty(prod):
     # Given prod's secrets
     secrets = _secrets(prod)
     # Then there are the API key and the HMAC key, created without a value (an operator puts Adyen's)
-    assert {s["Properties"]["Name"] for s in secrets.values()} == {"payments-prod-adyen-api-key", "payments-prod-adyen-hmac-key"}
+    assert {s["Properties"]["Name"] for s in secrets.values()} == {
+        "payments-prod-adyen-api-key",
+        "payments-prod-adyen-hmac-key",
+    }
     for secret in secrets.values():
         assert "GenerateSecretString" not in secret["Properties"]
         assert "SecretString" not in secret["Properties"]

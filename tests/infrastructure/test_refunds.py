@@ -10,7 +10,10 @@ from tests.infrastructure.test_resources import _path, assert_405_methods
 
 
 def _methods(dev):
-    return {(m["Properties"]["HttpMethod"], _path(dev, m["Properties"]["ResourceId"])): m["Properties"] for m in resources(dev, "AWS::ApiGateway::Method").values()}
+    return {
+        (m["Properties"]["HttpMethod"], _path(dev, m["Properties"]["ResourceId"])): m["Properties"]
+        for m in resources(dev, "AWS::ApiGateway::Method").values()
+    }
 
 
 def test_refund_routes_are_iam_signed_and_proxied_to_the_refunds_function(dev):
@@ -23,9 +26,15 @@ def test_refund_routes_are_iam_signed_and_proxied_to_the_refunds_function(dev):
 
 def test_other_methods_of_the_refund_routes_and_the_webhook_are_answered_405_with_allow(dev):
     # Given the ANY methods under /v1/refunds and /v1/psp (mock integrations: no backend reached)
-    anys = [p for (method, path), p in _methods(dev).items() if method == "ANY" and path.startswith(("/v1/refunds", "/v1/psp"))]
+    anys = [
+        p
+        for (method, path), p in _methods(dev).items()
+        if method == "ANY" and path.startswith(("/v1/refunds", "/v1/psp"))
+    ]
     # Then each route has one, answering a 405 problem naming the route's own method in Allow
-    assert_405_methods(dev, anys, {"/v1/refunds": "POST", "/v1/refunds/{refund_id}": "GET", "/v1/psp/notifications": "POST"})
+    assert_405_methods(
+        dev, anys, {"/v1/refunds": "POST", "/v1/refunds/{refund_id}": "GET", "/v1/psp/notifications": "POST"}
+    )
 
 
 def test_the_webhook_is_unauthenticated_but_throttled_on_its_own(dev):
@@ -40,7 +49,10 @@ def test_the_webhook_is_unauthenticated_but_throttled_on_its_own(dev):
     (own,) = [s for s in stage["Properties"]["MethodSettings"] if s["ResourcePath"] == "/~1v1~1psp~1notifications"]
     (api,) = [s for s in stage["Properties"]["MethodSettings"] if s["ResourcePath"] == "/*"]
     assert own["HttpMethod"] == "POST" and own["DataTraceEnabled"] is False
-    assert 0 < own["ThrottlingRateLimit"] < api["ThrottlingRateLimit"] and 0 < own["ThrottlingBurstLimit"] < api["ThrottlingBurstLimit"]
+    assert (
+        0 < own["ThrottlingRateLimit"] < api["ThrottlingRateLimit"]
+        and 0 < own["ThrottlingBurstLimit"] < api["ThrottlingBurstLimit"]
+    )
     assert api["ThrottlingRateLimit"] == 20  # the API's own setting is kept
 
 
@@ -51,7 +63,11 @@ def test_notifications_queue_has_an_encrypted_dead_letter_queue_with_an_alarm(de
     assert queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
     assert queue["Properties"]["SqsManagedSseEnabled"] is True and dlq["Properties"]["SqsManagedSseEnabled"] is True
     alarms = [a["Properties"] for a in resources(dev, "AWS::CloudWatch::Alarm").values()]
-    assert any(a.get("MetricName") == "ApproximateNumberOfMessagesVisible" and {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}} in a.get("Dimensions", []) for a in alarms)
+    assert any(
+        a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        and {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}} in a.get("Dimensions", [])
+        for a in alarms
+    )
     # and the consumer reports partial batch failures
     (mapping,) = resources(dev, "AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

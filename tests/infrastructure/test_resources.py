@@ -32,7 +32,12 @@ from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, reso
 SHAPES = {"reconcile": (840, 1769, 2048)}
 DEFAULT_SHAPE = (300, 1024, 512)
 REFUND_ROUTE_PREFIXES = ("/v1/refunds", "/v1/psp/")
-ROUTES = {("POST", "/v1/payments"), ("GET", "/v1/payments/{checkout_id}"), ("GET", "/v1/wallets/{seller_account}"), ("GET", "/v1/ledger/trial-balance")}
+ROUTES = {
+    ("POST", "/v1/payments"),
+    ("GET", "/v1/payments/{checkout_id}"),
+    ("GET", "/v1/wallets/{seller_account}"),
+    ("GET", "/v1/ledger/trial-balance"),
+}
 
 
 def _path(template, resource_id):
@@ -51,8 +56,10 @@ def test_api_routes_require_iam_and_proxy_to_the_payment_function(dev):
     # Given the API methods (but the ANY method of each route, which answers 405, and the refund routes:
     # tests/infrastructure/test_refunds.py)
     methods = [
-        m for m in resources(dev, "AWS::ApiGateway::Method").values()
-        if m["Properties"]["HttpMethod"] != "ANY" and not _path(dev, m["Properties"]["ResourceId"]).startswith(REFUND_ROUTE_PREFIXES)
+        m
+        for m in resources(dev, "AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] != "ANY"
+        and not _path(dev, m["Properties"]["ResourceId"]).startswith(REFUND_ROUTE_PREFIXES)
     ]
     payment_id, _ = function_named(dev, registry.PAYMENT.name)
     # Then exactly the four routes exist
@@ -69,8 +76,10 @@ def test_other_methods_of_a_route_are_answered_405_with_allow_without_reaching_a
     # Given the ANY method of each route (API Gateway prefers a route's explicit methods over it; the refund
     # routes' and the webhook's: tests/infrastructure/test_refunds.py)
     anys = [
-        m["Properties"] for m in resources(dev, "AWS::ApiGateway::Method").values()
-        if m["Properties"]["HttpMethod"] == "ANY" and not _path(dev, m["Properties"]["ResourceId"]).startswith(REFUND_ROUTE_PREFIXES)
+        m["Properties"]
+        for m in resources(dev, "AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] == "ANY"
+        and not _path(dev, m["Properties"]["ResourceId"]).startswith(REFUND_ROUTE_PREFIXES)
     ]
     allowed = {path: method for method, path in ROUTES}
     # Then every route has one, answering a 405 problem with the route's own method in Allow
@@ -97,7 +106,9 @@ def test_api_stage_is_throttled_logged_and_traced(dev):
     (stage,) = resources(dev, "AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
     # Then it has throttling from context, access logs and tracing, and never logs bodies
-    (settings,) = [s for s in props["MethodSettings"] if s["ResourcePath"] == "/*"]  # the webhook's own: test_refunds.py
+    (settings,) = [
+        s for s in props["MethodSettings"] if s["ResourcePath"] == "/*"
+    ]  # the webhook's own: test_refunds.py
     assert settings["ThrottlingRateLimit"] == 20 and settings["ThrottlingBurstLimit"] == 40
     assert settings["DataTraceEnabled"] is False
     assert "DestinationArn" in props["AccessLogSetting"]
@@ -108,7 +119,12 @@ def test_api_gateway_errors_are_problem_details(dev):
     # Given API Gateway's own responses (auth, throttling, size)
     responses = resources(dev, "AWS::ApiGateway::GatewayResponse").values()
     # Then each answers application/problem+json
-    assert {r["Properties"]["ResponseType"] for r in responses} >= {"THROTTLED", "REQUEST_TOO_LARGE", "DEFAULT_4XX", "DEFAULT_5XX"}
+    assert {r["Properties"]["ResponseType"] for r in responses} >= {
+        "THROTTLED",
+        "REQUEST_TOO_LARGE",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    }
     for response in responses:
         headers = response["Properties"]["ResponseParameters"]
         assert headers["gatewayresponse.header.Content-Type"] == "'application/problem+json'"
@@ -157,7 +173,9 @@ def test_bundle_excludes_the_runtime_sdk():
 
 def test_settlement_bucket_is_private_versioned_encrypted_and_logged(dev):
     # Given the settlement bucket (the one with versioning)
-    (bucket_id, bucket), = ((k, v) for k, v in resources(dev, "AWS::S3::Bucket").items() if "VersioningConfiguration" in v["Properties"])
+    ((bucket_id, bucket),) = (
+        (k, v) for k, v in resources(dev, "AWS::S3::Bucket").items() if "VersioningConfiguration" in v["Properties"]
+    )
     props = bucket["Properties"]
     # Then it blocks public access, is encrypted, versioned, retained and access-logged
     assert all(props["PublicAccessBlockConfiguration"].values())
@@ -173,7 +191,9 @@ def test_settlement_bucket_is_private_versioned_encrypted_and_logged(dev):
     (work,) = (r for r in rules if r.get("Prefix") == "work/")
     assert work["ExpirationInDays"] == 7 and work["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
     # and its policy denies every request not made over TLS
-    (policy,) = (p for p in resources(dev, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id})
+    (policy,) = (
+        p for p in resources(dev, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    )
     (deny,) = (s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny")
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
@@ -193,20 +213,32 @@ def test_failed_reconciliation_lands_in_an_encrypted_dead_letter_queue(dev):
     # Given the reconcile function's async invocation config
     (invoke_config,) = resources(dev, "AWS::Lambda::EventInvokeConfig").values()
     props = invoke_config["Properties"]
-    (queue_id, queue), = [(k, q) for k, q in resources(dev, "AWS::SQS::Queue").items() if q["Properties"]["QueueName"] == "payments-dev-reconcile-dlq"]
+    ((queue_id, queue),) = [
+        (k, q)
+        for k, q in resources(dev, "AWS::SQS::Queue").items()
+        if q["Properties"]["QueueName"] == "payments-dev-reconcile-dlq"
+    ]
     # Then it retries twice, then sends the event to the queue
     assert props["MaximumRetryAttempts"] == 2
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     # which is encrypted and TLS-only
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    (policy,) = [p for p in resources(dev, "AWS::SQS::QueuePolicy").values() if {"Ref": queue_id} in p["Properties"]["Queues"]]
-    assert policy["Properties"]["PolicyDocument"]["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (policy,) = [
+        p for p in resources(dev, "AWS::SQS::QueuePolicy").values() if {"Ref": queue_id} in p["Properties"]["Queues"]
+    ]
+    assert policy["Properties"]["PolicyDocument"]["Statement"][0]["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
 
 
 def test_settlement_job_runs_nightly(dev):
     # Given the EventBridge rule that targets the PSP function (the other one runs the recovery)
     psp_id, _ = function_named(dev, registry.PSP.name)
-    (rule,) = [r for r in resources(dev, "AWS::Events::Rule").values() if r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [psp_id, "Arn"]}]
+    (rule,) = [
+        r
+        for r in resources(dev, "AWS::Events::Rule").values()
+        if r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [psp_id, "Arn"]}
+    ]
     # Then it runs the PSP settlement job once a day
     assert rule["Properties"]["ScheduleExpression"] == "cron(30 0 * * ? *)"
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [psp_id, "Arn"]}
@@ -215,7 +247,7 @@ def test_settlement_job_runs_nightly(dev):
 def test_alarms_cover_every_silent_failure(dev):
     # Given the alarms and the topic they notify
     alarms = list(resources(dev, "AWS::CloudWatch::Alarm").values())
-    (topic_id, topic), = resources(dev, "AWS::SNS::Topic").items()
+    ((topic_id, topic),) = resources(dev, "AWS::SNS::Topic").items()
     metrics = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName")) for a in alarms}
     # Then the workflow, the custom metrics, the DLQ, functions and tables are all alarmed
     for expected in [
@@ -237,7 +269,10 @@ def test_alarms_cover_every_silent_failure(dev):
     assert needs_attention["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
     assert needs_attention["Properties"]["Threshold"] == 0
     gave_up = next(a for a in alarms if a["Properties"].get("MetricName") == "RecoveryGaveUp")
-    assert gave_up["Properties"]["Dimensions"] == [{"Name": "service", "Value": "recovery"}] and gave_up["Properties"]["Threshold"] == 0
+    assert (
+        gave_up["Properties"]["Dimensions"] == [{"Name": "service", "Value": "recovery"}]
+        and gave_up["Properties"]["Threshold"] == 0
+    )
     # each notifying the encrypted topic
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for a in alarms)
     assert "KmsMasterKeyId" in topic["Properties"]
@@ -256,7 +291,11 @@ def test_every_state_machine_alarms_on_executions_that_do_not_complete(dev, name
     assert {a["MetricName"] for a in alarms} == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
     for alarm in alarms:
         assert alarm["Namespace"] == "AWS/States"
-        assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["EvaluationPeriods"]) == ("GreaterThanThreshold", 0, 1)
+        assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["EvaluationPeriods"]) == (
+            "GreaterThanThreshold",
+            0,
+            1,
+        )
     # and the dashboard graphs its executions
     (dashboard,) = resources(dev, "AWS::CloudWatch::Dashboard").values()
     assert {"Ref": machine_id} in dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
@@ -264,9 +303,13 @@ def test_every_state_machine_alarms_on_executions_that_do_not_complete(dev, name
 
 def test_outputs(dev):
     # Then the stack tells where the API, the bucket and the state machine are
-    assert {"ApiUrl", "SettlementBucketName", "StateMachineArn", "ReconcileStateMachineArn", "MerchantPolicyArn"} <= set(
-        dev["Outputs"]
-    )
+    assert {
+        "ApiUrl",
+        "SettlementBucketName",
+        "StateMachineArn",
+        "ReconcileStateMachineArn",
+        "MerchantPolicyArn",
+    } <= set(dev["Outputs"])
     reconcile_id, _ = state_machine_named(dev, "reconcile")
     assert dev["Outputs"]["ReconcileStateMachineArn"]["Value"] == {"Ref": reconcile_id}
 
@@ -299,7 +342,9 @@ def test_asset_bytecode_is_compiled_for_the_runtime_and_loads_without_its_source
         "import importlib.util as u; assert data[:4] == u.MAGIC_NUMBER; print(marshal.loads(data[16:]).co_filename)"
     )
     money = tmp_path / "payments" / "kernel" / "__pycache__" / f"money.{tag}.pyc"
-    printed = subprocess.run([bytecode_python(), "-c", probe, str(money)], capture_output=True, text=True, check=True).stdout.strip()
+    printed = subprocess.run(
+        [bytecode_python(), "-c", probe, str(money)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert printed == f"{TASK_ROOT}/payments/kernel/money.py"
 
 

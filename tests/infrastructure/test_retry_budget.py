@@ -61,7 +61,12 @@ def test_retry_waits_follow_the_asl_semantics():
     # Then it waits 1 + 2 + 4 + 5 seconds at most
     assert retry_waits({"IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 4, "MaxDelaySeconds": 5}) == 12
     # and a task of 10 s with it runs 5 attempts
-    assert task_worst_case({"TimeoutSeconds": 10, "Retry": [{"IntervalSeconds": 1, "MaxAttempts": 4, "MaxDelaySeconds": 5}]}) == 62
+    assert (
+        task_worst_case(
+            {"TimeoutSeconds": 10, "Retry": [{"IntervalSeconds": 1, "MaxAttempts": 4, "MaxDelaySeconds": 5}]}
+        )
+        == 62
+    )
 
 
 def test_the_whole_retry_budget_of_one_execution_fits_express_with_a_margin():
@@ -85,7 +90,12 @@ def test_the_map_runs_every_order_of_a_checkout_in_one_wave():
 def test_every_function_times_out_before_the_task_that_runs_it(dev):
     # Given the Tasks of the payment workflow and the functions they invoke
     asl = json.loads(ASL.read_text())
-    tasks = {"ExecutePaymentOrder": "executor", "UpdateWallet": "wallet", "AppendLedger": "ledger", "FinalizePayment": "payment"}
+    tasks = {
+        "ExecutePaymentOrder": "executor",
+        "UpdateWallet": "wallet",
+        "AppendLedger": "ledger",
+        "FinalizePayment": "payment",
+    }
     states = {**asl["States"], **asl["States"]["ProcessPaymentOrders"]["ItemProcessor"]["States"]}
     for state_name, function in tasks.items():
         _, props = function_named(dev, function)

@@ -12,7 +12,12 @@ from tests.infrastructure.helpers import function_named
 
 #: set on every function for Powertools and the Lambda runtime, not settings of ours
 #: Powertools' own variables (the Tracer never records responses: POWERTOOLS_TRACER_CAPTURE_RESPONSE=false)
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_TRACER_CAPTURE_RESPONSE", "LOG_LEVEL"}
+POWERTOOLS = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE",
+    "LOG_LEVEL",
+}
 ADYEN_VARIABLES = {AdyenSettings.env_name(field) for field in AdyenSettings.model_fields}
 STACKS = (("dev", "dev", "simulated"), ("prod", "prod", "adyen"))
 DEPLOYED = [(fixture, stage, psp, f) for fixture, stage, psp in STACKS for f in registry.deployed_on(psp)]
@@ -42,7 +47,10 @@ def test_a_function_environment_is_exactly_its_required_settings(request, fixtur
 
 def test_the_notification_functions_know_the_merchant_account_of_the_stage(prod, live_prod):
     # Given the webhook and the consumer, which refuse a notification naming another merchant account
-    stages = ((prod, "SET_ADYEN_MERCHANT_ACCOUNT"), (live_prod.templates["Payments-prod"], LIVE_PROD["adyenMerchantAccount"]))
+    stages = (
+        (prod, "SET_ADYEN_MERCHANT_ACCOUNT"),
+        (live_prod.templates["Payments-prod"], LIVE_PROD["adyenMerchantAccount"]),
+    )
     for template, account in stages:
         for spec in (registry.NOTIFICATIONS, registry.NOTIFICATIONS_CONSUMER):
             # Then their merchant account is the stage's Adyen merchant account (not a local default)
@@ -58,14 +66,30 @@ def test_a_grant_or_variable_the_registry_does_not_declare_is_refused_at_synthes
     from infra.stage import Stage
 
     # Given the wallet function built from its registry entry in a bare stack of the dev stage
-    context = {"stages": {"dev": {"apiRateLimit": 1, "apiBurstLimit": 1, "logRetentionDays": 14, "logLevel": "INFO",
-                                  "walletShards": 1, "ledgerTotalShards": 1, "retainAllData": False}}}
+    context = {
+        "stages": {
+            "dev": {
+                "apiRateLimit": 1,
+                "apiBurstLimit": 1,
+                "logRetentionDays": 14,
+                "logLevel": "INFO",
+                "walletShards": 1,
+                "ledgerTotalShards": 1,
+                "retainAllData": False,
+            }
+        }
+    }
     app = cdk.App(context=context)
     stage = Stage.from_context(app.node, "dev")
     stack = cdk.Stack(app, "Bare")
     tables = PaymentTables(stack, "Tables", stage=stage)
     wallet = PaymentsFunction(
-        stack, "Wallet", stage=stage, code=lambda_.Code.from_inline("x"), spec=registry.WALLET, tables=tables,
+        stack,
+        "Wallet",
+        stage=stage,
+        code=lambda_.Code.from_inline("x"),
+        spec=registry.WALLET,
+        tables=tables,
         settings={"wallet_shards": "1"},
     )
     # When it is given an action its entry does not declare, or a variable of a setting it does not use

@@ -13,7 +13,10 @@ from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, reso
 
 
 def _simulated(stage: str) -> bool:
-    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["stages"][stage].get("psp", "simulated") == "simulated"
+    return (
+        json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["stages"][stage].get("psp", "simulated")
+        == "simulated"
+    )
 
 
 def _functions(stage: str) -> tuple[str, ...]:
@@ -89,8 +92,10 @@ def test_dev_idempotency_table_goes_with_the_stack(dev):
 def test_every_function_that_reads_sharded_money_items_knows_the_stages_shard_count(synthesis, stage):
     # Given the stage's shard counts in cdk.json (a reader that assumes fewer shards misses money)
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["stages"][stage]
-    expected = {"WALLETS_TABLE": ("WALLET_SHARDS", str(context["walletShards"])),
-                "LEDGER_TABLE": ("LEDGER_TOTAL_SHARDS", str(context["ledgerTotalShards"]))}
+    expected = {
+        "WALLETS_TABLE": ("WALLET_SHARDS", str(context["walletShards"])),
+        "LEDGER_TABLE": ("LEDGER_TOTAL_SHARDS", str(context["ledgerTotalShards"])),
+    }
     template = synthesis.templates[f"Payments-{stage}"]
     # When each program function's environment is read
     checked = 0

@@ -91,7 +91,10 @@ def test_a_stage_can_select_the_standard_payment_workflow(standard_dev):
     # Then the payment workflow is the same ASL as a STANDARD state machine logging every event
     assert json.loads(props["DefinitionString"]) == json.loads(ASL.read_text())
     assert props["StateMachineType"] == "STANDARD"
-    assert props["LoggingConfiguration"]["Level"] == "ALL" and props["LoggingConfiguration"]["IncludeExecutionData"] is False
+    assert (
+        props["LoggingConfiguration"]["Level"] == "ALL"
+        and props["LoggingConfiguration"]["IncludeExecutionData"] is False
+    )
 
 
 def test_an_unknown_workflow_type_is_refused():
@@ -100,8 +103,22 @@ def test_an_unknown_workflow_type_is_refused():
     from infra.stage import Stage
 
     # Given a stage whose workflowType is neither EXPRESS nor STANDARD
-    app = cdk.App(context={"stages": {"dev": {"apiRateLimit": 1, "apiBurstLimit": 1, "logRetentionDays": 14, "logLevel": "INFO",
-                                              "walletShards": 1, "ledgerTotalShards": 1, "retainAllData": False, "workflowType": "EXPRESSO"}}})
+    app = cdk.App(
+        context={
+            "stages": {
+                "dev": {
+                    "apiRateLimit": 1,
+                    "apiBurstLimit": 1,
+                    "logRetentionDays": 14,
+                    "logLevel": "INFO",
+                    "walletShards": 1,
+                    "ledgerTotalShards": 1,
+                    "retainAllData": False,
+                    "workflowType": "EXPRESSO",
+                }
+            }
+        }
+    )
     # Then the stage cannot be read
     with pytest.raises(ValueError, match="workflowType"):
         Stage.from_context(app.node, "dev")

@@ -46,7 +46,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-def checkout(token: str = "tok_visa", orders: list[tuple[str, str, str]] | None = None, **overrides: Any) -> dict[str, Any]:
+def checkout(
+    token: str = "tok_visa", orders: list[tuple[str, str, str]] | None = None, **overrides: Any
+) -> dict[str, Any]:
     """A valid checkout body with fresh ids; orders are (seller, amount, currency)."""
     orders = orders or [("seller_books", "19.99", "USD"), ("seller_toys", "5.00", "USD")]
     body = {

@@ -11,7 +11,18 @@ from payments_dev.local.adyen_fake import checkout_spec
 
 def test_the_demo_on_the_adyen_fake_holds_every_invariant_and_reconciles_clean() -> None:
     # Given a small Cyber Monday run whose executor charges the Adyen fake
-    command = [sys.executable, "-m", "payments.ops.cli", "demo", "--psp", "adyen-fake", "--checkouts", "12", "--concurrency", "4"]
+    command = [
+        sys.executable,
+        "-m",
+        "payments.ops.cli",
+        "demo",
+        "--psp",
+        "adyen-fake",
+        "--checkouts",
+        "12",
+        "--concurrency",
+        "4",
+    ]
     # When it runs to the end
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     # Then every invariant holds, the fake's settlement file reconciles clean, and no request it

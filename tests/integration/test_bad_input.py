@@ -17,7 +17,10 @@ def stored_items() -> dict[str, int]:
     """Item counts of the tables a checkout writes to (payments, idempotency, PSP)."""
     ddb = aws.client("dynamodb")
     s = settings()
-    return {t: ddb.scan(TableName=t, Select="COUNT", ConsistentRead=True)["Count"] for t in (s.payments_table, s.idempotency_table, s.psp_table)}
+    return {
+        t: ddb.scan(TableName=t, Select="COUNT", ConsistentRead=True)["Count"]
+        for t in (s.payments_table, s.idempotency_table, s.psp_table)
+    }
 
 
 def mutate(path: str, value: Any) -> Any:
@@ -46,7 +49,11 @@ DELETE = object()
 CASES = [
     ("amount-as-json-number", mutate("payment_orders[0].amount", 19.99), "payment_orders[0].amount"),
     ("amount-too-many-digits-usd", mutate("payment_orders[1].amount", "5.001"), "payment_orders[1].amount"),
-    ("amount-fraction-on-jpy", lambda b: mutate("payment_orders[0].currency", "JPY")(mutate("payment_orders[0].amount", "1.5")(b)), "payment_orders[0].amount"),
+    (
+        "amount-fraction-on-jpy",
+        lambda b: mutate("payment_orders[0].currency", "JPY")(mutate("payment_orders[0].amount", "1.5")(b)),
+        "payment_orders[0].amount",
+    ),
     ("amount-zero", mutate("payment_orders[0].amount", "0.00"), "payment_orders[0].amount"),
     ("amount-negative", mutate("payment_orders[0].amount", "-1.00"), "payment_orders[0].amount"),
     ("amount-exponent", mutate("payment_orders[0].amount", "1e3"), "payment_orders[0].amount"),
@@ -136,7 +143,7 @@ def test_a_body_over_the_size_bound_is_rejected(api):
     assert stored_items() == before
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[]", b"\"a string\"", b""])
+@pytest.mark.parametrize("raw", [b"{not json", b"[]", b'"a string"', b""])
 def test_a_body_that_is_not_a_json_object_is_rejected(api, raw):
     before = stored_items()
     reply = api.request("POST", "/v1/payments", raw=raw, headers={"Idempotency-Key": "bad-raw"})
@@ -149,7 +156,8 @@ PAN_ = "4242424242424242"
 
 
 @pytest.mark.parametrize(
-    "where", ["checkout_id", "buyer_info.buyer_id", "payment_orders[0].payment_order_id", "payment_orders[1].seller_account"]
+    "where",
+    ["checkout_id", "buyer_info.buyer_id", "payment_orders[0].payment_order_id", "payment_orders[1].seller_account"],
 )
 def test_an_identifier_that_is_a_card_number_with_underscores_is_refused_and_nothing_is_stored(api, where):
     # Given a checkout whose identifier is a card number with underscores (the identifier pattern allows '_')
@@ -176,7 +184,14 @@ def test_a_card_number_in_the_first_of_two_duplicate_keys_is_refused(api):
     assert stored_items() == before
 
 
-@pytest.mark.parametrize("digits", ["".join(chr(0xFF10 + int(c)) for c in "5555555555554444"), "".join(chr(0x0660 + int(c)) for c in "5555555555554444")], ids=["full-width", "arabic-indic"])
+@pytest.mark.parametrize(
+    "digits",
+    [
+        "".join(chr(0xFF10 + int(c)) for c in "5555555555554444"),
+        "".join(chr(0x0660 + int(c)) for c in "5555555555554444"),
+    ],
+    ids=["full-width", "arabic-indic"],
+)
 def test_a_card_number_in_other_scripts_digits_is_refused(api, digits):
     # Given an e-mail address holding a card number in full-width or Arabic-Indic digits
     body = mutate("buyer_info.email", f"{digits}@example.com")(checkout())
@@ -205,7 +220,10 @@ def test_a_card_number_in_a_get_path_is_not_echoed(api):
     assert PAN_ not in json.dumps(reply.body)
 
 
-@pytest.mark.parametrize("amount", ["4242.4242.4242.4242", "4242/4242/4242/4242", "4242  4242  4242  4242", "4242\u00a04242\u00a04242\u00a04242"])
+@pytest.mark.parametrize(
+    "amount",
+    ["4242.4242.4242.4242", "4242/4242/4242/4242", "4242  4242  4242  4242", "4242\u00a04242\u00a04242\u00a04242"],
+)
 def test_a_card_number_as_an_amount_is_not_echoed(api, amount):
     # Given an amount that is a card number with dots, slashes, double or no-break spaces
     body = mutate("payment_orders[0].amount", amount)(checkout())
@@ -215,7 +233,9 @@ def test_a_card_number_as_an_amount_is_not_echoed(api, amount):
     assert "4242" not in json.dumps(reply.body)
 
 
-@pytest.mark.parametrize("raw", [b"[" * 30_000, b'{"a":' * 2_000 + b"1" + b"}" * 2_000], ids=["30000-brackets", "2000-deep-objects"])
+@pytest.mark.parametrize(
+    "raw", [b"[" * 30_000, b'{"a":' * 2_000 + b"1" + b"}" * 2_000], ids=["30000-brackets", "2000-deep-objects"]
+)
 def test_a_deeply_nested_body_is_a_400_problem(api, raw):
     before = stored_items()
     reply = api.request("POST", "/v1/payments", raw=raw, headers={"Idempotency-Key": "bad-deep"})
@@ -227,7 +247,9 @@ def test_a_deeply_nested_body_is_a_400_problem(api, raw):
 def test_a_body_that_is_not_json_by_media_type_is_a_415_problem(api, content_type):
     before = stored_items()
     raw = json.dumps(checkout()).encode()
-    reply = api.request("POST", "/v1/payments", raw=raw, headers={"Idempotency-Key": "bad-media", "Content-Type": content_type})
+    reply = api.request(
+        "POST", "/v1/payments", raw=raw, headers={"Idempotency-Key": "bad-media", "Content-Type": content_type}
+    )
     assert_problem(reply, 415, ":unsupported-media-type", "header Content-Type")
     assert stored_items() == before
 
@@ -239,7 +261,14 @@ def test_a_nul_in_the_email_is_refused_naming_it(api):
     assert stored_items() == before
 
 
-@pytest.mark.parametrize(("method", "path", "allow"), [("DELETE", "/v1/payments", "POST"), ("PUT", "/v1/payments/chk_1", "GET"), ("POST", "/v1/ledger/trial-balance", "GET")])
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/v1/payments", "POST"),
+        ("PUT", "/v1/payments/chk_1", "GET"),
+        ("POST", "/v1/ledger/trial-balance", "GET"),
+    ],
+)
 def test_an_unknown_method_is_a_405_problem_with_allow(api, method, path, allow):
     reply = api.request(method, path)
     assert_problem(reply, 405, ":method-not-allowed")

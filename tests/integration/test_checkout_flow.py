@@ -12,13 +12,19 @@ from tests.integration.conftest import checkout, wait_done
 
 
 def charges_for(order_ids: list[str]) -> Counter[str]:
-    return Counter(c["merchant_reference"] for c in SimulatedPsp().all_charges() if c["merchant_reference"] in order_ids)
+    return Counter(
+        c["merchant_reference"] for c in SimulatedPsp().all_charges() if c["merchant_reference"] in order_ids
+    )
 
 
 def psp_calls(order_id: str) -> int:
-    item = SimulatedPsp().ddb.get_item(
-        TableName=SimulatedPsp().table, Key={"pk": {"S": f"ATTEMPTS#{order_id}"}, "sk": {"S": "ATTEMPTS"}}
-    ).get("Item")
+    item = (
+        SimulatedPsp()
+        .ddb.get_item(
+            TableName=SimulatedPsp().table, Key={"pk": {"S": f"ATTEMPTS#{order_id}"}, "sk": {"S": "ATTEMPTS"}}
+        )
+        .get("Item")
+    )
     return int(item["calls"]["N"]) if item else 0
 
 
@@ -45,7 +51,10 @@ def test_a_checkout_with_two_sellers_charges_credits_and_books_each_order(api):
         assert order["psp_reference"].startswith("psp_")
         assert order["wallet_updated"] is True and order["ledger_updated"] is True
         assert order["failure_reason"] is None
-    assert api.wallet("seller_flow_a").body == {"seller_account": "seller_flow_a", "balances": [{"currency": "USD", "amount": "19.99"}]}
+    assert api.wallet("seller_flow_a").body == {
+        "seller_account": "seller_flow_a",
+        "balances": [{"currency": "USD", "amount": "19.99"}],
+    }
     assert api.wallet("seller_flow_b").body["balances"] == [{"currency": "USD", "amount": "5.00"}]
 
     # And the trial balance grew by the checkout's total on both sides
@@ -117,7 +126,9 @@ def test_an_unavailable_psp_is_retried_by_the_state_machine_until_it_charges_onc
 
 def test_a_lost_psp_answer_is_resolved_by_asking_the_psp_never_by_charging_again(api):
     # Given a token whose first call charges the card but loses the answer
-    body = checkout(token="tok_pspTimeout", orders=[("seller_timeout", "12.00", "USD"), ("seller_timeout2", "3.00", "USD")])
+    body = checkout(
+        token="tok_pspTimeout", orders=[("seller_timeout", "12.00", "USD"), ("seller_timeout2", "3.00", "USD")]
+    )
     ids = [o["payment_order_id"] for o in body["payment_orders"]]
     # When it is paid
     assert api.pay(body, "key-" + body["checkout_id"]).status == 202
@@ -125,7 +136,11 @@ def test_a_lost_psp_answer_is_resolved_by_asking_the_psp_never_by_charging_again
     # Then every order ends SUCCESS with exactly one charge, whose reference the order records
     assert done["status"] == "SUCCEEDED" and done["is_payment_done"]
     assert charges_for(ids) == Counter(dict.fromkeys(ids, 1))
-    charges = {c["merchant_reference"]: c["psp_reference"] for c in SimulatedPsp().all_charges() if c["merchant_reference"] in ids}
+    charges = {
+        c["merchant_reference"]: c["psp_reference"]
+        for c in SimulatedPsp().all_charges()
+        if c["merchant_reference"] in ids
+    }
     assert {o["payment_order_id"]: o["psp_reference"] for o in done["payment_orders"]} == charges
     # And the order went NOT_STARTED -> EXECUTING -> SUCCESS, never back
     history = [h["status"] for h in PaymentsRepository().get_order(ids[0]).status_history]
@@ -143,7 +158,9 @@ def test_unknown_route_is_a_404_problem(api):
     assert reply.status == 404 and reply.body["type"].endswith(":not-found") and "Marker" not in str(reply.body)
     # while a method a known route does not answer is a 405 naming the one it does (the refunds' too)
     reply = api.request("GET", "/v1/refunds")
-    assert reply.status == 405 and reply.headers["Allow"] == "POST" and reply.body["type"].endswith(":method-not-allowed")
+    assert (
+        reply.status == 405 and reply.headers["Allow"] == "POST" and reply.body["type"].endswith(":method-not-allowed")
+    )
 
 
 def test_a_seller_with_no_sales_has_no_balances(api):

@@ -30,7 +30,10 @@ def operator_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # a copy of the tracked sources (not this clone, not editable), installed without extras
     installed = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(REPO)],
-        capture_output=True, text=True, timeout=900, check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     if installed.returncode != 0:
         pytest.fail(f"pip install . failed:\n{installed.stderr[-3000:]}")
@@ -39,17 +42,31 @@ def operator_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _payments(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     clean = {"PATH": "/usr/bin:/bin", "HOME": str(home)}  # no AWS variables, no virtualenv of ours
-    return subprocess.run([str(home / "venv" / "bin" / "payments"), *args], capture_output=True, text=True, timeout=300, cwd=home, env=clean, check=False)
+    return subprocess.run(
+        [str(home / "venv" / "bin" / "payments"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=home,
+        env=clean,
+        check=False,
+    )
 
 
 def test_the_install_has_no_dev_modules(operator_venv: Path) -> None:
     # Given the operator's virtualenv, Then moto, werkzeug and the CDK are not in it
-    probe = "import importlib.util as u; print([m for m in ('moto', 'werkzeug', 'aws_cdk', 'pytest') if u.find_spec(m)])"
-    found = subprocess.run([str(operator_venv / "venv" / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True)
+    probe = (
+        "import importlib.util as u; print([m for m in ('moto', 'werkzeug', 'aws_cdk', 'pytest') if u.find_spec(m)])"
+    )
+    found = subprocess.run(
+        [str(operator_venv / "venv" / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True
+    )
     assert found.stdout.strip() == "[]"
 
 
-def test_verify_runs_against_a_running_runtime_from_pip_install_alone(operator_venv: Path, runtime: LocalRuntime, api: ApiClient) -> None:
+def test_verify_runs_against_a_running_runtime_from_pip_install_alone(
+    operator_venv: Path, runtime: LocalRuntime, api: ApiClient
+) -> None:
     # Given a checkout through the running local runtime
     body = checkout()
     assert api.pay(body, "key-" + body["checkout_id"]).status == 202
@@ -73,8 +90,13 @@ def test_a_dev_command_names_the_dev_extra(operator_venv: Path, command: str) ->
 
 
 def test_the_operator_commands_answer_their_help(operator_venv: Path) -> None:
-    for command in (["stuck"], ["resume"], ["reconcile"], ["backfill-account-totals"], ["psp", "settle"], ["psp", "chargeback"]):
+    for command in (
+        ["stuck"],
+        ["resume"],
+        ["reconcile"],
+        ["backfill-account-totals"],
+        ["psp", "settle"],
+        ["psp", "chargeback"],
+    ):
         result = _payments(operator_venv, *command, "--help")
         assert result.returncode == 0 and "usage: payments" in result.stdout, (command, result.stderr)
-
-

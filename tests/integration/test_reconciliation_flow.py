@@ -90,7 +90,10 @@ def test_the_psps_file_reconciles_clean_and_a_tampered_copy_shows_each_differenc
         ("MISSING_IN_SETTLEMENT", dropped[2]),
         ("DUPLICATE_IN_SETTLEMENT", doubled[2]),
     }
-    assert all(m["classification"] in ("AUTO_RESOLVABLE", "MANUAL", "UNCLASSIFIED") and m["rule"] for m in tampered["mismatches"])
+    assert all(
+        m["classification"] in ("AUTO_RESOLVABLE", "MANUAL", "UNCLASSIFIED") and m["rule"]
+        for m in tampered["mismatches"]
+    )
 
     # When the same tampered file is delivered again (its old report removed first, to see the new one)
     aws.client("s3").delete_object(Bucket=settings().settlement_bucket, Key=f"reports/{tampered_key}.json")

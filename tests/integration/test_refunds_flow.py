@@ -41,6 +41,7 @@ def wait_refund(api: ApiClient, refund_id: str) -> dict[str, Any]:
 
 def balance_becomes(api: ApiClient, seller: str, amount: str) -> None:
     """Notifications are applied asynchronously (queue -> consumer): wait for the balance, then check it stays."""
+
     def reached() -> bool:
         return api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": amount}]
 
@@ -50,14 +51,20 @@ def balance_becomes(api: ApiClient, seller: str, amount: str) -> None:
 
 
 def notify(api: ApiClient, *items: dict[str, Any]) -> Any:
-    return api.request("POST", "/v1/psp/notifications", {"live": "false", "notificationItems": [{"NotificationRequestItem": i} for i in items]})
+    return api.request(
+        "POST",
+        "/v1/psp/notifications",
+        {"live": "false", "notificationItems": [{"NotificationRequestItem": i} for i in items]},
+    )
 
 
 def test_twenty_concurrent_refunds_one_accepted_then_succeeded(api: ApiClient) -> None:
     # Given a paid order of 70.00
     po, seller = paid_order(api)
     # When 20 refunds of 60.00 arrive at once
-    bodies = [{"refund_id": unique("rf"), "payment_order_id": po, "amount": "60.00", "currency": "USD"} for _ in range(20)]
+    bodies = [
+        {"refund_id": unique("rf"), "payment_order_id": po, "amount": "60.00", "currency": "USD"} for _ in range(20)
+    ]
     with ThreadPoolExecutor(max_workers=20) as pool:
         replies = list(pool.map(lambda b: refund(api, b, "key-" + b["refund_id"]), bodies))
     # Then exactly one is accepted and 19 are refund-exceeds-remaining
@@ -124,7 +131,11 @@ def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(ap
     from payments.notifications.store import NotificationStore
 
     def outcomes() -> dict[str, Any]:
-        return {n["event_code"]: n.get("outcome") for n in NotificationStore().scan() if n["psp_reference"] == chargeback["pspReference"]}
+        return {
+            n["event_code"]: n.get("outcome")
+            for n in NotificationStore().scan()
+            if n["psp_reference"] == chargeback["pspReference"]
+        }
 
     assert wait_until(lambda: outcomes() == {"CHARGEBACK": "APPLIED", "CHARGEBACK_REVERSED": "APPLIED"}, 30), outcomes()
     balance_becomes(api, seller, "70.00")
@@ -136,7 +147,10 @@ def test_payments_psp_chargeback_raises_one_and_delivers_it(api: ApiClient, runt
     # Given a paid order of 70.00
     po, seller = paid_order(api)
     # When the operator makes the simulated PSP raise a chargeback of 10.00
-    assert main(["psp", "chargeback", po, "--amount", "10.00", "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
+    assert (
+        main(["psp", "chargeback", po, "--amount", "10.00", "--endpoint", runtime.aws_url, "--api", runtime.api_url])
+        == 0
+    )
     printed = capsys.readouterr().out
     # Then its signed notification was accepted and the seller lost 10.00 once
     assert "notification delivered: 200 [accepted]" in printed
@@ -159,7 +173,10 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
     # Given a charge of 70.00, a refund of 15.00 SUCCEEDED, and a chargeback of 20.00 with its reversal
     po, seller = paid_order(api)
     rf = unique("rf")
-    assert refund(api, {"refund_id": rf, "payment_order_id": po, "amount": "15.00", "currency": "USD"}, "k-" + rf).status == 202
+    assert (
+        refund(api, {"refund_id": rf, "payment_order_id": po, "amount": "15.00", "currency": "USD"}, "k-" + rf).status
+        == 202
+    )
     assert wait_refund(api, rf)["status"] == "SUCCEEDED"
     psp = SimulatedPsp()
     chargeback = psp.raise_chargeback(po, 2000)
@@ -171,13 +188,19 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
     # When the PSP settles the day (the S3 trigger reconciles the file; an earlier test's report of
     # the day is removed first, to see the new one)
     day = clock.now().date().isoformat()
-    aws.client("s3").delete_object(Bucket=settings().settlement_bucket, Key=f"reports/incoming/simulated-psp/{day}.csv.json")
+    aws.client("s3").delete_object(
+        Bucket=settings().settlement_bucket, Key=f"reports/incoming/simulated-psp/{day}.csv.json"
+    )
     key = psp_settle(day, None)
     report = wait_report(key)
 
     # Then the file holds the refund's, the chargeback's and the reversal's rows for the order
     rows = list(csv.DictReader(io.StringIO(s3_get(key).decode())))
-    ours = sorted((r["Type"], r["Modification Merchant Reference"]) for r in rows if r["Merchant Reference"] == po and r["Type"] != "Settled")
+    ours = sorted(
+        (r["Type"], r["Modification Merchant Reference"])
+        for r in rows
+        if r["Merchant Reference"] == po and r["Type"] != "Settled"
+    )
     assert ours == [("Chargeback", ""), ("ChargebackReversed", ""), ("Refunded", rf)]
     # And the day reconciles with 0 mismatches, the refund and chargeback rows counted as matched
     assert report["mismatches"] == [] and report["rejected_rows"] == [], report["mismatches"][:3]
@@ -185,7 +208,9 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
     adjustments = report["summary"]["adjustments"]
     for record_type in ("Refunded", "Chargeback", "ChargebackReversed"):
         counts = adjustments[record_type]
-        assert counts["matched"] == counts["rows"] >= 1 and counts["mismatched"] == counts["missing_in_settlement"] == 0, adjustments
+        assert (
+            counts["matched"] == counts["rows"] >= 1 and counts["mismatched"] == counts["missing_in_settlement"] == 0
+        ), adjustments
 
     # When a copy of the file without our refund's row is uploaded
     text = s3_get(key).decode()
@@ -200,7 +225,7 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
     put(short_key, out.getvalue().encode())
     short = wait_report(short_key)
     # Then the ledger's refund is reported MISSING_IN_SETTLEMENT, and nothing else
-    assert [(m["kind"], m.get("record_type"), m["payment_order_id"], m["ledger_amount"]) for m in short["mismatches"]] == [
-        ("MISSING_IN_SETTLEMENT", "Refunded", po, "15.00")
-    ]
+    assert [
+        (m["kind"], m.get("record_type"), m["payment_order_id"], m["ledger_amount"]) for m in short["mismatches"]
+    ] == [("MISSING_IN_SETTLEMENT", "Refunded", po, "15.00")]
     assert short["summary"]["adjustments"]["Refunded"]["missing_in_settlement"] == 1 and short["clean"] is False

@@ -77,10 +77,17 @@ class Aws:
         }
 
     # --- seeding, in the item layouts of the repositories -----------------------------
-    def book(self, psp_reference: str, order: str, seller: str, amount_minor: int, currency: str, charged_at: str) -> None:
+    def book(
+        self, psp_reference: str, order: str, seller: str, amount_minor: int, currency: str, charged_at: str
+    ) -> None:
         """A ledger transaction (payments.accounts.ledger) and the PSP's charge (payments.psp.simulator)."""
         postings = [
-            {"account": "psp_receivable:simulated-psp", "side": "DEBIT", "amount_minor": amount_minor, "currency": currency},
+            {
+                "account": "psp_receivable:simulated-psp",
+                "side": "DEBIT",
+                "amount_minor": amount_minor,
+                "currency": currency,
+            },
             {"account": f"seller:{seller}", "side": "CREDIT", "amount_minor": amount_minor, "currency": currency},
         ]
         txn = {
@@ -104,7 +111,12 @@ class Aws:
             TableName=settings().ledger_table,
             Key={"pk": {"S": f"ACCOUNT#seller:{seller}#{shard}"}, "sk": {"S": f"CCY#{currency}"}},
             UpdateExpression="ADD credits_minor :a, transactions :one SET currency = :c, account = :acct",
-            ExpressionAttributeValues={":a": {"N": str(amount_minor)}, ":one": {"N": "1"}, ":c": {"S": currency}, ":acct": {"S": f"seller:{seller}"}},
+            ExpressionAttributeValues={
+                ":a": {"N": str(amount_minor)},
+                ":one": {"N": "1"},
+                ":c": {"S": currency},
+                ":acct": {"S": f"seller:{seller}"},
+            },
         )
         self.charge(psp_reference, order, amount_minor, currency, charged_at)
         self.credit_wallet(seller, order, amount_minor, currency)

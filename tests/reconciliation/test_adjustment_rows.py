@@ -21,12 +21,35 @@ DAY = "2026-11-30"
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "adyen"
 
 CHARGES = [
-    {"psp_reference": "psp_00000000000000c1", "merchant_reference": "po_1", "merchant_account": "M", "amount_minor": 7000, "currency": "USD", "charged_at": f"{DAY}T09:00:00.000Z"},
-    {"psp_reference": "psp_00000000000000c2", "merchant_reference": "po_2", "merchant_account": "M", "amount_minor": 4000, "currency": "EUR", "charged_at": f"{DAY}T10:00:00.000Z"},
+    {
+        "psp_reference": "psp_00000000000000c1",
+        "merchant_reference": "po_1",
+        "merchant_account": "M",
+        "amount_minor": 7000,
+        "currency": "USD",
+        "charged_at": f"{DAY}T09:00:00.000Z",
+    },
+    {
+        "psp_reference": "psp_00000000000000c2",
+        "merchant_reference": "po_2",
+        "merchant_account": "M",
+        "amount_minor": 4000,
+        "currency": "EUR",
+        "charged_at": f"{DAY}T10:00:00.000Z",
+    },
 ]
 
 
-def modification(record_type: str, reference: str, order: str, payment: str, amount: int, currency: str = "USD", refund_id: str = "", at: str = "11:00:00") -> dict[str, Any]:
+def modification(
+    record_type: str,
+    reference: str,
+    order: str,
+    payment: str,
+    amount: int,
+    currency: str = "USD",
+    refund_id: str = "",
+    at: str = "11:00:00",
+) -> dict[str, Any]:
     return {
         "record_type": record_type, "psp_reference": payment, "modification_reference": reference, "merchant_reference": order,
         "modification_merchant_reference": refund_id, "merchant_account": "M", "payment_method": "visa",
@@ -38,24 +61,58 @@ MODIFICATIONS = [
     modification("Refunded", "psp_00000000000000r1", "po_1", "psp_00000000000000c1", 1000, refund_id="rf_1"),
     modification("Chargeback", "dsp_00000000000000d1", "po_1", "psp_00000000000000c1", 2000, at="12:00:00"),
     modification("ChargebackReversed", "dsp_00000000000000d1", "po_1", "psp_00000000000000c1", 2000, at="13:00:00"),
-    modification("Refunded", "psp_00000000000000r2", "po_2", "psp_00000000000000c2", 500, currency="EUR", refund_id="rf_2"),
+    modification(
+        "Refunded", "psp_00000000000000r2", "po_2", "psp_00000000000000c2", 500, currency="EUR", refund_id="rf_2"
+    ),
 ]
 
 
-def ledger_adjustment(txn_id: str, record_type: str, reference: str, order: str, payment: str, amount: int, currency: str = "USD", day: str = DAY) -> LedgerAdjustment:
-    return LedgerAdjustment(txn_id, record_type, reference, payment, order, "seller_books", currency, amount, f"{day}T11:00:01.000Z")
+def ledger_adjustment(
+    txn_id: str,
+    record_type: str,
+    reference: str,
+    order: str,
+    payment: str,
+    amount: int,
+    currency: str = "USD",
+    day: str = DAY,
+) -> LedgerAdjustment:
+    return LedgerAdjustment(
+        txn_id, record_type, reference, payment, order, "seller_books", currency, amount, f"{day}T11:00:01.000Z"
+    )
 
 
 ADJUSTMENTS = [
     ledger_adjustment("refund:rf_1", "Refunded", "psp_00000000000000r1", "po_1", "psp_00000000000000c1", 1000),
-    ledger_adjustment("chargeback:dsp_00000000000000d1", "Chargeback", "dsp_00000000000000d1", "po_1", "psp_00000000000000c1", 2000),
-    ledger_adjustment("chargeback_reversed:dsp_00000000000000d1", "ChargebackReversed", "dsp_00000000000000d1", "po_1", "psp_00000000000000c1", 2000),
-    ledger_adjustment("refund:rf_2", "Refunded", "psp_00000000000000r2", "po_2", "psp_00000000000000c2", 500, currency="EUR"),
+    ledger_adjustment(
+        "chargeback:dsp_00000000000000d1", "Chargeback", "dsp_00000000000000d1", "po_1", "psp_00000000000000c1", 2000
+    ),
+    ledger_adjustment(
+        "chargeback_reversed:dsp_00000000000000d1",
+        "ChargebackReversed",
+        "dsp_00000000000000d1",
+        "po_1",
+        "psp_00000000000000c1",
+        2000,
+    ),
+    ledger_adjustment(
+        "refund:rf_2", "Refunded", "psp_00000000000000r2", "po_2", "psp_00000000000000c2", 500, currency="EUR"
+    ),
 ]
 
 
 def ledger(adjustments: list[LedgerAdjustment]) -> InMemoryLedgerSource:
-    entries = [LedgerEntry(c["psp_reference"], c["merchant_reference"], "seller_books", c["currency"], c["amount_minor"], c["charged_at"]) for c in CHARGES]
+    entries = [
+        LedgerEntry(
+            c["psp_reference"],
+            c["merchant_reference"],
+            "seller_books",
+            c["currency"],
+            c["amount_minor"],
+            c["charged_at"],
+        )
+        for c in CHARGES
+    ]
     return InMemoryLedgerSource(entries, adjustments)
 
 
@@ -78,16 +135,35 @@ def test_the_report_writes_each_modification_on_adyens_sides_with_its_references
     # Given a day's charges and modifications / When the report is written
     rows = list(csv.DictReader(io.StringIO(settlement_file())))
     # Then the modifications follow the Settled rows, one row each, before the payouts
-    assert [r["Type"] for r in rows] == ["Settled", "Settled", "Refunded", "Chargeback", "ChargebackReversed", "Refunded", "MerchantPayout", "MerchantPayout"]
+    assert [r["Type"] for r in rows] == [
+        "Settled",
+        "Settled",
+        "Refunded",
+        "Chargeback",
+        "ChargebackReversed",
+        "Refunded",
+        "MerchantPayout",
+        "MerchantPayout",
+    ]
     refund, chargeback, reversal = rows[2], rows[3], rows[4]
     # And each names the payment and the modification as Adyen does
     assert (refund["Psp Reference"], refund["Merchant Reference"], refund["Modification Reference"], refund["Modification Merchant Reference"]) == (
         "psp_00000000000000c1", "po_1", "psp_00000000000000r1", "rf_1"
     )  # fmt: skip
-    assert (chargeback["Modification Reference"], chargeback["Modification Merchant Reference"]) == ("dsp_00000000000000d1", "")
+    assert (chargeback["Modification Reference"], chargeback["Modification Merchant Reference"]) == (
+        "dsp_00000000000000d1",
+        "",
+    )
     assert refund["Creation Date"] == "2026-11-30 11:00:00" and refund["TimeZone"] == "UTC"
     # And the amounts: refund and chargeback debits (the chargeback's fee on top, in Markup), the reversal a credit
-    columns = ("Gross Debit (GC)", "Gross Credit (GC)", "Net Debit (NC)", "Net Credit (NC)", "Commission (NC)", "Markup (NC)")
+    columns = (
+        "Gross Debit (GC)",
+        "Gross Credit (GC)",
+        "Net Debit (NC)",
+        "Net Credit (NC)",
+        "Commission (NC)",
+        "Markup (NC)",
+    )
     assert [refund[c] for c in columns] == ["10.00", "", "10.00", "", "", ""]
     assert [chargeback[c] for c in columns] == ["20.00", "", "30.00", "", "", "10.00"]
     assert [reversal[c] for c in columns] == ["", "20.00", "", "20.00", "", ""]
@@ -95,13 +171,17 @@ def test_the_report_writes_each_modification_on_adyens_sides_with_its_references
 
 def test_a_negative_batch_net_writes_no_payout() -> None:
     # Given a day whose chargeback exceeds its charges' net
-    text = settlement_file([modification("Chargeback", "dsp_00000000000000d9", "po_9", "psp_00000000000000c9", 9000, currency="EUR")])
+    text = settlement_file(
+        [modification("Chargeback", "dsp_00000000000000d9", "po_9", "psp_00000000000000c9", 9000, currency="EUR")]
+    )
     # When it is written / Then the EUR balance carries over: no EUR payout, the USD one stays
     payouts = [r["Net Currency"] for r in csv.DictReader(io.StringIO(text)) if r["Type"] == "MerchantPayout"]
     assert payouts == ["USD"]
 
 
-@pytest.mark.parametrize("name", ["wmf-smashpig-refund.csv", "wmf-smashpig-chargeback.csv", "wmf-smashpig-chargeback_reversed.csv"])
+@pytest.mark.parametrize(
+    "name", ["wmf-smashpig-refund.csv", "wmf-smashpig-chargeback.csv", "wmf-smashpig-chargeback_reversed.csv"]
+)
 def test_written_rows_fill_the_amount_columns_the_real_reports_fill(name: str) -> None:
     sample = SAMPLES / name
     if not sample.is_file():
@@ -120,8 +200,20 @@ def test_a_real_refund_row_matches_the_ledgers_refund() -> None:
     if not sample.is_file():
         pytest.skip(f"the real samples are not here: {sample} is absent")
     # Given Adyen's real Refunded row and the ledger's refund of it (booked that day)
-    refund = LedgerAdjustment("refund:92598312.0", "Refunded", "4522268869855336", "4522268860022701", "92598312.0", "s", "USD", 100, "2016-02-10T18:25:40.000Z")
-    result, _ = reconcile_stream(io.BytesIO(sample.read_bytes()), InMemoryLedgerSource([], [refund]), Bounds(), None, "2016-02-10")
+    refund = LedgerAdjustment(
+        "refund:92598312.0",
+        "Refunded",
+        "4522268869855336",
+        "4522268860022701",
+        "92598312.0",
+        "s",
+        "USD",
+        100,
+        "2016-02-10T18:25:40.000Z",
+    )
+    result, _ = reconcile_stream(
+        io.BytesIO(sample.read_bytes()), InMemoryLedgerSource([], [refund]), Bounds(), None, "2016-02-10"
+    )
     # Then it matched: found by its Modification Reference, amount in the Gross Debit
     assert result.adjustments["Refunded"] == {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0}
     assert result.mismatches == []
@@ -138,7 +230,13 @@ def test_refund_and_chargeback_rows_match_the_ledgers_adjustments_with_zero_mism
         "Chargeback": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
         "ChargebackReversed": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
     }
-    assert built["summary"]["record_types"] == {"ChargebackReversed": 1, "Chargeback": 1, "MerchantPayout": 2, "Refunded": 2, "Settled": 2}
+    assert built["summary"]["record_types"] == {
+        "ChargebackReversed": 1,
+        "Chargeback": 1,
+        "MerchantPayout": 2,
+        "Refunded": 2,
+        "Settled": 2,
+    }
 
 
 def test_a_ledger_refund_missing_from_the_file_is_missing_in_settlement() -> None:
@@ -166,7 +264,12 @@ def test_file_rows_unknown_to_the_ledger_are_missing_in_ledger() -> None:
 
 def test_amount_and_currency_differences_and_duplicates_are_reported_per_record_type() -> None:
     # Given a ledger whose refund rf_1 says 9.00 and whose reversal is in EUR, and a file repeating the chargeback row
-    adjustments = [replace(ADJUSTMENTS[0], amount_minor=900), ADJUSTMENTS[1], replace(ADJUSTMENTS[2], currency="EUR"), ADJUSTMENTS[3]]
+    adjustments = [
+        replace(ADJUSTMENTS[0], amount_minor=900),
+        ADJUSTMENTS[1],
+        replace(ADJUSTMENTS[2], currency="EUR"),
+        ADJUSTMENTS[3],
+    ]
     built = reconcile(settlement_file([*MODIFICATIONS, MODIFICATIONS[1]]), adjustments)
     # Then each difference is one mismatch of its kind, with both sides' amounts
     assert outcomes(built) == [
@@ -178,7 +281,12 @@ def test_amount_and_currency_differences_and_duplicates_are_reported_per_record_
     assert (amount["ledger_amount"], amount["settlement_amount"]) == ("9.00", "10.00")
     assert (currency["currency"], currency["ledger_currency"]) == ("USD", "EUR")
     assert duplicate["classification"] == "AUTO_RESOLVABLE"
-    assert built["summary"]["adjustments"]["Chargeback"] == {"rows": 2, "matched": 1, "mismatched": 1, "missing_in_settlement": 0}
+    assert built["summary"]["adjustments"]["Chargeback"] == {
+        "rows": 2,
+        "matched": 1,
+        "mismatched": 1,
+        "missing_in_settlement": 0,
+    }
 
 
 def test_a_refund_the_ledger_booked_on_another_day_is_found_by_its_transaction_id() -> None:
@@ -234,10 +342,22 @@ def test_mismatch_kinds_and_classes_are_str_enums_written_as_their_strings() -> 
         ("MISSING_IN_LEDGER", "MANUAL"),
         ("MISSING_IN_SETTLEMENT", "MANUAL"),
     ]
-    assert set(MismatchKind) == {"MISSING_IN_LEDGER", "MISSING_IN_SETTLEMENT", "AMOUNT_MISMATCH", "CURRENCY_MISMATCH", "DUPLICATE_IN_SETTLEMENT"}
+    assert set(MismatchKind) == {
+        "MISSING_IN_LEDGER",
+        "MISSING_IN_SETTLEMENT",
+        "AMOUNT_MISMATCH",
+        "CURRENCY_MISMATCH",
+        "DUPLICATE_IN_SETTLEMENT",
+    }
     assert set(Classification) == {"AUTO_RESOLVABLE", "MANUAL", "UNCLASSIFIED"}
     # And a mismatch read back from its JSON (the distributed path) has its enum members again
-    mismatch = Mismatch(MismatchKind.AMOUNT_MISMATCH, "psp_1", "po_1", "USD", 1, 2, Classification.MANUAL, "amount", line=3)
+    mismatch = Mismatch(
+        MismatchKind.AMOUNT_MISMATCH, "psp_1", "po_1", "USD", 1, 2, Classification.MANUAL, "amount", line=3
+    )
     again = Mismatch.from_json(json.loads(json.dumps(mismatch.to_json())))
-    assert again == mismatch and again.kind is MismatchKind.AMOUNT_MISMATCH and again.classification is Classification.MANUAL
+    assert (
+        again == mismatch
+        and again.kind is MismatchKind.AMOUNT_MISMATCH
+        and again.classification is Classification.MANUAL
+    )
     assert again.mismatch_id == "AMOUNT_MISMATCH#psp_1#3"

@@ -39,7 +39,9 @@ def test_a_statement_balances_and_its_psp_payout_is_matched(cloud: Aws, fmt: str
     assert statement["balanced"] is True and statement["problems"] == []
     assert report["rows"] == 2 and report["matched"] == 1
     payout, fee = statement["entries"]
-    assert payout["payout"] == {"source_key": "incoming/adyen/2026-11-30.csv", "currency": "USD"} and fee["payout"] is None
+    assert (
+        payout["payout"] == {"source_key": "incoming/adyen/2026-11-30.csv", "currency": "USD"} and fee["payout"] is None
+    )
     assert report["clean"] is True
 
 

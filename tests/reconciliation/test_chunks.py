@@ -35,7 +35,9 @@ def day_file(rows: int, seed: int = 7) -> tuple[bytes, list[LedgerEntry]]:
         )
         if i % 97 == 1:
             continue  # missing in ledger
-        ledger.append(LedgerEntry(ref, order, f"seller_{i % 13}", "USD", amount + (1 if i % 89 == 3 else 0), charged_at))
+        ledger.append(
+            LedgerEntry(ref, order, f"seller_{i % 13}", "USD", amount + (1 if i % 89 == 3 else 0), charged_at)
+        )
     ledger.append(LedgerEntry("psp_zzzz0000000001", "po_only_ledger", "seller_1", "USD", 1234, f"{DAY}T12:00:00.000Z"))
     out = io.StringIO()
     adyen.write_report(charges + charges[5:9], DAY, out)  # duplicates
@@ -103,10 +105,13 @@ def test_the_handler_dispatches_the_state_machine_actions(cloud: Aws) -> None:
     # Given an unreadable file and the state machine's first task
     cloud.put("incoming/adyen/x.csv", b"\x00\x01garbage")
     # When PlanChunks runs on it
-    plan = reconcile_handler({"action": "plan_chunks", "bucket": cloud.bucket, "key": "incoming/adyen/x.csv"}, Context())
+    plan = reconcile_handler(
+        {"action": "plan_chunks", "bucket": cloud.bucket, "key": "incoming/adyen/x.csv"}, Context()
+    )
     # Then it is quarantined there, and MergeChunks passes the outcome through
     assert plan["quarantined"] is True and plan["chunks"] == []
     merged = reconcile_handler(
-        {"action": "merge_chunks", "bucket": cloud.bucket, "key": "incoming/adyen/x.csv", "plan": plan, "chunks": []}, Context()
+        {"action": "merge_chunks", "bucket": cloud.bucket, "key": "incoming/adyen/x.csv", "plan": plan, "chunks": []},
+        Context(),
     )
     assert merged["status"] == "QUARANTINED"

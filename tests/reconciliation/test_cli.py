@@ -37,7 +37,9 @@ def test_psp_settle_then_reconcile_the_downloaded_file_is_clean(
     assert f"wrote {key} (2 rows)" in out and "rows 2, matched 1, mismatches 0, rejected 0" in out and "  clean" in out
 
 
-def test_reconcile_exit_codes_mismatches_and_unreadable(cloud: Aws, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_reconcile_exit_codes_mismatches_and_unreadable(
+    cloud: Aws, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a settlement file for an empty ledger, and a file that is not a settlement file
     garbage = tmp_path / "garbage.bin"
     garbage.write_bytes(b"\x00\x01\x02")

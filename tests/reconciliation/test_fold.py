@@ -63,7 +63,15 @@ QUIRKS = [
     row(psp="psp_0018", order="po_0018", net_ccy="EUR", net_credit="10.00"),
     row(psp="psp_0019", order="po_0019", net_ccy=""),
     row(psp="psp_0020", order="po_0020", type="SettledBulk"),
-    row(psp="psp_0021", order="po_0021", type="Refunded", gross_credit="", gross_debit="5.00", net_credit="", net_debit="5.00"),
+    row(
+        psp="psp_0021",
+        order="po_0021",
+        type="Refunded",
+        gross_credit="",
+        gross_debit="5.00",
+        net_credit="",
+        net_debit="5.00",
+    ),
     row(psp="", order="", type="MerchantPayout", gross_ccy="", gross_credit="", net_credit="", net_debit="100.00"),
     row(psp="", order="", type="Fee", gross_ccy="", gross_credit="", net_credit="", net_debit="1.50"),
     row(psp="psp_0022", order="po_0022", type="Mystery"),
@@ -156,7 +164,10 @@ def test_every_quirk_ends_as_the_row_by_row_path_ends_it() -> None:
 def test_a_file_without_the_optional_fee_columns_folds_the_same() -> None:
     # Given a file without the fee columns
     keep = [i for i, c in enumerate(adyen.COLUMNS) if c not in adyen.FEE_COLUMNS]
-    cut = [",".join(line.split(",")[i] for i in keep) if line.count(",") == len(adyen.COLUMNS) - 1 else line for line in QUIRKS]
+    cut = [
+        ",".join(line.split(",")[i] for i in keep) if line.count(",") == len(adyen.COLUMNS) - 1 else line
+        for line in QUIRKS
+    ]
     body = (",".join(adyen.COLUMNS[i] for i in keep) + "\n" + "\n".join(cut) + "\n").encode()
     # When / Then
     fast, slow = both_paths(body)
@@ -186,4 +197,3 @@ def test_mutated_files_end_as_the_row_by_row_path_ends_them(monkeypatch: pytest.
     fast, slow = both_paths(bytes(data))
     # Then both end the same (the same result, or the same reason to quarantine)
     assert fast == slow
-

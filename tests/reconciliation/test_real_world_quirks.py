@@ -46,7 +46,9 @@ HEADER = (
 )
 
 
-def settled(psp: str, order: str, created: str, tz: str, gross: str = "10.00", net: str = "9.70", markup: str = ".30") -> str:
+def settled(
+    psp: str, order: str, created: str, tz: str, gross: str = "10.00", net: str = "9.70", markup: str = ".30"
+) -> str:
     return f"Co,Shop,{psp},{order},visa,{created},{tz},Settled,{psp},USD,,{gross},1,USD,,{net},,{markup},,,visa,,7"
 
 
@@ -113,7 +115,10 @@ def test_the_configured_account_zone_resolves_ambiguous_abbreviations_and_checks
 
 def test_a_file_with_pst_and_pdt_rows_is_read_without_rejections() -> None:
     # Given a report whose rows carry PST and PDT (the zone changed with daylight saving)
-    data = csv_file(settled("1111111111111111", "o1", "2026-03-07 10:00:00", "PST"), settled("2222222222222222", "o2", "2026-03-09 10:00:00", "PDT"))
+    data = csv_file(
+        settled("1111111111111111", "o1", "2026-03-07 10:00:00", "PST"),
+        settled("2222222222222222", "o2", "2026-03-09 10:00:00", "PDT"),
+    )
     # When reconciled / Then no row is rejected
     rendered = reconcile(data)
     assert rendered["rejected_rows"] == [] and rendered["rows"] == 2
@@ -170,7 +175,9 @@ def test_a_complete_last_row_without_final_newline_is_not_truncation_even_when_r
 
 def test_a_last_row_cut_short_without_final_newline_is_truncation() -> None:
     # Given a file cut in transit: the last row has fewer fields than the header
-    data = csv_file(settled("1111111111111111", "o1", "2026-03-02 10:00:00", "PST"), "Co,Shop,2222", final_newline=False)
+    data = csv_file(
+        settled("1111111111111111", "o1", "2026-03-02 10:00:00", "PST"), "Co,Shop,2222", final_newline=False
+    )
     # When reconciled / Then the file is quarantined as truncated
     with pytest.raises(UnreadableFile, match="truncated"):
         reconcile(data)
@@ -194,8 +201,18 @@ def test_refunds_and_chargebacks_have_their_own_totals() -> None:
     rendered = reconcile(csv_file(*rows))
     # Then each type is counted and totalled on its own, and none is rejected
     usd = rendered["summary"]["totals"]["USD"]
-    assert (usd["refunded"], usd["chargeback"], usd["chargeback_reversed"], usd["refunded_reversed"]) == ("1.00", "3.00", "51.89", "2.00")
-    assert rendered["summary"]["record_types"] == {"Chargeback": 1, "ChargebackReversed": 1, "Refunded": 1, "RefundedReversed": 1}
+    assert (usd["refunded"], usd["chargeback"], usd["chargeback_reversed"], usd["refunded_reversed"]) == (
+        "1.00",
+        "3.00",
+        "51.89",
+        "2.00",
+    )
+    assert rendered["summary"]["record_types"] == {
+        "Chargeback": 1,
+        "ChargebackReversed": 1,
+        "Refunded": 1,
+        "RefundedReversed": 1,
+    }
     assert rendered["rejected_rows"] == []
 
 
@@ -277,7 +294,9 @@ def test_bank_headers_before_each_statement_are_not_rows(name: str, before: byte
 
 def test_text_outside_statements_that_is_no_known_header_is_rejected_with_its_line() -> None:
     rendered = reconcile(b"hello there\n:20:S1\n" + BODY)
-    assert rendered["rejected_rows"] == [{"line": 1, "reason": "text outside a statement (before its :20: or after its end)"}]
+    assert rendered["rejected_rows"] == [
+        {"line": 1, "reason": "text outside a statement (before its :20: or after its end)"}
+    ]
 
 
 def test_mt940_reasons_are_deterministic_and_the_library_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:

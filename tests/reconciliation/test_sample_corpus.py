@@ -40,8 +40,20 @@ EXPECTED: dict[str, tuple[str, int, list[Any], dict[str, dict[str, str]], str]] 
     "adyen/wmf-smashpig-donation_reordered.csv": (ADYEN, 2, [], {"USD": {"payout": "0.76"}}, "utf-8"),
     "adyen/wmf-smashpig-donation-ideal.csv": (ADYEN, 2, [], {"USD": {"payout": "0.76"}}, "utf-8"),
     "adyen/wmf-smashpig-donation-ach.csv": (ADYEN, 2, [], {"USD": {"payout": "0.78"}}, "utf-8"),
-    "adyen/wmf-smashpig-refund.csv": (ADYEN, 3, [], {"USD": {"payout": "4.03", "fee": "1.80", "refunded": "1.00"}}, "utf-8"),
-    "adyen/wmf-smashpig-chargeback.csv": (ADYEN, 3, [], {"USD": {"payout": "4.03", "fee": "1.80", "chargeback": "3.00"}}, "utf-8"),
+    "adyen/wmf-smashpig-refund.csv": (
+        ADYEN,
+        3,
+        [],
+        {"USD": {"payout": "4.03", "fee": "1.80", "refunded": "1.00"}},
+        "utf-8",
+    ),
+    "adyen/wmf-smashpig-chargeback.csv": (
+        ADYEN,
+        3,
+        [],
+        {"USD": {"payout": "4.03", "fee": "1.80", "chargeback": "3.00"}},
+        "utf-8",
+    ),
     "adyen/wmf-smashpig-chargeback_reversed.csv": (ADYEN, 1, [], {"USD": {"chargeback_reversed": "51.89"}}, "utf-8"),
     "adyen/wmf-smashpig-emptynetcredit.csv": (ADYEN, 1, [], {}, "utf-8"),
     "adyen/wmf-smashpig-deposit_correction.csv": (ADYEN, 2, [], {}, "utf-8"),
@@ -180,5 +192,3 @@ def test_the_donation_ideal_payout_is_in_the_net_currency() -> None:
     rendered = json.loads(reconcile(SAMPLES / "adyen/wmf-smashpig-donation-ideal.csv"))
     assert rendered["summary"]["totals"]["EUR"]["gross_credit"] == "5.35"
     assert rendered["summary"]["totals"]["USD"]["net_credit"] == "5.43"
-
-

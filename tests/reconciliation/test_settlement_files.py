@@ -61,7 +61,11 @@ def test_a_clean_day_reconciles_with_zero_mismatches(cloud: Aws) -> None:
     assert report["summary"]["window_day"] == DAY
     assert report["summary"]["row_outcomes"] == {"matched": 7, "mismatched": 0, "rejected": 0, "recorded": 3}
     usd = report["summary"]["totals"]["USD"]
-    assert usd["gross_credit"] == "268.98" and usd["net_credit"] == usd["payout"] and usd["net_credit"] != usd["gross_credit"]
+    assert (
+        usd["gross_credit"] == "268.98"
+        and usd["net_credit"] == usd["payout"]
+        and usd["net_credit"] != usd["gross_credit"]
+    )
     # And the three-way check found wallets equal to their ledger projections
     assert report["three_way"] == {"sellers_checked": 3, "sellers_truncated": False, "differences": []}
     # And the HTML and CSV renderings are beside it
@@ -80,7 +84,9 @@ def tamper(original: bytes) -> tuple[bytes, dict[str, int]]:
     by_ref["psp_00000000000000a1"][11] = "19.90"  # amount
     by_ref["psp_00000000000000a4"][9] = "USD"  # currency (gross)
     by_ref["psp_00000000000000a4"][13] = "USD"
-    kept = [r for r in rows if r[2] not in ("psp_00000000000000a3", "psp_00000000000000a7")]  # missing (a7: late charge)
+    kept = [
+        r for r in rows if r[2] not in ("psp_00000000000000a3", "psp_00000000000000a7")
+    ]  # missing (a7: late charge)
     unknown = list(by_ref["psp_00000000000000a2"])
     unknown[2], unknown[3] = "psp_00000000000000ff", "po_unknown"
     oddtype = list(by_ref["psp_00000000000000a2"])
@@ -118,7 +124,9 @@ def test_a_tampered_file_yields_exactly_its_mismatches_and_rejected_rows(cloud: 
     # When it is reconciled
     report = reconcile(cloud, key)
     # Then each tampering is exactly one mismatch, classified with its rule
-    found = {(m["kind"], m["psp_reference"]): (m["classification"], m["rule"].split(":")[0]) for m in report["mismatches"]}
+    found = {
+        (m["kind"], m["psp_reference"]): (m["classification"], m["rule"].split(":")[0]) for m in report["mismatches"]
+    }
     assert found == {
         ("AMOUNT_MISMATCH", "psp_00000000000000a1"): ("MANUAL", "amount"),
         ("CURRENCY_MISMATCH", "psp_00000000000000a4"): ("MANUAL", "currency"),
@@ -135,7 +143,9 @@ def test_a_tampered_file_yields_exactly_its_mismatches_and_rejected_rows(cloud: 
         "USD",
         "po_a1",
     )
-    assert next(m for m in report["mismatches"] if m["kind"] == "DUPLICATE_IN_SETTLEMENT")["line"] == lines_at["duplicate"]
+    assert (
+        next(m for m in report["mismatches"] if m["kind"] == "DUPLICATE_IN_SETTLEMENT")["line"] == lines_at["duplicate"]
+    )
     # And the malformed and the formula rows are rejected with their line numbers
     assert [r["line"] for r in report["rejected_rows"]] == [lines_at["malformed"], lines_at["formula"]]
     assert "Gross Credit" in report["rejected_rows"][0]["reason"] and "formula" in report["rejected_rows"][1]["reason"]
@@ -195,7 +205,9 @@ def test_reuploading_gives_the_same_report_and_no_duplicate_records(cloud: Aws) 
         ("random.txt", b"hello world\nthis is not a settlement file\n", "unrecognised"),
         (
             "truncated.xml",
-            (b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt><Stmt><Id>1'),
+            (
+                b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt><Stmt><Id>1'
+            ),
             "XML",
         ),
         (
@@ -280,7 +292,13 @@ def test_the_three_way_check_compares_exactly_the_seller_currency_accounts_a_fil
         "sellers_checked": 2,
         "sellers_truncated": False,
         "differences": [
-            {"seller_account": "s1", "currency": "EUR", "wallet_amount": "10.01", "ledger_amount": "10.00", "difference": "0.01"}
+            {
+                "seller_account": "s1",
+                "currency": "EUR",
+                "wallet_amount": "10.01",
+                "ledger_amount": "10.00",
+                "difference": "0.01",
+            }
         ],
     }
     # and a file that touched no seller reads nothing

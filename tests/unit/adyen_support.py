@@ -32,7 +32,13 @@ def fake() -> Iterator[AdyenFake]:
 
 
 def adapter(base_url: str, **overrides: object) -> AdyenPsp:
-    values = {"api_key": API_KEY, "merchant_account": MERCHANT, "return_url": RETURN_URL, "base_url": base_url, "http_timeout": 1}
+    values = {
+        "api_key": API_KEY,
+        "merchant_account": MERCHANT,
+        "return_url": RETURN_URL,
+        "base_url": base_url,
+        "http_timeout": 1,
+    }
     return AdyenPsp(AdyenSettings(**{**values, **overrides}))
 
 
@@ -41,5 +47,14 @@ def psp(fake: AdyenFake) -> AdyenPsp:
     return adapter(fake.base_url)  # type: ignore[attr-defined]
 
 
-def charge_request(key: str = "po_1", token: str = "tok_visa", amount_minor: int = 1999, currency: str = "USD", **extra: object) -> ChargeRequest:
-    return ChargeRequest(idempotency_key=key, amount_minor=amount_minor, currency=currency, token=token, shopper_reference="buyer_42", **extra)  # type: ignore[arg-type]
+def charge_request(
+    key: str = "po_1", token: str = "tok_visa", amount_minor: int = 1999, currency: str = "USD", **extra: object
+) -> ChargeRequest:
+    return ChargeRequest(
+        idempotency_key=key,
+        amount_minor=amount_minor,
+        currency=currency,
+        token=token,
+        shopper_reference="buyer_42",
+        **extra,
+    )  # type: ignore[arg-type]

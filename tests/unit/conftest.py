@@ -81,10 +81,14 @@ class Repos:
 @pytest.fixture()
 def repos(ddb: Any) -> Repos:
     payments = PaymentsRepository()
-    return Repos(payments=payments, wallets=WalletRepository(payments=payments), ledger=LedgerRepository(payments=payments))
+    return Repos(
+        payments=payments, wallets=WalletRepository(payments=payments), ledger=LedgerRepository(payments=payments)
+    )
 
 
-def payment_record(checkout_id: str, order_ids: list[str], fingerprint: str = "f" * 64, token: str = "tok_visa") -> PaymentRecord:
+def payment_record(
+    checkout_id: str, order_ids: list[str], fingerprint: str = "f" * 64, token: str = "tok_visa"
+) -> PaymentRecord:
     return PaymentRecord(
         checkout_id=checkout_id,
         buyer_id="buyer_42",
@@ -96,7 +100,13 @@ def payment_record(checkout_id: str, order_ids: list[str], fingerprint: str = "f
     )
 
 
-def order_record(payment_order_id: str, checkout_id: str, seller: str = "seller_books", amount_minor: int = 1999, currency: str = "USD") -> OrderRecord:
+def order_record(
+    payment_order_id: str,
+    checkout_id: str,
+    seller: str = "seller_books",
+    amount_minor: int = 1999,
+    currency: str = "USD",
+) -> OrderRecord:
     return OrderRecord(
         payment_order_id=payment_order_id,
         checkout_id=checkout_id,
@@ -115,12 +125,24 @@ def store_checkout(
 ) -> list[OrderRecord]:
     """Store a checkout whose orders are (payment_order_id, seller, amount_minor, currency)."""
     records = [order_record(po, checkout_id, seller, amount, ccy) for po, seller, amount, ccy in orders]
-    outcome = repo.create(payment_record(checkout_id, [r.payment_order_id for r in records], fingerprint, token), records)
+    outcome = repo.create(
+        payment_record(checkout_id, [r.payment_order_id for r in records], fingerprint, token), records
+    )
     assert outcome.created
     return records
 
 
-def succeed(repo: PaymentsRepository, payment_order_id: str, psp_reference: str | None = None, charged_at: str = "2026-11-30T10:00:00.000Z") -> OrderRecord:
+def succeed(
+    repo: PaymentsRepository,
+    payment_order_id: str,
+    psp_reference: str | None = None,
+    charged_at: str = "2026-11-30T10:00:00.000Z",
+) -> OrderRecord:
     """Move a stored order NOT_STARTED -> EXECUTING -> SUCCESS, as the executor does after an approval."""
     repo.move_order(payment_order_id, OrderStatus.EXECUTING)
-    return repo.move_order(payment_order_id, OrderStatus.SUCCESS, psp_reference=psp_reference or f"psp_{payment_order_id}", charged_at=charged_at)
+    return repo.move_order(
+        payment_order_id,
+        OrderStatus.SUCCESS,
+        psp_reference=psp_reference or f"psp_{payment_order_id}",
+        charged_at=charged_at,
+    )

@@ -129,7 +129,9 @@ def _account_items(ddb: Any) -> list[dict[str, Any]]:
 
 def test_each_append_adds_its_credit_to_the_sellers_account_totals_once(repos: Repos, ddb: Any) -> None:
     # Given a hot seller with orders in two currencies and another seller
-    orders = [(f"po_{i}", "seller_hot", 100 + i, "USD" if i % 3 else "EUR") for i in range(9)] + [("po_x", "seller_x", 7, "USD")]
+    orders = [(f"po_{i}", "seller_hot", 100 + i, "USD" if i % 3 else "EUR") for i in range(9)] + [
+        ("po_x", "seller_x", 7, "USD")
+    ]
     store_checkout(repos.payments, "chk_1", orders)
     # When every order is booked, and each booking is retried
     for po, *_ in orders:
@@ -146,7 +148,9 @@ def test_each_append_adds_its_credit_to_the_sellers_account_totals_once(repos: R
     assert sum(int(i["transactions"]["N"]) for i in _account_items(ddb)) == len(orders)
     # and the scan used by `payments verify` agrees
     assert repos.ledger.all_account_totals() == {
-        ("seller:seller_hot", "EUR"): 309, ("seller:seller_hot", "USD"): 627, ("seller:seller_x", "USD"): 7,
+        ("seller:seller_hot", "EUR"): 309,
+        ("seller:seller_hot", "USD"): 627,
+        ("seller:seller_x", "USD"): 7,
     }
 
 
@@ -177,12 +181,18 @@ def _as_booked_before_account_totals(ddb: Any) -> None:
     for item in _account_items(ddb):
         ddb.delete_item(TableName="ledger", Key={"pk": item["pk"], "sk": item["sk"]})
     for item in _txn_items(ddb):
-        ddb.update_item(TableName="ledger", Key={"pk": item["pk"], "sk": item["sk"]}, UpdateExpression="REMOVE in_account_totals")
+        ddb.update_item(
+            TableName="ledger", Key={"pk": item["pk"], "sk": item["sk"]}, UpdateExpression="REMOVE in_account_totals"
+        )
 
 
 def test_the_backfill_counts_each_old_transaction_exactly_once(repos: Repos, ddb: Any) -> None:
     # Given three transactions booked before the account totals existed
-    store_checkout(repos.payments, "chk_1", [("po_1", "a", 100, "USD"), ("po_2", "a", 250, "USD"), ("po_3", "b", 7, "EUR"), ("po_4", "b", 9, "EUR")])
+    store_checkout(
+        repos.payments,
+        "chk_1",
+        [("po_1", "a", 100, "USD"), ("po_2", "a", 250, "USD"), ("po_3", "b", 7, "EUR"), ("po_4", "b", 9, "EUR")],
+    )
     for po in ("po_1", "po_2", "po_3"):
         repos.ledger.append_payin(succeed(repos.payments, po))
     _as_booked_before_account_totals(ddb)
@@ -195,7 +205,10 @@ def test_the_backfill_counts_each_old_transaction_exactly_once(repos: Repos, ddb
     assert repos.ledger.all_account_totals() == {("seller:a", "USD"): 350, ("seller:b", "EUR"): 16}
     assert sum(int(i["transactions"]["N"]) for i in _account_items(ddb)) == 4
     # and a racing second backfill of an already counted transaction adds nothing
-    assert repos.ledger.count_in_account_totals(repos.ledger.find_transaction("po_1") | {"in_account_totals": None}) is False
+    assert (
+        repos.ledger.count_in_account_totals(repos.ledger.find_transaction("po_1") | {"in_account_totals": None})
+        is False
+    )
     assert repos.ledger.seller_totals_of({("a", "USD")}) == {("a", "USD"): 350}
 
 

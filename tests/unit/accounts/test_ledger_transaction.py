@@ -38,7 +38,9 @@ def test_side_is_a_str_enum_equal_to_the_stored_strings() -> None:
 
 def test_a_transfer_is_two_postings_stored_as_before() -> None:
     # Given 19.99 USD from the PSP receivable to a seller / When built and stored
-    txn = LedgerTransaction.transfer(debit="psp_receivable:simulated-psp", credit="seller:s1", amount=Money(1999, "USD"))
+    txn = LedgerTransaction.transfer(
+        debit="psp_receivable:simulated-psp", credit="seller:s1", amount=Money(1999, "USD")
+    )
     # Then the stored form is byte-for-byte the dicts the ledger always wrote
     assert txn.to_items() == [
         {"account": "psp_receivable:simulated-psp", "side": "DEBIT", "amount_minor": 1999, "currency": "USD"},
@@ -71,12 +73,16 @@ def test_a_credit_off_by_anything_is_refused(amount: int, off: int) -> None:
         pytest.param(lambda: LedgerTransaction.of([]), id="empty"),
         pytest.param(lambda: LedgerTransaction.of([Posting("a", Side.DEBIT, Money(5, "USD"))]), id="one-posting"),
         pytest.param(lambda: LedgerTransaction.of([_debit("a", USD5), _debit("b", USD5)]), id="debits-only"),
-        pytest.param(lambda: LedgerTransaction.of([_debit("a", USD5), _credit("b", Money(5, "EUR"))]), id="other-currency"),
+        pytest.param(
+            lambda: LedgerTransaction.of([_debit("a", USD5), _credit("b", Money(5, "EUR"))]), id="other-currency"
+        ),
         pytest.param(lambda: Posting("a", Side.DEBIT, Money(0, "USD")), id="zero"),
         pytest.param(lambda: Posting("a", Side.DEBIT, Money(-5, "USD")), id="negative"),
         pytest.param(lambda: Posting("a", "DEBIT", Money(5, "USD")), id="side-as-bare-string"),  # type: ignore[arg-type]
         pytest.param(lambda: Posting("a", Side.DEBIT, 5), id="amount-as-int"),  # type: ignore[arg-type]
-        pytest.param(lambda: LedgerTransaction.transfer(debit="a", credit="b", amount=Money(0, "USD")), id="zero-transfer"),
+        pytest.param(
+            lambda: LedgerTransaction.transfer(debit="a", credit="b", amount=Money(0, "USD")), id="zero-transfer"
+        ),
     ],
 )
 def test_the_builder_refuses_what_is_not_one_balanced_transaction(build: Any) -> None:
@@ -110,7 +116,9 @@ def test_the_ledger_refuses_an_adjustment_in_another_currency(repos: Repos) -> N
     with pytest.raises(InvariantViolation):
         repos.ledger.adjustment_items("refund:r1", "REFUND", order, Money(500, "EUR"), None, to_seller=False)
     # and a USD one is the balanced pair, debiting the seller
-    put = repos.ledger.adjustment_items("refund:r1", "REFUND", order, Money(500, "USD"), None, to_seller=False)[0]["Put"]["Item"]
+    put = repos.ledger.adjustment_items("refund:r1", "REFUND", order, Money(500, "USD"), None, to_seller=False)[0][
+        "Put"
+    ]["Item"]
     postings = [{k: next(iter(v.values())) for k, v in p["M"].items()} for p in put["postings"]["L"]]
     assert [(p["account"], p["side"], p["amount_minor"]) for p in postings] == [
         ("seller:seller_books", "DEBIT", "500"),

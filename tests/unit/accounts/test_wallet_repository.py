@@ -40,7 +40,9 @@ def test_a_non_successful_order_never_credits_a_wallet(repos: Repos, ddb: Any, s
     # Given an order that is not SUCCESS
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")])
     if status is not OrderStatus.NOT_STARTED:
-        repos.payments.move_order("po_1", status, failure_reason="card_declined" if status is OrderStatus.FAILED else None)
+        repos.payments.move_order(
+            "po_1", status, failure_reason="card_declined" if status is OrderStatus.FAILED else None
+        )
     order = repos.payments.get_order("po_1")
     # When the wallet is asked to credit it
     with pytest.raises(InvariantViolation):

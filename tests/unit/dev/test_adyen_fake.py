@@ -52,7 +52,10 @@ def test_every_answer_of_the_fake_validates_against_the_checkout_spec() -> None:
     psp = next(r.body["pspReference"] for _, r in answers if r.body["resultCode"] == "Authorised")  # type: ignore[index]
     partial = next(r.body["pspReference"] for _, r in answers if r.body["resultCode"] == "PartiallyAuthorised")  # type: ignore[index]
     modifications = [
-        (f"/payments/{psp}/refunds", {"merchantAccount": MERCHANT, "amount": {"currency": "EUR", "value": 100}, "reference": "rf_1"}),
+        (
+            f"/payments/{psp}/refunds",
+            {"merchantAccount": MERCHANT, "amount": {"currency": "EUR", "value": 100}, "reference": "rf_1"},
+        ),
         (f"/payments/{partial}/reversals", {"merchantAccount": MERCHANT, "reference": "po_partial"}),
         (f"/payments/{psp}/cancels", {"merchantAccount": MERCHANT}),
     ]
@@ -60,7 +63,9 @@ def test_every_answer_of_the_fake_validates_against_the_checkout_spec() -> None:
         answers.append((path, _post(fake, path, body, key=path[-20:])))
     answers.append(("/payments", _post(fake, "/payments", _payment("po_x"), api_key="wrong")))  # 401
     answers.append(("/payments", _post(fake, "/payments", {**_payment("po_y"), "merchantAccount": "Other"})))  # 403
-    answers.append(("/payments", _post(fake, "/payments", {**_payment("po_z"), "amount": {"currency": "EUR", "value": "10.00"}})))  # 422
+    answers.append(
+        ("/payments", _post(fake, "/payments", {**_payment("po_z"), "amount": {"currency": "EUR", "value": "10.00"}}))
+    )  # 422
     # When each answer body is checked against the operation's response schema in Adyen's document
     # Then every one validates
     statuses = set()
@@ -127,7 +132,12 @@ def test_notifications_are_signed_and_name_our_references() -> None:
     # Given an authorised and a refused payment and a refund
     ok = _post(fake, "/payments", _payment("po_1"), key="po_1").body
     _post(fake, "/payments", _payment("po_2", "tok_chargeDeclined"), key="po_2")
-    _post(fake, "/payments/" + ok["pspReference"] + "/refunds", {"merchantAccount": MERCHANT, "amount": {"currency": "EUR", "value": 500}, "reference": "rf_1"}, key="rf_1")  # type: ignore[index]
+    _post(
+        fake,
+        "/payments/" + ok["pspReference"] + "/refunds",
+        {"merchantAccount": MERCHANT, "amount": {"currency": "EUR", "value": 500}, "reference": "rf_1"},
+        key="rf_1",
+    )  # type: ignore[index]
     # When the queued notifications are read
     items = [n["notificationItems"][0]["NotificationRequestItem"] for n in fake.notifications]
     # Then they are Adyen-shaped (string success), signed with the key, and carry our references
@@ -142,7 +152,9 @@ def test_notifications_are_signed_and_name_our_references() -> None:
 
 
 def test_the_settlement_report_has_one_settled_row_per_authorised_charge_and_parses() -> None:
-    fake = AdyenFake(api_key=API_KEY, merchant_account=MERCHANT, hmac_key=HMAC_KEY, calendar=lambda p: "2026-11-30T10:00:00.000Z")
+    fake = AdyenFake(
+        api_key=API_KEY, merchant_account=MERCHANT, hmac_key=HMAC_KEY, calendar=lambda p: "2026-11-30T10:00:00.000Z"
+    )
     # Given two authorised charges and a refused one
     for ref, token in (("po_1", "tok_visa"), ("po_2", "tok_mastercard"), ("po_3", "tok_chargeDeclined")):
         _post(fake, "/payments", _payment(ref, token, value=1999, currency="USD"), key=ref)
@@ -153,9 +165,13 @@ def test_the_settlement_report_has_one_settled_row_per_authorised_charge_and_par
     lines = out.getvalue().splitlines()
     layout = report.column_index(lines[0].split(","))
     parsed = [report.parse_row(report.split_line(line), layout, n) for n, line in enumerate(lines[1:], start=2)]
-    settled = sorted((r.merchant_reference, r.gross_credit, r.gross_currency) for r in parsed if r.record_type == "Settled")
+    settled = sorted(
+        (r.merchant_reference, r.gross_credit, r.gross_currency) for r in parsed if r.record_type == "Settled"
+    )
     assert rows == 3 and settled == [("po_1", 1999, "USD"), ("po_2", 1999, "USD")]
-    assert {r.psp_reference for r in parsed if r.record_type == "Settled"} == {c["psp_reference"] for c in fake.charges()}
+    assert {r.psp_reference for r in parsed if r.record_type == "Settled"} == {
+        c["psp_reference"] for c in fake.charges()
+    }
     assert [r.record_type for r in parsed].count("MerchantPayout") == 1
 
 
@@ -167,9 +183,19 @@ def test_the_settlement_report_has_the_days_refund_and_chargeback_rows() -> None
     ok = _post(fake, "/payments", _payment("po_1", value=1999, currency="USD"), key="po_1").body
     _post(fake, "/payments", _payment("po_2", "tok_refundFails", value=500, currency="USD"), key="po_2")
     charge = ok["pspReference"]  # type: ignore[index]
-    refund = _post(fake, f"/payments/{charge}/refunds", {"merchantAccount": MERCHANT, "amount": {"currency": "USD", "value": 500}, "reference": "rf_1"}, key="rf_1").body
+    refund = _post(
+        fake,
+        f"/payments/{charge}/refunds",
+        {"merchantAccount": MERCHANT, "amount": {"currency": "USD", "value": 500}, "reference": "rf_1"},
+        key="rf_1",
+    ).body
     failed = next(c["psp_reference"] for c in fake.charges() if c["merchant_reference"] == "po_2")
-    _post(fake, f"/payments/{failed}/refunds", {"merchantAccount": MERCHANT, "amount": {"currency": "USD", "value": 500}, "reference": "rf_2"}, key="rf_2")
+    _post(
+        fake,
+        f"/payments/{failed}/refunds",
+        {"merchantAccount": MERCHANT, "amount": {"currency": "USD", "value": 500}, "reference": "rf_2"},
+        key="rf_2",
+    )
     fake.chargeback(charge, 700)
     fake.chargeback(charge, 700, reversed_=True)
     # When the day's report is written and read back
@@ -180,7 +206,17 @@ def test_the_settlement_report_has_the_days_refund_and_chargeback_rows() -> None
     parsed = [report.parse_row(report.split_line(line), layout, n) for n, line in enumerate(lines[1:], start=2)]
     # Then the successful refund, the chargeback and the reversal have their rows (the failed refund none),
     # naming the payment and the modification as the simulator's do
-    adjustments = [(r.record_type, r.psp_reference, r.merchant_reference, r.modification_merchant_reference, report.adjustment_amount(r)) for r in parsed if r.record_type in report.MATCHED_ADJUSTMENTS]
+    adjustments = [
+        (
+            r.record_type,
+            r.psp_reference,
+            r.merchant_reference,
+            r.modification_merchant_reference,
+            report.adjustment_amount(r),
+        )
+        for r in parsed
+        if r.record_type in report.MATCHED_ADJUSTMENTS
+    ]
     assert adjustments == [
         ("Refunded", charge, "po_1", "rf_1", 500),
         ("Chargeback", charge, "po_1", "", 700),
@@ -225,8 +261,18 @@ def test_the_fakes_notifications_validate_against_adyens_webhook_spec() -> None:
     ok = _post(fake, "/payments", _payment("po_1"), key="po_1").body
     _post(fake, "/payments", _payment("po_2", "tok_chargeDeclined"), key="po_2")
     partial = _post(fake, "/payments", _payment("po_3", "tok_adyenPartial"), key="po_3").body
-    _post(fake, f"/payments/{ok['pspReference']}/refunds", {"merchantAccount": MERCHANT, "amount": {"currency": "EUR", "value": 500}, "reference": "rf_1"}, key="rf_1")  # type: ignore[index]
-    _post(fake, f"/payments/{partial['pspReference']}/reversals", {"merchantAccount": MERCHANT, "reference": "po_3"}, key="rev_3")  # type: ignore[index]
+    _post(
+        fake,
+        f"/payments/{ok['pspReference']}/refunds",
+        {"merchantAccount": MERCHANT, "amount": {"currency": "EUR", "value": 500}, "reference": "rf_1"},
+        key="rf_1",
+    )  # type: ignore[index]
+    _post(
+        fake,
+        f"/payments/{partial['pspReference']}/reversals",
+        {"merchantAccount": MERCHANT, "reference": "po_3"},
+        key="rev_3",
+    )  # type: ignore[index]
     _post(fake, f"/payments/{ok['pspReference']}/cancels", {"merchantAccount": MERCHANT}, key="cxl_1")  # type: ignore[index]
     fake.chargeback(ok["pspReference"])  # type: ignore[index]
     fake.chargeback(ok["pspReference"], reversed_=True)  # type: ignore[index]
@@ -237,13 +283,30 @@ def test_the_fakes_notifications_validate_against_adyens_webhook_spec() -> None:
         # When each is checked against its event's request schema in Adyen's Webhooks document
         # (additionalData aside: the spec's lists no hmacSignature, real payloads carry it; FACTS.md §3)
         additional = item["additionalData"]
-        bare = {**body, "notificationItems": [{"NotificationRequestItem": {k: v for k, v in item.items() if k != "additionalData"}}]}
-        schema = document["webhooks"]["/" + item["eventCode"]]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        bare = {
+            **body,
+            "notificationItems": [
+                {"NotificationRequestItem": {k: v for k, v in item.items() if k != "additionalData"}}
+            ],
+        }
+        schema = document["webhooks"]["/" + item["eventCode"]]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]["$ref"]
         validator = Draft202012Validator({"$ref": "urn:adyen:webhooks" + schema}, registry=registry)
         # Then it validates, and additionalData is a string map holding the signature
         assert [e.message for e in validator.iter_errors(bare)] == [], item
-        assert all(isinstance(k, str) and isinstance(v, str) for k, v in additional.items()) and additional["hmacSignature"]
-    assert events == {"AUTHORISATION", "REFUND", "CANCEL_OR_REFUND", "CANCELLATION", "CHARGEBACK", "CHARGEBACK_REVERSED"}
+        assert (
+            all(isinstance(k, str) and isinstance(v, str) for k, v in additional.items())
+            and additional["hmacSignature"]
+        )
+    assert events == {
+        "AUTHORISATION",
+        "REFUND",
+        "CANCEL_OR_REFUND",
+        "CANCELLATION",
+        "CHARGEBACK",
+        "CHARGEBACK_REVERSED",
+    }
 
 
 def test_operator_requests_under_fake_reach_the_admin_hook_not_adyens_api() -> None:
@@ -253,11 +316,13 @@ def test_operator_requests_under_fake_reach_the_admin_hook_not_adyens_api() -> N
     # Given a served fake whose operator hook records what it is asked
     fake = _fake()
     asked: list[tuple[str, dict]] = []
-    fake.admin = lambda path, body: (asked.append((path, body)) or (200, {"ok": True}))  # type: ignore[func-returns-value]
+    fake.admin = lambda path, body: asked.append((path, body)) or (200, {"ok": True})  # type: ignore[func-returns-value]
     base = fake.serve()
     try:
         # When an operator posts to /_fake/settle, and a client posts to /v72/payments without a key
-        request = urllib.request.Request(base.rsplit("/", 1)[0] + "/_fake/settle", data=b'{"date": "2026-11-30"}', method="POST")
+        request = urllib.request.Request(
+            base.rsplit("/", 1)[0] + "/_fake/settle", data=b'{"date": "2026-11-30"}', method="POST"
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             answer = json.loads(response.read())
         with pytest.raises(urllib.error.HTTPError) as unauthorised:

@@ -17,7 +17,14 @@ FULL_WIDTH = "".join(chr(0xFF10 + int(c)) for c in "5555555555554444")
 
 @pytest.mark.parametrize(
     "text",
-    [PAN, "4242_4242_4242_4242", "4242.4242.4242.4242", "4242 / 4242 / 4242 / 4242", f"chk_{FULL_WIDTH}", "psp_4242424242424242"],
+    [
+        PAN,
+        "4242_4242_4242_4242",
+        "4242.4242.4242.4242",
+        "4242 / 4242 / 4242 / 4242",
+        f"chk_{FULL_WIDTH}",
+        "psp_4242424242424242",
+    ],
 )
 def test_a_card_number_in_any_form_is_found(text: str) -> None:
     assert holds_card_number(text) is True
@@ -41,7 +48,10 @@ def test_the_systems_own_timestamps_digests_and_ids_are_not_card_numbers(text: s
 def test_the_scan_names_every_table_item_attribute_and_object_holding_one(ddb: Any) -> None:
     # Given a clean item, and card numbers in a nested attribute, a list, a map key and an S3 CSV cell
     table = settings().payments_table
-    ddb.put_item(TableName=table, Item={"pk": {"S": "PAYMENT#ok"}, "sk": {"S": "META"}, "updated_at": {"S": "2026-12-02T04:39:13.123456+00:00"}})
+    ddb.put_item(
+        TableName=table,
+        Item={"pk": {"S": "PAYMENT#ok"}, "sk": {"S": "META"}, "updated_at": {"S": "2026-12-02T04:39:13.123456+00:00"}},
+    )
     ddb.put_item(
         TableName=table,
         Item={
@@ -55,7 +65,9 @@ def test_the_scan_names_every_table_item_attribute_and_object_holding_one(ddb: A
     )
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="scan-test")
-    s3.put_object(Bucket="scan-test", Key="incoming/x.csv", Body=f"a,b\n19.99,42424242\n2026-12-02 04:39:13,{PAN}\n".encode())
+    s3.put_object(
+        Bucket="scan-test", Key="incoming/x.csv", Body=f"a,b\n19.99,42424242\n2026-12-02 04:39:13,{PAN}\n".encode()
+    )
     s3.put_object(Bucket="scan-test", Key="reports/x.json", Body=b'{"rows": 1, "amounts": ["19.99", "5.00"]}')
     # When every table and bucket is scanned
     found = scan_runtime()
@@ -63,6 +75,11 @@ def test_the_scan_names_every_table_item_attribute_and_object_holding_one(ddb: A
     # and no digit of a card number is in the findings
     places = sorted(re.sub(r"item #\d+", "item", place) for place in found)
     assert places == sorted(
-        [f"{table}: item: buyer.id", f"{table}: item: notes[1]", f"{table}: item: extra.(key)", "scan-test/incoming/x.csv: line 3 column 2"]
+        [
+            f"{table}: item: buyer.id",
+            f"{table}: item: notes[1]",
+            f"{table}: item: extra.(key)",
+            "scan-test/incoming/x.csv: line 3 column 2",
+        ]
     ), found
     assert not any(holds_card_number(place) for place in found)

@@ -9,8 +9,19 @@ import jsonpath_ng.ext
 
 from payments_dev.local import moto_patches
 
-DATA = {"checkout_id": "chk_1", "payment_orders": [{"payment_order_id": "po_1"}, {"payment_order_id": "po_2"}], "result": {"status": "SUCCESS"}}
-PATHS = ("$", "$.checkout_id", "$.payment_orders", "$.payment_orders[0].payment_order_id", "$.payment_orders[*].payment_order_id", "$.result.status")
+DATA = {
+    "checkout_id": "chk_1",
+    "payment_orders": [{"payment_order_id": "po_1"}, {"payment_order_id": "po_2"}],
+    "result": {"status": "SUCCESS"},
+}
+PATHS = (
+    "$",
+    "$.checkout_id",
+    "$.payment_orders",
+    "$.payment_orders[0].payment_order_id",
+    "$.payment_orders[*].payment_order_id",
+    "$.result.status",
+)
 
 
 def test_extract_json_answers_as_before_and_parses_each_path_once() -> None:

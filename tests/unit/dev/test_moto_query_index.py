@@ -92,9 +92,16 @@ def _random_write(client: Any, rng: random.Random) -> None:
                 ]
             )
         else:
-            requests = {_key_tuple(i): i for i in (_item(rng, table) for _ in range(3))}  # no duplicate keys in one batch
+            requests = {
+                _key_tuple(i): i for i in (_item(rng, table) for _ in range(3))
+            }  # no duplicate keys in one batch
             client.batch_write_item(
-                RequestItems={table: [{"PutRequest": {"Item": i}} if rng.random() < 0.7 else {"DeleteRequest": {"Key": _key(i)}} for i in requests.values()]}
+                RequestItems={
+                    table: [
+                        {"PutRequest": {"Item": i}} if rng.random() < 0.7 else {"DeleteRequest": {"Key": _key(i)}}
+                        for i in requests.values()
+                    ]
+                }
             )
     except ClientError as error:
         assert error.response["Error"]["Code"] in ("ConditionalCheckFailedException", "TransactionCanceledException")
@@ -122,7 +129,13 @@ def _assert_queries_match_scans(client: Any) -> None:
     for table in ("ranged", "flat"):
         everything = _scan(client, table)
         for value in GSI_VALUES:
-            got = _query_all(client, TableName=table, IndexName="by_gk", KeyConditionExpression="gk = :g", ExpressionAttributeValues={":g": {"S": value}})
+            got = _query_all(
+                client,
+                TableName=table,
+                IndexName="by_gk",
+                KeyConditionExpression="gk = :g",
+                ExpressionAttributeValues={":g": {"S": value}},
+            )
             # DynamoDB leaves out of an index the items that lack one of its key attributes
             expected = [i for i in everything if i.get("gk") == {"S": value} and (table == "flat" or "gr" in i)]
             assert sorted(map(_key_tuple, got)) == sorted(map(_key_tuple, expected)), (table, value)
@@ -130,7 +143,13 @@ def _assert_queries_match_scans(client: Any) -> None:
                 assert [i["gr"]["S"] for i in got] == sorted(i["gr"]["S"] for i in expected)
         for pk in PKS:
             for forward in (True, False):
-                got = _query_all(client, TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": pk}}, ScanIndexForward=forward)
+                got = _query_all(
+                    client,
+                    TableName=table,
+                    KeyConditionExpression="pk = :p",
+                    ExpressionAttributeValues={":p": {"S": pk}},
+                    ScanIndexForward=forward,
+                )
                 expected = sorted((i for i in everything if i["pk"]["S"] == pk), key=_key_tuple, reverse=not forward)
                 assert got == expected, (table, pk, forward)
 
@@ -148,13 +167,32 @@ def test_a_partiql_update_moves_the_item_between_index_buckets(ddb: Any) -> None
     ddb.put_item(TableName="flat", Item={"pk": {"S": "P1"}, "gk": {"S": "day#1"}})
     _assert_queries_match_scans(ddb)  # builds the index
     ddb.execute_statement(Statement="UPDATE flat SET gk='day#2' WHERE pk='P1'")
-    assert ddb.query(TableName="flat", IndexName="by_gk", KeyConditionExpression="gk = :g", ExpressionAttributeValues={":g": {"S": "day#1"}})["Items"] == []
-    assert [i["pk"]["S"] for i in ddb.query(TableName="flat", IndexName="by_gk", KeyConditionExpression="gk = :g", ExpressionAttributeValues={":g": {"S": "day#2"}})["Items"]] == ["P1"]
+    assert (
+        ddb.query(
+            TableName="flat",
+            IndexName="by_gk",
+            KeyConditionExpression="gk = :g",
+            ExpressionAttributeValues={":g": {"S": "day#1"}},
+        )["Items"]
+        == []
+    )
+    assert [
+        i["pk"]["S"]
+        for i in ddb.query(
+            TableName="flat",
+            IndexName="by_gk",
+            KeyConditionExpression="gk = :g",
+            ExpressionAttributeValues={":g": {"S": "day#2"}},
+        )["Items"]
+    ] == ["P1"]
 
 
 def test_range_conditions_and_filters_still_apply_to_the_candidates(ddb: Any) -> None:
     for sk, gr, n in (("S1", "R1", "1"), ("S2", "R2", "2"), ("S3", "R3", "3")):
-        ddb.put_item(TableName="ranged", Item={"pk": {"S": "P1"}, "sk": {"S": sk}, "gk": {"S": "day#1"}, "gr": {"S": gr}, "n": {"N": n}})
+        ddb.put_item(
+            TableName="ranged",
+            Item={"pk": {"S": "P1"}, "sk": {"S": sk}, "gk": {"S": "day#1"}, "gr": {"S": gr}, "n": {"N": n}},
+        )
     page = ddb.query(
         TableName="ranged",
         IndexName="by_gk",
@@ -164,7 +202,11 @@ def test_range_conditions_and_filters_still_apply_to_the_candidates(ddb: Any) ->
     )
     assert [i["sk"]["S"] for i in page["Items"]] == ["S2"]
     assert page["ScannedCount"] == 2  # what DynamoDB reports too: the key condition's items, before the filter
-    page = ddb.query(TableName="ranged", KeyConditionExpression="pk = :p AND begins_with(sk, :s)", ExpressionAttributeValues={":p": {"S": "P1"}, ":s": {"S": "S3"}})
+    page = ddb.query(
+        TableName="ranged",
+        KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":p": {"S": "P1"}, ":s": {"S": "S3"}},
+    )
     assert [i["sk"]["S"] for i in page["Items"]] == ["S3"]
 
 
@@ -175,6 +217,11 @@ def test_queries_take_the_indexed_path(ddb: Any, monkeypatch: pytest.MonkeyPatch
         real = getattr(moto_patches, name)
         monkeypatch.setattr(moto_patches, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
     ddb.put_item(TableName="flat", Item={"pk": {"S": "P1"}, "gk": {"S": "day#1"}})
-    ddb.query(TableName="flat", IndexName="by_gk", KeyConditionExpression="gk = :g", ExpressionAttributeValues={":g": {"S": "day#1"}})
+    ddb.query(
+        TableName="flat",
+        IndexName="by_gk",
+        KeyConditionExpression="gk = :g",
+        ExpressionAttributeValues={":g": {"S": "day#1"}},
+    )
     ddb.query(TableName="flat", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "P1"}})
     assert calls == ["_gsi_candidates", "_table_candidates"]

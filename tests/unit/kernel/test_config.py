@@ -18,7 +18,12 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def _deployed_env(spec: registry.Function, psp: registry.Psp = "simulated") -> dict[str, str]:
     """What the CDK sets on ``spec`` in a stage: every required variable (placeholder values) and the marker."""
-    values = {"wallet_shards": "4", "ledger_total_shards": "8", "adyen_secret_max_age": "300", "payments_psp": "simulator"}
+    values = {
+        "wallet_shards": "4",
+        "ledger_total_shards": "8",
+        "adyen_secret_max_age": "300",
+        "payments_psp": "simulator",
+    }
     env = {env_name(f): values.get(f, f"value-of-{f}") for f in spec.required_settings(psp)}
     env[STAGE_ENV] = "dev"
     return env

@@ -20,14 +20,17 @@ class ThrottlingClient:
         self.requests: list[int] = []
 
     def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # boto3's parameter name
-        (table, request), = RequestItems.items()
+        ((table, request),) = RequestItems.items()
         keys = request["Keys"]
         assert request["ConsistentRead"] is True and len(keys) <= 100
         self.requests.append(len(keys))
         cut = len(keys) - self.unprocessed if len(self.requests) <= self.throttled_rounds else len(keys)
         found = [to_item(self.items[k["pk"]["S"]]) for k in keys[:cut] if k["pk"]["S"] in self.items]
         left = keys[cut:]
-        return {"Responses": {table: found}, "UnprocessedKeys": {table: {"Keys": left, "ConsistentRead": True}} if left else {}}
+        return {
+            "Responses": {table: found},
+            "UnprocessedKeys": {table: {"Keys": left, "ConsistentRead": True}} if left else {},
+        }
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +47,9 @@ def _keys(n: int) -> list[dict[str, str]]:
 
 def test_every_found_item_comes_back_once_in_requests_of_at_most_100_keys() -> None:
     # Given 250 keys of which the even ones exist
-    client = ThrottlingClient({f"K#{i}": {"pk": f"K#{i}", "sk": "V", "n": i} for i in range(0, 250, 2)}, unprocessed=0, throttled_rounds=0)
+    client = ThrottlingClient(
+        {f"K#{i}": {"pk": f"K#{i}", "sk": "V", "n": i} for i in range(0, 250, 2)}, unprocessed=0, throttled_rounds=0
+    )
     # When read / Then each existing item once, in three requests
     got = sorted(item["n"] for item in batch_get(client, "t", _keys(250)))
     assert got == list(range(0, 250, 2))
@@ -53,7 +58,9 @@ def test_every_found_item_comes_back_once_in_requests_of_at_most_100_keys() -> N
 
 def test_unprocessed_keys_are_asked_again_until_answered(sleeps: list[float]) -> None:
     # Given DynamoDB leaving 30 keys unprocessed on the first three requests
-    client = ThrottlingClient({f"K#{i}": {"pk": f"K#{i}", "sk": "V", "n": i} for i in range(100)}, unprocessed=30, throttled_rounds=3)
+    client = ThrottlingClient(
+        {f"K#{i}": {"pk": f"K#{i}", "sk": "V", "n": i} for i in range(100)}, unprocessed=30, throttled_rounds=3
+    )
     # When read / Then nothing is missing: the unprocessed keys were asked again
     assert sorted(item["n"] for item in batch_get(client, "t", _keys(100))) == list(range(100))
     assert client.requests == [100, 30, 30, 30]
@@ -62,7 +69,9 @@ def test_unprocessed_keys_are_asked_again_until_answered(sleeps: list[float]) ->
 
 def test_keys_that_stay_unprocessed_raise_store_unavailable_rather_than_a_partial_answer(sleeps: list[float]) -> None:
     # Given DynamoDB that never processes the last 5 keys
-    client = ThrottlingClient({f"K#{i}": {"pk": f"K#{i}", "sk": "V", "n": i} for i in range(10)}, unprocessed=5, throttled_rounds=10**6)
+    client = ThrottlingClient(
+        {f"K#{i}": {"pk": f"K#{i}", "sk": "V", "n": i} for i in range(10)}, unprocessed=5, throttled_rounds=10**6
+    )
     # When read to the end / Then StoreUnavailable (transient: the caller's retry asks again)
     with pytest.raises(StoreUnavailable, match="5 keys of t stayed unprocessed"):
         batch_get(client, "t", _keys(10))

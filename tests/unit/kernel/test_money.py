@@ -74,8 +74,31 @@ def test_parse_amount_rejects_anything_but_a_string(amount: object) -> None:
 @pytest.mark.parametrize(
     "amount",
     [
-        "-1.00", "+1.00", "-0.01", "1e3", "1E3", " 1.00", "1.00 ", "1.", ".5", "01.00", "00", "007",
-        "", " ", "1,00", "1,000.00", "1.0.0", "0x10", "NaN", "Infinity", "١٢", "１２", "1_000", "1.00\n", "\n1.00",
+        "-1.00",
+        "+1.00",
+        "-0.01",
+        "1e3",
+        "1E3",
+        " 1.00",
+        "1.00 ",
+        "1.",
+        ".5",
+        "01.00",
+        "00",
+        "007",
+        "",
+        " ",
+        "1,00",
+        "1,000.00",
+        "1.0.0",
+        "0x10",
+        "NaN",
+        "Infinity",
+        "١٢",
+        "１２",
+        "1_000",
+        "1.00\n",
+        "\n1.00",
     ],
 )
 def test_parse_amount_rejects_strings_that_are_not_plain_decimals(amount: str) -> None:
@@ -86,7 +109,9 @@ def test_parse_amount_rejects_strings_that_are_not_plain_decimals(amount: str) -
         parse_amount(amount, "USD")
 
 
-@pytest.mark.parametrize(("amount", "currency"), [("0", "USD"), ("0.00", "USD"), ("0", "JPY"), ("0.000", "KWD"), ("0.0000", "CLF")])
+@pytest.mark.parametrize(
+    ("amount", "currency"), [("0", "USD"), ("0.00", "USD"), ("0", "JPY"), ("0.000", "KWD"), ("0.0000", "CLF")]
+)
 def test_parse_amount_rejects_zero(amount: str, currency: str) -> None:
     # Given a zero amount
     # When it is parsed
@@ -106,7 +131,9 @@ def test_parse_amount_rejects_zero(amount: str, currency: str) -> None:
         ("0.000", "USD", "USD has 2 minor-unit digits; the amount has 3"),
     ],
 )
-def test_parse_amount_rejects_more_fraction_digits_than_the_currency_has(amount: str, currency: str, message: str) -> None:
+def test_parse_amount_rejects_more_fraction_digits_than_the_currency_has(
+    amount: str, currency: str, message: str
+) -> None:
     # Given an amount with more fraction digits than the currency's ISO 4217 exponent (even trailing zeros)
     # When it is parsed
     # Then it is refused with a message naming both digit counts, never quoting the amount
@@ -131,7 +158,13 @@ def test_a_malformed_amount_is_refused_without_quoting_it(amount: str) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "currency"),
-    [("100000000000.01", "USD"), ("10000000000001", "JPY"), ("10000000000.001", "KWD"), ("1000000000.0001", "CLF"), ("99999999999999999999999", "USD")],
+    [
+        ("100000000000.01", "USD"),
+        ("10000000000001", "JPY"),
+        ("10000000000.001", "KWD"),
+        ("1000000000.0001", "CLF"),
+        ("99999999999999999999999", "USD"),
+    ],
 )
 def test_parse_amount_rejects_amounts_above_the_order_bound(amount: str, currency: str) -> None:
     # Given an amount one minor unit (or far) above MAX_ORDER_MINOR_UNITS
@@ -141,7 +174,33 @@ def test_parse_amount_rejects_amounts_above_the_order_bound(amount: str, currenc
         parse_amount(amount, currency)
 
 
-@pytest.mark.parametrize("currency", ["BGN", "HRK", "ANG", "SLL", "ZWL", "CUC", "VEF", "MRO", "STD", "LTL", "BYR", "XXX", "XTS", "XAU", "XDR", "ABC", "usd", "Usd", "US", "USDD", "", " USD"])
+@pytest.mark.parametrize(
+    "currency",
+    [
+        "BGN",
+        "HRK",
+        "ANG",
+        "SLL",
+        "ZWL",
+        "CUC",
+        "VEF",
+        "MRO",
+        "STD",
+        "LTL",
+        "BYR",
+        "XXX",
+        "XTS",
+        "XAU",
+        "XDR",
+        "ABC",
+        "usd",
+        "Usd",
+        "US",
+        "USDD",
+        "",
+        " USD",
+    ],
+)
 def test_parse_amount_rejects_unknown_withdrawn_and_non_canonical_currency_codes(currency: str) -> None:
     # Given a currency code that is not an active ISO 4217 payment currency written in upper case
     # When an otherwise valid amount is parsed in it
@@ -182,9 +241,18 @@ def test_format_minor_writes_the_canonical_decimal_string(minor: int, currency: 
 
 @pytest.mark.parametrize(
     ("minor", "currency", "text"),
-    [(-1999, "USD", "-19.99"), (-5, "USD", "-0.05"), (-1, "USD", "-0.01"), (-5, "JPY", "-5"), (-1, "KWD", "-0.001"), (-12345, "CLF", "-1.2345")],
+    [
+        (-1999, "USD", "-19.99"),
+        (-5, "USD", "-0.05"),
+        (-1, "USD", "-0.01"),
+        (-5, "JPY", "-5"),
+        (-1, "KWD", "-0.001"),
+        (-12345, "CLF", "-1.2345"),
+    ],
 )
-def test_format_minor_puts_the_sign_before_the_whole_amount_for_negative_values(minor: int, currency: str, text: str) -> None:
+def test_format_minor_puts_the_sign_before_the_whole_amount_for_negative_values(
+    minor: int, currency: str, text: str
+) -> None:
     # Given a negative number of minor units (a reversal, a balance delta)
     # When it is formatted
     # Then the sign applies to the whole amount, not to the integer part only
@@ -220,7 +288,7 @@ def test_format_then_parse_returns_the_same_minor_units(currency: str) -> None:
     # Given a few hundred random positive amounts in minor units, up to the bound
     rng = random.Random(f"minor-{currency}")
     values = [1, MAX_ORDER_MINOR_UNITS] + [rng.randint(1, MAX_ORDER_MINOR_UNITS) for _ in range(200)]
-    values += [rng.randint(1, 10**rng.randint(1, 6)) for _ in range(200)]
+    values += [rng.randint(1, 10 ** rng.randint(1, 6)) for _ in range(200)]
     for minor in values:
         # When formatted and parsed back
         text = format_minor(minor, currency)
@@ -257,8 +325,28 @@ def test_iso4217_table_has_only_the_exponents_iso_uses() -> None:
 
 @pytest.mark.parametrize(
     ("code", "digits"),
-    [("USD", 2), ("EUR", 2), ("GBP", 2), ("JPY", 0), ("KRW", 0), ("ISK", 0), ("VND", 0), ("CLP", 0), ("KWD", 3), ("BHD", 3),
-     ("OMR", 3), ("JOD", 3), ("TND", 3), ("CLF", 4), ("UYW", 4), ("XCG", 2), ("SLE", 2), ("ZWG", 2), ("VES", 2), ("MRU", 2)],
+    [
+        ("USD", 2),
+        ("EUR", 2),
+        ("GBP", 2),
+        ("JPY", 0),
+        ("KRW", 0),
+        ("ISK", 0),
+        ("VND", 0),
+        ("CLP", 0),
+        ("KWD", 3),
+        ("BHD", 3),
+        ("OMR", 3),
+        ("JOD", 3),
+        ("TND", 3),
+        ("CLF", 4),
+        ("UYW", 4),
+        ("XCG", 2),
+        ("SLE", 2),
+        ("ZWG", 2),
+        ("VES", 2),
+        ("MRU", 2),
+    ],
 )
 def test_iso4217_table_knows_the_exponent_of_well_known_currencies(code: str, digits: int) -> None:
     # Given an active currency / When its exponent is read / Then it is the ISO 4217 one

@@ -137,7 +137,9 @@ def test_parse_and_format_examples(text: str, currency: str, minor: int, canonic
     assert str(Money(minor, currency)) == f"{canonical} {currency}"
 
 
-@pytest.mark.parametrize(("text", "currency"), [("19.999", "USD"), ("1.5", "JPY"), ("0", "USD"), ("-1", "USD"), ("1e3", "USD")])
+@pytest.mark.parametrize(
+    ("text", "currency"), [("19.999", "USD"), ("1.5", "JPY"), ("0", "USD"), ("-1", "USD"), ("1e3", "USD")]
+)
 def test_parse_refuses_what_the_api_refuses(text: str, currency: str) -> None:
     # Given strings the contract refuses / When parsed as Money / Then InvalidAmount
     with pytest.raises(InvalidAmount):

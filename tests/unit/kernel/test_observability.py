@@ -35,7 +35,10 @@ def test_the_tracer_never_records_a_response_and_the_logger_forgets_the_last_inv
 
     keys_seen: list[dict[str, Any]] = []
     # When it is invoked twice in one warm container, with tracing on
-    with mock.patch.object(tracer, "disabled", False), mock.patch.object(tracer.provider, "in_subsegment", in_subsegment):
+    with (
+        mock.patch.object(tracer, "disabled", False),
+        mock.patch.object(tracer.provider, "in_subsegment", in_subsegment),
+    ):
         handler({"checkout_id": "chk_1"}, _Context())
         handler({"checkout_id": "chk_2"}, _Context())
     # Then no response reached the trace, and the second invocation did not inherit chk_1

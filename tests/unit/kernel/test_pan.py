@@ -18,7 +18,13 @@ def _checkout(**order_overrides: object) -> dict[str, object]:
         "payment_method": {"type": "card", "token": "tok_visa"},
         "payment_orders": [
             {"payment_order_id": "po_1", "seller_account": "seller_books", "amount": "19.99", "currency": "USD"},
-            {"payment_order_id": "po_2", "seller_account": "seller_toys", "amount": "5.00", "currency": "USD", **order_overrides},
+            {
+                "payment_order_id": "po_2",
+                "seller_account": "seller_toys",
+                "amount": "5.00",
+                "currency": "USD",
+                **order_overrides,
+            },
         ],
     }
 
@@ -30,7 +36,10 @@ def test_luhn_accepts_known_valid_numbers(pan: str) -> None:
     assert luhn_valid(pan) is True
 
 
-@pytest.mark.parametrize("number", ["4111111111111112", "5555555555554445", "378282246310006", "6011111111111118", "1234567890123", "79927398710"])
+@pytest.mark.parametrize(
+    "number",
+    ["4111111111111112", "5555555555554445", "378282246310006", "6011111111111118", "1234567890123", "79927398710"],
+)
 def test_luhn_rejects_a_wrong_check_digit(number: str) -> None:
     # Given a number whose last digit is off / When checked / Then it is invalid
     assert luhn_valid(number) is False
@@ -39,8 +48,19 @@ def test_luhn_rejects_a_wrong_check_digit(number: str) -> None:
 # --- what is flagged ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "text",
-    [VISA, MASTERCARD, AMEX, DISCOVER, "4111 1111 1111 1111", "4111-1111-1111-1111", "3782 822463 10005",
-     f"card {VISA} please", f"x{VISA}y", f"{VISA} 2345", "6011-1111-1111-1117"],
+    [
+        VISA,
+        MASTERCARD,
+        AMEX,
+        DISCOVER,
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "3782 822463 10005",
+        f"card {VISA} please",
+        f"x{VISA}y",
+        f"{VISA} 2345",
+        "6011-1111-1111-1117",
+    ],
 )
 def test_contains_pan_finds_card_numbers_with_or_without_separators(text: str) -> None:
     # Given text holding a Luhn-valid 13-19 digit run (single spaces or dashes allowed)
@@ -132,16 +152,24 @@ def test_find_pans_finds_a_card_number_written_with_its_expiry_in_a_field() -> N
 @pytest.mark.parametrize(
     "text",
     [
-        "tok_visa", "tok_mastercard", "tok_pspTimeout",
+        "tok_visa",
+        "tok_mastercard",
+        "tok_pspTimeout",
         "po_1234567890123",  # 13 digits, Luhn-invalid
         "chk_4111111111111112",  # 16 digits, Luhn-invalid
         "1234567890123456789",  # 19 digits, Luhn-invalid
         "41111111111111110",  # 17 digits, Luhn-invalid (a PAN with one digit appended)
         "411111111111",  # 12 digits: too short, whatever Luhn says
         "41111111111111111111",  # 20 digits: too long to be a PAN
-        "19.99", "100000000000.00", "5.00",
-        "2026-11-30T12:34:56.789Z", "2026-11-30", "+1 555 0100",
-        "a@example.com", "seller_books", "",
+        "19.99",
+        "100000000000.00",
+        "5.00",
+        "2026-11-30T12:34:56.789Z",
+        "2026-11-30",
+        "+1 555 0100",
+        "a@example.com",
+        "seller_books",
+        "",
     ],
 )
 def test_contains_pan_ignores_tokens_ids_amounts_and_timestamps(text: str) -> None:

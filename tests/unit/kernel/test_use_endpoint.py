@@ -10,7 +10,13 @@ import pytest
 from payments.kernel import aws
 from payments.kernel.config import settings
 
-VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "STATE_MACHINE_ARN")
+VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "STATE_MACHINE_ARN",
+)
 
 
 @pytest.fixture

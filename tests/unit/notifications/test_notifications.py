@@ -44,7 +44,15 @@ def post(*items: dict[str, Any]) -> dict[str, Any]:
     from functions.notifications.handler import receive
 
     body = {"live": "false", "notificationItems": [{"NotificationRequestItem": i} for i in items]}
-    return receive({"httpMethod": "POST", "path": "/v1/psp/notifications", "headers": {"Content-Type": "application/json"}, "body": json.dumps(body), "isBase64Encoded": False})
+    return receive(
+        {
+            "httpMethod": "POST",
+            "path": "/v1/psp/notifications",
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(body),
+            "isBase64Encoded": False,
+        }
+    )
 
 
 def balance(repos: Repos) -> int:
@@ -72,12 +80,20 @@ def test_a_bad_or_missing_signature_is_401_and_stores_nothing(env: Repos, psp: S
     assert balance(env) == 7000
 
 
-def webhook(method: str = "POST", body: str | None = "{}", content_type: str | None = "application/json", encoded: bool = False) -> dict[str, Any]:
+def webhook(
+    method: str = "POST", body: str | None = "{}", content_type: str | None = "application/json", encoded: bool = False
+) -> dict[str, Any]:
     from functions.notifications.handler import handler
     from payments_dev.local.lambdas import LambdaContext
 
     headers = {"Content-Type": content_type} if content_type else {}
-    event = {"httpMethod": method, "path": "/v1/psp/notifications", "headers": headers, "body": body, "isBase64Encoded": encoded}
+    event = {
+        "httpMethod": method,
+        "path": "/v1/psp/notifications",
+        "headers": headers,
+        "body": body,
+        "isBase64Encoded": encoded,
+    }
     return handler(event, LambdaContext(registry.NOTIFICATIONS.local_name))
 
 
@@ -98,12 +114,32 @@ def webhook(method: str = "POST", body: str | None = "{}", content_type: str | N
         ({"body": '{"notificationItems": []}'}, 400, "malformed-notification"),
         ({"body": '{"notificationItems": [{"NotificationRequestItem": "Marker"}]}'}, 400, "malformed-notification"),
         # forged items holding anything where Adyen's fields go: refused as unsigned, never a 5xx
-        ({"body": '{"notificationItems": [{"NotificationRequestItem": {"amount": ["Marker"], "additionalData": {"hmacSignature": "x"}}}]}'}, 401, "invalid-signature"),
-        ({"body": '{"notificationItems": [{"NotificationRequestItem": {"pspReference": "\\ud800", "additionalData": {"hmacSignature": "\\udfff"}}}]}'}, 401, "invalid-signature"),
-        ({"body": '{"notificationItems": [{"NotificationRequestItem": {"amount": {"value": {"a": 1}}, "success": true, "additionalData": "Marker"}}]}'}, 401, "invalid-signature"),
+        (
+            {
+                "body": '{"notificationItems": [{"NotificationRequestItem": {"amount": ["Marker"], "additionalData": {"hmacSignature": "x"}}}]}'
+            },
+            401,
+            "invalid-signature",
+        ),
+        (
+            {
+                "body": '{"notificationItems": [{"NotificationRequestItem": {"pspReference": "\\ud800", "additionalData": {"hmacSignature": "\\udfff"}}}]}'
+            },
+            401,
+            "invalid-signature",
+        ),
+        (
+            {
+                "body": '{"notificationItems": [{"NotificationRequestItem": {"amount": {"value": {"a": 1}}, "success": true, "additionalData": "Marker"}}]}'
+            },
+            401,
+            "invalid-signature",
+        ),
     ],
 )
-def test_the_webhook_refuses_bad_requests_with_a_problem_never_a_5xx(env: Repos, request_: dict[str, Any], status: int, slug: str) -> None:
+def test_the_webhook_refuses_bad_requests_with_a_problem_never_a_5xx(
+    env: Repos, request_: dict[str, Any], status: int, slug: str
+) -> None:
     # Given a request to the webhook that is not a signed Adyen notification
     # When it is posted
     response = webhook(**request_)
@@ -119,22 +155,35 @@ def test_the_webhook_refuses_bad_requests_with_a_problem_never_a_5xx(env: Repos,
 def test_a_signed_notification_through_the_entry_point_is_accepted(env: Repos, psp: SimulatedPsp) -> None:
     # Given a genuine chargeback notification, with the media type Adyen sends (charset included)
     paid(env, psp, "po_1", 7000)
-    body = json.dumps({"live": "false", "notificationItems": [{"NotificationRequestItem": psp.raise_chargeback("po_1")}]})
+    body = json.dumps(
+        {"live": "false", "notificationItems": [{"NotificationRequestItem": psp.raise_chargeback("po_1")}]}
+    )
     # When it is posted to the function
     response = webhook(body=body, content_type="application/json; charset=UTF-8")
     # Then the answer is Adyen's literal [accepted] and the item is stored
-    assert (response["statusCode"], response["body"], response["headers"]["Content-Type"]) == (200, "[accepted]", "text/plain")
+    assert (response["statusCode"], response["body"], response["headers"]["Content-Type"]) == (
+        200,
+        "[accepted]",
+        "text/plain",
+    )
     assert len(NotificationStore().scan()) == 1
 
 
-def test_chargeback_and_reversal_delivered_twice_and_out_of_order_move_money_once(env: Repos, psp: SimulatedPsp) -> None:
+def test_chargeback_and_reversal_delivered_twice_and_out_of_order_move_money_once(
+    env: Repos, psp: SimulatedPsp
+) -> None:
     # Given a settled order of 70.00 and the PSP's chargeback and its reversal
     paid(env, psp, "po_1", 7000)
     chargeback = psp.raise_chargeback("po_1")
     reversal = psp.reverse_chargeback(chargeback["pspReference"])
     # When the reversal arrives first, then the chargeback twice, then the reversal again (its retry)
     first = post(reversal)
-    assert first == {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": "[accepted]", "isBase64Encoded": False}
+    assert first == {
+        "statusCode": 200,
+        "headers": {"Content-Type": "text/plain"},
+        "body": "[accepted]",
+        "isBase64Encoded": False,
+    }
     assert balance(env) == 7000  # stored, not applied: its chargeback is not booked yet
     assert post(chargeback)["body"] == "[accepted]"
     assert balance(env) == 0
@@ -147,10 +196,17 @@ def test_chargeback_and_reversal_delivered_twice_and_out_of_order_move_money_onc
     assert invariants(env, RefundsRepository(), psp).violations == []
 
 
-def test_refund_notification_duplicate_and_contradicting_change_nothing(env: Repos, psp: SimulatedPsp, refunds: RefundsRepository) -> None:
+def test_refund_notification_duplicate_and_contradicting_change_nothing(
+    env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
+) -> None:
     # Given a refund decided SUCCEEDED by the PSP's answer
     paid(env, psp, "po_1", 7000)
-    logic.accept_refund("k", RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"), refunds, start=False)
+    logic.accept_refund(
+        "k",
+        RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"),
+        refunds,
+        start=False,
+    )
     execution = logic.execute_refund("rf_1", refunds, psp)
     logic.apply_refund_outcome({"refund_id": "rf_1", "execution": execution}, refunds)
     notification = psp.refund_notification("rf_1")
@@ -166,9 +222,16 @@ def test_refund_notification_duplicate_and_contradicting_change_nothing(env: Rep
     assert invariants(env, refunds, psp).violations == []
 
 
-def test_a_notification_that_beats_the_psp_answer_decides_the_refund(env: Repos, psp: SimulatedPsp, refunds: RefundsRepository) -> None:
+def test_a_notification_that_beats_the_psp_answer_decides_the_refund(
+    env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
+) -> None:
     paid(env, psp, "po_1", 7000)
-    logic.accept_refund("k", RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"), refunds, start=False)
+    logic.accept_refund(
+        "k",
+        RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"),
+        refunds,
+        start=False,
+    )
     execution = logic.execute_refund("rf_1", refunds, psp)
     post(psp.refund_notification("rf_1"))  # type: ignore[arg-type]
     assert logic.apply_refund_outcome({"refund_id": "rf_1", "execution": execution}, refunds)["applied"] is False
@@ -180,7 +243,9 @@ def test_a_notification_that_beats_the_psp_answer_decides_the_refund(env: Repos,
 def test_an_item_for_another_merchant_account_is_accepted_and_never_applied(env: Repos, psp: SimulatedPsp) -> None:
     paid(env, psp, "po_1", 7000)
     item = psp.raise_chargeback("po_1")
-    foreign = signed({**{k: v for k, v in item.items() if k != "additionalData"}, "merchantAccountCode": "SomeoneElse"}, KEY)
+    foreign = signed(
+        {**{k: v for k, v in item.items() if k != "additionalData"}, "merchantAccountCode": "SomeoneElse"}, KEY
+    )
     assert post(foreign)["statusCode"] == 200
     assert balance(env) == 7000
     assert outcomes() == ["ANOMALY"]
@@ -196,7 +261,12 @@ def test_authorisation_settles_an_order_whose_outcome_was_unknown(env: Repos, ps
     post(item)
     # Then the order is SUCCESS, credited and booked once
     order = env.payments.get_order("po_1")
-    assert order.status is OrderStatus.SUCCESS and order.psp_reference == "psp_abc" and order.wallet_updated and order.ledger_updated
+    assert (
+        order.status is OrderStatus.SUCCESS
+        and order.psp_reference == "psp_abc"
+        and order.wallet_updated
+        and order.ledger_updated
+    )
     assert balance(env) == 7000
     # and a contradicting refusal afterwards is an anomaly
     post(psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 7000, "USD", success=False))
@@ -204,7 +274,9 @@ def test_authorisation_settles_an_order_whose_outcome_was_unknown(env: Repos, ps
     assert outcomes() == ["ANOMALY", "APPLIED"]
 
 
-def test_the_consumer_reports_a_reversal_before_its_chargeback_as_a_batch_failure(env: Repos, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_consumer_reports_a_reversal_before_its_chargeback_as_a_batch_failure(
+    env: Repos, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from functions.notifications_consumer import handler as consumer
     from payments_dev.local.lambdas import LambdaContext
 
@@ -216,18 +288,33 @@ def test_the_consumer_reports_a_reversal_before_its_chargeback_as_a_batch_failur
     rev_id, cb_id = store.store(reversal).notification_id, store.store(chargeback).notification_id
 
     def sqs_event(*ids: str) -> dict[str, Any]:
-        return {"Records": [{"messageId": i, "body": json.dumps({"notification_id": i}), "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}} for i in ids]}
+        return {
+            "Records": [
+                {
+                    "messageId": i,
+                    "body": json.dumps({"notification_id": i}),
+                    "eventSource": "aws:sqs",
+                    "attributes": {},
+                    "messageAttributes": {},
+                }
+                for i in ids
+            ]
+        }
 
     # When the reversal comes off the queue before the chargeback
     result = consumer.handler(sqs_event(rev_id, cb_id), LambdaContext(registry.NOTIFICATIONS_CONSUMER.local_name))
     # Then only the reversal is reported for redelivery; redelivered, it applies once
     assert result == {"batchItemFailures": [{"itemIdentifier": rev_id}]}
     assert balance(env) == 0
-    assert consumer.handler(sqs_event(rev_id, rev_id), LambdaContext(registry.NOTIFICATIONS_CONSUMER.local_name)) == {"batchItemFailures": []}
+    assert consumer.handler(sqs_event(rev_id, rev_id), LambdaContext(registry.NOTIFICATIONS_CONSUMER.local_name)) == {
+        "batchItemFailures": []
+    }
     assert balance(env) == 7000
 
 
-def test_during_a_key_rotation_the_webhook_accepts_the_previous_key_until_its_deadline(env: Repos, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_during_a_key_rotation_the_webhook_accepts_the_previous_key_until_its_deadline(
+    env: Repos, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a chargeback signed with the stage's key, and the key then rotated: the stage now holds the
     # rotation form, with the old key still valid for a while (queued notifications are signed with it)
     paid(env, psp, "po_1", 7000)
@@ -239,7 +326,9 @@ def test_during_a_key_rotation_the_webhook_accepts_the_previous_key_until_its_de
     # When it is delivered / Then it is accepted
     assert post(item)["statusCode"] == 200
     # and once the previous key's deadline has passed, a notification signed with it is refused
-    monkeypatch.setenv("PAYMENTS_PSP_HMAC_KEY", json.dumps({**rotation, "previous_valid_until": "2000-01-01T00:00:00Z"}))
+    monkeypatch.setenv(
+        "PAYMENTS_PSP_HMAC_KEY", json.dumps({**rotation, "previous_valid_until": "2000-01-01T00:00:00Z"})
+    )
     reset_settings()
     late = signed(dict(item, pspReference="9913333333333339"), KEY)  # a new event, signed with the old key
     assert post(late)["statusCode"] == 401

@@ -77,7 +77,9 @@ def test_the_guard_refuses_dev_modules() -> None:
 @pytest.mark.parametrize("command", ["serve", "demo", "chaos"])
 def test_a_dev_command_without_the_dev_extra_names_what_to_install(command: str) -> None:
     # Given a Python without the dev extra
-    child = _CHILD.format(dev_only=DEV_ONLY, argv=[command]).replace(f'main({[command]!r} + ["--help"])', f"sys.exit(main([{command!r}]))")
+    child = _CHILD.format(dev_only=DEV_ONLY, argv=[command]).replace(
+        f'main({[command]!r} + ["--help"])', f"sys.exit(main([{command!r}]))"
+    )
 
     # When the operator runs a dev command
     result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
@@ -94,6 +96,8 @@ def test_with_the_dev_extra_the_dev_commands_are_the_real_ones() -> None:
 
     # When the parser is built, Then serve, demo and chaos take their real options
     for command, option in [("serve", "--aws-port"), ("demo", "--checkouts"), ("chaos", "--seed")]:
-        help_text = subprocess.run([sys.executable, "-m", "payments.ops.cli", command, "--help"], capture_output=True, text=True, timeout=60).stdout
+        help_text = subprocess.run(
+            [sys.executable, "-m", "payments.ops.cli", command, "--help"], capture_output=True, text=True, timeout=60
+        ).stdout
         assert option in help_text, command
     assert parser().parse_args(["demo", "--checkouts", "5"]).checkouts == 5

@@ -20,32 +20,45 @@ from payments.psp.simulator import SimulatedPsp
 from tests.unit.conftest import Repos, store_checkout
 
 
-def _run_checkout(repos: Repos, psp: SimulatedPsp, checkout_id: str, token: str, orders: list[tuple[str, str, int, str]]) -> None:
+def _run_checkout(
+    repos: Repos, psp: SimulatedPsp, checkout_id: str, token: str, orders: list[tuple[str, str, int, str]]
+) -> None:
     """What the state machine does for one checkout: execute, credit and book each order, then finalize."""
     store_checkout(repos.payments, checkout_id, orders, token=token)
     repos.payments.move_payment(checkout_id, PaymentStatus.PROCESSING)
     results = []
     for po, *_ in orders:
-        task = ExecuteOrderTask(checkout_id=checkout_id, payment_order_id=po, payment_method=PaymentMethod(type="card", token=token))
+        task = ExecuteOrderTask(
+            checkout_id=checkout_id, payment_order_id=po, payment_method=PaymentMethod(type="card", token=token)
+        )
         result = execute_order(task, repos.payments, psp)
         if result.status is OrderStatus.SUCCESS:
             credit_seller(po, repos.payments, repos.wallets)
             book_payin(po, repos.payments, repos.ledger)
         results.append(OrderResult(payment_order_id=po, outcome=result.status.value))
-    finalize_payment(FinalizePaymentTask(action="finalize_payment", checkout_id=checkout_id, order_results=results), repos.payments)
+    finalize_payment(
+        FinalizePaymentTask(action="finalize_payment", checkout_id=checkout_id, order_results=results), repos.payments
+    )
 
 
 @pytest.fixture()
 def clean(repos: Repos) -> Repos:
     """Two settled checkouts: chk_1 (two successful orders), chk_2 (one declined order)."""
     psp = SimulatedPsp()
-    _run_checkout(repos, psp, "chk_1", "tok_visa", [("po_1", "seller_books", 1999, "USD"), ("po_2", "seller_toys", 500, "USD")])
+    _run_checkout(
+        repos, psp, "chk_1", "tok_visa", [("po_1", "seller_books", 1999, "USD"), ("po_2", "seller_toys", 500, "USD")]
+    )
     _run_checkout(repos, psp, "chk_2", "tok_chargeDeclined", [("po_3", "seller_books", 700, "USD")])
     return repos
 
 
 def _check(repos: Repos, charges: list[dict[str, Any]] | None = None) -> Report:
-    return check(repos.payments, repos.wallets, repos.ledger, charges if charges is not None else list(SimulatedPsp().all_charges()))
+    return check(
+        repos.payments,
+        repos.wallets,
+        repos.ledger,
+        charges if charges is not None else list(SimulatedPsp().all_charges()),
+    )
 
 
 def _broken(report: Report) -> set[int]:
@@ -69,8 +82,18 @@ def test_a_second_wallet_credit_for_one_order_breaks_invariants_2_and_4(clean: R
     # Given a second credit marker and balance increment for po_1 (a missing conditional write)
     ddb.put_item(
         TableName="wallets",
-        Item=to_item({"pk": "CREDIT#po_1#again", "sk": "CREDIT", "payment_order_id": "po_1", "seller_account": "seller_books",
-                      "currency": "USD", "amount_minor": 1999, "shard": 0, "applied_at": "2026-11-30T10:00:00.000Z"}),
+        Item=to_item(
+            {
+                "pk": "CREDIT#po_1#again",
+                "sk": "CREDIT",
+                "payment_order_id": "po_1",
+                "seller_account": "seller_books",
+                "currency": "USD",
+                "amount_minor": 1999,
+                "shard": 0,
+                "applied_at": "2026-11-30T10:00:00.000Z",
+            }
+        ),
     )
     ddb.update_item(
         TableName="wallets",
@@ -83,7 +106,9 @@ def test_a_second_wallet_credit_for_one_order_breaks_invariants_2_and_4(clean: R
     # Then exactly-once (2) and wallet = ledger (4) are reported, naming the order and the seller
     assert _broken(report) == {2, 4}
     assert any(v.invariant == 2 and v.ids == ["po_1"] and "2 wallet credits" in v.detail for v in report.violations)
-    assert [(v.ids, v.detail) for v in report.violations if v.invariant == 4] == [(["seller_books"], "wallet 3998 != ledger 1999 USD")]
+    assert [(v.ids, v.detail) for v in report.violations if v.invariant == 4] == [
+        (["seller_books"], "wallet 3998 != ledger 1999 USD")
+    ]
     assert not report.ok
 
 
@@ -101,9 +126,15 @@ def test_an_unbalanced_ledger_transaction_breaks_invariant_3(clean: Repos, ddb: 
 
 def test_a_trial_balance_that_disagrees_with_the_transactions_breaks_invariant_3(clean: Repos, ddb: Any) -> None:
     # Given a totals shard with a lost credit increment
-    totals = ddb.scan(TableName="ledger", FilterExpression="begins_with(pk, :t)", ExpressionAttributeValues={":t": {"S": "TOTALS#"}})["Items"]
-    ddb.update_item(TableName="ledger", Key={"pk": totals[0]["pk"], "sk": totals[0]["sk"]}, UpdateExpression="ADD credits_minor :m",
-                    ExpressionAttributeValues={":m": {"N": "-1"}})
+    totals = ddb.scan(
+        TableName="ledger", FilterExpression="begins_with(pk, :t)", ExpressionAttributeValues={":t": {"S": "TOTALS#"}}
+    )["Items"]
+    ddb.update_item(
+        TableName="ledger",
+        Key={"pk": totals[0]["pk"], "sk": totals[0]["sk"]},
+        UpdateExpression="ADD credits_minor :m",
+        ExpressionAttributeValues={":m": {"N": "-1"}},
+    )
     # When checked / Then invariant 3 fails on the currency
     report = _check(clean)
     assert _broken(report) == {3}
@@ -133,7 +164,10 @@ def test_a_psp_charge_for_a_failed_order_breaks_invariant_1(clean: Repos) -> Non
 
 def test_a_status_history_that_moves_backwards_breaks_invariant_5(clean: Repos, ddb: Any) -> None:
     # Given po_1's history rewritten as NOT_STARTED, EXECUTING, SUCCESS, EXECUTING, SUCCESS
-    history = [{"status": s, "at": "2026-11-30T10:00:00.000Z"} for s in ("NOT_STARTED", "EXECUTING", "SUCCESS", "EXECUTING", "SUCCESS")]
+    history = [
+        {"status": s, "at": "2026-11-30T10:00:00.000Z"}
+        for s in ("NOT_STARTED", "EXECUTING", "SUCCESS", "EXECUTING", "SUCCESS")
+    ]
     ddb.update_item(
         TableName="payments",
         Key={"pk": {"S": "ORDER#po_1"}, "sk": {"S": "ORDER"}},
@@ -167,10 +201,17 @@ def test_violations_print_the_invariant_and_the_ids(clean: Repos) -> None:
 
 def test_a_seller_account_total_that_disagrees_with_its_postings_breaks_invariant_3(clean: Repos, ddb: Any) -> None:
     # Given seller_books's running total (what reconciliation's three-way check reads) with an extra cent
-    items = ddb.scan(TableName="ledger", FilterExpression="begins_with(pk, :a)",
-                     ExpressionAttributeValues={":a": {"S": "ACCOUNT#seller:seller_books#"}})["Items"]
-    ddb.update_item(TableName="ledger", Key={"pk": items[0]["pk"], "sk": items[0]["sk"]}, UpdateExpression="ADD credits_minor :m",
-                    ExpressionAttributeValues={":m": {"N": "1"}})
+    items = ddb.scan(
+        TableName="ledger",
+        FilterExpression="begins_with(pk, :a)",
+        ExpressionAttributeValues={":a": {"S": "ACCOUNT#seller:seller_books#"}},
+    )["Items"]
+    ddb.update_item(
+        TableName="ledger",
+        Key={"pk": items[0]["pk"], "sk": items[0]["sk"]},
+        UpdateExpression="ADD credits_minor :m",
+        ExpressionAttributeValues={":m": {"N": "1"}},
+    )
     # When checked / Then invariant 3 fails on that account, and nothing else
     report = _check(clean)
     assert _broken(report) == {3}

@@ -53,7 +53,11 @@ class FakePsp:
 
 
 def task(payment_order_id: str = "po_1", checkout_id: str = "chk_1", token: str = "tok_visa") -> ExecuteOrderTask:
-    return ExecuteOrderTask(checkout_id=checkout_id, payment_order_id=payment_order_id, payment_method=PaymentMethod(type="card", token=token))
+    return ExecuteOrderTask(
+        checkout_id=checkout_id,
+        payment_order_id=payment_order_id,
+        payment_method=PaymentMethod(type="card", token=token),
+    )
 
 
 def _history(repo: PaymentsRepository, po: str = "po_1") -> list[str]:
@@ -74,7 +78,9 @@ def test_an_approved_charge_ends_success_with_the_psp_reference(one_order: Payme
     result = execute_order(task(), one_order, psp)
     # Then it is SUCCESS with the PSP's reference, charged once with the order id as idempotency key
     assert result == ExecutionResult(payment_order_id="po_1", status=OrderStatus.SUCCESS, psp_reference="psp_1")
-    assert psp.charge_calls == [ChargeRequest(idempotency_key="po_1", amount_minor=1999, currency="USD", token="tok_visa")]
+    assert psp.charge_calls == [
+        ChargeRequest(idempotency_key="po_1", amount_minor=1999, currency="USD", token="tok_visa")
+    ]
     order = one_order.get_order("po_1")
     assert (order.status, order.charged_at) == (OrderStatus.SUCCESS, "2026-11-30T10:00:00.000Z")
     assert _history(one_order) == ["NOT_STARTED", "EXECUTING", "SUCCESS"]
@@ -92,7 +98,9 @@ def test_running_the_task_twice_charges_once(one_order: PaymentsRepository) -> N
     assert _history(one_order) == ["NOT_STARTED", "EXECUTING", "SUCCESS"]
 
 
-def test_an_order_left_executing_after_a_charge_is_resolved_by_lookup_without_charging_again(one_order: PaymentsRepository) -> None:
+def test_an_order_left_executing_after_a_charge_is_resolved_by_lookup_without_charging_again(
+    one_order: PaymentsRepository,
+) -> None:
     # Given a crash after the PSP charged: the PSP holds an approval for po_1, the order is still EXECUTING
     psp = FakePsp()
     psp.outcomes["po_1"] = Approved(psp_reference="psp_earlier", charged_at="2026-11-30T09:59:00.000Z")
@@ -138,7 +146,9 @@ def test_a_decline_ends_failed_with_the_reason(one_order: PaymentsRepository) ->
     # When executed
     result = execute_order(task(), one_order, psp)
     # Then the order is FAILED with the PSP's reason and no reference
-    assert result == ExecutionResult(payment_order_id="po_1", status=OrderStatus.FAILED, failure_reason="insufficient_funds")
+    assert result == ExecutionResult(
+        payment_order_id="po_1", status=OrderStatus.FAILED, failure_reason="insufficient_funds"
+    )
     order = one_order.get_order("po_1")
     assert (order.status, order.failure_reason, order.psp_reference) == (OrderStatus.FAILED, "insufficient_funds", None)
     # and a repeat does not call the PSP again
@@ -175,7 +185,9 @@ def _charges(ddb: Any) -> list[dict[str, Any]]:
     return [i for i in ddb.scan(TableName="psp-simulator")["Items"] if i["sk"]["S"] == "CHARGE"]
 
 
-def test_simulated_timeout_is_unknown_first_and_success_on_retry_with_exactly_one_charge(repos: Repos, ddb: Any) -> None:
+def test_simulated_timeout_is_unknown_first_and_success_on_retry_with_exactly_one_charge(
+    repos: Repos, ddb: Any
+) -> None:
     # Given an order paid with tok_pspTimeout (the first call charges but the answer is lost)
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")], token="tok_pspTimeout")
     psp = SimulatedPsp()
@@ -206,10 +218,16 @@ def test_simulated_unavailable_fails_twice_then_succeeds_with_one_charge(repos: 
     # Then the third succeeds, with exactly one charge
     assert result.status is OrderStatus.SUCCESS
     assert len(_charges(ddb)) == 1
-    assert [h["status"] for h in repos.payments.get_order("po_1").status_history] == ["NOT_STARTED", "EXECUTING", "SUCCESS"]
+    assert [h["status"] for h in repos.payments.get_order("po_1").status_history] == [
+        "NOT_STARTED",
+        "EXECUTING",
+        "SUCCESS",
+    ]
 
 
-@pytest.mark.parametrize(("token", "reason"), [("tok_chargeDeclined", "card_declined"), ("tok_insufficientFunds", "insufficient_funds")])
+@pytest.mark.parametrize(
+    ("token", "reason"), [("tok_chargeDeclined", "card_declined"), ("tok_insufficientFunds", "insufficient_funds")]
+)
 def test_simulated_declines_end_failed_without_a_charge(repos: Repos, ddb: Any, token: str, reason: str) -> None:
     # Given an order paid with a declining test token
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")], token=token)

@@ -15,7 +15,9 @@ from tests.unit.conftest import Repos, store_checkout, succeed
 
 @pytest.fixture()
 def two_orders(repos: Repos) -> Repos:
-    store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD"), ("po_2", "seller_toys", 500, "USD")])
+    store_checkout(
+        repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD"), ("po_2", "seller_toys", 500, "USD")]
+    )
     repos.payments.move_payment("chk_1", PaymentStatus.PROCESSING)
     return repos
 
@@ -35,7 +37,13 @@ def test_all_orders_settled_make_the_payment_succeeded_and_done(two_orders: Repo
     _settle(two_orders, "po_1")
     _settle(two_orders, "po_2")
     # When the payment is finalized
-    answer = finalize_payment(_task(OrderResult(payment_order_id="po_1", outcome="SUCCESS"), OrderResult(payment_order_id="po_2", outcome="SUCCESS")), two_orders.payments)
+    answer = finalize_payment(
+        _task(
+            OrderResult(payment_order_id="po_1", outcome="SUCCESS"),
+            OrderResult(payment_order_id="po_2", outcome="SUCCESS"),
+        ),
+        two_orders.payments,
+    )
     # Then it is SUCCEEDED and done
     assert answer == {"checkout_id": "chk_1", "status": "SUCCEEDED", "is_payment_done": True}
     payment = two_orders.payments.get("chk_1")
@@ -49,7 +57,9 @@ def test_a_success_and_a_decline_make_the_payment_partially_failed_and_done(two_
     _settle(two_orders, "po_1")
     two_orders.payments.move_order("po_2", OrderStatus.FAILED, failure_reason="card_declined")
     # When finalized (twice: a retried step changes nothing)
-    task = _task(OrderResult(payment_order_id="po_1", outcome="SUCCESS"), OrderResult(payment_order_id="po_2", outcome="FAILED"))
+    task = _task(
+        OrderResult(payment_order_id="po_1", outcome="SUCCESS"), OrderResult(payment_order_id="po_2", outcome="FAILED")
+    )
     first = finalize_payment(task, two_orders.payments)
     second = finalize_payment(task, two_orders.payments)
     # Then it is PARTIALLY_FAILED and done
@@ -60,7 +70,13 @@ def test_a_success_and_a_decline_make_the_payment_partially_failed_and_done(two_
 def test_all_declined_make_the_payment_failed_and_done(two_orders: Repos) -> None:
     for po in ("po_1", "po_2"):
         two_orders.payments.move_order(po, OrderStatus.FAILED, failure_reason="card_declined")
-    answer = finalize_payment(_task(OrderResult(payment_order_id="po_1", outcome="FAILED"), OrderResult(payment_order_id="po_2", outcome="FAILED")), two_orders.payments)
+    answer = finalize_payment(
+        _task(
+            OrderResult(payment_order_id="po_1", outcome="FAILED"),
+            OrderResult(payment_order_id="po_2", outcome="FAILED"),
+        ),
+        two_orders.payments,
+    )
     assert answer == {"checkout_id": "chk_1", "status": "FAILED", "is_payment_done": True}
     assert two_orders.payments.get("chk_1").status is PaymentStatus.FAILED
 
@@ -71,14 +87,22 @@ def test_an_unresolved_execution_is_flagged_and_the_payment_stays_processing_not
     two_orders.payments.move_order("po_2", OrderStatus.EXECUTING)
     results = (
         OrderResult(payment_order_id="po_1", outcome="SUCCESS"),
-        OrderResult(payment_order_id="po_2", outcome="NEEDS_ATTENTION", step="execute", error={"Error": "PspOutcomeUnknown", "Cause": "read timeout"}),
+        OrderResult(
+            payment_order_id="po_2",
+            outcome="NEEDS_ATTENTION",
+            step="execute",
+            error={"Error": "PspOutcomeUnknown", "Cause": "read timeout"},
+        ),
     )
     # When the payment is finalized
     answer = finalize_payment(_task(*results), two_orders.payments)
     # Then po_2 is flagged with the step and error, and the payment stays PROCESSING and not done
     assert answer == {"checkout_id": "chk_1", "status": "PROCESSING", "is_payment_done": False}
     flagged = two_orders.payments.get_order("po_2")
-    assert (flagged.needs_attention, flagged.attention_reason) == (True, "execute step: PspOutcomeUnknown: read timeout")
+    assert (flagged.needs_attention, flagged.attention_reason) == (
+        True,
+        "execute step: PspOutcomeUnknown: read timeout",
+    )
     assert two_orders.payments.get_order("po_1").needs_attention is False
     payment = two_orders.payments.get("chk_1")
     assert (payment.status, payment.is_payment_done, payment.finalized_at) == (PaymentStatus.PROCESSING, False, None)
@@ -93,7 +117,12 @@ def test_a_parked_wallet_step_leaves_the_payment_not_done(two_orders: Repos) -> 
     succeed(two_orders.payments, "po_2")
     results = (
         OrderResult(payment_order_id="po_1", outcome="SUCCESS"),
-        OrderResult(payment_order_id="po_2", outcome="NEEDS_ATTENTION", step="wallet", error={"Error": "StoreUnavailable", "Cause": "x" * 2000}),
+        OrderResult(
+            payment_order_id="po_2",
+            outcome="NEEDS_ATTENTION",
+            step="wallet",
+            error={"Error": "StoreUnavailable", "Cause": "x" * 2000},
+        ),
     )
     # When finalized
     answer = finalize_payment(_task(*results), two_orders.payments)

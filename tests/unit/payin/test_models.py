@@ -76,7 +76,10 @@ def test_zero_and_malformed_amounts_are_rejected() -> None:
     ]
 
 
-@pytest.mark.parametrize(("currency", "kind"), [("XYZ", "value_error"), ("BGN", "value_error"), ("usd", "string_pattern_mismatch"), ("US", "string_too_short")])
+@pytest.mark.parametrize(
+    ("currency", "kind"),
+    [("XYZ", "value_error"), ("BGN", "value_error"), ("usd", "string_pattern_mismatch"), ("US", "string_too_short")],
+)
 def test_invalid_currency_is_reported_on_the_currency_field_only(currency: str, kind: str) -> None:
     # Given an order whose currency is unknown, withdrawn or not canonical, with a well-formed amount
     data = body()
@@ -87,7 +90,11 @@ def test_invalid_currency_is_reported_on_the_currency_field_only(currency: str, 
 
 @pytest.mark.parametrize(
     ("where", "loc"),
-    [(None, ("card_number",)), ("buyer_info", ("buyer_info", "card_number")), ("payment_method", ("payment_method", "card_number"))],
+    [
+        (None, ("card_number",)),
+        ("buyer_info", ("buyer_info", "card_number")),
+        ("payment_method", ("payment_method", "card_number")),
+    ],
 )
 def test_extra_fields_are_rejected(where: str | None, loc: tuple[str, ...]) -> None:
     # Given an unknown field at the top level or in a nested object
@@ -122,7 +129,13 @@ def test_a_checkout_without_orders_is_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("value", "kind"),
-    [("chk 1", "string_pattern_mismatch"), ("chk/1", "string_pattern_mismatch"), ("", "string_too_short"), ("c" * 65, "string_too_long"), ("chk_é", "string_pattern_mismatch")],
+    [
+        ("chk 1", "string_pattern_mismatch"),
+        ("chk/1", "string_pattern_mismatch"),
+        ("", "string_too_short"),
+        ("c" * 65, "string_too_long"),
+        ("chk_é", "string_pattern_mismatch"),
+    ],
 )
 def test_bad_identifiers_are_rejected(value: str, kind: str) -> None:
     # Given a checkout id, a payment order id and a seller account that are not plain identifiers
@@ -164,7 +177,10 @@ def test_duplicate_order_ids_are_named_by_path_after_the_first() -> None:
     # When duplicates are asked for
     request = PaymentRequest.model_validate(body(payment_orders=orders))
     # Then every repeat after the first occurrence is named
-    assert request.duplicate_order_fields() == ["payment_orders[2].payment_order_id", "payment_orders[3].payment_order_id"]
+    assert request.duplicate_order_fields() == [
+        "payment_orders[2].payment_order_id",
+        "payment_orders[3].payment_order_id",
+    ]
 
 
 def test_order_record_settles_internally_only_with_both_effects() -> None:
@@ -172,7 +188,14 @@ def test_order_record_settles_internally_only_with_both_effects() -> None:
     base = OrderRecord(payment_order_id="po_1", checkout_id="chk_1", seller_account="s", amount_minor=1, currency="USD")
     # Then only final orders with their effects recorded are settled
     assert base.is_settled_internally is False
-    assert base.model_copy(update={"status": OrderStatus.SUCCESS, "wallet_updated": True}).is_settled_internally is False
-    assert base.model_copy(update={"status": OrderStatus.SUCCESS, "wallet_updated": True, "ledger_updated": True}).is_settled_internally is True
+    assert (
+        base.model_copy(update={"status": OrderStatus.SUCCESS, "wallet_updated": True}).is_settled_internally is False
+    )
+    assert (
+        base.model_copy(
+            update={"status": OrderStatus.SUCCESS, "wallet_updated": True, "ledger_updated": True}
+        ).is_settled_internally
+        is True
+    )
     assert base.model_copy(update={"status": OrderStatus.FAILED}).is_settled_internally is True
     assert base.model_copy(update={"status": OrderStatus.EXECUTING}).is_settled_internally is False

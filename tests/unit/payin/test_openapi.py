@@ -16,10 +16,19 @@ def test_docs_openapi_json_is_up_to_date(capsys, monkeypatch):
     generated = json.loads(capsys.readouterr().out)
     # Then it is what docs/openapi.json holds (run `make openapi` after changing the API)
     assert generated == json.loads((ROOT / "docs" / "openapi.json").read_text())
-    assert set(generated["paths"]) == {"/v1/payments", "/v1/payments/{checkout_id}", "/v1/wallets/{seller_account}", "/v1/ledger/trial-balance",
-                                      "/v1/refunds", "/v1/refunds/{refund_id}", "/v1/psp/notifications"}
+    assert set(generated["paths"]) == {
+        "/v1/payments",
+        "/v1/payments/{checkout_id}",
+        "/v1/wallets/{seller_account}",
+        "/v1/ledger/trial-balance",
+        "/v1/refunds",
+        "/v1/refunds/{refund_id}",
+        "/v1/psp/notifications",
+    }
     header = next(p for p in generated["paths"]["/v1/payments"]["post"]["parameters"] if p["in"] == "header")
-    assert header["name"].lower() == "idempotency-key" and header["required"] is True  # header names are case-insensitive
+    assert (
+        header["name"].lower() == "idempotency-key" and header["required"] is True
+    )  # header names are case-insensitive
 
 
 def _document() -> dict:
@@ -45,7 +54,9 @@ def test_every_error_the_api_answers_is_documented_as_a_problem():
         for status, response in responses.items():
             # and every error is application/problem+json with the Problem schema, nothing else
             if int(status) >= 400:
-                assert response["content"] == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                assert response["content"] == {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                }
             elif path == "/v1/psp/notifications":
                 # the webhook answers Adyen's literal text
                 assert response["content"] == {"text/plain": {"schema": {"type": "string", "enum": ["[accepted]"]}}}
@@ -79,17 +90,32 @@ def test_amounts_currencies_and_identifiers_are_described_exactly():
     # a refund's currency and amount follow the same rule, one branch per exponent
     refund = schemas["RefundRequest"]
     assert refund["properties"]["currency"]["enum"] == sorted(MINOR_UNITS)
-    assert {b["properties"]["amount"]["pattern"]: b["properties"]["currency"]["enum"] for b in refund["oneOf"]} == branches
-    assert "refund" not in refund["required"] and "amount" not in refund["required"]  # omitted: everything still refundable
+    assert {
+        b["properties"]["amount"]["pattern"]: b["properties"]["currency"]["enum"] for b in refund["oneOf"]
+    } == branches
+    assert (
+        "refund" not in refund["required"] and "amount" not in refund["required"]
+    )  # omitted: everything still refundable
     for field in ("refund_id", "payment_order_id"):
         prop = refund["properties"][field]
-        assert prop["pattern"] == "^[A-Za-z0-9_-]+$" and prop["maxLength"] == 64 and "card number" in prop["description"].lower()
-    assert "unique" in refund["properties"]["refund_id"]["description"] and "409" in refund["properties"]["refund_id"]["description"]
+        assert (
+            prop["pattern"] == "^[A-Za-z0-9_-]+$"
+            and prop["maxLength"] == 64
+            and "card number" in prop["description"].lower()
+        )
+    assert (
+        "unique" in refund["properties"]["refund_id"]["description"]
+        and "409" in refund["properties"]["refund_id"]["description"]
+    )
     for path, name in (("/v1/refunds/{refund_id}", "refund_id"), ("/v1/payments/{checkout_id}", "checkout_id")):
         parameter = next(p for p in _document()["paths"][path]["get"]["parameters"] if p["in"] == "path")
         assert parameter["name"] == name and parameter["schema"]["pattern"] == "^[A-Za-z0-9_-]+$"
     refund_key = next(p for p in _document()["paths"]["/v1/refunds"]["post"]["parameters"] if p["in"] == "header")
-    assert refund_key["name"].lower() == "idempotency-key" and refund_key["required"] is True and "card number" in refund_key["description"].lower()
+    assert (
+        refund_key["name"].lower() == "idempotency-key"
+        and refund_key["required"] is True
+        and "card number" in refund_key["description"].lower()
+    )
     for schema, field in (("PaymentRequest", "checkout_id"), ("PaymentOrderIn", "payment_order_id")):
         prop = schemas[schema]["properties"][field]
         assert prop["pattern"] == "^[A-Za-z0-9_-]+$"

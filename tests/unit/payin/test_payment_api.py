@@ -70,4 +70,6 @@ def test_a_base64_encoded_body_is_decoded_before_the_guards_and_validation(payme
     response = payment_handler.handler(evt, LambdaContext(registry.PAYMENT.local_name))
     # Then the card number is found and rejected, naming the field
     assert response["statusCode"] == 422
-    assert json.loads(response["body"])["errors"] == [{"field": "buyer_info.buyer_id", "message": "looks like a card number (PAN)"}]
+    assert json.loads(response["body"])["errors"] == [
+        {"field": "buyer_info.buyer_id", "message": "looks like a card number (PAN)"}
+    ]

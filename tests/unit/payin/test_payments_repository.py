@@ -27,14 +27,21 @@ def _statuses(order: Any) -> list[str]:
 def test_create_stores_the_payment_and_its_orders(repos: Repos, ddb: Any) -> None:
     # Given a checkout with two orders
     payment = payment_record("chk_1", ["po_1", "po_2"])
-    orders = [order_record("po_1", "chk_1", amount_minor=1999), order_record("po_2", "chk_1", seller="seller_toys", amount_minor=500)]
+    orders = [
+        order_record("po_1", "chk_1", amount_minor=1999),
+        order_record("po_2", "chk_1", seller="seller_toys", amount_minor=500),
+    ]
     # When it is created
     outcome = repos.payments.create(payment, orders)
     # Then it is new, and the payment and both orders are stored, NOT_STARTED with a one-entry history
     assert outcome.created is True
     assert len(_items(ddb)) == 3
     stored = repos.payments.get("chk_1")
-    assert (stored.status, stored.is_payment_done, stored.payment_order_ids) == (PaymentStatus.PENDING, False, ["po_1", "po_2"])
+    assert (stored.status, stored.is_payment_done, stored.payment_order_ids) == (
+        PaymentStatus.PENDING,
+        False,
+        ["po_1", "po_2"],
+    )
     assert stored.created_at and stored.created_at == stored.updated_at
     got = repos.payments.orders_of(stored)
     assert [(o.payment_order_id, o.seller_account, o.amount_minor, o.status) for o in got] == [
@@ -73,7 +80,11 @@ def test_reusing_a_payment_order_id_in_another_checkout_stores_nothing_of_it(rep
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")], fingerprint="a" * 64)
     before = sorted(str(i) for i in _items(ddb))
     # When a second checkout reuses po_1 as its second order
-    orders = [order_record("po_new", "chk_2"), order_record("po_1", "chk_2", amount_minor=1), order_record("po_other", "chk_2")]
+    orders = [
+        order_record("po_new", "chk_2"),
+        order_record("po_1", "chk_2", amount_minor=1),
+        order_record("po_other", "chk_2"),
+    ]
     with pytest.raises(Conflict) as raised:
         repos.payments.create(payment_record("chk_2", ["po_new", "po_1", "po_other"], "b" * 64), orders)
     # Then the conflict names that order's path, and nothing of the second checkout is stored
@@ -100,10 +111,16 @@ def test_order_moves_not_started_executing_success_with_its_history(repos: Repos
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")])
     # When it moves to EXECUTING, then to SUCCESS with a PSP reference
     executing = repos.payments.move_order("po_1", OrderStatus.EXECUTING)
-    done = repos.payments.move_order("po_1", OrderStatus.SUCCESS, psp_reference="psp_1", charged_at="2026-11-30T10:00:00.000Z")
+    done = repos.payments.move_order(
+        "po_1", OrderStatus.SUCCESS, psp_reference="psp_1", charged_at="2026-11-30T10:00:00.000Z"
+    )
     # Then each move is stored and appended to the history
     assert executing.status is OrderStatus.EXECUTING
-    assert (done.status, done.psp_reference, done.charged_at) == (OrderStatus.SUCCESS, "psp_1", "2026-11-30T10:00:00.000Z")
+    assert (done.status, done.psp_reference, done.charged_at) == (
+        OrderStatus.SUCCESS,
+        "psp_1",
+        "2026-11-30T10:00:00.000Z",
+    )
     assert _statuses(repos.payments.get_order("po_1")) == ["NOT_STARTED", "EXECUTING", "SUCCESS"]
     assert done.anomalies == []
 
@@ -112,9 +129,13 @@ def test_repeating_success_with_the_same_psp_reference_is_a_no_op(repos: Repos) 
     # Given an order in SUCCESS with psp_1
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")])
     repos.payments.move_order("po_1", OrderStatus.EXECUTING)
-    first = repos.payments.move_order("po_1", OrderStatus.SUCCESS, psp_reference="psp_1", charged_at="2026-11-30T10:00:00.000Z")
+    first = repos.payments.move_order(
+        "po_1", OrderStatus.SUCCESS, psp_reference="psp_1", charged_at="2026-11-30T10:00:00.000Z"
+    )
     # When the same SUCCESS arrives again (a retried step)
-    again = repos.payments.move_order("po_1", OrderStatus.SUCCESS, psp_reference="psp_1", charged_at="2026-11-30T10:00:00.000Z")
+    again = repos.payments.move_order(
+        "po_1", OrderStatus.SUCCESS, psp_reference="psp_1", charged_at="2026-11-30T10:00:00.000Z"
+    )
     # Then nothing changes: same record, no extra history, no anomaly
     assert again == first
     assert _statuses(again) == ["NOT_STARTED", "EXECUTING", "SUCCESS"]
@@ -142,7 +163,9 @@ def test_success_with_another_psp_reference_is_refused_as_an_anomaly(repos: Repo
     repos.payments.move_order("po_1", OrderStatus.SUCCESS, psp_reference="psp_1", charged_at="2026-11-30T10:00:00.000Z")
     # When a SUCCESS with another PSP reference arrives (a second charge?)
     with pytest.raises(StatusConflict):
-        repos.payments.move_order("po_1", OrderStatus.SUCCESS, psp_reference="psp_2", charged_at="2026-11-30T10:00:01.000Z")
+        repos.payments.move_order(
+            "po_1", OrderStatus.SUCCESS, psp_reference="psp_2", charged_at="2026-11-30T10:00:01.000Z"
+        )
     # Then the first reference stays and the signal is an anomaly
     order = repos.payments.get_order("po_1")
     assert order.psp_reference == "psp_1"
@@ -205,7 +228,9 @@ def test_payment_moves_forward_and_a_repeat_of_the_same_status_is_allowed(repos:
     assert first_final is not None and payment.finalized_at == first_final
 
 
-@pytest.mark.parametrize("target", [PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.FAILED, PaymentStatus.PARTIALLY_FAILED])
+@pytest.mark.parametrize(
+    "target", [PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.FAILED, PaymentStatus.PARTIALLY_FAILED]
+)
 def test_a_final_payment_does_not_move(repos: Repos, target: PaymentStatus) -> None:
     # Given a SUCCEEDED payment
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")])
@@ -264,7 +289,12 @@ class TokenHonouringClient:
         if token is not None and token in self._seen:
             if self._seen[token] != kwargs["TransactItems"]:
                 raise ClientError(
-                    {"Error": {"Code": "IdempotentParameterMismatchException", "Message": "token reused with other parameters"}},
+                    {
+                        "Error": {
+                            "Code": "IdempotentParameterMismatchException",
+                            "Message": "token reused with other parameters",
+                        }
+                    },
                     "TransactWriteItems",
                 )
             return {}
@@ -274,7 +304,9 @@ class TokenHonouringClient:
         return result
 
 
-def test_a_retried_create_within_the_token_window_returns_the_stored_payment(ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_retried_create_within_the_token_window_returns_the_stored_payment(
+    ddb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given DynamoDB's ClientRequestToken behaviour, and a clock that moves between calls
     ticks = itertools.count()
     monkeypatch.setattr(clock, "now_iso", lambda: f"2026-11-30T10:00:{next(ticks):02d}.000Z")
@@ -302,12 +334,16 @@ class _Throttled:
         return {"Responses": {}, "UnprocessedKeys": RequestItems}
 
 
-def test_orders_of_a_throttled_read_is_store_unavailable_never_not_found(repos: Repos, ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_orders_of_a_throttled_read_is_store_unavailable_never_not_found(
+    repos: Repos, ddb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a stored checkout whose order reads stay unprocessed (throttled)
     from payments.kernel import dynamo
     from payments.kernel.errors import StoreUnavailable
 
-    store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD"), ("po_2", "seller_toys", 500, "USD")])
+    store_checkout(
+        repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD"), ("po_2", "seller_toys", 500, "USD")]
+    )
     stored = repos.payments.get("chk_1")
     monkeypatch.setattr(dynamo.time, "sleep", lambda _: None)
     monkeypatch.setattr(repos.payments, "ddb", _Throttled(ddb))

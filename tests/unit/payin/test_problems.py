@@ -32,7 +32,11 @@ def test_field_path_writes_the_contract_path(loc: tuple[object, ...], path: str)
 
 @pytest.mark.parametrize(
     ("loc", "path"),
-    [(("header", "idempotency-key"), "header Idempotency-Key"), (("header", "content-type"), "header Content-Type"), (("header",), "header")],
+    [
+        (("header", "idempotency-key"), "header Idempotency-Key"),
+        (("header", "content-type"), "header Content-Type"),
+        (("header",), "header"),
+    ],
 )
 def test_field_path_names_headers_in_their_canonical_case(loc: tuple[object, ...], path: str) -> None:
     assert field_path(loc) == path
@@ -55,4 +59,9 @@ def test_problem_is_an_rfc9457_response() -> None:
 
 def test_problem_without_errors_has_no_errors_member() -> None:
     body = json.loads(problem(404, "not-found", "Not found", "no payment").body)
-    assert body == {"type": "urn:payments:problem:not-found", "title": "Not found", "status": 404, "detail": "no payment"}
+    assert body == {
+        "type": "urn:payments:problem:not-found",
+        "title": "Not found",
+        "status": 404,
+        "detail": "no payment",
+    }

@@ -31,7 +31,12 @@ def machine(repos: Repos, monkeypatch: pytest.MonkeyPatch) -> Any:
     reset_settings()
     sfn = aws.client("stepfunctions")
     definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
-    sfn.create_state_machine(name="payments-payment", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r", type="EXPRESS")
+    sfn.create_state_machine(
+        name="payments-payment",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/r",
+        type="EXPRESS",
+    )
     yield sfn
     reset_settings()
 
@@ -66,7 +71,9 @@ def executions(sfn: Any) -> list[str]:
     return sorted(e["name"] for e in sfn.list_executions(stateMachineArn=MACHINE)["executions"])
 
 
-def test_a_payment_never_started_is_re_driven_once_due_and_not_before(repos: Repos, machine: Any, later: Any, no_scan: list[str]) -> None:
+def test_a_payment_never_started_is_re_driven_once_due_and_not_before(
+    repos: Repos, machine: Any, later: Any, no_scan: list[str]
+) -> None:
     # Given a stored checkout whose workflow never started (the payment function crashed after storing)
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")])
     # When the recovery runs before the deadline
@@ -80,7 +87,11 @@ def test_a_payment_never_started_is_re_driven_once_due_and_not_before(repos: Rep
     assert run.redriven == ["chk_1"] and executions(machine) == ["chk_1-redrive-1"]
     (listed,) = machine.list_executions(stateMachineArn=MACHINE)["executions"]
     started = json.loads(machine.describe_execution(executionArn=listed["executionArn"])["input"])
-    assert started == {"checkout_id": "chk_1", "payment_method": {"type": "card", "token": "tok_visa"}, "payment_orders": [{"payment_order_id": "po_1"}]}
+    assert started == {
+        "checkout_id": "chk_1",
+        "payment_method": {"type": "card", "token": "tok_visa"},
+        "payment_orders": [{"payment_order_id": "po_1"}],
+    }
     # and the recovery only queried its index (one Query per shard) and claimed with one conditional update
     assert no_scan.count("Query") == 2 * settings().recovery_shards and "UpdateItem" in no_scan
     # and a second run at the same moment finds nothing due (the claim moved the due time)
@@ -93,7 +104,14 @@ def test_a_finished_payment_leaves_the_index(repos: Repos, machine: Any, later: 
     succeed(repos.payments, "po_1")
     credit_seller("po_1", repos.payments, repos.wallets)
     book_payin("po_1", repos.payments, repos.ledger)
-    finalize_payment(FinalizePaymentTask(action="finalize_payment", checkout_id="chk_1", order_results=[OrderResult(payment_order_id="po_1", outcome="SUCCESS")]), repos.payments)
+    finalize_payment(
+        FinalizePaymentTask(
+            action="finalize_payment",
+            checkout_id="chk_1",
+            order_results=[OrderResult(payment_order_id="po_1", outcome="SUCCESS")],
+        ),
+        repos.payments,
+    )
     # When the recovery runs long after the deadline
     later(10 * settings().recovery_delay_seconds)
     # Then there is nothing to recover: the payment is no longer in the index
@@ -104,7 +122,9 @@ def test_a_finished_payment_leaves_the_index(repos: Repos, machine: Any, later: 
 
 def test_re_drives_are_bounded_then_the_orders_are_parked(repos: Repos, machine: Any, later: Any) -> None:
     # Given a checkout that no re-drive finishes (RECOVERY_MAX_ATTEMPTS = 2)
-    store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD"), ("po_2", "seller_toys", 500, "USD")])
+    store_checkout(
+        repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD"), ("po_2", "seller_toys", 500, "USD")]
+    )
     succeed(repos.payments, "po_1")
     credit_seller("po_1", repos.payments, repos.wallets)
     book_payin("po_1", repos.payments, repos.ledger)
@@ -126,14 +146,21 @@ def test_re_drives_are_bounded_then_the_orders_are_parked(repos: Repos, machine:
     assert "unfinished" not in item and item["recovery_attempts"] == {"N": "2"}
 
 
-def test_a_parked_order_is_rescheduled_and_cleared_when_a_re_drive_settles_it(repos: Repos, machine: Any, later: Any) -> None:
+def test_a_parked_order_is_rescheduled_and_cleared_when_a_re_drive_settles_it(
+    repos: Repos, machine: Any, later: Any
+) -> None:
     # Given a checkout whose order was parked by its first execution (wallet retries exhausted)
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")])
     repos.payments.claim_start("chk_1")
     succeed(repos.payments, "po_1")
     task = FinalizePaymentTask(
-        action="finalize_payment", checkout_id="chk_1",
-        order_results=[OrderResult(payment_order_id="po_1", outcome="NEEDS_ATTENTION", step="wallet", error={"Error": "StoreUnavailable"})],
+        action="finalize_payment",
+        checkout_id="chk_1",
+        order_results=[
+            OrderResult(
+                payment_order_id="po_1", outcome="NEEDS_ATTENTION", step="wallet", error={"Error": "StoreUnavailable"}
+            )
+        ],
     )
     finalize_payment(task, repos.payments)
     assert repos.payments.get_order("po_1").needs_attention
@@ -143,7 +170,14 @@ def test_a_parked_order_is_rescheduled_and_cleared_when_a_re_drive_settles_it(re
     # and the re-driven execution settles the order and finalizes
     credit_seller("po_1", repos.payments, repos.wallets)
     book_payin("po_1", repos.payments, repos.ledger)
-    answer = finalize_payment(FinalizePaymentTask(action="finalize_payment", checkout_id="chk_1", order_results=[OrderResult(payment_order_id="po_1", outcome="SUCCESS")]), repos.payments)
+    answer = finalize_payment(
+        FinalizePaymentTask(
+            action="finalize_payment",
+            checkout_id="chk_1",
+            order_results=[OrderResult(payment_order_id="po_1", outcome="SUCCESS")],
+        ),
+        repos.payments,
+    )
     # Then the payment is done, the flag is cleared with its audit trail, and nothing is left to recover
     assert answer["status"] == PaymentStatus.SUCCEEDED.value and answer["is_payment_done"]
     order = repos.payments.get_order("po_1")
@@ -167,8 +201,16 @@ def test_an_order_parked_by_a_refusal_is_left_to_an_operator(repos: Repos, machi
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")])
     repos.payments.claim_start("chk_1")
     task = FinalizePaymentTask(
-        action="finalize_payment", checkout_id="chk_1",
-        order_results=[OrderResult(payment_order_id="po_1", outcome="NEEDS_ATTENTION", step="execute", error={"Error": "PspRequestRejected"})],
+        action="finalize_payment",
+        checkout_id="chk_1",
+        order_results=[
+            OrderResult(
+                payment_order_id="po_1",
+                outcome="NEEDS_ATTENTION",
+                step="execute",
+                error={"Error": "PspRequestRejected"},
+            )
+        ],
     )
     finalize_payment(task, repos.payments)
     # When the recovery runs long after the deadline

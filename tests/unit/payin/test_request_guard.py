@@ -44,7 +44,9 @@ def checkout(**changes: Any) -> dict[str, Any]:
         "checkout_id": "chk_guard",
         "buyer_info": {"buyer_id": "buyer_1", "email": "a@example.com"},
         "payment_method": {"type": "card", "token": "tok_visa"},
-        "payment_orders": [{"payment_order_id": "po_guard", "seller_account": "s1", "amount": "1.00", "currency": "USD"}],
+        "payment_orders": [
+            {"payment_order_id": "po_guard", "seller_account": "s1", "amount": "1.00", "currency": "USD"}
+        ],
     }
     for path, value in changes.items():
         target = body
@@ -94,15 +96,31 @@ def fields(body: dict[str, Any]) -> list[str]:
         ({"buyer_info__buyer_id": "4242_4242_4242_4242"}, "buyer_info.buyer_id"),
         ({"payment_orders__0__payment_order_id": "4242_4242_4242_4242"}, "payment_orders[0].payment_order_id"),
         ({"payment_orders__0__seller_account": "4242.4242.4242.4242"}, "payment_orders[0].seller_account"),
-        ({"buyer_info__email": "".join(chr(0xFF10 + int(c)) for c in "5555555555554444") + "@example.com"}, "buyer_info.email"),  # full-width digits
-        ({"buyer_info__email": "".join(chr(0x0660 + int(c)) for c in "5555555555554444") + "@example.com"}, "buyer_info.email"),  # Arabic-Indic digits
+        (
+            {"buyer_info__email": "".join(chr(0xFF10 + int(c)) for c in "5555555555554444") + "@example.com"},
+            "buyer_info.email",
+        ),  # full-width digits
+        (
+            {"buyer_info__email": "".join(chr(0x0660 + int(c)) for c in "5555555555554444") + "@example.com"},
+            "buyer_info.email",
+        ),  # Arabic-Indic digits
         ({"payment_orders__0__amount": "4242.4242.4242.4242"}, "payment_orders[0].amount"),
         ({"payment_orders__0__amount": "4242/4242/4242/4242"}, "payment_orders[0].amount"),
         ({"payment_orders__0__amount": "4242  4242  4242  4242"}, "payment_orders[0].amount"),
         ({"payment_orders__0__amount": "4242\u00a04242\u00a04242\u00a04242"}, "payment_orders[0].amount"),
     ],
-    ids=["checkout_id-underscores", "buyer_id-underscores", "payment_order_id-underscores", "seller-dots",
-         "fullwidth", "arabic-indic", "amount-dots", "amount-slashes", "amount-double-spaces", "amount-nbsp"],
+    ids=[
+        "checkout_id-underscores",
+        "buyer_id-underscores",
+        "payment_order_id-underscores",
+        "seller-dots",
+        "fullwidth",
+        "arabic-indic",
+        "amount-dots",
+        "amount-slashes",
+        "amount-double-spaces",
+        "amount-nbsp",
+    ],
 )
 def test_a_card_number_in_any_form_is_refused_naming_the_field_and_nothing_is_stored(call, ddb, change, field):
     # Given a checkout with a card number written with separators or non-ASCII digits in one field
@@ -118,7 +136,9 @@ def test_a_card_number_in_any_form_is_refused_naming_the_field_and_nothing_is_st
 
 def test_a_card_number_in_the_first_of_two_duplicate_keys_is_found(call, ddb):
     # Given a body whose first "checkout_id" is a card number and whose second is harmless
-    text = json.dumps(checkout()).replace('"checkout_id": "chk_guard"', f'"checkout_id": "{PAN}", "checkout_id": "chk_guard"')
+    text = json.dumps(checkout()).replace(
+        '"checkout_id": "chk_guard"', f'"checkout_id": "{PAN}", "checkout_id": "chk_guard"'
+    )
     before = stored(ddb)
     # When it is posted
     status, headers, body, answer = call(proxy_event(body=text))
@@ -130,7 +150,9 @@ def test_a_card_number_in_the_first_of_two_duplicate_keys_is_found(call, ddb):
 
 def test_a_repeated_key_without_a_card_number_is_refused_naming_it(call, ddb):
     # Given a body that repeats "checkout_id" (which one counts is ambiguous)
-    text = json.dumps(checkout()).replace('"checkout_id": "chk_guard"', '"checkout_id": "chk_a", "checkout_id": "chk_guard"')
+    text = json.dumps(checkout()).replace(
+        '"checkout_id": "chk_guard"', '"checkout_id": "chk_a", "checkout_id": "chk_guard"'
+    )
     # When it is posted / Then it is a validation problem naming the key
     status, headers, body, _ = call(proxy_event(body=text))
     assert_problem(status, headers, body, 422, "validation-error")
@@ -141,14 +163,18 @@ def test_a_card_number_in_the_idempotency_key_is_refused_before_the_idempotency_
     # Given a valid checkout whose Idempotency-Key is a card number with dashes
     before = stored(ddb)
     # When it is posted
-    status, headers, body, text = call(proxy_event(body=json.dumps(checkout()), headers={"Idempotency-Key": "4242-4242-4242-4242"}))
+    status, headers, body, text = call(
+        proxy_event(body=json.dumps(checkout()), headers={"Idempotency-Key": "4242-4242-4242-4242"})
+    )
     # Then it is refused naming the header, and neither the idempotency table nor any other holds anything
     assert_problem(status, headers, body, 422, "card-number-rejected")
     assert fields(body) == ["header Idempotency-Key"] and "4242" not in text
     assert stored(ddb) == before
 
 
-@pytest.mark.parametrize("path", [f"/v1/payments/{PAN}", "/v1/payments/4242_4242_4242_4242", "/v1/wallets/4242-4242-4242-4242"])
+@pytest.mark.parametrize(
+    "path", [f"/v1/payments/{PAN}", "/v1/payments/4242_4242_4242_4242", "/v1/wallets/4242-4242-4242-4242"]
+)
 def test_a_card_number_in_a_get_path_is_never_echoed(call, path):
     # Given a GET whose path parameter is a card number
     # When it is sent
@@ -168,8 +194,11 @@ def test_an_unknown_route_is_answered_without_quoting_the_path(call):
 
 
 # --- bodies that broke the parser ----------------------------------------------------------------
-@pytest.mark.parametrize("text", ["[" * 30_000, '{"a":' * 2_000 + "1" + "}" * 2_000, '{"checkout_id": ' + "[" * 33 + "]" * 33 + "}"],
-                         ids=["30000-brackets", "2000-deep-objects", "33-deep"])
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 30_000, '{"a":' * 2_000 + "1" + "}" * 2_000, '{"checkout_id": ' + "[" * 33 + "]" * 33 + "}"],
+    ids=["30000-brackets", "2000-deep-objects", "33-deep"],
+)
 def test_a_body_nested_too_deep_is_a_400_problem_not_a_recursion_error(call, ddb, text):
     # Given a body nested far deeper than any checkout
     before = stored(ddb)
@@ -188,7 +217,11 @@ def test_brackets_inside_strings_do_not_count_towards_the_depth():
     assert json_too_deep("[" * 33) is True and json_too_deep("[" * 32 + "]" * 32) is False
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b'{"a": 1', b"\xff\xfe{}", ("1" * 5000).encode()], ids=["syntax", "truncated", "not-utf8", "huge-int"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"{not json", b'{"a": 1', b"\xff\xfe{}", ("1" * 5000).encode()],
+    ids=["syntax", "truncated", "not-utf8", "huge-int"],
+)
 def test_a_body_that_is_not_json_is_a_400_problem(call, raw):
     # Given a body that is not UTF-8 JSON (sent base64-encoded, as API Gateway does with binary bodies)
     import base64
@@ -200,8 +233,17 @@ def test_a_body_that_is_not_json_is_a_400_problem(call, raw):
     assert_problem(status, headers, body, 400, "malformed-request")
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "multipart/form-data", "application/x-www-form-urlencoded",
-                                          "application/json; charset=latin-1", "application/jsonx"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/xml",
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+        "application/jsonx",
+    ],
+)
 def test_a_body_of_another_media_type_is_a_415_problem(call, ddb, content_type):
     # Given a valid checkout sent under another media type (multipart without a boundary among them)
     before = stored(ddb)
@@ -213,7 +255,9 @@ def test_a_body_of_another_media_type_is_a_415_problem(call, ddb, content_type):
     assert stored(ddb) == before
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON;charset=\"UTF-8\""])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", 'Application/JSON;charset="UTF-8"']
+)
 def test_json_with_or_without_a_utf8_charset_passes_the_media_type_check(content_type):
     from functions.payment.guard import is_json as _is_json
 
@@ -244,8 +288,13 @@ def test_a_lone_surrogate_is_refused_naming_the_field(call, ddb):
 # --- methods ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
-    [("DELETE", "/v1/payments", "POST"), ("GET", "/v1/payments", "POST"), ("PUT", "/v1/payments/chk_1", "GET"),
-     ("POST", "/v1/wallets/s1", "GET"), ("PATCH", "/v1/ledger/trial-balance", "GET")],
+    [
+        ("DELETE", "/v1/payments", "POST"),
+        ("GET", "/v1/payments", "POST"),
+        ("PUT", "/v1/payments/chk_1", "GET"),
+        ("POST", "/v1/wallets/s1", "GET"),
+        ("PATCH", "/v1/ledger/trial-balance", "GET"),
+    ],
 )
 def test_an_unknown_method_on_a_known_path_is_a_405_with_allow(call, method, path, allow):
     # Given a method the path does not answer (with a body of another media type, even)
@@ -258,11 +307,15 @@ def test_an_unknown_method_on_a_known_path_is_a_405_with_allow(call, method, pat
 
 def test_a_get_ignores_a_body_it_does_not_take(call):
     # Given a GET with a body that is not JSON / When it is sent / Then the body is not parsed: 200
-    status, _, body, _ = call(proxy_event("GET", "/v1/ledger/trial-balance", body="[" * 30_000, headers={"Content-Type": "text/plain"}))
+    status, _, body, _ = call(
+        proxy_event("GET", "/v1/ledger/trial-balance", body="[" * 30_000, headers={"Content-Type": "text/plain"})
+    )
     assert status == 200, body
 
 
-@pytest.mark.parametrize(("path", "field"), [("/v1/wallets/\u00d7\u00f8", "seller_account"), ("/v1/payments/a b", "checkout_id")])
+@pytest.mark.parametrize(
+    ("path", "field"), [("/v1/wallets/\u00d7\u00f8", "seller_account"), ("/v1/payments/a b", "checkout_id")]
+)
 def test_a_path_parameter_outside_the_identifier_characters_is_a_422_naming_it(call, path, field):
     # Given a GET whose path parameter holds characters the router does not take (schemathesis found a 404 here)
     status, headers, body, _ = call(proxy_event("GET", path))
@@ -278,7 +331,14 @@ def test_no_validation_error_quotes_a_value_that_was_sent(call):
         "checkout_id": f"{marker} 1",
         "buyer_info": {"buyer_id": f"{marker}/2", "email": f"{marker}3"},
         "payment_method": {"type": f"{marker}4", "token": f"{marker}5"},
-        "payment_orders": [{"payment_order_id": f"{marker}.6", "seller_account": f"{marker}?7", "amount": f"{marker}8", "currency": f"{marker}9"}],
+        "payment_orders": [
+            {
+                "payment_order_id": f"{marker}.6",
+                "seller_account": f"{marker}?7",
+                "amount": f"{marker}8",
+                "currency": f"{marker}9",
+            }
+        ],
     }
     # When it is posted
     status, headers, problem_body, text = call(proxy_event(body=json.dumps(body)))

@@ -45,7 +45,14 @@ def _charge_until_answered(psp: AdyenPsp, request, attempts: int = 5, pause: flo
 def test_every_request_the_adapter_sends_validates_against_the_checkout_spec(fake: AdyenFake, psp: AdyenPsp) -> None:
     spec = spec_or_skip()
     # Given charges with every token the fake knows, in currencies of 0, 2 and 3 minor digits, and a refund
-    tokens = ["tok_visa", "tok_chargeDeclined", "tok_insufficientFunds", "tok_pspUnavailable", "tok_pspTimeout", "tok_adyenPartial"]
+    tokens = [
+        "tok_visa",
+        "tok_chargeDeclined",
+        "tok_insufficientFunds",
+        "tok_pspUnavailable",
+        "tok_pspTimeout",
+        "tok_adyenPartial",
+    ]
     for i, token in enumerate(tokens):
         _charge_until_answered(psp, charge_request(f"po_{i}", token))
     _charge_until_answered(psp, charge_request("po_jpy", amount_minor=500, currency="JPY"))
@@ -120,7 +127,9 @@ def test_each_result_code_ends_in_its_outcome(fake: AdyenFake, psp: AdyenPsp, to
         assert fake.charges() == []
 
 
-def test_a_partial_authorisation_is_reversed_once_even_when_the_charge_is_retried(fake: AdyenFake, psp: AdyenPsp) -> None:
+def test_a_partial_authorisation_is_reversed_once_even_when_the_charge_is_retried(
+    fake: AdyenFake, psp: AdyenPsp
+) -> None:
     # Given a charge answered PartiallyAuthorised whose reversal answer is lost once
     fake.inject("lost", path="/reversals")
     # When the adapter charges, and the state machine retries
@@ -131,7 +140,9 @@ def test_a_partial_authorisation_is_reversed_once_even_when_the_charge_is_retrie
 
 
 # --- lost answers and faults ------------------------------------------------------------------------
-def test_a_lost_answer_then_a_retry_returns_the_same_psp_reference_and_never_a_second_charge(fake: AdyenFake, psp: AdyenPsp) -> None:
+def test_a_lost_answer_then_a_retry_returns_the_same_psp_reference_and_never_a_second_charge(
+    fake: AdyenFake, psp: AdyenPsp
+) -> None:
     # Given tok_pspTimeout: the first call charges and its answer is lost
     request = charge_request("po_1", "tok_pspTimeout")
     with pytest.raises(PspOutcomeUnknown):
@@ -227,7 +238,9 @@ def test_the_same_key_with_another_amount_is_rejected_and_not_charged(fake: Adye
         (422, "14_030", {}, PspRequestInvalid),
     ],
 )
-def test_each_adyen_error_ends_in_its_class(fake: AdyenFake, psp: AdyenPsp, status: int, code: str, headers: dict, expected: type) -> None:
+def test_each_adyen_error_ends_in_its_class(
+    fake: AdyenFake, psp: AdyenPsp, status: int, code: str, headers: dict, expected: type
+) -> None:
     # Given Adyen answering an error (scripted, nothing processed)
     fake.script(status, code, **headers)
     # When the adapter charges
@@ -291,7 +304,9 @@ def test_a_charge_without_a_shopper_reference_is_refused_before_sending(fake: Ad
     # Then they end before any request is sent
     with pytest.raises(PspRequestInvalid):
         psp.charge(ChargeRequest("po_1", 1999, "USD", "tok_visa"))
-    assert psp.charge(ChargeRequest("po_1", 1999, "USD", "tok_visa", shopper_reference="b1")) == Declined("shopper_reference_invalid")
+    assert psp.charge(ChargeRequest("po_1", 1999, "USD", "tok_visa", shopper_reference="b1")) == Declined(
+        "shopper_reference_invalid"
+    )
     assert psp.charge(charge_request("po_1", "tok_" + "x" * 61)) == Declined("payment_method_not_supported")
     with pytest.raises(PspRequestInvalid, match="Idempotency-Key"):
         psp.charge(charge_request("p" * 65))
@@ -305,10 +320,19 @@ def test_live_needs_its_url_prefix_and_refuses_a_custom_base_url() -> None:
     with pytest.raises(ValueError, match="ADYEN_LIVE_URL_PREFIX"):
         AdyenSettings(api_key="k", merchant_account="m", return_url=RETURN_URL, environment="live")
     with pytest.raises(ValueError, match="ADYEN_BASE_URL"):
-        AdyenSettings(api_key="k", merchant_account="m", return_url=RETURN_URL, environment="live", live_url_prefix="1797a841fbb37ca7-AdyenDemo", base_url="http://x/v72")
+        AdyenSettings(
+            api_key="k",
+            merchant_account="m",
+            return_url=RETURN_URL,
+            environment="live",
+            live_url_prefix="1797a841fbb37ca7-AdyenDemo",
+            base_url="http://x/v72",
+        )
 
 
-def test_the_adapter_logs_no_token_and_no_request_body(fake: AdyenFake, psp: AdyenPsp, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_adapter_logs_no_token_and_no_request_body(
+    fake: AdyenFake, psp: AdyenPsp, caplog: pytest.LogCaptureFixture
+) -> None:
     # Given charges (one declined, one lost and resent) and their log records
     caplog.set_level("DEBUG")
     psp.charge(charge_request("po_1", "tok_visa_secretish"))
@@ -321,7 +345,9 @@ def test_the_adapter_logs_no_token_and_no_request_body(fake: AdyenFake, psp: Ady
 
 
 # --- refunds ------------------------------------------------------------------------------------------
-def refund_call(refund_id: str, psp_reference: str, amount_minor: int, currency: str, reason: str | None = None) -> RefundCall:
+def refund_call(
+    refund_id: str, psp_reference: str, amount_minor: int, currency: str, reason: str | None = None
+) -> RefundCall:
     return RefundCall(refund_id, "po_refunded", psp_reference, amount_minor, currency, reason)
 
 
@@ -358,10 +384,14 @@ def test_a_refund_of_an_unknown_payment_is_rejected(fake: AdyenFake, psp: AdyenP
 
 
 # --- through the executor ------------------------------------------------------------------------------
-def test_the_executor_on_adyen_survives_a_lost_answer_with_one_charge(repos: Repos, fake: AdyenFake, psp: AdyenPsp) -> None:
+def test_the_executor_on_adyen_survives_a_lost_answer_with_one_charge(
+    repos: Repos, fake: AdyenFake, psp: AdyenPsp
+) -> None:
     # Given a stored order paid with tok_pspTimeout (the first answer is lost)
     store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 1999, "USD")], token="tok_pspTimeout")
-    task = ExecuteOrderTask(checkout_id="chk_1", payment_order_id="po_1", payment_method=PaymentMethod(type="card", token="tok_pspTimeout"))
+    task = ExecuteOrderTask(
+        checkout_id="chk_1", payment_order_id="po_1", payment_method=PaymentMethod(type="card", token="tok_pspTimeout")
+    )
     # When the executor runs, fails with an unknown outcome, and the state machine runs it again
     with pytest.raises(PspOutcomeUnknown):
         execute_order(task, repos.payments, psp)
@@ -374,7 +404,9 @@ def test_the_executor_on_adyen_survives_a_lost_answer_with_one_charge(repos: Rep
     assert len(sent) == 2 and sent[0] == sent[1] and sent[0]["shopperReference"] == buyer
 
 
-def test_the_settings_choose_the_psp_and_one_adyen_adapter_serves_a_container(aws_session: object, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_settings_choose_the_psp_and_one_adyen_adapter_serves_a_container(
+    aws_session: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from payments.kernel.config import reset_settings
     from payments.psp import default_psp
     from payments.psp.simulator import SimulatedPsp
@@ -383,7 +415,12 @@ def test_the_settings_choose_the_psp_and_one_adyen_adapter_serves_a_container(aw
     reset_settings()
     assert isinstance(default_psp(), SimulatedPsp)
     monkeypatch.setenv("PAYMENTS_PSP", "adyen")
-    for name, value in {"ADYEN_API_KEY": "k", "ADYEN_MERCHANT_ACCOUNT": MERCHANT, "ADYEN_RETURN_URL": RETURN_URL, "ADYEN_BASE_URL": "http://127.0.0.1:9/v72"}.items():
+    for name, value in {
+        "ADYEN_API_KEY": "k",
+        "ADYEN_MERCHANT_ACCOUNT": MERCHANT,
+        "ADYEN_RETURN_URL": RETURN_URL,
+        "ADYEN_BASE_URL": "http://127.0.0.1:9/v72",
+    }.items():
         monkeypatch.setenv(name, value)
     reset_settings()
     try:
@@ -412,7 +449,13 @@ def test_the_api_key_is_read_from_its_secret_and_a_rotation_is_picked_up(aws_ses
         arn = secrets.create_secret(Name="payments-dev-adyen-api-key", SecretString=API_KEY)["ARN"]
         # Given an adapter configured with the secret, not the key (re-read at every call: max age 0)
         psp = AdyenPsp(
-            AdyenSettings(api_key_secret_arn=arn, secret_max_age=0, merchant_account=MERCHANT, return_url=RETURN_URL, base_url=fake.base_url)  # type: ignore[attr-defined]
+            AdyenSettings(
+                api_key_secret_arn=arn,
+                secret_max_age=0,
+                merchant_account=MERCHANT,
+                return_url=RETURN_URL,
+                base_url=fake.base_url,
+            )  # type: ignore[attr-defined]
         )
         # When it charges, then the secret is rotated to a key Adyen does not know, and it charges again
         assert isinstance(psp.charge(charge_request("po_1")), Approved)
@@ -438,7 +481,13 @@ def test_the_api_key_secret_is_read_once_per_container_within_its_max_age(aws_se
         arn = secrets.create_secret(Name="payments-dev-adyen-api-key-cached", SecretString=API_KEY)["ARN"]
         # Given an adapter as the stage configures it (the secret kept 300 s per container)
         psp = AdyenPsp(
-            AdyenSettings(api_key_secret_arn=arn, secret_max_age=300, merchant_account=MERCHANT, return_url=RETURN_URL, base_url=fake.base_url)  # type: ignore[attr-defined]
+            AdyenSettings(
+                api_key_secret_arn=arn,
+                secret_max_age=300,
+                merchant_account=MERCHANT,
+                return_url=RETURN_URL,
+                base_url=fake.base_url,
+            )  # type: ignore[attr-defined]
         )
         # When it charges, the secret is rotated, and it charges again within the max age
         assert isinstance(psp.charge(charge_request("po_c1")), Approved)
@@ -455,8 +504,17 @@ def test_the_api_key_secret_is_read_once_per_container_within_its_max_age(aws_se
 
 def test_live_settings_reach_the_documented_live_url_and_test_the_test_url() -> None:
     # Given a live adapter with its prefix, and a test adapter without a base URL
-    live = AdyenPsp(AdyenSettings(api_key="k", merchant_account=MERCHANT, return_url=RETURN_URL, environment="live", live_url_prefix="1797a841fbb37ca7-AdyenDemo"))
+    live = AdyenPsp(
+        AdyenSettings(
+            api_key="k",
+            merchant_account=MERCHANT,
+            return_url=RETURN_URL,
+            environment="live",
+            live_url_prefix="1797a841fbb37ca7-AdyenDemo",
+        )
+    )
     test = AdyenPsp(AdyenSettings(api_key="k", merchant_account=MERCHANT, return_url=RETURN_URL))
+
     # When the library resolves the /payments URL as it does before sending
     def url(psp: AdyenPsp) -> str:
         return psp._client._determine_api_url(psp.config.environment, psp._checkout.payments_api.baseUrl + "/payments")
@@ -472,7 +530,14 @@ def test_refusal_reasons_come_from_the_code_then_the_text() -> None:
     from payments.psp.adyen import _refusal
 
     # Given refusals with a code, with only a text (Adyen's library sample), and with neither known
-    sample = Path(__file__).resolve().parents[3].parent / "shared" / "specs" / "adyen" / "samples" / "py-authorise-refused-cvc-declined.json"
+    sample = (
+        Path(__file__).resolve().parents[3].parent
+        / "shared"
+        / "specs"
+        / "adyen"
+        / "samples"
+        / "py-authorise-refused-cvc-declined.json"
+    )
     # When they are mapped
     # Then the code wins, the text is the fallback, and an unknown text is kept, slugged
     assert _refusal({"refusalReasonCode": "12", "refusalReason": "Not enough balance"}) == "insufficient_funds"
@@ -488,11 +553,26 @@ def test_refusal_reasons_come_from_the_code_then_the_text() -> None:
 #: (refusalReasonCode, refusalReason) as Adyen's test values pair them
 #: (docs.adyen.com/development-resources/testing/result-codes; see REFUSAL_REASONS' comment)
 ADYEN_REFUSAL_PAIRS = [
-    ("2", "Refused"), ("3", "Referral"), ("4", "Acquirer Error"), ("5", "Blocked Card"), ("6", "Expired Card"),
-    ("7", "Invalid Amount"), ("8", "Invalid Card Number"), ("9", "Issuer Unavailable"), ("11", "3D Not Authenticated"),
-    ("12", "Not enough balance"), ("14", "Acquirer Fraud"), ("20", "FRAUD"), ("22", "FRAUD-CANCELLED"),
-    ("23", "Transaction Not Permitted"), ("24", "CVC Declined"), ("25", "Restricted Card"), ("26", "Revocation Of Auth"),
-    ("27", "Declined Non Generic"), ("31", "Issuer Suspected Fraud"), ("38", "Authentication required"),
+    ("2", "Refused"),
+    ("3", "Referral"),
+    ("4", "Acquirer Error"),
+    ("5", "Blocked Card"),
+    ("6", "Expired Card"),
+    ("7", "Invalid Amount"),
+    ("8", "Invalid Card Number"),
+    ("9", "Issuer Unavailable"),
+    ("11", "3D Not Authenticated"),
+    ("12", "Not enough balance"),
+    ("14", "Acquirer Fraud"),
+    ("20", "FRAUD"),
+    ("22", "FRAUD-CANCELLED"),
+    ("23", "Transaction Not Permitted"),
+    ("24", "CVC Declined"),
+    ("25", "Restricted Card"),
+    ("26", "Revocation Of Auth"),
+    ("27", "Declined Non Generic"),
+    ("31", "Issuer Suspected Fraud"),
+    ("38", "Authentication required"),
 ]
 
 

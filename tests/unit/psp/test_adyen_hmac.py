@@ -47,7 +47,10 @@ def test_adyens_worked_example_signs_and_verifies() -> None:
     assert adyen_hmac.sign(LIB_ITEM, LIB_KEY) == LIB_SIGNATURE
     item = {**LIB_ITEM, "additionalData": {"hmacSignature": LIB_SIGNATURE}}
     assert adyen_hmac.is_valid(item, LIB_KEY) is True
-    assert adyen_hmac.all_valid({"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}, LIB_KEY) is True
+    assert (
+        adyen_hmac.all_valid({"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}, LIB_KEY)
+        is True
+    )
 
 
 def test_the_mixed_sample_with_backslashes_and_colons_verifies_unescaped() -> None:
@@ -58,7 +61,10 @@ def test_the_mixed_sample_with_backslashes_and_colons_verifies_unescaped() -> No
     item = json.loads(sample.read_text())
     # When it is verified with the sample's key
     # Then it is valid; the signing string is unescaped, and the escaped variant would not match
-    assert adyen_hmac.signing_string(item) == "ZVWN7D3WSMK2WN82::AntoniStroinski:\\:/\\/slashes are fun:1000:EUR:AUTHORISATION:true"
+    assert (
+        adyen_hmac.signing_string(item)
+        == "ZVWN7D3WSMK2WN82::AntoniStroinski:\\:/\\/slashes are fun:1000:EUR:AUTHORISATION:true"
+    )
     assert adyen_hmac.is_valid(item, MIXED_KEY) is True
     assert item["additionalData"]["hmacSignature"] == "CZErGCNQaSsxbaQfZaJlakqo7KPP+mIa8a+wx3yNs9A="
     escaped = {**item, "merchantReference": item["merchantReference"].replace("\\", "\\\\").replace(":", "\\:")}
@@ -85,7 +91,15 @@ def test_any_signed_field_changed_fails_verification(change: dict) -> None:
 
 @pytest.mark.parametrize(
     "additional",
-    [None, {}, {"hmacSignature": ""}, {"hmacSignature": None}, "not a map", {"hmacSignature": "not base64 at all é"}, {"hmacSignature": "\udfff"}],
+    [
+        None,
+        {},
+        {"hmacSignature": ""},
+        {"hmacSignature": None},
+        "not a map",
+        {"hmacSignature": "not base64 at all é"},
+        {"hmacSignature": "\udfff"},
+    ],
 )
 def test_a_missing_or_empty_signature_is_false_never_none_or_an_exception(additional: object) -> None:
     # Given an item without a usable signature (the library returns None or raises KeyError here)
@@ -99,7 +113,13 @@ def test_a_missing_or_empty_signature_is_false_never_none_or_an_exception(additi
 
 @pytest.mark.parametrize(
     "forged",
-    [{"amount": ["EUR", 1130]}, {"amount": "1130 EUR"}, {"amount": 1130}, {"pspReference": "\ud800"}, {"merchantReference": {"nested": [1]}}],
+    [
+        {"amount": ["EUR", 1130]},
+        {"amount": "1130 EUR"},
+        {"amount": 1130},
+        {"pspReference": "\ud800"},
+        {"merchantReference": {"nested": [1]}},
+    ],
 )
 def test_a_forged_item_holding_anything_is_false_never_an_exception(forged: dict) -> None:
     # Given an item whose signed fields hold what Adyen never sends (not a map, a lone surrogate, an object)
@@ -131,7 +151,10 @@ def test_every_item_of_a_batch_must_be_signed() -> None:
     # Given a notification with a good item and a forged one (the library checks only the first)
     good = {**LIB_ITEM, "additionalData": {"hmacSignature": LIB_SIGNATURE}}
     forged = {**LIB_ITEM, "pspReference": "FORGED0000000000", "additionalData": {"hmacSignature": LIB_SIGNATURE}}
-    body = {"live": "false", "notificationItems": [{"NotificationRequestItem": good}, {"NotificationRequestItem": forged}]}
+    body = {
+        "live": "false",
+        "notificationItems": [{"NotificationRequestItem": good}, {"NotificationRequestItem": forged}],
+    }
     # When the whole body is verified
     # Then it is rejected, while Adyen's own helper accepts it
     assert adyen_hmac.all_valid(body, LIB_KEY) is False

@@ -102,7 +102,9 @@ def test_the_deployed_function_reads_the_keys_from_the_secret_and_keeps_them_per
 
 def test_a_local_key_wins_and_no_key_at_all_is_an_error():
     # Given the local runtime's key in the environment, then it is used without Secrets Manager
-    assert adyen_hmac.configured_keys({"PAYMENTS_PSP_HMAC_KEY": LIB_KEY, "PAYMENTS_PSP_HMAC_KEY_SECRET": "unused"}) == [LIB_KEY]
+    assert adyen_hmac.configured_keys({"PAYMENTS_PSP_HMAC_KEY": LIB_KEY, "PAYMENTS_PSP_HMAC_KEY_SECRET": "unused"}) == [
+        LIB_KEY
+    ]
     # and with neither, reading the keys raises
     with pytest.raises(adyen_hmac.InvalidHmacKey, match="no HMAC key configured"):
         adyen_hmac.configured_keys({})

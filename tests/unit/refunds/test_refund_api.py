@@ -46,7 +46,13 @@ def call(api: Any, evt: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, 
     return response["statusCode"], json.loads(response["body"]), headers
 
 
-BODY = {"refund_id": "rf_1", "payment_order_id": "po_1", "amount": "60.00", "currency": "USD", "reason": "requested_by_customer"}
+BODY = {
+    "refund_id": "rf_1",
+    "payment_order_id": "po_1",
+    "amount": "60.00",
+    "currency": "USD",
+    "reason": "requested_by_customer",
+}
 
 
 def test_accept_replay_and_get(api: Any) -> None:
@@ -55,8 +61,17 @@ def test_accept_replay_and_get(api: Any) -> None:
     again = call(api, event("POST", "/v1/refunds", BODY))
     # Then both answer 202 with the same PENDING refund, and one workflow was started
     assert status == 202 and headers["Location"] == "/v1/refunds/rf_1"
-    assert body == {"refund_id": "rf_1", "payment_order_id": "po_1", "amount": "60.00", "currency": "USD", "status": "PENDING",
-                    "psp_reference": None, "failure_reason": None, "reason": "requested_by_customer", "needs_attention": False}
+    assert body == {
+        "refund_id": "rf_1",
+        "payment_order_id": "po_1",
+        "amount": "60.00",
+        "currency": "USD",
+        "status": "PENDING",
+        "psp_reference": None,
+        "failure_reason": None,
+        "reason": "requested_by_customer",
+        "needs_attention": False,
+    }
     assert again[:2] == (202, body)
     assert api.started == ["rf_1"]
     assert call(api, event("GET", "/v1/refunds/rf_1"))[:2] == (200, body)
@@ -85,7 +100,12 @@ def test_an_order_that_did_not_succeed_is_not_refundable(api: Any, repos: Repos)
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"amount": 60}, "amount"), ({"amount": "60.001"}, "amount"), ({"currency": "EUR"}, "currency"), ({"refund_id": "a b"}, "refund_id")],
+    [
+        ({"amount": 60}, "amount"),
+        ({"amount": "60.001"}, "amount"),
+        ({"currency": "EUR"}, "currency"),
+        ({"refund_id": "a b"}, "refund_id"),
+    ],
 )
 def test_bad_input_names_the_field(api: Any, change: dict[str, Any], field: str) -> None:
     status, body, _ = call(api, event("POST", "/v1/refunds", {**BODY, **change}))
@@ -121,7 +141,9 @@ def test_the_checkout_request_guard_answers_before_the_refunds_api(api: Any) -> 
     status, body, _ = call(api, event("POST", "/v1/refunds", BODY, key="4111-1111-1111-1111"))
     assert status == 422 and [e["field"] for e in body["errors"]] == ["header Idempotency-Key"]
     status, body, _ = call(api, event("GET", "/v1/refunds/4111111111111111"))
-    assert status == 422 and body["type"] == "urn:payments:problem:card-number-rejected" and "4111" not in json.dumps(body)
+    assert (
+        status == 422 and body["type"] == "urn:payments:problem:card-number-rejected" and "4111" not in json.dumps(body)
+    )
     assert api.started == []
     assert call(api, event("GET", "/v1/refunds/rf_1"))[0] == 404
 

@@ -54,7 +54,12 @@ def task(action: str, **fields: Any) -> dict[str, Any]:
 def deliver(notification: dict[str, Any]) -> dict[str, Any]:
     from functions.notifications.handler import receive
 
-    event = {"httpMethod": "POST", "path": "/v1/psp/notifications", "headers": {"Content-Type": "application/json"}, "body": json.dumps(notification)}
+    event = {
+        "httpMethod": "POST",
+        "path": "/v1/psp/notifications",
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(notification),
+    }
     return receive(event)
 
 
@@ -70,19 +75,29 @@ def test_a_refund_on_adyen_is_received_then_decided_by_its_notification(
     # When the refund workflow runs its steps in the refunds function (the stage's PSP: Adyen)
     execution = task("execute_refund", refund_id="rf_1")
     outcome = task("apply_refund_outcome", refund_id="rf_1", execution=execution)
-    again = task("apply_refund_outcome", refund_id="rf_1", execution=task("execute_refund", refund_id="rf_1"))  # a retry
+    again = task(
+        "apply_refund_outcome", refund_id="rf_1", execution=task("execute_refund", refund_id="rf_1")
+    )  # a retry
     # Then Adyen received one refund, on the charge, keyed and referenced by the refund id
-    sent = [(path, headers.get("idempotency-key"), body) for _, path, headers, body in fake.requests if path.endswith("/refunds")]
+    sent = [
+        (path, headers.get("idempotency-key"), body)
+        for _, path, headers, body in fake.requests
+        if path.endswith("/refunds")
+    ]
     assert [(p, k) for p, k, _ in sent] == [(f"/v72/payments/{charge}/refunds", "rf_1")] * 2
     assert sent[0][2]["amount"] == {"currency": "USD", "value": 2500} and sent[0][2]["reference"] == "rf_1"
     # and the answer decided nothing: the refund is PENDING, with Adyen's refund reference, money unmoved
     assert execution["succeeded"] is None and execution["psp_reference"]
-    assert outcome == again == {"refund_id": "rf_1", "status": "PENDING", "applied": False, "awaiting_notification": True}
+    assert (
+        outcome == again == {"refund_id": "rf_1", "status": "PENDING", "applied": False, "awaiting_notification": True}
+    )
     pending = refunds.get("rf_1")
     assert pending.status is RefundStatus.PENDING and pending.psp_reference == execution["psp_reference"]
     assert repos.wallets.balances("seller_books")["USD"] == wallet_before
     # When Adyen's signed REFUND notification arrives at the webhook
-    refund_notes = [n for n in fake.notifications if n["notificationItems"][0]["NotificationRequestItem"]["eventCode"] == "REFUND"]
+    refund_notes = [
+        n for n in fake.notifications if n["notificationItems"][0]["NotificationRequestItem"]["eventCode"] == "REFUND"
+    ]
     assert len(refund_notes) == 1
     assert deliver(refund_notes[0])["statusCode"] == 200
     # Then it decides the refund: SUCCEEDED once, the seller's wallet debited by the refund
@@ -95,7 +110,9 @@ def test_a_refund_on_adyen_is_received_then_decided_by_its_notification(
     assert len([p for _, p, _, _ in fake.requests if p.endswith("/refunds")]) == 2
 
 
-def test_a_refund_adyen_refuses_is_failed_by_its_notification(repos: Repos, fake: AdyenFake, psp: AdyenPsp, adyen_stage: None) -> None:
+def test_a_refund_adyen_refuses_is_failed_by_its_notification(
+    repos: Repos, fake: AdyenFake, psp: AdyenPsp, adyen_stage: None
+) -> None:
     # Given an order paid with a card whose refunds fail at the scheme, and a refund of all of it
     refunds = RefundsRepository(payments=repos.payments, wallets=repos.wallets, ledger=repos.ledger)
     paid(repos, psp, "po_2", 1999, token="tok_refundFails")  # type: ignore[arg-type]
@@ -104,7 +121,9 @@ def test_a_refund_adyen_refuses_is_failed_by_its_notification(repos: Repos, fake
     execution = task("execute_refund", refund_id="rf_2")
     task("apply_refund_outcome", refund_id="rf_2", execution=execution)
     assert refunds.get("rf_2").status is RefundStatus.PENDING
-    note = next(n for n in fake.notifications if n["notificationItems"][0]["NotificationRequestItem"]["eventCode"] == "REFUND")
+    note = next(
+        n for n in fake.notifications if n["notificationItems"][0]["NotificationRequestItem"]["eventCode"] == "REFUND"
+    )
     assert deliver(note)["statusCode"] == 200
     # Then the refund FAILED and its reservation is released: the order can be refunded again
     assert refunds.get("rf_2").status is RefundStatus.FAILED

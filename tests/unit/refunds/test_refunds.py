@@ -41,23 +41,41 @@ def refunds(repos: Repos) -> RefundsRepository:
     return RefundsRepository(payments=repos.payments, wallets=repos.wallets, ledger=repos.ledger)
 
 
-def paid(repos: Repos, psp: SimulatedPsp, po: str, amount_minor: int = 7000, token: str = "tok_visa", seller: str = "seller_books") -> None:
+def paid(
+    repos: Repos,
+    psp: SimulatedPsp,
+    po: str,
+    amount_minor: int = 7000,
+    token: str = "tok_visa",
+    seller: str = "seller_books",
+) -> None:
     """A settled checkout of one order: charged at the PSP, wallet credited, ledger booked."""
     checkout = f"chk_{po}"
     store_checkout(repos.payments, checkout, [(po, seller, amount_minor, "USD")], token=token)
     repos.payments.move_payment(checkout, PaymentStatus.PROCESSING)
-    task = ExecuteOrderTask(checkout_id=checkout, payment_order_id=po, payment_method=PaymentMethod(type="card", token=token))
+    task = ExecuteOrderTask(
+        checkout_id=checkout, payment_order_id=po, payment_method=PaymentMethod(type="card", token=token)
+    )
     assert execute_order(task, repos.payments, psp).status is OrderStatus.SUCCESS
     credit_seller(po, repos.payments, repos.wallets)
     book_payin(po, repos.payments, repos.ledger)
-    finalize_payment(FinalizePaymentTask(action="finalize_payment", checkout_id=checkout, order_results=[OrderResult(payment_order_id=po, outcome="SUCCESS")]), repos.payments)
+    finalize_payment(
+        FinalizePaymentTask(
+            action="finalize_payment",
+            checkout_id=checkout,
+            order_results=[OrderResult(payment_order_id=po, outcome="SUCCESS")],
+        ),
+        repos.payments,
+    )
 
 
 def request(refund_id: str, po: str, amount: str | None = "60.00") -> RefundRequest:
     return RefundRequest(refund_id=refund_id, payment_order_id=po, amount=amount, currency="USD")
 
 
-def accept(refunds: RefundsRepository, refund_id: str, po: str, amount: str | None = "60.00", key: str | None = None) -> dict[str, Any]:
+def accept(
+    refunds: RefundsRepository, refund_id: str, po: str, amount: str | None = "60.00", key: str | None = None
+) -> dict[str, Any]:
     return logic.accept_refund(key or f"key-{refund_id}", request(refund_id, po, amount), refunds, start=False)
 
 
@@ -68,14 +86,23 @@ def run_refund(refunds: RefundsRepository, psp: SimulatedPsp, refund_id: str) ->
 
 
 def invariants(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> Report:
-    return check(repos.payments, repos.wallets, repos.ledger, list(psp.all_charges()), refunds=refunds, psp_refunds=list(psp.all_refunds()))
+    return check(
+        repos.payments,
+        repos.wallets,
+        repos.ledger,
+        list(psp.all_charges()),
+        refunds=refunds,
+        psp_refunds=list(psp.all_refunds()),
+    )
 
 
 def balance(repos: Repos, seller: str = "seller_books") -> int:
     return repos.wallets.balances(seller).get("USD", 0)
 
 
-def test_twenty_concurrent_refunds_of_60_on_70_reserve_exactly_one(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_twenty_concurrent_refunds_of_60_on_70_reserve_exactly_one(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
     # Given a settled order of 70.00, and DynamoDB serialising writes per item as it does in AWS
     moto_patches.install()
     paid(repos, psp, "po_1", 7000)
@@ -119,7 +146,9 @@ def test_without_the_reservation_condition_the_invariant_breaks(repos: Repos, ps
     assert any(v.invariant == 8 and "gave back 12000 of 7000" in v.detail for v in report.violations)
 
 
-def test_a_succeeded_refund_moves_wallet_and_ledger_once(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_a_succeeded_refund_moves_wallet_and_ledger_once(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
     # Given a settled order of 70.00 and a refund of 60.00
     paid(repos, psp, "po_1", 7000)
     resource = accept(refunds, "rf_1", "po_1")
@@ -137,7 +166,9 @@ def test_a_succeeded_refund_moves_wallet_and_ledger_once(repos: Repos, refunds: 
     assert invariants(repos, refunds, psp).violations == []
 
 
-def test_replay_returns_the_same_refund_and_reuse_is_a_conflict(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_replay_returns_the_same_refund_and_reuse_is_a_conflict(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
     from payments.kernel.errors import Conflict
 
     paid(repos, psp, "po_1", 7000)
@@ -160,7 +191,9 @@ def test_amount_omitted_refunds_what_is_left(repos: Repos, refunds: RefundsRepos
         accept(refunds, "rf_3", "po_1", None)
 
 
-def test_refund_fails_token_ends_failed_and_releases_the_reservation(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_refund_fails_token_ends_failed_and_releases_the_reservation(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
     # Given an order paid with tok_refundFails
     paid(repos, psp, "po_1", 7000, token="tok_refundFails")
     accept(refunds, "rf_1", "po_1")
@@ -174,7 +207,9 @@ def test_refund_fails_token_ends_failed_and_releases_the_reservation(repos: Repo
     assert invariants(repos, refunds, psp).violations == []
 
 
-def test_first_outcome_wins_and_the_other_changes_nothing(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_first_outcome_wins_and_the_other_changes_nothing(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
     # Given a pending refund whose PSP refund happened, and whose notification beats the answer
     paid(repos, psp, "po_1", 7000)
     accept(refunds, "rf_1", "po_1")
@@ -192,7 +227,9 @@ def test_first_outcome_wins_and_the_other_changes_nothing(repos: Repos, refunds:
     assert invariants(repos, refunds, psp).violations == []
 
 
-def test_a_decided_refund_is_not_sent_to_the_psp_again(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_a_decided_refund_is_not_sent_to_the_psp_again(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
     paid(repos, psp, "po_1", 7000)
     accept(refunds, "rf_1", "po_1")
     refunds.decide("rf_1", False, failure_reason="refused", source="notification")
@@ -207,7 +244,9 @@ def test_only_a_success_order_can_be_refunded(repos: Repos, refunds: RefundsRepo
     assert refunds.scan_refunds() == []
 
 
-def test_chargeback_and_reversal_move_wallet_and_ledger_once_each(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_chargeback_and_reversal_move_wallet_and_ledger_once_each(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
     # Given a settled order of 70.00
     paid(repos, psp, "po_1", 7000)
     order = repos.payments.get_order("po_1")
@@ -237,7 +276,9 @@ def test_refund_is_refused_after_a_chargeback(repos: Repos, refunds: RefundsRepo
     assert refunds.scan_refunds() == []
 
 
-def test_chargeback_on_a_refunded_order_is_booked_and_flagged(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_chargeback_on_a_refunded_order_is_booked_and_flagged(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
     # Given an order of 70.00 refunded for 60.00
     paid(repos, psp, "po_1", 7000)
     accept(refunds, "rf_1", "po_1")
@@ -255,7 +296,9 @@ def test_chargeback_on_a_refunded_order_is_booked_and_flagged(repos: Repos, refu
     assert invariants(repos, refunds, psp).violations == []
 
 
-def test_a_crash_between_the_psp_refund_and_the_wallet_debit_is_repaired_once(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_a_crash_between_the_psp_refund_and_the_wallet_debit_is_repaired_once(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
     # Given a refund the PSP executed, whose outcome was never applied (the task crashed after the call)
     paid(repos, psp, "po_1", 7000)
     accept(refunds, "rf_1", "po_1")
@@ -271,11 +314,15 @@ def test_a_crash_between_the_psp_refund_and_the_wallet_debit_is_repaired_once(re
     assert invariants(repos, refunds, psp).violations == []
 
 
-def test_parking_keeps_the_reservation_and_flags_the_refund(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_parking_keeps_the_reservation_and_flags_the_refund(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
     paid(repos, psp, "po_1", 7000)
     accept(refunds, "rf_1", "po_1")
     before = LOCAL_COUNTS["RefundNeedsAttention"]
-    parked = logic.park_refund({"refund_id": "rf_1", "step": "execute", "error": {"Error": "PspUnavailable", "Cause": "down"}}, refunds)
+    parked = logic.park_refund(
+        {"refund_id": "rf_1", "step": "execute", "error": {"Error": "PspUnavailable", "Cause": "down"}}, refunds
+    )
     refund = refunds.get("rf_1")
     assert parked["parked"] is True and refund.needs_attention and "PspUnavailable" in (refund.attention_reason or "")
     assert LOCAL_COUNTS["RefundNeedsAttention"] == before + 1
@@ -283,7 +330,9 @@ def test_parking_keeps_the_reservation_and_flags_the_refund(repos: Repos, refund
     assert invariants(repos, refunds, psp).violations == []
 
 
-def test_the_psp_lists_the_days_modifications_for_its_settlement_file(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_psp_lists_the_days_modifications_for_its_settlement_file(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from payments.kernel import clock
     from payments.kernel.config import reset_settings
 
@@ -301,13 +350,18 @@ def test_the_psp_lists_the_days_modifications_for_its_settlement_file(repos: Rep
         ("Chargeback", 2000, charge_ref),
         ("ChargebackReversed", 2000, charge_ref),
     ]
-    assert rows[0]["modification_merchant_reference"] == "rf_1" and rows[1]["modification_reference"] == chargeback["pspReference"]
+    assert (
+        rows[0]["modification_merchant_reference"] == "rf_1"
+        and rows[1]["modification_reference"] == chargeback["pspReference"]
+    )
 
 
 # --- the day's settlement file: Refunded, Chargeback, ChargebackReversed rows, reconciled ---------
 
 
-def settled_day(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch) -> tuple[str, bytes]:
+def settled_day(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, bytes]:
     """A charge of 70.00, a refund of 10.00 SUCCEEDED, a refund FAILED (tok_refundFails), a chargeback
     of 20.00 and its reversal, booked through the notifications; the day settled by the simulator."""
     import boto3
@@ -352,15 +406,26 @@ def test_the_days_settlement_file_has_refund_and_chargeback_rows_as_adyen_writes
     # And each names the payment (Psp Reference, Merchant Reference) and the modification (its references)
     assert {r["Psp Reference"] for r in (refund, chargeback, reversal)} == {charge_ref}
     assert {r["Merchant Reference"] for r in (refund, chargeback, reversal)} == {"po_1"}
-    assert refund["Modification Reference"] == refunds.get("rf_1").psp_reference and refund["Modification Merchant Reference"] == "rf_1"
-    assert chargeback["Modification Reference"] == reversal["Modification Reference"] == refunds.scan_disputes()[0]["dispute_reference"]
+    assert (
+        refund["Modification Reference"] == refunds.get("rf_1").psp_reference
+        and refund["Modification Merchant Reference"] == "rf_1"
+    )
+    assert (
+        chargeback["Modification Reference"]
+        == reversal["Modification Reference"]
+        == refunds.scan_disputes()[0]["dispute_reference"]
+    )
     # And the amounts are on Adyen's sides: refunds and chargebacks debit (the chargeback fee on top, in Markup), reversals credit
     amounts = ("Gross Debit (GC)", "Gross Credit (GC)", "Net Debit (NC)", "Net Credit (NC)", "Markup (NC)")
     assert [refund[c] for c in amounts] == ["10.00", "", "10.00", "", ""]
     assert [chargeback[c] for c in amounts] == ["20.00", "", "30.00", "", "10.00"]
     assert [reversal[c] for c in amounts] == ["", "20.00", "", "20.00", ""]
     # And the payout is the batch's net: the charges' net, less the refund and the chargeback (fee included), plus the reversal
-    settled_net = sum(int(r["Net Credit (NC)"].replace(".", "")) for r in csv.DictReader(io.StringIO(body.decode())) if r["Type"] == "Settled")
+    settled_net = sum(
+        int(r["Net Credit (NC)"].replace(".", ""))
+        for r in csv.DictReader(io.StringIO(body.decode()))
+        if r["Type"] == "Settled"
+    )
     assert int(rows["MerchantPayout"]["Net Debit (NC)"].replace(".", "")) == settled_net - 1000 - 3000 + 2000
 
 
