@@ -163,3 +163,8 @@ def answer_common_problems(app: APIGatewayRestResolver) -> None:
     def _unexpected(error: Exception) -> Response[str]:
         logger.exception("unexpected error")
         return problem(500, "internal-error", "Internal error", "Please retry with the same Idempotency-Key.")
+
+
+def accepted(resource: dict[str, Any], location: str) -> Response[Any]:
+    """202 Accepted with the resource (the same answer on every replay of its Idempotency-Key) and its Location."""
+    return Response(status_code=202, content_type="application/json", body=resource, headers={"Location": location})

@@ -16,15 +16,13 @@ logged; the stored item is processed again on its redelivery).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions import registry
-from functions.payment.guard import header, is_json, json_too_deep
+from functions.payment.guard import body_bytes, header, is_json, json_too_deep
 from functions.payment.problems import PROBLEM_JSON, TYPE_PREFIX
 from payments.kernel import aws, config
 from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, settings
@@ -72,14 +70,9 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
             "Unsupported media type",
             "The body must be application/json (charset utf-8, if given).",
         )
-    raw = event.get("body") or ""
     try:
-        data = (
-            base64.b64decode(raw, validate=True)
-            if event.get("isBase64Encoded")
-            else raw.encode("utf-8", "surrogatepass")
-        )
-    except (binascii.Error, ValueError):
+        data = body_bytes(event.get("body") or "", base64_encoded=bool(event.get("isBase64Encoded")))
+    except ValueError:  # binascii.Error included
         return _malformed("The body is not valid base64.")
     if len(data) > MAX_BODY_BYTES:
         return _problem(413, "payload-too-large", "Payload too large", f"The body exceeds {MAX_BODY_BYTES} bytes.")

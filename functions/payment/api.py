@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from functions.api_kit import (
     IdempotencyKey,
     Identifier,
+    accepted,
     answer_common_problems,
     idempotency_store,
     json_response,
@@ -109,12 +110,7 @@ def create_payment(request: Annotated[PaymentRequest, Body()], idempotency_key: 
             [{"field": f, "message": "payment_order_id is repeated within this checkout"} for f in duplicates]
         )
     resource = _accept_once(command={"idempotency_key": idempotency_key, "request": request.model_dump(mode="json")})
-    return Response(
-        status_code=202,
-        content_type="application/json",
-        body=resource,
-        headers={"Location": f"/v1/payments/{resource['checkout_id']}"},
-    )
+    return accepted(resource, f"/v1/payments/{resource['checkout_id']}")
 
 
 @app.get(

@@ -19,7 +19,6 @@ A route that takes no body never sees one: a GET's body is dropped unread.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from typing import Any
@@ -183,6 +182,12 @@ def _route(path: str, method: str, routes: list[Any]) -> tuple[list[Any], Respon
     return matching, None
 
 
+def body_bytes(raw: str, *, base64_encoded: bool) -> bytes:
+    """The body's bytes as API Gateway hands them over: base64 when ``isBase64Encoded``, else text
+    (a lone surrogate kept, to be refused by the UTF-8 check). ValueError: not valid base64."""
+    return base64.b64decode(raw, validate=True) if base64_encoded else raw.encode("utf-8", "surrogatepass")
+
+
 def _body_text(event: dict[str, Any], raw: str) -> tuple[str, Response[str] | None]:
     """The body as UTF-8 JSON text within the size bound, or why not (415, 400, 413)."""
     media_type = header(event, "Content-Type")
@@ -195,12 +200,8 @@ def _body_text(event: dict[str, Any], raw: str) -> tuple[str, Response[str] | No
             [{"field": "header Content-Type", "message": "must be application/json"}],
         )
     try:
-        data = (
-            base64.b64decode(raw, validate=True)
-            if event.get("isBase64Encoded")
-            else raw.encode("utf-8", "surrogatepass")
-        )
-    except (binascii.Error, ValueError):
+        data = body_bytes(raw, base64_encoded=bool(event.get("isBase64Encoded")))
+    except ValueError:  # binascii.Error included
         return "", malformed("The body is not valid base64.")
     if len(data) > MAX_BODY_BYTES:
         return "", problem(413, "payload-too-large", "Payload too large", f"The body exceeds {MAX_BODY_BYTES} bytes.")

@@ -88,12 +88,7 @@ def _accept_once(command: dict[str, Any]) -> dict[str, Any]:
 )
 def create_refund(request: Annotated[RefundRequest, Body()], idempotency_key: IdempotencyKey) -> Response[RefundOut]:
     resource = _accept_once(command={"idempotency_key": idempotency_key, "request": request.model_dump(mode="json")})
-    return Response(
-        status_code=202,
-        content_type="application/json",
-        body=resource,
-        headers={"Location": f"/v1/refunds/{resource['refund_id']}"},
-    )
+    return api_kit.accepted(resource, f"/v1/refunds/{resource['refund_id']}")
 
 
 @app.get(

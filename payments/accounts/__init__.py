@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from payments.kernel import aws
+from payments.kernel.config import settings
 from payments.kernel.dynamo import query_all, shard_of, to_values
 from payments.payin.repository import PaymentsRepository
 
@@ -19,9 +20,19 @@ class ShardedBook:
     DynamoDB client, and the payments repository whose orders their transactions flag
     (``wallet_updated``, ``ledger_updated``)."""
 
-    def __init__(self, table: str, shards: int, client: Any = None, payments: PaymentsRepository | None = None):
-        self.table = table
-        self.shards = shards
+    #: the settings fields of the book's table and of its shard count (set by each book)
+    table_setting: str
+    shards_setting: str
+
+    def __init__(
+        self,
+        table: str | None = None,
+        shards: int | None = None,
+        client: Any = None,
+        payments: PaymentsRepository | None = None,
+    ):
+        self.table: str = table or getattr(settings(), self.table_setting)
+        self.shards: int = shards or getattr(settings(), self.shards_setting)
         self.ddb = client or aws.client("dynamodb")
         self.payments = payments or PaymentsRepository(client=self.ddb)
 

@@ -37,6 +37,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from payments.accounts import ShardedBook
@@ -46,16 +47,15 @@ from payments.kernel.dynamo import (
     batch_get,
     cancelled_by_condition,
     get_item,
+    put_new,
     query_all,
     query_index,
-    to_item,
     to_values,
     transact_write,
 )
 from payments.kernel.errors import InvariantViolation
 from payments.kernel.money import Money
 from payments.payin.models import OrderRecord
-from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
 
 if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
@@ -174,15 +174,13 @@ class AppendResult:
 
 
 class LedgerRepository(ShardedBook):
-    def __init__(
-        self,
-        table: str | None = None,
-        shards: int | None = None,
-        client: Any = None,
-        payments: PaymentsRepository | None = None,
-    ):
-        super().__init__(table or settings().ledger_table, shards or settings().ledger_total_shards, client, payments)
-        self.psp = settings().psp_name
+    table_setting = "ledger_table"
+    shards_setting = "ledger_total_shards"
+
+    @cached_property
+    def psp(self) -> str:
+        """The PSP whose receivable the ledger's transactions post to (``psp_name``)."""
+        return settings().psp_name
 
     def append_payin(self, order: OrderRecord) -> AppendResult:
         """Book a successful charge: debit the PSP receivable, credit the seller."""
@@ -214,13 +212,7 @@ class LedgerRepository(ShardedBook):
         refusal = transact_write(
             self.ddb,
             [
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": to_item(item),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
+                put_new(self.table, item),
                 self._totals_update(shard, amount),
                 self._account_totals_update(seller, shard, credits=amount, debits=Money.zero(amount.currency)),
                 self.payments.order_flag_update(order.payment_order_id, "ledger_updated"),
@@ -289,13 +281,7 @@ class LedgerRepository(ShardedBook):
         shard = self._shard(txn_id)
         nothing = Money.zero(amount.currency)
         return [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(item),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            put_new(self.table, item),
             self._totals_update(shard, amount),
             self._account_totals_update(
                 seller, shard, credits=amount if to_seller else nothing, debits=nothing if to_seller else amount

@@ -23,21 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 from payments.accounts import ShardedBook
 from payments.kernel import clock
-from payments.kernel.config import settings
 from payments.kernel.dynamo import (
     batch_get,
     cancelled_by_condition,
     get_item,
+    put_new,
     query_all,
     shard_of,
-    to_item,
     to_values,
     transact_write,
 )
 from payments.kernel.errors import InvariantViolation
 from payments.kernel.money import Money
 from payments.payin.models import OrderRecord
-from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
 
 if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
@@ -54,14 +52,8 @@ class CreditResult:
 
 
 class WalletRepository(ShardedBook):
-    def __init__(
-        self,
-        table: str | None = None,
-        shards: int | None = None,
-        client: Any = None,
-        payments: PaymentsRepository | None = None,
-    ):
-        super().__init__(table or settings().wallets_table, shards or settings().wallet_shards, client, payments)
+    table_setting = "wallets_table"
+    shards_setting = "wallet_shards"
 
     def credit(self, order: OrderRecord) -> CreditResult:
         if order.status is not OrderStatus.SUCCESS:
@@ -83,13 +75,7 @@ class WalletRepository(ShardedBook):
         refusal = transact_write(
             self.ddb,
             [
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": to_item(marker),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
+                put_new(self.table, marker),
                 self._balance_update(order.seller_account, shard, amount, counter="credits"),
                 self.payments.order_flag_update(order.payment_order_id, "wallet_updated"),
             ],
@@ -125,13 +111,7 @@ class WalletRepository(ShardedBook):
             "applied_at": clock.now_iso(),
         }
         return [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(marker),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            put_new(self.table, marker),
             self._balance_update(seller_account, shard, delta, counter="adjustments"),
         ]
 

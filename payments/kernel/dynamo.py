@@ -7,12 +7,15 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from payments.kernel.errors import StoreUnavailable
+
+if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -33,6 +36,12 @@ TRANSIENT_CODES = frozenset(
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def put_new(table: str, values: dict[str, Any]) -> TransactWriteItemTypeDef:
+    """A TransactWriteItems ``Put`` of a new item: its condition (no item with this key yet) cancels
+    the whole transaction when the item exists, so a retry of the transaction writes nothing twice."""
+    return {"Put": {"TableName": table, "Item": to_item(values), "ConditionExpression": "attribute_not_exists(pk)"}}
 
 
 def to_values(values: dict[str, Any]) -> dict[str, Any]:

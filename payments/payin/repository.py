@@ -35,9 +35,9 @@ from payments.kernel.dynamo import (
     from_item,
     get_item,
     is_condition_failure,
+    put_new,
     query_all,
     shard_of,
-    to_item,
     to_values,
     transact_write,
     transient_as_store_unavailable,
@@ -125,16 +125,7 @@ class PaymentsRepository:
             items.append({"pk": f"ORDER#{order.payment_order_id}", "sk": "ORDER", **order.model_dump(mode="json")})
         refusal = transact_write(
             self.ddb,
-            [
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": to_item(item),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for item in items
-            ],
+            [put_new(self.table, item) for item in items],
         )
         if refusal is None:
             return CreateOutcome(payment, created=True)

@@ -43,7 +43,15 @@ from botocore.exceptions import ClientError
 
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.dynamo import cancelled_by_condition, from_item, query_all, query_index, to_item, to_values
+from payments.kernel.dynamo import (
+    cancelled_by_condition,
+    from_item,
+    put_new,
+    query_all,
+    query_index,
+    to_item,
+    to_values,
+)
 from payments.kernel.errors import InvariantViolation, PspOutcomeUnknown, PspUnavailable
 from payments.kernel.pan import contains_pan
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
@@ -472,20 +480,8 @@ class SimulatedPsp:
         try:
             self.ddb.transact_write_items(
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item(outcome_item),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item(charge_item),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
+                    put_new(self.table, outcome_item),
+                    put_new(self.table, charge_item),
                 ]
             )
         except ClientError as err:

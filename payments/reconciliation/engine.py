@@ -405,6 +405,26 @@ def merge_join(
     )
 
 
+def _missing_in_settlement(
+    led: LedgerEntry | LedgerAdjustment, reference: str | None, at: str, **extra: Any
+) -> Mismatch:
+    """A ledger booking (charge, or refund/chargeback/reversal) that the file does not hold,
+    classified by when it was made (``at``: near midnight it may settle the next day)."""
+    cls, rule = rules.missing_in_settlement(at)
+    return Mismatch(
+        MISSING_IN_SETTLEMENT,
+        reference,
+        led.payment_order_id,
+        led.currency,
+        None,
+        led.amount_minor,
+        cls,
+        rule,
+        seller_account=led.seller_account,
+        **extra,
+    )
+
+
 class _Join:
     """The state of one merge join of the settled rows with the ledger: the outcomes (in
     ``out``), the matched count, the seller accounts seen and the point lookups used."""
@@ -503,30 +523,18 @@ class _Join:
                     **common,
                 )
             )
-        elif led.currency != row.currency:
-            cls, rule = rules.CURRENCY
+        elif led.currency != row.currency or led.amount_minor != row.amount_minor:
+            currency_differs = led.currency != row.currency
+            cls, rule = rules.CURRENCY if currency_differs else rules.AMOUNT
             self.out.add(
                 Mismatch(
-                    CURRENCY_MISMATCH,
+                    CURRENCY_MISMATCH if currency_differs else AMOUNT_MISMATCH,
                     currency=row.currency,
                     settlement_amount_minor=row.amount_minor,
                     ledger_amount_minor=led.amount_minor,
                     classification=cls,
                     rule=rule,
-                    ledger_currency=led.currency,
-                    **common,
-                )
-            )
-        elif led.amount_minor != row.amount_minor:
-            cls, rule = rules.AMOUNT
-            self.out.add(
-                Mismatch(
-                    AMOUNT_MISMATCH,
-                    currency=row.currency,
-                    settlement_amount_minor=row.amount_minor,
-                    ledger_amount_minor=led.amount_minor,
-                    classification=cls,
-                    rule=rule,
+                    ledger_currency=led.currency if currency_differs else None,
                     **common,
                 )
             )
@@ -563,20 +571,7 @@ class _Join:
 
     def missing(self, led: LedgerEntry) -> None:
         self.note_seller(led)
-        cls, rule = rules.missing_in_settlement(led.charged_at)
-        self.out.add(
-            Mismatch(
-                MISSING_IN_SETTLEMENT,
-                led.psp_reference,
-                led.payment_order_id,
-                led.currency,
-                None,
-                led.amount_minor,
-                cls,
-                rule,
-                seller_account=led.seller_account,
-            )
-        )
+        self.out.add(_missing_in_settlement(led, led.psp_reference, led.charged_at))
 
 
 def _match_adjustments(
@@ -715,20 +710,8 @@ class _AdjustmentMatch:
         for led in sorted(self.by_txn.values(), key=attrgetter("txn_id")):
             self.note_seller(led)
             self.counts[led.record_type]["missing_in_settlement"] += 1
-            cls, rule = rules.missing_in_settlement(led.booked_at)
             self.out.add(
-                Mismatch(
-                    MISSING_IN_SETTLEMENT,
-                    led.psp_reference or led.txn_id,
-                    led.payment_order_id,
-                    led.currency,
-                    None,
-                    led.amount_minor,
-                    cls,
-                    rule,
-                    seller_account=led.seller_account,
-                    record_type=led.record_type,
-                )
+                _missing_in_settlement(led, led.psp_reference or led.txn_id, led.booked_at, record_type=led.record_type)
             )
 
 

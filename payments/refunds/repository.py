@@ -42,8 +42,8 @@ from payments.kernel.dynamo import (
     cancelled_by_condition,
     conditional_write,
     get_item,
+    put_new,
     scan_sort_key,
-    to_item,
     to_values,
     transact_write,
 )
@@ -140,13 +140,7 @@ class RefundsRepository:
             refusal = transact_write(
                 self.ddb,
                 [
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item(item),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
+                    put_new(self.table, item),
                     {
                         "Update": {
                             "TableName": self.table,
@@ -339,13 +333,7 @@ class RefundsRepository:
             "booked_at": now,
         }
         items: list[TransactWriteItemTypeDef] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(dispute),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            put_new(self.table, dispute),
             {
                 "Update": {
                     "TableName": self.table,
