@@ -395,6 +395,7 @@ class RefundsRepository:
         adjustment = f"chargeback_reversed:{dispute_reference}"
         dispute = self.find_dispute(dispute_reference)
         if dispute is None:
+            count("ReversalBeforeChargeback")  # out-of-order delivery: the queue retries it later
             raise ChargebackNotBooked(f"reversal of chargeback {dispute_reference} arrived before the chargeback")
         if dispute.get("reversed_minor") is not None:
             if dispute["reversed_minor"] == amount_minor:

@@ -5,10 +5,11 @@ autouse fixture checks every invariant (8 included) after each test."""
 from __future__ import annotations
 
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from payments.kernel.observability import LOCAL_COUNTS
+from payments.notifications.store import NotificationStore
 from payments.psp.simulator import SimulatedPsp
 from payments_dev.local.client import ApiClient
 from payments_dev.local.runtime import wait_until
@@ -39,15 +40,18 @@ def wait_refund(api: ApiClient, refund_id: str) -> dict[str, Any]:
     return seen["body"]
 
 
-def balance_becomes(api: ApiClient, seller: str, amount: str) -> None:
-    """Notifications are applied asynchronously (queue -> consumer): wait for the balance, then check it stays."""
+def balance_becomes(api: ApiClient, seller: str, po: str, amount: str) -> None:
+    """Notifications are applied asynchronously (queue -> consumer): wait until every stored
+    notification of the order has been processed (each has its outcome), then check the balance:
+    a notification applied twice, or late, would have moved it by then."""
 
-    def reached() -> bool:
-        return api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": amount}]
+    def all_processed() -> bool:
+        return all("outcome" in n for n in NotificationStore().scan() if n["merchant_reference"] == po)
 
-    assert wait_until(reached, 30, interval=0.1), api.wallet(seller).body
-    time.sleep(0.5)
-    assert reached(), api.wallet(seller).body
+    assert wait_until(all_processed, 30, interval=0.1), [
+        n for n in NotificationStore().scan() if n["merchant_reference"] == po
+    ]
+    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": amount}], api.wallet(seller).body
 
 
 def notify(api: ApiClient, *items: dict[str, Any]) -> Any:
@@ -105,7 +109,7 @@ def test_notifications_bad_signature_duplicates_and_a_chargeback_with_its_revers
     for _ in range(2):
         reply = notify(api, chargeback)
         assert reply.status == 200 and reply.body == "[accepted]"
-    balance_becomes(api, seller, "0.00")
+    balance_becomes(api, seller, po, "0.00")
     rf = unique("rf")
     refused = refund(api, {"refund_id": rf, "payment_order_id": po, "amount": "1.00", "currency": "USD"}, "k-" + rf)
     assert refused.status == 409 and refused.body["type"] == "urn:payments:problem:order-not-refundable"
@@ -113,7 +117,7 @@ def test_notifications_bad_signature_duplicates_and_a_chargeback_with_its_revers
     reversal = psp.reverse_chargeback(chargeback["pspReference"])
     notify(api, reversal)
     notify(api, reversal)
-    balance_becomes(api, seller, "70.00")
+    balance_becomes(api, seller, po, "70.00")
 
 
 def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(api: ApiClient) -> None:
@@ -122,9 +126,10 @@ def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(ap
     psp = SimulatedPsp()
     chargeback = psp.raise_chargeback(po, 2500)
     reversal = psp.reverse_chargeback(chargeback["pspReference"])
+    deferred = LOCAL_COUNTS["ReversalBeforeChargeback"]
     assert notify(api, reversal).status == 200
-    time.sleep(1.0)
-    # Then the reversal is not applied before its chargeback (it stays on the queue)
+    # Then the consumer sees the reversal and defers it (it stays on the queue), not applied
+    assert wait_until(lambda: LOCAL_COUNTS["ReversalBeforeChargeback"] > deferred, 30, interval=0.05)
     assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "70.00"}]
     # When the chargeback arrives, the queue redelivers the reversal, and both apply once
     assert notify(api, chargeback).status == 200
@@ -138,7 +143,7 @@ def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(ap
         }
 
     assert wait_until(lambda: outcomes() == {"CHARGEBACK": "APPLIED", "CHARGEBACK_REVERSED": "APPLIED"}, 30), outcomes()
-    balance_becomes(api, seller, "70.00")
+    balance_becomes(api, seller, po, "70.00")
 
 
 def test_payments_psp_chargeback_raises_one_and_delivers_it(api: ApiClient, runtime: Any, capsys: Any) -> None:
@@ -154,11 +159,11 @@ def test_payments_psp_chargeback_raises_one_and_delivers_it(api: ApiClient, runt
     printed = capsys.readouterr().out
     # Then its signed notification was accepted and the seller lost 10.00 once
     assert "notification delivered: 200 [accepted]" in printed
-    balance_becomes(api, seller, "60.00")
+    balance_becomes(api, seller, po, "60.00")
     dispute = printed.split()[1]
     # and its reversal gives it back
     assert main(["psp", "chargeback-reversed", dispute, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
-    balance_becomes(api, seller, "70.00")
+    balance_becomes(api, seller, po, "70.00")
 
 
 def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mismatches(api: ApiClient) -> None:
@@ -181,9 +186,9 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
     psp = SimulatedPsp()
     chargeback = psp.raise_chargeback(po, 2000)
     assert notify(api, chargeback).status == 200
-    balance_becomes(api, seller, "35.00")
+    balance_becomes(api, seller, po, "35.00")
     assert notify(api, psp.reverse_chargeback(chargeback["pspReference"])).status == 200
-    balance_becomes(api, seller, "55.00")
+    balance_becomes(api, seller, po, "55.00")
 
     # When the PSP settles the day (the S3 trigger reconciles the file; an earlier test's report of
     # the day is removed first, to see the new one)
