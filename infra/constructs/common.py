@@ -17,6 +17,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -113,3 +114,18 @@ def asl_state_machine(
         f"granted on {invoked_functions} only.",
     )
     return machine
+
+
+def dead_letter_queue(scope: Construct, construct_id: str, *, stage: Stage, name: str, why: str) -> sqs.Queue:
+    """A dead-letter queue: encrypted, TLS only, kept 14 days (what failed is the evidence); it has
+    no dead-letter queue of its own (cdk-nag SQS3, acknowledged with ``why``)."""
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        queue_name=stage.resource_name(name),
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=cdk.Duration.days(14),
+    )
+    acknowledge(queue, "AwsSolutions-SQS3", why)
+    return queue

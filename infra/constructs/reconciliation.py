@@ -40,12 +40,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions import registry
-from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
+from infra.constructs.common import asl_state_machine, dead_letter_queue, fixed_name_state_machine_arns, stage_log_group
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
@@ -132,19 +131,15 @@ class Reconciliation(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN,  # settlement files are the evidence of money movements
         )
 
-        self.dead_letters = sqs.Queue(
+        self.dead_letters = dead_letter_queue(
             self,
             "DeadLetters",
-            queue_name=stage.resource_name("reconcile-dlq"),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter destination of the reconcile function; its depth raises an "
-            "alarm and an operator replays its messages.",
+            stage=stage,
+            name="reconcile-dlq",
+            why=(
+                "This queue is itself the dead-letter destination of the reconcile function; its depth raises an "
+                "alarm and an operator replays its messages."
+            ),
         )
         machine_arn, child_executions_arn = reconcile_state_machine_arns(self, stage)
         self.function = PaymentsFunction(
