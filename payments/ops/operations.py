@@ -204,15 +204,20 @@ def wait_execution(arn: str, timeout: float, interval: float = 0.5) -> str:
 
 
 def wait_payment(checkout_id: str, since: str, timeout: float, repo: PaymentsRepository, interval: float = 0.5) -> str:
-    """The outcome of an Express re-run, seen in the payments table once its FinalizePayment wrote the
-    payment (``updated_at`` after ``since``): SUCCEEDED when it is done, PARKED when an order is still
-    parked; TIMED_OUT when no finalize came in time (an Express execution lives at most 5 minutes)."""
+    """The outcome of an Express re-run, seen in the payments table: SUCCEEDED once the payment is
+    done; PARKED once an order was parked again at or after ``since`` (its ``attention_flagged_at``:
+    this re-run's FinalizePayment, or another execution's, gave up on it again); TIMED_OUT when
+    neither came in time (an Express execution lives at most 5 minutes).
+
+    Only a new parking counts: the orders this re-run was started for are still flagged from before
+    until it settles them, and other writers (a recovery re-drive claiming the payment, another
+    execution's steps) touch ``updated_at`` meanwhile; neither is this re-run's outcome."""
     deadline = time.monotonic() + min(timeout, 330.0)
     while True:
         payment = repo.get(checkout_id)
         if payment.is_payment_done:
             return "SUCCEEDED"
-        if (payment.updated_at or "") >= since and any(o.needs_attention for o in repo.orders_of(payment)):
+        if any(o.needs_attention and (o.attention_flagged_at or "") >= since for o in repo.orders_of(payment)):
             return "PARKED"
         if time.monotonic() > deadline:
             return "TIMED_OUT"

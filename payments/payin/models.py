@@ -261,6 +261,8 @@ class OrderRecord(BaseModel):
     ledger_updated: bool = False
     needs_attention: bool = False
     attention_reason: str | None = None
+    #: when it was last parked (an operator's resume tells "parked again" from "parked before it started")
+    attention_flagged_at: str | None = None
     #: every status this order has had, in order, with the time (invariant 5 is checked on it)
     status_history: list[dict[str, str]] = Field(default_factory=list)
     #: late or duplicate signals that were recorded but not applied

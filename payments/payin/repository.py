@@ -377,7 +377,8 @@ def set_attention(client: Any, table: str, key: dict[str, Any], reason: str) -> 
         client.update_item(
             TableName=table,
             Key=key,
-            UpdateExpression="SET needs_attention = :yes, attention_reason = :reason, updated_at = :now",
+            UpdateExpression="SET needs_attention = :yes, attention_reason = :reason, attention_flagged_at = :now, "
+            "updated_at = :now",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues=to_values({":yes": True, ":reason": reason[:1000], ":now": clock.now_iso()}),
         )

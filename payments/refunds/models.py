@@ -95,6 +95,7 @@ class RefundRecord(BaseModel):
     request_fingerprint: str = ""
     needs_attention: bool = False
     attention_reason: str | None = None
+    attention_flagged_at: str | None = None
     anomalies: list[dict[str, str]] = Field(default_factory=list)
     created_at: str = ""
     updated_at: str = ""

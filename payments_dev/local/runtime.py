@@ -110,9 +110,14 @@ class RecoverySchedule:
         self._stop.set()
         self._thread.join(timeout=30)
 
-    def run_now(self) -> Any:
-        """One recovery run, through the in-process Lambda dispatcher (as the schedule invokes it)."""
+    def run_now(self, *, only_if_enabled: bool = False) -> Any:
+        """One recovery run, through the in-process Lambda dispatcher (as the schedule invokes it).
+
+        ``only_if_enabled`` (the schedule's own tick) reads ``enabled`` under the run lock, so a run
+        never starts after :meth:`pause`-style code set it False and took the lock once."""
         with self._lock:  # one run at a time, as a reserved concurrency of 1 would
+            if only_if_enabled and not self.enabled:
+                return None
             event = {"source": "aws.events", "detail-type": "Scheduled Event"}
             payload, _errored = lambdas.DISPATCHER.invoke(registry.RECOVERY.local_name, event)
             self.runs += 1
@@ -121,7 +126,7 @@ class RecoverySchedule:
     def _loop(self) -> None:
         while not self._stop.wait(max(0.2, self.interval)):
             if self.enabled:
-                self.run_now()
+                self.run_now(only_if_enabled=True)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
