@@ -236,7 +236,7 @@ NOTIFICATIONS = Function(
 )
 NOTIFICATIONS_CONSUMER = Function(
     name="notifications_consumer",
-    description="Applies stored PSP notifications (AUTHORISATION, REFUND, CHARGEBACK, CHARGEBACK_REVERSED) once, forward only",
+    description="Applies stored PSP notifications (AUTHORISATION, REFUND, CHARGEBACK, CHARGEBACK_REVERSED, SECOND_CHARGEBACK) once, forward only",
     memory_mb=512,
     timeout_s=30,
     tables=(

@@ -276,6 +276,8 @@ class Refunds(Construct):
                     _metric("RefundSucceeded", registry.REFUNDS.name),
                     _metric("RefundFailed", registry.REFUNDS.name),
                     _metric("ChargebackBooked", registry.NOTIFICATIONS_CONSUMER.name),
+                    _metric("ChargebackReversed", registry.NOTIFICATIONS_CONSUMER.name),
+                    _metric("SecondChargebackBooked", registry.NOTIFICATIONS_CONSUMER.name),
                     _metric("NotificationReceived", registry.NOTIFICATIONS.name),
                     _metric("NotificationSignatureRejected", registry.NOTIFICATIONS.name),
                 ],

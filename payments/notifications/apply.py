@@ -4,12 +4,14 @@
   idempotent wallet credit and ledger append; otherwise FAILED);
 * ``REFUND`` decides a pending refund by ``success`` (first outcome wins);
 * ``CHARGEBACK`` takes ``amount`` off the seller (wallet and ledger, once per dispute);
-* ``CHARGEBACK_REVERSED`` gives it back (once; before its chargeback: retried later).
+* ``CHARGEBACK_REVERSED`` gives it back (once; before its chargeback: retried later);
+* ``SECOND_CHARGEBACK`` takes it off again (once; before its reversal: retried later).
 
 Anything else is stored and IGNORED. An item for another merchant account, for an unknown
 order or refund, or contradicting what is stored is an ANOMALY: recorded, never applied, and
 never a backwards move. ``merchantReference`` is our payment_order_id (a refund's: our
-refund_id); ``originalReference`` the charge's psp_reference.
+refund_id); ``originalReference`` the charge's psp_reference (absent on some dispute events:
+see :func:`_dispute`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from payments.kernel.observability import count, logger
 from payments.notifications.store import NotificationStore
 from payments.payin.status import OrderStatus
 from payments.refunds.models import RefundStatus
-from payments.refunds.repository import RefundsRepository
+from payments.refunds.repository import ChargebackNotBooked, RefundsRepository
 
 
 def process(notification_id: str, store: NotificationStore, refunds: RefundsRepository) -> str:
@@ -55,29 +57,50 @@ def apply_item(item: dict[str, Any], refunds: RefundsRepository) -> tuple[str, s
         return _authorisation(item, success, value, currency, refunds)
     if code == "REFUND":
         return _refund(item, success, value, currency, refunds)
-    if code in ("CHARGEBACK", "CHARGEBACK_REVERSED"):
+    if code in DISPUTE_EVENTS:
         if not success:
             return "IGNORED", f"{code} with success=false"
-        order = refunds.payments.find_order(str(item.get("merchantReference") or ""))
-        if order is None or order.psp_reference != item.get("originalReference"):
-            return (
-                "ANOMALY",
-                f"{code} for an unknown charge {item.get('originalReference')} / {item.get('merchantReference')}",
-            )
-        if not isinstance(value, int):
-            return "ANOMALY", f"{code} without an integer amount"
-        notified = _money(value, currency)
-        if notified is None:
-            return "ANOMALY", f"{code} of {value} {currency} on an order in {order.currency}"
-        book = refunds.book_chargeback if code == "CHARGEBACK" else refunds.reverse_chargeback
-        booked = book(order, str(item["pspReference"]), notified)
-        if booked.anomaly:
-            return "ANOMALY", booked.anomaly
-        detail = "booked" if booked.applied else "already booked"
-        if booked.needs_attention:
-            detail += "; order flagged NEEDS_ATTENTION (refunds and chargebacks exceed the charge)"
-        return ("APPLIED" if booked.applied else "DUPLICATE"), detail
+        return _dispute(item, code, value, currency, refunds)
     return "IGNORED", f"event code {code!r} is not handled"
+
+
+#: the dispute events that move money, and what books each (all keyed by the dispute's pspReference)
+DISPUTE_EVENTS = ("CHARGEBACK", "CHARGEBACK_REVERSED", "SECOND_CHARGEBACK")
+
+
+def _dispute(item: dict[str, Any], code: str, value: Any, currency: Any, refunds: RefundsRepository) -> tuple[str, str]:
+    """Book a dispute event on the charge it names. Adyen keeps one ``pspReference`` for every
+    notification of a dispute, and sends ``originalReference`` (the payment's) on the CHARGEBACK
+    but not always on what follows (its CHARGEBACK_REVERSED and SECOND_CHARGEBACK examples have
+    none): a later step without it is tied to its charge by the booked dispute instead."""
+    dispute_reference = str(item.get("pspReference") or "")
+    original = item.get("originalReference")
+    order = refunds.payments.find_order(str(item.get("merchantReference") or ""))
+    if order is None and not original and code != "CHARGEBACK":
+        known = refunds.find_dispute(dispute_reference)
+        if known is None:  # nothing names the charge yet: its CHARGEBACK may still be on its way
+            count("DisputeStepBeforeChargeback")
+            raise ChargebackNotBooked(f"{code} of dispute {dispute_reference} names no charge, and none is booked yet")
+        order = refunds.payments.find_order(known["payment_order_id"])
+    if order is None or ((original or code == "CHARGEBACK") and order.psp_reference != original):
+        return "ANOMALY", f"{code} for an unknown charge {original} / {item.get('merchantReference')}"
+    if not isinstance(value, int):
+        return "ANOMALY", f"{code} without an integer amount"
+    notified = _money(value, currency)
+    if notified is None:
+        return "ANOMALY", f"{code} of {value} {currency} on an order in {order.currency}"
+    book = {
+        "CHARGEBACK": refunds.book_chargeback,
+        "CHARGEBACK_REVERSED": refunds.reverse_chargeback,
+        "SECOND_CHARGEBACK": refunds.book_second_chargeback,
+    }[code]
+    booked = book(order, dispute_reference, notified)
+    if booked.anomaly:
+        return "ANOMALY", booked.anomaly
+    detail = "booked" if booked.applied else "already booked"
+    if booked.needs_attention:
+        detail += "; order flagged NEEDS_ATTENTION (refunds and chargebacks exceed the charge)"
+    return ("APPLIED" if booked.applied else "DUPLICATE"), detail
 
 
 def _authorisation(

@@ -1,4 +1,5 @@
-"""``payments psp chargeback PAYMENT_ORDER_ID [--amount A]`` (and ``chargeback-reversed``).
+"""``payments psp chargeback PAYMENT_ORDER_ID [--amount A]`` (and ``chargeback-reversed``,
+``second-chargeback``, by the dispute reference the chargeback printed).
 
 The simulated PSP raises a chargeback (recorded at the PSP, a row in the day's file) and
 delivers its signed CHARGEBACK notification to the API, as the real PSP's webhook would.
@@ -33,15 +34,19 @@ def add_psp_commands(subparsers: Any) -> None:
     )
     chargeback.add_argument("payment_order_id")
     chargeback.add_argument("--amount", help="decimal amount in the order's currency (default: the whole charge)")
-    reversed_ = actions[0].add_parser(
-        "chargeback-reversed", help="reverse a chargeback (by its dispute reference) and deliver its notification"
-    )
-    reversed_.add_argument("dispute_reference")
-    for command in (chargeback, reversed_):
+    chargeback.set_defaults(func=_chargeback)
+    commands = [chargeback]
+    for name, step, help_text in (
+        ("chargeback-reversed", "reverse_chargeback", "reverse a chargeback (the defence won)"),
+        ("second-chargeback", "second_chargeback", "charge a reversed chargeback back again (the defence lost)"),
+    ):
+        command = actions[0].add_parser(name, help=f"{help_text}, by its dispute reference; deliver its notification")
+        command.add_argument("dispute_reference")
+        command.set_defaults(func=_dispute_step, step=step)
+        commands.append(command)
+    for command in commands:
         command.add_argument("--endpoint", help="AWS-compatible endpoint URL (default: AWS_ENDPOINT_URL)")
         command.add_argument("--api", help="API base URL (default: PAYMENTS_API_URL, else the endpoint's port - 1)")
-    chargeback.set_defaults(func=_chargeback)
-    reversed_.set_defaults(func=_reversed)
 
 
 def _setup(args: argparse.Namespace) -> str:
@@ -77,12 +82,18 @@ def _chargeback(args: argparse.Namespace) -> int:
     return deliver(api, item)
 
 
-def _reversed(args: argparse.Namespace) -> int:
-    from payments.psp.simulator import SimulatedPsp
+def _dispute_step(args: argparse.Namespace) -> int:
+    from payments.psp.simulator import PspRequestRejected, SimulatedPsp
 
     api = _setup(args)
-    item = SimulatedPsp().reverse_chargeback(args.dispute_reference)
-    print(f"chargeback {args.dispute_reference} reversed")
+    try:
+        item = getattr(SimulatedPsp(), args.step)(args.dispute_reference)
+    except PspRequestRejected as err:
+        print(f"refused by the PSP: {err}")
+        return 1
+    print(
+        f"{item['eventCode']} for dispute {args.dispute_reference}: {item['amount']['value']} {item['amount']['currency']}"
+    )
     return deliver(api, item)
 
 

@@ -259,6 +259,9 @@ def _check_money_back(
         if dispute.get("reversed_minor") is not None:
             reversed_[order_id] += dispute["reversed_minor"]
             expected[f"chargeback_reversed:{ref}"] = (dispute["reversed_minor"], order_id)
+        if dispute.get("second_minor") is not None:  # charged back again after the reversal
+            charged_back[order_id] += dispute["second_minor"]
+            expected[f"second_chargeback:{ref}"] = (-dispute["second_minor"], order_id)
     for adjustment_id in set(expected) | set(wallet_adjustments) | set(ledger_adjustments):
         report.checks[8] += 1
         amount, order_id = expected.get(adjustment_id, (0, "?"))

@@ -20,13 +20,14 @@ Item layout of the PSP table (``pk``, ``sk``):
 * ``ATTEMPTS#<idempotency key>`` / ``ATTEMPTS``  how many calls the key has seen (drives the flaky tokens)
 * ``REFUND#<refund_id>`` / ``REFUND``       one refund (succeeded or failed), keyed by our refund_id
 * ``DISPUTE#<dispute reference>`` / ``DISPUTE``  a chargeback raised by the cardholder's bank,
-  and once reversed its reversal
+  and once reversed (once charged back again) the times of its later steps
 * ``REVERSAL#<dispute reference>`` / ``REVERSAL``  the reversal of a chargeback, on its own day
+* ``SECOND#<dispute reference>`` / ``SECOND``  the second chargeback after a reversal, on its own day
 
-Refunds (succeeded or not), disputes and reversals carry ``modification_day``: the sparse index
+Refunds (succeeded or not), disputes, reversals and second chargebacks carry ``modification_day``: the sparse index
 ``by_modification_day`` lists a day's modifications for its settlement file (no Scan).
 
-Refunds, chargebacks and reversals are announced by signed notifications in Adyen's standard
+Refunds, chargebacks, reversals and second chargebacks are announced by signed notifications in Adyen's standard
 format (:meth:`SimulatedPsp.notification`); the caller delivers them.
 
 The key item and the charge item are written in one transaction conditioned on
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -46,6 +48,7 @@ from payments.kernel.config import settings
 from payments.kernel.dynamo import (
     cancelled_by_condition,
     from_item,
+    is_condition_failure,
     put_new,
     query_all,
     query_index,
@@ -69,7 +72,28 @@ TIMEOUT_TOKEN = "tok_pspTimeout"
 REFUND_FAILS_TOKEN = "tok_refundFails"
 MERCHANT_ACCOUNT = "PaymentsMarketplaceECOM"
 #: the order of a day's modifications made in one millisecond (a reversal never precedes its chargeback)
-_RANK = {"Refunded": 0, "Chargeback": 1, "ChargebackReversed": 2}
+_RANK = {"Refunded": 0, "Chargeback": 1, "ChargebackReversed": 2, "SecondChargeback": 3}
+
+
+@dataclass(frozen=True)
+class _DisputeStep:
+    """A later step of a dispute at the PSP: its notification, its item and the times it keeps."""
+
+    event_code: str
+    record_type: str  # the settlement row it becomes
+    sk: str  # its own item: ``<sk>#<dispute>`` / ``<sk>``
+    at: str  # when it happened (on the dispute item and its own)
+    day: str  # its UTC day, on the dispute item (the index lists its own item on it)
+    after: str | None  # the dispute's attribute it needs first (None: the chargeback is enough)
+    requires: str  # what is missing when ``after`` is (for the refusal's message)
+
+
+_REVERSAL = _DisputeStep(
+    "CHARGEBACK_REVERSED", "ChargebackReversed", "REVERSAL", "reversed_at", "reversal_day", None, "chargeback"
+)
+_SECOND = _DisputeStep(
+    "SECOND_CHARGEBACK", "SecondChargeback", "SECOND", "second_at", "second_day", "reversed_at", "reversal"
+)
 
 
 def new_psp_reference() -> str:
@@ -259,36 +283,53 @@ class SimulatedPsp:
 
     def reverse_chargeback(self, dispute_reference: str) -> dict[str, Any]:
         """The merchant's defence won: the dispute's funds come back (CHARGEBACK_REVERSED)."""
+        return self._dispute_step(dispute_reference, _REVERSAL)
+
+    def second_chargeback(self, dispute_reference: str) -> dict[str, Any]:
+        """The defence was rejected after the reversal: the funds are deducted again (SECOND_CHARGEBACK,
+        for the amount reversed). Refused for a dispute that was not reversed."""
+        return self._dispute_step(dispute_reference, _SECOND)
+
+    def _dispute_step(self, dispute_reference: str, step: _DisputeStep) -> dict[str, Any]:
+        """Record a later step of a dispute once (its time kept on the dispute item, the step on an
+        item of its own) and return its notification item; keyed by the dispute, as Adyen keeps one
+        pspReference for a dispute's notifications."""
         key = self.webhook_key()
         now = clock.now_iso()
-        response = self.ddb.update_item(
-            TableName=self.table,
-            Key=_key(f"DISPUTE#{dispute_reference}", "DISPUTE"),
-            UpdateExpression="SET reversed_at = if_not_exists(reversed_at, :now), reversal_day = if_not_exists(reversal_day, :day)",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=to_values({":now": now, ":day": clock.day_of(now)}),
-            ReturnValues="ALL_NEW",
-        )
+        try:
+            response = self.ddb.update_item(
+                TableName=self.table,
+                Key=_key(f"DISPUTE#{dispute_reference}", "DISPUTE"),
+                UpdateExpression=f"SET {step.at} = if_not_exists({step.at}, :now), {step.day} = if_not_exists({step.day}, :day)",
+                ConditionExpression="attribute_exists(pk)"
+                + (f" AND attribute_exists({step.after})" if step.after else ""),
+                ExpressionAttributeValues=to_values({":now": now, ":day": clock.day_of(now)}),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as err:
+            if not is_condition_failure(err):
+                raise
+            raise PspRequestRejected(f"no {step.requires} for dispute {dispute_reference}") from err
         d = from_item(response.get("Attributes"))
         if d is None:
             raise InvariantViolation(f"dispute {dispute_reference} was updated but not returned")
-        # the reversal on its own item, so that the index lists it on its own day (the dispute
-        # item is listed on the chargeback's): the same content whenever it is written again
-        reversal = {
-            "pk": f"REVERSAL#{dispute_reference}",
-            "sk": "REVERSAL",
+        # the step on its own item, so that the index lists it on its own day (the dispute item is
+        # listed on the chargeback's): the same content whenever it is written again
+        record = {
+            "pk": f"{step.sk}#{dispute_reference}",
+            "sk": step.sk,
             **{
                 k: d[k]
                 for k in ("dispute_reference", "payment_order_id", "original_reference", "amount_minor", "currency")
                 if k in d
             },
             "payment_method": d.get("payment_method", "visa"),
-            "reversed_at": d["reversed_at"],
-            "modification_day": d["reversal_day"],
+            step.at: d[step.at],
+            "modification_day": d[step.day],
         }
-        self.ddb.put_item(TableName=self.table, Item=to_item(reversal))
+        self.ddb.put_item(TableName=self.table, Item=to_item(record))
         return self.notification(
-            "CHARGEBACK_REVERSED",
+            step.event_code,
             dispute_reference,
             d["original_reference"],
             d["payment_order_id"],
@@ -364,8 +405,8 @@ class SimulatedPsp:
                 yield {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
     def modifications_for_day(self, day: str) -> Iterator[dict[str, Any]]:
-        """The day's refunds, chargebacks and reversals as the settlement file's rows carry them
-        (Adyen: ``Refunded``, ``Chargeback``, ``ChargebackReversed``; ``Psp Reference`` is the
+        """The day's refunds, chargebacks, reversals and second chargebacks as the settlement file's rows
+        carry them (Adyen: ``Refunded``, ``Chargeback``, ``ChargebackReversed``, ``SecondChargeback``; ``Psp Reference`` is the
         payment's, ``Modification Reference`` the modification's own, ``Modification Merchant
         Reference`` a refund's reference: our refund_id), in a stable order.
 
@@ -377,8 +418,10 @@ class SimulatedPsp:
                 rows.append(("Refunded", item["refunded_at"], item["psp_reference"], item["merchant_reference"], item))
             elif item["sk"] == "DISPUTE":
                 rows.append(("Chargeback", item["charged_back_at"], item["dispute_reference"], "", item))
-            elif item["sk"] == "REVERSAL":
-                rows.append(("ChargebackReversed", item["reversed_at"], item["dispute_reference"], "", item))
+            else:
+                step = {s.sk: s for s in (_REVERSAL, _SECOND)}.get(item["sk"])
+                if step is not None:
+                    rows.append((step.record_type, item[step.at], item["dispute_reference"], "", item))
         for record_type, at, modification_reference, modification_merchant_reference, item in sorted(
             rows, key=lambda r: (r[1], _RANK[r[0]], r[2])
         ):

@@ -9,11 +9,11 @@ local to the row's ``TimeZone`` and is converted to UTC (a day is a UTC day).
 Record types and what the engine does with them:
 
 * :data:`PAYMENT_TYPES` (``Settled``): one captured payment; matched against the ledger.
-* :data:`MATCHED_ADJUSTMENTS` (``Refunded``, ``Chargeback``, ``ChargebackReversed``): money
-  moved back at the PSP for a payment, matched against the ledger's refund, chargeback and
-  reversal transactions by the row's ``Modification Reference`` (the modification's own PSP
-  reference), like charges.
-* the other :data:`ADJUSTMENT_TYPES` (``RefundedReversed``, ``SecondChargeback``, ...): our
+* :data:`MATCHED_ADJUSTMENTS` (``Refunded``, ``Chargeback``, ``ChargebackReversed``,
+  ``SecondChargeback``): money moved back at the PSP for a payment, matched against the ledger's
+  refund, chargeback, reversal and second chargeback transactions by the row's ``Modification
+  Reference`` (the modification's own PSP reference; a dispute's for its three steps), like charges.
+* the other :data:`ADJUSTMENT_TYPES` (``RefundedReversed``, ``ChargebackExternally``, ...): our
   ledger books no such thing, so each is a ``MISSING_IN_LEDGER`` for a human (rule ``adjustment: ...``).
 * :data:`ACCOUNT_TYPES` (fees, payouts, corrections): merchant-account movements with no
   payment of ours behind them; recorded in the summary totals (fees, net, payouts).
@@ -97,20 +97,29 @@ TEXT_COLUMNS = (
 PAYMENT_TYPES = frozenset({"Settled", "SettledBulk"})
 #: the adjustments of a payment that the report names and totals on their own (matched
 #: against the ledger once it books refunds and chargebacks): type -> totals field
-REFUNDED, CHARGEBACK, CHARGEBACK_REVERSED, REFUNDED_REVERSED = (
+REFUNDED, CHARGEBACK, CHARGEBACK_REVERSED, SECOND_CHARGEBACK, REFUNDED_REVERSED = (
     "Refunded",
     "Chargeback",
     "ChargebackReversed",
+    "SecondChargeback",
     "RefundedReversed",
 )
 ADJUSTMENT_TOTALS = {
     REFUNDED: "refunded",
     CHARGEBACK: "chargeback",
     CHARGEBACK_REVERSED: "chargeback_reversed",
+    SECOND_CHARGEBACK: "second_chargeback",
     REFUNDED_REVERSED: "refunded_reversed",
 }
 #: the adjustments the ledger books (issue 18), and the ledger ``kind`` of each
-MATCHED_ADJUSTMENTS = {REFUNDED: "REFUND", CHARGEBACK: "CHARGEBACK", CHARGEBACK_REVERSED: "CHARGEBACK_REVERSED"}
+MATCHED_ADJUSTMENTS = {
+    REFUNDED: "REFUND",
+    CHARGEBACK: "CHARGEBACK",
+    CHARGEBACK_REVERSED: "CHARGEBACK_REVERSED",
+    SECOND_CHARGEBACK: "SECOND_CHARGEBACK",
+}
+#: the adjustments that give money back to the PSP (a Gross Debit); the others return it (a Gross Credit)
+DEBIT_ADJUSTMENTS = frozenset({REFUNDED, CHARGEBACK, SECOND_CHARGEBACK})
 ADJUSTMENT_TYPES = frozenset(
     {
         "Refunded",
@@ -453,9 +462,9 @@ def _adjustment(row: SettlementRow, fields: list[str], layout: Layout) -> Settle
 def adjustment_amount(row: SettlementRow) -> int:
     """What an adjustment moved, in gross minor units, positive on the side Adyen books it: a
     refund or a chargeback is a Gross Debit, a chargeback reversal a Gross Credit."""
-    if row.record_type in (CHARGEBACK_REVERSED, REFUNDED_REVERSED):
-        return row.gross_credit - row.gross_debit
-    return row.gross_debit - row.gross_credit
+    if row.record_type in DEBIT_ADJUSTMENTS:
+        return row.gross_debit - row.gross_credit
+    return row.gross_credit - row.gross_debit
 
 
 @lru_cache(maxsize=16)
@@ -604,7 +613,7 @@ def _modification_amounts(record_type: str, ccy: str, amount: int) -> tuple[str,
         fee = chargeback_fee(ccy)
         fees[1] = format_minor(fee, ccy)
         return gross, "", format_minor(amount + fee, ccy), "", -(amount + fee), fees
-    if record_type == REFUNDED:
+    if record_type in (REFUNDED, SECOND_CHARGEBACK):  # the dispute's fee was charged with its first chargeback
         return gross, "", gross, "", -amount, fees
     raise ValueError(f"the simulated PSP writes no {record_type} rows")
 

@@ -18,7 +18,7 @@ million rows that is hundreds of MiB. Instead both sides are brought into
   one batch per run, **flat in the file's size**; disk: ~100 bytes per row in ``/tmp``.
 * Everything else a row carries (fees, net, record-type counts, rejected rows,
   unknown types) is folded into a :class:`Partial` as it streams by.
-* **Refunds, chargebacks, reversals** (``Refunded``, ``Chargeback``, ``ChargebackReversed``
+* **Refunds, chargebacks, reversals** (``Refunded``, ``Chargeback``, ``ChargebackReversed``, ``SecondChargeback``
   rows, far fewer than charges) are kept in the Partial as :class:`AdjustmentEntry` and,
   after the charges, matched by key with the ledger's adjustments booked on the window day
   (``LedgerSource.day_adjustments``; rows of another day by transaction id, within the
@@ -90,6 +90,7 @@ TOTAL_FIELDS = (
     "refunded",  # Refunded rows: net debit - net credit
     "chargeback",  # Chargeback rows: net debit - net credit
     "chargeback_reversed",  # ChargebackReversed rows: net credit - net debit
+    "second_chargeback",  # SecondChargeback rows: net debit - net credit
     "refunded_reversed",  # RefundedReversed rows: net credit - net debit
 )
 
@@ -251,7 +252,7 @@ class Partial:
             net["fee"] += row.net_debit - row.net_credit
         elif kind in adyen.ADJUSTMENT_TOTALS:
             debit = row.net_debit - row.net_credit
-            net[adyen.ADJUSTMENT_TOTALS[kind]] += debit if kind in (adyen.REFUNDED, adyen.CHARGEBACK) else -debit
+            net[adyen.ADJUSTMENT_TOTALS[kind]] += debit if kind in adyen.DEBIT_ADJUSTMENTS else -debit
 
     def merge(self, other: Partial) -> None:
         self.rows += other.rows

@@ -21,10 +21,11 @@ rule                                  class             when
 ``duplicate: conflicting rows``       MANUAL            same PSP reference, different order/amount/currency
 ``unknown: no ledger transaction``    MANUAL            MISSING_IN_LEDGER, the order is not in our ledger
 ``reference: booked under another``   MANUAL            PSP reference and order disagree with the ledger
-``unknown: no ledger <record type>``  MANUAL            MISSING_IN_LEDGER of a Refunded, Chargeback or
-                                                        ChargebackReversed row: no such ledger transaction
+``unknown: no ledger <record type>``  MANUAL            MISSING_IN_LEDGER of a Refunded, Chargeback,
+                                                        ChargebackReversed or SecondChargeback row: no
+                                                        such ledger transaction
 ``adjustment: not booked``            MANUAL            an adjustment the ledger never books
-                                                        (RefundedReversed, SecondChargeback, ...)
+                                                        (RefundedReversed, ChargebackExternally, ...)
 ``record type: unknown``              UNCLASSIFIED      a record type this engine does not know
 ``lookup budget exhausted``           UNCLASSIFIED      a row outside the file's day beyond
                                                         ``Bounds.max_point_lookups`` point lookups

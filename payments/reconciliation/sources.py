@@ -47,15 +47,24 @@ class LedgerEntry:
 
 
 #: ledger ``kind`` -> the record type of the settlement row that matches it
-RECORD_TYPE_OF_KIND = {"REFUND": "Refunded", "CHARGEBACK": "Chargeback", "CHARGEBACK_REVERSED": "ChargebackReversed"}
+RECORD_TYPE_OF_KIND = {
+    "REFUND": "Refunded",
+    "CHARGEBACK": "Chargeback",
+    "CHARGEBACK_REVERSED": "ChargebackReversed",
+    "SECOND_CHARGEBACK": "SecondChargeback",
+}
+#: a dispute step's record type -> its ledger ``kind`` (lower-cased, the transaction id's prefix)
+DISPUTE_KIND_OF_RECORD_TYPE = {
+    record_type: kind for kind, record_type in RECORD_TYPE_OF_KIND.items() if kind != "REFUND"
+}
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerAdjustment:
     """A refund, chargeback or chargeback reversal booked in the ledger (issue 18)."""
 
-    txn_id: str  # refund:<refund_id>, chargeback:<dispute>, chargeback_reversed:<dispute>
-    record_type: str  # the settlement row it matches: Refunded, Chargeback, ChargebackReversed
+    txn_id: str  # refund:<refund_id>, chargeback:<dispute>, chargeback_reversed:<dispute>, second_chargeback:<dispute>
+    record_type: str  # the settlement row it matches: Refunded, Chargeback, ChargebackReversed, SecondChargeback
     psp_reference: str  # the modification's own PSP reference ("" if the PSP gave none)
     original_psp_reference: str  # the payment's
     payment_order_id: str
@@ -88,16 +97,14 @@ def adjustment_txn_id(
 ) -> str | None:
     """The ledger transaction id a settlement row's adjustment must have (None: cannot tell):
     a refund's is named by our refund_id (the row's Modification Merchant Reference), a
-    chargeback's and a reversal's by the dispute's PSP reference (its Modification Reference)."""
+    chargeback's, a reversal's and a second chargeback's by the dispute's PSP reference (its
+    Modification Reference)."""
     if record_type == "Refunded":
         return f"refund:{modification_merchant_reference}" if modification_merchant_reference else None
     if not modification_reference:
         return None
-    if record_type == "Chargeback":
-        return f"chargeback:{modification_reference}"
-    if record_type == "ChargebackReversed":
-        return f"chargeback_reversed:{modification_reference}"
-    return None
+    kind = DISPUTE_KIND_OF_RECORD_TYPE.get(record_type)
+    return f"{kind.lower()}:{modification_reference}" if kind else None
 
 
 class LedgerSource(Protocol):

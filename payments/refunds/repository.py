@@ -4,7 +4,8 @@ Item layout (``pk``, ``sk``), beside the payments and orders of :mod:`payments.p
 
 * refund     ``REFUND#<refund_id>`` / ``REFUND``: :class:`RefundRecord`
 * dispute    ``CHARGEBACK#<dispute psp_reference>`` / ``CHARGEBACK``: payment_order_id, amount_minor,
-  currency, booked_at, and once reversed ``reversed_minor``, ``reversed_at``
+  currency, booked_at; once reversed ``reversed_minor``, ``reversed_at``; once charged back again
+  after the reversal ``second_minor``, ``second_at``
 
 and on the order item (:class:`OrderRecord`): ``refund_reserved_minor`` (pending + succeeded
 refunds), ``refunded_minor`` (succeeded), ``chargeback_minor``, ``chargeback_reversed_minor``.
@@ -23,9 +24,12 @@ signal comes first (the PSP's answer or its REFUND notification) wins; the other
 condition and changes nothing (a contradiction is recorded as an anomaly).
 
 **Disputes.** A chargeback is one transaction gated on its dispute item not existing (wallet
-and ledger once); a reversal is one gated on the dispute existing and not yet reversed. A
-chargeback that, with the refunds, gives back more than was charged is booked (it happened at
-the PSP) and the order is flagged NEEDS_ATTENTION.
+and ledger once); a reversal is one gated on the dispute existing and not yet reversed; a second
+chargeback (Adyen's ``SECOND_CHARGEBACK``: the defence was rejected after all) one gated on the
+reversal booked and no second chargeback yet. All three are keyed by the dispute's PSP reference,
+which Adyen keeps for every notification of one dispute. A chargeback that, with the refunds,
+gives back more than was charged is booked (it happened at the PSP) and the order is flagged
+NEEDS_ATTENTION; the second chargeback adds to the order's ``chargeback_minor`` and is checked the same way.
 """
 
 from __future__ import annotations
@@ -72,7 +76,8 @@ class RefundExceedsRemaining(PaymentError):
 
 
 class ChargebackNotBooked(TransientError):
-    """A reversal arrived before its chargeback (out of order): retried later, never guessed."""
+    """A reversal arrived before its chargeback, or a second chargeback before its reversal (out of
+    order): retried later, never guessed."""
 
 
 def refund_key(refund_id: str) -> dict[str, Any]:
@@ -93,6 +98,48 @@ class Reserved:
 class Decided:
     refund: RefundRecord
     applied: bool  # False: it had been decided before (by this signal or the other one)
+
+
+@dataclass(frozen=True)
+class DisputeStep:
+    """A later step of a booked dispute: what it records on the dispute item, what it needs there first,
+    the order counter it adds to, and which way the money goes."""
+
+    kind: str  # the wallet and ledger ``kind``; lower-cased, the adjustment id's prefix
+    attribute: str  # on the dispute item: the amount of this step, set once
+    attribute_at: str
+    requires: str  # on the dispute item: the amount this step may not exceed, booked before it
+    requires_what: str
+    order_counter: str
+    to_seller: bool
+    booked_metric: str
+    early_metric: str
+
+
+#: ``CHARGEBACK_REVERSED``: the defence won, the chargeback comes back to the seller
+REVERSAL = DisputeStep(
+    kind="CHARGEBACK_REVERSED",
+    attribute="reversed_minor",
+    attribute_at="reversed_at",
+    requires="amount_minor",
+    requires_what="its chargeback",
+    order_counter="chargeback_reversed_minor",
+    to_seller=True,
+    booked_metric="ChargebackReversed",
+    early_metric="ReversalBeforeChargeback",
+)
+#: ``SECOND_CHARGEBACK``: the defence was rejected after the reversal, the money goes again
+SECOND_CHARGEBACK = DisputeStep(
+    kind="SECOND_CHARGEBACK",
+    attribute="second_minor",
+    attribute_at="second_at",
+    requires="reversed_minor",
+    requires_what="its reversal",
+    order_counter="chargeback_minor",
+    to_seller=False,
+    booked_metric="SecondChargebackBooked",
+    early_metric="SecondChargebackBeforeReversal",
+)
 
 
 @dataclass(frozen=True)
@@ -391,53 +438,72 @@ class RefundsRepository:
 
     def reverse_chargeback(self, order: OrderRecord, dispute_reference: str, amount: Money) -> Booked:
         """Give a chargeback back to the seller, once; before its chargeback it raises (retried later)."""
+        return self._dispute_step(order, dispute_reference, amount, REVERSAL)
+
+    def book_second_chargeback(self, order: OrderRecord, dispute_reference: str, amount: Money) -> Booked:
+        """The defence was rejected after the reversal (``SECOND_CHARGEBACK``): take the money off the
+        seller again, once per dispute; before its reversal it raises (retried later). Like a first
+        chargeback it is booked whatever the refunds, and flags the order when they exceed the charge."""
+        booked = self._dispute_step(order, dispute_reference, amount, SECOND_CHARGEBACK)
+        if booked.anomaly:
+            return booked
+        return Booked(applied=booked.applied, needs_attention=self._flag_if_overpaid(order.payment_order_id))
+
+    def _dispute_step(self, order: OrderRecord, dispute_reference: str, amount: Money, step: DisputeStep) -> Booked:
+        """One later step of a booked dispute (:data:`REVERSAL`, :data:`SECOND_CHARGEBACK`), once: the
+        dispute item records it (``attribute_not_exists``), the order's counter, the wallet and the
+        ledger move in the same transaction. A step whose prerequisite is not booked yet raises
+        :class:`ChargebackNotBooked` (out-of-order delivery: the queue retries it later)."""
         amount_minor, currency = amount.minor, amount.currency
-        adjustment = f"chargeback_reversed:{dispute_reference}"
         dispute = self.find_dispute(dispute_reference)
-        if dispute is None:
-            count("ReversalBeforeChargeback")  # out-of-order delivery: the queue retries it later
-            raise ChargebackNotBooked(f"reversal of chargeback {dispute_reference} arrived before the chargeback")
-        if dispute.get("reversed_minor") is not None:
-            if dispute["reversed_minor"] == amount_minor:
+        if dispute is None or dispute.get(step.requires) is None:
+            count(step.early_metric)
+            raise ChargebackNotBooked(f"{step.kind} of dispute {dispute_reference} arrived before {step.requires_what}")
+        if dispute.get(step.attribute) is not None:
+            if dispute[step.attribute] == amount_minor:
                 return Booked(applied=False)
             return Booked(
                 applied=False,
-                anomaly=f"reversal of {amount_minor} contradicts the one booked ({dispute['reversed_minor']})",
+                anomaly=f"{step.kind} of {amount_minor} contradicts the one booked ({dispute[step.attribute]})",
             )
         if (
             dispute["payment_order_id"] != order.payment_order_id
             or currency != dispute["currency"]
-            or not 0 < amount_minor <= dispute["amount_minor"]
+            or not 0 < amount_minor <= dispute[step.requires]
         ):
             return Booked(
                 applied=False,
-                anomaly=f"reversal of {amount_minor} {currency} does not fit chargeback {dispute_reference}",
+                anomaly=f"{step.kind} of {amount_minor} {currency} does not fit dispute {dispute_reference}",
             )
-        now = clock.now_iso()
+        adjustment = f"{step.kind.lower()}:{dispute_reference}"
         items: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
                     "TableName": self.table,
                     "Key": dispute_key(dispute_reference),
-                    "UpdateExpression": "SET reversed_minor = :amount, reversed_at = :now",
-                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(reversed_minor)",
-                    "ExpressionAttributeValues": to_values({":amount": amount_minor, ":now": now}),
+                    "UpdateExpression": f"SET {step.attribute} = :amount, {step.attribute_at} = :now",
+                    "ConditionExpression": f"attribute_exists({step.requires}) AND attribute_not_exists({step.attribute})",
+                    "ExpressionAttributeValues": to_values({":amount": amount_minor, ":now": clock.now_iso()}),
                 }
             },
-            self._order_add(order.payment_order_id, "chargeback_reversed_minor", amount_minor),
+            self._order_add(order.payment_order_id, step.order_counter, amount_minor),
             *self.wallets.adjustment_items(
-                adjustment, "CHARGEBACK_REVERSED", order.payment_order_id, order.seller_account, amount
+                adjustment,
+                step.kind,
+                order.payment_order_id,
+                order.seller_account,
+                amount if step.to_seller else -amount,
             ),
             *self.ledger.adjustment_items(
-                adjustment, "CHARGEBACK_REVERSED", order, amount, dispute_reference, to_seller=True
+                adjustment, step.kind, order, amount, dispute_reference, to_seller=step.to_seller
             ),
         ]
         refusal = transact_write(self.ddb, items)
         if refusal is not None:
             if cancelled_by_condition(refusal, 0):
-                return self.reverse_chargeback(order, dispute_reference, amount)  # decided concurrently
+                return self._dispute_step(order, dispute_reference, amount, step)  # decided concurrently
             raise refusal
-        count("ChargebackReversed")
+        count(step.booked_metric)
         return Booked(applied=True)
 
     def _order_add(self, payment_order_id: str, attribute: str, delta: int) -> TransactWriteItemTypeDef:

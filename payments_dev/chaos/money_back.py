@@ -19,7 +19,9 @@ seeded share of the run's settled orders and, for each one, concurrently
   one after the other or twice at the same time; after the refund is decided, for a seeded
   share, a contradicting one or a late repeat (neither may change anything);
 * on another share, raises a chargeback (whole or partial; some on refunded orders), delivers it
-  once or twice, and sometimes its reversal too, before or after it (out of order), once or twice.
+  once or twice, and sometimes its reversal too, before or after it (out of order), once or twice;
+  and for a share of the reversed disputes the second chargeback (the defence lost after all),
+  before its reversal or after it, once or twice.
 
 Then it waits until every refund is decided and every notification applied, checks what each
 fault should have left, and audits every invariant (8 included). Everything goes through the
@@ -294,27 +296,55 @@ class _Run:
                     f"{refund_id}: {refund.status.value} decided by {refund.decided_by}, anomalies {refund.anomalies}",
                 )
 
+    def audit_disputes(self, refunds: RefundsRepository, prefix: str) -> None:
+        """What the PSP did to each dispute of the run is what we booked: its chargeback, reversal and
+        second chargeback, each for the dispute's amount, and nothing it did not do."""
+        steps = (
+            ("chargeback", "charged_back_at", "amount_minor"),
+            ("reversal", "reversed_at", "reversed_minor"),
+            ("second chargeback", "second_at", "second_minor"),
+        )
+        for theirs in self.psp.disputes():
+            if not theirs["payment_order_id"].startswith(prefix):
+                continue
+            ours = refunds.find_dispute(theirs["dispute_reference"]) or {}
+            for name, at, booked in steps:
+                expected = theirs["amount_minor"] if at in theirs else None
+                self.check(
+                    f"a dispute's {name} is booked as the PSP made it (once, for its amount), or not at all",
+                    ours.get(booked) == expected,
+                    f"{theirs['dispute_reference']} on {theirs['payment_order_id']}: the PSP {expected}, booked {ours.get(booked)}",
+                )
+
     def dispute(self, rng: random.Random, order: Any) -> None:
         amount = order.amount_minor if rng.random() < 0.5 else max(1, order.amount_minor // 3)
         chargeback = self.psp.raise_chargeback(order.payment_order_id, amount)
         reverse = rng.random() < 0.5
         reversal = self.psp.reverse_chargeback(chargeback["pspReference"]) if reverse else None
+        # the defence lost after all (SECOND_CHARGEBACK), on a share of the reversed disputes: drawn from a
+        # generator of its own, so that every earlier fault of the seed stays where it was
+        also = random.Random(f"{self.seed}:{self.schedule.logical(order.payment_order_id)}:second")
+        second = self.psp.second_chargeback(chargeback["pspReference"]) if reverse and also.random() < 0.4 else None
+        if second is not None and also.random() < 0.5:
+            self.notify(second)  # before its reversal (and maybe its chargeback): retried until they are booked
+            self.fault("second chargeback before its reversal", order.payment_order_id)
         if reversal is not None and rng.random() < 0.5:
             self.notify(reversal)
             self.fault("reversal before its chargeback", order.payment_order_id)
+        self.deliver(chargeback, "chargeback", rng, order.payment_order_id)
+        if reversal is not None:
+            self.deliver(reversal, "reversal", rng, order.payment_order_id)
+        if second is not None:
+            self.deliver(second, "second chargeback", also, order.payment_order_id)
+
+    def deliver(self, item: dict[str, Any], kind: str, rng: random.Random, payment_order_id: str) -> None:
+        """Deliver a dispute's notification once or twice (the PSP's at-least-once), counted as a fault of ``kind``."""
         times = rng.choice([1, 2])
         for _ in range(times):
-            self.notify(chargeback)
-        self.fault("chargeback", order.payment_order_id)
+            self.notify(item)
+        self.fault(kind, payment_order_id)
         if times > 1:
-            self.fault("chargeback duplicated", order.payment_order_id)
-        if reversal is not None:
-            times = rng.choice([1, 2])
-            for _ in range(times):
-                self.notify(reversal)
-            self.fault("reversal", order.payment_order_id)
-            if times > 1:
-                self.fault("reversal duplicated", order.payment_order_id)
+            self.fault(f"{kind} duplicated", payment_order_id)
 
 
 def run_money_back(
@@ -382,6 +412,7 @@ def run_money_back(
             time.sleep(0.2)
         run.check("every stored notification is applied (the queue drains)", not waiting, f"{len(waiting)} waiting")
         run.audit_faults(refunds, {r.refund_id: r for r in refunds.scan_refunds() if r.refund_id.startswith(prefix)})
+        run.audit_disputes(refunds, prefix)
     except Exception as err:  # noqa: BLE001 - a crashed phase is a finding: report what ran
         run.check("the money-back phase ran to the end", False, f"{type(err).__name__}: {err}"[:500])
     report = check_current(expect_settled=True)

@@ -195,7 +195,9 @@ class AdyenFake:
         self._faults: list[tuple[str, str | None]] = []  # (fault, path suffix it applies to or None)
         self._scripted: list[Reply] = []  # answered before anything else, nothing processed
         self.payments: dict[str, dict[str, Any]] = {}  # pspReference -> payment
-        self.modifications: dict[str, dict[str, Any]] = {}  # pspReference -> refund / reversal / cancel
+        self.modifications: dict[
+            str, dict[str, Any]
+        ] = {}  # pspReference -> refund / reversal / cancel; "<dispute>#<event>" -> a dispute step
         self.notifications: list[dict[str, Any]] = []  # signed, not yet delivered
         self.delivered: list[dict[str, Any]] = []
         #: every request received, as (method, path, headers, body) with the headers lower-cased
@@ -513,26 +515,51 @@ class AdyenFake:
             "notificationItems": [{"NotificationRequestItem": adyen_hmac.signed(item, self.hmac_key)}],
         }
 
-    def chargeback(
-        self, psp_reference: str, amount_minor: int | None = None, *, reversed_: bool = False
-    ) -> dict[str, Any]:
-        """Queue a CHARGEBACK (or CHARGEBACK_REVERSED) notification for an authorised payment."""
+    def chargeback(self, psp_reference: str, amount_minor: int | None = None) -> dict[str, Any]:
+        """Queue a CHARGEBACK notification for an authorised payment (``amount_minor`` omitted: all of
+        it). Its pspReference is the dispute's reference, which every later step of the dispute keeps
+        (Adyen's dispute examples: one pspReference from NOTIFICATION_OF_CHARGEBACK to SECOND_CHARGEBACK)."""
         with self._lock:
             payment = self.payments[psp_reference]
         value = payment["amount_minor"] if amount_minor is None else amount_minor
-        reference = _psp_reference()
+        dispute = _psp_reference()
+        return self._dispute_event("CHARGEBACK", dispute, psp_reference, value)
+
+    def chargeback_reversed(self, dispute_reference: str) -> dict[str, Any]:
+        """Queue the dispute's CHARGEBACK_REVERSED (the defence won): same pspReference, no originalReference."""
+        return self._dispute_step("CHARGEBACK_REVERSED", dispute_reference, after="CHARGEBACK")
+
+    def second_chargeback(self, dispute_reference: str) -> dict[str, Any]:
+        """Queue the dispute's SECOND_CHARGEBACK (the defence lost after all): same pspReference, no
+        originalReference, the amount reversed."""
+        return self._dispute_step("SECOND_CHARGEBACK", dispute_reference, after="CHARGEBACK_REVERSED")
+
+    def _dispute_step(self, event: str, dispute_reference: str, *, after: str) -> dict[str, Any]:
         with self._lock:
-            self.modifications[reference] = {
-                "operation": "chargeback_reversed" if reversed_ else "chargeback",
-                "payment": psp_reference,
+            before = self.modifications.get(f"{dispute_reference}#{after}")
+        if before is None:
+            raise ValueError(f"dispute {dispute_reference} has no {after}: no {event}")
+        return self._dispute_event(
+            event, dispute_reference, before["payment"], int(before["body"]["amount"]["value"]), original=False
+        )
+
+    def _dispute_event(
+        self, event: str, dispute: str, payment_reference: str, value: int, *, original: bool = True
+    ) -> dict[str, Any]:
+        with self._lock:
+            payment = self.payments[payment_reference]
+            self.modifications[f"{dispute}#{event}"] = {
+                "operation": event.lower(),
+                "reference": dispute,
+                "payment": payment_reference,
                 "body": {"amount": {"currency": payment["currency"], "value": value}},
                 "success": True,
                 "at": clock.now_iso(),
             }
         self._notify(
-            "CHARGEBACK_REVERSED" if reversed_ else "CHARGEBACK",
-            reference,
-            psp_reference,
+            event,
+            dispute,
+            payment_reference if original else None,
             payment["merchant_reference"],
             {"currency": payment["currency"], "value": value},
             True,
@@ -572,9 +599,14 @@ class AdyenFake:
                 yield charge
 
     def modifications_for_day(self, day: str) -> Iterator[dict[str, Any]]:
-        """The day's successful refunds, chargebacks and reversals, as the simulator lists its own
+        """The day's successful refunds, chargebacks, reversals and second chargebacks, as the simulator lists its own
         (:meth:`payments.psp.simulator.SimulatedPsp.modifications_for_day`)."""
-        types = {"refunds": "Refunded", "chargeback": "Chargeback", "chargeback_reversed": "ChargebackReversed"}
+        types = {
+            "refunds": "Refunded",
+            "chargeback": "Chargeback",
+            "chargeback_reversed": "ChargebackReversed",
+            "second_chargeback": "SecondChargeback",
+        }
         with self._lock:
             found = [
                 (reference, dict(m), dict(self.payments[m["payment"]])) for reference, m in self.modifications.items()
@@ -586,7 +618,7 @@ class AdyenFake:
                 yield {
                     "record_type": types[m["operation"]],
                     "psp_reference": m["payment"],
-                    "modification_reference": reference,
+                    "modification_reference": m.get("reference", reference),
                     "merchant_reference": payment["merchant_reference"],
                     "modification_merchant_reference": m["body"].get("reference", "")
                     if m["operation"] == "refunds"

@@ -49,7 +49,7 @@ def test_refunds_notifications_and_chargebacks_under_chaos_hold_every_invariant(
     # Then every check and every invariant holds, and the faults really happened
     assert result.ok, "\n".join(lines)
     assert result.orders > 5
-    for kind in ("concurrent refunds", "chargeback", "reversal before its chargeback"):
+    for kind in ("concurrent refunds", "chargeback", "reversal before its chargeback", "second chargeback"):
         assert result.faults[kind] > 0, result.faults
     # the refund workflow's own faults: crashes around the PSP's refund and the deciding transaction,
     # DynamoDB errors in its tasks, and every fate of the REFUND notification

@@ -164,6 +164,15 @@ def test_payments_psp_chargeback_raises_one_and_delivers_it(api: ApiClient, runt
     # and its reversal gives it back
     assert main(["psp", "chargeback-reversed", dispute, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
     balance_becomes(api, seller, po, "70.00")
+    # and its second chargeback (the defence lost after all) takes it again; a second one of it is refused by the PSP
+    assert main(["psp", "second-chargeback", dispute, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
+    balance_becomes(api, seller, po, "60.00")
+    capsys.readouterr()
+    other = paid_order(api)[0]
+    assert main(["psp", "chargeback", other, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
+    undisputed = capsys.readouterr().out.split()[1]
+    assert main(["psp", "second-chargeback", undisputed, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 1
+    assert "refused by the PSP: no reversal for dispute" in capsys.readouterr().out
 
 
 def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mismatches(api: ApiClient) -> None:
@@ -176,6 +185,7 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
     from tests.integration.test_reconciliation_flow import put, s3_get, wait_report
 
     # Given a charge of 70.00, a refund of 15.00 SUCCEEDED, and a chargeback of 20.00 with its reversal
+    # and its second chargeback
     po, seller = paid_order(api)
     rf = unique("rf")
     assert (
@@ -189,6 +199,8 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
     balance_becomes(api, seller, po, "35.00")
     assert notify(api, psp.reverse_chargeback(chargeback["pspReference"])).status == 200
     balance_becomes(api, seller, po, "55.00")
+    assert notify(api, psp.second_chargeback(chargeback["pspReference"])).status == 200
+    balance_becomes(api, seller, po, "35.00")
 
     # When the PSP settles the day (the S3 trigger reconciles the file; an earlier test's report of
     # the day is removed first, to see the new one)
@@ -199,19 +211,19 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
     key = psp_settle(day, None)
     report = wait_report(key)
 
-    # Then the file holds the refund's, the chargeback's and the reversal's rows for the order
+    # Then the file holds the refund's, the chargeback's, the reversal's and the second chargeback's rows for the order
     rows = list(csv.DictReader(io.StringIO(s3_get(key).decode())))
     ours = sorted(
         (r["Type"], r["Modification Merchant Reference"])
         for r in rows
         if r["Merchant Reference"] == po and r["Type"] != "Settled"
     )
-    assert ours == [("Chargeback", ""), ("ChargebackReversed", ""), ("Refunded", rf)]
+    assert ours == [("Chargeback", ""), ("ChargebackReversed", ""), ("Refunded", rf), ("SecondChargeback", "")]
     # And the day reconciles with 0 mismatches, the refund and chargeback rows counted as matched
     assert report["mismatches"] == [] and report["rejected_rows"] == [], report["mismatches"][:3]
     assert report["clean"] is True
     adjustments = report["summary"]["adjustments"]
-    for record_type in ("Refunded", "Chargeback", "ChargebackReversed"):
+    for record_type in ("Refunded", "Chargeback", "ChargebackReversed", "SecondChargeback"):
         counts = adjustments[record_type]
         assert (
             counts["matched"] == counts["rows"] >= 1 and counts["mismatched"] == counts["missing_in_settlement"] == 0

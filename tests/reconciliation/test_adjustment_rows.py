@@ -1,5 +1,6 @@
-"""Refunded, Chargeback and ChargebackReversed rows (issue 18): written as Adyen writes them and
-matched against the ledger's refunds, chargebacks and reversals like charges."""
+"""Refunded, Chargeback, ChargebackReversed and SecondChargeback rows (issue 18): written as Adyen
+writes them and matched against the ledger's refunds, chargebacks, reversals and second chargebacks
+like charges."""
 
 from __future__ import annotations
 
@@ -169,6 +170,43 @@ def test_the_report_writes_each_modification_on_adyens_sides_with_its_references
     assert [reversal[c] for c in columns] == ["", "20.00", "", "20.00", "", ""]
 
 
+SECOND = modification("SecondChargeback", "dsp_00000000000000d1", "po_1", "psp_00000000000000c1", 2000, at="14:00:00")
+SECOND_BOOKED = ledger_adjustment(
+    "second_chargeback:dsp_00000000000000d1",
+    "SecondChargeback",
+    "dsp_00000000000000d1",
+    "po_1",
+    "psp_00000000000000c1",
+    2000,
+)
+
+
+def test_a_second_chargeback_row_is_a_debit_without_a_fee_and_matches_the_ledgers_second_chargeback() -> None:
+    # Given the day's dispute lost after its reversal: a SecondChargeback row, and the ledger's second chargeback
+    text = settlement_file([*MODIFICATIONS, SECOND])
+    row = next(r for r in csv.DictReader(io.StringIO(text)) if r["Type"] == "SecondChargeback")
+    # Then the row is a gross and net debit (the dispute's fee came with its first chargeback), under the dispute's reference
+    columns = ("Gross Debit (GC)", "Gross Credit (GC)", "Net Debit (NC)", "Net Credit (NC)", "Markup (NC)")
+    assert [row[c] for c in columns] == ["20.00", "", "20.00", "", ""]
+    assert row["Modification Reference"] == "dsp_00000000000000d1"
+    # And it matches the ledger's second chargeback, told apart from the chargeback and the reversal of the same dispute
+    built = reconcile(text, [*ADJUSTMENTS, SECOND_BOOKED])
+    assert built["mismatches"] == [] and built["matched"] == 7
+    assert built["summary"]["adjustments"]["SecondChargeback"] == {
+        "rows": 1,
+        "matched": 1,
+        "mismatched": 0,
+        "missing_in_settlement": 0,
+    }
+    # And the totals net it as a debit
+    assert built["summary"]["totals"]["USD"]["second_chargeback"] == "20.00"
+    # And without the ledger's, the row is MISSING_IN_LEDGER; without the row, the ledger's is MISSING_IN_SETTLEMENT
+    assert outcomes(reconcile(text, ADJUSTMENTS)) == [("MISSING_IN_LEDGER", "SecondChargeback", "dsp_00000000000000d1")]
+    assert outcomes(reconcile(settlement_file(), [*ADJUSTMENTS, SECOND_BOOKED])) == [
+        ("MISSING_IN_SETTLEMENT", "SecondChargeback", "dsp_00000000000000d1")
+    ]
+
+
 def test_a_negative_batch_net_writes_no_payout() -> None:
     # Given a day whose chargeback exceeds its charges' net
     text = settlement_file(
@@ -229,6 +267,7 @@ def test_refund_and_chargeback_rows_match_the_ledgers_adjustments_with_zero_mism
         "Refunded": {"rows": 2, "matched": 2, "mismatched": 0, "missing_in_settlement": 0},
         "Chargeback": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
         "ChargebackReversed": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
+        "SecondChargeback": {"rows": 0, "matched": 0, "mismatched": 0, "missing_in_settlement": 0},
     }
     assert built["summary"]["record_types"] == {
         "ChargebackReversed": 1,

@@ -196,16 +196,17 @@ def test_the_settlement_report_has_the_days_refund_and_chargeback_rows() -> None
         {"merchantAccount": MERCHANT, "amount": {"currency": "USD", "value": 500}, "reference": "rf_2"},
         key="rf_2",
     )
-    fake.chargeback(charge, 700)
-    fake.chargeback(charge, 700, reversed_=True)
+    dispute = fake.chargeback(charge, 700)["notificationItems"][0]["NotificationRequestItem"]["pspReference"]
+    fake.chargeback_reversed(dispute)
+    fake.second_chargeback(dispute)
     # When the day's report is written and read back
     out = io.StringIO()
     fake.write_settlement(clock.day_of(clock.now_iso()), out)
     lines = out.getvalue().splitlines()
     layout = report.column_index(lines[0].split(","))
     parsed = [report.parse_row(report.split_line(line), layout, n) for n, line in enumerate(lines[1:], start=2)]
-    # Then the successful refund, the chargeback and the reversal have their rows (the failed refund none),
-    # naming the payment and the modification as the simulator's do
+    # Then the successful refund and the dispute's three steps have their rows (the failed refund none),
+    # naming the payment and the modification as the simulator's do: one dispute reference for the three
     adjustments = [
         (
             r.record_type,
@@ -221,7 +222,9 @@ def test_the_settlement_report_has_the_days_refund_and_chargeback_rows() -> None
         ("Refunded", charge, "po_1", "rf_1", 500),
         ("Chargeback", charge, "po_1", "", 700),
         ("ChargebackReversed", charge, "po_1", "", 700),
+        ("SecondChargeback", charge, "po_1", "", 700),
     ]
+    assert {r.modification_reference for r in parsed if "Chargeback" in r.record_type} == {dispute}
     assert parsed[[r.record_type for r in parsed].index("Refunded")].modification_reference == refund["pspReference"]  # type: ignore[index]
 
 
@@ -274,8 +277,9 @@ def test_the_fakes_notifications_validate_against_adyens_webhook_spec() -> None:
         key="rev_3",
     )  # type: ignore[index]
     _post(fake, f"/payments/{ok['pspReference']}/cancels", {"merchantAccount": MERCHANT}, key="cxl_1")  # type: ignore[index]
-    fake.chargeback(ok["pspReference"])  # type: ignore[index]
-    fake.chargeback(ok["pspReference"], reversed_=True)  # type: ignore[index]
+    dispute = fake.chargeback(ok["pspReference"])["notificationItems"][0]["NotificationRequestItem"]["pspReference"]  # type: ignore[index]
+    fake.chargeback_reversed(dispute)
+    fake.second_chargeback(dispute)
     events = set()
     for body in fake.notifications:
         item = body["notificationItems"][0]["NotificationRequestItem"]
@@ -306,6 +310,7 @@ def test_the_fakes_notifications_validate_against_adyens_webhook_spec() -> None:
         "CANCELLATION",
         "CHARGEBACK",
         "CHARGEBACK_REVERSED",
+        "SECOND_CHARGEBACK",
     }
 
 

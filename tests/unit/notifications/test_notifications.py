@@ -196,6 +196,91 @@ def test_chargeback_and_reversal_delivered_twice_and_out_of_order_move_money_onc
     assert invariants(env, RefundsRepository(), psp).violations == []
 
 
+def test_a_second_chargeback_takes_the_money_again_once_even_before_its_reversal(env: Repos, psp: SimulatedPsp) -> None:
+    # Given a settled order of 70.00, the PSP's chargeback, its reversal and then its second chargeback
+    paid(env, psp, "po_1", 7000)
+    chargeback = psp.raise_chargeback("po_1")
+    reversal = psp.reverse_chargeback(chargeback["pspReference"])
+    second = psp.second_chargeback(chargeback["pspReference"])
+    assert second["eventCode"] == "SECOND_CHARGEBACK" and second["pspReference"] == chargeback["pspReference"]
+    # When the second chargeback arrives first, then the chargeback, then the second one again (before
+    # its reversal: it waits), then the reversal, then the second chargeback twice
+    post(second)
+    assert balance(env) == 7000  # stored, not applied: nothing of its dispute is booked yet
+    post(chargeback)
+    post(second)
+    assert balance(env) == 0  # still waiting for its reversal
+    post(reversal)
+    assert balance(env) == 7000
+    post(second)
+    post(second)
+    # Then the wallet and the ledger moved once for each of the three, and each item was stored once
+    assert balance(env) == 0
+    assert env.ledger.trial_balance()["USD"] == (28000, 28000)
+    assert outcomes() == ["APPLIED", "APPLIED", "APPLIED"]
+    order = env.payments.get_order("po_1")
+    assert (order.chargeback_minor, order.chargeback_reversed_minor, order.to_api().chargeback_amount) == (
+        14000,
+        7000,
+        "70.00",
+    )
+    assert RefundsRepository().find_dispute(chargeback["pspReference"])["second_minor"] == 7000  # type: ignore[index]
+    assert invariants(env, RefundsRepository(), psp).violations == []
+
+
+def _as_adyen_sends_it(item: dict[str, Any], *drop: str) -> dict[str, Any]:
+    """The item without the fields Adyen's own CHARGEBACK_REVERSED and SECOND_CHARGEBACK examples lack
+    (Webhooks-v1: no originalReference), signed again."""
+    return signed({k: v for k, v in item.items() if k not in drop}, KEY)
+
+
+def test_dispute_steps_without_original_reference_are_booked_by_their_dispute(env: Repos, psp: SimulatedPsp) -> None:
+    # Given a settled order, its chargeback booked, and its reversal and second chargeback as Adyen's
+    # examples carry them: the dispute's pspReference, our merchantReference, no originalReference
+    paid(env, psp, "po_1", 7000)
+    chargeback = psp.raise_chargeback("po_1")
+    post(chargeback)
+    reversal = _as_adyen_sends_it(psp.reverse_chargeback(chargeback["pspReference"]), "originalReference")
+    second = _as_adyen_sends_it(psp.second_chargeback(chargeback["pspReference"]), "originalReference")
+    # When they arrive
+    post(reversal)
+    assert balance(env) == 7000
+    post(second)
+    # Then each is booked once on the dispute's order
+    assert balance(env) == 0
+    assert outcomes() == ["APPLIED", "APPLIED", "APPLIED"]
+    assert invariants(env, RefundsRepository(), psp).violations == []
+
+
+def test_a_dispute_step_that_names_no_charge_waits_for_its_chargeback_and_a_wrong_one_is_an_anomaly(
+    env: Repos, psp: SimulatedPsp
+) -> None:
+    # Given a reversal naming neither the charge nor our order (only its dispute), delivered before its chargeback
+    paid(env, psp, "po_1", 7000)
+    paid(env, psp, "po_2", 500)  # the same seller's: 75.00 in the wallet
+    chargeback = psp.raise_chargeback("po_1")
+    bare = _as_adyen_sends_it(
+        psp.reverse_chargeback(chargeback["pspReference"]), "originalReference", "merchantReference"
+    )
+    # When it arrives: nothing says which charge it is, so it waits (redelivered later), never an anomaly
+    post(bare)
+    assert balance(env) == 7500 and outcomes() == ["-"]
+    # and once the chargeback is booked, its redelivery is booked by the dispute
+    post(chargeback)
+    post(bare)
+    assert balance(env) == 7500
+    assert outcomes() == ["APPLIED", "APPLIED"]
+    # Then a second chargeback naming another of our orders, or another charge, is an anomaly and moves nothing
+    second = psp.second_chargeback(chargeback["pspReference"])
+    other_order = _as_adyen_sends_it({**second, "merchantReference": "po_2"}, "originalReference")
+    other_charge = _as_adyen_sends_it({**second, "originalReference": "psp_0000000000000000"})
+    post(other_order)
+    post(other_charge)
+    assert balance(env) == 7500
+    assert outcomes() == ["ANOMALY", "ANOMALY", "APPLIED", "APPLIED"]
+    assert invariants(env, RefundsRepository(), psp).violations == []
+
+
 def test_refund_notification_duplicate_and_contradicting_change_nothing(
     env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
 ) -> None:

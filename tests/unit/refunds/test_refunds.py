@@ -268,6 +268,38 @@ def test_chargeback_and_reversal_move_wallet_and_ledger_once_each(
     assert invariants(repos, refunds, psp).violations == []
 
 
+def test_a_second_chargeback_needs_its_reversal_fits_it_and_moves_money_once(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
+    # Given an order of 70.00 refunded for 60.00, then charged back for the remaining 10.00
+    paid(repos, psp, "po_1", 7000)
+    accept(refunds, "rf_1", "po_1")
+    run_refund(refunds, psp, "rf_1")
+    order = repos.payments.get_order("po_1")
+    assert refunds.book_chargeback(order, "dsp_1", Money(1000, "USD")).applied is True
+    # When its second chargeback arrives before the reversal
+    with pytest.raises(ChargebackNotBooked, match="before its reversal"):
+        refunds.book_second_chargeback(order, "dsp_1", Money(1000, "USD"))
+    assert balance(repos) == 0
+    # and after the reversal: one for more than was reversed, the right one twice, then a contradicting one
+    assert refunds.reverse_chargeback(order, "dsp_1", Money(1000, "USD")).applied is True
+    assert "does not fit dispute dsp_1" in (
+        refunds.book_second_chargeback(order, "dsp_1", Money(1001, "USD")).anomaly or ""
+    )
+    first = refunds.book_second_chargeback(order, "dsp_1", Money(1000, "USD"))
+    again = refunds.book_second_chargeback(order, "dsp_1", Money(1000, "USD"))
+    other = refunds.book_second_chargeback(order, "dsp_1", Money(500, "USD"))
+    # Then it moved the wallet and the ledger once; the others moved nothing
+    assert (first.applied, first.needs_attention, again.applied, again.anomaly) == (True, False, False, None)
+    assert "contradicts the one booked (1000)" in (other.anomaly or "")
+    assert balance(repos) == 7000 - 6000 - 1000 + 1000 - 1000
+    # And the order gave back exactly what was charged (refund 60.00 + chargebacks 20.00 - reversal 10.00):
+    # nothing to flag, and every invariant holds
+    kept = repos.payments.get_order("po_1")
+    assert (kept.chargeback_minor, kept.chargeback_reversed_minor, kept.needs_attention) == (2000, 1000, False)
+    assert invariants(repos, refunds, psp).violations == []
+
+
 def test_refund_is_refused_after_a_chargeback(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
     paid(repos, psp, "po_1", 7000)
     refunds.book_chargeback(repos.payments.get_order("po_1"), "dsp_1", Money(2000, "USD"))
@@ -343,27 +375,28 @@ def test_the_psp_lists_the_days_modifications_for_its_settlement_file(
     run_refund(refunds, psp, "rf_1")
     chargeback = psp.raise_chargeback("po_1", 2000)
     psp.reverse_chargeback(chargeback["pspReference"])
+    psp.second_chargeback(chargeback["pspReference"])
     rows = list(psp.modifications_for_day(clock.day_of(clock.now_iso())))
     charge_ref = repos.payments.get_order("po_1").psp_reference
     assert [(r["record_type"], r["amount_minor"], r["psp_reference"]) for r in rows] == [
         ("Refunded", 1000, charge_ref),
         ("Chargeback", 2000, charge_ref),
         ("ChargebackReversed", 2000, charge_ref),
+        ("SecondChargeback", 2000, charge_ref),
     ]
-    assert (
-        rows[0]["modification_merchant_reference"] == "rf_1"
-        and rows[1]["modification_reference"] == chargeback["pspReference"]
-    )
+    assert rows[0]["modification_merchant_reference"] == "rf_1"
+    assert {r["modification_reference"] for r in rows[1:]} == {chargeback["pspReference"]}
 
 
-# --- the day's settlement file: Refunded, Chargeback, ChargebackReversed rows, reconciled ---------
+# --- the day's settlement file: Refunded, Chargeback, ChargebackReversed, SecondChargeback rows, reconciled
 
 
 def settled_day(
     repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[str, bytes]:
     """A charge of 70.00, a refund of 10.00 SUCCEEDED, a refund FAILED (tok_refundFails), a chargeback
-    of 20.00 and its reversal, booked through the notifications; the day settled by the simulator."""
+    of 20.00, its reversal and its second chargeback, booked through the notifications; the day
+    settled by the simulator."""
     import boto3
 
     from payments.kernel import clock
@@ -382,6 +415,7 @@ def settled_day(
     chargeback = psp.raise_chargeback("po_1", 2000)
     assert apply_item(chargeback, refunds)[0] == "APPLIED"
     assert apply_item(psp.reverse_chargeback(chargeback["pspReference"]), refunds)[0] == "APPLIED"
+    assert apply_item(psp.second_chargeback(chargeback["pspReference"]), refunds)[0] == "APPLIED"
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=settings().settlement_bucket)
     day = clock.day_of(clock.now_iso())
@@ -395,17 +429,25 @@ def test_the_days_settlement_file_has_refund_and_chargeback_rows_as_adyen_writes
     import csv
     import io
 
-    # Given a day with a refund, a failed refund, a chargeback and its reversal
+    # Given a day with a refund, a failed refund, a chargeback, its reversal and its second chargeback
     _, body = settled_day(repos, refunds, psp, monkeypatch)
     # When its settlement file is read
     rows = {r["Type"]: r for r in csv.DictReader(io.StringIO(body.decode()))}
     # Then it holds one row of each kind (the failed refund moved no money: no row)
-    assert sorted(rows) == ["Chargeback", "ChargebackReversed", "MerchantPayout", "Refunded", "Settled"]
+    assert sorted(rows) == [
+        "Chargeback",
+        "ChargebackReversed",
+        "MerchantPayout",
+        "Refunded",
+        "SecondChargeback",
+        "Settled",
+    ]
     charge_ref = repos.payments.get_order("po_1").psp_reference
     refund, chargeback, reversal = rows["Refunded"], rows["Chargeback"], rows["ChargebackReversed"]
+    second = rows["SecondChargeback"]
     # And each names the payment (Psp Reference, Merchant Reference) and the modification (its references)
-    assert {r["Psp Reference"] for r in (refund, chargeback, reversal)} == {charge_ref}
-    assert {r["Merchant Reference"] for r in (refund, chargeback, reversal)} == {"po_1"}
+    assert {r["Psp Reference"] for r in (refund, chargeback, reversal, second)} == {charge_ref}
+    assert {r["Merchant Reference"] for r in (refund, chargeback, reversal, second)} == {"po_1"}
     assert (
         refund["Modification Reference"] == refunds.get("rf_1").psp_reference
         and refund["Modification Merchant Reference"] == "rf_1"
@@ -413,6 +455,7 @@ def test_the_days_settlement_file_has_refund_and_chargeback_rows_as_adyen_writes
     assert (
         chargeback["Modification Reference"]
         == reversal["Modification Reference"]
+        == second["Modification Reference"]
         == refunds.scan_disputes()[0]["dispute_reference"]
     )
     # And the amounts are on Adyen's sides: refunds and chargebacks debit (the chargeback fee on top, in Markup), reversals credit
@@ -420,13 +463,15 @@ def test_the_days_settlement_file_has_refund_and_chargeback_rows_as_adyen_writes
     assert [refund[c] for c in amounts] == ["10.00", "", "10.00", "", ""]
     assert [chargeback[c] for c in amounts] == ["20.00", "", "30.00", "", "10.00"]
     assert [reversal[c] for c in amounts] == ["", "20.00", "", "20.00", ""]
-    # And the payout is the batch's net: the charges' net, less the refund and the chargeback (fee included), plus the reversal
+    assert [second[c] for c in amounts] == ["20.00", "", "20.00", "", ""]  # the dispute's fee came with its first
+    # And the payout is the batch's net: the charges' net, less the refund and the chargeback (fee included),
+    # plus the reversal, less the second chargeback
     settled_net = sum(
         int(r["Net Credit (NC)"].replace(".", ""))
         for r in csv.DictReader(io.StringIO(body.decode()))
         if r["Type"] == "Settled"
     )
-    assert int(rows["MerchantPayout"]["Net Debit (NC)"].replace(".", "")) == settled_net - 1000 - 3000 + 2000
+    assert int(rows["MerchantPayout"]["Net Debit (NC)"].replace(".", "")) == settled_net - 1000 - 3000 + 2000 - 2000
 
 
 def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mismatches(
@@ -438,17 +483,18 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
     from payments.reconciliation.service import reconcile_stream
     from payments.reconciliation.sources import DynamoLedgerSource
 
-    # Given the day's file of two charges, a refund, a chargeback and its reversal
+    # Given the day's file of two charges, a refund, a chargeback, its reversal and its second chargeback
     day, body = settled_day(repos, refunds, psp, monkeypatch)
     # When it is reconciled against the ledger
     result, _ = reconcile_stream(io.BytesIO(body), DynamoLedgerSource(repos.ledger), Bounds(), None, None)
-    # Then every row matched: the charges and each refund, chargeback and reversal row
+    # Then every row matched: the charges and each refund, chargeback, reversal and second chargeback row
     assert result.mismatches == [] and result.rejected == [] and result.window_day == day
-    assert result.matched == 5
+    assert result.matched == 6
     assert result.adjustments == {
         "Refunded": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
         "Chargeback": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
         "ChargebackReversed": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
+        "SecondChargeback": {"rows": 1, "matched": 1, "mismatched": 0, "missing_in_settlement": 0},
     }
     # And the three-way check covers the seller the adjustments touched
     assert ("seller_books", "USD") in result.seller_accounts
