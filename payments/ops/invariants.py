@@ -225,7 +225,9 @@ def check(
             if payment.status is PaymentStatus.PENDING:
                 report.fail(6, "payment accepted but its workflow never started", payment.checkout_id)
     if refunds is not None:
-        _check_money_back(report, orders, refunds, wallet_adjustments, ledger_adjustments, psp_refunds)
+        _check_money_back(
+            report, orders, refunds, wallet_adjustments, ledger_adjustments, psp_refunds, expect_settled=expect_settled
+        )
     return report
 
 
@@ -236,8 +238,11 @@ def _check_money_back(
     wallet_adjustments: dict[str, list[dict[str, Any]]],
     ledger_adjustments: dict[str, list[dict[str, Any]]],
     psp_refunds: list[dict[str, Any]] | None,
+    *,
+    expect_settled: bool = True,
 ) -> None:
-    """Invariant 8 (issue 18): refunds, chargebacks and reversals."""
+    """Invariant 8 (issue 18): refunds, chargebacks and reversals. ``expect_settled``: no refund is in
+    flight, so one the PSP decided must be decided here too, or parked for an operator."""
     reserved: dict[str, int] = defaultdict(int)
     refunded: dict[str, int] = defaultdict(int)
     charged_back: dict[str, int] = defaultdict(int)
@@ -323,6 +328,9 @@ def _check_money_back(
                 report.fail(8, "refunded at the PSP but FAILED here", key)
             elif not psp_refund.get("succeeded") and refund.status.value == "SUCCEEDED":
                 report.fail(8, "refused at the PSP but SUCCEEDED here", key)
+            elif expect_settled and refund.status.value == "PENDING" and not refund.needs_attention:
+                outcome = "refunded" if psp_refund.get("succeeded") else "refused"
+                report.fail(8, f"{outcome} at the PSP, still PENDING here and not parked", key)
         for refund in records:
             if refund.status.value == "SUCCEEDED" and per_key[refund.refund_id] == 0:
                 report.fail(8, "SUCCEEDED here, unknown at the PSP", refund.refund_id)

@@ -324,7 +324,7 @@ class _Run:
         # the defence lost after all (SECOND_CHARGEBACK), on a share of the reversed disputes: drawn from a
         # generator of its own, so that every earlier fault of the seed stays where it was
         also = random.Random(f"{self.seed}:{self.schedule.logical(order.payment_order_id)}:second")
-        second = self.psp.second_chargeback(chargeback["pspReference"]) if reverse and also.random() < 0.4 else None
+        second = self.psp.second_chargeback(chargeback["pspReference"]) if reverse and also.random() < 0.6 else None
         if second is not None and also.random() < 0.5:
             self.notify(second)  # before its reversal (and maybe its chargeback): retried until they are booked
             self.fault("second chargeback before its reversal", order.payment_order_id)

@@ -300,6 +300,39 @@ def test_a_second_chargeback_needs_its_reversal_fits_it_and_moves_money_once(
     assert invariants(repos, refunds, psp).violations == []
 
 
+def test_verify_reports_a_refund_the_psp_decided_that_is_still_pending_here_and_not_parked(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
+    # Given a refund the PSP made, whose answer was never applied here (the workflow died after the PSP's call)
+    paid(repos, psp, "po_1", 7000)
+    accept(refunds, "rf_1", "po_1")
+    execution = logic.execute_refund("rf_1", refunds, psp)
+    assert refunds.get("rf_1").status is RefundStatus.PENDING
+
+    def pending_findings(**options: Any) -> list[str]:
+        report = check(
+            repos.payments,
+            repos.wallets,
+            repos.ledger,
+            list(psp.all_charges()),
+            refunds=refunds,
+            psp_refunds=list(psp.all_refunds()),
+            **options,
+        )
+        return [str(v) for v in report.violations if "still PENDING here" in str(v)]
+
+    # When verify runs with nothing in flight / Then it names the refund
+    assert len(pending_findings()) == 1 and "rf_1" in pending_findings()[0]
+    # And with refunds in flight (payments verify --in-flight) it is not a finding yet
+    assert pending_findings(expect_settled=False) == []
+    # And parked for an operator it is known, not silent
+    refunds.flag_attention("rf_1", "ExecuteRefund step: retries exhausted")
+    assert pending_findings() == []
+    # And once the answer is applied every invariant holds
+    logic.apply_refund_outcome({"refund_id": "rf_1", "execution": execution}, refunds)
+    assert invariants(repos, refunds, psp).violations == []
+
+
 def test_refund_is_refused_after_a_chargeback(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
     paid(repos, psp, "po_1", 7000)
     refunds.book_chargeback(repos.payments.get_order("po_1"), "dsp_1", Money(2000, "USD"))
