@@ -4,11 +4,11 @@ Hundreds of checkouts across many sellers and currencies go through the real
 HTTP API, the real state machine definition and the real handlers: good cards,
 declines, a flaky PSP, lost PSP answers, and idempotent replays of the same
 request. Then money flows back (on the simulated PSP): a few refunds through
-``POST /v1/refunds``, and a chargeback and its reversal as the PSP's signed
-notifications. Then the summary: orders by status, top seller balances, the trial
+``POST /v1/refunds``, and a chargeback, its reversal and its second chargeback as the PSP's
+signed notifications. Then the summary: orders by status, top seller balances, the trial
 balance, and every money invariant checked over the stored data; the PSP's
-settlement file of the day (charges, ``Refunded``, ``Chargeback`` and
-``ChargebackReversed`` rows) is reconciled.
+settlement file of the day (charges, ``Refunded``, ``Chargeback``, ``ChargebackReversed`` and
+``SecondChargeback`` rows) is reconciled.
 """
 
 from __future__ import annotations
@@ -136,8 +136,8 @@ def settle_and_reconcile(timeout: float = 120.0, settle: Callable[[str], str] | 
 
 
 def money_back(client: ApiClient, final: dict[str, Any], run: str, timeout: float = 120.0) -> bool:
-    """Refunds through the API and a chargeback with its reversal from the simulated PSP, each
-    waited for; prints one line. True if every one ended as it should."""
+    """Refunds through the API and a chargeback with its reversal and its second chargeback from the
+    simulated PSP, each waited for; prints one line. True if every one ended as it should."""
     from payments.psp.simulator import SimulatedPsp
     from payments_dev.local.runtime import wait_until
 
@@ -199,13 +199,19 @@ def money_back(client: ApiClient, final: dict[str, Any], run: str, timeout: floa
     reversed_ = charged_back and deliver(
         psp.reverse_chargeback(chargeback["pspReference"]), money.format_minor(0, order["currency"])
     )
+    # the defence lost after all: the dispute's second chargeback takes the amount again
+    second = reversed_ and deliver(psp.second_chargeback(chargeback["pspReference"]), order["amount"])
     outcome = Counter(statuses.values())
+
+    def said(done: bool) -> str:
+        return "applied" if done else "NOT APPLIED"
+
     print(
         f"\nMoney back:          refunds {', '.join(f'{k} {v}' for k, v in sorted(outcome.items()))} "
         f"({', '.join(amount for _, amount in refunds)}); chargeback of {order['amount']} {order['currency']} on {po} "
-        f"{'applied' if charged_back else 'NOT APPLIED'}, its reversal {'applied' if reversed_ else 'NOT APPLIED'}"
+        f"{said(charged_back)}, its reversal {said(reversed_)}, its second chargeback {said(second)}"
     )
-    return outcome == Counter({"SUCCEEDED": len(refunds)}) and reversed_
+    return outcome == Counter({"SUCCEEDED": len(refunds)}) and second
 
 
 def _bar(done: int, total: int, started: float, label: str) -> None:
