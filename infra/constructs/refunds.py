@@ -250,6 +250,10 @@ class Refunds(Construct):
                 _metric("ChargebackOnRefundedOrder", registry.NOTIFICATIONS_CONSUMER.name),
                 "A chargeback hit an order already refunded: the platform has a claim to pursue (order NEEDS_ATTENTION)",
             ),
+            "RefundReturnedByScheme": (
+                _metric("RefundReturnedByScheme", registry.NOTIFICATIONS_CONSUMER.name),
+                "A refund came back (REFUND_FAILED / REFUNDED_REVERSED): the refund is NEEDS_ATTENTION, decide what the money does",
+            ),
             "NotificationDeadLettersVisible": (
                 self.dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
                 "A PSP notification could not be applied after retries: it is in the dead-letter queue",

@@ -5,7 +5,9 @@
 * ``REFUND`` decides a pending refund by ``success`` (first outcome wins);
 * ``CHARGEBACK`` takes ``amount`` off the seller (wallet and ledger, once per dispute);
 * ``CHARGEBACK_REVERSED`` gives it back (once; before its chargeback: retried later);
-* ``SECOND_CHARGEBACK`` takes it off again (once; before its reversal: retried later).
+* ``SECOND_CHARGEBACK`` takes it off again (once; before its reversal: retried later);
+* ``REFUND_FAILED`` and ``REFUNDED_REVERSED`` (a refund that did not reach the shopper after all)
+  park the refund NEEDS_ATTENTION with an alarm: nothing moves by itself.
 
 Anything else is stored and IGNORED. An item for another merchant account, for an unknown
 order or refund, or contradicting what is stored is an ANOMALY: recorded, never applied, and
@@ -27,7 +29,7 @@ from payments.kernel.money import InvalidAmount, Money
 from payments.kernel.observability import count, logger
 from payments.notifications.store import NotificationStore
 from payments.payin.status import OrderStatus
-from payments.refunds.models import RefundStatus
+from payments.refunds.models import RefundRecord, RefundStatus
 from payments.refunds.repository import ChargebackNotBooked, RefundsRepository
 
 
@@ -57,6 +59,8 @@ def apply_item(item: dict[str, Any], refunds: RefundsRepository) -> tuple[str, s
         return _authorisation(item, success, value, currency, refunds)
     if code == "REFUND":
         return _refund(item, success, value, currency, refunds)
+    if code in REFUND_RETURNED:
+        return _refund_returned(item, code, value, currency, refunds)
     if code in DISPUTE_EVENTS:
         if not success:
             return "IGNORED", f"{code} with success=false"
@@ -144,16 +148,10 @@ def _authorisation(
 def _refund(
     item: dict[str, Any], success: bool, value: Any, currency: Any, refunds: RefundsRepository
 ) -> tuple[str, str]:
-    refund_id = str(item.get("merchantReference") or "")
-    refund = refunds.find(refund_id)
+    refund, refused = _matching_refund(item, "REFUND", value, currency, refunds)
     if refund is None:
-        return "ANOMALY", f"REFUND for an unknown refund {refund_id!r}"
-    order = refunds.payments.get_order(refund.payment_order_id)
-    if _money(value, currency) != refund.money or item.get("originalReference") != order.psp_reference:
-        refunds.record_anomaly(
-            refund_id, f"REFUND notification of {value} {currency} on {item.get('originalReference')} does not match"
-        )
-        return "ANOMALY", "amount, currency or original reference differ from the refund"
+        return refused
+    refund_id = refund.refund_id
     decided = refunds.decide(
         refund_id,
         success,
@@ -167,6 +165,54 @@ def _refund(
     if decided.refund.status is target:
         return "DUPLICATE", f"refund already {target.value}"
     return "ANOMALY", f"refund is {decided.refund.status.value}; the notification said {target.value}"
+
+
+def _matching_refund(
+    item: dict[str, Any], code: str, value: Any, currency: Any, refunds: RefundsRepository
+) -> tuple[RefundRecord | None, tuple[str, str]]:
+    """The refund a refund event names (``merchantReference`` is our refund_id), or None and the
+    ANOMALY to record: an unknown refund, or one whose amount, currency or payment differ."""
+    refund_id = str(item.get("merchantReference") or "")
+    refund = refunds.find(refund_id)
+    if refund is None:
+        return None, ("ANOMALY", f"{code} for an unknown refund {refund_id!r}")
+    order = refunds.payments.get_order(refund.payment_order_id)
+    if _money(value, currency) != refund.money or item.get("originalReference") != order.psp_reference:
+        refunds.record_anomaly(
+            refund_id, f"{code} notification of {value} {currency} on {item.get('originalReference')} does not match"
+        )
+        return None, ("ANOMALY", f"{code}: amount, currency or original reference differ from the refund")
+    return refund, ("", "")
+
+
+#: the scheme rejected a refund after the PSP accepted it (REFUND_FAILED), or the refund came back
+#: (REFUNDED_REVERSED): the money is back with the platform (Adyen's events; FACTS.md section 3)
+REFUND_RETURNED = ("REFUND_FAILED", "REFUNDED_REVERSED")
+
+
+def _refund_returned(
+    item: dict[str, Any], code: str, value: Any, currency: Any, refunds: RefundsRepository
+) -> tuple[str, str]:
+    """A refund that did not reach the shopper after all. Nothing moves by itself: a SUCCEEDED refund
+    debited the seller and is in the ledger, and whether the platform credits the seller back or
+    refunds the shopper another way is a decision for a person. So the refund is parked
+    NEEDS_ATTENTION with the event in its reason (metric ``RefundReturnedByScheme``, alarmed) and the
+    item is recorded as an ANOMALY: never applied, never silent. A refund FAILED here already agrees."""
+    refund, refused = _matching_refund(item, code, value, currency, refunds)
+    if refund is None:
+        return refused
+    refund_id = refund.refund_id
+    if refund.status is RefundStatus.FAILED:
+        return "DUPLICATE", f"{code} for a refund already FAILED here: nothing moved, nothing to do"
+    reason = (
+        f"{code} from the PSP ({str(item.get('reason') or 'no reason given')[:200]}): the refund of "
+        f"{refund.money.format()} {refund.currency} did not reach the shopper and is back with the platform, while "
+        f"the refund is {refund.status.value} here; credit the seller back or refund the shopper again"
+    )
+    refunds.flag_attention(refund_id, reason)
+    count("RefundReturnedByScheme")
+    logger.error("refund returned by the scheme", extra={"refund_id": refund_id, "event_code": code})
+    return "ANOMALY", reason
 
 
 def _money(value: Any, currency: Any) -> Money | None:

@@ -75,7 +75,7 @@ def test_notifications_queue_has_an_encrypted_dead_letter_queue_with_an_alarm(de
 
 def test_refund_and_chargeback_alarms_exist(dev):
     names = {a["Properties"].get("MetricName") for a in resources(dev, "AWS::CloudWatch::Alarm").values()}
-    assert {"RefundNeedsAttention", "ChargebackOnRefundedOrder"} <= names
+    assert {"RefundNeedsAttention", "ChargebackOnRefundedOrder", "RefundReturnedByScheme"} <= names
 
 
 def test_webhook_reads_only_its_secret_and_sends_only_to_its_queue(dev):

@@ -281,6 +281,42 @@ def test_a_dispute_step_that_names_no_charge_waits_for_its_chargeback_and_a_wron
     assert invariants(env, RefundsRepository(), psp).violations == []
 
 
+@pytest.mark.parametrize("code", ["REFUND_FAILED", "REFUNDED_REVERSED"])
+def test_a_refund_that_came_back_parks_the_refund_with_an_alarm_and_moves_nothing(
+    env: Repos, psp: SimulatedPsp, refunds: RefundsRepository, code: str
+) -> None:
+    from payments.kernel.observability import LOCAL_COUNTS
+
+    # Given a refund of 60.00 SUCCEEDED (the seller debited, the ledger booked) and a refund FAILED here
+    paid(env, psp, "po_1", 7000)
+    for refund_id, amount in (("rf_1", "60.00"), ("rf_2", "5.00")):
+        logic.accept_refund(
+            f"k-{refund_id}",
+            RefundRequest(refund_id=refund_id, payment_order_id="po_1", amount=amount, currency="USD"),
+            refunds,
+            start=False,
+        )
+    logic.apply_refund_outcome({"refund_id": "rf_1", "execution": logic.execute_refund("rf_1", refunds, psp)}, refunds)
+    refunds.decide("rf_2", False, failure_reason="refused", source="psp")
+    charge = env.payments.get_order("po_1").psp_reference
+    before, debited = LOCAL_COUNTS["RefundReturnedByScheme"], balance(env)
+    # When the PSP says each did not reach the shopper after all (as Adyen's examples: the refund's
+    # reference, the payment's originalReference), and one names the wrong payment
+    ref = refunds.get("rf_1").psp_reference or ""
+    post(psp.notification(code, ref, charge, "rf_1", 6000, "USD", reason="Refund Failed"))
+    post(psp.notification(code, "psp_rf2", charge, "rf_2", 500, "USD"))
+    post(psp.notification(code, "psp_other", "psp_0000000000000000", "rf_1", 6000, "USD"))
+    # Then the SUCCEEDED refund is parked with the event in its reason, and the alarm's metric counts it once
+    refund = refunds.get("rf_1")
+    assert refund.status.value == "SUCCEEDED" and refund.needs_attention
+    assert code in (refund.attention_reason or "") and "60.00 USD" in (refund.attention_reason or "")
+    assert LOCAL_COUNTS["RefundReturnedByScheme"] == before + 1
+    # And nothing moved: the wallet, the ledger and the other refund are as they were
+    assert balance(env) == debited and not refunds.get("rf_2").needs_attention
+    assert outcomes() == ["ANOMALY", "ANOMALY", "DUPLICATE"]
+    assert invariants(env, RefundsRepository(), psp).violations == []
+
+
 def test_refund_notification_duplicate_and_contradicting_change_nothing(
     env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
 ) -> None:
