@@ -8,7 +8,10 @@ again after the resume started, is the re-run's outcome.
 
 from __future__ import annotations
 
-import time
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from payments.kernel import clock
 from payments.ops.operations import wait_payment
@@ -16,11 +19,18 @@ from payments.payin.status import PaymentStatus
 from tests.unit.conftest import Repos, store_checkout
 
 
+@pytest.fixture(autouse=True)
+def ticking_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every reading of the clock is one millisecond after the last (stored times have milliseconds),
+    so "before the resume started" and "after" are told apart without sleeping."""
+    start, ticks = datetime(2026, 12, 2, 12, 0, tzinfo=UTC), itertools.count()
+    monkeypatch.setattr(clock, "now", lambda: start + timedelta(milliseconds=next(ticks)))
+
+
 def _parked_checkout(repos: Repos) -> str:
     store_checkout(repos.payments, "chk_parked", [("po_parked", "seller_books", 1999, "USD")])
     repos.payments.move_payment("chk_parked", PaymentStatus.PROCESSING)
     repos.payments.flag_attention("po_parked", "executor step: PspUnavailable: retries exhausted")
-    time.sleep(0.005)  # the resume starts after the parking (timestamps have milliseconds)
     return "chk_parked"
 
 
@@ -29,7 +39,6 @@ def test_an_order_parked_before_the_resume_and_a_payment_touched_since_are_not_i
     checkout_id = _parked_checkout(repos)
     since = clock.now_iso()
     # When another writer touches the payment after the resume started (a recovery re-drive claims it)
-    time.sleep(0.005)
     repos.payments.move_payment(checkout_id, PaymentStatus.PROCESSING, recheck_at=clock.now_iso())
     assert repos.payments.get(checkout_id).updated_at >= since
     # Then the resume keeps waiting for its re-run, and says it timed out rather than "parked"
