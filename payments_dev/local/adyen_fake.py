@@ -195,9 +195,8 @@ class AdyenFake:
         self._faults: list[tuple[str, str | None]] = []  # (fault, path suffix it applies to or None)
         self._scripted: list[Reply] = []  # answered before anything else, nothing processed
         self.payments: dict[str, dict[str, Any]] = {}  # pspReference -> payment
-        self.modifications: dict[
-            str, dict[str, Any]
-        ] = {}  # pspReference -> refund / reversal / cancel; "<dispute>#<event>" -> a dispute step
+        #: pspReference -> a refund, reversal or cancel; "<dispute>#<event>" -> a step of a dispute
+        self.modifications: dict[str, dict[str, Any]] = {}
         self.notifications: list[dict[str, Any]] = []  # signed, not yet delivered
         self.delivered: list[dict[str, Any]] = []
         #: every request received, as (method, path, headers, body) with the headers lower-cased
