@@ -252,6 +252,47 @@ def test_dispute_steps_without_original_reference_are_booked_by_their_dispute(en
     assert invariants(env, RefundsRepository(), psp).violations == []
 
 
+def test_adyens_own_dispute_examples_book_the_chargeback_its_reversal_and_its_second_once(
+    env: Repos, psp: SimulatedPsp
+) -> None:
+    from pathlib import Path
+
+    webhooks = Path(__file__).resolve().parents[4] / "shared" / "specs" / "adyen" / "Webhooks-v1.json"
+    if not webhooks.is_file():
+        pytest.skip(f"Adyen's Webhooks-v1.json is not at {webhooks}")
+    examples = json.loads(webhooks.read_text())["components"]["examples"]
+    # Given a settled order of 10.00 EUR, and Adyen's own CHARGEBACK, CHARGEBACK_REVERSED and
+    # SECOND_CHARGEBACK examples (10.00 EUR, one pspReference; the last two without originalReference),
+    # with only what names us replaced: our merchant account, our order, our charge where it is named
+    paid(env, psp, "po_1", 1000, currency="EUR")
+    charge = env.payments.get_order("po_1").psp_reference
+
+    def ours(event: str) -> dict[str, Any]:
+        item = examples[f"post-{event}-{event.lower()}"]["value"]["notificationItems"][0]["NotificationRequestItem"]
+        item = {**item, "merchantAccountCode": "LocalMerchant", "merchantReference": "po_1"}
+        if "originalReference" in item:
+            item["originalReference"] = charge
+        item["additionalData"] = {k: v for k, v in item.get("additionalData", {}).items() if k != "hmacSignature"}
+        return signed(item, KEY)
+
+    items = {event: ours(event) for event in ("CHARGEBACK", "CHARGEBACK_REVERSED", "SECOND_CHARGEBACK")}
+    assert (
+        "originalReference" not in items["CHARGEBACK_REVERSED"]
+        and "originalReference" not in items["SECOND_CHARGEBACK"]
+    )
+    # When each arrives, and each again
+    after = []
+    for event in ("CHARGEBACK", "CHARGEBACK_REVERSED", "SECOND_CHARGEBACK"):
+        post(items[event])
+        post(items[event])
+        after.append(env.wallets.balances("seller_books").get("EUR", 0))
+    # Then the money moved once per event: off the seller, back, and off again
+    assert after == [0, 1000, 0]
+    assert outcomes() == ["APPLIED", "APPLIED", "APPLIED"]
+    assert env.payments.get_order("po_1").to_api().chargeback_amount == "10.00"
+    assert invariants(env, RefundsRepository(), psp).violations == []
+
+
 def test_a_dispute_step_that_names_no_charge_waits_for_its_chargeback_and_a_wrong_one_is_an_anomaly(
     env: Repos, psp: SimulatedPsp
 ) -> None:

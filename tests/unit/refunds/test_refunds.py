@@ -48,10 +48,11 @@ def paid(
     amount_minor: int = 7000,
     token: str = "tok_visa",
     seller: str = "seller_books",
+    currency: str = "USD",
 ) -> None:
     """A settled checkout of one order: charged at the PSP, wallet credited, ledger booked."""
     checkout = f"chk_{po}"
-    store_checkout(repos.payments, checkout, [(po, seller, amount_minor, "USD")], token=token)
+    store_checkout(repos.payments, checkout, [(po, seller, amount_minor, currency)], token=token)
     repos.payments.move_payment(checkout, PaymentStatus.PROCESSING)
     task = ExecuteOrderTask(
         checkout_id=checkout, payment_order_id=po, payment_method=PaymentMethod(type="card", token=token)
