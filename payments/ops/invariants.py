@@ -28,7 +28,8 @@ INVARIANTS = {
     5: "statuses only moved forward",
     6: "nothing is lost: every checkout is final or explicitly NEEDS_ATTENTION",
     8: "money back at most once: per order succeeded refunds + chargebacks - reversals <= charged; "
-    "at most one PSP refund per refund_id; each refund, chargeback and reversal moved wallet and ledger once",
+    "at most one PSP refund per refund_id, and none decided there still PENDING here unparked; "
+    "each refund, chargeback, reversal and second chargeback moved wallet and ledger once",
 }
 
 
