@@ -28,8 +28,9 @@ from functions.payment.problems import PROBLEM_JSON, as_proxy, field_path, probl
 from payments.kernel import aws
 from payments.kernel.config import IDEMPOTENCY_TTL_SECONDS, settings
 from payments.kernel.errors import InvalidRequest, StoreUnavailable
+from payments.kernel.ids import IDENTIFIER_PATTERN, IDENTIFIER_RULE, MAX_IDENTIFIER_LENGTH
 from payments.kernel.observability import logger
-from payments.payin.models import IDENTIFIER_PATTERN, NO_CARD_NUMBER, Problem
+from payments.payin.models import NO_CARD_NUMBER, Problem
 
 IdempotencyKey = Annotated[
     str,
@@ -45,9 +46,9 @@ Identifier = Annotated[
     str,
     Path(
         min_length=1,
-        max_length=64,
+        max_length=MAX_IDENTIFIER_LENGTH,
         pattern=IDENTIFIER_PATTERN,
-        description="ASCII letters, digits, '_' and '-'." + NO_CARD_NUMBER,
+        description=IDENTIFIER_RULE[0].upper() + IDENTIFIER_RULE[1:] + "." + NO_CARD_NUMBER,
     ),
 ]
 
@@ -122,6 +123,13 @@ def json_response(
     return {status: response}
 
 
+def _message(error: Any) -> str:
+    """The rule a field breaks, in the client's words: an identifier's rule rather than its regex."""
+    if error.get("type") == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == IDENTIFIER_PATTERN:
+        return "must be " + IDENTIFIER_RULE
+    return str(error.get("msg", "invalid"))
+
+
 def answer_common_problems(app: APIGatewayRestResolver) -> None:
     """The problems both APIs answer alike. What a client sent is never quoted back: it may be the
     very thing that must not be logged or returned (a card number). Conflicts and unknown resources
@@ -129,7 +137,7 @@ def answer_common_problems(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[str]:
-        errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in error.errors()]
+        errors = [{"field": field_path(e.get("loc", ())), "message": _message(e)} for e in error.errors()]
         return validation_problem(errors)
 
     @app.exception_handler(InvalidRequest)

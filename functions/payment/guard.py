@@ -28,6 +28,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from functions.payment.problems import problem, validation_problem
 from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from payments.kernel.ids import IDENTIFIER_RULE
 from payments.kernel.observability import count, logger
 from payments.kernel.pan import Pairs, contains_pan, find_control_characters, find_pans, redacted
 
@@ -167,7 +168,7 @@ def _route(path: str, method: str, routes: list[Any]) -> tuple[list[Any], Respon
         if unroutable:
             # the path has a route's shape, but a parameter holds characters no identifier has
             return matching, validation_problem(
-                [{"field": name, "message": "must match ^[A-Za-z0-9_-]+$"} for name in unroutable],
+                [{"field": name, "message": "must be " + IDENTIFIER_RULE} for name in unroutable],
                 "The path is not valid.",
             )
     allowed = sorted({route.method for route in matching})

@@ -12,13 +12,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic.config import JsonDict
 
 from payments.kernel.config import MAX_ORDERS_PER_CHECKOUT
+from payments.kernel.ids import identifier_field
 from payments.kernel.iso4217 import MINOR_UNITS
 from payments.kernel.money import MAX_ORDER_MINOR_UNITS, Money, is_currency, parse_amount
 from payments.payin.status import OrderStatus, PaymentStatus
 
-#: Identifiers become DynamoDB keys, Step Functions execution names (<= 80 chars,
-#: no spaces or specials) and PSP idempotency keys, so they are kept plain.
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]+$"
 NO_CARD_NUMBER = (
     " Must not hold a card number: a run of 13-19 digits passing the Luhn check, digit groups joined by"
     " '_' or '-' included, is refused (422 card-number-rejected)."
@@ -26,7 +24,8 @@ NO_CARD_NUMBER = (
 
 
 def _identifier(description: str) -> object:
-    return Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=description + NO_CARD_NUMBER)
+    """The identifier rule (:mod:`payments.kernel.ids`) with the field's own description."""
+    return identifier_field(description, after=NO_CARD_NUMBER)
 
 
 def currency_field(description: str) -> Any:
@@ -59,7 +58,7 @@ def amount_fits_currency(value: str | None, info: ValidationInfo) -> str | None:
     return value
 
 
-Identifier = Annotated[str, _identifier("Identifier: ASCII letters, digits, '_' and '-'.")]
+Identifier = Annotated[str, _identifier("Identifier.")]
 #: the decimal shape of an amount; the currency's minor units and the bounds are checked beside it
 AMOUNT_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
 #: printable, no spaces or control characters, one '@' and a dot in the domain
@@ -99,7 +98,7 @@ _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True)
 
 class BuyerInfo(BaseModel):
     model_config = _STRICT
-    buyer_id: Annotated[str, _identifier("The merchant's id of the buyer: ASCII letters, digits, '_' and '-'.")]
+    buyer_id: Annotated[str, _identifier("The merchant's id of the buyer.")]
     email: (
         Annotated[
             str,
@@ -129,10 +128,10 @@ class PaymentOrderIn(BaseModel):
         str,
         _identifier(
             "Unique within the checkout and across the system: a payment_order_id already used by another checkout is "
-            "answered 409 resource-conflict. ASCII letters, digits, '_' and '-'."
+            "answered 409 resource-conflict."
         ),
     ]
-    seller_account: Annotated[str, _identifier("The seller's account: ASCII letters, digits, '_' and '-'.")]
+    seller_account: Annotated[str, _identifier("The seller's account.")]
     # currency is declared before amount so that the amount validator can see it
     currency: Annotated[str, currency_field("An active ISO 4217 currency code."), AfterValidator(active_currency)]
     amount: Annotated[
@@ -163,7 +162,7 @@ class PaymentRequest(BaseModel):
         str,
         _identifier(
             "The merchant's id of the checkout, unique across the system: the same checkout_id under another "
-            "Idempotency-Key or with another body is answered 409 resource-conflict. ASCII letters, digits, '_' and '-'."
+            "Idempotency-Key or with another body is answered 409 resource-conflict."
         ),
     ]
     buyer_info: BuyerInfo

@@ -147,7 +147,9 @@ ACCOUNT_TYPES = frozenset(
     }
 )
 
-#: references become DynamoDB keys, report ids and tab-separated spill fields: kept plain
+#: references become DynamoDB keys, report ids and tab-separated spill fields: kept plain. Every id
+#: of ours (payments.kernel.ids: a letter or a digit, then letters, digits, '_' and '-') is of this
+#: shape; Adyen's and other merchants' references may also hold '.' and ':' (real reports: "33992337.0")
 _REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,79}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _FORMULA_START = ("=", "+", "@", "\t", "\r")

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from payments.kernel.ids import identifier_field
 from payments.kernel.money import Money
 from payments.payin.models import (
-    IDENTIFIER_PATTERN,
     NO_CARD_NUMBER,
     Identifier,
     _currency_amount_pairs,
@@ -37,13 +37,10 @@ class RefundRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_currency_amount_pairs)
     refund_id: Annotated[
         str,
-        Field(
-            min_length=1,
-            max_length=64,
-            pattern=IDENTIFIER_PATTERN,
-            description="The refund's id, chosen by the client: unique across the system (one already used by another "
-            "refund is answered 409 resource-conflict); the PSP's idempotency key of the refund. ASCII letters, digits, "
-            "'_' and '-'." + NO_CARD_NUMBER,
+        identifier_field(
+            "The refund's id, chosen by the client: unique across the system (one already used by another "
+            "refund is answered 409 resource-conflict); the PSP's idempotency key of the refund.",
+            after=NO_CARD_NUMBER,
         ),
     ]
     payment_order_id: Identifier

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from payments.kernel.ids import IDENTIFIER_PATTERN
 from payments.ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -99,7 +100,7 @@ def test_amounts_currencies_and_identifiers_are_described_exactly():
     for field in ("refund_id", "payment_order_id"):
         prop = refund["properties"][field]
         assert (
-            prop["pattern"] == "^[A-Za-z0-9_-]+$"
+            prop["pattern"] == IDENTIFIER_PATTERN
             and prop["maxLength"] == 64
             and "card number" in prop["description"].lower()
         )
@@ -109,7 +110,7 @@ def test_amounts_currencies_and_identifiers_are_described_exactly():
     )
     for path, name in (("/v1/refunds/{refund_id}", "refund_id"), ("/v1/payments/{checkout_id}", "checkout_id")):
         parameter = next(p for p in _document()["paths"][path]["get"]["parameters"] if p["in"] == "path")
-        assert parameter["name"] == name and parameter["schema"]["pattern"] == "^[A-Za-z0-9_-]+$"
+        assert parameter["name"] == name and parameter["schema"]["pattern"] == IDENTIFIER_PATTERN
     refund_key = next(p for p in _document()["paths"]["/v1/refunds"]["post"]["parameters"] if p["in"] == "header")
     assert (
         refund_key["name"].lower() == "idempotency-key"
@@ -118,7 +119,7 @@ def test_amounts_currencies_and_identifiers_are_described_exactly():
     )
     for schema, field in (("PaymentRequest", "checkout_id"), ("PaymentOrderIn", "payment_order_id")):
         prop = schemas[schema]["properties"][field]
-        assert prop["pattern"] == "^[A-Za-z0-9_-]+$"
+        assert prop["pattern"] == IDENTIFIER_PATTERN
         description = prop["description"].lower()
         assert "card number" in description and "unique" in description and "409" in description
     assert "\\x00-\\x1f" in schemas["BuyerInfo"]["properties"]["email"]["anyOf"][0]["pattern"]
