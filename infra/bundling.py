@@ -54,7 +54,7 @@ SHIPPED_PACKAGES = (
 )
 SHIPPED_FILES = ("payments/__init__.py",)
 #: Installed with their own dependencies, pinned to the versions installed here.
-DEPENDENCIES = ("aws-lambda-powertools", "pydantic", "mt-940", "bai2", "adyen")
+DEPENDENCIES = ("aws-lambda-powertools", "pydantic", "mt-940", "bai2", "defusedxml", "adyen")
 #: What the Powertools Tracer needs (its [tracer] extra), installed without dependencies: the
 #: remaining one is botocore, which must stay the runtime's own (it is paired with the runtime's boto3).
 DEPENDENCIES_WITHOUT_THEIRS = ("aws-xray-sdk", "wrapt")

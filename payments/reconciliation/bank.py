@@ -28,25 +28,30 @@ Parsers
   ``Bounds.max_bank_statement_bytes`` (16 MiB: a day of one bank's accounts is KiB).
   Amounts are integers in minor units already. Control totals are checked by us
   (reported as problems) rather than by the parser (which would raise).
-* camt.053: the standard library's ``xml.etree.ElementTree.iterparse``, statement by
+* camt.053: ``defusedxml``'s ``iterparse`` (the standard library's, guarded), statement by
   statement, clearing each ``Stmt`` after use: constant memory. ``pycamt`` was
   judged unsuitable: it parses the whole document into a tree (``fromstring``),
   converts amounts to ``float``, and is a young single-maintainer project.
-  Document type declarations are refused before parsing (:mod:`.detect`).
+  No document type declaration is processed, wherever it sits in the file: the parser
+  refuses a DTD (``forbid_dtd``), an entity and an external reference as it meets them, and
+  the file is quarantined with that reason (:mod:`.detect` also refuses one in the file's head).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ET  # the Element type only: XML is read through defusedxml
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from defusedxml import DefusedXmlException, DTDForbidden
+from defusedxml.ElementTree import iterparse
+
 from payments.kernel.money import exponent, format_minor, is_currency
-from payments.reconciliation.detect import CAMT053, MT940
+from payments.reconciliation.detect import CAMT053, MT940, XML_DTD_REFUSED
 from payments.reconciliation.engine import Result
 from payments.reconciliation.lines import BinaryStream, LineReader, Metered
 from payments.reconciliation.model import Bounds, Rejected, UnreadableFile
@@ -596,7 +601,7 @@ def _signed_amount(element: ET.Element, ccy: str) -> tuple[int, str]:
 
 def _parse_camt053(stream: BinaryStream, rejected: list[Rejected]) -> Iterator[Statement]:
     try:
-        for _, element in ET.iterparse(stream, events=("end",)):  # noqa: S314 - expat >= 2.4.1 refuses entity expansion bombs; no external entity is fetched
+        for _, element in iterparse(stream, events=("end",), forbid_dtd=True):
             if _local(element.tag) != "Stmt":
                 continue
             statement_id = _text(element, "Id")
@@ -605,6 +610,10 @@ def _parse_camt053(stream: BinaryStream, rejected: list[Rejected]) -> Iterator[S
             except ValueError as err:
                 rejected.append(Rejected(0, f"camt.053 statement {statement_id}: {err}"[:300]))
             element.clear()
+    except DTDForbidden:
+        raise UnreadableFile(XML_DTD_REFUSED) from None
+    except DefusedXmlException as err:  # an entity or an external reference (without a DTD: never reached)
+        raise UnreadableFile(f"XML with {type(err).__name__} is refused: no entity is processed") from None
     except ET.ParseError as err:
         raise UnreadableFile(f"truncated or malformed XML: {err}") from None
     except (LookupError, ValueError) as err:  # an unknown or multi-byte encoding declaration

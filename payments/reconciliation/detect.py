@@ -10,8 +10,8 @@
 =========================== ==================================================================
 
 Anything else is unreadable and quarantined: empty, binary (a NUL byte), an XML
-document type declaration (entity expansion is refused outright), or an
-unrecognised layout.
+document type declaration in the head (entity expansion is refused outright; the
+camt.053 parser, ``defusedxml``, refuses one found further in), or an unrecognised layout.
 
 Encodings: UTF-8 (a BOM allowed). Banks also export MT940 and BAI2 in legacy
 single-byte code pages (a Hungarian bank's MT940 in CP852); for those two formats
@@ -34,6 +34,8 @@ BAI2 = "bai2"
 MT940 = "mt940"
 BANK_FORMATS = frozenset({CAMT053, BAI2, MT940})
 
+#: why an XML file with a document type declaration is quarantined (here, or by the parser past the head)
+XML_DTD_REFUSED = "XML with a document type declaration is refused (entity expansion)"
 _ADYEN_MARKERS = {"Psp Reference", "Merchant Reference", "Type"}
 _MT940_TAGS = re.compile(r"^:20:.*?^:6[02][FM]:", re.MULTILINE | re.DOTALL)
 
@@ -113,7 +115,7 @@ def _detect_text(text: str) -> str:
         raise UnreadableFile("empty file (whitespace only)")
     if stripped.startswith("<"):
         if "<!DOCTYPE" in text or "<!ENTITY" in text:
-            raise UnreadableFile("XML with a document type declaration is refused (entity expansion)")
+            raise UnreadableFile(XML_DTD_REFUSED)  # cheap, in the head; the parser refuses one anywhere
         if "camt.053" in text:
             return CAMT053
         raise UnreadableFile("XML that is not an ISO 20022 camt.053 statement")

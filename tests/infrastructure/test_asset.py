@@ -24,6 +24,7 @@ THIRD_PARTY_SHIPPED = {
     "pydantic_core",
     "mt940",
     "bai2",
+    "defusedxml",
     "Adyen",
     "aws_xray_sdk",
     "boto3",
