@@ -17,6 +17,7 @@ logged; the stored item is processed again on its redelivery).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -35,6 +36,18 @@ from payments.refunds.repository import RefundsRepository
 
 #: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
 config.load(registry.NOTIFICATIONS)
+
+
+def check_hmac_keys(environ: Mapping[str, str] | None = None) -> None:
+    """At cold start: a configured HMAC key that is not hex of at least 16 bytes (or a secret holding
+    none) raises :class:`payments.psp.hmac.InvalidHmacKey` naming the setting, never the key, so the
+    function's init fails loudly (the init error is the alarm) instead of refusing every notification."""
+    current = settings() if environ is None else config.Settings.from_env(environ)
+    if current.payments_psp_hmac_key.strip() or current.payments_psp_hmac_key_secret.strip():
+        adyen_hmac.configured_keys(environ)
+
+
+check_hmac_keys()
 
 ACCEPTED = "[accepted]"
 

@@ -50,8 +50,13 @@ SIGNED_FIELDS = (
 )
 
 
+#: the shortest key accepted, in bytes: Adyen's Customer Area generates 32 (64 hex characters)
+MIN_KEY_BYTES = 16
+
+
 class InvalidHmacKey(ValueError):
-    """The configured HMAC key is not a non-empty even-length hex string."""
+    """The configured HMAC key is not a hex string of at least :data:`MIN_KEY_BYTES` bytes. Its
+    message never quotes the key."""
 
 
 def _text(value: Any) -> str:
@@ -81,12 +86,18 @@ def signing_string(item: Mapping[str, Any]) -> str:
 
 
 def _key_bytes(hex_key: str) -> bytes:
+    """The key's bytes: hex (as Adyen's Customer Area shows it), at least :data:`MIN_KEY_BYTES` bytes."""
     try:
         key = binascii.unhexlify(hex_key.strip())
     except (binascii.Error, ValueError, AttributeError) as err:
         raise InvalidHmacKey("the HMAC key must be the hex string shown in Adyen's Customer Area") from err
     if not key:
         raise InvalidHmacKey("the HMAC key is empty")
+    if len(key) < MIN_KEY_BYTES:
+        raise InvalidHmacKey(
+            f"the HMAC key is {len(key)} bytes, at least {MIN_KEY_BYTES} are needed "
+            f"({2 * MIN_KEY_BYTES} hex characters; Adyen's keys are 32 bytes, 64 hex characters)"
+        )
     return key
 
 
@@ -158,14 +169,17 @@ def keys_from_secret(value: str, now: datetime | None = None) -> list[str]:
       key, and the previous one while ``now`` is before ``previous_valid_until`` (an offset-less time
       is UTC; without ``previous_valid_until`` the previous key is accepted until it is removed).
 
-    Every key is checked to be hex (:class:`InvalidHmacKey` otherwise, as for a missing current key):
-    a badly put secret is an operator's error that must surface, never a silently empty key list.
+    Every key is checked to be hex of at least :data:`MIN_KEY_BYTES` bytes (:class:`InvalidHmacKey`
+    otherwise, as for a missing current key or an empty key between commas): a badly put secret is an
+    operator's error that must surface, never a silently empty key list.
     """
     text = (value or "").strip()
     if not text:
         raise InvalidHmacKey("the HMAC key secret is empty")
     if not text.startswith("{"):
-        keys = [part.strip() for part in text.split(",") if part.strip()]
+        keys = [part.strip() for part in text.split(",")]
+        if not all(keys):
+            raise InvalidHmacKey("the HMAC key secret has an empty key between its commas")
     else:
         try:
             document = json.loads(text)
@@ -219,7 +233,7 @@ def configured_keys(environ: Mapping[str, str] | None = None, now: datetime | No
     config = settings() if environ is None else Settings.from_env(environ)
     direct = config.payments_psp_hmac_key
     if direct.strip():
-        return keys_from_secret(direct, now)
+        return _named(env_name("payments_psp_hmac_key"), direct, now)
     secret = config.payments_psp_hmac_key_secret
     if not secret.strip():
         raise InvalidHmacKey(
@@ -228,6 +242,15 @@ def configured_keys(environ: Mapping[str, str] | None = None, now: datetime | No
     from aws_lambda_powertools.utilities import parameters
 
     value = parameters.get_secret(secret.strip(), max_age=config.adyen_secret_max_age)
+    setting = f"the secret named by {env_name('payments_psp_hmac_key_secret')}"
     if not isinstance(value, str):
-        raise InvalidHmacKey("the HMAC key secret must be a string, not binary")
-    return keys_from_secret(value, now)
+        raise InvalidHmacKey(f"{setting}: the HMAC key secret must be a string, not binary")
+    return _named(setting, value, now)
+
+
+def _named(setting: str, value: str, now: datetime | None) -> list[str]:
+    """:func:`keys_from_secret`, its refusal naming the setting that holds the value (never the value)."""
+    try:
+        return keys_from_secret(value, now)
+    except InvalidHmacKey as err:
+        raise InvalidHmacKey(f"{setting}: {err}") from None

@@ -43,6 +43,7 @@ from functions import registry
 from payments.kernel import aws
 from payments.kernel.config import Settings, reset_settings
 from payments.kernel.tables import create_tables
+from payments.psp import hmac as adyen_hmac
 from payments_dev.local import inprocess, lambdas, moto_patches
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,6 +187,8 @@ class LocalRuntime:
             notifications_queue_url=f"{self.aws_url}/{ACCOUNT}/payments-notifications",
         )
         self._pollers: list[Any] = []
+        # the notifications function's cold-start check, at once: a bad PAYMENTS_PSP_HMAC_KEY stops the runtime
+        adyen_hmac.configured_keys({"PAYMENTS_PSP_HMAC_KEY": self.settings.payments_psp_hmac_key})
 
     @property
     def api_url(self) -> str:
