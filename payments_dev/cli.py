@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +46,15 @@ def _local_psp(runtime: LocalRuntime, name: str) -> object | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from payments.psp.hmac import InvalidHmacKey
     from payments_dev.local.runtime import LocalRuntime, wait_forever
 
     given_key = bool(os.environ.get("PAYMENTS_PSP_HMAC_KEY"))  # the runtime exports the one it uses
-    runtime = LocalRuntime(args.host, args.port, args.aws_port, quiet=not args.verbose)
+    try:
+        runtime = LocalRuntime(args.host, args.port, args.aws_port, quiet=not args.verbose)
+    except InvalidHmacKey as err:  # one line naming the setting, never the key
+        print(f"payments serve: {err}", file=sys.stderr)
+        return 2
     adyen = _local_psp(runtime, args.psp)
     runtime.start()
     s = runtime.settings

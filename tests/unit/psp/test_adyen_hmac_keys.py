@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,20 @@ def test_an_invalid_key_fails_the_notifications_functions_cold_start() -> None:
     # and with Adyen's kind of key it starts
     good = _cold_start(LIB_KEY)
     assert good.returncode == 0, good.stderr[-2000:]
+
+
+def test_payments_serve_refuses_an_invalid_key_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    # Given PAYMENTS_PSP_HMAC_KEY holding a key of 3 bytes
+    monkeypatch.setenv("PAYMENTS_PSP_HMAC_KEY", SHORT)
+    from payments.ops.cli import main
+    from payments_dev.local.runtime import LocalRuntime
+
+    def started(self: LocalRuntime) -> None:
+        raise AssertionError("the local runtime started with an invalid HMAC key")
+
+    monkeypatch.setattr(LocalRuntime, "start", started)
+
+    # When `payments serve` is started / Then it stops before serving: exit 2, one line naming the setting
+    assert main(["serve", "--port", "18999"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "PAYMENTS_PSP_HMAC_KEY" in err and SHORT not in err
