@@ -5,6 +5,7 @@
 * ``payments verify``  check the money invariants over the current data
 * ``payments openapi`` print the OpenAPI description of the API
 * ``payments stuck``   list payments unfinished beyond a deadline; ``payments resume`` re-drives one
+* ``payments attention``  list what needs a person; ``resolve ID --note TEXT`` closes one, recording who and why
 * ``payments backfill-account-totals``  the ledger's seller account totals, for a ledger booked before them
 * ``payments chaos``   the fault-injection harness on the local runtime (dev extra)
 * ``payments psp chargeback``  the simulated PSP raises a chargeback and sends its notification
@@ -130,6 +131,9 @@ def parser() -> argparse.ArgumentParser:
 
     add_psp_commands(commands)  # payments psp chargeback / chargeback-reversed
     add_operations_commands(commands)  # payments stuck / resume / backfill-account-totals
+    from payments.ops.attention import add_commands as add_attention_commands
+
+    add_attention_commands(commands)  # payments attention list / show / resolve
     return root
 
 
