@@ -53,7 +53,12 @@ class Flag:
     resolution: str | None = None
 
     def line(self) -> str:
-        state = "OPEN" if self.open else f"closed {self.resolved_at or '?'} by {self.resolved_by or 'a re-run'}"
+        if self.open:
+            state = "OPEN"
+        elif self.flagged_at is None:
+            state = "never flagged"
+        else:
+            state = f"closed {self.resolved_at or '?'} by {self.resolved_by or 'a re-run of its workflow'}"
         who = "needs a person" if self.kind == AttentionKind.PERSON.value else "re-drivable"
         return f"{self.item:<6} {self.id:<40} {self.status:<10} {who:<15} {self.flagged_at or '-':<24} {state}: {self.reason}"
 

@@ -92,7 +92,7 @@ class Report:
                 line = f"  {mark} {number}. {text}: {self.checks[number]} checks, {broken} violations"
                 if skipped:
                     line += f"; SKIPPED: {skipped}"
-            if number in self.sources:
+            if number in self.sources and (self.checks[number] or broken):
                 line += f" [PSP: {self.sources[number]}]"
             lines.append(line)
         return lines
