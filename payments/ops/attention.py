@@ -172,6 +172,25 @@ def resolve(
 
 
 # --- CLI -------------------------------------------------------------------------------------------
+def _unreachable(command: str) -> Any:
+    """Run a command; the store or the endpoint out of reach is one line and exit 2, no traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from payments.kernel.errors import StoreUnavailable
+
+    def wrap(func: Any) -> Any:
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return int(func(args))
+            except (BotoCoreError, ClientError, StoreUnavailable) as err:
+                print(f"payments attention {command}: the tables cannot be read or written: {err}", file=sys.stderr)
+                return 2
+
+        return run
+
+    return wrap
+
+
 def _print(flags: list[Flag], output: str) -> None:
     if output == "json":
         print(json.dumps([asdict(f) for f in flags], indent=2))
@@ -233,7 +252,11 @@ def add_commands(subparsers: Any) -> None:
     resolve_cmd.add_argument("id", help="a payment_order_id or a refund_id")
     resolve_cmd.add_argument("--note", required=True, help="why it is closed: what was done or decided")
     resolve_cmd.add_argument("--item", choices=("order", "refund"), help="when the id names both an order and a refund")
-    for command, func in ((listing, _list_command), (show, _show_command), (resolve_cmd, _resolve_command)):
+    for name, command, func in (
+        ("list", listing, _list_command),
+        ("show", show, _show_command),
+        ("resolve", resolve_cmd, _resolve_command),
+    ):
         command.add_argument("--endpoint", default=None, help=endpoint_help)
         command.add_argument("--output", choices=("table", "json"), default="table")
-        command.set_defaults(func=func)
+        command.set_defaults(func=_unreachable(name)(func))
