@@ -89,7 +89,11 @@ def _demo(args: argparse.Namespace) -> int:
     adyen = _local_psp(runtime, args.psp)
     runtime.start()
     try:
-        extra = {"psp_charges": adyen.charges, "settle": adyen.settle} if adyen is not None else {}  # type: ignore[attr-defined]
+        extra = (
+            {"psp_charges": adyen.charges, "psp_refunds": adyen.refunds, "settle": adyen.settle}  # type: ignore[attr-defined]
+            if adyen is not None
+            else {}
+        )
         return demo.run(
             runtime.api_url, checkouts=args.checkouts, seed=args.seed, concurrency=args.concurrency, **extra
         )

@@ -232,6 +232,7 @@ def run(
     timeout: float = 600.0,
     psp_charges: Callable[[], list[dict[str, Any]]] | None = None,
     settle: Callable[[str], str] | None = None,
+    psp_refunds: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> int:
     """``psp_charges`` and ``settle``: another PSP's record of charges and settlement file (default: the simulator's)."""
     client = ApiClient(api_url)
@@ -307,7 +308,10 @@ def run(
     for row in client.trial_balance().body["currencies"]:
         print(f"  {row['currency']}  debits {row['debits']:>14}  credits {row['credits']:>14}")
 
-    report = check_current(psp_charges=psp_charges() if psp_charges is not None else None)
+    report = check_current(
+        psp_charges=psp_charges() if psp_charges is not None else None,
+        psp_refunds=psp_refunds() if psp_refunds is not None else None,
+    )
     print("\nMoney invariants:")
     for line in report.summary_lines():
         print(line)

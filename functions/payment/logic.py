@@ -39,7 +39,7 @@ from payments.payin.models import (
     WalletOut,
 )
 from payments.payin.repository import PaymentsRepository, recovery_due
-from payments.payin.status import PaymentStatus, payment_outcome
+from payments.payin.status import AttentionKind, PaymentStatus, payment_outcome
 from payments.payin.tasks import FinalizePaymentTask
 
 
@@ -133,7 +133,11 @@ def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dic
             reason = (
                 f"{result.step or 'unknown'} step: {error.get('Error', 'error')}: {str(error.get('Cause', ''))[:500]}"
             )
-            repo.flag_attention(result.payment_order_id, reason)
+            # a step that ran out of retries is re-drivable; a refusal is a decision for a person
+            refusal = error.get("Error") in REFUSALS
+            repo.flag_attention(
+                result.payment_order_id, reason, AttentionKind.PERSON if refusal else AttentionKind.REDRIVE
+            )
             count("NeedsAttention")
             logger.error(
                 "payment order needs attention", extra={"payment_order_id": result.payment_order_id, "reason": reason}

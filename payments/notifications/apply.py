@@ -28,7 +28,7 @@ from payments.kernel.errors import StatusConflict
 from payments.kernel.money import InvalidAmount, Money
 from payments.kernel.observability import count, logger
 from payments.notifications.store import NotificationStore
-from payments.payin.status import OrderStatus
+from payments.payin.status import AttentionKind, OrderStatus
 from payments.refunds.models import RefundRecord, RefundStatus
 from payments.refunds.repository import ChargebackNotBooked, RefundsRepository
 
@@ -209,7 +209,7 @@ def _refund_returned(
         f"{refund.money.format()} {refund.currency} did not reach the shopper and is back with the platform, while "
         f"the refund is {refund.status.value} here; credit the seller back or refund the shopper again"
     )
-    refunds.flag_attention(refund_id, reason)
+    refunds.flag_attention(refund_id, reason, AttentionKind.PERSON)
     count("RefundReturnedByScheme")
     logger.error("refund returned by the scheme", extra={"refund_id": refund_id, "event_code": code})
     return "ANOMALY", reason

@@ -16,6 +16,7 @@ from typing import Any
 from payments.accounts.ledger import CREDIT, DEBIT, LedgerRepository, assert_balanced, seller_account_id
 from payments.accounts.wallet import WalletRepository
 from payments.kernel.errors import InvariantViolation
+from payments.ops.psp_record import PspRecord
 from payments.payin.models import OrderRecord
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import ORDER_TRANSITIONS, OrderStatus, PaymentStatus, payment_outcome
@@ -49,20 +50,51 @@ class Report:
     violations: list[Violation] = field(default_factory=list)
     orders_by_status: Counter[str] = field(default_factory=Counter)
     needs_attention: list[str] = field(default_factory=list)
+    #: invariant -> why it (or a part of it) could not be checked: printed SKIPPED, never as a pass
+    skipped: dict[int, str] = field(default_factory=dict)
+    #: the skips the caller asked for (``--in-flight``): printed, but they do not make the run incomplete
+    waived: set[int] = field(default_factory=set)
+    #: invariant -> where its data came from (the PSP's record), printed with its line
+    sources: dict[int, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
+        """No violation found (see :attr:`passed` for "and everything was checked")."""
         return not self.violations
+
+    @property
+    def complete(self) -> bool:
+        """Every check ran, but those the caller asked to skip."""
+        return not set(self.skipped) - self.waived
+
+    @property
+    def passed(self) -> bool:
+        return self.ok and self.complete
 
     def fail(self, invariant: int, detail: str, *ids: str) -> None:
         self.violations.append(Violation(invariant, detail, list(ids)))
+
+    def skip(self, invariant: int, reason: str, *, asked: bool = False) -> None:
+        previous = self.skipped.get(invariant)
+        self.skipped[invariant] = f"{previous}; {reason}" if previous else reason
+        if asked:
+            self.waived.add(invariant)
 
     def summary_lines(self) -> list[str]:
         lines = []
         for number, text in INVARIANTS.items():
             broken = sum(1 for v in self.violations if v.invariant == number)
-            mark = "ok  " if not broken else "FAIL"
-            lines.append(f"  {mark} {number}. {text}: {self.checks[number]} checks, {broken} violations")
+            skipped = self.skipped.get(number)
+            mark = "FAIL" if broken else "SKIP" if skipped else "ok  "
+            if skipped and not broken and not self.checks[number]:
+                line = f"  {mark} {number}. {text}: SKIPPED: {skipped}"
+            else:
+                line = f"  {mark} {number}. {text}: {self.checks[number]} checks, {broken} violations"
+                if skipped:
+                    line += f"; SKIPPED: {skipped}"
+            if number in self.sources and (self.checks[number] or broken):
+                line += f" [PSP: {self.sources[number]}]"
+            lines.append(line)
         return lines
 
 
@@ -70,14 +102,26 @@ def check(
     payments: PaymentsRepository,
     wallets: WalletRepository,
     ledger: LedgerRepository,
-    psp_charges: list[dict[str, Any]],
+    psp_charges: list[dict[str, Any]] | None,
     *,
     expect_settled: bool = True,
     refunds: Any = None,
     psp_refunds: list[dict[str, Any]] | None = None,
+    psp: PspRecord | None = None,
 ) -> Report:
-    """Check every invariant. ``expect_settled``: all accepted checkouts should have finished."""
+    """Check every invariant. ``expect_settled``: all accepted checkouts should have finished.
+
+    ``psp_charges`` / ``psp_refunds``: the PSP's record (None: not available, so invariant 1, or the
+    PSP's side of invariant 8, is SKIPPED); ``psp``: where they came from and whether they list every
+    refund the PSP decided (a settlement report lists only what it settled so far)."""
     report = Report()
+    if psp is not None:
+        report.sources[1] = psp.source
+    if psp_charges is None:
+        report.skip(
+            1, psp.unavailable if psp is not None and psp.unavailable else "the PSP's record of charges was not given"
+        )
+        psp_charges = []
     orders = {o.payment_order_id: o for o in payments.scan_orders()}
     order: OrderRecord | None  # an order of the scan, or the one a reference names (None: unknown)
     for order in orders.values():
@@ -203,7 +247,9 @@ def check(
         _check_history(order, report)
 
     # 6. nothing is lost
-    if expect_settled:
+    if not expect_settled:
+        report.skip(6, "checkouts may still be running (--in-flight)", asked=True)
+    else:
         for payment in payments.scan_payments():
             report.checks[6] += 1
             mine = [orders[i] for i in payment.payment_order_ids if i in orders]
@@ -225,9 +271,30 @@ def check(
                 report.fail(6, f"is_payment_done is {payment.is_payment_done}, orders say {done}", payment.checkout_id)
             if payment.status is PaymentStatus.PENDING:
                 report.fail(6, "payment accepted but its workflow never started", payment.checkout_id)
-    if refunds is not None:
+    if refunds is None:
+        report.skip(8, "refunds and disputes were not read")
+    else:
+        if psp_refunds is None:
+            report.skip(
+                8,
+                "the PSP's side (one PSP refund per refund_id, agreeing with ours): "
+                + (
+                    psp.unavailable
+                    if psp is not None and psp.unavailable
+                    else "the PSP's record of refunds was not given"
+                ),
+            )
+        elif psp is not None:
+            report.sources[8] = psp.source
         _check_money_back(
-            report, orders, refunds, wallet_adjustments, ledger_adjustments, psp_refunds, expect_settled=expect_settled
+            report,
+            orders,
+            refunds,
+            wallet_adjustments,
+            ledger_adjustments,
+            psp_refunds,
+            expect_settled=expect_settled,
+            psp_complete=psp is None or psp.complete,
         )
     return report
 
@@ -241,9 +308,12 @@ def _check_money_back(
     psp_refunds: list[dict[str, Any]] | None,
     *,
     expect_settled: bool = True,
+    psp_complete: bool = True,
 ) -> None:
-    """Invariant 8 (issue 18): refunds, chargebacks and reversals. ``expect_settled``: no refund is in
-    flight, so one the PSP decided must be decided here too, or parked for an operator."""
+    """Invariant 8: refunds, chargebacks and reversals. ``expect_settled``: no refund is in flight, so
+    one the PSP decided must be decided here too, or parked for an operator. ``psp_complete``: the
+    PSP's record lists every refund it decided (its own record; not a settlement report, which lists
+    what it settled so far: a refund SUCCEEDED here and in no report yet is reconciliation's to find)."""
     reserved: dict[str, int] = defaultdict(int)
     refunded: dict[str, int] = defaultdict(int)
     charged_back: dict[str, int] = defaultdict(int)
@@ -310,7 +380,9 @@ def _check_money_back(
                 8, f"order keeps reserved/refunded/chargeback/reversed {kept}, its records sum to {summed}", order_id
             )
         given_back = refunded[order_id] + charged_back[order_id] - reversed_[order_id]
-        if given_back > order.amount_minor and not order.needs_attention:
+        # more back than in is allowed only as a claim a person knows of: an open flag that needs a
+        # person, or one a person resolved for at least this much (a re-run or resume never closes it)
+        if given_back > order.amount_minor and not order.person_told_of_money_back(given_back):
             report.fail(8, f"gave back {given_back} of {order.amount_minor} charged, and nobody was told", order_id)
         if reserved[order_id] > order.amount_minor:
             report.fail(8, f"refunds reserved {reserved[order_id]} of {order.amount_minor} charged", order_id)
@@ -333,7 +405,7 @@ def _check_money_back(
                 outcome = "refunded" if psp_refund.get("succeeded") else "refused"
                 report.fail(8, f"{outcome} at the PSP, still PENDING here and not parked", key)
         for refund in records:
-            if refund.status.value == "SUCCEEDED" and per_key[refund.refund_id] == 0:
+            if psp_complete and refund.status.value == "SUCCEEDED" and per_key[refund.refund_id] == 0:
                 report.fail(8, "SUCCEEDED here, unknown at the PSP", refund.refund_id)
 
 
@@ -349,21 +421,42 @@ def _check_history(order: OrderRecord, report: Report) -> None:
         report.fail(5, f"status {order.status.value} is not the last of its history", order.payment_order_id)
 
 
-def check_current(expect_settled: bool = True, psp_charges: list[dict[str, Any]] | None = None) -> Report:
+def check_current(
+    expect_settled: bool = True,
+    psp_charges: list[dict[str, Any]] | None = None,
+    psp_refunds: list[dict[str, Any]] | None = None,
+    *,
+    psp_name: str | None = None,
+) -> Report:
     """Check the tables named by the current settings (the local runtime or a deployed stack).
 
-    ``psp_charges``: the PSP's record of charges; default: the simulated PSP's table."""
-    from payments.psp.simulator import SimulatedPsp
+    The PSP's record comes from the PSP the stage runs (``psp_name``, default the ``PAYMENTS_PSP``
+    setting): the simulator's table, or for Adyen the settlement reports reconciliation read
+    (:mod:`payments.ops.psp_record`). ``psp_charges`` / ``psp_refunds``: another record of the PSP's,
+    given by the caller (the dev commands pass the Adyen fake's)."""
+    from payments.kernel.config import settings
+    from payments.ops.psp_record import adyen_reported_record, simulator_record
     from payments.refunds.repository import RefundsRepository
 
+    name = psp_name or settings().payments_psp
+    record = adyen_reported_record() if name == "adyen" else simulator_record()
+    if psp_charges is not None or psp_refunds is not None:
+        given = "the PSP's record given by the caller"
+        record = PspRecord(
+            given if psp_refunds is not None else f"{given}; refunds: {record.source}",
+            psp_charges if psp_charges is not None else record.charges,
+            psp_refunds if psp_refunds is not None else record.refunds,
+            complete=psp_refunds is not None or record.complete,
+            unavailable=record.unavailable,
+        )
     payments = PaymentsRepository()
-    psp = SimulatedPsp()
     return check(
         payments,
         WalletRepository(payments=payments),
         LedgerRepository(payments=payments),
-        psp_charges if psp_charges is not None else list(psp.all_charges()),
+        record.charges,
         expect_settled=expect_settled,
         refunds=RefundsRepository(payments=payments),
-        psp_refunds=list(psp.all_refunds()),
+        psp_refunds=record.refunds,
+        psp=record,
     )

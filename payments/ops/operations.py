@@ -9,9 +9,11 @@
   Every step is idempotent (the executor asks the PSP before charging, the wallet credit
   and the ledger transaction are conditional on a per-order marker), so re-running the
   whole workflow only does what is missing, and ``FinalizePayment`` re-derives the
-  payment status. Orders that are settled afterwards get their ``needs_attention`` flag
-  cleared with an audit trail (``attention_resolved_at``, ``attention_resolution``);
-  an order that fails again is parked again by the workflow itself.
+  payment status. Orders that are settled afterwards get their re-drivable (``REDRIVE``)
+  ``needs_attention`` flag cleared with an audit trail (``attention_resolved_at``,
+  ``attention_resolution``); an order that fails again is parked again by the workflow itself.
+  A flag that needs a person (``PERSON``: a chargeback on a refunded order, a refusal) is never
+  cleared here: the result lists it, and ``payments attention resolve`` closes it.
 
 * ``payments backfill-account-totals``  adds the ledger transactions booked before the seller
   account totals existed to those totals, each exactly once (safe while payments flow).
@@ -38,7 +40,7 @@ from payments.kernel import aws, clock
 from payments.kernel.config import settings
 from payments.kernel.dynamo import error_code
 from payments.payin.repository import PaymentsRepository
-from payments.payin.status import PaymentStatus
+from payments.payin.status import AttentionKind, PaymentStatus
 
 MAX_RESUMES = 20  # execution names <checkout>-resume-1 .. -20; beyond that, a human looks closer
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
@@ -123,12 +125,15 @@ class ResumeResult:
     is_payment_done: bool
     cleared: list[str] = field(default_factory=list)  # orders whose NEEDS_ATTENTION flag was cleared
     still_parked: list[str] = field(default_factory=list)
+    #: orders whose flag needs a person (never cleared by a resume) -> the flag's reason
+    needs_person: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return (
             self.execution_status == "SUCCEEDED"
             and not self.still_parked
+            and not self.needs_person
             and self.payment_status
             in (
                 PaymentStatus.SUCCEEDED.value,
@@ -237,9 +242,12 @@ def resume(checkout_id: str, *, timeout: float = 600.0, repo: PaymentsRepository
     status = wait_execution(arn, timeout) if arn else wait_payment(checkout_id, since, timeout, repo)
     payment = repo.get(checkout_id)
     orders = repo.orders_of(payment)
-    cleared, still = [], []
+    cleared, still, needs_person = [], [], {}
     for order in orders:
         if not order.needs_attention:
+            continue
+        if AttentionKind.of(order.attention_kind) is AttentionKind.PERSON:
+            needs_person[order.payment_order_id] = order.attention_reason or "no reason recorded"
             continue
         if clear_attention(order.payment_order_id, f"resumed by execution {name} ({status})", repo):
             cleared.append(order.payment_order_id)
@@ -255,6 +263,7 @@ def resume(checkout_id: str, *, timeout: float = 600.0, repo: PaymentsRepository
         payment.is_payment_done,
         cleared,
         still,
+        needs_person,
         is_payment_done_expected=(payment.is_payment_done == done_expected),
     )
 
@@ -280,6 +289,11 @@ def _resume_command(args: argparse.Namespace) -> int:
         f"{result.checkout_id}: execution {result.execution_name} {result.execution_status}; payment {result.payment_status}, "
         f"is_payment_done {result.is_payment_done}; cleared {result.cleared or '-'}; still parked {result.still_parked or '-'}"
     )
+    for order_id, reason in result.needs_person.items():
+        print(
+            f"{order_id}: not cleared: its flag needs a person ({reason}); a resume never clears it: "
+            f"when it is dealt with, close it with payments attention resolve {order_id} --note TEXT"
+        )
     return 0 if result.ok else 1
 
 

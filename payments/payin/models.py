@@ -15,7 +15,7 @@ from payments.kernel.config import MAX_ORDERS_PER_CHECKOUT
 from payments.kernel.ids import identifier_field
 from payments.kernel.iso4217 import MINOR_UNITS
 from payments.kernel.money import MAX_ORDER_MINOR_UNITS, Money, is_currency, parse_amount
-from payments.payin.status import OrderStatus, PaymentStatus
+from payments.payin.status import AttentionKind, OrderStatus, PaymentStatus
 
 NO_CARD_NUMBER = (
     " Must not hold a card number: a run of 13-19 digits passing the Luhn check, digit groups joined by"
@@ -262,6 +262,17 @@ class OrderRecord(BaseModel):
     attention_reason: str | None = None
     #: when it was last parked (an operator's resume tells "parked again" from "parked before it started")
     attention_flagged_at: str | None = None
+    #: who may close the flag: ``REDRIVE`` (the workflow or a resume, once settled) or ``PERSON``
+    #: (only ``payments attention resolve``); see :class:`payments.payin.status.AttentionKind`
+    attention_kind: str | None = None
+    #: the last closing of a flag: when, by whom (a person's identity; absent when a re-run settled
+    #: it) and why
+    attention_resolved_at: str | None = None
+    attention_resolved_by: str | None = None
+    attention_resolution: str | None = None
+    #: money back (refunds reserved + chargebacks standing) when the order was last flagged for giving
+    #: back more than was charged: what a person's resolution of that flag covers
+    overpaid_flagged_minor: int | None = None
     #: every status this order has had, in order, with the time (invariant 5 is checked on it)
     status_history: list[dict[str, str]] = Field(default_factory=list)
     #: late or duplicate signals that were recorded but not applied
@@ -302,6 +313,16 @@ class OrderRecord(BaseModel):
             refunded_amount=self.refunded.format(),
             chargeback_amount=self.chargeback_net.format(),
         )
+
+    def person_told_of_money_back(self, given_back_minor: int) -> bool:
+        """A person knows that this order gave back ``given_back_minor`` (more than was charged): its
+        flag that needs a person is open, or a person resolved one raised for at least that much (a
+        re-run or a resume never closes such a flag; more money back raises it again)."""
+        if AttentionKind.of(self.attention_kind) is not AttentionKind.PERSON:
+            return False
+        if self.needs_attention:
+            return True
+        return self.attention_resolved_by is not None and (self.overpaid_flagged_minor or 0) >= given_back_minor
 
     @property
     def is_settled_internally(self) -> bool:

@@ -43,7 +43,7 @@ from payments.kernel.dynamo import error_code, from_item, is_condition_failure, 
 from payments.kernel.observability import count, logger
 from payments.payin.models import PaymentRecord
 from payments.payin.repository import PaymentsRepository, payment_key, recovery_due
-from payments.payin.status import payment_outcome
+from payments.payin.status import AttentionKind, payment_outcome
 
 INDEX = "by_recovery_due"
 #: payments handled per shard and run: a bound on one run's work (the rest waits a minute)
@@ -176,7 +176,7 @@ def give_up(checkout_id: str, seen_due: str, attempts: int, repo: PaymentsReposi
     reason = f"recovery: still unfinished after {attempts} automatic re-drives (payment {payment.status.value})"
     for order in unsettled:
         if not order.needs_attention:
-            repo.flag_attention(order.payment_order_id, f"{reason}; order {order.status.value}")
+            repo.flag_attention(order.payment_order_id, f"{reason}; order {order.status.value}", AttentionKind.REDRIVE)
             count("NeedsAttention")
     if not unsettled:  # settled meanwhile, but never finalized: derive the status as FinalizePayment does
         repo.move_payment(checkout_id, payment_outcome([o.status for o in orders]), is_payment_done=True)

@@ -44,7 +44,7 @@ from payments.kernel.dynamo import (
 )
 from payments.kernel.errors import Conflict, InvariantViolation, NotFound, StatusConflict, must_exist
 from payments.payin.models import OrderRecord, PaymentRecord
-from payments.payin.status import ORDER_TRANSITIONS, PAYMENT_TRANSITIONS, OrderStatus, PaymentStatus
+from payments.payin.status import ORDER_TRANSITIONS, PAYMENT_TRANSITIONS, AttentionKind, OrderStatus, PaymentStatus
 
 if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
@@ -313,19 +313,25 @@ class PaymentsRepository:
     def record_anomaly(self, payment_order_id: str, what: str) -> None:
         append_anomaly(self.ddb, self.table, order_key(payment_order_id), what)
 
-    def flag_attention(self, payment_order_id: str, reason: str) -> None:
-        """Park an order as NEEDS_ATTENTION (an operator resumes it; see the runbook)."""
-        set_attention(self.ddb, self.table, order_key(payment_order_id), reason)
+    def flag_attention(
+        self, payment_order_id: str, reason: str, kind: AttentionKind = AttentionKind.PERSON, **facts: int | str
+    ) -> bool:
+        """Park an order as NEEDS_ATTENTION of ``kind`` (see :func:`set_attention` and the runbook)."""
+        return set_attention(self.ddb, self.table, order_key(payment_order_id), reason, kind, **facts)
 
     def clear_attention(self, payment_order_id: str, resolution: str) -> bool:
-        """Clear NEEDS_ATTENTION on an order that is settled now (FAILED, or SUCCESS with its wallet
-        credit and ledger transaction); keep the reason and record when and how. False if it is not."""
+        """Clear a re-drivable NEEDS_ATTENTION (``REDRIVE``) on an order that is settled now (FAILED, or
+        SUCCESS with its wallet credit and ledger transaction); keep the reason and record when and how.
+        False if it is not settled, or if its flag needs a person (``PERSON``, or stored without a kind):
+        only :func:`resolve_attention` closes that one."""
         return conditional_write(
             self.ddb.update_item,
             TableName=self.table,
             Key=order_key(payment_order_id),
-            UpdateExpression="SET needs_attention = :no, attention_resolved_at = :now, attention_resolution = :how, updated_at = :now",
-            ConditionExpression="needs_attention = :yes AND (#status = :failed OR (#status = :success AND wallet_updated = :yes AND ledger_updated = :yes))",
+            UpdateExpression="SET needs_attention = :no, attention_resolved_at = :now, attention_resolution = :how, "
+            "updated_at = :now REMOVE attention_resolved_by",
+            ConditionExpression="needs_attention = :yes AND attention_kind = :redrive AND "
+            "(#status = :failed OR (#status = :success AND wallet_updated = :yes AND ledger_updated = :yes))",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=to_values(
                 {
@@ -333,6 +339,7 @@ class PaymentsRepository:
                     ":yes": True,
                     ":now": clock.now_iso(),
                     ":how": resolution[:500],
+                    ":redrive": AttentionKind.REDRIVE.value,
                     ":failed": OrderStatus.FAILED.value,
                     ":success": OrderStatus.SUCCESS.value,
                 }
@@ -371,17 +378,88 @@ def append_anomaly(client: Any, table: str, key: dict[str, Any], what: str) -> N
         )
 
 
-def set_attention(client: Any, table: str, key: dict[str, Any], reason: str) -> None:
-    """Park an existing item of the payments table (an order, a refund) as NEEDS_ATTENTION."""
-    with transient_as_store_unavailable():
-        client.update_item(
-            TableName=table,
-            Key=key,
-            UpdateExpression="SET needs_attention = :yes, attention_reason = :reason, attention_flagged_at = :now, "
-            "updated_at = :now",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=to_values({":yes": True, ":reason": reason[:1000], ":now": clock.now_iso()}),
+def set_attention(
+    client: Any,
+    table: str,
+    key: dict[str, Any],
+    reason: str,
+    kind: AttentionKind = AttentionKind.PERSON,
+    **facts: int | str,
+) -> bool:
+    """Park an existing item of the payments table (an order, a refund) as NEEDS_ATTENTION of ``kind``.
+
+    A flag that needs a person is never turned into a re-drivable one: a ``REDRIVE`` flag meeting an
+    open ``PERSON`` flag (or an open flag stored without a kind) leaves it as it is, keeps the new
+    reason among the item's anomalies, and answers False. True when the flag is set as asked.
+    ``facts``: attributes stored with the flag, in the same write (what the flag was raised for)."""
+    now = clock.now_iso()
+    values: dict[str, Any] = {":yes": True, ":reason": reason[:1000], ":now": now, ":kind": kind.value}
+    values.update({f":fact{n}": value for n, value in enumerate(facts.values())})
+    extra = "".join(f", {name} = :fact{n}" for n, name in enumerate(facts))
+    condition = "attribute_exists(pk)"
+    if kind is AttentionKind.REDRIVE:
+        condition += (
+            " AND NOT (needs_attention = :yes AND (attribute_not_exists(attention_kind) OR attention_kind <> :kind))"
         )
+    if conditional_write(
+        client.update_item,
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET needs_attention = :yes, attention_reason = :reason, attention_flagged_at = :now, "
+        f"attention_kind = :kind, updated_at = :now{extra}",
+        ConditionExpression=condition,
+        ExpressionAttributeValues=to_values(values),
+    ):
+        return True
+    if get_item(client, table, key) is None:
+        raise NotFound(f"no item {key['pk']['S']} to park")
+    append_anomaly(client, table, key, f"parked again ({kind.value}) while a flag for a person is open: {reason[:400]}")
+    return False
+
+
+def resolve_attention(
+    client: Any, table: str, key: dict[str, Any], *, flagged_at: str | None, who: str, note: str
+) -> bool:
+    """A person closes the open NEEDS_ATTENTION of an item (an order, a refund) deliberately, whatever
+    its kind: one conditional write that records who, when and why, on the item (``attention_resolved_*``)
+    and in its ``attention_log`` (one entry per flag closed, with the flag's kind and reason).
+
+    Conditional on the flag being open and still the one the caller read (``attention_flagged_at``):
+    False, changing nothing, when it is closed already or was parked again meanwhile."""
+    item = get_item(client, table, key)
+    if item is None:
+        raise NotFound(f"no item {key['pk']['S']}")
+    now = clock.now_iso()
+    entry = {
+        "kind": AttentionKind.of(item.get("attention_kind")).value,
+        "reason": str(item.get("attention_reason") or ""),
+        "flagged_at": flagged_at or "",
+        "resolved_at": now,
+        "resolved_by": who[:200],
+        "note": note[:1000],
+    }
+    values: dict[str, Any] = {
+        ":no": False,
+        ":yes": True,
+        ":now": now,
+        ":who": who[:200],
+        ":note": note[:1000],
+        ":empty": [],
+        ":entry": [entry],
+    }
+    seen = "attribute_not_exists(attention_flagged_at)"
+    if flagged_at is not None:
+        seen, values[":seen"] = "attention_flagged_at = :seen", flagged_at
+    return conditional_write(
+        client.update_item,
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET needs_attention = :no, attention_resolved_at = :now, attention_resolved_by = :who, "
+        "attention_resolution = :note, updated_at = :now, "
+        "attention_log = list_append(if_not_exists(attention_log, :empty), :entry)",
+        ConditionExpression=f"needs_attention = :yes AND {seen}",
+        ExpressionAttributeValues=to_values(values),
+    )
 
 
 def _strip_keys(item: dict[str, Any] | None) -> dict[str, Any]:

@@ -34,6 +34,28 @@ class PaymentStatus(StrEnum):
         return self in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_FAILED, PaymentStatus.FAILED)
 
 
+class AttentionKind(StrEnum):
+    """Why an order or a refund is parked ``NEEDS_ATTENTION``, which says who may close the flag.
+
+    * ``REDRIVE``: a step ran out of retries (the store, the PSP unreachable, the workflow
+      unfinished after the recovery's re-drives). Re-running the idempotent workflow settles it;
+      the workflow (``FinalizePayment``) and ``payments resume`` clear the flag once the order is
+      settled.
+    * ``PERSON``: a decision only a person can take (money to claim back after a chargeback on a
+      refunded order, a refund the scheme sent back, a request the PSP or our own checks refused).
+      Nothing clears it by itself; ``payments attention resolve ID --note TEXT`` closes it, recording
+      who, when and why. A flag stored without a kind counts as ``PERSON``.
+    """
+
+    REDRIVE = "REDRIVE"
+    PERSON = "PERSON"
+
+    @classmethod
+    def of(cls, stored: str | None) -> AttentionKind:
+        """The kind of a stored flag (none stored: ``PERSON``, the kind nothing clears by itself)."""
+        return cls.REDRIVE if stored == cls.REDRIVE.value else cls.PERSON
+
+
 #: status -> the statuses it may be entered from
 ORDER_TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     OrderStatus.NOT_STARTED: (),

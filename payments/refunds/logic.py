@@ -22,6 +22,7 @@ from payments.kernel.config import settings
 from payments.kernel.dynamo import error_code
 from payments.kernel.errors import InvalidRequest
 from payments.kernel.observability import count, logger
+from payments.payin.status import AttentionKind
 from payments.refunds.models import RefundRecord, RefundRequest, RefundStatus
 from payments.refunds.psp import RefundCall, RefundingPsp
 from payments.refunds.repository import RefundExceedsRemaining, RefundsRepository
@@ -136,7 +137,7 @@ def park_refund(task: dict[str, Any], refunds: RefundsRepository) -> dict[str, A
     refund = refunds.get(refund_id)
     if refund.status.is_final:
         return {"refund_id": refund_id, "status": refund.status.value, "parked": False}
-    refunds.flag_attention(refund_id, reason)
+    refunds.flag_attention(refund_id, reason, AttentionKind.REDRIVE)
     count("RefundNeedsAttention")
     logger.error("refund needs attention", extra={"refund_id": refund_id, "reason": reason})
     return {"refund_id": refund_id, "status": refund.status.value, "parked": True}

@@ -93,6 +93,11 @@ class RefundRecord(BaseModel):
     needs_attention: bool = False
     attention_reason: str | None = None
     attention_flagged_at: str | None = None
+    #: who may close the flag, and its last closing (as on an order: ``payments.payin.models.OrderRecord``)
+    attention_kind: str | None = None
+    attention_resolved_at: str | None = None
+    attention_resolved_by: str | None = None
+    attention_resolution: str | None = None
     anomalies: list[dict[str, str]] = Field(default_factory=list)
     created_at: str = ""
     updated_at: str = ""

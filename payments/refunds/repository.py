@@ -56,7 +56,7 @@ from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
 from payments.payin.models import OrderRecord
 from payments.payin.repository import PaymentsRepository, append_anomaly, order_key, set_attention
-from payments.payin.status import OrderStatus
+from payments.payin.status import AttentionKind, OrderStatus
 from payments.refunds.models import RefundRecord, RefundStatus
 
 if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
@@ -355,9 +355,9 @@ class RefundsRepository:
             )
         return self.get(refund_id)
 
-    def flag_attention(self, refund_id: str, reason: str) -> None:
-        """Park a refund as NEEDS_ATTENTION (its workflow gave up; an operator resumes it)."""
-        set_attention(self.ddb, self.table, refund_key(refund_id), reason)
+    def flag_attention(self, refund_id: str, reason: str, kind: AttentionKind = AttentionKind.PERSON) -> bool:
+        """Park a refund as NEEDS_ATTENTION of ``kind`` (see ``payments.payin.repository.set_attention``)."""
+        return set_attention(self.ddb, self.table, refund_key(refund_id), reason, kind)
 
     # --- disputes -----------------------------------------------------------------------------
     def book_chargeback(self, order: OrderRecord, dispute_reference: str, amount: Money) -> Booked:
@@ -425,12 +425,15 @@ class RefundsRepository:
         given_back = order.refund_reserved_minor + order.chargeback_minor - order.chargeback_reversed_minor
         if given_back <= order.amount_minor:
             return False
-        if not order.needs_attention:
+        # a redelivery does not reopen what a person closed; more money back does
+        if not order.person_told_of_money_back(given_back):
             reason = (
                 f"chargeback on a refunded order: refunds {order.refund_reserved_minor} + chargebacks "
                 f"{order.chargeback_minor - order.chargeback_reversed_minor} > charged {order.amount_minor}; claim to pursue"
             )
-            self.payments.flag_attention(payment_order_id, reason)
+            self.payments.flag_attention(
+                payment_order_id, reason, AttentionKind.PERSON, overpaid_flagged_minor=given_back
+            )
             count("NeedsAttention")
             count("ChargebackOnRefundedOrder")
             logger.error("chargeback on a refunded order", extra={"payment_order_id": payment_order_id})

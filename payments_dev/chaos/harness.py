@@ -139,7 +139,11 @@ class _Checks:
 
     def audit(self, phase: str, expect_settled: bool = True) -> Report:
         psp = self.result.config.psp
-        report = check_current(expect_settled=expect_settled, psp_charges=psp.charges() if psp is not None else None)
+        report = check_current(
+            expect_settled=expect_settled,
+            psp_charges=psp.charges() if psp is not None else None,
+            psp_refunds=psp.refunds() if psp is not None else None,  # the fake's record, not the simulator's
+        )
         self.result.reports[phase] = report
         for number, count in report.checks.items():
             self.result.checks[f"invariant {number} ({phase})"] += count

@@ -235,6 +235,16 @@ class AdyenFake:
         with self._lock:
             return [dict(p) for p in self.payments.values() if p["result_code"] == "Authorised"]
 
+    def refunds(self) -> list[dict[str, Any]]:
+        """Every refund received, as ``payments verify`` reads a PSP's refunds: ``merchant_reference``
+        (our refund_id), ``psp_reference``, ``succeeded`` (what its REFUND notification says)."""
+        with self._lock:
+            return [
+                {"merchant_reference": m["body"].get("reference", ""), "psp_reference": ref, "succeeded": m["success"]}
+                for ref, m in self.modifications.items()
+                if m["operation"] == "refunds"
+            ]
+
     # --- the API -----------------------------------------------------------------------------
     def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         headers = {k.lower(): v for k, v in headers.items()}
@@ -746,6 +756,9 @@ class LocalAdyen:
 
     def charges(self) -> list[dict[str, Any]]:
         return self.fake.charges()
+
+    def refunds(self) -> list[dict[str, Any]]:
+        return self.fake.refunds()
 
     def _admin(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """``POST /_fake/settle {"date": "YYYY-MM-DD"}`` writes that day's report (default: today);

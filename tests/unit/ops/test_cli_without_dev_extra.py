@@ -1,7 +1,7 @@
 """The operator's commands run from ``pip install .`` alone (no dev extra).
 
-The runbook sends an operator to ``payments verify``, ``stuck``, ``resume``, ``reconcile`` and
-``backfill-account-totals`` against a deployed stack, from a machine that has only the package.
+The runbook sends an operator to ``payments verify``, ``stuck``, ``resume``, ``attention``, ``reconcile``
+and ``backfill-account-totals`` against a deployed stack, from a machine that has only the package.
 Here a child interpreter refuses every dev-only module (the local runtime, moto, werkzeug, the
 CDK, the test tools), as a venv without the dev extra would, and asks each command for its help.
 """
@@ -21,6 +21,8 @@ OPERATOR_COMMANDS = [
     ["reconcile"],
     ["backfill-account-totals"],
     ["psp", "settle"],
+    ["attention", "list"],
+    ["attention", "resolve"],
 ]
 
 #: what only the dev extra (or the dev package) brings

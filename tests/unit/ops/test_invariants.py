@@ -53,11 +53,15 @@ def clean(repos: Repos) -> Repos:
 
 
 def _check(repos: Repos, charges: list[dict[str, Any]] | None = None) -> Report:
+    from payments.refunds.repository import RefundsRepository
+
     return check(
         repos.payments,
         repos.wallets,
         repos.ledger,
         charges if charges is not None else list(SimulatedPsp().all_charges()),
+        refunds=RefundsRepository(payments=repos.payments),
+        psp_refunds=list(SimulatedPsp().all_refunds()),
     )
 
 
@@ -76,6 +80,22 @@ def test_a_clean_dataset_has_no_violations(clean: Repos) -> None:
     assert report.checks[3] >= 3 and report.checks[4] == 2
     assert report.orders_by_status == {"SUCCESS": 2, "FAILED": 1}
     assert all(line.lstrip().startswith("ok") for line in report.summary_lines())
+    assert report.passed and report.skipped == {}
+
+
+def test_a_check_that_did_not_run_is_skipped_with_its_reason_never_a_pass(clean: Repos) -> None:
+    # Given no PSP record of charges, no refunds read, and checkouts possibly in flight
+    report = check(clean.payments, clean.wallets, clean.ledger, None, expect_settled=False)
+    # Then those checks say SKIPPED and why, nothing is a violation, and the run did not pass
+    lines = {line.split(".")[0].split()[-1]: line for line in report.summary_lines()}
+    assert (
+        lines["1"].lstrip().startswith("SKIP 1.") and "SKIPPED: the PSP's record of charges was not given" in lines["1"]
+    )
+    assert "SKIPPED: refunds and disputes were not read" in lines["8"]
+    assert "SKIPPED: checkouts may still be running (--in-flight)" in lines["6"]
+    assert report.ok and not report.complete and not report.passed
+    # And a skip the caller asked for (--in-flight) alone leaves the run complete
+    assert set(report.skipped) - report.waived == {1, 8}
 
 
 def test_a_second_wallet_credit_for_one_order_breaks_invariants_2_and_4(clean: Repos, ddb: Any) -> None:
@@ -218,3 +238,142 @@ def test_a_seller_account_total_that_disagrees_with_its_postings_breaks_invarian
     assert [(v.ids, v.detail) for v in report.violations] == [
         (["seller:seller_books"], "account totals of seller:seller_books USD: 2000 != sum of its postings 1999")
     ]
+
+
+# --- an Adyen stage: invariant 1 and the PSP's side of 8 from what Adyen reports ------------------
+ADYEN_CHARGE, ADYEN_REFUND = "ADYENCHARGE00001", "ADYENREFUND00001"
+
+
+@pytest.fixture()
+def adyen_stage(repos: Repos, monkeypatch: pytest.MonkeyPatch) -> Repos:
+    """A stage that charges through Adyen (``PAYMENTS_PSP=adyen``): the simulator's table is empty.
+    po_1 (70.00) was charged at Adyen and settled here; rf_1 (10.00) was refunded, decided by
+    Adyen's REFUND notification; rf_2 (5.00) was refused by it."""
+    from payments.kernel.config import reset_settings
+    from payments.refunds import logic
+    from payments.refunds.models import RefundRequest
+    from payments.refunds.repository import RefundsRepository
+    from tests.unit.conftest import succeed
+
+    monkeypatch.setenv("PAYMENTS_PSP", "adyen")
+    reset_settings()
+    store_checkout(repos.payments, "chk_1", [("po_1", "seller_books", 7000, "USD")])
+    repos.payments.move_payment("chk_1", PaymentStatus.PROCESSING)
+    succeed(repos.payments, "po_1", ADYEN_CHARGE)
+    credit_seller("po_1", repos.payments, repos.wallets)
+    book_payin("po_1", repos.payments, repos.ledger)
+    finalize_payment(
+        FinalizePaymentTask(
+            action="finalize_payment",
+            checkout_id="chk_1",
+            order_results=[OrderResult(payment_order_id="po_1", outcome="SUCCESS")],
+        ),
+        repos.payments,
+    )
+    refunds = RefundsRepository(payments=repos.payments, wallets=repos.wallets, ledger=repos.ledger)
+    for refund_id, amount in (("rf_1", "10.00"), ("rf_2", "5.00")):
+        request = RefundRequest(refund_id=refund_id, payment_order_id="po_1", amount=amount, currency="USD")
+        logic.accept_refund(f"key-{refund_id}", request, refunds, start=False)
+    refunds.decide("rf_1", True, psp_reference=ADYEN_REFUND, source="notification")
+    refunds.decide("rf_2", False, psp_reference="ADYENREFUND00002", source="notification")
+    return repos
+
+
+def _reconciled_adyen_report(charges: list[tuple[str, str]], refunded: list[tuple[str, str]]) -> None:
+    """An Adyen Settlement Details Report of 2026-11-30 with a Settled row per (payment_order_id,
+    psp_reference) and a Refunded row per (refund_id, modification reference) of po_1, put into the
+    settlement bucket and reconciled (what the bucket's trigger does)."""
+    import io
+
+    import boto3
+
+    from payments.kernel.config import settings
+    from payments.reconciliation import adyen
+    from payments.reconciliation.service import Reconciler
+
+    day = "2026-11-30"
+    out = io.StringIO()
+    adyen.write_report(
+        [
+            {
+                "psp_reference": ref,
+                "merchant_reference": po,
+                "amount_minor": 7000,
+                "currency": "USD",
+                "charged_at": f"{day}T10:00:00Z",
+            }
+            for po, ref in charges
+        ],
+        day,
+        out,
+        [
+            {
+                "record_type": "Refunded",
+                "psp_reference": ADYEN_CHARGE,
+                "merchant_reference": "po_1",
+                "modification_reference": ref,
+                "modification_merchant_reference": refund_id,
+                "amount_minor": 1000,
+                "currency": "USD",
+                "at": f"{day}T11:00:00Z",
+            }
+            for refund_id, ref in refunded
+        ],
+    )
+    s3 = boto3.client("s3")
+    bucket = settings().settlement_bucket
+    s3.create_bucket(Bucket=bucket)
+    key = f"incoming/adyen/{day}.csv"
+    s3.put_object(Bucket=bucket, Key=key, Body=out.getvalue().encode())
+    Reconciler().reconcile_object(key)
+
+
+def _verify(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from payments.ops.cli import main
+
+    code = main(["verify"])
+    return code, capsys.readouterr().out
+
+
+def test_verify_on_an_adyen_stage_with_no_report_says_skipped_and_finds_no_false_violation(
+    adyen_stage: Repos, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an Adyen stage whose PSP has reported nothing yet (no settlement report reconciled)
+    # When verified
+    code, out = _verify(capsys)
+    # Then invariant 1 is SKIPPED with its reason, not "0 checks, 0 violations" and not a pass
+    assert "SKIP 1. at most one PSP charge per payment_order_id: SKIPPED: no Adyen settlement report" in out
+    assert "0 checks" not in out.splitlines()[0]
+    # And the refunds Adyen decided are no violation of invariant 8; the PSP's side of it is SKIPPED
+    assert "VIOLATION" not in out
+    assert "SKIP 8." in out and "SKIPPED: the PSP's side" in out
+    # And the exit code says it was not verified (2), and why
+    assert code == 2 and "NOT VERIFIED: invariant(s) 1, 8" in out
+
+
+def test_verify_on_an_adyen_stage_checks_invariants_1_and_8_from_the_reconciled_report(
+    adyen_stage: Repos, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given Adyen's report of the day: po_1's charge and rf_1's refund
+    _reconciled_adyen_report([("po_1", ADYEN_CHARGE)], [("rf_1", ADYEN_REFUND)])
+    # When verified / Then every invariant was checked, from the report, and holds
+    code, out = _verify(capsys)
+    assert code == 0, out
+    assert "ok   1. at most one PSP charge per payment_order_id: 1 checks, 0 violations" in out
+    assert "1 reconciled Adyen settlement report(s)" in out and "SKIP" not in out and "VIOLATION" not in out
+
+
+def test_a_second_charge_or_a_refund_failed_here_in_adyens_report_are_violations(
+    adyen_stage: Repos, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given Adyen's report settling a second charge for po_1, and refunding rf_2 (FAILED here)
+    _reconciled_adyen_report(
+        [("po_1", ADYEN_CHARGE), ("po_1", "ADYENCHARGE00002")],
+        [("rf_1", ADYEN_REFUND), ("rf_2", "ADYENREFUND00002")],
+    )
+    # When verified / Then both are violations, naming the order and the refund
+    code, out = _verify(capsys)
+    assert code == 1
+    violations = [line for line in out.splitlines() if line.startswith("VIOLATION")]
+    assert sum("2 charges at the PSP (po_1)" in line for line in violations) == 2
+    assert any("refunded at the PSP but FAILED here (rf_2)" in line for line in violations)
