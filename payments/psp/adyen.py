@@ -3,7 +3,8 @@ Checkout API v72, through Adyen's official library (PyPI ``adyen`` 16.x).
 
 Charge (``POST /payments``)
     ``amount`` in minor units (our ISO 4217 exponent), ``reference`` = ``Idempotency-Key`` =
-    ``payment_order_id`` (at most 64 characters by our identifier rule, Adyen allows 64 and 80),
+    ``payment_order_id`` (at most 64 characters by our identifier rule, Adyen allows 64 and 80;
+    refunds and reversals use keys of their own kind, :mod:`payments.psp.keys`),
     the card as a stored payment method: our token is the ``storedPaymentMethodId`` stored under
     ``shopperReference`` = the buyer's id, charged merchant-initiated (``shopperInteraction``
     ``ContAuth``, ``recurringProcessingModel`` from the settings), and ``returnUrl`` (v72 requires
@@ -64,7 +65,6 @@ Nothing here logs a request body, a token or a card number.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -83,6 +83,7 @@ from payments.kernel import clock
 from payments.kernel.errors import PspAwaitingNotification, PspOutcomeUnknown, PspRequestInvalid, PspUnavailable
 from payments.kernel.observability import logger
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
+from payments.psp.keys import psp_key
 from payments.refunds.psp import RefundAnswer, RefundCall
 
 CHECKOUT_API_VERSION = "v72"
@@ -284,12 +285,15 @@ class AdyenPsp:
     # --- refunds (the refund flow is issue 18's; this is its adapter call) ---------------
     def refund(self, call: RefundCall) -> RefundAnswer:
         """The refund flow's PSP call (:class:`payments.refunds.psp.RefundingPsp`): ``POST
-        /payments/{pspReference}/refunds`` with ``Idempotency-Key`` = ``reference`` = our refund_id.
+        /payments/{pspReference}/refunds`` with ``reference`` = our refund_id and ``Idempotency-Key``
+        ``refund:<refund_id>`` (:func:`payments.psp.keys.psp_key`: never a charge's key, even when the
+        refund_id equals a payment_order_id).
 
         Adyen answers ``received``: the answer decides nothing (``succeeded`` None, the refund stays
         PENDING) and the REFUND notification, whose ``pspReference`` is the one returned here,
         decides it. A resend with the same key gets Adyen's first answer."""
-        _check_key(call.idempotency_key)
+        key = psp_key("refund", call.idempotency_key)
+        _check_key(key)
         amount = call.money  # integer minor units of an ISO 4217 currency, or InvalidAmount
         body: dict[str, Any] = {
             "merchantAccount": self.config.merchant_account,
@@ -301,7 +305,7 @@ class AdyenPsp:
         result = _call(
             f"refund {call.idempotency_key}",
             lambda: self._checkout.modifications_api.refund_captured_payment(
-                body, call.original_psp_reference, idempotency_key=call.idempotency_key
+                body, call.original_psp_reference, idempotency_key=key
             ),
         )
         answer = result.message if isinstance(result.message, dict) else {}
@@ -409,7 +413,7 @@ class AdyenPsp:
         """Give back a partial authorisation we never asked for (cancel, or refund once captured)."""
         if not psp_reference:
             raise PspAwaitingNotification(f"payment {key}: PartiallyAuthorised without a pspReference")
-        reversal_key = "rev-" + hashlib.sha256(key.encode()).hexdigest()[:56]
+        reversal_key = psp_key("reversal", key)
         # a failure is retried as a whole: the charge replays its answer, the reversal key dedups
         _call(
             f"reversal of payment {key}",
