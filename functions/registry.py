@@ -114,7 +114,8 @@ PAYMENT = Function(
         TableAccess("wallets_table", ("Query", "GetItem", "BatchGetItem")),
         TableAccess("ledger_table", ("Query", "GetItem", "BatchGetItem")),
     ),
-    settings=("state_machine_arn", *_SHARDS),
+    # payments_psp: on an Adyen stage the API refuses what Adyen's minor units cannot carry (422)
+    settings=("state_machine_arn", "payments_psp", *_SHARDS),
     actions=(_START, "states:DescribeExecution"),
 )
 EXECUTOR = Function(
@@ -244,7 +245,8 @@ NOTIFICATIONS_CONSUMER = Function(
         TableAccess("wallets_table", ("GetItem", "PutItem", "UpdateItem")),
         TableAccess("ledger_table", ("GetItem", "PutItem", "UpdateItem")),
     ),
-    settings=("payments_psp_merchant_account", "psp_name", *_SHARDS),
+    # payments_psp: a notification's amount is read by Adyen's table of decimals, strictly on an Adyen stage
+    settings=("payments_psp_merchant_account", "psp_name", "payments_psp", *_SHARDS),
     # the SQS event source mapping's poller (CDK's SqsEventSource)
     actions=(
         *("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"),

@@ -71,6 +71,7 @@ class CheckoutApi(Construct):
                 "state_machine_arn": state_machine_arn,
                 "wallet_shards": str(stage.wallet_shards),
                 "ledger_total_shards": str(stage.ledger_total_shards),
+                "payments_psp": stage.payments_psp,
             },
         )
         fn = self.function

@@ -173,7 +173,7 @@ class Refunds(Construct):
             code=code,
             spec=registry.NOTIFICATIONS_CONSUMER,
             tables=tables,
-            settings={**shards, "payments_psp_merchant_account": merchant_account},
+            settings={**shards, "payments_psp_merchant_account": merchant_account, "payments_psp": stage.payments_psp},
         )
         consumer = self.consumer
         consumer.function.add_event_source(

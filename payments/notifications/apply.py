@@ -29,6 +29,7 @@ from payments.kernel.money import InvalidAmount, Money
 from payments.kernel.observability import count, logger
 from payments.notifications.store import NotificationStore
 from payments.payin.status import AttentionKind, OrderStatus
+from payments.psp.adyen_currencies import from_adyen_minor
 from payments.refunds.models import RefundRecord, RefundStatus
 from payments.refunds.repository import ChargebackNotBooked, RefundsRepository
 
@@ -216,10 +217,13 @@ def _refund_returned(
 
 
 def _money(value: Any, currency: Any) -> Money | None:
-    """A notification's ``amount`` (``value`` in minor units, ``currency``) as Money; None when it
-    is not an integer in an active ISO 4217 currency (what the notification says is not trusted)."""
+    """A notification's ``amount`` (``value`` in Adyen's minor units, ``currency``) as our Money,
+    converted exactly by Adyen's table of decimals (CLP 500000 is 5000 CLP); None when it is not an
+    integer in an active ISO 4217 currency, or cannot be read exactly: on an Adyen stage a currency
+    Adyen does not support or whose decimals are disputed (what the notification says is not trusted).
+    The simulated PSP's notifications use :func:`~payments.psp.adyen_currencies.wire_exponent`."""
     try:
-        return Money(value, currency)
+        return from_adyen_minor(value, currency, strict=settings().payments_psp == "adyen")
     except InvalidAmount:
         return None
 

@@ -2,8 +2,12 @@
 Checkout API v72, through Adyen's official library (PyPI ``adyen`` 16.x).
 
 Charge (``POST /payments``)
-    ``amount`` in minor units (our ISO 4217 exponent), ``reference`` = ``Idempotency-Key`` =
-    ``payment_order_id`` (at most 64 characters by our identifier rule, Adyen allows 64 and 80),
+    ``amount`` in Adyen's minor units (Adyen's table of decimals, not ISO 4217's: IDR 10000.00 is
+    ``value`` 10000, CLP 5000 is 500000; :mod:`payments.psp.adyen_currencies`; an amount Adyen cannot
+    take exactly, or a currency it does not support or whose decimals are disputed, is never sent:
+    :class:`PspRequestInvalid`), ``reference`` = ``Idempotency-Key`` = ``payment_order_id`` (at most
+    64 characters by our identifier rule, Adyen allows 64 and 80; refunds and reversals use keys of
+    their own kind, :mod:`payments.psp.keys`),
     the card as a stored payment method: our token is the ``storedPaymentMethodId`` stored under
     ``shopperReference`` = the buyer's id, charged merchant-initiated (``shopperInteraction``
     ``ContAuth``, ``recurringProcessingModel`` from the settings), and ``returnUrl`` (v72 requires
@@ -64,7 +68,6 @@ Nothing here logs a request body, a token or a card number.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -81,8 +84,11 @@ from pydantic import BaseModel, Field, model_validator
 
 from payments.kernel import clock
 from payments.kernel.errors import PspAwaitingNotification, PspOutcomeUnknown, PspRequestInvalid, PspUnavailable
+from payments.kernel.money import Money
 from payments.kernel.observability import logger
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
+from payments.psp.adyen_currencies import UnsupportedAtAdyen, to_adyen_minor
+from payments.psp.keys import psp_key
 from payments.refunds.psp import RefundAnswer, RefundCall
 
 CHECKOUT_API_VERSION = "v72"
@@ -284,16 +290,19 @@ class AdyenPsp:
     # --- refunds (the refund flow is issue 18's; this is its adapter call) ---------------
     def refund(self, call: RefundCall) -> RefundAnswer:
         """The refund flow's PSP call (:class:`payments.refunds.psp.RefundingPsp`): ``POST
-        /payments/{pspReference}/refunds`` with ``Idempotency-Key`` = ``reference`` = our refund_id.
+        /payments/{pspReference}/refunds`` with ``reference`` = our refund_id and ``Idempotency-Key``
+        ``refund:<refund_id>`` (:func:`payments.psp.keys.psp_key`: never a charge's key, even when the
+        refund_id equals a payment_order_id), the amount in Adyen's minor units.
 
         Adyen answers ``received``: the answer decides nothing (``succeeded`` None, the refund stays
         PENDING) and the REFUND notification, whose ``pspReference`` is the one returned here,
         decides it. A resend with the same key gets Adyen's first answer."""
-        _check_key(call.idempotency_key)
+        key = psp_key("refund", call.idempotency_key)
+        _check_key(key)
         amount = call.money  # integer minor units of an ISO 4217 currency, or InvalidAmount
         body: dict[str, Any] = {
             "merchantAccount": self.config.merchant_account,
-            "amount": {"currency": amount.currency, "value": amount.minor},
+            "amount": _adyen_amount(amount, f"refund {call.idempotency_key}"),
             "reference": call.idempotency_key,
             "merchantRefundReason": REFUND_REASONS.get(call.reason or "", "OTHER"),
         }
@@ -301,7 +310,7 @@ class AdyenPsp:
         result = _call(
             f"refund {call.idempotency_key}",
             lambda: self._checkout.modifications_api.refund_captured_payment(
-                body, call.original_psp_reference, idempotency_key=call.idempotency_key
+                body, call.original_psp_reference, idempotency_key=key
             ),
         )
         answer = result.message if isinstance(result.message, dict) else {}
@@ -336,7 +345,7 @@ class AdyenPsp:
         amount = request.money  # integer minor units of an ISO 4217 currency, or InvalidAmount
         return {
             "merchantAccount": self.config.merchant_account,
-            "amount": {"currency": amount.currency, "value": amount.minor},
+            "amount": _adyen_amount(amount, f"payment {request.idempotency_key}"),
             "reference": request.idempotency_key,
             "paymentMethod": {"type": "scheme", "storedPaymentMethodId": request.token},
             "shopperReference": request.shopper_reference,
@@ -409,7 +418,7 @@ class AdyenPsp:
         """Give back a partial authorisation we never asked for (cancel, or refund once captured)."""
         if not psp_reference:
             raise PspAwaitingNotification(f"payment {key}: PartiallyAuthorised without a pspReference")
-        reversal_key = "rev-" + hashlib.sha256(key.encode()).hexdigest()[:56]
+        reversal_key = psp_key("reversal", key)
         # a failure is retried as a whole: the charge replays its answer, the reversal key dedups
         _call(
             f"reversal of payment {key}",
@@ -425,6 +434,15 @@ class AdyenPsp:
 
 
 # --- helpers ------------------------------------------------------------------------------
+def _adyen_amount(amount: Money, what: str) -> dict[str, Any]:
+    """Adyen's ``amount``: the value in Adyen's minor units, exactly, or nothing is sent (the API
+    refuses such an amount on an Adyen stage; one that gets here anyway is parked, never rounded)."""
+    try:
+        return {"currency": amount.currency, "value": to_adyen_minor(amount)}
+    except UnsupportedAtAdyen as err:
+        raise PspRequestInvalid(f"{what}: {err}") from err
+
+
 def _check_key(key: str) -> None:
     # the library omits the header for a falsy key: an empty key would charge without idempotency
     if not key or len(key) > MAX_IDEMPOTENCY_KEY:

@@ -56,8 +56,10 @@ from payments.kernel.dynamo import (
     to_values,
 )
 from payments.kernel.errors import InvariantViolation, PspOutcomeUnknown, PspUnavailable
+from payments.kernel.money import Money
 from payments.kernel.pan import contains_pan
 from payments.psp import Approved, ChargeOutcome, ChargeRequest, Declined
+from payments.psp.adyen_currencies import to_adyen_minor
 
 if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
     from mypy_boto3_dynamodb.type_defs import PutTypeDef, TransactWriteItemTypeDef
@@ -367,7 +369,9 @@ class SimulatedPsp:
         reason: str | None = None,
         key: str | None = None,
     ) -> dict[str, Any]:
-        """One ``NotificationRequestItem`` in Adyen's standard format, HMAC-signed with the stage's key."""
+        """One ``NotificationRequestItem`` in Adyen's standard format, HMAC-signed with the stage's key.
+        ``amount_minor`` is ours (ISO 4217); ``amount.value`` is in Adyen's minor units, as Adyen sends it
+        (:func:`payments.psp.adyen_currencies.wire_exponent`: CLP 5000 is 500000)."""
         from payments.psp.hmac import signed
 
         item: dict[str, Any] = {
@@ -376,7 +380,7 @@ class SimulatedPsp:
             "pspReference": psp_reference,
             "merchantReference": merchant_reference,
             "merchantAccountCode": settings().payments_psp_merchant_account,
-            "amount": {"value": amount_minor, "currency": currency},
+            "amount": {"value": to_adyen_minor(Money(amount_minor, currency), strict=False), "currency": currency},
             "eventDate": clock.now_iso(),
             "additionalData": {},
         }

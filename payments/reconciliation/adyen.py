@@ -2,8 +2,11 @@
 
 Columns are found by their header names (Adyen lets merchants reorder and add
 columns); :data:`REQUIRED` must be present, the fee columns are optional.
-Amounts are unsigned decimal strings in the column's currency; they become
-integer minor units here and nowhere is a float involved. ``Creation Date`` is
+Amounts are unsigned decimal strings in the column's currency, written with Adyen's
+decimals for it (Adyen's table, not ISO 4217's: IDR ``10000``, CLP ``5000.00``;
+:func:`payments.psp.adyen_currencies.wire_exponent`); they are read by that exponent and
+become integer minor units of our ISO 4217 money here, exactly (an amount our money
+cannot hold, such as CLP ``4871.25``, rejects its row), and nowhere is a float involved. ``Creation Date`` is
 local to the row's ``TimeZone`` and is converted to UTC (a day is a UTC day).
 
 Record types and what the engine does with them:
@@ -38,7 +41,8 @@ from typing import Any, NamedTuple, Protocol, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from payments.kernel.config import env_name, settings
-from payments.kernel.money import exponent, format_minor, is_currency
+from payments.kernel.money import Money, exponent, is_currency
+from payments.psp.adyen_currencies import to_adyen_minor, wire_exponent
 from payments.reconciliation.model import RowError, UnreadableFile
 
 COLUMNS = (
@@ -208,14 +212,14 @@ def looks_like_formula(value: str) -> bool:
 
 
 _AMOUNT = re.compile(r"([0-9]{0,16})(?:\.([0-9]{1,8}))?")
-#: parsed amounts per minor-unit exponent, by text: a settlement file repeats the same few
-#: thousand amounts (prices, fees) hundreds of times; bounded, cleared when full
-_AMOUNTS: dict[int, dict[str, int]] = {}
+#: parsed amounts per (Adyen's decimals, ISO 4217's) of a currency, by text: a settlement file repeats
+#: the same few thousand amounts (prices, fees) hundreds of times; bounded, cleared when full
+_AMOUNTS: dict[tuple[int, int], dict[str, int]] = {}
 _AMOUNTS_MAX = 100_000
 
 
 def _amount_cache(currency: str) -> dict[str, int]:
-    digits = exponent(currency)
+    digits = (wire_exponent(currency), exponent(currency))
     cache = _AMOUNTS.get(digits)
     if cache is None:
         cache = _AMOUNTS[digits] = {}
@@ -223,8 +227,12 @@ def _amount_cache(currency: str) -> dict[str, int]:
 
 
 def parse_minor(text: str, currency: str, column: str) -> int:
-    """An unsigned decimal string to minor units; empty is zero. Exact: no float anywhere.
+    """An unsigned decimal string to our minor units (ISO 4217); empty is zero. Exact: no float anywhere.
 
+    Read by Adyen's decimals for the currency (:func:`~payments.psp.adyen_currencies.wire_exponent`:
+    IDR 0, CLP 2), then held in ISO 4217 minor units (IDR ``10000`` is 1000000, CLP ``5000.00`` is
+    5000); trailing zeros beyond Adyen's decimals are harmless, any other digit rejects the row, and
+    so does an amount that ISO 4217 minor units cannot hold exactly (CLP ``4871.25``).
     Adyen writes amounts below one without the leading zero (``.91``): that is ``0.91``.
     """
     if not text:
@@ -233,16 +241,24 @@ def parse_minor(text: str, currency: str, column: str) -> int:
     known = cache.get(text)
     if known is not None:
         return known
-    digits = exponent(currency)
+    digits, iso = wire_exponent(currency), exponent(currency)
     match = _AMOUNT.fullmatch(text)
     if match is None or not (match.group(1) or match.group(2)) or not text.isascii():
         raise RowError(f"{column} '{text[:40]}' is not an unsigned decimal amount")
     whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > digits:
         if fraction[digits:].strip("0"):
-            raise RowError(f"{column} '{text[:40]}' has more decimals than {currency} allows ({digits})")
+            raise RowError(f"{column} '{text[:40]}' has more decimals than {currency} has at Adyen ({digits})")
         fraction = fraction[:digits]
     value: int = int(whole or "0") * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
+    if iso >= digits:
+        value *= 10 ** (iso - digits)
+    else:
+        value, rest = divmod(value, 10 ** (digits - iso))
+        if rest:
+            raise RowError(
+                f"{column} '{text[:40]}' cannot be held exactly in {currency}'s ISO 4217 minor units ({iso} decimals)"
+            )
     if len(cache) >= _AMOUNTS_MAX:
         cache.clear()
     cache[text] = value
@@ -493,16 +509,32 @@ def batch_number(day: str) -> int:
 
 
 def fees_for(amount_minor: int, currency: str) -> tuple[int, int, int, int]:
-    """(commission, markup, scheme fees, interchange): a fixed commission of 0.10 of the
-    currency's major unit (at least one minor unit) plus percentage fees, always less
-    than the gross so that the net is positive."""
-    commission = min(max(1, 10 ** exponent(currency) // 10), amount_minor // 10)
+    """(commission, markup, scheme fees, interchange) in our minor units: a fixed commission of 0.10
+    of the currency's major unit (at least one minor unit) plus percentage fees, always less than the
+    gross so that the net is positive. Each is a whole number of the coarser of ISO 4217's and Adyen's
+    minor units, so that the report can write it with Adyen's decimals and we can read it back exactly
+    (IDR: whole rupiah; CLP: whole pesos)."""
+    iso, adyen = exponent(currency), wire_exponent(currency)
+    scale = 10 ** max(0, iso - adyen)  # our minor units per unit of the coarser of the two
+    coarse = amount_minor // scale
+    commission = min(max(1, 10 ** min(iso, adyen) // 10), coarse // 10)
     return (
-        commission,
-        amount_minor * MARKUP_BPS // 10_000,
-        amount_minor * SCHEME_FEE_BPS // 10_000,
-        amount_minor * INTERCHANGE_BPS // 10_000,
+        commission * scale,
+        coarse * MARKUP_BPS // 10_000 * scale,
+        coarse * SCHEME_FEE_BPS // 10_000 * scale,
+        coarse * INTERCHANGE_BPS // 10_000 * scale,
     )
+
+
+def format_minor(minor: int, currency: str) -> str:
+    """Our minor units (ISO 4217) as the report's decimal text, with Adyen's decimals for the currency
+    (:func:`~payments.psp.adyen_currencies.wire_exponent`): IDR 1000000 is ``10000``, CLP 5000 is
+    ``5000.00``, USD 1999 is ``19.99``. Exact, or InvalidAmount (never rounded)."""
+    value = to_adyen_minor(Money(minor, currency), strict=False)
+    digits = wire_exponent(currency)
+    sign = "-" if value < 0 else ""
+    whole, fraction = divmod(abs(value), 10**digits)
+    return f"{sign}{whole}.{fraction:0{digits}d}" if digits else f"{sign}{whole}"
 
 
 def chargeback_fee(currency: str) -> int:

@@ -24,8 +24,12 @@ Behaviour
     * refunds, reversals and cancels answer 201 ``received``; every outcome is also queued as a
       standard notification signed with the HMAC key (:mod:`payments.psp.hmac`), delivered by
       :meth:`AdyenFake.deliver`;
+    * amounts are Adyen's minor units by Adyen's table of decimals (IDR 0, CLP 2, CVE 0;
+      :mod:`payments.psp.adyen_currencies`): a currency not in it, or whose decimals are disputed (ISK),
+      is refused 422 ``137``; what it records, notifies and settles is in those units;
     * :meth:`AdyenFake.write_settlement` writes a day's Settlement Details Report with the
-      simulator's writer (:func:`payments.reconciliation.adyen.write_report`).
+      simulator's writer (:func:`payments.reconciliation.adyen.write_report`), which writes Adyen's
+      decimals.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from payments.kernel import clock
-from payments.kernel.money import is_currency
+from payments.psp import adyen_currencies
 from payments.psp import hmac as adyen_hmac
 from payments.reconciliation import adyen as report
 
@@ -373,7 +377,7 @@ class AdyenFake:
                 422, "14_003", "recurringProcessingModel is required with a storedPaymentMethodId", "validation"
             )
         amount = body["amount"]
-        if not is_currency(amount["currency"]) or amount["value"] <= 0:
+        if amount["currency"] not in adyen_currencies.ADYEN_DECIMALS or amount["value"] <= 0:
             return _error(422, "137", "Invalid amount specified", "validation")
         psp_reference = _psp_reference()
         result_code = "Refused" if token in DECLINES else RESULT_TOKENS.get(token, "Authorised")
@@ -640,8 +644,10 @@ class AdyenFake:
                 }
 
     def write_settlement(self, day: str, out: report.Writable) -> int:
-        """The day's Settlement Details Report (the simulator's writer): returns the rows written."""
-        return report.write_report(self.charges_for_day(day), day, out, self.modifications_for_day(day))
+        """The day's Settlement Details Report (the simulator's writer, which takes our ISO 4217 minor
+        units and writes Adyen's decimals; the fake records Adyen's minor units): returns the rows written."""
+        charges, modifications = map(_ours, self.charges_for_day(day)), map(_ours, self.modifications_for_day(day))
+        return report.write_report(charges, day, out, modifications)
 
     # --- HTTP ---------------------------------------------------------------------------------------
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -692,6 +698,12 @@ class AdyenFake:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _ours(record: dict[str, Any]) -> dict[str, Any]:
+    """A record of the fake (``amount_minor`` in Adyen's minor units) in our ISO 4217 minor units."""
+    money = adyen_currencies.from_adyen_minor(int(record["amount_minor"]), record["currency"])
+    return {**record, "amount_minor": money.minor}
 
 
 def _replayed(reply: Reply, key: str) -> Reply:

@@ -78,13 +78,14 @@ def test_a_refund_on_adyen_is_received_then_decided_by_its_notification(
     again = task(
         "apply_refund_outcome", refund_id="rf_1", execution=task("execute_refund", refund_id="rf_1")
     )  # a retry
-    # Then Adyen received one refund, on the charge, keyed and referenced by the refund id
+    # Then Adyen received one refund, on the charge, keyed by the refund id in the refund key space
+    # (never a charge's key) and referenced by the refund id
     sent = [
         (path, headers.get("idempotency-key"), body)
         for _, path, headers, body in fake.requests
         if path.endswith("/refunds")
     ]
-    assert [(p, k) for p, k, _ in sent] == [(f"/v72/payments/{charge}/refunds", "rf_1")] * 2
+    assert [(p, k) for p, k, _ in sent] == [(f"/v72/payments/{charge}/refunds", "refund:rf_1")] * 2
     assert sent[0][2]["amount"] == {"currency": "USD", "value": 2500} and sent[0][2]["reference"] == "rf_1"
     # and the answer decided nothing: the refund is PENDING, with Adyen's refund reference, money unmoved
     assert execution["succeeded"] is None and execution["psp_reference"]
