@@ -104,7 +104,7 @@ api_kit.answer_common_problems(app)  # validation, idempotency, a throttled stor
 
 @app.exception_handler(OrderNotRefundable)
 def _not_refundable(error: OrderNotRefundable) -> Response[str]:
-    detail = "Only a SUCCESS payment order without a chargeback can be refunded."
+    detail = "Only a SUCCESS payment order can be refunded."
     return problem(
         409, "order-not-refundable", "Order not refundable", detail, [{"field": "payment_order_id", "message": detail}]
     )
@@ -112,7 +112,10 @@ def _not_refundable(error: OrderNotRefundable) -> Response[str]:
 
 @app.exception_handler(RefundExceedsRemaining)
 def _exceeds(error: RefundExceedsRemaining) -> Response[str]:
-    detail = "The refund exceeds what remains refundable on the order (its amount less the refunds already reserved)."
+    detail = (
+        "The refund exceeds what remains refundable on the order (its amount less the refunds already reserved "
+        "and the chargebacks still standing)."
+    )
     return problem(
         422,
         "refund-exceeds-remaining",

@@ -24,7 +24,7 @@ from payments.kernel.errors import InvalidRequest
 from payments.kernel.observability import count, logger
 from payments.refunds.models import RefundRecord, RefundRequest, RefundStatus
 from payments.refunds.psp import RefundCall, RefundingPsp
-from payments.refunds.repository import RefundExceedsRemaining, RefundsRepository
+from payments.refunds.repository import RefundExceedsRemaining, RefundsRepository, refundable_minor
 
 
 def fingerprint(idempotency_key: str, request: dict[str, Any]) -> str:
@@ -46,7 +46,7 @@ def accept_refund(
     if request.amount is not None:
         amount = money.Money.parse(request.amount, request.currency)
     else:
-        amount = order.money - order.refund_reserved
+        amount = money.Money(refundable_minor(order), order.currency)
         if not amount.is_positive():
             raise RefundExceedsRemaining(f"order {order.payment_order_id} has nothing left to refund", 0)
     record = RefundRecord(
