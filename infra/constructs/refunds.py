@@ -254,6 +254,10 @@ class Refunds(Construct):
                 _metric("RefundReturnedByScheme", registry.NOTIFICATIONS_CONSUMER.name),
                 "A refund came back (REFUND_FAILED / REFUNDED_REVERSED): the refund is NEEDS_ATTENTION, decide what the money does",
             ),
+            "DisputeOnUnknownCharge": (
+                _metric("DisputeOnUnknownCharge", registry.NOTIFICATIONS_CONSUMER.name),
+                "A chargeback names a charge that is not ours (or contradicts ours): recorded, never booked; check with the PSP",
+            ),
             "NotificationDeadLettersVisible": (
                 self.dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
                 "A PSP notification could not be applied after retries: it is in the dead-letter queue",

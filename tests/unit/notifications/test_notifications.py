@@ -496,3 +496,109 @@ def test_during_a_key_rotation_the_webhook_accepts_the_previous_key_until_its_de
     assert post(late)["statusCode"] == 401
     # while the same event signed with the new key is accepted
     assert post(signed(dict(item, pspReference="9913333333333339"), new_key))["statusCode"] == 200
+
+
+# --- a dispute that arrives before its charge is settled here ------------------------------------
+
+
+def _unknown_outcome(env: Repos, po: str = "po_1", amount_minor: int = 1000) -> None:
+    """An order whose charge's outcome is not known here (the PSP answered Received, or its answer was lost)."""
+    store_checkout(env.payments, f"chk_{po}", [(po, "seller_books", amount_minor, "USD")], token="tok_adyenReceived")
+    env.payments.move_order(po, OrderStatus.EXECUTING)
+
+
+def test_a_chargeback_before_its_charge_is_settled_waits_and_is_booked_once_the_charge_is(
+    env: Repos, psp: SimulatedPsp
+) -> None:
+    from payments.kernel.observability import LOCAL_COUNTS
+
+    # Given an order of 10.00 whose outcome is unknown, and the PSP's signed CHARGEBACK of its charge
+    _unknown_outcome(env)
+    chargeback = psp.notification("CHARGEBACK", "dsp_1", "psp_abc", "po_1", 1000, "USD")
+    waited = LOCAL_COUNTS["DisputeBeforeItsCharge"]
+    # When the chargeback arrives first: it is stored, not applied and not closed (it waits for its charge)
+    assert post(chargeback)["statusCode"] == 200
+    assert outcomes() == ["-"] and balance(env) == 0
+    assert LOCAL_COUNTS["DisputeBeforeItsCharge"] == waited + 1
+    # and then the AUTHORISATION settles the order (the seller is credited 10.00)
+    post(psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 1000, "USD"))
+    assert balance(env) == 1000
+    # When the chargeback is delivered again (Adyen's retry, or the queue's redelivery), and once more
+    post(chargeback)
+    post(chargeback)
+    # Then it is booked once: the seller gives the money back, and the order shows the chargeback
+    assert balance(env) == 0
+    assert env.payments.get_order("po_1").to_api().chargeback_amount == "10.00"
+    assert env.ledger.trial_balance()["USD"] == (2000, 2000)
+    assert outcomes() == ["APPLIED", "APPLIED"]
+
+
+def test_a_second_chargeback_before_its_charge_is_settled_waits_too(env: Repos, psp: SimulatedPsp) -> None:
+    # Given an order whose outcome is unknown, and every step of its dispute naming its charge
+    _unknown_outcome(env)
+    steps = [
+        psp.notification(code, "dsp_1", "psp_abc", "po_1", 1000, "USD")
+        for code in ("SECOND_CHARGEBACK", "CHARGEBACK_REVERSED", "CHARGEBACK")
+    ]
+    # When they all arrive before the charge is settled: none is closed as an anomaly
+    for step in steps:
+        post(step)
+    assert outcomes() == ["-", "-", "-"]
+    # and after the AUTHORISATION each is delivered again, in the order it came
+    post(psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 1000, "USD"))
+    for _ in range(3):
+        for step in steps:
+            post(step)
+    # Then each moved the money once: off, back, off again
+    order = env.payments.get_order("po_1")
+    assert (order.chargeback_minor, order.chargeback_reversed_minor, balance(env)) == (2000, 1000, 0)
+    assert outcomes() == ["APPLIED", "APPLIED", "APPLIED", "APPLIED"]
+
+
+def test_the_consumer_retries_an_early_chargeback_until_its_charge_is_settled(env: Repos, psp: SimulatedPsp) -> None:
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    from functions.notifications_consumer import handler as consumer
+    from payments_dev.local.lambdas import LambdaContext
+
+    # Given a stored CHARGEBACK of an order whose outcome is unknown (a queue is configured: the API only stores)
+    _unknown_outcome(env)
+    store = NotificationStore()
+    cb_id = store.store(psp.notification("CHARGEBACK", "dsp_1", "psp_abc", "po_1", 1000, "USD")).notification_id
+    event = {
+        "Records": [
+            {
+                "messageId": cb_id,
+                "body": json.dumps({"notification_id": cb_id}),
+                "eventSource": "aws:sqs",
+                "attributes": {},
+                "messageAttributes": {},
+            }
+        ]
+    }
+    context = LambdaContext(registry.NOTIFICATIONS_CONSUMER.local_name)
+    # When it comes off the queue while the outcome is still unknown / Then the batch fails each time (alone in
+    # its batch, Powertools raises: SQS delivers it again, and after the queue's maxReceiveCount the
+    # dead-letter queue and its alarm have it), and nothing moved
+    for _ in range(3):
+        with pytest.raises(BatchProcessingError, match="All records failed"):
+            consumer.handler(event, context)
+    assert "outcome" not in store.get(cb_id) and balance(env) == 0
+    # When the order is settled and the chargeback is redelivered / Then it is booked
+    post(psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 1000, "USD"))
+    assert consumer.handler(event, context) == {"batchItemFailures": []}
+    assert store.get(cb_id)["outcome"] == "APPLIED" and balance(env) == 0
+
+
+def test_a_chargeback_on_a_charge_never_ours_is_an_anomaly_counted_for_its_alarm(env: Repos, psp: SimulatedPsp) -> None:
+    from payments.kernel.observability import LOCAL_COUNTS
+
+    # Given a settled order, and chargebacks naming an order we never had, and another charge of ours
+    paid(env, psp, "po_1", 7000)
+    before = LOCAL_COUNTS["DisputeOnUnknownCharge"]
+    post(psp.notification("CHARGEBACK", "dsp_1", "psp_abc", "po_unknown", 1000, "USD"))
+    post(psp.notification("CHARGEBACK", "dsp_2", "psp_0000000000000000", "po_1", 1000, "USD"))
+    # Then they are closed as anomalies (they can never be applied), counted for the alarm, and nothing moved
+    assert outcomes() == ["ANOMALY", "ANOMALY"]
+    assert LOCAL_COUNTS["DisputeOnUnknownCharge"] == before + 2
+    assert balance(env) == 7000
