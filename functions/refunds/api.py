@@ -190,7 +190,11 @@ NOTIFICATIONS_PATH = {
                 "content": {"text/plain": {"schema": {"type": "string", "enum": ["[accepted]"]}}},
             },
             "400": {
-                "description": "Not UTF-8, not JSON, nested too deep, or not Adyen's format (malformed-notification)",
+                "description": (
+                    "Not UTF-8, not JSON, nested too deep, not Adyen's format, a signed field not of the JSON type "
+                    "Adyen sends, or live not the stage's (malformed-notification, errors naming the fields); "
+                    "nothing stored"
+                ),
                 "content": _PROBLEM_CONTENT,
             },
             "401": {

@@ -155,6 +155,8 @@ class Refunds(Construct):
             settings={
                 "notifications_queue_url": self.queue.queue_url,
                 "payments_psp_merchant_account": merchant_account,
+                # the notifications' live must be "true" on a live Adyen stage, "false" on any other
+                "adyen_environment": adyen.config.environment if adyen is not None else "test",
             },
         )
         self.webhook.grant(self.queue.grant_send_messages)
