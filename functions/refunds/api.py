@@ -25,6 +25,7 @@ from functions.api_kit import IdempotencyKey, Identifier
 from functions.payment.problems import PROBLEM_JSON, problem
 from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from payments.kernel.errors import Conflict, NotFound
+from payments.kernel.money import Money
 from payments.refunds import logic
 from payments.refunds.models import RefundOut, RefundRequest
 from payments.refunds.repository import OrderNotRefundable, RefundExceedsRemaining, RefundsRepository
@@ -116,6 +117,9 @@ def _exceeds(error: RefundExceedsRemaining) -> Response[str]:
         "The refund exceeds what remains refundable on the order (its amount less the refunds already reserved "
         "and the chargebacks still standing)."
     )
+    if error.currency:
+        remaining = Money(error.remaining_minor, error.currency).format()
+        detail += f" {remaining} {error.currency} remains refundable."
     return problem(
         422,
         "refund-exceeds-remaining",

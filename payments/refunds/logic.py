@@ -48,7 +48,9 @@ def accept_refund(
     else:
         amount = money.Money(refundable_minor(order), order.currency)
         if not amount.is_positive():
-            raise RefundExceedsRemaining(f"order {order.payment_order_id} has nothing left to refund", 0)
+            raise RefundExceedsRemaining(
+                f"order {order.payment_order_id} has nothing left to refund", 0, order.currency
+            )
     record = RefundRecord(
         refund_id=request.refund_id,
         payment_order_id=order.payment_order_id,

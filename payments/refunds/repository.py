@@ -74,9 +74,10 @@ class OrderNotRefundable(PaymentError):
 class RefundExceedsRemaining(PaymentError):
     """The refund would take the order's refunds over what was charged (422)."""
 
-    def __init__(self, message: str, remaining_minor: int):
+    def __init__(self, message: str, remaining_minor: int, currency: str | None = None):
         super().__init__(message)
         self.remaining_minor = remaining_minor
+        self.currency = currency  # of the order: the API says how much remains refundable in it
 
 
 class ChargebackNotBooked(TransientError):
@@ -195,7 +196,7 @@ class RefundsRepository:
     def reserve(self, refund: RefundRecord, order: OrderRecord) -> Reserved:
         """Store a PENDING refund and reserve its amount on the order, or find the identical one."""
         if refund.amount_minor <= 0:
-            raise RefundExceedsRemaining("a refund moves a positive amount", refundable_minor(order))
+            raise RefundExceedsRemaining("a refund moves a positive amount", refundable_minor(order), order.currency)
         now = clock.now_iso()
         refund = refund.model_copy(update={"status": RefundStatus.PENDING, "created_at": now, "updated_at": now})
         item = {"pk": f"REFUND#{refund.refund_id}", "sk": "REFUND", **refund.model_dump(mode="json")}
@@ -267,6 +268,7 @@ class RefundsRepository:
         raise RefundExceedsRemaining(
             f"order {current.payment_order_id} has {remaining} minor units left to refund; {refund.amount_minor} asked",
             remaining,
+            current.currency,
         )
 
     # --- read ---------------------------------------------------------------------------
