@@ -590,6 +590,27 @@ def test_the_consumer_retries_an_early_chargeback_until_its_charge_is_settled(en
     assert store.get(cb_id)["outcome"] == "APPLIED" and balance(env) == 0
 
 
+def test_a_waiting_chargeback_whose_charge_is_refused_after_all_is_an_alarmed_anomaly(
+    env: Repos, psp: SimulatedPsp
+) -> None:
+    from payments.kernel.observability import LOCAL_COUNTS
+
+    # Given an order whose outcome is unknown and an early CHARGEBACK waiting for its charge
+    _unknown_outcome(env)
+    chargeback = psp.notification("CHARGEBACK", "dsp_1", "psp_abc", "po_1", 1000, "USD")
+    post(chargeback)
+    assert outcomes() == ["-"]
+    before = LOCAL_COUNTS["DisputeOnUnknownCharge"]
+    # When the AUTHORISATION says the charge was refused, and the chargeback is delivered again
+    post(psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 1000, "USD", success=False))
+    post(chargeback)
+    # Then it stops waiting: closed as an anomaly, counted for its alarm, and nothing moved
+    assert env.payments.get_order("po_1").status is OrderStatus.FAILED
+    assert outcomes() == ["ANOMALY", "APPLIED"]
+    assert LOCAL_COUNTS["DisputeOnUnknownCharge"] == before + 1
+    assert balance(env) == 0
+
+
 def test_a_chargeback_on_a_charge_never_ours_is_an_anomaly_counted_for_its_alarm(env: Repos, psp: SimulatedPsp) -> None:
     from payments.kernel.observability import LOCAL_COUNTS
 
