@@ -231,6 +231,7 @@ NOTIFICATIONS = Function(
         "payments_psp_hmac_key_secret",
         "adyen_secret_max_age",
         "payments_psp_merchant_account",
+        "adyen_environment",  # the notifications' live must match it
     ),
     # the queue (CDK's grant_send_messages) and the HMAC key secret
     actions=("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", _READ_SECRET),

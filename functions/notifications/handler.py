@@ -7,8 +7,11 @@ enqueue it for processing -> answer ``200 [accepted]``. Before any of it, the re
 checked as the APIs' request guard does (``functions.payment.guard``), without its card-number
 policy (an Adyen pspReference is 16 digits and may pass the Luhn check; nothing unsigned is
 stored): method (405 with ``Allow: POST``), media type (415), size (413), UTF-8, nesting depth
-(counted before parsing) and JSON syntax (400), Adyen's shape (400). No answer quotes what
-was sent, and no client input leads to a 5xx. Processing runs later
+(counted before parsing) and JSON syntax (400), Adyen's shape (400). After the signatures, every
+field must have the JSON type Adyen sends and ``live`` must be the stage's
+(:mod:`payments.psp.adyen_webhook`): otherwise 400 naming the fields, for the whole body (Adyen
+acknowledges a body as a whole; it sends one item per JSON body), nothing stored. No answer
+quotes what was sent, and no client input leads to a 5xx. Processing runs later
 (``functions.notifications_consumer``), so a failure in business logic never fails the webhook.
 Without a queue configured, items are processed right after storing (a failure there is
 logged; the stored item is processed again on its redelivery).
@@ -31,6 +34,7 @@ from payments.kernel.errors import StoreUnavailable, TransientError
 from payments.kernel.observability import count, entry_point, logger
 from payments.notifications.apply import process
 from payments.notifications.store import NotificationStore
+from payments.psp import adyen_webhook
 from payments.psp import hmac as adyen_hmac
 from payments.refunds.repository import RefundsRepository
 
@@ -95,9 +99,10 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
         return _malformed("The body is not UTF-8 text.")
     if json_too_deep(text):
         return _malformed(f"The body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.")
-    items = parse(text)
-    if items is None:
+    body = parse(text)
+    if body is None:
         return _malformed('Expected Adyen\'s {"notificationItems": [{"NotificationRequestItem": {...}}]}.')
+    items = [wrapper["NotificationRequestItem"] for wrapper in body["notificationItems"]]
     keys = hmac_keys()
     if not keys:
         logger.error("no PSP HMAC key configured: every notification is refused")
@@ -110,6 +115,18 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
             "invalid-signature",
             "Invalid signature",
             "Every notification item must carry a valid HMAC signature. Nothing was stored.",
+        )
+    # signed, but each field must also have the JSON type Adyen sends (the HMAC signs true and "true"
+    # alike), and live must be the stage's: otherwise 400 for the whole body, nothing stored
+    errors = adyen_webhook.type_errors(body, live_stage=settings().adyen_environment == "live")
+    if errors:
+        count("NotificationMalformed")
+        logger.warning(
+            "notification refused: a field is not of Adyen's type", extra={"fields": [e["field"] for e in errors]}
+        )
+        return _malformed(
+            "Every field must have the JSON type Adyen sends, and live must be this stage's. Nothing was stored.",
+            errors,
         )
     store = NotificationStore()
     to_process = []
@@ -133,8 +150,9 @@ def hmac_keys() -> list[str]:
     return adyen_hmac.configured_keys()
 
 
-def parse(text: str) -> list[dict[str, Any]] | None:
-    """The items of Adyen's standard body, or None for anything else (not JSON, another shape)."""
+def parse(text: str) -> dict[str, Any] | None:
+    """Adyen's standard body (an object whose ``notificationItems`` is a non-empty list of
+    ``{"NotificationRequestItem": {...}}``), or None for anything else (not JSON, another shape)."""
     try:
         body = json.loads(text)
     except (ValueError, RecursionError):
@@ -142,10 +160,9 @@ def parse(text: str) -> list[dict[str, Any]] | None:
     wrapped = body.get("notificationItems") if isinstance(body, dict) else None
     if not isinstance(wrapped, list) or not wrapped:
         return None
-    items = [w.get("NotificationRequestItem") if isinstance(w, dict) else None for w in wrapped]
-    if not all(isinstance(i, dict) for i in items):
+    if not all(isinstance(w, dict) and isinstance(w.get("NotificationRequestItem"), dict) for w in wrapped):
         return None
-    return items  # type: ignore[return-value]
+    return body  # type: ignore[no-any-return]
 
 
 def dispatch(notification_ids: list[str], store: NotificationStore) -> None:
@@ -172,12 +189,21 @@ def dispatch(notification_ids: list[str], store: NotificationStore) -> None:
             logger.exception("notification stored but not processed", extra={"notification_id": notification_id})
 
 
-def _malformed(detail: str) -> dict[str, Any]:
-    return _problem(400, "malformed-notification", "Malformed notification", detail)
+def _malformed(detail: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return _problem(400, "malformed-notification", "Malformed notification", detail, errors=errors)
 
 
-def _problem(status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    body = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+def _problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
     return {
         "statusCode": status,
         "headers": {"Content-Type": PROBLEM_JSON, **(headers or {})},

@@ -1,9 +1,10 @@
 """SQS consumer of stored PSP notifications (Powertools batch processing, partial failures).
 
 Each message names a stored notification; :func:`payments.notifications.apply.process` applies
-it once. A record that raises (a transient failure, or a reversal whose chargeback has not
-arrived yet) is reported as a batch item failure: SQS delivers it again later, and after the
-queue's ``maxReceiveCount`` moves it to the dead-letter queue (alarmed).
+it once. A record that raises (a transient failure, a reversal whose chargeback has not
+arrived yet, or a dispute event whose charge is not settled here yet) is reported as a batch
+item failure (a batch whose every record failed raises, which SQS treats alike): SQS delivers it
+again later, and after the queue's ``maxReceiveCount`` moves it to the dead-letter queue (alarmed).
 """
 
 from __future__ import annotations

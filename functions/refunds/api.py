@@ -25,6 +25,7 @@ from functions.api_kit import IdempotencyKey, Identifier
 from functions.payment.problems import PROBLEM_JSON, problem
 from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from payments.kernel.errors import Conflict, NotFound
+from payments.kernel.money import Money
 from payments.refunds import logic
 from payments.refunds.models import RefundOut, RefundRequest
 from payments.refunds.repository import OrderNotRefundable, RefundExceedsRemaining, RefundsRepository
@@ -104,7 +105,7 @@ api_kit.answer_common_problems(app)  # validation, idempotency, a throttled stor
 
 @app.exception_handler(OrderNotRefundable)
 def _not_refundable(error: OrderNotRefundable) -> Response[str]:
-    detail = "Only a SUCCESS payment order without a chargeback can be refunded."
+    detail = "Only a SUCCESS payment order can be refunded."
     return problem(
         409, "order-not-refundable", "Order not refundable", detail, [{"field": "payment_order_id", "message": detail}]
     )
@@ -112,7 +113,13 @@ def _not_refundable(error: OrderNotRefundable) -> Response[str]:
 
 @app.exception_handler(RefundExceedsRemaining)
 def _exceeds(error: RefundExceedsRemaining) -> Response[str]:
-    detail = "The refund exceeds what remains refundable on the order (its amount less the refunds already reserved)."
+    detail = (
+        "The refund exceeds what remains refundable on the order (its amount less the refunds already reserved "
+        "and the chargebacks still standing)."
+    )
+    if error.currency:
+        remaining = Money(error.remaining_minor, error.currency).format()
+        detail += f" {remaining} {error.currency} remains refundable."
     return problem(
         422,
         "refund-exceeds-remaining",
@@ -187,7 +194,11 @@ NOTIFICATIONS_PATH = {
                 "content": {"text/plain": {"schema": {"type": "string", "enum": ["[accepted]"]}}},
             },
             "400": {
-                "description": "Not UTF-8, not JSON, nested too deep, or not Adyen's format (malformed-notification)",
+                "description": (
+                    "Not UTF-8, not JSON, nested too deep, not Adyen's format, a signed field not of the JSON type "
+                    "Adyen sends, or live not the stage's (malformed-notification, errors naming the fields); "
+                    "nothing stored"
+                ),
                 "content": _PROBLEM_CONTENT,
             },
             "401": {

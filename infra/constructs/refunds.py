@@ -155,6 +155,8 @@ class Refunds(Construct):
             settings={
                 "notifications_queue_url": self.queue.queue_url,
                 "payments_psp_merchant_account": merchant_account,
+                # the notifications' live must be "true" on a live Adyen stage, "false" on any other
+                "adyen_environment": adyen.config.environment if adyen is not None else "test",
             },
         )
         self.webhook.grant(self.queue.grant_send_messages)
@@ -253,6 +255,10 @@ class Refunds(Construct):
             "RefundReturnedByScheme": (
                 _metric("RefundReturnedByScheme", registry.NOTIFICATIONS_CONSUMER.name),
                 "A refund came back (REFUND_FAILED / REFUNDED_REVERSED): the refund is NEEDS_ATTENTION, decide what the money does",
+            ),
+            "DisputeOnUnknownCharge": (
+                _metric("DisputeOnUnknownCharge", registry.NOTIFICATIONS_CONSUMER.name),
+                "A chargeback names a charge that is not ours (or contradicts ours): recorded, never booked; check with the PSP",
             ),
             "NotificationDeadLettersVisible": (
                 self.dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),

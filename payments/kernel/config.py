@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -67,6 +68,9 @@ class Settings(BaseModel):
     #: the Adyen account's report time zone (an IANA name such as ``America/Chicago``), when the
     #: operator sets it: the settlement report's zone abbreviations are then checked against it
     adyen_report_time_zone: str = Field(default="")
+    #: the PSP's environment ("test" or "live"; the Adyen adapter reads the same ADYEN_ENVIRONMENT): the
+    #: notifications' ``live`` must be "true" on a live stage and "false" on any other
+    adyen_environment: Literal["test", "live"] = Field(default="test")
     #: the state machine of the large-file reconciliation (``stepfunctions/reconcile.asl.json``)
     reconcile_state_machine_arn: str = Field(default="")
     #: the stage's name: set in deployed stages only (the marker that makes required settings required)

@@ -3,7 +3,8 @@
 * ``AUTHORISATION`` settles an order whose outcome was unknown (success: SUCCESS, then the
   idempotent wallet credit and ledger append; otherwise FAILED);
 * ``REFUND`` decides a pending refund by ``success`` (first outcome wins);
-* ``CHARGEBACK`` takes ``amount`` off the seller (wallet and ledger, once per dispute);
+* ``CHARGEBACK`` takes ``amount`` off the seller (wallet and ledger, once per dispute; before its
+  charge is settled here: retried later, see :class:`ChargeNotSettled`);
 * ``CHARGEBACK_REVERSED`` gives it back (once; before its chargeback: retried later);
 * ``SECOND_CHARGEBACK`` takes it off again (once; before its reversal: retried later);
 * ``REFUND_FAILED`` and ``REFUNDED_REVERSED`` (a refund that did not reach the shopper after all)
@@ -24,7 +25,7 @@ from typing import Any
 
 from payments.kernel import clock
 from payments.kernel.config import settings
-from payments.kernel.errors import StatusConflict
+from payments.kernel.errors import StatusConflict, TransientError
 from payments.kernel.money import InvalidAmount, Money
 from payments.kernel.observability import count, logger
 from payments.notifications.store import NotificationStore
@@ -73,6 +74,12 @@ def apply_item(item: dict[str, Any], refunds: RefundsRepository) -> tuple[str, s
 DISPUTE_EVENTS = ("CHARGEBACK", "CHARGEBACK_REVERSED", "SECOND_CHARGEBACK")
 
 
+class ChargeNotSettled(TransientError):
+    """A dispute event on an order whose charge is not settled here yet (its outcome unknown: the
+    AUTHORISATION or the PSP's answer still to come): retried later, like a reversal before its
+    chargeback; after the queue's retries it lands in the dead-letter queue (alarmed)."""
+
+
 def _dispute(item: dict[str, Any], code: str, value: Any, currency: Any, refunds: RefundsRepository) -> tuple[str, str]:
     """Book a dispute event on the charge it names. Adyen keeps one ``pspReference`` for every
     notification of a dispute, and sends ``originalReference`` (the payment's) on the CHARGEBACK
@@ -87,7 +94,17 @@ def _dispute(item: dict[str, Any], code: str, value: Any, currency: Any, refunds
             count("DisputeStepBeforeChargeback")
             raise ChargebackNotBooked(f"{code} of dispute {dispute_reference} names no charge, and none is booked yet")
         order = refunds.payments.find_order(known["payment_order_id"])
+    if order is not None and not order.status.is_final:
+        # the charge's outcome is not known here yet (its AUTHORISATION, or the PSP's answer, is still to
+        # come): wait for it like a reversal waits for its chargeback; the queue retries, then dead-letters
+        count("DisputeBeforeItsCharge")
+        raise ChargeNotSettled(
+            f"{code} of dispute {dispute_reference} on order {order.payment_order_id}, which is "
+            f"{order.status.value}: retried once its charge is settled here"
+        )
     if order is None or ((original or code == "CHARGEBACK") and order.psp_reference != original):
+        count("DisputeOnUnknownCharge")
+        logger.error("dispute on an unknown charge", extra={"event_code": code, "dispute": dispute_reference})
         return "ANOMALY", f"{code} for an unknown charge {original} / {item.get('merchantReference')}"
     if not isinstance(value, int):
         return "ANOMALY", f"{code} without an integer amount"

@@ -25,7 +25,7 @@ from payments.kernel.observability import count, logger
 from payments.payin.status import AttentionKind
 from payments.refunds.models import RefundRecord, RefundRequest, RefundStatus
 from payments.refunds.psp import RefundCall, RefundingPsp
-from payments.refunds.repository import RefundExceedsRemaining, RefundsRepository
+from payments.refunds.repository import RefundExceedsRemaining, RefundsRepository, refundable_minor
 
 
 def fingerprint(idempotency_key: str, request: dict[str, Any]) -> str:
@@ -47,9 +47,11 @@ def accept_refund(
     if request.amount is not None:
         amount = money.Money.parse(request.amount, request.currency)
     else:
-        amount = order.money - order.refund_reserved
+        amount = money.Money(refundable_minor(order), order.currency)
         if not amount.is_positive():
-            raise RefundExceedsRemaining(f"order {order.payment_order_id} has nothing left to refund", 0)
+            raise RefundExceedsRemaining(
+                f"order {order.payment_order_id} has nothing left to refund", 0, order.currency
+            )
     record = RefundRecord(
         refund_id=request.refund_id,
         payment_order_id=order.payment_order_id,

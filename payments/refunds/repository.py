@@ -12,10 +12,14 @@ refunds), ``refunded_minor`` (succeeded), ``chargeback_minor``, ``chargeback_rev
 
 **The reservation.** Accepting a refund is one ``TransactWriteItems``: put the refund
 (``attribute_not_exists``) and add its amount to the order's ``refund_reserved_minor`` on the
-condition that the order is ``SUCCESS``, has no chargeback, and held at most
-``charged - amount`` before: DynamoDB cannot add in a condition, so the limit is computed from
-the order's immutable charged amount. Whatever arrives concurrently, the condition is evaluated
-on the stored item, so pending + succeeded never exceeds what was charged.
+condition that the order is ``SUCCESS`` and that what it gives back stays within the charge:
+refunds reserved (pending + succeeded) + chargebacks still standing (booked, second ones
+included, minus reversals) + this refund <= charged (:func:`refundable_minor`). DynamoDB cannot
+add in a condition, so the limit is computed from the order's immutable charged amount and the
+dispute counters as read, and the condition pins those counters to the values read (a dispute
+step booked meanwhile fails it, and the reservation is tried again on the order as it is then).
+Whatever arrives concurrently, the condition is evaluated on the stored item, so pending +
+succeeded refunds never exceed what was charged minus the chargebacks standing.
 
 **The outcome, once.** Deciding a refund is one transaction gated on ``status = PENDING``:
 SUCCEEDED adds to ``refunded_minor``, puts the wallet adjustment (marker + balance shard) and
@@ -64,20 +68,33 @@ if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
 
 
 class OrderNotRefundable(PaymentError):
-    """Only a SUCCESS order without a chargeback can be refunded (409)."""
+    """Only a SUCCESS order can be refunded (409)."""
 
 
 class RefundExceedsRemaining(PaymentError):
     """The refund would take the order's refunds over what was charged (422)."""
 
-    def __init__(self, message: str, remaining_minor: int):
+    def __init__(self, message: str, remaining_minor: int, currency: str | None = None):
         super().__init__(message)
         self.remaining_minor = remaining_minor
+        self.currency = currency  # of the order: the API says how much remains refundable in it
 
 
 class ChargebackNotBooked(TransientError):
     """A reversal arrived before its chargeback, or a second chargeback before its reversal (out of
     order): retried later, never guessed."""
+
+
+def refundable_minor(order: OrderRecord) -> int:
+    """What can still be refunded on ``order``: the charge minus refunds reserved (pending and
+    succeeded) minus chargebacks still standing (a reversed chargeback no longer counts, a second
+    chargeback counts again); never below zero."""
+    standing = order.chargeback_minor - order.chargeback_reversed_minor
+    return max(0, order.amount_minor - order.refund_reserved_minor - standing)
+
+
+#: attempts of a reservation whose order's dispute counters moved between the read and the write
+RESERVATION_ATTEMPTS = 3
 
 
 def refund_key(refund_id: str) -> dict[str, Any]:
@@ -166,24 +183,41 @@ class RefundsRepository:
 
     # --- reservation --------------------------------------------------------------------
     def reservation_condition(self) -> str:
-        """The condition on the order that makes the reservation safe under concurrency."""
+        """The condition on the order that makes the reservation safe under concurrency: SUCCESS, the
+        dispute counters as read (``:chargeback``, ``:reversed``: absent is 0), and the refunds
+        reserved at most ``:limit`` = charged - standing chargebacks - this refund."""
         return (
             "attribute_exists(pk) AND #status = :success"
-            " AND (attribute_not_exists(chargeback_minor) OR chargeback_minor = :zero)"
+            " AND (attribute_not_exists(chargeback_minor) OR chargeback_minor = :chargeback)"
+            " AND (attribute_not_exists(chargeback_reversed_minor) OR chargeback_reversed_minor = :reversed)"
             " AND (attribute_not_exists(refund_reserved_minor) OR refund_reserved_minor <= :limit)"
         )
 
     def reserve(self, refund: RefundRecord, order: OrderRecord) -> Reserved:
         """Store a PENDING refund and reserve its amount on the order, or find the identical one."""
         if refund.amount_minor <= 0:
-            raise RefundExceedsRemaining(
-                "a refund moves a positive amount", order.amount_minor - order.refund_reserved_minor
-            )
+            raise RefundExceedsRemaining("a refund moves a positive amount", refundable_minor(order), order.currency)
         now = clock.now_iso()
         refund = refund.model_copy(update={"status": RefundStatus.PENDING, "created_at": now, "updated_at": now})
-        limit = order.amount_minor - refund.amount_minor
         item = {"pk": f"REFUND#{refund.refund_id}", "sk": "REFUND", **refund.model_dump(mode="json")}
-        if limit >= 0:  # else it exceeds the charge whatever the order holds: refused without writing
+        for _ in range(RESERVATION_ATTEMPTS):
+            standing = order.chargeback_minor - order.chargeback_reversed_minor
+            limit = order.amount_minor - standing - refund.amount_minor
+            if limit < 0:  # it exceeds what the order can give back whatever it holds: refused without writing
+                break
+            update = (
+                "SET refund_reserved_minor = if_not_exists(refund_reserved_minor, :zero) + :amount, updated_at = :now"
+            )
+            condition = self.reservation_condition()
+            values = {
+                ":zero": 0,
+                ":amount": refund.amount_minor,
+                ":now": now,
+                ":success": OrderStatus.SUCCESS.value,
+                ":limit": limit,
+                ":chargeback": order.chargeback_minor,
+                ":reversed": order.chargeback_reversed_minor,
+            }
             refusal = transact_write(
                 self.ddb,
                 [
@@ -192,17 +226,12 @@ class RefundsRepository:
                         "Update": {
                             "TableName": self.table,
                             "Key": order_key(order.payment_order_id),
-                            "UpdateExpression": "SET refund_reserved_minor = if_not_exists(refund_reserved_minor, :zero) + :amount, updated_at = :now",
-                            "ConditionExpression": self.reservation_condition(),
+                            "UpdateExpression": update,
+                            "ConditionExpression": condition,
                             "ExpressionAttributeNames": {"#status": "status"},
+                            # only the values the expressions use (DynamoDB refuses unused ones)
                             "ExpressionAttributeValues": to_values(
-                                {
-                                    ":zero": 0,
-                                    ":amount": refund.amount_minor,
-                                    ":now": now,
-                                    ":success": OrderStatus.SUCCESS.value,
-                                    ":limit": limit,
-                                }
+                                {k: v for k, v in values.items() if k in update or k in condition}
                             ),
                         }
                     },
@@ -219,6 +248,13 @@ class RefundsRepository:
                 ) from refusal
             if not cancelled_by_condition(refusal, 1):
                 raise refusal
+            current = self.payments.get_order(order.payment_order_id)
+            if (current.chargeback_minor, current.chargeback_reversed_minor) == (
+                order.chargeback_minor,
+                order.chargeback_reversed_minor,
+            ):
+                break  # refused by the status or the bound, not by a dispute step booked meanwhile
+            order = current  # a dispute step was booked between the read and the write: try on the order as it is
         # the order refused the reservation: say why, from the order as it is now
         found = self.find(refund.refund_id)
         if found is not None and found.request_fingerprint == refund.request_fingerprint:
@@ -228,14 +264,11 @@ class RefundsRepository:
             raise OrderNotRefundable(
                 f"order {current.payment_order_id} is {current.status.value}; only a SUCCESS order can be refunded"
             )
-        if current.chargeback_minor > 0:
-            raise OrderNotRefundable(
-                f"order {current.payment_order_id} has a chargeback; it cannot be refunded as well"
-            )
-        remaining = current.amount_minor - current.refund_reserved_minor
+        remaining = refundable_minor(current)
         raise RefundExceedsRemaining(
             f"order {current.payment_order_id} has {remaining} minor units left to refund; {refund.amount_minor} asked",
             remaining,
+            current.currency,
         )
 
     # --- read ---------------------------------------------------------------------------

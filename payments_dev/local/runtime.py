@@ -78,6 +78,7 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "adyen_secret_max_age": 300,
     "reconcile_state_machine_arn": "",
     "adyen_report_time_zone": "",  # the simulator and the fake write UTC
+    "adyen_environment": "test",  # never live: notifications say "live": "false"
     "payments_stage": "",  # not a deployed stage: the handlers' cold start does not require every setting
 }
 #: set per run in LocalRuntime.__init__

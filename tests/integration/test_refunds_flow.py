@@ -105,19 +105,25 @@ def test_notifications_bad_signature_duplicates_and_a_chargeback_with_its_revers
     forged["additionalData"]["hmacSignature"] = "AAAA" + forged["additionalData"]["hmacSignature"][4:]
     assert notify(api, forged).status == 401
     assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "70.00"}]
-    # The chargeback, delivered twice, takes 70.00 once; a refund is then refused
+    # The chargeback, delivered twice, takes 70.00 once; a refund is then refused: nothing remains refundable
     for _ in range(2):
         reply = notify(api, chargeback)
         assert reply.status == 200 and reply.body == "[accepted]"
     balance_becomes(api, seller, po, "0.00")
     rf = unique("rf")
     refused = refund(api, {"refund_id": rf, "payment_order_id": po, "amount": "1.00", "currency": "USD"}, "k-" + rf)
-    assert refused.status == 409 and refused.body["type"] == "urn:payments:problem:order-not-refundable"
+    assert refused.status == 422 and refused.body["type"] == "urn:payments:problem:refund-exceeds-remaining"
     # The reversal, delivered twice, gives it back once
     reversal = psp.reverse_chargeback(chargeback["pspReference"])
     notify(api, reversal)
     notify(api, reversal)
     balance_becomes(api, seller, po, "70.00")
+    # and the order is refundable again (chargeback_amount 0.00): a refund of 1.00 is accepted and succeeds
+    rf = unique("rf")
+    accepted = refund(api, {"refund_id": rf, "payment_order_id": po, "amount": "1.00", "currency": "USD"}, "k-" + rf)
+    assert accepted.status == 202, accepted.body
+    assert wait_refund(api, rf)["status"] == "SUCCEEDED"
+    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "69.00"}]
 
 
 def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(api: ApiClient) -> None:

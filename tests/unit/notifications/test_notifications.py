@@ -496,3 +496,302 @@ def test_during_a_key_rotation_the_webhook_accepts_the_previous_key_until_its_de
     assert post(late)["statusCode"] == 401
     # while the same event signed with the new key is accepted
     assert post(signed(dict(item, pspReference="9913333333333339"), new_key))["statusCode"] == 200
+
+
+# --- a dispute that arrives before its charge is settled here ------------------------------------
+
+
+def _unknown_outcome(env: Repos, po: str = "po_1", amount_minor: int = 1000) -> None:
+    """An order whose charge's outcome is not known here (the PSP answered Received, or its answer was lost)."""
+    store_checkout(env.payments, f"chk_{po}", [(po, "seller_books", amount_minor, "USD")], token="tok_adyenReceived")
+    env.payments.move_order(po, OrderStatus.EXECUTING)
+
+
+def test_a_chargeback_before_its_charge_is_settled_waits_and_is_booked_once_the_charge_is(
+    env: Repos, psp: SimulatedPsp
+) -> None:
+    from payments.kernel.observability import LOCAL_COUNTS
+
+    # Given an order of 10.00 whose outcome is unknown, and the PSP's signed CHARGEBACK of its charge
+    _unknown_outcome(env)
+    chargeback = psp.notification("CHARGEBACK", "dsp_1", "psp_abc", "po_1", 1000, "USD")
+    waited = LOCAL_COUNTS["DisputeBeforeItsCharge"]
+    # When the chargeback arrives first: it is stored, not applied and not closed (it waits for its charge)
+    assert post(chargeback)["statusCode"] == 200
+    assert outcomes() == ["-"] and balance(env) == 0
+    assert LOCAL_COUNTS["DisputeBeforeItsCharge"] == waited + 1
+    # and then the AUTHORISATION settles the order (the seller is credited 10.00)
+    post(psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 1000, "USD"))
+    assert balance(env) == 1000
+    # When the chargeback is delivered again (Adyen's retry, or the queue's redelivery), and once more
+    post(chargeback)
+    post(chargeback)
+    # Then it is booked once: the seller gives the money back, and the order shows the chargeback
+    assert balance(env) == 0
+    assert env.payments.get_order("po_1").to_api().chargeback_amount == "10.00"
+    assert env.ledger.trial_balance()["USD"] == (2000, 2000)
+    assert outcomes() == ["APPLIED", "APPLIED"]
+
+
+def test_a_second_chargeback_before_its_charge_is_settled_waits_too(env: Repos, psp: SimulatedPsp) -> None:
+    # Given an order whose outcome is unknown, and every step of its dispute naming its charge
+    _unknown_outcome(env)
+    steps = [
+        psp.notification(code, "dsp_1", "psp_abc", "po_1", 1000, "USD")
+        for code in ("SECOND_CHARGEBACK", "CHARGEBACK_REVERSED", "CHARGEBACK")
+    ]
+    # When they all arrive before the charge is settled: none is closed as an anomaly
+    for step in steps:
+        post(step)
+    assert outcomes() == ["-", "-", "-"]
+    # and after the AUTHORISATION each is delivered again, in the order it came
+    post(psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 1000, "USD"))
+    for _ in range(3):
+        for step in steps:
+            post(step)
+    # Then each moved the money once: off, back, off again
+    order = env.payments.get_order("po_1")
+    assert (order.chargeback_minor, order.chargeback_reversed_minor, balance(env)) == (2000, 1000, 0)
+    assert outcomes() == ["APPLIED", "APPLIED", "APPLIED", "APPLIED"]
+
+
+def test_the_consumer_retries_an_early_chargeback_until_its_charge_is_settled(env: Repos, psp: SimulatedPsp) -> None:
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    from functions.notifications_consumer import handler as consumer
+    from payments_dev.local.lambdas import LambdaContext
+
+    # Given a stored CHARGEBACK of an order whose outcome is unknown (a queue is configured: the API only stores)
+    _unknown_outcome(env)
+    store = NotificationStore()
+    cb_id = store.store(psp.notification("CHARGEBACK", "dsp_1", "psp_abc", "po_1", 1000, "USD")).notification_id
+    event = {
+        "Records": [
+            {
+                "messageId": cb_id,
+                "body": json.dumps({"notification_id": cb_id}),
+                "eventSource": "aws:sqs",
+                "attributes": {},
+                "messageAttributes": {},
+            }
+        ]
+    }
+    context = LambdaContext(registry.NOTIFICATIONS_CONSUMER.local_name)
+    # When it comes off the queue while the outcome is still unknown / Then the batch fails each time (alone in
+    # its batch, Powertools raises: SQS delivers it again, and after the queue's maxReceiveCount the
+    # dead-letter queue and its alarm have it), and nothing moved
+    for _ in range(3):
+        with pytest.raises(BatchProcessingError, match="All records failed"):
+            consumer.handler(event, context)
+    assert "outcome" not in store.get(cb_id) and balance(env) == 0
+    # When the order is settled and the chargeback is redelivered / Then it is booked
+    post(psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 1000, "USD"))
+    assert consumer.handler(event, context) == {"batchItemFailures": []}
+    assert store.get(cb_id)["outcome"] == "APPLIED" and balance(env) == 0
+
+
+def test_a_waiting_chargeback_whose_charge_is_refused_after_all_is_an_alarmed_anomaly(
+    env: Repos, psp: SimulatedPsp
+) -> None:
+    from payments.kernel.observability import LOCAL_COUNTS
+
+    # Given an order whose outcome is unknown and an early CHARGEBACK waiting for its charge
+    _unknown_outcome(env)
+    chargeback = psp.notification("CHARGEBACK", "dsp_1", "psp_abc", "po_1", 1000, "USD")
+    post(chargeback)
+    assert outcomes() == ["-"]
+    before = LOCAL_COUNTS["DisputeOnUnknownCharge"]
+    # When the AUTHORISATION says the charge was refused, and the chargeback is delivered again
+    post(psp.notification("AUTHORISATION", "psp_abc", None, "po_1", 1000, "USD", success=False))
+    post(chargeback)
+    # Then it stops waiting: closed as an anomaly, counted for its alarm, and nothing moved
+    assert env.payments.get_order("po_1").status is OrderStatus.FAILED
+    assert outcomes() == ["ANOMALY", "APPLIED"]
+    assert LOCAL_COUNTS["DisputeOnUnknownCharge"] == before + 1
+    assert balance(env) == 0
+
+
+def test_a_chargeback_on_a_charge_never_ours_is_an_anomaly_counted_for_its_alarm(env: Repos, psp: SimulatedPsp) -> None:
+    from payments.kernel.observability import LOCAL_COUNTS
+
+    # Given a settled order, and chargebacks naming an order we never had, and another charge of ours
+    paid(env, psp, "po_1", 7000)
+    before = LOCAL_COUNTS["DisputeOnUnknownCharge"]
+    post(psp.notification("CHARGEBACK", "dsp_1", "psp_abc", "po_unknown", 1000, "USD"))
+    post(psp.notification("CHARGEBACK", "dsp_2", "psp_0000000000000000", "po_1", 1000, "USD"))
+    # Then they are closed as anomalies (they can never be applied), counted for the alarm, and nothing moved
+    assert outcomes() == ["ANOMALY", "ANOMALY"]
+    assert LOCAL_COUNTS["DisputeOnUnknownCharge"] == before + 2
+    assert balance(env) == 7000
+
+
+# --- every signed field has the JSON type Adyen sends ---------------------------------------------
+
+
+def _retyped(item: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """The signed item with one field's JSON type changed and its signature kept (the HMAC signs the text)."""
+    copy = json.loads(json.dumps(item))
+    target = copy
+    *parents, last = path.split(".")
+    for parent in parents:
+        target = target[parent]
+    if value is _ABSENT:
+        del target[last]
+    else:
+        target[last] = value
+    return copy  # type: ignore[no-any-return]
+
+
+_ABSENT = object()
+
+
+def test_a_replayed_refund_with_success_as_a_json_boolean_is_400_and_changes_nothing(
+    env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
+) -> None:
+    # Given a refund the PSP paid, still PENDING here (its answer not applied yet), and its signed REFUND
+    paid(env, psp, "po_1", 7000)
+    logic.accept_refund(
+        "k",
+        RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"),
+        refunds,
+        start=False,
+    )
+    logic.execute_refund("rf_1", refunds, psp)
+    genuine = psp.refund_notification("rf_1")
+    assert genuine is not None and genuine["success"] == "true"
+    # When it is re-posted with "success": true (a JSON boolean: the signature still matches)
+    replayed = _retyped(genuine, "success", True)
+    response = post(replayed)
+    # Then it is refused as malformed, naming the field, and nothing is stored or decided
+    problem = json.loads(response["body"])
+    assert response["statusCode"] == 400 and problem["type"] == "urn:payments:problem:malformed-notification"
+    assert [e["field"] for e in problem["errors"]] == ["notificationItems[0].NotificationRequestItem.success"]
+    assert NotificationStore().scan() == [] and refunds.get("rf_1").status.value == "PENDING"
+    # And the genuine one, posted after, decides the refund as the PSP did
+    assert post(genuine)["statusCode"] == 200
+    assert refunds.get("rf_1").status.value == "SUCCEEDED" and balance(env) == 1000
+    assert outcomes() == ["APPLIED"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("success", True),
+        ("success", False),
+        ("success", "TRUE"),
+        ("success", _ABSENT),
+        ("amount.value", "1000"),
+        ("amount.value", 1000.0),
+        ("amount.value", True),
+        ("amount.value", 2**64),
+        ("amount.currency", None),
+        ("amount", _ABSENT),
+        ("pspReference", 8815000000000001),
+        ("merchantReference", 12345),
+        ("originalReference", None),
+        ("merchantAccountCode", _ABSENT),
+        ("eventCode", None),
+        ("eventDate", 1700000000),
+    ],
+)
+def test_a_signed_field_of_another_json_type_is_400_names_it_and_stores_nothing(
+    env: Repos, psp: SimulatedPsp, path: str, value: Any
+) -> None:
+    # Given a signed AUTHORISATION whose references are numbers as text (they sign like JSON numbers)
+    store_checkout(env.payments, "chk_1", [("12345", "seller_books", 1000, "USD")])
+    env.payments.move_order("12345", OrderStatus.EXECUTING)
+    item = psp.notification("AUTHORISATION", "8815000000000001", None, "12345", 1000, "USD")
+    if path == "originalReference":
+        item = signed({**{k: v for k, v in item.items() if k != "additionalData"}, "originalReference": ""}, KEY)
+    # When one field is posted with another JSON type (or missing): its signature kept where the signed text is
+    # the same (a replay), signed again where it is not (a sender with the key that breaks Adyen's types)
+    from payments.psp.hmac import signing_string
+
+    retyped = _retyped(item, path, value)
+    if signing_string(retyped) != signing_string(item):
+        retyped = signed({k: v for k, v in retyped.items() if k != "additionalData"}, KEY)
+    response = post(retyped)
+    # Then it is a 400 naming that field (the signature passed), and nothing is stored or applied
+    problem = json.loads(response["body"])
+    assert response["statusCode"] == 400, problem
+    assert problem["type"] == "urn:payments:problem:malformed-notification"
+    assert [e["field"] for e in problem["errors"]] == [f"notificationItems[0].NotificationRequestItem.{path}"]
+    assert NotificationStore().scan() == [] and env.payments.get_order("12345").status is OrderStatus.EXECUTING
+    # while the item as signed is accepted and applied
+    assert post(item)["statusCode"] == 200 and env.payments.get_order("12345").status is OrderStatus.SUCCESS
+
+
+def test_a_separator_in_a_signed_reference_is_refused(env: Repos, psp: SimulatedPsp) -> None:
+    # Given the signing string joins the fields with ":" unescaped, so a ":" moved across a field boundary
+    # signs the same (here between originalReference and merchantAccountCode)
+    from payments.psp.hmac import signing_string
+
+    paid(env, psp, "po_1", 7000)
+    charge = env.payments.get_order("po_1").psp_reference
+    one = {"pspReference": "dsp_1", "originalReference": charge, "merchantAccountCode": "LocalMerchant:x"}
+    other = {"pspReference": "dsp_1", "originalReference": f"{charge}:LocalMerchant", "merchantAccountCode": "x"}
+    assert signing_string(one) == signing_string(other)
+    # When a signed chargeback holds ":" in a field other than merchantReference (ours; Adyen's examples have it)
+    for field, value in (("pspReference", "dsp:1"), ("originalReference", f"{charge}:x"), ("eventCode", "CHARGEBACK:")):
+        item = psp.notification("CHARGEBACK", "dsp_1", charge, "po_1", 1000, "USD")
+        item = signed({**{k: v for k, v in item.items() if k != "additionalData"}, field: value}, KEY)
+        response = post(item)
+        # Then it is refused naming the field, and nothing is stored
+        assert response["statusCode"] == 400
+        errors = json.loads(response["body"])["errors"]
+        assert errors == [
+            {"field": f"notificationItems[0].NotificationRequestItem.{field}", "message": "must not contain ':'"}
+        ]
+    assert NotificationStore().scan() == [] and balance(env) == 7000
+
+
+def _post_live(live: Any, *items: dict[str, Any]) -> dict[str, Any]:
+    from functions.notifications.handler import receive
+
+    body: dict[str, Any] = {"notificationItems": [{"NotificationRequestItem": i} for i in items]}
+    if live is not _ABSENT:
+        body["live"] = live
+    return receive({"httpMethod": "POST", "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)})
+
+
+@pytest.mark.parametrize(
+    ("environment", "accepted", "refused"),
+    [("test", "false", ("true", False, _ABSENT, "False")), ("live", "true", ("false", True, _ABSENT))],
+)
+def test_live_must_be_the_stages(
+    env: Repos,
+    psp: SimulatedPsp,
+    monkeypatch: pytest.MonkeyPatch,
+    environment: str,
+    accepted: str,
+    refused: tuple[Any, ...],
+) -> None:
+    # Given a stage in Adyen's test or live environment, and a genuine signed chargeback
+    paid(env, psp, "po_1", 7000)
+    item = psp.raise_chargeback("po_1")
+    monkeypatch.setenv("ADYEN_ENVIRONMENT", environment)
+    reset_settings()
+    # When it is posted with any other live / Then it is a 400 naming live, and nothing is stored
+    for live in refused:
+        response = _post_live(live, item)
+        assert response["statusCode"] == 400, live
+        assert [e["field"] for e in json.loads(response["body"])["errors"]] == ["live"]
+    assert NotificationStore().scan() == [] and balance(env) == 7000
+    # When it is posted with the stage's live / Then it is accepted and applied
+    assert _post_live(accepted, item)["statusCode"] == 200
+    assert balance(env) == 0
+
+
+def test_one_mistyped_item_refuses_the_whole_body(env: Repos, psp: SimulatedPsp) -> None:
+    # Given two settled orders and a body of two signed chargebacks, the second with "success": true
+    paid(env, psp, "po_1", 7000)
+    paid(env, psp, "po_2", 500)
+    good = psp.raise_chargeback("po_1")
+    bad = _retyped(psp.raise_chargeback("po_2"), "success", True)
+    # When it is posted / Then the body is refused (Adyen acknowledges a body as a whole) and nothing is stored
+    response = post(good, bad)
+    assert response["statusCode"] == 400
+    assert [e["field"] for e in json.loads(response["body"])["errors"]] == [
+        "notificationItems[1].NotificationRequestItem.success"
+    ]
+    assert NotificationStore().scan() == [] and balance(env) == 7500

@@ -87,6 +87,7 @@ def test_exceeding_the_remaining_amount_is_422_and_stores_nothing(api: Any) -> N
     call(api, event("POST", "/v1/refunds", BODY))
     status, body, _ = call(api, event("POST", "/v1/refunds", {**BODY, "refund_id": "rf_2"}, key="k-2"))
     assert status == 422 and body["type"] == "urn:payments:problem:refund-exceeds-remaining"
+    assert body["detail"].endswith(" 10.00 USD remains refundable.")
     assert call(api, event("GET", "/v1/refunds/rf_2"))[0] == 404
 
 

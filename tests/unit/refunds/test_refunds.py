@@ -20,7 +20,7 @@ from payments.payin.status import OrderStatus, PaymentStatus
 from payments.payin.tasks import ExecuteOrderTask, FinalizePaymentTask, OrderResult
 from payments.psp.simulator import SimulatedPsp
 from payments.refunds import logic
-from payments.refunds.models import RefundRequest, RefundStatus
+from payments.refunds.models import RefundRecord, RefundRequest, RefundStatus
 from payments.refunds.repository import (
     ChargebackNotBooked,
     OrderNotRefundable,
@@ -334,12 +334,73 @@ def test_verify_reports_a_refund_the_psp_decided_that_is_still_pending_here_and_
     assert invariants(repos, refunds, psp).violations == []
 
 
-def test_refund_is_refused_after_a_chargeback(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> None:
+def test_a_standing_chargeback_is_not_refundable_and_the_rest_is(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
+    # Given an order of 70.00 charged back for 20.00
     paid(repos, psp, "po_1", 7000)
     refunds.book_chargeback(repos.payments.get_order("po_1"), "dsp_1", Money(2000, "USD"))
-    with pytest.raises(OrderNotRefundable):
-        accept(refunds, "rf_1", "po_1", "10.00")
+    # When a refund of 60.00 is asked / Then it is refused, saying 50.00 remains, and nothing is stored
+    with pytest.raises(RefundExceedsRemaining) as refused:
+        accept(refunds, "rf_1", "po_1", "60.00")
+    assert refused.value.remaining_minor == 5000
     assert refunds.scan_refunds() == []
+    # And a refund with no amount takes exactly what remains: the charge less the standing chargeback
+    assert accept(refunds, "rf_2", "po_1", None)["amount"] == "50.00"
+    assert repos.payments.get_order("po_1").refund_reserved_minor == 5000
+
+
+def test_a_reversed_chargeback_no_longer_counts_and_a_second_one_counts_again(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
+    # Given an order of 70.00 charged back for 10.00, and the chargeback reversed (chargeback_amount 0.00)
+    paid(repos, psp, "po_1", 7000)
+    order = repos.payments.get_order("po_1")
+    refunds.book_chargeback(order, "dsp_1", Money(1000, "USD"))
+    refunds.reverse_chargeback(order, "dsp_1", Money(1000, "USD"))
+    assert repos.payments.get_order("po_1").to_api().chargeback_amount == "0.00"
+    # When a refund of 1.00 is asked / Then it is accepted (it was 409 order-not-refundable before)
+    assert accept(refunds, "rf_1", "po_1", "1.00")["status"] == "PENDING"
+    # When the defence is lost after all (second chargeback of 10.00)
+    refunds.book_second_chargeback(order, "dsp_1", Money(1000, "USD"))
+    # Then those 10.00 are not refundable again: 70.00 - 1.00 - 10.00 = 59.00 remain
+    with pytest.raises(RefundExceedsRemaining) as refused:
+        accept(refunds, "rf_2", "po_1", "59.01")
+    assert refused.value.remaining_minor == 5900
+    assert accept(refunds, "rf_3", "po_1", None)["amount"] == "59.00"
+    with pytest.raises(RefundExceedsRemaining):
+        accept(refunds, "rf_4", "po_1", None)
+    # And what the order gives back never exceeds the charge
+    kept = repos.payments.get_order("po_1")
+    assert kept.refund_reserved_minor + kept.chargeback_minor - kept.chargeback_reversed_minor == 7000
+    assert {r.refund_id for r in refunds.scan_refunds()} == {"rf_1", "rf_3"}
+
+
+def test_a_chargeback_booked_between_the_read_and_the_reservation_is_counted(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp
+) -> None:
+    # Given the order as the API read it (70.00 refundable), then a chargeback of 70.00 booked before the write
+    paid(repos, psp, "po_1", 7000)
+    read = repos.payments.get_order("po_1")
+    refunds.book_chargeback(read, "dsp_1", Money(7000, "USD"))
+    record = RefundRecord(
+        refund_id="rf_1",
+        payment_order_id="po_1",
+        seller_account="seller_books",
+        amount_minor=1000,
+        currency="USD",
+        idempotency_key="k",
+        request_fingerprint="f",
+    )
+    # When the reservation is written on the stale read / Then the condition refuses it: nothing remains
+    with pytest.raises(RefundExceedsRemaining) as refused:
+        refunds.reserve(record, read)
+    assert refused.value.remaining_minor == 0
+    assert refunds.scan_refunds() == []
+    # And once the chargeback is reversed, the same stale read reserves on the order as it is now
+    refunds.reverse_chargeback(read, "dsp_1", Money(7000, "USD"))
+    assert refunds.reserve(record, read).created is True
+    assert repos.payments.get_order("po_1").refund_reserved_minor == 1000
 
 
 def test_chargeback_on_a_refunded_order_is_booked_and_flagged(
