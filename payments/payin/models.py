@@ -20,8 +20,9 @@ from payments.payin.status import OrderStatus, PaymentStatus
 #: no spaces or specials) and PSP idempotency keys, so they are kept plain.
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]+$"
 NO_CARD_NUMBER = (
-    " Must not hold a card number: a run of 13-19 digits passing the Luhn check, digit groups joined by"
-    " '_' or '-' included, is refused (422 card-number-rejected)."
+    " Must not hold a card number (13-19 digits in a card scheme's issuer range passing the Luhn check,"
+    " contiguous or grouped as cards are printed, the groups joined by '_' or '-' included): 422"
+    " card-number-rejected."
 )
 
 
