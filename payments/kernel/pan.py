@@ -121,6 +121,7 @@ for _low, _high, _lengths, _scheme in ISSUER_RANGES:
 #: digit groups joined by separator runs: a card number is one or several consecutive groups of one chain
 _CHAIN = re.compile(rf"\d+(?:[{SEPARATORS}]+\d+)*")
 _GROUP = re.compile(r"\d+")
+_NON_DIGITS = re.compile(r"\D+")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -181,8 +182,8 @@ def _candidates(text: str) -> Iterator[str]:
 
 def contains_pan(text: str) -> bool:
     """True if ``text`` writes a card number anywhere (see the module's policy)."""
-    if len(text) < MIN_PAN_DIGITS:
-        return False
+    if len(text) < MIN_PAN_DIGITS or len(_NON_DIGITS.sub("", text)) < MIN_PAN_DIGITS:
+        return False  # the common case, decided at C speed: fewer than 13 digits in all
     return any(is_card_number(digits) for digits in _candidates(text))
 
 
