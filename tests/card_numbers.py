@@ -1,18 +1,18 @@
 """Test helper: scan every DynamoDB table and every S3 object of a runtime for card numbers.
 
-A finding is a Luhn-valid run of 13-19 digits in any form the request guard refuses
-(:func:`payments.kernel.pan.contains_pan`: any Unicode decimal digits, groups joined by spaces or
-punctuation). Findings name the place (table, item key attribute names, attribute path; bucket
-and object key, cell), never the digits.
+A finding is a card number in any form the request guard refuses
+(:func:`payments.kernel.pan.contains_pan`: 13-19 digits in a scheme's issuer range passing Luhn,
+contiguous or in a printed grouping with any separators, in any Unicode decimal digits). Findings
+name the place (table, item key attribute names, attribute path; bucket and object key, cell),
+never the digits.
 
-The system writes a few formats of its own whose digit groups, joined by punctuation, may
-spell a Luhn-valid run by chance; they are masked before the scan, so the scan stays exact
-about everything a client could have put there:
+The policy itself never takes the system's own timestamps, UUIDs, digests or ULIDs for card
+numbers. Two kinds of value are still set aside, so the scan stays exact about everything a
+client could have put there:
 
-* ISO 8601 timestamps (``2026-12-02T04:39:13.123456+00:00``: 16 digits joined by ``:.+``),
-* hexadecimal digests and tokens of 32 or more characters with at least one letter
-  (request fingerprints, Powertools' idempotency hashes),
-* UUIDs,
+* ISO 8601 timestamps, hexadecimal digests of 32 or more characters and UUIDs are masked before
+  the scan (a belt to the policy's braces: a change of the policy that started refusing them would
+  show up in its own tests, not as a stored "card number" here);
 * money attributes stored as numbers (``amount_minor``, totals, balances): sums of amounts,
   refused as card numbers at the edge only in the form the client wrote them.
 

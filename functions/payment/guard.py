@@ -4,7 +4,8 @@ In order, each step answering a 4xx RFC 9457 problem that names the field and th
 rule, never the value:
 
 1. the card-number policy (:mod:`payments.kernel.pan`) over the path (its parameters), the
-   query string and the ``Idempotency-Key`` header (the one header we store):
+   query string (every name, and every value of a repeated parameter) and the
+   ``Idempotency-Key`` header (the one header we store):
    422 ``card-number-rejected``;
 2. an unknown method on a known path: 405 ``method-not-allowed`` with ``Allow``;
 3. for a route that takes a body: the media type (only ``application/json``, with an
@@ -144,8 +145,12 @@ def _card_number_outside_body(event: dict[str, Any], path: str, routes: list[Any
     """A card number in the path, the query string (names or values) or the Idempotency-Key."""
     if contains_pan(path) or contains_pan(unquote(path)):
         return card_number_problem(_path_fields(path, routes), "path")
-    query = dict(event.get("multiValueQueryStringParameters") or {})
-    query.update({k: [v] for k, v in (event.get("queryStringParameters") or {}).items()})
+    # every value of a repeated parameter: API Gateway's single-value map holds only one of them
+    query: dict[str, list[Any]] = {}
+    for name, values in (event.get("multiValueQueryStringParameters") or {}).items():
+        query.setdefault(name, []).extend(values or [])
+    for name, value in (event.get("queryStringParameters") or {}).items():
+        query.setdefault(name, []).append(value)
     query_fields: list[str] = []
     for name, values in query.items():
         if contains_pan(str(name)):

@@ -1,34 +1,127 @@
 """Detection of raw card numbers (PANs): the one card-number policy of every request.
 
-Card data may only arrive as a PSP token. Any run of 13 to 19 digits that passes
-the Luhn check is treated as a PAN, in any string or number of a request: body
-values and keys at any depth (duplicate keys included), the headers we store
-(``Idempotency-Key``), the path. What counts as a digit and as a separator is
-deliberately broad, because a hostile or careless client writes card numbers in
-many ways:
+Card data may only arrive as a PSP token. The policy refuses what people actually leak, a
+card number typed or pasted into some field, and nothing else: ids, dates and phone numbers
+that merely hold many digits are never refused for that.
 
-* digits are any Unicode decimal digit (``str.isdecimal``): ASCII, full-width
-  ``４２４２``, Arabic-Indic ``٤٢٤٢``, Devanagari...; each is normalised to its value
-  (``unicodedata.decimal``) before the Luhn check;
-* digit groups may be joined by up to :data:`MAX_SEPARATOR_RUN` separator
-  characters: any Unicode space, punctuation, symbol or format/control character
-  (space, double space, no-break space, ``-``, ``_``, ``.``, ``/``, ``:``...).
-  A letter ends a run.
+A **card number** is 13 to 19 digits that
 
-The caller rejects the request and must never store or log it; findings carry
-field paths, never digits.
+1. pass the Luhn check, and
+2. fall in a card scheme's issuer range with a length that scheme issues (:data:`ISSUER_RANGES`,
+   ISO/IEC 7812-1 issuer identification numbers), and
+3. are written in one of the forms cards are printed and typed in: contiguously (one run of
+   13-19 digits), or grouped 4-4-4-4, 4-4-4-4-3, 4-6-5, 4-6-4 or 8-8 (:data:`GROUPINGS`), the
+   groups joined by any run of separators (:data:`SEPARATORS`: any Unicode space, one or several,
+   no-break spaces included; ``-`` and the other dashes, the minus sign; ``.``; ``/``; ``_``; zero-width
+   characters), and
+4. stand on their own: the first and last digit are not glued to a letter or another digit, and
+   the number does not follow a ``+``.
+
+Digits are any Unicode decimal digit (``str.isdecimal``: ASCII, full-width ``４２４２``,
+Arabic-Indic ``٤٢٤٢``, Devanagari...), each normalised to its value before the checks.
+
+The boundaries, decided against what is leaked and what is not a card number:
+
+* ``card 4111111111111111``, ``pan:4111111111111111``, ``po_4111111111111111``,
+  ``4111 1111 1111 1111 12/28 123`` (a number followed by its expiry and CVC), ``1 4111111111111111``
+  are card numbers: a separator or punctuation sets the number off, and neighbouring digit groups
+  (a quantity, an expiry) do not hide it, because every run of consecutive groups is tried.
+* ``x4111111111111111y`` is not: a digit run glued to letters is part of a word, like the digit
+  runs of a hexadecimal digest, a ULID or a UUID written without dashes, which would otherwise be
+  refused about once in a few hundred.
+* Digit groups are taken whole, never split, and only in the printed groupings: ``2026-12-02``,
+  ``INV-123456789-12345`` (9-5), ``order-2026-12-02-000123`` (4-2-2-6) and a UUID's groups
+  (8-4-4-4-12) are no grouping of a card, and ``:``, ``,``, ``+``, ``(`` or ``)`` end a number, so
+  ISO 8601 timestamps and national phone formats never join into one.
+* A run that follows ``+`` is an E.164 phone number (``+4915123456789``), not a card number.
+
+The caller rejects the request and must never store or log it; findings carry field paths,
+never digits.
+
+Sources of the issuer ranges: ISO/IEC 7812-1:2017 (structure of the number, issuer identification
+number of 6-8 digits, at most 19 digits, Luhn check digit); the table of issuer ranges and lengths
+per scheme in Wikipedia, "Payment card number", section "Issuer identification number (IIN)"
+(revision of August 2024), itself citing the schemes' documents; Mastercard's 2-series announcement
+(2221-2720, in use since 2017); Discover Global Network's IIN ranges (6011, 622126-622925, 644-649,
+65; 16-19 digits, which also cover Diners Club International 300-305, 3095, 36, 38-39 and JCB
+3528-3589 on its network); NPCI for RuPay; NSPK for Mir (2200-2204). Ranges only ever add card
+numbers to the policy: when a scheme is missing, add its range here with its source.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
 #: PAN lengths of ISO/IEC 7812
 MIN_PAN_DIGITS, MAX_PAN_DIGITS = 13, 19
-#: separator characters allowed between two digit groups of one number ("4242 / 4242" has 3)
-MAX_SEPARATOR_RUN = 3
+
+#: the printed and typed groupings of a card number, besides one run of 13-19 digits
+GROUPINGS: tuple[tuple[int, ...], ...] = ((4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (8, 8))
+
+#: characters that may join two digit groups of one card number, in runs of any length: every
+#: Unicode space (``\s``: space, tab, no-break spaces, ideographic space...), zero-width spaces and
+#: joiners, dashes (hyphen-minus, hyphen, en and em dashes, minus sign, full-width and small forms),
+#: full stops, slashes, underscores and their full-width forms, the middle dot and katakana middle dot
+SEPARATORS = (
+    r"\s\u180e\u200b-\u200d\u2060\ufeff"
+    r"\-\u2010-\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63\uff0d"
+    r".\u2024\u00b7\u30fb\uff0e\uff61"
+    r"/\u2044\u2215\uff0f"
+    r"_\uff3f"
+)
+
+_L16_19 = frozenset(range(16, 20))
+_L13_19 = frozenset(range(13, 20))
+_L14_19 = frozenset(range(14, 20))
+_L16 = frozenset({16})
+
+#: (first prefix, last prefix, lengths, scheme): a number is in a range when its leading digits, as
+#: many as the prefixes have, lie between the two; see the module's sources. Ranges of several
+#: schemes overlap (Elo, Verve and RuPay ranges lie inside Visa's, Maestro's or Discover's).
+ISSUER_RANGES: tuple[tuple[str, str, frozenset[int], str], ...] = (
+    ("1", "1", frozenset({15}), "UATP"),
+    ("1946", "1946", frozenset({16, 18, 19}), "GPN"),
+    ("2200", "2204", _L16_19, "Mir"),
+    ("2205", "2205", _L16, "BORICA"),
+    ("2221", "2720", _L16, "Mastercard (2-series)"),
+    ("300", "305", _L14_19, "Diners Club International"),
+    ("3095", "3095", _L14_19, "Diners Club International"),
+    ("31", "31", frozenset({19}), "China T-Union"),
+    ("34", "34", frozenset({15}), "American Express"),
+    ("36", "36", _L14_19, "Diners Club International"),
+    ("37", "37", frozenset({15}), "American Express"),
+    ("3528", "3589", _L16_19, "JCB"),
+    ("38", "39", _L14_19, "Diners Club International"),
+    ("4", "4", frozenset({13, 16, 19}), "Visa (Visa Electron, Elo and Dankort co-brands included)"),
+    ("50", "50", _L13_19, "Maestro (Dankort 5019, Verve 5060-5079, Elo 5041-5099, RuPay 508)"),
+    ("51", "55", _L16, "Mastercard"),
+    ("56", "69", _L13_19, "Maestro"),
+    ("60", "60", _L16_19, "RuPay, UkrCard"),
+    ("6011", "6011", _L16_19, "Discover"),
+    ("622126", "622925", _L16_19, "Discover (UnionPay co-brand)"),
+    ("62", "62", _L16_19, "UnionPay"),
+    ("636", "636", _L16_19, "InterPayment"),
+    ("644", "649", _L16_19, "Discover"),
+    ("65", "65", _L16_19, "Discover, RuPay, Troy, Elo, Verve"),
+    ("81", "82", _L16_19, "UnionPay, RuPay"),
+    ("8600", "8600", _L16, "UzCard"),
+    ("9792", "9792", _L16, "Troy"),
+    ("9860", "9860", _L16, "Humo"),
+)
+
+#: first digit -> (prefix length, first, last, lengths) of the ranges that hold numbers starting with it
+_RANGES_BY_DIGIT: dict[str, list[tuple[int, int, int, frozenset[int]]]] = {}
+for _low, _high, _lengths, _scheme in ISSUER_RANGES:
+    for _first in range(int(_low[0]), int(_high[0]) + 1):  # 56-69 holds numbers starting with 5 and with 6
+        _RANGES_BY_DIGIT.setdefault(str(_first), []).append((len(_low), int(_low), int(_high), _lengths))
+
+#: digit groups joined by separator runs: a card number is one or several consecutive groups of one chain
+_CHAIN = re.compile(rf"\d+(?:[{SEPARATORS}]+\d+)*")
+_GROUP = re.compile(r"\d+")
+_NON_DIGITS = re.compile(r"\D+")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -44,57 +137,61 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _is_separator(char: str) -> bool:
-    # Z* spaces, P* punctuation (incl. "_"), S* symbols, C* controls and format characters (ZWSP)
-    return unicodedata.category(char)[0] in "ZPSC"
+def in_issuer_range(digits: str) -> bool:
+    """True if ASCII ``digits`` start with a scheme's issuer range and have a length that scheme issues."""
+    length = len(digits)
+    for size, low, high, lengths in _RANGES_BY_DIGIT.get(digits[:1], ()):
+        if length in lengths and low <= int(digits[:size]) <= high:
+            return True
+    return False
 
 
-def _digit_chains(text: str) -> Iterator[list[str]]:
-    """Chains of digit groups (each group normalised to ASCII) joined by short separator runs."""
-    chain: list[str] = []
-    group: list[str] = []
-    gap = 0  # separator characters seen since the last digit
-    for char in text:
-        if char.isdecimal():
-            if gap:
-                chain.append("".join(group))
-                group, gap = [], 0
-            group.append(str(unicodedata.decimal(char)))
-        elif group and _is_separator(char) and gap < MAX_SEPARATOR_RUN:
-            gap += 1
-        elif group:
-            # a letter, or too long a gap: the chain ends here
-            chain.append("".join(group))
-            yield chain
-            chain, group, gap = [], [], 0
-    if group:
-        chain.append("".join(group))
-        yield chain
+def is_card_number(digits: str) -> bool:
+    """True if a string of decimal digits (any script) is a card number: 13-19 digits, in a
+    scheme's issuer range, passing Luhn."""
+    if not MIN_PAN_DIGITS <= len(digits) <= MAX_PAN_DIGITS:
+        return False
+    if not digits.isascii():
+        digits = "".join(str(unicodedata.decimal(c)) for c in digits)
+    return in_issuer_range(digits) and luhn_valid(digits)
+
+
+def _glued(text: str, index: int) -> bool:
+    """True if the character at ``index`` (if any) glues a digit run to a word: a letter or a digit."""
+    return 0 <= index < len(text) and text[index].isalnum()
+
+
+def _candidates(text: str) -> Iterator[str]:
+    """Every digit string ``text`` writes in a card number's form (contiguous or in a printed grouping)."""
+    for chain in _CHAIN.finditer(text):
+        groups = _GROUP.findall(chain.group())
+        start, end = chain.start(), chain.end()
+        # a first group glued to a word, or after "+", and a last group glued to a word, are no part of a card
+        if _glued(text, start - 1) or (start and text[start - 1] == "+"):
+            groups = groups[1:]
+        if groups and _glued(text, end):
+            groups = groups[:-1]
+        sizes = [len(g) for g in groups]
+        for first, size in enumerate(sizes):
+            if MIN_PAN_DIGITS <= size <= MAX_PAN_DIGITS:
+                yield groups[first]
+            for grouping in GROUPINGS:
+                if tuple(sizes[first : first + len(grouping)]) == grouping:
+                    yield "".join(groups[first : first + len(grouping)])
 
 
 def contains_pan(text: str) -> bool:
-    """True if some consecutive digit groups of ``text`` spell a 13-19 digit Luhn-valid number.
-
-    Groups are tried whole (a solid run of digits is never split), so a PAN written
-    next to other numbers (an expiry date, a CVC) is still found.
-    """
-    for groups in _digit_chains(text):
-        for start in range(len(groups)):
-            digits = ""
-            for group in groups[start:]:
-                digits += group
-                if len(digits) > MAX_PAN_DIGITS:
-                    break
-                if len(digits) >= MIN_PAN_DIGITS and luhn_valid(digits):
-                    return True
-    return False
+    """True if ``text`` writes a card number anywhere (see the module's policy)."""
+    if len(text) < MIN_PAN_DIGITS or len(_NON_DIGITS.sub("", text)) < MIN_PAN_DIGITS:
+        return False  # the common case, decided at C speed: fewer than 13 digits in all
+    return any(is_card_number(digits) for digits in _candidates(text))
 
 
 def redacted(text: str) -> str:
     """``text`` with its digits replaced by ``#`` if, as a whole, it spells a card number.
 
-    A field path is built from client keys, each checked on its own; joined by dots, two short
-    numeric keys ("4242424" and "424242424") could spell a card number that neither holds.
+    A field path is built from client keys, each checked on its own; joined by dots, four keys of
+    four digits ("4242", "4242", "4242", "4242") spell a card number that none of them holds.
     """
     return "".join("#" if c.isdecimal() else c for c in text) if contains_pan(text) else text
 

@@ -19,8 +19,9 @@ from payments.payin.status import AttentionKind, OrderStatus, PaymentStatus
 from payments.psp.adyen_currencies import UnsupportedAtAdyen, adyen_exponent, to_adyen_minor
 
 NO_CARD_NUMBER = (
-    " Must not hold a card number: a run of 13-19 digits passing the Luhn check, digit groups joined by"
-    " '_' or '-' included, is refused (422 card-number-rejected)."
+    " Must not hold a card number (13-19 digits in a card scheme's issuer range passing the Luhn check,"
+    " contiguous or grouped as cards are printed, the groups joined by '_' or '-' included): 422"
+    " card-number-rejected."
 )
 
 

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from payments_dev.bench import capacity, cold_start, cost, hot_seller, query_index, throughput, warm
+from payments_dev.bench import capacity, cold_start, cost, hot_seller, pan_refusals, query_index, throughput, warm
 from payments_dev.bench.common import OUT, ROOT, Results, log, machine, median, spread, table
 
 SIZES = {"quick": dict(cold=2, warm=10, cost=3, verify=80, demo=40, demo_runs=1, rec=[50_000], rec_repeats=2, qi=[2_000], qi_runs=1),
@@ -521,7 +521,11 @@ def splice_doc(header: str, rows: list[Any]) -> None:
 
 
 def write_doc(header: str, text: str) -> None:
-    (ROOT / "docs" / "benchmarks.md").write_text(DOC_HEAD + header + "\n\n" + text + "\n" + DOC_NOTES)
+    path = ROOT / "docs" / "benchmarks.md"
+    old = path.read_text() if path.exists() else ""
+    # the sections a benchmark of its own writes (python -m payments_dev.bench.pan_refusals --write) stay
+    kept = "\n" + old[old.index(pan_refusals.DOC_SECTION) :] if pan_refusals.DOC_SECTION in old else ""
+    path.write_text(DOC_HEAD + header + "\n\n" + text + "\n" + DOC_NOTES + kept)
 
 
 if __name__ == "__main__":

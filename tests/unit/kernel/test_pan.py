@@ -1,4 +1,5 @@
-"""Raw card numbers (PANs) anywhere in a request body are found, by field path (payments/kernel/pan.py)."""
+"""Raw card numbers (PANs) anywhere in a request body are found, by field path (payments/kernel/pan.py),
+and values that are not card numbers (UUIDs, ULIDs, timestamps, dated ids, invoice ids, phone numbers) are not."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import re
 
 import pytest
 
-from payments.kernel.pan import contains_pan, find_pans, luhn_valid
+from payments.kernel.pan import (
+    ISSUER_RANGES,
+    contains_pan,
+    find_pans,
+    in_issuer_range,
+    is_card_number,
+    luhn_valid,
+    redacted,
+)
 
 VISA, MASTERCARD, AMEX, DISCOVER = "4111111111111111", "5555555555554444", "378282246310005", "6011111111111117"
 
@@ -57,13 +66,12 @@ def test_luhn_rejects_a_wrong_check_digit(number: str) -> None:
         "4111-1111-1111-1111",
         "3782 822463 10005",
         f"card {VISA} please",
-        f"x{VISA}y",
         f"{VISA} 2345",
         "6011-1111-1111-1117",
     ],
 )
 def test_contains_pan_finds_card_numbers_with_or_without_separators(text: str) -> None:
-    # Given text holding a Luhn-valid 13-19 digit run (single spaces or dashes allowed)
+    # Given text holding a card number, contiguous or in its printed groups
     # When scanned / Then a PAN is found
     assert contains_pan(text) is True
 
@@ -188,3 +196,134 @@ def test_find_pans_reports_nothing_for_a_clean_checkout() -> None:
 def test_find_pans_ignores_booleans() -> None:
     # Given booleans (True is the int 1) / When scanned / Then nothing is found and nothing breaks
     assert find_pans({"a": True, "b": [False]}) == []
+
+
+# --- the policy: issuer ranges, printed groupings, any run of separators, any digit script -----------
+VISA_19 = "4111111111111111110"  # a 19-digit Visa number (Luhn-valid)
+DINERS_14 = "30569309025904"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111    1111    1111    1111",  # four spaces: the old policy allowed runs of three at most
+        "4111          1111 1111\t1111",
+        "4111 - 1111 - 1111 - 1111",
+        "4111\u00a0\u00a01111\u202f1111\u30001111",  # no-break, narrow no-break and ideographic spaces
+        "4111\u200b1111\u200b1111\u200b1111",  # zero-width spaces
+        "4111\u20131111\u20141111\u22121111",  # en dash, em dash, minus sign
+        "4111__1111__1111__1111",
+        "4111 / 1111 / 1111 / 1111",
+        "4111.1111.1111.1111",
+        "41111111 11111111",  # 8-8
+        "4111 1111 1111 1111 110",  # 4-4-4-4-3, a 19-digit Visa
+        VISA_19,
+        "3782 822463 10005",  # 4-6-5, Amex
+        "3056 930902 5904",  # 4-6-4, Diners
+        DINERS_14,
+        "".join(chr(0x0966 + int(c)) for c in VISA),  # Devanagari
+        "".join(chr(0x0E50 + int(c)) for c in "5555 5555 5555 4444" if c != " "),  # Thai
+        "".join(chr(0x1D7CE + int(c)) if c.isdigit() else c for c in "4111 1111 1111 1111"),  # mathematical bold
+        f"pan:{VISA}",
+        f"po_{VISA}",
+        f"({VISA})",
+        f"card number: {VISA}, exp 12/28",
+        "2223 0031 2200 3222",  # Mastercard 2-series
+        "6200000000000005",  # UnionPay
+        "2200 0000 0000 0004",  # Mir
+    ],
+)
+def test_a_card_number_in_its_printed_groups_with_any_run_of_separators_is_found(text: str) -> None:
+    # Given a card number as people type or paste it / When scanned / Then it is found
+    assert contains_pan(text) is True
+
+
+@pytest.mark.parametrize(
+    "digits",
+    [
+        "0000000000000000",  # Luhn-valid, but no scheme issues numbers starting with 0
+        "7000000000000005",  # 7: no card scheme (ISO/IEC 7812 petroleum)
+        "5105105105102",  # Mastercard's 51-55 are 16 digits long, never 13
+        "34123456789015",  # Amex is 15 digits long, never 14
+        "411111111111116",  # Visa is 13, 16 or 19 digits long, never 15
+        "99999999999999996",  # 9: national assignment, no scheme of the table at this length
+    ],
+)
+def test_a_luhn_valid_run_outside_every_issuer_range_is_not_a_card_number(digits: str) -> None:
+    # Given 13-19 digits that pass Luhn but that no scheme issues (prefix or length)
+    assert luhn_valid(digits)
+    # When checked / Then it is no card number
+    assert is_card_number(digits) is False
+    assert contains_pan(digits) is False
+
+
+def test_every_issuer_range_is_documented_consistently() -> None:
+    # Given the table of issuer ranges / Then each range is ordered, of one prefix length, of PAN lengths
+    for low, high, lengths, scheme in ISSUER_RANGES:
+        assert scheme and low.isdigit() and high.isdigit() and len(low) == len(high) and low <= high, scheme
+        assert lengths and all(13 <= length <= 19 for length in lengths), scheme
+    # And a range spanning two first digits holds numbers of both
+    assert in_issuer_range("5" + "6" * 15) and in_issuer_range("6" + "9" * 15)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111 1111 11111111",  # 4-4-8: no grouping of a card
+        "41 11 11 11 11 11 11 11",
+        "4111-1111-1111",  # 12 digits
+    ],
+)
+def test_digit_groups_in_no_printed_grouping_are_not_a_card_number(text: str) -> None:
+    # Given a Luhn-valid card number cut into groups no card is printed or typed in
+    # When scanned / Then it is not taken for a card number
+    assert contains_pan(text) is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # UUIDs the old policy refused (their digit groups joined into a Luhn-valid run)
+        "ef72c853-7278-4150-808e-32c1afec042d",
+        "41bbe15a-90e5-4906-8732-2774b438f361",
+        "0214c162-3354-7261-9422-279a3cc36304",  # v7
+        "01526237-1309-7348-9081-1daf220782c8",  # v7
+        "ef72c85372784150808e32c1afec042d",  # a UUID written without dashes
+        # ISO 8601 timestamps
+        "2012-09-08 16:39:22.364056224",
+        "20340308T152510.152+0000",
+        "2083-10-26T15:16:30.742278758+06:45",
+        # date-stamped and invoice-like ids
+        "order-2026-12-02-000123",
+        "batch/2015/03/02/857106",
+        "ord_20391021380240",
+        "order-2095.10.14-571624",
+        "20440612-262869",
+        "INV-123456789-12345",
+        "INV-203325033-61340",
+        "inv_695666266_38785",
+        # phone numbers, E.164 and national formats
+        "+2349282357416",
+        "+436826980134110",
+        "+8808652237601",
+        "+62618531344491",
+        "+234 474 855 4565",
+        "00353 7457 7996448",
+        "0043 0860 3541700",
+        "(415) 555-2671",
+        # a card number glued to letters is part of a word, like the digit runs of digests and ULIDs
+        f"x{VISA}y",
+        f"abc{VISA}",
+        "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+    ],
+)
+def test_ids_timestamps_and_phone_numbers_are_not_card_numbers(text: str) -> None:
+    # Given an honest value, many of which the old policy refused / When scanned / Then nothing is found
+    assert contains_pan(text) is False
+
+
+def test_a_field_path_of_four_short_numeric_keys_is_redacted() -> None:
+    # Given a field path whose keys, each four digits, spell a card number once joined by dots
+    # When redacted / Then its digits are masked; an honest path is left as it is
+    assert redacted("4111.1111.1111.1111") == "####.####.####.####"
+    assert redacted("payment_orders[1].amount") == "payment_orders[1].amount"

@@ -1,4 +1,4 @@
-"""Issue 14's reproducers against the payment function's handler (API Gateway events, moto in-process).
+"""The request guard's reproducers against the payment function's handler (API Gateway events, moto in-process).
 
 Each is a request a hostile client sent to `payments serve`: a card number hidden where the old
 guard did not look, a body that broke the parser, a media type it did not expect. Every one must
@@ -361,16 +361,58 @@ def test_a_card_number_in_the_query_string_is_refused_without_repeating_it(call,
 
 
 def test_field_paths_made_of_short_numeric_keys_never_spell_a_card_number(call):
-    # Given nested keys, each too short to be a card number, that joined by a dot spell one
-    # ("4242424" + "." + "424240002": 16 digits passing Luhn), above a value the guard refuses (a NUL)
+    # Given nested keys, each too short to be a card number, that joined by dots spell one
+    # ("4242.4242.4242.4242": the 4-4-4-4 grouping of a Luhn-valid Visa number), above a value the guard refuses
     from payments.kernel.pan import contains_pan
 
-    assert not contains_pan("4242424") and not contains_pan("424240002") and contains_pan("4242424.424240002")
+    assert not contains_pan("4242") and contains_pan("4242.4242.4242.4242")
     body = checkout()
-    body["4242424"] = {"424240002": "a\u0000"}
+    body["4242"] = {"4242": {"4242": {"4242": "a\u0000"}}}
     # When it is posted
     status, headers, problem_body, text = call(proxy_event(body=json.dumps(body)))
     # Then the field is named with its digits masked, and no field path in the answer spells the card number
     assert_problem(status, headers, problem_body, 422, "validation-error")
-    assert fields(problem_body) == ["#######.#########"]
-    assert "4242424.424240002" not in text
+    assert fields(problem_body) == ["####.####.####.####"]
+    assert "4242.4242" not in text
+
+
+@pytest.mark.parametrize(
+    ("single", "values"),
+    [("1", ["1", PAN]), (PAN, [PAN, "1"]), ("1", ["1", "2", "4242    4242    4242    4242"])],
+    ids=["last-of-two", "first-of-two", "third-with-four-spaces"],
+)
+def test_every_value_of_a_repeated_query_parameter_is_checked(call, single, values):
+    # Given ?x=1&x=<card number>: API Gateway's single-value map holds one value, the multi-value map all of them
+    event = proxy_event("GET", "/v1/ledger/trial-balance")
+    event["queryStringParameters"] = {"x": single}
+    event["multiValueQueryStringParameters"] = {"x": values}
+    # When it is sent / Then it is refused naming the parameter, whichever value holds the card number
+    status, headers, body, text = call(event)
+    assert_problem(status, headers, body, 422, "card-number-rejected")
+    assert fields(body) == ["query x"] and "4242" not in text
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["ef72c853-7278-4150-808e-32c1afec042d", "0214c162-3354-7261-9422-279a3cc36304", "ord_20391021380240"],
+    ids=["uuid4", "uuid7", "date-stamped"],
+)
+def test_an_idempotency_key_that_is_no_card_number_is_accepted(call, ddb, key, monkeypatch):
+    # Given a checkout whose Idempotency-Key is a UUID (v4, v7) or a dated id that the old policy refused
+    from functions.payment import logic
+
+    monkeypatch.setattr(logic, "start_workflow", lambda payment: None)  # no state machine here
+    # When it is posted / Then it is accepted
+    status, _, body, _ = call(proxy_event(body=json.dumps(checkout()), headers={"Idempotency-Key": key}))
+    assert status == 202, body
+
+
+def test_a_card_number_with_four_spaces_between_its_groups_is_refused(call, ddb):
+    # Given a checkout whose e-mail holds a card number whose groups are four spaces apart
+    before = stored(ddb)
+    body = checkout(buyer_info__email="4242    4242    4242    4242@example.com")
+    # When it is posted / Then it is refused naming the field, and nothing is stored
+    status, headers, problem_body, text = call(proxy_event(body=json.dumps(body)))
+    assert_problem(status, headers, problem_body, 422, "card-number-rejected")
+    assert fields(problem_body) == ["buyer_info.email"] and "4242" not in text
+    assert stored(ddb) == before

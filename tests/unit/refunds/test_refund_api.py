@@ -115,9 +115,16 @@ def test_bad_input_names_the_field(api: Any, change: dict[str, Any], field: str)
     assert call(api, event("GET", "/v1/refunds/rf_1"))[0] == 404
 
 
-def test_a_card_number_is_rejected_before_anything(api: Any) -> None:
-    status, body, _ = call(api, event("POST", "/v1/refunds", {**BODY, "reason": "4111 1111 1111 1111"}))
+@pytest.mark.parametrize(
+    "reason", ["4111 1111 1111 1111", "4111    1111    1111    1111", "card 4111\u00a0\u00a01111 - 1111 - 1111"]
+)
+def test_a_card_number_is_rejected_before_anything(api: Any, reason: str) -> None:
+    # Given a refund whose reason holds a card number, its groups one or several separators apart
+    # When it is posted / Then it is refused naming the field, and no refund is stored or started
+    status, body, _ = call(api, event("POST", "/v1/refunds", {**BODY, "reason": reason}))
     assert status == 422 and body["type"] == "urn:payments:problem:card-number-rejected"
+    assert [e["field"] for e in body["errors"]] == ["reason"] and "4111" not in json.dumps(body)
+    assert call(api, event("GET", "/v1/refunds/rf_1"))[0] == 404 and api.started == []
 
 
 def test_the_checkout_request_guard_answers_before_the_refunds_api(api: Any) -> None:

@@ -1,0 +1,41 @@
+"""The card-number refusal benchmark (payments_dev/bench/pan_refusals.py) runs, and fails when a target is missed."""
+
+from __future__ import annotations
+
+import pytest
+
+from payments.kernel import pan
+from payments_dev.bench import pan_refusals
+
+
+def test_a_quick_run_meets_every_target_and_prints_every_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    # When the benchmark runs at its CI size, without the git baseline
+    status = pan_refusals.main(["--n", "300", "--baseline", "none"])
+    # Then every target is met and every shape has its row
+    out = capsys.readouterr().out
+    assert status == 0, out
+    for shape in pan_refusals.SHAPES:
+        assert f"| {shape} | 300 |" in out
+
+
+def test_a_policy_that_refuses_honest_values_or_lets_a_card_through_misses_its_targets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a policy that refuses everything, and one that refuses nothing
+    for policy, missed_shape in ((lambda text: True, "UUIDv4"), (lambda text: False, pan_refusals.DISGUISED)):
+        monkeypatch.setattr(pan, "contains_pan", policy)
+        # When measured / Then the run reports the missed target, and exits 1
+        result = pan_refusals.run(50, baseline=None, cost_runs=1)
+        assert any(line.startswith(missed_shape + ":") for line in pan_refusals.misses(result))
+        assert pan_refusals.main(["--n", "50", "--baseline", "none"]) == 1
+
+
+def test_every_disguised_card_number_is_a_card_number_of_the_policy() -> None:
+    # Given the generator of disguised card numbers / Then each is Luhn-valid, in an issuer range, and found
+    import random
+
+    rng = random.Random(7)
+    for _ in range(2_000):
+        digits = pan_refusals.card_number(rng)
+        assert pan.is_card_number(digits), digits
+        assert pan.contains_pan(pan_refusals.disguised_card_number(rng))
