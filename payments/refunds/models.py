@@ -97,6 +97,8 @@ class RefundRecord(BaseModel):
     attention_reason: str | None = None
     attention_flagged_at: str | None = None
     anomalies: list[dict[str, str]] = Field(default_factory=list)
+    #: re-drives of its workflow by the recovery sweep (:mod:`payments.refunds.recovery`): a conditional counter
+    recovery_attempts: int = 0
     created_at: str = ""
     updated_at: str = ""
 

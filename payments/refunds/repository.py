@@ -55,7 +55,14 @@ from payments.kernel.errors import Conflict, InvariantViolation, PaymentError, T
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
 from payments.payin.models import OrderRecord
-from payments.payin.repository import PaymentsRepository, append_anomaly, order_key, set_attention
+from payments.payin.repository import (
+    PaymentsRepository,
+    append_anomaly,
+    order_key,
+    recovery_due,
+    recovery_shard,
+    set_attention,
+)
 from payments.payin.status import OrderStatus
 from payments.refunds.models import RefundRecord, RefundStatus
 
@@ -182,7 +189,13 @@ class RefundsRepository:
         now = clock.now_iso()
         refund = refund.model_copy(update={"status": RefundStatus.PENDING, "created_at": now, "updated_at": now})
         limit = order.amount_minor - refund.amount_minor
-        item = {"pk": f"REFUND#{refund.refund_id}", "sk": "REFUND", **refund.model_dump(mode="json")}
+        # the refund enters the recovery index at once: if its workflow does not start or dies before it
+        # decides the refund, the recovery sweep re-drives it when it is due (payments.refunds.recovery)
+        recovery = {
+            "unfinished": recovery_shard(refund.refund_id, settings().recovery_shards),
+            "recovery_due": recovery_due(),
+        }
+        item = {"pk": f"REFUND#{refund.refund_id}", "sk": "REFUND", **refund.model_dump(mode="json"), **recovery}
         if limit >= 0:  # else it exceeds the charge whatever the order holds: refused without writing
             refusal = transact_write(
                 self.ddb,
@@ -294,7 +307,8 @@ class RefundsRepository:
                 "Update": {
                     "TableName": self.table,
                     "Key": refund_key(refund_id),
-                    "UpdateExpression": "SET " + ", ".join(sets),
+                    # decided: out of the recovery index (nothing left for its workflow to do)
+                    "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE unfinished, recovery_due",
                     "ConditionExpression": self.decision_condition(),
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": to_values(values),
@@ -346,7 +360,9 @@ class RefundsRepository:
                 self.ddb.update_item,
                 TableName=self.table,
                 Key=refund_key(refund_id),
-                UpdateExpression="SET psp_reference = :ref, updated_at = :now",
+                # received by the PSP, which decides it (its REFUND notification): the workflow's part is
+                # done, so the refund leaves the recovery index
+                UpdateExpression="SET psp_reference = :ref, updated_at = :now REMOVE unfinished, recovery_due",
                 ConditionExpression="#status = :pending AND attribute_not_exists(psp_reference)",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=to_values(
