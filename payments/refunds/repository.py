@@ -2,7 +2,9 @@
 
 Item layout (``pk``, ``sk``), beside the payments and orders of :mod:`payments.payin.repository`:
 
-* refund     ``REFUND#<refund_id>`` / ``REFUND``: :class:`RefundRecord`
+* refund     ``REFUND#<refund_id>`` / ``REFUND``: :class:`RefundRecord`; until its workflow has done its
+  part (decided, or received by the PSP) also ``unfinished`` and ``recovery_due``, the keys of the
+  recovery index (:mod:`payments.refunds.recovery`)
 * dispute    ``CHARGEBACK#<dispute psp_reference>`` / ``CHARGEBACK``: payment_order_id, amount_minor,
   currency, booked_at; once reversed ``reversed_minor``, ``reversed_at``; once charged back again
   after the reversal ``second_minor``, ``second_at``
