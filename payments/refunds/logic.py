@@ -5,10 +5,10 @@ below it the reservation is itself idempotent (conditional transaction, fingerpr
 on a collision) and the workflow's execution is named after the refund, so a crash anywhere in
 between is repaired by a retry: the retry of a stored PENDING refund starts its workflow again
 under that name (one that ran or runs is refused by name), and a refund whose client never
-retries is re-driven by the recovery sweep (:mod:`payments.refunds.recovery`). The workflow (``stepfunctions/refund.asl.json``) runs
-``execute_refund`` (the PSP, idempotency key ``refund_id``) and ``apply_refund_outcome`` (one
-conditional transaction), each retried with backoff and jitter, and parks the refund as
-NEEDS_ATTENTION if they keep failing.
+retries is re-driven by the recovery sweep (:mod:`payments.refunds.recovery`). The workflow
+(``stepfunctions/refund.asl.json``) runs ``execute_refund`` (the PSP, idempotency key
+``refund_id``) and ``apply_refund_outcome`` (one conditional transaction), each retried with
+backoff and jitter, and parks the refund as NEEDS_ATTENTION if they keep failing.
 """
 
 from __future__ import annotations
