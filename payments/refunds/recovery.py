@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -137,6 +138,24 @@ def recover(refund_id: str, seen_due: str, repo: RefundsRepository, result: Refu
     start(refund_id, name)
     logger.warning("refund re-driven", extra={"refund_id": refund_id, "execution": name, "attempt": attempt})
     result.redriven.append(refund_id)
+
+
+def stuck(older_than: timedelta, *, include_parked: bool = True, repo: RefundsRepository | None = None) -> list[str]:
+    """One line per refund still PENDING ``older_than`` after its reservation, and (``include_parked``)
+    per PENDING refund parked NEEDS_ATTENTION: what ``payments stuck`` adds to the payments. A scan of
+    the refunds: an operator's audit, not a hot path (the recovery uses its index)."""
+    now = clock.now()
+    lines = []
+    for refund in (repo or RefundsRepository()).scan_refunds():
+        if refund.status is not RefundStatus.PENDING or not refund.created_at:
+            continue
+        age = (now - datetime.fromisoformat(refund.created_at.replace("Z", "+00:00"))).total_seconds()
+        overdue, parked = age >= older_than.total_seconds(), refund.needs_attention
+        if overdue or (include_parked and parked):
+            reason = "parked NEEDS_ATTENTION" if parked else "overdue PENDING"
+            attempts = f"{refund.recovery_attempts} re-drive(s)"
+            lines.append(f"refund {refund.refund_id:<33} {'PENDING':<17} {age / 60:8.1f} min  {reason:<22} {attempts}")
+    return lines
 
 
 def _values(seen_due: str, **more: Any) -> dict[str, Any]:

@@ -367,3 +367,28 @@ def test_a_refund_its_workflow_has_done_with_leaves_the_index(
     assert "unfinished" not in item and "recovery_due" not in item
     later(10 * settings().recovery_delay_seconds)
     assert recovery.run(repos.payments).examined == 0 and refund_executions(refund_machine) == {}
+
+
+def test_payments_stuck_lists_a_refund_still_pending_past_the_deadline_and_a_parked_one(
+    repos: Repos, machine: Any, refund_machine: Any, later: Any
+) -> None:
+    from payments.refunds.recovery import stuck
+
+    # Given a refund whose workflow never started, one decided, and one parked NEEDS_ATTENTION
+    refunds = accepted_without_workflow(repos, refund_machine)
+    settled(repos, "po_2")
+    for rf, po in (("rf_2", "po_2"), ("rf_3", "po_2")):
+        request = RefundRequest(refund_id=rf, payment_order_id=po, amount="10.00", currency="USD")
+        refund_logic.accept_refund(f"k-{rf}", request, refunds, start=False)
+    refunds.decide("rf_2", True, psp_reference="psp_rf_2")
+    refunds.flag_attention("rf_3", "execute step: PspUnavailable")
+    deadline = timedelta(minutes=15)
+    # When an operator looks before the deadline, then after it
+    early, early_overdue = stuck(deadline, repo=refunds), stuck(deadline, include_parked=False, repo=refunds)
+    later(16 * 60)
+    late = stuck(deadline, repo=refunds)
+    # Then the parked refund is listed at once (unless only overdue ones are asked for), the PENDING one
+    # once it is overdue, the decided one never
+    assert [line.split()[1] for line in early] == ["rf_3"] and early_overdue == []
+    assert sorted(line.split()[1] for line in late) == ["rf_1", "rf_3"]
+    assert any("overdue PENDING" in line for line in late if " rf_1 " in line)
