@@ -190,16 +190,17 @@ PSP = Function(
 )
 RECOVERY = Function(
     name="recovery",
-    description="Every minute: re-drives payments unfinished past their deadline (bounded), then parks them NEEDS_ATTENTION",
+    description="Every minute: re-drives payments and refunds unfinished past their deadline (bounded), then parks them NEEDS_ATTENTION",
     memory_mb=256,
     timeout_s=50,  # below the schedule's period: runs do not pile up
     tables=(
-        # Query: the due payments, on the index only; UpdateItem: the conditional claim, the give-up and
-        # the NEEDS_ATTENTION flags; GetItem + BatchGetItem: a payment's orders when it gives up
+        # Query: the due payments and refunds, on the index only; UpdateItem: the conditional claim, the give-up
+        # and the NEEDS_ATTENTION flags; GetItem + BatchGetItem: a due refund, a payment's orders when it gives up
         TableAccess("payments_table", ("Query", "UpdateItem", "GetItem", "BatchGetItem"), indexes=("by_recovery_due",)),
     ),
-    settings=("state_machine_arn",),
-    actions=(_START,),
+    settings=("state_machine_arn", "refund_state_machine_arn"),
+    # StartExecution: both workflows' re-drives; DescribeExecution: whether a refund's execution still runs
+    actions=(_START, "states:DescribeExecution"),
 )
 REFUNDS = Function(
     name="refunds",

@@ -15,6 +15,7 @@ from infra.constructs.payment_workflow import PaymentWorkflow, state_machine_arn
 from infra.constructs.reconciliation import Reconciliation
 from infra.constructs.recovery import Recovery
 from infra.constructs.refunds import Refunds
+from infra.constructs.refunds import state_machine_arns as refund_state_machine_arns
 from infra.constructs.simulated_psp import SimulatedPsp
 from infra.constructs.tables import PaymentTables
 from infra.constructs.wallet import Wallet
@@ -56,8 +57,16 @@ class PaymentsStack(cdk.Stack):
             wallet_function=wallet.function,
             ledger_function=ledger.function,
         )
+        refund_machine_arn, refund_executions_arn = refund_state_machine_arns(self, stage)
         recovery = Recovery(
-            self, "Recovery", stage=stage, code=code, tables=tables, state_machine_arn=state_machine_arn
+            self,
+            "Recovery",
+            stage=stage,
+            code=code,
+            tables=tables,
+            state_machine_arn=state_machine_arn,
+            refund_state_machine_arn=refund_machine_arn,
+            refund_executions_arn=refund_executions_arn,
         )
         reconciliation = Reconciliation(self, "Reconciliation", stage=stage, code=code, tables=tables)
         psp_functions = []

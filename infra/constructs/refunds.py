@@ -43,6 +43,15 @@ PERIOD = cdk.Duration.minutes(5)
 #: way to exhaust the API's limit (a PSP retries what was throttled: delivery is at least once)
 NOTIFICATIONS_SHARE = 2  # at most half of the stage's rate and burst
 CONSUMER_TIMEOUT = cdk.Duration.seconds(registry.NOTIFICATIONS_CONSUMER.timeout_s)
+#: the refund state machine's name in a stage (``stage.resource_name``): fixed, so its ARN is known in advance
+STATE_MACHINE = "refund"
+
+
+def state_machine_arns(scope: Construct, stage: Stage) -> tuple[str, str]:
+    """(ARN of the stage's refund state machine, ARN pattern of its executions): for the refunds function
+    and the recovery (which re-drives refunds whose workflow is not running)."""
+    name = stage.resource_name(STATE_MACHINE)
+    return fixed_name_state_machine_arns(scope, name, executions=f"{name}:*")
 
 
 class Refunds(Construct):
@@ -63,7 +72,6 @@ class Refunds(Construct):
             "ledger_total_shards": str(stage.ledger_total_shards),
             "psp_name": stage.psp_name,
         }
-        name = stage.resource_name("refund")
         #: the merchant account the PSP's notifications must name: Adyen's, or (simulated PSP, whose
         #: notifications carry the same setting) the settings' own value
         merchant_account = (
@@ -71,7 +79,8 @@ class Refunds(Construct):
             if adyen is not None
             else str(Settings.model_fields["payments_psp_merchant_account"].default)
         )
-        machine_arn, executions_arn = fixed_name_state_machine_arns(self, name, executions=f"{name}:*")
+        name = stage.resource_name(STATE_MACHINE)
+        machine_arn, executions_arn = state_machine_arns(self, stage)
 
         # --- the refunds API and the refund workflow's tasks ------------------------------
         self.function = PaymentsFunction(
@@ -260,6 +269,11 @@ class Refunds(Construct):
                 _metric("DisputeOnUnknownCharge", registry.NOTIFICATIONS_CONSUMER.name),
                 "A chargeback names a charge that is not ours (or contradicts ours): recorded, never booked; check with the PSP",
             ),
+            "RefundRecoveryGaveUp": (
+                _metric("RefundRecoveryGaveUp", registry.RECOVERY.name),
+                "A refund is still PENDING after the recovery's re-drives of its workflow: it is NEEDS_ATTENTION, its "
+                "amount still reserved (docs/runbook.md, 'Automatic recovery')",
+            ),
             "NotificationDeadLettersVisible": (
                 self.dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
                 "A PSP notification could not be applied after retries: it is in the dead-letter queue",
@@ -285,6 +299,7 @@ class Refunds(Construct):
                     self.state_machine.metric_succeeded(period=PERIOD),
                     _metric("RefundSucceeded", registry.REFUNDS.name),
                     _metric("RefundFailed", registry.REFUNDS.name),
+                    _metric("RefundsRedriven", registry.RECOVERY.name),
                     _metric("ChargebackBooked", registry.NOTIFICATIONS_CONSUMER.name),
                     _metric("ChargebackReversed", registry.NOTIFICATIONS_CONSUMER.name),
                     _metric("SecondChargebackBooked", registry.NOTIFICATIONS_CONSUMER.name),

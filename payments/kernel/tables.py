@@ -31,8 +31,9 @@ class Table:
 
 TABLES: tuple[Table, ...] = (
     # payment events and payment orders (payments.payin.repository)
-    # by_recovery_due: a sparse index of the payments not finished yet (payments.payin.recovery), keys only:
-    # only the payment item carries `unfinished` (a shard, "U#<n>") and `recovery_due` (ISO time)
+    # by_recovery_due: a sparse index of the payments and refunds not finished yet (payments.payin.recovery,
+    # payments.refunds.recovery), keys only: only their items carry `unfinished` (a shard, "U#<n>") and
+    # `recovery_due` (ISO time)
     Table("payments_table", "pk", "sk", (Index("by_recovery_due", "unfinished", "recovery_due", "KEYS_ONLY"),)),
     # seller balances (sharded) and credit markers (payments.accounts.wallet)
     Table("wallets_table", "pk", "sk"),

@@ -41,6 +41,7 @@ from payments.kernel.config import settings
 from payments.kernel.dynamo import error_code
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import AttentionKind, PaymentStatus
+from payments.refunds import recovery as refund_recovery
 
 MAX_RESUMES = 20  # execution names <checkout>-resume-1 .. -20; beyond that, a human looks closer
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
@@ -278,8 +279,14 @@ def _stuck_command(args: argparse.Namespace) -> int:
     found = find_stuck(parse_duration(args.older_than), include_parked=not args.overdue_only)
     for payment in found:
         print(payment.line())
-    print(f"{len(found)} payment(s) stuck (older than {args.older_than}) or parked" if found else "nothing stuck")
-    return 1 if found else 0
+    refunds = refund_recovery.stuck(parse_duration(args.older_than), include_parked=not args.overdue_only)
+    for line in refunds:
+        print(line)
+    nothing = "no payment stuck" if refunds else "nothing stuck"
+    print(f"{len(found)} payment(s) stuck (older than {args.older_than}) or parked" if found else nothing)
+    if refunds:
+        print(f"{len(refunds)} refund(s) still PENDING (older than {args.older_than}) or parked")
+    return 1 if found or refunds else 0
 
 
 def _resume_command(args: argparse.Namespace) -> int:
@@ -311,7 +318,7 @@ def _backfill_command(args: argparse.Namespace) -> int:
 def add_commands(subparsers: Any) -> None:
     """Register ``stuck``, ``resume`` and ``backfill-account-totals`` on the ``payments`` CLI's subparsers."""
     stuck = subparsers.add_parser(
-        "stuck", help="list payments unfinished beyond a deadline, and parked ones (exit 1 if any)"
+        "stuck", help="list payments and refunds unfinished beyond a deadline, and parked ones (exit 1 if any)"
     )
     stuck.add_argument("--older-than", default="15m", help="deadline since acceptance, e.g. 90s, 15m, 2h (default 15m)")
     stuck.add_argument("--overdue-only", action="store_true", help="do not list final payments with parked orders")

@@ -27,6 +27,10 @@ never a Scan) and, for each payment found:
 
 The delay is longer than an Express execution may live (5 minutes), so in AWS a re-drive
 never overtakes the execution it replaces; if one did, both would be harmless.
+
+Refunds share the index: a refund is in it from its reservation until its workflow has done its
+part, and the same Query finds it (``pk`` ``REFUND#...``); :mod:`payments.refunds.recovery`
+re-drives it, a bounded number of times, then parks it (``RefundRecoveryGaveUp``, alarmed).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from payments.kernel.observability import count, logger
 from payments.payin.models import PaymentRecord
 from payments.payin.repository import PaymentsRepository, payment_key, recovery_due
 from payments.payin.status import AttentionKind, payment_outcome
+from payments.refunds import recovery as refund_recovery
+from payments.refunds.repository import RefundsRepository
 
 INDEX = "by_recovery_due"
 #: payments handled per shard and run: a bound on one run's work (the rest waits a minute)
@@ -57,6 +63,8 @@ class RecoveryRun:
     gave_up: list[str] = field(default_factory=list)
     #: claimed by another run, or finished between the query and the claim
     skipped: int = 0
+    #: the refunds found due (payments.refunds.recovery)
+    refunds: refund_recovery.RefundRecovery = field(default_factory=refund_recovery.RefundRecovery)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -64,6 +72,9 @@ class RecoveryRun:
             "redriven": len(self.redriven),
             "gave_up": len(self.gave_up),
             "skipped": self.skipped,
+            "refunds_redriven": len(self.refunds.redriven),
+            "refunds_gave_up": len(self.refunds.gave_up),
+            "refunds_running": self.refunds.running,
         }
 
 
@@ -78,6 +89,11 @@ def execution_input(payment: PaymentRecord) -> dict[str, Any]:
 
 def due_payments(now_iso: str, repo: PaymentsRepository) -> list[tuple[str, str]]:
     """(checkout_id, recovery_due) of every payment due at ``now_iso``, shard by shard (Query only)."""
+    return [(pk.removeprefix("CHECKOUT#"), due) for pk, due in due_items(now_iso, repo) if pk.startswith("CHECKOUT#")]
+
+
+def due_items(now_iso: str, repo: PaymentsRepository) -> list[tuple[str, str]]:
+    """(pk, recovery_due) of every item due at ``now_iso`` (payments and refunds), shard by shard (Query only)."""
     found: list[tuple[str, str]] = []
     for shard in range(settings().recovery_shards):
         items = query_all(
@@ -90,24 +106,33 @@ def due_payments(now_iso: str, repo: PaymentsRepository) -> list[tuple[str, str]
         for n, item in enumerate(items):
             if n >= PER_SHARD_LIMIT:
                 break
-            found.append((item["pk"].removeprefix("CHECKOUT#"), item["recovery_due"]))
+            found.append((item["pk"], item["recovery_due"]))
     return found
 
 
 def run(repo: PaymentsRepository | None = None) -> RecoveryRun:
-    """One pass over the payments due now."""
+    """One pass over the payments and the refunds due now."""
     repo = repo or PaymentsRepository()
+    refunds: RefundsRepository | None = None
     result = RecoveryRun()
-    for checkout_id, seen_due in due_payments(clock.now_iso(), repo):
+    for pk, seen_due in due_items(clock.now_iso(), repo):
         result.examined += 1
         try:
-            recover(checkout_id, seen_due, repo, result)
-        except Exception:  # noqa: BLE001 - one payment's failure must not stop the others; it stays due
-            logger.exception("recovery of a payment failed; it stays due", extra={"checkout_id": checkout_id})
+            if pk.startswith(refund_recovery.REFUND_PREFIX):
+                refunds = refunds or RefundsRepository(table=repo.table, client=repo.ddb, payments=repo)
+                refund_recovery.recover(
+                    pk.removeprefix(refund_recovery.REFUND_PREFIX), seen_due, refunds, result.refunds
+                )
+            else:
+                recover(pk.removeprefix("CHECKOUT#"), seen_due, repo, result)
+        except Exception:  # noqa: BLE001 - one item's failure must not stop the others; it stays due
+            logger.exception("recovery of a payment or refund failed; it stays due", extra={"key": pk})
     if result.redriven:
         count("PaymentsRedriven", len(result.redriven))
     if result.gave_up:
         count("RecoveryGaveUp", len(result.gave_up))
+    if result.refunds.redriven:
+        count("RefundsRedriven", len(result.refunds.redriven))
     return result
 
 

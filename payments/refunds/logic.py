@@ -3,10 +3,12 @@
 ``accept_refund`` runs under Powertools idempotency in the API (the ``Idempotency-Key``);
 below it the reservation is itself idempotent (conditional transaction, fingerprint compared
 on a collision) and the workflow's execution is named after the refund, so a crash anywhere in
-between is repaired by a retry. The workflow (``stepfunctions/refund.asl.json``) runs
-``execute_refund`` (the PSP, idempotency key ``refund_id``) and ``apply_refund_outcome`` (one
-conditional transaction), each retried with backoff and jitter, and parks the refund as
-NEEDS_ATTENTION if they keep failing.
+between is repaired by a retry: the retry of a stored PENDING refund starts its workflow again
+under that name (one that ran or runs is refused by name), and a refund whose client never
+retries is re-driven by the recovery sweep (:mod:`payments.refunds.recovery`). The workflow
+(``stepfunctions/refund.asl.json``) runs ``execute_refund`` (the PSP, idempotency key
+``refund_id``) and ``apply_refund_outcome`` (one conditional transaction), each retried with
+backoff and jitter, and parks the refund as NEEDS_ATTENTION if they keep failing.
 """
 
 from __future__ import annotations
@@ -15,14 +17,11 @@ import hashlib
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from payments.kernel import aws, money
-from payments.kernel.config import settings
-from payments.kernel.dynamo import error_code
+from payments.kernel import money
 from payments.kernel.errors import InvalidRequest
 from payments.kernel.observability import count, logger
 from payments.payin.status import AttentionKind
+from payments.refunds import recovery
 from payments.refunds.models import RefundRecord, RefundRequest, RefundStatus
 from payments.refunds.psp import RefundCall, RefundingPsp
 from payments.refunds.repository import RefundExceedsRemaining, RefundsRepository, refundable_minor
@@ -40,7 +39,12 @@ def accept_refund(
     print_ = fingerprint(idempotency_key, request.model_dump(mode="json"))
     existing = refunds.find(request.refund_id)
     if existing is not None and existing.request_fingerprint == print_:
-        return existing.to_api().model_dump(mode="json")  # a retry: the same refund, nothing new
+        # a retry: the same refund, nothing new; but the first attempt may have failed after the reservation
+        # committed and before its workflow started (StartExecution failed, the client got a 500): start the
+        # latest execution name now (one that ran or runs already is refused by name, which is success)
+        if start and recovery.needs_workflow(existing):
+            start_workflow(existing.refund_id, attempts=existing.recovery_attempts)
+        return existing.to_api().model_dump(mode="json")
     order = refunds.payments.get_order(request.payment_order_id)
     if request.currency != order.currency:
         raise InvalidRequest([{"field": "currency", "message": f"the order is in {order.currency}"}])
@@ -70,17 +74,10 @@ def accept_refund(
     return reserved.refund.to_api().model_dump(mode="json")
 
 
-def start_workflow(refund_id: str) -> None:
-    """StartExecution named after the refund: a second start of the same refund is a no-op."""
-    try:
-        aws.client("stepfunctions").start_execution(
-            stateMachineArn=settings().refund_state_machine_arn,
-            name=refund_id,
-            input=json.dumps({"refund_id": refund_id}),
-        )
-    except ClientError as err:
-        if error_code(err) != "ExecutionAlreadyExists":
-            raise
+def start_workflow(refund_id: str, *, attempts: int = 0) -> None:
+    """StartExecution named after the refund (after ``attempts`` re-drives: the latest re-drive's name):
+    a second start of the same name is a no-op."""
+    if not recovery.start(refund_id, recovery.execution_name(refund_id, attempts)):
         logger.info("refund workflow already started")
 
 

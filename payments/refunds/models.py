@@ -99,6 +99,8 @@ class RefundRecord(BaseModel):
     attention_resolved_by: str | None = None
     attention_resolution: str | None = None
     anomalies: list[dict[str, str]] = Field(default_factory=list)
+    #: re-drives of its workflow by the recovery sweep (:mod:`payments.refunds.recovery`): a conditional counter
+    recovery_attempts: int = 0
     created_at: str = ""
     updated_at: str = ""
 

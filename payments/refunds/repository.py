@@ -2,7 +2,9 @@
 
 Item layout (``pk``, ``sk``), beside the payments and orders of :mod:`payments.payin.repository`:
 
-* refund     ``REFUND#<refund_id>`` / ``REFUND``: :class:`RefundRecord`
+* refund     ``REFUND#<refund_id>`` / ``REFUND``: :class:`RefundRecord`; until its workflow has done its
+  part (decided, or received by the PSP) also ``unfinished`` and ``recovery_due``, the keys of the
+  recovery index (:mod:`payments.refunds.recovery`)
 * dispute    ``CHARGEBACK#<dispute psp_reference>`` / ``CHARGEBACK``: payment_order_id, amount_minor,
   currency, booked_at; once reversed ``reversed_minor``, ``reversed_at``; once charged back again
   after the reversal ``second_minor``, ``second_at``
@@ -59,7 +61,14 @@ from payments.kernel.errors import Conflict, InvariantViolation, PaymentError, T
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
 from payments.payin.models import OrderRecord
-from payments.payin.repository import PaymentsRepository, append_anomaly, order_key, set_attention
+from payments.payin.repository import (
+    PaymentsRepository,
+    append_anomaly,
+    order_key,
+    recovery_due,
+    recovery_shard,
+    set_attention,
+)
 from payments.payin.status import AttentionKind, OrderStatus
 from payments.refunds.models import RefundRecord, RefundStatus
 
@@ -199,7 +208,13 @@ class RefundsRepository:
             raise RefundExceedsRemaining("a refund moves a positive amount", refundable_minor(order), order.currency)
         now = clock.now_iso()
         refund = refund.model_copy(update={"status": RefundStatus.PENDING, "created_at": now, "updated_at": now})
-        item = {"pk": f"REFUND#{refund.refund_id}", "sk": "REFUND", **refund.model_dump(mode="json")}
+        # the refund enters the recovery index at once: if its workflow does not start or dies before it
+        # decides the refund, the recovery sweep re-drives it when it is due (payments.refunds.recovery)
+        recovery = {
+            "unfinished": recovery_shard(refund.refund_id, settings().recovery_shards),
+            "recovery_due": recovery_due(),
+        }
+        item = {"pk": f"REFUND#{refund.refund_id}", "sk": "REFUND", **refund.model_dump(mode="json"), **recovery}
         for _ in range(RESERVATION_ATTEMPTS):
             standing = order.chargeback_minor - order.chargeback_reversed_minor
             limit = order.amount_minor - standing - refund.amount_minor
@@ -327,7 +342,8 @@ class RefundsRepository:
                 "Update": {
                     "TableName": self.table,
                     "Key": refund_key(refund_id),
-                    "UpdateExpression": "SET " + ", ".join(sets),
+                    # decided: out of the recovery index (nothing left for its workflow to do)
+                    "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE unfinished, recovery_due",
                     "ConditionExpression": self.decision_condition(),
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": to_values(values),
@@ -379,7 +395,9 @@ class RefundsRepository:
                 self.ddb.update_item,
                 TableName=self.table,
                 Key=refund_key(refund_id),
-                UpdateExpression="SET psp_reference = :ref, updated_at = :now",
+                # received by the PSP, which decides it (its REFUND notification): the workflow's part is
+                # done, so the refund leaves the recovery index
+                UpdateExpression="SET psp_reference = :ref, updated_at = :now REMOVE unfinished, recovery_due",
                 ConditionExpression="#status = :pending AND attribute_not_exists(psp_reference)",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=to_values(

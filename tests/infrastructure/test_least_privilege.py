@@ -191,13 +191,19 @@ def test_payment_function_starts_and_reads_only_its_state_machine(dev):
     }
 
 
-def test_recovery_queries_only_its_index_and_starts_only_the_payment_state_machine(dev):
+def test_recovery_queries_only_its_index_and_starts_only_the_payment_and_refund_state_machines(dev):
     # Given the recovery function's role policy
-    _, statements = _role_statements(dev, "recovery")
-    # Then it starts the stage's payment state machine and does nothing else with Step Functions
-    assert {a: [_arn_tail(r) for r in rs] for a, rs in _states_grants(statements).items()} == {
-        "states:StartExecution": [":stateMachine:payments-dev-payment"],
+    function, statements = _role_statements(dev, "recovery")
+    # Then it starts the stage's payment and refund state machines, reads the refund workflow's executions
+    # (is a refund's execution still running?), and does nothing else with Step Functions
+    assert {a: sorted(_arn_tail(r) for r in rs) for a, rs in _states_grants(statements).items()} == {
+        "states:StartExecution": [":stateMachine:payments-dev-payment", ":stateMachine:payments-dev-refund"],
+        "states:DescribeExecution": [":execution:payments-dev-refund:*"],
     }
+    # and it is told the refund state machine it re-drives
+    assert _arn_tail(function["Environment"]["Variables"]["REFUND_STATE_MACHINE_ARN"]) == (
+        ":stateMachine:payments-dev-refund"
+    )
     # and the index it queries is granted by its own ARN, no Scan anywhere
     joined = [
         part

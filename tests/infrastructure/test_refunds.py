@@ -78,6 +78,19 @@ def test_refund_and_chargeback_alarms_exist(dev):
     assert {"RefundNeedsAttention", "ChargebackOnRefundedOrder", "RefundReturnedByScheme"} <= names
 
 
+def test_a_refund_the_recovery_gave_up_on_raises_an_alarm(dev):
+    # Given the alarm on the recovery's RefundRecoveryGaveUp metric
+    (alarm,) = [
+        a["Properties"]
+        for a in resources(dev, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "RefundRecoveryGaveUp"
+    ]
+    # Then it fires on the first refund parked by the recovery (the metric is the recovery function's)
+    assert alarm["Namespace"] == "Payments" and alarm["Threshold"] == 0
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "recovery"}]
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["AlarmActions"]
+
+
 def test_webhook_reads_only_its_secret_and_sends_only_to_its_queue(dev):
     function_id, props = function_named(dev, registry.NOTIFICATIONS.name)
     role = props["Role"]["Fn::GetAtt"][0]

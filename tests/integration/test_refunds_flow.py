@@ -252,3 +252,42 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
         (m["kind"], m.get("record_type"), m["payment_order_id"], m["ledger_amount"]) for m in short["mismatches"]
     ] == [("MISSING_IN_SETTLEMENT", "Refunded", po, "15.00")]
     assert short["summary"]["adjustments"]["Refunded"]["missing_in_settlement"] == 1 and short["clean"] is False
+
+
+def test_a_refund_whose_workflow_did_not_start_is_re_driven_by_the_runtimes_recovery_schedule(
+    api: ApiClient, runtime: Any
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from payments.kernel import aws
+    from payments.kernel.config import settings
+    from payments.refunds.repository import refund_key
+
+    # Given a paid order, and Step Functions failing the StartExecution of one refund
+    po, seller = paid_order(api)
+    rf = unique("rf")
+    sfn = aws.client("stepfunctions")
+
+    def unavailable(params: dict[str, Any], **_: Any) -> None:
+        if params.get("name") == rf:
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "injected"}}, "StartExecution")
+
+    sfn.meta.events.register("before-parameter-build.sfn.StartExecution", unavailable, unique_id="refund-start-fails")
+    try:
+        # When the refund is posted: the reservation commits, the start fails, the client never retries
+        assert refund(api, {"refund_id": rf, "payment_order_id": po, "currency": "USD"}, "k-" + rf).status == 500
+    finally:
+        sfn.meta.events.unregister("before-parameter-build.sfn.StartExecution", unique_id="refund-start-fails")
+    assert api.request("GET", f"/v1/refunds/{rf}").body["status"] == "PENDING"
+    # and its recovery deadline has passed (as if the recovery delay had elapsed)
+    aws.client("dynamodb").update_item(
+        TableName=settings().payments_table,
+        Key=refund_key(rf),
+        UpdateExpression="SET recovery_due = :past",
+        ExpressionAttributeValues={":past": {"S": "2000-01-01T00:00:00.000Z"}},
+    )
+    # Then the runtime's recovery schedule re-drives it through the refund workflow, and it succeeds once
+    summary = runtime.recovery.run_now()
+    assert summary["refunds_redriven"] == 1, summary
+    assert wait_refund(api, rf)["status"] == "SUCCEEDED"
+    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "0.00"}]

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from functions.ledger.logic import book_payin
 from functions.payment.logic import finalize_payment
@@ -18,7 +19,16 @@ from payments.payin import recovery
 from payments.payin.repository import payment_key
 from payments.payin.status import PaymentStatus
 from payments.payin.tasks import FinalizePaymentTask, OrderResult
+from payments.refunds import logic as refund_logic
+from payments.refunds.models import RefundRequest, RefundStatus
+from payments.refunds.repository import RefundsRepository, refund_key
 from tests.unit.conftest import Repos, store_checkout, succeed
+from tests.unit.refunds.test_refund_redrive import (  # noqa: F401 - refund_machine is a fixture
+    REFUND_MACHINE,
+    fail_start_once,
+    refund_executions,
+    refund_machine,
+)
 
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:payments-payment"
 
@@ -218,3 +228,167 @@ def test_an_order_parked_by_a_refusal_is_left_to_an_operator(repos: Repos, machi
     # Then it does not re-drive it: the order stays parked for a human decision (the alarm fired)
     assert recovery.run(repos.payments).examined == 0 and executions(machine) == []
     assert repos.payments.get_order("po_1").needs_attention
+
+
+# --- refunds: a PENDING refund whose workflow is not running -------------------------------------------
+def settled(repos: Repos, po: str = "po_1", amount_minor: int = 7000) -> None:
+    """A SUCCESS order, its payment finalized (so the payment is out of the recovery index)."""
+    store_checkout(repos.payments, f"chk_{po}", [(po, "seller_books", amount_minor, "USD")])
+    succeed(repos.payments, po)
+    credit_seller(po, repos.payments, repos.wallets)
+    book_payin(po, repos.payments, repos.ledger)
+    finalize_payment(
+        FinalizePaymentTask(
+            action="finalize_payment",
+            checkout_id=f"chk_{po}",
+            order_results=[OrderResult(payment_order_id=po, outcome="SUCCESS")],
+        ),
+        repos.payments,
+    )
+
+
+def refunds_of(repos: Repos) -> RefundsRepository:
+    return RefundsRepository(payments=repos.payments, wallets=repos.wallets, ledger=repos.ledger)
+
+
+REFUND = RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD")
+
+
+def accepted_without_workflow(repos: Repos, sfn: Any) -> RefundsRepository:
+    """A refund reserved whose StartExecution failed (the client got a 500 and never came back)."""
+    settled(repos)
+    refunds = refunds_of(repos)
+    fail_start_once(sfn)
+    with pytest.raises(ClientError):
+        refund_logic.accept_refund("k-1", REFUND, refunds)
+    sfn.meta.events.unregister("before-parameter-build.sfn.StartExecution", unique_id="fail-start-once")
+    assert refunds.get("rf_1").status is RefundStatus.PENDING and refund_executions(sfn) == {}
+    return refunds
+
+
+def stop_running(sfn: Any) -> None:
+    """Every running refund execution ends without deciding its refund (it died)."""
+    for listed in sfn.list_executions(stateMachineArn=REFUND_MACHINE, statusFilter="RUNNING")["executions"]:
+        sfn.stop_execution(executionArn=listed["executionArn"])
+
+
+def test_a_refund_whose_workflow_never_started_is_re_driven_once_due(
+    repos: Repos, machine: Any, refund_machine: Any, later: Any, no_scan: list[str]
+) -> None:
+    # Given a PENDING refund whose workflow never started
+    accepted_without_workflow(repos, refund_machine)
+    # When the recovery runs before the deadline
+    recovery.run(repos.payments)
+    # Then nothing is started yet
+    assert refund_executions(refund_machine) == {}
+    # When it runs after the deadline
+    later(settings().recovery_delay_seconds + 1)
+    run = recovery.run(repos.payments)
+    # Then the refund workflow is started under a re-drive name, with the input of a first start
+    assert refund_executions(refund_machine) == {"rf_1-redrive-1": "RUNNING"}
+    assert run.refunds.redriven == ["rf_1"] and run.summary()["refunds_redriven"] == 1
+    (listed,) = refund_machine.list_executions(stateMachineArn=REFUND_MACHINE)["executions"]
+    assert json.loads(refund_machine.describe_execution(executionArn=listed["executionArn"])["input"]) == {
+        "refund_id": "rf_1"
+    }
+    # and the payments were found through the index only, the refund in the same Query per shard
+    assert no_scan.count("Query") == 2 * settings().recovery_shards and "Scan" not in no_scan
+    # and a second run at the same moment finds nothing due (the claim moved the due time)
+    assert recovery.run(repos.payments).examined == 0
+
+
+def test_a_refund_whose_execution_is_running_is_left_to_it(
+    repos: Repos, machine: Any, refund_machine: Any, later: Any
+) -> None:
+    # Given a refund accepted and started, its execution still running when it is due
+    settled(repos)
+    refund_logic.accept_refund("k-1", REFUND, refunds_of(repos))
+    delay = settings().recovery_delay_seconds
+    later(delay + 1)
+    # When the recovery runs
+    run = recovery.run(repos.payments)
+    # Then it starts nothing and counts no attempt
+    assert refund_executions(refund_machine) == {"rf_1": "RUNNING"}
+    assert run.refunds.redriven == [] and run.refunds.running == 1
+    assert refunds_of(repos).get("rf_1").recovery_attempts == 0
+    # When that execution dies without deciding the refund, and the recovery looks again
+    stop_running(refund_machine)
+    later(2 * (delay + 1))
+    run = recovery.run(repos.payments)
+    # Then the refund is re-driven
+    assert refund_executions(refund_machine) == {"rf_1": "ABORTED", "rf_1-redrive-1": "RUNNING"}
+    assert run.refunds.redriven == ["rf_1"]
+
+
+def test_refund_re_drives_are_bounded_then_it_is_parked_with_its_metric(
+    repos: Repos, machine: Any, refund_machine: Any, later: Any
+) -> None:
+    from payments.kernel.observability import LOCAL_COUNTS
+
+    # Given a refund whose workflow never started and whose re-drives all die (RECOVERY_MAX_ATTEMPTS = 2)
+    refunds = accepted_without_workflow(repos, refund_machine)
+    gave_up_before = LOCAL_COUNTS["RefundRecoveryGaveUp"]
+    delay = settings().recovery_delay_seconds
+    # When the recovery runs once per delay, four times
+    runs = []
+    for n in range(1, 5):
+        stop_running(refund_machine)
+        later(n * (delay + 1))
+        runs.append(recovery.run(repos.payments))
+    # Then it re-drove twice, then gave up once, then found nothing
+    assert set(refund_executions(refund_machine)) == {"rf_1-redrive-1", "rf_1-redrive-2"}
+    assert [len(r.refunds.redriven) for r in runs] == [1, 1, 0, 0]
+    assert [len(r.refunds.gave_up) for r in runs] == [0, 0, 1, 0]
+    # and the refund is parked NEEDS_ATTENTION with the reason and the alarmed metric, once
+    refund = refunds.get("rf_1")
+    assert refund.status is RefundStatus.PENDING and refund.needs_attention
+    assert "recovery" in (refund.attention_reason or "") and refund.recovery_attempts == 2
+    assert LOCAL_COUNTS["RefundRecoveryGaveUp"] == gave_up_before + 1
+    # its amount still reserved (an operator decides), and it is out of the index
+    assert repos.payments.get_order("po_1").refund_reserved_minor == 6000
+    item = repos.payments.ddb.get_item(TableName=repos.payments.table, Key=refund_key("rf_1"))["Item"]
+    assert "unfinished" not in item and "recovery_due" not in item
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed", "received"])
+def test_a_refund_its_workflow_has_done_with_leaves_the_index(
+    repos: Repos, machine: Any, refund_machine: Any, later: Any, outcome: str
+) -> None:
+    # Given a refund decided by its workflow (or received by the PSP, whose notification decides it)
+    settled(repos)
+    refunds = refunds_of(repos)
+    refund_logic.accept_refund("k-1", REFUND, refunds, start=False)
+    if outcome == "received":
+        refunds.record_psp_reference("rf_1", "psp_rf_1")
+    else:
+        refunds.decide("rf_1", outcome == "succeeded", psp_reference="psp_rf_1")
+    # Then it is no longer in the recovery index, and the recovery never re-drives it
+    item = repos.payments.ddb.get_item(TableName=repos.payments.table, Key=refund_key("rf_1"))["Item"]
+    assert "unfinished" not in item and "recovery_due" not in item
+    later(10 * settings().recovery_delay_seconds)
+    assert recovery.run(repos.payments).examined == 0 and refund_executions(refund_machine) == {}
+
+
+def test_payments_stuck_lists_a_refund_still_pending_past_the_deadline_and_a_parked_one(
+    repos: Repos, machine: Any, refund_machine: Any, later: Any
+) -> None:
+    from payments.refunds.recovery import stuck
+
+    # Given a refund whose workflow never started, one decided, and one parked NEEDS_ATTENTION
+    refunds = accepted_without_workflow(repos, refund_machine)
+    settled(repos, "po_2")
+    for rf, po in (("rf_2", "po_2"), ("rf_3", "po_2")):
+        request = RefundRequest(refund_id=rf, payment_order_id=po, amount="10.00", currency="USD")
+        refund_logic.accept_refund(f"k-{rf}", request, refunds, start=False)
+    refunds.decide("rf_2", True, psp_reference="psp_rf_2")
+    refunds.flag_attention("rf_3", "execute step: PspUnavailable")
+    deadline = timedelta(minutes=15)
+    # When an operator looks before the deadline, then after it
+    early, early_overdue = stuck(deadline, repo=refunds), stuck(deadline, include_parked=False, repo=refunds)
+    later(16 * 60)
+    late = stuck(deadline, repo=refunds)
+    # Then the parked refund is listed at once (unless only overdue ones are asked for), the PENDING one
+    # once it is overdue, the decided one never
+    assert [line.split()[1] for line in early] == ["rf_3"] and early_overdue == []
+    assert sorted(line.split()[1] for line in late) == ["rf_1", "rf_3"]
+    assert any("overdue PENDING" in line for line in late if " rf_1 " in line)
