@@ -45,6 +45,7 @@ from payments.kernel.config import settings
 from payments.kernel.dynamo import conditional_write, error_code, is_condition_failure, to_values
 from payments.kernel.observability import count, logger
 from payments.payin.repository import recovery_due
+from payments.payin.status import AttentionKind
 from payments.refunds.models import RefundRecord, RefundStatus
 from payments.refunds.repository import RefundsRepository, refund_key
 
@@ -226,13 +227,20 @@ def _park(refund_id: str, seen_due: str, attempts: int, repo: RefundsRepository)
         repo.ddb.update_item,
         TableName=repo.table,
         Key=refund_key(refund_id),
-        UpdateExpression="SET needs_attention = :yes, attention_reason = :reason, attention_flagged_at = :now, "
-        "recovery_gave_up_at = :now, updated_at = :now REMOVE unfinished, recovery_due",
+        UpdateExpression="SET needs_attention = :yes, attention_kind = :kind, attention_reason = :reason, "
+        "attention_flagged_at = :now, recovery_gave_up_at = :now, updated_at = :now REMOVE unfinished, recovery_due",
         ConditionExpression="recovery_due = :seen AND #status = :pending AND recovery_attempts >= :max",
         ExpressionAttributeNames={"#status": "status"},
         ExpressionAttributeValues=_values(
             seen_due,
-            **{":yes": True, ":reason": reason, ":now": clock.now_iso(), ":max": settings().recovery_max_attempts},
+            **{
+                ":yes": True,
+                # its workflow never decided it after the re-drives: whether the PSP has it is a person's finding
+                ":kind": AttentionKind.PERSON.value,
+                ":reason": reason,
+                ":now": clock.now_iso(),
+                ":max": settings().recovery_max_attempts,
+            },
         ),
     )
     if parked:
