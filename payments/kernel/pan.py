@@ -14,8 +14,11 @@ A **card number** is 13 to 19 digits that
    groups joined by any run of separators (:data:`SEPARATORS`: any Unicode space, one or several,
    no-break spaces included; ``-`` and the other dashes, the minus sign; ``.``; ``/``; ``_``; zero-width
    characters), and
-4. stand on their own: the first and last digit are not glued to a letter or another digit, and
-   the number does not follow a ``+``.
+4. stand on their own, or are glued to a word that is not machine-made: a digit run the
+   letters of a word touch is a card number unless that word (its maximal run of letters and
+   digits) has the shape of a machine-made random identifier (:func:`machine_random`: a ULID, or
+   a hexadecimal digest or random id of 64, 96, 128, 160, 192, 224, 256, 384 or 512 bits), and the
+   number does not follow a ``+``. A group glued to a word is never one group of a printed grouping.
 
 Digits are any Unicode decimal digit (``str.isdecimal``: ASCII, full-width ``４２４２``,
 Arabic-Indic ``٤٢٤٢``, Devanagari...), each normalised to its value before the checks.
@@ -26,9 +29,21 @@ The boundaries, decided against what is leaked and what is not a card number:
   ``4111 1111 1111 1111 12/28 123`` (a number followed by its expiry and CVC), ``1 4111111111111111``
   are card numbers: a separator or punctuation sets the number off, and neighbouring digit groups
   (a quantity, an expiry) do not hide it, because every run of consecutive groups is tried.
-* ``x4111111111111111y`` is not: a digit run glued to letters is part of a word, like the digit
-  runs of a hexadecimal digest, a ULID or a UUID written without dashes, which would otherwise be
-  refused about once in a few hundred.
+* ``card4111111111111111``, ``visa4111111111111111exp1226``, ``x4111111111111111y``,
+  ``ORD4111111111111111`` are card numbers too: a number typed right after a word (or before one)
+  is what people leak, and an id that glues letters to 16 digits in an issuer range that pass
+  Luhn cannot be told from one.
+* The digit runs of a ULID (26 Crockford base32 characters, the first ``0``-``7``, either case)
+  and of a word of only ``[0-9a-fA-F]`` of 16, 24, 32, 40, 48, 56, 64, 96 or 128 characters
+  (optionally after ``0x``: span and trace ids, ObjectIds, UUIDs written without dashes, MD5,
+  SHA-1, SHA-224, SHA-256, SHA-384 and SHA-512 digests, ``secrets.token_hex``) are not: about one
+  such value in 900 (SHA-256) to 6,000 (64-bit ids) holds a 13-19 digit run that passes both
+  checks. A card number glued to a hex word whose whole length is one of those
+  (``cc30569309025904``, ``deadbeef`` + 16 digits) is let through; other lengths are not exempt,
+  so ``cc4111111111111111``, ``abc4111111111111111`` and ``face4111111111111111`` are refused.
+* A digit group glued to a word takes no part in a printed grouping (``card4111 1111 1111 1111``
+  is not refused): a UUID's dashed groups, 8-4-4-4-12 hex characters, would otherwise join a
+  glued run of four digits with three groups of four into a 4-4-4-4 card about once in 30,000 (measured).
 * Digit groups are taken whole, never split, and only in the printed groupings: ``2026-12-02``,
   ``INV-123456789-12345`` (9-5), ``order-2026-12-02-000123`` (4-2-2-6) and a UUID's groups
   (8-4-4-4-12) are no grouping of a card, and ``:``, ``,``, ``+``, ``(`` or ``)`` end a number, so
@@ -161,15 +176,50 @@ def _glued(text: str, index: int) -> bool:
     return 0 <= index < len(text) and text[index].isalnum()
 
 
+#: hexadecimal lengths of machine-made values: 64-bit ids (span ids), 96 (ObjectIds), 128 (UUIDs
+#: without dashes, MD5, trace ids), 160 (SHA-1), 192, 224 (SHA-224), 256 (SHA-256), 384, 512 bits
+MACHINE_HEX_LENGTHS = frozenset({16, 24, 32, 40, 48, 56, 64, 96, 128})
+_HEX_WORD = re.compile(r"(?:0[xX])?([0-9a-fA-F]+)")
+_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}")
+
+
+def machine_random(word: str) -> bool:
+    """True if ``word`` (letters and digits) has the shape of a machine-made random value: a ULID,
+    or hexadecimal digits (optionally after ``0x``) of one of :data:`MACHINE_HEX_LENGTHS`."""
+    if _ULID.fullmatch(word):
+        return True
+    hex_word = _HEX_WORD.fullmatch(word)
+    return hex_word is not None and len(hex_word.group(1)) in MACHINE_HEX_LENGTHS
+
+
+def _glued_card_candidate(text: str, start: int, end: int) -> bool:
+    """True if the digit group ``text[start:end]``, glued to a word, is to be checked as a card
+    number: it has a card number's length and its word is not machine-made."""
+    if not MIN_PAN_DIGITS <= end - start <= MAX_PAN_DIGITS:
+        return False
+    while start and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return not machine_random(text[start:end])
+
+
 def _candidates(text: str) -> Iterator[str]:
     """Every digit string ``text`` writes in a card number's form (contiguous or in a printed grouping)."""
     for chain in _CHAIN.finditer(text):
         groups = _GROUP.findall(chain.group())
         start, end = chain.start(), chain.end()
-        # a first group glued to a word, or after "+", and a last group glued to a word, are no part of a card
-        if _glued(text, start - 1) or (start and text[start - 1] == "+"):
+        # an edge group glued to a word is a card number on its own (unless the word is machine-made),
+        # never one group of a grouping; a first group after "+" is a phone number
+        if _glued(text, start - 1):
+            if _glued_card_candidate(text, start, start + len(groups[0])):
+                yield groups[0]
+            groups = groups[1:]
+        elif start and text[start - 1] == "+":
             groups = groups[1:]
         if groups and _glued(text, end):
+            if _glued_card_candidate(text, end - len(groups[-1]), end):
+                yield groups[-1]
             groups = groups[:-1]
         sizes = [len(g) for g in groups]
         for first, size in enumerate(sizes):

@@ -24,6 +24,8 @@ FULL_WIDTH = "".join(chr(0xFF10 + int(c)) for c in "5555555555554444")
         "4242 / 4242 / 4242 / 4242",
         f"chk_{FULL_WIDTH}",
         "psp_4242424242424242",
+        "card4242424242424242",  # glued to a word
+        "visa4242424242424242exp1226",
     ],
 )
 def test_a_card_number_in_any_form_is_found(text: str) -> None:

@@ -39,3 +39,24 @@ def test_every_disguised_card_number_is_a_card_number_of_the_policy() -> None:
         digits = pan_refusals.card_number(rng)
         assert pan.is_card_number(digits), digits
         assert pan.contains_pan(pan_refusals.disguised_card_number(rng))
+
+
+def test_every_glued_card_number_is_a_card_number_glued_to_a_word() -> None:
+    # Given the generator of card numbers glued to letters / Then each has a letter next to its digits,
+    # and the policy finds it
+    import random
+
+    rng = random.Random(11)
+    for _ in range(2_000):
+        text = pan_refusals.glued_card_number(rng)
+        assert any(c.isalpha() for c in text)
+        assert pan.contains_pan(text), text
+
+
+def test_a_policy_that_ignores_glued_card_numbers_misses_its_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a policy that lets a card number glued to letters through (the word is always "machine-made")
+    monkeypatch.setattr(pan, "machine_random", lambda word: True)
+    # When measured / Then the glued row misses its target, the disguised row does not
+    missed = pan_refusals.misses(pan_refusals.run(200, baseline=None, cost_runs=1))
+    assert any(line.startswith(pan_refusals.GLUED + ":") for line in missed), missed
+    assert not any(line.startswith(pan_refusals.DISGUISED + ":") for line in missed), missed

@@ -9,11 +9,13 @@ import pytest
 
 from payments.kernel.pan import (
     ISSUER_RANGES,
+    MACHINE_HEX_LENGTHS,
     contains_pan,
     find_pans,
     in_issuer_range,
     is_card_number,
     luhn_valid,
+    machine_random,
     redacted,
 )
 
@@ -311,9 +313,6 @@ def test_digit_groups_in_no_printed_grouping_are_not_a_card_number(text: str) ->
         "00353 7457 7996448",
         "0043 0860 3541700",
         "(415) 555-2671",
-        # a card number glued to letters is part of a word, like the digit runs of digests and ULIDs
-        f"x{VISA}y",
-        f"abc{VISA}",
         "01ARZ3NDEKTSV4RRFFQ69G5FAV",
     ],
 )
@@ -327,3 +326,108 @@ def test_a_field_path_of_four_short_numeric_keys_is_redacted() -> None:
     # When redacted / Then its digits are masked; an honest path is left as it is
     assert redacted("4111.1111.1111.1111") == "####.####.####.####"
     assert redacted("payment_orders[1].amount") == "payment_orders[1].amount"
+
+
+# --- a card number glued to a word, and the machine-made words whose digit runs are not ----------
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"card{VISA}",
+        f"Card{VISA}please",
+        f"visa{VISA}exp1226",
+        f"x{VISA}y",
+        f"abc{VISA}",  # hex letters, but 19 characters: no machine-made length
+        f"cc{VISA}",
+        f"face{VISA}",
+        f"{VISA}exp",
+        f"pan{AMEX}",
+        f"ORD{MASTERCARD}",  # an id that glues letters to a card number cannot be told from a leak
+        f"order_ref=x{DISCOVER}",
+        "visa" + "".join(chr(0xFF10 + int(c)) for c in VISA),  # full-width digits
+        "\u30ab\u30fc\u30c9" + VISA,  # after a katakana word
+        f"cardnumber{VISA_19}cvv123",
+        f"DINERS{DINERS_14}",
+        f"01ARZ3NDEKTSV4RRFFQ69G5FA{VISA}",  # a ULID's 26 characters are not the whole word
+        f"deadbeef{VISA}cafe",  # hex, 28 characters: no machine-made length
+    ],
+)
+def test_a_card_number_glued_to_a_word_is_found(text: str) -> None:
+    # Given a card number typed right after (or before) a word, as people leak it
+    # When scanned / Then it is found
+    assert contains_pan(text) is True
+
+
+def test_a_card_number_glued_to_a_word_is_reported_by_field_path() -> None:
+    # Given a checkout whose seller account glues a card number to letters
+    body = _checkout(seller_account=f"card{VISA}")
+    # When scanned / Then the field is reported
+    assert find_pans(body) == ["payment_orders[1].seller_account"]
+
+
+def _hex_words_with_a_card_run() -> list[str]:
+    """Hex words of machine-made lengths whose glued digit run is a card number (what the exemption is for)."""
+    words = []
+    for length in sorted(MACHINE_HEX_LENGTHS):
+        card = AMEX if length == 16 else VISA
+        for head in ("a", "f", "0x" + "b"):
+            word = (head + card).ljust(length + (2 if head.startswith("0x") else 0), "e")
+            assert len(word) == length + (2 if head.startswith("0x") else 0)
+            words.append(word.upper() if length == 40 else word)
+    return words
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # hex digests and random ids whose glued digit run of 16 is Luhn-valid and in an issuer range
+        *_hex_words_with_a_card_run(),
+        f"sha256:e{VISA}" + "0" * 47,
+        f"idempotency-key-{'c' + VISA + 'c' * 15}",  # a 32-hex token (a UUID written without dashes)
+        # ULIDs, either case, whose digit run is a card number
+        f"01{VISA}ABCDEFGH",
+        f"po_01{VISA}abcdefgh",
+        f"7Z{VISA}HJKMNPQR",
+        # honest machine-made values with digit runs glued to letters, none of them a card number
+        "a3f1c0d2e4b5968778695a4b3c2d1e0f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d",
+        "cm2026r1764035000_po_00001_2",
+        "20340308T152510.152+0000",
+        "ORD20261202000123",  # a date and a sequence number glued to letters: in no issuer range
+    ],
+)
+def test_machine_made_words_whose_digit_runs_look_like_card_numbers_are_not_refused(text: str) -> None:
+    # Given a ULID, a hex digest or a random hex id (or a plain id) whose digit run passes Luhn and the
+    # issuer range / When scanned / Then it is not taken for a card number
+    assert contains_pan(text) is False
+
+
+@pytest.mark.parametrize(
+    ("word", "machine_made"),
+    [
+        ("01ARZ3NDEKTSV4RRFFQ69G5FAV", True),
+        ("01arz3ndektsv4rrffq69g5fav", True),
+        ("81ARZ3NDEKTSV4RRFFQ69G5FAV", False),  # a ULID's first character is 0-7 (its 48-bit time)
+        ("01ARZ3NDEKTSV4RRFFQ69G5FAI", False),  # I is no Crockford base32 character
+        ("01ARZ3NDEKTSV4RRFFQ69G5FA", False),  # 25 characters
+        ("ef72c85372784150808e32c1afec042d", True),
+        ("EF72C85372784150808E32C1AFEC042D", True),
+        ("0xef72c85372784150808e32c1afec042d", True),
+        ("ef72c85372784150808e32c1afec042", False),  # 31 hex characters
+        ("ef72c85372784150808e32c1afec042g", False),  # g is no hex digit
+        ("0123456789abcdef", True),
+        ("0123456789abcdef0", False),
+        ("card4111111111111111", False),
+    ],
+)
+def test_machine_random_words_are_ulids_and_hex_of_digest_and_id_lengths(word: str, machine_made: bool) -> None:
+    # Given a word of letters and digits / When its shape is checked / Then only ULIDs and hex of the listed lengths pass
+    assert machine_random(word) is machine_made
+
+
+def test_a_glued_group_is_never_one_group_of_a_printed_grouping() -> None:
+    # Given a card number in its printed groups whose first or last group is glued to a word
+    # (a UUID's 8-4-4-4-12 hex groups would otherwise join into 4-4-4-4 cards)
+    # When scanned / Then it is not refused, while the same grouping set off by a space is
+    assert contains_pan("card4111 1111 1111 1111") is False
+    assert contains_pan("4111 1111 1111 1111exp") is False
+    assert contains_pan("card 4111 1111 1111 1111") is True
+    assert contains_pan("abcd4111-1111-1111-1111-1111abcdef01") is False  # UUID-shaped, a 4-4-4-4 inside

@@ -416,3 +416,47 @@ def test_a_card_number_with_four_spaces_between_its_groups_is_refused(call, ddb)
     assert_problem(status, headers, problem_body, 422, "card-number-rejected")
     assert fields(problem_body) == ["buyer_info.email"] and "4242" not in text
     assert stored(ddb) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "headers", "field"),
+    [
+        ({"checkout_id": f"card{PAN}"}, {}, "checkout_id"),
+        ({"payment_orders__0__seller_account": f"visa{PAN}exp1226"}, {}, "payment_orders[0].seller_account"),
+        ({"buyer_info__email": f"x{PAN}y@example.com"}, {}, "buyer_info.email"),
+        ({}, {"Idempotency-Key": f"card{PAN}"}, "header Idempotency-Key"),
+    ],
+    ids=["checkout_id", "seller_account", "email", "idempotency-key"],
+)
+def test_a_card_number_glued_to_a_word_is_refused_naming_the_field(call, ddb, change, headers, field):
+    # Given a checkout with a card number typed right after a word, in a field or in the Idempotency-Key
+    before = stored(ddb)
+    # When it is posted
+    status, response_headers, body, text = call(proxy_event(body=json.dumps(checkout(**change)), headers=headers))
+    # Then it is refused naming the place, the digits do not come back, and nothing is stored
+    assert_problem(status, response_headers, body, 422, "card-number-rejected")
+    assert fields(body) == [field] and "4242" not in text
+    assert stored(ddb) == before
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        f"c{PAN}" + "abcdef012345678",  # a UUID written without dashes (32 hex) whose digit run is a card number
+        f"7Z{PAN}ABCDEFGH",  # a ULID whose digit run is a card number
+        f"e{PAN}" + "f" * 23,  # a SHA-1 digest in hex
+        f"E{PAN}" + "F" * 47,  # a SHA-256 digest in hex, upper case
+    ],
+    ids=["uuid-without-dashes", "ulid", "sha1-hex", "sha256-hex"],
+)
+def test_an_idempotency_key_that_is_a_hex_digest_or_a_ulid_is_accepted(call, ddb, key, monkeypatch):
+    # Given a checkout whose Idempotency-Key is machine-made (hex of a digest's length, a ULID) and holds a
+    # digit run that passes Luhn and an issuer range
+    from functions.payment import logic
+    from payments.kernel.pan import luhn_valid
+
+    assert luhn_valid(PAN) and len(key) in (26, 32, 40, 64)
+    monkeypatch.setattr(logic, "start_workflow", lambda payment: None)  # no state machine here
+    # When it is posted / Then it is accepted
+    status, _, body, _ = call(proxy_event(body=json.dumps(checkout()), headers={"Idempotency-Key": key}))
+    assert status == 202, body
