@@ -18,7 +18,8 @@ A **card number** is 13 to 19 digits that
    letters of a word touch is a card number unless that word (its maximal run of letters and
    digits) has the shape of a machine-made random identifier (:func:`machine_random`: a ULID, or
    a hexadecimal digest or random id of 64, 96, 128, 160, 192, 224, 256, 384 or 512 bits), and the
-   number does not follow a ``+``. A group glued to a word is never one group of a printed grouping.
+   number does not follow a ``+``. A first or last group glued to a word is one group of a printed
+   grouping only if the letters glued to it hold one that is no hex digit (:func:`_joins_grouping`).
 
 Digits are any Unicode decimal digit (``str.isdecimal``: ASCII, full-width ``４２４２``,
 Arabic-Indic ``٤٢٤٢``, Devanagari...), each normalised to its value before the checks.
@@ -41,9 +42,13 @@ The boundaries, decided against what is leaked and what is not a card number:
   checks. A card number glued to a hex word whose whole length is one of those
   (``cc30569309025904``, ``deadbeef`` + 16 digits) is let through; other lengths are not exempt,
   so ``cc4111111111111111``, ``abc4111111111111111`` and ``face4111111111111111`` are refused.
-* A digit group glued to a word takes no part in a printed grouping (``card4111 1111 1111 1111``
-  is not refused): a UUID's dashed groups, 8-4-4-4-12 hex characters, would otherwise join a
-  glued run of four digits with three groups of four into a 4-4-4-4 card about once in 30,000 (measured).
+* A printed grouping whose first or last group is glued to a word is a card number when the
+  letters touching that group hold one outside ``[A-Fa-f]`` (``card4111 1111 1111 1111``,
+  ``Visa4111-1111-1111-1111``, ``4111 1111 1111 1111exp``, ``card41111111 11111111``): no hex id
+  has such a letter. When the glued letters are all hex digits (``abcd4111-1111-4111-8003-...``,
+  ``cc4111 1111 1111 1111``), or the word is ``0x`` hex or a ULID, the glued group takes no part in
+  a grouping: a UUID's dashed groups, 8-4-4-4-12 hex characters, would otherwise join a glued run of
+  four digits with three groups of four into a 4-4-4-4 card about once in 30,000 (measured).
 * Digit groups are taken whole, never split, and only in the printed groupings: ``2026-12-02``,
   ``INV-123456789-12345`` (9-5), ``order-2026-12-02-000123`` (4-2-2-6) and a UUID's groups
   (8-4-4-4-12) are no grouping of a card, and ``:``, ``,``, ``+``, ``(`` or ``)`` end a number, so
@@ -133,6 +138,10 @@ for _low, _high, _lengths, _scheme in ISSUER_RANGES:
     for _first in range(int(_low[0]), int(_high[0]) + 1):  # 56-69 holds numbers starting with 5 and with 6
         _RANGES_BY_DIGIT.setdefault(str(_first), []).append((len(_low), int(_low), int(_high), _lengths))
 
+#: sizes of the first and of the last group of a printed grouping
+_FIRST_SIZES = frozenset(grouping[0] for grouping in GROUPINGS)
+_LAST_SIZES = frozenset(grouping[-1] for grouping in GROUPINGS)
+
 #: digit groups joined by separator runs: a card number is one or several consecutive groups of one chain
 _CHAIN = re.compile(rf"\d+(?:[{SEPARATORS}]+\d+)*")
 _GROUP = re.compile(r"\d+")
@@ -181,6 +190,7 @@ def _glued(text: str, index: int) -> bool:
 MACHINE_HEX_LENGTHS = frozenset({16, 24, 32, 40, 48, 56, 64, 96, 128})
 _HEX_WORD = re.compile(r"(?:0[xX])?([0-9a-fA-F]+)")
 _ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}")
+_HEX_GLUE = re.compile(r"[a-fA-F]*")
 
 
 def machine_random(word: str) -> bool:
@@ -204,20 +214,53 @@ def _glued_card_candidate(text: str, start: int, end: int) -> bool:
     return not machine_random(text[start:end])
 
 
+def _word(text: str, start: int, end: int) -> tuple[str, str]:
+    """(the word the digit group ``text[start:end]`` is part of: its maximal run of letters and digits,
+    the letters that touch the group on either side: its glue)."""
+    word_start, word_end = start, end
+    while word_start and text[word_start - 1].isalnum():
+        word_start -= 1
+    while word_end < len(text) and text[word_end].isalnum():
+        word_end += 1
+    glue_start, glue_end = start, end
+    while glue_start and text[glue_start - 1].isalnum() and not text[glue_start - 1].isdecimal():
+        glue_start -= 1
+    while glue_end < len(text) and text[glue_end].isalnum() and not text[glue_end].isdecimal():
+        glue_end += 1
+    return text[word_start:word_end], text[glue_start:start] + text[end:glue_end]
+
+
+def _joins_grouping(text: str, start: int, end: int) -> bool:
+    """True if the digit group ``text[start:end]``, glued to a word, may be one group of a printed
+    grouping: the letters glued to it hold one that is no hex digit (``card4111``, ``Visa4111``), so
+    they cannot be part of a UUID's or another hex id's group, and the word is no ULID or ``0x`` hex."""
+    word, glue = _word(text, start, end)
+    return _HEX_GLUE.fullmatch(glue) is None and _HEX_WORD.fullmatch(word) is None and not machine_random(word)
+
+
 def _candidates(text: str) -> Iterator[str]:
     """Every digit string ``text`` writes in a card number's form (contiguous or in a printed grouping)."""
     for chain in _CHAIN.finditer(text):
         groups = _GROUP.findall(chain.group())
         start, end = chain.start(), chain.end()
         # an edge group glued to a word is a card number on its own (unless the word is machine-made),
-        # never one group of a grouping; a first group after "+" is a phone number
-        if _glued(text, start - 1):
+        # and one group of a grouping only if its glued letters cannot be part of a hex id (_joins_grouping);
+        # a first group after "+" is a phone number
+        if _glued(text, start - 1) and not (
+            len(groups) > 1 and len(groups[0]) in _FIRST_SIZES and _joins_grouping(text, start, start + len(groups[0]))
+        ):
             if _glued_card_candidate(text, start, start + len(groups[0])):
                 yield groups[0]
             groups = groups[1:]
         elif start and text[start - 1] == "+":
             groups = groups[1:]
-        if groups and _glued(text, end):
+        if (
+            groups
+            and _glued(text, end)
+            and not (
+                len(groups) > 1 and len(groups[-1]) in _LAST_SIZES and _joins_grouping(text, end - len(groups[-1]), end)
+            )
+        ):
             if _glued_card_candidate(text, end - len(groups[-1]), end):
                 yield groups[-1]
             groups = groups[:-1]

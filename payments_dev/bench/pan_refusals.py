@@ -11,8 +11,9 @@ ids, invoice-like ids, E.164 and national phone numbers) it generates
 ``n`` random values and counts those :func:`payments.kernel.pan.contains_pan` refuses; it also
 generates ``n`` real card numbers (Luhn-valid, in a scheme's issuer range) disguised as people write
 them (printed groupings, runs of spaces, no-break spaces, dashes, dots, slashes, underscores, other
-digit scripts, with words, an expiry and a CVC around them), and ``n`` card numbers glued to letters
-(``card4111111111111111``, ``visa4111111111111111exp1226``), every one of which must be refused.
+digit scripts, with words, an expiry and a CVC around them), ``n`` card numbers glued to letters
+(``card4111111111111111``, ``visa4111111111111111exp1226``) and ``n`` card numbers in a printed
+grouping glued to a word (``card4111 1111 1111 1111``), every one of which must be refused.
 The policy of an earlier commit (``--baseline``, read with ``git show``) is measured on the same
 values, at most 10^5 of each, for comparison.
 
@@ -58,8 +59,9 @@ RARE = ("64-bit hex id", "date-stamped id", "invoice-like id", "E.164 phone numb
 MAX_RARE_RATE = 1e-4
 DISGUISED = "disguised card number"
 GLUED = "card number glued to letters"
+GROUPED_GLUED = "grouped card number glued to a word"
 #: shapes every value of which must be refused
-CARDS = (DISGUISED, GLUED)
+CARDS = (DISGUISED, GLUED, GROUPED_GLUED)
 QUICK_N = 2_000
 BASELINE_MAX_N = 100_000
 
@@ -304,6 +306,40 @@ def glued_card_number(rng: random.Random) -> str:
     return rng.choice(_GLUED_CONTEXTS).format(written)
 
 
+#: words glued to the first or the last group of a printed grouping: each holds a letter that is no hex digit
+_GROUPED_GLUED_CONTEXTS = (
+    "card{}",
+    "Card:{}",
+    "CARD{}",
+    "visa{}",
+    "Visa{}exp1226",
+    "pan{}",
+    "{}exp",
+    "{}expires1228",
+    "mycard{}thanks",
+    "\u30ab\u30fc\u30c9{}",  # katakana "card"
+    "karte{}",
+    "number{}cvv",
+)
+
+
+def grouped_glued_card_number(rng: random.Random) -> str:
+    """A card number in one of its printed groupings, with any separator run and digit script, its first
+    or last group glued to a word (``card4111 1111 1111 1111``, ``Visa4111-1111-1111-1111exp1226``)."""
+    while True:
+        digits = card_number(rng)
+        groupings = [g for g in pan.GROUPINGS if sum(g) == len(digits)]
+        if groupings:
+            break
+    groups, at = [], 0
+    for size in rng.choice(groupings):
+        groups.append(digits[at : at + size])
+        at += size
+    base = rng.choice(_SCRIPTS)
+    written = "".join(chr(base + int(c)) if c.isdigit() else c for c in rng.choice(_SEPARATOR_RUNS).join(groups))
+    return rng.choice(_GROUPED_GLUED_CONTEXTS).format(written)
+
+
 SHAPES: dict[str, Generator] = {
     "UUIDv4": uuid4,
     "UUIDv7": uuid7,
@@ -319,6 +355,7 @@ SHAPES: dict[str, Generator] = {
     "national phone number": national_phone,
     DISGUISED: disguised_card_number,
     GLUED: glued_card_number,
+    GROUPED_GLUED: grouped_glued_card_number,
 }
 
 
@@ -461,7 +498,8 @@ def doc_section(result: dict[str, Any], seconds: float) -> str:
             "generated at random (seeded) in the forms clients send it (`payments_dev/bench/pan_refusals.py` "
             "says which); the disguised card numbers are real-looking numbers of every scheme of the policy, "
             "in every printed grouping, with runs of separators, other digit scripts and words around them, and "
-            "written contiguously, glued to a word (`card4111111111111111`). "
+            "written contiguously or in a printed grouping, glued to a word (`card4111111111111111`, "
+            "`card4111 1111 1111 1111`). "
             "The baseline is the policy before (Luhn over any digit groups joined by up to three separators). "
             "The per-request cost is CPU time of the guard's card-number checks of one request (a 3-order "
             "checkout body, its Idempotency-Key, its path), the two policies alternated.",

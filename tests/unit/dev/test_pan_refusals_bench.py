@@ -60,3 +60,27 @@ def test_a_policy_that_ignores_glued_card_numbers_misses_its_target(monkeypatch:
     missed = pan_refusals.misses(pan_refusals.run(200, baseline=None, cost_runs=1))
     assert any(line.startswith(pan_refusals.GLUED + ":") for line in missed), missed
     assert not any(line.startswith(pan_refusals.DISGUISED + ":") for line in missed), missed
+
+
+def test_every_grouped_glued_card_number_is_a_printed_grouping_glued_to_a_word() -> None:
+    # Given the generator of card numbers in a printed grouping glued to a word / Then each holds several digit
+    # groups, and the policy finds it
+    import random
+    import re
+
+    rng = random.Random(13)
+    for _ in range(2_000):
+        text = pan_refusals.grouped_glued_card_number(rng)
+        assert len(re.findall(r"\d+", text)) >= 2 and any(c.isalpha() for c in text), text
+        assert pan.contains_pan(text), text
+
+
+def test_a_policy_that_never_joins_a_glued_group_to_a_grouping_misses_its_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a policy whose glued first and last groups never join a printed grouping
+    monkeypatch.setattr(pan, "_joins_grouping", lambda text, start, end: False)
+    # When measured / Then the grouped glued row misses its target, the disguised row does not
+    missed = pan_refusals.misses(pan_refusals.run(200, baseline=None, cost_runs=1))
+    assert any(line.startswith(pan_refusals.GROUPED_GLUED + ":") for line in missed), missed
+    assert not any(line.startswith(pan_refusals.DISGUISED + ":") for line in missed), missed
