@@ -68,9 +68,11 @@ class MoneyBackResult:
 
 
 class _Run:
-    def __init__(self, api_url: str, schedule: FaultSchedule, log: FaultLog, result: MoneyBackResult):
+    def __init__(self, api_url: str, schedule: FaultSchedule, log: FaultLog, result: MoneyBackResult, psp: Any = None):
         self.client = ApiClient(api_url, timeout=60)
-        self.psp = SimulatedPsp()
+        #: the PSP's own record: the simulator's, or another PSP's read the same way (the Adyen fake's
+        #: ``LocalAdyen.record()``, which also delivers every notification by itself, with Adyen's retries)
+        self.psp = psp if psp is not None else SimulatedPsp()
         self.schedule = schedule
         self.seed = schedule.seed
         self.log = log
@@ -357,6 +359,7 @@ def run_money_back(
     out: Printer = print,
     profile: FaultProfile | None = None,
     time_scale: float = 1.0,
+    psp: Any = None,
 ) -> MoneyBackResult:
     """The money-back phase on the orders of the run ``prefix``, with the fault schedule of ``seed``
     and ``profile`` (the pay-in run's) injected into the refund workflow."""
@@ -364,7 +367,7 @@ def run_money_back(
     result = MoneyBackResult()
     schedule = FaultSchedule(seed, profile or FaultProfile(), prefix=prefix)
     log = FaultLog()
-    run = _Run(api_url, schedule, log, result)
+    run = _Run(api_url, schedule, log, result, psp)
     repo = PaymentsRepository()
     refunds = RefundsRepository(payments=repo)
     candidates = sorted(
@@ -401,6 +404,13 @@ def run_money_back(
                 time.sleep(0.2)
             run.check("every accepted refund is decided", not undecided, f"still PENDING: {undecided[:5]}")
         run.after_decision(refunds)
+        delivered = getattr(run.psp, "wait_delivered", None)
+        if delivered is not None:  # a PSP that delivers by itself (the Adyen fake): its webhooks are all in
+            run.check(
+                "the PSP's own notifications are all accepted by the webhook",
+                delivered(timeout),
+                "some still queued for retry",
+            )
         deadline = time.monotonic() + timeout
         waiting: list[str] = ["?"]
         while waiting and time.monotonic() < deadline:

@@ -186,6 +186,8 @@ class LocalRuntime:
             notifications_queue_url=f"{self.aws_url}/{ACCOUNT}/payments-notifications",
         )
         self._pollers: list[Any] = []
+        #: called once the runtime is up (its AWS endpoint and API serve): e.g. a local PSP registering itself
+        self.started_hooks: list[Any] = []
 
     @property
     def api_url(self) -> str:
@@ -224,6 +226,8 @@ class LocalRuntime:
         self.recovery.start()
         global CURRENT
         CURRENT = self
+        for hook in self.started_hooks:
+            hook()
         return Endpoints(self.api_url, self.aws_url, self.settings)
 
     def stop(self) -> None:
