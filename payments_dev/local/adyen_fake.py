@@ -974,6 +974,23 @@ class FakeRecord:
         reference, m = found
         return {"psp_reference": reference, "succeeded": bool(m["success"]), "at": m["at"]}
 
+    def all_charges(self) -> list[dict[str, Any]]:
+        return self.fake.charges()
+
+    def all_refunds(self) -> list[dict[str, Any]]:
+        """Every refund the fake decided, as the simulator lists its own: keyed by our refund_id."""
+        with self.fake._lock:
+            found = [(reference, dict(m)) for reference, m in self.fake.modifications.items()]
+        return [
+            {
+                "merchant_reference": m["body"].get("reference", ""),
+                "psp_reference": reference,
+                "succeeded": m["success"],
+            }
+            for reference, m in found
+            if m["operation"] == "refunds"
+        ]
+
     def refund_notification(self, refund_id: str) -> dict[str, Any] | None:
         """The REFUND notification the fake sent for a refund it decided (None: it never saw the refund)."""
         with self.fake._lock:
