@@ -795,7 +795,7 @@ class Delivery:
         self.attempts: list[Attempt] = []
         self.given_up: list[dict[str, Any]] = []  # not accepted within 30 days (scaled)
         self._held: tuple[dict[str, Any], float] | None = None  # (body, post by then): reordered
-        self._busy = False
+        self._busy = False  # the thread is at work (what it took may be in no list for a moment)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -836,12 +836,17 @@ class Delivery:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            with self._lock:
+                self._busy = True
             try:
                 self._post_new()
                 self._release_held(force=False)
                 self._retry_due()
             except Exception as err:  # noqa: BLE001 - the sender must outlive a bug in one post
                 print(f"adyen fake: webhook delivery failed: {type(err).__name__}: {err}")
+            finally:
+                with self._lock:
+                    self._busy = False
 
     def _next_wait(self) -> float | None:
         now = time.monotonic()
@@ -851,20 +856,14 @@ class Delivery:
 
     def _post_new(self) -> None:
         with self.fake._lock:
-            with self._lock:
-                self._busy = bool(self.fake.notifications)
             new, self.fake.notifications = self.fake.notifications, []
-        try:
-            for body in new:
-                if self.reorder and self._held is None and self._rng.random() < self.reorder:
-                    with self._lock:
-                        self._held = (body, time.monotonic() + self.hold_seconds)
-                    continue
-                self._first_delivery(body)
-                self._release_held(force=True)  # a held one goes after the one that followed it
-        finally:
-            with self._lock:
-                self._busy = False
+        for body in new:
+            if self.reorder and self._held is None and self._rng.random() < self.reorder:
+                with self._lock:
+                    self._held = (body, time.monotonic() + self.hold_seconds)
+                continue
+            self._first_delivery(body)
+            self._release_held(force=True)  # a held one goes after the one that followed it
 
     def _release_held(self, *, force: bool) -> None:
         with self._lock:
@@ -872,12 +871,7 @@ class Delivery:
             if held is None or (not force and time.monotonic() < held[1]):
                 return
             self._held = None
-            self._busy = True
-        try:
-            self._first_delivery(held[0])
-        finally:
-            with self._lock:
-                self._busy = False
+        self._first_delivery(held[0])
 
     def _first_delivery(self, body: dict[str, Any]) -> None:
         """Posted at once, then retried at once ``IMMEDIATE_RETRIES`` times; then it joins the retry queue."""
