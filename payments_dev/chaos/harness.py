@@ -209,7 +209,7 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
             result.phases["resume"] = time.monotonic() - mark
             mark = time.monotonic()
             # 5. late notifications (once a PSP that delivers by itself has had its say: its own count as signals too)
-            _psp_notifications_applied(config.psp, checks, prefix)
+            _psp_notifications_applied(config.psp, checks, prefix, config.settle_timeout)
             _late_notifications(repo, schedule, log, checks, prefix)
             # 6. reconciliation, with its own faults
             if config.reconcile:
@@ -471,7 +471,7 @@ def _resume_parked(repo: PaymentsRepository, checks: _Checks, prefix: str) -> li
     return sorted(resumed)
 
 
-def _psp_notifications_applied(psp: Any, checks: _Checks, prefix: str, timeout: float = 300.0) -> None:
+def _psp_notifications_applied(psp: Any, checks: _Checks, prefix: str, timeout: float) -> None:
     """A PSP that posts its notifications by itself (the Adyen fake: an AUTHORISATION for every payment,
     retried, some duplicated): wait until the webhook accepted every one and the queue applied them, so
     that what the next phase counts (an order's anomalies) is not moved by a delivery still in flight."""
@@ -496,7 +496,11 @@ def _psp_notifications_applied(psp: Any, checks: _Checks, prefix: str, timeout: 
         ]
         if waiting:
             time.sleep(0.2)
-    checks.check("the PSP's own notifications are applied (the queue drains)", not waiting, f"{len(waiting)} waiting")
+    checks.check(
+        "the PSP's own notifications are applied (the queue drains)",
+        not waiting,
+        f"{len(waiting)} still waiting after {timeout:.0f} s",
+    )
 
 
 def _late_notifications(
