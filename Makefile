@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # CDK CLI and the jsii runtime behind aws-cdk-lib, whatever Node the machine has (npm is enough).
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: demo serve chaos bench lint test test-unit test-integration test-contract test-chaos test-infra synth cfn-lint openapi clean
+.PHONY: demo serve chaos bench bench-quick lint test test-unit test-integration test-contract test-chaos test-infra synth cfn-lint openapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ chaos: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m payments_dev.bench.run
+
+## bench-quick: a tiny run of every section (the figures mean nothing, nothing is written): does each benchmark run?
+## (tests/unit/dev/test_bench_smoke.py runs every bench module's --quick in `make test`)
+bench-quick: $(VENV)/.installed
+	$(BIN)/python -m payments_dev.bench.run --quick
 
 ## test: the lint gates first, then every test, cdk synth of every stage (cdk-nag included) and cfn-lint
 test: lint test-unit test-integration test-contract test-chaos test-infra synth cfn-lint

@@ -61,6 +61,10 @@ def _serve(args: argparse.Namespace) -> int:
     if adyen is not None:
         print(f"PSP:          Adyen adapter -> fake Checkout API at {adyen.base_url}")  # type: ignore[attr-defined]
         print(f'              settle a day: curl -X POST {adyen.admin_url}/settle -d \'{{"date": "YYYY-MM-DD"}}\'')  # type: ignore[attr-defined]
+        print(
+            f"              its notifications: posted by the fake itself to {adyen.webhook_url}, with Adyen's retries "  # type: ignore[attr-defined]
+            f"(schedule x {adyen.delivery_options['time_scale']}); settle a day: payments psp settle [--date D]"  # type: ignore[attr-defined]
+        )
     print(f"API:          {runtime.api_url}/v1/payments")
     print(
         f"AWS endpoint: {runtime.aws_url}   (aws --endpoint-url {runtime.aws_url} ..., region us-east-1, any credentials)"

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date as date_type
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from payments.kernel import aws
 from payments.kernel.clock import now
@@ -28,12 +31,65 @@ from payments.reconciliation.store import ReconciliationStore
 EXIT_CLEAN, EXIT_MISMATCHES, EXIT_UNREADABLE = 0, 1, 2
 
 
+#: the item of the simulator's table where a local runtime running another PSP (``payments serve --psp
+#: adyen-fake``) says which, and where that PSP writes its day's report (written by the dev package)
+LOCAL_PSP_CONFIG = "CONFIG#local-psp"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def psp_settle(date: str | None, endpoint_url: str | None) -> str:
-    """Write the simulated PSP's settlement file for a UTC day (default: today); return its key."""
+    """Write the day's settlement file (default: today) of the PSP the runtime runs; return its key.
+
+    The simulator writes its own; when the local runtime runs another PSP (the Adyen fake), that
+    PSP writes its report into the bucket (the S3 trigger reconciles it either way)."""
     aws.use_endpoint(endpoint_url)
-    key, rows = settle_day(date or now().date().isoformat())
+    day = date or now().date().isoformat()
+    local = _local_psp()
+    if local is not None:
+        name, url = local
+        key, rows = _settle_at(url, day)
+        print(f"wrote {key} ({rows} rows, by the runtime's PSP: {name})")
+        return key
+    key, rows = settle_day(day)
     print(f"wrote {key} ({rows} rows)")
     return key
+
+
+def _local_psp() -> tuple[str, str] | None:
+    """(name, settle URL) of the PSP a local runtime runs instead of the simulator, or None."""
+    try:
+        item = (
+            aws.client("dynamodb")
+            .get_item(
+                TableName=settings().psp_table,
+                Key={"pk": {"S": LOCAL_PSP_CONFIG}, "sk": {"S": "CONFIG"}},
+                ConsistentRead=True,
+            )
+            .get("Item")
+        )
+    except ClientError:
+        return None  # no simulator table (a stage without the simulator): nothing registered
+    if item is None:
+        return None
+    return item["psp"]["S"], item["settle_url"]["S"]
+
+
+def _settle_at(url: str, day: str) -> tuple[str, int]:
+    """Ask a local PSP for its day's report: only over http to this machine (it is the local runtime's)."""
+    import json
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in _LOOPBACK:
+        raise SystemExit(f"the local PSP's settle URL {url!r} is not on this machine")
+    date_type.fromisoformat(day)  # a malformed day is the caller's error: before asking anything
+    request = urllib.request.Request(  # noqa: S310 - http on loopback, checked above
+        url, data=json.dumps({"date": day}).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - http on loopback, checked above
+        answer = json.loads(response.read())
+    return str(answer["key"]), int(answer["rows"])
 
 
 def reconcile_local_file(path: str, as_json: bool) -> int:

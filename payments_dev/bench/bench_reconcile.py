@@ -190,18 +190,22 @@ def measure(tool: str, path: Path, rows: int, repeats: int) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny run (2,000 rows, once; pandas only if installed)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tools", nargs="+", default=["engine", "pandas"], choices=["engine", "pandas"])
     parser.add_argument("--child", choices=["engine", "pandas"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         child(args.child, args.file, args.rows)
-        return
+        return 0
+    if args.quick:
+        args.sizes, args.repeats = [2_000], 1
+        args.tools = [t for t in args.tools if t != "pandas" or pandas_installed()]
     print(
         f"{'rows':>10} {'tool':<8} {'median s':>9} {'rows/s':>10} {'peak RSS MiB':>13} {'matched':>9} {'mismatches':>10}"
     )
@@ -213,7 +217,15 @@ def main() -> None:
                 f"{rows:>10} {tool:<8} {m['seconds']:>9.2f} {m['rows_per_s']:>10,.0f} {m['peak_mib']:>13.0f} {m['matched']:>9} {m['mismatches']:>10}",
                 flush=True,
             )
+    return 0
+
+
+def pandas_installed() -> bool:
+    """pandas is the bench extra's (``pip install -e '.[bench]'``), not the dev environment's."""
+    import importlib.util
+
+    return importlib.util.find_spec("pandas") is not None
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -305,10 +305,13 @@ def wallet_shards_ceiling(shards: int) -> float:
     return float(spread(10_000, max_shards=shards)[shards - 1]["ceiling_credits_per_s"])
 
 
-def main() -> None:
-    argparse.ArgumentParser(description="Capacity model: the tables of docs/capacity.md").parse_args()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Capacity model: the tables of docs/capacity.md")
+    parser.add_argument("--quick", action="store_true", help="the same tables (the model is instant)")
+    parser.parse_args(argv)
     print(tables())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

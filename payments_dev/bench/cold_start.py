@@ -83,7 +83,7 @@ print(json.dumps({{"wall": t1 - t0, "cpu": c1 - c0, "maxrss_mib": peak_kib / 102
 """
 FLOOR = 'import boto3\nboto3.client("dynamodb")'
 IMPORT_ONLY = "import functions.{name}.handler"
-IMPORT_AND_CLIENT = 'import functions.{name}.handler\nfrom payments import aws\naws.client("dynamodb")'
+IMPORT_AND_CLIENT = 'import functions.{name}.handler\nfrom payments.kernel import aws\naws.client("dynamodb")'
 
 
 def deployed_env(name: str = "bench") -> dict[str, str]:
@@ -227,16 +227,17 @@ def top_packages(importtime: str, top: int = 4) -> list[tuple[str, float]]:
     return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
 
 
-def run(repeats: int = 5) -> dict[str, Any]:
+def run(repeats: int = 5, functions: tuple[str, ...] = FUNCTIONS, lambda_python: bool = True) -> dict[str, Any]:
     """Lambda layout (Python 3.13) when available: floor, each function as shipped (bytecode) and
-    as sources only; otherwise this interpreter with the venv's bytecode and a copy without it."""
-    layout = lambda_layout()
+    as sources only; otherwise (or ``lambda_python=False``) this interpreter with the venv's bytecode
+    and a copy without it."""
+    layout = lambda_layout() if lambda_python else None
     if layout is None:
         log("  cold start: no Python 3.13 here; measuring with this interpreter (see the notes)")
     source = source_tree() if layout is None else None
     # (name, variant, body, source copy, sources_only)
     targets: list[tuple[str, str, str, Path | None, bool]] = [("floor", "pyc", FLOOR, None, False)]
-    for name in FUNCTIONS:
+    for name in functions:
         targets.append((name, "import", IMPORT_ONLY.format(name=name), None, False))
         targets.append((name, "pyc", IMPORT_AND_CLIENT.format(name=name), None, False))
         targets.append((name, "asset", IMPORT_AND_CLIENT.format(name=name), source, True))
@@ -302,14 +303,20 @@ def asset_size() -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Cold start of every handler module vs import boto3 + one client")
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    result = run(args.repeats)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tiny run: once, the payment function, this interpreter (no Lambda layout)",
+    )
+    args = parser.parse_args(argv)
+    result = run(1, FUNCTIONS[:1], lambda_python=False) if args.quick else run(args.repeats)
     result["asset"] = asset_size()
     print(json.dumps(result, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -454,13 +454,15 @@ def price(counts: dict[str, Any], warm: dict[str, Any] | None = None) -> dict[st
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Counts per checkout in the local runtime, priced per million")
     parser.add_argument("--checkouts", type=int, default=10)
-    args = parser.parse_args()
-    counts = count(args.checkouts)
+    parser.add_argument("--quick", action="store_true", help="a tiny run: one checkout")
+    args = parser.parse_args(argv)
+    counts = count(1 if args.quick else args.checkouts)
     print(json.dumps({"counts": counts, "cost": price(counts)}, indent=2, default=str))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -270,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="a tiny run: 200 files")
     args = parser.parse_args(argv)
-    summary = run(args.files, args.seed)
+    summary = run(200 if args.quick else args.files, args.seed)
     print(
         f"{summary['files']} mutated files in {summary['seconds']} s: {summary.get('reported', 0)} reported, "
         f"{summary.get('quarantined', 0)} quarantined, {summary.get('uncaught', 0)} uncaught exceptions"

@@ -127,11 +127,14 @@ def verify(credits: int = 400, shards: int = 8) -> dict[str, Any]:
         }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Hot seller: credits per wallet shard and the ceiling")
     parser.add_argument("--credits", type=int, default=10_000)
     parser.add_argument("--verify", type=int, default=400)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="a tiny run: 1,000 ids, 16 credits verified")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.credits, args.verify = 1_000, 16
     print(
         json.dumps(
             {
@@ -143,6 +146,8 @@ def main() -> None:
         )
     )
 
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

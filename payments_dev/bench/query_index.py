@@ -113,16 +113,19 @@ def run(sizes: list[int], runs: int, queries: int) -> dict[int, dict[str, dict[s
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="a tiny run: 200 items, once, 20 queries")
+    args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.queries)))
-        return
+        return 0
+    if args.quick:
+        args.sizes, args.runs, args.queries = [200], 1, 20
     print(f"machine: {machine()}")
     print(
         f"{'items':>7}  {'query':<42} {'moto (ms)':>10} {'patched (ms)':>13} {'speed-up':>9}  spread of the runs (moto / patched)"
@@ -134,7 +137,8 @@ def main() -> None:
                 f"{size:>7}  {label:<42} {b:>10.2f} {f:>13.2f} {b / f:>8.1f}x  {spread(got['moto'][kind])} / {spread(got['patched'][kind])}"
             )
     sys.stdout.flush()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

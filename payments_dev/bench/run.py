@@ -1,7 +1,8 @@
 """The benchmark suite: one table, printed and written to docs/benchmarks.md.
 
     .venv/bin/python -m payments_dev.bench.run            # default run, 1M-row reconciliation included (about 15 minutes on 2 busy cores)
-    .venv/bin/python -m payments_dev.bench.run --quick    # a smaller run (about 3-4 minutes)
+    .venv/bin/python -m payments_dev.bench.run --small    # a smaller run (about 3-4 minutes)
+    .venv/bin/python -m payments_dev.bench.run --quick    # a tiny run of every section, writes no doc (the CI smoke; make bench-quick)
     .venv/bin/python -m payments_dev.bench.run --full     # larger runs of the other sections
 
 Sections (each is also a script of its own in payments_dev/bench/): cold start (payments_dev.bench.cold_start),
@@ -25,14 +26,15 @@ from typing import Any
 from payments_dev.bench import capacity, cold_start, cost, hot_seller, pan_refusals, query_index, throughput, warm
 from payments_dev.bench.common import OUT, ROOT, Results, log, machine, median, spread, table
 
-SIZES = {"quick": dict(cold=2, warm=10, cost=3, verify=80, demo=40, demo_runs=1, rec=[50_000], rec_repeats=2, qi=[2_000], qi_runs=1),
+SIZES = {"quick": dict(cold=1, warm=2, cost=1, verify=16, demo=4, demo_runs=1, rec=[2_000], rec_repeats=1, qi=[200], qi_runs=1),
+         "small": dict(cold=2, warm=10, cost=3, verify=80, demo=40, demo_runs=1, rec=[50_000], rec_repeats=2, qi=[2_000], qi_runs=1),
          "default": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000, 1_000_000], rec_repeats=3, qi=[2_000, 10_000], qi_runs=2),
          "full": dict(cold=5, warm=40, cost=10, verify=400, demo=100, demo_runs=2, rec=[250_000, 1_000_000], rec_repeats=3, qi=[2_000, 10_000], qi_runs=3)}  # fmt: skip
 
 
-def section_cold(r: Results, repeats: int) -> None:
+def section_cold(r: Results, repeats: int, quick: bool = False) -> None:
     log("cold start ...")
-    data = cold_start.run(repeats)
+    data = cold_start.run(repeats, cold_start.FUNCTIONS[:1], lambda_python=False) if quick else cold_start.run(repeats)
     data["asset"] = cold_start.asset_size()
     r.raw["cold_start"] = data
     t = data["targets"]
@@ -51,7 +53,7 @@ def section_cold(r: Results, repeats: int) -> None:
     )
     shipped = "as deployed (asset with .pyc)" if layout else "with the venv's .pyc"
     before = "sources only (the asset before bytecode was shipped)" if layout else "as bundled (no .pyc)"
-    for name in cold_start.FUNCTIONS:
+    for name in cold_start.FUNCTIONS[:1] if quick else cold_start.FUNCTIONS:
         pyc, asset, imp = t[f"{name}/pyc"], t[f"{name}/asset"], t[f"{name}/import"]
         top = ", ".join(f"{k} {v:.0f}" for k, v in data["importtime"][name][:3])
         r.add(
@@ -306,6 +308,8 @@ def section_reconcile(r: Results, sizes: list[int], repeats: int) -> None:
     import bench_reconcile as br
 
     out = {}
+    if not br.pandas_installed():
+        raise SystemExit("the reconciliation section compares with pandas: pip install -e '.[bench]' (make bench does)")
     for rows in sizes:
         path = br.generate(rows)
         runs: dict[str, list[dict[str, Any]]] = {"engine": [], "pandas": []}
@@ -345,10 +349,13 @@ def section_reconcile(r: Results, sizes: list[int], repeats: int) -> None:
     r.raw["reconciliation"] = out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The benchmark suite: one table, also written to docs/benchmarks.md")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="smaller run")
+    mode.add_argument(
+        "--quick", action="store_true", help="a tiny run of every section, to see that each runs (writes no doc)"
+    )
+    mode.add_argument("--small", action="store_true", help="smaller run")
     mode.add_argument("--full", action="store_true", help="include the 1M-row reconciliation")
     parser.add_argument(
         "--only",
@@ -357,9 +364,17 @@ def main() -> None:
         help="run these sections only",
     )
     parser.add_argument("--no-write", action="store_true", help="print the table, do not write docs/benchmarks.md")
-    args = parser.parse_args()
-    size = SIZES["quick" if args.quick else "full" if args.full else "default"]
+    args = parser.parse_args(argv)
+    mode_name = "quick" if args.quick else "small" if args.small else "full" if args.full else "default"
+    size = SIZES[mode_name]
     chosen = set(args.only or ["cold", "warm", "cost", "capacity", "hot", "throughput", "query_index", "reconcile"])
+    if args.quick:
+        args.no_write = True  # tiny figures are no benchmark: they never replace docs/benchmarks.md
+        from payments_dev.bench.bench_reconcile import pandas_installed
+
+        if not pandas_installed():
+            log("reconciliation: skipped, pandas is not installed (pip install -e '.[bench]')")
+            chosen.discard("reconcile")
     started = time.monotonic()
     when = dt.datetime.now(dt.UTC)
     info = machine()
@@ -369,7 +384,7 @@ def main() -> None:
     # fork, so the sections that fork measured children (cold start, reconciliation) run while
     # this process is still small; cost and hot seller load moto into this process, so they go last.
     if "cold" in chosen:
-        section_cold(r, size["cold"])
+        section_cold(r, size["cold"], quick=args.quick)
     if "reconcile" in chosen:
         section_reconcile(r, size["rec"], size["rec_repeats"])
     if "warm" in chosen:
@@ -397,7 +412,6 @@ def main() -> None:
     ]
     r.rows.sort(key=lambda row: order.index(row.area))
     elapsed = time.monotonic() - started
-    mode_name = "quick" if args.quick else "full" if args.full else "default"
     header = (
         f"Run {when:%Y-%m-%d %H:%M} UTC, `python -m payments_dev.bench.run{' --' + mode_name if mode_name != 'default' else ''}{' --only ' + ' '.join(args.only) if args.only else ''}` ({mode_name}, {elapsed / 60:.1f} min); "
         f"machine: {info['cpu']}, {info['cores']} cores, {info['implementation']} {info['python']}, {info['os']}, load average at start {info['load_at_start']} (shared, noisy: medians)."
@@ -418,11 +432,12 @@ def main() -> None:
         log(
             f"written: the {', '.join(sorted({row.area for row in r.rows}))} rows of docs/benchmarks.md, payments_dev/bench/out/results.json"
         )
+    return 0
 
 
 DOC_HEAD = """# Benchmarks
 
-Generated by `make bench` (`.venv/bin/python -m payments_dev.bench.run`; `--quick` for a smaller run, `--full`
+Generated by `make bench` (`.venv/bin/python -m payments_dev.bench.run`; `--small` for a smaller run, `--full`
 for larger runs of the other sections; the default includes the 1M-row reconciliation). Do not edit by hand: re-run. Raw figures: `payments_dev/bench/out/results.json`.
 Each figure is a median of several runs; each comparison (ratio column) is measured alternately with
 its baseline in the same run, because the machine is shared.
@@ -479,7 +494,7 @@ DOC_NOTES = """
   to moto's WSGI application in-process, `payments_dev/local/inprocess.py`) and
   `PAYMENTS_LOCAL_ASL_CACHE=off` (moto parses the ASL for every execution again).
 * **reconciliation**: `payments_dev/bench/bench_reconcile.py` (engine vs a plain pandas merge), each run a fresh
-  subprocess, engine and pandas alternated; 250k and 1M rows (`--quick`: 50k). `--only reconcile`
+  subprocess, engine and pandas alternated; 250k and 1M rows (`--small`: 50k). `--only reconcile`
   re-runs this section alone and replaces its rows here. Both sides build the same synthetic
   ledger (the engine streams it, pandas holds it); pandas' time includes its import. The engine
   is pure Python (no compiled reader, so nothing added to the reconcile function's asset and no
@@ -529,4 +544,4 @@ def write_doc(header: str, text: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -184,18 +184,22 @@ def run(checkouts: int = 100, runs: int = 2, profile: bool = True) -> dict[str, 
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="payments demo throughput and profile")
     parser.add_argument("--checkouts", type=int, default=100)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="a tiny run: 4 checkouts, once, no profile")
+    args = parser.parse_args(argv)
     if args.child:
         child(args.checkouts)
-        return
+        return 0
+    if args.quick:
+        args.checkouts, args.runs, args.no_profile = 4, 1, True
     print(json.dumps(run(args.checkouts, args.runs, not args.no_profile), indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -51,7 +51,8 @@ def _chaos(args: argparse.Namespace) -> int:
     if args.psp == "adyen-fake":
         from payments_dev.local.adyen_fake import LocalAdyen
 
-        adyen = LocalAdyen(runtime)
+        # Adyen delivers at least once and in no guaranteed order: the fake duplicates and reorders a share too
+        adyen = LocalAdyen(runtime, duplicate=args.adyen_duplicate, reorder=args.adyen_reorder, seed=args.seed)
         adyen.start()  # before the runtime: it exports the settings that point the executor at the fake
         config = dataclasses.replace(config, psp=adyen)
     runtime.start()
@@ -67,11 +68,7 @@ def _chaos(args: argparse.Namespace) -> int:
                     f"[every request to Adyen validates against the Checkout spec] {invalid} invalid"
                 )
         ok = result.ok
-        if adyen is not None and not args.no_money_back:
-            print(
-                "chaos: the money-back phase (refunds, notifications, chargebacks) runs against the simulated PSP only: skipped"
-            )
-        elif not args.no_money_back:  # issue 18: refunds, notifications and chargebacks on the run's orders
+        if not args.no_money_back:  # issue 18: refunds, notifications and chargebacks on the run's orders
             from payments_dev.chaos.money_back import run_money_back
 
             money_back = run_money_back(
@@ -81,6 +78,7 @@ def _chaos(args: argparse.Namespace) -> int:
                 concurrency=config.concurrency,
                 profile=profile,
                 time_scale=config.time_scale,
+                psp=adyen.record() if adyen is not None else None,
             )
             ok = money_back.ok and ok
             print("RESULT (with money back): " + ("no violations" if ok else "VIOLATIONS FOUND"))
@@ -136,6 +134,18 @@ def add_commands(subparsers: Any) -> None:
         choices=("simulator", "adyen-fake"),
         default="simulator",
         help="the PSP the executor charges (adyen-fake: the Adyen adapter over HTTP to the local fake)",
+    )
+    chaos.add_argument(
+        "--adyen-duplicate",
+        type=float,
+        default=0.1,
+        help="--psp adyen-fake: share of the fake's accepted notifications it delivers once more (Adyen's at-least-once)",
+    )
+    chaos.add_argument(
+        "--adyen-reorder",
+        type=float,
+        default=0.1,
+        help="--psp adyen-fake: share of the fake's notifications it holds back behind the next one (no order guaranteed)",
     )
     chaos.set_defaults(func=_chaos)
 

@@ -212,7 +212,8 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
             result.resumed = _resume_parked(repo, checks, prefix)
             result.phases["resume"] = time.monotonic() - mark
             mark = time.monotonic()
-            # 5. late notifications
+            # 5. late notifications (once a PSP that delivers by itself has had its say: its own count as signals too)
+            _psp_notifications_applied(config.psp, checks, prefix, config.settle_timeout)
             _late_notifications(repo, schedule, log, checks, prefix)
             # 6. reconciliation, with its own faults
             if config.reconcile:
@@ -472,6 +473,38 @@ def _resume_parked(repo: PaymentsRepository, checks: _Checks, prefix: str) -> li
     left = [p.checkout_id for p in find_stuck(timedelta(0), repo=repo) if p.checkout_id.startswith(prefix)]
     checks.check("payments stuck is empty after resume", not left, f"still stuck: {left[:5]}")
     return sorted(resumed)
+
+
+def _psp_notifications_applied(psp: Any, checks: _Checks, prefix: str, timeout: float) -> None:
+    """A PSP that posts its notifications by itself (the Adyen fake: an AUTHORISATION for every payment,
+    retried, some duplicated): wait until the webhook accepted every one and the queue applied them, so
+    that what the next phase counts (an order's anomalies) is not moved by a delivery still in flight."""
+    record = getattr(psp, "record", None)
+    if record is None:
+        return
+    from payments.notifications.store import NotificationStore
+
+    checks.check(
+        "the PSP's own notifications are all accepted by the webhook",
+        record().wait_delivered(timeout),
+        f"some still queued for retry after {timeout:.0f} s",
+    )
+    store = NotificationStore()
+    deadline = time.monotonic() + timeout
+    waiting = ["?"]
+    while waiting and time.monotonic() < deadline:
+        waiting = [
+            n["notification_id"]
+            for n in store.scan()
+            if "outcome" not in n and str(n.get("merchant_reference", "")).startswith(prefix)
+        ]
+        if waiting:
+            time.sleep(0.2)
+    checks.check(
+        "the PSP's own notifications are applied (the queue drains)",
+        not waiting,
+        f"{len(waiting)} still waiting after {timeout:.0f} s",
+    )
 
 
 def _late_notifications(

@@ -39,8 +39,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from payments.accounts.ledger import LedgerRepository
+from payments.accounts.wallet import WalletRepository
 from payments.notifications.store import NotificationStore, identity
-from payments.ops.invariants import check_current
+from payments.ops.invariants import Report, check, check_current
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
 from payments.psp.hmac import signed
@@ -68,9 +70,14 @@ class MoneyBackResult:
 
 
 class _Run:
-    def __init__(self, api_url: str, schedule: FaultSchedule, log: FaultLog, result: MoneyBackResult):
+    def __init__(self, api_url: str, schedule: FaultSchedule, log: FaultLog, result: MoneyBackResult, psp: Any = None):
         self.client = ApiClient(api_url, timeout=60)
-        self.psp = SimulatedPsp()
+        #: the PSP's own record: the simulator's, or another PSP's read the same way (the Adyen fake's
+        #: ``LocalAdyen.record()``, which also delivers every notification by itself, with Adyen's retries)
+        self.psp = psp if psp is not None else SimulatedPsp()
+        #: the PSP posts every notification once by itself: the harness posts only the extra deliveries
+        #: (the duplicates, the concurrent and late ones, those out of order), never a second plain one
+        self.psp_delivers = hasattr(self.psp, "wait_delivered")
         self.schedule = schedule
         self.seed = schedule.seed
         self.log = log
@@ -198,7 +205,7 @@ class _Run:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 list(pool.map(lambda _: deliver(), range(2)))
         else:
-            for _ in range(s.REFUND_NOTIFICATION_KINDS.get(kind or "", 1)):
+            for _ in range(s.REFUND_NOTIFICATION_KINDS.get(kind or "", 1) - self.psp_delivers):
                 self.notify(item)
         if kind is not None:
             self.fault(kind, refund_id)
@@ -340,7 +347,7 @@ class _Run:
     def deliver(self, item: dict[str, Any], kind: str, rng: random.Random, payment_order_id: str) -> None:
         """Deliver a dispute's notification once or twice (the PSP's at-least-once), counted as a fault of ``kind``."""
         times = rng.choice([1, 2])
-        for _ in range(times):
+        for _ in range(times - self.psp_delivers):
             self.notify(item)
         self.fault(kind, payment_order_id)
         if times > 1:
@@ -357,6 +364,7 @@ def run_money_back(
     out: Printer = print,
     profile: FaultProfile | None = None,
     time_scale: float = 1.0,
+    psp: Any = None,
 ) -> MoneyBackResult:
     """The money-back phase on the orders of the run ``prefix``, with the fault schedule of ``seed``
     and ``profile`` (the pay-in run's) injected into the refund workflow."""
@@ -364,7 +372,7 @@ def run_money_back(
     result = MoneyBackResult()
     schedule = FaultSchedule(seed, profile or FaultProfile(), prefix=prefix)
     log = FaultLog()
-    run = _Run(api_url, schedule, log, result)
+    run = _Run(api_url, schedule, log, result, psp)
     repo = PaymentsRepository()
     refunds = RefundsRepository(payments=repo)
     candidates = sorted(
@@ -401,6 +409,13 @@ def run_money_back(
                 time.sleep(0.2)
             run.check("every accepted refund is decided", not undecided, f"still PENDING: {undecided[:5]}")
         run.after_decision(refunds)
+        delivered = getattr(run.psp, "wait_delivered", None)
+        if delivered is not None:  # a PSP that delivers by itself (the Adyen fake): its webhooks are all in
+            run.check(
+                "the PSP's own notifications are all accepted by the webhook",
+                delivered(timeout),
+                "some still queued for retry",
+            )
         deadline = time.monotonic() + timeout
         waiting: list[str] = ["?"]
         while waiting and time.monotonic() < deadline:
@@ -415,7 +430,7 @@ def run_money_back(
         run.audit_disputes(refunds, prefix)
     except Exception as err:  # noqa: BLE001 - a crashed phase is a finding: report what ran
         run.check("the money-back phase ran to the end", False, f"{type(err).__name__}: {err}"[:500])
-    report = check_current(expect_settled=True)
+    report = _invariants(psp)
     for number, count in report.checks.items():
         result.checks[f"invariant {number} (money back)"] += count
     result.violations += [f"[invariant {v.invariant}, money back] {v}" for v in report.violations]
@@ -423,6 +438,23 @@ def run_money_back(
     result.wall_seconds = time.monotonic() - started
     print_money_back(result, out)
     return result
+
+
+def _invariants(psp: Any) -> Report:
+    """Every invariant, against the PSP's own record: the simulator's table, or another PSP's record
+    of charges and refunds (the Adyen fake's: what it charged and refunded, not the simulator's empty table)."""
+    if psp is None or isinstance(psp, SimulatedPsp):
+        return check_current(expect_settled=True)
+    payments = PaymentsRepository()
+    return check(
+        payments,
+        WalletRepository(payments=payments),
+        LedgerRepository(payments=payments),
+        list(psp.all_charges()),
+        expect_settled=True,
+        refunds=RefundsRepository(payments=payments),
+        psp_refunds=list(psp.all_refunds()),
+    )
 
 
 def print_money_back(result: MoneyBackResult, out: Printer = print) -> None:

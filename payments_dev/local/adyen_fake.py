@@ -22,8 +22,10 @@ Behaviour
       (processed, the connection closes unanswered), ``garbled`` (processed, a 200 that is not JSON);
       any other error answer is scripted with :meth:`AdyenFake.script`;
     * refunds, reversals and cancels answer 201 ``received``; every outcome is also queued as a
-      standard notification signed with the HMAC key (:mod:`payments.psp.hmac`), delivered by
-      :meth:`AdyenFake.deliver`;
+      standard notification signed with the HMAC key (:mod:`payments.psp.hmac`). Once
+      :meth:`AdyenFake.start_delivery` is given the stage's webhook (``LocalAdyen`` does), the fake
+      delivers them by itself on a thread of its own, as Adyen does, with Adyen's retries
+      (:class:`Delivery`); without it they wait in ``notifications`` for :meth:`AdyenFake.deliver`;
     * amounts are Adyen's minor units by Adyen's table of decimals (IDR 0, CLP 2, CVE 0;
       :mod:`payments.psp.adyen_currencies`): a currency not in it, or whose decimals are disputed (ISK),
       is refused 422 ``137``; what it records, notifies and settles is in those units;
@@ -41,6 +43,7 @@ import re
 import secrets
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -203,6 +206,9 @@ class AdyenFake:
         self.modifications: dict[str, dict[str, Any]] = {}
         self.notifications: list[dict[str, Any]] = []  # signed, not yet delivered
         self.delivered: list[dict[str, Any]] = []
+        self.delivery: Delivery | None = None  # set by start_delivery: the fake then posts by itself
+        #: (eventCode, merchantReference) -> the latest notification of it, delivered or not
+        self.sent: dict[tuple[str, str], dict[str, Any]] = {}
         #: every request received, as (method, path, headers, body) with the headers lower-cased
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.invalid_requests: list[tuple[str, list[str]]] = []
@@ -504,7 +510,8 @@ class AdyenFake:
         success: bool,
         reason: str,
         payment_method: str,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Queue the signed notification of an event (delivered by :class:`Delivery` once started) and return it."""
         item: dict[str, Any] = {
             "amount": {"currency": amount["currency"], "value": int(amount["value"])},
             "eventCode": event,
@@ -518,8 +525,13 @@ class AdyenFake:
         }
         if original_reference:
             item["originalReference"] = original_reference
+        body = self.notification(item)
         with self._lock:
-            self.notifications.append(self.notification(item))
+            self.notifications.append(body)
+            self.sent[(event, merchant_reference)] = body
+        if self.delivery is not None:
+            self.delivery.wake()
+        return body
 
     def notification(self, item: dict[str, Any]) -> dict[str, Any]:
         """A standard notification body carrying the item, signed with the fake's HMAC key."""
@@ -569,7 +581,7 @@ class AdyenFake:
                 "success": True,
                 "at": clock.now_iso(),
             }
-        self._notify(
+        return self._notify(  # (the delivery thread may have taken it from ``notifications`` already)
             event,
             dispute,
             payment_reference if original else None,
@@ -579,7 +591,6 @@ class AdyenFake:
             "Fraudulent transaction (fake)",
             payment["payment_method"],
         )
-        return self.notifications[-1]
 
     def deliver(self, url: str, timeout: float = 10.0) -> int:
         """POST every queued notification to ``url``; those answered 2xx leave the queue. Returns how many."""
@@ -604,6 +615,20 @@ class AdyenFake:
         with self._lock:
             self.notifications = kept + self.notifications
         return delivered
+
+    def start_delivery(self, url: str, **options: Any) -> Delivery:
+        """From now on, post every notification to ``url`` by itself, as Adyen does (:class:`Delivery`;
+        ``options`` are its switches: ``time_scale``, ``duplicate``, ``reorder``, ``seed``, ...)."""
+        if self.delivery is not None:
+            self.delivery.stop()
+        self.delivery = Delivery(self, url, **options)
+        self.delivery.start()
+        return self.delivery
+
+    def stop_delivery(self) -> None:
+        if self.delivery is not None:
+            self.delivery.stop()
+            self.delivery = None
 
     # --- settlement ------------------------------------------------------------------------------
     def charges_for_day(self, day: str) -> Iterator[dict[str, Any]]:
@@ -694,6 +719,7 @@ class AdyenFake:
         return f"http://{bound_host}:{bound_port}/{VERSION}"
 
     def close(self) -> None:
+        self.stop_delivery()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -721,6 +747,319 @@ def _brand(token: str) -> str:
     return "visa"
 
 
+# --- delivering notifications as Adyen does --------------------------------------------------------
+#: Adyen's delivery of standard webhooks (FACTS.md §3, from docs.adyen.com/development-resources/webhooks/
+#: troubleshoot and the Webhooks-v1 responses): a notification is accepted by any 2xx answered within
+#: 10 s (the body ``[accepted]`` is the older rule, still answered by our webhook); otherwise it is retried
+#: 3 times at once, then from the endpoint's retry queue for up to 30 days at 2 min, 5, 10, 15, 30 min,
+#: 1 h, 2 h, 4 h, 8 h, ... Only the queue's earliest notification is retried until it is accepted, so it
+#: holds back those behind it. Reading the listed times as the waits between successive retries, and
+#: "..." as 8 h from then on, is this fake's inference.
+ACK_TIMEOUT_SECONDS = 10.0
+IMMEDIATE_RETRIES = 3
+RETRY_DELAYS_SECONDS = (120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800)
+RETRY_FOR_SECONDS = 30 * 86400
+
+
+@dataclass
+class _Queued:
+    body: dict[str, Any]
+    first_at: float
+    retries: int = 0
+    due: float = 0.0
+
+
+@dataclass
+class Attempt:
+    """One POST of a notification to the webhook: what the fake saw."""
+
+    event: str
+    psp_reference: str
+    status: int | None  # None: no answer (refused connection, timeout)
+    accepted: bool
+    kind: str  # "first", "immediate retry", "queued retry", "duplicate"
+
+
+class Delivery:
+    """The fake's webhook sender: a thread that posts every notification the fake queues to ``url``,
+    with Adyen's retries (:data:`RETRY_DELAYS_SECONDS`, multiplied by ``time_scale`` so that local runs
+    and tests do not wait minutes: 0.001 turns 2 min into 0.12 s; the 10 s acknowledgement timeout is
+    not scaled).
+
+    Adyen delivers at least once and in no guaranteed order; the switches make that happen on purpose:
+    ``duplicate`` (a share of the accepted notifications is posted once more) and ``reorder`` (a share
+    is held back and posted after the next one, or after ``hold_seconds`` when none follows), drawn from
+    ``random.Random(seed)``."""
+
+    def __init__(
+        self,
+        fake: AdyenFake,
+        url: str,
+        *,
+        time_scale: float = 1.0,
+        timeout: float = ACK_TIMEOUT_SECONDS,
+        duplicate: float = 0.0,
+        reorder: float = 0.0,
+        hold_seconds: float = 0.5,
+        seed: int = 0,
+    ):
+        import random
+
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"the webhook URL {url!r} is not http(s)")
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self.fake, self.url = fake, url
+        self.time_scale, self.timeout = time_scale, timeout
+        self.duplicate, self.reorder, self.hold_seconds = duplicate, reorder, hold_seconds
+        self._rng = random.Random(seed)
+        self.retry_queue: list[_Queued] = []  # the endpoint's retry queue: only its head is retried
+        self.attempts: list[Attempt] = []
+        self.given_up: list[dict[str, Any]] = []  # not accepted within 30 days (scaled)
+        self._held: tuple[dict[str, Any], float] | None = None  # (body, post by then): reordered
+        self._busy = False  # the thread is at work (what it took may be in no list for a moment)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="adyen-fake-webhooks", daemon=True)
+
+    # --- control -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.timeout + 5)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def idle(self) -> bool:
+        """Nothing left to post: every notification so far was accepted (or given up after 30 days)."""
+        with self.fake._lock:
+            waiting = bool(self.fake.notifications)
+        with self._lock:
+            return not (waiting or self.retry_queue or self._held or self._busy)
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.idle():
+                return True
+            time.sleep(0.02)
+        return self.idle()
+
+    # --- the thread ------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            with self._lock:
+                self._busy = True
+            try:
+                self._post_new()
+                self._release_held(force=False)
+                self._retry_due()
+            except Exception as err:  # noqa: BLE001 - the sender must outlive a bug in one post
+                print(f"adyen fake: webhook delivery failed: {type(err).__name__}: {err}")
+            finally:
+                with self._lock:
+                    self._busy = False
+
+    def _next_wait(self) -> float | None:
+        now = time.monotonic()
+        with self._lock:
+            dues = [q.due for q in self.retry_queue[:1]] + ([self._held[1]] if self._held else [])
+        return max(0.0, min(dues) - now) if dues else None
+
+    def _post_new(self) -> None:
+        with self.fake._lock:
+            new, self.fake.notifications = self.fake.notifications, []
+        for body in new:
+            if self.reorder and self._held is None and self._rng.random() < self.reorder:
+                with self._lock:
+                    self._held = (body, time.monotonic() + self.hold_seconds)
+                continue
+            self._first_delivery(body)
+            self._release_held(force=True)  # a held one goes after the one that followed it
+
+    def _release_held(self, *, force: bool) -> None:
+        with self._lock:
+            held = self._held
+            if held is None or (not force and time.monotonic() < held[1]):
+                return
+            self._held = None
+        self._first_delivery(held[0])
+
+    def _first_delivery(self, body: dict[str, Any]) -> None:
+        """Posted at once, then retried at once ``IMMEDIATE_RETRIES`` times; then it joins the retry queue."""
+        for attempt in range(1 + IMMEDIATE_RETRIES):
+            if self._post(body, "first" if attempt == 0 else "immediate retry"):
+                self._accepted(body)
+                return
+        now = time.monotonic()
+        with self._lock:
+            self.retry_queue.append(_Queued(body, now, 0, now + self._delay(0)))
+
+    def _retry_due(self) -> None:
+        """The queue's head, when its time has come; once it is accepted, the ones behind it follow at once."""
+        while not self._stop.is_set():
+            now = time.monotonic()
+            with self._lock:
+                head = self.retry_queue[0] if self.retry_queue else None
+                if head is None or head.due > now:
+                    return
+            if self._post(head.body, "queued retry"):
+                with self._lock:
+                    self.retry_queue.pop(0)
+                    if self.retry_queue:
+                        self.retry_queue[0].due = now
+                self._accepted(head.body)
+                continue
+            head.retries += 1
+            if now - head.first_at >= RETRY_FOR_SECONDS * self.time_scale:
+                with self._lock:
+                    self.retry_queue.pop(0)
+                    self.given_up.append(head.body)
+                    if self.retry_queue:
+                        self.retry_queue[0].due = now
+                continue
+            head.due = now + self._delay(head.retries)
+            return
+
+    def _delay(self, retries: int) -> float:
+        return RETRY_DELAYS_SECONDS[min(retries, len(RETRY_DELAYS_SECONDS) - 1)] * self.time_scale
+
+    def _accepted(self, body: dict[str, Any]) -> None:
+        with self.fake._lock:
+            self.fake.delivered.append(body)
+        if self.duplicate and self._rng.random() < self.duplicate:
+            self._post(body, "duplicate")  # at least once: Adyen may deliver an accepted one again
+
+    def _post(self, body: dict[str, Any], kind: str) -> bool:
+        item = body["notificationItems"][0]["NotificationRequestItem"]
+        request = urllib.request.Request(
+            self.url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
+        status: int | None = None
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # http(s): checked in __init__
+                status = response.status
+                response.read()
+        except urllib.error.HTTPError as err:
+            status = err.code
+        except OSError:
+            status = None  # refused, reset or timed out: no acknowledgement
+        accepted = status is not None and 200 <= status < 300
+        with self._lock:
+            self.attempts.append(Attempt(item["eventCode"], item["pspReference"], status, accepted, kind))
+        return accepted
+
+
+class FakeRecord:
+    """The fake's own record of refunds and disputes, under the names the chaos harness's money-back
+    phase (:mod:`payments_dev.chaos.money_back`) asks a PSP for (the simulator's): what the PSP decided,
+    the notifications it sent, and the disputes it raised (each one's notifications queued, so the
+    fake delivers them by itself too)."""
+
+    def __init__(self, fake: AdyenFake):
+        self.fake = fake
+
+    def webhook_key(self) -> str:
+        return self.fake.hmac_key
+
+    @staticmethod
+    def _item(body: dict[str, Any]) -> dict[str, Any]:
+        return dict(body["notificationItems"][0]["NotificationRequestItem"])
+
+    def _refund(self, refund_id: str) -> tuple[str, dict[str, Any]] | None:
+        with self.fake._lock:
+            for reference, m in self.fake.modifications.items():
+                if m["operation"] == "refunds" and m["body"].get("reference") == refund_id:
+                    return reference, dict(m)
+        return None
+
+    def lookup_refund(self, refund_id: str) -> dict[str, Any] | None:
+        found = self._refund(refund_id)
+        if found is None:
+            return None
+        reference, m = found
+        return {"psp_reference": reference, "succeeded": bool(m["success"]), "at": m["at"]}
+
+    def all_charges(self) -> list[dict[str, Any]]:
+        return self.fake.charges()
+
+    def all_refunds(self) -> list[dict[str, Any]]:
+        """Every refund the fake decided, as the simulator lists its own: keyed by our refund_id."""
+        with self.fake._lock:
+            found = [(reference, dict(m)) for reference, m in self.fake.modifications.items()]
+        return [
+            {
+                "merchant_reference": m["body"].get("reference", ""),
+                "psp_reference": reference,
+                "succeeded": m["success"],
+            }
+            for reference, m in found
+            if m["operation"] == "refunds"
+        ]
+
+    def refund_notification(self, refund_id: str) -> dict[str, Any] | None:
+        """The REFUND notification the fake sent for a refund it decided (None: it never saw the refund)."""
+        with self.fake._lock:
+            body = self.fake.sent.get(("REFUND", refund_id))
+        return None if body is None else self._item(body)
+
+    def raise_chargeback(self, payment_order_id: str, amount_minor: int | None = None) -> dict[str, Any]:
+        with self.fake._lock:
+            payment = next(
+                (
+                    p
+                    for p in self.fake.payments.values()
+                    if p["merchant_reference"] == payment_order_id and p["result_code"] == "Authorised"
+                ),
+                None,
+            )
+        if payment is None:
+            raise ValueError(f"no authorised payment for {payment_order_id} at the fake")
+        return self._item(self.fake.chargeback(payment["psp_reference"], amount_minor))
+
+    def reverse_chargeback(self, dispute_reference: str) -> dict[str, Any]:
+        return self._item(self.fake.chargeback_reversed(dispute_reference))
+
+    def second_chargeback(self, dispute_reference: str) -> dict[str, Any]:
+        return self._item(self.fake.second_chargeback(dispute_reference))
+
+    def disputes(self) -> Iterator[dict[str, Any]]:
+        """Each dispute as the simulator lists its own: its payment order, amount and the times of its steps."""
+        with self.fake._lock:
+            steps = {key: dict(m) for key, m in self.fake.modifications.items() if "#" in key}
+            payments = {reference: dict(p) for reference, p in self.fake.payments.items()}
+        for key, m in sorted(steps.items()):
+            dispute, event = key.split("#", 1)
+            if event != "CHARGEBACK":
+                continue
+            found: dict[str, Any] = {
+                "dispute_reference": dispute,
+                "payment_order_id": payments[m["payment"]]["merchant_reference"],
+                "amount_minor": int(m["body"]["amount"]["value"]),
+                "currency": m["body"]["amount"]["currency"],
+                "charged_back_at": m["at"],
+            }
+            for step, at in (("CHARGEBACK_REVERSED", "reversed_at"), ("SECOND_CHARGEBACK", "second_at")):
+                if f"{dispute}#{step}" in steps:
+                    found[at] = steps[f"{dispute}#{step}"]["at"]
+            yield found
+
+    def wait_delivered(self, timeout: float) -> bool:
+        """Wait until every notification the fake queued was accepted by the webhook (True), or ``timeout``."""
+        delivery = self.fake.delivery
+        return True if delivery is None else delivery.wait_idle(timeout)
+
+
 # --- beside the local runtime (payments serve / demo --psp adyen-fake) ---------------------------
 class LocalAdyen:
     """The fake on a local port, and the runtime's settings pointing the Adyen adapter at it.
@@ -733,18 +1072,25 @@ class LocalAdyen:
     API_KEY = "local-adyen-api-key"
     RETURN_URL = "https://localhost/checkout/return"
 
-    def __init__(self, runtime: Any, host: str = "127.0.0.1", port: int = 0):
+    #: Adyen's webhook retry schedule is multiplied by this locally (``PAYMENTS_ADYEN_FAKE_RETRY_SCALE``):
+    #: a 2-minute retry comes after 1.2 s, an 8-hour one after under 5 minutes
+    RETRY_SCALE = 0.01
+
+    def __init__(self, runtime: Any, host: str = "127.0.0.1", port: int = 0, **delivery: Any):
         import os
 
         self.runtime = runtime
         self.host, self.port = host, port
+        # the stage's own merchant account and webhook key (the runtime's), so that its webhook accepts the fake's posts
         self.fake = AdyenFake(
             api_key=self.API_KEY,
-            merchant_account=os.environ.get("PAYMENTS_PSP_MERCHANT_ACCOUNT", "LocalMerchant"),
-            hmac_key=os.environ.get(
-                "PAYMENTS_PSP_HMAC_KEY", "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
-            ),
+            merchant_account=runtime.settings.payments_psp_merchant_account,
+            hmac_key=runtime.settings.payments_psp_hmac_key,
         )
+        self.delivery_options: dict[str, Any] = {
+            "time_scale": float(os.environ.get("PAYMENTS_ADYEN_FAKE_RETRY_SCALE") or self.RETRY_SCALE),
+            **delivery,
+        }
         self.base_url = ""
         self._environment: dict[str, str] = {}
 
@@ -753,6 +1099,8 @@ class LocalAdyen:
 
         self.fake.admin = self._admin
         self.base_url = self.fake.serve(self.host, self.port)
+        self.fake.start_delivery(self.webhook_url, **self.delivery_options)
+        self.runtime.started_hooks.append(self.register)
         self._environment = {
             "ADYEN_API_KEY": self.API_KEY,
             "ADYEN_MERCHANT_ACCOUNT": self.fake.merchant_account,
@@ -766,21 +1114,48 @@ class LocalAdyen:
             print(f"warning: {CHECKOUT_SPEC} not found: the Adyen fake does not validate requests")
         return self.base_url
 
+    @property
+    def webhook_url(self) -> str:
+        """The stage's webhook, where the fake posts its notifications by itself."""
+        return f"{self.runtime.api_url}/v1/psp/notifications"
+
     def charges(self) -> list[dict[str, Any]]:
         return self.fake.charges()
 
     def refunds(self) -> list[dict[str, Any]]:
         return self.fake.refunds()
 
+    def record(self) -> FakeRecord:
+        """The fake's refunds and disputes, for the chaos harness's money-back phase."""
+        return FakeRecord(self.fake)
+
     def _admin(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """``POST /_fake/settle {"date": "YYYY-MM-DD"}`` writes that day's report (default: today);
         ``POST /_fake/deliver {"url": ...}`` posts the queued signed notifications there."""
         if path == "/_fake/settle":
             day = body.get("date") or clock.now().date().isoformat()
-            return 200, {"key": self.settle(day)}
+            key, rows = self.settle_day(day)
+            return 200, {"key": key, "rows": rows}
         if path == "/_fake/deliver":
             return 200, {"delivered": self.fake.deliver(body["url"]), "queued": len(self.fake.notifications)}
         return 404, {"error": f"unknown operator path {path}"}
+
+    def register(self) -> None:
+        """Tell the runtime's other clients that its PSP is this fake: ``payments psp settle``, from
+        another process, then asks the fake for its report (:func:`payments.ops.reconcile.psp_settle`)."""
+        from payments.kernel import aws
+        from payments.kernel.config import settings
+        from payments.ops.reconcile import LOCAL_PSP_CONFIG
+
+        aws.client("dynamodb").put_item(
+            TableName=settings().psp_table,
+            Item={
+                "pk": {"S": LOCAL_PSP_CONFIG},
+                "sk": {"S": "CONFIG"},
+                "psp": {"S": "adyen-fake"},
+                "settle_url": {"S": f"{self.admin_url}/settle"},
+            },
+        )
 
     @property
     def admin_url(self) -> str:

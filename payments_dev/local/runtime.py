@@ -190,6 +190,8 @@ class LocalRuntime:
         self._pollers: list[Any] = []
         # the notifications function's cold-start check, at once: a bad PAYMENTS_PSP_HMAC_KEY stops the runtime
         adyen_hmac.configured_keys({"PAYMENTS_PSP_HMAC_KEY": self.settings.payments_psp_hmac_key})
+        #: called once the runtime is up (its AWS endpoint and API serve): e.g. a local PSP registering itself
+        self.started_hooks: list[Any] = []
 
     @property
     def api_url(self) -> str:
@@ -228,6 +230,8 @@ class LocalRuntime:
         self.recovery.start()
         global CURRENT
         CURRENT = self
+        for hook in self.started_hooks:
+            hook()
         return Endpoints(self.api_url, self.aws_url, self.settings)
 
     def stop(self) -> None:

@@ -202,3 +202,47 @@ def test_zz_a_lost_refund_answer_taken_for_a_refusal_is_reported(
     assert any("invariant 8" in v and "refunded at the PSP but FAILED here" in v for v in result.violations), (
         result.violations[:5]
     )
+
+
+def test_the_money_back_phase_runs_on_the_adyen_fake_whose_notifications_arrive_by_themselves() -> None:
+    # Given a runtime charging the local Adyen fake, which delivers its notifications by itself and
+    # duplicates and reorders a share of them, after a settled fixed-seed pay-in run
+    from payments_dev.local.adyen_fake import LocalAdyen
+
+    runtime = LocalRuntime(port=free_port(), aws_port=free_port())
+    adyen = LocalAdyen(runtime, duplicate=0.2, reorder=0.2, seed=15, time_scale=0.001)
+    adyen.start()
+    runtime.start()
+    try:
+        tag = "mb" + uuid.uuid4().hex[:6]
+        config = harness.ChaosConfig(
+            checkouts=CHECKOUTS,
+            seed=15,
+            time_scale=0.1,
+            run_tag=tag,
+            reconcile=False,
+            checkouts_per_day=0,
+            psp=adyen,
+        )
+        payin = harness.run(runtime.api_url, config, out=QUIET)
+        assert payin.ok, payin.violations[:10]
+        # When refunds race, disputes are raised at the fake, and every notification reaches the webhook
+        # from the fake itself as well as from the harness (duplicated, lost, late, out of order)
+        lines: list[str] = []
+        result = run_money_back(
+            runtime.api_url, f"cm15{tag}", seed=15, out=lines.append, time_scale=0.1, psp=adyen.record()
+        )
+        # Then every check and every invariant holds against the fake's own record
+        assert result.ok, "\n".join(lines)
+        assert result.orders > 5
+        for kind in ("concurrent refunds", "chargeback", "reversal"):
+            assert result.faults[kind] > 0, result.faults
+        assert result.checks["invariant 8 (money back)"] > 0
+        assert result.checks["the PSP's own notifications are all accepted by the webhook"] == 1
+        delivery = adyen.fake.delivery
+        assert delivery is not None
+        by_kind = {(a.event, a.kind) for a in delivery.attempts if a.accepted}
+        assert {("REFUND", "first"), ("CHARGEBACK", "first"), ("AUTHORISATION", "duplicate")} <= by_kind, by_kind
+    finally:
+        runtime.stop()
+        adyen.stop()

@@ -53,3 +53,66 @@ def test_reconcile_exit_codes_mismatches_and_unreadable(
     args = parse(["reconcile", str(garbage)])
     assert args.func(args) == 2
     assert "binary content" in capsys.readouterr().err
+
+
+def _register_local_psp(cloud: Aws, settle_url: str) -> None:
+    from payments.kernel.config import settings
+    from payments.ops.reconcile import LOCAL_PSP_CONFIG
+
+    cloud.ddb.put_item(
+        TableName=settings().psp_table,
+        Item={
+            "pk": {"S": LOCAL_PSP_CONFIG},
+            "sk": {"S": "CONFIG"},
+            "psp": {"S": "adyen-fake"},
+            "settle_url": {"S": settle_url},
+        },
+    )
+
+
+def test_psp_settle_asks_the_local_runtimes_psp_when_it_is_not_the_simulator(
+    cloud: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked: list[dict[str, str]] = []
+
+    class Psp(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # http.server names the handler so
+            asked.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.dumps({"key": f"incoming/adyen/{DAY}.csv", "rows": 3}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Psp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # Given a local runtime that registered the Adyen fake as its PSP, with a booked charge at the simulator
+        _register_local_psp(cloud, f"http://127.0.0.1:{server.server_address[1]}/_fake/settle")
+        cloud.book("psp_00000000000000c1", "po_c1", "seller_books", 1999, "USD", f"{DAY}T10:00:00.000Z")
+        # When the day is settled
+        args = parse(["psp", "settle", "--date", DAY])
+        assert args.func(args) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Then the fake was asked for that day's report, and the simulator wrote nothing
+    assert asked == [{"date": DAY}]
+    assert f"wrote incoming/adyen/{DAY}.csv (3 rows, by the runtime's PSP: adyen-fake)" in capsys.readouterr().out
+    listed = cloud.s3.list_objects_v2(Bucket=cloud.bucket, Prefix="incoming/simulated-psp/").get("Contents", [])
+    assert listed == []
+
+
+def test_psp_settle_never_posts_to_a_registered_url_off_this_machine(cloud: Aws) -> None:
+    # Given a registration pointing off the machine
+    _register_local_psp(cloud, "http://169.254.169.254/latest")
+    # When the day is settled, then it refuses (and posts nothing)
+    args = parse(["psp", "settle", "--date", DAY])
+    with pytest.raises(SystemExit, match="not on this machine"):
+        args.func(args)
