@@ -229,13 +229,17 @@ class MoneyMachine(RuleBasedStateMachine):
         return kind, -1
 
     def _await_refund_notification(self, refund_id: str) -> None:
-        """Adyen decides a refund by its REFUND notification, sent once the refund workflow asked: hold
-        it before going on (so the next step sees the same held notifications on every run)."""
-        if not self.psp.is_adyen:
-            return
+        """The REFUND notification the PSP sends once the refund workflow asked it (Adyen decides the
+        refund by it; the simulator's comes after its answer): held before going on, so the next step
+        sees the same held notifications on every run."""
 
         def arrived() -> bool:
-            self.outbox.extend(self.psp.drain())
+            if self.psp.is_adyen:
+                self.outbox.extend(self.psp.drain())
+            elif not any(n.kind == "REFUND" and n.ref == refund_id for n in self.outbox):
+                found = self.psp.refund_notification(refund_id)
+                if found is not None:
+                    self.outbox.append(found)
             return any(n.kind == "REFUND" and n.ref == refund_id for n in self.outbox)
 
         if not wait_until(arrived, SETTLE_TIMEOUT_S, interval=0.05):

@@ -83,6 +83,13 @@ class PspDriver:
         """Notifications the PSP emitted by itself since the last call (held for the model)."""
         return []
 
+    def refund_notification(self, refund_id: str) -> Notification | None:
+        """The REFUND notification of a refund the PSP decided, once it did (None: not yet)."""
+        for n in self.drain():
+            if n.kind == "REFUND" and n.ref == refund_id:
+                return n
+        return None
+
     def day(self, day: str, order_ids: set[str]) -> tuple[dict[str, int], list[tuple[str, str, int]]]:
         """What the PSP records for the day, for these orders: charges (order -> minor units at the
         PSP) and modifications (record type, order, minor units at the PSP)."""
@@ -108,6 +115,11 @@ class SimulatorPsp(PspDriver):
         psp = self._psp()
         item = psp.reverse_chargeback(dispute) if kind == "CHARGEBACK_REVERSED" else psp.second_chargeback(dispute)
         return Notification(kind, dispute, wrap(item))
+
+    def refund_notification(self, refund_id: str) -> Notification | None:
+        """The simulator decides a refund in its answer; its REFUND notification follows (late)."""
+        item = self._psp().refund_notification(refund_id)
+        return None if item is None else Notification("REFUND", refund_id, wrap(item))
 
     def day(self, day: str, order_ids: set[str]) -> tuple[dict[str, int], list[tuple[str, str, int]]]:
         psp = self._psp()
