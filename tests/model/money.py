@@ -414,7 +414,9 @@ class MoneyMachine(RuleBasedStateMachine):
         """Two or three refunds of one order at once: together they never exceed what is refundable,
         and one is refused only when it did not fit."""
         self._step()
-        candidates = [o for o in self._refundable_orders() if o.state == "SUCCESS"]
+        # not an order whose refunds all fail: a refund that failed at once gives its reservation back, so
+        # how many of the burst are accepted depends on timing (right, but not reproducible)
+        candidates = [o for o in self._refundable_orders() if o.state == "SUCCESS" and o.token != "tok_refundFails"]
         if not candidates:
             return
         order = data.draw(st.sampled_from(candidates), label="order")
