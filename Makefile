@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # CDK CLI and the jsii runtime behind aws-cdk-lib, whatever Node the machine has (npm is enough).
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: demo serve chaos bench bench-quick lint test test-unit test-integration test-contract test-chaos test-infra synth cfn-lint openapi clean
+.PHONY: demo serve chaos bench bench-quick lint test test-unit test-integration test-contract test-chaos test-model model test-infra synth cfn-lint openapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,7 @@ bench-quick: $(VENV)/.installed
 	$(BIN)/python -m payments_dev.bench.run --quick
 
 ## test: the lint gates first, then every test, cdk synth of every stage (cdk-nag included) and cfn-lint
-test: lint test-unit test-integration test-contract test-chaos test-infra synth cfn-lint
+test: lint test-unit test-integration test-contract test-chaos test-model test-infra synth cfn-lint
 
 ## lint: ruff's rules, ruff's formatting (checked, never rewritten here) and mypy over the deployed code
 ## (configuration: [tool.ruff] and [tool.mypy] in pyproject.toml; the same hooks: .pre-commit-config.yaml)
@@ -66,6 +66,17 @@ test-contract: $(VENV)/.installed
 # the chaos tests own a local runtime too: their own pytest process
 test-chaos: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/chaos
+
+# the model-based test of money owns a local runtime per PSP: its own pytest process, a bounded budget
+# (MODEL_EXAMPLES examples of at most MODEL_STEPS_PER_EXAMPLE steps, per PSP)
+test-model: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/model
+
+## model: the model-based test of money with a large budget: make model STEPS=20000 (steps per PSP);
+## prints the steps run on each PSP and the violations (MODEL_FIXED=1,2,... or all: rules of known defects on)
+STEPS ?= 2000
+model: $(VENV)/.installed
+	MODEL_STEPS=$(STEPS) $(BIN)/python -m pytest -q -p no:cacheprovider tests/model/test_money_model.py -k test_money_agrees_with_its_model
 
 test-infra: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m pytest -q tests/infrastructure

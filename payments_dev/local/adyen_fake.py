@@ -241,9 +241,15 @@ class AdyenFake:
         return None
 
     def charges(self) -> list[dict[str, Any]]:
-        """Every authorised (captured) payment: what Adyen would settle."""
+        """Every authorised (captured) payment: what Adyen would settle. A payment answered Received or
+        Pending is authorised by its AUTHORISATION notification (success unless declined) and settled too."""
         with self._lock:
-            return [dict(p) for p in self.payments.values() if p["result_code"] == "Authorised"]
+            return [
+                dict(p)
+                for p in self.payments.values()
+                if p["result_code"] == "Authorised"
+                or (p["result_code"] in ("Received", "Pending") and p["token"] not in DECLINES)
+            ]
 
     def refunds(self) -> list[dict[str, Any]]:
         """Every refund received, as ``payments verify`` reads a PSP's refunds: ``merchant_reference``

@@ -1,0 +1,323 @@
+"""The system under the model, seen only through its public interfaces, on either PSP.
+
+:class:`System` owns one local runtime (started once per test session, per PSP) and answers what a
+client, the PSP and an operator see: the HTTP API, signed notifications posted to the webhook, and
+the PSP's own record and settlement file (reconciled by the settlement bucket's trigger).
+
+The PSP side is a driver: :class:`SimulatorPsp` (the simulated PSP: refunds decided in the
+workflow, disputes raised in its table) or :class:`FakeAdyenPsp` (the Adyen fake over HTTP: every
+outcome arrives as a signed notification, which the model delivers itself, early, late, twice or
+out of order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from payments_dev.local.client import ApiClient, Reply
+
+#: the webhook key of the model's runtimes (hex, 32 bytes); the fake and the simulator sign with it
+HMAC_KEY = "8D6F0B1E2A3C4D5E6F708192A3B4C5D6E7F8091A2B3C4D5E6F708192A3B4C5D6"
+
+#: Adyen's own table of decimals where it differs from ISO 4217 (../shared/specs/adyen/FACTS.md §6)
+ADYEN_EXPONENT_DIFFERS = {"CLP": 2, "IDR": 0, "CVE": 0}
+#: a currency whose Adyen exponent is disputed: refused on an Adyen stage
+ADYEN_DISPUTED = {"ISK"}
+
+_ALPHABET = string.ascii_lowercase
+
+
+def fresh_id(prefix: str) -> str:
+    """An identifier no other example uses; letters only after the prefix (never a digit run)."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(14))
+
+
+def wrap(item: dict[str, Any]) -> dict[str, Any]:
+    """A signed item in Adyen's standard notification envelope."""
+    return {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+
+
+@dataclass
+class Notification:
+    """A signed notification the PSP sent, held by the model until it delivers it."""
+
+    kind: str  # AUTHORISATION, REFUND, CHARGEBACK, CHARGEBACK_REVERSED, SECOND_CHARGEBACK
+    ref: str  # the order (AUTHORISATION), the refund (REFUND) or the dispute it is about
+    body: dict[str, Any]
+    delivered: int = 0
+
+    @property
+    def item(self) -> dict[str, Any]:
+        return dict(self.body["notificationItems"][0]["NotificationRequestItem"])
+
+
+class PspDriver:
+    name = ""
+    is_adyen = False
+    #: the tokens the model charges with (the contract's tokens, and the fake's "outcome unknown")
+    tokens: tuple[str, ...] = ("tok_visa", "tok_chargeDeclined", "tok_refundFails")
+
+    def psp_exponent(self, currency: str, iso: int) -> int:
+        return iso
+
+    def start(self, runtime: Any) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def raise_chargeback(self, order_id: str, amount_psp_minor: int) -> Notification:
+        raise NotImplementedError
+
+    def dispute_step(self, dispute: str, kind: str) -> Notification:
+        raise NotImplementedError
+
+    def drain(self) -> list[Notification]:
+        """Notifications the PSP emitted by itself since the last call (held for the model)."""
+        return []
+
+    def refund_notification(self, refund_id: str) -> Notification | None:
+        """The REFUND notification of a refund the PSP decided, once it did (None: not yet)."""
+        for n in self.drain():
+            if n.kind == "REFUND" and n.ref == refund_id:
+                return n
+        return None
+
+    def day(self, day: str, order_ids: set[str]) -> tuple[dict[str, int], list[tuple[str, str, int]]]:
+        """What the PSP records for the day, for these orders: charges (order -> minor units at the
+        PSP) and modifications (record type, order, minor units at the PSP)."""
+        raise NotImplementedError
+
+    def settle(self, day: str) -> str:
+        raise NotImplementedError
+
+
+class SimulatorPsp(PspDriver):
+    name = "simulator"
+
+    def _psp(self) -> Any:
+        from payments.psp.simulator import SimulatedPsp
+
+        return SimulatedPsp()
+
+    def raise_chargeback(self, order_id: str, amount_psp_minor: int) -> Notification:
+        item = self._psp().raise_chargeback(order_id, amount_psp_minor)
+        return Notification("CHARGEBACK", item["pspReference"], wrap(item))
+
+    def dispute_step(self, dispute: str, kind: str) -> Notification:
+        psp = self._psp()
+        item = psp.reverse_chargeback(dispute) if kind == "CHARGEBACK_REVERSED" else psp.second_chargeback(dispute)
+        return Notification(kind, dispute, wrap(item))
+
+    def refund_notification(self, refund_id: str) -> Notification | None:
+        """The simulator decides a refund in its answer; its REFUND notification follows (late)."""
+        item = self._psp().refund_notification(refund_id)
+        return None if item is None else Notification("REFUND", refund_id, wrap(item))
+
+    def day(self, day: str, order_ids: set[str]) -> tuple[dict[str, int], list[tuple[str, str, int]]]:
+        psp = self._psp()
+        charges = {c["merchant_reference"]: int(c["amount_minor"]) for c in psp.charges_for_day(day)}
+        mods = [
+            (m["record_type"], m["merchant_reference"], int(m["amount_minor"])) for m in psp.modifications_for_day(day)
+        ]
+        return (
+            {k: v for k, v in charges.items() if k in order_ids},
+            [m for m in mods if m[1] in order_ids],
+        )
+
+    def settle(self, day: str) -> str:
+        from payments.reconciliation.settlement import settle_day
+
+        return settle_day(day)[0]
+
+
+class FakeAdyenPsp(PspDriver):
+    name = "adyen-fake"
+    is_adyen = True
+    tokens = ("tok_visa", "tok_chargeDeclined", "tok_refundFails", "tok_adyenReceived")
+
+    def __init__(self) -> None:
+        self.local: Any = None
+        self._lock = threading.Lock()
+
+    def psp_exponent(self, currency: str, iso: int) -> int:
+        return ADYEN_EXPONENT_DIFFERS.get(currency, iso)
+
+    def start(self, runtime: Any) -> None:
+        from payments_dev.local.adyen_fake import LocalAdyen
+
+        self.local = LocalAdyen(runtime)
+        self.local.start()
+
+    def stop(self) -> None:
+        if self.local is not None:
+            self.local.stop()
+
+    @property
+    def fake(self) -> Any:
+        return self.local.fake
+
+    def _payment(self, order_id: str) -> dict[str, Any]:
+        with self.fake._lock:
+            found = [p for p in self.fake.payments.values() if p["merchant_reference"] == order_id]
+        if len(found) != 1:
+            raise AssertionError(f"the fake holds {len(found)} payments for {order_id}")
+        return dict(found[0])
+
+    def raise_chargeback(self, order_id: str, amount_psp_minor: int) -> Notification:
+        body = self.fake.chargeback(self._payment(order_id)["psp_reference"], amount_psp_minor)
+        self._take(body)
+        item = body["notificationItems"][0]["NotificationRequestItem"]
+        return Notification("CHARGEBACK", item["pspReference"], body)
+
+    def dispute_step(self, dispute: str, kind: str) -> Notification:
+        step = self.fake.chargeback_reversed if kind == "CHARGEBACK_REVERSED" else self.fake.second_chargeback
+        body = step(dispute)
+        self._take(body)
+        return Notification(kind, dispute, body)
+
+    def _take(self, body: dict[str, Any]) -> None:
+        """The model delivers this one itself: off the fake's queue."""
+        with self.fake._lock:
+            self.fake.notifications = [n for n in self.fake.notifications if n is not body]
+
+    def drain(self) -> list[Notification]:
+        with self.fake._lock:
+            queue, self.fake.notifications = self.fake.notifications, []
+        held = []
+        for body in queue:
+            item = body["notificationItems"][0]["NotificationRequestItem"]
+            kind = item["eventCode"]
+            held.append(Notification(kind, item["merchantReference"], body))
+        return held
+
+    def day(self, day: str, order_ids: set[str]) -> tuple[dict[str, int], list[tuple[str, str, int]]]:
+        charges = {c["merchant_reference"]: int(c["amount_minor"]) for c in self.fake.charges_for_day(day)}
+        mods = [
+            (m["record_type"], m["merchant_reference"], int(m["amount_minor"]))
+            for m in self.fake.modifications_for_day(day)
+        ]
+        return (
+            {k: v for k, v in charges.items() if k in order_ids},
+            [m for m in mods if m[1] in order_ids],
+        )
+
+    def settle(self, day: str) -> str:
+        return str(self.local.settle_day(day)[0])
+
+
+DRIVERS: dict[str, Callable[[], PspDriver]] = {"simulator": SimulatorPsp, "adyen-fake": FakeAdyenPsp}
+
+
+class System:
+    """One local runtime on one PSP, and the public requests the model makes of it."""
+
+    def __init__(self, psp: str):
+        self.psp = DRIVERS[psp]()
+        self.runtime: Any = None
+        self.api: ApiClient | None = None
+        self._saved_key: str | None = None
+
+    def start(self) -> System:
+        from payments_dev.local.runtime import LocalRuntime, free_port
+
+        self._saved_key = os.environ.get("PAYMENTS_PSP_HMAC_KEY")
+        os.environ["PAYMENTS_PSP_HMAC_KEY"] = HMAC_KEY
+        self.runtime = LocalRuntime(port=free_port(), aws_port=free_port(), recovery_interval=2.0)
+        self.psp.start(self.runtime)
+        self.runtime.start()
+        self.api = ApiClient(self.runtime.api_url)
+        return self
+
+    def stop(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()
+        self.psp.stop()
+        if self._saved_key is None:
+            os.environ.pop("PAYMENTS_PSP_HMAC_KEY", None)
+        else:
+            os.environ["PAYMENTS_PSP_HMAC_KEY"] = self._saved_key
+
+    # --- the public API ---------------------------------------------------------------------
+    @property
+    def client(self) -> ApiClient:
+        assert self.api is not None
+        return self.api
+
+    def pay(self, body: dict[str, Any], key: str) -> Reply:
+        return self.client.pay(body, key)
+
+    def payment(self, checkout_id: str) -> Reply:
+        return self.client.payment(checkout_id)
+
+    def refund(self, body: dict[str, Any], key: str) -> Reply:
+        return self.client.request("POST", "/v1/refunds", body, {"Idempotency-Key": key})
+
+    def get_refund(self, refund_id: str) -> Reply:
+        return self.client.request("GET", f"/v1/refunds/{refund_id}")
+
+    def wallet(self, seller: str) -> Reply:
+        return self.client.wallet(seller)
+
+    def trial_balance(self) -> Reply:
+        return self.client.trial_balance()
+
+    def notify(self, body: Any) -> Reply:
+        return self.client.request("POST", "/v1/psp/notifications", raw=json.dumps(body).encode())
+
+    def report(self, key: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The reconciliation report of a settlement file just written (its old report deleted first)."""
+        from payments.kernel import aws
+        from payments.kernel.config import settings
+
+        s3 = aws.client("s3")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                body = s3.get_object(Bucket=settings().settlement_bucket, Key=f"reports/{key}.json")["Body"].read()
+                return dict(json.loads(body))
+            except s3.exceptions.NoSuchKey:
+                time.sleep(0.2)
+        raise AssertionError(f"no reconciliation report for {key} within {timeout}s")
+
+    def settle_and_reconcile(self, day: str) -> dict[str, Any]:
+        from payments.kernel import aws
+        from payments.kernel.config import settings
+        from payments.reconciliation.settlement import settlement_key
+
+        aws.client("s3").delete_object(Bucket=settings().settlement_bucket, Key=f"reports/{settlement_key(day)}.json")
+        key = self.psp.settle(day)
+        return self.report(key)
+
+    # --- faults -------------------------------------------------------------------------------
+    @contextmanager
+    def start_execution_fails(self, name: str) -> Iterator[list[str]]:
+        """StartExecution of a workflow named ``name`` fails once, as Step Functions can
+        (``ServiceUnavailable``), before anything starts."""
+        from botocore.exceptions import ClientError
+
+        from payments.kernel import aws
+
+        failed: list[str] = []
+
+        def hook(params: dict[str, Any], **_: Any) -> None:
+            if params.get("name") == name and not failed:
+                failed.append(name)
+                raise ClientError(
+                    {"Error": {"Code": "ServiceUnavailable", "Message": "injected by the money model"}},
+                    "StartExecution",
+                )
+
+        events = aws.client("stepfunctions").meta.events
+        events.register("provide-client-params.states.StartExecution", hook, unique_id="money-model-start")
+        try:
+            yield failed
+        finally:
+            events.unregister("provide-client-params.states.StartExecution", unique_id="money-model-start")

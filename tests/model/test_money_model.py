@@ -1,0 +1,97 @@
+"""The model-based test of money on both PSPs (tests/model/money.py), with a bounded budget in
+``make test`` and a large one on demand: ``make model STEPS=20000`` (``MODEL_STEPS``: steps per PSP)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from payments.refunds.repository import RefundsRepository
+from tests.model.money import ModelViolation, active_defects, machine_for
+from tests.model.system import System
+
+#: the CI budget, per PSP: about this many examples of at most this many steps
+CI_EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "12"))
+CI_STEPS_PER_EXAMPLE = int(os.environ.get("MODEL_STEPS_PER_EXAMPLE", "15"))
+#: the large run: at least this many steps per PSP (0: the CI budget)
+TARGET_STEPS = int(os.environ.get("MODEL_STEPS", "0"))
+
+
+def model_settings(examples: int, steps: int, **extra: object) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,  # no example database left in the worktree; a failure prints its reproducer
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture()
+def say(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """A line on pytest's terminal, past its capture (the figures of the run)."""
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+
+    def write(line: str) -> None:
+        if capture is None:
+            print(line, file=sys.stderr)
+            return
+        with capture.global_and_fixture_disabled():
+            print(line, file=sys.stderr, flush=True)
+
+    return write
+
+
+def test_money_agrees_with_its_model(system: System, say: Callable[[str], None]) -> None:
+    # Given the system on one PSP and the reference model of money
+    steps: Counter[str] = Counter()
+    machine = machine_for(system, steps)
+    started = time.monotonic()
+    violations = 0
+    # When random interleavings of checkouts, refunds, disputes and notifications run against it
+    try:
+        if TARGET_STEPS:
+            chunk = 25
+            while steps[system.psp.name] < TARGET_STEPS:
+                run_state_machine_as_test(machine, settings=model_settings(chunk, 30))
+                say(f"model[{system.psp.name}]: {steps[system.psp.name]} steps, {time.monotonic() - started:.0f}s")
+        else:
+            run_state_machine_as_test(machine, settings=model_settings(CI_EXAMPLES, CI_STEPS_PER_EXAMPLE))
+    except BaseException:
+        violations = 1
+        raise
+    finally:
+        n, elapsed = steps[system.psp.name], time.monotonic() - started
+        say(
+            f"model[{system.psp.name}]: {n} steps in {elapsed:.1f}s ({1000 * elapsed / max(n, 1):.0f}s per 1000 steps), "
+            f"{violations} violations; known defects left out: {sorted(active_defects()) or 'none'}"
+        )
+        for odd in machine.odd_replies:  # type: ignore[attr-defined]
+            say(f"model[{system.psp.name}]: odd reply: {odd[:300]}")
+    # Then every step agreed with the model (a disagreement raises with its shrunk reproducer)
+
+
+@pytest.mark.parametrize("system", ["simulator"], indirect=True)
+def test_the_model_fails_when_the_refund_reservation_loses_its_condition(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the refund reservation without its limit (a refund may exceed what remains)
+    monkeypatch.setattr(
+        RefundsRepository,
+        "reservation_condition",
+        lambda self: "attribute_exists(pk) AND #status = :success AND :limit = :limit AND :zero = :zero",
+    )
+    machine = machine_for(system, Counter())
+    # When the model runs (no shrinking: the failure is the point, not its smallest form)
+    # Then it finds a refund the system accepted beyond what was refundable
+    with pytest.raises(ModelViolation, match="refundable"):
+        run_state_machine_as_test(machine, settings=model_settings(40, 12, phases=[Phase.generate]))
