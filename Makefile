@@ -73,7 +73,7 @@ test-model: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/model
 
 ## model: the model-based test of money with a large budget: make model STEPS=20000 (steps per PSP);
-## prints the steps run on each PSP and the violations (MODEL_FIXED=1,2,... or all: rules of known defects on)
+## prints the steps run on each PSP and the violations
 STEPS ?= 2000
 model: $(VENV)/.installed
 	MODEL_STEPS=$(STEPS) $(BIN)/python -m pytest -q -p no:cacheprovider tests/model/test_money_model.py -k test_money_agrees_with_its_model

@@ -13,9 +13,11 @@ model of money:
   the PSP's own minor units: ISO 4217 for the simulator, Adyen's table for Adyen), and the
   reconciliation of that day's file has no mismatch on them.
 
-The model encodes the behaviour the contract declares correct. Where this code base still has a
-defect being fixed elsewhere, the rules that would meet it are listed in :data:`KNOWN_DEFECTS` and
-left out; ``MODEL_FIXED=2,4`` (or ``all``) turns them on again.
+The model encodes the behaviour the contract declares correct: an early CHARGEBACK eventually takes
+the money off the seller, a refund may share its order's id, Adyen's minor units follow Adyen's
+table (ISK refused on an Adyen stage), a refund whose workflow did not start completes on the
+client's retry, a signed field of the wrong JSON type is refused, and an order is refundable again
+once its chargeback is reversed.
 
 Each example uses fresh ids (orders, refunds, sellers), so examples share one runtime per PSP and
 never see each other's money; the ledger is checked for balance only, as it holds every example.
@@ -40,25 +42,6 @@ from payments.kernel import clock
 from payments.kernel.money import exponent, format_minor
 from payments_dev.local.runtime import wait_until
 from tests.model.system import ADYEN_DISPUTED, Notification, System, fresh_id
-
-#: defects of the code base this model meets, each being fixed on another branch; the rules that meet
-#: them are left out while they are listed here (MODEL_FIXED="1,2" or "all" puts them back)
-KNOWN_DEFECTS: dict[str, str] = {
-    "1": "Adyen minor units are ISO 4217, not Adyen's table (CLP, IDR); ISK accepted on an Adyen stage",
-    "2": "a CHARGEBACK that arrives before its charge is known is lost, not retried",
-    "3": "a refund whose StartExecution failed stays PENDING for ever (the client's retry starts nothing)",
-    "4": "a refund whose refund_id equals its order's id collides with the charge's PSP idempotency key",
-    "5": "a signed notification with a JSON boolean `success` is accepted (and read as a failure)",
-    "6": "a refund is refused once the order had any chargeback, even one reversed",
-}
-
-
-def active_defects() -> set[str]:
-    fixed = os.environ.get("MODEL_FIXED", "")
-    if fixed.strip() == "all":
-        return set()
-    return set(KNOWN_DEFECTS) - {f.strip() for f in fixed.split(",") if f.strip()}
-
 
 SETTLE_TIMEOUT_S = float(os.environ.get("MODEL_SETTLE_TIMEOUT", "40"))
 SIMULATOR_CURRENCIES = ("USD", "EUR", "JPY", "KWD", "CLP", "IDR", "ISK")
@@ -172,7 +155,6 @@ class MoneyMachine(RuleBasedStateMachine):
     """Bound to a running :class:`System` by :func:`machine_for`."""
 
     system: System
-    defects: set[str]
     steps: Counter[str]  # per PSP: rules run (across examples)
     odd_replies: list[str]  # answers outside the contract that a retry got past (printed by the test)
 
@@ -197,7 +179,7 @@ class MoneyMachine(RuleBasedStateMachine):
     def currencies(self) -> tuple[str, ...]:
         if not self.psp.is_adyen:
             return SIMULATOR_CURRENCIES
-        return ADYEN_CURRENCIES + (() if "1" in self.defects else ADYEN_DIFFERING)
+        return ADYEN_CURRENCIES + ADYEN_DIFFERING
 
     def unit(self, currency: str) -> int:
         """The smallest amount both our API and the PSP can express, in ISO minor units."""
@@ -251,13 +233,7 @@ class MoneyMachine(RuleBasedStateMachine):
         return [o for o in self.model.orders.values() if pred(o)]
 
     def _refundable_orders(self) -> list[Order]:
-        def ok(o: Order) -> bool:
-            # known defect 6: any chargeback (even one reversed) makes the order unrefundable
-            return "6" not in self.defects or not any(
-                "CHARGEBACK" in self.model.disputes[d].delivered for d in o.disputes
-            )
-
-        return self._orders(ok)
+        return self._orders(lambda o: True)
 
     # --- checkouts ---------------------------------------------------------------------------------
     @initialize()
@@ -317,7 +293,7 @@ class MoneyMachine(RuleBasedStateMachine):
         if not wait_until(done, SETTLE_TIMEOUT_S, interval=0.05):
             raise ModelViolation(f"checkout {checkout_id} not done within {SETTLE_TIMEOUT_S}s")
 
-    @precondition(lambda self: self.psp.is_adyen and "1" not in self.defects)
+    @precondition(lambda self: self.psp.is_adyen)
     @rule(data=st.data())
     def checkout_in_a_disputed_currency(self, data: Any) -> None:
         """ISK (Adyen's exponent disputed) is refused at the API on an Adyen stage, naming the field;
@@ -359,7 +335,7 @@ class MoneyMachine(RuleBasedStateMachine):
 
     def _refund_id(self, data: Any, order: Order) -> str:
         """A fresh id, or the order's own id (ids are per kind: a refund may share its order's)."""
-        reuse_allowed = order.order_id not in self.model.refunds and not (self.psp.is_adyen and "4" in self.defects)
+        reuse_allowed = order.order_id not in self.model.refunds
         if reuse_allowed and data.draw(st.booleans(), label="refund_id == payment_order_id"):
             return order.order_id
         return fresh_id("rf")
@@ -457,7 +433,7 @@ class MoneyMachine(RuleBasedStateMachine):
         for (refund_id, key, minor), _ in accepted:
             self._record_refund(order, refund_id, minor, key, self._refund_body(order, refund_id, minor))
 
-    @precondition(lambda self: "3" not in self.defects and bool(self._orders(lambda o: o.state == "SUCCESS")))
+    @precondition(lambda self: bool(self._orders(lambda o: o.state == "SUCCESS")))
     @rule(data=st.data())
     def refund_whose_workflow_start_fails(self, data: Any) -> None:
         """StartExecution fails once for a refund; the client retries (same key, same body) and the
@@ -481,12 +457,8 @@ class MoneyMachine(RuleBasedStateMachine):
 
     # --- the PSP: disputes and notifications --------------------------------------------------------
     def _chargeable(self) -> list[Order]:
-        def ok(o: Order) -> bool:
-            if len(o.disputes) >= 2 or o.state == "FAILED":
-                return False
-            return o.state == "SUCCESS" or "2" not in self.defects  # AWAITING: an early chargeback
-
-        return self._orders(ok)
+        # SUCCESS, or AWAITING its AUTHORISATION: an early chargeback
+        return self._orders(lambda o: len(o.disputes) < 2 and o.state != "FAILED")
 
     @precondition(lambda self: bool(self._chargeable()))
     @rule(data=st.data())
@@ -582,7 +554,7 @@ class MoneyMachine(RuleBasedStateMachine):
                     pairs.append((held[(a, d.reference)], held[(b, d.reference)]))
             order = self.model.orders[d.order_id]
             cb, auth = held.get(("CHARGEBACK", d.reference)), held.get(("AUTHORISATION", order.order_id))
-            if "2" not in self.defects and cb is not None and auth is not None and order.state == "AWAITING":
+            if cb is not None and auth is not None and order.state == "AWAITING":
                 pairs.append((auth, cb))
         return pairs
 
@@ -596,7 +568,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self._deliver(later)
         self._deliver(earlier)
 
-    @precondition(lambda self: "5" not in self.defects and any(n.kind == "REFUND" for n in self.outbox + self.sent))
+    @precondition(lambda self: any(n.kind == "REFUND" for n in self.outbox + self.sent))
     @rule(data=st.data())
     def replay_with_success_as_boolean(self, data: Any) -> None:
         """A captured signed REFUND posted again with ``success`` as a JSON boolean (the signature covers
@@ -728,9 +700,7 @@ class MoneyMachine(RuleBasedStateMachine):
             raise ModelViolation(f"reconciliation of {report.get('source_key')}: {ours}")
 
 
-def machine_for(
-    system: System, steps: Counter[str], defects: set[str] | None = None, base: type = MoneyMachine
-) -> type:
+def machine_for(system: System, steps: Counter[str], base: type = MoneyMachine) -> type:
     """The machine class bound to a running system (hypothesis instantiates it per example)."""
     return type(
         f"{base.__name__}_{system.psp.name.replace('-', '_')}",
@@ -738,7 +708,6 @@ def machine_for(
         {
             "system": system,
             "steps": steps,
-            "defects": active_defects() if defects is None else defects,
             "odd_replies": [],
         },
     )

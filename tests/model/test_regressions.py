@@ -1,9 +1,6 @@
 """What the model of money found, each as a plain test: the minimal reproducer the state machine
-shrank to, written out step by step (tests/model/money.py lists the defects, KNOWN_DEFECTS).
-
-Those marked ``xfail(strict=True)`` are defects fixed on other branches: on this code they fail, and
-once a fix is merged the mark fails the run, to be removed (and the defect taken out of
-KNOWN_DEFECTS, which turns the model's rules for it back on)."""
+shrank to, written out step by step (each was a defect of this code base, now fixed; the model's
+rules expect the fixed behaviour)."""
 
 from __future__ import annotations
 
@@ -87,7 +84,6 @@ def refund_status_becomes(system: System, refund_id: str, status: str, deliver: 
 
 # --- found on the Adyen fake ---------------------------------------------------------------------
 @pytest.mark.parametrize("system", ["adyen-fake"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="defect 1 of issue 23: fixed on another branch")
 def test_a_checkout_in_isk_is_refused_on_an_adyen_stage(system: System) -> None:
     # Given an Adyen stage; When a checkout is in ISK (Adyen's exponent for it is disputed)
     checkout_id, order_id = fresh_id("chk"), fresh_id("po")
@@ -107,7 +103,6 @@ def test_a_checkout_in_isk_is_refused_on_an_adyen_stage(system: System) -> None:
 
 
 @pytest.mark.parametrize("system", ["adyen-fake"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="defect 1 of issue 23: fixed on another branch")
 def test_clp_is_charged_in_adyens_minor_units(system: System) -> None:
     # Given an Adyen stage; When 100 CLP are charged
     order = checkout(system, currency="CLP", amount="100")
@@ -117,7 +112,6 @@ def test_clp_is_charged_in_adyens_minor_units(system: System) -> None:
 
 
 @pytest.mark.parametrize("system", ["adyen-fake"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="defect 2 of issue 23: fixed on another branch")
 def test_a_chargeback_before_the_authorisation_takes_the_money_once_the_charge_is_known(system: System) -> None:
     # Given an order whose outcome Adyen has not decided yet (Received)
     order = checkout(system, token="tok_adyenReceived")
@@ -138,7 +132,6 @@ def test_a_chargeback_before_the_authorisation_takes_the_money_once_the_charge_i
 
 
 @pytest.mark.parametrize("system", ["adyen-fake"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="defect 4 of issue 23: fixed on another branch")
 def test_a_refund_whose_id_is_its_orders_id_succeeds_on_adyen(system: System) -> None:
     # Given a charged order
     order = checkout(system)
@@ -152,7 +145,6 @@ def test_a_refund_whose_id_is_its_orders_id_succeeds_on_adyen(system: System) ->
 
 
 @pytest.mark.parametrize("system", ["adyen-fake"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="defect 5 of issue 23: fixed on another branch")
 def test_a_signed_refund_replayed_with_a_boolean_success_is_refused(system: System) -> None:
     # Given a refund the PSP paid, its signed REFUND notification captured before it arrives
     order = checkout(system)
@@ -189,7 +181,6 @@ def test_a_payment_authorised_by_its_notification_is_in_the_fakes_settlement_and
 
 # --- found on the simulator ------------------------------------------------------------------------
 @pytest.mark.parametrize("system", ["simulator"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="defect 3 of issue 23: fixed on another branch")
 def test_a_refund_whose_workflow_did_not_start_completes_on_the_clients_retry(system: System) -> None:
     # Given a charged order, and Step Functions failing the refund's StartExecution once
     order = checkout(system)
@@ -214,7 +205,6 @@ def test_a_refund_whose_workflow_did_not_start_completes_on_the_clients_retry(sy
 
 
 @pytest.mark.parametrize("system", ["simulator"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="defect 6 of issue 23: fixed on another branch")
 def test_an_order_is_refundable_again_once_its_chargeback_is_reversed(system: System) -> None:
     # Given a charged order charged back in full, then the chargeback reversed
     order = checkout(system)
