@@ -184,7 +184,7 @@ class MoneyMachine(RuleBasedStateMachine):
     def unit(self, currency: str) -> int:
         """The smallest amount both our API and the PSP can express, in ISO minor units."""
         iso = exponent(currency)
-        psp = self.psp.psp_exponent(currency, iso)
+        psp = self.psp.wire_exponent(currency, iso)
         return 10 ** max(0, iso - psp)
 
     def to_psp(self, minor: int, currency: str) -> int:

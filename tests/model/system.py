@@ -67,7 +67,12 @@ class PspDriver:
     tokens: tuple[str, ...] = ("tok_visa", "tok_chargeDeclined", "tok_refundFails")
 
     def psp_exponent(self, currency: str, iso: int) -> int:
+        """Decimals of the PSP's amounts, as the model compares them (charges, modifications)."""
         return iso
+
+    def wire_exponent(self, currency: str, iso: int) -> int:
+        """Decimals the PSP writes its notifications and settlement in: amounts are drawn to fit them."""
+        return self.psp_exponent(currency, iso)
 
     def start(self, runtime: Any) -> None: ...
 
@@ -106,6 +111,12 @@ class SimulatorPsp(PspDriver):
         from payments.psp.simulator import SimulatedPsp
 
         return SimulatedPsp()
+
+    def wire_exponent(self, currency: str, iso: int) -> int:
+        """The simulator records ISO 4217 minor units but writes Adyen's formats (IDR with 0 decimals)."""
+        from payments.psp.adyen_currencies import wire_exponent
+
+        return wire_exponent(currency)
 
     def raise_chargeback(self, order_id: str, amount_psp_minor: int) -> Notification:
         item = self._psp().raise_chargeback(order_id, amount_psp_minor)
