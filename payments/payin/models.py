@@ -249,11 +249,59 @@ class ProblemFieldError(BaseModel):
     field: str = Field(
         description="Path of the offending field (payment_orders[2].amount), or 'header <Name>', or '(body)'."
     )
-    message: str = Field(description="The rule it breaks; never the value that was sent.")
+    message: str = Field(
+        description="A sentence naming the field and saying what is expected (payment_orders[2].currency must be a "
+        "three-letter ISO 4217 code such as USD); never the value that was sent."
+    )
+
+
+#: problems as the APIs answer them (the OpenAPI document's examples; a test posts each request and
+#: compares): a checkout with two bad fields, a refund over what remains, a refund in another currency
+PROBLEM_EXAMPLES: list[JsonDict] = [
+    {
+        "type": "urn:payments:problem:validation-error",
+        "title": "Request validation failed",
+        "status": 422,
+        "detail": '2 fields are not valid: payment_orders[0].amount must be sent as a string such as "19.99", not as '
+        "a JSON number; payment_orders[1].currency must be a three-letter ISO 4217 code such as USD.",
+        "errors": [
+            {
+                "field": "payment_orders[0].amount",
+                "message": 'payment_orders[0].amount must be sent as a string such as "19.99", not as a JSON number',
+            },
+            {
+                "field": "payment_orders[1].currency",
+                "message": "payment_orders[1].currency must be a three-letter ISO 4217 code such as USD",
+            },
+        ],
+    },
+    {
+        "type": "urn:payments:problem:refund-exceeds-remaining",
+        "title": "Refund exceeds what remains refundable",
+        "status": 422,
+        "detail": "The refund is more than remains refundable: at most 4.99 USD remains refundable on po_1 (the "
+        "charge less the refunds already reserved and the chargebacks still standing).",
+        "errors": [
+            {
+                "field": "amount",
+                "message": "amount is more than remains refundable: at most 4.99 USD remains refundable on po_1",
+            }
+        ],
+    },
+    {
+        "type": "urn:payments:problem:validation-error",
+        "title": "Request validation failed",
+        "status": 422,
+        "detail": "currency EUR differs from the order's currency USD.",
+        "errors": [{"field": "currency", "message": "currency EUR differs from the order's currency USD"}],
+    },
+]
 
 
 class Problem(BaseModel):
     """An RFC 9457 problem detail (``application/problem+json``)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [*PROBLEM_EXAMPLES]})
 
     type: str = Field(
         pattern=r"^urn:payments:problem:[a-z-]+$", description="URN naming the problem; the README lists them."

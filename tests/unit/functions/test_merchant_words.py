@@ -491,3 +491,20 @@ def test_what_an_adyen_stage_cannot_carry_is_said_in_the_merchants_words(
     assert_in_merchant_words(problem, [message.split(" ")[0]])
     assert problem["errors"][0]["message"] == message
     assert stored(ddb) == before
+
+
+def test_the_openapi_examples_are_what_the_apis_answer(handlers: dict[str, Any]) -> None:
+    from payments.payin.models import PROBLEM_EXAMPLES
+
+    # Given the requests the OpenAPI document's problem examples stand for
+    two_bad_fields = changed(CHECKOUT, payment_orders__0__amount=19.99, payment_orders__1__currency="usd")
+    assert refund(handlers, changed(REFUND, refund_id="rf_a", amount="65.01"))[0] == 202
+    over_the_limit = changed(REFUND, refund_id="rf_b")
+    other_currency = changed(REFUND, refund_id="rf_c", currency="EUR")
+    # When each is sent / Then each answer is its example, word for word
+    answers = [
+        pay(handlers, two_bad_fields)[1],
+        refund(handlers, over_the_limit)[1],
+        refund(handlers, other_currency)[1],
+    ]
+    assert answers == PROBLEM_EXAMPLES
