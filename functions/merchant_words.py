@@ -205,5 +205,5 @@ def detail_of(errors: Sequence[Mapping[str, str]]) -> str:
 
 
 def _capitalised(text: str) -> str:
-    # a field path stays as written (payment_orders[0].amount); a plain sentence starts with a capital
-    return text[0].upper() + text[1:] if text.startswith(("the ", "at ", "nothing ")) else text
+    # a field path stays as written (payment_orders[0].amount); "the body ..." starts with a capital
+    return "T" + text[1:] if text.startswith("the ") else text
