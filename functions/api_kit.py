@@ -23,8 +23,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
+from functions.merchant_words import field_errors, sentence
 from functions.payment.guard import guard_request
-from functions.payment.problems import PROBLEM_JSON, as_proxy, field_path, problem, validation_problem
+from functions.payment.problems import PROBLEM_JSON, as_proxy, problem, validation_problem
 from payments.kernel import aws
 from payments.kernel.config import IDEMPOTENCY_TTL_SECONDS, settings
 from payments.kernel.errors import InvalidRequest, StoreUnavailable
@@ -123,13 +124,6 @@ def json_response(
     return {status: response}
 
 
-def _message(error: Any) -> str:
-    """The rule a field breaks, in the client's words: an identifier's rule rather than its regex."""
-    if error.get("type") == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == IDENTIFIER_PATTERN:
-        return "must be " + IDENTIFIER_RULE
-    return str(error.get("msg", "invalid"))
-
-
 def answer_common_problems(app: APIGatewayRestResolver) -> None:
     """The problems both APIs answer alike. What a client sent is never quoted back: it may be the
     very thing that must not be logged or returned (a card number). Conflicts and unknown resources
@@ -137,8 +131,7 @@ def answer_common_problems(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[str]:
-        errors = [{"field": field_path(e.get("loc", ())), "message": _message(e)} for e in error.errors()]
-        return validation_problem(errors)
+        return validation_problem(field_errors(error.errors()))  # in the merchant's words, one mapping
 
     @app.exception_handler(InvalidRequest)
     def _invalid_across_fields(error: InvalidRequest) -> Response[str]:
@@ -147,7 +140,8 @@ def answer_common_problems(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(IdempotencyValidationError)
     def _key_reused(_: IdempotencyValidationError) -> Response[str]:
         detail = "This Idempotency-Key was already used with a different request body; use a new key for a new request."
-        errors = [{"field": "header Idempotency-Key", "message": "reused with a different body"}]
+        field = "header Idempotency-Key"
+        errors = [{"field": field, "message": sentence(field, "was already used with a different body")}]
         return problem(422, "idempotency-key-reused", "Idempotency-Key reused", detail, errors)
 
     @app.exception_handler(IdempotencyAlreadyInProgressError)

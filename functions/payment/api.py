@@ -31,6 +31,7 @@ from functions.api_kit import (
     new_idempotency_config,
     problem_responses,
 )
+from functions.merchant_words import sentence
 from functions.payment import logic
 from functions.payment.problems import problem
 from payments.accounts.ledger import LedgerRepository
@@ -108,9 +109,8 @@ def _accept_once(command: dict[str, Any]) -> dict[str, Any]:
 def create_payment(request: Annotated[PaymentRequest, Body()], idempotency_key: IdempotencyKey) -> Response[PaymentOut]:
     duplicates = request.duplicate_order_fields()
     if duplicates:
-        raise InvalidRequest(
-            [{"field": f, "message": "payment_order_id is repeated within this checkout"} for f in duplicates]
-        )
+        rule = "repeats a payment_order_id of an earlier order of this checkout: each order needs its own"
+        raise InvalidRequest([{"field": f, "message": sentence(f, rule)} for f in duplicates])
     resource = _accept_once(command={"idempotency_key": idempotency_key, "request": request.model_dump(mode="json")})
     return accepted(resource, f"/v1/payments/{resource['checkout_id']}")
 

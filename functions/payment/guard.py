@@ -27,9 +27,9 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.merchant_words import CARD_NUMBER, IDENTIFIER, sentence
 from functions.payment.problems import problem, validation_problem
 from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
-from payments.kernel.ids import IDENTIFIER_RULE
 from payments.kernel.observability import count, logger
 from payments.kernel.pan import Pairs, contains_pan, find_control_characters, find_pans, redacted
 
@@ -63,7 +63,7 @@ def card_number_problem(fields: list[str], where: str) -> Response[str]:
         "card-number-rejected",
         "Card number not accepted",
         "Raw card numbers are never accepted; send a PSP token in payment_method.token. Nothing was stored.",
-        [{"field": f, "message": "looks like a card number (PAN)"} for f in fields],
+        [{"field": f, "message": sentence(f, CARD_NUMBER)} for f in fields],
     )
 
 
@@ -172,10 +172,7 @@ def _route(path: str, method: str, routes: list[Any]) -> tuple[list[Any], Respon
         unroutable = _unroutable_parameters(path, routes)
         if unroutable:
             # the path has a route's shape, but a parameter holds characters no identifier has
-            return matching, validation_problem(
-                [{"field": name, "message": "must be " + IDENTIFIER_RULE} for name in unroutable],
-                "The path is not valid.",
-            )
+            return matching, validation_problem([{"field": n, "message": sentence(n, IDENTIFIER)} for n in unroutable])
     allowed = sorted({route.method for route in matching})
     if matching and method not in allowed:
         return matching, problem(
@@ -235,10 +232,12 @@ def _document_problem(text: str) -> Response[str] | None:
         return card_number_problem(pans, "body")
     controls = find_control_characters(document)
     if controls:
-        return validation_problem([{"field": f, "message": "contains a control character"} for f in controls])
+        rule = "contains a control character (U+0000-U+001F or U+007F), which no field accepts"
+        return validation_problem([{"field": f, "message": sentence(f, rule)} for f in controls])
     repeated = _duplicate_keys(document)
     if repeated:
-        return validation_problem([{"field": f, "message": "key repeated in the same object"} for f in repeated])
+        rule = "is written twice in the same object: send each field once"
+        return validation_problem([{"field": f, "message": sentence(f, rule)} for f in repeated])
     return None
 
 

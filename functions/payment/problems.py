@@ -10,7 +10,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.merchant_words import detail_of, field_path
 from payments.kernel.pan import redacted
+
+__all__ = ["PROBLEM_JSON", "TYPE_PREFIX", "as_proxy", "field_path", "problem", "validation_problem"]
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:payments:problem:"
@@ -31,29 +34,10 @@ def problem(
     return Response(status_code=status, content_type=PROBLEM_JSON, body=json.dumps(body), headers=headers or {})
 
 
-def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    """Pydantic/Powertools error location -> ``payment_orders[2].amount`` (or the header's name)."""
-    parts = list(loc)
-    if parts and parts[0] in ("body", "path", "query"):
-        parts = parts[1:]
-    elif parts and parts[0] == "header":
-        return "header " + "-".join(w.capitalize() for w in str(parts[1]).split("-")) if len(parts) > 1 else "header"
-    # Powertools wraps a single un-embedded body model under its parameter name
-    if parts and parts[0] == "request":
-        parts = parts[1:]
-    path = ""
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "(body)"
-
-
-def validation_problem(
-    errors: list[dict[str, str]], detail: str = "The request is not a valid checkout."
-) -> Response[str]:
-    return problem(422, "validation-error", "Request validation failed", detail, errors)
+def validation_problem(errors: list[dict[str, str]], detail: str | None = None) -> Response[str]:
+    """A 422 ``validation-error`` whose ``errors`` say, each in a sentence naming its field, what is
+    expected (:mod:`functions.merchant_words`); its ``detail`` repeats them unless given."""
+    return problem(422, "validation-error", "Request validation failed", detail or detail_of(errors), errors)
 
 
 def as_proxy(response: Any) -> dict[str, Any]:

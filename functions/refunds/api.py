@@ -6,7 +6,10 @@
 Every request first passes the checkout API's request guard (``functions.payment.guard``,
 called by ``handler.py`` with :func:`routes`). Problems are those of the checkout API
 (``functions.payment.problems``), plus ``order-not-refundable`` (409) and
-``refund-exceeds-remaining`` (422); none quotes a value the client sent. A rejected request
+``refund-exceeds-remaining`` (422, saying how much remains refundable on which order), all in the
+merchant's words (``functions.merchant_words``). None quotes a value the client sent, but for what has
+passed its rule and the card-number guard and names the mismatch: the order's id, and a currency
+that is not the order's (``currency EUR differs from the order's currency USD``). A rejected request
 stores nothing: the reservation is one conditional transaction, and Powertools deletes the
 idempotency record of a request that raised.
 """
@@ -22,6 +25,7 @@ from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
 from functions import api_kit
 from functions.api_kit import IdempotencyKey, Identifier
+from functions.merchant_words import sentence
 from functions.payment.problems import PROBLEM_JSON, problem
 from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from payments.kernel.errors import Conflict, NotFound
@@ -106,26 +110,32 @@ api_kit.answer_common_problems(app)  # validation, idempotency, a throttled stor
 @app.exception_handler(OrderNotRefundable)
 def _not_refundable(error: OrderNotRefundable) -> Response[str]:
     detail = "Only a SUCCESS payment order can be refunded."
+    message = sentence("payment_order_id", "names an order that is not SUCCESS: only a SUCCESS order can be refunded")
     return problem(
-        409, "order-not-refundable", "Order not refundable", detail, [{"field": "payment_order_id", "message": detail}]
+        409, "order-not-refundable", "Order not refundable", detail, [{"field": "payment_order_id", "message": message}]
     )
 
 
 @app.exception_handler(RefundExceedsRemaining)
 def _exceeds(error: RefundExceedsRemaining) -> Response[str]:
+    # the order's id is safe to quote: it passed the identifier rule and the card-number guard
+    on = f" on {error.payment_order_id}" if error.payment_order_id else ""
+    if error.currency is None:
+        limit = f"less remains refundable{on}"
+    elif error.remaining_minor > 0:
+        limit = f"at most {Money(error.remaining_minor, error.currency)} remains refundable{on}"
+    else:
+        limit = f"nothing remains refundable{on} ({Money.zero(error.currency)})"
     detail = (
-        "The refund exceeds what remains refundable on the order (its amount less the refunds already reserved "
-        "and the chargebacks still standing)."
+        f"The refund is more than remains refundable: {limit} (the charge less the refunds already reserved and "
+        "the chargebacks still standing)."
     )
-    if error.currency:
-        remaining = Money(error.remaining_minor, error.currency).format()
-        detail += f" {remaining} {error.currency} remains refundable."
     return problem(
         422,
         "refund-exceeds-remaining",
         "Refund exceeds what remains refundable",
         detail,
-        [{"field": "amount", "message": detail}],
+        [{"field": "amount", "message": sentence("amount", f"is more than remains refundable: {limit}")}],
     )
 
 
@@ -134,7 +144,11 @@ def _conflict(error: Conflict) -> Response[str]:
     detail = (
         "This identifier is already used by another request." if error.field else "Conflict with an existing resource."
     )
-    errors = [{"field": error.field, "message": "already used by another request"}] if error.field else None
+    errors = (
+        [{"field": error.field, "message": sentence(error.field, "is already used by another refund")}]
+        if error.field
+        else None
+    )
     return problem(409, "resource-conflict", "Conflict with an existing resource", detail, errors)
 
 
@@ -146,7 +160,7 @@ def _not_found(_: NotFound) -> Response[str]:
             "not-found",
             "Not found",
             "No such payment order.",
-            [{"field": "payment_order_id", "message": "no such payment order"}],
+            [{"field": "payment_order_id", "message": sentence("payment_order_id", "names no payment order")}],
         )
     return problem(404, "not-found", "Not found", "No such refund.")
 

@@ -6,6 +6,7 @@ integer minor units (``amount_minor``); see :mod:`payments.kernel.money`.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
@@ -14,7 +15,7 @@ from pydantic.config import JsonDict
 from payments.kernel.config import MAX_ORDERS_PER_CHECKOUT, settings
 from payments.kernel.ids import identifier_field
 from payments.kernel.iso4217 import MINOR_UNITS
-from payments.kernel.money import MAX_ORDER_MINOR_UNITS, Money, is_currency, parse_amount
+from payments.kernel.money import MAX_ORDER_MINOR_UNITS, InvalidAmount, Money, is_currency, parse_amount
 from payments.payin.status import AttentionKind, OrderStatus, PaymentStatus
 from payments.psp.adyen_currencies import UnsupportedAtAdyen, adyen_exponent, to_adyen_minor
 
@@ -48,34 +49,72 @@ def amount_field(description: str) -> Any:
 
 def active_currency(value: str) -> str:
     """An active ISO 4217 code; on an Adyen stage also one Adyen takes with a definite number of
-    decimals (not ISK, whose decimals at Adyen are disputed; not a code Adyen does not list)."""
+    decimals (not ISK, whose decimals at Adyen are disputed; not a code Adyen does not list).
+
+    Its ``ValueError`` is a phrase for the merchant (``functions.merchant_words``): what the currency
+    must be, never the value sent."""
     if not is_currency(value):
-        raise ValueError("not an active ISO 4217 currency code")  # never the value sent
+        raise ValueError(
+            "must be an active ISO 4217 currency code such as USD, EUR or JPY (this one is withdrawn or unknown)"
+        )
     if _adyen_stage():
         try:
             adyen_exponent(value)
-        except UnsupportedAtAdyen as err:
-            raise ValueError(f"not accepted on this stage, whose PSP is Adyen: {err}") from None
+        except UnsupportedAtAdyen:
+            raise ValueError(
+                "must be a currency this stage's PSP, Adyen, takes with a definite number of decimals (this one is not)"
+            ) from None
     return value
 
 
 def amount_fits_currency(value: str | None, info: ValidationInfo) -> str | None:
     """The amount has at most the currency's minor-unit digits and fits the bounds; on an Adyen
     stage Adyen's minor units must carry it exactly (IDR has no decimals at Adyen: 10000.50 IDR is
-    refused). An invalid currency is reported on its own field; the amount's shape is then checked
-    with 2 digits."""
-    if value is not None:
-        currency = info.data.get("currency")
-        minor = parse_amount(value, currency or "USD")
-        if currency and _adyen_stage():
-            try:
-                to_adyen_minor(Money(minor, currency))
-            except UnsupportedAtAdyen:
-                raise ValueError(
-                    f"{currency} has {adyen_exponent(currency)} decimals at Adyen, this stage's PSP: "
-                    "the amount cannot be sent exactly"
-                ) from None
+    refused). An invalid currency is reported on its own field; the amount is then only checked to be
+    above zero (its decimals depend on the currency).
+
+    Its ``ValueError`` is a phrase for the merchant (``functions.merchant_words``), never quoting the
+    amount (it may be a card number written as one)."""
+    if value is None:
+        return value
+    currency = info.data.get("currency")
+    if not currency:
+        if Decimal(value) <= 0:  # the field's pattern made it a plain decimal string
+            raise ValueError(AMOUNT_NOT_POSITIVE)
+        return value
+    try:
+        minor = parse_amount(value, currency)
+    except InvalidAmount:
+        raise ValueError(_amount_rule_broken(value, currency)) from None
+    if _adyen_stage():
+        try:
+            to_adyen_minor(Money(minor, currency))
+        except UnsupportedAtAdyen:
+            decimals = adyen_exponent(currency)
+            raise ValueError(
+                f"must be a whole number of {currency}, which has {decimals} decimals at Adyen, this stage's PSP"
+                if decimals == 0
+                else f"must have at most {decimals} decimal places: {currency} has {decimals} at Adyen, this stage's PSP"
+            ) from None
     return value
+
+
+AMOUNT_NOT_POSITIVE = "must be greater than zero"
+
+
+def _amount_rule_broken(value: str, currency: str) -> str:
+    """Why ``parse_amount`` refused an amount of the field's decimal shape, in the merchant's words."""
+    digits = MINOR_UNITS[currency]
+    whole, _, fraction = value.partition(".")
+    if len(fraction) > digits:
+        if digits == 0:
+            return f"must be a whole number: {currency} has no minor units"
+        return (
+            f"must have at most {digits} decimal place{'s' if digits != 1 else ''}: {currency} has {digits} minor units"
+        )
+    if not any(c in "123456789" for c in whole + fraction):
+        return AMOUNT_NOT_POSITIVE
+    return f"must be at most {Money(MAX_ORDER_MINOR_UNITS, currency).format()} {currency}"
 
 
 def _adyen_stage() -> bool:
@@ -210,11 +249,59 @@ class ProblemFieldError(BaseModel):
     field: str = Field(
         description="Path of the offending field (payment_orders[2].amount), or 'header <Name>', or '(body)'."
     )
-    message: str = Field(description="The rule it breaks; never the value that was sent.")
+    message: str = Field(
+        description="A sentence naming the field and saying what is expected (payment_orders[2].currency must be a "
+        "three-letter ISO 4217 code such as USD); never the value that was sent."
+    )
+
+
+#: problems as the APIs answer them (the OpenAPI document's examples; a test posts each request and
+#: compares): a checkout with two bad fields, a refund over what remains, a refund in another currency
+PROBLEM_EXAMPLES: list[JsonDict] = [
+    {
+        "type": "urn:payments:problem:validation-error",
+        "title": "Request validation failed",
+        "status": 422,
+        "detail": '2 fields are not valid: payment_orders[0].amount must be sent as a string such as "19.99", not as '
+        "a JSON number; payment_orders[1].currency must be a three-letter ISO 4217 code such as USD.",
+        "errors": [
+            {
+                "field": "payment_orders[0].amount",
+                "message": 'payment_orders[0].amount must be sent as a string such as "19.99", not as a JSON number',
+            },
+            {
+                "field": "payment_orders[1].currency",
+                "message": "payment_orders[1].currency must be a three-letter ISO 4217 code such as USD",
+            },
+        ],
+    },
+    {
+        "type": "urn:payments:problem:refund-exceeds-remaining",
+        "title": "Refund exceeds what remains refundable",
+        "status": 422,
+        "detail": "The refund is more than remains refundable: at most 4.99 USD remains refundable on po_1 (the "
+        "charge less the refunds already reserved and the chargebacks still standing).",
+        "errors": [
+            {
+                "field": "amount",
+                "message": "amount is more than remains refundable: at most 4.99 USD remains refundable on po_1",
+            }
+        ],
+    },
+    {
+        "type": "urn:payments:problem:validation-error",
+        "title": "Request validation failed",
+        "status": 422,
+        "detail": "currency EUR differs from the order's currency USD.",
+        "errors": [{"field": "currency", "message": "currency EUR differs from the order's currency USD"}],
+    },
+]
 
 
 class Problem(BaseModel):
     """An RFC 9457 problem detail (``application/problem+json``)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [*PROBLEM_EXAMPLES]})
 
     type: str = Field(
         pattern=r"^urn:payments:problem:[a-z-]+$", description="URN naming the problem; the README lists them."

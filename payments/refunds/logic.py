@@ -47,14 +47,16 @@ def accept_refund(
         return existing.to_api().model_dump(mode="json")
     order = refunds.payments.get_order(request.payment_order_id)
     if request.currency != order.currency:
-        raise InvalidRequest([{"field": "currency", "message": f"the order is in {order.currency}"}])
+        # both codes are safe to quote: the request's passed the currency rule, the order's is ours
+        message = f"currency {request.currency} differs from the order's currency {order.currency}"
+        raise InvalidRequest([{"field": "currency", "message": message}])
     if request.amount is not None:
         amount = money.Money.parse(request.amount, request.currency)
     else:
         amount = money.Money(refundable_minor(order), order.currency)
         if not amount.is_positive():
             raise RefundExceedsRemaining(
-                f"order {order.payment_order_id} has nothing left to refund", 0, order.currency
+                f"order {order.payment_order_id} has nothing left to refund", 0, order.currency, order.payment_order_id
             )
     record = RefundRecord(
         refund_id=request.refund_id,

@@ -83,10 +83,13 @@ class OrderNotRefundable(PaymentError):
 class RefundExceedsRemaining(PaymentError):
     """The refund would take the order's refunds over what was charged (422)."""
 
-    def __init__(self, message: str, remaining_minor: int, currency: str | None = None):
+    def __init__(
+        self, message: str, remaining_minor: int, currency: str | None = None, payment_order_id: str | None = None
+    ):
         super().__init__(message)
         self.remaining_minor = remaining_minor
         self.currency = currency  # of the order: the API says how much remains refundable in it
+        self.payment_order_id = payment_order_id  # ... and on which order
 
 
 class ChargebackNotBooked(TransientError):
@@ -205,7 +208,9 @@ class RefundsRepository:
     def reserve(self, refund: RefundRecord, order: OrderRecord) -> Reserved:
         """Store a PENDING refund and reserve its amount on the order, or find the identical one."""
         if refund.amount_minor <= 0:
-            raise RefundExceedsRemaining("a refund moves a positive amount", refundable_minor(order), order.currency)
+            raise RefundExceedsRemaining(
+                "a refund moves a positive amount", refundable_minor(order), order.currency, order.payment_order_id
+            )
         now = clock.now_iso()
         refund = refund.model_copy(update={"status": RefundStatus.PENDING, "created_at": now, "updated_at": now})
         # the refund enters the recovery index at once: if its workflow does not start or dies before it
@@ -284,6 +289,7 @@ class RefundsRepository:
             f"order {current.payment_order_id} has {remaining} minor units left to refund; {refund.amount_minor} asked",
             remaining,
             current.currency,
+            current.payment_order_id,
         )
 
     # --- read ---------------------------------------------------------------------------

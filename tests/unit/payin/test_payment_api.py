@@ -71,5 +71,9 @@ def test_a_base64_encoded_body_is_decoded_before_the_guards_and_validation(payme
     # Then the card number is found and rejected, naming the field
     assert response["statusCode"] == 422
     assert json.loads(response["body"])["errors"] == [
-        {"field": "buyer_info.buyer_id", "message": "looks like a card number (PAN)"}
+        {
+            "field": "buyer_info.buyer_id",
+            "message": "buyer_info.buyer_id looks like a card number: card data is never accepted, send a PSP token "
+            "such as tok_visa",
+        }
     ]

@@ -44,7 +44,8 @@ def test_field_path_names_headers_in_their_canonical_case(loc: tuple[object, ...
 
 def test_problem_is_an_rfc9457_response() -> None:
     # Given a validation problem / When built / Then it is problem+json with type, title, status, detail, errors
-    response = validation_problem([{"field": "payment_orders[2].amount", "message": "bad"}])
+    message = 'payment_orders[2].amount must be sent as a string such as "19.99", not as a JSON number'
+    response = validation_problem([{"field": "payment_orders[2].amount", "message": message}])
     body = json.loads(response.body)
     assert response.status_code == 422
     assert response.headers["Content-Type"] == PROBLEM_JSON
@@ -52,8 +53,8 @@ def test_problem_is_an_rfc9457_response() -> None:
         "type": "urn:payments:problem:validation-error",
         "title": "Request validation failed",
         "status": 422,
-        "detail": "The request is not a valid checkout.",
-        "errors": [{"field": "payment_orders[2].amount", "message": "bad"}],
+        "detail": message + ".",
+        "errors": [{"field": "payment_orders[2].amount", "message": message}],
     }
 
 

@@ -87,7 +87,7 @@ def test_exceeding_the_remaining_amount_is_422_and_stores_nothing(api: Any) -> N
     call(api, event("POST", "/v1/refunds", BODY))
     status, body, _ = call(api, event("POST", "/v1/refunds", {**BODY, "refund_id": "rf_2"}, key="k-2"))
     assert status == 422 and body["type"] == "urn:payments:problem:refund-exceeds-remaining"
-    assert body["detail"].endswith(" 10.00 USD remains refundable.")
+    assert "at most 10.00 USD remains refundable on po_1" in body["detail"]
     assert call(api, event("GET", "/v1/refunds/rf_2"))[0] == 404
 
 
@@ -171,4 +171,6 @@ def test_no_problem_quotes_what_the_client_sent(api: Any) -> None:
         assert status in (404, 422), status
         assert "Marker" not in json.dumps(body) and "QQX" not in json.dumps(body), body
     status, body, _ = call(api, sent[0])
-    assert status == 404 and body["errors"] == [{"field": "payment_order_id", "message": "no such payment order"}]
+    assert status == 404 and body["errors"] == [
+        {"field": "payment_order_id", "message": "payment_order_id names no payment order"}
+    ]
