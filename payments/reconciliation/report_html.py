@@ -184,7 +184,7 @@ def _money(amount: Decimal | str | None, currency: str | None, places: int | Non
         return ""
     value = amount if isinstance(amount, Decimal) else _decimal(amount)
     digits = places if places is not None else _places(amount)
-    text = f"{value:,.{digits}f}".replace("-", "\u2212")
+    text = f"{value:,.{digits}f}"  # an ASCII minus: the figure pastes into a spreadsheet as a number
     return f"{text} {currency}" if currency else text
 
 
