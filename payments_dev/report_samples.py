@@ -41,6 +41,8 @@ ADYEN_SAMPLE = SAMPLES / "adyen" / "oca-batch-380.csv"
 DAYS = ("clean", "tampered", "quarantined", "adyen")
 #: the widths the page must fit without scrolling sideways: a phone and a laptop
 VIEWPORTS = {390: 844, 1280: 800}
+#: a screenshot shows the page's top this tall at most (the verdict, the payout check, the mismatches)
+MAX_SHOT_HEIGHT = 1800
 #: where Debian's chromium package puts the browser (``CHROMIUM`` overrides)
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 
@@ -199,7 +201,10 @@ def screenshots(directory: Path) -> list[tuple[str, int, int, Path]]:
                     page.set_content(page_html)
                     scroll_width = int(page.evaluate("document.documentElement.scrollWidth"))
                     path = directory / f"report-{day}-{width}.png"
-                    page.screenshot(path=str(path), full_page=True)
+                    height = min(int(page.evaluate("document.documentElement.scrollHeight")), MAX_SHOT_HEIGHT)
+                    page.screenshot(
+                        path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height}
+                    )
                     page.close()
                     taken.append((day, width, scroll_width, path))
         finally:

@@ -219,3 +219,15 @@ def test_a_bank_statement_shows_its_balance_check(name: str) -> None:
         assert verdict_of(page) == "Clean"
     else:
         assert re.fullmatch(r"[1-9][0-9]* items? needs? a person", verdict_of(page))
+
+
+def test_the_docs_page_describes_every_kind_and_shows_every_screenshot() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    text = (docs / "reconciliation-report.md").read_text(encoding="utf-8")
+    for title, _, _ in report_html.KINDS.values():
+        assert f"| {title} |" in text, title
+    assert f"still missing after {report_html.WAIT_DAYS} days" in text
+    for day in report_samples.DAYS:
+        for width in report_samples.VIEWPORTS:
+            name = f"report-{day}-{width}.png"
+            assert f"]({name})" in text and (docs / name).is_file(), name
