@@ -189,14 +189,16 @@ def _money(amount: Decimal | str | None, currency: str | None, places: int | Non
 
 
 def _table(caption: str, head: list[str], rows: list[str], numeric: frozenset[int] = frozenset()) -> str:
-    """A captioned table in its own scrolling box; ``rows`` are rendered ``<tr>`` elements and the
-    columns whose index is in ``numeric`` hold amounts (their headers are right-aligned too)."""
+    """A captioned table in its own scrolling box (focusable: it scrolls from the keyboard too);
+    ``rows`` are rendered ``<tr>`` elements, the columns whose index is in ``numeric`` hold
+    amounts (their headers are right-aligned too)."""
     header = "".join(
         f'<th scope="col" class="num">{_e(h)}</th>' if i in numeric else f'<th scope="col">{_e(h)}</th>'
         for i, h in enumerate(head)
     )
     return (
-        f'<div class="table-wrap"><table><caption>{_e(caption)}</caption>'
+        f'<div class="table-wrap" role="region" tabindex="0" aria-label="{_e(caption)}">'
+        f"<table><caption>{_e(caption)}</caption>"
         f"<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 

@@ -84,6 +84,10 @@ def test_the_page_is_self_contained_labelled_and_accessible() -> None:
     # every table has a caption and every header cell a scope
     assert len(parsed.all("caption")) == len(parsed.all("table")) >= 4
     assert all(attrs.get("scope") in ("col", "row") for attrs in parsed.all("th"))
+    # and each table's scrolling box is a labelled region reachable from the keyboard
+    boxes = [a for a in parsed.all("div") if a.get("class") == "table-wrap"]
+    assert len(boxes) == len(parsed.all("table"))
+    assert all(a.get("role") == "region" and a.get("tabindex") == "0" and a.get("aria-label") for a in boxes)
     # human labels: none of the JSON's field names or kinds is shown
     for raw in ("gross_credit", "net_credit", "payment_order_id", "AMOUNT_MISMATCH", "MISSING_IN_SETTLEMENT", "MANUAL"):
         assert raw not in parsed.text, raw
