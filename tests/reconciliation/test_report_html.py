@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -138,6 +139,14 @@ def test_each_mismatch_shows_who_resolved_it_when_and_why() -> None:
     # And a resolution still OPEN counts as open
     still_open = {amount["mismatch_id"]: {**resolutions[amount["mismatch_id"]], "status": "OPEN"}}
     assert verdict_of(report.to_html(built, still_open)) == "3 items need a person"
+
+
+def test_the_page_re_rendered_from_the_stored_json_is_the_same_page() -> None:
+    # Given a report as the Lambda stored it (reports/<key>.json), read back later to re-render it
+    built = report_samples.build("tampered")
+    stored = json.loads(report.to_json(built))
+    # Then the page is byte for byte the one rendered from the engine's own objects
+    assert report.to_html(stored) == report.to_html(built)
 
 
 def test_when_every_mismatch_is_resolved_the_verdict_says_so() -> None:
