@@ -43,7 +43,7 @@ bench-quick: $(VENV)/.installed
 	$(BIN)/python -m payments_dev.bench.run --quick
 
 ## test: the lint gates first, then every test, cdk synth of every stage (cdk-nag included) and cfn-lint
-test: lint test-unit test-integration test-contract test-chaos test-model test-infra synth cfn-lint
+test: lint test-unit test-integration test-contract test-chaos test-model test-infra synth cfn-lint test-browser
 
 ## lint: ruff's rules, ruff's formatting (checked, never rewritten here) and mypy over the deployed code
 ## (configuration: [tool.ruff] and [tool.mypy] in pyproject.toml; the same hooks: .pre-commit-config.yaml)
@@ -66,6 +66,16 @@ test-contract: $(VENV)/.installed
 # the chaos tests own a local runtime too: their own pytest process
 test-chaos: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/chaos
+
+# the reconciliation report in the system's Chromium (Playwright, nothing downloaded): its own pytest process;
+# skipped, saying why, where no chromium is installed
+.PHONY: test-browser report-screenshots
+test-browser: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/browser
+
+## report-screenshots: the four sample reconciliation reports at 390 and 1280 px, as docs/report-*.png
+report-screenshots: $(VENV)/.installed
+	$(BIN)/python -m payments_dev.report_samples --screenshots docs
 
 # the model-based test of money owns a local runtime per PSP: its own pytest process, a bounded budget
 # (MODEL_EXAMPLES examples of at most MODEL_STEPS_PER_EXAMPLE steps, per PSP)

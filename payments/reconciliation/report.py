@@ -17,12 +17,13 @@ leading ``=``, ``+``, ``-``, ``@``, tab or CR is prefixed with ``'``, the OWASP 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from payments.kernel.money import format_minor
+from payments.reconciliation import report_html
 from payments.reconciliation.engine import Result
 
 CSV_COLUMNS = (
@@ -114,107 +115,9 @@ def to_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def to_html(report: dict[str, Any]) -> str:
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Reconciliation {e(report['source_key'])}</title>",
-        (
-            "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
-            ".MANUAL{background:#fdd}.AUTO_RESOLVABLE{background:#dfd}.UNCLASSIFIED{background:#ffd}</style>"
-        ),
-        "</head><body>",
-        f"<h1>Reconciliation of {e(report['source_key'])}</h1>",
-    ]
-    if "quarantined" in report:
-        parts.append(f"<p><strong>Quarantined:</strong> {e(report['quarantined']['reason'])}</p></body></html>")
-        return "\n".join(parts) + "\n"
-    parts += _html_summary(report)
-    parts += _html_mismatches(report)
-    parts += _html_statements(report)
-    parts += _html_three_way(report)
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
-def _html_summary(report: dict[str, Any]) -> list[str]:
-    """The run's figures and its totals per currency."""
-    e = html.escape
-    summary = report["summary"]
-    parts = ["<table>"]
-    for label, value in (
-        ("Format", report["format"]),
-        ("Day", summary["window_day"]),
-        ("Rows", report["rows"]),
-        ("Matched", report["matched"]),
-        ("Mismatches", len(report["mismatches"])),
-        ("Mismatches omitted (bound)", summary["mismatches_omitted"]),
-        ("Rejected rows", len(report["rejected_rows"])),
-        ("SHA-256", report["sha256"]),
-    ):
-        parts.append(f"<tr><th>{e(label)}</th><td>{e(str(value))}</td></tr>")
-    parts.append("</table>")
-    if summary["totals"]:
-        names = list(next(iter(summary["totals"].values())))
-        parts.append(
-            "<h2>Totals</h2><table><tr><th>Currency</th>" + "".join(f"<th>{e(n)}</th>" for n in names) + "</tr>"
-        )
-        for ccy, sums in summary["totals"].items():
-            parts.append(f"<tr><td>{e(ccy)}</td>" + "".join(f"<td>{e(sums[n])}</td>" for n in names) + "</tr>")
-        parts.append("</table>")
-    return parts
-
-
-def _html_mismatches(report: dict[str, Any]) -> list[str]:
-    """The mismatches (a row per mismatch, classed by its classification) and the rejected rows."""
-    e = html.escape
-    parts = ["<h2>Mismatches</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in CSV_COLUMNS) + "</tr>"]
-    for mismatch in report["mismatches"]:
-        cls = e(mismatch["classification"])
-        parts.append(
-            f'<tr class="{cls}">'
-            + "".join(f"<td>{e(str(mismatch.get(c) if mismatch.get(c) is not None else ''))}</td>" for c in CSV_COLUMNS)
-            + "</tr>"
-        )
-    parts.append("</table>")
-    if report["rejected_rows"]:
-        parts.append("<h2>Rejected rows</h2><table><tr><th>line</th><th>reason</th></tr>")
-        for row in report["rejected_rows"]:
-            parts.append(f"<tr><td>{row['line']}</td><td>{e(row['reason'])}</td></tr>")
-        parts.append("</table>")
-    return parts
-
-
-def _html_statements(report: dict[str, Any]) -> list[str]:
-    """A bank statement's balance check, one paragraph per statement."""
-    e = html.escape
-    parts = []
-    for statement in report.get("statements", []):
-        statement = {k: "-" if v is None else v for k, v in statement.items()}  # a balance the file lacks
-        parts.append(
-            f"<h2>Statement {e(statement['statement_id'])} ({e(statement['account'])})</h2>"
-            f"<p>opening {e(statement['opening_balance'])} + credits {e(statement['credits'])} - debits {e(statement['debits'])} "
-            f"= {e(statement['computed_closing_balance'])}; closing {e(statement['closing_balance'])} {e(statement['currency'])}: "
-            f"<strong>{'balanced' if statement['balanced'] else 'cannot be checked' if statement['balanced'] is None else 'NOT BALANCED'}</strong>"
-            f" ({e(statement['balance_check'])})</p>"
-        )
-    return parts
-
-
-def _html_three_way(report: dict[str, Any]) -> list[str]:
-    """The wallet vs ledger differences of the three-way check, if any."""
-    e = html.escape
-    three_way = report.get("three_way")
-    if not (three_way and three_way.get("differences")):
-        return []
-    parts = [
-        "<h2>Wallet vs ledger differences</h2><table><tr><th>seller</th><th>currency</th><th>wallet</th><th>ledger</th></tr>"
-    ]
-    for diff in three_way["differences"]:
-        parts.append(
-            f"<tr><td>{e(diff['seller_account'])}</td><td>{e(diff['currency'])}</td>"
-            f"<td>{e(diff['wallet_amount'])}</td><td>{e(diff['ledger_amount'])}</td></tr>"
-        )
-    parts.append("</table>")
-    return parts
+def to_html(report: dict[str, Any], resolutions: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The page a finance person acts on (:mod:`.report_html`): a verdict, the payout check, the
+    mismatches grouped by kind with their next step and status (``resolutions``: mismatch_id ->
+    the table's ``status``, ``resolved_by``, ``resolved_at``, ``resolution``). A quarantined
+    file's report renders too."""
+    return report_html.render(report, resolutions)

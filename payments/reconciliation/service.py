@@ -5,7 +5,7 @@ One file's life::
     incoming/<path>        --(ObjectCreated)-->  reconcile_object
       readable   -> reports/incoming/<path>.json | .html | .mismatches.csv, run + mismatches in the table
       unreadable -> moved to quarantine/<path> (copy + delete), quarantine/<path>.reason.json,
-                    reports/incoming/<path>.json with "quarantined": {"reason": ...}
+                    reports/incoming/<path>.json with "quarantined": {"reason": ...} and its .html
       too big for one Lambda (and a state machine configured) -> stepfunctions/reconcile.asl.json
 
 The bucket layout keeps the trigger safe: only ``incoming/`` notifies, and nothing
@@ -198,6 +198,7 @@ class Reconciler:
         rendered = report.quarantined(key, reason, target)
         report_key = REPORTS + key + ".json"
         self._put(report_key, report.to_json(rendered), "application/json")
+        self._put(REPORTS + key + ".html", report.to_html(rendered), "text/html; charset=utf-8")
         self.store.save_run(rendered, report_key)
         self.on_metric("SettlementFilesQuarantined", 1)
         return Outcome(key, "QUARANTINED", report_key, detail=reason)

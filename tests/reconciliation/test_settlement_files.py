@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 
@@ -69,7 +70,8 @@ def test_a_clean_day_reconciles_with_zero_mismatches(cloud: Aws) -> None:
     # And the three-way check found wallets equal to their ledger projections
     assert report["three_way"] == {"sellers_checked": 3, "sellers_truncated": False, "differences": []}
     # And the HTML and CSV renderings are beside it
-    assert b"<h1>Reconciliation of incoming/simulated-psp/2026-11-30.csv</h1>" in cloud.get(f"reports/{KEY}.html")
+    page = cloud.get(f"reports/{KEY}.html").decode()
+    assert "<strong>Clean</strong>" in page and "<strong>incoming/simulated-psp/2026-11-30.csv</strong>" in page
     assert cloud.get(f"reports/{KEY}.mismatches.csv").decode().splitlines() == [
         "mismatch_id,kind,psp_reference,payment_order_id,ledger_amount,settlement_amount,currency,classification,rule,line"
     ]
@@ -231,6 +233,9 @@ def test_unreadable_files_are_quarantined_with_a_reason(cloud: Aws, name: str, b
     report = cloud.report(key)
     assert report["quarantined"]["reason"] == why and reason in why
     assert report["quarantined"]["quarantine_key"] == f"quarantine/adyen/{name}"
+    # And a page for people says so at its top, the reason escaped
+    page = cloud.get(f"reports/{key}.html").decode()
+    assert f"<strong>File quarantined: {html.escape(why)}</strong>" in page
 
 
 def test_oversized_and_truncated_files_are_quarantined(cloud: Aws) -> None:
