@@ -4,7 +4,8 @@ rules expect the fixed behaviour)."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,25 @@ from payments_dev.local.runtime import wait_until
 from tests.model.system import System, fresh_id
 
 WAIT_S = 20.0
+
+
+@contextmanager
+def counted_metrics() -> Iterator[list[str]]:
+    """The names of the metrics the notification consumer counts meanwhile (it runs in this process)."""
+    from payments.notifications import apply
+
+    seen: list[str] = []
+    original = apply.count
+
+    def spy(name: str, value: int = 1) -> None:
+        seen.append(name)
+        original(name, value)
+
+    apply.count = spy  # type: ignore[assignment]
+    try:
+        yield seen
+    finally:
+        apply.count = original  # type: ignore[assignment]
 
 
 def checkout(system: System, currency: str = "USD", amount: str = "10.00", token: str = "tok_visa") -> dict[str, Any]:
@@ -120,11 +140,12 @@ def test_a_chargeback_before_the_authorisation_takes_the_money_once_the_charge_i
     assert len(authorisation) == 1
     # When its CHARGEBACK arrives before its AUTHORISATION
     chargeback = system.psp.raise_chargeback(order["payment_order_id"], 1000)
-    assert system.notify(chargeback.body).status == 200
-    # the local consumer takes a message within milliseconds: give it time to meet the CHARGEBACK while the
-    # order is still undecided (well inside the queue's retry window, ~16 s locally), so the chargeback is
-    # truly early and not merely posted first (the protection-removed test relies on it)
-    time.sleep(2)
+    with counted_metrics() as metrics:
+        assert system.notify(chargeback.body).status == 200
+        # the consumer has met the CHARGEBACK while the order is still undecided (its DisputeBeforeItsCharge
+        # metric), so the chargeback is truly early and not merely posted first (the protection-removed test
+        # relies on it); the AUTHORISATION follows inside the queue's retry window (~16 s locally)
+        assert wait_until(lambda: "DisputeBeforeItsCharge" in metrics, WAIT_S, interval=0.05), metrics
     assert system.notify(authorisation[0]).status == 200
 
     # Then once the order is SUCCESS the chargeback is booked: the seller keeps nothing
