@@ -17,7 +17,7 @@ from payments.kernel.ids import identifier_field
 from payments.kernel.iso4217 import MINOR_UNITS
 from payments.kernel.money import MAX_ORDER_MINOR_UNITS, InvalidAmount, Money, is_currency, parse_amount
 from payments.payin.status import AttentionKind, OrderStatus, PaymentStatus
-from payments.psp.adyen_currencies import UnsupportedAtAdyen, adyen_exponent, to_adyen_minor
+from payments.psp.adyen_currencies import UnsupportedAtAdyen, adyen_exponent, to_adyen_minor, wire_exponent
 
 NO_CARD_NUMBER = (
     " Must not hold a card number (13-19 digits in a card scheme's issuer range passing the Luhn check,"
@@ -86,16 +86,19 @@ def amount_fits_currency(value: str | None, info: ValidationInfo) -> str | None:
         minor = parse_amount(value, currency)
     except InvalidAmount:
         raise ValueError(_amount_rule_broken(value, currency)) from None
-    if _adyen_stage():
-        try:
-            to_adyen_minor(Money(minor, currency))
-        except UnsupportedAtAdyen:
-            decimals = adyen_exponent(currency)
-            raise ValueError(
-                f"must be a whole number of {currency}, which has {decimals} decimals at Adyen, this stage's PSP"
-                if decimals == 0
-                else f"must have at most {decimals} decimal places: {currency} has {decimals} at Adyen, this stage's PSP"
-            ) from None
+    adyen = _adyen_stage()
+    try:
+        # the simulated PSP writes Adyen's formats too (notifications, settlement reports), with Adyen's
+        # decimals where Adyen's table is definite: an amount they cannot carry is refused here as well
+        to_adyen_minor(Money(minor, currency), strict=adyen)
+    except UnsupportedAtAdyen:
+        decimals = adyen_exponent(currency) if adyen else wire_exponent(currency)
+        psp = "Adyen, this stage's PSP" if adyen else "this stage's PSP, whose files use Adyen's decimals"
+        raise ValueError(
+            f"must be a whole number of {currency}, which has {decimals} decimals at {psp}"
+            if decimals == 0
+            else f"must have at most {decimals} decimal places: {currency} has {decimals} at {psp}"
+        ) from None
     return value
 
 

@@ -202,6 +202,25 @@ def test_an_adyen_stage_refuses_what_adyen_cannot_carry_and_stores_nothing(
     assert repos.payments.find_order("po_refused") is None
 
 
+@pytest.mark.parametrize(("currency", "amount"), [("IDR", "10000.50"), ("CVE", "3.25")])
+def test_the_simulator_stage_refuses_cents_its_adyen_formatted_files_cannot_carry(
+    repos: Repos, monkeypatch: pytest.MonkeyPatch, currency: str, amount: str
+) -> None:
+    from functions.payment import logic
+
+    monkeypatch.setattr(logic, "start_workflow", lambda *a, **k: None)
+    # Given the simulator stage, whose notifications and settlement files use Adyen's decimals (IDR, CVE: 0)
+    # When an amount with cents is posted (ISO 4217 allows 2 decimals)
+    status, problem = _post_payment(currency, amount, "po_cents")
+    # Then it is a 422 naming the amount and saying why, and nothing is stored
+    assert status == 422, problem
+    assert [e["field"] for e in problem["errors"]] == ["payment_orders[0].amount"]
+    assert f"whole number of {currency}" in problem["errors"][0]["message"]
+    assert repos.payments.find_order("po_cents") is None
+    # and a whole amount is taken
+    assert _post_payment(currency, amount.split(".")[0] + ".00", "po_whole")[0] == 202
+
+
 def test_the_simulator_stage_accepts_isk_and_an_adyen_stage_accepts_idr_and_clp(
     repos: Repos, monkeypatch: pytest.MonkeyPatch
 ) -> None:
