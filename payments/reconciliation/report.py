@@ -20,6 +20,7 @@ import csv
 import html
 import io
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from payments.kernel.money import format_minor
@@ -114,7 +115,7 @@ def to_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def to_html(report: dict[str, Any]) -> str:
+def to_html(report: dict[str, Any], resolutions: Mapping[str, Mapping[str, str]] | None = None) -> str:
     e = html.escape
     parts = [
         "<!DOCTYPE html>",
