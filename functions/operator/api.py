@@ -133,33 +133,33 @@ def caller() -> str:
 @app.get(
     "/v1/operator/attention",
     summary="Every open attention flag (orders and refunds), oldest first",
-    responses={**_ok("The open flags", FlagsOut), **_problems(500, 503)},
+    responses={**_ok("The open flags", FlagsOut), **_problems(422, 500, 503)},
 )
 def list_attention() -> FlagsOut:
     return FlagsOut(flags=[FlagOut.model_validate(f.__dict__) for f in attention.list_open()])
 
 
 @app.get(
-    "/v1/operator/attention/<ident>",
+    "/v1/operator/attention/<id>",
     summary="The attention flags of an order and/or a refund, open or last closed",
     responses={**_ok("The order's and/or the refund's flag", FlagsOut), **_problems(404, 422, 500, 503)},
 )
-def show_attention(ident: api_kit.Identifier) -> FlagsOut:
-    found = attention.find(ident)
+def show_attention(id: api_kit.Identifier) -> FlagsOut:
+    found = attention.find(id)
     if not found:
         raise NotFound("No such order or refund.")
     return FlagsOut(flags=[FlagOut.model_validate(f.__dict__) for f in found])
 
 
 @app.post(
-    "/v1/operator/attention/<ident>/resolve",
+    "/v1/operator/attention/<id>/resolve",
     summary="Close an open attention flag, recording who (the caller), when and why",
     responses={**_ok("The flag, closed", FlagOut), **_problems(400, 403, 404, 409, 422, 500, 503)},
 )
-def resolve_attention(ident: api_kit.Identifier, request: Annotated[ResolveFlagRequest, Body()]) -> FlagOut:
+def resolve_attention(id: api_kit.Identifier, request: Annotated[ResolveFlagRequest, Body()]) -> FlagOut:
     who = caller()
     try:
-        flag = attention.resolve(ident, request.note, who=who, item=request.item)
+        flag = attention.resolve(id, request.note, who=who, item=request.item)
     except attention.NoSuchItem:
         raise NotFound("No such order or refund.") from None
     except attention.AttentionError as err:
@@ -182,26 +182,26 @@ def list_mismatches(
 
 
 @app.get(
-    "/v1/operator/mismatches/<ident>",
+    "/v1/operator/mismatches/<id>",
     summary="One settlement mismatch, and how it was resolved",
     responses={**_ok("The mismatch", MismatchOut), **_problems(404, 422, 500, 503)},
 )
-def show_mismatch(ident: ShortId) -> MismatchOut:
-    found = store.get(ident)
+def show_mismatch(id: ShortId) -> MismatchOut:
+    found = store.get(id)
     if found is None:
         raise NotFound("No such mismatch.")
     return MismatchOut.model_validate(found)
 
 
 @app.post(
-    "/v1/operator/mismatches/<ident>/resolve",
+    "/v1/operator/mismatches/<id>/resolve",
     summary="Resolve a settlement mismatch, recording who (the caller), when and why; once: the first stands",
     description="The file's HTML report is written again with each mismatch's status.",
     responses={**_ok("The mismatch, resolved", MismatchOut), **_problems(400, 403, 404, 409, 422, 500, 503)},
 )
-def resolve_mismatch(ident: ShortId, request: Annotated[ResolveRequest, Body()]) -> MismatchOut:
+def resolve_mismatch(id: ShortId, request: Annotated[ResolveRequest, Body()]) -> MismatchOut:
     who = caller()
-    mismatch, done = store.resolve(ident, request.note, who)
+    mismatch, done = store.resolve(id, request.note, who)
     if not done:
         raise Conflict(
             f"Already resolved by {mismatch.get('resolved_by')} at {mismatch.get('resolved_at')}: "
