@@ -169,7 +169,12 @@ RECONCILE = Function(
             "ledger_table", ("Query", "GetItem", "BatchGetItem"), indexes=("by_settlement_day", "by_modification_day")
         ),
         TableAccess("wallets_table", ("BatchGetItem",)),
-        TableAccess("reconciliation_table", ("GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem")),
+        # Query on the index: a day's open mismatches, which a late settlement in this file resolves
+        TableAccess(
+            "reconciliation_table",
+            ("GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"),
+            indexes=("by_mismatch_day",),
+        ),
         TableAccess("payments_table", ("GetItem", "BatchGetItem")),
     ),
     settings=("psp_name", "settlement_bucket", "reconcile_state_machine_arn", *_SHARDS),
@@ -178,6 +183,22 @@ RECONCILE = Function(
         # its failure destination, the dead-letter queue (CDK's SqsDestination)
         *("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
     ),
+)
+OPERATOR = Function(
+    name="operator",
+    description="Operator API (/v1/operator/...): attention flags and settlement mismatches; resolve one, recording who",
+    memory_mb=256,
+    timeout_s=25,  # below API Gateway's 29 s integration timeout
+    tables=(
+        # attention: every open flag (a Scan: an audit, as payments attention list), an order or a refund by
+        # id (GetItem) and the conditional write that closes a flag (UpdateItem)
+        TableAccess("payments_table", ("Scan", "GetItem", "UpdateItem")),
+        # mismatches: a day's (the index), the latest days (Query), one by key, the conditional resolution
+        TableAccess("reconciliation_table", ("Query", "GetItem", "UpdateItem"), indexes=("by_mismatch_day",)),
+    ),
+    settings=("settlement_bucket",),
+    # the resolved mismatch's HTML report, written again from its JSON report (reports/ only)
+    actions=("s3:GetObject", "s3:PutObject"),
 )
 PSP = Function(
     name="psp",
@@ -268,6 +289,7 @@ FUNCTIONS: tuple[Function, ...] = (
     REFUNDS,
     NOTIFICATIONS,
     NOTIFICATIONS_CONSUMER,
+    OPERATOR,
 )
 BY_NAME: dict[str, Function] = {f.name: f for f in FUNCTIONS}
 BY_LOCAL_NAME: dict[str, Function] = {f.local_name: f for f in FUNCTIONS}

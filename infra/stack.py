@@ -11,6 +11,7 @@ from infra.constructs.adyen_psp import AdyenPsp
 from infra.constructs.checkout_api import CheckoutApi
 from infra.constructs.ledger import Ledger
 from infra.constructs.observability import Observability
+from infra.constructs.operator import OperatorApi
 from infra.constructs.payment_workflow import PaymentWorkflow, state_machine_arns
 from infra.constructs.reconciliation import Reconciliation
 from infra.constructs.recovery import Recovery
@@ -93,6 +94,15 @@ class PaymentsStack(cdk.Stack):
             )
             psp_functions.append(simulated.function)
         refunds = Refunds(self, "Refunds", stage=stage, code=code, tables=tables, api=checkout.api, adyen=self.adyen)
+        operator = OperatorApi(
+            self,
+            "Operator",
+            stage=stage,
+            code=code,
+            tables=tables,
+            api=checkout.api,
+            settlement_bucket=reconciliation.bucket,
+        )
         functions = [
             checkout.function,
             workflow.executor,
@@ -102,6 +112,7 @@ class PaymentsStack(cdk.Stack):
             reconciliation.function,
             *psp_functions,
             *refunds.functions,
+            operator.function,
         ]
         # every function of the registry that the stage's PSP needs is deployed, once
         deployed = sorted(f.spec.name for f in functions)
@@ -135,4 +146,10 @@ class PaymentsStack(cdk.Stack):
             "MerchantPolicyArn",
             value=checkout.merchant_policy.managed_policy_arn,
             description="Attach to a merchant's role to let it call POST/GET /v1/payments",
+        )
+        cdk.CfnOutput(
+            self,
+            "OperatorPolicyArn",
+            value=operator.policy.managed_policy_arn,
+            description="Attach to an operator's role to let it list and resolve /v1/operator/attention and mismatches",
         )

@@ -59,8 +59,10 @@ TABLES: tuple[Table, ...] = (
         "sk",
         (Index("by_charge_day", "charge_day", "pk"), Index("by_modification_day", "modification_day", "pk")),
     ),
-    # reconciliation runs and mismatches (payments.reconciliation)
-    Table("reconciliation_table", "pk", "sk"),
+    # reconciliation runs and mismatches (payments.reconciliation.store); by_mismatch_day (sparse:
+    # only mismatches carry its keys) lists one settlement day's mismatches across files, and finds
+    # one by the short id an operator types (which names its day)
+    Table("reconciliation_table", "pk", "sk", (Index("by_mismatch_day", "mismatch_day", "mismatch_ref"),)),
 )
 
 

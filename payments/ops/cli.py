@@ -6,6 +6,7 @@
 * ``payments openapi`` print the OpenAPI description of the API
 * ``payments stuck``   list payments unfinished beyond a deadline; ``payments resume`` re-drives one
 * ``payments attention``  list what needs a person; ``resolve ID --note TEXT`` closes one, recording who and why
+* ``payments mismatches``  settlement mismatches by day (``--day D``, ``--open``); ``resolve ID --note TEXT``
 * ``payments backfill-account-totals``  the ledger's seller account totals, for a ledger booked before them
 * ``payments chaos``   the fault-injection harness on the local runtime (dev extra)
 * ``payments psp chargeback``  the simulated PSP raises a chargeback and sends its notification
@@ -88,6 +89,9 @@ def _openapi(_: argparse.Namespace) -> int:
     from functions.refunds.api import openapi_additions
 
     openapi_additions(spec)  # the refunds API and the PSP's webhook (issue 18)
+    from functions.operator.api import openapi_additions as operator_routes
+
+    operator_routes(spec)  # the operator API: attention and mismatches as work queues
     print(json.dumps(tidy_openapi(spec), indent=2))
     return 0
 
@@ -150,6 +154,9 @@ def parser() -> argparse.ArgumentParser:
     from payments.ops.attention import add_commands as add_attention_commands
 
     add_attention_commands(commands)  # payments attention list / show / resolve
+    from payments.ops.mismatches import add_commands as add_mismatches_commands
+
+    add_mismatches_commands(commands)  # payments mismatches list / show / resolve
     return root
 
 

@@ -317,6 +317,28 @@ class Problem(BaseModel):
     )
 
 
+class AttentionOut(BaseModel):
+    """Why an order or a refund is parked ``NEEDS_ATTENTION`` (null when it is not)."""
+
+    kind: AttentionKind = Field(
+        description="PERSON: a decision only a person can take (payments attention resolve closes it); "
+        "REDRIVE: a step ran out of retries, re-running the workflow (payments resume) settles it"
+    )
+    reason: str = Field(description="What happened, in words")
+    since: str | None = Field(default=None, description="When it was flagged (ISO 8601, UTC)")
+
+    @classmethod
+    def of(cls, record: Any) -> AttentionOut | None:
+        """The open flag of an order or refund record, or None."""
+        if not record.needs_attention:
+            return None
+        return cls(
+            kind=AttentionKind.of(record.attention_kind),
+            reason=record.attention_reason or "",
+            since=record.attention_flagged_at,
+        )
+
+
 class PaymentOrderOut(BaseModel):
     payment_order_id: str
     seller_account: str
@@ -331,6 +353,7 @@ class PaymentOrderOut(BaseModel):
     #: succeeded refunds, and chargebacks net of their reversals (decimal strings; issue 18)
     refunded_amount: str | None = None
     chargeback_amount: str | None = None
+    attention: AttentionOut | None = None
 
 
 class PaymentOut(BaseModel):
@@ -427,6 +450,7 @@ class OrderRecord(BaseModel):
             amount=self.money.format(),
             refunded_amount=self.refunded.format(),
             chargeback_amount=self.chargeback_net.format(),
+            attention=AttentionOut.of(self),
         )
 
     def person_told_of_money_back(self, given_back_minor: int) -> bool:

@@ -16,7 +16,7 @@ where they are listed and resolved. Modules, in the order data flows:
 ``bank``            MT940, BAI2, camt.053: balance checks and payout matching
 ``chunks``          split / per-chunk / merge for the Step Functions Distributed Map
 ``report``          JSON, HTML and CSV renderings
-``store``           the reconciliation table (``list_mismatches``, ``resolve_mismatch``)
+``store``           the reconciliation table: runs, the mismatch queue (by day, short ids, resolved once)
 ``service``         S3 orchestration: reports, quarantine, three-way check, distributed steps
 ``settlement``      the simulated PSP's nightly settlement file
 ``cli``             ``payments psp settle`` and ``payments reconcile FILE``

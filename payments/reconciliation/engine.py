@@ -322,6 +322,10 @@ class Result:
     #: refunds, chargebacks and reversals: record type -> {rows, matched, mismatched,
     #: missing_in_settlement} (Adyen files; every matched record type, zeros included)
     adjustments: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: rows charged on an earlier day that matched the ledger here (a late settlement, found by a
+    #: bounded point lookup): {psp_reference, payment_order_id, line, charge_day}; they settle that
+    #: day's ``MISSING_IN_SETTLEMENT`` (:func:`payments.reconciliation.store.settle_late`)
+    settled_late: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -403,6 +407,7 @@ def merge_join(
         seller_accounts=join.sellers,
         sellers_truncated=join.truncated,
         adjustments=adjusted,
+        settled_late=join.settled_late,
     )
 
 
@@ -436,6 +441,7 @@ class _Join:
         self.truncated = False
         self.matched = 0
         self.lookups = 0
+        self.settled_late: list[dict[str, Any]] = []  # bounded by the point-lookup budget
 
     def merge(self, runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]], day: str | None) -> None:
         """The sorted merge: each PSP reference's first row against the ledger entry of that
@@ -549,7 +555,17 @@ class _Join:
             self.lookups += 1
             found = self.ledger.find(row.payment_order_id)
             if found is not None and found.psp_reference == row.psp_reference:
+                before = self.matched
                 self.compare(row, found)
+                if self.matched > before:  # a charge of another day, settled in this file
+                    self.settled_late.append(
+                        {
+                            "psp_reference": row.psp_reference,
+                            "payment_order_id": row.payment_order_id,
+                            "line": row.line,
+                            "charge_day": found.charged_at[:10],
+                        }
+                    )
                 return
             cls, rule = (
                 rules.UNKNOWN_PAYMENT

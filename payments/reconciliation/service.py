@@ -32,7 +32,7 @@ from payments.reconciliation import bank, chunks, detect, engine, report
 from payments.reconciliation.lines import BinaryStream, LineReader, Metered, sniff
 from payments.reconciliation.model import Bounds, UnreadableFile
 from payments.reconciliation.sources import BalanceSource, DynamoBalanceSource, DynamoLedgerSource, LedgerSource
-from payments.reconciliation.store import ReconciliationStore
+from payments.reconciliation.store import ReconciliationStore, resolutions, settle_late
 
 INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "work/"
 #: environment variable naming the Distributed Map state machine (unset: always single pass)
@@ -164,7 +164,12 @@ class Reconciler:
         )
         rendered = report.build(key, digest, result, checked)
         report_key = self._write_reports(key, rendered)
-        self.store.save_run(rendered, report_key)
+        created = self.store.save_run(rendered, report_key)
+        # what this file settles or no longer has is resolved by itself: the reports say so
+        for earlier in settle_late(key, result.settled_late, self.store):
+            refresh_html(earlier, s3=self.s3, bucket=self.bucket, store=self.store)
+        if created < len(rendered["mismatches"]):  # a run before this one: some may be resolved
+            refresh_html(key, s3=self.s3, bucket=self.bucket, store=self.store)
         payouts = {ccy: sums["payout"] for ccy, sums in result.totals.items() if sums.get("payout")}
         if payouts:
             self.store.record_payouts(key, payouts)
@@ -283,6 +288,33 @@ class Reconciler:
                 Bucket=self.bucket, Delete={"Objects": [{"Key": r["partial_key"]}, {"Key": r["run_key"]}]}
             )
         return outcome.to_json()
+
+
+def refresh_html(
+    source_key: str, *, s3: Any = None, bucket: str | None = None, store: ReconciliationStore | None = None
+) -> bool:
+    """Write ``reports/<source_key>.html`` again from the stored JSON report and each mismatch's status in
+    the table (after a resolution: a person's or reconciliation's own). False when there is no JSON report."""
+    s3 = s3 or aws.client("s3")
+    bucket = bucket or settings().settlement_bucket
+    try:
+        body = s3.get_object(Bucket=bucket, Key=REPORTS + source_key + ".json")["Body"]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    try:
+        rendered = json.loads(body.read())
+    finally:
+        body.close()
+    page = report.to_html(rendered, resolutions=resolutions(source_key, store))
+    s3.put_object(
+        Bucket=bucket,
+        Key=REPORTS + source_key + ".html",
+        Body=page.encode("utf-8"),
+        ContentType="text/html; charset=utf-8",
+    )
+    return True
 
 
 def _plan_fields(plan: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from payments.kernel.ids import identifier_field
 from payments.kernel.money import Money
 from payments.payin.models import (
     NO_CARD_NUMBER,
+    AttentionOut,
     Identifier,
     _currency_amount_pairs,
     active_currency,
@@ -74,6 +75,7 @@ class RefundOut(BaseModel):
     failure_reason: str | None = None
     reason: str | None = None
     needs_attention: bool = False
+    attention: AttentionOut | None = None
 
 
 class RefundRecord(BaseModel):
@@ -114,4 +116,5 @@ class RefundRecord(BaseModel):
         return RefundOut(
             **self.model_dump(include=RefundOut.model_fields.keys() & RefundRecord.model_fields.keys()),
             amount=self.money.format(),
+            attention=AttentionOut.of(self),
         )

@@ -7,6 +7,7 @@ function's handler, and its proxy response becomes the HTTP response.
 from __future__ import annotations
 
 import base64
+import getpass
 import threading
 import uuid
 from typing import Any
@@ -24,6 +25,17 @@ API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 #: resolver relies on it (its per-request context is a module-level attribute). The
 #: local front door runs the one environment it has the same way: one request at a time.
 _ENVIRONMENT = threading.Lock()
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        return "unknown"
+
+
+#: who an operator route records as the caller locally (deployed: the caller's IAM identity)
+LOCAL_CALLER = f"local user {_local_user()}"
 
 
 def to_proxy_event(request: Request, body: bytes) -> dict[str, Any]:
@@ -50,7 +62,8 @@ def to_proxy_event(request: Request, body: bytes) -> dict[str, Any]:
             "httpMethod": request.method,
             "path": request.path,
             "resourcePath": request.path,
-            "identity": {"sourceIp": request.remote_addr or "127.0.0.1"},
+            # API Gateway's IAM authorisation names the caller; locally, the runtime's user stands in
+            "identity": {"sourceIp": request.remote_addr or "127.0.0.1", "userArn": LOCAL_CALLER},
         },
         "body": text,
         "isBase64Encoded": encoded,
@@ -63,6 +76,8 @@ def function_for(path: str) -> str:
         return registry.REFUNDS.local_name
     if path == "/v1/psp/notifications":
         return registry.NOTIFICATIONS.local_name
+    if path.startswith("/v1/operator/"):
+        return registry.OPERATOR.local_name
     return registry.PAYMENT.local_name
 
 

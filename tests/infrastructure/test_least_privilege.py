@@ -43,6 +43,8 @@ EXPECTED_OBJECT_ACTIONS: dict[str, dict[str, set[str]]] = {
         "s3:ListBucket": {"<bucket>"},
     },
     registry.PSP.name: {"s3:PutObject": {"/incoming/simulated-psp/*"}},
+    # a resolved mismatch's HTML report, written again from its JSON report
+    registry.OPERATOR.name: {"s3:GetObject": {f"/{REPORTS}*"}, "s3:PutObject": {f"/{REPORTS}*"}},
 }
 #: Actions whose services support no resource-level permissions
 RESOURCE_STAR_ALLOWED = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -158,6 +160,7 @@ def test_reconciliation_reads_the_settlement_index_by_its_arn(dev):
     ]
     assert "/index/by_settlement_day" in joined
     assert "/index/by_modification_day" in joined  # the day's refunds, chargebacks and reversals
+    assert "/index/by_mismatch_day" in joined  # a day's open mismatches, which a late settlement resolves
     assert not any(part.endswith("/index/*") for part in joined)
 
 

@@ -97,6 +97,8 @@ def test_the_operator_commands_answer_their_help(operator_venv: Path) -> None:
         ["backfill-account-totals"],
         ["psp", "settle"],
         ["psp", "chargeback"],
+        ["mismatches", "list"],
+        ["mismatches", "resolve"],
     ):
         result = _payments(operator_venv, *command, "--help")
         assert result.returncode == 0 and "usage: payments" in result.stdout, (command, result.stderr)

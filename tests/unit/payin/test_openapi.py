@@ -25,6 +25,12 @@ def test_docs_openapi_json_is_up_to_date(capsys, monkeypatch):
         "/v1/refunds",
         "/v1/refunds/{refund_id}",
         "/v1/psp/notifications",
+        "/v1/operator/attention",
+        "/v1/operator/attention/{id}",
+        "/v1/operator/attention/{id}/resolve",
+        "/v1/operator/mismatches",
+        "/v1/operator/mismatches/{id}",
+        "/v1/operator/mismatches/{id}/resolve",
     }
     header = next(p for p in generated["paths"]["/v1/payments"]["post"]["parameters"] if p["in"] == "header")
     assert (
@@ -47,6 +53,12 @@ def test_every_error_the_api_answers_is_documented_as_a_problem():
         ("post", "/v1/refunds"): {"202", "400", "404", "409", "413", "415", "422", "500", "503"},
         ("get", "/v1/refunds/{refund_id}"): {"200", "404", "422", "500", "503"},
         ("post", "/v1/psp/notifications"): {"200", "400", "401", "413", "415", "500", "503"},
+        ("get", "/v1/operator/attention"): {"200", "422", "500", "503"},
+        ("get", "/v1/operator/attention/{id}"): {"200", "404", "422", "500", "503"},
+        ("post", "/v1/operator/attention/{id}/resolve"): {"200", "400", "403", "404", "409", "422", "500", "503"},
+        ("get", "/v1/operator/mismatches"): {"200", "422", "500", "503"},
+        ("get", "/v1/operator/mismatches/{id}"): {"200", "404", "422", "500", "503"},
+        ("post", "/v1/operator/mismatches/{id}/resolve"): {"200", "400", "403", "404", "409", "422", "500", "503"},
     }
     for (method, path), statuses in expected.items():
         responses = doc["paths"][path][method]["responses"]
@@ -123,3 +135,15 @@ def test_amounts_currencies_and_identifiers_are_described_exactly():
         description = prop["description"].lower()
         assert "card number" in description and "unique" in description and "409" in description
     assert "\\x00-\\x1f" in schemas["BuyerInfo"]["properties"]["email"]["anyOf"][0]["pattern"]
+
+
+def test_the_attention_reason_of_orders_and_refunds_is_documented():
+    schemas = _document()["components"]["schemas"]
+    # an order (in GET /v1/payments/{checkout_id}) and a refund carry their open flag, or null
+    for view in ("PaymentOrderOut", "RefundOut"):
+        assert schemas[view]["properties"]["attention"] == {
+            "anyOf": [{"$ref": "#/components/schemas/AttentionOut"}, {"type": "null"}]
+        }
+    attention = schemas["AttentionOut"]
+    assert set(attention["properties"]) == {"kind", "reason", "since"} and attention["required"] == ["kind", "reason"]
+    assert schemas["AttentionKind"]["enum"] == ["REDRIVE", "PERSON"]

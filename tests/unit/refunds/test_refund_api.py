@@ -71,6 +71,7 @@ def test_accept_replay_and_get(api: Any) -> None:
         "failure_reason": None,
         "reason": "requested_by_customer",
         "needs_attention": False,
+        "attention": None,
     }
     assert again[:2] == (202, body)
     assert api.started == ["rf_1"]
