@@ -57,8 +57,9 @@ def test_mismatches_and_attention_are_work_queues_over_http_and_from_the_shell(
     assert shown["status"] == "RESOLVED" and shown["resolution"] == "checked with the PSP"
     main(["mismatches", "list", "--day", day, "--open", "--output", "json"])
     assert not {m["id"] for m in json.loads(capsys.readouterr().out)} & {first["id"], second["id"]}
-    # And the file's HTML report was written again
-    assert b"Reconciliation of" in (s3_get(f"reports/{partial}.html") or b"")
+    # And the file's HTML report was written again, showing both resolutions
+    page = (s3_get(f"reports/{partial}.html") or b"").decode()
+    assert "checked with the PSP" in page and page.count('class="resolved"') >= 2
 
     # When one of the orders is parked for a person
     order = body["payment_orders"][0]["payment_order_id"]

@@ -161,7 +161,8 @@ def test_mismatch_routes_list_show_and_resolve_once_as_the_caller(ddb: Any) -> N
     assert status == 200 and done["status"] == "RESOLVED" and done["resolved_by"] == OPS
     assert done["resolution"] == "fee correction" and done["resolved_at"]
     html = boto3.client("s3").get_object(Bucket=settings().settlement_bucket, Key=f"reports/{KEY}.html")
-    assert b"Reconciliation of" in html["Body"].read()
+    page = html["Body"].read().decode()
+    assert "fee correction" in page and f"by {OPS}" in page  # the resolution, on the page finance reads
     assert operator(event("GET", "/v1/operator/mismatches", query={"open": "true"}))[1] == {"mismatches": []}
     # Again: 409, the first stands; unknown: 404; empty note: 422; no caller: 403
     status, problem = operator(event("POST", f"/v1/operator/mismatches/{ident}/resolve", {"note": "other"}))
