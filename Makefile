@@ -14,6 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# `pip install .` installs the deployed core and the operator's CLI only; the clone's own tooling
+	# (payments_dev: serve, demo, chaos, bench; infra: the CDK app; tests) is reached through a .pth
+	# naming the clone, from any working directory
+	$(BIN)/python -c 'import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "serverless-payments-clone.pth").write_text(sys.argv[1] + "\n")' '$(CURDIR)'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -88,8 +92,10 @@ cfn-lint: synth
 	# W3005: CDK emits a redundant DependsOn from each function to its role
 	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
 
+## openapi: docs/openapi.json from the code, and docs/api.md (the API reference) from it
 openapi: $(VENV)/.installed
 	$(BIN)/payments openapi > docs/openapi.json
+	$(BIN)/python -m payments_dev.apidoc --write
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache
