@@ -136,3 +136,15 @@ class PaymentsStack(cdk.Stack):
             value=checkout.merchant_policy.managed_policy_arn,
             description="Attach to a merchant's role to let it call POST/GET /v1/payments",
         )
+        cdk.CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=observability.topic.topic_arn,
+            description="Every alarm of the stage publishes here: subscribe email, PagerDuty or AWS Chatbot to it",
+        )
+        cdk.CfnOutput(
+            self,
+            "DashboardName",
+            value=observability.dashboard.dashboard_name,
+            description="The stage's CloudWatch dashboard: the API, the workflows, parked payments, mismatches",
+        )
