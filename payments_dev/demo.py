@@ -291,8 +291,8 @@ def save_bucket(folder: Path) -> list[Path]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for item in page.get("Contents", []):
             key = item["Key"]
-            target = (folder / key).resolve()
-            if folder.resolve() not in target.parents:  # a key such as ../x stays in the bucket
+            target = folder / key
+            if folder.resolve() not in target.resolve().parents:  # a key such as ../x stays in the bucket
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
