@@ -12,6 +12,7 @@ failing with a traceback; in the clone's own virtualenv they run, from any worki
 from __future__ import annotations
 
 import email
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -26,6 +27,9 @@ from payments_dev.local.runtime import LocalRuntime
 from tests.integration.conftest import checkout, wait_done
 
 REPO = Path(__file__).resolve().parents[2]
+#: what a fresh clone does not have: this clone's environments, caches and earlier builds' leftovers
+NOT_IN_A_CLONE = (".git", ".venv", "node_modules", "cdk.out", "build", "dist", "*.egg-info", "__pycache__")
+NOT_IN_A_CLONE += (".mypy_cache", ".ruff_cache", ".pytest_cache", "demo-output", ".local")
 pytestmark = pytest.mark.slow
 
 
@@ -34,9 +38,12 @@ def operator_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("operator")
     venv.create(home / "venv", with_pip=True)
     python = home / "venv" / "bin" / "python"
-    # the wheel `pip install .` builds (from a copy of the tracked sources, in an isolated build
-    # environment holding the pinned backend), its build's output kept for the warnings test
-    build = ["wheel", "-v", "--no-deps", "--disable-pip-version-check", "-w", str(home / "dist"), str(REPO)]
+    # the wheel `pip install .` builds in a fresh clone: from a copy of the repository's files (not
+    # this clone's build/ or egg-info leftovers), in an isolated build environment holding the pinned
+    # backend; its build's output kept for the warnings test
+    source = home / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
+    build = ["wheel", "-v", "--no-deps", "--disable-pip-version-check", "-w", str(home / "dist"), str(source)]
     built = subprocess.run(
         [str(python), "-m", "pip", *build],
         capture_output=True,
