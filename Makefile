@@ -10,10 +10,14 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: demo serve chaos bench bench-quick lint test test-unit test-integration test-contract test-chaos test-model model test-infra synth cfn-lint openapi clean
 
+# The clone's virtualenv: the package editable with the dev extra. `pip install .` installs the deployed
+# core and the operator's CLI only; the clone's own tooling (payments_dev: serve, demo, chaos, bench;
+# infra: the CDK app; tests) is reached through a .pth naming the clone, from any working directory.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -c 'import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "serverless-payments-clone.pth").write_text(sys.argv[1] + "\n")' '$(CURDIR)'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -98,8 +102,10 @@ cfn-lint: synth
 	# W3005: CDK emits a redundant DependsOn from each function to its role
 	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
 
+## openapi: docs/openapi.json from the code, and docs/api.md (the API reference) from it
 openapi: $(VENV)/.installed
 	$(BIN)/payments openapi > docs/openapi.json
+	$(BIN)/python -m payments_dev.apidoc --write
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache

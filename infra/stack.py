@@ -153,3 +153,15 @@ class PaymentsStack(cdk.Stack):
             value=operator.policy.managed_policy_arn,
             description="Attach to an operator's role to let it list and resolve /v1/operator/attention and mismatches",
         )
+        cdk.CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=observability.topic.topic_arn,
+            description="Every alarm of the stage publishes here: subscribe email, PagerDuty or AWS Chatbot to it",
+        )
+        cdk.CfnOutput(
+            self,
+            "DashboardName",
+            value=observability.dashboard.dashboard_name,
+            description="The stage's CloudWatch dashboard: the API, the workflows, parked payments, mismatches",
+        )

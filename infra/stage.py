@@ -43,6 +43,9 @@ class Stage:
     psp: str = "simulated"
     #: Adyen's settings when ``psp`` is "adyen" (None otherwise)
     adyen: AdyenStage | None = None
+    #: the alarm topic's subscribers are managed outside the stack (PagerDuty, AWS Chatbot, an email
+    #: list subscribed by hand): a production stage without ``alarm_email`` then synthesises without warning
+    alarm_subscribed_elsewhere: bool = False
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> Stage:
@@ -85,6 +88,7 @@ class Stage:
             production=production,
             psp=psp,
             adyen=AdyenStage.from_values(name, value) if psp == "adyen" else None,
+            alarm_subscribed_elsewhere=_flag(value("alarmSubscribedElsewhere")),
         )
 
     @property

@@ -99,7 +99,12 @@ def _demo(args: argparse.Namespace) -> int:
             else {}
         )
         return demo.run(
-            runtime.api_url, checkouts=args.checkouts, seed=args.seed, concurrency=args.concurrency, **extra
+            runtime.api_url,
+            checkouts=args.checkouts,
+            seed=args.seed,
+            concurrency=args.concurrency,
+            output=args.output_dir,
+            **extra,
         )
     finally:
         runtime.stop()
@@ -123,6 +128,13 @@ def add_commands(commands: Any) -> None:
     demo.add_argument("--checkouts", type=int, default=300)
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--concurrency", type=int, default=8)
+    demo.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("demo-output"),
+        help="where the run leaves its day (the settlement file, its JSON, HTML and CSV reports, the trial balance, "
+        "the summary): a new folder DIR/<UTC stamp> (default: demo-output)",
+    )
     demo.add_argument(
         "--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges"
     )

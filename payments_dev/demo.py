@@ -9,19 +9,29 @@ signed notifications. Then the summary: orders by status, top seller balances, t
 balance, and every money invariant checked over the stored data; the PSP's
 settlement file of the day (charges, ``Refunded``, ``Chargeback``, ``ChargebackReversed`` and
 ``SecondChargeback`` rows) is reconciled.
+
+The day is left behind before the runtime stops: the settlement bucket as it ends (the PSP's file,
+the reconciliation's JSON, HTML and CSV reports, anything quarantined), the trial balance and the
+printed summary go to a local folder (``demo-output/<run stamp>/`` by default), whose path the
+demo prints with a line saying how to open the HTML report.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
+import shlex
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
 
 from payments.kernel import money
 from payments.ops.invariants import check_current
@@ -43,6 +53,8 @@ REPLAY_SHARE = 0.1
 #: successful orders refunded after the checkouts (the first ones in id order, deterministic per seed):
 #: this many refunds of half the amount, then one of the whole amount
 PARTIAL_REFUNDS = 3
+#: where ``payments demo`` leaves its day by default (relative to the working directory; git-ignored)
+OUTPUT_ROOT = Path("demo-output")
 
 
 @dataclass
@@ -214,14 +226,102 @@ def money_back(client: ApiClient, final: dict[str, Any], run: str, timeout: floa
     return outcome == Counter({"SUCCEEDED": len(refunds)}) and second
 
 
-def _bar(done: int, total: int, started: float, label: str) -> None:
+def _bar(done: int, total: int, started: float, label: str, stream: TextIO | None = None) -> None:
+    """Progress on stderr: redrawn in place on a terminal; elsewhere (a log, a pipe, CI) no frames at
+    all, only one plain line when the phase is complete."""
+    stream = sys.stderr if stream is None else stream
     width = 40
     filled = int(width * done / max(total, 1))
     rate = done / max(time.monotonic() - started, 1e-9)
-    sys.stderr.write(f"\r  {label:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:5.1f}/s)")
-    sys.stderr.flush()
-    if done >= total:
-        sys.stderr.write("\n")
+    line = f"  {label:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:5.1f}/s)"
+    if stream.isatty():
+        stream.write("\r" + line + ("\n" if done >= total else ""))
+    elif done >= total:
+        stream.write(line + "\n")
+    else:
+        return
+    stream.flush()
+
+
+class _Tee(io.TextIOBase):
+    """stdout as it is, and a copy of it: the summary the demo leaves in its folder."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.copy = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+@contextlib.contextmanager
+def _teed() -> Iterator[_Tee]:
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        yield tee
+
+
+def output_folder(root: Path = OUTPUT_ROOT, now: datetime | None = None) -> Path:
+    """A new folder for this run under ``root``: ``<root>/<UTC stamp>`` (``-2``, ``-3``... if taken)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    folder, n = root / stamp, 1
+    while folder.exists():
+        n += 1
+        folder = root / f"{stamp}-{n}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def save_bucket(folder: Path) -> list[Path]:
+    """Copy every object of the settlement bucket under ``folder``, keyed as in the bucket (the PSP's
+    files under incoming/, the reports under reports/, quarantine/): the runtime's moto goes with it."""
+    from payments.kernel import aws
+    from payments.kernel.config import settings
+
+    s3 = aws.client("s3")
+    bucket = settings().settlement_bucket
+    saved = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            target = folder / key
+            if folder.resolve() not in target.resolve().parents:  # a key such as ../x stays in the bucket
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            saved.append(target)
+    return saved
+
+
+def how_to_open(report: Path, platform: str | None = None) -> str:
+    """One line: the command that opens ``report`` in a browser here, or a local web server for it."""
+    opener = "open" if (platform or sys.platform) == "darwin" else "xdg-open"
+    where = shlex.quote(str(report))
+    served = shlex.quote(str(report.parent))
+    return (
+        f"Open the report: {opener} {where}   (or: python3 -m http.server -d {served} 8000, "
+        f"then http://127.0.0.1:8000/{report.name})"
+    )
+
+
+def leave_day_behind(folder: Path, client: ApiClient, summary: str) -> None:
+    """The day's files in ``folder`` (before the runtime stops), then where they are and how to open them."""
+    saved = save_bucket(folder)
+    (folder / "trial-balance.json").write_text(json.dumps(client.trial_balance().body, indent=2) + "\n")
+    (folder / "summary.txt").write_text(summary)
+    print(
+        f"\nThe day, left behind in {folder}/ ({len(saved) + 2} files: the PSP's settlement file, its reports, the trial balance, this summary)"
+    )
+    reports = sorted(p for p in saved if p.suffix == ".html")
+    if reports:
+        print(how_to_open(reports[0]))
 
 
 def run(
@@ -233,8 +333,27 @@ def run(
     psp_charges: Callable[[], list[dict[str, Any]]] | None = None,
     settle: Callable[[str], str] | None = None,
     psp_refunds: Callable[[], list[dict[str, Any]]] | None = None,
+    output: Path | None = OUTPUT_ROOT,
 ) -> int:
-    """``psp_charges`` and ``settle``: another PSP's record of charges and settlement file (default: the simulator's)."""
+    """``psp_charges`` and ``settle``: another PSP's record of charges and settlement file (default: the simulator's).
+    ``output``: the folder under which the run leaves its day (None: nothing written)."""
+    with _teed() as tee:
+        ok = _run(api_url, checkouts, seed, concurrency, timeout, psp_charges, settle, psp_refunds)
+    if output is not None:
+        leave_day_behind(output_folder(output), ApiClient(api_url), tee.copy.getvalue())
+    return 0 if ok else 1
+
+
+def _run(
+    api_url: str,
+    checkouts: int,
+    seed: int,
+    concurrency: int,
+    timeout: float,
+    psp_charges: Callable[[], list[dict[str, Any]]] | None,
+    settle: Callable[[str], str] | None,
+    psp_refunds: Callable[[], list[dict[str, Any]]] | None,
+) -> bool:
     client = ApiClient(api_url)
     run_tag = run_id()
     scenario = build_scenario(checkouts, seed, run_id=run_tag)
@@ -293,7 +412,7 @@ def run(
     )
     if pending:
         print(f"NOT SETTLED within {timeout:.0f}s: {len(pending)} checkouts, e.g. {sorted(pending)[:3]}")
-    # money back (issue 18): on the simulated PSP, whose chargebacks the demo can raise
+    # money back: on the simulated PSP, whose chargebacks the demo can raise
     money_back_ok = money_back(client, final, f"cm{seed}{run_tag}") if psp_charges is None else True
 
     totals: Counter[tuple[str, str]] = Counter()
@@ -322,4 +441,4 @@ def run(
     reconciled = settle_and_reconcile(settle=settle)
     ok = report.ok and reconciled and money_back_ok and not pending and not replay_mismatch and set(answers) == {202}
     print("RESULT: " + ("all invariants hold" if ok else "PROBLEMS FOUND"))
-    return 0 if ok else 1
+    return ok

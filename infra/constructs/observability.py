@@ -39,6 +39,9 @@ from infra.constructs.function import METRICS_NAMESPACE, PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
 
+#: the synthesis warning of a production stage whose alarm topic nobody hears
+NO_ALARM_SUBSCRIBER = "payments:no-alarm-subscriber"
+
 PERIOD = cdk.Duration.minutes(5)
 #: The table operations our functions use (an alarm's metric math holds at most 10 metrics).
 TABLE_OPERATIONS = (
@@ -95,6 +98,14 @@ class Observability(Construct):
         )
         if stage.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(stage.alarm_email))
+        elif stage.production and not stage.alarm_subscribed_elsewhere:
+            cdk.Annotations.of(cdk.Stack.of(self)).add_warning_v2(
+                NO_ALARM_SUBSCRIBER,
+                f"production stage {stage.name}: nobody is subscribed to the alarm topic, so every alarm of the "
+                "stage (parked payments, mismatches, dead letters) goes unheard: set alarmEmail, or subscribe "
+                "PagerDuty or AWS Chatbot to the AlarmTopicArn output and set alarmSubscribedElsewhere "
+                "(docs/deploy.md, 'Alarms: who hears them')",
+            )
         self.alarms: list[cloudwatch.Alarm] = []
 
         workflow_metrics = {

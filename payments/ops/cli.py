@@ -29,7 +29,10 @@ DEV_COMMANDS = {
     "demo": "run a Cyber Monday scenario end to end and print a summary",
     "chaos": "run checkouts through the local runtime with seeded fault injection, then check every invariant",
 }
-DEV_EXTRA_HINT = "in a clone of the repository, pip install -e '.[dev]' (or make serve / make demo / make chaos)"
+DEV_EXTRA_HINT = (
+    "in a clone of the repository, make serve / make demo / make chaos (they set up .venv with the dev extra "
+    "and the clone's dev tooling)"
+)
 
 
 def add_dev_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -67,7 +67,7 @@ def child(checkouts: int) -> None:
     buffer = io.StringIO()
     try:
         with redirect_stdout(buffer):
-            code = demo.run(runtime.api_url, checkouts=checkouts, timeout=DEMO_TIMEOUT_S)
+            code = demo.run(runtime.api_url, checkouts=checkouts, timeout=DEMO_TIMEOUT_S, output=None)
     finally:
         runtime.stop()
     text = buffer.getvalue()

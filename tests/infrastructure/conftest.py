@@ -48,7 +48,7 @@ def prod(synthesis: Synthesis) -> dict[str, Any]:
 
 
 #: prod as an operator configures it to take real money (docs/deploy.md, "Going live"): live
-#: environment, a real-looking merchant account, the API key secret imported by name
+#: environment, a real-looking merchant account, the API key secret imported by name, someone on call
 LIVE_PROD = {
     "stage": "prod",
     "adyenEnvironment": "live",
@@ -56,6 +56,7 @@ LIVE_PROD = {
     "adyenMerchantAccount": "AcmeShopECOM",
     "adyenReturnUrl": "https://shop.example.com/checkout/return",
     "adyenApiKeySecret": "acme/adyen/live-api-key",
+    "alarmEmail": "payments-oncall@shop.example.com",
 }
 
 

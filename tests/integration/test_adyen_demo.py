@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from payments_dev.local.adyen_fake import checkout_spec
 
 
-def test_the_demo_on_the_adyen_fake_holds_every_invariant_and_reconciles_clean() -> None:
+def test_the_demo_on_the_adyen_fake_holds_every_invariant_and_reconciles_clean(tmp_path: Path) -> None:
     # Given a small Cyber Monday run whose executor charges the Adyen fake
     command = [
         sys.executable,
@@ -22,6 +23,8 @@ def test_the_demo_on_the_adyen_fake_holds_every_invariant_and_reconciles_clean()
         "12",
         "--concurrency",
         "4",
+        "--output-dir",  # its day is left in the test's folder, not in the clone
+        str(tmp_path),
     ]
     # When it runs to the end
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)

@@ -1,15 +1,23 @@
 """The operator's command from ``pip install .`` alone, as the runbook uses it against a stack.
 
-A fresh virtualenv gets the package without extras (no moto, no werkzeug, no CDK, not this
-clone's files), and its ``payments verify --endpoint URL`` checks the invariants over the data of
-the running local runtime, from a process with no AWS variables and another working directory.
-The dev commands there say what to install instead of failing with a traceback.
+The package is built as a wheel (with the pinned build backend of pyproject.toml) and a fresh
+virtualenv gets that wheel without extras (no moto, no werkzeug, no CDK, not this clone's files):
+the wheel holds the deployed core and the operator's CLI, not the dev tooling, the CDK app or the
+tests, and declares its licence as an SPDX expression. Its ``payments verify --endpoint URL``
+checks the invariants over the data of the running local runtime, from a process with no AWS
+variables and another working directory. The dev commands there say what to install instead of
+failing with a traceback; in the clone's own virtualenv they run, from any working directory.
 """
 
 from __future__ import annotations
 
+import email
+import shutil
 import subprocess
+import sys
+import tomllib
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +27,9 @@ from payments_dev.local.runtime import LocalRuntime
 from tests.integration.conftest import checkout, wait_done
 
 REPO = Path(__file__).resolve().parents[2]
+#: what a fresh clone does not have: this clone's environments, caches and earlier builds' leftovers
+NOT_IN_A_CLONE = (".git", ".venv", "node_modules", "cdk.out", "build", "dist", "*.egg-info", "__pycache__")
+NOT_IN_A_CLONE += (".mypy_cache", ".ruff_cache", ".pytest_cache", "demo-output", ".local")
 pytestmark = pytest.mark.slow
 
 
@@ -27,17 +38,92 @@ def operator_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("operator")
     venv.create(home / "venv", with_pip=True)
     python = home / "venv" / "bin" / "python"
-    # a copy of the tracked sources (not this clone, not editable), installed without extras
+    # the wheel `pip install .` builds in a fresh clone: from a copy of the repository's files (not
+    # this clone's build/ or egg-info leftovers), in an isolated build environment holding the pinned
+    # backend; its build's output kept for the warnings test
+    source = home / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
+    build = ["wheel", "-v", "--no-deps", "--disable-pip-version-check", "-w", str(home / "dist"), str(source)]
+    built = subprocess.run(
+        [str(python), "-m", "pip", *build],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    (home / "build.log").write_text(built.stdout + built.stderr)
+    if built.returncode != 0:
+        pytest.fail(f"pip wheel . failed:\n{built.stderr[-3000:]}")
+    (wheel,) = (home / "dist").glob("serverless_payments-*.whl")
+    # installed without extras, not editable
     installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(REPO)],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)],
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
     if installed.returncode != 0:
-        pytest.fail(f"pip install . failed:\n{installed.stderr[-3000:]}")
+        pytest.fail(f"pip install of the wheel failed:\n{installed.stderr[-3000:]}")
     return home
+
+
+def _wheel(home: Path) -> zipfile.ZipFile:
+    (wheel,) = (home / "dist").glob("serverless_payments-*.whl")
+    return zipfile.ZipFile(wheel)
+
+
+def test_the_wheel_holds_the_deployed_core_and_the_operator_cli_only(operator_venv: Path) -> None:
+    # Given the wheel `pip install .` builds
+    names = _wheel(operator_venv).namelist()
+    # Then its top-level packages are the deployed core and nothing of the clone's tooling
+    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top == {"payments", "functions"}, sorted(top)
+    assert "payments/ops/cli.py" in names and "functions/registry.py" in names
+    # and the operator's command is its entry point
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "payments = payments.ops.cli:main" in _wheel(operator_venv).read(entry_points).decode()
+
+
+def test_the_wheel_declares_its_licence_as_an_spdx_expression(operator_venv: Path) -> None:
+    # Given the wheel's metadata
+    metadata_name = next(n for n in _wheel(operator_venv).namelist() if n.endswith(".dist-info/METADATA"))
+    metadata = email.message_from_bytes(_wheel(operator_venv).read(metadata_name))
+    # Then the licence is the SPDX expression of core metadata 2.4, not the legacy free-text field
+    assert metadata["Metadata-Version"] == "2.4"
+    assert metadata["License-Expression"] == "Apache-2.0" and metadata["License"] is None
+
+
+def test_the_build_prints_no_deprecation_warning(operator_venv: Path) -> None:
+    # Given the verbose output of the wheel's build (pip shows the backend's warnings)
+    log = (operator_venv / "build.log").read_text()
+    assert "Building wheel for serverless-payments" in log  # the build ran here, not taken from a cache
+    # Then setuptools warned about nothing: no licence table, no deprecated configuration
+    for warning in ("BuildBackendWarning", "SetuptoolsDeprecationWarning", "is deprecated"):
+        assert warning not in log, log[log.find(warning) - 1500 : log.find(warning) + 500]
+
+
+def test_the_build_pins_what_it_needs() -> None:
+    # Given the build requirements of pyproject.toml
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    # Then each is pinned to one release: a build a year from now uses today's backend
+    assert requires and all("==" in requirement and "*" not in requirement for requirement in requires), requires
+
+
+def test_the_dev_commands_run_from_the_clones_virtualenv_anywhere(tmp_path: Path) -> None:
+    # Given the clone's virtualenv (make's .venv/.installed), whose package list leaves out payments_dev
+    bin_dir = Path(sys.executable).parent
+    # When its `payments` and its python run from a directory outside the clone
+    served = subprocess.run(
+        [str(bin_dir / "payments"), "serve", "--help"], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    probe = "import payments_dev.cli, infra.app; print(payments_dev.cli.REPO_ROOT)"
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=False, timeout=120
+    )
+    # Then the dev commands are there (not the placeholder that names the dev extra), from this clone
+    assert served.returncode == 0 and "--aws-port" in served.stdout, served.stdout + served.stderr
+    assert found.returncode == 0 and Path(found.stdout.strip()) == REPO, found.stderr
 
 
 def _payments(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
