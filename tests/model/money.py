@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from payments.kernel import clock
 from payments.kernel.money import exponent, format_minor
-from payments_dev.local.runtime import wait_until
 from tests.model.system import ADYEN_DISPUTED, Notification, System, fresh_id
 
 SETTLE_TIMEOUT_S = float(os.environ.get("MODEL_SETTLE_TIMEOUT", "40"))
@@ -55,6 +55,20 @@ NOTIFICATION_ORDER = {
     "CHARGEBACK_REVERSED": 3,
     "SECOND_CHARGEBACK": 4,
 }
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, first: float = 0.02, most: float = 0.25) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes, backing off from ``first`` to ``most``
+    seconds: each poll is public requests that take the CPU the system needs to get there (a fixed
+    50 ms poll of a running checkout took about a third of the machine from its own workflow)."""
+    deadline = time.monotonic() + timeout
+    interval = first
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+        interval = min(interval * 2, most)
+    return bool(predicate())
 
 
 class ModelViolation(AssertionError):
@@ -225,7 +239,7 @@ class MoneyMachine(RuleBasedStateMachine):
                     self.outbox.append(found)
             return any(n.kind == "REFUND" and n.ref == refund_id for n in self.outbox)
 
-        if not wait_until(arrived, SETTLE_TIMEOUT_S, interval=0.05):
+        if not wait_until(arrived, SETTLE_TIMEOUT_S):
             raise ModelViolation(f"the PSP never sent the REFUND notification of {refund_id}")
         self._drain()
 
@@ -290,7 +304,7 @@ class MoneyMachine(RuleBasedStateMachine):
                 )
             )
 
-        if not wait_until(done, SETTLE_TIMEOUT_S, interval=0.05):
+        if not wait_until(done, SETTLE_TIMEOUT_S):
             raise ModelViolation(f"checkout {checkout_id} not done within {SETTLE_TIMEOUT_S}s")
 
     @precondition(lambda self: self.psp.is_adyen)
@@ -645,7 +659,7 @@ class MoneyMachine(RuleBasedStateMachine):
             found["d"] = self.differences()
             return not found["d"]
 
-        if not wait_until(agrees, SETTLE_TIMEOUT_S, interval=0.1):
+        if not wait_until(agrees, SETTLE_TIMEOUT_S, first=0.05):
             raise ModelViolation("the system disagrees with the model of money:\n  " + "\n  ".join(found["d"]))
         self._clean = True
 
