@@ -79,7 +79,7 @@ def _verify(args: argparse.Namespace) -> int:
     }
     tables = [
         clikit.Table(
-            ("RESULT", "INVARIANT", "CHECKS", "VIOLATIONS", "NOTE"),
+            ("RESULT", "INVARIANT", "CHECKS", "BROKEN", "NOTE"),
             [
                 (r["result"], f"{r['invariant']}. {r['text']}", r["checks"], r["violations"], r["note"])
                 for r in report.results()

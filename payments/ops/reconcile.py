@@ -244,8 +244,10 @@ def _settle_command(args: argparse.Namespace) -> int:
     clikit.connect(args)
     key, rows, by = settle(args.date)
     document = {"key": key, "rows": rows, "psp": by or settings().psp_name, "bucket": settings().settlement_bucket}
-    table = clikit.Table(("BUCKET", "KEY", "ROWS", "WRITTEN BY"), [(document["bucket"], key, rows, document["psp"])])
-    clikit.emit(args, document, table)
+    if args.output == "json":
+        clikit.emit(args, document, [])
+    else:  # an action, not a listing: one sentence
+        print(f"wrote {key} ({rows} rows" + (f", by the runtime's PSP: {by})" if by else ")"))
     return EXIT_CLEAN
 
 

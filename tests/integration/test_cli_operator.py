@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -157,7 +158,7 @@ def test_checks_on_a_healthy_runtime_exit_0(serve: Serve, paid: tuple[str, str],
     # Then each says all is good, with exit 0
     assert verify.code == 0, verify.out + verify.err
     assert "every invariant holds" in verify.out
-    assert verify.out.splitlines()[0].split() == ["RESULT", "INVARIANT", "CHECKS", "VIOLATIONS", "NOTE"]
+    assert verify.out.splitlines()[0].split() == ["RESULT", "INVARIANT", "CHECKS", "BROKEN", "NOTE"]
     assert stuck.code == 0 and "nothing stuck" in stuck.out, stuck.out + stuck.err
     assert attention.code == 0 and "nothing needs attention" in attention.out, attention.out + attention.err
 
@@ -272,7 +273,10 @@ def test_verify_finds_a_tampered_wallet_in_major_units(serve: Serve, paid: tuple
         # When verify runs, Then it is a finding (exit 1) said in major units and currency
         found = payments(serve, "verify")
         assert found.code == 1, found.out + found.err
-        assert "VIOLATION" in found.out and " USD" in found.out and "violation(s)" in found.out
+        assert re.search(r"^VIOLATION \[4\] .*: wallet \d+\.\d\d USD != ledger \d+\.\d\d USD", found.out, re.M), (
+            found.out
+        )
+        assert found.out.rstrip().endswith("violation(s)")
     finally:
         ddb.update_item(
             TableName="wallets",

@@ -329,10 +329,10 @@ def _reconciled_adyen_report(charges: list[tuple[str, str]], refunded: list[tupl
 
 
 def _row(out: str, invariant: int) -> list[str]:
-    """The cells of an invariant's row in verify's table (RESULT, INVARIANT, CHECKS, VIOLATIONS, NOTE)."""
+    """The cells of an invariant's row in verify's table (RESULT, INVARIANT, CHECKS, BROKEN, NOTE)."""
     header = out.splitlines()[0]
     (line,) = [line for line in out.splitlines() if line.split()[1:2] == [f"{invariant}."]]
-    starts = [header.index(name) for name in ("RESULT", "INVARIANT", "CHECKS", "VIOLATIONS", "NOTE")]
+    starts = [header.index(name) for name in ("RESULT", "INVARIANT", "CHECKS", "BROKEN", "NOTE")]
     return [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
 
 
