@@ -131,6 +131,7 @@ def _announce(args: argparse.Namespace, event: str, subject: str, item: dict[str
         clikit.Table(
             ("EVENT", "ON", "DISPUTE REFERENCE", "AMOUNT", "NOTIFICATION"),
             [(event, subject, item["pspReference"], _major(item), f"{status} {body}")],
+            right=("AMOUNT",),
         ),
     )
     if status != 200:

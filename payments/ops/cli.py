@@ -81,9 +81,10 @@ def _verify(args: argparse.Namespace) -> int:
         clikit.Table(
             ("RESULT", "INVARIANT", "CHECKS", "BROKEN", "NOTE"),
             [
-                (r["result"], f"{r['invariant']}. {r['text']}", r["checks"], r["violations"], r["note"])
+                (r["result"], f"{r['invariant']}. {r['text'].split(':')[0]}", r["checks"], r["violations"], r["note"])
                 for r in report.results()
             ],
+            right=("CHECKS", "BROKEN"),
         )
     ]
     notes = (

@@ -44,8 +44,9 @@ that endpoint (:func:`publish`), and :func:`connect` reads them into the environ
 credentials. An endpoint that publishes nothing (a bare moto) is used with the default names.
 
 Output: ``--output table`` (the default) prints a header row and aligned columns (:class:`Table`);
-``--output json`` prints one JSON document. Money is always shown by :func:`money`: major units and
-the currency (``24.99 USD``), never minor units.
+``--output json`` prints one JSON document. Money is always shown by :func:`money` (or :func:`amount`
+for a decimal string): major units and the currency (``24.99 USD``), never minor units, in columns
+named in ``Table(right=...)``.
 """
 
 from __future__ import annotations
@@ -152,14 +153,18 @@ class Table:
     notes: list[str] = field(default_factory=list)
     #: printed instead of the header when there is no row (e.g. "nothing stuck")
     empty: str = ""
+    #: the columns (by header name) aligned to the right: amounts, counts
+    right: Sequence[str] = ()
 
     def render(self) -> str:
         lines: list[str] = []
         if self.rows or (self.header and not self.empty):
             cells = [[str(c) for c in self.header]] + [["-" if c is None else str(c) for c in r] for r in self.rows]
             widths = [max(len(row[i]) for row in cells) for i in range(len(self.header))]
+            flush = [name in self.right for name in self.header]
             for row in cells:
-                lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+                padded = (c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, flush, strict=True))
+                lines.append("  ".join(padded).rstrip())
         elif self.empty:
             lines.append(self.empty)
         return "\n".join(lines + self.notes) + "\n"

@@ -353,6 +353,7 @@ def _stuck_command(args: argparse.Namespace) -> int:
         rows,
         [summary] if rows else [],
         empty=f"nothing stuck (older than {_text(older_than)}) or parked",
+        right=("AGE", "AMOUNT"),
     )
     clikit.emit(args, document, table)
     return clikit.FINDINGS if rows else clikit.OK

@@ -154,6 +154,7 @@ def _print_summary(rendered: dict[str, Any]) -> None:
                     len(rendered["rejected_rows"]),
                 )
             ],
+            right=("ROWS", "MATCHED", "MISMATCHES", "REJECTED"),
         )
     ]
     if rendered["mismatches"]:
@@ -172,6 +173,7 @@ def _print_summary(rendered: dict[str, Any]) -> None:
                     )
                     for m in rendered["mismatches"]
                 ],
+                right=("LEDGER", "SETTLED"),
             )
         )
     if rendered["rejected_rows"]:
@@ -213,6 +215,7 @@ def _print_summary(rendered: dict[str, Any]) -> None:
                     for d in differences
                 ],
                 ["wallet/ledger differences above"],
+                right=("WALLET", "LEDGER"),
             )
         )
     tables.append(clikit.Table((), [], ["clean" if rendered["clean"] else "NOT clean"], empty=""))

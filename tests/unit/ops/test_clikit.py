@@ -73,6 +73,8 @@ def test_table_has_a_header_and_aligned_columns() -> None:
     }
     assert lines[-1] == "2 rows"
     assert clikit.Table(("ID",), [], empty="nothing").render() == "nothing\n"
+    right = clikit.Table(("ID", "AMOUNT"), [("a", "5.00 USD"), ("b", "124.99 USD")], right=("AMOUNT",)).render()
+    assert [line.rstrip()[-10:] for line in right.splitlines()] == ["    AMOUNT", "  5.00 USD", "124.99 USD"]
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), ("30", 30)])
