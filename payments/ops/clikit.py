@@ -408,7 +408,10 @@ def explain(err: BaseException) -> CliError | None:
             )
         if code in ("UnrecognizedClientException", "AccessDenied", "AccessDeniedException", "ExpiredTokenException"):
             return CliError(f"AWS refused the call ({code})", "check your AWS credentials and their permissions")
-        return CliError(f"the endpoint answered {code}: {err.response.get('Error', {}).get('Message', '')}")
+        return CliError(
+            f"the endpoint answered {code}: {err.response.get('Error', {}).get('Message', '')}",
+            "is --endpoint the AWS endpoint payments serve prints (not the API's URL), or the right stage?",
+        )
     import urllib.error
 
     from payments.kernel.errors import StoreUnavailable

@@ -371,3 +371,13 @@ def test_a_stale_discovery_file_is_ignored_with_a_note(serve: Serve, tmp_path: P
 def test_version() -> None:
     done = subprocess.run([sys.executable, "-m", "payments.ops.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("payments ") and done.stdout.split()[1][0].isdigit()
+
+
+def test_serve_on_ports_in_use_says_so_in_one_line(serve: Serve) -> None:
+    # Given the running runtime's API port, When a second payments serve asks for it
+    port = serve.api_url.rsplit(":", 1)[1]
+    ran = payments(serve, "serve", "--port", port, "--aws-port", str(free_port()))
+    # Then it refuses before starting anything: one line, exit 2
+    assert ran.code == 2, ran.out + ran.err
+    assert f"payments serve: cannot listen on 127.0.0.1:{port}" in ran.err and "--port" in ran.err
+    assert len(list(serve.runtime_dir.glob("serve-*.json"))) == 1

@@ -149,3 +149,23 @@ def test_runtime_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert clikit.runtime_dir() == tmp_path / "payments"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert clikit.runtime_dir() == Path.home() / ".cache" / "payments"
+
+
+def test_endpoint_before_or_after_the_command() -> None:
+    # The root's --endpoint reaches the command; the command's own wins when both are given
+    assert parser().parse_args(["--endpoint", "http://a:1", "stuck"]).endpoint == "http://a:1"
+    assert parser().parse_args(["stuck", "--endpoint", "http://b:2"]).endpoint == "http://b:2"
+    assert (
+        parser().parse_args(["--endpoint", "http://a:1", "stuck", "--endpoint", "http://b:2"]).endpoint == "http://b:2"
+    )
+    assert parser().parse_args(["stuck"]).endpoint is None
+
+
+def test_an_api_url_given_as_the_endpoint_is_said_so(capsys: pytest.CaptureFixture[str]) -> None:
+    from botocore.exceptions import ClientError
+
+    def wrong_port(_: argparse.Namespace) -> int:
+        raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "Scan")
+
+    assert clikit.run(argparse.Namespace(command="verify", debug=False), wrong_port) == 2
+    assert "not the API's URL" in capsys.readouterr().err
