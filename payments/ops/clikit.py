@@ -278,13 +278,13 @@ def _published(aws_url: str) -> dict[str, Any] | None:
     """The settings a local runtime published at ``aws_url``, or None; :class:`CliError` when it does not answer."""
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, ReadTimeoutError
 
     from payments.kernel.aws import LOCAL_KEY
 
     if urlsplit(aws_url).scheme not in ("http", "https") or not urlsplit(aws_url).hostname:
         raise CliError(f"the endpoint {aws_url!r} is not an http(s) URL", POINT_AT_LOCAL)
-    config = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=5)
+    config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=30)
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     ssm: Any = boto3.client(
         "ssm",
@@ -298,6 +298,8 @@ def _published(aws_url: str) -> dict[str, Any] | None:
         value = ssm.get_parameter(Name=PUBLISHED_PARAMETER)["Parameter"]["Value"]
     except EndpointConnectionError:
         raise CliError(f"cannot reach the endpoint {aws_url}", POINT_AT_LOCAL) from None
+    except ReadTimeoutError:
+        raise CliError(f"the endpoint {aws_url} did not answer in time", "try again; is it busy?") from None
     except (ClientError, BotoCoreError):
         return None  # an endpoint that publishes nothing (a bare moto): the default names
     try:
