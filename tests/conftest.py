@@ -8,7 +8,10 @@ own, empty, inherited by the subprocesses it starts.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ["PAYMENTS_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="payments-runtime-test-")
+atexit.register(shutil.rmtree, os.environ["PAYMENTS_RUNTIME_DIR"], ignore_errors=True)
