@@ -45,43 +45,82 @@ def _local_psp(runtime: LocalRuntime, name: str) -> object | None:
     return adyen
 
 
+def _ports_free(host: str, ports: list[int]) -> None:
+    """Refuse, in one line, ports another process holds (before anything starts)."""
+    import socket
+
+    from payments.ops.clikit import CliError
+
+    for port in ports:
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError as err:
+                raise CliError(
+                    f"cannot listen on {host}:{port} ({err.strerror})", "pick free ports with --port and --aws-port"
+                ) from None
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a service manager, ``kill``) ends ``serve`` as Ctrl-C does: its discovery file is removed."""
+    import signal
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _serve(args: argparse.Namespace) -> int:
+    from payments.ops import clikit
     from payments.psp.hmac import InvalidHmacKey
     from payments_dev.local.runtime import LocalRuntime, wait_forever
 
     given_key = bool(os.environ.get("PAYMENTS_PSP_HMAC_KEY"))  # the runtime exports the one it uses
+    aws_port = args.aws_port or args.port + 1
+    if aws_port == args.port:
+        raise clikit.CliError(f"--aws-port {aws_port} is the API's port", "give two different ports")
+    _ports_free(args.host, [args.port, aws_port])
     try:
-        runtime = LocalRuntime(args.host, args.port, args.aws_port, quiet=not args.verbose)
+        runtime = LocalRuntime(args.host, args.port, aws_port, quiet=not args.verbose)
     except InvalidHmacKey as err:  # one line naming the setting, never the key
         print(f"payments serve: {err}", file=sys.stderr)
         return 2
+    _stop_on_sigterm()
     adyen = _local_psp(runtime, args.psp)
     runtime.start()
-    s = runtime.settings
-    if adyen is not None:
-        print(f"PSP:          Adyen adapter -> fake Checkout API at {adyen.base_url}")  # type: ignore[attr-defined]
-        print(f'              settle a day: curl -X POST {adyen.admin_url}/settle -d \'{{"date": "YYYY-MM-DD"}}\'')  # type: ignore[attr-defined]
+    announced = clikit.announce(runtime.api_url, runtime.aws_url)
+    try:
+        s = runtime.settings
+        if adyen is not None:
+            print(f"PSP:          Adyen adapter -> fake Checkout API at {adyen.base_url}")  # type: ignore[attr-defined]
+            print(f'              settle a day: curl -X POST {adyen.admin_url}/settle -d \'{{"date": "YYYY-MM-DD"}}\'')  # type: ignore[attr-defined]
+            print(
+                f"              its notifications: posted by the fake itself to {adyen.webhook_url}, with Adyen's retries "  # type: ignore[attr-defined]
+                f"(schedule x {adyen.delivery_options['time_scale']}); settle a day: payments psp settle [--date D]"  # type: ignore[attr-defined]
+            )
+        print(f"API:          {runtime.api_url}/v1/payments")
         print(
-            f"              its notifications: posted by the fake itself to {adyen.webhook_url}, with Adyen's retries "  # type: ignore[attr-defined]
-            f"(schedule x {adyen.delivery_options['time_scale']}); settle a day: payments psp settle [--date D]"  # type: ignore[attr-defined]
+            f"AWS endpoint: {runtime.aws_url}   (aws --endpoint-url {runtime.aws_url} ..., region us-east-1, any credentials)"
         )
-    print(f"API:          {runtime.api_url}/v1/payments")
-    print(
-        f"AWS endpoint: {runtime.aws_url}   (aws --endpoint-url {runtime.aws_url} ..., region us-east-1, any credentials)"
-    )
-    print(f"Bucket:       {s.settlement_bucket}  (settlement files go under incoming/, reports under reports/)")
-    print(
-        f"Tables:       {', '.join([s.payments_table, s.wallets_table, s.ledger_table, s.idempotency_table, s.psp_table, s.reconciliation_table])}"
-    )
-    print(f"State machine: {s.state_machine_arn}")
-    print(f"Refunds:      {runtime.api_url}/v1/refunds   (state machine {s.refund_state_machine_arn})")
-    key_source = "PAYMENTS_PSP_HMAC_KEY" if given_key else f"generated for this run: {s.payments_psp_hmac_key}"
-    print(
-        f"PSP webhook:  {runtime.api_url}/v1/psp/notifications   (merchant account {s.payments_psp_merchant_account}, HMAC key {key_source})"
-    )
-    print("ready", flush=True)
-    wait_forever()
-    runtime.stop()
+        print(f"Bucket:       {s.settlement_bucket}  (settlement files go under incoming/, reports under reports/)")
+        print(
+            f"Tables:       {', '.join([s.payments_table, s.wallets_table, s.ledger_table, s.idempotency_table, s.psp_table, s.reconciliation_table])}"
+        )
+        print(f"State machine: {s.state_machine_arn}")
+        print(f"Refunds:      {runtime.api_url}/v1/refunds   (state machine {s.refund_state_machine_arn})")
+        key_source = "PAYMENTS_PSP_HMAC_KEY" if given_key else f"generated for this run: {s.payments_psp_hmac_key}"
+        print(
+            f"PSP webhook:  {runtime.api_url}/v1/psp/notifications   (merchant account {s.payments_psp_merchant_account}, HMAC key {key_source})"
+        )
+        print(f"Operator commands (payments verify, stuck, ...) find this runtime by themselves ({announced})")
+        print("ready", flush=True)
+        wait_forever()
+    finally:
+        clikit.withdraw(announced)
+        runtime.stop()
+        if adyen is not None:
+            adyen.stop()  # type: ignore[attr-defined]
     return 0
 
 
@@ -115,9 +154,11 @@ def _demo(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     """Register ``serve``, ``demo`` and ``chaos`` on the ``payments`` CLI's subparsers."""
     serve = commands.add_parser("serve", help="run the API and an AWS-compatible endpoint locally")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--aws-port", type=int, default=None, help="default: port + 1")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="the API's port (default 8080)")
+    serve.add_argument(
+        "--aws-port", type=int, default=None, help="the AWS-compatible endpoint's port (default: --port + 1)"
+    )
     serve.add_argument("--verbose", action="store_true", help="INFO logs of every function")
     serve.add_argument(
         "--psp", choices=("simulator", "adyen-fake"), default="simulator", help="the PSP the executor charges"
@@ -125,9 +166,9 @@ def add_commands(commands: Any) -> None:
     serve.set_defaults(func=_serve)
 
     demo = commands.add_parser("demo", help="run a Cyber Monday scenario end to end and print a summary")
-    demo.add_argument("--checkouts", type=int, default=300)
-    demo.add_argument("--seed", type=int, default=2026)
-    demo.add_argument("--concurrency", type=int, default=8)
+    demo.add_argument("--checkouts", type=int, default=300, help="checkouts to place (default 300)")
+    demo.add_argument("--seed", type=int, default=2026, help="same seed => same scenario (default 2026)")
+    demo.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP clients (default 8)")
     demo.add_argument(
         "--output-dir",
         type=Path,

@@ -10,7 +10,7 @@ An order or a refund is parked ``NEEDS_ATTENTION`` with a kind (:class:`Attentio
 
 ``resolve`` closes one open flag (of either kind) with one conditional write that records who (the
 caller's AWS identity, from STS; on the local runtime the OS user), when, and why (``--note``). It
-refuses, with one line and exit 2, an id that names nothing, an id with no open flag, and a flag that
+refuses, with one line and exit 2 (:class:`payments.ops.clikit.CliError`), an id that names nothing, an id with no open flag, and a flag that
 changed while it was being closed. An id that names both an order and a refund with open flags
 (ids of different kinds may be equal) needs ``--item order|refund``.
 """
@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
-import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from payments.kernel import aws
 from payments.kernel.errors import NotFound
+from payments.ops import clikit
 from payments.payin.repository import PaymentsRepository, order_key, resolve_attention
 from payments.payin.status import AttentionKind
 
@@ -172,78 +170,69 @@ def resolve(
 
 
 # --- CLI -------------------------------------------------------------------------------------------
-def _unreachable(command: str) -> Any:
-    """Run a command; the store or the endpoint out of reach is one line and exit 2, no traceback."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from payments.kernel.errors import StoreUnavailable
-
-    def wrap(func: Any) -> Any:
-        def run(args: argparse.Namespace) -> int:
-            try:
-                return int(func(args))
-            except (BotoCoreError, ClientError, StoreUnavailable) as err:
-                print(f"payments attention {command}: the tables cannot be read or written: {err}", file=sys.stderr)
-                return 2
-
-        return run
-
-    return wrap
+def _state(flag: Flag) -> str:
+    if flag.open:
+        return "OPEN"
+    if flag.flagged_at is None:
+        return "never flagged"
+    return f"closed {flag.resolved_at or '?'} by {flag.resolved_by or 'a re-run of its workflow'}"
 
 
-def _print(flags: list[Flag], output: str) -> None:
-    if output == "json":
-        print(json.dumps([asdict(f) for f in flags], indent=2))
-        return
-    for flag in flags:
-        print(flag.line())
-        if not flag.open and flag.resolution:
-            print(f"       resolution: {flag.resolution}")
+def _table(flags: list[Flag], empty: str = "") -> clikit.Table:
+    rows = [
+        (
+            f.item,
+            f.id,
+            f.status,
+            "needs a person" if f.kind == AttentionKind.PERSON.value else "re-drivable",
+            f.flagged_at or "-",
+            _state(f),
+            f.reason or "-",
+            f.resolution or "-",
+        )
+        for f in flags
+    ]
+    return clikit.Table(("ITEM", "ID", "STATUS", "WHO", "FLAGGED AT", "STATE", "WHY", "RESOLUTION"), rows, empty=empty)
 
 
 def _list_command(args: argparse.Namespace) -> int:
-    aws.use_endpoint(args.endpoint)
+    clikit.connect(args)
     flags = list_open()
-    _print(flags, args.output)
-    if args.output != "json":
-        print(f"{len(flags)} open flag(s)" if flags else "nothing needs attention")
-    return 1 if flags else 0
+    table = _table(flags, empty="nothing needs attention")
+    if flags:
+        table.notes.append(f"{len(flags)} open flag(s): close one with payments attention resolve ID --note TEXT")
+    clikit.emit(args, [asdict(f) for f in flags], table)
+    return clikit.FINDINGS if flags else clikit.OK
 
 
 def _show_command(args: argparse.Namespace) -> int:
-    aws.use_endpoint(args.endpoint)
+    clikit.connect(args)
     flags = find(args.id)
     if not flags:
-        print(f"payments attention show: no order or refund {args.id!r}", file=sys.stderr)
-        return 2
-    _print(flags, args.output)
-    return 0
+        raise clikit.CliError(f"no order or refund {args.id!r}", "list open flags with payments attention list")
+    clikit.emit(args, [asdict(f) for f in flags], _table(flags))
+    return clikit.FINDINGS if any(f.open for f in flags) else clikit.OK
 
 
 def _resolve_command(args: argparse.Namespace) -> int:
-    aws.use_endpoint(args.endpoint)
+    clikit.connect(args)
     try:
         flag = resolve(args.id, args.note, who=caller_identity(), item=args.item)
     except AttentionError as err:
-        print(f"payments attention resolve: {err}", file=sys.stderr)
-        return 2
-    if args.output == "json":
-        print(json.dumps(asdict(flag), indent=2))
-    else:
-        print(
-            f"resolved {flag.item} {flag.id} ({flag.kind}: {flag.reason}) by {flag.resolved_by} at {flag.resolved_at}"
-        )
-    return 0
+        raise clikit.CliError(str(err), "look at it with payments attention show ID") from None
+    table = _table([flag])
+    table.notes.append(f"resolved {flag.item} {flag.id} by {flag.resolved_by} at {flag.resolved_at}")
+    clikit.emit(args, asdict(flag), table)
+    return clikit.OK
 
 
 def add_commands(subparsers: Any) -> None:
     """Register ``attention list|show|resolve`` on the ``payments`` CLI's subparsers."""
     attention = subparsers.add_parser("attention", help="orders and refunds parked for a person; resolve one")
-    commands = attention.add_subparsers(dest="attention_command", required=True)
-    endpoint_help = "AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)"
+    commands = attention.add_subparsers(dest="attention_command", required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", help="every open flag, oldest first (exit 1 if any)")
-    show = commands.add_parser("show", help="the flag of an order or a refund, open or last closed")
+    show = commands.add_parser("show", help="the flag of an order or a refund, open or last closed (exit 1 if open)")
     show.add_argument("id", help="a payment_order_id or a refund_id")
     resolve_cmd = commands.add_parser(
         "resolve",
@@ -252,11 +241,7 @@ def add_commands(subparsers: Any) -> None:
     resolve_cmd.add_argument("id", help="a payment_order_id or a refund_id")
     resolve_cmd.add_argument("--note", required=True, help="why it is closed: what was done or decided")
     resolve_cmd.add_argument("--item", choices=("order", "refund"), help="when the id names both an order and a refund")
-    for name, command, func in (
-        ("list", listing, _list_command),
-        ("show", show, _show_command),
-        ("resolve", resolve_cmd, _resolve_command),
-    ):
-        command.add_argument("--endpoint", default=None, help=endpoint_help)
-        command.add_argument("--output", choices=("table", "json"), default="table")
-        command.set_defaults(func=_unreachable(name)(func))
+    for command, func in ((listing, _list_command), (show, _show_command), (resolve_cmd, _resolve_command)):
+        clikit.add_endpoint_option(command)
+        clikit.add_output_option(command)
+        command.set_defaults(func=func)

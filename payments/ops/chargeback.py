@@ -3,22 +3,23 @@
 
 The simulated PSP raises a chargeback (recorded at the PSP, a row in the day's file) and
 delivers its signed CHARGEBACK notification to the API, as the real PSP's webhook would.
-It talks to the running ``payments serve``: the AWS-compatible endpoint (``--endpoint``, else
-``AWS_ENDPOINT_URL``) and the API (``--api``, else ``PAYMENTS_API_URL``, else the endpoint's
-port minus one, as ``payments serve`` lays them out).
+It talks to the running ``payments serve`` (found by itself, or ``--endpoint URL``), and to the API
+that this runtime publishes on its endpoint (``--api`` overrides it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from payments.kernel import aws, money
+from payments.kernel import money
+from payments.kernel.money import InvalidAmount
+from payments.ops import clikit
+from payments.psp.adyen_currencies import from_adyen_minor
 
 
 def add_psp_commands(subparsers: Any) -> None:
@@ -32,7 +33,7 @@ def add_psp_commands(subparsers: Any) -> None:
     chargeback = actions[0].add_parser(
         "chargeback", help="raise a chargeback on a payment order and deliver its notification"
     )
-    chargeback.add_argument("payment_order_id")
+    chargeback.add_argument("payment_order_id", help="the paid order the cardholder's bank disputes")
     chargeback.add_argument("--amount", help="decimal amount in the order's currency (default: the whole charge)")
     chargeback.set_defaults(func=_chargeback)
     commands = [chargeback]
@@ -41,45 +42,65 @@ def add_psp_commands(subparsers: Any) -> None:
         ("second-chargeback", "second_chargeback", "charge a reversed chargeback back again (the defence lost)"),
     ):
         command = actions[0].add_parser(name, help=f"{help_text}, by its dispute reference; deliver its notification")
-        command.add_argument("dispute_reference")
+        command.add_argument("dispute_reference", help="the reference payments psp chargeback printed")
         command.set_defaults(func=_dispute_step, step=step)
         commands.append(command)
     for command in commands:
-        command.add_argument("--endpoint", help="AWS-compatible endpoint URL (default: AWS_ENDPOINT_URL)")
-        command.add_argument("--api", help="API base URL (default: PAYMENTS_API_URL, else the endpoint's port - 1)")
+        clikit.add_endpoint_option(command)
+        command.add_argument(
+            "--api",
+            metavar="URL",
+            help="the API's base URL (default: the one the endpoint's payments serve publishes, else PAYMENTS_API_URL)",
+        )
+        clikit.add_output_option(command)
 
 
 def _setup(args: argparse.Namespace) -> str:
-    """Point the PSP at the runtime's endpoint; no AWS variables needed (local credentials, region)."""
-    endpoint = (
-        args.endpoint or os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:8081"
-    )  # `payments serve`'s default
-    aws.use_endpoint(endpoint)
-    api = args.api or os.environ.get("PAYMENTS_API_URL")
+    """Point the PSP at the runtime's endpoint and return the API's URL, derived from that endpoint
+    (no AWS variables needed: local credentials and region)."""
+    target = clikit.connect(args)
+    api = args.api or target.api_url
     if not api:
-        endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:8081"))
-        api = urlunsplit((endpoint.scheme, f"{endpoint.hostname}:{(endpoint.port or 8081) - 1}", "", "", ""))
+        raise clikit.CliError(
+            "the API's URL is not known: the endpoint publishes none and PAYMENTS_API_URL is not set",
+            "give it with --api URL",
+        )
+    if urlsplit(api).scheme not in ("http", "https"):
+        raise clikit.CliError(f"the API URL {api!r} is not http(s)", "give it with --api http://HOST:PORT")
     return api.rstrip("/")
 
 
+def _major(item: dict[str, Any]) -> str:
+    """The notification's amount (Adyen's minor units, as the simulator writes them) in major units."""
+    value, currency = item["amount"]["value"], item["amount"]["currency"]
+    try:
+        found = from_adyen_minor(int(value), str(currency), strict=False)
+    except InvalidAmount:
+        return f"{value} (Adyen minor units) {currency}"
+    return clikit.money(found.minor, found.currency)
+
+
 def _chargeback(args: argparse.Namespace) -> int:
-    from payments.psp.simulator import SimulatedPsp
+    from payments.psp.simulator import PspRequestRejected, SimulatedPsp
 
     api = _setup(args)
     psp = SimulatedPsp()
     amount = None
+    charge = next((c for c in psp.all_charges() if c["merchant_reference"] == args.payment_order_id), None)
+    if psp.lookup(args.payment_order_id) is None or charge is None:
+        raise clikit.CliError(
+            f"no charge for {args.payment_order_id} at the simulated PSP", "give the payment_order_id of a paid order"
+        )
     if args.amount is not None:
-        outcome = psp.lookup(args.payment_order_id)
-        charge = next((c for c in psp.all_charges() if c["merchant_reference"] == args.payment_order_id), None)
-        if outcome is None or charge is None:
-            print(f"no charge for {args.payment_order_id} at the PSP")
-            return 1
-        amount = money.parse_amount(args.amount, charge["currency"])
-    item = psp.raise_chargeback(args.payment_order_id, amount)
-    print(
-        f"chargeback {item['pspReference']} on {args.payment_order_id}: {item['amount']['value']} {item['amount']['currency']} (minor units)"
-    )
-    return deliver(api, item)
+        try:
+            amount = money.parse_amount(args.amount, charge["currency"])
+        except money.InvalidAmount as err:
+            raise clikit.CliError(f"--amount {args.amount!r}: {err}", 'give a decimal amount such as "5.00"') from None
+    try:
+        item = psp.raise_chargeback(args.payment_order_id, amount)
+    except PspRequestRejected as err:
+        raise clikit.CliError(f"refused by the PSP: {err}", "check the order with payments attention show") from None
+    return _announce(args, "CHARGEBACK", args.payment_order_id, item, api)
 
 
 def _dispute_step(args: argparse.Namespace) -> int:
@@ -89,24 +110,52 @@ def _dispute_step(args: argparse.Namespace) -> int:
     try:
         item = getattr(SimulatedPsp(), args.step)(args.dispute_reference)
     except PspRequestRejected as err:
-        print(f"refused by the PSP: {err}")
-        return 1
-    print(
-        f"{item['eventCode']} for dispute {args.dispute_reference}: {item['amount']['value']} {item['amount']['currency']}"
+        raise clikit.CliError(
+            f"refused by the PSP: {err}", "give the dispute reference payments psp chargeback printed"
+        ) from None
+    return _announce(args, item["eventCode"], args.dispute_reference, item, api)
+
+
+def _announce(args: argparse.Namespace, event: str, subject: str, item: dict[str, Any], api: str) -> int:
+    status, body = deliver(api, item, quiet=True)
+    document = {
+        "event": event,
+        "subject": subject,
+        "dispute_reference": item["pspReference"],
+        "amount": _major(item),
+        "notification": {"status": status, "body": body},
+    }
+    clikit.emit(
+        args,
+        document,
+        clikit.Table(
+            ("EVENT", "ON", "DISPUTE REFERENCE", "AMOUNT", "NOTIFICATION"),
+            [(event, subject, item["pspReference"], _major(item), f"{status} {body}")],
+            right=("AMOUNT",),
+        ),
     )
-    return deliver(api, item)
+    if status != 200:
+        raise clikit.CliError(f"the API refused the notification: {status} {body}", "check the runtime's log")
+    return clikit.OK
 
 
-def deliver(api: str, item: dict[str, Any]) -> int:
+def deliver(api: str, item: dict[str, Any], *, quiet: bool = False) -> tuple[int, str]:
+    """POST the signed notification to the API's webhook: (HTTP status, body)."""
     if urlsplit(api).scheme not in ("http", "https"):
-        raise SystemExit(f"the API URL {api!r} is not http(s)")
+        raise clikit.CliError(f"the API URL {api!r} is not http(s)", "give it with --api http://HOST:PORT")
     body = json.dumps({"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}).encode()
     url, headers = f"{api}/v1/psp/notifications", {"Content-Type": "application/json"}
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310 - http(s), checked above
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http(s), checked above
-            print(f"notification delivered: {response.status} {response.read().decode()}")
-            return 0
+            answer = (response.status, response.read().decode())
     except urllib.error.HTTPError as err:
-        print(f"notification refused: {err.code} {err.read().decode()}")
-        return 1
+        answer = (err.code, err.read().decode())
+    except urllib.error.URLError as err:
+        raise clikit.CliError(
+            f"the notification was recorded at the PSP but the API at {api} cannot be reached ({err.reason})",
+            "start payments serve (the PSP delivers it again only on the next dispute step)",
+        ) from None
+    if not quiet:
+        print(f"notification delivered: {answer[0]} {answer[1]}")
+    return answer

@@ -21,6 +21,8 @@ import os
 import sys
 from typing import Any
 
+from payments.ops import clikit
+
 # The operator's commands (verify, stuck, resume, reconcile, backfill-account-totals) run from
 # `pip install .` alone, against a deployed stack. The dev commands (serve, demo, chaos) live in the
 # dev package, payments_dev; without the dev extra they are listed and say what to install.
@@ -60,28 +62,48 @@ def _needs_dev_extra(name: str, missing: str) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from payments.kernel import aws
-
-    aws.use_endpoint(args.endpoint)
+    clikit.connect(args)
     from payments.ops.invariants import check_current
 
     report = check_current(expect_settled=not args.in_flight, psp_name=args.psp)
-    for line in report.summary_lines():
-        print(line)
-    for violation in report.violations:
-        print(f"VIOLATION {violation}")
-    if report.needs_attention:
-        print(f"needs attention: {', '.join(sorted(report.needs_attention))}")
-    if not report.ok:
-        return 1
-    if not report.complete:
-        unchecked = sorted(set(report.skipped) - report.waived)
-        print(
-            f"NOT VERIFIED: invariant(s) {', '.join(map(str, unchecked))} could not be checked (SKIPPED above); "
-            "no violation among what was checked"
+    unchecked = sorted(set(report.skipped) - report.waived)
+    if report.violations:
+        verdict = f"{len(report.violations)} violation(s)"
+    elif unchecked:
+        verdict = f"NOT VERIFIED: invariant(s) {', '.join(map(str, unchecked))} could not be checked (SKIP above)"
+    else:
+        verdict = "every invariant holds"
+    document = {
+        "ok": report.ok,
+        "complete": report.complete,
+        "verdict": verdict,
+        "invariants": report.results(),
+        "violations": [{"invariant": v.invariant, "detail": v.detail, "ids": v.ids} for v in report.violations],
+        "needs_attention": sorted(report.needs_attention),
+    }
+    tables = [
+        clikit.Table(
+            ("RESULT", "INVARIANT", "CHECKS", "BROKEN", "NOTE"),
+            [
+                (r["result"], f"{r['invariant']}. {r['text'].split(':')[0]}", r["checks"], r["violations"], r["note"])
+                for r in report.results()
+            ],
+            right=("CHECKS", "BROKEN"),
         )
-        return 2
-    return 0
+    ]
+    notes = (
+        [f"needs attention: {', '.join(sorted(report.needs_attention))} (payments attention list)"]
+        if report.needs_attention
+        else []
+    )
+    violations = [f"VIOLATION {violation}" for violation in report.violations]  # one greppable line each
+    tables.append(clikit.Table((), [], [*violations, *notes, verdict], empty=""))
+    clikit.emit(args, document, tables)
+    if not report.ok:
+        return clikit.FINDINGS
+    if unchecked:
+        return clikit.BROKEN  # the tool could not check everything: not a pass, not a finding
+    return clikit.OK
 
 
 def _openapi(_: argparse.Namespace) -> int:
@@ -121,16 +143,29 @@ def tidy_openapi(document: dict[str, Any]) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="payments", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="payments",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = root.add_subparsers(dest="command", required=True)
+    root.add_argument("--version", action="version", version=f"payments {version()}", help="print the version and exit")
+    root.add_argument("--debug", action="store_true", help="on a failure, print the traceback as well")
+    root.add_argument(
+        "--endpoint",
+        default=None,
+        metavar="URL",
+        help="the AWS-compatible endpoint of payments serve, or 'aws' for AWS itself, for every command "
+        "(default: AWS_ENDPOINT_URL, else the running payments serve, else AWS)",
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     add_dev_commands(commands)  # payments serve / demo / chaos: from the dev extra
 
-    verify = commands.add_parser("verify", help="check the money invariants over the current data")
-    verify.add_argument(
-        "--endpoint", default=os.environ.get("AWS_ENDPOINT_URL"), help="AWS-compatible endpoint (default: real AWS)"
+    verify = commands.add_parser(
+        "verify", help="check the money invariants over the current data (exit 1 on a violation)"
     )
+    clikit.add_endpoint_option(verify)
+    clikit.add_output_option(verify)
     verify.add_argument(
         "--in-flight", action="store_true", help="checkouts may still be running: skip the 'nothing lost' check"
     )
@@ -163,9 +198,24 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("serverless-payments")
+    except PackageNotFoundError:
+        return "unknown (not installed: run from a clone without pip install)"
+
+
+EXIT_CODES = """exit codes: 0 all good; 1 findings (a violated invariant, stuck or parked payments, open attention
+items); 2 the command could not do its job (bad arguments, unreachable endpoint, unknown id).
+--debug prints the traceback of a failure."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    return clikit.run(args, args.func)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 from payments.accounts.ledger import CREDIT, DEBIT, LedgerRepository, assert_balanced, seller_account_id
 from payments.accounts.wallet import WalletRepository
 from payments.kernel.errors import InvariantViolation
+from payments.ops.clikit import money
 from payments.ops.psp_record import PspRecord
 from payments.payin.models import OrderRecord
 from payments.payin.repository import PaymentsRepository
@@ -79,6 +80,28 @@ class Report:
         self.skipped[invariant] = f"{previous}; {reason}" if previous else reason
         if asked:
             self.waived.add(invariant)
+
+    def results(self) -> list[dict[str, Any]]:
+        """One row per invariant: its result (``ok``, ``FAIL``, ``SKIP``), checks, violations and a note."""
+        rows = []
+        for number, text in INVARIANTS.items():
+            broken = sum(1 for v in self.violations if v.invariant == number)
+            skipped = self.skipped.get(number, "")
+            notes = [f"SKIPPED: {skipped}"] if skipped else []
+            if number in self.sources and (self.checks[number] or broken):
+                notes.append(f"PSP: {self.sources[number]}")
+            result = "FAIL" if broken else "SKIP" if skipped else "ok"
+            rows.append(
+                {
+                    "invariant": number,
+                    "text": text,
+                    "result": result,
+                    "checks": self.checks[number],
+                    "violations": broken,
+                    "note": "; ".join(notes),
+                }
+            )
+        return rows
 
     def summary_lines(self) -> list[str]:
         lines = []
@@ -215,7 +238,11 @@ def check(
         report.checks[3] += 1
         debits, credits_ = trial.get(currency, (0, 0))
         if debits != credits_:
-            report.fail(3, f"trial balance {currency}: debits {debits} != credits {credits_}", currency)
+            report.fail(
+                3,
+                f"trial balance {currency}: debits {money(debits, currency)} != credits {money(credits_, currency)}",
+                currency,
+            )
         if [debits, credits_] != txn_totals.get(currency, [0, 0]):
             report.fail(
                 3,
@@ -228,7 +255,11 @@ def check(
         report.checks[3] += 1
         kept, summed = account_totals.get((account, currency), 0), projection.get((account, currency), 0)
         if kept != summed:
-            report.fail(3, f"account totals of {account} {currency}: {kept} != sum of its postings {summed}", account)
+            report.fail(
+                3,
+                f"account totals of {account}: {money(kept, currency)} != sum of its postings {money(summed, currency)}",
+                account,
+            )
 
     # 4. wallet = ledger projection (an order parked after its wallet credit but before its
     # ledger append is a known, surfaced gap: its credit counts as in flight, not as a violation)
@@ -239,7 +270,11 @@ def check(
         report.checks[4] += 1
         expected = projection.get((seller_account_id(seller), currency), 0)
         if balances.get((seller, currency), 0) != expected:
-            report.fail(4, f"wallet {balances.get((seller, currency), 0)} != ledger {expected} {currency}", seller)
+            report.fail(
+                4,
+                f"wallet {money(balances.get((seller, currency), 0), currency)} != ledger {money(expected, currency)}",
+                seller,
+            )
 
     # 5. statuses only moved forward
     for order in orders.values():
@@ -353,9 +388,11 @@ def _check_money_back(
                 8, f"{len(wallet)} wallet and {len(txns)} ledger movements (expected one each)", adjustment_id, order_id
             )
         elif wallet[0]["delta_minor"] != amount or txns[0]["amount_minor"] != abs(amount):
+            ccy = str(txns[0].get("currency") or wallet[0].get("currency") or "")
             report.fail(
                 8,
-                f"moved {wallet[0]['delta_minor']} / {txns[0]['amount_minor']}, decided {amount}",
+                f"moved {money(wallet[0]['delta_minor'], ccy)} (wallet) / {money(txns[0]['amount_minor'], ccy)} (ledger), "
+                f"decided {money(amount, ccy)}",
                 adjustment_id,
                 order_id,
             )
@@ -383,9 +420,18 @@ def _check_money_back(
         # more back than in is allowed only as a claim a person knows of: an open flag that needs a
         # person, or one a person resolved for at least this much (a re-run or resume never closes it)
         if given_back > order.amount_minor and not order.person_told_of_money_back(given_back):
-            report.fail(8, f"gave back {given_back} of {order.amount_minor} charged, and nobody was told", order_id)
+            report.fail(
+                8,
+                f"gave back {money(given_back, order.currency)} of {money(order.amount_minor, order.currency)} charged, "
+                "and nobody was told",
+                order_id,
+            )
         if reserved[order_id] > order.amount_minor:
-            report.fail(8, f"refunds reserved {reserved[order_id]} of {order.amount_minor} charged", order_id)
+            report.fail(
+                8,
+                f"refunds reserved {money(reserved[order_id], order.currency)} of {money(order.amount_minor, order.currency)} charged",
+                order_id,
+            )
     if psp_refunds is not None:
         ours = {r.refund_id: r for r in records}
         per_key = Counter(r["merchant_reference"] for r in psp_refunds)

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,24 +34,23 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from payments.kernel import aws, clock
+from payments.kernel import aws, clock, money
 from payments.kernel.config import settings
 from payments.kernel.dynamo import error_code
+from payments.ops import clikit
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import AttentionKind, PaymentStatus
 from payments.refunds import recovery as refund_recovery
 
 MAX_RESUMES = 20  # execution names <checkout>-resume-1 .. -20; beyond that, a human looks closer
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``2h``, ``1d`` or plain seconds."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d)")
-    value, unit = float(match.group(1)), match.group(2) or "s"
-    return timedelta(seconds=value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+    """``90s``, ``15m``, ``2h``, ``1d`` or plain seconds (``ValueError`` otherwise)."""
+    try:
+        return clikit.duration(text)
+    except argparse.ArgumentTypeError as err:
+        raise ValueError(str(err)) from None
 
 
 def _parse_time(iso: str) -> datetime:
@@ -69,6 +66,10 @@ class StuckPayment:
     orders: dict[str, str] = field(default_factory=dict)  # payment_order_id -> status
     parked: list[str] = field(default_factory=list)  # orders flagged NEEDS_ATTENTION
     reason: str = ""
+    #: the parked orders' attention reasons (payment_order_id -> why it waits)
+    attention: dict[str, str] = field(default_factory=dict)
+    #: the checkout's total per currency, in minor units
+    totals: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         orders = ", ".join(
@@ -111,9 +112,22 @@ def find_stuck(
                     {o.payment_order_id: o.status.value for o in orders},
                     parked,
                     reason,
+                    {
+                        o.payment_order_id: o.attention_reason or "no reason recorded"
+                        for o in orders
+                        if o.needs_attention
+                    },
+                    _totals(orders),
                 )
             )
     return sorted(found, key=lambda p: -p.age_seconds)
+
+
+def _totals(orders: list[Any]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for order in orders:
+        totals[order.currency] = totals.get(order.currency, 0) + order.amount_minor
+    return totals
 
 
 # --- resume -------------------------------------------------------------------------------------
@@ -171,7 +185,13 @@ def start_resume_execution(checkout_id: str, repo: PaymentsRepository | None = N
     sfn = aws.client("stepfunctions")
     machine = settings().state_machine_arn
     if not machine:
-        raise RuntimeError("STATE_MACHINE_ARN is not set: cannot resume")
+        from payments.ops.clikit import CliError
+
+        raise CliError(
+            "the payment state machine's ARN is not known (STATE_MACHINE_ARN is not set)",
+            "against a stage, set STATE_MACHINE_ARN to its payment state machine; locally, "
+            "give the endpoint payments serve prints with --endpoint URL",
+        )
     execution_input = json.dumps(workflow_input(checkout_id, repo), sort_keys=True)
     if workflow_type(machine) == "EXPRESS":
         name = f"{checkout_id}-resume-{clock.now().strftime('%Y%m%dT%H%M%S%f')}"[:80]
@@ -270,49 +290,139 @@ def resume(checkout_id: str, *, timeout: float = 600.0, repo: PaymentsRepository
 
 
 # --- CLI -------------------------------------------------------------------------------------------
-#: the local runtime's payment state machine (what `resume` starts when pointed at `payments serve`)
-LOCAL_STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:payments-payment"
+def _age(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
 
 
 def _stuck_command(args: argparse.Namespace) -> int:
-    aws.use_endpoint(args.endpoint, STATE_MACHINE_ARN=LOCAL_STATE_MACHINE_ARN)
-    found = find_stuck(parse_duration(args.older_than), include_parked=not args.overdue_only)
-    for payment in found:
-        print(payment.line())
-    refunds = refund_recovery.stuck(parse_duration(args.older_than), include_parked=not args.overdue_only)
-    for line in refunds:
-        print(line)
-    nothing = "no payment stuck" if refunds else "nothing stuck"
-    print(f"{len(found)} payment(s) stuck (older than {args.older_than}) or parked" if found else nothing)
-    if refunds:
-        print(f"{len(refunds)} refund(s) still PENDING (older than {args.older_than}) or parked")
-    return 1 if found or refunds else 0
+    clikit.connect(args)
+    older_than: timedelta = args.older_than
+    found = find_stuck(older_than, include_parked=not args.overdue_only)
+    refunds = refund_recovery.stuck(older_than, include_parked=not args.overdue_only)
+    rows: list[tuple[Any, ...]] = []
+    for p in found:
+        orders = ", ".join(f"{k}={v}" + ("(NEEDS_ATTENTION)" if k in p.parked else "") for k, v in p.orders.items())
+        why = "; ".join(f"{k}: {v}" for k, v in p.attention.items())
+        amount = ", ".join(clikit.money(m, c) for c, m in sorted(p.totals.items()))
+        rows.append(("payment", p.checkout_id, p.status, _age(p.age_seconds), amount, p.reason, orders, why or "-"))
+    for r in refunds:
+        detail = f"order {r.payment_order_id}, {r.recovery_attempts} re-drive(s)"
+        amount = clikit.money(r.amount_minor, r.currency)
+        rows.append(
+            ("refund", r.refund_id, "PENDING", _age(r.age_seconds), amount, r.reason, detail, r.attention_reason or "-")
+        )
+    document = {
+        "older_than_seconds": older_than.total_seconds(),
+        "payments": [
+            {
+                "checkout_id": p.checkout_id,
+                "status": p.status,
+                "age_seconds": round(p.age_seconds, 1),
+                "reason": p.reason,
+                "amounts": [{"amount": money.format_minor(m, c), "currency": c} for c, m in sorted(p.totals.items())],
+                "orders": [
+                    {
+                        "payment_order_id": k,
+                        "status": v,
+                        "needs_attention": k in p.parked,
+                        "attention_reason": p.attention.get(k),
+                    }
+                    for k, v in p.orders.items()
+                ],
+            }
+            for p in found
+        ],
+        "refunds": [
+            {
+                "refund_id": r.refund_id,
+                "payment_order_id": r.payment_order_id,
+                "status": "PENDING",
+                "amount": money.format_minor(r.amount_minor, r.currency),
+                "currency": r.currency,
+                "age_seconds": round(r.age_seconds, 1),
+                "reason": r.reason,
+                "attention_reason": r.attention_reason or None,
+                "recovery_attempts": r.recovery_attempts,
+            }
+            for r in refunds
+        ],
+    }
+    summary = f"{len(found)} payment(s) and {len(refunds)} refund(s) stuck (older than {_text(older_than)}) or parked"
+    table = clikit.Table(
+        ("KIND", "ID", "STATUS", "AGE", "AMOUNT", "REASON", "ORDERS", "WHY IT WAITS"),
+        rows,
+        [summary] if rows else [],
+        empty=f"nothing stuck (older than {_text(older_than)}) or parked",
+        right=("AGE", "AMOUNT"),
+    )
+    clikit.emit(args, document, table)
+    return clikit.FINDINGS if rows else clikit.OK
 
 
 def _resume_command(args: argparse.Namespace) -> int:
-    aws.use_endpoint(args.endpoint, STATE_MACHINE_ARN=LOCAL_STATE_MACHINE_ARN)
-    result = resume(args.checkout_id, timeout=args.timeout)
-    print(
-        f"{result.checkout_id}: execution {result.execution_name} {result.execution_status}; payment {result.payment_status}, "
-        f"is_payment_done {result.is_payment_done}; cleared {result.cleared or '-'}; still parked {result.still_parked or '-'}"
+    from payments.kernel.errors import NotFound
+
+    clikit.connect(args)
+    repo = PaymentsRepository()
+    try:
+        repo.get(args.checkout_id)
+    except NotFound:
+        raise clikit.CliError(
+            f"no checkout {args.checkout_id!r}", "list stuck and parked ones with payments stuck"
+        ) from None
+    result = resume(args.checkout_id, timeout=args.timeout, repo=repo)
+    document = {
+        "checkout_id": result.checkout_id,
+        "execution": result.execution_name,
+        "execution_status": result.execution_status,
+        "payment_status": result.payment_status,
+        "is_payment_done": result.is_payment_done,
+        "cleared": result.cleared,
+        "still_parked": result.still_parked,
+        "needs_person": result.needs_person,
+        "ok": result.ok,
+    }
+    notes = [
+        f"{order_id}: not cleared: its flag needs a person ({reason}); a resume never clears it: "
+        f"when it is dealt with, close it with payments attention resolve {order_id} --note TEXT"
+        for order_id, reason in result.needs_person.items()
+    ]
+    table = clikit.Table(
+        ("CHECKOUT", "EXECUTION", "EXECUTION STATUS", "PAYMENT", "DONE", "CLEARED", "STILL PARKED"),
+        [
+            (
+                result.checkout_id,
+                result.execution_name,
+                result.execution_status,
+                result.payment_status,
+                result.is_payment_done,
+                ", ".join(result.cleared) or "-",
+                ", ".join(result.still_parked) or "-",
+            )
+        ],
+        notes,
     )
-    for order_id, reason in result.needs_person.items():
-        print(
-            f"{order_id}: not cleared: its flag needs a person ({reason}); a resume never clears it: "
-            f"when it is dealt with, close it with payments attention resolve {order_id} --note TEXT"
-        )
-    return 0 if result.ok else 1
+    clikit.emit(args, document, table)
+    return clikit.OK if result.ok else clikit.FINDINGS
 
 
 def _backfill_command(args: argparse.Namespace) -> int:
     from payments.accounts.ledger import LedgerRepository
 
-    aws.use_endpoint(args.endpoint, STATE_MACHINE_ARN=LOCAL_STATE_MACHINE_ARN)
+    clikit.connect(args)
     read, added = LedgerRepository().backfill_account_totals()
     print(
         f"{read} ledger transactions read, {added} added to their seller account totals now, {read - added} already counted"
     )
-    return 0
+    return clikit.OK
+
+
+def _text(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def add_commands(subparsers: Any) -> None:
@@ -320,35 +430,29 @@ def add_commands(subparsers: Any) -> None:
     stuck = subparsers.add_parser(
         "stuck", help="list payments and refunds unfinished beyond a deadline, and parked ones (exit 1 if any)"
     )
-    stuck.add_argument("--older-than", default="15m", help="deadline since acceptance, e.g. 90s, 15m, 2h (default 15m)")
+    stuck.add_argument(
+        "--older-than",
+        default="15m",
+        type=clikit.duration,
+        help="deadline since acceptance, e.g. 90s, 15m, 2h, 1d (default 15m)",
+    )
     stuck.add_argument("--overdue-only", action="store_true", help="do not list final payments with parked orders")
-    stuck.add_argument("--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)")
+    clikit.add_endpoint_option(stuck)
+    clikit.add_output_option(stuck)
     stuck.set_defaults(func=_stuck_command)
 
     resume_cmd = subparsers.add_parser("resume", help="re-run a parked or stuck checkout's idempotent workflow")
-    resume_cmd.add_argument("checkout_id")
-    resume_cmd.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the execution")
+    resume_cmd.add_argument("checkout_id", help="the checkout to re-run (payments stuck lists them)")
     resume_cmd.add_argument(
-        "--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)"
+        "--timeout", type=float, default=600.0, help="seconds to wait for the execution (default 600)"
     )
+    clikit.add_endpoint_option(resume_cmd)
+    clikit.add_output_option(resume_cmd)
     resume_cmd.set_defaults(func=_resume_command)
 
     backfill = subparsers.add_parser(
         "backfill-account-totals",
         help="add ledger transactions booked before the seller account totals existed to them, once each",
     )
-    backfill.add_argument(
-        "--endpoint", default=None, help="AWS-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)"
-    )
+    clikit.add_endpoint_option(backfill)
     backfill.set_defaults(func=_backfill_command)
-
-
-def main(argv: list[str] | None = None) -> int:
-    root = argparse.ArgumentParser(prog="payments-ops")
-    add_commands(root.add_subparsers(dest="command", required=True))
-    args = root.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

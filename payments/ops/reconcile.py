@@ -11,6 +11,7 @@ wallet/ledger differences, and 2 when the file cannot be read at all.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import date as date_type
 from typing import Any
@@ -20,6 +21,8 @@ from botocore.exceptions import ClientError
 from payments.kernel import aws
 from payments.kernel.clock import now
 from payments.kernel.config import settings
+from payments.ops import clikit
+from payments.ops.clikit import CliError
 from payments.reconciliation import report
 from payments.reconciliation.detect import ADYEN
 from payments.reconciliation.model import Bounds, UnreadableFile
@@ -43,16 +46,21 @@ def psp_settle(date: str | None, endpoint_url: str | None) -> str:
     The simulator writes its own; when the local runtime runs another PSP (the Adyen fake), that
     PSP writes its report into the bucket (the S3 trigger reconciles it either way)."""
     aws.use_endpoint(endpoint_url)
+    key, rows, by = settle(date)
+    print(f"wrote {key} ({rows} rows" + (f", by the runtime's PSP: {by})" if by else ")"))
+    return key
+
+
+def settle(date: str | None) -> tuple[str, int, str | None]:
+    """Write the day's settlement file at the configured endpoint: (key, rows, the local PSP that wrote it)."""
     day = date or now().date().isoformat()
     local = _local_psp()
     if local is not None:
         name, url = local
         key, rows = _settle_at(url, day)
-        print(f"wrote {key} ({rows} rows, by the runtime's PSP: {name})")
-        return key
+        return key, rows, name
     key, rows = settle_day(day)
-    print(f"wrote {key} ({rows} rows)")
-    return key
+    return key, rows, None
 
 
 def _local_psp() -> tuple[str, str] | None:
@@ -82,7 +90,7 @@ def _settle_at(url: str, day: str) -> tuple[str, int]:
 
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname not in _LOOPBACK:
-        raise SystemExit(f"the local PSP's settle URL {url!r} is not on this machine")
+        raise CliError(f"the local PSP's settle URL {url!r} is not on this machine", "check the runtime's PSP")
     date_type.fromisoformat(day)  # a malformed day is the caller's error: before asking anything
     request = urllib.request.Request(  # noqa: S310 - http on loopback, checked above
         url, data=json.dumps({"date": day}).encode(), method="POST", headers={"Content-Type": "application/json"}
@@ -94,22 +102,36 @@ def _settle_at(url: str, day: str) -> tuple[str, int]:
 
 def reconcile_local_file(path: str, as_json: bool) -> int:
     """Reconcile a local file against the ledger at the endpoint; print; return the exit code."""
+    args = argparse.Namespace(output="json" if as_json else "table")
+    try:
+        return _reconcile(path, args)
+    except CliError as err:
+        print(err.line("reconcile"), file=sys.stderr)
+        return EXIT_UNREADABLE
+
+
+def _reconcile(path: str, args: argparse.Namespace) -> int:
     bounds = Bounds()
     try:
-        with open(path, "rb") as handle:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below; an unreadable path is the caller's mistake
+    except OSError as err:
+        raise CliError(f"cannot read {path}: {err.strerror}", "give the path of a settlement file") from None
+    try:
+        with handle:
             result, digest = reconcile_stream(
                 handle, DynamoLedgerSource(psp=settings().psp_name), bounds, ReconciliationStore(), day_hint(path)
             )
     except UnreadableFile as err:
-        print(f"{path}: cannot be reconciled: {err.reason}", file=sys.stderr)
-        return EXIT_UNREADABLE
+        raise CliError(
+            f"{path} cannot be reconciled: {err.reason}", "it would be quarantined: check the file"
+        ) from None
     checked = (
         three_way(result.seller_accounts, result.sellers_truncated, DynamoBalanceSource())
         if result.format == ADYEN
         else None
     )
     rendered = report.build(path, digest, result, checked)
-    if as_json:
+    if args.output == "json":
         sys.stdout.write(report.to_json(rendered))
     else:
         _print_summary(rendered)
@@ -118,57 +140,124 @@ def reconcile_local_file(path: str, as_json: bool) -> int:
 
 def _print_summary(rendered: dict[str, Any]) -> None:
     summary = rendered["summary"]
-    print(f"{rendered['source_key']}: {rendered['format']}, day {summary['window_day'] or '-'}")
-    print(
-        f"  rows {rendered['rows']}, matched {rendered['matched']}, mismatches {len(rendered['mismatches'])}, rejected {len(rendered['rejected_rows'])}"
-    )
-    for mismatch in rendered["mismatches"]:
-        print(
-            f"  {mismatch['kind']:<24} {mismatch['psp_reference'] or '-':<22} {mismatch['payment_order_id'] or '-':<16} "
-            f"ledger {mismatch['ledger_amount'] or '-':>10} settled {mismatch['settlement_amount'] or '-':>10} {mismatch['currency']} "
-            f"{mismatch['classification']}: {mismatch['rule']}"
+    tables = [
+        clikit.Table(
+            ("FILE", "FORMAT", "DAY", "ROWS", "MATCHED", "MISMATCHES", "REJECTED"),
+            [
+                (
+                    rendered["source_key"],
+                    rendered["format"],
+                    summary["window_day"] or "-",
+                    rendered["rows"],
+                    rendered["matched"],
+                    len(rendered["mismatches"]),
+                    len(rendered["rejected_rows"]),
+                )
+            ],
+            right=("ROWS", "MATCHED", "MISMATCHES", "REJECTED"),
         )
-    for row in rendered["rejected_rows"]:
-        print(f"  rejected line {row['line']}: {row['reason']}")
-    for statement in rendered.get("statements", []):
-        state = (
-            "balanced"
-            if statement["balanced"]
-            else f"cannot check ({statement['balance_check']})"
-            if statement["balanced"] is None
-            else "NOT BALANCED: " + "; ".join(statement["problems"])
+    ]
+    if rendered["mismatches"]:
+        tables.append(
+            clikit.Table(
+                ("KIND", "PSP REFERENCE", "ORDER", "LEDGER", "SETTLED", "CLASS", "RULE"),
+                [
+                    (
+                        m["kind"],
+                        m["psp_reference"] or "-",
+                        m["payment_order_id"] or "-",
+                        clikit.amount(m["ledger_amount"], m["currency"]),
+                        clikit.amount(m["settlement_amount"], m["currency"]),
+                        m["classification"],
+                        m["rule"],
+                    )
+                    for m in rendered["mismatches"]
+                ],
+                right=("LEDGER", "SETTLED"),
+            )
         )
-        print(
-            f"  statement {statement['statement_id']} {statement['account']} {statement['currency']}: {len(statement['entries'])} entries, {state}"
+    if rendered["rejected_rows"]:
+        tables.append(
+            clikit.Table(("REJECTED LINE", "REASON"), [(r["line"], r["reason"]) for r in rendered["rejected_rows"]])
         )
-    for diff in rendered.get("three_way", {}).get("differences", []):
-        print(
-            f"  wallet/ledger difference {diff['seller_account']} {diff['currency']}: wallet {diff['wallet_amount']}, ledger {diff['ledger_amount']}"
+    statements = rendered.get("statements", [])
+    if statements:
+        rows = []
+        for statement in statements:
+            state = (
+                "balanced"
+                if statement["balanced"]
+                else f"cannot check ({statement['balance_check']})"
+                if statement["balanced"] is None
+                else "NOT BALANCED: " + "; ".join(statement["problems"])
+            )
+            rows.append(
+                (
+                    statement["statement_id"],
+                    statement["account"],
+                    statement["currency"],
+                    len(statement["entries"]),
+                    state,
+                )
+            )
+        tables.append(clikit.Table(("STATEMENT", "ACCOUNT", "CURRENCY", "ENTRIES", "BALANCE"), rows))
+    differences = rendered.get("three_way", {}).get("differences", [])
+    if differences:
+        tables.append(
+            clikit.Table(
+                ("SELLER", "WALLET", "LEDGER"),
+                [
+                    (
+                        d["seller_account"],
+                        clikit.amount(d["wallet_amount"], d["currency"]),
+                        clikit.amount(d["ledger_amount"], d["currency"]),
+                    )
+                    for d in differences
+                ],
+                ["wallet/ledger differences above"],
+                right=("WALLET", "LEDGER"),
+            )
         )
-    print("  clean" if rendered["clean"] else "  NOT clean")
+    tables.append(clikit.Table((), [], ["clean" if rendered["clean"] else "NOT clean"], empty=""))
+    clikit.emit(argparse.Namespace(output="table"), rendered, tables)
 
 
 def add_commands(subparsers: Any) -> None:
     """Register ``psp settle`` and ``reconcile`` on the ``payments`` CLI's subparsers."""
-    psp = subparsers.add_parser("psp", help="the simulated PSP")
-    psp_commands = psp.add_subparsers(dest="psp_command", required=True)
-    settle = psp_commands.add_parser("settle", help="write the day's settlement file into the settlement bucket")
-    settle.add_argument("--date", help="UTC day YYYY-MM-DD (default: today)")
-    settle.add_argument("--endpoint", help="AWS-compatible endpoint URL (default: AWS_ENDPOINT_URL)")
-    settle.set_defaults(func=_settle_command)
+    psp = subparsers.add_parser("psp", help="the simulated PSP: settle a day, raise a chargeback")
+    psp_commands = psp.add_subparsers(dest="psp_command", required=True, metavar="COMMAND")
+    settle_cmd = psp_commands.add_parser("settle", help="write the day's settlement file into the settlement bucket")
+    settle_cmd.add_argument("--date", type=clikit.day, help="UTC day YYYY-MM-DD (default: today)")
+    clikit.add_endpoint_option(settle_cmd)
+    clikit.add_output_option(settle_cmd)
+    settle_cmd.set_defaults(func=_settle_command)
 
-    reconcile = subparsers.add_parser("reconcile", help="reconcile a local settlement file against the ledger")
-    reconcile.add_argument("file")
-    reconcile.add_argument("--json", action="store_true", help="print the JSON report")
-    reconcile.add_argument("--endpoint", help="AWS-compatible endpoint URL (default: AWS_ENDPOINT_URL)")
+    reconcile = subparsers.add_parser(
+        "reconcile",
+        help="reconcile a local settlement file against the ledger (exit 1 if not clean); writes nothing",
+    )
+    reconcile.add_argument("file", help="the settlement file or bank statement (CSV, MT940, BAI2, camt.05x)")
+    reconcile.add_argument("--json", action="store_true", help="the same as --output json")
+    clikit.add_endpoint_option(reconcile)
+    clikit.add_output_option(reconcile)
     reconcile.set_defaults(func=_reconcile_command)
 
 
 def _settle_command(args: argparse.Namespace) -> int:
-    psp_settle(args.date, args.endpoint)
+    clikit.connect(args)
+    key, rows, by = settle(args.date)
+    document = {"key": key, "rows": rows, "psp": by or settings().psp_name, "bucket": settings().settlement_bucket}
+    if args.output == "json":
+        clikit.emit(args, document, [])
+    else:  # an action, not a listing: one sentence
+        print(f"wrote {key} ({rows} rows" + (f", by the runtime's PSP: {by})" if by else ")"))
     return EXIT_CLEAN
 
 
 def _reconcile_command(args: argparse.Namespace) -> int:
-    aws.use_endpoint(args.endpoint)
-    return reconcile_local_file(args.file, args.json)
+    if args.json:
+        args.output = "json"
+    if not os.path.isfile(args.file):  # before reaching anything: the operator's mistake, said at once
+        raise CliError(f"no file {args.file}", "give the path of a settlement file")
+    clikit.connect(args)
+    return _reconcile(args.file, args)

@@ -141,22 +141,47 @@ def recover(refund_id: str, seen_due: str, repo: RefundsRepository, result: Refu
     result.redriven.append(refund_id)
 
 
-def stuck(older_than: timedelta, *, include_parked: bool = True, repo: RefundsRepository | None = None) -> list[str]:
-    """One line per refund still PENDING ``older_than`` after its reservation, and (``include_parked``)
-    per PENDING refund parked NEEDS_ATTENTION: what ``payments stuck`` adds to the payments. A scan of
+@dataclass(frozen=True)
+class StuckRefund:
+    """A refund ``payments stuck`` lists: still PENDING after the deadline, or parked."""
+
+    refund_id: str
+    payment_order_id: str
+    amount_minor: int
+    currency: str
+    age_seconds: float
+    reason: str
+    attention_reason: str
+    recovery_attempts: int
+
+
+def stuck(
+    older_than: timedelta, *, include_parked: bool = True, repo: RefundsRepository | None = None
+) -> list[StuckRefund]:
+    """The refunds still PENDING ``older_than`` after their reservation, and (``include_parked``) the
+    PENDING refunds parked NEEDS_ATTENTION: what ``payments stuck`` adds to the payments. A scan of
     the refunds: an operator's audit, not a hot path (the recovery uses its index)."""
     now = clock.now()
-    lines = []
+    found = []
     for refund in (repo or RefundsRepository()).scan_refunds():
         if refund.status is not RefundStatus.PENDING or not refund.created_at:
             continue
         age = (now - datetime.fromisoformat(refund.created_at.replace("Z", "+00:00"))).total_seconds()
         overdue, parked = age >= older_than.total_seconds(), refund.needs_attention
         if overdue or (include_parked and parked):
-            reason = "parked NEEDS_ATTENTION" if parked else "overdue PENDING"
-            attempts = f"{refund.recovery_attempts} re-drive(s)"
-            lines.append(f"refund {refund.refund_id:<33} {'PENDING':<17} {age / 60:8.1f} min  {reason:<22} {attempts}")
-    return lines
+            found.append(
+                StuckRefund(
+                    refund.refund_id,
+                    refund.payment_order_id,
+                    refund.amount_minor,
+                    refund.currency,
+                    age,
+                    "parked NEEDS_ATTENTION" if parked else "overdue PENDING",
+                    refund.attention_reason or "",
+                    int(refund.recovery_attempts or 0),
+                )
+            )
+    return sorted(found, key=lambda r: -r.age_seconds)
 
 
 def _values(seen_due: str, **more: Any) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def add_commands(subparsers: Any) -> None:
     chaos = subparsers.add_parser(
         "chaos", help="run checkouts through the local runtime with seeded fault injection, then check every invariant"
     )
-    chaos.add_argument("--checkouts", type=int, default=300)
+    chaos.add_argument("--checkouts", type=int, default=300, help="checkouts to place (default 300)")
     chaos.add_argument("--seed", type=int, default=7, help="same seed => same fault schedule (see the printed digest)")
     chaos.add_argument(
         "--profile", choices=sorted(PROFILES), default="default", help="fault rates (payments_dev/chaos/schedule.py)"

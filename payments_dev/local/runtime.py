@@ -224,6 +224,7 @@ class LocalRuntime:
             urllib.request.Request(f"{self.aws_url}/moto-api/reset", method="POST"), timeout=30
         ).read()
         self._bootstrap()
+        self._publish()
         from payments_dev.local.http_api import serve_api
 
         self._http = serve_api(self.host, self.port)
@@ -357,6 +358,19 @@ class LocalRuntime:
                 ]
             },
         )
+
+    def _publish(self) -> None:
+        """Publish the settings on the endpoint, so that ``payments <command> --endpoint URL`` derives
+        the API URL, the region, the table and bucket names and the ARNs from the URL alone (never the
+        webhook's HMAC key: a command that needs it reads it where the simulated PSP keeps it)."""
+        from payments.ops.clikit import publish
+
+        settings = {
+            name.upper(): str(value)
+            for name, value in self.settings.model_dump().items()
+            if name != "payments_psp_hmac_key"
+        }
+        publish(self.aws_url, {"api_url": self.api_url, "region": REGION, "settings": settings}, REGION)
 
 
 def _placeholder_zip() -> bytes:

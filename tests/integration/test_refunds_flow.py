@@ -158,15 +158,13 @@ def test_payments_psp_chargeback_raises_one_and_delivers_it(api: ApiClient, runt
     # Given a paid order of 70.00
     po, seller = paid_order(api)
     # When the operator makes the simulated PSP raise a chargeback of 10.00
-    assert (
-        main(["psp", "chargeback", po, "--amount", "10.00", "--endpoint", runtime.aws_url, "--api", runtime.api_url])
-        == 0
-    )
-    printed = capsys.readouterr().out
+    argv = ["psp", "chargeback", po, "--amount", "10.00", "--endpoint", runtime.aws_url, "--api", runtime.api_url]
+    assert main([*argv, "--output", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
     # Then its signed notification was accepted and the seller lost 10.00 once
-    assert "notification delivered: 200 [accepted]" in printed
+    assert printed["notification"] == {"status": 200, "body": "[accepted]"} and printed["amount"] == "10.00 USD"
     balance_becomes(api, seller, po, "60.00")
-    dispute = printed.split()[1]
+    dispute = printed["dispute_reference"]
     # and its reversal gives it back
     assert main(["psp", "chargeback-reversed", dispute, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
     balance_becomes(api, seller, po, "70.00")
@@ -175,10 +173,11 @@ def test_payments_psp_chargeback_raises_one_and_delivers_it(api: ApiClient, runt
     balance_becomes(api, seller, po, "60.00")
     capsys.readouterr()
     other = paid_order(api)[0]
-    assert main(["psp", "chargeback", other, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 0
-    undisputed = capsys.readouterr().out.split()[1]
-    assert main(["psp", "second-chargeback", undisputed, "--endpoint", runtime.aws_url, "--api", runtime.api_url]) == 1
-    assert "refused by the PSP: no reversal for dispute" in capsys.readouterr().out
+    assert main(["psp", "chargeback", other, "--endpoint", runtime.aws_url, "--output", "json"]) == 0
+    undisputed = json.loads(capsys.readouterr().out)["dispute_reference"]
+    # (the PSP refusing a step is the command not doing its job: one line, exit 2)
+    assert main(["psp", "second-chargeback", undisputed, "--endpoint", runtime.aws_url]) == 2
+    assert "payments psp second-chargeback: refused by the PSP: no reversal for dispute" in capsys.readouterr().err
 
 
 def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mismatches(api: ApiClient) -> None:

@@ -8,14 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from payments.ops import clikit
 from payments.ops.reconcile import add_commands
 from tests.reconciliation.conftest import DAY, FIXTURES, Aws
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed command, whose ``func`` runs as ``payments`` runs it (a failure: one line, exit 2)."""
     parser = argparse.ArgumentParser(prog="payments")
     add_commands(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    command = args.func
+    args.func = lambda parsed: clikit.run(parsed, command)
+    return args
 
 
 def test_psp_settle_then_reconcile_the_downloaded_file_is_clean(
@@ -34,7 +39,10 @@ def test_psp_settle_then_reconcile_the_downloaded_file_is_clean(
     # Then it is clean (exit 0) and the summary says so
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert f"wrote {key} (2 rows)" in out and "rows 2, matched 1, mismatches 0, rejected 0" in out and "  clean" in out
+    assert f"wrote {key} (2 rows)" in out and out.rstrip().endswith("\nclean")
+    header, row = out.splitlines()[1:3]
+    assert header.split() == ["FILE", "FORMAT", "DAY", "ROWS", "MATCHED", "MISMATCHES", "REJECTED"]
+    assert row.split()[-4:] == ["2", "1", "0", "0"]  # rows 2, matched 1, no mismatch, none rejected
 
 
 def test_reconcile_exit_codes_mismatches_and_unreadable(
@@ -109,10 +117,12 @@ def test_psp_settle_asks_the_local_runtimes_psp_when_it_is_not_the_simulator(
     assert listed == []
 
 
-def test_psp_settle_never_posts_to_a_registered_url_off_this_machine(cloud: Aws) -> None:
+def test_psp_settle_never_posts_to_a_registered_url_off_this_machine(
+    cloud: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a registration pointing off the machine
     _register_local_psp(cloud, "http://169.254.169.254/latest")
-    # When the day is settled, then it refuses (and posts nothing)
+    # When the day is settled, then it refuses (and posts nothing): one line, exit 2
     args = parse(["psp", "settle", "--date", DAY])
-    with pytest.raises(SystemExit, match="not on this machine"):
-        args.func(args)
+    assert args.func(args) == 2
+    assert "not on this machine" in capsys.readouterr().err

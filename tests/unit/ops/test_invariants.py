@@ -127,7 +127,7 @@ def test_a_second_wallet_credit_for_one_order_breaks_invariants_2_and_4(clean: R
     assert _broken(report) == {2, 4}
     assert any(v.invariant == 2 and v.ids == ["po_1"] and "2 wallet credits" in v.detail for v in report.violations)
     assert [(v.ids, v.detail) for v in report.violations if v.invariant == 4] == [
-        (["seller_books"], "wallet 3998 != ledger 1999 USD")
+        (["seller_books"], "wallet 39.98 USD != ledger 19.99 USD")
     ]
     assert not report.ok
 
@@ -236,7 +236,7 @@ def test_a_seller_account_total_that_disagrees_with_its_postings_breaks_invarian
     report = _check(clean)
     assert _broken(report) == {3}
     assert [(v.ids, v.detail) for v in report.violations] == [
-        (["seller:seller_books"], "account totals of seller:seller_books USD: 2000 != sum of its postings 1999")
+        (["seller:seller_books"], "account totals of seller:seller_books: 20.00 USD != sum of its postings 19.99 USD")
     ]
 
 
@@ -328,6 +328,14 @@ def _reconciled_adyen_report(charges: list[tuple[str, str]], refunded: list[tupl
     Reconciler().reconcile_object(key)
 
 
+def _row(out: str, invariant: int) -> list[str]:
+    """The cells of an invariant's row in verify's table (RESULT, INVARIANT, CHECKS, BROKEN, NOTE)."""
+    header = out.splitlines()[0]
+    (line,) = [line for line in out.splitlines() if line.split()[1:2] == [f"{invariant}."]]
+    starts = [header.index(name) for name in ("RESULT", "INVARIANT", "CHECKS", "BROKEN", "NOTE")]
+    return [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+
+
 def _verify(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     from payments.ops.cli import main
 
@@ -342,11 +350,12 @@ def test_verify_on_an_adyen_stage_with_no_report_says_skipped_and_finds_no_false
     # When verified
     code, out = _verify(capsys)
     # Then invariant 1 is SKIPPED with its reason, not "0 checks, 0 violations" and not a pass
-    assert "SKIP 1. at most one PSP charge per payment_order_id: SKIPPED: no Adyen settlement report" in out
-    assert "0 checks" not in out.splitlines()[0]
+    result, text, checks, _, note = _row(out, 1)
+    assert (result, text) == ("SKIP", "1. at most one PSP charge per payment_order_id")
+    assert note.startswith("SKIPPED: no Adyen settlement report") and checks == "0"
     # And the refunds Adyen decided are no violation of invariant 8; the PSP's side of it is SKIPPED
-    assert "VIOLATION" not in out
-    assert "SKIP 8." in out and "SKIPPED: the PSP's side" in out
+    assert "\nVIOLATION " not in out
+    assert _row(out, 8)[0] == "SKIP" and _row(out, 8)[4].startswith("SKIPPED: the PSP's side")
     # And the exit code says it was not verified (2), and why
     assert code == 2 and "NOT VERIFIED: invariant(s) 1, 8" in out
 
@@ -359,8 +368,8 @@ def test_verify_on_an_adyen_stage_checks_invariants_1_and_8_from_the_reconciled_
     # When verified / Then every invariant was checked, from the report, and holds
     code, out = _verify(capsys)
     assert code == 0, out
-    assert "ok   1. at most one PSP charge per payment_order_id: 1 checks, 0 violations" in out
-    assert "1 reconciled Adyen settlement report(s)" in out and "SKIP" not in out and "VIOLATION" not in out
+    assert _row(out, 1)[:4] == ["ok", "1. at most one PSP charge per payment_order_id", "1", "0"]
+    assert "1 reconciled Adyen settlement report(s)" in out and "\nSKIP" not in out and "\nVIOLATION " not in out
 
 
 def test_a_second_charge_or_a_refund_failed_here_in_adyens_report_are_violations(
