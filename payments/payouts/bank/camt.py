@@ -257,15 +257,19 @@ def _summary(element: ET.Element, counted: Counter[str], where: str, problems: l
             problems.append(f"{where}: {name} declares {declared[:15]} entries, {counted[direction]} are listed")
 
 
+def _accept(message: MessageType) -> str | None:
+    if message.name not in MESSAGES or message.version not in VERSIONS:
+        return f"{message} is not a camt.053 or camt.054 of a version read here (001.02-001.08)"
+    return None
+
+
 def read_camt(source: bytes | BinaryIO) -> BankMessage:
     """Read one camt.053 or camt.054 file. :class:`UnreadableFile` when it is neither (or not readable)."""
     result: BankMessage | None = None
     statement_id, account = "", ""
     counted: Counter[str] = Counter()
     wanted = frozenset({"GrpHdr", "Id", "Acct", "Ntry", "Stmt", "Ntfctn"})
-    for message, element, parent in elements(source, wanted):
-        if message.name not in MESSAGES or message.version not in VERSIONS:
-            raise UnreadableFile(f"{message} is not a camt.053 or camt.054 of a version read here (001.02-001.08)")
+    for message, element, parent in elements(source, wanted, _accept):
         if result is None:
             result = BankMessage(message=message, msg_id="")
         name = element.tag.rsplit("}", 1)[-1]

@@ -39,9 +39,11 @@ def read_pain001(source: bytes | BinaryIO) -> CreditTransferFile:
     from decimal import Decimal, InvalidOperation
 
     result: CreditTransferFile | None = None
-    for message, element, _ in elements(source, frozenset({"GrpHdr", "PmtInf"})):
-        if message.name != "pain.001":
-            raise UnreadableFile(f"{message} is not a pain.001 credit-transfer file")
+
+    def accept(message: MessageType) -> str | None:
+        return None if message.name == "pain.001" else f"{message} is not a pain.001 credit-transfer file"
+
+    for message, element, _ in elements(source, frozenset({"GrpHdr", "PmtInf"}), accept):
         name = element.tag.rsplit("}", 1)[-1]
         if name == "GrpHdr":
             problems: list[str] = []

@@ -123,13 +123,18 @@ def _per_status_counts(element: ET.Element, where: str, listed: Counter[str], pr
             )
 
 
+def _accept(message: MessageType) -> str | None:
+    if message.name != "pain.002" or message.version not in VERSIONS:
+        return f"{message} is not a pain.002 status report of a version read here (001.03-001.10)"
+    return None
+
+
 def read_pain002(source: bytes | BinaryIO) -> StatusReport:
     """Read one pain.002 status report. :class:`UnreadableFile` when it is not a readable pain.002."""
     report: StatusReport | None = None
     header: tuple[str, str] = ("", "")
-    for message, element, _ in elements(source, frozenset({"GrpHdr", "OrgnlGrpInfAndSts", "OrgnlPmtInfAndSts"})):
-        if message.name != "pain.002" or message.version not in VERSIONS:
-            raise UnreadableFile(f"{message} is not a pain.002 status report of a version read here (001.03-001.10)")
+    wanted = frozenset({"GrpHdr", "OrgnlGrpInfAndSts", "OrgnlPmtInfAndSts"})
+    for message, element, _ in elements(source, wanted, _accept):
         name = element.tag.rsplit("}", 1)[-1]
         if name == "GrpHdr":
             header = (text(element, "MsgId"), text(element, "CreDtTm"))

@@ -103,7 +103,7 @@ class BankReply:
     duplicate: bool
 
 
-def test_account_fate(iban: str) -> str:
+def account_fate(iban: str) -> str:
     """What the simulated bank does with a payout to ``iban``: ``rejected``, ``returned`` or ``paid``."""
     try:
         account = IBAN(iban).account_code
@@ -194,7 +194,7 @@ class SimulatedBank:
 
     def _accept(self, parsed: CreditTransferFile, sha: str, received_at: datetime) -> BankReply:
         report_id = "ST" + _digest(parsed.msg_id, sha)
-        verdicts = [(tx, test_account_fate(tx.creditor_iban)) for tx in parsed.transactions]
+        verdicts = [(tx, account_fate(tx.creditor_iban)) for tx in parsed.transactions]
         accepted = [
             {
                 "end_to_end_id": tx.end_to_end_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET  # the Element type only: XML is read through defusedxml
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
@@ -106,12 +106,16 @@ def as_stream(source: bytes | BinaryIO) -> BinaryIO:
 
 
 def elements(
-    source: bytes | BinaryIO, wanted: frozenset[str], max_bytes: int = MAX_BANK_FILE_BYTES
+    source: bytes | BinaryIO,
+    wanted: frozenset[str],
+    accept: Callable[[MessageType], str | None] = lambda message: None,
+    max_bytes: int = MAX_BANK_FILE_BYTES,
 ) -> Iterator[tuple[MessageType, ET.Element, str]]:
     """``(message type, element, its parent's local name)`` for each element whose local name is in
     ``wanted``, at its end.
 
-    The caller clears the element when done with it. The document's namespace must be an ISO 20022
+    ``accept`` is asked once what the namespace names: a reason it returns refuses the file. The caller
+    clears the element when done with it. The document's namespace must be an ISO 20022
     one; anything unreadable (a DTD, an entity, malformed or truncated XML, too large) is
     :class:`UnreadableFile` with the reason.
     """
@@ -125,6 +129,9 @@ def elements(
                 if found is None:
                     raise UnreadableFile("not an ISO 20022 document (no urn:iso:std:iso:20022:tech:xsd namespace)")
                 message = MessageType(f"{found.group(1)}.{found.group(2)}", f"{found.group(3)}.{found.group(4)}")
+                refused = accept(message)
+                if refused is not None:
+                    raise UnreadableFile(refused)
             if event == "start":
                 path.append(local(element.tag))
                 continue
