@@ -497,3 +497,34 @@ def test_the_bank_files_hold_no_iban_of_a_seller() -> None:
     for content in (reply.content, day1, day2):
         assert TEST_IBAN_RETURNED.encode() not in content
     assert all(TEST_IBAN_RETURNED.encode() not in body for body in bank.store.objects.values())
+
+
+class CrashOnFirstReply(MemoryBankStore):
+    """A store whose first write of a pain.002 fails, as a crash between two writes would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crashed = False
+
+    def put_new(self, key: str, body: bytes) -> bool:
+        if key.startswith("incoming/bank/pain002/") and not self.crashed:
+            self.crashed = True
+            raise ConnectionError("crash before the reply is written")
+        return super().put_new(key, body)
+
+
+def test_a_crash_before_the_reply_loses_neither_the_reply_nor_the_booking() -> None:
+    # Given a bank whose store fails while writing the first reply
+    store = CrashOnFirstReply()
+    bank = SimulatedBank(store, DEBTOR, opening_minor=100_000)
+    content = run_file(payout(1, minor=2500))
+    with pytest.raises(ConnectionError):
+        bank.receive(content, RUN_AT)
+    # When the file is delivered again
+    again = read_pain002(bank.receive(content, RUN_AT).content)
+    # Then the repeat is refused as a duplicate, the original reply is in the store, and the payout is booked once
+    assert again.duplicate_refused
+    replies = [read_pain002(store.objects[k]) for k in store.keys("incoming/bank/pain002/")]
+    assert sorted(r.group_status for r in replies) == ["ACCP", "RJCT"]
+    _, statement = bank.close_day(RUN_AT.date())
+    assert [(p.end_to_end_id, p.amount.minor) for p in read_camt(statement).booked_payouts()] == [("pt_1", 2500)]
