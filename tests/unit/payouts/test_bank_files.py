@@ -528,3 +528,21 @@ def test_a_crash_before_the_reply_loses_neither_the_reply_nor_the_booking() -> N
     assert sorted(r.group_status for r in replies) == ["ACCP", "RJCT"]
     _, statement = bank.close_day(RUN_AT.date())
     assert [(p.end_to_end_id, p.amount.minor) for p in read_camt(statement).booked_payouts()] == [("pt_1", 2500)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("iban", "DE89370400440532013001", "iban must be a valid IBAN such as DE89370400440532013000"),
+        ("bic", "NOPE", "bic must be a valid BIC such as COBADEFFXXX"),
+        ("payout_id", "p" * 40, "payout_id must be at most 35 characters: it is the SEPA EndToEndId"),
+    ],
+)
+def test_bad_payout_input_reads_in_the_merchants_words(field: str, value: str, message: str) -> None:
+    from functions.merchant_words import field_errors
+
+    with pytest.raises(ValidationError) as caught:
+        payout(1, **{field: value})
+    (error,) = field_errors(caught.value.errors())
+    assert error["field"] == field and error["message"].startswith(message)
+    assert value not in error["message"]
