@@ -34,6 +34,7 @@ from sepaxml.validation import ValidationError as SepaValidationError
 
 from payments.kernel.config import Settings
 from payments.kernel.ids import IDENTIFIER_PATTERN
+from payments.payouts.bank.pain001_reader import read_pain001
 
 SCHEMA = "pain.001.001.09"
 EUR = "EUR"
@@ -77,9 +78,13 @@ def normalise_bic(value: str) -> str:
 
 
 def masked_iban(iban: str) -> str:
-    """The IBAN as it may be shown or logged: country and check digits, the last four characters."""
-    compact = iban.replace(" ", "")
-    return f"{compact[:4]} **** {compact[-4:]}" if len(compact) > 8 else "****"
+    """The IBAN as it may be shown or logged: country and check digits and the last four characters, the
+    rest masked, in groups of four (``DE89 **** **** **** **30 00``)."""
+    compact = iban.replace(" ", "").upper()
+    if len(compact) <= 8:
+        return "*" * len(compact)
+    shown = compact[:4] + "*" * (len(compact) - 8) + compact[-4:]
+    return " ".join(shown[i : i + 4] for i in range(0, len(shown), 4))
 
 
 class Debtor(BaseModel):
@@ -204,8 +209,6 @@ class _RunTransfer(SepaTransfer):  # type: ignore[misc]  # sepaxml ships no type
 
 def _figures(content: bytes) -> tuple[str, int, int]:
     """(MsgId, NbOfTxs, CtrlSum in minor units) as written in the group header of sepaxml's output."""
-    from payments.payouts.bank.pain001_reader import read_pain001
-
     written = read_pain001(content)
     if written.problems:
         raise PaymentFileRefused("the written file does not add up: " + "; ".join(written.problems))

@@ -4,6 +4,7 @@ sepaxml wrote): group header figures and each transaction, through defusedxml, a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 
 from payments.payouts.bank.xmlread import Amount, MessageType, amount, child, children, elements, text
@@ -36,8 +37,6 @@ class CreditTransferFile:
 
 
 def read_pain001(source: bytes | BinaryIO) -> CreditTransferFile:
-    from decimal import Decimal, InvalidOperation
-
     result: CreditTransferFile | None = None
 
     def accept(message: MessageType) -> str | None:

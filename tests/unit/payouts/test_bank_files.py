@@ -158,7 +158,11 @@ def test_bad_payout_input_names_the_field(field: str, value: object, words: str)
 
 
 def test_an_iban_is_never_shown_in_full() -> None:
+    from payments.payouts.bank.pain001 import masked_iban
+
+    assert masked_iban("DE89 3704 0044 0532 0130 00") == "DE89 **** **** **** **30 00"  # the contract's form
     p = payout(1, iban=TEST_IBAN_RETURNED)
+    assert masked_iban(TEST_IBAN_RETURNED) in repr(p)
     assert TEST_IBAN_RETURNED not in repr(p) and TEST_IBAN_RETURNED not in str(p)
     written = read_pain001(write_payout_file("EUR", DEBTOR, "r", RUN_AT, EXEC, [p]).content)
     assert TEST_IBAN_RETURNED not in repr(written)
