@@ -75,6 +75,11 @@ class Settings(BaseModel):
     reconcile_state_machine_arn: str = Field(default="")
     #: the stage's name: set in deployed stages only (the marker that makes required settings required)
     payments_stage: str = Field(default="")
+    #: the platform's own bank account, the debtor of every SEPA payout file (payments.payouts.bank): the
+    #: account holder's name, IBAN and optional BIC. The defaults are the local runtime's (a valid test IBAN).
+    payout_debtor_name: str = Field(default="Marketplace Platform Ltd")
+    payout_debtor_iban: str = Field(default="DE82370400440123456789")
+    payout_debtor_bic: str = Field(default="COBADEFFXXX")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

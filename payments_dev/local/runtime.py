@@ -80,6 +80,10 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "adyen_report_time_zone": "",  # the simulator and the fake write UTC
     "adyen_environment": "test",  # never live: notifications say "live": "false"
     "payments_stage": "",  # not a deployed stage: the handlers' cold start does not require every setting
+    # the platform's account that payouts are paid from (a valid test IBAN; the simulated bank holds it)
+    "payout_debtor_name": "Marketplace Platform Ltd",
+    "payout_debtor_iban": "DE82370400440123456789",
+    "payout_debtor_bic": "COBADEFFXXX",
 }
 #: set per run in LocalRuntime.__init__
 RUN_SETTINGS = (
