@@ -61,6 +61,9 @@ TABLES: tuple[Table, ...] = (
     ),
     # reconciliation runs and mismatches (payments.reconciliation)
     Table("reconciliation_table", "pk", "sk"),
+    # sellers' payout accounts, one per (seller, currency) (payments.payouts.accounts): bank details, no money,
+    # but kept like money (retained, point-in-time recovery): a payout's destination is its history
+    Table("payout_accounts_table", "pk", "sk"),
 )
 
 

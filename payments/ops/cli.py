@@ -88,6 +88,9 @@ def _openapi(_: argparse.Namespace) -> int:
     from functions.refunds.api import openapi_additions
 
     openapi_additions(spec)  # the refunds API and the PSP's webhook (issue 18)
+    from functions.payouts.api import openapi_additions as payouts_additions
+
+    payouts_additions(spec)  # payout accounts
     print(json.dumps(tidy_openapi(spec), indent=2))
     return 0
 
