@@ -48,7 +48,16 @@ def test_every_error_the_api_answers_is_documented_as_a_problem():
         ("post", "/v1/refunds"): {"202", "400", "404", "409", "413", "415", "422", "500", "503"},
         ("get", "/v1/refunds/{refund_id}"): {"200", "404", "422", "500", "503"},
         ("post", "/v1/psp/notifications"): {"200", "400", "401", "413", "415", "500", "503"},
-        ("put", "/v1/sellers/{seller_account}/payout-account"): {"200", "400", "409", "413", "415", "422", "500", "503"},
+        ("put", "/v1/sellers/{seller_account}/payout-account"): {
+            "200",
+            "400",
+            "409",
+            "413",
+            "415",
+            "422",
+            "500",
+            "503",
+        },
         ("get", "/v1/sellers/{seller_account}/payout-account"): {"200", "404", "422", "500", "503"},
     }
     for (method, path), statuses in expected.items():
