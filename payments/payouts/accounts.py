@@ -72,6 +72,7 @@ class PayoutAccountRequest(BaseModel):
             max_length=49,
             pattern=IBAN_PATTERN,
             repr=False,
+            examples=["DE89370400440532013000"],
             description=(
                 "The account's IBAN, in capitals, electronic (DE89370400440532013000) or printed with single spaces "
                 "(DE89 3704 0044 0532 0130 00). It must be valid (its country's length and format, its check digits, "
@@ -88,6 +89,7 @@ class PayoutAccountRequest(BaseModel):
                 min_length=8,
                 max_length=11,
                 pattern=BIC_PATTERN,
+                examples=["COBADEFFXXX"],
                 description=(
                     "The bank's BIC (ISO 9362, 8 or 11 characters), optional: where the bank registry knows the "
                     "BICs of the IBAN's bank, it must be one of them (the same first 8 characters), else 422 naming bic."
@@ -103,6 +105,7 @@ class PayoutAccountRequest(BaseModel):
             min_length=1,
             max_length=HOLDER_MAX,
             pattern=HOLDER_PATTERN,
+            examples=["Books Ltd"],
             description=(
                 f"The account holder's name as the bank knows it (the credit transfer's creditor name): 1-{HOLDER_MAX} "
                 "characters, no tab or line break, not starting or ending with a space."
