@@ -59,6 +59,14 @@ FIELD_RULES: Mapping[str, str] = {
     "payment_orders": f"must be a list of 1 to {MAX_ORDERS_PER_CHECKOUT} payment orders",
     "buyer_info": 'must be an object such as {"buyer_id": "buyer_42", "email": "a@example.com"}',
     "payment_method": 'must be an object such as {"type": "card", "token": "tok_visa"}',
+    "iban": (
+        "must be an IBAN in capitals such as DE89370400440532013000 (two letters, two check digits, up to 30 letters "
+        "and digits), electronic or printed with single spaces"
+    ),
+    "bic": "must be a BIC (SWIFT code) of 8 or 11 capital letters and digits such as COBADEFFXXX",
+    "account_holder": (
+        "must be the account holder's name: 1-70 characters, no tab or line break, not starting or ending with a space"
+    ),
     "Idempotency-Key": "must be 1-255 printable ASCII characters, not starting or ending with a space",
 }
 

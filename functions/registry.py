@@ -276,6 +276,17 @@ NOTIFICATIONS_CONSUMER = Function(
         *("sqs:DeleteMessage", "sqs:GetQueueAttributes"),
     ),
 )
+PAYOUTS = Function(
+    name="payouts",
+    description="Payouts API: PUT/GET /v1/sellers/{seller_account}/payout-account (the IBAN encrypted by KMS, answered masked)",
+    memory_mb=512,
+    timeout_s=10,  # below API Gateway's 29 s integration timeout
+    # Query: a seller's accounts (GET without currency); no UpdateItem: the API replaces an account whole
+    tables=(TableAccess("payout_accounts_table", ("GetItem", "PutItem", "Query")),),
+    settings=("payout_accounts_key", "payout_accounts_mac_key"),
+    # seal a new IBAN (a data key) and hash it (the HMAC key); never kms:Decrypt: the API cannot read an IBAN back
+    actions=("kms:GenerateDataKey", "kms:GenerateMac"),
+)
 
 #: every function, in the order the stack builds them
 FUNCTIONS: tuple[Function, ...] = (
@@ -290,6 +301,7 @@ FUNCTIONS: tuple[Function, ...] = (
     NOTIFICATIONS,
     NOTIFICATIONS_CONSUMER,
     OPERATOR,
+    PAYOUTS,
 )
 BY_NAME: dict[str, Function] = {f.name: f for f in FUNCTIONS}
 BY_LOCAL_NAME: dict[str, Function] = {f.local_name: f for f in FUNCTIONS}

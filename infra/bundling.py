@@ -49,12 +49,16 @@ SHIPPED_PACKAGES = (
     "payments/accounts",
     "payments/psp",
     "payments/refunds",
+    "payments/payouts",
     "payments/notifications",
     "payments/reconciliation",
 )
 SHIPPED_FILES = ("payments/__init__.py",)
 #: Installed with their own dependencies, pinned to the versions installed here.
-DEPENDENCIES = ("aws-lambda-powertools", "pydantic", "mt-940", "bai2", "defusedxml", "adyen")
+DEPENDENCIES = (
+    *("aws-lambda-powertools", "pydantic", "mt-940", "bai2", "defusedxml", "adyen"),
+    *("schwifty", "cryptography"),  # payout accounts: IBAN validation, the IBAN's envelope encryption
+)
 #: What the Powertools Tracer needs (its [tracer] extra), installed without dependencies: the
 #: remaining one is botocore, which must stay the runtime's own (it is paired with the runtime's boto3).
 DEPENDENCIES_WITHOUT_THEIRS = ("aws-xray-sdk", "wrapt")

@@ -13,6 +13,7 @@ from infra.constructs.ledger import Ledger
 from infra.constructs.observability import Observability
 from infra.constructs.operator import OperatorApi
 from infra.constructs.payment_workflow import PaymentWorkflow, state_machine_arns
+from infra.constructs.payouts import Payouts
 from infra.constructs.reconciliation import Reconciliation
 from infra.constructs.recovery import Recovery
 from infra.constructs.refunds import Refunds
@@ -103,6 +104,7 @@ class PaymentsStack(cdk.Stack):
             api=checkout.api,
             settlement_bucket=reconciliation.bucket,
         )
+        payouts = Payouts(self, "Payouts", stage=stage, code=code, tables=tables, api=checkout.api)
         functions = [
             checkout.function,
             workflow.executor,
@@ -113,6 +115,7 @@ class PaymentsStack(cdk.Stack):
             *psp_functions,
             *refunds.functions,
             operator.function,
+            *payouts.functions,
         ]
         # every function of the registry that the stage's PSP needs is deployed, once
         deployed = sorted(f.spec.name for f in functions)
@@ -131,6 +134,7 @@ class PaymentsStack(cdk.Stack):
         )
         refunds.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         refunds.grant_merchant(checkout.merchant_policy, stage)
+        payouts.grant_merchant(checkout.merchant_policy, stage)
 
         cdk.CfnOutput(self, "ApiUrl", value=checkout.api.url, description="Base URL; routes are under v1/")
         cdk.CfnOutput(self, "SettlementBucketName", value=reconciliation.bucket.bucket_name)

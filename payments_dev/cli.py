@@ -105,10 +105,14 @@ def _serve(args: argparse.Namespace) -> int:
         )
         print(f"Bucket:       {s.settlement_bucket}  (settlement files go under incoming/, reports under reports/)")
         print(
-            f"Tables:       {', '.join([s.payments_table, s.wallets_table, s.ledger_table, s.idempotency_table, s.psp_table, s.reconciliation_table])}"
+            f"Tables:       {', '.join([s.payments_table, s.wallets_table, s.ledger_table, s.idempotency_table, s.psp_table, s.reconciliation_table, s.payout_accounts_table])}"
         )
         print(f"State machine: {s.state_machine_arn}")
         print(f"Refunds:      {runtime.api_url}/v1/refunds   (state machine {s.refund_state_machine_arn})")
+        print(
+            f"Payout accounts: {runtime.api_url}/v1/sellers/<seller>/payout-account   "
+            f"(IBANs sealed with the KMS key {s.payout_accounts_key})"
+        )
         key_source = "PAYMENTS_PSP_HMAC_KEY" if given_key else f"generated for this run: {s.payments_psp_hmac_key}"
         print(
             f"PSP webhook:  {runtime.api_url}/v1/psp/notifications   (merchant account {s.payments_psp_merchant_account}, HMAC key {key_source})"

@@ -127,10 +127,16 @@ class PaymentsFunction(Construct):
         if undeclared:
             raise ValueError(f"{self.name}: {undeclared} not declared in its registry entry (functions/registry.py)")
 
-    def allow(self, actions: Sequence[str], resources: Sequence[str]) -> None:
-        """Allow ``actions`` (each declared by the registry entry) on exactly ``resources``."""
+    def allow(
+        self, actions: Sequence[str], resources: Sequence[str], conditions: Mapping[str, object] | None = None
+    ) -> None:
+        """Allow ``actions`` (each declared by the registry entry) on exactly ``resources`` (under ``conditions``)."""
         self._check_actions(actions)
-        self.role.add_to_principal_policy(iam.PolicyStatement(actions=list(actions), resources=list(resources)))
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(actions), resources=list(resources), conditions=dict(conditions) if conditions else None
+            )
+        )
 
     def grant(self, grant: Callable[[iam.IGrantable], iam.Grant]) -> iam.Grant:
         """Run a CDK ``grant_*`` method for this role; the actions it grants must be declared in the registry."""

@@ -17,6 +17,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:  # boto3-stubs (the dev extra): each service's typed client, for mypy only
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
@@ -31,6 +32,8 @@ _session: boto3.session.Session | None = None
 
 @overload
 def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["kms"]) -> KMSClient: ...
 @overload
 def client(service: Literal["s3"]) -> S3Client: ...
 @overload

@@ -36,6 +36,12 @@ class Settings(BaseModel):
     idempotency_table: str = Field(default="idempotency")
     psp_table: str = Field(default="psp-simulator")
     reconciliation_table: str = Field(default="reconciliation")
+    #: sellers' payout accounts (payments.payouts.accounts): the IBAN encrypted, masked and keyed-hashed
+    payout_accounts_table: str = Field(default="payout-accounts")
+    #: the KMS key (id, ARN or alias) whose data keys encrypt the IBANs (envelope encryption)
+    payout_accounts_key: str = Field(default="alias/payments-payout-accounts")
+    #: the KMS HMAC key (HMAC_256) of the IBANs' keyed hash (an IBAN compared without being decrypted)
+    payout_accounts_mac_key: str = Field(default="alias/payments-payout-accounts-mac")
     settlement_bucket: str = Field(default="settlements")
     state_machine_arn: str = Field(default="")
     #: balance items per (seller, currency); see payments.accounts.wallet

@@ -63,6 +63,9 @@ TABLES: tuple[Table, ...] = (
     # only mismatches carry its keys) lists one settlement day's mismatches across files, and finds
     # one by the short id an operator types (which names its day)
     Table("reconciliation_table", "pk", "sk", (Index("by_mismatch_day", "mismatch_day", "mismatch_ref"),)),
+    # sellers' payout accounts, one per (seller, currency) (payments.payouts.accounts): bank details, no money,
+    # but kept like money (retained, point-in-time recovery): a payout's destination is its history
+    Table("payout_accounts_table", "pk", "sk"),
 )
 
 

@@ -117,6 +117,9 @@ def _openapi(_: argparse.Namespace) -> int:
     from functions.operator.api import openapi_additions as operator_routes
 
     operator_routes(spec)  # the operator API: attention and mismatches as work queues
+    from functions.payouts.api import openapi_additions as payouts_additions
+
+    payouts_additions(spec)  # payout accounts
     print(json.dumps(tidy_openapi(spec), indent=2))
     return 0
 

@@ -66,6 +66,9 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "idempotency_table": "idempotency",
     "psp_table": "psp-simulator",
     "reconciliation_table": "reconciliation",
+    "payout_accounts_table": "payout-accounts",
+    "payout_accounts_key": "alias/payments-payout-accounts",
+    "payout_accounts_mac_key": "alias/payments-payout-accounts-mac",
     "settlement_bucket": "settlements",
     "wallet_shards": 4,
     "ledger_total_shards": 8,
@@ -292,6 +295,7 @@ class LocalRuntime:
         from payments.psp.simulator import SimulatedPsp
 
         SimulatedPsp().configure_webhook_key(s.payments_psp_hmac_key)  # for `payments psp chargeback`
+        create_payout_account_keys(boto3.client("kms", endpoint_url=self.aws_url, region_name=REGION), s)
 
         iam = boto3.client("iam", endpoint_url=self.aws_url, region_name=REGION)
         iam.create_role(
@@ -375,6 +379,17 @@ class LocalRuntime:
             if name != "payments_psp_hmac_key"
         }
         publish(self.aws_url, {"api_url": self.api_url, "region": REGION, "settings": settings}, REGION)
+
+
+def create_payout_account_keys(kms: Any, settings: Settings) -> None:
+    """The payout accounts' KMS keys under the settings' aliases, as the stack declares them
+    (``infra/constructs/payouts.py``): a symmetric key for the IBANs' data keys, an HMAC key for their hashes."""
+    sealing = kms.create_key(Description="payout accounts: IBAN data keys", KeyUsage="ENCRYPT_DECRYPT")
+    kms.create_alias(AliasName=settings.payout_accounts_key, TargetKeyId=sealing["KeyMetadata"]["KeyId"])
+    hashing = kms.create_key(
+        Description="payout accounts: IBAN keyed hash", KeyUsage="GENERATE_VERIFY_MAC", KeySpec="HMAC_256"
+    )
+    kms.create_alias(AliasName=settings.payout_accounts_mac_key, TargetKeyId=hashing["KeyMetadata"]["KeyId"])
 
 
 def _placeholder_zip() -> bytes:

@@ -26,6 +26,8 @@ THIRD_PARTY_SHIPPED = {
     "bai2",
     "defusedxml",
     "Adyen",
+    "schwifty",
+    "cryptography",
     "aws_xray_sdk",
     "boto3",
     "botocore",

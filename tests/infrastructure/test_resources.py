@@ -31,8 +31,9 @@ from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, reso
 #: 1,769 MB is one full vCPU; /tmp holds its sorted-run spill (~80 bytes per row, at most ~512 MiB).
 SHAPES = {"reconcile": (840, 1769, 2048)}
 DEFAULT_SHAPE = (300, 1024, 512)
-#: routes tested elsewhere: the refunds' and the webhook's (test_refunds.py), the operator's (test_operator.py)
-REFUND_ROUTE_PREFIXES = ("/v1/refunds", "/v1/psp/", "/v1/operator")
+#: routes tested elsewhere: the refunds' and the webhook's (test_refunds.py), the operator's (test_operator.py),
+#: the payout accounts' (test_payouts.py)
+REFUND_ROUTE_PREFIXES = ("/v1/refunds", "/v1/psp/", "/v1/operator", "/v1/sellers/")
 ROUTES = {
     ("POST", "/v1/payments"),
     ("GET", "/v1/payments/{checkout_id}"),

@@ -420,8 +420,9 @@ def test_a_card_number_anywhere_is_told_in_a_sentence_and_never_quoted(handlers:
 
 
 def test_every_constrained_request_field_has_a_rule_in_words() -> None:
-    # Given every field of both request bodies that has a pattern, a length or a fixed value
+    # Given every field of the request bodies that has a pattern, a length or a fixed value
     from payments.payin.models import PaymentRequest
+    from payments.payouts.accounts import PayoutAccountRequest
     from payments.refunds.models import RefundRequest
 
     def constrained(schema: dict[str, Any], defs: dict[str, Any]) -> set[str]:
@@ -437,7 +438,7 @@ def test_every_constrained_request_field_has_a_rule_in_words() -> None:
         return names
 
     fields: set[str] = set()
-    for model in (PaymentRequest, RefundRequest):
+    for model in (PaymentRequest, RefundRequest, PayoutAccountRequest):
         schema = model.model_json_schema()
         fields |= constrained(schema, schema.get("$defs", {}))
     # Then each has its rule in the merchant's words (a new field cannot fall back to a generic sentence)

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from payments.kernel import pan
 from payments.kernel.pan import (
     ISSUER_RANGES,
     MACHINE_HEX_LENGTHS,
@@ -14,6 +15,7 @@ from payments.kernel.pan import (
     find_pans,
     in_issuer_range,
     is_card_number,
+    is_iban,
     luhn_valid,
     machine_random,
     redacted,
@@ -540,3 +542,27 @@ def test_what_was_refused_before_but_is_no_card_number_is_let_through(text: str)
     assert is_card_number(re.sub(r"\D", "", text))
     # When scanned / Then it is not refused
     assert contains_pan(text) is False
+
+
+#: valid IBANs of known banks (drawn with schwifty's IBAN.random) that hold a digit run or a printed
+#: 4-4-4-4 grouping passing Luhn in an issuer range: honest account numbers, sent to the payout accounts
+HONEST_IBANS_THAT_HOLD_A_CARD_SHAPE = [
+    "SI56012393160285232",
+    "DE73 5505 0120 1432 2170 89",
+    "DK6492886055544575",
+    "HU11 3058 2339 6149 7267 3537 0248",
+    "GB41HAND39318923053202",
+    "FI6721785886636910",
+]
+
+
+@pytest.mark.parametrize("iban", HONEST_IBANS_THAT_HOLD_A_CARD_SHAPE)
+def test_a_valid_iban_is_an_account_number_not_a_card_number(iban: str) -> None:
+    # Given a valid IBAN whose digits, read as the policy reads them, include a card number's shape
+    candidates = [d for d in pan._candidates(iban) if is_card_number(d)]
+    assert candidates, "the sample no longer holds a card shape: pick another"
+    # When scanned / Then it is not refused: the value as a whole is an IBAN
+    assert contains_pan(iban) is False and is_iban(iban)
+    # But the same characters inside a longer text are still refused: only a value that is an IBAN is exempt
+    assert contains_pan(f"iban {iban}") is True
+    assert is_iban(iban[:-1] + ("1" if iban[-1] != "1" else "2")) is False  # a wrong last digit: no IBAN

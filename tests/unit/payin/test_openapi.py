@@ -31,6 +31,7 @@ def test_docs_openapi_json_is_up_to_date(capsys, monkeypatch):
         "/v1/operator/mismatches",
         "/v1/operator/mismatches/{id}",
         "/v1/operator/mismatches/{id}/resolve",
+        "/v1/sellers/{seller_account}/payout-account",
     }
     header = next(p for p in generated["paths"]["/v1/payments"]["post"]["parameters"] if p["in"] == "header")
     assert (
@@ -59,6 +60,17 @@ def test_every_error_the_api_answers_is_documented_as_a_problem():
         ("get", "/v1/operator/mismatches"): {"200", "422", "500", "503"},
         ("get", "/v1/operator/mismatches/{id}"): {"200", "404", "422", "500", "503"},
         ("post", "/v1/operator/mismatches/{id}/resolve"): {"200", "400", "403", "404", "409", "422", "500", "503"},
+        ("put", "/v1/sellers/{seller_account}/payout-account"): {
+            "200",
+            "400",
+            "409",
+            "413",
+            "415",
+            "422",
+            "500",
+            "503",
+        },
+        ("get", "/v1/sellers/{seller_account}/payout-account"): {"200", "404", "422", "500", "503"},
     }
     for (method, path), statuses in expected.items():
         responses = doc["paths"][path][method]["responses"]

@@ -1,0 +1,80 @@
+"""Payout accounts in the stack (infra/constructs/payouts.py): routes, keys, least privilege."""
+
+from __future__ import annotations
+
+from functions import registry
+from tests.infrastructure.helpers import as_list, function_named, policy_statements_of_role, resources
+from tests.infrastructure.test_resources import _path, assert_405_methods
+
+ROUTE = "/v1/sellers/{seller_account}/payout-account"
+
+
+def _keys(dev):
+    return {k: v["Properties"] for k, v in resources(dev, "AWS::KMS::Key").items()}
+
+
+def _payout_keys(dev):
+    """(logical id of the IBAN data-key key, logical id of the HMAC key)"""
+    keys = _keys(dev)
+    (sealing,) = [k for k, p in keys.items() if "data keys of sellers' IBANs" in p["Description"]]
+    (hashing,) = [k for k, p in keys.items() if p.get("KeySpec") == "HMAC_256"]
+    return sealing, hashing
+
+
+def test_the_payout_account_routes_are_iam_signed_and_proxied_to_the_payouts_function(dev):
+    methods = {
+        (m["Properties"]["HttpMethod"], _path(dev, m["Properties"]["ResourceId"])): m["Properties"]
+        for m in resources(dev, "AWS::ApiGateway::Method").values()
+    }
+    payouts_id, _ = function_named(dev, registry.PAYOUTS.name)
+    for method in ("PUT", "GET"):
+        assert methods[(method, ROUTE)]["AuthorizationType"] == "AWS_IAM"
+        assert payouts_id in str(methods[(method, ROUTE)]["Integration"]["Uri"])
+    assert_405_methods(dev, [methods[("ANY", ROUTE)]], {ROUTE: "GET, PUT"})
+
+
+def test_the_keys_are_kept_rotated_and_the_hmac_key_only_makes_macs(dev):
+    sealing, hashing = _payout_keys(dev)
+    template = dev["Resources"]
+    assert template[sealing]["Properties"]["EnableKeyRotation"] is True
+    assert template[hashing]["Properties"]["KeyUsage"] == "GENERATE_VERIFY_MAC"
+    for key in (sealing, hashing):  # without the keys the stored IBANs are lost: never deleted with the stack
+        assert template[key]["DeletionPolicy"] == "Retain" and template[key]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_api_may_seal_and_hash_an_iban_but_never_decrypt_one(dev):
+    # Given the payouts function's role
+    sealing, hashing = _payout_keys(dev)
+    _, props = function_named(dev, registry.PAYOUTS.name)
+    statements = policy_statements_of_role(dev, props["Role"]["Fn::GetAtt"][0])
+    kms = [s for s in statements if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+    # Then it may ask the sealing key for a data key under the payout-account context, the HMAC key for a MAC
+    by_action = {a: s for s in kms for a in as_list(s["Action"])}
+    assert set(by_action) == {"kms:GenerateDataKey", "kms:GenerateMac"}
+    assert by_action["kms:GenerateDataKey"]["Resource"] == {"Fn::GetAtt": [sealing, "Arn"]}
+    assert by_action["kms:GenerateDataKey"]["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:purpose": "payout-account"}
+    }
+    assert by_action["kms:GenerateMac"]["Resource"] == {"Fn::GetAtt": [hashing, "Arn"]}
+    # And no role of the stack may decrypt with the sealing key yet (the bank file's function will, alone)
+    decrypting = [
+        s
+        for p in resources(dev, "AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "kms:Decrypt" in as_list(s["Action"]) and str(sealing) in str(s["Resource"])
+    ]
+    assert decrypting == []
+    # And the function is told the keys by their ARNs
+    variables = props["Environment"]["Variables"]
+    assert variables["PAYOUT_ACCOUNTS_KEY"] == {"Fn::GetAtt": [sealing, "Arn"]}
+    assert variables["PAYOUT_ACCOUNTS_MAC_KEY"] == {"Fn::GetAtt": [hashing, "Arn"]}
+
+
+def test_the_merchant_may_register_and_read_payout_accounts(dev):
+    (policy,) = [
+        p["Properties"]
+        for p in resources(dev, "AWS::IAM::ManagedPolicy").values()
+        if p["Properties"].get("ManagedPolicyName") == "payments-dev-checkout-api-merchant"
+    ]
+    granted = str(policy["PolicyDocument"])
+    assert "/PUT/v1/sellers/*/payout-account" in granted and "/GET/v1/sellers/*/payout-account" in granted
