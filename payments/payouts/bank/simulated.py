@@ -14,12 +14,13 @@ memory. It obeys the same specifications as a real bank:
   closing balances; and credits the payouts that the seller's bank sends back, a day after they were
   booked, as a credit with ``RtrInf`` ``AC04`` (account closed). Closing a day twice writes nothing new.
 
-Test IBANs, by the last four digits of the account number (all valid IBANs, checksums right, and
-``schwifty``-valid; bank code 37040044, BIC COBADEFFXXX):
+Test IBANs, by the last four digits of the account number (all valid IBANs: IBAN checksum,
+the German account check digit of the bank's method, and the bank registry, as the payout-account API
+checks them (:func:`payments.payouts.bank_account.checked_iban`); bank code 37040044, BIC COBADEFFXXX):
 
 =============================  ===========================================================
-``DE67370400440532010001``     ``...0001``: rejected at once, pain.002 ``RJCT AC01``
-``DE40370400440532010002``     ``...0002``: paid (booked debit), returned the next day (``AC04``)
+``DE32370400440100090001``     ``...0001``: rejected at once, pain.002 ``RJCT AC01``
+``DE05370400440100090002``     ``...0002``: paid (booked debit), returned the next day (``AC04``)
 ``DE89370400440532013000``     any other: paid
 =============================  ===========================================================
 
@@ -49,8 +50,8 @@ from payments.payouts.bank.pain001_reader import CreditTransferFile, read_pain00
 from payments.reconciliation.model import UnreadableFile
 
 #: the contract's test IBANs (see the module's text)
-TEST_IBAN_REJECTED = "DE67370400440532010001"
-TEST_IBAN_RETURNED = "DE40370400440532010002"
+TEST_IBAN_REJECTED = "DE32370400440100090001"
+TEST_IBAN_RETURNED = "DE05370400440100090002"
 TEST_IBAN_PAID = "DE89370400440532013000"
 
 PAIN002_PREFIX = "incoming/bank/pain002/"

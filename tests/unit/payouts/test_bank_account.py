@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from functions.merchant_words import field_errors
 from payments.payouts.accounts import PayoutAccountRequest
-from payments.payouts.bank_account import mask
+from payments.payouts.bank_account import checked_iban, mask
 
 GOOD = "DE89370400440532013000"  # ISO 13616's German example: Commerzbank Köln, BIC COBADEFFXXX
 
@@ -114,3 +114,12 @@ def test_the_masked_form_shows_country_check_digits_and_last_four(iban, masked):
 def test_the_request_never_shows_the_iban_in_its_repr():
     request = PayoutAccountRequest.model_validate(body())
     assert "0532013000" not in repr(request) and "0532013000" not in str(request)
+
+
+def test_the_simulated_banks_test_ibans_are_accepted_as_payout_accounts() -> None:
+    # Given the simulated bank's test IBANs (rejected, returned, paid)
+    from payments.payouts.bank.simulated import TEST_IBAN_REJECTED, TEST_IBAN_RETURNED
+
+    # Then each passes the payout-account API's own checks, so a seller can register it
+    for iban in (TEST_IBAN_REJECTED, TEST_IBAN_RETURNED, "DE89370400440532013000"):
+        assert str(checked_iban(iban)) == iban
