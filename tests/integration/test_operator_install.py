@@ -92,6 +92,10 @@ def test_the_wheel_declares_its_licence_as_an_spdx_expression(operator_venv: Pat
     # Then the licence is the SPDX expression of core metadata 2.4, not the legacy free-text field
     assert metadata["Metadata-Version"] == "2.4"
     assert metadata["License-Expression"] == "Apache-2.0" and metadata["License"] is None
+    # and the licence's text travels with it (License-File, in the wheel's .dist-info/licenses/)
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    text = next(n for n in _wheel(operator_venv).namelist() if n.endswith(".dist-info/licenses/LICENSE"))
+    assert b"Apache License" in _wheel(operator_venv).read(text)
 
 
 def test_the_build_prints_no_deprecation_warning(operator_venv: Path) -> None:
