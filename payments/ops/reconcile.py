@@ -218,6 +218,24 @@ def _print_summary(rendered: dict[str, Any]) -> None:
                 right=("WALLET", "LEDGER"),
             )
         )
+    differing = [c for c in rendered.get("summary", {}).get("payout_checks", []) if c["status"] == "differs"]
+    if differing:
+        tables.append(
+            clikit.Table(
+                ("CURRENCY", "PAYOUT", "NET OF THE FILE", "DIFFERENCE"),
+                [
+                    (
+                        c["currency"],
+                        clikit.amount(c["payout"], c["currency"]),
+                        clikit.amount(c["expected_payout"], c["currency"]),
+                        clikit.amount(c["difference"], c["currency"]),
+                    )
+                    for c in differing
+                ],
+                ["a payout that is not the file's net: ask the PSP for the rows the batch is missing"],
+                right=("PAYOUT", "NET OF THE FILE", "DIFFERENCE"),
+            )
+        )
     tables.append(clikit.Table((), [], ["clean" if rendered["clean"] else "NOT clean"], empty=""))
     clikit.emit(argparse.Namespace(output="table"), rendered, tables)
 

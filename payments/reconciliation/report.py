@@ -70,11 +70,36 @@ def build(source_key: str, sha256: str, result: Result, three_way: dict[str, Any
             },
         },
     }
+    # the batch's payout against its net (net credit less refunds, chargebacks, fees and other debits):
+    # a payout that is not the net is an item for a person, like a mismatch, and the file is not clean
+    checks = payout_checks(report)
+    report["summary"]["payout_checks"] = checks
+    if any(check["status"] == "differs" for check in checks):
+        report["clean"] = False
     if result.statements:
         report["statements"] = result.statements
     if three_way is not None:
         report["three_way"] = three_way
     return report
+
+
+def payout_checks(report: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Per currency of the file's totals: the payout it announces against the net it should be
+    (:func:`.report_html.payout_checks`), as decimal strings; ``status`` ``agrees``, ``differs`` or
+    ``carried over`` (no payout row: the net goes to a later batch)."""
+    out = []
+    for check in report_html.payout_checks(report):
+        places = int(check["places"])
+        out.append(
+            {
+                "currency": str(check["currency"]),
+                "expected_payout": f"{check['expected_payout']:.{places}f}",
+                "payout": f"{check['payout']:.{places}f}",
+                "difference": f"{check['difference']:.{places}f}",
+                "status": str(check["status"]),
+            }
+        )
+    return out
 
 
 def quarantined(source_key: str, reason: str, quarantine_key: str) -> dict[str, Any]:

@@ -244,3 +244,26 @@ def test_the_docs_page_describes_every_kind_and_shows_every_screenshot() -> None
         for width in report_samples.VIEWPORTS:
             name = f"report-{day}-{width}.png"
             assert f"]({name})" in text and (docs / name).is_file(), name
+
+
+def test_a_payout_that_is_not_the_net_makes_the_file_not_clean_in_the_json_too() -> None:
+    # Given the clean day's file with only its USD payout row changed (189.57 -> 189.00): every row matches
+    text = settlement_file().decode().replace(",USD,189.57,", ",USD,189.00,")
+    built = reconcile(f"simulated-psp/{DAY}.csv", text.encode(), ledger())
+    # Then no mismatch, yet the file is not clean: the JSON report says which payout is off and by how much
+    assert built["mismatches"] == []
+    assert built["clean"] is False
+    checks = {c["currency"]: c for c in built["summary"]["payout_checks"]}
+    assert checks["USD"] == {
+        "currency": "USD",
+        "expected_payout": "189.57",
+        "payout": "189.00",
+        "difference": "-0.57",
+        "status": "differs",
+    }
+    assert checks["EUR"]["status"] == "agrees"
+    # And the page counts it as the one item for a person
+    assert verdict_of(report.to_html(built)) == "1 item needs a person"
+    # while the untouched file stays clean, every payout agreeing
+    clean = report_samples.build("clean")
+    assert clean["clean"] is True and {c["status"] for c in clean["summary"]["payout_checks"]} == {"agrees"}
