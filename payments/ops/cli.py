@@ -212,7 +212,8 @@ def version() -> str:
 
 
 EXIT_CODES = """exit codes: 0 all good; 1 findings (a violated invariant, stuck or parked payments, open attention
-items); 2 the command could not do its job (bad arguments, unreachable endpoint, unknown id).
+items or mismatches); 2 the command could not do its job (bad arguments, unreachable endpoint, unknown id).
+--output table|json: without it, a table on a terminal and JSON otherwise (a pipe, a file, a log).
 --debug prints the traceback of a failure."""
 
 

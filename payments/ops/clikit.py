@@ -43,8 +43,10 @@ region, table and bucket names, state machine ARNs) as the SSM parameter :data:`
 that endpoint (:func:`publish`), and :func:`connect` reads them into the environment, with dummy
 credentials. An endpoint that publishes nothing (a bare moto) is used with the default names.
 
-Output: ``--output table`` (the default) prints a header row and aligned columns (:class:`Table`);
-``--output json`` prints one JSON document. Money is always shown by :func:`money` (or :func:`amount`
+Output: ``--output table`` prints a header row and aligned columns (:class:`Table`); ``--output json``
+prints one JSON document. Without ``--output``, a command prints a table when its standard output is a
+terminal and JSON otherwise (a pipe, a file, a cron job's log): :func:`run` settles it
+(:func:`default_output`) before the command runs, so ``args.output`` is always ``table`` or ``json``. Money is always shown by :func:`money` (or :func:`amount`
 for a decimal string): major units and the currency (``24.99 USD``), never minor units, in columns
 named in ``Table(right=...)``.
 """
@@ -98,12 +100,22 @@ def add_endpoint_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_output_option(parser: argparse.ArgumentParser) -> None:
+    """``--output table|json``; unset (None) until :func:`run` gives it :func:`default_output`."""
     parser.add_argument(
         "--output",
         choices=("table", "json"),
-        default="table",
-        help="table: a header row and aligned columns (default); json: one JSON document",
+        default=None,
+        help="table: a header row and aligned columns; json: one JSON document (default: table when the "
+        "output is a terminal, json otherwise)",
     )
+
+
+def default_output() -> str:
+    """``table`` when standard output is a terminal, ``json`` otherwise (a pipe, a file, a log)."""
+    try:
+        return "table" if sys.stdout.isatty() else "json"
+    except (AttributeError, ValueError):  # a replaced or closed stdout
+        return "json"
 
 
 def duration(text: str) -> timedelta:
@@ -172,7 +184,7 @@ class Table:
 
 def emit(args: argparse.Namespace, document: Any, table: Table | Iterable[Table]) -> None:
     """Print ``document`` as JSON (``--output json``) or the table(s) (``--output table``)."""
-    if getattr(args, "output", "table") == "json":
+    if (getattr(args, "output", None) or default_output()) == "json":
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
         return
     tables = [table] if isinstance(table, Table) else list(table)
@@ -431,6 +443,8 @@ def run(args: argparse.Namespace, func: Callable[[argparse.Namespace], int | Non
     """Run a command: its exit code, or 2 with one line on stderr for whatever stops it."""
     name = command_name(args) or "?"
     debug = bool(getattr(args, "debug", False))
+    if hasattr(args, "output") and args.output is None:
+        args.output = default_output()
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:

@@ -38,6 +38,7 @@ from payments.kernel import aws, clock, money
 from payments.kernel.config import settings
 from payments.kernel.dynamo import error_code
 from payments.ops import clikit
+from payments.payin.models import AttentionOut
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import AttentionKind, PaymentStatus
 from payments.refunds import recovery as refund_recovery
@@ -66,8 +67,8 @@ class StuckPayment:
     orders: dict[str, str] = field(default_factory=dict)  # payment_order_id -> status
     parked: list[str] = field(default_factory=list)  # orders flagged NEEDS_ATTENTION
     reason: str = ""
-    #: the parked orders' attention reasons (payment_order_id -> why it waits)
-    attention: dict[str, str] = field(default_factory=dict)
+    #: the parked orders' attention flags (payment_order_id -> kind, reason, since: as the API shows them)
+    attention: dict[str, AttentionOut] = field(default_factory=dict)
     #: the checkout's total per currency, in minor units
     totals: dict[str, int] = field(default_factory=dict)
 
@@ -112,11 +113,7 @@ def find_stuck(
                     {o.payment_order_id: o.status.value for o in orders},
                     parked,
                     reason,
-                    {
-                        o.payment_order_id: o.attention_reason or "no reason recorded"
-                        for o in orders
-                        if o.needs_attention
-                    },
+                    {o.payment_order_id: flag for o in orders if (flag := AttentionOut.of(o)) is not None},
                     _totals(orders),
                 )
             )
@@ -294,6 +291,22 @@ def _age(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def _waits(flag: AttentionOut | None) -> str:
+    """Why a parked order or refund waits, in the table: ``PERSON since 2026-12-01T10:00:00Z: reason``."""
+    if flag is None:
+        return "-"
+    return f"{flag.kind.value} since {flag.since or '?'}: {flag.reason or 'no reason recorded'}"
+
+
+def _reason(flag: AttentionOut | None) -> str | None:
+    return (flag.reason or "no reason recorded") if flag is not None else None
+
+
+def _flag(flag: AttentionOut | None) -> dict[str, Any] | None:
+    """The attention flag in JSON, as ``GET /v1/payments/{id}`` shows it: kind, reason, since."""
+    return flag.model_dump(mode="json") if flag is not None else None
+
+
 def _stuck_command(args: argparse.Namespace) -> int:
     clikit.connect(args)
     older_than: timedelta = args.older_than
@@ -302,14 +315,14 @@ def _stuck_command(args: argparse.Namespace) -> int:
     rows: list[tuple[Any, ...]] = []
     for p in found:
         orders = ", ".join(f"{k}={v}" + ("(NEEDS_ATTENTION)" if k in p.parked else "") for k, v in p.orders.items())
-        why = "; ".join(f"{k}: {v}" for k, v in p.attention.items())
+        why = "; ".join(f"{k} {_waits(v)}" for k, v in p.attention.items())
         amount = ", ".join(clikit.money(m, c) for c, m in sorted(p.totals.items()))
         rows.append(("payment", p.checkout_id, p.status, _age(p.age_seconds), amount, p.reason, orders, why or "-"))
     for r in refunds:
         detail = f"order {r.payment_order_id}, {r.recovery_attempts} re-drive(s)"
         amount = clikit.money(r.amount_minor, r.currency)
         rows.append(
-            ("refund", r.refund_id, "PENDING", _age(r.age_seconds), amount, r.reason, detail, r.attention_reason or "-")
+            ("refund", r.refund_id, "PENDING", _age(r.age_seconds), amount, r.reason, detail, _waits(r.attention))
         )
     document = {
         "older_than_seconds": older_than.total_seconds(),
@@ -325,7 +338,8 @@ def _stuck_command(args: argparse.Namespace) -> int:
                         "payment_order_id": k,
                         "status": v,
                         "needs_attention": k in p.parked,
-                        "attention_reason": p.attention.get(k),
+                        "attention_reason": _reason(p.attention.get(k)),
+                        "attention": _flag(p.attention.get(k)),
                     }
                     for k, v in p.orders.items()
                 ],
@@ -341,7 +355,8 @@ def _stuck_command(args: argparse.Namespace) -> int:
                 "currency": r.currency,
                 "age_seconds": round(r.age_seconds, 1),
                 "reason": r.reason,
-                "attention_reason": r.attention_reason or None,
+                "attention_reason": _reason(r.attention),
+                "attention": _flag(r.attention),
                 "recovery_attempts": r.recovery_attempts,
             }
             for r in refunds

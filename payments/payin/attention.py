@@ -7,11 +7,14 @@ An order or a refund is parked ``NEEDS_ATTENTION`` with a kind (:class:`Attentio
 (of either kind) with one conditional write that records who, when and why; it refuses an id that
 names nothing, an id with no open flag, an id that names both an order and a refund with open flags
 (ids of different kinds may be equal: say which with ``item``), and a flag that changed meanwhile.
-The ``payments attention`` command does the same from an operator's shell.
+The ``payments attention`` command does the same from an operator's shell, and records who it is with
+:func:`caller_identity`; the operator API records the IAM identity API Gateway authenticated.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +31,14 @@ class AttentionError(Exception):
 
 class NoSuchItem(AttentionError):
     """No order or refund has this id."""
+
+
+class EmptyNote(AttentionError):
+    """The note says nothing: a resolution must say why."""
+
+
+class Ambiguous(AttentionError):
+    """The id names both an order and a refund with open flags: say which (``item``)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,7 @@ def resolve(
     the flag as it is now. Raises :class:`NoSuchItem` or :class:`AttentionError` when it cannot."""
     note = note.strip()
     if not note:
-        raise AttentionError("the note must say why the flag is closed (it is kept with who and when)")
+        raise EmptyNote("the note must say why the flag is closed (it is kept with who and when)")
     payments = payments or PaymentsRepository()
     found = [f for f in find(ident, payments) if item is None or f.item == item]
     if not found:
@@ -111,7 +122,7 @@ def resolve(
         )
         raise AttentionError(f"{ident!r} has no open flag to resolve ({last})")
     if len(flagged) > 1:
-        raise AttentionError(f"{ident!r} is both an order and a refund with open flags: say which (item)")
+        raise Ambiguous(f"{ident!r} is both an order and a refund with open flags: say which (item)")
     flag = flagged[0]
     if flag.item == "order":
         client, table, key = payments.ddb, payments.table, order_key(ident)
@@ -129,3 +140,28 @@ def resolve(
             f"{flag.item} {ident!r}: its flag changed while it was being resolved (closed, or parked again): look again"
         )
     return next(f for f in find(ident, payments) if f.item == flag.item)
+
+
+# --- who resolves ---------------------------------------------------------------------------------------
+def local_user() -> str:
+    """Who resolves on the local runtime: ``local user <login name>``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        user = "unknown"
+    return f"local user {user}"
+
+
+def caller_identity() -> str:
+    """Who is resolving from an operator's shell: the caller's AWS identity (STS ``GetCallerIdentity``)
+    against a deployed stage; :func:`local_user` on the local runtime (``AWS_ENDPOINT_URL`` set: its
+    identity means nothing), or when STS cannot answer (said so in the value)."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return local_user()
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str(boto3.session.Session().client("sts").get_caller_identity()["Arn"])
+    except (BotoCoreError, ClientError) as err:
+        return f"{local_user()} (AWS identity unavailable: {type(err).__name__})"

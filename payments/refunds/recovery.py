@@ -44,6 +44,7 @@ from payments.kernel import aws, clock
 from payments.kernel.config import settings
 from payments.kernel.dynamo import conditional_write, error_code, is_condition_failure, to_values
 from payments.kernel.observability import count, logger
+from payments.payin.models import AttentionOut
 from payments.payin.repository import recovery_due
 from payments.payin.status import AttentionKind
 from payments.refunds.models import RefundRecord, RefundStatus
@@ -151,7 +152,8 @@ class StuckRefund:
     currency: str
     age_seconds: float
     reason: str
-    attention_reason: str
+    #: its attention flag (kind, reason, since), None when it is not parked
+    attention: AttentionOut | None
     recovery_attempts: int
 
 
@@ -177,7 +179,7 @@ def stuck(
                     refund.currency,
                     age,
                     "parked NEEDS_ATTENTION" if parked else "overdue PENDING",
-                    refund.attention_reason or "",
+                    AttentionOut.of(refund),
                     int(refund.recovery_attempts or 0),
                 )
             )

@@ -7,7 +7,6 @@ function's handler, and its proxy response becomes the HTTP response.
 from __future__ import annotations
 
 import base64
-import getpass
 import threading
 import uuid
 from typing import Any
@@ -16,6 +15,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from functions import registry
+from payments.payin.attention import local_user
 from payments_dev.local.lambdas import DISPATCHER
 
 #: API Gateway's own hard limit on a request payload
@@ -27,15 +27,9 @@ API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 _ENVIRONMENT = threading.Lock()
 
 
-def _local_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name (a container without a passwd entry)
-        return "unknown"
-
-
-#: who an operator route records as the caller locally (deployed: the caller's IAM identity)
-LOCAL_CALLER = f"local user {_local_user()}"
+#: who an operator route records as the caller locally (deployed: the caller's IAM identity); the
+#: same stand-in as ``payments attention|mismatches resolve`` against the local runtime
+LOCAL_CALLER = local_user()
 
 
 def to_proxy_event(request: Request, body: bytes) -> dict[str, Any]:

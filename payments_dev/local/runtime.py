@@ -185,6 +185,7 @@ class LocalRuntime:
         self._moto: Any = None
         self._http: Any = None
         self._saved_environment: dict[str, str] | None = None
+        self._saved_log_level: int | None = None
         self.settings = Settings(
             **LOCAL_SETTINGS,
             state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:payments-payment",
@@ -255,6 +256,10 @@ class LocalRuntime:
             for host in {self.host, "localhost", "127.0.0.1"}:
                 inprocess.uninstall(f"{host}:{self.aws_port}")
             self._moto.stop()
+        if self._saved_log_level is not None:
+            from payments.kernel.observability import logger
+
+            logger.setLevel(self._saved_log_level)
         if self._saved_environment is not None:  # give the process its environment back
             os.environ.clear()
             os.environ.update(self._saved_environment)
@@ -288,6 +293,12 @@ class LocalRuntime:
         os.environ.update(env)
         reset_settings()
         aws.reset_clients()
+        # The functions' logger was made when this process first imported it, with the level of that
+        # moment (INFO unless set): the runtime's level applies from now on (stop() gives the old one back).
+        from payments.kernel.observability import logger
+
+        self._saved_log_level = logger.log_level
+        logger.setLevel(env["POWERTOOLS_LOG_LEVEL"])
 
     def _bootstrap(self) -> None:
         s = self.settings

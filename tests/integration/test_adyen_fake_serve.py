@@ -103,7 +103,7 @@ def test_a_refund_completes_and_psp_settle_writes_the_fakes_report(served: tuple
     # When the operator settles the day from another process
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PAYMENTS_"))}
     done = subprocess.run(
-        [sys.executable, "-m", "payments.ops.cli", "psp", "settle", "--endpoint", aws_url],
+        [sys.executable, "-m", "payments.ops.cli", "psp", "settle", "--endpoint", aws_url, "--output", "table"],
         capture_output=True,
         text=True,
         env=env,

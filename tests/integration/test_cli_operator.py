@@ -152,15 +152,19 @@ def paid(serve: Serve) -> tuple[str, str]:
 def test_checks_on_a_healthy_runtime_exit_0(serve: Serve, paid: tuple[str, str], endpoint: bool) -> None:
     # Given a runtime with one paid checkout and nothing parked
     # When the checks run (by discovery, or with --endpoint)
-    verify = payments(serve, "verify", endpoint=endpoint)
-    stuck = payments(serve, "stuck", endpoint=endpoint)
-    attention = payments(serve, "attention", "list", endpoint=endpoint)
+    verify = payments(serve, "verify", "--output", "table", endpoint=endpoint)
+    stuck = payments(serve, "stuck", "--output", "table", endpoint=endpoint)
+    attention = payments(serve, "attention", "list", "--output", "table", endpoint=endpoint)
+    mismatches = payments(serve, "mismatches", "list", "--day", "2020-01-01", "--output", "table", endpoint=endpoint)
     # Then each says all is good, with exit 0
     assert verify.code == 0, verify.out + verify.err
     assert "every invariant holds" in verify.out
     assert verify.out.splitlines()[0].split() == ["RESULT", "INVARIANT", "CHECKS", "BROKEN", "NOTE"]
     assert stuck.code == 0 and "nothing stuck" in stuck.out, stuck.out + stuck.err
     assert attention.code == 0 and "nothing needs attention" in attention.out, attention.out + attention.err
+    assert mismatches.code == 0 and mismatches.out.strip() == "no mismatches on settlement day 2020-01-01", (
+        mismatches.out + mismatches.err
+    )
 
 
 def test_json_output_is_one_document(serve: Serve, paid: tuple[str, str]) -> None:
@@ -173,6 +177,9 @@ def test_json_output_is_one_document(serve: Serve, paid: tuple[str, str]) -> Non
     assert [row["result"] for row in verify.json()["invariants"]] == ["ok"] * len(verify.json()["invariants"])
     assert stuck.code == 0 and stuck.json()["payments"] == [] and stuck.json()["refunds"] == []
     assert attention.code == 0 and attention.json() == []
+    # And without --output, a pipe (not a terminal) gets the same JSON document
+    piped = payments(serve, "stuck")
+    assert piped.code == 0 and piped.json() == stuck.json()
 
 
 @pytest.mark.parametrize("endpoint", [False, True], ids=["discovered", "endpoint"])
@@ -194,7 +201,7 @@ def test_psp_settle_and_reconcile_a_clean_day(
     key = settled.json()["key"]
     local = tmp_path / Path(key).name
     local.write_bytes(serve.aws("s3").get_object(Bucket=settled.json()["bucket"], Key=key)["Body"].read())
-    reconciled = payments(serve, "reconcile", str(local), endpoint=endpoint)
+    reconciled = payments(serve, "reconcile", str(local), "--output", "table", endpoint=endpoint)
     # Then the file is clean: exit 0
     assert reconciled.code == 0, reconciled.out + reconciled.err
     assert reconciled.out.splitlines()[0].split()[:3] == ["FILE", "FORMAT", "DAY"]
@@ -204,7 +211,7 @@ def test_psp_settle_and_reconcile_a_clean_day(
 # --- findings (exit 1) ----------------------------------------------------------------------------------
 def test_reconcile_a_file_with_mismatches_exit_1(serve: Serve) -> None:
     # Given a settlement file of charges this ledger never saw
-    reconciled = payments(serve, "reconcile", str(FIXTURE))
+    reconciled = payments(serve, "reconcile", str(FIXTURE), "--output", "table")
     as_json = payments(serve, "reconcile", str(FIXTURE), "--output", "json")
     # Then it is a finding: exit 1, the mismatches listed with amounts in major units and currency
     assert reconciled.code == 1, reconciled.out + reconciled.err
@@ -227,7 +234,7 @@ def test_a_chargeback_on_a_refunded_order_is_a_finding_until_resolved(serve: Ser
     _wait(lambda: api.request("GET", f"/v1/refunds/{refund_id}").body["status"] == "SUCCEEDED", "refund")
 
     # When the PSP raises a chargeback on it (the API derived from --endpoint alone)
-    charged = payments(serve, "psp", "chargeback", order_id, endpoint=True)
+    charged = payments(serve, "psp", "chargeback", order_id, "--output", "table", endpoint=True)
 
     # Then the chargeback is said in major units with its currency, and the notification delivered
     assert charged.code == 0, charged.out + charged.err
@@ -240,10 +247,10 @@ def test_a_chargeback_on_a_refunded_order_is_a_finding_until_resolved(serve: Ser
     (parked,) = [p for p in stuck.json()["payments"] if p["checkout_id"] == checkout_id]
     assert parked["amounts"] == [{"amount": "19.99", "currency": "USD"}]
     assert parked["orders"][0]["needs_attention"] is True and parked["orders"][0]["attention_reason"]
-    table = payments(serve, "stuck")
+    table = payments(serve, "stuck", "--output", "table")
     assert table.code == 1 and table.out.splitlines()[0].split()[:4] == ["KIND", "ID", "STATUS", "AGE"]
     assert "19.99 USD" in table.out
-    shown = payments(serve, "attention", "show", order_id)
+    shown = payments(serve, "attention", "show", order_id, "--output", "table")
     assert shown.code == 1 and "OPEN" in shown.out
 
     # When a person resolves it, Then the queue is empty again: exit 0
@@ -251,6 +258,45 @@ def test_a_chargeback_on_a_refunded_order_is_a_finding_until_resolved(serve: Ser
     assert resolved.code == 0, resolved.out + resolved.err
     assert payments(serve, "attention", "list").code == 0
     assert payments(serve, "stuck").code == 0
+
+
+def test_mismatches_are_a_work_queue_exit_1_until_resolved(serve: Serve) -> None:
+    # Given a settlement file of charges this ledger never saw, dropped in the bucket and reconciled by its trigger
+    key = f"incoming/adyen/cli-{uuid.uuid4().hex[:8]}.csv"
+    s3 = serve.aws("s3")
+    s3.put_object(Bucket="settlements", Key=key, Body=FIXTURE.read_bytes())
+
+    def reported() -> bool:
+        return bool(s3.list_objects_v2(Bucket="settlements", Prefix=f"reports/{key}.json").get("KeyCount"))
+
+    _wait(reported, f"the report of {key}", timeout=120)
+    # When the day's open mismatches are listed: findings, exit 1, amounts in major units with their currency
+    listed = payments(serve, "mismatches", "list", "--day", "2026-11-30", "--open", "--output", "table")
+    assert listed.code == 1, listed.out + listed.err
+    assert listed.out.splitlines()[0].split()[:3] == ["ID", "STATUS", "KIND"]
+    assert "MISSING_IN_LEDGER" in listed.out and "19.99 USD" in listed.out and key in listed.out
+    mine = [m for m in payments(serve, "mismatches", "list", "--day", "2026-11-30").json() if m["source_key"] == key]
+    assert mine and {m["status"] for m in mine} == {"OPEN"}
+    first = mine[0]["id"]
+    # And one is shown in full (exit 0), by --endpoint too
+    shown = payments(serve, "mismatches", "show", first, "--output", "table", endpoint=True)
+    assert shown.code == 0 and f"id:             {first}" in shown.out and "status:         OPEN" in shown.out
+    # When a person resolves it with a note, Then it is recorded as the local user, exit 0
+    resolved = payments(serve, "mismatches", "resolve", first, "--note", "charge booked by hand, ticket 7")
+    assert resolved.code == 0, resolved.out + resolved.err
+    assert resolved.json()["status"] == "RESOLVED" and resolved.json()["resolved_by"].startswith("local user ")
+    # And a second resolution is refused in one line, exit 2: the first stands
+    again = payments(serve, "mismatches", "resolve", first, "--note", "again")
+    assert (
+        again.code == 2 and "already resolved by local user" in again.err and "the first resolution stands" in again.err
+    )
+    assert len(again.err.strip().splitlines()) == 1, again.err
+    # When every one of the file's mismatches is resolved, Then the file adds no finding any more
+    for other in mine[1:]:
+        assert payments(serve, "mismatches", "resolve", other["id"], "--note", "written off").code == 0
+    left = payments(serve, "mismatches", "list", "--day", "2026-11-30", "--open")
+    assert not [m for m in left.json() if m["source_key"] == key]
+    assert left.code == (1 if left.json() else 0)
 
 
 def test_verify_finds_a_tampered_wallet_in_major_units(serve: Serve, paid: tuple[str, str]) -> None:
@@ -271,7 +317,7 @@ def test_verify_finds_a_tampered_wallet_in_major_units(serve: Serve, paid: tuple
     )
     try:
         # When verify runs, Then it is a finding (exit 1) said in major units and currency
-        found = payments(serve, "verify")
+        found = payments(serve, "verify", "--output", "table")
         assert found.code == 1, found.out + found.err
         assert re.search(r"^VIOLATION \[4\] .*: wallet \d+\.\d\d USD != ledger \d+\.\d\d USD", found.out, re.M), (
             found.out
@@ -298,6 +344,12 @@ def test_verify_finds_a_tampered_wallet_in_major_units(serve: Serve, paid: tuple
         (["attention", "resolve", "po_nope", "--note", "x"], "payments attention resolve: no order or refund"),
         (["psp", "chargeback", "po_nope"], "payments psp chargeback: no charge for po_nope"),
         (["psp", "settle", "--date", "2026-13-01"], "not a day"),
+        (
+            ["mismatches", "show", "20261130-000000000000"],
+            "payments mismatches show: no mismatch '20261130-000000000000'",
+        ),
+        (["mismatches", "resolve", "20261130-000000000000", "--note", "x"], "payments mismatches resolve: no mismatch"),
+        (["mismatches", "list", "--day", "30/11/2026"], "not a day"),
         (["verify", "--output", "yaml"], "invalid choice"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
@@ -321,6 +373,9 @@ def test_operator_mistakes_exit_2_in_one_line(serve: Serve, args: list[str], say
         ["attention", "list"],
         ["psp", "settle"],
         ["psp", "chargeback", "po_x"],
+        ["mismatches", "list"],
+        ["mismatches", "show", "20261130-000000000000"],
+        ["mismatches", "resolve", "20261130-000000000000", "--note", "x"],
     ],
 )
 def test_an_unreachable_endpoint_exits_2(serve: Serve, args: list[str]) -> None:

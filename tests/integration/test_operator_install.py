@@ -163,7 +163,7 @@ def test_verify_runs_against_a_running_runtime_from_pip_install_alone(
     wait_done(api, body["checkout_id"])
     # When the operator's `payments verify --help` and `payments verify --endpoint URL` run
     assert "usage: payments verify" in _payments(operator_venv, "verify", "--help").stdout
-    verified = _payments(operator_venv, "verify", "--endpoint", runtime.aws_url)
+    verified = _payments(operator_venv, "verify", "--endpoint", runtime.aws_url, "--output", "table")
     # Then the invariants are checked over the runtime's data and hold
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "1. at most one PSP charge per payment_order_id" in verified.stdout and "VIOLATION" not in verified.stdout

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from payments.ops.attention import caller_identity
 from payments.ops.cli import main
+from payments.payin.attention import caller_identity
 from payments.reconciliation import report as report_module
 from payments.reconciliation import store
 from tests.reconciliation.conftest import DAY, Aws
@@ -16,7 +16,8 @@ from tests.reconciliation.test_mismatch_queue import KEY, LATE, late_charge_miss
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(["mismatches", *argv])
+    """``payments mismatches ARGV``; a table unless ``--output`` says otherwise (a test's stdout is no terminal)."""
+    code = main(["mismatches", *argv, *([] if "--output" in argv else ["--output", "table"])])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -58,6 +59,8 @@ def test_list_show_resolve_with_exit_codes(
         out.strip()
         == f"resolved {missing['id']} (MISSING_IN_SETTLEMENT) by {now['resolved_by']} at {now['resolved_at']}"
     )
+    code, out, _ = run(capsys, "show", missing["id"])
+    assert code == 0 and f"resolved by:    {now['resolved_by']}" in out
     assert rendered == [(KEY, {missing["mismatch_id"]: {k: now[k] for k in store.STATUS_FIELDS}})]
     # And nothing is open any more: exit 0, and show says how it was resolved
     code, out, _ = run(capsys, "list", "--day", DAY, "--open")
@@ -98,4 +101,15 @@ def test_what_cannot_be_done_is_one_line_and_exit_2(
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     code, _, err = run(capsys, "list", "--endpoint", "http://127.0.0.1:9")
-    assert code == 2 and "cannot be read" in err and "Traceback" not in err and err.count("\n") == 1
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith("payments mismatches list: cannot reach the endpoint http://127.0.0.1:9; ")
+
+
+def test_without_output_a_pipe_gets_json(cloud: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given one open mismatch, When listed with no --output and stdout no terminal (captured, as a pipe)
+    missing = late_charge_missing(cloud)
+    code = main(["mismatches", "list", "--day", DAY])
+    # Then one JSON document, amounts as decimal strings with their currency
+    listed = json.loads(capsys.readouterr().out)
+    assert code == 1 and [m["id"] for m in listed] == [missing["id"]]
+    assert (listed[0]["ledger_amount"], listed[0]["currency"]) == ("25.00", "USD")

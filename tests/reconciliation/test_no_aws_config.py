@@ -55,9 +55,12 @@ def run_without_aws(args: list[str], home: Path) -> subprocess.CompletedProcess[
 def test_psp_settle_and_reconcile_with_an_endpoint_and_no_aws_variables(endpoint: str, tmp_path: Path) -> None:
     # Given no AWS variable, no ~/.aws, and a local endpoint with the tables and the bucket
     # When the simulated PSP settles a day and a file is reconciled against the endpoint
-    settle = run_without_aws(["psp", "settle", "--date", "2026-11-30", "--endpoint", endpoint], tmp_path)
+    settle = run_without_aws(
+        ["psp", "settle", "--date", "2026-11-30", "--endpoint", endpoint, "--output", "table"], tmp_path
+    )
     reconcile = run_without_aws(
-        ["reconcile", str(FIXTURES / "adyen_settlement_2026-11-30.csv"), "--endpoint", endpoint], tmp_path
+        ["reconcile", str(FIXTURES / "adyen_settlement_2026-11-30.csv"), "--endpoint", endpoint, "--output", "table"],
+        tmp_path,
     )
     # Then both run to their verdict: no region or credential error, no traceback
     for done in (settle, reconcile):

@@ -1,5 +1,5 @@
-"""A flag that needs a person is closed by a person, never by a re-run (payments/ops/attention.py,
-payments/ops/operations.py, payments/payin/repository.py).
+"""A flag that needs a person is closed by a person, never by a re-run (payments/payin/attention.py and
+its command payments/ops/attention.py, payments/ops/operations.py, payments/payin/repository.py).
 
 A chargeback on an order already refunded is booked (it happened at the PSP) and parks the order as
 "claim to pursue": a decision for a person. A resume re-runs the idempotent workflow, which settles
@@ -10,6 +10,7 @@ claim a person resolved (invariant 8), and still refuses one cleared by no one.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -20,9 +21,10 @@ from functions.payment.logic import finalize_payment
 from functions.wallet.logic import credit_seller
 from payments.kernel.dynamo import to_values
 from payments.kernel.money import Money
-from payments.ops import attention, operations
+from payments.ops import operations
 from payments.ops.cli import main
 from payments.ops.invariants import Report, check
+from payments.payin import attention
 from payments.payin.models import PaymentMethod
 from payments.payin.repository import order_key
 from payments.payin.status import AttentionKind, OrderStatus, PaymentStatus
@@ -67,6 +69,17 @@ def _paid(repos: Repos, psp: SimulatedPsp, po: str, amount_minor: int = 7000) ->
     book_payin(po, repos.payments, repos.ledger)
     _finalize(repos, checkout, po)
     return checkout
+
+
+def _parked_refund(refunds: RefundsRepository, refund_id: str, reason: str, kind: AttentionKind) -> None:
+    """A refund of 10.00 USD of po_1, accepted (PENDING, its workflow not started), then parked."""
+    logic.accept_refund(
+        "key-r",
+        RefundRequest(refund_id=refund_id, payment_order_id="po_1", amount="10.00", currency="USD"),
+        refunds,
+        start=False,
+    )
+    refunds.flag_attention(refund_id, reason, kind)
 
 
 def _refunded_then_charged_back(repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp) -> str:
@@ -134,7 +147,7 @@ def test_resume_never_clears_a_flag_that_needs_a_person(
     # Given the chargeback-on-a-refunded-order claim parked on po_1
     checkout = _refunded_then_charged_back(repos, refunds, psp)
     # When an operator resumes its checkout
-    code = main(["resume", checkout])
+    code = main(["resume", checkout, "--output", "table"])
     out = capsys.readouterr().out
     # Then the workflow re-ran, but the flag is still open: resume says it needs a person, in words
     assert rerun_workflow == [checkout]
@@ -186,10 +199,12 @@ def test_attention_resolve_closes_the_flag_recording_who_when_and_why(
 ) -> None:
     # Given the parked claim, listed as needing a person
     _refunded_then_charged_back(repos, refunds, psp)
-    assert main(["attention", "list"]) == 1
+    assert main(["attention", "list", "--output", "table"]) == 1
     assert "po_1" in capsys.readouterr().out
     # When an operator resolves it with a note
-    code = main(["attention", "resolve", "po_1", "--note", "claim filed with the acquirer, case 4711"])
+    code = main(
+        ["attention", "resolve", "po_1", "--note", "claim filed with the acquirer, case 4711", "--output", "table"]
+    )
     out = capsys.readouterr().out
     # Then it is closed, with who (the caller's AWS identity), when and why, on the order and in its log
     assert code == 0 and "resolved order po_1" in out
@@ -263,13 +278,7 @@ def test_a_parked_refund_is_resolved_by_its_id_and_an_id_shared_by_two_kinds_nee
 ) -> None:
     # Given an order po_1 and a refund whose id is also po_1, both parked
     _paid(repos, psp, "po_1")
-    logic.accept_refund(
-        "key-r",
-        RefundRequest(refund_id="po_1", payment_order_id="po_1", amount="10.00", currency="USD"),
-        refunds,
-        start=False,
-    )
-    refunds.flag_attention("po_1", "REFUND_FAILED from the PSP: refund the shopper again", AttentionKind.PERSON)
+    _parked_refund(refunds, "po_1", "REFUND_FAILED from the PSP: refund the shopper again", AttentionKind.PERSON)
     repos.payments.flag_attention("po_1", "ExecuteOrder step: StatusConflict: contradicted", AttentionKind.PERSON)
     # When resolved without saying which / Then refused
     assert main(["attention", "resolve", "po_1", "--note", "x"]) == 2
@@ -286,3 +295,37 @@ def test_the_resolver_is_the_os_user_on_the_local_runtime(monkeypatch: pytest.Mo
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     monkeypatch.setattr(attention.getpass, "getuser", lambda: "alice")
     assert attention.caller_identity() == "local user alice"
+
+
+def test_stuck_shows_each_parked_items_kind_reason_and_since(
+    repos: Repos, refunds: RefundsRepository, psp: SimulatedPsp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a paid order parked for a person, and a pending refund of it parked for a re-drive
+    _paid(repos, psp, "po_1")
+    repos.payments.flag_attention("po_1", "ExecuteOrder step: StatusConflict: contradicted", AttentionKind.PERSON)
+    _parked_refund(refunds, "rf_1", "refund workflow: the PSP did not answer", AttentionKind.REDRIVE)
+    order_since = repos.payments.get_order("po_1").attention_flagged_at
+    refund_since = refunds.get("rf_1").attention_flagged_at
+    assert order_since and refund_since
+    # When stuck lists them as JSON
+    assert main(["stuck", "--output", "json"]) == 1
+    listed = json.loads(capsys.readouterr().out)
+    # Then each carries its flag as the API shows it: kind, reason, since
+    (payment,) = listed["payments"]
+    assert payment["orders"][0]["attention"] == {
+        "kind": "PERSON",
+        "reason": "ExecuteOrder step: StatusConflict: contradicted",
+        "since": order_since,
+    }
+    (refund,) = listed["refunds"]
+    assert refund["attention"] == {
+        "kind": "REDRIVE",
+        "reason": "refund workflow: the PSP did not answer",
+        "since": refund_since,
+    }
+    # And the table says the same in its WHY IT WAITS column
+    assert main(["stuck", "--output", "table"]) == 1
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[-3:] == ["WHY", "IT", "WAITS"]
+    assert f"po_1 PERSON since {order_since}: ExecuteOrder step: StatusConflict: contradicted" in table
+    assert f"REDRIVE since {refund_since}: refund workflow: the PSP did not answer" in table

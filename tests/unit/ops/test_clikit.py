@@ -107,6 +107,52 @@ def test_run_maps_failures_to_exit_2_in_one_line(capsys: pytest.CaptureFixture[s
     assert clikit.run(args, lambda _: clikit.FINDINGS) == 1
 
 
+class _Terminal:
+    """A stdout that is (or is not) a terminal, keeping what is written."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.written = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.written += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("tty", "chosen"), [(True, "table"), (False, "json")], ids=["terminal", "pipe"])
+def test_output_defaults_to_a_table_on_a_terminal_and_json_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tty: bool, chosen: str
+) -> None:
+    # Given stdout a terminal (or a pipe), When a command runs without --output
+    stdout = _Terminal(tty)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    args = parser().parse_args(["stuck"])
+    assert args.output is None
+    seen: list[str] = []
+
+    def command(args: argparse.Namespace) -> int:
+        seen.append(args.output)
+        clikit.emit(args, {"amount": "24.99", "currency": "USD"}, clikit.Table(("AMOUNT",), [("24.99 USD",)]))
+        return clikit.OK
+
+    # Then the command sees the one chosen, and prints it
+    assert clikit.run(args, command) == 0
+    assert seen == [chosen]
+    if chosen == "json":
+        assert json.loads(stdout.written) == {"amount": "24.99", "currency": "USD"}
+    else:
+        assert stdout.written.splitlines() == ["AMOUNT", "24.99 USD"]
+    # And an explicit --output wins over the terminal test
+    explicit = "json" if tty else "table"
+    args = parser().parse_args(["stuck", "--output", explicit])
+    assert clikit.run(args, command) == 0 and seen[-1] == explicit
+
+
 def test_discovery_keeps_the_live_and_drops_the_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYMENTS_RUNTIME_DIR", str(tmp_path))
     with socket.socket() as listening:

@@ -339,7 +339,7 @@ def _row(out: str, invariant: int) -> list[str]:
 def _verify(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     from payments.ops.cli import main
 
-    code = main(["verify"])
+    code = main(["verify", "--output", "table"])
     return code, capsys.readouterr().out
 
 

@@ -389,6 +389,12 @@ def test_payments_stuck_lists_a_refund_still_pending_past_the_deadline_and_a_par
     late = stuck(deadline, repo=refunds)
     # Then the parked refund is listed at once (unless only overdue ones are asked for), the PENDING one
     # once it is overdue, the decided one never
-    assert [line.split()[1] for line in early] == ["rf_3"] and early_overdue == []
-    assert sorted(line.split()[1] for line in late) == ["rf_1", "rf_3"]
-    assert any("overdue PENDING" in line for line in late if " rf_1 " in line)
+    assert [r.refund_id for r in early] == ["rf_3"] and early_overdue == []
+    assert sorted(r.refund_id for r in late) == ["rf_1", "rf_3"]
+    by_id = {r.refund_id: r for r in late}
+    assert by_id["rf_1"].reason == "overdue PENDING" and by_id["rf_1"].attention is None
+    # And the parked one carries its flag: kind, reason, since
+    flag = by_id["rf_3"].attention
+    assert by_id["rf_3"].reason == "parked NEEDS_ATTENTION" and flag is not None
+    assert flag.reason == "execute step: PspUnavailable" and flag.since
+    assert flag.since == refunds.get("rf_3").attention_flagged_at
