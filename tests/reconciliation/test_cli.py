@@ -29,13 +29,13 @@ def test_psp_settle_then_reconcile_the_downloaded_file_is_clean(
     # Given a booked charge
     cloud.book("psp_00000000000000c1", "po_c1", "seller_books", 1999, "USD", f"{DAY}T10:00:00.000Z")
     # When the PSP settles the day from the command line
-    args = parse(["psp", "settle", "--date", DAY])
+    args = parse(["psp", "settle", "--date", DAY, "--output", "table"])
     assert args.func(args) == 0
     key = f"incoming/simulated-psp/{DAY}.csv"
     local = tmp_path / f"{DAY}.csv"
     local.write_bytes(cloud.get(key))
     # And the file is reconciled locally
-    args = parse(["reconcile", str(local)])
+    args = parse(["reconcile", str(local), "--output", "table"])
     # Then it is clean (exit 0) and the summary says so
     assert args.func(args) == 0
     out = capsys.readouterr().out
@@ -105,7 +105,7 @@ def test_psp_settle_asks_the_local_runtimes_psp_when_it_is_not_the_simulator(
         _register_local_psp(cloud, f"http://127.0.0.1:{server.server_address[1]}/_fake/settle")
         cloud.book("psp_00000000000000c1", "po_c1", "seller_books", 1999, "USD", f"{DAY}T10:00:00.000Z")
         # When the day is settled
-        args = parse(["psp", "settle", "--date", DAY])
+        args = parse(["psp", "settle", "--date", DAY, "--output", "table"])
         assert args.func(args) == 0
     finally:
         server.shutdown()
@@ -123,6 +123,6 @@ def test_psp_settle_never_posts_to_a_registered_url_off_this_machine(
     # Given a registration pointing off the machine
     _register_local_psp(cloud, "http://169.254.169.254/latest")
     # When the day is settled, then it refuses (and posts nothing): one line, exit 2
-    args = parse(["psp", "settle", "--date", DAY])
+    args = parse(["psp", "settle", "--date", DAY, "--output", "table"])
     assert args.func(args) == 2
     assert "not on this machine" in capsys.readouterr().err

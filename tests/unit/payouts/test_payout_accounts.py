@@ -246,6 +246,7 @@ def test_no_log_line_holds_the_iban_on_any_path(api, kms, caplog, capsys):
     from payments.kernel.observability import logger
 
     # Given every logger at DEBUG (Powertools' JSON logs go to stdout, the rest through logging)
+    level = logger.log_level  # given back after: later tests read the logs at the process's level
     logger.setLevel("DEBUG")
     caplog.set_level(logging.DEBUG)
     try:
@@ -260,7 +261,7 @@ def test_no_log_line_holds_the_iban_on_any_path(api, kms, caplog, capsys):
         status, problem = call(api, event("PUT", body=body(account_holder="Books Limited")))
         assert status == 500, problem
     finally:
-        logger.setLevel("WARNING")
+        logger.setLevel(level)
     # Then no log record, printed line or answer holds it in any form
     printed = capsys.readouterr()
     text = printed.out + printed.err + "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
