@@ -163,6 +163,13 @@ class PaymentsStack(cdk.Stack):
             value=observability.topic.topic_arn,
             description="Every alarm of the stage publishes here: subscribe email, PagerDuty or AWS Chatbot to it",
         )
+        if stage.target_checkouts_per_second is not None:
+            cdk.CfnOutput(
+                self,
+                "TargetCheckoutsPerSecond",
+                value=f"{stage.target_checkouts_per_second:g}",
+                description="The checkouts/s the stage is sized for (warm throughput, API throttle): payments preflight reads it",
+            )
         cdk.CfnOutput(
             self,
             "DashboardName",

@@ -16,6 +16,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
+from payments.ops import capacity
+
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")
 
 
@@ -46,6 +48,9 @@ class Stage:
     #: the alarm topic's subscribers are managed outside the stack (PagerDuty, AWS Chatbot, an email
     #: list subscribed by hand): a production stage without ``alarm_email`` then synthesises without warning
     alarm_subscribed_elsewhere: bool = False
+    #: the checkouts/s (of three orders) the stage is sized for: tables' warm throughput, the API throttle
+    #: (``payments.ops.capacity``); None: the API throttle as set, tables at DynamoDB's default warm throughput
+    target_checkouts_per_second: float | None = None
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> Stage:
@@ -72,12 +77,16 @@ class Stage:
                 "adyenLiveUrlPrefix to take real money (cdk.json 'stages', or -c key=value); see docs/deploy.md, "
                 "'Connecting Adyen'"
             )
+        target = _target(name, value("targetCheckoutsPerSecond"))
+        rate, burst = _api_limits(name, target, values.get("apiRateLimit"), values.get("apiBurstLimit"))
+        if target is not None:
+            _check_shards(name, target, int(values["ledgerTotalShards"]))
         return cls(
             name=name,
             account=value("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
             region=value("region") or os.environ.get("CDK_DEFAULT_REGION"),
-            api_rate_limit=int(values["apiRateLimit"]),
-            api_burst_limit=int(values["apiBurstLimit"]),
+            api_rate_limit=rate,
+            api_burst_limit=burst,
             log_retention_days=int(values["logRetentionDays"]),
             log_level=str(values["logLevel"]),
             wallet_shards=int(values["walletShards"]),
@@ -89,6 +98,7 @@ class Stage:
             psp=psp,
             adyen=AdyenStage.from_values(name, value) if psp == "adyen" else None,
             alarm_subscribed_elsewhere=_flag(value("alarmSubscribedElsewhere")),
+            target_checkouts_per_second=target,
         )
 
     @property
@@ -127,6 +137,51 @@ class Stage:
             return _RETENTION[self.log_retention_days]
         except KeyError:
             raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION)}") from None
+
+
+def _target(stage: str, value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        target = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"stage {stage!r}: targetCheckoutsPerSecond must be a number, not {value!r}") from None
+    if not 0 < target <= 1_000_000:
+        raise ValueError(f"stage {stage!r}: targetCheckoutsPerSecond must be above 0, not {value!r}")
+    return target
+
+
+def _api_limits(stage: str, target: float | None, rate: Any, burst: Any) -> tuple[int, int]:
+    """The API stage's (rate, burst): computed from the target (``payments.ops.capacity.api_limits``) unless
+    set; a setting below what the target needs fails synthesis, naming it."""
+    if target is None:
+        if rate is None or burst is None:
+            raise ValueError(
+                f"stage {stage!r} needs targetCheckoutsPerSecond, or apiRateLimit and apiBurstLimit (cdk.json 'stages')"
+            )
+        return int(rate), int(burst)
+    needed = capacity.api_limits(target)
+    for key, setting, required in (("apiRateLimit", rate, needed.rate), ("apiBurstLimit", burst, needed.burst)):
+        if setting is not None and int(setting) < required:
+            raise ValueError(
+                f"stage {stage!r}: {key} {int(setting):,} < needed {required:,} for {target:,g} checkouts/s "
+                f"(targetCheckoutsPerSecond; {capacity.api_requests():g} requests per checkout x "
+                f"{capacity.HEADROOM:g} headroom): raise {key} or remove it to have it computed"
+            )
+    return (
+        int(rate) if rate is not None else needed.rate,
+        int(burst) if burst is not None else needed.burst,
+    )
+
+
+def _check_shards(stage: str, target: float, ledger_total_shards: int) -> None:
+    """Every order adds to one trial-balance totals shard of its currency: one currency at the target must fit."""
+    needed = capacity.shards_needed(target * capacity.ORDERS_PER_CHECKOUT)
+    if ledger_total_shards < needed:
+        raise ValueError(
+            f"stage {stage!r}: ledgerTotalShards {ledger_total_shards} < needed {needed} for {target:,g} "
+            f"checkouts/s of {capacity.ORDERS_PER_CHECKOUT} orders in one currency (1,000 WCU/s per shard)"
+        )
 
 
 def _flag(value: Any) -> bool:

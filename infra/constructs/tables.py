@@ -16,6 +16,7 @@ from constructs import Construct
 
 from infra.stage import Stage
 from payments.kernel.tables import TABLES
+from payments.ops import capacity
 
 
 def _attribute(name: str | None) -> dynamodb.Attribute | None:
@@ -32,6 +33,7 @@ class PaymentTables(Construct):
             if spec.setting == "psp_table" and stage.psp != "simulated":
                 continue  # the simulated PSP's record of charges: deployed with the simulator only
             short_name = spec.setting.removesuffix("_table").replace("_", "-")
+            warm = _warm_throughput(stage, spec.setting)
             table = dynamodb.Table(
                 self,
                 "".join(part.capitalize() for part in spec.setting.split("_")),
@@ -46,6 +48,7 @@ class PaymentTables(Construct):
                 time_to_live_attribute=spec.ttl_attribute,
                 deletion_protection=spec.holds_money,
                 removal_policy=cdk.RemovalPolicy.RETAIN if spec.holds_money else stage.disposable_removal_policy,
+                warm_throughput=warm,
             )
             for index in spec.indexes:
                 table.add_global_secondary_index(
@@ -53,6 +56,12 @@ class PaymentTables(Construct):
                     partition_key=_attribute(index.partition_key),
                     sort_key=_attribute(index.sort_key),
                     projection_type=dynamodb.ProjectionType[index.projection],
+                    # an index entry is written with its item: the table's write rate; its reads are
+                    # the recovery's and reconciliation's queries, far below DynamoDB's default
+                    warm_throughput=dynamodb.WarmThroughput(
+                        read_units_per_second=capacity.DEFAULT_WARM_READ,
+                        write_units_per_second=warm.write_units_per_second,
+                    ),
                 )
             self._tables[spec.setting] = table
 
@@ -62,3 +71,12 @@ class PaymentTables(Construct):
 
     def items(self) -> list[tuple[str, dynamodb.Table]]:
         return list(self._tables.items())
+
+
+def _warm_throughput(stage: Stage, setting: str) -> dynamodb.WarmThroughput:
+    """The table's warm throughput for the stage's target (``payments.ops.capacity.warm_throughput``): ready
+    for the target from the first second after a deploy or a quiet month; DynamoDB's default without one."""
+    warm = capacity.warm_throughput(setting, stage.target_checkouts_per_second or 0)
+    return dynamodb.WarmThroughput(
+        read_units_per_second=warm.read_units_per_second, write_units_per_second=warm.write_units_per_second
+    )

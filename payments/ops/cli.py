@@ -11,6 +11,7 @@
 * ``payments chaos``   the fault-injection harness on the local runtime (dev extra)
 * ``payments psp chargeback``  the simulated PSP raises a chargeback and sends its notification
 * ``payments psp settle`` / ``payments reconcile FILE``  the day's settlement file; reconcile a file
+* ``payments preflight --stage NAME``  the account's quotas and the stage's settings against its target checkouts/s
 """
 
 from __future__ import annotations
@@ -198,6 +199,9 @@ def parser() -> argparse.ArgumentParser:
     from payments.ops.mismatches import add_commands as add_mismatches_commands
 
     add_mismatches_commands(commands)  # payments mismatches list / show / resolve
+    from payments.ops.preflight import add_commands as add_preflight_commands
+
+    add_preflight_commands(commands)  # payments preflight --stage NAME: quotas and settings against the target
     return root
 
 

@@ -1,0 +1,348 @@
+"""Capacity model: what one checkout uses of every quota, and what a target rate needs.
+
+One model for the stack's synthesis (warm throughput, API throttles: ``infra``), the operator's
+``payments preflight`` and the benchmark's tables (``python -m payments_dev.bench.capacity``, the
+tables of docs/capacity.md). Pure arithmetic: no AWS call, no dev dependency.
+
+Every quota the checkout path consumes is listed in :data:`QUOTAS` with its default value, whether
+it can be raised, and its source (an AWS documentation page; "recalled" where the value was not
+confirmed against the page when this was written). Each quota has a *use per checkout* as a
+function of the number of orders ``n``; the checkouts/s a quota sustains is its value divided by
+that use, and the region sustains the smallest of them: the binding quota. For a target rate,
+:func:`raises_for` lists every quota that must be raised (adjustable ones: a Service Quotas request;
+per-partition ones: more shards, a deployment setting).
+
+The use per checkout comes from the cost bench's counts (3-order checkouts on the happy path,
+per-table figures of docs/capacity.md) generalised to ``n`` orders; Lambda concurrency uses the cost
+bench's modelled billed durations plus an assumed PSP latency. Retries, GET polls beyond the one
+assumed, and the nightly reconciliation are not included: keep a margin (:data:`HEADROOM` for what
+the stack is sized to).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: modelled billed ms per invocation (the cost bench, as in docs/benchmarks.md); the PSP's own
+#: answer time is added to the executor's (a simulator answers in microseconds, a real PSP does not)
+DURATION_MS = {"payment": 90.0, "finalize": 60.0, "executor": 175.0, "wallet": 65.0, "ledger": 70.0}
+PSP_LATENCY_MS = 300.0  # assumption: a card authorisation round trip
+GET_POLLS = 1  # assumption: the client reads the payment once after the 202
+#: orders per checkout the stage is sized for (the model's reference checkout)
+ORDERS_PER_CHECKOUT = 3
+#: what the stack is sized to above the target: retries, a second GET poll, an uneven second
+HEADROOM = 1.25
+#: API Gateway's burst bucket of the stage, in seconds of its rate limit
+BURST_SECONDS = 2
+
+# the deployment settings that shard the hot items (cdk.json, prod)
+PROD_WALLET_SHARDS = 16
+PROD_LEDGER_TOTAL_SHARDS = 16
+RECOVERY_SHARDS = 16  # payments.kernel.config.Settings.recovery_shards
+#: cdk.json prod ``targetCheckoutsPerSecond`` (just under what the model sustains at AWS's default quotas);
+#: an infrastructure test holds the two equal
+PROD_TARGET_CHECKOUTS_PER_S = 480
+
+PARTITION_WCU = 1000
+TRANSACTIONAL = 2  # a transactional write of an item < 1 KB costs 2 WCU
+
+#: what an on-demand table (and each of its indexes) serves from its creation: DynamoDB's default warm
+#: throughput (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/warm-throughput.html)
+DEFAULT_WARM_READ = 12_000
+DEFAULT_WARM_WRITE = 4_000
+
+
+@dataclass(frozen=True)
+class Quota:
+    name: str
+    default: float
+    unit: str
+    adjustable: str  # "yes (Service Quotas)", "no (hard)", "setting: <key>"
+    source: str
+    use: Callable[[int], float]  # consumption of one checkout of n orders, in `unit`
+    note: str = ""
+    ours: bool = False  # a setting of this repository, not an AWS quota
+
+    @property
+    def sharded(self) -> bool:
+        """A per-partition limit, raised by sharding the hot key (a deployment setting), not by AWS."""
+        return self.name.startswith("DynamoDB: per partition")
+
+    def checkouts_per_s(self, n: int, value: float | None = None) -> float:
+        return (self.default if value is None else value) / self.use(n)
+
+
+def api_requests(n: int = ORDERS_PER_CHECKOUT) -> float:
+    """Requests to the API per checkout: the POST and the assumed GET polls (independent of n)."""
+    return 1 + GET_POLLS
+
+
+def lambda_concurrency_seconds(n: int) -> float:
+    """Concurrency-seconds of one checkout: every invocation's duration (s)."""
+    d = DURATION_MS
+    per_order = d["executor"] + PSP_LATENCY_MS + d["wallet"] + d["ledger"]
+    return (d["payment"] * (1 + GET_POLLS) + d["finalize"] + n * per_order) / 1000
+
+
+def function_concurrency_seconds(n: int) -> dict[str, float]:
+    """Concurrency-seconds of one checkout per deployed function (the payment function also finalizes)."""
+    d = DURATION_MS
+    return {
+        "payment": (d["payment"] * (1 + GET_POLLS) + d["finalize"]) / 1000,
+        "executor": n * (d["executor"] + PSP_LATENCY_MS) / 1000,
+        "wallet": n * d["wallet"] / 1000,
+        "ledger": n * d["ledger"] / 1000,
+    }
+
+
+def payments_wru(n: int) -> float:
+    # create: payment + n orders, transactional (2 each); the start marker 1; per order the executor's
+    # EXECUTING and SUCCESS updates (1 each) and the wallet and ledger order flags inside their
+    # transactions (2 each); finalize 1; the recovery index: in at create, out when done (2)
+    return TRANSACTIONAL * (1 + n) + 1 + n * (2 + 2 * TRANSACTIONAL) + 1 + 2
+
+
+def payments_rru(n: int) -> float:
+    # the executor's consistent order read, the wallet's and the ledger's order reads (1 each per order),
+    # FinalizePayment's payment and orders (1 + n), every GET poll's payment and orders (1 + n); eventually
+    # consistent reads cost half a unit, counted whole here
+    return 3 * n + (1 + n) * (1 + GET_POLLS)
+
+
+def ledger_wru(n: int) -> float:
+    # per order: the transaction item, the trial-balance totals shard, the seller's account totals
+    # shard (transactional, 2 each) and the by_settlement_day index entry (1)
+    return n * (3 * TRANSACTIONAL + 1)
+
+
+def wallets_wru(n: int) -> float:
+    return n * 2 * TRANSACTIONAL  # per order: the credit marker and the balance shard
+
+
+def idempotency_wru(n: int) -> float:
+    return 1 + 2  # Powertools: the in-progress record, then the completed one with the answer (> 1 KB)
+
+
+def psp_wru(n: int) -> float:
+    return 6 * n  # the simulated PSP's own record (cost bench: 18 WRU per 3-order checkout)
+
+
+def psp_rru(n: int) -> float:
+    return float(n)  # the simulated PSP's record read per charge (cost bench: 3 RRU per 3-order checkout)
+
+
+@dataclass(frozen=True)
+class TableUse:
+    """What one checkout of ``n`` orders reads and writes in one table (indexes included in the writes)."""
+
+    read: Callable[[int], float]
+    write: Callable[[int], float]
+
+
+def _nothing(n: int) -> float:
+    return 0.0
+
+
+#: per table (its ``Settings`` field): a checkout's read and write units; a table absent here is not
+#: on the checkout's path (reconciliation, payout accounts): it keeps DynamoDB's default warm throughput
+TABLE_USE: dict[str, TableUse] = {
+    "payments_table": TableUse(payments_rru, payments_wru),
+    "ledger_table": TableUse(_nothing, ledger_wru),
+    "wallets_table": TableUse(_nothing, wallets_wru),
+    "idempotency_table": TableUse(_nothing, idempotency_wru),
+    "psp_table": TableUse(psp_rru, psp_wru),
+}
+
+
+@dataclass(frozen=True)
+class WarmThroughput:
+    read_units_per_second: int
+    write_units_per_second: int
+
+
+def _round_up(value: float, step: int = 100) -> int:
+    return int(math.ceil(value / step) * step)
+
+
+def warm_throughput(setting: str, target: float, n: int = ORDERS_PER_CHECKOUT) -> WarmThroughput:
+    """The warm throughput a table needs to serve ``target`` checkouts/s from its first second, with
+    :data:`HEADROOM`, rounded up to 100 units and never below DynamoDB's own default (12,000 / 4,000)."""
+    use = TABLE_USE.get(setting, TableUse(_nothing, _nothing))
+    return WarmThroughput(
+        read_units_per_second=max(DEFAULT_WARM_READ, _round_up(target * use.read(n) * HEADROOM)),
+        write_units_per_second=max(DEFAULT_WARM_WRITE, _round_up(target * use.write(n) * HEADROOM)),
+    )
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    rate: int  # requests/s
+    burst: int  # requests
+
+
+def api_limits(target: float) -> ApiLimits:
+    """The API stage's throttle for ``target`` checkouts/s: :func:`api_requests` per checkout (POST and a GET
+    poll) x :data:`HEADROOM`, rounded up; the burst bucket holds :data:`BURST_SECONDS` of that rate."""
+    rate = math.ceil(target * api_requests() * HEADROOM)
+    return ApiLimits(rate=rate, burst=rate * BURST_SECONDS)
+
+
+#: the prod stage's API throttle as synthesis computes it from its target (cdk.json prod sets no apiRateLimit)
+PROD_API_RATE_LIMIT = api_limits(PROD_TARGET_CHECKOUTS_PER_S).rate
+
+
+def concurrency_needed(target: float, n: int = ORDERS_PER_CHECKOUT) -> int:
+    """Lambda concurrent executions the checkout path holds at ``target`` checkouts/s, with headroom."""
+    return math.ceil(target * lambda_concurrency_seconds(n) * HEADROOM)
+
+
+def function_concurrency_needed(target: float, n: int = ORDERS_PER_CHECKOUT) -> dict[str, int]:
+    return {name: math.ceil(target * s * HEADROOM) for name, s in function_concurrency_seconds(n).items()}
+
+
+QUOTAS: tuple[Quota, ...] = (
+    Quota(
+        "API Gateway: throttle per account and region",
+        10_000,
+        "requests/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html",
+        api_requests,
+        "burst bucket 5,000; POST + the assumed GET poll",
+    ),
+    Quota(
+        "API Gateway: the stage's throttle (cdk.json prod apiRateLimit)",
+        PROD_API_RATE_LIMIT,
+        "requests/s",
+        "setting: apiRateLimit",
+        "cdk.json (this repository)",
+        api_requests,
+        "our own guard rail, computed from targetCheckoutsPerSecond (2 requests x 1.25 headroom): raise the target with the account quota",
+        ours=True,
+    ),
+    Quota(
+        "Lambda: concurrent executions per account and region",
+        1_000,
+        "concurrent executions",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html",
+        lambda_concurrency_seconds,
+        f"use = invocations x duration (modelled ms + {PSP_LATENCY_MS:.0f} ms PSP latency per charge)",
+    ),
+    Quota(
+        "Step Functions Standard: StartExecution refill (us-east-1)",
+        300,
+        "starts/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html",
+        lambda n: 1,
+        "token bucket 1,300; value recalled, re-check on the page",
+    ),
+    Quota(
+        "Step Functions Standard: state transitions refill (us-east-1)",
+        5_000,
+        "transitions/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html",
+        lambda n: 2 + 5 * n,
+        "2 + 5 per order (17 for 3 orders, counted by the cost bench); bucket 5,000; value recalled",
+    ),
+    Quota(
+        "Step Functions Express: StartExecution refill",
+        6_000,
+        "starts/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html",
+        lambda n: 1,
+        "Express has no state-transition quota; value recalled, re-check on the page",
+    ),
+    Quota(
+        "DynamoDB: on-demand write throughput per table (payments)",
+        40_000,
+        "WRU/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html",
+        payments_wru,
+        "the busiest table; reads are far below 40,000 RRU/s",
+    ),
+    Quota(
+        "DynamoDB: on-demand write throughput per table (ledger)",
+        40_000,
+        "WRU/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html",
+        ledger_wru,
+    ),
+    Quota(
+        "DynamoDB: on-demand write throughput per table (wallets)",
+        40_000,
+        "WRU/s",
+        "yes (Service Quotas)",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html",
+        wallets_wru,
+    ),
+    Quota(
+        "DynamoDB: per partition, ledger trial-balance totals of one currency",
+        PARTITION_WCU * PROD_LEDGER_TOTAL_SHARDS,
+        "WCU/s",
+        "setting: ledgerTotalShards (x 1,000 WCU/s)",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html",
+        lambda n: n * TRANSACTIONAL,
+        f"every order adds to one of {PROD_LEDGER_TOTAL_SHARDS} TOTALS shards of its currency (all orders USD here)",
+    ),
+    Quota(
+        "DynamoDB: per partition, the recovery index (by_recovery_due)",
+        PARTITION_WCU * RECOVERY_SHARDS,
+        "WCU/s",
+        "setting: recovery_shards (x 1,000 WCU/s)",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations",
+        lambda n: 2,
+        f"each checkout enters and leaves one of {RECOVERY_SHARDS} shards",
+    ),
+)
+
+
+def sustainable(
+    n: int, values: dict[str, float] | None = None, express: bool = True, include_ours: bool = False
+) -> tuple[float, Quota, list[tuple[Quota, float]]]:
+    """(checkouts/s, the binding quota, every quota with its ceiling) for n orders per checkout.
+    ``include_ours``: also this repository's own settings (the prod stage's API throttle)."""
+    rows = []
+    for quota in QUOTAS:
+        if ("Express" in quota.name and not express) or ("Standard" in quota.name and express):
+            continue
+        if quota.ours and not include_ours:
+            continue
+        rows.append((quota, quota.checkouts_per_s(n, (values or {}).get(quota.name))))
+    binding = min(rows, key=lambda r: r[1])
+    return binding[1], binding[0], rows
+
+
+def raises_for(target: float, n: int, express: bool = True) -> list[tuple[Quota, str]]:
+    """Every quota below ``target`` checkouts/s of n orders, with what it needs: a quota value (rounded
+    up), or for a per-partition limit the shard count (10% hash imbalance included)."""
+    _, _, rows = sustainable(n, express=express, include_ours=True)
+    needed = []
+    for quota, ceiling in rows:
+        if ceiling < target:
+            value = target * quota.use(n)
+            if quota.sharded:
+                needed.append((quota, f"{math.ceil(value * 1.1 / PARTITION_WCU)} shards ({value:,.0f} WCU/s)"))
+                continue
+            step = 10 ** max(0, int(math.log10(value)) - 1)
+            needed.append((quota, f"{math.ceil(value / step) * step:,.0f} {quota.unit}"))
+    return needed
+
+
+def ramp_seconds(target: float, n: int) -> float:
+    """Seconds for the busiest function (the executor) to scale from zero to ``target`` checkouts/s
+    at Lambda's 1,000 new execution environments per 10 s per function."""
+    concurrency = target * n * (DURATION_MS["executor"] + PSP_LATENCY_MS) / 1000
+    return concurrency / 1000 * 10
+
+
+def shards_needed(per_s: float, units_per_write: int = TRANSACTIONAL, imbalance: float = 1.1) -> int:
+    """Shards of one hot key (1,000 WCU/s each) for ``per_s`` transactional writes/s, with the hash's imbalance."""
+    return math.ceil(per_s * units_per_write * imbalance / PARTITION_WCU)
