@@ -54,6 +54,10 @@ SHIPPED_PACKAGES = (
     "payments/reconciliation",
 )
 SHIPPED_FILES = ("payments/__init__.py",)
+#: Sub-packages of the allow-list that no deployed function uses yet, left out of the asset: the bank
+#: rail's files and simulated bank (payments/payouts/bank) ship with the payout run that writes them,
+#: and their dependencies (sepaxml, xmlschema) join DEPENDENCIES then.
+NOT_SHIPPED = ("payments/payouts/bank",)
 #: Installed with their own dependencies, pinned to the versions installed here.
 DEPENDENCIES = (
     *("aws-lambda-powertools", "pydantic", "mt-940", "bai2", "defusedxml", "adyen"),
@@ -191,6 +195,8 @@ def shipped_files() -> list[Path]:
     for package in SHIPPED_PACKAGES:
         for path in sorted((REPO_ROOT / package).rglob("*")):
             relative = path.relative_to(REPO_ROOT)
+            if any(relative.is_relative_to(held_back) for held_back in NOT_SHIPPED):
+                continue
             if path.is_file() and not any(fnmatch(part, pattern) for part in relative.parts for pattern in _NOT_SOURCE):
                 files.append(relative)
     return files

@@ -122,3 +122,11 @@ def test_an_import_for_the_type_checker_only_is_not_an_outsider(tmp_path: Path) 
     )
     # Then only the import that runs is checked
     assert [name for _, name in _imports(probe)] == ["typing.TYPE_CHECKING", "moto"]
+
+
+def test_the_bank_rail_is_held_back_until_a_deployed_function_uses_it() -> None:
+    # Given the asset's files
+    files = {str(relative) for relative in shipped_files()}
+    # Then the payout accounts ship, the bank rail's files and simulated bank do not (yet)
+    assert "payments/payouts/accounts.py" in files
+    assert not any(name.startswith("payments/payouts/bank/") for name in files)
