@@ -60,6 +60,7 @@ def test_money_agrees_with_its_model(system: System, say: Callable[[str], None])
     machine = machine_for(system, steps)
     started = time.monotonic()
     violations = 0
+    outcome = ""
     # When random interleavings of checkouts, refunds, disputes and notifications run against it
     try:
         if TARGET_STEPS:
@@ -69,6 +70,9 @@ def test_money_agrees_with_its_model(system: System, say: Callable[[str], None])
                 say(f"model[{system.psp.name}]: {steps[system.psp.name]} steps, {time.monotonic() - started:.0f}s")
         else:
             run_state_machine_as_test(machine, settings=model_settings(CI_EXAMPLES, CI_STEPS_PER_EXAMPLE))
+    except (KeyboardInterrupt, SystemExit):
+        outcome = " (interrupted: not a verdict)"
+        raise
     except BaseException:
         violations = 1
         raise
@@ -76,7 +80,7 @@ def test_money_agrees_with_its_model(system: System, say: Callable[[str], None])
         n, elapsed = steps[system.psp.name], time.monotonic() - started
         say(
             f"model[{system.psp.name}]: {n} steps in {elapsed:.1f}s ({1000 * elapsed / max(n, 1):.0f}s per 1000 steps), "
-            f"{violations} violations"
+            f"{violations} violations{outcome}"
         )
         for odd in machine.odd_replies:  # type: ignore[attr-defined]
             say(f"model[{system.psp.name}]: odd reply: {odd[:300]}")
