@@ -288,6 +288,47 @@ class LedgerRepository(ShardedBook):
             ),
         ]
 
+    def booking_items(
+        self, txn_id: str, kind: str, txn: LedgerTransaction, attributes: dict[str, Any]
+    ) -> list[TransactWriteItemTypeDef]:
+        """The TransactWriteItems items that book one balanced transaction of the chart
+        (:mod:`payments.accounts.chart`) in the caller's transaction: the transaction item
+        ``TXN#<txn_id>`` put on ``attribute_not_exists`` (a second booking cancels the whole
+        transaction), its amount added to a totals shard, and each account's postings added to
+        that account's totals shard. ``attributes`` are stored on the transaction item (its
+        references: ``payout_id``, ``seller_account``...); its money is the postings only.
+        One currency per transaction."""
+        currencies = {posting.amount.currency for posting in txn.postings}
+        if len(currencies) != 1:
+            raise UnbalancedTransaction(f"a booking is in one currency: {sorted(currencies)}")
+        debits = sum((p.amount for p in txn.postings if p.side is Side.DEBIT), Money.zero(currencies.pop()))
+        shard = self._shard(txn_id)
+        item = {
+            **attributes,
+            "pk": f"TXN#{txn_id}",
+            "sk": "TXN",
+            "txn_id": txn_id,
+            "kind": kind,
+            "currency": debits.currency,
+            "amount_minor": debits.minor,
+            "postings": txn.to_items(),
+            "booked_at": clock.now_iso(),
+            "in_account_totals": True,
+        }
+        sums: dict[str, dict[Side, Money]] = {}
+        for posting in txn.postings:
+            zero = Money.zero(posting.amount.currency)
+            sides = sums.setdefault(posting.account, {Side.CREDIT: zero, Side.DEBIT: zero})
+            sides[posting.side] += posting.amount
+        return [
+            put_new(self.table, item),
+            self._totals_update(shard, debits),
+            *(
+                self._account_totals_update(account, shard, credits=sides[Side.CREDIT], debits=sides[Side.DEBIT])
+                for account, sides in sorted(sums.items())
+            ),
+        ]
+
     def _totals_update(self, shard: int, amount: Money) -> TransactWriteItemTypeDef:
         """The TransactWriteItems item that adds one balanced transaction of ``amount`` (its debits,
         equal to its credits) to a totals shard: the trial balance without a scan."""
