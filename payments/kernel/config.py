@@ -43,6 +43,10 @@ class Settings(BaseModel):
     #: the KMS HMAC key (HMAC_256) of the IBANs' keyed hash (an IBAN compared without being decrypted)
     payout_accounts_mac_key: str = Field(default="alias/payments-payout-accounts-mac")
     settlement_bucket: str = Field(default="settlements")
+    #: payouts and their runs (payments.payouts): status, amount, the file that carried each
+    payouts_table: str = Field(default="payouts")
+    #: the bank rail's bucket: our payment files under ``outgoing/``, the bank's answers under ``incoming/bank/``
+    bank_bucket: str = Field(default="bank")
     state_machine_arn: str = Field(default="")
     #: balance items per (seller, currency); see payments.accounts.wallet
     wallet_shards: int = Field(default=4, ge=1, le=64)
