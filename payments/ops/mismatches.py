@@ -121,6 +121,12 @@ def details(m: dict[str, Any]) -> list[str]:
         f"settlement:     {_settled(m)}",
         f"rule:           {m.get('rule')}",
     ]
+    if m.get("payout_id") or m.get("entry"):  # a bank file's mismatch (payments.payouts.reconcile)
+        lines += [
+            f"payout:         {m.get('payout_id') or '-'}",
+            f"entry:          {m.get('entry') or '-'}",
+            f"detail:         {m.get('detail') or '-'}",
+        ]
     if m["status"] == store.RESOLVED:
         lines += [
             f"resolved by:    {m.get('resolved_by')}",

@@ -3,7 +3,8 @@
 Item layout (``pk``, ``sk``), all strings:
 
 * run summary   ``RUN#<source_key>`` / ``SUMMARY``: sha256, format, rows, matched, mismatches,
-  rejected, clean, report_key, window_day. Put (overwritten by a later run of the same key).
+  rejected, clean, report_key, window_day (and ``counts`` for a bank file: applied, already, recorded,
+  mismatches). Put (overwritten by a later run of the same key).
 * mismatch      ``RUN#<source_key>`` / ``MISMATCH#<sha256[:16]>#<mismatch_id>``: the report's
   mismatch fields, ``status`` (``OPEN`` | ``RESOLVED``), and once resolved ``resolution``,
   ``resolved_by``, ``resolved_at``. ``mismatch_id`` is ``<kind>#<reference>#<line>``:
@@ -135,6 +136,8 @@ class ReconciliationStore:
             "report_key": report_key,
             "window_day": report.get("summary", {}).get("window_day"),
             "quarantine_reason": report.get("quarantined", {}).get("reason"),
+            # a bank file's run (payments.payouts.reconcile): what the payouts' book applied, already had, mismatched
+            "counts": report.get("counts"),
         }
         if report["mismatches"]:
             with transient_as_store_unavailable():

@@ -12,7 +12,8 @@ memory. It obeys the same specifications as a real bank:
 * :meth:`SimulatedBank.close_day` books the day's accepted payouts into that day's ``camt.053.001.08``
   statement (``incoming/bank/camt053/``): one booked debit per payout with its ``EndToEndId``, opening and
   closing balances; and credits the payouts that the seller's bank sends back, a day after they were
-  booked, as a credit with ``RtrInf`` ``AC04`` (account closed). Closing a day twice writes nothing new.
+  booked, as a credit with ``RtrInf`` ``AC04`` (account closed); and the PSP's payouts to the platform it is
+  told of (:class:`PspCredit`) as credits. Closing a day twice writes nothing new.
 
 Test IBANs, by the last four digits of the account number (all valid IBANs: IBAN checksum,
 the German account check digit of the bank's method, and the bank registry, as the payout-account API
@@ -66,6 +67,16 @@ ACCOUNT_INVALID = "AC01"
 ACCOUNT_CLOSED = "AC04"
 DUPLICATE = "DU01"
 INVALID_FILE_FORMAT = "FF01"
+
+
+@dataclass(frozen=True)
+class PspCredit:
+    """A payment the platform's account receives: the PSP's payout (its ``MerchantPayout`` row)."""
+
+    reference: str
+    amount_minor: int
+    currency: str
+    debtor: str
 
 
 class BankStore(Protocol):
@@ -297,8 +308,12 @@ class SimulatedBank:
 
     # --- close of day: camt.053 ------------------------------------------------------------
 
-    def close_day(self, day: date) -> tuple[str, bytes]:
-        """Book ``day``: its camt.053 (key, content). Closing a closed day answers the same statement."""
+    def close_day(self, day: date, psp_credits: Sequence[PspCredit] = ()) -> tuple[str, bytes]:
+        """Book ``day``: its camt.053 (key, content). Closing a closed day answers the same statement.
+
+        ``psp_credits``: what the PSP paid the platform that day (its settlement file's ``MerchantPayout``
+        rows), booked as credits without ``RtrInf``; only the account's currency (EUR) is booked. They
+        are read at the first closing of the day: a closed day is never booked again."""
         record_key = f"{_DAYS}{day.isoformat()}.json"
         record = self.store.get(record_key)
         if record is None:
@@ -307,7 +322,7 @@ class SimulatedBank:
             if later:
                 raise ValueError(f"{day} comes before a day already closed ({later[-1][len(_DAYS) : -5]})")
             previous = json.loads(self.store.get(closed[-1]) or b"{}") if closed else None
-            self.store.put_new(record_key, json.dumps(self._book(day, previous)).encode())
+            self.store.put_new(record_key, json.dumps(self._book(day, previous, psp_credits)).encode())
             record = self.store.get(record_key)
         assert record is not None  # noqa: S101 - written just above (or by a racing close, identical)
         booked = json.loads(record)
@@ -316,7 +331,7 @@ class SimulatedBank:
         self.store.put_new(key, content)
         return key, self.store.get(key) or content
 
-    def _book(self, day: date, previous: dict[str, Any] | None) -> dict[str, Any]:
+    def _book(self, day: date, previous: dict[str, Any] | None, psp_credits: Sequence[PspCredit]) -> dict[str, Any]:
         opening = previous["closing_minor"] if previous is not None else self.opening_minor
         debits: list[dict[str, Any]] = []
         for key in self.store.keys(_RECEIVED):  # a simulator's volume: one file a night
@@ -324,13 +339,24 @@ class SimulatedBank:
             if received.get("day") == day.isoformat():
                 debits.extend(dict(tx, msg_id=received["msg_id"]) for tx in received["transactions"])
         credits = [tx for tx in (previous or {}).get("debits", []) if tx["returned"]]
-        closing = opening - sum(t["amount_minor"] for t in debits) + sum(t["amount_minor"] for t in credits)
+        received = [
+            {"reference": c.reference, "amount_minor": c.amount_minor, "currency": c.currency, "debtor_name": c.debtor}
+            for c in psp_credits
+            if c.currency == "EUR" and c.amount_minor > 0
+        ]
+        closing = (
+            opening
+            - sum(t["amount_minor"] for t in debits)
+            + sum(t["amount_minor"] for t in credits)
+            + sum(t["amount_minor"] for t in received)
+        )
         return {
             "day": day.isoformat(),
             "opening_minor": opening,
             "closing_minor": closing,
             "debits": debits,
             "credits": credits,
+            "received": received,
         }
 
     def _statement(self, day: date, booked: dict[str, Any]) -> bytes:
@@ -362,8 +388,9 @@ class SimulatedBank:
             _sub(_sub(bal, "Dt"), "Dt", day.isoformat())
         debits: Sequence[dict[str, Any]] = booked["debits"]
         credits: Sequence[dict[str, Any]] = booked["credits"]
+        received: Sequence[dict[str, Any]] = booked.get("received", [])
         summary = _sub(stmt, "TxsSummry")
-        for name, entries in (("TtlCdtNtries", credits), ("TtlDbtNtries", debits)):
+        for name, entries in (("TtlCdtNtries", [*credits, *received]), ("TtlDbtNtries", debits)):
             total = _sub(summary, name)
             _sub(total, "NbOfNtries", str(len(entries)))
             _sub(total, "Sum", format_minor(sum(t["amount_minor"] for t in entries), ccy))
@@ -371,25 +398,25 @@ class SimulatedBank:
             self._entry(stmt, day, f"{statement_id}-D{n}", "DBIT", tx, returned=False)
         for n, tx in enumerate(credits, start=1):
             self._entry(stmt, day, f"{statement_id}-C{n}", "CRDT", tx, returned=True)
+        for n, credit in enumerate(received, start=1):
+            self._received(stmt, day, f"{statement_id}-R{n}", credit)
         return _bytes(root)
+
+    @staticmethod
+    def _received(stmt: ET.Element, day: date, ref: str, credit: dict[str, Any]) -> None:
+        """A credit transfer received (the PSP's payout to the platform): ``RCDT``, no ``RtrInf``."""
+        ccy, value = credit["currency"], format_minor(credit["amount_minor"], credit["currency"])
+        details = _booked_entry(stmt, day, ref, "CRDT", value, ccy, ("RCDT", "ESCT"))
+        _sub(_sub(details, "Refs"), "EndToEndId", credit["reference"])
+        _sub(details, "Amt", value, Ccy=ccy)
+        _sub(details, "CdtDbtInd", "CRDT")
+        _sub(_sub(_sub(details, "RltdPties"), "Dbtr"), "Pty").append(_named(credit["debtor_name"]))
+        _sub(_sub(details, "RmtInf"), "Ustrd", f"Payout {credit['reference']}")
 
     @staticmethod
     def _entry(stmt: ET.Element, day: date, ref: str, direction: str, tx: dict[str, Any], returned: bool) -> None:
         ccy, value = tx["currency"], format_minor(tx["amount_minor"], tx["currency"])
-        entry = _sub(stmt, "Ntry")
-        _sub(entry, "NtryRef", ref)
-        _sub(entry, "Amt", value, Ccy=ccy)
-        _sub(entry, "CdtDbtInd", direction)
-        _sub(_sub(entry, "Sts"), "Cd", "BOOK")
-        _sub(_sub(entry, "BookgDt"), "Dt", day.isoformat())
-        _sub(_sub(entry, "ValDt"), "Dt", day.isoformat())
-        _sub(entry, "AcctSvcrRef", ref)
-        domain = _sub(_sub(entry, "BkTxCd"), "Domn")
-        _sub(domain, "Cd", "PMNT")
-        fmly = _sub(domain, "Fmly")
-        _sub(fmly, "Cd", "ICDT")
-        _sub(fmly, "SubFmlyCd", "RRTN" if returned else "ESCT")
-        details = _sub(_sub(entry, "NtryDtls"), "TxDtls")
+        details = _booked_entry(stmt, day, ref, direction, value, ccy, ("ICDT", "RRTN" if returned else "ESCT"))
         refs = _sub(details, "Refs")
         _sub(refs, "MsgId", tx["msg_id"])
         _sub(refs, "EndToEndId", tx["end_to_end_id"])
@@ -400,6 +427,26 @@ class SimulatedBank:
             info = _sub(details, "RtrInf")
             _sub(_sub(info, "Rsn"), "Cd", ACCOUNT_CLOSED)
             _sub(info, "AddtlInf", "Account closed: payout returned by the beneficiary bank")
+
+
+def _booked_entry(
+    stmt: ET.Element, day: date, ref: str, direction: str, value: str, ccy: str, family: tuple[str, str]
+) -> ET.Element:
+    """A booked ``Ntry`` of ``day`` (its bank transaction code: PMNT, ``family``); its ``TxDtls``, to fill."""
+    entry = _sub(stmt, "Ntry")
+    _sub(entry, "NtryRef", ref)
+    _sub(entry, "Amt", value, Ccy=ccy)
+    _sub(entry, "CdtDbtInd", direction)
+    _sub(_sub(entry, "Sts"), "Cd", "BOOK")
+    _sub(_sub(entry, "BookgDt"), "Dt", day.isoformat())
+    _sub(_sub(entry, "ValDt"), "Dt", day.isoformat())
+    _sub(entry, "AcctSvcrRef", ref)
+    domain = _sub(_sub(entry, "BkTxCd"), "Domn")
+    _sub(domain, "Cd", "PMNT")
+    fmly = _sub(domain, "Fmly")
+    _sub(fmly, "Cd", family[0])
+    _sub(fmly, "SubFmlyCd", family[1])
+    return _sub(_sub(entry, "NtryDtls"), "TxDtls")
 
 
 def _named(name: str) -> ET.Element:
