@@ -69,9 +69,9 @@ BANK_MISMATCHES, BANK_FILES_QUARANTINED = "BankMismatches", "BankFilesQuarantine
 class PspPayouts(Protocol):
     """The PSP's payouts that reconciled settlement files announced (their ``MerchantPayout`` rows)."""
 
-    def claim(self, currency: str, amount_minor: int, booked_on: str, by: str) -> tuple[str | None, str]:
-        """Match a credit to one announced payout, once: (the settlement file's key, "") when it is claimed
-        by ``by`` now or was before; (None, why not) otherwise."""
+    def claim(self, currency: str, amount_minor: int, booked_on: str, by: str) -> tuple[Applied, str]:
+        """Match a credit to one announced payout, once: (APPLIED, the settlement file's key) when claimed by
+        ``by`` now, (ALREADY, key) when ``by`` claimed it before; else (UNKNOWN or CONFLICT, why not)."""
         ...
 
 
@@ -303,14 +303,17 @@ class BankFileReconciler:
         if self.psp_payouts is None:
             run.mismatch("BANK_CREDIT_UNMATCHED", at, "a credit, and no PSP payouts to match it with", amount=amount)
             return
-        source, why = self.psp_payouts.claim(
+        applied, said = self.psp_payouts.claim(
             amount.currency, amount.minor, entry.booking_date, f"{run.source_key}#{at}"
         )
-        if source is None:
-            run.mismatch("BANK_CREDIT_UNMATCHED", at, f"a credit no PSP payout accounts for: {why}", amount=amount)
+        if applied not in (Applied.APPLIED, Applied.ALREADY):
+            run.mismatch("BANK_CREDIT_UNMATCHED", at, f"a credit no PSP payout accounts for: {said}", amount=amount)
             return
-        run.applied += 1
-        run.note(at, f"the PSP's payout announced by {source}", "MATCHED", settlement_key=source)
+        if applied is Applied.APPLIED:
+            run.applied += 1
+        else:
+            run.already += 1
+        run.note(at, f"the PSP's payout announced by {said}", applied.value, settlement_key=said)
 
     # --- outcomes -----------------------------------------------------------------------------
     def _count(self, run: BankRun, outcome: Outcome, where: str, what: str, amount: Amount | None) -> bool:
@@ -345,11 +348,11 @@ class StorePspPayouts:
         self.store = store
         self.days = days
 
-    def claim(self, currency: str, amount_minor: int, booked_on: str, by: str) -> tuple[str | None, str]:
+    def claim(self, currency: str, amount_minor: int, booked_on: str, by: str) -> tuple[Applied, str]:
         found = self.store.find_payout(currency, amount_minor)
         what = f"{format_minor(amount_minor, currency)} {currency}"
         if found is None:
-            return None, f"no reconciled settlement file announces a payout of {what}"
+            return Applied.UNKNOWN, f"no reconciled settlement file announces a payout of {what}"
         source = str(found["source_key"])
         summary = self.store.summary(source) or {}
         settled = summary.get("window_day")
@@ -358,19 +361,23 @@ class StorePspPayouts:
             if settled is None or not (
                 date.fromisoformat(settled) <= booked <= date.fromisoformat(settled) + timedelta(days=self.days)
             ):
-                return None, f"{source} announces {what} for {settled or 'no day'}, the bank booked it on {booked_on}"
+                return (
+                    Applied.UNKNOWN,
+                    f"{source} announces {what} for {settled or 'no day'}, the bank booked it on {booked_on}",
+                )
         except ValueError:
-            return None, f"booking date '{booked_on[:20]}' is not a date"
-        key = {"pk": f"PSPCREDIT#{source}#{currency}", "sk": "CLAIM"}
+            return Applied.UNKNOWN, f"booking date '{booked_on[:20]}' is not a date"
+        pk = f"PSPCREDIT#{source}#{currency}"
         if conditional_write(
             self.store.ddb.put_item,
             TableName=self.store.table,
-            Item=to_item({**key, "claimed_by": by, "amount_minor": amount_minor}),
-            ConditionExpression="attribute_not_exists(pk) OR claimed_by = :by",
-            ExpressionAttributeValues={":by": {"S": by}},
+            Item=to_item({"pk": pk, "sk": "CLAIM", "claimed_by": by, "amount_minor": amount_minor}),
+            ConditionExpression="attribute_not_exists(pk)",
         ):
-            return source, ""
-        return None, f"the payout {source} announces was matched to another credit already"
+            return Applied.APPLIED, source
+        if (self.store.item(pk, "CLAIM") or {}).get("claimed_by") == by:
+            return Applied.ALREADY, source
+        return Applied.CONFLICT, f"the payout {source} announces was matched to another credit already"
 
 
 @dataclass(frozen=True)

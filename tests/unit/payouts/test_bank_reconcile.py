@@ -20,7 +20,7 @@ from payments.payouts.bank.simulated import (
     PspCredit,
     SimulatedBank,
 )
-from payments.payouts.outcomes import PayoutStatus
+from payments.payouts.outcomes import Applied, PayoutStatus
 from payments.payouts.reconcile import PAYOUTS_FAILED, PAYOUTS_RETURNED, BankFileReconciler, BankRun
 from payments.reconciliation.model import UnreadableFile
 from tests.unit.payouts.fake_book import FakeBook
@@ -51,13 +51,16 @@ class PspBook:
         self.announced = announced
         self.claims: dict[str, str] = {}
 
-    def claim(self, currency: str, amount_minor: int, booked_on: str, by: str) -> tuple[str | None, str]:
+    def claim(self, currency: str, amount_minor: int, booked_on: str, by: str) -> tuple[Applied, str]:
         for (ccy, minor, day), key in self.announced.items():
             if (ccy, minor, day) == (currency, amount_minor, booked_on):
-                if self.claims.setdefault(key, by) != by:
-                    return None, "matched to another credit already"
-                return key, ""
-        return None, "no settlement file announces it"
+                if key not in self.claims:
+                    self.claims[key] = by
+                    return Applied.APPLIED, key
+                if self.claims[key] == by:
+                    return Applied.ALREADY, key
+                return Applied.CONFLICT, "matched to another credit already"
+        return Applied.UNKNOWN, "no settlement file announces it"
 
 
 class World:
@@ -185,7 +188,8 @@ def test_the_psp_credit_is_matched_once_and_an_unannounced_credit_is_a_mismatch(
     key, statement = w.bank.close_day(DAY1, [PspCredit("simulated-psp-1-EUR", 98_765, "EUR", "Simulated PSP")])
     run = w.reconcile(key, statement)
     assert (run.applied, run.mismatches) == (1, []) and run.lines[0]["settlement_key"].endswith("2026-12-06.csv")
-    assert w.reconcile(key, statement).mismatches == []  # the same statement again: the same claim
+    again = w.reconcile(key, statement)  # the same statement again: the same claim
+    assert (again.applied, again.already, again.mismatches) == (0, 1, [])
     # a second credit of the same amount is not matched to the same payout; another amount is unannounced
     key, statement = w.bank.close_day(DAY2, [PspCredit("r2", 98_765, "EUR", "PSP"), PspCredit("r3", 5, "EUR", "PSP")])
     run = w.reconcile(key, statement)
