@@ -287,6 +287,36 @@ PAYOUTS = Function(
     # seal a new IBAN (a data key) and hash it (the HMAC key); never kms:Decrypt: the API cannot read an IBAN back
     actions=("kms:GenerateDataKey", "kms:GenerateMac"),
 )
+BANK_RECONCILE = Function(
+    name="bank_reconcile",
+    description="Reconciles the bank's answers under incoming/bank/ (pain.002, camt.053, camt.054) with the payouts",
+    memory_mb=512,
+    timeout_s=120,  # a day's statement of one account: thousands of entries, each one conditional write
+    tables=(
+        # the run's summary and mismatches (conditional puts), the PSP payouts recorded by settlement files
+        # (Query by currency and amount, the file's summary), the one claim of each PSP payout (PutItem)
+        TableAccess("reconciliation_table", ("GetItem", "PutItem", "UpdateItem", "Query")),
+    ),
+    settings=("bank_bucket",),
+    # GetObject: the bank's files and our pain.001 a whole-file rejection names; PutObject: reports and
+    # quarantine; DeleteObject: an unreadable file leaves incoming/ (moved to quarantine/)
+    actions=(
+        *("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"),
+        *("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
+    ),
+)
+SIMULATED_BANK = Function(
+    name="simulated_bank",
+    description="Simulated bank (stages without a real one): answers each pain.001 with a pain.002, books the day's camt.053",
+    memory_mb=512,
+    timeout_s=60,
+    settings=(
+        *("bank_bucket", "settlement_bucket", "psp_name"),
+        *("payout_debtor_name", "payout_debtor_iban", "payout_debtor_bic"),
+    ),
+    # its own store in the bank bucket (conditional puts, a listing of the days) and the PSP's settlement file
+    actions=("s3:GetObject", "s3:PutObject", "s3:ListBucket"),
+)
 
 #: every function, in the order the stack builds them
 FUNCTIONS: tuple[Function, ...] = (
@@ -302,14 +332,19 @@ FUNCTIONS: tuple[Function, ...] = (
     NOTIFICATIONS_CONSUMER,
     OPERATOR,
     PAYOUTS,
+    BANK_RECONCILE,
+    SIMULATED_BANK,
 )
 BY_NAME: dict[str, Function] = {f.name: f for f in FUNCTIONS}
 BY_LOCAL_NAME: dict[str, Function] = {f.local_name: f for f in FUNCTIONS}
 
 
-def deployed_on(psp: Psp) -> tuple[Function, ...]:
-    """The functions a stage of ``psp`` deploys (the simulated PSP's nightly job only with the simulator)."""
-    return tuple(f for f in FUNCTIONS if f is not PSP or psp == "simulated")
+def deployed_on(psp: Psp, simulated_bank: bool = True) -> tuple[Function, ...]:
+    """The functions a stage of ``psp`` deploys (the simulated PSP's nightly job only with the simulator, the
+    simulated bank only on a stage without a real bank)."""
+    return tuple(
+        f for f in FUNCTIONS if (f is not PSP or psp == "simulated") and (f is not SIMULATED_BANK or simulated_bank)
+    )
 
 
 def asl_functions(asl: str) -> dict[str, Function]:

@@ -8,6 +8,7 @@ from constructs import Construct
 from functions import registry
 from infra.bundling import lambda_code
 from infra.constructs.adyen_psp import AdyenPsp
+from infra.constructs.bank import Bank
 from infra.constructs.checkout_api import CheckoutApi
 from infra.constructs.ledger import Ledger
 from infra.constructs.observability import Observability
@@ -105,6 +106,15 @@ class PaymentsStack(cdk.Stack):
             settlement_bucket=reconciliation.bucket,
         )
         payouts = Payouts(self, "Payouts", stage=stage, code=code, tables=tables, api=checkout.api)
+        bank = Bank(
+            self,
+            "Bank",
+            stage=stage,
+            code=code,
+            tables=tables,
+            access_log_bucket=reconciliation.access_log_bucket,
+            settlement_bucket=reconciliation.bucket,
+        )
         functions = [
             checkout.function,
             workflow.executor,
@@ -116,10 +126,12 @@ class PaymentsStack(cdk.Stack):
             *refunds.functions,
             operator.function,
             *payouts.functions,
+            *bank.functions,
         ]
         # every function of the registry that the stage's PSP needs is deployed, once
         deployed = sorted(f.spec.name for f in functions)
-        if deployed != sorted(f.name for f in registry.deployed_on(stage.psp)):  # type: ignore[arg-type]
+        expected = registry.deployed_on(stage.psp, simulated_bank=stage.bank == "simulated")  # type: ignore[arg-type]
+        if deployed != sorted(f.name for f in expected):
             raise ValueError(f"stage {stage.name}: the stack builds {deployed}, not the registry's functions")
         observability = Observability(
             self,
@@ -133,11 +145,13 @@ class PaymentsStack(cdk.Stack):
             dead_letters=reconciliation.dead_letters,
         )
         refunds.add_alarms(observability.topic, observability.alarms, observability.dashboard)
+        bank.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         refunds.grant_merchant(checkout.merchant_policy, stage)
         payouts.grant_merchant(checkout.merchant_policy, stage)
 
         cdk.CfnOutput(self, "ApiUrl", value=checkout.api.url, description="Base URL; routes are under v1/")
         cdk.CfnOutput(self, "SettlementBucketName", value=reconciliation.bucket.bucket_name)
+        cdk.CfnOutput(self, "BankBucketName", value=bank.bucket.bucket_name)
         cdk.CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         cdk.CfnOutput(
             self,

@@ -51,6 +51,11 @@ class Stage:
     #: the checkouts/s (of three orders) the stage is sized for: tables' warm throughput, the API throttle
     #: (``payments.ops.capacity``); None: the API throttle as set, tables at DynamoDB's default warm throughput
     target_checkouts_per_second: float | None = None
+    #: how payout files reach the stage's bank (docs/payouts-bank.md): "simulated" (the simulated bank answers
+    #: them in the bank bucket; default of a stage that is not production), "s3-drop" (the bank, or a transfer
+    #: job of its own, takes ``outgoing/pain001/`` and drops its answers in ``incoming/bank/``; default of a
+    #: production stage) or "sftp" (an AWS Transfer Family SFTP connector, set up outside the stack)
+    bank: str = "simulated"
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> Stage:
@@ -77,6 +82,14 @@ class Stage:
                 "adyenLiveUrlPrefix to take real money (cdk.json 'stages', or -c key=value); see docs/deploy.md, "
                 "'Connecting Adyen'"
             )
+        bank = str(value("bank") or ("s3-drop" if production else "simulated"))
+        if bank not in BANKS:
+            raise ValueError(f"stage {name!r}: bank must be one of {BANKS}, not {bank!r}")
+        if production and bank == "simulated":
+            raise ValueError(
+                f"stage {name!r} is a production stage (production: true) and cannot deploy the simulated bank: set "
+                "bank to 's3-drop' or 'sftp' (docs/payouts-bank.md)"
+            )
         target = _target(name, value("targetCheckoutsPerSecond"))
         rate, burst = _api_limits(name, target, values.get("apiRateLimit"), values.get("apiBurstLimit"))
         if target is not None:
@@ -99,6 +112,7 @@ class Stage:
             adyen=AdyenStage.from_values(name, value) if psp == "adyen" else None,
             alarm_subscribed_elsewhere=_flag(value("alarmSubscribedElsewhere")),
             target_checkouts_per_second=target,
+            bank=bank,
         )
 
     @property
@@ -194,6 +208,7 @@ def _flag(value: Any) -> bool:
 
 
 PSPS = ("simulated", "adyen")
+BANKS = ("simulated", "s3-drop", "sftp")
 ADYEN_ENVIRONMENTS = ("test", "live")
 #: the merchant account placeholder of cdk.json: synthesis warns until an operator replaces it
 ADYEN_PLACEHOLDER = "SET_ADYEN_MERCHANT_ACCOUNT"

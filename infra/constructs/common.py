@@ -17,6 +17,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -114,6 +115,31 @@ def asl_state_machine(
         f"granted on {invoked_functions} only.",
     )
     return machine
+
+
+def evidence_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    access_logs: s3.IBucket,
+    logs_prefix: str,
+    lifecycle_rules: Sequence[s3.LifecycleRule],
+) -> s3.Bucket:
+    """A bucket of files that are the evidence of money movements (settlement files, payout files and the
+    bank's answers): private, encrypted, TLS only, versioned, access-logged, kept when the stack goes."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix=logs_prefix,
+        lifecycle_rules=list(lifecycle_rules),
+        removal_policy=cdk.RemovalPolicy.RETAIN,
+    )
 
 
 def dead_letter_queue(scope: Construct, construct_id: str, *, stage: Stage, name: str, why: str) -> sqs.Queue:

@@ -209,24 +209,35 @@ class Observability(Construct):
 
     @staticmethod
     def _custom_metric(name: str, *, service: str) -> cloudwatch.Metric:
-        return cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=name,
-            dimensions_map={"service": service},
-            statistic="Sum",
-            period=PERIOD,
-        )
+        return custom_metric(name, service)
 
     def _alarm(self, alarm_id: str, metric: cloudwatch.IMetric, description: str) -> None:
-        """Alarm as soon as one period holds a value above zero; no data is not a breach."""
-        alarm = metric.create_alarm(
-            self,
-            alarm_id,
-            alarm_description=description,
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        alarm.add_alarm_action(actions.SnsAction(self.topic))
-        self.alarms.append(alarm)
+        self.alarms.append(alarm_above_zero(self, alarm_id, metric, description, self.topic))
+
+
+def custom_metric(name: str, service: str) -> cloudwatch.Metric:
+    """A metric the functions emit (namespace Payments, dimension ``service``: the function's name), summed."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": service},
+        statistic="Sum",
+        period=PERIOD,
+    )
+
+
+def alarm_above_zero(
+    scope: Construct, alarm_id: str, metric: cloudwatch.IMetric, description: str, topic: sns.ITopic
+) -> cloudwatch.Alarm:
+    """Alarm to ``topic`` as soon as one period holds a value above zero; no data is not a breach."""
+    alarm = metric.create_alarm(
+        scope,
+        alarm_id,
+        alarm_description=description,
+        threshold=0,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    alarm.add_alarm_action(actions.SnsAction(topic))
+    return alarm

@@ -44,7 +44,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions import registry
-from infra.constructs.common import asl_state_machine, dead_letter_queue, fixed_name_state_machine_arns, stage_log_group
+from infra.constructs.common import (
+    asl_state_machine,
+    dead_letter_queue,
+    evidence_bucket,
+    fixed_name_state_machine_arns,
+    stage_log_group,
+)
 from infra.constructs.function import PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
@@ -93,16 +99,11 @@ class Reconciliation(Construct):
             lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(400))],  # 13 months of audit trail
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        self.bucket = s3.Bucket(
+        self.bucket = evidence_bucket(  # settlement files are the evidence of money movements
             self,
             "Settlements",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_log_bucket,
-            server_access_logs_prefix="settlements/",
+            access_logs=self.access_log_bucket,
+            logs_prefix="settlements/",
             lifecycle_rules=[
                 *(
                     s3.LifecycleRule(
@@ -128,7 +129,6 @@ class Reconciliation(Construct):
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
                 ),
             ],
-            removal_policy=cdk.RemovalPolicy.RETAIN,  # settlement files are the evidence of money movements
         )
 
         self.dead_letters = dead_letter_queue(

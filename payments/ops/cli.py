@@ -11,6 +11,7 @@
 * ``payments chaos``   the fault-injection harness on the local runtime (dev extra)
 * ``payments psp chargeback``  the simulated PSP raises a chargeback and sends its notification
 * ``payments psp settle`` / ``payments reconcile FILE``  the day's settlement file; reconcile a file
+* ``payments bank close-day [--date D]``  the local simulated bank books the day: its camt.053 statement
 * ``payments preflight --stage NAME``  the account's quotas and the stage's settings against its target checkouts/s
 """
 
@@ -202,6 +203,9 @@ def parser() -> argparse.ArgumentParser:
     from payments.ops.preflight import add_commands as add_preflight_commands
 
     add_preflight_commands(commands)  # payments preflight --stage NAME: quotas and settings against the target
+    from payments.ops.bank import add_commands as add_bank_commands
+
+    add_bank_commands(commands)  # payments bank close-day: the local simulated bank books a day
     return root
 
 

@@ -3,7 +3,8 @@
 * an AWS-compatible endpoint (moto server) on ``aws_port``: DynamoDB, S3, Step Functions,
   Lambda, so ``aws --endpoint-url`` and boto3 work as against a real account;
 * the tables of :mod:`payments.kernel.tables`, the settlement bucket with its ``incoming/``
-  notification to the reconcile function, and the state machine created from the
+  notification to the reconcile function, the bank bucket with its ``outgoing/pain001/`` notification
+  to the simulated bank and its ``incoming/bank/`` notification to the bank reconciliation, and the state machine created from the
   very ``stepfunctions/payment.asl.json`` that the CDK stack deploys, executed by
   moto's ASL interpreter with Lambda tasks dispatched to the in-process handlers;
 * the HTTP API on ``port``: each request becomes an API Gateway REST proxy event
@@ -376,6 +377,25 @@ class LocalRuntime:
                         "Events": ["s3:ObjectCreated:*"],
                         "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}},
                     }
+                ]
+            },
+        )
+        # the bank rail's bucket: our pain.001 files go to the simulated bank, its answers to the bank
+        # reconciliation (infra/constructs/bank.py declares the same two notifications)
+        s3.create_bucket(Bucket=s.bank_bucket)
+        s3.put_bucket_notification_configuration(
+            Bucket=s.bank_bucket,
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {
+                        "LambdaFunctionArn": arns[function.local_name],
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                    }
+                    for function, prefix in (
+                        (registry.SIMULATED_BANK, "outgoing/pain001/"),
+                        (registry.BANK_RECONCILE, "incoming/bank/"),
+                    )
                 ]
             },
         )

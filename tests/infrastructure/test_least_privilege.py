@@ -22,7 +22,12 @@ from tests.infrastructure.helpers import (
 #: the stacks of cdk.json: (fixture, stage name, its PSP)
 STACKS = (("dev", "dev", "simulated"), ("prod", "prod", "adyen"))
 #: the functions of each stack, as the registry declares them
-DEPLOYED = [(fixture, stage, psp, f) for fixture, stage, psp in STACKS for f in registry.deployed_on(psp)]
+#: the simulated bank is deployed on the stages without a real bank: dev (prod is a production stage)
+DEPLOYED = [
+    (fixture, stage, psp, f)
+    for fixture, stage, psp in STACKS
+    for f in registry.deployed_on(psp, simulated_bank=stage == "dev")
+]
 
 
 def _expected_table_actions(spec: registry.Function, psp: registry.Psp) -> dict[str, set[str]]:
@@ -45,6 +50,21 @@ EXPECTED_OBJECT_ACTIONS: dict[str, dict[str, set[str]]] = {
     registry.PSP.name: {"s3:PutObject": {"/incoming/simulated-psp/*"}},
     # a resolved mismatch's HTML report, written again from its JSON report
     registry.OPERATOR.name: {"s3:GetObject": {f"/{REPORTS}*"}, "s3:PutObject": {f"/{REPORTS}*"}},
+    # the bank bucket: the bank's answers read (and moved to quarantine when unreadable), our payout file a
+    # whole-file rejection names, reports and quarantine written
+    registry.BANK_RECONCILE.name: {
+        "s3:GetObject": {"/incoming/bank/*", "/outgoing/pain001/*"},
+        "s3:DeleteObject": {"/incoming/bank/*"},
+        "s3:PutObject": {"/reports/incoming/bank/*", "/quarantine/bank/*"},
+        "s3:ListBucket": {"<bucket>"},
+    },
+    # the simulated bank: our payout files in, its answers and statements out, its own records; the PSP's
+    # settlement file of the day (its MerchantPayout row)
+    registry.SIMULATED_BANK.name: {
+        "s3:GetObject": {"/outgoing/pain001/*", "/bank/*", "/incoming/simulated-psp/*"},
+        "s3:PutObject": {"/incoming/bank/pain002/*", "/incoming/bank/camt053/*", "/bank/*"},
+        "s3:ListBucket": {"<bucket>"},
+    },
 }
 #: Actions whose services support no resource-level permissions
 RESOURCE_STAR_ALLOWED = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}

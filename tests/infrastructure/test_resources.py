@@ -174,10 +174,9 @@ def test_bundle_excludes_the_runtime_sdk():
 
 
 def test_settlement_bucket_is_private_versioned_encrypted_and_logged(dev):
-    # Given the settlement bucket (the one with versioning)
-    ((bucket_id, bucket),) = (
-        (k, v) for k, v in resources(dev, "AWS::S3::Bucket").items() if "VersioningConfiguration" in v["Properties"]
-    )
+    # Given the settlement bucket (the one the reconcile function is given)
+    bucket_id = function_named(dev, registry.RECONCILE.name)[1]["Environment"]["Variables"]["SETTLEMENT_BUCKET"]["Ref"]
+    bucket = resources(dev, "AWS::S3::Bucket")[bucket_id]
     props = bucket["Properties"]
     # Then it blocks public access, is encrypted, versioned, retained and access-logged
     assert all(props["PublicAccessBlockConfiguration"].values())
@@ -202,9 +201,13 @@ def test_settlement_bucket_is_private_versioned_encrypted_and_logged(dev):
 
 def test_new_settlement_files_trigger_reconciliation(dev):
     # Given the bucket notification configuration
-    (notifications,) = resources(dev, "Custom::S3BucketNotifications").values()
+    reconcile_id, reconcile = function_named(dev, registry.RECONCILE.name)
+    (notifications,) = (
+        n
+        for n in resources(dev, "Custom::S3BucketNotifications").values()
+        if n["Properties"]["BucketName"] == reconcile["Environment"]["Variables"]["SETTLEMENT_BUCKET"]
+    )
     (config,) = notifications["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    reconcile_id, _ = function_named(dev, registry.RECONCILE.name)
     # Then objects created under incoming/ invoke the reconcile function
     assert config["Events"] == ["s3:ObjectCreated:*"]
     assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "incoming/"}]
@@ -213,7 +216,11 @@ def test_new_settlement_files_trigger_reconciliation(dev):
 
 def test_failed_reconciliation_lands_in_an_encrypted_dead_letter_queue(dev):
     # Given the reconcile function's async invocation config
-    (invoke_config,) = resources(dev, "AWS::Lambda::EventInvokeConfig").values()
+    (invoke_config,) = (
+        c
+        for c in resources(dev, "AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": function_named(dev, registry.RECONCILE.name)[0]}
+    )
     props = invoke_config["Properties"]
     ((queue_id, queue),) = [
         (k, q)

@@ -20,7 +20,12 @@ POWERTOOLS = {
 }
 ADYEN_VARIABLES = {AdyenSettings.env_name(field) for field in AdyenSettings.model_fields}
 STACKS = (("dev", "dev", "simulated"), ("prod", "prod", "adyen"))
-DEPLOYED = [(fixture, stage, psp, f) for fixture, stage, psp in STACKS for f in registry.deployed_on(psp)]
+#: the simulated bank is deployed on the stages without a real bank: dev (prod is a production stage)
+DEPLOYED = [
+    (fixture, stage, psp, f)
+    for fixture, stage, psp in STACKS
+    for f in registry.deployed_on(psp, simulated_bank=stage == "dev")
+]
 
 
 def _variables(template: dict, name: str, stage: str) -> dict:

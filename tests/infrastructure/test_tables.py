@@ -21,7 +21,10 @@ def _simulated(stage: str) -> bool:
 
 def _functions(stage: str) -> tuple[str, ...]:
     """The program functions of the stage: the simulated PSP's nightly job only where it is the PSP."""
-    return PROGRAM_FUNCTIONS if _simulated(stage) else tuple(n for n in PROGRAM_FUNCTIONS if n != "psp")
+    functions = PROGRAM_FUNCTIONS if _simulated(stage) else tuple(n for n in PROGRAM_FUNCTIONS if n != "psp")
+    # the simulated bank only on a stage that is not production (the default bank of one)
+    production = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["stages"][stage].get("production")
+    return tuple(n for n in functions if n != "simulated_bank" or not production)
 
 
 def _specs(stage: str) -> list[Any]:
