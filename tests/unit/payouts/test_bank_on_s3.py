@@ -209,3 +209,33 @@ def test_a_psp_payout_is_claimed_by_one_credit_in_its_days_only(ddb: Any) -> Non
     assert psp.claim("EUR", 5000, "2026-12-07", "a") == (Applied.APPLIED, "incoming/simulated-psp/2026-12-06.csv")
     assert psp.claim("EUR", 5000, "2026-12-07", "a")[0] is Applied.ALREADY
     assert psp.claim("EUR", 5000, "2026-12-08", "b")[0] is Applied.CONFLICT
+
+
+def s3_event(key: str) -> dict[str, Any]:
+    return {"Records": [{"s3": {"bucket": {"name": settings().bank_bucket}, "object": {"key": key}}}]}
+
+
+def test_the_handlers_answer_close_and_reconcile(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.bank_reconcile import handler as reconcile_handler
+    from functions.simulated_bank import handler as bank_handler
+    from payments_dev.local.lambdas import LambdaContext
+
+    key = send(s3, payout(1), payout(2, TEST_IBAN_REJECTED))
+    answered = bank_handler.handler(s3_event(key), LambdaContext("payments-simulated_bank"))
+    (reply,) = answered["answered"]
+    assert reply["key"] == key and reply["group_status"] == "PART"
+    # without a payouts' book the event fails (Lambda retries it, then dead-letters it): nothing is lost
+    with pytest.raises(reconcile_handler.NoPayoutBook):
+        reconcile_handler.handler(s3_event(reply["reply_key"]), LambdaContext("payments-bank_reconcile"))
+    book = FakeBook()
+    book.add("pt_1", 1000)
+    book.add("pt_2", 1000)
+    monkeypatch.setattr(reconcile_handler, "OUTCOMES", lambda: book)
+    (done,) = reconcile_handler.handler(s3_event(reply["reply_key"]), LambdaContext("payments-bank_reconcile"))[
+        "outcomes"
+    ]
+    assert done["status"] == "RECONCILED" and book.status("pt_2") is PayoutStatus.FAILED
+    closed = bank_handler.handler(
+        {"action": "close_day", "date": "2026-12-06"}, LambdaContext("payments-simulated_bank")
+    )
+    assert closed == {"closed": "2026-12-06", "key": "incoming/bank/camt053/2026-12-06.xml"}
