@@ -65,8 +65,11 @@ def refresh_report(mismatch: dict[str, Any]) -> str | None:
     """Write the HTML report of the mismatch's file again with the statuses; None when done, else why not."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from payments.payouts.reconcile import INCOMING as BANK_FILES
     from payments.reconciliation.service import refresh_html
 
+    if str(mismatch["source_key"]).startswith(BANK_FILES):
+        return None  # a bank file's report is JSON only (in the bank bucket): no page to write again
     try:
         if refresh_html(str(mismatch["source_key"])):
             return None

@@ -48,7 +48,7 @@ from payments.payouts.bank.camt import BankEntry, BankMessage, BankTransaction, 
 from payments.payouts.bank.pain001_reader import read_pain001
 from payments.payouts.bank.pain002 import StatusReport, read_pain002
 from payments.payouts.bank.xmlread import MAX_BANK_FILE_BYTES, Amount
-from payments.payouts.outcomes import Applied, Outcome, PayoutOutcomes
+from payments.payouts.outcomes import Applied, Outcome, PayoutOutcomes, PayoutStatus
 from payments.reconciliation import report as reports
 from payments.reconciliation.model import UnreadableFile
 from payments.reconciliation.store import ReconciliationStore
@@ -321,7 +321,7 @@ class BankFileReconciler:
         if outcome.applied is Applied.APPLIED:
             run.applied += 1
             run.note(where, what, "APPLIED", payout_id=outcome.payout_id, status=str(outcome.status))
-            if outcome.status is not None and outcome.status.value == "FAILED":
+            if outcome.status is PayoutStatus.FAILED:
                 self.on_metric(PAYOUTS_FAILED, 1)
             return True
         if outcome.applied is Applied.ALREADY:

@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from payments.kernel.config import settings
+from payments.ops import mismatches
 from payments.payouts import simulated_bank
 from payments.payouts.bank.camt import read_camt
 from payments.payouts.bank.pain001 import Debtor, PayoutInstruction, write_payout_file
@@ -178,6 +179,10 @@ def test_a_mismatch_is_listed_in_the_operators_queue_with_its_file_and_entry(s3:
         "pt_7",
     )
     assert queued["entry"].startswith("Stmt STMT-20261206 Ntry") and queued["settlement_amount"] == "7.00"
+    # and an operator resolves it like any mismatch (a bank file has no HTML page to write again)
+    resolved = mismatches.resolve(queued["id"], "the payout was made by hand", who="ops")
+    assert resolved["status"] == "RESOLVED" and mismatches.refresh_report(resolved) is None
+    assert any(line.startswith("payout:         pt_7") for line in mismatches.details(resolved))
 
 
 def test_an_unreadable_bank_file_is_quarantined_with_its_reason(s3: Any) -> None:
