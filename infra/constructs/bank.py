@@ -160,8 +160,14 @@ class Bank(Construct):
         fn.use_objects(
             self.bucket,
             ["PutObject"],  # conditional puts (If-None-Match): its answers, statements and records are written once
-            [f"{INCOMING}pain002/*", f"{INCOMING}camt053/*"],
-            reason="The bank's answers are named by their report id or day, unknown in advance.",
+            [f"{INCOMING}pain002/*"],
+            reason="The bank's answers are named by their report id, unknown in advance.",
+        )
+        fn.use_objects(
+            self.bucket,
+            ["GetObject", "PutObject"],  # a day closed again answers the statement already written
+            [f"{INCOMING}camt053/*"],
+            reason="The statements are named by their day.",
         )
         fn.use_objects(
             self.bucket,

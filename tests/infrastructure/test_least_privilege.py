@@ -61,7 +61,7 @@ EXPECTED_OBJECT_ACTIONS: dict[str, dict[str, set[str]]] = {
     # the simulated bank: our payout files in, its answers and statements out, its own records; the PSP's
     # settlement file of the day (its MerchantPayout row)
     registry.SIMULATED_BANK.name: {
-        "s3:GetObject": {"/outgoing/pain001/*", "/bank/*", "/incoming/simulated-psp/*"},
+        "s3:GetObject": {"/outgoing/pain001/*", "/bank/*", "/incoming/bank/camt053/*", "/incoming/simulated-psp/*"},
         "s3:PutObject": {"/incoming/bank/pain002/*", "/incoming/bank/camt053/*", "/bank/*"},
         "s3:ListBucket": {"<bucket>"},
     },
