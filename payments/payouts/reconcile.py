@@ -45,6 +45,7 @@ from payments.kernel.config import settings
 from payments.kernel.dynamo import conditional_write, to_item
 from payments.kernel.money import Money, format_minor
 from payments.payouts.bank.camt import BankEntry, BankMessage, BankTransaction, read_camt
+from payments.payouts.bank.pain001 import OUTGOING_PREFIX
 from payments.payouts.bank.pain001_reader import read_pain001
 from payments.payouts.bank.pain002 import StatusReport, read_pain002
 from payments.payouts.bank.xmlread import MAX_BANK_FILE_BYTES, Amount
@@ -54,7 +55,7 @@ from payments.reconciliation.model import UnreadableFile
 from payments.reconciliation.store import ReconciliationStore
 
 INCOMING = "incoming/bank/"
-OUTGOING = "outgoing/pain001/"
+OUTGOING = OUTGOING_PREFIX  # our payout files (payments.payouts.bank.pain001)
 REPORTS, QUARANTINE = "reports/", "quarantine/"
 PAIN002, CAMT053, CAMT054 = "pain.002", "camt.053", "camt.054"
 MANUAL = "MANUAL"

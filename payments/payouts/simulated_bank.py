@@ -22,13 +22,13 @@ from botocore.exceptions import ClientError
 
 from payments.kernel import aws
 from payments.kernel.config import Settings, settings
-from payments.payouts.bank.pain001 import Debtor
+from payments.payouts.bank.pain001 import OUTGOING_PREFIX, Debtor
 from payments.payouts.bank.simulated import BankReply, PspCredit, SimulatedBank
 from payments.reconciliation.adyen import column_index, parse_row, split_line
 from payments.reconciliation.model import RowError, UnreadableFile
 from payments.reconciliation.settlement import settlement_key
 
-OUTGOING = "outgoing/pain001/"
+OUTGOING = OUTGOING_PREFIX  # our payout files (payments.payouts.bank.pain001)
 #: the largest pain.001 the simulated bank reads (a night's payout run is far below)
 MAX_PAYMENT_FILE_BYTES = 32 * 1024 * 1024
 
