@@ -72,6 +72,7 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "payout_accounts_mac_key": "alias/payments-payout-accounts-mac",
     "settlement_bucket": "settlements",
     "bank_bucket": "bank",
+    "payout_minimum_minor": {"EUR": 100},
     "wallet_shards": 4,
     "ledger_total_shards": 8,
     "recovery_delay_seconds": 360.0,
@@ -291,7 +292,7 @@ class LocalRuntime:
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING" if self.quiet else "INFO"),
         }
         for name, value in self.settings.model_dump().items():
-            env[name.upper()] = str(value)
+            env[name.upper()] = json.dumps(value) if isinstance(value, dict) else str(value)
         os.environ.update(env)
         reset_settings()
         aws.reset_clients()
