@@ -122,7 +122,7 @@ class PayoutRun:
             "payout run",
             extra={
                 "day": answer.day,
-                "created": len(answer.created),
+                "payouts_created": len(answer.created),
                 "skipped": len(answer.skipped),
                 "files": [f["msg_id"] for f in answer.files],
                 "submitted": len(answer.submitted),
@@ -202,7 +202,7 @@ class PayoutRun:
             if found is not None and found.status is PayoutStatus.PENDING:
                 pending[payout_id] = found
         # runs left unfinished (a crash): this day's, and any day's that claimed a payout still PENDING
-        unfinished = {run["sk"]: run for run in self.runs_of(day, currency) if run["state"] != SUBMITTED}
+        unfinished = {run["run_id"]: run for run in self.runs_of(day, currency) if run["state"] != SUBMITTED}
         for run_key in sorted({p.run_id for p in pending.values() if p.run_id}):
             run = self.run_item(run_key)
             if run is not None and run["state"] != SUBMITTED:
