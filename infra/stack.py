@@ -133,6 +133,7 @@ class PaymentsStack(cdk.Stack):
             dead_letters=reconciliation.dead_letters,
         )
         refunds.add_alarms(observability.topic, observability.alarms, observability.dashboard)
+        payouts.add_alarms(observability.topic, observability.alarms)
         refunds.grant_merchant(checkout.merchant_policy, stage)
         payouts.grant_merchant(checkout.merchant_policy, stage)
 

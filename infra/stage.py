@@ -51,6 +51,11 @@ class Stage:
     #: the checkouts/s (of three orders) the stage is sized for: tables' warm throughput, the API throttle
     #: (``payments.ops.capacity``); None: the API throttle as set, tables at DynamoDB's default warm throughput
     target_checkouts_per_second: float | None = None
+    #: the platform's bank account every SEPA payout is paid from (``payoutDebtorName``, ``payoutDebtorIban``,
+    #: ``payoutDebtorBic``) and the nightly payout's minimum per currency in minor units (``payoutMinimumMinor``,
+    #: e.g. ``{"EUR": 100}``); unset: the settings' defaults (a test account: a dev stage's simulated bank)
+    payout_debtor: tuple[str, str, str] | None = None
+    payout_minimum_minor: dict[str, int] | None = None
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> Stage:
@@ -99,6 +104,12 @@ class Stage:
             adyen=AdyenStage.from_values(name, value) if psp == "adyen" else None,
             alarm_subscribed_elsewhere=_flag(value("alarmSubscribedElsewhere")),
             target_checkouts_per_second=target,
+            payout_debtor=(
+                (str(value("payoutDebtorName")), str(value("payoutDebtorIban")), str(value("payoutDebtorBic") or ""))
+                if value("payoutDebtorIban")
+                else None
+            ),
+            payout_minimum_minor=value("payoutMinimumMinor") or None,
         )
 
     @property

@@ -19,7 +19,6 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -30,7 +29,13 @@ from constructs import Construct
 from functions import registry
 from infra.constructs.adyen_psp import AdyenPsp
 from infra.constructs.checkout_api import answer_other_methods_405
-from infra.constructs.common import asl_state_machine, dead_letter_queue, fixed_name_state_machine_arns, stage_log_group
+from infra.constructs.common import (
+    alarm_above_zero,
+    asl_state_machine,
+    dead_letter_queue,
+    fixed_name_state_machine_arns,
+    stage_log_group,
+)
 from infra.constructs.function import METRICS_NAMESPACE, PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
@@ -280,17 +285,7 @@ class Refunds(Construct):
             ),
         }
         for alarm_id, (metric, description) in metrics.items():
-            alarm = metric.create_alarm(
-                self,
-                alarm_id,
-                alarm_description=description,
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-            alarm.add_alarm_action(actions.SnsAction(topic))  # type: ignore[arg-type]
-            alarms.append(alarm)
+            alarms.append(alarm_above_zero(self, alarm_id, metric, description, topic))
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Refunds, chargebacks and PSP notifications",

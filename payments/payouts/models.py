@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from payments.kernel.ids import MAX_PAYOUT_ID_LENGTH, PAYOUT_ID_PATTERN, PAYOUT_ID_RULE
 from payments.kernel.money import Money
 from payments.payin.models import (
     NO_CARD_NUMBER,
@@ -21,15 +22,8 @@ from payments.payin.models import (
     amount_fits_currency,
     currency_field,
 )
-from payments.payouts.bank.pain001 import MAX_END_TO_END_ID
 from payments.payouts.outcomes import PayoutStatus
 
-#: the identifier rule cut to the SEPA EndToEndId's 35 characters
-PAYOUT_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_END_TO_END_ID - 1}}}$"
-PAYOUT_ID_RULE = (
-    f"1-{MAX_END_TO_END_ID} ASCII letters, digits, '_' and '-', starting with a letter or a digit "
-    "(it is the SEPA credit transfer's EndToEndId)"
-)
 #: who created a payout: a client (``POST /v1/payouts``) or the nightly run
 Origin = Literal["api", "scheduled"]
 
@@ -42,7 +36,7 @@ class PayoutRequest(BaseModel):
         str,
         Field(
             min_length=1,
-            max_length=MAX_END_TO_END_ID,
+            max_length=MAX_PAYOUT_ID_LENGTH,
             pattern=PAYOUT_ID_PATTERN,
             description=(
                 "The payout's id, chosen by the client: unique across the system (one already used by another payout "
@@ -82,7 +76,7 @@ class HistoryEntry(BaseModel):
 class PayoutRecord(BaseModel):
     """The stored payout (item ``PAYOUT#<payout_id>`` / ``PAYOUT`` of the payouts table)."""
 
-    payout_id: str = Field(max_length=MAX_END_TO_END_ID)
+    payout_id: str = Field(max_length=MAX_PAYOUT_ID_LENGTH)
     seller_account: str
     currency: str
     amount_minor: int = Field(gt=0)

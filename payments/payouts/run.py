@@ -14,15 +14,16 @@
       already this run's): a payout joins one run only; a payout whose account is no longer usable is marked
       FAILED (its money back to available) and left out;
    c. the file is written with ``sepaxml`` (:func:`~payments.payouts.bank.pain001.write_payout_file`) from the
-      run's payouts, its MsgId and timestamp stored on the run item first, then put at
-      ``outgoing/pain001/<MsgId>.xml`` in the bank bucket with ``If-None-Match: *`` (S3's conditional put:
-      a file that is there already is never replaced);
+      run's payouts, its MsgId stored on the run item first (``CreDtTm`` is the run item's ``created_at``),
+      then put at ``outgoing/pain001/<MsgId>.xml`` in the bank bucket with ``If-None-Match: *`` (S3's
+      conditional put: a file that is there already is never replaced), then the run item marked ``written``;
    d. each payout is marked SUBMITTED with the MsgId, then the run item SUBMITTED.
 
    A crash anywhere leaves a run not SUBMITTED, or payouts claimed by it: the next run (of D or a later day)
    completes that run first, from its item: the same payouts, the same MsgId, the same bytes (MsgId and
-   ``CreDtTm`` are the run's, never the clock's). Only a payout account changed between the crash and the
-   retry, with the file never written, gives another MsgId (the run item is moved to it before the file is put).
+   ``CreDtTm`` are the run's, never the clock's), which S3 refuses as already there. A run whose MsgId is
+   stored but whose file can no longer be written the same (a payout account changed or was marked invalid
+   in between) stops with :class:`PayoutRunNeedsOperator`: nothing is ever sent in a second file.
 
 Payout accounts are read with :meth:`PayoutAccountsRepository.for_payout`: the IBAN decrypted in memory for
 the file only, never logged; the answer names payouts and sellers, never an IBAN.
@@ -44,7 +45,7 @@ from payments.kernel.dynamo import get_item, query_all, to_item, to_values
 from payments.kernel.errors import Conflict
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
-from payments.payouts.accounts import PayoutAccountUnusable, PayoutDestination
+from payments.payouts.accounts import PayoutAccountUnusable
 from payments.payouts.bank.pain001 import (
     EUR,
     MAX_END_TO_END_ID,
@@ -63,6 +64,15 @@ RAIL_CURRENCIES = (EUR,)
 FIXING, FIXED, SUBMITTED, EMPTY = "FIXING", "FIXED", "SUBMITTED", "EMPTY"
 #: payouts named by one run item (far below DynamoDB's 400 KB item: 2,000 ids of 35 characters ~ 80 KB)
 MAX_PAYOUTS_PER_RUN = 2000
+
+
+class PayoutRunNeedsOperator(RuntimeError):
+    """A run whose file may be at the bank cannot be written again as it was: an operator decides (the alarm
+    on the run function's errors fires); nothing is sent twice."""
+
+    def __init__(self, run_id: str, reason: str):
+        super().__init__(f"payout run {run_id} needs an operator: {reason}")
+        self.run_id = run_id
 
 
 def scheduled_payout_id(seller_account: str, currency: str, day: date) -> str:
@@ -264,10 +274,11 @@ class PayoutRun:
             run = self.claim(run, answer)
         if run["state"] == EMPTY:
             return
-        if not (run.get("msg_id") and self.file_exists(run["msg_id"])):
+        if not run.get("written"):
             run = self.write_file(run, answer)
             if run["state"] == EMPTY:
                 return
+            run = self._update_run(run, {"written": True})
         for payout_id in run["payout_ids"]:
             mac = run["iban_macs"][payout_id]
             outcome = self.payouts.mark_submitted(payout_id, msg_id=run["msg_id"], iban_mac=mac, source=source)
@@ -314,21 +325,26 @@ class PayoutRun:
         answer.failed.append({"payout_id": payout_id, "reason": reason, "applied": outcome.applied.value})
 
     def write_file(self, run: dict[str, Any], answer: RunAnswer) -> dict[str, Any]:
-        """Step c: the run's file, its MsgId stored on the run item before the file is put (If-None-Match)."""
+        """Step c: the run's file, its MsgId stored on the run item before the file is put (If-None-Match).
+
+        Once a MsgId is stored, the file may be at the bank: a retry writes exactly that file again (S3 refuses
+        it, it is there) or, if it cannot (a payout account changed or became unusable since), stops with
+        :class:`PayoutRunNeedsOperator` rather than send the payouts in a second file."""
+        fixed = run.get("msg_id")
         instructions: list[PayoutInstruction] = []
-        destinations: dict[str, PayoutDestination] = {}
-        kept: list[str] = []
+        macs: dict[str, str] = {}
         for payout_id in run["payout_ids"]:
             record = self.payouts.get(payout_id)
-            if record.status is not PayoutStatus.PENDING:
-                continue  # decided otherwise meanwhile: not in this file (never written yet)
+            if record.status is not PayoutStatus.PENDING and not fixed:
+                continue  # decided otherwise before any file named it: left out
             try:
                 destination = self.payouts.accounts.for_payout(record.seller_account, record.currency)
             except PayoutAccountUnusable as unusable:
+                if fixed:
+                    raise PayoutRunNeedsOperator(run["run_id"], f"payout {payout_id}: {unusable.reason}") from None
                 self._fail(payout_id, unusable.reason, run, answer)
                 continue
-            destinations[payout_id] = destination
-            kept.append(payout_id)
+            macs[payout_id] = destination.iban_mac
             instructions.append(
                 PayoutInstruction(
                     payout_id=payout_id,
@@ -346,8 +362,12 @@ class PayoutRun:
         file = write_payout_file(
             run["currency"], self.debtor, run["run_id"], created_at, date.fromisoformat(run["day"]), instructions
         )
-        macs = {payout_id: destinations[payout_id].iban_mac for payout_id in kept}
-        run = self._update_run(run, {"payout_ids": kept, "msg_id": file.msg_id, "iban_macs": macs})
+        if fixed and fixed != file.msg_id:
+            raise PayoutRunNeedsOperator(
+                run["run_id"], f"its file {fixed} may be at the bank, and a payout account changed since"
+            )
+        if not fixed:
+            run = self._update_run(run, {"payout_ids": list(macs), "msg_id": file.msg_id, "iban_macs": macs})
         try:
             self.s3.put_object(
                 Bucket=self.bucket, Key=file.key, Body=file.content, ContentType="application/xml", IfNoneMatch="*"
@@ -367,17 +387,9 @@ class PayoutRun:
                 "written_now": written,
             }
         )
-        count("PayoutFilesWritten")
+        if written:
+            count("PayoutFilesWritten")
         return run
-
-    def file_exists(self, msg_id: str) -> bool:
-        try:
-            self.s3.head_object(Bucket=self.bucket, Key=f"outgoing/pain001/{msg_id}.xml")
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
 
     def _update_run(self, run: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         names = {f"#a{i}": name for i, name in enumerate(sorted(changes))}

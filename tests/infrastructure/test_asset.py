@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.bundling import REPO_ROOT, SHIPPED_FILES, SHIPPED_PACKAGES, shipped_files
+from infra.bundling import DEPENDENCIES, REPO_ROOT, SHIPPED_FILES, SHIPPED_PACKAGES, shipped_files
 
 FIRST_PARTY = ("payments", "payments_dev", "functions", "infra", "tests")
 #: what the asset's pip install brings (infra/bundling.py DEPENDENCIES), and what the runtime has
@@ -28,6 +28,8 @@ THIRD_PARTY_SHIPPED = {
     "Adyen",
     "schwifty",
     "cryptography",
+    "sepaxml",
+    "xmlschema",
     "aws_xray_sdk",
     "boto3",
     "botocore",
@@ -124,9 +126,11 @@ def test_an_import_for_the_type_checker_only_is_not_an_outsider(tmp_path: Path) 
     assert [name for _, name in _imports(probe)] == ["typing.TYPE_CHECKING", "moto"]
 
 
-def test_the_bank_rail_is_held_back_until_a_deployed_function_uses_it() -> None:
-    # Given the asset's files
+def test_the_bank_rail_ships_with_the_functions_that_write_its_files() -> None:
+    # Given the asset's files and dependencies
     files = {str(relative) for relative in shipped_files()}
-    # Then the payout accounts ship, the bank rail's files and simulated bank do not (yet)
+    # Then the payout accounts and the bank rail ship (the payouts API checks the rail, the run writes the files)
     assert "payments/payouts/accounts.py" in files
-    assert not any(name.startswith("payments/payouts/bank/") for name in files)
+    assert "payments/payouts/bank/pain001.py" in files
+    # and so do the libraries that write and validate the files
+    assert {"sepaxml", "xmlschema"} <= set(DEPENDENCIES)

@@ -45,6 +45,8 @@ EXPECTED_OBJECT_ACTIONS: dict[str, dict[str, set[str]]] = {
     registry.PSP.name: {"s3:PutObject": {"/incoming/simulated-psp/*"}},
     # a resolved mismatch's HTML report, written again from its JSON report
     registry.OPERATOR.name: {"s3:GetObject": {f"/{REPORTS}*"}, "s3:PutObject": {f"/{REPORTS}*"}},
+    # the nightly payout run writes its pain.001 files, and nothing else, in the bank bucket
+    registry.PAYOUT_RUN.name: {"s3:PutObject": {"/outgoing/pain001/*"}},
 }
 #: Actions whose services support no resource-level permissions
 RESOURCE_STAR_ALLOWED = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -63,7 +65,10 @@ def _object_pattern(resource: Any) -> str:
     """``/<key pattern>`` of an object ARN (bucket ARN + pattern), ``<bucket>`` for the bucket's own ARN."""
     if "Fn::GetAtt" in resource:
         return "<bucket>"
-    return resource["Fn::Join"][1][1]
+    parts = resource["Fn::Join"][1]
+    if isinstance(parts[-1], str) and ":s3:::" in parts[-1]:  # a bucket imported by its name: the ARN spelt out
+        return "/" + parts[-1].split(":s3:::", 1)[1].split("/", 1)[1]
+    return parts[1]
 
 
 def _states_grants(statements: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -18,7 +18,7 @@ from payments.payouts.accounts import PayoutAccountRequest, PayoutAccountsReposi
 from payments.payouts.bank.pain001_reader import read_pain001
 from payments.payouts.outcomes import PayoutStatus
 from payments.payouts.repository import PayoutsRepository
-from payments.payouts.run import PayoutRun, scheduled_payout_id
+from payments.payouts.run import PayoutRun, PayoutRunNeedsOperator, scheduled_payout_id
 from tests.unit.conftest import REGION
 from tests.unit.payouts.test_payouts_repository import balance, payout, seed_available
 
@@ -154,7 +154,6 @@ def test_a_retry_of_the_file_step_writes_the_very_same_bytes(world, ddb, s3, mon
 
     run = PayoutRun(s3=s3)
     monkeypatch.setattr(s3, "put_object", lost_answer)
-    monkeypatch.setattr(run, "file_exists", lambda _msg_id: False)  # as if the head had not seen it yet
     with pytest.raises(RuntimeError):
         run.run(DAY)
     answer = run.run(DAY)
@@ -171,3 +170,28 @@ def test_the_minimum_is_a_stage_setting_per_currency(world, ddb, s3, monkeypatch
     answer = PayoutRun().run(DAY)
     assert answer.created == [scheduled_payout_id(TOYS, "EUR", DAY)]
     assert world.available(BOOKS, "EUR") == Money(4_999, "EUR")
+
+
+def test_a_file_that_may_be_at_the_bank_is_never_replaced_by_another(world, ddb, s3, monkeypatch):
+    seed_available(ddb, BOOKS, 4_000)
+    run = PayoutRun(s3=s3)
+    real_put = s3.put_object
+
+    def lost(**request: Any) -> Any:
+        real_put(**request)
+        raise RuntimeError("the answer of the put was lost")
+
+    with monkeypatch.context() as m:
+        m.setattr(s3, "put_object", lost)
+        with pytest.raises(RuntimeError):
+            run.run(DAY)
+    # the seller registers another account before the retry: the file out there names the first one
+    register(
+        BOOKS,
+        PayoutAccountRequest(iban="NL91ABNA0417164300", account_holder="B", currency="EUR"),
+        PayoutAccountsRepository(),
+    )
+    with pytest.raises(PayoutRunNeedsOperator):
+        run.run(DAY)
+    assert len(files(s3)) == 1  # never a second file for the same payouts
+    assert world.get(scheduled_payout_id(BOOKS, "EUR", DAY)).status is PayoutStatus.PENDING
