@@ -12,6 +12,7 @@
 * ``payments psp chargeback``  the simulated PSP raises a chargeback and sends its notification
 * ``payments psp settle`` / ``payments reconcile FILE``  the day's settlement file; reconcile a file
 * ``payments preflight --stage NAME``  the account's quotas and the stage's settings against its target checkouts/s
+* ``payments payouts run [--date D]``  the nightly payout now: scheduled payouts, then one pain.001 to the bank
 """
 
 from __future__ import annotations
@@ -202,6 +203,9 @@ def parser() -> argparse.ArgumentParser:
     from payments.ops.preflight import add_commands as add_preflight_commands
 
     add_preflight_commands(commands)  # payments preflight --stage NAME: quotas and settings against the target
+    from payments.ops.payouts import add_commands as add_payouts_commands
+
+    add_payouts_commands(commands)  # payments payouts run [--date D]
     return root
 
 

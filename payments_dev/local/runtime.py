@@ -292,7 +292,7 @@ class LocalRuntime:
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING" if self.quiet else "INFO"),
         }
         for name, value in self.settings.model_dump().items():
-            env[name.upper()] = json.dumps(value) if isinstance(value, dict) else str(value)
+            env[name.upper()] = variable(value)
         os.environ.update(env)
         reset_settings()
         aws.reset_clients()
@@ -368,6 +368,8 @@ class LocalRuntime:
 
         s3 = boto3.client("s3", endpoint_url=self.aws_url, region_name=REGION)
         s3.create_bucket(Bucket=s.settlement_bucket)
+        # the bank rail's bucket: the payout run's pain.001 files under outgoing/pain001/
+        s3.create_bucket(Bucket=s.bank_bucket)
         s3.put_bucket_notification_configuration(
             Bucket=s.settlement_bucket,
             NotificationConfiguration={
@@ -388,11 +390,16 @@ class LocalRuntime:
         from payments.ops.clikit import publish
 
         settings = {
-            name.upper(): str(value)
+            name.upper(): variable(value)
             for name, value in self.settings.model_dump().items()
             if name != "payments_psp_hmac_key"
         }
         publish(self.aws_url, {"api_url": self.api_url, "region": REGION, "settings": settings}, REGION)
+
+
+def variable(value: Any) -> str:
+    """A setting's value as its environment variable holds it (a mapping as JSON: ``payout_minimum_minor``)."""
+    return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
 def create_payout_account_keys(kms: Any, settings: Settings) -> None:
