@@ -195,3 +195,27 @@ def test_a_file_that_may_be_at_the_bank_is_never_replaced_by_another(world, ddb,
         run.run(DAY)
     assert len(files(s3)) == 1  # never a second file for the same payouts
     assert world.get(scheduled_payout_id(BOOKS, "EUR", DAY)).status is PayoutStatus.PENDING
+
+
+def test_a_pending_payout_whose_account_was_marked_invalid_fails_with_its_money_back(world, ddb, s3):
+    seed_available(ddb, BOOKS, 4_000)
+    world.reserve(payout("pt_manual", 4_000, BOOKS))
+    PayoutAccountsRepository().mark_invalid(BOOKS, "EUR", "payout p0 returned by the bank (AC04)")
+    answer = PayoutRun().run(DAY)
+    assert [f["payout_id"] for f in answer.failed] == ["pt_manual"] and not answer.files and not files(s3)
+    failed = world.get("pt_manual")
+    assert failed.status is PayoutStatus.FAILED and "marked invalid" in (failed.failure_reason or "")
+    assert balance(ddb, BOOKS) == (4_000, 0)
+    # and the next night does not pay it again to that account
+    assert any(s["seller_account"] == BOOKS and "marked invalid" in s["reason"] for s in PayoutRun().run(DAY).skipped)
+
+
+def test_the_run_never_logs_or_answers_an_iban(world, ddb, s3, capsys, caplog):
+    seed_available(ddb, BOOKS, 4_000)
+    seed_available(ddb, TOYS, 3_000)
+    answer = PayoutRun().run(DAY)
+    printed = capsys.readouterr()
+    said = printed.out + printed.err + caplog.text + repr(answer.as_dict())
+    assert answer.submitted and "payout run" in said  # the run's own log line is among what is read
+    for iban in ("DE89370400440532013000", "DE05370400440100090002", "0532013000", "0100090002"):
+        assert iban not in said
