@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from payments.kernel.config import MAX_ORDERS_PER_CHECKOUT
-from payments.kernel.ids import IDENTIFIER_RULE
+from payments.kernel.ids import IDENTIFIER_RULE, PAYOUT_ID_RULE
 from payments.kernel.pan import redacted
 
 #: what an identifier must be (checkout_id, payment_order_id, seller_account, buyer_id, refund_id...)
@@ -49,7 +49,7 @@ FIELD_RULES: Mapping[str, str] = {
     "seller_account": IDENTIFIER,
     "buyer_id": IDENTIFIER,
     "refund_id": IDENTIFIER,
-    "payout_id": IDENTIFIER,
+    "payout_id": "must be " + PAYOUT_ID_RULE,
     "amount": AMOUNT,
     "currency": CURRENCY,
     "email": "must be an e-mail address such as buyer@example.com (at most 254 characters, no spaces)",

@@ -278,12 +278,21 @@ NOTIFICATIONS_CONSUMER = Function(
 )
 PAYOUTS = Function(
     name="payouts",
-    description="Payouts API: PUT/GET /v1/sellers/{seller_account}/payout-account (the IBAN encrypted by KMS, answered masked)",
+    description="Payouts API: PUT/GET /v1/sellers/{seller_account}/payout-account (the IBAN encrypted by KMS, answered "
+    "masked), POST/GET /v1/payouts (the reservation from the seller's available balance)",
     memory_mb=512,
     timeout_s=10,  # below API Gateway's 29 s integration timeout
-    # Query: a seller's accounts (GET without currency); no UpdateItem: the API replaces an account whole
-    tables=(TableAccess("payout_accounts_table", ("GetItem", "PutItem", "Query")),),
-    settings=("payout_accounts_key", "payout_accounts_mac_key"),
+    tables=(
+        _IDEMPOTENCY,
+        # Query: a seller's accounts (GET without currency); no UpdateItem: the API replaces an account whole
+        TableAccess("payout_accounts_table", ("GetItem", "PutItem", "Query")),
+        # the reservation is one TransactWriteItems: the payout (Put), the balance item (Update), the ledger
+        # transaction (Put) and its totals (Update); GetItem: a payout, the balance when amount is left out
+        TableAccess("payouts_table", ("GetItem", "PutItem")),
+        TableAccess("wallets_table", ("GetItem", "UpdateItem")),
+        TableAccess("ledger_table", ("PutItem", "UpdateItem")),
+    ),
+    settings=("payout_accounts_key", "payout_accounts_mac_key", *_SHARDS),
     # seal a new IBAN (a data key) and hash it (the HMAC key); never kms:Decrypt: the API cannot read an IBAN back
     actions=("kms:GenerateDataKey", "kms:GenerateMac"),
 )
@@ -296,8 +305,15 @@ BANK_RECONCILE = Function(
         # the run's summary and mismatches (conditional puts), the PSP payouts recorded by settlement files
         # (Query by currency and amount, the file's summary), the one claim of each PSP payout (PutItem)
         TableAccess("reconciliation_table", ("GetItem", "PutItem", "UpdateItem", "Query")),
+        # the payouts' book (payments.payouts.repository): each outcome is one TransactWriteItems over the payout
+        # (its status, conditional), the seller's balance item and the ledger's booking; a returned payout's
+        # account is marked invalid (a conditional UpdateItem)
+        TableAccess("payouts_table", ("GetItem", "UpdateItem")),
+        TableAccess("wallets_table", ("UpdateItem",)),
+        TableAccess("ledger_table", ("PutItem", "UpdateItem")),
+        TableAccess("payout_accounts_table", ("GetItem", "UpdateItem")),
     ),
-    settings=("bank_bucket",),
+    settings=("bank_bucket", *_SHARDS),
     # GetObject: the bank's files and our pain.001 a whole-file rejection names; PutObject: reports and
     # quarantine; DeleteObject: an unreadable file leaves incoming/ (moved to quarantine/)
     actions=(
@@ -317,6 +333,34 @@ SIMULATED_BANK = Function(
     # its own store in the bank bucket (conditional puts, a listing of the days) and the PSP's settlement file
     actions=("s3:GetObject", "s3:PutObject", "s3:ListBucket"),
 )
+PAYOUT_RUN = Function(
+    name="payout_run",
+    description="Nightly: a payout per seller above the stage minimum, then every PENDING EUR payout in one pain.001 "
+    "file written to the bank bucket (outgoing/pain001/)",
+    memory_mb=1024,
+    # a run that stops at its timeout is completed by the next (payments.payouts.run): every step may repeat
+    timeout_s=5 * 60,
+    tables=(
+        # Query: the PENDING payouts (by_pending) and a day's runs; PutItem/UpdateItem: runs, claims, statuses and
+        # the reservations' TransactWriteItems; GetItem: each payout read again before it is claimed and sent
+        TableAccess("payouts_table", ("GetItem", "PutItem", "UpdateItem", "Query"), indexes=("by_pending",)),
+        # Scan: the sellers' balance items (available) for the scheduled payouts; Update: their reservations
+        TableAccess("wallets_table", ("Scan", "GetItem", "UpdateItem")),
+        TableAccess("ledger_table", ("PutItem", "UpdateItem")),
+        # the payout accounts: whether usable (GetItem), and a payout to an unusable one fails (no write to them)
+        TableAccess("payout_accounts_table", ("GetItem",)),
+    ),
+    settings=(
+        "bank_bucket",
+        *_SHARDS,
+        "payout_minimum_minor",
+        "payout_debtor_name",
+        "payout_debtor_iban",
+        "payout_debtor_bic",
+    ),
+    # the file (s3:PutObject on outgoing/pain001/ only) and each payee's IBAN decrypted in memory (kms:Decrypt)
+    actions=("s3:PutObject", "kms:Decrypt"),
+)
 
 #: every function, in the order the stack builds them
 FUNCTIONS: tuple[Function, ...] = (
@@ -334,6 +378,7 @@ FUNCTIONS: tuple[Function, ...] = (
     PAYOUTS,
     BANK_RECONCILE,
     SIMULATED_BANK,
+    PAYOUT_RUN,
 )
 BY_NAME: dict[str, Function] = {f.name: f for f in FUNCTIONS}
 BY_LOCAL_NAME: dict[str, Function] = {f.local_name: f for f in FUNCTIONS}

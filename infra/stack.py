@@ -105,7 +105,6 @@ class PaymentsStack(cdk.Stack):
             api=checkout.api,
             settlement_bucket=reconciliation.bucket,
         )
-        payouts = Payouts(self, "Payouts", stage=stage, code=code, tables=tables, api=checkout.api)
         bank = Bank(
             self,
             "Bank",
@@ -114,6 +113,9 @@ class PaymentsStack(cdk.Stack):
             tables=tables,
             access_log_bucket=reconciliation.access_log_bucket,
             settlement_bucket=reconciliation.bucket,
+        )
+        payouts = Payouts(
+            self, "Payouts", stage=stage, code=code, tables=tables, api=checkout.api, bank_bucket=bank.bucket
         )
         functions = [
             checkout.function,
@@ -146,6 +148,7 @@ class PaymentsStack(cdk.Stack):
         )
         refunds.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         bank.add_alarms(observability.topic, observability.alarms, observability.dashboard)
+        payouts.add_alarms(observability.topic, observability.alarms)
         refunds.grant_merchant(checkout.merchant_policy, stage)
         payouts.grant_merchant(checkout.merchant_policy, stage)
 

@@ -56,6 +56,11 @@ class Stage:
     #: job of its own, takes ``outgoing/pain001/`` and drops its answers in ``incoming/bank/``; default of a
     #: production stage) or "sftp" (an AWS Transfer Family SFTP connector, set up outside the stack)
     bank: str = "simulated"
+    #: the platform's bank account every SEPA payout is paid from (``payoutDebtorName``, ``payoutDebtorIban``,
+    #: ``payoutDebtorBic``) and the nightly payout's minimum per currency in minor units (``payoutMinimumMinor``,
+    #: e.g. ``{"EUR": 100}``); unset: the settings' defaults (a test account: a dev stage's simulated bank)
+    payout_debtor: tuple[str, str, str] | None = None
+    payout_minimum_minor: dict[str, int] | None = None
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> Stage:
@@ -113,6 +118,12 @@ class Stage:
             alarm_subscribed_elsewhere=_flag(value("alarmSubscribedElsewhere")),
             target_checkouts_per_second=target,
             bank=bank,
+            payout_debtor=(
+                (str(value("payoutDebtorName")), str(value("payoutDebtorIban")), str(value("payoutDebtorBic") or ""))
+                if value("payoutDebtorIban")
+                else None
+            ),
+            payout_minimum_minor=value("payoutMinimumMinor") or None,
         )
 
     @property

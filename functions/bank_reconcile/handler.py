@@ -23,22 +23,17 @@ from payments.kernel import config
 from payments.kernel.observability import count, entry_point, logger
 from payments.payouts.outcomes import PayoutOutcomes
 from payments.payouts.reconcile import BankReconciler
+from payments.payouts.repository import PayoutsRepository
 
 #: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
 config.load(registry.BANK_RECONCILE)
 
-#: the payouts' book the bank's answers are applied to (the payouts repository's implementation of
-#: PayoutOutcomes). Until one is set, an event fails loudly and is retried, then dead-lettered: never lost.
-OUTCOMES: Callable[[], PayoutOutcomes] | None = None
-
-
-class NoPayoutBook(RuntimeError):
-    """The function has no payouts' book to apply the bank's answers to."""
+#: the payouts' book the bank's answers are applied to: the payouts repository (its statuses, the sellers'
+#: balance items, the ledger and the payout accounts moved together, each outcome once)
+OUTCOMES: Callable[[], PayoutOutcomes] = PayoutsRepository
 
 
 def payout_outcomes() -> PayoutOutcomes:
-    if OUTCOMES is None:
-        raise NoPayoutBook("no payouts' book (PayoutOutcomes) is wired into the bank reconciliation")
     return OUTCOMES()
 
 

@@ -30,9 +30,9 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from functions import registry
-from infra.constructs.common import dead_letter_queue, evidence_bucket
+from infra.constructs.common import alarm_above_zero, dead_letter_queue, evidence_bucket
 from infra.constructs.function import PaymentsFunction
-from infra.constructs.observability import PERIOD, alarm_above_zero, custom_metric
+from infra.constructs.observability import PERIOD, custom_metric
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
 from payments.kernel.config import Settings
@@ -94,7 +94,11 @@ class Bank(Construct):
             code=code,
             spec=registry.BANK_RECONCILE,
             tables=tables,
-            settings={"bank_bucket": self.bucket.bucket_name},
+            settings={
+                "bank_bucket": self.bucket.bucket_name,
+                "wallet_shards": str(stage.wallet_shards),
+                "ledger_total_shards": str(stage.ledger_total_shards),
+            },
             retry_attempts=2,
             max_event_age=cdk.Duration.hours(6),
             on_failure=destinations.SqsDestination(self.dead_letters),

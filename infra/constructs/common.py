@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Protocol
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -155,3 +158,20 @@ def dead_letter_queue(scope: Construct, construct_id: str, *, stage: Stage, name
     )
     acknowledge(queue, "AwsSolutions-SQS3", why)
     return queue
+
+
+def alarm_above_zero(
+    scope: Construct, alarm_id: str, metric: cloudwatch.IMetric, description: str, topic: sns.ITopic
+) -> cloudwatch.Alarm:
+    """Alarm on ``topic`` as soon as one period of ``metric`` holds a value above zero; no data is not a breach."""
+    alarm = metric.create_alarm(
+        scope,
+        alarm_id,
+        alarm_description=description,
+        threshold=0,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    alarm.add_alarm_action(actions.SnsAction(topic))
+    return alarm

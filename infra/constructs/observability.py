@@ -24,7 +24,6 @@ from collections.abc import Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -35,6 +34,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions import registry
+from infra.constructs.common import alarm_above_zero
 from infra.constructs.function import METRICS_NAMESPACE, PaymentsFunction
 from infra.constructs.tables import PaymentTables
 from infra.stage import Stage
@@ -224,20 +224,3 @@ def custom_metric(name: str, service: str) -> cloudwatch.Metric:
         statistic="Sum",
         period=PERIOD,
     )
-
-
-def alarm_above_zero(
-    scope: Construct, alarm_id: str, metric: cloudwatch.IMetric, description: str, topic: sns.ITopic
-) -> cloudwatch.Alarm:
-    """Alarm to ``topic`` as soon as one period holds a value above zero; no data is not a breach."""
-    alarm = metric.create_alarm(
-        scope,
-        alarm_id,
-        alarm_description=description,
-        threshold=0,
-        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluation_periods=1,
-        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-    )
-    alarm.add_alarm_action(actions.SnsAction(topic))
-    return alarm

@@ -29,9 +29,15 @@ from constructs import Construct
 from functions import registry
 from infra.constructs.adyen_psp import AdyenPsp
 from infra.constructs.checkout_api import answer_other_methods_405
-from infra.constructs.common import asl_state_machine, dead_letter_queue, fixed_name_state_machine_arns, stage_log_group
+from infra.constructs.common import (
+    alarm_above_zero,
+    asl_state_machine,
+    dead_letter_queue,
+    fixed_name_state_machine_arns,
+    stage_log_group,
+)
 from infra.constructs.function import PaymentsFunction
-from infra.constructs.observability import alarm_above_zero, custom_metric
+from infra.constructs.observability import custom_metric
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
@@ -280,7 +286,7 @@ class Refunds(Construct):
             ),
         }
         for alarm_id, (metric, description) in metrics.items():
-            alarms.append(alarm_above_zero(self, alarm_id, metric, description, topic))  # type: ignore[arg-type]
+            alarms.append(alarm_above_zero(self, alarm_id, metric, description, topic))
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Refunds, chargebacks and PSP notifications",

@@ -13,12 +13,13 @@ each required variable that is not set, instead of running with a default. Witho
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from functions.registry import Function, Psp
 
@@ -47,6 +48,9 @@ class Settings(BaseModel):
     payouts_table: str = Field(default="payouts")
     #: the bank rail's bucket: our payment files under ``outgoing/``, the bank's answers under ``incoming/bank/``
     bank_bucket: str = Field(default="bank")
+    #: the nightly payout's minimum per currency, in minor units (JSON ``{"EUR": 100}``): a seller is paid when its
+    #: available reaches it (payments.payouts.run); a currency not listed: any positive available
+    payout_minimum_minor: dict[str, int] = Field(default_factory=lambda: {"EUR": 100})
     state_machine_arn: str = Field(default="")
     #: balance items per (seller, currency); see payments.accounts.wallet
     wallet_shards: int = Field(default=4, ge=1, le=64)
@@ -90,6 +94,12 @@ class Settings(BaseModel):
     payout_debtor_name: str = Field(default="Marketplace Platform Ltd")
     payout_debtor_iban: str = Field(default="DE82370400440123456789")
     payout_debtor_bic: str = Field(default="COBADEFFXXX")
+
+    @field_validator("payout_minimum_minor", mode="before")
+    @classmethod
+    def _json_minimums(cls, value: object) -> object:
+        """The variable holds JSON (``{"EUR": 100}``); the model takes a mapping as it is."""
+        return json.loads(value) if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

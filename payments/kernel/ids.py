@@ -27,6 +27,15 @@ IDENTIFIER_RE = re.compile(IDENTIFIER_PATTERN)
 IDENTIFIER_RULE = "1-64 ASCII letters, digits, '_' and '-', starting with a letter or a digit"
 
 
+#: a payout's id is also its SEPA credit transfer's EndToEndId (ISO 20022 Max35Text): the rule, cut to 35
+MAX_PAYOUT_ID_LENGTH = 35
+PAYOUT_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_PAYOUT_ID_LENGTH - 1}}}$"
+PAYOUT_ID_RULE = (
+    f"1-{MAX_PAYOUT_ID_LENGTH} ASCII letters, digits, '_' and '-', starting with a letter or a digit "
+    "(it is the bank transfer's EndToEndId)"
+)
+
+
 def is_identifier(value: object) -> bool:
     """Whether ``value`` is a string that follows the identifier rule."""
     return isinstance(value, str) and IDENTIFIER_RE.fullmatch(value) is not None

@@ -66,6 +66,9 @@ TABLES: tuple[Table, ...] = (
     # sellers' payout accounts, one per (seller, currency) (payments.payouts.accounts): bank details, no money,
     # but kept like money (retained, point-in-time recovery): a payout's destination is its history
     Table("payout_accounts_table", "pk", "sk"),
+    # payouts and the nightly runs' files (payments.payouts.repository); by_pending (sparse: only a PENDING
+    # payout carries `pending_currency`) lists the payouts still to send, per currency, for the run
+    Table("payouts_table", "pk", "sk", (Index("by_pending", "pending_currency", "payout_id"),)),
 )
 
 

@@ -13,6 +13,7 @@
 * ``payments psp settle`` / ``payments reconcile FILE``  the day's settlement file; reconcile a file
 * ``payments bank close-day [--date D]``  the local simulated bank books the day: its camt.053 statement
 * ``payments preflight --stage NAME``  the account's quotas and the stage's settings against its target checkouts/s
+* ``payments payouts run [--date D]``  the nightly payout now: scheduled payouts, then one pain.001 to the bank
 """
 
 from __future__ import annotations
@@ -206,6 +207,9 @@ def parser() -> argparse.ArgumentParser:
     from payments.ops.bank import add_commands as add_bank_commands
 
     add_bank_commands(commands)  # payments bank close-day: the local simulated bank books a day
+    from payments.ops.payouts import add_commands as add_payouts_commands
+
+    add_payouts_commands(commands)  # payments payouts run [--date D]
     return root
 
 

@@ -181,9 +181,14 @@ def check(
     transactions: dict[str, list[dict[str, Any]]] = defaultdict(list)
     # refunds, chargebacks and reversals (issue 18): checked by 3, 4 and 8, not by 2
     ledger_adjustments: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    payout_bookings: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for txn in ledger.transactions():
         if txn.get("kind", "PAYIN") == "PAYIN":
             transactions[txn["payment_order_id"]].append(txn)
+        elif str(txn.get("kind", "")).startswith("PAYOUT_"):
+            # a payout's reservation or outcome (payments.payouts.repository): balanced like any (3), not money
+            # back to a buyer (8)
+            payout_bookings[txn["txn_id"]].append(txn)
         else:
             ledger_adjustments[txn["txn_id"]].append(txn)
     for ref in set(credits) | set(transactions) | set(orders):
@@ -221,7 +226,7 @@ def check(
     # 3. the ledger balances
     projection: dict[tuple[str, str], int] = defaultdict(int)
     txn_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for group in [*transactions.values(), *ledger_adjustments.values()]:
+    for group in [*transactions.values(), *ledger_adjustments.values(), *payout_bookings.values()]:
         for txn in group:
             report.checks[3] += 1
             try:

@@ -296,9 +296,9 @@ class PayoutAccountsRepository:
                 return flagged
         raise Conflict("the payout account kept changing while it was being marked invalid; retry")
 
-    def for_payout(self, seller_account: str, currency: str) -> PayoutDestination:
-        """The seller's account in ``currency``, its IBAN decrypted for the bank file; :class:`PayoutAccountUnusable`
-        if there is none or it is marked invalid."""
+    def usable(self, seller_account: str, currency: str) -> PayoutAccountRecord:
+        """The seller's account in ``currency`` if a payout may go to it (its IBAN not decrypted: the API checks
+        with this); :class:`PayoutAccountUnusable` if there is none or it is marked invalid."""
         record = self.get(seller_account, currency)
         if record is None:
             raise PayoutAccountUnusable(seller_account, currency, f"the seller has no payout account for {currency}")
@@ -308,6 +308,12 @@ class PayoutAccountsRepository:
                 currency,
                 f"the payout account for {currency} is marked invalid ({record.invalid_reason})",
             )
+        return record
+
+    def for_payout(self, seller_account: str, currency: str) -> PayoutDestination:
+        """The seller's account in ``currency``, its IBAN decrypted for the bank file; :class:`PayoutAccountUnusable`
+        if there is none or it is marked invalid."""
+        record = self.usable(seller_account, currency)
         iban = self.vault.open(record.sealed, context_of(seller_account, currency))
         return PayoutDestination(
             seller_account=seller_account,

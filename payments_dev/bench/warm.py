@@ -140,7 +140,7 @@ def child(n: int) -> dict[str, Any]:
     with mock_aws():
         from payments.kernel import aws
         from payments.kernel.config import reset_settings
-        from payments_dev.local.runtime import LocalRuntime
+        from payments_dev.local.runtime import LocalRuntime, variable
 
         class InProcess(LocalRuntime):
             aws_url = None  # type: ignore[assignment]  # boto3's default endpoints: intercepted by mock_aws
@@ -153,7 +153,7 @@ def child(n: int) -> dict[str, Any]:
             }
         )
         for name, value in runtime.settings.model_dump().items():
-            os.environ[name.upper()] = str(value)
+            os.environ[name.upper()] = variable(value)
         reset_settings()
         aws.reset_clients()
         runtime._bootstrap()

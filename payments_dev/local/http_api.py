@@ -68,7 +68,7 @@ def function_for(path: str) -> str:
     """The function behind a route, as API Gateway integrates them (infra/)."""
     if path == "/v1/refunds" or path.startswith("/v1/refunds/"):
         return registry.REFUNDS.local_name
-    if path.startswith("/v1/sellers/"):
+    if path.startswith(("/v1/sellers/", "/v1/payouts/")) or path == "/v1/payouts":
         return registry.PAYOUTS.local_name
     if path == "/v1/psp/notifications":
         return registry.NOTIFICATIONS.local_name

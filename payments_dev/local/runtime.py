@@ -73,6 +73,7 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "payout_accounts_mac_key": "alias/payments-payout-accounts-mac",
     "settlement_bucket": "settlements",
     "bank_bucket": "bank",
+    "payout_minimum_minor": {"EUR": 100},
     "wallet_shards": 4,
     "ledger_total_shards": 8,
     "recovery_delay_seconds": 360.0,
@@ -292,7 +293,7 @@ class LocalRuntime:
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING" if self.quiet else "INFO"),
         }
         for name, value in self.settings.model_dump().items():
-            env[name.upper()] = str(value)
+            env[name.upper()] = variable(value)
         os.environ.update(env)
         reset_settings()
         aws.reset_clients()
@@ -407,11 +408,16 @@ class LocalRuntime:
         from payments.ops.clikit import publish
 
         settings = {
-            name.upper(): str(value)
+            name.upper(): variable(value)
             for name, value in self.settings.model_dump().items()
             if name != "payments_psp_hmac_key"
         }
         publish(self.aws_url, {"api_url": self.api_url, "region": REGION, "settings": settings}, REGION)
+
+
+def variable(value: Any) -> str:
+    """A setting's value as its environment variable holds it (a mapping as JSON: ``payout_minimum_minor``)."""
+    return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
 def create_payout_account_keys(kms: Any, settings: Settings) -> None:

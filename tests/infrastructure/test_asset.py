@@ -127,9 +127,15 @@ def test_an_import_for_the_type_checker_only_is_not_an_outsider(tmp_path: Path) 
 
 
 def test_the_bank_rail_ships_with_the_functions_that_use_it() -> None:
-    # Given the asset's files
+    # Given the asset's files and dependencies
     files = {str(relative) for relative in shipped_files()}
-    # Then the bank rail's readers and simulated bank ship with the bank reconciliation and the simulated bank
+    # Then the payout accounts and the bank rail ship: the payouts API checks the rail, the run writes the
+    # files, the bank reconciliation reads the answers, the simulated bank answers them
     assert {"payments/payouts/accounts.py", "payments/payouts/reconcile.py"} <= files
-    assert {"payments/payouts/bank/camt.py", "payments/payouts/bank/simulated.py"} <= files
+    assert {
+        "payments/payouts/bank/pain001.py",
+        "payments/payouts/bank/camt.py",
+        "payments/payouts/bank/simulated.py",
+    } <= files
+    # and so do the libraries that write and validate the files
     assert {"sepaxml", "xmlschema"} <= set(DEPENDENCIES)

@@ -89,6 +89,7 @@ def test_returned_and_failed_payouts_raise_an_alarm(dev, metric):
         a["Properties"]
         for a in resources(dev, "AWS::CloudWatch::Alarm").values()
         if a["Properties"].get("MetricName") == metric
+        and a["Properties"].get("Dimensions") == [{"Name": "service", "Value": registry.BANK_RECONCILE.name}]
     )
     assert alarm["Namespace"] == "Payments" and alarm["Threshold"] == 0
     assert alarm["Dimensions"] == [{"Name": "service", "Value": registry.BANK_RECONCILE.name}]

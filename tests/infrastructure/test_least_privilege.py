@@ -65,6 +65,8 @@ EXPECTED_OBJECT_ACTIONS: dict[str, dict[str, set[str]]] = {
         "s3:PutObject": {"/incoming/bank/pain002/*", "/incoming/bank/camt053/*", "/bank/*"},
         "s3:ListBucket": {"<bucket>"},
     },
+    # the nightly payout run writes its pain.001 files, and nothing else, in the bank bucket
+    registry.PAYOUT_RUN.name: {"s3:PutObject": {"/outgoing/pain001/*"}},
 }
 #: Actions whose services support no resource-level permissions
 RESOURCE_STAR_ALLOWED = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -83,7 +85,10 @@ def _object_pattern(resource: Any) -> str:
     """``/<key pattern>`` of an object ARN (bucket ARN + pattern), ``<bucket>`` for the bucket's own ARN."""
     if "Fn::GetAtt" in resource:
         return "<bucket>"
-    return resource["Fn::Join"][1][1]
+    parts = resource["Fn::Join"][1]
+    if isinstance(parts[-1], str) and ":s3:::" in parts[-1]:  # a bucket imported by its name: the ARN spelt out
+        return "/" + parts[-1].split(":s3:::", 1)[1].split("/", 1)[1]
+    return parts[1]
 
 
 def _states_grants(statements: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -56,14 +56,18 @@ def test_the_api_may_seal_and_hash_an_iban_but_never_decrypt_one(dev):
         "StringEquals": {"kms:EncryptionContext:purpose": "payout-account"}
     }
     assert by_action["kms:GenerateMac"]["Resource"] == {"Fn::GetAtt": [hashing, "Arn"]}
-    # And no role of the stack may decrypt with the sealing key yet (the bank file's function will, alone)
-    decrypting = [
-        s
+    # And only the payout run's role may decrypt with the sealing key (the bank file's creditor), under the context
+    decrypting = {
+        str(p["Properties"]["Roles"]): s
         for p in resources(dev, "AWS::IAM::Policy").values()
         for s in p["Properties"]["PolicyDocument"]["Statement"]
         if "kms:Decrypt" in as_list(s["Action"]) and str(sealing) in str(s["Resource"])
-    ]
-    assert decrypting == []
+    }
+    _, run = function_named(dev, registry.PAYOUT_RUN.name)
+    assert list(decrypting) == [str([{"Ref": run["Role"]["Fn::GetAtt"][0]}])]
+    assert next(iter(decrypting.values()))["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:purpose": "payout-account"}
+    }
     # And the function is told the keys by their ARNs
     variables = props["Environment"]["Variables"]
     assert variables["PAYOUT_ACCOUNTS_KEY"] == {"Fn::GetAtt": [sealing, "Arn"]}
@@ -78,3 +82,36 @@ def test_the_merchant_may_register_and_read_payout_accounts(dev):
     ]
     granted = str(policy["PolicyDocument"])
     assert "/PUT/v1/sellers/*/payout-account" in granted and "/GET/v1/sellers/*/payout-account" in granted
+
+
+def test_the_payout_routes_are_iam_signed_and_proxied_to_the_payouts_function(dev):
+    methods = {
+        (m["Properties"]["HttpMethod"], _path(dev, m["Properties"]["ResourceId"])): m["Properties"]
+        for m in resources(dev, "AWS::ApiGateway::Method").values()
+    }
+    payouts_id, _ = function_named(dev, registry.PAYOUTS.name)
+    for method, route in (("POST", "/v1/payouts"), ("GET", "/v1/payouts/{payout_id}")):
+        assert methods[(method, route)]["AuthorizationType"] == "AWS_IAM"
+        assert payouts_id in str(methods[(method, route)]["Integration"]["Uri"])
+    assert_405_methods(
+        dev,
+        [methods[("ANY", "/v1/payouts")], methods[("ANY", "/v1/payouts/{payout_id}")]],
+        {"/v1/payouts": "POST", "/v1/payouts/{payout_id}": "GET"},
+    )
+
+
+def test_the_payout_run_is_nightly_and_alarms_on_returns_and_failures(dev):
+    run_id, _ = function_named(dev, registry.PAYOUT_RUN.name)
+    rules = [
+        r["Properties"]
+        for r in resources(dev, "AWS::Events::Rule").values()
+        if run_id in str(r["Properties"].get("Targets"))
+    ]
+    assert [r["ScheduleExpression"] for r in rules] == ["cron(0 20 * * ? *)"]
+    alarmed = {
+        (a["Properties"].get("MetricName"), str(a["Properties"].get("Dimensions")))
+        for a in resources(dev, "AWS::CloudWatch::Alarm").values()
+    }
+    # the run's errors, and the payouts the run itself fails (the bank's answers are the bank rail's alarms)
+    assert ("PayoutsFailed", str([{"Name": "service", "Value": registry.PAYOUT_RUN.name}])) in alarmed
+    assert any(metric == "Errors" and run_id in dims for metric, dims in alarmed)

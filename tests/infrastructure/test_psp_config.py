@@ -86,7 +86,7 @@ def test_the_simulated_psp_deploys_only_where_it_is_the_psp(dev, prod):
     function_named(dev, registry.PSP.name)
     assert "payments-dev-psp" in {t["Properties"]["TableName"] for t in resources(dev, "AWS::DynamoDB::Table").values()}
     assert {s["Properties"]["Name"] for s in _secrets(dev).values()} == {"payments-dev-psp-notification-hmac-key"}
-    # and prod has neither the job, nor its schedule, nor its table
+    # and prod has neither the job, nor its schedule, nor its table (its schedules: the recovery's, the payout run's)
     with pytest.raises(AssertionError):
         function_named(prod, "psp", stage="prod")
     assert "payments-prod-psp" not in {
@@ -97,7 +97,10 @@ def test_the_simulated_psp_deploys_only_where_it_is_the_psp(dev, prod):
         for r in resources(prod, "AWS::Events::Rule").values()
         for t in r["Properties"]["Targets"]
     }
-    assert targets == {function_named(prod, "recovery", stage="prod")[0]}
+    assert targets == {
+        function_named(prod, "recovery", stage="prod")[0],
+        function_named(prod, registry.PAYOUT_RUN.name, stage="prod")[0],
+    }
 
 
 def test_prod_creates_the_two_adyen_secrets_empty(prod):

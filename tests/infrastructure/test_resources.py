@@ -32,8 +32,8 @@ from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, reso
 SHAPES = {"reconcile": (840, 1769, 2048)}
 DEFAULT_SHAPE = (300, 1024, 512)
 #: routes tested elsewhere: the refunds' and the webhook's (test_refunds.py), the operator's (test_operator.py),
-#: the payout accounts' (test_payouts.py)
-REFUND_ROUTE_PREFIXES = ("/v1/refunds", "/v1/psp/", "/v1/operator", "/v1/sellers/")
+#: the payout accounts' and the payouts' (test_payouts.py)
+REFUND_ROUTE_PREFIXES = ("/v1/refunds", "/v1/psp/", "/v1/operator", "/v1/sellers/", "/v1/payouts")
 ROUTES = {
     ("POST", "/v1/payments"),
     ("GET", "/v1/payments/{checkout_id}"),

@@ -32,6 +32,8 @@ def test_docs_openapi_json_is_up_to_date(capsys, monkeypatch):
         "/v1/operator/mismatches/{id}",
         "/v1/operator/mismatches/{id}/resolve",
         "/v1/sellers/{seller_account}/payout-account",
+        "/v1/payouts",
+        "/v1/payouts/{payout_id}",
     }
     header = next(p for p in generated["paths"]["/v1/payments"]["post"]["parameters"] if p["in"] == "header")
     assert (
@@ -71,6 +73,8 @@ def test_every_error_the_api_answers_is_documented_as_a_problem():
             "503",
         },
         ("get", "/v1/sellers/{seller_account}/payout-account"): {"200", "404", "422", "500", "503"},
+        ("post", "/v1/payouts"): {"202", "400", "409", "413", "415", "422", "500", "503"},
+        ("get", "/v1/payouts/{payout_id}"): {"200", "404", "422", "500", "503"},
     }
     for (method, path), statuses in expected.items():
         responses = doc["paths"][path][method]["responses"]
