@@ -1,5 +1,6 @@
 """The model-based test of money on both PSPs (tests/model/money.py), with a bounded budget in
-``make test`` and a large one on demand: ``make model STEPS=20000`` (``MODEL_STEPS``: steps per PSP)."""
+``make test`` and a large one on demand: ``make model STEPS=20000`` (tests/model/large_run.py: rounds of
+``MODEL_STEPS`` steps per PSP, each on a fresh runtime)."""
 
 from __future__ import annotations
 
