@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from payments.accounts.commission import commission_of, rate_for
 from payments.accounts.ledger import LedgerRepository
 from payments.accounts.wallet import WalletRepository
 from payments.kernel import aws
@@ -60,16 +61,20 @@ def accept_payment(idempotency_key: str, request: PaymentRequest, repo: Payments
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint(idempotency_key, body),
     )
-    orders = [
-        OrderRecord(
-            payment_order_id=o.payment_order_id,
-            checkout_id=request.checkout_id,
-            seller_account=o.seller_account,
-            amount_minor=amount.minor,
-            currency=amount.currency,
+    orders = []
+    for o in request.payment_orders:
+        amount, bps = o.money, rate_for(o.seller_account)  # the commission is fixed here, once per order
+        orders.append(
+            OrderRecord(
+                payment_order_id=o.payment_order_id,
+                checkout_id=request.checkout_id,
+                seller_account=o.seller_account,
+                amount_minor=amount.minor,
+                currency=amount.currency,
+                commission_bps=bps,
+                commission_minor=commission_of(amount, bps).minor,
+            )
         )
-        for o, amount in ((o, o.money) for o in request.payment_orders)
-    ]
     outcome = repo.create(payment, orders)
     if not outcome.created:
         logger.info("payment already stored by an earlier attempt; resuming")

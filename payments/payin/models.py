@@ -421,6 +421,10 @@ class OrderRecord(BaseModel):
     refunded_minor: int = 0
     chargeback_minor: int = 0
     chargeback_reversed_minor: int = 0
+    #: the platform's commission, fixed when the payment was accepted (payments.accounts.commission):
+    #: its rate and amount in minor units; the seller is credited the rest (:attr:`net`)
+    commission_bps: int = 0
+    commission_minor: int = 0
     created_at: str = ""
     updated_at: str = ""
 
@@ -428,6 +432,15 @@ class OrderRecord(BaseModel):
     def money(self) -> Money:
         """What the order charges (``amount_minor`` in ``currency``)."""
         return Money(self.amount_minor, self.currency)
+
+    @property
+    def commission(self) -> Money:
+        return Money(self.commission_minor, self.currency)
+
+    @property
+    def net(self) -> Money:
+        """What the seller is credited for the charge: the charge minus the platform's commission."""
+        return Money(self.amount_minor - self.commission_minor, self.currency)
 
     @property
     def refund_reserved(self) -> Money:

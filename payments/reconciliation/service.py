@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from payments.accounts.wallet import SellerBalance
 from payments.kernel import aws
 from payments.kernel.config import env_name, settings
 from payments.kernel.money import format_minor
@@ -72,22 +73,26 @@ def reconcile_stream(
 
 
 def three_way(accounts: set[tuple[str, str]], truncated: bool, balances: BalanceSource) -> dict[str, Any]:
-    """Wallet balance vs ledger projection for the (seller, currency) accounts a file touched (invariant 4)."""
+    """Wallet vs ledger projection for the (seller, currency) accounts a file touched (invariant 4), part
+    by part: pending, available, in transit. One difference per part that disagrees."""
     wallets = balances.wallet_balances(accounts) if accounts else {}
     ledger = balances.ledger_projection(accounts) if accounts else {}
     differences = []
     for seller, ccy in sorted(accounts):
-        wallet_amount, ledger_amount = wallets.get((seller, ccy), 0), ledger.get((seller, ccy), 0)
-        if wallet_amount != ledger_amount:
-            differences.append(
-                {
-                    "seller_account": seller,
-                    "currency": ccy,
-                    "wallet_amount": format_minor(wallet_amount, ccy),
-                    "ledger_amount": format_minor(ledger_amount, ccy),
-                    "difference": format_minor(wallet_amount - ledger_amount, ccy),
-                }
-            )
+        wallet_parts = wallets.get((seller, ccy), SellerBalance())
+        ledger_parts = ledger.get((seller, ccy), SellerBalance())
+        for part, wallet_amount, ledger_amount in zip(SellerBalance._fields, wallet_parts, ledger_parts, strict=True):
+            if wallet_amount != ledger_amount:
+                differences.append(
+                    {
+                        "seller_account": seller,
+                        "currency": ccy,
+                        "part": part,
+                        "wallet_amount": format_minor(wallet_amount, ccy),
+                        "ledger_amount": format_minor(ledger_amount, ccy),
+                        "difference": format_minor(wallet_amount - ledger_amount, ccy),
+                    }
+                )
     sellers = {seller for seller, _ in accounts}
     return {"sellers_checked": len(sellers), "sellers_truncated": truncated, "differences": differences}
 

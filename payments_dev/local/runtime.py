@@ -92,6 +92,8 @@ LOCAL_SETTINGS: dict[str, Any] = {
 }
 #: set per run in LocalRuntime.__init__
 RUN_SETTINGS = (
+    "payments_commission_bps",
+    "payments_commission_overrides",
     "state_machine_arn",
     "refund_state_machine_arn",
     "payments_psp_hmac_key",
@@ -101,6 +103,11 @@ RUN_SETTINGS = (
 
 #: the runtime started last in this process (the chaos harness drives its recovery schedule)
 CURRENT: LocalRuntime | None = None
+
+
+def _env_value(value: Any) -> str:
+    """A setting as its variable holds it: a mapping as JSON, anything else as its string."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
 
 
 class RecoverySchedule:
@@ -196,6 +203,9 @@ class LocalRuntime:
             payments_psp_hmac_key=os.environ.get("PAYMENTS_PSP_HMAC_KEY") or secrets.token_hex(32),
             payments_psp_merchant_account=os.environ.get("PAYMENTS_PSP_MERCHANT_ACCOUNT") or "LocalMerchant",
             notifications_queue_url=f"{self.aws_url}/{ACCOUNT}/payments-notifications",
+            # the platform's commission: PAYMENTS_COMMISSION_BPS (default 0) and PAYMENTS_COMMISSION_OVERRIDES (JSON)
+            payments_commission_bps=int(os.environ.get("PAYMENTS_COMMISSION_BPS") or 0),
+            payments_commission_overrides=os.environ.get("PAYMENTS_COMMISSION_OVERRIDES") or "{}",
         )
         self._pollers: list[Any] = []
         # the notifications function's cold-start check, at once: a bad PAYMENTS_PSP_HMAC_KEY stops the runtime
@@ -291,7 +301,7 @@ class LocalRuntime:
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING" if self.quiet else "INFO"),
         }
         for name, value in self.settings.model_dump().items():
-            env[name.upper()] = str(value)
+            env[name.upper()] = _env_value(value)
         os.environ.update(env)
         reset_settings()
         aws.reset_clients()
@@ -387,7 +397,7 @@ class LocalRuntime:
         from payments.ops.clikit import publish
 
         settings = {
-            name.upper(): str(value)
+            name.upper(): _env_value(value)
             for name, value in self.settings.model_dump().items()
             if name != "payments_psp_hmac_key"
         }
