@@ -164,11 +164,16 @@ RECONCILE = Function(
     asl_placeholders=((RECONCILE_ASL, "ReconcileFunctionArn"),),
     tables=(
         # the day's transactions (index), carry-over rows (GetItem), and the three-way check's two sides
-        # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem)
+        # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem); what a
+        # reconciled file books (payments.accounts.settlement): the settled charges' move from pending to
+        # available (a SETTLED marker per order, a ledger transaction per batch, the balance item and the
+        # pending shards: PutItem and UpdateItem in one TransactWriteItems) and the PSP's fees
         TableAccess(
-            "ledger_table", ("Query", "GetItem", "BatchGetItem"), indexes=("by_settlement_day", "by_modification_day")
+            "ledger_table",
+            ("Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
+            indexes=("by_settlement_day", "by_modification_day"),
         ),
-        TableAccess("wallets_table", ("BatchGetItem",)),
+        TableAccess("wallets_table", ("BatchGetItem", "PutItem", "UpdateItem")),
         # Query on the index: a day's open mismatches, which a late settlement in this file resolves
         TableAccess(
             "reconciliation_table",

@@ -155,14 +155,14 @@ def test_a_tampered_file_yields_exactly_its_mismatches_and_rejected_rows(cloud: 
     # And every row has exactly one outcome
     outcomes = report["summary"]["row_outcomes"]
     assert sum(outcomes.values()) == report["rows"]
-    # And the wallet drift shows in the three-way check
+    # And the wallet drift shows in the three-way check (the matched 5.00 moved from pending to available)
     assert report["three_way"]["differences"] == [
         {
             "seller_account": "seller_toys",
             "currency": "USD",
             "part": "pending",
-            "wallet_amount": "6.00",
-            "ledger_amount": "5.00",
+            "wallet_amount": "1.00",
+            "ledger_amount": "0.00",
             "difference": "1.00",
         }
     ]
