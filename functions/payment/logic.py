@@ -30,6 +30,7 @@ from payments.kernel.dynamo import error_code
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
 from payments.payin.models import (
+    AccountBalance,
     Balance,
     CurrencyTotals,
     OrderRecord,
@@ -185,15 +186,27 @@ def wallet_view(seller_account: str, wallets: WalletRepository) -> WalletOut:
     return WalletOut(
         seller_account=seller_account,
         balances=[
-            Balance(currency=c, amount=Money(v, c).format()) for c, v in wallets.balances(seller_account).items()
+            Balance(
+                currency=c,
+                amount=Money(parts.total, c).format(),
+                pending=Money(parts.pending, c).format(),
+                available=Money(parts.available, c).format(),
+                in_transit=Money(parts.in_transit, c).format(),
+            )
+            for c, parts in wallets.balance_parts(seller_account).items()
         ],
     )
 
 
 def trial_balance_view(ledger: LedgerRepository) -> TrialBalanceOut:
+    trial = ledger.trial_balance()
     return TrialBalanceOut(
         currencies=[
             CurrencyTotals(currency=c, debits=Money(d, c).format(), credits=Money(cr, c).format())
-            for c, (d, cr) in ledger.trial_balance().items()
-        ]
+            for c, (d, cr) in trial.items()
+        ],
+        accounts=[
+            AccountBalance(account=str(account), kind=account.kind.value, currency=c, balance=Money(v, c).format())
+            for (account, c), v in ledger.platform_balances(set(trial)).items()
+        ],
     )

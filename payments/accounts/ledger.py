@@ -486,6 +486,33 @@ class LedgerRepository(ShardedBook):
                 net[(account, item["currency"])] += item.get("credits_minor", 0) - item.get("debits_minor", 0)
         return dict(net)
 
+    def platform_balances(self, currencies: set[str]) -> dict[tuple[Account, str], int]:
+        """(account, currency) -> balance on its normal side, for the platform's own accounts (the PSP
+        receivable, the bank, commission revenue, PSP fees, dispute losses) in these currencies: their
+        totals shards read by key (BatchGetItem), no scan. Accounts never posted to are left out."""
+        accounts = [
+            Account.psp_receivable(self.psp),
+            Account.bank(),
+            Account.commission_revenue(),
+            Account.psp_fees(self.psp),
+            Account.dispute_losses(),
+        ]
+        keys = [
+            {"pk": account_totals_pk(account, shard), "sk": f"CCY#{ccy}"}
+            for account in accounts
+            for ccy in sorted(currencies)
+            for shard in range(self.shards)
+        ]
+        net: dict[tuple[Account, str], int] = defaultdict(int)
+        for item in batch_get(self.ddb, self.table, keys):
+            net[(Account.parse(item["account"]), item["currency"])] += item.get("credits_minor", 0) - item.get(
+                "debits_minor", 0
+            )
+        return {
+            (account, ccy): value if account.kind.normal_side is NormalSide.CREDIT else -value
+            for (account, ccy), value in sorted(net.items())
+        }
+
     def account_balances(self) -> dict[tuple[Account, str], int]:
         """(account, currency) -> its balance on its normal side (an asset's or expense's debits minus
         credits, a liability's or revenue's credits minus debits), over every account's totals: what the
