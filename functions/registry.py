@@ -115,7 +115,14 @@ PAYMENT = Function(
         TableAccess("ledger_table", ("Query", "GetItem", "BatchGetItem")),
     ),
     # payments_psp: on an Adyen stage the API refuses what Adyen's minor units cannot carry (422)
-    settings=("state_machine_arn", "payments_psp", *_SHARDS),
+    settings=(
+        "state_machine_arn",
+        "payments_psp",
+        *_SHARDS,
+        # the platform's commission, fixed on each order as the payment is accepted
+        "payments_commission_bps",
+        "payments_commission_overrides",
+    ),
     actions=(_START, "states:DescribeExecution"),
 )
 EXECUTOR = Function(

@@ -7,6 +7,7 @@ keys. See docs/deploy.md for the list of keys.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
+from payments.kernel.config import Settings
 from payments.ops import capacity
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")
@@ -51,6 +53,10 @@ class Stage:
     #: the checkouts/s (of three orders) the stage is sized for: tables' warm throughput, the API throttle
     #: (``payments.ops.capacity``); None: the API throttle as set, tables at DynamoDB's default warm throughput
     target_checkouts_per_second: float | None = None
+    #: the platform's commission in basis points (``commissionBps``, default 0) and per seller
+    #: (``commissionOverrides``, ``{"seller_books": 250}``): the payment function fixes it on each order
+    commission_bps: int = 0
+    commission_overrides: str = "{}"
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> Stage:
@@ -99,6 +105,7 @@ class Stage:
             adyen=AdyenStage.from_values(name, value) if psp == "adyen" else None,
             alarm_subscribed_elsewhere=_flag(value("alarmSubscribedElsewhere")),
             target_checkouts_per_second=target,
+            **_commission(name, value("commissionBps"), value("commissionOverrides")),
         )
 
     @property
@@ -276,3 +283,16 @@ _RETENTION = {
     400: logs.RetentionDays.THIRTEEN_MONTHS,
     731: logs.RetentionDays.TWO_YEARS,
 }
+
+
+def _commission(name: str, bps: Any, overrides: Any) -> dict[str, Any]:
+    """The stage's commission settings, validated as the functions will read them (0..10000 basis points)."""
+    text = overrides if isinstance(overrides, str) else json.dumps(overrides or {}, sort_keys=True)
+    try:
+        checked = Settings(payments_commission_bps=int(bps or 0), payments_commission_overrides=text)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"stage {name!r}: commissionBps / commissionOverrides: {err}") from None
+    return {
+        "commission_bps": checked.payments_commission_bps,
+        "commission_overrides": json.dumps(checked.payments_commission_overrides, sort_keys=True),
+    }
