@@ -243,6 +243,8 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
         assert (
             counts["matched"] == counts["rows"] >= 1 and counts["mismatched"] == counts["missing_in_settlement"] == 0
         ), adjustments
+    # And the charge, settled, is available: nothing pending, the money back already taken from available
+    assert api.wallet(seller).body["balances"] == usd_balance("35.00", pending="0.00")
 
     # When a copy of the file without our refund's row is uploaded
     text = s3_get(key).decode()
@@ -261,6 +263,8 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
         (m["kind"], m.get("record_type"), m["payment_order_id"], m["ledger_amount"]) for m in short["mismatches"]
     ] == [("MISSING_IN_SETTLEMENT", "Refunded", po, "15.00")]
     assert short["summary"]["adjustments"]["Refunded"]["missing_in_settlement"] == 1 and short["clean"] is False
+    # And the second file, which reports the charge again, did not make it available a second time
+    assert api.wallet(seller).body["balances"] == usd_balance("35.00", pending="0.00")
 
 
 def test_a_refund_whose_workflow_did_not_start_is_re_driven_by_the_runtimes_recovery_schedule(
