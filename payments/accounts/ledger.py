@@ -17,15 +17,20 @@ Item layout (``pk``, ``sk``):
 The transaction id is derived from the payment order id, so appending is a
 conditional put: a retry fails the condition and appends nothing. The same
 ``TransactWriteItems`` adds to a totals shard (the trial balance without a scan)
-and to a shard of the seller's account totals (what reconciliation's three-way
-check compares each wallet with, read by key), and sets ``ledger_updated`` on the
-order. All or nothing: the totals move exactly when the transaction is appended.
+and to a shard of each of its accounts' totals (what reconciliation's three-way
+check compares each wallet with, and the trial balance's platform accounts, read
+by key), and sets ``ledger_updated`` on the order. All or nothing: the totals move exactly when the transaction is appended.
 Shards keep a hot seller from making one item a write hotspot; both kinds of
 totals are checked against the transactions by ``payments verify``.
 
-In code a transaction is a :class:`LedgerTransaction` of :class:`Posting` (account, :class:`Side`,
-:class:`~payments.kernel.money.Money`) that cannot be built unbalanced; stored, its postings are the
-plain maps above, the same attribute names and values as ever.
+In code a transaction is a :class:`LedgerTransaction` of :class:`Posting` (an
+:class:`~payments.accounts.chart.Account`, a :class:`Side`, :class:`~payments.kernel.money.Money`) that
+cannot be built unbalanced nor name an account outside the chart; stored, its postings are the plain
+maps above, each account by its name. A charge: debit ``psp_receivable`` the gross, credit
+``seller_pending`` the net and ``commission_revenue`` the commission fixed on the order; money back
+debits ``seller_available`` (a refund also ``commission_revenue``, its share of the commission); a
+settlement file moves settled nets from ``seller_pending`` to ``seller_available`` and books the PSP's
+fees (:mod:`payments.accounts.settlement`).
 
 A transaction's money is never updated; a correction is a reversing transaction
 with its own id. The one attribute ever set afterwards is ``in_account_totals``:
