@@ -115,7 +115,14 @@ PAYMENT = Function(
         TableAccess("ledger_table", ("Query", "GetItem", "BatchGetItem")),
     ),
     # payments_psp: on an Adyen stage the API refuses what Adyen's minor units cannot carry (422)
-    settings=("state_machine_arn", "payments_psp", *_SHARDS),
+    settings=(
+        "state_machine_arn",
+        "payments_psp",
+        *_SHARDS,
+        # the platform's commission, fixed on each order as the payment is accepted
+        "payments_commission_bps",
+        "payments_commission_overrides",
+    ),
     actions=(_START, "states:DescribeExecution"),
 )
 EXECUTOR = Function(
@@ -164,11 +171,16 @@ RECONCILE = Function(
     asl_placeholders=((RECONCILE_ASL, "ReconcileFunctionArn"),),
     tables=(
         # the day's transactions (index), carry-over rows (GetItem), and the three-way check's two sides
-        # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem)
+        # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem); what a
+        # reconciled file books (payments.accounts.settlement): the settled charges' move from pending to
+        # available (a SETTLED marker per order, a ledger transaction per batch, the balance item and the
+        # pending shards: PutItem and UpdateItem in one TransactWriteItems) and the PSP's fees
         TableAccess(
-            "ledger_table", ("Query", "GetItem", "BatchGetItem"), indexes=("by_settlement_day", "by_modification_day")
+            "ledger_table",
+            ("Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
+            indexes=("by_settlement_day", "by_modification_day"),
         ),
-        TableAccess("wallets_table", ("BatchGetItem",)),
+        TableAccess("wallets_table", ("BatchGetItem", "PutItem", "UpdateItem")),
         # Query on the index: a day's open mismatches, which a late settlement in this file resolves
         TableAccess(
             "reconciliation_table",

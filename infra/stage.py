@@ -7,6 +7,7 @@ keys. See docs/deploy.md for the list of keys.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
+from payments.kernel.config import Settings
 from payments.ops import capacity
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")
@@ -61,6 +63,10 @@ class Stage:
     #: e.g. ``{"EUR": 100}``); unset: the settings' defaults (a test account: a dev stage's simulated bank)
     payout_debtor: tuple[str, str, str] | None = None
     payout_minimum_minor: dict[str, int] | None = None
+    #: the platform's commission in basis points (``commissionBps``, default 0) and per seller
+    #: (``commissionOverrides``, ``{"seller_books": 250}``): the payment function fixes it on each order
+    commission_bps: int = 0
+    commission_overrides: str = "{}"
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> Stage:
@@ -124,6 +130,7 @@ class Stage:
                 else None
             ),
             payout_minimum_minor=value("payoutMinimumMinor") or None,
+            **_commission(name, value("commissionBps"), value("commissionOverrides")),
         )
 
     @property
@@ -302,3 +309,16 @@ _RETENTION = {
     400: logs.RetentionDays.THIRTEEN_MONTHS,
     731: logs.RetentionDays.TWO_YEARS,
 }
+
+
+def _commission(name: str, bps: Any, overrides: Any) -> dict[str, Any]:
+    """The stage's commission settings, validated as the functions will read them (0..10000 basis points)."""
+    text = overrides if isinstance(overrides, str) else json.dumps(overrides or {}, sort_keys=True)
+    try:
+        checked = Settings(payments_commission_bps=int(bps or 0), payments_commission_overrides=text)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"stage {name!r}: commissionBps / commissionOverrides: {err}") from None
+    return {
+        "commission_bps": checked.payments_commission_bps,
+        "commission_overrides": json.dumps(checked.payments_commission_overrides, sort_keys=True),
+    }

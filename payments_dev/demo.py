@@ -421,11 +421,18 @@ def _run(
             totals[(o["seller_account"], o["currency"])] += money.parse_amount(o["amount"], o["currency"])
     print("\nTop sellers (wallet balances from GET /v1/wallets):")
     for (seller, currency), _ in totals.most_common(5):
-        balances = {b["currency"]: b["amount"] for b in client.wallet(seller).body["balances"]}
-        print(f"  {seller:<12} {currency} {balances.get(currency, '0'):>14}")
+        balances = {b["currency"]: b for b in client.wallet(seller).body["balances"]}
+        b = balances.get(currency, {})
+        print(
+            f"  {seller:<12} {currency} {b.get('amount', '0'):>14}  (pending {b.get('pending', '0')}, "
+            f"available {b.get('available', '0')}, in transit {b.get('in_transit', '0')})"
+        )
+    trial = client.trial_balance().body
     print("\nTrial balance (GET /v1/ledger/trial-balance):")
-    for row in client.trial_balance().body["currencies"]:
+    for row in trial["currencies"]:
         print(f"  {row['currency']}  debits {row['debits']:>14}  credits {row['credits']:>14}")
+    for row in trial.get("accounts", []):
+        print(f"  {row['currency']}  {row['account']:<32} {row['balance']:>14}")
 
     report = check_current(
         psp_charges=psp_charges() if psp_charges is not None else None,

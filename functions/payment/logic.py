@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from payments.accounts.commission import commission_of, rate_for
 from payments.accounts.ledger import LedgerRepository
 from payments.accounts.wallet import WalletRepository
 from payments.kernel import aws
@@ -29,6 +30,7 @@ from payments.kernel.dynamo import error_code
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
 from payments.payin.models import (
+    AccountBalance,
     Balance,
     CurrencyTotals,
     OrderRecord,
@@ -60,16 +62,20 @@ def accept_payment(idempotency_key: str, request: PaymentRequest, repo: Payments
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint(idempotency_key, body),
     )
-    orders = [
-        OrderRecord(
-            payment_order_id=o.payment_order_id,
-            checkout_id=request.checkout_id,
-            seller_account=o.seller_account,
-            amount_minor=amount.minor,
-            currency=amount.currency,
+    orders = []
+    for o in request.payment_orders:
+        amount, bps = o.money, rate_for(o.seller_account)  # the commission is fixed here, once per order
+        orders.append(
+            OrderRecord(
+                payment_order_id=o.payment_order_id,
+                checkout_id=request.checkout_id,
+                seller_account=o.seller_account,
+                amount_minor=amount.minor,
+                currency=amount.currency,
+                commission_bps=bps,
+                commission_minor=commission_of(amount, bps).minor,
+            )
         )
-        for o, amount in ((o, o.money) for o in request.payment_orders)
-    ]
     outcome = repo.create(payment, orders)
     if not outcome.created:
         logger.info("payment already stored by an earlier attempt; resuming")
@@ -180,15 +186,27 @@ def wallet_view(seller_account: str, wallets: WalletRepository) -> WalletOut:
     return WalletOut(
         seller_account=seller_account,
         balances=[
-            Balance(currency=c, amount=Money(v, c).format()) for c, v in wallets.balances(seller_account).items()
+            Balance(
+                currency=c,
+                amount=Money(parts.total, c).format(),
+                pending=Money(parts.pending, c).format(),
+                available=Money(parts.available, c).format(),
+                in_transit=Money(parts.in_transit, c).format(),
+            )
+            for c, parts in wallets.balance_parts(seller_account).items()
         ],
     )
 
 
 def trial_balance_view(ledger: LedgerRepository) -> TrialBalanceOut:
+    trial = ledger.trial_balance()
     return TrialBalanceOut(
         currencies=[
             CurrencyTotals(currency=c, debits=Money(d, c).format(), credits=Money(cr, c).format())
-            for c, (d, cr) in ledger.trial_balance().items()
-        ]
+            for c, (d, cr) in trial.items()
+        ],
+        accounts=[
+            AccountBalance(account=str(account), kind=account.kind.value, currency=c, balance=Money(v, c).format())
+            for (account, c), v in ledger.platform_balances(set(trial)).items()
+        ],
     )

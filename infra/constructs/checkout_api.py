@@ -72,6 +72,9 @@ class CheckoutApi(Construct):
                 "wallet_shards": str(stage.wallet_shards),
                 "ledger_total_shards": str(stage.ledger_total_shards),
                 "payments_psp": stage.payments_psp,
+                # the commission fixed on each order when a payment is accepted (payments.accounts.commission)
+                "payments_commission_bps": str(stage.commission_bps),
+                "payments_commission_overrides": stage.commission_overrides,
             },
         )
         fn = self.function

@@ -1,27 +1,42 @@
-"""The wallets table: how much each seller has, per currency, credited exactly once per order.
+"""The wallets table: what the platform owes each seller, per currency, moved exactly once per movement.
+
+A seller's balance in a currency has three parts (:class:`SellerBalance`): ``pending`` (charged, its
+settlement file not reconciled yet), ``available`` (settled: what a payout may take; money back is
+taken from it and it may go below zero) and ``in_transit`` (in payouts the bank has not booked).
+Their sum is what the platform owes the seller.
 
 Item layout (``pk``, ``sk``):
 
-* credit marker  ``CREDIT#<payment_order_id>`` / ``CREDIT``: seller_account, currency, amount_minor, shard
-* balance shard  ``WALLET#<seller_account>#<shard>`` / ``CCY#<currency>``: balance_minor, credits
+* credit marker  ``CREDIT#<payment_order_id>`` / ``CREDIT``: seller_account, currency, amount_minor
+  (the net credited: the charge minus the commission), gross_minor, commission_minor, shard
+* pending shard  ``WALLET#<seller_account>#<shard>`` / ``CCY#<currency>``: balance_minor (pending),
+  credits, settled
+* balance item   ``BALANCE#<seller_account>`` / ``CCY#<currency>``: available_minor, in_transit_minor
+  (:mod:`payments.accounts.balances`)
+* adjustment marker ``ADJUST#<adjustment_id>`` / ``ADJUST``: a refund, chargeback, reversal or second
+  chargeback: delta_minor (what moved in available), commission_minor (a refund's commission given back)
+* settled marker ``SETTLED#<payment_order_id>`` / ``SETTLED``: the charge's net moved from pending to
+  available, once (:mod:`payments.accounts.settlement`)
 
 A credit is one ``TransactWriteItems``: put the marker (``attribute_not_exists``),
-``ADD`` the amount to one balance shard, and set ``wallet_updated`` on the order
+``ADD`` the net to one pending shard, and set ``wallet_updated`` on the order
 (only if it is ``SUCCESS``). A retry fails the marker's condition and changes
 nothing: exactly once. The shard is a stable hash of the order id, so a hot
 seller's credits spread over ``wallet_shards`` partition keys (DynamoDB allows
-1,000 WCU/s per partition); the balance is the sum of the shards. The shard count
+1,000 WCU/s per partition); pending is the sum of the shards. The shard count
 may be raised, never lowered (readers read ``range(wallet_shards)``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from payments.accounts import ShardedBook
+from payments.accounts.balances import balance_key, move_update
+from payments.accounts.chart import AccountKind
 from payments.kernel import clock
 from payments.kernel.dynamo import (
     batch_get,
@@ -41,7 +56,32 @@ from payments.payin.status import OrderStatus
 if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
-__all__ = ["CreditResult", "WalletRepository", "shard_of"]
+__all__ = ["CreditResult", "SellerBalance", "WalletRepository", "shard_of"]
+
+
+class SellerBalance(NamedTuple):
+    """A seller's balance in one currency, in minor units: its three parts and their sum (:attr:`total`)."""
+
+    pending: int = 0
+    available: int = 0
+    in_transit: int = 0
+
+    @property
+    def total(self) -> int:
+        """What the platform owes the seller: pending + available + in transit."""
+        return self.pending + self.available + self.in_transit
+
+    @classmethod
+    def of_kinds(cls, parts: Mapping[AccountKind, int]) -> SellerBalance:
+        """From the net credits of the seller's payable accounts of the chart."""
+        return cls(
+            parts.get(AccountKind.SELLER_PENDING, 0),
+            parts.get(AccountKind.SELLER_AVAILABLE, 0),
+            parts.get(AccountKind.PAYOUTS_IN_TRANSIT, 0),
+        )
+
+    def add(self, *, pending: int = 0, available: int = 0, in_transit: int = 0) -> SellerBalance:
+        return SellerBalance(self.pending + pending, self.available + available, self.in_transit + in_transit)
 
 
 @dataclass(frozen=True)
@@ -61,7 +101,9 @@ class WalletRepository(ShardedBook):
                 f"order {order.payment_order_id} is {order.status.value}; only SUCCESS orders credit a wallet"
             )
         shard = self._shard(order.payment_order_id)
-        amount = order.money
+        amount = order.net  # the charge minus the commission fixed on the order
+        if amount.minor < 0:
+            raise InvariantViolation(f"order {order.payment_order_id}: commission above the charge")
         marker = {
             "pk": f"CREDIT#{order.payment_order_id}",
             "sk": "CREDIT",
@@ -69,6 +111,8 @@ class WalletRepository(ShardedBook):
             "seller_account": order.seller_account,
             "currency": amount.currency,
             "amount_minor": amount.minor,
+            "gross_minor": order.amount_minor,
+            "commission_minor": order.commission_minor,
             "shard": shard,
             "applied_at": clock.now_iso(),
         }
@@ -88,16 +132,24 @@ class WalletRepository(ShardedBook):
         return CreditResult(order.payment_order_id, applied=True, shard=shard)
 
     def adjustment_items(
-        self, adjustment_id: str, kind: str, payment_order_id: str, seller_account: str, delta: Money
+        self,
+        adjustment_id: str,
+        kind: str,
+        payment_order_id: str,
+        seller_account: str,
+        delta: Money,
+        *,
+        commission: Money | None = None,
     ) -> list[TransactWriteItemTypeDef]:
-        """The TransactWriteItems items of a wallet adjustment (issue 18: a refund or chargeback
-        takes money off, a chargeback reversal gives it back): an ``ADJUST#<adjustment_id>``
-        marker (``attribute_not_exists``) and a signed ``ADD`` to one balance shard. The caller
-        puts them in the transaction that decides the refund or books the dispute, so the wallet
-        moves exactly when that decision is stored, once. A balance may go below zero."""
+        """The TransactWriteItems items of money back (a refund, chargeback or second chargeback takes
+        it off, a chargeback reversal gives it back): an ``ADJUST#<adjustment_id>`` marker
+        (``attribute_not_exists``) and a signed move of the seller's **available** balance (the
+        balance item, :func:`payments.accounts.balances.move_update`; it may go below zero).
+        ``commission``: the commission a refund gives back (recorded on the marker; the seller's
+        delta is the refund minus it). The caller puts them in the transaction that decides the
+        refund or books the dispute, so the wallet moves exactly when that decision is stored, once."""
         if not isinstance(delta, Money) or delta.minor == 0:
             raise InvariantViolation(f"wallet adjustment {adjustment_id} must move a non-zero integer amount")
-        shard = self._shard(adjustment_id)
         marker = {
             "pk": f"ADJUST#{adjustment_id}",
             "sk": "ADJUST",
@@ -107,13 +159,17 @@ class WalletRepository(ShardedBook):
             "seller_account": seller_account,
             "currency": delta.currency,
             "delta_minor": delta.minor,
-            "shard": shard,
+            "commission_minor": (commission or Money.zero(delta.currency)).minor,
             "applied_at": clock.now_iso(),
         }
-        return [
-            put_new(self.table, marker),
-            self._balance_update(seller_account, shard, delta, counter="adjustments"),
-        ]
+        return [put_new(self.table, marker), move_update(self.table, seller_account, available=delta)]
+
+    def pending_update(
+        self, seller_account: str, shard: int, delta: Money, *, counter: str
+    ) -> TransactWriteItemTypeDef:
+        """The TransactWriteItems item that adds ``delta`` (signed) to one pending shard and counts it
+        (``credits``, or ``settled`` when settled charges leave pending)."""
+        return self._balance_update(seller_account, shard, delta, counter=counter)
 
     def _balance_update(
         self, seller_account: str, shard: int, delta: Money, *, counter: str
@@ -138,7 +194,7 @@ class WalletRepository(ShardedBook):
         if marker is None or (marker["seller_account"], marker["currency"], marker["amount_minor"]) != (
             order.seller_account,
             order.currency,
-            order.amount_minor,
+            order.net.minor,
         ):
             raise InvariantViolation(f"credit marker of {order.payment_order_id} does not match the order: {marker}")
 
@@ -146,23 +202,46 @@ class WalletRepository(ShardedBook):
         return get_item(self.ddb, self.table, {"pk": {"S": f"CREDIT#{payment_order_id}"}, "sk": {"S": "CREDIT"}})
 
     def balances(self, seller_account: str) -> dict[str, int]:
-        """currency -> balance in minor units, summed over the seller's shards."""
-        totals: dict[str, int] = defaultdict(int)
-        for item in self._shard_items(f"WALLET#{seller_account}#"):
-            totals[item["currency"]] += item["balance_minor"]
-        return dict(sorted(totals.items()))
+        """currency -> what the platform owes the seller in minor units (pending + available + in transit)."""
+        return {ccy: parts.total for ccy, parts in self.balance_parts(seller_account).items()}
 
-    def balances_of(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """(seller, currency) -> balance in minor units, for these accounts only: their
-        shards read by key (BatchGetItem), however many sellers and currencies there are."""
+    def balance_parts(self, seller_account: str) -> dict[str, SellerBalance]:
+        """currency -> the seller's pending (summed over its shards), available and in transit."""
+        parts: dict[str, SellerBalance] = defaultdict(SellerBalance)
+        for item in self._shard_items(f"WALLET#{seller_account}#"):
+            parts[item["currency"]] = parts[item["currency"]].add(pending=item["balance_minor"])
+        for item in query_all(
+            self.ddb,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=to_values({":pk": f"BALANCE#{seller_account}"}),
+            ConsistentRead=True,
+        ):
+            parts[item["currency"]] = parts[item["currency"]].add(
+                available=item.get("available_minor", 0), in_transit=item.get("in_transit_minor", 0)
+            )
+        return dict(sorted(parts.items()))
+
+    def balances_of(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], SellerBalance]:
+        """(seller, currency) -> its balance, for these accounts only: their pending shards and balance
+        items read by key (BatchGetItem), however many sellers and currencies there are."""
         keys = [
             {"pk": f"WALLET#{seller}#{shard}", "sk": f"CCY#{ccy}"}
             for seller, ccy in sorted(accounts)
             for shard in range(self.shards)
         ]
-        totals = dict.fromkeys(accounts, 0)
+        keys += [
+            {name: value["S"] for name, value in balance_key(seller, ccy).items()} for seller, ccy in sorted(accounts)
+        ]
+        totals = dict.fromkeys(accounts, SellerBalance())
         for item in batch_get(self.ddb, self.table, keys):
-            totals[(item["seller_account"], item["currency"])] += item["balance_minor"]
+            key = (item["seller_account"], item["currency"])
+            if item["pk"].startswith("BALANCE#"):
+                totals[key] = totals[key].add(
+                    available=item.get("available_minor", 0), in_transit=item.get("in_transit_minor", 0)
+                )
+            else:
+                totals[key] = totals[key].add(pending=item["balance_minor"])
         return totals
 
     def scan(self) -> Iterator[dict[str, Any]]:

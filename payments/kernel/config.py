@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -94,6 +94,22 @@ class Settings(BaseModel):
     payout_debtor_name: str = Field(default="Marketplace Platform Ltd")
     payout_debtor_iban: str = Field(default="DE82370400440123456789")
     payout_debtor_bic: str = Field(default="COBADEFFXXX")
+    #: the platform's commission on every charge, in basis points of the charge (0..10000; 250 = 2.50 %),
+    #: fixed on each payment order when the payment is accepted (payments.accounts.commission)
+    payments_commission_bps: int = Field(default=0, ge=0, le=10_000)
+    #: per-seller commission in basis points, over ``payments_commission_bps``: JSON ``{"seller_books": 250}``
+    payments_commission_overrides: dict[str, Annotated[int, Field(ge=0, le=10_000)]] = Field(default_factory=dict)
+
+    @field_validator("payments_commission_overrides", mode="before")
+    @classmethod
+    def _overrides_from_json(cls, value: object) -> object:
+        """The variable holds a JSON object (seller account -> basis points)."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as err:
+                raise ValueError(f"must be a JSON object of seller account -> basis points: {err.msg}") from None
+        return value
 
     @field_validator("payout_minimum_minor", mode="before")
     @classmethod

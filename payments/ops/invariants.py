@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from payments.accounts.ledger import CREDIT, DEBIT, LedgerRepository, assert_balanced, seller_account_id
-from payments.accounts.wallet import WalletRepository
+from payments.accounts.chart import Account, AccountKind
+from payments.accounts.ledger import CREDIT, DEBIT, LedgerRepository, assert_balanced
+from payments.accounts.wallet import SellerBalance, WalletRepository
 from payments.kernel.errors import InvariantViolation
 from payments.ops.clikit import money
 from payments.ops.psp_record import PspRecord
@@ -26,7 +27,7 @@ INVARIANTS = {
     1: "at most one PSP charge per payment_order_id",
     2: "exactly-once effects: a successful order has one wallet credit and one ledger transaction; others none",
     3: "the ledger balances: every transaction, the trial balance and the seller account totals",
-    4: "each wallet equals its ledger projection",
+    4: "each wallet equals its ledger projection (pending, available, in transit), and each charge settled once",
     5: "statuses only moved forward",
     6: "nothing is lost: every checkout is final or explicitly NEEDS_ATTENTION",
     8: "money back at most once: per order succeeded refunds + chargebacks - reversals <= charged; "
@@ -169,28 +170,41 @@ def check(
 
     # 2. exactly-once wallet and ledger effects
     credits: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    balances: dict[tuple[str, str], int] = defaultdict(int)
+    balances: dict[tuple[str, str], SellerBalance] = defaultdict(SellerBalance)
     wallet_adjustments: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    settled_markers: dict[str, dict[str, Any]] = {}
     for item in wallets.scan():
         if item["pk"].startswith("CREDIT#"):
             credits[item["payment_order_id"]].append(item)
         elif item["pk"].startswith("WALLET#"):
-            balances[(item["seller_account"], item["currency"])] += item["balance_minor"]
+            key = (item["seller_account"], item["currency"])
+            balances[key] = balances[key].add(pending=item["balance_minor"])
+        elif item["pk"].startswith("BALANCE#"):
+            key = (item["seller_account"], item["currency"])
+            balances[key] = balances[key].add(
+                available=item.get("available_minor", 0), in_transit=item.get("in_transit_minor", 0)
+            )
         elif item["pk"].startswith("ADJUST#"):
             wallet_adjustments[item["adjustment_id"]].append(item)
+        elif item["pk"].startswith("SETTLED#"):
+            settled_markers[item["payment_order_id"]] = item
     transactions: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    # refunds, chargebacks and reversals (issue 18): checked by 3, 4 and 8, not by 2
+    # refunds, chargebacks and reversals: checked by 3, 4 and 8, not by 2
     ledger_adjustments: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    payout_bookings: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    # every other transaction of the chart (settlements, PSP fees, payouts): checked by 3 and 4
+    other_transactions: list[dict[str, Any]] = []
+    settled_by: dict[str, list[str]] = defaultdict(list)  # order -> the settlement transactions naming it
     for txn in ledger.transactions():
-        if txn.get("kind", "PAYIN") == "PAYIN":
+        kind = txn.get("kind", "PAYIN")
+        if kind == "PAYIN":
             transactions[txn["payment_order_id"]].append(txn)
-        elif str(txn.get("kind", "")).startswith("PAYOUT_"):
-            # a payout's reservation or outcome (payments.payouts.repository): balanced like any (3), not money
-            # back to a buyer (8)
-            payout_bookings[txn["txn_id"]].append(txn)
-        else:
+        elif kind in ("REFUND", "CHARGEBACK", "CHARGEBACK_REVERSED", "SECOND_CHARGEBACK"):
             ledger_adjustments[txn["txn_id"]].append(txn)
+        else:
+            other_transactions.append(txn)
+            if kind == "SETTLEMENT":
+                for order_id in txn.get("payment_order_ids", []):
+                    settled_by[order_id].append(txn["txn_id"])
     for ref in set(credits) | set(transactions) | set(orders):
         report.checks[2] += 1
         order = orders.get(ref)
@@ -206,7 +220,7 @@ def check(
                 report.fail(2, "wallet_updated/ledger_updated flags disagree with the stored effects", ref)
             for credit in credits.get(ref, []):
                 if (credit["amount_minor"], credit["currency"], credit["seller_account"]) != (
-                    order.amount_minor,
+                    order.net.minor,
                     order.currency,
                     order.seller_account,
                 ):
@@ -224,9 +238,9 @@ def check(
             )
 
     # 3. the ledger balances
-    projection: dict[tuple[str, str], int] = defaultdict(int)
+    projection: dict[tuple[Account, str], int] = defaultdict(int)
     txn_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for group in [*transactions.values(), *ledger_adjustments.values(), *payout_bookings.values()]:
+    for group in [*transactions.values(), *ledger_adjustments.values(), other_transactions]:
         for txn in group:
             report.checks[3] += 1
             try:
@@ -237,7 +251,11 @@ def check(
                 side = 0 if posting["side"] == DEBIT else 1
                 txn_totals[posting["currency"]][side] += posting["amount_minor"]
                 sign = 1 if posting["side"] == CREDIT else -1
-                projection[(posting["account"], posting["currency"])] += sign * posting["amount_minor"]
+                try:
+                    account = Account.parse(posting["account"])
+                except InvariantViolation:
+                    continue  # reported above: not an account of the chart
+                projection[(account, posting["currency"])] += sign * posting["amount_minor"]
     trial = ledger.trial_balance()
     for currency in set(trial) | set(txn_totals):
         report.checks[3] += 1
@@ -254,32 +272,55 @@ def check(
                 f"trial balance {currency} {debits}/{credits_} != sum of transactions {txn_totals.get(currency)}",
                 currency,
             )
-    # the seller accounts' running totals (what reconciliation's three-way check reads) = their postings
+    # the accounts' running totals (what reconciliation's three-way check and the trial balance's
+    # accounts read) = their postings
     account_totals = ledger.all_account_totals()
-    for account, currency in sorted(set(account_totals) | {k for k in projection if k[0].startswith("seller:")}):
+    for account, currency in sorted(set(account_totals) | set(projection)):
         report.checks[3] += 1
         kept, summed = account_totals.get((account, currency), 0), projection.get((account, currency), 0)
         if kept != summed:
             report.fail(
                 3,
                 f"account totals of {account}: {money(kept, currency)} != sum of its postings {money(summed, currency)}",
-                account,
+                str(account),
             )
 
-    # 4. wallet = ledger projection (an order parked after its wallet credit but before its
-    # ledger append is a known, surfaced gap: its credit counts as in flight, not as a violation)
+    # 4. wallet = ledger projection, per part: pending = seller_pending, available = seller_available,
+    # in transit = payouts_in_transit (an order parked after its wallet credit but before its ledger
+    # append is a known, surfaced gap: its credit counts as in flight, not as a violation)
+    ledger_parts: dict[tuple[str, str], dict[AccountKind, int]] = defaultdict(dict)
+    for (account, currency), net in projection.items():
+        if account.seller is not None:
+            parts = ledger_parts[(account.seller, currency)]
+            parts[account.kind] = parts.get(account.kind, 0) + net
     for ref, order in orders.items():
         if order.needs_attention and len(credits.get(ref, [])) == 1 and not transactions.get(ref):
-            projection[(seller_account_id(order.seller_account), order.currency)] += order.amount_minor
-    for seller, currency in set(balances) | {(a.split(":", 1)[1], c) for a, c in projection if a.startswith("seller:")}:
+            parts = ledger_parts[(order.seller_account, order.currency)]
+            parts[AccountKind.SELLER_PENDING] = parts.get(AccountKind.SELLER_PENDING, 0) + order.net.minor
+    for seller, currency in sorted(set(balances) | set(ledger_parts)):
         report.checks[4] += 1
-        expected = projection.get((seller_account_id(seller), currency), 0)
-        if balances.get((seller, currency), 0) != expected:
+        wallet = balances.get((seller, currency), SellerBalance())
+        expected = SellerBalance.of_kinds(ledger_parts.get((seller, currency), {}))
+        for part, kept, booked in zip(SellerBalance._fields, wallet, expected, strict=True):
+            if kept != booked:
+                report.fail(4, f"wallet {part} {money(kept, currency)} != ledger {money(booked, currency)}", seller)
+    # settled once: a SETTLED marker per order settled, each order in one settlement transaction, SUCCESS
+    for order_id in sorted(set(settled_markers) | set(settled_by)):
+        report.checks[4] += 1
+        order = orders.get(order_id)
+        booked_in = settled_by.get(order_id, [])
+        marker = settled_markers.get(order_id)
+        # a charge whose net is zero (all of it commission) moves nothing: its marker has no transaction
+        if marker is None or len(booked_in) != (1 if marker["amount_minor"] else 0):
             report.fail(
                 4,
-                f"wallet {money(balances.get((seller, currency), 0), currency)} != ledger {money(expected, currency)}",
-                seller,
+                f"settled {len(booked_in)} times in the ledger, marker {'present' if order_id in settled_markers else 'absent'}",
+                order_id,
             )
+        elif order is None or order.status is not OrderStatus.SUCCESS:
+            report.fail(4, f"settled but the order is {order.status.value if order else 'unknown'}", order_id)
+        elif settled_markers[order_id]["amount_minor"] != order.net.minor:
+            report.fail(4, "settled an amount other than the order's net credit", order_id)
 
     # 5. statuses only moved forward
     for order in orders.values():
@@ -388,19 +429,23 @@ def _check_money_back(
                 f"{len(wallet)} wallet and {len(txns)} ledger movements for no decided refund or dispute",
                 adjustment_id,
             )
-        elif len(wallet) != 1 or len(txns) != 1:
+        elif len(txns) != 1 or len(wallet) != (0 if txns[0].get("commission_minor", 0) == abs(amount) else 1):
             report.fail(
                 8, f"{len(wallet)} wallet and {len(txns)} ledger movements (expected one each)", adjustment_id, order_id
             )
-        elif wallet[0]["delta_minor"] != amount or txns[0]["amount_minor"] != abs(amount):
-            ccy = str(txns[0].get("currency") or wallet[0].get("currency") or "")
-            report.fail(
-                8,
-                f"moved {money(wallet[0]['delta_minor'], ccy)} (wallet) / {money(txns[0]['amount_minor'], ccy)} (ledger), "
-                f"decided {money(amount, ccy)}",
-                adjustment_id,
-                order_id,
-            )
+        else:
+            # a refund gives back commission (the ledger's commission share): the seller's wallet moves the rest
+            share = txns[0].get("commission_minor", 0)
+            moved = wallet[0]["delta_minor"] if wallet else 0
+            if moved != amount + (share if amount < 0 else 0) or txns[0]["amount_minor"] != abs(amount):
+                ccy = str(txns[0].get("currency") or "")
+                report.fail(
+                    8,
+                    f"moved {money(moved, ccy)} (wallet) / {money(txns[0]['amount_minor'], ccy)} (ledger, "
+                    f"{money(share, ccy)} of it commission), decided {money(amount, ccy)}",
+                    adjustment_id,
+                    order_id,
+                )
     for order_id, order in orders.items():
         if not (
             order.refund_reserved_minor

@@ -205,10 +205,11 @@ def _print_summary(rendered: dict[str, Any]) -> None:
     if differences:
         tables.append(
             clikit.Table(
-                ("SELLER", "WALLET", "LEDGER"),
+                ("SELLER", "BALANCE", "WALLET", "LEDGER"),
                 [
                     (
                         d["seller_account"],
+                        d.get("part", "total"),
                         clikit.amount(d["wallet_amount"], d["currency"]),
                         clikit.amount(d["ledger_amount"], d["currency"]),
                     )

@@ -364,8 +364,18 @@ class PaymentOut(BaseModel):
 
 
 class Balance(BaseModel):
+    """A seller's balance in one currency, decimal strings in major units."""
+
     currency: str
-    amount: str
+    amount: str = Field(description="What the platform owes the seller: pending + available + in_transit.")
+    pending: str = Field(
+        description="Net credits of charges the PSP has not settled yet (its settlement file not reconciled)."
+    )
+    available: str = Field(
+        description="Settled and not paid out: what a payout may take. Refunds, chargebacks and second chargebacks "
+        "are taken from it, so it may be below zero; while it is, no payout starts."
+    )
+    in_transit: str = Field(description="In payouts the bank has not booked yet.")
 
 
 class WalletOut(BaseModel):
@@ -379,8 +389,23 @@ class CurrencyTotals(BaseModel):
     credits: str
 
 
+class AccountBalance(BaseModel):
+    """One of the platform's own ledger accounts, on its normal side (an asset or an expense: debits minus
+    credits; a revenue: credits minus debits)."""
+
+    account: str = Field(description="The account's name, <kind>:<owner>, e.g. commission_revenue:platform.")
+    kind: str = Field(description="psp_receivable, bank, commission_revenue, psp_fees or dispute_losses.")
+    currency: str
+    balance: str
+
+
 class TrialBalanceOut(BaseModel):
     currencies: list[CurrencyTotals]
+    accounts: list[AccountBalance] = Field(
+        default_factory=list,
+        description="The platform's own accounts per currency: what the PSP holds for it, its commission revenue, "
+        "the PSP's fees; its result is commission_revenue minus psp_fees minus dispute_losses.",
+    )
 
 
 # --- stored records ---------------------------------------------------------------
@@ -421,6 +446,10 @@ class OrderRecord(BaseModel):
     refunded_minor: int = 0
     chargeback_minor: int = 0
     chargeback_reversed_minor: int = 0
+    #: the platform's commission, fixed when the payment was accepted (payments.accounts.commission):
+    #: its rate and amount in minor units; the seller is credited the rest (:attr:`net`)
+    commission_bps: int = 0
+    commission_minor: int = 0
     created_at: str = ""
     updated_at: str = ""
 
@@ -428,6 +457,15 @@ class OrderRecord(BaseModel):
     def money(self) -> Money:
         """What the order charges (``amount_minor`` in ``currency``)."""
         return Money(self.amount_minor, self.currency)
+
+    @property
+    def commission(self) -> Money:
+        return Money(self.commission_minor, self.currency)
+
+    @property
+    def net(self) -> Money:
+        """What the seller is credited for the charge: the charge minus the platform's commission."""
+        return Money(self.amount_minor - self.commission_minor, self.currency)
 
     @property
     def refund_reserved(self) -> Money:

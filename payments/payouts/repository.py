@@ -162,7 +162,7 @@ class PayoutsRepository:
         }
         seller = payout.seller_account
         txn = LedgerTransaction.transfer(
-            debit=str(Account.seller_available(seller)), credit=str(Account.payouts_in_transit(seller)), amount=amount
+            debit=Account.seller_available(seller), credit=Account.payouts_in_transit(seller), amount=amount
         )
         items: list[TransactWriteItemTypeDef] = [
             put_new(self.table, item),
@@ -226,8 +226,8 @@ class PayoutsRepository:
         def money(record: PayoutRecord) -> list[TransactWriteItemTypeDef]:
             seller, amount = record.seller_account, record.money
             txn = LedgerTransaction.transfer(
-                debit=str(Account.payouts_in_transit(seller)),
-                credit=str(Account.seller_available(seller)),
+                debit=Account.payouts_in_transit(seller),
+                credit=Account.seller_available(seller),
                 amount=amount,
             )
             return [
@@ -249,7 +249,7 @@ class PayoutsRepository:
         def money(record: PayoutRecord) -> list[TransactWriteItemTypeDef]:
             seller = record.seller_account
             txn = LedgerTransaction.transfer(
-                debit=str(Account.payouts_in_transit(seller)), credit=str(Account.bank()), amount=record.money
+                debit=Account.payouts_in_transit(seller), credit=Account.bank(), amount=record.money
             )
             return [
                 *self._booking(record, "paid", txn),
@@ -270,7 +270,7 @@ class PayoutsRepository:
         def money(record: PayoutRecord) -> list[TransactWriteItemTypeDef]:
             seller = record.seller_account
             txn = LedgerTransaction.transfer(
-                debit=str(Account.bank()), credit=str(Account.seller_available(seller)), amount=record.money
+                debit=Account.bank(), credit=Account.seller_available(seller), amount=record.money
             )
             return [
                 *self._booking(record, "returned", txn),

@@ -21,7 +21,7 @@ the merged result equals the single-pass result (tested).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -29,7 +29,7 @@ from payments.reconciliation import engine
 from payments.reconciliation.adyen import Layout
 from payments.reconciliation.lines import BLOCK_BYTES, BinaryStream, LineReader
 from payments.reconciliation.model import Bounds, UnreadableFile
-from payments.reconciliation.sources import LedgerSource
+from payments.reconciliation.sources import LedgerEntry, LedgerSource
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,7 @@ def merge_chunks(
     ledger: LedgerSource,
     bounds: Bounds,
     day_hint: str | None = None,
+    on_match: Callable[[LedgerEntry], None] | None = None,
 ) -> engine.Result:
     total = engine.Partial()
     for partial in partials:
@@ -140,4 +141,4 @@ def merge_chunks(
     if len(total.rejected) > bounds.max_rejected_rows:
         raise UnreadableFile(f"more than {bounds.max_rejected_rows} malformed rows")
     engine.check_truncation(total, plan.ended_with_newline)
-    return engine.merge_join(total, runs, ledger, bounds, day_hint)
+    return engine.merge_join(total, runs, ledger, bounds, day_hint, on_match)

@@ -376,13 +376,16 @@ def merge_join(
     ledger: LedgerSource,
     bounds: Bounds,
     day_hint: str | None,
+    on_match: Callable[[LedgerEntry], None] | None = None,
 ) -> Result:
-    """Join the sorted settlement runs with the ledger's window day; classify every difference."""
+    """Join the sorted settlement runs with the ledger's window day; classify every difference.
+    ``on_match``: called with the ledger entry of each charge whose ``Settled`` row matched (once per
+    charge of this file, in the join's order): what moves the charge from pending to available."""
     out = _Collector(bounds)
     for mismatch in partial.mismatches:
         out.add(mismatch)
     day = window_day(partial.days, day_hint)
-    join = _Join(ledger, bounds, out)
+    join = _Join(ledger, bounds, out, on_match)
     join.merge(runs, day)
     adjusted, join.lookups = _match_adjustments(
         partial.adjustments, ledger, day, out, bounds, join.lookups, join.note_seller
@@ -435,8 +438,15 @@ class _Join:
     """The state of one merge join of the settled rows with the ledger: the outcomes (in
     ``out``), the matched count, the seller accounts seen and the point lookups used."""
 
-    def __init__(self, ledger: LedgerSource, bounds: Bounds, out: _Collector):
+    def __init__(
+        self,
+        ledger: LedgerSource,
+        bounds: Bounds,
+        out: _Collector,
+        on_match: Callable[[LedgerEntry], None] | None = None,
+    ):
         self.ledger, self.bounds, self.out = ledger, bounds, out
+        self.on_match = on_match
         self.sellers: set[tuple[str, str]] = set()
         self.truncated = False
         self.matched = 0
@@ -448,7 +458,7 @@ class _Join:
         reference (a match counted here, in a local), its other rows duplicates; ledger entries
         passed over are missing in the settlement, rows with no entry that day carried over."""
         sellers, note_seller, missing = self.sellers, self.note_seller, self.missing
-        compare, carried_over = self.compare, self.carried_over
+        compare, carried_over, on_match = self.compare, self.carried_over, self.on_match
         matched = 0
         ledger_stream = _assert_ascending(self.ledger.day_entries(day) if day else iter(()))
         led = next(ledger_stream, None)
@@ -473,6 +483,8 @@ class _Join:
                             if (led.seller_account, led.currency) not in sellers:
                                 note_seller(led)
                             matched += 1
+                            if on_match is not None:
+                                on_match(led)
                         else:
                             compare(SettledEntry._make(first), led)
                         led = next(ledger_stream, None)
@@ -547,6 +559,8 @@ class _Join:
             )
         else:
             self.matched += 1
+            if self.on_match is not None:
+                self.on_match(led)
 
     def carried_over(self, row: SettledEntry) -> None:
         if self.lookups >= self.bounds.max_point_lookups:
@@ -1199,10 +1213,11 @@ def reconcile_adyen(
     ledger: LedgerSource,
     bounds: Bounds,
     day_hint: str | None = None,
+    on_match: Callable[[LedgerEntry], None] | None = None,
 ) -> Result:
-    """The single pass: header, rows into runs, then the merge join."""
+    """The single pass: header, rows into runs, then the merge join (``on_match``: see :func:`merge_join`)."""
     layout = read_header(lines)
     with paused_gc(), SortedRuns(bounds) as runs:
         partial = fold_rows(lines, layout, bounds, runs)
         check_truncation(partial, ended_with_newline())
-        return merge_join(partial, runs.runs(), ledger, bounds, day_hint)
+        return merge_join(partial, runs.runs(), ledger, bounds, day_hint, on_match)

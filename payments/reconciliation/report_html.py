@@ -539,7 +539,7 @@ def _three_way_section(report: Mapping[str, Any]) -> list[str]:
     if not differences:
         return []
     rows = [
-        f'<tr><th scope="row">{_e(d["seller_account"])}</th>'
+        f'<tr><th scope="row">{_e(d["seller_account"])} ({_e(d.get("part", "total"))})</th>'
         f'<td class="num">{_e(_money(d["wallet_amount"], d["currency"]))}</td>'
         f'<td class="num">{_e(_money(d["ledger_amount"], d["currency"]))}</td>'
         f'<td class="num">{_e(_money(d.get("difference"), d["currency"]))}</td></tr>'

@@ -25,13 +25,22 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from payments.accounts.ledger import LedgerRepository
+from payments.accounts.settlement import SettledCharge, Settlement, book_psp_fees, psp_fees_of
+from payments.accounts.wallet import SellerBalance, WalletRepository
 from payments.kernel import aws
 from payments.kernel.config import env_name, settings
-from payments.kernel.money import format_minor
+from payments.kernel.money import Money, format_minor
 from payments.reconciliation import bank, chunks, detect, engine, report
 from payments.reconciliation.lines import BinaryStream, LineReader, Metered, sniff
 from payments.reconciliation.model import Bounds, UnreadableFile
-from payments.reconciliation.sources import BalanceSource, DynamoBalanceSource, DynamoLedgerSource, LedgerSource
+from payments.reconciliation.sources import (
+    BalanceSource,
+    DynamoBalanceSource,
+    DynamoLedgerSource,
+    LedgerEntry,
+    LedgerSource,
+)
 from payments.reconciliation.store import ReconciliationStore, resolutions, settle_late
 
 INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "work/"
@@ -53,6 +62,7 @@ def reconcile_stream(
     bounds: Bounds,
     payouts: bank.PayoutBook | None = None,
     hint: str | None = None,
+    on_match: Callable[[LedgerEntry], None] | None = None,
 ) -> tuple[engine.Result, str]:
     """The whole single pass over any binary stream: detect, parse, match. Returns (result, sha256).
 
@@ -65,29 +75,33 @@ def reconcile_stream(
         result = bank.reconcile_statement(fmt, replay, bounds, payouts, encoding)
     else:
         reader = LineReader(replay, bounds.max_line_bytes)
-        result = engine.reconcile_adyen(iter(reader), lambda: reader.ended_with_newline, ledger, bounds, hint)
+        result = engine.reconcile_adyen(iter(reader), lambda: reader.ended_with_newline, ledger, bounds, hint, on_match)
     while metered.read(1024 * 1024):  # a bank parser may stop at its closing tag: hash the whole file
         pass
     return result, metered.sha256.hexdigest()
 
 
 def three_way(accounts: set[tuple[str, str]], truncated: bool, balances: BalanceSource) -> dict[str, Any]:
-    """Wallet balance vs ledger projection for the (seller, currency) accounts a file touched (invariant 4)."""
+    """Wallet vs ledger projection for the (seller, currency) accounts a file touched (invariant 4), part
+    by part: pending, available, in transit. One difference per part that disagrees."""
     wallets = balances.wallet_balances(accounts) if accounts else {}
     ledger = balances.ledger_projection(accounts) if accounts else {}
     differences = []
     for seller, ccy in sorted(accounts):
-        wallet_amount, ledger_amount = wallets.get((seller, ccy), 0), ledger.get((seller, ccy), 0)
-        if wallet_amount != ledger_amount:
-            differences.append(
-                {
-                    "seller_account": seller,
-                    "currency": ccy,
-                    "wallet_amount": format_minor(wallet_amount, ccy),
-                    "ledger_amount": format_minor(ledger_amount, ccy),
-                    "difference": format_minor(wallet_amount - ledger_amount, ccy),
-                }
-            )
+        wallet_parts = wallets.get((seller, ccy), SellerBalance())
+        ledger_parts = ledger.get((seller, ccy), SellerBalance())
+        for part, wallet_amount, ledger_amount in zip(SellerBalance._fields, wallet_parts, ledger_parts, strict=True):
+            if wallet_amount != ledger_amount:
+                differences.append(
+                    {
+                        "seller_account": seller,
+                        "currency": ccy,
+                        "part": part,
+                        "wallet_amount": format_minor(wallet_amount, ccy),
+                        "ledger_amount": format_minor(ledger_amount, ccy),
+                        "difference": format_minor(wallet_amount - ledger_amount, ccy),
+                    }
+                )
     sellers = {seller for seller, _ in accounts}
     return {"sellers_checked": len(sellers), "sellers_truncated": truncated, "differences": differences}
 
@@ -119,10 +133,17 @@ class Reconciler:
         state_machine_arn: str | None = None,
         sfn: Any = None,
         on_metric: Callable[[str, int], None] | None = None,
+        books: tuple[WalletRepository, LedgerRepository] | None = None,
     ):
         self.bucket = bucket or settings().settlement_bucket
         self.s3 = s3 or aws.client("s3")
-        self.ledger = ledger or DynamoLedgerSource(psp=settings().psp_name)
+        # what a reconciled file moves (settled charges to available, the PSP's fees): the stage's wallets
+        # and ledger, unless the caller gives its own ledger source (a benchmark, a test) and no books
+        if books is None and ledger is None:
+            led = LedgerRepository()
+            books = (WalletRepository(client=led.ddb, payments=led.payments), led)
+        self.books = books
+        self.ledger = ledger or DynamoLedgerSource(repository=books[1] if books else None, psp=settings().psp_name)
         self.store = store or ReconciliationStore()
         self.balances = balances or DynamoBalanceSource()
         self.bounds = bounds or Bounds()
@@ -147,16 +168,30 @@ class Reconciler:
         if size > self.bounds.max_single_pass_bytes and self.state_machine_arn:
             return self._start_distributed(key)
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        settlement = self._settlement(key)
         try:
-            result, digest = reconcile_stream(body, self.ledger, self.bounds, self.store, day_hint(key))
+            result, digest = reconcile_stream(
+                body, self.ledger, self.bounds, self.store, day_hint(key), _settling(settlement) if settlement else None
+            )
         except UnreadableFile as err:
             return self.quarantine(key, err.reason)
         finally:
             body.close()
-        return self.finish(key, result, digest)
+        return self.finish(key, result, digest, settlement)
 
-    def finish(self, key: str, result: engine.Result, digest: str) -> Outcome:
-        """Three-way check, reports, table records, metrics: shared by both paths."""
+    def _settlement(self, key: str) -> Settlement | None:
+        if self.books is None:
+            return None
+        wallets, ledger = self.books
+        return Settlement(wallets, ledger, source_key=key)
+
+    def finish(self, key: str, result: engine.Result, digest: str, settlement: Settlement | None = None) -> Outcome:
+        """The books (settled charges to available, the PSP's fees), three-way check, reports, table
+        records, metrics: shared by both paths. The books move before the three-way check reads them."""
+        if settlement is not None and result.format == detect.ADYEN:
+            settled = settlement.flush()
+            self.on_metric("ChargesSettled", settled.settled)
+            book_psp_fees(settlement.ledger, digest, key, psp_fees_of(result.totals))
         checked = (
             three_way(result.seller_accounts, result.sellers_truncated, self.balances)
             if result.format == detect.ADYEN
@@ -274,15 +309,24 @@ class Reconciler:
             for r in ordered
         ]
         bodies = [self.s3.get_object(Bucket=self.bucket, Key=r["run_key"])["Body"] for r in ordered]
+        settlement = self._settlement(key)
         try:
             runs = [_entries(body) for body in bodies]
-            result = chunks.merge_chunks(partials, runs, the_plan, self.ledger, self.bounds, day_hint(key))
+            result = chunks.merge_chunks(
+                partials,
+                runs,
+                the_plan,
+                self.ledger,
+                self.bounds,
+                day_hint(key),
+                _settling(settlement) if settlement else None,
+            )
         except UnreadableFile as err:
             return self.quarantine(key, err.reason).to_json()
         finally:
             for body in bodies:
                 body.close()
-        outcome = self.finish(key, result, the_plan.sha256)
+        outcome = self.finish(key, result, the_plan.sha256, settlement)
         for r in ordered:
             self.s3.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": [{"Key": r["partial_key"]}, {"Key": r["run_key"]}]}
@@ -315,6 +359,17 @@ def refresh_html(
         ContentType="text/html; charset=utf-8",
     )
     return True
+
+
+def _settling(settlement: Settlement) -> Callable[[LedgerEntry], None]:
+    """The join's ``on_match``: each matched charge's net, to be moved from pending to available."""
+
+    def settle(entry: LedgerEntry) -> None:
+        settlement.add(
+            SettledCharge(entry.payment_order_id, entry.seller_account, Money(entry.net_minor, entry.currency))
+        )
+
+    return settle
 
 
 def _plan_fields(plan: dict[str, Any]) -> dict[str, Any]:

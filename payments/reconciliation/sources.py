@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from payments.accounts.ledger import LedgerRepository
-from payments.accounts.wallet import WalletRepository
+from payments.accounts.wallet import SellerBalance, WalletRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,13 @@ class LedgerEntry:
     currency: str
     amount_minor: int
     charged_at: str  # ISO UTC
+    #: the platform's commission on the charge (fixed on the order): the seller's net is the rest
+    commission_minor: int = 0
+
+    @property
+    def net_minor(self) -> int:
+        """What the charge credited the seller (its pending, until it is settled)."""
+        return self.amount_minor - self.commission_minor
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> LedgerEntry:
@@ -43,6 +50,7 @@ class LedgerEntry:
             currency=item["currency"],
             amount_minor=int(item["amount_minor"]),
             charged_at=item["charged_at"],
+            commission_minor=int(item.get("commission_minor", 0)),
         )
 
 
@@ -180,16 +188,19 @@ class InMemoryLedgerSource:
 class BalanceSource(Protocol):
     """Both sides of the three-way check, for (seller, currency) accounts."""
 
-    def wallet_balances(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]: ...
+    def wallet_balances(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], SellerBalance]:
+        """(seller, currency) -> the wallet's pending, available and in transit."""
+        ...
 
-    def ledger_projection(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """(seller, currency) -> net credits of ``seller:<id>`` in the ledger."""
+    def ledger_projection(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], SellerBalance]:
+        """(seller, currency) -> net credits of the seller's ``seller_pending``, ``seller_available`` and
+        ``payouts_in_transit`` accounts in the ledger."""
         ...
 
 
 class DynamoBalanceSource:
     """Wallets from the wallets table; the ledger side from the seller accounts' running
-    totals, which the ledger's append transaction keeps (``ACCOUNT#seller:<id>#<shard>``). Both are
+    totals, which every ledger booking keeps (``ACCOUNT#<account>#<shard>``, the seller's payable accounts). Both are
     read by key (BatchGetItem): a file's check costs a request per ~100 shards, whatever the
     size of the ledger. ``payments verify`` checks those totals against the postings
     themselves (invariant 3), so the three-way check does not have to.
@@ -199,8 +210,8 @@ class DynamoBalanceSource:
         self.wallets = wallets or WalletRepository()
         self.ledger = ledger or LedgerRepository()
 
-    def wallet_balances(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    def wallet_balances(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], SellerBalance]:
         return self.wallets.balances_of(accounts)
 
-    def ledger_projection(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    def ledger_projection(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], SellerBalance]:
         return self.ledger.seller_totals_of(accounts)

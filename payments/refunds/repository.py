@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from payments.accounts.commission import refund_share
 from payments.accounts.ledger import LedgerRepository
 from payments.accounts.wallet import WalletRepository
 from payments.kernel import aws, clock
@@ -358,17 +359,35 @@ class RefundsRepository:
         ]
         if succeeded:
             order = self.payments.get_order(refund.payment_order_id)
-            items.append(self._order_add(refund.payment_order_id, "refunded_minor", refund.amount_minor))
+            # the commission it gives back is cumulative over the order's refunds (no rounding drift):
+            # computed from the refunded amount read here, which the order's update requires unchanged
+            share = refund_share(order.money, order.commission, order.refunded, refund.money)
+            items.append(self._refunded_add(order, refund.amount_minor))
             adjustment = f"refund:{refund_id}"
-            items += self.wallets.adjustment_items(
-                adjustment, "REFUND", refund.payment_order_id, refund.seller_account, -refund.money
-            )
+            if refund.money != share:  # the seller's part (all of it when no commission is given back)
+                items += self.wallets.adjustment_items(
+                    adjustment,
+                    "REFUND",
+                    refund.payment_order_id,
+                    refund.seller_account,
+                    -(refund.money - share),
+                    commission=share,
+                )
             items += self.ledger.adjustment_items(
-                adjustment, "REFUND", order, refund.money, psp_reference, to_seller=False
+                adjustment, "REFUND", order, refund.money, psp_reference, to_seller=False, commission_share=share
             )
         else:
             items.append(self._order_add(refund.payment_order_id, "refund_reserved_minor", -refund.amount_minor))
         refusal = transact_write(self.ddb, items)
+        if (
+            refusal is not None
+            and succeeded
+            and not cancelled_by_condition(refusal, 0)
+            and cancelled_by_condition(refusal, 1)  # another refund of the order was decided meanwhile
+        ):
+            return self.decide(
+                refund_id, succeeded, psp_reference=psp_reference, failure_reason=failure_reason, source=source
+            )
         if refusal is not None:
             if not cancelled_by_condition(refusal, 0):
                 raise InvariantViolation(
@@ -565,6 +584,24 @@ class RefundsRepository:
             raise refusal
         count(step.booked_metric)
         return Booked(applied=True)
+
+    def _refunded_add(self, order: OrderRecord, amount_minor: int) -> TransactWriteItemTypeDef:
+        """Add a succeeded refund to the order's ``refunded_minor``, on the condition that it is still
+        what was read (the commission share was computed from it); a concurrent decision cancels the
+        transaction and the refund is decided again from the new amount."""
+        before = order.refunded_minor
+        unchanged = "refunded_minor = :before" + (" OR attribute_not_exists(refunded_minor)" if before == 0 else "")
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": order_key(order.payment_order_id),
+                "UpdateExpression": "SET refunded_minor = :after, updated_at = :now",
+                "ConditionExpression": f"attribute_exists(pk) AND ({unchanged})",
+                "ExpressionAttributeValues": to_values(
+                    {":before": before, ":after": before + amount_minor, ":now": clock.now_iso()}
+                ),
+            }
+        }
 
     def _order_add(self, payment_order_id: str, attribute: str, delta: int) -> TransactWriteItemTypeDef:
         return {

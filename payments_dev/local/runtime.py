@@ -94,6 +94,8 @@ LOCAL_SETTINGS: dict[str, Any] = {
 }
 #: set per run in LocalRuntime.__init__
 RUN_SETTINGS = (
+    "payments_commission_bps",
+    "payments_commission_overrides",
     "state_machine_arn",
     "refund_state_machine_arn",
     "payments_psp_hmac_key",
@@ -198,6 +200,9 @@ class LocalRuntime:
             payments_psp_hmac_key=os.environ.get("PAYMENTS_PSP_HMAC_KEY") or secrets.token_hex(32),
             payments_psp_merchant_account=os.environ.get("PAYMENTS_PSP_MERCHANT_ACCOUNT") or "LocalMerchant",
             notifications_queue_url=f"{self.aws_url}/{ACCOUNT}/payments-notifications",
+            # the platform's commission: PAYMENTS_COMMISSION_BPS (default 0) and PAYMENTS_COMMISSION_OVERRIDES (JSON)
+            payments_commission_bps=int(os.environ.get("PAYMENTS_COMMISSION_BPS") or 0),
+            payments_commission_overrides=os.environ.get("PAYMENTS_COMMISSION_OVERRIDES") or "{}",
         )
         self._pollers: list[Any] = []
         # the notifications function's cold-start check, at once: a bad PAYMENTS_PSP_HMAC_KEY stops the runtime
@@ -417,7 +422,7 @@ class LocalRuntime:
 
 def variable(value: Any) -> str:
     """A setting's value as its environment variable holds it (a mapping as JSON: ``payout_minimum_minor``)."""
-    return json.dumps(value) if isinstance(value, dict) else str(value)
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
 
 
 def create_payout_account_keys(kms: Any, settings: Settings) -> None:

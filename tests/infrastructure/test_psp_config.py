@@ -151,3 +151,35 @@ def test_live_prod_uses_the_live_prefix_and_the_imported_api_key(live_prod):
     assert variables["ADYEN_API_KEY_SECRET_ARN"] == LIVE_PROD["adyenApiKeySecret"]
     # and only the HMAC key secret is created by the stack
     assert {s["Properties"]["Name"] for s in _secrets(template).values()} == {"payments-prod-adyen-hmac-key"}
+
+
+def _stage_values(**commission: Any) -> dict[str, Any]:
+    return {
+        "apiRateLimit": 1,
+        "apiBurstLimit": 1,
+        "logRetentionDays": 14,
+        "logLevel": "INFO",
+        "walletShards": 1,
+        "ledgerTotalShards": 1,
+        "retainAllData": False,
+        **commission,
+    }
+
+
+def test_a_stage_commission_is_read_and_validated_as_the_functions_read_it():
+    import aws_cdk as cdk
+
+    from infra.stage import Stage
+
+    # Given a stage at 1.50 % with one seller at 2.50 % / When read / Then the payment function's values
+    app = cdk.App(
+        context={"stages": {"dev": _stage_values(commissionBps=150, commissionOverrides={"seller_books": 250})}}
+    )
+    stage = Stage.from_context(app.node, "dev")
+    assert (stage.commission_bps, stage.commission_overrides) == (150, '{"seller_books": 250}')
+    # and a stage without them takes no commission
+    assert Stage.from_context(cdk.App(context={"stages": {"dev": _stage_values()}}).node, "dev").commission_bps == 0
+    # and a rate above 100 % is refused, naming the setting
+    bad = cdk.App(context={"stages": {"dev": _stage_values(commissionOverrides={"seller_books": 10001})}})
+    with pytest.raises(ValueError, match="commissionOverrides"):
+        Stage.from_context(bad.node, "dev")

@@ -53,9 +53,13 @@ def test_a_checkout_with_two_sellers_charges_credits_and_books_each_order(api):
         assert order["failure_reason"] is None
     assert api.wallet("seller_flow_a").body == {
         "seller_account": "seller_flow_a",
-        "balances": [{"currency": "USD", "amount": "19.99"}],
+        "balances": [
+            {"currency": "USD", "amount": "19.99", "pending": "19.99", "available": "0.00", "in_transit": "0.00"}
+        ],
     }
-    assert api.wallet("seller_flow_b").body["balances"] == [{"currency": "USD", "amount": "5.00"}]
+    assert api.wallet("seller_flow_b").body["balances"] == [
+        {"currency": "USD", "amount": "5.00", "pending": "5.00", "available": "0.00", "in_transit": "0.00"}
+    ]
 
     # And the trial balance grew by the checkout's total on both sides
     after = {r["currency"]: r for r in api.trial_balance().body["currencies"]}

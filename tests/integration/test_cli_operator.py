@@ -319,9 +319,9 @@ def test_verify_finds_a_tampered_wallet_in_major_units(serve: Serve, paid: tuple
         # When verify runs, Then it is a finding (exit 1) said in major units and currency
         found = payments(serve, "verify", "--output", "table")
         assert found.code == 1, found.out + found.err
-        assert re.search(r"^VIOLATION \[4\] .*: wallet \d+\.\d\d USD != ledger \d+\.\d\d USD", found.out, re.M), (
-            found.out
-        )
+        assert re.search(
+            r"^VIOLATION \[4\] .*: wallet pending \d+\.\d\d USD != ledger \d+\.\d\d USD", found.out, re.M
+        ), found.out
         assert found.out.rstrip().endswith("violation(s)")
     finally:
         ddb.update_item(

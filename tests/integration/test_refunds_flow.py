@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 from payments.kernel.observability import LOCAL_COUNTS
@@ -40,6 +41,15 @@ def wait_refund(api: ApiClient, refund_id: str) -> dict[str, Any]:
     return seen["body"]
 
 
+def usd_balance(amount: str, pending: str = "70.00") -> list[dict[str, str]]:
+    """A seller's USD balance whose only charge (``pending``, its settlement file not reconciled) had
+    money given back: what is owed is ``amount``, the money back taken from available."""
+    available = Decimal(amount) - Decimal(pending)
+    return [
+        {"currency": "USD", "amount": amount, "pending": pending, "available": f"{available:.2f}", "in_transit": "0.00"}
+    ]
+
+
 def balance_becomes(api: ApiClient, seller: str, po: str, amount: str) -> None:
     """Notifications are applied asynchronously (queue -> consumer): wait until every stored
     notification of the order has been processed (each has its outcome), then check the balance:
@@ -51,7 +61,7 @@ def balance_becomes(api: ApiClient, seller: str, po: str, amount: str) -> None:
     assert wait_until(all_processed, 30, interval=0.1), [
         n for n in NotificationStore().scan() if n["merchant_reference"] == po
     ]
-    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": amount}], api.wallet(seller).body
+    assert api.wallet(seller).body["balances"] == usd_balance(amount), api.wallet(seller).body
 
 
 def notify(api: ApiClient, *items: dict[str, Any]) -> Any:
@@ -80,7 +90,7 @@ def test_twenty_concurrent_refunds_one_accepted_then_succeeded(api: ApiClient) -
     assert accepted.headers["Location"] == f"/v1/refunds/{rf}"
     # And the workflow refunds it: the seller keeps 10.00, the order shows 60.00 refunded
     assert wait_refund(api, rf)["status"] == "SUCCEEDED"
-    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "10.00"}]
+    assert api.wallet(seller).body["balances"] == usd_balance("10.00")
     # And a replay returns the same refund and starts nothing new
     body = next(b for b in bodies if b["refund_id"] == rf)
     again = refund(api, body, "key-" + rf)
@@ -93,7 +103,7 @@ def test_refund_fails_token_ends_failed_with_no_money_moved(api: ApiClient) -> N
     assert refund(api, {"refund_id": rf, "payment_order_id": po, "currency": "USD"}, "k-" + rf).status == 202
     decided = wait_refund(api, rf)
     assert decided["status"] == "FAILED" and decided["failure_reason"] == "refund_declined"
-    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "70.00"}]
+    assert api.wallet(seller).body["balances"] == usd_balance("70.00")
 
 
 def test_notifications_bad_signature_duplicates_and_a_chargeback_with_its_reversal(api: ApiClient) -> None:
@@ -104,7 +114,7 @@ def test_notifications_bad_signature_duplicates_and_a_chargeback_with_its_revers
     forged = json.loads(json.dumps(chargeback))
     forged["additionalData"]["hmacSignature"] = "AAAA" + forged["additionalData"]["hmacSignature"][4:]
     assert notify(api, forged).status == 401
-    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "70.00"}]
+    assert api.wallet(seller).body["balances"] == usd_balance("70.00")
     # The chargeback, delivered twice, takes 70.00 once; a refund is then refused: nothing remains refundable
     for _ in range(2):
         reply = notify(api, chargeback)
@@ -123,7 +133,7 @@ def test_notifications_bad_signature_duplicates_and_a_chargeback_with_its_revers
     accepted = refund(api, {"refund_id": rf, "payment_order_id": po, "amount": "1.00", "currency": "USD"}, "k-" + rf)
     assert accepted.status == 202, accepted.body
     assert wait_refund(api, rf)["status"] == "SUCCEEDED"
-    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "69.00"}]
+    assert api.wallet(seller).body["balances"] == usd_balance("69.00")
 
 
 def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(api: ApiClient) -> None:
@@ -136,7 +146,7 @@ def test_a_reversal_before_its_chargeback_waits_on_the_queue_and_applies_once(ap
     assert notify(api, reversal).status == 200
     # Then the consumer sees the reversal and defers it (it stays on the queue), not applied
     assert wait_until(lambda: LOCAL_COUNTS["ReversalBeforeChargeback"] > deferred, 30, interval=0.05)
-    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "70.00"}]
+    assert api.wallet(seller).body["balances"] == usd_balance("70.00")
     # When the chargeback arrives, the queue redelivers the reversal, and both apply once
     assert notify(api, chargeback).status == 200
     from payments.notifications.store import NotificationStore
@@ -233,6 +243,8 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
         assert (
             counts["matched"] == counts["rows"] >= 1 and counts["mismatched"] == counts["missing_in_settlement"] == 0
         ), adjustments
+    # And the charge, settled, is available: nothing pending, the money back already taken from available
+    assert api.wallet(seller).body["balances"] == usd_balance("35.00", pending="0.00")
 
     # When a copy of the file without our refund's row is uploaded
     text = s3_get(key).decode()
@@ -251,6 +263,8 @@ def test_the_days_file_with_refund_and_chargeback_rows_reconciles_with_zero_mism
         (m["kind"], m.get("record_type"), m["payment_order_id"], m["ledger_amount"]) for m in short["mismatches"]
     ] == [("MISSING_IN_SETTLEMENT", "Refunded", po, "15.00")]
     assert short["summary"]["adjustments"]["Refunded"]["missing_in_settlement"] == 1 and short["clean"] is False
+    # And the second file, which reports the charge again, did not make it available a second time
+    assert api.wallet(seller).body["balances"] == usd_balance("35.00", pending="0.00")
 
 
 def test_a_refund_whose_workflow_did_not_start_is_re_driven_by_the_runtimes_recovery_schedule(
@@ -289,4 +303,4 @@ def test_a_refund_whose_workflow_did_not_start_is_re_driven_by_the_runtimes_reco
     summary = runtime.recovery.run_now()
     assert summary["refunds_redriven"] == 1, summary
     assert wait_refund(api, rf)["status"] == "SUCCEEDED"
-    assert api.wallet(seller).body["balances"] == [{"currency": "USD", "amount": "0.00"}]
+    assert api.wallet(seller).body["balances"] == usd_balance("0.00")

@@ -88,7 +88,12 @@ class Aws:
                 "amount_minor": amount_minor,
                 "currency": currency,
             },
-            {"account": f"seller:{seller}", "side": "CREDIT", "amount_minor": amount_minor, "currency": currency},
+            {
+                "account": f"seller_pending:{seller}",
+                "side": "CREDIT",
+                "amount_minor": amount_minor,
+                "currency": currency,
+            },
         ]
         txn = {
             "pk": f"TXN#{order}",
@@ -107,17 +112,21 @@ class Aws:
         }
         self.ddb.put_item(TableName=settings().ledger_table, Item=to_item(txn))
         shard = zlib.crc32(order.encode()) % settings().ledger_total_shards
-        self.ddb.update_item(  # the seller account's running totals, kept in the same transaction
-            TableName=settings().ledger_table,
-            Key={"pk": {"S": f"ACCOUNT#seller:{seller}#{shard}"}, "sk": {"S": f"CCY#{currency}"}},
-            UpdateExpression="ADD credits_minor :a, transactions :one SET currency = :c, account = :acct",
-            ExpressionAttributeValues={
-                ":a": {"N": str(amount_minor)},
-                ":one": {"N": "1"},
-                ":c": {"S": currency},
-                ":acct": {"S": f"seller:{seller}"},
-            },
-        )
+        for account, side in (
+            (f"seller_pending:{seller}", "credits_minor"),
+            ("psp_receivable:simulated-psp", "debits_minor"),
+        ):
+            self.ddb.update_item(  # each account's running totals, kept in the same transaction
+                TableName=settings().ledger_table,
+                Key={"pk": {"S": f"ACCOUNT#{account}#{shard}"}, "sk": {"S": f"CCY#{currency}"}},
+                UpdateExpression=f"ADD {side} :a, transactions :one SET currency = :c, account = :acct",
+                ExpressionAttributeValues={
+                    ":a": {"N": str(amount_minor)},
+                    ":one": {"N": "1"},
+                    ":c": {"S": currency},
+                    ":acct": {"S": account},
+                },
+            )
         self.charge(psp_reference, order, amount_minor, currency, charged_at)
         self.credit_wallet(seller, order, amount_minor, currency)
 

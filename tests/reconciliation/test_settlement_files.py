@@ -11,6 +11,7 @@ import pytest
 
 from functions.psp.handler import handler as settle_handler
 from functions.reconcile.handler import handler as reconcile_handler
+from payments.accounts.wallet import SellerBalance
 from payments.reconciliation import adyen
 from payments.reconciliation.model import Bounds
 from payments.reconciliation.service import Reconciler, three_way
@@ -154,13 +155,14 @@ def test_a_tampered_file_yields_exactly_its_mismatches_and_rejected_rows(cloud: 
     # And every row has exactly one outcome
     outcomes = report["summary"]["row_outcomes"]
     assert sum(outcomes.values()) == report["rows"]
-    # And the wallet drift shows in the three-way check
+    # And the wallet drift shows in the three-way check (the matched 5.00 moved from pending to available)
     assert report["three_way"]["differences"] == [
         {
             "seller_account": "seller_toys",
             "currency": "USD",
-            "wallet_amount": "6.00",
-            "ledger_amount": "5.00",
+            "part": "pending",
+            "wallet_amount": "1.00",
+            "ledger_amount": "0.00",
             "difference": "1.00",
         }
     ]
@@ -275,12 +277,12 @@ class FixedBalances:
         self.wallets, self.ledger = wallets, ledger
         self.asked: list[set[tuple[str, str]]] = []
 
-    def wallet_balances(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    def wallet_balances(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], SellerBalance]:
         self.asked.append(set(accounts))
-        return {a: self.wallets.get(a, 0) for a in accounts}
+        return {a: SellerBalance(available=self.wallets.get(a, 0)) for a in accounts}
 
-    def ledger_projection(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        return {a: self.ledger.get(a, 0) for a in accounts}
+    def ledger_projection(self, accounts: set[tuple[str, str]]) -> dict[tuple[str, str], SellerBalance]:
+        return {a: SellerBalance(available=self.ledger.get(a, 0)) for a in accounts}
 
 
 def test_the_three_way_check_compares_exactly_the_seller_currency_accounts_a_file_touched() -> None:
@@ -300,6 +302,7 @@ def test_the_three_way_check_compares_exactly_the_seller_currency_accounts_a_fil
             {
                 "seller_account": "s1",
                 "currency": "EUR",
+                "part": "available",
                 "wallet_amount": "10.01",
                 "ledger_amount": "10.00",
                 "difference": "0.01",

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from payments.accounts.chart import Account
 from payments.accounts.ledger import CREDIT, DEBIT, assert_balanced
+from payments.accounts.wallet import SellerBalance
 from payments.kernel.errors import InvariantViolation
 from payments.payin.status import OrderStatus
 from tests.unit.conftest import Repos, store_checkout, succeed
@@ -31,7 +33,7 @@ def test_appending_the_same_payin_twice_books_one_transaction(repos: Repos, ddb:
     assert txn is not None
     assert txn["postings"] == [
         {"account": "psp_receivable:simulated-psp", "side": DEBIT, "amount_minor": 1999, "currency": "USD"},
-        {"account": "seller:seller_books", "side": CREDIT, "amount_minor": 1999, "currency": "USD"},
+        {"account": "seller_pending:seller_books", "side": CREDIT, "amount_minor": 1999, "currency": "USD"},
     ]
     assert (txn["psp_reference"], txn["settlement_day"]) == ("psp_abc", "simulated-psp#2026-11-30")
     assert repos.payments.get_order("po_1").ledger_updated is True
@@ -91,7 +93,7 @@ def test_a_retry_that_disagrees_with_the_booked_transaction_is_an_invariant_viol
 
 
 # --- assert_balanced ---------------------------------------------------------------------------------
-def _p(side: str, amount: Any, currency: str = "USD", account: str = "x") -> dict[str, Any]:
+def _p(side: str, amount: Any, currency: str = "USD", account: str = "seller_available:x") -> dict[str, Any]:
     return {"account": account, "side": side, "amount_minor": amount, "currency": currency}
 
 
@@ -140,17 +142,21 @@ def test_each_append_adds_its_credit_to_the_sellers_account_totals_once(repos: R
     # Then the totals read by key are the sums of the credits, each counted once
     accounts = {("seller_hot", "USD"), ("seller_hot", "EUR"), ("seller_x", "USD"), ("seller_none", "USD")}
     assert repos.ledger.seller_totals_of(accounts) == {
-        ("seller_hot", "EUR"): 100 + 103 + 106,
-        ("seller_hot", "USD"): 101 + 102 + 104 + 105 + 107 + 108,
-        ("seller_x", "USD"): 7,
-        ("seller_none", "USD"): 0,
+        ("seller_hot", "EUR"): SellerBalance(pending=100 + 103 + 106),
+        ("seller_hot", "USD"): SellerBalance(pending=101 + 102 + 104 + 105 + 107 + 108),
+        ("seller_x", "USD"): SellerBalance(pending=7),
+        ("seller_none", "USD"): SellerBalance(),
     }
-    assert sum(int(i["transactions"]["N"]) for i in _account_items(ddb)) == len(orders)
+    # (each booking adds to two accounts: the seller's pending and the PSP receivable)
+    assert sum(int(i["transactions"]["N"]) for i in _account_items(ddb)) == 2 * len(orders)
     # and the scan used by `payments verify` agrees
+    receivable = Account.psp_receivable("simulated-psp")
     assert repos.ledger.all_account_totals() == {
-        ("seller:seller_hot", "EUR"): 309,
-        ("seller:seller_hot", "USD"): 627,
-        ("seller:seller_x", "USD"): 7,
+        (Account.seller_pending("seller_hot"), "EUR"): 309,
+        (Account.seller_pending("seller_hot"), "USD"): 627,
+        (Account.seller_pending("seller_x"), "USD"): 7,
+        (receivable, "EUR"): -309,
+        (receivable, "USD"): -634,
     }
 
 
@@ -162,18 +168,18 @@ def test_a_refused_append_leaves_the_account_totals_untouched(repos: Repos, ddb:
     with pytest.raises(InvariantViolation):
         repos.ledger.append_payin(order.model_copy(update={"psp_reference": "psp_other"}))
     # Then the account totals moved with the one transaction only (same TransactWriteItems)
-    assert repos.ledger.seller_totals_of({("seller_books", "USD")}) == {("seller_books", "USD"): 1999}
+    assert repos.ledger.seller_totals_of({("seller_books", "USD")}) == {("seller_books", "USD"): SellerBalance(1999)}
 
 
 def test_account_totals_of_many_sellers_are_read_in_batches_of_100_keys(repos: Repos) -> None:
-    # Given 60 sellers (60 accounts x 4 shards = 240 keys: three BatchGetItem requests)
+    # Given 60 sellers (60 sellers x 3 payable accounts x 4 shards = 720 keys: eight BatchGetItem requests)
     orders = [(f"po_{i}", f"seller_{i}", 10 + i, "USD") for i in range(60)]
     store_checkout(repos.payments, "chk_1", orders)
     for po, *_ in orders:
         repos.ledger.append_payin(succeed(repos.payments, po))
     # When their totals are read / Then each seller has exactly its credit
     totals = repos.ledger.seller_totals_of({(f"seller_{i}", "USD") for i in range(60)})
-    assert totals == {(f"seller_{i}", "USD"): 10 + i for i in range(60)}
+    assert totals == {(f"seller_{i}", "USD"): SellerBalance(pending=10 + i) for i in range(60)}
 
 
 def _as_booked_before_account_totals(ddb: Any) -> None:
@@ -202,14 +208,19 @@ def test_the_backfill_counts_each_old_transaction_exactly_once(repos: Repos, ddb
     repos.ledger.append_payin(succeed(repos.payments, "po_4"))
     assert repos.ledger.backfill_account_totals() == (4, 0)
     # Then every transaction is counted once: old ones by the backfill, the new one by its append
-    assert repos.ledger.all_account_totals() == {("seller:a", "USD"): 350, ("seller:b", "EUR"): 16}
-    assert sum(int(i["transactions"]["N"]) for i in _account_items(ddb)) == 4
+    assert repos.ledger.all_account_totals() == {
+        (Account.seller_pending("a"), "USD"): 350,
+        (Account.seller_pending("b"), "EUR"): 16,
+        (Account.psp_receivable("simulated-psp"), "USD"): -350,
+        (Account.psp_receivable("simulated-psp"), "EUR"): -16,
+    }
+    assert sum(int(i["transactions"]["N"]) for i in _account_items(ddb)) == 2 * 4
     # and a racing second backfill of an already counted transaction adds nothing
     assert (
         repos.ledger.count_in_account_totals(repos.ledger.find_transaction("po_1") | {"in_account_totals": None})
         is False
     )
-    assert repos.ledger.seller_totals_of({("a", "USD")}) == {("a", "USD"): 350}
+    assert repos.ledger.seller_totals_of({("a", "USD")}) == {("a", "USD"): SellerBalance(pending=350)}
 
 
 def test_the_backfill_command_reports_what_it_added(repos: Repos, ddb: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -225,4 +236,4 @@ def test_the_backfill_command_reports_what_it_added(repos: Repos, ddb: Any, caps
         "2 ledger transactions read, 2 added to their seller account totals now, 0 already counted",
         "2 ledger transactions read, 0 added to their seller account totals now, 2 already counted",
     ]
-    assert repos.ledger.seller_totals_of({("a", "USD")}) == {("a", "USD"): 105}
+    assert repos.ledger.seller_totals_of({("a", "USD")}) == {("a", "USD"): SellerBalance(pending=105)}

@@ -127,7 +127,7 @@ def test_a_second_wallet_credit_for_one_order_breaks_invariants_2_and_4(clean: R
     assert _broken(report) == {2, 4}
     assert any(v.invariant == 2 and v.ids == ["po_1"] and "2 wallet credits" in v.detail for v in report.violations)
     assert [(v.ids, v.detail) for v in report.violations if v.invariant == 4] == [
-        (["seller_books"], "wallet 39.98 USD != ledger 19.99 USD")
+        (["seller_books"], "wallet pending 39.98 USD != ledger 19.99 USD")
     ]
     assert not report.ok
 
@@ -224,7 +224,7 @@ def test_a_seller_account_total_that_disagrees_with_its_postings_breaks_invarian
     items = ddb.scan(
         TableName="ledger",
         FilterExpression="begins_with(pk, :a)",
-        ExpressionAttributeValues={":a": {"S": "ACCOUNT#seller:seller_books#"}},
+        ExpressionAttributeValues={":a": {"S": "ACCOUNT#seller_pending:seller_books#"}},
     )["Items"]
     ddb.update_item(
         TableName="ledger",
@@ -236,7 +236,10 @@ def test_a_seller_account_total_that_disagrees_with_its_postings_breaks_invarian
     report = _check(clean)
     assert _broken(report) == {3}
     assert [(v.ids, v.detail) for v in report.violations] == [
-        (["seller:seller_books"], "account totals of seller:seller_books: 20.00 USD != sum of its postings 19.99 USD")
+        (
+            ["seller_pending:seller_books"],
+            "account totals of seller_pending:seller_books: 20.00 USD != sum of its postings 19.99 USD",
+        )
     ]
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from payments.accounts import balances
 from payments.accounts.balances import balance_key, move_update
+from payments.accounts.chart import Account
 from payments.accounts.ledger import LedgerRepository
 from payments.kernel.config import settings
 from payments.kernel.dynamo import get_item, transact_write
@@ -39,7 +40,7 @@ def balance(ddb: Any, seller: str = SELLER, currency: str = "EUR") -> tuple[int,
 
 def account_net(ddb: Any, account: str, currency: str = "EUR") -> int:
     """Net credits of a ledger account over its totals shards."""
-    return LedgerRepository(client=ddb).all_account_totals().get((account, currency), 0)
+    return LedgerRepository(client=ddb).all_account_totals().get((Account.parse(account), currency), 0)
 
 
 def payout(payout_id: str, minor: int, seller: str = SELLER, key: str = "k") -> Any:
