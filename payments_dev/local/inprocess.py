@@ -20,6 +20,7 @@ dispatcher as before (``PAYMENTS_LOCAL_DISPATCH_CACHE=off``: every request does,
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -31,6 +32,10 @@ from botocore.handlers import BUILTIN_HANDLERS
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 _lock = threading.Lock()
+#: moto's DynamoDB backend is not safe across threads: an UpdateItem changes an item's attributes in place while
+#: a BatchGetItem on another thread sums their sizes ("dictionary changed size during iteration", a 500 to the
+#: caller). DynamoDB itself is linearizable per item, so the local runtime serialises its DynamoDB requests.
+_dynamodb = threading.RLock()
 #: "host:port" -> the WSGI application serving it
 _apps: dict[str, Any] = {}
 #: ("host:port", "<region>/<service>") -> the dispatcher's application for that service
@@ -68,14 +73,20 @@ def _send(request: Any, **_kwargs: Any) -> AWSResponse | None:
         headers=headers,
         data=body or b"",
     ).get_environ()
-    app_iter, status, response_headers = run_wsgi_app(_service_app(url.netloc, app, environ), environ, buffered=True)
-    try:
-        payload = b"".join(app_iter)
-    finally:
-        close = getattr(app_iter, "close", None)
-        if close is not None:
-            close()
+    with _dynamodb if (_scope(environ) or "").endswith("/dynamodb") else _unlocked:
+        app_iter, status, response_headers = run_wsgi_app(
+            _service_app(url.netloc, app, environ), environ, buffered=True
+        )
+        try:
+            payload = b"".join(app_iter)
+        finally:
+            close = getattr(app_iter, "close", None)
+            if close is not None:
+                close()
     return AWSResponse(request.url, int(status.split(" ", 1)[0]), dict(response_headers.items()), _RawResponse(payload))
+
+
+_unlocked = contextlib.nullcontext()
 
 
 def _scope(environ: dict[str, Any]) -> str | None:
