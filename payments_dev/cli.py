@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -132,6 +133,9 @@ def _demo(args: argparse.Namespace) -> int:
     from payments_dev import demo
     from payments_dev.local.runtime import LocalRuntime, free_port
 
+    # the demo's platform takes a commission (unless the environment names another)
+    os.environ.setdefault("PAYMENTS_COMMISSION_BPS", str(demo.COMMISSION_BPS))
+    os.environ.setdefault("PAYMENTS_COMMISSION_OVERRIDES", json.dumps(demo.COMMISSION_OVERRIDES))
     runtime = LocalRuntime(port=free_port(), aws_port=free_port())
     adyen = _local_psp(runtime, args.psp)
     runtime.start()

@@ -10,9 +10,18 @@ balance, and every money invariant checked over the stored data; the PSP's
 settlement file of the day (charges, ``Refunded``, ``Chargeback``, ``ChargebackReversed`` and
 ``SecondChargeback`` rows) is reconciled.
 
+Then the sellers get paid, with the platform's commission (:data:`COMMISSION_BPS`, one seller at
+:data:`COMMISSION_OVERRIDES`, set by ``payments demo`` on its runtime): every EUR seller registers a
+payout account (valid German test IBANs; one seller the bank's rejected test IBAN, one its returned one),
+the night's payout run writes its ``pain.001``, the simulated bank answers it (``pain.002``), the day and
+the next are closed (``camt.053``) and the bank reconciliation applies each file. The summary shows the
+payouts by status, the money of the failed and returned payouts back in available, the sellers whose
+currency has no payout rail, and the platform's commission revenue, PSP fees and result.
+
 The day is left behind before the runtime stops: the settlement bucket as it ends (the PSP's file,
-the reconciliation's JSON, HTML and CSV reports, anything quarantined), the trial balance and the
-printed summary go to a local folder (``demo-output/<run stamp>/`` by default), whose path the
+the reconciliation's JSON, HTML and CSV reports, anything quarantined), the bank bucket under ``bank/``
+(the ``pain.001`` sent, the bank's ``pain.002`` and ``camt.053`` files and their reports), the trial
+balance and the printed summary go to a local folder (``demo-output/<run stamp>/`` by default), whose path the
 demo prints with a line saying how to open the HTML report.
 """
 
@@ -29,11 +38,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from payments.kernel import money
+from payments.kernel import clock, money
 from payments.ops.invariants import check_current
 from payments_dev.local.client import ApiClient
 
@@ -53,6 +63,13 @@ REPLAY_SHARE = 0.1
 #: successful orders refunded after the checkouts (the first ones in id order, deterministic per seed):
 #: this many refunds of half the amount, then one of the whole amount
 PARTIAL_REFUNDS = 3
+#: the platform's commission in the demo (basis points: 1.50 %), and one seller's own rate
+COMMISSION_BPS = 150
+COMMISSION_OVERRIDES = {"seller_001": 90}
+#: the bank code of the simulated bank's test IBANs (Commerzbank Köln, as in the contract)
+TEST_BANK_CODE = "37040044"
+#: the account number the demo's paid IBANs count up from (never ending in the bank's 0001 or 0002)
+PAID_ACCOUNTS_FROM = 532_013_000
 #: where ``payments demo`` leaves its day by default (relative to the working directory; git-ignored)
 OUTPUT_ROOT = Path("demo-output")
 
@@ -226,6 +243,180 @@ def money_back(client: ApiClient, final: dict[str, Any], run: str, timeout: floa
     return outcome == Counter({"SUCCEEDED": len(refunds)}) and second
 
 
+def paid_iban(n: int) -> str:
+    """The ``n``-th valid German test IBAN the simulated bank pays (an account number not ending in 0001 or
+    0002, whose IBAN check digits ``schwifty`` computes)."""
+    from schwifty import IBAN
+
+    accounts = (a for a in range(PAID_ACCOUNTS_FROM, PAID_ACCOUNTS_FROM + 10 * (n + 1)) if a % 10_000 not in (1, 2))
+    account = next(a for i, a in enumerate(accounts) if i == n)
+    return str(IBAN.generate("DE", bank_code=TEST_BANK_CODE, account_code=f"{account:010d}"))
+
+
+def payout_plan(sellers: list[str]) -> dict[str, tuple[str, str]]:
+    """seller -> (IBAN, the status its payout ends in): the first seller the bank's rejected test IBAN, the
+    second its returned one (when there are at least three), every other a paid one."""
+    from payments.payouts.bank.simulated import TEST_IBAN_REJECTED, TEST_IBAN_RETURNED
+
+    plan: dict[str, tuple[str, str]] = {}
+    special = [(TEST_IBAN_REJECTED, "FAILED"), (TEST_IBAN_RETURNED, "RETURNED")] if len(sellers) >= 3 else []
+    for i, seller in enumerate(sorted(sellers)):
+        plan[seller] = special[i] if i < len(special) else (paid_iban(i - len(special)), "PAID")
+    return plan
+
+
+def _bank_report(key: str, timeout: float) -> dict[str, Any] | None:
+    """The bank reconciliation's report of the bank file ``key``, once written (None after ``timeout``)."""
+    from payments.kernel import aws
+    from payments.kernel.config import settings
+    from payments_dev.local.runtime import wait_until
+
+    s3 = aws.client("s3")
+    found: dict[str, Any] = {}
+
+    def written() -> bool:
+        try:
+            body = s3.get_object(Bucket=settings().bank_bucket, Key=f"reports/{key}.json")["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return False
+        found["report"] = json.loads(body)
+        return True
+
+    return found["report"] if wait_until(written, timeout, interval=0.2) else None
+
+
+def _bank_keys(prefix: str) -> list[str]:
+    from payments.kernel import aws
+    from payments.kernel.config import settings
+
+    listed = aws.client("s3").list_objects_v2(Bucket=settings().bank_bucket, Prefix=prefix)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def pay_sellers(client: ApiClient, sellers: list[str], day: date, timeout: float = 120.0) -> bool:
+    """The pay-out half: payout accounts for the EUR sellers, the night's payout run, the bank's answers
+    reconciled, the day and the next closed. Prints what happened; True if every payout ended as its IBAN
+    says, every bank file reconciled with 0 mismatches and the failed and returned money is back."""
+    from payments.payouts import simulated_bank
+    from payments.payouts.run import run_payouts
+    from payments_dev.local.runtime import wait_until
+
+    print("\nPayouts:")
+    minimum = 100  # the local runtime's payout minimum: 1.00 EUR
+    balances: dict[str, dict[str, dict[str, Any]]] = {}
+    for seller in sorted(set(sellers)):
+        reply = client.wallet(seller)
+        if reply.status == 200:
+            balances[seller] = {b["currency"]: b for b in reply.body["balances"]}
+    eur = [s for s, b in balances.items() if "EUR" in b and money.parse_amount(b["EUR"]["available"], "EUR") >= minimum]
+    plan = payout_plan(eur)
+    for seller, (iban, _) in plan.items():
+        body = {"iban": iban, "account_holder": f"{seller} GmbH", "currency": "EUR"}
+        reply = client.request("PUT", f"/v1/sellers/{seller}/payout-account", body)
+        if reply.status != 200:
+            print(f"  payout account of {seller}: {reply.status} {reply.body}")
+            return False
+    print(
+        f"  payout accounts:    {len(plan)} EUR sellers registered "
+        f"({sum(1 for _, fate in plan.values() if fate == 'PAID')} paid test IBANs, "
+        f"{sum(1 for _, fate in plan.values() if fate == 'FAILED')} rejected ...0001, "
+        f"{sum(1 for _, fate in plan.values() if fate == 'RETURNED')} returned ...0002)"
+    )
+    run = run_payouts(day)
+    created = sorted(run["created"] + run["already_created"])
+    for file in run["files"]:
+        print(
+            f"  payments payouts run --date {day.isoformat()}: pain.001 {file['msg_id']}: "
+            f"{file['payouts']} payouts, {file['control_sum']} {file['currency']}"
+        )
+    rails = Counter(s["currency"] for s in run["skipped"] if s["reason"].startswith("no payout rail"))
+    for currency, n in sorted(rails.items()):
+        print(f"  {currency}: {n} sellers' money stays available (no payout rail for {currency})")
+    other = [s for s in run["skipped"] if not s["reason"].startswith("no payout rail")]
+    for skipped in other:
+        print(f"  not paid: {skipped['seller_account']} {skipped['currency']}: {skipped['reason']}")
+    # the simulated bank answers each file at once (its pain.002), which the bank reconciliation applies
+    answered = wait_until(lambda: len(_bank_keys("incoming/bank/pain002/")) >= len(run["files"]), timeout, 0.2)
+    reports = {key: _bank_report(key, timeout) for key in _bank_keys("incoming/bank/pain002/")}
+    # the returns come back the day after; each day's statement is reconciled before the next day closes
+    for day_closed in (day, day + timedelta(days=1)):
+        key, _ = simulated_bank.close_day(day_closed)
+        print(f"  payments bank close-day --date {day_closed.isoformat()}: {key}")
+        reports[key] = _bank_report(key, timeout)
+    keys = list(reports)
+    mismatches = sum(len(r["mismatches"]) for r in reports.values() if r is not None)
+    print(
+        f"  bank files reconciled: {sum(r is not None for r in reports.values())}/{len(keys)} "
+        f"(pain.002 and camt.053), {mismatches} mismatches"
+    )
+
+    payouts = {p: client.request("GET", f"/v1/payouts/{p}").body for p in created}
+    by_status = Counter(p["status"] for p in payouts.values())
+    print("  payouts by status:  " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
+    as_said = True
+    back_ok = True
+    for payout in sorted(payouts.values(), key=lambda p: p["seller_account"]):
+        seller = payout["seller_account"]
+        expected = plan.get(seller, ("", "PAID"))[1]
+        as_said = as_said and payout["status"] == expected
+        if payout["status"] == "FAILED":
+            print(f"    FAILED   {seller}: {payout['amount']} EUR, rejected by the bank ({payout['failure_reason']})")
+        elif payout["status"] == "RETURNED":
+            print(
+                f"    RETURNED {seller}: {payout['amount']} EUR, sent back by the seller's bank ({payout['return_reason']})"
+            )
+        if payout["status"] in ("FAILED", "RETURNED"):
+            before = balances[seller]["EUR"]
+            now = {b["currency"]: b for b in client.wallet(seller).body["balances"]}["EUR"]
+            back = now["available"] == before["available"] and now["in_transit"] == before["in_transit"]
+            back_ok = back_ok and back
+            print(
+                f"             its money {'back' if back else 'NOT back'} in available: available {now['available']} EUR "
+                f"(before the run {before['available']}), in transit {now['in_transit']}"
+            )
+    ok = (
+        answered
+        and bool(created)
+        and all(r is not None for r in reports.values())
+        and mismatches == 0
+        and as_said
+        and back_ok
+        and set(plan) == {p["seller_account"] for p in payouts.values()}
+    )
+    print(
+        "  payouts: "
+        + (
+            "every payout PAID, FAILED or RETURNED as its IBAN says; bank files reconciled with 0 mismatches"
+            if ok
+            else "NOT as the IBANs say, or the bank files did not reconcile"
+        )
+    )
+    return ok
+
+
+def show_trial_balance(trial: dict[str, Any], title: str) -> None:
+    """Print the trial balance: debits and credits per currency, then the platform's accounts."""
+    print(f"\n{title} (GET /v1/ledger/trial-balance):")
+    for row in trial["currencies"]:
+        print(f"  {row['currency']}  debits {row['debits']:>14}  credits {row['credits']:>14}")
+    for row in trial.get("accounts", []):
+        print(f"  {row['currency']}  {row['account']:<32} {row['balance']:>14}")
+
+
+def platform_result(trial: dict[str, Any]) -> None:
+    """Print the platform's commission revenue, PSP fees and result (commission - PSP fees) per currency."""
+    per: dict[str, dict[str, Decimal]] = {}
+    for row in trial.get("accounts", []):
+        kind = row.get("kind") or row["account"].partition(":")[0]
+        parts = per.setdefault(row["currency"], {"commission_revenue": Decimal(0), "psp_fees": Decimal(0)})
+        if kind in parts:
+            parts[kind] += Decimal(row["balance"])
+    print("\nThe platform's result (commission revenue - PSP fees):")
+    for currency, parts in sorted(per.items()):
+        commission, fees = parts["commission_revenue"], parts["psp_fees"]
+        print(f"  {currency}  commission {commission:>12}  PSP fees {fees:>12}  result {commission - fees:>12}")
+
+
 def _bar(done: int, total: int, started: float, label: str, stream: TextIO | None = None) -> None:
     """Progress on stderr: redrawn in place on a terminal; elsewhere (a log, a pipe, CI) no frames at
     all, only one plain line when the phase is complete."""
@@ -279,14 +470,15 @@ def output_folder(root: Path = OUTPUT_ROOT, now: datetime | None = None) -> Path
     return folder
 
 
-def save_bucket(folder: Path) -> list[Path]:
-    """Copy every object of the settlement bucket under ``folder``, keyed as in the bucket (the PSP's
-    files under incoming/, the reports under reports/, quarantine/): the runtime's moto goes with it."""
+def save_bucket(folder: Path, bucket: str | None = None) -> list[Path]:
+    """Copy every object of ``bucket`` (default: the settlement bucket) under ``folder``, keyed as in the
+    bucket (the PSP's files under incoming/, the reports under reports/, quarantine/): the runtime's moto
+    goes with it."""
     from payments.kernel import aws
     from payments.kernel.config import settings
 
     s3 = aws.client("s3")
-    bucket = settings().settlement_bucket
+    bucket = bucket or settings().settlement_bucket
     saved = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for item in page.get("Contents", []):
@@ -313,11 +505,15 @@ def how_to_open(report: Path, platform: str | None = None) -> str:
 
 def leave_day_behind(folder: Path, client: ApiClient, summary: str) -> None:
     """The day's files in ``folder`` (before the runtime stops), then where they are and how to open them."""
+    from payments.kernel.config import settings
+
     saved = save_bucket(folder)
+    bank = save_bucket(folder / "bank", settings().bank_bucket)
     (folder / "trial-balance.json").write_text(json.dumps(client.trial_balance().body, indent=2) + "\n")
     (folder / "summary.txt").write_text(summary)
     print(
-        f"\nThe day, left behind in {folder}/ ({len(saved) + 2} files: the PSP's settlement file, its reports, the trial balance, this summary)"
+        f"\nThe day, left behind in {folder}/ ({len(saved) + len(bank) + 2} files: the PSP's settlement file, its reports, "
+        "the bank's pain.001, pain.002 and camt.053 files under bank/, the trial balance, this summary)"
     )
     reports = sorted(p for p in saved if p.suffix == ".html")
     if reports:
@@ -361,6 +557,11 @@ def _run(
     print(
         f"Cyber Monday: {checkouts} checkouts, {sum(len(c['payment_orders']) for c in scenario.checkouts)} payment orders, seed {seed}"
     )
+    from payments.kernel.config import settings
+
+    config = settings()
+    overrides = ", ".join(f"{k} {v} bps" for k, v in sorted(config.payments_commission_overrides.items()))
+    print(f"Commission: {config.payments_commission_bps} bps" + (f" ({overrides})" if overrides else ""))
 
     answers: Counter[int] = Counter()
     replay_mismatch: list[str] = []
@@ -427,25 +628,39 @@ def _run(
             f"  {seller:<12} {currency} {b.get('amount', '0'):>14}  (pending {b.get('pending', '0')}, "
             f"available {b.get('available', '0')}, in transit {b.get('in_transit', '0')})"
         )
-    trial = client.trial_balance().body
-    print("\nTrial balance (GET /v1/ledger/trial-balance):")
-    for row in trial["currencies"]:
-        print(f"  {row['currency']}  debits {row['debits']:>14}  credits {row['credits']:>14}")
-    for row in trial.get("accounts", []):
-        print(f"  {row['currency']}  {row['account']:<32} {row['balance']:>14}")
+    show_trial_balance(client.trial_balance().body, "Trial balance")
 
-    report = check_current(
-        psp_charges=psp_charges() if psp_charges is not None else None,
-        psp_refunds=psp_refunds() if psp_refunds is not None else None,
-    )
-    print("\nMoney invariants:")
-    for line in report.summary_lines():
-        print(line)
-    for violation in report.violations[:20]:
-        print(f"  VIOLATION {violation}")
+    def invariants(title: str) -> bool:
+        report = check_current(
+            psp_charges=psp_charges() if psp_charges is not None else None,
+            psp_refunds=psp_refunds() if psp_refunds is not None else None,
+        )
+        print(f"\n{title}:")
+        for line in report.summary_lines():
+            print(line)
+        for violation in report.violations[:20]:
+            print(f"  VIOLATION {violation}")
+        return report.ok
+
+    held = invariants("Money invariants")
     print(f"\n{checkouts} checkouts in {wall:.1f}s wall time ({checkouts / wall:.1f} checkouts/s end to end)")
 
     reconciled = settle_and_reconcile(settle=settle)
-    ok = report.ok and reconciled and money_back_ok and not pending and not replay_mismatch and set(answers) == {202}
-    print("RESULT: " + ("all invariants hold" if ok else "PROBLEMS FOUND"))
+    sellers = sorted({o["seller_account"] for c in scenario.checkouts for o in c["payment_orders"]})
+    paid = pay_sellers(client, sellers, clock.now().date())
+    trial = client.trial_balance().body
+    show_trial_balance(trial, "Trial balance after the payouts")
+    platform_result(trial)
+    held_after = invariants("Money invariants after the payouts")
+    ok = (
+        held
+        and held_after
+        and reconciled
+        and money_back_ok
+        and paid
+        and not pending
+        and not replay_mismatch
+        and set(answers) == {202}
+    )
+    print("RESULT: " + ("all invariants hold, the sellers are paid" if ok else "PROBLEMS FOUND"))
     return ok

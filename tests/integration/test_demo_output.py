@@ -1,7 +1,10 @@
-"""``payments demo`` leaves its day behind: the reports outlive the runtime, and a log gets no progress frames.
+"""``payments demo`` leaves its day behind: the reports outlive the runtime, and a log gets no progress frames;
+and its sellers get paid: every pain.001 it wrote is valid against the pain.001.001.09 XSD that sepaxml ships,
+and each payout ends as its IBAN says (the bank's test IBANs: ``...0001`` rejected, ``...0002`` returned).
 
 Its own process (the demo owns a local runtime of its own), run as a cron job or CI would: stdout
-and stderr are pipes, not a terminal.
+and stderr are pipes, not a terminal. One run (40 checkouts: enough EUR sellers for a paid, a failed and a
+returned payout) serves every test of the module.
 """
 
 from __future__ import annotations
@@ -10,24 +13,49 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+import sepaxml
+import xmlschema
+
+from payments.payouts.bank.pain001_reader import read_pain001
+
 REPO = Path(__file__).resolve().parents[2]
+XSD = Path(sepaxml.__file__).parent / "schemas" / "pain.001.001.09.xsd"
 
 
-def test_the_demo_leaves_its_reports_in_a_folder_it_names(tmp_path: Path) -> None:
-    # Given a small Cyber Monday run told to leave its day under tmp_path
-    command = [sys.executable, "-m", "payments.ops.cli", "demo", "--checkouts", "12", "--concurrency", "4"]
+@dataclass(frozen=True)
+class DemoRun:
+    result: subprocess.CompletedProcess[str]
+    out: Path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    tmp_path = tmp_path_factory.mktemp("demo")
+    # a small Cyber Monday run told to leave its day under tmp_path
+    command = [sys.executable, "-m", "payments.ops.cli", "demo", "--checkouts", "40", "--concurrency", "4"]
     command += ["--output-dir", str(tmp_path / "out")]
-    # When it runs to the end, its output piped (not a terminal), from another working directory
+    # run to the end, its output piped (not a terminal), from another working directory
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return DemoRun(result, tmp_path / "out")
 
-    # Then it names the folder, which still holds the day once the runtime is gone
-    named = re.search(r"The day, left behind in (\S+)/ ", result.stdout)
-    assert named, result.stdout[-2000:]
-    folder = Path(named.group(1))
-    assert folder.parent == tmp_path / "out" and folder.is_dir()
+
+def the_day(demo: DemoRun) -> Path:
+    assert demo.result.returncode == 0, demo.result.stdout[-3000:] + demo.result.stderr[-3000:]
+    named = re.search(r"The day, left behind in (\S+)/ ", demo.result.stdout)
+    assert named, demo.result.stdout[-2000:]
+    return Path(named.group(1))
+
+
+def test_the_demo_leaves_its_reports_in_a_folder_it_names(demo: DemoRun) -> None:
+    # Given a small Cyber Monday run, when it runs to the end,
+    # then it names the folder, which still holds the day once the runtime is gone
+    folder = the_day(demo)
+    result = demo.result
+    assert folder.parent == demo.out and folder.is_dir()
     day_files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     settlement = [f for f in day_files if re.fullmatch(r"incoming/simulated-psp/\d{4}-\d{2}-\d{2}\.csv", f)]
     assert len(settlement) == 1, day_files
@@ -44,4 +72,44 @@ def test_the_demo_leaves_its_reports_in_a_folder_it_names(tmp_path: Path) -> Non
 
     # And the progress went to stderr as plain lines: no carriage-return frames in a log
     assert "\r" not in result.stderr and "\r" not in result.stdout
-    assert re.search(r"submitted +\[#+\] 12/12", result.stderr), result.stderr[-800:]
+    assert re.search(r"submitted +\[#+\] 40/40", result.stderr), result.stderr[-800:]
+
+
+def test_the_demos_payout_files_are_valid_and_each_payout_ends_as_its_iban_says(demo: DemoRun) -> None:
+    folder = the_day(demo) / "bank"
+    # Every pain.001 the demo's payout run wrote is left behind and valid against the pain.001.001.09 XSD
+    files = sorted((folder / "outgoing" / "pain001").glob("*.xml"))
+    assert files, sorted(p.as_posix() for p in folder.rglob("*"))
+    schema = xmlschema.XMLSchema(str(XSD))
+    fates: dict[str, str] = {}
+    for file in files:
+        content = file.read_bytes()
+        schema.validate(content.decode())
+        for tx in read_pain001(content).transactions:
+            ending = tx.creditor_iban[-4:]
+            fates[tx.end_to_end_id] = {"0001": "FAILED", "0002": "RETURNED"}.get(ending, "PAID")
+    # one payout to the rejected test IBAN, one to the returned one, the rest to paid ones
+    assert list(fates.values()).count("FAILED") == 1 and list(fates.values()).count("RETURNED") == 1, fates
+    assert "PAID" in fates.values()
+
+    # And the bank's files, reconciled with 0 mismatches, took each payout where its IBAN says
+    reports = sorted((folder / "reports" / "incoming" / "bank").rglob("*.json"))
+    kinds = {r.parent.name for r in reports}
+    assert kinds == {"pain002", "camt053"}, reports
+    ended: dict[str, str] = {}
+    for path in reports:
+        report = json.loads(path.read_text())
+        assert report["mismatches"] == [], (path.name, report["mismatches"])
+        for line in report["lines"]:
+            if line["result"] == "APPLIED" and line.get("payout_id"):
+                ended[line["payout_id"]] = line["status"]  # PAID then RETURNED: the statements in day order
+    assert ended == fates
+
+    # And the summary says so: one FAILED (AC01) and one RETURNED (AC04), their money back in available
+    out = demo.result.stdout
+    assert re.search(r"payouts by status: +FAILED 1, PAID \d+, RETURNED 1", out), out[-3000:]
+    assert re.search(r"FAILED +seller_\d+: [\d.]+ EUR, rejected by the bank \(AC01\)", out)
+    assert re.search(r"RETURNED seller_\d+: [\d.]+ EUR, sent back by the seller's bank \(AC04\)", out)
+    assert out.count("its money back in available") == 2
+    assert "(no payout rail for USD)" in out
+    assert re.search(r"EUR +commission +[\d.]+ +PSP fees +[\d.]+ +result +-?[\d.]+", out)
