@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -81,11 +82,36 @@ def reconcile_stream(
     return result, metered.sha256.hexdigest()
 
 
+#: how often the three-way check reads again while the books move under it, and the pause between reads
+CONSISTENT_READ_ATTEMPTS = 5
+CONSISTENT_READ_PAUSE_S = 0.2
+
+
+def _consistent_reads(
+    accounts: set[tuple[str, str]], balances: BalanceSource
+) -> tuple[dict[tuple[str, str], SellerBalance], dict[tuple[str, str], SellerBalance]]:
+    """The wallets and the ledger's projection of ``accounts`` as of one moment, as far as the three-way check needs.
+
+    The two are read one after the other, not as one snapshot. Every movement between a seller's parts (a
+    settlement: pending to available; money back; a payout) changes the wallet and the ledger in ONE transaction,
+    so a wallet read between two equal reads of the ledger saw no such movement half done: it is compared with
+    them. While the ledger keeps moving (another reconciliation of the same file settling its charges, a payout)
+    the reads are taken again, a few times; past that, the last reads are compared and any difference reported."""
+    ledger = balances.ledger_projection(accounts)
+    wallets = balances.wallet_balances(accounts)
+    for _ in range(CONSISTENT_READ_ATTEMPTS):
+        again = balances.ledger_projection(accounts)
+        if again == ledger:
+            break
+        time.sleep(CONSISTENT_READ_PAUSE_S)
+        ledger, wallets = again, balances.wallet_balances(accounts)
+    return wallets, ledger
+
+
 def three_way(accounts: set[tuple[str, str]], truncated: bool, balances: BalanceSource) -> dict[str, Any]:
     """Wallet vs ledger projection for the (seller, currency) accounts a file touched (invariant 4), part
     by part: pending, available, in transit. One difference per part that disagrees."""
-    wallets = balances.wallet_balances(accounts) if accounts else {}
-    ledger = balances.ledger_projection(accounts) if accounts else {}
+    wallets, ledger = _consistent_reads(accounts, balances) if accounts else ({}, {})
     differences = []
     for seller, ccy in sorted(accounts):
         wallet_parts = wallets.get((seller, ccy), SellerBalance())
