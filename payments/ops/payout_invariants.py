@@ -3,7 +3,8 @@
 10. **Never pay out what is not there**: each payout's reservation is booked exactly once, on the seller's
     ``seller_available`` account for the payout's amount; per seller and currency, the payouts not FAILED or
     RETURNED sum to at most the settled net credits (settlements) minus money back (refunds, chargebacks and
-    second chargebacks, plus reversals); and no reservation took more than ``seller_available`` could have
+    second chargebacks, less reversals) booked before the last of them was reserved (money back after it
+    takes available below zero: it blocks the next payout, it cannot undo one made); and no reservation took more than ``seller_available`` could have
     held when it was booked (replayed from the ledger in booking order, see :data:`CLOCK_SKEW`).
 11. **Each payout moves money once**: exactly one ledger booking per status the payout reached (reserve;
     paid or failed; returned), none for a status it did not reach, each moving the payout's amount between
@@ -118,7 +119,7 @@ def check_payouts(
     records = {p.payout_id: p for p in payouts}
     bookings: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     settled: dict[tuple[str, str], int] = defaultdict(int)
-    money_back: dict[tuple[str, str], int] = defaultdict(int)
+    money_back_at: dict[tuple[str, str], list[tuple[datetime | None, int]]] = defaultdict(list)
     available_moves: list[tuple[datetime, dict[tuple[str, str], int], dict[str, Any]]] = []
     unordered: list[str] = []
     for txn in ledger_transactions:
@@ -130,7 +131,7 @@ def check_payouts(
                 settled[key] += amount
         elif kind in MONEY_BACK_KINDS:
             for key, amount in _signed_on(txn, AccountKind.SELLER_AVAILABLE).items():
-                money_back[key] -= amount
+                money_back_at[key].append((_at(txn), -amount))
         moved = _signed_on(txn, AccountKind.SELLER_AVAILABLE)
         if moved:
             at = _at(txn)
@@ -147,11 +148,23 @@ def check_payouts(
             report.fail(10, f"{payout.status} payout has {len(reserved)} reservation bookings", payout_id)
         elif not _moves(reserved[0], payout, "reserve"):
             report.fail(10, "its reservation booking does not move the payout's amount from available", payout_id)
-    # 10. per seller and currency: paid out (not failed or returned) <= settled - money back
+    # 10. per seller and currency: paid out (not failed or returned) <= settled - money back, counting the money
+    # back booked before the last of those payouts was reserved: money back after it takes available below
+    # zero, which blocks payouts (the replay below) but cannot undo one already made
     paid_out: dict[tuple[str, str], int] = defaultdict(int)
+    last_reserved: dict[tuple[str, str], datetime | None] = {}
     for payout in records.values():
         if payout.status not in NOT_PAID_OUT:
-            paid_out[(payout.seller_account, payout.currency)] += payout.amount_minor
+            key = (payout.seller_account, payout.currency)
+            paid_out[key] += payout.amount_minor
+            reserve = bookings.get(payout.payout_id, {}).get("reserve", [])
+            at = _at(reserve[0]) if reserve else None
+            seen = last_reserved.get(key, at)
+            last_reserved[key] = None if at is None or seen is None else max(at, seen)
+    money_back: dict[tuple[str, str], int] = defaultdict(int)
+    for key, entries in money_back_at.items():
+        until = last_reserved.get(key)
+        money_back[key] = sum(a for at, a in entries if until is None or at is None or at < until - CLOCK_SKEW)
     for seller, currency in sorted(set(paid_out) | set(settled)):
         report.checks[10] += 1
         out, basis = paid_out[(seller, currency)], settled[(seller, currency)] - money_back[(seller, currency)]

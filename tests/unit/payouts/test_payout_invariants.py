@@ -184,3 +184,29 @@ def test_paid_by_anything_but_a_bank_file_fails_11(repos, ddb, flow):
     history[-1]["source"] = "api"
     _set(ddb, settings().payouts_table, payout_key("pt_paid"), history=history)
     assert "PAID by 'api', not by a bank file's entry" in _broken(_check(repos, flow), 11)
+
+
+@pytest.mark.parametrize(
+    ("booked_at", "fails"), [("2000-01-01T00:00:00.000Z", True), ("2099-01-01T00:00:00.000Z", False)]
+)
+def test_money_back_counts_against_the_payouts_reserved_after_it_only(repos, ddb, flow, booked_at, fails):
+    # a refund of 60.00 from available: before the payouts (50.00 not failed or returned > 100.00 - 60.00), or
+    # after them (available below zero: it blocks the next payout, it cannot undo those made)
+    refund = {
+        "pk": "TXN#refund:rf_1",
+        "sk": "TXN",
+        "txn_id": "refund:rf_1",
+        "kind": "REFUND",
+        "currency": "EUR",
+        "amount_minor": 6000,
+        "booked_at": booked_at,
+        "postings": [
+            {"account": f"seller_available:{SELLER}", "side": "DEBIT", "amount_minor": 6000, "currency": "EUR"},
+            {"account": "psp_receivable:simulated-psp", "side": "CREDIT", "amount_minor": 6000, "currency": "EUR"},
+        ],
+    }
+    ddb.put_item(TableName=settings().ledger_table, Item=to_item(refund))
+    over = [d for d in _broken(_check(repos, flow), 10) if d.startswith("payouts not failed or returned")]
+    assert over == (
+        ["payouts not failed or returned 50.00 EUR > settled 100.00 EUR - money back 60.00 EUR"] if fails else []
+    )
