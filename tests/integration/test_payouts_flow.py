@@ -1,8 +1,7 @@
 """Payouts on the local runtime, as a client: the real HTTP API, the payouts function, moto's DynamoDB, KMS and
 S3; then ``payments payouts run`` writes the night's pain.001 into the bank bucket.
 
-Available balances are seeded as their own writer leaves them (``payments.accounts.balances.move_update``):
-the settlement path that fills them is not this test's."""
+Available balances come as in production: a charge, then the day's settlement file reconciled."""
 
 from __future__ import annotations
 
@@ -16,16 +15,14 @@ import pytest
 import sepaxml
 import xmlschema
 
-from payments.accounts.balances import move_update
-from payments.kernel import aws
 from payments.kernel.config import settings
-from payments.kernel.dynamo import transact_write
-from payments.kernel.money import Money
+from payments.kernel.money import format_minor
 from payments.ops.cli import main
 from payments.payouts.bank.pain001_reader import read_pain001
 from payments_dev.local.client import ApiClient
 from payments_dev.local.runtime import REGION, LocalRuntime
 from tests.integration.conftest import assert_problem, unique
+from tests.integration.test_payouts_e2e import fund
 
 IBAN = "DE89370400440532013000"
 XSD = Path(sepaxml.__file__).parent / "schemas" / "pain.001.001.09.xsd"
@@ -39,8 +36,7 @@ def seller_with(api: ApiClient, available_minor: int) -> str:
         {"iban": IBAN, "account_holder": "Books Ltd", "currency": "EUR"},
     )
     assert reply.status == 200, reply.body
-    move = move_update(settings().wallets_table, seller, available=Money(available_minor, "EUR"))
-    assert transact_write(aws.client("dynamodb"), [move]) is None
+    fund(api, seller, format_minor(available_minor, "EUR"))
     return seller
 
 
