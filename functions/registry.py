@@ -317,6 +317,8 @@ BANK_RECONCILE = Function(
         # the run's summary and mismatches (conditional puts), the PSP payouts recorded by settlement files
         # (Query by currency and amount, the file's summary), the one claim of each PSP payout (PutItem)
         TableAccess("reconciliation_table", ("GetItem", "PutItem", "UpdateItem", "Query")),
+        # the claim of a PSP payout is one TransactWriteItems with its ledger booking (bank <- psp_receivable of
+        # psp_name): the ledger's PutItem and UpdateItem below
         # the payouts' book (payments.payouts.repository): each outcome is one TransactWriteItems over the payout
         # (its status, conditional), the seller's balance item and the ledger's booking; a returned payout's
         # account is marked invalid (a conditional UpdateItem)
@@ -325,7 +327,7 @@ BANK_RECONCILE = Function(
         TableAccess("ledger_table", ("PutItem", "UpdateItem")),
         TableAccess("payout_accounts_table", ("GetItem", "UpdateItem")),
     ),
-    settings=("bank_bucket", *_SHARDS),
+    settings=("bank_bucket", "psp_name", *_SHARDS),
     # GetObject: the bank's files and our pain.001 a whole-file rejection names; PutObject: reports and
     # quarantine; DeleteObject: an unreadable file leaves incoming/ (moved to quarantine/)
     actions=(

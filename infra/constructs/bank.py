@@ -96,6 +96,7 @@ class Bank(Construct):
             tables=tables,
             settings={
                 "bank_bucket": self.bucket.bucket_name,
+                "psp_name": stage.psp_name,  # the PSP whose receivable the PSP's payout to the platform credits
                 "wallet_shards": str(stage.wallet_shards),
                 "ledger_total_shards": str(stage.ledger_total_shards),
             },

@@ -13,15 +13,20 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from payments.accounts.chart import Account, AccountKind
 from payments.accounts.ledger import CREDIT, DEBIT, LedgerRepository, assert_balanced
 from payments.accounts.wallet import SellerBalance, WalletRepository
+from payments.kernel.dynamo import error_code
 from payments.kernel.errors import InvariantViolation
 from payments.ops.clikit import money
+from payments.ops.payout_invariants import check_payouts
 from payments.ops.psp_record import PspRecord
 from payments.payin.models import OrderRecord
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import ORDER_TRANSITIONS, OrderStatus, PaymentStatus, payment_outcome
+from payments.payouts.repository import PayoutsRepository
 
 INVARIANTS = {
     1: "at most one PSP charge per payment_order_id",
@@ -33,6 +38,10 @@ INVARIANTS = {
     8: "money back at most once: per order succeeded refunds + chargebacks - reversals <= charged; "
     "at most one PSP refund per refund_id, and none decided there still PENDING here unparked; "
     "each refund, chargeback, reversal and second chargeback moved wallet and ledger once",
+    10: "never pay out what is not there: each payout reserved once from available; per seller, payouts not "
+    "failed or returned <= settled net credits - money back; no reservation above what available held",
+    11: "each payout moves money once: one ledger booking per status it reached and none other, history forward "
+    "only, in transit = its PENDING and SUBMITTED payouts, PAID and RETURNED by a bank file's entry",
 }
 
 
@@ -132,12 +141,14 @@ def check(
     refunds: Any = None,
     psp_refunds: list[dict[str, Any]] | None = None,
     psp: PspRecord | None = None,
+    payouts: Any = None,
 ) -> Report:
     """Check every invariant. ``expect_settled``: all accepted checkouts should have finished.
 
     ``psp_charges`` / ``psp_refunds``: the PSP's record (None: not available, so invariant 1, or the
     PSP's side of invariant 8, is SKIPPED); ``psp``: where they came from and whether they list every
-    refund the PSP decided (a settlement report lists only what it settled so far)."""
+    refund the PSP decided (a settlement report lists only what it settled so far); ``payouts``: the payouts'
+    book (anything with ``scan()``; None: the payouts table of the settings, over the ledger's client)."""
     report = Report()
     if psp is not None:
         report.sources[1] = psp.source
@@ -194,7 +205,8 @@ def check(
     # every other transaction of the chart (settlements, PSP fees, payouts): checked by 3 and 4
     other_transactions: list[dict[str, Any]] = []
     settled_by: dict[str, list[str]] = defaultdict(list)  # order -> the settlement transactions naming it
-    for txn in ledger.transactions():
+    every_transaction = list(ledger.transactions())
+    for txn in every_transaction:
         kind = txn.get("kind", "PAYIN")
         if kind == "PAYIN":
             transactions[txn["payment_order_id"]].append(txn)
@@ -377,6 +389,16 @@ def check(
             expect_settled=expect_settled,
             psp_complete=psp is None or psp.complete,
         )
+    in_transit = {key: balance.in_transit for key, balance in balances.items()}
+    try:
+        stored = list((payouts or PayoutsRepository(client=ledger.ddb, ledger=ledger)).scan())
+    except ClientError as err:
+        if error_code(err) != "ResourceNotFoundException":
+            raise
+        for number in (10, 11):
+            report.skip(number, "the stage has no payouts table")
+    else:
+        check_payouts(report, stored, every_transaction, in_transit)
     return report
 
 

@@ -11,7 +11,9 @@ pain.002 ``ACCP`` (and other non-final states)   recorded, nothing applied
 camt booked debit with an ``EndToEndId``         :meth:`PayoutOutcomes.mark_paid`
 camt booked credit with ``RtrInf``               :meth:`PayoutOutcomes.mark_returned` (and the ``PayoutsReturned`` metric)
 camt booked credit without ``RtrInf``            the PSP's payout to the platform: matched against the settlement
-                                                 file's ``MerchantPayout`` row (currency, amount, day), once
+                                                 file's ``MerchantPayout`` row (currency, amount, day), once, and
+                                                 booked in the ledger in the same transaction (debit ``bank``,
+                                                 credit ``psp_receivable``)
 anything else                                    a ``MANUAL`` mismatch in the reconciliation table
 ===============================================  ==========================================================
 
@@ -40,9 +42,12 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from payments.accounts.chart import Account
+from payments.accounts.ledger import LedgerRepository, LedgerTransaction
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.dynamo import conditional_write, to_item
+from payments.kernel.dynamo import cancelled_by_condition, put_new, transact_write
+from payments.kernel.errors import InvariantViolation
 from payments.kernel.money import Money, format_minor
 from payments.payouts.bank.camt import BankEntry, BankMessage, BankTransaction, read_camt
 from payments.payouts.bank.pain001 import OUTGOING_PREFIX
@@ -342,12 +347,22 @@ class BankFileReconciler:
 
 class StorePspPayouts:
     """The PSP's payouts as reconciled settlement files recorded them (:meth:`ReconciliationStore.record_payouts`),
-    each matched to at most one bank credit: the claim is a conditional put
-    (``PSPCREDIT#<settlement key>#<currency>``), so a second credit of the same amount is not matched."""
+    each matched to at most one bank credit and booked in the ledger once: the claim
+    (``PSPCREDIT#<settlement key>#<currency>``, put on ``attribute_not_exists``) and the ledger's
+    ``psp_payout:<settlement key>:<currency>`` (debit ``bank``, credit ``psp_receivable``) are ONE transaction,
+    so a second credit of the same amount is not matched, and the bank account in the ledger moves by what the
+    statement booked, once."""
 
-    def __init__(self, store: ReconciliationStore, days: int = PSP_CREDIT_DAYS):
+    def __init__(self, store: ReconciliationStore, days: int = PSP_CREDIT_DAYS, ledger: LedgerRepository | None = None):
         self.store = store
         self.days = days
+        self._ledger = ledger
+
+    @property
+    def ledger(self) -> LedgerRepository:
+        if self._ledger is None:
+            self._ledger = LedgerRepository(client=self.store.ddb)
+        return self._ledger
 
     def claim(self, currency: str, amount_minor: int, booked_on: str, by: str) -> tuple[Applied, str]:
         found = self.store.find_payout(currency, amount_minor)
@@ -369,13 +384,26 @@ class StorePspPayouts:
         except ValueError:
             return Applied.UNKNOWN, f"booking date '{booked_on[:20]}' is not a date"
         pk = f"PSPCREDIT#{source}#{currency}"
-        if conditional_write(
-            self.store.ddb.put_item,
-            TableName=self.store.table,
-            Item=to_item({"pk": pk, "sk": "CLAIM", "claimed_by": by, "amount_minor": amount_minor}),
-            ConditionExpression="attribute_not_exists(pk)",
-        ):
+        psp = self.ledger.psp
+        txn = LedgerTransaction.transfer(
+            debit=Account.bank(), credit=Account.psp_receivable(psp), amount=Money(amount_minor, currency)
+        )
+        refusal = transact_write(
+            self.store.ddb,
+            [
+                put_new(self.store.table, {"pk": pk, "sk": "CLAIM", "claimed_by": by, "amount_minor": amount_minor}),
+                *self.ledger.booking_items(
+                    f"psp_payout:{source}:{currency}",
+                    "PSP_PAYOUT",
+                    txn,
+                    {"source_key": source, "psp": psp, "booked_on": booked_on, "claimed_by": by},
+                ),
+            ],
+        )
+        if refusal is None:
             return Applied.APPLIED, source
+        if not cancelled_by_condition(refusal, 0):
+            raise InvariantViolation(f"the ledger already books the PSP's payout of {source}, which nothing claimed")
         if (self.store.item(pk, "CLAIM") or {}).get("claimed_by") == by:
             return Applied.ALREADY, source
         return Applied.CONFLICT, f"the payout {source} announces was matched to another credit already"

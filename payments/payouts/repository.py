@@ -45,6 +45,7 @@ from payments.kernel.dynamo import (
     cancelled_by_condition,
     get_item,
     put_new,
+    query_all,
     query_index,
     to_values,
     transact_write,
@@ -131,6 +132,12 @@ class PayoutsRepository:
         if found is None:
             raise NotFound(f"no payout {payout_id}")
         return found
+
+    def scan(self) -> Iterator[PayoutRecord]:
+        """Every payout of the table (a strongly consistent Scan: for the audit, ``payments verify``)."""
+        for item in query_all(self.ddb, _op="scan", TableName=self.table, ConsistentRead=True):
+            if item["sk"] == "PAYOUT":
+                yield PayoutRecord.model_validate(item)
 
     def available(self, seller_account: str, currency: str) -> Money:
         """The seller's ``available`` in ``currency`` (zero without a balance item), strongly consistent."""

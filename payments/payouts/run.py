@@ -66,6 +66,10 @@ FIXING, FIXED, SUBMITTED, EMPTY = "FIXING", "FIXED", "SUBMITTED", "EMPTY"
 MAX_PAYOUTS_PER_RUN = 2000
 
 
+#: a payout of a written file found in one of these: the bank answered the file before the run marked it sent
+ANSWERED = frozenset({PayoutStatus.FAILED, PayoutStatus.PAID, PayoutStatus.RETURNED})
+
+
 class PayoutRunNeedsOperator(RuntimeError):
     """A run whose file may be at the bank cannot be written again as it was: an operator decides (the alarm
     on the run function's errors fires); nothing is sent twice."""
@@ -282,7 +286,8 @@ class PayoutRun:
         for payout_id in run["payout_ids"]:
             mac = run["iban_macs"][payout_id]
             outcome = self.payouts.mark_submitted(payout_id, msg_id=run["msg_id"], iban_mac=mac, source=source)
-            if outcome.applied in (Applied.APPLIED, Applied.ALREADY):
+            if outcome.applied in (Applied.APPLIED, Applied.ALREADY) or outcome.status in ANSWERED:
+                # ANSWERED: the bank read the file and its answer was reconciled before this mark (a fast bank)
                 answer.submitted.append(payout_id)
             else:
                 answer.failed.append({"payout_id": payout_id, "reason": outcome.detail or outcome.applied.value})

@@ -1,9 +1,7 @@
 """Payouts on the local runtime, as a client: the real HTTP API, the payouts function, moto's DynamoDB, KMS and
 S3; then ``payments payouts run`` writes the night's pain.001 into the bank bucket.
 
-Available balances are made the way they are made in production, short of a settlement file: a charge through
-the API (its net in pending), then the settlement writer a matched row calls (``payments.accounts.settlement``:
-pending -> available, in the ledger and the wallet, once). The file that triggers it is not this test's."""
+Available balances come as in production: a charge, then the day's settlement file reconciled."""
 
 from __future__ import annotations
 
@@ -17,16 +15,14 @@ import pytest
 import sepaxml
 import xmlschema
 
-from payments.accounts.ledger import LedgerRepository
-from payments.accounts.settlement import SettledCharge, Settlement
-from payments.accounts.wallet import WalletRepository
 from payments.kernel.config import settings
-from payments.kernel.money import Money, format_minor
+from payments.kernel.money import format_minor
 from payments.ops.cli import main
 from payments.payouts.bank.pain001_reader import read_pain001
 from payments_dev.local.client import ApiClient
 from payments_dev.local.runtime import REGION, LocalRuntime
-from tests.integration.conftest import assert_problem, checkout, unique, wait_done
+from tests.integration.conftest import assert_problem, unique
+from tests.integration.test_payouts_e2e import fund
 
 IBAN = "DE89370400440532013000"
 XSD = Path(sepaxml.__file__).parent / "schemas" / "pain.001.001.09.xsd"
@@ -40,15 +36,7 @@ def seller_with(api: ApiClient, available_minor: int) -> str:
         {"iban": IBAN, "account_holder": "Books Ltd", "currency": "EUR"},
     )
     assert reply.status == 200, reply.body
-    body = checkout(orders=[(seller, format_minor(available_minor, "EUR"), "EUR")])
-    assert api.pay(body, unique("key")).status == 202
-    (order,) = wait_done(api, body["checkout_id"])["payment_orders"]
-    assert order["status"] == "SUCCESS", order
-    wallets = WalletRepository()
-    settled = Settlement(wallets, LedgerRepository(client=wallets.ddb), source_key="test").settle(
-        [SettledCharge(order["payment_order_id"], seller, Money(available_minor, "EUR"))]
-    )
-    assert settled.settled == 1
+    fund(api, seller, format_minor(available_minor, "EUR"))
     return seller
 
 

@@ -15,7 +15,10 @@ from typing import Any
 import boto3
 import pytest
 
+from payments.accounts.chart import Account
+from payments.accounts.ledger import LedgerRepository
 from payments.kernel.config import settings
+from payments.kernel.errors import InvariantViolation
 from payments.ops import mismatches
 from payments.payouts import simulated_bank
 from payments.payouts.bank.camt import read_camt
@@ -196,7 +199,8 @@ def test_an_unreadable_bank_file_is_quarantined_with_its_reason(s3: Any) -> None
     assert reconciler(FakeBook()).reconcile_object(key).status == "SKIPPED"  # a repeated event: already handled
 
 
-def test_a_psp_payout_is_claimed_by_one_credit_in_its_days_only(ddb: Any) -> None:
+def _announced() -> ReconciliationStore:
+    """The store after the settlement file of 2026-12-06 announced a PSP payout of 50.00 EUR."""
     table = ReconciliationStore()
     table.record_payouts("incoming/simulated-psp/2026-12-06.csv", {"EUR": 5000})
     table.ddb.put_item(
@@ -207,6 +211,11 @@ def test_a_psp_payout_is_claimed_by_one_credit_in_its_days_only(ddb: Any) -> Non
             "window_day": {"S": "2026-12-06"},
         },
     )
+    return table
+
+
+def test_a_psp_payout_is_claimed_by_one_credit_in_its_days_only(ddb: Any) -> None:
+    table = _announced()
     psp = StorePspPayouts(table, days=2)
     assert psp.claim("EUR", 5000, "2026-12-05", "a")[0] is Applied.UNKNOWN  # before its settlement day
     assert psp.claim("EUR", 5000, "2026-12-09", "a")[0] is Applied.UNKNOWN  # too late
@@ -214,6 +223,26 @@ def test_a_psp_payout_is_claimed_by_one_credit_in_its_days_only(ddb: Any) -> Non
     assert psp.claim("EUR", 5000, "2026-12-07", "a") == (Applied.APPLIED, "incoming/simulated-psp/2026-12-06.csv")
     assert psp.claim("EUR", 5000, "2026-12-07", "a")[0] is Applied.ALREADY
     assert psp.claim("EUR", 5000, "2026-12-08", "b")[0] is Applied.CONFLICT
+    # the claimed credit is booked in the ledger once, in the claim's transaction: bank <- the PSP's receivable
+    ledger = LedgerRepository()
+    (booked,) = [t for t in ledger.transactions() if t["kind"] == "PSP_PAYOUT"]
+    assert booked["txn_id"] == "psp_payout:incoming/simulated-psp/2026-12-06.csv:EUR" and booked["claimed_by"] == "a"
+    totals = ledger.all_account_totals()
+    assert totals[(Account.bank(), "EUR")] == -5000  # net credits: the bank account (an asset) grew by 50.00
+    assert totals[(Account.psp_receivable(settings().psp_name), "EUR")] == 5000
+
+
+def test_a_psp_payout_booked_without_its_claim_is_refused_not_booked_twice(ddb: Any) -> None:
+    table = _announced()
+    psp = StorePspPayouts(table)
+    assert psp.claim("EUR", 5000, "2026-12-07", "a")[0] is Applied.APPLIED
+    table.ddb.delete_item(
+        TableName=table.table,
+        Key={"pk": {"S": "PSPCREDIT#incoming/simulated-psp/2026-12-06.csv#EUR"}, "sk": {"S": "CLAIM"}},
+    )
+    with pytest.raises(InvariantViolation, match="already books the PSP's payout"):
+        psp.claim("EUR", 5000, "2026-12-07", "a")
+    assert len([t for t in LedgerRepository().transactions() if t["kind"] == "PSP_PAYOUT"]) == 1
 
 
 def s3_event(key: str) -> dict[str, Any]:
