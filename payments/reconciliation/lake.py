@@ -1,0 +1,95 @@
+"""The ledger's analytical copy in S3: the layout and the columns every writer and reader agrees on.
+
+The ledger table (DynamoDB) is the book of record. Reconciliation does not page it: it reads this
+copy, written as the ledger is written, one row per ledger transaction (``TXN#...`` item, inserted
+once: a booking is put on ``attribute_not_exists`` and never changed afterwards).
+
+Writers: in a deployed stage the table's stream feeds the copy through AWS-managed parts (the
+infrastructure says which); on the local runtime the runtime writes the same objects into its S3.
+Both turn a ledger transaction item into a row with :func:`row_of`'s mapping, so a test can compare
+the deployed mapping with this one.
+
+Layout (Hive-style partitions, so that Athena's partition projection and duckdb's
+``hive_partitioning`` read the same keys)::
+
+    s3://<lake bucket>/ledger/psp=<psp>/day=<YYYY-MM-DD>/currency=<CCY>/<object>.parquet
+
+``day`` is the UTC day the transaction belongs to for reconciliation: a charge's ``charged_at`` day
+(its settlement day), an adjustment's booking day (``modification_day``); a transaction of the
+platform's own (a payout, a PSP fee) its booking day.
+
+A delivery may be repeated (streams and their consumers deliver at least once), so a reader keeps
+one row per ``txn_id``; the rows of one ``txn_id`` are identical because the item never changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PREFIX = "ledger/"
+
+#: (column, type) in order; types are the Parquet/SQL types every writer uses (Glue: string, bigint)
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("txn_id", "VARCHAR"),
+    ("kind", "VARCHAR"),  # PAYIN, REFUND, CHARGEBACK, CHARGEBACK_REVERSED, SECOND_CHARGEBACK, PAYOUT...
+    ("payment_order_id", "VARCHAR"),
+    ("checkout_id", "VARCHAR"),
+    ("psp_reference", "VARCHAR"),  # the charge's, or the modification's own
+    ("original_psp_reference", "VARCHAR"),  # an adjustment's payment
+    ("seller_account", "VARCHAR"),
+    ("currency", "VARCHAR"),
+    ("amount_minor", "BIGINT"),
+    ("commission_minor", "BIGINT"),
+    ("charged_at", "VARCHAR"),  # ISO UTC, a charge's
+    ("booked_at", "VARCHAR"),  # ISO UTC
+)
+#: the partition columns, in key order (not stored in the Parquet files themselves)
+PARTITIONS: tuple[str, ...] = ("psp", "day", "currency")
+
+_BIGINT = {name for name, kind in COLUMNS if kind == "BIGINT"}
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    psp: str
+    day: str
+    currency: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{PREFIX}psp={self.psp}/day={self.day}/currency={self.currency}/"
+
+
+def day_prefix(psp: str, day: str) -> str:
+    """Every currency of one PSP's day."""
+    return f"{PREFIX}psp={psp}/day={day}/"
+
+
+def partition_of(item: dict[str, Any]) -> Partition | None:
+    """Where a ledger transaction item goes; None for an item that is not a transaction
+    (totals, shards, markers: anything whose ``sk`` is not ``TXN``)."""
+    if item.get("sk") != "TXN":
+        return None
+    psp_day = item.get("settlement_day") or item.get("modification_settlement_day")
+    if psp_day:
+        psp, _, day = str(psp_day).partition("#")
+    else:
+        psp, day = str(item.get("psp") or "platform"), str(item["booked_at"])[:10]
+    return Partition(psp=psp, day=day, currency=str(item["currency"]))
+
+
+def row_of(item: dict[str, Any]) -> dict[str, Any]:
+    """One ledger transaction item (plain Python values, as boto3's resource layer or
+    ``TypeDeserializer`` gives them) as a row of the copy: every column of :data:`COLUMNS`,
+    None where the transaction has no such attribute, integers as ``int``."""
+    row: dict[str, Any] = {}
+    for name, _ in COLUMNS:
+        value = item.get(name)
+        if value is None:
+            row[name] = None
+        elif name in _BIGINT:
+            row[name] = int(value)
+        else:
+            row[name] = str(value)
+    return row
