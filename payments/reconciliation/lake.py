@@ -93,3 +93,27 @@ def row_of(item: dict[str, Any]) -> dict[str, Any]:
         else:
             row[name] = str(value)
     return row
+
+
+def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """Rows of :func:`row_of` as one Parquet object with exactly :data:`COLUMNS`' types (the local
+    runtime's writer and the tests'; a deployed stage's copy is written by the managed pipeline)."""
+    import os
+    import tempfile
+
+    import duckdb
+
+    columns = ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS)
+    placeholders = ", ".join("?" for _ in COLUMNS)
+    with tempfile.TemporaryDirectory(prefix="ledger-copy-") as work:
+        path = os.path.join(work, "rows.parquet")
+        with duckdb.connect(":memory:") as con:
+            con.execute(f"CREATE TABLE copy ({columns})")
+            if rows:
+                con.executemany(
+                    f"INSERT INTO copy VALUES ({placeholders})",  # noqa: S608 - placeholders only
+                    [[row[name] for name, _ in COLUMNS] for row in rows],
+                )
+            con.execute(f"COPY copy TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
+        with open(path, "rb") as handle:
+            return handle.read()
