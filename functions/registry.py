@@ -358,8 +358,9 @@ PAYOUT_RUN = Function(
         # Query: the PENDING payouts (by_pending) and a day's runs; PutItem/UpdateItem: runs, claims, statuses and
         # the reservations' TransactWriteItems; GetItem: each payout read again before it is claimed and sent
         TableAccess("payouts_table", ("GetItem", "PutItem", "UpdateItem", "Query"), indexes=("by_pending",)),
-        # Scan: the sellers' balance items (available) for the scheduled payouts; Update: their reservations
-        TableAccess("wallets_table", ("Scan", "GetItem", "UpdateItem")),
+        # Query: the keys of the sellers' balance items (by_balance_shard), BatchGetItem: the items (available) for
+        # the scheduled payouts; Update: their reservations
+        TableAccess("wallets_table", ("Query", "BatchGetItem", "GetItem", "UpdateItem"), indexes=("by_balance_shard",)),
         TableAccess("ledger_table", ("PutItem", "UpdateItem")),
         # the payout accounts: whether usable (GetItem), and a payout to an unusable one fails (no write to them)
         TableAccess("payout_accounts_table", ("GetItem",)),

@@ -148,7 +148,7 @@ class PaymentsStack(cdk.Stack):
         )
         refunds.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         bank.add_alarms(observability.topic, observability.alarms, observability.dashboard)
-        payouts.add_alarms(observability.topic, observability.alarms)
+        payouts.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         refunds.grant_merchant(checkout.merchant_policy, stage)
         payouts.grant_merchant(checkout.merchant_policy, stage)
 

@@ -166,10 +166,11 @@ class Payouts(Construct):
         )
         self.functions = [fn, self.run]
 
-    def add_alarms(self, topic: sns.ITopic, alarms: list[cloudwatch.Alarm]) -> None:
+    def add_alarms(self, topic: sns.ITopic, alarms: list[cloudwatch.Alarm], dashboard: cloudwatch.Dashboard) -> None:
         """Alarms on the stage's topic: a nightly run that failed (it stopped: the next one completes it, or an
         operator decides), and a payout the run itself failed (its account became unusable before its file).
-        What the bank answers (failed and returned payouts) is alarmed by the bank rail's construct."""
+        What the bank answers (failed and returned payouts) is alarmed by the bank rail's construct. And the
+        payouts' dashboard row: reserved (by the API and by the run), sent in files, paid by the bank."""
         metrics: dict[str, tuple[cloudwatch.IMetric, str]] = {
             "PayoutRunErrors": (
                 self.run.function.metric_errors(period=PERIOD),
@@ -182,6 +183,22 @@ class Payouts(Construct):
         }
         for alarm_id, (metric, description) in metrics.items():
             alarms.append(alarm_above_zero(self, alarm_id, metric, description, topic))
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Payouts: reserved (API, nightly run), files sent to the bank, paid",
+                left=[
+                    custom_metric("PayoutsReserved", registry.PAYOUTS.name).with_(label="reserved by the API"),
+                    custom_metric("PayoutsReserved", registry.PAYOUT_RUN.name).with_(label="reserved by the run"),
+                    custom_metric("PayoutsPaid", registry.BANK_RECONCILE.name).with_(label="paid (bank statement)"),
+                ],
+                right=[
+                    custom_metric("PayoutFilesWritten", registry.PAYOUT_RUN.name).with_(label="pain.001 files"),
+                    custom_metric("PayoutRunsCompleted", registry.PAYOUT_RUN.name).with_(label="runs completed"),
+                    self.run.function.metric_errors(period=PERIOD, label="run errors"),
+                ],
+                width=24,
+            )
+        )
 
     def allow_reading_accounts(self, function: PaymentsFunction) -> None:
         """Let ``function`` decrypt IBANs (the bank file): ``kms:Decrypt`` on the key, under the payout-account

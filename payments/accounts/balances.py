@@ -23,18 +23,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from payments.kernel.dynamo import to_values
+from payments.kernel.dynamo import shard_of, to_values
 from payments.kernel.errors import InvariantViolation
 from payments.kernel.money import Money
 
 if TYPE_CHECKING:  # boto3-stubs (dev extra), for mypy only
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
-__all__ = ["balance_key", "move_update", "reserve_update"]
+__all__ = ["BALANCE_INDEX", "BALANCE_SHARDS", "balance_key", "balance_shard", "move_update", "reserve_update"]
+
+#: the sparse index of balance items (keys only: only balance items carry ``balance_shard``), which the
+#: nightly payout run reads shard by shard instead of scanning every wallet shard of the table. Keys only,
+#: and the key never changes after the item's first write, so the many balance updates cost the index nothing.
+BALANCE_INDEX = "by_balance_shard"
+#: partitions of that index: a seller's balance items go to ``B#<crc32(seller) % 16>``
+BALANCE_SHARDS = 16
 
 
 def balance_key(seller_account: str, currency: str) -> dict[str, Any]:
     return {"pk": {"S": f"BALANCE#{seller_account}"}, "sk": {"S": f"CCY#{currency}"}}
+
+
+def balance_shard(seller_account: str) -> str:
+    """The ``balance_shard`` (index partition) of a seller's balance items: every currency of one seller in one."""
+    return f"B#{shard_of(seller_account, BALANCE_SHARDS)}"
 
 
 def move_update(
@@ -50,7 +62,7 @@ def move_update(
     if len(currencies) != 1:
         raise InvariantViolation(f"a balance move is in one currency: {sorted(currencies)}")
     (currency,) = currencies
-    values: dict[str, Any] = {":seller": seller_account, ":ccy": currency}
+    values: dict[str, Any] = {":seller": seller_account, ":ccy": currency, ":shard": balance_shard(seller_account)}
     adds = []
     for i, (name, delta) in enumerate(sorted(moves.items())):
         adds.append(f"{name} :d{i}")
@@ -59,7 +71,7 @@ def move_update(
         "Update": {
             "TableName": table,
             "Key": balance_key(seller_account, currency),
-            "UpdateExpression": f"ADD {', '.join(adds)} SET seller_account = :seller, currency = :ccy",
+            "UpdateExpression": f"ADD {', '.join(adds)} SET seller_account = :seller, currency = :ccy, balance_shard = :shard",
             "ExpressionAttributeValues": to_values(values),
         }
     }

@@ -35,8 +35,10 @@ TABLES: tuple[Table, ...] = (
     # payments.refunds.recovery), keys only: only their items carry `unfinished` (a shard, "U#<n>") and
     # `recovery_due` (ISO time)
     Table("payments_table", "pk", "sk", (Index("by_recovery_due", "unfinished", "recovery_due", "KEYS_ONLY"),)),
-    # seller balances (sharded) and credit markers (payments.accounts.wallet)
-    Table("wallets_table", "pk", "sk"),
+    # seller balances: pending (sharded) and credit markers (payments.accounts.wallet), available and in transit
+    # (payments.accounts.balances); by_balance_shard (sparse, keys only: only balance items carry `balance_shard`)
+    # lists the balance items for the nightly payout run, 16 partitions
+    Table("wallets_table", "pk", "sk", (Index("by_balance_shard", "balance_shard", "pk", "KEYS_ONLY"),)),
     # append-only double-entry transactions and trial-balance totals
     # (payments.accounts.ledger); by_settlement_day serves reconciliation (charges), and the
     # sparse by_modification_day too (refunds, chargebacks, reversals: only they carry the key)

@@ -39,9 +39,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from payments.accounts.balances import BALANCE_INDEX, BALANCE_SHARDS
 from payments.kernel import aws, clock
 from payments.kernel.config import settings
-from payments.kernel.dynamo import get_item, query_all, to_item, to_values
+from payments.kernel.dynamo import batch_get, get_item, query_all, query_index, to_item, to_values
 from payments.kernel.errors import Conflict
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
@@ -147,18 +148,21 @@ class PayoutRun:
     # --- 1. scheduled payouts ---------------------------------------------------------------------------
 
     def balances(self) -> Iterable[tuple[str, Money]]:
-        """(seller, available) of every seller balance item (a Scan of the wallets table's ``BALANCE#`` items)."""
-        for item in query_all(
-            self.ddb,
-            _op="scan",
-            TableName=self.payouts.wallets_table,
-            FilterExpression="begins_with(pk, :balance)",
-            ExpressionAttributeValues=to_values({":balance": "BALANCE#"}),
-            ConsistentRead=True,
-        ):
-            seller = item["pk"].removeprefix("BALANCE#")
-            currency = item["sk"].removeprefix("CCY#")
-            yield seller, Money(int(item.get("available_minor", 0)), currency)
+        """(seller, available) of every seller balance item: the keys from the sparse ``by_balance_shard``
+        index, shard by shard (never a Scan of the wallets table, whose pending shards outnumber the
+        balance items), then the items themselves read strongly consistent (the index is eventually
+        consistent, and a balance is what a payout reserves from: the reservation's condition decides)."""
+        for shard in range(BALANCE_SHARDS):
+            keys = [
+                {"pk": item["pk"], "sk": item["sk"]}
+                for item in query_index(
+                    self.ddb, self.payouts.wallets_table, BALANCE_INDEX, "balance_shard", f"B#{shard}"
+                )
+            ]
+            for item in batch_get(self.ddb, self.payouts.wallets_table, keys):
+                seller = item["pk"].removeprefix("BALANCE#")
+                currency = item["sk"].removeprefix("CCY#")
+                yield seller, Money(int(item.get("available_minor", 0)), currency)
 
     def schedule(self, day: date, answer: RunAnswer) -> list[str]:
         minimums = settings().payout_minimum_minor

@@ -8,7 +8,8 @@ model's state and the system's carry over from step to step, as in ``make test``
 
 Each round prints its own figures (``model[<psp>]: N steps in S s, V violations``); this driver adds them up
 per PSP, prints the total, and exits non-zero if any round failed or reported a violation. A round that
-failed keeps its output in full (the shrunk reproducer is in it). ``--parallel`` runs the PSPs side by side
+failed keeps its output in full, in ``out/model-rounds/<psp>-<round>.log`` (the shrunk reproducer and
+its ``@reproduce_failure`` blob are in it); the driver prints the failure's own lines from it. ``--parallel`` runs the PSPs side by side
 (one process per PSP at a time: two cores are enough).
 """
 
@@ -27,6 +28,9 @@ from pathlib import Path
 
 PSPS = ("simulator", "adyen")
 ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "out" / "model-rounds"
+#: the lines of a pytest failure that say what failed (the rest of a round's output is the system's own logs)
+VERDICT = re.compile(r"^(E |FAILED |Falsifying|state = |state\.|@reproduce_failure|.*ModelViolation|.*Error: )")
 FIGURES = re.compile(
     r"model\[(?P<psp>[^\]]+)\]: (?P<steps>\d+) steps in (?P<secs>[\d.]+)s .*?, (?P<violations>\d+) violations"
 )
@@ -64,10 +68,13 @@ def run_psp(psp: str, target: int, per_round: int, python: str) -> Tally:
         code, output = one_round(psp, min(per_round, target - tally.steps), python)
         tally.rounds += 1
         figures = list(FIGURES.finditer(output))
-        if code != 0:
-            tally.failures.append(output)
-        elif not figures:
-            tally.failures.append("the round printed no figures, so nothing was checked:\n" + output)
+        if code != 0 or not figures:
+            OUT.mkdir(parents=True, exist_ok=True)
+            log = OUT / f"{psp}-{tally.rounds}.log"
+            log.write_text(output)
+            verdict = [line for line in output.splitlines() if VERDICT.match(line)]
+            why = "the round printed no figures, so nothing was checked" if code == 0 else f"exit {code}"
+            tally.failures.append(f"{psp} round {tally.rounds}: {why}; full output: {log}\n" + "\n".join(verdict[-80:]))
         for match in figures[-1:]:  # the round's final line (chunks print progress lines without "in")
             tally.steps += int(match["steps"])
             tally.seconds += float(match["secs"])
@@ -90,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nThe model of money, {time.monotonic() - started:.0f}s wall:")
     for tally in tallies:
         print(tally.line())
-        for output in tally.failures:
-            print(output[-20000:])
+        for failure in tally.failures:
+            print(failure)
     return 1 if any(t.failures or t.violations for t in tallies) else 0
 
 

@@ -219,3 +219,28 @@ def test_the_run_never_logs_or_answers_an_iban(world, ddb, s3, capsys, caplog):
     assert answer.submitted and "payout run" in said  # the run's own log line is among what is read
     for iban in ("DE89370400440532013000", "DE05370400440100090002", "0532013000", "0100090002"):
         assert iban not in said
+
+
+def test_the_run_finds_the_balances_through_their_index_never_a_scan(world, ddb, s3):
+    # Given many pending wallet shards (the charges' hot path) and two sellers with balance items
+    from payments.accounts.balances import BALANCE_SHARDS
+
+    for shard in range(40):
+        ddb.put_item(
+            TableName=settings().wallets_table,
+            Item={"pk": {"S": f"WALLET#{BOOKS}#{shard}"}, "sk": {"S": "EUR"}, "balance_minor": {"N": "1"}},
+        )
+    seed_available(ddb, BOOKS, 12_345)
+    seed_available(ddb, TOYS, 2_000)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    run = PayoutRun()  # its own client: the hook goes on that one
+    run.ddb.meta.events.register(
+        "before-parameter-build.dynamodb.*", lambda model, params, **_: calls.append((model.name, params))
+    )
+    # When the run looks for sellers to pay
+    answer = run.run(DAY)
+    # Then it queried the sparse index's partitions and never scanned the wallets table
+    assert not [name for name, _ in calls if name == "Scan"]
+    index_queries = [p for name, p in calls if name == "Query" and p.get("IndexName") == "by_balance_shard"]
+    assert len(index_queries) == BALANCE_SHARDS
+    assert sorted(answer.created) == sorted(scheduled_payout_id(s, "EUR", DAY) for s in (BOOKS, TOYS))
