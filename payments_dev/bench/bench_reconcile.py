@@ -537,26 +537,27 @@ def duckdb_sql(settlement: Path, ledger: list[Path]) -> list[str]:
             SELECT DISTINCT ON (txn_id) l.{", l.".join(LEDGER_COLUMNS)}, files.day
             FROM read_parquet([{_sql_list(str(p) for p in ledger)}], filename = true) l
             JOIN files ON files.path = l.filename""",
-        f"""CREATE TEMP TABLE settled AS
-            SELECT line, psp, po, gccy, gc,
-                   CAST(strptime(created, '%Y-%m-%d %H:%M:%S') - to_minutes(zone.minutes) AS DATE)::VARCHAR AS day
-            FROM f JOIN zone USING (zone) WHERE type IN ({_sql_list(SETTLED)})""",
-        """CREATE TEMP TABLE window_day AS
-            SELECT day FROM settled GROUP BY day ORDER BY count(*) DESC, day DESC LIMIT 1""",
-        """CREATE TEMP TABLE payins AS
-            SELECT psp_reference, payment_order_id, currency, amount_minor, day FROM led WHERE kind = 'PAYIN'""",
-        """CREATE TEMP TABLE firsts AS
-            SELECT psp, po, gccy, gc FROM settled QUALIFY row_number() OVER (PARTITION BY psp ORDER BY line) = 1""",
-        """CREATE TEMP TABLE joined AS
+        f"""CREATE TEMP TABLE window_day AS
+            SELECT day FROM (
+              SELECT CAST(strptime(created, '%Y-%m-%d %H:%M:%S') - to_minutes(zone.minutes) AS DATE)::VARCHAR AS day
+              FROM f JOIN zone USING (zone) WHERE type IN ({_sql_list(SETTLED)}))
+            GROUP BY day ORDER BY count(*) DESC, day DESC LIMIT 1""",
+        # each PSP reference's first Settled row against the window day's charge of that reference
+        f"""CREATE TEMP TABLE joined AS
             SELECT s.*, d.psp_reference, d.payment_order_id, d.currency, d.amount_minor
-            FROM firsts s FULL JOIN (SELECT * FROM payins WHERE day = (SELECT day FROM window_day)) d
+            FROM (SELECT psp, po, gccy, gc FROM f WHERE type IN ({_sql_list(SETTLED)})
+                  QUALIFY row_number() OVER (PARTITION BY psp ORDER BY line) = 1) s
+            FULL JOIN (SELECT psp_reference, payment_order_id, currency, amount_minor FROM led
+                       WHERE kind = 'PAYIN' AND day = (SELECT day FROM window_day)) d
                  ON s.psp = d.psp_reference""",
-        """CREATE TEMP TABLE pairs AS
-            SELECT * FROM joined WHERE psp IS NOT NULL AND psp_reference IS NOT NULL
-            UNION ALL
+        # the first rows without a charge that day (carry-overs): their charge by merchant reference, any day
+        """CREATE TEMP TABLE carried AS
             SELECT c.psp, c.po, c.gccy, c.gc, p.psp_reference, p.payment_order_id, p.currency, p.amount_minor
-            FROM (SELECT * FROM joined WHERE psp_reference IS NULL) c
-                 LEFT JOIN payins p ON p.payment_order_id = c.po""",
+            FROM (SELECT psp, po, gccy, gc FROM joined WHERE psp_reference IS NULL) c
+                 LEFT JOIN (SELECT * FROM led WHERE kind = 'PAYIN') p ON p.payment_order_id = c.po""",
+        """CREATE TEMP VIEW pairs AS
+            SELECT * FROM joined WHERE psp IS NOT NULL AND psp_reference IS NOT NULL
+            UNION ALL SELECT * FROM carried""",
         f"""CREATE TEMP TABLE adj AS
             SELECT *, coalesce(txn, type || '#' || modref) AS identity FROM (
               SELECT f.line, f.type, f.modref, f.mmr, f.po, f.psp, f.gccy,
@@ -587,14 +588,21 @@ def duckdb_sql(settlement: Path, ledger: list[Path]) -> list[str]:
                      WHEN l_amount <> amount THEN 'AMOUNT_MISMATCH'
                      ELSE 'MATCHED' END AS outcome
             FROM adj_led""",
+        """CREATE TEMP TABLE charge_counts AS
+            SELECT count_if(psp_reference = psp AND po = payment_order_id AND gccy = currency AND gc = amount_minor)
+                       AS matched,
+                   count_if(payment_order_id IS NULL OR psp_reference <> psp OR po <> payment_order_id)
+                       AS missing_in_ledger,
+                   count_if(psp_reference = psp AND po = payment_order_id AND gccy = currency AND gc <> amount_minor)
+                       AS amount_mismatch,
+                   count_if(psp_reference = psp AND po = payment_order_id AND gccy <> currency) AS currency_mismatch
+            FROM pairs""",
         f"""SELECT
               (SELECT count(*) FROM f) AS rows,
               (SELECT count(*) FROM f WHERE type IN ({_sql_list(ACCOUNT_TYPES)})) AS recorded,
-              (SELECT count(*) FROM pairs WHERE psp_reference = psp AND po = payment_order_id AND gccy = currency
-                                                AND gc = amount_minor)
+              (SELECT matched FROM charge_counts)
                 + (SELECT count(*) FROM adj_outcome WHERE outcome = 'MATCHED') AS matched,
-              (SELECT count(*) FROM pairs WHERE payment_order_id IS NULL OR psp_reference <> psp
-                                                OR po <> payment_order_id)
+              (SELECT missing_in_ledger FROM charge_counts)
                 + (SELECT count(*) FROM adj_outcome WHERE outcome = 'MISSING_IN_LEDGER')
                 + (SELECT count(*) FROM f WHERE type NOT IN ({_sql_list((*ACCOUNT_TYPES, *SETTLED, *ADJUSTMENT_KINDS))}))
                 AS missing_in_ledger,
@@ -602,12 +610,12 @@ def duckdb_sql(settlement: Path, ledger: list[Path]) -> list[str]:
                 + (SELECT count(*) FROM booked WHERE day = (SELECT day FROM window_day)
                                                  AND txn_id NOT IN (SELECT l_txn FROM adj_led WHERE l_txn IS NOT NULL))
                 AS missing_in_settlement,
-              (SELECT count(*) FROM pairs WHERE psp_reference = psp AND po = payment_order_id AND gccy = currency
-                                                AND gc <> amount_minor)
+              (SELECT amount_mismatch FROM charge_counts)
                 + (SELECT count(*) FROM adj_outcome WHERE outcome = 'AMOUNT_MISMATCH') AS amount_mismatch,
-              (SELECT count(*) FROM pairs WHERE psp_reference = psp AND po = payment_order_id AND gccy <> currency)
+              (SELECT currency_mismatch FROM charge_counts)
                 + (SELECT count(*) FROM adj_outcome WHERE outcome = 'CURRENCY_MISMATCH') AS currency_mismatch,
-              (SELECT count(*) FROM settled) - (SELECT count(*) FROM firsts)
+              (SELECT count(*) FROM f WHERE type IN ({_sql_list(SETTLED)}))
+                - (SELECT count(*) FROM joined WHERE psp IS NOT NULL)
                 + (SELECT count(*) - count(DISTINCT identity) FROM adj) AS duplicate_in_settlement""",
         """SELECT g AS ccy, sum(gc) AS gross_credit, sum(gd) AS gross_debit FROM
               (SELECT CASE WHEN gccy <> '' THEN gccy ELSE nccy END AS g, gc, gd FROM f) GROUP BY g ORDER BY g""",
