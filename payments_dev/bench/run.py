@@ -535,7 +535,9 @@ DOC_NOTES = """
   (the rules are in the module's docstring; `tests/unit/dev/test_bench_reconcile.py` checks each baseline
   against `payments.reconciliation.engine` on a generated day). They do not implement what the inputs never
   exercise (rejected rows, the point-lookup budget, bank statements). The targets for ours (1M charges: at
-  most 3 s CPU and 512 MiB; 10M: 60 s and 1.5 GiB) are printed as PASS or FAIL rows, not asserted.
+  most 3 s CPU and 512 MiB; 10M: 60 s and 1.5 GiB) are printed as PASS or FAIL rows, not asserted. The rows
+  above were measured on the 2-core development machine while other jobs ran on it (the load average is in
+  the run's line): wall times swing with the load; compare CPU and memory, and ratios within one run.
 """
 
 
