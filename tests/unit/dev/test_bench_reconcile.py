@@ -154,3 +154,19 @@ def test_the_bench_says_when_ours_is_missing(
     out = capsys.readouterr().out
     assert status == 1
     assert "ours: not available (ImportError: cannot import name 'reconcile_local')" in out
+
+
+def test_the_inputs_are_the_same_for_the_same_seed(tmp_path: Path) -> None:
+    # Given the inputs of one size written twice with one seed, and once with another
+    first = recon_inputs.ensure(tmp_path / "a", 2_000, seed=5)
+    again = recon_inputs.ensure(tmp_path / "b", 2_000, seed=5)
+    other = recon_inputs.ensure(tmp_path / "c", 2_000, seed=6)
+    # Then the same seed gives the same bytes (file and every Parquet object), another seed another file
+    assert first.settlement.read_bytes() == again.settlement.read_bytes()
+    assert [p.relative_to(tmp_path / "a") for p in first.ledger] == [
+        p.relative_to(tmp_path / "b") for p in again.ledger
+    ]
+    for mine, theirs in zip(first.ledger, again.ledger, strict=True):
+        assert mine.read_bytes() == theirs.read_bytes()
+    assert other.settlement.read_bytes() != first.settlement.read_bytes()
+    assert first.rows == other.rows
