@@ -918,12 +918,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def pandas_installed() -> bool:
-    """pandas and polars are the bench extra's (``pip install -e '.[bench]'``)."""
-    import importlib.util
-
-    return importlib.util.find_spec("pandas") is not None
-
-
 if __name__ == "__main__":
     sys.exit(main())
