@@ -1,0 +1,153 @@
+-- The matching of a settlement file's charges with the ledger: one source for duckdb (the reconcile
+-- function, payments/reconciliation/columnar.py) and Athena (Trino; a test transpiles every statement).
+--
+-- Inputs, named the same on both engines:
+--   settled      the file's Settled rows as our reader normalised them (payments/reconciliation/adyen.py):
+--                psp_reference, line, payment_order_id, currency, amount_minor, charged_at
+--   ledger_copy  the ledger's analytical copy (payments/reconciliation/lake.py COLUMNS), at least once
+--   params       one row: window_day (YYYY-MM-DD), the UTC day the file's Settled rows were mostly charged on
+--
+-- Each statement starts with a "-- name:" line; the runner executes them in this order.
+
+-- name: ledger_day
+-- The PSP's charges of the window day, one row per transaction: a delivery of the copy may be repeated,
+-- and every copy of a transaction is identical (the item is never changed), so any one is kept.
+CREATE TABLE ledger_day AS
+SELECT txn_id, psp_reference, payment_order_id, seller_account, currency, amount_minor, commission_minor, charged_at
+FROM (
+    SELECT
+        c.txn_id, c.psp_reference, c.payment_order_id, c.seller_account, c.currency, c.amount_minor,
+        coalesce(c.commission_minor, 0) AS commission_minor, c.charged_at,
+        row_number() OVER (PARTITION BY c.txn_id ORDER BY c.booked_at) AS copy_number
+    FROM ledger_copy AS c
+    JOIN params AS p ON substr(c.charged_at, 1, 10) = p.window_day
+    WHERE c.kind = 'PAYIN'
+) AS copies
+WHERE copy_number = 1;
+
+-- name: ledger_day_conflict
+-- Two transactions of one day under one PSP reference: the join would be ambiguous (an invariant of the ledger).
+SELECT psp_reference, count(*) AS transactions
+FROM ledger_day
+GROUP BY psp_reference
+HAVING count(*) > 1
+ORDER BY psp_reference
+LIMIT 1;
+
+-- name: charge_outcomes
+-- Every Settled row and every ledger charge of the day, with its outcome:
+--   MATCHED                 the first row of a PSP reference equals the ledger's charge (order, currency, amount)
+--   DUPLICATE               a later row of the same PSP reference (identical: the first row's payment repeated)
+--   ORDER_DIFFERS           the ledger has the PSP reference under another order
+--   CURRENCY, AMOUNT        the ledger has it in another currency, or for another amount
+--   CARRIED_OVER            no ledger charge of the window day has the PSP reference (a row of another day)
+--   MISSING_IN_SETTLEMENT   a ledger charge of the day that no row names
+-- and its position: the order in which a merge of the two sides by PSP reference meets the outcomes (a
+-- reference's duplicates, then the ledger's charges passed over before it, then the reference itself),
+-- which decides what a bounded report keeps.
+CREATE TABLE charge_outcomes AS
+WITH ranked AS (
+    SELECT
+        s.psp_reference, s.line, s.payment_order_id, s.currency, s.amount_minor, s.charged_at,
+        row_number() OVER (PARTITION BY s.psp_reference ORDER BY s.line) AS nth
+    FROM settled AS s
+),
+firsts AS (
+    SELECT psp_reference, line, payment_order_id, currency, amount_minor, charged_at FROM ranked WHERE nth = 1
+),
+duplicates AS (
+    SELECT
+        'DUPLICATE' AS outcome, d.psp_reference AS group_reference, 0 AS phase,
+        d.psp_reference, d.line, d.payment_order_id, d.currency, d.amount_minor, d.charged_at,
+        (d.payment_order_id = f.payment_order_id AND d.currency = f.currency AND d.amount_minor = f.amount_minor
+            AND d.charged_at = f.charged_at) AS identical,
+        CAST(NULL AS VARCHAR) AS ledger_reference, CAST(NULL AS VARCHAR) AS ledger_order,
+        CAST(NULL AS VARCHAR) AS ledger_seller, CAST(NULL AS VARCHAR) AS ledger_currency,
+        CAST(NULL AS BIGINT) AS ledger_amount, CAST(NULL AS BIGINT) AS ledger_commission,
+        CAST(NULL AS VARCHAR) AS ledger_charged_at
+    FROM ranked AS d
+    JOIN firsts AS f ON f.psp_reference = d.psp_reference
+    WHERE d.nth > 1
+),
+joined AS (
+    SELECT
+        f.psp_reference, f.line, f.payment_order_id, f.currency, f.amount_minor, f.charged_at,
+        l.psp_reference AS ledger_reference, l.payment_order_id AS ledger_order, l.seller_account AS ledger_seller,
+        l.currency AS ledger_currency, l.amount_minor AS ledger_amount, l.commission_minor AS ledger_commission,
+        l.charged_at AS ledger_charged_at
+    FROM firsts AS f
+    FULL OUTER JOIN ledger_day AS l ON l.psp_reference = f.psp_reference
+),
+grouped AS (
+    SELECT
+        j.*,
+        -- a ledger charge no row names is met when the merge reaches the next reference of the file
+        min(j.psp_reference) OVER (
+            ORDER BY coalesce(j.psp_reference, j.ledger_reference) ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+        ) AS next_reference
+    FROM joined AS j
+),
+compared AS (
+    SELECT
+        CASE
+            WHEN g.psp_reference IS NULL THEN 'MISSING_IN_SETTLEMENT'
+            WHEN g.ledger_reference IS NULL THEN 'CARRIED_OVER'
+            WHEN g.ledger_order <> g.payment_order_id THEN 'ORDER_DIFFERS'
+            WHEN g.ledger_currency <> g.currency THEN 'CURRENCY'
+            WHEN g.ledger_amount <> g.amount_minor THEN 'AMOUNT'
+            ELSE 'MATCHED'
+        END AS outcome,
+        g.next_reference AS group_reference,
+        CASE WHEN g.psp_reference IS NULL THEN 1 ELSE 2 END AS phase,
+        g.psp_reference, g.line, g.payment_order_id, g.currency, g.amount_minor, g.charged_at,
+        CAST(NULL AS BOOLEAN) AS identical,
+        g.ledger_reference, g.ledger_order, g.ledger_seller, g.ledger_currency, g.ledger_amount,
+        g.ledger_commission, g.ledger_charged_at
+    FROM grouped AS g
+),
+outcomes AS (
+    SELECT * FROM duplicates
+    UNION ALL
+    SELECT * FROM compared
+)
+SELECT
+    o.*,
+    row_number() OVER (
+        ORDER BY o.group_reference NULLS LAST, o.phase, o.line, o.ledger_reference
+    ) AS position
+FROM outcomes AS o;
+
+-- name: matched_count
+SELECT count(*) AS matched FROM charge_outcomes WHERE outcome = 'MATCHED';
+
+-- name: findings
+-- Everything but the matches, in the merge's order (few on a good day; bounded by the report's limits).
+SELECT
+    outcome, position, psp_reference, line, payment_order_id, currency, amount_minor, charged_at, identical,
+    ledger_reference, ledger_order, ledger_seller, ledger_currency, ledger_amount, ledger_commission, ledger_charged_at
+FROM charge_outcomes
+WHERE outcome <> 'MATCHED'
+ORDER BY position;
+
+-- name: carried_over
+-- The orders of the rows of another day, in the merge's order, as many as the point-lookup budget (the parameter).
+SELECT payment_order_id
+FROM charge_outcomes
+WHERE outcome = 'CARRIED_OVER'
+ORDER BY position
+LIMIT ?;
+
+-- name: sellers
+-- The (seller, currency) accounts the ledger side of the join touched, in the order the merge first meets them.
+SELECT ledger_seller, ledger_currency, min(position) AS first_position
+FROM charge_outcomes
+WHERE ledger_reference IS NOT NULL
+GROUP BY ledger_seller, ledger_currency
+ORDER BY first_position;
+
+-- name: matched_charges
+-- The ledger's charges the file settles (what moves the sellers' pending to available), in the merge's order.
+SELECT ledger_order, ledger_seller, ledger_currency, ledger_amount, ledger_commission, ledger_reference, ledger_charged_at
+FROM charge_outcomes
+WHERE outcome = 'MATCHED'
+ORDER BY position;
