@@ -13,17 +13,15 @@
 -- The PSP's charges of the window day, one row per transaction: a delivery of the copy may be repeated,
 -- and every copy of a transaction is identical (the item is never changed), so any one is kept.
 CREATE TABLE ledger_day AS
-SELECT txn_id, psp_reference, payment_order_id, seller_account, currency, amount_minor, commission_minor, charged_at
-FROM (
-    SELECT
-        c.txn_id, c.psp_reference, c.payment_order_id, c.seller_account, c.currency, c.amount_minor,
-        coalesce(c.commission_minor, 0) AS commission_minor, c.charged_at,
-        row_number() OVER (PARTITION BY c.txn_id ORDER BY c.booked_at) AS copy_number
-    FROM ledger_copy AS c
-    JOIN params AS p ON substr(c.charged_at, 1, 10) = p.window_day
-    WHERE c.kind = 'PAYIN'
-) AS copies
-WHERE copy_number = 1;
+SELECT
+    c.txn_id, any_value(c.psp_reference) AS psp_reference, any_value(c.payment_order_id) AS payment_order_id,
+    any_value(c.seller_account) AS seller_account, any_value(c.currency) AS currency,
+    any_value(c.amount_minor) AS amount_minor, coalesce(any_value(c.commission_minor), 0) AS commission_minor,
+    any_value(c.charged_at) AS charged_at
+FROM ledger_copy AS c
+JOIN params AS p ON substr(c.charged_at, 1, 10) = p.window_day
+WHERE c.kind = 'PAYIN'
+GROUP BY c.txn_id;
 
 -- name: ledger_day_conflict
 -- Two transactions of one day under one PSP reference: the join would be ambiguous (an invariant of the ledger).
@@ -42,68 +40,58 @@ LIMIT 1;
 --   CURRENCY, AMOUNT        the ledger has it in another currency, or for another amount
 --   CARRIED_OVER            no ledger charge of the window day has the PSP reference (a row of another day)
 --   MISSING_IN_SETTLEMENT   a ledger charge of the day that no row names
--- and its position: the order in which a merge of the two sides by PSP reference meets the outcomes (a
--- reference's duplicates, then the ledger's charges passed over before it, then the reference itself),
--- which decides what a bounded report keeps.
+-- and its position: the order in which a merge of the two sides by PSP reference meets the outcomes, which
+-- decides what a bounded report keeps. The merge meets a reference's later rows (duplicates) as soon as they
+-- come, right after the previous reference was decided; then the ledger's charges passed over before the
+-- reference; then the reference itself. So a duplicate sorts under the previous reference of the file.
 CREATE TABLE charge_outcomes AS
-WITH ranked AS (
+WITH firsts AS (
     SELECT
-        s.psp_reference, s.line, s.payment_order_id, s.currency, s.amount_minor, s.charged_at,
-        row_number() OVER (PARTITION BY s.psp_reference ORDER BY s.line) AS nth
+        s.psp_reference, min(s.line) AS line, arg_min(s.payment_order_id, s.line) AS payment_order_id,
+        arg_min(s.currency, s.line) AS currency, arg_min(s.amount_minor, s.line) AS amount_minor,
+        arg_min(s.charged_at, s.line) AS charged_at, count(*) AS settled_rows
     FROM settled AS s
+    GROUP BY s.psp_reference
 ),
-firsts AS (
-    SELECT psp_reference, line, payment_order_id, currency, amount_minor, charged_at FROM ranked WHERE nth = 1
+repeated AS (
+    SELECT f.*
+    FROM firsts AS f
+    WHERE f.settled_rows > 1
 ),
 duplicates AS (
     SELECT
-        'DUPLICATE' AS outcome, d.psp_reference AS group_reference, 0 AS phase,
+        'DUPLICATE' AS outcome,
+        coalesce((SELECT max(p.psp_reference) FROM firsts AS p WHERE p.psp_reference < r.psp_reference), '') AS sort_reference,
+        3 AS phase,
         d.psp_reference, d.line, d.payment_order_id, d.currency, d.amount_minor, d.charged_at,
-        (d.payment_order_id = f.payment_order_id AND d.currency = f.currency AND d.amount_minor = f.amount_minor
-            AND d.charged_at = f.charged_at) AS identical,
+        (d.payment_order_id = r.payment_order_id AND d.currency = r.currency AND d.amount_minor = r.amount_minor
+            AND d.charged_at = r.charged_at) AS identical,
         CAST(NULL AS VARCHAR) AS ledger_reference, CAST(NULL AS VARCHAR) AS ledger_order,
         CAST(NULL AS VARCHAR) AS ledger_seller, CAST(NULL AS VARCHAR) AS ledger_currency,
         CAST(NULL AS BIGINT) AS ledger_amount, CAST(NULL AS BIGINT) AS ledger_commission,
         CAST(NULL AS VARCHAR) AS ledger_charged_at
-    FROM ranked AS d
-    JOIN firsts AS f ON f.psp_reference = d.psp_reference
-    WHERE d.nth > 1
+    FROM settled AS d
+    JOIN repeated AS r ON r.psp_reference = d.psp_reference AND d.line > r.line
 ),
-joined AS (
+compared AS (
     SELECT
+        CASE
+            WHEN f.psp_reference IS NULL THEN 'MISSING_IN_SETTLEMENT'
+            WHEN l.psp_reference IS NULL THEN 'CARRIED_OVER'
+            WHEN l.payment_order_id <> f.payment_order_id THEN 'ORDER_DIFFERS'
+            WHEN l.currency <> f.currency THEN 'CURRENCY'
+            WHEN l.amount_minor <> f.amount_minor THEN 'AMOUNT'
+            ELSE 'MATCHED'
+        END AS outcome,
+        coalesce(f.psp_reference, l.psp_reference) AS sort_reference,
+        CASE WHEN f.psp_reference IS NULL THEN 1 ELSE 2 END AS phase,
         f.psp_reference, f.line, f.payment_order_id, f.currency, f.amount_minor, f.charged_at,
+        CAST(NULL AS BOOLEAN) AS identical,
         l.psp_reference AS ledger_reference, l.payment_order_id AS ledger_order, l.seller_account AS ledger_seller,
         l.currency AS ledger_currency, l.amount_minor AS ledger_amount, l.commission_minor AS ledger_commission,
         l.charged_at AS ledger_charged_at
     FROM firsts AS f
     FULL OUTER JOIN ledger_day AS l ON l.psp_reference = f.psp_reference
-),
-grouped AS (
-    SELECT
-        j.*,
-        -- a ledger charge no row names is met when the merge reaches the next reference of the file
-        min(j.psp_reference) OVER (
-            ORDER BY coalesce(j.psp_reference, j.ledger_reference) ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
-        ) AS next_reference
-    FROM joined AS j
-),
-compared AS (
-    SELECT
-        CASE
-            WHEN g.psp_reference IS NULL THEN 'MISSING_IN_SETTLEMENT'
-            WHEN g.ledger_reference IS NULL THEN 'CARRIED_OVER'
-            WHEN g.ledger_order <> g.payment_order_id THEN 'ORDER_DIFFERS'
-            WHEN g.ledger_currency <> g.currency THEN 'CURRENCY'
-            WHEN g.ledger_amount <> g.amount_minor THEN 'AMOUNT'
-            ELSE 'MATCHED'
-        END AS outcome,
-        g.next_reference AS group_reference,
-        CASE WHEN g.psp_reference IS NULL THEN 1 ELSE 2 END AS phase,
-        g.psp_reference, g.line, g.payment_order_id, g.currency, g.amount_minor, g.charged_at,
-        CAST(NULL AS BOOLEAN) AS identical,
-        g.ledger_reference, g.ledger_order, g.ledger_seller, g.ledger_currency, g.ledger_amount,
-        g.ledger_commission, g.ledger_charged_at
-    FROM grouped AS g
 ),
 outcomes AS (
     SELECT * FROM duplicates
@@ -112,9 +100,7 @@ outcomes AS (
 )
 SELECT
     o.*,
-    row_number() OVER (
-        ORDER BY o.group_reference NULLS LAST, o.phase, o.line, o.ledger_reference
-    ) AS position
+    row_number() OVER (ORDER BY o.sort_reference, o.phase, o.line) AS position
 FROM outcomes AS o;
 
 -- name: matched_count
