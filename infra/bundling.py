@@ -75,7 +75,8 @@ DEPENDENCIES_WITHOUT_THEIRS = ("aws-xray-sdk", "wrapt")
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 PIP_PLATFORM = "manylinux2014_aarch64"  # must match ARCHITECTURE
-#: newer glibc tags the runtime also takes (Amazon Linux 2023: glibc 2.34): duckdb ships aarch64 wheels only for these
+#: newer glibc tags the runtime also takes (Amazon Linux 2023: glibc 2.34), accepted for the reconcile function's
+#: asset only (duckdb ships its aarch64 wheels for these), so the shared asset's wheels stay exactly as they were
 PIP_NEWER_PLATFORMS = ("manylinux_2_28_aarch64",)
 #: where the code lives in the Lambda sandbox (recorded in the bytecode, shown in tracebacks)
 TASK_ROOT = "/var/task"
@@ -101,12 +102,12 @@ class LocalPythonBundling:
         self,
         requirements: tuple[str, ...],
         requirements_without_deps: tuple[str, ...],
-        platform: str = PIP_PLATFORM,
+        platforms: tuple[str, ...] = (PIP_PLATFORM,),
         python: str | None = None,
     ) -> None:
         self._requirements = requirements
         self._requirements_without_deps = requirements_without_deps
-        self._platform = platform
+        self._platforms = platforms
         self._python = python
 
     def try_bundle(self, output_dir: str, _options: cdk.BundlingOptions | None = None) -> bool:
@@ -125,8 +126,7 @@ class LocalPythonBundling:
             return
         command = [
             sys.executable, "-m", "pip", "install",
-            "--platform", self._platform,
-            *(option for newer in PIP_NEWER_PLATFORMS for option in ("--platform", newer)),
+            *(option for platform in self._platforms for option in ("--platform", platform)),
             "--implementation", "cp",
             "--python-version", RUNTIME.name.removeprefix("python"),
             "--only-binary=:all:",
@@ -228,7 +228,10 @@ def _local_bundling(extra: tuple[str, ...] = ()) -> LocalPythonBundling:
     """One instance per process and asset: the bundling options are part of the asset hash, so every stack
     (dev, prod) then shares one identical asset instead of bundling it once each."""
     return LocalPythonBundling(
-        pinned(DEPENDENCIES) + pinned(extra), pinned(DEPENDENCIES_WITHOUT_THEIRS), python=bytecode_python()
+        pinned(DEPENDENCIES) + pinned(extra),
+        pinned(DEPENDENCIES_WITHOUT_THEIRS),
+        platforms=(PIP_PLATFORM, *PIP_NEWER_PLATFORMS) if extra else (PIP_PLATFORM,),
+        python=bytecode_python(),
     )
 
 

@@ -293,7 +293,7 @@ def match(
             charges.add(batch)
         matched += charges.matched
         # the accounts in the merge's order: the join's, and those of rows of other days found by a lookup
-        for _, seller, ccy in sorted([(pos, s, c) for s, c, pos in met] + charges.found_sellers):
+        for _, seller, ccy in sorted([(key, s, c) for s, c, key in met] + charges.found_sellers):
             sellers.note(LedgerEntry("", "", seller, ccy, 0, ""))
         if on_match is not None:
             cursor = con.execute(sql["matched_charges"])
@@ -336,7 +336,7 @@ class _Charges:
         self.lookups = 0
         self.settled_late: list[dict[str, Any]] = []
         self.settled_entries: list[LedgerEntry] = []
-        self.found_sellers: list[tuple[int, str, str]] = []
+        self.found_sellers: list[tuple[str, str, str]] = []
 
     def _find(self, carried: list[str]) -> dict[str, LedgerEntry]:
         """The charges of the orders of the rows of another day that the budget lets us look up."""
@@ -349,7 +349,7 @@ class _Charges:
 
     def add(self, findings: list[tuple[Any, ...]]) -> None:
         for finding in findings:
-            outcome, position, reference, line, order, ccy, amount, charged_at, identical = finding[:9]
+            outcome, met_key, reference, line, order, ccy, amount, charged_at, identical = finding[:9]
             row = engine.SettledEntry(reference, line, order, ccy, amount, charged_at)
             if outcome == "DUPLICATE":
                 cls, rule = rules.DUPLICATE_IDENTICAL if identical else rules.DUPLICATE_CONFLICTING
@@ -362,7 +362,7 @@ class _Charges:
                 led = LedgerEntry(l_ref, l_order, l_seller, l_ccy, l_amount, l_charged_at, l_commission)
                 self.out.add(engine.missing_in_settlement(led, l_ref, l_charged_at))
             elif outcome == "CARRIED_OVER":
-                self.carried_over(row, position, self.found)
+                self.carried_over(row, met_key, self.found)
             else:
                 self.compare(row, LedgerEntry(l_ref, l_order, l_seller, l_ccy, l_amount, l_charged_at, l_commission))
 
@@ -375,14 +375,14 @@ class _Charges:
         self.out.add(mismatch)
         return False
 
-    def carried_over(self, row: engine.SettledEntry, position: int, found_by_order: dict[str, LedgerEntry]) -> None:
+    def carried_over(self, row: engine.SettledEntry, met_key: str, found_by_order: dict[str, LedgerEntry]) -> None:
         if self.lookups >= self.bounds.max_point_lookups:
             cls, rule = rules.LOOKUP_BUDGET
         else:
             self.lookups += 1
             found = found_by_order.get(row.payment_order_id)
             if found is not None and found.psp_reference == row.psp_reference:
-                self.found_sellers.append((position, found.seller_account, found.currency))
+                self.found_sellers.append((met_key, found.seller_account, found.currency))
                 if self.compare(row, found):  # a charge of another day, settled in this file
                     self.settled_entries.append(found)
                     self.settled_late.append(

@@ -40,38 +40,47 @@ LIMIT 1;
 --   CURRENCY, AMOUNT        the ledger has it in another currency, or for another amount
 --   CARRIED_OVER            no ledger charge of the window day has the PSP reference (a row of another day)
 --   MISSING_IN_SETTLEMENT   a ledger charge of the day that no row names
--- and its position: the order in which a merge of the two sides by PSP reference meets the outcomes, which
--- decides what a bounded report keeps. The merge meets a reference's later rows (duplicates) as soon as they
--- come, right after the previous reference was decided; then the ledger's charges passed over before the
--- reference; then the reference itself. So a duplicate sorts under the previous reference of the file.
+-- and met_key: the order in which a merge of the two sides by PSP reference meets the outcomes, which decides
+-- what a bounded report keeps. The merge meets a reference's later rows (duplicates) as soon as they come, right
+-- after the previous reference was decided; then the ledger's charges passed over before the reference; then the
+-- reference itself. So a duplicate sorts under the previous reference of the file. (A space sorts below every
+-- character a reference may hold: the key orders as the tuple of its parts.)
 CREATE TABLE charge_outcomes AS
-WITH firsts AS (
-    SELECT
-        s.psp_reference, min(s.line) AS line, arg_min(s.payment_order_id, s.line) AS payment_order_id,
-        arg_min(s.currency, s.line) AS currency, arg_min(s.amount_minor, s.line) AS amount_minor,
-        arg_min(s.charged_at, s.line) AS charged_at, count(*) AS settled_rows
-    FROM settled AS s
-    GROUP BY s.psp_reference
+WITH repeated AS (
+    SELECT psp_reference FROM settled GROUP BY psp_reference HAVING count(*) > 1
 ),
-repeated AS (
-    SELECT f.*
-    FROM firsts AS f
-    WHERE f.settled_rows > 1
+repeated_rows AS (
+    SELECT
+        s.psp_reference, s.line, s.payment_order_id, s.currency, s.amount_minor, s.charged_at,
+        row_number() OVER (PARTITION BY s.psp_reference ORDER BY s.line) AS nth
+    FROM settled AS s
+    WHERE s.psp_reference IN (SELECT psp_reference FROM repeated)
+),
+firsts AS (
+    SELECT s.psp_reference, s.line, s.payment_order_id, s.currency, s.amount_minor, s.charged_at
+    FROM settled AS s
+    WHERE s.psp_reference NOT IN (SELECT psp_reference FROM repeated)
+    UNION ALL
+    SELECT r.psp_reference, r.line, r.payment_order_id, r.currency, r.amount_minor, r.charged_at
+    FROM repeated_rows AS r
+    WHERE r.nth = 1
 ),
 duplicates AS (
     SELECT
         'DUPLICATE' AS outcome,
-        coalesce((SELECT max(p.psp_reference) FROM firsts AS p WHERE p.psp_reference < r.psp_reference), '') AS sort_reference,
+        coalesce((SELECT max(p.psp_reference) FROM settled AS p WHERE p.psp_reference < d.psp_reference), '')
+            AS sort_reference,
         3 AS phase,
         d.psp_reference, d.line, d.payment_order_id, d.currency, d.amount_minor, d.charged_at,
-        (d.payment_order_id = r.payment_order_id AND d.currency = r.currency AND d.amount_minor = r.amount_minor
-            AND d.charged_at = r.charged_at) AS identical,
+        (d.payment_order_id = f.payment_order_id AND d.currency = f.currency AND d.amount_minor = f.amount_minor
+            AND d.charged_at = f.charged_at) AS identical,
         CAST(NULL AS VARCHAR) AS ledger_reference, CAST(NULL AS VARCHAR) AS ledger_order,
         CAST(NULL AS VARCHAR) AS ledger_seller, CAST(NULL AS VARCHAR) AS ledger_currency,
         CAST(NULL AS BIGINT) AS ledger_amount, CAST(NULL AS BIGINT) AS ledger_commission,
         CAST(NULL AS VARCHAR) AS ledger_charged_at
-    FROM settled AS d
-    JOIN repeated AS r ON r.psp_reference = d.psp_reference AND d.line > r.line
+    FROM repeated_rows AS d
+    JOIN repeated_rows AS f ON f.psp_reference = d.psp_reference AND f.nth = 1
+    WHERE d.nth > 1
 ),
 compared AS (
     SELECT
@@ -92,16 +101,10 @@ compared AS (
         l.charged_at AS ledger_charged_at
     FROM firsts AS f
     FULL OUTER JOIN ledger_day AS l ON l.psp_reference = f.psp_reference
-),
-outcomes AS (
-    SELECT * FROM duplicates
-    UNION ALL
-    SELECT * FROM compared
 )
-SELECT
-    o.*,
-    row_number() OVER (ORDER BY o.sort_reference, o.phase, o.line) AS position
-FROM outcomes AS o;
+SELECT * FROM duplicates
+UNION ALL
+SELECT * FROM compared;
 
 -- name: matched_count
 SELECT count(*) AS matched FROM charge_outcomes WHERE outcome = 'MATCHED';
@@ -109,31 +112,35 @@ SELECT count(*) AS matched FROM charge_outcomes WHERE outcome = 'MATCHED';
 -- name: findings
 -- Everything but the matches, in the merge's order (few on a good day; bounded by the report's limits).
 SELECT
-    outcome, position, psp_reference, line, payment_order_id, currency, amount_minor, charged_at, identical,
+    outcome, sort_reference || ' ' || CAST(phase AS VARCHAR) || ' ' || lpad(CAST(coalesce(line, 0) AS VARCHAR), 12, '0')
+        AS met_key,
+    psp_reference, line, payment_order_id, currency, amount_minor, charged_at, identical,
     ledger_reference, ledger_order, ledger_seller, ledger_currency, ledger_amount, ledger_commission, ledger_charged_at
 FROM charge_outcomes
 WHERE outcome <> 'MATCHED'
-ORDER BY position;
+ORDER BY sort_reference, phase, line;
 
 -- name: carried_over
 -- The orders of the rows of another day, in the merge's order, as many as the point-lookup budget (the parameter).
 SELECT payment_order_id
 FROM charge_outcomes
 WHERE outcome = 'CARRIED_OVER'
-ORDER BY position
+ORDER BY sort_reference, phase, line
 LIMIT ?;
 
 -- name: sellers
 -- The (seller, currency) accounts the ledger side of the join touched, in the order the merge first meets them.
-SELECT ledger_seller, ledger_currency, min(position) AS first_position
+SELECT
+    ledger_seller, ledger_currency,
+    min(sort_reference || ' ' || CAST(phase AS VARCHAR) || ' ' || lpad(CAST(coalesce(line, 0) AS VARCHAR), 12, '0'))
+        AS first_met
 FROM charge_outcomes
 WHERE ledger_reference IS NOT NULL
 GROUP BY ledger_seller, ledger_currency
-ORDER BY first_position;
+ORDER BY first_met;
 
 -- name: matched_charges
--- The ledger's charges the file settles (what moves the sellers' pending to available), in the merge's order.
+-- The ledger's charges the file settles (what moves the sellers' pending to available).
 SELECT ledger_order, ledger_seller, ledger_currency, ledger_amount, ledger_commission, ledger_reference, ledger_charged_at
 FROM charge_outcomes
-WHERE outcome = 'MATCHED'
-ORDER BY position;
+WHERE outcome = 'MATCHED';
