@@ -577,9 +577,8 @@ class EntrySink(Protocol):
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
     """The cyclic garbage collector paused for one pass. The pass creates millions of small
-    acyclic objects (rows, entries: tuples of str and int) and holds up to ``run_rows`` of
-    them; each automatic collection would traverse them all again (a third of the pass's
-    CPU at 250k rows). Reference counting still frees everything; cycles wait until after."""
+    acyclic objects (rows, entries: tuples of str and int) and may hold many of them (a
+    Distributed Map chunk's entries); each automatic collection would traverse them all again. Reference counting still frees everything; cycles wait until after."""
     enabled = gc.isenabled()
     gc.disable()
     try:
