@@ -273,7 +273,7 @@ def match(
     with contextlib.closing(connect(work_dir, bounds)) as con:
         sql = statements()
         con.execute(
-            f"CREATE VIEW settled AS SELECT * FROM {_read_tsv(entries, dict(SETTLED_COLUMNS))}"  # noqa: S608
+            f"CREATE TABLE settled AS SELECT * FROM {_read_tsv(entries, dict(SETTLED_COLUMNS))}"  # noqa: S608 - read once
         )
         con.execute("CREATE TABLE params AS SELECT CAST(? AS VARCHAR) AS window_day", [day])
         _ledger_view(con, ledger, day, work_dir)
