@@ -1,4 +1,5 @@
-"""The one code asset shared by every Lambda function, bundled without Docker.
+"""The code assets of the Lambda functions, bundled without Docker: one shared by every function but the
+reconcile function, and the reconcile function's own (the same plus its columnar engine, duckdb).
 
 The asset holds the deployed core (an allow-list: :data:`SHIPPED_PACKAGES`) plus the third-party
 dependencies the runtime does not provide (boto3 and botocore it does). The
@@ -64,12 +65,19 @@ DEPENDENCIES = (
     # the bank rail: pain.001 written and checked against its XSD (sepaxml, through xmlschema and elementpath)
     *("sepaxml", "xmlschema"),
 )
+#: The reconcile function's own asset is the shared one plus these: its columnar engine (duckdb, ~60 MB
+#: unpacked), which no other function needs, so their package and cold start do not carry it. The modules
+#: that use it import it inside the functions that run the matching, never at import time.
+RECONCILE_DEPENDENCIES = ("duckdb",)
 #: What the Powertools Tracer needs (its [tracer] extra), installed without dependencies: the
 #: remaining one is botocore, which must stay the runtime's own (it is paired with the runtime's boto3).
 DEPENDENCIES_WITHOUT_THEIRS = ("aws-xray-sdk", "wrapt")
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 PIP_PLATFORM = "manylinux2014_aarch64"  # must match ARCHITECTURE
+#: newer glibc tags the runtime also takes (Amazon Linux 2023: glibc 2.34), accepted for the reconcile function's
+#: asset only (duckdb ships its aarch64 wheels for these), so the shared asset's wheels stay exactly as they were
+PIP_NEWER_PLATFORMS = ("manylinux_2_28_aarch64",)
 #: where the code lives in the Lambda sandbox (recorded in the bytecode, shown in tracebacks)
 TASK_ROOT = "/var/task"
 #: overrides the search for an interpreter of the runtime's version (an absolute path)
@@ -94,12 +102,12 @@ class LocalPythonBundling:
         self,
         requirements: tuple[str, ...],
         requirements_without_deps: tuple[str, ...],
-        platform: str = PIP_PLATFORM,
+        platforms: tuple[str, ...] = (PIP_PLATFORM,),
         python: str | None = None,
     ) -> None:
         self._requirements = requirements
         self._requirements_without_deps = requirements_without_deps
-        self._platform = platform
+        self._platforms = platforms
         self._python = python
 
     def try_bundle(self, output_dir: str, _options: cdk.BundlingOptions | None = None) -> bool:
@@ -114,9 +122,11 @@ class LocalPythonBundling:
         return True
 
     def _pip_install(self, out: Path, requirements: tuple[str, ...], *options: str) -> None:
+        if not requirements:
+            return
         command = [
             sys.executable, "-m", "pip", "install",
-            "--platform", self._platform,
+            *(option for platform in self._platforms for option in ("--platform", platform)),
             "--implementation", "cp",
             "--python-version", RUNTIME.name.removeprefix("python"),
             "--only-binary=:all:",
@@ -214,10 +224,15 @@ def _fingerprint(requirements: tuple[str, ...], bytecode: bool) -> str:
 
 
 @functools.cache
-def _local_bundling() -> LocalPythonBundling:
-    """One instance per process: the bundling options are part of the asset hash, so every stack
+def _local_bundling(extra: tuple[str, ...] = ()) -> LocalPythonBundling:
+    """One instance per process and asset: the bundling options are part of the asset hash, so every stack
     (dev, prod) then shares one identical asset instead of bundling it once each."""
-    return LocalPythonBundling(pinned(DEPENDENCIES), pinned(DEPENDENCIES_WITHOUT_THEIRS), python=bytecode_python())
+    return LocalPythonBundling(
+        pinned(DEPENDENCIES) + pinned(extra),
+        pinned(DEPENDENCIES_WITHOUT_THEIRS),
+        platforms=(PIP_PLATFORM, *PIP_NEWER_PLATFORMS) if extra else (PIP_PLATFORM,),
+        python=bytecode_python(),
+    )
 
 
 BYTECODE_WARNING = (
@@ -227,8 +242,14 @@ BYTECODE_WARNING = (
 )
 
 
-def lambda_code(scope: Construct | None = None) -> lambda_.Code:
-    """The shared code asset (bundling is skipped when the stack is not in ``aws:cdk:bundling-stacks``).
+def asset_requirements(extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """``name==version`` of everything an asset installs: the shared one's, plus ``extra``."""
+    return pinned(DEPENDENCIES) + pinned(extra) + pinned(DEPENDENCIES_WITHOUT_THEIRS)
+
+
+def lambda_code(scope: Construct | None = None, extra: tuple[str, ...] = ()) -> lambda_.Code:
+    """The shared code asset (bundling is skipped when the stack is not in ``aws:cdk:bundling-stacks``);
+    with ``extra`` requirements, an asset of its own (:func:`reconcile_code`).
 
     ``scope`` receives the warning when the asset can only be built without bytecode.
     """
@@ -238,10 +259,15 @@ def lambda_code(scope: Construct | None = None) -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(REPO_ROOT),
         asset_hash_type=cdk.AssetHashType.CUSTOM,
-        asset_hash=_fingerprint(pinned(DEPENDENCIES) + pinned(DEPENDENCIES_WITHOUT_THEIRS), bytecode),
+        asset_hash=_fingerprint(asset_requirements(extra), bytecode),
         bundling=cdk.BundlingOptions(
             # Required by the API, never pulled: LocalPythonBundling always succeeds or raises.
             image=cdk.DockerImage.from_registry("unused-local-bundling-only"),
-            local=_local_bundling(),
+            local=_local_bundling(extra),
         ),
     )
+
+
+def reconcile_code(scope: Construct | None = None) -> lambda_.Code:
+    """The reconcile function's asset: the shared one plus :data:`RECONCILE_DEPENDENCIES`."""
+    return lambda_code(scope, RECONCILE_DEPENDENCIES)

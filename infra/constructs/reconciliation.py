@@ -44,6 +44,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions import registry
+from infra.bundling import reconcile_code
 from infra.constructs.common import (
     asl_state_machine,
     dead_letter_queue,
@@ -146,7 +147,7 @@ class Reconciliation(Construct):
             self,
             "Reconcile",
             stage=stage,
-            code=code,
+            code=reconcile_code(self),  # its own asset: the shared one plus duckdb (infra/bundling.py)
             spec=registry.RECONCILE,
             tables=tables,
             ephemeral_storage_size=RECONCILE_EPHEMERAL_STORAGE,

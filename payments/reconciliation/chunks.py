@@ -9,23 +9,26 @@ function here (the S3 plumbing is in :mod:`.service`):
    boundaries, each with the line number it starts at, so rejected rows keep their
    real line numbers. It also reads the header and hashes the file.
 2. :func:`process_chunk` reads one range (an S3 ranged GET) and returns its
-   :class:`~.engine.Partial` and its ``Settled`` entries sorted by PSP reference:
-   one sorted run. Memory: one chunk's entries (~200k rows, ~50 MiB).
-3. :func:`merge_chunks` adds the partials and runs the same merge join as the single
-   pass over the chunks' runs (streamed back from S3, one entry per run in memory).
+   :class:`~.engine.Partial` and its ``Settled`` entries, in line order.
+   Memory: one chunk's entries (~200k rows, ~50 MiB).
+3. :func:`merge_chunks` adds the partials and runs the same matching as the single
+   pass (:func:`.columnar.match`) over the chunks' entries (streamed back from S3 into
+   the work directory's file of settled rows, a batch at a time).
 
-Because a chunk's run is exactly what the single pass spills, and partials add up,
+Because a chunk's entries are exactly what the single pass writes, and partials add up,
 the merged result equals the single-pass result (tested).
 """
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from payments.reconciliation import engine
+from payments.reconciliation import columnar, engine
 from payments.reconciliation.adyen import Layout
 from payments.reconciliation.lines import BLOCK_BYTES, BinaryStream, LineReader
 from payments.reconciliation.model import Bounds, UnreadableFile
@@ -119,11 +122,23 @@ def process_chunk(
     layout = columns_of(plan)
     reader = LineReader(stream, bounds.max_line_bytes, first_line=chunk.first_line, limit=chunk.end - chunk.start)
     partial = engine.Partial()
-    in_memory = replace(bounds, run_rows=bounds.max_rows + 1)  # one chunk is one run: never spilled
-    with engine.paused_gc(), engine.SortedRuns(in_memory) as runs:
-        engine.fold_batches(reader.batches(), layout, in_memory, partial, runs)
-        (entries,) = runs.runs()  # sorted by (psp_reference, line)
-        return partial, list(map(engine.SettledEntry._make, entries))
+    entries = _Entries()
+    with engine.paused_gc():
+        engine.fold_batches(reader.batches(), layout, bounds, partial, entries)
+    return partial, list(map(engine.SettledEntry._make, entries.entries))
+
+
+class _Entries:
+    """A chunk's entries, in line order (an :class:`~.engine.EntrySink`)."""
+
+    def __init__(self) -> None:
+        self.entries: list[engine.Entry] = []
+
+    def add(self, entry: engine.Entry) -> None:
+        self.entries.append(entry)
+
+    def extend(self, entries: list[engine.Entry]) -> None:
+        self.entries.extend(entries)
 
 
 def merge_chunks(
@@ -134,6 +149,7 @@ def merge_chunks(
     bounds: Bounds,
     day_hint: str | None = None,
     on_match: Callable[[LedgerEntry], None] | None = None,
+    work_dir: Path | None = None,
 ) -> engine.Result:
     total = engine.Partial()
     for partial in partials:
@@ -141,4 +157,17 @@ def merge_chunks(
     if len(total.rejected) > bounds.max_rejected_rows:
         raise UnreadableFile(f"more than {bounds.max_rejected_rows} malformed rows")
     engine.check_truncation(total, plan.ended_with_newline)
-    return engine.merge_join(total, runs, ledger, bounds, day_hint, on_match)
+    with tempfile.TemporaryDirectory(prefix="reconcile-", dir=work_dir) as work:
+        entries = columnar.EntryFile(Path(work) / "settled.tsv")
+        try:
+            for run in runs:
+                batch: list[engine.SettledEntry] = []
+                for entry in run:
+                    batch.append(entry)
+                    if len(batch) >= columnar.FETCH_ROWS:
+                        entries.extend(batch)
+                        batch = []
+                entries.extend(batch)
+        finally:
+            entries.close()
+        return columnar.match(total, entries.path, ledger, bounds, day_hint, Path(work), on_match)

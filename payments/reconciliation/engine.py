@@ -1,65 +1,45 @@
-"""The matching engine for Adyen settlement reports: a sorted-merge join in bounded memory.
+"""Reconciliation of Adyen settlement reports: reading the rows, and what a match of a row means.
 
-Design
-======
-A settlement file and the ledger are two lists of payments keyed by PSP
-reference. Loading either into a dict costs memory proportional to the day; at a
-million rows that is hundreds of MiB. Instead both sides are brought into
-``psp_reference`` order and merged like two sorted decks of cards:
+What this module holds is ours: the fold of each row of a file into a :class:`Partial` (the totals,
+the record-type counts, the rejected rows, the unknown types), with its fast path for the plainly
+valid ``Settled`` rows (:func:`fold_batches`); the comparison of a row with a ledger transaction
+(:func:`compare_charge`), and the matching of refunds, chargebacks and reversals
+(:func:`match_adjustments`: far fewer rows than charges, held in memory within
+``Bounds.max_adjustment_rows``). The sort, the spill and the join of a day's ``Settled`` rows with the
+ledger's charges of that day are duckdb's (:mod:`.columnar`, ``sql/charges.sql``).
 
-* **Ledger side**: already sorted. The ledger's ``by_settlement_day`` index has
-  ``psp_reference`` as its sort key, so a Query streams the day in order
-  (:class:`~payments.reconciliation.sources.LedgerSource`). Memory: one page.
-* **Settlement side**: rows arrive in the file's order. Each ``Settled`` row becomes a
-  compact entry (a plain tuple of :class:`SettledEntry`'s fields, ~400 bytes in memory); every ``Bounds.run_rows``
-  entries are sorted and spilled to a temporary file as one *sorted run*
-  (an external merge sort). The runs are then merged (:func:`merge_runs`, a batch at a time), which
-  holds one batch of ``SPILL_BATCH`` entries per run. Memory: one run (~40 MiB at 100k rows) plus
-  one batch per run, **flat in the file's size**; disk: ~100 bytes per row in ``/tmp``.
-* Everything else a row carries (fees, net, record-type counts, rejected rows,
-  unknown types) is folded into a :class:`Partial` as it streams by.
-* **Refunds, chargebacks, reversals** (``Refunded``, ``Chargeback``, ``ChargebackReversed``, ``SecondChargeback``
-  rows, far fewer than charges) are kept in the Partial as :class:`AdjustmentEntry` and,
-  after the charges, matched by key with the ledger's adjustments booked on the window day
-  (``LedgerSource.day_adjustments``; rows of another day by transaction id, within the
-  point-lookup budget): matched, ``MISSING_IN_LEDGER``, ``MISSING_IN_SETTLEMENT``,
-  ``AMOUNT_MISMATCH``, ``CURRENCY_MISMATCH``, ``DUPLICATE_IN_SETTLEMENT``, as for charges.
+``Refunded``, ``Chargeback``, ``ChargebackReversed`` and ``SecondChargeback`` rows are matched by key
+with the ledger's adjustments booked on the window day (``LedgerSource.day_adjustments``; rows of
+another day by transaction id, within the point-lookup budget): matched, ``MISSING_IN_LEDGER``,
+``MISSING_IN_SETTLEMENT``, ``AMOUNT_MISMATCH``, ``CURRENCY_MISMATCH``, ``DUPLICATE_IN_SETTLEMENT``, as
+for charges.
 
-The distributed path (:mod:`.chunks`) is the same algorithm cut at different
-places: each chunk of the file is one Partial plus one sorted run written to S3,
-and the merge step joins the runs with the ledger exactly as here. That is why a
-merge of N chunks equals the single pass (a test checks it).
+The distributed path (:mod:`.chunks`) folds each chunk of the file into one Partial and its entries;
+partials add up, and the entries of every chunk go to the same matching, so a merge of N chunks equals
+the single pass (a test checks it).
 
-Which ledger day: the file's *window day* is the UTC day most of its ``Settled``
-rows were charged on (ties: the later day); with no ``Settled`` rows, the day the
-caller infers from the object key (``.../2026-11-30.csv``), if any. Ledger
-transactions of that day absent from the file are ``MISSING_IN_SETTLEMENT``. Rows
-charged on other days (late settlements carried over) are looked up one by one by
-merchant reference, at most ``Bounds.max_point_lookups`` times.
+Which ledger day: the file's *window day* is the UTC day most of its ``Settled`` rows were charged on
+(ties: the later day); with no ``Settled`` rows, the day the caller infers from the object key
+(``.../2026-11-30.csv``), if any. Ledger transactions of that day absent from the file are
+``MISSING_IN_SETTLEMENT``. Rows charged on other days (late settlements carried over) are looked up one
+by one by merchant reference, at most ``Bounds.max_point_lookups`` times.
 
-Every row ends in exactly one outcome, and :func:`merge_join` asserts it:
+Every row ends in exactly one outcome, and :func:`.columnar.match` asserts it:
 ``rows == matched + row mismatches + rejected + recorded`` (architecture invariant 6).
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import gc
-import itertools
-import marshal
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
-from typing import Any, BinaryIO, NamedTuple, Self, TypedDict
+from operator import attrgetter
+from typing import Any, NamedTuple, Protocol, TypedDict
 
-from payments.kernel.errors import InvariantViolation
 from payments.kernel.iso4217 import MINOR_UNITS
 from payments.reconciliation import adyen, rules
-from payments.reconciliation.detect import ADYEN
 from payments.reconciliation.model import (
     AMOUNT_MISMATCH,
     CURRENCY_MISMATCH,
@@ -96,11 +76,8 @@ TOTAL_FIELDS = (
 
 
 class SettledEntry(NamedTuple):
-    """What the join needs of one ``Settled`` row; its spilled form is one tab-separated line
-    (references are validated plain, see :mod:`.adyen`, so no field holds a tab).
-
-    A named tuple: cheap to create, and its natural order is (PSP reference, line), the
-    order of the sorted runs, so they sort and merge without a key function."""
+    """What the join needs of one ``Settled`` row; written for duckdb as one tab-separated line
+    (references are validated plain, see :mod:`.adyen`, so no field holds a tab)."""
 
     psp_reference: str
     line: int
@@ -343,7 +320,7 @@ def window_day(days: Counter[str], hint: str | None) -> str | None:
     return max(days.items(), key=lambda item: (item[1], item[0]))[0]
 
 
-class _Collector:
+class Collector:
     """Bounded mismatch list plus the counters the row-outcome invariant needs."""
 
     def __init__(self, bounds: Bounds):
@@ -370,51 +347,7 @@ class _Identity(TypedDict):
     seller_account: str | None
 
 
-def merge_join(
-    partial: Partial,
-    runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]],
-    ledger: LedgerSource,
-    bounds: Bounds,
-    day_hint: str | None,
-    on_match: Callable[[LedgerEntry], None] | None = None,
-) -> Result:
-    """Join the sorted settlement runs with the ledger's window day; classify every difference.
-    ``on_match``: called with the ledger entry of each charge whose ``Settled`` row matched (once per
-    charge of this file, in the join's order): what moves the charge from pending to available."""
-    out = _Collector(bounds)
-    for mismatch in partial.mismatches:
-        out.add(mismatch)
-    day = window_day(partial.days, day_hint)
-    join = _Join(ledger, bounds, out, on_match)
-    join.merge(runs, day)
-    adjusted, join.lookups = _match_adjustments(
-        partial.adjustments, ledger, day, out, bounds, join.lookups, join.note_seller
-    )
-    join.matched += sum(counts["matched"] for counts in adjusted.values())
-
-    rejected = sorted(partial.rejected, key=attrgetter("line"))
-    accounted = join.matched + out.row_mismatches + len(rejected) + partial.recorded
-    if accounted != partial.rows:
-        raise InvariantViolation(f"{partial.rows} rows but {accounted} outcomes: a row was lost or counted twice")
-    return Result(
-        format=ADYEN,
-        rows=partial.rows,
-        matched=join.matched,
-        recorded=partial.recorded,
-        rejected=rejected,
-        mismatches=sorted(out.kept, key=Mismatch.sort_key),
-        mismatches_omitted=out.omitted,
-        totals={ccy: partial.totals[ccy] for ccy in sorted(partial.totals)},
-        record_types=dict(sorted(partial.record_types.items())),
-        window_day=day,
-        seller_accounts=join.sellers,
-        sellers_truncated=join.truncated,
-        adjustments=adjusted,
-        settled_late=join.settled_late,
-    )
-
-
-def _missing_in_settlement(
+def missing_in_settlement(
     led: LedgerEntry | LedgerAdjustment, reference: str | None, at: str, **extra: Any
 ) -> Mismatch:
     """A ledger booking (charge, or refund/chargeback/reversal) that the file does not hold,
@@ -434,182 +367,47 @@ def _missing_in_settlement(
     )
 
 
-class _Join:
-    """The state of one merge join of the settled rows with the ledger: the outcomes (in
-    ``out``), the matched count, the seller accounts seen and the point lookups used."""
-
-    def __init__(
-        self,
-        ledger: LedgerSource,
-        bounds: Bounds,
-        out: _Collector,
-        on_match: Callable[[LedgerEntry], None] | None = None,
-    ):
-        self.ledger, self.bounds, self.out = ledger, bounds, out
-        self.on_match = on_match
-        self.sellers: set[tuple[str, str]] = set()
-        self.truncated = False
-        self.matched = 0
-        self.lookups = 0
-        self.settled_late: list[dict[str, Any]] = []  # bounded by the point-lookup budget
-
-    def merge(self, runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]], day: str | None) -> None:
-        """The sorted merge: each PSP reference's first row against the ledger entry of that
-        reference (a match counted here, in a local), its other rows duplicates; ledger entries
-        passed over are missing in the settlement, rows with no entry that day carried over."""
-        sellers, note_seller, missing = self.sellers, self.note_seller, self.missing
-        compare, carried_over, on_match = self.compare, self.carried_over, self.on_match
-        matched = 0
-        ledger_stream = _assert_ascending(self.ledger.day_entries(day) if day else iter(()))
-        led = next(ledger_stream, None)
-        first: Entry | None = None  # the first row of the current PSP reference
-        for batch in itertools.chain(merge_runs(runs), [[_END]]):  # ascending by (psp_reference, line)
-            for entry in batch:
-                if first is not None:
-                    if entry[0] == first[0] and entry is not _END:  # a duplicate of the current reference
-                        self.duplicate(SettledEntry._make(entry), SettledEntry._make(first))
-                        continue
-                    # the current reference is complete: its first row against the ledger
-                    reference = first[0]
-                    while led is not None and led.psp_reference < reference:
-                        missing(led)
-                        led = next(ledger_stream, None)
-                    if led is not None and led.psp_reference == reference:
-                        if (
-                            led.payment_order_id == first[2]
-                            and led.currency == first[3]
-                            and led.amount_minor == first[4]
-                        ):
-                            if (led.seller_account, led.currency) not in sellers:
-                                note_seller(led)
-                            matched += 1
-                            if on_match is not None:
-                                on_match(led)
-                        else:
-                            compare(SettledEntry._make(first), led)
-                        led = next(ledger_stream, None)
-                    else:
-                        carried_over(SettledEntry._make(first))
-                first = entry
-        while led is not None:
-            missing(led)
-            led = next(ledger_stream, None)
-        self.matched += matched
-
-    def note_seller(self, entry: LedgerEntry) -> None:
-        account = (entry.seller_account, entry.currency)
-        if account in self.sellers:
-            return
-        if len(self.sellers) < self.bounds.max_three_way_sellers:
-            self.sellers.add(account)
-        else:
-            self.truncated = True
-
-    def duplicate(self, duplicate: SettledEntry, first: SettledEntry) -> None:
-        cls, rule = rules.DUPLICATE_IDENTICAL if duplicate.same_payment(first) else rules.DUPLICATE_CONFLICTING
-        self.out.add(
-            Mismatch(
-                DUPLICATE_IN_SETTLEMENT,
-                duplicate.psp_reference,
-                duplicate.payment_order_id,
-                duplicate.currency,
-                duplicate.amount_minor,
-                None,
-                cls,
-                rule,
-                line=duplicate.line,
-            )
+def compare_charge(row: SettledEntry, led: LedgerEntry) -> Mismatch | None:
+    """A Settled row against the ledger's charge of its PSP reference: None if they agree, else the mismatch
+    (the order differs: the reference is booked under another; then the currency; then the amount)."""
+    common: _Identity = {
+        "psp_reference": row.psp_reference,
+        "payment_order_id": row.payment_order_id,
+        "line": row.line,
+        "seller_account": led.seller_account,
+    }
+    if led.payment_order_id != row.payment_order_id:
+        cls, rule = rules.booked_under_another("PSP reference", f"order {led.payment_order_id}")
+        return Mismatch(
+            MISSING_IN_LEDGER,
+            currency=row.currency,
+            settlement_amount_minor=row.amount_minor,
+            ledger_amount_minor=None,
+            classification=cls,
+            rule=rule,
+            **common,
         )
-
-    def compare(self, row: SettledEntry, led: LedgerEntry) -> None:
-        self.note_seller(led)
-        common: _Identity = {
-            "psp_reference": row.psp_reference,
-            "payment_order_id": row.payment_order_id,
-            "line": row.line,
-            "seller_account": led.seller_account,
-        }
-        if led.payment_order_id != row.payment_order_id:
-            cls, rule = rules.booked_under_another("PSP reference", f"order {led.payment_order_id}")
-            self.out.add(
-                Mismatch(
-                    MISSING_IN_LEDGER,
-                    currency=row.currency,
-                    settlement_amount_minor=row.amount_minor,
-                    ledger_amount_minor=None,
-                    classification=cls,
-                    rule=rule,
-                    **common,
-                )
-            )
-        elif led.currency != row.currency or led.amount_minor != row.amount_minor:
-            currency_differs = led.currency != row.currency
-            cls, rule = rules.CURRENCY if currency_differs else rules.AMOUNT
-            self.out.add(
-                Mismatch(
-                    CURRENCY_MISMATCH if currency_differs else AMOUNT_MISMATCH,
-                    currency=row.currency,
-                    settlement_amount_minor=row.amount_minor,
-                    ledger_amount_minor=led.amount_minor,
-                    classification=cls,
-                    rule=rule,
-                    ledger_currency=led.currency if currency_differs else None,
-                    **common,
-                )
-            )
-        else:
-            self.matched += 1
-            if self.on_match is not None:
-                self.on_match(led)
-
-    def carried_over(self, row: SettledEntry) -> None:
-        if self.lookups >= self.bounds.max_point_lookups:
-            cls, rule = rules.LOOKUP_BUDGET
-        else:
-            self.lookups += 1
-            found = self.ledger.find(row.payment_order_id)
-            if found is not None and found.psp_reference == row.psp_reference:
-                before = self.matched
-                self.compare(row, found)
-                if self.matched > before:  # a charge of another day, settled in this file
-                    self.settled_late.append(
-                        {
-                            "psp_reference": row.psp_reference,
-                            "payment_order_id": row.payment_order_id,
-                            "line": row.line,
-                            "charge_day": found.charged_at[:10],
-                        }
-                    )
-                return
-            cls, rule = (
-                rules.UNKNOWN_PAYMENT
-                if found is None
-                else rules.booked_under_another(f"order {row.payment_order_id}", f"PSP reference {found.psp_reference}")
-            )
-        self.out.add(
-            Mismatch(
-                MISSING_IN_LEDGER,
-                row.psp_reference,
-                row.payment_order_id,
-                row.currency,
-                row.amount_minor,
-                None,
-                cls,
-                rule,
-                line=row.line,
-            )
+    if led.currency != row.currency or led.amount_minor != row.amount_minor:
+        currency_differs = led.currency != row.currency
+        cls, rule = rules.CURRENCY if currency_differs else rules.AMOUNT
+        return Mismatch(
+            CURRENCY_MISMATCH if currency_differs else AMOUNT_MISMATCH,
+            currency=row.currency,
+            settlement_amount_minor=row.amount_minor,
+            ledger_amount_minor=led.amount_minor,
+            classification=cls,
+            rule=rule,
+            ledger_currency=led.currency if currency_differs else None,
+            **common,
         )
-
-    def missing(self, led: LedgerEntry) -> None:
-        self.note_seller(led)
-        self.out.add(_missing_in_settlement(led, led.psp_reference, led.charged_at))
+    return None
 
 
-def _match_adjustments(
+def match_adjustments(
     entries: list[AdjustmentEntry],
     ledger: LedgerSource,
     day: str | None,
-    out: _Collector,
+    out: Collector,
     bounds: Bounds,
     lookups: int,
     note_seller: Callable[[Any], None],
@@ -628,11 +426,11 @@ def _match_adjustments(
 
 
 class _AdjustmentMatch:
-    """The state of :func:`_match_adjustments`: the day's ledger adjustments not matched yet (by
+    """The state of :func:`match_adjustments`: the day's ledger adjustments not matched yet (by
     key and by transaction id), the rows seen (for duplicates), the counts and lookups."""
 
     def __init__(
-        self, ledger: LedgerSource, out: _Collector, bounds: Bounds, lookups: int, note_seller: Callable[[Any], None]
+        self, ledger: LedgerSource, out: Collector, bounds: Bounds, lookups: int, note_seller: Callable[[Any], None]
     ):
         self.ledger, self.out, self.bounds, self.lookups, self.note_seller = ledger, out, bounds, lookups, note_seller
         self.counts = {
@@ -742,22 +540,11 @@ class _AdjustmentMatch:
             self.note_seller(led)
             self.counts[led.record_type]["missing_in_settlement"] += 1
             self.out.add(
-                _missing_in_settlement(led, led.psp_reference or led.txn_id, led.booked_at, record_type=led.record_type)
+                missing_in_settlement(led, led.psp_reference or led.txn_id, led.booked_at, record_type=led.record_type)
             )
 
 
-def _assert_ascending(entries: Iterator[LedgerEntry]) -> Iterator[LedgerEntry]:
-    previous = ""
-    for entry in entries:
-        if entry.psp_reference <= previous:
-            raise InvariantViolation(
-                f"ledger day stream not strictly ascending at {entry.psp_reference!r}: the merge join needs it sorted"
-            )
-        previous = entry.psp_reference
-        yield entry
-
-
-# --- reading: the header, the rows, the sorted runs -------------------------------------
+# --- reading: the header, the rows -------------------------------------
 
 
 def read_header(lines: Iterator[tuple[int, str | None]]) -> adyen.Layout:
@@ -775,155 +562,23 @@ def read_header(lines: Iterator[tuple[int, str | None]]) -> adyen.Layout:
     raise UnreadableFile("empty file (no header line)")
 
 
-#: after the last entry (never compared: it only closes the last PSP reference)
-_END: Entry = ("", 0, "", "", 0, "")
-
-
-def merge_runs(runs: Sequence[Iterable[Entry]] | Sequence[Iterable[SettledEntry]]) -> Iterator[list[Entry]]:
-    """The runs (each ascending) merged into one ascending sequence, in batches.
-
-    Like ``heapq.merge`` but a batch at a time: take the smallest of the runs' current last
-    entries as a bound, move every run's entries up to it into one list and sort that
-    (concatenated sorted pieces: a C-level merge). Everything left in any run is above
-    the bound, so the batches follow each other in order. Memory: a batch per run."""
-    sources = [_batches_of(run) for run in runs]
-    heads: dict[int, list[Entry]] = {}
-    for index, source in enumerate(sources):
-        batch = next(source, None)
-        if batch:
-            heads[index] = batch
-    while heads:
-        if len(heads) == 1:
-            ((index, batch),) = heads.items()
-            yield batch
-            yield from sources[index]
-            return
-        bound = min(batch[-1] for batch in heads.values())
-        out: list[Entry] = []
-        for index, batch in list(heads.items()):
-            cut = bisect.bisect_right(batch, bound)
-            out += batch[:cut]
-            if cut < len(batch):
-                heads[index] = batch[cut:]
-            else:
-                following = next(sources[index], None)
-                if following:
-                    heads[index] = following
-                else:
-                    del heads[index]
-        out.sort()
-        yield out
-
-
-def _batches_of(run: Iterable[Entry] | Iterable[SettledEntry]) -> Iterator[list[Entry]]:
-    if isinstance(run, _SpilledRun):
-        yield from run.batches()
-    elif isinstance(run, list):
-        if run:
-            yield run
-    else:  # any other iterable of entries (a chunk's run streamed back from S3)
-        batch: list[Entry] = []
-        for entry in run:
-            batch.append(tuple(entry))  # type: ignore[arg-type]
-            if len(batch) >= SPILL_BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-
-#: the sort key of a run: entries are added in line order and the sort is stable, so this
-#: orders them by (PSP reference, line) as the whole tuple would, at a string sort's speed
-_REFERENCE_OF = itemgetter(0)
-
-#: entries per marshalled batch in a spilled run: what reading a run holds at a time
-SPILL_BATCH = 4096
 #: a settlement entry as the engine moves it: the fields of :class:`SettledEntry`, in its order
 Entry = tuple[str, int, str, str, int, str]
 
 
-class SortedRuns:
-    """Collects entries; every ``run_rows`` of them are sorted and spilled to ``spill_dir``.
+class EntrySink(Protocol):
+    """Where the fold puts the rows to be matched (in line order): :class:`~.columnar.EntryFile`, or a list's owner."""
 
-    A file with a single run never touches the disk. A spilled run is a sequence of
-    ``marshal``-ed lists of plain tuples (written and read back only by this process, in
-    its own temporary directory): a C-level dump and load, no per-entry parsing.
-    Use as a context manager: the spill files are removed on exit.
-    """
+    def add(self, entry: Entry) -> None: ...
 
-    def __init__(self, bounds: Bounds, spill_dir: str | None = None):
-        self.bounds = bounds
-        self._buffer: list[Entry] = []
-        self._dir = tempfile.TemporaryDirectory(prefix="reconcile-", dir=spill_dir)
-        self._paths: list[str] = []
-        self._open: list[BinaryIO] = []
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for handle in self._open:
-            handle.close()
-        self._dir.cleanup()
-
-    def add(self, entry: Entry) -> None:
-        self._buffer.append(tuple(entry))  # type: ignore[arg-type]  # a plain tuple marshals
-        if len(self._buffer) >= self.bounds.run_rows:
-            self._spill()
-
-    def extend(self, entries: list[Entry]) -> None:
-        self._buffer.extend(entries)
-        if len(self._buffer) >= self.bounds.run_rows:
-            self._spill()
-
-    def _spill(self) -> None:
-        buffer = self._buffer
-        buffer.sort(key=_REFERENCE_OF)  # stable, and added in line order: (psp_reference, line)
-        path = os.path.join(self._dir.name, f"run-{len(self._paths):05d}.bin")
-        with open(path, "wb") as handle:
-            for start in range(0, len(buffer), SPILL_BATCH):
-                data = marshal.dumps(buffer[start : start + SPILL_BATCH])
-                handle.write(len(data).to_bytes(8, "little"))
-                handle.write(data)
-        self._paths.append(path)
-        self._buffer = []
-
-    def runs(self) -> list[Iterable[Entry]]:
-        if not self._paths:
-            self._buffer.sort(key=_REFERENCE_OF)
-            return [self._buffer]
-        if self._buffer:
-            self._spill()
-        runs: list[Iterable[Entry]] = []
-        for path in self._paths:
-            handle = open(path, "rb")  # noqa: SIM115 - closed in __exit__
-            self._open.append(handle)
-            runs.append(_SpilledRun(handle))
-        return runs
-
-
-class _SpilledRun:
-    """One spilled run: length-prefixed marshalled batches (``marshal.load`` on a file object
-    reads it a few bytes at a time; one ``read`` per batch and ``loads`` is ten times faster)."""
-
-    def __init__(self, handle: BinaryIO):
-        self._handle = handle
-
-    def batches(self) -> Iterator[list[Entry]]:
-        while size := int.from_bytes(self._handle.read(8), "little"):
-            yield marshal.loads(self._handle.read(size))  # noqa: S302 - our own spill file, written by this process
-
-    def __iter__(self) -> Iterator[Entry]:
-        for batch in self.batches():
-            yield from batch
+    def extend(self, entries: list[Entry]) -> None: ...
 
 
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
     """The cyclic garbage collector paused for one pass. The pass creates millions of small
-    acyclic objects (rows, entries: tuples of str and int) and holds up to ``run_rows`` of
-    them; each automatic collection would traverse them all again (a third of the pass's
-    CPU at 250k rows). Reference counting still frees everything; cycles wait until after."""
+    acyclic objects (rows, entries: tuples of str and int) and may hold many of them (a
+    Distributed Map chunk's entries); each automatic collection would traverse them all again. Reference counting still frees everything; cycles wait until after."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -934,19 +589,19 @@ def paused_gc() -> Iterator[None]:
 
 
 def fold_rows(
-    lines: Iterator[tuple[int, str | None]], layout: adyen.Layout, bounds: Bounds, runs: SortedRuns
+    lines: Iterator[tuple[int, str | None]], layout: adyen.Layout, bounds: Bounds, sink: EntrySink
 ) -> Partial:
-    """Stream rows into a Partial and the sorted runs (in batches when ``lines`` has them:
+    """Stream rows into a Partial and the sink (in batches when ``lines`` has them:
     a :class:`~.lines.Lines` over a :class:`~.lines.LineReader`)."""
     partial = Partial()
     batches = getattr(lines, "batches", None)
     if batches is not None:
-        fold_batches(batches(), layout, bounds, partial, runs)
+        fold_batches(batches(), layout, bounds, partial, sink)
         return partial
     for item in adyen.iter_rows(lines, layout):
         entry = partial.add(item, bounds)
         if entry is not None:
-            runs.add(entry)
+            sink.add(entry)
     return partial
 
 
@@ -955,7 +610,7 @@ def fold_batches(
     layout: adyen.Layout,
     bounds: Bounds,
     partial: Partial,
-    runs: SortedRuns,
+    sink: EntrySink,
 ) -> None:
     """The row loop of a large file: what :meth:`Partial.add` does with what
     :func:`adyen.parse_row` returns, for the rows that are plainly valid ``Settled`` rows.
@@ -967,11 +622,11 @@ def fold_batches(
     ``Partial.add`` unchanged, so every row ends exactly as it would there. The fast path
     accepts a row only if every check ``parse_row`` makes passes, and computes the same
     values; the equivalence is tested on every quirk and on seeded mutations
-    (tests/reconciliation/test_fold.py). Entries reach the runs in line order."""
+    (tests/reconciliation/test_fold.py). Entries reach the sink in line order."""
     if min(adyen._amount_plan(layout)[4:]) < 0:  # optional fee columns absent
         for first, texts in batches:
             for line, text in enumerate(texts, first):
-                _fold_one(partial, runs.add, adyen.parse_or_reject(text, layout, line), bounds)
+                _fold_one(partial, sink.add, adyen.parse_or_reject(text, layout, line), bounds)
         return
     fold = _FastFold(layout, bounds, partial)
     for first, texts in batches:
@@ -984,7 +639,7 @@ def fold_batches(
             if partial.rows > bounds.max_rows:
                 raise UnreadableFile(f"more than {bounds.max_rows} rows")
         if entries:
-            runs.extend(entries)  # in line order, as SortedRuns needs
+            sink.extend(entries)  # in line order
     fold.finish()
 
 
@@ -1215,9 +870,7 @@ def reconcile_adyen(
     day_hint: str | None = None,
     on_match: Callable[[LedgerEntry], None] | None = None,
 ) -> Result:
-    """The single pass: header, rows into runs, then the merge join (``on_match``: see :func:`merge_join`)."""
-    layout = read_header(lines)
-    with paused_gc(), SortedRuns(bounds) as runs:
-        partial = fold_rows(lines, layout, bounds, runs)
-        check_truncation(partial, ended_with_newline())
-        return merge_join(partial, runs.runs(), ledger, bounds, day_hint, on_match)
+    """The single pass (see :func:`.columnar.reconcile_adyen`, which it is)."""
+    from payments.reconciliation import columnar
+
+    return columnar.reconcile_adyen(lines, ended_with_newline, ledger, bounds, day_hint, on_match)

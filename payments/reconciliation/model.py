@@ -67,9 +67,11 @@ class Bounds:
     max_line_bytes: int = 4096
     #: rows of one file (Adyen data lines or bank entries).
     max_rows: int = 30_000_000
-    #: settlement rows sorted in memory before they are spilled as one sorted run
-    #: (~400 bytes each in memory: ~40 MiB per run, whatever the file size).
-    run_rows: int = 100_000
+    #: duckdb's memory for the matching (its sort and join spill to the work directory above it): the
+    #: reconcile function's 1,769 MB hold it, the interpreter and a chunk's entries with room to spare.
+    columnar_memory_limit: str = "256MB"
+    #: duckdb's threads: one, the reconcile function has one vCPU (more would only contend for it).
+    columnar_threads: int = 1
     #: bytes of one Distributed Map chunk (~200k rows: one run per chunk).
     chunk_bytes: int = 64 * MiB
     #: more malformed rows than this and the file is garbage: quarantined.

@@ -7,6 +7,7 @@ One file's life::
       unreadable -> moved to quarantine/<path> (copy + delete), quarantine/<path>.reason.json,
                     reports/incoming/<path>.json with "quarantined": {"reason": ...} and its .html
       too big for one Lambda (and a state machine configured) -> stepfunctions/reconcile.asl.json
+      its ledger day's copy not complete yet (the lake) -> LedgerDayIncomplete: the invocation fails and is retried
 
 The bucket layout keeps the trigger safe: only ``incoming/`` notifies, and nothing
 here writes under ``incoming/``. Everything is deterministic in the file's bytes:
@@ -32,7 +33,7 @@ from payments.accounts.wallet import SellerBalance, WalletRepository
 from payments.kernel import aws
 from payments.kernel.config import env_name, settings
 from payments.kernel.money import Money, format_minor
-from payments.reconciliation import bank, chunks, detect, engine, report
+from payments.reconciliation import bank, chunks, columnar, detect, engine, report
 from payments.reconciliation.lines import BinaryStream, LineReader, Metered, sniff
 from payments.reconciliation.model import Bounds, UnreadableFile
 from payments.reconciliation.sources import (
@@ -76,7 +77,9 @@ def reconcile_stream(
         result = bank.reconcile_statement(fmt, replay, bounds, payouts, encoding)
     else:
         reader = LineReader(replay, bounds.max_line_bytes)
-        result = engine.reconcile_adyen(iter(reader), lambda: reader.ended_with_newline, ledger, bounds, hint, on_match)
+        result = columnar.reconcile_adyen(
+            iter(reader), lambda: reader.ended_with_newline, ledger, bounds, hint, on_match
+        )
     while metered.read(1024 * 1024):  # a bank parser may stop at its closing tag: hash the whole file
         pass
     return result, metered.sha256.hexdigest()
@@ -169,7 +172,10 @@ class Reconciler:
             led = LedgerRepository()
             books = (WalletRepository(client=led.ddb, payments=led.payments), led)
         self.books = books
-        self.ledger = ledger or DynamoLedgerSource(repository=books[1] if books else None, psp=settings().psp_name)
+        # the ledger's day: the lake's copy in S3 where the stage has one (LEDGER_LAKE_BUCKET), read without a
+        # Query or Scan of the table (rows of other days by key); a stage without it reads the day index
+        table = DynamoLedgerSource(repository=books[1] if books else None, psp=settings().psp_name)
+        self.ledger: LedgerSource = ledger or columnar.lake_ledger(self.s3, settings().psp_name, table) or table
         self.store = store or ReconciliationStore()
         self.balances = balances or DynamoBalanceSource()
         self.bounds = bounds or Bounds()

@@ -94,7 +94,7 @@ LEDGER = [
     LedgerEntry("psp_0006", "po_9999", "seller_2", "USD", 1234, f"{DAY}T10:00:00.000Z"),
     LedgerEntry("psp_0099", "po_0099", "seller_3", "USD", 500, f"{DAY}T11:00:00.000Z"),
 ]
-BOUNDS = Bounds(max_line_bytes=400, run_rows=7)  # several sorted runs spilled
+BOUNDS = Bounds(max_line_bytes=400)
 
 
 def outcome(reader_lines: object, reader: LineReader) -> object:

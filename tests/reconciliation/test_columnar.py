@@ -1,0 +1,166 @@
+"""The matching's SQL (payments/reconciliation/sql/charges.sql): one source for duckdb, which runs it here, and
+Athena (Trino), which cannot run here: every statement must parse as duckdb and transpile to Trino. And
+``reconcile_local``: a settlement file and Parquet objects of the ledger's copy in, the result out, no AWS."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlglot
+from sqlglot.errors import ErrorLevel
+
+from payments.reconciliation import adyen, columnar, lake
+from payments.reconciliation.sources import InMemoryLedgerSource, LedgerEntry
+
+DAY = "2026-11-30"
+
+
+@pytest.mark.parametrize("name", list(columnar.statements()))
+def test_each_statement_parses_as_duckdb_and_transpiles_to_trino(name: str) -> None:
+    sql = columnar.statements()[name]
+    # Given a statement, When it is parsed as duckdb and written as Trino, with any unsupported construct an error
+    (parsed,) = sqlglot.parse(sql, read="duckdb", error_level=ErrorLevel.RAISE)
+    assert parsed is not None
+    (trino,) = sqlglot.transpile(sql, read="duckdb", write="trino", unsupported_level=ErrorLevel.RAISE)
+    # Then the Trino text parses back as Trino, and names the same tables
+    again = sqlglot.parse_one(trino, read="trino")
+    tables = {t.name for t in parsed.find_all(sqlglot.exp.Table)}
+    assert {t.name for t in again.find_all(sqlglot.exp.Table)} == tables
+
+
+def test_the_matching_runs_every_statement_of_the_file_and_no_other() -> None:
+    # Given the statements the SQL file names, and those the runner executes
+    source = Path(columnar.__file__).read_text(encoding="utf-8")
+    used = set(re.findall(r'sql\["([a-z_]+)"\]', source))
+    # Then they are the same: no SQL is written inline beside the file, none of the file is dead
+    assert used == set(columnar.statements())
+
+
+def charge(ref: str, order: str, amount: int, at: str = f"{DAY}T10:00:00.000Z", ccy: str = "EUR") -> dict[str, Any]:
+    return {
+        "psp_reference": ref,
+        "merchant_reference": order,
+        "amount_minor": amount,
+        "currency": ccy,
+        "charged_at": at,
+    }
+
+
+def txn(
+    ref: str, order: str, amount: int, at: str = f"{DAY}T10:00:00.000Z", ccy: str = "EUR", seller: str = "s1"
+) -> dict[str, Any]:
+    return {
+        "sk": "TXN",
+        "txn_id": f"payin:{order}",
+        "kind": "PAYIN",
+        "payment_order_id": order,
+        "psp_reference": ref,
+        "seller_account": seller,
+        "currency": ccy,
+        "amount_minor": amount,
+        "commission_minor": 0,
+        "settlement_day": f"adyen#{at[:10]}",
+        "charged_at": at,
+        "booked_at": at,
+    }
+
+
+CHARGES = [
+    charge("P1", "po_1", 100),
+    charge("P2", "po_2", 200),  # amount differs in the ledger
+    charge("P3", "po_3", 300, ccy="USD"),  # currency differs
+    charge("P4", "po_x", 400),  # the ledger has P4 under another order
+    charge("P1", "po_1", 100),  # an identical duplicate
+    charge("P1", "po_1", 101),  # a conflicting one
+    charge("P7", "po_7", 700, at="2026-11-29T09:00:00.000Z"),  # a late settlement of the day before
+    charge("P8", "po_8", 800),  # never booked
+]
+LEDGER = [
+    txn("P1", "po_1", 100),
+    txn("P2", "po_2", 250),
+    txn("P3", "po_3", 300),
+    txn("P4", "po_4", 400),
+    txn("P5", "po_5", 500),  # not settled
+    txn("P6", "po_6", 600, at=f"{DAY}T23:45:00.000Z", seller="s2"),  # not settled, charged near midnight
+    txn("P7", "po_7", 700, at="2026-11-29T09:00:00.000Z"),
+]
+
+
+def write(tmp: Path, psp: str = "adyen") -> tuple[Path, list[Path]]:
+    out = io.StringIO()
+    adyen.write_report(CHARGES, DAY, out)
+    settlement = tmp / f"{DAY}.csv"
+    settlement.write_text(out.getvalue(), encoding="utf-8")
+    objects: list[Path] = []
+    by_partition: dict[str, list[dict[str, Any]]] = {}
+    for item in LEDGER:
+        partition = lake.partition_of(item)
+        assert partition is not None
+        by_partition.setdefault(partition.prefix, []).append(lake.row_of(item))
+    for n, (prefix, rows) in enumerate(sorted(by_partition.items())):
+        for copy in range(2):  # delivered twice: the copy is at least once
+            path = tmp / prefix.replace("psp=adyen", f"psp={psp}") / f"part-{n}-{copy}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(lake.parquet_bytes(rows))
+            objects.append(path)
+    return settlement, objects
+
+
+def test_reconcile_local_gives_what_the_in_memory_ledger_gives(tmp_path: Path) -> None:
+    # Given a day's file with every outcome, and the ledger's copy as Parquet objects, each delivered twice
+    settlement, objects = write(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    # When it is reconciled locally from the copy, and through the engine's in-memory ledger
+    result = columnar.reconcile_local(settlement, objects, psp="adyen", work_dir=work, memory_limit="64MB")
+    entries = [LedgerEntry.from_item(t) for t in LEDGER]
+    expected = columnar.reconcile_local(settlement, [], psp="adyen", work_dir=work)
+    assert expected.matched == 0  # no copy: nothing matches
+    reader_result = _in_memory(settlement, InMemoryLedgerSource(entries), work)
+    # Then both are the same result, with every outcome, and the work directory is left empty
+    assert result == reader_result
+    assert result.matched == 2 and result.window_day == DAY  # P1 and the late P7
+    kinds = sorted((m.kind, m.psp_reference or "") for m in result.mismatches)
+    assert kinds == [
+        ("AMOUNT_MISMATCH", "P2"),
+        ("CURRENCY_MISMATCH", "P3"),
+        ("DUPLICATE_IN_SETTLEMENT", "P1"),
+        ("DUPLICATE_IN_SETTLEMENT", "P1"),
+        ("MISSING_IN_LEDGER", "P4"),
+        ("MISSING_IN_LEDGER", "P8"),
+        ("MISSING_IN_SETTLEMENT", "P5"),
+        ("MISSING_IN_SETTLEMENT", "P6"),
+    ]
+    rules = {m.psp_reference: m.rule for m in result.mismatches if m.kind == "MISSING_IN_SETTLEMENT"}
+    assert rules["P6"].startswith("timing") and rules["P5"].startswith("missing")
+    assert result.settled_late == [
+        {"psp_reference": "P7", "payment_order_id": "po_7", "line": 8, "charge_day": "2026-11-29"}
+    ]
+    assert result.seller_accounts == {("s1", "EUR"), ("s2", "EUR")}
+    assert list(work.iterdir()) == []
+
+
+def test_reconcile_local_keeps_only_the_psp_s_partitions(tmp_path: Path) -> None:
+    # Given the copy of another PSP only
+    settlement, objects = write(tmp_path, psp="other")
+    work = tmp_path / "work"
+    work.mkdir()
+    # When the file is reconciled for adyen, Then none of the other PSP's charges is read
+    result = columnar.reconcile_local(settlement, objects, psp="adyen", work_dir=work)
+    assert result.matched == 0
+    assert not any(m.kind == "MISSING_IN_SETTLEMENT" for m in result.mismatches)
+
+
+def _in_memory(settlement: Path, ledger: InMemoryLedgerSource, work: Path) -> Any:
+    from payments.reconciliation.lines import LineReader
+    from payments.reconciliation.model import Bounds
+
+    with open(settlement, "rb") as stream:
+        reader = LineReader(stream, Bounds().max_line_bytes)
+        return columnar.reconcile_adyen(
+            iter(reader), lambda: reader.ended_with_newline, ledger, Bounds(), DAY, work_dir=work
+        )
