@@ -189,7 +189,7 @@ RECONCILE = Function(
         ),
         TableAccess("payments_table", ("GetItem", "BatchGetItem")),
     ),
-    settings=("psp_name", "settlement_bucket", "reconcile_state_machine_arn", *_SHARDS),
+    settings=("psp_name", "settlement_bucket", "ledger_lake_bucket", "reconcile_state_machine_arn", *_SHARDS),
     actions=(
         *("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", _START),
         # its failure destination, the dead-letter queue (CDK's SqsDestination)

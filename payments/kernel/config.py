@@ -44,6 +44,9 @@ class Settings(BaseModel):
     #: the KMS HMAC key (HMAC_256) of the IBANs' keyed hash (an IBAN compared without being decrypted)
     payout_accounts_mac_key: str = Field(default="alias/payments-payout-accounts-mac")
     settlement_bucket: str = Field(default="settlements")
+    #: the ledger's analytical copy (``ledger/psp=<psp>/day=<day>/currency=<CCY>/*.parquet``,
+    #: payments.reconciliation.lake), written as the ledger is written; reconciliation reads it
+    ledger_lake_bucket: str = Field(default="ledger-lake")
     #: payouts and their runs (payments.payouts): status, amount, the file that carried each
     payouts_table: str = Field(default="payouts")
     #: the bank rail's bucket: our payment files under ``outgoing/``, the bank's answers under ``incoming/bank/``

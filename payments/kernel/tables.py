@@ -27,6 +27,8 @@ class Table:
     indexes: tuple[Index, ...] = field(default_factory=tuple)
     ttl_attribute: str | None = None
     holds_money: bool = True  # money or history: point-in-time recovery, retained on delete
+    #: the table's stream (new images): the ledger's, which feeds its analytical copy (payments.reconciliation.lake)
+    stream: bool = False
 
 
 TABLES: tuple[Table, ...] = (
@@ -48,6 +50,7 @@ TABLES: tuple[Table, ...] = (
             Index("by_settlement_day", "settlement_day", "psp_reference"),
             Index("by_modification_day", "modification_settlement_day", "txn_id"),
         ),
+        stream=True,
     ),
     # Powertools idempotency records of POST /v1/payments
     Table("idempotency_table", "id", None, ttl_attribute="expiration", holds_money=False),
@@ -83,6 +86,8 @@ def create_table_request(table: Table, name: str) -> dict[str, Any]:
         "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
         "KeySchema": _key_schema(table.partition_key, table.sort_key),
     }
+    if table.stream:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
     if table.indexes:
         request["GlobalSecondaryIndexes"] = [
             {
