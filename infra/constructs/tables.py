@@ -51,7 +51,7 @@ class PaymentTables(Construct):
                 warm_throughput=warm,
                 stream=dynamodb.StreamViewType.NEW_IMAGE if spec.stream else None,
             )
-            for index in spec.indexes:
+            for index in (i for i in spec.indexes if i.deployed):
                 table.add_global_secondary_index(
                     index_name=index.name,
                     partition_key=_attribute(index.partition_key),

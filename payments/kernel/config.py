@@ -66,7 +66,7 @@ class Settings(BaseModel):
     #: re-drives of one payment before its unfinished orders are parked NEEDS_ATTENTION (alarm)
     recovery_max_attempts: int = Field(default=3, ge=1, le=20)
     #: partitions of the by_recovery_due index (spreads its writes; only ever increase it)
-    recovery_shards: int = Field(default=16, ge=1, le=256)
+    recovery_shards: int = Field(default=64, ge=1, le=256)
     #: name of the PSP whose settlement files reconcile against our ledger
     psp_name: str = Field(default="simulated-psp")
     #: which PSP adapter the executor charges through: "simulator" or "adyen" (its own ADYEN_* settings)

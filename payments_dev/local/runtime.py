@@ -82,7 +82,7 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "ledger_total_shards": 8,
     "recovery_delay_seconds": 360.0,
     "recovery_max_attempts": 3,
-    "recovery_shards": 16,
+    "recovery_shards": 64,
     "psp_name": "simulated-psp",
     "payments_psp": "simulator",
     "payments_psp_hmac_key_secret": "",
