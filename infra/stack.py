@@ -158,6 +158,7 @@ class PaymentsStack(cdk.Stack):
         refunds.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         bank.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         payouts.add_alarms(observability.topic, observability.alarms)
+        ledger_lake.add_alarms(observability.topic, observability.alarms)
         refunds.grant_merchant(checkout.merchant_policy, stage)
         payouts.grant_merchant(checkout.merchant_policy, stage)
 

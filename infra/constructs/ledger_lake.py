@@ -24,6 +24,8 @@ import json
 
 import aws_cdk as cdk
 from aws_cdk import aws_athena as athena
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -31,9 +33,10 @@ from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_pipes as pipes
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.constructs.common import dead_letter_queue, stage_log_group
+from infra.constructs.common import alarm_above_zero, dead_letter_queue, stage_log_group
 from infra.constructs.function import PaymentsFunction
 from infra.nag import acknowledge_wildcard_resource
 from infra.stage import Stage
@@ -383,6 +386,40 @@ class LedgerLake(Construct):
         )
         pipe.node.add_dependency(role)
         return pipe
+
+    def add_alarms(self, topic: sns.ITopic, alarms: list[cloudwatch.Alarm]) -> None:
+        """Alarms on the stage's topic: a batch the pipe dead-lettered (the copy misses its transactions until
+        an operator rewrites them), and a copy that fell behind (the oldest record not yet in S3 is older than
+        three buffer intervals: S3 or the Glue table refused the delivery, or its retries ran out into errors/)."""
+        alarms.append(
+            alarm_above_zero(
+                self,
+                "LedgerLakeDeadLetters",
+                self.dead_letters.metric_approximate_number_of_messages_visible(period=cdk.Duration.minutes(5)),
+                "The ledger copy's pipe dead-lettered a batch: those transactions are missing from the copy "
+                "(docs/ledger-lake.md)",
+                topic,
+            )
+        )
+        freshness = cloudwatch.Metric(
+            namespace="AWS/Firehose",
+            metric_name="DeliveryToS3.DataFreshness",
+            dimensions_map={"DeliveryStreamName": self.delivery_stream.ref},
+            statistic="Maximum",
+            period=cdk.Duration.minutes(5),
+        )
+        alarm = freshness.create_alarm(
+            self,
+            "LedgerLakeBehind",
+            alarm_description="The ledger copy is behind: the oldest record not yet in S3 is older than 15 minutes "
+            "(docs/ledger-lake.md)",
+            threshold=3 * BUFFER_SECONDS,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+        alarms.append(alarm)
 
     def grant_read(self, function: PaymentsFunction) -> None:
         """Give ``function`` the bucket's name (``LEDGER_LAKE_BUCKET``) and read access to the copy only."""

@@ -237,3 +237,31 @@ def test_the_reconcile_function_is_given_the_lake_and_may_only_read_its_copy(pro
             assert json.dumps(statement["Resource"]).endswith('"/ledger/*"]]}'), statement["Resource"]
         else:
             assert statement["Condition"] == {"StringLike": {"s3:prefix": ["ledger/*"]}}
+
+
+def test_a_dead_lettered_batch_and_a_copy_behind_raise_alarms_on_the_stages_topic(prod):
+    # Given the pipe's dead-letter queue, the delivery stream and the stage's alarm topic
+    source = only(prod, "AWS::Pipes::Pipe")[1]["SourceParameters"]["DynamoDBStreamParameters"]
+    queue_id = source["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    stream_id, _ = only(prod, "AWS::KinesisFirehose::DeliveryStream")
+    topic_id, _ = only(prod, "AWS::SNS::Topic")
+    alarms = [a["Properties"] for a in resources(prod, "AWS::CloudWatch::Alarm").values()]
+
+    def on(metric: str, dimension: dict[str, Any]) -> dict[str, Any]:
+        (alarm,) = [a for a in alarms if a.get("MetricName") == metric and dimension in a.get("Dimensions", [])]
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+        return alarm
+
+    # Then a message in the dead-letter queue alarms at once
+    assert (
+        on(
+            "ApproximateNumberOfMessagesVisible",
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}},
+        )["Threshold"]
+        == 0
+    )
+    # And a copy more than three buffer intervals behind alarms
+    assert (
+        on("DeliveryToS3.DataFreshness", {"Name": "DeliveryStreamName", "Value": {"Ref": stream_id}})["Threshold"]
+        == 900
+    )
