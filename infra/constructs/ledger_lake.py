@@ -354,6 +354,7 @@ class LedgerLake(Construct):
         )
         self.dead_letters.grant_send_messages(role)
         self.pipe_log_group = stage_log_group(self, "PipeLogs", stage=stage)
+        self.pipe_log_group.grant_write(role)  # the pipe delivers its log records with its execution role
         pipe = pipes.CfnPipe(
             self,
             "Pipe",

@@ -46,7 +46,7 @@ class LedgerLakeWriter:
     def __init__(
         self,
         *,
-        endpoint_url: str,
+        endpoint_url: str | None,
         region: str,
         table: str,
         bucket: str,
@@ -84,12 +84,16 @@ class LedgerLakeWriter:
             self._drain()
             return self._write(due_only=False)
 
+    def poll(self) -> list[str]:
+        """One round of the poller: read the stream, write the partitions whose buffer is due."""
+        with self._lock:
+            self._drain()
+            return self._write(due_only=True)
+
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
             try:
-                with self._lock:
-                    self._drain()
-                    self._write(due_only=True)
+                self.poll()
             except Exception:
                 logger.exception("ledger copy: not written this round; retried on the next")
 
