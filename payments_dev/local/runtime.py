@@ -266,7 +266,8 @@ class LocalRuntime:
         for poller in self._pollers:
             poller.stop()
         if self.ledger_lake is not None:
-            lambdas.DISPATCHER.before_invoke.remove(self._flush_lake_before_reconcile)
+            if self._flush_lake_before_reconcile in lambdas.DISPATCHER.before_invoke:
+                lambdas.DISPATCHER.before_invoke.remove(self._flush_lake_before_reconcile)
             self.ledger_lake.stop()
             self.ledger_lake = None
         if self._http is not None:
