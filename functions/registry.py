@@ -171,16 +171,13 @@ RECONCILE = Function(
     timeout_s=14 * 60,
     asl_placeholders=((RECONCILE_ASL, "ReconcileFunctionArn"),),
     tables=(
-        # the day's transactions (index), carry-over rows (GetItem), and the three-way check's two sides
-        # read by key: the seller accounts' ledger totals and their wallet shards (BatchGetItem); what a
-        # reconciled file books (payments.accounts.settlement): the settled charges' move from pending to
-        # available (a SETTLED marker per order, a ledger transaction per batch, the balance item and the
-        # pending shards: PutItem and UpdateItem in one TransactWriteItems) and the PSP's fees
-        TableAccess(
-            "ledger_table",
-            ("Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
-            indexes=("by_settlement_day", "by_modification_day"),
-        ),
+        # the day's transactions come from the ledger's copy in S3 (ledger_lake_bucket: no Query of the ledger);
+        # carry-over rows (GetItem), and the three-way check's two sides read by key: the seller accounts'
+        # ledger totals and their wallet shards (BatchGetItem); what a reconciled file books
+        # (payments.accounts.settlement): the settled charges' move from pending to available (a SETTLED marker
+        # per order, a ledger transaction per batch, the balance item and the pending shards: PutItem and
+        # UpdateItem in one TransactWriteItems) and the PSP's fees
+        TableAccess("ledger_table", ("GetItem", "BatchGetItem", "PutItem", "UpdateItem")),
         TableAccess("wallets_table", ("BatchGetItem", "PutItem", "UpdateItem")),
         # Query on the index: a day's open mismatches, which a late settlement in this file resolves
         TableAccess(
@@ -190,7 +187,7 @@ RECONCILE = Function(
         ),
         TableAccess("payments_table", ("GetItem", "BatchGetItem")),
     ),
-    settings=("psp_name", "settlement_bucket", "reconcile_state_machine_arn", *_SHARDS),
+    settings=("psp_name", "settlement_bucket", "ledger_lake_bucket", "reconcile_state_machine_arn", *_SHARDS),
     actions=(
         *("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", _START),
         # its failure destination, the dead-letter queue (CDK's SqsDestination)

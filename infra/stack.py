@@ -11,6 +11,7 @@ from infra.constructs.adyen_psp import AdyenPsp
 from infra.constructs.bank import Bank
 from infra.constructs.checkout_api import CheckoutApi
 from infra.constructs.ledger import Ledger
+from infra.constructs.ledger_lake import LedgerLake
 from infra.constructs.observability import Observability
 from infra.constructs.operator import OperatorApi
 from infra.constructs.payment_workflow import PaymentWorkflow, state_machine_arns
@@ -72,6 +73,14 @@ class PaymentsStack(cdk.Stack):
             refund_executions_arn=refund_executions_arn,
         )
         reconciliation = Reconciliation(self, "Reconciliation", stage=stage, code=code, tables=tables)
+        ledger_lake = LedgerLake(
+            self,
+            "LedgerLake",
+            stage=stage,
+            ledger_table=tables["ledger_table"],
+            access_log_bucket=reconciliation.access_log_bucket,
+        )
+        ledger_lake.grant_read(reconciliation.function)
         psp_functions = []
         #: the Adyen construct (its secrets) when the stage charges through Adyen, else None
         self.adyen: AdyenPsp | None = None
@@ -149,12 +158,25 @@ class PaymentsStack(cdk.Stack):
         refunds.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         bank.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         payouts.add_alarms(observability.topic, observability.alarms, observability.dashboard)
+        ledger_lake.add_alarms(observability.topic, observability.alarms)
         refunds.grant_merchant(checkout.merchant_policy, stage)
         payouts.grant_merchant(checkout.merchant_policy, stage)
 
         cdk.CfnOutput(self, "ApiUrl", value=checkout.api.url, description="Base URL; routes are under v1/")
         cdk.CfnOutput(self, "SettlementBucketName", value=reconciliation.bucket.bucket_name)
         cdk.CfnOutput(self, "BankBucketName", value=bank.bucket.bucket_name)
+        cdk.CfnOutput(
+            self,
+            "LedgerLakeBucketName",
+            value=ledger_lake.bucket.bucket_name,
+            description="The ledger's copy (ledger/psp=/day=/currency=/*.parquet), as the ledger is written",
+        )
+        cdk.CfnOutput(
+            self,
+            "LedgerLakeWorkgroup",
+            value=ledger_lake.workgroup.ref,
+            description="The Athena workgroup of the ledger's copy (Glue database and table: see docs/ledger-lake.md)",
+        )
         cdk.CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         cdk.CfnOutput(
             self,

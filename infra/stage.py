@@ -102,6 +102,12 @@ class Stage:
                 "bank to 's3-drop' or 'sftp' (docs/payouts-bank.md)"
             )
         target = _target(name, value("targetCheckoutsPerSecond"))
+        if psp == "simulated" and target is not None and target > capacity.SIMULATOR_MAX_CHECKOUTS_PER_S:
+            raise ValueError(
+                f"stage {name!r}: the simulated PSP writes every charge of a day to one index key, which takes "
+                f"{capacity.SIMULATOR_MAX_CHECKOUTS_PER_S} checkouts/s: targetCheckoutsPerSecond {target:,g} needs "
+                "psp 'adyen' (docs/capacity.md, 'Index keys')"
+            )
         rate, burst = _api_limits(name, target, values.get("apiRateLimit"), values.get("apiBurstLimit"))
         if target is not None:
             _check_shards(name, target, int(values["ledgerTotalShards"]))

@@ -44,6 +44,13 @@ class Settings(BaseModel):
     #: the KMS HMAC key (HMAC_256) of the IBANs' keyed hash (an IBAN compared without being decrypted)
     payout_accounts_mac_key: str = Field(default="alias/payments-payout-accounts-mac")
     settlement_bucket: str = Field(default="settlements")
+    #: the ledger's analytical copy (``ledger/psp=<psp>/day=<day>/ccy=<CCY>/*.parquet``,
+    #: payments.reconciliation.lake), written as the ledger is written; reconciliation reads it
+    ledger_lake_bucket: str = Field(default="ledger-lake")
+    #: true only where the copy's writer flushes every row before it invokes the reconciliation (the local
+    #: runtime): the copy of a day is then complete whenever a file is reconciled, so no delivery lag is waited
+    #: for. A deployed stage never sets it: its copy is complete a day's end plus LEDGER_LAKE_LAG_MINUTES.
+    ledger_lake_flushed: bool = Field(default=False)
     #: payouts and their runs (payments.payouts): status, amount, the file that carried each
     payouts_table: str = Field(default="payouts")
     #: the bank rail's bucket: our payment files under ``outgoing/``, the bank's answers under ``incoming/bank/``
@@ -63,7 +70,7 @@ class Settings(BaseModel):
     #: re-drives of one payment before its unfinished orders are parked NEEDS_ATTENTION (alarm)
     recovery_max_attempts: int = Field(default=3, ge=1, le=20)
     #: partitions of the by_recovery_due index (spreads its writes; only ever increase it)
-    recovery_shards: int = Field(default=16, ge=1, le=256)
+    recovery_shards: int = Field(default=64, ge=1, le=256)
     #: name of the PSP whose settlement files reconcile against our ledger
     psp_name: str = Field(default="simulated-psp")
     #: which PSP adapter the executor charges through: "simulator" or "adyen" (its own ADYEN_* settings)

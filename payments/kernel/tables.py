@@ -17,6 +17,8 @@ class Index:
     partition_key: str
     sort_key: str | None = None
     projection: str = "ALL"  # ALL or KEYS_ONLY
+    #: False: created by the local runtime and the tests only, never in a deployed stage (see the ledger's)
+    deployed: bool = True
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Table:
     indexes: tuple[Index, ...] = field(default_factory=tuple)
     ttl_attribute: str | None = None
     holds_money: bool = True  # money or history: point-in-time recovery, retained on delete
+    #: the table's stream (new images): the ledger's, which feeds its analytical copy (payments.reconciliation.lake)
+    stream: bool = False
 
 
 TABLES: tuple[Table, ...] = (
@@ -39,17 +43,21 @@ TABLES: tuple[Table, ...] = (
     # (payments.accounts.balances); by_balance_shard (sparse, keys only: only balance items carry `balance_shard`)
     # lists the balance items for the nightly payout run, 16 partitions
     Table("wallets_table", "pk", "sk", (Index("by_balance_shard", "balance_shard", "pk", "KEYS_ONLY"),)),
-    # append-only double-entry transactions and trial-balance totals
-    # (payments.accounts.ledger); by_settlement_day serves reconciliation (charges), and the
-    # sparse by_modification_day too (refunds, chargebacks, reversals: only they carry the key)
+    # append-only double-entry transactions and trial-balance totals (payments.accounts.ledger); its stream
+    # feeds the ledger's copy in S3 (payments.reconciliation.lake), which a deployed stage reconciles from.
+    # by_settlement_day (charges) and the sparse by_modification_day (refunds, chargebacks, reversals: only
+    # they carry the key) list a day for a reader without that copy (the tests'); they are not deployed: one
+    # key per day takes every transaction of the day, 60 times a partition's write limit at 20,000
+    # checkouts/s (docs/capacity.md, "Index keys")
     Table(
         "ledger_table",
         "pk",
         "sk",
         (
-            Index("by_settlement_day", "settlement_day", "psp_reference"),
-            Index("by_modification_day", "modification_settlement_day", "txn_id"),
+            Index("by_settlement_day", "settlement_day", "psp_reference", deployed=False),
+            Index("by_modification_day", "modification_settlement_day", "txn_id", deployed=False),
         ),
+        stream=True,
     ),
     # Powertools idempotency records of POST /v1/payments
     Table("idempotency_table", "id", None, ttl_attribute="expiration", holds_money=False),
@@ -85,6 +93,8 @@ def create_table_request(table: Table, name: str) -> dict[str, Any]:
         "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
         "KeySchema": _key_schema(table.partition_key, table.sort_key),
     }
+    if table.stream:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
     if table.indexes:
         request["GlobalSecondaryIndexes"] = [
             {

@@ -40,7 +40,7 @@ BURST_SECONDS = 2
 # the deployment settings that shard the hot items (cdk.json, prod)
 PROD_WALLET_SHARDS = 16
 PROD_LEDGER_TOTAL_SHARDS = 16
-RECOVERY_SHARDS = 16  # payments.kernel.config.Settings.recovery_shards
+RECOVERY_SHARDS = 64  # payments.kernel.config.Settings.recovery_shards
 #: cdk.json prod ``targetCheckoutsPerSecond`` (just under what the model sustains at AWS's default quotas);
 #: an infrastructure test holds the two equal
 PROD_TARGET_CHECKOUTS_PER_S = 480
@@ -113,8 +113,9 @@ def payments_rru(n: int) -> float:
 
 def ledger_wru(n: int) -> float:
     # per order: the transaction item, the trial-balance totals shard, the seller's account totals
-    # shard (transactional, 2 each) and the by_settlement_day index entry (1)
-    return n * (3 * TRANSACTIONAL + 1)
+    # shard (transactional, 2 each); no index entry: the ledger's day indexes are not deployed (its
+    # copy in S3 serves reconciliation), and its stream costs no write unit
+    return n * 3 * TRANSACTIONAL
 
 
 def wallets_wru(n: int) -> float:
@@ -346,3 +347,116 @@ def ramp_seconds(target: float, n: int) -> float:
 def shards_needed(per_s: float, units_per_write: int = TRANSACTIONAL, imbalance: float = 1.1) -> int:
     """Shards of one hot key (1,000 WCU/s each) for ``per_s`` transactional writes/s, with the hash's imbalance."""
     return math.ceil(per_s * units_per_write * imbalance / PARTITION_WCU)
+
+
+# --- index keys ----------------------------------------------------------------------------------
+#: the rate every index key is checked at (docs/capacity.md, "Index keys"): a Cyber Monday peak
+PEAK_CHECKOUTS_PER_S = 20_000
+
+
+@dataclass(frozen=True)
+class IndexKey:
+    """One global secondary index's partition key: how fast its busiest value is written at a checkout rate.
+
+    ``writes(n)``: index writes of one checkout of ``n`` orders (an entry in, an entry out: one write each;
+    0 for an index no checkout writes, such as one written by a nightly job); ``values``: the key values those
+    writes spread over uniformly (shards; 1 for a key such as a day); ``units``: WCU per index write."""
+
+    table: str  # Settings field
+    index: str
+    key: str  # the key's form, e.g. ``U#<shard>``
+    writes: Callable[[int], float]
+    values: int = 1
+    units: int = 1
+    #: the most checkouts/s a stage that has this index can be sized for (None: any stage)
+    deployed_up_to: float | None = None
+    #: False: the index exists on the local runtime and in tests only (``payments.kernel.tables.Index.deployed``)
+    deployed: bool = True
+    note: str = ""
+
+    def peak_wcu_per_key(self, target: float = PEAK_CHECKOUTS_PER_S, n: int = ORDERS_PER_CHECKOUT) -> float:
+        """WCU/s of the busiest key value at ``target`` checkouts/s (at most :attr:`deployed_up_to`): uniform
+        hashing over ``values`` shards with :data:`SHARD_IMBALANCE`."""
+        rate = target if self.deployed_up_to is None else min(target, self.deployed_up_to)
+        spread = SHARD_IMBALANCE if self.values > 1 else 1.0
+        return rate * self.writes(n) * self.units * spread / self.values
+
+
+#: the busiest shard of a hashed key takes this much more than the mean (as :func:`shards_needed`)
+SHARD_IMBALANCE = 1.1
+#: the simulated PSP (a development stand-in: a production stage refuses it) writes every charge of a day to one
+#: key of its ``by_charge_day`` index: synthesis refuses a simulated-PSP stage sized above this (infra/stage.py)
+SIMULATOR_MAX_CHECKOUTS_PER_S = math.floor(PARTITION_WCU / (ORDERS_PER_CHECKOUT * HEADROOM))
+
+#: every global secondary index of every table (payments.kernel.tables.TABLES): a unit test holds the two equal
+INDEX_KEYS: tuple[IndexKey, ...] = (
+    IndexKey(
+        "ledger_table",
+        "by_settlement_day",
+        "settlement_day = <psp>#<day>",
+        lambda n: float(n),
+        deployed=False,
+        note="every charge of a day on one key: not deployed; reconciliation reads the ledger's copy in S3",
+    ),
+    IndexKey(
+        "ledger_table",
+        "by_modification_day",
+        "modification_settlement_day = <psp>#<day>",
+        lambda n: 0.0,
+        deployed=False,
+        note="a day's refunds and disputes on one key: not deployed, for the same reason",
+    ),
+    IndexKey(
+        "payments_table",
+        "by_recovery_due",
+        "unfinished = U#<shard>",
+        lambda n: 2,
+        values=RECOVERY_SHARDS,
+        note="each checkout's payment enters one shard when accepted and leaves when finished (keys only)",
+    ),
+    IndexKey(
+        "psp_table",
+        "by_charge_day",
+        "charge_day = <day>",
+        lambda n: float(n),
+        deployed_up_to=SIMULATOR_MAX_CHECKOUTS_PER_S,
+        note="the simulated PSP's record of each charge: only on a stage whose PSP is the simulator, which "
+        "synthesis refuses to size above the key's limit",
+    ),
+    IndexKey(
+        "psp_table",
+        "by_modification_day",
+        "modification_day = <day>",
+        lambda n: 0.0,
+        deployed_up_to=SIMULATOR_MAX_CHECKOUTS_PER_S,
+        note="the simulated PSP's refunds and disputes: no checkout writes it",
+    ),
+    IndexKey(
+        "reconciliation_table",
+        "by_mismatch_day",
+        "mismatch_day = <day>",
+        lambda n: 0.0,
+        note="no checkout writes it: the reconciliation of a settlement file writes its mismatches (one writer)",
+    ),
+    IndexKey(
+        "wallets_table",
+        "by_balance_shard",
+        "balance_shard = B#<shard>",
+        lambda n: 0.0,
+        values=16,
+        note="no checkout writes it: a seller's balance item enters it once, when the settlement of its first "
+        "charge creates it (keys only, a key that never changes: the balance's later moves write no index entry)",
+    ),
+    IndexKey(
+        "payouts_table",
+        "by_pending",
+        "pending_currency = <CCY>",
+        lambda n: 0.0,
+        note="no checkout writes it: the nightly payout run adds and settles its payouts (one writer)",
+    ),
+)
+
+
+def index_key_peaks(target: float = PEAK_CHECKOUTS_PER_S, n: int = ORDERS_PER_CHECKOUT) -> list[tuple[IndexKey, float]]:
+    """Every index key with its busiest value's WCU/s at ``target`` checkouts/s of ``n`` orders."""
+    return [(key, key.peak_wcu_per_key(target, n)) for key in INDEX_KEYS]

@@ -12,11 +12,13 @@ the deployed mapping with this one.
 Layout (Hive-style partitions, so that Athena's partition projection and duckdb's
 ``hive_partitioning`` read the same keys)::
 
-    s3://<lake bucket>/ledger/psp=<psp>/day=<YYYY-MM-DD>/currency=<CCY>/<object>.parquet
+    s3://<lake bucket>/ledger/psp=<psp>/day=<YYYY-MM-DD>/ccy=<CCY>/<object>.parquet
 
 ``day`` is the UTC day the transaction belongs to for reconciliation: a charge's ``charged_at`` day
 (its settlement day), an adjustment's booking day (``modification_day``); a transaction of the
-platform's own (a payout, a PSP fee) its booking day.
+platform's own (a payout, a PSP fee) its booking day. The currency's partition key is ``ccy``, not
+``currency``: Hive (and so Athena) refuses a partition key that is also a column, and ``currency`` is a
+column of every object, whoever wrote it.
 
 A delivery may be repeated (streams and their consumers deliver at least once), so a reader keeps
 one row per ``txn_id``; the rows of one ``txn_id`` are identical because the item never changes.
@@ -45,7 +47,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("booked_at", "VARCHAR"),  # ISO UTC
 )
 #: the partition columns, in key order (not stored in the Parquet files themselves)
-PARTITIONS: tuple[str, ...] = ("psp", "day", "currency")
+PARTITIONS: tuple[str, ...] = ("psp", "day", "ccy")
 
 _BIGINT = {name for name, kind in COLUMNS if kind == "BIGINT"}
 
@@ -54,11 +56,11 @@ _BIGINT = {name for name, kind in COLUMNS if kind == "BIGINT"}
 class Partition:
     psp: str
     day: str
-    currency: str
+    ccy: str
 
     @property
     def prefix(self) -> str:
-        return f"{PREFIX}psp={self.psp}/day={self.day}/currency={self.currency}/"
+        return f"{PREFIX}psp={self.psp}/day={self.day}/ccy={self.ccy}/"
 
 
 def day_prefix(psp: str, day: str) -> str:
@@ -76,7 +78,7 @@ def partition_of(item: dict[str, Any]) -> Partition | None:
         psp, _, day = str(psp_day).partition("#")
     else:
         psp, day = str(item.get("psp") or "platform"), str(item["booked_at"])[:10]
-    return Partition(psp=psp, day=day, currency=str(item["currency"]))
+    return Partition(psp=psp, day=day, ccy=str(item["currency"]))
 
 
 def row_of(item: dict[str, Any]) -> dict[str, Any]:

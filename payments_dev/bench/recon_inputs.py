@@ -6,7 +6,7 @@ deterministic: every value is arithmetic on the row's index and the seed, nothin
 The day is :data:`DAY` at the PSP ``adyen``; the file is the one our readers take
 (:data:`payments.reconciliation.adyen.COLUMNS`, ``Creation Date`` local to ``TimeZone`` ``CET``, amounts
 with the currency's two decimals). The ledger copy is :mod:`payments.reconciliation.lake`'s layout and
-columns: ``ledger/psp=adyen/day=<day>/currency=<ccy>/<object>.parquet``, one row per ledger transaction,
+columns: ``ledger/psp=adyen/day=<day>/ccy=<ccy>/<object>.parquet``, one row per ledger transaction,
 in booking order (not in PSP-reference order).
 
 What differs between the two sides (per 2,000 charges of the day, in slots ``k`` of the charge's index):

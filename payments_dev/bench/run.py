@@ -517,7 +517,7 @@ DOC_NOTES = """
   payments_dev.bench.bench_reconcile --sizes 1000000 --repeats 3`). The inputs, one per size, are written once
   before any contender runs, deterministically (seed 26), by `payments_dev/bench/recon_inputs.py`: an Adyen
   Settlement Details Report (the columns our readers take, `TimeZone` CET, three currencies) and the ledger's
-  Parquet copy in the lake's layout and columns (`ledger/psp=adyen/day=.../currency=.../*.parquet`, in booking
+  Parquet copy in the lake's layout and columns (`ledger/psp=adyen/day=.../ccy=.../*.parquet`, in booking
   order, with repeated deliveries). Per 2,000 charges one is booked with another amount, one in another
   currency, two are booked but not settled, one settled but never booked, one booked under another order, two
   settled twice (identically, and with another amount); plus carry-over rows from the day before, refunds,

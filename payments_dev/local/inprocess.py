@@ -73,7 +73,7 @@ def _send(request: Any, **_kwargs: Any) -> AWSResponse | None:
         headers=headers,
         data=body or b"",
     ).get_environ()
-    with _dynamodb if (_scope(environ) or "").endswith("/dynamodb") else _unlocked:
+    with _dynamodb if (_scope(environ) or "").endswith(("/dynamodb", "/dynamodbstreams")) else _unlocked:
         app_iter, status, response_headers = run_wsgi_app(
             _service_app(url.netloc, app, environ), environ, buffered=True
         )
@@ -99,7 +99,11 @@ def _scope(environ: dict[str, Any]) -> str | None:
     if not auth.startswith("AWS4-HMAC-SHA256 Credential="):
         return None
     parts = auth.split(",", 1)[0].split("=", 1)[1].split("/")
-    return f"{parts[2]}/{parts[3]}" if len(parts) == 5 else None
+    if len(parts) != 5:
+        return None
+    # DynamoDB Streams signs as "dynamodb" too: moto tells the two apart by the target's prefix
+    streams = parts[3] == "dynamodb" and environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDBStreams")
+    return f"{parts[2]}/{parts[3]}" + ("streams" if streams else "")
 
 
 def _service_app(netloc: str, app: Any, environ: dict[str, Any]) -> Any:

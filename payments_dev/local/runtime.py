@@ -9,6 +9,8 @@
   moto's ASL interpreter with Lambda tasks dispatched to the in-process handlers;
 * the HTTP API on ``port``: each request becomes an API Gateway REST proxy event
   for ``functions/payment/handler.py``;
+* the ledger's analytical copy: a thread reads the ledger table's stream and writes its Parquet objects
+  into the ``ledger-lake`` bucket, as the deployed pipe and delivery stream do (``ledger_lake.py``);
 * the recovery schedule: a thread that invokes ``functions/recovery`` every
   ``recovery_interval`` seconds, as the EventBridge rule does every minute in AWS.
 
@@ -46,6 +48,7 @@ from payments.kernel.config import Settings, reset_settings
 from payments.kernel.tables import create_tables
 from payments.psp import hmac as adyen_hmac
 from payments_dev.local import inprocess, lambdas, moto_patches
+from payments_dev.local.ledger_lake import LedgerLakeWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -72,13 +75,16 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "payout_accounts_key": "alias/payments-payout-accounts",
     "payout_accounts_mac_key": "alias/payments-payout-accounts-mac",
     "settlement_bucket": "settlements",
+    "ledger_lake_bucket": "ledger-lake",
+    # the runtime flushes the ledger's copy before every reconciliation it invokes (ledger_lake.py)
+    "ledger_lake_flushed": True,
     "bank_bucket": "bank",
     "payout_minimum_minor": {"EUR": 100},
     "wallet_shards": 4,
     "ledger_total_shards": 8,
     "recovery_delay_seconds": 360.0,
     "recovery_max_attempts": 3,
-    "recovery_shards": 16,
+    "recovery_shards": 64,
     "psp_name": "simulated-psp",
     "payments_psp": "simulator",
     "payments_psp_hmac_key_secret": "",
@@ -205,6 +211,8 @@ class LocalRuntime:
             payments_commission_overrides=os.environ.get("PAYMENTS_COMMISSION_OVERRIDES") or "{}",
         )
         self._pollers: list[Any] = []
+        #: the ledger's analytical copy, written into the local S3 as the ledger is written (ledger_lake.py)
+        self.ledger_lake: LedgerLakeWriter | None = None
         # the notifications function's cold-start check, at once: a bad PAYMENTS_PSP_HMAC_KEY stops the runtime
         adyen_hmac.configured_keys({"PAYMENTS_PSP_HMAC_KEY": self.settings.payments_psp_hmac_key})
         #: called once the runtime is up (its AWS endpoint and API serve): e.g. a local PSP registering itself
@@ -259,6 +267,11 @@ class LocalRuntime:
         self.recovery.stop()
         for poller in self._pollers:
             poller.stop()
+        if self.ledger_lake is not None:
+            if self._flush_lake_before_reconcile in lambdas.DISPATCHER.before_invoke:
+                lambdas.DISPATCHER.before_invoke.remove(self._flush_lake_before_reconcile)
+            self.ledger_lake.stop()
+            self.ledger_lake = None
         if self._http is not None:
             self._http.shutdown()
         if self._moto is not None:
@@ -373,6 +386,13 @@ class LocalRuntime:
             poller.start()
 
         s3 = boto3.client("s3", endpoint_url=self.aws_url, region_name=REGION)
+        # the ledger's copy: the table's stream into the lake bucket, complete before each reconciliation
+        s3.create_bucket(Bucket=s.ledger_lake_bucket)
+        self.ledger_lake = LedgerLakeWriter(
+            endpoint_url=self.aws_url, region=REGION, table=s.ledger_table, bucket=s.ledger_lake_bucket
+        )
+        self.ledger_lake.start()
+        lambdas.DISPATCHER.before_invoke.append(self._flush_lake_before_reconcile)
         s3.create_bucket(Bucket=s.settlement_bucket)
         s3.put_bucket_notification_configuration(
             Bucket=s.settlement_bucket,
@@ -405,6 +425,11 @@ class LocalRuntime:
                 ]
             },
         )
+
+    def _flush_lake_before_reconcile(self, function_name: str, event: Any) -> None:
+        """A reconcile invocation reads the ledger's copy: everything booked before it is written first."""
+        if function_name == registry.RECONCILE.local_name and self.ledger_lake is not None:
+            self.ledger_lake.flush()
 
     def _publish(self) -> None:
         """Publish the settings on the endpoint, so that ``payments <command> --endpoint URL`` derives

@@ -103,3 +103,14 @@ def test_a_setting_above_the_target_is_kept(tmp_path):
 
     stage = Stage.from_context(stack.node, "prod")
     assert (stage.api_rate_limit, stage.api_burst_limit) == (5_000, 2_400)
+
+
+def test_a_simulated_psp_stage_sized_beyond_its_day_index_fails_synthesis(tmp_path):
+    # Given the dev stage (the simulated PSP) sized for more than one day key of its charges takes
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    context["aws:cdk:bundling-stacks"] = []
+    context["stage"] = "dev"
+    context["stages"]["dev"]["targetCheckoutsPerSecond"] = 267
+    # When the app is built, Then synthesis stops, naming the limit
+    with pytest.raises(ValueError, match=r"one index key, which takes 266 checkouts/s: targetCheckoutsPerSecond 267"):
+        build_app(context, outdir=str(tmp_path))

@@ -42,7 +42,8 @@ def _expected_table_actions(spec: registry.Function, psp: registry.Psp) -> dict[
 #: * ListBucket makes HeadObject of a key already moved away answer 404 (handled as "already handled"), not 403.
 EXPECTED_OBJECT_ACTIONS: dict[str, dict[str, set[str]]] = {
     registry.RECONCILE.name: {
-        "s3:GetObject": {f"/{INCOMING}*", f"/{WORK}*"},
+        # and the ledger's copy in the lake bucket: read only (docs/ledger-lake.md)
+        "s3:GetObject": {f"/{INCOMING}*", f"/{WORK}*", "/ledger/*"},
         "s3:DeleteObject": {f"/{INCOMING}*", f"/{WORK}*"},
         "s3:PutObject": {f"/{REPORTS}*", f"/{QUARANTINE}*", f"/{WORK}*"},
         "s3:ListBucket": {"<bucket>"},
@@ -171,7 +172,7 @@ def test_every_other_action_of_a_function_is_declared_in_the_registry(request, f
     assert indexes == {i for t in spec.tables_for(psp) for i in t.indexes}
 
 
-def test_reconciliation_reads_the_settlement_index_by_its_arn(dev):
+def test_reconciliation_reads_the_mismatch_index_by_its_arn(dev):
     # Given the reconcile function's role policy
     _, statements = _role_statements(dev, "reconcile")
     # Then the ledger index it queries is granted by name, not by index/*
@@ -183,8 +184,8 @@ def test_reconciliation_reads_the_settlement_index_by_its_arn(dev):
         for part in r["Fn::Join"][1]
         if isinstance(part, str)
     ]
-    assert "/index/by_settlement_day" in joined
-    assert "/index/by_modification_day" in joined  # the day's refunds, chargebacks and reversals
+    # (the ledger's day comes from its copy in S3: the ledger's day indexes are not deployed, nor granted)
+    assert not any(part.endswith(("/index/by_settlement_day", "/index/by_modification_day")) for part in joined)
     assert "/index/by_mismatch_day" in joined  # a day's open mismatches, which a late settlement resolves
     assert not any(part.endswith("/index/*") for part in joined)
 
