@@ -2,8 +2,9 @@
 
 The simulator itself runs in-process inside the executor (see
 ``payments.psp.simulator``) and keeps its own record of charges in the PSP
-table. Like a real PSP it reports what it settled once a day: at 00:30 UTC
-this job writes the previous UTC day's charges as
+table. Like a real PSP it reports what it settled once a day: at 01:00 UTC
+(after the ledger's copy in S3 holds the whole day: its end plus the copy's 30-minute delivery lag,
+``payments.reconciliation.columnar``) this job writes the previous UTC day's charges as
 ``incoming/simulated-psp/<YYYY-MM-DD>.csv`` into the settlement bucket, which
 triggers reconciliation.
 """
@@ -57,6 +58,6 @@ class SimulatedPsp(Construct):
             self,
             "Nightly",
             description="Settle the previous UTC day of the simulated PSP",
-            schedule=events.Schedule.cron(minute="30", hour="0"),
+            schedule=events.Schedule.cron(minute="0", hour="1"),
             targets=[targets.LambdaFunction(self.function.function, retry_attempts=2)],
         )

@@ -249,7 +249,7 @@ def test_settlement_job_runs_nightly(dev):
         if r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [psp_id, "Arn"]}
     ]
     # Then it runs the PSP settlement job once a day
-    assert rule["Properties"]["ScheduleExpression"] == "cron(30 0 * * ? *)"
+    assert rule["Properties"]["ScheduleExpression"] == "cron(0 1 * * ? *)"  # after the day's copy is complete
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [psp_id, "Arn"]}
 
 

@@ -55,7 +55,7 @@ def test_a_settled_checkout_and_its_refund_are_in_the_lake_under_their_partition
     runtime.ledger_lake.flush()
     # Then the PAYIN row is under the PSP's charge day, in EUR, with the order's amounts in minor units
     day = clock.day_of(clock.now_iso())
-    partition = lake.Partition(psp=settings().psp_name, day=day, currency="EUR")
+    partition = lake.Partition(psp=settings().psp_name, day=day, ccy="EUR")
     rows = [(key, row) for key, row in lake_rows(runtime, partition.prefix, tmp_path) if row["payment_order_id"] == po]
     by_kind = {row["kind"]: (key, row) for key, row in rows}
     assert sorted(by_kind) == ["PAYIN", "REFUND"], rows

@@ -58,11 +58,11 @@ def test_a_partition_is_written_when_its_buffer_is_full_and_the_rest_on_a_flush(
     )
     written = writer.poll()
     # Then only the full partition is written, under its prefix, with its two rows
-    full = lake.Partition(psp="simulated-psp", day="2026-11-30", currency="EUR")
+    full = lake.Partition(psp="simulated-psp", day="2026-11-30", ccy="EUR")
     assert len(written) == 1 and written[0].startswith(full.prefix) and written[0].endswith(".parquet")
     assert rows(s3, written[0], tmp_path) == [("t1", 1999), ("t2", 1999)]
     # And a flush writes the other partition, and nothing else is left
     (rest,) = writer.flush()
-    assert rest.startswith(lake.Partition(psp="simulated-psp", day="2026-12-01", currency="USD").prefix)
+    assert rest.startswith(lake.Partition(psp="simulated-psp", day="2026-12-01", ccy="USD").prefix)
     assert rows(s3, rest, tmp_path) == [("t3", 1999)]
     assert writer.flush() == [] and writer.objects == [written[0], rest]
