@@ -237,6 +237,9 @@ class MoneyMachine(RuleBasedStateMachine):
     system: System
     steps: Counter[str]  # per PSP: rules run (across examples)
     odd_replies: list[str]  # answers outside the contract that a retry got past (printed by the test)
+    reached: Counter[
+        str
+    ]  # how often the money of payouts moved each way (printed by the test: coverage, not a verdict)
 
     def __init__(self) -> None:
         super().__init__()
@@ -700,7 +703,9 @@ class MoneyMachine(RuleBasedStateMachine):
         ours = [m for m in report.get("mismatches", []) if m.get("payment_order_id") in ids]
         if ours:
             raise ModelViolation(f"reconciliation of {report.get('source_key')}: {ours}")
-        self.model.settled |= {o.order_id for o in self._orders(lambda o: o.state == "SUCCESS")}
+        settled = {o.order_id for o in self._orders(lambda o: o.state == "SUCCESS")}
+        self.reached["charges settled"] += len(settled - self.model.settled)
+        self.model.settled |= settled
 
     # --- payouts ---------------------------------------------------------------------------------------
     def _payout_body(self, payout_id: str, seller: str, currency: str, minor: int | None) -> dict[str, Any]:
@@ -746,7 +751,8 @@ class MoneyMachine(RuleBasedStateMachine):
         seller's account was flagged by a return; an accepted one replayed (same key, same body) answers the
         same and reserves nothing more."""
         self._step()
-        seller = data.draw(st.sampled_from(self.sellers), label="seller")
+        # a seller with something to pay out drawn more often: most have nothing available (refused)
+        seller = data.draw(st.sampled_from(self._payable() * 2 + self.sellers), label="seller")
         currency = data.draw(st.sampled_from((PAYOUT_CURRENCY,) * 3 + ("USD",)), label="currency")
         available = self.model.available(seller, currency)
         shape = data.draw(st.sampled_from(["all", "part", "more"]), label="shape")
@@ -761,6 +767,7 @@ class MoneyMachine(RuleBasedStateMachine):
         body = self._payout_body(payout_id, seller, currency, minor)
         reply = self.system.payout(body, key)
         reserved = self._expect_payout_answer(seller, currency, minor, reply, f"payout {payout_id}")
+        self.reached["payouts refused" if reserved is None else "payouts accepted"] += 1
         if reserved is None:
             return
         self.model.payouts[payout_id] = Payout(payout_id, seller, reserved)
@@ -799,6 +806,7 @@ class MoneyMachine(RuleBasedStateMachine):
                 f"{[r.body for r in replies]}"
             )
         (payout_id, _), *_ = accepted
+        self.reached["concurrent payouts"] += 1
         self.model.payouts[payout_id] = Payout(payout_id, seller, each)
         for (other, _), reply in zip(requests, replies, strict=True):
             if other != payout_id:
@@ -847,6 +855,7 @@ class MoneyMachine(RuleBasedStateMachine):
             if p.payout_id not in answer["submitted"]:
                 raise ModelViolation(f"the payout run of {day} did not submit {p.payout_id}: {answer}")
             p.status = "FAILED" if self.model.fates[p.seller] == "rejected" else "SUBMITTED"
+            self.reached[f"payouts {p.status}"] += 1
         for report in answer.get("answers", []):
             if report["counts"]["mismatches"]:
                 raise ModelViolation(f"the bank's pain.002 {report['source_key']}: {report['mismatches']}")
@@ -857,9 +866,12 @@ class MoneyMachine(RuleBasedStateMachine):
             if p.status == "PAID" and self.model.fates[p.seller] == "returned":
                 p.status = "RETURNED"
                 self.model.account_valid[p.seller] = False
+                self.reached["payouts RETURNED"] += 1
         for p in self.model.payouts.values():
             if p.status == "SUBMITTED":
                 p.status = "PAID"
+                self.reached["payouts PAID"] += 1
+        self.reached["bank days closed"] += 1
 
     # --- after every step: the system agrees with the model ----------------------------------------
     def differences(self) -> list[str]:
@@ -1006,5 +1018,6 @@ def machine_for(system: System, steps: Counter[str], base: type = MoneyMachine) 
             "system": system,
             "steps": steps,
             "odd_replies": [],
+            "reached": Counter(),
         },
     )
