@@ -1,13 +1,21 @@
 """A model-based test of money: a hypothesis ``RuleBasedStateMachine`` that drives the system
-through its public interfaces only -- ``POST /v1/payments``, ``POST /v1/refunds``, the GETs, signed
-notifications posted to ``/v1/psp/notifications`` and the PSP's settlement file reconciled by the
-bucket's trigger -- and after every step compares what the system shows with a small reference
+through its public interfaces only -- ``POST /v1/payments``, ``POST /v1/refunds``, ``POST /v1/payouts``,
+the GETs, signed notifications posted to ``/v1/psp/notifications``, the PSP's settlement file reconciled
+by the bucket's trigger, and the operator's ``payments payouts run`` and ``payments bank close-day``
+(the simulated bank's files reconciled by theirs) -- and after every step compares what the system shows with a small reference
 model of money:
 
 * per order: charged, refunded (succeeded refunds), charged back (chargebacks standing: booked,
   minus reversed, plus second chargebacks), and its status;
 * per refund: PENDING, SUCCEEDED or FAILED;
-* per seller: the wallet balance (charged - refunded - charged back, over its orders);
+* per seller and currency: the wallet's ``pending`` (charges no reconciled settlement file reported
+  yet), ``available`` (settled charges, minus money back -- refunds and chargebacks, taken from
+  available whether the charge was settled or not, so it may go below zero -- minus payouts not
+  FAILED or RETURNED) and ``in_transit`` (payouts PENDING or SUBMITTED); the commission is zero (the
+  model's runtime sets none);
+* per payout: PENDING, SUBMITTED, PAID, FAILED or RETURNED, as the contract's test IBANs say (each
+  seller registers one: paid, rejected in the bank's pain.002, or booked and returned at the bank's
+  next close), and the returning seller's payout account flagged invalid after its return;
 * the ledger: balanced in every currency (trial balance);
 * per day: what the PSP recorded and settled for the example's orders (charges and modifications, in
   the PSP's own minor units: ISO 4217 for the simulator, Adyen's table for Adyen), and the
@@ -16,8 +24,9 @@ model of money:
 The model encodes the behaviour the contract declares correct: an early CHARGEBACK eventually takes
 the money off the seller, a refund may share its order's id, Adyen's minor units follow Adyen's
 table (ISK refused on an Adyen stage), a refund whose workflow did not start completes on the
-client's retry, a signed field of the wrong JSON type is refused, and an order is refundable again
-once its chargeback is reversed.
+client's retry, a signed field of the wrong JSON type is refused, an order is refundable again
+once its chargeback is reversed, concurrent payouts never exceed what is available, and a payout is
+refused while available is zero or below zero.
 
 Each example uses fresh ids (orders, refunds, sellers), so examples share one runtime per PSP and
 never see each other's money; the ledger is checked for balance only, as it holds every example.
@@ -41,12 +50,23 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from payments.kernel import clock
 from payments.kernel.money import exponent, format_minor
+from payments.payouts.bank.simulated import TEST_IBAN_PAID, TEST_IBAN_REJECTED, TEST_IBAN_RETURNED
+from payments.payouts.run import scheduled_payout_id
 from tests.model.system import ADYEN_DISPUTED, Notification, System, fresh_id
 
 SETTLE_TIMEOUT_S = float(os.environ.get("MODEL_SETTLE_TIMEOUT", "40"))
 SIMULATOR_CURRENCIES = ("USD", "EUR", "JPY", "KWD", "CLP", "IDR", "ISK")
 ADYEN_CURRENCIES = ("USD", "EUR", "JPY", "KWD")
 ADYEN_DIFFERING = ("CLP", "IDR")
+#: the one currency with a payout rail (SEPA credit transfer), and the stage's scheduled-payout minimum in it
+PAYOUT_CURRENCY = "EUR"
+PAYOUT_MINIMUM_MINOR = 100
+#: the contract's test IBANs (CONTRACT.md "Payouts"): what the simulated bank does with a payout to each
+PAYOUT_IBANS = {
+    "paid": TEST_IBAN_PAID,
+    "rejected": TEST_IBAN_REJECTED,  # RJCT AC01 in the pain.002
+    "returned": TEST_IBAN_RETURNED,  # booked, then returned (AC04) at the next day's close
+}
 DISPUTE_STEPS = ("CHARGEBACK", "CHARGEBACK_REVERSED", "SECOND_CHARGEBACK")
 NOTIFICATION_ORDER = {
     "AUTHORISATION": 0,
@@ -108,12 +128,38 @@ class Dispute:
     delivered: set[str] = field(default_factory=set)  # steps posted to the webhook
 
 
+@dataclass
+class Payout:
+    payout_id: str
+    seller: str
+    minor: int  # EUR cents
+    status: str = "PENDING"  # PENDING | SUBMITTED | PAID | FAILED | RETURNED
+    currency: str = PAYOUT_CURRENCY
+
+
+@dataclass
+class Balance:
+    """One seller's balance in one currency, in ISO minor units (the wallet API's three parts)."""
+
+    pending: int = 0
+    available: int = 0
+    in_transit: int = 0
+
+    @property
+    def amount(self) -> int:
+        return self.pending + self.available + self.in_transit
+
+
 class MoneyModel:
     def __init__(self) -> None:
         self.orders: dict[str, Order] = {}
         self.refunds: dict[str, Refund] = {}
         self.disputes: dict[str, Dispute] = {}
         self.refused_checkouts: list[str] = []
+        self.settled: set[str] = set()  # orders whose charge a reconciled settlement file moved to available
+        self.payouts: dict[str, Payout] = {}
+        self.fates: dict[str, str] = {}  # seller -> what the simulated bank does with its IBAN (PAYOUT_IBANS)
+        self.account_valid: dict[str, bool] = {}  # seller -> its payout account usable (False once returned)
 
     def applied_steps(self, d: Dispute) -> list[str]:
         """The steps of a dispute booked here: each once delivered, after its predecessor was booked,
@@ -148,12 +194,32 @@ class MoneyModel:
         """The contract: the charge minus succeeded and pending refunds minus chargebacks standing."""
         return self.charged(order) - self.reserved(order) - self.charged_back(order)
 
-    def balance(self, seller: str) -> Counter[str]:
-        out: Counter[str] = Counter()
+    def balances(self, seller: str) -> dict[str, Balance]:
+        """Per currency: a charge is pending until settled, then available; money back (refunds,
+        chargebacks) is taken from available whether the charge was settled or not; a payout moves its
+        amount from available to in transit, leaves when PAID and comes back to available when FAILED or
+        RETURNED."""
+        out: dict[str, Balance] = {}
         for o in self.orders.values():
-            if o.seller == seller:
-                out[o.currency] += self.charged(o) - self.refunded(o) - self.charged_back(o)
+            if o.seller == seller and o.state == "SUCCESS":
+                b = out.setdefault(o.currency, Balance())
+                if o.order_id in self.settled:
+                    b.available += self.charged(o)
+                else:
+                    b.pending += self.charged(o)
+                b.available -= self.refunded(o) + self.charged_back(o)
+        for p in self.payouts.values():
+            if p.seller == seller:
+                b = out.setdefault(p.currency, Balance())
+                if p.status in ("PENDING", "SUBMITTED"):
+                    b.available -= p.minor
+                    b.in_transit += p.minor
+                elif p.status == "PAID":
+                    b.available -= p.minor
         return out
+
+    def available(self, seller: str, currency: str = "EUR") -> int:
+        return self.balances(seller).get(currency, Balance()).available
 
 
 def amount_text(minor: int, currency: str) -> str:
@@ -171,6 +237,9 @@ class MoneyMachine(RuleBasedStateMachine):
     system: System
     steps: Counter[str]  # per PSP: rules run (across examples)
     odd_replies: list[str]  # answers outside the contract that a retry got past (printed by the test)
+    reached: Counter[
+        str
+    ]  # how often the money of payouts moved each way (printed by the test: coverage, not a verdict)
 
     def __init__(self) -> None:
         super().__init__()
@@ -250,10 +319,18 @@ class MoneyMachine(RuleBasedStateMachine):
         return self._orders(lambda o: True)
 
     # --- checkouts ---------------------------------------------------------------------------------
-    @initialize()
-    def start(self) -> None:
+    @initialize(fates=st.tuples(st.sampled_from(sorted(PAYOUT_IBANS)), st.sampled_from(sorted(PAYOUT_IBANS))))
+    def start(self, fates: tuple[str, str]) -> None:
+        """Each seller registers a payout account with one of the contract's test IBANs: paid, rejected by
+        the bank, or paid and then returned."""
         self._drain()
         self.outbox.clear()  # notifications of earlier examples are theirs
+        for seller, fate in zip(self.sellers, fates, strict=True):
+            reply = self.system.register_payout_account(seller, PAYOUT_IBANS[fate])
+            if reply.status != 200:
+                raise ModelViolation(f"registering the {fate} test IBAN for {seller} answered {reply.status}")
+            self.model.fates[seller] = fate
+            self.model.account_valid[seller] = True
 
     @rule(data=st.data())
     def checkout(self, data: Any) -> None:
@@ -265,7 +342,8 @@ class MoneyMachine(RuleBasedStateMachine):
         count = data.draw(st.integers(1, 2), label="orders")
         orders = []
         for _ in range(count):
-            currency = data.draw(st.sampled_from(self.currencies()), label="currency")
+            # the payout rail's currency drawn more often: its sellers get paid
+            currency = data.draw(st.sampled_from((PAYOUT_CURRENCY,) * 2 + self.currencies()), label="currency")
             minor = self._amount(data, currency, 10 ** exponent(currency) * 5000, "amount")
             seller = data.draw(st.sampled_from(self.sellers), label="seller")
             orders.append((fresh_id("po"), seller, currency, minor))
@@ -597,6 +675,204 @@ class MoneyMachine(RuleBasedStateMachine):
         if reply.status != 400:
             raise ModelViolation(f"a REFUND replayed with success={item['success']!r} answered {reply.status}")
 
+    # --- settlement: pending becomes available ----------------------------------------------------------
+    def _deliver_everything(self) -> None:
+        """Every notification the PSP sent arrives (each dispute's steps in order), and the system applies them."""
+        self._drain()
+        while self.outbox:
+            deliverable = self._deliverable()
+            if not deliverable:
+                raise ModelViolation(f"held notifications can never be delivered: {[n.kind for n in self.outbox]}")
+            self._deliver(min(deliverable, key=lambda n: NOTIFICATION_ORDER[n.kind]))
+            self._drain()
+        self.system_agrees_with_the_model()
+
+    @precondition(
+        lambda self: bool(self._orders(lambda o: o.state != "FAILED" and o.order_id not in self.model.settled))
+    )
+    @rule()
+    def psp_settles_the_day(self) -> None:
+        """The PSP settles what it charged so far: what it sent arrives first, then the day's settlement file
+        (every charge and modification of the day until now) is written and reconciled by the bucket's
+        trigger. No mismatch about this example's orders, and each charge moves from pending to available
+        (its money back was taken from available already)."""
+        self._step()
+        self._deliver_everything()
+        report = self.system.settle_and_reconcile(self.day)
+        ids = set(self.model.orders)
+        ours = [m for m in report.get("mismatches", []) if m.get("payment_order_id") in ids]
+        if ours:
+            raise ModelViolation(f"reconciliation of {report.get('source_key')}: {ours}")
+        settled = {o.order_id for o in self._orders(lambda o: o.state == "SUCCESS")}
+        self.reached["charges settled"] += len(settled - self.model.settled)
+        self.model.settled |= settled
+
+    # --- payouts ---------------------------------------------------------------------------------------
+    def _payout_body(self, payout_id: str, seller: str, currency: str, minor: int | None) -> dict[str, Any]:
+        body = {"payout_id": payout_id, "seller_account": seller, "currency": currency}
+        if minor is not None:
+            body["amount"] = amount_text(minor, currency)
+        return body
+
+    def _expect_payout_answer(self, seller: str, currency: str, minor: int | None, reply: Any, what: str) -> int | None:
+        """Check one payout answer against the model; returns the amount reserved (None: refused)."""
+        available = self.model.available(seller, currency)
+        if currency != PAYOUT_CURRENCY:
+            status, kind, named = 409, "payout-not-possible", "currency"
+        elif not self.model.account_valid[seller]:
+            status, kind, named = 409, "payout-not-possible", "seller_account"
+        else:
+            asked = available if minor is None else minor
+            if 0 < asked <= available:
+                want = decimal_of(amount_text(asked, currency))
+                if (
+                    reply.status != 202
+                    or reply.body.get("status") != "PENDING"
+                    or decimal_of(reply.body["amount"]) != want
+                ):
+                    raise ModelViolation(
+                        f"{what} of {asked} with {available} available answered {reply.status}: {reply.body}"
+                    )
+                return asked
+            status, kind, named = 422, "payout-exceeds-available", "amount"
+        body = reply.body if isinstance(reply.body, dict) else {}
+        fields = [e.get("field") for e in body.get("errors", [])]
+        if reply.status != status or not str(body.get("type", "")).endswith(kind) or named not in fields:
+            raise ModelViolation(
+                f"{what} ({available} available, account valid: {self.model.account_valid[seller]}) answered "
+                f"{reply.status}: {reply.body} (model: {status} {kind} naming {named})"
+            )
+        return None
+
+    @rule(data=st.data())
+    def payout(self, data: Any) -> None:
+        """A seller asks to be paid: all that is available (amount omitted), part of it, or more; in EUR or,
+        rarely, a currency without a payout rail. Refused while available is zero or below zero, and once the
+        seller's account was flagged by a return; an accepted one replayed (same key, same body) answers the
+        same and reserves nothing more."""
+        self._step()
+        # a seller with something to pay out drawn more often: most have nothing available (refused)
+        seller = data.draw(st.sampled_from(self._payable() * 2 + self.sellers), label="seller")
+        currency = data.draw(st.sampled_from((PAYOUT_CURRENCY,) * 3 + ("USD",)), label="currency")
+        available = self.model.available(seller, currency)
+        shape = data.draw(st.sampled_from(["all", "part", "more"]), label="shape")
+        minor: int | None
+        if shape == "all":
+            minor = None
+        elif shape == "part":
+            minor = self._amount(data, currency, max(1, available), "amount")
+        else:
+            minor = max(0, available) + data.draw(st.integers(1, 300), label="over")
+        payout_id, key = fresh_id("pt"), fresh_id("key")
+        body = self._payout_body(payout_id, seller, currency, minor)
+        reply = self.system.payout(body, key)
+        reserved = self._expect_payout_answer(seller, currency, minor, reply, f"payout {payout_id}")
+        self.reached["payouts refused" if reserved is None else "payouts accepted"] += 1
+        if reserved is None:
+            return
+        self.model.payouts[payout_id] = Payout(payout_id, seller, reserved)
+        if data.draw(st.booleans(), label="replayed"):
+            again = self.system.payout(body, key)
+            if again.status != 202 or again.body != reply.body:
+                raise ModelViolation(f"payout {payout_id} replayed answered {again.status}: {again.body}")
+
+    def _payable(self) -> list[str]:
+        return [s for s in self.sellers if self.model.account_valid[s] and self.model.available(s) >= 2]
+
+    @precondition(lambda self: bool(self._payable()))
+    @rule(data=st.data())
+    def concurrent_payouts(self, data: Any) -> None:
+        """Two to four payouts at once, each of more than half of what is available: exactly one is accepted,
+        the others are 422 payout-exceeds-available."""
+        self._step()
+        seller = data.draw(st.sampled_from(self._payable()), label="seller")
+        available = self.model.available(seller)
+        n = data.draw(st.integers(2, 4), label="payouts")
+        each = data.draw(st.integers(available // 2 + 1, available), label="amount")
+        requests = [(fresh_id("pt"), fresh_id("key")) for _ in range(n)]
+        barrier = threading.Barrier(n)
+
+        def send(request: tuple[str, str]) -> Any:
+            payout_id, key = request
+            barrier.wait(timeout=10)
+            return self.system.payout(self._payout_body(payout_id, seller, PAYOUT_CURRENCY, each), key)
+
+        with ThreadPoolExecutor(n) as pool:
+            replies = list(pool.map(send, requests))
+        accepted = [r for r, reply in zip(requests, replies, strict=True) if reply.status == 202]
+        if len(accepted) != 1:
+            raise ModelViolation(
+                f"{n} concurrent payouts of {each} on {available} available: {[r.status for r in replies]} "
+                f"{[r.body for r in replies]}"
+            )
+        (payout_id, _), *_ = accepted
+        self.reached["concurrent payouts"] += 1
+        self.model.payouts[payout_id] = Payout(payout_id, seller, each)
+        for (other, _), reply in zip(requests, replies, strict=True):
+            if other != payout_id:
+                # the winner's reservation is in the model now: the others exceed what is left
+                self._expect_payout_answer(seller, PAYOUT_CURRENCY, each, reply, f"concurrent payout {other}")
+
+    # --- the night: the payout run, the bank's answers and its day closed -------------------------------
+    def _scheduled(self) -> dict[str, int]:
+        """The sellers the nightly run pays all their available: a usable account, at least the minimum."""
+        out = {}
+        for seller in self.sellers:
+            available = self.model.available(seller)
+            if self.model.account_valid[seller] and available >= PAYOUT_MINIMUM_MINOR:
+                out[seller] = available
+        return out
+
+    def _bank_has_work(self) -> bool:
+        moving = any(
+            p.status in ("PENDING", "SUBMITTED") or (p.status == "PAID" and self.model.fates[p.seller] == "returned")
+            for p in self.model.payouts.values()
+        )
+        return moving or bool(self._scheduled())
+
+    @precondition(lambda self: self._bank_has_work())
+    @rule()
+    def bank_closes_the_day(self) -> None:
+        """The night of the bank's next open day D: ``payments payouts run --date D`` (a scheduled payout of all
+        available for every seller at or above the minimum, then one pain.001 of every PENDING payout); the
+        simulated bank's pain.002 reconciled (the rejecting IBAN's payouts FAILED, their money back); then
+        ``payments bank close-day --date D``: its camt.053 reconciled with no mismatch, the payouts it booked
+        PAID, and those booked at the previous close to the returning IBAN RETURNED, their money back and the
+        seller's payout account flagged invalid."""
+        self._step()
+        day = self.system.next_bank_day()
+        expected = {scheduled_payout_id(s, PAYOUT_CURRENCY, day): (s, a) for s, a in self._scheduled().items()}
+        ours = {scheduled_payout_id(s, PAYOUT_CURRENCY, day) for s in self.sellers}
+        answer = self.system.run_payouts(day)
+        created = set(answer["created"]) & ours
+        if created != set(expected):
+            raise ModelViolation(f"the payout run of {day} created {sorted(created)} (model: {expected})")
+        for payout_id, (seller, minor) in expected.items():
+            self.model.payouts[payout_id] = Payout(payout_id, seller, minor)
+        for p in self.model.payouts.values():
+            if p.status != "PENDING":
+                continue
+            if p.payout_id not in answer["submitted"]:
+                raise ModelViolation(f"the payout run of {day} did not submit {p.payout_id}: {answer}")
+            p.status = "FAILED" if self.model.fates[p.seller] == "rejected" else "SUBMITTED"
+            self.reached[f"payouts {p.status}"] += 1
+        for report in answer.get("answers", []):
+            if report["counts"]["mismatches"]:
+                raise ModelViolation(f"the bank's pain.002 {report['source_key']}: {report['mismatches']}")
+        statement = self.system.close_bank_day(day)
+        if statement["counts"]["mismatches"]:
+            raise ModelViolation(f"the camt.053 of {day}: {statement['mismatches']}")
+        for p in self.model.payouts.values():  # booked at an earlier close, sent back by the seller's bank
+            if p.status == "PAID" and self.model.fates[p.seller] == "returned":
+                p.status = "RETURNED"
+                self.model.account_valid[p.seller] = False
+                self.reached["payouts RETURNED"] += 1
+        for p in self.model.payouts.values():
+            if p.status == "SUBMITTED":
+                p.status = "PAID"
+                self.reached["payouts PAID"] += 1
+        self.reached["bank days closed"] += 1
+
     # --- after every step: the system agrees with the model ----------------------------------------
     def differences(self) -> list[str]:
         self._drain()
@@ -617,17 +893,43 @@ class MoneyMachine(RuleBasedStateMachine):
             elif decimal_of(reply.body["amount"]) != decimal_of(amount_text(refund.minor, reply.body["currency"])):
                 out.append(f"refund {refund.refund_id}: amount {reply.body['amount']} (model: {refund.minor} minor)")
         for seller in self.sellers:
-            expected = self.model.balance(seller)
-            reply = self.system.wallet(seller)
-            balances = {b["currency"]: decimal_of(b["amount"]) for b in (reply.body or {}).get("balances", [])}
-            for currency in set(expected) | set(balances):
-                want = decimal_of(amount_text(expected.get(currency, 0), currency))
-                if balances.get(currency, Decimal(0)) != want:
-                    out.append(f"wallet {seller} {currency}: {balances.get(currency)} (model: {want})")
+            out += self._wallet_differences(seller)
+        for p in self.model.payouts.values():
+            reply = self.system.get_payout(p.payout_id)
+            body = reply.body if isinstance(reply.body, dict) else {}
+            if reply.status != 200 or body.get("status") != p.status:
+                out.append(f"payout {p.payout_id}: {reply.status} {body.get('status')} (model: {p.status})")
+            elif decimal_of(body["amount"]) != decimal_of(amount_text(p.minor, p.currency)):
+                out.append(f"payout {p.payout_id}: amount {body['amount']} (model: {p.minor} minor)")
+        for seller, fate in self.model.fates.items():
+            if fate == "returned":  # the only account a bank's answer changes
+                reply = self.system.payout_account(seller)
+                valid = reply.body.get("valid") if isinstance(reply.body, dict) else None
+                if reply.status != 200 or valid is not self.model.account_valid[seller]:
+                    out.append(
+                        f"payout account of {seller}: {reply.status} valid={valid} (model: {self.model.account_valid[seller]})"
+                    )
         trial = self.system.trial_balance().body
         for line in trial.get("currencies", []):
             if decimal_of(line["debits"]) != decimal_of(line["credits"]):
                 out.append(f"trial balance {line['currency']}: debits {line['debits']} != credits {line['credits']}")
+        return out
+
+    def _wallet_differences(self, seller: str) -> list[str]:
+        """The wallet API's pending, available, in transit (and their sum) per currency, against the model."""
+        out = []
+        expected = self.model.balances(seller)
+        reply = self.system.wallet(seller)
+        seen = {b["currency"]: b for b in (reply.body or {}).get("balances", [])}
+        for currency in set(expected) | set(seen):
+            want = expected.get(currency, Balance())
+            got = seen.get(currency, {})
+            for part in ("amount", "pending", "available", "in_transit"):
+                minor = getattr(want, part)
+                if decimal_of(got.get(part)) != decimal_of(amount_text(minor, currency)):
+                    out.append(
+                        f"wallet {seller} {currency} {part}: {got.get(part)} (model: {amount_text(minor, currency)})"
+                    )
         return out
 
     def _order_differences(self, order: Order, seen: dict[str, Any]) -> list[str]:
@@ -675,14 +977,7 @@ class MoneyMachine(RuleBasedStateMachine):
     def _close_the_day(self) -> None:
         if not self.model.orders:
             return
-        self._drain()
-        while self.outbox:
-            deliverable = self._deliverable()
-            if not deliverable:
-                raise ModelViolation(f"held notifications can never be delivered: {[n.kind for n in self.outbox]}")
-            self._deliver(min(deliverable, key=lambda n: NOTIFICATION_ORDER[n.kind]))
-            self._drain()
-        self.system_agrees_with_the_model()
+        self._deliver_everything()
         ids = set(self.model.orders)
         charges, modifications = self.psp.day(self.day, ids)
         want_charges = {
@@ -723,5 +1018,6 @@ def machine_for(system: System, steps: Counter[str], base: type = MoneyMachine) 
             "system": system,
             "steps": steps,
             "odd_replies": [],
+            "reached": Counter(),
         },
     )

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from payments_dev.local.client import ApiClient, Reply
@@ -34,6 +35,10 @@ ADYEN_EXPONENT_DIFFERS = {"CLP": 2, "IDR": 0, "CVE": 0}
 ADYEN_DISPUTED = {"ISK"}
 
 _ALPHABET = string.ascii_lowercase
+
+#: the simulated bank's own records in the bank bucket: the days it closed, the payout files it received
+BANK_DAYS = "bank/days/"
+BANK_RECEIVED = "bank/received/"
 
 
 def fresh_id(prefix: str) -> str:
@@ -286,6 +291,19 @@ class System:
     def notify(self, body: Any) -> Reply:
         return self.client.request("POST", "/v1/psp/notifications", raw=json.dumps(body).encode())
 
+    def register_payout_account(self, seller: str, iban: str) -> Reply:
+        body = {"iban": iban, "account_holder": "Model Seller Ltd", "currency": "EUR"}
+        return self.client.request("PUT", f"/v1/sellers/{seller}/payout-account", body)
+
+    def payout_account(self, seller: str) -> Reply:
+        return self.client.request("GET", f"/v1/sellers/{seller}/payout-account")
+
+    def payout(self, body: dict[str, Any], key: str) -> Reply:
+        return self.client.request("POST", "/v1/payouts", body, {"Idempotency-Key": key})
+
+    def get_payout(self, payout_id: str) -> Reply:
+        return self.client.request("GET", f"/v1/payouts/{payout_id}")
+
     def report(self, key: str, timeout: float = 600.0) -> dict[str, Any]:
         """The reconciliation report of a settlement file just written (its old report deleted first). The
         day's file grows with every step of a long run and the reconciliation runs beside everything else the
@@ -312,6 +330,66 @@ class System:
         aws.client("s3").delete_object(Bucket=settings().settlement_bucket, Key=f"reports/{settlement_key(day)}.json")
         key = self.psp.settle(day)
         return self.report(key)
+
+    # --- the bank: the nightly payout run, the simulated bank's day closed -----------------------------
+    def next_bank_day(self) -> date:
+        """The first day the simulated bank has not closed, from today on: the bank books what it receives on
+        it (days are closed in order, one after the other, by every example on this runtime)."""
+        from payments.kernel import aws, clock
+        from payments.kernel.config import settings
+
+        listed = aws.client("s3").list_objects_v2(Bucket=settings().bank_bucket, Prefix=BANK_DAYS)
+        closed = [date.fromisoformat(o["Key"][len(BANK_DAYS) : -len(".json")]) for o in listed.get("Contents", [])]
+        today = clock.now().date()
+        return max([today, *(d + timedelta(days=1) for d in closed)])
+
+    def _bank_object(self, key: str) -> bytes | None:
+        from payments.kernel import aws
+        from payments.kernel.config import settings
+
+        s3 = aws.client("s3")
+        try:
+            return bytes(s3.get_object(Bucket=settings().bank_bucket, Key=key)["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            return None
+
+    def bank_report(self, key: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The bank reconciliation's report of a file under ``incoming/bank/`` (S3-triggered)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self._bank_object(f"reports/{key}.json")
+            if body is not None:
+                return dict(json.loads(body))
+            time.sleep(0.2)
+        raise AssertionError(f"no bank reconciliation report for {key} within {timeout}s")
+
+    def run_payouts(self, day: date, timeout: float = 60.0) -> dict[str, Any]:
+        """The nightly payout run of ``day`` (``payments payouts run --date``), as the operator runs it
+        locally; returns once the simulated bank answered each file it wrote and the answer was reconciled."""
+        from payments.payouts.run import run_payouts
+
+        answer = run_payouts(day)
+        for file in answer["files"]:
+            reply_key = self._bank_answer(str(file["msg_id"]), timeout)
+            answer.setdefault("answers", []).append(self.bank_report(reply_key, timeout))
+        return dict(answer)
+
+    def _bank_answer(self, msg_id: str, timeout: float) -> str:
+        """The key of the pain.002 the simulated bank answered the payout file ``msg_id`` with (S3-triggered)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self._bank_object(f"{BANK_RECEIVED}{msg_id}.json")
+            if body is not None and json.loads(body).get("reply_key"):
+                return str(json.loads(body)["reply_key"])
+            time.sleep(0.1)
+        raise AssertionError(f"the simulated bank never answered the payout file {msg_id} within {timeout}s")
+
+    def close_bank_day(self, day: date) -> dict[str, Any]:
+        """``payments bank close-day --date``: the day's camt.053, and its reconciliation's report."""
+        from payments.payouts import simulated_bank
+
+        key, _ = simulated_bank.close_day(day)
+        return self.bank_report(key)
 
     # --- faults -------------------------------------------------------------------------------
     @contextmanager

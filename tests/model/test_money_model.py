@@ -83,6 +83,8 @@ def test_money_agrees_with_its_model(system: System, say: Callable[[str], None])
             f"model[{system.psp.name}]: {n} steps in {elapsed:.1f}s ({1000 * elapsed / max(n, 1):.0f}s per 1000 steps), "
             f"{violations} violations{outcome}"
         )
+        reached = machine.reached  # type: ignore[attr-defined]
+        say(f"model[{system.psp.name}]: reached " + ", ".join(f"{k} {v}" for k, v in sorted(reached.items())))
         for odd in machine.odd_replies:  # type: ignore[attr-defined]
             say(f"model[{system.psp.name}]: odd reply: {odd[:300]}")
     # Then every step agreed with the model (a disagreement raises with its shrunk reproducer)

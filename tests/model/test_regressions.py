@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from payments.kernel import clock
+from payments.payouts.bank.simulated import TEST_IBAN_RETURNED
 from payments_dev.local.runtime import wait_until
 from tests.model.system import System, fresh_id
 
@@ -251,3 +252,51 @@ def test_an_order_is_refundable_again_once_its_chargeback_is_reversed(system: Sy
     # Then it is accepted and succeeds
     assert reply.status == 202, reply.body
     assert refund_status_becomes(system, refund_id, "SUCCEEDED")
+
+
+# --- payouts (either PSP: the bank rail is the same) ------------------------------------------------------
+def balance_parts(system: System, seller: str, currency: str = "EUR") -> dict[str, str]:
+    balances = system.wallet(seller).body.get("balances", [])
+    (found,) = [b for b in balances if b["currency"] == currency]
+    return {part: found[part] for part in ("pending", "available", "in_transit")}
+
+
+@pytest.mark.parametrize("system", ["simulator"], indirect=True)
+def test_money_back_during_a_payout_then_its_return_gives_the_payout_back_once(system: System) -> None:
+    # Given a seller whose 10.00 EUR charge the day's settlement file made available, paid out in full to
+    # the test IBAN whose bank sends the money back the day after it is booked
+    order = checkout(system, currency="EUR")
+    seller = order["seller_account"]
+    assert balance_parts(system, seller) == {"pending": "10.00", "available": "0.00", "in_transit": "0.00"}
+    report = system.settle_and_reconcile(today())
+    assert [m for m in report["mismatches"] if m.get("payment_order_id") == order["payment_order_id"]] == []
+    assert balance_parts(system, seller) == {"pending": "0.00", "available": "10.00", "in_transit": "0.00"}
+    assert system.register_payout_account(seller, TEST_IBAN_RETURNED).status == 200
+    payout_id = fresh_id("pt")
+    body = {"payout_id": payout_id, "seller_account": seller, "currency": "EUR"}
+    accepted = system.payout(body, fresh_id("key"))
+    assert accepted.status == 202 and accepted.body["amount"] == "10.00", accepted.body
+    # When the night's run sends it and the bank books it
+    day = system.next_bank_day()
+    assert payout_id in system.run_payouts(day)["submitted"]
+    assert system.close_bank_day(day)["counts"]["mismatches"] == 0
+    assert system.get_payout(payout_id).body["status"] == "PAID"
+    # and a refund of 4.00 takes its money from available, below zero: no payout can start
+    refund_id, reply = refund(system, order, "4.00")
+    assert reply.status == 202, reply.body
+    assert refund_status_becomes(system, refund_id, "SUCCEEDED")
+    assert balance_parts(system, seller) == {"pending": "0.00", "available": "-4.00", "in_transit": "0.00"}
+    blocked = system.payout({**body, "payout_id": fresh_id("pt"), "amount": "0.01"}, fresh_id("key"))
+    assert blocked.status == 422 and blocked.body["type"].endswith("payout-exceeds-available"), blocked.body
+    # When the bank returns the payout at its next close
+    assert system.close_bank_day(system.next_bank_day())["counts"]["mismatches"] == 0
+    # Then the payout is RETURNED, its 10.00 back once (6.00 available), the account flagged: no payout now
+    assert system.get_payout(payout_id).body["status"] == "RETURNED"
+    assert wait_until(
+        lambda: balance_parts(system, seller) == {"pending": "0.00", "available": "6.00", "in_transit": "0.00"},
+        WAIT_S,
+        interval=0.2,
+    ), balance_parts(system, seller)
+    assert system.payout_account(seller).body["valid"] is False
+    refused = system.payout({**body, "payout_id": fresh_id("pt")}, fresh_id("key"))
+    assert refused.status == 409 and refused.body["type"].endswith("payout-not-possible"), refused.body
