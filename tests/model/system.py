@@ -353,7 +353,7 @@ class System:
         except s3.exceptions.NoSuchKey:
             return None
 
-    def bank_report(self, key: str, timeout: float = 60.0) -> dict[str, Any]:
+    def bank_report(self, key: str, timeout: float = 600.0) -> dict[str, Any]:
         """The bank reconciliation's report of a file under ``incoming/bank/`` (S3-triggered)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -363,7 +363,7 @@ class System:
             time.sleep(0.2)
         raise AssertionError(f"no bank reconciliation report for {key} within {timeout}s")
 
-    def run_payouts(self, day: date, timeout: float = 60.0) -> dict[str, Any]:
+    def run_payouts(self, day: date, timeout: float = 600.0) -> dict[str, Any]:
         """The nightly payout run of ``day`` (``payments payouts run --date``), as the operator runs it
         locally; returns once the simulated bank answered each file it wrote and the answer was reconciled."""
         from payments.payouts.run import run_payouts
