@@ -63,7 +63,7 @@ def test_sellers_are_paid_under_chaos_and_every_invariant_holds(runtime: LocalRu
         "a camt.053 before its pain.002 pays the payout",
         "a payout whose RJCT pain.002 has not arrived is not final",
         "a pain.001 delivered twice is refused by the bank as a repeated MsgId (RJCT)",
-        "a payout run run again after a crash after its file writes no second file",
+        "a payout run run again after a crash after its file completes that file and writes it no second time",
         "each payout is in exactly one pain.001 (the file written once)",
         "a returned payout's account is marked invalid",
     ):
@@ -111,4 +111,4 @@ def test_zz_removing_the_reservation_condition_is_reported(
         "[of concurrent payouts of more than half the available, at most one is accepted (202)]",
         "[concurrent payouts never reserve more than available]",
         "[invariant 10, payouts]",
-    }, "\n".join(lines)
+    }, (names, "\n".join(lines))
