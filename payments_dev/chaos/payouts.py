@@ -473,19 +473,24 @@ class _Phase:
             for future in [pool.submit(one, seller) for seller in sellers]:
                 future.result()
         # the night's run: it may crash, and is run again
+        crashed = False
         if crash is not None:
-            self.run.fault(crash, f"round {index}")
             try:
-                _crashing_run(crash).run(self.day)
-                crashed = False
+                untouched = _crashing_run(crash).run(self.day)
             except ChaosCrash:
                 crashed = True
-            self.run.check("an injected payout run crash happens", crashed, f"round {index}: {crash}")
+                self.run.fault(crash, f"round {index}")
+            else:  # a crash around the file needs a file: a round whose payouts were all refused has none
+                self.run.check(
+                    "an injected payout run crash happens (unless the round has no file)",
+                    crash != s.PAYOUT_RUN_CRASH_AFTER_RESERVING and not untouched.files,
+                    f"round {index}: {crash}, files {untouched.files}",
+                )
             _quiet(self.timeout)  # a file written before the crash is answered by the bank meanwhile
         there = set(_bank_objects(OUTGOING_PREFIX))
         answer = PayoutRun().run(self.day)
         self.msg_ids += [f["msg_id"] for f in answer.files]
-        if crash == s.PAYOUT_RUN_CRASH_AFTER_FILE:
+        if crashed and crash == s.PAYOUT_RUN_CRASH_AFTER_FILE:
             # the crashed run's file is there: the run again completes it, and S3 refuses it as there already
             # (a new file of the run again pays what came back to available meanwhile: a rejection's money)
             again = [f for f in answer.files if f["key"] in there]
