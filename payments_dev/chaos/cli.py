@@ -82,6 +82,21 @@ def _chaos(args: argparse.Namespace) -> int:
             )
             ok = money_back.ok and ok
             print("RESULT (with money back): " + ("no violations" if ok else "VIOLATIONS FOUND"))
+        if not args.no_payouts and not config.reconcile:
+            print("payouts: skipped (--no-reconcile: no charge is settled, nothing is available to pay out)")
+        elif not args.no_payouts:  # issue 25: the run's sellers paid by SEPA credit transfer
+            from payments_dev.chaos.payouts import run_payouts
+
+            payouts = run_payouts(
+                runtime.api_url,
+                f"cm{config.seed}{config.run_tag}",
+                config.seed,
+                concurrency=config.concurrency,
+                profile=profile,
+                psp=adyen.record() if adyen is not None else None,
+            )
+            ok = payouts.ok and ok
+            print("RESULT (with payouts): " + ("no violations" if ok else "VIOLATIONS FOUND"))
     finally:
         runtime.stop()
         if adyen is not None:
@@ -127,6 +142,11 @@ def add_commands(subparsers: Any) -> None:
     )
     chaos.add_argument(
         "--no-money-back", action="store_true", help="skip the refunds / notifications / chargebacks phase"
+    )
+    chaos.add_argument(
+        "--no-payouts",
+        action="store_true",
+        help="skip the payouts phase (concurrent payouts, payout run crashes, the bank's files twice, late or lost)",
     )
     chaos.add_argument("--verbose", action="store_true", help="keep the functions' and moto's logs")
     chaos.add_argument(

@@ -118,6 +118,19 @@ REFUND_NOTIFICATION_KINDS = {
     REFUND_NOTIFICATION_CONCURRENT: 2,
 }
 
+# payouts (issue 25), per payout round of the run (payments_dev/chaos/payouts.py): where the night's payout
+# run crashes, what happens to its pain.001 at the bank and to the bank's pain.002 on its way back
+PAYOUT_RUN_CRASH_AFTER_RESERVING = "payout_run_crash_after_reserving"  # its payouts reserved, no run fixed yet
+PAYOUT_RUN_CRASH_BEFORE_FILE = "payout_run_crash_before_file"  # the run's MsgId stored, its pain.001 not written
+PAYOUT_RUN_CRASH_AFTER_FILE = "payout_run_crash_after_file"  # the pain.001 written (the bank has it), nothing marked
+PAYOUT_RUN_CRASHES = (PAYOUT_RUN_CRASH_AFTER_RESERVING, PAYOUT_RUN_CRASH_BEFORE_FILE, PAYOUT_RUN_CRASH_AFTER_FILE)
+PAIN001_TWICE = "pain001_delivered_twice"  # the bank receives the same pain.001 again (it refuses the MsgId: DU01)
+PAIN002_LOST = "pain002_lost"  # its S3 event never reaches the reconciliation (re-driven after the statements)
+PAIN002_DUPLICATED = "pain002_duplicated"  # reconciled twice, one after the other
+PAIN002_CONCURRENT = "pain002_duplicated_concurrently"  # reconciled twice at the same time
+PAIN002_LATE = "pain002_late"  # reconciled after the day's camt.053: the statement before its pain.002
+PAIN002_FATES = (PAIN002_LOST, PAIN002_DUPLICATED, PAIN002_CONCURRENT, PAIN002_LATE)
+
 
 @dataclass(frozen=True)
 class FaultProfile:
@@ -169,6 +182,9 @@ class FaultProfile:
     refund_notification_concurrent: float = 0.15
     refund_notification_contradicting: float = 0.15
     refund_notification_late: float = 0.15
+    # payouts (issue 25): the share of payout rounds that meet their faults (a crash of the payout run, the
+    # pain.001 twice at the bank, the pain.002's fate), each kind in turn (FaultSchedule.payout_round)
+    payout_faults: float = 1.0
     #: steps whose Lambda-level faults are enabled (all by default, the refund workflow's included)
     steps: tuple[str, ...] = TASK_STEPS + REFUND_STEPS
 
@@ -340,6 +356,26 @@ class FaultSchedule:
             (REFUND_NOTIFICATION_LATE, p.refund_notification_late),
         ]
         return _pick(unit(self.seed, "refund_notification_after", self.refund_place(refund_id)), table)
+
+    # --- payouts (issue 25) -------------------------------------------------------------------
+    def payout_round(self, index: int) -> tuple[str | None, str | None, bool]:
+        """The faults of the ``index``-th payout round: where its payout run crashes (PAYOUT_RUN_CRASHES, None:
+        it does not), the fate of its pain.002 (PAIN002_FATES, None: delivered once), whether its pain.001 reaches
+        the bank twice. Each kind comes in turn from a seeded start, so that as many rounds as kinds meet every
+        one of them; a round meets its faults at the profile's ``payout_faults`` rate."""
+        if unit(self.seed, "payout_round", index) >= self.profile.payout_faults:
+            return None, None, False
+
+        def turn(kinds: tuple[object, ...], name: str) -> object:
+            return kinds[(int(unit(self.seed, "payout_turn", name) * len(kinds)) + index) % len(kinds)]
+
+        crash = turn((*PAYOUT_RUN_CRASHES, None), "crash")
+        fate = turn((*PAIN002_FATES, None), "pain002")
+        return (
+            None if crash is None else str(crash),
+            None if fate is None else str(fate),
+            bool(turn((True, False), "pain001")),
+        )
 
     def race_execution(self, checkout_id: str) -> bool:
         return unit(self.seed, "race_execution", self.logical(checkout_id)) < self.profile.race_execution
