@@ -54,9 +54,11 @@ class Settings:
 class Observed:
     checkouts: list[dict[str, Any]] = field(default_factory=list)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> status -> count
+    seconds: dict[str, list[float]] = field(default_factory=dict)  # method -> each request's time
     in_flight: int = 0
 
-    def request(self, method: str, status: int) -> None:
+    def request(self, method: str, status: int, seconds: float) -> None:
+        self.seconds.setdefault(method, []).append(round(seconds, 4))
         by_status = self.requests.setdefault(method, {})
         by_status[str(status)] = by_status.get(str(status), 0) + 1
 
@@ -130,9 +132,10 @@ def run(settings: Settings) -> Observed:
         def send(self, method: str, path: str, body: bytes | None, extra: dict[str, str]) -> tuple[int, Any]:
             headers = signer.headers(method, self.host + path, body, {"Content-Type": "application/json", **extra})
             name = "POST /v1/payments" if method == "POST" else "GET /v1/payments/{id}"
+            sent = time.monotonic()
             response = self.client.request(method, path, data=body, headers=headers, name=name, timeout=30)
             status = int(response.status_code or 0)  # 0: no answer (connection error or timeout)
-            observed.request(method, status)
+            observed.request(method, status, time.monotonic() - sent)
             try:
                 return status, response.json() if response.content else None
             except ValueError:
@@ -205,7 +208,7 @@ def run(settings: Settings) -> Observed:
 def main() -> int:
     settings = Settings(**json.load(sys.stdin))
     observed = run(settings)
-    json.dump({"checkouts": observed.checkouts, "requests": observed.requests}, sys.stdout)
+    json.dump({"checkouts": observed.checkouts, "requests": observed.requests, "seconds": observed.seconds}, sys.stdout)
     sys.stdout.write("\n")
     return 0
 

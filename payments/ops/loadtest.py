@@ -65,6 +65,20 @@ def percentile(ordered: list[float], share: float) -> float:
     return ordered[rank - 1]
 
 
+def distribution(seconds: list[float]) -> dict[str, Any]:
+    """count, p50, p95, p99 and max in milliseconds of ``seconds`` (None each when there is none)."""
+    ordered = sorted(seconds)
+    if not ordered:
+        return {"count": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
+    return {
+        "count": len(ordered),
+        "p50_ms": round(percentile(ordered, 0.50) * 1000),
+        "p95_ms": round(percentile(ordered, 0.95) * 1000),
+        "p99_ms": round(percentile(ordered, 0.99) * 1000),
+        "max_ms": round(ordered[-1] * 1000),
+    }
+
+
 def summarise(observed: dict[str, Any], settings: dict[str, Any], bounds: dict[str, float]) -> dict[str, Any]:
     """The report of one run from what :mod:`payments.ops.loadswarm` observed."""
     checkouts: list[dict[str, Any]] = observed["checkouts"]
@@ -83,17 +97,7 @@ def summarise(observed: dict[str, Any], settings: dict[str, Any], bounds: dict[s
     total = sum(by_status.values())
     throttles = by_status.get("429", 0)
     errors = sum(n for s, n in by_status.items() if s != "429" and not 200 <= int(s) < 300)
-    latency = (
-        {
-            "count": len(seconds),
-            "p50_ms": round(percentile(seconds, 0.50) * 1000),
-            "p95_ms": round(percentile(seconds, 0.95) * 1000),
-            "p99_ms": round(percentile(seconds, 0.99) * 1000),
-            "max_ms": round(seconds[-1] * 1000),
-        }
-        if seconds
-        else {"count": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
-    )
+    latency = distribution(seconds)
     error_rate = errors / total if total else 0.0
     throttle_rate = throttles / total if total else 0.0
     breaches = []
@@ -123,6 +127,7 @@ def summarise(observed: dict[str, Any], settings: dict[str, Any], bounds: dict[s
             "total": total,
             "by_method": {m: dict(sorted(c.items())) for m, c in sorted(requests.items())},
             "by_status": dict(sorted(by_status.items())),
+            "response_ms": {m: distribution(t) for m, t in sorted(observed.get("seconds", {}).items())},
             "errors": errors,
             "error_rate": round(error_rate, 4),
             "throttles": throttles,
@@ -148,6 +153,10 @@ def _tables(report: dict[str, Any]) -> list[clikit.Table]:
         ("POST to final p95 ms", lat["p95_ms"]),
         ("POST to final p99 ms", lat["p99_ms"]),
         ("POST to final max ms", lat["max_ms"]),
+        *(
+            (f"{method} answered p50/p95/p99 ms", f"{d['p50_ms']}/{d['p95_ms']}/{d['p99_ms']}")
+            for method, d in req["response_ms"].items()
+        ),
         ("requests", req["total"]),
         *((f"  HTTP {status}" if status != "0" else "  no answer", n) for status, n in req["by_status"].items()),
         ("error rate", f"{req['error_rate']:.2%}"),
