@@ -181,6 +181,13 @@ def _loadtest(args: argparse.Namespace) -> int:
         raise clikit.CliError(f"--api {args.api!r} is plain http to another host", "a stage's API is https")
     from payments.kernel.aws import LOCAL_KEY
 
+    loopback = is_loopback(parts.hostname)
+    if not loopback:
+        import botocore.session
+
+        if botocore.session.get_session().get_credentials() is None:
+            raise clikit.CliError("no AWS credentials to sign the requests with", "set AWS_PROFILE (docs/loadtest.md)")
+
     settings = {
         "api": api,
         "rate": args.rate,
@@ -192,7 +199,7 @@ def _loadtest(args: argparse.Namespace) -> int:
         "poll_interval": args.poll_interval,
         "pace": PACE_S,
         "region": region_for(api, args.region),
-        "local_key": LOCAL_KEY if is_loopback(parts.hostname) else None,
+        "local_key": LOCAL_KEY if loopback else None,
     }
     bounds = {
         "max_error_rate": args.max_error_rate,

@@ -6,6 +6,7 @@ report is computed from observations written by hand, so every figure has a know
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -153,3 +154,18 @@ def test_plain_http_to_another_host_is_refused(capsys: pytest.CaptureFixture[str
 
     assert main(["loadtest", "--api", "http://staging.example.com", "--rate", "1", "--duration", "1"]) == 2
     assert "plain http to another host" in capsys.readouterr().err
+
+
+def test_a_stage_without_credentials_is_refused_before_any_request(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from payments.ops.cli import main
+
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    api = "https://abc123.execute-api.eu-west-1.amazonaws.com/staging"
+    assert main(["loadtest", "--api", api, "--rate", "1", "--duration", "1"]) == 2
+    assert "no AWS credentials to sign the requests with; set AWS_PROFILE" in capsys.readouterr().err
