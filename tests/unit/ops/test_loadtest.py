@@ -6,6 +6,7 @@ report is computed from observations written by hand, so every figure has a know
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -169,3 +170,35 @@ def test_a_stage_without_credentials_is_refused_before_any_request(
     api = "https://abc123.execute-api.eu-west-1.amazonaws.com/staging"
     assert main(["loadtest", "--api", api, "--rate", "1", "--duration", "1"]) == 2
     assert "no AWS credentials to sign the requests with; set AWS_PROFILE" in capsys.readouterr().err
+
+
+_SIGN = textwrap.dedent(
+    """
+    import json
+    from payments.ops.loadswarm import Settings, Signer
+
+    settings = Settings(api="https://abc.execute-api.eu-west-1.amazonaws.com/staging", rate=1, duration=1, ramp=0,
+                        orders=1, declined=0, final_timeout=1, poll_interval=1, pace=10, region="eu-west-1",
+                        local_key=None)
+    headers = Signer(settings).headers("POST", settings.api + "/v1/payments", b"{}",
+                                       {"Content-Type": "application/json", "Idempotency-Key": "k1"})
+    print(json.dumps(headers))
+    """
+)
+
+
+def test_each_request_is_signed_for_execute_api_in_the_stage_region() -> None:
+    # Given credentials in the environment (the default chain's first link)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="AKIDLOADTEST", AWS_SECRET_ACCESS_KEY="secret", AWS_CONFIG_FILE="/nonexistent")
+    done = subprocess.run([sys.executable, "-c", _SIGN], capture_output=True, text=True, timeout=120, env=env)
+    if "No module named 'locust'" in done.stderr:
+        pytest.skip("the loadtest extra (Locust) is not installed")
+    headers = json.loads(done.stdout)
+    # Then the Authorization is SigV4 for execute-api in eu-west-1, over the key and the body's type
+    authorization = headers["Authorization"]
+    assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDLOADTEST/")
+    assert "/eu-west-1/execute-api/aws4_request" in authorization
+    signed = authorization.split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert {"content-type", "host", "idempotency-key", "x-amz-date"} <= set(signed)
+    assert headers["Idempotency-Key"] == "k1" and headers["X-Amz-Date"]
