@@ -267,8 +267,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         type=clikit.duration,
         default=clikit.duration("0"),
         metavar="S",
-        help=f"the rate grows from 0 to R over S (default 0: full rate at once; a ramp shorter than {PACE_S:g}s "
-        "is the full rate at once too)",
+        help=f"the rate grows to R over S, in steps of {PACE_S:g}s (default 0: full rate at once; a ramp of "
+        f"{PACE_S:g}s or less is the full rate at once too)",
     )
     loadtest.add_argument(
         "--orders", type=_count, default=2, metavar="N", help="payment orders per checkout (default 2)"

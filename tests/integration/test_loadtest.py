@@ -1,7 +1,7 @@
 """A short ``payments loadtest`` against the local runtime: the real command, Locust, the real API.
 
-Five checkouts a second for eight seconds, ramped over the first ten (the shoppers' pace), against the
-package's local runtime; the report's figures must agree with each other, every checkout must reach a
+Up to five checkouts a second for ten seconds, ramped over twenty (so half the rate, in steps of the
+shoppers' 10 s pace), against the package's local runtime; the report's figures must agree with each other, every checkout must reach a
 final status, and the declined share must come back FAILED. After it, the package's check of every
 money invariant runs over what the load stored.
 """
@@ -25,13 +25,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-RATE, DURATION = 5, 8
+RATE, DURATION = 5, 10
 
 
 def test_a_short_load_reports_consistent_figures(runtime: LocalRuntime) -> None:
-    # Given the local runtime, when payments loadtest runs 5 checkouts/s for 8 s with 10 % declined
+    # Given the local runtime, when payments loadtest ramps towards 5 checkouts/s over 20 s, for 10 s, 10 % declined
     command = [sys.executable, "-m", "payments.ops.cli", "loadtest", "--api", runtime.api_url]
-    command += ["--rate", str(RATE), "--duration", f"{DURATION}s", "--ramp", "10s", "--declined", "0.1"]
+    command += ["--rate", str(RATE), "--duration", f"{DURATION}s", "--ramp", "20s", "--declined", "0.1"]
     command += ["--final-timeout", "40s", "--output", "json"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
@@ -51,9 +51,9 @@ def test_a_short_load_reports_consistent_figures(runtime: LocalRuntime) -> None:
     assert checkouts["final_by_status"].get("FAILED", 0) == checkouts["started"] // 10
     assert checkouts["final_by_status"].get("SUCCEEDED", 0) == checkouts["started"] - checkouts["started"] // 10
 
-    # the rate achieved is the checkouts started over the duration, at most what was asked (a ramp lowers it)
+    # the rate achieved is the checkouts started over the duration, below what was asked: the ramp lowers it
     assert report["achieved_checkouts_per_s"] == round(checkouts["started"] / DURATION, 2)
-    assert 0 < report["achieved_checkouts_per_s"] <= RATE
+    assert 0 < report["achieved_checkouts_per_s"] < RATE
 
     # the time from POST to final status: one figure per checkout, percentiles in order
     latency = report["post_to_final"]
