@@ -23,10 +23,12 @@ OPERATOR_COMMANDS = [
     ["psp", "settle"],
     ["attention", "list"],
     ["attention", "resolve"],
+    ["preflight"],
+    ["loadtest"],  # Locust (the loadtest extra) is imported by its run only, never by the help
 ]
 
 #: what only the dev extra (or the dev package) brings
-DEV_ONLY = ("moto", "werkzeug", "flask", "aws_cdk", "cdk_nag", "pytest", "payments_dev")
+DEV_ONLY = ("moto", "werkzeug", "flask", "aws_cdk", "cdk_nag", "pytest", "payments_dev", "locust", "gevent")
 
 _CHILD = textwrap.dedent(
     """
