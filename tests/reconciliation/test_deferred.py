@@ -8,6 +8,7 @@ function's clock forward by exactly what was asked: the function never sees a me
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,7 +93,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 @pytest.fixture
-def queue(cloud: Aws, monkeypatch: pytest.MonkeyPatch) -> Queue:
+def queue(cloud: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
     sqs = boto3.client("sqs")
     url = sqs.create_queue(QueueName="payments-reconcile-deferred")["QueueUrl"]
     monkeypatch.setenv(env_name("deferred_reconciliations_queue_url"), url)
