@@ -187,11 +187,20 @@ RECONCILE = Function(
         ),
         TableAccess("payments_table", ("GetItem", "BatchGetItem")),
     ),
-    settings=("psp_name", "settlement_bucket", "ledger_lake_bucket", "reconcile_state_machine_arn", *_SHARDS),
+    settings=(
+        "psp_name",
+        "settlement_bucket",
+        "ledger_lake_bucket",
+        "reconcile_state_machine_arn",
+        "deferred_reconciliations_queue_url",
+        *_SHARDS,
+    ),
     actions=(
         *("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", _START),
-        # its failure destination, the dead-letter queue (CDK's SqsDestination)
+        # its failure destination, the dead-letter queue (CDK's SqsDestination), and the deferred queue: sent to
+        # (a file whose ledger day is not complete yet), consumed (its event source) and kept invisible longer
         *("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
+        *("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"),
     ),
 )
 OPERATOR = Function(

@@ -156,6 +156,7 @@ class PaymentsStack(cdk.Stack):
             dead_letters=reconciliation.dead_letters,
         )
         refunds.add_alarms(observability.topic, observability.alarms, observability.dashboard)
+        reconciliation.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         bank.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         payouts.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         ledger_lake.add_alarms(observability.topic, observability.alarms)

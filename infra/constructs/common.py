@@ -160,6 +160,31 @@ def dead_letter_queue(scope: Construct, construct_id: str, *, stage: Stage, name
     return queue
 
 
+def consumed_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    stage: Stage,
+    name: str,
+    consumer_timeout_s: float,
+    dead_letters: sqs.IQueue,
+    max_receive_count: int,
+) -> sqs.Queue:
+    """A queue a function consumes: encrypted, TLS only, kept 14 days; a message is hidden six times the
+    consumer's timeout while it is handled (Lambda's advice for SQS event sources), and moves to
+    ``dead_letters`` after ``max_receive_count`` receives."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        queue_name=stage.resource_name(name),
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        visibility_timeout=cdk.Duration.seconds(consumer_timeout_s * 6),
+        retention_period=cdk.Duration.days(14),
+        dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=max_receive_count, queue=dead_letters),
+    )
+
+
 def alarm_above_zero(
     scope: Construct, alarm_id: str, metric: cloudwatch.IMetric, description: str, topic: sns.ITopic
 ) -> cloudwatch.Alarm:

@@ -15,6 +15,12 @@ Nothing is lost: S3 invokes the function asynchronously; after the invocation
 and two retries fail, the event goes to an encrypted dead-letter queue, whose
 depth raises an alarm (see the observability construct).
 
+Deferred files: a file whose ledger day's copy is not complete yet (before the day's end plus the lake's
+lag) is not failed: the function sends it to the "deferred reconciliations" queue (encrypted, TLS only, its
+own dead-letter queue), delayed until the copy is complete, and consumes that queue itself
+(``payments.reconciliation.deferred``; docs/ledger-lake.md says why a queue and not EventBridge Scheduler).
+Alarms: a message older than :data:`DEFERRED_TOO_LONG` (the copy is not arriving) and any dead letter.
+
 Large files: above ``Bounds.max_single_pass_bytes`` (512 MiB) the function starts
 ``stepfunctions/reconcile.asl.json`` (``payments-<stage>-reconcile``) instead of
 reconciling in place; its three Task states run the same function with an
@@ -35,24 +41,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions import registry
 from infra.bundling import reconcile_code
 from infra.constructs.common import (
+    alarm_above_zero,
     asl_state_machine,
+    consumed_queue,
     dead_letter_queue,
     evidence_bucket,
     fixed_name_state_machine_arns,
     stage_log_group,
 )
 from infra.constructs.function import PaymentsFunction
+from infra.constructs.observability import PERIOD, custom_metric
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
@@ -67,6 +80,13 @@ ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "reconcile.as
 #: upper bound. 2 GiB holds that bound four times over, including the spill a timed-out invocation
 #: leaves behind in a reused execution environment.
 RECONCILE_EPHEMERAL_STORAGE = cdk.Size.gibibytes(2)
+#: A deferred file waits at most until its day's end plus the lake's lag (30 minutes): one delivered at 00:10
+#: waits 20 minutes. A message older than this means the day is far from complete (a file of a future day, a
+#: clock or lag misconfigured): someone looks.
+DEFERRED_TOO_LONG = cdk.Duration.hours(2)
+#: receives of one deferred message before its dead-letter queue: a re-deferral counts one (at most 11 hours
+#: each), so this covers a day more than two days away plus retries of real failures
+DEFERRED_MAX_RECEIVES = 8
 
 
 def reconcile_state_machine_name(stage: Stage) -> str:
@@ -142,6 +162,23 @@ class Reconciliation(Construct):
                 "alarm and an operator replays its messages."
             ),
         )
+        self.deferred_dead_letters = dead_letter_queue(
+            self,
+            "DeferredDeadLetters",
+            stage=stage,
+            name="reconcile-deferred-dlq",
+            why="This queue is itself the dead-letter queue of the deferred reconciliations; its depth raises an "
+            "alarm and an operator redrives its messages.",
+        )
+        self.deferred = consumed_queue(
+            self,
+            "Deferred",
+            stage=stage,
+            name="reconcile-deferred",
+            consumer_timeout_s=registry.RECONCILE.timeout_s,
+            dead_letters=self.deferred_dead_letters,
+            max_receive_count=DEFERRED_MAX_RECEIVES,
+        )
         machine_arn, child_executions_arn = reconcile_state_machine_arns(self, stage)
         self.function = PaymentsFunction(
             self,
@@ -156,6 +193,7 @@ class Reconciliation(Construct):
                 "settlement_bucket": self.bucket.bucket_name,
                 # Built from the fixed name, not referenced (the state machine invokes this function).
                 "reconcile_state_machine_arn": machine_arn,
+                "deferred_reconciliations_queue_url": self.deferred.queue_url,
                 # the three-way check reads every shard of a seller's wallet and ledger account totals
                 "wallet_shards": str(stage.wallet_shards),
                 "ledger_total_shards": str(stage.ledger_total_shards),
@@ -189,6 +227,11 @@ class Reconciliation(Construct):
         # the service could not tell "already handled" (a duplicate S3 event) from a real failure.
         fn.allow(["s3:ListBucket"], [self.bucket.bucket_arn])
         fn.allow(["states:StartExecution"], [machine_arn])
+        # the deferred queue: sent to, and consumed (one file per invocation: each has the function's whole timeout)
+        fn.grant(self.deferred.grant_send_messages)
+        fn.function.add_event_source(
+            sources.SqsEventSource(self.deferred, batch_size=1, report_batch_item_failures=True, max_concurrency=2)
+        )
         self.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
             s3n.LambdaDestination(fn.function),
@@ -206,6 +249,45 @@ class Reconciliation(Construct):
         )
 
         self.state_machine = self._state_machine(stage, machine_arn, child_executions_arn)
+
+    def add_alarms(self, topic: sns.ITopic, alarms: list[cloudwatch.Alarm], dashboard: cloudwatch.Dashboard) -> None:
+        """The deferred reconciliations' alarms on the stage's topic, and their dashboard row."""
+        oldest = self.deferred.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum")
+        waiting = oldest.create_alarm(
+            self,
+            "ReconciliationDeferredTooLong",
+            alarm_description=f"A settlement file has waited more than {DEFERRED_TOO_LONG.to_hours()} hours for its "
+            "ledger day's copy: the copy is not arriving (the ledger lake's pipeline), or the file names a day far "
+            "ahead (docs/ledger-lake.md, 'Files that arrive before their day is complete')",
+            threshold=DEFERRED_TOO_LONG.to_seconds(),
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        waiting.add_alarm_action(actions.SnsAction(topic))
+        alarms.append(waiting)
+        dead = self.deferred_dead_letters.metric_approximate_number_of_messages_visible(
+            period=PERIOD, statistic="Maximum"
+        )
+        alarms.append(
+            alarm_above_zero(
+                self,
+                "ReconcileDeferredDeadLetters",
+                dead,
+                "A deferred settlement file could not be reconciled after retries: its message is in the deferred "
+                "queue's dead-letter queue; fix the cause, then redrive it",
+                topic,
+            )
+        )
+        deferred = custom_metric("ReconciliationsDeferred", registry.RECONCILE.name)
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Deferred reconciliations (settlement files waiting for their ledger day)",
+                left=[deferred, self.deferred.metric_approximate_number_of_messages_not_visible(period=PERIOD)],
+                right=[oldest],
+                width=12,
+            )
+        )
 
     def _state_machine(self, stage: Stage, machine_arn: str, child_executions_arn: str) -> sfn.StateMachine:
         """``stepfunctions/reconcile.asl.json`` as written, its three Tasks on the reconcile function."""

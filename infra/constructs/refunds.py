@@ -23,7 +23,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions import registry
@@ -32,6 +31,7 @@ from infra.constructs.checkout_api import answer_other_methods_405
 from infra.constructs.common import (
     alarm_above_zero,
     asl_state_machine,
+    consumed_queue,
     dead_letter_queue,
     fixed_name_state_machine_arns,
     stage_log_group,
@@ -150,15 +150,14 @@ class Refunds(Construct):
             name="notifications-dlq",
             why="This queue is itself the dead-letter queue of the notifications queue; its depth raises an alarm.",
         )
-        self.queue = sqs.Queue(
+        self.queue = consumed_queue(
             self,
             "Notifications",
-            queue_name=stage.resource_name("notifications"),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            visibility_timeout=cdk.Duration.seconds(CONSUMER_TIMEOUT.to_seconds() * 6),
-            retention_period=cdk.Duration.days(14),
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=8, queue=self.dead_letters),
+            stage=stage,
+            name="notifications",
+            consumer_timeout_s=CONSUMER_TIMEOUT.to_seconds(),
+            dead_letters=self.dead_letters,
+            max_receive_count=8,
         )
         self.webhook = PaymentsFunction(
             self,

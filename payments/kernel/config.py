@@ -51,6 +51,9 @@ class Settings(BaseModel):
     #: runtime): the copy of a day is then complete whenever a file is reconciled, so no delivery lag is waited
     #: for. A deployed stage never sets it: its copy is complete a day's end plus LEDGER_LAKE_LAG_MINUTES.
     ledger_lake_flushed: bool = Field(default=False)
+    #: the "deferred reconciliations" SQS queue (payments.reconciliation.deferred): a settlement file whose ledger
+    #: day's copy is not complete yet waits there until it is; empty: such a file fails the invocation (retried)
+    deferred_reconciliations_queue_url: str = Field(default="")
     #: payouts and their runs (payments.payouts): status, amount, the file that carried each
     payouts_table: str = Field(default="payouts")
     #: the bank rail's bucket: our payment files under ``outgoing/``, the bank's answers under ``incoming/bank/``

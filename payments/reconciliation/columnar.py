@@ -489,7 +489,7 @@ LAKE_FLUSHED_ENV = "LEDGER_LAKE_FLUSHED"
 
 class LedgerDayIncomplete(Exception):
     """The copy of the window day may still be missing transactions: the file is not matched against a partial
-    copy. A retryable error (the function fails; the event is delivered again later)."""
+    copy. The reconcile function defers the file until ``complete_at`` (:mod:`.deferred`)."""
 
     def __init__(self, day: str, complete_at: datetime):
         super().__init__(f"the ledger copy of {day} is complete only at {complete_at.isoformat()}: deferred")
@@ -546,8 +546,11 @@ class LakeLedger(ParquetLedger):
         self._days.clear()
 
 
-def lake_ledger(s3: Any, psp: str, point_lookups: LedgerSource) -> LakeLedger | None:
-    """The stage's lake source from its environment (:data:`LAKE_BUCKET_ENV`, :data:`LAKE_LAG_ENV`), None without it."""
+def lake_ledger(
+    s3: Any, psp: str, point_lookups: LedgerSource, now: Callable[[], datetime] | None = None
+) -> LakeLedger | None:
+    """The stage's lake source from its environment (:data:`LAKE_BUCKET_ENV`, :data:`LAKE_LAG_ENV`), None without it;
+    ``now``: the clock that tells whether a day's copy is complete (the tests'; by default the system's)."""
     bucket = os.environ.get(LAKE_BUCKET_ENV, "")
     if not bucket:
         return None
@@ -555,4 +558,6 @@ def lake_ledger(s3: Any, psp: str, point_lookups: LedgerSource) -> LakeLedger | 
         # the writer flushed the copy before invoking us (the local runtime): complete now, whatever the day
         return LakeLedger(s3=s3, bucket=bucket, psp=psp, point_lookups=point_lookups, lag=None)
     lag = timedelta(minutes=int(os.environ.get(LAKE_LAG_ENV, DEFAULT_LAKE_LAG_MINUTES)))
-    return LakeLedger(s3=s3, bucket=bucket, psp=psp, point_lookups=point_lookups, lag=lag)
+    if now is None:
+        return LakeLedger(s3=s3, bucket=bucket, psp=psp, point_lookups=point_lookups, lag=lag)
+    return LakeLedger(s3=s3, bucket=bucket, psp=psp, point_lookups=point_lookups, lag=lag, now=now)

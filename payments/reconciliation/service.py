@@ -7,7 +7,8 @@ One file's life::
       unreadable -> moved to quarantine/<path> (copy + delete), quarantine/<path>.reason.json,
                     reports/incoming/<path>.json with "quarantined": {"reason": ...} and its .html
       too big for one Lambda (and a state machine configured) -> stepfunctions/reconcile.asl.json
-      its ledger day's copy not complete yet (the lake) -> LedgerDayIncomplete: the invocation fails and is retried
+      its ledger day's copy not complete yet (the lake) -> LedgerDayIncomplete, nothing written: the reconcile
+                    function defers the file until the copy is complete (payments.reconciliation.deferred)
 
 The bucket layout keeps the trigger safe: only ``incoming/`` notifies, and nothing
 here writes under ``incoming/``. Everything is deterministic in the file's bytes:
@@ -23,6 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -138,7 +140,7 @@ def three_way(accounts: set[tuple[str, str]], truncated: bool, balances: Balance
 @dataclass(frozen=True)
 class Outcome:
     source_key: str
-    status: str  # RECONCILED | QUARANTINED | DISTRIBUTED | SKIPPED
+    status: str  # RECONCILED | QUARANTINED | DISTRIBUTED | SKIPPED | DEFERRED (the handler: payments.reconciliation.deferred)
     report_key: str | None = None
     mismatches: int = 0
     detail: str = ""
@@ -163,6 +165,7 @@ class Reconciler:
         sfn: Any = None,
         on_metric: Callable[[str, int], None] | None = None,
         books: tuple[WalletRepository, LedgerRepository] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ):
         self.bucket = bucket or settings().settlement_bucket
         self.s3 = s3 or aws.client("s3")
@@ -175,7 +178,7 @@ class Reconciler:
         # the ledger's day: the lake's copy in S3 where the stage has one (LEDGER_LAKE_BUCKET), read without a
         # Query or Scan of the table (rows of other days by key); a stage without it reads the day index
         table = DynamoLedgerSource(repository=books[1] if books else None, psp=settings().psp_name)
-        self.ledger: LedgerSource = ledger or columnar.lake_ledger(self.s3, settings().psp_name, table) or table
+        self.ledger: LedgerSource = ledger or columnar.lake_ledger(self.s3, settings().psp_name, table, clock) or table
         self.store = store or ReconciliationStore()
         self.balances = balances or DynamoBalanceSource()
         self.bounds = bounds or Bounds()

@@ -78,6 +78,8 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "ledger_lake_bucket": "ledger-lake",
     # the runtime flushes the ledger's copy before every reconciliation it invokes (ledger_lake.py)
     "ledger_lake_flushed": True,
+    # never used locally: the flushed copy is complete at every reconciliation, so no file is deferred
+    "deferred_reconciliations_queue_url": "",
     "bank_bucket": "bank",
     "payout_minimum_minor": {"EUR": 100},
     "wallet_shards": 4,

@@ -69,7 +69,12 @@ def test_notifications_queue_has_an_encrypted_dead_letter_queue_with_an_alarm(de
         for a in alarms
     )
     # and the consumer reports partial batch failures
-    (mapping,) = resources(dev, "AWS::Lambda::EventSourceMapping").values()
+    queue_id = queues["payments-dev-notifications"][0]
+    (mapping,) = [
+        m
+        for m in resources(dev, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    ]
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
