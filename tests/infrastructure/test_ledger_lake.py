@@ -73,7 +73,7 @@ def test_the_glue_table_is_lake_columns_with_projected_partitions(prod):
     parameters = table_input["Parameters"]
     assert parameters["projection.enabled"] == "true"
     assert parameters["projection.day.type"] == "date" and parameters["projection.day.format"] == "yyyy-MM-dd"
-    assert "EUR" in parameters["projection.currency.values"].split(",")
+    assert "EUR" in parameters["projection.ccy.values"].split(",")
     assert set(parameters["projection.psp.values"].split(",")) == {"adyen", "platform"}
     location = json.dumps(parameters["storage.location.template"])
     partition = lake.Partition(psp="${psp}", day="${day}", ccy="${ccy}").prefix
