@@ -18,7 +18,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from payments.notifications import apply
 from payments.refunds.repository import RefundsRepository
 from tests.model import test_regressions
-from tests.model.money import ModelViolation, machine_for
+from tests.model.money import ModelViolation, MoneyMachine, machine_for
 from tests.model.system import System
 
 #: the CI budget, per PSP: about this many examples of at most this many steps
@@ -90,6 +90,23 @@ def test_money_agrees_with_its_model(system: System, say: Callable[[str], None])
     # Then every step agreed with the model (a disagreement raises with its shrunk reproducer)
 
 
+class WithoutPayoutRules(MoneyMachine):
+    """The model with its payout rules hidden (each stays a plain method: hypothesis draws only methods marked
+    as rules), for a test whose fault is in money in and back."""
+
+    def psp_settles_the_day(self) -> None:
+        MoneyMachine.psp_settles_the_day(self)
+
+    def payout(self, data: Any) -> None:
+        MoneyMachine.payout(self, data)
+
+    def concurrent_payouts(self, data: Any) -> None:
+        MoneyMachine.concurrent_payouts(self, data)
+
+    def bank_closes_the_day(self) -> None:
+        MoneyMachine.bank_closes_the_day(self)
+
+
 @pytest.mark.parametrize("system", ["simulator"], indirect=True)
 def test_the_model_fails_when_the_refund_reservation_loses_its_condition(
     system: System, monkeypatch: pytest.MonkeyPatch
@@ -100,8 +117,10 @@ def test_the_model_fails_when_the_refund_reservation_loses_its_condition(
         "reservation_condition",
         lambda self: "attribute_exists(pk) AND #status = :success AND :limit = :limit AND :zero = :zero",
     )
-    machine = machine_for(system, Counter())
-    # When the model runs (no shrinking: the failure is the point, not its smallest form)
+    machine = machine_for(system, Counter(), base=WithoutPayoutRules)
+    # When the model runs without its payout rules (the budget goes to money in and back, as it did before
+    # payouts were learned: with them, 40 examples of 12 steps did not always reach the refunds' race), and no
+    # shrinking (the failure is the point, not its smallest form)
     # Then it finds a refund the system accepted beyond what was refundable
     with pytest.raises(ModelViolation, match="refundable"):
         run_state_machine_as_test(machine, settings=model_settings(40, 12, phases=[Phase.generate]))
