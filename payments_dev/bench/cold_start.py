@@ -162,7 +162,7 @@ def lambda_layout() -> LambdaLayout | None:
     for path in (task, task_sources):
         shutil.rmtree(path, ignore_errors=True)
     bundling = LocalPythonBundling(
-        pinned(DEPENDENCIES), pinned(DEPENDENCIES_WITHOUT_THEIRS), platform=machine_platform, python=None
+        pinned(DEPENDENCIES), pinned(DEPENDENCIES_WITHOUT_THEIRS), platforms=(machine_platform,), python=None
     )
     bundling.try_bundle(str(task_sources))
     shutil.copytree(task_sources, task)
@@ -171,7 +171,7 @@ def lambda_layout() -> LambdaLayout | None:
     marker = runtime / ".installed"
     if not marker.exists() or marker.read_text() != "\n".join(wanted):
         shutil.rmtree(runtime, ignore_errors=True)
-        LocalPythonBundling(wanted, (), platform=machine_platform, python=None)._pip_install(runtime, wanted)
+        LocalPythonBundling(wanted, (), platforms=(machine_platform,), python=None)._pip_install(runtime, wanted)
         compile_bytecode(python, runtime)
         marker.write_text("\n".join(wanted))
     return LambdaLayout(python, task, task_sources, runtime)
