@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from pydantic import BaseModel
 
 from functions.merchant_words import field_errors, sentence
 from functions.payment.guard import guard_request
@@ -52,6 +53,14 @@ Identifier = Annotated[
         description=IDENTIFIER_RULE[0].upper() + IDENTIFIER_RULE[1:] + "." + NO_CARD_NUMBER,
     ),
 ]
+
+
+def build_models(*models: type[BaseModel]) -> None:
+    """Build the validators and serialisers of the API's models now, at cold start (where a snapshot keeps
+    them), rather than in the first request: ``payments.payin.models`` defers them for the functions that
+    never answer a request."""
+    for model in models:
+        model.model_rebuild()
 
 
 def routes_of(app: APIGatewayRestResolver) -> list[Any]:

@@ -26,6 +26,7 @@ from functions.api_kit import (
     Identifier,
     accepted,
     answer_common_problems,
+    build_models,
     idempotency_store,
     json_response,
     new_idempotency_config,
@@ -38,9 +39,10 @@ from payments.accounts.ledger import LedgerRepository
 from payments.accounts.wallet import WalletRepository
 from payments.kernel.config import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_ORDERS_PER_CHECKOUT
 from payments.kernel.errors import Conflict, InvalidRequest, NotFound
-from payments.payin.models import PaymentOut, PaymentRequest, TrialBalanceOut, WalletOut
+from payments.payin.models import PaymentOut, PaymentRequest, Problem, TrialBalanceOut, WalletOut
 from payments.payin.repository import PaymentsRepository
 
+build_models(PaymentRequest, PaymentOut, WalletOut, TrialBalanceOut, Problem)
 app = APIGatewayRestResolver(enable_validation=True)
 app.configure_openapi(
     title="Payments API",

@@ -161,10 +161,15 @@ def _currency_amount_pairs(schema: JsonDict) -> None:
 
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True)
+#: the API's own models (requests, resources, problems) are built when first used, not at import: the functions
+#: behind the state machine import this module for its records and never validate a request or answer one; each
+#: API builds its models at its own import (``functions.api_kit.build_models``)
+_API = ConfigDict(defer_build=True)
+_API_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True, defer_build=True)
 
 
 class BuyerInfo(BaseModel):
-    model_config = _STRICT
+    model_config = _API_STRICT
     buyer_id: Annotated[str, _identifier("The merchant's id of the buyer.")]
     email: (
         Annotated[
@@ -189,7 +194,11 @@ class PaymentMethod(BaseModel):
 
 class PaymentOrderIn(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", str_strip_whitespace=False, strict=True, json_schema_extra=_currency_amount_pairs
+        extra="forbid",
+        str_strip_whitespace=False,
+        strict=True,
+        defer_build=True,
+        json_schema_extra=_currency_amount_pairs,
     )
     payment_order_id: Annotated[
         str,
@@ -224,7 +233,7 @@ class PaymentOrderIn(BaseModel):
 class PaymentRequest(BaseModel):
     """Body of ``POST /v1/payments``."""
 
-    model_config = _STRICT
+    model_config = _API_STRICT
     checkout_id: Annotated[
         str,
         _identifier(
@@ -249,6 +258,7 @@ class PaymentRequest(BaseModel):
 
 # --- resources returned by the API --------------------------------------------------
 class ProblemFieldError(BaseModel):
+    model_config = _API
     field: str = Field(
         description="Path of the offending field (payment_orders[2].amount), or 'header <Name>', or '(body)'."
     )
@@ -304,7 +314,7 @@ PROBLEM_EXAMPLES: list[JsonDict] = [
 class Problem(BaseModel):
     """An RFC 9457 problem detail (``application/problem+json``)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [*PROBLEM_EXAMPLES]})
+    model_config = ConfigDict(defer_build=True, json_schema_extra={"examples": [*PROBLEM_EXAMPLES]})
 
     type: str = Field(
         pattern=r"^urn:payments:problem:[a-z-]+$", description="URN naming the problem; the README lists them."
@@ -340,6 +350,7 @@ class AttentionOut(BaseModel):
 
 
 class PaymentOrderOut(BaseModel):
+    model_config = _API
     payment_order_id: str
     seller_account: str
     amount: str
@@ -357,6 +368,7 @@ class PaymentOrderOut(BaseModel):
 
 
 class PaymentOut(BaseModel):
+    model_config = _API
     checkout_id: str
     status: PaymentStatus
     is_payment_done: bool
@@ -366,6 +378,7 @@ class PaymentOut(BaseModel):
 class Balance(BaseModel):
     """A seller's balance in one currency, decimal strings in major units."""
 
+    model_config = _API
     currency: str
     amount: str = Field(description="What the platform owes the seller: pending + available + in_transit.")
     pending: str = Field(
@@ -379,11 +392,13 @@ class Balance(BaseModel):
 
 
 class WalletOut(BaseModel):
+    model_config = _API
     seller_account: str
     balances: list[Balance]
 
 
 class CurrencyTotals(BaseModel):
+    model_config = _API
     currency: str
     debits: str
     credits: str
@@ -393,6 +408,7 @@ class AccountBalance(BaseModel):
     """One of the platform's own ledger accounts, on its normal side (an asset or an expense: debits minus
     credits; a revenue: credits minus debits)."""
 
+    model_config = _API
     account: str = Field(description="The account's name, <kind>:<owner>, e.g. commission_revenue:platform.")
     kind: str = Field(description="psp_receivable, bank, commission_revenue, psp_fees or dispute_losses.")
     currency: str
@@ -400,6 +416,7 @@ class AccountBalance(BaseModel):
 
 
 class TrialBalanceOut(BaseModel):
+    model_config = _API
     currencies: list[CurrencyTotals]
     accounts: list[AccountBalance] = Field(
         default_factory=list,
