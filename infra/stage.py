@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
+from functions import registry
 from payments.kernel.config import Settings
 from payments.ops import capacity
 
@@ -67,6 +68,12 @@ class Stage:
     #: (``commissionOverrides``, ``{"seller_books": 250}``): the payment function fixes it on each order
     commission_bps: int = 0
     commission_overrides: str = "{}"
+    #: how the cold start of a function on the shopper's wait is taken off it (``coldStart``, per function of
+    #: :data:`COLD_START_FUNCTIONS`): :data:`SNAPSTART` (Lambda SnapStart: a published version restores a snapshot
+    #: of its initialised environment) or a number of environments kept initialised (provisioned concurrency);
+    #: such a function is invoked through its ``live`` alias. A function not listed starts cold, from nothing.
+    #: docs/capacity.md, "Cold starts", prices both against the wait they save.
+    cold_start: dict[str, str | int] = field(default_factory=dict)
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> Stage:
@@ -137,6 +144,7 @@ class Stage:
             ),
             payout_minimum_minor=value("payoutMinimumMinor") or None,
             **_commission(name, value("commissionBps"), value("commissionOverrides")),
+            cold_start=_cold_start(name, value("coldStart")),
         )
 
     @property
@@ -220,6 +228,43 @@ def _check_shards(stage: str, target: float, ledger_total_shards: int) -> None:
             f"stage {stage!r}: ledgerTotalShards {ledger_total_shards} < needed {needed} for {target:,g} "
             f"checkouts/s of {capacity.ORDERS_PER_CHECKOUT} orders in one currency (1,000 WCU/s per shard)"
         )
+
+
+#: the functions on a shopper's wait: the API's (payment) and the payment workflow's tasks, each invoked by API
+#: Gateway or Step Functions through its alias when ``coldStart`` names it
+COLD_START_FUNCTIONS = tuple(sorted(f.name for f in registry.asl_functions(registry.PAYMENT_ASL).values()))
+SNAPSTART = "snapstart"
+
+
+def _cold_start(stage: str, value: Any) -> dict[str, str | int]:
+    """``coldStart``: ``{"<function>": "snapstart" | <provisioned environments>}`` (JSON, or a JSON string given
+    with ``-c coldStart=...``); unset or ``{}``: every function starts cold."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"stage {stage!r}: coldStart must be a JSON object, not {value!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"stage {stage!r}: coldStart must be an object of function names, not {value!r}")
+    modes: dict[str, str | int] = {}
+    for function, mode in value.items():
+        if function not in COLD_START_FUNCTIONS:
+            raise ValueError(
+                f"stage {stage!r}: coldStart names {function!r}, which is not a function on a shopper's wait "
+                f"({', '.join(COLD_START_FUNCTIONS)})"
+            )
+        if mode == SNAPSTART:
+            modes[function] = SNAPSTART
+        elif isinstance(mode, int) and not isinstance(mode, bool) and mode >= 1:
+            modes[function] = mode
+        else:
+            raise ValueError(
+                f"stage {stage!r}: coldStart.{function} must be {SNAPSTART!r} or a number of provisioned environments "
+                f"(1 or more), not {mode!r}: Lambda does not combine SnapStart with provisioned concurrency"
+            )
+    return modes
 
 
 def _flag(value: Any) -> bool:

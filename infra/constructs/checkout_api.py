@@ -118,7 +118,7 @@ class CheckoutApi(Construct):
                 tracing_enabled=True,
             ),
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
-            default_integration=apigw.LambdaIntegration(fn.function, proxy=True, allow_test_invoke=False),
+            default_integration=apigw.LambdaIntegration(fn.invoke_target, proxy=True, allow_test_invoke=False),
         )
         v1 = self.api.root.add_resource("v1")
         payments = v1.add_resource("payments")

@@ -35,6 +35,8 @@ class TaskFunction(Protocol):
 
     spec: registry.Function
     function: lambda_.Function
+    #: what the state machine invokes: the function or its alias (``PaymentsFunction.invoke_target``)
+    invoke_target: lambda_.IFunction
 
 
 def stage_log_group(
@@ -88,7 +90,7 @@ def asl_state_machine(
     ``ERROR`` (its only history is the log; see docs/runbook.md, "Express workflow logs").
     """
     placeholders = registry.asl_functions(asl_path.name)
-    by_spec = {fn.spec: fn.function for fn in task_functions}
+    by_spec = {fn.spec: fn.invoke_target for fn in task_functions}
     if set(by_spec) != set(placeholders.values()):
         raise ValueError(
             f"{asl_path.name}: its placeholders are filled by {sorted(f.name for f in placeholders.values())}"
@@ -104,7 +106,8 @@ def asl_state_machine(
         logs=sfn.LogOptions(destination=log_group, level=log_level, include_execution_data=False),
         tracing_enabled=True,
     )
-    # The Task states invoke the functions by their unqualified ARNs.
+    # The Task states invoke the functions by their unqualified ARNs, or their aliases' where the stage takes the
+    # cold start off the wait (SnapStart or provisioned concurrency).
     machine.add_to_role_policy(
         iam.PolicyStatement(
             actions=["lambda:InvokeFunction"], resources=[fn.function_arn for fn in substitutions.values()]

@@ -25,7 +25,7 @@ from functions import registry
 from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.constructs.common import stage_log_group
 from infra.nag import acknowledge, acknowledge_wildcard_resource
-from infra.stage import Stage
+from infra.stage import SNAPSTART, Stage
 from payments.kernel.config import STAGE_ENV, env_name
 
 METRICS_NAMESPACE = "Payments"
@@ -63,6 +63,9 @@ class PaymentsFunction(Construct):
         self.log_group.grant_write(self.role)
         if spec.reserved_concurrency is not None:
             function_options["reserved_concurrent_executions"] = spec.reserved_concurrency
+        cold_start = stage.cold_start.get(spec.name)
+        if cold_start == SNAPSTART:
+            function_options["snap_start"] = lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
         self.function = lambda_.Function(
             self,
             "Function",
@@ -91,6 +94,23 @@ class PaymentsFunction(Construct):
             },
             **function_options,
         )
+        #: what API Gateway and Step Functions invoke: the function, or its ``live`` alias (the version published
+        #: at each deployment) where the stage takes its cold start off the wait (``Stage.cold_start``): SnapStart
+        #: and provisioned concurrency apply to published versions only, never to $LATEST
+        self.invoke_target: lambda_.IFunction = self.function
+        if cold_start is not None:
+            self.invoke_target = lambda_.Alias(
+                self,
+                "Live",
+                alias_name="live",
+                version=self.function.current_version,
+                provisioned_concurrent_executions=cold_start if isinstance(cold_start, int) else None,
+            )
+        if cold_start == SNAPSTART:
+            cdk.Annotations.of(self.function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                "each deployment publishes the version its live alias names",
+            )
         for setting, value in (settings or {}).items():
             self.set_setting(setting, value)
         for access in spec.tables_for(self.psp):
