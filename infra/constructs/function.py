@@ -66,6 +66,12 @@ class PaymentsFunction(Construct):
         cold_start = stage.cold_start.get(spec.name)
         if cold_start == SNAPSTART:
             function_options["snap_start"] = lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+        if cold_start is not None:
+            # the version a deployment replaces is deleted with it: a SnapStart version's snapshot is billed for
+            # as long as the version is active, and provisioned environments belong to the alias's version only
+            function_options["current_version_options"] = lambda_.VersionOptions(
+                removal_policy=cdk.RemovalPolicy.DESTROY
+            )
         self.function = lambda_.Function(
             self,
             "Function",

@@ -56,6 +56,8 @@ from infra.bundling import (
     compile_bytecode,
     pinned,
 )
+from infra.stage import COLD_START_FUNCTIONS
+from payments.ops import capacity
 from payments_dev.bench.common import OUT, PYTHON, ROOT, log, median
 
 #: the pay-in path and reconciliation (the functions whose cold start the bench has always measured)
@@ -267,7 +269,83 @@ def run(repeats: int = 5, functions: tuple[str, ...] = FUNCTIONS, lambda_python:
         # attribution only (one sample, noisy): self import time per top-level package
         sampled = sample(IMPORT_AND_CLIENT.format(name=name), deployed_env(name), importtime=True, layout=layout)
         result["importtime"][name] = top_packages(sampled["importtime"])
+    result["options"] = options(result)
     return result
+
+
+#: Lambda's prices for taking a cold start off the wait, us-east-1, USD, arm64 (https://aws.amazon.com/lambda/pricing/,
+#: "Provisioned Concurrency" and "SnapStart": Python's snapshots are billed, Java's are not). Recalled, not fetched,
+#: like docs/prices-us-east-1.json: re-check before quoting them.
+OPTION_PRICES = {
+    "provisioned_gb_s": 0.0000033334,  # an environment kept initialised, per GB-second
+    "provisioned_duration_gb_s": 0.0000077778,  # duration on a provisioned environment (on demand: 0.0000133334)
+    "snapstart_cache_gb_s": 0.0000015046,  # a published version's cached snapshot, per GB-second (3 hours at least)
+    "snapstart_restore_gb": 0.0001397998,  # each environment resumed from the snapshot, per GB
+}
+#: Lambda gives one full vCPU at 1,769 MB and a proportional share below (a 256 MB function: 0.14 vCPU)
+FULL_VCPU_MB = 1769
+HOUR_S, MONTH_HOURS = 3600, 730
+
+
+def options(result: dict[str, Any], target: float = capacity.PROD_TARGET_CHECKOUTS_PER_S) -> dict[str, Any]:
+    """Provisioned concurrency and SnapStart for the functions on a shopper's wait at ``target`` checkouts/s: what
+    each costs against the wait a cold start adds (this run's CPU of import + first client, at a full vCPU and at
+    the function's share of one: Lambda's init runs somewhere between the two)."""
+    environments = capacity.function_concurrency_needed(target)
+    gb = {name: MEMORY_MB[name] / 1024 for name in COLD_START_FUNCTIONS}
+    held_gb = sum(environments[name] * gb[name] for name in COLD_START_FUNCTIONS)
+    functions = {}
+    for name in COLD_START_FUNCTIONS:
+        cpu_ms = result["targets"].get(f"{name}/pyc", {}).get("cpu_ms")
+        functions[name] = {
+            "memory_mb": MEMORY_MB[name],
+            "environments_at_target": environments[name],
+            "init_cpu_ms": cpu_ms,
+            "init_ms_at_memory_share": None if cpu_ms is None else cpu_ms * max(1.0, FULL_VCPU_MB / MEMORY_MB[name]),
+        }
+    return {
+        "target_checkouts_per_s": target,
+        "functions": functions,
+        "prices": OPTION_PRICES,
+        # every environment the target holds, kept initialised
+        "provisioned_usd_per_hour": held_gb * HOUR_S * OPTION_PRICES["provisioned_gb_s"],
+        "provisioned_usd_per_month": held_gb * HOUR_S * MONTH_HOURS * OPTION_PRICES["provisioned_gb_s"],
+        # one live version of each function cached all month, and every environment of a ramp to the target restored
+        "snapstart_cache_usd_per_month": sum(gb.values())
+        * HOUR_S
+        * MONTH_HOURS
+        * OPTION_PRICES["snapstart_cache_gb_s"],
+        "snapstart_restores_usd_per_ramp": held_gb * OPTION_PRICES["snapstart_restore_gb"],
+    }
+
+
+def options_table(o: dict[str, Any]) -> str:
+    """The table of docs/capacity.md, "Cold starts"."""
+    rows = [
+        "| function | memory | environments at the target | cold start: import + first client, CPU at 1 vCPU "
+        "/ at its memory's share | provisioned, per hour held | SnapStart: snapshot per month / restores of a ramp |",
+        "|---|---|---|---|---|---|",
+    ]
+    p = o["prices"]
+    for name, f in o["functions"].items():
+        gb = f["memory_mb"] / 1024
+        cpu = (
+            "not measured"
+            if f["init_cpu_ms"] is None
+            else f"{f['init_cpu_ms']:,.0f} ms / {f['init_ms_at_memory_share']:,.0f} ms"
+        )
+        rows.append(
+            f"| {name} | {f['memory_mb']} MB | {f['environments_at_target']:,} | {cpu} "
+            f"| USD {f['environments_at_target'] * gb * HOUR_S * p['provisioned_gb_s']:,.2f} "
+            f"| USD {gb * HOUR_S * MONTH_HOURS * p['snapstart_cache_gb_s']:,.2f} "
+            f"/ USD {f['environments_at_target'] * gb * p['snapstart_restore_gb']:,.3f} |"
+        )
+    rows.append(
+        f"| all four | | {sum(f['environments_at_target'] for f in o['functions'].values()):,} | "
+        f"| USD {o['provisioned_usd_per_hour']:,.2f} (USD {o['provisioned_usd_per_month']:,.0f} a month) "
+        f"| USD {o['snapstart_cache_usd_per_month']:,.2f} / USD {o['snapstart_restores_usd_per_ramp']:,.3f} |"
+    )
+    return "\n".join(rows)
 
 
 def asset_size() -> dict[str, Any]:
@@ -311,7 +389,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a tiny run: once, the payment function, this interpreter (no Lambda layout)",
     )
+    parser.add_argument(
+        "--options",
+        type=Path,
+        metavar="RESULT",
+        help="print the provisioned concurrency / SnapStart table (docs/capacity.md) of a result this command printed",
+    )
     args = parser.parse_args(argv)
+    if args.options:
+        print(options_table(options(json.loads(args.options.read_text()))))
+        return 0
     result = run(1, FUNCTIONS[:1], lambda_python=False) if args.quick else run(args.repeats)
     result["asset"] = asset_size()
     print(json.dumps(result, indent=2))

@@ -35,6 +35,8 @@ def _version_of(template: dict[str, Any], alias: dict[str, Any]) -> dict[str, An
     version_id = alias["FunctionVersion"]["Fn::GetAtt"][0]
     version = template["Resources"][version_id]
     assert version["Type"] == "AWS::Lambda::Version"
+    # the version a deployment replaces is deleted (its snapshot would be billed for as long as it is active)
+    assert version["DeletionPolicy"] == version["UpdateReplacePolicy"] == "Delete"
     return dict(version["Properties"])
 
 
@@ -114,6 +116,7 @@ def test_a_stage_can_keep_environments_provisioned_for_a_function_instead(provis
     # no SnapStart on a version with provisioned concurrency)
     payment_alias_id, payment_alias = _alias_of(provisioned_dev, payment_id)
     assert payment_alias["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 3}
+    assert _version_of(provisioned_dev, payment_alias)["FunctionName"] == {"Ref": payment_id}
     assert "SnapStart" not in payment
     # the executor restores a snapshot, nothing provisioned
     _, executor_alias = _alias_of(provisioned_dev, executor_id)
