@@ -10,10 +10,12 @@ from payments.kernel import config
 from payments.kernel.observability import count, entry_point, logger
 from payments.payin.repository import PaymentsRepository
 from payments.payin.tasks import ExecuteOrderTask
-from payments.psp import default_psp
+from payments.psp import default_psp, import_adapter
 
 #: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
 config.load(registry.EXECUTOR)
+#: the stage's PSP adapter and its library, imported now rather than by the first charge
+import_adapter()
 
 
 @entry_point

@@ -7,6 +7,7 @@ the idempotency key ``payment_order_id``: the PSP holds at most one charge per k
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -76,6 +77,21 @@ def default_psp() -> PaymentServiceProvider:
     from payments.psp.simulator import SimulatedPsp
 
     return SimulatedPsp()
+
+
+#: the module of each adapter ``PAYMENTS_PSP`` may name
+ADAPTER_MODULES = {"simulator": "payments.psp.simulator", "adyen": "payments.psp.adyen"}
+
+
+def import_adapter() -> None:
+    """Import the adapter the settings name (its PSP library with it) without building it. The executor calls
+    this at cold start, where a SnapStart snapshot keeps it, rather than have its first charge pay the import;
+    a name it does not know is left to :func:`default_psp` to refuse, at the invocation, as before."""
+    from payments.kernel.config import settings
+
+    module = ADAPTER_MODULES.get(settings().payments_psp)
+    if module is not None:
+        importlib.import_module(module)
 
 
 @lru_cache(maxsize=4)
