@@ -104,6 +104,7 @@ class ParquetLedger:
         self._files = files
         self._lookup_files = lookup_files
         self._point_lookups = point_lookups
+        self._adjustments: dict[str, dict[str, Any]] | None = None  # txn_id -> the copy's row (lookup files)
 
     def parquet_paths(self, day: str) -> list[Path]:
         return list(self._files(day))
@@ -155,8 +156,12 @@ class ParquetLedger:
             return self._point_lookups.find_adjustment(txn_id)
         if self._lookup_files is None:
             return None
-        rows = self._query(self._lookup_files(), "txn_id = ?", [txn_id])
-        return LedgerAdjustment.from_item(rows[0]) if rows else None
+        if self._adjustments is None:  # read once: a file's lookups are many, the copy's adjustments few
+            kinds = ", ".join(f"'{kind}'" for kind in RECORD_TYPE_OF_KIND)
+            rows = self._query(self._lookup_files(), f"kind IN ({kinds})", [])
+            self._adjustments = {row["txn_id"]: row for row in rows}
+        row = self._adjustments.get(txn_id)
+        return LedgerAdjustment.from_item(row) if row is not None else None
 
 
 def _entry(row: dict[str, Any]) -> LedgerEntry:
@@ -256,25 +261,28 @@ def _read_tsv(path: Path, columns: dict[str, str]) -> str:
 
 def match(
     partial: engine.Partial,
-    entries: Path,
+    entries: Path | None,
     ledger: LedgerSource,
     bounds: Bounds,
     day_hint: str | None,
     work_dir: Path,
     on_match: Callable[[LedgerEntry], None] | None = None,
+    connection: Any = None,
 ) -> engine.Result:
-    """Join the Settled rows (``entries``: an :class:`EntryFile`) with the ledger's window day; classify every
-    difference; match the refunds, chargebacks and reversals; account for every row (invariant 6)."""
+    """Join the Settled rows (``entries``: an :class:`EntryFile`; None: the table ``settled`` of ``connection``,
+    which :mod:`.fastfold` filled) with the ledger's window day; classify every difference; match the refunds,
+    chargebacks and reversals; account for every row (invariant 6). ``connection`` is closed here."""
     out = engine.Collector(bounds)
     for mismatch in partial.mismatches:
         out.add(mismatch)
     day = engine.window_day(partial.days, day_hint)
     sellers = _Sellers(bounds.max_three_way_sellers, set())
-    with contextlib.closing(connect(work_dir, bounds)) as con:
+    with contextlib.closing(connection if connection is not None else connect(work_dir, bounds)) as con:
         sql = statements()
-        con.execute(
-            f"CREATE TABLE settled AS SELECT * FROM {_read_tsv(entries, dict(SETTLED_COLUMNS))}"  # noqa: S608 - read once
-        )
+        if entries is not None:
+            con.execute(
+                f"CREATE TABLE settled AS SELECT * FROM {_read_tsv(entries, dict(SETTLED_COLUMNS))}"  # noqa: S608 - read once
+            )
         con.execute("CREATE TABLE params AS SELECT CAST(? AS VARCHAR) AS window_day", [day])
         _ledger_view(con, ledger, day, work_dir)
         con.execute(sql["ledger_day"])
@@ -436,6 +444,38 @@ def reconcile_adyen(
         return match(partial, entries.path, ledger, bounds, day_hint, work, on_match)
 
 
+def reconcile_adyen_file(
+    path: Path,
+    ledger: LedgerSource,
+    bounds: Bounds,
+    day_hint: str | None = None,
+    on_match: Callable[[LedgerEntry], None] | None = None,
+    work_dir: Path | None = None,
+) -> engine.Result:
+    """The single pass over a file on local disk: its plainly valid Settled rows read and folded by duckdb
+    (:mod:`.fastfold`), every other line by our reader; a file only our reader can number is read as a stream
+    (:func:`reconcile_adyen`). The same result either way."""
+    from payments.reconciliation import fastfold
+    from payments.reconciliation.lines import LineReader
+
+    with _work(work_dir) as work:
+        con = connect(work, bounds)
+        try:
+            fold = fastfold.fold_file(path, bounds, con, work)
+        except BaseException:
+            con.close()
+            raise
+        if fold is not None:
+            engine.check_truncation(fold.partial, fold.ended_with_newline)
+            return match(fold.partial, None, ledger, bounds, day_hint, work, on_match, connection=con)
+        con.close()
+    with open(path, "rb") as stream:
+        reader = LineReader(stream, bounds.max_line_bytes)
+        return reconcile_adyen(
+            iter(reader), lambda: reader.ended_with_newline, ledger, bounds, day_hint, on_match, work_dir
+        )
+
+
 @contextlib.contextmanager
 def _work(work_dir: Path | None) -> Iterator[Path]:
     """A fresh directory for one reconciliation's files (inside ``work_dir`` if given), removed afterwards."""
@@ -456,22 +496,12 @@ def reconcile_local(
     of that PSP where the objects carry the ``psp=`` partition in their path (the lake's layout)."""
     from dataclasses import replace
 
-    from payments.reconciliation.lines import LineReader
     from payments.reconciliation.service import day_hint
 
     files = [p for p in ledger_parquet if "psp=" not in str(p) or f"psp={psp}/" in str(p)]
     ledger = ParquetLedger(lambda day: files, lookup_files=lambda: files)
     bounds = replace(Bounds(), columnar_memory_limit=memory_limit)
-    with open(settlement, "rb") as stream:
-        reader = LineReader(stream, bounds.max_line_bytes)
-        return reconcile_adyen(
-            iter(reader),
-            lambda: reader.ended_with_newline,
-            ledger,
-            bounds,
-            day_hint(settlement.name),
-            work_dir=work_dir,
-        )
+    return reconcile_adyen_file(settlement, ledger, bounds, day_hint(settlement.name), work_dir=work_dir)
 
 
 # --- the ledger's copy in S3 (the reconcile function, where the stage has the lake) ---------------------------

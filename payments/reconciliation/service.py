@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -36,7 +38,7 @@ from payments.kernel import aws
 from payments.kernel.config import env_name, settings
 from payments.kernel.money import Money, format_minor
 from payments.reconciliation import bank, chunks, columnar, detect, engine, report
-from payments.reconciliation.lines import BinaryStream, LineReader, Metered, sniff
+from payments.reconciliation.lines import BLOCK_BYTES, BinaryStream, Metered, sniff
 from payments.reconciliation.model import Bounds, UnreadableFile
 from payments.reconciliation.sources import (
     BalanceSource,
@@ -78,13 +80,27 @@ def reconcile_stream(
     if fmt in detect.BANK_FORMATS:
         result = bank.reconcile_statement(fmt, replay, bounds, payouts, encoding)
     else:
-        reader = LineReader(replay, bounds.max_line_bytes)
-        result = columnar.reconcile_adyen(
-            iter(reader), lambda: reader.ended_with_newline, ledger, bounds, hint, on_match
-        )
+        result = _reconcile_adyen_spooled(replay, ledger, bounds, hint, on_match)
     while metered.read(1024 * 1024):  # a bank parser may stop at its closing tag: hash the whole file
         pass
     return result, metered.sha256.hexdigest()
+
+
+def _reconcile_adyen_spooled(
+    stream: BinaryStream,
+    ledger: LedgerSource,
+    bounds: Bounds,
+    hint: str | None,
+    on_match: Callable[[LedgerEntry], None] | None,
+) -> engine.Result:
+    """An Adyen file copied to local disk as it is read (bounded and hashed by the caller's stream), then
+    reconciled from there: duckdb reads the file itself (:func:`.columnar.reconcile_adyen_file`)."""
+    with tempfile.TemporaryDirectory(prefix="settlement-") as folder:
+        path = Path(folder) / "settlement.csv"
+        with open(path, "wb") as out:
+            while block := stream.read(BLOCK_BYTES):
+                out.write(block)
+        return columnar.reconcile_adyen_file(path, ledger, bounds, hint, on_match)
 
 
 #: how often the three-way check reads again while the books move under it, and the pause between reads
