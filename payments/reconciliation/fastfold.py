@@ -38,13 +38,9 @@ from payments.reconciliation.model import Bounds, UnreadableFile
 
 #: the Python reader's check of a reference (``adyen._REFERENCE``), as an RE2 full match
 REFERENCE = r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,79}"
-#: an amount in the simple form: digits, then at most the currency's decimals (checked beside it)
-AMOUNT = r"[0-9]{0,16}(\.[0-9]{1,8})?"
 #: ``adyen._TIMESTAMP``; and the narrower form whose date SQL converts (others go to the reader)
 TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
 CONVERTIBLE = r"(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2} ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-#: a line that may hold a quote or a field starting like a formula: the reader judges it
-NOT_PLAIN = r"""["=+@\t]|^-|,-"""
 #: bytes per block of the pre-scan
 BLOCK = 4 * 1024 * 1024
 #: more options of duckdb's read_csv (the tests shrink its buffers)
@@ -100,14 +96,14 @@ def _header(path: Path, bounds: Bounds) -> adyen.Layout | None:
 
 
 def _currencies() -> str:
-    """(currency, decimals at Adyen, factor to ISO 4217 minor units) for every currency whose ISO 4217 minor
-    units hold Adyen's exactly (the others, such as CLP, go to the reader)."""
+    """(currency, ten-thousandths per unit of its decimals at Adyen, factor to ISO 4217 minor units) for every
+    currency whose ISO 4217 minor units hold Adyen's exactly (the others, such as CLP, go to the reader)."""
     rows = []
     for ccy, iso in sorted(MINOR_UNITS.items()):
         wire = wire_exponent(ccy)
         if iso >= wire:
-            rows.append(f"('{ccy}', {wire}, {10 ** (iso - wire)})")
-    return "SELECT * FROM (VALUES " + ", ".join(rows) + ") AS c(ccy, wire, factor)"  # noqa: S608 - ISO codes
+            rows.append(f"('{ccy}', {10 ** (4 - wire)}, {10 ** (iso - wire)})")
+    return "SELECT * FROM (VALUES " + ", ".join(rows) + ") AS c(ccy, divisor, factor)"  # noqa: S608 - ISO codes
 
 
 def _zones() -> str:
@@ -120,16 +116,34 @@ def _zones() -> str:
     return f"SELECT * FROM (VALUES {values}) AS z(zone, minutes)"  # noqa: S608 - adyen's table
 
 
+def _ten_thousandths(field: str) -> str:
+    """An amount field, checked by the row's pattern (:func:`_pattern`: at most 12 digits and 4 decimals), in
+    ten-thousandths: the pattern leaves duckdb's decimal cast only digits and a point to read, so it is exact."""
+    return f"CASE WHEN {field} = '' THEN 0 ELSE CAST(TRY_CAST({field} AS DECIMAL(18, 4)) * 10000 AS BIGINT) END"
+
+
 def _amount(field: str, currency: str) -> str:
-    """An amount field as minor units (NULL: not in the simple form; the row then goes to the reader)."""
-    whole = f"CASE WHEN strpos({field}, '.') = 0 THEN {field} ELSE {field}[:strpos({field}, '.') - 1] END"
-    fraction = f"CASE WHEN strpos({field}, '.') = 0 THEN '' ELSE {field}[strpos({field}, '.') + 1:] END"
-    return f"""CASE WHEN {field} = '' THEN 0
-        WHEN regexp_full_match({field}, '{AMOUNT}') AND {field} <> '' AND length({fraction}) <= {currency}.wire
-            THEN (CAST(CASE WHEN {whole} = '' THEN '0' ELSE {whole} END AS BIGINT) * CAST(10 ** {currency}.wire AS BIGINT)
-                  + CASE WHEN {currency}.wire = 0 THEN 0 ELSE CAST(rpad({fraction}, {currency}.wire, '0') AS BIGINT) END)
-                 * {currency}.factor
-        END"""
+    """Ten-thousandths as minor units of the currency: NULL where a digit beyond its decimals at Adyen is not a
+    zero (the reader then judges the row), else scaled to ISO 4217's decimals."""
+    return f"CASE WHEN {field} % {currency}.divisor = 0 THEN {field} // {currency}.divisor * {currency}.factor END"
+
+
+def _pattern() -> str:
+    """What a row SQL folds looks like, as one RE2 pattern over its fields joined by commas: the record type,
+    the two references, the two currencies, the Creation Date, the TimeZone, then the eight amounts."""
+    amount = r"[0-9]{0,12}(\.[0-9]{1,4})?"  # at most 12 digits and 4 decimals: exact in DECIMAL(18, 4)
+    return ",".join(
+        [
+            "(Settled|SettledBulk)",
+            REFERENCE,
+            REFERENCE,
+            "[A-Z]{3}",
+            "[A-Z]{3}",
+            TIMESTAMP,
+            "[A-Z]{0,5}",
+            *[amount] * 8,
+        ]
+    )
 
 
 def _fold_sql(path: Path, layout: adyen.Layout, bounds: Bounds) -> str:
@@ -140,12 +154,19 @@ def _fold_sql(path: Path, layout: adyen.Layout, bounds: Bounds) -> str:
         return f"f[{i + 1}]"
 
     names = ("gd", "gc", "nd", "nc", "commission", "markup", "scheme", "interchange")
-    parsed = ",\n".join(f"{_amount(f'{name}_text', 'g' if n < 2 else 'n')} AS {name}" for n, name in enumerate(names))
-    texts = ", ".join(f"{field(at)} AS {name}_text" for name, at in zip(names, amounts, strict=True))
+    parsed = ",\n".join(f"{_amount(f'c.{name}', 'g' if n < 2 else 'n')} AS {name}" for n, name in enumerate(names))
+    texts = ", ".join(f"{field(at)} AS {name}" for name, at in zip(names, amounts, strict=True))
+    scaled = ", ".join(f"CASE WHEN candidate THEN {_ten_thousandths(name)} END AS {name}" for name in names)
     quoted = str(path).replace("'", "''")
+    options = f", {READ_OPTIONS}" if READ_OPTIONS else ""
     read = (
         f"read_csv('{quoted}', columns = {{'t': 'VARCHAR'}}, delim = '\\0', quote = '', escape = '', header = false, "
-        f"auto_detect = false, new_line = '\\n', skip = 1, strict_mode = false, null_padding = false{', ' if READ_OPTIONS else ''}{READ_OPTIONS})"
+        f"auto_detect = false, new_line = '\\n', skip = 1, strict_mode = false, null_padding = false{options})"
+    )
+    # a line with a quote, or a field that may start like a formula, is the reader's (the reader checks more)
+    plain = " AND ".join(
+        [f"NOT contains(t, '{c}')" for c in ('"', "=", "+", "@", "\t")]
+        + ["NOT starts_with(t, '-')", "NOT contains(t, ',-')"]
     )
     return f"""
 CREATE TABLE fold AS
@@ -154,41 +175,53 @@ WITH numbered AS (
 ),
 split AS (
     SELECT line, t,
-        t IS NOT NULL AND strlen(t) <= {bounds.max_line_bytes} AND NOT regexp_matches(t, '{NOT_PLAIN}') AS plain,
-        string_split(t, ',') AS f
+        CASE WHEN t IS NOT NULL AND strlen(t) <= {bounds.max_line_bytes} AND {plain} THEN string_split(t, ',') END AS f
     FROM numbered
 ),
 fields AS (
-    SELECT line, t, plain AND len(f) = {layout.width} AS plain,
-        CASE WHEN plain AND len(f) = {layout.width} THEN {field(i_type)} END AS kind,
-        {field(i_psp)} AS psp, {field(i_merchant)} AS po, {field(i_gross)} AS gross_ccy,
+    SELECT line, t, coalesce(len(f) = {layout.width}, false) AS whole,
+        {field(i_type)} AS kind, {field(i_psp)} AS psp, {field(i_merchant)} AS po, {field(i_gross)} AS gross_ccy,
         CASE WHEN {field(i_net)} = '' THEN {field(i_gross)} ELSE {field(i_net)} END AS net_ccy,
         {field(i_created)} AS created, {field(i_zone)} AS zone, {texts}
     FROM split
 ),
+candidates AS (
+    SELECT * EXCLUDE (whole),
+        CASE WHEN whole THEN regexp_full_match(
+            concat_ws(',', kind, psp, po, gross_ccy, net_ccy, created, zone, {", ".join(names)}), '{_pattern()}'
+        ) ELSE false END AS candidate
+    FROM fields
+),
+scaled AS (
+    SELECT line, t, candidate, kind, psp, po, gross_ccy, net_ccy, created, zone,
+        {scaled}
+    FROM candidates
+),
 parsed AS (
-    SELECT line, t, kind, psp, po, gross_ccy, net_ccy,
+    SELECT line, t, candidate, kind, psp, po, gross_ccy, net_ccy,
         {parsed},
         CASE
-            WHEN c.zone IN ('UTC', '') AND regexp_full_match(c.created, '{TIMESTAMP}')
-                THEN c.created[:10] || 'T' || c.created[12:] || 'Z'
+            WHEN c.zone IN ('UTC', '') THEN c.created[:10] || 'T' || c.created[12:] || 'Z'
             WHEN z.minutes IS NOT NULL AND regexp_full_match(c.created, '{CONVERTIBLE}')
-                THEN strftime(try_strptime(c.created, '%Y-%m-%d %H:%M:%S') - to_minutes(CAST(z.minutes AS BIGINT)),
+                THEN strftime(TRY_CAST(c.created AS TIMESTAMP) - to_minutes(CAST(z.minutes AS BIGINT)),
                               '%Y-%m-%dT%H:%M:%SZ')
         END AS charged_at,
-        c.plain AND c.kind IN ('Settled', 'SettledBulk') AND g.ccy IS NOT NULL AND n.ccy IS NOT NULL
-            AND regexp_full_match(c.psp, '{REFERENCE}') AND regexp_full_match(c.po, '{REFERENCE}') AS candidate
-    FROM fields AS c
-    LEFT JOIN ({_currencies()}) AS g ON c.kind IN ('Settled', 'SettledBulk') AND g.ccy = c.gross_ccy
-    LEFT JOIN ({_currencies()}) AS n ON c.kind IN ('Settled', 'SettledBulk') AND n.ccy = c.net_ccy
-    LEFT JOIN ({_zones()}) AS z ON c.kind IN ('Settled', 'SettledBulk') AND z.zone = c.zone
+        g.ccy IS NOT NULL AND n.ccy IS NOT NULL AS known
+    FROM scaled AS c
+    LEFT JOIN ({_currencies()}) AS g ON g.ccy = CASE WHEN c.candidate THEN c.gross_ccy END
+    LEFT JOIN ({_currencies()}) AS n ON n.ccy = CASE WHEN c.candidate THEN c.net_ccy END
+    LEFT JOIN ({_zones()}) AS z ON z.zone = CASE WHEN c.candidate THEN c.zone END
+),
+judged AS (
+    SELECT *,
+        coalesce(candidate AND known AND charged_at IS NOT NULL AND gd = 0 AND gc > 0 AND nd IS NOT NULL
+                 AND nc IS NOT NULL AND commission IS NOT NULL AND markup IS NOT NULL AND scheme IS NOT NULL
+                 AND interchange IS NOT NULL, false) AS fast
+    FROM parsed
 )
-SELECT line,
-    coalesce(candidate AND charged_at IS NOT NULL AND gd = 0 AND gc > 0 AND gd IS NOT NULL AND nd IS NOT NULL
-             AND nc IS NOT NULL AND commission IS NOT NULL AND markup IS NOT NULL AND scheme IS NOT NULL
-             AND interchange IS NOT NULL, false) AS fast,
-    t, kind, psp, po, gross_ccy, net_ccy, gc, nd, nc, commission, markup, scheme, interchange, charged_at
-FROM parsed
+SELECT line, fast, CASE WHEN NOT fast THEN t END AS t,
+    kind, psp, po, gross_ccy, net_ccy, gc, nd, nc, commission, markup, scheme, interchange, charged_at
+FROM judged
 """  # noqa: S608 - the layout's positions, our constants and the work directory's path
 
 
