@@ -496,7 +496,7 @@ def reconcile_local(
     of that PSP where the objects carry the ``psp=`` partition in their path (the lake's layout)."""
     from dataclasses import replace
 
-    from payments.reconciliation.service import day_hint
+    from payments.reconciliation.detect import day_hint
 
     files = [p for p in ledger_parquet if "psp=" not in str(p) or f"psp={psp}/" in str(p)]
     ledger = ParquetLedger(lambda day: files, lookup_files=lambda: files)

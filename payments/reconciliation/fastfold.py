@@ -260,37 +260,40 @@ def fold_file(path: Path, bounds: Bounds, con: Any, work_dir: Path) -> Fold | No
     finally:
         slow.close()
     fast_rows = _add_fast(con, partial, bounds)
-    con.execute(f"""
-        CREATE TABLE settled AS
+    con.execute(f"CREATE TABLE settled_slow AS SELECT * FROM {slow.read_sql()}")  # noqa: S608 - our own path
+    con.execute("""
+        CREATE VIEW settled AS
         SELECT psp AS psp_reference, line, po AS payment_order_id, gross_ccy AS currency, gc AS amount_minor,
                charged_at
         FROM fold WHERE fast
         UNION ALL
-        SELECT * FROM {slow.read_sql()}
-    """)  # noqa: S608 - our own names and paths
-    con.execute("DROP TABLE fold")
+        SELECT * FROM settled_slow
+    """)
     return Fold(partial, con, layout, ended_with_newline, fast_rows)
 
 
 def _add_fast(con: Any, partial: engine.Partial, bounds: Bounds) -> int:
     """The fast rows' counts, days and totals into the Partial (as :meth:`.engine._FastFold.finish`); their count."""
-    rows, last, bulk = con.execute(
-        "SELECT count(*), coalesce(max(line), 0), count(*) FILTER (kind <> 'Settled') FROM fold WHERE fast"
-    ).fetchone()
-    partial.rows += rows
-    partial.last_line = max(partial.last_line, last)
-    if partial.rows > bounds.max_rows:
-        raise UnreadableFile(f"more than {bounds.max_rows} rows")
-    kinds = {"Settled": rows - bulk, "SettledBulk": bulk}
-    partial.record_types.update({kind: count for kind, count in kinds.items() if count})
-    days = con.execute("SELECT charged_at[:10], count(*) FROM fold WHERE fast GROUP BY ALL").fetchall()
-    partial.days.update(Counter(dict(days)))
-    sums = con.execute("""
-        SELECT gross_ccy, net_ccy, sum(gc), sum(nd), sum(nc), sum(commission), sum(markup), sum(scheme),
-               sum(interchange)
+    groups = con.execute("""
+        SELECT gross_ccy, net_ccy, charged_at[:10], kind = 'Settled', count(*), max(line), sum(gc), sum(nd), sum(nc),
+               sum(commission), sum(markup), sum(scheme), sum(interchange)
         FROM fold WHERE fast GROUP BY ALL ORDER BY ALL
     """).fetchall()
-    for gross_ccy, net_ccy, gc, *net_sums in sums:
+    rows = sum(group[4] for group in groups)
+    partial.rows += rows
+    partial.last_line = max([partial.last_line, *(group[5] for group in groups)])
+    if partial.rows > bounds.max_rows:
+        raise UnreadableFile(f"more than {bounds.max_rows} rows")
+    kinds: Counter[str] = Counter()
+    sums: dict[tuple[str, str], list[int]] = {}
+    for gross_ccy, net_ccy, day, settled, count, _, *amounts in groups:
+        partial.days[day] += count
+        kinds["Settled" if settled else "SettledBulk"] += count
+        acc = sums.setdefault((gross_ccy, net_ccy), [0] * len(amounts))
+        for i, amount in enumerate(amounts):
+            acc[i] += int(amount)
+    partial.record_types.update(kinds)
+    for (gross_ccy, net_ccy), (gc, *net_sums) in sums.items():
         gross = partial._sums(gross_ccy)
         gross["gross_credit"] += int(gc)
         net = gross if net_ccy == gross_ccy else partial._sums(net_ccy)

@@ -38,6 +38,7 @@ from payments.kernel import aws
 from payments.kernel.config import env_name, settings
 from payments.kernel.money import Money, format_minor
 from payments.reconciliation import bank, chunks, columnar, detect, engine, report
+from payments.reconciliation.detect import day_hint
 from payments.reconciliation.lines import BLOCK_BYTES, BinaryStream, Metered, sniff
 from payments.reconciliation.model import Bounds, UnreadableFile
 from payments.reconciliation.sources import (
@@ -52,14 +53,6 @@ from payments.reconciliation.store import ReconciliationStore, resolutions, sett
 INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "work/"
 #: environment variable naming the Distributed Map state machine (unset: always single pass)
 STATE_MACHINE_ENV = env_name("reconcile_state_machine_arn")  # the large-file state machine, set by the CDK
-_DAY_IN_KEY = re.compile(r"(\d{4}-\d{2}-\d{2})[^/]*$")
-
-
-def day_hint(key: str) -> str | None:
-    """The day a key names (``incoming/simulated-psp/2026-11-30.csv``), used only when the
-    file itself has no ``Settled`` row to tell its day."""
-    match = _DAY_IN_KEY.search(key)
-    return match.group(1) if match else None
 
 
 def reconcile_stream(
