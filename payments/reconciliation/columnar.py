@@ -147,7 +147,9 @@ class ParquetLedger:
         if not payment_order_ids or self._lookup_files is None:
             return {}
         rows = self._query(
-            self._lookup_files(), "kind = 'PAYIN' AND list_contains(?, payment_order_id)", [list(payment_order_ids)]
+            self._lookup_files(),
+            "kind = 'PAYIN' AND payment_order_id IN (SELECT unnest(CAST(? AS VARCHAR[])))",  # a hash join, not a scan of the list per row
+            [list(payment_order_ids)],
         )
         return {row["payment_order_id"]: _entry(row) for row in rows}
 
