@@ -129,6 +129,7 @@ def test_a_configured_account_zone_leaves_its_abbreviations_to_our_reader(
         ("\ufeff" + HEADER + "\n" + QUIRKS[0] + "\n", "a Byte Order Mark"),
         ("\n" + HEADER + "\n" + QUIRKS[0] + "\n", "the header on line 2"),
         (HEADER + "\n" + QUIRKS[0] + "\x00\n", "a NUL byte"),
+        (HEADER + "\n" + QUIRKS[0] + "\n" + "x" * 3_000_000 + "\n", "a line beyond duckdb's own bound"),
     ],
 )
 def test_a_file_sql_cannot_number_is_left_to_our_reader(tmp_path: Path, body: str, why: str) -> None:
