@@ -89,8 +89,10 @@ def _header(path: Path, bounds: Bounds) -> adyen.Layout | None:
     """The layout of a header on line 1 (None: elsewhere, or too long: the reader's case)."""
     with open(path, "rb") as handle:
         first = handle.readline(bounds.max_line_bytes + 2)
-    text = first.decode("utf-8").rstrip("\n")
-    if not text.strip() or len(first.rstrip(b"\n")) > bounds.max_line_bytes:
+    if len(first.rstrip(b"\n")) > bounds.max_line_bytes:
+        return None
+    text = first.decode("utf-8").rstrip("\n")  # the file is UTF-8 (:func:`_scan`)
+    if not text.strip():
         return None
     return engine.read_header(iter([(1, text)]))
 
