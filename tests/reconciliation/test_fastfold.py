@@ -130,6 +130,8 @@ def test_a_configured_account_zone_leaves_its_abbreviations_to_our_reader(
         ("\n" + HEADER + "\n" + QUIRKS[0] + "\n", "the header on line 2"),
         (HEADER + "\n" + QUIRKS[0] + "\x00\n", "a NUL byte"),
         (HEADER + "\n" + QUIRKS[0] + "\n" + "x" * 3_000_000 + "\n", "a line beyond duckdb's own bound"),
+        (HEADER + ",é" * 300 + "\n" + QUIRKS[0] + "\n", "a header beyond the bound, a character cut at it"),
+        (HEADER + ",xé" * 200 + "\n" + QUIRKS[0] + "\n", "a header beyond the bound, cut elsewhere"),
     ],
 )
 def test_a_file_sql_cannot_number_is_left_to_our_reader(tmp_path: Path, body: str, why: str) -> None:
