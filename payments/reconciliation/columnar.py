@@ -188,14 +188,20 @@ class _Sellers:
             self.truncated = True
 
 
-def connect(work_dir: Path, bounds: Bounds) -> Any:
-    """A duckdb connection bounded in memory and threads, spilling into ``work_dir``."""
+#: a settlement file above this many bytes is folded into a database file in the work directory, not in memory:
+#: duckdb evicts a file's tables to disk, never an in-memory database's (a day of 10M rows would not fit the limit)
+IN_MEMORY_MAX_BYTES = 256 * 1024 * 1024
+
+
+def connect(work_dir: Path, bounds: Bounds, *, on_disk: bool = False) -> Any:
+    """A duckdb connection bounded in memory and threads, spilling into ``work_dir`` (``on_disk``: its tables in a
+    database file there too)."""
     import duckdb
 
     spill = work_dir / "spill"
     spill.mkdir(exist_ok=True)
     return duckdb.connect(
-        ":memory:",
+        str(work_dir / "reconcile.duckdb") if on_disk else ":memory:",
         config={
             "memory_limit": bounds.columnar_memory_limit,
             "threads": bounds.columnar_threads,
@@ -461,7 +467,7 @@ def reconcile_adyen_file(
     from payments.reconciliation.lines import LineReader
 
     with _work(work_dir) as work:
-        con = connect(work, bounds)
+        con = connect(work, bounds, on_disk=path.stat().st_size > IN_MEMORY_MAX_BYTES)
         try:
             fold = fastfold.fold_file(path, bounds, con, work)
         except BaseException:

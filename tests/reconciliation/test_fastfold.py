@@ -201,3 +201,22 @@ def test_line_numbers_hold_across_duckdb_read_buffers(tmp_path: Path, monkeypatc
     assert [r.line for r in sql.rejected] == [r.line for r in python.rejected] and len(sql.rejected) > 50
     assert sql == python
     assert (fast_rows(path, tmp_path) or 0) > 2500  # SQL read the buffers: the rows are its own
+
+
+def test_a_file_above_the_in_memory_bound_is_folded_in_a_database_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a file larger than what is folded in memory (the bound lowered to nothing)
+    path = write(tmp_path, (HEADER + "\n" + "\n".join(QUIRKS + SQL_QUIRKS) + "\n").encode())
+    in_memory = sql_fold(path, tmp_path)
+    monkeypatch.setattr(columnar, "IN_MEMORY_MAX_BYTES", 0)
+    opened: list[bool] = []
+    connect = columnar.connect
+
+    def spying(work_dir: Path, bounds: object, *, on_disk: bool = False) -> object:
+        opened.append(on_disk)
+        return connect(work_dir, bounds, on_disk=on_disk)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(columnar, "connect", spying)
+    # When it is reconciled / Then in a database file, with the same result
+    assert sql_fold(path, tmp_path) == in_memory and opened == [True]
