@@ -16,7 +16,6 @@ counts the deliveries of each id.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -28,16 +27,14 @@ from payments.events import log
 from payments.events.changes import LOCAL_STAGE, changes_of
 from payments.events.envelope import bus_name
 from payments.payin.repository import PaymentsRepository
-from payments_dev.local.streams import StreamTail
-
-logger = logging.getLogger(__name__)
+from payments_dev.local.streams import StreamPoller, StreamTail
 
 
 class EventBusRefused(RuntimeError):
     """``PutEvents`` answered a failed entry: the record is taken again by the next round."""
 
 
-class LocalEvents:
+class LocalEvents(StreamPoller):
     """Streams the resource tables' changes onto the local bus and into the events' log."""
 
     def __init__(
@@ -49,7 +46,7 @@ class LocalEvents:
         payments_table: str,
         poll_s: float = 0.5,
     ) -> None:
-        self.poll_s = poll_s
+        super().__init__("events", poll_s)
         self.bus = bus_name(LOCAL_STAGE)
         ddb = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=region)
         streams = boto3.client("dynamodbstreams", endpoint_url=endpoint_url, region_name=region)
@@ -58,8 +55,6 @@ class LocalEvents:
         self._payments = PaymentsRepository(table=payments_table, client=ddb)
         self._tails = [StreamTail(ddb, streams, table) for table in tables]
         self._lock = threading.Lock()  # one round at a time (the poller, a flush)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._n = 0
         #: deliveries of each event id (more than one: a record taken again)
         self.delivered: Counter[str] = Counter()
@@ -69,28 +64,11 @@ class LocalEvents:
         self._events.create_event_bus(Name=self.bus)
         self._s3.create_bucket(Bucket=log.LOG_BUCKET)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="events", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.flush()
-
     def flush(self) -> None:
         """Read every stream to its end, delivering the events of what it holds."""
         with self._lock:
             for tail in self._tails:
                 tail.read(self._take)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            try:
-                self.flush()
-            except Exception:
-                logger.exception("events: not delivered this round; taken again on the next")
 
     def _take(self, record: dict[str, Any]) -> None:
         """The pipe's enrichment and target: the record's events on the bus, then in the log."""

@@ -17,7 +17,6 @@ with the next flush; a reader keeps one row per ``txn_id``.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -29,10 +28,9 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
 from payments.reconciliation import lake
-from payments_dev.local.streams import StreamTail
+from payments_dev.local.streams import StreamPoller, StreamTail
 
 _DESERIALIZER = TypeDeserializer()
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,7 +39,7 @@ class _Buffer:
     since: float = field(default_factory=time.monotonic)
 
 
-class LedgerLakeWriter:
+class LedgerLakeWriter(StreamPoller):
     """Streams the ledger table's inserted transactions into ``bucket`` as the lake's Parquet objects."""
 
     def __init__(
@@ -56,27 +54,16 @@ class LedgerLakeWriter:
         poll_s: float = 0.5,
     ) -> None:
         self.table, self.bucket = table, bucket
-        self.max_rows, self.max_age_s, self.poll_s = max_rows, max_age_s, poll_s
+        super().__init__("ledger-lake", poll_s)
+        self.max_rows, self.max_age_s = max_rows, max_age_s
         self._ddb = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=region)
         self._streams = boto3.client("dynamodbstreams", endpoint_url=endpoint_url, region_name=region)
         self._s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
         self._tail = StreamTail(self._ddb, self._streams, table)
         self._buffers: dict[lake.Partition, _Buffer] = {}
         self._lock = threading.Lock()  # one drain-and-write at a time (the poller, a reconcile's flush)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         #: keys of the objects written, in order (tests and the operator's curiosity)
         self.objects: list[str] = []
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="ledger-lake", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.flush()
 
     def flush(self) -> list[str]:
         """Read the stream to its end and write every buffered row; returns the keys written."""
@@ -89,13 +76,6 @@ class LedgerLakeWriter:
         with self._lock:
             self._drain()
             return self._write(due_only=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            try:
-                self.poll()
-            except Exception:
-                logger.exception("ledger copy: not written this round; retried on the next")
 
     def _drain(self) -> None:
         """Every record of the stream since the last read (:class:`~payments_dev.local.streams.StreamTail`: an

@@ -10,6 +10,7 @@ repeated delivery, which every reader of the stream tolerates (as a pipe's or a 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -67,3 +68,36 @@ class StreamTail:
         )
         answer = self._streams.get_shard_iterator(StreamArn=self._stream_arn, ShardId=shard_id, **where)
         return str(answer["ShardIterator"])
+
+
+class StreamPoller:
+    """A thread that calls :meth:`poll` every ``poll_s`` seconds until :meth:`stop`, which calls :meth:`flush`
+    once more: a stream's consumer on the local runtime. A round that fails is logged and done again."""
+
+    def __init__(self, name: str, poll_s: float) -> None:
+        self.name, self.poll_s = name, poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll(self) -> object:
+        return self.flush()
+
+    def flush(self) -> object:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.poll()
+            except Exception:
+                logger.exception("%s: not done this round; done again on the next", self.name)
