@@ -33,7 +33,7 @@ from tests.integration.test_refunds_flow import notify, paid_order, refund, wait
 def validate(envelope: dict[str, Any]) -> None:
     """The envelope validates against its published schema (the catalogue, once it is there), else its model."""
     try:
-        from payments.events.catalogue import validate_event  # type: ignore[attr-defined,import-not-found,unused-ignore]
+        from payments.events.catalogue import validate_event
     except ImportError:
         DATA_MODELS[envelope["type"]].model_validate(envelope["data"])
     else:
@@ -167,8 +167,11 @@ def test_a_payout_is_heard_submitted_then_paid_and_the_files_reconciled(
     payout_id = f"pt-{seller[-12:]}"
     # When the night's run sends it and the bank books it
     today = clock.now().date()
+    answers = len(objects("incoming/bank/pain002/"))
     capsys.readouterr()
     assert main(["payouts", "run", "--date", today.isoformat(), "--endpoint", runtime.aws_url, "--output", "json"]) == 0
+    # (the simulated bank answers the file with a pain.002 before its day is closed)
+    assert wait_until(lambda: len(objects("incoming/bank/pain002/")) > answers, 60, 0.2)
     day = today
     while f"incoming/bank/camt053/{day.isoformat()}.xml" in objects("incoming/bank/camt053/"):
         day += timedelta(days=1)
