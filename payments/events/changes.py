@@ -5,21 +5,20 @@ A stream record (the shape Lambda and EventBridge Pipes deliver: ``eventName``, 
 committed write of one item. :func:`changes_of` compares its two images and answers the events of what
 changed, in a fixed order (their index in ``sequence``, :func:`payments.events.envelope.sequence_of`):
 
-==============================  =======================================  ===================================
-item (``pk`` / ``sk``)          change between the images                event(s), subject
-==============================  =======================================  ===================================
-``CHECKOUT#`` / ``PAYMENT``     status becomes final                     ``payment.<status>``, checkout_id
-``ORDER#`` / ``ORDER``          status becomes SUCCESS or FAILED         ``payment_order.*``, its id
-                                flag opened (or parked again), closed    ``attention.raised/resolved``
-``REFUND#`` / ``REFUND``        status becomes SUCCEEDED or FAILED       ``refund.succeeded/failed``, its id
-                                ``returned_reference`` set or changed    ``refund.returned``
-                                flag opened (or parked again), closed    ``attention.raised/resolved``
-``CHARGEBACK#`` / ``CHARGEBACK``  created; ``reversed_minor`` set;       ``dispute.chargeback/reversed/
-                                ``second_minor`` set                     second_chargeback``, the dispute ref
-``PAYOUT#`` / ``PAYOUT``        status becomes SUBMITTED, PAID, FAILED,  ``payout.<status>``, payout_id
-                                RETURNED
-``RUN#<key>`` / ``SUMMARY``     written with other content               ``reconciliation.completed``, key
-==============================  =======================================  ===================================
+* a payment ``CHECKOUT#`` / ``PAYMENT``: its status becomes final -> ``payment.<status>``, subject the
+  checkout_id;
+* an order ``ORDER#`` / ``ORDER``: its status becomes SUCCESS or FAILED -> ``payment_order.succeeded`` /
+  ``.failed``; its flag opened (or parked again) or closed -> ``attention.raised`` / ``.resolved``; subject
+  the payment_order_id;
+* a refund ``REFUND#`` / ``REFUND``: its status becomes SUCCEEDED or FAILED -> ``refund.succeeded`` /
+  ``.failed``; its ``returned_reference`` set or changed -> ``refund.returned``; its flag -> ``attention.*``;
+  subject the refund_id;
+* a dispute ``CHARGEBACK#`` / ``CHARGEBACK``: created -> ``dispute.chargeback``; ``reversed_minor`` set ->
+  ``dispute.reversed``; ``second_minor`` set -> ``dispute.second_chargeback``; subject the dispute reference;
+* a payout ``PAYOUT#`` / ``PAYOUT``: its status becomes SUBMITTED, PAID, FAILED or RETURNED ->
+  ``payout.<status>``, subject the payout_id;
+* a run summary ``RUN#<key>`` / ``SUMMARY``: written with other content -> ``reconciliation.completed``,
+  subject the file's key.
 
 Anything else (a counter, an anomaly appended, a recovery due time, an item removed, a rewrite of the same
 values) is no event. Payouts have no attention flag: a returned payout is its ``payout.returned``.
@@ -35,8 +34,9 @@ are when the event is made (at least as far as the final status the payment was 
 holds a card number (a payment keeps a PSP token, which no API view shows) or an IBAN (a payout keeps a keyed
 hash of it, which no API view shows).
 
-The function is pure but for ``orders_of``: the same record gives the same events, ids and sequences, so a
-redelivered record is a repeated id, which consumers drop.
+The function is pure but for ``orders_of``: the same record gives the same events (ids, types, subjects,
+sequences, times and data; a checkout's orders as they are when it is delivered again), so a redelivered
+record is a repeated id, which consumers drop.
 """
 
 from __future__ import annotations

@@ -68,8 +68,8 @@ def _tail_command(args: argparse.Namespace) -> int:
     if target.aws_url is None:
         raise clikit.CliError(
             "payments events tail reads the local runtime's events' log",
-            "a stage's events are on its EventBridge bus payments-<stage> and in its archive: "
-            "read them with a rule (docs/runbook.md)",
+            "a stage's events are on its EventBridge bus payments-<stage> (and its archive): a rule on the bus "
+            "delivers them to a queue or a function",
         )
     from botocore.exceptions import ClientError
 

@@ -61,8 +61,9 @@ def heard(
         if envelope["subject"] not in subjects:
             continue
         validate(envelope)
-        if envelope["id"] in by_id:  # a repeated delivery: the same change, the same envelope
-            assert by_id[envelope["id"]] == envelope
+        if envelope["id"] in by_id:  # a repeated delivery: the same change (a checkout's orders read again)
+            first = by_id[envelope["id"]]
+            assert {k: v for k, v in first.items() if k != "data"} == {k: v for k, v in envelope.items() if k != "data"}
             continue
         by_id[envelope["id"]] = envelope
         per_subject[envelope["subject"]].append((envelope["type"], envelope["id"], envelope["sequence"]))
