@@ -383,6 +383,17 @@ PAYOUT_RUN = Function(
     # the file (s3:PutObject on outgoing/pain001/ only) and each payee's IBAN decrypted in memory (kms:Decrypt)
     actions=("s3:PutObject", "kms:Decrypt"),
 )
+EVENTS = Function(
+    name="events",
+    description="The events' enrichment: each table's pipe passes its DynamoDB stream records, it answers the "
+    "CloudEvents of their changes for the stage's bus",
+    memory_mb=256,
+    timeout_s=30,
+    tables=(
+        # a checkout's event carries its orders, read as the API reads them (BatchGetItem)
+        TableAccess("payments_table", ("GetItem", "BatchGetItem")),
+    ),
+)
 
 #: every function, in the order the stack builds them
 FUNCTIONS: tuple[Function, ...] = (
@@ -401,6 +412,7 @@ FUNCTIONS: tuple[Function, ...] = (
     BANK_RECONCILE,
     SIMULATED_BANK,
     PAYOUT_RUN,
+    EVENTS,
 )
 BY_NAME: dict[str, Function] = {f.name: f for f in FUNCTIONS}
 BY_LOCAL_NAME: dict[str, Function] = {f.local_name: f for f in FUNCTIONS}

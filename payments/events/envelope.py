@@ -31,8 +31,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SPECVERSION = "1.0"
-DATACONTENTTYPE = "application/json"
+SPECVERSION: Literal["1.0"] = "1.0"
+DATACONTENTTYPE: Literal["application/json"] = "application/json"
 #: the namespace of every event id (uuid5 of the source, subject, type and sequence)
 EVENT_ID_NAMESPACE = uuid.UUID("4f0c2c8e-3b1a-5d7e-9a64-6c1d2b7e8f30")
 #: digits of a stream record's SequenceNumber (DynamoDB: 21 to 40 characters)
