@@ -2,7 +2,7 @@
 table whose items are resources, from the table's stream to the bus.
 
     payments / payouts / reconciliation table stream (NEW_AND_OLD_IMAGES)
-      -> EventBridge Pipe (one per table): filter INSERT and MODIFY records; batches of 5 records
+      -> EventBridge Pipe (one per table): filter INSERT and MODIFY records; batches of 3 records
       -> enrichment: the events function (``functions/events``): the batch's stream records in, the
          CloudEvents envelopes of their changes out (none for a record that changed nothing an event names)
       -> the bus ``payments-<stage>``: each envelope is an event whose ``detail`` is the envelope, whose
@@ -54,9 +54,10 @@ EVENT_TABLES: tuple[str, ...] = tuple(t.setting for t in TABLES if t.stream == E
 #: the pipes' filter: a record of an item written (put or updated); a deletion (TTL) changes no resource
 WRITTEN_ITEMS = {"eventName": ["INSERT", "MODIFY"]}
 #: EventBridge Pipes puts at most 10 events on a bus at once and does not invoke the target with a longer
-#: array; one write makes at most two changes (``payments.events.envelope.sequence_of``: an order reaching
-#: its final status as its attention flag closes), so a batch of 5 records yields at most 10 events
-BUS_TARGET_BATCH, EVENTS_PER_RECORD = 10, 2
+#: array; one write shows at most three changes (``payments.events.changes``: a refund reaching its final
+#: status as it is marked returned and flagged, or a dispute item written with its three steps), so a batch
+#: of 3 records yields at most 9 events
+BUS_TARGET_BATCH, EVENTS_PER_RECORD = 10, 3
 BATCH_SIZE = BUS_TARGET_BATCH // EVENTS_PER_RECORD
 BATCHING_WINDOW_SECONDS = 1
 #: a failing batch is retried this many times (halved to isolate a bad record), then dead-lettered
