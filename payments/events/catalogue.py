@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -145,7 +146,7 @@ def _validator(type_: EventType) -> Validator:
     return Draft202012Validator(_schema(type_))
 
 
-def _path(parts: Iterator[str | int] | Any) -> str:
+def _path(parts: Iterable[Any]) -> str:
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -189,7 +190,7 @@ def _failures(error: ValidationError) -> list[tuple[str, str]]:
         return [(_join(path, str(name)), "is missing") for name in names if name not in instance]
     if kind == "additionalProperties" and isinstance(instance, dict) and isinstance(schema, dict):
         known = set(schema.get("properties", {}))
-        where = f"a field of {schema['title']}" if path else "an attribute of the envelope"
+        where = f"a field of {schema.get('title', 'its object')}" if path else "an attribute of the envelope"
         return [(_join(path, str(name)), f"is not {where}") for name in instance if name not in known]
     if kind == "type":
         return [(path, f"must be of type {error.validator_value}, not {_json_type(instance)}")]
@@ -214,6 +215,9 @@ def _sensitive(event: Any) -> list[tuple[str, str]]:
     return found
 
 
+_TYPE_NAME = re.compile(r"[a-z_.]{1,100}")
+
+
 def validate_event(event: dict[str, Any]) -> None:
     """Raise :class:`InvalidEvent` unless ``event`` (a CloudEvent as published, parsed from JSON) validates
     against its type's schema and writes no card number and no full IBAN."""
@@ -223,7 +227,9 @@ def validate_event(event: dict[str, Any]) -> None:
     known = {type_.value: type_ for type_ in EventType}
     if not isinstance(declared, str) or declared not in known:
         reason = "is missing" if declared is None else "is not an event type of the catalogue"
-        raise InvalidEvent(declared if isinstance(declared, str) else None, [("type", reason)])
+        # named back only if it reads as a type name (letters, dots, underscores): never a number someone sent
+        named = declared if isinstance(declared, str) and _TYPE_NAME.fullmatch(declared) else None
+        raise InvalidEvent(named, [("type", reason)])
     type_ = known[declared]
     errors = sorted(
         {failure for error in _validator(type_).iter_errors(event) for failure in _failures(error)}

@@ -96,6 +96,11 @@ def test_a_type_outside_the_catalogue_fails_on_its_type(events: dict[EventType, 
         validate_event(event)
     assert raised.value.type == "payments.payout.cancelled"
     assert raised.value.errors == [("type", "is not an event type of the catalogue")]
+    # a type that is no name is not repeated in the error
+    event["type"] = "payments.4111111111111111"
+    with pytest.raises(InvalidEvent) as raised:
+        validate_event(event)
+    assert raised.value.type is None and "4111" not in str(raised.value)
     del event["type"]
     assert _errors(event) == [("type", "is missing")]
     assert _errors([event]) == [("(event)", "must be an object, not array")]
