@@ -1,4 +1,4 @@
-"""The matching's SQL (payments/reconciliation/sql/charges.sql): one source for duckdb, which runs it here, and
+"""The matching's SQL (payments/reconciliation/sql/*.sql): one source for duckdb, which runs it here, and
 Athena (Trino), which cannot run here: every statement must parse as duckdb and transpile to Trino. And
 ``reconcile_local``: a settlement file and Parquet objects of the ledger's copy in, the result out, no AWS."""
 
@@ -30,6 +30,13 @@ def test_each_statement_parses_as_duckdb_and_transpiles_to_trino(name: str) -> N
     again = sqlglot.parse_one(trino, read="trino")
     tables = {t.name for t in parsed.find_all(sqlglot.exp.Table)}
     assert {t.name for t in again.find_all(sqlglot.exp.Table)} == tables
+
+
+def test_every_sql_file_beside_the_runner_is_run() -> None:
+    # Given the .sql files shipped with the package
+    shipped = sorted(p.name for p in (Path(columnar.__file__).parent / "sql").glob("*.sql"))
+    # Then the runner loads each of them (a file it does not name would be dead SQL, untested)
+    assert sorted(columnar.SQL_FILES) == shipped
 
 
 def test_the_matching_runs_every_statement_of_the_file_and_no_other() -> None:
