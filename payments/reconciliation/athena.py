@@ -33,6 +33,8 @@ SETTLED_TABLE, ADJUSTED_TABLE, LEDGER_TABLE = "settlement_rows", "settlement_adj
 RUN, DAY, PSP, BUDGET = "__RUN__", "__DAY__", "__PSP__", 987654321
 #: where a run's rows go in the settlement bucket (``work/<run>/``: the distributed path's prefix)
 SETTLED_PREFIX, ADJUSTED_PREFIX = "settled/", "adjusted/"
+#: where the lake's workgroup unloads the workflow's results (``s3://<lake bucket>/<prefix><run>/<query>/...``)
+RESULTS_PREFIX = "athena-results/reconcile/"
 #: the column each statement's rows are ordered by (an unloaded result is several objects, in no order);
 #: the statements not named here are counts, or sets whose order nothing depends on
 ORDER_BY = {

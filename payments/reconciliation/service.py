@@ -56,8 +56,6 @@ STATE_MACHINE_ENV = env_name("reconcile_state_machine_arn")  # the large-file st
 _DAY_IN_KEY = re.compile(r"(\d{4}-\d{2}-\d{2})[^/]*$")
 
 
-#: where the lake's workgroup unloads the Athena workflow's results (``s3://<lake bucket>/<prefix><run>/...``)
-ATHENA_RESULTS = "athena-results/reconcile/"
 #: the paths of one file by size (``route``)
 SINGLE, DISTRIBUTED, ATHENA, OVERSIZED = "SINGLE", "DISTRIBUTED", "ATHENA", "OVERSIZED"
 
@@ -452,7 +450,7 @@ class Reconciler:
             "window_day": day,
             "database": config.ledger_lake_database,
             "workgroup": config.ledger_lake_workgroup,
-            "results_prefix": f"s3://{config.ledger_lake_bucket}/{ATHENA_RESULTS}{run}/",
+            "results_prefix": f"s3://{config.ledger_lake_bucket}/{athena.RESULTS_PREFIX}{run}/",
             "queries": athena.queries(run=run, psp=config.psp_name, day=day, budget=self.bounds.max_point_lookups),
         }
 
