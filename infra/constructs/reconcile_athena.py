@@ -30,9 +30,9 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from functions import registry
-from infra.constructs.common import asl_state_machine, fixed_name_state_machine_arns, stage_log_group
+from infra.constructs.common import fixed_name_state_machine_arns, stage_log_group
 from infra.constructs.ledger_lake import LedgerLake
-from infra.constructs.reconciliation import WORK, Reconciliation
+from infra.constructs.reconciliation import WORK, Reconciliation, distributed_state_machine
 from infra.nag import acknowledge_wildcard_resource
 from infra.stage import Stage
 from payments.reconciliation import athena, columnar, lake
@@ -87,27 +87,14 @@ class AthenaReconciliation(Construct):
         self.log_group = stage_log_group(
             self, "StateMachineLogs", stage=stage, log_group_name=f"/aws/vendedlogs/states/{name}"
         )
-        self.state_machine = machine = asl_state_machine(
+        self.state_machine = machine = distributed_state_machine(
             self,
-            "StateMachine",
             name=name,
             asl_path=ASL_PATH,
-            task_functions=[fn],
+            function=fn,
             log_group=self.log_group,
-            invoked_functions="the reconcile function",
-        )
-        # the Distributed Map's child executions run under this role
-        machine.add_to_role_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
-        machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["states:DescribeExecution", "states:StopExecution"], resources=[child_executions_arn]
-            )
-        )
-        acknowledge_wildcard_resource(
-            machine,
-            child_executions_arn,
-            "The Distributed Map's child executions are named by Step Functions (<map run label>:<id>), unknown "
-            "in advance; the wildcard covers only the child executions of this state machine.",
+            machine_arn=machine_arn,
+            child_executions_arn=child_executions_arn,
         )
         self.workgroup_arn = stack.format_arn(service="athena", resource="workgroup", resource_name=lake_.workgroup.ref)
         machine.add_to_role_policy(
