@@ -16,11 +16,14 @@ import pytest
 import sqlglot
 from sqlglot.errors import ErrorLevel
 
+from functions.reconcile.handler import handler as reconcile_handler
+from payments.kernel.config import settings
 from payments.reconciliation import athena, chunks, columnar, engine, lake, report
 from payments.reconciliation.model import Bounds
-from payments.reconciliation.service import ATHENA, DISTRIBUTED, OVERSIZED, SINGLE, reconcile_stream, route
+from payments.reconciliation.service import ATHENA, DISTRIBUTED, OVERSIZED, SINGLE, Reconciler, reconcile_stream, route
 from payments.reconciliation.sources import RECORD_TYPE_OF_KIND, InMemoryLedgerSource, LedgerEntry
 from payments_dev import athena_sql
+from tests.reconciliation.conftest import Aws, Context
 from tests.reconciliation.test_adjustment_rows import ADJUSTMENTS, CHARGES, DAY, MODIFICATIONS, modification
 from tests.reconciliation.test_adjustment_rows import settlement_file as adjustments_file
 
@@ -90,6 +93,40 @@ def _ledger_rows(source: InMemoryLedgerSource) -> list[dict[str, Any]]:
     return rows
 
 
+def as_athena(
+    queries: list[dict[str, str]],
+    settled: list[Path],
+    adjusted: Path,
+    ledger: list[dict[str, Any]],
+    target: Path,
+    run: str = RUN,
+    psp: str = "adyen",
+) -> dict[str, list[Path]]:
+    """Athena's part, on duckdb: the Glue tables (the run's Parquet, the lake's ledger rows with their partition
+    columns), each Trino query written back as duckdb and unloaded to Parquet; {query name: its objects}."""
+    files: dict[str, list[Path]] = {}
+    with duckdb.connect(":memory:") as con:
+        for table, paths in ((athena.SETTLED_TABLE, settled), (athena.ADJUSTED_TABLE, [adjusted])):
+            con.execute(
+                f"CREATE TABLE {table} AS SELECT *, '{run}' AS run FROM read_parquet(?)",  # noqa: S608
+                [[str(p) for p in paths]],
+            )
+        spec = ", ".join(f"{name} {kind}" for name, kind in lake.COLUMNS)
+        con.execute(f"CREATE TABLE {athena.LEDGER_TABLE} ({spec}, psp VARCHAR, day VARCHAR, ccy VARCHAR)")
+        names = [name for name, _ in lake.COLUMNS]
+        for row in ledger * 2:  # delivered twice: the copy is at least once
+            con.execute(
+                f"INSERT INTO {athena.LEDGER_TABLE} VALUES ({', '.join('?' * (len(names) + 3))})",  # noqa: S608
+                [*(row.get(n) for n in names), psp, row["day"], row["currency"]],
+            )
+        for query in queries:
+            (as_duckdb,) = sqlglot.transpile(query["sql"], read="trino", write="duckdb")
+            (target / query["name"]).mkdir(parents=True)
+            files[query["name"]] = [target / query["name"] / "part-0.parquet"]
+            con.execute(f"COPY ({as_duckdb}) TO '{files[query['name']][0]}' (FORMAT PARQUET)")
+    return files
+
+
 def _on_athena(text: str, source: InMemoryLedgerSource, bounds: Bounds, tmp: Path) -> engine.Result:
     """The workflow's steps with duckdb in Athena's place: chunks normalised to Parquet, the queries (Trino,
     written back as duckdb) unloaded to Parquet, the result read back by the finishing step's code."""
@@ -106,27 +143,8 @@ def _on_athena(text: str, source: InMemoryLedgerSource, bounds: Bounds, tmp: Pat
     adjusted = tmp / "adjusted.parquet"
     athena.write_adjusted(total.adjustments, adjusted)
     day = engine.window_day(total.days, DAY)
-    files: dict[str, list[Path]] = {}
-    with duckdb.connect(":memory:") as con:
-        for table, paths in ((athena.SETTLED_TABLE, settled), (athena.ADJUSTED_TABLE, [adjusted])):
-            con.execute(
-                f"CREATE TABLE {table} AS SELECT *, '{RUN}' AS run FROM read_parquet(?)",  # noqa: S608
-                [[str(p) for p in paths]],
-            )
-        spec = ", ".join(f"{name} {kind}" for name, kind in lake.COLUMNS)
-        con.execute(f"CREATE TABLE {athena.LEDGER_TABLE} ({spec}, psp VARCHAR, day VARCHAR, ccy VARCHAR)")
-        for row in _ledger_rows(source) * 2:  # delivered twice: the copy is at least once
-            names = [name for name, _ in lake.COLUMNS]
-            con.execute(
-                f"INSERT INTO {athena.LEDGER_TABLE} VALUES ({', '.join('?' * (len(names) + 3))})",  # noqa: S608
-                [*(row.get(n) for n in names), "adyen", row["day"], row["currency"]],
-            )
-        for query in athena.queries(run=RUN, psp="adyen", day=day, budget=bounds.max_point_lookups):
-            (as_duckdb,) = sqlglot.transpile(query["sql"], read="trino", write="duckdb")
-            target = tmp / "results" / query["name"]
-            target.mkdir(parents=True)
-            con.execute(f"COPY ({as_duckdb}) TO '{target / 'part-0.parquet'}' (FORMAT PARQUET)")
-            files[query["name"]] = [target / "part-0.parquet"]
+    queries = athena.queries(run=RUN, psp="adyen", day=day, budget=bounds.max_point_lookups)
+    files = as_athena(queries, settled, adjusted, _ledger_rows(source), tmp / "results")
     results = athena.Results(files)
     try:
         return columnar.outcomes(results, total, source, bounds, day)
@@ -173,3 +191,87 @@ def test_the_athena_workflow_gives_the_function_s_report(tmp_path: Path) -> None
         ("MISSING_IN_SETTLEMENT", None),
     } <= kinds
     assert result.matched > 0
+
+
+# --- the steps through S3 and the handler (moto), Athena played by duckdb -------------------------------------
+
+
+class _Sfn:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start_execution(self, stateMachineArn: str, name: str, input: str) -> None:
+        self.started.append(stateMachineArn)
+
+
+def test_a_file_above_the_threshold_starts_the_athena_workflow(cloud: Aws) -> None:
+    # Given a file above a small Athena threshold, both state machines configured
+    key = f"incoming/adyen/{DAY}.csv"
+    cloud.put(key, adjustments_file().encode())
+    sfn = _Sfn()
+    bounds = replace(Bounds(), max_single_pass_bytes=10, athena_above_bytes=20)
+    reconciler = Reconciler(
+        ledger=_source(ADJUSTMENTS),
+        bounds=bounds,
+        state_machine_arn="arn:map",
+        athena_state_machine_arn="arn:athena",
+        sfn=sfn,
+    )
+    # When it arrives / Then the Athena workflow is started, not the Distributed Map, and nothing is written yet
+    assert reconciler.reconcile_object(key).status == "DISTRIBUTED"
+    assert sfn.started == ["arn:athena"]
+    assert not cloud.exists(f"reports/{key}.json")
+
+
+def test_the_athena_steps_through_s3_write_the_function_s_report_and_clean_up(cloud: Aws, tmp_path: Path) -> None:
+    # Given a file in the bucket, the lake bucket for Athena's results, a ledger
+    key = f"incoming/adyen/{DAY}.csv"
+    cloud.put(key, adjustments_file().encode())
+    lake_bucket = settings().ledger_lake_bucket
+    cloud.s3.create_bucket(Bucket=lake_bucket)
+    source = _source([replace(ADJUSTMENTS[0], amount_minor=1), *ADJUSTMENTS[1:]])
+    reconciler = Reconciler(ledger=source, bounds=replace(Bounds(), chunk_bytes=400))
+    # When the workflow's function steps run (those that need no ledger through the handler, as the state machine
+    # runs them), Athena's queries run on duckdb in between
+    plan = reconciler.plan(key, for_athena=True)
+    assert len(plan["chunks"]) > 1
+    event = {"bucket": cloud.bucket, "key": key, "plan": plan}
+    for chunk in plan["chunks"]:
+        reconcile_handler({**event, "action": "normalise_chunk", "chunk": chunk}, Context())
+    prepared = reconcile_handler({**event, "action": "athena_prepare"}, Context())
+    assert prepared["quarantined"] is False and prepared["window_day"] == DAY
+    run = plan["run_prefix"].removeprefix("work/").rstrip("/")
+    downloaded = tmp_path / "work"
+    settled = athena.download(cloud.s3, f"s3://{cloud.bucket}/work/{run}/settled/", downloaded / "settled")
+    (adjusted,) = athena.download(cloud.s3, f"s3://{cloud.bucket}/work/{run}/adjusted/", downloaded / "adjusted")
+    files = as_athena(
+        prepared["queries"], settled, adjusted, _ledger_rows(source), tmp_path / "unloaded", run, settings().psp_name
+    )
+    results = []
+    for name, (path,) in files.items():
+        location = f"{prepared['results_prefix']}{name}/attempt-1/"
+        cloud.s3.put_object(
+            Bucket=lake_bucket, Key=location.removeprefix(f"s3://{lake_bucket}/") + "part-0", Body=path.read_bytes()
+        )
+        results.append({"name": name, "location": location, "execution_id": name})
+    outcome = reconciler.athena_finish(key, plan, results)
+    by_athena = cloud.get(f"reports/{key}.json")
+    # Then the report is byte for byte the function's, and the run's work objects are gone
+    assert outcome["status"] == reconciler.reconcile_object(key).status == "RECONCILED"
+    assert cloud.get(f"reports/{key}.json") == by_athena
+    assert json.loads(by_athena)["mismatches"]  # the amount that differs, at least
+    assert cloud.s3.list_objects_v2(Bucket=cloud.bucket, Prefix="work/").get("KeyCount", 0) == 0
+
+
+def test_a_truncated_file_is_quarantined_when_the_partials_add_up(cloud: Aws) -> None:
+    # Given a file whose last line ends early (no newline), cut into chunks
+    key = f"incoming/adyen/{DAY}.csv"
+    cloud.put(key, adjustments_file().encode()[:-25])
+    reconciler = Reconciler(ledger=_source(ADJUSTMENTS), bounds=replace(Bounds(), chunk_bytes=400))
+    plan = reconciler.plan(key, for_athena=True)
+    for chunk in plan["chunks"]:
+        reconciler.normalise_chunk(key, plan, chunk)
+    # When PrepareQueries adds them up / Then the file is quarantined, with its report, and no query is rendered
+    prepared = reconciler.athena_prepare(key, plan)
+    assert prepared["quarantined"] is True and prepared["outcome"]["status"] == "QUARANTINED"
+    assert "queries" not in prepared and cloud.exists(f"reports/{key}.json")
