@@ -9,7 +9,7 @@ Key layout of the settlement bucket (``payments.reconciliation.service``):
 * ``quarantine/<path under incoming/>`` (+ ``.reason.json``)  inputs that could not be read at all
   (copied out of ``incoming/``, then deleted there)
 * ``work/<sha256[:16]>/chunk-<n>.json|.tsv``  intermediate results of the distributed path, deleted
-  by its last step
+  by its last step; the Athena workflow's under the same prefix (``settled/``, ``adjusted/``: Parquet)
 
 Nothing is lost: S3 invokes the function asynchronously; after the invocation
 and two retries fail, the event goes to an encrypted dead-letter queue, whose
@@ -27,6 +27,10 @@ reconciling in place; its three Task states run the same function with an
 ``action``. The state machine has a fixed name so that the function is given its
 ARN (``RECONCILE_STATE_MACHINE_ARN``) without a reference: the state machine
 invokes the function, so a reference back would be a dependency cycle.
+
+Above ``Bounds.athena_above_bytes`` (2 GiB), where the stage has the ledger's copy, the function starts
+the Athena workflow instead (``infra/constructs/reconcile_athena.py``); the Distributed Map keeps the files
+between the two bounds, and every large file where there is no Athena workflow.
 
 Why STANDARD and not EXPRESS: a Distributed Map is only allowed in a Standard
 parent; an execution may run longer than Express's 5 minutes (one Task alone may
