@@ -17,6 +17,7 @@ from infra.constructs.observability import Observability
 from infra.constructs.operator import OperatorApi
 from infra.constructs.payment_workflow import PaymentWorkflow, state_machine_arns
 from infra.constructs.payouts import Payouts
+from infra.constructs.reconcile_athena import AthenaReconciliation
 from infra.constructs.reconciliation import Reconciliation
 from infra.constructs.recovery import Recovery
 from infra.constructs.refunds import Refunds
@@ -82,6 +83,10 @@ class PaymentsStack(cdk.Stack):
             access_log_bucket=reconciliation.access_log_bucket,
         )
         ledger_lake.grant_read(reconciliation.function)
+        # a day too large for one function: the same trigger, routed by size to the Athena workflow
+        self.athena_reconciliation = AthenaReconciliation(
+            self, "AthenaReconciliation", stage=stage, reconciliation=reconciliation, lake_=ledger_lake
+        )
         psp_functions = []
         #: the Adyen construct (its secrets) when the stage charges through Adyen, else None
         self.adyen: AdyenPsp | None = None

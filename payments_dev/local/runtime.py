@@ -96,6 +96,10 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "payments_psp_hmac_key_secret": "",
     "adyen_secret_max_age": 300,
     "reconcile_state_machine_arn": "",
+    # no Athena locally: a file too large for one invocation takes the Distributed Map's path
+    "reconcile_athena_state_machine_arn": "",
+    "ledger_lake_workgroup": "",
+    "ledger_lake_database": "",
     "adyen_report_time_zone": "",  # the simulator and the fake write UTC
     "adyen_environment": "test",  # never live: notifications say "live": "false"
     "payments_stage": "",  # not a deployed stage: the handlers' cold start does not require every setting

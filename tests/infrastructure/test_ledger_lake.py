@@ -69,8 +69,12 @@ def test_the_pipes_mapping_is_lake_columns_taken_from_the_image_by_their_dynamod
 
 
 def test_the_glue_table_is_lake_columns_with_projected_partitions(prod):
-    # Given the Glue table
-    _, table = only(prod, "AWS::Glue::Table")
+    # Given the Glue table of the ledger
+    (table,) = [
+        t["Properties"]
+        for t in resources(prod, "AWS::Glue::Table").values()
+        if t["Properties"]["TableInput"]["Name"] == "ledger"
+    ]
     table_input = table["TableInput"]
     descriptor = table_input["StorageDescriptor"]
     # Then its columns and partition keys together are lake.COLUMNS and lake.PARTITIONS, with Glue's types
@@ -236,15 +240,18 @@ def test_the_reconcile_function_is_given_the_lake_and_may_only_read_its_copy(pro
     _, function = function_named(prod, "reconcile", "prod")
     # Then LEDGER_LAKE_BUCKET names it
     assert function["Environment"]["Variables"]["LEDGER_LAKE_BUCKET"] == {"Ref": bucket_id}
-    # And its role reads objects under ledger/ only, lists under ledger/ only, and writes nothing there
+    # And its role reads objects under ledger/ (and the Athena workflow's results) only, lists under those
+    # prefixes only, and writes nothing there
     statements = policy_statements_of_role(prod, function["Role"]["Fn::GetAtt"][0])
     on_lake = [s for s in statements if bucket_id in json.dumps(s["Resource"])]
     assert {a for s in on_lake for a in as_list(s["Action"])} == {"s3:GetObject", "s3:ListBucket"}
+    prefixes = ["athena-results/reconcile/*", "ledger/*"]
     for statement in on_lake:
         if "s3:GetObject" in as_list(statement["Action"]):
-            assert json.dumps(statement["Resource"]).endswith('"/ledger/*"]]}'), statement["Resource"]
+            granted = sorted(json.dumps(r).split('"/')[-1].split('"')[0] for r in as_list(statement["Resource"]))
+            assert granted == prefixes, statement["Resource"]
         else:
-            assert statement["Condition"] == {"StringLike": {"s3:prefix": ["ledger/*"]}}
+            assert statement["Condition"]["StringLike"]["s3:prefix"][0] in prefixes
 
 
 def test_a_dead_lettered_batch_and_a_copy_behind_raise_alarms_on_the_stages_topic(prod):
