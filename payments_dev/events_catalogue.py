@@ -3,7 +3,7 @@
     .venv/bin/python -m payments_dev.events_catalogue            # list the stale files (exit 1 if any)
     .venv/bin/python -m payments_dev.events_catalogue --write    # write the files (make events-catalogue)
 
-Both are generated from the models (:mod:`payments.events.catalogue`): the JSON Schemas (draft 2020-12) one per
+Both are generated from the models (:mod:`payments_dev.events_schemas`): the JSON Schemas (draft 2020-12) one per
 type, and an AsyncAPI 3.0 document of the stage's bus with one message and one ``receive`` operation per type,
 each message with an example event built from the models. tests/unit/events/test_catalogue_files.py fails when
 the committed files differ from what this module makes.
@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import yaml
 
-from payments.events.catalogue import DESCRIPTIONS, data_schemas, envelope, schemas
 from payments.events.envelope import CloudEvent, EventType, sequence_of
 from payments.events.models import DATA_MODELS, AttentionEventOut, DisputeOut, ReconciliationOut
 from payments.payin.models import AttentionOut, PaymentOrderOut, PaymentOut
@@ -28,6 +27,7 @@ from payments.payin.status import AttentionKind, OrderStatus, PaymentStatus
 from payments.payouts.models import PayoutOut
 from payments.payouts.outcomes import PayoutStatus
 from payments.refunds.models import RefundOut, RefundStatus
+from payments_dev.events_schemas import DESCRIPTIONS, data_schemas, envelope, schemas
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DOCS = ROOT / "docs" / "events"

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from payments.events.catalogue import DESCRIPTIONS, InvalidEvent, event_schema, schemas, validate_event
 from payments.events.envelope import CloudEvent, EventType, sequence_of
 from payments.events.models import DATA_MODELS
 from payments.payin.models import PaymentOrderOut
 from payments.payin.status import OrderStatus
 from payments.payouts.bank_account import mask
 from payments_dev.events_catalogue import example_events
+from payments_dev.events_schemas import DESCRIPTIONS, InvalidEvent, event_schema, schemas, validate_event
 
 IBAN = "DE89370400440532013000"  # the IBAN of every textbook (valid check digits)
 CARD = "4111 1111 1111 1111"

@@ -18,10 +18,10 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from payments.events.catalogue import schemas, validate_event
 from payments.events.envelope import EventType
 from payments.events.models import DATA_MODELS
 from payments_dev import events_catalogue
+from payments_dev.events_schemas import schemas, validate_event
 
 ROOT = Path(__file__).resolve().parents[3]
 ASYNCAPI_SCHEMA = ROOT / "tests" / "fixtures" / "asyncapi" / "asyncapi-3.0.0.schema.json"
