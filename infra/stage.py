@@ -67,6 +67,8 @@ class Stage:
     #: (``commissionOverrides``, ``{"seller_books": 250}``): the payment function fixes it on each order
     commission_bps: int = 0
     commission_overrides: str = "{}"
+    #: days the event bus's archive keeps every event for replay (``eventArchiveRetentionDays``; 0: for ever)
+    event_archive_retention_days: int = 30
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> Stage:
@@ -137,6 +139,7 @@ class Stage:
             ),
             payout_minimum_minor=value("payoutMinimumMinor") or None,
             **_commission(name, value("commissionBps"), value("commissionOverrides")),
+            event_archive_retention_days=_archive_retention(name, values.get("eventArchiveRetentionDays")),
         )
 
     @property
@@ -220,6 +223,15 @@ def _check_shards(stage: str, target: float, ledger_total_shards: int) -> None:
             f"stage {stage!r}: ledgerTotalShards {ledger_total_shards} < needed {needed} for {target:,g} "
             f"checkouts/s of {capacity.ORDERS_PER_CHECKOUT} orders in one currency (1,000 WCU/s per shard)"
         )
+
+
+def _archive_retention(stage: str, value: Any) -> int:
+    """``eventArchiveRetentionDays``: whole days, 0 for ever; unset: 30."""
+    if value is None:
+        return 30
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"stage {stage!r}: eventArchiveRetentionDays must be a whole number of days (0: for ever)")
+    return value
 
 
 def _flag(value: Any) -> bool:
