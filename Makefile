@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # CDK CLI and the jsii runtime behind aws-cdk-lib, whatever Node the machine has (npm is enough).
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: demo serve chaos bench bench-quick lint test test-unit test-integration test-contract test-chaos test-model model test-infra synth cfn-lint openapi clean
+.PHONY: demo serve chaos bench bench-quick lint test test-unit test-integration test-contract test-chaos test-model model test-infra synth cfn-lint openapi events-catalogue clean
 
 # The clone's virtualenv: the package editable with the dev extra. `pip install .` installs the deployed
 # core and the operator's CLI only; the clone's own tooling (payments_dev: serve, demo, chaos, bench;
@@ -106,6 +106,10 @@ cfn-lint: synth
 openapi: $(VENV)/.installed
 	$(BIN)/payments openapi > docs/openapi.json
 	$(BIN)/python -m payments_dev.apidoc --write
+
+## events-catalogue: docs/events/schemas/<type>.json and docs/events/asyncapi.yaml from the events' models
+events-catalogue: $(VENV)/.installed
+	$(BIN)/python -m payments_dev.events_catalogue --write
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache

@@ -25,6 +25,7 @@ PSPS: tuple[Psp, ...] = ("simulated", "adyen")
 #: functions whose :attr:`Function.asl_placeholders` name them
 PAYMENT_ASL = "payment.asl.json"
 RECONCILE_ASL = "reconcile.asl.json"
+RECONCILE_ATHENA_ASL = "reconcile_athena.asl.json"
 REFUND_ASL = "refund.asl.json"
 
 
@@ -169,7 +170,7 @@ RECONCILE = Function(
     #: as the function's own timeout (not retried) instead of States.Timeout (retried while it still runs).
     #: The single pass is bounded to 512 MiB (~3 M Adyen rows): minutes at the engine's throughput.
     timeout_s=14 * 60,
-    asl_placeholders=((RECONCILE_ASL, "ReconcileFunctionArn"),),
+    asl_placeholders=((RECONCILE_ASL, "ReconcileFunctionArn"), (RECONCILE_ATHENA_ASL, "ReconcileFunctionArn")),
     tables=(
         # the day's transactions come from the ledger's copy in S3 (ledger_lake_bucket: no Query of the ledger);
         # carry-over rows (GetItem), and the three-way check's two sides read by key: the seller accounts'
@@ -192,6 +193,9 @@ RECONCILE = Function(
         "settlement_bucket",
         "ledger_lake_bucket",
         "reconcile_state_machine_arn",
+        "reconcile_athena_state_machine_arn",
+        "ledger_lake_workgroup",
+        "ledger_lake_database",
         "deferred_reconciliations_queue_url",
         *_SHARDS,
     ),
@@ -383,6 +387,17 @@ PAYOUT_RUN = Function(
     # the file (s3:PutObject on outgoing/pain001/ only) and each payee's IBAN decrypted in memory (kms:Decrypt)
     actions=("s3:PutObject", "kms:Decrypt"),
 )
+EVENTS = Function(
+    name="events",
+    description="The events' enrichment: each table's pipe passes its DynamoDB stream records, it answers the "
+    "CloudEvents of their changes for the stage's bus",
+    memory_mb=256,
+    timeout_s=30,
+    tables=(
+        # a checkout's event carries its orders, read as the API reads them (BatchGetItem)
+        TableAccess("payments_table", ("GetItem", "BatchGetItem")),
+    ),
+)
 
 #: every function, in the order the stack builds them
 FUNCTIONS: tuple[Function, ...] = (
@@ -401,6 +416,7 @@ FUNCTIONS: tuple[Function, ...] = (
     BANK_RECONCILE,
     SIMULATED_BANK,
     PAYOUT_RUN,
+    EVENTS,
 )
 BY_NAME: dict[str, Function] = {f.name: f for f in FUNCTIONS}
 BY_LOCAL_NAME: dict[str, Function] = {f.local_name: f for f in FUNCTIONS}

@@ -53,6 +53,7 @@ SHIPPED_PACKAGES = (
     "payments/payouts",
     "payments/notifications",
     "payments/reconciliation",
+    "payments/events",
 )
 SHIPPED_FILES = ("payments/__init__.py",)
 #: Sub-packages of the allow-list that no deployed function uses, left out of the asset (none today: the

@@ -10,12 +10,14 @@ from infra.bundling import lambda_code
 from infra.constructs.adyen_psp import AdyenPsp
 from infra.constructs.bank import Bank
 from infra.constructs.checkout_api import CheckoutApi
+from infra.constructs.events import Events
 from infra.constructs.ledger import Ledger
 from infra.constructs.ledger_lake import LedgerLake
 from infra.constructs.observability import Observability
 from infra.constructs.operator import OperatorApi
 from infra.constructs.payment_workflow import PaymentWorkflow, state_machine_arns
 from infra.constructs.payouts import Payouts
+from infra.constructs.reconcile_athena import AthenaReconciliation
 from infra.constructs.reconciliation import Reconciliation
 from infra.constructs.recovery import Recovery
 from infra.constructs.refunds import Refunds
@@ -81,6 +83,10 @@ class PaymentsStack(cdk.Stack):
             access_log_bucket=reconciliation.access_log_bucket,
         )
         ledger_lake.grant_read(reconciliation.function)
+        # a day too large for one function: the same trigger, routed by size to the Athena workflow
+        self.athena_reconciliation = AthenaReconciliation(
+            self, "AthenaReconciliation", stage=stage, reconciliation=reconciliation, lake_=ledger_lake
+        )
         psp_functions = []
         #: the Adyen construct (its secrets) when the stage charges through Adyen, else None
         self.adyen: AdyenPsp | None = None
@@ -126,6 +132,8 @@ class PaymentsStack(cdk.Stack):
         payouts = Payouts(
             self, "Payouts", stage=stage, code=code, tables=tables, api=checkout.api, bank_bucket=bank.bucket
         )
+        # every state change, once, on the stage's bus: read from the tables' streams (docs/events.md)
+        events = Events(self, "Events", stage=stage, code=code, tables=tables)
         functions = [
             checkout.function,
             workflow.executor,
@@ -138,6 +146,7 @@ class PaymentsStack(cdk.Stack):
             operator.function,
             *payouts.functions,
             *bank.functions,
+            events.function,
         ]
         # every function of the registry that the stage's PSP needs is deployed, once
         deployed = sorted(f.spec.name for f in functions)
@@ -160,6 +169,7 @@ class PaymentsStack(cdk.Stack):
         bank.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         payouts.add_alarms(observability.topic, observability.alarms, observability.dashboard)
         ledger_lake.add_alarms(observability.topic, observability.alarms)
+        events.add_alarms(observability.topic, observability.alarms)
         refunds.grant_merchant(checkout.merchant_policy, stage)
         payouts.grant_merchant(checkout.merchant_policy, stage)
 
@@ -177,6 +187,25 @@ class PaymentsStack(cdk.Stack):
             "LedgerLakeWorkgroup",
             value=ledger_lake.workgroup.ref,
             description="The Athena workgroup of the ledger's copy (Glue database and table: see docs/ledger-lake.md)",
+        )
+        cdk.CfnOutput(
+            self,
+            "EventBusName",
+            value=events.bus.event_bus_name,
+            description="The stage's event bus: every state change as a CloudEvents envelope (docs/events.md)",
+        )
+        cdk.CfnOutput(self, "EventBusArn", value=events.bus.event_bus_arn)
+        cdk.CfnOutput(
+            self,
+            "EventArchiveArn",
+            value=events.archive.archive_arn,
+            description="The bus's archive: replay a time range to the bus after an incident (docs/runbook.md)",
+        )
+        cdk.CfnOutput(
+            self,
+            "MarketplaceEventsQueueUrl",
+            value=events.marketplace_queue.queue_url,
+            description="The example rule's queue: payments.payment.* and payments.refund.* events",
         )
         cdk.CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         cdk.CfnOutput(

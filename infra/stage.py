@@ -74,6 +74,8 @@ class Stage:
     #: such a function is invoked through its ``live`` alias. A function not listed starts cold, from nothing.
     #: docs/capacity.md, "Cold starts", prices both against the wait they save.
     cold_start: dict[str, str | int] = field(default_factory=dict)
+    #: days the event bus's archive keeps every event for replay (``eventArchiveRetentionDays``; 0: for ever)
+    event_archive_retention_days: int = 30
 
     @classmethod
     def from_context(cls, node: Node, name: str) -> Stage:
@@ -145,6 +147,7 @@ class Stage:
             payout_minimum_minor=value("payoutMinimumMinor") or None,
             **_commission(name, value("commissionBps"), value("commissionOverrides")),
             cold_start=_cold_start(name, value("coldStart")),
+            event_archive_retention_days=_archive_retention(name, values.get("eventArchiveRetentionDays")),
         )
 
     @property
@@ -265,6 +268,15 @@ def _cold_start(stage: str, value: Any) -> dict[str, str | int]:
                 f"(1 or more), not {mode!r}: Lambda does not combine SnapStart with provisioned concurrency"
             )
     return modes
+
+
+def _archive_retention(stage: str, value: Any) -> int:
+    """``eventArchiveRetentionDays``: whole days, 0 for ever; unset: 30."""
+    if value is None:
+        return 30
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"stage {stage!r}: eventArchiveRetentionDays must be a whole number of days (0: for ever)")
+    return value
 
 
 def _flag(value: Any) -> bool:

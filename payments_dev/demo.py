@@ -16,7 +16,8 @@ payout account (valid German test IBANs; one seller the bank's rejected test IBA
 the night's payout run writes its ``pain.001``, the simulated bank answers it (``pain.002``), the day and
 the next are closed (``camt.053``) and the bank reconciliation applies each file. The summary shows the
 payouts by status, the money of the failed and returned payouts back in available, the sellers whose
-currency has no payout rail, and the platform's commission revenue, PSP fees and result.
+currency has no payout rail, and the platform's commission revenue, PSP fees and result. Last, how many
+events of each type the run produced (the CloudEvents the runtime delivered: ``payments events tail``).
 
 The day is left behind before the runtime stops: the settlement bucket as it ends (the PSP's file,
 the reconciliation's JSON, HTML and CSV reports, anything quarantined), the bank bucket under ``bank/``
@@ -394,6 +395,28 @@ def pay_sellers(client: ApiClient, sellers: list[str], day: date, timeout: float
     return ok
 
 
+def show_events() -> None:
+    """How many events of each type the run produced (distinct ids in the events' log), and the deliveries."""
+    from botocore.exceptions import ClientError
+
+    from payments.events import log
+    from payments.kernel import aws
+    from payments_dev.local import runtime
+
+    if runtime.CURRENT is not None and runtime.CURRENT.events is not None:
+        runtime.CURRENT.events.flush()  # everything committed so far is delivered before it is counted
+    print("\nEvents (payments events tail):")
+    try:
+        delivered = [envelope for _, envelope in log.read(aws.client("s3"))]
+    except ClientError as err:
+        print(f"  no events' log at this endpoint ({err.response.get('Error', {}).get('Code')})")
+        return
+    by_id = {envelope["id"]: envelope["type"] for envelope in delivered}
+    for type_, n in sorted(Counter(by_id.values()).items()):
+        print(f"  {type_:<40} {n:>6}")
+    print(f"  {len(by_id)} events, {len(delivered)} deliveries ({len(delivered) - len(by_id)} repeated)")
+
+
 def show_trial_balance(trial: dict[str, Any], title: str) -> None:
     """Print the trial balance: debits and credits per currency, then the platform's accounts."""
     print(f"\n{title} (GET /v1/ledger/trial-balance):")
@@ -652,6 +675,7 @@ def _run(
     show_trial_balance(trial, "Trial balance after the payouts")
     platform_result(trial)
     held_after = invariants("Money invariants after the payouts")
+    show_events()
     ok = (
         held
         and held_after

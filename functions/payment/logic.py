@@ -39,6 +39,7 @@ from payments.payin.models import (
     PaymentRequest,
     TrialBalanceOut,
     WalletOut,
+    payment_out,
 )
 from payments.payin.repository import PaymentsRepository, recovery_due
 from payments.payin.status import AttentionKind, PaymentStatus, payment_outcome
@@ -173,13 +174,7 @@ def finalize_payment(task: FinalizePaymentTask, repo: PaymentsRepository) -> dic
 # --- read models ------------------------------------------------------------------
 def payment_view(checkout_id: str, repo: PaymentsRepository) -> PaymentOut:
     payment = repo.get(checkout_id)
-    orders = repo.orders_of(payment)
-    return PaymentOut(
-        checkout_id=payment.checkout_id,
-        status=payment.status,
-        is_payment_done=payment.is_payment_done,
-        payment_orders=[o.to_api() for o in orders],
-    )
+    return payment_out(payment, repo.orders_of(payment))
 
 
 def wallet_view(seller_account: str, wallets: WalletRepository) -> WalletOut:

@@ -11,7 +11,9 @@ Two kinds of events reach it:
   until the copy is complete, and reconciled when the message comes back; still incomplete, the message is
   kept invisible longer (:mod:`payments.reconciliation.deferred`). A deferral never fails the invocation.
 * the three Tasks of ``stepfunctions/reconcile.asl.json``: ``{"action": "plan_chunks"}``,
-  ``{"action": "reconcile_chunk"}`` and ``{"action": "merge_chunks"}``.
+  ``{"action": "reconcile_chunk"}`` and ``{"action": "merge_chunks"}``; and those of
+  ``stepfunctions/reconcile_athena.asl.json``: ``{"action": "plan_chunks", "athena": true}``,
+  ``{"action": "normalise_chunk"}``, ``{"action": "athena_prepare"}`` and ``{"action": "athena_finish"}``.
 
 Metrics (namespace ``Payments``): ``ReconciliationMismatches``, ``SettlementRowsRejected``,
 ``SettlementFilesQuarantined``, ``WalletLedgerDifferences``, ``ReconciliationsDeferred`` (through
@@ -89,11 +91,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     if action is not None:
         reconciler = Reconciler(bucket=event["bucket"], on_metric=count)
         if action == "plan_chunks":
-            return reconciler.plan(event["key"])
+            return reconciler.plan(event["key"], for_athena=bool(event.get("athena")))
         if action == "reconcile_chunk":
             return reconciler.reconcile_chunk(event["key"], event["plan"], event["chunk"])
         if action == "merge_chunks":
             return reconciler.merge_chunks(event["key"], event["plan"], event["chunks"])
+        if action == "normalise_chunk":
+            return reconciler.normalise_chunk(event["key"], event["plan"], event["chunk"])
+        if action == "athena_prepare":
+            return reconciler.athena_prepare(event["key"], event["plan"])
+        if action == "athena_finish":
+            return reconciler.athena_finish(event["key"], event["plan"], event["results"])
         raise ValueError(f"unknown action {action!r}")
     records = event.get("Records", [])
     if records and records[0].get("eventSource") == "aws:sqs":

@@ -188,6 +188,31 @@ def consumed_queue(
     )
 
 
+def stream_pipe_role(scope: Construct, construct_id: str, *, stream_arn: str, description: str) -> iam.Role:
+    """The execution role of an EventBridge Pipe of this account that reads the DynamoDB stream ``stream_arn``
+    (and nothing else yet: the caller grants its enrichment, target, dead-letter queue and log group)."""
+    role = iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal(
+            "pipes.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(scope).account}}
+        ),
+        description=description,
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=[
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+            ],
+            resources=[stream_arn],
+        )
+    )
+    return role
+
+
 def alarm_above_zero(
     scope: Construct, alarm_id: str, metric: cloudwatch.IMetric, description: str, topic: sns.ITopic
 ) -> cloudwatch.Alarm:

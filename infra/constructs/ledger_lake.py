@@ -36,7 +36,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.constructs.common import alarm_above_zero, dead_letter_queue, stage_log_group
+from infra.constructs.common import alarm_above_zero, dead_letter_queue, stage_log_group, stream_pipe_role
 from infra.constructs.function import PaymentsFunction
 from infra.nag import acknowledge_wildcard_resource
 from infra.stage import Stage
@@ -326,25 +326,11 @@ class LedgerLake(Construct):
             why="This queue is itself the dead-letter destination of the ledger copy's pipe: it holds the stream "
             "positions of batches not delivered (the items are re-read from the table by their keys).",
         )
-        role = iam.Role(
+        role = stream_pipe_role(
             self,
             "PipeRole",
-            assumed_by=iam.ServicePrincipal(
-                "pipes.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
-            ),
+            stream_arn=stream_arn,
             description="The ledger copy's pipe: reads the ledger table's stream, puts to the delivery stream",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "dynamodb:DescribeStream",
-                    "dynamodb:GetRecords",
-                    "dynamodb:GetShardIterator",
-                    "dynamodb:ListStreams",
-                ],
-                resources=[stream_arn],
-            )
         )
         role.add_to_policy(
             iam.PolicyStatement(

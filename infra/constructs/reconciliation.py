@@ -9,7 +9,7 @@ Key layout of the settlement bucket (``payments.reconciliation.service``):
 * ``quarantine/<path under incoming/>`` (+ ``.reason.json``)  inputs that could not be read at all
   (copied out of ``incoming/``, then deleted there)
 * ``work/<sha256[:16]>/chunk-<n>.json|.tsv``  intermediate results of the distributed path, deleted
-  by its last step
+  by its last step; the Athena workflow's under the same prefix (``settled/``, ``adjusted/``: Parquet)
 
 Nothing is lost: S3 invokes the function asynchronously; after the invocation
 and two retries fail, the event goes to an encrypted dead-letter queue, whose
@@ -27,6 +27,10 @@ reconciling in place; its three Task states run the same function with an
 ``action``. The state machine has a fixed name so that the function is given its
 ARN (``RECONCILE_STATE_MACHINE_ARN``) without a reference: the state machine
 invokes the function, so a reference back would be a dependency cycle.
+
+Above ``Bounds.athena_above_bytes`` (2 GiB), where the stage has the ledger's copy, the function starts
+the Athena workflow instead (``infra/constructs/reconcile_athena.py``); the Distributed Map keeps the files
+between the two bounds, and every large file where there is no Athena workflow.
 
 Why STANDARD and not EXPRESS: a Distributed Map is only allowed in a Standard
 parent; an execution may run longer than Express's 5 minutes (one Task alone may
@@ -47,6 +51,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sns as sns
@@ -297,27 +302,50 @@ class Reconciliation(Construct):
         )
         # STANDARD: see the module docstring. Payloads are keys, byte ranges and the CSV header: no settlement
         # rows. Kept out of the logs anyway (the execution history holds them for 90 days), like the payment workflow's.
-        machine = asl_state_machine(
+        machine = distributed_state_machine(
             self,
-            "StateMachine",
             name=name,
             asl_path=ASL_PATH,
-            task_functions=[self.function],
+            function=self.function,
             log_group=self.log_group,
-            invoked_functions="the reconcile function",
-        )
-        # The Distributed Map (items from the state input: no ItemReader, no ResultWriter, hence no S3 access)
-        # runs each chunk as a child execution of this same state machine under this role.
-        machine.add_to_role_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
-        machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["states:DescribeExecution", "states:StopExecution"], resources=[child_executions_arn]
-            )
-        )
-        acknowledge_wildcard_resource(
-            machine,
-            child_executions_arn,
-            "The Distributed Map's child executions are named by Step Functions (<map run label>:<id>), unknown "
-            "in advance; the wildcard covers only the child executions of this state machine.",
+            machine_arn=machine_arn,
+            child_executions_arn=child_executions_arn,
         )
         return machine
+
+
+def distributed_state_machine(
+    scope: Construct,
+    *,
+    name: str,
+    asl_path: Path,
+    function: PaymentsFunction,
+    log_group: logs.ILogGroup,
+    machine_arn: str,
+    child_executions_arn: str,
+) -> sfn.StateMachine:
+    """The Standard state machine ``name`` whose Tasks run the reconcile function and whose Distributed Map
+    (items from the state input: no ItemReader, no ResultWriter, hence no S3 access for it) runs each chunk
+    as a child execution of this same state machine under its role."""
+    machine = asl_state_machine(
+        scope,
+        "StateMachine",
+        name=name,
+        asl_path=asl_path,
+        task_functions=[function],
+        log_group=log_group,
+        invoked_functions="the reconcile function",
+    )
+    machine.add_to_role_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
+    machine.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["states:DescribeExecution", "states:StopExecution"], resources=[child_executions_arn]
+        )
+    )
+    acknowledge_wildcard_resource(
+        machine,
+        child_executions_arn,
+        "The Distributed Map's child executions are named by Step Functions (<map run label>:<id>), unknown "
+        "in advance; the wildcard covers only the child executions of this state machine.",
+    )
+    return machine

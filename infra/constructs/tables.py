@@ -49,7 +49,7 @@ class PaymentTables(Construct):
                 deletion_protection=spec.holds_money,
                 removal_policy=cdk.RemovalPolicy.RETAIN if spec.holds_money else stage.disposable_removal_policy,
                 warm_throughput=warm,
-                stream=dynamodb.StreamViewType.NEW_IMAGE if spec.stream else None,
+                stream=dynamodb.StreamViewType[spec.stream] if spec.stream else None,
             )
             for index in (i for i in spec.indexes if i.deployed):
                 table.add_global_secondary_index(

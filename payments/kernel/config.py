@@ -97,6 +97,13 @@ class Settings(BaseModel):
     adyen_environment: Literal["test", "live"] = Field(default="test")
     #: the state machine of the large-file reconciliation (``stepfunctions/reconcile.asl.json``)
     reconcile_state_machine_arn: str = Field(default="")
+    #: the state machine of a day too large for one function (``stepfunctions/reconcile_athena.asl.json``);
+    #: set only where the stage has the ledger's copy and its Athena workgroup
+    reconcile_athena_state_machine_arn: str = Field(default="")
+    #: the Athena workgroup of the ledger's copy (its results in the lake bucket under ``athena-results/``)
+    ledger_lake_workgroup: str = Field(default="")
+    #: the Glue database of the ledger's copy and of the Athena workflow's normalised settlement rows
+    ledger_lake_database: str = Field(default="")
     #: the stage's name: set in deployed stages only (the marker that makes required settings required)
     payments_stage: str = Field(default="")
     #: the platform's own bank account, the debtor of every SEPA payout file (payments.payouts.bank): the

@@ -29,16 +29,27 @@ class Table:
     indexes: tuple[Index, ...] = field(default_factory=tuple)
     ttl_attribute: str | None = None
     holds_money: bool = True  # money or history: point-in-time recovery, retained on delete
-    #: the table's stream (new images): the ledger's, which feeds its analytical copy (payments.reconciliation.lake)
-    stream: bool = False
+    #: the table's stream view (None: no stream): the ledger's new images feed its analytical copy
+    #: (payments.reconciliation.lake); the resource tables' old and new images are turned into the events the
+    #: marketplace hears (payments.events)
+    stream: str | None = None
 
+
+#: the stream of a table whose changes are events (payments.events): a change is read from both images
+EVENTS_STREAM = "NEW_AND_OLD_IMAGES"
 
 TABLES: tuple[Table, ...] = (
     # payment events and payment orders (payments.payin.repository)
     # by_recovery_due: a sparse index of the payments and refunds not finished yet (payments.payin.recovery,
     # payments.refunds.recovery), keys only: only their items carry `unfinished` (a shard, "U#<n>") and
     # `recovery_due` (ISO time)
-    Table("payments_table", "pk", "sk", (Index("by_recovery_due", "unfinished", "recovery_due", "KEYS_ONLY"),)),
+    Table(
+        "payments_table",
+        "pk",
+        "sk",
+        (Index("by_recovery_due", "unfinished", "recovery_due", "KEYS_ONLY"),),
+        stream=EVENTS_STREAM,
+    ),
     # seller balances: pending (sharded) and credit markers (payments.accounts.wallet), available and in transit
     # (payments.accounts.balances); by_balance_shard (sparse, keys only: only balance items carry `balance_shard`)
     # lists the balance items for the nightly payout run, 16 partitions
@@ -57,7 +68,7 @@ TABLES: tuple[Table, ...] = (
             Index("by_settlement_day", "settlement_day", "psp_reference", deployed=False),
             Index("by_modification_day", "modification_settlement_day", "txn_id", deployed=False),
         ),
-        stream=True,
+        stream="NEW_IMAGE",
     ),
     # Powertools idempotency records of POST /v1/payments
     Table("idempotency_table", "id", None, ttl_attribute="expiration", holds_money=False),
@@ -72,13 +83,19 @@ TABLES: tuple[Table, ...] = (
     # reconciliation runs and mismatches (payments.reconciliation.store); by_mismatch_day (sparse:
     # only mismatches carry its keys) lists one settlement day's mismatches across files, and finds
     # one by the short id an operator types (which names its day)
-    Table("reconciliation_table", "pk", "sk", (Index("by_mismatch_day", "mismatch_day", "mismatch_ref"),)),
+    Table(
+        "reconciliation_table",
+        "pk",
+        "sk",
+        (Index("by_mismatch_day", "mismatch_day", "mismatch_ref"),),
+        stream=EVENTS_STREAM,
+    ),
     # sellers' payout accounts, one per (seller, currency) (payments.payouts.accounts): bank details, no money,
     # but kept like money (retained, point-in-time recovery): a payout's destination is its history
     Table("payout_accounts_table", "pk", "sk"),
     # payouts and the nightly runs' files (payments.payouts.repository); by_pending (sparse: only a PENDING
     # payout carries `pending_currency`) lists the payouts still to send, per currency, for the run
-    Table("payouts_table", "pk", "sk", (Index("by_pending", "pending_currency", "payout_id"),)),
+    Table("payouts_table", "pk", "sk", (Index("by_pending", "pending_currency", "payout_id"),), stream=EVENTS_STREAM),
 )
 
 
@@ -94,7 +111,7 @@ def create_table_request(table: Table, name: str) -> dict[str, Any]:
         "KeySchema": _key_schema(table.partition_key, table.sort_key),
     }
     if table.stream:
-        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream}
     if table.indexes:
         request["GlobalSecondaryIndexes"] = [
             {

@@ -8,7 +8,8 @@
 * ``CHARGEBACK_REVERSED`` gives it back (once; before its chargeback: retried later);
 * ``SECOND_CHARGEBACK`` takes it off again (once; before its reversal: retried later);
 * ``REFUND_FAILED`` and ``REFUNDED_REVERSED`` (a refund that did not reach the shopper after all)
-  park the refund NEEDS_ATTENTION with an alarm: nothing moves by itself.
+  park the refund NEEDS_ATTENTION with an alarm and mark it returned (``returned_reference``,
+  ``returned_at``): nothing moves by itself.
 
 Anything else is stored and IGNORED. An item for another merchant account, for an unknown
 order or refund, or contradicting what is stored is an ANOMALY: recorded, never applied, and
@@ -214,7 +215,8 @@ def _refund_returned(
     """A refund that did not reach the shopper after all. Nothing moves by itself: a SUCCEEDED refund
     debited the seller and is in the ledger, and whether the platform credits the seller back or
     refunds the shopper another way is a decision for a person. So the refund is parked
-    NEEDS_ATTENTION with the event in its reason (metric ``RefundReturnedByScheme``, alarmed) and the
+    NEEDS_ATTENTION with the event in its reason (metric ``RefundReturnedByScheme``, alarmed), marked
+    returned in the same write (``returned_reference``, ``returned_at``; the API shows ``returned_at``), and the
     item is recorded as an ANOMALY: never applied, never silent. A refund FAILED here already agrees."""
     refund, refused = _matching_refund(item, code, value, currency, refunds)
     if refund is None:
@@ -227,7 +229,15 @@ def _refund_returned(
         f"{refund.money.format()} {refund.currency} did not reach the shopper and is back with the platform, while "
         f"the refund is {refund.status.value} here; credit the seller back or refund the shopper again"
     )
-    refunds.flag_attention(refund_id, reason, AttentionKind.PERSON)
+    # the return is marked on the refund in the same write as its flag (the refund's returned event is read
+    # from it): the notification's reference, and when it was recorded here
+    refunds.flag_attention(
+        refund_id,
+        reason,
+        AttentionKind.PERSON,
+        returned_reference=str(item.get("pspReference") or code),
+        returned_at=clock.now_iso(),
+    )
     count("RefundReturnedByScheme")
     logger.error("refund returned by the scheme", extra={"refund_id": refund_id, "event_code": code})
     return "ANOMALY", reason

@@ -12,11 +12,12 @@ that use, and the region sustains the smallest of them: the binding quota. For a
 :func:`raises_for` lists every quota that must be raised (adjustable ones: a Service Quotas request;
 per-partition ones: more shards, a deployment setting).
 
-The use per checkout comes from the cost bench's counts (3-order checkouts on the happy path,
-per-table figures of docs/capacity.md) generalised to ``n`` orders; Lambda concurrency uses the cost
-bench's modelled billed durations plus an assumed PSP latency. Retries, GET polls beyond the one
-assumed, and the nightly reconciliation are not included: keep a margin (:data:`HEADROOM` for what
-the stack is sized to).
+The use per checkout is the cost bench's: :mod:`payments.ops.measured` reads the checked-in counts of
+1- and 3-order checkouts on the happy path (API requests with the assumed GET poll, Lambda invocations and
+their modelled durations with the executor's wait on the PSP, Step Functions starts and transitions, every
+table's read and write units) and a figure for ``n`` orders is the line through the two; the cost model
+prices the same record (docs/benchmarks.md). Retries, GET polls beyond the assumed ones, and the nightly
+reconciliation are not included: keep a margin (:data:`HEADROOM` for what the stack is sized to).
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-#: modelled billed ms per invocation (the cost bench, as in docs/benchmarks.md); the PSP's own
-#: answer time is added to the executor's (a simulator answers in microseconds, a real PSP does not)
-DURATION_MS = {"payment": 90.0, "finalize": 60.0, "executor": 175.0, "wallet": 65.0, "ledger": 70.0}
-PSP_LATENCY_MS = 300.0  # assumption: a card authorisation round trip
-GET_POLLS = 1  # assumption: the client reads the payment once after the 202
+from payments.ops import measured
+
+#: modelled billed ms per invocation of each kind (``payment POST``, ``payment GET``, ``payment finalize``,
+#: ``executor``, ``wallet``, ``ledger``): the cost bench's CPU and AWS calls, the executor's with the PSP's answer
+#: time (a simulator answers in microseconds, a real PSP does not)
+DURATION_MS = {kind: measured.billed_ms(kind) for kind in measured.kinds()}
+PSP_LATENCY_MS = measured.assumption("psp_latency_ms")  # assumption: a card authorisation round trip
+GET_POLLS = int(measured.assumption("get_polls"))  # assumption: the client reads the payment once after the 202
 #: orders per checkout the stage is sized for (the model's reference checkout)
 ORDERS_PER_CHECKOUT = 3
 #: what the stack is sized to above the target: retries, a second GET poll, an uneven second
@@ -41,9 +46,10 @@ BURST_SECONDS = 2
 PROD_WALLET_SHARDS = 16
 PROD_LEDGER_TOTAL_SHARDS = 16
 RECOVERY_SHARDS = 64  # payments.kernel.config.Settings.recovery_shards
-#: cdk.json prod ``targetCheckoutsPerSecond`` (just under what the model sustains at AWS's default quotas);
-#: an infrastructure test holds the two equal
-PROD_TARGET_CHECKOUTS_PER_S = 480
+#: cdk.json prod ``targetCheckoutsPerSecond``: under what the model sustains at AWS's default quotas, with room for
+#: the spread of the measured durations between bench runs (an infrastructure test holds it at most the model's
+#: ceiling and within 20 % of it, and equal to cdk.json)
+PROD_TARGET_CHECKOUTS_PER_S = 450
 
 PARTITION_WCU = 1000
 TRANSACTIONAL = 2  # a transactional write of an item < 1 KB costs 2 WCU
@@ -75,63 +81,65 @@ class Quota:
 
 
 def api_requests(n: int = ORDERS_PER_CHECKOUT) -> float:
-    """Requests to the API per checkout: the POST and the assumed GET polls (independent of n)."""
-    return 1 + GET_POLLS
+    """Requests to the API per checkout: the POST and the assumed GET polls (measured: independent of n)."""
+    return measured.at(n, lambda c: sum(c["api_requests"].values()))
+
+
+def invocations(n: int) -> dict[str, float]:
+    """Lambda invocations of one checkout of ``n`` orders, per kind of invocation."""
+    return {kind: measured.at(n, _invocations_of(kind)) for kind in DURATION_MS}
+
+
+def _invocations_of(kind: str) -> Callable[[dict[str, Any]], float]:
+    return lambda counts: float(counts["invocations"].get(kind, 0.0))
+
+
+def lambda_invocations(n: int) -> float:
+    return sum(invocations(n).values())
 
 
 def lambda_concurrency_seconds(n: int) -> float:
-    """Concurrency-seconds of one checkout: every invocation's duration (s)."""
-    d = DURATION_MS
-    per_order = d["executor"] + PSP_LATENCY_MS + d["wallet"] + d["ledger"]
-    return (d["payment"] * (1 + GET_POLLS) + d["finalize"] + n * per_order) / 1000
+    """Concurrency-seconds of one checkout: every invocation's duration (s), the executor's PSP wait included."""
+    return sum(count * DURATION_MS[kind] for kind, count in invocations(n).items()) / 1000
 
 
 def function_concurrency_seconds(n: int) -> dict[str, float]:
-    """Concurrency-seconds of one checkout per deployed function (the payment function also finalizes)."""
-    d = DURATION_MS
-    return {
-        "payment": (d["payment"] * (1 + GET_POLLS) + d["finalize"]) / 1000,
-        "executor": n * (d["executor"] + PSP_LATENCY_MS) / 1000,
-        "wallet": n * d["wallet"] / 1000,
-        "ledger": n * d["ledger"] / 1000,
-    }
+    """Concurrency-seconds of one checkout per deployed function (the payment function also finalizes and answers
+    the GET polls)."""
+    out: dict[str, float] = {}
+    for kind, count in invocations(n).items():
+        function = measured.kinds()[kind]["function"]
+        out[function] = out.get(function, 0.0) + count * DURATION_MS[kind] / 1000
+    return out
 
 
-def payments_wru(n: int) -> float:
-    # create: payment + n orders, transactional (2 each); the start marker 1; per order the executor's
-    # EXECUTING and SUCCESS updates (1 each) and the wallet and ledger order flags inside their
-    # transactions (2 each); finalize 1; the recovery index: in at create, out when done (2)
-    return TRANSACTIONAL * (1 + n) + 1 + n * (2 + 2 * TRANSACTIONAL) + 1 + 2
+def stepfunctions(n: int, what: str) -> float:
+    """Step Functions ``starts`` or ``transitions`` of one checkout of ``n`` orders."""
+    return measured.at(n, lambda c: c["stepfunctions"][what])
 
 
-def payments_rru(n: int) -> float:
-    # the executor's consistent order read, the wallet's and the ledger's order reads (1 each per order),
-    # FinalizePayment's payment and orders (1 + n), every GET poll's payment and orders (1 + n); eventually
-    # consistent reads cost half a unit, counted whole here
-    return 3 * n + (1 + n) * (1 + GET_POLLS)
+def _units(table: str, unit: str) -> Callable[[int], float]:
+    def use(n: int) -> float:
+        return measured.at(n, lambda c: measured.table_units(c, table, unit))
+
+    return use
 
 
-def ledger_wru(n: int) -> float:
-    # per order: the transaction item, the trial-balance totals shard, the seller's account totals
-    # shard (transactional, 2 each); no index entry: the ledger's day indexes are not deployed (its
-    # copy in S3 serves reconciliation), and its stream costs no write unit
-    return n * 3 * TRANSACTIONAL
+#: write and read units of one checkout of ``n`` orders in each table (the bench's counts: transactional items
+#: 2 units each, index writes of the deployed indexes included); docs/capacity.md section 5 says what each is for
+payments_wru = _units("payments_table", "wru")
+payments_rru = _units("payments_table", "rru")
+ledger_wru = _units("ledger_table", "wru")
+wallets_wru = _units("wallets_table", "wru")
+idempotency_wru = _units("idempotency_table", "wru")
+psp_wru = _units(measured.PSP_TABLE, "wru")  # the simulated PSP's own record (dev stages only)
+psp_rru = _units(measured.PSP_TABLE, "rru")
 
 
-def wallets_wru(n: int) -> float:
-    return n * 2 * TRANSACTIONAL  # per order: the credit marker and the balance shard
-
-
-def idempotency_wru(n: int) -> float:
-    return 1 + 2  # Powertools: the in-progress record, then the completed one with the answer (> 1 KB)
-
-
-def psp_wru(n: int) -> float:
-    return 6 * n  # the simulated PSP's own record (cost bench: 18 WRU per 3-order checkout)
-
-
-def psp_rru(n: int) -> float:
-    return float(n)  # the simulated PSP's record read per charge (cost bench: 3 RRU per 3-order checkout)
+def index_writes(table: str, index: str) -> Callable[[int], float]:
+    """Write units of one checkout of ``n`` orders in one index (0 if no checkout writes it)."""
+    name = f"{table} {index}"
+    return lambda n: measured.at(n, lambda c: float(c["index_wru"].get(name, {}).get("wru", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -146,15 +154,16 @@ def _nothing(n: int) -> float:
     return 0.0
 
 
+def _table_use() -> dict[str, TableUse]:
+    tables: set[str] = set()
+    for n in measured.MEASURED_ORDERS:
+        tables |= set(measured.checkout(n)["dynamodb"])
+    return {table: TableUse(_units(table, "rru"), _units(table, "wru")) for table in sorted(tables)}
+
+
 #: per table (its ``Settings`` field): a checkout's read and write units; a table absent here is not
 #: on the checkout's path (reconciliation, payout accounts): it keeps DynamoDB's default warm throughput
-TABLE_USE: dict[str, TableUse] = {
-    "payments_table": TableUse(payments_rru, payments_wru),
-    "ledger_table": TableUse(_nothing, ledger_wru),
-    "wallets_table": TableUse(_nothing, wallets_wru),
-    "idempotency_table": TableUse(_nothing, idempotency_wru),
-    "psp_table": TableUse(psp_rru, psp_wru),
-}
+TABLE_USE: dict[str, TableUse] = _table_use()
 
 
 @dataclass(frozen=True)
@@ -230,7 +239,7 @@ QUOTAS: tuple[Quota, ...] = (
         "yes (Service Quotas)",
         "https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html",
         lambda_concurrency_seconds,
-        f"use = invocations x duration (modelled ms + {PSP_LATENCY_MS:.0f} ms PSP latency per charge)",
+        f"use = invocations x duration (the cost bench's modelled ms + {PSP_LATENCY_MS:.0f} ms PSP latency per PSP call)",
     ),
     Quota(
         "Step Functions Standard: StartExecution refill (us-east-1)",
@@ -238,7 +247,7 @@ QUOTAS: tuple[Quota, ...] = (
         "starts/s",
         "yes (Service Quotas)",
         "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html",
-        lambda n: 1,
+        lambda n: stepfunctions(n, "starts"),
         "token bucket 1,300; value recalled, re-check on the page",
     ),
     Quota(
@@ -247,8 +256,9 @@ QUOTAS: tuple[Quota, ...] = (
         "transitions/s",
         "yes (Service Quotas)",
         "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html",
-        lambda n: 2 + 5 * n,
-        "2 + 5 per order (17 for 3 orders, counted by the cost bench); bucket 5,000; value recalled",
+        lambda n: stepfunctions(n, "transitions"),
+        f"{stepfunctions(0, 'transitions'):g} + {stepfunctions(1, 'transitions') - stepfunctions(0, 'transitions'):g} "
+        f"per order ({stepfunctions(3, 'transitions'):g} for 3 orders, counted by the cost bench); bucket 5,000; value recalled",
     ),
     Quota(
         "Step Functions Express: StartExecution refill",
@@ -256,7 +266,7 @@ QUOTAS: tuple[Quota, ...] = (
         "starts/s",
         "yes (Service Quotas)",
         "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html",
-        lambda n: 1,
+        lambda n: stepfunctions(n, "starts"),
         "Express has no state-transition quota; value recalled, re-check on the page",
     ),
     Quota(
@@ -299,7 +309,7 @@ QUOTAS: tuple[Quota, ...] = (
         "WCU/s",
         "setting: recovery_shards (x 1,000 WCU/s)",
         "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations",
-        lambda n: 2,
+        index_writes("payments_table", "by_recovery_due"),
         f"each checkout enters and leaves one of {RECOVERY_SHARDS} shards",
     ),
 )
@@ -340,7 +350,7 @@ def raises_for(target: float, n: int, express: bool = True) -> list[tuple[Quota,
 def ramp_seconds(target: float, n: int) -> float:
     """Seconds for the busiest function (the executor) to scale from zero to ``target`` checkouts/s
     at Lambda's 1,000 new execution environments per 10 s per function."""
-    concurrency = target * n * (DURATION_MS["executor"] + PSP_LATENCY_MS) / 1000
+    concurrency = target * invocations(n)["executor"] * DURATION_MS["executor"] / 1000
     return concurrency / 1000 * 10
 
 
@@ -394,7 +404,7 @@ INDEX_KEYS: tuple[IndexKey, ...] = (
         "ledger_table",
         "by_settlement_day",
         "settlement_day = <psp>#<day>",
-        lambda n: float(n),
+        index_writes("ledger_table", "by_settlement_day"),
         deployed=False,
         note="every charge of a day on one key: not deployed; reconciliation reads the ledger's copy in S3",
     ),
@@ -410,7 +420,7 @@ INDEX_KEYS: tuple[IndexKey, ...] = (
         "payments_table",
         "by_recovery_due",
         "unfinished = U#<shard>",
-        lambda n: 2,
+        index_writes("payments_table", "by_recovery_due"),
         values=RECOVERY_SHARDS,
         note="each checkout's payment enters one shard when accepted and leaves when finished (keys only)",
     ),
@@ -418,7 +428,7 @@ INDEX_KEYS: tuple[IndexKey, ...] = (
         "psp_table",
         "by_charge_day",
         "charge_day = <day>",
-        lambda n: float(n),
+        index_writes("psp_table", "by_charge_day"),
         deployed_up_to=SIMULATOR_MAX_CHECKOUTS_PER_S,
         note="the simulated PSP's record of each charge: only on a stage whose PSP is the simulator, which "
         "synthesis refuses to size above the key's limit",

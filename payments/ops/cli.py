@@ -14,6 +14,7 @@
 * ``payments bank close-day [--date D]``  the local simulated bank books the day: its camt.053 statement
 * ``payments preflight --stage NAME``  the account's quotas and the stage's settings against its target checkouts/s
 * ``payments payouts run [--date D]``  the nightly payout now: scheduled payouts, then one pain.001 to the bank
+* ``payments events tail [--type T] [--follow]``  the events (CloudEvents) the local runtime delivered, in order
 * ``payments loadtest --api URL --rate R --duration D``  checkouts/s against a staging stage (loadtest extra)
 """
 
@@ -211,6 +212,9 @@ def parser() -> argparse.ArgumentParser:
     from payments.ops.payouts import add_commands as add_payouts_commands
 
     add_payouts_commands(commands)  # payments payouts run [--date D]
+    from payments.ops.events import add_commands as add_events_commands
+
+    add_events_commands(commands)  # payments events tail: the events the local runtime delivered
     from payments.ops.loadtest import add_commands as add_loadtest_commands
 
     add_loadtest_commands(commands)  # payments loadtest: Locust against a stage (the loadtest extra)

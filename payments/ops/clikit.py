@@ -390,7 +390,7 @@ def connect(args: argparse.Namespace) -> Target:
 def command_name(args: argparse.Namespace) -> str:
     """``stuck``, ``attention list``, ``psp settle``: the words of the command that runs."""
     words = [getattr(args, "command", None)]
-    for sub in ("attention_command", "psp_command", "mismatches_command", "payouts_command"):
+    for sub in ("attention_command", "psp_command", "mismatches_command", "payouts_command", "events_command"):
         words.append(getattr(args, sub, None))
     return " ".join(w for w in words if w)
 

@@ -24,9 +24,9 @@ from payments.kernel.config import settings
 from payments.ops import clikit
 from payments.ops.clikit import CliError
 from payments.reconciliation import report
-from payments.reconciliation.detect import ADYEN
+from payments.reconciliation.detect import ADYEN, day_hint
 from payments.reconciliation.model import Bounds, UnreadableFile
-from payments.reconciliation.service import day_hint, reconcile_stream, three_way
+from payments.reconciliation.service import reconcile_stream, three_way
 from payments.reconciliation.settlement import settle_day
 from payments.reconciliation.sources import DynamoBalanceSource, DynamoLedgerSource
 from payments.reconciliation.store import ReconciliationStore

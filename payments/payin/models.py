@@ -375,6 +375,16 @@ class PaymentOut(BaseModel):
     payment_orders: list[PaymentOrderOut]
 
 
+def payment_out(payment: PaymentRecord, orders: list[OrderRecord]) -> PaymentOut:
+    """The checkout as the API answers it: the payment and its orders (read by the caller, in request order)."""
+    return PaymentOut(
+        checkout_id=payment.checkout_id,
+        status=payment.status,
+        is_payment_done=payment.is_payment_done,
+        payment_orders=[o.to_api() for o in orders],
+    )
+
+
 class Balance(BaseModel):
     """A seller's balance in one currency, decimal strings in major units."""
 

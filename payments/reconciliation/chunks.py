@@ -141,6 +141,17 @@ class _Entries:
         self.entries.extend(entries)
 
 
+def add_up(partials: Iterable[engine.Partial], plan: Plan, bounds: Bounds) -> engine.Partial:
+    """The chunks' partials added up, checked as the single pass checks the whole file."""
+    total = engine.Partial()
+    for partial in partials:
+        total.merge(partial)
+    if len(total.rejected) > bounds.max_rejected_rows:
+        raise UnreadableFile(f"more than {bounds.max_rejected_rows} malformed rows")
+    engine.check_truncation(total, plan.ended_with_newline)
+    return total
+
+
 def merge_chunks(
     partials: Iterable[engine.Partial],
     runs: Sequence[Iterable[engine.SettledEntry]],
@@ -151,12 +162,7 @@ def merge_chunks(
     on_match: Callable[[LedgerEntry], None] | None = None,
     work_dir: Path | None = None,
 ) -> engine.Result:
-    total = engine.Partial()
-    for partial in partials:
-        total.merge(partial)
-    if len(total.rejected) > bounds.max_rejected_rows:
-        raise UnreadableFile(f"more than {bounds.max_rejected_rows} malformed rows")
-    engine.check_truncation(total, plan.ended_with_newline)
+    total = add_up(partials, plan, bounds)
     with tempfile.TemporaryDirectory(prefix="reconcile-", dir=work_dir) as work:
         entries = columnar.EntryFile(Path(work) / "settled.tsv")
         try:

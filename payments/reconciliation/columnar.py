@@ -20,6 +20,7 @@ the reconcile function has one vCPU.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,7 +34,7 @@ from typing import IO, Any
 from payments.kernel.errors import InvariantViolation
 from payments.reconciliation import engine, lake, rules
 from payments.reconciliation.detect import ADYEN
-from payments.reconciliation.model import DUPLICATE_IN_SETTLEMENT, MISSING_IN_LEDGER, Bounds, Mismatch
+from payments.reconciliation.model import DUPLICATE_IN_SETTLEMENT, MISSING_IN_LEDGER, Bounds, Mismatch, UnreadableFile
 from payments.reconciliation.sources import (
     RECORD_TYPE_OF_KIND,
     LedgerAdjustment,
@@ -54,14 +55,30 @@ SETTLED_COLUMNS: tuple[tuple[str, str], ...] = (
 FETCH_ROWS = 10_000
 
 
+#: the adjustment rows' columns (:class:`engine.AdjustmentEntry`), what duckdb reads as ``adjusted``
+ADJUSTED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("record_type", "VARCHAR"),
+    ("modification_reference", "VARCHAR"),
+    ("line", "BIGINT"),
+    ("payment_order_id", "VARCHAR"),
+    ("psp_reference", "VARCHAR"),
+    ("modification_merchant_reference", "VARCHAR"),
+    ("currency", "VARCHAR"),
+    ("amount_minor", "BIGINT"),
+)
+#: the SQL files, in the order a run executes them
+SQL_FILES = ("charges.sql", "adjustments.sql")
+
+
 @cache
 def statements() -> dict[str, str]:
-    """``sql/charges.sql`` as {name: statement}, in the file's order (each starts with ``-- name: <name>``)."""
-    text = resources.files("payments.reconciliation").joinpath("sql/charges.sql").read_text(encoding="utf-8")
+    """The statements of :data:`SQL_FILES` as {name: statement}, in order (each starts with ``-- name: <name>``)."""
     named: dict[str, str] = {}
-    for block in text.split("-- name: ")[1:]:
-        name, _, body = block.partition("\n")
-        named[name.strip()] = body.strip().rstrip(";")
+    for file in SQL_FILES:
+        text = resources.files("payments.reconciliation").joinpath(f"sql/{file}").read_text(encoding="utf-8")
+        for block in text.split("-- name: ")[1:]:
+            name, _, body = block.partition("\n")
+            named[name.strip()] = body.strip().rstrip(";")
     return named
 
 
@@ -104,6 +121,7 @@ class ParquetLedger:
         self._files = files
         self._lookup_files = lookup_files
         self._point_lookups = point_lookups
+        self._adjustments: dict[str, dict[str, Any]] | None = None  # txn_id -> the copy's row (lookup files)
 
     def parquet_paths(self, day: str) -> list[Path]:
         return list(self._files(day))
@@ -146,7 +164,9 @@ class ParquetLedger:
         if not payment_order_ids or self._lookup_files is None:
             return {}
         rows = self._query(
-            self._lookup_files(), "kind = 'PAYIN' AND list_contains(?, payment_order_id)", [list(payment_order_ids)]
+            self._lookup_files(),
+            "kind = 'PAYIN' AND payment_order_id IN (SELECT unnest(CAST(? AS VARCHAR[])))",  # a hash join, not a scan of the list per row
+            [list(payment_order_ids)],
         )
         return {row["payment_order_id"]: _entry(row) for row in rows}
 
@@ -155,8 +175,12 @@ class ParquetLedger:
             return self._point_lookups.find_adjustment(txn_id)
         if self._lookup_files is None:
             return None
-        rows = self._query(self._lookup_files(), "txn_id = ?", [txn_id])
-        return LedgerAdjustment.from_item(rows[0]) if rows else None
+        if self._adjustments is None:  # read once: a file's lookups are many, the copy's adjustments few
+            kinds = ", ".join(f"'{kind}'" for kind in RECORD_TYPE_OF_KIND)
+            rows = self._query(self._lookup_files(), f"kind IN ({kinds})", [])
+            self._adjustments = {row["txn_id"]: row for row in rows}
+        row = self._adjustments.get(txn_id)
+        return LedgerAdjustment.from_item(row) if row is not None else None
 
 
 def _entry(row: dict[str, Any]) -> LedgerEntry:
@@ -181,14 +205,20 @@ class _Sellers:
             self.truncated = True
 
 
-def connect(work_dir: Path, bounds: Bounds) -> Any:
-    """A duckdb connection bounded in memory and threads, spilling into ``work_dir``."""
+#: a settlement file above this many bytes is folded into a database file in the work directory, not in memory:
+#: duckdb evicts a file's tables to disk, never an in-memory database's (a day of 10M rows would not fit the limit)
+IN_MEMORY_MAX_BYTES = 256 * 1024 * 1024
+
+
+def connect(work_dir: Path, bounds: Bounds, *, on_disk: bool = False) -> Any:
+    """A duckdb connection bounded in memory and threads, spilling into ``work_dir`` (``on_disk``: its tables in a
+    database file there too)."""
     import duckdb
 
     spill = work_dir / "spill"
     spill.mkdir(exist_ok=True)
     return duckdb.connect(
-        ":memory:",
+        str(work_dir / "reconcile.duckdb") if on_disk else ":memory:",
         config={
             "memory_limit": bounds.columnar_memory_limit,
             "threads": bounds.columnar_threads,
@@ -221,8 +251,8 @@ def _ledger_view(con: Any, ledger: LedgerSource, day: str | None, work_dir: Path
         batch: list[str] = []
         for e in ledger.day_entries(day):
             batch.append(
-                f"payin:{e.payment_order_id}\tPAYIN\t{e.payment_order_id}\t{e.psp_reference}\t{e.seller_account}"
-                f"\t{e.currency}\t{e.amount_minor}\t{e.commission_minor}\t{e.charged_at}\n"
+                f"payin:{e.payment_order_id}\tPAYIN\t{e.payment_order_id}\t{e.psp_reference}\t\\N\t{e.seller_account}"
+                f"\t{e.currency}\t{e.amount_minor}\t{e.commission_minor}\t{e.charged_at}\t{e.charged_at}\n"
             )
             if len(batch) >= FETCH_ROWS:
                 handle.write("".join(batch))
@@ -233,15 +263,37 @@ def _ledger_view(con: Any, ledger: LedgerSource, day: str | None, work_dir: Path
         "kind": "VARCHAR",
         "payment_order_id": "VARCHAR",
         "psp_reference": "VARCHAR",
+        "original_psp_reference": "VARCHAR",
         "seller_account": "VARCHAR",
         "currency": "VARCHAR",
         "amount_minor": "BIGINT",
         "commission_minor": "BIGINT",
         "charged_at": "VARCHAR",
+        "booked_at": "VARCHAR",
     }
     selected = ", ".join(name if name in tsv else f"CAST(NULL AS {kind}) AS {name}" for name, kind in lake.COLUMNS)
+    adjustments = work_dir / "ledger-adjustments.csv"
+    kind_of = {record_type: kind for kind, record_type in RECORD_TYPE_OF_KIND.items()}
+    with open(adjustments, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, quoting=csv.QUOTE_ALL).writerows(
+            (
+                a.txn_id,
+                kind_of[a.record_type],
+                a.payment_order_id,
+                a.psp_reference,
+                a.original_psp_reference,
+                a.seller_account,
+                a.currency,
+                a.amount_minor,
+                0,
+                "",
+                a.booked_at,
+            )
+            for a in ledger.day_adjustments(day)
+        )
     con.execute(
-        f"CREATE VIEW ledger_copy AS SELECT {selected} FROM {_read_tsv(path, tsv)}"  # noqa: S608 - our own names
+        f"CREATE VIEW ledger_copy AS SELECT {selected} FROM {_read_tsv(path, tsv)} "  # noqa: S608 - our own names
+        f"UNION ALL SELECT {selected} FROM {_read_quoted(adjustments, tsv)}"
     )
 
 
@@ -254,55 +306,112 @@ def _read_tsv(path: Path, columns: dict[str, str]) -> str:
     )
 
 
+def _read_quoted(path: Path, columns: dict[str, str]) -> str:
+    """A ``read_csv`` of our own quoted file (``csv.QUOTE_ALL``): any text, empty fields as empty strings."""
+    spec = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
+    return (
+        f"read_csv('{path}', delim = ',', header = false, quote = '\"', escape = '\"', allow_quoted_nulls = false, "
+        f"auto_detect = false, columns = {{{spec}}})"
+    )
+
+
+#: one statement's rows: ``query(name, *params)`` runs (duckdb) or reads (Athena's results) the named statement
+Query = Callable[..., Any]
+
+
+def prepare(
+    con: Any,
+    entries: Path | None,
+    adjustments: list[engine.AdjustmentEntry],
+    ledger: LedgerSource,
+    day: str | None,
+    work_dir: Path,
+) -> Query:
+    """The inputs (``settled``, ``adjusted``, ``params``, ``ledger_copy``) and the statements that create tables,
+    on a duckdb connection; returns the :data:`Query` that runs the others on it. ``entries`` None: the
+    connection holds ``settled`` already (:mod:`.fastfold` filled it)."""
+    sql = statements()
+    if entries is not None:
+        con.execute(
+            f"CREATE TABLE settled AS SELECT * FROM {_read_tsv(entries, dict(SETTLED_COLUMNS))}"  # noqa: S608 - read once
+        )
+    path = work_dir / "adjusted.csv"
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, quoting=csv.QUOTE_ALL).writerows(adjustments)
+    con.execute(
+        f"CREATE TABLE adjusted AS SELECT * FROM {_read_quoted(path, dict(ADJUSTED_COLUMNS))}"  # noqa: S608 - ours
+    )
+    con.execute("CREATE TABLE params AS SELECT CAST(? AS VARCHAR) AS window_day", [day])
+    _ledger_view(con, ledger, day, work_dir)
+    for name in TABLES:
+        con.execute(sql[name])
+
+    def query(name: str, *params: Any) -> Any:
+        return con.execute(sql[name], list(params))
+
+    return query
+
+
+#: the statements that create a table the others read (duckdb runs them; Athena inlines them as WITH clauses)
+TABLES = ("ledger_day", "charge_outcomes", "ledger_adjustments", "adjustment_rows", "adjustment_claims")
+
+
 def match(
     partial: engine.Partial,
-    entries: Path,
+    entries: Path | None,
     ledger: LedgerSource,
     bounds: Bounds,
     day_hint: str | None,
     work_dir: Path,
     on_match: Callable[[LedgerEntry], None] | None = None,
+    connection: Any = None,
 ) -> engine.Result:
-    """Join the Settled rows (``entries``: an :class:`EntryFile`) with the ledger's window day; classify every
-    difference; match the refunds, chargebacks and reversals; account for every row (invariant 6)."""
+    """Join the Settled rows (``entries``: an :class:`EntryFile`; None: the table ``settled`` of ``connection``,
+    which :mod:`.fastfold` filled) with the ledger's window day; classify every difference; match the refunds,
+    chargebacks and reversals; account for every row (invariant 6). ``connection`` is closed here."""
+    day = engine.window_day(partial.days, day_hint)
+    with contextlib.closing(connection if connection is not None else connect(work_dir, bounds)) as con:
+        query = prepare(con, entries, partial.adjustments, ledger, day, work_dir)
+        return outcomes(query, partial, ledger, bounds, day, on_match)
+
+
+def outcomes(
+    query: Query,
+    partial: engine.Partial,
+    ledger: LedgerSource,
+    bounds: Bounds,
+    day: str | None,
+    on_match: Callable[[LedgerEntry], None] | None = None,
+) -> engine.Result:
+    """The result from the statements' rows, whichever engine ran them (duckdb here, Athena: :mod:`.athena`)."""
     out = engine.Collector(bounds)
     for mismatch in partial.mismatches:
         out.add(mismatch)
-    day = engine.window_day(partial.days, day_hint)
     sellers = _Sellers(bounds.max_three_way_sellers, set())
-    with contextlib.closing(connect(work_dir, bounds)) as con:
-        sql = statements()
-        con.execute(
-            f"CREATE TABLE settled AS SELECT * FROM {_read_tsv(entries, dict(SETTLED_COLUMNS))}"  # noqa: S608 - read once
+    conflict = query("ledger_day_conflict").fetchone()
+    if conflict is not None:
+        raise InvariantViolation(
+            f"the ledger's day {day} has {conflict[1]} charges under PSP reference {conflict[0]!r}"
         )
-        con.execute("CREATE TABLE params AS SELECT CAST(? AS VARCHAR) AS window_day", [day])
-        _ledger_view(con, ledger, day, work_dir)
-        con.execute(sql["ledger_day"])
-        conflict = con.execute(sql["ledger_day_conflict"]).fetchone()
-        if conflict is not None:
-            raise InvariantViolation(
-                f"the ledger's day {day} has {conflict[1]} charges under PSP reference {conflict[0]!r}"
-            )
-        con.execute(sql["charge_outcomes"])
-        (matched,) = con.execute(sql["matched_count"]).fetchone()
-        met = con.execute(sql["sellers"]).fetchmany(bounds.max_three_way_sellers + 1)
-        carried = con.execute(sql["carried_over"], [bounds.max_point_lookups]).fetchall()
-        charges = _Charges(ledger, bounds, out, [order for (order,) in carried])
-        cursor = con.execute(sql["findings"])
+    (matched,) = query("matched_count").fetchone()
+    met = query("sellers").fetchmany(bounds.max_three_way_sellers + 1)
+    carried = query("carried_over", bounds.max_point_lookups).fetchall()
+    charges = _Charges(ledger, bounds, out, [order for (order,) in carried])
+    cursor = query("findings")
+    while batch := cursor.fetchmany(FETCH_ROWS):
+        charges.add(batch)
+    matched += charges.matched
+    # the accounts in the merge's order: the join's, and those of rows of other days found by a lookup
+    for _, seller, ccy in sorted([(key, s, c) for s, c, key in met] + charges.found_sellers):
+        sellers.note(LedgerEntry("", "", seller, ccy, 0, ""))
+    if on_match is not None:
+        cursor = query("matched_charges")
         while batch := cursor.fetchmany(FETCH_ROWS):
-            charges.add(batch)
-        matched += charges.matched
-        # the accounts in the merge's order: the join's, and those of rows of other days found by a lookup
-        for _, seller, ccy in sorted([(key, s, c) for s, c, key in met] + charges.found_sellers):
-            sellers.note(LedgerEntry("", "", seller, ccy, 0, ""))
-        if on_match is not None:
-            cursor = con.execute(sql["matched_charges"])
-            while batch := cursor.fetchmany(FETCH_ROWS):
-                for order, seller, ccy, amount, commission, reference, charged_at in batch:
-                    on_match(LedgerEntry(reference, order, seller, ccy, amount, charged_at, commission))
-            for entry in charges.settled_entries:
-                on_match(entry)
-    adjusted, _ = engine.match_adjustments(partial.adjustments, ledger, day, out, bounds, charges.lookups, sellers.note)
+            for order, seller, ccy, amount, commission, reference, charged_at in batch:
+                on_match(LedgerEntry(reference, order, seller, ccy, amount, charged_at, commission))
+        for entry in charges.settled_entries:
+            on_match(entry)
+    adjusted = _adjustments(query, ledger, out, bounds, charges.lookups, sellers.note, day)
     matched += sum(counts["matched"] for counts in adjusted.values())
     rejected = sorted(partial.rejected, key=lambda r: r.line)
     accounted = matched + out.row_mismatches + len(rejected) + partial.recorded
@@ -324,6 +433,38 @@ def match(
         adjustments=adjusted,
         settled_late=charges.settled_late,
     )
+
+
+def _adjustments(
+    query: Query,
+    ledger: LedgerSource,
+    out: engine.Collector,
+    bounds: Bounds,
+    lookups: int,
+    note_seller: Callable[[Any], None],
+    day: str | None,
+) -> dict[str, dict[str, int]]:
+    """``sql/adjustments.sql``'s outcomes: every adjustment row compared, looked up or a duplicate."""
+    (held,) = query("ledger_adjustment_count").fetchone()
+    if held > bounds.max_adjustment_rows:  # held in memory like the file's: the same bound
+        raise UnreadableFile(
+            f"the ledger's day {day} has more than {bounds.max_adjustment_rows} refunds and chargebacks"
+        )
+    adjustments = engine.AdjustmentOutcomes(ledger, out, bounds, lookups, note_seller)
+    cursor = query("adjustment_outcomes")
+    while batch := cursor.fetchmany(FETCH_ROWS):
+        for outcome, *fields in batch:
+            row = engine.AdjustmentEntry(*fields[:8])
+            txn_id, identical, l_txn, l_type, l_ref, l_original, l_order, l_seller, l_ccy, l_amount, l_at = fields[8:]
+            led = (
+                None
+                if l_txn is None
+                else LedgerAdjustment(l_txn, l_type, l_ref, l_original, l_order, l_seller, l_ccy, l_amount, l_at)
+            )
+            adjustments.outcome(outcome, row, txn_id, bool(identical), led)
+    for missing in query("adjustments_missing_in_settlement").fetchall():
+        adjustments.missing_in_settlement(LedgerAdjustment(*missing))
+    return adjustments.counts
 
 
 class _Charges:
@@ -436,6 +577,38 @@ def reconcile_adyen(
         return match(partial, entries.path, ledger, bounds, day_hint, work, on_match)
 
 
+def reconcile_adyen_file(
+    path: Path,
+    ledger: LedgerSource,
+    bounds: Bounds,
+    day_hint: str | None = None,
+    on_match: Callable[[LedgerEntry], None] | None = None,
+    work_dir: Path | None = None,
+) -> engine.Result:
+    """The single pass over a file on local disk: its plainly valid Settled rows read and folded by duckdb
+    (:mod:`.fastfold`), every other line by our reader; a file only our reader can number is read as a stream
+    (:func:`reconcile_adyen`). The same result either way."""
+    from payments.reconciliation import fastfold
+    from payments.reconciliation.lines import LineReader
+
+    with _work(work_dir) as work:
+        con = connect(work, bounds, on_disk=path.stat().st_size > IN_MEMORY_MAX_BYTES)
+        try:
+            fold = fastfold.fold_file(path, bounds, con, work)
+        except BaseException:
+            con.close()
+            raise
+        if fold is not None:
+            engine.check_truncation(fold.partial, fold.ended_with_newline)
+            return match(fold.partial, None, ledger, bounds, day_hint, work, on_match, connection=con)
+        con.close()
+    with open(path, "rb") as stream:
+        reader = LineReader(stream, bounds.max_line_bytes)
+        return reconcile_adyen(
+            iter(reader), lambda: reader.ended_with_newline, ledger, bounds, day_hint, on_match, work_dir
+        )
+
+
 @contextlib.contextmanager
 def _work(work_dir: Path | None) -> Iterator[Path]:
     """A fresh directory for one reconciliation's files (inside ``work_dir`` if given), removed afterwards."""
@@ -456,22 +629,12 @@ def reconcile_local(
     of that PSP where the objects carry the ``psp=`` partition in their path (the lake's layout)."""
     from dataclasses import replace
 
-    from payments.reconciliation.lines import LineReader
-    from payments.reconciliation.service import day_hint
+    from payments.reconciliation.detect import day_hint
 
     files = [p for p in ledger_parquet if "psp=" not in str(p) or f"psp={psp}/" in str(p)]
     ledger = ParquetLedger(lambda day: files, lookup_files=lambda: files)
     bounds = replace(Bounds(), columnar_memory_limit=memory_limit)
-    with open(settlement, "rb") as stream:
-        reader = LineReader(stream, bounds.max_line_bytes)
-        return reconcile_adyen(
-            iter(reader),
-            lambda: reader.ended_with_newline,
-            ledger,
-            bounds,
-            day_hint(settlement.name),
-            work_dir=work_dir,
-        )
+    return reconcile_adyen_file(settlement, ledger, bounds, day_hint(settlement.name), work_dir=work_dir)
 
 
 # --- the ledger's copy in S3 (the reconcile function, where the stage has the lake) ---------------------------

@@ -131,3 +131,13 @@ def _detect_text(text: str) -> str:
     if set(header) >= _ADYEN_MARKERS:
         return ADYEN
     raise UnreadableFile("unrecognised format (not an Adyen settlement report, MT940, BAI2 or camt.053)")
+
+
+_DAY_IN_KEY = re.compile(r"(\d{4}-\d{2}-\d{2})[^/]*$")
+
+
+def day_hint(key: str) -> str | None:
+    """The day a key names (``incoming/simulated-psp/2026-11-30.csv``), used only when the
+    file itself has no ``Settled`` row to tell its day."""
+    match = _DAY_IN_KEY.search(key)
+    return match.group(1) if match else None

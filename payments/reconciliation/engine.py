@@ -6,7 +6,8 @@ valid ``Settled`` rows (:func:`fold_batches`); the comparison of a row with a le
 (:func:`compare_charge`), and the matching of refunds, chargebacks and reversals
 (:func:`match_adjustments`: far fewer rows than charges, held in memory within
 ``Bounds.max_adjustment_rows``). The sort, the spill and the join of a day's ``Settled`` rows with the
-ledger's charges of that day are duckdb's (:mod:`.columnar`, ``sql/charges.sql``).
+ledger's charges of that day, and the pairing of adjustment rows with the ledger's adjustments, are duckdb's
+(:mod:`.columnar`, ``sql/charges.sql`` and ``sql/adjustments.sql``).
 
 ``Refunded``, ``Chargeback``, ``ChargebackReversed`` and ``SecondChargeback`` rows are matched by key
 with the ledger's adjustments booked on the window day (``LedgerSource.day_adjustments``; rows of
@@ -35,7 +36,6 @@ import gc
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any, NamedTuple, Protocol, TypedDict
 
 from payments.kernel.iso4217 import MINOR_UNITS
@@ -54,7 +54,7 @@ from payments.reconciliation.model import (
     RowError,
     UnreadableFile,
 )
-from payments.reconciliation.sources import LedgerAdjustment, LedgerEntry, LedgerSource, adjustment_txn_id
+from payments.reconciliation.sources import LedgerAdjustment, LedgerEntry, LedgerSource
 
 TOTAL_FIELDS = (
     "gross_credit",
@@ -403,31 +403,12 @@ def compare_charge(row: SettledEntry, led: LedgerEntry) -> Mismatch | None:
     return None
 
 
-def match_adjustments(
-    entries: list[AdjustmentEntry],
-    ledger: LedgerSource,
-    day: str | None,
-    out: Collector,
-    bounds: Bounds,
-    lookups: int,
-    note_seller: Callable[[Any], None],
-) -> tuple[dict[str, dict[str, int]], int]:
-    """Match the file's refund, chargeback and reversal rows with the ledger's (like charges):
-    each row by (record type, Modification Reference) or by the transaction id it names, first
-    among the window day's ledger adjustments, then (a row of another day) by one point lookup
-    within ``bounds.max_point_lookups``. The day's ledger adjustments left over are
-    ``MISSING_IN_SETTLEMENT``. Returns the per-record-type counts and the lookups used."""
-    matcher = _AdjustmentMatch(ledger, out, bounds, lookups, note_seller)
-    matcher.index_day(day)
-    for row in sorted(entries, key=attrgetter("line")):
-        matcher.match(row)
-    matcher.missing_in_settlement()
-    return matcher.counts, matcher.lookups
-
-
-class _AdjustmentMatch:
-    """The state of :func:`match_adjustments`: the day's ledger adjustments not matched yet (by
-    key and by transaction id), the rows seen (for duplicates), the counts and lookups."""
+class AdjustmentOutcomes:
+    """The refund, chargeback and reversal rows' outcomes as ``sql/adjustments.sql`` gives them (which row took
+    which of the window day's ledger adjustments, in line order), turned into counts and mismatches: each row
+    taken is compared with its ledger adjustment; a row of another day is looked up by transaction id within
+    ``bounds.max_point_lookups`` (``lookups``: what the charges used of it); the day's ledger adjustments no
+    row took are ``MISSING_IN_SETTLEMENT``."""
 
     def __init__(
         self, ledger: LedgerSource, out: Collector, bounds: Bounds, lookups: int, note_seller: Callable[[Any], None]
@@ -437,49 +418,24 @@ class _AdjustmentMatch:
             record_type: {"rows": 0, "matched": 0, "mismatched": 0, "missing_in_settlement": 0}
             for record_type in adyen.MATCHED_ADJUSTMENTS
         }
-        self.by_key: dict[tuple[str, str], LedgerAdjustment] = {}
-        self.by_txn: dict[str, LedgerAdjustment] = {}
-        self.first_row: dict[str, AdjustmentEntry] = {}  # txn_id (or row key) -> the row that took it
 
-    def index_day(self, day: str | None) -> None:
-        for adjustment in self.ledger.day_adjustments(day) if day else ():
-            self.by_txn[adjustment.txn_id] = adjustment
-            if len(self.by_txn) > self.bounds.max_adjustment_rows:  # held in memory like the file's: the same bound
-                raise UnreadableFile(
-                    f"the ledger's day {day} has more than {self.bounds.max_adjustment_rows} refunds and chargebacks"
-                )
-            if adjustment.psp_reference:
-                self.by_key[(adjustment.record_type, adjustment.psp_reference)] = adjustment
-
-    def match(self, row: AdjustmentEntry) -> None:
-        """One row (in line order): a duplicate, or found and compared, or missing in the ledger."""
+    def outcome(
+        self, outcome: str, row: AdjustmentEntry, txn_id: str | None, identical: bool, led: LedgerAdjustment | None
+    ) -> None:
+        """One row (in line order): ``outcome`` is the SQL's, ``led`` the ledger adjustment it took (TAKEN)."""
         self.counts[row.record_type]["rows"] += 1
-        txn_id = adjustment_txn_id(row.record_type, row.modification_reference, row.modification_merchant_reference)
-        identity = txn_id or f"{row.record_type}#{row.modification_reference}"
-        earlier = self.first_row.get(identity)
-        if earlier is not None:
+        if outcome == "DUPLICATE":
             self.mismatch(
-                DUPLICATE_IN_SETTLEMENT,
-                row,
-                rules.DUPLICATE_IDENTICAL if row.same(earlier) else rules.DUPLICATE_CONFLICTING,
+                DUPLICATE_IN_SETTLEMENT, row, rules.DUPLICATE_IDENTICAL if identical else rules.DUPLICATE_CONFLICTING
             )
             return
-        self.first_row[identity] = row
-        led = (
-            self.by_key.pop((row.record_type, row.modification_reference), None) if row.modification_reference else None
-        )
-        if led is not None:
-            self.by_txn.pop(led.txn_id, None)
-        elif txn_id is not None:
-            led = self.by_txn.pop(txn_id, None)
-            if led is not None:
-                self.by_key.pop((led.record_type, led.psp_reference), None)
-            elif self.lookups < self.bounds.max_point_lookups:
-                self.lookups += 1
-                led = self.ledger.find_adjustment(txn_id)  # booked on another day than the PSP's
-            else:
+        if outcome == "LOOKUP":
+            if self.lookups >= self.bounds.max_point_lookups:
                 self.mismatch(MISSING_IN_LEDGER, row, rules.LOOKUP_BUDGET)
                 return
+            self.lookups += 1
+            # the SQL looks up only a row that names a transaction: booked on another day than the PSP's
+            led = self.ledger.find_adjustment(txn_id) if txn_id is not None else None
         if led is None or led.record_type != row.record_type:
             self.mismatch(MISSING_IN_LEDGER, row, rules.unknown_adjustment(row.record_type))
             return
@@ -534,14 +490,13 @@ class _AdjustmentMatch:
             )
         )
 
-    def missing_in_settlement(self) -> None:
-        """The day's ledger adjustments no row took: booked that day, absent from the file."""
-        for led in sorted(self.by_txn.values(), key=attrgetter("txn_id")):
-            self.note_seller(led)
-            self.counts[led.record_type]["missing_in_settlement"] += 1
-            self.out.add(
-                missing_in_settlement(led, led.psp_reference or led.txn_id, led.booked_at, record_type=led.record_type)
-            )
+    def missing_in_settlement(self, led: LedgerAdjustment) -> None:
+        """A ledger adjustment of the window day no row took (in transaction id order): absent from the file."""
+        self.note_seller(led)
+        self.counts[led.record_type]["missing_in_settlement"] += 1
+        self.out.add(
+            missing_in_settlement(led, led.psp_reference or led.txn_id, led.booked_at, record_type=led.record_type)
+        )
 
 
 # --- reading: the header, the rows -------------------------------------

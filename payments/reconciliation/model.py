@@ -60,6 +60,14 @@ class Bounds:
     #: above this a file goes to the Step Functions Distributed Map (when one is configured):
     #: 512 MiB streams in well under Lambda's 15 minutes at ~100k rows/s.
     max_single_pass_bytes: int = 512 * MiB
+    #: above this a file goes to the Athena workflow (when one is configured, i.e. the stage has the ledger's
+    #: copy): the Distributed Map's last step matches every row in one function, whose 2 GiB of /tmp must
+    #: hold the settled rows (~80 bytes each), the day's ledger copy (~40 bytes a charge) and duckdb's spill.
+    #: 2 GiB of file is ~7 M rows: ~0.55 GiB + ~0.3 GiB before the spill; above it, /tmp is the limit.
+    athena_above_bytes: int = 2 * 1024 * MiB
+    #: the Athena workflow's own bound (instead of ``max_file_bytes``): no function holds the whole file,
+    #: Athena scans it. 64 GiB is ~210 M Adyen rows, twice a 100-million-order day.
+    max_athena_file_bytes: int = 64 * 1024 * MiB
     #: bank statements go through third-party parsers that hold one statement in memory;
     #: a day's statement of one account is kilobytes, 16 MiB is generous.
     max_bank_statement_bytes: int = 16 * MiB

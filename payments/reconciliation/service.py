@@ -7,6 +7,7 @@ One file's life::
       unreadable -> moved to quarantine/<path> (copy + delete), quarantine/<path>.reason.json,
                     reports/incoming/<path>.json with "quarantined": {"reason": ...} and its .html
       too big for one Lambda (and a state machine configured) -> stepfunctions/reconcile.asl.json
+      too big for one function's disk (and the Athena workflow configured) -> stepfunctions/reconcile_athena.asl.json
       its ledger day's copy not complete yet (the lake) -> LedgerDayIncomplete, nothing written: the reconcile
                     function defers the file until the copy is complete (payments.reconciliation.deferred)
 
@@ -21,10 +22,12 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -35,8 +38,9 @@ from payments.accounts.wallet import SellerBalance, WalletRepository
 from payments.kernel import aws
 from payments.kernel.config import env_name, settings
 from payments.kernel.money import Money, format_minor
-from payments.reconciliation import bank, chunks, columnar, detect, engine, report
-from payments.reconciliation.lines import BinaryStream, LineReader, Metered, sniff
+from payments.reconciliation import athena, bank, chunks, columnar, detect, engine, report
+from payments.reconciliation.detect import day_hint
+from payments.reconciliation.lines import BLOCK_BYTES, BinaryStream, Metered, sniff
 from payments.reconciliation.model import Bounds, UnreadableFile
 from payments.reconciliation.sources import (
     BalanceSource,
@@ -50,14 +54,23 @@ from payments.reconciliation.store import ReconciliationStore, resolutions, sett
 INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "work/"
 #: environment variable naming the Distributed Map state machine (unset: always single pass)
 STATE_MACHINE_ENV = env_name("reconcile_state_machine_arn")  # the large-file state machine, set by the CDK
-_DAY_IN_KEY = re.compile(r"(\d{4}-\d{2}-\d{2})[^/]*$")
+#: the paths of one file by size (``route``)
+SINGLE, DISTRIBUTED, ATHENA, OVERSIZED = "SINGLE", "DISTRIBUTED", "ATHENA", "OVERSIZED"
 
 
-def day_hint(key: str) -> str | None:
-    """The day a key names (``incoming/simulated-psp/2026-11-30.csv``), used only when the
-    file itself has no ``Settled`` row to tell its day."""
-    match = _DAY_IN_KEY.search(key)
-    return match.group(1) if match else None
+def route(size: int, bounds: Bounds, *, distributed: bool, athena: bool) -> str:
+    """Which path reconciles a file of ``size`` bytes: one function; the Distributed Map (configured where the
+    stage has it); Athena (configured where the stage has the ledger's copy) above ``athena_above_bytes``,
+    up to its own bound; else the file is oversized. Without the Athena workflow (the local runtime, a stage
+    without the lake) the Distributed Map takes every file up to ``max_file_bytes``."""
+    if athena and bounds.athena_above_bytes < size <= bounds.max_athena_file_bytes:
+        return ATHENA
+    if size > bounds.max_file_bytes:
+        return OVERSIZED
+    if distributed and size > bounds.max_single_pass_bytes:
+        return DISTRIBUTED
+    return SINGLE
+
 
 
 def reconcile_stream(
@@ -78,13 +91,27 @@ def reconcile_stream(
     if fmt in detect.BANK_FORMATS:
         result = bank.reconcile_statement(fmt, replay, bounds, payouts, encoding)
     else:
-        reader = LineReader(replay, bounds.max_line_bytes)
-        result = columnar.reconcile_adyen(
-            iter(reader), lambda: reader.ended_with_newline, ledger, bounds, hint, on_match
-        )
+        result = _reconcile_adyen_spooled(replay, ledger, bounds, hint, on_match)
     while metered.read(1024 * 1024):  # a bank parser may stop at its closing tag: hash the whole file
         pass
     return result, metered.sha256.hexdigest()
+
+
+def _reconcile_adyen_spooled(
+    stream: BinaryStream,
+    ledger: LedgerSource,
+    bounds: Bounds,
+    hint: str | None,
+    on_match: Callable[[LedgerEntry], None] | None,
+) -> engine.Result:
+    """An Adyen file copied to local disk as it is read (bounded and hashed by the caller's stream), then
+    reconciled from there: duckdb reads the file itself (:func:`.columnar.reconcile_adyen_file`)."""
+    with tempfile.TemporaryDirectory(prefix="settlement-") as folder:
+        path = Path(folder) / "settlement.csv"
+        with open(path, "wb") as out:
+            while block := stream.read(BLOCK_BYTES):
+                out.write(block)
+        return columnar.reconcile_adyen_file(path, ledger, bounds, hint, on_match)
 
 
 #: how often the three-way check reads again while the books move under it, and the pause between reads
@@ -162,6 +189,7 @@ class Reconciler:
         balances: BalanceSource | None = None,
         bounds: Bounds | None = None,
         state_machine_arn: str | None = None,
+        athena_state_machine_arn: str | None = None,
         sfn: Any = None,
         on_metric: Callable[[str, int], None] | None = None,
         books: tuple[WalletRepository, LedgerRepository] | None = None,
@@ -185,6 +213,11 @@ class Reconciler:
         self.state_machine_arn = (
             state_machine_arn if state_machine_arn is not None else settings().reconcile_state_machine_arn
         )
+        self.athena_state_machine_arn = (
+            athena_state_machine_arn
+            if athena_state_machine_arn is not None
+            else settings().reconcile_athena_state_machine_arn
+        )
         self._sfn = sfn
         self.on_metric = on_metric or (lambda name, value: None)
 
@@ -198,10 +231,16 @@ class Reconciler:
             if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return Outcome(key, "SKIPPED", detail="object no longer exists (already handled)")
             raise
-        if size > self.bounds.max_file_bytes:
-            return self.quarantine(key, f"oversized: {size} bytes exceeds the bound of {self.bounds.max_file_bytes}")
-        if size > self.bounds.max_single_pass_bytes and self.state_machine_arn:
-            return self._start_distributed(key)
+        path = route(
+            size, self.bounds, distributed=bool(self.state_machine_arn), athena=bool(self.athena_state_machine_arn)
+        )
+        if path == OVERSIZED:
+            bound = self.bounds.max_athena_file_bytes if self.athena_state_machine_arn else self.bounds.max_file_bytes
+            return self.quarantine(key, f"oversized: {size} bytes exceeds the bound of {bound}")
+        if path == ATHENA:
+            return self._start_distributed(key, self.athena_state_machine_arn)
+        if path == DISTRIBUTED:
+            return self._start_distributed(key, self.state_machine_arn)
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         settlement = self._settlement(key)
         try:
@@ -279,13 +318,13 @@ class Reconciler:
         return Outcome(key, "QUARANTINED", report_key, detail=reason)
 
     # --- the distributed path (stepfunctions/reconcile.asl.json) ----------------------------
-    def _start_distributed(self, key: str) -> Outcome:
+    def _start_distributed(self, key: str, state_machine_arn: str) -> Outcome:
         sfn = self._sfn or aws.client("stepfunctions")
         etag = self.s3.head_object(Bucket=self.bucket, Key=key)["ETag"].strip('"')
         name = re.sub(r"[^A-Za-z0-9_-]", "-", key.removeprefix(INCOMING))[:60] + "-" + etag[:16]
         try:
             sfn.start_execution(
-                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps({"bucket": self.bucket, "key": key})
+                stateMachineArn=state_machine_arn, name=name, input=json.dumps({"bucket": self.bucket, "key": key})
             )
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
@@ -295,9 +334,10 @@ class Reconciler:
             return Outcome(key, "SKIPPED", detail=f"execution {name} already ran")
         return Outcome(key, "DISTRIBUTED", detail=name)
 
-    def plan(self, key: str) -> dict[str, Any]:
+    def plan(self, key: str, *, for_athena: bool = False) -> dict[str, Any]:
         """Task PlanChunks: byte ranges at line boundaries. An unreadable file is quarantined
-        here and the plan has no chunks (the Map then does nothing and MergeChunks skips)."""
+        here and the plan has no chunks (the Map then does nothing and MergeChunks skips).
+        ``for_athena``: the Athena workflow's plan, bounded by ``max_athena_file_bytes``."""
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         try:
             head, replay = sniff(body, self.bounds.sniff_bytes)
@@ -306,7 +346,10 @@ class Reconciler:
                 raise UnreadableFile(
                     f"{fmt} files are bounded to {self.bounds.max_bank_statement_bytes} bytes; this one is far larger"
                 )
-            plan = chunks.plan_chunks(replay, self.bounds)
+            bounds = (
+                replace(self.bounds, max_file_bytes=self.bounds.max_athena_file_bytes) if for_athena else self.bounds
+            )
+            plan = chunks.plan_chunks(replay, bounds)
             chunks.columns_of(plan)  # validates the header before any chunk runs
         except UnreadableFile as err:
             outcome = self.quarantine(key, err.reason)
@@ -317,18 +360,22 @@ class Reconciler:
 
     def reconcile_chunk(self, key: str, plan: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
         """Task ReconcileChunk (one Map item): the chunk's partial and sorted run, written to S3."""
-        the_plan, the_chunk = chunks.Plan.from_json(_plan_fields(plan)), chunks.Chunk(**chunk)
-        body = self.s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={the_chunk.start}-{the_chunk.end - 1}")[
-            "Body"
-        ]
-        try:
-            partial, entries = chunks.process_chunk(body, the_chunk, the_plan, self.bounds)
-        finally:
-            body.close()
+        the_chunk = chunks.Chunk(**chunk)
+        partial, entries = self._chunk(key, plan, the_chunk)
         base = f"{plan['run_prefix']}chunk-{the_chunk.index:05d}"
         self._put(base + ".json", json.dumps(partial.to_json()), "application/json")
         self._put(base + ".tsv", "".join(e.to_tsv() for e in entries), "text/tab-separated-values")
         return {"index": the_chunk.index, "partial_key": base + ".json", "run_key": base + ".tsv"}
+
+    def _chunk(
+        self, key: str, plan: dict[str, Any], chunk: chunks.Chunk
+    ) -> tuple[engine.Partial, list[engine.SettledEntry]]:
+        """One chunk of the file (a ranged GET) read by our reader: its partial and its Settled rows."""
+        body = self.s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={chunk.start}-{chunk.end - 1}")["Body"]
+        try:
+            return chunks.process_chunk(body, chunk, chunks.Plan.from_json(_plan_fields(plan)), self.bounds)
+        finally:
+            body.close()
 
     def merge_chunks(self, key: str, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
         """Task MergeChunks: add the partials, merge-join the runs with the ledger, finish."""
@@ -367,6 +414,93 @@ class Reconciler:
                 Bucket=self.bucket, Delete={"Objects": [{"Key": r["partial_key"]}, {"Key": r["run_key"]}]}
             )
         return outcome.to_json()
+
+    # --- the Athena workflow (stepfunctions/reconcile_athena.asl.json) --------------------------
+    def normalise_chunk(self, key: str, plan: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
+        """Task NormaliseChunk (one Map item): the chunk's partial (JSON) and its Settled rows as Parquet under
+        ``work/<run>/settled/``, the Glue table Athena reads (:data:`.athena.SETTLED_TABLE`)."""
+        the_chunk = chunks.Chunk(**chunk)
+        partial, entries = self._chunk(key, plan, the_chunk)
+        self._put(_partial_key(plan, the_chunk.index), json.dumps(partial.to_json()), "application/json")
+        with tempfile.TemporaryDirectory(prefix="normalise-") as work:
+            path = Path(work) / "settled.parquet"
+            athena.write_settled(entries, path)
+            self.s3.put_object(Bucket=self.bucket, Key=_settled_key(plan, the_chunk.index), Body=path.read_bytes())
+        return {"index": the_chunk.index}
+
+    def _total(self, plan: dict[str, Any]) -> engine.Partial:
+        partials = [
+            engine.Partial.from_json(
+                json.loads(self.s3.get_object(Bucket=self.bucket, Key=_partial_key(plan, c["index"]))["Body"].read())
+            )
+            for c in sorted(plan["chunks"], key=lambda c: c["index"])
+        ]
+        return chunks.add_up(partials, chunks.Plan.from_json(_plan_fields(plan)), self.bounds)
+
+    def athena_prepare(self, key: str, plan: dict[str, Any]) -> dict[str, Any]:
+        """Task PrepareQueries: the partials added up (an unreadable file is quarantined here), the adjustment
+        rows written for Athena, and the run's queries with where the workgroup unloads their results."""
+        try:
+            total = self._total(plan)
+        except UnreadableFile as err:
+            return {"quarantined": True, "outcome": self.quarantine(key, err.reason).to_json()}
+        with tempfile.TemporaryDirectory(prefix="adjusted-") as work:
+            path = Path(work) / "adjusted.parquet"
+            athena.write_adjusted(total.adjustments, path)
+            self.s3.put_object(Bucket=self.bucket, Key=_adjusted_key(plan), Body=path.read_bytes())
+        run = _run(plan)
+        config = settings()
+        day = engine.window_day(total.days, day_hint(key))
+        return {
+            "quarantined": False,
+            "window_day": day,
+            "database": config.ledger_lake_database,
+            "workgroup": config.ledger_lake_workgroup,
+            "results_prefix": f"s3://{config.ledger_lake_bucket}/{athena.RESULTS_PREFIX}{run}/",
+            "queries": athena.queries(run=run, psp=config.psp_name, day=day, budget=self.bounds.max_point_lookups),
+        }
+
+    def athena_finish(self, key: str, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+        """Task Finish: the queries' unloaded rows read back, the same outcomes as the function's path
+        (:func:`.columnar.outcomes`), the report, table records and books; the run's work objects deleted."""
+        total = self._total(plan)
+        day = engine.window_day(total.days, day_hint(key))
+        settlement = self._settlement(key)
+        with tempfile.TemporaryDirectory(prefix="athena-results-") as work:
+            files = {r["name"]: athena.download(self.s3, r["location"], Path(work) / r["name"]) for r in results}
+            query = athena.Results(files, self.bounds.columnar_memory_limit)
+            try:
+                result = columnar.outcomes(
+                    query, total, self.ledger, self.bounds, day, _settling(settlement) if settlement else None
+                )
+            finally:
+                query.close()
+        outcome = self.finish(key, result, plan["sha256"], settlement)
+        keys = [_adjusted_key(plan)]
+        for c in plan["chunks"]:
+            keys += [_partial_key(plan, c["index"]), _settled_key(plan, c["index"])]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys at most
+            self.s3.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]}
+            )
+        return outcome.to_json()
+
+
+def _run(plan: dict[str, Any]) -> str:
+    """The run's id: the Glue tables' injected ``run`` partition (``work/<run>/``)."""
+    return str(plan["run_prefix"]).removeprefix(WORK).rstrip("/")
+
+
+def _partial_key(plan: dict[str, Any], index: int) -> str:
+    return f"{plan['run_prefix']}chunk-{index:05d}.json"
+
+
+def _settled_key(plan: dict[str, Any], index: int) -> str:
+    return f"{plan['run_prefix']}{athena.SETTLED_PREFIX}chunk-{index:05d}.parquet"
+
+
+def _adjusted_key(plan: dict[str, Any]) -> str:
+    return f"{plan['run_prefix']}{athena.ADJUSTED_PREFIX}adjusted.parquet"
 
 
 def refresh_html(

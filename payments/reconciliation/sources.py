@@ -61,10 +61,6 @@ RECORD_TYPE_OF_KIND = {
     "CHARGEBACK_REVERSED": "ChargebackReversed",
     "SECOND_CHARGEBACK": "SecondChargeback",
 }
-#: a dispute step's record type -> its ledger ``kind`` (lower-cased, the transaction id's prefix)
-DISPUTE_KIND_OF_RECORD_TYPE = {
-    record_type: kind for kind, record_type in RECORD_TYPE_OF_KIND.items() if kind != "REFUND"
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,21 +94,6 @@ class LedgerAdjustment:
             amount_minor=int(item["amount_minor"]),
             booked_at=item["booked_at"],
         )
-
-
-def adjustment_txn_id(
-    record_type: str, modification_reference: str, modification_merchant_reference: str
-) -> str | None:
-    """The ledger transaction id a settlement row's adjustment must have (None: cannot tell):
-    a refund's is named by our refund_id (the row's Modification Merchant Reference), a
-    chargeback's, a reversal's and a second chargeback's by the dispute's PSP reference (its
-    Modification Reference)."""
-    if record_type == "Refunded":
-        return f"refund:{modification_merchant_reference}" if modification_merchant_reference else None
-    if not modification_reference:
-        return None
-    kind = DISPUTE_KIND_OF_RECORD_TYPE.get(record_type)
-    return f"{kind.lower()}:{modification_reference}" if kind else None
 
 
 class LedgerSource(Protocol):

@@ -76,6 +76,11 @@ class RefundOut(BaseModel):
     reason: str | None = None
     needs_attention: bool = False
     attention: AttentionOut | None = None
+    returned_at: str | None = Field(
+        default=None,
+        description="When the PSP said the refund came back from the scheme (it did not reach the shopper): "
+        "a person decides whether to credit the seller back or refund the shopper again.",
+    )
 
 
 class RefundRecord(BaseModel):
@@ -101,6 +106,10 @@ class RefundRecord(BaseModel):
     attention_resolved_by: str | None = None
     attention_resolution: str | None = None
     anomalies: list[dict[str, str]] = Field(default_factory=list)
+    #: the scheme sent the refund back (``REFUNDED_REVERSED``, ``REFUND_FAILED`` after success): the PSP's
+    #: reference of that notification and when it came, set in the write that flags the refund
+    returned_reference: str | None = None
+    returned_at: str | None = None
     #: re-drives of its workflow by the recovery sweep (:mod:`payments.refunds.recovery`): a conditional counter
     recovery_attempts: int = 0
     created_at: str = ""

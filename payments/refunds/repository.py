@@ -431,9 +431,12 @@ class RefundsRepository:
             )
         return self.get(refund_id)
 
-    def flag_attention(self, refund_id: str, reason: str, kind: AttentionKind = AttentionKind.PERSON) -> bool:
-        """Park a refund as NEEDS_ATTENTION of ``kind`` (see ``payments.payin.repository.set_attention``)."""
-        return set_attention(self.ddb, self.table, refund_key(refund_id), reason, kind)
+    def flag_attention(
+        self, refund_id: str, reason: str, kind: AttentionKind = AttentionKind.PERSON, **facts: int | str
+    ) -> bool:
+        """Park a refund as NEEDS_ATTENTION of ``kind`` (see ``payments.payin.repository.set_attention``);
+        ``facts`` are stored in the same write."""
+        return set_attention(self.ddb, self.table, refund_key(refund_id), reason, kind, **facts)
 
     # --- disputes -----------------------------------------------------------------------------
     def book_chargeback(self, order: OrderRecord, dispute_reference: str, amount: Money) -> Booked:

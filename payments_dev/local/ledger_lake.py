@@ -17,7 +17,6 @@ with the next flush; a reader keeps one row per ``txn_id``.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -29,9 +28,9 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
 from payments.reconciliation import lake
+from payments_dev.local.streams import StreamPoller, StreamTail
 
 _DESERIALIZER = TypeDeserializer()
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,7 +39,7 @@ class _Buffer:
     since: float = field(default_factory=time.monotonic)
 
 
-class LedgerLakeWriter:
+class LedgerLakeWriter(StreamPoller):
     """Streams the ledger table's inserted transactions into ``bucket`` as the lake's Parquet objects."""
 
     def __init__(
@@ -55,29 +54,16 @@ class LedgerLakeWriter:
         poll_s: float = 0.5,
     ) -> None:
         self.table, self.bucket = table, bucket
-        self.max_rows, self.max_age_s, self.poll_s = max_rows, max_age_s, poll_s
+        super().__init__("ledger-lake", poll_s)
+        self.max_rows, self.max_age_s = max_rows, max_age_s
         self._ddb = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=region)
         self._streams = boto3.client("dynamodbstreams", endpoint_url=endpoint_url, region_name=region)
         self._s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
-        self._stream_arn = self._ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
-        self._iterators: dict[str, str] = {}  # shard id -> next iterator
-        self._last_sequence: dict[str, str] = {}  # shard id -> the last record's sequence number read
+        self._tail = StreamTail(self._ddb, self._streams, table)
         self._buffers: dict[lake.Partition, _Buffer] = {}
         self._lock = threading.Lock()  # one drain-and-write at a time (the poller, a reconcile's flush)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         #: keys of the objects written, in order (tests and the operator's curiosity)
         self.objects: list[str] = []
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="ledger-lake", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.flush()
 
     def flush(self) -> list[str]:
         """Read the stream to its end and write every buffered row; returns the keys written."""
@@ -91,53 +77,11 @@ class LedgerLakeWriter:
             self._drain()
             return self._write(due_only=True)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            try:
-                self.poll()
-            except Exception:
-                logger.exception("ledger copy: not written this round; retried on the next")
-
     def _drain(self) -> None:
-        """Every record of every shard since the last read (the first read starts at the trim horizon). An
-        iterator the stream no longer knows (moto forgets them, as a real stream expires them after 15 minutes)
-        is replaced by one after the last sequence number read, as a stream consumer does: nothing is skipped,
-        and a record read twice is a repeated delivery, which readers of the copy drop by ``txn_id``."""
-        try:
-            self._drain_once()
-        except Exception:  # an expired iterator, a recreated table: start again after what was read
-            logger.warning("ledger copy: stream iterators renewed", exc_info=True)
-            self._iterators.clear()
-            self._stream_arn = self._ddb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
-            self._drain_once()
-
-    def _drain_once(self) -> None:
-        shards = self._streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            shard_id = shard["ShardId"]
-            iterator = self._iterators.get(shard_id) or self._first_iterator(shard_id)
-            while iterator:
-                page = self._streams.get_records(ShardIterator=iterator)
-                for record in page["Records"]:
-                    self._take(record)
-                    self._last_sequence[shard_id] = record["dynamodb"]["SequenceNumber"]
-                following = page.get("NextShardIterator")
-                if following:
-                    self._iterators[shard_id] = following
-                if not page["Records"]:
-                    break
-                iterator = following
-
-    def _first_iterator(self, shard_id: str) -> str:
-        """After the last record read from the shard, or from its trim horizon when none was."""
-        last = self._last_sequence.get(shard_id)
-        where: dict[str, Any] = (
-            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last}
-            if last
-            else {"ShardIteratorType": "TRIM_HORIZON"}
-        )
-        answer = self._streams.get_shard_iterator(StreamArn=self._stream_arn, ShardId=shard_id, **where)
-        return str(answer["ShardIterator"])
+        """Every record of the stream since the last read (:class:`~payments_dev.local.streams.StreamTail`: an
+        expired iterator is renewed after the last record read; a record read twice is a repeated delivery,
+        which readers of the copy drop by ``txn_id``)."""
+        self._tail.read(self._take)
 
     def _take(self, record: dict[str, Any]) -> None:
         """The pipe's filter and input transformation: an inserted transaction item becomes a row."""

@@ -74,11 +74,14 @@ _DATA_OPERATIONS = (
 
 
 class _NoTableCopy:
-    """Stands in for the ``copy`` module inside moto's transact_write_items only."""
+    """Stands in for the ``copy`` module inside moto's transact_write_items only: a table is not copied, anything
+    else is (``update_item`` copies the item before it changes it: the old image of its stream record)."""
 
     @staticmethod
     def deepcopy(value: Any, memo: Any = None) -> Any:
-        return value
+        from moto.dynamodb.models.table import Table
+
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
 
 def install() -> None:

@@ -11,6 +11,9 @@
   for ``functions/payment/handler.py``;
 * the ledger's analytical copy: a thread reads the ledger table's stream and writes its Parquet objects
   into the ``ledger-lake`` bucket, as the deployed pipe and delivery stream do (``ledger_lake.py``);
+* the events: a thread reads the payments, payouts and reconciliation tables' streams and delivers the
+  CloudEvents of their changes to the EventBridge bus ``payments-local``, keeping each in the events' log that
+  ``payments events tail`` reads (``events.py``);
 * the recovery schedule: a thread that invokes ``functions/recovery`` every
   ``recovery_interval`` seconds, as the EventBridge rule does every minute in AWS.
 
@@ -48,6 +51,7 @@ from payments.kernel.config import Settings, reset_settings
 from payments.kernel.tables import create_tables
 from payments.psp import hmac as adyen_hmac
 from payments_dev.local import inprocess, lambdas, moto_patches
+from payments_dev.local.events import LocalEvents
 from payments_dev.local.ledger_lake import LedgerLakeWriter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +96,10 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "payments_psp_hmac_key_secret": "",
     "adyen_secret_max_age": 300,
     "reconcile_state_machine_arn": "",
+    # no Athena locally: a file too large for one invocation takes the Distributed Map's path
+    "reconcile_athena_state_machine_arn": "",
+    "ledger_lake_workgroup": "",
+    "ledger_lake_database": "",
     "adyen_report_time_zone": "",  # the simulator and the fake write UTC
     "adyen_environment": "test",  # never live: notifications say "live": "false"
     "payments_stage": "",  # not a deployed stage: the handlers' cold start does not require every setting
@@ -215,6 +223,8 @@ class LocalRuntime:
         self._pollers: list[Any] = []
         #: the ledger's analytical copy, written into the local S3 as the ledger is written (ledger_lake.py)
         self.ledger_lake: LedgerLakeWriter | None = None
+        #: the events of every change, on the local bus and in the events' log (events.py)
+        self.events: LocalEvents | None = None
         # the notifications function's cold-start check, at once: a bad PAYMENTS_PSP_HMAC_KEY stops the runtime
         adyen_hmac.configured_keys({"PAYMENTS_PSP_HMAC_KEY": self.settings.payments_psp_hmac_key})
         #: called once the runtime is up (its AWS endpoint and API serve): e.g. a local PSP registering itself
@@ -269,6 +279,9 @@ class LocalRuntime:
         self.recovery.stop()
         for poller in self._pollers:
             poller.stop()
+        if self.events is not None:
+            self.events.stop()
+            self.events = None
         if self.ledger_lake is not None:
             if self._flush_lake_before_reconcile in lambdas.DISPATCHER.before_invoke:
                 lambdas.DISPATCHER.before_invoke.remove(self._flush_lake_before_reconcile)
@@ -395,6 +408,15 @@ class LocalRuntime:
         )
         self.ledger_lake.start()
         lambdas.DISPATCHER.before_invoke.append(self._flush_lake_before_reconcile)
+        # the events: the resource tables' streams onto the bus payments-local and into the events' log
+        self.events = LocalEvents(
+            endpoint_url=self.aws_url,
+            region=REGION,
+            tables=(s.payments_table, s.payouts_table, s.reconciliation_table),
+            payments_table=s.payments_table,
+        )
+        self.events.create()
+        self.events.start()
         s3.create_bucket(Bucket=s.settlement_bucket)
         s3.put_bucket_notification_configuration(
             Bucket=s.settlement_bucket,

@@ -41,3 +41,17 @@ def as_list(value: Any) -> list[Any]:
 
 #: every function's name, from the registry (the only list of them)
 PROGRAM_FUNCTIONS = tuple(f.name for f in registry.FUNCTIONS)
+
+
+def stage_values(**extra: Any) -> dict[str, Any]:
+    """The least a stage's entry of ``cdk.json`` holds (``infra.stage.Stage.from_context``), with ``extra``."""
+    return {
+        "apiRateLimit": 1,
+        "apiBurstLimit": 1,
+        "logRetentionDays": 14,
+        "logLevel": "INFO",
+        "walletShards": 1,
+        "ledgerTotalShards": 1,
+        "retainAllData": False,
+        **extra,
+    }

@@ -28,8 +28,9 @@ def _table(template: dict, setting: str, stage: str = "prod") -> dict:
 def test_prod_is_sized_for_what_the_model_sustains_at_default_quotas():
     # Given the capacity model's ceiling for three-order checkouts at AWS's default quotas
     ceiling, _, _ = capacity.sustainable(capacity.ORDERS_PER_CHECKOUT)
-    # Then prod's target is at most that ceiling and within 5 % of it
-    assert ceiling * 0.95 <= PROD_TARGET <= ceiling
+    # Then prod's target is at most that ceiling and within 20 % of it: the ceiling comes from the cost bench's
+    # measured durations, which moved between 478 and 555 checkouts/s in four runs on the shared development machine
+    assert ceiling * 0.80 <= PROD_TARGET <= ceiling
 
 
 def test_every_prod_table_and_index_carries_warm_throughput_for_the_target(prod):
@@ -79,16 +80,16 @@ def _context(**prod_overrides: object) -> dict:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"apiRateLimit": 500}, r"apiRateLimit 500 < needed 1,200 for 480 checkouts/s"),
-        ({"apiBurstLimit": 1000}, r"apiBurstLimit 1,000 < needed 2,400 for 480 checkouts/s"),
-        ({"ledgerTotalShards": 2}, r"ledgerTotalShards 2 < needed 4 for 480 checkouts/s"),
+        ({"apiRateLimit": 500}, r"apiRateLimit 500 < needed 1,125 for 450 checkouts/s"),
+        ({"apiBurstLimit": 1000}, r"apiBurstLimit 1,000 < needed 2,250 for 450 checkouts/s"),
+        ({"ledgerTotalShards": 2}, r"ledgerTotalShards 2 < needed 3 for 450 checkouts/s"),
     ],
 )
 def test_a_stage_whose_settings_cannot_carry_its_target_fails_synthesis_naming_the_setting(
     tmp_path, overrides, message
 ):
-    # Given prod (target 480 checkouts/s) with one setting below what the target needs
-    assert PROD_TARGET == 480
+    # Given prod (target 450 checkouts/s) with one setting below what the target needs
+    assert PROD_TARGET == 450
     # When the app is built, Then synthesis stops with a message naming the setting and the target
     with pytest.raises(ValueError, match=message):
         build_app(_context(**overrides), outdir=str(tmp_path))
@@ -102,7 +103,8 @@ def test_a_setting_above_the_target_is_kept(tmp_path):
     from infra.stage import Stage
 
     stage = Stage.from_context(stack.node, "prod")
-    assert (stage.api_rate_limit, stage.api_burst_limit) == (5_000, 2_400)
+    assert (stage.api_rate_limit, stage.api_burst_limit) == (5_000, capacity.api_limits(PROD_TARGET).burst)
+    assert stage.api_burst_limit == 2_250  # 2 s of the 1,125 requests/s the target of 450 checkouts/s needs
 
 
 def test_a_simulated_psp_stage_sized_beyond_its_day_index_fails_synthesis(tmp_path):

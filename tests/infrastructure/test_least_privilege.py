@@ -42,8 +42,8 @@ def _expected_table_actions(spec: registry.Function, psp: registry.Psp) -> dict[
 #: * ListBucket makes HeadObject of a key already moved away answer 404 (handled as "already handled"), not 403.
 EXPECTED_OBJECT_ACTIONS: dict[str, dict[str, set[str]]] = {
     registry.RECONCILE.name: {
-        # and the ledger's copy in the lake bucket: read only (docs/ledger-lake.md)
-        "s3:GetObject": {f"/{INCOMING}*", f"/{WORK}*", "/ledger/*"},
+        # and the ledger's copy in the lake bucket, and the Athena workflow's results there: read only
+        "s3:GetObject": {f"/{INCOMING}*", f"/{WORK}*", "/ledger/*", "/athena-results/reconcile/*"},
         "s3:DeleteObject": {f"/{INCOMING}*", f"/{WORK}*"},
         "s3:PutObject": {f"/{REPORTS}*", f"/{QUARANTINE}*", f"/{WORK}*"},
         "s3:ListBucket": {"<bucket>"},
@@ -259,9 +259,12 @@ def test_reconcile_function_starts_only_the_reconcile_state_machine(dev):
     # Given the reconcile function's role policy
     _, statements = _role_statements(dev, "reconcile")
     states = _states_grants(statements)
-    # Then its only Step Functions permission is starting the stage's reconcile state machine
-    assert {a: [_arn_tail(r) for r in rs] for a, rs in states.items()} == {
-        "states:StartExecution": [":stateMachine:payments-dev-reconcile"],
+    # Then its only Step Functions permission is starting the stage's two reconcile state machines
+    assert {a: sorted(_arn_tail(r) for r in rs) for a, rs in states.items()} == {
+        "states:StartExecution": [
+            ":stateMachine:payments-dev-reconcile",
+            ":stateMachine:payments-dev-reconcile-athena",
+        ],
     }
 
 

@@ -21,6 +21,16 @@ def only(template: dict[str, Any], resource_type: str) -> tuple[str, dict[str, A
     return found[0], found[1]["Properties"]
 
 
+def ledger_pipe(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The ledger copy's pipe (the stack's other pipes carry events: test_events.py)."""
+    (found,) = [
+        (k, p["Properties"])
+        for k, p in resources(template, "AWS::Pipes::Pipe").items()
+        if p["Properties"]["Name"] == "payments-prod-ledger-lake"
+    ]
+    return found
+
+
 def ledger_table(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     for logical_id, table in resources(template, "AWS::DynamoDB::Table").items():
         if table["Properties"]["TableName"] == "payments-prod-ledger":
@@ -31,7 +41,7 @@ def ledger_table(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def test_the_ledger_tables_stream_feeds_the_pipe_with_inserted_transactions_only(prod):
     # Given the prod template's ledger table and pipe
     table_id, table = ledger_table(prod)
-    _, pipe = only(prod, "AWS::Pipes::Pipe")
+    _, pipe = ledger_pipe(prod)
     # Then the table streams new images and the pipe reads that stream from its trim horizon
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
     assert pipe["Source"] == {"Fn::GetAtt": [table_id, "StreamArn"]}
@@ -48,7 +58,7 @@ def test_the_ledger_tables_stream_feeds_the_pipe_with_inserted_transactions_only
 
 def test_the_pipes_mapping_is_lake_columns_taken_from_the_image_by_their_dynamodb_type(prod):
     # Given the pipe's input template
-    _, pipe = only(prod, "AWS::Pipes::Pipe")
+    _, pipe = ledger_pipe(prod)
     template = json.loads(pipe["TargetParameters"]["InputTemplate"])
     # Then every column of lake.COLUMNS is taken from the attribute of its name: a string (S) for VARCHAR,
     # a number (N) for BIGINT; beside them only the attributes lake.partition_of reads
@@ -59,8 +69,12 @@ def test_the_pipes_mapping_is_lake_columns_taken_from_the_image_by_their_dynamod
 
 
 def test_the_glue_table_is_lake_columns_with_projected_partitions(prod):
-    # Given the Glue table
-    _, table = only(prod, "AWS::Glue::Table")
+    # Given the Glue table of the ledger
+    (table,) = [
+        t["Properties"]
+        for t in resources(prod, "AWS::Glue::Table").values()
+        if t["Properties"]["TableInput"]["Name"] == "ledger"
+    ]
     table_input = table["TableInput"]
     descriptor = table_input["StorageDescriptor"]
     # Then its columns and partition keys together are lake.COLUMNS and lake.PARTITIONS, with Glue's types
@@ -161,7 +175,7 @@ def render(template: str, image: dict[str, Any], missing: str) -> dict[str, Any]
 def test_a_transaction_through_the_pipe_and_the_jq_query_lands_where_lake_partition_of_says(prod, item, missing):
     # Given a ledger transaction item as the stream carries it, and the pipe's template and Firehose's query
     image = {name: TypeSerializer().serialize(value) for name, value in item.items()}
-    _, pipe = only(prod, "AWS::Pipes::Pipe")
+    _, pipe = ledger_pipe(prod)
     _, stream = only(prod, "AWS::KinesisFirehose::DeliveryStream")
     (processor,) = stream["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"]["Processors"]
     query = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}["MetadataExtractionQuery"]
@@ -226,20 +240,23 @@ def test_the_reconcile_function_is_given_the_lake_and_may_only_read_its_copy(pro
     _, function = function_named(prod, "reconcile", "prod")
     # Then LEDGER_LAKE_BUCKET names it
     assert function["Environment"]["Variables"]["LEDGER_LAKE_BUCKET"] == {"Ref": bucket_id}
-    # And its role reads objects under ledger/ only, lists under ledger/ only, and writes nothing there
+    # And its role reads objects under ledger/ (and the Athena workflow's results) only, lists under those
+    # prefixes only, and writes nothing there
     statements = policy_statements_of_role(prod, function["Role"]["Fn::GetAtt"][0])
     on_lake = [s for s in statements if bucket_id in json.dumps(s["Resource"])]
     assert {a for s in on_lake for a in as_list(s["Action"])} == {"s3:GetObject", "s3:ListBucket"}
+    prefixes = ["athena-results/reconcile/*", "ledger/*"]
     for statement in on_lake:
         if "s3:GetObject" in as_list(statement["Action"]):
-            assert json.dumps(statement["Resource"]).endswith('"/ledger/*"]]}'), statement["Resource"]
+            granted = sorted(json.dumps(r).split('"/')[-1].split('"')[0] for r in as_list(statement["Resource"]))
+            assert granted == prefixes, statement["Resource"]
         else:
-            assert statement["Condition"] == {"StringLike": {"s3:prefix": ["ledger/*"]}}
+            assert statement["Condition"]["StringLike"]["s3:prefix"][0] in prefixes
 
 
 def test_a_dead_lettered_batch_and_a_copy_behind_raise_alarms_on_the_stages_topic(prod):
     # Given the pipe's dead-letter queue, the delivery stream and the stage's alarm topic
-    source = only(prod, "AWS::Pipes::Pipe")[1]["SourceParameters"]["DynamoDBStreamParameters"]
+    source = ledger_pipe(prod)[1]["SourceParameters"]["DynamoDBStreamParameters"]
     queue_id = source["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
     stream_id, _ = only(prod, "AWS::KinesisFirehose::DeliveryStream")
     topic_id, _ = only(prod, "AWS::SNS::Topic")

@@ -10,7 +10,7 @@ import pytest
 from functions import registry
 from infra.app import build_app
 from tests.infrastructure.conftest import LIVE_PROD, REPO_ROOT
-from tests.infrastructure.helpers import function_named, resources
+from tests.infrastructure.helpers import function_named, resources, stage_values
 
 
 def _context(**overrides: Any) -> dict[str, Any]:
@@ -95,6 +95,7 @@ def test_the_simulated_psp_deploys_only_where_it_is_the_psp(dev, prod):
     targets = {
         t["Arn"]["Fn::GetAtt"][0]
         for r in resources(prod, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]  # the event bus's rules are test_events.py's
         for t in r["Properties"]["Targets"]
     }
     assert targets == {
@@ -153,19 +154,6 @@ def test_live_prod_uses_the_live_prefix_and_the_imported_api_key(live_prod):
     assert {s["Properties"]["Name"] for s in _secrets(template).values()} == {"payments-prod-adyen-hmac-key"}
 
 
-def _stage_values(**commission: Any) -> dict[str, Any]:
-    return {
-        "apiRateLimit": 1,
-        "apiBurstLimit": 1,
-        "logRetentionDays": 14,
-        "logLevel": "INFO",
-        "walletShards": 1,
-        "ledgerTotalShards": 1,
-        "retainAllData": False,
-        **commission,
-    }
-
-
 def test_a_stage_commission_is_read_and_validated_as_the_functions_read_it():
     import aws_cdk as cdk
 
@@ -173,13 +161,13 @@ def test_a_stage_commission_is_read_and_validated_as_the_functions_read_it():
 
     # Given a stage at 1.50 % with one seller at 2.50 % / When read / Then the payment function's values
     app = cdk.App(
-        context={"stages": {"dev": _stage_values(commissionBps=150, commissionOverrides={"seller_books": 250})}}
+        context={"stages": {"dev": stage_values(commissionBps=150, commissionOverrides={"seller_books": 250})}}
     )
     stage = Stage.from_context(app.node, "dev")
     assert (stage.commission_bps, stage.commission_overrides) == (150, '{"seller_books": 250}')
     # and a stage without them takes no commission
-    assert Stage.from_context(cdk.App(context={"stages": {"dev": _stage_values()}}).node, "dev").commission_bps == 0
+    assert Stage.from_context(cdk.App(context={"stages": {"dev": stage_values()}}).node, "dev").commission_bps == 0
     # and a rate above 100 % is refused, naming the setting
-    bad = cdk.App(context={"stages": {"dev": _stage_values(commissionOverrides={"seller_books": 10001})}})
+    bad = cdk.App(context={"stages": {"dev": stage_values(commissionOverrides={"seller_books": 10001})}})
     with pytest.raises(ValueError, match="commissionOverrides"):
         Stage.from_context(bad.node, "dev")

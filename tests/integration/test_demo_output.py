@@ -113,3 +113,26 @@ def test_the_demos_payout_files_are_valid_and_each_payout_ends_as_its_iban_says(
     assert out.count("its money back in available") == 2
     assert "(no payout rail for USD)" in out
     assert re.search(r"EUR +commission +[\d.]+ +PSP fees +[\d.]+ +result +-?[\d.]+", out)
+
+
+def test_the_demo_counts_the_events_of_each_type_it_produced(demo: DemoRun) -> None:
+    the_day(demo)
+    out = demo.result.stdout
+    # Given the demo's payments by status, and the events it says it produced
+    by_status = re.search(r"Payments by status: (.*)", out)
+    assert by_status, out[-2000:]
+    statuses = {status: int(n) for status, n in re.findall(r"([A-Z_]+) (\d+)", by_status.group(1))}
+    section = out[out.index("Events (payments events tail):") :]
+    counted = {kind: int(n) for kind, n in re.findall(r"^  (payments\.[a-z_.]+) +(\d+)$", section, flags=re.MULTILINE)}
+    # Then every checkout that was final then has its event (one that finished later has one too)
+    for status in ("SUCCEEDED", "PARTIALLY_FAILED", "FAILED"):
+        if statuses.get(status):
+            assert statuses[status] <= counted.get(f"payments.payment.{status.lower()}", 0) <= 40, (status, counted)
+    # and the money that moved back and the payouts were heard: refunds, a dispute's steps, payouts paid
+    for kind in ("payments.refund.succeeded", "payments.dispute.chargeback", "payments.dispute.reversed"):
+        assert counted.get(kind, 0) >= 1, (kind, counted)
+    assert counted.get("payments.payout.paid", 0) >= 1 and counted.get("payments.reconciliation.completed", 0) >= 2
+    totals = re.search(r"(\d+) events, (\d+) deliveries", section)
+    assert totals, section
+    events, deliveries = int(totals.group(1)), int(totals.group(2))
+    assert events == sum(counted.values()) and deliveries >= events

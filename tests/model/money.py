@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -247,10 +248,26 @@ class MoneyMachine(RuleBasedStateMachine):
         self.sellers = [fresh_id("sel"), fresh_id("sel")]
         self.outbox: list[Notification] = []  # signed notifications the PSP sent, not yet delivered
         self.sent: list[Notification] = []  # delivered at least once
-        self.day = clock.now().date().isoformat()
+        #: the day the example began: an example runs in real time and may cross midnight (UTC), after which
+        #: the PSP records its charges and modifications on the next day, in the next day's file
+        self.first_day = clock.now().date()
         self._clean = True
 
     # --- helpers ---------------------------------------------------------------------------------
+    def _days(self) -> list[str]:
+        """Every day from the example's first to today, in order (one, unless it crossed midnight)."""
+        today = clock.now().date()
+        return [(self.first_day + timedelta(days=n)).isoformat() for n in range((today - self.first_day).days + 1)]
+
+    def _settle_every_day(self, ids: set[str]) -> None:
+        """Each day's settlement file since the example began, written and reconciled in order: no mismatch
+        about this example's orders in any of them."""
+        for day in self._days():
+            report = self.system.settle_and_reconcile(day)
+            ours = [m for m in report.get("mismatches", []) if m.get("payment_order_id") in ids]
+            if ours:
+                raise ModelViolation(f"reconciliation of {report.get('source_key')}: {ours}")
+
     @property
     def psp(self) -> Any:
         return self.system.psp
@@ -698,11 +715,7 @@ class MoneyMachine(RuleBasedStateMachine):
         (its money back was taken from available already)."""
         self._step()
         self._deliver_everything()
-        report = self.system.settle_and_reconcile(self.day)
-        ids = set(self.model.orders)
-        ours = [m for m in report.get("mismatches", []) if m.get("payment_order_id") in ids]
-        if ours:
-            raise ModelViolation(f"reconciliation of {report.get('source_key')}: {ours}")
+        self._settle_every_day(set(self.model.orders))
         settled = {o.order_id for o in self._orders(lambda o: o.state == "SUCCESS")}
         self.reached["charges settled"] += len(settled - self.model.settled)
         self.model.settled |= settled
@@ -979,7 +992,12 @@ class MoneyMachine(RuleBasedStateMachine):
             return
         self._deliver_everything()
         ids = set(self.model.orders)
-        charges, modifications = self.psp.day(self.day, ids)
+        charges: dict[str, int] = {}
+        modifications: list[tuple[str, str, int]] = []
+        for day in self._days():
+            day_charges, day_modifications = self.psp.day(day, ids)
+            charges |= day_charges
+            modifications += day_modifications
         want_charges = {
             o.order_id: self.to_psp(o.minor, o.currency) for o in self.model.orders.values() if o.state == "SUCCESS"
         }
@@ -1003,10 +1021,7 @@ class MoneyMachine(RuleBasedStateMachine):
             raise ModelViolation(
                 f"the PSP's modifications of the day {sorted(modifications)} (model: {sorted(want_mods.elements())})"
             )
-        report = self.system.settle_and_reconcile(self.day)
-        ours = [m for m in report.get("mismatches", []) if m.get("payment_order_id") in ids]
-        if ours:
-            raise ModelViolation(f"reconciliation of {report.get('source_key')}: {ours}")
+        self._settle_every_day(ids)
 
 
 def machine_for(system: System, steps: Counter[str], base: type = MoneyMachine) -> type:

@@ -1,4 +1,4 @@
-"""The matching's SQL (payments/reconciliation/sql/charges.sql): one source for duckdb, which runs it here, and
+"""The matching's SQL (payments/reconciliation/sql/*.sql): one source for duckdb, which runs it here, and
 Athena (Trino), which cannot run here: every statement must parse as duckdb and transpile to Trino. And
 ``reconcile_local``: a settlement file and Parquet objects of the ledger's copy in, the result out, no AWS."""
 
@@ -32,10 +32,17 @@ def test_each_statement_parses_as_duckdb_and_transpiles_to_trino(name: str) -> N
     assert {t.name for t in again.find_all(sqlglot.exp.Table)} == tables
 
 
+def test_every_sql_file_beside_the_runner_is_run() -> None:
+    # Given the .sql files shipped with the package
+    shipped = sorted(p.name for p in (Path(columnar.__file__).parent / "sql").glob("*.sql"))
+    # Then the runner loads each of them (a file it does not name would be dead SQL, untested)
+    assert sorted(columnar.SQL_FILES) == shipped
+
+
 def test_the_matching_runs_every_statement_of_the_file_and_no_other() -> None:
     # Given the statements the SQL file names, and those the runner executes
     source = Path(columnar.__file__).read_text(encoding="utf-8")
-    used = set(re.findall(r'sql\["([a-z_]+)"\]', source))
+    used = set(re.findall(r'query\("([a-z_]+)"', source)) | set(columnar.TABLES)
     # Then they are the same: no SQL is written inline beside the file, none of the file is dead
     assert used == set(columnar.statements())
 

@@ -65,11 +65,16 @@ firsts AS (
     FROM repeated_rows AS r
     WHERE r.nth = 1
 ),
+previous AS (
+    -- each reference of the file with the one before it in the merge's order ('' for the first): where a
+    -- duplicate sorts (a window over the distinct references, not a lookup per duplicate)
+    SELECT psp_reference, lag(psp_reference, 1, '') OVER (ORDER BY psp_reference) AS previous_reference
+    FROM (SELECT DISTINCT psp_reference FROM settled) AS refs
+),
 duplicates AS (
     SELECT
         'DUPLICATE' AS outcome,
-        coalesce((SELECT max(p.psp_reference) FROM settled AS p WHERE p.psp_reference < d.psp_reference), '')
-            AS sort_reference,
+        pr.previous_reference AS sort_reference,
         3 AS phase,
         d.psp_reference, d.line, d.payment_order_id, d.currency, d.amount_minor, d.charged_at,
         (d.payment_order_id = f.payment_order_id AND d.currency = f.currency AND d.amount_minor = f.amount_minor
@@ -80,6 +85,7 @@ duplicates AS (
         CAST(NULL AS VARCHAR) AS ledger_charged_at
     FROM repeated_rows AS d
     JOIN repeated_rows AS f ON f.psp_reference = d.psp_reference AND f.nth = 1
+    JOIN previous AS pr ON pr.psp_reference = d.psp_reference
     WHERE d.nth > 1
 ),
 compared AS (

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from payments_dev.bench import capacity
-
-BASELINE = Path(__file__).resolve().parents[3] / "payments_dev" / "bench" / "baseline" / "cost-7d0cec3.json"
 
 
 def test_standard_is_bound_by_its_start_and_transition_quotas():
@@ -28,18 +23,21 @@ def test_express_is_not_bound_by_step_functions_and_beats_standard():
         assert express > standard and "Step Functions" not in quota.name
 
 
-def test_the_write_units_per_checkout_match_what_the_cost_bench_counts():
-    # Given the per-table write units the cost bench counted for 3-order checkouts (before issue 17: no recovery index)
-    counted = json.loads(BASELINE.read_text())["dynamodb_by_table_operation"]
-
-    # Then the model's formulas add up to the same (minus the recovery index's 2, plus the idempotency record's 3,
-    # plus the ledger's by_settlement_day entry per order the bench counted: that index is no longer deployed)
-    ledger_day_index = 3
-    assert capacity.ledger_wru(3) + capacity.wallets_wru(3) + capacity.payments_wru(
-        3
-    ) - 2 + 3 + ledger_day_index == pytest.approx(
-        sum(v["wru"] for k, v in counted.items() if not k.startswith("psp-simulator"))
-    )
+def test_the_measured_write_units_are_what_each_write_of_a_checkout_explains():
+    # Given the write units the capacity model takes from the cost bench's record (docs/capacity.md, section 5)
+    t = capacity.TRANSACTIONAL
+    # payments: the payment and its orders created in one transaction, the start marker, per order EXECUTING and
+    # SUCCESS and the wallet's and the ledger's order flags (transactional), the final status, the recovery index
+    # entry in and out
+    per_order = t + 2 + 2 * t
+    assert capacity.payments_wru(1) == t + 1 + per_order + 1 + 2
+    assert capacity.payments_wru(3) - capacity.payments_wru(1) == 2 * per_order
+    # ledger: per order the transaction, the trial-balance totals shard and the totals shards of the two accounts
+    # it posts to, transactional; wallets: the credit marker and the balance shard
+    assert capacity.ledger_wru(3) == 3 * 4 * t
+    assert capacity.wallets_wru(3) == 3 * 2 * t
+    # idempotency: the in-progress record, then the completed one with the answer (over 1 KB for 3 orders)
+    assert capacity.idempotency_wru(3) == 1 + 2
 
 
 def test_5000_checkouts_per_second_need_named_raises_and_are_reachable():

@@ -24,7 +24,7 @@ def test_every_function_folder_is_a_registry_entry_and_back():
 
 def test_every_asl_placeholder_is_filled_by_exactly_one_registered_function():
     # Given every ${...} placeholder of the state machines
-    for asl in (registry.PAYMENT_ASL, registry.RECONCILE_ASL, registry.REFUND_ASL):
+    for asl in (registry.PAYMENT_ASL, registry.RECONCILE_ASL, registry.RECONCILE_ATHENA_ASL, registry.REFUND_ASL):
         placeholders = set(PLACEHOLDER.findall((ROOT / "stepfunctions" / asl).read_text()))
         # Then the registry names a function for each, and no placeholder the file does not have
         assert placeholders and set(registry.asl_functions(asl)) == placeholders

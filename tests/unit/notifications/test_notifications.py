@@ -351,6 +351,9 @@ def test_a_refund_that_came_back_parks_the_refund_with_an_alarm_and_moves_nothin
     refund = refunds.get("rf_1")
     assert refund.status.value == "SUCCEEDED" and refund.needs_attention
     assert code in (refund.attention_reason or "") and "60.00 USD" in (refund.attention_reason or "")
+    # and marked returned in the same write (the refund's returned event is read from it; the API shows when)
+    assert refund.returned_reference == ref and refund.returned_at is not None
+    assert refund.to_api().returned_at == refund.returned_at and refunds.get("rf_2").returned_at is None
     assert LOCAL_COUNTS["RefundReturnedByScheme"] == before + 1
     # And nothing moved: the wallet, the ledger and the other refund are as they were
     assert balance(env) == debited and not refunds.get("rf_2").needs_attention

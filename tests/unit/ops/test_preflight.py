@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 from payments.ops import capacity, cli, preflight
 
 STAGE = "prod"
-TARGET = 480
+TARGET = 450
 SERVICES = ("cloudformation", "service-quotas", "apigateway", "dynamodb", "lambda")
 
 
@@ -182,7 +182,7 @@ def _run(rec: Recorded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
 
 def test_an_account_and_stage_that_carry_the_target_exit_0(monkeypatch, capsys):
     rec = Recorded()
-    record_account(rec, lambda_concurrency=2_000, stage_rate=1_200, stage_burst=2_400, warm_write=18_000)
+    record_account(rec, lambda_concurrency=2_000, stage_rate=1_125, stage_burst=2_250, warm_write=16_900)
     code, out, err = _run(rec, monkeypatch, capsys)
     rec.assert_all_asked()
     document = json.loads(out)
@@ -193,7 +193,7 @@ def test_an_account_and_stage_that_carry_the_target_exit_0(monkeypatch, capsys):
     assert (lam["needed"], lam["available"], lam["met"]) == (capacity.concurrency_needed(TARGET), 2_000, True)
     assert lines["Step Functions: Express StartExecution rate"]["available"] == 6_000
     assert lines["DynamoDB: table-level write throughput (account)"]["available"] == 40_000  # AWS's default
-    assert lines[f"API stage {STAGE}: rate limit"]["needed"] == 1_200
+    assert lines[f"API stage {STAGE}: rate limit"]["needed"] == 1_125
     # one line per quota or setting: 6 account lines, 2 of the API stage, 2 per table, 1 per function
     assert len(document["lines"]) == 6 + 2 + 2 * len(preflight.CHECKOUT_TABLES) + len(preflight.CHECKOUT_FUNCTIONS)
     assert all(line["request"] is None for line in document["lines"])
@@ -211,31 +211,34 @@ def test_a_default_account_and_an_old_stage_exit_1_saying_what_to_request(monkey
     assert code == 1
     document = json.loads(out)
     short = {line["check"]: line for line in document["lines"] if not line["met"]}
-    # Then the Lambda line says which quota code to raise and to what (1,242 needed, asked rounded up)
-    assert (
-        short["Lambda: concurrent executions (account)"]["request"] == "Service Quotas lambda L-B99A9384: request 1,300"
+    # Then the Lambda line says which quota code to raise and to what (the model's need, asked rounded up)
+    asked = preflight._round_request(capacity.concurrency_needed(TARGET))
+    assert asked > 1_000
+    assert short["Lambda: concurrent executions (account)"]["request"] == (
+        f"Service Quotas lambda L-B99A9384: request {asked:,}"
     )
-    assert "apiRateLimit 1,200" in short[f"API stage {STAGE}: rate limit"]["request"]
+    assert "apiRateLimit 1,125" in short[f"API stage {STAGE}: rate limit"]["request"]
     assert (
-        "WriteUnitsPerSecond=18,000" in short[f"DynamoDB payments-{STAGE}-payments: warm write throughput"]["request"]
+        "WriteUnitsPerSecond=16,900" in short[f"DynamoDB payments-{STAGE}-payments: warm write throughput"]["request"]
     )
     assert short[f"Lambda payments-{STAGE}-executor: reserved concurrency"]["available"] == 100
     # and the account lines that are met stay met
     assert "API Gateway: throttle rate (account)" not in short
-    assert document["verdict"].startswith(f"stage {STAGE} cannot carry 480 checkouts/s")
+    assert document["verdict"].startswith(f"stage {STAGE} cannot carry 450 checkouts/s")
 
 
 def test_the_table_output_has_one_line_per_check_and_the_verdict(monkeypatch, capsys):
     rec = Recorded()
-    record_account(rec, lambda_concurrency=1_000, stage_rate=1_200, stage_burst=2_400, warm_write=18_000)
+    record_account(rec, lambda_concurrency=1_000, stage_rate=1_125, stage_burst=2_250, warm_write=16_900)
     monkeypatch.setattr(preflight, "_boto_clients", lambda region: rec.clients.__getitem__)
     with rec:
         code = cli.main(["preflight", "--stage", STAGE, "--output", "table"])
     out = capsys.readouterr().out
     assert code == 1
     (lam,) = [line for line in out.splitlines() if "Lambda: concurrent executions" in line]
-    assert lam.startswith("SHORT") and "L-B99A9384" in lam and "1,300" in lam
-    assert out.splitlines()[-1] == f"stage {STAGE} cannot carry 480 checkouts/s: 1 line(s) short"
+    asked = preflight._round_request(capacity.concurrency_needed(TARGET))
+    assert lam.startswith("SHORT") and "L-B99A9384" in lam and f"{asked:,}" in lam
+    assert out.splitlines()[-1] == f"stage {STAGE} cannot carry 450 checkouts/s: 1 line(s) short"
 
 
 def test_a_refused_call_exits_2_with_one_line(monkeypatch, capsys):

@@ -137,7 +137,9 @@ def test_each_file_is_reconciled_its_run_stored_with_counts_and_mismatches_queue
     book = FakeBook()
     for p in (payout(1), payout(2, TEST_IBAN_REJECTED), payout(3, TEST_IBAN_RETURNED)):
         book.add(p.payout_id, p.amount_minor)
-    simulated_bank.answer_file(send(s3, payout(1), payout(2, TEST_IBAN_REJECTED), payout(3, TEST_IBAN_RETURNED)))
+    simulated_bank.answer_file(
+        send(s3, payout(1), payout(2, TEST_IBAN_REJECTED), payout(3, TEST_IBAN_RETURNED)), at=RUN_AT
+    )
     psp_key = settle(s3, DAY1, 10_000)
     (credit,) = simulated_bank.psp_credits(DAY1)
     table = ReconciliationStore()
@@ -170,7 +172,7 @@ def test_each_file_is_reconciled_its_run_stored_with_counts_and_mismatches_queue
 
 def test_a_mismatch_is_listed_in_the_operators_queue_with_its_file_and_entry(s3: Any) -> None:
     book = FakeBook()  # the book knows no payout: the bank's booking is unknown
-    simulated_bank.answer_file(send(s3, payout(7, minor=700)))
+    simulated_bank.answer_file(send(s3, payout(7, minor=700)), at=RUN_AT)
     key, _ = simulated_bank.close_day(DAY1)
     outcome = reconciler(book).reconcile_object(key)
     assert outcome.counts["mismatches"] == 1

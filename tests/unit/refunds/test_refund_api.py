@@ -72,6 +72,7 @@ def test_accept_replay_and_get(api: Any) -> None:
         "reason": "requested_by_customer",
         "needs_attention": False,
         "attention": None,
+        "returned_at": None,
     }
     assert again[:2] == (202, body)
     assert api.started == ["rf_1"]

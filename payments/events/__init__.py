@@ -1,0 +1,1 @@
+"""The events the marketplace hears: every state change, once, as a CloudEvent on the stage's EventBridge bus."""
