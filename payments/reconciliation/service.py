@@ -72,7 +72,6 @@ def route(size: int, bounds: Bounds, *, distributed: bool, athena: bool) -> str:
     return SINGLE
 
 
-
 def reconcile_stream(
     stream: BinaryStream,
     ledger: LedgerSource,
