@@ -367,11 +367,11 @@ def run_money_back(
     profile: FaultProfile | None = None,
     time_scale: float = 1.0,
     psp: Any = None,
-    events_in_scope: Callable[[dict[str, Any]], bool] = event_invariants.everything,
+    events_in_scope: Callable[[dict[str, Any]], bool] | None = None,
 ) -> MoneyBackResult:
     """The money-back phase on the orders of the run ``prefix``, with the fault schedule of ``seed``
     and ``profile`` (the pay-in run's) injected into the refund workflow and the events reader; then every
-    invariant and the events' one (over ``events_in_scope``: every item of the runtime unless told)."""
+    invariant and the events' one (over ``events_in_scope``: the run's items unless told)."""
     started = time.monotonic()
     result = MoneyBackResult()
     schedule = FaultSchedule(seed, profile or FaultProfile(), prefix=prefix)
@@ -440,7 +440,8 @@ def run_money_back(
         result.checks[f"invariant {number} (money back)"] += count
     result.violations += [f"[invariant {v.invariant}, money back] {v}" for v in report.violations]
     reader.enabled = False
-    event_invariants.check_phase("money back", events_in_scope, out, result.checks, result.violations)
+    in_scope = events_in_scope or event_invariants.of_run(prefix)
+    event_invariants.check_phase("money back", in_scope, out, result.checks, result.violations)
     result.faults = log.by_kind() + reader.injected
     result.wall_seconds = time.monotonic() - started
     print_money_back(result, out)

@@ -663,11 +663,11 @@ def run_payouts(
     out: Printer = print,
     profile: FaultProfile | None = None,
     psp: Any = None,
-    events_in_scope: Callable[[dict[str, Any]], bool] = event_invariants.everything,
+    events_in_scope: Callable[[dict[str, Any]], bool] | None = None,
 ) -> PayoutsResult:
     """The payouts phase on the sellers of the run ``prefix`` (settled and reconciled), with the payout faults
     of ``seed`` and ``profile`` (and the events reader's); then every invariant and the events' one (over
-    ``events_in_scope``: every item of the runtime unless told)."""
+    ``events_in_scope``: the run's items unless told)."""
     started = time.monotonic()
     started_at = clock.now_iso()
     result = PayoutsResult()
@@ -719,7 +719,8 @@ def run_payouts(
     result.violations += [f"[invariant {v.invariant}, payouts] {v}" for v in report.violations]
     result.invariants_violated = {v.invariant for v in report.violations}
     reader.enabled = False
-    event_invariants.check_phase("payouts", events_in_scope, out, result.checks, result.violations)
+    in_scope = events_in_scope or event_invariants.of_run(prefix)
+    event_invariants.check_phase("payouts", in_scope, out, result.checks, result.violations)
     result.faults = log.by_kind() + reader.injected
     result.wall_seconds = time.monotonic() - started
     print_payouts(result, out)
