@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from payments.events.envelope import CloudEvent, EventType
+from payments_dev import event_invariants
 from payments_dev.chaos import harness
 from payments_dev.chaos import reader_faults as rf
 from payments_dev.chaos.schedule import PROFILES
@@ -149,3 +150,27 @@ def test_without_faults_the_run_is_clean_and_counts_no_duplicate(runtime: LocalR
     assert result.ok, result.violations
     assert result.events.duplicates == 0
     assert result.events.changes == result.events.events > 0
+
+
+def test_a_shared_sequence_an_invalid_event_and_a_changed_redelivery_are_named(runtime: LocalRuntime) -> None:
+    # Given a clean small run, and its events as delivered
+    result = small_run(runtime, reader_fault_rate=0.0)
+    assert result.ok, result.violations
+    prefix = f"cm{SEED}{result.config.run_tag}"
+    scope = event_invariants.of_run(prefix)
+    delivered = [e for e in event_invariants.heard() if str(e["subject"]).startswith(prefix)]
+    assert event_invariants.check_events(in_scope=scope, deliveries=delivered).ok
+    order = next(e for e in delivered if e["type"] == "payments.payment_order.succeeded")
+    # When one more delivery carries a field its schema does not have
+    invalid = {**order, "data": {**order["data"], "card_number": "4111111111111111"}}
+    # and another event of the same order takes its sequence (another type: another id)
+    shared = {**order, "type": "payments.payment_order.failed", "id": str(uuid.uuid4())}
+    # and a redelivery of an id carries another sequence
+    changed = {**order, "sequence": order["sequence"][:-2] + "07"}
+    report = event_invariants.check_events(in_scope=scope, deliveries=[*delivered, invalid, shared, changed])
+    # Then each is named
+    text = "\n".join(report.violations)
+    assert "(d) invalid event of type payments.payment_order.succeeded: data.card_number" in text, text
+    assert f"(c) {order['subject']}: 1 sequence(s) shared by two ids" in text, text
+    assert f"(a) the deliveries of id {order['id']} differ" in text, text
+    assert report.duplicates == 2
