@@ -237,7 +237,7 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
                 _reconcile(schedule, log, checks, calendar, prefix, out, config.psp)
                 injector.enabled = False
             result.phases["reconcile"] = time.monotonic() - mark
-            reader.enabled = False
+            reader.drain()
         # 7. final audit
         after = checks.audit("final")
         checks.events("pay-in", event_invariants.of_run(prefix) if config.run_tag else event_invariants.everything, out)

@@ -12,7 +12,7 @@ number (the same run, the same decisions):
   forgets them, a real stream expires them after 15 minutes): its next read starts after the last record
   taken.
 
-Each record crashes at most once; the writes retried after a crash (a Lambda retried by the workflow) are the
+Each record crashes the reader at most once before and once after delivering (each at ``rate``); the writes retried after a crash (a Lambda retried by the workflow) are the
 harness's own faults. Counted per kind in :attr:`ReaderFaults.injected`.
 """
 
@@ -44,7 +44,7 @@ class ReaderFaults:
         self.events, self.seed, self.rate, self.lost_rate = events, seed, rate, lost_rate
         self.enabled = True
         self.injected: Counter[str] = Counter()
-        self._crashed: set[str] = set()
+        self._crashed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._saved: Callable[[dict[str, Any]], None] | None = None
         self._levels: dict[str, int] = {}
@@ -60,18 +60,22 @@ class ReaderFaults:
             self._levels[name] = logging.getLogger(name).level
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
+        def once(kind: str, number: str) -> bool:
+            """Whether the record crashes the reader at this point: a seeded draw, at most once per record."""
+            with self._lock:
+                if not self.enabled or (kind, number) in self._crashed or self._draw(kind, number) >= self.rate:
+                    return False
+                self._crashed.add((kind, number))
+                return True
+
         def faulty_take(record: dict[str, Any]) -> None:
             number = str(record["dynamodb"]["SequenceNumber"])
-            with self._lock:
-                draw = self._draw("record", number) if self.enabled and number not in self._crashed else 1.0
-                if draw < self.rate:
-                    self._crashed.add(number)
-            if draw < self.rate / 2:
+            if once("before", number):
                 self.injected[CRASH_BEFORE] += 1
                 raise ReaderCrashed(f"the events reader crashed before delivering record {number}")
             delivered = self.events._n
             take(record)
-            if draw < self.rate and self.events._n > delivered:  # a crash after delivering something
+            if self.events._n > delivered and once("after", number):  # a crash after delivering something
                 self.injected[CRASH_AFTER] += 1
                 raise ReaderCrashed(f"the events reader crashed after delivering record {number}")
             if self.enabled and self._draw("lost", number) < self.lost_rate:
@@ -81,6 +85,17 @@ class ReaderFaults:
 
         self.events._take = faulty_take
         return self
+
+    def drain(self) -> None:
+        """Read the streams to their end with the faults on (a crashed round is read again), then switch them
+        off: every record of the phase met them, not only those the poller took meanwhile."""
+        for _ in range(1000):
+            try:
+                self.events.flush()
+            except ReaderCrashed:
+                continue
+            break
+        self.enabled = False
 
     def __exit__(self, *exc: object) -> None:
         self.enabled = False
@@ -101,6 +116,9 @@ class NoFaults:
 
     def __enter__(self) -> NoFaults:
         return self
+
+    def drain(self) -> None:
+        return None
 
     def __exit__(self, *exc: object) -> None:
         return None

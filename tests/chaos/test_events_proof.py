@@ -2,8 +2,9 @@
 crashes mid-batch and loses its iterators, and it fails, naming what is missing or extra, when the events are
 derived the wrong way (a type dropped, the stream reader off, an event for a change that never committed).
 
-Each run is a few checkouts of its own run tag on the package's runtime (the check covers the run's items);
-the broken derivations are undone before the test ends.
+Each run is a few checkouts of its own run tag on the package's runtime (the check covers the run's items,
+and only the events' verdict is asserted: the other invariants cover all stored data, which a test of
+tests/chaos/test_chaos.py corrupts on purpose); the broken derivations are undone before the test ends.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def reader(runtime: LocalRuntime) -> Iterator[local_events.LocalEvents]:
 
 
 def test_events_hold_under_reader_crashes_and_lost_iterators(runtime: LocalRuntime) -> None:
-    # Given a run whose events reader crashes on a third of the stream records (before or after delivering
-    # them) and loses its iterators after most records
-    result = small_run(runtime, checkouts=6, reader_fault_rate=0.35)
+    # Given a run whose events reader crashes on half the stream records before delivering them, and on half
+    # of those with events after delivering them, and loses its iterators after every record
+    result = small_run(runtime, checkouts=6, reader_fault_rate=0.5)
     # Then the faults were injected, redeliveries happened and were counted, and the invariant holds
     assert result.faults[rf.CRASH_AFTER] > 0 and result.faults[rf.CRASH_BEFORE] > 0, result.faults
     assert result.faults[rf.ITERATOR_LOST] > 0, result.faults
@@ -68,7 +69,6 @@ def test_events_hold_under_reader_crashes_and_lost_iterators(runtime: LocalRunti
     assert events is not None
     assert events.duplicates >= result.faults[rf.CRASH_AFTER] > 0
     assert not events_violations(result), events_violations(result)
-    assert result.ok, result.violations
     # and every final order and checkout of the run was one change, heard under one id
     assert events.changes >= result.orders + result.checkouts
     assert events.events >= events.changes
@@ -87,7 +87,7 @@ def test_a_dropped_type_fails_naming_what_is_missing(
     # When a small run goes through
     result = small_run(runtime)
     # Then the events' invariant fails, naming each succeeded order's change as missing, and nothing else
-    assert result.events is not None and not result.ok
+    assert result.events is not None and not result.events.ok
     assert succeeded_orders(result) > 0
     assert dict(result.events.missing) == {"payments.payment_order.succeeded": succeeded_orders(result)}
     found = events_violations(result)
@@ -104,7 +104,7 @@ def test_the_stream_reader_off_fails_with_every_change_missing(
     result = small_run(runtime)
     # Then every committed change of the run is reported missing
     events = result.events
-    assert events is not None and not result.ok
+    assert events is not None and not events.ok
     assert events.changes > 0
     assert sum(events.missing.values()) == events.changes
     assert {"payments.payment_order.succeeded", "payments.payment.succeeded"} <= set(events.missing)
@@ -138,7 +138,7 @@ def test_an_event_for_a_change_that_never_committed_fails_as_extra(
     result = small_run(runtime)
     # Then each invented event is extra, named by its subject and type, and nothing is missing
     events = result.events
-    assert events is not None and not result.ok
+    assert events is not None and not events.ok
     assert not events.missing
     assert dict(events.extra) == {"payments.payment_order.failed": succeeded_orders(result)}
     assert all("holds no such change" in v for v in events_violations(result)), events_violations(result)
@@ -147,7 +147,7 @@ def test_an_event_for_a_change_that_never_committed_fails_as_extra(
 def test_without_faults_the_run_is_clean_and_counts_no_duplicate(runtime: LocalRuntime) -> None:
     result = small_run(runtime, profile=dataclasses.replace(NO_FAULTS), reader_fault_rate=0.0)
     assert result.events is not None
-    assert result.ok, result.violations
+    assert not events_violations(result), events_violations(result)
     assert result.events.duplicates == 0
     assert result.events.changes == result.events.events > 0
 
@@ -155,7 +155,7 @@ def test_without_faults_the_run_is_clean_and_counts_no_duplicate(runtime: LocalR
 def test_a_shared_sequence_an_invalid_event_and_a_changed_redelivery_are_named(runtime: LocalRuntime) -> None:
     # Given a clean small run, and its events as delivered
     result = small_run(runtime, reader_fault_rate=0.0)
-    assert result.ok, result.violations
+    assert not events_violations(result), events_violations(result)
     prefix = f"cm{SEED}{result.config.run_tag}"
     scope = event_invariants.of_run(prefix)
     delivered = [e for e in event_invariants.heard() if str(e["subject"]).startswith(prefix)]
