@@ -413,6 +413,7 @@ def run_money_back(
                 ]
                 time.sleep(0.2)
             run.check("every accepted refund is decided", not undecided, f"still PENDING: {undecided[:5]}")
+            reader.drain()
         run.after_decision(refunds)
         delivered = getattr(run.psp, "wait_delivered", None)
         if delivered is not None:  # a PSP that delivers by itself (the Adyen fake): its webhooks are all in
@@ -439,7 +440,6 @@ def run_money_back(
     for number, count in report.checks.items():
         result.checks[f"invariant {number} (money back)"] += count
     result.violations += [f"[invariant {v.invariant}, money back] {v}" for v in report.violations]
-    reader.drain()  # (the faults are off once its block ended: the poller met them during the phase)
     in_scope = events_in_scope or event_invariants.of_run(prefix)
     event_invariants.check_phase("money back", in_scope, out, result.checks, result.violations)
     result.faults = log.by_kind() + reader.injected

@@ -707,6 +707,7 @@ def run_payouts(
             phase.held_answers(wire, s.PAIN002_LOST)
             wire.release(s.PAIN002_LOST)  # re-driven, as an operator re-drives a lost event
             _quiet(timeout)
+            reader.drain()
         records = phase.final(started_at)
         result.payouts = len(records)
         result.by_status = Counter(r.status.value for r in records)
@@ -718,7 +719,6 @@ def run_payouts(
         result.checks[f"invariant {number} (payouts)"] += count
     result.violations += [f"[invariant {v.invariant}, payouts] {v}" for v in report.violations]
     result.invariants_violated = {v.invariant for v in report.violations}
-    reader.drain()  # (the faults are off once its block ended: the poller met them during the phase)
     in_scope = events_in_scope or event_invariants.of_run(prefix)
     event_invariants.check_phase("payouts", in_scope, out, result.checks, result.violations)
     result.faults = log.by_kind() + reader.injected
