@@ -21,6 +21,7 @@ from payments_dev.chaos.schedule import PROFILES
 
 def _chaos(args: argparse.Namespace) -> int:
     from payments_dev.chaos import harness
+    from payments_dev.event_invariants import everything
     from payments_dev.local.runtime import LocalRuntime, free_port
 
     profile = PROFILES[args.profile]
@@ -79,6 +80,7 @@ def _chaos(args: argparse.Namespace) -> int:
                 profile=profile,
                 time_scale=config.time_scale,
                 psp=adyen.record() if adyen is not None else None,
+                events_in_scope=everything,  # the runtime is the run's own: every item's events are checked
             )
             ok = money_back.ok and ok
             print("RESULT (with money back): " + ("no violations" if ok else "VIOLATIONS FOUND"))
@@ -94,6 +96,7 @@ def _chaos(args: argparse.Namespace) -> int:
                 concurrency=config.concurrency,
                 profile=profile,
                 psp=adyen.record() if adyen is not None else None,
+                events_in_scope=everything,
             )
             ok = payouts.ok and ok
             print("RESULT (with payouts): " + ("no violations" if ok else "VIOLATIONS FOUND"))

@@ -30,8 +30,10 @@ Phases (each one is also a check):
    reconciles ``checkouts / checkouts_per_day`` files, each with its own settlement faults.
    The days end yesterday; only the PSP's capture time is simulated (our own clock, hence
    deadlines and stuck detection, is the wall clock);
-7. the final audit, and the report: faults by kind, checks, violations, wall time,
-   the schedule digest (same seed => same digest).
+7. the final audit, the events' invariant (``payments_dev.event_invariants``: every committed change heard
+   under exactly one event id, no event without a change; the events reader crashing mid-batch and losing
+   its iterators meanwhile, ``payments_dev.chaos.reader_faults``), and the report: faults by kind, checks,
+   violations, wall time, the schedule digest (same seed => same digest).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from payments.kernel.errors import StatusConflict
 from payments.ops.invariants import INVARIANTS, Report, check_current
 from payments.payin.repository import PaymentsRepository
 from payments.payin.status import OrderStatus
+from payments_dev import event_invariants
 from payments_dev.chaos import schedule as s
 from payments_dev.chaos.faults import ChaosInjector, FaultLog, step_of
 from payments_dev.chaos.schedule import FaultProfile, FaultSchedule
@@ -89,6 +92,9 @@ class ChaosConfig:
     #: ``payments_dev.local.adyen_fake.LocalAdyen``): its ``charges()`` are the PSP's record for
     #: invariant 1 and its ``settle(day)`` writes the day's settlement file. None: the simulator
     psp: Any = None
+    #: the events reader's faults during the run: the share of stream records that crash it mid-batch (its
+    #: iterators are lost in twice that share of rounds); None: the profile's ``crash_after``, 0: none
+    reader_fault_rate: float | None = None
     #: a late *repeat* of the final outcome must also be recorded as an anomaly (ARCHITECTURE.md
     #: invariant 5 says so; the code treats an identical repeat as a harmless no-op)
 
@@ -113,6 +119,8 @@ class ChaosResult:
     wall_seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
     reports: dict[str, Report] = field(default_factory=dict)
+    #: the events' invariant at the end of the run (None: no local runtime in this process)
+    events: event_invariants.EventsReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -136,6 +144,12 @@ class _Checks:
             if not ok:
                 self.result.violations.append(f"[{name}] {detail}")
         return ok
+
+    def events(self, phase: str, in_scope: Any, out: Printer) -> None:
+        """The events' invariant: its figures and violations beside the other checks."""
+        with self._lock:
+            checks, violations = self.result.checks, self.result.violations
+            self.result.events = event_invariants.check_phase(phase, in_scope, out, checks, violations)
 
     def audit(self, phase: str, expect_settled: bool = True) -> Report:
         psp = self.result.config.psp
@@ -174,9 +188,10 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
     client = ApiClient(api_url, timeout=60)
     repo = PaymentsRepository()
     recovery = _Recovery(config)
+    reader = reader_faults(config)
     try:
         mark = time.monotonic()
-        with injector, recovery:
+        with injector, recovery, reader:
             # 1. submit
             _submit(client, scenario.checkouts, schedule, log, checks, config, out)
             result.phases["submit"] = time.monotonic() - mark
@@ -222,8 +237,10 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
                 _reconcile(schedule, log, checks, calendar, prefix, out, config.psp)
                 injector.enabled = False
             result.phases["reconcile"] = time.monotonic() - mark
+            reader.drain()
         # 7. final audit
         after = checks.audit("final")
+        checks.events("pay-in", event_invariants.of_run(prefix) if config.run_tag else event_invariants.everything, out)
         result.orders_by_status = Counter(
             o.status.value + ("+NEEDS_ATTENTION" if o.needs_attention else "")
             for o in repo.scan_orders()
@@ -237,7 +254,7 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
     except Exception as err:  # noqa: BLE001 - a crashed phase is a finding: report what ran, exit non-zero
         out("chaos: a phase raised:\n" + "".join(traceback.format_exception(err))[-3000:])
         checks.check("every phase ran to the end", False, f"{type(err).__name__}: {err}"[:500])
-    result.faults = log.by_kind()
+    result.faults = log.by_kind() + reader.injected
     result.injected_digest = hashlib.sha256(
         "\n".join(
             sorted(f"{e.kind} {e.step} {_logical(schedule, e.step, e.key)} {e.attempt}" for e in log.events)
@@ -246,6 +263,15 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
     result.wall_seconds = time.monotonic() - started
     print_report(result, out)
     return result
+
+
+def reader_faults(config: ChaosConfig) -> Any:
+    """The events reader's faults of the run: a record crashes the reader at the profile's ``crash_after``
+    rate (or the config's own), a round loses its iterators at twice it."""
+    from payments_dev.chaos.reader_faults import on_runtime
+
+    rate = config.profile.crash_after if config.reader_fault_rate is None else config.reader_fault_rate
+    return on_runtime(config.seed, rate)
 
 
 def _logical(schedule: FaultSchedule, step: str, key: str) -> str:
@@ -805,6 +831,8 @@ def print_report(result: ChaosResult, out: Printer = print) -> None:
     out(f"Checks run ({sum(result.checks.values())}):")
     for name, count in sorted(result.checks.items()):
         out(f"  {count:>7}  {name}")
+    if result.events is not None:
+        out(f"Events: {result.events.figures()}")
     out(f"Violations: {len(result.violations)}")
     for violation in result.violations[:30]:
         out(f"  VIOLATION {violation}")

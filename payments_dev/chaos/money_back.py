@@ -48,8 +48,10 @@ from payments.payin.status import OrderStatus
 from payments.psp.hmac import signed
 from payments.psp.simulator import SimulatedPsp
 from payments.refunds.repository import RefundsRepository
+from payments_dev import event_invariants
 from payments_dev.chaos import schedule as s
 from payments_dev.chaos.faults import ChaosInjector, FaultLog
+from payments_dev.chaos.reader_faults import on_runtime
 from payments_dev.chaos.schedule import FaultProfile, FaultSchedule
 from payments_dev.local.client import ApiClient
 
@@ -365,9 +367,11 @@ def run_money_back(
     profile: FaultProfile | None = None,
     time_scale: float = 1.0,
     psp: Any = None,
+    events_in_scope: Callable[[dict[str, Any]], bool] | None = None,
 ) -> MoneyBackResult:
     """The money-back phase on the orders of the run ``prefix``, with the fault schedule of ``seed``
-    and ``profile`` (the pay-in run's) injected into the refund workflow."""
+    and ``profile`` (the pay-in run's) injected into the refund workflow and the events reader; then every
+    invariant and the events' one (over ``events_in_scope``: the run's items unless told)."""
     started = time.monotonic()
     result = MoneyBackResult()
     schedule = FaultSchedule(seed, profile or FaultProfile(), prefix=prefix)
@@ -395,8 +399,9 @@ def run_money_back(
     injector = ChaosInjector(schedule, log, time_scale=time_scale)
     injector.active_steps = set(s.REFUND_STEPS)  # the pay-in steps are done: only the refund workflow
     injector.before_refund_answer = run.notification_first
+    reader = on_runtime(seed, schedule.profile.crash_after)
     try:
-        with injector:
+        with injector, reader:
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 for future in [pool.submit(run.order, i, o) for i, o in enumerate(chosen)]:
                     future.result()
@@ -408,6 +413,7 @@ def run_money_back(
                 ]
                 time.sleep(0.2)
             run.check("every accepted refund is decided", not undecided, f"still PENDING: {undecided[:5]}")
+            reader.drain()
         run.after_decision(refunds)
         delivered = getattr(run.psp, "wait_delivered", None)
         if delivered is not None:  # a PSP that delivers by itself (the Adyen fake): its webhooks are all in
@@ -434,7 +440,9 @@ def run_money_back(
     for number, count in report.checks.items():
         result.checks[f"invariant {number} (money back)"] += count
     result.violations += [f"[invariant {v.invariant}, money back] {v}" for v in report.violations]
-    result.faults = log.by_kind()
+    in_scope = events_in_scope or event_invariants.of_run(prefix)
+    event_invariants.check_phase("money back", in_scope, out, result.checks, result.violations)
+    result.faults = log.by_kind() + reader.injected
     result.wall_seconds = time.monotonic() - started
     print_money_back(result, out)
     return result

@@ -65,10 +65,12 @@ from payments.payouts.models import PayoutRecord
 from payments.payouts.outcomes import PayoutStatus
 from payments.payouts.repository import PayoutsRepository
 from payments.payouts.run import PayoutRun
+from payments_dev import event_invariants
 from payments_dev.chaos import schedule as s
 from payments_dev.chaos.faults import ChaosCrash, FaultLog
 from payments_dev.chaos.money_back import _invariants
 from payments_dev.chaos.money_back import _Run as _MoneyBackRun
+from payments_dev.chaos.reader_faults import on_runtime
 from payments_dev.chaos.schedule import FaultProfile, FaultSchedule
 from payments_dev.demo import paid_iban
 
@@ -661,9 +663,11 @@ def run_payouts(
     out: Printer = print,
     profile: FaultProfile | None = None,
     psp: Any = None,
+    events_in_scope: Callable[[dict[str, Any]], bool] | None = None,
 ) -> PayoutsResult:
     """The payouts phase on the sellers of the run ``prefix`` (settled and reconciled), with the payout faults
-    of ``seed`` and ``profile``."""
+    of ``seed`` and ``profile`` (and the events reader's); then every invariant and the events' one (over
+    ``events_in_scope``: the run's items unless told)."""
     started = time.monotonic()
     started_at = clock.now_iso()
     result = PayoutsResult()
@@ -675,6 +679,7 @@ def run_payouts(
     while day.isoformat() in closed:  # the bank books a file on its first day not yet closed
         day += timedelta(days=1)
     phase = _Phase(run, prefix, day, concurrency, timeout)
+    reader = on_runtime(seed, schedule.profile.crash_after)
     try:
         sellers, negative = phase.sellers(seed)
         result.sellers = len(sellers)
@@ -691,7 +696,7 @@ def run_payouts(
                 phase.refused_as_exceeding(refused),
                 f"{name}: {refused.status} {refused.body}",
             )
-        with _BankWire(run) as wire:
+        with _BankWire(run) as wire, reader:
             for index in range(result.rounds):
                 phase.round(index, [x for x in sellers if x.round == index], wire, seed)
             phase.close(day)  # the day's camt.053: the accepted payouts PAID, before the late pain.002s
@@ -702,6 +707,7 @@ def run_payouts(
             phase.held_answers(wire, s.PAIN002_LOST)
             wire.release(s.PAIN002_LOST)  # re-driven, as an operator re-drives a lost event
             _quiet(timeout)
+            reader.drain()
         records = phase.final(started_at)
         result.payouts = len(records)
         result.by_status = Counter(r.status.value for r in records)
@@ -713,7 +719,9 @@ def run_payouts(
         result.checks[f"invariant {number} (payouts)"] += count
     result.violations += [f"[invariant {v.invariant}, payouts] {v}" for v in report.violations]
     result.invariants_violated = {v.invariant for v in report.violations}
-    result.faults = log.by_kind()
+    in_scope = events_in_scope or event_invariants.of_run(prefix)
+    event_invariants.check_phase("payouts", in_scope, out, result.checks, result.violations)
+    result.faults = log.by_kind() + reader.injected
     result.wall_seconds = time.monotonic() - started
     print_payouts(result, out)
     return result

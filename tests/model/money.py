@@ -19,7 +19,11 @@ model of money:
 * the ledger: balanced in every currency (trial balance);
 * per day: what the PSP recorded and settled for the example's orders (charges and modifications, in
   the PSP's own minor units: ISO 4217 for the simulator, Adyen's table for Adyen), and the
-  reconciliation of that day's file has no mismatch on them.
+  reconciliation of that day's file has no mismatch on them;
+* the events (``payments_dev.event_invariants``), at the end of every ``MODEL_EVENTS_EVERY``-th clean
+  example (4 unless told; 0: never): every change committed in the runtime's tables heard under exactly
+  one event id, no event without its change, sequences in the order the items keep, every event valid
+  against its schema.
 
 The model encodes the behaviour the contract declares correct: an early CHARGEBACK eventually takes
 the money off the seller, a refund may share its order's id, Adyen's minor units follow Adyen's
@@ -56,6 +60,10 @@ from payments.payouts.run import scheduled_payout_id
 from tests.model.system import ADYEN_DISPUTED, Notification, System, fresh_id
 
 SETTLE_TIMEOUT_S = float(os.environ.get("MODEL_SETTLE_TIMEOUT", "40"))
+#: the events' invariant runs after every this many clean examples, per PSP (0: never)
+EVENTS_EVERY = int(os.environ.get("MODEL_EVENTS_EVERY", "4"))
+#: clean examples ended, per PSP
+_CLEAN_EXAMPLES: Counter[str] = Counter()
 SIMULATOR_CURRENCIES = ("USD", "EUR", "JPY", "KWD", "CLP", "IDR", "ISK")
 ADYEN_CURRENCIES = ("USD", "EUR", "JPY", "KWD")
 ADYEN_DIFFERING = ("CLP", "IDR")
@@ -984,8 +992,27 @@ class MoneyMachine(RuleBasedStateMachine):
         try:
             if self._clean:
                 self._close_the_day()
+                self._check_events()
         finally:
             super().teardown()
+
+    def _check_events(self) -> None:
+        """Every ``EVENTS_EVERY``-th clean example: the events' invariant over the whole runtime."""
+        from payments_dev.event_invariants import check_runtime_events
+
+        name = self.system.psp.name
+        _CLEAN_EXAMPLES[name] += 1
+        if not EVENTS_EVERY or _CLEAN_EXAMPLES[name] % EVENTS_EVERY:
+            return
+        report = check_runtime_events(f"model, {name}", out=lambda line: None)
+        if report is None:
+            raise ModelViolation("the events were not checked: no local runtime with its events reader")
+        self.reached["events checks"] += 1
+        if not report.ok:
+            raise ModelViolation(
+                f"the events disagree with the committed changes ({report.figures()}):\n  "
+                + "\n  ".join(report.violations[:20])
+            )
 
     def _close_the_day(self) -> None:
         if not self.model.orders:
