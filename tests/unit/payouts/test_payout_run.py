@@ -3,6 +3,7 @@ crash at any step converging on the next run, nothing created or paid twice."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,22 @@ def test_the_run_finds_the_balances_through_their_index_never_a_scan(world, ddb,
     index_queries = [p for name, p in calls if name == "Query" and p.get("IndexName") == "by_balance_shard"]
     assert len(index_queries) == BALANCE_SHARDS
     assert sorted(answer.created) == sorted(scheduled_payout_id(s, "EUR", DAY) for s in (BOOKS, TOYS))
+
+
+def test_a_scheduled_payout_id_never_reads_as_a_card_number() -> None:
+    # Given a seller whose first digest for the day holds 16 digits in a row that pass the Luhn check in Visa's
+    # range (found by search: about one seller in ten thousand)
+    from payments.kernel.pan import contains_pan
+
+    day = date(2026, 12, 10)
+    plain = "sp-20261210-EUR-" + hashlib.sha256(b"seller-1586|EUR|2026-12-10").hexdigest()[:19]
+    assert contains_pan(plain)
+    # When the run names its payout, then the id is drawn again: no card number, still 35 characters and the
+    # same every time
+    payout_id = scheduled_payout_id("seller-1586", "EUR", day)
+    assert not contains_pan(payout_id) and payout_id != plain and len(payout_id) == 35
+    assert payout_id == scheduled_payout_id("seller-1586", "EUR", day)
+    # and an id that never read as one is unchanged
+    assert scheduled_payout_id("seller-1", "EUR", day) == (
+        "sp-20261210-EUR-" + hashlib.sha256(b"seller-1|EUR|2026-12-10").hexdigest()[:19]
+    )
