@@ -8,7 +8,7 @@ from functions import registry
 from payments.kernel.config import STAGE_ENV, env_name, missing_settings
 from payments.psp.adyen import AdyenSettings
 from tests.infrastructure.conftest import LIVE_PROD
-from tests.infrastructure.helpers import function_named
+from tests.infrastructure.helpers import function_named, stage_values
 
 #: set on every function for Powertools and the Lambda runtime, not settings of ours
 #: Powertools' own variables (the Tracer never records responses: POWERTOOLS_TRACER_CAPTURE_RESPONSE=false)
@@ -71,19 +71,7 @@ def test_a_grant_or_variable_the_registry_does_not_declare_is_refused_at_synthes
     from infra.stage import Stage
 
     # Given the wallet function built from its registry entry in a bare stack of the dev stage
-    context = {
-        "stages": {
-            "dev": {
-                "apiRateLimit": 1,
-                "apiBurstLimit": 1,
-                "logRetentionDays": 14,
-                "logLevel": "INFO",
-                "walletShards": 1,
-                "ledgerTotalShards": 1,
-                "retainAllData": False,
-            }
-        }
-    }
+    context = {"stages": {"dev": stage_values()}}
     app = cdk.App(context=context)
     stage = Stage.from_context(app.node, "dev")
     stack = cdk.Stack(app, "Bare")

@@ -12,7 +12,7 @@ import pytest
 from functions import registry
 from payments.kernel.config import env_name
 from payments.reconciliation.service import STATE_MACHINE_ENV
-from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources, state_machine_named
+from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, resources, stage_values, state_machine_named
 
 STEPFUNCTIONS = Path(__file__).resolve().parents[2] / "stepfunctions"
 ASL = STEPFUNCTIONS / registry.PAYMENT_ASL
@@ -116,22 +116,7 @@ def test_an_unknown_workflow_type_is_refused():
     from infra.stage import Stage
 
     # Given a stage whose workflowType is neither EXPRESS nor STANDARD
-    app = cdk.App(
-        context={
-            "stages": {
-                "dev": {
-                    "apiRateLimit": 1,
-                    "apiBurstLimit": 1,
-                    "logRetentionDays": 14,
-                    "logLevel": "INFO",
-                    "walletShards": 1,
-                    "ledgerTotalShards": 1,
-                    "retainAllData": False,
-                    "workflowType": "EXPRESSO",
-                }
-            }
-        }
-    )
+    app = cdk.App(context={"stages": {"dev": stage_values(workflowType="EXPRESSO")}})
     # Then the stage cannot be read
     with pytest.raises(ValueError, match="workflowType"):
         Stage.from_context(app.node, "dev")
