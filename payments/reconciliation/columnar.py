@@ -390,9 +390,9 @@ def outcomes(
     sellers = _Sellers(bounds.max_three_way_sellers, set())
     conflict = query("ledger_day_conflict").fetchone()
     if conflict is not None:
-        raise InvariantViolation(
-            f"the ledger's day {day} has {conflict[1]} charges under PSP reference {conflict[0]!r}"
-        )
+        reference, rows, several = conflict
+        what = f"{rows} charges" if several else f"{rows} differing copies of one transaction"
+        raise InvariantViolation(f"the ledger's day {day} has {what} under PSP reference {reference!r}")
     (matched,) = query("matched_count").fetchone()
     met = query("sellers").fetchmany(bounds.max_three_way_sellers + 1)
     carried = query("carried_over", bounds.max_point_lookups).fetchall()

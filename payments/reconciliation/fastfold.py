@@ -130,74 +130,66 @@ def _amount(field: str, currency: str) -> str:
     return f"CASE WHEN {field} % {currency}.divisor = 0 THEN {field} // {currency}.divisor * {currency}.factor END"
 
 
-def _pattern() -> str:
-    """What a row SQL folds looks like, as one RE2 pattern over its fields joined by commas: the record type,
-    the two references, the two currencies, the Creation Date, the TimeZone, then the eight amounts."""
-    amount = r"[0-9]{0,12}(\.[0-9]{1,4})?"  # at most 12 digits and 4 decimals: exact in DECIMAL(18, 4)
-    return ",".join(
-        [
-            "(Settled|SettledBulk)",
-            REFERENCE,
-            REFERENCE,
-            "[A-Z]{3}",
-            "[A-Z]{3}",
-            TIMESTAMP,
-            "[A-Z]{0,5}",
-            *[amount] * 8,
-        ]
-    )
+#: a field the fold does not read: anything but a comma, a quote, a tab or a character that may start or make a
+#: formula (``=``, ``+``, ``@`` anywhere, ``-`` first): a line with one of those is the reader's, which checks more
+OTHER_FIELD = r'(?:[^,"=+@\t\-][^,"=+@\t]*)?'
+AMOUNTS = ("gd", "gc", "nd", "nc", "commission", "markup", "scheme", "interchange")
+
+
+def _line_pattern(layout: adyen.Layout) -> str:
+    """What a line SQL folds looks like, as one RE2 pattern over the whole line (no groups: RE2 answers a full
+    match from its DFA, one pass over the line): exactly the layout's fields, each without a comma; the record
+    type, the two references, the two currencies, the Creation Date, the TimeZone and the eight amounts each in
+    its own form, every other field plain (:data:`OTHER_FIELD`)."""
+    i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, _ = adyen._plan(layout)
+    amount = r"[0-9]{0,12}(?:\.[0-9]{1,4})?"  # at most 12 digits and 4 decimals: exact in DECIMAL(18, 4)
+    forms = {
+        i_type: "(?:Settled|SettledBulk)",
+        i_psp: REFERENCE,
+        i_merchant: REFERENCE,
+        i_gross: "[A-Z]{3}",
+        i_net: "(?:[A-Z]{3})?",  # empty: the gross currency (as the reader)
+        i_created: TIMESTAMP,
+        i_zone: "[A-Z]{0,5}",
+    }
+    forms.update(dict.fromkeys(adyen._amount_plan(layout), amount))
+    return ",".join(forms.get(i, OTHER_FIELD) for i in range(layout.width))
 
 
 def _fold_sql(path: Path, layout: adyen.Layout, bounds: Bounds) -> str:
     i_type, i_gross, i_net, i_psp, i_merchant, i_created, i_zone, _ = adyen._plan(layout)
-    amounts = adyen._amount_plan(layout)
 
     def field(i: int) -> str:
         return f"f[{i + 1}]"
 
-    names = ("gd", "gc", "nd", "nc", "commission", "markup", "scheme", "interchange")
-    parsed = ",\n".join(f"{_amount(f'c.{name}', 'g' if n < 2 else 'n')} AS {name}" for n, name in enumerate(names))
-    texts = ", ".join(f"{field(at)} AS {name}" for name, at in zip(names, amounts, strict=True))
-    scaled = ", ".join(f"CASE WHEN candidate THEN {_ten_thousandths(name)} END AS {name}" for name in names)
+    parsed = ",\n".join(f"{_amount(f'c.{name}', 'g' if n < 2 else 'n')} AS {name}" for n, name in enumerate(AMOUNTS))
+    scaled = ", ".join(
+        f"CASE WHEN candidate THEN {_ten_thousandths(field(at))} END AS {name}"
+        for name, at in zip(AMOUNTS, adyen._amount_plan(layout), strict=True)
+    )
     quoted = str(path).replace("'", "''")
     options = f", {READ_OPTIONS}" if READ_OPTIONS else ""
     read = (
         f"read_csv('{quoted}', columns = {{'t': 'VARCHAR'}}, delim = '\\0', quote = '', escape = '', header = false, "
         f"auto_detect = false, new_line = '\\n', skip = 1, strict_mode = false, null_padding = false{options})"
     )
-    # a line with a quote, or a field that may start like a formula, is the reader's (the reader checks more)
-    plain = " AND ".join(
-        [f"NOT contains(t, '{c}')" for c in ('"', "=", "+", "@", "\t")]
-        + ["NOT starts_with(t, '-')", "NOT contains(t, ',-')"]
-    )
     return f"""
 CREATE TABLE fold AS
 WITH numbered AS (
     SELECT row_number() OVER () + 1 AS line, t FROM {read}
 ),
-split AS (
+candidates AS (
     SELECT line, t,
-        CASE WHEN t IS NOT NULL AND strlen(t) <= {bounds.max_line_bytes} AND {plain} THEN string_split(t, ',') END AS f
+        coalesce(strlen(t) <= {bounds.max_line_bytes} AND regexp_full_match(t, '{_line_pattern(layout)}'), false)
+            AS candidate
     FROM numbered
 ),
-fields AS (
-    SELECT line, t, coalesce(len(f) = {layout.width}, false) AS whole,
-        {field(i_type)} AS kind, {field(i_psp)} AS psp, {field(i_merchant)} AS po, {field(i_gross)} AS gross_ccy,
-        CASE WHEN {field(i_net)} = '' THEN {field(i_gross)} ELSE {field(i_net)} END AS net_ccy,
-        {field(i_created)} AS created, {field(i_zone)} AS zone, {texts}
-    FROM split
-),
-candidates AS (
-    SELECT * EXCLUDE (whole),
-        CASE WHEN whole THEN regexp_full_match(
-            concat_ws(',', kind, psp, po, gross_ccy, net_ccy, created, zone, {", ".join(names)}), '{_pattern()}'
-        ) ELSE false END AS candidate
-    FROM fields
-),
 scaled AS (
-    SELECT line, t, candidate, kind, psp, po, gross_ccy, net_ccy, created, zone,
-        {scaled}
-    FROM candidates
+    SELECT line, t, candidate, {field(i_type)} AS kind, {field(i_psp)} AS psp, {field(i_merchant)} AS po,
+        {field(i_gross)} AS gross_ccy,
+        CASE WHEN {field(i_net)} = '' THEN {field(i_gross)} ELSE {field(i_net)} END AS net_ccy,
+        {field(i_created)} AS created, {field(i_zone)} AS zone, {scaled}
+    FROM (SELECT *, CASE WHEN candidate THEN string_split(t, ',') END AS f FROM candidates)
 ),
 parsed AS (
     SELECT line, t, candidate, kind, psp, po, gross_ccy, net_ccy,

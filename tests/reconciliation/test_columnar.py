@@ -171,3 +171,28 @@ def _in_memory(settlement: Path, ledger: InMemoryLedgerSource, work: Path) -> An
         return columnar.reconcile_adyen(
             iter(reader), lambda: reader.ended_with_newline, ledger, Bounds(), DAY, work_dir=work
         )
+
+
+@pytest.mark.parametrize(
+    ("second", "says"),
+    [
+        (txn("P1", "po_9", 900), "has 2 charges under PSP reference 'P1'"),  # two transactions, one reference
+        ({**txn("P1", "po_1", 100), "amount_minor": 999}, "2 differing copies of one transaction"),  # a copy differs
+    ],
+)
+def test_an_ambiguous_copy_of_the_day_stops_the_run_and_says_why(
+    tmp_path: Path, second: dict[str, Any], says: str
+) -> None:
+    from payments.kernel.errors import InvariantViolation
+
+    # Given the day's copy with P1 twice: under two transactions, or as two copies of one that differ
+    settlement, _ = write(tmp_path)
+    rows = [lake.row_of(txn("P1", "po_1", 100)), lake.row_of(second)]
+    copy = tmp_path / "copy" / "part-0.parquet"
+    copy.parent.mkdir()
+    copy.write_bytes(lake.parquet_bytes(rows))
+    work = tmp_path / "work"
+    work.mkdir()
+    # When it is reconciled, Then no outcome is guessed: the run stops, naming the reference and the case
+    with pytest.raises(InvariantViolation, match=re.escape(says)):
+        columnar.reconcile_local(settlement, [copy], psp="adyen", work_dir=work)

@@ -11,21 +11,22 @@
 
 -- name: ledger_day
 -- The PSP's charges of the window day, one row per transaction: a delivery of the copy may be repeated,
--- and every copy of a transaction is identical (the item is never changed), so any one is kept.
+-- and every copy of a transaction is identical (the item is never changed), so DISTINCT keeps one. (Were two
+-- copies of a transaction ever to differ, both would stay, and ledger_day_conflict below stops the run: never
+-- an arbitrary pick. DISTINCT, not GROUP BY txn_id with any_value: duckdb spills a DISTINCT's keys to disk, but
+-- not the strings of any_value's states, which ran out of memory at 10 million charges.)
 CREATE TABLE ledger_day AS
-SELECT
-    c.txn_id, any_value(c.psp_reference) AS psp_reference, any_value(c.payment_order_id) AS payment_order_id,
-    any_value(c.seller_account) AS seller_account, any_value(c.currency) AS currency,
-    any_value(c.amount_minor) AS amount_minor, coalesce(any_value(c.commission_minor), 0) AS commission_minor,
-    any_value(c.charged_at) AS charged_at
+SELECT DISTINCT
+    c.txn_id, c.psp_reference, c.payment_order_id, c.seller_account, c.currency, c.amount_minor,
+    coalesce(c.commission_minor, 0) AS commission_minor, c.charged_at
 FROM ledger_copy AS c
 JOIN params AS p ON substr(c.charged_at, 1, 10) = p.window_day
-WHERE c.kind = 'PAYIN'
-GROUP BY c.txn_id;
+WHERE c.kind = 'PAYIN';
 
 -- name: ledger_day_conflict
--- Two transactions of one day under one PSP reference: the join would be ambiguous (an invariant of the ledger).
-SELECT psp_reference, count(*) AS transactions
+-- Two transactions of one day under one PSP reference, or two copies of one transaction that differ: the join
+-- would be ambiguous (an invariant of the ledger and of its copy).
+SELECT psp_reference, count(*) AS transactions, min(txn_id) <> max(txn_id) AS several_transactions
 FROM ledger_day
 GROUP BY psp_reference
 HAVING count(*) > 1
