@@ -27,12 +27,9 @@ WHERE c.kind = 'PAYIN';
 -- Two transactions of one day under one PSP reference, or two copies of one transaction that differ: the join
 -- would be ambiguous (an invariant of the ledger and of its copy). Counted first (a distinct count is cheap),
 -- looked for only when there is one (a GROUP BY with string states over every charge of the day is not).
-WITH counts AS (
-    SELECT count(*) - count(DISTINCT psp_reference) AS extra FROM ledger_day
-)
 SELECT l.psp_reference, count(*) AS transactions, min(l.txn_id) <> max(l.txn_id) AS several_transactions
 FROM ledger_day AS l
-JOIN counts AS n ON n.extra > 0
+JOIN (SELECT count(*) - count(DISTINCT psp_reference) AS extra FROM ledger_day) AS n ON n.extra > 0
 GROUP BY l.psp_reference
 HAVING count(*) > 1
 ORDER BY l.psp_reference
