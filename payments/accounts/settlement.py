@@ -41,7 +41,14 @@ from payments.accounts.chart import Account
 from payments.accounts.ledger import LedgerRepository, LedgerTransaction, Posting, Side
 from payments.accounts.wallet import WalletRepository
 from payments.kernel import clock
-from payments.kernel.dynamo import cancellation_codes, cancelled_by_condition, put_new, shard_of, transact_write
+from payments.kernel.dynamo import (
+    batch_get,
+    cancellation_codes,
+    cancelled_by_condition,
+    put_new,
+    shard_of,
+    transact_write,
+)
 from payments.kernel.errors import InvariantViolation
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
@@ -126,7 +133,15 @@ class Settlement:
             raise InvariantViolation(
                 f"settlement batch {digest} refused by something other than a marker: {cancellation_codes(refusal)}"
             ) from refusal
-        for charge in unique:  # some were settled before: order by order
+        # some were settled before: the markers are read (100 a request) and only the others are settled, order
+        # by order. A file reconciled again (a redelivered S3 event, a redriven run) costs a refused batch and a
+        # read per batch, not a refused transaction per charge. A marker written after the read (another run)
+        # still refuses that order's transaction: counted as settled before, as it is.
+        marked = self._marked(unique)
+        for charge in unique:
+            if charge.payment_order_id in marked:
+                self.result.already += 1
+                continue
             one = transact_write(self.wallets.ddb, self._items(f"settlement:{charge.payment_order_id}", [charge]))
             if one is None:
                 self.result.settled += 1
@@ -135,6 +150,11 @@ class Settlement:
                 self.result.already += 1
             else:
                 raise one
+
+    def _marked(self, charges: list[SettledCharge]) -> set[str]:
+        """The orders among ``charges`` whose SETTLED marker exists (a strongly consistent read)."""
+        keys = [{"pk": f"SETTLED#{c.payment_order_id}", "sk": "SETTLED"} for c in charges]
+        return {str(item["payment_order_id"]) for item in batch_get(self.wallets.ddb, self.wallets.table, keys)}
 
     def _items(self, txn_id: str, charges: list[SettledCharge]) -> list[TransactWriteItemTypeDef]:
         """The markers first (item i is the marker of ``charges[i]``), then the ledger transaction and the

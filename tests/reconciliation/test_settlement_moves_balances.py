@@ -183,3 +183,30 @@ def test_a_lost_marker_is_reported_by_verify_and_never_settles_twice(cloud: Aws,
     with pytest.raises(InvariantViolation):
         Reconciler().reconcile_object("incoming/adyen/a.csv")
     assert books.wallets.balance_parts("seller_books") == {"USD": SellerBalance(available=1999)}
+
+
+def test_a_file_reconciled_again_costs_a_refused_batch_and_a_read_per_batch_not_a_transaction_per_charge(
+    cloud: Aws, books: Books
+) -> None:
+    from payments.kernel import aws
+
+    # Given a day of 95 charges of one seller (two batches), settled by its file
+    charges = [books.charge(f"po_{i:03d}", "seller_hot", 100 + i, "USD") for i in range(95)]
+    key = f"incoming/adyen/{DAY}.csv"
+    cloud.put(key, settlement_file(charges))
+    assert Reconciler().reconcile_object(key).status == "RECONCILED"
+    calls: list[str] = []
+    client = aws.client("dynamodb")
+    for operation in ("TransactWriteItems", "BatchGetItem"):
+        client.meta.events.register(
+            f"before-call.dynamodb.{operation}", lambda model, calls=calls, **_: calls.append(model.name)
+        )
+    # When the same file arrives again under another name (its charges all settled)
+    cloud.put(f"{key}.resent", settlement_file(charges) + b"\n")
+    assert Reconciler().reconcile_object(f"{key}.resent").status == "RECONCILED"
+    # Then each batch was refused once, its markers read once, and no charge was tried on its own
+    settlement_writes = [c for c in calls if c == "TransactWriteItems"]
+    assert calls.count("BatchGetItem") >= 2 and len(settlement_writes) <= 2 + 2  # two batches, and the file's fees
+    total = sum(c["amount_minor"] for c in charges)
+    assert books.wallets.balance_parts("seller_hot") == {"USD": SellerBalance(available=total)}
+    books.verify()
