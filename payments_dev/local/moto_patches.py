@@ -246,15 +246,6 @@ def _install_dynamodb() -> None:
                 table = self.get_table(op["TableName"])
                 hash_key, range_key = _primary_key(table, op["Item"] if op_type == "Put" else op["Key"])
                 snapshots.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
-            # moto applies the items one by one, each streamed as it is written; a transaction that then fails
-            # wrote nothing in DynamoDB, so nothing of it may stay in a stream either (a reader would hear a
-            # change that never committed: a refund "succeeded" twice, a ledger row the ledger never held).
-            # Stream reads are serialised with this (payments_dev.local.inprocess), so none saw those records.
-            streamed = {
-                id(table.stream_shard): (table.stream_shard, len(table.stream_shard.items))
-                for table, *_ in snapshots
-                if table.stream_shard is not None
-            }
             real_copy = ddb.copy
             ddb.copy = _NoTableCopy  # type: ignore[assignment]
             try:
@@ -262,8 +253,6 @@ def _install_dynamodb() -> None:
             except Exception:
                 for table, hash_key, range_key, item in reversed(snapshots):
                     _restore(table, hash_key, range_key, item)
-                for shard, length in streamed.values():
-                    del shard.items[length:]
                 raise
             finally:
                 ddb.copy = real_copy
