@@ -9,12 +9,12 @@
    ``copy.deepcopy`` before every ``TransactWriteItems`` so that it can roll
    back; that is O(table size) per transaction and made a few hundred checkouts
    take minutes. Under the lock, the same guarantee comes from snapshotting only
-   the items the transaction touches and restoring them if it is cancelled. A
-   cancelled transaction also leaves no stream record: moto streams each item
-   as it writes it, before it knows whether the transaction commits, so the
-   records it added are removed with the items' restore (a reader heard a
-   refund succeed twice, once from a transaction DynamoDB would never have
-   committed).
+   the items the transaction touches and restoring them if it is cancelled.
+   Known gap: moto streams each item as it writes it, before it knows whether
+   the transaction commits, and a cancelled transaction's stream records stay
+   (a reader can hear a change DynamoDB would never have committed). Removing
+   them with the restore made the money-back chaos run hear an attention flag
+   the order never kept; the cause is not found yet.
 
 3. **Data-plane responses without the generic serializer.** moto walks every
    response through botocore's shape model; for DynamoDB items (maps of maps of
