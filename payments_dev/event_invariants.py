@@ -26,8 +26,10 @@ It checks:
 
 What the tables cannot tell: an order or a refund keeps its *last* flag and the flags a person closed, not
 the flags a re-run raised and closed before; an attention event of such an earlier flag is accepted when the
-item was flagged at least as late (its times are not after the item's last flag), and counted as
-``attention_not_kept``. A summary rewritten by a later run of another file under the same key keeps the last
+item was flagged at least as late (its times are not after the item's last flag), or when another event of
+the same kind follows it in sequence order (a raise that read its clock first and committed last leaves the
+item with the earlier time), and counted as ``attention_not_kept``. So a raise that never committed but was
+followed by one that did is not caught here. A summary rewritten by a later run of another file under the same key keeps the last
 run: the earlier runs' events are accepted when their ``sequence`` is below the last one's (``superseded``).
 """
 
@@ -333,6 +335,12 @@ def _match_attention(
     known, last = (e.raised, e.last_flagged) if raised else (e.resolved, e.last_resolved)
     field_ = "flagged_at" if raised else "resolved_at"
     times: Counter[str] = Counter(str((ev.get("data") or {}).get(field_) or "") for ev in events)
+    # the commit order: the last sequence of each moment, and the last of all (a flag written again later)
+    committed_at: dict[str, str] = {}
+    for ev in events:
+        moment = str((ev.get("data") or {}).get(field_) or "")
+        committed_at[moment] = max(committed_at.get(moment, ""), str(ev.get("sequence")))
+    latest = max(committed_at.values(), default="")
     for moment in sorted(known):
         report.checks += 1
         _compare(subject, f"{type_} of {moment}", 1, times.get(moment, 0), report)
@@ -340,7 +348,11 @@ def _match_attention(
         if moment in known:
             continue
         report.checks += 1
-        if e.flagged_ever and moment and moment <= max(last, e.last_flagged):
+        # an earlier flag the item no longer keeps: its time is not after the item's last flag, or another
+        # write of the same kind committed after it (two writers' clocks: the one that read its clock first
+        # can commit last, and the item keeps the earlier time)
+        overwritten = committed_at[moment] < latest
+        if e.flagged_ever and moment and (moment <= max(last, e.last_flagged) or overwritten):
             report.attention_not_kept += count
         else:
             report.extra[type_] += count

@@ -17,6 +17,11 @@ from typing import Any
 import pytest
 
 from payments.events.envelope import CloudEvent, EventType
+from payments.kernel import aws, clock
+from payments.kernel.config import settings
+from payments.kernel.dynamo import get_item
+from payments.payin import repository
+from payments.payin.status import AttentionKind
 from payments_dev import event_invariants
 from payments_dev.chaos import harness
 from payments_dev.chaos import reader_faults as rf
@@ -174,3 +179,45 @@ def test_a_shared_sequence_an_invalid_event_and_a_changed_redelivery_are_named(r
     assert f"(c) {order['subject']}: 1 sequence(s) shared by two ids" in text, text
     assert f"(a) the deliveries of id {order['id']} differ" in text, text
     assert report.duplicates == 2
+
+
+def test_a_raise_that_read_its_clock_first_and_committed_last_is_an_earlier_flag_not_an_extra(
+    runtime: LocalRuntime, reader: local_events.LocalEvents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a clean small run, and one of its orders
+    result = small_run(runtime, reader_fault_rate=0.0)
+    assert not events_violations(result), events_violations(result)
+    prefix = f"cm{SEED}{result.config.run_tag}"
+    scope = event_invariants.of_run(prefix)
+    order = next(
+        e
+        for e in event_invariants.heard()
+        if e["type"] == "payments.payment_order.succeeded" and str(e["subject"]).startswith(prefix)
+    )["subject"]
+    key = {"pk": {"S": f"ORDER#{order}"}, "sk": {"S": "ORDER"}}
+    ddb, table = aws.client("dynamodb"), settings().payments_table
+    # When two parkers race: the one whose clock reads later commits first, the other commits last
+    later, earlier = "2099-01-01T00:00:02.000Z", "2099-01-01T00:00:01.000Z"
+    for moment in (later, earlier):
+        monkeypatch.setattr(clock, "now_iso", lambda moment=moment: moment)
+        assert repository.set_attention(ddb, table, key, f"parked at {moment}", AttentionKind.REDRIVE)
+    monkeypatch.undo()
+    reader.flush()
+    # Then the item keeps the earlier time, and the raise of the later time is an earlier flag, not an extra
+    assert get_item(ddb, table, key)["attention_flagged_at"] == earlier
+    report = event_invariants.check_events(in_scope=scope)
+    assert report.ok, report.violations
+    assert report.attention_not_kept == 1
+    # and a raise heard after the last one committed, with a time the item never kept, is still an extra
+    raised = [e for e in event_invariants.heard() if e["subject"] == order and e["type"].endswith("raised")]
+    last = max(raised, key=lambda e: e["sequence"])
+    phantom = {
+        **last,
+        "id": str(uuid.uuid4()),
+        "sequence": last["sequence"][:-2] + "99",
+        "data": {**last["data"], "flagged_at": "2099-01-01T00:00:03.000Z"},
+    }
+    report = event_invariants.check_events(in_scope=scope, deliveries=[*event_invariants.heard(), phantom])
+    assert [v for v in report.violations if "a flag the item never had" in v] == [
+        f"(b) {order}: 1 payments.attention.raised event(s) of 2099-01-01T00:00:03.000Z, a flag the item never had"
+    ], report.violations
