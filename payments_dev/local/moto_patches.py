@@ -10,11 +10,12 @@
    back; that is O(table size) per transaction and made a few hundred checkouts
    take minutes. Under the lock, the same guarantee comes from snapshotting only
    the items the transaction touches and restoring them if it is cancelled.
-   Known gap: moto streams each item as it writes it, before it knows whether
-   the transaction commits, and a cancelled transaction's stream records stay
-   (a reader can hear a change DynamoDB would never have committed). Removing
-   them with the restore made the money-back chaos run hear an attention flag
-   the order never kept; the cause is not found yet.
+   moto also streams each item as it writes it, before it knows whether the
+   transaction commits; a cancelled transaction's stream records are removed
+   with the restore (a reader would hear a change DynamoDB never committed).
+   moto numbers a record by its index in the shard, so the records that follow
+   take the removed ones' numbers: no reader saw those, as stream reads are
+   serialised with the transaction (``payments_dev.local.inprocess``).
 
 3. **Data-plane responses without the generic serializer.** moto walks every
    response through botocore's shape model; for DynamoDB items (maps of maps of
@@ -246,6 +247,15 @@ def _install_dynamodb() -> None:
                 table = self.get_table(op["TableName"])
                 hash_key, range_key = _primary_key(table, op["Item"] if op_type == "Put" else op["Key"])
                 snapshots.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+            # moto applies the items one by one, each streamed as it is written; a transaction that then fails
+            # wrote nothing in DynamoDB, so nothing of it may stay in a stream either (a reader would hear a
+            # change that never committed: a refund "succeeded" twice, a ledger row the ledger never held).
+            # Stream reads are serialised with this (payments_dev.local.inprocess), so none saw those records.
+            streamed = {
+                id(table.stream_shard): (table.stream_shard, len(table.stream_shard.items))
+                for table, *_ in snapshots
+                if table.stream_shard is not None
+            }
             real_copy = ddb.copy
             ddb.copy = _NoTableCopy  # type: ignore[assignment]
             try:
@@ -253,6 +263,8 @@ def _install_dynamodb() -> None:
             except Exception:
                 for table, hash_key, range_key, item in reversed(snapshots):
                     _restore(table, hash_key, range_key, item)
+                for shard, length in streamed.values():
+                    del shard.items[length:]
                 raise
             finally:
                 ddb.copy = real_copy
