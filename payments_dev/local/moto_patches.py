@@ -57,7 +57,9 @@ And two to its Step Functions engine:
 
 from __future__ import annotations
 
+import calendar
 import copy
+import datetime
 import functools
 import json
 import os
@@ -97,6 +99,10 @@ def install() -> None:
     ):  # off: the baseline of payments_dev/bench/query_index.py
         _install_query_index()
     _install_fast_dynamodb_responses()
+    if (
+        os.environ.get("PAYMENTS_LOCAL_FAST_STREAMS", "on") != "off"
+    ):  # off: moto's serializer for GetRecords (the baseline when measuring it)
+        _install_fast_stream_records()
     _install_client_cache()
     if (
         os.environ.get("PAYMENTS_LOCAL_ASL_CACHE", "on") != "off"
@@ -139,6 +145,39 @@ def _install_fast_dynamodb_responses() -> None:
 
     DynamoResult.execute_result = execute_result
     DynamoResult._payments_fast = True
+
+
+def _epoch_seconds(value: Any) -> Any:
+    """A stream record's ``ApproximateCreationDateTime`` as moto's serializer writes it (JSON protocols'
+    ``unixtimestamp``: seconds, truncated to the millisecond); anything else is not JSON."""
+    if isinstance(value, datetime.datetime):
+        seconds = calendar.timegm(value.timetuple())
+        return seconds + (value.microsecond // 1000) / 1000.0 if value.microsecond else seconds
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _install_fast_stream_records() -> None:
+    from moto.core.responses import ActionResult
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    if getattr(DynamoDBStreamsHandler, "_payments_fast", False):
+        return
+    original = DynamoDBStreamsHandler.get_records
+
+    class _Records(ActionResult):
+        def execute_result(self, context: Any) -> Any:
+            try:
+                body = json.dumps(self.result, default=_epoch_seconds)
+            except TypeError:  # bytes of a binary attribute: let moto encode it
+                return super().execute_result(context)
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+
+    def get_records(self: Any) -> Any:
+        return _Records(original(self).result)
+
+    DynamoDBStreamsHandler.get_records = get_records
+    DynamoDBStreamsHandler._payments_fast = True
+    DynamoDBStreamsHandler._payments_moto_get_records = original  # the baseline, for the tests that compare
 
 
 def _install_client_cache() -> None:

@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 class StreamTail:
     """Where the reader of one table's stream is, shard by shard."""
 
+    # records per GetRecords (DynamoDB's default and most is 1,000): a read whose handling fails is read again
+    # from the record after the last one handed over, so a smaller page wastes less when a reader crashes
+    PAGE = 100
+
     def __init__(self, ddb: Any, streams: Any, table: str) -> None:
         self.table = table
         self._ddb, self._streams = ddb, streams
@@ -47,7 +51,7 @@ class StreamTail:
             shard_id = shard["ShardId"]
             iterator = self._iterators.get(shard_id) or self._first_iterator(shard_id)
             while iterator:
-                page = self._streams.get_records(ShardIterator=iterator)
+                page = self._streams.get_records(ShardIterator=iterator, Limit=self.PAGE)
                 for record in page["Records"]:
                     take(record)
                     self._last_sequence[shard_id] = record["dynamodb"]["SequenceNumber"]
