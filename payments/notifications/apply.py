@@ -32,7 +32,7 @@ from payments.kernel.observability import count, logger
 from payments.notifications.store import NotificationStore
 from payments.payin.status import AttentionKind, OrderStatus
 from payments.psp.adyen_currencies import from_adyen_minor
-from payments.refunds.models import RefundRecord, RefundStatus
+from payments.refunds.models import REFUND_DECLINED, RefundRecord, RefundStatus
 from payments.refunds.repository import ChargebackNotBooked, RefundsRepository
 
 
@@ -171,11 +171,16 @@ def _refund(
     if refund is None:
         return refused
     refund_id = refund.refund_id
+    if not success:  # the PSP's own words (Adyen: free text) stay in the stored notification and the log
+        logger.info(
+            "refund refused by the PSP",
+            extra={"refund_id": refund_id, "psp_reason": str(item.get("reason") or "no reason given")[:200]},
+        )
     decided = refunds.decide(
         refund_id,
         success,
         psp_reference=str(item.get("pspReference") or "") or None,
-        failure_reason=str(item.get("reason") or "refused by the PSP"),
+        failure_reason=REFUND_DECLINED,  # one code whichever PSP said no, as the simulator's answer has it
         source="notification",
     )
     if decided.applied:

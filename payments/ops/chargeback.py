@@ -2,7 +2,10 @@
 ``second-chargeback``, by the dispute reference the chargeback printed).
 
 The simulated PSP raises a chargeback (recorded at the PSP, a row in the day's file) and
-delivers its signed CHARGEBACK notification to the API, as the real PSP's webhook would.
+delivers its signed CHARGEBACK notification to the API, as the real PSP's webhook would. When the
+runtime runs another PSP (``payments serve --psp adyen-fake``), that PSP raises the dispute step and
+delivers the notification to the stage's webhook by itself, with its own retries, as Adyen does: the
+command prints what was queued, and the notification's effect follows (``payments attention``).
 It talks to the running ``payments serve`` (found by itself, or ``--endpoint URL``), and to the API
 that this runtime publishes on its endpoint (``--api`` overrides it).
 """
@@ -43,7 +46,7 @@ def add_psp_commands(subparsers: Any) -> None:
     ):
         command = actions[0].add_parser(name, help=f"{help_text}, by its dispute reference; deliver its notification")
         command.add_argument("dispute_reference", help="the reference payments psp chargeback printed")
-        command.set_defaults(func=_dispute_step, step=step)
+        command.set_defaults(func=_dispute_step, step=step, name=name)
         commands.append(command)
     for command in commands:
         clikit.add_endpoint_option(command)
@@ -70,20 +73,29 @@ def _setup(args: argparse.Namespace) -> str:
     return api.rstrip("/")
 
 
-def _major(item: dict[str, Any]) -> str:
-    """The notification's amount (Adyen's minor units, as the simulator writes them) in major units."""
+def _major(item: dict[str, Any], *, adyen: bool = False) -> str:
+    """The notification's amount in major units: Adyen's minor units, from Adyen's own table (``adyen``: the
+    runtime's PSP is an Adyen) or as the simulator writes them (its wire exponents)."""
     value, currency = item["amount"]["value"], item["amount"]["currency"]
     try:
-        found = from_adyen_minor(int(value), str(currency), strict=False)
+        found = from_adyen_minor(int(value), str(currency), strict=adyen)
     except InvalidAmount:
         return f"{value} (Adyen minor units) {currency}"
     return clikit.money(found.minor, found.currency)
 
 
 def _chargeback(args: argparse.Namespace) -> int:
+    from payments.ops.reconcile import local_psp_operation
     from payments.psp.simulator import PspRequestRejected, SimulatedPsp
 
     api = _setup(args)
+    request = {"payment_order_id": args.payment_order_id}
+    if args.amount is not None:
+        request["amount"] = args.amount
+    elsewhere = local_psp_operation("chargeback", request)
+    if elsewhere is not None:
+        name, answer = elsewhere
+        return _announce(args, "CHARGEBACK", args.payment_order_id, answer["item"], api, delivered_by=name)
     psp = SimulatedPsp()
     amount = None
     charge = next((c for c in psp.all_charges() if c["merchant_reference"] == args.payment_order_id), None)
@@ -104,9 +116,15 @@ def _chargeback(args: argparse.Namespace) -> int:
 
 
 def _dispute_step(args: argparse.Namespace) -> int:
+    from payments.ops.reconcile import local_psp_operation
     from payments.psp.simulator import PspRequestRejected, SimulatedPsp
 
     api = _setup(args)
+    elsewhere = local_psp_operation(args.name, {"dispute_reference": args.dispute_reference})
+    if elsewhere is not None:
+        name, answer = elsewhere
+        item = answer["item"]
+        return _announce(args, item["eventCode"], args.dispute_reference, item, api, delivered_by=name)
     try:
         item = getattr(SimulatedPsp(), args.step)(args.dispute_reference)
     except PspRequestRejected as err:
@@ -116,13 +134,21 @@ def _dispute_step(args: argparse.Namespace) -> int:
     return _announce(args, item["eventCode"], args.dispute_reference, item, api)
 
 
-def _announce(args: argparse.Namespace, event: str, subject: str, item: dict[str, Any], api: str) -> int:
-    status, body = deliver(api, item, quiet=True)
+def _announce(
+    args: argparse.Namespace, event: str, subject: str, item: dict[str, Any], api: str, delivered_by: str = ""
+) -> int:
+    """Print the dispute step; deliver its notification (the simulator's), or say that the PSP which
+    raised it delivers it by itself (``delivered_by``)."""
+    if delivered_by:
+        status, body = 202, f"queued: {delivered_by} delivers it to the webhook"
+    else:
+        status, body = deliver(api, item, quiet=True)
+    amount = _major(item, adyen=bool(delivered_by))
     document = {
         "event": event,
         "subject": subject,
         "dispute_reference": item["pspReference"],
-        "amount": _major(item),
+        "amount": amount,
         "notification": {"status": status, "body": body},
     }
     clikit.emit(
@@ -130,11 +156,11 @@ def _announce(args: argparse.Namespace, event: str, subject: str, item: dict[str
         document,
         clikit.Table(
             ("EVENT", "ON", "DISPUTE REFERENCE", "AMOUNT", "NOTIFICATION"),
-            [(event, subject, item["pspReference"], _major(item), f"{status} {body}")],
+            [(event, subject, item["pspReference"], amount, f"{status} {body}")],
             right=("AMOUNT",),
         ),
     )
-    if status != 200:
+    if status not in (200, 202):
         raise clikit.CliError(f"the API refused the notification: {status} {body}", "check the runtime's log")
     return clikit.OK
 

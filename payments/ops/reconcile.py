@@ -84,20 +84,47 @@ def _local_psp() -> tuple[str, str] | None:
 
 def _settle_at(url: str, day: str) -> tuple[str, int]:
     """Ask a local PSP for its day's report: only over http to this machine (it is the local runtime's)."""
+    date_type.fromisoformat(day)  # a malformed day is the caller's error: before asking anything
+    answer = _post_local(url, {"date": day}, hint="check the runtime's log")
+    return str(answer["key"]), int(answer["rows"])
+
+
+def local_psp_operation(operation: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """POST an operator request (``chargeback``, ``chargeback-reversed``, ``second-chargeback``) to the PSP
+    a local runtime runs instead of the simulator: (its name, its answer), or None when the runtime runs the
+    simulator. Its operator paths sit beside its settle URL; an answer other than 200 is a :class:`CliError`
+    with the PSP's own words."""
+    local = _local_psp()
+    if local is None:
+        return None
+    name, settle_url = local
+    hint = "check the order with payments attention show"
+    return name, _post_local(settle_url.rsplit("/", 1)[0] + "/" + operation, body, hint=hint)
+
+
+def _post_local(url: str, body: dict[str, Any], *, hint: str) -> dict[str, Any]:
+    """POST JSON to the local PSP's operator URL: only over http to this machine (the local runtime's)."""
     import json
+    import urllib.error
     import urllib.request
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname not in _LOOPBACK:
-        raise CliError(f"the local PSP's settle URL {url!r} is not on this machine", "check the runtime's PSP")
-    date_type.fromisoformat(day)  # a malformed day is the caller's error: before asking anything
+        raise CliError(f"the local PSP's URL {url!r} is not on this machine", "check the runtime's PSP")
     request = urllib.request.Request(  # noqa: S310 - http on loopback, checked above
-        url, data=json.dumps({"date": day}).encode(), method="POST", headers={"Content-Type": "application/json"}
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - http on loopback, checked above
-        answer = json.loads(response.read())
-    return str(answer["key"]), int(answer["rows"])
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - http on loopback, checked above
+            answer: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        try:
+            said = json.loads(err.read()).get("error") or err.reason
+        except ValueError:
+            said = err.reason
+        raise CliError(f"refused by the PSP: {said}", hint) from None
+    return answer
 
 
 def reconcile_local_file(path: str, as_json: bool) -> int:

@@ -20,6 +20,9 @@ from payments.payin.models import (
     currency_field,
 )
 
+#: a refund's ``failure_reason`` when the PSP said no, whichever PSP (its own words are in its notification)
+REFUND_DECLINED = "refund_declined"
+
 
 class RefundStatus(StrEnum):
     PENDING = "PENDING"

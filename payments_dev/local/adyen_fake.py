@@ -1144,7 +1144,51 @@ class LocalAdyen:
             return 200, {"key": key, "rows": rows}
         if path == "/_fake/deliver":
             return 200, {"delivered": self.fake.deliver(body["url"]), "queued": len(self.fake.notifications)}
+        if path in self.DISPUTE_PATHS:
+            return self._dispute(path, body)
         return 404, {"error": f"unknown operator path {path}"}
+
+    #: ``payments psp chargeback`` and its steps on a runtime that runs the fake: the fake raises the dispute
+    #: step and delivers its notification to the stage's webhook by itself, as Adyen does
+    DISPUTE_PATHS = ("/_fake/chargeback", "/_fake/chargeback-reversed", "/_fake/second-chargeback")
+
+    def _dispute(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``/_fake/chargeback {"payment_order_id", "amount"?}`` (a decimal string in the order's currency;
+        omitted: all of it), ``/_fake/chargeback-reversed`` and ``/_fake/second-chargeback
+        {"dispute_reference"}``: 200 with the notification item queued, 404 for an unknown order or dispute,
+        422 for an amount that is not one."""
+        from payments.kernel.money import InvalidAmount, Money
+        from payments.psp.adyen_currencies import to_adyen_minor
+
+        record = FakeRecord(self.fake)
+        if path == "/_fake/chargeback":
+            order = str(body.get("payment_order_id") or "")
+            with self.fake._lock:
+                payment = next(
+                    (
+                        dict(p)
+                        for p in self.fake.payments.values()
+                        if p["merchant_reference"] == order and p["result_code"] == "Authorised"
+                    ),
+                    None,
+                )
+            if payment is None:
+                return 404, {"error": f"no authorised payment for {order!r} at the Adyen fake"}
+            amount_minor = None
+            if body.get("amount") is not None:
+                try:
+                    amount_minor = to_adyen_minor(Money.parse(str(body["amount"]), payment["currency"]))
+                except InvalidAmount as err:
+                    return 422, {"error": f"amount: {err}"}
+                if amount_minor > int(payment["amount_minor"]):
+                    return 422, {"error": f"amount: {body['amount']} is more than the payment's charge"}
+            return 200, {"item": record.raise_chargeback(order, amount_minor)}
+        reference = str(body.get("dispute_reference") or "")
+        step = record.reverse_chargeback if path == "/_fake/chargeback-reversed" else record.second_chargeback
+        try:
+            return 200, {"item": step(reference)}
+        except (KeyError, ValueError) as err:
+            return 404, {"error": f"dispute {reference!r}: {err}"}
 
     def register(self) -> None:
         """Tell the runtime's other clients that its PSP is this fake: ``payments psp settle``, from

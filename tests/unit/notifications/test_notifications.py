@@ -405,6 +405,30 @@ def test_a_notification_that_beats_the_psp_answer_decides_the_refund(
     assert invariants(env, refunds, psp).violations == []
 
 
+def test_a_refund_refused_in_the_psps_own_words_fails_with_the_one_code_clients_see(
+    env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
+) -> None:
+    # Given a refund the PSP has not answered yet (Adyen answers a refund by its REFUND notification)
+    paid(env, psp, "po_1", 7000)
+    logic.accept_refund(
+        "k",
+        RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"),
+        refunds,
+        start=False,
+    )
+    execution = logic.execute_refund("rf_1", refunds, psp)
+    notification = psp.refund_notification("rf_1")
+    assert notification is not None
+    # When the PSP says no in its own words (Adyen's reason is free text)
+    refused = {k: v for k, v in notification.items() if k != "additionalData"}
+    post(signed({**refused, "success": "false", "reason": "Insufficient in-process funds on account"}, KEY))
+    # Then the refund FAILED with the code the simulator's refusal gives too, and no money moved
+    assert logic.apply_refund_outcome({"refund_id": "rf_1", "execution": execution}, refunds)["applied"] is False
+    decided = refunds.get("rf_1")
+    assert decided.status.value == "FAILED" and decided.failure_reason == "refund_declined"
+    assert balance(env) == 7000
+
+
 def test_an_item_for_another_merchant_account_is_accepted_and_never_applied(env: Repos, psp: SimulatedPsp) -> None:
     paid(env, psp, "po_1", 7000)
     item = psp.raise_chargeback("po_1")
