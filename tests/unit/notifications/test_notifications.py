@@ -361,10 +361,8 @@ def test_a_refund_that_came_back_parks_the_refund_with_an_alarm_and_moves_nothin
     assert invariants(env, RefundsRepository(), psp).violations == []
 
 
-def test_refund_notification_duplicate_and_contradicting_change_nothing(
-    env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
-) -> None:
-    # Given a refund decided SUCCEEDED by the PSP's answer
+def _refund_executed(env: Repos, psp: SimulatedPsp, refunds: RefundsRepository) -> dict[str, Any]:
+    """A paid order po_1 of 70.00 and its refund rf_1 of 60.00, executed at the PSP, its answer not applied."""
     paid(env, psp, "po_1", 7000)
     logic.accept_refund(
         "k",
@@ -372,7 +370,14 @@ def test_refund_notification_duplicate_and_contradicting_change_nothing(
         refunds,
         start=False,
     )
-    execution = logic.execute_refund("rf_1", refunds, psp)
+    return logic.execute_refund("rf_1", refunds, psp)
+
+
+def test_refund_notification_duplicate_and_contradicting_change_nothing(
+    env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
+) -> None:
+    # Given a refund decided SUCCEEDED by the PSP's answer
+    execution = _refund_executed(env, psp, refunds)
     logic.apply_refund_outcome({"refund_id": "rf_1", "execution": execution}, refunds)
     notification = psp.refund_notification("rf_1")
     assert notification is not None
@@ -390,14 +395,7 @@ def test_refund_notification_duplicate_and_contradicting_change_nothing(
 def test_a_notification_that_beats_the_psp_answer_decides_the_refund(
     env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
 ) -> None:
-    paid(env, psp, "po_1", 7000)
-    logic.accept_refund(
-        "k",
-        RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"),
-        refunds,
-        start=False,
-    )
-    execution = logic.execute_refund("rf_1", refunds, psp)
+    execution = _refund_executed(env, psp, refunds)
     post(psp.refund_notification("rf_1"))  # type: ignore[arg-type]
     assert logic.apply_refund_outcome({"refund_id": "rf_1", "execution": execution}, refunds)["applied"] is False
     assert refunds.get("rf_1").decided_by == "notification"
@@ -409,14 +407,7 @@ def test_a_refund_refused_in_the_psps_own_words_fails_with_the_one_code_clients_
     env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
 ) -> None:
     # Given a refund the PSP has not answered yet (Adyen answers a refund by its REFUND notification)
-    paid(env, psp, "po_1", 7000)
-    logic.accept_refund(
-        "k",
-        RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"),
-        refunds,
-        start=False,
-    )
-    execution = logic.execute_refund("rf_1", refunds, psp)
+    execution = _refund_executed(env, psp, refunds)
     notification = psp.refund_notification("rf_1")
     assert notification is not None
     # When the PSP says no in its own words (Adyen's reason is free text)
@@ -676,14 +667,7 @@ def test_a_replayed_refund_with_success_as_a_json_boolean_is_400_and_changes_not
     env: Repos, psp: SimulatedPsp, refunds: RefundsRepository
 ) -> None:
     # Given a refund the PSP paid, still PENDING here (its answer not applied yet), and its signed REFUND
-    paid(env, psp, "po_1", 7000)
-    logic.accept_refund(
-        "k",
-        RefundRequest(refund_id="rf_1", payment_order_id="po_1", amount="60.00", currency="USD"),
-        refunds,
-        start=False,
-    )
-    logic.execute_refund("rf_1", refunds, psp)
+    _refund_executed(env, psp, refunds)
     genuine = psp.refund_notification("rf_1")
     assert genuine is not None and genuine["success"] == "true"
     # When it is re-posted with "success": true (a JSON boolean: the signature still matches)
