@@ -30,7 +30,8 @@ item was flagged at least as late (its times are not after the item's last flag)
 the same kind follows it in sequence order (a raise that read its clock first and committed last leaves the
 item with the earlier time), and counted as ``attention_not_kept``. So a raise that never committed but was
 followed by one that did is not caught here. A summary rewritten by a later run of another file under the same key keeps the last
-run: the earlier runs' events are accepted when their ``sequence`` is below the last one's (``superseded``).
+run: the earlier runs' events are accepted when their ``sequence`` is below the last one's (``superseded``), and
+so are those of earlier runs of the same file whose result differs from the last one's.
 """
 
 from __future__ import annotations
@@ -313,11 +314,21 @@ def _compare(subject: str, type_: str, want: int, got: int, report: EventsReport
 
 def _summary_runs(subject: str, sha: str, events: list[dict[str, Any]], report: EventsReport) -> list[dict[str, Any]]:
     """The events of the run the summary holds; earlier runs' events (another sha256, a lower sequence) are
-    superseded; a later one is extra."""
-    current = [e for e in events if (e.get("data") or {}).get("sha256") == sha]
+    superseded; a later one is extra. Runs of the same file (the same sha256) whose results differ (the ledger
+    caught up between them) are each a change: the last one is the summary's, the earlier ones superseded. Two
+    events of one result under two ids stay, for :func:`_compare` to name."""
+    current = sorted(
+        (e for e in events if (e.get("data") or {}).get("sha256") == sha), key=lambda e: str(e.get("sequence"))
+    )
     if not current:
         return current
-    last = max(str(e.get("sequence")) for e in current)
+    last = str(current[-1].get("sequence"))
+    final = current[-1].get("data")
+    for earlier in current[:-1]:
+        if earlier.get("data") != final:
+            report.checks += 1
+            report.superseded += 1
+    current = [e for e in current if e.get("data") == final]
     for other in (e for e in events if (e.get("data") or {}).get("sha256") != sha):
         report.checks += 1
         if str(other.get("sequence")) < last:

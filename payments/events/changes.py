@@ -17,8 +17,8 @@ changed, in a fixed order (their index in ``sequence``, :func:`payments.events.e
   ``dispute.reversed``; ``second_minor`` set -> ``dispute.second_chargeback``; subject the dispute reference;
 * a payout ``PAYOUT#`` / ``PAYOUT``: its status becomes SUBMITTED, PAID, FAILED or RETURNED ->
   ``payout.<status>``, subject the payout_id;
-* a run summary ``RUN#<key>`` / ``SUMMARY``: written with other content -> ``reconciliation.completed``,
-  subject the file's key.
+* a run summary ``RUN#<key>`` / ``SUMMARY``: written with content the resource shows differently ->
+  ``reconciliation.completed``, subject the file's key (a run that leaves the resource as it was is none).
 
 Anything else (a counter, an anomaly appended, a recovery due time, an item removed, a rewrite of the same
 values) is no event. Payouts have no attention flag: a returned payout is its ``payout.returned``.
@@ -125,7 +125,7 @@ def changes_of(record: Mapping[str, Any], *, stage: str, orders_of: OrdersOf) ->
     elif sk == "PAYOUT" and pk.startswith("PAYOUT#"):
         found = _payout(old, new, committed)
     elif sk == "SUMMARY" and pk.startswith("RUN#"):
-        found = _summary(pk.removeprefix("RUN#"), new, committed)
+        found = _summary(pk.removeprefix("RUN#"), old, new, committed)
     else:
         found = []
     number = str(stream["SequenceNumber"])
@@ -229,21 +229,30 @@ def _payout(old: dict[str, Any] | None, new: dict[str, Any], committed: str) -> 
     return [(type_, payout.payout_id, time, payout.to_api().model_dump(mode="json"))]
 
 
-def _summary(source_key: str, new: dict[str, Any], committed: str) -> list[_Change]:
-    data = ReconciliationOut(
-        source_key=source_key,
-        format=str(new.get("format") or ""),
-        sha256=str(new.get("sha256") or ""),
-        settlement_day=new.get("window_day"),
-        rows=int(new.get("rows") or 0),
-        matched=int(new.get("matched") or 0),
-        mismatches=int(new.get("mismatches") or 0),
-        rejected=int(new.get("rejected") or 0),
-        clean=bool(new.get("clean")),
-        report_key=str(new.get("report_key") or ""),
-        quarantine_reason=new.get("quarantine_reason"),
-    )
+def _summary(source_key: str, old: dict[str, Any] | None, new: dict[str, Any], committed: str) -> list[_Change]:
+    """A run's summary whose resource changed: a run of the same file that the summary already shows (an S3
+    event delivered again, a bank file sent twice: its second run finds every entry applied already, which
+    only the summary's own ``counts`` record) is no event."""
+    data = _reconciliation_out(source_key, new)
+    if old is not None and _reconciliation_out(source_key, old) == data:
+        return []
     return [(EventType.RECONCILIATION_COMPLETED, source_key, committed, data.model_dump(mode="json"))]
+
+
+def _reconciliation_out(source_key: str, item: dict[str, Any]) -> ReconciliationOut:
+    return ReconciliationOut(
+        source_key=source_key,
+        format=str(item.get("format") or ""),
+        sha256=str(item.get("sha256") or ""),
+        settlement_day=item.get("window_day"),
+        rows=int(item.get("rows") or 0),
+        matched=int(item.get("matched") or 0),
+        mismatches=int(item.get("mismatches") or 0),
+        rejected=int(item.get("rejected") or 0),
+        clean=bool(item.get("clean")),
+        report_key=str(item.get("report_key") or ""),
+        quarantine_reason=item.get("quarantine_reason"),
+    )
 
 
 # --- helpers ------------------------------------------------------------------------------------------

@@ -221,3 +221,43 @@ def test_a_raise_that_read_its_clock_first_and_committed_last_is_an_earlier_flag
     assert [v for v in report.violations if "a flag the item never had" in v] == [
         f"(b) {order}: 1 payments.attention.raised event(s) of 2099-01-01T00:00:03.000Z, a flag the item never had"
     ], report.violations
+
+
+def test_runs_of_one_file_are_one_change_each_result_and_one_result_under_two_ids_is_named(
+    runtime: LocalRuntime, reader: local_events.LocalEvents
+) -> None:
+    from payments.reconciliation.store import ReconciliationStore, run_pk
+
+    # Given a bank file reconciled three times: applied, then sent again (all applied already: the resource as it
+    # was), then a run whose result differs (the ledger caught up)
+    key = f"incoming/bank/pain002/ST{uuid.uuid4().hex[:20]}.xml"
+    base: dict[str, Any] = {
+        "source_key": key,
+        "sha256": "cd" * 32,
+        "format": "pain.002",
+        "rows": 3,
+        "matched": 2,
+        "mismatches": [],
+        "rejected_rows": [],
+        "clean": False,
+        "summary": {"window_day": "2026-12-07"},
+    }
+    store = ReconciliationStore()
+    store.save_run({**base, "counts": {"applied": 2, "already": 0}}, f"reports/{key}.json")
+    store.save_run({**base, "counts": {"applied": 0, "already": 2}}, f"reports/{key}.json")
+    store.save_run({**base, "matched": 3, "clean": True, "counts": {"applied": 1, "already": 2}}, f"reports/{key}.json")
+    reader.flush()
+    scope = lambda item: item.get("pk") == run_pk(key)  # noqa: E731
+    # Then two events were heard, the check holds, and the first run's is superseded by the last
+    heard = [e for e in event_invariants.heard() if e["subject"] == key]
+    assert [e["data"]["matched"] for e in sorted(heard, key=lambda e: e["sequence"])] == [2, 3]
+    report = event_invariants.check_events(in_scope=scope)
+    assert report.ok, report.violations
+    assert report.superseded == 1
+    # And the last result heard again under another id is one change published twice
+    last = max(heard, key=lambda e: e["sequence"])
+    twice = {**last, "id": str(uuid.uuid4()), "sequence": last["sequence"][:-2] + "01"}
+    report = event_invariants.check_events(in_scope=scope, deliveries=[*event_invariants.heard(), twice])
+    assert [v for v in report.violations if "published under" in v] == [
+        f"(a) {key}: 1 committed payments.reconciliation.completed change(s) published under 2 ids"
+    ], report.violations

@@ -322,6 +322,15 @@ def test_a_reconciliation_summary_with_new_content_is_one_event() -> None:
     assert len(events(record(summary(), summary(matched=10, mismatches=0, clean=True)))) == 1
 
 
+def test_a_run_that_leaves_the_reconciliation_resource_as_it_was_is_no_event() -> None:
+    # A bank file sent twice: its second run applies nothing new ("already"), which only its counts record
+    first = summary(format="pain.002", counts={"applied": 3, "already": 0})
+    again = summary(format="pain.002", counts={"applied": 0, "already": 3})
+    assert events(record(first, again)) == []
+    # and a run of the same file whose result the resource shows differently is one
+    assert len(events(record(again, {**again, "matched": 10, "mismatches": 0, "clean": True}))) == 1
+
+
 def test_items_without_events_and_records_that_are_not_stream_records() -> None:
     assert events(record(None, {"pk": "RUN#k", "sk": "MISMATCH#ab#x", "status": "OPEN"})) == []
     assert events(record(None, {"pk": "PAYOUT#EUR#100", "sk": "incoming/x.csv"})) == []
