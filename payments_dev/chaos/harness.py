@@ -214,7 +214,7 @@ def run(api_url: str, config: ChaosConfig, out: Printer = print) -> ChaosResult:
             mark = time.monotonic()
             injector.enabled = False
             recovery.pause()
-            _wait_no_execution(120)
+            _wait_at_rest(checks, 120)
             result.redriven, result.recovery_gave_up = _recovered(repo, prefix)
             # 3. audit + stuck detection
             before = checks.audit("after the run")
@@ -408,10 +408,28 @@ class _Recovery:
         self.schedule.interval, self.schedule.enabled = interval, enabled
 
 
-def _wait_no_execution(timeout: float) -> None:
+def _wait_at_rest(checks: _Checks, timeout: float) -> None:
+    """Until no execution runs and no Lambda invocation is in flight, seen twice in a row, 0.5 s apart.
+
+    The audit reads the tables while nothing writes them. Executions are not enough: a task whose state
+    timed out (``States.Timeout``) goes on running and completes its writes after its execution moved
+    on or ended, as in Lambda (the chaos injects exactly that), and a re-drive the recovery started just
+    before it was paused runs on. The recovery itself is paused by then (no new run starts)."""
+    from payments_dev.local.lambdas import DISPATCHER
+
     deadline = time.monotonic() + timeout
-    while _running_executions() and time.monotonic() < deadline:
+    quiet, executions, invocations = 0, 0, {}
+    while time.monotonic() < deadline:
+        executions, invocations = _running_executions(), DISPATCHER.running()
+        quiet = 0 if executions or invocations else quiet + 1
+        if quiet == 2:
+            break
         time.sleep(0.5)
+    checks.check(
+        "the system comes to rest before the audit (no execution running, no invocation in flight)",
+        quiet == 2,
+        f"after {timeout:.0f} s: {executions} execution(s) running, invocations in flight {invocations}",
+    )
 
 
 def _recovered(repo: PaymentsRepository, prefix: str) -> tuple[list[str], list[str]]:

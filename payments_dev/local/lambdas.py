@@ -91,6 +91,9 @@ class Dispatcher:
         self.before_invoke: list[Callable[[str, Any], None]] = []
         self.invocations: dict[str, int] = {}
         self.async_invocations: list[AsyncInvocation] = []
+        #: invocations running now, by function: a task whose state timed out goes on running (as in
+        #: Lambda), so an audit that needs the system at rest waits for this to empty, not only for executions
+        self._running: dict[str, int] = {}
 
     def handler_for(self, function_name: str) -> Callable[[Any, Any], Any]:
         name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
@@ -105,6 +108,7 @@ class Dispatcher:
         name = function_name.rsplit(":", 1)[-1]
         with self._lock:
             self.invocations[name] = self.invocations.get(name, 0) + 1
+            self._running[name] = self._running.get(name, 0) + 1
         try:
             for hook in self.before_invoke:
                 hook(name, event)
@@ -117,6 +121,14 @@ class Dispatcher:
                 "stackTrace": traceback.format_tb(err.__traceback__)[-5:],
             }
             return json.dumps(payload).encode(), True
+        finally:
+            with self._lock:
+                self._running[name] -= 1
+
+    def running(self) -> dict[str, int]:
+        """{function: invocations running now}, the functions with none left out."""
+        with self._lock:
+            return {name: n for name, n in self._running.items() if n}
 
     def invoke_async(self, function_name: str, event: Any) -> AsyncInvocation:
         record = AsyncInvocation(function_name.rsplit(":", 1)[-1], event)

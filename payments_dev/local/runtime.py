@@ -39,6 +39,7 @@ import time
 import urllib.request
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,11 +125,18 @@ CURRENT: LocalRuntime | None = None
 
 
 class RecoverySchedule:
-    """Invokes the recovery function every ``interval`` seconds while ``enabled`` (EventBridge's rule)."""
+    """Invokes the recovery function every ``interval`` seconds while ``enabled`` (EventBridge's rule).
 
-    def __init__(self, interval: float) -> None:
+    ``active`` says whether its runtime is the process's current one: the recovery runs through the
+    process-wide dispatcher and environment, which belong to the runtime started last (a runtime started
+    after this one also reset moto's process-global backends). A schedule left ticking in a runtime that
+    is no longer current would re-drive the *other* runtime's payments behind the back of whoever paused
+    that one's schedule (a chaos audit raced such a re-drive), so it does nothing until it is current again."""
+
+    def __init__(self, interval: float, active: Callable[[], bool] = lambda: True) -> None:
         self.interval = interval
         self.enabled = interval > 0
+        self.active = active
         self.runs = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -147,7 +155,7 @@ class RecoverySchedule:
         ``only_if_enabled`` (the schedule's own tick) reads ``enabled`` under the run lock, so a run
         never starts after :meth:`pause`-style code set it False and took the lock once."""
         with self._lock:  # one run at a time, as a reserved concurrency of 1 would
-            if only_if_enabled and not self.enabled:
+            if only_if_enabled and not (self.enabled and self.active()):
                 return None
             event = {"source": "aws.events", "detail-type": "Scheduled Event"}
             payload, _errored = lambdas.DISPATCHER.invoke(registry.RECOVERY.local_name, event)
@@ -156,7 +164,7 @@ class RecoverySchedule:
 
     def _loop(self) -> None:
         while not self._stop.wait(max(0.2, self.interval)):
-            if self.enabled:
+            if self.enabled and self.active():
                 self.run_now(only_if_enabled=True)
 
 
@@ -194,7 +202,7 @@ class LocalRuntime:
         recovery_interval: float = 10.0,
     ):
         self.host = host
-        self.recovery = RecoverySchedule(recovery_interval)
+        self.recovery = RecoverySchedule(recovery_interval, active=lambda: CURRENT is self)
         self.workflow_type = os.environ.get("PAYMENTS_WORKFLOW_TYPE", "EXPRESS").upper()
         #: this process's own AWS calls reach moto without HTTP (payments_dev/local/inprocess.py);
         #: PAYMENTS_LOCAL_TRANSPORT=http sends them over the socket (to watch them, or compare)
