@@ -99,7 +99,7 @@ def _copy(source: str, path: Path) -> None:
     import duckdb
 
     with duckdb.connect(":memory:", config={"threads": 1}) as con:
-        con.execute(f"COPY (SELECT * FROM {source}) TO '{path}' (FORMAT PARQUET)")  # noqa: S608 - our own file
+        con.execute(f"COPY (SELECT * FROM {source}) TO {columnar.literal(str(path))} (FORMAT PARQUET)")  # noqa: S608 - our own file
 
 
 class _Empty:
@@ -117,7 +117,7 @@ class _Empty:
 
 class Results:
     """A :data:`.columnar.Query` over the Parquet objects Athena unloaded, {statement name: local paths}: each
-    statement's rows in its order (:data:`ORDER_BY`). The parameters were bound when the query ran."""
+    statement's rows in its order (:data:`ORDER_BY`). The parameters were filled in when the query ran."""
 
     def __init__(self, files: dict[str, list[Path]], memory_limit: str = "256MB"):
         import duckdb
@@ -132,7 +132,7 @@ class Results:
         if not paths:
             return _Empty()
         order = f" ORDER BY {ORDER_BY[name]}" if name in ORDER_BY else ""
-        return self.con.execute(f"SELECT * FROM read_parquet(?){order}", [paths])  # noqa: S608 - our own names
+        return self.con.execute(f"SELECT * FROM read_parquet({columnar.literal(paths)}){order}")  # noqa: S608 - our own names
 
     def close(self) -> None:
         self.con.close()
