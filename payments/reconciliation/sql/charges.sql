@@ -49,8 +49,16 @@ LIMIT 1;
 -- reference itself. So a duplicate sorts under the previous reference of the file. (A space sorts below every
 -- character a reference may hold: the key orders as the tuple of its parts.)
 CREATE TABLE charge_outcomes AS
-WITH repeated AS (
-    SELECT psp_reference FROM settled GROUP BY psp_reference HAVING count(*) > 1
+WITH refs AS (
+    -- each reference of the file, with its rows' count and the reference before it in the merge's order ('' for
+    -- the first): where a duplicate sorts. One aggregation serves both (a window over the distinct references,
+    -- not a lookup per duplicate)
+    SELECT psp_reference, rows_of_reference,
+        lag(psp_reference, 1, '') OVER (ORDER BY psp_reference) AS previous_reference
+    FROM (SELECT psp_reference, count(*) AS rows_of_reference FROM settled GROUP BY psp_reference) AS counted
+),
+repeated AS (
+    SELECT psp_reference, previous_reference FROM refs WHERE rows_of_reference > 1
 ),
 repeated_rows AS (
     SELECT
@@ -68,12 +76,6 @@ firsts AS (
     FROM repeated_rows AS r
     WHERE r.nth = 1
 ),
-previous AS (
-    -- each reference of the file with the one before it in the merge's order ('' for the first): where a
-    -- duplicate sorts (a window over the distinct references, not a lookup per duplicate)
-    SELECT psp_reference, lag(psp_reference, 1, '') OVER (ORDER BY psp_reference) AS previous_reference
-    FROM (SELECT DISTINCT psp_reference FROM settled) AS refs
-),
 duplicates AS (
     SELECT
         'DUPLICATE' AS outcome,
@@ -88,7 +90,7 @@ duplicates AS (
         CAST(NULL AS VARCHAR) AS ledger_charged_at
     FROM repeated_rows AS d
     JOIN repeated_rows AS f ON f.psp_reference = d.psp_reference AND f.nth = 1
-    JOIN previous AS pr ON pr.psp_reference = d.psp_reference
+    JOIN repeated AS pr ON pr.psp_reference = d.psp_reference
     WHERE d.nth > 1
 ),
 compared AS (
