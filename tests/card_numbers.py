@@ -17,7 +17,10 @@ client could have put there:
   refused as card numbers at the edge only in the form the client wrote them.
 
 CSV objects are scanned cell by cell (adjacent numeric columns are not one number); JSON
-objects value by value; anything else line by line.
+objects value by value; Parquet objects (the ledger's analytical copy) cell by cell through a
+Parquet reader, never as the bytes of the file (its pages hold values side by side, with lengths
+and other binary between them: read as text, two honest values can run into a "card number");
+anything else line by line.
 """
 
 from __future__ import annotations
@@ -93,6 +96,31 @@ def scan_tables() -> list[str]:
     return found
 
 
+def _parquet_places(key: str, data: bytes) -> list[str]:
+    """``key: row n column name`` of every cell of a Parquet object that holds a card number (numbers in
+    money columns set aside, as in the tables)."""
+    import tempfile
+
+    import duckdb
+
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as handle:
+        handle.write(data)
+        handle.flush()
+        path = handle.name.replace("'", "''")
+        with duckdb.connect(":memory:") as con:
+            cursor = con.execute(f"SELECT * FROM read_parquet('{path}')")  # noqa: S608 - our temporary file
+            names = [column[0] for column in cursor.description]
+            rows = cursor.fetchall()
+    found = []
+    for number, row in enumerate(rows, start=1):
+        for name, value in zip(names, row, strict=True):
+            if value is None or (isinstance(value, int | float) and _MONEY_NAME.search(name)):
+                continue
+            if holds_card_number(str(value)):
+                found.append(f"{key}: row {number} column {name}")
+    return found
+
+
 def _text_places(key: str, text: str) -> list[str]:
     if key.endswith(".json"):
         try:
@@ -124,8 +152,13 @@ def scan_buckets() -> list[str]:
                 if holds_card_number(key):
                     found.append(f"{name}: an object key")
                     continue
-                text = s3.get_object(Bucket=name, Key=key)["Body"].read().decode("utf-8", "replace")
-                found.extend(f"{name}/{place}" for place in _text_places(key, text))
+                data = s3.get_object(Bucket=name, Key=key)["Body"].read()
+                places = (
+                    _parquet_places(key, data)
+                    if key.endswith(".parquet")
+                    else _text_places(key, data.decode("utf-8", "replace"))
+                )
+                found.extend(f"{name}/{place}" for place in places)
     return found
 
 

@@ -85,3 +85,26 @@ def test_the_scan_names_every_table_item_attribute_and_object_holding_one(ddb: A
         ]
     ), found
     assert not any(holds_card_number(place) for place in found)
+
+
+def test_a_parquet_object_is_scanned_cell_by_cell_through_a_parquet_reader(ddb: Any, tmp_path: Any) -> None:
+    # Given the ledger's copy as Parquet: a card number in one string cell, a money column holding a Luhn-valid
+    # sum, and honest ids side by side (the file's bytes, read as text, are not what the scan judges)
+    import duckdb
+
+    path = tmp_path / "copy.parquet"
+    with duckdb.connect(":memory:") as con:
+        con.execute(
+            "CREATE TABLE t AS SELECT * FROM (VALUES "  # noqa: S608 - the test's own constants
+            "('payin:po_1', 4242424242424242, 'fine'), "
+            f"('payin:po_2', 100, 'card {PAN}'), "
+            "('payin:po_3', 5, '2026-12-02T04:39:13.123Z')) AS v(txn_id, amount_minor, note)"
+        )
+        con.execute(f"COPY t TO '{path}' (FORMAT PARQUET)")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="lake-test")
+    s3.put_object(Bucket="lake-test", Key="ledger/psp=adyen/day=2026-12-02/part-0.parquet", Body=path.read_bytes())
+    # When every bucket is scanned
+    found = scan_runtime()
+    # Then exactly the cell with the card number is named, by row and column
+    assert found == ["lake-test/ledger/psp=adyen/day=2026-12-02/part-0.parquet: row 2 column note"], found
