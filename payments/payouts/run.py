@@ -31,8 +31,6 @@ the file only, never logged; the answer names payouts and sellers, never an IBAN
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -47,7 +45,7 @@ from payments.kernel.dynamo import batch_get, get_item, query_all, query_index, 
 from payments.kernel.errors import Conflict
 from payments.kernel.money import Money
 from payments.kernel.observability import count, logger
-from payments.kernel.pan import contains_pan
+from payments.kernel.pan import digest_id
 from payments.payouts.accounts import PayoutAccountUnusable
 from payments.payouts.bank.pain001 import (
     EUR,
@@ -89,13 +87,7 @@ def scheduled_payout_id(seller_account: str, currency: str, day: date) -> str:
     ten thousand), which the API would refuse as an id and the logs would redact; such a digest is drawn again
     over the same inputs and a counter, so the id stays deterministic."""
     prefix = f"sp-{day:%Y%m%d}-{currency}-"
-    for attempt in itertools.count():
-        salt = f"|{attempt}" if attempt else ""
-        digest = hashlib.sha256(f"{seller_account}|{currency}|{day.isoformat()}{salt}".encode()).hexdigest()
-        payout_id = prefix + digest[: MAX_END_TO_END_ID - len(prefix)]
-        if not contains_pan(payout_id):
-            return payout_id
-    raise AssertionError("unreachable")  # itertools.count() never ends
+    return digest_id(prefix, f"{seller_account}|{currency}|{day.isoformat()}", MAX_END_TO_END_ID - len(prefix))
 
 
 @dataclass

@@ -20,7 +20,6 @@ refuses it with :class:`NoPayoutRail` ("no payout rail for USD"). A US rail (ACH
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,6 +33,7 @@ from sepaxml.validation import ValidationError as SepaValidationError
 
 from payments.kernel.config import Settings
 from payments.kernel.ids import IDENTIFIER_PATTERN
+from payments.kernel.pan import digest_id
 from payments.payouts.bank.pain001_reader import read_pain001
 
 SCHEMA = "pain.001.001.09"
@@ -179,10 +179,10 @@ class PayoutRail(Protocol):
 
 def message_id(run_id: str, execution_date: date, payouts: Sequence[PayoutInstruction]) -> str:
     """The file's ``MsgId``: the same for the same run over the same payouts (see the module's text)."""
-    digest = hashlib.sha256(run_id.encode())
-    for p in sorted(payouts, key=lambda p: p.payout_id):
-        digest.update(f"\n{p.payout_id}|{p.amount_minor}|{p.currency}|{p.iban}".encode())
-    return f"PO{execution_date:%Y%m%d}-{digest.hexdigest()[:20]}"
+    lines = "".join(
+        f"\n{p.payout_id}|{p.amount_minor}|{p.currency}|{p.iban}" for p in sorted(payouts, key=lambda p: p.payout_id)
+    )
+    return digest_id(f"PO{execution_date:%Y%m%d}-", run_id + lines, 20)
 
 
 class _RunTransfer(SepaTransfer):  # type: ignore[misc]  # sepaxml ships no type information

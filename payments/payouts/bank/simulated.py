@@ -46,6 +46,7 @@ from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 
 from payments.kernel.money import format_minor
+from payments.kernel.pan import digest_id
 from payments.payouts.bank.pain001 import Debtor
 from payments.payouts.bank.pain001_reader import CreditTransferFile, read_pain001
 from payments.reconciliation.model import UnreadableFile
@@ -134,8 +135,9 @@ def _pain001_schema(version: str) -> Any:
     return xmlschema.XMLSchema(str(path)) if path.exists() else None
 
 
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+def _report_id(prefix: str, *parts: str) -> str:
+    """The bank's id of a report: deterministic, never one that reads as a card number (it names the file)."""
+    return digest_id(prefix, "\n".join(parts), 20)
 
 
 def _sub(parent: ET.Element, tag: str, value: str | None = None, **attrs: str) -> ET.Element:
@@ -212,7 +214,7 @@ class SimulatedBank:
 
     def _answer(self, parsed: CreditTransferFile, sha: str, received_at: datetime) -> tuple[BankReply, dict[str, Any]]:
         """The pain.002 that accepts the file (by the test IBANs), and the record of what it books."""
-        report_id = "ST" + _digest(parsed.msg_id, sha)
+        report_id = _report_id("ST", parsed.msg_id, sha)
         verdicts = [(tx, account_fate(tx.creditor_iban)) for tx in parsed.transactions]
         accepted = [
             {
@@ -293,7 +295,7 @@ class SimulatedBank:
         return original
 
     def _refuse_file(self, msg_id: str, created: str, sha: str, at: datetime, reason: str, why: str) -> BankReply:
-        report_id = ("DU" if reason == DUPLICATE else "FF") + _digest(msg_id, sha, _timestamp(at))
+        report_id = _report_id("DU" if reason == DUPLICATE else "FF", msg_id, sha, _timestamp(at))
         root = _document(PAIN002_NS)
         report = _sub(root, "CstmrPmtStsRpt")
         self._group_header(report, report_id, at)

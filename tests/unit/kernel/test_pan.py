@@ -566,3 +566,35 @@ def test_a_valid_iban_is_an_account_number_not_a_card_number(iban: str) -> None:
     # But the same characters inside a longer text are still refused: only a value that is an IBAN is exempt
     assert contains_pan(f"iban {iban}") is True
     assert is_iban(iban[:-1] + ("1" if iban[-1] != "1" else "2")) is False  # a wrong last digit: no IBAN
+
+
+def test_a_digest_id_never_reads_as_a_card_number_and_is_the_same_every_time() -> None:
+    import hashlib
+
+    from payments.kernel.pan import contains_pan, digest_id
+
+    # Given a text whose plain digest, after its prefix, holds a card number (found by search)
+    text = "PO20261210-00000000000000000019\nsha25"
+    plain = "ST" + hashlib.sha256(text.encode()).hexdigest()[:20]
+    assert contains_pan(plain)
+    # When an id is drawn from it, Then it is another, with no card number, of the same length, every time
+    drawn = digest_id("ST", text, 20)
+    assert drawn != plain and not contains_pan(drawn) and len(drawn) == len(plain)
+    assert drawn == digest_id("ST", text, 20)
+    # and an id that never read as one is the plain digest's prefix
+    assert digest_id("ST", "another", 20) == "ST" + hashlib.sha256(b"another").hexdigest()[:20]
+
+
+def test_the_ids_of_payment_files_and_bank_reports_never_read_as_card_numbers() -> None:
+    import hashlib
+    from datetime import date
+
+    from payments.kernel.pan import contains_pan
+    from payments.payouts.bank import simulated
+    from payments.payouts.bank.pain001 import message_id
+
+    # Given a run whose plain MsgId would hold a card number (found by search), and a bank report likewise
+    assert contains_pan("PO20261210-" + hashlib.sha256(b"run-12256").hexdigest()[:20])
+    # Then neither id the system or its simulated bank names a file with does (CI40: an event carried one)
+    assert not contains_pan(message_id("run-12256", date(2026, 12, 10), []))
+    assert not contains_pan(simulated._report_id("ST", "PO20261210-00000000000000000019", "sha25"))
