@@ -22,7 +22,10 @@ Metrics (namespace ``Payments``): ``ReconciliationMismatches``, ``SettlementRows
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -36,7 +39,7 @@ from payments.kernel.config import settings
 from payments.kernel.observability import count, entry_point, logger
 from payments.reconciliation.columnar import LedgerDayIncomplete
 from payments.reconciliation.deferred import Deferral, DeferredQueue
-from payments.reconciliation.service import Outcome, Reconciler
+from payments.reconciliation.service import Outcome, Reconciler, remove_stale_work
 
 #: validated once, at cold start: in a deployed stage a missing variable of this function fails here, named
 config.load(registry.RECONCILE)
@@ -85,8 +88,22 @@ def _reconcile_or_defer(bucket: str, key: str) -> Outcome:
         return Outcome(key, "DEFERRED", detail=f"{err} (queued, delay {delay} s)")
 
 
+def _clear_stale_work() -> None:
+    """In a Lambda environment (the runtime API is set only there), the folders an earlier invocation of this
+    environment left in /tmp (a timeout, out of memory) are removed before this one starts."""
+    if not os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        return  # the local runtime and the tests run invocations side by side in one process: never theirs
+    folders, size = remove_stale_work(Path(tempfile.gettempdir()))
+    if folders:
+        logger.warning(
+            "removed the work an earlier invocation left in /tmp (it ended without cleaning up: a timeout?)",
+            extra={"folders": folders, "bytes": size},
+        )
+
+
 @entry_point
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    _clear_stale_work()
     action = event.get("action")
     if action is not None:
         reconciler = Reconciler(bucket=event["bucket"], on_metric=count)

@@ -42,6 +42,7 @@ largest file (8 GiB, 128 chunks of 64 MiB).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -74,17 +75,37 @@ from infra.constructs.observability import PERIOD, custom_metric
 from infra.constructs.tables import PaymentTables
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import Stage
+from payments.reconciliation.model import Bounds, tmp_peak_bytes
 
 INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "work/"
 ARCHIVE_AFTER = cdk.Duration.days(90)
 ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "reconcile.asl.json"
 # The function's timeout (below the 900 s TimeoutSeconds of every Task in the ASL) and memory (one full
 # vCPU) are in its registry entry, functions.registry.RECONCILE, with their reasons.
-#: The single pass spills ~72-80 bytes per Settled row to /tmp (a 512 MiB file of 172-byte rows:
-#: ~3.1 M rows, ~230 MB); a spilled row is never longer than its CSV row, so 512 MiB of file is the
-#: upper bound. 2 GiB holds that bound four times over, including the spill a timed-out invocation
-#: leaves behind in a reused execution environment.
-RECONCILE_EPHEMERAL_STORAGE = cdk.Size.gibibytes(2)
+#: /tmp beyond the need measured on the bench's day (``payments.reconciliation.model.tmp_peak_bytes``: the Distributed
+#: Map's merge of a file just below ``Bounds.athena_above_bytes``, 4.6 GiB at the budget): a day of rows half as long
+#: as the bench's 168 bytes holds twice the rows per byte of file, and about twice the disk.
+TMP_HEADROOM = 2.0
+#: Lambda's largest ephemeral storage (MiB)
+LAMBDA_MAX_EPHEMERAL_MIB = 10_240
+
+
+def reconcile_ephemeral_storage(bounds: Bounds) -> cdk.Size:
+    """The reconcile function's /tmp: the measured peak of its largest file times :data:`TMP_HEADROOM`, in whole GiB.
+    Billed only above 512 MB, per GB-second of a running invocation (docs/capacity.md section 12): cents a year. A
+    bound that needs more than Lambda gives fails synthesis, naming the bound."""
+    need = tmp_peak_bytes(bounds) * TMP_HEADROOM
+    gib = math.ceil(need / 2**30)
+    if gib * 1024 > LAMBDA_MAX_EPHEMERAL_MIB:
+        raise ValueError(
+            f"the reconcile function would need {gib} GiB of /tmp for a file of Bounds.athena_above_bytes "
+            f"({bounds.athena_above_bytes} bytes) or Bounds.max_single_pass_bytes ({bounds.max_single_pass_bytes}); "
+            f"Lambda gives at most {LAMBDA_MAX_EPHEMERAL_MIB} MiB: lower the bound (larger files go to Athena)"
+        )
+    return cdk.Size.gibibytes(gib)
+
+
+RECONCILE_EPHEMERAL_STORAGE = reconcile_ephemeral_storage(Bounds())
 #: A deferred file waits at most until its day's end plus the lake's lag (30 minutes): one delivered at 00:10
 #: waits 20 minutes. A message older than this means the day is far from complete (a file of a future day, a
 #: clock or lag misconfigured): someone looks.

@@ -225,8 +225,14 @@ class _Sellers:
 
 
 #: a settlement file above this many bytes is folded into a database file in the work directory, not in memory:
-#: duckdb evicts a file's tables to disk, never an in-memory database's (a day of 10M rows would not fit the limit)
+#: duckdb writes an in-memory database's blocks to its spill uncompressed once they pass the memory limit, a
+#: file's tables compressed (a day of 10M rows would not fit the limit)
 IN_MEMORY_MAX_BYTES = 256 * 1024 * 1024
+#: the same bound for the Settled rows our reader wrote (:class:`EntryFile`, the chunks' merge and a file only our
+#: reader numbers): a row there is about half its CSV row, so this is about as many rows. Measured at 10M rows
+#: (1.64 GiB of file) in the Distributed Map's merge: 6.4 GiB of /tmp at its peak in memory (the TSV, the
+#: spilled tables, the sort), see docs/capacity.md section 12
+IN_MEMORY_MAX_ENTRY_BYTES = IN_MEMORY_MAX_BYTES // 2
 
 
 def connect(work_dir: Path, bounds: Bounds, *, on_disk: bool = False) -> Any:
@@ -354,6 +360,8 @@ def prepare(
         con.execute(
             f"CREATE TABLE settled AS SELECT * FROM {_read_tsv(entries, dict(SETTLED_COLUMNS))}"  # noqa: S608 - read once
         )
+        # written for this one read, in this reconciliation's work directory: /tmp holds the rows once, as the table
+        entries.unlink()
     path = work_dir / "adjusted.csv"
     with open(path, "w", encoding="utf-8", newline="") as handle:
         csv.writer(handle, quoting=csv.QUOTE_ALL).writerows(adjustments)
@@ -395,7 +403,10 @@ def match(
     which :mod:`.fastfold` filled) with the ledger's window day; classify every difference; match the refunds,
     chargebacks and reversals; account for every row (invariant 6). ``connection`` is closed here."""
     day = engine.window_day(partial.days, day_hint)
-    with contextlib.closing(connection if connection is not None else connect(work_dir, bounds)) as con:
+    if connection is None:
+        on_disk = entries is not None and entries.stat().st_size > IN_MEMORY_MAX_ENTRY_BYTES
+        connection = connect(work_dir, bounds, on_disk=on_disk)
+    with contextlib.closing(connection) as con:
         query = prepare(con, entries, partial.adjustments, ledger, day, work_dir)
         return outcomes(query, partial, ledger, bounds, day, on_match)
 
@@ -609,10 +620,13 @@ def reconcile_adyen_file(
     day_hint: str | None = None,
     on_match: Callable[[LedgerEntry], None] | None = None,
     work_dir: Path | None = None,
+    *,
+    consume: bool = False,
 ) -> engine.Result:
     """The single pass over a file on local disk: its plainly valid Settled rows read and folded by duckdb
     (:mod:`.fastfold`), every other line by our reader; a file only our reader can number is read as a stream
-    (:func:`reconcile_adyen`). The same result either way."""
+    (:func:`reconcile_adyen`). The same result either way. ``consume``: the file is a copy of ours, removed once
+    folded, so that the disk holds it or the matching's tables and spill, not both (the reconcile function's /tmp)."""
     from payments.reconciliation import fastfold
     from payments.reconciliation.lines import LineReader
 
@@ -624,6 +638,8 @@ def reconcile_adyen_file(
             con.close()
             raise
         if fold is not None:
+            if consume:
+                path.unlink()
             engine.check_truncation(fold.partial, fold.ended_with_newline)
             return match(fold.partial, None, ledger, bounds, day_hint, work, on_match, connection=con)
         con.close()

@@ -60,10 +60,11 @@ class Bounds:
     #: above this a file goes to the Step Functions Distributed Map (when one is configured):
     #: 512 MiB streams in well under Lambda's 15 minutes at ~100k rows/s.
     max_single_pass_bytes: int = 512 * MiB
-    #: above this a file goes to the Athena workflow (when one is configured, i.e. the stage has the ledger's
-    #: copy): the Distributed Map's last step matches every row in one function, whose 2 GiB of /tmp must
-    #: hold the settled rows (~80 bytes each), the day's ledger copy (~40 bytes a charge) and duckdb's spill.
-    #: 2 GiB of file is ~7 M rows: ~0.55 GiB + ~0.3 GiB before the spill; above it, /tmp is the limit.
+    #: a file above this goes to the Athena workflow (when one is configured, i.e. the stage has the ledger's
+    #: copy): the Distributed Map's last step matches every row in one function, whose /tmp must hold the
+    #: settled rows, duckdb's database file and spill (about 2 bytes per byte of file at its peak:
+    #: :data:`MERGE_TMP_PER_FILE_BYTE`) and the day's ledger copy. The reconcile function's ephemeral storage is
+    #: sized from this bound (infra/constructs/reconciliation.py, :func:`tmp_peak_bytes`).
     athena_above_bytes: int = 2 * 1024 * MiB
     #: the Athena workflow's own bound (instead of ``max_file_bytes``): no function holds the whole file,
     #: Athena scans it. 64 GiB is ~210 M Adyen rows, twice a 100-million-order day.
@@ -96,6 +97,29 @@ class Bounds:
     max_three_way_sellers: int = 1_000
     #: how much of the head is read to recognise the format.
     sniff_bytes: int = 64 * 1024
+
+
+#: The reconcile function's /tmp at its peak per byte of the file, on each path where one invocation holds a whole
+#: file, measured on the bench's day (168-byte rows) by ``python -m payments_dev.bench.recon_disk`` (figures in
+#: docs/capacity.md section 12), at 1M, 3M and 10M rows (168 MiB, 504 MiB, 1.64 GiB of file). The single pass (its
+#: copy of the file, removed once folded; then duckdb's tables and spill): 2.57, 1.85, 1.93. The Distributed Map's
+#: merge (the chunks' Settled rows, then duckdb's tables and spill): 2.19, 1.79, 2.02. Small days are matched in
+#: memory and spill uncompressed, hence the higher ratio at 1M. Each budget is the largest measurement plus about
+#: 5 %; the bench fails when a measurement at 1M rows or more exceeds it.
+SINGLE_PASS_TMP_PER_FILE_BYTE = 2.7
+MERGE_TMP_PER_FILE_BYTE = 2.3
+
+
+def tmp_peak_bytes(bounds: Bounds) -> int:
+    """The most /tmp one reconcile invocation of a deployed stage needs at the measured rates: the single pass takes
+    files up to ``max_single_pass_bytes``, the Distributed Map's merge up to ``athena_above_bytes`` (every deployed
+    stage has the Athena workflow for the larger ones)."""
+    return int(
+        max(
+            bounds.max_single_pass_bytes * SINGLE_PASS_TMP_PER_FILE_BYTE,
+            bounds.athena_above_bytes * MERGE_TMP_PER_FILE_BYTE,
+        )
+    )
 
 
 class UnreadableFile(Exception):

@@ -20,7 +20,9 @@ asynchronous retry (then its failure destination) takes over.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import tempfile
 import time
@@ -56,6 +58,31 @@ INCOMING, REPORTS, QUARANTINE, WORK = "incoming/", "reports/", "quarantine/", "w
 STATE_MACHINE_ENV = env_name("reconcile_state_machine_arn")  # the large-file state machine, set by the CDK
 #: the paths of one file by size (``route``)
 SINGLE, DISTRIBUTED, ATHENA, OVERSIZED = "SINGLE", "DISTRIBUTED", "ATHENA", "OVERSIZED"
+
+
+#: the folders a reconciliation creates in the temp directory (each removed when its step ends normally)
+WORK_PREFIXES = ("settlement-", "reconcile-", "ledger-copy-", "normalise-", "adjusted-", "athena-results-")
+
+
+def remove_stale_work(root: Path) -> tuple[int, int]:
+    """Remove the folders an earlier invocation left in ``root``: call it where nothing of ours is running (a Lambda
+    environment's /tmp, as an invocation starts: one invocation at a time per environment). An invocation that timed
+    out or ran out of memory never reached its clean-up, and the environment's next invocations share its /tmp: a
+    day's leftover spill (gigabytes, docs/capacity.md section 12) would take the space the next file needs. Returns
+    (folders, bytes) removed."""
+    import shutil
+
+    folders = size = 0
+    for path in root.iterdir() if root.is_dir() else ():
+        if not path.name.startswith(WORK_PREFIXES) or path.is_symlink() or not path.is_dir():
+            continue
+        for sub, _, files in os.walk(path):
+            for name in files:
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    size += os.lstat(os.path.join(sub, name)).st_size
+        shutil.rmtree(path, ignore_errors=True)
+        folders += 1
+    return folders, size
 
 
 def route(size: int, bounds: Bounds, *, distributed: bool, athena: bool) -> str:
@@ -110,7 +137,7 @@ def _reconcile_adyen_spooled(
         with open(path, "wb") as out:
             while block := stream.read(BLOCK_BYTES):
                 out.write(block)
-        return columnar.reconcile_adyen_file(path, ledger, bounds, hint, on_match)
+        return columnar.reconcile_adyen_file(path, ledger, bounds, hint, on_match, consume=True)
 
 
 #: how often the three-way check reads again while the books move under it, and the pause between reads

@@ -29,7 +29,7 @@ from tests.infrastructure.helpers import PROGRAM_FUNCTIONS, function_named, reso
 #: function -> (timeout s, memory MB, /tmp MB); the others are bounded by DEFAULT_SHAPE.
 #: reconcile: the 512 MiB single pass and the distributed path's Tasks (900 s each in the ASL) run in it;
 #: 1,769 MB is one full vCPU; /tmp holds its sorted-run spill (~80 bytes per row, at most ~512 MiB).
-SHAPES = {"reconcile": (840, 1769, 2048)}
+SHAPES = {"reconcile": (840, 1769, 10240)}
 DEFAULT_SHAPE = (300, 1024, 512)
 #: routes tested elsewhere: the refunds' and the webhook's (test_refunds.py), the operator's (test_operator.py),
 #: the payout accounts' and the payouts' (test_payouts.py)

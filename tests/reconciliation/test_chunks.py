@@ -115,3 +115,36 @@ def test_the_handler_dispatches_the_state_machine_actions(cloud: Aws) -> None:
         Context(),
     )
     assert merged["status"] == "QUARANTINED"
+
+
+def test_a_large_merge_matches_in_a_database_file_and_drops_its_rows_file(monkeypatch, tmp_path) -> None:
+    # Given a file whose Settled rows, once the chunks are merged, pass the in-memory bound (shrunk to 1 byte)
+    from payments.reconciliation import columnar
+
+    body, entries = day_file(3000)
+    ledger = InMemoryLedgerSource(entries)
+    bounds = Bounds(chunk_bytes=16 * 1024)
+    plan = chunks.plan_chunks(io.BytesIO(body), bounds)
+    pieces = [chunks.process_chunk(io.BytesIO(body[c.start : c.end]), c, plan, bounds) for c in plan.chunks]
+    expected = chunks.merge_chunks([p for p, _ in pieces], [run for _, run in pieces], plan, ledger, bounds)
+    monkeypatch.setattr(columnar, "IN_MEMORY_MAX_ENTRY_BYTES", 1)
+    seen: list[tuple[list[str], bool]] = []
+    real_prepare = columnar.prepare
+
+    def prepare(con, rows, *args):  # type: ignore[no-untyped-def]
+        query = real_prepare(con, rows, *args)
+        work = args[-1]
+        seen.append((sorted(p.name for p in work.iterdir()), con.execute("PRAGMA database_list").fetchall()[0][2]))
+        return query
+
+    monkeypatch.setattr(columnar, "prepare", prepare)
+    # When they are merged again
+    merged = chunks.merge_chunks(
+        [p for p, _ in pieces], [run for _, run in pieces], plan, ledger, bounds, work_dir=tmp_path
+    )
+    # Then the matching ran in a database file (duckdb compresses its tables there, where it writes an in-memory
+    # database's blocks to its spill as they are), the rows' file was read once and removed, and nothing changed
+    ((files, database),) = seen
+    assert database and database.endswith("reconcile.duckdb") and "settled.tsv" not in files
+    assert merged == expected
+    assert list(tmp_path.iterdir()) == []  # the work folder is gone with the merge

@@ -237,3 +237,34 @@ def test_values_are_written_into_the_sql_as_literals_that_cannot_end_early() -> 
     assert columnar.literal(["a", "b'c"]) == "['a', 'b''c']"
     with pytest.raises(TypeError):
         columnar.literal(True)
+
+
+def test_the_function_s_copy_of_a_file_is_removed_once_folded_and_a_caller_s_file_never(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a day's file, and the matching watched for whether the file is still on disk when it starts
+    from payments.reconciliation import service
+    from payments.reconciliation.model import Bounds
+
+    settlement, _ = write(tmp_path)
+    entries = InMemoryLedgerSource([LedgerEntry.from_item(t) for t in LEDGER])
+    on_disk: list[list[str]] = []
+    real_match = columnar.match
+
+    def match(*args: Any, **kwargs: Any) -> Any:
+        on_disk.append(sorted(p.name for p in Path(service.tempfile.gettempdir()).glob("settlement-*/*")))
+        return real_match(*args, **kwargs)
+
+    monkeypatch.setattr(columnar, "match", match)
+    monkeypatch.setattr(service.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    # When the reconcile function's path copies it to its disk and reconciles the copy
+    with open(settlement, "rb") as stream:
+        copied = service._reconcile_adyen_spooled(stream, entries, Bounds(), DAY, None)
+    # Then the copy was gone before the matching started (the disk holds the file, then the tables, not both)
+    assert on_disk == [[]]
+    # And a file reconciled where it lies (the CLI's, the bench's) is left in place, with the same result
+    work = tmp_path / "work"
+    work.mkdir()
+    assert columnar.reconcile_adyen_file(settlement, entries, Bounds(), DAY, work_dir=work) == copied
+    assert settlement.exists() and len(on_disk) == 2
