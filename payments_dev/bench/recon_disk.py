@@ -9,7 +9,7 @@ Two paths hold a whole file in one function, and the function's ephemeral storag
   (``service._reconcile_adyen_spooled``, the function's own code), folded by duckdb, the copy removed, matched;
 * ``merge`` (the Distributed Map's last step, files up to ``Bounds.athena_above_bytes``): the chunks' Settled rows
   written to /tmp, loaded into duckdb, matched (``chunks.merge_chunks``). The chunks are folded first, outside the
-  measurement, and kept in ``payments_dev/bench/out/recon-disk-<charges>/`` for the next run.
+  measurement, and kept in ``payments_dev/bench/out/chunks-<inputs>/`` for the next run.
 
 Each measurement is a fresh interpreter whose temp directory is an empty folder, sampled every 20 ms (allocated
 blocks of every file under it): a peak between two samples is missed, so the figure is a floor. The inputs are the
@@ -157,7 +157,7 @@ def measure(path: str, charges: int, out: Path) -> dict[str, Any]:
             "print(json.dumps(m.child(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))))"
         )
         done = subprocess.run(
-            [PYTHON, "-c", code, path, str(inputs), str(out / f"recon-disk-{charges}-s{SEED}"), tmp],
+            [PYTHON, "-c", code, path, str(inputs), str(out / f"chunks-{inputs.name}"), tmp],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -168,6 +168,17 @@ def measure(path: str, charges: int, out: Path) -> dict[str, Any]:
     return {"path": path, "charges": charges, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
+def judge(row: dict[str, Any]) -> tuple[float, str, bool]:
+    """A measurement's peak per byte of file, its verdict against the budget, and whether it passes."""
+    ratio = row["peak_bytes"] / row["file_bytes"]
+    if row["left_behind"]:
+        return ratio, f"work left in /tmp: {', '.join(row['left_behind'])}", False
+    if row["charges"] < BUDGET_FROM_CHARGES:
+        return ratio, "not held to the budget (too small)", True
+    within = ratio <= budget(row["path"])
+    return ratio, "within the budget" if within else "OVER the budget", within
+
+
 def report(rows: list[dict[str, Any]]) -> tuple[list[str], bool]:
     lines = [
         "| path | charges | file | /tmp peak | per byte of file | budget | CPU | left in /tmp |",
@@ -175,12 +186,8 @@ def report(rows: list[dict[str, Any]]) -> tuple[list[str], bool]:
     ]
     ok = True
     for row in rows:
-        ratio = row["peak_bytes"] / row["file_bytes"]
-        held = row["charges"] >= BUDGET_FROM_CHARGES
-        within = ratio <= budget(row["path"])
-        verdict = ("ok" if within else "OVER") if held else "not held (too small)"
-        ok &= within or not held
-        ok &= not row["left_behind"]
+        ratio, verdict, passed = judge(row)
+        ok &= passed
         lines.append(
             f"| {row['path']} | {row['charges']:,} | {row['file_bytes'] / 2**20:,.0f} MiB | "
             f"{row['peak_bytes'] / 2**20:,.0f} MiB | {ratio:.2f} | {budget(row['path']):.2f} ({verdict}) | "

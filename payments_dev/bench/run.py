@@ -387,6 +387,34 @@ def section_reconcile(r: Results, sizes: list[tuple[int, int]]) -> bool:
         verdict, _, text = line.partition(": ")
         r.add("reconciliation", f"target: {text.split(':')[0]}", verdict, "", "", text.split(": ", 1)[-1])
     r.raw["reconciliation"] = results
+    return section_reconcile_disk(r, [charges for charges, _ in sizes]) and ok
+
+
+def section_reconcile_disk(r: Results, sizes: list[int]) -> bool:
+    """The reconcile function's /tmp at its peak on the two paths that hold a whole file (payments_dev.bench.recon_disk),
+    against the budgets its ephemeral storage is sized from; False when one is passed or work is left behind."""
+    from payments_dev.bench import bench_reconcile as br
+    from payments_dev.bench import recon_disk as rd
+
+    rows = []
+    for charges in sizes:
+        for path in rd.PATHS:
+            log(f"reconciliation: /tmp of the {path}, {charges:,} charges ...")
+            rows.append(rd.measure(path, charges, br.OUT))
+    ok = True
+    for row in rows:
+        ratio, verdict, passed = rd.judge(row)
+        ok &= passed
+        r.add(
+            "reconciliation",
+            f"{row['charges']:,} charges (file {row['file_bytes'] / 2**20:,.0f} MiB): the reconcile function's /tmp "
+            f"at its peak, {row['path']}",
+            f"{row['peak_bytes'] / 2**20:,.0f} MiB",
+            f"budget {rd.budget(row['path']):.2f} per byte of file",
+            f"{ratio:.2f} per byte of file",
+            f"{verdict}; one fresh process, sampled every 20 ms (a floor); CPU {row['cpu_seconds']:.1f} s",
+        )
+    r.raw["reconciliation_disk"] = rows
     return ok
 
 
