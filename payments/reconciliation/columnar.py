@@ -224,15 +224,18 @@ class _Sellers:
             self.truncated = True
 
 
-#: a settlement file above this many bytes is folded into a database file in the work directory, not in memory:
-#: duckdb writes an in-memory database's blocks to its spill uncompressed once they pass the memory limit, a
-#: file's tables compressed (a day of 10M rows would not fit the limit)
-IN_MEMORY_MAX_BYTES = 256 * 1024 * 1024
-#: the same bound for the Settled rows our reader wrote (:class:`EntryFile`, the chunks' merge and a file only our
-#: reader numbers): a row there is about half its CSV row, so this is about as many rows. Measured at 10M rows
-#: (1.64 GiB of file) in the Distributed Map's merge: 6.4 GiB of /tmp at its peak in memory (the TSV, the
-#: spilled tables, the sort), see docs/capacity.md section 12
-IN_MEMORY_MAX_ENTRY_BYTES = IN_MEMORY_MAX_BYTES // 2
+#: a settlement file above this many bytes is folded into a database file in the work directory, not in memory.
+#: Past the memory limit duckdb writes an in-memory database's blocks to its spill uncompressed, a database file's
+#: tables compressed: in memory costs about twice the disk and a third less CPU (3M rows, 504 MiB: 30 s of CPU and
+#: 1.9 GiB of /tmp in memory, 43 s and 0.9 GiB in a file; 10M rows: 114 s and 6.4 GiB, 136 s and 3.2 GiB). The
+#: bound is the single pass's own (``Bounds.max_single_pass_bytes``): every file a deployed stage reconciles in one
+#: pass is matched in memory, and only larger ones (the local runtime, the CLI) trade CPU for disk.
+IN_MEMORY_MAX_BYTES = Bounds().max_single_pass_bytes
+#: the same choice for the Settled rows our reader wrote (:class:`EntryFile`: the Distributed Map's merge, and a
+#: file only our reader numbers): 128 MiB is about 1.6M rows. Every merge of a deployed stage (files above 512 MiB,
+#: 3M rows or more) is then matched in a database file: in memory the 10M-row merge took 6.4 GiB of /tmp at its
+#: peak (the rows' file, the spilled tables, the sort), in a file 3.3 GiB (docs/capacity.md section 12)
+IN_MEMORY_MAX_ENTRY_BYTES = 128 * 1024 * 1024
 
 
 def connect(work_dir: Path, bounds: Bounds, *, on_disk: bool = False) -> Any:
