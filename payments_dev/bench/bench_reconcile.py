@@ -70,6 +70,8 @@ TARGETS = {1_000_000: (3.0, 512.0), 10_000_000: (60.0, 1536.0)}
 QUICK_CHARGES = 10_000
 DEFAULT_SEED = 26
 NOT_AVAILABLE = 3  # a child's exit status: the contender cannot be imported
+#: a child's exit status: a baseline ran out of the memory it was limited to (its answer: the row says so)
+OUT_OF_MEMORY = 4
 
 # The vocabulary the baselines need, written out here so that a baseline child imports no module of ours (its
 # CPU and memory are its library's); the unit test checks each against payments.reconciliation.
@@ -704,6 +706,13 @@ def child(name: str, inputs: Path) -> int:
         except ImportError as err:
             print(json.dumps({"not_available": f"{type(err).__name__}: {err}"}))
             return NOT_AVAILABLE
+        except Exception as err:
+            # a baseline held to a memory limit may not finish within it (duckdb-200MB at 10M rows, where the file's
+            # order must be kept): that is its result, said in its row. Ours running out of memory is a failure.
+            if name == "ours" or type(err).__name__ != "OutOfMemoryException":
+                raise
+            print(json.dumps({"out_of_memory": f"{type(err).__name__}: {str(err).splitlines()[0]}"[:300]}))
+            return OUT_OF_MEMORY
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
@@ -735,7 +744,7 @@ def measure(name: str, inputs: Path) -> dict:
         check=False,
     )
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    if done.returncode == NOT_AVAILABLE:
+    if done.returncode in (NOT_AVAILABLE, OUT_OF_MEMORY):
         return json.loads(last)
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -792,14 +801,18 @@ def run_size(charges: int, repeats: int, seed: int, contenders: tuple[str, ...],
     meta = json.loads((inputs / "inputs.json").read_text())
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
     missing: dict[str, str] = {}
+    out_of_memory: dict[str, str] = {}
     for repeat in range(repeats):
         order = contenders if repeat % 2 == 0 else tuple(reversed(contenders))
         for name in order:
-            if name in missing:
+            if name in missing or name in out_of_memory:
                 continue
             got = measure(name, inputs)
             if "not_available" in got:
                 missing[name] = got["not_available"]
+                continue
+            if "out_of_memory" in got:
+                out_of_memory[name] = got["out_of_memory"]
                 continue
             runs[name].append(got)
     answered = {name: r[0]["outcome"] for name, r in runs.items() if r}
@@ -828,6 +841,7 @@ def run_size(charges: int, repeats: int, seed: int, contenders: tuple[str, ...],
         "summary": summary,
         "outcomes": answered,
         "missing": missing,
+        "out_of_memory": out_of_memory,
         "disagreements": compare(answered),
     }
 
@@ -844,11 +858,16 @@ def report(results: list[dict]) -> tuple[str, list[str], bool]:
         s = res["summary"]
         ours = s.get("ours")
         for name in CONTENDERS:
-            if name not in s and name not in res["missing"]:
+            if name not in s and name not in res["missing"] and name not in res.get("out_of_memory", {}):
                 continue
             label = f"{res['rows']:,} ({res['settled_rows']:,})"
             if name in res["missing"]:
                 lines.append(f"| {label} | {name} | not available ({res['missing'][name]}) | | | | |")
+                continue
+            if name in res.get("out_of_memory", {}):
+                lines.append(
+                    f"| {label} | {name} | out of memory at its limit ({res['out_of_memory'][name]}) | | | | |"
+                )
                 continue
             m = s[name]
             cpu_ratio = f"{ours['cpu_seconds'] / m['cpu_seconds']:.2f}" if ours and name != "ours" else ""

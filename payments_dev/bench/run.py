@@ -348,6 +348,9 @@ def section_reconcile(r: Results, sizes: list[tuple[int, int]]) -> bool:
             if name in res["missing"]:
                 r.add("reconciliation", f"{where}: {name}", "not available", "", "", res["missing"][name])
                 continue
+            if name in res.get("out_of_memory", {}):
+                r.add("reconciliation", f"{where}: {name}", "out of memory", "", "", res["out_of_memory"][name])
+                continue
             m = res["summary"].get(name)
             if m is None:
                 continue

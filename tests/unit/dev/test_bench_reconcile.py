@@ -8,6 +8,7 @@ catches a baseline that answers differently (a join gone wrong), loudly.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,39 @@ def test_the_bench_says_when_ours_is_missing(
     out = capsys.readouterr().out
     assert status == 1
     assert "ours: not available (ImportError: cannot import name 'reconcile_local')" in out
+
+
+def test_a_baseline_out_of_its_memory_limit_is_its_row_and_ours_out_of_memory_fails(
+    inputs: recon_inputs.Inputs, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given contenders that run out of the memory duckdb was limited to (duckdb-200MB did at 10M rows)
+    import duckdb
+
+    def exhausted(settlement: Path, ledger: list[Path], work: Path) -> dict:
+        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 4.0 MiB\nmore")
+
+    monkeypatch.setitem(bench.CONTENDER_FUNCTIONS, "duckdb-200MB", exhausted)
+    monkeypatch.setitem(bench.CONTENDER_FUNCTIONS, "ours", exhausted)
+    # When the measured child runs each: the baseline's answer is that it ran out, said on one line
+    assert bench.child("duckdb-200MB", inputs.settlement.parent) == bench.OUT_OF_MEMORY
+    said = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(said) == {
+        "out_of_memory": "OutOfMemoryException: Out of Memory Error: failed to allocate data of size 4.0 MiB"
+    }
+    # and ours running out is a failure of the run, not a row
+    with pytest.raises(duckdb.OutOfMemoryException):
+        bench.child("ours", inputs.settlement.parent)
+    # When the bench gets that answer beside a baseline that answers
+    real = bench.measure
+    monkeypatch.setattr(
+        bench, "measure", lambda name, folder: json.loads(said) if name == "duckdb-200MB" else real(name, folder)
+    )
+    monkeypatch.setattr(bench, "generate", lambda charges, seed, out: inputs.settlement.parent)
+    status = bench.main(["--sizes", str(CHARGES), "--repeats", "1", "--contenders", "duckdb", "duckdb-200MB"])
+    # Then the run holds (nothing disagrees, nothing is missing) and the baseline's row says what happened
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "| duckdb-200MB | out of memory at its limit (OutOfMemoryException: Out of Memory Error:" in out
 
 
 def test_the_inputs_are_the_same_for_the_same_seed(tmp_path: Path) -> None:
