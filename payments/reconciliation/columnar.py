@@ -245,7 +245,7 @@ def connect(work_dir: Path, bounds: Bounds, *, on_disk: bool = False) -> Any:
 
     spill = work_dir / "spill"
     spill.mkdir(exist_ok=True)
-    return duckdb.connect(
+    con = duckdb.connect(
         str(work_dir / "reconcile.duckdb") if on_disk else ":memory:",
         config={
             "memory_limit": bounds.columnar_memory_limit,
@@ -254,6 +254,11 @@ def connect(work_dir: Path, bounds: Bounds, *, on_disk: bool = False) -> Any:
             "preserve_insertion_order": False,
         },
     )
+    # duckdb prints a progress bar to stdout for any query past 2 s (on by default in its Python client, and a
+    # setting of the connection, not of the database): in the function that is raw text among the JSON log lines,
+    # in the bench it broke the children's answers
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def _ledger_view(con: Any, ledger: LedgerSource, day: str | None, work_dir: Path) -> None:

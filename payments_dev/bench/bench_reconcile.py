@@ -637,6 +637,7 @@ def run_duckdb(settlement: Path, ledger: list[Path], work: Path, memory_limit: s
     import duckdb
 
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")  # as ours: its bar on stdout would mix with the answer
     con.execute("SET threads = 1")
     con.execute("SET preserve_insertion_order = true")  # row_number() OVER () is the file's order
     con.execute(f"SET temp_directory = '{work}'")

@@ -268,3 +268,14 @@ def test_the_function_s_copy_of_a_file_is_removed_once_folded_and_a_caller_s_fil
     work.mkdir()
     assert columnar.reconcile_adyen_file(settlement, entries, Bounds(), DAY, work_dir=work) == copied
     assert settlement.exists() and len(on_disk) == 2
+
+
+def test_the_matching_prints_no_progress_bar(tmp_path: Path) -> None:
+    # Given the reconciliation's duckdb connection (duckdb's Python client prints a progress bar on stdout for any
+    # query past 2 s by default: raw text among the function's JSON log lines)
+    from payments.reconciliation.model import Bounds
+
+    con = columnar.connect(tmp_path, Bounds())
+    # Then it has the bar off
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+    con.close()
