@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from payments.reconciliation import columnar, engine
+from payments.reconciliation.model import Bounds
 
 #: the Glue tables of the run's normalised rows (in the lake's database) and of the ledger's copy
 SETTLED_TABLE, ADJUSTED_TABLE, LEDGER_TABLE = "settlement_rows", "settlement_adjustments", "ledger"
@@ -119,7 +120,7 @@ class Results:
     """A :data:`.columnar.Query` over the Parquet objects Athena unloaded, {statement name: local paths}: each
     statement's rows in its order (:data:`ORDER_BY`). The parameters were filled in when the query ran."""
 
-    def __init__(self, files: dict[str, list[Path]], memory_limit: str = "256MB"):
+    def __init__(self, files: dict[str, list[Path]], memory_limit: str = Bounds().columnar_memory_limit):
         import duckdb
 
         self.files = files

@@ -671,7 +671,7 @@ def reconcile_local(
     *,
     psp: str,
     work_dir: Path,
-    memory_limit: str = "256MB",
+    memory_limit: str | None = None,
 ) -> engine.Result:
     """One Adyen settlement file reconciled with Parquet objects of the ledger's copy, end to end, no AWS:
     the file in, the :class:`~.engine.Result` (what the report renders) out. ``psp`` keeps the copy's rows
@@ -682,7 +682,7 @@ def reconcile_local(
 
     files = [p for p in ledger_parquet if "psp=" not in str(p) or f"psp={psp}/" in str(p)]
     ledger = ParquetLedger(lambda day: files, lookup_files=lambda: files)
-    bounds = replace(Bounds(), columnar_memory_limit=memory_limit)
+    bounds = Bounds() if memory_limit is None else replace(Bounds(), columnar_memory_limit=memory_limit)
     return reconcile_adyen_file(settlement, ledger, bounds, day_hint(settlement.name), work_dir=work_dir)
 
 

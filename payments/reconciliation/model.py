@@ -78,7 +78,10 @@ class Bounds:
     max_rows: int = 30_000_000
     #: duckdb's memory for the matching (its sort and join spill to the work directory above it): the
     #: reconcile function's 1,769 MB hold it, the interpreter and a chunk's entries with room to spare.
-    columnar_memory_limit: str = "256MB"
+    #: 320 MB, measured on 1M charges end to end (``python -m payments_dev.bench.bench_reconcile``, this machine):
+    #: 256 MB spilled the join's build side and the ledger's DISTINCT, 6.3 s of CPU and 387 MiB peak; 320 MB
+    #: 5.7 s and 453 MiB; 384 MB 5.6 s and 503 MiB, too near the 512 MiB the process is held to at 1M rows.
+    columnar_memory_limit: str = "320MB"
     #: duckdb's threads: one, the reconcile function has one vCPU (more would only contend for it).
     columnar_threads: int = 1
     #: bytes of one Distributed Map chunk (~200k rows: one run per chunk).
