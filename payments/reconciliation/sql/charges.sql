@@ -36,8 +36,10 @@ ORDER BY l.psp_reference
 LIMIT 1;
 
 -- name: charge_outcomes
--- Every Settled row and every ledger charge of the day, with its outcome:
---   MATCHED                 the first row of a PSP reference equals the ledger's charge (order, currency, amount)
+-- Every Settled row and every ledger charge of the day that is not a match, with its outcome (a match, the first
+-- row of a PSP reference equal to the ledger's charge in order, currency and amount, is the ledger charge that
+-- no row here names: the statements below count, group and list the matches from ledger_day and this table, so
+-- that a good day's million matches are never written out as rows: that write was a third of the matching):
 --   DUPLICATE               a later row of the same PSP reference (identical: the first row's payment repeated)
 --   ORDER_DIFFERS           the ledger has the PSP reference under another order
 --   CURRENCY, AMOUNT        the ledger has it in another currency, or for another amount
@@ -115,10 +117,14 @@ compared AS (
 )
 SELECT * FROM duplicates
 UNION ALL
-SELECT * FROM compared;
+SELECT * FROM compared WHERE outcome <> 'MATCHED';
 
 -- name: matched_count
-SELECT count(*) AS matched FROM charge_outcomes WHERE outcome = 'MATCHED';
+-- Every ledger charge of the day meets exactly one outcome of the join (a first row of its PSP reference, or none:
+-- MISSING_IN_SETTLEMENT); the charges whose outcome is not a match are in charge_outcomes; the others matched.
+SELECT
+    (SELECT count(*) FROM ledger_day)
+    - (SELECT count(*) FROM charge_outcomes WHERE ledger_reference IS NOT NULL) AS matched;
 
 -- name: findings
 -- Everything but the matches, in the merge's order (few on a good day; bounded by the report's limits).
@@ -128,7 +134,6 @@ SELECT
     psp_reference, line, payment_order_id, currency, amount_minor, charged_at, identical,
     ledger_reference, ledger_order, ledger_seller, ledger_currency, ledger_amount, ledger_commission, ledger_charged_at
 FROM charge_outcomes
-WHERE outcome <> 'MATCHED'
 ORDER BY sort_reference, phase, line;
 
 -- name: carried_over
@@ -141,17 +146,33 @@ LIMIT ?;
 
 -- name: sellers
 -- The (seller, currency) accounts the ledger side of the join touched, in the order the merge first meets them.
+-- The ledger side is every charge of the day, each met once, under its own PSP reference (ledger_day_conflict has
+-- stopped a day where two share one): an account is first met at its smallest reference, in phase 2 at the line
+-- of the reference's first row, or in phase 1 (line 0) where no row names it (MISSING_IN_SETTLEMENT). Grouped
+-- over ledger_day, and only those references looked up among the rows: no key is built for every charge.
 SELECT
-    ledger_seller, ledger_currency,
-    min(sort_reference || ' ' || CAST(phase AS VARCHAR) || ' ' || lpad(CAST(coalesce(line, 0) AS VARCHAR), 12, '0'))
-        AS first_met
-FROM charge_outcomes
-WHERE ledger_reference IS NOT NULL
-GROUP BY ledger_seller, ledger_currency
+    a.seller_account AS ledger_seller, a.currency AS ledger_currency,
+    a.first_reference || ' ' || CASE WHEN r.line IS NULL THEN '1' ELSE '2' END || ' '
+        || lpad(CAST(coalesce(r.line, 0) AS VARCHAR), 12, '0') AS first_met
+FROM (
+    SELECT seller_account, currency, min(psp_reference) AS first_reference
+    FROM ledger_day
+    GROUP BY seller_account, currency
+) AS a
+LEFT JOIN (
+    SELECT psp_reference, min(line) AS line
+    FROM settled
+    WHERE psp_reference IN (SELECT min(psp_reference) FROM ledger_day GROUP BY seller_account, currency)
+    GROUP BY psp_reference
+) AS r ON r.psp_reference = a.first_reference
 ORDER BY first_met;
 
 -- name: matched_charges
--- The ledger's charges the file settles (what moves the sellers' pending to available).
-SELECT ledger_order, ledger_seller, ledger_currency, ledger_amount, ledger_commission, ledger_reference, ledger_charged_at
-FROM charge_outcomes
-WHERE outcome = 'MATCHED';
+-- The ledger's charges the file settles (what moves the sellers' pending to available): the day's charges but those
+-- whose outcome is not a match.
+SELECT
+    l.payment_order_id AS ledger_order, l.seller_account AS ledger_seller, l.currency AS ledger_currency,
+    l.amount_minor AS ledger_amount, l.commission_minor AS ledger_commission, l.psp_reference AS ledger_reference,
+    l.charged_at AS ledger_charged_at
+FROM ledger_day AS l
+WHERE l.psp_reference NOT IN (SELECT ledger_reference FROM charge_outcomes WHERE ledger_reference IS NOT NULL);

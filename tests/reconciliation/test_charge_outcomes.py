@@ -1,0 +1,106 @@
+"""``charge_outcomes`` holds every outcome of the charges' join but the matches; the matched count, the sellers the
+join met (in the order a bounded three-way check keeps them) and the matched charges (what settles the sellers'
+pending money) are derived from ``ledger_day`` and that table (payments/reconciliation/sql/charges.sql).
+
+The reference here is the join's every row, matches included, and the statements that read it (what the SQL did
+before it stopped writing the matches): on a generated day with every kind of difference, both agree exactly."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payments.reconciliation import columnar, engine, fastfold
+from payments.reconciliation.model import Bounds
+from payments_dev.bench import recon_inputs
+
+#: the statements as they read the join's every row (each compared here with its successor in charges.sql)
+REFERENCE = {
+    "matched_count": "SELECT count(*) FROM reference_outcomes WHERE outcome = 'MATCHED'",
+    "sellers": """
+        SELECT ledger_seller, ledger_currency,
+            min(sort_reference || ' ' || CAST(phase AS VARCHAR) || ' ' || lpad(CAST(coalesce(line, 0) AS VARCHAR), 12, '0'))
+                AS first_met
+        FROM reference_outcomes
+        WHERE ledger_reference IS NOT NULL
+        GROUP BY ledger_seller, ledger_currency
+        ORDER BY first_met
+    """,
+    "matched_charges": """
+        SELECT ledger_order, ledger_seller, ledger_currency, ledger_amount, ledger_commission, ledger_reference,
+            ledger_charged_at
+        FROM reference_outcomes
+        WHERE outcome = 'MATCHED'
+    """,
+}
+
+
+def _prepared(tmp_path: Path, seed: int) -> tuple[Any, columnar.Query]:
+    inputs = recon_inputs.ensure(tmp_path / "inputs", recon_inputs.PERIOD * 2, seed)
+    work = tmp_path / "work"
+    work.mkdir()
+    bounds = replace(Bounds(), columnar_memory_limit="64MB")
+    con = columnar.connect(work, bounds)
+    fold = fastfold.fold_file(inputs.settlement, bounds, con, work)
+    assert fold is not None
+    day = engine.window_day(fold.partial.days, None)
+    assert day is not None
+    files = [*inputs.ledger, _unsettled(con, inputs.ledger, day, tmp_path / "unsettled.parquet")]
+    ledger = columnar.ParquetLedger(lambda day: files, lookup_files=lambda: files)
+    query = columnar.prepare(con, None, fold.partial.adjustments, ledger, day, work)
+    every_row = columnar.statements()["charge_outcomes"]
+    kept = "SELECT * FROM compared WHERE outcome <> 'MATCHED'"
+    assert every_row.rstrip().endswith(kept), "charges.sql changed: rewrite the reference"
+    every_row = every_row.rstrip()[: -len(kept)] + "SELECT * FROM compared"  # noqa: S608 - the file's own SQL
+    con.execute(every_row.replace("CREATE TABLE charge_outcomes AS", "CREATE TABLE reference_outcomes AS", 1))
+    return con, query
+
+
+def _unsettled(con: Any, ledger: list[Path], day: str, path: Path) -> Path:
+    """Two charges of the day that no row names, each under a reference below every other of its account: a new
+    seller's, and one more of the account of the day's first charge (each account then first met in phase 1)."""
+    files = columnar.literal([str(p) for p in ledger])
+    con.execute(  # our generated inputs' paths and day
+        f"""
+        COPY (
+            WITH first AS (
+                SELECT * FROM read_parquet({files}, union_by_name = true)
+                WHERE kind = 'PAYIN' AND charged_at LIKE '{day}%' ORDER BY psp_reference LIMIT 1
+            )
+            SELECT * REPLACE ('txn_unsettled_1' AS txn_id, 'po_unsettled_1' AS payment_order_id,
+                              '0000000000000001' AS psp_reference, 'seller_unsettled' AS seller_account)
+            FROM first
+            UNION ALL
+            SELECT * REPLACE ('txn_unsettled_2' AS txn_id, 'po_unsettled_2' AS payment_order_id,
+                              '0000000000000002' AS psp_reference)
+            FROM first
+        ) TO {columnar.literal(str(path))} (FORMAT PARQUET)
+        """  # noqa: S608
+    )
+    return path
+
+
+@pytest.mark.parametrize("seed", [26, 7])
+def test_the_matches_derived_from_the_day_equal_the_join_s_own_rows(tmp_path: Path, seed: int) -> None:
+    # Given a generated day with every kind of difference, prepared as the function prepares it
+    con, query = _prepared(tmp_path, seed)
+    kinds = dict(con.execute("SELECT outcome, count(*) FROM reference_outcomes GROUP BY ALL").fetchall())
+    assert {"MATCHED", "DUPLICATE", "AMOUNT", "CURRENCY", "CARRIED_OVER", "MISSING_IN_SETTLEMENT"} <= set(kinds)
+    # When the statements run
+    # Then charge_outcomes holds the join's rows but the matches, and nothing else
+    kept = con.execute("SELECT * FROM charge_outcomes EXCEPT ALL SELECT * FROM reference_outcomes").fetchall()
+    assert kept == []
+    outcomes = dict(con.execute("SELECT outcome, count(*) FROM charge_outcomes GROUP BY ALL").fetchall())
+    assert outcomes == {k: n for k, n in kinds.items() if k != "MATCHED"}
+    # and the matched count, the sellers in the order they were met, and the matched charges are the reference's
+    assert query("matched_count").fetchone() == con.execute(REFERENCE["matched_count"]).fetchone()
+    sellers = query("sellers").fetchall()
+    assert sellers == con.execute(REFERENCE["sellers"]).fetchall()
+    unsettled = [(seller, first_met) for seller, _, first_met in sellers if first_met.split(" ")[1] == "1"]
+    assert [key for _, key in unsettled] == ["0000000000000001 1 000000000000", "0000000000000002 1 000000000000"]
+    assert unsettled[0][0] == "seller_unsettled" and unsettled[1][0] != "seller_unsettled"
+    assert sorted(query("matched_charges").fetchall()) == sorted(con.execute(REFERENCE["matched_charges"]).fetchall())
+    con.close()
