@@ -78,10 +78,11 @@ class Bounds:
     max_rows: int = 30_000_000
     #: duckdb's memory for the matching (its sort and join spill to the work directory above it): the
     #: reconcile function's 1,769 MB hold it, the interpreter and a chunk's entries with room to spare.
-    #: 320 MB, measured on 1M charges end to end (``python -m payments_dev.bench.bench_reconcile``, this machine):
-    #: 256 MB spilled the join's build side and the ledger's DISTINCT, 6.3 s of CPU and 387 MiB peak; 320 MB
-    #: 5.7 s and 453 MiB; 384 MB 5.6 s and 503 MiB, too near the 512 MiB the process is held to at 1M rows.
-    columnar_memory_limit: str = "320MB"
+    #: Not more: at 320 MB the 1M-row day took 4.7 s of CPU instead of 5.1, but the 10M-row day ran out of memory
+    #: in ``ledger_day``'s DISTINCT ("failed to allocate data of size 4.0 MiB (303.7 MiB/305.1 MiB used)"),
+    #: which completes at 256 MB (18.7 s). Why the larger limit fails there is duckdb's own (not found out);
+    #: ``make bench`` runs the 10M-row day and fails when ours runs out of memory.
+    columnar_memory_limit: str = "256MB"
     #: duckdb's threads: one, the reconcile function has one vCPU (more would only contend for it).
     columnar_threads: int = 1
     #: bytes of one Distributed Map chunk (~200k rows: one run per chunk).
