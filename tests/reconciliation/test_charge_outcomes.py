@@ -60,8 +60,9 @@ def _prepared(tmp_path: Path, seed: int) -> tuple[Any, columnar.Query]:
 
 
 def _unsettled(con: Any, ledger: list[Path], day: str, path: Path) -> Path:
-    """Two charges of the day that no row names, each under a reference below every other of its account: a new
-    seller's, and one more of the account of the day's first charge (each account then first met in phase 1)."""
+    """Charges of the day that no row names: two under a reference below every other of its account (a new
+    seller's, and one more of the account of the day's first charge: each account then first met in phase 1), and
+    one without a PSP reference, met by no reference (MISSING_IN_SETTLEMENT, never a match, no account met)."""
     files = columnar.literal([str(p) for p in ledger])
     con.execute(  # our generated inputs' paths and day
         f"""
@@ -76,6 +77,10 @@ def _unsettled(con: Any, ledger: list[Path], day: str, path: Path) -> Path:
             UNION ALL
             SELECT * REPLACE ('txn_unsettled_2' AS txn_id, 'po_unsettled_2' AS payment_order_id,
                               '0000000000000002' AS psp_reference)
+            FROM first
+            UNION ALL
+            SELECT * REPLACE ('txn_unsettled_3' AS txn_id, 'po_unsettled_3' AS payment_order_id,
+                              CAST(NULL AS VARCHAR) AS psp_reference, 'seller_without_reference' AS seller_account)
             FROM first
         ) TO {columnar.literal(str(path))} (FORMAT PARQUET)
         """  # noqa: S608
@@ -102,5 +107,10 @@ def test_the_matches_derived_from_the_day_equal_the_join_s_own_rows(tmp_path: Pa
     unsettled = [(seller, first_met) for seller, _, first_met in sellers if first_met.split(" ")[1] == "1"]
     assert [key for _, key in unsettled] == ["0000000000000001 1 000000000000", "0000000000000002 1 000000000000"]
     assert unsettled[0][0] == "seller_unsettled" and unsettled[1][0] != "seller_unsettled"
+    assert "seller_without_reference" not in {seller for seller, _, _ in sellers}
+    missing = con.execute(
+        "SELECT count(*) FROM charge_outcomes WHERE outcome = 'MISSING_IN_SETTLEMENT' AND ledger_order = 'po_unsettled_3'"
+    )
+    assert missing.fetchone() == (1,)
     assert sorted(query("matched_charges").fetchall()) == sorted(con.execute(REFERENCE["matched_charges"]).fetchall())
     con.close()

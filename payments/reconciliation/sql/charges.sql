@@ -121,10 +121,12 @@ SELECT * FROM compared WHERE outcome <> 'MATCHED';
 
 -- name: matched_count
 -- Every ledger charge of the day meets exactly one outcome of the join (a first row of its PSP reference, or none:
--- MISSING_IN_SETTLEMENT); the charges whose outcome is not a match are in charge_outcomes; the others matched.
+-- MISSING_IN_SETTLEMENT, as a charge without a PSP reference does); the charges whose outcome is not a match are
+-- in charge_outcomes (by their outcome: such a charge's ledger_reference is NULL); the others matched.
 SELECT
     (SELECT count(*) FROM ledger_day)
-    - (SELECT count(*) FROM charge_outcomes WHERE ledger_reference IS NOT NULL) AS matched;
+    - (SELECT count(*) FROM charge_outcomes
+       WHERE outcome IN ('MISSING_IN_SETTLEMENT', 'ORDER_DIFFERS', 'CURRENCY', 'AMOUNT')) AS matched;
 
 -- name: findings
 -- Everything but the matches, in the merge's order (few on a good day; bounded by the report's limits).
@@ -149,7 +151,8 @@ LIMIT ?;
 -- The ledger side is every charge of the day, each met once, under its own PSP reference (ledger_day_conflict has
 -- stopped a day where two share one): an account is first met at its smallest reference, in phase 2 at the line
 -- of the reference's first row, or in phase 1 (line 0) where no row names it (MISSING_IN_SETTLEMENT). Grouped
--- over ledger_day, and only those references looked up among the rows: no key is built for every charge.
+-- over ledger_day, and only those references looked up among the rows: no key is built for every charge. (A
+-- charge without a PSP reference is met by no reference: its account is not among these, as before.)
 SELECT
     a.seller_account AS ledger_seller, a.currency AS ledger_currency,
     a.first_reference || ' ' || CASE WHEN r.line IS NULL THEN '1' ELSE '2' END || ' '
@@ -157,12 +160,15 @@ SELECT
 FROM (
     SELECT seller_account, currency, min(psp_reference) AS first_reference
     FROM ledger_day
+    WHERE psp_reference IS NOT NULL
     GROUP BY seller_account, currency
 ) AS a
 LEFT JOIN (
     SELECT psp_reference, min(line) AS line
     FROM settled
-    WHERE psp_reference IN (SELECT min(psp_reference) FROM ledger_day GROUP BY seller_account, currency)
+    WHERE psp_reference IN (
+        SELECT min(psp_reference) FROM ledger_day WHERE psp_reference IS NOT NULL GROUP BY seller_account, currency
+    )
     GROUP BY psp_reference
 ) AS r ON r.psp_reference = a.first_reference
 ORDER BY first_met;
@@ -175,4 +181,5 @@ SELECT
     l.amount_minor AS ledger_amount, l.commission_minor AS ledger_commission, l.psp_reference AS ledger_reference,
     l.charged_at AS ledger_charged_at
 FROM ledger_day AS l
-WHERE l.psp_reference NOT IN (SELECT ledger_reference FROM charge_outcomes WHERE ledger_reference IS NOT NULL);
+WHERE l.psp_reference IS NOT NULL
+    AND l.psp_reference NOT IN (SELECT ledger_reference FROM charge_outcomes WHERE ledger_reference IS NOT NULL);
