@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -261,6 +262,42 @@ def connect(work_dir: Path, bounds: Bounds, *, on_disk: bool = False) -> Any:
     return con
 
 
+_MEMORY = re.compile(r"([0-9.]+) (KiB|MiB|GiB|TiB)")
+_UNIT = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def memory_limit_bytes(con: Any) -> int:
+    """The connection's ``memory_limit`` in bytes (duckdb answers it as text: ``244.1 MiB``)."""
+    (text,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    found = _MEMORY.fullmatch(str(text))
+    if found is None:
+        raise ValueError(f"duckdb's memory_limit is {text!r}, not a size this code reads")
+    return int(float(found.group(1)) * _UNIT[found.group(2)])
+
+
+def execute_bounded(con: Any, sql: str, bounds: Bounds, name: str) -> Any:
+    """``con.execute(sql)``; where duckdb runs out of its memory limit, the statement (which duckdb rolled back)
+    runs again with twice the limit, up to ``bounds.columnar_memory_ceiling_mb``, each raise logged as a warning;
+    past the ceiling the error is the caller's. The raised limit stays for the statements that follow: they
+    read the same rows."""
+    import duckdb
+
+    while True:
+        try:
+            return con.execute(sql)
+        except duckdb.OutOfMemoryException as exc:
+            raised_mb = -(-2 * memory_limit_bytes(con) // 10**6)
+            if raised_mb > bounds.columnar_memory_ceiling_mb:
+                raise
+            from payments.kernel.observability import logger
+
+            logger.warning(
+                "reconciliation: duckdb ran out of its memory limit; the statement runs again with twice the limit",
+                extra={"statement": name, "memory_limit_mb": raised_mb, "error": str(exc).splitlines()[0]},
+            )
+            con.execute(f"SET memory_limit = '{raised_mb}MB'")
+
+
 def _ledger_view(con: Any, ledger: LedgerSource, day: str | None, work_dir: Path) -> None:
     """``ledger_copy``: the lake's Parquet objects of the day, or the source's day written as the copy's rows."""
     columns = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in lake.COLUMNS)
@@ -359,10 +396,13 @@ def prepare(
     ledger: LedgerSource,
     day: str | None,
     work_dir: Path,
+    bounds: Bounds | None = None,
 ) -> Query:
     """The inputs (``settled``, ``adjusted``, ``params``, ``ledger_copy``) and the statements that create tables,
     on a duckdb connection; returns the :data:`Query` that runs the others on it. ``entries`` None: the
-    connection holds ``settled`` already (:mod:`.fastfold` filled it)."""
+    connection holds ``settled`` already (:mod:`.fastfold` filled it). A statement that runs out of the
+    connection's memory limit runs again with more (:func:`execute_bounded`, up to ``bounds``' ceiling)."""
+    bounds = bounds or Bounds()
     sql = statements()
     if entries is not None:
         con.execute(
@@ -379,7 +419,7 @@ def prepare(
     con.execute(f"CREATE TABLE params AS SELECT CAST({literal(day)} AS VARCHAR) AS window_day")
     _ledger_view(con, ledger, day, work_dir)
     for name in TABLES:
-        con.execute(sql[name])
+        execute_bounded(con, sql[name], bounds, name)
 
     def query(name: str, *params: int) -> Any:
         """Run statement ``name``, its ``?`` (an integer: a limit) filled in as literals, in order."""
@@ -388,7 +428,7 @@ def prepare(
             raise ValueError(f"{name}: {text.count('?')} placeholder(s), {len(params)} value(s)")
         for value in params:
             text = text.replace("?", literal(int(value)), 1)
-        return con.execute(text)
+        return execute_bounded(con, text, bounds, name)
 
     return query
 
@@ -415,7 +455,7 @@ def match(
         on_disk = entries is not None and entries.stat().st_size > IN_MEMORY_MAX_ENTRY_BYTES
         connection = connect(work_dir, bounds, on_disk=on_disk)
     with contextlib.closing(connection) as con:
-        query = prepare(con, entries, partial.adjustments, ledger, day, work_dir)
+        query = prepare(con, entries, partial.adjustments, ledger, day, work_dir, bounds)
         return outcomes(query, partial, ledger, bounds, day, on_match)
 
 

@@ -230,11 +230,13 @@ def fold_file(path: Path, bounds: Bounds, con: Any, work_dir: Path) -> Fold | No
         return None
     import duckdb
 
+    from payments.reconciliation.columnar import execute_bounded
+
     try:
         # one thread, in the file's order: row_number() OVER () is then the line's number in the file
         con.execute("SET threads = 1")
         con.execute("SET preserve_insertion_order = true")
-        con.execute(_fold_sql(path, layout, bounds))
+        execute_bounded(con, _fold_sql(path, layout, bounds), bounds, "fold")
     except duckdb.InvalidInputException:  # the CSV reader refused the file (a line beyond its own bound, say)
         return None
     finally:

@@ -3,7 +3,8 @@ join met (in the order a bounded three-way check keeps them) and the matched cha
 pending money) are derived from ``ledger_day`` and that table (payments/reconciliation/sql/charges.sql).
 
 The reference here is the join's every row, matches included, and the statements that read it (what the SQL did
-before it stopped writing the matches): on a generated day with every kind of difference, both agree exactly."""
+before it stopped writing the matches): on a generated day with every kind of difference, both agree exactly.
+And a statement that runs out of duckdb's memory limit runs again with twice the limit, up to a ceiling."""
 
 from __future__ import annotations
 
@@ -114,3 +115,43 @@ def test_the_matches_derived_from_the_day_equal_the_join_s_own_rows(tmp_path: Pa
     assert missing.fetchone() == (1,)
     assert sorted(query("matched_charges").fetchall()) == sorted(con.execute(REFERENCE["matched_charges"]).fetchall())
     con.close()
+
+
+class _RunsOutOnce:
+    """A duckdb connection whose first run of ``statement`` raises duckdb's out-of-memory error, as duckdb does."""
+
+    def __init__(self, con: Any, statement: str, times: int = 1):
+        self.con, self.statement, self.times = con, statement, times
+        self.runs: list[str] = []
+
+    def execute(self, sql: str) -> Any:
+        import duckdb
+
+        self.runs.append(sql)
+        if sql == self.statement and self.times:
+            self.times -= 1
+            raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 4.0 MiB")
+        return self.con.execute(sql)
+
+
+def test_a_statement_out_of_memory_runs_again_with_twice_the_limit_up_to_the_ceiling() -> None:
+    import duckdb
+
+    bounds = replace(Bounds(), columnar_memory_limit="256MB", columnar_memory_ceiling_mb=1024)
+    with duckdb.connect(config={"memory_limit": bounds.columnar_memory_limit}) as real:
+        # Given a statement that runs out of the limit twice, then completes
+        con = _RunsOutOnce(real, "CREATE TABLE t AS SELECT 1 AS x", times=2)
+        # When it runs bounded
+        columnar.execute_bounded(con, "CREATE TABLE t AS SELECT 1 AS x", bounds, "t")
+        # Then it ran three times, at 256, 512 and 1,024 MB, and the raised limit stays
+        assert [r for r in con.runs if r.startswith("SET")] == [
+            "SET memory_limit = '512MB'",
+            "SET memory_limit = '1024MB'",
+        ]
+        assert real.execute("SELECT x FROM t").fetchall() == [(1,)]
+        assert abs(columnar.memory_limit_bytes(real) - 1024 * 10**6) < 2**20  # duckdb answers '976.5 MiB'
+        # and a statement that runs out at the ceiling is the caller's error: never a limit above it
+        con = _RunsOutOnce(real, "SELECT 2", times=5)
+        with pytest.raises(duckdb.OutOfMemoryException):
+            columnar.execute_bounded(con, "SELECT 2", bounds, "two")
+        assert [r for r in con.runs if r.startswith("SET")] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 from functions.reconcile.handler import handler as reconcile_handler
 from payments.reconciliation import adyen, chunks, engine
@@ -133,7 +134,7 @@ def test_a_large_merge_matches_in_a_database_file_and_drops_its_rows_file(monkey
 
     def prepare(con, rows, *args):  # type: ignore[no-untyped-def]
         query = real_prepare(con, rows, *args)
-        work = args[-1]
+        work = next(arg for arg in args if isinstance(arg, Path))  # the work directory
         seen.append((sorted(p.name for p in work.iterdir()), con.execute("PRAGMA database_list").fetchall()[0][2]))
         return query
 
