@@ -163,7 +163,8 @@ RECONCILE = Function(
     description="Reconciles a settlement file under incoming/ with the ledger; writes reports/",
     #: 1,769 MB is where Lambda gives a function one full vCPU; the engine is single-threaded and CPU-bound,
     #: so more buys no speed. Its memory is bounded whatever the file's size: duckdb's limit for the matching
-    #: (Bounds.columnar_memory_limit, 256 MB; it spills to /tmp above it), a chunk's entries (~50 MiB), at most
+    #: (Bounds.columnar_memory_limit, 256 MB; it spills to /tmp above it; a statement that runs out anyway runs
+    #: again with more, up to Bounds.columnar_memory_ceiling_mb, 1 GB), a chunk's entries (~50 MiB), at most
     #: 100k mismatches kept for the report.
     memory_mb=1769,
     #: Below the 900 s TimeoutSeconds of every Task in the ASL, so that a run that is too slow fails
