@@ -9,6 +9,13 @@ wall time and peak RSS (``VmHWM``, interpreter included). The floor is the same
 interpreter doing ``import boto3; boto3.client("dynamodb")``. Floor and functions are run
 alternately, round after round (the order rotates each round), so machine noise hits both.
 
+Two more floors, in the same rounds, say how much of a function's cold start is ours: ``libraries``
+is the floor plus the libraries every function uses and nothing of ours (Powertools' Logger, Metrics
+and Tracer patching botocore, one pydantic model built and validated); ``libraries-api`` adds what the
+checkout API uses (Powertools' REST resolver with validation, one route, the idempotency store). A
+function's time above its library floor is our code; the library floor above the floor is the price of
+those libraries, which no change of ours takes off.
+
 Where it runs (``lambda_layout``): Lambda's code layout rebuilt in ``payments_dev/bench/out/lambda/``
 with a Python of the runtime's version (3.13, found as the bundling finds it): the asset
 built by ``infra.bundling.LocalPythonBundling`` for this machine's architecture, first on
@@ -84,6 +91,40 @@ peak_kib = hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"wall": t1 - t0, "cpu": c1 - c0, "maxrss_mib": peak_kib / 1024}}))
 """
 FLOOR = 'import boto3\nboto3.client("dynamodb")'
+#: the floor plus what every function uses by the house rules, and nothing of ours: Powertools' Logger, Metrics and
+#: Tracer (patching botocore, as ``payments.kernel.observability`` does) and a pydantic model built and validated
+LIBRARIES = """import boto3
+from decimal import Decimal
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from pydantic import BaseModel
+Logger(); Metrics(); Tracer(patch_modules=("botocore",))
+class Order(BaseModel):
+    payment_order_id: str
+    amount: Decimal
+Order.model_validate({"payment_order_id": "po-1", "amount": "1.00"})
+client = boto3.client("dynamodb")"""
+#: and what the checkout API adds (the payment function): the REST resolver with validation and OpenAPI, one
+#: route taking that model, and the idempotency store on the same client
+API_LIBRARIES = (
+    LIBRARIES
+    + """
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+app = APIGatewayRestResolver(enable_validation=True)
+@app.post("/orders")
+def create(order: Order) -> dict:
+    return {}
+DynamoDBPersistenceLayer(table_name="idempotency", boto3_client=client)"""
+)
+#: the library floor each function is compared with (the others: LIBRARIES)
+API_FUNCTIONS = ("payment",)
+
+
+def library_floor(name: str) -> str:
+    """The target of the libraries ``name`` stands on (``libraries`` or ``libraries-api``)."""
+    return "libraries-api" if name in API_FUNCTIONS else "libraries"
+
+
 IMPORT_ONLY = "import functions.{name}.handler"
 IMPORT_AND_CLIENT = 'import functions.{name}.handler\nfrom payments.kernel import aws\naws.client("dynamodb")'
 
@@ -238,7 +279,11 @@ def run(repeats: int = 5, functions: tuple[str, ...] = FUNCTIONS, lambda_python:
         log("  cold start: no Python 3.13 here; measuring with this interpreter (see the notes)")
     source = source_tree() if layout is None else None
     # (name, variant, body, source copy, sources_only)
-    targets: list[tuple[str, str, str, Path | None, bool]] = [("floor", "pyc", FLOOR, None, False)]
+    targets: list[tuple[str, str, str, Path | None, bool]] = [
+        ("floor", "pyc", FLOOR, None, False),
+        ("libraries", "pyc", LIBRARIES, None, False),
+        ("libraries-api", "pyc", API_LIBRARIES, None, False),
+    ]
     for name in functions:
         targets.append((name, "import", IMPORT_ONLY.format(name=name), None, False))
         targets.append((name, "pyc", IMPORT_AND_CLIENT.format(name=name), None, False))
@@ -247,7 +292,7 @@ def run(repeats: int = 5, functions: tuple[str, ...] = FUNCTIONS, lambda_python:
     for round_ in range(repeats):
         shift = round_ % len(targets)
         for name, variant, body, src, sources_only in targets[shift:] + targets[:shift]:  # rotate the order each round
-            env = deployed_env(name if name != "floor" else "bench")
+            env = deployed_env(name if name in FUNCTIONS else "bench")
             samples[(name, variant)].append(sample(body, env, src, layout=layout, sources_only=sources_only))
         log(f"  cold start: round {round_ + 1}/{repeats} done")
     result: dict[str, Any] = {"repeats": repeats, "targets": {}, "layout": None}
